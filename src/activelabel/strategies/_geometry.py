@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from ._base import FloatArray, chunks
 
@@ -137,5 +139,8 @@ def fit_centroids(
         fit_on = X
     seed = int(rng.integers(0, 2**31 - 1))
     km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=max_iter, random_state=seed)
-    km.fit(fit_on)
+    with warnings.catch_warnings():
+        # fewer distinct points than clusters: callers top up empty clusters themselves
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km.fit(fit_on)
     return np.asarray(km.cluster_centers_, dtype=X.dtype)

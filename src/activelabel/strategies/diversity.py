@@ -71,28 +71,32 @@ class KCenterGreedy(QueryStrategy):
             return Selection(np.empty(0, dtype=np.intp), np.empty(0))
         sq_norms = row_sq_norms(X)
         if labeled is not None:
-            min_d2 = min_sq_dist_to_set(X, sq_norms, labeled)
-        else:
-            min_d2 = np.full(n, np.inf, dtype=X.dtype)
-            min_d2[as_rng(random_state).integers(n)] = np.finfo(X.dtype).max
-        return _greedy_k_center(X, sq_norms, min_d2, k)
+            return _greedy_k_center(X, sq_norms, min_sq_dist_to_set(X, sq_norms, labeled), k)
+        # nothing labeled: the first center is a seeded random item, its score infinite
+        first = int(as_rng(random_state).integers(n))
+        min_d2 = sq_dist_to_point(X, sq_norms, X[first], out=np.empty(n, dtype=X.dtype))
+        min_d2[first] = -1.0
+        rest = _greedy_k_center(X, sq_norms, min_d2, k - 1)
+        return Selection(
+            np.concatenate([[first], rest.indices]).astype(np.intp),
+            np.concatenate([[np.inf], rest.scores]),
+        )
 
 
 def _greedy_k_center(
     X: FloatArray, sq_norms: FloatArray, min_d2: FloatArray, k: int
 ) -> Selection:
+    """Greedy farthest-first picks given each item's squared distance to the covered set."""
     picked = np.empty(k, dtype=np.intp)
     scores = np.empty(k, dtype=np.float64)
     buf = np.empty(X.shape[0], dtype=X.dtype)
     for step in range(k):
         i = int(np.argmax(min_d2))
         picked[step] = i
-        scores[step] = float(min_d2[i])
+        scores[step] = np.sqrt(max(float(min_d2[i]), 0.0))
         sq_dist_to_point(X, sq_norms, X[i], out=buf)
         np.minimum(min_d2, buf, out=min_d2)
         min_d2[i] = -1.0  # never again, even for exact duplicates
-    finite = np.isfinite(scores) & (scores < np.finfo(X.dtype).max)
-    scores = np.where(finite, np.sqrt(np.maximum(scores, 0.0)), np.inf)
     return Selection(picked, scores)
 
 
