@@ -5,8 +5,8 @@ import pytest
 
 import activelabel
 from activelabel.strategies import Badge, ClusterMargin
-from activelabel.strategies.hybrid import _round_robin, _sq_dist_to_gradient
 from activelabel.strategies._geometry import row_sq_norms
+from activelabel.strategies.hybrid import _round_robin, _sq_dist_to_gradient
 
 
 def near_duplicate_pool(seed: int = 0):
