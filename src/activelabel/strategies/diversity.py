@@ -26,7 +26,7 @@ from ._geometry import (
     row_sq_norms,
     sq_dist_to_point,
 )
-from .uncertainty import uncertainty_scores
+from .uncertainty import scores_of_checked
 
 __all__ = ["DensityWeighted", "KCenterGreedy", "KMeansSampling", "cold_start"]
 
@@ -209,7 +209,7 @@ class DensityWeighted(QueryStrategy):
         p = as_probs(self._require("probs", probs))
         X = as_embeddings(self._require("embeddings", embeddings), n_rows=p.shape[0])
         as_labeled_embeddings(labeled_embeddings, X.shape[1])  # checked, not used
-        scores = uncertainty_scores(p, self.measure)
+        scores = scores_of_checked(p, self.measure)
         scores *= pool_density(X) ** self.beta
         scores = weight_by_class_value(scores, p, as_class_weights(class_weights, p.shape[1]))
         idx = top_k(scores, k)

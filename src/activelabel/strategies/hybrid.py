@@ -22,7 +22,7 @@ from ._base import (
     weight_by_class_value,
 )
 from ._geometry import fit_centroids, row_sq_norms
-from .uncertainty import uncertainty_scores
+from .uncertainty import scores_of_checked
 
 __all__ = ["Badge", "ClusterMargin"]
 
@@ -64,7 +64,7 @@ class ClusterMargin(QueryStrategy):
         p = as_probs(self._require("probs", probs))
         X = as_embeddings(self._require("embeddings", embeddings), n_rows=p.shape[0])
         as_labeled_embeddings(labeled_embeddings, X.shape[1])  # checked, not used
-        scores = uncertainty_scores(p, "margin")
+        scores = scores_of_checked(p, "margin")
         scores = weight_by_class_value(scores, p, as_class_weights(class_weights, p.shape[1]))
         n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
         cand = top_k(scores, n_cand)  # most uncertain first

@@ -26,7 +26,14 @@ from ._base import (
     weight_by_class_value,
 )
 
-__all__ = ["Entropy", "LeastConfidence", "Margin", "UncertaintySampling", "uncertainty_scores"]
+__all__ = [
+    "Entropy",
+    "LeastConfidence",
+    "Margin",
+    "UncertaintySampling",
+    "scores_of_checked",
+    "uncertainty_scores",
+]
 
 ScoreFn = Callable[[NDArray[np.floating[Any]]], NDArray[np.floating[Any]]]
 
@@ -84,12 +91,13 @@ def uncertainty_scores(
     ``multilabel=True`` each column is an independent label probability and the binary
     uncertainties are averaged over labels.
     """
+    return scores_of_checked(as_probs(probs, multilabel=multilabel), measure, multilabel)
+
+
+def scores_of_checked(p: FloatArray, measure: str, multilabel: bool = False) -> NDArray[np.float64]:
+    """:func:`uncertainty_scores` for ``probs`` already checked by ``as_probs`` (no second pass)."""
     if measure not in _MEASURES:
         raise ValueError(f"unknown uncertainty measure {measure!r}; use one of {sorted(_MEASURES)}")
-    return _scores(as_probs(probs, multilabel=multilabel), measure, multilabel)
-
-
-def _scores(p: FloatArray, measure: str, multilabel: bool) -> NDArray[np.float64]:
     fn = _MEASURES[measure][1 if multilabel else 0]
     out = np.empty(p.shape[0], dtype=np.float64)
     for start, stop in chunks(p.shape[0]):
@@ -129,12 +137,8 @@ class UncertaintySampling(QueryStrategy):
         random_state: int | np.random.Generator | None = None,
     ) -> Selection:
         k = check_k(k)
-        if self.measure not in _MEASURES:
-            raise ValueError(
-                f"unknown uncertainty measure {self.measure!r}; use one of {sorted(_MEASURES)}"
-            )
         p: FloatArray = as_probs(self._require("probs", probs), multilabel=self.multilabel)
-        scores = _scores(p, self.measure, self.multilabel)
+        scores = scores_of_checked(p, self.measure, self.multilabel)
         weights = as_class_weights(class_weights, p.shape[1])
         scores = weight_by_class_value(scores, p, weights)
         idx = top_k(scores, k)
