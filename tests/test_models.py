@@ -1,0 +1,378 @@
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB, MultinomialNB
+from sklearn.svm import LinearSVC
+
+from activelabel.models import (
+    CALIBRATION_MIN_LABELS,
+    MODEL_NAMES,
+    BootstrapCommittee,
+    Classifier,
+    NaiveBayes,
+    make_model,
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_digits(return_X_y=True)
+    return X, y
+
+
+def _blobs(n_per_class: int, labels: list[object], seed: int = 0) -> tuple[np.ndarray, list[Any]]:
+    """Well separated Gaussian blobs, one per label, 5 features."""
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(4.0 * i, 1.0, size=(n_per_class, 5)) for i in range(len(labels))])
+    y = [lab for lab in labels for _ in range(n_per_class)]
+    return X, y
+
+
+# ---- label set alignment ---------------------------------------------------------------------
+
+
+def test_absent_classes_get_zero_columns_and_rows_sum_to_one() -> None:
+    X, y = _blobs(10, ["ham", "spam"])
+    clf = Classifier(classes=["eggs", "ham", "spam"]).fit(X, y)
+    probs = clf.predict_proba(X)
+    assert probs.shape == (20, 3)
+    assert probs.dtype == np.float64
+    np.testing.assert_array_equal(probs[:, 0], 0.0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert clf.classes_ == ["eggs", "ham", "spam"]
+    assert list(clf.predict(X[:1])) == ["ham"]
+    assert list(clf.predict(X[-1:])) == ["spam"]
+
+
+def test_classes_default_to_sorted_labels_seen() -> None:
+    X, y = _blobs(8, [7, 3, 5])
+    clf = Classifier().fit(X, y)
+    assert clf.classes_ == [3, 5, 7]
+    pred = clf.predict(X)
+    assert pred.dtype.kind == "i"
+    assert (pred == np.asarray(y)).mean() > 0.9
+
+
+def test_integer_labels_with_gaps_align_to_given_order() -> None:
+    X, y = _blobs(8, [10, 30])
+    clf = Classifier(classes=[30, 20, 10]).fit(X, y)
+    probs = clf.predict_proba(X)
+    np.testing.assert_array_equal(probs[:, 1], 0.0)
+    assert probs[0, 2] > 0.5  # first row is a 10
+    assert probs[-1, 0] > 0.5  # last row is a 30
+
+
+def test_one_class_seed_predicts_that_class_with_probability_one() -> None:
+    X, _ = _blobs(4, ["a"])
+    clf = Classifier(classes=["a", "b", "c"]).fit(X, ["b"] * 4)
+    probs = clf.predict_proba(np.zeros((3, 5)))
+    np.testing.assert_array_equal(probs, [[0.0, 1.0, 0.0]] * 3)
+    assert list(clf.predict(np.zeros((2, 5)))) == ["b", "b"]
+
+
+def test_one_class_with_forced_calibration_is_an_error() -> None:
+    X, _ = _blobs(4, ["a"])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        Classifier(classes=["a", "b"], calibrate=True).fit(X, ["a"] * 4)
+
+
+def test_unknown_label_names_label_and_known_set() -> None:
+    X, _ = _blobs(2, ["a", "b"])
+    with pytest.raises(ValueError, match=r"\['zebra'\].*\['a', 'b'\]"):
+        Classifier(classes=["a", "b"]).fit(X, ["a", "b", "zebra", "a"])
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.zeros((3, 2)), ["a", "b"], "3 rows but y has 2"),
+        (np.zeros((0, 2)), [], "0 labeled"),
+        (np.zeros(3), ["a", "b", "a"], "shape"),
+    ],
+)
+def test_bad_fit_inputs_are_rejected(X: np.ndarray, y: list[Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Classifier().fit(X, y)
+
+
+def test_duplicate_classes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        Classifier(classes=["a", "a"]).fit(np.zeros((2, 2)), ["a", "a"])
+
+
+def test_predict_before_fit_raises_not_fitted() -> None:
+    with pytest.raises(NotFittedError):
+        Classifier().predict_proba(np.zeros((1, 2)))
+
+
+def test_sparse_tfidf_input() -> None:
+    texts = ["cheap pills buy now", "win money now", "meeting at noon", "lunch at noon today"] * 5
+    y = ["spam", "spam", "ham", "ham"] * 5
+    X = TfidfVectorizer(dtype=np.float32).fit_transform(texts)
+    assert sp.issparse(X)
+    clf = Classifier(classes=["ham", "spam", "other"]).fit(X, y)
+    probs = clf.predict_proba(X[:4])
+    assert probs.shape == (4, 3)
+    assert list(clf.predict(X[:4])) == ["spam", "spam", "ham", "ham"]
+
+
+def test_learns_digits(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    X = X / 16.0  # pixel scale, as ImageFeaturizer gives
+    clf = Classifier(classes=list(range(10)), random_state=0).fit(X[:300], y[:300])
+    assert (clf.predict(X[1000:]) == y[1000:]).mean() > 0.85
+
+
+def test_numpy_labels_become_plain_python_classes() -> None:
+    X, y = _blobs(4, ["b", "a"])
+    clf = Classifier().fit(X, np.asarray(y))
+    assert clf.classes_ == ["a", "b"]
+    assert all(type(c) is str for c in clf.classes_)
+
+
+def test_column_vector_labels_are_rejected_with_a_hint() -> None:
+    X, _ = _blobs(2, ["a", "b"])
+    with pytest.raises(ValueError, match="flat sequence"):
+        Classifier(classes=[0, 1]).fit(X, np.array([[0], [1], [0], [1]]))
+
+
+def test_fitted_classifier_pickles() -> None:
+    X, y = _blobs(10, ["a", "b"])
+    clf = make_model("naive_bayes", classes=["a", "b", "c"]).fit(np.abs(X), y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(np.abs(X)), clf.predict_proba(np.abs(X)))
+
+
+# ---- calibration -----------------------------------------------------------------------------
+
+
+def _forest() -> RandomForestClassifier:
+    return RandomForestClassifier(n_estimators=10, random_state=0)
+
+
+def _two_blobs(n_per_class: int, separation: float, seed: int = 0) -> tuple[np.ndarray, list[Any]]:
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(separation * i, 1.0, size=(n_per_class, 5)) for i in range(2)])
+    return X, ["a"] * n_per_class + ["b"] * n_per_class
+
+
+def test_auto_calibrates_an_underconfident_model() -> None:
+    X, y = _two_blobs(CALIBRATION_MIN_LABELS // 2, separation=4.0)
+    weak = LogisticRegression(C=1e-4)  # so regularised its probabilities stay near 0.5
+    raw = Classifier(weak, calibrate=False).fit(X, y).predict_proba(X)
+    clf = Classifier(weak, calibrate="auto").fit(X, y)
+    assert clf.calibrated_
+    assert isinstance(clf.models_[0], CalibratedClassifierCV)
+    assert clf.predict_proba(X).max(axis=1).mean() > raw.max(axis=1).mean() + 0.2
+
+
+def test_auto_calibrates_an_overconfident_forest() -> None:
+    X, y = _two_blobs(CALIBRATION_MIN_LABELS // 2, separation=0.7)  # overlapping classes
+    clf = Classifier(_forest(), calibrate="auto").fit(X, y)
+    assert clf.calibrated_
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_auto_keeps_a_model_that_calibration_would_not_improve() -> None:
+    X, y = _two_blobs(CALIBRATION_MIN_LABELS // 2, separation=4.0)
+    for estimator in (LogisticRegression(), _forest()):
+        clf = Classifier(estimator, calibrate="auto").fit(X, y)
+        assert not clf.calibrated_
+        assert type(clf.models_[0]) is type(estimator)
+
+
+def test_auto_skips_calibration_with_few_labels() -> None:
+    X, y = _two_blobs(5, separation=0.7)  # 10 labels < CALIBRATION_MIN_LABELS
+    assert not Classifier(_forest(), calibrate="auto").fit(X, y).calibrated_
+    X2, y2 = _two_blobs(20, separation=0.7)
+    y2[-18:] = ["a"] * 18  # 40 labels, but only 2 of class b
+    assert not Classifier(_forest(), calibrate="auto").fit(X2, y2).calibrated_
+
+
+def test_calibrate_false_never_and_true_always() -> None:
+    X, y = _blobs(30, ["a", "b"])
+    assert not Classifier(_forest(), calibrate=False).fit(X, y).calibrated_
+    forced = Classifier(LogisticRegression(), calibrate=True).fit(X, y)
+    assert forced.calibrated_
+    assert isinstance(forced.models_[0], CalibratedClassifierCV)
+
+
+def test_forced_calibration_with_too_few_per_class_says_how_many() -> None:
+    X, y = _blobs(5, ["a", "b"])
+    y[-4:] = ["a"] * 4  # class b has 1 label
+    with pytest.raises(ValueError, match="smallest class has 1"):
+        Classifier(calibrate=True).fit(X, y)
+
+
+def test_bad_calibrate_value() -> None:
+    with pytest.raises(ValueError, match="calibrate"):
+        Classifier(calibrate="yes").fit(np.zeros((2, 2)), ["a", "b"])  # type: ignore[arg-type]
+
+
+def test_estimator_without_predict_proba_needs_calibration() -> None:
+    X, y = _blobs(5, ["a", "b"])
+    with pytest.raises(TypeError, match="calibrate=True"):
+        Classifier(LinearSVC(), calibrate=False).fit(X, y)
+    clf = Classifier(LinearSVC(), calibrate=True).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+
+
+# ---- multi-label -----------------------------------------------------------------------------
+
+
+def _multilabel_data() -> tuple[np.ndarray, list[list[str]]]:
+    """'news' on every item, 'sport' on the first blob, 'politics' on the second."""
+    X, y = _blobs(10, ["sport", "politics"])
+    return X, [["news", lab] for lab in y]
+
+
+def test_multilabel_independent_probabilities_and_constant_columns() -> None:
+    X, Y = _multilabel_data()
+    clf = Classifier(classes=["news", "sport", "politics", "weather"], multilabel=True).fit(X, Y)
+    probs = clf.predict_proba(X)
+    assert probs.shape == (20, 4)
+    np.testing.assert_array_equal(probs[:, 0], 1.0)  # always present
+    np.testing.assert_array_equal(probs[:, 3], 0.0)  # never present
+    assert (probs[:10, 1] > 0.5).all()
+    assert (probs[10:, 2] > 0.5).all()
+    assert clf.predict(X[:1]) == [["news", "sport"]]
+    assert clf.predict(X[-1:]) == [["news", "politics"]]
+
+
+def test_multilabel_constant_column_survives_forced_calibration() -> None:
+    X, Y = _multilabel_data()
+    clf = Classifier(multilabel=True, calibrate=True).fit(X, Y)
+    assert clf.classes_ == ["news", "politics", "sport"]
+    np.testing.assert_array_equal(clf.predict_proba(X)[:, 0], 1.0)
+
+
+def test_multilabel_indicator_input() -> None:
+    X, _ = _blobs(10, ["a", "b"])
+    indicator = np.zeros((20, 3), dtype=int)
+    indicator[:10, 0] = 1
+    indicator[10:, 1] = 1
+    clf = Classifier(multilabel=True).fit(X, indicator)
+    assert clf.classes_ == [0, 1, 2]
+    probs = clf.predict_proba(X)
+    np.testing.assert_array_equal(probs[:, 2], 0.0)
+    assert clf.predict(X[:1]) == [[0]]
+    with pytest.raises(ValueError, match="3 columns but classes names 2"):
+        Classifier(multilabel=True, classes=["x", "y"]).fit(X, indicator)
+
+
+def test_multilabel_rejects_plain_labels_and_unknown_labels() -> None:
+    X, _ = _blobs(2, ["a", "b"])
+    with pytest.raises(ValueError, match="row 0 is 'a'"):
+        Classifier(multilabel=True).fit(X, ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="not in the label set"):
+        Classifier(multilabel=True, classes=["a"]).fit(X, [["a"], ["b"], [], ["a"]])
+    with pytest.raises(ValueError, match="names no label at all"):
+        Classifier(multilabel=True).fit(X, [[], [], [], []])
+
+
+def test_multilabel_sparse_input() -> None:
+    X, Y = _multilabel_data()
+    clf = Classifier(multilabel=True).fit(sp.csr_matrix(np.abs(X)), Y)
+    assert clf.predict_proba(sp.csr_matrix(np.abs(X))).shape == (20, 3)
+
+
+# ---- make_model ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_make_model_every_name_fits_and_aligns(name: str) -> None:
+    X, y = _blobs(6, ["a", "b", "c"])
+    params: dict[str, Any] = {"n_estimators": 10} if name == "random_forest" else {}
+    clf = make_model(name, classes=["a", "b", "c", "d"], random_state=0, **params)
+    probs = clf.fit(np.abs(X), y).predict_proba(np.abs(X))
+    assert probs.shape == (18, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(probs[:, 3], 0.0)
+    assert (clf.predict(np.abs(X)) == np.asarray(y)).mean() > 0.6
+
+
+def test_make_model_default_is_logistic_regression_and_unknown_lists_names() -> None:
+    assert isinstance(make_model().estimator, LogisticRegression)
+    with pytest.raises(ValueError, match="logistic_regression, random_forest, naive_bayes, sgd"):
+        make_model("svm")
+
+
+def test_make_model_is_deterministic_under_random_state() -> None:
+    X, y = _blobs(20, ["a", "b"])
+    a = make_model("sgd", random_state=3).fit(X, y).predict_proba(X)
+    b = make_model("sgd", random_state=3).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_naive_bayes_picks_multinomial_for_nonnegative_features() -> None:
+    X, y = _blobs(5, ["a", "b"])
+    assert isinstance(NaiveBayes().fit(np.abs(X), y).estimator_, MultinomialNB)
+    assert isinstance(NaiveBayes().fit(sp.csr_matrix(np.abs(X)), y).estimator_, MultinomialNB)
+    assert isinstance(NaiveBayes().fit(X - 10.0, y).estimator_, GaussianNB)
+
+
+# ---- committee -------------------------------------------------------------------------------
+
+
+def test_committee_shape_and_absent_class_columns() -> None:
+    X, y = _blobs(10, ["a", "b"])
+    committee = BootstrapCommittee(n_members=4, classes=["a", "b", "c"], random_state=0)
+    probs = committee.fit(X, y).predict_proba(X[:7])
+    assert probs.shape == (4, 7, 3)
+    np.testing.assert_array_equal(probs[..., 2], 0.0)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0)
+    assert list(committee.predict(X[:1])) == ["a"]
+
+
+def test_committee_is_deterministic_under_random_state() -> None:
+    X, y = _blobs(10, ["a", "b"], seed=1)
+    first = BootstrapCommittee(random_state=7).fit(X, y).predict_proba(X)
+    again = BootstrapCommittee(random_state=7).fit(X, y).predict_proba(X)
+    other = BootstrapCommittee(random_state=8).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_committee_members_differ() -> None:
+    X, y = _blobs(10, ["a", "b"], seed=2)
+    probs = BootstrapCommittee(n_members=3, random_state=0).fit(X, y).predict_proba(X)
+    assert not np.allclose(probs[0], probs[1])
+
+
+def test_committee_members_see_two_classes_even_when_one_is_rare() -> None:
+    X, y = _blobs(15, ["a", "b"])
+    y = ["a"] * 29 + ["b"]  # a bootstrap of 30 misses the one 'b' ~36% of the time
+    committee = BootstrapCommittee(n_members=10, random_state=0).fit(X, y)
+    assert all(m.present_.shape[0] == 2 for m in committee.members_)
+
+
+def test_committee_from_one_class_and_bad_size() -> None:
+    X, _ = _blobs(5, ["a"])
+    probs = (
+        BootstrapCommittee(classes=["a", "b"], random_state=0).fit(X, ["a"] * 5).predict_proba(X)
+    )
+    np.testing.assert_array_equal(probs[..., 0], 1.0)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        BootstrapCommittee(n_members=1).fit(X, ["a"] * 5)
+
+
+def test_committee_accepts_classifier_and_sparse_input() -> None:
+    X, y = _blobs(10, ["a", "b"])
+    base = make_model("naive_bayes")
+    probs = (
+        BootstrapCommittee(base, n_members=3, random_state=0)
+        .fit(sp.csr_matrix(np.abs(X)), y)
+        .predict_proba(sp.csr_matrix(np.abs(X)))
+    )
+    assert probs.shape == (3, 20, 2)
