@@ -1,0 +1,56 @@
+"""The benchmark scripts run end to end at a small size and report what they promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_query_speed_runs_every_strategy_and_the_numpy_bound(tmp_path: Path) -> None:
+    out = tmp_path / "qs.json"
+    done = run(
+        "query_speed.py", "--sizes", "2000", "--no-peers", "--repeats", "1", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    names = {(r["library"], r["label"]) for r in rows}
+    for strategy in ("random", "margin", "kcenter", "kmeans", "density", "cluster_margin", "badge"):
+        assert ("activelabel", strategy) in names
+    assert any(r["library"] == "numpy" for r in rows)
+    assert all(r["status"] == "ok" for r in rows), [r for r in rows if r["status"] != "ok"]
+
+
+def test_label_efficiency_reports_labels_to_target_and_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "le.json"
+    done = run(
+        "label_efficiency.py",
+        "--datasets",
+        "wine",
+        "--strategies",
+        "random,margin",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio to random" in done.stdout
+    summary = {
+        row["strategy"]: row for row in json.loads(out.read_text())["datasets"]["wine"]["summary"]
+    }
+    assert summary["random"]["ratio_to_random"] == 1.0
+    assert summary["margin"]["labels_to_target"] is not None
