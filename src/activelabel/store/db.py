@@ -1,0 +1,251 @@
+"""Engines, sessions, migrations, and every difference between SQLite and PostgreSQL.
+
+SQLite (the default) is one file under a data directory, in WAL mode with foreign keys on. Its
+write transactions start with ``BEGIN IMMEDIATE`` so that a transaction which reads and then
+writes (claiming a task, appending a revision) takes the single write lock up front instead of
+failing half way; sessions from ``session_factory(engine, readonly=True)`` start a plain
+deferred ``BEGIN`` and never block writers. PostgreSQL is chosen by URL
+(``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and serialises queue claims with
+``SELECT ... FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
+
+__all__ = [
+    "DB_FILENAME",
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "bind_value",
+    "bulk_insert",
+    "create_engine_for",
+    "default_url",
+    "dialect_of",
+    "for_update",
+    "for_update_skip_locked",
+    "in_values",
+    "insert_ignore",
+    "is_postgresql",
+    "migrate",
+    "session_factory",
+    "upsert",
+]
+
+DB_FILENAME = "activelabel.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Key of the PostgreSQL advisory lock held while migrating (any constant bigint).
+MIGRATION_LOCK_KEY = 0x6163746C6162  # "actlab"
+#: How long a SQLite connection waits for the write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READONLY = "activelabel_readonly"
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def default_url(data_dir: str | Path) -> str:
+    """SQLite URL of the database file inside ``data_dir`` (created if missing)."""
+    path = Path(data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / DB_FILENAME}"
+
+
+def create_engine_for(url: str | None = None, *, data_dir: str | Path | None = None,
+                      echo: bool = False) -> Engine:
+    """Engine for ``url``; without a URL, the SQLite file under ``data_dir``.
+
+    PostgreSQL URLs use the psycopg 3 driver (``postgresql+psycopg://user@host:port/db``); a
+    bare ``postgresql://`` is rewritten to it.
+    """
+    if url is None:
+        if data_dir is None:
+            raise ValueError("create_engine_for needs a database URL or a data_dir; pass "
+                             "data_dir='~/.local/share/activelabel' for the SQLite default")
+        url = default_url(data_dir)
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, echo)
+    if url.startswith("postgresql"):
+        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                     "postgresql+psycopg://USER@HOST:PORT/DB")
+
+
+def _sqlite_engine(url: str, echo: bool) -> Engine:
+    if ":memory:" in url or url.rstrip("/") == "sqlite:":
+        raise ValueError("an in-memory SQLite database cannot be shared between sessions; "
+                         "pass a file URL such as sqlite:///path/to/activelabel.db")
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20,
+                           connect_args={"check_same_thread": False,
+                                         "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (the driver's implicit BEGIN is
+    # deferred and would defeat BEGIN IMMEDIATE and savepoints).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    readonly = conn.get_execution_options().get(_READONLY, False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
+    """Session maker; ``readonly=True`` sessions never take SQLite's write lock.
+
+    Objects stay usable after commit (``expire_on_commit=False``). Use a read-only session for
+    long reads (a round loading labels) so writers are not held up; writing in one is an error
+    on SQLite only when another writer got in first.
+    """
+    bind = engine.execution_options(**{_READONLY: True}) if readonly else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+def dialect_of(session_or_conn: Session | Connection) -> str:
+    """``"sqlite"`` or ``"postgresql"`` for the connection this session talks to."""
+    bind = session_or_conn.get_bind() if isinstance(session_or_conn, Session) else session_or_conn
+    return bind.dialect.name
+
+
+def is_postgresql(session: Session) -> bool:
+    return dialect_of(session) == "postgresql"
+
+
+def for_update_skip_locked(stmt: SelectT, dialect: str) -> SelectT:
+    """Lock the selected rows, skipping rows other transactions hold (PostgreSQL).
+
+    On SQLite the statement is returned unchanged: the whole write transaction already holds
+    the database's single write lock (``BEGIN IMMEDIATE``), so claims are serialised.
+    """
+    if dialect == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def for_update(stmt: SelectT, dialect: str, *, of: Any = None) -> SelectT:
+    """Lock the selected rows until commit (PostgreSQL); unchanged on SQLite (see above)."""
+    if dialect == "postgresql":
+        return stmt.with_for_update(of=of)
+    return stmt
+
+
+def in_values(column: Any, values: Sequence[Any], dialect: str) -> Any:
+    """``column IN (values)``; on PostgreSQL one array parameter (``= ANY(:values)``), which
+    parses far faster than thousands of separate parameters."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def _dialect_insert(table: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported dialect {dialect!r}: expected sqlite or postgresql")
+
+
+def upsert(table: Any, dialect: str, index_elements: Sequence[str],
+           update_columns: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO UPDATE SET update_columns = excluded``."""
+    stmt = _dialect_insert(table, dialect)
+    return stmt.on_conflict_do_update(
+        index_elements=list(index_elements),
+        set_={name: getattr(stmt.excluded, name) for name in update_columns},
+    )
+
+
+def insert_ignore(table: Any, dialect: str, index_elements: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING``."""
+    stmt = _dialect_insert(table, dialect)
+    return stmt.on_conflict_do_nothing(
+        index_elements=list(index_elements))
+
+
+def bind_value(session: Session, column: ColumnElement[Any], value: Any) -> Any:
+    """``value`` as the driver receives it for ``column`` (type processing applied once)."""
+    dialect = session.get_bind().dialect
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if processor is None else processor(value)
+
+
+def bulk_insert(session: Session, table: Table, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> None:
+    """Insert driver-ready rows fast, in the session's transaction.
+
+    PostgreSQL streams them with ``COPY ... FROM STDIN``; SQLite uses the driver's
+    ``executemany``. Values bypass SQLAlchemy's type processing: pass JSON as text and
+    timestamps through :func:`bind_value`.
+    """
+    if not rows:
+        return
+    dbapi_conn = session.connection().connection.dbapi_connection
+    assert dbapi_conn is not None
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    cursor = dbapi_conn.cursor()
+    try:
+        if dialect_of(session) == "postgresql":
+            with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})",
+                               rows)
+    finally:
+        cursor.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configuration built in code (no alembic.ini): scripts shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; idempotent, safe when several processes start at once.
+
+    The upgrade runs in one transaction. PostgreSQL first takes a transaction-scoped advisory
+    lock, so a second process waits and then finds the schema current; on SQLite the
+    ``BEGIN IMMEDIATE`` write lock does the same.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        command.upgrade(alembic_config(conn), revision)

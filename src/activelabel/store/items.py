@@ -1,0 +1,193 @@
+"""Items: bulk import with per-row errors and duplicate reports, dense row numbers, reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
+
+from ._util import item_in_project, lock_project
+from .db import bind_value, bulk_insert, dialect_of, in_values
+from .errors import InvalidInput
+from .models import SPLITS, Item, utcnow
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "ImportResult",
+    "RowError",
+    "add_items",
+    "content_hash",
+    "count_items",
+    "get_item",
+    "item_ids_for_rows",
+    "iter_items",
+]
+
+DEFAULT_BATCH_SIZE = 5000
+MAX_EXTERNAL_ID = 255
+_FIELDS = frozenset({"external_id", "data", "split"})
+_COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row left out of an import: its 0-based position in the input and why."""
+
+    index: int
+    reason: str
+    external_id: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """Counts of an import; ``rejected`` rows were malformed, ``duplicates`` already present."""
+
+    inserted: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    duplicates: list[RowError] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.inserted + len(self.rejected) + len(self.duplicates)
+
+
+def _canonical(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the payload's canonical JSON (sorted keys), to spot identical content."""
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()
+
+
+def _check_row(row: Any) -> tuple[str, Mapping[str, Any], str]:
+    """(external_id, data, split) of a valid row; raises ValueError with the reason."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"row must be an object with external_id and data, got {type(row).__name__}")
+    if not row.keys() <= _FIELDS:
+        unknown = sorted(map(str, row.keys() - _FIELDS))
+        raise ValueError(f"unknown fields {', '.join(unknown)}: put payload fields inside data")
+    ext = row.get("external_id")
+    if type(ext) is not str:
+        if not isinstance(ext, int) or isinstance(ext, bool):
+            raise ValueError("external_id is missing or not a string")
+        ext = str(ext)
+    if not ext or len(ext) > MAX_EXTERNAL_ID or ext.isspace():
+        raise ValueError(f"external_id must have 1-{MAX_EXTERNAL_ID} characters, got {len(ext)}")
+    data = row.get("data")
+    if not isinstance(data, Mapping):
+        raise ValueError("data must be an object, e.g. {\"text\": \"...\"}")
+    split = row.get("split") or "pool"
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    return ext, data, split
+
+
+def _existing_ids(session: Session, project_id: int, ids: Sequence[str]) -> set[str]:
+    if not ids:
+        return set()
+    stmt = select(Item.external_id).where(
+        Item.project_id == project_id, in_values(Item.external_id, ids, dialect_of(session)))
+    return set(session.execute(stmt).scalars())
+
+
+def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]],
+                  next_row: int, result: ImportResult) -> int:
+    """Validate and insert one batch of (input index, row); returns the next free row number."""
+    valid: list[tuple[int, str, Mapping[str, Any], str]] = []
+    for index, raw in batch:
+        try:
+            valid.append((index, *_check_row(raw)))
+        except ValueError as exc:
+            ext = raw.get("external_id") if isinstance(raw, Mapping) else None
+            result.rejected.append(RowError(index, str(exc), None if ext is None else str(ext)))
+    known = _existing_ids(session, project_id, [v[1] for v in valid])
+    created = bind_value(session, Item.__table__.c.created_at, utcnow())
+    values: list[tuple[Any, ...]] = []
+    for index, ext, data, split in valid:
+        if ext in known:
+            result.duplicates.append(RowError(index, "external_id already in the project", ext))
+            continue
+        known.add(ext)
+        text = _canonical(data)
+        values.append((project_id, ext, text, split, hashlib.sha256(text.encode()).hexdigest(),
+                       next_row + len(values), created))
+    bulk_insert(session, cast(Table, Item.__table__), _COLUMNS, values)
+    result.inserted += len(values)
+    return next_row + len(values)
+
+
+def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
+              batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+    """Insert rows ``{external_id, data, split}`` in batches, streaming ``rows``.
+
+    Valid rows get dense row numbers after the project's last one. Malformed rows are listed in
+    ``rejected`` and rows whose external_id is already in the project (or earlier in ``rows``)
+    in ``duplicates``, each with its 0-based input index; neither stops the import. The caller
+    commits (all or nothing).
+    """
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    lock_project(session, project_id)
+    next_row = session.execute(
+        select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
+    ).scalar_one()
+    result = ImportResult()
+    numbered = enumerate(rows)
+    while batch := list(islice(numbered, batch_size)):
+        next_row = _insert_batch(session, project_id, batch, next_row, result)
+    return result
+
+
+def get_item(session: Session, project_id: int, item_id: int) -> Item:
+    return item_in_project(session, project_id, item_id)
+
+
+def count_items(session: Session, project_id: int, split: str | None = None) -> int:
+    stmt = select(func.count()).select_from(Item).where(Item.project_id == project_id)
+    if split is not None:
+        stmt = stmt.where(Item.split == split)
+    return int(session.execute(stmt).scalar_one())
+
+
+def iter_items(session: Session, project_id: int, *, batch_size: int = 10_000,
+               with_data: bool = True) -> Iterator[list[Row[Any]]]:
+    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages).
+
+    Memory stays at one batch: featurize a million items without loading them all.
+    """
+    columns: list[Any] = [Item.id, Item.row, Item.external_id, Item.split]
+    if with_data:
+        columns.append(Item.data)
+    last = -1
+    while True:
+        stmt = (select(*columns).where(Item.project_id == project_id, Item.row > last)
+                .order_by(Item.row).limit(batch_size))
+        batch = list(session.execute(stmt))
+        if not batch:
+            return
+        yield batch
+        last = batch[-1].row
+
+
+def item_ids_for_rows(session: Session, project_id: int, rows: Sequence[int]) -> list[int]:
+    """Item ids of the given array-store rows, in the same order; unknown rows raise."""
+    wanted = [int(r) for r in rows]
+    found: dict[int, int] = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start:start + 5000]
+        stmt = select(Item.row, Item.id).where(Item.project_id == project_id,
+                                               Item.row.in_(chunk))
+        found.update({r: i for r, i in session.execute(stmt)})
+    missing = [r for r in wanted if r not in found]
+    if missing:
+        raise InvalidInput(f"{len(missing)} rows are not items of project {project_id} "
+                           f"(first: {missing[:5]}); rows run 0..n-1 in import order")
+    return [found[r] for r in wanted]

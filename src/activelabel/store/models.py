@@ -1,0 +1,386 @@
+"""SQLAlchemy 2 models: the tables of a labeling deployment.
+
+Append-only tables (``annotations``, ``audit_events``, ``round_selections``) are only ever
+inserted into by the repository functions. Time columns are timezone-aware UTC everywhere
+(:class:`UTCDateTime` restores the zone SQLite drops).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "ANNOTATION_KINDS",
+    "JOB_KINDS",
+    "JOB_STATUSES",
+    "ROLES",
+    "ROUND_STATUSES",
+    "SPLITS",
+    "TASKS",
+    "Annotation",
+    "ApiToken",
+    "Assignment",
+    "AuditEvent",
+    "Base",
+    "Flag",
+    "Item",
+    "Job",
+    "Membership",
+    "ModelVersion",
+    "Project",
+    "Round",
+    "RoundSelection",
+    "UTCDateTime",
+    "User",
+    "utcnow",
+]
+
+TASKS = ("classification", "multilabel")
+ROLES = ("owner", "reviewer", "annotator")
+SPLITS = ("pool", "holdout", "gold")
+ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo")
+JOB_KINDS = ("round", "import")
+JOB_STATUSES = ("queued", "running", "done", "failed")
+ROUND_STATUSES = ("queued", "running", "done", "failed")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamp stored as UTC; always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware one, e.g. "
+                             "datetime.now(timezone.utc)")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    # none_as_null: Python None is stored as SQL NULL (not the JSON text 'null').
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(none_as_null=True),
+        list[Any]: JSON(none_as_null=True),
+    }
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> Any:
+    return mapped_column(ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+def _created() -> Any:
+    return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = _fk("users.id")
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "user_id"),)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(20))
+    labels: Mapped[list[Any]]
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    guidelines_version: Mapped[int] = mapped_column(Integer, default=1)
+    settings: Mapped[dict[str, Any]]
+    private_fields: Mapped[list[Any]]
+    created_by: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (_one_of("task", TASKS, "task"),)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (_one_of("role", ROLES, "role"), Index(None, "user_id"))
+
+
+class Item(Base):
+    """One unit to label. ``row`` is its dense index (0..n-1) in the project's array store."""
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    external_id: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]]
+    split: Mapped[str] = mapped_column(String(16), default="pool")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer)
+    queue_rank: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        UniqueConstraint("project_id", "row"),
+        # The queue: ranked items by rank, then unranked ones (rank IS NULL) by row.
+        Index(None, "project_id", "queue_rank", "row"),
+        _one_of("split", SPLITS, "split"),
+    )
+
+
+class Assignment(Base):
+    """A lease: the item is reserved for the user until ``expires_at`` (or release/completion)."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    item_id: Mapped[int] = _fk("items.id")
+    user_id: Mapped[int] = _fk("users.id")
+    leased_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "item_id", "expires_at"),
+        Index(None, "project_id", "user_id", "expires_at"),
+    )
+
+
+class Annotation(Base):
+    """One revision of one annotator's label for one item; never updated nor deleted.
+
+    ``annotator_id`` owns the revision chain (the person whose label it is); ``user_id`` wrote
+    this revision (the annotator, or a reviewer accepting/correcting). ``supersedes_id`` is
+    unique, so a chain is linear and two concurrent corrections of one revision conflict; the
+    partial unique index allows one chain root per (item, annotator). ``labels`` is NULL for
+    revisions that withdraw the label (undo, review_reject).
+    """
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    item_id: Mapped[int] = _fk("items.id")
+    annotator_id: Mapped[int] = _fk("users.id")
+    user_id: Mapped[int] = _fk("users.id")
+    kind: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list[Any] | None]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    supersedes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="RESTRICT"), unique=True)
+    round_id: Mapped[int | None] = _fk("rounds.id", nullable=True, ondelete="SET NULL")
+    client_key: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "client_key"),
+        Index("uq_annotations_chain_root", "item_id", "annotator_id", unique=True,
+              sqlite_where=text("supersedes_id IS NULL"),
+              postgresql_where=text("supersedes_id IS NULL")),
+        Index(None, "project_id", "id"),
+        _one_of("kind", ANNOTATION_KINDS, "kind"),
+    )
+
+
+class Flag(Base):
+    __tablename__ = "flags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    item_id: Mapped[int] = _fk("items.id")
+    user_id: Mapped[int] = _fk("users.id")
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "project_id", "resolved_at"), Index(None, "item_id"))
+
+
+class Job(Base):
+    """Durable background job (a round, an import); survives restarts of the worker."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = _fk("projects.id", nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    payload: Mapped[dict[str, Any]]
+    progress: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "status", "kind", "id"),
+        Index(None, "project_id", "id"),
+        _one_of("kind", JOB_KINDS, "kind"),
+        _one_of("status", JOB_STATUSES, "status"),
+    )
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    job_id: Mapped[int | None] = _fk("jobs.id", nullable=True, ondelete="SET NULL")
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True))
+    strategy: Mapped[str] = mapped_column(String(50))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    n_labels_used: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any] | None]
+    gain: Mapped[dict[str, Any] | None]
+    timings: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "number"),
+        _one_of("status", ROUND_STATUSES, "status"),
+    )
+
+
+class RoundSelection(Base):
+    """Why an item was put at the head of the queue: round, rank, score, strategy, model."""
+
+    __tablename__ = "round_selections"
+
+    round_id: Mapped[int] = mapped_column(
+        ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    strategy: Mapped[str] = mapped_column(String(50))
+    model_version_id: Mapped[int | None] = _fk("model_versions.id", nullable=True,
+                                               ondelete="SET NULL")
+
+    __table_args__ = (Index(None, "item_id"),)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    version: Mapped[int] = mapped_column(Integer)
+    round_id: Mapped[int | None] = _fk("rounds.id", nullable=True, ondelete="SET NULL")
+    parent_id: Mapped[int | None] = _fk("model_versions.id", nullable=True, ondelete="SET NULL")
+    artifact_path: Mapped[str | None] = mapped_column(String(1000))
+    training_set_hash: Mapped[str | None] = mapped_column(String(64))
+    n_train: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any] | None]
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "version"),
+        Index("uq_model_versions_one_active", "project_id", unique=True,
+              sqlite_where=text("is_active"), postgresql_where=text("is_active")),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only record of who changed what, with the state before and after."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = _fk("projects.id", nullable=True, ondelete="SET NULL")
+    actor_id: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str | None] = mapped_column(String(100))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "project_id", "id"), Index(None, "entity", "entity_id"))

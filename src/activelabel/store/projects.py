@@ -1,0 +1,175 @@
+"""Projects (task, label set, settings) and per-project roles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import MODEL_NAMES
+from ..strategies import DEFAULT_STRATEGY, STRATEGIES
+from ._util import get_or_raise
+from .db import dialect_of, upsert
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .models import ROLES, TASKS, Membership, Project, User
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "add_member",
+    "create_project",
+    "get_project",
+    "list_members",
+    "list_projects",
+    "remove_member",
+    "require_role",
+    "role_of",
+    "validate_labels",
+    "validate_settings",
+]
+
+#: Every project setting, with its default. Units are in the names.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "strategy": DEFAULT_STRATEGY,
+    "model": "logistic_regression",
+    "featurizer": "text",
+    "featurizer_params": {},
+    "batch_size": 50,
+    "overlap": 1,
+    "retrain_every_labels": 50,
+    "lease_seconds": 900,
+    "target_accuracy": None,
+    "label_budget": None,
+    "random_state": 0,
+}
+_POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
+_RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
+
+
+def validate_labels(task: str, labels: Sequence[Any]) -> list[Any]:
+    """Check the task and its label set: a non-empty list of distinct strings or integers."""
+    if task not in TASKS:
+        raise InvalidInput(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence) or not labels:
+        raise InvalidInput("labels must be a non-empty list, e.g. ['positive', 'negative']")
+    bad = [x for x in labels if isinstance(x, bool) or not isinstance(x, (str, int)) or x == ""]
+    if bad:
+        raise InvalidInput(f"labels must be non-empty strings or integers; bad: {bad[:5]!r}")
+    if len(set(labels)) != len(labels):
+        dupes = sorted({str(x) for x in labels if list(labels).count(x) > 1})
+        raise InvalidInput(f"labels must be distinct; repeated: {', '.join(dupes)}")
+    if task == "classification" and len(labels) < 2:
+        raise InvalidInput(f"classification needs at least 2 labels, got {len(labels)}")
+    return list(labels)
+
+
+def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults merged with ``settings``; unknown keys and bad values raise InvalidInput."""
+    given = dict(settings or {})
+    unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise InvalidInput(f"unknown settings {', '.join(unknown)}: known ones are "
+                           f"{', '.join(sorted(DEFAULT_SETTINGS))}")
+    merged = {**DEFAULT_SETTINGS, **given}
+    if merged["strategy"] not in STRATEGIES:
+        raise InvalidInput(f"unknown strategy {merged['strategy']!r}: use one of "
+                           f"{', '.join(sorted(STRATEGIES))}")
+    if merged["model"] not in MODEL_NAMES:
+        raise InvalidInput(f"unknown model {merged['model']!r}: use one of "
+                           f"{', '.join(MODEL_NAMES)}")
+    for key in _POSITIVE_INTS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInput(f"setting {key} must be a positive integer, got {value!r}")
+    target = merged["target_accuracy"]
+    if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
+        raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
+    if not isinstance(merged["featurizer_params"], dict):
+        raise InvalidInput("featurizer_params must be an object of keyword arguments")
+    return merged
+
+
+def create_project(session: Session, name: str, task: str, labels: Sequence[Any], *,
+                   guidelines: str = "", settings: Mapping[str, Any] | None = None,
+                   private_fields: Sequence[str] = (), created_by: int | None = None) -> Project:
+    """New project; its creator (if given) becomes its owner."""
+    if not name or len(name) > 200:
+        raise InvalidInput(f"project name must be 1-200 characters, got {len(name)}")
+    project = Project(name=name, task=task, labels=validate_labels(task, labels),
+                      guidelines=guidelines, guidelines_version=1,
+                      settings=validate_settings(settings), private_fields=list(private_fields),
+                      created_by=created_by)
+    if session.execute(select(Project.id).where(Project.name == name)).first() is not None:
+        raise Conflict(f"project {name!r} already exists: pick another name")
+    try:
+        with session.begin_nested():
+            session.add(project)
+    except IntegrityError as exc:
+        raise Conflict(f"project {name!r} already exists: pick another name") from exc
+    if created_by is not None:
+        add_member(session, project.id, created_by, "owner")
+    return project
+
+
+def get_project(session: Session, project_id: int) -> Project:
+    return get_or_raise(session, Project, project_id)
+
+
+def list_projects(session: Session, user_id: int | None = None) -> list[Project]:
+    """All projects (``user_id=None``) or those the user is a member of, by id."""
+    stmt = select(Project).order_by(Project.id)
+    if user_id is not None:
+        stmt = stmt.join(Membership, Membership.project_id == Project.id).where(
+            Membership.user_id == user_id)
+    return list(session.execute(stmt).scalars())
+
+
+def add_member(session: Session, project_id: int, user_id: int, role: str) -> Membership:
+    """Give the user ``role`` in the project (replacing any earlier role)."""
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    get_project(session, project_id)
+    get_or_raise(session, User, user_id)
+    stmt = upsert(Membership.__table__, dialect_of(session), ["project_id", "user_id"], ["role"])
+    session.execute(stmt.values(project_id=project_id, user_id=user_id, role=role))
+    return session.get(Membership, (project_id, user_id), populate_existing=True)  # type: ignore[return-value]
+
+
+def remove_member(session: Session, project_id: int, user_id: int) -> None:
+    member = session.get(Membership, (project_id, user_id))
+    if member is None:
+        raise NotFound(f"user {user_id} is not a member of project {project_id}")
+    session.delete(member)
+
+
+def list_members(session: Session, project_id: int) -> list[tuple[User, str]]:
+    stmt = (select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+            .where(Membership.project_id == project_id).order_by(User.username))
+    return [(user, role) for user, role in session.execute(stmt)]
+
+
+def role_of(session: Session, project_id: int, user_id: int) -> str | None:
+    """The user's role in the project, or None when not a member (admins are not implied)."""
+    stmt = select(Membership.role).where(Membership.project_id == project_id,
+                                         Membership.user_id == user_id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def require_role(session: Session, project_id: int, user: User, minimum: str) -> str:
+    """The caller's effective role, at least ``minimum`` (owner > reviewer > annotator).
+
+    Admins act as owners everywhere. Non-members get NotFound (the project stays hidden);
+    members with a lower role get Forbidden.
+    """
+    if minimum not in _RANK:
+        raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
+    get_project(session, project_id)
+    role = "owner" if user.is_admin else role_of(session, project_id, user.id)
+    if role is None:
+        raise NotFound(f"project {project_id} does not exist: check the id (list projects first)")
+    if _RANK[role] < _RANK[minimum]:
+        raise Forbidden(f"this needs the {minimum} role in project {project_id}; "
+                        f"{user.username} is {role}: ask an owner to change the role")
+    return role

@@ -1,0 +1,205 @@
+"""The task queue: leases handed out by queue rank, never beyond the project's overlap.
+
+An item counts against the overlap once per active lease (not released, not completed, not
+expired) and once per annotator whose current revision carries a label. Claims are safe under
+concurrent callers: on PostgreSQL candidate item rows are locked with ``FOR UPDATE SKIP LOCKED``
+and the counts are re-read after the lock (a fresh snapshot); on SQLite the write transaction
+(``BEGIN IMMEDIATE``) serialises claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from ._util import item_in_project
+from .db import dialect_of, for_update_skip_locked
+from .errors import InvalidInput, NotFound
+from .models import SPLITS, Annotation, Assignment, Item, RoundSelection, utcnow
+
+__all__ = ["MAX_TASKS", "Task", "active_lease_filter", "next_tasks", "release_task"]
+
+MAX_TASKS = 200
+#: Extra candidates locked per claim attempt, for those a concurrent claim filled meanwhile.
+_SLACK = 8
+_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Task:
+    """An item leased to the caller until ``expires_at``; ``selection`` says why it was chosen
+    (the latest round that ranked it), None for items not ranked by any round."""
+
+    item: Item
+    expires_at: datetime
+    selection: RoundSelection | None
+
+
+def active_lease_filter(now: datetime) -> ColumnElement[bool]:
+    """Assignments still holding their item at ``now``."""
+    return and_(Assignment.released_at.is_(None), Assignment.completed_at.is_(None),
+                Assignment.expires_at > now)
+
+
+def _labeled_head() -> ColumnElement[bool]:
+    """Annotation rows that are the current (unsuperseded) revision and carry a label."""
+    newer = aliased(Annotation)
+    return and_(Annotation.labels.is_not(None),
+                ~exists().where(newer.supersedes_id == Annotation.id))
+
+
+def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str] | None) -> None:
+    if not 1 <= n <= MAX_TASKS:
+        raise InvalidInput(f"n must be between 1 and {MAX_TASKS}, got {n}")
+    if lease_seconds < 1:
+        raise InvalidInput(f"lease_seconds must be >= 1, got {lease_seconds}")
+    if overlap < 1:
+        raise InvalidInput(f"overlap must be >= 1, got {overlap}")
+    if splits is not None and not set(splits) <= set(SPLITS):
+        raise InvalidInput(f"splits must be among {', '.join(SPLITS)}, got {sorted(splits)}")
+
+
+def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
+               lease_seconds: int = 900, overlap: int = 1, now: datetime | None = None,
+               splits: Collection[str] | None = None) -> list[Task]:
+    """Up to ``n`` items leased to the user: first the user's own unexpired leases (renewed),
+    then new items by ``queue_rank`` (ranked first, lowest rank first) and then ``row``.
+
+    Skipped: items the user already labeled or holds, and items whose active leases plus
+    current labels already reach ``overlap``. Fewer than ``n`` tasks means the queue is
+    exhausted for this user, or (PostgreSQL, under contention) that the remaining items are
+    being claimed by others right now: ask again. The caller commits.
+    """
+    _check_args(n, lease_seconds, overlap, splits)
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    own = _renew_own(session, project_id, user_id, n, now, expires)
+    new: list[int] = []
+    if len(own) < n:
+        new = _claim(session, project_id, user_id, n - len(own), now, overlap, splits, set(own))
+        if new:
+            session.execute(insert(Assignment), [
+                {"project_id": project_id, "item_id": i, "user_id": user_id,
+                 "leased_at": now, "expires_at": expires} for i in new])
+    return _tasks(session, [*own, *new], expires)
+
+
+def _renew_own(session: Session, project_id: int, user_id: int, n: int, now: datetime,
+               expires: datetime) -> list[int]:
+    stmt = (select(Assignment.id, Assignment.item_id)
+            .where(Assignment.project_id == project_id, Assignment.user_id == user_id,
+                   active_lease_filter(now))
+            .order_by(Assignment.leased_at, Assignment.id).limit(n))
+    rows = session.execute(stmt).all()
+    if rows:
+        session.execute(update(Assignment).where(Assignment.id.in_([r.id for r in rows]))
+                        .values(expires_at=expires).execution_options(synchronize_session=False))
+    return list(dict.fromkeys(r.item_id for r in rows))
+
+
+def _claim(session: Session, project_id: int, user_id: int, need: int, now: datetime,
+           overlap: int, splits: Collection[str] | None, seen: set[int]) -> list[int]:
+    """Lock candidates, re-count them under the lock, keep those still below the overlap."""
+    picked: list[int] = []
+    for _ in range(_ATTEMPTS):
+        want = need - len(picked)
+        candidates = _candidates(session, project_id, user_id, want + _SLACK, now, overlap,
+                                 splits, seen)
+        if not candidates:
+            break
+        seen.update(candidates)
+        free = _still_free(session, user_id, candidates, now, overlap)
+        picked += [i for i in candidates if i in free][:want]
+        if len(picked) >= need:
+            break
+    return picked
+
+
+def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int,
+                      splits: Collection[str] | None, seen: set[int]) -> list[Any]:
+    leases = (select(func.count()).select_from(Assignment)
+              .where(Assignment.item_id == Item.id, active_lease_filter(now))
+              .correlate(Item).scalar_subquery())
+    labels = (select(func.count()).select_from(Annotation)
+              .where(Annotation.item_id == Item.id, _labeled_head())
+              .correlate(Item).scalar_subquery())
+    mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
+    where: list[Any] = [Item.project_id == project_id, ~mine, leases + labels < overlap]
+    if splits is not None:
+        where.append(Item.split.in_(sorted(splits)))
+    if seen:
+        where.append(Item.id.not_in(sorted(seen)))
+    return where
+
+
+def _candidates(session: Session, project_id: int, user_id: int, limit: int, now: datetime,
+                overlap: int, splits: Collection[str] | None, seen: set[int]) -> list[int]:
+    """Ids of up to ``limit`` items that look free, ranked ones first; locked on PostgreSQL."""
+    where = _candidate_filter(project_id, user_id, now, overlap, splits, seen)
+    dialect = dialect_of(session)
+    found: list[int] = []
+    for ranked in (True, False):
+        rank_cond = Item.queue_rank.is_not(None) if ranked else Item.queue_rank.is_(None)
+        order = (Item.queue_rank, Item.row) if ranked else (Item.row,)
+        stmt = (select(Item.id).where(*where, rank_cond).order_by(*order)
+                .limit(limit - len(found)))
+        found += session.execute(for_update_skip_locked(stmt, dialect)).scalars().all()
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: datetime,
+                overlap: int) -> set[int]:
+    """Of ``item_ids`` (locked by the caller), those below the overlap and not the user's,
+    counted in a fresh statement so that claims committed meanwhile are seen."""
+    leases = dict(session.execute(
+        select(Assignment.item_id, func.count()).where(
+            Assignment.item_id.in_(item_ids), active_lease_filter(now))
+        .group_by(Assignment.item_id)).all())
+    labels = dict(session.execute(
+        select(Annotation.item_id, func.count()).where(
+            Annotation.item_id.in_(item_ids), _labeled_head())
+        .group_by(Annotation.item_id)).all())
+    mine = set(session.execute(
+        select(Annotation.item_id).where(Annotation.item_id.in_(item_ids),
+                                         Annotation.annotator_id == user_id)).scalars())
+    held = set(session.execute(
+        select(Assignment.item_id).where(Assignment.item_id.in_(item_ids),
+                                         Assignment.user_id == user_id,
+                                         active_lease_filter(now))).scalars())
+    return {i for i in item_ids
+            if i not in mine and i not in held and leases.get(i, 0) + labels.get(i, 0) < overlap}
+
+
+def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:
+    if not item_ids:
+        return []
+    items = {i.id: i for i in session.execute(select(Item).where(Item.id.in_(item_ids))).scalars()}
+    latest = (select(RoundSelection.item_id, func.max(RoundSelection.round_id).label("round_id"))
+              .where(RoundSelection.item_id.in_(item_ids)).group_by(RoundSelection.item_id)
+              .subquery())
+    selections = {s.item_id: s for s in session.execute(
+        select(RoundSelection).join(latest, and_(RoundSelection.item_id == latest.c.item_id,
+                                                 RoundSelection.round_id == latest.c.round_id))
+    ).scalars()}
+    return [Task(items[i], expires, selections.get(i)) for i in item_ids]
+
+
+def release_task(session: Session, project_id: int, user_id: int, item_id: int, *,
+                 now: datetime | None = None) -> None:
+    """Give back the user's active lease on the item; NotFound when there is none."""
+    item_in_project(session, project_id, item_id)
+    now = now or utcnow()
+    result = session.execute(
+        update(Assignment).where(Assignment.item_id == item_id, Assignment.user_id == user_id,
+                                 active_lease_filter(now))
+        .values(released_at=now).execution_options(synchronize_session=False))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"user {user_id} holds no active lease on item {item_id}: it expired, "
+                       "was completed, or was never handed out")

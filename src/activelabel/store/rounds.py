@@ -1,0 +1,190 @@
+"""Rounds (train, score, select), their selections (provenance) and model versions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from ._util import lock_project
+from .errors import Conflict, InvalidInput, NotFound
+from .models import Item, ModelVersion, Round, RoundSelection, utcnow
+
+__all__ = [
+    "activate_model_version",
+    "active_model_version",
+    "create_model_version",
+    "create_round",
+    "fail_round",
+    "finish_round",
+    "get_model_version",
+    "get_round",
+    "list_models",
+    "list_rounds",
+    "record_selection",
+    "round_selections",
+    "start_round",
+]
+
+
+def create_round(session: Session, project_id: int, *, strategy: str, batch_size: int,
+                 job_id: int | None = None) -> Round:
+    """New queued round numbered after the project's last one (1, 2, ...)."""
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    lock_project(session, project_id)
+    last = session.execute(select(func.max(Round.number)).where(
+        Round.project_id == project_id)).scalar()
+    rnd = Round(project_id=project_id, number=(last or 0) + 1, status="queued",
+                strategy=strategy, batch_size=batch_size, job_id=job_id)
+    session.add(rnd)
+    session.flush()
+    return rnd
+
+
+def get_round(session: Session, project_id: int, round_id: int) -> Round:
+    rnd = session.get(Round, round_id)
+    if rnd is None or rnd.project_id != project_id:
+        raise NotFound(f"round {round_id} does not exist in project {project_id}: list the rounds")
+    return rnd
+
+
+def list_rounds(session: Session, project_id: int) -> list[Round]:
+    stmt = select(Round).where(Round.project_id == project_id).order_by(Round.number)
+    return list(session.execute(stmt).scalars())
+
+
+def start_round(session: Session, project_id: int, round_id: int, *,
+                now: datetime | None = None) -> Round:
+    rnd = get_round(session, project_id, round_id)
+    if rnd.status != "queued":
+        raise Conflict(f"round {round_id} is {rnd.status}, only a queued round can start")
+    rnd.status, rnd.started_at = "running", now or utcnow()
+    return rnd
+
+
+def finish_round(session: Session, project_id: int, round_id: int, *,
+                 model_version_id: int | None = None, n_labels_used: int | None = None,
+                 metrics: Mapping[str, Any] | None = None, gain: Mapping[str, Any] | None = None,
+                 timings: Mapping[str, float] | None = None,
+                 now: datetime | None = None) -> Round:
+    """Mark the round done with its results; ``timings`` holds train_s, score_s, select_s."""
+    rnd = get_round(session, project_id, round_id)
+    if rnd.status not in ("queued", "running"):
+        raise Conflict(f"round {round_id} is already {rnd.status}")
+    rnd.status, rnd.finished_at = "done", now or utcnow()
+    rnd.model_version_id, rnd.n_labels_used = model_version_id, n_labels_used
+    rnd.metrics = None if metrics is None else dict(metrics)
+    rnd.gain = None if gain is None else dict(gain)
+    rnd.timings = None if timings is None else dict(timings)
+    return rnd
+
+
+def fail_round(session: Session, project_id: int, round_id: int, error: str, *,
+               now: datetime | None = None) -> Round:
+    rnd = get_round(session, project_id, round_id)
+    rnd.status, rnd.finished_at, rnd.error = "failed", now or utcnow(), error
+    return rnd
+
+
+def record_selection(session: Session, project_id: int, round_id: int, item_ids: Sequence[int],
+                     scores: Sequence[float | None] | None = None, *,
+                     model_version_id: int | None = None, strategy: str | None = None) -> int:
+    """Store why each item was picked (rank = position in ``item_ids``, best first) and make
+    this ranking the queue: earlier ranks are cleared, the items get ``queue_rank = rank``."""
+    rnd = get_round(session, project_id, round_id)
+    ids = [int(i) for i in item_ids]
+    if scores is not None and len(scores) != len(ids):
+        raise InvalidInput(f"scores has {len(scores)} entries for {len(ids)} items; give one each")
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("item_ids repeat an item; a round selects each item once")
+    _check_items(session, project_id, ids)
+    session.execute(update(Item).where(Item.project_id == project_id,
+                                       Item.queue_rank.is_not(None))
+                    .values(queue_rank=None).execution_options(synchronize_session=False))
+    if ids:
+        given = [None] * len(ids) if scores is None else list(scores)
+        session.execute(insert(RoundSelection), [
+            {"round_id": round_id, "item_id": i, "rank": rank,
+             "score": None if score is None else float(score),
+             "strategy": strategy or rnd.strategy, "model_version_id": model_version_id}
+            for rank, (i, score) in enumerate(zip(ids, given, strict=True))])
+        table = cast(Table, Item.__table__)
+        stmt = (update(table).where(table.c.id == bindparam("b_id"))
+                .values(queue_rank=bindparam("b_rank")))
+        session.connection().execute(stmt, [{"b_id": i, "b_rank": float(r)}
+                                            for r, i in enumerate(ids)])
+    session.expire_all()
+    return len(ids)
+
+
+def _check_items(session: Session, project_id: int, ids: list[int]) -> None:
+    found = 0
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        found += session.execute(select(func.count()).select_from(Item).where(
+            Item.project_id == project_id, Item.id.in_(chunk))).scalar_one()
+    if found != len(ids):
+        raise InvalidInput(f"{len(ids) - found} of {len(ids)} item ids are not in project "
+                           f"{project_id}: select among the project's items")
+
+
+def round_selections(session: Session, round_id: int) -> list[RoundSelection]:
+    stmt = select(RoundSelection).where(RoundSelection.round_id == round_id).order_by(
+        RoundSelection.rank)
+    return list(session.execute(stmt).scalars())
+
+
+def create_model_version(session: Session, project_id: int, *, round_id: int | None = None,
+                         parent_id: int | None = None, artifact_path: str | None = None,
+                         training_set_hash: str | None = None, n_train: int = 0,
+                         metrics: Mapping[str, Any] | None = None) -> ModelVersion:
+    """New (inactive) model version numbered after the project's last one."""
+    lock_project(session, project_id)
+    last = session.execute(select(func.max(ModelVersion.version)).where(
+        ModelVersion.project_id == project_id)).scalar()
+    model = ModelVersion(project_id=project_id, version=(last or 0) + 1, round_id=round_id,
+                         parent_id=parent_id, artifact_path=artifact_path,
+                         training_set_hash=training_set_hash, n_train=n_train,
+                         metrics=None if metrics is None else dict(metrics), is_active=False)
+    session.add(model)
+    session.flush()
+    return model
+
+
+def get_model_version(session: Session, project_id: int, version: int) -> ModelVersion:
+    stmt = select(ModelVersion).where(ModelVersion.project_id == project_id,
+                                      ModelVersion.version == version)
+    model = session.execute(stmt).scalar_one_or_none()
+    if model is None:
+        raise NotFound(f"model version {version} does not exist in project {project_id}: "
+                       "list the models")
+    return model
+
+
+def activate_model_version(session: Session, project_id: int, version: int) -> ModelVersion:
+    """Make ``version`` the project's only active model (rollback = activate an older one)."""
+    lock_project(session, project_id)
+    model = get_model_version(session, project_id, version)
+    session.execute(update(ModelVersion).where(ModelVersion.project_id == project_id,
+                                               ModelVersion.is_active.is_(True))
+                    .values(is_active=False).execution_options(synchronize_session="fetch"))
+    session.flush()
+    model.is_active = True
+    session.flush()
+    return model
+
+
+def active_model_version(session: Session, project_id: int) -> ModelVersion | None:
+    stmt = select(ModelVersion).where(ModelVersion.project_id == project_id,
+                                      ModelVersion.is_active.is_(True))
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def list_models(session: Session, project_id: int) -> list[ModelVersion]:
+    stmt = select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(
+        ModelVersion.version)
+    return list(session.execute(stmt).scalars())

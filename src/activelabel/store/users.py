@@ -1,0 +1,140 @@
+"""Users, argon2 password hashes, and API tokens stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ._util import get_or_raise
+from .errors import Conflict, InvalidInput, NotFound
+from .models import ApiToken, User, utcnow
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "authenticate_password",
+    "create_token",
+    "create_user",
+    "get_user",
+    "get_user_by_name",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+    "set_password",
+    "user_for_token",
+]
+
+TOKEN_PREFIX = "al_"
+MIN_PASSWORD_LENGTH = 8
+#: last_used_at is written at most this often per token (saves a write per request).
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_hasher = PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest of a plaintext token (what the database keeps)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password too short: {len(password)} characters, "
+                           f"use at least {MIN_PASSWORD_LENGTH}")
+    return _hasher.hash(password)
+
+
+def create_user(session: Session, username: str, password: str | None = None, *,
+                is_admin: bool = False) -> User:
+    """Add a user; without a password the user can only authenticate with tokens."""
+    if not _USERNAME.match(username):
+        raise InvalidInput(f"invalid username {username!r}: use 1-64 letters, digits or _.@-")
+    if get_user_by_name(session, username) is not None:
+        raise Conflict(f"user {username!r} already exists: pick another name")
+    user = User(username=username, is_admin=is_admin, disabled=False,
+                password_hash=None if password is None else _hash_password(password))
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError as exc:
+        raise Conflict(f"user {username!r} already exists: pick another name") from exc
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    return get_or_raise(session, User, user_id)
+
+
+def get_user_by_name(session: Session, username: str) -> User | None:
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def set_password(session: Session, user_id: int, password: str) -> None:
+    get_user(session, user_id).password_hash = _hash_password(password)
+
+
+def authenticate_password(session: Session, username: str, password: str) -> User | None:
+    """The user when the password matches and the account is enabled, else None."""
+    user = get_user_by_name(session, username)
+    if user is None or user.disabled or user.password_hash is None:
+        _hasher.hash(password)  # spend the same time whether or not the user exists
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def create_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, str]:
+    """New API token: returns the row and the plaintext, which is never stored nor shown again."""
+    get_user(session, user_id)
+    if not name or len(name) > 100:
+        raise InvalidInput(f"token name must be 1-100 characters, got {len(name)}")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user_id, name=name, token_hash=hash_token(plaintext),
+                     prefix=plaintext[:10])
+    session.add(token)
+    session.flush()
+    return token, plaintext
+
+
+def user_for_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User | None:
+    """The enabled user owning this unrevoked token, else None; records when it was last used."""
+    digest = hash_token(plaintext)
+    token = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    user = session.get(User, token.user_id)
+    if token.revoked_at is not None or user is None or user.disabled:
+        return None
+    now = now or utcnow()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return user
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    stmt = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+    return list(session.execute(stmt).scalars())
+
+
+def revoke_token(session: Session, user_id: int, token_id: int, *,
+                 now: datetime | None = None) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        raise NotFound(f"token {token_id} does not exist for user {user_id}: list the tokens")
+    if token.revoked_at is None:
+        token.revoked_at = now or utcnow()
+    return token

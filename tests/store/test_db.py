@@ -1,0 +1,135 @@
+"""Engines, pragmas, migrations (idempotent, concurrent, matching the models), dialect helpers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select, text
+
+from activelabel.store import create_engine_for, default_url, migrate, session_factory
+from activelabel.store.db import for_update_skip_locked, upsert
+from activelabel.store.models import Base, Item, Membership
+
+
+def test_migrated_schema_matches_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_a_schema_difference_is_detected(engine: Engine) -> None:
+    """The comparison above can fail: a model column missing from the schema shows up."""
+    from sqlalchemy import Column, Integer, MetaData, Table
+
+    extra = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(extra)
+    Table("items", extra, Column("surplus", Integer), extend_existing=True)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), extra)
+    assert any(d[0] == "add_column" and d[3].name == "surplus" for d in diff)
+
+
+def test_migrate_is_idempotent(fresh_engine: Engine) -> None:
+    migrate(fresh_engine)
+    migrate(fresh_engine)
+    with fresh_engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert version == ["0001"]
+    assert "annotations" in inspect(fresh_engine).get_table_names()
+
+
+def test_concurrent_migrations_do_not_collide(backend: str, tmp_path: Path,
+                                              request: pytest.FixtureRequest) -> None:
+    from .conftest import _drop_schema, _pg_schema_engine
+
+    if backend == "sqlite":
+        engines = [create_engine_for(f"sqlite:///{tmp_path / 'race.db'}") for _ in range(4)]
+        schema = None
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        first, schema = _pg_schema_engine(admin)
+        engines = [first, *(create_engine_for(first.url.render_as_string(hide_password=False))
+                            for _ in range(3))]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def run(engine: Engine) -> None:
+        barrier.wait()
+        try:
+            migrate(engine)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with engines[0].connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    finally:
+        for e in engines:
+            e.dispose()
+        if schema is not None:
+            _drop_schema(request.getfixturevalue("pg_admin"), schema)
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = create_engine_for(data_dir=tmp_path / "data")
+    assert engine.url.database == str((tmp_path / "data" / "activelabel.db").resolve())
+    with engine.connect() as conn:
+        pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                  for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")}
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000,
+                      "synchronous": 1}
+    engine.dispose()
+
+
+def test_sqlite_write_sessions_take_the_lock_and_readonly_ones_do_not(tmp_path: Path) -> None:
+    engine = create_engine_for(default_url(tmp_path))
+    migrate(engine)
+    writer = session_factory(engine)()
+    writer.execute(select(1))  # BEGIN IMMEDIATE: the write lock is held from here on
+    raw = sqlite3.connect(tmp_path / "activelabel.db", timeout=0, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        raw.execute("BEGIN IMMEDIATE")
+    raw.close()
+    reader = session_factory(engine, readonly=True)()
+    assert reader.execute(select(Item.id)).all() == []  # a reader is not held up
+    reader.close()
+    writer.close()
+    engine.dispose()
+
+
+def test_url_forms(tmp_path: Path) -> None:
+    assert create_engine_for("postgresql://u@h:5432/d").dialect.driver == "psycopg"
+    with pytest.raises(ValueError, match="in-memory"):
+        create_engine_for("sqlite:///:memory:")
+    with pytest.raises(ValueError, match="unsupported"):
+        create_engine_for("mysql://x")
+    with pytest.raises(ValueError, match="data_dir"):
+        create_engine_for()
+
+
+def test_skip_locked_only_on_postgresql() -> None:
+    stmt = select(Item.id)
+    assert "SKIP LOCKED" in str(for_update_skip_locked(stmt, "postgresql").compile(
+        dialect=create_engine_for("postgresql://u@h/d").dialect))
+    assert for_update_skip_locked(stmt, "sqlite") is stmt
+
+
+def test_upsert_replaces_the_conflicting_row(session, project, owner) -> None:  # type: ignore[no-untyped-def]
+    dialect = session.get_bind().dialect.name
+    stmt = upsert(Membership.__table__, dialect, ["project_id", "user_id"], ["role"])
+    session.execute(stmt.values(project_id=project.id, user_id=owner.id, role="reviewer"))
+    role = session.execute(select(Membership.role).where(
+        Membership.project_id == project.id, Membership.user_id == owner.id)).scalar_one()
+    assert role == "reviewer"

@@ -1,0 +1,96 @@
+"""Leases: queue order, own leases first, overlap, expiry, release."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from activelabel.store import (
+    InvalidInput,
+    NotFound,
+    annotate,
+    create_round,
+    next_tasks,
+    record_selection,
+    release_task,
+)
+from activelabel.store.models import Project, User, utcnow
+
+from .conftest import make_items, make_users
+
+
+def ids(tasks: list) -> list[int]:  # type: ignore[type-arg]
+    return [t.item.id for t in tasks]
+
+
+def test_ranked_items_come_first_then_row_order(session: Session, project: Project,
+                                                owner: User) -> None:
+    items = make_items(session, project.id, 6)
+    rnd = create_round(session, project.id, strategy="margin", batch_size=2)
+    record_selection(session, project.id, rnd.id, [items[4], items[2]], [0.9, 0.8])
+    tasks = next_tasks(session, project.id, owner.id, 4)
+    assert ids(tasks) == [items[4], items[2], items[0], items[1]]
+    assert tasks[0].selection is not None
+    assert tasks[0].selection.score == pytest.approx(0.9)
+    assert tasks[0].selection.strategy == "margin"
+    assert tasks[2].selection is None
+
+
+def test_own_unexpired_leases_are_given_back_first(session: Session, project: Project,
+                                                   owner: User) -> None:
+    items = make_items(session, project.id, 5)
+    first = next_tasks(session, project.id, owner.id, 2)
+    again = next_tasks(session, project.id, owner.id, 3)
+    assert ids(again)[:2] == ids(first)
+    assert ids(again)[2] == items[2]
+    assert again[0].expires_at >= first[0].expires_at
+
+
+def test_overlap_limits_holders_and_labels_count(session: Session, project: Project) -> None:
+    items = make_items(session, project.id, 2)
+    a, b, c = make_users(session, 3)
+    assert ids(next_tasks(session, project.id, a.id, 1, overlap=2)) == [items[0]]
+    assert ids(next_tasks(session, project.id, b.id, 1, overlap=2)) == [items[0]]
+    assert ids(next_tasks(session, project.id, c.id, 1, overlap=2)) == [items[1]]
+    annotate(session, project.id, a.id, items[0], ["pos"])  # lease -> label: still 2 of 2
+    assert items[0] not in ids(next_tasks(session, project.id, c.id, 2, overlap=2))
+
+
+def test_labeled_items_are_skipped_and_queue_exhausts(session: Session, project: Project,
+                                                      owner: User) -> None:
+    items = make_items(session, project.id, 3)
+    annotate(session, project.id, owner.id, items[0], "pos")
+    tasks = next_tasks(session, project.id, owner.id, 10, overlap=3)
+    assert ids(tasks) == items[1:]
+
+
+def test_expired_leases_are_free_again(session: Session, project: Project) -> None:
+    items = make_items(session, project.id, 1)
+    a, b = make_users(session, 2)
+    past = utcnow() - timedelta(hours=1)
+    next_tasks(session, project.id, a.id, 1, lease_seconds=60, now=past)
+    assert ids(next_tasks(session, project.id, b.id, 1)) == items
+
+
+def test_release_gives_the_item_back(session: Session, project: Project) -> None:
+    items = make_items(session, project.id, 1)
+    a, b = make_users(session, 2)
+    next_tasks(session, project.id, a.id, 1)
+    assert next_tasks(session, project.id, b.id, 1) == []
+    release_task(session, project.id, a.id, items[0])
+    assert ids(next_tasks(session, project.id, b.id, 1)) == items
+    with pytest.raises(NotFound, match="no active lease"):
+        release_task(session, project.id, a.id, items[0])
+
+
+def test_splits_filter_and_argument_checks(session: Session, project: Project,
+                                           owner: User) -> None:
+    make_items(session, project.id, 2)
+    gold = make_items(session, project.id, 1, start=10, split="gold")
+    assert ids(next_tasks(session, project.id, owner.id, 5, splits={"gold"})) == gold
+    with pytest.raises(InvalidInput, match="n must be"):
+        next_tasks(session, project.id, owner.id, 0)
+    with pytest.raises(InvalidInput, match="overlap"):
+        next_tasks(session, project.id, owner.id, 1, overlap=0)
