@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -25,7 +26,11 @@ from activelabel.datasets import Dataset, load_builtin, load_file
 from activelabel.simulation import SimulationResult, simulate
 from activelabel.strategies import DEFAULT_STRATEGY
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(
+    os.environ.get(
+        "ACTIVELABEL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
 BASE_STRATEGIES = ["random", "margin", "entropy", "cluster_margin", "badge", "kcenter"]
 #: The issue's bar: the default strategy needs at most this fraction of random's labels.
 MAX_RATIO_TO_RANDOM = 0.60

@@ -15,9 +15,6 @@ import pytest
 from activelabel.cli import main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-#: The shared data folder sits beside the repository (override with ACTIVELABEL_SHARED_DATA).
-DATA = Path(os.environ.get("ACTIVELABEL_SHARED_DATA", SRC.parents[1] / "shared" / "data"))
-SMS = DATA / "sms_spam.jsonl"
 
 SMALL_RUN = [
     "--strategies", "random,margin", "--seed-size", "10", "--batch-size", "10",
@@ -65,9 +62,9 @@ def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
-def test_simulate_text_file(tmp_path: Path) -> None:
+def test_simulate_text_file(tmp_path: Path, shared_data: Path) -> None:
     data = tmp_path / "sms600.jsonl"
-    with SMS.open(encoding="utf-8") as src:
+    with (shared_data / "sms_spam.jsonl").open(encoding="utf-8") as src:
         data.write_text("".join(islice(src, 600)), encoding="utf-8")
     out = tmp_path / "sms"
     proc = cli("simulate", "--data", data, *SMALL_RUN, "--out", out, "--model", "naive_bayes")

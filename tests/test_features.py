@@ -22,14 +22,10 @@ from activelabel.features import (
     make_featurizer,
 )
 
-AG_NEWS = Path("/work/shared/data/ag_news_test.jsonl")
-
 
 @pytest.fixture(scope="module")
-def news() -> list[dict[str, Any]]:
-    if not AG_NEWS.exists():
-        pytest.skip(f"{AG_NEWS} not available")
-    with AG_NEWS.open() as fh:
+def news(shared_data: Path) -> list[dict[str, Any]]:
+    with (shared_data / "ag_news_test.jsonl").open() as fh:
         return [json.loads(line) for line in islice(fh, 1200)]
 
 
