@@ -10,12 +10,14 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 
 LAYERS = {
+    "client": ["client"],
     "core": ["strategies", "models", "features", "metrics", "stopping"],
     "loop": ["simulation", "datasets"],
     "store": ["store"],
+    "service": ["service"],
     "cli": ["cli", "__main__"],
 }
-ORDER = ["core", "loop", "store", "cli"]
+ORDER = ["client", "core", "loop", "store", "service", "cli"]
 CORE_FORBIDDEN = {"typer", "rich", "matplotlib", "sqlalchemy", "fastapi", "httpx", "requests"}
 
 
