@@ -1,0 +1,32 @@
+"""The REST API's routers, one module per resource, combined under one router.
+
+``activelabel.service.app.create_app`` mounts :data:`api_router` at ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import (
+    export,
+    flags,
+    health,
+    imports,
+    items,
+    labeling,
+    model_versions,
+    projects,
+    rounds,
+    stats,
+    tasks,
+    users,
+)
+
+__all__ = ["API_PREFIX", "api_router"]
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter()
+for _module in (health, users, projects, items, imports, tasks, labeling, flags, rounds,
+                model_versions, export, stats):
+    api_router.include_router(_module.router)

@@ -1,0 +1,67 @@
+"""Rounds: request one (a background job), list them, one round with its selected items."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from ...store import get_round, list_rounds, round_selections
+from ...store.models import Item, ModelVersion
+from ..auth import Caller, Reader, Writer
+from ..rounds import request_round
+from ..schemas import RoundAccepted, RoundDetail, RoundOut, SelectionOut, round_fields
+
+router = APIRouter(tags=["rounds"])
+
+
+def _versions(caller: Caller, project_id: int) -> dict[int, int]:
+    """Model version id -> version number of the project."""
+    stmt = select(ModelVersion.id, ModelVersion.version).where(
+        ModelVersion.project_id == project_id)
+    return dict(caller.session.execute(stmt).all())
+
+
+@router.post("/projects/{project_id}/rounds", status_code=202, response_model=RoundAccepted)
+def post_round(project_id: int, caller: Writer) -> RoundAccepted:
+    """Queue a round (train, evaluate on the holdout, score the pool, select the next batch).
+    When a round is already queued, that one is returned (``created`` false). Owners only."""
+    caller.project(project_id, "owner")
+    rnd, created = request_round(caller.session, project_id, requested_by=caller.user.id,
+                                 reason="requested")
+    return RoundAccepted(round_id=rnd.id, job_id=rnd.job_id, created=created,
+                         number=rnd.number, status=rnd.status)
+
+
+@router.get("/projects/{project_id}/rounds", response_model=list[RoundOut])
+def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
+    """Every round of the project, oldest first (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    versions = _versions(caller, project_id)
+    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)))
+            for r in list_rounds(caller.session, project_id)]
+
+
+@router.get("/projects/{project_id}/rounds/{round_id}", response_model=RoundDetail)
+def round_(project_id: int, round_id: int, caller: Reader,
+           limit: Annotated[int, Query(ge=0, le=100_000, description="Selected items shown")]
+           = 1000) -> RoundDetail:
+    """A round: status, timings, holdout metrics, labels used, gain over the previous round,
+    model version, and the items it selected with their scores (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    rnd = get_round(caller.session, project_id, round_id)
+    versions = _versions(caller, project_id)
+    selections = round_selections(caller.session, round_id)[:limit]
+    ids = [s.item_id for s in selections]
+    external: dict[int, str] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        external.update(caller.session.execute(select(Item.id, Item.external_id).where(
+            Item.id.in_(chunk))).all())
+    selected = [SelectionOut(item_id=s.item_id, external_id=external.get(s.item_id),
+                             rank=s.rank, score=s.score, strategy=s.strategy,
+                             model_version=versions.get(s.model_version_id or 0))
+                for s in selections]
+    return RoundDetail(**round_fields(rnd, versions.get(rnd.model_version_id or 0)),
+                       selected=selected)

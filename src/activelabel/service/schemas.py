@@ -1,0 +1,462 @@
+"""Request and response bodies of the REST API (pydantic), and ORM rows -> response bodies.
+
+Request models forbid unknown fields, so a misspelt field is a 422 naming it instead of being
+silently ignored. Response models document the answers at /docs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from ..store import Revision
+from ..store.models import (
+    ApiToken,
+    AuditEvent,
+    Flag,
+    Item,
+    Job,
+    ModelVersion,
+    Project,
+    Round,
+    User,
+)
+
+Label = StrictStr | StrictInt
+Role = Literal["owner", "reviewer", "annotator"]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests ----------------------------------------------------------------------------------
+
+
+class LoginIn(Body):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class UserIn(Body):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str | None, Field(max_length=1024)] = None
+    is_admin: bool = False
+
+
+class TokenIn(Body):
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "api"
+
+
+class ProjectIn(Body):
+    name: Name
+    task: Literal["classification", "multilabel"] = "classification"
+    labels: Annotated[list[Label], Field(min_length=1, max_length=1000)]
+    guidelines: Annotated[str, Field(max_length=200_000)] = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
+                              Field(max_length=1000)] = Field(default_factory=list)
+
+
+class ProjectPatch(Body):
+    """Fields to change; ``settings`` is merged into the current settings."""
+
+    name: Name | None = None
+    guidelines: Annotated[str | None, Field(max_length=200_000)] = None
+    settings: dict[str, Any] | None = None
+    private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+                              Field(max_length=1000)] = None
+
+
+class MemberIn(Body):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Role
+
+
+class AnnotationIn(Body):
+    item_id: Annotated[int, Field(ge=1)]
+    labels: Annotated[list[Label], Field(max_length=1000)]
+    duration_ms: Annotated[int | None, Field(ge=0, le=86_400_000)] = None
+    client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+
+
+class ReviewIn(Body):
+    """Accept the revision, or reject it with corrected ``labels`` (or none: withdrawn)."""
+
+    accept: bool
+    labels: Annotated[list[Label] | None, Field(max_length=1000)] = None
+    client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+
+
+class FlagIn(Body):
+    item_id: Annotated[int, Field(ge=1)]
+    reason: Annotated[str, Field(min_length=1, max_length=5000)]
+
+
+class ResolveIn(Body):
+    note: Annotated[str | None, Field(max_length=5000)] = None
+
+
+# ---- responses ---------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The plaintext token: shown only in this answer.")
+
+
+class LoginOut(BaseModel):
+    token: str
+    user: UserOut
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    task: str
+    labels: list[Any]
+    guidelines: str
+    guidelines_version: int
+    settings: dict[str, Any]
+    private_fields: list[Any]
+    created_by: int | None
+    created_at: datetime
+    role: Role = Field(description="The caller's effective role (admins act as owners).")
+
+
+class MemberOut(BaseModel):
+    user_id: int
+    username: str
+    role: Role
+
+
+class RowReport(BaseModel):
+    """A row left out: ``line`` is its 1-based position in the posted list (``index`` 0-based)."""
+
+    line: int
+    index: int
+    reason: str
+    external_id: str | None = None
+
+
+class ItemsAdded(BaseModel):
+    inserted: int
+    duplicates: int
+    rejected_count: int
+    rejected: list[RowReport]
+    duplicate_rows: list[RowReport]
+
+
+class ItemOut(BaseModel):
+    id: int
+    external_id: str
+    split: str
+    row: int
+    queue_rank: float | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    next_after: int | None = Field(description="Pass as ?after= for the next page; null at "
+                                   "the end.")
+
+
+class RevisionOut(BaseModel):
+    id: int
+    item_id: int
+    annotator_id: int
+    user_id: int
+    username: str | None = None
+    kind: str
+    labels: list[Any] | None
+    duration_ms: int | None
+    supersedes_id: int | None
+    round_id: int | None
+    created_at: datetime
+    is_current: bool | None = None
+
+
+class ProvenanceOut(BaseModel):
+    round_id: int
+    round: int
+    rank: int
+    score: float | None
+    strategy: str
+    model_version: int | None
+
+
+class ItemDetail(ItemOut):
+    history: list[RevisionOut]
+    current: list[RevisionOut]
+    provenance: list[ProvenanceOut]
+
+
+class Suggestion(BaseModel):
+    label: Any
+    confidence: float
+    model_version: int
+
+
+class Why(BaseModel):
+    strategy: str
+    score: float | None
+    round: int | None
+    round_id: int
+    rank: int
+    model_version: int | None
+
+
+class TaskItem(BaseModel):
+    id: int
+    external_id: str
+    split: str
+    data: dict[str, Any]
+
+
+class TaskOut(BaseModel):
+    item: TaskItem
+    suggestion: Suggestion | None
+    why: Why | None
+    lease_expires_at: datetime
+
+
+class JobOut(BaseModel):
+    id: int
+    project_id: int | None
+    kind: str
+    status: str
+    payload: dict[str, Any]
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    job_id: int
+    status: str
+
+
+class RoundOut(BaseModel):
+    id: int
+    number: int
+    status: str
+    strategy: str
+    batch_size: int
+    job_id: int | None
+    model_version: int | None
+    n_labels_used: int | None
+    metrics: dict[str, Any] | None
+    gain: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SelectionOut(BaseModel):
+    item_id: int
+    external_id: str | None
+    rank: int
+    score: float | None
+    strategy: str
+    model_version: int | None
+
+
+class RoundDetail(RoundOut):
+    selected: list[SelectionOut]
+
+
+class RoundAccepted(BaseModel):
+    round_id: int
+    job_id: int | None
+    created: bool = Field(description="False when a queued round already existed (returned).")
+    number: int
+    status: str
+
+
+class ModelOut(BaseModel):
+    id: int
+    version: int
+    round_id: int | None
+    parent_id: int | None
+    n_train: int
+    metrics: dict[str, Any] | None
+    is_active: bool
+    training_set_hash: str | None
+    created_at: datetime
+
+
+class Activated(BaseModel):
+    model: ModelOut
+    round_id: int
+    job_id: int | None
+    created: bool
+
+
+class FlagOut(BaseModel):
+    id: int
+    item_id: int
+    user_id: int
+    reason: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: int | None
+    resolution_note: str | None
+
+
+class AuditOut(BaseModel):
+    id: int
+    action: str
+    entity: str
+    entity_id: str | None
+    actor_id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: datetime
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str
+
+
+class AnnotatorCount(BaseModel):
+    user_id: int
+    username: str
+    labels: int
+
+
+class RoundSummary(BaseModel):
+    id: int
+    number: int
+    status: str
+    strategy: str
+    n_labels_used: int | None
+    accuracy: float | None
+    macro_f1: float | None
+    finished_at: datetime | None
+
+
+class Stats(BaseModel):
+    project_id: int
+    items: dict[str, int] = Field(description="Items per split, and 'total'.")
+    labeled: int = Field(description="Items with at least one current label.")
+    leased: int = Field(description="Items under an active lease.")
+    queued: int = Field(description="Ranked items not labeled yet (the current batch).")
+    open_flags: int
+    jobs_waiting: int
+    active_model_version: int | None
+    labels_per_annotator: list[AnnotatorCount]
+    last_rounds: list[RoundSummary]
+
+
+# ---- conversions -------------------------------------------------------------------------------
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, username=user.username, is_admin=bool(user.is_admin),
+                   disabled=bool(user.disabled), created_at=user.created_at)
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut(id=token.id, name=token.name, prefix=token.prefix,
+                    created_at=token.created_at, last_used_at=token.last_used_at,
+                    revoked_at=token.revoked_at)
+
+
+def project_out(project: Project, role: str) -> ProjectOut:
+    return ProjectOut.model_validate({
+        "id": project.id, "name": project.name, "task": project.task,
+        "labels": list(project.labels), "guidelines": project.guidelines or "",
+        "guidelines_version": project.guidelines_version, "settings": dict(project.settings),
+        "private_fields": list(project.private_fields or []), "created_by": project.created_by,
+        "created_at": project.created_at, "role": role})
+
+
+def item_out(item: Item) -> ItemOut:
+    return ItemOut(id=item.id, external_id=item.external_id, split=item.split, row=item.row,
+                   queue_rank=item.queue_rank, data=dict(item.data), created_at=item.created_at)
+
+
+def revision_out(rev: Revision) -> RevisionOut:
+    return RevisionOut(id=rev.id, item_id=rev.item_id, annotator_id=rev.annotator_id,
+                       user_id=rev.user_id, username=rev.username, kind=rev.kind,
+                       labels=rev.labels, duration_ms=rev.duration_ms,
+                       supersedes_id=rev.supersedes_id, round_id=rev.round_id,
+                       created_at=rev.created_at, is_current=rev.is_current)
+
+
+def annotation_out(ann: Any) -> RevisionOut:
+    """A just-written :class:`~activelabel.store.models.Annotation` row."""
+    return RevisionOut(id=ann.id, item_id=ann.item_id, annotator_id=ann.annotator_id,
+                       user_id=ann.user_id, kind=ann.kind, labels=ann.labels,
+                       duration_ms=ann.duration_ms, supersedes_id=ann.supersedes_id,
+                       round_id=ann.round_id, created_at=ann.created_at, is_current=True)
+
+
+#: Job payload keys not shown to clients (server file paths).
+_HIDDEN_PAYLOAD = frozenset({"path"})
+
+
+def job_out(job: Job) -> JobOut:
+    payload = {k: v for k, v in (job.payload or {}).items() if k not in _HIDDEN_PAYLOAD}
+    return JobOut(id=job.id, project_id=job.project_id, kind=job.kind, status=job.status,
+                  payload=payload, progress=job.progress, result=job.result, error=job.error,
+                  attempts=job.attempts, created_at=job.created_at, started_at=job.started_at,
+                  finished_at=job.finished_at)
+
+
+def round_fields(rnd: Round, model_version: int | None) -> dict[str, Any]:
+    return {"id": rnd.id, "number": rnd.number, "status": rnd.status, "strategy": rnd.strategy,
+            "batch_size": rnd.batch_size, "job_id": rnd.job_id, "model_version": model_version,
+            "n_labels_used": rnd.n_labels_used, "metrics": rnd.metrics, "gain": rnd.gain,
+            "timings": rnd.timings, "error": rnd.error, "created_at": rnd.created_at,
+            "started_at": rnd.started_at, "finished_at": rnd.finished_at}
+
+
+def model_out(model: ModelVersion) -> ModelOut:
+    return ModelOut(id=model.id, version=model.version, round_id=model.round_id,
+                    parent_id=model.parent_id, n_train=model.n_train, metrics=model.metrics,
+                    is_active=bool(model.is_active), training_set_hash=model.training_set_hash,
+                    created_at=model.created_at)
+
+
+def flag_out(flag: Flag) -> FlagOut:
+    return FlagOut(id=flag.id, item_id=flag.item_id, user_id=flag.user_id, reason=flag.reason,
+                   created_at=flag.created_at, resolved_at=flag.resolved_at,
+                   resolved_by=flag.resolved_by, resolution_note=flag.resolution_note)
+
+
+def audit_out(event: AuditEvent) -> AuditOut:
+    return AuditOut(id=event.id, action=event.action, entity=event.entity,
+                    entity_id=event.entity_id, actor_id=event.actor_id, before=event.before,
+                    after=event.after, created_at=event.created_at)

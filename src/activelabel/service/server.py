@@ -1,0 +1,280 @@
+"""Running the service: uvicorn with the API beside worker processes, and jobs run in place.
+
+``activelabel serve`` migrates the database, starts ``activelabel worker`` processes (same
+settings, passed through the environment so a database password never shows in ``ps``), runs
+uvicorn in the foreground and stops the workers when it exits. A worker that dies is restarted.
+Workers ignore Ctrl-C (the server sends them SIGTERM) and, on Linux, get SIGTERM when the
+server process itself is killed.
+
+:func:`run_job_inline` runs one queued job (a round, an import) in the calling process: what
+``activelabel round --wait``, ``import --wait`` and the demo use to be done at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import update
+
+from ..store import fail_job, fail_round, finish_job, get_job, heartbeat
+from ..store.errors import Conflict, InvalidInput
+from ..store.models import Job, utcnow
+from .config import ENV_DATA_DIR, ENV_DB, Settings, Storage
+
+__all__ = ["WorkerProcesses", "app_from_env", "check_port", "run_job_inline", "serve"]
+
+#: Seconds a stopping worker gets to finish its heartbeat and exit before it is killed.
+STOP_GRACE_SECONDS = 10.0
+#: Restarts of a crashing worker per minute before giving up on it.
+MAX_RESTARTS_PER_MINUTE = 5
+HEARTBEAT_SECONDS = 5.0
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early with a clear message when the address is taken (uvicorn would only log)."""
+    if not 0 < port < 65536:
+        raise InvalidInput(f"port {port} is out of range: pass --port between 1 and 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InvalidInput(f"cannot listen on {host}:{port} ({exc.strerror}): pass another "
+                               "--port, or stop what is using it") from None
+
+
+def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly) and
+    ask Linux to send SIGTERM to the worker when the server process dies (best effort)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class WorkerProcesses:
+    """``n`` ``activelabel worker`` child processes with the given settings, kept running."""
+
+    def __init__(self, settings: Settings, n: int = 1, *,
+                 log: Callable[[str], None] | None = None) -> None:
+        if n < 0:
+            raise InvalidInput(f"the number of workers must be >= 0, got {n}")
+        self.settings = settings
+        self.n = n
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._restarts: list[list[float]] = []
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, ENV_DATA_DIR: str(self.settings.data_dir),
+               ENV_DB: self.settings.db_url}
+        return subprocess.Popen([sys.executable, "-m", "activelabel", "worker"], env=env,
+                                preexec_fn=_worker_preexec)
+
+    def start(self) -> None:
+        self.procs = [self._spawn() for _ in range(self.n)]
+        self._restarts = [[] for _ in range(self.n)]
+        self.log(f"started {self.n} worker process(es): pids "
+                 f"{', '.join(str(p.pid) for p in self.procs)}")
+        self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        """Restart a worker that exited on its own, unless it keeps crashing."""
+        while not self._stop.wait(1.0):
+            for i, proc in enumerate(self.procs):
+                code = proc.poll()
+                if code is None or self._stop.is_set():
+                    continue
+                now = time.monotonic()
+                recent = [t for t in self._restarts[i] if now - t < 60] + [now]
+                self._restarts[i] = recent
+                if len(recent) > MAX_RESTARTS_PER_MINUTE:
+                    continue  # crashing in a loop: leave it down (the log says why)
+                self.log(f"worker pid {proc.pid} exited with status {code}; restarting it")
+                self.procs[i] = self._spawn()
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait for them, then SIGKILL the ones still running."""
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=2)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def app_from_env() -> Any:
+    """The API for settings taken from the environment (each ``--processes`` child calls it)."""
+    from .app import create_app
+
+    return create_app(Settings.resolve())
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          processes: int = 1, log_level: str = "info",
+          announce: Callable[[str], None] | None = None) -> None:
+    """Migrate, start ``workers`` worker processes, run the API in ``processes`` uvicorn
+    processes until interrupted, then stop the workers."""
+    import uvicorn
+
+    if processes < 1:
+        raise InvalidInput(f"the number of API processes must be >= 1, got {processes}")
+    check_port(host, port)
+    Storage(settings).close()  # migrate once here, before the workers and the app open it
+    pool = WorkerProcesses(settings, workers)
+    shown = f"[{host}]" if ":" in host else host
+    if announce is not None:
+        announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}")
+    if workers:
+        pool.start()
+    try:
+        if processes == 1:
+            from .app import create_app
+
+            config = uvicorn.Config(create_app(settings), host=host, port=port,
+                                    log_level=log_level, timeout_graceful_shutdown=5)
+            uvicorn.Server(config).run()
+        else:  # uvicorn's own supervisor; the children build the app from the environment
+            os.environ.update({ENV_DATA_DIR: str(settings.data_dir), ENV_DB: settings.db_url})
+            uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port,
+                        workers=processes, log_level=log_level, timeout_graceful_shutdown=5)
+    finally:
+        pool.stop()
+
+
+# ---- running one job in this process -------------------------------------------------------
+
+
+def _claim_this(storage: Storage, job_id: int, worker_id: str) -> bool:
+    """Take the queued job for ``worker_id``; False when a worker already has it."""
+    with storage.sessions() as session, session.begin():
+        get_job(session, job_id)
+        now = utcnow()
+        claimed = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "queued")
+            .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
+                    started_at=now, heartbeat_at=now)
+            .execution_options(synchronize_session=False))
+        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _handler(kind: str) -> Callable[..., dict[str, Any]]:
+    if kind == "round":
+        from .rounds import run_round
+
+        return run_round
+    if kind == "import":
+        from .imports import run_import
+
+        return run_import
+    raise InvalidInput(f"unknown job kind {kind!r}: this version runs round and import jobs")
+
+
+class _Beat:
+    """Heartbeats (with the latest progress) for a job running in this process."""
+
+    def __init__(self, storage: Storage, job_id: int, worker_id: str,
+                 on_progress: Callable[[Mapping[str, Any]], None] | None) -> None:
+        self.storage, self.job_id, self.worker_id = storage, job_id, worker_id
+        self.on_progress = on_progress
+        self.latest: dict[str, Any] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"beat-{job_id}", daemon=True)
+
+    def progress(self, values: Mapping[str, Any]) -> None:
+        self.latest = dict(values)
+        if self.on_progress is not None:
+            self.on_progress(values)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            # A missed beat is retried next time.
+            with contextlib.suppress(Exception), self.storage.sessions() as session, \
+                    session.begin():
+                heartbeat(session, self.job_id, self.worker_id, progress=self.latest)
+
+    def __enter__(self) -> _Beat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_SECONDS + 1)
+
+
+def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with storage.read_sessions() as session:
+            job = get_job(session, job_id)
+            if job.status in ("done", "failed"):
+                return job
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def run_job_inline(storage: Storage, job_id: int, *,
+                   on_progress: Callable[[Mapping[str, Any]], None] | None = None,
+                   timeout: float | None = None) -> Job:
+    """Run the queued job here and return it finished (status done or failed).
+
+    When a worker process claimed it first, wait for that worker instead. A failing handler
+    marks the job (and its round) failed with the error, as the worker does.
+    """
+    worker_id = f"inline-{socket.gethostname()}-{os.getpid()}"
+    if not _claim_this(storage, job_id, worker_id):
+        return _wait_done(storage, job_id, timeout)
+    with storage.sessions() as session:
+        job = get_job(session, job_id)
+    handler = _handler(job.kind)
+    try:
+        with _Beat(storage, job_id, worker_id, on_progress) as beat:
+            result = handler(storage, job, progress=beat.progress)
+    except BaseException as exc:
+        _record_failure(storage, job, worker_id, exc)
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        with storage.sessions() as session, session.begin():
+            finish_job(session, job_id, worker_id, result=result)
+    return _wait_done(storage, job_id, 5)
+
+
+def _record_failure(storage: Storage, job: Job, worker_id: str, exc: BaseException) -> None:
+    message = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, (InvalidInput, KeyboardInterrupt)):
+        traceback.print_exception(exc, file=sys.stderr)
+    with storage.sessions() as session, session.begin():
+        with contextlib.suppress(Conflict):
+            fail_job(session, job.id, worker_id, message)
+        round_id = (job.payload or {}).get("round_id")
+        if job.kind == "round" and round_id is not None and job.project_id is not None:
+            fail_round(session, job.project_id, int(round_id), message)
