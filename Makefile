@@ -21,10 +21,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The demo: digits project, admin login and seed batch, then the server (Ctrl-C stops it).
+DEMO_DATA ?= runs/demo-data
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+
 run: install
-	$(BIN)/activelabel simulate --dataset digits --strategies random,margin,cluster_margin \
-		--seed-size 20 --batch-size 10 --budget 300 --repeats 3 --test-size 0.3 \
-		--random-state 0 --out runs/digits
+	$(BIN)/activelabel demo --data-dir $(DEMO_DATA) --url http://$(HOST):$(PORT)
+	$(BIN)/activelabel serve --data-dir $(DEMO_DATA) --host $(HOST) --port $(PORT)
 
 lint: install-test
 	$(BIN)/ruff check src tests benchmarks

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,10 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from activelabel.datasets import Dataset
+    from activelabel.service.config import Settings, Storage
     from activelabel.simulation import SimulationResult, SimulationStep
 
-__all__ = ["app", "main", "plot_learning_curves", "results_table"]
+__all__ = ["app", "main", "plot_learning_curves", "projects_table", "results_table", "rounds_table"]
 
 #: Exit status for bad input (same as a usage error).
 EXIT_BAD_INPUT = 2
@@ -224,6 +227,442 @@ def plot_learning_curves(result: SimulationResult, path: Path) -> None:
     plt.close(fig)
 
 
+# ---- the labeling service ---------------------------------------------------------------------
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default: $ACTIVELABEL_DATA_DIR, else "
+                 "~/.local/share/activelabel)."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL, e.g. postgresql+psycopg://USER@HOST:5432/DB "
+                 "(default: $ACTIVELABEL_DB, else SQLite inside the data folder)."),
+]
+ProjectArg = Annotated[str, typer.Argument(help="Project id or name.", show_default=False)]
+#: Rejected rows printed by ``import --wait`` (the job keeps the first 1000).
+SHOWN_REJECTED = 10
+
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+projects_app = typer.Typer(help="List projects.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(projects_app, name="projects")
+
+
+def _settings(data_dir: Path | None, db: str | None) -> Settings:
+    from activelabel.service.config import Settings
+
+    return Settings.resolve(data_dir, db)
+
+
+def _storage(data_dir: Path | None, db: str | None) -> Storage:
+    from activelabel.service.config import Storage
+
+    return Storage(_settings(data_dir, db))
+
+
+def _out() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _project_id(session: Session, ref: str) -> int:
+    """The id of the project named or numbered ``ref``."""
+    from sqlalchemy import select
+
+    from activelabel.store.models import Project
+
+    ref = ref.strip()
+    if ref.isdigit():
+        found = session.get(Project, int(ref))
+        if found is not None:
+            return found.id
+    row = session.execute(select(Project.id).where(Project.name == ref)).scalar_one_or_none()
+    if row is not None:
+        return int(row)
+    names = session.execute(select(Project.id, Project.name).order_by(Project.id).limit(20)).all()
+    known = ", ".join(f"{i} ({n})" for i, n in names) or "none yet"
+    raise BadInput(f"no project {ref!r}: give an id or a name; projects: {known}")
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes for rounds and imports.")] = 1,
+    processes: Annotated[int, typer.Option(help="API processes (uvicorn workers).")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Start no worker (run `activelabel worker`).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the labeling server (REST API, docs at /docs) with its background worker."""
+    from activelabel.service.server import serve as run_server
+
+    settings = _settings(data_dir, db)
+    if workers < 0:
+        raise BadInput(f"--workers must be >= 0, got {workers}")
+
+    def announce(url: str) -> None:
+        typer.echo(f"activelabel serving at {url}  (API docs: {url}/docs)", err=True)
+        typer.echo(f"data: {settings.data_dir}  database: {settings.safe_db_url()}", err=True)
+
+    run_server(settings, host=host, port=port, workers=0 if no_worker else workers,
+               processes=processes, log_level=log_level, announce=announce)
+
+
+@app.command()
+def worker(data_dir: DataDirOption = None, db: DbOption = None) -> None:
+    """Run background jobs (rounds, imports) until stopped; `serve` starts one for you."""
+    from activelabel.service.worker import main as run_worker
+
+    run_worker(_settings(data_dir, db))
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password of the admin user (default: generated).")
+    ] = None,
+    url: Annotated[str, typer.Option(help="Address printed for the server.")] = (
+        "http://127.0.0.1:8000"),
+) -> None:
+    """Create a demo project from scikit-learn's digits, an admin user and the seed batch."""
+    from activelabel.service.demo import create_demo
+
+    storage = _storage(data_dir, db)
+    try:
+        result = create_demo(storage, password=password)
+    finally:
+        storage.close()
+    state = "created" if result.created_project else "already there"
+    typer.echo(f"project {result.project_id} \"Digits demo\" ({state}): {result.items} items, "
+               f"{result.holdout_labeled} holdout items labeled, seed round "
+               f"{result.round_id} {result.round_status}")
+    typer.echo(f"open {url.rstrip('/')}  (API docs: {url.rstrip('/')}/docs)")
+    shown = result.password or "unchanged (pass --password to set a new one)"
+    typer.echo(f"login: {result.username} / {shown}")
+
+
+def _show_progress(values: Mapping[str, Any]) -> None:
+    console = Console(stderr=True)
+    if console.is_terminal:
+        console.print(" ".join(f"{k}={v}" for k, v in values.items()), end="\r")
+
+
+@app.command("import")
+def import_file(
+    project: ProjectArg,
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file.", show_default=False)],
+    split: Annotated[
+        str | None, typer.Option(help="pool, holdout or gold for rows that name no split.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Import now, here, and report.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Import items from a file: queued for the worker, or run at once with --wait."""
+    from activelabel.service.imports import enqueue_import, save_upload
+    from activelabel.service.server import run_job_inline
+
+    if not file.is_file():
+        raise BadInput(f"{file} is not a file: pass the path of a .jsonl, .csv or .parquet file")
+    if split is not None and split not in ("pool", "holdout", "gold"):
+        raise BadInput(f"--split {split!r} is not one of pool, holdout, gold")
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session:
+            project_id = _project_id(session, project)
+        with file.open("rb") as stream:
+            saved = save_upload(storage, project_id, file.name, stream)
+        with storage.sessions() as session, session.begin():
+            job_id = enqueue_import(session, project_id, saved, requested_by=None, split=split).id
+        if not wait:
+            typer.echo(f"import job {job_id} queued for project {project_id}; "
+                       "`activelabel serve` or `activelabel worker` runs it")
+            return
+        job = run_job_inline(storage, job_id, on_progress=_show_progress)
+    finally:
+        storage.close()
+    _report_import(job_id, job.status, job.result or {}, job.error)
+
+
+def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: str | None) -> None:
+    if status != "done":
+        raise JobError(f"import job {job_id} {status}: {error or 'no error message'}")
+    rejected = list(result.get("rejected") or [])
+    count = int(result.get("rejected_count", len(rejected)))
+    typer.echo(f"import job {job_id} done: {result.get('inserted', 0)} inserted, "
+               f"{result.get('duplicates', 0)} duplicates, {count} rejected"
+               f" in {float(result.get('seconds') or 0):.1f} s")
+    for row in rejected[:SHOWN_REJECTED]:
+        typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
+    if count > SHOWN_REJECTED:
+        typer.echo(f"  ... and {count - SHOWN_REJECTED} more rejected rows")
+
+
+class JobError(Exception):
+    """A job run by the command failed; shown as one ``error:`` line, exit status 1."""
+
+
+@app.command()
+def export(
+    project: ProjectArg,
+    out: Annotated[Path, typer.Option(help="File to write.", show_default=False)],
+    format: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")
+    ] = None,
+    include_private: Annotated[
+        bool, typer.Option("--include-private", help="Keep the project's private fields.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write the labels with provenance (round, strategy, score, model) to a file."""
+    from activelabel.service.export import export_stream
+
+    fmt = format or {".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower(), "jsonl")
+    if fmt not in ("jsonl", "csv", "parquet"):
+        raise BadInput(f"--format {fmt!r} is not one of jsonl, csv, parquet")
+    storage = _storage(data_dir, db)
+    partial = out.with_name(out.name + ".part")
+    try:
+        with storage.sessions() as session:
+            project_id = _project_id(session, project)
+        chunks, _media, _name = export_stream(storage, project_id, fmt,
+                                              include_private=include_private)
+        size = 0
+        with partial.open("wb") as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+                size += len(chunk)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+        storage.close()
+    typer.echo(f"wrote {out} ({fmt}, {size} bytes)")
+
+
+@app.command("round")
+def round_(
+    project: ProjectArg,
+    wait: Annotated[bool, typer.Option("--wait", help="Run the round now, here.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Request a round (train, evaluate, score, select); --wait runs it at once."""
+    from activelabel.service.rounds import request_round
+    from activelabel.service.server import run_job_inline
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session, session.begin():
+            project_id = _project_id(session, project)
+            rnd, created = request_round(session, project_id, requested_by=None, reason="manual")
+            round_id, number, job_id = rnd.id, rnd.number, rnd.job_id
+        verb = "queued" if created else "already queued"
+        typer.echo(f"round {number} (id {round_id}) {verb} for project {project_id}")
+        if not wait:
+            return
+        if job_id is None:
+            raise JobError(f"round {round_id} has no job to run")
+        run_job_inline(storage, job_id, on_progress=_show_progress)
+        with storage.read_sessions() as session:
+            from activelabel.store import get_round
+
+            rnd = get_round(session, project_id, round_id)
+            _out().print(rounds_table([rnd], title=f"round {rnd.number}"))
+            if rnd.status != "done":
+                raise JobError(f"round {rnd.number} {rnd.status}: {rnd.error or 'no message'}")
+    finally:
+        storage.close()
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
+    """One row per round: status, labels used, holdout metrics, gain, timings."""
+    table = Table(title=title)
+    for col in ("round", "status", "strategy", "labels used", "accuracy", "macro-F1", "ECE",
+                "gain (acc)", "train s", "total s"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("status", "strategy") else "right")
+    for rnd in rounds:
+        metrics, gain, timings = rnd.metrics or {}, rnd.gain or {}, rnd.timings or {}
+        delta = gain.get("accuracy")
+        table.add_row(
+            str(rnd.number), rnd.status + (f" ({rnd.error[:40]})" if rnd.error else ""),
+            rnd.strategy, _fmt(rnd.n_labels_used), _fmt(metrics.get("accuracy")),
+            _fmt(metrics.get("macro_f1")), _fmt(metrics.get("ece")),
+            "-" if delta is None else f"{delta:+.3f}", _fmt(timings.get("train_s"), 2),
+            _fmt(timings.get("total_s"), 2))
+    return table
+
+
+def _project_counts(session: Session, project_id: int) -> dict[str, int]:
+    """Items per split, labeled items per split, and the pool backlog (unlabeled pool items)."""
+    from sqlalchemy import exists, func, select
+    from sqlalchemy.orm import aliased
+
+    from activelabel.store.models import Annotation, Item, Job
+
+    newer = aliased(Annotation)
+    labeled = exists().where(Annotation.item_id == Item.id, Annotation.labels.is_not(None),
+                             ~exists().where(newer.supersedes_id == Annotation.id))
+    counts = {f"items_{s}": 0 for s in ("pool", "holdout", "gold")}
+    counts.update({f"labeled_{s}": 0 for s in ("pool", "holdout", "gold")})
+    for split, total, done in session.execute(
+            select(Item.split, func.count(), func.count().filter(labeled))
+            .where(Item.project_id == project_id).group_by(Item.split)):
+        counts[f"items_{split}"], counts[f"labeled_{split}"] = int(total), int(done)
+    counts["backlog"] = counts["items_pool"] - counts["labeled_pool"]
+    counts["jobs_waiting"] = int(session.execute(
+        select(func.count()).select_from(Job).where(
+            Job.project_id == project_id, Job.status.in_(("queued", "running")))).scalar_one())
+    return counts
+
+
+@app.command()
+def status(
+    project: Annotated[
+        str | None, typer.Argument(help="Project id or name (default: every project).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Progress, backlog and the last rounds, as tables."""
+    from activelabel.store import list_projects, list_rounds
+
+    console = _out()
+    storage = _storage(data_dir, db)
+    try:
+        with storage.read_sessions() as session:
+            if project is None:
+                console.print(projects_table(session, list_projects(session)))
+                return
+            project_id = _project_id(session, project)
+            from activelabel.store import get_project
+
+            proj = get_project(session, project_id)
+            counts = _project_counts(session, project_id)
+            console.print(_progress_table(proj.name, project_id, counts))
+            console.print(f"backlog: {counts['backlog']} pool items to label; "
+                          f"{counts['jobs_waiting']} jobs queued or running", highlight=False)
+            console.print(rounds_table(list_rounds(session, project_id)[-5:],
+                                       title="last rounds"))
+    finally:
+        storage.close()
+
+
+def _progress_table(name: str, project_id: int, counts: Mapping[str, int]) -> Table:
+    table = Table(title=f"project {project_id}: {name}")
+    for col in ("split", "items", "labeled", "unlabeled"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split in ("pool", "holdout", "gold"):
+        total, done = counts[f"items_{split}"], counts[f"labeled_{split}"]
+        pct = f" ({done / total:.0%})" if total else ""
+        table.add_row(split, str(total), f"{done}{pct}", str(total - done))
+    return table
+
+
+def projects_table(session: Session, projects: Sequence[Any]) -> Table:
+    """Every project with its size, labels, backlog and last round."""
+    from activelabel.store import list_rounds
+
+    table = Table(title="projects")
+    for col in ("id", "name", "task", "items", "labeled", "backlog", "last round", "accuracy"):
+        table.add_column(col, justify="left" if col in ("name", "task", "last round") else "right")
+    if not projects:
+        table.caption = "no projects yet: `activelabel demo` creates one"
+    for proj in projects:
+        counts = _project_counts(session, proj.id)
+        rounds = list_rounds(session, proj.id)
+        last = rounds[-1] if rounds else None
+        done = [r for r in rounds if r.status == "done"]
+        accuracy = (done[-1].metrics or {}).get("accuracy") if done else None
+        items = sum(counts[f"items_{s}"] for s in ("pool", "holdout", "gold"))
+        labeled = sum(counts[f"labeled_{s}"] for s in ("pool", "holdout", "gold"))
+        table.add_row(str(proj.id), proj.name, proj.task, str(items), str(labeled),
+                      str(counts["backlog"]),
+                      "-" if last is None else f"{last.number} {last.status}", _fmt(accuracy))
+    return table
+
+
+@projects_app.command("list")
+def projects_list(data_dir: DataDirOption = None, db: DbOption = None) -> None:
+    """Every project: id, name, size, labels, backlog, last round."""
+    from activelabel.store import list_projects
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.read_sessions() as session:
+            _out().print(projects_table(session, list_projects(session)))
+    finally:
+        storage.close()
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, _.@-).",
+                                        show_default=False)],
+    password: Annotated[
+        str | None, typer.Option(help="Password (8+ characters); none: token access only.")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Administrator: sees every project, "
+                                        "creates users.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Create a user account."""
+    from activelabel.store import create_user
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session, session.begin():
+            user = create_user(session, name, password, is_admin=admin)
+            user_id = user.id
+    finally:
+        storage.close()
+    kind = "admin" if admin else "user"
+    note = "" if password else "; no password: create a token with `activelabel tokens create`"
+    typer.echo(f"created {kind} {name} (id {user_id}){note}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Argument(help="User name the token acts as.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "cli",
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Create an API token; the token alone is printed on the last line (shown only once)."""
+    from activelabel.store import create_token, get_user_by_name
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session, session.begin():
+            found = get_user_by_name(session, user)
+            if found is None:
+                raise BadInput(f"no user {user!r}: create it with `activelabel users create`")
+            token, plaintext = create_token(session, found.id, name)
+            token_id = token.id
+    finally:
+        storage.close()
+    typer.echo(f"token {token_id} ({name}) for {user}; it is shown only this once:", err=True)
+    typer.echo(plaintext)
+
+
 def _one_line(message: str) -> str:
     return " ".join(message.split())
 
@@ -236,6 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = command.main(args, prog_name="activelabel", standalone_mode=False)
+    except JobError as exc:
+        return _fail(str(exc), 1)
     except (BadInput, ValueError, OSError) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except TyperException as exc:
@@ -245,7 +686,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.format_message(), int(getattr(exc, "exit_code", EXIT_BAD_INPUT)))
     except typer.Abort:
         return _fail("aborted", 1)
+    except Exception as exc:
+        return _service_error(exc)
     return int(rv) if isinstance(rv, int) else 0
+
+
+def _service_error(exc: Exception) -> int:
+    """Storage errors as one line: the caller's mistakes exit 2, an unreachable database 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from activelabel.store.errors import ActivelabelError
+
+    if isinstance(exc, ActivelabelError):
+        return _fail(exc.message, EXIT_BAD_INPUT)
+    if isinstance(exc, OperationalError):
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        return _fail(f"database error: {first}; check --db / ACTIVELABEL_DB and that the "
+                     "server is running", 1)
+    raise exc
 
 
 def _fail(message: str, code: int) -> int:

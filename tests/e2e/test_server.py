@@ -1,0 +1,82 @@
+"""``activelabel serve`` as a process: a taken port, worker restarts, no orphaned worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activelabel.service.config import Settings
+from activelabel.service.server import WorkerProcesses, check_port
+from activelabel.store.errors import InvalidInput
+from tests.e2e._support import ServerProcess, child_env, wait_until
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True,
+                         check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_a_taken_port_is_one_clear_error(taken_port: int, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="pass another --port"):
+        check_port("127.0.0.1", taken_port)
+    proc = subprocess.run(
+        [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(tmp_path),
+         "--port", str(taken_port)], capture_output=True, text=True, env=child_env(),
+        timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in proc.stderr
+
+
+def test_workers_are_restarted_and_stopped(tmp_path: Path) -> None:
+    pool = WorkerProcesses(Settings.resolve(tmp_path), 1, log=lambda message: None)
+    pool.start()
+    try:
+        first = pool.procs[0]
+        first.terminate()
+        first.wait(timeout=30)
+        wait_until(lambda: pool.procs[0] is not first, 10, what="worker restart")
+        assert pool.procs[0].poll() is None
+    finally:
+        pool.stop()
+    assert all(p.poll() is not None for p in pool.procs)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_killed_server_leaves_no_worker_behind(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'activelabel.db'}").start()
+    try:
+        assert server.proc is not None
+        workers = wait_until(lambda: worker_pids(server.proc.pid), 10, what="worker started")
+        os.kill(server.proc.pid, signal.SIGKILL)  # the server alone, not its process group
+        server.proc.wait(timeout=10)
+        wait_until(lambda: not any(alive(pid) for pid in workers), 10, poll=0.1,
+                   what="worker gone after the server died")
+    finally:
+        server.stop()

@@ -1,0 +1,31 @@
+"""The load benchmark runs end to end at a small size and finds no double hand-out, no loss."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e._support import child_env
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "service_load.py"
+
+
+def test_quick_load_run_reports_both_phases_clean(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, env=child_env(), timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert [p["phase"] for p in report["phases"]] == ["idle", "round running"]
+    for p in report["phases"]:
+        assert p["annotations"] >= 100
+        assert p["duplicate_handouts"] == 0
+        assert p["lost_annotations"] == 0
+        assert p["errors"] == 0
+        assert p["next_p99_ms"] > 0
+        assert p["annotate_p99_ms"] > 0
+    assert report["phases"][1]["round_status"] == "done"
+    assert "next p99 ms" in done.stdout

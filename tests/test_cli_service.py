@@ -1,0 +1,229 @@
+"""The service commands of ``activelabel``: users, tokens, demo, import, export, round, status.
+
+Run in-process through :func:`activelabel.cli.main` (the same parsing and error handling as the
+script), on SQLite and, where storage matters, on PostgreSQL in a fresh schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from activelabel.cli import main
+from activelabel.service.config import Settings, Storage
+from activelabel.store import annotate, create_project, create_user, item_ids_for_rows
+from activelabel.store.models import Item, Round, User
+from activelabel.store.users import user_for_token
+from tests.e2e._support import run_cli, service_db
+from tests.store.conftest import BACKENDS, pg_admin  # noqa: F401  (fixture used by new_engine)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from service_db(backend, request, tmp_path)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def storage(data_dir: Path, db_url: str) -> Iterator[Storage]:
+    opened = Storage(Settings.resolve(data_dir, db_url))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def project_id(storage: Storage) -> int:
+    with storage.sessions() as session, session.begin():
+        owner = create_user(session, "owner")
+        return create_project(session, "news", "classification", ["ham", "spam"],
+                              settings={"batch_size": 5}, created_by=owner.id).id
+
+
+class Cli:
+    """``activelabel ARGS --data-dir D --db URL`` in-process; (exit status, stdout, stderr)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], data_dir: Path, db: str) -> None:
+        self.capsys, self.data_dir, self.db = capsys, data_dir, db
+
+    def __call__(self, *args: str | Path) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main([*map(str, args), "--data-dir", str(self.data_dir), "--db", self.db])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], data_dir: Path, db_url: str) -> Cli:
+    return Cli(capsys, data_dir, db_url)
+
+
+def write_rows(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_users_and_tokens_for_scripts(cli: Cli, storage: Storage, data_dir: Path,
+                                      db_url: str) -> None:
+    code, out, _ = cli("users", "create", "ann", "--password", "s3cret-pw", "--admin")
+    assert code == 0
+    assert "created admin ann" in out
+    # A script reads the token from the last line of the real command's output.
+    proc = run_cli("tokens", "create", "ann", "--name", "ci", data_dir=data_dir, db=db_url)
+    assert proc.returncode == 0, proc.stderr
+    token = proc.stdout.strip().splitlines()[-1]
+    assert token.startswith("al_")
+    assert " " not in token
+    with storage.sessions() as session, session.begin():
+        user = user_for_token(session, token)
+        assert user is not None
+        assert user.username == "ann"
+        assert user.is_admin
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["users", "create", "ann"], "already exists"),
+    (["users", "create", "has space", "--password", "longenough"], "invalid username"),
+    (["users", "create", "short", "--password", "abc"], "password too short"),
+    (["tokens", "create", "ghost"], "no user 'ghost'"),
+    (["status", "nope"], "no project 'nope'"),
+    (["round", "999"], "no project '999'"),
+    (["import", "news", "missing.jsonl"], "missing.jsonl is not a file"),
+    (["import", "news", "pyproject.toml", "--split", "train"], "--split 'train'"),
+    (["export", "news", "--out", "x.xml", "--format", "xml"], "--format 'xml'"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(cli: Cli, project_id: int, args: list[str],
+                                          message: str) -> None:
+    assert cli("users", "create", "ann")[0] == 0
+    code, out, err = cli(*args)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ")
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_storage_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("")
+    assert main(["status", "--data-dir", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["status", "--data-dir", str(tmp_path), "--db", "mysql://x/y"]) == 2
+    assert "unsupported database URL" in capsys.readouterr().err
+
+
+def test_import_wait_reports_counts_and_rejected_rows(cli: Cli, project_id: int,
+                                                      storage: Storage, tmp_path: Path) -> None:
+    good = [{"external_id": f"m{i}", "data": {"text": f"message number {i}"}} for i in range(30)]
+    path = write_rows(tmp_path / "rows.jsonl", [
+        *good, good[3], "{not json", {"external_id": "m99", "data": "not an object"}, good[7]])
+    code, out, err = cli("import", "news", path, "--wait")
+    assert code == 0, err
+    assert "30 inserted, 2 duplicates, 2 rejected" in out
+    assert out.count("  line ") == 2
+    code, out, _ = cli("import", str(project_id), path, "--wait")
+    assert code == 0
+    assert "0 inserted, 32 duplicates, 2 rejected" in out
+    with storage.read_sessions() as session:
+        count = session.execute(select(func.count()).select_from(Item).where(
+            Item.project_id == project_id)).scalar_one()
+    assert count == 30
+
+
+def test_import_without_wait_queues_a_job(cli: Cli, project_id: int, tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "rows.jsonl", [{"external_id": "a", "data": {"text": "hi"}}])
+    code, out, _ = cli("import", "news", path)
+    assert code == 0
+    assert "queued" in out
+    code, out, _ = cli("status", "news")
+    assert code == 0
+    assert "1 jobs queued or running" in out
+
+
+def label(storage: Storage, project_id: int, rows: range, annotator: str = "owner") -> None:
+    with storage.sessions() as session, session.begin():
+        user = session.execute(select(User).where(User.username == annotator)).scalar_one()
+        for row, item_id in zip(rows, item_ids_for_rows(session, project_id, list(rows)),
+                                strict=True):
+            annotate(session, project_id, user.id, item_id, ["spam" if row % 3 == 0 else "ham"],
+                     duration_ms=500)
+
+
+def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
+                                 tmp_path: Path) -> None:
+    rows = [{"external_id": f"m{i}",
+             "data": {"text": ("WIN cash prize now " if i % 3 == 0 else "see you at lunch ")
+                      + str(i)}} for i in range(60)]
+    assert cli("import", "news", write_rows(tmp_path / "rows.jsonl", rows), "--wait")[0] == 0
+    label(storage, project_id, range(0, 12))
+
+    code, out, err = cli("round", "news", "--wait")
+    assert code == 0, err
+    assert "done" in out
+    with storage.read_sessions() as session:
+        rounds = list(session.execute(select(Round).where(Round.project_id == project_id)
+                                      .order_by(Round.number)).scalars())
+    assert rounds[-1].status == "done"
+    assert rounds[-1].n_labels_used == 12
+
+    code, out, _ = cli("status", "news")
+    assert code == 0
+    assert "pool" in out
+    assert "12 (20%)" in out
+    assert "backlog: 48" in out
+    assert "last rounds" in out
+    code, out, _ = cli("projects", "list")
+    assert code == 0
+    assert "news" in out
+
+    for fmt, name in (("jsonl", "labels.jsonl"), ("csv", "labels.csv"),
+                      ("parquet", "labels.parquet")):
+        code, out, err = cli("export", "news", "--out", tmp_path / name)
+        assert code == 0, err
+        assert f"({fmt}," in out
+    lines = (tmp_path / "labels.jsonl").read_text().splitlines()
+    exported = {json.loads(line)["external_id"] for line in lines}
+    assert exported == {f"m{i}" for i in range(12)}
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "labels.parquet").num_rows == 12
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "demo"
+    assert main(["demo", "--data-dir", str(data), "--password", "demo-pass-1"]) == 0
+    first = capsys.readouterr().out
+    assert "login: admin / demo-pass-1" in first
+    assert "http://127.0.0.1:8000" in first
+    assert "1797 items, 300 holdout items labeled" in first
+    assert "done" in first
+    assert main(["demo", "--data-dir", str(data)]) == 0
+    second = capsys.readouterr().out
+    assert "already there" in second
+    assert "login: admin / demo-pass-1" in second
+    storage = Storage(Settings.resolve(data))
+    try:
+        with storage.read_sessions() as session:
+            items = session.execute(select(func.count()).select_from(Item)).scalar_one()
+            rounds = session.execute(select(Round)).scalars().all()
+            data_keys = set(session.execute(select(Item.data).limit(1)).scalar_one())
+    finally:
+        storage.close()
+    assert items == 1797
+    assert len(rounds) == 1
+    assert rounds[0].status == "done"
+    assert data_keys == {"image", "png"}  # the digit itself is never in the payload
