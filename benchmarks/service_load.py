@@ -1,0 +1,524 @@
+"""Load on the labeling server: concurrent annotators pulling tasks and labeling them.
+
+Starts ``activelabel serve`` (with its worker) as a real process on SQLite or PostgreSQL, seeds a
+project with ``--items`` synthetic two-class texts, then runs ``--annotators`` simulated
+annotators at once, each looping: ask for the next task, think 5-20 ms, annotate it. Two phases
+of ``--annotations`` labels each:
+
+- ``idle``: nothing else runs;
+- ``round``: a round (featurize, train, score the whole pool, select) runs in the worker while
+  the annotators work; the table says how much of the phase it overlapped.
+
+Reported per phase: throughput, p50 / p99 latency of next-task and annotate, duplicate
+hand-outs (an item handed to more annotators than the project's overlap) and lost annotations
+(acknowledged with 201 but missing from the database or the export). Both must be 0; the exit
+status is 1 otherwise.
+
+    python benchmarks/service_load.py                                   # SQLite in a temp dir
+    python benchmarks/service_load.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/service_load.py --quick                           # smoke test
+
+On PostgreSQL the run uses a new schema, dropped afterwards (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from activelabel.service.config import Settings, Storage  # noqa: E402  (after the path line)
+from activelabel.store import create_token, create_user  # noqa: E402
+
+API = "/api/v1"
+LABELS = ("ham", "spam")
+_HAM = ("see you at lunch", "call me when you are home", "meeting moved to three",
+        "thanks for the photos", "running late again", "dinner at mum's on sunday")
+_SPAM = ("win a free cruise now", "claim your cash prize", "urgent your account is locked",
+         "cheap loans approved today", "text WIN to 80085", "you have been selected")
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo")
+
+
+@dataclass
+class PhaseResult:
+    """What one phase measured."""
+
+    phase: str
+    annotations: int
+    seconds: float
+    throughput_per_s: float
+    next_p50_ms: float
+    next_p99_ms: float
+    annotate_p50_ms: float
+    annotate_p99_ms: float
+    duplicate_handouts: int
+    lost_annotations: int
+    empty_next: int
+    errors: int
+    round_overlap_s: float | None = None
+    round_status: str | None = None
+    round_seconds: float | None = None
+
+
+@dataclass
+class Tally:
+    """Shared by the annotators of one phase (one event loop: no locks needed)."""
+
+    target: int
+    acked: list[tuple[int, str, int]] = field(default_factory=list)  # (item, user, annotation)
+    handouts: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    next_ms: list[float] = field(default_factory=list)
+    annotate_ms: list[float] = field(default_factory=list)
+    empty: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.acked) >= self.target
+
+
+# ---- the server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``python -m activelabel serve`` in its own process group, killed on exit."""
+
+    def __init__(self, data_dir: Path, db: str, log: Path, processes: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIVELABEL_")}
+        env["PYTHONPATH"] = str(REPO / "src")
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(data_dir),
+                 "--db", db, "--port", str(self.port), "--log-level", "warning",
+                 "--processes", str(processes)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log = log
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited early:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + API + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit(f"server not healthy after 60 s:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+
+def pg_schema(url: str) -> tuple[str, str]:
+    """A new schema on the PostgreSQL server of ``url``; (URL using it, schema name)."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"al_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+# ---- seeding -----------------------------------------------------------------------------------
+
+
+def make_items(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``n`` two-class texts (a spam or ham phrase plus noise words) and their true labels."""
+    rng = random.Random(seed)
+    rows, oracle = [], {}
+    for i in range(n):
+        label = "spam" if rng.random() < 0.3 else "ham"
+        phrase = rng.choice(_SPAM if label == "spam" else _HAM)
+        noise = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 12)))
+        ext = f"t{i:07d}"
+        rows.append({"external_id": ext, "data": {"text": f"{phrase} {noise} {i}"}})
+        oracle[ext] = label
+    return rows, oracle
+
+
+def make_users(settings: Settings, n: int) -> tuple[str, dict[str, str]]:
+    """An admin token and ``n`` annotators (name -> token), written straight to the database."""
+    storage = Storage(settings)
+    try:
+        with storage.sessions() as session, session.begin():
+            admin = create_user(session, "bench_admin", is_admin=True)
+            _, admin_token = create_token(session, admin.id, "bench")
+            tokens = {}
+            for i in range(n):
+                user = create_user(session, f"annotator{i:03d}")
+                tokens[user.username] = create_token(session, user.id, "bench")[1]
+    finally:
+        storage.close()
+    return admin_token, tokens
+
+
+def check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise SystemExit(f"{response.request.method} {response.request.url} -> "
+                         f"{response.status_code}: {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+def seed_project(url: str, admin: str, annotators: list[str], rows: list[dict[str, Any]],
+                 overlap: int) -> int:
+    headers = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=url + API, headers=headers, timeout=300) as http:
+        project = check(http.post("/projects", json={
+            "name": "load", "task": "classification", "labels": list(LABELS),
+            "settings": {"featurizer": "text", "batch_size": 200, "overlap": overlap,
+                         "retrain_every_labels": 10_000_000, "strategy": "margin"}}))
+        pid = int(project["id"])
+        for start in range(0, len(rows), 5000):
+            check(http.post(f"/projects/{pid}/items", json=rows[start:start + 5000]))
+        for name in annotators:
+            check(http.post(f"/projects/{pid}/members",
+                            json={"username": name, "role": "annotator"}))
+    return pid
+
+
+# ---- the annotators ----------------------------------------------------------------------------
+
+
+def _task_item(task: dict[str, Any]) -> tuple[int, str]:
+    item = task["item"]
+    return int(item["id"]), str(item["external_id"])
+
+
+async def annotator(http: httpx.AsyncClient, pid: int, name: str, token: str,
+                    oracle: dict[str, str], tally: Tally, rng: random.Random,
+                    think: tuple[float, float]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    while not tally.done:
+        try:
+            await one_task(http, pid, name, headers, oracle, tally, rng, think)
+        except httpx.TransportError as exc:  # counted; the annotator carries on
+            tally.errors.append(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(0.05)
+
+
+async def one_task(http: httpx.AsyncClient, pid: int, name: str, headers: dict[str, str],
+                   oracle: dict[str, str], tally: Tally, rng: random.Random,
+                   think: tuple[float, float]) -> None:
+    """Next task, think, annotate: one cycle of one annotator."""
+    t0 = time.perf_counter()
+    response = await http.get(f"{API}/projects/{pid}/tasks/next", params={"n": 1},
+                              headers=headers)
+    tally.next_ms.append((time.perf_counter() - t0) * 1000)
+    if response.status_code != 200:
+        tally.errors.append(f"next {response.status_code}: {response.text[:200]}")
+        await asyncio.sleep(0.05)
+        return
+    tasks = response.json()
+    tasks = tasks.get("tasks", tasks) if isinstance(tasks, dict) else tasks
+    if not tasks:
+        tally.empty += 1
+        await asyncio.sleep(0.05)
+        return
+    item_id, ext = _task_item(tasks[0])
+    tally.handouts[item_id].add(name)
+    await asyncio.sleep(rng.uniform(*think))
+    body = {"item_id": item_id, "labels": [oracle[ext]], "client_key": str(uuid.uuid4()),
+            "duration_ms": rng.randint(800, 4000)}
+    t0 = time.perf_counter()
+    response = await http.post(f"{API}/projects/{pid}/annotations", json=body,
+                               headers=headers)
+    tally.annotate_ms.append((time.perf_counter() - t0) * 1000)
+    if response.status_code == 201:
+        tally.acked.append((item_id, name, int(response.json()["id"])))
+    else:
+        tally.errors.append(f"annotate {response.status_code}: {response.text[:200]}")
+
+
+async def run_annotators(url: str, pid: int, tokens: dict[str, str], oracle: dict[str, str],
+                         target: int, seed: int,
+                         think: tuple[float, float]) -> tuple[Tally, float]:
+    tally = Tally(target)
+    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(
+            annotator(http, pid, name, token, oracle, tally, random.Random(seed + i), think)
+            for i, (name, token) in enumerate(tokens.items())))
+        return tally, time.perf_counter() - start
+
+
+# ---- checks ------------------------------------------------------------------------------------
+
+
+def duplicates(tally: Tally, overlap: int) -> int:
+    """Hand-outs beyond the overlap: items given to more distinct annotators than allowed."""
+    return sum(max(0, len(users) - overlap) for users in tally.handouts.values())
+
+
+def lost(settings: Settings, url: str, admin: str, pid: int, acked: list[tuple[int, str, int]],
+         folder: Path) -> int:
+    """Acknowledged annotations missing from the database or from the export."""
+    from sqlalchemy import select
+
+    from activelabel.store.models import Annotation, Item
+
+    storage = Storage(settings, run_migrations=False)
+    try:
+        with storage.read_sessions() as session:
+            stored = set(session.execute(select(Annotation.id).where(
+                Annotation.project_id == pid)).scalars())
+            ext_of = dict(session.execute(select(Item.id, Item.external_id).where(
+                Item.project_id == pid)).all())
+    finally:
+        storage.close()
+    path = folder / f"export-{pid}.jsonl"
+    headers = {"Authorization": f"Bearer {admin}"}
+    with httpx.stream("GET", f"{url}{API}/projects/{pid}/export", params={"format": "jsonl"},
+                      headers=headers, timeout=300) as response, path.open("wb") as out:
+        if response.status_code != 200:
+            raise SystemExit(f"export failed: {response.status_code} {response.read()[:300]!r}")
+        for chunk in response.iter_bytes():
+            out.write(chunk)
+    exported: set[tuple[str, str]] = set()
+    with path.open() as rows:
+        for line in rows:
+            row = json.loads(line)
+            for ann in row.get("annotations") or []:
+                exported.add((row["external_id"], str(ann.get("annotator"))))
+    return sum(1 for item, user, ann_id in acked
+               if ann_id not in stored or (ext_of.get(item), user) not in exported)
+
+
+# ---- phases ------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class RoundWatch:
+    """Polls a round's status in a thread: when it was seen running, when it ended."""
+
+    def __init__(self, url: str, admin: str, pid: int, round_id: int) -> None:
+        self.url, self.admin, self.pid, self.round_id = url, admin, pid, round_id
+        self.running_at: float | None = None
+        self.ended_at: float | None = None
+        self.status = "queued"
+        self.record: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        headers = {"Authorization": f"Bearer {self.admin}"}
+        with httpx.Client(base_url=self.url + API, headers=headers, timeout=30) as http:
+            while not self._stop.is_set():
+                self.record = check(http.get(f"/projects/{self.pid}/rounds/{self.round_id}"))
+                self.status = str(self.record["status"])
+                now = time.perf_counter()
+                if self.status == "running" and self.running_at is None:
+                    self.running_at = now
+                if self.status in ("done", "failed"):
+                    self.ended_at = now
+                    self.running_at = self.running_at or now
+                    return
+                time.sleep(0.02)
+
+    def start(self) -> RoundWatch:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while self.running_at is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
+          with_round: bool) -> PhaseResult:
+    watch = None
+    if with_round:
+        headers = {"Authorization": f"Bearer {ctx['admin']}"}
+        answer = check(httpx.post(f"{ctx['url']}{API}/projects/{ctx['pid']}/rounds",
+                                  headers=headers, timeout=30))
+        round_id = int(answer.get("round_id") or answer["id"])
+        watch = RoundWatch(ctx["url"], ctx["admin"], ctx["pid"], round_id).start()
+    began = time.perf_counter()
+    tally, seconds = asyncio.run(run_annotators(ctx["url"], ctx["pid"], ctx["tokens"],
+                                                ctx["oracle"], args.annotations, args.seed,
+                                                args.think))
+    ended = began + seconds
+    result = PhaseResult(
+        phase=name, annotations=len(tally.acked), seconds=round(seconds, 2),
+        throughput_per_s=round(len(tally.acked) / seconds, 1),
+        next_p50_ms=round(percentile(tally.next_ms, 50), 1),
+        next_p99_ms=round(percentile(tally.next_ms, 99), 1),
+        annotate_p50_ms=round(percentile(tally.annotate_ms, 50), 1),
+        annotate_p99_ms=round(percentile(tally.annotate_ms, 99), 1),
+        duplicate_handouts=duplicates(tally, args.overlap),
+        lost_annotations=lost(ctx["settings"], ctx["url"], ctx["admin"], ctx["pid"],
+                              ctx["acked"] + tally.acked, ctx["folder"]),
+        empty_next=tally.empty, errors=len(tally.errors))
+    ctx["acked"] += tally.acked
+    for message, count in Counter(tally.errors).most_common(3):
+        print(f"  {name}: {count} x {message}", file=sys.stderr)
+    if watch is not None:
+        round_end = watch.ended_at or time.perf_counter()
+        running = watch.running_at or round_end
+        result.round_overlap_s = round(max(0.0, min(ended, round_end) - max(began, running)), 2)
+        if watch.ended_at is None:  # still running after the phase: wait to report it
+            deadline = time.monotonic() + 600
+            while watch.ended_at is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        watch.stop()
+        result.round_status = watch.status
+        timings = watch.record.get("timings") or {}
+        total = timings.get("total_s")
+        result.round_seconds = None if total is None else round(float(total), 2)
+    return result
+
+
+def table(results: list[PhaseResult], backend: str) -> str:
+    cols = [("phase", "phase"), ("labels", "annotations"), ("s", "seconds"),
+            ("labels/s", "throughput_per_s"), ("next p50 ms", "next_p50_ms"),
+            ("next p99 ms", "next_p99_ms"), ("annotate p50 ms", "annotate_p50_ms"),
+            ("annotate p99 ms", "annotate_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
+            ("lost", "lost_annotations"), ("errors", "errors"),
+            ("round overlap s", "round_overlap_s")]
+    rows = [[h for h, _ in cols]] + [
+        ["-" if getattr(r, k) is None else str(getattr(r, k)) for _, k in cols] for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    lines = [f"service load on {backend}"]
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary folder)")
+    parser.add_argument("--items", type=int, default=20_000, help="pool size")
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--annotations", type=int, default=2000, help="labels per phase")
+    parser.add_argument("--overlap", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--think-ms", default="5,20",
+                        help="LO,HI: each annotator thinks a uniform LO-HI ms before labeling")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="API processes of the server (activelabel serve --processes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2000 items, 10 annotators, 100 labels per phase")
+    parser.add_argument("--no-round", action="store_true", help="skip the phase with a round")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the data folder / PG schema")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.items, args.annotators, args.annotations = 2000, 10, 100
+    try:
+        low, high = (float(x) / 1000 for x in args.think_ms.split(","))
+    except ValueError:
+        parser.error(f"--think-ms takes LO,HI in milliseconds, got {args.think_ms!r}")
+    if not 0 <= low <= high:
+        parser.error("--think-ms needs 0 <= LO <= HI")
+    args.think = (low, high)
+    if min(args.items, args.annotators, args.annotations, args.overlap) < 1:
+        parser.error("--items, --annotators, --annotations and --overlap must be >= 1")
+    if args.annotations * 2 > args.items:
+        parser.error("--items must be at least twice --annotations (two phases)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="al-load-"))
+    db, schema = args.db or f"sqlite:///{folder / 'activelabel.db'}", None
+    backend = "postgresql" if db.startswith("postgres") else "sqlite"
+    if backend == "postgresql":
+        db, schema = pg_schema(args.db)
+    settings = Settings.resolve(folder / "data", db)
+    server = None
+    try:
+        Storage(settings).close()  # migrate before the users are written
+        admin, tokens = make_users(settings, args.annotators)
+        server = Server(settings.data_dir, db, folder / "server.log", args.processes)
+        rows, oracle = make_items(args.items, args.seed)
+        t0 = time.perf_counter()
+        pid = seed_project(server.url, admin, list(tokens), rows, args.overlap)
+        print(f"seeded {args.items} items in {time.perf_counter() - t0:.1f} s; "
+              f"{args.annotators} annotators, {args.annotations} labels per phase",
+              file=sys.stderr)
+        ctx = {"url": server.url, "admin": admin, "tokens": tokens, "oracle": oracle,
+               "pid": pid, "settings": settings, "folder": folder, "acked": []}
+        results = [phase("idle", args, ctx, with_round=False)]
+        if not args.no_round:
+            results.append(phase("round running", args, ctx, with_round=True))
+    finally:
+        if server is not None:
+            server.stop()
+        if schema is not None and not args.keep:
+            drop_schema(args.db, schema)
+    print(table(results, backend))
+    for r in results:
+        if r.round_status is not None:
+            print(f"round: {r.round_status}, {r.round_seconds} s in the worker, overlapped "
+                  f"{r.round_overlap_s} s of the {r.seconds} s phase")
+    if args.out is not None:
+        args.out.write_text(json.dumps({"backend": backend, "config": {
+            k: getattr(args, k) for k in ("items", "annotators", "annotations", "overlap",
+                                          "think_ms", "processes")},
+            "phases": [asdict(r) for r in results]}, indent=2) + "\n")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    bad = [r for r in results if r.duplicate_handouts or r.lost_annotations]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
