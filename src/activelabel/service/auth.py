@@ -10,11 +10,13 @@ read-only (on SQLite it never takes the write lock, so reads never wait for writ
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import anyio
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import update
@@ -89,8 +91,45 @@ def _authenticate(session: Session, credentials: HTTPAuthorizationCredentials | 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
+#: Requests holding a database session at once, per kind and dialect. A sync endpoint runs in
+#: a thread of its own, apart from its session's dependency: with more sessions open than
+#: threads or pooled connections, a request holding SQLite's write lock (or the last pooled
+#: connection) could wait forever for a thread that every other request keeps busy waiting for
+#: that lock. The caps keep sessions well below the 40 threads and the pool (10 + 20), with room
+#: for the one extra connection a request may open; SQLite runs one writer at a time anyway.
+SESSION_SLOTS = {"sqlite": {"write": 4, "read": 10}, "postgresql": {"write": 8, "read": 6}}
+_slots: RunVar[dict[tuple[int, str], anyio.Semaphore]] = RunVar("activelabel_session_slots")
 
-def _writer(request: Request, credentials: Credentials) -> Iterator[Caller]:
+
+def _semaphore(storage: Storage, kind: str) -> anyio.Semaphore:
+    """The event loop's semaphore of ``kind`` ("write" / "read") for ``storage``."""
+    try:
+        table = _slots.get()
+    except LookupError:
+        table = {}
+        _slots.set(table)
+    key = (id(storage), kind)
+    if key not in table:
+        dialect = storage.engine.dialect.name
+        table[key] = anyio.Semaphore(SESSION_SLOTS.get(dialect, SESSION_SLOTS["postgresql"])[kind])
+    return table[key]
+
+
+async def _write_slot(request: Request) -> AsyncIterator[None]:
+    async with _semaphore(storage_of(request), "write"):
+        yield
+
+
+async def _read_slot(request: Request) -> AsyncIterator[None]:
+    async with _semaphore(storage_of(request), "read"):
+        yield
+
+
+WriteSlot = Annotated[None, Depends(_write_slot, scope="function")]
+ReadSlot = Annotated[None, Depends(_read_slot, scope="function")]
+
+
+def _writer(request: Request, credentials: Credentials, _slot: WriteSlot) -> Iterator[Caller]:
     """A write session for the request: committed after the endpoint, rolled back on error."""
     storage = storage_of(request)
     with storage.sessions() as session:
@@ -124,7 +163,7 @@ def _record_token_use(storage: Storage, touched: list[tuple[int, datetime]]) -> 
         logger.warning("could not record token use: %s", exc)
 
 
-def _reader(request: Request, credentials: Credentials) -> Iterator[Caller]:
+def _reader(request: Request, credentials: Credentials, _slot: ReadSlot) -> Iterator[Caller]:
     """A read-only session for the request (never takes SQLite's write lock)."""
     storage = storage_of(request)
     with storage.read_sessions() as session:
