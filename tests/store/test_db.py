@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
 from activelabel.store import create_engine_for, default_url, migrate, session_factory
-from activelabel.store.db import for_update_skip_locked, upsert
+from activelabel.store.db import alembic_config, for_update_skip_locked, upsert
 from activelabel.store.models import Base, Item, Membership
 
 
@@ -40,7 +41,8 @@ def test_migrate_is_idempotent(fresh_engine: Engine) -> None:
     migrate(fresh_engine)
     with fresh_engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    assert version == ["0001"]
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert version == [head]
     assert "annotations" in inspect(fresh_engine).get_table_names()
 
 

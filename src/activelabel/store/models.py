@@ -253,6 +253,8 @@ class Annotation(Base):
               sqlite_where=text("supersedes_id IS NULL"),
               postgresql_where=text("supersedes_id IS NULL")),
         Index(None, "project_id", "id"),
+        # Every label count of an item (the queue's overlap check) looks rows up by item.
+        Index(None, "item_id", "annotator_id"),
         _one_of("kind", ANNOTATION_KINDS, "kind"),
     )
 
