@@ -3,7 +3,7 @@
 Starts ``activelabel serve`` (with its worker) as a real process on SQLite or PostgreSQL, seeds a
 project with ``--items`` synthetic two-class texts, then runs ``--annotators`` simulated
 annotators at once, each looping: ask for the next task, think (``--think-ms``, default a uniform
-0.5-2 s: a fast annotator), annotate it. ``--think-ms 0,0`` measures capacity instead: every
+1-4 s: a quick human), annotate it. ``--think-ms 0,0`` measures capacity instead: every
 annotator sends its next call the moment the last one returns. Two phases
 of ``--annotations`` labels each:
 
@@ -449,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--annotations", type=int, default=2000, help="labels per phase")
     parser.add_argument("--overlap", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--think-ms", default="500,2000",
+    parser.add_argument("--think-ms", default="1000,4000",
                         help="LO,HI: each annotator thinks a uniform LO-HI ms before labeling")
     parser.add_argument("--processes", type=int, default=1,
                         help="API processes of the server (activelabel serve --processes)")

@@ -513,13 +513,11 @@ def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
 def _project_counts(session: Session, project_id: int) -> dict[str, int]:
     """Items per split, labeled items per split, and the pool backlog (unlabeled pool items)."""
     from sqlalchemy import exists, func, select
-    from sqlalchemy.orm import aliased
 
+    from activelabel.store.annotations import is_current_label
     from activelabel.store.models import Annotation, Item, Job
 
-    newer = aliased(Annotation)
-    labeled = exists().where(Annotation.item_id == Item.id, Annotation.labels.is_not(None),
-                             ~exists().where(newer.supersedes_id == Annotation.id))
+    labeled = exists().where(Annotation.item_id == Item.id, is_current_label())
     counts = {f"items_{s}": 0 for s in ("pool", "holdout", "gold")}
     counts.update({f"labeled_{s}": 0 for s in ("pool", "holdout", "gold")})
     for split, total, done in session.execute(

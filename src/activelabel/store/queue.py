@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from ._util import item_in_project
+from .annotations import is_current_label
 from .db import dialect_of, for_update_skip_locked
 from .errors import InvalidInput, NotFound
 from .models import SPLITS, Annotation, Assignment, Item, RoundSelection, utcnow
@@ -44,13 +45,6 @@ def active_lease_filter(now: datetime) -> ColumnElement[bool]:
     """Assignments still holding their item at ``now``."""
     return and_(Assignment.released_at.is_(None), Assignment.completed_at.is_(None),
                 Assignment.expires_at > now)
-
-
-def _labeled_head() -> ColumnElement[bool]:
-    """Annotation rows that are the current (unsuperseded) revision and carry a label."""
-    newer = aliased(Annotation)
-    return and_(Annotation.labels.is_not(None),
-                ~exists().where(newer.supersedes_id == Annotation.id))
 
 
 def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str] | None) -> None:
@@ -106,15 +100,20 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
            overlap: int, splits: Collection[str] | None, seen: set[int]) -> list[int]:
     """Lock candidates, re-count them under the lock, keep those still below the overlap."""
     picked: list[int] = []
+    serialised = dialect_of(session) == "sqlite"  # BEGIN IMMEDIATE: no claim runs meanwhile
     for _ in range(_ATTEMPTS):
         want = need - len(picked)
-        candidates = _candidates(session, project_id, user_id, want + _SLACK, now, overlap,
+        slack = 0 if serialised else _SLACK
+        candidates = _candidates(session, project_id, user_id, want + slack, now, overlap,
                                  splits, seen)
         if not candidates:
             break
         seen.update(candidates)
-        free = _still_free(session, user_id, candidates, now, overlap)
-        picked += [i for i in candidates if i in free][:want]
+        if serialised:
+            picked += candidates[:want]
+        else:
+            free = _still_free(session, user_id, candidates, now, overlap)
+            picked += [i for i in candidates if i in free][:want]
         if len(picked) >= need:
             break
     return picked
@@ -126,10 +125,12 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int
               .where(Assignment.item_id == Item.id, active_lease_filter(now))
               .correlate(Item).scalar_subquery())
     labels = (select(func.count()).select_from(Annotation)
-              .where(Annotation.item_id == Item.id, _labeled_head())
+              .where(Annotation.item_id == Item.id, is_current_label())
               .correlate(Item).scalar_subquery())
     mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
-    where: list[Any] = [Item.project_id == project_id, ~mine, leases + labels < overlap]
+    held = exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
+                          active_lease_filter(now))
+    where: list[Any] = [Item.project_id == project_id, ~mine, ~held, leases + labels < overlap]
     if splits is not None:
         where.append(Item.split.in_(sorted(splits)))
     if seen:
@@ -164,7 +165,7 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
         .group_by(Assignment.item_id)).all())
     labels = dict(session.execute(
         select(Annotation.item_id, func.count()).where(
-            Annotation.item_id.in_(item_ids), _labeled_head())
+            Annotation.item_id.in_(item_ids), is_current_label())
         .group_by(Annotation.item_id)).all())
     mine = set(session.execute(
         select(Annotation.item_id).where(Annotation.item_id.in_(item_ids),

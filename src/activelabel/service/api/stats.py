@@ -4,10 +4,10 @@ rounds. What ``activelabel status`` and dashboards show."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import ColumnElement, and_, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
 
-from ...store import active_model_version, count_labeled_items
+from ...store import active_model_version, count_labeled_items, is_current_label
 from ...store.models import SPLITS, Annotation, Assignment, Flag, Item, Job, Round, User, utcnow
 from ...store.queue import active_lease_filter
 from ..auth import Reader
@@ -16,13 +16,6 @@ from ..schemas import AnnotatorCount, RoundSummary, Stats
 router = APIRouter(tags=["stats"])
 
 LAST_ROUNDS = 5
-
-
-def _current_label() -> ColumnElement[bool]:
-    """Annotation rows that are a chain's head and carry a label."""
-    newer = aliased(Annotation)
-    return and_(Annotation.labels.is_not(None),
-                ~exists().where(newer.supersedes_id == Annotation.id))
 
 
 def _items_per_split(session: Session, project_id: int) -> dict[str, int]:
@@ -34,7 +27,7 @@ def _items_per_split(session: Session, project_id: int) -> dict[str, int]:
 
 
 def _queued(session: Session, project_id: int) -> int:
-    labeled = exists().where(Annotation.item_id == Item.id, _current_label())
+    labeled = exists().where(Annotation.item_id == Item.id, is_current_label())
     return int(session.execute(select(func.count()).select_from(Item).where(
         Item.project_id == project_id, Item.queue_rank.is_not(None), ~labeled)).scalar_one())
 
@@ -47,7 +40,7 @@ def _leased(session: Session, project_id: int) -> int:
 def _per_annotator(session: Session, project_id: int) -> list[AnnotatorCount]:
     stmt = (select(Annotation.annotator_id, User.username, func.count())
             .join(User, User.id == Annotation.annotator_id)
-            .where(Annotation.project_id == project_id, _current_label())
+            .where(Annotation.project_id == project_id, is_current_label())
             .group_by(Annotation.annotator_id, User.username).order_by(User.username))
     return [AnnotatorCount(user_id=uid, username=name, labels=n)
             for uid, name, n in session.execute(stmt)]
