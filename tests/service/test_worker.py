@@ -164,7 +164,7 @@ def test_an_interrupted_job_is_given_back_to_the_queue(fresh_storage: Storage,
     def interrupted(*_: Any, **__: Any) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(worker_module, "_handler", lambda kind: interrupted)
+    monkeypatch.setattr(worker_module, "handler_for", lambda kind: interrupted)
     with pytest.raises(KeyboardInterrupt):
         Worker(fresh_storage, worker_id="leaving").run_once()
     with fresh_storage.read_sessions() as session:

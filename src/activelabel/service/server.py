@@ -12,7 +12,6 @@ server process itself is killed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -20,16 +19,16 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import update
 
-from ..store import fail_job, fail_round, finish_job, get_job, heartbeat
-from ..store.errors import Conflict, InvalidInput
+from ..store import finish_job, get_job
+from ..store.errors import InvalidInput
 from ..store.models import Job, utcnow
 from .config import ENV_DATA_DIR, ENV_DB, Settings, Storage
+from .worker import Heartbeat, handler_for, record_failure
 
 __all__ = ["WorkerProcesses", "app_from_env", "check_port", "run_job_inline", "serve"]
 
@@ -37,7 +36,6 @@ __all__ = ["WorkerProcesses", "app_from_env", "check_port", "run_job_inline", "s
 STOP_GRACE_SECONDS = 10.0
 #: Restarts of a crashing worker per minute before giving up on it.
 MAX_RESTARTS_PER_MINUTE = 5
-HEARTBEAT_SECONDS = 5.0
 
 
 def check_port(host: str, port: int) -> None:
@@ -185,50 +183,6 @@ def _claim_this(storage: Storage, job_id: int, worker_id: str) -> bool:
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _handler(kind: str) -> Callable[..., dict[str, Any]]:
-    if kind == "round":
-        from .rounds import run_round
-
-        return run_round
-    if kind == "import":
-        from .imports import run_import
-
-        return run_import
-    raise InvalidInput(f"unknown job kind {kind!r}: this version runs round and import jobs")
-
-
-class _Beat:
-    """Heartbeats (with the latest progress) for a job running in this process."""
-
-    def __init__(self, storage: Storage, job_id: int, worker_id: str,
-                 on_progress: Callable[[Mapping[str, Any]], None] | None) -> None:
-        self.storage, self.job_id, self.worker_id = storage, job_id, worker_id
-        self.on_progress = on_progress
-        self.latest: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"beat-{job_id}", daemon=True)
-
-    def progress(self, values: Mapping[str, Any]) -> None:
-        self.latest = dict(values)
-        if self.on_progress is not None:
-            self.on_progress(values)
-
-    def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            # A missed beat is retried next time.
-            with contextlib.suppress(Exception), self.storage.sessions() as session, \
-                    session.begin():
-                heartbeat(session, self.job_id, self.worker_id, progress=self.latest)
-
-    def __enter__(self) -> _Beat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_SECONDS + 1)
-
-
 def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -254,27 +208,15 @@ def run_job_inline(storage: Storage, job_id: int, *,
         return _wait_done(storage, job_id, timeout)
     with storage.sessions() as session:
         job = get_job(session, job_id)
-    handler = _handler(job.kind)
+    handler = handler_for(job.kind)
     try:
-        with _Beat(storage, job_id, worker_id, on_progress) as beat:
+        with Heartbeat(storage, job_id, worker_id, on_progress=on_progress) as beat:
             result = handler(storage, job, progress=beat.progress)
     except BaseException as exc:
-        _record_failure(storage, job, worker_id, exc)
+        record_failure(storage, job, worker_id, exc)
         if not isinstance(exc, Exception):
             raise
     else:
         with storage.sessions() as session, session.begin():
             finish_job(session, job_id, worker_id, result=result)
     return _wait_done(storage, job_id, 5)
-
-
-def _record_failure(storage: Storage, job: Job, worker_id: str, exc: BaseException) -> None:
-    message = f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, (InvalidInput, KeyboardInterrupt)):
-        traceback.print_exception(exc, file=sys.stderr)
-    with storage.sessions() as session, session.begin():
-        with contextlib.suppress(Conflict):
-            fail_job(session, job.id, worker_id, message)
-        round_id = (job.payload or {}).get("round_id")
-        if job.kind == "round" and round_id is not None and job.project_id is not None:
-            fail_round(session, job.project_id, int(round_id), message)

@@ -33,7 +33,16 @@ from ..store import (
 from ..store.models import Job
 from .config import Settings, Storage
 
-__all__ = ["HEARTBEAT_SECONDS", "JOB_KINDS", "STALE_SECONDS", "Worker", "main"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "JOB_KINDS",
+    "STALE_SECONDS",
+    "Heartbeat",
+    "Worker",
+    "handler_for",
+    "main",
+    "record_failure",
+]
 
 log = logging.getLogger("activelabel.worker")
 
@@ -49,7 +58,8 @@ JOB_KINDS = ("round", "import")
 Handler = Callable[..., dict[str, Any]]
 
 
-def _handler(kind: str) -> Handler:
+def handler_for(kind: str) -> Handler:
+    """The function that runs jobs of ``kind``: ``handler(storage, job, progress=...)``."""
     if kind == "round":
         from .rounds import run_round
 
@@ -61,12 +71,16 @@ def _handler(kind: str) -> Handler:
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
 
 
-class _Heartbeat:
-    """Beats for one running job from a thread; progress is written at most every 0.5 s."""
+class Heartbeat:
+    """Beats for one running job from a thread; progress is written at most every 0.5 s and
+    also handed to ``on_progress`` (a command line showing it)."""
 
-    def __init__(self, storage: Storage, job_id: int, worker_id: str, interval: float) -> None:
+    def __init__(self, storage: Storage, job_id: int, worker_id: str,
+                 interval: float = HEARTBEAT_SECONDS,
+                 on_progress: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.storage, self.job_id, self.worker_id = storage, job_id, worker_id
         self.interval = interval
+        self.on_progress = on_progress
         self.latest: dict[str, Any] | None = None
         self.lost = False
         self._written = 0.0
@@ -88,6 +102,8 @@ class _Heartbeat:
 
     def progress(self, values: Mapping[str, Any]) -> None:
         self.latest = dict(values)
+        if self.on_progress is not None:
+            self.on_progress(values)
         if time.monotonic() - self._written >= PROGRESS_SECONDS:
             self._beat()
 
@@ -95,13 +111,32 @@ class _Heartbeat:
         while not self._stop.wait(self.interval):
             self._beat()
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
+
+
+def record_failure(storage: Storage, job: Job, worker_id: str, exc: BaseException) -> None:
+    """Mark the job (and its round) failed with the error, logged; never raises."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (ActivelabelError, KeyboardInterrupt)):
+        log.warning("job %s failed: %s", job.id, message)
+    else:
+        log.exception("job %s failed: %s", job.id, message)
+    try:
+        with storage.sessions() as session, session.begin():
+            with contextlib.suppress(Conflict):
+                fail_job(session, job.id, worker_id, message)
+            round_id = (job.payload or {}).get("round_id")
+            if job.kind == "round" and round_id is not None and job.project_id is not None:
+                with contextlib.suppress(ActivelabelError):
+                    fail_round(session, job.project_id, int(round_id), message)
+    except Exception:
+        log.exception("could not record the failure of job %s", job.id)
 
 
 class Worker:
@@ -144,9 +179,9 @@ class Worker:
     def _run(self, job: Job) -> None:
         log.info("job %s (%s) started", job.id, job.kind)
         try:
-            handler = _handler(job.kind)
-            with _Heartbeat(self.storage, job.id, self.worker_id,
-                            self.heartbeat_seconds) as beat:
+            handler = handler_for(job.kind)
+            with Heartbeat(self.storage, job.id, self.worker_id,
+                           self.heartbeat_seconds) as beat:
                 result = handler(self.storage, job, progress=beat.progress)
         except Exception as exc:
             self._fail(job, exc)
@@ -175,22 +210,7 @@ class Worker:
             log.exception("could not give job %s back; it is requeued once stale", job.id)
 
     def _fail(self, job: Job, exc: BaseException) -> None:
-        """Mark the job (and its round) failed with the error; never raises."""
-        message = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ActivelabelError):
-            log.warning("job %s failed: %s", job.id, message)
-        else:
-            log.exception("job %s failed: %s", job.id, message)
-        try:
-            with self.storage.sessions() as session, session.begin():
-                with contextlib.suppress(Conflict):
-                    fail_job(session, job.id, self.worker_id, message)
-                round_id = (job.payload or {}).get("round_id")
-                if job.kind == "round" and round_id is not None and job.project_id is not None:
-                    with contextlib.suppress(ActivelabelError):
-                        fail_round(session, job.project_id, int(round_id), message)
-        except Exception:
-            log.exception("could not record the failure of job %s", job.id)
+        record_failure(self.storage, job, self.worker_id, exc)
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Run jobs until ``stop`` is set; the current job is finished first."""
