@@ -70,3 +70,20 @@ def test_iter_items_pages_in_row_order(session: Session, project: Project) -> No
 def test_content_hash_ignores_key_order() -> None:
     assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
     assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+def test_a_bulk_insert_refreshes_the_planner_statistics(session: Session, project: Project) -> None:
+    """The queue's plan depends on them: stale statistics made PostgreSQL sort the whole pool."""
+    from sqlalchemy import text
+
+    from activelabel.store.items import ANALYZE_AFTER_ROWS
+
+    n = ANALYZE_AFTER_ROWS + 10
+    result = add_items(session, project.id, [
+        {"external_id": f"bulk{i}", "data": {"text": f"t{i}"}} for i in range(n)])
+    assert result.inserted == n
+    if session.get_bind().dialect.name == "postgresql":
+        tuples = session.execute(text(
+            "SELECT c.reltuples FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace "
+            "WHERE c.relname = 'items' AND s.nspname = current_schema()")).scalar_one()
+        assert tuples >= n  # ANALYZE counted the rows (-1 or 0 before)

@@ -49,6 +49,7 @@ __all__ = [
     "insert_ignore",
     "is_postgresql",
     "migrate",
+    "refresh_statistics",
     "session_factory",
     "upsert",
 ]
@@ -249,3 +250,22 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         command.upgrade(alembic_config(conn), revision)
+
+
+def refresh_statistics(session: Session, table: str) -> None:
+    """Let the query planner see ``table`` as it is now, after a bulk insert.
+
+    PostgreSQL plans the task queue from table statistics; right after thousands of rows
+    arrive (an import) they still describe the empty table, and the planner sorts the whole
+    pool instead of walking the index: ``ANALYZE`` fixes that. SQLite's ``PRAGMA optimize``
+    analyzes only where it helps.
+    """
+    if table not in _ANALYZABLE:
+        raise ValueError(f"unknown table {table!r}: one of {', '.join(sorted(_ANALYZABLE))}")
+    if dialect_of(session) == "postgresql":
+        session.execute(text(f"ANALYZE {table}"))
+    else:
+        session.execute(text("PRAGMA optimize"))
+
+
+_ANALYZABLE = frozenset({"items", "annotations", "assignments"})

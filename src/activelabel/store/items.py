@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from ._util import item_in_project, lock_project
-from .db import bind_value, bulk_insert, dialect_of, in_values
+from .db import bind_value, bulk_insert, dialect_of, in_values, refresh_statistics
 from .errors import InvalidInput
 from .models import SPLITS, Item, utcnow
 
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE = 5000
+#: Rows inserted at once after which the planner statistics are refreshed (the queue plans by them).
+ANALYZE_AFTER_ROWS = 1000
 MAX_EXTERNAL_ID = 255
 _FIELDS = frozenset({"external_id", "data", "split"})
 _COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at")
@@ -143,6 +145,8 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
         next_row = _insert_batch(session, project_id, batch, next_row, result)
+    if result.inserted >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(session, "items")
     return result
 
 
