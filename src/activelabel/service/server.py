@@ -34,6 +34,10 @@ __all__ = ["WorkerProcesses", "app_from_env", "check_port", "run_job_inline", "s
 
 #: Seconds a stopping worker gets to finish its heartbeat and exit before it is killed.
 STOP_GRACE_SECONDS = 10.0
+#: How long an idle client connection stays open. Longer than an annotator's pause between
+#: two calls, so a browser or client reusing its connection does not race the server closing it
+#: (uvicorn's 5 s default); longer than the 60 s idle timeout of common proxies, too.
+KEEP_ALIVE_SECONDS = 75
 #: Restarts of a crashing worker per minute before giving up on it.
 MAX_RESTARTS_PER_MINUTE = 5
 
@@ -157,12 +161,14 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
             from .app import create_app
 
             config = uvicorn.Config(create_app(settings), host=host, port=port,
-                                    log_level=log_level, timeout_graceful_shutdown=5)
+                                    log_level=log_level, timeout_graceful_shutdown=5,
+                                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
             uvicorn.Server(config).run()
         else:  # uvicorn's own supervisor; the children build the app from the environment
             os.environ.update({ENV_DATA_DIR: str(settings.data_dir), ENV_DB: settings.db_url})
             uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port,
-                        workers=processes, log_level=log_level, timeout_graceful_shutdown=5)
+                        workers=processes, log_level=log_level, timeout_graceful_shutdown=5,
+                        timeout_keep_alive=KEEP_ALIVE_SECONDS)
     finally:
         pool.stop()
 
