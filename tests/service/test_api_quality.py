@@ -248,3 +248,26 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9)}
     assert first["score"] == pytest.approx(0.9)
     assert first["detail"] == "model v1 says 'neg' (0.90); the consensus is 'pos'"
+
+
+def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=5, settings={"overlap": 3})
+    a, b = api.member(pid, "annotator"), api.member(pid, "annotator")
+    items = _items(api, pid, owner)
+    assert api.get(f"/projects/{pid}/relabel", owner).json()["advice"] is None  # no model
+    for who, labels in ((a, ["pos", "pos", "neg"]), (b, ["pos", "neg", "neg"])):
+        for item_id, label in zip(items[:3], labels, strict=True):
+            _label(api, pid, who, item_id, label)
+    with api.storage.sessions() as session, session.begin():
+        create_model_version(session, pid)
+        activate_model_version(session, pid, 1)
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95], [0.97, 0.03], [0.9, 0.1]])
+    api.storage.arrays.save(pid, "probs", probs.astype(np.float32))
+    body = api.get(f"/projects/{pid}/relabel", owner).json()
+    assert body["advice"] == "relabel"
+    assert body["relabel"][0]["item_id"] == items[1]
+    assert body["relabel"][0]["n_labels"] == 2
+    assert {x["item_id"] for x in body["label_new"]} == {items[3], items[4]}
+    assert body["label_new"][0]["score"] <= body["label_new"][1]["score"]
+    assert_error(api.get(f"/projects/{pid}/relabel", a), 403, "forbidden")
