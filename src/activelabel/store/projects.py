@@ -14,6 +14,7 @@ from ..strategies import DEFAULT_STRATEGY, STRATEGIES
 from ._util import get_or_raise
 from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .governance import record_project_version
 from .models import ROLES, TASKS, Membership, Project, User
 
 __all__ = [
@@ -43,7 +44,16 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "target_accuracy": None,
     "label_budget": None,
     "random_state": 0,
+    # Quality: how consensus is reached, the agreement target (Krippendorff's alpha), gold.
+    "consensus": "majority",
+    # Which items get `overlap` annotators (others one): all, a share, or the uncertain ones.
+    "overlap_policy": "all",
+    "overlap_share": 1.0,
+    "agreement_target": None,
+    "gold_rate": 0.0,
+    "gold_alert_below": None,
 }
+CONSENSUS_METHODS = ("majority", "dawid_skene")
 _POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
 _RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
 
@@ -86,9 +96,38 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     target = merged["target_accuracy"]
     if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
         raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
+    _check_quality(merged)
     if not isinstance(merged["featurizer_params"], dict):
         raise InvalidInput("featurizer_params must be an object of keyword arguments")
     return merged
+
+
+def _share(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_quality(merged: Mapping[str, Any]) -> None:
+    if merged["consensus"] not in CONSENSUS_METHODS:
+        raise InvalidInput(f"unknown consensus {merged['consensus']!r}: use one of "
+                           f"{', '.join(CONSENSUS_METHODS)}")
+    target = merged["agreement_target"]
+    if target is not None and not (_share(target) and -1 <= target <= 1):
+        raise InvalidInput(f"agreement_target (Krippendorff's alpha) must be in [-1, 1] or "
+                           f"null, got {target!r}")
+    if merged["overlap_policy"] not in ("all", "share", "uncertain"):
+        raise InvalidInput(f"unknown overlap_policy {merged['overlap_policy']!r}: use all, "
+                           "share (with overlap_share) or uncertain")
+    share = merged["overlap_share"]
+    if not (_share(share) and 0 <= share <= 1):
+        raise InvalidInput(f"overlap_share is the share of items that get `overlap` "
+                           f"annotators, in [0, 1]; got {share!r}")
+    rate = merged["gold_rate"]
+    if not (_share(rate) and 0 <= rate < 1):
+        raise InvalidInput(f"gold_rate is the share of tasks that are gold items, in [0, 1); "
+                           f"got {rate!r} (e.g. 0.1 for one in ten)")
+    alert = merged["gold_alert_below"]
+    if alert is not None and not (_share(alert) and 0 < alert <= 1):
+        raise InvalidInput(f"gold_alert_below is an accuracy in (0, 1] or null, got {alert!r}")
 
 
 def create_project(session: Session, name: str, task: str, labels: Sequence[Any], *,
@@ -110,6 +149,7 @@ def create_project(session: Session, name: str, task: str, labels: Sequence[Any]
         raise Conflict(f"project {name!r} already exists: pick another name") from exc
     if created_by is not None:
         add_member(session, project.id, created_by, "owner")
+    record_project_version(session, project, created_by)
     return project
 
 

@@ -10,12 +10,14 @@ from fastapi import APIRouter
 from . import (
     export,
     flags,
+    governance,
     health,
     imports,
     items,
     labeling,
     model_versions,
     projects,
+    quality,
     rounds,
     stats,
     tasks,
@@ -28,5 +30,5 @@ API_PREFIX = "/api/v1"
 
 api_router = APIRouter()
 for _module in (health, users, projects, items, imports, tasks, labeling, flags, rounds,
-                model_versions, export, stats):
+                model_versions, export, stats, quality, governance):
     api_router.include_router(_module.router)
