@@ -206,3 +206,32 @@ def test_no_code_updates_or_deletes_audit_events() -> None:
                  if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
     assert pattern.search("session.execute(update(AuditEvent).values(action='x'))")
+
+
+def test_the_bundle_exports_labels_with_the_audit_trail(api: Api) -> None:
+    import io
+    import zipfile
+
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2, private_fields=["secret"])
+    reviewer = api.member(pid, "reviewer")
+    _label(api, pid, owner, _items(api, pid, owner)[0], "pos")
+    api.post(f"/projects/{pid}/decisions", owner, json={"topic": "strategy", "text": "margin"})
+    answer = api.get(f"/projects/{pid}/export/bundle", owner)
+    assert answer.status_code == 200, answer.text
+    bundle = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert sorted(bundle.namelist()) == ["audit.jsonl", "decisions.jsonl", "labels.jsonl",
+                                         "versions.jsonl"]
+
+    def lines(member: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in bundle.read(member).decode().splitlines()]
+
+    (labeled,) = lines("labels.jsonl")
+    assert labeled["labels"] == "pos"
+    assert "secret" not in labeled["data"]
+    audit = lines("audit.jsonl")
+    assert [e["entity"] for e in audit][:1] == ["project"]
+    assert "decision" in {e["entity"] for e in audit}
+    assert [d["text"] for d in lines("decisions.jsonl")] == ["margin"]
+    assert [v["version"] for v in lines("versions.jsonl")] == [1]
+    assert_error(api.get(f"/projects/{pid}/export/bundle", reviewer), 403, "forbidden")

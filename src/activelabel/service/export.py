@@ -26,7 +26,7 @@ from ..store.models import Annotation, Item, ModelVersion, Round, RoundSelection
 from .config import Storage
 from .rounds import consensus
 
-__all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_rows", "export_stream"]
+__all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
 
 #: Format -> (media type, file extension).
 EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"),
@@ -187,3 +187,68 @@ def export_stream(storage: Storage, project_id: int, fmt: str, *,
     media, ext = EXPORT_FORMATS[fmt]
     rows = export_rows(storage, project_id, include_private=include_private)
     return _WRITERS[fmt](rows), media, f"project_{project_id}_labels.{ext}"
+
+
+def _audit_rows(storage: Storage, project_id: int) -> Iterator[dict[str, Any]]:
+    """Every audit event of the project, oldest first, page by page."""
+    from ..store.models import AuditEvent
+
+    last = 0
+    while True:
+        with storage.read_sessions() as session:
+            page = list(session.execute(
+                select(AuditEvent).where(AuditEvent.project_id == project_id,
+                                         AuditEvent.id > last)
+                .order_by(AuditEvent.id).limit(PAGE_ITEMS)).scalars())
+            rows = [{"id": e.id, "action": e.action, "entity": e.entity,
+                     "entity_id": e.entity_id, "actor_id": e.actor_id, "before": e.before,
+                     "after": e.after, "created_at": _iso(e.created_at)} for e in page]
+        yield from rows
+        if len(page) < PAGE_ITEMS:
+            return
+        last = page[-1].id
+
+
+def _governance_rows(storage: Storage, project_id: int, what: str) -> list[dict[str, Any]]:
+    from ..store.governance import list_decisions, list_project_versions
+
+    with storage.read_sessions() as session:
+        if what == "decisions":
+            return [{"id": d.id, "topic": d.topic, "text": d.text, "from_round": d.from_round,
+                     "author_id": d.author_id, "created_at": _iso(d.created_at)}
+                    for d in list_decisions(session, project_id)]
+        return [{"version": v.version, "labels": list(v.labels), "guidelines": v.guidelines,
+                 "author_id": v.author_id, "created_at": _iso(v.created_at)}
+                for v in list_project_versions(session, project_id)]
+
+
+def export_bundle(storage: Storage, project_id: int, *,
+                  include_private: bool = False) -> Iterator[bytes]:
+    """A zip of the labels with provenance (``labels.jsonl``, as :func:`export_stream`) and the
+    records to trust them by: the whole audit trail (``audit.jsonl``), the decision log
+    (``decisions.jsonl``) and the guideline versions (``versions.jsonl``). Written to a
+    temporary file, streamed, deleted."""
+    import zipfile
+
+    with storage.read_sessions() as session:
+        get_project(session, project_id)
+    fd, name = tempfile.mkstemp(prefix="activelabel-bundle-", suffix=".zip")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            parts = {"labels.jsonl": export_rows(storage, project_id,
+                                                 include_private=include_private),
+                     "audit.jsonl": _audit_rows(storage, project_id),
+                     "decisions.jsonl": iter(_governance_rows(storage, project_id,
+                                                              "decisions")),
+                     "versions.jsonl": iter(_governance_rows(storage, project_id,
+                                                             "versions"))}
+            for member, rows in parts.items():
+                with bundle.open(member, "w") as handle:
+                    for chunk in _jsonl(rows):
+                        handle.write(chunk)
+        with open(name, "rb") as handle:
+            while chunk := handle.read(_STREAM_CHUNK):
+                yield chunk
+    finally:
+        os.unlink(name)

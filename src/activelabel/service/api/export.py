@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from ...store import Forbidden
 from ..auth import Reader
-from ..export import export_stream
+from ..export import export_bundle, export_stream
 
 router = APIRouter(tags=["export"])
 
@@ -34,3 +34,20 @@ def export(project_id: int, caller: Reader,
                                                  include_private=include_private)
     return StreamingResponse(chunks, media_type=media_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/projects/{project_id}/export/bundle", response_class=StreamingResponse,
+            responses={200: {"description": "A zip file, streamed.",
+                             "content": {"application/zip": {}}}})
+def export_with_audit(project_id: int, caller: Reader,
+                      include_private: Annotated[bool, Query(description="Keep private "
+                                                             "fields")] = False,
+                      ) -> StreamingResponse:
+    """The labels with provenance together with the audit trail, the decision log and the
+    guideline versions, as one zip (labels.jsonl, audit.jsonl, decisions.jsonl,
+    versions.jsonl). Owners only (the audit trail is theirs to read)."""
+    caller.project(project_id, "owner")
+    # Check the project now (a 404 before the stream starts), then build while streaming.
+    chunks = export_bundle(caller.storage, project_id, include_private=include_private)
+    return StreamingResponse(chunks, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="project_{project_id}_bundle.zip"'})
