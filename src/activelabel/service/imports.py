@@ -32,6 +32,8 @@ from ..store import (
     get_project,
     record_audit,
 )
+from ..store.db import refresh_statistics
+from ..store.items import ANALYZE_AFTER_ROWS
 from ..store.models import SPLITS, Job, Round
 from .config import Storage
 from .rounds import request_round
@@ -236,7 +238,7 @@ def _flush(storage: Storage, project_id: int, rows: list[dict[str, Any]], lines:
     if not rows:
         return
     with storage.sessions() as session, session.begin():
-        result = add_items(session, project_id, rows, batch_size=len(rows))
+        result = add_items(session, project_id, rows, batch_size=len(rows), refresh_stats=False)
     tally.inserted += result.inserted
     tally.duplicates += len(result.duplicates)
     for dup in result.duplicates:
@@ -301,6 +303,9 @@ def run_import(storage: Storage, job: Job, *,
                 last_report = now
     _flush(storage, project_id, rows, lines, tally)
     progress(tally.counts())
+    if tally.inserted >= ANALYZE_AFTER_ROWS:
+        with storage.sessions() as session, session.begin():
+            refresh_statistics(session, "items")
     round_id = None
     if tally.inserted:
         round_id = _after_import(storage, project_id, payload.get("requested_by"))

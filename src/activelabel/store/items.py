@@ -148,7 +148,7 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
 
 
 def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
-              batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+              batch_size: int = DEFAULT_BATCH_SIZE, refresh_stats: bool = True) -> ImportResult:
     """Insert rows ``{external_id, data, split, gold_labels}`` in batches, streaming ``rows``
     (``gold_labels``, the known answer, makes a gold item).
 
@@ -156,6 +156,9 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     ``rejected`` and rows whose external_id is already in the project (or earlier in ``rows``)
     in ``duplicates``, each with its 0-based input index; neither stops the import. The caller
     commits (all or nothing).
+
+    After ``ANALYZE_AFTER_ROWS`` or more new rows the planner statistics are refreshed, unless
+    ``refresh_stats`` is False (a caller adding many batches refreshes once at the end).
     """
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
@@ -167,7 +170,7 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
         next_row = _insert_batch(session, project_id, batch, next_row, result, labels)
-    if result.inserted >= ANALYZE_AFTER_ROWS:
+    if refresh_stats and result.inserted >= ANALYZE_AFTER_ROWS:
         refresh_statistics(session, "items")
     return result
 
