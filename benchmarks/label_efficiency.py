@@ -48,13 +48,13 @@ class Spec:
 
 
 SPECS = {
-    "digits": Spec("digits", seed_size=20, batch_size=20, budget=300),
+    "digits": Spec("digits", seed_size=20, batch_size=10, budget=300),
     "wine": Spec("wine", seed_size=3, batch_size=3, budget=45),
     "breast_cancer": Spec("breast_cancer", seed_size=4, batch_size=4, budget=80),
     "ag_news": Spec(
-        "ag_news", seed_size=50, batch_size=150, budget=1250, path="ag_news_test.jsonl"
+        "ag_news", seed_size=50, batch_size=50, budget=1250, path="ag_news_test.jsonl"
     ),
-    "sms_spam": Spec("sms_spam", seed_size=20, batch_size=30, budget=320, path="sms_spam.jsonl"),
+    "sms_spam": Spec("sms_spam", seed_size=20, batch_size=10, budget=320, path="sms_spam.jsonl"),
 }
 
 
