@@ -52,6 +52,7 @@ from .projects import (
     remove_member,
     require_role,
     role_of,
+    validate_labels,
     validate_settings,
 )
 from .queue import Task, next_tasks, release_task
@@ -157,5 +158,6 @@ __all__ = [
     "start_round",
     "undo",
     "user_for_token",
+    "validate_labels",
     "validate_settings",
 ]

@@ -43,6 +43,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "target_accuracy": None,
     "label_budget": None,
     "random_state": 0,
+    # Show the model's suggestion and confidence to annotators (off: they label unbiased).
+    "show_suggestions": True,
 }
 _POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
 _RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
@@ -86,6 +88,9 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     target = merged["target_accuracy"]
     if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
         raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
+    if not isinstance(merged["show_suggestions"], bool):
+        raise InvalidInput(f"show_suggestions must be true or false, got "
+                           f"{merged['show_suggestions']!r}")
     if not isinstance(merged["featurizer_params"], dict):
         raise InvalidInput("featurizer_params must be an object of keyword arguments")
     return merged

@@ -12,6 +12,7 @@ from . import (
     flags,
     health,
     imports,
+    insights,
     items,
     labeling,
     model_versions,
@@ -28,5 +29,5 @@ API_PREFIX = "/api/v1"
 
 api_router = APIRouter()
 for _module in (health, users, projects, items, imports, tasks, labeling, flags, rounds,
-                model_versions, export, stats):
+                model_versions, export, stats, insights):
     api_router.include_router(_module.router)
