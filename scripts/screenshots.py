@@ -100,7 +100,7 @@ def prepare(api: Api) -> None:
 
     truth = load_digits().target
     for _ in range(3):  # three trained rounds: a learning curve with a few points
-        label_batch(api, truth, 20, wrong_every=9)
+        label_batch(api, truth, 20)
         run_round(api)
     label_batch(api, truth, 7)  # part of the current batch done
     task = api.get("/tasks/next", n=1)[0]

@@ -94,9 +94,10 @@ const Charts = (() => {
     const totals = categories.map((_, j) => stacked ? series.reduce((a, s) => a + (s.values[j] || 0), 0)
       : Math.max(...series.map((s) => s.values[j] || 0)));
     const y1 = Math.max(...totals, 0) || 1;
-    const sy = (y) => H - M.bottom - (y / y1) * (H - M.top - M.bottom);
+    const y0 = stacked ? 0 : Math.min(0, ...series.flatMap((s) => s.values.map((v) => v || 0)));
+    const sy = (y) => H - M.bottom - ((y - y0) / (y1 - y0)) * (H - M.top - M.bottom);
     const root = frame(title, null, yLabel);
-    yAxis(root, 0, y1, sy);
+    yAxis(root, y0, y1, sy);
     const band = (W - M.left - M.right) / categories.length;
     const inner = band * 0.8 / (stacked ? 1 : series.length);
     categories.forEach((cat, j) => {
@@ -104,8 +105,8 @@ const Charts = (() => {
       series.forEach((s, i) => {
         const v = s.values[j] || 0;
         const x = M.left + band * j + band * 0.1 + (stacked ? 0 : i * inner);
-        const top = stacked ? base + v : v;
-        const r = svg("rect", { x, y: sy(top), width: Math.max(1, inner - 1), height: Math.max(0, sy(stacked ? base : 0) - sy(top)),
+        const hi = stacked ? base + v : Math.max(v, 0), lo = stacked ? base : Math.min(v, 0);
+        const r = svg("rect", { x, y: sy(hi), width: Math.max(1, inner - 1), height: Math.max(0, sy(lo) - sy(hi)),
           fill: s.color || COLORS[i % COLORS.length], class: "col", "data-series": s.key || s.name, "data-category": cat, "data-value": v });
         r.append(svg("title", {}, `${s.name} · ${cat}: ${fmt(v)}`));
         root.append(r);
