@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 
 LAYERS = {
     "client": ["client"],
-    "core": ["strategies", "models", "features", "metrics", "stopping"],
+    "core": ["strategies", "models", "features", "metrics", "stopping", "quality"],
     "loop": ["simulation", "datasets"],
     "store": ["store"],
     "service": ["service"],

@@ -562,8 +562,41 @@ def status(
                           f"{counts['jobs_waiting']} jobs queued or running", highlight=False)
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
+            for line in quality_lines(session, proj):
+                console.print(line, highlight=False)
     finally:
         storage.close()
+
+
+def quality_lines(session: Session, project: Any) -> list[str]:
+    """Agreement against the project's target and gold alerts, as sentences."""
+    from activelabel.service.quality import agreement_report, annotator_report, label_table
+
+    table = label_table(session, project)
+    report = agreement_report(table, project)
+    alpha, target = report["krippendorff_alpha"], report["target"]
+    if alpha is None:
+        lines = [f"agreement: not enough items with two or more labels yet "
+                 f"({report['n_items']})"]
+    else:
+        verdict = ""
+        if target is not None:
+            verdict = (f" — BELOW the target {target:.2f}" if report["below_target"]
+                       else f" — meets the target {target:.2f}")
+        lines = [f"agreement: Krippendorff's alpha {alpha:.3f} over {report['n_items']} items"
+                 f"{verdict}"]
+        lines += [f"  pair {p['a']} / {p['b']}: kappa {p['kappa']:.3f} over {p['n']} items "
+                  "(below target)" for p in report["cohen_kappa_pairs"]
+                  if p["below_target"] and p["kappa"] is not None]
+        lines += [f"  label {label}: agreement {v['agreement']:.3f} (below target)"
+                  for label, v in report["per_label"].items()
+                  if v["below_target"] and v["agreement"] is not None]
+    for row in annotator_report(table, project):
+        if row.gold_alert and row.gold_accuracy is not None:
+            lines.append(f"gold alert: {row.username} is right on {row.gold_accuracy:.0%} of "
+                         f"{row.gold_n} gold items (alert below "
+                         f"{project.settings.get('gold_alert_below'):.0%})")
+    return lines
 
 
 def _progress_table(name: str, project_id: int, counts: Mapping[str, int]) -> Table:

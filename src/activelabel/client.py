@@ -226,6 +226,30 @@ class Client:
         return self._json("POST", f"/projects/{project_id}/annotations", json=body,
                           idempotent=True)
 
+    def review_queue(self, project_id: int, *, reason: str | None = None,
+                     annotator: str | None = None, label: Any = None,
+                     round: int | None = None, limit: int = 100) -> Any:
+        """``GET /projects/{id}/review``: the ranked review queue (reviewers and owners)."""
+        params = {k: v for k, v in {"reason": reason, "annotator": annotator, "label": label,
+                                    "round": round, "limit": limit}.items() if v is not None}
+        return self._get(f"/projects/{project_id}/review", **params)
+
+    def review(self, project_id: int, annotation_id: int, *, accept: bool,
+               labels: Sequence[Any] | None = None, reason: str | None = None) -> Any:
+        """A reviewer's decision on a current revision, with its reason."""
+        body: dict[str, Any] = {"accept": accept, "labels": None if labels is None
+                                else list(labels), "reason": reason}
+        return self._json("POST", f"/projects/{project_id}/annotations/{annotation_id}/review",
+                          json=body)
+
+    def agreement(self, project_id: int) -> Any:
+        """``GET /projects/{id}/agreement``: alpha, Fleiss, Cohen per pair, per label."""
+        return self._get(f"/projects/{project_id}/agreement")
+
+    def annotators(self, project_id: int) -> Any:
+        """``GET /projects/{id}/annotators``: gold accuracy, consensus agreement, Dawid-Skene."""
+        return self._get(f"/projects/{project_id}/annotators")
+
     # ---- rounds and models -------------------------------------------------------------------
 
     def start_round(self, project_id: int) -> Any:

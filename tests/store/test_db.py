@@ -40,7 +40,7 @@ def test_migrate_is_idempotent(fresh_engine: Engine) -> None:
     migrate(fresh_engine)
     with fresh_engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    assert version == ["0001"]
+    assert version == ["0002"]
     assert "annotations" in inspect(fresh_engine).get_table_names()
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "SCORE_CHUNK",
     "after_annotation",
     "consensus",
+    "dawid_skene_consensus",
     "request_rerank",
     "request_round",
     "run_round",
@@ -180,6 +181,7 @@ class _Snapshot:
     active_version_id: int | None
     previous: dict[str, Any] | None
     history: list[RoundState] = field(default_factory=list)
+    annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -210,8 +212,10 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             ids.extend(int(r.id) for r in batch)
             splits.extend(str(r.split) for r in batch)
         labels: dict[int, list[list[Any]]] = {}
+        annotators: dict[int, list[int]] = {}
         for cur in current_labels(session, project_id):
             labels.setdefault(int(cur.row), []).append(list(cur.labels))
+            annotators.setdefault(int(cur.row), []).append(int(cur.annotator_id))
         active = active_model_version(session, project_id)
         return _Snapshot(
             project_id=project_id, task=project.task, classes=list(project.labels),
@@ -220,7 +224,7 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             n_labels=count_labeled_items(session, project_id),
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
-            history=_history(session, project_id, number))
+            history=_history(session, project_id, number), annotators=annotators)
 
 
 def consensus(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:
@@ -241,8 +245,38 @@ def consensus(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:
     return top[0][0]
 
 
+def dawid_skene_consensus(labels: Mapping[int, Sequence[Sequence[Any]]],
+                          annotators: Mapping[int, Sequence[int]],
+                          classes: Sequence[Any]) -> dict[int, Any]:
+    """Row -> the Dawid-Skene label of single-label items (annotators' confusion matrices
+    estimated by EM over every current label), for the project setting
+    ``consensus: dawid_skene``. Ties of the majority vote are broken by the annotators'
+    estimated reliability."""
+    from ..quality import DawidSkene
+
+    index = {c: k for k, c in enumerate(classes)}
+    rows = sorted(labels)
+    people = sorted({a for r in rows for a in annotators.get(r, [])})
+    who = {a: w for w, a in enumerate(people)}
+    items, workers, given = [], [], []
+    for i, row in enumerate(rows):
+        for value, person in zip(labels[row], annotators.get(row, []), strict=False):
+            if value and value[0] in index:
+                items.append(i)
+                workers.append(who[person])
+                given.append(index[value[0]])
+    if not items:
+        return {}
+    ds = DawidSkene().fit(items, workers, given, n_items=len(rows), n_annotators=len(people),
+                          n_classes=len(classes))
+    return {row: classes[int(k)] for row, k in zip(rows, ds.labels_, strict=True) if k >= 0}
+
+
 def _consensus_rows(snap: _Snapshot) -> dict[int, Any]:
     multilabel = snap.task == "multilabel"
+    if snap.settings.get("consensus") == "dawid_skene" and not multilabel:
+        found = dawid_skene_consensus(snap.labels, snap.annotators, snap.classes)
+        return {r: v for r, v in found.items() if r < snap.item_ids.shape[0]}
     out: dict[int, Any] = {}
     for row, given in snap.labels.items():
         value = consensus(given, multilabel)

@@ -94,6 +94,43 @@ class ReviewIn(Body):
     accept: bool
     labels: Annotated[list[Label] | None, Field(max_length=1000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    reason: Annotated[str | None, Field(max_length=5000, description=(
+        "Why: stored on the new revision, shown in the item's history."))] = None
+
+
+class GoldIn(Body):
+    """The known answer of an item (null: no longer gold)."""
+
+    item_id: Annotated[int, Field(ge=1)]
+    labels: Annotated[list[Label] | None, Field(max_length=1000)]
+
+
+class DecisionIn(Body):
+    topic: Annotated[str, Field(min_length=1, max_length=100, description=(
+        "What the decision is about, e.g. 'strategy', 'consensus', 'gold_rate'."))]
+    text: Annotated[str, Field(min_length=1, max_length=20_000, description="What was "
+                               "decided and why.")]
+    from_round: Annotated[int | None, Field(ge=1, description="First round it applies to "
+                                            "(default: the next one).")] = None
+
+
+class SnapshotIn(Body):
+    note: Annotated[str | None, Field(max_length=5000)] = None
+
+
+class PurgeIn(Body):
+    """Items whose payloads are removed: by id, by external id, or both."""
+
+    item_ids: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=10_000)] = Field(
+        default_factory=list)
+    external_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]],
+                            Field(max_length=10_000)] = Field(default_factory=list)
+
+
+class CalibrationIn(Body):
+    name: Name
+    item_ids: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1,
+                                                                   max_length=1000)]
 
 
 class FlagIn(Body):
@@ -179,6 +216,8 @@ class ItemOut(BaseModel):
     queue_rank: float | None
     data: dict[str, Any]
     created_at: datetime
+    gold_labels: list[Any] | None = None
+    purged_at: datetime | None = None
 
 
 class ItemPage(BaseModel):
@@ -200,6 +239,8 @@ class RevisionOut(BaseModel):
     round_id: int | None
     created_at: datetime
     is_current: bool | None = None
+    reason: str | None = None
+    guidelines_version: int | None = None
 
 
 class ProvenanceOut(BaseModel):
@@ -282,6 +323,8 @@ class RoundOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    decisions: list[DecisionOut] = Field(default_factory=list, description=(
+        "The decision log entries in force in this round (latest per topic)."))
 
 
 class SelectionOut(BaseModel):
@@ -343,6 +386,131 @@ class AuditOut(BaseModel):
     actor_id: int | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    created_at: datetime
+
+
+class ReviewAnnotation(BaseModel):
+    annotation_id: int
+    annotator: str
+    labels: list[Any]
+    kind: str
+    created_at: datetime
+
+
+class ReviewSuggestion(BaseModel):
+    label: Any
+    confidence: float
+
+
+class ReviewFlag(BaseModel):
+    id: int
+    reason: str
+    by: str
+
+
+class ReviewEntryOut(BaseModel):
+    """One item to review for one reason; act with POST .../annotations/{id}/review or
+    POST .../flags/{id}/resolve."""
+
+    item_id: int
+    external_id: str
+    reason: str
+    score: float = Field(description="Higher first; in [0, 1].")
+    detail: str = Field(description="One sentence saying why the item is here.")
+    data: dict[str, Any]
+    annotations: list[ReviewAnnotation]
+    consensus: Any = None
+    suggestion: ReviewSuggestion | None = None
+    flag: ReviewFlag | None = None
+
+
+class PairKappaOut(BaseModel):
+    a: str
+    b: str
+    kappa: float | None
+    n: int
+    below_target: bool = False
+
+
+class LabelAgreementOut(BaseModel):
+    agreement: float | None = Field(description="Proportion of specific agreement: given one "
+                                    "annotator chose the label, the chance another did too.")
+    n: int = Field(description="Multiply-labeled items where the label was given.")
+    below_target: bool = False
+
+
+class AgreementOut(BaseModel):
+    """Agreement over items with two or more current labels; floats are null with fewer than
+    two such items."""
+
+    n_items: int
+    n_annotators: int
+    krippendorff_alpha: float | None
+    fleiss_kappa: float | None
+    cohen_kappa_pairs: list[PairKappaOut]
+    per_label: dict[str, LabelAgreementOut]
+    target: float | None = Field(description="The project's agreement_target (compared with "
+                                 "Krippendorff's alpha).")
+    below_target: bool
+
+
+class AnnotatorQualityOut(BaseModel):
+    user_id: int
+    username: str
+    labels: int
+    gold_n: int = Field(description="Gold items the annotator labeled.")
+    gold_accuracy: float | None
+    agreement_with_consensus: float | None = Field(description="Share of labels equal to the "
+                                                   "majority of the other annotators.")
+    consensus_n: int
+    estimated_accuracy: float | None = Field(description="Dawid-Skene estimate.")
+    gold_alert: bool = Field(description="gold_accuracy is below gold_alert_below.")
+
+
+class DecisionOut(BaseModel):
+    id: int
+    topic: str
+    text: str
+    from_round: int | None
+    author: str | None
+    created_at: datetime
+
+
+class ProjectVersionOut(BaseModel):
+    version: int
+    labels: list[Any]
+    guidelines: str
+    author: str | None
+    created_at: datetime
+
+
+class SnapshotOut(BaseModel):
+    id: int
+    content_hash: str
+    model_version: int | None
+    guidelines_version: int
+    n_items: int
+    note: str | None
+    created_by: int | None
+    created_at: datetime
+
+
+class RestoreOut(BaseModel):
+    snapshot_id: int
+    restored: int = Field(description="Labels re-applied as new revisions.")
+    unchanged: int
+    missing: int = Field(description="Labels whose item or annotator chain is gone.")
+
+
+class PurgeOut(BaseModel):
+    purged: list[int]
+
+
+class CalibrationOut(BaseModel):
+    id: int
+    name: str
+    guidelines_version: int
+    item_ids: list[int]
     created_at: datetime
 
 
@@ -464,7 +632,7 @@ class Dashboard(BaseModel):
     label_counts: dict[str, int]
 
 
-class ReviewAnnotation(BaseModel):
+class CurrentAnnotation(BaseModel):
     annotation_id: int
     annotator: str
     labels: list[Any]
@@ -473,7 +641,7 @@ class ReviewAnnotation(BaseModel):
     round: int | None
 
 
-class ReviewFlag(BaseModel):
+class OpenFlag(BaseModel):
     id: int
     reason: str
     user_id: int
@@ -486,8 +654,8 @@ class ReviewItem(BaseModel):
     consensus: Any
     suggestion: dict[str, Any] | None
     model_disagrees: bool
-    annotations: list[ReviewAnnotation]
-    flags: list[ReviewFlag]
+    annotations: list[CurrentAnnotation]
+    flags: list[OpenFlag]
 
 
 # ---- conversions -------------------------------------------------------------------------------
@@ -515,7 +683,8 @@ def project_out(project: Project, role: str) -> ProjectOut:
 
 def item_out(item: Item) -> ItemOut:
     return ItemOut(id=item.id, external_id=item.external_id, split=item.split, row=item.row,
-                   queue_rank=item.queue_rank, data=dict(item.data), created_at=item.created_at)
+                   queue_rank=item.queue_rank, data=dict(item.data), created_at=item.created_at,
+                   gold_labels=item.gold_labels, purged_at=item.purged_at)
 
 
 def revision_out(rev: Revision) -> RevisionOut:
@@ -523,7 +692,8 @@ def revision_out(rev: Revision) -> RevisionOut:
                        user_id=rev.user_id, username=rev.username, kind=rev.kind,
                        labels=rev.labels, duration_ms=rev.duration_ms,
                        supersedes_id=rev.supersedes_id, round_id=rev.round_id,
-                       created_at=rev.created_at, is_current=rev.is_current)
+                       created_at=rev.created_at, is_current=rev.is_current,
+                       reason=rev.reason, guidelines_version=rev.guidelines_version)
 
 
 def annotation_out(ann: Any) -> RevisionOut:
@@ -531,7 +701,8 @@ def annotation_out(ann: Any) -> RevisionOut:
     return RevisionOut(id=ann.id, item_id=ann.item_id, annotator_id=ann.annotator_id,
                        user_id=ann.user_id, kind=ann.kind, labels=ann.labels,
                        duration_ms=ann.duration_ms, supersedes_id=ann.supersedes_id,
-                       round_id=ann.round_id, created_at=ann.created_at, is_current=True)
+                       round_id=ann.round_id, created_at=ann.created_at, is_current=True,
+                       reason=ann.reason, guidelines_version=ann.guidelines_version)
 
 
 #: Job payload keys not shown to clients (server file paths).

@@ -31,6 +31,7 @@ from .items import (
     get_item,
     item_ids_for_rows,
     iter_items,
+    set_gold,
 )
 from .jobs import (
     claim_job,
@@ -154,6 +155,7 @@ __all__ = [
     "role_of",
     "round_selections",
     "session_factory",
+    "set_gold",
     "set_password",
     "start_round",
     "undo",

@@ -49,6 +49,8 @@ class Revision:
     round_id: int | None
     created_at: datetime
     is_current: bool
+    reason: str | None = None
+    guidelines_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def _target(session: Session, item: Item, supersedes: int) -> Annotation:
 def annotate(session: Session, project_id: int, user_id: int, item_id: int, labels: Any, *,
              duration_ms: int | None = None, client_key: str | None = None,
              supersedes: int | None = None, round_id: int | None = None,
-             now: datetime | None = None) -> Annotation:
+             reason: str | None = None, now: datetime | None = None) -> Annotation:
     """Append the user's label for the item and complete the user's lease on it.
 
     Without ``supersedes`` a first label starts the user's chain and a later one corrects the
@@ -175,7 +177,8 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
         kind="label" if target is None else "correction", labels=checked,
         duration_ms=duration_ms, supersedes_id=None if target is None else target.id,
         round_id=round_id if round_id is not None else _latest_round(session, project_id),
-        client_key=client_key, created_at=now or utcnow())
+        client_key=client_key, reason=reason, guidelines_version=project.guidelines_version,
+        created_at=now or utcnow())
     revision = _append(session, revision)
     _complete_lease(session, item_id, user_id, revision.created_at)
     return revision
@@ -191,9 +194,10 @@ def _complete_lease(session: Session, item_id: int, user_id: int, now: datetime)
 
 def review(session: Session, project_id: int, reviewer_id: int, annotation_id: int, *,
            accept: bool, labels: Any = None, client_key: str | None = None,
-           now: datetime | None = None) -> Annotation:
+           reason: str | None = None, now: datetime | None = None) -> Annotation:
     """A reviewer's verdict on a current revision: accept (labels kept), reject with corrected
-    ``labels`` (a correction in the annotator's chain), or reject outright (label withdrawn)."""
+    ``labels`` (a correction in the annotator's chain), or reject outright (label withdrawn).
+    ``reason`` is stored on the new revision."""
     project = get_or_raise(session, Project, project_id)
     target = get_or_raise(session, Annotation, annotation_id, "revision")
     if target.project_id != project_id:
@@ -215,6 +219,7 @@ def review(session: Session, project_id: int, reviewer_id: int, annotation_id: i
         project_id=project_id, item_id=item.id, user_id=reviewer_id,
         annotator_id=target.annotator_id, kind=kind, labels=new_labels,
         supersedes_id=target.id, round_id=target.round_id, client_key=client_key,
+        reason=reason, guidelines_version=project.guidelines_version,
         created_at=now or utcnow()))
 
 
@@ -240,7 +245,8 @@ def item_history(session: Session, project_id: int, item_id: int) -> list[Revisi
             .join(User, User.id == Annotation.user_id)
             .where(Annotation.item_id == item_id).order_by(Annotation.id))
     return [Revision(a.id, a.item_id, a.annotator_id, a.user_id, name, a.kind, a.labels,
-                     a.duration_ms, a.supersedes_id, a.round_id, a.created_at, bool(head))
+                     a.duration_ms, a.supersedes_id, a.round_id, a.created_at, bool(head),
+                     a.reason, a.guidelines_version)
             for a, name, head in session.execute(stmt)]
 
 

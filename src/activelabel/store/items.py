@@ -28,12 +28,14 @@ __all__ = [
     "get_item",
     "item_ids_for_rows",
     "iter_items",
+    "set_gold",
 ]
 
 DEFAULT_BATCH_SIZE = 5000
 MAX_EXTERNAL_ID = 255
-_FIELDS = frozenset({"external_id", "data", "split"})
-_COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at")
+_FIELDS = frozenset({"external_id", "data", "split", "gold_labels"})
+_COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at",
+            "gold_labels")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,22 @@ def content_hash(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
-def _check_row(row: Any) -> tuple[str, Mapping[str, Any], str]:
-    """(external_id, data, split) of a valid row; raises ValueError with the reason."""
+def _check_gold(row: Mapping[str, Any], labels: Sequence[Any]) -> list[Any] | None:
+    gold = row.get("gold_labels")
+    if gold is None:
+        return None
+    if isinstance(gold, (str, int)) and not isinstance(gold, bool):
+        gold = [gold]
+    if not isinstance(gold, list) or not gold or any(
+            isinstance(x, bool) or x not in labels for x in gold):
+        raise ValueError(f"gold_labels must be a non-empty list drawn from {list(labels)}")
+    return list(gold)
+
+
+def _check_row(row: Any, labels: Sequence[Any] = ()) -> tuple[str, Mapping[str, Any], str,
+                                                              list[Any] | None]:
+    """(external_id, data, split, gold labels) of a valid row; raises ValueError with the
+    reason. A row with ``gold_labels`` (its known answer) is a gold item."""
     if not isinstance(row, Mapping):
         raise ValueError(f"row must be an object with external_id and data, got {type(row).__name__}")
     if not row.keys() <= _FIELDS:
@@ -84,10 +100,14 @@ def _check_row(row: Any) -> tuple[str, Mapping[str, Any], str]:
     data = row.get("data")
     if not isinstance(data, Mapping):
         raise ValueError("data must be an object, e.g. {\"text\": \"...\"}")
-    split = row.get("split") or "pool"
+    gold = _check_gold(row, labels)
+    split = row.get("split") or ("gold" if gold is not None else "pool")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    return ext, data, split
+    if gold is not None and split != "gold":
+        raise ValueError(f"a row with gold_labels is a gold item: drop split {split!r} or "
+                         "set it to 'gold'")
+    return ext, data, split, gold
 
 
 def _existing_ids(session: Session, project_id: int, ids: Sequence[str]) -> set[str]:
@@ -99,26 +119,27 @@ def _existing_ids(session: Session, project_id: int, ids: Sequence[str]) -> set[
 
 
 def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]],
-                  next_row: int, result: ImportResult) -> int:
+                  next_row: int, result: ImportResult, labels: Sequence[Any] = ()) -> int:
     """Validate and insert one batch of (input index, row); returns the next free row number."""
-    valid: list[tuple[int, str, Mapping[str, Any], str]] = []
+    valid: list[tuple[int, str, Mapping[str, Any], str, list[Any] | None]] = []
     for index, raw in batch:
         try:
-            valid.append((index, *_check_row(raw)))
+            valid.append((index, *_check_row(raw, labels)))
         except ValueError as exc:
             ext = raw.get("external_id") if isinstance(raw, Mapping) else None
             result.rejected.append(RowError(index, str(exc), None if ext is None else str(ext)))
     known = _existing_ids(session, project_id, [v[1] for v in valid])
     created = bind_value(session, Item.__table__.c.created_at, utcnow())
     values: list[tuple[Any, ...]] = []
-    for index, ext, data, split in valid:
+    for index, ext, data, split, gold in valid:
         if ext in known:
             result.duplicates.append(RowError(index, "external_id already in the project", ext))
             continue
         known.add(ext)
         text = _canonical(data)
         values.append((project_id, ext, text, split, hashlib.sha256(text.encode()).hexdigest(),
-                       next_row + len(values), created))
+                       next_row + len(values), created,
+                       None if gold is None else json.dumps(gold)))
     bulk_insert(session, cast(Table, Item.__table__), _COLUMNS, values)
     result.inserted += len(values)
     return next_row + len(values)
@@ -126,7 +147,8 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
 
 def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
               batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
-    """Insert rows ``{external_id, data, split}`` in batches, streaming ``rows``.
+    """Insert rows ``{external_id, data, split, gold_labels}`` in batches, streaming ``rows``
+    (``gold_labels``, the known answer, makes a gold item).
 
     Valid rows get dense row numbers after the project's last one. Malformed rows are listed in
     ``rejected`` and rows whose external_id is already in the project (or earlier in ``rows``)
@@ -135,14 +157,14 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     """
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
-    lock_project(session, project_id)
+    labels = list(lock_project(session, project_id).labels)
     next_row = session.execute(
         select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
     ).scalar_one()
     result = ImportResult()
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
-        next_row = _insert_batch(session, project_id, batch, next_row, result)
+        next_row = _insert_batch(session, project_id, batch, next_row, result, labels)
     return result
 
 
@@ -191,3 +213,20 @@ def item_ids_for_rows(session: Session, project_id: int, rows: Sequence[int]) ->
         raise InvalidInput(f"{len(missing)} rows are not items of project {project_id} "
                            f"(first: {missing[:5]}); rows run 0..n-1 in import order")
     return [found[r] for r in wanted]
+
+
+def set_gold(session: Session, project_id: int, item_id: int, labels: Any) -> Item:
+    """Make the item a gold item with the known answer ``labels`` (None: back to the pool)."""
+    item = item_in_project(session, project_id, item_id)
+    project = lock_project(session, project_id)
+    if labels is None:
+        item.gold_labels, item.split = None, "pool"
+        return item
+    try:
+        gold = _check_gold({"gold_labels": labels}, project.labels)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if project.task == "classification" and gold is not None and len(gold) != 1:
+        raise InvalidInput(f"a classification project's gold answer is one label, got {gold}")
+    item.gold_labels, item.split = gold, "gold"
+    return item

@@ -42,14 +42,19 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Base",
+    "CalibrationItem",
+    "CalibrationSession",
+    "Decision",
     "Flag",
     "Item",
     "Job",
     "Membership",
     "ModelVersion",
     "Project",
+    "ProjectVersion",
     "Round",
     "RoundSelection",
+    "Snapshot",
     "UTCDateTime",
     "User",
     "utcnow",
@@ -190,6 +195,10 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     row: Mapped[int] = mapped_column(Integer)
     queue_rank: Mapped[float | None] = mapped_column(Float)
+    #: The known answer of a gold item (a list of labels), never shown to annotators.
+    gold_labels: Mapped[list[Any] | None]
+    #: When the payload was removed on request (data is then ``{}``); annotations stay.
+    purged_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -245,6 +254,10 @@ class Annotation(Base):
         ForeignKey("annotations.id", ondelete="RESTRICT"), unique=True)
     round_id: Mapped[int | None] = _fk("rounds.id", nullable=True, ondelete="SET NULL")
     client_key: Mapped[str | None] = mapped_column(String(100))
+    #: Why this revision was made (a reviewer's reason, a restore), free text.
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: The project's guidelines version when the revision was written.
+    guidelines_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -384,3 +397,80 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (Index(None, "project_id", "id"), Index(None, "entity", "entity_id"))
+
+
+class ProjectVersion(Base):
+    """The label set and guidelines of a project as of ``version`` (one row per change)."""
+
+    __tablename__ = "project_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    version: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[Any]]
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+
+class Decision(Base):
+    """The decision log: why an owner chose a strategy or rule, from which round on."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    author_id: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    topic: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    from_round: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "project_id", "id"),)
+
+
+class Snapshot(Base):
+    """A frozen, hashed copy of the labeled dataset (a JSONL file in the data folder)."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    guidelines_version: Mapped[int] = mapped_column(Integer)
+    n_items: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(String(1000))
+    created_by: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "project_id", "id"),)
+
+
+class CalibrationSession(Base):
+    """A set of items every annotator of the project labels, to compare how people label."""
+
+    __tablename__ = "calibration_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    name: Mapped[str] = mapped_column(String(200))
+    guidelines_version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "project_id", "id"),)
+
+
+class CalibrationItem(Base):
+    __tablename__ = "calibration_items"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("calibration_sessions.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index(None, "item_id"),)

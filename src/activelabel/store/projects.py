@@ -14,6 +14,7 @@ from ..strategies import DEFAULT_STRATEGY, STRATEGIES
 from ._util import get_or_raise
 from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .governance import record_project_version
 from .models import ROLES, TASKS, Membership, Project, User
 
 __all__ = [
@@ -45,7 +46,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "random_state": 0,
     # Show the model's suggestion and confidence to annotators (off: they label unbiased).
     "show_suggestions": True,
+    # Quality: how consensus is reached, the agreement target (Krippendorff's alpha), gold.
+    "consensus": "majority",
+    "agreement_target": None,
+    "gold_rate": 0.0,
+    "gold_alert_below": None,
 }
+CONSENSUS_METHODS = ("majority", "dawid_skene")
 _POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
 _RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
 
@@ -91,9 +98,31 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(merged["show_suggestions"], bool):
         raise InvalidInput(f"show_suggestions must be true or false, got "
                            f"{merged['show_suggestions']!r}")
+    _check_quality(merged)
     if not isinstance(merged["featurizer_params"], dict):
         raise InvalidInput("featurizer_params must be an object of keyword arguments")
     return merged
+
+
+def _share(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_quality(merged: Mapping[str, Any]) -> None:
+    if merged["consensus"] not in CONSENSUS_METHODS:
+        raise InvalidInput(f"unknown consensus {merged['consensus']!r}: use one of "
+                           f"{', '.join(CONSENSUS_METHODS)}")
+    target = merged["agreement_target"]
+    if target is not None and not (_share(target) and -1 <= target <= 1):
+        raise InvalidInput(f"agreement_target (Krippendorff's alpha) must be in [-1, 1] or "
+                           f"null, got {target!r}")
+    rate = merged["gold_rate"]
+    if not (_share(rate) and 0 <= rate < 1):
+        raise InvalidInput(f"gold_rate is the share of tasks that are gold items, in [0, 1); "
+                           f"got {rate!r} (e.g. 0.1 for one in ten)")
+    alert = merged["gold_alert_below"]
+    if alert is not None and not (_share(alert) and 0 < alert <= 1):
+        raise InvalidInput(f"gold_alert_below is an accuracy in (0, 1] or null, got {alert!r}")
 
 
 def create_project(session: Session, name: str, task: str, labels: Sequence[Any], *,
@@ -115,6 +144,7 @@ def create_project(session: Session, name: str, task: str, labels: Sequence[Any]
         raise Conflict(f"project {name!r} already exists: pick another name") from exc
     if created_by is not None:
         add_member(session, project.id, created_by, "owner")
+    record_project_version(session, project, created_by)
     return project
 
 

@@ -9,22 +9,34 @@ and the counts are re-read after the lock (a fresh snapshot); on SQLite the writ
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ._util import item_in_project
 from .db import dialect_of, for_update_skip_locked
 from .errors import InvalidInput, NotFound
-from .models import SPLITS, Annotation, Assignment, Item, RoundSelection, utcnow
+from .models import (
+    SPLITS,
+    Annotation,
+    Assignment,
+    CalibrationItem,
+    Item,
+    RoundSelection,
+    utcnow,
+)
 
-__all__ = ["MAX_TASKS", "Task", "active_lease_filter", "next_tasks", "release_task"]
+__all__ = ["MAX_TASKS", "Task", "active_lease_filter", "gold_due", "next_tasks", "release_task"]
 
 MAX_TASKS = 200
+#: Gold items go to every annotator: their claims ignore the project's overlap.
+GOLD_OVERLAP = 1_000_000
 #: Extra candidates locked per claim attempt, for those a concurrent claim filled meanwhile.
 _SLACK = 8
 _ATTEMPTS = 4
@@ -66,27 +78,67 @@ def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str
 
 def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
                lease_seconds: int = 900, overlap: int = 1, now: datetime | None = None,
-               splits: Collection[str] | None = None) -> list[Task]:
+               splits: Collection[str] | None = None, gold_rate: float = 0.0) -> list[Task]:
     """Up to ``n`` items leased to the user: first the user's own unexpired leases (renewed),
     then new items by ``queue_rank`` (ranked first, lowest rank first) and then ``row``.
 
     Skipped: items the user already labeled or holds, and items whose active leases plus
-    current labels already reach ``overlap``. Fewer than ``n`` tasks means the queue is
+    current labels already reach ``overlap`` (items of a calibration session go to everyone). Fewer than ``n`` tasks means the queue is
     exhausted for this user, or (PostgreSQL, under contention) that the remaining items are
     being claimed by others right now: ask again. The caller commits.
+
+    With ``gold_rate`` > 0, gold items are mixed in so that about that share of the user's
+    tasks are gold (:func:`gold_due`), at random places among the others; gold items go to
+    every annotator (no overlap limit) and other claims leave them out.
     """
     _check_args(n, lease_seconds, overlap, splits)
+    if not 0 <= gold_rate < 1:
+        raise InvalidInput(f"gold_rate must be in [0, 1), got {gold_rate}")
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_seconds)
     own = _renew_own(session, project_id, user_id, n, now, expires)
     new: list[int] = []
     if len(own) < n:
-        new = _claim(session, project_id, user_id, n - len(own), now, overlap, splits, set(own))
+        need = n - len(own)
+        gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
+        gold_ids = (_claim(session, project_id, user_id, gold, now, GOLD_OVERLAP, {"gold"},
+                           set(own)) if gold else [])
+        others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
+        new = _claim(session, project_id, user_id, need - len(gold_ids), now, overlap, others,
+                     {*own, *gold_ids})
+        new = _mix(new, gold_ids)
         if new:
             session.execute(insert(Assignment), [
                 {"project_id": project_id, "item_id": i, "user_id": user_id,
                  "leased_at": now, "expires_at": expires} for i in new])
     return _tasks(session, [*own, *new], expires)
+
+
+def _mix(items: list[int], gold: list[int]) -> list[int]:
+    """``gold`` ids inserted at random places among ``items`` (so no position gives them away)."""
+    out = list(items)
+    for item_id in gold:
+        out.insert(secrets.randbelow(len(out) + 1), item_id)
+    return out
+
+
+def gold_due(session: Session, project_id: int, user_id: int, n: int, gold_rate: float,
+             now: datetime) -> int:
+    """How many of the user's next ``n`` tasks should be gold to keep the user's share of gold
+    at ``gold_rate``: ``round(rate * (labeled + held + n)) - gold labeled - gold held``."""
+    if gold_rate <= 0:
+        return 0
+    base = (select(Item.split, func.count()).join(Annotation, Annotation.item_id == Item.id)
+            .where(Annotation.project_id == project_id, Annotation.annotator_id == user_id,
+                   Annotation.supersedes_id.is_(None)).group_by(Item.split))
+    done = dict(session.execute(base).all())
+    held = dict(session.execute(
+        select(Item.split, func.count()).join(Assignment, Assignment.item_id == Item.id)
+        .where(Assignment.project_id == project_id, Assignment.user_id == user_id,
+               active_lease_filter(now)).group_by(Item.split)).all())
+    total = sum(done.values()) + sum(held.values()) + n
+    due = math.floor(gold_rate * total + 0.5) - done.get("gold", 0) - held.get("gold", 0)
+    return max(0, min(n, due))
 
 
 def _renew_own(session: Session, project_id: int, user_id: int, n: int, now: datetime,
@@ -129,7 +181,9 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int
               .where(Annotation.item_id == Item.id, _labeled_head())
               .correlate(Item).scalar_subquery())
     mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
-    where: list[Any] = [Item.project_id == project_id, ~mine, leases + labels < overlap]
+    calibration = exists().where(CalibrationItem.item_id == Item.id)
+    where: list[Any] = [Item.project_id == project_id, ~mine,
+                        or_(leases + labels < overlap, calibration)]
     if splits is not None:
         where.append(Item.split.in_(sorted(splits)))
     if seen:
@@ -173,8 +227,10 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
         select(Assignment.item_id).where(Assignment.item_id.in_(item_ids),
                                          Assignment.user_id == user_id,
                                          active_lease_filter(now))).scalars())
-    return {i for i in item_ids
-            if i not in mine and i not in held and leases.get(i, 0) + labels.get(i, 0) < overlap}
+    calibration = set(session.execute(
+        select(CalibrationItem.item_id).where(CalibrationItem.item_id.in_(item_ids))).scalars())
+    return {i for i in item_ids if i not in mine and i not in held
+            and (i in calibration or leases.get(i, 0) + labels.get(i, 0) < overlap)}
 
 
 def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from . import (
     export,
     flags,
+    governance,
     health,
     imports,
     insights,
@@ -17,6 +18,7 @@ from . import (
     labeling,
     model_versions,
     projects,
+    quality,
     rounds,
     stats,
     tasks,
@@ -29,5 +31,5 @@ API_PREFIX = "/api/v1"
 
 api_router = APIRouter()
 for _module in (health, users, projects, items, imports, tasks, labeling, flags, rounds,
-                model_versions, export, stats, insights):
+                model_versions, export, stats, quality, governance, insights):
     api_router.include_router(_module.router)

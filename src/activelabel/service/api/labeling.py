@@ -34,9 +34,10 @@ def post_annotation(project_id: int, body: AnnotationIn, caller: Writer) -> Revi
 def post_review(project_id: int, annotation_id: int, body: ReviewIn,
                 caller: Writer) -> RevisionOut:
     """A reviewer's verdict on a current revision: ``accept`` keeps its labels; a rejection
-    with ``labels`` corrects them; a rejection without withdraws the label. Reviewers and
-    owners."""
+    with ``labels`` corrects them; a rejection without withdraws the label. ``reason`` is
+    stored on the new revision. Reviewers and owners."""
     caller.project(project_id, "reviewer")
     revision = review(caller.session, project_id, caller.user.id, annotation_id,
-                      accept=body.accept, labels=body.labels, client_key=body.client_key)
+                      accept=body.accept, labels=body.labels, client_key=body.client_key,
+                      reason=body.reason)
     return annotation_out(revision)

@@ -22,6 +22,7 @@ from ...store import (
     validate_labels,
     validate_settings,
 )
+from ...store.governance import record_project_version
 from ...store.models import Membership, Project
 from ..auth import Caller, Reader, Writer
 from ..schemas import (
@@ -110,6 +111,8 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
     if body.guidelines is not None and body.guidelines != found.guidelines:
         found.guidelines = body.guidelines
         found.guidelines_version = (found.guidelines_version or 0) + 1
+        caller.session.flush()
+        record_project_version(caller.session, found, caller.user.id)
     caller.session.flush()
     record_audit(caller.session, "update", "project", project_id, project_id=project_id,
                  actor_id=caller.user.id, before=before, after=_snapshot(found))

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from ...store import get_round, list_rounds, round_selections
+from ...store.governance import decisions_for_round, list_decisions
 from ...store.models import Item, ModelVersion
 from ..auth import Caller, Reader, Writer
 from ..rounds import request_round
 from ..schemas import RoundAccepted, RoundDetail, RoundOut, SelectionOut, round_fields
+from .governance import decision_outs
 
 router = APIRouter(tags=["rounds"])
 
@@ -39,7 +41,9 @@ def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
     """Every round of the project, oldest first (reviewers and owners)."""
     caller.project(project_id, "reviewer")
     versions = _versions(caller, project_id)
-    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)))
+    log = list_decisions(caller.session, project_id)
+    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)),
+                     decisions=decision_outs(caller, decisions_for_round(log, r.number)))
             for r in list_rounds(caller.session, project_id)]
 
 

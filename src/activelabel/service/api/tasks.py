@@ -1,7 +1,9 @@
 """The caller's next tasks (leased items with a suggestion and why they were chosen), release.
 
 Fields listed in the project's ``private_fields`` are removed from the item data sent to
-annotators; reviewers and owners see everything.
+annotators; reviewers and owners see everything. Gold items look like pool items to
+annotators: their split reads ``pool`` and, in a project that mixes gold in (``gold_rate`` >
+0), no task shows annotators ``why`` it was chosen (a gold item has no round behind it).
 """
 
 from __future__ import annotations
@@ -117,13 +119,15 @@ def next_(project_id: int, caller: Writer,
     queue is exhausted for the caller right now. Any member."""
     project, role = caller.project(project_id)
     settings = project.settings
+    gold_rate = float(settings.get("gold_rate") or 0.0)
     tasks = next_tasks(caller.session, project_id, caller.user.id, n,
                        lease_seconds=int(settings.get("lease_seconds", 900)),
-                       overlap=int(settings.get("overlap", 1)))
+                       overlap=int(settings.get("overlap", 1)), gold_rate=gold_rate)
     if not tasks:
         return []
-    private = (frozenset(project.private_fields or []) if RANK[role] < RANK["reviewer"]
-               else frozenset())
+    annotator = RANK[role] < RANK["reviewer"]
+    private = frozenset(project.private_fields or []) if annotator else frozenset()
+    hide_why = annotator and gold_rate > 0
     model = (active_model_version(caller.session, project_id)
              if settings.get("show_suggestions", True) else None)
     probs = None if model is None else _probs.get(caller.storage.arrays, project_id)
@@ -131,13 +135,14 @@ def next_(project_id: int, caller: Writer,
     out: list[TaskOut] = []
     for task in tasks:
         item, sel = task.item, task.selection
-        why = None if sel is None else Why(
+        why = None if sel is None or hide_why else Why(
             strategy=sel.strategy, score=sel.score, round=numbers.get(sel.round_id),
             round_id=sel.round_id, rank=sel.rank,
             model_version=None if sel.model_version_id is None
             else versions.get(sel.model_version_id))
         out.append(TaskOut(
-            item=TaskItem(id=item.id, external_id=item.external_id, split=item.split,
+            item=TaskItem(id=item.id, external_id=item.external_id,
+                          split="pool" if annotator and item.split == "gold" else item.split,
                           data=_data(item.data, private)),
             suggestion=None if model is None else _suggestion(project, probs, item.row,
                                                               model.version),

@@ -1,0 +1,250 @@
+"""Quality maths: agreement measures by hand and against the reference libraries, consensus,
+Dawid-Skene recovering planted annotator noise, cleanlab finding planted label flips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from activelabel.quality import (
+    DawidSkene,
+    MajorityVote,
+    active_learning_scores,
+    cohen_kappa_pairs,
+    count_table,
+    find_label_issues,
+    fleiss_kappa,
+    krippendorff_alpha,
+    out_of_sample_probs,
+    reliability_matrix,
+    specific_agreement,
+)
+
+# Three items, two raters: agree on 0, agree on 1, split.
+SMALL = reliability_matrix([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1], [0, 0, 1, 1, 0, 1], 3, 2)
+
+# Fleiss (1971) as on Wikipedia: 10 subjects, 14 raters, 5 categories; kappa 0.210.
+WIKI_FLEISS = np.array([
+    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+
+
+def _pairs_table(yy: int, yn: int, ny: int, nn: int) -> np.ndarray:
+    """Two raters' labels (1 = yes) from a 2x2 agreement table, as a reliability matrix."""
+    a = [1] * yy + [1] * yn + [0] * ny + [0] * nn
+    b = [1] * yy + [0] * yn + [1] * ny + [0] * nn
+    return np.array([a, b], dtype=float)
+
+
+def test_cohen_kappa_matches_a_hand_computed_table() -> None:
+    # po = 35/50 = 0.7; pe = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = 0.2 / 0.5 = 0.4
+    (pair,) = cohen_kappa_pairs(_pairs_table(20, 5, 10, 15), 2)
+    assert (pair.a, pair.b, pair.n) == (0, 1, 50)
+    assert pair.kappa == pytest.approx(0.4)
+
+
+def test_cohen_kappa_pairs_use_only_shared_items_and_match_sklearn() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 3, size=(3, 40)).astype(float)
+    data[2, :10] = np.nan
+    pairs = {(p.a, p.b): p for p in cohen_kappa_pairs(data, 3)}
+    assert set(pairs) == {(0, 1), (0, 2), (1, 2)}
+    assert pairs[(0, 2)].n == 30
+    expected = cohen_kappa_score(data[1, 10:], data[2, 10:])
+    assert pairs[(1, 2)].kappa == pytest.approx(expected)
+
+
+def test_fleiss_kappa_by_hand_and_the_published_example() -> None:
+    # P_i = [1, 1, 0] -> 2/3; p_j = [1/2, 1/2] -> Pe = 1/2; kappa = (2/3 - 1/2) / (1/2) = 1/3
+    assert fleiss_kappa(np.array([[2, 0], [0, 2], [1, 1]])) == pytest.approx(1 / 3)
+    assert fleiss_kappa(WIKI_FLEISS) == pytest.approx(0.2099, abs=1e-4)
+
+
+def test_fleiss_kappa_keeps_items_with_the_most_common_number_of_raters() -> None:
+    from statsmodels.stats.inter_rater import fleiss_kappa as reference
+
+    table = np.vstack([WIKI_FLEISS, [[1, 0, 0, 0, 0], [0, 3, 0, 0, 0]]])
+    assert fleiss_kappa(table) == pytest.approx(reference(WIKI_FLEISS))
+    assert fleiss_kappa(np.array([[1, 0], [0, 1]])) is None
+
+
+def test_krippendorff_alpha_by_hand_and_against_the_library() -> None:
+    import krippendorff
+
+    # Coincidences o00 = 2, o11 = 2, o01 = o10 = 1; n = 6; Do = 2/6, De = 2*3*3/30 = 0.6
+    assert krippendorff_alpha(SMALL) == pytest.approx(4 / 9)
+    # Krippendorff's own example with missing data (nominal alpha 0.743).
+    nan = np.nan
+    data = np.array([
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+        [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    assert krippendorff_alpha(data) == pytest.approx(0.743, abs=1e-3)
+    assert krippendorff_alpha(data) == pytest.approx(
+        krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    assert krippendorff_alpha(np.array([[0.0, nan], [nan, 1.0]])) is None
+
+
+def test_specific_agreement_by_hand() -> None:
+    # class 0: agree 2*1 = 2, possible 2*1 + 1*1 = 3 -> 2/3 (same for class 1); class 2 unused
+    share, n = specific_agreement(np.array([[2, 0, 0], [0, 2, 0], [1, 1, 0], [1, 0, 0]]))
+    assert share[:2] == pytest.approx([2 / 3, 2 / 3])
+    assert np.isnan(share[2])
+    assert n.tolist() == [2, 2, 0]
+
+
+def test_majority_vote_marks_ties_and_empty_items() -> None:
+    vote = MajorityVote().fit(np.array([[2, 1], [1, 1], [0, 0], [0, 3]]))
+    assert vote.labels_.tolist() == [0, -1, -1, 1]
+    assert vote.ties_.tolist() == [False, True, False, False]
+
+
+@st.composite
+def _agreeing(draw: st.DrawFn) -> tuple[np.ndarray, int]:
+    n_items = draw(st.integers(2, 20))
+    n_raters = draw(st.integers(2, 5))
+    truth = np.array(draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)))
+    return np.tile(truth, (n_raters, 1)).astype(float), 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(_agreeing())
+def test_perfect_agreement_scores_one_everywhere(case: tuple[np.ndarray, int]) -> None:
+    data, k = case
+    items = np.tile(np.arange(data.shape[1]), data.shape[0])
+    counts = count_table(items, data.ravel().astype(int), data.shape[1], k)
+    assert krippendorff_alpha(data) == pytest.approx(1.0)
+    assert fleiss_kappa(counts) == pytest.approx(1.0)
+    assert all(p.kappa == pytest.approx(1.0) for p in cohen_kappa_pairs(data, k))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_measures_ignore_the_order_of_items_and_the_names_of_classes(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 3, size=(3, 15)).astype(float)
+    data[rng.random(data.shape) < 0.2] = np.nan
+    order = rng.permutation(data.shape[1])
+    rename = rng.permutation(3).astype(float)
+    renamed = np.where(np.isnan(data), np.nan, rename[np.nan_to_num(data).astype(int)])
+    for other in (data[:, order], renamed):
+        a, b = krippendorff_alpha(data), krippendorff_alpha(other)
+        assert (a is None and b is None) or a == pytest.approx(b)
+        first = [p.kappa for p in cohen_kappa_pairs(data, 3)]
+        second = [p.kappa for p in cohen_kappa_pairs(other, 3)]
+        assert first == pytest.approx(second, nan_ok=True)
+
+
+def _planted_crowd(seed: int = 0, n_items: int = 300, k: int = 3,
+                   accuracy: tuple[float, ...] = (0.9, 0.88, 0.92, 0.9, 0.35)
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    items, workers, labels = [], [], []
+    for w, acc in enumerate(accuracy):
+        right = rng.random(n_items) < acc
+        wrong = (truth + rng.integers(1, k, n_items)) % k
+        items += list(range(n_items))
+        workers += [w] * n_items
+        labels += np.where(right, truth, wrong).tolist()
+    return truth, np.array(items), np.array(workers), np.array(labels)
+
+
+def test_dawid_skene_recovers_a_planted_noisy_annotator() -> None:
+    truth, items, workers, labels = _planted_crowd()
+    ds = DawidSkene().fit(items, workers, labels, n_items=300, n_annotators=5, n_classes=3)
+    acc = ds.accuracy_
+    assert int(np.argmin(acc)) == 4
+    assert acc[4] < min(acc[:4]) - 0.3
+    assert acc[4] == pytest.approx(0.35, abs=0.08)
+    assert acc[:4] == pytest.approx([0.9, 0.88, 0.92, 0.9], abs=0.06)
+    assert (ds.labels_ == truth).mean() > 0.97
+    assert ds.probs_.sum(axis=1) == pytest.approx(np.ones(300))
+
+
+def test_dawid_skene_agrees_with_crowd_kit() -> None:
+    """Step for step the same EM as crowd-kit (run only where crowd-kit is installed: it pulls
+    transformers and takes ~20 s to import, so it is no dependency of activelabel)."""
+    pd = pytest.importorskip("pandas")
+    crowdkit = pytest.importorskip("crowdkit.aggregation")
+    _, items, workers, labels = _planted_crowd(seed=1, n_items=120,
+                                               accuracy=(0.8, 0.7, 0.6, 0.5))
+    keep = np.random.default_rng(1).random(items.shape[0]) < 0.7  # missing labels too
+    items, workers, labels = items[keep], workers[keep], labels[keep]
+    # A fixed number of iterations: the two stopping rules differ in when they fire.
+    ours = DawidSkene(max_iter=8, tol=-np.inf).fit(items, workers, labels, n_items=120,
+                                                    n_annotators=4, n_classes=3)
+    frame = pd.DataFrame({"task": items, "worker": workers, "label": labels})
+    ref = crowdkit.DawidSkene(n_iter=8, tol=-np.inf).fit(frame)
+    seen = np.unique(items)
+    assert ours.labels_[seen].tolist() == ref.labels_.loc[seen].tolist()
+    ref_probs = ref.probas_.loc[seen, [0, 1, 2]].to_numpy()
+    assert ours.probs_[seen] == pytest.approx(ref_probs, abs=1e-9)
+    for w in range(4):
+        ref_err = (ref.errors_.loc[w].reindex(index=[0, 1, 2], columns=[0, 1, 2])
+                   .fillna(0).to_numpy())  # [given, true]
+        np.testing.assert_allclose(ours.errors_[w].T, ref_err, atol=1e-9)
+
+
+def test_dawid_skene_leaves_unlabeled_items_unknown() -> None:
+    ds = DawidSkene().fit([0, 0, 1], [0, 1, 0], [1, 1, 0], n_items=3, n_annotators=3,
+                          n_classes=2)
+    assert ds.labels_.tolist() == [1, 0, -1]
+    assert np.isnan(ds.accuracy_[2])
+
+
+def _sms(shared_data: Path, n: int) -> tuple[list[str], np.ndarray]:
+    texts, labels = [], []
+    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(1 if row["label"] == "spam" else 0)
+            if len(texts) == n:
+                break
+    return texts, np.array(labels)
+
+
+def test_cleanlab_finds_planted_label_flips_in_sms_spam(shared_data: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, y = _sms(shared_data, 1500)
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(y), size=60, replace=False)
+    noisy = y.copy()
+    noisy[flipped] = 1 - noisy[flipped]
+    X = TfidfVectorizer(sublinear_tf=True, min_df=2).fit_transform(texts)
+    probs = out_of_sample_probs(X, noisy, 2, random_state=0)
+    issues = find_label_issues(noisy, probs)
+    found = set(issues.indices.tolist())
+    recall = len(found & set(flipped.tolist())) / len(flipped)
+    precision = len(found & set(flipped.tolist())) / max(len(found), 1)
+    print(f"cleanlab on sms_spam[:1500] with 60 flips: recall {recall:.2f}, "
+          f"precision {precision:.2f}, {len(found)} flagged")
+    assert recall >= 0.7
+    assert np.all(np.diff(issues.scores) <= 1e-12)  # ranked most suspect first
+
+
+def test_out_of_sample_probs_refuse_a_single_class() -> None:
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        out_of_sample_probs(np.zeros((4, 2)), [1, 1, 1, 1], 3)
+
+
+def test_active_learning_scores_rank_a_contested_item_lowest() -> None:
+    nan = np.nan
+    labels = np.array([[0, 0, 0], [1, 1, 1], [0, 1, nan], [1, nan, nan]])
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.8]])
+    unlabeled = np.array([[0.95, 0.05], [0.6, 0.4]])
+    scored, new = active_learning_scores(labels, probs, unlabeled)
+    assert scored.shape == (4,)
+    assert new.shape == (2,)
+    assert int(np.argmin(scored)) == 2
+    assert new[1] < new[0]
