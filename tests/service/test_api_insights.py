@@ -180,6 +180,10 @@ def test_labels_can_be_added_but_never_removed(api: Api) -> None:
     added = api.patch(f"/projects/{pid}", owner, json={"labels": ["pos", "neg", "neutral"]})
     assert added.status_code == 200, added.text
     assert added.json()["labels"] == ["pos", "neg", "neutral"]
+    assert added.json()["guidelines_version"] == 2  # a new version of the label set
+    versions = api.get(f"/projects/{pid}/versions", owner).json()
+    assert versions[-1]["version"] == 2
+    assert versions[-1]["labels"] == ["pos", "neg", "neutral"]
     error = assert_error(api.patch(f"/projects/{pid}", owner, json={"labels": ["pos", "x"]}),
                          400, "invalid_input")
     assert "'neg'" in error["message"]
@@ -189,43 +193,3 @@ def test_labels_can_be_added_but_never_removed(api: Api) -> None:
     assert event["before"]["labels"] == ["pos", "neg"]
     assert event["after"]["labels"] == ["pos", "neg", "neutral"]
 
-
-def test_review_list_filters_labeled_and_flagged_items(api: Api) -> None:
-    owner = api.person("owner")
-    pid = api.project(owner, n_items=5, settings={"overlap": 2})
-    ids = _item_ids(api, pid, owner)
-    number = _round_with_model(api, pid, ids, np.array(
-        [[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]]))
-    ann, other = api.member(pid, "annotator", "ann"), api.member(pid, "annotator", "oth")
-    _label(api, pid, ann, ids[0], "pos")   # model agrees
-    _label(api, pid, ann, ids[1], "pos")   # model says neg
-    _label(api, pid, ann, ids[2], "pos")
-    _label(api, pid, other, ids[2], "neg")  # annotators disagree
-    flagged = api.post(f"/projects/{pid}/flags", ann, json={"item_id": ids[4], "reason": "blurry"})
-    assert flagged.status_code == 201
-
-    def got(**params: object) -> list[int]:
-        answer = api.get(f"/projects/{pid}/annotations", owner, params=params)
-        assert answer.status_code == 200, answer.text
-        return [e["item_id"] for e in answer.json()]
-
-    assert got() == [ids[4], ids[0], ids[1], ids[2]]  # flagged first
-    assert got(flagged=True) == [ids[4]]
-    assert got(disagreement=True) == [ids[2]]
-    assert got(model_disagrees=True) == [ids[1]]  # item 2 is a tie: no consensus
-    assert got(annotator=other.username) == [ids[2]]
-    assert got(label="neg") == [ids[2]]
-    assert got(round=number) == [ids[0], ids[1], ids[2]]
-    assert got(round=number + 1) == []
-    assert got(limit=2) == [ids[4], ids[0]]
-    (entry,) = api.get(f"/projects/{pid}/annotations", owner,
-                       params={"model_disagrees": True}).json()
-    assert entry["consensus"] == "pos"
-    assert entry["suggestion"]["label"] == "neg"
-    assert entry["annotations"][0]["annotator"] == ann.username
-    assert entry["data"]["secret"] == "s1"
-    (flag_entry,) = api.get(f"/projects/{pid}/annotations", owner,
-                            params={"flagged": True}).json()
-    assert flag_entry["flags"][0]["reason"] == "blurry"
-    assert flag_entry["annotations"] == []
-    assert_error(api.get(f"/projects/{pid}/annotations", ann), 403, "forbidden")

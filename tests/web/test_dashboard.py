@@ -80,3 +80,25 @@ def test_rollback_button_activates_an_older_model(page: Any, trained: Site) -> N
     wait_until(lambda: all(r["status"] in ("done", "failed")
                            for r in site.get(f"/projects/{PROJECT}/rounds")),
                timeout=60, what="re-rank done")
+
+
+def test_agreement_per_label_comes_from_the_agreement_report(page: Any, trained: Site) -> None:
+    site = trained
+    first, second = site.member("annotator"), site.member("annotator")
+    items = site.get(f"/projects/{PROJECT}/tasks/next", first, params={"n": 4})
+    for i, task in enumerate(items):  # both label the same items; they differ on one
+        for who, digit in ((first, "2"), (second, "2" if i else "7")):
+            answer = site.api("POST", f"/projects/{PROJECT}/annotations", who,
+                              json={"item_id": task["item"]["id"], "labels": [digit]})
+            assert answer.status_code == 201, answer.text
+    report = site.get(f"/projects/{PROJECT}/agreement")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("#chart-agreement rect.col[data-series='agreement']")
+    drawn = dict(page.eval_on_selector_all(
+        "#chart-agreement rect.col", "els => els.map(e => [e.dataset.category, Number(e.dataset.value)])"))
+    assert set(drawn) == set(report["per_label"])
+    for label, value in drawn.items():
+        assert abs(value - (report["per_label"][label]["agreement"] or 0)) < 1e-9
+    assert "Krippendorff's alpha" in page.inner_text("#agreement-note")
+    page.wait_for_selector(f"#annotators tr[data-annotator='{first.username}']")

@@ -38,6 +38,8 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     page.get_by_label("Guidelines").fill("Is the review positive, negative or both?")
     page.get_by_role("button", name="Save project").click()
     page.wait_for_selector("#guidelines-version:has-text('version 2')")
+    page.wait_for_selector("#versions li[data-version='2']", state="attached")
+    assert "labels: good, bad, mixed" in page.text_content("#versions li[data-version='2']")
     page.get_by_label("Strategy").select_option("entropy")
     page.get_by_label("Batch size (items per round)").fill("15")
     page.get_by_label("Target accuracy", exact=False).fill("0.9")

@@ -10,8 +10,6 @@ chunks of :data:`NEIGHBOUR_CHUNK`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +24,6 @@ from .rounds import consensus
 
 __all__ = [
     "NEIGHBOUR_CHUNK",
-    "ReviewFilter",
     "annotator_throughput",
     "confidence",
     "histogram",
@@ -35,7 +32,6 @@ __all__ = [
     "max_confidence",
     "nearest_rows",
     "progress",
-    "review_candidates",
     "round_effort",
     "unlabeled_pool_rows",
 ]
@@ -251,100 +247,3 @@ def label_counts(session: Session, project: Project) -> dict[str, int]:
     return {str(label): counts.get(str(label), 0) for label in project.labels}
 
 
-
-# ---- review ----------------------------------------------------------------------------------
-
-
-@dataclass
-class ReviewFilter:
-    """Which labeled or flagged items a reviewer wants to see (all given filters apply)."""
-
-    flagged: bool = False
-    disagreement: bool = False
-    model_disagrees: bool = False
-    annotator: str | None = None
-    label: str | None = None
-    round: int | None = None
-    limit: int = 50
-
-
-def _current_annotations(session: Session, project_id: int) -> list[Any]:
-    stmt = (select(Annotation.id, Annotation.item_id, Item.row, User.username, Annotation.labels,
-                   Annotation.kind, Annotation.created_at, Round.number)
-            .join(Item, Item.id == Annotation.item_id)
-            .join(User, User.id == Annotation.annotator_id)
-            .outerjoin(Round, Round.id == Annotation.round_id)
-            .where(Annotation.project_id == project_id, Annotation.labels.is_not(None),
-                   _current())
-            .order_by(Annotation.item_id, Annotation.id))
-    return list(session.execute(stmt))
-
-
-def _model_label(project: Project, probs: NDArray[Any] | None, row: int) -> dict[str, Any] | None:
-    labels = list(project.labels)
-    if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
-        return None
-    p = np.asarray(probs[row], dtype=np.float64)
-    if project.task == "multilabel":
-        return {"label": [x for x, q in zip(labels, p, strict=True) if q >= 0.5],
-                "confidence": float(np.min(np.maximum(p, 1.0 - p)))}
-    best = int(np.argmax(p))
-    return {"label": labels[best], "confidence": float(p[best])}
-
-
-def _disagrees(consensus_label: Any, suggestion: dict[str, Any] | None) -> bool:
-    if suggestion is None or consensus_label is None:
-        return False
-    given = sorted(map(str, consensus_label)) if isinstance(consensus_label, list) else [
-        str(consensus_label)]
-    said = suggestion["label"]
-    return given != (sorted(map(str, said)) if isinstance(said, list) else [str(said)])
-
-
-def review_candidates(session: Session, project: Project, probs: NDArray[Any] | None,
-                      flags: Sequence[Any], wanted: ReviewFilter) -> list[dict[str, Any]]:
-    """Items for review, flagged first then by item: each with its current annotations, the
-    consensus, the active model's label and open flags. ``flags`` are the open flags."""
-    by_item: dict[int, list[Any]] = defaultdict(list)
-    rows: dict[int, int] = {}
-    for ann in _current_annotations(session, project.id):
-        by_item[ann.item_id].append(ann)
-        rows[ann.item_id] = ann.row
-    open_flags: dict[int, list[Any]] = defaultdict(list)
-    for flag in flags:
-        open_flags[flag.item_id].append(flag)
-    multilabel = project.task == "multilabel"
-    order = sorted(set(by_item) | set(open_flags), key=lambda i: (i not in open_flags, i))
-    out: list[dict[str, Any]] = []
-    for item_id in order:
-        anns = by_item.get(item_id, [])
-        agreed = consensus([a.labels for a in anns], multilabel) if anns else None
-        row = rows.get(item_id)
-        suggestion = None if row is None else _model_label(project, probs, row)
-        if not _keep(wanted, item_id, anns, agreed, suggestion, open_flags):
-            continue
-        out.append({"item_id": item_id, "consensus": agreed, "suggestion": suggestion,
-                    "model_disagrees": _disagrees(agreed, suggestion),
-                    "annotations": [{"annotation_id": a.id, "annotator": a.username,
-                                     "labels": a.labels, "kind": a.kind,
-                                     "created_at": a.created_at, "round": a.number}
-                                    for a in anns],
-                    "flags": [{"id": f.id, "reason": f.reason, "user_id": f.user_id}
-                              for f in open_flags.get(item_id, [])]})
-        if len(out) >= wanted.limit:
-            break
-    return out
-
-
-def _keep(wanted: ReviewFilter, item_id: int, anns: list[Any], agreed: Any,
-          suggestion: dict[str, Any] | None, open_flags: dict[int, list[Any]]) -> bool:
-    distinct = {tuple(sorted(map(str, a.labels))) for a in anns}
-    checks = [
-        not wanted.flagged or item_id in open_flags,
-        not wanted.disagreement or len(distinct) > 1,
-        not wanted.model_disagrees or _disagrees(agreed, suggestion),
-        wanted.annotator is None or any(a.username == wanted.annotator for a in anns),
-        wanted.label is None or any(wanted.label in map(str, a.labels) for a in anns),
-        wanted.round is None or any(a.number == wanted.round for a in anns),
-    ]
-    return all(checks)

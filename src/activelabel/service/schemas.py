@@ -632,32 +632,6 @@ class Dashboard(BaseModel):
     label_counts: dict[str, int]
 
 
-class CurrentAnnotation(BaseModel):
-    annotation_id: int
-    annotator: str
-    labels: list[Any]
-    kind: str
-    created_at: datetime
-    round: int | None
-
-
-class OpenFlag(BaseModel):
-    id: int
-    reason: str
-    user_id: int
-
-
-class ReviewItem(BaseModel):
-    item_id: int
-    external_id: str
-    data: dict[str, Any]
-    consensus: Any
-    suggestion: dict[str, Any] | None
-    model_disagrees: bool
-    annotations: list[CurrentAnnotation]
-    flags: list[OpenFlag]
-
-
 # ---- conversions -------------------------------------------------------------------------------
 
 

@@ -7,25 +7,21 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
-from ...store import get_item, list_flags, list_rounds
-from ...store.models import Item
+from ...store import get_item, list_rounds
 from ..auth import RANK, Reader
 from ..featurize import EMBEDDINGS
 from ..insights import (
-    ReviewFilter,
     annotator_throughput,
     confidence,
     label_counts,
     labeled_rows,
     nearest_rows,
     progress,
-    review_candidates,
     round_effort,
     unlabeled_pool_rows,
 )
-from ..schemas import Confidence, Dashboard, Progress, RelatedItem, ReviewItem
+from ..schemas import Confidence, Dashboard, Progress, RelatedItem
 from .tasks import PROBS_ARRAY, _data
 
 router = APIRouter(tags=["insights"])
@@ -107,29 +103,3 @@ def dashboard(project_id: int, caller: Reader) -> Dashboard:
         "annotators": annotator_throughput(caller.session, project_id),
         "label_counts": label_counts(caller.session, project)})
 
-
-@router.get("/projects/{project_id}/annotations", response_model=list[ReviewItem])
-def labeled_items(project_id: int, caller: Reader,
-                  flagged: bool = False, disagreement: bool = False,
-                  model_disagrees: bool = False,
-                  annotator: Annotated[str | None, Query(max_length=64)] = None,
-                  label: Annotated[str | None, Query(max_length=200)] = None,
-                  round: Annotated[int | None, Query(ge=1)] = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[ReviewItem]:
-    """Labeled or flagged items with their current annotations, consensus, the active model's
-    label and open flags, for review: flagged first. Filters: ``flagged``, ``disagreement``
-    (annotators gave different labels), ``model_disagrees`` (the model's label differs from the
-    consensus), ``annotator`` (user name), ``label``, ``round`` (number of the round whose
-    ranking was served when the label was given). Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
-    wanted = ReviewFilter(flagged=flagged, disagreement=disagreement,
-                          model_disagrees=model_disagrees, annotator=annotator, label=label,
-                          round=round, limit=limit)
-    probs = caller.storage.arrays.load(project_id, PROBS_ARRAY)
-    found = review_candidates(caller.session, project, probs,
-                              list_flags(caller.session, project_id), wanted)
-    ids = [f["item_id"] for f in found]
-    items = {i.id: i for i in caller.session.execute(
-        select(Item).where(Item.id.in_(ids))).scalars()} if ids else {}
-    return [ReviewItem.model_validate({**f, "external_id": items[f["item_id"]].external_id,
-                                       "data": dict(items[f["item_id"]].data)}) for f in found]

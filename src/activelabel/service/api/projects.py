@@ -87,8 +87,8 @@ def project(project_id: int, caller: Reader) -> ProjectOut:
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
-    """Change the name, guidelines (bumps guidelines_version), labels (new ones appended; a
-    label in use is never removed), settings (merged into the current ones and validated) or
+    """Change the name, guidelines or labels (new ones appended, a label in use is never
+    removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated) or
     private fields. Every change is in the audit trail with before and after. Owners only."""
     found, role = caller.project(project_id, "owner")
     given = body.model_dump(exclude_unset=True)
@@ -102,14 +102,19 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
         if clash is not None:
             raise Conflict(f"project {body.name!r} already exists: pick another name")
         found.name = body.name
+    relabeled = False
     if body.labels is not None:
-        found.labels = extend_labels(found.task, list(found.labels), list(body.labels))
+        labels = extend_labels(found.task, list(found.labels), list(body.labels))
+        relabeled = labels != list(found.labels)
+        found.labels = labels
     if body.settings is not None:
         found.settings = validate_settings({**found.settings, **body.settings})
     if body.private_fields is not None:
         found.private_fields = list(dict.fromkeys(body.private_fields))
     if body.guidelines is not None and body.guidelines != found.guidelines:
         found.guidelines = body.guidelines
+        relabeled = True
+    if relabeled:  # a new version of the label set and guidelines
         found.guidelines_version = (found.guidelines_version or 0) + 1
         caller.session.flush()
         record_project_version(caller.session, found, caller.user.id)

@@ -61,19 +61,25 @@
       series: [{ name: "items", key: "backlog", values: [stats.queued, stats.leased, stats.labeled, inReview] }], yLabel: "items" });
   }
 
-  function annotators(list) {
-    fill("annotators", list.map((a) => AL.el("tr", {}, AL.el("th", { scope: "row" }, a.username), cell(a.labels, 1), cell(a.last_hour, 1), cell(a.median_seconds, 1))));
+  function annotators(list, quality) {
+    const q = new Map((quality || []).map((x) => [x.username, x]));
+    fill("annotators", list.map((a) => {
+      const x = q.get(a.username) || {};
+      return AL.el("tr", { dataset: { annotator: a.username } }, AL.el("th", { scope: "row" }, a.username), cell(a.labels, 1), cell(a.last_hour, 1),
+        cell(a.median_seconds, 1), cell(x.gold_accuracy, 1), cell(x.agreement_with_consensus, 1),
+        AL.el("td", {}, x.gold_alert ? AL.el("span", { class: "badge bad" }, "gold alert") : ""));
+    }));
   }
 
   async function agreement(labelCounts) {
     let ag = null;
     try { ag = await get("/agreement"); } catch { ag = null; }
-    if (ag && ag.per_label) {
+    if (ag && ag.per_label && Object.keys(ag.per_label).length) {
       const labels = Object.keys(ag.per_label);
       Charts.bars($("chart-agreement"), { title: "Agreement per label", categories: labels,
         series: [{ name: "agreement", key: "agreement", values: labels.map((l) => ag.per_label[l].agreement ?? 0) }], yLabel: "agreement" });
-      $("agreement-note").textContent = `Krippendorff's alpha ${AL.fmt(ag.krippendorff_alpha)} over ${ag.n_items} items` +
-        (ag.target !== undefined && ag.target !== null ? ` (target ${AL.fmt(ag.target)})` : "");
+      $("agreement-note").textContent = `Krippendorff's alpha ${AL.fmt(ag.krippendorff_alpha)}, Fleiss' kappa ${AL.fmt(ag.fleiss_kappa)} over ${ag.n_items} items labeled by several annotators` +
+        (ag.target !== undefined && ag.target !== null ? ` (target ${AL.fmt(ag.target)}${ag.below_target ? ": BELOW" : ""})` : "");
     } else {
       const labels = Object.keys(labelCounts);
       Charts.bars($("chart-agreement"), { title: "Labeled items per label", categories: labels,
@@ -117,7 +123,7 @@
     perRound(dash.rounds);
     confidence(conf);
     backlog(stats);
-    annotators(dash.annotators);
+    get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
     agreement(dash.label_counts);
     if (project.role === "owner") get("/audit?limit=50").then(audit).catch(() => {});

@@ -22,12 +22,21 @@
     $("private_fields").value = (p.private_fields || []).join(", ");
   }
 
+  async function versions() {
+    let list = [];
+    try { list = await AL.api("GET", `/projects/${pid}/versions`); } catch { return; }
+    $("versions").replaceChildren(...[...list].reverse().map((v) => AL.el("li", { dataset: { version: String(v.version) } },
+      AL.el("strong", {}, `version ${v.version}`), ` · ${AL.when(v.created_at)}${v.author ? " · " + v.author : ""} · labels: ${v.labels.join(", ")}`,
+      AL.el("details", {}, AL.el("summary", {}, "guidelines"), AL.el("p", { class: "guidelines" }, v.guidelines || "(none)")))));
+  }
+
   async function save(errorId, body, message) {
     $(errorId).textContent = "";
     try {
       const p = await AL.api("PATCH", `/projects/${pid}`, body);
       fillProject(p);
       AL.toast(message);
+      versions();
     } catch (err) { $(errorId).textContent = err.message; }
   }
 
@@ -125,7 +134,7 @@
     $("upload-form").addEventListener("submit", upload);
     $("run-round").addEventListener("click", runRound);
     $("member-form").addEventListener("submit", (ev) => { ev.preventDefault(); setRole($("member-name").value.trim(), $("member-role").value); });
-    await members();
+    await Promise.all([members(), versions()]);
     document.body.dataset.loaded = "true";
   }
 
