@@ -49,7 +49,7 @@ def test_pages_redirect_anonymous_callers_to_the_login(page: Any, site: Site) ->
 
 def test_label_by_keyboard_undo_skip_and_flag(page: Any, site: Site) -> None:
     annotator = site.member("annotator")
-    log_in(page, site, annotator)
+    log_in(page, site, annotator, form=True)
     assert page.locator("#project-list li").count() == 1
     page.get_by_role("link", name="Label", exact=True).click()
     page.wait_for_selector("#choices button")
