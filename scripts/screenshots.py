@@ -121,7 +121,10 @@ def shoot(url: str, out: Path, chromium: str) -> None:
         page.goto(f"{url}/projects/{PROJECT}/label")
         page.wait_for_selector("#choices button")
         page.wait_for_selector("#related figure")
-        page.keyboard.press("Digit4")
+        from sklearn.datasets import load_digits
+
+        shown = page.inner_text("#item p.muted").split("-")[-1]  # "item digit-0494"
+        page.keyboard.press(f"Digit{int(load_digits().target[int(shown)])}")  # the true digit
         page.wait_for_timeout(500)
         page.screenshot(path=str(out / "label.png"))
         page.goto(f"{url}/projects/{PROJECT}/dashboard")
