@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from activelabel.service.app import create_app
+from activelabel.service.featurize import ensure_features
 from activelabel.store.models import AuditEvent
 from tests.service.conftest import Api, Person, assert_error
 
@@ -148,6 +149,7 @@ def test_purge_removes_payloads_keeps_labels_and_audits(api: Api) -> None:
     pid = api.project(owner, n_items=2)
     items = _items(api, pid, owner)
     _label(api, pid, owner, items[0], "pos")
+    assert ensure_features(api.storage, pid).n_items == 2
     answer = api.post(f"/projects/{pid}/items/purge", owner, json={"external_ids": ["x0"]})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"purged": [items[0]]}
@@ -161,6 +163,10 @@ def test_purge_removes_payloads_keeps_labels_and_audits(api: Api) -> None:
     assert "item 0" not in json.dumps(event)
     assert_error(api.post(f"/projects/{pid}/items/purge", owner, json={"external_ids": ["zz"]}),
                  400, "invalid_input")
+    # Features derived from the payload are dropped, and rebuild without it.
+    rebuilt = ensure_features(api.storage, pid)
+    assert rebuilt.rebuilt
+    assert rebuilt.n_items == 2
 
 
 def test_audit_exports_as_jsonl_and_no_route_alters_it(api: Api) -> None:

@@ -11,7 +11,12 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import update
 
-from activelabel.store import activate_model_version, create_model_version
+from activelabel.store import (
+    activate_model_version,
+    create_model_version,
+    create_round,
+    record_selection,
+)
 from activelabel.store.models import Item
 from tests.service.conftest import Api, Person, assert_error
 
@@ -176,6 +181,9 @@ def test_ties_flags_and_gold_misses_are_queued_with_their_reason(api: Api) -> No
     resolved = api.post(f"/projects/{pid}/flags/{flag['id']}/resolve", owner,
                         json={"note": "fine"})
     assert resolved.status_code == 200
+    event = api.get(f"/projects/{pid}/audit", owner).json()[0]
+    assert (event["action"], event["entity"], event["after"]) == ("resolve", "flag",
+                                                                  {"note": "fine"})
     assert not [e for e in api.get(f"/projects/{pid}/review", owner,
                                    params={"reason": "flagged"}).json()]
     limited = api.get(f"/projects/{pid}/review", owner, params={"limit": 1}).json()
@@ -248,3 +256,40 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9)}
     assert first["score"] == pytest.approx(0.9)
     assert first["detail"] == "model v1 says 'neg' (0.90); the consensus is 'pos'"
+
+
+def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=5, settings={"overlap": 3})
+    a, b = api.member(pid, "annotator"), api.member(pid, "annotator")
+    items = _items(api, pid, owner)
+    assert api.get(f"/projects/{pid}/relabel", owner).json()["advice"] is None  # no model
+    for who, labels in ((a, ["pos", "pos", "neg"]), (b, ["pos", "neg", "neg"])):
+        for item_id, label in zip(items[:3], labels, strict=True):
+            _label(api, pid, who, item_id, label)
+    with api.storage.sessions() as session, session.begin():
+        create_model_version(session, pid)
+        activate_model_version(session, pid, 1)
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95], [0.97, 0.03], [0.9, 0.1]])
+    api.storage.arrays.save(pid, "probs", probs.astype(np.float32))
+    body = api.get(f"/projects/{pid}/relabel", owner).json()
+    assert body["advice"] == "relabel"
+    assert body["relabel"][0]["item_id"] == items[1]
+    assert body["relabel"][0]["n_labels"] == 2
+    assert {x["item_id"] for x in body["label_new"]} == {items[3], items[4]}
+    assert body["label_new"][0]["score"] <= body["label_new"][1]["score"]
+    assert_error(api.get(f"/projects/{pid}/relabel", a), 403, "forbidden")
+
+
+def test_review_queue_filters_by_the_round_that_selected_the_item(api: Api) -> None:
+    pid, owner, _, items = _crowd(api)
+    with api.storage.sessions() as session, session.begin():
+        rnd = create_round(session, pid, strategy="margin", batch_size=2)
+        record_selection(session, pid, rnd.id, [items[2], items[4]], [0.9, 0.8],
+                         strategy="margin")
+    picked = api.get(f"/projects/{pid}/review", owner,
+                     params={"reason": "disagreement", "round": 1}).json()
+    assert {e["item_id"] for e in picked} == {items[2], items[4]}
+    assert api.get(f"/projects/{pid}/review", owner, params={"round": 2}).json() == []
+    assert_error(api.get(f"/projects/{pid}/review", owner, params={"limit": 501}), 422,
+                 "invalid_input")

@@ -33,7 +33,9 @@ def brute_force_k_center(X, labeled, k):
 @given(arrays(np.float64, (40, 3), elements=st.floats(-10, 10)), st.integers(1, 12))
 def test_k_center_matches_the_textbook_greedy(X, k) -> None:
     X = X + np.random.default_rng(0).uniform(0, 0.1, size=X.shape)  # no exact distance ties
-    labeled = X[:3] + 0.5
+    # A different shift per labeled point: with one shift, rows 0-2 would all lie exactly that
+    # far from their own copy, a tie that rounding breaks either way.
+    labeled = X[:3] + np.array([[0.5], [0.6], [0.7]])
     got = KCenterGreedy().query(k, embeddings=X, labeled_embeddings=labeled)
     assert got.indices.tolist() == brute_force_k_center(X, labeled, k)
     assert np.all(np.diff(got.scores) <= 1e-6)  # each pick is no farther than the one before

@@ -37,6 +37,7 @@ __all__ = [
     "ProjectFeatures",
     "ensure_features",
     "feature_fingerprint",
+    "forget_features",
     "load_featurizer",
     "project_records",
     "transform_items",
@@ -87,10 +88,11 @@ def _featurizer_for(settings: Mapping[str, Any]) -> Featurizer:
 
 
 def _slim(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
-    """The part of an item's payload the featurizer reads (less memory for wide payloads)."""
+    """The part of an item's payload the featurizer reads (less memory for wide payloads).
+    A purged item (payload ``{}``) reads as an empty text."""
     field = getattr(featurizer, "field", None)
     if isinstance(field, str):
-        return {field: data.get(field)}
+        return {field: data.get(field, "" if not data else None)}
     return data
 
 
@@ -192,6 +194,13 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
     _atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
     meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0])}
     _atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
+
+
+def forget_features(storage: Storage, project_id: int) -> None:
+    """Drop the cached features and featurizer of the project (after a purge, so nothing derived
+    from a removed payload stays in the array store); the next round rebuilds them."""
+    for path in _paths(storage, project_id).values():
+        path.unlink(missing_ok=True)
 
 
 def load_featurizer(storage: Storage, project_id: int) -> Featurizer | None:

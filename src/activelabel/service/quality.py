@@ -34,6 +34,7 @@ __all__ = [
     "consensus_values",
     "label_issue_scores",
     "label_table",
+    "relabel_advice",
     "value_key",
 ]
 
@@ -120,7 +121,7 @@ def label_table(session: Session, project: Project) -> LabelTable:
     names = dict(session.execute(select(User.id, User.username).where(
         User.id.in_(annotator_ids))).all()) if annotator_ids else {}
     gold_of: dict[int, Any] = dict(session.execute(select(Item.id, Item.gold_labels).where(
-        Item.id.in_(item_ids), Item.gold_labels.is_not(None))).all()) if item_ids else {}
+        Item.project_id == project.id, Item.gold_labels.is_not(None))).all())
     arr = np.asarray(long, dtype=np.intp).reshape(-1, 4)
     return LabelTable(
         project_id=project.id, task=project.task, item_ids=item_ids, rows=rows, splits=splits,
@@ -346,22 +347,64 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
 def latest_revision_by_reviewer(session: Session, item_ids: Sequence[int]) -> set[int]:
     """Items whose newest revision was written by someone other than its annotator (a review
     decision): they leave the review queue until an annotator labels them again."""
-    if not item_ids:
-        return set()
-    newest = (select(Annotation.item_id, Annotation.user_id, Annotation.annotator_id,
-                     Annotation.id).where(Annotation.item_id.in_(list(item_ids)))
-              .order_by(Annotation.item_id, Annotation.id.desc()))
     out: set[int] = set()
-    done: set[int] = set()
-    for item_id, user_id, annotator_id, _ in session.execute(newest):
-        if item_id in done:
-            continue
-        done.add(item_id)
-        if user_id != annotator_id:
-            out.add(item_id)
+    ids = list(item_ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        newest = (select(Annotation.item_id, Annotation.user_id, Annotation.annotator_id)
+                  .where(Annotation.item_id.in_(chunk))
+                  .order_by(Annotation.item_id, Annotation.id.desc()))
+        done: set[int] = set()
+        for item_id, user_id, annotator_id in session.execute(newest):
+            if item_id in done:
+                continue
+            done.add(item_id)
+            if user_id != annotator_id:
+                out.add(item_id)
     return out
 
 
 def display_value(value: Any) -> Any:
     """A consensus value as the API shows it (a label, or a list of labels)."""
     return _display(value)
+
+
+def relabel_advice(session: Session, storage: Storage, project: Project, probs: Any,
+                   limit: int = 20) -> dict[str, Any]:
+    """Whether another label is worth more on an already labeled item or on a new one.
+
+    cleanlab's ActiveLab scores (:func:`activelabel.quality.active_learning_scores`) for every
+    labeled item (from its annotators' labels and the active model's probabilities ``probs``,
+    rows = ``Item.row``) and every unlabeled pool item; lower is more informative. Returns the
+    ``limit`` labeled items worth relabeling (scored below the best new item's score) and the
+    ``limit`` best new items, with ``advice`` ``relabel`` or ``label_new`` (None without a
+    model or labels)."""
+    empty: dict[str, Any] = {"advice": None, "relabel": [], "label_new": []}
+    if project.task != "classification" or probs is None:
+        return empty
+    table = label_table(session, project)
+    k = len(project.labels)
+    single = table.labels < k
+    if table.n_items == 0 or probs.ndim != 2 or probs.shape[1] != k or not single.all():
+        return empty
+    matrix = q.reliability_matrix(table.items, table.annotators, table.labels, table.n_items,
+                                  table.n_annotators).T
+    rows = np.asarray(table.rows, dtype=np.intp)
+    labeled_rows = set(table.rows)
+    pool = [(int(i), int(r)) for i, r in session.execute(
+        select(Item.id, Item.row).where(Item.project_id == project.id, Item.split == "pool",
+                                        Item.purged_at.is_(None)).order_by(Item.row))
+            if r not in labeled_rows and r < probs.shape[0]]
+    p = np.asarray(probs, dtype=np.float64)
+    unlabeled = np.asarray([r for _, r in pool], dtype=np.intp)
+    scored, new = q.active_learning_scores(matrix, p[rows],
+                                           p[unlabeled] if unlabeled.size else None)
+    order_new = np.argsort(new, kind="stable")[:limit] if unlabeled.size else np.empty(0, int)
+    best_new = float(new[order_new[0]]) if order_new.size else float("inf")
+    order = [int(i) for i in np.argsort(scored, kind="stable") if scored[i] < best_new][:limit]
+    counts = np.bincount(table.items, minlength=table.n_items)
+    return {"advice": "relabel" if order else "label_new",
+            "relabel": [{"item_id": table.item_ids[i], "score": float(scored[i]),
+                         "n_labels": int(counts[i])} for i in order],
+            "label_new": [{"item_id": pool[int(j)][0], "score": float(new[j])}
+                          for j in order_new]}

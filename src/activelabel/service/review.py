@@ -64,6 +64,7 @@ class _Context:
     ties: Any
     reviewed: set[int]
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
+    index: dict[int, int] = field(default_factory=dict)  # item id -> item index
 
 
 def _fmt(value: Any) -> str:
@@ -190,7 +191,7 @@ def _context(session: Session, project: Project) -> _Context:
     for p, i in enumerate(table.items.tolist()):
         by_item.setdefault(i, []).append(p)
     return _Context(table, consensus, ties, latest_revision_by_reviewer(session, table.item_ids),
-                    by_item)
+                    by_item, {iid: i for i, iid in enumerate(table.item_ids)})
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:
@@ -205,7 +206,7 @@ def _filter(session: Session, entries: list[ReviewEntry], ctx: _Context, project
         chosen = _round_items(session, project.id, round_number)
         entries = [e for e in entries if e.item_id in chosen]
     t = ctx.table
-    index = {iid: i for i, iid in enumerate(t.item_ids)}
+    index = ctx.index
     if annotator is not None:
         user = get_user_by_name(session, annotator)
         if user is None:
@@ -262,8 +263,7 @@ def review_queue(session: Session, storage: Storage, project: Project, *,
 def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dict[str, Any]]:
     """The item's current labels, for a review entry."""
     t = ctx.table
-    index = {iid: i for i, iid in enumerate(t.item_ids)}
-    i = index.get(item_id)
+    i = ctx.index.get(item_id)
     if i is None:
         return []
     ids = [int(t.annotation_ids[p]) for p in ctx.by_item.get(i, [])]
@@ -277,9 +277,8 @@ def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dic
 
 def entry_consensus(ctx: _Context, item_id: int) -> Any:
     t = ctx.table
-    try:
-        i = t.item_ids.index(item_id)
-    except ValueError:
+    i = ctx.index.get(item_id)
+    if i is None:
         return None
     c = int(ctx.consensus[i])
     return None if c < 0 else display_value(t.values[c])

@@ -46,7 +46,7 @@ from ..store import (
     record_selection,
 )
 from ..store.db import dialect_of, for_update
-from ..store.models import Job, Project, Round, utcnow
+from ..store.models import Item, Job, Project, Round, utcnow
 from ..strategies import STRATEGIES, KMeansSampling, get_strategy
 from .config import Storage
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
@@ -182,6 +182,7 @@ class _Snapshot:
     previous: dict[str, Any] | None
     history: list[RoundState] = field(default_factory=list)
     annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
+    gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -224,7 +225,14 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             n_labels=count_labeled_items(session, project_id),
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
-            history=_history(session, project_id, number), annotators=annotators)
+            history=_history(session, project_id, number), annotators=annotators,
+            gold=_gold_answers(session, project_id))
+
+
+def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
+    stmt = select(Item.row, Item.gold_labels).where(Item.project_id == project_id,
+                                                    Item.gold_labels.is_not(None))
+    return {int(r): list(g) for r, g in session.execute(stmt)}
 
 
 def consensus(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:
@@ -273,6 +281,17 @@ def dawid_skene_consensus(labels: Mapping[int, Sequence[Sequence[Any]]],
 
 
 def _consensus_rows(snap: _Snapshot) -> dict[int, Any]:
+    """Row -> training label: the consensus of the current labels (majority, or Dawid-Skene
+    by the project's ``consensus`` setting); a labeled gold item trains on its known answer."""
+    out = _crowd_consensus(snap)
+    multilabel = snap.task == "multilabel"
+    for row, answer in snap.gold.items():
+        if row in snap.labels and row < snap.item_ids.shape[0] and answer:
+            out[row] = sorted(answer, key=str) if multilabel else answer[0]
+    return out
+
+
+def _crowd_consensus(snap: _Snapshot) -> dict[int, Any]:
     multilabel = snap.task == "multilabel"
     if snap.settings.get("consensus") == "dawid_skene" and not multilabel:
         found = dawid_skene_consensus(snap.labels, snap.annotators, snap.classes)

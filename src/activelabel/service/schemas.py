@@ -514,6 +514,19 @@ class CalibrationOut(BaseModel):
     created_at: datetime
 
 
+class RelabelItem(BaseModel):
+    item_id: int
+    score: float = Field(description="ActiveLab score: lower, another label is worth more.")
+    n_labels: int | None = None
+
+
+class RelabelOut(BaseModel):
+    advice: Literal["relabel", "label_new"] | None = Field(description=(
+        "relabel: some labeled items score below the best new item; null without a model."))
+    relabel: list[RelabelItem]
+    label_new: list[RelabelItem]
+
+
 class Health(BaseModel):
     status: str
     database: str

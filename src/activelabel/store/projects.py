@@ -48,6 +48,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "show_suggestions": True,
     # Quality: how consensus is reached, the agreement target (Krippendorff's alpha), gold.
     "consensus": "majority",
+    # Which items get `overlap` annotators (others one): all, a share, or the uncertain ones.
+    "overlap_policy": "all",
+    "overlap_share": 1.0,
     "agreement_target": None,
     "gold_rate": 0.0,
     "gold_alert_below": None,
@@ -116,6 +119,13 @@ def _check_quality(merged: Mapping[str, Any]) -> None:
     if target is not None and not (_share(target) and -1 <= target <= 1):
         raise InvalidInput(f"agreement_target (Krippendorff's alpha) must be in [-1, 1] or "
                            f"null, got {target!r}")
+    if merged["overlap_policy"] not in ("all", "share", "uncertain"):
+        raise InvalidInput(f"unknown overlap_policy {merged['overlap_policy']!r}: use all, "
+                           "share (with overlap_share) or uncertain")
+    share = merged["overlap_share"]
+    if not (_share(share) and 0 <= share <= 1):
+        raise InvalidInput(f"overlap_share is the share of items that get `overlap` "
+                           f"annotators, in [0, 1]; got {share!r}")
     rate = merged["gold_rate"]
     if not (_share(rate) and 0 <= rate < 1):
         raise InvalidInput(f"gold_rate is the share of tasks that are gold items, in [0, 1); "

@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from ._util import item_in_project
@@ -32,11 +43,23 @@ from .models import (
     utcnow,
 )
 
-__all__ = ["MAX_TASKS", "Task", "active_lease_filter", "gold_due", "next_tasks", "release_task"]
+__all__ = [
+    "MAX_TASKS",
+    "OVERLAP_POLICIES",
+    "OverlapPolicy",
+    "Task",
+    "active_lease_filter",
+    "gold_due",
+    "next_tasks",
+    "release_task",
+]
 
 MAX_TASKS = 200
 #: Gold items go to every annotator: their claims ignore the project's overlap.
 GOLD_OVERLAP = 1_000_000
+OVERLAP_POLICIES = ("all", "share", "uncertain")
+#: Multiplier coprime to 100: ``row * _SPREAD % 100`` spreads a share evenly over the rows.
+_SPREAD = 37
 #: Extra candidates locked per claim attempt, for those a concurrent claim filled meanwhile.
 _SLACK = 8
 _ATTEMPTS = 4
@@ -78,20 +101,28 @@ def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str
 
 def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
                lease_seconds: int = 900, overlap: int = 1, now: datetime | None = None,
-               splits: Collection[str] | None = None, gold_rate: float = 0.0) -> list[Task]:
+               splits: Collection[str] | None = None, gold_rate: float = 0.0,
+               overlap_policy: str = "all", overlap_share: float = 1.0) -> list[Task]:
     """Up to ``n`` items leased to the user: first the user's own unexpired leases (renewed),
     then new items by ``queue_rank`` (ranked first, lowest rank first) and then ``row``.
 
     Skipped: items the user already labeled or holds, and items whose active leases plus
-    current labels already reach ``overlap`` (items of a calibration session go to everyone). Fewer than ``n`` tasks means the queue is
+    current labels already reach ``overlap`` (items of a calibration session go to
+    everyone). Fewer than ``n`` tasks means the queue is
     exhausted for this user, or (PostgreSQL, under contention) that the remaining items are
     being claimed by others right now: ask again. The caller commits.
 
     With ``gold_rate`` > 0, gold items are mixed in so that about that share of the user's
     tasks are gold (:func:`gold_due`), at random places among the others; gold items go to
     every annotator (no overlap limit) and other claims leave them out.
+
+    ``overlap_policy`` says which items get ``overlap`` annotators (the others get one):
+    ``all``; ``share`` (a fixed, spread-out ``overlap_share`` of the items, by row number);
+    ``uncertain`` (the items a round put at the head of the queue: the strategy's most
+    informative picks).
     """
     _check_args(n, lease_seconds, overlap, splits)
+    policy = OverlapPolicy(overlap, overlap_policy, overlap_share)
     if not 0 <= gold_rate < 1:
         raise InvalidInput(f"gold_rate must be in [0, 1), got {gold_rate}")
     now = now or utcnow()
@@ -101,10 +132,10 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
     if len(own) < n:
         need = n - len(own)
         gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
-        gold_ids = (_claim(session, project_id, user_id, gold, now, GOLD_OVERLAP, {"gold"},
-                           set(own)) if gold else [])
+        gold_ids = (_claim(session, project_id, user_id, gold, now,
+                           OverlapPolicy(GOLD_OVERLAP), {"gold"}, set(own)) if gold else [])
         others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
-        new = _claim(session, project_id, user_id, need - len(gold_ids), now, overlap, others,
+        new = _claim(session, project_id, user_id, need - len(gold_ids), now, policy, others,
                      {*own, *gold_ids})
         new = _mix(new, gold_ids)
         if new:
@@ -154,8 +185,45 @@ def _renew_own(session: Session, project_id: int, user_id: int, n: int, now: dat
     return list(dict.fromkeys(r.item_id for r in rows))
 
 
+@dataclass(frozen=True)
+class OverlapPolicy:
+    """How many annotators an item needs: ``overlap`` for the items the policy picks, else 1."""
+
+    overlap: int
+    policy: str = "all"
+    share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.policy not in OVERLAP_POLICIES:
+            raise InvalidInput(f"unknown overlap_policy {self.policy!r}: use one of "
+                               f"{', '.join(OVERLAP_POLICIES)}")
+        if not 0 <= self.share <= 1:
+            raise InvalidInput(f"overlap_share must be in [0, 1], got {self.share}")
+
+    def _picked(self, row: Any, rank: Any) -> Any:
+        if self.policy == "share":
+            return (row * _SPREAD) % 100 < round(self.share * 100)
+        return rank.is_not(None)
+
+    def expression(self) -> Any:
+        """The number of annotators each item needs, as SQL over ``items``."""
+        if self.policy == "all" or self.overlap == 1:
+            return literal(self.overlap)
+        return case((self._picked(Item.row, Item.queue_rank), self.overlap), else_=1)
+
+    def of(self, row: int, rank: float | None) -> int:
+        """The same for one item."""
+        if self.policy == "all":
+            return self.overlap
+        if self.policy == "share":
+            picked = (row * _SPREAD) % 100 < round(self.share * 100)
+        else:
+            picked = rank is not None
+        return self.overlap if picked else 1
+
+
 def _claim(session: Session, project_id: int, user_id: int, need: int, now: datetime,
-           overlap: int, splits: Collection[str] | None, seen: set[int]) -> list[int]:
+           overlap: OverlapPolicy, splits: Collection[str] | None, seen: set[int]) -> list[int]:
     """Lock candidates, re-count them under the lock, keep those still below the overlap."""
     picked: list[int] = []
     for _ in range(_ATTEMPTS):
@@ -172,7 +240,7 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
     return picked
 
 
-def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int,
+def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: OverlapPolicy,
                       splits: Collection[str] | None, seen: set[int]) -> list[Any]:
     leases = (select(func.count()).select_from(Assignment)
               .where(Assignment.item_id == Item.id, active_lease_filter(now))
@@ -183,7 +251,7 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int
     mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
     calibration = exists().where(CalibrationItem.item_id == Item.id)
     where: list[Any] = [Item.project_id == project_id, ~mine,
-                        or_(leases + labels < overlap, calibration)]
+                        or_(leases + labels < overlap.expression(), calibration)]
     if splits is not None:
         where.append(Item.split.in_(sorted(splits)))
     if seen:
@@ -192,7 +260,8 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: int
 
 
 def _candidates(session: Session, project_id: int, user_id: int, limit: int, now: datetime,
-                overlap: int, splits: Collection[str] | None, seen: set[int]) -> list[int]:
+                overlap: OverlapPolicy, splits: Collection[str] | None,
+                seen: set[int]) -> list[int]:
     """Ids of up to ``limit`` items that look free, ranked ones first; locked on PostgreSQL."""
     where = _candidate_filter(project_id, user_id, now, overlap, splits, seen)
     dialect = dialect_of(session)
@@ -209,7 +278,7 @@ def _candidates(session: Session, project_id: int, user_id: int, limit: int, now
 
 
 def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: datetime,
-                overlap: int) -> set[int]:
+                overlap: OverlapPolicy) -> set[int]:
     """Of ``item_ids`` (locked by the caller), those below the overlap and not the user's,
     counted in a fresh statement so that claims committed meanwhile are seen."""
     leases = dict(session.execute(
@@ -229,8 +298,10 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
                                          active_lease_filter(now))).scalars())
     calibration = set(session.execute(
         select(CalibrationItem.item_id).where(CalibrationItem.item_id.in_(item_ids))).scalars())
+    needed = {i: overlap.of(row, rank) for i, row, rank in session.execute(
+        select(Item.id, Item.row, Item.queue_rank).where(Item.id.in_(item_ids)))}
     return {i for i in item_ids if i not in mine and i not in held
-            and (i in calibration or leases.get(i, 0) + labels.get(i, 0) < overlap)}
+            and (i in calibration or leases.get(i, 0) + labels.get(i, 0) < needed[i])}
 
 
 def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:

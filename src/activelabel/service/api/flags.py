@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ...store import flag_item, list_flags, resolve_flag
+from ...store import flag_item, list_flags, record_audit, resolve_flag
 from ..auth import RANK, Reader, Writer
 from ..schemas import FlagIn, FlagOut, ResolveIn, flag_out
 
@@ -40,4 +40,9 @@ def resolve(project_id: int, flag_id: int, caller: Writer,
     """Mark a flag resolved, with an optional note (reviewers and owners)."""
     caller.project(project_id, "reviewer")
     note = None if body is None else body.note
-    return flag_out(resolve_flag(caller.session, project_id, flag_id, caller.user.id, note))
+    flag = resolve_flag(caller.session, project_id, flag_id, caller.user.id, note)
+    record_audit(caller.session, "resolve", "flag", flag.id, project_id=project_id,
+                 actor_id=caller.user.id, before={"item_id": flag.item_id,
+                                                  "reason": flag.reason},
+                 after={"note": note})
+    return flag_out(flag)

@@ -26,6 +26,7 @@ from ...store.governance import (
 from ...store.models import Decision, Item, Snapshot, User
 from ..auth import Caller, Reader, Writer
 from ..calibration import calibration_report
+from ..featurize import forget_features
 from ..schemas import (
     CalibrationIn,
     CalibrationOut,
@@ -138,7 +139,8 @@ def restore(project_id: int, snapshot_id: int, caller: Writer) -> RestoreOut:
 @router.post("/projects/{project_id}/items/purge", response_model=PurgeOut)
 def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
     """Remove the payloads of items on request (data becomes ``{}``); their annotations stay
-    and each purge is an audit event. Owners only."""
+    and each purge is an audit event. Cached features are dropped (rebuilt without the
+    payloads by the next round). Owners only."""
     caller.project(project_id, "owner")
     ids = list(body.item_ids)
     if body.external_ids:
@@ -150,6 +152,8 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
                                f"{project_id} (first: {unknown[:5]})")
         ids += [found[e] for e in body.external_ids]
     items = purge_items(caller.session, project_id, ids, actor_id=caller.user.id)
+    caller.session.flush()
+    forget_features(caller.storage, project_id)
     return PurgeOut(purged=[i.id for i in items])
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Body, Query
 
 from ...store import active_model_version, record_audit, set_gold
 from ..auth import Reader, Writer
-from ..quality import agreement_report, annotator_report, label_table
+from ..quality import agreement_report, annotator_report, label_table, relabel_advice
 from ..review import REASONS, entry_annotations, entry_consensus, items_by_id, review_queue
 from ..schemas import (
     AgreementOut,
     AnnotatorQualityOut,
     GoldIn,
     ItemOut,
+    RelabelOut,
     ReviewAnnotation,
     ReviewEntryOut,
     ReviewFlag,
@@ -109,3 +110,16 @@ def post_gold(project_id: int, body: Annotated[list[GoldIn], Body(max_length=10_
                      actor_id=caller.user.id, after={"gold_labels": item.gold_labels})
         out.append(item_out(item))
     return out
+
+
+@router.get("/projects/{project_id}/relabel", response_model=RelabelOut)
+def relabel(project_id: int, caller: Reader,
+            limit: Annotated[int, Query(ge=1, le=500)] = 20) -> RelabelOut:
+    """Relabel an old item or label a new one? cleanlab's ActiveLab scores (lower: another
+    label is worth more) for labeled items and unlabeled pool items, from the annotators'
+    labels and the active model. Reviewers and owners."""
+    project, _ = caller.project(project_id, "reviewer")
+    model = active_model_version(caller.session, project_id)
+    probs = None if model is None else _probs.get(caller.storage.arrays, project_id)
+    return RelabelOut.model_validate(relabel_advice(caller.session, caller.storage, project,
+                                                    probs, limit))

@@ -122,7 +122,9 @@ def next_(project_id: int, caller: Writer,
     gold_rate = float(settings.get("gold_rate") or 0.0)
     tasks = next_tasks(caller.session, project_id, caller.user.id, n,
                        lease_seconds=int(settings.get("lease_seconds", 900)),
-                       overlap=int(settings.get("overlap", 1)), gold_rate=gold_rate)
+                       overlap=int(settings.get("overlap", 1)), gold_rate=gold_rate,
+                       overlap_policy=str(settings.get("overlap_policy") or "all"),
+                       overlap_share=float(settings.get("overlap_share", 1.0)))
     if not tasks:
         return []
     annotator = RANK[role] < RANK["reviewer"]
