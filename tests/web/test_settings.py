@@ -44,6 +44,8 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     page.get_by_label("Batch size (items per round)").fill("15")
     page.get_by_label("Target accuracy", exact=False).fill("0.9")
     page.get_by_label("the model's suggestion and confidence").uncheck()
+    page.get_by_label("Gold items among tasks (0-1)").fill("0.1")
+    page.get_by_label("Agreement target", exact=False).fill("0.7")
     page.get_by_role("button", name="Save settings").click()
     page.wait_for_selector("#toast:has-text('Settings saved')")
     project = site.get(f"/projects/{pid}")
@@ -52,6 +54,7 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     settings = project["settings"]
     assert (settings["strategy"], settings["batch_size"], settings["target_accuracy"],
             settings["show_suggestions"]) == ("entropy", 15, 0.9, False)
+    assert (settings["gold_rate"], settings["agreement_target"]) == (0.1, 0.7)
 
     page.get_by_label("Batch size (items per round)").fill("0")  # the form refuses it
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is False

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from ... import __version__
 from ...features import FEATURIZER_KINDS
 from ...models import MODEL_NAMES
+from ...store.projects import CONSENSUS_METHODS
 from ...strategies import STRATEGIES
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "web_router"]
@@ -40,7 +41,8 @@ web_router = APIRouter(include_in_schema=False)
 def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
     return {"page": page, "title": title, "project_id": project_id, "version": __version__,
             "strategies": sorted(STRATEGIES), "models": list(MODEL_NAMES),
-            "featurizers": [k for k in FEATURIZER_KINDS if k != "sentence"]}
+            "featurizers": [k for k in FEATURIZER_KINDS if k != "sentence"],
+            "consensus_methods": list(CONSENSUS_METHODS)}
 
 
 @web_router.get("/", response_class=HTMLResponse)

@@ -19,6 +19,8 @@
     $("target_accuracy").value = s.target_accuracy ?? "";
     $("label_budget").value = s.label_budget ?? "";
     $("show_suggestions").checked = s.show_suggestions !== false;
+    for (const k of ["consensus", "overlap_policy"]) if (s[k] !== undefined) $(k).value = s[k];
+    for (const k of ["overlap_share", "gold_rate", "agreement_target", "gold_alert_below"]) $(k).value = s[k] ?? "";
     $("private_fields").value = (p.private_fields || []).join(", ");
   }
 
@@ -57,6 +59,12 @@
     for (const k of NUMBERS) settings[k] = Number($(k).value);
     settings.target_accuracy = $("target_accuracy").value === "" ? null : Number($("target_accuracy").value);
     settings.label_budget = $("label_budget").value === "" ? null : Number($("label_budget").value);
+    settings.consensus = $("consensus").value;
+    settings.overlap_policy = $("overlap_policy").value;
+    settings.overlap_share = Number($("overlap_share").value || 1);
+    settings.gold_rate = Number($("gold_rate").value || 0);
+    settings.agreement_target = $("agreement_target").value === "" ? null : Number($("agreement_target").value);
+    settings.gold_alert_below = $("gold_alert_below").value === "" ? null : Number($("gold_alert_below").value);
     save("settings-error", { settings, private_fields: lines($("private_fields").value) }, "Settings saved.");
   }
 
