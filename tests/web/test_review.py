@@ -52,6 +52,11 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     page.wait_for_selector(f"article[data-item='{flagged}'] .flag")
     card = page.locator(f"article[data-item='{flagged}']")
     assert f"Flagged by {first.username}" in card.inner_text()
+    card.get_by_label(f"label item {tasks[2]['item']['external_id']} yourself").select_option("5")
+    wait_until(lambda: [r["labels"] for r in _history(site, flagged)] == [["5"]], timeout=20,
+               what="the reviewer's label")
+    card = page.locator(f"article[data-item='{flagged}']")
+    page.wait_for_selector(f"article[data-item='{flagged}'] .flag")
     card.get_by_label("Note for the annotator").fill("It is a 5: the top bar is flat.")
     card.get_by_role("button", name="Resolve flag").click()
     page.wait_for_selector(f"article[data-item='{flagged}']", state="detached")

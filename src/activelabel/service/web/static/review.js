@@ -89,6 +89,18 @@
       AL.el("button", { type: "submit", style: "margin-top:6px" }, "Resolve flag"));
   }
 
+  /* An item nobody labeled yet (e.g. flagged and skipped): the reviewer may label it. */
+  function labelIt(item) {
+    const pick = AL.el("select", { id: `label-${item.item_id}`, "aria-label": `label item ${item.external_id} yourself` },
+      AL.el("option", { value: "" }, "label it…"), project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
+    pick.addEventListener("change", () => {
+      const label = project.labels.find((l) => String(l) === pick.value);
+      if (label !== undefined) act(() => AL.api("POST", `/projects/${pid}/annotations`,
+        { item_id: item.item_id, labels: [label], client_key: AL.uuid() }), `Labeled ${label}.`);
+    });
+    return AL.el("p", { class: "row" }, "Nobody labeled it yet: ", pick);
+  }
+
   function card(item, i) {
     return AL.el("article", {
       class: "card review-item" + (i === focus ? " focused" : ""), tabindex: "0", dataset: { item: String(item.item_id), index: String(i) },
@@ -105,6 +117,7 @@
             AL.el("div", { class: "table-wrap" }, AL.el("table", {}, AL.el("tbody", {}, item.annotations.map((a) => annotationRow(item, a))))),
             AL.el("label", { for: `why-${item.item_id}` }, "Reason for a rejection or correction (optional)"),
             AL.el("input", { id: `why-${item.item_id}` })) : null,
+          item.annotations.length ? null : labelIt(item),
           item.flags.map(flagBox))));
   }
 
