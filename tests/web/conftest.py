@@ -165,7 +165,9 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     """A fresh browser context (own localStorage) at 1280x800; page errors fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(15_000)
+    # Generous: on a busy machine the review queue (a model ranks label issues) can take
+    # tens of seconds to answer; the tests wait for what they check, never for the timeout.
+    context.set_default_timeout(60_000)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -27,9 +27,6 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     assert site.api("POST", f"/projects/{PROJECT}/flags", first, json={
         "item_id": flagged, "reason": "a 3 or a 5?"}).status_code == 201
 
-    # The review queue ranks label issues with a model over every label of the project: on a
-    # busy machine one answer can take longer than the default 15 s.
-    page.set_default_timeout(60_000)
     log_in(page, site, reviewer)
     page.goto(f"{site.url}/projects/{PROJECT}/review")
     page.wait_for_selector("body[data-loaded=true]")
