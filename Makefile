@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test install install-test lint typecheck bench clean
+.PHONY: run test install install-test lint typecheck bench clean browser screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,23 @@ PORT      ?= 8000
 
 run: install
 	$(BIN)/activelabel demo --data-dir $(DEMO_DATA) --url http://$(HOST):$(PORT)
+	@echo "web app: http://$(HOST):$(PORT)/  (log in with the line above)"
 	$(BIN)/activelabel serve --data-dir $(DEMO_DATA) --host $(HOST) --port $(PORT)
 
 lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser tests (tests/web) drive Debian's Chromium; install it when missing.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: lint browser
 	$(BIN)/pytest
+
+# Screenshots of the web app for the README, from a real demo server.
+screenshots: install-test browser
+	$(BIN)/python scripts/screenshots.py
 
 bench: install
 	$(BIN)/python benchmarks/query_speed.py

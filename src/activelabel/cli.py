@@ -308,7 +308,8 @@ def serve(
         raise BadInput(f"--workers must be >= 0, got {workers}")
 
     def announce(url: str) -> None:
-        typer.echo(f"activelabel serving at {url}  (API docs: {url}/docs)", err=True)
+        typer.echo(f"activelabel serving at {url}  (web app: {url}/, API docs: {url}/docs)",
+                   err=True)
         typer.echo(f"data: {settings.data_dir}  database: {settings.safe_db_url()}", err=True)
 
     run_server(settings, host=host, port=port, workers=0 if no_worker else workers,
@@ -345,7 +346,7 @@ def demo(
     typer.echo(f"project {result.project_id} \"Digits demo\" ({state}): {result.items} items, "
                f"{result.holdout_labeled} holdout items labeled, seed round "
                f"{result.round_id} {result.round_status}")
-    typer.echo(f"open {url.rstrip('/')}  (API docs: {url.rstrip('/')}/docs)")
+    typer.echo(f"open {url.rstrip('/')}/ in a browser  (API docs: {url.rstrip('/')}/docs)")
     shown = result.password or "unchanged (pass --password to set a new one)"
     typer.echo(f"login: {result.username} / {shown}")
 

@@ -1,5 +1,7 @@
 """The FastAPI application: routes under ``/api/v1``, OpenAPI at ``/docs``, one error shape.
 
+The web app's pages (``service/web``) are served from the same app, at ``/``.
+
 ``create_app(settings)`` opens (and migrates) the storage and closes it at shutdown;
 ``create_app(storage=...)`` serves an already opened storage, which the caller keeps owning
 (tests, and processes that share one storage between the API and other work).
@@ -16,6 +18,7 @@ from .. import __version__
 from .api import API_PREFIX, api_router
 from .config import Settings, Storage
 from .errors import error_body, install_error_handlers
+from .web import install_web
 
 __all__ = ["create_app"]
 
@@ -56,4 +59,5 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.state.storage = opened
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+    install_web(app)
     return app

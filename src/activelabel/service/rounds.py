@@ -603,6 +603,14 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             "strategy": out.picked.strategy, "metrics": metrics}
 
 
+def _keep_previous_probs(storage: Storage, project_id: int) -> None:
+    """Copy the outgoing model's probabilities to ``probs_previous`` (the dashboard shows how
+    the pool's confidence moved between the two models)."""
+    old = storage.arrays.load(project_id, "probs", mmap=False)
+    if old is not None:
+        storage.arrays.save(project_id, "probs_previous", old)
+
+
 def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, Any]:
     """The worker's handler for a ``round`` job: cold start, train + select, or rerank.
 
@@ -634,6 +642,7 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
     else:
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
     if out.probs is not None:
+        _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))
     timings["total_s"] = time.perf_counter() - started

@@ -68,6 +68,9 @@ class ProjectPatch(Body):
 
     name: Name | None = None
     guidelines: Annotated[str | None, Field(max_length=200_000)] = None
+    labels: Annotated[list[Label] | None, Field(min_length=1, max_length=1000,
+                                                description="The new label set: every current "
+                                                "label kept, new ones appended.")] = None
     settings: dict[str, Any] | None = None
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
                               Field(max_length=1000)] = None
@@ -558,6 +561,88 @@ class Stats(BaseModel):
     active_model_version: int | None
     labels_per_annotator: list[AnnotatorCount]
     last_rounds: list[RoundSummary]
+
+
+class BatchProgress(BaseModel):
+    selected: int = Field(description="Items the last round selected (its batch).")
+    labeled: int = Field(description="Of those, items with a current label.")
+
+
+class OwnProgress(BaseModel):
+    labels: int = Field(description="The caller's current labels in the project.")
+    last_hour: int
+    labels_per_hour: float | None = Field(description="From the submitted durations.")
+
+
+class LastRound(BaseModel):
+    number: int
+    accuracy: float | None
+    macro_f1: float | None
+    gain: dict[str, Any] | None
+    finished_at: datetime | None
+
+
+class Progress(BaseModel):
+    project_id: int
+    labeled: int
+    round: int | None = Field(description="The last finished round (whose batch is served).")
+    batch: BatchProgress
+    retrain_every_labels: int
+    labels_since_round: int
+    labels_to_next_round: int
+    round_pending: int | None = Field(description="Number of a queued or running round.")
+    me: OwnProgress
+    last_round: LastRound | None
+
+
+class ConfidenceSummary(BaseModel):
+    counts: list[int]
+    n: int
+    mean: float | None
+    median: float | None
+
+
+class Confidence(BaseModel):
+    bins: int
+    edges: list[float]
+    current: ConfidenceSummary | None = Field(description="Under the active model.")
+    previous: ConfidenceSummary | None = Field(description="Under the model it replaced.")
+
+
+class RelatedItem(BaseModel):
+    item_id: int
+    external_id: str
+    label: Any
+    similarity: float
+    data: dict[str, Any]
+
+
+class RoundEffort(BaseModel):
+    id: int
+    number: int
+    status: str
+    strategy: str
+    n_labels_used: int | None
+    labels_gathered: int = Field(description="Labels submitted while its ranking was served.")
+    labeling_seconds: float | None
+    metrics: dict[str, Any]
+    gain: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    finished_at: datetime | None
+
+
+class Throughput(BaseModel):
+    username: str
+    labels: int
+    last_hour: int
+    median_seconds: float | None
+
+
+class Dashboard(BaseModel):
+    project_id: int
+    rounds: list[RoundEffort]
+    annotators: list[Throughput]
+    label_counts: dict[str, int]
 
 
 # ---- conversions -------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from .projects import (
     remove_member,
     require_role,
     role_of,
+    validate_labels,
     validate_settings,
 )
 from .queue import Task, next_tasks, release_task
@@ -163,5 +164,6 @@ __all__ = [
     "start_round",
     "undo",
     "user_for_token",
+    "validate_labels",
     "validate_settings",
 ]

@@ -44,6 +44,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "target_accuracy": None,
     "label_budget": None,
     "random_state": 0,
+    # Show the model's suggestion and confidence to annotators (off: they label unbiased).
+    "show_suggestions": True,
     # Quality: how consensus is reached, the agreement target (Krippendorff's alpha), gold.
     "consensus": "majority",
     # Which items get `overlap` annotators (others one): all, a share, or the uncertain ones.
@@ -96,6 +98,9 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     target = merged["target_accuracy"]
     if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
         raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
+    if not isinstance(merged["show_suggestions"], bool):
+        raise InvalidInput(f"show_suggestions must be true or false, got "
+                           f"{merged['show_suggestions']!r}")
     _check_quality(merged)
     if not isinstance(merged["featurizer_params"], dict):
         raise InvalidInput("featurizer_params must be an object of keyword arguments")

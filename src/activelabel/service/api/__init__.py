@@ -13,6 +13,7 @@ from . import (
     governance,
     health,
     imports,
+    insights,
     items,
     labeling,
     model_versions,
@@ -30,5 +31,5 @@ API_PREFIX = "/api/v1"
 
 api_router = APIRouter()
 for _module in (health, users, projects, items, imports, tasks, labeling, flags, rounds,
-                model_versions, export, stats, quality, governance):
+                model_versions, export, stats, quality, governance, insights):
     api_router.include_router(_module.router)

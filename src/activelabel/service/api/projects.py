@@ -19,6 +19,7 @@ from ...store import (
     record_audit,
     remove_member,
     role_of,
+    validate_labels,
     validate_settings,
 )
 from ...store.governance import record_project_version
@@ -38,9 +39,20 @@ from ..schemas import (
 router = APIRouter(tags=["projects"])
 
 
+def extend_labels(task: str, current: list[Any], given: list[Any]) -> list[Any]:
+    """The new label set: it must keep every current label (labels already given to items
+    stay meaningful) and may append new ones."""
+    missing = [x for x in current if x not in given]
+    if missing:
+        raise InvalidInput(f"labels can be added, not removed: keep {missing[:5]!r} in the "
+                           "list (annotations use them)")
+    return validate_labels(task, given)
+
+
 def _snapshot(project: Project) -> dict[str, Any]:
     """The editable state of a project, for the audit trail."""
     return {"name": project.name, "guidelines_version": project.guidelines_version,
+            "labels": list(project.labels),
             "settings": dict(project.settings),
             "private_fields": list(project.private_fields or [])}
 
@@ -75,13 +87,14 @@ def project(project_id: int, caller: Reader) -> ProjectOut:
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
-    """Change the name, guidelines (bumps guidelines_version), settings (merged into the
-    current ones and validated) or private fields. Owners only."""
+    """Change the name, guidelines or labels (new ones appended, a label in use is never
+    removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated) or
+    private fields. Every change is in the audit trail with before and after. Owners only."""
     found, role = caller.project(project_id, "owner")
     given = body.model_dump(exclude_unset=True)
     if not given or all(v is None for v in given.values()):
         raise InvalidInput("nothing to change: send at least one of name, guidelines, "
-                           "settings, private_fields")
+                           "labels, settings, private_fields")
     before = _snapshot(found)
     if body.name is not None and body.name != found.name:
         clash = caller.session.execute(select(Project.id).where(
@@ -89,12 +102,19 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
         if clash is not None:
             raise Conflict(f"project {body.name!r} already exists: pick another name")
         found.name = body.name
+    relabeled = False
+    if body.labels is not None:
+        labels = extend_labels(found.task, list(found.labels), list(body.labels))
+        relabeled = labels != list(found.labels)
+        found.labels = labels
     if body.settings is not None:
         found.settings = validate_settings({**found.settings, **body.settings})
     if body.private_fields is not None:
         found.private_fields = list(dict.fromkeys(body.private_fields))
     if body.guidelines is not None and body.guidelines != found.guidelines:
         found.guidelines = body.guidelines
+        relabeled = True
+    if relabeled:  # a new version of the label set and guidelines
         found.guidelines_version = (found.guidelines_version or 0) + 1
         caller.session.flush()
         record_project_version(caller.session, found, caller.user.id)

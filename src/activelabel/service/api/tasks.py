@@ -113,7 +113,8 @@ def next_(project_id: int, caller: Writer,
                                   description="How many tasks (1-100)")] = 10) -> list[TaskOut]:
     """Lease up to ``n`` items to the caller: first the caller's unexpired leases (renewed),
     then the queue (the latest round's ranking first). Each comes with the model's suggestion
-    and why it was chosen. An item is leased to at most ``overlap`` annotators at once; leases
+    and why it was chosen (no suggestion when the project's ``show_suggestions`` is off, so
+    annotators are not biased). An item is leased to at most ``overlap`` annotators at once; leases
     expire after ``lease_seconds`` (project settings). Fewer than ``n`` (or none) means the
     queue is exhausted for the caller right now. Any member."""
     project, role = caller.project(project_id)
@@ -129,7 +130,8 @@ def next_(project_id: int, caller: Writer,
     annotator = RANK[role] < RANK["reviewer"]
     private = frozenset(project.private_fields or []) if annotator else frozenset()
     hide_why = annotator and gold_rate > 0
-    model = active_model_version(caller.session, project_id)
+    model = (active_model_version(caller.session, project_id)
+             if settings.get("show_suggestions", True) else None)
     probs = None if model is None else _probs.get(caller.storage.arrays, project_id)
     numbers, versions = _why_lookups(caller, tasks)
     out: list[TaskOut] = []

@@ -1,0 +1,77 @@
+"""The web app: server-rendered page shells (Jinja2) and small hand-written JavaScript.
+
+Pages carry no project data: each is a shell that reads the REST API with the token kept by
+the login page (``Authorization: Bearer``), so a page shows an anonymous caller nothing but
+the login form. ``install_web(app)`` mounts the pages and ``/static``.
+
+Pages: ``/`` (login, then the project picker), ``/projects/new``, and per project ``label``,
+``review``, ``dashboard`` and ``settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from ... import __version__
+from ...features import FEATURIZER_KINDS
+from ...models import MODEL_NAMES
+from ...store.projects import CONSENSUS_METHODS
+from ...strategies import STRATEGIES
+
+__all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "web_router"]
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+#: Per-project pages: path segment -> (template, title).
+PAGES = {"label": ("label.html", "Label"), "review": ("review.html", "Review"),
+         "dashboard": ("dashboard.html", "Dashboard"),
+         "settings": ("settings.html", "Settings")}
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+web_router = APIRouter(include_in_schema=False)
+
+
+def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
+    return {"page": page, "title": title, "project_id": project_id, "version": __version__,
+            "strategies": sorted(STRATEGIES), "models": list(MODEL_NAMES),
+            "featurizers": [k for k in FEATURIZER_KINDS if k != "sentence"],
+            "consensus_methods": list(CONSENSUS_METHODS)}
+
+
+@web_router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    """Login form, then the projects the caller may open."""
+    return templates.TemplateResponse(request, "home.html", _context("home", "Projects"))
+
+
+@web_router.get("/projects/new", response_class=HTMLResponse)
+def new_project(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "new.html", _context("new", "New project"))
+
+
+@web_router.get("/projects/{project_id}", response_class=RedirectResponse)
+def project_home(project_id: int) -> RedirectResponse:
+    return RedirectResponse(f"/projects/{project_id}/label", status_code=307)
+
+
+@web_router.get("/projects/{project_id}/{page}", response_class=HTMLResponse)
+def project_page(request: Request, project_id: int, page: str) -> HTMLResponse:
+    found = PAGES.get(page)
+    if found is None:
+        return templates.TemplateResponse(request, "missing.html",
+                                          _context("missing", "Not found"), status_code=404)
+    template, title = found
+    return templates.TemplateResponse(request, template, _context(page, title, project_id))
+
+
+def install_web(app: FastAPI) -> None:
+    """Serve the pages and their static files from ``app``."""
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(web_router)

@@ -1,0 +1,159 @@
+/* activelabel web app: shared helpers (auth, API calls, rendering). No framework, no build. */
+"use strict";
+const AL = (() => {
+  const TOKEN = "activelabel.token";
+  const USER = "activelabel.user";
+  const body = () => document.body;
+
+  function token() { return localStorage.getItem(TOKEN); }
+  function user() { try { return JSON.parse(localStorage.getItem(USER) || "null"); } catch { return null; } }
+  function setLogin(answer) {
+    localStorage.setItem(TOKEN, answer.token);
+    localStorage.setItem(USER, JSON.stringify(answer.user));
+  }
+  function logout() { localStorage.removeItem(TOKEN); localStorage.removeItem(USER); }
+  function toLogin() {
+    const next = location.pathname + location.search;
+    location.assign("/?next=" + encodeURIComponent(next));
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, network) { super(message); this.status = status; this.network = network; }
+  }
+
+  /* One API call. Network failures raise ApiError with network=true (callers may retry). */
+  async function api(method, path, data, opts = {}) {
+    const headers = { "Accept": "application/json" };
+    const t = token();
+    if (t) headers["Authorization"] = "Bearer " + t;
+    let payload;
+    if (data instanceof FormData) payload = data;
+    else if (data !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(data); }
+    let res;
+    try {
+      res = await fetch("/api/v1" + path, { method, headers, body: payload, signal: opts.signal });
+    } catch (err) {
+      throw new ApiError(0, "the server could not be reached: " + err.message, true);
+    }
+    if (res.status === 401 && !opts.noRedirect) { logout(); toLogin(); throw new ApiError(401, "log in again", false); }
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    if (!res.ok) {
+      const msg = json && json.error ? json.error.message : (text || res.statusText);
+      throw new ApiError(res.status, msg, res.status >= 500);
+    }
+    return json;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) if (c !== null && c !== undefined && c !== false)
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  let toastTimer;
+  function toast(message, kind) {
+    const box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = message;
+    box.className = "toast show" + (kind ? " " + kind : "");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.className = "toast"; }, 4000);
+  }
+
+  function fmt(x, digits = 3) {
+    if (x === null || x === undefined || Number.isNaN(x)) return "–";
+    if (typeof x !== "number") return String(x);
+    return Number.isInteger(x) ? String(x) : x.toFixed(digits);
+  }
+  function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%"; }
+  function when(iso) { return iso ? new Date(iso).toLocaleString() : "–"; }
+
+  const isImage = (v) => typeof v === "string" && (/^data:image\//.test(v) || /^https?:\/\/\S+\.(png|jpe?g|gif|webp|svg)(\?\S*)?$/i.test(v));
+  const isLongText = (k, v) => typeof v === "string" && (v.length > 60 || /^(text|body|content|message|title|sentence)$/i.test(k));
+
+  /* An item's data: pictures as images, long text as paragraphs, other fields as a table. */
+  function renderData(data, opts = {}) {
+    const box = el("div", { class: "item-data" + (opts.compact ? " compact" : "") });
+    const entries = Object.entries(data || {});
+    const hasImage = entries.some(([, v]) => isImage(v));
+    const rows = [];
+    for (const [k, v] of entries) {
+      if (isImage(v)) box.append(el("img", { src: v, alt: opts.alt || ("item field " + k), class: "item-image" }));
+      else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dataset: { field: k } }, v));
+      else if (Array.isArray(v) && hasImage) continue; /* raw pixels beside the picture */
+      else rows.push([k, v]);
+    }
+    if (rows.length && !opts.compact) {
+      const table = el("table", { class: "fields" },
+        el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k),
+          el("td", {}, Array.isArray(v) ? (v.length > 12 ? `[${v.length} values]` : JSON.stringify(v))
+            : (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)))))));
+      box.append(table);
+    } else if (rows.length && !box.childNodes.length) {
+      box.append(el("p", { class: "item-text" }, rows.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
+    }
+    return box;
+  }
+
+  function uuid() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return "k" + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  const RANK = { annotator: 0, reviewer: 1, owner: 2 };
+  let projectPromise = null;
+  /* The page's project (from data-project); fills the header and hides pages above the role. */
+  function project() {
+    const id = body().dataset.project;
+    if (!id) return Promise.resolve(null);
+    if (!projectPromise) projectPromise = api("GET", "/projects/" + id).then((p) => {
+      const name = document.getElementById("project-name");
+      if (name) name.textContent = p.name;
+      document.title = document.title.replace("·", "· " + p.name + " ·");
+      document.querySelectorAll("[data-min-role]").forEach((a) => {
+        if (RANK[p.role] < RANK[a.dataset.minRole]) a.hidden = true;
+      });
+      return p;
+    });
+    return projectPromise;
+  }
+
+  function initHeader() {
+    const u = user();
+    const who = document.getElementById("who");
+    const out = document.getElementById("logout");
+    if (u && token()) {
+      who.textContent = u.username;
+      out.hidden = false;
+      out.addEventListener("click", () => { logout(); location.assign("/"); });
+    }
+    if (body().dataset.project && !token()) toLogin();
+  }
+  document.addEventListener("DOMContentLoaded", initHeader);
+
+  /* Modal dialogs: open with focus inside, Escape closes, focus returns where it was. */
+  function openDialog(dialog) {
+    dialog.returnTo = document.activeElement;
+    dialog.showModal();
+    const first = dialog.querySelector("[autofocus], input, textarea, select, button");
+    if (first) first.focus();
+  }
+  function closeDialog(dialog) {
+    dialog.close();
+    if (dialog.returnTo && dialog.returnTo.focus) dialog.returnTo.focus();
+  }
+
+  return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
+           uuid, project, RANK, openDialog, closeDialog, isImage };
+})();

@@ -1,0 +1,138 @@
+/* Owners' dashboard: learning curve, rounds, confidence, backlog, throughput, agreement,
+   model versions (with rollback) and the audit trail. Every figure comes from the REST API. */
+"use strict";
+(() => {
+  const pid = document.body.dataset.project;
+  const $ = (id) => document.getElementById(id);
+  const get = (path) => AL.api("GET", `/projects/${pid}${path}`);
+  const cell = (v, num) => AL.el("td", num ? { class: "num" } : {}, v === null || v === undefined ? "–" : typeof v === "number" ? AL.fmt(v) : v);
+  const fill = (id, rows) => $(id).querySelector("tbody").replaceChildren(...rows);
+
+  function curve(rounds) {
+    const done = rounds.filter((r) => r.status === "done" && r.metrics && r.metrics.accuracy !== undefined && r.metrics.accuracy !== null);
+    const pts = (key) => done.map((r) => ({ x: r.metrics.n_train ?? r.n_labels_used, y: r.metrics[key] ?? null }));
+    const series = [
+      { name: "accuracy", key: "accuracy", points: pts("accuracy") },
+      { name: "macro-F1", key: "macro_f1", points: pts("macro_f1") },
+      { name: "calibration error (ECE)", key: "ece", points: pts("ece") },
+    ];
+    const random = pts("random_accuracy");
+    if (random.some((p) => p.y !== null)) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
+    Charts.line($("chart-curve"), { title: "Holdout scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
+    $("curve-note").textContent = random.some((p) => p.y !== null) ? "" : "No random-sampling estimate: none was simulated for this project.";
+  }
+
+  function perRound(rounds) {
+    const done = rounds.filter((r) => r.status === "done");
+    const cats = done.map((r) => String(r.number));
+    Charts.bars($("chart-rounds"), { title: "Labels gathered per round", categories: cats,
+      series: [{ name: "labels gathered", key: "labels_gathered", values: done.map((r) => r.labels_gathered) }], yLabel: "labels" });
+    const withGain = done.filter((r) => r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined);
+    Charts.bars($("chart-gain"), { title: "Accuracy gain per 100 labels", categories: withGain.map((r) => String(r.number)),
+      series: [{ name: "gain per 100 labels (points)", key: "gain", values: withGain.map((r) => 100 * r.gain.per_100_labels) }], yLabel: "points" });
+    const t = (r, k) => (r.timings && r.timings[k]) || 0;
+    Charts.bars($("chart-latency"), { title: "Round latency", categories: cats, stacked: true, yLabel: "seconds", series: [
+      { name: "featurize", key: "featurize_s", values: done.map((r) => t(r, "featurize_s")) },
+      { name: "train", key: "train_s", values: done.map((r) => t(r, "train_s")) },
+      { name: "score", key: "score_s", values: done.map((r) => t(r, "score_s")) },
+      { name: "select", key: "select_s", values: done.map((r) => t(r, "select_s")) }] });
+    fill("rounds", [...rounds].reverse().map((r) => AL.el("tr", { dataset: { round: String(r.number) } },
+      AL.el("th", { scope: "row" }, String(r.number)), cell(r.status), cell(r.strategy), cell(r.n_labels_used, 1),
+      cell(r.labels_gathered, 1), cell(r.labeling_seconds === null ? null : r.labeling_seconds / 60, 1),
+      cell(r.metrics.accuracy, 1), cell(r.metrics.macro_f1, 1), cell(r.metrics.ece, 1),
+      cell(r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined ? 100 * r.gain.per_100_labels : null, 1),
+      cell(r.timings ? r.timings.train_s : null, 1), cell(r.timings ? r.timings.score_s : null, 1), cell(r.timings ? r.timings.select_s : null, 1))));
+  }
+
+  function confidence(c) {
+    const series = [];
+    if (c.previous) series.push({ name: "previous model", key: "previous", counts: c.previous.counts, color: "#8a949e", outline: true });
+    if (c.current) series.push({ name: "current model", key: "current", counts: c.current.counts, color: "#0b5cad" });
+    Charts.histogram($("chart-confidence"), { title: "Max class probability over the unlabeled pool", edges: c.edges, series, xLabel: "confidence" });
+    const note = [];
+    if (c.current) note.push(`${c.current.n} unlabeled items, median confidence ${AL.fmt(c.current.median)}`);
+    if (c.current && c.previous && c.previous.median !== null) note.push(`was ${AL.fmt(c.previous.median)} under the previous model`);
+    $("confidence-note").textContent = note.join("; ");
+  }
+
+  function backlog(stats) {
+    const inReview = stats.open_flags;
+    Charts.bars($("chart-backlog"), { title: "Backlog", categories: ["queued", "leased", "labeled", "in review"],
+      series: [{ name: "items", key: "backlog", values: [stats.queued, stats.leased, stats.labeled, inReview] }], yLabel: "items" });
+  }
+
+  function annotators(list, quality) {
+    const q = new Map((quality || []).map((x) => [x.username, x]));
+    fill("annotators", list.map((a) => {
+      const x = q.get(a.username) || {};
+      return AL.el("tr", { dataset: { annotator: a.username } }, AL.el("th", { scope: "row" }, a.username), cell(a.labels, 1), cell(a.last_hour, 1),
+        cell(a.median_seconds, 1), cell(x.gold_accuracy, 1), cell(x.agreement_with_consensus, 1),
+        AL.el("td", {}, x.gold_alert ? AL.el("span", { class: "badge bad" }, "gold alert") : ""));
+    }));
+  }
+
+  async function agreement(labelCounts) {
+    let ag = null;
+    try { ag = await get("/agreement"); } catch { ag = null; }
+    if (ag && ag.per_label && Object.keys(ag.per_label).length) {
+      const labels = Object.keys(ag.per_label);
+      Charts.bars($("chart-agreement"), { title: "Agreement per label", categories: labels,
+        series: [{ name: "agreement", key: "agreement", values: labels.map((l) => ag.per_label[l].agreement ?? 0) }], yLabel: "agreement" });
+      $("agreement-note").textContent = `Krippendorff's alpha ${AL.fmt(ag.krippendorff_alpha)}, Fleiss' kappa ${AL.fmt(ag.fleiss_kappa)} over ${ag.n_items} items labeled by several annotators` +
+        (ag.target !== undefined && ag.target !== null ? ` (target ${AL.fmt(ag.target)}${ag.below_target ? ": BELOW" : ""})` : "");
+    } else {
+      const labels = Object.keys(labelCounts);
+      Charts.bars($("chart-agreement"), { title: "Labeled items per label", categories: labels,
+        series: [{ name: "labeled items", key: "label_counts", values: labels.map((l) => labelCounts[l]) }], yLabel: "items" });
+      $("agreement-note").textContent = "Agreement needs items labeled by several annotators (overlap > 1); shown: labeled items per label.";
+    }
+  }
+
+  function models(list, role) {
+    fill("models", [...list].reverse().map((m) => {
+      const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
+        : role === "owner" ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
+          "aria-label": `Roll back to model version ${m.version}`, onclick: () => rollback(m.version) }, "Roll back to this")
+        : AL.el("span", { class: "muted" }, "inactive");
+      const x = m.metrics || {};
+      return AL.el("tr", { dataset: { version: String(m.version) } }, AL.el("th", { scope: "row" }, "v" + m.version),
+        cell(m.round_id), cell(m.n_train, 1), cell(x.accuracy, 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
+    }));
+  }
+
+  async function rollback(version) {
+    if (!confirm(`Make model version ${version} the active model and re-rank the queue with it?`)) return;
+    try {
+      await AL.api("POST", `/projects/${pid}/models/${version}/activate`);
+      AL.toast(`Model v${version} is active; the queue is being re-ranked.`);
+      load();
+    } catch (err) { AL.toast(err.message, "bad"); }
+  }
+
+  function audit(events) {
+    $("audit-box").hidden = false;
+    fill("audit", events.map((e) => AL.el("tr", {}, cell(AL.when(e.created_at)), cell(e.actor_id === null ? "system" : "user " + e.actor_id),
+      cell(e.action), cell(`${e.entity} ${e.entity_id ?? ""}`),
+      AL.el("td", {}, AL.el("code", {}, JSON.stringify(e.after || e.before || {}).slice(0, 160))))));
+  }
+
+  async function load() {
+    const project = await AL.project();
+    const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
+    curve(dash.rounds);
+    perRound(dash.rounds);
+    confidence(conf);
+    backlog(stats);
+    get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
+    models(mods, project.role);
+    agreement(dash.label_counts);
+    if (project.role === "owner") get("/audit?limit=50").then(audit).catch(() => {});
+    $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();
+    document.body.dataset.loaded = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    load().catch((err) => AL.toast(err.message, "bad"));
+    setInterval(() => load().catch(() => {}), 30000);
+  });
+})();

@@ -1,0 +1,163 @@
+/* Reviewers: the ranked review queue (GET /review: label issues, disagreement, flags, gold
+   misses, model disagreements, ties), filtered by reason, annotator, label and round; accept,
+   reject or correct a label (each a new revision, with an optional reason); resolve flags with a
+   note the annotator sees. */
+"use strict";
+(() => {
+  const pid = document.body.dataset.project;
+  const $ = (id) => document.getElementById(id);
+  let project = null, items = [], focus = 0;
+
+  const labelText = (l) => (l === null || l === undefined ? "tie" : [].concat(l).join(", ") || "(none)");
+  const REASONS = { label_issue: "likely label error", disagreement: "annotators disagree", flagged: "flagged",
+    gold_miss: "missed a gold item", model_disagrees: "model disagrees", tie: "tie" };
+
+  async function loadFilters() {
+    const [members, rounds] = await Promise.all([
+      AL.api("GET", `/projects/${pid}/members`), AL.api("GET", `/projects/${pid}/rounds`)]);
+    $("f-annotator").append(...members.map((m) => AL.el("option", { value: m.username }, m.username)));
+    $("f-label").append(...project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
+    $("f-round").append(...rounds.filter((r) => r.status === "done").map((r) => AL.el("option", { value: String(r.number) }, `round ${r.number}`)));
+    const reason = new URLSearchParams(location.search).get("reason");
+    if (reason) $("f-reason").value = reason;
+  }
+
+  function query() {
+    const q = new URLSearchParams({ limit: "100" });
+    for (const [id, key] of [["f-reason", "reason"], ["f-annotator", "annotator"], ["f-label", "label"], ["f-round", "round"]])
+      if ($(id).value) q.set(key, $(id).value);
+    return q.toString();
+  }
+
+  /* One card per item: the queue has one entry per item and reason. */
+  function group(entries) {
+    const byItem = new Map();
+    for (const e of entries) {
+      const item = byItem.get(e.item_id) || { ...e, reasons: [], flags: [] };
+      item.reasons.push({ reason: e.reason, detail: e.detail, score: e.score });
+      if (e.flag && !item.flags.some((f) => f.id === e.flag.id)) item.flags.push(e.flag);
+      byItem.set(e.item_id, item);
+    }
+    return [...byItem.values()];
+  }
+
+  async function load() {
+    items = group(await AL.api("GET", `/projects/${pid}/review?${query()}`));
+    $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
+    focus = Math.min(focus, Math.max(0, items.length - 1));
+    render();
+    document.body.dataset.loaded = "true";
+  }
+
+  async function act(request, message) {
+    try { await request(); AL.toast(message); await load(); }
+    catch (err) { AL.toast(err.message, "bad"); }
+  }
+
+  function review(item, ann, body, message) {
+    const why = document.getElementById(`why-${item.item_id}`);
+    const reason = why && why.value.trim() ? why.value.trim() : null;
+    return act(() => AL.api("POST", `/projects/${pid}/annotations/${ann.annotation_id}/review`,
+      { client_key: AL.uuid(), reason, ...body }), message);
+  }
+
+  function annotationRow(item, ann) {
+    const correct = AL.el("select", { "aria-label": `correct the label of ${ann.annotator}` },
+      AL.el("option", { value: "" }, "correct to…"), project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
+    correct.addEventListener("change", () => {
+      const label = project.labels.find((l) => String(l) === correct.value);
+      if (label !== undefined) review(item, ann, { accept: false, labels: [label] }, `Corrected to ${label}.`);
+    });
+    return AL.el("tr", { dataset: { annotation: String(ann.annotation_id) } },
+      AL.el("th", { scope: "row" }, ann.annotator), AL.el("td", { class: "given" }, labelText(ann.labels)),
+      AL.el("td", {}, ann.kind),
+      AL.el("td", { class: "row" },
+        AL.el("button", { type: "button", class: "accept", "aria-label": `accept ${ann.annotator}'s label`,
+          onclick: () => review(item, ann, { accept: true }, "Accepted.") }, "Accept"),
+        AL.el("button", { type: "button", class: "danger reject", "aria-label": `reject ${ann.annotator}'s label`,
+          onclick: () => review(item, ann, { accept: false }, "Rejected: the label is withdrawn.") }, "Reject"),
+        correct));
+  }
+
+  function flagBox(flag) {
+    const note = AL.el("input", { id: `note-${flag.id}`, placeholder: "what the annotator should know" });
+    return AL.el("form", { class: "flag", dataset: { flag: String(flag.id) }, onsubmit: (ev) => {
+      ev.preventDefault();
+      act(() => AL.api("POST", `/projects/${pid}/flags/${flag.id}/resolve`, { note: note.value || null }), "Flag resolved.");
+    } }, AL.el("p", {}, AL.el("strong", {}, `Flagged by ${flag.by}: `), flag.reason),
+      AL.el("label", { for: `note-${flag.id}` }, "Note for the annotator"), note,
+      AL.el("button", { type: "submit", style: "margin-top:6px" }, "Resolve flag"));
+  }
+
+  /* An item nobody labeled yet (e.g. flagged and skipped): the reviewer may label it. */
+  function labelIt(item) {
+    const pick = AL.el("select", { id: `label-${item.item_id}`, "aria-label": `label item ${item.external_id} yourself` },
+      AL.el("option", { value: "" }, "label it…"), project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
+    pick.addEventListener("change", () => {
+      const label = project.labels.find((l) => String(l) === pick.value);
+      if (label !== undefined) act(() => AL.api("POST", `/projects/${pid}/annotations`,
+        { item_id: item.item_id, labels: [label], client_key: AL.uuid() }), `Labeled ${label}.`);
+    });
+    return AL.el("p", { class: "row" }, "Nobody labeled it yet: ", pick);
+  }
+
+  function card(item, i) {
+    return AL.el("article", {
+      class: "card review-item" + (i === focus ? " focused" : ""), tabindex: "0", dataset: { item: String(item.item_id), index: String(i) },
+      "aria-label": `item ${item.external_id}`, onfocus: () => { focus = i; } },
+      AL.el("div", { class: "row between" }, AL.el("h2", {}, `item ${item.external_id}`),
+        AL.el("span", { class: "row" }, item.reasons.map((r) => AL.el("span", { class: "badge bad", title: r.detail, dataset: { reason: r.reason } }, REASONS[r.reason] || r.reason)))),
+      AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
+      AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
+        AL.renderData(item.data, { alt: `item ${item.external_id}` }),
+        AL.el("div", { style: "flex:1;min-width:240px" },
+          AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
+            item.suggestion ? ` · model: ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)})` : ""),
+          item.annotations.length ? AL.el("div", {},
+            AL.el("div", { class: "table-wrap" }, AL.el("table", {}, AL.el("tbody", {}, item.annotations.map((a) => annotationRow(item, a))))),
+            AL.el("label", { for: `why-${item.item_id}` }, "Reason for a rejection or correction (optional)"),
+            AL.el("input", { id: `why-${item.item_id}` })) : null,
+          item.annotations.length ? null : labelIt(item),
+          item.flags.map(flagBox))));
+  }
+
+  function render() {
+    const list = $("review-list");
+    if (!items.length) { list.replaceChildren(AL.el("p", { class: "muted" }, "Nothing to review with these filters.")); return; }
+    list.replaceChildren(...items.map(card));
+  }
+
+  function onKey(ev) {
+    const t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const item = items[focus];
+    const focused = () => document.querySelector(`.review-item[data-index="${focus}"]`);
+    if (ev.key === "j" || ev.key === "k") {
+      focus = Math.max(0, Math.min(items.length - 1, focus + (ev.key === "j" ? 1 : -1)));
+      render(); if (focused()) focused().focus(); ev.preventDefault(); return;
+    }
+    if (!item || !item.annotations.length) return;
+    const ann = item.annotations[0];
+    if (ev.key === "a") { ev.preventDefault(); review(item, ann, { accept: true }, "Accepted."); }
+    else if (ev.key === "r") { ev.preventDefault(); review(item, ann, { accept: false }, "Rejected."); }
+    else if (/^\d$/.test(ev.key)) {
+      const digits = project.labels.every((l) => /^\d$/.test(String(l)));
+      const label = digits ? project.labels.find((l) => String(l) === ev.key) : project.labels[ev.key === "0" ? 9 : Number(ev.key) - 1];
+      if (label !== undefined) { ev.preventDefault(); review(item, ann, { accept: false, labels: [label] }, `Corrected to ${label}.`); }
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    try {
+      project = await AL.project();
+      if (AL.RANK[project.role] < AL.RANK.reviewer) {
+        document.querySelector("main").replaceChildren(AL.el("p", {}, "Review is for reviewers and owners."));
+        return;
+      }
+      await loadFilters();
+      $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); focus = 0; load(); });
+      document.addEventListener("keydown", onKey);
+      await load();
+    } catch (err) { AL.toast(err.message, "bad"); }
+  });
+})();

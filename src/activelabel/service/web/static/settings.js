@@ -1,0 +1,169 @@
+/* Owners' settings (project, active learning, upload with the import's progress, members) and
+   the new-project form. */
+"use strict";
+(() => {
+  const pid = document.body.dataset.project;
+  const $ = (id) => document.getElementById(id);
+  const lines = (text) => text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+  const NUMBERS = ["batch_size", "retrain_every_labels", "overlap", "lease_seconds"];
+
+  function fillProject(p) {
+    $("name").value = p.name;
+    $("labels").value = p.labels.join("\n");
+    $("guidelines").value = p.guidelines;
+    $("guidelines-version").textContent = `(version ${p.guidelines_version})`;
+    const s = p.settings;
+    $("strategy").value = s.strategy;
+    $("model").value = s.model;
+    for (const k of NUMBERS) $(k).value = s[k];
+    $("target_accuracy").value = s.target_accuracy ?? "";
+    $("label_budget").value = s.label_budget ?? "";
+    $("show_suggestions").checked = s.show_suggestions !== false;
+    for (const k of ["consensus", "overlap_policy"]) if (s[k] !== undefined) $(k).value = s[k];
+    for (const k of ["overlap_share", "gold_rate", "agreement_target", "gold_alert_below"]) $(k).value = s[k] ?? "";
+    $("private_fields").value = (p.private_fields || []).join(", ");
+  }
+
+  async function versions() {
+    let list = [];
+    try { list = await AL.api("GET", `/projects/${pid}/versions`); } catch { return; }
+    $("versions").replaceChildren(...[...list].reverse().map((v) => AL.el("li", { dataset: { version: String(v.version) } },
+      AL.el("strong", {}, `version ${v.version}`), ` · ${AL.when(v.created_at)}${v.author ? " · " + v.author : ""} · labels: ${v.labels.join(", ")}`,
+      AL.el("details", {}, AL.el("summary", {}, "guidelines"), AL.el("p", { class: "guidelines" }, v.guidelines || "(none)")))));
+  }
+
+  async function save(errorId, body, message) {
+    $(errorId).textContent = "";
+    try {
+      const p = await AL.api("PATCH", `/projects/${pid}`, body);
+      fillProject(p);
+      AL.toast(message);
+      versions();
+    } catch (err) { $(errorId).textContent = err.message; }
+  }
+
+  function saveProject(ev, project) {
+    ev.preventDefault();
+    const body = {};
+    if ($("name").value !== project.name) body.name = $("name").value;
+    if ($("guidelines").value !== project.guidelines) body.guidelines = $("guidelines").value;
+    const labels = lines($("labels").value).map((l) => (project.labels.includes(Number(l)) && !project.labels.includes(l) ? Number(l) : l));
+    if (JSON.stringify(labels) !== JSON.stringify(project.labels)) body.labels = labels;
+    if (!Object.keys(body).length) { AL.toast("Nothing changed."); return; }
+    save("project-error", body, "Project saved.").then(() => AL.api("GET", `/projects/${pid}`)).then((p) => Object.assign(project, p));
+  }
+
+  function saveSettings(ev) {
+    ev.preventDefault();
+    const settings = { strategy: $("strategy").value, model: $("model").value, show_suggestions: $("show_suggestions").checked };
+    for (const k of NUMBERS) settings[k] = Number($(k).value);
+    settings.target_accuracy = $("target_accuracy").value === "" ? null : Number($("target_accuracy").value);
+    settings.label_budget = $("label_budget").value === "" ? null : Number($("label_budget").value);
+    settings.consensus = $("consensus").value;
+    settings.overlap_policy = $("overlap_policy").value;
+    settings.overlap_share = Number($("overlap_share").value || 1);
+    settings.gold_rate = Number($("gold_rate").value || 0);
+    settings.agreement_target = $("agreement_target").value === "" ? null : Number($("agreement_target").value);
+    settings.gold_alert_below = $("gold_alert_below").value === "" ? null : Number($("gold_alert_below").value);
+    save("settings-error", { settings, private_fields: lines($("private_fields").value) }, "Settings saved.");
+  }
+
+  async function upload(ev) {
+    ev.preventDefault();
+    $("upload-error").textContent = "";
+    const form = new FormData();
+    form.append("file", $("file").files[0]);
+    if ($("split").value) form.append("split", $("split").value);
+    let job;
+    try { job = await AL.api("POST", `/projects/${pid}/imports`, form); }
+    catch (err) { $("upload-error").textContent = err.message; return; }
+    const box = $("import-status");
+    const status = AL.el("p", { id: "import-progress" }, "Queued…");
+    box.replaceChildren(status);
+    for (;;) {
+      const j = await AL.api("GET", `/projects/${pid}/jobs/${job.job_id}`);
+      const p = j.progress || {};
+      if (j.status === "done") {
+        const r = j.result;
+        status.textContent = `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) in ${AL.fmt(r.seconds, 1)} s.`;
+        if (r.rejected && r.rejected.length) box.append(AL.el("div", { class: "table-wrap" }, AL.el("table", { id: "rejected" },
+          AL.el("caption", {}, "Rejected rows"),
+          AL.el("thead", {}, AL.el("tr", {}, AL.el("th", { scope: "col" }, "line"), AL.el("th", { scope: "col" }, "reason"))),
+          AL.el("tbody", {}, r.rejected.map((x) => AL.el("tr", {}, AL.el("td", { class: "num" }, String(x.line)), AL.el("td", {}, x.reason)))))));
+        return;
+      }
+      if (j.status === "failed") { status.textContent = `The import failed: ${j.error}`; return; }
+      status.textContent = `${j.status}: ${p.rows_seen ?? 0} rows read, ${p.inserted ?? 0} imported, ${p.rejected ?? 0} rejected…`;
+      await new Promise((r) => setTimeout(r, 700));
+    }
+  }
+
+  async function members() {
+    const list = await AL.api("GET", `/projects/${pid}/members`);
+    $("members").querySelector("tbody").replaceChildren(...list.map((m) => {
+      const select = AL.el("select", { "aria-label": `role of ${m.username}`, onchange: () => setRole(m.username, select.value) },
+        ["annotator", "reviewer", "owner"].map((r) => AL.el("option", { selected: r === m.role }, r)));
+      return AL.el("tr", {}, AL.el("th", { scope: "row" }, m.username), AL.el("td", {}, select),
+        AL.el("td", {}, AL.el("button", { type: "button", class: "danger", "aria-label": `remove ${m.username}`,
+          onclick: () => removeMember(m.username) }, "Remove")));
+    }));
+  }
+
+  async function setRole(username, role) {
+    $("member-error").textContent = "";
+    try { await AL.api("POST", `/projects/${pid}/members`, { username, role }); AL.toast(`${username} is now ${role}.`); }
+    catch (err) { $("member-error").textContent = err.message; }
+    members();
+  }
+
+  async function removeMember(username) {
+    if (!confirm(`Remove ${username} from the project?`)) return;
+    try { await AL.api("DELETE", `/projects/${pid}/members/${encodeURIComponent(username)}`); }
+    catch (err) { $("member-error").textContent = err.message; }
+    members();
+  }
+
+  async function runRound() {
+    try {
+      const r = await AL.api("POST", `/projects/${pid}/rounds`);
+      AL.toast(r.created ? `Round ${r.number} queued.` : `Round ${r.number} is already ${r.status}.`);
+    } catch (err) { AL.toast(err.message, "bad"); }
+  }
+
+  async function settingsPage() {
+    const project = await AL.project();
+    if (project.role !== "owner") {
+      document.querySelector("main").replaceChildren(AL.el("p", {}, "Settings are for the project's owners."));
+      return;
+    }
+    fillProject(project);
+    $("project-form").addEventListener("submit", (ev) => saveProject(ev, project));
+    $("settings-form").addEventListener("submit", saveSettings);
+    $("upload-form").addEventListener("submit", upload);
+    $("run-round").addEventListener("click", runRound);
+    $("member-form").addEventListener("submit", (ev) => { ev.preventDefault(); setRole($("member-name").value.trim(), $("member-role").value); });
+    await Promise.all([members(), versions()]);
+    document.body.dataset.loaded = "true";
+  }
+
+  function newPage() {
+    if (!AL.token()) { location.assign("/?next=/projects/new"); return; }
+    $("new-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $("new-error").textContent = "";
+      const featurizer = $("featurizer").value;
+      const field = $("field").value.trim();
+      const body = { name: $("name").value.trim(), task: $("task").value, labels: lines($("labels").value),
+        guidelines: $("guidelines").value, settings: { featurizer, featurizer_params: field ? { field } : {} } };
+      try {
+        const p = await AL.api("POST", "/projects", body);
+        location.assign(`/projects/${p.id}/settings`);
+      } catch (err) { $("new-error").textContent = err.message; }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (document.body.dataset.page === "new") newPage();
+    else settingsPage().catch((err) => AL.toast(err.message, "bad"));
+  });
+})();

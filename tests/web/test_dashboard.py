@@ -1,0 +1,104 @@
+"""The dashboard in Chromium: its charts draw the numbers the API reports; rollback works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e._support import wait_until
+from tests.web.conftest import PROJECT, Site, label_by_oracle, log_in, run_round
+
+
+@pytest.fixture(scope="module")
+def trained(site: Site) -> Site:
+    """Two more rounds trained on true labels, so the curve has points and a model replaced
+    another (the confidence histogram then has a previous model too)."""
+    for _ in range(2):
+        label_by_oracle(site, site.member("annotator"), 40)
+        run_round(site)
+    return site
+
+
+def _points(page: Any, series: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in page.eval_on_selector_all(
+        f"#chart-curve circle[data-series='{series}']",
+        "els => els.map(e => [e.dataset.x, e.dataset.y])")]
+
+
+def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None:
+    site = trained
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    dash = site.get(f"/projects/{PROJECT}/dashboard")
+    scored = [r for r in dash["rounds"] if r["status"] == "done"
+              and r["metrics"].get("accuracy") is not None]
+    assert len(scored) >= 2
+    for key in ("accuracy", "macro_f1", "ece"):
+        expected = [(float(r["metrics"]["n_train"]), r["metrics"][key]) for r in scored]
+        got = _points(page, key)
+        assert [x for x, _ in got] == [x for x, _ in expected], key
+        assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(got, expected, strict=True))
+
+    gathered = page.eval_on_selector_all("#chart-rounds rect.col",
+                                         "els => els.map(e => Number(e.dataset.value))")
+    assert gathered == [r["labels_gathered"] for r in dash["rounds"] if r["status"] == "done"]
+    assert sum(gathered) >= 80
+
+    stats = site.get(f"/projects/{PROJECT}/stats")
+    backlog = page.eval_on_selector_all("#chart-backlog rect.col",
+                                        "els => els.map(e => Number(e.dataset.value))")
+    assert backlog == [stats["queued"], stats["leased"], stats["labeled"], stats["open_flags"]]
+
+    conf = site.get(f"/projects/{PROJECT}/confidence", params={"bins": 20})
+    for which in ("current", "previous"):
+        bins = page.eval_on_selector_all(f"#chart-confidence rect.bin[data-series='{which}']",
+                                         "els => els.map(e => Number(e.dataset.count))")
+        assert bins == conf[which]["counts"], which
+    assert sum(conf["current"]["counts"]) == conf["current"]["n"] > 1000
+
+    models = site.get(f"/projects/{PROJECT}/models")
+    assert page.locator("#models tbody tr").count() == len(models)
+    assert page.locator("#audit tbody tr").count() > 0  # the owner sees the audit trail
+
+
+def test_rollback_button_activates_an_older_model(page: Any, trained: Site) -> None:
+    site = trained
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    models = site.get(f"/projects/{PROJECT}/models")
+    older = models[0]["version"]
+    assert not models[0]["is_active"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Roll back to model version {older}").click()
+    wait_until(lambda: next(m for m in site.get(f"/projects/{PROJECT}/models")
+                            if m["version"] == older)["is_active"], timeout=20,
+               what="older model active")
+    page.wait_for_selector(f"#models tr[data-version='{older}'] .badge.ok")
+    wait_until(lambda: all(r["status"] in ("done", "failed")
+                           for r in site.get(f"/projects/{PROJECT}/rounds")),
+               timeout=60, what="re-rank done")
+
+
+def test_agreement_per_label_comes_from_the_agreement_report(page: Any, trained: Site) -> None:
+    site = trained
+    first, second = site.member("annotator"), site.member("annotator")
+    items = site.get(f"/projects/{PROJECT}/tasks/next", first, params={"n": 4})
+    for i, task in enumerate(items):  # both label the same items; they differ on one
+        for who, digit in ((first, "2"), (second, "2" if i else "7")):
+            answer = site.api("POST", f"/projects/{PROJECT}/annotations", who,
+                              json={"item_id": task["item"]["id"], "labels": [digit]})
+            assert answer.status_code == 201, answer.text
+    report = site.get(f"/projects/{PROJECT}/agreement")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("#chart-agreement rect.col[data-series='agreement']")
+    drawn = dict(page.eval_on_selector_all(
+        "#chart-agreement rect.col", "els => els.map(e => [e.dataset.category, Number(e.dataset.value)])"))
+    assert set(drawn) == set(report["per_label"])
+    for label, value in drawn.items():
+        assert abs(value - (report["per_label"][label]["agreement"] or 0)) < 1e-9
+    assert "Krippendorff's alpha" in page.inner_text("#agreement-note")
+    page.wait_for_selector(f"#annotators tr[data-annotator='{first.username}']")

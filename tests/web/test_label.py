@@ -1,0 +1,168 @@
+"""The labeling page in Chromium: log in, label by keyboard only, undo, skip, flag, the grid,
+and a submission that survives a dropped connection without being stored twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e._support import wait_until
+from tests.web.conftest import PROJECT, Person, Site, log_in
+
+LABEL_PAGE = f"/projects/{PROJECT}/label"
+
+
+def _open_label_page(page: Any, site: Site, who: Person) -> None:
+    log_in(page, site, who)
+    page.goto(site.url + LABEL_PAGE)
+    page.wait_for_selector("#choices button")
+
+
+def _my_labels(site: Site, who: Person) -> int:
+    return int(site.get(f"/projects/{PROJECT}/progress", who)["me"]["labels"])
+
+
+def _shown_item(page: Any) -> int:
+    return int(page.get_attribute("#item", "data-item"))
+
+
+def _press_label(page: Any, key: str) -> None:
+    page.keyboard.press(key)
+    page.wait_for_selector(f"#choices button[aria-pressed=true][data-label='{key}']")
+
+
+def test_login_form_rejects_a_wrong_password(page: Any, site: Site) -> None:
+    page.goto(site.url + "/")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("#login-error:has-text('Wrong user name or password')")
+    assert page.evaluate("localStorage.getItem('activelabel.token')") is None
+
+
+def test_pages_redirect_anonymous_callers_to_the_login(page: Any, site: Site) -> None:
+    page.goto(site.url + LABEL_PAGE)
+    page.wait_for_url("**/?next=*")
+    assert page.is_visible("#login-form")
+    html = page.content()
+    assert "digit-" not in html  # no item data in the shell
+
+
+def test_label_by_keyboard_undo_skip_and_flag(page: Any, site: Site) -> None:
+    annotator = site.member("annotator")
+    log_in(page, site, annotator, form=True)
+    assert page.locator("#project-list li").count() == 1
+    page.get_by_role("link", name="Label", exact=True).click()
+    page.wait_for_selector("#choices button")
+    assert page.is_hidden("nav a[href$='/settings']")  # an annotator's nav has no settings
+
+    submitted = []
+    for key in ["1", "2", "3", "4", "5"]:
+        item = _shown_item(page)
+        _press_label(page, key)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{item}'")
+        submitted.append(item)
+    assert len(set(submitted)) == 5
+    wait_until(lambda: _my_labels(site, annotator) == 5, timeout=20, what="5 labels stored")
+    page.wait_for_selector("#my-count:has-text('You: 5 labels')")
+
+    page.keyboard.press("z")  # undo the last one: it comes back with its label chosen
+    page.wait_for_function(f"document.querySelector('#item').dataset.item === '{submitted[-1]}'")
+    assert page.get_attribute("#choices button[aria-pressed=true]", "data-label") == "5"
+    wait_until(lambda: _my_labels(site, annotator) == 4, timeout=20, what="undo stored")
+    history = site.get(f"/projects/{PROJECT}/items/{submitted[-1]}")["history"]
+    assert [r["kind"] for r in history if r["user_id"] != 1] == ["label", "undo"]
+
+    page.keyboard.press("Enter")  # label it again: a correction, not a second chain
+    wait_until(lambda: _my_labels(site, annotator) == 5, timeout=20, what="relabel stored")
+
+    skipped = _shown_item(page)
+    page.keyboard.press("s")
+    page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{skipped}'")
+
+    flagged = _shown_item(page)
+    page.keyboard.press("f")
+    page.wait_for_selector("#flag-dialog[open]")
+    page.keyboard.type("could be a 1 or a 7")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{flagged}'")
+    flags = site.get(f"/projects/{PROJECT}/flags", annotator)
+    assert [(f["item_id"], f["reason"]) for f in flags] == [(flagged, "could be a 1 or a 7")]
+
+    page.keyboard.press("?")
+    page.wait_for_selector("#keys-dialog[open]")
+    assert "undo the last submission" in page.inner_text("#keys-dialog")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#keys-dialog", state="hidden")
+
+
+def test_batch_grid_labels_many_items_at_once(page: Any, site: Site) -> None:
+    annotator = site.member("annotator")
+    _open_label_page(page, site, annotator)
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid .cell")
+    page.select_option("#grid-size", "10")
+    page.wait_for_function("document.querySelectorAll('#grid .cell').length === 10")
+    page.keyboard.press("2")  # the focused item, then focus moves on
+    page.keyboard.press("Shift+Digit7")  # every item not labeled yet
+    assert page.locator("#grid .cell .pick:text-is('7')").count() == 9
+    page.keyboard.press("Enter")
+    wait_until(lambda: _my_labels(site, annotator) == 10, timeout=20, what="grid stored")
+    page.wait_for_function("document.querySelectorAll('#grid .cell').length === 10")
+
+
+def test_a_submission_survives_a_dropped_connection(page: Any, site: Site) -> None:
+    annotator = site.member("annotator")
+    _open_label_page(page, site, annotator)
+    answers: list[int] = []
+
+    def lose_the_answer(route: Any) -> None:
+        # the server stores the label, but the answer never reaches the page
+        response = route.fetch()
+        answers.append(response.status)
+        if len(answers) == 1:
+            route.abort("connectionreset")
+        else:
+            route.fulfill(response=response)
+
+    page.route("**/api/v1/projects/*/annotations", lose_the_answer)
+    item = _shown_item(page)
+    _press_label(page, "8")
+    page.keyboard.press("Enter")
+    for _ in range(200):  # let Playwright run the route handler while waiting
+        if len(answers) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert len(answers) >= 2, f"no retry after the lost answer: {answers}"
+    page.wait_for_function("JSON.parse(localStorage.getItem('activelabel.outbox.1')).length === 0")
+    history = site.get(f"/projects/{PROJECT}/items/{item}")["history"]
+    mine = [r for r in history if r["username"] == annotator.username]
+    assert [r["labels"] for r in mine] == [["8"]]  # retried, never doubled
+    page.unroute("**/api/v1/projects/*/annotations")
+
+    page.context.set_offline(True)  # offline: kept in localStorage, sent when back
+    offline_item = _shown_item(page)
+    _press_label(page, "9")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#outbox:has-text('1 submission waiting')")
+    page.context.set_offline(False)
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    page.wait_for_function("JSON.parse(localStorage.getItem('activelabel.outbox.1')).length === 0")
+    history = site.get(f"/projects/{PROJECT}/items/{offline_item}")["history"]
+    assert [r["labels"] for r in history if r["username"] == annotator.username] == [["9"]]
+
+
+def test_unsent_submissions_are_sent_after_a_reload(page: Any, site: Site) -> None:
+    annotator = site.member("annotator")
+    _open_label_page(page, site, annotator)
+    item = _shown_item(page)
+    page.route("**/api/v1/projects/*/annotations", lambda route: route.abort("failed"))
+    _press_label(page, "4")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#outbox:has-text('waiting')")
+    page.unroute("**/api/v1/projects/*/annotations")
+    page.reload()
+    page.wait_for_function("JSON.parse(localStorage.getItem('activelabel.outbox.1')).length === 0")
+    history = site.get(f"/projects/{PROJECT}/items/{item}")["history"]
+    assert [r["labels"] for r in history if r["username"] == annotator.username] == [["4"]]
+    assert _shown_item(page) != item

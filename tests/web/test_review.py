@@ -1,0 +1,79 @@
+"""The review page in Chromium: the ranked queue filtered by annotator and reason; accept,
+correct with a reason, resolve a flag with a note, and the annotator seeing that note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e._support import wait_until
+from tests.web.conftest import PROJECT, Site, log_in
+
+
+def _history(site: Site, item_id: int) -> list[dict[str, Any]]:
+    return list(site.get(f"/projects/{PROJECT}/items/{item_id}")["history"])
+
+
+def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None:
+    first, second, reviewer = (site.member("annotator"), site.member("annotator"),
+                               site.member("reviewer"))
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", first, params={"n": 3})
+    disputed = [int(t["item"]["id"]) for t in tasks[:2]]
+    for item_id in disputed:  # the two annotators disagree on both items
+        for who, digit in ((first, "3"), (second, "5")):
+            answer = site.api("POST", f"/projects/{PROJECT}/annotations", who,
+                              json={"item_id": item_id, "labels": [digit]})
+            assert answer.status_code == 201, answer.text
+    flagged = int(tasks[2]["item"]["id"])
+    assert site.api("POST", f"/projects/{PROJECT}/flags", first, json={
+        "item_id": flagged, "reason": "a 3 or a 5?"}).status_code == 201
+
+    log_in(page, site, reviewer)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.get_by_label("Annotator", exact=True).select_option(second.username)
+    page.get_by_label("Show", exact=True).select_option("disagreement")
+    page.get_by_role("button", name="Apply").click()
+    for item_id in disputed:
+        page.wait_for_selector(f"article[data-item='{item_id}'] [data-reason='disagreement']")
+    one, two = (page.locator(f"article[data-item='{i}']") for i in disputed)
+    one.get_by_role("button", name=f"accept {first.username}'s label").click()
+    wait_until(lambda: _history(site, disputed[0])[-1]["kind"] == "review_accept", timeout=60,
+               what="accepted")
+    two.get_by_label("Reason for a rejection or correction").fill("the loop is closed")
+    two.get_by_label(f"correct the label of {second.username}").select_option("3")
+    wait_until(lambda: _history(site, disputed[1])[-1]["kind"] == "correction", timeout=60,
+               what="corrected")
+    current = site.get(f"/projects/{PROJECT}/items/{disputed[1]}")["current"]
+    assert sorted(r["labels"][0] for r in current) == ["3", "3"]
+
+    page.get_by_label("Annotator", exact=True).select_option("")
+    page.get_by_label("Show", exact=True).select_option("flagged")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_selector(f"article[data-item='{flagged}'] .flag")
+    card = page.locator(f"article[data-item='{flagged}']")
+    assert f"Flagged by {first.username}" in card.inner_text()
+    card.get_by_label(f"label item {tasks[2]['item']['external_id']} yourself").select_option("5")
+    wait_until(lambda: [r["labels"] for r in _history(site, flagged)] == [["5"]], timeout=60,
+               what="the reviewer's label")
+    card = page.locator(f"article[data-item='{flagged}']")
+    page.wait_for_selector(f"article[data-item='{flagged}'] .flag")
+    card.get_by_label("Note for the annotator").fill("It is a 5: the top bar is flat.")
+    card.get_by_role("button", name="Resolve flag").click()
+    page.wait_for_selector(f"article[data-item='{flagged}']", state="detached")
+    (flag,) = [f for f in site.get(f"/projects/{PROJECT}/flags",
+                                   params={"unresolved_only": False})
+               if f["item_id"] == flagged]
+    assert flag["resolution_note"] == "It is a 5: the top bar is flat."
+
+    page.evaluate("localStorage.clear()")
+    log_in(page, site, first)
+    page.goto(f"{site.url}/projects/{PROJECT}/label")
+    page.wait_for_selector("#my-flags li .note")
+    assert "reviewer: It is a 5: the top bar is flat." in page.inner_text("#my-flags")
+
+
+def test_annotators_cannot_review(page: Any, site: Site) -> None:
+    annotator = site.member("annotator")
+    log_in(page, site, annotator)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    page.wait_for_selector("main:has-text('Review is for reviewers and owners')")
