@@ -104,6 +104,8 @@ def test_users_and_tokens_for_scripts(cli: Cli, storage: Storage, data_dir: Path
     (["import", "news", "missing.jsonl"], "missing.jsonl is not a file"),
     (["import", "news", "pyproject.toml", "--split", "train"], "--split 'train'"),
     (["export", "news", "--out", "x.xml", "--format", "xml"], "--format 'xml'"),
+    (["simulate", "--dataset", "wine", "--strategies", "margin", "--out", "sim",
+      "--attach", "news"], "add random to --strategies"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(cli: Cli, project_id: int, args: list[str],
                                           message: str) -> None:
@@ -227,3 +229,24 @@ def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert len(rounds) == 1
     assert rounds[0].status == "done"
     assert data_keys == {"image", "png"}  # the digit itself is never in the payload
+
+
+def test_simulate_attach_puts_the_random_curve_on_the_dashboard(
+        cli: Cli, storage: Storage, project_id: int, tmp_path: Path) -> None:
+    from activelabel.service.insights import random_estimate
+    from activelabel.store import list_audit
+
+    out = tmp_path / "sim"
+    code, stdout, err = cli("simulate", "--dataset", "wine", "--strategies", "random,margin",
+                            "--seed-size", "3", "--batch-size", "3", "--budget", "12",
+                            "--repeats", "1", "--out", out, "--attach", "news")
+    assert code == 0, err
+    assert f"project {project_id} now shows" in stdout
+    curve = random_estimate(storage, project_id)
+    written = json.loads((out / "results.json").read_text())["curves"]["random"]
+    assert curve is not None
+    assert [p["n_labeled"] for p in curve] == [p["n_labeled"] for p in written] == [3, 6, 9, 12]
+    assert [p["accuracy"] for p in curve] == [p["accuracy"] for p in written]
+    with storage.read_sessions() as session:
+        events = list_audit(session, project_id=project_id)
+    assert any(e.action == "attach" and e.entity == "simulation" for e in events)

@@ -100,12 +100,22 @@ def simulate(
     model: Annotated[
         str, typer.Option(help="logistic_regression, random_forest, naive_bayes or sgd.")
     ] = "logistic_regression",
+    attach: Annotated[
+        str | None,
+        typer.Option(help="Project (id or name) whose dashboard shows this simulation's "
+                     "random-sampling curve beside its own learning curve."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
 ) -> None:
     """Replay active learning on a fully labeled dataset and compare strategies."""
     from activelabel.simulation import simulate as run_simulation
 
     ds = _load_dataset(dataset, data, text_field, label_field)
     names = [s.strip() for s in (strategies or default_strategies()).split(",") if s.strip()]
+    if attach is not None and "random" not in names:
+        raise BadInput("--attach shows the random-sampling curve beside the project's: add "
+                       "random to --strategies")
     err = Console(stderr=True)
     with _Progress(err) as (progress, task):
 
@@ -123,11 +133,30 @@ def simulate(
             on_step=on_step,
         )  # fmt: skip
     _write_outputs(result, out)
+    if attach is not None:
+        _attach_simulation(attach, out / "results.json", data_dir, db)
     console = Console()
     if not console.is_terminal:  # piped: wide enough that the table does not wrap
         console = Console(width=160)
     console.print(results_table(result))
     console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+
+
+def _attach_simulation(project: str, results: Path, data_dir: Path | None,
+                       db: str | None) -> None:
+    from activelabel.service.insights import attach_simulation
+    from activelabel.store import record_audit
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session, session.begin():
+            project_id = _project_id(session, project)
+            attach_simulation(storage, project_id, json.loads(results.read_text()))
+            record_audit(session, "attach", "simulation", project_id, project_id=project_id,
+                         after={"results": str(results)})
+    finally:
+        storage.close()
+    typer.echo(f"project {project_id} now shows this simulation's random-sampling curve")
 
 
 def _load_dataset(

@@ -4,9 +4,17 @@ the show_suggestions setting."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from activelabel.service.insights import histogram, max_confidence, nearest_rows
+from activelabel.service.insights import (
+    attach_simulation,
+    histogram,
+    interpolate,
+    max_confidence,
+    nearest_rows,
+)
 from activelabel.store import (
+    InvalidInput,
     activate_model_version,
     create_model_version,
     create_round,
@@ -193,3 +201,42 @@ def test_labels_can_be_added_but_never_removed(api: Api) -> None:
     assert event["before"]["labels"] == ["pos", "neg"]
     assert event["after"]["labels"] == ["pos", "neg", "neutral"]
 
+
+
+def _round_trained_on(api: Api, pid: int, n_train: int, accuracy: float) -> None:
+    with api.storage.sessions() as session, session.begin():
+        rnd = create_round(session, pid, strategy="margin", batch_size=1)
+        finish_round(session, pid, rnd.id, model_version_id=None, n_labels_used=n_train,
+                     metrics={"accuracy": accuracy, "macro_f1": accuracy, "n_train": n_train})
+
+
+def test_an_attached_simulation_gives_each_round_its_random_estimate(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4)
+    _round_trained_on(api, pid, 20, 0.8)
+    _round_trained_on(api, pid, 45, 0.9)
+    _round_trained_on(api, pid, 500, 0.95)
+    before = api.get(f"/projects/{pid}/dashboard", owner).json()["rounds"]
+    assert all("random_accuracy" not in r["metrics"] for r in before)
+    attach_simulation(api.storage, pid, {"dataset": "x", "curves": {"random": [
+        {"n_labeled": 40, "accuracy": 0.7, "macro_f1": 0.6},
+        {"n_labeled": 20, "accuracy": 0.5, "macro_f1": 0.4}]}})
+    rounds = api.get(f"/projects/{pid}/dashboard", owner).json()["rounds"]
+    by_n = {r["metrics"]["n_train"]: r["metrics"] for r in rounds}
+    assert by_n[20]["random_accuracy"] == 0.5
+    assert by_n[20]["random_macro_f1"] == 0.4
+    assert by_n[45]["random_accuracy"] is None  # beyond the simulated curve: no estimate
+    assert by_n[500]["random_accuracy"] is None
+    assert by_n[20]["accuracy"] == 0.8
+
+
+def test_interpolation_and_a_simulation_without_random_is_refused(api: Api) -> None:
+    curve = [{"n_labeled": 10, "accuracy": 0.5}, {"n_labeled": 30, "accuracy": 0.9}]
+    assert interpolate(curve, 20, "accuracy") == 0.7
+    assert interpolate(curve, 10, "accuracy") == 0.5
+    assert interpolate(curve, 5, "accuracy") is None
+    assert interpolate(curve, 20, "macro_f1") is None
+    with pytest.raises(InvalidInput, match="--strategies random"):
+        attach_simulation(api.storage, 1, {"curves": {"margin": curve}})
+    with pytest.raises(InvalidInput, match="n_labeled"):
+        attach_simulation(api.storage, 1, {"curves": {"random": [{"accuracy": 1}]}})

@@ -9,17 +9,22 @@ chunks of :data:`NEIGHBOUR_CHUNK`.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from ..store import count_labeled_items, current_labels
+from ..store import InvalidInput, count_labeled_items, current_labels, is_head
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
+from .config import Storage
 from .rounds import consensus
 
 __all__ = [
@@ -40,11 +45,6 @@ __all__ = [
 NEIGHBOUR_CHUNK = 8192
 
 
-def _current() -> Any:
-    newer = aliased(Annotation)
-    return ~exists().where(newer.supersedes_id == Annotation.id)
-
-
 def _last_done_round(session: Session, project_id: int) -> Round | None:
     stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done")
             .order_by(Round.number.desc()).limit(1))
@@ -61,7 +61,7 @@ def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dic
         select(func.count(func.distinct(Annotation.item_id)))
         .join(RoundSelection, RoundSelection.item_id == Annotation.item_id)
         .where(RoundSelection.round_id == rnd.id, Annotation.project_id == project_id,
-               Annotation.labels.is_not(None), _current())).scalar_one()
+               Annotation.labels.is_not(None), is_head())).scalar_one()
     return {"selected": int(selected), "labeled": int(labeled)}
 
 
@@ -70,7 +70,7 @@ def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, An
     time (from the submitted durations)."""
     mine = (Annotation.project_id == project_id, Annotation.annotator_id == user_id,
             Annotation.labels.is_not(None))
-    total = session.execute(select(func.count()).where(*mine, _current())).scalar_one()
+    total = session.execute(select(func.count()).where(*mine, is_head())).scalar_one()
     hour_ago = utcnow() - timedelta(hours=1)
     last_hour = session.execute(select(func.count()).where(
         *mine, Annotation.kind == "label", Annotation.created_at >= hour_ago)).scalar_one()
@@ -130,7 +130,7 @@ def histogram(values: NDArray[np.float64], bins: int) -> list[int]:
 def unlabeled_pool_rows(session: Session, project_id: int) -> NDArray[np.intp]:
     """Array-store rows of pool items without a current label."""
     labeled = exists().where(Annotation.item_id == Item.id, Annotation.labels.is_not(None),
-                             _current())
+                             is_head())
     rows = session.execute(select(Item.row).where(
         Item.project_id == project_id, Item.split == "pool", ~labeled)).scalars().all()
     return np.asarray(sorted(rows), dtype=np.intp)
@@ -221,7 +221,7 @@ def annotator_throughput(session: Session, project_id: int) -> list[dict[str, An
                    Annotation.created_at)
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id, Annotation.labels.is_not(None),
-                   _current()))
+                   is_head()))
     current: Counter[str] = Counter()
     last_hour: Counter[str] = Counter()
     durations: dict[str, list[int]] = defaultdict(list)
@@ -247,3 +247,61 @@ def label_counts(session: Session, project: Project) -> dict[str, int]:
     return {str(label): counts.get(str(label), 0) for label in project.labels}
 
 
+# ---- a simulation's random-sampling estimate, beside the project's learning curve ------------
+
+#: Points of the random-sampling curve kept from an attached simulation.
+MAX_CURVE_POINTS = 10_000
+
+
+def simulation_path(storage: Storage, project_id: int) -> Path:
+    return storage.settings.data_dir / "simulations" / f"project-{int(project_id)}.json"
+
+
+def _random_points(results: Mapping[str, Any]) -> list[dict[str, float | None]]:
+    """The random strategy's curve of an ``activelabel simulate`` results.json, checked."""
+    curves = results.get("curves") if isinstance(results, Mapping) else None
+    curve = curves.get("random") if isinstance(curves, Mapping) else None
+    if not isinstance(curve, list) or not curve:
+        raise InvalidInput("the simulation has no random-sampling curve: run it with "
+                           "--strategies random,... so it can be compared with the project")
+    points = []
+    for point in curve[:MAX_CURVE_POINTS]:
+        try:
+            n, acc = int(point["n_labeled"]), float(point["accuracy"])
+            f1 = point.get("macro_f1")
+            points.append({"n_labeled": n, "accuracy": acc,
+                           "macro_f1": None if f1 is None else float(f1)})
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("the simulation's random curve needs points {n_labeled, "
+                               "accuracy[, macro_f1]}: pass the results.json that "
+                               "`activelabel simulate` wrote") from None
+    return sorted(points, key=lambda p: p["n_labeled"] or 0)
+
+
+def attach_simulation(storage: Storage, project_id: int, results: Mapping[str, Any]) -> Path:
+    """Keep the random-sampling curve of a simulation for the project's dashboard."""
+    points = _random_points(results)
+    path = simulation_path(storage, project_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"dataset": results.get("dataset"), "random": points}))
+    os.replace(tmp, path)
+    return path
+
+
+def random_estimate(storage: Storage, project_id: int) -> list[dict[str, Any]] | None:
+    """The attached random-sampling curve, or None when no simulation was attached."""
+    path = simulation_path(storage, project_id)
+    try:
+        return list(json.loads(path.read_text())["random"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def interpolate(points: Sequence[Mapping[str, Any]], n_labeled: float, key: str) -> float | None:
+    """``key`` of the curve at ``n_labeled`` (linear between points; None outside the curve)."""
+    xs = [float(p["n_labeled"]) for p in points if p.get(key) is not None]
+    ys = [float(p[key]) for p in points if p.get(key) is not None]
+    if not xs or not xs[0] <= n_labeled <= xs[-1]:
+        return None
+    return float(np.interp(n_labeled, xs, ys))

@@ -14,10 +14,12 @@ from ..featurize import EMBEDDINGS
 from ..insights import (
     annotator_throughput,
     confidence,
+    interpolate,
     label_counts,
     labeled_rows,
     nearest_rows,
     progress,
+    random_estimate,
     round_effort,
     unlabeled_pool_rows,
 )
@@ -86,14 +88,19 @@ def dashboard(project_id: int, caller: Reader) -> Dashboard:
     many labeled items each label has. Reviewers and owners."""
     project, _ = caller.project(project_id, "reviewer")
     effort = round_effort(caller.session, project_id)
+    simulated = random_estimate(caller.storage, project_id)
     rounds: list[dict[str, Any]] = []
     for rnd in list_rounds(caller.session, project_id):
         spent = effort.get(rnd.id, {})
+        metrics = dict(rnd.metrics or {})
+        if simulated and metrics.get("n_train") is not None:
+            for key in ("accuracy", "macro_f1"):
+                metrics[f"random_{key}"] = interpolate(simulated, metrics["n_train"], key)
         rounds.append({"id": rnd.id, "number": rnd.number, "status": rnd.status,
                        "strategy": rnd.strategy, "n_labels_used": rnd.n_labels_used,
                        "labels_gathered": spent.get("labels", 0),
                        "labeling_seconds": spent.get("seconds"),
-                       "metrics": {k: v for k, v in (rnd.metrics or {}).items()
+                       "metrics": {k: v for k, v in metrics.items()
                                    if k in ("accuracy", "macro_f1", "ece", "n_train",
                                             "random_accuracy", "random_macro_f1")},
                        "gain": rnd.gain, "timings": rnd.timings,

@@ -19,7 +19,7 @@
     const random = pts("random_accuracy");
     if (random.some((p) => p.y !== null)) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
     Charts.line($("chart-curve"), { title: "Holdout scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
-    $("curve-note").textContent = random.some((p) => p.y !== null) ? "" : "No random-sampling estimate: none was simulated for this project.";
+    $("curve-note").textContent = random.some((p) => p.y !== null) ? "" : "No random-sampling estimate yet: `activelabel simulate ... --strategies random,... --attach PROJECT` adds one.";
   }
 
   function perRound(rounds) {
