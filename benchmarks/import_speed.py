@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _pg import drop_schema, pg_schema  # the folder of this script is on sys.path
+
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 WORDS = ("label", "queue", "model", "round", "pool", "item", "batch", "score", "text",
          "annotator", "review", "holdout", "gold", "import", "export", "worker", "schema",
@@ -40,31 +42,6 @@ def write_rows(path: Path, n: int, seed: int = 0) -> None:
         for i in range(n):
             text = " ".join(rng.choices(WORDS, k=rng.randint(8, 16)))
             out.write(json.dumps({"external_id": f"row-{i}", "data": {"text": text}}) + "\n")
-
-
-def _pg_schema(url: str) -> tuple[str, str]:
-    from sqlalchemy import text
-
-    from activelabel.store import create_engine_for
-
-    schema = f"al_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine_for(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def _drop_schema(url: str, schema: str) -> None:
-    from sqlalchemy import text
-
-    from activelabel.store import create_engine_for
-
-    admin = create_engine_for(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def child(file: Path, db_url: str | None, data_dir: Path) -> dict[str, Any]:
@@ -94,7 +71,7 @@ def child(file: Path, db_url: str | None, data_dir: Path) -> dict[str, Any]:
 
 def run_backend(backend: str, file: Path, rows: int, pg_url: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="al-import-") as folder:
-        db_url, schema = (None, None) if backend == "sqlite" else _pg_schema(pg_url)
+        db_url, schema = (None, None) if backend == "sqlite" else pg_schema(pg_url)
         try:
             cmd = [sys.executable, __file__, "--child", str(file), "--data-dir", folder]
             if db_url:
@@ -105,7 +82,7 @@ def run_backend(backend: str, file: Path, rows: int, pg_url: str) -> dict[str, A
             figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         finally:
             if schema:
-                _drop_schema(pg_url, schema)
+                drop_schema(pg_url, schema)
     figures.update(backend=backend, rows=rows, rows_per_s=rows / figures["seconds"])
     return figures
 

@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from _pg import drop_schema, pg_schema  # noqa: E402  (this script's folder is on sys.path)
 from activelabel.service.config import Settings, Storage  # noqa: E402  (after the path line)
 from activelabel.store import create_token, create_user  # noqa: E402
 
@@ -144,28 +145,6 @@ class Server:
                 self.proc.wait(timeout=15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-
-
-def pg_schema(url: str) -> tuple[str, str]:
-    """A new schema on the PostgreSQL server of ``url``; (URL using it, schema name)."""
-    from sqlalchemy import create_engine, text
-
-    schema = f"al_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(url: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 # ---- seeding -----------------------------------------------------------------------------------
