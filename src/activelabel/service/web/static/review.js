@@ -41,8 +41,20 @@
     return [...byItem.values()];
   }
 
+  /* The queue, retried a few times when the server is busy (503) or briefly unreachable. */
+  async function fetchQueue() {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await AL.api("GET", `/projects/${pid}/review?${query()}`);
+      } catch (err) {
+        if (!err.network || attempt >= 3) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * (attempt + 1)));
+      }
+    }
+  }
+
   async function load() {
-    items = group(await AL.api("GET", `/projects/${pid}/review?${query()}`));
+    items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
     render();
