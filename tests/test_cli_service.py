@@ -106,6 +106,8 @@ def test_users_and_tokens_for_scripts(cli: Cli, storage: Storage, data_dir: Path
     (["export", "news", "--out", "x.xml", "--format", "xml"], "--format 'xml'"),
     (["simulate", "--dataset", "wine", "--strategies", "margin", "--out", "sim",
       "--attach", "news"], "add random to --strategies"),
+    (["simulate", "--dataset", "wine", "--strategies", "random", "--out", "sim",
+      "--attach", "nope"], "no project 'nope'"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(cli: Cli, project_id: int, args: list[str],
                                           message: str) -> None:

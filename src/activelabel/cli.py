@@ -113,9 +113,11 @@ def simulate(
 
     ds = _load_dataset(dataset, data, text_field, label_field)
     names = [s.strip() for s in (strategies or default_strategies()).split(",") if s.strip()]
-    if attach is not None and "random" not in names:
-        raise BadInput("--attach shows the random-sampling curve beside the project's: add "
-                       "random to --strategies")
+    if attach is not None:
+        if "random" not in names:
+            raise BadInput("--attach shows the random-sampling curve beside the project's: add "
+                           "random to --strategies")
+        _attached_project(attach, data_dir, db)  # an unknown project fails before the run
     err = Console(stderr=True)
     with _Progress(err) as (progress, task):
 
@@ -140,6 +142,15 @@ def simulate(
         console = Console(width=160)
     console.print(results_table(result))
     console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+
+
+def _attached_project(project: str, data_dir: Path | None, db: str | None) -> int:
+    storage = _storage(data_dir, db)
+    try:
+        with storage.read_sessions() as session:
+            return _project_id(session, project)
+    finally:
+        storage.close()
 
 
 def _attach_simulation(project: str, results: Path, data_dir: Path | None,

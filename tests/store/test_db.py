@@ -135,3 +135,24 @@ def test_upsert_replaces_the_conflicting_row(session, project, owner) -> None:  
     role = session.execute(select(Membership.role).where(
         Membership.project_id == project.id, Membership.user_id == owner.id)).scalar_one()
     assert role == "reviewer"
+
+
+def test_switching_to_wal_waits_for_a_writer_of_a_new_file(tmp_path: Path) -> None:
+    """SQLite refuses the switch at once ("database is locked", busy timeout or not) while
+    another connection writes a new rollback-journal file: the switch must wait for it."""
+    from activelabel.store.db import _enable_wal
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE t (x)")
+    release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        other = sqlite3.connect(path, isolation_level=None, timeout=5)
+        _enable_wal(other.cursor())
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        other.close()
+    finally:
+        release.join()
+        writer.close()
