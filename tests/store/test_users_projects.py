@@ -89,6 +89,9 @@ def test_create_project_validates_and_makes_creator_owner(session: Session, owne
     ("classification", ["a", "b"], {"strategy": "magic"}, "unknown strategy"),
     ("classification", ["a", "b"], {"overlap": 0}, "overlap must be a positive"),
     ("classification", ["a", "b"], {"model": "gpt"}, "unknown model"),
+    ("classification", ["a", "b"], {"label_budget": "lots"}, "label_budget must be"),
+    ("classification", ["a", "b"], {"label_budget": 0}, "label_budget must be"),
+    ("classification", ["a", "b"], {"target_accuracy": 1.5}, "target_accuracy must be"),
 ])
 def test_create_project_rejects_bad_input(session: Session, task: str, labels: list[str],
                                           settings: dict[str, object] | None, match: str) -> None:

@@ -98,6 +98,11 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     target = merged["target_accuracy"]
     if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
         raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
+    budget = merged["label_budget"]
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        raise InvalidInput(f"label_budget must be a positive number of labels or null, got "
+                           f"{budget!r}")
     if not isinstance(merged["show_suggestions"], bool):
         raise InvalidInput(f"show_suggestions must be true or false, got "
                            f"{merged['show_suggestions']!r}")
