@@ -8,8 +8,11 @@ annotator sends its next call the moment the last one returns. Two phases
 of ``--annotations`` labels each:
 
 - ``idle``: nothing else runs;
-- ``round``: a round (featurize, train, score the whole pool, select) runs in the worker while
-  the annotators work; the table says how much of the phase it overlapped.
+- ``round running``: rounds (featurize, train, score the whole pool, select) run in the worker
+  back to back for the whole phase, each asked for as soon as the last one ended; the table
+  says for how many seconds of the phase one was running.
+
+Annotators arrive at random moments of one think time (not all in the same millisecond).
 
 Reported per phase: throughput, p50 / p99 latency of next-task and annotate, duplicate
 hand-outs (an item handed to more annotators than the project's overlap) and lost annotations
@@ -216,6 +219,9 @@ async def annotator(http: httpx.AsyncClient, pid: int, name: str, token: str,
                     oracle: dict[str, str], tally: Tally, rng: random.Random,
                     think: tuple[float, float]) -> None:
     headers = {"Authorization": f"Bearer {token}"}
+    # Arrive at a random moment of one think time, as people do: 50 requests in the same
+    # millisecond measure the start-up burst, not the steady load.
+    await asyncio.sleep(rng.uniform(0, think[1]))
     while not tally.done:
         try:
             await one_task(http, pid, name, headers, oracle, tally, rng, think)
@@ -319,54 +325,57 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-class RoundWatch:
-    """Polls a round's status in a thread: when it was seen running, when it ended."""
+class Rounds:
+    """Keeps rounds running back to back in a thread, for as long as the phase lasts: asks for
+    a round, polls it until it ends, asks for the next. Records how long each was running."""
 
-    def __init__(self, url: str, admin: str, pid: int, round_id: int) -> None:
-        self.url, self.admin, self.pid, self.round_id = url, admin, pid, round_id
-        self.running_at: float | None = None
-        self.ended_at: float | None = None
-        self.status = "queued"
-        self.record: dict[str, Any] = {}
+    def __init__(self, url: str, admin: str, pid: int) -> None:
+        self.url, self.admin, self.pid = url, admin, pid
+        self.spans: list[tuple[float, float]] = []  # (seen running, ended) per finished round
+        self.worker_s: list[float] = []  # each round's total_s as the worker timed it
+        self.statuses: Counter[str] = Counter()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _poll(self) -> None:
+    def _loop(self) -> None:
         headers = {"Authorization": f"Bearer {self.admin}"}
         with httpx.Client(base_url=self.url + API, headers=headers, timeout=30) as http:
             while not self._stop.is_set():
-                self.record = check(http.get(f"/projects/{self.pid}/rounds/{self.round_id}"))
-                self.status = str(self.record["status"])
-                now = time.perf_counter()
-                if self.status == "running" and self.running_at is None:
-                    self.running_at = now
-                if self.status in ("done", "failed"):
-                    self.ended_at = now
-                    self.running_at = self.running_at or now
-                    return
-                time.sleep(0.02)
+                answer = check(http.post(f"/projects/{self.pid}/rounds"))
+                self._follow(http, int(answer.get("round_id") or answer["id"]))
 
-    def start(self) -> RoundWatch:
+    def _follow(self, http: httpx.Client, round_id: int) -> None:
+        running_at = None
+        while True:
+            record = check(http.get(f"/projects/{self.pid}/rounds/{round_id}"))
+            now = time.perf_counter()
+            if record["status"] == "running" and running_at is None:
+                running_at = now
+            if record["status"] in ("done", "failed"):
+                self.spans.append((running_at or now, now))
+                self.statuses[str(record["status"])] += 1
+                total = (record.get("timings") or {}).get("total_s")
+                if total is not None:
+                    self.worker_s.append(float(total))
+                return
+            time.sleep(0.2)  # as a dashboard would poll: the polls are load on the server too
+
+    def start(self) -> Rounds:
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while self.running_at is None and time.monotonic() < deadline:
-            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
+        """Ask for no more rounds and wait for the one in progress to end."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=600)
+
+    def overlap(self, began: float, ended: float) -> float:
+        return sum(max(0.0, min(ended, b) - max(began, a)) for a, b in self.spans)
 
 
 def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
           with_round: bool) -> PhaseResult:
-    watch = None
-    if with_round:
-        headers = {"Authorization": f"Bearer {ctx['admin']}"}
-        answer = check(httpx.post(f"{ctx['url']}{API}/projects/{ctx['pid']}/rounds",
-                                  headers=headers, timeout=30))
-        round_id = int(answer.get("round_id") or answer["id"])
-        watch = RoundWatch(ctx["url"], ctx["admin"], ctx["pid"], round_id).start()
+    rounds = Rounds(ctx["url"], ctx["admin"], ctx["pid"]).start() if with_round else None
     began = time.perf_counter()
     tally, seconds = asyncio.run(run_annotators(ctx["url"], ctx["pid"], ctx["tokens"],
                                                 ctx["oracle"], args.annotations, args.seed,
@@ -386,19 +395,12 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
     ctx["acked"] += tally.acked
     for message, count in Counter(tally.errors).most_common(3):
         print(f"  {name}: {count} x {message}", file=sys.stderr)
-    if watch is not None:
-        round_end = watch.ended_at or time.perf_counter()
-        running = watch.running_at or round_end
-        result.round_overlap_s = round(max(0.0, min(ended, round_end) - max(began, running)), 2)
-        if watch.ended_at is None:  # still running after the phase: wait to report it
-            deadline = time.monotonic() + 600
-            while watch.ended_at is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-        watch.stop()
-        result.round_status = watch.status
-        timings = watch.record.get("timings") or {}
-        total = timings.get("total_s")
-        result.round_seconds = None if total is None else round(float(total), 2)
+    if rounds is not None:
+        rounds.stop()
+        result.round_overlap_s = round(rounds.overlap(began, ended), 2)
+        result.round_status = ", ".join(f"{n} {s}" for s, n in sorted(rounds.statuses.items()))
+        result.round_seconds = (round(float(np.mean(rounds.worker_s)), 2)
+                                if rounds.worker_s else None)
     return result
 
 
@@ -487,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, backend))
     for r in results:
         if r.round_status is not None:
-            print(f"round: {r.round_status}, {r.round_seconds} s in the worker, overlapped "
-                  f"{r.round_overlap_s} s of the {r.seconds} s phase")
+            print(f"rounds back to back: {r.round_status}, {r.round_seconds} s each in the "
+                  f"worker; running for {r.round_overlap_s} s of the {r.seconds} s phase")
     if args.out is not None:
         args.out.write_text(json.dumps({"backend": backend, "config": {
             k: getattr(args, k) for k in ("items", "annotators", "annotations", "overlap",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from activelabel.store import (
@@ -11,16 +13,19 @@ from activelabel.store import (
     InvalidInput,
     annotate,
     count_labeled_items,
+    count_labeled_since,
     create_project,
     create_round,
     current_labels,
     finish_round,
     item_history,
+    label_watermark,
     next_tasks,
     review,
     undo,
 )
-from activelabel.store.models import Annotation, Assignment, Project, User
+from activelabel.store.annotations import is_current_label
+from activelabel.store.models import Annotation, Assignment, Item, Project, User
 
 from .conftest import make_items, make_users
 
@@ -73,7 +78,7 @@ def test_supersedes_uniqueness_is_enforced_by_the_database(session: Session, pro
                       user_id=owner.id, kind="correction", labels=["neutral"],
                       supersedes_id=first.id)
     with pytest.raises(Conflict, match="superseded meanwhile"):
-        _append(session, twin)
+        _append(session, twin, first)
 
 
 def test_client_key_makes_annotate_idempotent(session: Session, project: Project,
@@ -128,3 +133,66 @@ def test_round_id_defaults_to_the_latest_finished_round(session: Session, projec
     rnd = create_round(session, project.id, strategy="margin", batch_size=1)
     finish_round(session, project.id, rnd.id)
     assert annotate(session, project.id, owner.id, other, "pos").round_id == rnd.id
+
+
+def test_labels_since_a_watermark_count_items_whose_current_label_is_newer(
+        session: Session, project: Project) -> None:
+    items = make_items(session, project.id, 4)
+    a, b = make_users(session, 2)
+    assert label_watermark(session, project.id) == 0
+    first = annotate(session, project.id, a.id, items[0], "pos")
+    annotate(session, project.id, a.id, items[1], "neg")
+    mark = label_watermark(session, project.id)
+    assert count_labeled_since(session, project.id, 0) == 2
+    assert count_labeled_since(session, project.id, mark) == 0
+    annotate(session, project.id, b.id, items[0], "pos")  # a second label of a seen item
+    annotate(session, project.id, a.id, items[2], "neg")
+    withdrawn = annotate(session, project.id, a.id, items[3], "neg")
+    assert count_labeled_since(session, project.id, mark) == 3
+    undo(session, project.id, a.id, items[3])  # withdrawn: no label to learn from
+    assert count_labeled_since(session, project.id, mark) == 2
+    annotate(session, project.id, a.id, items[0], "neg", supersedes=first.id)  # a correction
+    assert count_labeled_since(session, project.id, mark) == 2  # item 0 is counted once
+    assert withdrawn.id < label_watermark(session, project.id)
+
+
+#: One write: (kind, item index, person index, label or None for a withdrawal).
+_WRITES = st.lists(st.tuples(st.sampled_from(["label", "review", "undo"]), st.integers(0, 2),
+                             st.integers(0, 2), st.sampled_from(["pos", "neg", None])),
+                   max_size=25)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=_WRITES)
+def test_item_label_counts_follow_every_kind_of_revision(session: Session, project: Project,
+                                                         writes: list[tuple[str, int, int,
+                                                                            str | None]]) -> None:
+    """``items.n_labels`` (what the queue reads) always equals the current labels counted
+    from the revisions, whatever mix of labels, corrections, reviews and undos came first."""
+    with session.begin_nested() as example:  # each example starts from the same state
+        items = make_items(session, project.id, 3)
+        people = make_users(session, 3)
+        for kind, i, p, label in writes:
+            item, person = items[i], people[p]
+            try:
+                if kind == "label" and label is not None:
+                    annotate(session, project.id, person.id, item, label)
+                elif kind == "undo":
+                    undo(session, project.id, person.id, item)
+                else:
+                    heads = [c for c in current_labels(session, project.id)
+                             if c.item_id == item]
+                    if heads:
+                        review(session, project.id, person.id, heads[0].annotation_id,
+                               accept=label == "pos", labels=None if label == "pos" else label)
+            except Conflict:
+                pass  # e.g. undo without a label: nothing is written
+        counted = dict(session.execute(
+            select(Annotation.item_id, func.count()).where(
+                Annotation.item_id.in_(items), is_current_label())
+            .group_by(Annotation.item_id)).all())
+        stored = dict(session.execute(select(Item.id, Item.n_labels).where(
+            Item.id.in_(items))).all())
+        assert stored == {i: counted.get(i, 0) for i in items}
+        example.rollback()

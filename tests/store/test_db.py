@@ -156,3 +156,31 @@ def test_switching_to_wal_waits_for_a_writer_of_a_new_file(tmp_path: Path) -> No
     finally:
         release.join()
         writer.close()
+
+
+def test_label_counts_are_backfilled_from_the_revisions(fresh_engine: Engine) -> None:
+    """Migration 0005 computes ``items.n_labels`` from the revisions stored before it."""
+    from alembic import command
+
+    from activelabel.store import annotate, create_project, create_user, undo
+    from activelabel.store.items import add_items, item_ids_for_rows
+
+    sessions = session_factory(fresh_engine)
+    with sessions() as session, session.begin():
+        a, b = create_user(session, "mig_a"), create_user(session, "mig_b")
+        project = create_project(session, "mig", "classification", ["x", "y"])
+        add_items(session, project.id, [{"external_id": f"m{i}", "data": {}} for i in range(3)])
+        first, second, third = item_ids_for_rows(session, project.id, [0, 1, 2])
+        head = annotate(session, project.id, a.id, first, ["x"])
+        annotate(session, project.id, b.id, first, ["y"])
+        annotate(session, project.id, a.id, first, ["y"], supersedes=head.id)
+        annotate(session, project.id, a.id, second, ["x"])
+        undo(session, project.id, a.id, second)
+        ids = (first, second, third)
+    with fresh_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0004")
+        assert "n_labels" not in {c["name"] for c in inspect(conn).get_columns("items")}
+    migrate(fresh_engine)
+    with sessions() as session:
+        counts = dict(session.execute(select(Item.id, Item.n_labels)).all())
+    assert [counts[i] for i in ids] == [2, 0, 0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..store import get_project, require_role, user_for_token
+from ..store import project_with_role, user_for_token
 from ..store.models import ApiToken, Project, User
 from .config import Storage
 from .errors import Unauthorized
@@ -62,6 +62,7 @@ class Caller:
     user: User
     session: Session
     storage: Storage
+    _loaded: list[Project] = field(default_factory=list, repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -73,8 +74,11 @@ class Caller:
         Admins act as owners. Non-members get NotFound (404: the project stays hidden), members
         with a lower role Forbidden (403).
         """
-        role = require_role(self.session, project_id, self.user, minimum)
-        return get_project(self.session, project_id), role
+        project, role = project_with_role(self.session, project_id, self.user, minimum)
+        # The session's identity map holds objects weakly: keeping the project here lets the
+        # rest of the request (``session.get(Project, id)``) find it without another query.
+        self._loaded.append(project)
+        return project, role
 
 
 def _authenticate(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
@@ -97,7 +101,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 #: connection) could wait forever for a thread that every other request keeps busy waiting for
 #: that lock. The caps keep sessions well below the 40 threads and the pool (10 + 20), with room
 #: for the one extra connection a request may open; SQLite runs one writer at a time anyway.
-SESSION_SLOTS = {"sqlite": {"write": 4, "read": 10}, "postgresql": {"write": 8, "read": 6}}
+SESSION_SLOTS = {"sqlite": {"write": 1, "read": 10}, "postgresql": {"write": 8, "read": 6}}
 _slots: RunVar[dict[tuple[int, str], anyio.Semaphore]] = RunVar("activelabel_session_slots")
 
 

@@ -22,10 +22,16 @@ from numpy.typing import NDArray
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from ..store import InvalidInput, count_labeled_items, current_labels, is_head
+from ..store import (
+    InvalidInput,
+    count_labeled_items,
+    current_labels,
+    is_head,
+    last_finished_round,
+)
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
 from .config import Storage
-from .rounds import consensus
+from .rounds import consensus, labels_since_round
 
 __all__ = [
     "NEIGHBOUR_CHUNK",
@@ -43,12 +49,6 @@ __all__ = [
 
 #: Labeled rows compared with the query item per pass (bounds the temporaries).
 NEIGHBOUR_CHUNK = 8192
-
-
-def _last_done_round(session: Session, project_id: int) -> Round | None:
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done")
-            .order_by(Round.number.desc()).limit(1))
-    return session.execute(stmt).scalar_one_or_none()
 
 
 def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dict[str, int]:
@@ -86,8 +86,8 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
     the caller's own count and speed, and what the last round gained."""
     every = int(project.settings.get("retrain_every_labels", 50))
     labeled = count_labeled_items(session, project.id)
-    last = _last_done_round(session, project.id)
-    since = labeled - int((last.n_labels_used or 0) if last is not None else 0)
+    last = last_finished_round(session, project.id)
+    since = labels_since_round(session, last, project.id)
     pending = session.execute(select(Round.number).where(
         Round.project_id == project.id, Round.status.in_(("queued", "running")))
         .order_by(Round.number).limit(1)).scalar_one_or_none()

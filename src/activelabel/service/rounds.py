@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
@@ -33,6 +33,7 @@ from ..store import (
     activate_model_version,
     active_model_version,
     count_labeled_items,
+    count_labeled_since,
     create_model_version,
     create_round,
     current_labels,
@@ -42,6 +43,8 @@ from ..store import (
     get_project,
     get_round,
     iter_items,
+    label_watermark,
+    last_finished_round,
     record_audit,
     record_selection,
 )
@@ -57,6 +60,7 @@ __all__ = [
     "after_annotation",
     "consensus",
     "dawid_skene_consensus",
+    "labels_since_round",
     "request_rerank",
     "request_round",
     "run_round",
@@ -134,29 +138,35 @@ def _job_payload(session: Session, rnd: Round) -> dict[str, Any]:
     return dict(job.payload or {}) if job is not None else {}
 
 
-def _labels_at_last_round(session: Session, project_id: int) -> int:
-    stmt = (select(Round.n_labels_used).where(Round.project_id == project_id,
-                                              Round.status == "done",
-                                              Round.n_labels_used.is_not(None))
-            .order_by(Round.number.desc()).limit(1))
-    return int(session.execute(stmt).scalar() or 0)
+def labels_since_round(session: Session, last: Round | None, project_id: int) -> int:
+    """Items labeled since ``last`` (the project's latest finished round) read the labels.
+
+    With the round's watermark, the count covers only the revisions after it (cheap: it runs
+    after every annotation); a round finished before watermarks were recorded falls back to
+    all labeled items minus the labels it used. On PostgreSQL a label saved while the round
+    was reading may land on either side of the watermark: the count is exact when nobody
+    labels during that read, and off by the labels in flight otherwise.
+    """
+    if last is not None and last.label_watermark is not None:
+        return count_labeled_since(session, project_id, last.label_watermark)
+    used = 0 if last is None else int(last.n_labels_used or 0)
+    return max(count_labeled_items(session, project_id) - used, 0)
 
 
 def after_annotation(session: Session, project_id: int) -> Round | None:
-    """Queue a round (reason ``retrain_every_labels``) once the labeled items counted since the
-    last finished round reach the project's ``retrain_every_labels``; None otherwise.
+    """Queue a round (reason ``retrain_every_labels``) once the items labeled since the last
+    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``;
+    None otherwise.
 
     No second round is queued while one is queued or running (it will count those labels).
     """
-    pending = session.execute(select(func.count()).select_from(Round).where(
-        Round.project_id == project_id, Round.status.in_(("queued", "running")))).scalar_one()
-    if pending:
+    pending = exists().where(Round.project_id == project_id,
+                             Round.status.in_(("queued", "running")))
+    if session.execute(select(pending)).scalar():
         return None
     project = get_project(session, project_id)
     every = int(project.settings.get("retrain_every_labels", 50))
-    new_labels = count_labeled_items(session, project_id) - _labels_at_last_round(
-        session, project_id)
-    if new_labels < every:
+    if labels_since_round(session, last_finished_round(session, project_id), project_id) < every:
         return None
     rnd, _ = request_round(session, project_id, requested_by=None,
                            reason="retrain_every_labels")
@@ -183,6 +193,7 @@ class _Snapshot:
     history: list[RoundState] = field(default_factory=list)
     annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
     gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
+    label_watermark: int = 0  # the newest revision id when the labels were read
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -207,6 +218,8 @@ def _history(session: Session, project_id: int, number: int) -> list[RoundState]
 def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
     with storage.read_sessions() as session:
         project = get_project(session, project_id)
+        # Before the labels: every revision up to the watermark is among what follows.
+        watermark = label_watermark(session, project_id)
         ids: list[int] = []
         splits: list[str] = []
         for batch in iter_items(session, project_id, with_data=False):
@@ -222,7 +235,7 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             project_id=project_id, task=project.task, classes=list(project.labels),
             settings=dict(project.settings), item_ids=np.asarray(ids, dtype=np.int64),
             splits=np.asarray(splits, dtype=str), labels=labels,
-            n_labels=count_labeled_items(session, project_id),
+            n_labels=count_labeled_items(session, project_id), label_watermark=watermark,
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
@@ -597,7 +610,8 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
                          model_version_id=mv_id, strategy=out.picked.strategy)
         out.timings["write_s"] = time.perf_counter() - start
         finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
-                     n_labels_used=snap.n_labels, metrics=metrics, gain=_gain(snap, out.holdout),
+                     n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
+                     metrics=metrics, gain=_gain(snap, out.holdout),
                      timings={k: round(v, 4) for k, v in out.timings.items()})
     return {"round_id": round_id, "selected": len(item_ids), "model_version": version,
             "strategy": out.picked.strategy, "metrics": metrics}

@@ -12,6 +12,7 @@ server process itself is killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,6 +41,9 @@ STOP_GRACE_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 75
 #: Restarts of a crashing worker per minute before giving up on it.
 MAX_RESTARTS_PER_MINUTE = 5
+#: How much the worker processes ``serve`` starts lower their CPU priority (``nice``): on a
+#: machine with few cores, training yields to the requests of the people labeling.
+WORKER_NICE = 10
 
 
 def check_port(host: str, port: int) -> None:
@@ -57,9 +61,12 @@ def check_port(host: str, port: int) -> None:
 
 
 def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly) and
+    """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly),
+    lower the worker's CPU priority (a round never slows the answers to annotators down), and
     ask Linux to send SIGTERM to the worker when the server process dies (best effort)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
     if not sys.platform.startswith("linux"):
         return
     try:

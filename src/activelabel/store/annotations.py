@@ -25,11 +25,13 @@ __all__ = [
     "Revision",
     "annotate",
     "count_labeled_items",
+    "count_labeled_since",
     "current_labels",
     "current_revision",
     "is_current_label",
     "is_head",
     "item_history",
+    "label_watermark",
     "review",
     "undo",
 ]
@@ -134,11 +136,18 @@ def _by_client_key(session: Session, user_id: int, client_key: str | None,
     return found
 
 
-def _append(session: Session, revision: Annotation) -> Annotation:
-    """Insert the revision in a savepoint; a lost race surfaces as Conflict (or the twin row)."""
+def _append(session: Session, revision: Annotation, previous: Annotation | None) -> Annotation:
+    """Insert the revision (superseding ``previous``, the chain's head, if any) in a savepoint,
+    with the item's label count; a lost race surfaces as Conflict (or the twin row)."""
+    delta = (revision.labels is not None) - (previous is not None and previous.labels is not None)
     try:
         with session.begin_nested():
             session.add(revision)
+            session.flush()
+            if delta:
+                session.execute(update(Item).where(Item.id == revision.item_id)
+                                .values(n_labels=Item.n_labels + delta)
+                                .execution_options(synchronize_session="evaluate"))
     except IntegrityError as exc:
         twin = _by_client_key(session, revision.user_id, revision.client_key, revision.item_id)
         if twin is not None:
@@ -194,7 +203,7 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
         round_id=round_id if round_id is not None else _latest_round(session, project_id),
         client_key=client_key, reason=reason, guidelines_version=project.guidelines_version,
         created_at=now or utcnow())
-    revision = _append(session, revision)
+    revision = _append(session, revision, target)
     _complete_lease(session, item_id, user_id, revision.created_at)
     return revision
 
@@ -235,7 +244,7 @@ def review(session: Session, project_id: int, reviewer_id: int, annotation_id: i
         annotator_id=target.annotator_id, kind=kind, labels=new_labels,
         supersedes_id=target.id, round_id=target.round_id, client_key=client_key,
         reason=reason, guidelines_version=project.guidelines_version,
-        created_at=now or utcnow()))
+        created_at=now or utcnow()), target)
 
 
 def undo(session: Session, project_id: int, user_id: int, item_id: int, *,
@@ -248,7 +257,7 @@ def undo(session: Session, project_id: int, user_id: int, item_id: int, *,
     return _append(session, Annotation(
         project_id=project_id, item_id=item_id, user_id=user_id, annotator_id=user_id,
         kind="undo", labels=None, supersedes_id=head.id, round_id=head.round_id,
-        created_at=now or utcnow()))
+        created_at=now or utcnow()), head)
 
 
 def item_history(session: Session, project_id: int, item_id: int) -> list[Revision]:
@@ -279,6 +288,25 @@ def current_labels(session: Session, project_id: int, *,
 
 def count_labeled_items(session: Session, project_id: int) -> int:
     """Items with at least one current label (for retrain_every_labels and progress)."""
+    stmt = select(func.count()).where(Item.project_id == project_id, Item.n_labels > 0)
+    return int(session.execute(stmt).scalar_one())
+
+
+def label_watermark(session: Session, project_id: int) -> int:
+    """The newest revision id of the project (0 without any): what a round records as the
+    point up to which it read the labels."""
+    stmt = select(func.max(Annotation.id)).where(Annotation.project_id == project_id)
+    return int(session.execute(stmt).scalar_one() or 0)
+
+
+def count_labeled_since(session: Session, project_id: int, watermark: int) -> int:
+    """Items whose current label (of any annotator) was given after revision ``watermark``:
+    the labels a round that read up to ``watermark`` has not seen.
+
+    Costs what the revisions since the watermark cost (the ``(project_id, id)`` index), not
+    what all labels cost: it runs after every annotation.
+    """
     stmt = (select(func.count(func.distinct(Annotation.item_id)))
-            .where(Annotation.project_id == project_id, is_current_label()))
+            .where(Annotation.project_id == project_id, Annotation.id > watermark,
+                   is_current_label()))
     return int(session.execute(stmt).scalar_one())

@@ -195,6 +195,9 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     row: Mapped[int] = mapped_column(Integer)
     queue_rank: Mapped[float | None] = mapped_column(Float)
+    #: How many annotators' current revisions carry a label: kept by every revision written
+    #: (store.annotations), so that the queue skips finished items without counting labels.
+    n_labels: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     #: The known answer of a gold item (a list of labels), never shown to annotators.
     gold_labels: Mapped[list[Any] | None]
     #: When the payload was removed on request (data is then ``{}``); annotations stay.
@@ -204,8 +207,12 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
         UniqueConstraint("project_id", "row"),
-        # The queue: ranked items by rank, then unranked ones (rank IS NULL) by row.
-        Index(None, "project_id", "queue_rank", "row"),
+        # The queue: ranked items by rank, then unranked ones (rank IS NULL) by row. Items
+        # nobody has labeled yet have an index of their own (what an overlap of 1 reads), so
+        # finished items cost nothing however many there are.
+        Index(None, "project_id", "queue_rank", "row", "n_labels"),
+        Index("ix_items_unlabeled_queue", "project_id", "queue_rank", "row",
+              sqlite_where=text("n_labels = 0"), postgresql_where=text("n_labels = 0")),
         _one_of("split", SPLITS, "split"),
     )
 
@@ -329,6 +336,8 @@ class Round(Base):
     strategy: Mapped[str] = mapped_column(String(50))
     batch_size: Mapped[int] = mapped_column(Integer)
     n_labels_used: Mapped[int | None] = mapped_column(Integer)
+    #: The newest revision id when the round read the labels: later ones are "new labels".
+    label_watermark: Mapped[int | None] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any] | None]
     gain: Mapped[dict[str, Any] | None]
     timings: Mapped[dict[str, Any] | None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ __all__ = [
     "get_project",
     "list_members",
     "list_projects",
+    "project_with_role",
     "remove_member",
     "require_role",
     "role_of",
@@ -207,19 +208,33 @@ def role_of(session: Session, project_id: int, user_id: int) -> str | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
-def require_role(session: Session, project_id: int, user: User, minimum: str) -> str:
-    """The caller's effective role, at least ``minimum`` (owner > reviewer > annotator).
+def project_with_role(session: Session, project_id: int, user: User,
+                      minimum: str) -> tuple[Project, str]:
+    """The project and the caller's effective role, at least ``minimum`` (owner > reviewer >
+    annotator), read in one statement.
 
     Admins act as owners everywhere. Non-members get NotFound (the project stays hidden);
     members with a lower role get Forbidden.
     """
     if minimum not in _RANK:
         raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
-    get_project(session, project_id)
-    role = "owner" if user.is_admin else role_of(session, project_id, user.id)
+    stmt = (select(Project, Membership.role)
+            .outerjoin(Membership, and_(Membership.project_id == Project.id,
+                                        Membership.user_id == user.id))
+            .where(Project.id == project_id))
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        raise NotFound(f"project {project_id} does not exist: check the id (list them first)")
+    project, member_role = row
+    role = "owner" if user.is_admin else member_role
     if role is None:
         raise NotFound(f"project {project_id} does not exist: check the id (list projects first)")
     if _RANK[role] < _RANK[minimum]:
         raise Forbidden(f"this needs the {minimum} role in project {project_id}; "
                         f"{user.username} is {role}: ask an owner to change the role")
-    return role
+    return project, role
+
+
+def require_role(session: Session, project_id: int, user: User, minimum: str) -> str:
+    """The caller's effective role in the project (see :func:`project_with_role`)."""
+    return project_with_role(session, project_id, user, minimum)[1]

@@ -24,14 +24,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
+    literal_column,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
 from ._util import item_in_project
-from .annotations import is_current_label
 from .db import dialect_of, for_update_skip_locked
 from .errors import InvalidInput, NotFound
 from .models import (
@@ -127,7 +126,8 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
         need = n - len(own)
         gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
         gold_ids = (_claim(session, project_id, user_id, gold, now,
-                           OverlapPolicy(GOLD_OVERLAP), {"gold"}, set(own)) if gold else [])
+                           OverlapPolicy(GOLD_OVERLAP), {"gold"}, set(own), False)
+                    if gold else [])
         others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
         new = _claim(session, project_id, user_id, need - len(gold_ids), now, policy, others,
                      {*own, *gold_ids})
@@ -217,7 +217,8 @@ class OverlapPolicy:
 
 
 def _claim(session: Session, project_id: int, user_id: int, need: int, now: datetime,
-           overlap: OverlapPolicy, splits: Collection[str] | None, seen: set[int]) -> list[int]:
+           overlap: OverlapPolicy, splits: Collection[str] | None, seen: set[int],
+           with_calibration: bool = True) -> list[int]:
     """Lock candidates, re-count them under the lock, keep those still below the overlap."""
     picked: list[int] = []
     serialised = dialect_of(session) == "sqlite"  # BEGIN IMMEDIATE: no claim runs meanwhile
@@ -225,7 +226,7 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
         want = need - len(picked)
         slack = 0 if serialised else _SLACK
         candidates = _candidates(session, project_id, user_id, want + slack, now, overlap,
-                                 splits, seen)
+                                 splits, seen, with_calibration)
         if not candidates:
             break
         seen.update(candidates)
@@ -240,19 +241,23 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
 
 
 def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: OverlapPolicy,
-                      splits: Collection[str] | None, seen: set[int]) -> list[Any]:
-    leases = (select(func.count()).select_from(Assignment)
-              .where(Assignment.item_id == Item.id, active_lease_filter(now))
-              .correlate(Item).scalar_subquery())
-    labels = (select(func.count()).select_from(Annotation)
-              .where(Annotation.item_id == Item.id, is_current_label())
-              .correlate(Item).scalar_subquery())
+                      splits: Collection[str] | None, seen: set[int],
+                      calibration: bool = False) -> list[Any]:
+    """Items the user may claim: not theirs, not held by them, below the overlap (the items of
+    a calibration session, ``calibration=True``, go to everyone instead)."""
     mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
     held = exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
                           active_lease_filter(now))
-    calibration = exists().where(CalibrationItem.item_id == Item.id)
-    where: list[Any] = [Item.project_id == project_id, ~mine, ~held,
-                        or_(leases + labels < overlap.expression(), calibration)]
+    where: list[Any] = [Item.project_id == project_id, ~mine, ~held]
+    if calibration:  # driven by the (few) calibration items, not by the pool
+        where.append(Item.id.in_(select(CalibrationItem.item_id)))
+    elif overlap.overlap == 1:
+        # Spelled as a literal so that SQLite and PostgreSQL read the partial index of
+        # unlabeled items (ix_items_unlabeled_queue): finished items are never visited.
+        where += [Item.n_labels == literal_column("0"), ~_leased(now)]
+    else:
+        needed = overlap.expression()
+        where += [Item.n_labels < needed, _lease_count(now) + Item.n_labels < needed]
     if splits is not None:
         where.append(Item.split.in_(sorted(splits)))
     if seen:
@@ -260,18 +265,34 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: Ove
     return where
 
 
+def _leased(now: datetime) -> Any:
+    return exists().where(Assignment.item_id == Item.id, active_lease_filter(now))
+
+
+def _lease_count(now: datetime) -> Any:
+    return (select(func.count()).select_from(Assignment)
+            .where(Assignment.item_id == Item.id, active_lease_filter(now))
+            .correlate(Item).scalar_subquery())
+
+
 def _candidates(session: Session, project_id: int, user_id: int, limit: int, now: datetime,
                 overlap: OverlapPolicy, splits: Collection[str] | None,
-                seen: set[int]) -> list[int]:
-    """Ids of up to ``limit`` items that look free, ranked ones first; locked on PostgreSQL."""
-    where = _candidate_filter(project_id, user_id, now, overlap, splits, seen)
+                seen: set[int], with_calibration: bool = True) -> list[int]:
+    """Ids of up to ``limit`` items that look free: calibration items first (they go to every
+    annotator), then ranked ones by rank, then the rest by row; locked on PostgreSQL."""
     dialect = dialect_of(session)
     found: list[int] = []
-    for ranked in (True, False):
-        rank_cond = Item.queue_rank.is_not(None) if ranked else Item.queue_rank.is_(None)
-        order = (Item.queue_rank, Item.row) if ranked else (Item.row,)
-        stmt = (select(Item.id).where(*where, rank_cond).order_by(*order)
-                .limit(limit - len(found)))
+    for calibration, ranked in ((True, None), (False, True), (False, False)):
+        if calibration and not with_calibration:
+            continue
+        where = _candidate_filter(project_id, user_id, now, overlap, splits,
+                                  seen | set(found), calibration)
+        if ranked is None:
+            order: tuple[Any, ...] = (Item.queue_rank.is_(None), Item.queue_rank, Item.row)
+        else:
+            where.append(Item.queue_rank.is_not(None) if ranked else Item.queue_rank.is_(None))
+            order = (Item.queue_rank, Item.row) if ranked else (Item.row,)
+        stmt = select(Item.id).where(*where).order_by(*order).limit(limit - len(found))
         found += session.execute(for_update_skip_locked(stmt, dialect)).scalars().all()
         if len(found) >= limit:
             break
@@ -286,10 +307,6 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
         select(Assignment.item_id, func.count()).where(
             Assignment.item_id.in_(item_ids), active_lease_filter(now))
         .group_by(Assignment.item_id)).all())
-    labels = dict(session.execute(
-        select(Annotation.item_id, func.count()).where(
-            Annotation.item_id.in_(item_ids), is_current_label())
-        .group_by(Annotation.item_id)).all())
     mine = set(session.execute(
         select(Annotation.item_id).where(Annotation.item_id.in_(item_ids),
                                          Annotation.annotator_id == user_id)).scalars())
@@ -299,10 +316,10 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
                                          active_lease_filter(now))).scalars())
     calibration = set(session.execute(
         select(CalibrationItem.item_id).where(CalibrationItem.item_id.in_(item_ids))).scalars())
-    needed = {i: overlap.of(row, rank) for i, row, rank in session.execute(
-        select(Item.id, Item.row, Item.queue_rank).where(Item.id.in_(item_ids)))}
+    state = {i: (overlap.of(row, rank), n) for i, row, rank, n in session.execute(
+        select(Item.id, Item.row, Item.queue_rank, Item.n_labels).where(Item.id.in_(item_ids)))}
     return {i for i in item_ids if i not in mine and i not in held
-            and (i in calibration or leases.get(i, 0) + labels.get(i, 0) < needed[i])}
+            and (i in calibration or leases.get(i, 0) + state[i][1] < state[i][0])}
 
 
 def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:

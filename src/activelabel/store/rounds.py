@@ -22,6 +22,7 @@ __all__ = [
     "finish_round",
     "get_model_version",
     "get_round",
+    "last_finished_round",
     "list_models",
     "list_rounds",
     "record_selection",
@@ -68,15 +69,19 @@ def start_round(session: Session, project_id: int, round_id: int, *,
 
 def finish_round(session: Session, project_id: int, round_id: int, *,
                  model_version_id: int | None = None, n_labels_used: int | None = None,
+                 label_watermark: int | None = None,
                  metrics: Mapping[str, Any] | None = None, gain: Mapping[str, Any] | None = None,
                  timings: Mapping[str, float] | None = None,
                  now: datetime | None = None) -> Round:
-    """Mark the round done with its results; ``timings`` holds train_s, score_s, select_s."""
+    """Mark the round done with its results; ``timings`` holds train_s, score_s, select_s;
+    ``label_watermark`` is the newest revision id the round read (see
+    :func:`~activelabel.store.annotations.count_labeled_since`)."""
     rnd = get_round(session, project_id, round_id)
     if rnd.status not in ("queued", "running"):
         raise Conflict(f"round {round_id} is already {rnd.status}")
     rnd.status, rnd.finished_at = "done", now or utcnow()
     rnd.model_version_id, rnd.n_labels_used = model_version_id, n_labels_used
+    rnd.label_watermark = label_watermark
     rnd.metrics = None if metrics is None else dict(metrics)
     rnd.gain = None if gain is None else dict(gain)
     rnd.timings = None if timings is None else dict(timings)
@@ -188,3 +193,10 @@ def list_models(session: Session, project_id: int) -> list[ModelVersion]:
     stmt = select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(
         ModelVersion.version)
     return list(session.execute(stmt).scalars())
+
+
+def last_finished_round(session: Session, project_id: int) -> Round | None:
+    """The project's latest finished round (the ranking being served), or None."""
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done")
+            .order_by(Round.number.desc()).limit(1))
+    return session.execute(stmt).scalar_one_or_none()

@@ -112,12 +112,15 @@ def create_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, s
 def user_for_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User | None:
     """The enabled user owning this unrevoked token, else None; records when it was last used."""
     digest = hash_token(plaintext)
-    token = session.execute(
-        select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
-    if token is None or not hmac.compare_digest(token.token_hash, digest):
+    row = session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest)).one_or_none()
+    if row is None:
         return None
-    user = session.get(User, token.user_id)
-    if token.revoked_at is not None or user is None or user.disabled:
+    token, user = row
+    if not hmac.compare_digest(token.token_hash, digest):
+        return None
+    if token.revoked_at is not None or user.disabled:
         return None
     now = now or utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
