@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from activelabel.store import (
     add_items,
@@ -20,7 +21,10 @@ from activelabel.store import (
     next_tasks,
     session_factory,
 )
+from activelabel.store._util import lock_project
 from activelabel.store.models import Annotation, Assignment, utcnow
+
+from .conftest import new_engine
 
 N_THREADS = 8
 
@@ -156,3 +160,29 @@ def test_each_job_is_claimed_by_one_worker(fresh_engine: Engine) -> None:
     assert len(claimed) == N_THREADS
 
 
+
+
+@pytest.fixture
+def pg_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh PostgreSQL schema (the row locks below exist only there)."""
+    yield from new_engine("postgresql", request, tmp_path)
+
+
+def test_a_locked_project_lets_leases_and_labels_through_on_postgresql(
+        pg_engine: Engine) -> None:
+    """A round recording its results holds the project row; a request meanwhile inserts a
+    lease and an annotation, whose foreign-key checks need a key-share lock on that row. A
+    full FOR UPDATE blocked them (and deadlocked with the round waiting for their item rows);
+    FOR NO KEY UPDATE does not."""
+    project_id, users = _setup(pg_engine, 3)
+    sessions = session_factory(pg_engine)
+    with sessions() as holder, sessions() as request:
+        holder.begin()
+        lock_project(holder, project_id)
+        request.execute(text("SET LOCAL lock_timeout = '2s'"))
+        [task] = next_tasks(request, project_id, users[0], 1)
+        annotate(request, project_id, users[0], task.item.id, ["a"])
+        request.commit()  # without waiting for the holder
+        holder.rollback()
+    with sessions() as check:
+        assert check.execute(select(func.count()).select_from(Annotation)).scalar_one() == 1

@@ -166,16 +166,27 @@ def for_update_skip_locked(stmt: SelectT, dialect: str) -> SelectT:
 
     On SQLite the statement is returned unchanged: the whole write transaction already holds
     the database's single write lock (``BEGIN IMMEDIATE``), so claims are serialised.
+
+    The lock is ``FOR NO KEY UPDATE`` (as for :func:`for_update`): it excludes other writers
+    of the row but not the key-share locks that inserting a row which references it takes.
     """
     if dialect == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
+        return stmt.with_for_update(skip_locked=True, key_share=True)
     return stmt
 
 
 def for_update(stmt: SelectT, dialect: str, *, of: Any = None) -> SelectT:
-    """Lock the selected rows until commit (PostgreSQL); unchanged on SQLite (see above)."""
+    """Lock the selected rows until commit (PostgreSQL); unchanged on SQLite (see above).
+
+    ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: no caller changes a key, and a full ``FOR
+    UPDATE`` of a project row would block every insert referencing the project (a lease, an
+    annotation: their foreign-key checks take key-share locks) until the holder commits. A
+    round recording its results while annotators lease and label items then deadlocked: the
+    round held the project and waited for an item row that a request held while its insert
+    waited for the project.
+    """
     if dialect == "postgresql":
-        return stmt.with_for_update(of=of)
+        return stmt.with_for_update(of=of, key_share=True)
     return stmt
 
 
