@@ -204,6 +204,14 @@ def seed_project(url: str, admin: str, annotators: list[str], rows: list[dict[st
         for name in annotators:
             check(http.post(f"/projects/{pid}/members",
                             json={"username": name, "role": "annotator"}))
+        # The seed batch, as a project starts: the phases then serve a round's ranking.
+        answer = check(http.post(f"/projects/{pid}/rounds"))
+        round_id = int(answer.get("round_id") or answer["id"])
+        deadline = time.monotonic() + 300
+        while check(http.get(f"/projects/{pid}/rounds/{round_id}"))["status"] != "done":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the seed round {round_id} did not finish within 300 s")
+            time.sleep(0.2)
     return pid
 
 

@@ -154,6 +154,8 @@ def test_labels_since_a_watermark_count_items_whose_current_label_is_newer(
     annotate(session, project.id, a.id, items[0], "neg", supersedes=first.id)  # a correction
     assert count_labeled_since(session, project.id, mark) == 2  # item 0 is counted once
     assert withdrawn.id < label_watermark(session, project.id)
+    assert count_labeled_items(session, project.id) == 3
+    assert count_labeled_items(session, project.id, at_most=2) == 2  # stops counting there
 
 
 #: One write: (kind, item index, person index, label or None for a withdrawal).

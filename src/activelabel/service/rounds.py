@@ -138,19 +138,23 @@ def _job_payload(session: Session, rnd: Round) -> dict[str, Any]:
     return dict(job.payload or {}) if job is not None else {}
 
 
-def labels_since_round(session: Session, last: Round | None, project_id: int) -> int:
+def labels_since_round(session: Session, last: Round | None, project_id: int, *,
+                       at_most: int | None = None) -> int:
     """Items labeled since ``last`` (the project's latest finished round) read the labels.
 
     With the round's watermark, the count covers only the revisions after it (cheap: it runs
     after every annotation); a round finished before watermarks were recorded falls back to
     all labeled items minus the labels it used. On PostgreSQL a label saved while the round
     was reading may land on either side of the watermark: the count is exact when nobody
-    labels during that read, and off by the labels in flight otherwise.
+    labels during that read, and off by the labels in flight otherwise. Without a watermark
+    the count stops at ``at_most`` (when only "at least that many?" matters), so that a
+    project that never finished a round does not count all its labels after each one.
     """
     if last is not None and last.label_watermark is not None:
         return count_labeled_since(session, project_id, last.label_watermark)
     used = 0 if last is None else int(last.n_labels_used or 0)
-    return max(count_labeled_items(session, project_id) - used, 0)
+    bound = None if at_most is None else at_most + used
+    return max(count_labeled_items(session, project_id, at_most=bound) - used, 0)
 
 
 def after_annotation(session: Session, project_id: int) -> Round | None:
@@ -166,7 +170,8 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
         return None
     project = get_project(session, project_id)
     every = int(project.settings.get("retrain_every_labels", 50))
-    if labels_since_round(session, last_finished_round(session, project_id), project_id) < every:
+    last = last_finished_round(session, project_id)
+    if labels_since_round(session, last, project_id, at_most=every) < every:
         return None
     rnd, _ = request_round(session, project_id, requested_by=None,
                            reason="retrain_every_labels")

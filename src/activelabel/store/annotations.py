@@ -286,9 +286,13 @@ def current_labels(session: Session, project_id: int, *,
     return [CurrentLabel(*row) for row in session.execute(stmt)]
 
 
-def count_labeled_items(session: Session, project_id: int) -> int:
-    """Items with at least one current label (for retrain_every_labels and progress)."""
-    stmt = select(func.count()).where(Item.project_id == project_id, Item.n_labels > 0)
+def count_labeled_items(session: Session, project_id: int, *, at_most: int | None = None) -> int:
+    """Items with at least one current label (for retrain_every_labels and progress);
+    counting stops at ``at_most`` (for "are there at least that many?")."""
+    labeled = select(Item.id).where(Item.project_id == project_id, Item.n_labels > 0)
+    if at_most is not None:
+        labeled = labeled.limit(at_most)
+    stmt = select(func.count()).select_from(labeled.subquery())
     return int(session.execute(stmt).scalar_one())
 
 

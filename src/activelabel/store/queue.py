@@ -39,6 +39,8 @@ from .models import (
     Assignment,
     CalibrationItem,
     Item,
+    ModelVersion,
+    Round,
     RoundSelection,
     utcnow,
 )
@@ -73,6 +75,9 @@ class Task:
     item: Item
     expires_at: datetime
     selection: RoundSelection | None
+    #: The selecting round's number and the model version that scored the item, if any.
+    round_number: int | None = None
+    model_version: int | None = None
 
 
 def active_lease_filter(now: datetime) -> ColumnElement[bool]:
@@ -302,38 +307,36 @@ def _candidates(session: Session, project_id: int, user_id: int, limit: int, now
 def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: datetime,
                 overlap: OverlapPolicy) -> set[int]:
     """Of ``item_ids`` (locked by the caller), those below the overlap and not the user's,
-    counted in a fresh statement so that claims committed meanwhile are seen."""
-    leases = dict(session.execute(
-        select(Assignment.item_id, func.count()).where(
-            Assignment.item_id.in_(item_ids), active_lease_filter(now))
-        .group_by(Assignment.item_id)).all())
-    mine = set(session.execute(
-        select(Annotation.item_id).where(Annotation.item_id.in_(item_ids),
-                                         Annotation.annotator_id == user_id)).scalars())
-    held = set(session.execute(
-        select(Assignment.item_id).where(Assignment.item_id.in_(item_ids),
-                                         Assignment.user_id == user_id,
-                                         active_lease_filter(now))).scalars())
-    calibration = set(session.execute(
-        select(CalibrationItem.item_id).where(CalibrationItem.item_id.in_(item_ids))).scalars())
-    state = {i: (overlap.of(row, rank), n) for i, row, rank, n in session.execute(
-        select(Item.id, Item.row, Item.queue_rank, Item.n_labels).where(Item.id.in_(item_ids)))}
-    return {i for i in item_ids if i not in mine and i not in held
-            and (i in calibration or leases.get(i, 0) + state[i][1] < state[i][0])}
+    read in one fresh statement so that claims committed meanwhile are seen."""
+    mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
+    held = exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
+                          active_lease_filter(now))
+    calibration = exists().where(CalibrationItem.item_id == Item.id)
+    rows = session.execute(select(Item.id, Item.row, Item.queue_rank, Item.n_labels,
+                                  _lease_count(now), mine, held, calibration)
+                           .where(Item.id.in_(item_ids)))
+    return {i for i, row, rank, labels, leases, is_mine, is_held, is_calibration in rows
+            if not is_mine and not is_held
+            and (is_calibration or leases + labels < overlap.of(row, rank))}
 
 
 def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:
+    """The items with why each was chosen (the latest round that ranked it), in one query."""
     if not item_ids:
         return []
-    items = {i.id: i for i in session.execute(select(Item).where(Item.id.in_(item_ids))).scalars()}
     latest = (select(RoundSelection.item_id, func.max(RoundSelection.round_id).label("round_id"))
               .where(RoundSelection.item_id.in_(item_ids)).group_by(RoundSelection.item_id)
               .subquery())
-    selections = {s.item_id: s for s in session.execute(
-        select(RoundSelection).join(latest, and_(RoundSelection.item_id == latest.c.item_id,
-                                                 RoundSelection.round_id == latest.c.round_id))
-    ).scalars()}
-    return [Task(items[i], expires, selections.get(i)) for i in item_ids]
+    stmt = (select(Item, RoundSelection, Round.number, ModelVersion.version)
+            .outerjoin(latest, latest.c.item_id == Item.id)
+            .outerjoin(RoundSelection, and_(RoundSelection.item_id == Item.id,
+                                            RoundSelection.round_id == latest.c.round_id))
+            .outerjoin(Round, Round.id == RoundSelection.round_id)
+            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
+            .where(Item.id.in_(item_ids)))
+    found = {item.id: Task(item, expires, sel, number, version)
+             for item, sel, number, version in session.execute(stmt)}
+    return [found[i] for i in item_ids]
 
 
 def release_task(session: Session, project_id: int, user_id: int, item_id: int, *,

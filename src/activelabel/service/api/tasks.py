@@ -16,12 +16,10 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from ...store import ArrayStore, active_model_version, next_tasks, release_task
-from ...store.models import ModelVersion, Project, Round
-from ...store.queue import Task
-from ..auth import RANK, Caller, Writer
+from ...store.models import Project
+from ..auth import RANK, Writer
 from ..schemas import Suggestion, TaskItem, TaskOut, Why
 
 router = APIRouter(tags=["tasks"])
@@ -86,23 +84,6 @@ def _suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
     return Suggestion(label=labels[best], confidence=float(p[best]), model_version=version)
 
 
-def _why_lookups(caller: Caller, tasks: list[Task]) -> tuple[dict[int, int], dict[int, int]]:
-    """Round id -> number and model version id -> version for the tasks' selections."""
-    round_ids = {t.selection.round_id for t in tasks if t.selection is not None}
-    model_ids = {t.selection.model_version_id for t in tasks
-                 if t.selection is not None and t.selection.model_version_id is not None}
-    numbers: dict[int, int] = {}
-    versions: dict[int, int] = {}
-    if round_ids:
-        numbers = dict(caller.session.execute(select(Round.id, Round.number).where(
-            Round.id.in_(sorted(round_ids)))).all())
-    if model_ids:
-        versions = dict(caller.session.execute(select(ModelVersion.id, ModelVersion.version)
-                                               .where(ModelVersion.id.in_(sorted(model_ids))))
-                        .all())
-    return numbers, versions
-
-
 def _data(data: Mapping[str, Any], private: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in private} if private else dict(data)
 
@@ -133,15 +114,12 @@ def next_(project_id: int, caller: Writer,
     model = (active_model_version(caller.session, project_id)
              if settings.get("show_suggestions", True) else None)
     probs = None if model is None else _probs.get(caller.storage.arrays, project_id)
-    numbers, versions = _why_lookups(caller, tasks)
     out: list[TaskOut] = []
     for task in tasks:
         item, sel = task.item, task.selection
         why = None if sel is None or hide_why else Why(
-            strategy=sel.strategy, score=sel.score, round=numbers.get(sel.round_id),
-            round_id=sel.round_id, rank=sel.rank,
-            model_version=None if sel.model_version_id is None
-            else versions.get(sel.model_version_id))
+            strategy=sel.strategy, score=sel.score, round=task.round_number,
+            round_id=sel.round_id, rank=sel.rank, model_version=task.model_version)
         out.append(TaskOut(
             item=TaskItem(id=item.id, external_id=item.external_id,
                           split="pool" if annotator and item.split == "gold" else item.split,
