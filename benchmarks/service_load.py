@@ -208,9 +208,9 @@ def seed_project(url: str, admin: str, annotators: list[str], rows: list[dict[st
         answer = check(http.post(f"/projects/{pid}/rounds"))
         round_id = int(answer.get("round_id") or answer["id"])
         deadline = time.monotonic() + 300
-        while check(http.get(f"/projects/{pid}/rounds/{round_id}"))["status"] != "done":
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the seed round {round_id} did not finish within 300 s")
+        while (status := check(http.get(f"/projects/{pid}/rounds/{round_id}"))["status"]) != "done":
+            if status == "failed" or time.monotonic() > deadline:
+                raise SystemExit(f"the seed round {round_id} is {status} (see the server log)")
             time.sleep(0.2)
     return pid
 
