@@ -85,6 +85,8 @@ class PhaseResult:
     errors: int
     round_overlap_s: float | None = None
     round_status: str | None = None
+    rounds_done: int | None = None
+    rounds_failed: int | None = None
     round_seconds: float | None = None
 
 
@@ -407,6 +409,8 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
         rounds.stop()
         result.round_overlap_s = round(rounds.overlap(began, ended), 2)
         result.round_status = ", ".join(f"{n} {s}" for s, n in sorted(rounds.statuses.items()))
+        result.rounds_done = rounds.statuses["done"]
+        result.rounds_failed = rounds.statuses["failed"]
         result.round_seconds = (round(float(np.mean(rounds.worker_s)), 2)
                                 if rounds.worker_s else None)
     return result
@@ -508,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
-    bad = [r for r in results if r.duplicate_handouts or r.lost_annotations]
+    bad = [r for r in results if r.duplicate_handouts or r.lost_annotations or r.rounds_failed]
     return 1 if bad else 0
 
 

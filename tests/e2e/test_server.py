@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from activelabel.service.config import Settings
-from activelabel.service.server import WorkerProcesses, check_port
+from activelabel.service.server import WORKER_NICE, WorkerProcesses, check_port
 from activelabel.store.errors import InvalidInput
 from tests.e2e._support import ServerProcess, child_env, wait_until
 
@@ -63,6 +63,9 @@ def test_workers_are_restarted_and_stopped(tmp_path: Path) -> None:
         first.wait(timeout=30)
         wait_until(lambda: pool.procs[0] is not first, 10, what="worker restart")
         assert pool.procs[0].poll() is None
+        # Training yields the CPU to the server's requests: the worker runs niced.
+        assert os.getpriority(os.PRIO_PROCESS, pool.procs[0].pid) == (
+            os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE)
     finally:
         pool.stop()
     assert all(p.poll() is not None for p in pool.procs)
