@@ -210,7 +210,7 @@ class Item(Base):
         # The queue: ranked items by rank, then unranked ones (rank IS NULL) by row. Items
         # nobody has labeled yet have an index of their own (what an overlap of 1 reads), so
         # finished items cost nothing however many there are.
-        Index(None, "project_id", "queue_rank", "row", "n_labels"),
+        Index(None, "project_id", "queue_rank", "row"),
         Index("ix_items_unlabeled_queue", "project_id", "queue_rank", "row",
               sqlite_where=text("n_labels = 0"), postgresql_where=text("n_labels = 0")),
         _one_of("split", SPLITS, "split"),

@@ -296,7 +296,10 @@ def _candidates(session: Session, project_id: int, user_id: int, limit: int, now
             order: tuple[Any, ...] = (Item.queue_rank.is_(None), Item.queue_rank, Item.row)
         else:
             where.append(Item.queue_rank.is_not(None) if ranked else Item.queue_rank.is_(None))
-            order = (Item.queue_rank, Item.row) if ranked else (Item.row,)
+            # Unranked too by (rank, row): rank is NULL there, so this is row order, spelled
+            # as the queue indexes' order; PostgreSQL would otherwise walk the (project, row)
+            # index past every finished item, misled by its even-spread estimate.
+            order = (Item.queue_rank, Item.row)
         stmt = select(Item.id).where(*where).order_by(*order).limit(limit - len(found))
         found += session.execute(for_update_skip_locked(stmt, dialect)).scalars().all()
         if len(found) >= limit:

@@ -35,9 +35,6 @@ def upgrade() -> None:
     op.add_column('items', sa.Column('n_labels', sa.Integer(), server_default=sa.text('0'),
                                      nullable=False))
     op.execute(_BACKFILL)
-    op.drop_index(op.f('ix_items_project_id_queue_rank_row'), table_name='items')
-    op.create_index(op.f('ix_items_project_id_queue_rank_row_n_labels'), 'items',
-                    ['project_id', 'queue_rank', 'row', 'n_labels'], unique=False)
     op.create_index('ix_items_unlabeled_queue', 'items', ['project_id', 'queue_rank', 'row'],
                     unique=False, sqlite_where=sa.text('n_labels = 0'),
                     postgresql_where=sa.text('n_labels = 0'))
@@ -45,7 +42,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_items_unlabeled_queue', table_name='items')
-    op.drop_index(op.f('ix_items_project_id_queue_rank_row_n_labels'), table_name='items')
-    op.create_index(op.f('ix_items_project_id_queue_rank_row'), 'items',
-                    ['project_id', 'queue_rank', 'row'], unique=False)
     op.drop_column('items', 'n_labels')  # native on SQLite >= 3.35 (no table rebuild)
