@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from activelabel.store import (
     InvalidInput,
     NotFound,
     annotate,
+    create_project,
     create_round,
     next_tasks,
     record_selection,
@@ -94,3 +98,34 @@ def test_splits_filter_and_argument_checks(session: Session, project: Project,
         next_tasks(session, project.id, owner.id, 0)
     with pytest.raises(InvalidInput, match="overlap"):
         next_tasks(session, project.id, owner.id, 1, overlap=0)
+
+
+def test_claims_with_an_overlap_of_one_read_only_the_unlabeled_items(tmp_path: Path) -> None:
+    """SQLite's plan for both queue passes (ranked, then by row) uses the partial index of
+    unlabeled items, so however many items are finished, a claim never visits them."""
+    from activelabel.store import add_items, create_engine_for, migrate, session_factory
+
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate(engine)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("SELECT items.id") and "ORDER BY" in statement:
+            statements.append((statement, params))
+
+    try:
+        with session_factory(engine)() as session:
+            [user] = make_users(session, 1)
+            project = create_project(session, "plan", "classification", ["a", "b"])
+            add_items(session, project.id, [{"external_id": str(i), "data": {}}
+                                            for i in range(50)])
+            event.listen(engine, "before_cursor_execute", capture)
+            next_tasks(session, project.id, user.id, 1)
+            event.remove(engine, "before_cursor_execute", capture)
+            plans = [" ".join(str(row[-1]) for row in session.connection().exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]
+    finally:
+        engine.dispose()
+    queue_passes = [p for p in plans if "calibration" not in p]
+    assert len(queue_passes) == 2, plans
+    assert all("ix_items_unlabeled_queue" in p for p in queue_passes), queue_passes
