@@ -257,8 +257,9 @@ def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: Ove
     if calibration:  # driven by the (few) calibration items, not by the pool
         where.append(Item.id.in_(select(CalibrationItem.item_id)))
     elif overlap.overlap == 1:
-        # Spelled as a literal so that SQLite and PostgreSQL read the partial index of
-        # unlabeled items (ix_items_unlabeled_queue): finished items are never visited.
+        # Reads the partial index of unlabeled items (ix_items_unlabeled_queue): finished
+        # items are never visited. A literal, not a parameter: PostgreSQL's generic plan of a
+        # prepared statement can use a partial index only when the query spells its predicate.
         where += [Item.n_labels == literal_column("0"), ~_leased(now)]
     else:
         needed = overlap.expression()
