@@ -248,3 +248,21 @@ def test_active_learning_scores_rank_a_contested_item_lowest() -> None:
     assert new.shape == (2,)
     assert int(np.argmin(scored)) == 2
     assert new[1] < new[0]
+
+
+def test_label_issues_never_fork_a_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server calls this from a request thread: cleanlab's default multiprocessing pool
+    forks the threaded server process, and such a fork can hang for good (a review page that
+    never loaded). The work stays in the calling process."""
+    import multiprocessing
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("find_label_issues forked a multiprocessing pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = rng.dirichlet(np.ones(3), 300)
+    probs[np.arange(300), labels] += 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    find_label_issues(labels, probs)

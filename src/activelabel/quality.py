@@ -349,8 +349,10 @@ def find_label_issues(labels: Any, probs: FloatArray) -> LabelIssues:
     sub = p[:, present]
     sub = sub / np.maximum(sub.sum(axis=1, keepdims=True), _EPS)
     remap = np.searchsorted(present, given)
-    ranked = np.asarray(cl_find(remap, sub, return_indices_ranked_by="self_confidence"),
-                        dtype=np.intp)
+    # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork of a threaded
+    # process (the server answering other requests) can hang in the child for good.
+    ranked = np.asarray(cl_find(remap, sub, return_indices_ranked_by="self_confidence",
+                                n_jobs=1), dtype=np.intp)
     return LabelIssues(ranked, 1.0 - sub[ranked, remap[ranked]])
 
 

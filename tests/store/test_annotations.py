@@ -153,6 +153,9 @@ def test_labels_since_a_watermark_count_items_whose_current_label_is_newer(
     assert count_labeled_since(session, project.id, mark) == 2
     annotate(session, project.id, a.id, items[0], "neg", supersedes=first.id)  # a correction
     assert count_labeled_since(session, project.id, mark) == 2  # item 0 is counted once
+    second = session.execute(select(Annotation).where(Annotation.item_id == items[1])).scalar_one()
+    review(session, project.id, b.id, second.id, accept=True)  # the same labels, accepted
+    assert count_labeled_since(session, project.id, mark) == 2
     assert withdrawn.id < label_watermark(session, project.id)
     assert count_labeled_items(session, project.id) == 3
     assert count_labeled_items(session, project.id, at_most=2) == 2  # stops counting there

@@ -22,7 +22,7 @@ from activelabel.store import (
     session_factory,
 )
 from activelabel.store._util import lock_project
-from activelabel.store.models import Annotation, Assignment, utcnow
+from activelabel.store.models import Annotation, Assignment, Project, utcnow
 
 from .conftest import new_engine
 
@@ -174,15 +174,25 @@ def test_a_locked_project_lets_leases_and_labels_through_on_postgresql(
     lease and an annotation, whose foreign-key checks need a key-share lock on that row. A
     full FOR UPDATE blocked them (and deadlocked with the round waiting for their item rows);
     FOR NO KEY UPDATE does not."""
+    from activelabel.service.rounds import after_annotation
+
     project_id, users = _setup(pg_engine, 3)
     sessions = session_factory(pg_engine)
+    with sessions() as setup, setup.begin():
+        project = setup.get(Project, project_id)
+        assert project is not None
+        project.settings = {**project.settings, "retrain_every_labels": 1}
     with sessions() as holder, sessions() as request:
         holder.begin()
         lock_project(holder, project_id)
         request.execute(text("SET LOCAL lock_timeout = '2s'"))
         [task] = next_tasks(request, project_id, users[0], 1)
         annotate(request, project_id, users[0], task.item.id, ["a"])
+        # A round is due, but the project is held: the request holding an item row does not
+        # wait for it (the next label queues the round).
+        assert after_annotation(request, project_id) is None
         request.commit()  # without waiting for the holder
         holder.rollback()
-    with sessions() as check:
+    with sessions() as check, check.begin():
         assert check.execute(select(func.count()).select_from(Annotation)).scalar_one() == 1
+        assert after_annotation(check, project_id) is not None  # free again: queued now

@@ -48,7 +48,7 @@ from ..store import (
     record_audit,
     record_selection,
 )
-from ..store.db import dialect_of, for_update
+from ..store.db import dialect_of, for_update, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, utcnow
 from ..strategies import STRATEGIES, KMeansSampling, get_strategy
 from .config import Storage
@@ -83,6 +83,16 @@ def _lock_project(session: Session, project_id: int) -> Project:
     if project is None:
         raise NotFound(f"project {project_id} does not exist: check the id (list projects first)")
     return project
+
+
+def _project_is_free(session: Session, project_id: int) -> bool:
+    """Lock the project row unless another transaction holds it (PostgreSQL; always True on
+    SQLite, whose write transaction is alone). A request that already holds item rows asks this
+    instead of waiting: waiting for the project while holding items is the order that
+    deadlocks with a transaction holding the project and waiting for those items."""
+    stmt = for_update_skip_locked(select(Project.id).where(Project.id == project_id),
+                                  dialect_of(session))
+    return session.execute(stmt).first() is not None
 
 
 def _queued_round(session: Session, project_id: int) -> Round | None:
@@ -173,6 +183,8 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
     last = last_finished_round(session, project_id)
     if labels_since_round(session, last, project_id, at_most=every) < every:
         return None
+    if not _project_is_free(session, project_id):
+        return None  # busy (a round being queued or recorded, an import): the next label checks
     rnd, _ = request_round(session, project_id, requested_by=None,
                            reason="retrain_every_labels")
     return rnd

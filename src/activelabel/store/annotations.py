@@ -305,12 +305,13 @@ def label_watermark(session: Session, project_id: int) -> int:
 
 def count_labeled_since(session: Session, project_id: int, watermark: int) -> int:
     """Items whose current label (of any annotator) was given after revision ``watermark``:
-    the labels a round that read up to ``watermark`` has not seen.
+    the labels a round that read up to ``watermark`` has not seen. A reviewer's accept keeps
+    the labels as they were, so it does not count.
 
     Costs what the revisions since the watermark cost (the ``(project_id, id)`` index), not
     what all labels cost: it runs after every annotation.
     """
     stmt = (select(func.count(func.distinct(Annotation.item_id)))
             .where(Annotation.project_id == project_id, Annotation.id > watermark,
-                   is_current_label()))
+                   Annotation.kind != "review_accept", is_current_label()))
     return int(session.execute(stmt).scalar_one())
