@@ -132,6 +132,11 @@ def test_calibration_report_shows_who_disagrees_and_the_guidelines_seen(api: Api
     _label(api, pid, b, items[0], "pos")
     _label(api, pid, a, items[1], "pos")
     _label(api, pid, b, items[1], "neg")
+    # Labeled already (with an overlap of 1), the calibration items still go to a newcomer.
+    late = api.member(pid, "annotator", "cal_c")
+    ids = [t["item"]["id"] for t in api.get(f"/projects/{pid}/tasks/next", late,
+                                            params={"n": 4}).json()]
+    assert set(items[:2]) <= set(ids)
     report = api.get(f"/projects/{pid}/calibrations/{cid}", owner).json()
     assert report["n_items"] == 2
     assert [d["item_id"] for d in report["disagreements"]] == [items[1]]

@@ -245,30 +245,15 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
     return picked
 
 
-def _candidate_filter(project_id: int, user_id: int, now: datetime, overlap: OverlapPolicy,
-                      splits: Collection[str] | None, seen: set[int],
-                      calibration: bool = False) -> list[Any]:
-    """Items the user may claim: not theirs, not held by them, below the overlap (the items of
-    a calibration session, ``calibration=True``, go to everyone instead)."""
-    mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
-    held = exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
+def _mine(user_id: int) -> Any:
+    """Items the user has labeled (any revision, withdrawn ones too)."""
+    return exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
+
+
+def _held(user_id: int, now: datetime) -> Any:
+    """Items the user holds an active lease on."""
+    return exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
                           active_lease_filter(now))
-    where: list[Any] = [Item.project_id == project_id, ~mine, ~held]
-    if calibration:  # driven by the (few) calibration items, not by the pool
-        where.append(Item.id.in_(select(CalibrationItem.item_id)))
-    elif overlap.overlap == 1:
-        # Reads the partial index of unlabeled items (ix_items_unlabeled_queue): finished
-        # items are never visited. A literal, not a parameter: PostgreSQL's generic plan of a
-        # prepared statement can use a partial index only when the query spells its predicate.
-        where += [Item.n_labels == literal_column("0"), ~_leased(now)]
-    else:
-        needed = overlap.expression()
-        where += [Item.n_labels < needed, _lease_count(now) + Item.n_labels < needed]
-    if splits is not None:
-        where.append(Item.split.in_(sorted(splits)))
-    if seen:
-        where.append(Item.id.not_in(sorted(seen)))
-    return where
 
 
 def _leased(now: datetime) -> Any:
@@ -281,26 +266,52 @@ def _lease_count(now: datetime) -> Any:
             .correlate(Item).scalar_subquery())
 
 
+def _below_overlap(now: datetime, overlap: OverlapPolicy) -> list[Any]:
+    """Items whose active leases plus current labels are below what the policy needs."""
+    if overlap.overlap == 1:
+        # Reads the partial index of unlabeled items (ix_items_unlabeled_queue): finished
+        # items are never visited. A literal, not a parameter: PostgreSQL's generic plan of a
+        # prepared statement can use a partial index only when the query spells its predicate.
+        return [Item.n_labels == literal_column("0"), ~_leased(now)]
+    needed = overlap.expression()
+    return [Item.n_labels < needed, _lease_count(now) + Item.n_labels < needed]
+
+
+#: The passes of a claim: (filter, order). Items of a calibration session go to every annotator
+#: whatever the overlap, so they come first; then ranked items by rank, then the rest by row.
+#: Unranked items are ordered by (rank, row) too: rank is NULL there, so this is row order,
+#: spelled as the queue indexes' order (PostgreSQL would otherwise walk the (project, row)
+#: index past every finished item, misled by its even-spread estimate).
+_PASSES = (
+    ("calibration", (Item.queue_rank.is_(None), Item.queue_rank, Item.row)),
+    ("ranked", (Item.queue_rank, Item.row)),
+    ("unranked", (Item.queue_rank, Item.row)),
+)
+
+
 def _candidates(session: Session, project_id: int, user_id: int, limit: int, now: datetime,
                 overlap: OverlapPolicy, splits: Collection[str] | None,
                 seen: set[int], with_calibration: bool = True) -> list[int]:
-    """Ids of up to ``limit`` items that look free: calibration items first (they go to every
-    annotator), then ranked ones by rank, then the rest by row; locked on PostgreSQL."""
+    """Ids of up to ``limit`` items that look free (not the user's, not held by them, below
+    the overlap), pass by pass (:data:`_PASSES`); locked on PostgreSQL."""
     dialect = dialect_of(session)
+    common: list[Any] = [Item.project_id == project_id, ~_mine(user_id), ~_held(user_id, now)]
+    if splits is not None:
+        common.append(Item.split.in_(sorted(splits)))
+    below = _below_overlap(now, overlap)
     found: list[int] = []
-    for calibration, ranked in ((True, None), (False, True), (False, False)):
-        if calibration and not with_calibration:
-            continue
-        where = _candidate_filter(project_id, user_id, now, overlap, splits,
-                                  seen | set(found), calibration)
-        if ranked is None:
-            order: tuple[Any, ...] = (Item.queue_rank.is_(None), Item.queue_rank, Item.row)
+    for name, order in _PASSES:
+        if name == "calibration":
+            if not with_calibration:
+                continue
+            # Driven by the (few) calibration items, not by the pool.
+            where = [*common, Item.id.in_(select(CalibrationItem.item_id))]
         else:
-            where.append(Item.queue_rank.is_not(None) if ranked else Item.queue_rank.is_(None))
-            # Unranked too by (rank, row): rank is NULL there, so this is row order, spelled
-            # as the queue indexes' order; PostgreSQL would otherwise walk the (project, row)
-            # index past every finished item, misled by its even-spread estimate.
-            order = (Item.queue_rank, Item.row)
+            where = [*common, *below, Item.queue_rank.is_not(None) if name == "ranked"
+                     else Item.queue_rank.is_(None)]
+        skip = seen | set(found)
+        if skip:
+            where.append(Item.id.not_in(sorted(skip)))
         stmt = select(Item.id).where(*where).order_by(*order).limit(limit - len(found))
         found += session.execute(for_update_skip_locked(stmt, dialect)).scalars().all()
         if len(found) >= limit:
@@ -312,12 +323,10 @@ def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: da
                 overlap: OverlapPolicy) -> set[int]:
     """Of ``item_ids`` (locked by the caller), those below the overlap and not the user's,
     read in one fresh statement so that claims committed meanwhile are seen."""
-    mine = exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
-    held = exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
-                          active_lease_filter(now))
     calibration = exists().where(CalibrationItem.item_id == Item.id)
     rows = session.execute(select(Item.id, Item.row, Item.queue_rank, Item.n_labels,
-                                  _lease_count(now), mine, held, calibration)
+                                  _lease_count(now), _mine(user_id), _held(user_id, now),
+                                  calibration)
                            .where(Item.id.in_(item_ids)))
     return {i for i, row, rank, labels, leases, is_mine, is_held, is_calibration in rows
             if not is_mine and not is_held
