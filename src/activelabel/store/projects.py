@@ -208,6 +208,10 @@ def role_of(session: Session, project_id: int, user_id: int) -> str | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
+def _missing(project_id: int) -> str:
+    return f"project {project_id} does not exist: check the id (list projects first)"
+
+
 def project_with_role(session: Session, project_id: int, user: User,
                       minimum: str) -> tuple[Project, str]:
     """The project and the caller's effective role, at least ``minimum`` (owner > reviewer >
@@ -224,11 +228,11 @@ def project_with_role(session: Session, project_id: int, user: User,
             .where(Project.id == project_id))
     row = session.execute(stmt).one_or_none()
     if row is None:
-        raise NotFound(f"project {project_id} does not exist: check the id (list them first)")
+        raise NotFound(_missing(project_id))
     project, member_role = row
     role = "owner" if user.is_admin else member_role
-    if role is None:
-        raise NotFound(f"project {project_id} does not exist: check the id (list projects first)")
+    if role is None:  # the same answer as a missing project: its existence stays hidden
+        raise NotFound(_missing(project_id))
     if _RANK[role] < _RANK[minimum]:
         raise Forbidden(f"this needs the {minimum} role in project {project_id}; "
                         f"{user.username} is {role}: ask an owner to change the role")
