@@ -29,7 +29,6 @@ from ..simulation import COMMITTEE_MEMBERS, COMMITTEE_STRATEGIES
 from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
 from ..store import (
     InvalidInput,
-    NotFound,
     activate_model_version,
     active_model_version,
     count_labeled_items,
@@ -45,10 +44,11 @@ from ..store import (
     iter_items,
     label_watermark,
     last_finished_round,
+    lock_project,
     record_audit,
     record_selection,
 )
-from ..store.db import dialect_of, for_update, for_update_skip_locked
+from ..store.db import dialect_of, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, utcnow
 from ..strategies import STRATEGIES, KMeansSampling, get_strategy
 from .config import Storage
@@ -74,15 +74,6 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 # ---- requesting ------------------------------------------------------------------------------
-
-
-def _lock_project(session: Session, project_id: int) -> Project:
-    """The project, row-locked on PostgreSQL so two requests cannot both queue a round."""
-    stmt = for_update(select(Project).where(Project.id == project_id), dialect_of(session))
-    project = session.execute(stmt).scalar_one_or_none()
-    if project is None:
-        raise NotFound(f"project {project_id} does not exist: check the id (list projects first)")
-    return project
 
 
 def _project_is_free(session: Session, project_id: int) -> bool:
@@ -122,7 +113,7 @@ def request_round(session: Session, project_id: int, *, requested_by: int | None
     When a round of the project is already queued, that one is returned with ``False``: it
     will see every label saved before it starts. The caller commits.
     """
-    project = _lock_project(session, project_id)
+    project = lock_project(session, project_id)  # two requests cannot both queue a round
     queued = _queued_round(session, project_id)
     if queued is not None:
         return queued, False
@@ -133,7 +124,7 @@ def request_rerank(session: Session, project_id: int, version: int, *,
                    requested_by: int | None) -> tuple[Round, bool]:
     """Queue a round that re-scores the pool with model ``version`` (no training) and re-ranks
     the queue: what follows ``activate_model_version`` on a rollback. The caller commits."""
-    project = _lock_project(session, project_id)
+    project = lock_project(session, project_id)  # two requests cannot both queue a round
     get_model_version(session, project_id, version)  # NotFound for an unknown version
     queued = _queued_round(session, project_id)
     if queued is not None and (queued.job_id is None or _job_payload(session, queued).get(

@@ -6,6 +6,7 @@ transaction) and raise the domain errors of :mod:`activelabel.store.errors`.
 
 from __future__ import annotations
 
+from ._util import lock_project
 from .annotations import (
     CurrentLabel,
     Revision,
@@ -152,6 +153,7 @@ __all__ = [
     "list_projects",
     "list_rounds",
     "list_tokens",
+    "lock_project",
     "migrate",
     "next_tasks",
     "project_with_role",
