@@ -553,12 +553,11 @@ def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
 
 def _project_counts(session: Session, project_id: int) -> dict[str, int]:
     """Items per split, labeled items per split, and the pool backlog (unlabeled pool items)."""
-    from sqlalchemy import exists, func, select
+    from sqlalchemy import func, select
 
-    from activelabel.store.annotations import is_current_label
-    from activelabel.store.models import Annotation, Item, Job
+    from activelabel.store.models import Item, Job
 
-    labeled = exists().where(Annotation.item_id == Item.id, is_current_label())
+    labeled = Item.n_labels > 0
     counts = {f"items_{s}": 0 for s in ("pool", "holdout", "gold")}
     counts.update({f"labeled_{s}": 0 for s in ("pool", "holdout", "gold")})
     for split, total, done in session.execute(

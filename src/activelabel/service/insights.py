@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -129,8 +129,7 @@ def histogram(values: NDArray[np.float64], bins: int) -> list[int]:
 
 def unlabeled_pool_rows(session: Session, project_id: int) -> NDArray[np.intp]:
     """Array-store rows of pool items without a current label."""
-    labeled = exists().where(Annotation.item_id == Item.id, Annotation.labels.is_not(None),
-                             is_head())
+    labeled = Item.n_labels > 0
     rows = session.execute(select(Item.row).where(
         Item.project_id == project_id, Item.split == "pool", ~labeled)).scalars().all()
     return np.asarray(sorted(rows), dtype=np.intp)

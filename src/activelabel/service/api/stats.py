@@ -4,7 +4,7 @@ rounds. What ``activelabel status`` and dashboards show."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...store import active_model_version, count_labeled_items, is_current_label
@@ -27,7 +27,7 @@ def _items_per_split(session: Session, project_id: int) -> dict[str, int]:
 
 
 def _queued(session: Session, project_id: int) -> int:
-    labeled = exists().where(Annotation.item_id == Item.id, is_current_label())
+    labeled = Item.n_labels > 0
     return int(session.execute(select(func.count()).select_from(Item).where(
         Item.project_id == project_id, Item.queue_rank.is_not(None), ~labeled)).scalar_one())
 
