@@ -13,6 +13,7 @@ server process itself is killed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -139,11 +140,25 @@ class WorkerProcesses:
                 proc.wait()
 
 
-def app_from_env() -> Any:
-    """The API for settings taken from the environment (each ``--processes`` child calls it)."""
+def build_app(settings: Settings) -> Any:
+    """The API over ``settings``, with the heap built so far frozen out of the collector.
+
+    Everything imported and built at start-up (the libraries, the app, its routes) lives as long
+    as the process, yet Python's oldest-generation collection walks all of it: each such pass
+    stopped every request for about 200 ms (the p99 of tasks/next under load). Frozen objects
+    are never walked, so these passes only see what requests created since.
+    """
     from .app import create_app
 
-    return create_app(Settings.resolve())
+    app = create_app(settings)
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def app_from_env() -> Any:
+    """The API for settings taken from the environment (each ``--processes`` child calls it)."""
+    return build_app(Settings.resolve())
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -165,9 +180,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         pool.start()
     try:
         if processes == 1:
-            from .app import create_app
-
-            config = uvicorn.Config(create_app(settings), host=host, port=port,
+            config = uvicorn.Config(build_app(settings), host=host, port=port,
                                     log_level=log_level, timeout_graceful_shutdown=5,
                                     timeout_keep_alive=KEEP_ALIVE_SECONDS)
             uvicorn.Server(config).run()
