@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,56 @@ def test_label_counts_are_backfilled_from_the_revisions(fresh_engine: Engine) ->
     with sessions() as session:
         counts = dict(session.execute(select(Item.id, Item.n_labels)).all())
     assert [counts[i] for i in ids] == [2, 0, 0]
+
+
+@pytest.fixture
+def pg_only_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    from .conftest import new_engine
+
+    yield from new_engine("postgresql", request, tmp_path)
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _kill(admin: Engine, pid: int) -> None:
+    with admin.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    time.sleep(0.2)  # the backend is gone once the signal is handled
+
+
+def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
+        pg_only_engine: Engine, pg_admin: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pooled connection idle past PING_AFTER_IDLE_S is pinged at checkout; a dead one is
+    replaced, so the request never sees it."""
+    from activelabel.store import db
+
+    first = _backend_pid(pg_only_engine)
+    _kill(pg_admin, first)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+    assert _backend_pid(pg_only_engine) != first  # a new connection, no error
+
+
+def test_a_connection_back_moments_ago_is_not_pinged_and_a_dead_one_heals_the_pool(
+        pg_only_engine: Engine, pg_admin: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within PING_AFTER_IDLE_S no ping is sent (no round trip per request); if the server
+    dropped the connection meanwhile, the one statement that finds out fails and the pool is
+    invalidated, so the next checkout works."""
+    from sqlalchemy.exc import OperationalError
+
+    from activelabel.store import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
+    pings: list[int] = []
+    real_ping = pg_only_engine.dialect.do_ping
+    monkeypatch.setattr(pg_only_engine.dialect, "do_ping",
+                        lambda c: pings.append(1) or real_ping(c))
+    first = _backend_pid(pg_only_engine)
+    assert _backend_pid(pg_only_engine) == first
+    assert pings == []
+    _kill(pg_admin, first)
+    with pytest.raises(OperationalError):
+        _backend_pid(pg_only_engine)
+    assert _backend_pid(pg_only_engine) != first

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -62,6 +63,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6163746C6162  # "actlab"
 #: How long a SQLite connection waits for the write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
 _READONLY = "activelabel_readonly"
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
@@ -91,9 +94,40 @@ def create_engine_for(url: str | None = None, *, data_dir: str | Path | None = N
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo)
     if url.startswith("postgresql"):
-        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return _postgresql_engine(url, echo)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
                      "postgresql+psycopg://USER@HOST:PORT/DB")
+
+
+def _postgresql_engine(url: str, echo: bool) -> Engine:
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["activelabel_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine) -> Any:
+    """A checkout hook that pings a pooled connection idle for :data:`PING_AFTER_IDLE_S` or
+    more, and replaces it when the ping fails (the server restarted, a proxy dropped it).
+
+    Instead of ``pool_pre_ping``, which costs a round trip on every checkout (one per request):
+    a connection back from a request moments ago is alive. Should the server go away anyway,
+    the failing statement invalidates the whole pool, so only requests in flight see it.
+    """
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("activelabel_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: this connection is unusable
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+    return checkout
 
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:
@@ -216,11 +250,11 @@ def upsert(table: Any, dialect: str, index_elements: Sequence[str],
     )
 
 
-def insert_ignore(table: Any, dialect: str, index_elements: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING``."""
+def insert_ignore(table: Any, dialect: str, index_elements: Sequence[str] = ()) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING``; without ``index_elements``, a
+    conflict on any unique constraint or index inserts nothing."""
     stmt = _dialect_insert(table, dialect)
-    return stmt.on_conflict_do_nothing(
-        index_elements=list(index_elements))
+    return stmt.on_conflict_do_nothing(index_elements=list(index_elements) or None)
 
 
 def bind_value(session: Session, column: ColumnElement[Any], value: Any) -> Any:
