@@ -74,11 +74,14 @@ def test_supersedes_uniqueness_is_enforced_by_the_database(session: Session, pro
     annotate(session, project.id, owner.id, item, "neg")
     from activelabel.store.annotations import _append
 
-    twin = Annotation(project_id=project.id, item_id=item, annotator_id=owner.id,
-                      user_id=owner.id, kind="correction", labels=["neutral"],
-                      supersedes_id=first.id)
+    twin = {"project_id": project.id, "item_id": item, "annotator_id": owner.id,
+            "user_id": owner.id, "kind": "correction", "labels": ["neutral"],
+            "supersedes_id": first.id}
     with pytest.raises(Conflict, match="superseded meanwhile"):
         _append(session, twin, first)
+    # Nothing was inserted and the transaction is still usable: the chain goes on.
+    assert [r.labels for r in item_history(session, project.id, item)] == [["pos"], ["neg"]]
+    assert annotate(session, project.id, owner.id, item, "neutral").kind == "correction"
 
 
 def test_client_key_makes_annotate_idempotent(session: Session, project: Project,

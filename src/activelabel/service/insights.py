@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..store import (
+    PENDING_STATUSES,
     InvalidInput,
     count_labeled_items,
     current_labels,
@@ -89,7 +90,7 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
     last = last_finished_round(session, project.id)
     since = labels_since_round(session, last, project.id)
     pending = session.execute(select(Round.number).where(
-        Round.project_id == project.id, Round.status.in_(("queued", "running")))
+        Round.project_id == project.id, Round.status.in_(PENDING_STATUSES))
         .order_by(Round.number).limit(1)).scalar_one_or_none()
     metrics = (last.metrics or {}) if last is not None else {}
     return {

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
@@ -43,8 +43,8 @@ from ..store import (
     get_round,
     iter_items,
     label_watermark,
-    last_finished_round,
     lock_project,
+    pending_and_last_round,
     record_audit,
     record_selection,
 )
@@ -165,13 +165,11 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
 
     No second round is queued while one is queued or running (it will count those labels).
     """
-    pending = exists().where(Round.project_id == project_id,
-                             Round.status.in_(("queued", "running")))
-    if session.execute(select(pending)).scalar():
+    pending, last = pending_and_last_round(session, project_id)
+    if pending:
         return None
     project = get_project(session, project_id)
     every = int(project.settings.get("retrain_every_labels", 50))
-    last = last_finished_round(session, project_id)
     if labels_since_round(session, last, project_id, at_most=every) < every:
         return None
     if not _project_is_free(session, project_id):

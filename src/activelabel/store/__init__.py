@@ -64,6 +64,7 @@ from .projects import (
 )
 from .queue import Task, next_tasks, release_task
 from .rounds import (
+    PENDING_STATUSES,
     activate_model_version,
     active_model_version,
     create_model_version,
@@ -75,6 +76,7 @@ from .rounds import (
     last_finished_round,
     list_models,
     list_rounds,
+    pending_and_last_round,
     record_selection,
     round_selections,
     start_round,
@@ -93,6 +95,7 @@ from .users import (
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "PENDING_STATUSES",
     "ActivelabelError",
     "ArrayStore",
     "Conflict",
@@ -156,6 +159,7 @@ __all__ = [
     "lock_project",
     "migrate",
     "next_tasks",
+    "pending_and_last_round",
     "project_with_role",
     "record_audit",
     "record_selection",

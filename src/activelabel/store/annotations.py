@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ._util import get_or_raise, item_in_project
+from .db import dialect_of, insert_ignore
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Annotation, Assignment, Item, Project, Round, User, utcnow
 
@@ -116,11 +116,18 @@ def current_revision(session: Session, item_id: int, annotator_id: int) -> Annot
     return session.execute(stmt).scalar_one_or_none()
 
 
-def _latest_round(session: Session, project_id: int) -> int | None:
-    """The round whose ranking is being served: the latest finished one."""
-    stmt = (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
-            .order_by(Round.number.desc()).limit(1))
-    return session.execute(stmt).scalar_one_or_none()
+def _latest_round(project_id: int) -> Any:
+    """The round whose ranking is being served (the latest finished one), as a subquery."""
+    return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
+            .order_by(Round.number.desc()).limit(1).scalar_subquery())
+
+
+def _twin_check(found: Annotation | None, client_key: str | None,
+                item_id: int) -> Annotation | None:
+    if found is not None and found.item_id != item_id:
+        raise Conflict(f"client_key {client_key!r} was already used for item {found.item_id}: "
+                       "use a fresh key for each new annotation")
+    return found
 
 
 def _by_client_key(session: Session, user_id: int, client_key: str | None,
@@ -129,36 +136,61 @@ def _by_client_key(session: Session, user_id: int, client_key: str | None,
         return None
     stmt = select(Annotation).where(Annotation.user_id == user_id,
                                     Annotation.client_key == client_key)
-    found = session.execute(stmt).scalar_one_or_none()
-    if found is not None and found.item_id != item_id:
-        raise Conflict(f"client_key {client_key!r} was already used for item {found.item_id}: "
-                       "use a fresh key for each new annotation")
-    return found
+    return _twin_check(session.execute(stmt).scalar_one_or_none(), client_key, item_id)
 
 
-def _append(session: Session, revision: Annotation, previous: Annotation | None) -> Annotation:
-    """Insert the revision (superseding ``previous``, the chain's head, if any) in a savepoint,
-    with the item's label count; a lost race surfaces as Conflict (or the twin row)."""
-    delta = (revision.labels is not None) - (previous is not None and previous.labels is not None)
-    try:
-        with session.begin_nested():
-            session.add(revision)
-            session.flush()
-            if delta:
-                session.execute(update(Item).where(Item.id == revision.item_id)
-                                .values(n_labels=Item.n_labels + delta)
-                                .execution_options(synchronize_session="evaluate"))
-    except IntegrityError as exc:
-        twin = _by_client_key(session, revision.user_id, revision.client_key, revision.item_id)
+def _twin_and_head(session: Session, user_id: int, client_key: str | None,
+                   item_id: int) -> tuple[Annotation | None, Annotation | None]:
+    """The user's revision with ``client_key`` (if any) and the head of the user's chain on
+    the item (if any), in one query."""
+    head = and_(Annotation.item_id == item_id, Annotation.annotator_id == user_id, is_head())
+    keyed = (None if client_key is None else
+             and_(Annotation.user_id == user_id, Annotation.client_key == client_key))
+    rows = session.execute(select(Annotation, head.label("is_head"))
+                           .where(head if keyed is None else or_(head, keyed))).all()
+    twin = next((r for r, _ in rows if keyed is not None and r.user_id == user_id
+                 and r.client_key == client_key), None)
+    return (_twin_check(twin, client_key, item_id),
+            next((r for r, is_current in rows if is_current), None))
+
+
+#: What a revision is inserted with: every column but the generated id.
+_REVISION_COLUMNS = tuple(c.key for c in Annotation.__table__.columns if c.key != "id")
+
+
+def _append(session: Session, revision: dict[str, Any],
+            previous: Annotation | None) -> Annotation:
+    """Insert the revision (superseding ``previous``, the chain's head, if any) with the item's
+    label count.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: a lost race (the chain's place or the client key
+    taken meanwhile by a concurrent revision) inserts nothing, leaves the transaction usable
+    (no savepoint needed) and surfaces as Conflict, or as the twin row of a retried request.
+    """
+    unknown = set(revision) - set(_REVISION_COLUMNS)
+    if unknown:
+        raise InvalidInput(f"unknown revision fields {sorted(unknown)}")
+    stmt = (insert_ignore(Annotation, dialect_of(session)).values(**revision)
+            .returning(Annotation))
+    inserted = session.execute(stmt).scalar_one_or_none()
+    if inserted is None:
+        twin = _by_client_key(session, revision["user_id"], revision.get("client_key"),
+                              revision["item_id"])
         if twin is not None:
             return twin
-        if revision.supersedes_id is not None:
-            raise Conflict(f"revision {revision.supersedes_id} was superseded meanwhile: "
-                           "reload the item's history and correct its current revision") from exc
-        raise Conflict(f"user {revision.annotator_id} already has a label on item "
-                       f"{revision.item_id}: pass supersedes=<current revision id> to "
-                       "correct it") from exc
-    return revision
+        if revision.get("supersedes_id") is not None:
+            raise Conflict(f"revision {revision['supersedes_id']} was superseded meanwhile: "
+                           "reload the item's history and correct its current revision")
+        raise Conflict(f"user {revision['annotator_id']} already has a label on item "
+                       f"{revision['item_id']}: pass supersedes=<current revision id> to "
+                       "correct it")
+    delta = ((inserted.labels is not None)
+             - (previous is not None and previous.labels is not None))
+    if delta:
+        session.execute(update(Item).where(Item.id == inserted.item_id)
+                        .values(n_labels=Item.n_labels + delta)
+                        .execution_options(synchronize_session="evaluate"))
+    return inserted
 
 
 def _target(session: Session, item: Item, supersedes: int) -> Annotation:
@@ -187,23 +219,26 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
     """
     project = get_or_raise(session, Project, project_id)
     item = item_in_project(session, project_id, item_id)
-    twin = _by_client_key(session, user_id, client_key, item_id)
+    if supersedes is None:
+        twin, target = _twin_and_head(session, user_id, client_key, item_id)
+    else:
+        twin, target = _by_client_key(session, user_id, client_key, item_id), None
     if twin is not None:
         return twin
     checked = _check_labels(project, labels)
     if duration_ms is not None and duration_ms < 0:
         raise InvalidInput(f"duration_ms must be >= 0, got {duration_ms}")
-    target = (_target(session, item, supersedes) if supersedes is not None
-              else current_revision(session, item_id, user_id))
-    revision = Annotation(
-        project_id=project_id, item_id=item_id, user_id=user_id,
-        annotator_id=user_id if target is None else target.annotator_id,
-        kind="label" if target is None else "correction", labels=checked,
-        duration_ms=duration_ms, supersedes_id=None if target is None else target.id,
-        round_id=round_id if round_id is not None else _latest_round(session, project_id),
-        client_key=client_key, reason=reason, guidelines_version=project.guidelines_version,
-        created_at=now or utcnow())
-    revision = _append(session, revision, target)
+    if supersedes is not None:
+        target = _target(session, item, supersedes)
+    revision = _append(session, {
+        "project_id": project_id, "item_id": item_id, "user_id": user_id,
+        "annotator_id": user_id if target is None else target.annotator_id,
+        "kind": "label" if target is None else "correction", "labels": checked,
+        "duration_ms": duration_ms, "supersedes_id": None if target is None else target.id,
+        "round_id": round_id if round_id is not None else _latest_round(project_id),
+        "client_key": client_key, "reason": reason,
+        "guidelines_version": project.guidelines_version, "created_at": now or utcnow()},
+        target)
     _complete_lease(session, item_id, user_id, revision.created_at)
     return revision
 
@@ -239,12 +274,12 @@ def review(session: Session, project_id: int, reviewer_id: int, annotation_id: i
         kind, new_labels = "correction", _check_labels(project, labels)
     else:
         kind, new_labels = "review_reject", None
-    return _append(session, Annotation(
-        project_id=project_id, item_id=item.id, user_id=reviewer_id,
-        annotator_id=target.annotator_id, kind=kind, labels=new_labels,
-        supersedes_id=target.id, round_id=target.round_id, client_key=client_key,
-        reason=reason, guidelines_version=project.guidelines_version,
-        created_at=now or utcnow()), target)
+    return _append(session, {
+        "project_id": project_id, "item_id": item.id, "user_id": reviewer_id,
+        "annotator_id": target.annotator_id, "kind": kind, "labels": new_labels,
+        "supersedes_id": target.id, "round_id": target.round_id, "client_key": client_key,
+        "reason": reason, "guidelines_version": project.guidelines_version,
+        "created_at": now or utcnow()}, target)
 
 
 def undo(session: Session, project_id: int, user_id: int, item_id: int, *,
@@ -254,10 +289,10 @@ def undo(session: Session, project_id: int, user_id: int, item_id: int, *,
     head = current_revision(session, item_id, user_id)
     if head is None or head.labels is None:
         raise Conflict(f"user {user_id} has no current label on item {item_id} to undo")
-    return _append(session, Annotation(
-        project_id=project_id, item_id=item_id, user_id=user_id, annotator_id=user_id,
-        kind="undo", labels=None, supersedes_id=head.id, round_id=head.round_id,
-        created_at=now or utcnow()), head)
+    return _append(session, {
+        "project_id": project_id, "item_id": item_id, "user_id": user_id,
+        "annotator_id": user_id, "kind": "undo", "labels": None, "supersedes_id": head.id,
+        "round_id": head.round_id, "created_at": now or utcnow()}, head)
 
 
 def item_history(session: Session, project_id: int, item_id: int) -> list[Revision]:

@@ -6,14 +6,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ._util import lock_project
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Item, ModelVersion, Round, RoundSelection, utcnow
 
+#: Statuses of a round that is still to finish.
+PENDING_STATUSES = ("queued", "running")
+
 __all__ = [
+    "PENDING_STATUSES",
     "activate_model_version",
     "active_model_version",
     "create_model_version",
@@ -25,6 +29,7 @@ __all__ = [
     "last_finished_round",
     "list_models",
     "list_rounds",
+    "pending_and_last_round",
     "record_selection",
     "round_selections",
     "start_round",
@@ -77,7 +82,7 @@ def finish_round(session: Session, project_id: int, round_id: int, *,
     ``label_watermark`` is the newest revision id the round read (see
     :func:`~activelabel.store.annotations.count_labeled_since`)."""
     rnd = get_round(session, project_id, round_id)
-    if rnd.status not in ("queued", "running"):
+    if rnd.status not in PENDING_STATUSES:
         raise Conflict(f"round {round_id} is already {rnd.status}")
     rnd.status, rnd.finished_at = "done", now or utcnow()
     rnd.model_version_id, rnd.n_labels_used = model_version_id, n_labels_used
@@ -195,8 +200,23 @@ def list_models(session: Session, project_id: int) -> list[ModelVersion]:
     return list(session.execute(stmt).scalars())
 
 
+def _last_finished(project_id: int) -> Any:
+    return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
+            .order_by(Round.number.desc()).limit(1))
+
+
 def last_finished_round(session: Session, project_id: int) -> Round | None:
     """The project's latest finished round (the ranking being served), or None."""
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done")
-            .order_by(Round.number.desc()).limit(1))
-    return session.execute(stmt).scalar_one_or_none()
+    return session.execute(select(Round).where(
+        Round.id.in_(_last_finished(project_id)))).scalar_one_or_none()
+
+
+def pending_and_last_round(session: Session, project_id: int) -> tuple[bool, Round | None]:
+    """Whether a round of the project is queued or running, and its latest finished round
+    (or None), in one query (it runs after every annotation)."""
+    rounds = session.execute(select(Round).where(
+        Round.project_id == project_id,
+        or_(Round.status.in_(PENDING_STATUSES), Round.id.in_(_last_finished(project_id))))
+    ).scalars().all()
+    return (any(r.status in PENDING_STATUSES for r in rounds),
+            next((r for r in rounds if r.status == "done"), None))
