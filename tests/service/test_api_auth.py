@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -131,3 +133,46 @@ def test_unexpected_errors_are_a_500_without_a_trace(api: Api) -> None:
     assert "secret" not in answer.text
     assert "Traceback" not in answer.text
     assert "details" not in error
+
+
+def test_a_request_about_a_project_reads_caller_and_project_in_one_statement(api: Api) -> None:
+    """The token, its user, the path's project and the caller's role come in one query, and
+    the endpoint's role check uses it instead of reading the project again."""
+    from sqlalchemy import event
+
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    annotator = api.member(pid, "annotator")
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = api.storage.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert api.get(f"/projects/{pid}/tasks/next", annotator).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "from api_tokens" in s]
+    assert len(reads) == 1
+    assert "left outer join projects" in reads[0]
+    assert not [s for s in statements if s.startswith("select projects.")]
+
+
+def test_the_project_read_with_the_token_keeps_every_access_rule(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner)
+    stranger, annotator = api.person("stranger"), api.member(pid, "annotator")
+    missing = assert_error(api.get(f"/projects/{pid + 10_000}/tasks/next", stranger), 404,
+                           "not_found")
+    hidden = assert_error(api.get(f"/projects/{pid}/tasks/next", stranger), 404, "not_found")
+    assert hidden["message"].replace(str(pid), "N") == missing["message"].replace(
+        str(pid + 10_000), "N")
+    assert_error(api.get(f"/projects/{pid}/members", annotator), 403, "forbidden")
+    assert_error(api.get(f"/projects/{pid}/tasks/next",
+                         headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    # A path id that is not a number: the token is still checked first, then 422.
+    assert_error(api.get("/projects/abc/tasks/next", headers={"Authorization": "Bearer nope"}),
+                 401, "unauthorized")
+    assert api.get("/projects/abc/tasks/next", annotator).status_code == 422

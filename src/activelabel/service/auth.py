@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..store import project_with_role, user_for_token
+from ..store import project_access, project_with_role, token_with_project, user_for_token
 from ..store.models import ApiToken, Project, User
 from .config import Storage
 from .errors import Unauthorized
@@ -63,6 +63,9 @@ class Caller:
     session: Session
     storage: Storage
     _loaded: list[Project] = field(default_factory=list, repr=False)
+    #: The request path's project and the caller's membership role in it, read with the token.
+    _prefetched: dict[int, tuple[Project | None, str | None]] = field(
+        default_factory=dict, repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -74,23 +77,48 @@ class Caller:
         Admins act as owners. Non-members get NotFound (404: the project stays hidden), members
         with a lower role Forbidden (403).
         """
-        project, role = project_with_role(self.session, project_id, self.user, minimum)
+        if project_id in self._prefetched:
+            row, member_role = self._prefetched[project_id]
+            project, role = project_access(project_id, row, member_role, self.user, minimum)
+        else:
+            project, role = project_with_role(self.session, project_id, self.user, minimum)
         # The session's identity map holds objects weakly: keeping the project here lets the
         # rest of the request (``session.get(Project, id)``) find it without another query.
         self._loaded.append(project)
         return project, role
 
 
-def _authenticate(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+def _path_project(request: Request) -> int | None:
+    """The project id of the request's path (``/projects/{project_id}/...``), if it has one."""
+    raw = request.path_params.get("project_id")
+    try:
+        return None if raw is None else int(raw)
+    except (TypeError, ValueError):
+        return None  # not a number: the route's own validation answers 422
+
+
+def _authenticate(request: Request, session: Session, storage: Storage,
+                  credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """The caller of the request. A request about one project reads the token, its user, the
+    project and the user's role in it in one statement; the role is checked by
+    :meth:`Caller.project`, as for any other project."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing credentials: send the header 'Authorization: Bearer "
                            "<token>' (create a token with `activelabel tokens create NAME` or "
                            "POST /api/v1/auth/login)")
-    user = user_for_token(session, credentials.credentials)
+    project_id = _path_project(request)
+    prefetched: dict[int, tuple[Project | None, str | None]] = {}
+    if project_id is None:
+        user = user_for_token(session, credentials.credentials)
+    else:
+        found = token_with_project(session, credentials.credentials, project_id)
+        user = None if found is None else found[0]
+        if found is not None:
+            prefetched[project_id] = found[1:]
     if user is None:
         raise Unauthorized("invalid token: it is unknown, revoked, or its user is disabled; "
                            "log in again or create a new token")
-    return user
+    return Caller(user, session, storage, _prefetched=prefetched)
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -142,8 +170,8 @@ def _writer(request: Request, credentials: Credentials, _slot: WriteSlot) -> Ite
     storage = storage_of(request)
     with storage.sessions() as session:
         try:
-            user = _authenticate(session, credentials)
-            yield Caller(user, session, storage)
+            caller = _authenticate(request, session, storage, credentials)
+            yield caller
             session.commit()
         except BaseException:
             session.rollback()
@@ -176,11 +204,11 @@ def _reader(request: Request, credentials: Credentials, _slot: ReadSlot) -> Iter
     storage = storage_of(request)
     with storage.read_sessions() as session:
         try:
-            user = _authenticate(session, credentials)
+            caller = _authenticate(request, session, storage, credentials)
             touched = _detach_token_touches(session)
             if touched:
                 _record_token_use(storage, touched)
-            yield Caller(user, session, storage)
+            yield caller
         finally:
             session.rollback()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -16,6 +17,7 @@ from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .governance import record_project_version
 from .models import ROLES, TASKS, Membership, Project, User
+from .users import accept_token, token_query
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -24,10 +26,12 @@ __all__ = [
     "get_project",
     "list_members",
     "list_projects",
+    "project_access",
     "project_with_role",
     "remove_member",
     "require_role",
     "role_of",
+    "token_with_project",
     "validate_labels",
     "validate_settings",
 ]
@@ -220,16 +224,28 @@ def project_with_role(session: Session, project_id: int, user: User,
     Admins act as owners everywhere. Non-members get NotFound (the project stays hidden);
     members with a lower role get Forbidden.
     """
-    if minimum not in _RANK:
-        raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
+    check_minimum_role(minimum)
     stmt = (select(Project, Membership.role)
             .outerjoin(Membership, and_(Membership.project_id == Project.id,
                                         Membership.user_id == user.id))
             .where(Project.id == project_id))
     row = session.execute(stmt).one_or_none()
-    if row is None:
+    project, member_role = (None, None) if row is None else row
+    return project_access(project_id, project, member_role, user, minimum)
+
+
+def check_minimum_role(minimum: str) -> None:
+    if minimum not in _RANK:
+        raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
+
+
+def project_access(project_id: int, project: Project | None, member_role: str | None,
+                   user: User, minimum: str) -> tuple[Project, str]:
+    """The rules of :func:`project_with_role` over a project row (None: missing) and the
+    user's membership role in it (None: not a member), however they were read."""
+    check_minimum_role(minimum)
+    if project is None:
         raise NotFound(_missing(project_id))
-    project, member_role = row
     role = "owner" if user.is_admin else member_role
     if role is None:  # the same answer as a missing project: its existence stays hidden
         raise NotFound(_missing(project_id))
@@ -237,6 +253,27 @@ def project_with_role(session: Session, project_id: int, user: User,
         raise Forbidden(f"this needs the {minimum} role in project {project_id}; "
                         f"{user.username} is {role}: ask an owner to change the role")
     return project, role
+
+
+def token_with_project(session: Session, plaintext: str, project_id: int, *,
+                       now: datetime | None = None
+                       ) -> tuple[User, Project | None, str | None] | None:
+    """What a request about one project needs to know of its caller, in one statement: the
+    token's user (None when the token is invalid, as :func:`user_for_token`), the project
+    (None when missing) and the user's membership role in it (None: not a member). Check the
+    access with :func:`project_access`."""
+    base, digest = token_query(plaintext)
+    stmt = (base.add_columns(Project, Membership.role)
+            .outerjoin(Project, Project.id == project_id)
+            .outerjoin(Membership, and_(Membership.project_id == Project.id,
+                                        Membership.user_id == User.id)))
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    token, user, project, member_role = row
+    if not accept_token(token, user, digest, now=now):
+        return None
+    return user, project, member_role
 
 
 def require_role(session: Session, project_id: int, user: User, minimum: str) -> str:

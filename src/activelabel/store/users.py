@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from .models import ApiToken, User, utcnow
 
 __all__ = [
     "TOKEN_PREFIX",
+    "accept_token",
     "authenticate_password",
     "create_token",
     "create_user",
@@ -29,6 +30,7 @@ __all__ = [
     "list_tokens",
     "revoke_token",
     "set_password",
+    "token_query",
     "user_for_token",
 ]
 
@@ -109,23 +111,36 @@ def create_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, s
     return token, plaintext
 
 
-def user_for_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User | None:
-    """The enabled user owning this unrevoked token, else None; records when it was last used."""
+def token_query(plaintext: str) -> tuple[Select[ApiToken, User], str]:
+    """The statement reading ``(ApiToken, User)`` of a presented token, and its digest (for
+    :func:`accept_token`); callers may add columns and joins."""
     digest = hash_token(plaintext)
-    row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == digest)).one_or_none()
-    if row is None:
-        return None
-    token, user = row
+    return (select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == digest)), digest
+
+
+def accept_token(token: ApiToken, user: User, digest: str, *,
+                 now: datetime | None = None) -> bool:
+    """Whether the token read by :func:`token_query` is valid (unrevoked, its user enabled);
+    records when it was last used (at most once per :data:`LAST_USED_RESOLUTION`)."""
     if not hmac.compare_digest(token.token_hash, digest):
-        return None
+        return False
     if token.revoked_at is not None or user.disabled:
-        return None
+        return False
     now = now or utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
-    return user
+    return True
+
+
+def user_for_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User | None:
+    """The enabled user owning this unrevoked token, else None; records when it was last used."""
+    stmt, digest = token_query(plaintext)
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    token, user = row
+    return user if accept_token(token, user, digest, now=now) else None
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
