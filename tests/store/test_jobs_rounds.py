@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -138,3 +141,29 @@ def test_flags(session: Session, project: Project, owner: User) -> None:
         resolve_flag(session, project.id, flag.id, owner.id)
     with pytest.raises(InvalidInput):
         flag_item(session, project.id, item, owner.id, "  ")
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rankings=st.lists(st.permutations(range(8)).map(lambda p: p[:4]), min_size=1,
+                         max_size=4))
+def test_each_ranking_replaces_the_last_exactly(session: Session, owner: User,
+                                                rankings: list[list[int]]) -> None:
+    """Whatever overlaps the rankings have (items kept at the same rank, moved, dropped,
+    added), the queue holds the last one and nothing of the earlier ones."""
+    from activelabel.store import create_project
+
+    project = create_project(session, f"ranks {uuid.uuid4().hex[:8]}", "classification",
+                             ["a", "b"], created_by=owner.id)
+    items = make_items(session, project.id, 8)
+    for ranking in rankings:
+        rnd = create_round(session, project.id, strategy="entropy", batch_size=4)
+        record_selection(session, project.id, rnd.id, [items[i] for i in ranking])
+    session.expire_all()
+    ranks = {i: session.get(Item, i).queue_rank for i in items}  # type: ignore[union-attr]
+    last = {items[i]: float(rank) for rank, i in enumerate(rankings[-1])}
+    assert ranks == {i: last.get(i) for i in items}
+    record_selection(session, project.id, create_round(
+        session, project.id, strategy="entropy", batch_size=4).id, [])
+    session.expire_all()
+    assert all(session.get(Item, i).queue_rank is None for i in items)  # type: ignore[union-attr]

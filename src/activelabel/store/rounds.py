@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ._util import lock_project
+from .db import dialect_of, in_values
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Item, ModelVersion, Round, RoundSelection, utcnow
 
@@ -112,9 +113,15 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
     if len(set(ids)) != len(ids):
         raise InvalidInput("item_ids repeat an item; a round selects each item once")
     _check_items(session, project_id, ids)
-    session.execute(update(Item).where(Item.project_id == project_id,
-                                       Item.queue_rank.is_not(None))
-                    .values(queue_rank=None).execution_options(synchronize_session=False))
+    dialect = dialect_of(session)
+    # Only the items leaving the ranking are cleared, and each ranked item is written once:
+    # the rows this locks are those annotators label right now, so the fewer and the shorter
+    # the better (an annotation's label count waits for them).
+    stale = [Item.project_id == project_id, Item.queue_rank.is_not(None)]
+    if ids:
+        stale.append(~in_values(Item.id, ids, dialect))
+    session.execute(update(Item).where(*stale).values(queue_rank=None)
+                    .execution_options(synchronize_session=False))
     if ids:
         given = [None] * len(ids) if scores is None else list(scores)
         session.execute(insert(RoundSelection), [
@@ -122,13 +129,27 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
              "score": None if score is None else float(score),
              "strategy": strategy or rnd.strategy, "model_version_id": model_version_id}
             for rank, (i, score) in enumerate(zip(ids, given, strict=True))])
-        table = cast(Table, Item.__table__)
-        stmt = (update(table).where(table.c.id == bindparam("b_id"))
-                .values(queue_rank=bindparam("b_rank")))
-        session.connection().execute(stmt, [{"b_id": i, "b_rank": float(r)}
-                                            for r, i in enumerate(ids)])
+        _write_ranks(session, ids, dialect)
     session.expire_all()
     return len(ids)
+
+
+def _write_ranks(session: Session, ids: list[int], dialect: str) -> None:
+    """``queue_rank = position in ids`` for the items, skipping those already there."""
+    ranks = [float(r) for r in range(len(ids))]
+    if dialect == "postgresql":  # one statement, not one per item
+        session.execute(text(
+            "UPDATE items SET queue_rank = v.rank FROM unnest(CAST(:ids AS integer[]), "
+            "CAST(:ranks AS double precision[])) AS v(id, rank) "
+            "WHERE items.id = v.id AND items.queue_rank IS DISTINCT FROM v.rank"),
+            {"ids": ids, "ranks": ranks})
+        return
+    table = cast(Table, Item.__table__)
+    stmt = (update(table).where(table.c.id == bindparam("b_id"),
+                                table.c.queue_rank.is_distinct_from(bindparam("b_rank")))
+            .values(queue_rank=bindparam("b_rank")))
+    session.connection().execute(stmt, [{"b_id": i, "b_rank": r}
+                                        for i, r in zip(ids, ranks, strict=True)])
 
 
 def _check_items(session: Session, project_id: int, ids: list[int]) -> None:
