@@ -176,3 +176,27 @@ def test_the_project_read_with_the_token_keeps_every_access_rule(api: Api) -> No
     assert_error(api.get("/projects/abc/tasks/next", headers={"Authorization": "Bearer nope"}),
                  401, "unauthorized")
     assert api.get("/projects/abc/tasks/next", annotator).status_code == 422
+
+
+def test_project_ids_beyond_the_id_range_are_401_or_404_never_500(api: Api) -> None:
+    owner = api.person("owner")
+    for pid in (2**31, 2**63, 10**30):
+        assert_error(api.get(f"/projects/{pid}/tasks/next",
+                             headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+        assert_error(api.get(f"/projects/{pid}/tasks/next", owner), 404, "not_found")
+
+
+def test_a_project_path_still_refuses_revoked_tokens_and_disabled_users_and_admits_admins(
+        api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner)
+    admin = api.person("admin", admin=True)  # not a member: acts as owner
+    assert api.get(f"/projects/{pid}/members", admin).status_code == 200
+    gone = api.member(pid, "annotator")
+    with api.storage.sessions() as session, session.begin():
+        session.execute(update(User).where(User.id == gone.id).values(disabled=True))
+    assert_error(api.get(f"/projects/{pid}/tasks/next", gone), 401, "unauthorized")
+    member = api.member(pid, "annotator")
+    [token] = api.get("/tokens", member).json()
+    assert api.delete(f"/tokens/{token['id']}", member).status_code in (200, 204)
+    assert_error(api.get(f"/projects/{pid}/tasks/next", member), 401, "unauthorized")

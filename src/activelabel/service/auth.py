@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..store import project_access, project_with_role, token_with_project, user_for_token
 from ..store.models import ApiToken, Project, User
+from ..store.projects import MAX_ID
 from .config import Storage
 from .errors import Unauthorized
 
@@ -92,9 +93,12 @@ def _path_project(request: Request) -> int | None:
     """The project id of the request's path (``/projects/{project_id}/...``), if it has one."""
     raw = request.path_params.get("project_id")
     try:
-        return None if raw is None else int(raw)
+        project_id = None if raw is None else int(raw)
     except (TypeError, ValueError):
         return None  # not a number: the route's own validation answers 422
+    # Beyond the id column's range no project exists, and the database would refuse the
+    # number: authenticate without it (the endpoint then answers 404).
+    return project_id if project_id is not None and 1 <= project_id <= MAX_ID else None
 
 
 def _authenticate(request: Request, session: Session, storage: Storage,

@@ -50,6 +50,7 @@ from .jobs import (
 )
 from .projects import (
     DEFAULT_SETTINGS,
+    MAX_ID,
     add_member,
     create_project,
     get_project,
@@ -97,6 +98,7 @@ from .users import (
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "MAX_ID",
     "PENDING_STATUSES",
     "ActivelabelError",
     "ArrayStore",

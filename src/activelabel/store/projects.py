@@ -21,6 +21,7 @@ from .users import accept_token, token_query
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "MAX_ID",
     "add_member",
     "create_project",
     "get_project",
@@ -212,6 +213,10 @@ def role_of(session: Session, project_id: int, user_id: int) -> str | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
+#: The largest id an integer key column holds (PostgreSQL ``integer``).
+MAX_ID = 2**31 - 1
+
+
 def _missing(project_id: int) -> str:
     return f"project {project_id} does not exist: check the id (list projects first)"
 
@@ -225,6 +230,8 @@ def project_with_role(session: Session, project_id: int, user: User,
     members with a lower role get Forbidden.
     """
     check_minimum_role(minimum)
+    if not 1 <= project_id <= MAX_ID:  # beyond the id column's range: no such project
+        raise NotFound(_missing(project_id))
     stmt = (select(Project, Membership.role)
             .outerjoin(Membership, and_(Membership.project_id == Project.id,
                                         Membership.user_id == user.id))

@@ -10,7 +10,7 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ._util import lock_project
-from .db import dialect_of, in_values
+from .db import dialect_of
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Item, ModelVersion, Round, RoundSelection, utcnow
 
@@ -117,11 +117,6 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
     # Only the items leaving the ranking are cleared, and each ranked item is written once:
     # the rows this locks are those annotators label right now, so the fewer and the shorter
     # the better (an annotation's label count waits for them).
-    stale = [Item.project_id == project_id, Item.queue_rank.is_not(None)]
-    if ids:
-        stale.append(~in_values(Item.id, ids, dialect))
-    session.execute(update(Item).where(*stale).values(queue_rank=None)
-                    .execution_options(synchronize_session=False))
     if ids:
         given = [None] * len(ids) if scores is None else list(scores)
         session.execute(insert(RoundSelection), [
@@ -129,6 +124,12 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
              "score": None if score is None else float(score),
              "strategy": strategy or rnd.strategy, "model_version_id": model_version_id}
             for rank, (i, score) in enumerate(zip(ids, given, strict=True))])
+    # The items leaving the ranking: one parameter however long the ranking is.
+    chosen = select(RoundSelection.item_id).where(RoundSelection.round_id == round_id)
+    session.execute(update(Item).where(Item.project_id == project_id,
+                                       Item.queue_rank.is_not(None), Item.id.not_in(chosen))
+                    .values(queue_rank=None).execution_options(synchronize_session=False))
+    if ids:
         _write_ranks(session, ids, dialect)
     session.expire_all()
     return len(ids)
