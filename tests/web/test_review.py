@@ -39,10 +39,12 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     one.get_by_role("button", name=f"accept {first.username}'s label").click()
     wait_until(lambda: _history(site, disputed[0])[-1]["kind"] == "review_accept", timeout=60,
                what="accepted")
+    page.wait_for_selector("body[data-loaded=true]")  # the cards are rendered anew
     two.get_by_label("Reason for a rejection or correction").fill("the loop is closed")
     two.get_by_label(f"correct the label of {second.username}").select_option("3")
     wait_until(lambda: _history(site, disputed[1])[-1]["kind"] == "correction", timeout=60,
                what="corrected")
+    page.wait_for_selector("body[data-loaded=true]")
     current = site.get(f"/projects/{PROJECT}/items/{disputed[1]}")["current"]
     assert sorted(r["labels"][0] for r in current) == ["3", "3"]
 
@@ -55,6 +57,7 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     card.get_by_label(f"label item {tasks[2]['item']['external_id']} yourself").select_option("5")
     wait_until(lambda: [r["labels"] for r in _history(site, flagged)] == [["5"]], timeout=60,
                what="the reviewer's label")
+    page.wait_for_selector("body[data-loaded=true]")  # else the note goes into the old card
     card = page.locator(f"article[data-item='{flagged}']")
     page.wait_for_selector(f"article[data-item='{flagged}'] .flag")
     card.get_by_label("Note for the annotator").fill("It is a 5: the top bar is flat.")

@@ -54,6 +54,7 @@
   }
 
   async function load() {
+    document.body.dataset.loaded = "false";
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
@@ -62,8 +63,11 @@
   }
 
   async function act(request, message) {
+    // Busy until the queue is read again: the cards are then rendered anew, and whatever is
+    // typed into the old ones meanwhile is gone (tests wait for data-loaded=true).
+    document.body.dataset.loaded = "false";
     try { await request(); AL.toast(message); await load(); }
-    catch (err) { AL.toast(err.message, "bad"); }
+    catch (err) { AL.toast(err.message, "bad"); document.body.dataset.loaded = "true"; }
   }
 
   function review(item, ann, body, message) {
