@@ -23,9 +23,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..store import project_access, project_with_role, token_with_project, user_for_token
+from ..store import (
+    MAX_ID,
+    project_access,
+    project_with_role,
+    token_with_project,
+    user_for_token,
+)
 from ..store.models import ApiToken, Project, User
-from ..store.projects import MAX_ID
 from .config import Storage
 from .errors import Unauthorized
 

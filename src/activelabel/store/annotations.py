@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, aliased
 from ._util import get_or_raise, item_in_project
 from .db import dialect_of, insert_ignore
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Annotation, Assignment, Item, Project, Round, User, utcnow
+from .models import Annotation, Assignment, Item, Project, User, utcnow
+from .rounds import last_finished_round_id
 
 __all__ = [
     "CurrentLabel",
@@ -116,12 +117,6 @@ def current_revision(session: Session, item_id: int, annotator_id: int) -> Annot
     return session.execute(stmt).scalar_one_or_none()
 
 
-def _latest_round(project_id: int) -> Any:
-    """The round whose ranking is being served (the latest finished one), as a subquery."""
-    return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
-            .order_by(Round.number.desc()).limit(1).scalar_subquery())
-
-
 def _twin_check(found: Annotation | None, client_key: str | None,
                 item_id: int) -> Annotation | None:
     if found is not None and found.item_id != item_id:
@@ -154,10 +149,6 @@ def _twin_and_head(session: Session, user_id: int, client_key: str | None,
             next((r for r, is_current in rows if is_current), None))
 
 
-#: What a revision is inserted with: every column but the generated id.
-_REVISION_COLUMNS = tuple(c.key for c in Annotation.__table__.columns if c.key != "id")
-
-
 def _append(session: Session, revision: dict[str, Any],
             previous: Annotation | None) -> Annotation:
     """Insert the revision (superseding ``previous``, the chain's head, if any) with the item's
@@ -167,9 +158,6 @@ def _append(session: Session, revision: dict[str, Any],
     taken meanwhile by a concurrent revision) inserts nothing, leaves the transaction usable
     (no savepoint needed) and surfaces as Conflict, or as the twin row of a retried request.
     """
-    unknown = set(revision) - set(_REVISION_COLUMNS)
-    if unknown:
-        raise InvalidInput(f"unknown revision fields {sorted(unknown)}")
     stmt = (insert_ignore(Annotation, dialect_of(session)).values(**revision)
             .returning(Annotation))
     inserted = session.execute(stmt).scalar_one_or_none()
@@ -235,7 +223,9 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
         "annotator_id": user_id if target is None else target.annotator_id,
         "kind": "label" if target is None else "correction", "labels": checked,
         "duration_ms": duration_ms, "supersedes_id": None if target is None else target.id,
-        "round_id": round_id if round_id is not None else _latest_round(project_id),
+        # By default the round whose ranking is being served, read by the insert itself.
+        "round_id": (round_id if round_id is not None
+                     else last_finished_round_id(project_id).scalar_subquery()),
         "client_key": client_key, "reason": reason,
         "guidelines_version": project.guidelines_version, "created_at": now or utcnow()},
         target)

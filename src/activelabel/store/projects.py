@@ -229,7 +229,7 @@ def project_with_role(session: Session, project_id: int, user: User,
     Admins act as owners everywhere. Non-members get NotFound (the project stays hidden);
     members with a lower role get Forbidden.
     """
-    check_minimum_role(minimum)
+    _check_minimum_role(minimum)
     if not 1 <= project_id <= MAX_ID:  # beyond the id column's range: no such project
         raise NotFound(_missing(project_id))
     stmt = (select(Project, Membership.role)
@@ -238,10 +238,10 @@ def project_with_role(session: Session, project_id: int, user: User,
             .where(Project.id == project_id))
     row = session.execute(stmt).one_or_none()
     project, member_role = (None, None) if row is None else row
-    return project_access(project_id, project, member_role, user, minimum)
+    return _access(project_id, project, member_role, user, minimum)
 
 
-def check_minimum_role(minimum: str) -> None:
+def _check_minimum_role(minimum: str) -> None:
     if minimum not in _RANK:
         raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
 
@@ -250,7 +250,12 @@ def project_access(project_id: int, project: Project | None, member_role: str | 
                    user: User, minimum: str) -> tuple[Project, str]:
     """The rules of :func:`project_with_role` over a project row (None: missing) and the
     user's membership role in it (None: not a member), however they were read."""
-    check_minimum_role(minimum)
+    _check_minimum_role(minimum)
+    return _access(project_id, project, member_role, user, minimum)
+
+
+def _access(project_id: int, project: Project | None, member_role: str | None, user: User,
+            minimum: str) -> tuple[Project, str]:
     if project is None:
         raise NotFound(_missing(project_id))
     role = "owner" if user.is_admin else member_role

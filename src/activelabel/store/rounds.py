@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ._util import lock_project
@@ -28,6 +28,7 @@ __all__ = [
     "get_model_version",
     "get_round",
     "last_finished_round",
+    "last_finished_round_id",
     "list_models",
     "list_rounds",
     "pending_and_last_round",
@@ -222,7 +223,8 @@ def list_models(session: Session, project_id: int) -> list[ModelVersion]:
     return list(session.execute(stmt).scalars())
 
 
-def _last_finished(project_id: int) -> Any:
+def last_finished_round_id(project_id: int) -> Select[int]:
+    """The id of the project's latest finished round, as a query to embed in others."""
     return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
             .order_by(Round.number.desc()).limit(1))
 
@@ -230,7 +232,7 @@ def _last_finished(project_id: int) -> Any:
 def last_finished_round(session: Session, project_id: int) -> Round | None:
     """The project's latest finished round (the ranking being served), or None."""
     return session.execute(select(Round).where(
-        Round.id.in_(_last_finished(project_id)))).scalar_one_or_none()
+        Round.id.in_(last_finished_round_id(project_id)))).scalar_one_or_none()
 
 
 def pending_and_last_round(session: Session, project_id: int) -> tuple[bool, Round | None]:
@@ -238,7 +240,7 @@ def pending_and_last_round(session: Session, project_id: int) -> tuple[bool, Rou
     (or None), in one query (it runs after every annotation)."""
     rounds = session.execute(select(Round).where(
         Round.project_id == project_id,
-        or_(Round.status.in_(PENDING_STATUSES), Round.id.in_(_last_finished(project_id))))
+        or_(Round.status.in_(PENDING_STATUSES), Round.id.in_(last_finished_round_id(project_id))))
     ).scalars().all()
     return (any(r.status in PENDING_STATUSES for r in rounds),
             next((r for r in rounds if r.status == "done"), None))
