@@ -116,6 +116,39 @@ def test_concurrent_retries_of_one_annotation_store_it_once(fresh_engine: Engine
         assert s.execute(select(func.count()).select_from(Annotation)).scalar() == 1
 
 
+def test_concurrent_first_labels_of_one_annotator_store_one_and_refuse_the_rest(
+        fresh_engine: Engine) -> None:
+    """The same person labels one item from several tabs at once (no client key): one label
+    is stored, the others are refused with Conflict (never dropped silently), and the item
+    counts one label."""
+    from activelabel.store import Conflict
+    from activelabel.store.models import Item
+
+    project_id, users = _setup(fresh_engine, 1)
+    factory = session_factory(fresh_engine)
+    with factory() as s:
+        item_id = s.execute(select(Item.id)).scalar_one()
+
+    def label(_: int) -> str:
+        with factory() as s:
+            try:
+                annotate(s, project_id, users[0], item_id, "a")
+                s.commit()
+                return "ok"
+            except Conflict:
+                return "conflict"
+
+    outcomes = Counter(_run_threads(label))
+    with factory() as s:
+        stored = s.execute(select(func.count()).select_from(Annotation)).scalar_one()
+        n_labels = s.execute(select(Item.n_labels).where(Item.id == item_id)).scalar_one()
+    # A thread that starts after another committed corrects that label instead: every
+    # stored revision is one thread's "ok", and all of them form one chain.
+    assert outcomes["ok"] == stored >= 1
+    assert outcomes["ok"] + outcomes["conflict"] == N_THREADS
+    assert n_labels == 1
+
+
 def test_concurrent_corrections_of_one_revision_conflict(fresh_engine: Engine) -> None:
     from activelabel.store import Conflict
     from activelabel.store.models import Item
