@@ -11,7 +11,7 @@ from .db import dialect_of, for_update
 from .errors import NotFound
 from .models import Base, Item, Project
 
-__all__ = ["get_or_raise", "item_in_project", "lock_project"]
+__all__ = ["get_or_raise", "item_in_project", "item_missing", "lock_project"]
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -35,9 +35,14 @@ def lock_project(session: Session, project_id: int) -> Project:
     return project
 
 
+def item_missing(project_id: int, item_id: int) -> str:
+    """What NotFound says of an item that is not in the project."""
+    return (f"item {item_id} does not exist in project {project_id}: use an id returned by "
+            "the items or tasks calls")
+
+
 def item_in_project(session: Session, project_id: int, item_id: int) -> Item:
     item = session.get(Item, item_id)
     if item is None or item.project_id != project_id:
-        raise NotFound(f"item {item_id} does not exist in project {project_id}: "
-                       "use an id returned by the items or tasks calls")
+        raise NotFound(item_missing(project_id, item_id))
     return item

@@ -7,15 +7,28 @@ revision nobody supersedes) is the annotator's current label; ``labels`` NULL me
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from ._util import get_or_raise, item_in_project
+from ._util import get_or_raise, item_in_project, item_missing
 from .db import dialect_of, insert_ignore
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Annotation, Assignment, Item, Project, User, utcnow
@@ -134,50 +147,123 @@ def _by_client_key(session: Session, user_id: int, client_key: str | None,
     return _twin_check(session.execute(stmt).scalar_one_or_none(), client_key, item_id)
 
 
-def _twin_and_head(session: Session, user_id: int, client_key: str | None,
-                   item_id: int) -> tuple[Annotation | None, Annotation | None]:
+#: The columns a revision is written with (``id`` comes from the database).
+_WRITTEN = ("project_id", "item_id", "annotator_id", "user_id", "kind", "labels", "duration_ms",
+            "supersedes_id", "round_id", "client_key", "reason", "guidelines_version",
+            "created_at")
+
+
+@functools.cache
+def _item_twin_head_query(keyed: bool) -> Select[int, Annotation, bool]:
+    """The item (if it is in the project) with the head of the user's chain on it and, when
+    ``keyed``, the user's revision with the client key: one row per revision found, one row
+    with no revision when neither exists, no row when the item is not in the project. Built
+    once; parameters ``project_id``, ``item_id``, ``user_id`` (and ``client_key``)."""
+    head = and_(Annotation.item_id == bindparam("item_id"),
+                Annotation.annotator_id == bindparam("user_id"), is_head())
+    on = head if not keyed else or_(head, and_(Annotation.user_id == bindparam("user_id"),
+                                               Annotation.client_key == bindparam("client_key")))
+    return (select(Item.id, Annotation, head.label("is_head")).outerjoin(Annotation, on)
+            .where(Item.id == bindparam("item_id"), Item.project_id == bindparam("project_id")))
+
+
+def _item_twin_head(session: Session, project_id: int, user_id: int, client_key: str | None,
+                    item_id: int) -> tuple[Annotation | None, Annotation | None]:
     """The user's revision with ``client_key`` (if any) and the head of the user's chain on
-    the item (if any), in one query."""
-    head = and_(Annotation.item_id == item_id, Annotation.annotator_id == user_id, is_head())
-    keyed = (None if client_key is None else
-             and_(Annotation.user_id == user_id, Annotation.client_key == client_key))
-    rows = session.execute(select(Annotation, head.label("is_head"))
-                           .where(head if keyed is None else or_(head, keyed))).all()
-    twin = next((r for r, _ in rows if keyed is not None and r.user_id == user_id
+    the item (if any), in one query that also checks the item is in the project."""
+    params: dict[str, Any] = {"project_id": project_id, "item_id": item_id, "user_id": user_id}
+    if client_key is not None:
+        params["client_key"] = client_key
+    rows = session.execute(_item_twin_head_query(client_key is not None), params).all()
+    if not rows:
+        raise NotFound(item_missing(project_id, item_id))
+    found = [(r, bool(current)) for _, r, current in rows if r is not None]
+    twin = next((r for r, _ in found if client_key is not None and r.user_id == user_id
                  and r.client_key == client_key), None)
     return (_twin_check(twin, client_key, item_id),
-            next((r for r, is_current in rows if is_current), None))
+            next((r for r, current in found if current), None))
 
 
-def _append(session: Session, revision: dict[str, Any],
-            previous: Annotation | None) -> Annotation:
+@functools.cache
+def _insert_query(dialect: str, served_round: bool, delta: int, lease: bool) -> Any:
+    """The revision's insert (``INSERT ... ON CONFLICT DO NOTHING RETURNING``), built once.
+
+    ``served_round``: the round id is the latest finished round's, read by the insert itself.
+    On PostgreSQL the item's label count (``delta`` != 0) and, with ``lease``, completing the
+    author's lease on the item are part of the same statement, done only if the row went in;
+    on SQLite they are :func:`_count_query` and :func:`_lease_query`.
+    """
+    values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in _WRITTEN}
+    if served_round:
+        values["round_id"] = last_finished_round_id(bindparam("b_project_id")).scalar_subquery()
+    stmt = insert_ignore(Annotation, dialect).values(values)
+    if dialect != "postgresql":
+        return stmt.returning(Annotation)
+    inserted = stmt.returning(*cast(Table, Annotation.__table__).c).cte("inserted")
+    done = exists(select(inserted.c.id))
+    also = []
+    if delta:
+        also.append(_count_query().where(done).cte("counted"))
+    if lease:
+        also.append(_lease_query().where(done).cte("completed"))
+    return select(aliased(Annotation, inserted)).add_cte(*also)
+
+
+@functools.cache
+def _count_query() -> Update:
+    """The item's label count moved by ``delta`` (parameters ``b_item_id``, ``b_delta``)."""
+    return (update(Item).where(Item.id == bindparam("b_item_id"))
+            .values(n_labels=Item.n_labels + bindparam("b_delta"))
+            .execution_options(synchronize_session=False))
+
+
+@functools.cache
+def _lease_query() -> Update:
+    """The user's open lease on the item completed (parameters ``b_item_id``, ``b_user_id``,
+    ``b_created_at``)."""
+    return (update(Assignment).where(Assignment.item_id == bindparam("b_item_id"),
+                                     Assignment.user_id == bindparam("b_user_id"),
+                                     Assignment.released_at.is_(None),
+                                     Assignment.completed_at.is_(None))
+            .values(completed_at=bindparam("b_created_at"))
+            .execution_options(synchronize_session=False))
+
+
+def _append(session: Session, revision: dict[str, Any], previous: Annotation | None, *,
+            served_round: bool = False, complete_lease: bool = False) -> Annotation:
     """Insert the revision (superseding ``previous``, the chain's head, if any) with the item's
-    label count.
+    label count; with ``complete_lease``, complete its author's lease on the item.
 
     ``INSERT ... ON CONFLICT DO NOTHING``: a lost race (the chain's place or the client key
     taken meanwhile by a concurrent revision) inserts nothing, leaves the transaction usable
     (no savepoint needed) and surfaces as Conflict, or as the twin row of a retried request.
+    On PostgreSQL the whole write is one statement.
     """
-    stmt = (insert_ignore(Annotation, dialect_of(session)).values(**revision)
-            .returning(Annotation))
-    inserted = session.execute(stmt).scalar_one_or_none()
+    params: dict[str, Any] = {c: revision.get(c) for c in _WRITTEN}
+    params["created_at"] = params["created_at"] or utcnow()
+    delta = ((params["labels"] is not None)
+             - (previous is not None and previous.labels is not None))
+    dialect = dialect_of(session)
+    binds = {f"b_{c}": v for c, v in params.items()}
+    binds["b_delta"] = delta
+    inserted = session.execute(_insert_query(dialect, served_round, delta, complete_lease),
+                               binds).scalar_one_or_none()
     if inserted is None:
-        twin = _by_client_key(session, revision["user_id"], revision.get("client_key"),
-                              revision["item_id"])
+        twin = _by_client_key(session, params["user_id"], params["client_key"],
+                              params["item_id"])
         if twin is not None:
             return twin
-        if revision.get("supersedes_id") is not None:
-            raise Conflict(f"revision {revision['supersedes_id']} was superseded meanwhile: "
+        if params["supersedes_id"] is not None:
+            raise Conflict(f"revision {params['supersedes_id']} was superseded meanwhile: "
                            "reload the item's history and correct its current revision")
-        raise Conflict(f"user {revision['annotator_id']} already has a label on item "
-                       f"{revision['item_id']}: pass supersedes=<current revision id> to "
+        raise Conflict(f"user {params['annotator_id']} already has a label on item "
+                       f"{params['item_id']}: pass supersedes=<current revision id> to "
                        "correct it")
-    delta = ((inserted.labels is not None)
-             - (previous is not None and previous.labels is not None))
-    if delta:
-        session.execute(update(Item).where(Item.id == inserted.item_id)
-                        .values(n_labels=Item.n_labels + delta)
-                        .execution_options(synchronize_session="evaluate"))
+    if dialect != "postgresql":
+        if delta:
+            session.execute(_count_query(), binds)
+        if complete_lease:
+            session.execute(_lease_query(), binds)
     return inserted
 
 
@@ -206,10 +292,10 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
     ``round_id`` defaults to the latest finished round (the ranking being served).
     """
     project = get_or_raise(session, Project, project_id)
-    item = item_in_project(session, project_id, item_id)
     if supersedes is None:
-        twin, target = _twin_and_head(session, user_id, client_key, item_id)
+        twin, target = _item_twin_head(session, project_id, user_id, client_key, item_id)
     else:
+        item = item_in_project(session, project_id, item_id)
         twin, target = _by_client_key(session, user_id, client_key, item_id), None
     if twin is not None:
         return twin
@@ -218,27 +304,14 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
         raise InvalidInput(f"duration_ms must be >= 0, got {duration_ms}")
     if supersedes is not None:
         target = _target(session, item, supersedes)
-    revision = _append(session, {
+    return _append(session, {
         "project_id": project_id, "item_id": item_id, "user_id": user_id,
         "annotator_id": user_id if target is None else target.annotator_id,
         "kind": "label" if target is None else "correction", "labels": checked,
         "duration_ms": duration_ms, "supersedes_id": None if target is None else target.id,
-        # By default the round whose ranking is being served, read by the insert itself.
-        "round_id": (round_id if round_id is not None
-                     else last_finished_round_id(project_id).scalar_subquery()),
-        "client_key": client_key, "reason": reason,
+        "round_id": round_id, "client_key": client_key, "reason": reason,
         "guidelines_version": project.guidelines_version, "created_at": now or utcnow()},
-        target)
-    _complete_lease(session, item_id, user_id, revision.created_at)
-    return revision
-
-
-def _complete_lease(session: Session, item_id: int, user_id: int, now: datetime) -> None:
-    session.execute(
-        update(Assignment).where(Assignment.item_id == item_id, Assignment.user_id == user_id,
-                                 Assignment.released_at.is_(None),
-                                 Assignment.completed_at.is_(None))
-        .values(completed_at=now).execution_options(synchronize_session=False))
+        target, served_round=round_id is None, complete_lease=True)
 
 
 def review(session: Session, project_id: int, reviewer_id: int, annotation_id: int, *,

@@ -6,7 +6,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ._util import lock_project
@@ -223,7 +234,7 @@ def list_models(session: Session, project_id: int) -> list[ModelVersion]:
     return list(session.execute(stmt).scalars())
 
 
-def last_finished_round_id(project_id: int) -> Select[int]:
+def last_finished_round_id(project_id: int | ColumnElement[int]) -> Select[int]:
     """The id of the project's latest finished round, as a query to embed in others."""
     return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
             .order_by(Round.number.desc()).limit(1))
