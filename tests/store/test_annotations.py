@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from activelabel.store import (
     Conflict,
+    RoundDue,
     InvalidInput,
     annotate,
     count_labeled_items,
@@ -22,6 +23,7 @@ from activelabel.store import (
     label_watermark,
     next_tasks,
     review,
+    round_due,
     undo,
 )
 from activelabel.store.annotations import is_current_label
@@ -163,6 +165,25 @@ def test_labels_since_a_watermark_count_items_whose_current_label_is_newer(
     assert count_labeled_items(session, project.id) == 3
     assert count_labeled_items(session, project.id, at_most=2) == 2  # stops counting there
 
+
+
+def test_round_due_reads_pending_rounds_and_labels_since_the_last_one(
+        session: Session, project: Project, owner: User) -> None:
+    items = make_items(session, project.id, 4)
+    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=None)
+    annotate(session, project.id, owner.id, items[0], "pos")
+    first = create_round(session, project.id, strategy="entropy", batch_size=2)
+    assert round_due(session, project.id) == RoundDue(pending=True, labeled_since=None)
+    finish_round(session, project.id, first.id, n_labels_used=1,
+                 label_watermark=label_watermark(session, project.id))
+    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=0)
+    annotate(session, project.id, owner.id, items[1], "pos")
+    annotate(session, project.id, owner.id, items[2], "neg")
+    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=2)
+    second = create_round(session, project.id, strategy="entropy", batch_size=2)
+    assert round_due(session, project.id) == RoundDue(pending=True, labeled_since=2)
+    finish_round(session, project.id, second.id, n_labels_used=3)  # no watermark recorded
+    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=None)
 
 #: One write: (kind, item index, person index, label or None for a withdrawal).
 _WRITES = st.lists(st.tuples(st.sampled_from(["label", "review", "undo"]), st.integers(0, 2),

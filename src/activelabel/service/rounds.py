@@ -43,10 +43,11 @@ from ..store import (
     get_round,
     iter_items,
     label_watermark,
+    last_finished_round,
     lock_project,
-    pending_and_last_round,
     record_audit,
     record_selection,
+    round_due,
 )
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, utcnow
@@ -165,12 +166,16 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
 
     No second round is queued while one is queued or running (it will count those labels).
     """
-    pending, last = pending_and_last_round(session, project_id)
-    if pending:
+    due = round_due(session, project_id)
+    if due.pending:
         return None
     project = get_project(session, project_id)
     every = int(project.settings.get("retrain_every_labels", 50))
-    if labels_since_round(session, last, project_id, at_most=every) < every:
+    since = due.labeled_since
+    if since is None:  # no finished round recorded a watermark
+        since = labels_since_round(session, last_finished_round(session, project_id),
+                                   project_id, at_most=every)
+    if since < every:
         return None
     if not _project_is_free(session, project_id):
         return None  # busy (a round being queued or recorded, an import): the next label checks

@@ -10,6 +10,7 @@ from ._util import lock_project
 from .annotations import (
     CurrentLabel,
     Revision,
+    RoundDue,
     annotate,
     count_labeled_items,
     count_labeled_since,
@@ -20,6 +21,7 @@ from .annotations import (
     item_history,
     label_watermark,
     review,
+    round_due,
     undo,
 )
 from .arrays import ArrayStore
@@ -79,7 +81,6 @@ from .rounds import (
     last_finished_round,
     list_models,
     list_rounds,
-    pending_and_last_round,
     record_selection,
     round_selections,
     start_round,
@@ -109,6 +110,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Revision",
+    "RoundDue",
     "RowError",
     "Task",
     "activate_model_version",
@@ -163,7 +165,6 @@ __all__ = [
     "lock_project",
     "migrate",
     "next_tasks",
-    "pending_and_last_round",
     "project_access",
     "project_with_role",
     "record_audit",
@@ -176,6 +177,7 @@ __all__ = [
     "review",
     "revoke_token",
     "role_of",
+    "round_due",
     "round_selections",
     "session_factory",
     "set_gold",

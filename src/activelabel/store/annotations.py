@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    Integer,
     Select,
     Table,
     Update,
@@ -31,12 +33,13 @@ from sqlalchemy.orm import Session, aliased
 from ._util import get_or_raise, item_in_project, item_missing
 from .db import dialect_of, insert_ignore
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Annotation, Assignment, Item, Project, User, utcnow
-from .rounds import last_finished_round_id
+from .models import Annotation, Assignment, Item, Project, Round, User, utcnow
+from .rounds import PENDING_STATUSES, last_finished_round_id
 
 __all__ = [
     "CurrentLabel",
     "Revision",
+    "RoundDue",
     "annotate",
     "count_labeled_items",
     "count_labeled_since",
@@ -47,6 +50,7 @@ __all__ = [
     "item_history",
     "label_watermark",
     "review",
+    "round_due",
     "undo",
 ]
 
@@ -401,6 +405,13 @@ def label_watermark(session: Session, project_id: int) -> int:
     return int(session.execute(stmt).scalar_one() or 0)
 
 
+def _labeled_since(project_id: Any, watermark: Any) -> Select[int]:
+    """Count of items whose current label was given after revision ``watermark``."""
+    return (select(func.count(func.distinct(Annotation.item_id)))
+            .where(Annotation.project_id == project_id, Annotation.id > watermark,
+                   Annotation.kind != "review_accept", is_current_label()))
+
+
 def count_labeled_since(session: Session, project_id: int, watermark: int) -> int:
     """Items whose current label (of any annotator) was given after revision ``watermark``:
     the labels a round that read up to ``watermark`` has not seen. A reviewer's accept keeps
@@ -409,7 +420,33 @@ def count_labeled_since(session: Session, project_id: int, watermark: int) -> in
     Costs what the revisions since the watermark cost (the ``(project_id, id)`` index), not
     what all labels cost: it runs after every annotation.
     """
-    stmt = (select(func.count(func.distinct(Annotation.item_id)))
-            .where(Annotation.project_id == project_id, Annotation.id > watermark,
-                   Annotation.kind != "review_accept", is_current_label()))
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(_labeled_since(project_id, watermark)).scalar_one())
+
+
+@dataclass(frozen=True)
+class RoundDue:
+    """What decides whether the labels call for a round."""
+
+    #: A round of the project is queued or running.
+    pending: bool
+    #: Items labeled since the latest finished round read the labels (its watermark); None
+    #: when no finished round recorded a watermark.
+    labeled_since: int | None
+
+
+@functools.cache
+def _round_due_query() -> Select[bool, int | None, int]:
+    project_id: BindParameter[int] = bindparam("project_id", type_=Integer)
+    last = last_finished_round_id(project_id).scalar_subquery()
+    watermark = select(Round.label_watermark).where(Round.id == last).scalar_subquery()
+    pending = exists().where(Round.project_id == project_id,
+                             Round.status.in_(PENDING_STATUSES))
+    return select(pending, watermark, _labeled_since(project_id, watermark).scalar_subquery())
+
+
+def round_due(session: Session, project_id: int) -> RoundDue:
+    """Whether a round is pending and the items labeled since the last one, in one query (it
+    runs after every annotation)."""
+    pending, watermark, since = session.execute(
+        _round_due_query(), {"project_id": project_id}).one()
+    return RoundDue(bool(pending), None if watermark is None else int(since))

@@ -13,7 +13,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -42,7 +41,6 @@ __all__ = [
     "last_finished_round_id",
     "list_models",
     "list_rounds",
-    "pending_and_last_round",
     "record_selection",
     "round_selections",
     "start_round",
@@ -244,14 +242,3 @@ def last_finished_round(session: Session, project_id: int) -> Round | None:
     """The project's latest finished round (the ranking being served), or None."""
     return session.execute(select(Round).where(
         Round.id.in_(last_finished_round_id(project_id)))).scalar_one_or_none()
-
-
-def pending_and_last_round(session: Session, project_id: int) -> tuple[bool, Round | None]:
-    """Whether a round of the project is queued or running, and its latest finished round
-    (or None), in one query (it runs after every annotation)."""
-    rounds = session.execute(select(Round).where(
-        Round.project_id == project_id,
-        or_(Round.status.in_(PENDING_STATUSES), Round.id.in_(last_finished_round_id(project_id))))
-    ).scalars().all()
-    return (any(r.status in PENDING_STATUSES for r in rounds),
-            next((r for r in rounds if r.status == "done"), None))
