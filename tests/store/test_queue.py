@@ -129,3 +129,89 @@ def test_claims_with_an_overlap_of_one_read_only_the_unlabeled_items(tmp_path: P
     queue_passes = [p for p in plans if "calibration" not in p]
     assert len(queue_passes) == 2, plans
     assert all("ix_items_unlabeled_queue" in p for p in queue_passes), queue_passes
+
+
+def _statements(session: Session) -> Any:
+    """A context collecting the SQL the session's engine runs meanwhile."""
+    import contextlib
+
+    engine = session.get_bind().engine
+
+    @contextlib.contextmanager
+    def collect() -> Any:
+        seen: list[tuple[str, Any]] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            seen.append((" ".join(statement.split()), params))
+
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+
+    return collect()
+
+
+def _calibration_passes(seen: list[tuple[str, Any]]) -> list[str]:
+    return [s for s, _ in seen if s.startswith("SELECT items.id") and "calibration_items" in s]
+
+
+def test_a_claim_reads_the_queue_and_writes_its_leases_in_few_statements(
+        session: Session, project: Project, owner: User) -> None:
+    """PostgreSQL: own leases, one queue pass (ranked items, then the rest), one statement
+    that re-counts the locked candidates and leases them, then the tasks. SQLite: the queue
+    in two passes (it sorts NULL ranks first) and the leases' insert. No calibration pass
+    without calibration sessions."""
+    items = make_items(session, project.id, 6)
+    rnd = create_round(session, project.id, strategy="margin", batch_size=1)
+    record_selection(session, project.id, rnd.id, [items[3]], [0.5])
+    project_id, user_id = project.id, owner.id  # loaded again after the selection's expiry
+    with _statements(session) as seen:
+        tasks = next_tasks(session, project_id, user_id, 3)
+    assert ids(tasks) == [items[3], items[0], items[1]]
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    assert len(seen) == (4 if postgresql else 5), "\n".join(s[:90] for s, _ in seen)
+    assert not _calibration_passes(seen)
+    if postgresql:
+        [claim] = [s for s, _ in seen if s.startswith("INSERT INTO assignments")]
+        assert "SELECT" in claim and "RETURNING" in claim
+
+
+def test_projects_with_calibration_sessions_get_the_calibration_pass(
+        session: Session, project: Project, owner: User) -> None:
+    from activelabel.store.governance import create_calibration
+
+    items = make_items(session, project.id, 4)
+    create_calibration(session, project.id, "c", [items[2]], created_by=owner.id)
+    annotator, other = make_users(session, 2)
+    annotate(session, project.id, other.id, items[2], "pos")  # labeled: still for everyone
+    project_id, user_id = project.id, annotator.id
+    with _statements(session) as seen:
+        tasks = next_tasks(session, project_id, user_id, 2)
+    assert ids(tasks) == [items[2], items[0]]
+    assert _calibration_passes(seen)
+
+
+def test_the_postgresql_queue_pass_walks_the_unlabeled_index_without_sorting(
+        session: Session, project: Project, owner: User) -> None:
+    """One pass reads ranked then unranked items in index order (NULL ranks sort last), so a
+    claim costs what it returns, not what the pool holds."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's passes are checked by the plan test above")
+    items = make_items(session, project.id, 30)
+    rnd = create_round(session, project.id, strategy="margin", batch_size=2)
+    record_selection(session, project.id, rnd.id, [items[7], items[5]], [0.9, 0.8])
+    project_id, user_id = project.id, owner.id
+    with _statements(session) as seen:
+        next_tasks(session, project_id, user_id, 1)
+    [(sql, params)] = [(s, p) for s, p in seen
+                       if s.startswith("SELECT items.id") and "FOR NO KEY UPDATE" in s]
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: ask for the index plan
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "ix_items_unlabeled_queue" in plan, plan
+    assert "Sort" not in plan, plan

@@ -9,26 +9,36 @@ and the counts are re-read after the lock (a fresh snapshot); on SQLite the writ
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Table,
     and_,
+    bindparam,
     case,
     exists,
     func,
     insert,
     literal,
     literal_column,
+    or_,
     select,
+    true,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session, aliased
 
 from ._util import item_in_project
 from .db import dialect_of, for_update_skip_locked
@@ -38,6 +48,7 @@ from .models import (
     Annotation,
     Assignment,
     CalibrationItem,
+    CalibrationSession,
     Item,
     ModelVersion,
     Round,
@@ -78,9 +89,11 @@ class Task:
     #: The selecting round's number and the model version that scored the item, if any.
     round_number: int | None = None
     model_version: int | None = None
+    #: The project's active model version when the item was leased (what suggests a label).
+    active_model_version: int | None = None
 
 
-def active_lease_filter(now: datetime) -> ColumnElement[bool]:
+def active_lease_filter(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Assignments still holding their item at ``now``."""
     return and_(Assignment.released_at.is_(None), Assignment.completed_at.is_(None),
                 Assignment.expires_at > now)
@@ -124,24 +137,41 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
     if not 0 <= gold_rate < 1:
         raise InvalidInput(f"gold_rate must be in [0, 1), got {gold_rate}")
     now = now or utcnow()
-    expires = now + timedelta(seconds=lease_seconds)
-    own = _renew_own(session, project_id, user_id, n, now, expires)
+    lease = _Lease(project_id, user_id, now, now + timedelta(seconds=lease_seconds))
+    own, calibration = _renew_own(session, lease, n)
     new: list[int] = []
     if len(own) < n:
         need = n - len(own)
         gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
-        gold_ids = (_claim(session, project_id, user_id, gold, now,
-                           OverlapPolicy(GOLD_OVERLAP), {"gold"}, set(own), False)
-                    if gold else [])
+        # Gold items go among the others at random places, and a renewal hands leases back in
+        # the order they were written: with gold, the leases are written once mixed.
+        write = None if gold else lease
+        gold_ids = (_claim(session, lease, gold, OverlapPolicy(GOLD_OVERLAP), {"gold"},
+                           set(own), False, None) if gold else [])
         others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
-        new = _claim(session, project_id, user_id, need - len(gold_ids), now, policy, others,
-                     {*own, *gold_ids})
-        new = _mix(new, gold_ids)
-        if new:
-            session.execute(insert(Assignment), [
-                {"project_id": project_id, "item_id": i, "user_id": user_id,
-                 "leased_at": now, "expires_at": expires} for i in new])
-    return _tasks(session, [*own, *new], expires)
+        new = _claim(session, lease, need - len(gold_ids), policy, others, {*own, *gold_ids},
+                     calibration, write)
+        if write is None or dialect_of(session) != "postgresql":
+            new = _mix(new, gold_ids)
+            if new:
+                session.execute(insert(Assignment), [
+                    {"project_id": project_id, "item_id": i, "user_id": user_id,
+                     "leased_at": now, "expires_at": lease.expires} for i in new])
+    return _tasks(session, [*own, *new], lease.expires)
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """Who leases, when, until when."""
+
+    project_id: int
+    user_id: int
+    now: datetime
+    expires: datetime
+
+    def params(self) -> dict[str, Any]:
+        return {"pid": self.project_id, "uid": self.user_id, "now": self.now,
+                "expires": self.expires}
 
 
 def _mix(items: list[int], gold: list[int]) -> list[int]:
@@ -171,17 +201,38 @@ def gold_due(session: Session, project_id: int, user_id: int, n: int, gold_rate:
     return max(0, min(n, due))
 
 
-def _renew_own(session: Session, project_id: int, user_id: int, n: int, now: datetime,
-               expires: datetime) -> list[int]:
-    stmt = (select(Assignment.id, Assignment.item_id)
-            .where(Assignment.project_id == project_id, Assignment.user_id == user_id,
-                   active_lease_filter(now))
-            .order_by(Assignment.leased_at, Assignment.id).limit(n))
-    rows = session.execute(stmt).all()
-    if rows:
-        session.execute(update(Assignment).where(Assignment.id.in_([r.id for r in rows]))
-                        .values(expires_at=expires).execution_options(synchronize_session=False))
-    return list(dict.fromkeys(r.item_id for r in rows))
+# The statements of a claim are built once (per shape) and take their values as parameters:
+# ``pid`` (project), ``uid`` (user), ``now``, ``expires``, and per statement those named there.
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_UID = bindparam("uid", type_=Integer)
+_PID = bindparam("pid", type_=Integer)
+
+
+@functools.cache
+def _own_query() -> Select[Any]:
+    """The user's active leases, oldest first (at most ``limit``), beside whether the project
+    has calibration sessions: one row per lease, or one row without a lease."""
+    own = (select(Assignment.id, Assignment.item_id, Assignment.leased_at)
+           .where(Assignment.project_id == _PID, Assignment.user_id == _UID,
+                  active_lease_filter(_NOW))
+           .order_by(Assignment.leased_at, Assignment.id).limit(bindparam("limit"))
+           .subquery("own"))
+    one = select(literal(1).label("one")).subquery("one")
+    calibration = exists().where(CalibrationSession.project_id == _PID)
+    return (select(calibration.label("calibration"), own.c.id, own.c.item_id)
+            .select_from(one.outerjoin(own, true())).order_by(own.c.leased_at, own.c.id))
+
+
+def _renew_own(session: Session, lease: _Lease, n: int) -> tuple[list[int], bool]:
+    """The user's active leases (renewed until ``lease.expires``), and whether the project
+    has calibration sessions (whose items every annotator gets first)."""
+    rows = session.execute(_own_query(), {**lease.params(), "limit": n}).all()
+    held = [r for r in rows if r.id is not None]
+    if held:
+        session.execute(update(Assignment).where(Assignment.id.in_([r.id for r in held]))
+                        .values(expires_at=lease.expires)
+                        .execution_options(synchronize_session=False))
+    return list(dict.fromkeys(r.item_id for r in held)), bool(rows[0].calibration)
 
 
 @dataclass(frozen=True)
@@ -199,19 +250,17 @@ class OverlapPolicy:
         if not 0 <= self.share <= 1:
             raise InvalidInput(f"overlap_share must be in [0, 1], got {self.share}")
 
-    def _picked(self, row: Any, rank: Any) -> Any:
-        if self.policy == "share":
-            return (row * _SPREAD) % 100 < round(self.share * 100)
-        return rank.is_not(None)
+    @property
+    def shape(self) -> str:
+        """What the policy's SQL looks like: ``one`` (an overlap of 1), or the policy."""
+        return "one" if self.overlap == 1 else self.policy
 
-    def expression(self) -> Any:
-        """The number of annotators each item needs, as SQL over ``items``."""
-        if self.policy == "all" or self.overlap == 1:
-            return literal(self.overlap)
-        return case((self._picked(Item.row, Item.queue_rank), self.overlap), else_=1)
+    def params(self) -> dict[str, Any]:
+        """The values of the policy's SQL (:func:`_needed`)."""
+        return {"overlap": self.overlap, "share_pct": round(self.share * 100)}
 
     def of(self, row: int, rank: float | None) -> int:
-        """The same for one item."""
+        """The number of annotators one item needs."""
         if self.policy == "all":
             return self.overlap
         if self.policy == "share":
@@ -221,16 +270,31 @@ class OverlapPolicy:
         return self.overlap if picked else 1
 
 
-def _claim(session: Session, project_id: int, user_id: int, need: int, now: datetime,
-           overlap: OverlapPolicy, splits: Collection[str] | None, seen: set[int],
-           with_calibration: bool = True) -> list[int]:
-    """Lock candidates, re-count them under the lock, keep those still below the overlap."""
+def _needed(shape: str) -> Any:
+    """The number of annotators each item needs, as SQL over ``items`` (parameters
+    ``overlap``, ``share_pct``)."""
+    overlap = bindparam("overlap", type_=Integer)
+    if shape in ("one", "all"):
+        return overlap
+    picked = ((Item.row * _SPREAD) % 100 < bindparam("share_pct", type_=Integer)
+              if shape == "share" else Item.queue_rank.is_not(None))
+    return case((picked, overlap), else_=1)
+
+
+def _claim(session: Session, lease: _Lease, need: int, overlap: OverlapPolicy,
+           splits: Collection[str] | None, seen: set[int], with_calibration: bool,
+           write: _Lease | None) -> list[int]:
+    """Lock candidates, keep those still below the overlap under the lock.
+
+    On PostgreSQL, with ``write``, the leases of the items kept are written by the statement
+    that re-counts them; otherwise the caller writes them.
+    """
     picked: list[int] = []
-    serialised = dialect_of(session) == "sqlite"  # BEGIN IMMEDIATE: no claim runs meanwhile
+    dialect = dialect_of(session)
+    serialised = dialect == "sqlite"  # BEGIN IMMEDIATE: no claim runs meanwhile
     for _ in range(_ATTEMPTS):
         want = need - len(picked)
-        slack = 0 if serialised else _SLACK
-        candidates = _candidates(session, project_id, user_id, want + slack, now, overlap,
+        candidates = _candidates(session, lease, want + (0 if serialised else _SLACK), overlap,
                                  splits, seen, with_calibration)
         if not candidates:
             break
@@ -238,117 +302,155 @@ def _claim(session: Session, project_id: int, user_id: int, need: int, now: date
         if serialised:
             picked += candidates[:want]
         else:
-            free = _still_free(session, user_id, candidates, now, overlap)
-            picked += [i for i in candidates if i in free][:want]
+            picked += _still_free(session, lease, candidates, want, overlap, write is not None)
         if len(picked) >= need:
             break
     return picked
 
 
-def _mine(user_id: int) -> Any:
+def _mine() -> Any:
     """Items the user has labeled (any revision, withdrawn ones too)."""
-    return exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id)
+    return exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == _UID)
 
 
-def _held(user_id: int, now: datetime) -> Any:
+def _held() -> Any:
     """Items the user holds an active lease on."""
-    return exists().where(Assignment.item_id == Item.id, Assignment.user_id == user_id,
-                          active_lease_filter(now))
+    return exists().where(Assignment.item_id == Item.id, Assignment.user_id == _UID,
+                          active_lease_filter(_NOW))
 
 
-def _leased(now: datetime) -> Any:
-    return exists().where(Assignment.item_id == Item.id, active_lease_filter(now))
-
-
-def _lease_count(now: datetime) -> Any:
+def _lease_count() -> Any:
     return (select(func.count()).select_from(Assignment)
-            .where(Assignment.item_id == Item.id, active_lease_filter(now))
+            .where(Assignment.item_id == Item.id, active_lease_filter(_NOW))
             .correlate(Item).scalar_subquery())
 
 
-def _below_overlap(now: datetime, overlap: OverlapPolicy) -> list[Any]:
+def _below_overlap(shape: str) -> list[Any]:
     """Items whose active leases plus current labels are below what the policy needs."""
-    if overlap.overlap == 1:
+    if shape == "one":
         # Reads the partial index of unlabeled items (ix_items_unlabeled_queue): finished
         # items are never visited. A literal, not a parameter: PostgreSQL's generic plan of a
         # prepared statement can use a partial index only when the query spells its predicate.
-        return [Item.n_labels == literal_column("0"), ~_leased(now)]
-    needed = overlap.expression()
-    return [Item.n_labels < needed, _lease_count(now) + Item.n_labels < needed]
+        leased = exists().where(Assignment.item_id == Item.id, active_lease_filter(_NOW))
+        return [Item.n_labels == literal_column("0"), ~leased]
+    needed = _needed(shape)
+    return [Item.n_labels < needed, _lease_count() + Item.n_labels < needed]
 
 
-#: The passes of a claim: (filter, order). Items of a calibration session go to every annotator
-#: whatever the overlap, so they come first; then ranked items by rank, then the rest by row.
-#: Unranked items are ordered by (rank, row) too: rank is NULL there, so this is row order,
-#: spelled as the queue indexes' order (PostgreSQL would otherwise walk the (project, row)
-#: index past every finished item, misled by its even-spread estimate).
-_PASSES = (
-    ("calibration", (Item.queue_rank.is_(None), Item.queue_rank, Item.row)),
-    ("ranked", (Item.queue_rank, Item.row)),
-    ("unranked", (Item.queue_rank, Item.row)),
-)
+#: The passes of a claim, in order. Items of a calibration session go to every annotator
+#: whatever the overlap, so they come first (in projects that have calibration sessions);
+#: then the queue: ranked items by rank, then the rest by row. PostgreSQL reads the queue in
+#: one pass (ascending order puts NULL ranks last); SQLite puts them first, so it reads the
+#: ranked items and the unranked ones in two. Unranked items are ordered by (rank, row) too:
+#: rank is NULL there, so this is row order, spelled as the queue indexes' order (PostgreSQL
+#: would otherwise walk the (project, row) index past every finished item, misled by its
+#: even-spread estimate).
+_ORDER = {"calibration": (Item.queue_rank.is_(None), Item.queue_rank, Item.row),
+          "queue": (Item.queue_rank, Item.row), "ranked": (Item.queue_rank, Item.row),
+          "unranked": (Item.queue_rank, Item.row)}
+_QUEUE_PASSES = {"postgresql": ("queue",), "sqlite": ("ranked", "unranked")}
 
 
-def _candidates(session: Session, project_id: int, user_id: int, limit: int, now: datetime,
-                overlap: OverlapPolicy, splits: Collection[str] | None,
-                seen: set[int], with_calibration: bool = True) -> list[int]:
+@functools.cache
+def _candidates_query(dialect: str, name: str, shape: str, by_split: bool,
+                      skipping: bool) -> Select[Any]:
+    """One pass of :func:`_candidates` (parameters ``limit``, ``splits``, ``skip`` and the
+    policy's), locking what it reads on PostgreSQL."""
+    where: list[Any] = [Item.project_id == _PID, ~_mine(), ~_held()]
+    if by_split:
+        where.append(Item.split.in_(bindparam("splits", expanding=True)))
+    if skipping:
+        where.append(Item.id.not_in(bindparam("skip", expanding=True)))
+    if name == "calibration":  # driven by the (few) calibration items, not by the pool
+        where.append(Item.id.in_(select(CalibrationItem.item_id)))
+    else:
+        where += _below_overlap(shape)
+        if name != "queue":
+            where.append(Item.queue_rank.is_not(None) if name == "ranked"
+                         else Item.queue_rank.is_(None))
+    stmt = select(Item.id).where(*where).order_by(*_ORDER[name]).limit(bindparam("limit"))
+    return for_update_skip_locked(stmt, dialect)
+
+
+def _candidates(session: Session, lease: _Lease, limit: int, overlap: OverlapPolicy,
+                splits: Collection[str] | None, seen: set[int],
+                with_calibration: bool) -> list[int]:
     """Ids of up to ``limit`` items that look free (not the user's, not held by them, below
-    the overlap), pass by pass (:data:`_PASSES`); locked on PostgreSQL."""
+    the overlap), pass by pass (:data:`_QUEUE_PASSES`); locked on PostgreSQL."""
     dialect = dialect_of(session)
-    common: list[Any] = [Item.project_id == project_id, ~_mine(user_id), ~_held(user_id, now)]
+    params = {**lease.params(), **overlap.params()}
     if splits is not None:
-        common.append(Item.split.in_(sorted(splits)))
-    below = _below_overlap(now, overlap)
+        params["splits"] = sorted(splits)
     found: list[int] = []
-    for name, order in _PASSES:
-        if name == "calibration":
-            if not with_calibration:
-                continue
-            # Driven by the (few) calibration items, not by the pool.
-            where = [*common, Item.id.in_(select(CalibrationItem.item_id))]
-        else:
-            where = [*common, *below, Item.queue_rank.is_not(None) if name == "ranked"
-                     else Item.queue_rank.is_(None)]
+    passes = _QUEUE_PASSES[dialect]
+    for name in ("calibration", *passes) if with_calibration else passes:
         skip = seen | set(found)
-        if skip:
-            where.append(Item.id.not_in(sorted(skip)))
-        stmt = select(Item.id).where(*where).order_by(*order).limit(limit - len(found))
-        found += session.execute(for_update_skip_locked(stmt, dialect)).scalars().all()
+        stmt = _candidates_query(dialect, name, overlap.shape, splits is not None, bool(skip))
+        found += session.execute(stmt, {**params, "skip": sorted(skip),
+                                        "limit": limit - len(found)}).scalars().all()
         if len(found) >= limit:
             break
     return found
 
 
-def _still_free(session: Session, user_id: int, item_ids: Sequence[int], now: datetime,
-                overlap: OverlapPolicy) -> set[int]:
-    """Of ``item_ids`` (locked by the caller), those below the overlap and not the user's,
-    read in one fresh statement so that claims committed meanwhile are seen."""
+@functools.cache
+def _still_free_query(shape: str, write: bool) -> Any:
+    """Of the ``candidates`` (an array, locked by the caller), the first ``want`` (in array
+    order) below the overlap and not the user's, read afresh; with ``write``, leased to the
+    user by the same statement (PostgreSQL)."""
+    candidates = bindparam("candidates", type_=postgresql.ARRAY(Integer))
     calibration = exists().where(CalibrationItem.item_id == Item.id)
-    rows = session.execute(select(Item.id, Item.row, Item.queue_rank, Item.n_labels,
-                                  _lease_count(now), _mine(user_id), _held(user_id, now),
-                                  calibration)
-                           .where(Item.id.in_(item_ids)))
-    return {i for i, row, rank, labels, leases, is_mine, is_held, is_calibration in rows
-            if not is_mine and not is_held
-            and (is_calibration or leases + labels < overlap.of(row, rank))}
+    free = (select(_PID, Item.id, _UID, _NOW, bindparam("expires", type_=DateTime(timezone=True)))
+            .where(Item.id == func.any(candidates), ~_mine(), ~_held(),
+                   or_(calibration, _lease_count() + Item.n_labels < _needed(shape)))
+            .order_by(func.array_position(candidates, Item.id)).limit(bindparam("want")))
+    if not write:
+        return free.with_only_columns(Item.id)
+    table = cast(Table, Assignment.__table__)
+    return (insert(table).from_select(
+        ["project_id", "item_id", "user_id", "leased_at", "expires_at"], free)
+        .returning(table.c.item_id))
+
+
+def _still_free(session: Session, lease: _Lease, candidates: Sequence[int], want: int,
+                overlap: OverlapPolicy, write: bool) -> list[int]:
+    """The first ``want`` of ``candidates`` still free, read in one fresh statement so that
+    claims committed meanwhile are seen; leased to the user too with ``write``."""
+    order = {item_id: i for i, item_id in enumerate(candidates)}
+    found = session.execute(_still_free_query(overlap.shape, write), {
+        **lease.params(), **overlap.params(), "candidates": list(candidates),
+        "want": want}).scalars().all()
+    return sorted(found, key=order.__getitem__)
+
+
+#: The active model of the item's project, for the tasks' suggestions.
+_ACTIVE = aliased(ModelVersion, name="active_model")
+
+
+@functools.cache
+def _tasks_query() -> Select[Item, RoundSelection, int, int, int]:
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    latest = (select(RoundSelection.item_id, func.max(RoundSelection.round_id).label("round_id"))
+              .where(RoundSelection.item_id.in_(ids)).group_by(RoundSelection.item_id)
+              .subquery())
+    return (select(Item, RoundSelection, Round.number, ModelVersion.version, _ACTIVE.version)
+            .outerjoin(latest, latest.c.item_id == Item.id)
+            .outerjoin(RoundSelection, and_(RoundSelection.item_id == Item.id,
+                                            RoundSelection.round_id == latest.c.round_id))
+            .outerjoin(Round, Round.id == RoundSelection.round_id)
+            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
+            .outerjoin(_ACTIVE, and_(_ACTIVE.project_id == Item.project_id,
+                                     _ACTIVE.is_active.is_(True)))
+            .where(Item.id.in_(ids)))
 
 
 def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Task]:
     """The items with why each was chosen (the latest round that ranked it), in one query."""
     if not item_ids:
         return []
-    latest = (select(RoundSelection.item_id, func.max(RoundSelection.round_id).label("round_id"))
-              .where(RoundSelection.item_id.in_(item_ids)).group_by(RoundSelection.item_id)
-              .subquery())
-    stmt = (select(Item, RoundSelection, Round.number, ModelVersion.version)
-            .outerjoin(latest, latest.c.item_id == Item.id)
-            .outerjoin(RoundSelection, and_(RoundSelection.item_id == Item.id,
-                                            RoundSelection.round_id == latest.c.round_id))
-            .outerjoin(Round, Round.id == RoundSelection.round_id)
-            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
-            .where(Item.id.in_(item_ids)))
-    found = {item.id: Task(item, expires, sel, number, version)
-             for item, sel, number, version in session.execute(stmt)}
+    found = {item.id: Task(item, expires, sel, number, version, active)
+             for item, sel, number, version, active in session.execute(
+                 _tasks_query(), {"ids": item_ids})}
     return [found[i] for i in item_ids]
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query
 
-from ...store import ArrayStore, active_model_version, next_tasks, release_task
+from ...store import ArrayStore, next_tasks, release_task
 from ...store.models import Project
 from ..auth import RANK, Writer
 from ..schemas import Suggestion, TaskItem, TaskOut, Why
@@ -111,8 +111,7 @@ def next_(project_id: int, caller: Writer,
     annotator = RANK[role] < RANK["reviewer"]
     private = frozenset(project.private_fields or []) if annotator else frozenset()
     hide_why = annotator and gold_rate > 0
-    model = (active_model_version(caller.session, project_id)
-             if settings.get("show_suggestions", True) else None)
+    model = tasks[0].active_model_version if settings.get("show_suggestions", True) else None
     probs = None if model is None else _probs.get(caller.storage.arrays, project_id)
     out: list[TaskOut] = []
     for task in tasks:
@@ -124,8 +123,7 @@ def next_(project_id: int, caller: Writer,
             item=TaskItem(id=item.id, external_id=item.external_id,
                           split="pool" if annotator and item.split == "gold" else item.split,
                           data=_data(item.data, private)),
-            suggestion=None if model is None else _suggestion(project, probs, item.row,
-                                                              model.version),
+            suggestion=None if model is None else _suggestion(project, probs, item.row, model),
             why=why, lease_expires_at=task.expires_at))
     return out
 
