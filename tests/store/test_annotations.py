@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from activelabel.store import (
     Conflict,
-    RoundDue,
     InvalidInput,
+    RoundDue,
     annotate,
     count_labeled_items,
     count_labeled_since,

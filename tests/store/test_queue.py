@@ -175,7 +175,8 @@ def test_a_claim_reads_the_queue_and_writes_its_leases_in_few_statements(
     assert not _calibration_passes(seen)
     if postgresql:
         [claim] = [s for s, _ in seen if s.startswith("INSERT INTO assignments")]
-        assert "SELECT" in claim and "RETURNING" in claim
+        assert "SELECT" in claim
+        assert "RETURNING" in claim
 
 
 def test_projects_with_calibration_sessions_get_the_calibration_pass(
