@@ -216,3 +216,16 @@ def test_the_postgresql_queue_pass_walks_the_unlabeled_index_without_sorting(
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "ix_items_unlabeled_queue" in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_asking_again_hands_back_gold_mixed_tasks_in_the_same_order(
+        session: Session, project: Project) -> None:
+    """Renewed leases come back in the order they were written: with gold mixed in, that is
+    the mixed order, so asking again does not move the gold items to the front."""
+    make_items(session, project.id, 30)
+    gold = set(make_items(session, project.id, 10, start=100, split="gold"))
+    for annotator in make_users(session, 5):
+        first = ids(next_tasks(session, project.id, annotator.id, 6, gold_rate=0.3))
+        assert len(gold & set(first)) == 2
+        again = ids(next_tasks(session, project.id, annotator.id, 6, gold_rate=0.3))
+        assert again == first

@@ -189,11 +189,12 @@ def _item_twin_head(session: Session, project_id: int, user_id: int, client_key:
 
 
 @functools.cache
-def _insert_query(dialect: str, served_round: bool, delta: int, lease: bool) -> Any:
+def _insert_query(dialect: str, served_round: bool, counted: bool, lease: bool) -> Any:
     """The revision's insert (``INSERT ... ON CONFLICT DO NOTHING RETURNING``), built once.
 
     ``served_round``: the round id is the latest finished round's, read by the insert itself.
-    On PostgreSQL the item's label count (``delta`` != 0) and, with ``lease``, completing the
+    On PostgreSQL the item's label count (``counted``: moved by ``b_delta``) and, with
+    ``lease``, completing the
     author's lease on the item are part of the same statement, done only if the row went in;
     on SQLite they are :func:`_count_query` and :func:`_lease_query`.
     """
@@ -206,7 +207,7 @@ def _insert_query(dialect: str, served_round: bool, delta: int, lease: bool) -> 
     inserted = stmt.returning(*cast(Table, Annotation.__table__).c).cte("inserted")
     done = exists(select(inserted.c.id))
     also = []
-    if delta:
+    if counted:
         also.append(_count_query().where(done).cte("counted"))
     if lease:
         also.append(_lease_query().where(done).cte("completed"))
@@ -250,7 +251,7 @@ def _append(session: Session, revision: dict[str, Any], previous: Annotation | N
     dialect = dialect_of(session)
     binds = {f"b_{c}": v for c, v in params.items()}
     binds["b_delta"] = delta
-    inserted = session.execute(_insert_query(dialect, served_round, delta, complete_lease),
+    inserted = session.execute(_insert_query(dialect, served_round, delta != 0, complete_lease),
                                binds).scalar_one_or_none()
     if inserted is None:
         twin = _by_client_key(session, params["user_id"], params["client_key"],

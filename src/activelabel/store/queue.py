@@ -143,15 +143,16 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
     if len(own) < n:
         need = n - len(own)
         gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
-        # Gold items go among the others at random places, and a renewal hands leases back in
-        # the order they were written: with gold, the leases are written once mixed.
-        write = None if gold else lease
+        # On PostgreSQL the claim writes its leases itself, except with gold: gold items go
+        # among the others at random places, and a renewal hands leases back in the order
+        # they were written, so then the leases are written once mixed.
+        write = not gold and dialect_of(session) == "postgresql"
         gold_ids = (_claim(session, lease, gold, OverlapPolicy(GOLD_OVERLAP), {"gold"},
-                           set(own), False, None) if gold else [])
+                           set(own), False, False) if gold else [])
         others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
         new = _claim(session, lease, need - len(gold_ids), policy, others, {*own, *gold_ids},
                      calibration, write)
-        if write is None or dialect_of(session) != "postgresql":
+        if not write:
             new = _mix(new, gold_ids)
             if new:
                 session.execute(insert(Assignment), [
@@ -259,16 +260,6 @@ class OverlapPolicy:
         """The values of the policy's SQL (:func:`_needed`)."""
         return {"overlap": self.overlap, "share_pct": round(self.share * 100)}
 
-    def of(self, row: int, rank: float | None) -> int:
-        """The number of annotators one item needs."""
-        if self.policy == "all":
-            return self.overlap
-        if self.policy == "share":
-            picked = (row * _SPREAD) % 100 < round(self.share * 100)
-        else:
-            picked = rank is not None
-        return self.overlap if picked else 1
-
 
 def _needed(shape: str) -> Any:
     """The number of annotators each item needs, as SQL over ``items`` (parameters
@@ -283,11 +274,11 @@ def _needed(shape: str) -> Any:
 
 def _claim(session: Session, lease: _Lease, need: int, overlap: OverlapPolicy,
            splits: Collection[str] | None, seen: set[int], with_calibration: bool,
-           write: _Lease | None) -> list[int]:
+           write: bool) -> list[int]:
     """Lock candidates, keep those still below the overlap under the lock.
 
-    On PostgreSQL, with ``write``, the leases of the items kept are written by the statement
-    that re-counts them; otherwise the caller writes them.
+    With ``write`` (PostgreSQL only), the leases of the items kept are written by the
+    statement that re-counts them; otherwise the caller writes them.
     """
     picked: list[int] = []
     dialect = dialect_of(session)
@@ -302,7 +293,7 @@ def _claim(session: Session, lease: _Lease, need: int, overlap: OverlapPolicy,
         if serialised:
             picked += candidates[:want]
         else:
-            picked += _still_free(session, lease, candidates, want, overlap, write is not None)
+            picked += _still_free(session, lease, candidates, want, overlap, write)
         if len(picked) >= need:
             break
     return picked
@@ -345,9 +336,8 @@ def _below_overlap(shape: str) -> list[Any]:
 #: rank is NULL there, so this is row order, spelled as the queue indexes' order (PostgreSQL
 #: would otherwise walk the (project, row) index past every finished item, misled by its
 #: even-spread estimate).
-_ORDER = {"calibration": (Item.queue_rank.is_(None), Item.queue_rank, Item.row),
-          "queue": (Item.queue_rank, Item.row), "ranked": (Item.queue_rank, Item.row),
-          "unranked": (Item.queue_rank, Item.row)}
+_QUEUE_ORDER = (Item.queue_rank, Item.row)
+_CALIBRATION_ORDER = (Item.queue_rank.is_(None), *_QUEUE_ORDER)
 _QUEUE_PASSES = {"postgresql": ("queue",), "sqlite": ("ranked", "unranked")}
 
 
@@ -368,7 +358,8 @@ def _candidates_query(dialect: str, name: str, shape: str, by_split: bool,
         if name != "queue":
             where.append(Item.queue_rank.is_not(None) if name == "ranked"
                          else Item.queue_rank.is_(None))
-    stmt = select(Item.id).where(*where).order_by(*_ORDER[name]).limit(bindparam("limit"))
+    order = _CALIBRATION_ORDER if name == "calibration" else _QUEUE_ORDER
+    stmt = select(Item.id).where(*where).order_by(*order).limit(bindparam("limit"))
     return for_update_skip_locked(stmt, dialect)
 
 
