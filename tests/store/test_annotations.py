@@ -170,20 +170,31 @@ def test_labels_since_a_watermark_count_items_whose_current_label_is_newer(
 def test_round_due_reads_pending_rounds_and_labels_since_the_last_one(
         session: Session, project: Project, owner: User) -> None:
     items = make_items(session, project.id, 4)
-    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=None)
+    annotator = make_users(session, 1)[0]
+    assert round_due(session, project.id, 1) == RoundDue(pending=False, reached=None)
     annotate(session, project.id, owner.id, items[0], "pos")
     first = create_round(session, project.id, strategy="entropy", batch_size=2)
-    assert round_due(session, project.id) == RoundDue(pending=True, labeled_since=None)
+    assert round_due(session, project.id, 1) == RoundDue(pending=True, reached=None)
     finish_round(session, project.id, first.id, n_labels_used=1,
                  label_watermark=label_watermark(session, project.id))
-    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=0)
+    assert round_due(session, project.id, 1) == RoundDue(pending=False, reached=False)
     annotate(session, project.id, owner.id, items[1], "pos")
     annotate(session, project.id, owner.id, items[2], "neg")
-    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=2)
+    assert round_due(session, project.id, 2) == RoundDue(pending=False, reached=True)
+    assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=False)
+    # Three revisions since the watermark, but of two items: the bound lets the exact count
+    # run, and the exact count says no.
+    annotate(session, project.id, annotator.id, items[1], "neg")
+    assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=False)
+    annotate(session, project.id, annotator.id, items[3], "neg")
+    assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=True)
     second = create_round(session, project.id, strategy="entropy", batch_size=2)
-    assert round_due(session, project.id) == RoundDue(pending=True, labeled_since=2)
+    assert round_due(session, project.id, 3) == RoundDue(pending=True, reached=True)
     finish_round(session, project.id, second.id, n_labels_used=3)  # no watermark recorded
-    assert round_due(session, project.id) == RoundDue(pending=False, labeled_since=None)
+    assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=None)
+    with pytest.raises(InvalidInput, match="at_least"):
+        round_due(session, project.id, 0)
+
 
 #: One write: (kind, item index, person index, label or None for a withdrawal).
 _WRITES = st.lists(st.tuples(st.sampled_from(["label", "review", "undo"]), st.integers(0, 2),

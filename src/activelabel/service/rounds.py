@@ -166,16 +166,16 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
 
     No second round is queued while one is queued or running (it will count those labels).
     """
-    due = round_due(session, project_id)
-    if due.pending:
-        return None
     project = get_project(session, project_id)
     every = int(project.settings.get("retrain_every_labels", 50))
-    since = due.labeled_since
-    if since is None:  # no finished round recorded a watermark
-        since = labels_since_round(session, last_finished_round(session, project_id),
-                                   project_id, at_most=every)
-    if since < every:
+    due = round_due(session, project_id, every)
+    if due.pending:
+        return None
+    reached = due.reached
+    if reached is None:  # no finished round recorded a watermark
+        reached = labels_since_round(session, last_finished_round(session, project_id),
+                                     project_id, at_most=every) >= every
+    if not reached:
         return None
     if not _project_is_free(session, project_id):
         return None  # busy (a round being queued or recorded, an import): the next label checks

@@ -22,7 +22,9 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     exists,
+    false,
     func,
     or_,
     select,
@@ -430,24 +432,39 @@ class RoundDue:
 
     #: A round of the project is queued or running.
     pending: bool
-    #: Items labeled since the latest finished round read the labels (its watermark); None
-    #: when no finished round recorded a watermark.
-    labeled_since: int | None
+    #: At least the asked-for count of items was labeled since the latest finished round
+    #: read the labels (its watermark); None when no finished round recorded a watermark.
+    reached: bool | None
 
 
 @functools.cache
-def _round_due_query() -> Select[bool, int | None, int]:
+def _round_due_query() -> Select[bool, int | None, bool]:
     project_id: BindParameter[int] = bindparam("project_id", type_=Integer)
+    at_least: BindParameter[int] = bindparam("at_least", type_=Integer)
     last = last_finished_round_id(project_id).scalar_subquery()
     watermark = select(Round.label_watermark).where(Round.id == last).scalar_subquery()
     pending = exists().where(Round.project_id == project_id,
                              Round.status.in_(PENDING_STATUSES))
-    return select(pending, watermark, _labeled_since(project_id, watermark).scalar_subquery())
+    # Revisions since the watermark bound the items labeled since (each labels one item):
+    # counting them stops at ``at_least`` and reads the (project_id, id) index only, so the
+    # exact count, which checks that each label is still current, runs only once the bound
+    # allows a round. Without the bound, each annotation would read every label since the
+    # last round (all of them in a project whose rounds are far apart).
+    recent = (select(Annotation.id).where(Annotation.project_id == project_id,
+                                          Annotation.id > watermark)
+              .limit(at_least).subquery())
+    revisions = select(func.count()).select_from(recent).scalar_subquery()
+    exact = _labeled_since(project_id, watermark).scalar_subquery()
+    reached = case((revisions < at_least, false()), else_=exact >= at_least)
+    return select(pending, watermark, reached)
 
 
-def round_due(session: Session, project_id: int) -> RoundDue:
-    """Whether a round is pending and the items labeled since the last one, in one query (it
-    runs after every annotation)."""
-    pending, watermark, since = session.execute(
-        _round_due_query(), {"project_id": project_id}).one()
-    return RoundDue(bool(pending), None if watermark is None else int(since))
+def round_due(session: Session, project_id: int, at_least: int) -> RoundDue:
+    """Whether a round is pending and whether at least ``at_least`` items were labeled since
+    the last one, in one query (it runs after every annotation) that reads at most
+    ``at_least`` revisions until the labels may reach it."""
+    if at_least < 1:
+        raise InvalidInput(f"at_least must be >= 1, got {at_least}")
+    pending, watermark, reached = session.execute(
+        _round_due_query(), {"project_id": project_id, "at_least": at_least}).one()
+    return RoundDue(bool(pending), None if watermark is None else bool(reached))
