@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Integer, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,8 +17,8 @@ from ._util import get_or_raise
 from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .governance import record_project_version
-from .models import ROLES, TASKS, Membership, Project, User
-from .users import accept_token, token_query
+from .models import ROLES, TASKS, ApiToken, Membership, Project, User
+from .users import accept_token, hash_token, token_query
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -267,6 +268,16 @@ def _access(project_id: int, project: Project | None, member_role: str | None, u
     return project, role
 
 
+@functools.cache
+def _token_with_project_query() -> Select[ApiToken, User, Project, str]:
+    """:func:`~activelabel.store.users.token_query` with the project ``project_id`` and the
+    token user's membership role in it (both outer-joined: None when missing)."""
+    return (token_query().add_columns(Project, Membership.role)
+            .outerjoin(Project, Project.id == bindparam("project_id", type_=Integer))
+            .outerjoin(Membership, and_(Membership.project_id == Project.id,
+                                        Membership.user_id == User.id)))
+
+
 def token_with_project(session: Session, plaintext: str, project_id: int, *,
                        now: datetime | None = None
                        ) -> tuple[User, Project | None, str | None] | None:
@@ -274,12 +285,9 @@ def token_with_project(session: Session, plaintext: str, project_id: int, *,
     token's user (None when the token is invalid, as :func:`user_for_token`), the project
     (None when missing) and the user's membership role in it (None: not a member). Check the
     access with :func:`project_access`."""
-    base, digest = token_query(plaintext)
-    stmt = (base.add_columns(Project, Membership.role)
-            .outerjoin(Project, Project.id == project_id)
-            .outerjoin(Membership, and_(Membership.project_id == Project.id,
-                                        Membership.user_id == User.id)))
-    row = session.execute(stmt).one_or_none()
+    digest = hash_token(plaintext)
+    row = session.execute(_token_with_project_query(),
+                          {"digest": digest, "project_id": project_id}).one_or_none()
     if row is None:
         return None
     token, user, project, member_role = row

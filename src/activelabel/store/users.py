@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,12 +112,13 @@ def create_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, s
     return token, plaintext
 
 
-def token_query(plaintext: str) -> tuple[Select[ApiToken, User], str]:
-    """The statement reading ``(ApiToken, User)`` of a presented token, and its digest (for
+@functools.cache
+def token_query() -> Select[ApiToken, User]:
+    """The statement reading ``(ApiToken, User)`` of a presented token, built once: its
+    parameter ``digest`` is the token's :func:`hash_token` (check the row with
     :func:`accept_token`); callers may add columns and joins."""
-    digest = hash_token(plaintext)
     return (select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == digest)), digest
+            .where(ApiToken.token_hash == bindparam("digest", type_=String)))
 
 
 def accept_token(token: ApiToken, user: User, digest: str, *,
@@ -135,8 +137,8 @@ def accept_token(token: ApiToken, user: User, digest: str, *,
 
 def user_for_token(session: Session, plaintext: str, *, now: datetime | None = None) -> User | None:
     """The enabled user owning this unrevoked token, else None; records when it was last used."""
-    stmt, digest = token_query(plaintext)
-    row = session.execute(stmt).one_or_none()
+    digest = hash_token(plaintext)
+    row = session.execute(token_query(), {"digest": digest}).one_or_none()
     if row is None:
         return None
     token, user = row
