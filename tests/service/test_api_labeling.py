@@ -85,6 +85,32 @@ def test_annotation_validation_and_roles(api: Api) -> None:
     assert api.get(f"/projects/{pid}/items/{item_id}", owner).json()["history"] == []
 
 
+def test_the_labeling_calls_give_their_connection_back_whatever_they_answer(api: Api) -> None:
+    """tasks/next and annotations run their work in one trip (auth.WriteTurn): the session
+    closes after a commit, after an error in the work, and when the input is refused before
+    the work runs."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    ann = api.member(pid, "annotator")
+    pool = api.storage.engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    (task,) = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 1}).json()
+    item_id = task["item"]["id"]
+    answers = [
+        (_annotate(api, pid, ann, item_id, ["pos"]), 201),
+        (_annotate(api, pid, ann, 987654, ["pos"]), 404),  # raised in the work
+        (_annotate(api, pid, ann, item_id, ["maybe"]), 400),
+        (_annotate(api, pid, ann, item_id, ["pos"], duration_ms=-5), 422),  # refused before
+        (api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 0}), 422),
+        (api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 1}), 200),
+        (api.get(f"/projects/{pid}/tasks/next", Person(0, "x", "al_wrong")), 401),
+    ]
+    assert [r.status_code for r, _ in answers] == [want for _, want in answers]
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    history = api.get(f"/projects/{pid}/items/{item_id}", owner).json()["history"]
+    assert [h["labels"] for h in history] == [["pos"]]  # the refused calls stored nothing
+
+
 def test_review_and_undo(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=2)

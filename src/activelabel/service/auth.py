@@ -4,16 +4,18 @@ Every endpoint except ``/health`` and ``/auth/login`` depends on :data:`Writer` 
 :data:`Reader`: a :class:`Caller` holding the authenticated user and the request's session.
 A ``Writer`` session commits when the endpoint returns and rolls back when it raises (before
 the response is sent, so a 2xx answer means the change is stored); a ``Reader`` session is
-read-only (on SQLite it never takes the write lock, so reads never wait for writers).
+read-only (on SQLite it never takes the write lock, so reads never wait for writers). The
+two calls annotators make all day (``tasks/next``, ``annotations``) take :data:`Turn` instead:
+a ``Writer`` whose work and commit run in one trip to the thread pool (:class:`WriteTurn`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from anyio.lowlevel import RunVar
@@ -38,6 +40,8 @@ __all__ = [
     "RANK",
     "Caller",
     "Reader",
+    "Turn",
+    "WriteTurn",
     "Writer",
     "bearer",
     "reader",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("activelabel.service")
+T = TypeVar("T")
 
 #: Role order: owner > reviewer > annotator.
 RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
@@ -189,6 +194,68 @@ def _writer(request: Request, credentials: Credentials, _slot: WriteSlot) -> Ite
             raise
 
 
+class WriteTurn:
+    """The caller of a hot writing endpoint, authenticated, whose work, commit and close run
+    in one trip to the thread pool (:meth:`run`).
+
+    A sync endpoint with :data:`Writer` takes four trips between the event loop and the
+    thread pool (the session's dependency in and out, the endpoint, the response's
+    validation), and under load each trip waits for the GIL behind whatever else runs. A
+    ``Turn`` endpoint (``async def``) takes two: authentication, as a dependency (so that a
+    caller without valid credentials gets 401 before any input is checked), then
+    ``await turn.run(work)``, whose result should be the finished response
+    (:func:`~.schemas.json_response`). The write slot is held across both."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.closed = False
+
+    async def run(self, work: Callable[[Caller], T]) -> T:
+        """``work(caller)`` then commit (rollback if it raises), in one worker thread."""
+        if self.closed:
+            raise RuntimeError("this turn already ran")
+        return await anyio.to_thread.run_sync(self._run, work)
+
+    def _run(self, work: Callable[[Caller], T]) -> T:
+        session = self.caller.session
+        try:
+            result = work(self.caller)
+            session.commit()
+            return result
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Roll back what is not committed and give the connection back."""
+        if not self.closed:
+            self.closed = True
+            self.caller.session.close()
+
+
+def _open_turn(request: Request, credentials: HTTPAuthorizationCredentials | None) -> WriteTurn:
+    storage = storage_of(request)
+    session = storage.sessions()
+    try:
+        return WriteTurn(_authenticate(request, session, storage, credentials))
+    except BaseException:
+        session.close()
+        raise
+
+
+async def _write_turn(request: Request, credentials: Credentials) -> AsyncIterator[WriteTurn]:
+    async with _semaphore(storage_of(request), "write"):
+        with anyio.CancelScope(shield=True):  # a turn opened is a turn closed, even if cancelled
+            turn = await anyio.to_thread.run_sync(_open_turn, request, credentials)
+        try:
+            yield turn
+        finally:
+            if not turn.closed:  # the endpoint failed before its work ran, or never ran
+                await anyio.to_thread.run_sync(turn.close)
+
+
 def _detach_token_touches(session: Session) -> list[tuple[int, datetime]]:
     """Take the ``last_used_at`` updates made while authenticating out of a read session."""
     touched: list[tuple[int, datetime]] = []
@@ -230,3 +297,5 @@ reader = Depends(_reader, scope="function")
 Writer = Annotated[Caller, writer]
 #: The caller of a reading endpoint (read-only session).
 Reader = Annotated[Caller, reader]
+#: The caller of a hot writing endpoint, whose work runs in one trip (:class:`WriteTurn`).
+Turn = Annotated[WriteTurn, Depends(_write_turn, scope="function")]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
 from ..store import Revision
 from ..store.models import (
@@ -729,3 +730,11 @@ def audit_out(event: AuditEvent) -> AuditOut:
     return AuditOut(id=event.id, action=event.action, entity=event.entity,
                     entity_id=event.entity_id, actor_id=event.actor_id, before=event.before,
                     after=event.after, created_at=event.created_at)
+
+
+def json_response(adapter: TypeAdapter[Any], value: Any, status_code: int = 200) -> Response:
+    """``value`` as the JSON response FastAPI makes of it for a route whose response model is
+    ``adapter``'s type, serialized by the caller (in the endpoint's own thread)."""
+    return Response(adapter.dump_json(value), status_code=status_code,
+                    media_type="application/json")
+

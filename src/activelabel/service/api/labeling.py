@@ -6,21 +6,30 @@ A retried submission with the same ``client_key`` returns the revision stored th
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from pydantic import TypeAdapter
 
 from ...store import annotate, review
-from ..auth import Writer
+from ..auth import Caller, Turn, Writer
 from ..rounds import after_annotation
-from ..schemas import AnnotationIn, ReviewIn, RevisionOut, annotation_out
+from ..schemas import AnnotationIn, ReviewIn, RevisionOut, annotation_out, json_response
 
 router = APIRouter(tags=["annotations"])
 
 
+_REVISION = TypeAdapter(RevisionOut)
+
+
 @router.post("/projects/{project_id}/annotations", status_code=201, response_model=RevisionOut)
-def post_annotation(project_id: int, body: AnnotationIn, caller: Writer) -> RevisionOut:
+async def post_annotation(project_id: int, body: AnnotationIn, turn: Turn) -> Response:
     """Store the caller's labels for an item and complete their lease on it. A later call for
     the same item corrects the caller's label (a new revision superseding the old one). After
     every ``retrain_every_labels`` new labels a round is queued. Any member."""
+    return await turn.run(lambda caller: json_response(
+        _REVISION, _annotate(caller, project_id, body), status_code=201))
+
+
+def _annotate(caller: Caller, project_id: int, body: AnnotationIn) -> RevisionOut:
     caller.project(project_id)
     revision = annotate(caller.session, project_id, caller.user.id, body.item_id,
                         list(body.labels), duration_ms=body.duration_ms,

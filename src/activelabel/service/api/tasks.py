@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 
 from ...store import ArrayStore, next_tasks, release_task
 from ...store.models import Project
-from ..auth import RANK, Writer
-from ..schemas import Suggestion, TaskItem, TaskOut, Why
+from ..auth import RANK, Caller, Turn, Writer
+from ..schemas import Suggestion, TaskItem, TaskOut, Why, json_response
 
 router = APIRouter(tags=["tasks"])
 
@@ -88,16 +89,23 @@ def _data(data: Mapping[str, Any], private: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in private} if private else dict(data)
 
 
+_TASKS = TypeAdapter(list[TaskOut])
+
+
 @router.get("/projects/{project_id}/tasks/next", response_model=list[TaskOut])
-def next_(project_id: int, caller: Writer,
-          n: Annotated[int, Query(ge=1, le=MAX_TASKS_PER_CALL,
-                                  description="How many tasks (1-100)")] = 10) -> list[TaskOut]:
+async def next_(project_id: int, turn: Turn,
+                n: Annotated[int, Query(ge=1, le=MAX_TASKS_PER_CALL,
+                                        description="How many tasks (1-100)")] = 10) -> Response:
     """Lease up to ``n`` items to the caller: first the caller's unexpired leases (renewed),
     then the queue (the latest round's ranking first). Each comes with the model's suggestion
     and why it was chosen (no suggestion when the project's ``show_suggestions`` is off, so
     annotators are not biased). An item is leased to at most ``overlap`` annotators at once; leases
     expire after ``lease_seconds`` (project settings). Fewer than ``n`` (or none) means the
     queue is exhausted for the caller right now. Any member."""
+    return await turn.run(lambda caller: json_response(_TASKS, _next(caller, project_id, n)))
+
+
+def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
     project, role = caller.project(project_id)
     settings = project.settings
     gold_rate = float(settings.get("gold_rate") or 0.0)
