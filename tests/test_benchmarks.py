@@ -54,3 +54,11 @@ def test_label_efficiency_reports_labels_to_target_and_ratio(tmp_path: Path) -> 
     }
     assert summary["random"]["ratio_to_random"] == 1.0
     assert summary["margin"]["labels_to_target"] is not None
+
+
+def test_request_cpu_reports_cpu_per_labeling_cycle() -> None:
+    done = run("request_cpu.py", "--seconds", "1", "--repeats", "1", "--items", "2000",
+               "--concurrency", "2")
+    assert done.returncode == 0, done.stderr
+    assert "CPU ms/cycle" in done.stdout
+    assert "median CPU" in done.stdout
