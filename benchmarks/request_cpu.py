@@ -141,6 +141,8 @@ async def _drive(app: Any, pid: int, tokens: list[str], seconds: float) -> dict[
         return ordered[round(q * (len(ordered) - 1))] * 1000
 
     n = cycles[0]
+    if n == 0:
+        raise SystemExit(f"no labeling cycle finished in {seconds} s: give more --seconds")
     return {"cycles": n, "cpu_ms_per_cycle": cpu / n * 1000, "cycles_per_s": n / wall,
             "next_p50_ms": pct(latency["next"], 0.5), "next_p99_ms": pct(latency["next"], 0.99),
             "annotate_p50_ms": pct(latency["annotate"], 0.5),

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import text
+
+from activelabel.service.auth import _write_turn
 from tests.service.conftest import Api, Person, assert_error
 
 
@@ -109,6 +116,31 @@ def test_the_labeling_calls_give_their_connection_back_whatever_they_answer(api:
     assert pool.checkedout() == before  # type: ignore[attr-defined]
     history = api.get(f"/projects/{pid}/items/{item_id}", owner).json()["history"]
     assert [h["labels"] for h in history] == [["pos"]]  # the refused calls stored nothing
+
+
+def test_a_cancelled_turn_still_gives_its_connection_back(api: Api) -> None:
+    """A request cancelled between authentication and its work (shutdown, a timeout) closes
+    its session: on SQLite a leaked one would hold the write lock."""
+    owner = api.person("owner")
+    pool = api.storage.engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(storage=api.storage)),
+                              path_params={})
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=owner.token)
+    ran: list[int] = []
+
+    async def cancelled() -> None:
+        with anyio.CancelScope() as scope:
+            async with asynccontextmanager(_write_turn)(request, credentials) as turn:  # type: ignore[arg-type]
+                scope.cancel()
+                await turn.run(lambda caller: ran.append(caller.user.id))
+
+    anyio.run(cancelled)
+    assert ran == []
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    with api.storage.sessions() as session, session.begin():  # the write lock is free
+        session.execute(text("UPDATE users SET disabled = disabled WHERE id = :id"),
+                        {"id": owner.id})
 
 
 def test_review_and_undo(api: Api) -> None:

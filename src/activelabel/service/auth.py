@@ -253,7 +253,11 @@ async def _write_turn(request: Request, credentials: Credentials) -> AsyncIterat
             yield turn
         finally:
             if not turn.closed:  # the endpoint failed before its work ran, or never ran
-                await anyio.to_thread.run_sync(turn.close)
+                # Shielded, on a limiter of its own: a cancelled request must still give its
+                # connection (and on SQLite the write lock) back, without waiting for the
+                # pool's threads.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(turn.close, limiter=anyio.CapacityLimiter(1))
 
 
 def _detach_token_touches(session: Session) -> list[tuple[int, datetime]]:

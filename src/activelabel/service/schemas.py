@@ -734,7 +734,8 @@ def audit_out(event: AuditEvent) -> AuditOut:
 
 def json_response(adapter: TypeAdapter[Any], value: Any, status_code: int = 200) -> Response:
     """``value`` as the JSON response FastAPI makes of it for a route whose response model is
-    ``adapter``'s type, serialized by the caller (in the endpoint's own thread)."""
-    return Response(adapter.dump_json(value), status_code=status_code,
+    ``adapter``'s type (by alias, as FastAPI does), serialized by the caller (in the
+    endpoint's own thread). ``value`` is not validated again: build it from the model."""
+    return Response(adapter.dump_json(value, by_alias=True), status_code=status_code,
                     media_type="application/json")
 
