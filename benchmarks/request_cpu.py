@@ -31,7 +31,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PG_HINT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def measure(src: Path, db: str | None, seconds: float, concurrency: int,
@@ -65,7 +64,7 @@ def measure(src: Path, db: str | None, seconds: float, concurrency: int,
     finally:
         storage.close()
         if schema is not None:
-            drop_schema(db or PG_HINT, schema)
+            drop_schema(str(db), schema)
 
 
 async def _call(app: Any, method: str, path: str, token: str, query: bytes = b"",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, TypeVar
@@ -181,17 +182,22 @@ WriteSlot = Annotated[None, Depends(_write_slot, scope="function")]
 ReadSlot = Annotated[None, Depends(_read_slot, scope="function")]
 
 
+@contextmanager
+def _committed(session: Session) -> Iterator[None]:
+    """Commit when the block ends, roll back when it raises: what every write request does."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def _writer(request: Request, credentials: Credentials, _slot: WriteSlot) -> Iterator[Caller]:
     """A write session for the request: committed after the endpoint, rolled back on error."""
     storage = storage_of(request)
-    with storage.sessions() as session:
-        try:
-            caller = _authenticate(request, session, storage, credentials)
-            yield caller
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with storage.sessions() as session, _committed(session):
+        yield _authenticate(request, session, storage, credentials)
 
 
 class WriteTurn:
@@ -217,14 +223,9 @@ class WriteTurn:
         return await anyio.to_thread.run_sync(self._run, work)
 
     def _run(self, work: Callable[[Caller], T]) -> T:
-        session = self.caller.session
         try:
-            result = work(self.caller)
-            session.commit()
-            return result
-        except BaseException:
-            session.rollback()
-            raise
+            with _committed(self.caller.session):
+                return work(self.caller)
         finally:
             self.close()
 
