@@ -79,6 +79,9 @@ class PhaseResult:
     next_p99_ms: float
     annotate_p50_ms: float
     annotate_p99_ms: float
+    #: The server's own time (its ``Server-Timing`` header): request reached the app to answer.
+    next_server_p99_ms: float
+    annotate_server_p99_ms: float
     duplicate_handouts: int
     lost_annotations: int
     empty_next: int
@@ -99,6 +102,8 @@ class Tally:
     handouts: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     next_ms: list[float] = field(default_factory=list)
     annotate_ms: list[float] = field(default_factory=list)
+    next_server_ms: list[float] = field(default_factory=list)
+    annotate_server_ms: list[float] = field(default_factory=list)
     empty: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -119,7 +124,7 @@ def free_port() -> int:
 class Server:
     """``python -m activelabel serve`` in its own process group, killed on exit."""
 
-    def __init__(self, data_dir: Path, db: str, log: Path, processes: int = 1) -> None:
+    def __init__(self, data_dir: Path, db: str, log: Path, processes: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIVELABEL_")}
@@ -128,7 +133,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(data_dir),
                  "--db", db, "--port", str(self.port), "--log-level", "warning",
-                 "--processes", str(processes)],
+                 *([] if processes is None else ["--processes", str(processes)])],
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.log = log
         deadline = time.monotonic() + 60
@@ -248,6 +253,7 @@ async def one_task(http: httpx.AsyncClient, pid: int, name: str, headers: dict[s
     response = await http.get(f"{API}/projects/{pid}/tasks/next", params={"n": 1},
                               headers=headers)
     tally.next_ms.append((time.perf_counter() - t0) * 1000)
+    tally.next_server_ms.append(server_ms(response))
     if response.status_code != 200:
         tally.errors.append(f"next {response.status_code}: {response.text[:200]}")
         await asyncio.sleep(0.05)
@@ -267,10 +273,20 @@ async def one_task(http: httpx.AsyncClient, pid: int, name: str, headers: dict[s
     response = await http.post(f"{API}/projects/{pid}/annotations", json=body,
                                headers=headers)
     tally.annotate_ms.append((time.perf_counter() - t0) * 1000)
+    tally.annotate_server_ms.append(server_ms(response))
     if response.status_code == 201:
         tally.acked.append((item_id, name, int(response.json()["id"])))
     else:
         tally.errors.append(f"annotate {response.status_code}: {response.text[:200]}")
+
+
+def server_ms(response: httpx.Response) -> float:
+    """The ``app;dur=`` of the answer's ``Server-Timing`` header (NaN without one)."""
+    for part in response.headers.get("server-timing", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:])
+    return float("nan")
 
 
 async def run_annotators(url: str, pid: int, tokens: dict[str, str], oracle: dict[str, str],
@@ -398,6 +414,8 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
         next_p99_ms=round(percentile(tally.next_ms, 99), 1),
         annotate_p50_ms=round(percentile(tally.annotate_ms, 50), 1),
         annotate_p99_ms=round(percentile(tally.annotate_ms, 99), 1),
+        next_server_p99_ms=round(percentile(tally.next_server_ms, 99), 1),
+        annotate_server_p99_ms=round(percentile(tally.annotate_server_ms, 99), 1),
         duplicate_handouts=duplicates(tally, args.overlap),
         lost_annotations=lost(ctx["settings"], ctx["url"], ctx["admin"], ctx["pid"],
                               ctx["acked"] + tally.acked, ctx["folder"]),
@@ -420,7 +438,8 @@ def table(results: list[PhaseResult], backend: str) -> str:
     cols = [("phase", "phase"), ("labels", "annotations"), ("s", "seconds"),
             ("labels/s", "throughput_per_s"), ("next p50 ms", "next_p50_ms"),
             ("next p99 ms", "next_p99_ms"), ("annotate p50 ms", "annotate_p50_ms"),
-            ("annotate p99 ms", "annotate_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
+            ("annotate p99 ms", "annotate_p99_ms"), ("next app p99", "next_server_p99_ms"),
+            ("annotate app p99", "annotate_server_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
             ("lost", "lost_annotations"), ("errors", "errors"),
             ("round overlap s", "round_overlap_s")]
     rows = [[h for h, _ in cols]] + [
@@ -444,8 +463,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--think-ms", default="1000,4000",
                         help="LO,HI: each annotator thinks a uniform LO-HI ms before labeling")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="API processes of the server (activelabel serve --processes)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="API processes of the server (activelabel serve --processes; "
+                             "default: serve's own, 1 on SQLite and 2 on PostgreSQL)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2000 items, 10 annotators, 100 labels per phase")
     parser.add_argument("--no-round", action="store_true", help="skip the phase with a round")

@@ -27,6 +27,9 @@ def test_quick_load_run_reports_both_phases_clean(tmp_path: Path) -> None:
         assert p["errors"] == 0
         assert p["next_p99_ms"] > 0
         assert p["annotate_p99_ms"] > 0
+        # The server's own time (its Server-Timing header) is part of what the client waited.
+        assert 0 < p["next_server_p99_ms"] <= p["next_p99_ms"]
+        assert 0 < p["annotate_server_p99_ms"] <= p["annotate_p99_ms"]
     rounds = report["phases"][1]
     assert rounds["rounds_done"] >= 1  # rounds ran back to back during the phase
     assert rounds["rounds_failed"] == 0

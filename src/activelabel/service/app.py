@@ -18,6 +18,7 @@ from .. import __version__
 from .api import API_PREFIX, api_router
 from .config import Settings, Storage
 from .errors import error_body, install_error_handlers
+from .timing import ServerTiming
 from .web import install_web
 
 __all__ = ["create_app"]
@@ -60,4 +61,5 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
     install_web(app)
+    app.add_middleware(ServerTiming)
     return app
