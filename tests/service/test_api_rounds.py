@@ -69,6 +69,14 @@ def test_request_round_and_read_it_back(api: Api) -> None:
     assert set(detail["timings"]) == {"train_s", "score_s", "select_s"}
     assert [(s["external_id"], s["rank"], s["score"], s["model_version"])
             for s in detail["selected"]] == [("x2", 0, 0.9, 1), ("x0", 1, 0.7, 1)]
+    first = api.get(f"/projects/{pid}/rounds/{round_id}", rev, params={"limit": 1}).json()
+    assert [s["external_id"] for s in first["selected"]] == ["x2"]
+    assert first["model_version"] == detail["model_version"] == model.version
+    none = api.get(f"/projects/{pid}/rounds/{round_id}", rev, params={"limit": 0}).json()
+    assert none["selected"] == []
+    assert none["n_labels_used"] == 3
+    assert_error(api.get(f"/projects/{pid}/rounds/{round_id}", rev, params={"limit": -1}),
+                 422, "invalid_input")
     assert_error(api.get(f"/projects/{pid}/rounds", ann), 403, "forbidden")
     assert_error(api.get(f"/projects/{pid}/rounds/{round_id}", ann), 403, "forbidden")
     assert_error(api.get(f"/projects/{pid}/rounds/999999", rev), 404, "not_found")

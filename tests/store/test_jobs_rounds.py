@@ -36,6 +36,7 @@ from activelabel.store import (
     requeue_stale_jobs,
     resolve_flag,
     round_selections,
+    selection_rows,
     start_round,
 )
 from activelabel.store.models import Item, Project, User, utcnow
@@ -93,6 +94,14 @@ def test_rounds_selection_sets_the_queue(session: Session, project: Project) -> 
     sel = round_selections(session, r1.id)
     assert [(s.item_id, s.rank, s.model_version_id) for s in sel] == [
         (items[3], 0, model.id), (items[1], 1, model.id)]
+    assert [s.item_id for s in round_selections(session, r1.id, limit=1)] == [items[3]]
+    external = {i: session.get(Item, i).external_id for i in items}  # type: ignore[union-attr]
+    assert selection_rows(session, r1.id) == [
+        (items[3], external[items[3]], 0, 0.7, "entropy", model.version),
+        (items[1], external[items[1]], 1, 0.5, "entropy", model.version)]
+    assert selection_rows(session, r2.id, limit=5) == [
+        (items[0], external[items[0]], 0, 0.9, "entropy", None)]
+    assert selection_rows(session, r1.id, limit=0) == []
     finish_round(session, project.id, r1.id, model_version_id=model.id, n_labels_used=10,
                  metrics={"accuracy": 0.8}, timings={"train_s": 1.0, "score_s": 0.5,
                                                      "select_s": 0.1})

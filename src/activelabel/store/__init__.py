@@ -83,6 +83,7 @@ from .rounds import (
     list_rounds,
     record_selection,
     round_selections,
+    selection_rows,
     start_round,
 )
 from .users import (
@@ -179,6 +180,7 @@ __all__ = [
     "role_of",
     "round_due",
     "round_selections",
+    "selection_rows",
     "session_factory",
     "set_gold",
     "set_password",

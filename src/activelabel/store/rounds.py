@@ -43,6 +43,7 @@ __all__ = [
     "list_rounds",
     "record_selection",
     "round_selections",
+    "selection_rows",
     "start_round",
 ]
 
@@ -174,10 +175,26 @@ def _check_items(session: Session, project_id: int, ids: list[int]) -> None:
                            f"{project_id}: select among the project's items")
 
 
-def round_selections(session: Session, round_id: int) -> list[RoundSelection]:
+def round_selections(session: Session, round_id: int,
+                     limit: int | None = None) -> list[RoundSelection]:
+    """The round's selections by rank, the first ``limit`` of them (all without one)."""
     stmt = select(RoundSelection).where(RoundSelection.round_id == round_id).order_by(
-        RoundSelection.rank)
+        RoundSelection.rank).limit(limit)
     return list(session.execute(stmt).scalars())
+
+
+def selection_rows(session: Session, round_id: int,
+                   limit: int | None = None) -> list[tuple[int, str, int, float | None, str,
+                                                           int | None]]:
+    """The first ``limit`` selections of a round by rank as plain rows, one query: item id,
+    external id, rank, score, strategy, model version number (None once the model is gone)."""
+    stmt = (select(RoundSelection.item_id, Item.external_id, RoundSelection.rank,
+                   RoundSelection.score, RoundSelection.strategy, ModelVersion.version)
+            .join(Item, Item.id == RoundSelection.item_id)
+            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
+            .where(RoundSelection.round_id == round_id)
+            .order_by(RoundSelection.rank).limit(limit))
+    return [tuple(row) for row in session.execute(stmt)]  # type: ignore[misc]
 
 
 def create_model_version(session: Session, project_id: int, *, round_id: int | None = None,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from ...store import get_round, list_rounds, round_selections
+from ...store import get_round, list_rounds, selection_rows
 from ...store.governance import decisions_for_round, list_decisions
-from ...store.models import Item, ModelVersion
+from ...store.models import ModelVersion
 from ..auth import Caller, Reader, Writer
 from ..rounds import request_round
-from ..schemas import RoundAccepted, RoundDetail, RoundOut, SelectionOut, round_fields
+from ..schemas import (
+    RoundAccepted,
+    RoundDetail,
+    RoundOut,
+    SelectionOut,
+    json_response,
+    round_fields,
+)
 from .governance import decision_outs
 
 router = APIRouter(tags=["rounds"])
@@ -47,25 +55,21 @@ def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
             for r in list_rounds(caller.session, project_id)]
 
 
+_ROUND = TypeAdapter(RoundDetail)
+
+
 @router.get("/projects/{project_id}/rounds/{round_id}", response_model=RoundDetail)
 def round_(project_id: int, round_id: int, caller: Reader,
            limit: Annotated[int, Query(ge=0, le=100_000, description="Selected items shown")]
-           = 1000) -> RoundDetail:
+           = 1000) -> Response:
     """A round: status, timings, holdout metrics, labels used, gain over the previous round,
     model version, and the items it selected with their scores (reviewers and owners)."""
     caller.project(project_id, "reviewer")
     rnd = get_round(caller.session, project_id, round_id)
-    versions = _versions(caller, project_id)
-    selections = round_selections(caller.session, round_id)[:limit]
-    ids = [s.item_id for s in selections]
-    external: dict[int, str] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
-        external.update(caller.session.execute(select(Item.id, Item.external_id).where(
-            Item.id.in_(chunk))).all())
-    selected = [SelectionOut(item_id=s.item_id, external_id=external.get(s.item_id),
-                             rank=s.rank, score=s.score, strategy=s.strategy,
-                             model_version=versions.get(s.model_version_id or 0))
-                for s in selections]
-    return RoundDetail(**round_fields(rnd, versions.get(rnd.model_version_id or 0)),
-                       selected=selected)
+    version = None if rnd.model_version_id is None else caller.session.execute(
+        select(ModelVersion.version).where(ModelVersion.id == rnd.model_version_id)).scalar()
+    selected = [SelectionOut(item_id=item_id, external_id=external_id, rank=rank, score=score,
+                             strategy=strategy, model_version=model_version)
+                for item_id, external_id, rank, score, strategy, model_version
+                in selection_rows(caller.session, round_id, limit)]
+    return json_response(_ROUND, RoundDetail(**round_fields(rnd, version), selected=selected))
