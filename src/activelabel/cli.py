@@ -334,7 +334,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes for rounds and imports.")] = 1,
-    processes: Annotated[int, typer.Option(help="API processes (uvicorn workers).")] = 1,
+    processes: Annotated[int | None, typer.Option(help=(
+        "API processes (uvicorn workers); default 1 on SQLite, 2 on PostgreSQL (at most one "
+        "per core)."))] = None,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Start no worker (run `activelabel worker`).")
     ] = False,
