@@ -92,8 +92,8 @@ class ServerProcess:
     """``activelabel serve`` on a free port, with its worker; ``stop``/``kill`` end them all."""
 
     def __init__(self, data_dir: Path, db: str, *, env: dict[str, str] | None = None,
-                 workers: int = 1) -> None:
-        self.data_dir, self.db, self.workers = data_dir, db, workers
+                 workers: int = 1, processes: int | None = None) -> None:
+        self.data_dir, self.db, self.workers, self.processes = data_dir, db, workers, processes
         self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -105,7 +105,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(self.data_dir),
                 "--db", self.db, "--port", str(self.port), "--workers", str(self.workers),
-                "--log-level", "warning"]
+                "--log-level", "warning",
+                *([] if self.processes is None else ["--processes", str(self.processes)])]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, env=child_env(**self.env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

@@ -47,13 +47,24 @@ def test_the_duration_covers_the_work_before_the_response_starts() -> None:
 
 
 def test_other_scopes_pass_through_untouched() -> None:
-    seen: list[str] = []
+    """Lifespan (and websocket) messages reach the app and the server as they were."""
+    received: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+    startup = {"type": "lifespan.startup"}
+    complete = {"type": "lifespan.startup.complete"}
 
     async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope["type"])
+        received.append(await receive())
+        await send(complete)
 
-    async def never(*_: Any) -> None:
-        raise AssertionError("lifespan messages are not touched")
+    async def receive() -> dict[str, Any]:
+        return startup
 
-    asyncio.run(ServerTiming(inner)({"type": "lifespan"}, never, never))
-    assert seen == ["lifespan"]
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for kind in ("lifespan", "websocket"):
+        asyncio.run(ServerTiming(inner)({"type": kind}, receive, send))
+    assert received == [startup, startup]
+    assert sent == [complete, complete]
+    assert all(m is complete for m in sent)  # the very message, no header added

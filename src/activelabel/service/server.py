@@ -4,7 +4,8 @@
 settings, passed through the environment so a database password never shows in ``ps``), runs
 uvicorn in the foreground and stops the workers when it exits. A worker that dies is restarted.
 Workers ignore Ctrl-C (the server sends them SIGTERM) and, on Linux, get SIGTERM when the
-server process itself is killed.
+server process itself is killed, as do the API processes of ``--processes`` (two by default on
+PostgreSQL: :func:`default_processes`).
 
 :func:`run_job_inline` runs one queued job (a round, an import) in the calling process: what
 ``activelabel round --wait``, ``import --wait`` and the demo use to be done at once.
@@ -49,12 +50,15 @@ STOP_GRACE_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 75
 #: Restarts of a crashing worker per minute before giving up on it.
 MAX_RESTARTS_PER_MINUTE = 5
-#: The ``nice`` of the worker processes ``serve`` starts where Linux's ``SCHED_IDLE`` is not
-#: to be had: on a machine with few cores, training yields to the requests of people labeling.
-WORKER_NICE = 10
+#: The ``nice`` of the worker processes ``serve`` starts: on a machine with few cores,
+#: training yields to the requests of people labeling. The lowest nice, not Linux's
+#: ``SCHED_IDLE``: that starves the worker outright on a busy machine, while it may hold a
+#: lock requests wait for (SQLite's write lock during a heartbeat, item rows while a round
+#: writes its ranking), and an unprivileged process cannot leave it again.
+WORKER_NICE = 19
 #: API processes ``serve`` runs when not told, by database. SQLite writes one transaction at a
 #: time in the file, so a second process only adds a writer that waits in SQLite's busy
-#: handler (on 2 cores, rounds running: p99 24 / 16 ms with two against 20 / 16 ms with one);
+#: handler (on 2 cores, rounds running: p99 16 / 24 ms with two against 16 / 20 ms with one);
 #: PostgreSQL's writes run side by side, and a second interpreter halves the time a request
 #: waits for the GIL (p99 with rounds running 27 / 27 ms with two, 37 / 32 ms with one).
 DEFAULT_PROCESSES = {"sqlite": 1, "postgresql": 2}
@@ -62,9 +66,12 @@ DEFAULT_PROCESSES = {"sqlite": 1, "postgresql": 2}
 
 def default_processes(db_url: str, cpus: int | None = None) -> int:
     """The API processes for a database when none are asked for: by database, at most one
-    per core."""
+    per core this process may run on."""
     dialect = db_url.split(":", 1)[0].split("+", 1)[0]
-    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    dialect = "postgresql" if dialect == "postgres" else dialect
+    if cpus is None:
+        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1)
     return max(1, min(DEFAULT_PROCESSES.get(dialect, 1), cpus))
 
 
@@ -82,26 +89,9 @@ def check_port(host: str, port: int) -> None:
                                "--port, or stop what is using it") from None
 
 
-def _lower_priority() -> None:  # pragma: no cover - runs in the worker child
-    """The lowest CPU priority the platform offers an unprivileged process: Linux's
-    ``SCHED_IDLE`` (the worker runs only on a core nothing else wants, and a waking request
-    takes the core at once), else ``nice``."""
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except OSError:
-            pass
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICE)
-
-
-def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly),
-    lower the worker's CPU priority (a round never slows the answers to annotators down), and
-    ask Linux to send SIGTERM to the worker when the server process dies (best effort)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority()
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (best effort; nothing
+    elsewhere): a ``serve`` killed outright leaves no worker or API process behind."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -111,6 +101,16 @@ def _worker_preexec() -> None:  # pragma: no cover - runs in the child between f
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly),
+    lower the worker's CPU priority (a round never slows the answers to annotators down), and
+    end the worker with the server (:func:`_die_with_parent`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+    _die_with_parent()
 
 
 class WorkerProcesses:
@@ -191,7 +191,10 @@ def build_app(settings: Settings) -> Any:
 
 
 def app_from_env() -> Any:
-    """The API for settings taken from the environment (each ``--processes`` child calls it)."""
+    """The API for settings taken from the environment (each ``--processes`` child calls it;
+    the child ends with the ``serve`` that started it, which uvicorn's supervisor does not
+    see to when it is killed outright)."""
+    _die_with_parent()
     return build_app(Settings.resolve())
 
 

@@ -193,7 +193,7 @@ def selection_rows(session: Session, round_id: int,
             .join(Item, Item.id == RoundSelection.item_id)
             .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
             .where(RoundSelection.round_id == round_id)
-            .order_by(RoundSelection.rank).limit(limit))
+            .order_by(RoundSelection.rank, RoundSelection.item_id).limit(limit))
     return [tuple(row) for row in session.execute(stmt)]  # type: ignore[misc]
 
 
