@@ -64,10 +64,17 @@ def test_a_taken_port_is_one_clear_error(taken_port: int, tmp_path: Path) -> Non
     ("postgresql+psycopg://postgres@127.0.0.1:5432/test", 8, 2),
     ("postgresql://db/x", 1, 1),
     ("postgres://u@db/x", 4, 2),
-    ("mysql+pymysql://db/x", 8, 1),
 ])
 def test_api_processes_default_by_database(url: str, cpus: int, expected: int) -> None:
     assert default_processes(url, cpus) == expected
+
+
+def test_api_processes_default_counts_the_cores_it_may_use() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_processes(url) == min(2, cores or 1)
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        default_processes("mysql+pymysql://db/x")
 
 
 def test_workers_are_restarted_and_stopped(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import update
 
 from ..store import finish_job, get_job
+from ..store.db import backend_of
 from ..store.errors import InvalidInput
 from ..store.models import Job, utcnow
 from .config import ENV_DATA_DIR, ENV_DB, Settings, Storage
@@ -66,13 +67,11 @@ DEFAULT_PROCESSES = {"sqlite": 1, "postgresql": 2}
 
 def default_processes(db_url: str, cpus: int | None = None) -> int:
     """The API processes for a database when none are asked for: by database, at most one
-    per core this process may run on."""
-    dialect = db_url.split(":", 1)[0].split("+", 1)[0]
-    dialect = "postgresql" if dialect == "postgres" else dialect
+    per core this process may run on (ValueError for a URL of another database)."""
     if cpus is None:
         cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else os.cpu_count() or 1)
-    return max(1, min(DEFAULT_PROCESSES.get(dialect, 1), cpus))
+    return max(1, min(DEFAULT_PROCESSES[backend_of(db_url)], cpus))
 
 
 def check_port(host: str, port: int) -> None:

@@ -9,21 +9,19 @@ tell the server's own time from the time a request spent queued or in the client
 from __future__ import annotations
 
 import time
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ServerTiming"]
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
 
 
 class ServerTiming:
     """Adds ``server-timing: app;dur=<milliseconds>`` to every HTTP response."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -41,6 +41,7 @@ __all__ = [
     "DB_FILENAME",
     "MIGRATIONS_DIR",
     "alembic_config",
+    "backend_of",
     "bind_value",
     "bulk_insert",
     "create_engine_for",
@@ -91,10 +92,17 @@ def create_engine_for(url: str | None = None, *, data_dir: str | Path | None = N
         url = default_url(data_dir)
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite"):
+    if backend_of(url) == "sqlite":
         return _sqlite_engine(url, echo)
-    if url.startswith("postgresql"):
-        return _postgresql_engine(url, echo)
+    return _postgresql_engine(url, echo)
+
+
+def backend_of(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the database a URL names (ValueError for others)."""
+    if url.startswith("sqlite"):
+        return "sqlite"
+    if url.startswith(("postgresql", "postgres://")):
+        return "postgresql"
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
                      "postgresql+psycopg://USER@HOST:PORT/DB")
 

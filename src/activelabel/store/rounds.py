@@ -175,11 +175,9 @@ def _check_items(session: Session, project_id: int, ids: list[int]) -> None:
                            f"{project_id}: select among the project's items")
 
 
-def round_selections(session: Session, round_id: int,
-                     limit: int | None = None) -> list[RoundSelection]:
-    """The round's selections by rank, the first ``limit`` of them (all without one)."""
+def round_selections(session: Session, round_id: int) -> list[RoundSelection]:
     stmt = select(RoundSelection).where(RoundSelection.round_id == round_id).order_by(
-        RoundSelection.rank).limit(limit)
+        RoundSelection.rank)
     return list(session.execute(stmt).scalars())
 
 
@@ -194,7 +192,7 @@ def selection_rows(session: Session, round_id: int,
             .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
             .where(RoundSelection.round_id == round_id)
             .order_by(RoundSelection.rank, RoundSelection.item_id).limit(limit))
-    return [tuple(row) for row in session.execute(stmt)]  # type: ignore[misc]
+    return list(session.execute(stmt).tuples())
 
 
 def create_model_version(session: Session, project_id: int, *, round_id: int | None = None,
