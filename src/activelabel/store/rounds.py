@@ -192,7 +192,7 @@ def selection_rows(session: Session, round_id: int,
             .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
             .where(RoundSelection.round_id == round_id)
             .order_by(RoundSelection.rank, RoundSelection.item_id).limit(limit))
-    return list(session.execute(stmt).tuples())
+    return list(session.execute(stmt).all())
 
 
 def create_model_version(session: Session, project_id: int, *, round_id: int | None = None,
