@@ -1,7 +1,7 @@
 """Import speed: ``--rows`` generated JSONL text rows through the import job, per database.
 
 Writes a JSONL file of short texts (about 100 bytes a row), then for each backend runs
-:func:`activelabel.service.imports.run_import` on a new project in a child process (so the
+:func:`activelabel.labeling.imports.run_import` on a new project in a child process (so the
 peak memory reported is that import's own) and prints seconds, rows per second and peak RSS.
 
     python benchmarks/import_speed.py                     # 1,000,000 rows, SQLite + PostgreSQL
@@ -46,11 +46,11 @@ def write_rows(path: Path, n: int, seed: int = 0) -> None:
 
 def child(file: Path, db_url: str | None, data_dir: Path) -> dict[str, Any]:
     """Import ``file`` into a new project; the figures of that one import."""
-    from activelabel.service.config import Settings, Storage
-    from activelabel.service.imports import enqueue_import, run_import
-    from activelabel.store import create_project
+    from activelabel.labeling.imports import enqueue_import, run_import
+    from activelabel.runtime.settings import resolve_location
+    from activelabel.store import Storage, create_project
 
-    storage = Storage(Settings.resolve(data_dir, db_url))
+    storage = Storage(resolve_location(data_dir, db_url))
     with storage.sessions() as session, session.begin():
         project = create_project(session, f"bench-{uuid.uuid4().hex[:6]}", "classification",
                                  ["a", "b"])

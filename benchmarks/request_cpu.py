@@ -39,14 +39,21 @@ def measure(src: Path, db: str | None, seconds: float, concurrency: int,
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(src))
     from _pg import drop_schema, pg_schema
-    from activelabel.service.app import create_app
-    from activelabel.service.config import Settings, Storage
-    from activelabel.store import add_items, add_member, create_project, create_token, create_user
+    from activelabel.http.app import create_app
+    from activelabel.runtime.settings import resolve_location
+    from activelabel.store import (
+        Storage,
+        add_items,
+        add_member,
+        create_project,
+        create_token,
+        create_user,
+    )
 
     folder = Path(tempfile.mkdtemp(prefix="al-cpu-"))
     url, schema = (db, None) if db is None or not db.startswith("postgres") else pg_schema(db)
     url = url or f"sqlite:///{folder / 'activelabel.db'}"
-    storage = Storage(Settings.resolve(folder / "data", url))
+    storage = Storage(resolve_location(folder / "data", url))
     try:
         with storage.sessions() as session, session.begin():
             admin = create_user(session, "bench_admin", is_admin=True)

@@ -54,8 +54,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from _pg import drop_schema, pg_schema  # noqa: E402  (this script's folder is on sys.path)
-from activelabel.service.config import Settings, Storage  # noqa: E402  (after the path line)
-from activelabel.store import create_token, create_user  # noqa: E402
+from activelabel.runtime.settings import resolve_location  # noqa: E402
+from activelabel.store import DataLocation, Storage, create_token, create_user  # noqa: E402
 
 API = "/api/v1"
 LABELS = ("ham", "spam")
@@ -174,9 +174,9 @@ def make_items(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, s
     return rows, oracle
 
 
-def make_users(settings: Settings, n: int) -> tuple[str, dict[str, str]]:
+def make_users(location: DataLocation, n: int) -> tuple[str, dict[str, str]]:
     """An admin token and ``n`` annotators (name -> token), written straight to the database."""
-    storage = Storage(settings)
+    storage = Storage(location)
     try:
         with storage.sessions() as session, session.begin():
             admin = create_user(session, "bench_admin", is_admin=True)
@@ -310,14 +310,14 @@ def duplicates(tally: Tally, overlap: int) -> int:
     return sum(max(0, len(users) - overlap) for users in tally.handouts.values())
 
 
-def lost(settings: Settings, url: str, admin: str, pid: int, acked: list[tuple[int, str, int]],
+def lost(location: DataLocation, url: str, admin: str, pid: int, acked: list[tuple[int, str, int]],
          folder: Path) -> int:
     """Acknowledged annotations missing from the database or from the export."""
     from sqlalchemy import select
 
     from activelabel.store.models import Annotation, Item
 
-    storage = Storage(settings, run_migrations=False)
+    storage = Storage(location, run_migrations=False)
     try:
         with storage.read_sessions() as session:
             stored = set(session.execute(select(Annotation.id).where(
@@ -496,12 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     backend = "postgresql" if db.startswith("postgres") else "sqlite"
     if backend == "postgresql":
         db, schema = pg_schema(args.db)
-    settings = Settings.resolve(folder / "data", db)
+    location = resolve_location(folder / "data", db)
     server = None
     try:
-        Storage(settings).close()  # migrate before the users are written
-        admin, tokens = make_users(settings, args.annotators)
-        server = Server(settings.data_dir, db, folder / "server.log", args.processes)
+        Storage(location).close()  # migrate before the users are written
+        admin, tokens = make_users(location, args.annotators)
+        server = Server(location.data_dir, db, folder / "server.log", args.processes)
         rows, oracle = make_items(args.items, args.seed)
         t0 = time.perf_counter()
         pid = seed_project(server.url, admin, list(tokens), rows, args.overlap)
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.annotators} annotators, {args.annotations} labels per phase",
               file=sys.stderr)
         ctx = {"url": server.url, "admin": admin, "tokens": tokens, "oracle": oracle,
-               "pid": pid, "settings": settings, "folder": folder, "acked": []}
+               "pid": pid, "settings": location, "folder": folder, "acked": []}
         results = [phase("idle", args, ctx, with_round=False)]
         if not args.no_round:
             results.append(phase("round running", args, ctx, with_round=True))

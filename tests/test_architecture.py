@@ -1,4 +1,6 @@
-"""Layers import only downwards (docs/architecture.md); core stays free of I/O libraries."""
+"""The layout holds (docs/architecture.md): layers import only downwards, core stays free of I/O
+libraries, only the store and the project logic build database queries, and the project logic
+knows nothing of HTTP or processes."""
 
 from __future__ import annotations
 
@@ -14,11 +16,23 @@ LAYERS = {
     "core": ["strategies", "models", "features", "metrics", "stopping", "quality"],
     "loop": ["simulation", "datasets"],
     "store": ["store"],
-    "service": ["service"],
+    "labeling": ["labeling"],
+    "http": ["http"],
+    "runtime": ["runtime"],
     "cli": ["cli", "__main__"],
 }
-ORDER = ["client", "core", "loop", "store", "service", "cli"]
+ORDER = ["client", "core", "loop", "store", "labeling", "http", "runtime", "cli"]
 CORE_FORBIDDEN = {"typer", "rich", "matplotlib", "sqlalchemy", "fastapi", "httpx", "requests"}
+#: Libraries of HTTP and of processes, which the project logic (and everything below) never sees.
+WEB_AND_PROCESS = {"fastapi", "starlette", "uvicorn", "typer", "rich", "multipart"}
+#: What builds a query in SQLAlchemy: statement constructors and SQL expressions.
+QUERY_BUILDERS = {"select", "insert", "update", "delete", "text", "func", "and_", "or_",
+                  "not_", "exists", "literal", "bindparam", "case", "cast", "column", "table",
+                  "union", "union_all", "tuple_", "true", "false", "null"}
+#: Session methods that run a statement or load rows by key.
+QUERY_METHODS = {"execute", "scalar", "scalars", "query", "get", "get_one", "merge"}
+#: Where queries may be built.
+QUERY_HOMES = {"store", "labeling"}
 
 
 def layer_of(module: str) -> str | None:
@@ -29,20 +43,25 @@ def layer_of(module: str) -> str | None:
     return None
 
 
-def imports_of(path: Path) -> list[tuple[str, bool]]:
-    """(imported module, is-internal) for every import in the file."""
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(SRC).with_suffix("").parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, bool, list[str]]]:
+    """(imported module, is-internal, names imported from it) for every import in the file."""
     tree = ast.parse(path.read_text())
-    found: list[tuple[str, bool]] = []
+    found: list[tuple[str, bool, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(a.name, a.name.startswith("activelabel")) for a in node.names]
+            found += [(a.name, a.name.startswith("activelabel"), []) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
             if node.level:  # relative: resolve against the package path
                 rel = path.relative_to(SRC).with_suffix("").parts[: -node.level]
                 base = ".".join((*rel, node.module or "")).strip(".")
-                found.append((f"activelabel.{base}", True))
+                found.append((f"activelabel.{base}", True, names))
             elif node.module:
-                found.append((node.module, node.module.startswith("activelabel")))
+                found.append((node.module, node.module.startswith("activelabel"), names))
     return found
 
 
@@ -50,27 +69,42 @@ def modules() -> list[Path]:
     return sorted(p for p in SRC.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(SRC)))
+def _ids(path: Path) -> str:
+    return str(path.relative_to(SRC))
+
+
+@pytest.mark.parametrize("path", modules(), ids=_ids)
 def test_imports_point_downwards(path: Path) -> None:
-    own = layer_of(".".join(path.relative_to(SRC).with_suffix("").parts))
+    own = layer_of(module_name(path))
     if own is None:
-        where = f"{path.relative_to(SRC)} belongs to no layer: add it to docs/architecture.md and LAYERS"
+        where = f"{_ids(path)} belongs to no layer: add it to docs/architecture.md and LAYERS"
         assert path.name == "__init__.py", where
         assert path.parent == SRC, where
         return
-    for name, internal in imports_of(path):
+    for name, internal, _ in imports_of(path):
         if internal:
             target = layer_of(name.removeprefix("activelabel").lstrip("."))
             if target is None:
                 continue  # the package root
             assert ORDER.index(target) <= ORDER.index(own), (
-                f"{path.relative_to(SRC)} ({own}) imports {name} ({target}): layers import "
-                "only downwards"
+                f"{_ids(path)} ({own}) imports {name} ({target}): layers import only downwards"
             )
         elif own == "core":
-            assert name.split(".")[0] not in CORE_FORBIDDEN, (
-                f"core module {path.relative_to(SRC)} imports {name}"
-            )
+            assert name.split(".")[0] not in CORE_FORBIDDEN, f"core module {_ids(path)} imports {name}"
+
+
+def _below_http(path: Path) -> bool:
+    own = layer_of(module_name(path))
+    return own is not None and ORDER.index(own) < ORDER.index("http")
+
+
+@pytest.mark.parametrize("path", [p for p in modules() if _below_http(p)], ids=_ids)
+def test_project_logic_and_below_know_no_http_or_processes(path: Path) -> None:
+    for name, _, _ in imports_of(path):
+        assert name.split(".")[0] not in WEB_AND_PROCESS, (
+            f"{_ids(path)} imports {name}: the project logic and the layers below it know "
+            "nothing of HTTP or processes"
+        )
 
 
 def test_every_layer_module_exists() -> None:

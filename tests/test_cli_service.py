@@ -15,8 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from activelabel.cli import main
-from activelabel.service.config import Settings, Storage
-from activelabel.store import annotate, create_project, create_user, item_ids_for_rows
+from activelabel.runtime.settings import resolve_location
+from activelabel.store import (
+    Storage,
+    annotate,
+    create_project,
+    create_user,
+    item_ids_for_rows,
+)
 from activelabel.store.models import Item, Round, User
 from activelabel.store.users import user_for_token
 from tests.e2e._support import run_cli, service_db
@@ -40,7 +46,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def storage(data_dir: Path, db_url: str) -> Iterator[Storage]:
-    opened = Storage(Settings.resolve(data_dir, db_url))
+    opened = Storage(resolve_location(data_dir, db_url))
     yield opened
     opened.close()
 
@@ -219,7 +225,7 @@ def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     second = capsys.readouterr().out
     assert "already there" in second
     assert "login: admin / demo-pass-1" in second
-    storage = Storage(Settings.resolve(data))
+    storage = Storage(resolve_location(data))
     try:
         with storage.read_sessions() as session:
             items = session.execute(select(func.count()).select_from(Item)).scalar_one()
@@ -235,7 +241,7 @@ def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_simulate_attach_puts_the_random_curve_on_the_dashboard(
         cli: Cli, storage: Storage, project_id: int, tmp_path: Path) -> None:
-    from activelabel.service.insights import random_estimate
+    from activelabel.labeling.insights import random_estimate
     from activelabel.store import list_audit
 
     out = tmp_path / "sim"

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from activelabel.datasets import Dataset
-    from activelabel.service.config import Settings, Storage
     from activelabel.simulation import SimulationResult, SimulationStep
+    from activelabel.store import DataLocation, Storage
 
 __all__ = ["app", "main", "plot_learning_curves", "projects_table", "results_table", "rounds_table"]
 
@@ -155,7 +155,7 @@ def _attached_project(project: str, data_dir: Path | None, db: str | None) -> in
 
 def _attach_simulation(project: str, results: Path, data_dir: Path | None,
                        db: str | None) -> None:
-    from activelabel.service.insights import attach_simulation
+    from activelabel.labeling.insights import attach_simulation
     from activelabel.store import record_audit
 
     storage = _storage(data_dir, db)
@@ -291,14 +291,14 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 
 
-def _settings(data_dir: Path | None, db: str | None) -> Settings:
-    from activelabel.service.config import Settings
+def _settings(data_dir: Path | None, db: str | None) -> DataLocation:
+    from activelabel.runtime.settings import resolve_location
 
-    return Settings.resolve(data_dir, db)
+    return resolve_location(data_dir, db)
 
 
 def _storage(data_dir: Path | None, db: str | None) -> Storage:
-    from activelabel.service.config import Storage
+    from activelabel.store import Storage
 
     return Storage(_settings(data_dir, db))
 
@@ -343,7 +343,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the labeling server (REST API, docs at /docs) with its background worker."""
-    from activelabel.service.server import serve as run_server
+    from activelabel.runtime.server import serve as run_server
 
     settings = _settings(data_dir, db)
     if workers < 0:
@@ -361,7 +361,7 @@ def serve(
 @app.command()
 def worker(data_dir: DataDirOption = None, db: DbOption = None) -> None:
     """Run background jobs (rounds, imports) until stopped; `serve` starts one for you."""
-    from activelabel.service.worker import main as run_worker
+    from activelabel.runtime.worker import main as run_worker
 
     run_worker(_settings(data_dir, db))
 
@@ -377,7 +377,7 @@ def demo(
         "http://127.0.0.1:8000"),
 ) -> None:
     """Create a demo project from scikit-learn's digits, an admin user and the seed batch."""
-    from activelabel.service.demo import create_demo
+    from activelabel.runtime.demo import create_demo
 
     storage = _storage(data_dir, db)
     try:
@@ -411,8 +411,8 @@ def import_file(
     db: DbOption = None,
 ) -> None:
     """Import items from a file: queued for the worker, or run at once with --wait."""
-    from activelabel.service.imports import enqueue_import, save_upload
-    from activelabel.service.server import run_job_inline
+    from activelabel.labeling.imports import enqueue_import, save_upload
+    from activelabel.runtime.server import run_job_inline
 
     if not file.is_file():
         raise BadInput(f"{file} is not a file: pass the path of a .jsonl, .csv or .parquet file")
@@ -468,7 +468,7 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Write the labels with provenance (round, strategy, score, model) to a file."""
-    from activelabel.service.export import export_stream
+    from activelabel.labeling.export import export_stream
 
     fmt = format or {".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower(), "jsonl")
     if fmt not in ("jsonl", "csv", "parquet"):
@@ -500,8 +500,8 @@ def round_(
     db: DbOption = None,
 ) -> None:
     """Request a round (train, evaluate, score, select); --wait runs it at once."""
-    from activelabel.service.rounds import request_round
-    from activelabel.service.server import run_job_inline
+    from activelabel.labeling.rounds import request_round
+    from activelabel.runtime.server import run_job_inline
 
     storage = _storage(data_dir, db)
     try:
@@ -609,7 +609,7 @@ def status(
 
 def quality_lines(session: Session, project: Any) -> list[str]:
     """Agreement against the project's target and gold alerts, as sentences."""
-    from activelabel.service.quality import agreement_report, annotator_report, label_table
+    from activelabel.labeling.quality import agreement_report, annotator_report, label_table
 
     table = label_table(session, project)
     report = agreement_report(table, project)

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from activelabel.client import Client
-from activelabel.service.config import Settings, Storage
-from activelabel.store import create_token, create_user
+from activelabel.runtime.settings import resolve_location
+from activelabel.store import Storage, create_token, create_user
 from tests.e2e._support import ServerProcess, run_cli
 
 N_POOL, N_GOLD = 30, 6
 
 
 def _people(server: ServerProcess, names: list[str]) -> dict[str, str]:
-    storage = Storage(Settings.resolve(server.data_dir, server.db))
+    storage = Storage(resolve_location(server.data_dir, server.db))
     try:
         with storage.sessions() as session, session.begin():
             out = {}

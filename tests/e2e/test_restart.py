@@ -13,15 +13,15 @@ from typing import Any
 from sqlalchemy import select, update
 
 from activelabel.client import Client
-from activelabel.service.config import Settings, Storage
-from activelabel.service.worker import STALE_SECONDS
-from activelabel.store import create_engine_for, create_token, create_user
+from activelabel.runtime.settings import resolve_location
+from activelabel.runtime.worker import STALE_SECONDS
+from activelabel.store import Storage, create_engine_for, create_token, create_user
 from activelabel.store.models import Job, utcnow
 from tests.e2e._support import ROUND_TIMEOUT, SEED, ServerProcess, import_sms, wait_until
 
 
 def admin_token(server: ServerProcess) -> str:
-    storage = Storage(Settings.resolve(server.data_dir, server.db))
+    storage = Storage(resolve_location(server.data_dir, server.db))
     try:
         with storage.sessions() as session, session.begin():
             user = create_user(session, "lead", is_admin=True)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from activelabel.service.config import Settings
-from activelabel.service.server import (
+from activelabel.runtime.server import (
     WORKER_NICE,
     WorkerProcesses,
     check_port,
     default_processes,
 )
+from activelabel.runtime.settings import resolve_location
 from activelabel.store.errors import InvalidInput
 from tests.e2e._support import ServerProcess, child_env, wait_until
 
@@ -78,7 +78,7 @@ def test_api_processes_default_counts_the_cores_it_may_use() -> None:
 
 
 def test_workers_are_restarted_and_stopped(tmp_path: Path) -> None:
-    pool = WorkerProcesses(Settings.resolve(tmp_path), 1, log=lambda message: None)
+    pool = WorkerProcesses(resolve_location(tmp_path), 1, log=lambda message: None)
     pool.start()
     try:
         first = pool.procs[0]
@@ -139,10 +139,10 @@ def test_the_served_app_starts_with_its_heap_frozen(tmp_path: Path) -> None:
     all, stopping every request for ~200 ms); objects made afterwards are still collected."""
     import gc
 
-    from activelabel.service.server import build_app
+    from activelabel.runtime.server import build_app
 
     gc.unfreeze()
-    app = build_app(Settings.resolve(data_dir=tmp_path / "data"))
+    app = build_app(resolve_location(data_dir=tmp_path / "data"))
     try:
         assert gc.get_freeze_count() > 10_000
         later: list[object] = []

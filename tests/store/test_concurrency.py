@@ -207,7 +207,7 @@ def test_a_locked_project_lets_leases_and_labels_through_on_postgresql(
     lease and an annotation, whose foreign-key checks need a key-share lock on that row. A
     full FOR UPDATE blocked them (and deadlocked with the round waiting for their item rows);
     FOR NO KEY UPDATE does not."""
-    from activelabel.service.rounds import after_annotation
+    from activelabel.labeling.rounds import after_annotation
 
     project_id, users = _setup(pg_engine, 3)
     sessions = session_factory(pg_engine)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e._support import ROUND_TIMEOUT, ServerProcess, run_cli, wait_until
-from tests.service.conftest import unique
+from tests.http.conftest import unique
 
 CHROMIUM = os.environ.get("ACTIVELABEL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

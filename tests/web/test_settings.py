@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.service.conftest import unique
+from tests.http.conftest import unique
 from tests.web.conftest import PROJECT, Site, log_in
 
 

@@ -86,6 +86,7 @@ from .rounds import (
     selection_rows,
     start_round,
 )
+from .storage import DataLocation, Storage
 from .users import (
     authenticate_password,
     create_token,
@@ -106,6 +107,7 @@ __all__ = [
     "ArrayStore",
     "Conflict",
     "CurrentLabel",
+    "DataLocation",
     "Forbidden",
     "ImportResult",
     "InvalidInput",
@@ -113,6 +115,7 @@ __all__ = [
     "Revision",
     "RoundDue",
     "RowError",
+    "Storage",
     "Task",
     "activate_model_version",
     "active_model_version",

@@ -8,6 +8,7 @@ inserted into by the repository functions. Time columns are timezone-aware UTC e
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -48,25 +49,73 @@ __all__ = [
     "Flag",
     "Item",
     "Job",
+    "JobStatus",
     "Membership",
     "ModelVersion",
     "Project",
     "ProjectVersion",
+    "Role",
     "Round",
     "RoundSelection",
+    "RoundStatus",
     "Snapshot",
     "UTCDateTime",
     "User",
     "utcnow",
 ]
 
+class _Named(str, Enum):
+    """An enumeration whose members are their string values (stored and sent as such)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Role(_Named):
+    """A member's role in a project, lowest first: each role may do what the ones below do."""
+
+    ANNOTATOR = "annotator"
+    REVIEWER = "reviewer"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_ORDER.index(self)
+
+    def at_least(self, minimum: Role | str) -> bool:
+        """Whether this role may do what ``minimum`` may."""
+        return self.rank >= Role(minimum).rank
+
+
+_ROLE_ORDER = tuple(Role)
+
+
+class JobStatus(_Named):
+    """Where a background job (a round, an import) is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RoundStatus(_Named):
+    """Where a round is (its job's status, recorded on the round)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 TASKS = ("classification", "multilabel")
-ROLES = ("owner", "reviewer", "annotator")
+#: Role names, highest first (as error messages list them).
+ROLES = tuple(r.value for r in reversed(Role))
 SPLITS = ("pool", "holdout", "gold")
 ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo")
 JOB_KINDS = ("round", "import")
-JOB_STATUSES = ("queued", "running", "done", "failed")
-ROUND_STATUSES = ("queued", "running", "done", "failed")
+JOB_STATUSES = tuple(s.value for s in JobStatus)
+ROUND_STATUSES = tuple(s.value for s in RoundStatus)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -17,7 +17,7 @@ from ._util import get_or_raise
 from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .governance import record_project_version
-from .models import ROLES, TASKS, ApiToken, Membership, Project, User
+from .models import ROLES, TASKS, ApiToken, Membership, Project, Role, User
 from .users import accept_token, hash_token, token_query
 
 __all__ = [
@@ -64,7 +64,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 CONSENSUS_METHODS = ("majority", "dawid_skene")
 _POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
-_RANK = {"annotator": 0, "reviewer": 1, "owner": 2}
 
 
 def validate_labels(task: str, labels: Sequence[Any]) -> list[Any]:
@@ -243,7 +242,7 @@ def project_with_role(session: Session, project_id: int, user: User,
 
 
 def _check_minimum_role(minimum: str) -> None:
-    if minimum not in _RANK:
+    if minimum not in ROLES:
         raise InvalidInput(f"unknown role {minimum!r}: use one of {', '.join(ROLES)}")
 
 
@@ -262,7 +261,7 @@ def _access(project_id: int, project: Project | None, member_role: str | None, u
     role = "owner" if user.is_admin else member_role
     if role is None:  # the same answer as a missing project: its existence stays hidden
         raise NotFound(_missing(project_id))
-    if _RANK[role] < _RANK[minimum]:
+    if not Role(role).at_least(minimum):
         raise Forbidden(f"this needs the {minimum} role in project {project_id}; "
                         f"{user.username} is {role}: ask an owner to change the role")
     return project, role

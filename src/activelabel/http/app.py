@@ -1,0 +1,68 @@
+"""The FastAPI application: routes under ``/api/v1``, OpenAPI at ``/docs``, one error shape.
+
+The web app's pages (``service/web``) are served from the same app, at ``/``.
+
+``create_app(location)`` opens (and migrates) the storage and closes it at shutdown;
+``create_app(storage=...)`` serves an already opened storage, which the caller keeps owning
+(tests, and processes that share one storage between the API and other work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..store import DataLocation, Storage
+from .errors import error_body, install_error_handlers
+from .middleware import ServerTiming
+from .routes import API_PREFIX, api_router
+from .web import install_web
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+Active-learning labeling service. Authenticate with `Authorization: Bearer <token>` (an API
+token from `activelabel tokens create NAME`, or `POST /api/v1/auth/login`).
+
+Every error is JSON of one shape: `{"error": {"code", "message", "details"?}}`.
+"""
+
+_ERRORS = {status: {"description": description, "content": {"application/json": {
+    "example": error_body(code, message)}}}
+    for status, code, message, description in (
+        (401, "unauthorized", "missing credentials: send 'Authorization: Bearer <token>'",
+         "No or invalid credentials."),
+        (403, "forbidden", "this needs the owner role in project 1", "Wrong role."),
+        (404, "not_found", "project 1 does not exist", "Unknown, or not visible to the caller."),
+    )}
+
+
+def create_app(location: DataLocation | None = None, *,
+               storage: Storage | None = None) -> FastAPI:
+    """The API over ``storage``, or over a storage opened at ``location`` (closed with the
+    app)."""
+    if (location is None) == (storage is None):
+        raise TypeError("create_app takes a location or an opened storage, not both or none")
+    owned = storage is None
+    opened = storage if storage is not None else Storage(location)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                opened.close()
+
+    app = FastAPI(title="activelabel", version=__version__, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                  lifespan=lifespan)
+    app.state.storage = opened
+    install_error_handlers(app)
+    app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+    install_web(app)
+    app.add_middleware(ServerTiming)
+    return app

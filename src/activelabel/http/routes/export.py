@@ -1,0 +1,53 @@
+"""Export: the project's labels with provenance, streamed as JSONL, CSV or Parquet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from ...labeling.export import export_bundle, export_stream
+from ...store import Forbidden
+from ..auth import Reader
+
+router = APIRouter(tags=["export"])
+
+
+@router.get("/projects/{project_id}/export", response_class=StreamingResponse,
+            responses={200: {"description": "The file, streamed.",
+                             "content": {"application/x-ndjson": {}, "text/csv": {},
+                                         "application/vnd.apache.parquet": {}}}})
+def export(project_id: int, caller: Reader,
+           format: Annotated[str, Query(description="jsonl, csv or parquet")] = "jsonl",
+           include_private: Annotated[bool, Query(description="Keep private fields "
+                                                  "(owners only)")] = False,
+           ) -> StreamingResponse:
+    """One row per labeled item: data, consensus labels, every current annotation (who,
+    when, how long) and provenance (round, strategy, score, model version). Reviewers and
+    owners; ``include_private`` needs an owner."""
+    _, role = caller.project(project_id, "reviewer")
+    if include_private and role != "owner":
+        raise Forbidden("include_private needs the owner role: leave it out to export "
+                        "without the private fields")
+    chunks, media_type, filename = export_stream(caller.storage, project_id, format,
+                                                 include_private=include_private)
+    return StreamingResponse(chunks, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/projects/{project_id}/export/bundle", response_class=StreamingResponse,
+            responses={200: {"description": "A zip file, streamed.",
+                             "content": {"application/zip": {}}}})
+def export_with_audit(project_id: int, caller: Reader,
+                      include_private: Annotated[bool, Query(description="Keep private "
+                                                             "fields")] = False,
+                      ) -> StreamingResponse:
+    """The labels with provenance together with the audit trail, the decision log and the
+    guideline versions, as one zip (labels.jsonl, audit.jsonl, decisions.jsonl,
+    versions.jsonl). Owners only (the audit trail is theirs to read)."""
+    caller.project(project_id, "owner")
+    # Check the project now (a 404 before the stream starts), then build while streaming.
+    chunks = export_bundle(caller.storage, project_id, include_private=include_private)
+    return StreamingResponse(chunks, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="project_{project_id}_bundle.zip"'})

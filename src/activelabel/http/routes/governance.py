@@ -1,0 +1,215 @@
+"""Governance: guideline versions, the decision log, snapshots, calibration sessions, purging
+item payloads, and the audit trail as a file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
+
+from ...labeling.calibration import calibration_report
+from ...labeling.featurize import forget_features
+from ...labeling.snapshots import read_snapshot, restore_snapshot, take_snapshot
+from ...store import InvalidInput, list_audit, record_audit
+from ...store.governance import (
+    add_decision,
+    create_calibration,
+    get_calibration,
+    get_snapshot,
+    list_calibrations,
+    list_decisions,
+    list_project_versions,
+    list_snapshots,
+    purge_items,
+)
+from ...store.models import Decision, Item, Snapshot, User
+from ..auth import Caller, Reader, Writer
+from ..schemas import (
+    CalibrationIn,
+    CalibrationOut,
+    DecisionIn,
+    DecisionOut,
+    ProjectVersionOut,
+    PurgeIn,
+    PurgeOut,
+    RestoreOut,
+    SnapshotIn,
+    SnapshotOut,
+    audit_out,
+)
+
+router = APIRouter(tags=["governance"])
+
+
+def _names(caller: Caller, ids: set[int | None]) -> dict[int, str]:
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return {}
+    return dict(caller.session.execute(select(User.id, User.username).where(
+        User.id.in_(wanted))).all())
+
+
+def decision_outs(caller: Caller, decisions: list[Decision]) -> list[DecisionOut]:
+    names = _names(caller, {d.author_id for d in decisions})
+    return [DecisionOut(id=d.id, topic=d.topic, text=d.text, from_round=d.from_round,
+                        author=names.get(d.author_id or 0), created_at=d.created_at)
+            for d in decisions]
+
+
+def _snapshot_out(s: Snapshot) -> SnapshotOut:
+    return SnapshotOut(id=s.id, content_hash=s.content_hash, model_version=s.model_version,
+                       guidelines_version=s.guidelines_version, n_items=s.n_items, note=s.note,
+                       created_by=s.created_by, created_at=s.created_at)
+
+
+@router.get("/projects/{project_id}/versions", response_model=list[ProjectVersionOut])
+def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
+    """Every version of the label set and guidelines, oldest first (any member)."""
+    caller.project(project_id)
+    found = list_project_versions(caller.session, project_id)
+    names = _names(caller, {v.author_id for v in found})
+    return [ProjectVersionOut(version=v.version, labels=list(v.labels), guidelines=v.guidelines,
+                              author=names.get(v.author_id or 0), created_at=v.created_at)
+            for v in found]
+
+
+@router.post("/projects/{project_id}/decisions", status_code=201, response_model=DecisionOut)
+def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> DecisionOut:
+    """Log why a strategy or rule was chosen, from which round on. Owners only."""
+    caller.project(project_id, "owner")
+    decision = add_decision(caller.session, project_id, caller.user.id, body.topic, body.text,
+                            from_round=body.from_round)
+    return decision_outs(caller, [decision])[0]
+
+
+@router.get("/projects/{project_id}/decisions", response_model=list[DecisionOut])
+def decisions(project_id: int, caller: Reader) -> list[DecisionOut]:
+    """The decision log, oldest first (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    return decision_outs(caller, list_decisions(caller.session, project_id))
+
+
+@router.post("/projects/{project_id}/snapshots", status_code=201, response_model=SnapshotOut)
+def post_snapshot(project_id: int, caller: Writer,
+                  body: SnapshotIn | None = None) -> SnapshotOut:
+    """Freeze the current labels (consensus and each annotator's) with their provenance to a
+    hashed file. Owners only."""
+    project, _ = caller.project(project_id, "owner")
+    return _snapshot_out(take_snapshot(caller.session, caller.storage, project,
+                                       created_by=caller.user.id,
+                                       note=None if body is None else body.note))
+
+
+@router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
+def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
+    """The project's snapshots, oldest first (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    return [_snapshot_out(s) for s in list_snapshots(caller.session, project_id)]
+
+
+@router.get("/projects/{project_id}/snapshots/{snapshot_id}/export",
+            response_class=FileResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})
+def export_snapshot(project_id: int, snapshot_id: int, caller: Reader) -> FileResponse:
+    """The snapshot's JSONL file (header line, then one line per item), after checking its
+    content hash. Reviewers and owners."""
+    caller.project(project_id, "reviewer")
+    snapshot = get_snapshot(caller.session, project_id, snapshot_id)
+    read_snapshot(snapshot)
+    return FileResponse(Path(snapshot.path), media_type="application/x-ndjson",
+                        filename=f"project_{project_id}_snapshot_{snapshot_id}.jsonl")
+
+
+@router.post("/projects/{project_id}/snapshots/{snapshot_id}/restore",
+             response_model=RestoreOut)
+def restore(project_id: int, snapshot_id: int, caller: Writer) -> RestoreOut:
+    """Re-apply the snapshot's labels as new revisions wherever they differ now; nothing is
+    deleted. Owners only."""
+    project, _ = caller.project(project_id, "owner")
+    result = restore_snapshot(caller.session, project, snapshot_id, caller.user.id)
+    record_audit(caller.session, "restore", "snapshot", snapshot_id, project_id=project_id,
+                 actor_id=caller.user.id, after=result)
+    return RestoreOut(**result)
+
+
+@router.post("/projects/{project_id}/items/purge", response_model=PurgeOut)
+def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
+    """Remove the payloads of items on request (data becomes ``{}``); their annotations stay
+    and each purge is an audit event. Cached features are dropped (rebuilt without the
+    payloads by the next round). Owners only."""
+    caller.project(project_id, "owner")
+    ids = list(body.item_ids)
+    if body.external_ids:
+        found = dict(caller.session.execute(select(Item.external_id, Item.id).where(
+            Item.project_id == project_id, Item.external_id.in_(body.external_ids))).all())
+        unknown = [e for e in body.external_ids if e not in found]
+        if unknown:
+            raise InvalidInput(f"{len(unknown)} external_ids are not items of project "
+                               f"{project_id} (first: {unknown[:5]})")
+        ids += [found[e] for e in body.external_ids]
+    items = purge_items(caller.session, project_id, ids, actor_id=caller.user.id)
+    caller.session.flush()
+    forget_features(caller.storage, project_id)
+    return PurgeOut(purged=[i.id for i in items])
+
+
+@router.get("/projects/{project_id}/audit/export", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})
+def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
+    """The whole audit trail of the project as JSONL, oldest first. Owners only."""
+    caller.project(project_id, "owner")
+    events = []
+    before: int | None = None
+    while True:
+        page = list_audit(caller.session, project_id=project_id, before_id=before, limit=1000)
+        events += page
+        if len(page) < 1000:
+            break
+        before = page[-1].id
+    lines = [json.dumps(audit_out(e).model_dump(mode="json"), sort_keys=True) + "\n"
+             for e in reversed(events)]
+
+    def chunks() -> Iterator[str]:
+        yield from lines
+
+    return StreamingResponse(chunks(), media_type="application/x-ndjson", headers={
+        "Content-Disposition": f'attachment; filename="project_{project_id}_audit.jsonl"'})
+
+
+@router.post("/projects/{project_id}/calibrations", status_code=201,
+             response_model=CalibrationOut)
+def post_calibration(project_id: int, body: CalibrationIn, caller: Writer) -> CalibrationOut:
+    """A calibration session: items every annotator labels (they skip the overlap limit in the
+    queue). Owners only."""
+    caller.project(project_id, "owner")
+    cal = create_calibration(caller.session, project_id, body.name, body.item_ids,
+                             caller.user.id)
+    _, ids = get_calibration(caller.session, project_id, cal.id)
+    return CalibrationOut(id=cal.id, name=cal.name, guidelines_version=cal.guidelines_version,
+                          item_ids=ids, created_at=cal.created_at)
+
+
+@router.get("/projects/{project_id}/calibrations", response_model=list[CalibrationOut])
+def calibrations(project_id: int, caller: Reader) -> list[CalibrationOut]:
+    """Calibration sessions, oldest first (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    out = []
+    for cal in list_calibrations(caller.session, project_id):
+        _, ids = get_calibration(caller.session, project_id, cal.id)
+        out.append(CalibrationOut(id=cal.id, name=cal.name, item_ids=ids,
+                                  guidelines_version=cal.guidelines_version,
+                                  created_at=cal.created_at))
+    return out
+
+
+@router.get("/projects/{project_id}/calibrations/{calibration_id}")
+def calibration(project_id: int, calibration_id: int, caller: Reader) -> dict[str, object]:
+    """Where annotators disagree on the session's items, and with whom: per item the labels
+    and the guidelines version each annotator saw, per pair the agreement. Reviewers and
+    owners."""
+    project, _ = caller.project(project_id, "reviewer")
+    return calibration_report(caller.session, project, calibration_id)

@@ -1,0 +1,52 @@
+"""Annotations: label an item (append-only revisions), reviewers accept or correct them.
+
+A retried submission with the same ``client_key`` returns the revision stored the first time
+(never a second one), so clients can retry safely after a lost answer.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import TypeAdapter
+
+from ...labeling.rounds import after_annotation
+from ...store import annotate, review
+from ..auth import Caller, Turn, Writer
+from ..schemas import AnnotationIn, ReviewIn, RevisionOut, annotation_out, json_response
+
+router = APIRouter(tags=["annotations"])
+
+
+_REVISION = TypeAdapter(RevisionOut)
+
+
+@router.post("/projects/{project_id}/annotations", status_code=201, response_model=RevisionOut)
+async def post_annotation(project_id: int, body: AnnotationIn, turn: Turn) -> Response:
+    """Store the caller's labels for an item and complete their lease on it. A later call for
+    the same item corrects the caller's label (a new revision superseding the old one). After
+    every ``retrain_every_labels`` new labels a round is queued. Any member."""
+    return await turn.run(lambda caller: json_response(
+        _REVISION, _annotate(caller, project_id, body), status_code=201))
+
+
+def _annotate(caller: Caller, project_id: int, body: AnnotationIn) -> RevisionOut:
+    caller.project(project_id)
+    revision = annotate(caller.session, project_id, caller.user.id, body.item_id,
+                        list(body.labels), duration_ms=body.duration_ms,
+                        client_key=body.client_key)
+    after_annotation(caller.session, project_id)
+    return annotation_out(revision)
+
+
+@router.post("/projects/{project_id}/annotations/{annotation_id}/review", status_code=201,
+             response_model=RevisionOut)
+def post_review(project_id: int, annotation_id: int, body: ReviewIn,
+                caller: Writer) -> RevisionOut:
+    """A reviewer's verdict on a current revision: ``accept`` keeps its labels; a rejection
+    with ``labels`` corrects them; a rejection without withdraws the label. ``reason`` is
+    stored on the new revision. Reviewers and owners."""
+    caller.project(project_id, "reviewer")
+    revision = review(caller.session, project_id, caller.user.id, annotation_id,
+                      accept=body.accept, labels=body.labels, client_key=body.client_key,
+                      reason=body.reason)
+    return annotation_out(revision)

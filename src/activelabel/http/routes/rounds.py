@@ -1,0 +1,75 @@
+"""Rounds: request one (a background job), list them, one round with its selected items."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
+from sqlalchemy import select
+
+from ...labeling.rounds import request_round
+from ...store import get_round, list_rounds, selection_rows
+from ...store.governance import decisions_for_round, list_decisions
+from ...store.models import ModelVersion
+from ..auth import Caller, Reader, Writer
+from ..schemas import (
+    RoundAccepted,
+    RoundDetail,
+    RoundOut,
+    SelectionOut,
+    json_response,
+    round_fields,
+)
+from .governance import decision_outs
+
+router = APIRouter(tags=["rounds"])
+
+
+def _versions(caller: Caller, project_id: int) -> dict[int, int]:
+    """Model version id -> version number of the project."""
+    stmt = select(ModelVersion.id, ModelVersion.version).where(
+        ModelVersion.project_id == project_id)
+    return dict(caller.session.execute(stmt).all())
+
+
+@router.post("/projects/{project_id}/rounds", status_code=202, response_model=RoundAccepted)
+def post_round(project_id: int, caller: Writer) -> RoundAccepted:
+    """Queue a round (train, evaluate on the holdout, score the pool, select the next batch).
+    When a round is already queued, that one is returned (``created`` false). Owners only."""
+    caller.project(project_id, "owner")
+    rnd, created = request_round(caller.session, project_id, requested_by=caller.user.id,
+                                 reason="requested")
+    return RoundAccepted(round_id=rnd.id, job_id=rnd.job_id, created=created,
+                         number=rnd.number, status=rnd.status)
+
+
+@router.get("/projects/{project_id}/rounds", response_model=list[RoundOut])
+def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
+    """Every round of the project, oldest first (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    versions = _versions(caller, project_id)
+    log = list_decisions(caller.session, project_id)
+    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)),
+                     decisions=decision_outs(caller, decisions_for_round(log, r.number)))
+            for r in list_rounds(caller.session, project_id)]
+
+
+_ROUND = TypeAdapter(RoundDetail)
+
+
+@router.get("/projects/{project_id}/rounds/{round_id}", response_model=RoundDetail)
+def round_(project_id: int, round_id: int, caller: Reader,
+           limit: Annotated[int, Query(ge=0, le=100_000, description="Selected items shown")]
+           = 1000) -> Response:
+    """A round: status, timings, holdout metrics, labels used, gain over the previous round,
+    model version, and the items it selected with their scores (reviewers and owners)."""
+    caller.project(project_id, "reviewer")
+    rnd = get_round(caller.session, project_id, round_id)
+    version = None if rnd.model_version_id is None else caller.session.execute(
+        select(ModelVersion.version).where(ModelVersion.id == rnd.model_version_id)).scalar()
+    selected = [SelectionOut(item_id=item_id, external_id=external_id, rank=rank, score=score,
+                             strategy=strategy, model_version=model_version)
+                for item_id, external_id, rank, score, strategy, model_version
+                in selection_rows(caller.session, round_id, limit)]
+    return json_response(_ROUND, RoundDetail(**round_fields(rnd, version), selected=selected))

@@ -1,0 +1,64 @@
+"""The caller's next tasks (leased items with a suggestion and why they were chosen), release.
+
+What each role sees of a task is decided in :mod:`activelabel.labeling.tasks`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
+
+from ...labeling.tasks import TaskView, lease_tasks
+from ...store import release_task
+from ..auth import Caller, Turn, Writer
+from ..schemas import Suggestion, TaskItem, TaskOut, Why, json_response
+
+router = APIRouter(tags=["tasks"])
+
+MAX_TASKS_PER_CALL = 100
+
+
+def _task_out(task: TaskView) -> TaskOut:
+    hint, why = task.suggestion, task.why
+    return TaskOut(
+        item=TaskItem(id=task.item_id, external_id=task.external_id, split=task.split,
+                      data=task.data),
+        suggestion=None if hint is None else Suggestion(
+            label=hint.label, confidence=hint.confidence, model_version=hint.model_version),
+        why=None if why is None else Why(
+            strategy=why.strategy, score=why.score, round=why.round, round_id=why.round_id,
+            rank=why.rank, model_version=why.model_version),
+        lease_expires_at=task.lease_expires_at)
+
+
+_TASKS = TypeAdapter(list[TaskOut])
+
+
+@router.get("/projects/{project_id}/tasks/next", response_model=list[TaskOut])
+async def next_(project_id: int, turn: Turn,
+                n: Annotated[int, Query(ge=1, le=MAX_TASKS_PER_CALL,
+                                        description="How many tasks (1-100)")] = 10) -> Response:
+    """Lease up to ``n`` items to the caller: first the caller's unexpired leases (renewed),
+    then the queue (the latest round's ranking first). Each comes with the model's suggestion
+    and why it was chosen (no suggestion when the project's ``show_suggestions`` is off, so
+    annotators are not biased). An item is leased to at most ``overlap`` annotators at once; leases
+    expire after ``lease_seconds`` (project settings). Fewer than ``n`` (or none) means the
+    queue is exhausted for the caller right now. Any member."""
+    return await turn.run(lambda caller: json_response(_TASKS, _next(caller, project_id, n)))
+
+
+def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
+    project, role = caller.project(project_id)
+    return [_task_out(task) for task in lease_tasks(caller.session, caller.storage.arrays,
+                                                    project, role, caller.user.id, n)]
+
+
+@router.post("/projects/{project_id}/tasks/{item_id}/release")
+def release(project_id: int, item_id: int, caller: Writer) -> dict[str, Any]:
+    """Give a leased item back to the queue before its lease expires (any member; 404 when
+    the caller holds no active lease on it)."""
+    caller.project(project_id)
+    release_task(caller.session, project_id, caller.user.id, item_id)
+    return {"item_id": item_id, "released": True}

@@ -1,0 +1,253 @@
+"""Export: the labeled items of a project with their provenance, streamed as JSONL, CSV or
+Parquet.
+
+One row per labeled item: external id, payload (private fields left out unless asked for),
+split, the consensus label(s), every current annotation (annotator, labels, when, how long)
+and why the item was selected (round number, strategy, score, model version). Items are read
+in pages with a read session, so memory stays at one page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import InvalidInput, Storage, current_labels, get_project
+from ..store.models import Annotation, Item, ModelVersion, Round, RoundSelection, User
+from .rounds import consensus
+
+__all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
+
+#: Format -> (media type, file extension).
+EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"),
+                  "csv": ("text/csv; charset=utf-8", "csv"),
+                  "parquet": ("application/vnd.apache.parquet", "parquet")}
+#: Items loaded per query.
+PAGE_ITEMS = 1000
+_CSV_COLUMNS = ("external_id", "split", "data", "labels", "annotations", "round", "strategy",
+                "score", "model_version")
+_STREAM_CHUNK = 1 << 20
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _provenance(session: Session, item_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The latest round selection of each item: round number, strategy, score, model version."""
+    stmt = (select(RoundSelection.item_id, Round.number, RoundSelection.strategy,
+                   RoundSelection.score, ModelVersion.version)
+            .join(Round, Round.id == RoundSelection.round_id)
+            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
+            .where(RoundSelection.item_id.in_(item_ids)).order_by(Round.number))
+    return {int(i): {"round": n, "strategy": s, "score": sc, "model_version": v}
+            for i, n, s, sc, v in session.execute(stmt)}
+
+
+def _usernames(session: Session, user_ids: set[int]) -> dict[int, str]:
+    if not user_ids:
+        return {}
+    stmt = select(User.id, User.username).where(User.id.in_(sorted(user_ids)))
+    return {int(i): str(n) for i, n in session.execute(stmt)}
+
+
+def _annotation_details(session: Session, ids: list[int]) -> dict[int, tuple[int | None, int]]:
+    """annotation id -> (duration_ms, user id) of the given revisions."""
+    out: dict[int, tuple[int | None, int]] = {}
+    for start in range(0, len(ids), PAGE_ITEMS):
+        stmt = select(Annotation.id, Annotation.duration_ms, Annotation.user_id).where(
+            Annotation.id.in_(ids[start:start + PAGE_ITEMS]))
+        out.update({int(a): (d, int(u)) for a, d, u in session.execute(stmt)})
+    return out
+
+
+def export_rows(storage: Storage, project_id: int, *,
+                include_private: bool = False) -> Iterator[dict[str, Any]]:
+    """One dict per labeled item, in row order (what every format writes)."""
+    with storage.read_sessions() as session:
+        project = get_project(session, project_id)
+        private = set() if include_private else set(project.private_fields or [])
+        multilabel = project.task == "multilabel"
+        labels = current_labels(session, project_id)
+        by_item: dict[int, list[Any]] = {}
+        for cur in labels:
+            by_item.setdefault(int(cur.item_id), []).append(cur)
+        details = _annotation_details(session, [int(c.annotation_id) for c in labels])
+        names = _usernames(session, {int(c.annotator_id) for c in labels}
+                           | {u for _, u in details.values()})
+        order = list(by_item)  # current_labels is sorted by row
+        for start in range(0, len(order), PAGE_ITEMS):
+            page = order[start:start + PAGE_ITEMS]
+            items = {int(i.id): i for i in session.execute(
+                select(Item).where(Item.id.in_(page))).scalars()}
+            why = _provenance(session, page)
+            for item_id in page:
+                item = items[item_id]
+                given = by_item[item_id]
+                data = {k: v for k, v in (item.data or {}).items() if k not in private}
+                yield {
+                    "external_id": item.external_id, "split": item.split, "data": data,
+                    "labels": consensus([c.labels for c in given], multilabel),
+                    "annotations": [{
+                        "annotator": names.get(int(c.annotator_id)),
+                        "labels": list(c.labels), "created_at": _iso(c.created_at),
+                        "duration_ms": details.get(int(c.annotation_id), (None, 0))[0]}
+                        for c in given],
+                    **why.get(item_id, {"round": None, "strategy": None, "score": None,
+                                        "model_version": None})}
+            session.expunge_all()
+
+
+def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer: list[str] = []
+    for row in rows:
+        buffer.append(json.dumps(row, ensure_ascii=False, default=str))
+        if len(buffer) >= PAGE_ITEMS:
+            yield ("\n".join(buffer) + "\n").encode()
+            buffer = []
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode()
+
+
+def _csv_cell(row: dict[str, Any], column: str) -> Any:
+    value = row[column]
+    if column in ("data", "annotations") or (column == "labels" and isinstance(value, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else value
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_CSV_COLUMNS)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([_csv_cell(row, c) for c in _CSV_COLUMNS])
+        if n % PAGE_ITEMS == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
+
+
+def _parquet(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Row batches written to a temporary Parquet file, then streamed and deleted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("external_id", pa.string()), ("split", pa.string()),
+                        ("data", pa.string()), ("labels", pa.string()),
+                        ("annotations", pa.string()), ("round", pa.int64()),
+                        ("strategy", pa.string()), ("score", pa.float64()),
+                        ("model_version", pa.int64())])
+    fd, name = tempfile.mkstemp(prefix="activelabel-export-", suffix=".parquet")
+    os.close(fd)
+    try:
+        with pq.ParquetWriter(name, schema) as writer:
+            batch: list[dict[str, Any]] = []
+            for row in rows:
+                batch.append({**row, **{k: json.dumps(row[k], ensure_ascii=False, default=str)
+                                        for k in ("data", "labels", "annotations")}})
+                if len(batch) >= PAGE_ITEMS:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    batch = []
+            if batch:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+        with open(name, "rb") as handle:
+            while chunk := handle.read(_STREAM_CHUNK):
+                yield chunk
+    finally:
+        os.unlink(name)
+
+
+_WRITERS = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+
+
+def export_stream(storage: Storage, project_id: int, fmt: str, *,
+                  include_private: bool = False) -> tuple[Iterator[bytes], str, str]:
+    """(chunks of the file, media type, file name) of the project's labels with provenance.
+
+    The format and project are checked at once (InvalidInput / NotFound); the rows are read
+    while the chunks are consumed.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}: use one of "
+                           f"{', '.join(EXPORT_FORMATS)}")
+    with storage.read_sessions() as session:
+        get_project(session, project_id)
+    media, ext = EXPORT_FORMATS[fmt]
+    rows = export_rows(storage, project_id, include_private=include_private)
+    return _WRITERS[fmt](rows), media, f"project_{project_id}_labels.{ext}"
+
+
+def _audit_rows(storage: Storage, project_id: int) -> Iterator[dict[str, Any]]:
+    """Every audit event of the project, oldest first, page by page."""
+    from ..store.models import AuditEvent
+
+    last = 0
+    while True:
+        with storage.read_sessions() as session:
+            page = list(session.execute(
+                select(AuditEvent).where(AuditEvent.project_id == project_id,
+                                         AuditEvent.id > last)
+                .order_by(AuditEvent.id).limit(PAGE_ITEMS)).scalars())
+            rows = [{"id": e.id, "action": e.action, "entity": e.entity,
+                     "entity_id": e.entity_id, "actor_id": e.actor_id, "before": e.before,
+                     "after": e.after, "created_at": _iso(e.created_at)} for e in page]
+        yield from rows
+        if len(page) < PAGE_ITEMS:
+            return
+        last = page[-1].id
+
+
+def _governance_rows(storage: Storage, project_id: int, what: str) -> list[dict[str, Any]]:
+    from ..store.governance import list_decisions, list_project_versions
+
+    with storage.read_sessions() as session:
+        if what == "decisions":
+            return [{"id": d.id, "topic": d.topic, "text": d.text, "from_round": d.from_round,
+                     "author_id": d.author_id, "created_at": _iso(d.created_at)}
+                    for d in list_decisions(session, project_id)]
+        return [{"version": v.version, "labels": list(v.labels), "guidelines": v.guidelines,
+                 "author_id": v.author_id, "created_at": _iso(v.created_at)}
+                for v in list_project_versions(session, project_id)]
+
+
+def export_bundle(storage: Storage, project_id: int, *,
+                  include_private: bool = False) -> Iterator[bytes]:
+    """A zip of the labels with provenance (``labels.jsonl``, as :func:`export_stream`) and the
+    records to trust them by: the whole audit trail (``audit.jsonl``), the decision log
+    (``decisions.jsonl``) and the guideline versions (``versions.jsonl``). Written to a
+    temporary file, streamed, deleted."""
+    import zipfile
+
+    with storage.read_sessions() as session:
+        get_project(session, project_id)
+    fd, name = tempfile.mkstemp(prefix="activelabel-bundle-", suffix=".zip")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            parts = {"labels.jsonl": export_rows(storage, project_id,
+                                                 include_private=include_private),
+                     "audit.jsonl": _audit_rows(storage, project_id),
+                     "decisions.jsonl": iter(_governance_rows(storage, project_id,
+                                                              "decisions")),
+                     "versions.jsonl": iter(_governance_rows(storage, project_id,
+                                                             "versions"))}
+            for member, rows in parts.items():
+                with bundle.open(member, "w") as handle:
+                    for chunk in _jsonl(rows):
+                        handle.write(chunk)
+        with open(name, "rb") as handle:
+            while chunk := handle.read(_STREAM_CHUNK):
+                yield chunk
+    finally:
+        os.unlink(name)

@@ -1,0 +1,243 @@
+"""Project items -> model features and embeddings, cached in the project's array store.
+
+The featurizer named by the project settings (``featurizer`` + ``featurizer_params``) is fitted
+over every item, streamed from the database by row, and applied in chunks. The results are
+kept beside the database: ``embeddings.npy`` (dense float32, row = ``Item.row``), the model
+matrix as ``features.npy`` (dense featurizers) or ``features.npz`` (TF-IDF, sparse CSR, saved
+with :func:`scipy.sparse.save_npz`), the fitted featurizer (``featurizer.pkl``) and a small
+``features.json`` holding the fingerprint they were built for. The fingerprint covers the item
+count and the featurizer settings, so the cache is rebuilt when a file is missing, new items
+were imported or the settings changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from ..features import Featurizer, TextFeaturizer, make_featurizer
+from ..store import Storage, count_items, get_project, iter_items
+
+__all__ = [
+    "EMBEDDINGS",
+    "FEATURES",
+    "ProjectFeatures",
+    "ensure_features",
+    "feature_fingerprint",
+    "forget_features",
+    "load_featurizer",
+    "project_records",
+    "transform_items",
+]
+
+FEATURES = "features"
+EMBEDDINGS = "embeddings"
+_META = "features.json"
+_FEATURIZER = "featurizer.pkl"
+#: Items transformed per pass (bounds the temporaries of a transform).
+TRANSFORM_CHUNK = 20_000
+#: Items read from the database per query.
+READ_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class ProjectFeatures:
+    """A project's features: ``X`` for the model (dense array or CSR), ``embeddings`` dense
+    float32, both with one row per item in ``Item.row`` order."""
+
+    X: Any
+    embeddings: NDArray[np.float32]
+    fingerprint: str
+    rebuilt: bool
+    seconds: float
+
+    @property
+    def n_items(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
+    """Hex digest of what the cached features depend on: item count and featurizer settings."""
+    key = json.dumps({"n_items": int(n_items), "featurizer": settings.get("featurizer", "text"),
+                      "params": settings.get("featurizer_params") or {}}, sort_keys=True,
+                     default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _featurizer_for(settings: Mapping[str, Any]) -> Featurizer:
+    kind = str(settings.get("featurizer", "text"))
+    params = dict(settings.get("featurizer_params") or {})
+    try:
+        return make_featurizer(kind, **params)
+    except TypeError as exc:
+        raise ValueError(f"featurizer_params {params} do not fit featurizer {kind!r}: {exc}; "
+                         "fix the project settings") from exc
+
+
+def _slim(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
+    """The part of an item's payload the featurizer reads (less memory for wide payloads).
+    A purged item (payload ``{}``) reads as an empty text."""
+    field = getattr(featurizer, "field", None)
+    if isinstance(field, str):
+        return {field: data.get(field, "" if not data else None)}
+    return data
+
+
+def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> list[Any]:
+    """Every item's payload (slimmed), in row order, read page by page with a read session."""
+    out: list[Any] = []
+    with storage.read_sessions() as session:
+        for batch in iter_items(session, project_id, batch_size=READ_BATCH):
+            out.extend(_slim(featurizer, row.data or {}) for row in batch)
+    return out
+
+
+def _chunks(records: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(records), TRANSFORM_CHUNK):
+        yield records[start:start + TRANSFORM_CHUNK]
+
+
+def transform_items(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDArray[np.float32]]:
+    """(X, embeddings) of ``records`` with a fitted featurizer, transformed chunk by chunk."""
+    parts_x: list[Any] = []
+    parts_e: list[NDArray[np.float32]] = []
+    for chunk in _chunks(records):
+        fs = featurizer.transform(chunk)
+        parts_x.append(fs.X)
+        parts_e.append(np.asarray(fs.embeddings, dtype=np.float32))
+    if parts_x and sp.issparse(parts_x[0]):
+        X: Any = sp.vstack(parts_x, format="csr", dtype=np.float32)
+    else:
+        X = np.concatenate([np.asarray(x, dtype=np.float32) for x in parts_x])
+    return X, np.concatenate(parts_e)
+
+
+def _fit_transform(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDArray[np.float32]]:
+    if isinstance(featurizer, TextFeaturizer):
+        fs = featurizer.fit_transform(records)  # vectorizes the texts once
+        return sp.csr_matrix(fs.X, dtype=np.float32), np.asarray(fs.embeddings, np.float32)
+    featurizer.fit(records)
+    return transform_items(featurizer, records)
+
+
+def _atomic_write(target: Path, write: Callable[[Any], None]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _paths(storage: Storage, project_id: int) -> dict[str, Path]:
+    folder = storage.arrays.project_dir(project_id)
+    return {"meta": folder / _META, "featurizer": folder / _FEATURIZER,
+            "sparse": folder / f"{FEATURES}.npz", "dense": storage.arrays.path(project_id, FEATURES),
+            "embeddings": storage.arrays.path(project_id, EMBEDDINGS)}
+
+
+def _load_cached(storage: Storage, project_id: int, fingerprint: str) -> ProjectFeatures | None:
+    """The cached features when every file is there and built for ``fingerprint``."""
+    paths = _paths(storage, project_id)
+    try:
+        meta = json.loads(paths["meta"].read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("fingerprint") != fingerprint or not paths["featurizer"].exists():
+        return None
+    start = time.perf_counter()
+    embeddings = storage.arrays.load(project_id, EMBEDDINGS)
+    if embeddings is None:
+        return None
+    if meta.get("sparse"):
+        if not paths["sparse"].exists():
+            return None
+        X: Any = sp.load_npz(paths["sparse"]).tocsr()
+    else:
+        X = storage.arrays.load(project_id, FEATURES)
+        if X is None:
+            return None
+    if X.shape[0] != embeddings.shape[0]:
+        return None
+    return ProjectFeatures(X, embeddings, fingerprint, False, time.perf_counter() - start)
+
+
+def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.float32],
+          featurizer: Featurizer, fingerprint: str) -> None:
+    paths = _paths(storage, project_id)
+    sparse = sp.issparse(X)
+    if sparse:
+        _atomic_write(paths["sparse"], lambda h: sp.save_npz(h, X, compressed=False))
+        paths["dense"].unlink(missing_ok=True)
+    else:
+        storage.arrays.save(project_id, FEATURES, np.asarray(X, dtype=np.float32))
+        paths["sparse"].unlink(missing_ok=True)
+    storage.arrays.save(project_id, EMBEDDINGS, embeddings)
+    _atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
+    meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0])}
+    _atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
+
+
+def forget_features(storage: Storage, project_id: int) -> None:
+    """Drop the cached features and featurizer of the project (after a purge, so nothing derived
+    from a removed payload stays in the array store); the next round rebuilds them."""
+    for path in _paths(storage, project_id).values():
+        path.unlink(missing_ok=True)
+
+
+def load_featurizer(storage: Storage, project_id: int) -> Featurizer | None:
+    """The featurizer fitted for the cached features, or None when none was saved."""
+    path = _paths(storage, project_id)["featurizer"]
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        featurizer: Featurizer = pickle.load(handle)  # our own file, written by _save
+    return featurizer
+
+
+def project_records(storage: Storage, project_id: int, featurizer: Featurizer) -> list[Any]:
+    """Every item's (slimmed) payload in row order: what a stored featurizer transforms."""
+    return _records(storage, project_id, featurizer)
+
+
+def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
+    """The project's features, from the cache when current, else rebuilt and cached.
+
+    Raises ValueError when the project has no items or the featurizer cannot read them (the
+    message names the field or setting to fix).
+    """
+    with storage.read_sessions() as session:
+        settings = dict(get_project(session, project_id).settings)
+        n_items = count_items(session, project_id)
+    if n_items == 0:
+        raise ValueError(f"project {project_id} has no items: import items first")
+    fingerprint = feature_fingerprint(n_items, settings)
+    cached = _load_cached(storage, project_id, fingerprint)
+    if cached is not None:
+        return cached
+    start = time.perf_counter()
+    featurizer = _featurizer_for(settings)
+    records = _records(storage, project_id, featurizer)
+    # Items imported between the count and the read change the fingerprint: use what was read.
+    fingerprint = feature_fingerprint(len(records), settings)
+    X, embeddings = _fit_transform(featurizer, records)
+    del records
+    _save(storage, project_id, X, embeddings, featurizer, fingerprint)
+    return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

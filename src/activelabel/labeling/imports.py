@@ -1,0 +1,315 @@
+"""Imports: uploads saved to disk by chunks, then streamed into the items table as a job.
+
+JSONL is read line by line, CSV with the csv module, Parquet by record batches, so memory
+stays at one batch whatever the file size. Bad rows (bad JSON, no payload, a payload that is
+not an object, an unknown split) are reported with their line number and never stop the
+import; rows whose external id is already in the project are reported as duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import (
+    InvalidInput,
+    Storage,
+    add_items,
+    content_hash,
+    count_labeled_items,
+    enqueue_job,
+    get_project,
+    record_audit,
+)
+from ..store.db import refresh_statistics
+from ..store.items import ANALYZE_AFTER_ROWS
+from ..store.models import SPLITS, Job, Round
+from .rounds import request_round
+
+__all__ = [
+    "BATCH_ROWS",
+    "FORMATS",
+    "MAX_REPORTED_REJECTS",
+    "enqueue_import",
+    "normalize_row",
+    "read_rows",
+    "run_import",
+    "save_upload",
+]
+
+#: File extension -> format name.
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+#: Rows handed to ``add_items`` (and committed) at once.
+BATCH_ROWS = 5000
+#: Rejected rows listed in a job's result (all are counted).
+MAX_REPORTED_REJECTS = 1000
+#: Least time between two progress reports.
+PROGRESS_SECONDS = 0.5
+_COPY_CHUNK = 1 << 20
+_ID_KEYS = ("external_id", "id")
+_META_KEYS = frozenset({"external_id", "id", "split"})
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+#: ``(line, row)`` for a parsed row, ``(line, error message)`` for one that could not be read.
+Parsed = tuple[int, Any, str | None]
+
+
+def _format_of(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    fmt = FORMATS.get(suffix)
+    if fmt is None:
+        raise InvalidInput(f"file {name!r} has extension {suffix or '(none)'!r}: upload a "
+                           f"{', '.join(sorted(FORMATS))} file")
+    return fmt
+
+
+def save_upload(storage: Storage, project_id: int, filename: str, stream: BinaryIO) -> Path:
+    """Copy ``stream`` by chunks to ``uploads_dir/project_<id>/<unique>-<filename>``."""
+    _format_of(filename)
+    folder = storage.location.uploads_dir / f"project_{int(project_id)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = _SAFE_NAME.sub("_", Path(filename).name)[-100:] or "upload"
+    target = folder / f"{uuid.uuid4().hex[:12]}-{safe}"
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            shutil.copyfileobj(stream, out, _COPY_CHUNK)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def enqueue_import(session: Session, project_id: int, path: Path, *, requested_by: int | None,
+                   split: str | None = None) -> Job:
+    """Queue an import job of the saved file ``path``; ``split`` applies to rows naming none."""
+    get_project(session, project_id)
+    fmt = _format_of(str(path))
+    if split is not None and split not in SPLITS:
+        raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    if not Path(path).is_file():
+        raise InvalidInput(f"{path} is not a file: save the upload first (save_upload)")
+    payload = {"path": str(path), "format": fmt, "split": split, "requested_by": requested_by}
+    job = enqueue_job(session, "import", payload, project_id=project_id)
+    record_audit(session, "request", "import", job.id, project_id=project_id,
+                 actor_id=requested_by, after=payload)
+    return job
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def _jsonl(path: Path) -> Iterator[Parsed]:
+    with path.open("rb") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line), None
+            except ValueError as exc:
+                yield line_no, None, f"invalid JSON ({exc}); each line must be one JSON object"
+
+
+def _csv(path: Path) -> Iterator[Parsed]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames:
+            return
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                yield reader.line_num, None, f"unreadable CSV row ({exc})"
+                continue
+            if None in record:
+                yield reader.line_num, None, (f"row has {len(record) - 1 + len(record[None])} "
+                                              f"fields, the header has {len(record) - 1}")
+                continue
+            yield reader.line_num, _csv_row(record), None
+
+
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A CSV record as a row; a ``data`` column holding a JSON object becomes the payload."""
+    row = {k: v for k, v in record.items() if v is not None}
+    if "data" in row and isinstance(row["data"], str):
+        # Not JSON: left as a string, rejected below as a payload that is not an object.
+        with contextlib.suppress(ValueError):
+            row["data"] = json.loads(row["data"])
+    return row
+
+
+def _parquet(path: Path) -> Iterator[Parsed]:
+    import pyarrow.parquet as pq
+
+    line = 0
+    with pq.ParquetFile(path) as reader:
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS):
+            for record in batch.to_pylist():
+                line += 1
+                if isinstance(record.get("data"), str):
+                    with contextlib.suppress(ValueError):
+                        record["data"] = json.loads(record["data"])
+                yield line, record, None
+
+
+_READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
+    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+
+
+def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:
+    """``(line, row, error)`` of every row of the file: line numbers are 1-based (CSV: the
+    physical line, header = 1; Parquet: the row's position)."""
+    reader = _READERS.get(fmt)
+    if reader is None:
+        raise InvalidInput(f"unknown import format {fmt!r}: use one of {', '.join(_READERS)}")
+    return reader(path)
+
+
+def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
+    """``{external_id, data, split}`` from an input row; raises ValueError with the reason.
+
+    Without a ``data`` key the other fields (minus external_id/id/split) are the payload.
+    Without an external id, one is derived from the payload's content hash, so importing
+    the same file again reports duplicates instead of doubling the items.
+    """
+    if not isinstance(row, Mapping):
+        raise ValueError(f"row must be a JSON object, got {type(row).__name__}")
+    if "data" in row:
+        data = row["data"]
+        extra = sorted(str(k) for k in row if k not in _META_KEYS and k != "data")
+        if extra:
+            raise ValueError(f"fields {', '.join(extra)} are outside data: move them into "
+                             "data, or drop the data key so the fields become the payload")
+    else:
+        data = {k: v for k, v in row.items() if k not in _META_KEYS}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"data must be an object, got {type(data).__name__}")
+    if not data:
+        raise ValueError("row has no payload: give data {...} or fields besides the id")
+    ext = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), None)
+    if ext is None:
+        ext = "sha256:" + content_hash(data)
+    split = row.get("split") or default_split or "pool"
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    return {"external_id": ext, "data": data, "split": split}
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    inserted: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rows_seen: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_REPORTED_REJECTS:
+            self.rejected.append({"line": line, "reason": reason})
+
+    def counts(self) -> dict[str, Any]:
+        return {"rows_seen": self.rows_seen, "inserted": self.inserted,
+                "duplicates": self.duplicates, "rejected": self.rejected_count}
+
+
+def _flush(storage: Storage, project_id: int, rows: list[dict[str, Any]], lines: list[int],
+           tally: _Tally) -> None:
+    """Insert one batch in its own transaction (committed: a crash keeps what was imported)."""
+    if not rows:
+        return
+    with storage.sessions() as session, session.begin():
+        result = add_items(session, project_id, rows, batch_size=len(rows), refresh_stats=False)
+    tally.inserted += result.inserted
+    tally.duplicates += len(result.duplicates)
+    for dup in result.duplicates:
+        if len(tally.duplicate_examples) < MAX_REPORTED_REJECTS:
+            tally.duplicate_examples.append({"line": lines[dup.index],
+                                             "external_id": dup.external_id})
+    for bad in result.rejected:
+        tally.reject(lines[bad.index], bad.reason)
+
+
+def _after_import(storage: Storage, project_id: int, requested_by: int | None) -> int | None:
+    """Queue the cold-start round of a project with no labels and no finished round."""
+    with storage.sessions() as session, session.begin():
+        if count_labeled_items(session, project_id) > 0:
+            return None
+        done = session.execute(select(Round.id).where(
+            Round.project_id == project_id, Round.status == "done").limit(1)).first()
+        if done is not None:
+            return None
+        rnd, _ = request_round(session, project_id, requested_by=requested_by,
+                               reason="cold_start")
+        return rnd.id
+
+
+def run_import(storage: Storage, job: Job, *,
+               progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The worker's handler for an ``import`` job: stream the file into the project.
+
+    Progress ``{rows_seen, inserted, duplicates, rejected}`` is reported at most every
+    ``PROGRESS_SECONDS``; the result adds the first ``MAX_REPORTED_REJECTS`` rejected rows
+    ``{line, reason}``, ``rejected_count`` and ``seconds``.
+    """
+    payload = job.payload or {}
+    if job.project_id is None or not payload.get("path"):
+        raise InvalidInput(f"import job {job.id} has no project or path in its payload")
+    path = Path(str(payload["path"]))
+    if not path.is_file():
+        raise InvalidInput(f"import file {path} is gone: upload the file again")
+    fmt = str(payload.get("format") or _format_of(path.name))
+    split = payload.get("split")
+    project_id = int(job.project_id)
+    start = last_report = time.perf_counter()
+    tally = _Tally()
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for line, raw, error in read_rows(path, fmt):
+        tally.rows_seen += 1
+        if error is not None:
+            tally.reject(line, error)
+            continue
+        try:
+            rows.append(normalize_row(raw, split))
+            lines.append(line)
+        except ValueError as exc:
+            tally.reject(line, str(exc))
+        if len(rows) >= BATCH_ROWS:
+            _flush(storage, project_id, rows, lines, tally)
+            rows, lines = [], []
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_SECONDS:
+                progress(tally.counts())
+                last_report = now
+    _flush(storage, project_id, rows, lines, tally)
+    progress(tally.counts())
+    if tally.inserted >= ANALYZE_AFTER_ROWS:
+        with storage.sessions() as session, session.begin():
+            refresh_statistics(session, "items")
+    round_id = None
+    if tally.inserted:
+        round_id = _after_import(storage, project_id, payload.get("requested_by"))
+    return {"inserted": tally.inserted, "duplicates": tally.duplicates,
+            "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
+            "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
+            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id}

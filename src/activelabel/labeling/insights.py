@@ -1,0 +1,307 @@
+"""What the web pages show beside the raw resources: labeling progress, the pool's confidence
+under the active model, the nearest labeled items of an item, and per-round / per-annotator
+figures for the dashboard.
+
+Plain functions over a session and arrays; the routes in ``api/insights.py`` only check roles.
+Nothing here builds an n x n matrix: nearest neighbours are computed against the labeled rows in
+chunks of :data:`NEIGHBOUR_CHUNK`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..store import (
+    PENDING_STATUSES,
+    InvalidInput,
+    Storage,
+    count_labeled_items,
+    current_labels,
+    is_head,
+    last_finished_round,
+)
+from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
+from .rounds import consensus, labels_since_round
+
+__all__ = [
+    "NEIGHBOUR_CHUNK",
+    "annotator_throughput",
+    "confidence",
+    "histogram",
+    "label_counts",
+    "labeled_rows",
+    "max_confidence",
+    "nearest_rows",
+    "progress",
+    "round_effort",
+    "unlabeled_pool_rows",
+]
+
+#: Labeled rows compared with the query item per pass (bounds the temporaries).
+NEIGHBOUR_CHUNK = 8192
+
+
+def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dict[str, int]:
+    """Items the round selected, and how many of them carry a current label now."""
+    if rnd is None:
+        return {"selected": 0, "labeled": 0}
+    selected = session.execute(select(func.count()).select_from(RoundSelection).where(
+        RoundSelection.round_id == rnd.id)).scalar_one()
+    labeled = session.execute(
+        select(func.count(func.distinct(Annotation.item_id)))
+        .join(RoundSelection, RoundSelection.item_id == Annotation.item_id)
+        .where(RoundSelection.round_id == rnd.id, Annotation.project_id == project_id,
+               Annotation.labels.is_not(None), is_head())).scalar_one()
+    return {"selected": int(selected), "labeled": int(labeled)}
+
+
+def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, Any]:
+    """The user's current labels, labels in the last hour, and labels per hour of labeling
+    time (from the submitted durations)."""
+    mine = (Annotation.project_id == project_id, Annotation.annotator_id == user_id,
+            Annotation.labels.is_not(None))
+    total = session.execute(select(func.count()).where(*mine, is_head())).scalar_one()
+    hour_ago = utcnow() - timedelta(hours=1)
+    last_hour = session.execute(select(func.count()).where(
+        *mine, Annotation.kind == "label", Annotation.created_at >= hour_ago)).scalar_one()
+    n_timed, spent_ms = session.execute(select(func.count(Annotation.duration_ms),
+                                               func.sum(Annotation.duration_ms)).where(
+        *mine, Annotation.kind == "label", Annotation.duration_ms.is_not(None))).one()
+    per_hour = (3_600_000.0 * int(n_timed) / float(spent_ms)) if spent_ms else None
+    return {"labels": int(total), "last_hour": int(last_hour), "labels_per_hour": per_hour}
+
+
+def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:
+    """Where labeling stands for the caller: the current batch, labels until the next model,
+    the caller's own count and speed, and what the last round gained."""
+    every = int(project.settings.get("retrain_every_labels", 50))
+    labeled = count_labeled_items(session, project.id)
+    last = last_finished_round(session, project.id)
+    since = labels_since_round(session, last, project.id)
+    pending = session.execute(select(Round.number).where(
+        Round.project_id == project.id, Round.status.in_(PENDING_STATUSES))
+        .order_by(Round.number).limit(1)).scalar_one_or_none()
+    metrics = (last.metrics or {}) if last is not None else {}
+    return {
+        "project_id": project.id,
+        "labeled": labeled,
+        "round": None if last is None else last.number,
+        "batch": _batch_progress(session, project.id, last),
+        "retrain_every_labels": every,
+        "labels_since_round": max(since, 0),
+        "labels_to_next_round": max(every - since, 0),
+        "round_pending": pending,
+        "me": _own_counts(session, project.id, user_id),
+        "last_round": None if last is None else {
+            "number": last.number, "accuracy": metrics.get("accuracy"),
+            "macro_f1": metrics.get("macro_f1"), "gain": last.gain,
+            "finished_at": last.finished_at},
+    }
+
+
+# ---- confidence of the pool ------------------------------------------------------------------
+
+
+def max_confidence(probs: NDArray[Any], multilabel: bool) -> NDArray[np.float64]:
+    """Per row, the model's confidence in its own answer: the largest class probability, or
+    for multilabel the least certain label's max(p, 1 - p). ``probs`` is (n, n_classes)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if multilabel:
+        return np.min(np.maximum(p, 1.0 - p), axis=1)
+    return np.max(p, axis=1)
+
+
+def histogram(values: NDArray[np.float64], bins: int) -> list[int]:
+    """Counts of ``values`` in ``bins`` equal bins over [0, 1] (1.0 falls in the last one)."""
+    counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    return [int(c) for c in counts]
+
+
+def unlabeled_pool_rows(session: Session, project_id: int) -> NDArray[np.intp]:
+    """Array-store rows of pool items without a current label."""
+    labeled = Item.n_labels > 0
+    rows = session.execute(select(Item.row).where(
+        Item.project_id == project_id, Item.split == "pool", ~labeled)).scalars().all()
+    return np.asarray(sorted(rows), dtype=np.intp)
+
+
+def _summary(probs: NDArray[Any] | None, rows: NDArray[np.intp], multilabel: bool,
+             n_classes: int, bins: int) -> dict[str, Any] | None:
+    if probs is None or probs.ndim != 2 or probs.shape[1] != n_classes:
+        return None
+    rows = rows[rows < probs.shape[0]]
+    conf = max_confidence(probs[rows], multilabel) if rows.size else np.zeros(0)
+    return {"counts": histogram(conf, bins), "n": int(conf.shape[0]),
+            "mean": None if conf.size == 0 else float(conf.mean()),
+            "median": None if conf.size == 0 else float(np.median(conf))}
+
+
+def confidence(project: Project, rows: NDArray[np.intp], probs: NDArray[Any] | None,
+               previous: NDArray[Any] | None, bins: int) -> dict[str, Any]:
+    """Histograms of the confidence over the unlabeled pool ``rows``: under the active model
+    (``probs``) and under the model before it (``previous``), or None where missing."""
+    multilabel = project.task == "multilabel"
+    n_classes = len(project.labels)
+    edges = [round(i / bins, 6) for i in range(bins + 1)]
+    return {"bins": bins, "edges": edges,
+            "current": _summary(probs, rows, multilabel, n_classes, bins),
+            "previous": _summary(previous, rows, multilabel, n_classes, bins)}
+
+
+# ---- related examples ------------------------------------------------------------------------
+
+
+def nearest_rows(embeddings: NDArray[Any], query_row: int, candidates: NDArray[np.intp],
+                 k: int) -> list[tuple[int, float]]:
+    """The ``k`` candidate rows most similar (cosine) to ``query_row``, best first, as
+    (row, similarity). ``embeddings`` is (n_items, n_features); the query row itself is never
+    returned. Candidates are compared in chunks of :data:`NEIGHBOUR_CHUNK`."""
+    candidates = candidates[(candidates != query_row) & (candidates < embeddings.shape[0])]
+    if k < 1 or candidates.size == 0:
+        return []
+    query = np.asarray(embeddings[query_row], dtype=np.float64)
+    query = query / (np.linalg.norm(query) or 1.0)
+    best_rows: list[NDArray[np.intp]] = []
+    best_sims: list[NDArray[np.float64]] = []
+    for start in range(0, candidates.size, NEIGHBOUR_CHUNK):
+        chunk = candidates[start:start + NEIGHBOUR_CHUNK]
+        block = np.asarray(embeddings[chunk], dtype=np.float64)
+        norms = np.linalg.norm(block, axis=1)
+        sims = block @ query / np.where(norms > 0, norms, 1.0)
+        keep = np.argsort(-sims, kind="stable")[:k]
+        best_rows.append(chunk[keep])
+        best_sims.append(sims[keep])
+    rows, sims = np.concatenate(best_rows), np.concatenate(best_sims)
+    order = np.argsort(-sims, kind="stable")[:k]
+    return [(int(rows[i]), float(sims[i])) for i in order]
+
+
+def labeled_rows(session: Session, project: Project) -> dict[int, dict[str, Any]]:
+    """Row -> {item_id, external_id, label (consensus)} of every labeled item."""
+    by_row: dict[int, list[list[Any]]] = defaultdict(list)
+    ids: dict[int, tuple[int, str]] = {}
+    for cur in current_labels(session, project.id):
+        by_row[cur.row].append(cur.labels)
+        ids[cur.row] = (cur.item_id, cur.external_id)
+    multilabel = project.task == "multilabel"
+    return {row: {"item_id": ids[row][0], "external_id": ids[row][1],
+                  "label": consensus(labels, multilabel)} for row, labels in by_row.items()}
+
+
+# ---- dashboard -------------------------------------------------------------------------------
+
+
+def round_effort(session: Session, project_id: int) -> dict[int, dict[str, Any]]:
+    """Round id -> labels submitted while its ranking was served and the labeling time spent
+    (sum of submitted durations, seconds)."""
+    stmt = (select(Annotation.round_id, func.count(), func.sum(Annotation.duration_ms))
+            .where(Annotation.project_id == project_id, Annotation.kind == "label",
+                   Annotation.round_id.is_not(None))
+            .group_by(Annotation.round_id))
+    return {int(rid or 0): {"labels": int(n),
+                            "seconds": None if ms is None else float(ms) / 1000.0}
+            for rid, n, ms in session.execute(stmt)}
+
+
+def annotator_throughput(session: Session, project_id: int) -> list[dict[str, Any]]:
+    """Per annotator: current labels, labels in the last hour, median seconds per label."""
+    hour_ago = utcnow() - timedelta(hours=1)
+    stmt = (select(User.username, Annotation.labels, Annotation.kind, Annotation.duration_ms,
+                   Annotation.created_at)
+            .join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.project_id == project_id, Annotation.labels.is_not(None),
+                   is_head()))
+    current: Counter[str] = Counter()
+    last_hour: Counter[str] = Counter()
+    durations: dict[str, list[int]] = defaultdict(list)
+    for name, _labels, kind, ms, created in session.execute(stmt):
+        current[name] += 1
+        if created is not None and created >= hour_ago:
+            last_hour[name] += 1
+        if kind == "label" and ms is not None:
+            durations[name].append(int(ms))
+    return [{"username": name, "labels": current[name], "last_hour": last_hour[name],
+             "median_seconds": (float(np.median(durations[name])) / 1000.0
+                                if durations[name] else None)}
+            for name in sorted(current)]
+
+
+def label_counts(session: Session, project: Project) -> dict[str, int]:
+    """How often each label is the consensus of a labeled item (label -> items)."""
+    counts: Counter[str] = Counter()
+    for info in labeled_rows(session, project).values():
+        label = info["label"]
+        for one in (label if isinstance(label, list) else [label]):
+            counts[str(one)] += 1
+    return {str(label): counts.get(str(label), 0) for label in project.labels}
+
+
+# ---- a simulation's random-sampling estimate, beside the project's learning curve ------------
+
+#: Points of the random-sampling curve kept from an attached simulation.
+MAX_CURVE_POINTS = 10_000
+
+
+def simulation_path(storage: Storage, project_id: int) -> Path:
+    return storage.location.data_dir / "simulations" / f"project-{int(project_id)}.json"
+
+
+def _random_points(results: Mapping[str, Any]) -> list[dict[str, float | None]]:
+    """The random strategy's curve of an ``activelabel simulate`` results.json, checked."""
+    curves = results.get("curves") if isinstance(results, Mapping) else None
+    curve = curves.get("random") if isinstance(curves, Mapping) else None
+    if not isinstance(curve, list) or not curve:
+        raise InvalidInput("the simulation has no random-sampling curve: run it with "
+                           "--strategies random,... so it can be compared with the project")
+    points = []
+    for point in curve[:MAX_CURVE_POINTS]:
+        try:
+            n, acc = int(point["n_labeled"]), float(point["accuracy"])
+            f1 = point.get("macro_f1")
+            points.append({"n_labeled": n, "accuracy": acc,
+                           "macro_f1": None if f1 is None else float(f1)})
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("the simulation's random curve needs points {n_labeled, "
+                               "accuracy[, macro_f1]}: pass the results.json that "
+                               "`activelabel simulate` wrote") from None
+    return sorted(points, key=lambda p: p["n_labeled"] or 0)
+
+
+def attach_simulation(storage: Storage, project_id: int, results: Mapping[str, Any]) -> Path:
+    """Keep the random-sampling curve of a simulation for the project's dashboard."""
+    points = _random_points(results)
+    path = simulation_path(storage, project_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"dataset": results.get("dataset"), "random": points}))
+    os.replace(tmp, path)
+    return path
+
+
+def random_estimate(storage: Storage, project_id: int) -> list[dict[str, Any]] | None:
+    """The attached random-sampling curve, or None when no simulation was attached."""
+    path = simulation_path(storage, project_id)
+    try:
+        return list(json.loads(path.read_text())["random"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def interpolate(points: Sequence[Mapping[str, Any]], n_labeled: float, key: str) -> float | None:
+    """``key`` of the curve at ``n_labeled`` (linear between points; None outside the curve)."""
+    xs = [float(p["n_labeled"]) for p in points if p.get(key) is not None]
+    ys = [float(p[key]) for p in points if p.get(key) is not None]
+    if not xs or not xs[0] <= n_labeled <= xs[-1]:
+        return None
+    return float(np.interp(n_labeled, xs, ys))

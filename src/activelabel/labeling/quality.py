@@ -1,0 +1,409 @@
+"""A project's label quality: agreement, per-annotator accuracy (gold, consensus, Dawid-Skene),
+consensus labels, and suspected label errors, computed from the current labels.
+
+Plain functions over a session (no HTTP): the routes in ``api/quality.py`` and
+``activelabel status`` call them. The maths is in :mod:`activelabel.quality` (core).
+
+Labels are compared as *values*: in a classification project the one label, in a multilabel
+project the whole set (two annotators agree on an item when they gave the same set).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import quality as q
+from ..store import Storage, current_labels
+from ..store.models import Annotation, Item, Project, User
+
+__all__ = [
+    "AnnotatorQuality",
+    "LabelTable",
+    "agreement_report",
+    "annotator_report",
+    "consensus_values",
+    "label_issue_scores",
+    "label_table",
+    "relabel_advice",
+    "value_key",
+]
+
+#: Fewest labeled items (and per class) before cross-validated label issues are computed.
+MIN_ITEMS_FOR_ISSUES = 10
+
+
+def value_key(labels: Sequence[Any]) -> Any:
+    """The value an annotation gives: its one label, or (multilabel) the sorted tuple."""
+    if len(labels) == 1:
+        return labels[0]
+    return tuple(sorted(labels, key=str))
+
+
+def _display(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass
+class LabelTable:
+    """The project's current labels in long form (one entry per item and annotator).
+
+    ``items``/``annotators``/``labels`` index into ``item_ids``/``annotator_ids``/``values``.
+    """
+
+    project_id: int
+    task: str
+    item_ids: list[int]
+    rows: list[int]
+    splits: list[str]
+    gold: list[Any]  # per item: the gold value or None
+    annotator_ids: list[int]
+    usernames: list[str]
+    values: list[Any]
+    annotation_ids: NDArray[np.intp]
+    items: NDArray[np.intp]
+    annotators: NDArray[np.intp]
+    labels: NDArray[np.intp]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_annotators(self) -> int:
+        return len(self.annotator_ids)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.values)
+
+    def counts(self) -> NDArray[np.int64]:
+        return q.count_table(self.items, self.labels, self.n_items, max(self.n_classes, 1))
+
+    def multi(self) -> NDArray[np.bool_]:
+        """(n_items,) items with two or more current labels."""
+        return np.bincount(self.items, minlength=self.n_items) >= 2
+
+
+def label_table(session: Session, project: Project) -> LabelTable:
+    """Every current label of the project (withdrawn ones left out) as a :class:`LabelTable`."""
+    found = current_labels(session, project.id)
+    values: list[Any] = [v for v in project.labels]
+    index: dict[Any, int] = {v: i for i, v in enumerate(values)}
+    item_index: dict[int, int] = {}
+    ann_index: dict[int, int] = {}
+    rows: list[int] = []
+    splits: list[str] = []
+    long: list[tuple[int, int, int, int]] = []
+    for cur in found:
+        key = value_key(cur.labels)
+        if key not in index:
+            index[key] = len(values)
+            values.append(key)
+        if cur.item_id not in item_index:
+            item_index[cur.item_id] = len(item_index)
+            rows.append(cur.row)
+            splits.append(cur.split)
+        ann_index.setdefault(cur.annotator_id, len(ann_index))
+        long.append((cur.annotation_id, item_index[cur.item_id], ann_index[cur.annotator_id],
+                     index[key]))
+    item_ids = list(item_index)
+    annotator_ids = list(ann_index)
+    names = dict(session.execute(select(User.id, User.username).where(
+        User.id.in_(annotator_ids))).all()) if annotator_ids else {}
+    gold_of: dict[int, Any] = dict(session.execute(select(Item.id, Item.gold_labels).where(
+        Item.project_id == project.id, Item.gold_labels.is_not(None))).all())
+    arr = np.asarray(long, dtype=np.intp).reshape(-1, 4)
+    return LabelTable(
+        project_id=project.id, task=project.task, item_ids=item_ids, rows=rows, splits=splits,
+        gold=[None if gold_of.get(i) is None else value_key(gold_of[i]) for i in item_ids],
+        annotator_ids=annotator_ids, usernames=[names.get(a, str(a)) for a in annotator_ids],
+        values=values, annotation_ids=arr[:, 0], items=arr[:, 1], annotators=arr[:, 2],
+        labels=arr[:, 3])
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
+    """Agreement over the items with two or more current labels (see :mod:`activelabel.quality`
+    for what each measure is). Floats are None with fewer than two such items.
+
+    ``target`` is the project's ``agreement_target``; ``below_target`` compares Krippendorff's
+    alpha with it (pairs and labels carry their own ``below_target`` too)."""
+    target = project.settings.get("agreement_target")
+    multi = table.multi()
+    n_items = int(multi.sum())
+    out: dict[str, Any] = {"n_items": n_items, "n_annotators": table.n_annotators,
+                           "krippendorff_alpha": None, "fleiss_kappa": None,
+                           "cohen_kappa_pairs": [], "per_label": {}, "target": target,
+                           "below_target": False}
+    if n_items < 2:
+        return out
+    k = max(table.n_classes, 1)
+    reliability = q.reliability_matrix(table.items, table.annotators, table.labels,
+                                       table.n_items, table.n_annotators)
+    reliability[:, ~multi] = np.nan
+    counts = table.counts()
+    counts[~multi] = 0
+    alpha = _num(q.krippendorff_alpha(reliability))
+    out["krippendorff_alpha"] = alpha
+    out["fleiss_kappa"] = _num(q.fleiss_kappa(counts))
+
+    def below(x: float | None) -> bool:
+        return target is not None and x is not None and x < float(target)
+
+    out["cohen_kappa_pairs"] = [
+        {"a": table.usernames[p.a], "b": table.usernames[p.b], "kappa": _num(p.kappa),
+         "n": p.n, "below_target": below(_num(p.kappa))}
+        for p in q.cohen_kappa_pairs(reliability, k)]
+    share, n = q.specific_agreement(counts)
+    out["per_label"] = {str(_label_name(table.values[c])): {
+        "agreement": _num(share[c]), "n": int(n[c]), "below_target": below(_num(share[c]))}
+        for c in range(table.n_classes) if n[c] > 0}
+    out["below_target"] = below(alpha)
+    return out
+
+
+def _label_name(value: Any) -> Any:
+    return "+".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def consensus_values(table: LabelTable, method: str = "majority") -> tuple[
+        NDArray[np.intp], NDArray[np.bool_], q.DawidSkene | None]:
+    """(n_items,) consensus value index (-1: none), (n_items,) ties, and the fitted
+    Dawid-Skene model when ``method`` is ``dawid_skene``.
+
+    Majority vote leaves ties without consensus; Dawid-Skene breaks them by the annotators'
+    estimated reliability (ties are still reported, for review)."""
+    vote = q.MajorityVote().fit(table.counts())
+    if method != "dawid_skene" or table.n_items == 0:
+        return vote.labels_, vote.ties_, None
+    ds = _dawid_skene(table)
+    return ds.labels_, vote.ties_, ds
+
+
+def _dawid_skene(table: LabelTable) -> q.DawidSkene:
+    return q.DawidSkene().fit(table.items, table.annotators, table.labels,
+                              n_items=table.n_items, n_annotators=table.n_annotators,
+                              n_classes=max(table.n_classes, 1))
+
+
+@dataclass(frozen=True)
+class AnnotatorQuality:
+    user_id: int
+    username: str
+    labels: int
+    gold_n: int
+    gold_accuracy: float | None
+    agreement_with_consensus: float | None
+    consensus_n: int
+    estimated_accuracy: float | None
+    gold_alert: bool
+
+
+def _leave_one_out(table: LabelTable, counts: NDArray[np.int64]) -> tuple[
+        NDArray[np.float64], NDArray[np.int64]]:
+    """Per annotator: share of their labels equal to the majority of the *other* annotators of
+    the item (items where the others tie or are absent left out), and how many counted."""
+    agree = np.zeros(table.n_annotators)
+    seen = np.zeros(table.n_annotators, dtype=np.int64)
+    for i, a, y in zip(table.items, table.annotators, table.labels, strict=True):
+        others = counts[i].copy()
+        others[y] -= 1
+        top = others.max()
+        if top == 0 or (others == top).sum() > 1:
+            continue
+        seen[a] += 1
+        agree[a] += int(np.argmax(others) == y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, agree / np.maximum(seen, 1), np.nan), seen
+
+
+def annotator_report(table: LabelTable, project: Project) -> list[AnnotatorQuality]:
+    """One row per annotator with a current label: label count, accuracy on gold items,
+    agreement with the others' majority (leave-one-out), and Dawid-Skene's estimated accuracy.
+
+    ``gold_alert`` is set when gold accuracy is below the project's ``gold_alert_below``."""
+    if table.n_annotators == 0:
+        return []
+    counts = table.counts()
+    loo, loo_n = _leave_one_out(table, counts)
+    ds = _dawid_skene(table)
+    gold_index = {v: i for i, v in enumerate(table.values)}
+    gold = np.asarray([-1 if g is None else gold_index.get(g, -2) for g in table.gold],
+                      dtype=np.intp)
+    threshold = project.settings.get("gold_alert_below")
+    out = []
+    for a, (uid, name) in enumerate(zip(table.annotator_ids, table.usernames, strict=True)):
+        mine = table.annotators == a
+        on_gold = mine & (gold[table.items] != -1)
+        gold_n = int(on_gold.sum())
+        gold_acc = (float((table.labels[on_gold] == gold[table.items[on_gold]]).mean())
+                    if gold_n else None)
+        out.append(AnnotatorQuality(
+            user_id=uid, username=name, labels=int(mine.sum()), gold_n=gold_n,
+            gold_accuracy=gold_acc, agreement_with_consensus=_num(float(loo[a])),
+            consensus_n=int(loo_n[a]), estimated_accuracy=_num(float(ds.accuracy_[a])),
+            gold_alert=threshold is not None and gold_acc is not None
+            and gold_acc < float(threshold)))
+    return sorted(out, key=lambda r: r.username)
+
+
+# ---- label issues --------------------------------------------------------------------------
+
+
+class _IssueCache:
+    """Label-issue scores per project, recomputed when the labels or features change."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._data: OrderedDict[int, tuple[Any, dict[int, float]]] = OrderedDict()
+
+    def get(self, project_id: int, key: Any) -> dict[int, float] | None:
+        with self._lock:
+            hit = self._data.get(project_id)
+            return hit[1] if hit is not None and hit[0] == key else None
+
+    def put(self, project_id: int, key: Any, value: dict[int, float]) -> None:
+        with self._lock:
+            self._data[project_id] = (key, value)
+            self._data.move_to_end(project_id)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+_issues = _IssueCache()
+
+
+def label_issue_scores(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
+                       settings: dict[str, Any]) -> dict[int, float]:
+    """Annotation id -> suspicion (1 - out-of-sample probability of its label) for the labels
+    cleanlab's confident learning flags.
+
+    Each current single label is checked against 5-fold cross-validated probabilities of a
+    model trained on the project's features and the items' consensus labels (an item without
+    consensus is left out of training; its labels are still checked). Computed on demand and
+    cached until the labels change. Empty when there are too few labels to cross-validate."""
+    from .featurize import ensure_features
+
+    if table.task != "classification" or table.items.shape[0] == 0:
+        return {}
+    key = (int(table.annotation_ids.max()), int(table.annotation_ids.shape[0]),
+           int(table.annotation_ids.sum()))
+    cached = _issues.get(table.project_id, key)
+    if cached is not None:
+        return cached
+    result = _compute_issues(storage, table, consensus, settings, ensure_features)
+    _issues.put(table.project_id, key, result)
+    return result
+
+
+def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
+                    settings: dict[str, Any], ensure: Any) -> dict[int, float]:
+    n_labels = len([v for v in table.values if not isinstance(v, tuple)])
+    trained = np.flatnonzero(consensus >= 0)
+    counts = np.bincount(consensus[trained], minlength=n_labels)
+    if trained.size < MIN_ITEMS_FOR_ISSUES or np.count_nonzero(counts >= 2) < 2:
+        return {}
+    try:
+        feats = ensure(storage, table.project_id)
+    except ValueError:
+        return {}
+    rows = np.asarray(table.rows, dtype=np.intp)
+    if rows.max() >= feats.n_items:
+        return {}
+    keep = trained[np.isin(consensus[trained], np.flatnonzero(counts >= 2))]
+    X = feats.X[rows[keep]]
+    probs_train = q.out_of_sample_probs(X, consensus[keep], n_labels,
+                                        random_state=int(settings.get("random_state") or 0))
+    # Items without consensus: probabilities of a model fitted on every consensus item.
+    probs = np.zeros((table.n_items, n_labels))
+    probs[keep] = probs_train
+    rest = np.setdiff1d(np.arange(table.n_items), keep)
+    if rest.size:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(max_iter=1000).fit(X, consensus[keep])
+        probs[np.ix_(rest, model.classes_)] = model.predict_proba(feats.X[rows[rest]])
+    single = table.labels < n_labels
+    given = table.labels[single]
+    issues = q.find_label_issues(given, probs[table.items[single]])
+    ids = table.annotation_ids[single]
+    return {int(ids[i]): float(s) for i, s in zip(issues.indices, issues.scores, strict=True)}
+
+
+def latest_revision_by_reviewer(session: Session, item_ids: Sequence[int]) -> set[int]:
+    """Items whose newest revision was written by someone other than its annotator (a review
+    decision): they leave the review queue until an annotator labels them again."""
+    out: set[int] = set()
+    ids = list(item_ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        newest = (select(Annotation.item_id, Annotation.user_id, Annotation.annotator_id)
+                  .where(Annotation.item_id.in_(chunk))
+                  .order_by(Annotation.item_id, Annotation.id.desc()))
+        done: set[int] = set()
+        for item_id, user_id, annotator_id in session.execute(newest):
+            if item_id in done:
+                continue
+            done.add(item_id)
+            if user_id != annotator_id:
+                out.add(item_id)
+    return out
+
+
+def display_value(value: Any) -> Any:
+    """A consensus value as the API shows it (a label, or a list of labels)."""
+    return _display(value)
+
+
+def relabel_advice(session: Session, storage: Storage, project: Project, probs: Any,
+                   limit: int = 20) -> dict[str, Any]:
+    """Whether another label is worth more on an already labeled item or on a new one.
+
+    cleanlab's ActiveLab scores (:func:`activelabel.quality.active_learning_scores`) for every
+    labeled item (from its annotators' labels and the active model's probabilities ``probs``,
+    rows = ``Item.row``) and every unlabeled pool item; lower is more informative. Returns the
+    ``limit`` labeled items worth relabeling (scored below the best new item's score) and the
+    ``limit`` best new items, with ``advice`` ``relabel`` or ``label_new`` (None without a
+    model or labels)."""
+    empty: dict[str, Any] = {"advice": None, "relabel": [], "label_new": []}
+    if project.task != "classification" or probs is None:
+        return empty
+    table = label_table(session, project)
+    k = len(project.labels)
+    single = table.labels < k
+    if table.n_items == 0 or probs.ndim != 2 or probs.shape[1] != k or not single.all():
+        return empty
+    matrix = q.reliability_matrix(table.items, table.annotators, table.labels, table.n_items,
+                                  table.n_annotators).T
+    rows = np.asarray(table.rows, dtype=np.intp)
+    labeled_rows = set(table.rows)
+    pool = [(int(i), int(r)) for i, r in session.execute(
+        select(Item.id, Item.row).where(Item.project_id == project.id, Item.split == "pool",
+                                        Item.purged_at.is_(None)).order_by(Item.row))
+            if r not in labeled_rows and r < probs.shape[0]]
+    p = np.asarray(probs, dtype=np.float64)
+    unlabeled = np.asarray([r for _, r in pool], dtype=np.intp)
+    scored, new = q.active_learning_scores(matrix, p[rows],
+                                           p[unlabeled] if unlabeled.size else None)
+    order_new = np.argsort(new, kind="stable")[:limit] if unlabeled.size else np.empty(0, int)
+    best_new = float(new[order_new[0]]) if order_new.size else float("inf")
+    order = [int(i) for i in np.argsort(scored, kind="stable") if scored[i] < best_new][:limit]
+    counts = np.bincount(table.items, minlength=table.n_items)
+    return {"advice": "relabel" if order else "label_new",
+            "relabel": [{"item_id": table.item_ids[i], "score": float(scored[i]),
+                         "n_labels": int(counts[i])} for i in order],
+            "label_new": [{"item_id": pool[int(j)][0], "score": float(new[j])}
+                          for j in order_new]}

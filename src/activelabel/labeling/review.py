@@ -1,0 +1,290 @@
+"""The review queue: items a reviewer should look at, each with its reason and a score.
+
+Reasons (one entry per item and reason; scores in [0, 1], higher first):
+
+- ``disagreement``: two or more current labels that are not all the same; score = share of
+  annotators outside the majority.
+- ``tie``: no majority (the training set leaves the item out until it is resolved); score 1.
+- ``flagged``: an unresolved flag; score 1.
+- ``gold_miss``: a gold item some annotator labeled differently from its known answer; score =
+  share of its annotators who missed.
+- ``model_disagrees``: the active model's suggestion differs from the consensus; score = the
+  model's confidence in its own label.
+- ``label_issue``: cleanlab flags a label against cross-validated probabilities; score = 1 -
+  the out-of-sample probability of the given label.
+
+An item leaves the label-based reasons once its newest revision is a reviewer's decision
+(accept, correct, reject) until an annotator labels it again; a flag leaves when resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import InvalidInput, Storage, active_model_version, get_user_by_name, list_flags
+from ..store.models import Annotation, Item, Project, Round, RoundSelection, User
+from .quality import (
+    LabelTable,
+    consensus_values,
+    display_value,
+    label_issue_scores,
+    label_table,
+    latest_revision_by_reviewer,
+)
+from .tasks import model_probs
+
+__all__ = ["REASONS", "ReviewEntry", "review_queue"]
+
+REASONS = ("label_issue", "disagreement", "flagged", "gold_miss", "model_disagrees", "tie")
+#: Order of reasons among entries of equal score.
+_PRIORITY = {r: i for i, r in enumerate(
+    ("gold_miss", "tie", "disagreement", "label_issue", "model_disagrees", "flagged"))}
+
+
+@dataclass
+class ReviewEntry:
+    item_id: int
+    reason: str
+    score: float
+    detail: str
+    annotation_ids: list[int] = field(default_factory=list)
+    flag: dict[str, Any] | None = None
+
+
+@dataclass
+class _Context:
+    table: LabelTable
+    consensus: Any
+    ties: Any
+    reviewed: set[int]
+    by_item: dict[int, list[int]]  # item index -> positions in the long arrays
+    index: dict[int, int] = field(default_factory=dict)  # item id -> item index
+
+
+def _fmt(value: Any) -> str:
+    return repr(display_value(value)) if not isinstance(value, str) else f"'{value}'"
+
+
+def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
+    t = ctx.table
+    given = t.labels[pos]
+    counts = np.bincount(given, minlength=t.n_classes)
+    n, top = len(pos), int(counts.max())
+    out = []
+    if len(pos) >= 2 and top < n:
+        out.append(ReviewEntry(t.item_ids[i], "disagreement", (n - top) / n,
+                               f"{n - top} of {n} annotators disagree with the majority"
+                               if not ctx.ties[i] else f"{n} annotators split with no majority",
+                               [int(t.annotation_ids[p]) for p in pos]))
+    if ctx.ties[i]:
+        split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
+        out.append(ReviewEntry(t.item_ids[i], "tie", 1.0, f"no majority: {split}",
+                               [int(t.annotation_ids[p]) for p in pos]))
+    return out
+
+
+def _gold_miss(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
+    t = ctx.table
+    gold = t.gold[i]
+    if gold is None:
+        return []
+    missed = [p for p in pos if t.values[t.labels[p]] != gold]
+    if not missed:
+        return []
+    return [ReviewEntry(t.item_ids[i], "gold_miss", len(missed) / len(pos),
+                        f"{len(missed)} of {len(pos)} annotators missed the gold answer "
+                        f"{_fmt(gold)}", [int(t.annotation_ids[p]) for p in missed])]
+
+
+def _label_based(session: Session, storage: Storage, project: Project, ctx: _Context,
+                 wanted: set[str]) -> list[ReviewEntry]:
+    out: list[ReviewEntry] = []
+    t = ctx.table
+    for i, pos in ctx.by_item.items():
+        if t.item_ids[i] in ctx.reviewed:
+            continue
+        if wanted & {"disagreement", "tie"}:
+            out += [e for e in _disagreement(ctx, i, pos) if e.reason in wanted]
+        if "gold_miss" in wanted:
+            out += _gold_miss(ctx, i, pos)
+    if "label_issue" in wanted:
+        out += _label_issues(storage, project, ctx)
+    if "model_disagrees" in wanted:
+        out += _model_disagrees(session, storage, project, ctx)
+    return out
+
+
+def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[ReviewEntry]:
+    t = ctx.table
+    scores = label_issue_scores(storage, t, np.asarray(ctx.consensus), dict(project.settings))
+    best: dict[int, ReviewEntry] = {}
+    position = {int(a): p for p, a in enumerate(t.annotation_ids)}
+    for ann_id, score in scores.items():
+        p = position[ann_id]
+        item_id = t.item_ids[int(t.items[p])]
+        if item_id in ctx.reviewed:
+            continue
+        entry = best.get(item_id)
+        if entry is None:
+            entry = best[item_id] = ReviewEntry(
+                item_id, "label_issue", score,
+                f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
+                f"other labels gives it probability {1 - score:.2f}")
+        entry.score = max(entry.score, score)
+        entry.annotation_ids.append(ann_id)
+    return list(best.values())
+
+
+def _model_disagrees(session: Session, storage: Storage, project: Project,
+                     ctx: _Context) -> list[ReviewEntry]:
+    model = active_model_version(session, project.id)
+    probs = None if model is None else model_probs(storage.arrays, project.id)
+    if model is None or probs is None or project.task != "classification":
+        return []
+    t = ctx.table
+    out = []
+    for i, pos in ctx.by_item.items():
+        c = int(ctx.consensus[i])
+        row = t.rows[i]
+        if c < 0 or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
+            continue
+        p = np.asarray(probs[row], dtype=np.float64)
+        best = int(np.argmax(p))
+        label = project.labels[best] if best < len(project.labels) else None
+        if label is None or label == t.values[c]:
+            continue
+        out.append(ReviewEntry(t.item_ids[i], "model_disagrees", float(p[best]),
+                               f"model v{model.version} says {_fmt(label)} ({p[best]:.2f}); "
+                               f"the consensus is {_fmt(t.values[c])}",
+                               [int(t.annotation_ids[q]) for q in pos]))
+    return out
+
+
+def _flagged(session: Session, project_id: int) -> list[ReviewEntry]:
+    flags = list_flags(session, project_id)
+    names = dict(session.execute(select(User.id, User.username).where(
+        User.id.in_({f.user_id for f in flags}))).all()) if flags else {}
+    out, seen = [], set()
+    for flag in flags:
+        if flag.item_id in seen:
+            continue
+        seen.add(flag.item_id)
+        by = names.get(flag.user_id, str(flag.user_id))
+        out.append(ReviewEntry(flag.item_id, "flagged", 1.0, f"flagged by {by}: {flag.reason}",
+                               flag={"id": flag.id, "reason": flag.reason, "by": by}))
+    return out
+
+
+def _context(session: Session, project: Project) -> _Context:
+    table = label_table(session, project)
+    consensus, ties, _ = consensus_values(table, str(project.settings.get("consensus",
+                                                                          "majority")))
+    by_item: dict[int, list[int]] = {}
+    for p, i in enumerate(table.items.tolist()):
+        by_item.setdefault(i, []).append(p)
+    return _Context(table, consensus, ties, latest_revision_by_reviewer(session, table.item_ids),
+                    by_item, {iid: i for i, iid in enumerate(table.item_ids)})
+
+
+def _round_items(session: Session, project_id: int, number: int) -> set[int]:
+    stmt = (select(RoundSelection.item_id).join(Round, Round.id == RoundSelection.round_id)
+            .where(Round.project_id == project_id, Round.number == number))
+    return set(session.execute(stmt).scalars())
+
+
+def _filter(session: Session, entries: list[ReviewEntry], ctx: _Context, project: Project,
+            annotator: str | None, label: Any, round_number: int | None) -> list[ReviewEntry]:
+    if round_number is not None:
+        chosen = _round_items(session, project.id, round_number)
+        entries = [e for e in entries if e.item_id in chosen]
+    t = ctx.table
+    index = ctx.index
+    if annotator is not None:
+        user = get_user_by_name(session, annotator)
+        if user is None:
+            raise InvalidInput(f"annotator {annotator!r} is not a user: pass a username from "
+                               "GET /projects/{id}/annotators")
+        a = t.annotator_ids.index(user.id) if user.id in t.annotator_ids else -1
+        mine = {int(x) for x in t.annotation_ids[t.annotators == a]}
+        entries = [e for e in entries if mine & set(e.annotation_ids or _item_annotations(
+            ctx, index.get(e.item_id)))]
+    if label is not None:
+        if label not in project.labels:
+            raise InvalidInput(f"label {label!r} is not one of {project.labels}")
+        entries = [e for e in entries if _has_label(ctx, index.get(e.item_id), label)]
+    return entries
+
+
+def _item_annotations(ctx: _Context, i: int | None) -> list[int]:
+    if i is None:
+        return []
+    return [int(ctx.table.annotation_ids[p]) for p in ctx.by_item.get(i, [])]
+
+
+def _has_label(ctx: _Context, i: int | None, label: Any) -> bool:
+    if i is None:
+        return False
+    t = ctx.table
+    for p in ctx.by_item.get(i, []):
+        value = t.values[t.labels[p]]
+        if value == label or (isinstance(value, tuple) and label in value):
+            return True
+    c = int(ctx.consensus[i])
+    return c >= 0 and t.values[c] == label
+
+
+def review_queue(session: Session, storage: Storage, project: Project, *,
+                 reason: str | None = None, annotator: str | None = None, label: Any = None,
+                 round_number: int | None = None, limit: int = 100
+                 ) -> tuple[list[ReviewEntry], _Context]:
+    """The ranked review queue (best first), filtered; see the module doc for the reasons."""
+    if reason is not None and reason not in REASONS:
+        raise InvalidInput(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
+    if not 1 <= limit <= 500:
+        raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
+    wanted = set(REASONS) if reason is None else {reason}
+    ctx = _context(session, project)
+    entries = _label_based(session, storage, project, ctx, wanted)
+    if "flagged" in wanted:
+        entries += _flagged(session, project.id)
+    entries = _filter(session, entries, ctx, project, annotator, label, round_number)
+    entries.sort(key=lambda e: (-e.score, _PRIORITY[e.reason], e.item_id))
+    return entries[:limit], ctx
+
+
+def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dict[str, Any]]:
+    """The item's current labels, for a review entry."""
+    t = ctx.table
+    i = ctx.index.get(item_id)
+    if i is None:
+        return []
+    ids = [int(t.annotation_ids[p]) for p in ctx.by_item.get(i, [])]
+    rows = session.execute(select(Annotation).where(Annotation.id.in_(ids))
+                           .order_by(Annotation.id)).scalars()
+    names = dict(zip(t.annotator_ids, t.usernames, strict=True))
+    return [{"annotation_id": a.id, "annotator": names.get(a.annotator_id, str(a.annotator_id)),
+             "labels": list(a.labels or []), "kind": a.kind, "created_at": a.created_at}
+            for a in rows]
+
+
+def entry_consensus(ctx: _Context, item_id: int) -> Any:
+    t = ctx.table
+    i = ctx.index.get(item_id)
+    if i is None:
+        return None
+    c = int(ctx.consensus[i])
+    return None if c < 0 else display_value(t.values[c])
+
+
+def items_by_id(session: Session, item_ids: Sequence[int]) -> dict[int, Item]:
+    if not item_ids:
+        return {}
+    return {i.id: i for i in session.execute(select(Item).where(
+        Item.id.in_(list(item_ids)))).scalars()}
+

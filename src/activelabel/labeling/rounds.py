@@ -1,0 +1,678 @@
+"""Rounds in the background: request one, and run one (train, evaluate, score, select, record).
+
+A round reads everything it needs with read sessions (which never take SQLite's write lock),
+computes over arrays (features cached by :mod:`.featurize`), and writes its results in one
+short transaction at the end, so annotators keep getting tasks and saving labels meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import metrics as metric_fns
+from ..models import BootstrapCommittee, make_model
+from ..simulation import COMMITTEE_MEMBERS, COMMITTEE_STRATEGIES
+from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
+from ..store import (
+    InvalidInput,
+    Storage,
+    activate_model_version,
+    active_model_version,
+    count_labeled_items,
+    count_labeled_since,
+    create_model_version,
+    create_round,
+    current_labels,
+    enqueue_job,
+    finish_round,
+    get_model_version,
+    get_project,
+    get_round,
+    iter_items,
+    label_watermark,
+    last_finished_round,
+    lock_project,
+    record_audit,
+    record_selection,
+    round_due,
+)
+from ..store.db import dialect_of, for_update_skip_locked
+from ..store.models import Item, Job, Project, Round, utcnow
+from ..strategies import STRATEGIES, KMeansSampling, get_strategy
+from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
+
+__all__ = [
+    "COLD_START_STRATEGY",
+    "SCORE_CHUNK",
+    "after_annotation",
+    "consensus",
+    "dawid_skene_consensus",
+    "labels_since_round",
+    "request_rerank",
+    "request_round",
+    "run_round",
+]
+
+#: Strategy recorded for seed batches picked from features alone.
+COLD_START_STRATEGY = "cold_start"
+#: Items scored per predict_proba call (bounds the temporaries of scoring a large pool).
+SCORE_CHUNK = 50_000
+Progress = Callable[[dict[str, Any]], None]
+
+
+# ---- requesting ------------------------------------------------------------------------------
+
+
+def _project_is_free(session: Session, project_id: int) -> bool:
+    """Lock the project row unless another transaction holds it (PostgreSQL; always True on
+    SQLite, whose write transaction is alone). A request that already holds item rows asks this
+    instead of waiting: waiting for the project while holding items is the order that
+    deadlocks with a transaction holding the project and waiting for those items."""
+    stmt = for_update_skip_locked(select(Project.id).where(Project.id == project_id),
+                                  dialect_of(session))
+    return session.execute(stmt).first() is not None
+
+
+def _queued_round(session: Session, project_id: int) -> Round | None:
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "queued")
+            .order_by(Round.number).limit(1))
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def _new_round(session: Session, project: Project, payload: dict[str, Any],
+               requested_by: int | None) -> Round:
+    settings = project.settings
+    strategy = str(payload.get("strategy") or settings.get("strategy", "cluster_margin"))
+    rnd = create_round(session, project.id, strategy=strategy,
+                       batch_size=int(settings.get("batch_size", 50)))
+    job = enqueue_job(session, "round", {"round_id": rnd.id, **payload}, project_id=project.id)
+    rnd.job_id = job.id
+    session.flush()
+    record_audit(session, "request", "round", rnd.id, project_id=project.id,
+                 actor_id=requested_by, after={"number": rnd.number, "job_id": job.id, **payload})
+    return rnd
+
+
+def request_round(session: Session, project_id: int, *, requested_by: int | None,
+                  reason: str) -> tuple[Round, bool]:
+    """Queue a round (and its job) for the project; (round, created).
+
+    When a round of the project is already queued, that one is returned with ``False``: it
+    will see every label saved before it starts. The caller commits.
+    """
+    project = lock_project(session, project_id)  # two requests cannot both queue a round
+    queued = _queued_round(session, project_id)
+    if queued is not None:
+        return queued, False
+    return _new_round(session, project, {"reason": reason}, requested_by), True
+
+
+def request_rerank(session: Session, project_id: int, version: int, *,
+                   requested_by: int | None) -> tuple[Round, bool]:
+    """Queue a round that re-scores the pool with model ``version`` (no training) and re-ranks
+    the queue: what follows ``activate_model_version`` on a rollback. The caller commits."""
+    project = lock_project(session, project_id)  # two requests cannot both queue a round
+    get_model_version(session, project_id, version)  # NotFound for an unknown version
+    queued = _queued_round(session, project_id)
+    if queued is not None and (queued.job_id is None or _job_payload(session, queued).get(
+            "model_version") == version):
+        return queued, False
+    payload = {"reason": "rollback", "model_version": int(version)}
+    return _new_round(session, project, payload, requested_by), True
+
+
+def _job_payload(session: Session, rnd: Round) -> dict[str, Any]:
+    job = session.get(Job, rnd.job_id) if rnd.job_id is not None else None
+    return dict(job.payload or {}) if job is not None else {}
+
+
+def labels_since_round(session: Session, last: Round | None, project_id: int, *,
+                       at_most: int | None = None) -> int:
+    """Items labeled since ``last`` (the project's latest finished round) read the labels.
+
+    With the round's watermark, the count covers only the revisions after it (cheap: it runs
+    after every annotation); a round finished before watermarks were recorded falls back to
+    all labeled items minus the labels it used. On PostgreSQL a label saved while the round
+    was reading may land on either side of the watermark: the count is exact when nobody
+    labels during that read, and off by the labels in flight otherwise. Without a watermark
+    the count stops at ``at_most`` (when only "at least that many?" matters), so that a
+    project that never finished a round does not count all its labels after each one.
+    """
+    if last is not None and last.label_watermark is not None:
+        return count_labeled_since(session, project_id, last.label_watermark)
+    used = 0 if last is None else int(last.n_labels_used or 0)
+    bound = None if at_most is None else at_most + used
+    return max(count_labeled_items(session, project_id, at_most=bound) - used, 0)
+
+
+def after_annotation(session: Session, project_id: int) -> Round | None:
+    """Queue a round (reason ``retrain_every_labels``) once the items labeled since the last
+    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``;
+    None otherwise.
+
+    No second round is queued while one is queued or running (it will count those labels).
+    """
+    project = get_project(session, project_id)
+    every = int(project.settings.get("retrain_every_labels", 50))
+    due = round_due(session, project_id, every)
+    if due.pending:
+        return None
+    reached = due.reached
+    if reached is None:  # no finished round recorded a watermark
+        reached = labels_since_round(session, last_finished_round(session, project_id),
+                                     project_id, at_most=every) >= every
+    if not reached:
+        return None
+    if not _project_is_free(session, project_id):
+        return None  # busy (a round being queued or recorded, an import): the next label checks
+    rnd, _ = request_round(session, project_id, requested_by=None,
+                           reason="retrain_every_labels")
+    return rnd
+
+
+# ---- reading the project ---------------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    """What a round reads from the database, all as plain values and arrays."""
+
+    project_id: int
+    task: str
+    classes: list[Any]
+    settings: dict[str, Any]
+    item_ids: NDArray[np.int64]
+    splits: NDArray[np.str_]
+    labels: dict[int, list[list[Any]]]  # row -> each annotator's current labels
+    n_labels: int
+    active_version_id: int | None
+    previous: dict[str, Any] | None
+    history: list[RoundState] = field(default_factory=list)
+    annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
+    gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
+    label_watermark: int = 0  # the newest revision id when the labels were read
+
+
+def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
+    """Holdout metrics and labels of the last finished round before ``number`` that had them."""
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done",
+                                Round.number < number).order_by(Round.number.desc()))
+    for rnd in session.execute(stmt).scalars():
+        if rnd.metrics and rnd.metrics.get("accuracy") is not None:
+            return {"metrics": dict(rnd.metrics), "n_labels": rnd.n_labels_used or 0}
+    return None
+
+
+def _history(session: Session, project_id: int, number: int) -> list[RoundState]:
+    stmt = (select(Round.n_labels_used, Round.metrics).where(
+        Round.project_id == project_id, Round.status == "done", Round.number < number)
+        .order_by(Round.number))
+    return [RoundState(n_labeled=int(n or 0), metrics={
+        k: float(v) for k, v in (m or {}).items() if isinstance(v, (int, float))})
+        for n, m in session.execute(stmt)]
+
+
+def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
+    with storage.read_sessions() as session:
+        project = get_project(session, project_id)
+        # Before the labels: every revision up to the watermark is among what follows.
+        watermark = label_watermark(session, project_id)
+        ids: list[int] = []
+        splits: list[str] = []
+        for batch in iter_items(session, project_id, with_data=False):
+            ids.extend(int(r.id) for r in batch)
+            splits.extend(str(r.split) for r in batch)
+        labels: dict[int, list[list[Any]]] = {}
+        annotators: dict[int, list[int]] = {}
+        for cur in current_labels(session, project_id):
+            labels.setdefault(int(cur.row), []).append(list(cur.labels))
+            annotators.setdefault(int(cur.row), []).append(int(cur.annotator_id))
+        active = active_model_version(session, project_id)
+        return _Snapshot(
+            project_id=project_id, task=project.task, classes=list(project.labels),
+            settings=dict(project.settings), item_ids=np.asarray(ids, dtype=np.int64),
+            splits=np.asarray(splits, dtype=str), labels=labels,
+            n_labels=count_labeled_items(session, project_id), label_watermark=watermark,
+            active_version_id=None if active is None else active.id,
+            previous=_previous_round(session, project_id, number),
+            history=_history(session, project_id, number), annotators=annotators,
+            gold=_gold_answers(session, project_id))
+
+
+def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
+    stmt = select(Item.row, Item.gold_labels).where(Item.project_id == project_id,
+                                                    Item.gold_labels.is_not(None))
+    return {int(r): list(g) for r, g in session.execute(stmt)}
+
+
+def consensus(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:
+    """The majority label of an item's current labels (None on a tie or no labels).
+
+    Single-label: the most frequent first label. Multi-label: the labels that more than half
+    of the annotators gave (a list, possibly empty).
+    """
+    if not annotations:
+        return None
+    if multilabel:
+        counts = Counter(x for labels in annotations for x in set(labels))
+        return sorted((x for x, c in counts.items() if 2 * c > len(annotations)), key=str)
+    firsts = Counter(labels[0] for labels in annotations if labels)
+    top = firsts.most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def dawid_skene_consensus(labels: Mapping[int, Sequence[Sequence[Any]]],
+                          annotators: Mapping[int, Sequence[int]],
+                          classes: Sequence[Any]) -> dict[int, Any]:
+    """Row -> the Dawid-Skene label of single-label items (annotators' confusion matrices
+    estimated by EM over every current label), for the project setting
+    ``consensus: dawid_skene``. Ties of the majority vote are broken by the annotators'
+    estimated reliability."""
+    from ..quality import DawidSkene
+
+    index = {c: k for k, c in enumerate(classes)}
+    rows = sorted(labels)
+    people = sorted({a for r in rows for a in annotators.get(r, [])})
+    who = {a: w for w, a in enumerate(people)}
+    items, workers, given = [], [], []
+    for i, row in enumerate(rows):
+        for value, person in zip(labels[row], annotators.get(row, []), strict=False):
+            if value and value[0] in index:
+                items.append(i)
+                workers.append(who[person])
+                given.append(index[value[0]])
+    if not items:
+        return {}
+    ds = DawidSkene().fit(items, workers, given, n_items=len(rows), n_annotators=len(people),
+                          n_classes=len(classes))
+    return {row: classes[int(k)] for row, k in zip(rows, ds.labels_, strict=True) if k >= 0}
+
+
+def _consensus_rows(snap: _Snapshot) -> dict[int, Any]:
+    """Row -> training label: the consensus of the current labels (majority, or Dawid-Skene
+    by the project's ``consensus`` setting); a labeled gold item trains on its known answer."""
+    out = _crowd_consensus(snap)
+    multilabel = snap.task == "multilabel"
+    for row, answer in snap.gold.items():
+        if row in snap.labels and row < snap.item_ids.shape[0] and answer:
+            out[row] = sorted(answer, key=str) if multilabel else answer[0]
+    return out
+
+
+def _crowd_consensus(snap: _Snapshot) -> dict[int, Any]:
+    multilabel = snap.task == "multilabel"
+    if snap.settings.get("consensus") == "dawid_skene" and not multilabel:
+        found = dawid_skene_consensus(snap.labels, snap.annotators, snap.classes)
+        return {r: v for r, v in found.items() if r < snap.item_ids.shape[0]}
+    out: dict[int, Any] = {}
+    for row, given in snap.labels.items():
+        value = consensus(given, multilabel)
+        if value is not None and row < snap.item_ids.shape[0]:
+            out[row] = value
+    return out
+
+
+# ---- computing -------------------------------------------------------------------------------
+
+
+def _rows(X: Any, rows: NDArray[np.intp]) -> Any:
+    return X[rows]
+
+
+def _score(model: Any, X: Any, n_items: int) -> NDArray[np.float32]:
+    """(n_items, n_classes) float32 probabilities, predicted in chunks of rows."""
+    parts = [np.asarray(model.predict_proba(X[start:start + SCORE_CHUNK]), dtype=np.float32)
+             for start in range(0, n_items, SCORE_CHUNK)]
+    return np.concatenate(parts)
+
+
+def _evaluate(model: Any, X: Any, snap: _Snapshot,
+              truth: dict[int, Any]) -> dict[str, float | None]:
+    """Holdout accuracy, macro-F1 and ECE; None values when no holdout item is labeled."""
+    rows = np.asarray(sorted(r for r in truth if snap.splits[r] == "holdout"), dtype=np.intp)
+    if rows.shape[0] == 0:
+        return {"accuracy": None, "macro_f1": None, "ece": None, "n_holdout": 0}
+    probs = model.predict_proba(_rows(X, rows))
+    index = {c: j for j, c in enumerate(snap.classes)}
+    if snap.task == "multilabel":
+        Y = np.zeros((rows.shape[0], len(snap.classes)), dtype=np.int8)
+        for i, r in enumerate(rows):
+            Y[i, [index[x] for x in truth[int(r)] if x in index]] = 1
+        scores = metric_fns.evaluate_multilabel(probs, Y)
+    else:
+        y = np.asarray([index[truth[int(r)]] for r in rows], dtype=np.intp)
+        scores = metric_fns.evaluate(probs, y)
+    return {**{k: float(v) for k, v in scores.items()}, "n_holdout": int(rows.shape[0])}
+
+
+def _candidates(snap: _Snapshot) -> NDArray[np.intp]:
+    """Rows a round may select: pool items nobody has a current label on."""
+    mask = snap.splits == "pool"
+    labeled = np.fromiter(snap.labels.keys(), dtype=np.intp, count=len(snap.labels))
+    labeled = labeled[labeled < mask.shape[0]]
+    mask[labeled] = False
+    return np.flatnonzero(mask)
+
+
+def _strategy_probs(probs: NDArray[np.float32], multilabel: bool) -> NDArray[np.float64]:
+    """Rows summing to 1 for the strategies. Multi-label: the item's least certain label as a
+    binary distribution ``[0.5 + u, 0.5 - u]``, ``u = min_j |p_j - 0.5|``."""
+    p = probs.astype(np.float64)
+    if multilabel:
+        u = np.abs(p - 0.5).min(axis=1)
+        return np.stack([0.5 + u, 0.5 - u], axis=1)
+    total = p.sum(axis=1, keepdims=True)
+    return np.divide(p, total, out=np.full_like(p, 1.0 / p.shape[1]), where=total > 0)
+
+
+@dataclass(frozen=True)
+class _Picked:
+    rows: NDArray[np.intp]
+    scores: list[float | None]
+    strategy: str
+
+
+def _select(snap: _Snapshot, strategy: str, k: int, probs: NDArray[np.float32] | None,
+            feats: ProjectFeatures, train_rows: NDArray[np.intp], committee: Any,
+            seed: int) -> _Picked:
+    """``k`` candidate rows by ``strategy``, computing only the inputs the strategy reads."""
+    pool = _candidates(snap)
+    if pool.shape[0] == 0:
+        return _Picked(pool, [], strategy)
+    cls = STRATEGIES[strategy]
+    kwargs: dict[str, Any] = {"embeddings": np.asarray(feats.embeddings[pool])}
+    if cls.needs_probs:
+        if strategy in COMMITTEE_STRATEGIES:
+            kwargs["probs"] = committee.predict_proba(_rows(feats.X, pool))
+        else:
+            assert probs is not None
+            kwargs["probs"] = _strategy_probs(probs[pool], snap.task == "multilabel")
+    if cls.needs_embeddings and train_rows.shape[0]:
+        kwargs["labeled_embeddings"] = np.asarray(feats.embeddings[train_rows])
+    chosen = get_strategy(strategy).query(min(k, pool.shape[0]), random_state=seed, **kwargs)
+    idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
+    scores = [float(s) for s in np.asarray(chosen.scores)[:k]]
+    return _Picked(pool[idx], list(scores), strategy)
+
+
+def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int) -> _Picked:
+    """Seed batch from the embeddings of unlabeled pool items (k-means: representative and
+    diverse, as :func:`activelabel.strategies.cold_start`, keeping its cluster-size scores)."""
+    pool = _candidates(snap)
+    if pool.shape[0] == 0:
+        return _Picked(pool, [], COLD_START_STRATEGY)
+    chosen = KMeansSampling().query(min(k, pool.shape[0]),
+                                    embeddings=np.asarray(feats.embeddings[pool]),
+                                    random_state=seed)
+    idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
+    return _Picked(pool[idx], [float(s) for s in np.asarray(chosen.scores)[:k]],
+                   COLD_START_STRATEGY)
+
+
+def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.intp], list[Any]]:
+    rows = sorted(r for r in truth if snap.splits[r] != "holdout")
+    return np.asarray(rows, dtype=np.intp), [truth[r] for r in rows]
+
+
+def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for r, label in zip(rows.tolist(), y, strict=True):
+        digest.update(f"{int(snap.item_ids[r])}:{label!r};".encode())
+    return digest.hexdigest()
+
+
+def _stopping(snap: _Snapshot, holdout: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every configured stopping rule's verdict on this round (recorded, never acted on)."""
+    rules: list[StoppingRule] = []
+    if snap.settings.get("label_budget"):
+        rules.append(Budget(int(snap.settings["label_budget"])))
+    if snap.settings.get("target_accuracy"):
+        rules.append(TargetAccuracy(float(snap.settings["target_accuracy"])))
+    state = RoundState(n_labeled=snap.n_labels, metrics={
+        k: float(v) for k, v in holdout.items() if isinstance(v, float)})
+    history = [*snap.history, state]
+    return [{"rule": d.rule, "stop": d.stop, "reason": d.reason}
+            for d in (rule.check(history) for rule in rules)]
+
+
+def _gain(snap: _Snapshot, holdout: Mapping[str, Any]) -> dict[str, Any] | None:
+    prev = snap.previous
+    if prev is None or holdout.get("accuracy") is None:
+        return None
+    before = prev["metrics"]
+    d_acc = float(holdout["accuracy"]) - float(before.get("accuracy") or 0.0)
+    d_f1 = float(holdout.get("macro_f1") or 0.0) - float(before.get("macro_f1") or 0.0)
+    added = snap.n_labels - int(prev["n_labels"])
+    return {"accuracy": d_acc, "macro_f1": d_f1,
+            "per_100_labels": None if added <= 0 else 100.0 * d_acc / added,
+            "labels_added": added}
+
+
+# ---- artifacts -------------------------------------------------------------------------------
+
+
+def _model_path(storage: Storage, project_id: int, version: int) -> Path:
+    return storage.location.models_dir / f"project_{project_id}" / f"v{version}.pkl"
+
+
+def _dump_artifact(storage: Storage, project_id: int, artifact: dict[str, Any]) -> Path:
+    """Pickle the model (and its featurizer) to a temporary file in the project's model folder;
+    it is renamed to ``v<version>.pkl`` once the version number is known."""
+    folder = storage.location.models_dir / f"project_{project_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "wb") as handle:
+        pickle.dump(artifact, handle, protocol=5)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(tmp)
+
+
+def _load_artifact(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        artifact: dict[str, Any] = pickle.load(handle)  # written by this module
+    return artifact
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    picked: _Picked
+    holdout: dict[str, Any]
+    timings: dict[str, float]
+    probs: NDArray[np.float32] | None = None
+    artifact_tmp: Path | None = None
+    model_version: int | None = None  # rerank: the existing version used
+    n_train: int = 0
+    training_hash: str | None = None
+
+
+def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
+    """Mark the round running; (project_id, round_id, strategy, number) or None when it
+    already finished (a job requeued after its round was recorded)."""
+    payload = job.payload or {}
+    if job.project_id is None or payload.get("round_id") is None:
+        raise InvalidInput(f"round job {job.id} has no project or round_id in its payload")
+    with storage.sessions() as session, session.begin():
+        rnd = get_round(session, job.project_id, int(payload["round_id"]))
+        if rnd.status in ("done", "failed"):
+            return None
+        rnd.status, rnd.started_at, rnd.error = "running", utcnow(), None
+        return rnd.project_id, rnd.id, rnd.strategy, rnd.number
+
+
+def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
+                 batch_size: int, seed: int, progress: Progress, timings: dict[str, float]
+                 ) -> _Outcome:
+    truth = _consensus_rows(snap)
+    rows, y = _training_set(snap, truth)
+    if rows.shape[0] == 0:
+        progress({"stage": "cold_start"})
+        start = time.perf_counter()
+        picked = _cold_start(snap, feats, batch_size, seed)
+        timings["select_s"] = time.perf_counter() - start
+        return _Outcome(picked, {}, timings)
+    multilabel = snap.task == "multilabel"
+    progress({"stage": "train", "n_train": int(rows.shape[0])})
+    start = time.perf_counter()
+    name = str(snap.settings.get("model", "logistic_regression"))
+    model = make_model(name, classes=snap.classes, random_state=seed, multilabel=multilabel)
+    X_train = _rows(feats.X, rows)
+    model.fit(X_train, y)
+    committee = None
+    if strategy in COMMITTEE_STRATEGIES and not multilabel:
+        committee = BootstrapCommittee(make_model(name, classes=snap.classes).estimator,
+                                       n_members=COMMITTEE_MEMBERS, classes=snap.classes,
+                                       random_state=seed).fit(X_train, y)
+    timings["train_s"] = time.perf_counter() - start
+    holdout = _evaluate(model, feats.X, snap, truth)
+    progress({"stage": "score", "n_items": feats.n_items})
+    start = time.perf_counter()
+    probs = _score(model, feats.X, feats.n_items)
+    timings["score_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if committee is None and strategy in COMMITTEE_STRATEGIES:
+        strategy = "entropy"  # committees need single-label classes: closest uncertainty rule
+    picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
+    timings["select_s"] = time.perf_counter() - start
+    tmp = _dump_artifact(storage, snap.project_id, {
+        "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,
+        "task": snap.task, "featurizer_settings": {
+            "featurizer": snap.settings.get("featurizer"),
+            "featurizer_params": snap.settings.get("featurizer_params")}})
+    return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
+                    _training_hash(snap, rows, y))
+
+
+def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
+            batch_size: int, seed: int, version: int, progress: Progress,
+            timings: dict[str, float]) -> _Outcome:
+    """Score the pool with a stored model version and select again (no training)."""
+    with storage.read_sessions() as session:
+        mv = get_model_version(session, snap.project_id, version)
+        path, mv_metrics = mv.artifact_path, dict(mv.metrics or {})
+    if not path or not Path(path).exists():
+        raise InvalidInput(f"model version {version} has no artifact on disk ({path}); "
+                           "activate a version whose file exists, or request a new round")
+    artifact = _load_artifact(path)
+    X = feats.X
+    if artifact.get("fingerprint") != feats.fingerprint and artifact.get("featurizer"):
+        featurizer = artifact["featurizer"]
+        X, _ = transform_items(featurizer, project_records(storage, snap.project_id, featurizer))
+    progress({"stage": "score", "n_items": feats.n_items, "model_version": version})
+    start = time.perf_counter()
+    probs = _score(artifact["model"], X, feats.n_items)
+    timings["score_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if strategy in COMMITTEE_STRATEGIES:
+        strategy = "entropy"  # no committee is stored with a version
+    truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
+    train_rows = truth_rows[snap.splits[truth_rows] != "holdout"] if truth_rows.size else truth_rows
+    picked = _select(snap, strategy, batch_size, probs, feats, train_rows, None, seed)
+    timings["select_s"] = time.perf_counter() - start
+    holdout = {k: v for k, v in mv_metrics.items() if k in ("accuracy", "macro_f1", "ece")}
+    return _Outcome(picked, holdout, timings, probs, None, version)
+
+
+def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
+            reason: str) -> dict[str, Any]:
+    """One short write transaction: model version, selection (= the queue), round results."""
+    metrics: dict[str, Any] = {**out.holdout, "n_train": out.n_train, "reason": reason,
+                               "n_candidates": int(_candidates(snap).shape[0])}
+    stopping = _stopping(snap, out.holdout)
+    metrics["stopping"] = stopping
+    metrics["stop"] = any(d["stop"] for d in stopping)
+    item_ids = [int(snap.item_ids[r]) for r in out.picked.rows]
+    start = time.perf_counter()
+    with storage.sessions() as session, session.begin():
+        mv_id: int | None = None
+        version: int | None = out.model_version
+        if out.artifact_tmp is not None:
+            mv = create_model_version(
+                session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
+                training_set_hash=out.training_hash, n_train=out.n_train,
+                metrics={k: v for k, v in out.holdout.items()})
+            target = _model_path(storage, snap.project_id, mv.version)
+            os.replace(out.artifact_tmp, target)
+            mv.artifact_path = str(target)
+            activate_model_version(session, snap.project_id, mv.version)
+            mv_id, version = mv.id, mv.version
+        elif version is not None:
+            mv_id = get_model_version(session, snap.project_id, version).id
+        record_selection(session, snap.project_id, round_id, item_ids, out.picked.scores,
+                         model_version_id=mv_id, strategy=out.picked.strategy)
+        out.timings["write_s"] = time.perf_counter() - start
+        finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
+                     n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
+                     metrics=metrics, gain=_gain(snap, out.holdout),
+                     timings={k: round(v, 4) for k, v in out.timings.items()})
+    return {"round_id": round_id, "selected": len(item_ids), "model_version": version,
+            "strategy": out.picked.strategy, "metrics": metrics}
+
+
+def _keep_previous_probs(storage: Storage, project_id: int) -> None:
+    """Copy the outgoing model's probabilities to ``probs_previous`` (the dashboard shows how
+    the pool's confidence moved between the two models)."""
+    old = storage.arrays.load(project_id, "probs", mmap=False)
+    if old is not None:
+        storage.arrays.save(project_id, "probs_previous", old)
+
+
+def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, Any]:
+    """The worker's handler for a ``round`` job: cold start, train + select, or rerank.
+
+    Heavy work runs outside write transactions; results are written in one short transaction.
+    Raises on failure (the worker marks the job and the round failed with the message).
+    """
+    begun = _begin(storage, job)
+    if begun is None:
+        return {"skipped": "round already finished"}
+    project_id, round_id, strategy, number = begun
+    payload = job.payload or {}
+    started = time.perf_counter()
+    timings: dict[str, float] = {"featurize_s": 0.0, "train_s": 0.0, "score_s": 0.0,
+                                 "select_s": 0.0}
+    progress({"stage": "read", "round_id": round_id})
+    snap = _snapshot(storage, project_id, number)
+    batch_size = int(snap.settings.get("batch_size", 50))
+    seed = int(snap.settings.get("random_state") or 0) + number
+    progress({"stage": "featurize"})
+    start = time.perf_counter()
+    feats = ensure_features(storage, project_id)
+    timings["featurize_s"] = time.perf_counter() - start
+    if feats.n_items != snap.item_ids.shape[0]:  # items imported meanwhile: align to features
+        n = min(feats.n_items, snap.item_ids.shape[0])
+        snap.item_ids, snap.splits = snap.item_ids[:n], snap.splits[:n]
+    if payload.get("model_version") is not None:
+        out = _rerank(storage, snap, feats, strategy, batch_size, seed,
+                      int(payload["model_version"]), progress, timings)
+    else:
+        out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
+    if out.probs is not None:
+        _keep_previous_probs(storage, project_id)
+        storage.arrays.save(project_id, "probs", out.probs)
+        storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))
+    timings["total_s"] = time.perf_counter() - started
+    try:
+        return _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+    finally:
+        if out.artifact_tmp is not None:
+            out.artifact_tmp.unlink(missing_ok=True)

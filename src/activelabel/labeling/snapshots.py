@@ -1,0 +1,164 @@
+"""Snapshots: freeze the labeled dataset to a hashed JSONL file, export it, restore it.
+
+A snapshot file (``<data_dir>/snapshots/project_<id>/snapshot_<n>.jsonl``) holds one header
+line (provenance: guidelines version, label set, model version, content hash) and one line per
+labeled item: external id, payload without private fields, consensus, and each annotator's
+current labels. ``content_hash`` is the SHA-256 of the item lines, so two snapshots of the same
+labels have the same hash and a changed file is detected before it is served or restored.
+
+Restoring re-applies the snapshot's labels as *new* revisions (a correction by the restoring
+owner, with the reason ``restore snapshot N``) wherever an annotator's current label differs;
+nothing is deleted, and labels made after the snapshot by others stay as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import (
+    Conflict,
+    Storage,
+    active_model_version,
+    annotate,
+    current_labels,
+    current_revision,
+)
+from ..store.governance import create_snapshot, get_snapshot, list_snapshots
+from ..store.models import Item, Project, Snapshot, User, utcnow
+from .rounds import consensus
+
+__all__ = ["read_snapshot", "restore_snapshot", "take_snapshot"]
+
+
+def _folder(storage: Storage, project_id: int) -> Path:
+    return storage.location.data_dir / "snapshots" / f"project_{int(project_id)}"
+
+
+def _lines(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    found = current_labels(session, project.id)
+    by_item: dict[int, list[Any]] = {}
+    for cur in found:
+        by_item.setdefault(cur.item_id, []).append(cur)
+    names = dict(session.execute(select(User.id, User.username).where(
+        User.id.in_({c.annotator_id for c in found}))).all()) if found else {}
+    private = set(project.private_fields or [])
+    multilabel = project.task == "multilabel"
+    ids = sorted(by_item)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        items = session.execute(select(Item).where(Item.id.in_(chunk))
+                                .order_by(Item.row)).scalars()
+        for item in items:
+            labels = by_item[item.id]
+            yield {"item_id": item.id, "external_id": item.external_id, "split": item.split,
+                   "data": {k: v for k, v in (item.data or {}).items() if k not in private},
+                   "consensus": consensus([c.labels for c in labels], multilabel),
+                   "annotations": [{"annotator": names.get(c.annotator_id),
+                                    "annotator_id": c.annotator_id, "labels": list(c.labels),
+                                    "annotation_id": c.annotation_id} for c in labels]}
+
+
+def _dump(line: dict[str, Any]) -> str:
+    return json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def take_snapshot(session: Session, storage: Storage, project: Project, *,
+                  created_by: int | None, note: str | None = None) -> Snapshot:
+    """Freeze the current labels of the project to a file and record it (the caller commits;
+    a failed commit leaves an orphan file, never a record without its file)."""
+    folder = _folder(storage, project.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    count = 0
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot.", suffix=".tmp", dir=folder)
+    body = Path(tmp)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for line in _lines(session, project):
+                text = _dump(line) + "\n"
+                digest.update(text.encode())
+                handle.write(text)
+                count += 1
+        model = active_model_version(session, project.id)
+        content_hash = digest.hexdigest()
+        number = len(list_snapshots(session, project.id)) + 1
+        target = folder / f"snapshot_{number}_{content_hash[:12]}.jsonl"
+        header = {"snapshot": {"project_id": project.id, "project": project.name,
+                               "created_at": utcnow().isoformat(), "content_hash": content_hash,
+                               "n_items": count, "labels": list(project.labels),
+                               "task": project.task,
+                               "guidelines_version": project.guidelines_version,
+                               "model_version": None if model is None else model.version,
+                               "note": note}}
+        _with_header(body, target, _dump(header) + "\n")
+    finally:
+        body.unlink(missing_ok=True)
+    return create_snapshot(session, project, content_hash=content_hash, path=str(target),
+                           n_items=count, model_version=None if model is None
+                           else model.version, created_by=created_by, note=note)
+
+
+def _with_header(body: Path, target: Path, header: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot.", suffix=".tmp", dir=target.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as out, open(body, encoding="utf-8") as src:
+        out.write(header)
+        for line in src:
+            out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, target)
+
+
+def read_snapshot(snapshot: Snapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header, item lines) of the snapshot's file, after checking its content hash."""
+    path = Path(snapshot.path)
+    if not path.exists():
+        raise Conflict(f"the file of snapshot {snapshot.id} is missing ({path.name}): restore "
+                       "it from a backup of the data folder")
+    with open(path, encoding="utf-8") as handle:
+        header = json.loads(handle.readline())
+        digest = hashlib.sha256()
+        lines = []
+        for text in handle:
+            digest.update(text.encode())
+            lines.append(json.loads(text))
+    if digest.hexdigest() != snapshot.content_hash:
+        raise Conflict(f"snapshot {snapshot.id} does not match its content hash: the file was "
+                       "changed after it was taken; it cannot be trusted")
+    return dict(header.get("snapshot", {})), lines
+
+
+def restore_snapshot(session: Session, project: Project, snapshot_id: int,
+                     user_id: int) -> dict[str, int]:
+    """Re-apply the snapshot's labels as new revisions where they differ (see module doc)."""
+    snapshot = get_snapshot(session, project.id, snapshot_id)
+    _, lines = read_snapshot(snapshot)
+    restored = unchanged = missing = 0
+    reason = f"restore snapshot {snapshot.id}"
+    for line in lines:
+        item = session.get(Item, int(line["item_id"]))
+        if item is None or item.project_id != project.id:
+            missing += len(line["annotations"])
+            continue
+        for ann in line["annotations"]:
+            head = current_revision(session, item.id, int(ann["annotator_id"]))
+            if head is None:
+                missing += 1
+                continue
+            if head.labels == ann["labels"]:
+                unchanged += 1
+                continue
+            annotate(session, project.id, user_id, item.id, ann["labels"], supersedes=head.id,
+                     reason=reason)
+            restored += 1
+    return {"snapshot_id": snapshot.id, "restored": restored, "unchanged": unchanged,
+            "missing": missing}

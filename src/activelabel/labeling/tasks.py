@@ -1,0 +1,188 @@
+"""What an annotator is handed: leased items with the model's suggestion and why they were
+chosen, and the fields each role may see.
+
+Fields listed in the project's ``private_fields`` are removed from the item data sent to
+annotators; reviewers and owners see everything. Gold items look like pool items to
+annotators: their split reads ``pool`` and, in a project that mixes gold in (``gold_rate`` >
+0), no task shows annotators ``why`` it was chosen (a gold item has no round behind it).
+
+The active model's class probabilities live in the array store (``probs``, one row per
+``Item.row``); :func:`model_probs` keeps them memory-mapped between requests and reopens them
+when a round replaces the file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from ..store import ArrayStore, next_tasks
+from ..store.models import Project, Role
+
+__all__ = [
+    "PREVIOUS_PROBS_ARRAY",
+    "PROBS_ARRAY",
+    "Suggestion",
+    "TaskView",
+    "Why",
+    "hidden_fields",
+    "lease_tasks",
+    "model_probs",
+    "suggestion",
+    "visible_data",
+]
+
+#: Name of the array of the active model's class probabilities (row = item.row).
+PROBS_ARRAY = "probs"
+#: The outgoing model's probabilities, kept by the round that replaced it.
+PREVIOUS_PROBS_ARRAY = "probs_previous"
+
+
+class _ProbsCache:
+    """Memory-mapped probability arrays, reopened when the file is replaced (new round)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._arrays: OrderedDict[Path, tuple[tuple[int, int], np.ndarray[Any, Any]]] = (
+            OrderedDict())
+
+    def get(self, arrays: ArrayStore, project_id: int) -> np.ndarray[Any, Any] | None:
+        path = arrays.path(project_id, PROBS_ARRAY)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        key = (stat.st_mtime_ns, stat.st_ino)
+        with self._lock:
+            cached = self._arrays.get(path)
+            if cached is not None and cached[0] == key:
+                self._arrays.move_to_end(path)
+                return cached[1]
+        try:
+            array = arrays.load(project_id, PROBS_ARRAY)
+        except (OSError, ValueError):
+            return None
+        if array is None:
+            return None
+        with self._lock:
+            self._arrays[path] = (key, array)
+            while len(self._arrays) > self._size:
+                self._arrays.popitem(last=False)
+        return array
+
+
+_probs = _ProbsCache()
+
+
+def model_probs(arrays: ArrayStore, project_id: int) -> np.ndarray[Any, Any] | None:
+    """The active model's probabilities over the project's items (memory-mapped), or None
+    before the first trained round."""
+    return _probs.get(arrays, project_id)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """The model's answer for one item: a label (multilabel: a list), its confidence and the
+    model version it comes from."""
+
+    label: Any
+    confidence: float
+    model_version: int
+
+
+def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
+               version: int) -> Suggestion | None:
+    """The model's label for the item (single label: the most likely class; multilabel: the
+    labels at p >= 0.5) and its confidence; None when ``probs`` does not fit the project."""
+    labels = list(project.labels)
+    if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
+        return None
+    p = np.asarray(probs[row], dtype=np.float64)
+    if not np.all(np.isfinite(p)):
+        return None
+    if project.task == "multilabel":
+        chosen = [label for label, q in zip(labels, p, strict=True) if q >= 0.5]
+        confidence = float(np.min(np.maximum(p, 1.0 - p)))
+        return Suggestion(label=chosen, confidence=confidence, model_version=version)
+    best = int(np.argmax(p))
+    return Suggestion(label=labels[best], confidence=float(p[best]), model_version=version)
+
+
+def hidden_fields(project: Project, role: str) -> frozenset[str]:
+    """The payload fields ``role`` must not see: the project's private fields for annotators,
+    none for reviewers and owners."""
+    if Role(role).at_least(Role.REVIEWER):
+        return frozenset()
+    return frozenset(project.private_fields or [])
+
+
+def visible_data(data: Mapping[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
+    """The item payload without the ``hidden`` fields."""
+    return {k: v for k, v in data.items() if k not in hidden} if hidden else dict(data)
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why an item was chosen: the round's strategy, the item's score and rank, the model."""
+
+    strategy: str
+    score: float | None
+    round: int | None
+    round_id: int
+    rank: int
+    model_version: int | None
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One leased item as its annotator sees it."""
+
+    item_id: int
+    external_id: str
+    split: str
+    data: dict[str, Any]
+    suggestion: Suggestion | None
+    why: Why | None
+    lease_expires_at: datetime
+
+
+def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: str,
+                user_id: int, n: int) -> list[TaskView]:
+    """Lease up to ``n`` items of ``project`` to the user (their unexpired leases first, then
+    the queue) and describe each as the user's ``role`` may see it."""
+    settings = project.settings
+    gold_rate = float(settings.get("gold_rate") or 0.0)
+    tasks = next_tasks(session, project.id, user_id, n,
+                       lease_seconds=int(settings.get("lease_seconds", 900)),
+                       overlap=int(settings.get("overlap", 1)), gold_rate=gold_rate,
+                       overlap_policy=str(settings.get("overlap_policy") or "all"),
+                       overlap_share=float(settings.get("overlap_share", 1.0)))
+    if not tasks:
+        return []
+    annotator = not Role(role).at_least(Role.REVIEWER)
+    hidden = hidden_fields(project, role)
+    hide_why = annotator and gold_rate > 0
+    model = tasks[0].active_model_version if settings.get("show_suggestions", True) else None
+    probs = None if model is None else model_probs(arrays, project.id)
+    out: list[TaskView] = []
+    for task in tasks:
+        item, sel = task.item, task.selection
+        why = None if sel is None or hide_why else Why(
+            strategy=sel.strategy, score=sel.score, round=task.round_number,
+            round_id=sel.round_id, rank=sel.rank, model_version=task.model_version)
+        out.append(TaskView(
+            item_id=item.id, external_id=item.external_id,
+            split="pool" if annotator and item.split == "gold" else item.split,
+            data=visible_data(item.data, hidden),
+            suggestion=None if model is None else suggestion(project, probs, item.row, model),
+            why=why, lease_expires_at=task.expires_at))
+    return out

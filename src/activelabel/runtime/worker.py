@@ -1,0 +1,260 @@
+"""The background worker: claims round and import jobs from the durable job table and runs them.
+
+A job is claimed atomically (one worker per job), heartbeated from a thread while it runs,
+and finished with its result or failed with the error message (its round too); a bad job
+never stops the worker. Jobs of a worker that stopped heartbeating are put back in the
+queue at start and periodically, so a restart loses no job. SIGTERM / SIGINT stop the
+worker after the current job; a second signal gives the job back to the queue and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..store import (
+    ActivelabelError,
+    Conflict,
+    DataLocation,
+    Storage,
+    claim_job,
+    fail_job,
+    fail_round,
+    finish_job,
+    heartbeat,
+    requeue_stale_jobs,
+)
+from ..store.models import Job
+
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "JOB_KINDS",
+    "STALE_SECONDS",
+    "Heartbeat",
+    "Worker",
+    "handler_for",
+    "main",
+    "record_failure",
+]
+
+log = logging.getLogger("activelabel.worker")
+
+#: Seconds between two heartbeats of a running job.
+HEARTBEAT_SECONDS = 5.0
+#: A running job whose heartbeat is older than this belongs to a dead worker.
+STALE_SECONDS = 60.0
+#: Seconds between two sweeps for stale jobs.
+REQUEUE_EVERY_SECONDS = 30.0
+#: Least time between two progress writes to the job row.
+PROGRESS_SECONDS = 0.5
+JOB_KINDS = ("round", "import")
+Handler = Callable[..., dict[str, Any]]
+
+
+def handler_for(kind: str) -> Handler:
+    """The function that runs jobs of ``kind``: ``handler(storage, job, progress=...)``."""
+    if kind == "round":
+        from ..labeling.rounds import run_round
+
+        return run_round
+    if kind == "import":
+        from ..labeling.imports import run_import
+
+        return run_import
+    raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
+
+
+class Heartbeat:
+    """Beats for one running job from a thread; progress is written at most every 0.5 s and
+    also handed to ``on_progress`` (a command line showing it)."""
+
+    def __init__(self, storage: Storage, job_id: int, worker_id: str,
+                 interval: float = HEARTBEAT_SECONDS,
+                 on_progress: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+        self.storage, self.job_id, self.worker_id = storage, job_id, worker_id
+        self.interval = interval
+        self.on_progress = on_progress
+        self.latest: dict[str, Any] | None = None
+        self.lost = False
+        self._written = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}",
+                                        daemon=True)
+
+    def _beat(self) -> None:
+        with self._lock:
+            try:
+                with self.storage.sessions() as session, session.begin():
+                    heartbeat(session, self.job_id, self.worker_id, progress=self.latest)
+                self._written = time.monotonic()
+            except Conflict:
+                self.lost = True  # requeued after missed beats: another worker owns it now
+            except Exception:  # a missed beat (busy database) is retried at the next one
+                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+
+    def progress(self, values: Mapping[str, Any]) -> None:
+        self.latest = dict(values)
+        if self.on_progress is not None:
+            self.on_progress(values)
+        if time.monotonic() - self._written >= PROGRESS_SECONDS:
+            self._beat()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+
+def record_failure(storage: Storage, job: Job, worker_id: str, exc: BaseException) -> None:
+    """Mark the job (and its round) failed with the error, logged; never raises."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (ActivelabelError, KeyboardInterrupt)):
+        log.warning("job %s failed: %s", job.id, message)
+    else:
+        log.exception("job %s failed: %s", job.id, message)
+    try:
+        with storage.sessions() as session, session.begin():
+            with contextlib.suppress(Conflict):
+                fail_job(session, job.id, worker_id, message)
+            round_id = (job.payload or {}).get("round_id")
+            if job.kind == "round" and round_id is not None and job.project_id is not None:
+                with contextlib.suppress(ActivelabelError):
+                    fail_round(session, job.project_id, int(round_id), message)
+    except Exception:
+        log.exception("could not record the failure of job %s", job.id)
+
+
+class Worker:
+    """Runs queued jobs of ``JOB_KINDS`` one at a time; ``run_once`` or ``run_forever``."""
+
+    def __init__(self, storage: Storage, *, worker_id: str | None = None,
+                 poll_seconds: float = 0.5, heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                 stale_seconds: float = STALE_SECONDS) -> None:
+        self.storage = storage
+        self.worker_id = worker_id or (f"{socket.gethostname()}-{os.getpid()}-"
+                                       f"{uuid.uuid4().hex[:6]}")
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self._last_sweep = float("-inf")
+
+    def requeue_stale(self) -> list[int]:
+        """Put the jobs of dead workers (no heartbeat for ``stale_seconds``) back in the queue."""
+        with self.storage.sessions() as session, session.begin():
+            ids = requeue_stale_jobs(session, self.stale_seconds)
+        self._last_sweep = time.monotonic()
+        if ids:
+            log.info("requeued stale jobs %s", ids)
+        return ids
+
+    def _claim(self) -> Job | None:
+        with self.storage.sessions() as session, session.begin():
+            return claim_job(session, JOB_KINDS, self.worker_id)
+
+    def run_once(self) -> bool:
+        """Claim one job and run it to the end; False when the queue is empty."""
+        if time.monotonic() - self._last_sweep >= REQUEUE_EVERY_SECONDS:
+            self.requeue_stale()
+        job = self._claim()
+        if job is None:
+            return False
+        self._run(job)
+        return True
+
+    def _run(self, job: Job) -> None:
+        log.info("job %s (%s) started", job.id, job.kind)
+        try:
+            handler = handler_for(job.kind)
+            with Heartbeat(self.storage, job.id, self.worker_id,
+                           self.heartbeat_seconds) as beat:
+                result = handler(self.storage, job, progress=beat.progress)
+        except Exception as exc:
+            self._fail(job, exc)
+            return
+        except BaseException:  # interrupted (second SIGTERM, Ctrl-C): hand the job back
+            self._give_back(job)
+            raise
+        try:
+            with self.storage.sessions() as session, session.begin():
+                finish_job(session, job.id, self.worker_id, result=result)
+            log.info("job %s done", job.id)
+        except Conflict:
+            log.warning("job %s finished but was requeued meanwhile; its result is dropped",
+                        job.id)
+
+    def _give_back(self, job: Job) -> None:
+        """Put an interrupted job back in the queue at once (another worker redoes it)."""
+        try:
+            with self.storage.sessions() as session, session.begin():
+                held = session.get(Job, job.id, populate_existing=True)
+                if held is not None and held.status == "running" and \
+                        held.worker_id == self.worker_id:
+                    held.status, held.worker_id, held.heartbeat_at = "queued", None, None
+            log.info("job %s given back to the queue", job.id)
+        except Exception:  # the stale-job sweep of the next worker requeues it anyway
+            log.exception("could not give job %s back; it is requeued once stale", job.id)
+
+    def _fail(self, job: Job, exc: BaseException) -> None:
+        record_failure(self.storage, job, self.worker_id, exc)
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Run jobs until ``stop`` is set; the current job is finished first."""
+        stop = stop or threading.Event()
+        self.requeue_stale()
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # database away: wait and retry rather than die
+                log.exception("worker loop error; retrying")
+                busy = False
+            if not busy:
+                stop.wait(self.poll_seconds)
+
+
+class _Interrupted(BaseException):
+    """Raised by the second stop signal: not an error of the job, so not caught as one."""
+
+
+def main(location: DataLocation) -> None:
+    """Run a worker on ``location`` until SIGTERM or SIGINT (the job in hand is finished)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    storage = Storage(location)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # asked twice: give the current job back and leave now
+            raise _Interrupted(signum)
+        log.info("signal %s: stopping after the current job (again: give it back)", signum)
+        stop.set()
+
+    # A worker started by `serve` ignores Ctrl-C (the server sends SIGTERM): keep that.
+    wanted = [sig for sig in (signal.SIGTERM, signal.SIGINT)
+              if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
+    worker = Worker(storage)
+    log.info("worker %s started (database %s)", worker.worker_id, location.safe_db_url())
+    try:
+        worker.run_forever(stop)
+    except _Interrupted as exc:
+        log.info("signal %s again: stopped without finishing the job", exc.args[0])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        storage.close()
+        log.info("worker %s stopped", worker.worker_id)

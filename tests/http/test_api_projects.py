@@ -1,0 +1,141 @@
+"""Projects, settings, members, audit: creation, validation, visibility and roles."""
+
+from __future__ import annotations
+
+from tests.http.conftest import Api, assert_error, unique
+
+
+def test_create_project_makes_the_caller_owner(api: Api) -> None:
+    owner = api.person("owner")
+    name = unique("proj")
+    answer = api.post("/projects", owner, json={
+        "name": name, "task": "multilabel", "labels": ["a", "b", "c"], "guidelines": "Tag it.",
+        "settings": {"strategy": "entropy", "batch_size": 20}, "private_fields": ["email"]})
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["name"] == name
+    assert body["task"] == "multilabel"
+    assert body["role"] == "owner"
+    assert body["settings"]["strategy"] == "entropy"
+    assert body["settings"]["batch_size"] == 20
+    assert body["settings"]["overlap"] == 1  # defaults filled in
+    assert body["private_fields"] == ["email"]
+    members = api.get(f"/projects/{body['id']}/members", owner).json()
+    assert members == [{"user_id": owner.id, "username": owner.username, "role": "owner"}]
+    assert api.get(f"/projects/{body['id']}", owner).json()["guidelines"] == "Tag it."
+
+
+def test_project_validation_errors(api: Api) -> None:
+    owner = api.person("owner")
+    name = unique("dup")
+    assert api.post("/projects", owner, json={"name": name, "labels": ["a", "b"]}
+                    ).status_code == 201
+    assert_error(api.post("/projects", owner, json={"name": name, "labels": ["a", "b"]}),
+                 409, "conflict")
+    error = assert_error(api.post("/projects", owner, json={
+        "name": unique("p"), "labels": ["a", "b"], "settings": {"strategy": "psychic"}}),
+        400, "invalid_input")
+    assert "psychic" in error["message"]
+    assert "entropy" in error["message"]
+    assert_error(api.post("/projects", owner, json={
+        "name": unique("p"), "labels": ["a", "b"], "settings": {"batch_size": 0}}),
+        400, "invalid_input")
+    assert_error(api.post("/projects", owner, json={"name": unique("p"), "labels": ["a", "a"]}),
+                 400, "invalid_input")
+    error = assert_error(api.post("/projects", owner, json={
+        "name": unique("p"), "task": "regression", "labels": ["a", "b"]}), 422, "invalid_input")
+    assert error["details"][0]["field"] == "body.task"
+    error = assert_error(api.post("/projects", owner, json={
+        "name": unique("p"), "labels": ["a", "b"], "colour": "red"}), 422, "invalid_input")
+    assert error["details"][0]["field"] == "body.colour"
+    error = assert_error(api.post("/projects", owner, content=b'{"name": ',
+                                  headers={"Content-Type": "application/json"}),
+                         422, "invalid_input")
+    assert error["details"][0]["type"] == "json_invalid"
+    error = assert_error(api.post("/projects", owner, json={"labels": [True, "b"]}),
+                         422, "invalid_input")
+    assert {d["field"] for d in error["details"]} >= {"body.name", "body.labels.0.str"}
+
+
+def test_projects_are_visible_to_members_and_admins_only(api: Api) -> None:
+    owner, outsider, admin = api.person("owner"), api.person("out"), api.person("adm", admin=True)
+    pid = api.project(owner)
+    annotator = api.member(pid, "annotator")
+    assert pid in {p["id"] for p in api.get("/projects", owner).json()}
+    assert [p["role"] for p in api.get("/projects", annotator).json()] == ["annotator"]
+    assert pid not in {p["id"] for p in api.get("/projects", outsider).json()}
+    assert {p["id"]: p["role"] for p in api.get("/projects", admin).json()}[pid] == "owner"
+    assert api.get(f"/projects/{pid}", annotator).json()["role"] == "annotator"
+    assert api.get(f"/projects/{pid}", admin).status_code == 200
+    # Hidden projects and missing ones look the same.
+    hidden = assert_error(api.get(f"/projects/{pid}", outsider), 404, "not_found")
+    missing = assert_error(api.get("/projects/999999", owner), 404, "not_found")
+    assert hidden["message"].replace(str(pid), "N") == missing["message"].replace("999999", "N")
+    assert_error(api.get(f"/projects/{pid}"), 401, "unauthorized")
+
+
+def test_owners_change_settings_and_guidelines_with_validation(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, settings={"batch_size": 10}, guidelines="v1")
+    reviewer, annotator = api.member(pid, "reviewer"), api.member(pid, "annotator")
+    answer = api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"overlap": 2}, "guidelines": "v2", "private_fields": ["secret"]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["settings"]["overlap"] == 2
+    assert body["settings"]["batch_size"] == 10
+    assert body["guidelines"] == "v2"
+    assert body["guidelines_version"] == 2
+    assert body["private_fields"] == ["secret"]
+    assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"overlap": -1}}),
+                 400, "invalid_input")
+    assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"nope": 1}}),
+                 400, "invalid_input")
+    assert_error(api.patch(f"/projects/{pid}", owner, json={}), 400, "invalid_input")
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["overlap"] == 2
+    for who in (reviewer, annotator):
+        assert_error(api.patch(f"/projects/{pid}", who, json={"guidelines": "x"}),
+                     403, "forbidden")
+    assert_error(api.patch(f"/projects/{pid}", api.person("out"), json={"guidelines": "x"}),
+                 404, "not_found")
+    events = api.get(f"/projects/{pid}/audit", owner).json()
+    update = next(e for e in events if e["action"] == "update")
+    assert update["before"]["settings"]["overlap"] == 1
+    assert update["after"]["settings"]["overlap"] == 2
+    assert update["actor_id"] == owner.id
+    assert events[-1]["action"] == "create"
+    assert_error(api.get(f"/projects/{pid}/audit", reviewer), 403, "forbidden")
+
+
+def test_members_add_list_remove(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner)
+    ann, rev = api.person("ann"), api.person("rev")
+    answer = api.post(f"/projects/{pid}/members", owner,
+                      json={"username": ann.username, "role": "annotator"})
+    assert answer.status_code == 201
+    assert answer.json() == {"user_id": ann.id, "username": ann.username, "role": "annotator"}
+    api.post(f"/projects/{pid}/members", owner, json={"username": rev.username,
+                                                      "role": "reviewer"})
+    roles = {m["username"]: m["role"] for m in api.get(f"/projects/{pid}/members", rev).json()}
+    assert roles == {owner.username: "owner", ann.username: "annotator", rev.username: "reviewer"}
+    assert_error(api.get(f"/projects/{pid}/members", ann), 403, "forbidden")
+    assert_error(api.post(f"/projects/{pid}/members", rev,
+                          json={"username": ann.username, "role": "owner"}), 403, "forbidden")
+    assert_error(api.post(f"/projects/{pid}/members", owner,
+                          json={"username": unique("ghost"), "role": "annotator"}),
+                 400, "invalid_input")
+    assert_error(api.post(f"/projects/{pid}/members", owner,
+                          json={"username": ann.username, "role": "boss"}), 422, "invalid_input")
+    # The last owner can neither be demoted nor removed.
+    assert_error(api.post(f"/projects/{pid}/members", owner,
+                          json={"username": owner.username, "role": "annotator"}),
+                 409, "conflict")
+    assert_error(api.delete(f"/projects/{pid}/members/{owner.username}", owner), 409, "conflict")
+    assert api.delete(f"/projects/{pid}/members/{ann.username}", owner).status_code == 204
+    assert_error(api.get(f"/projects/{pid}", ann), 404, "not_found")
+    assert_error(api.delete(f"/projects/{pid}/members/{ann.username}", owner),
+                 400, "invalid_input")
+    actions = [(e["action"], e["entity"]) for e in api.get(f"/projects/{pid}/audit",
+                                                           owner).json()]
+    assert actions[:3] == [("remove", "member"), ("set_role", "member"), ("set_role", "member")]

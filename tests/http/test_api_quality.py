@@ -1,0 +1,295 @@
+"""The review queue, agreement and annotator quality over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+from sqlalchemy import update
+
+from activelabel.store import (
+    activate_model_version,
+    create_model_version,
+    create_round,
+    record_selection,
+)
+from activelabel.store.models import Item
+from tests.http.conftest import Api, Person, assert_error
+
+
+def _items(api: Api, pid: int, owner: Person) -> list[int]:
+    return [i["id"] for i in api.get(f"/projects/{pid}/items", owner).json()["items"]]
+
+
+def _label(api: Api, pid: int, who: Person, item_id: int, label: Any) -> dict[str, Any]:
+    answer = api.post(f"/projects/{pid}/annotations", who,
+                      json={"item_id": item_id, "labels": [label]})
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+# Three annotators on six items: a and b agree everywhere, c disagrees on items 2, 4 and 5.
+PLAN = {"a": ["pos", "pos", "neg", "neg", "pos", "neg"],
+        "b": ["pos", "pos", "neg", "neg", "pos", "neg"],
+        "c": ["pos", "neg", "pos", "neg", "neg", "pos"]}
+
+
+def _crowd(api: Api, **settings: Any) -> tuple[int, Person, dict[str, Person], list[int]]:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=6, settings={"overlap": 3, **settings})
+    people = {name: api.member(pid, "annotator", f"ann_{name}") for name in PLAN}
+    items = _items(api, pid, owner)
+    for name, labels in PLAN.items():
+        for item_id, label in zip(items, labels, strict=True):
+            _label(api, pid, people[name], item_id, label)
+    return pid, owner, people, items
+
+
+def test_agreement_is_null_without_multiply_labeled_items(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=3)
+    ann = api.member(pid, "annotator")
+    _label(api, pid, ann, _items(api, pid, owner)[0], "pos")
+    body = api.get(f"/projects/{pid}/agreement", owner).json()
+    assert body["n_items"] == 0
+    assert body["krippendorff_alpha"] is None
+    assert body["fleiss_kappa"] is None
+    assert body["cohen_kappa_pairs"] == []
+    assert body["below_target"] is False
+
+
+def test_agreement_measures_match_the_reference_computation(api: Api) -> None:
+    import krippendorff
+
+    pid, owner, people, _ = _crowd(api, agreement_target=0.8)
+    body = api.get(f"/projects/{pid}/agreement", owner).json()
+    assert body["n_items"] == 6
+    code = {"pos": 0, "neg": 1}
+    data = np.array([[code[x] for x in PLAN[n]] for n in PLAN], dtype=float)
+    expected_alpha = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert body["krippendorff_alpha"] == pytest.approx(expected_alpha)
+    pairs = {frozenset((p["a"], p["b"])): p for p in body["cohen_kappa_pairs"]}
+    a, b, c = (people[n].username for n in "abc")
+    assert pairs[frozenset((a, b))]["kappa"] == pytest.approx(1.0)
+    assert pairs[frozenset((a, c))]["kappa"] == pytest.approx(
+        cohen_kappa_score(PLAN["a"], PLAN["c"]))
+    assert pairs[frozenset((a, c))]["n"] == 6
+    assert pairs[frozenset((a, c))]["below_target"] is True
+    assert pairs[frozenset((a, b))]["below_target"] is False
+    # Specific agreement of 'pos': item0 3*2, item1 2*1, item2 0, item4 2*1, item5 0 = 10 of
+    # possible 3*2 + 2*2 + 1*2 + 2*2 + 1*2 = 18.
+    assert body["per_label"]["pos"]["agreement"] == pytest.approx(10 / 18)
+    assert body["per_label"]["pos"]["n"] == 5
+    assert body["target"] == 0.8
+    assert body["below_target"] is True
+
+
+def test_quality_endpoints_check_roles(api: Api) -> None:
+    pid, _owner, people, _ = _crowd(api)
+    stranger = api.person("stranger")
+    reviewer = api.member(pid, "reviewer")
+    for path in ("review", "agreement", "annotators"):
+        assert_error(api.get(f"/projects/{pid}/{path}"), 401, "unauthorized")
+        assert_error(api.get(f"/projects/{pid}/{path}", people["a"]), 403, "forbidden")
+        assert_error(api.get(f"/projects/{pid}/{path}", stranger), 404, "not_found")
+        assert api.get(f"/projects/{pid}/{path}", reviewer).status_code == 200
+
+
+def test_review_queue_lists_disagreements_with_their_labels(api: Api) -> None:
+    pid, owner, people, items = _crowd(api)
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "disagreement"}).json()
+    assert {e["item_id"] for e in entries} == {items[1], items[2], items[4], items[5]}
+    first = entries[0]
+    assert set(first) == {"item_id", "external_id", "reason", "score", "detail", "data",
+                          "annotations", "consensus", "suggestion", "flag"}
+    assert first["reason"] == "disagreement"
+    assert first["detail"] == "1 of 3 annotators disagree with the majority"
+    assert first["score"] == pytest.approx(1 / 3)
+    assert {a["annotator"] for a in first["annotations"]} == {p.username for p in people.values()}
+    assert first["data"]["text"].startswith("item")
+    by_item = {e["item_id"]: e for e in entries}
+    assert by_item[items[2]]["consensus"] == "neg"
+    # Filters: by annotator (only c disagrees), by label.
+    only_a = api.get(f"/projects/{pid}/review", owner,
+                     params={"reason": "disagreement", "annotator": people["a"].username})
+    assert len(only_a.json()) == 4
+    neg = api.get(f"/projects/{pid}/review", owner,
+                  params={"reason": "disagreement", "label": "neg"}).json()
+    assert {e["item_id"] for e in neg} == {items[1], items[2], items[4], items[5]}
+    assert_error(api.get(f"/projects/{pid}/review", owner, params={"reason": "nope"}),
+                 422, "invalid_input")
+    assert_error(api.get(f"/projects/{pid}/review", owner, params={"annotator": "nobody"}),
+                 400, "invalid_input")
+
+
+def test_a_review_decision_records_its_reason_and_clears_the_entry(api: Api) -> None:
+    pid, owner, people, items = _crowd(api)
+    reviewer = api.member(pid, "reviewer")
+    entry = next(e for e in api.get(f"/projects/{pid}/review", reviewer,
+                                    params={"reason": "disagreement"}).json()
+                 if e["item_id"] == items[2])
+    careless = next(a for a in entry["annotations"] if a["annotator"] == people["c"].username)
+    answer = api.post(f"/projects/{pid}/annotations/{careless['annotation_id']}/review",
+                      reviewer, json={"accept": False, "labels": ["neg"],
+                                      "reason": "guidelines 2.1: negations are neg"})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["reason"] == "guidelines 2.1: negations are neg"
+    history = api.get(f"/projects/{pid}/items/{items[2]}", owner).json()["history"]
+    assert history[-1]["reason"] == "guidelines 2.1: negations are neg"
+    assert history[-1]["username"] == reviewer.username
+    assert history[-1]["guidelines_version"] == 1
+    left = api.get(f"/projects/{pid}/review", reviewer, params={"reason": "disagreement"})
+    assert items[2] not in {e["item_id"] for e in left.json()}
+    too_long = api.post(f"/projects/{pid}/annotations/{entry['annotations'][0]['annotation_id']}"
+                        "/review", reviewer, json={"accept": True, "reason": "x" * 5001})
+    assert_error(too_long, 422, "invalid_input")
+
+
+def test_ties_flags_and_gold_misses_are_queued_with_their_reason(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=3, settings={"overlap": 2})
+    a, b = api.member(pid, "annotator"), api.member(pid, "annotator")
+    items = _items(api, pid, owner)
+    _label(api, pid, a, items[0], "pos")
+    _label(api, pid, b, items[0], "neg")
+    flag = api.post(f"/projects/{pid}/flags", a, json={"item_id": items[1],
+                                                       "reason": "not English"}).json()
+    with api.storage.sessions() as session, session.begin():
+        session.execute(update(Item).where(Item.id == items[2])
+                        .values(split="gold", gold_labels=["pos"]))
+    _label(api, pid, a, items[2], "pos")
+    _label(api, pid, b, items[2], "neg")
+    entries = api.get(f"/projects/{pid}/review", owner).json()
+    reasons = {(e["item_id"], e["reason"]) for e in entries}
+    assert (items[0], "tie") in reasons
+    assert (items[0], "disagreement") in reasons
+    assert (items[1], "flagged") in reasons
+    assert (items[2], "gold_miss") in reasons
+    tie = next(e for e in entries if e["reason"] == "tie")
+    assert tie["consensus"] is None
+    assert tie["detail"] == "no majority: 1 'pos', 1 'neg'"
+    flagged = next(e for e in entries if e["reason"] == "flagged")
+    assert flagged["flag"] == {"id": flag["id"], "reason": "not English", "by": a.username}
+    gold = next(e for e in entries if e["reason"] == "gold_miss")
+    assert gold["detail"] == "1 of 2 annotators missed the gold answer 'pos'"
+    assert {x["annotator"] for x in gold["annotations"]} == {a.username, b.username}
+    resolved = api.post(f"/projects/{pid}/flags/{flag['id']}/resolve", owner,
+                        json={"note": "fine"})
+    assert resolved.status_code == 200
+    event = api.get(f"/projects/{pid}/audit", owner).json()[0]
+    assert (event["action"], event["entity"], event["after"]) == ("resolve", "flag",
+                                                                  {"note": "fine"})
+    assert not [e for e in api.get(f"/projects/{pid}/review", owner,
+                                   params={"reason": "flagged"}).json()]
+    limited = api.get(f"/projects/{pid}/review", owner, params={"limit": 1}).json()
+    assert len(limited) == 1
+
+
+def test_annotators_report_gold_consensus_and_dawid_skene(api: Api) -> None:
+    pid, owner, people, items = _crowd(api, gold_alert_below=0.8)
+    with api.storage.sessions() as session, session.begin():
+        for item_id, label in zip(items[:3], ["pos", "pos", "neg"], strict=True):
+            session.execute(update(Item).where(Item.id == item_id)
+                            .values(split="gold", gold_labels=[label]))
+    rows = {r["username"]: r for r in api.get(f"/projects/{pid}/annotators", owner).json()}
+    a, c = rows[people["a"].username], rows[people["c"].username]
+    assert a["labels"] == 6
+    assert a["gold_n"] == 3
+    assert a["gold_accuracy"] == pytest.approx(1.0)
+    assert c["gold_accuracy"] == pytest.approx(1 / 3)
+    assert c["gold_alert"] is True
+    assert a["gold_alert"] is False
+    # Leave-one-out: a's label equals the majority of b and c wherever b and c agree.
+    assert a["agreement_with_consensus"] == pytest.approx(1.0)
+    assert c["agreement_with_consensus"] == pytest.approx(2 / 6)
+    assert c["estimated_accuracy"] < a["estimated_accuracy"]
+
+
+def test_label_issues_rank_planted_flips_first(api: Api, shared_data: Path) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner)
+    rows = []
+    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            rows.append(json.loads(line))
+            if len(rows) == 200:
+                break
+    added = api.post(f"/projects/{pid}/items", owner, json=[
+        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
+    assert added.json()["inserted"] == 200
+    ann = api.member(pid, "annotator")
+    ids = {i["external_id"]: i["id"] for i in api.get(
+        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    spam = [r["id"] for r in rows if r["label"] == "spam"]
+    flipped = set(spam[:3]) | set([r["id"] for r in rows if r["label"] == "ham"][:3])
+    for r in rows:
+        truth = "pos" if r["label"] == "spam" else "neg"
+        label = ({"pos": "neg", "neg": "pos"}[truth]) if r["id"] in flipped else truth
+        _label(api, pid, ann, ids[r["id"]], label)
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "label_issue"}).json()
+    found = {e["external_id"] for e in entries}
+    recall = len(found & flipped) / len(flipped)
+    print(f"label_issue recall on 200 sms with 6 flips: {recall:.2f} ({len(found)} flagged)")
+    assert recall >= 0.33  # 0.50 here; the core test measures recall on a larger slice
+    assert [e["score"] for e in entries] == sorted((e["score"] for e in entries), reverse=True)
+    assert entries[0]["detail"].startswith("the label ")
+    assert entries[0]["annotations"][0]["annotator"] == ann.username
+
+
+def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
+    pid, owner, _, items = _crowd(api)
+    with api.storage.sessions() as session, session.begin():
+        create_model_version(session, pid)
+        activate_model_version(session, pid, 1)
+    # The model says 'neg' for every item; the consensus is 'pos' on items 0, 1 and 4.
+    api.storage.arrays.save(pid, "probs", np.tile([[0.1, 0.9]], (6, 1)).astype(np.float32))
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "model_disagrees"}).json()
+    assert {e["item_id"] for e in entries} == {items[0], items[1], items[4]}
+    first = entries[0]
+    assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9)}
+    assert first["score"] == pytest.approx(0.9)
+    assert first["detail"] == "model v1 says 'neg' (0.90); the consensus is 'pos'"
+
+
+def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=5, settings={"overlap": 3})
+    a, b = api.member(pid, "annotator"), api.member(pid, "annotator")
+    items = _items(api, pid, owner)
+    assert api.get(f"/projects/{pid}/relabel", owner).json()["advice"] is None  # no model
+    for who, labels in ((a, ["pos", "pos", "neg"]), (b, ["pos", "neg", "neg"])):
+        for item_id, label in zip(items[:3], labels, strict=True):
+            _label(api, pid, who, item_id, label)
+    with api.storage.sessions() as session, session.begin():
+        create_model_version(session, pid)
+        activate_model_version(session, pid, 1)
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95], [0.97, 0.03], [0.9, 0.1]])
+    api.storage.arrays.save(pid, "probs", probs.astype(np.float32))
+    body = api.get(f"/projects/{pid}/relabel", owner).json()
+    assert body["advice"] == "relabel"
+    assert body["relabel"][0]["item_id"] == items[1]
+    assert body["relabel"][0]["n_labels"] == 2
+    assert {x["item_id"] for x in body["label_new"]} == {items[3], items[4]}
+    assert body["label_new"][0]["score"] <= body["label_new"][1]["score"]
+    assert_error(api.get(f"/projects/{pid}/relabel", a), 403, "forbidden")
+
+
+def test_review_queue_filters_by_the_round_that_selected_the_item(api: Api) -> None:
+    pid, owner, _, items = _crowd(api)
+    with api.storage.sessions() as session, session.begin():
+        rnd = create_round(session, pid, strategy="margin", batch_size=2)
+        record_selection(session, pid, rnd.id, [items[2], items[4]], [0.9, 0.8],
+                         strategy="margin")
+    picked = api.get(f"/projects/{pid}/review", owner,
+                     params={"reason": "disagreement", "round": 1}).json()
+    assert {e["item_id"] for e in picked} == {items[2], items[4]}
+    assert api.get(f"/projects/{pid}/review", owner, params={"round": 2}).json() == []
+    assert_error(api.get(f"/projects/{pid}/review", owner, params={"limit": 501}), 422,
+                 "invalid_input")

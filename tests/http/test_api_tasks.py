@@ -1,0 +1,146 @@
+"""Next tasks: leases, overlap, release, private fields, suggestion and why."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from activelabel.store import (
+    activate_model_version,
+    create_model_version,
+    create_round,
+    finish_round,
+    record_selection,
+)
+from tests.http.conftest import Api, Person, assert_error
+
+
+def _ids(tasks: list[dict]) -> list[int]:  # type: ignore[type-arg]
+    return [t["item"]["id"] for t in tasks]
+
+
+def test_next_tasks_lease_items_and_validate_n(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=5, settings={"lease_seconds": 60})
+    ann = api.member(pid, "annotator")
+    answer = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2})
+    assert answer.status_code == 200, answer.text
+    tasks = answer.json()
+    assert [t["item"]["external_id"] for t in tasks] == ["x0", "x1"]
+    assert all(t["lease_expires_at"] and t["suggestion"] is None and t["why"] is None
+               for t in tasks)
+    # Asking again renews the same leases instead of handing out more items.
+    assert _ids(api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2}).json()) == _ids(tasks)
+    for bad in ("0", "101", "many", "-1"):
+        error = assert_error(api.get(f"/projects/{pid}/tasks/next", ann, params={"n": bad}),
+                             422, "invalid_input")
+        assert error["details"][0]["field"] == "query.n"
+    assert_error(api.get(f"/projects/{pid}/tasks/next", api.person("out")), 404, "not_found")
+    assert_error(api.get(f"/projects/{pid}/tasks/next"), 401, "unauthorized")
+
+
+def test_two_annotators_get_disjoint_items_with_overlap_one(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=6, settings={"overlap": 1})
+    first, second = api.member(pid, "annotator"), api.member(pid, "annotator")
+    a = _ids(api.get(f"/projects/{pid}/tasks/next", first, params={"n": 4}).json())
+    b = _ids(api.get(f"/projects/{pid}/tasks/next", second, params={"n": 4}).json())
+    assert len(a) == 4
+    assert len(b) == 2
+    assert not set(a) & set(b)
+    # A released item goes back to the queue and to the next caller.
+    released = api.post(f"/projects/{pid}/tasks/{a[0]}/release", first)
+    assert released.status_code == 200
+    assert released.json()["released"] is True
+    assert_error(api.post(f"/projects/{pid}/tasks/{a[0]}/release", first), 404, "not_found")
+    assert_error(api.post(f"/projects/{pid}/tasks/{a[1]}/release", second), 404, "not_found")
+    assert _ids(api.get(f"/projects/{pid}/tasks/next", second, params={"n": 4}).json()) == [
+        *b, a[0]]
+
+
+def test_overlap_two_gives_each_item_to_two_annotators(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=3, settings={"overlap": 2})
+    people = [api.member(pid, "annotator") for _ in range(3)]
+    got = [_ids(api.get(f"/projects/{pid}/tasks/next", p, params={"n": 3}).json())
+           for p in people]
+    assert got[0] == got[1]
+    assert len(got[0]) == 3
+    assert got[2] == []
+
+
+def test_private_fields_are_hidden_from_annotators_only(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=3, private_fields=["secret"], settings={"overlap": 3})
+    ann, rev = api.member(pid, "annotator"), api.member(pid, "reviewer")
+    for task in api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json():
+        assert task["item"]["data"] == {"text": task["item"]["data"]["text"]}
+        assert "secret" not in str(task)
+    for who in (rev, owner):
+        data = [t["item"]["data"] for t in
+                api.get(f"/projects/{pid}/tasks/next", who, params={"n": 3}).json()]
+        assert [d["secret"] for d in data] == ["s0", "s1", "s2"]
+
+
+def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, labels=["pos", "neg", "neutral"])
+    ann = api.member(pid, "annotator")
+    ids = [i["id"] for i in api.get(f"/projects/{pid}/items", owner).json()["items"]]
+    with api.storage.sessions() as session, session.begin():
+        rnd = create_round(session, pid, strategy="margin", batch_size=2)
+        model = create_model_version(session, pid, round_id=rnd.id)
+        activate_model_version(session, pid, model.version)
+        record_selection(session, pid, rnd.id, [ids[3], ids[1]], [0.75, 0.5],
+                         model_version_id=model.id)
+        finish_round(session, pid, rnd.id, model_version_id=model.id, n_labels_used=0)
+        number, version, round_id = rnd.number, model.version, rnd.id
+    probs = np.array([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]],
+                     dtype=np.float32)
+    api.storage.arrays.save(pid, "probs", probs)
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json()
+    assert _ids(tasks) == [ids[3], ids[1], ids[0]]  # ranked first, then by row
+    assert tasks[0]["why"] == {"strategy": "margin", "score": 0.75, "round": number,
+                               "round_id": round_id, "rank": 0, "model_version": version}
+    assert tasks[1]["why"]["rank"] == 1
+    assert tasks[2]["why"] is None
+    assert tasks[0]["suggestion"]["label"] == "pos"
+    assert abs(tasks[0]["suggestion"]["confidence"] - 0.6) < 1e-6
+    assert tasks[1]["suggestion"]["label"] == "neutral"
+    assert tasks[2]["suggestion"]["label"] == "neg"
+    assert {t["suggestion"]["model_version"] for t in tasks} == {version}
+    # A replaced probability file is picked up (new round, new scores).
+    api.storage.arrays.save(pid, "probs", probs[:, ::-1].copy())
+    again = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json()
+    assert again[0]["suggestion"]["label"] == "neutral"
+
+
+def test_concurrent_callers_never_share_an_item_beyond_the_overlap(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=40, settings={"overlap": 1})
+    people = [api.member(pid, "annotator") for _ in range(8)]
+
+    def work(person: Person) -> tuple[set[int], int]:
+        """Every item handed to ``person`` over three cycles, and the labels given."""
+        handed: set[int] = set()
+        given = 0
+        for _ in range(3):
+            answer = api.get(f"/projects/{pid}/tasks/next", person, params={"n": 2})
+            assert answer.status_code == 200, answer.text
+            got = _ids(answer.json())
+            handed.update(got)
+            if got:
+                done = api.post(f"/projects/{pid}/annotations", person,
+                                json={"item_id": got[0], "labels": ["pos"]})
+                assert done.status_code == 201, done.text
+                given += 1
+        return handed, given
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, people))
+    handouts = [item for handed, _ in results for item in handed]
+    assert len(handouts) == len(set(handouts))  # no item went to two people
+    assert sum(given for _, given in results) >= 8
+    labeled = api.get(f"/projects/{pid}/stats", owner).json()["labeled"]
+    assert labeled == sum(given for _, given in results)

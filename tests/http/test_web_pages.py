@@ -1,0 +1,64 @@
+"""The web app's page shells: served to anyone, carrying no project data; static files."""
+
+from __future__ import annotations
+
+import pytest
+
+from activelabel.http.web import PAGES, STATIC_DIR, TEMPLATES_DIR
+from tests.http.conftest import Api
+
+
+@pytest.mark.parametrize("path", ["/", "/projects/new",
+                                  *[f"/projects/1/{page}" for page in PAGES]])
+def test_pages_are_shells_without_data(api: Api, path: str) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2, guidelines="SECRET GUIDELINES")
+    answer = api.client.get(path.replace("/1/", f"/{pid}/"))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    html = answer.text
+    assert "/static/app.js" in html
+    assert 'lang="en"' in html
+    assert "SECRET GUIDELINES" not in html
+    assert "item 0" not in html
+
+
+def test_unknown_pages_and_project_root(api: Api) -> None:
+    assert api.client.get("/projects/1/nope").status_code == 404
+    assert api.client.get("/projects/abc/label").status_code == 422
+    moved = api.client.get("/projects/7", follow_redirects=False)
+    assert moved.status_code == 307
+    assert moved.headers["location"] == "/projects/7/label"
+
+
+def test_static_files_and_templates_are_package_data(api: Api) -> None:
+    for name in ("app.js", "app.css", "label.js", "charts.js", "dashboard.js", "settings.js"):
+        answer = api.client.get(f"/static/{name}")
+        assert answer.status_code == 200, name
+        assert len(answer.content) > 500
+    assert (TEMPLATES_DIR / "base.html").exists()
+    assert (STATIC_DIR / "app.js").exists()
+    assert api.client.get("/static/../web/__init__.py").status_code == 404
+
+
+def test_every_form_control_has_a_label() -> None:
+    """Inputs, selects and textareas in the templates carry an id that a <label for> names, or
+    an aria-label (the browser tests check the rendered pages too)."""
+    import re
+
+    for template in TEMPLATES_DIR.glob("*.html"):
+        html = template.read_text()
+        labelled = set(re.findall(r'<label[^>]*\bfor="([^"]+)"', html))
+        for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
+            if 'type="hidden"' in tag or "aria-label=" in tag:
+                continue
+            ident = re.search(r'\bid="([^"]+)"', tag)
+            wrapped = ident is None  # inside <label class="inline"> ... </label>
+            assert wrapped or ident.group(1) in labelled or _wrapped(html, tag), (
+                f"{template.name}: {tag} has no label")
+
+
+def _wrapped(html: str, tag: str) -> bool:
+    start = html.index(tag)
+    before = html.rfind("<label", 0, start)
+    return before != -1 and html.rfind("</label>", 0, start) < before

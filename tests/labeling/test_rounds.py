@@ -1,0 +1,260 @@
+"""Rounds: cold start, training + evaluation + selection, rerank, auto-requests, features cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from activelabel.labeling.featurize import ensure_features
+from activelabel.labeling.rounds import after_annotation, consensus, request_rerank, request_round
+from activelabel.runtime.settings import Storage
+from activelabel.store import (
+    activate_model_version,
+    add_items,
+    get_round,
+    list_audit,
+    list_models,
+    next_tasks,
+    round_selections,
+)
+from activelabel.store.models import Item, Job, ModelVersion
+
+from .engine_fixtures import (
+    backend,
+    digit_rows,
+    digits,
+    engine_storage,
+    label_rows,
+    new_project,
+    pg_admin,
+    run_job,
+    text_rows,
+)
+
+__all__ = ["backend", "digits", "engine_storage", "pg_admin"]
+
+Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
+N, HOLDOUT, BATCH = 300, 60, 20
+
+
+def _round(storage: Storage, project_id: int, reason: str = "manual") -> int:
+    with storage.sessions() as session, session.begin():
+        rnd, created = request_round(session, project_id, requested_by=None, reason=reason)
+        assert created
+        job_id = rnd.job_id
+        assert job_id is not None
+    result = run_job(storage, job_id)
+    return int(result["round_id"])
+
+
+def _selected_rows(storage: Storage, project_id: int, round_id: int) -> list[int]:
+    with storage.read_sessions() as session:
+        sels = round_selections(session, round_id)
+        rows = {i.id: i.row for i in session.execute(
+            select(Item).where(Item.project_id == project_id)).scalars()}
+        return [rows[s.item_id] for s in sels]
+
+
+def _digits_project(storage: Storage, digits: Arrays, **settings: Any) -> Any:
+    images, _ = digits
+    return new_project(storage, rows=digit_rows(images, N, HOLDOUT), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": BATCH,
+        "strategy": "margin", **settings})
+
+
+def test_cold_start_picks_a_diverse_seed_from_the_pool(engine_storage: Storage,
+                                                       digits: Arrays) -> None:
+    seeded = _digits_project(engine_storage, digits)
+    round_id = _round(engine_storage, seeded.project_id, "cold_start")
+    rows = _selected_rows(engine_storage, seeded.project_id, round_id)
+    assert len(rows) == BATCH
+    assert len(set(rows)) == BATCH
+    assert sorted(rows) != list(range(BATCH))  # not the first rows
+    assert all(r < N - HOLDOUT for r in rows)  # pool only, never holdout
+    _, target = digits
+    assert len({int(target[r]) for r in rows}) >= 7  # covers most digits without labels
+    with engine_storage.read_sessions() as session:
+        rnd = get_round(session, seeded.project_id, round_id)
+        assert rnd.status == "done"
+        assert rnd.model_version_id is None
+        assert {s.strategy for s in round_selections(session, round_id)} == {"cold_start"}
+        assert set(rnd.timings or {}) >= {"featurize_s", "train_s", "score_s", "select_s",
+                                          "total_s"}
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, seeded.project_id, seeded.owner_id, BATCH)
+        assert [t.item.row for t in tasks] == rows  # the queue serves the seed in rank order
+        assert tasks[0].selection is not None
+
+
+def test_round_trains_evaluates_on_holdout_and_ranks_the_queue(engine_storage: Storage,
+                                                               digits: Arrays) -> None:
+    _, target = digits
+    seeded = _digits_project(engine_storage, digits, target_accuracy=0.5, label_budget=40)
+    seed = _round(engine_storage, seeded.project_id, "cold_start")
+    seed_rows = _selected_rows(engine_storage, seeded.project_id, seed)
+    holdout = list(range(N - HOLDOUT, N))
+    label_rows(engine_storage, seeded, seed_rows + holdout,
+               [str(int(target[r])) for r in seed_rows + holdout])
+    round_id = _round(engine_storage, seeded.project_id)
+    rows = _selected_rows(engine_storage, seeded.project_id, round_id)
+    assert len(rows) == BATCH
+    assert not set(rows) & set(seed_rows)
+    assert all(r < N - HOLDOUT for r in rows)
+    with engine_storage.read_sessions() as session:
+        rnd = get_round(session, seeded.project_id, round_id)
+        assert rnd.status == "done", rnd.error
+        metrics = rnd.metrics or {}
+        assert metrics["n_holdout"] == HOLDOUT
+        assert metrics["n_train"] == BATCH
+        assert 0.4 < metrics["accuracy"] <= 1.0
+        assert metrics["macro_f1"] is not None
+        assert rnd.n_labels_used == BATCH + HOLDOUT
+        fired = {d["rule"] for d in metrics["stopping"] if d["stop"]}
+        assert fired == {"budget", "target_accuracy"}
+        assert metrics["stop"] is True
+        model = session.get(ModelVersion, rnd.model_version_id)
+        assert model is not None
+        assert model.is_active
+        assert model.version == 1
+        assert model.n_train == BATCH
+        assert Path(str(model.artifact_path)).exists()
+        sels = round_selections(session, round_id)
+        assert {s.strategy for s in sels} == {"margin"}
+        assert all(s.model_version_id == model.id and s.score is not None for s in sels)
+        assert [s.score for s in sels] == sorted((s.score for s in sels), reverse=True)
+    probs = engine_storage.arrays.load(seeded.project_id, "probs")
+    assert probs is not None
+    assert probs.shape == (N, 10)
+    assert probs.dtype == np.float32
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, seeded.project_id, seeded.owner_id, 5)
+        assert [t.item.row for t in tasks] == rows[:5]
+        assert tasks[0].selection is not None
+        assert tasks[0].selection.round_id == round_id
+    # the next round reports its gain over this one
+    label_rows(engine_storage, seeded, rows, [str(int(target[r])) for r in rows])
+    third = _round(engine_storage, seeded.project_id)
+    with engine_storage.read_sessions() as session:
+        gain = get_round(session, seeded.project_id, third).gain or {}
+        assert set(gain) >= {"accuracy", "macro_f1", "per_100_labels"}
+        assert gain["labels_added"] == BATCH
+
+
+def test_rerank_after_rollback_scores_with_the_older_model(engine_storage: Storage,
+                                                           digits: Arrays) -> None:
+    _, target = digits
+    seeded = _digits_project(engine_storage, digits)
+    label_rows(engine_storage, seeded, list(range(0, 200, 10)),
+               [str(int(target[r])) for r in range(0, 200, 10)])
+    first = _round(engine_storage, seeded.project_id)
+    label_rows(engine_storage, seeded, _selected_rows(engine_storage, seeded.project_id, first),
+               [str(int(target[r])) for r in _selected_rows(
+                   engine_storage, seeded.project_id, first)])
+    _round(engine_storage, seeded.project_id)
+    with engine_storage.sessions() as session, session.begin():
+        assert [m.version for m in list_models(session, seeded.project_id)] == [1, 2]
+        v1 = activate_model_version(session, seeded.project_id, 1)
+        v1_id = v1.id
+        rnd, created = request_rerank(session, seeded.project_id, 1, requested_by=seeded.owner_id)
+        again, created_again = request_rerank(session, seeded.project_id, 1, requested_by=None)
+        assert created
+        assert not created_again
+        assert again.id == rnd.id
+        job_id = rnd.job_id
+    assert job_id is not None
+    result = run_job(engine_storage, job_id)
+    assert result["model_version"] == 1
+    with engine_storage.read_sessions() as session:
+        done = get_round(session, seeded.project_id, result["round_id"])
+        assert done.status == "done"
+        assert done.model_version_id == v1_id
+        assert len(list_models(session, seeded.project_id)) == 2  # no training, no new version
+        sels = round_selections(session, done.id)
+        assert len(sels) == BATCH
+        assert {s.model_version_id for s in sels} == {v1_id}
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert job.payload["reason"] == "rollback"
+        assert list_audit(session, project_id=seeded.project_id, entity="round")
+
+
+def test_round_is_requested_after_retrain_every_labels_and_not_twice(
+        engine_storage: Storage, digits: Arrays) -> None:
+    _, target = digits
+    seeded = _digits_project(engine_storage, digits, retrain_every_labels=5)
+    label_rows(engine_storage, seeded, [0, 1, 2, 3], [str(int(target[r])) for r in range(4)])
+    with engine_storage.sessions() as session, session.begin():
+        assert after_annotation(session, seeded.project_id) is None
+    label_rows(engine_storage, seeded, [4], [str(int(target[4]))])
+    with engine_storage.sessions() as session, session.begin():
+        rnd = after_annotation(session, seeded.project_id)
+        assert rnd is not None
+        assert rnd.status == "queued"
+        round_id, job_id = rnd.id, rnd.job_id
+    label_rows(engine_storage, seeded, list(range(5, 12)),
+               [str(int(target[r])) for r in range(5, 12)])
+    with engine_storage.sessions() as session, session.begin():
+        assert after_annotation(session, seeded.project_id) is None  # one is queued already
+        same, created = request_round(session, seeded.project_id, requested_by=None,
+                                      reason="manual")
+        assert same.id == round_id
+        assert not created
+        jobs = session.execute(select(Job).where(Job.project_id == seeded.project_id)).scalars()
+        assert [j.id for j in jobs] == [job_id]
+        assert session.get(Job, job_id).payload == {  # type: ignore[union-attr]
+            "round_id": round_id, "reason": "retrain_every_labels"}
+    assert job_id is not None
+    run_job(engine_storage, job_id)
+    with engine_storage.sessions() as session, session.begin():
+        assert after_annotation(session, seeded.project_id) is None  # 12 labels used, 0 new
+
+
+def test_features_are_rebuilt_when_missing_or_stale(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(40),
+                         settings={"featurizer": "text", "featurizer_params": {"n_components": 8}})
+    first = ensure_features(engine_storage, seeded.project_id)
+    assert first.rebuilt
+    assert first.X.shape[0] == 40
+    assert first.embeddings.shape == (40, 8)
+    assert not ensure_features(engine_storage, seeded.project_id).rebuilt
+    engine_storage.arrays.delete(seeded.project_id, "embeddings")
+    again = ensure_features(engine_storage, seeded.project_id)
+    assert again.rebuilt
+    np.testing.assert_allclose(again.embeddings, first.embeddings, atol=1e-5)
+    with engine_storage.sessions() as session, session.begin():
+        add_items(session, seeded.project_id, text_rows(5, start=40))
+    grown = ensure_features(engine_storage, seeded.project_id)
+    assert grown.rebuilt
+    assert grown.X.shape[0] == 45
+
+
+def test_text_and_multilabel_rounds(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["greek", "end", "other"], task="multilabel",
+                         rows=text_rows(80), settings={"batch_size": 6, "strategy": "entropy"})
+    label_rows(engine_storage, seeded, list(range(12)),
+               [["greek", "end"] if r % 6 == 4 else ["greek"] for r in range(12)])
+    round_id = _round(engine_storage, seeded.project_id)
+    rows = _selected_rows(engine_storage, seeded.project_id, round_id)
+    assert len(rows) == 6
+    assert not set(rows) & set(range(12))
+    probs = engine_storage.arrays.load(seeded.project_id, "probs")
+    assert probs is not None
+    assert probs.shape == (80, 3)
+
+
+def test_consensus_is_the_majority_and_skips_ties() -> None:
+    assert consensus([["a"], ["b"], ["a"]], multilabel=False) == "a"
+    assert consensus([["a"], ["b"]], multilabel=False) is None
+    assert consensus([["x", "y"], ["x"], ["x", "z"]], multilabel=True) == ["x"]
+    assert consensus([], multilabel=False) is None
+
+
+def test_request_round_for_a_missing_project_is_not_found(engine_storage: Storage) -> None:
+    from activelabel.store import NotFound
+
+    with engine_storage.sessions() as session, session.begin(), pytest.raises(NotFound):
+        request_round(session, 999_999, requested_by=None, reason="manual")

@@ -1,0 +1,176 @@
+"""The worker: runs jobs, records failures, survives bad jobs, picks up jobs of dead workers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import activelabel.runtime.worker as worker_module
+from activelabel.labeling.imports import enqueue_import, save_upload
+from activelabel.labeling.rounds import request_round
+from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
+from activelabel.runtime.worker import Worker
+from activelabel.store import claim_job, enqueue_job, get_job, get_round, list_rounds
+from activelabel.store.models import utcnow
+
+from tests.labeling.engine_fixtures import backend, fresh_storage, new_project, pg_admin, text_rows
+
+__all__ = ["backend", "fresh_storage", "pg_admin"]
+
+
+def _queue_import(storage: Storage, project_id: int, n: int = 20) -> int:
+    content = "\n".join(json.dumps(r) for r in text_rows(n)).encode()
+    path = save_upload(storage, project_id, "rows.jsonl", io.BytesIO(content))
+    with storage.sessions() as session, session.begin():
+        return enqueue_import(session, project_id, path, requested_by=None).id
+
+
+def test_worker_runs_an_import_then_its_cold_start_round(fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"],
+                         settings={"batch_size": 3, "featurizer_params": {"n_components": 4}})
+    job_id = _queue_import(fresh_storage, seeded.project_id)
+    worker = Worker(fresh_storage, worker_id="w-test")
+    assert worker.run_once()
+    with fresh_storage.read_sessions() as session:
+        job = get_job(session, job_id)
+        assert job.status == "done"
+        assert job.worker_id == "w-test"
+        assert job.result is not None
+        assert job.result["inserted"] == 20
+        assert job.progress is not None
+        assert "rows_seen" in job.progress
+        [rnd] = list_rounds(session, seeded.project_id)
+    assert worker.run_once()  # the cold-start round the import asked for
+    assert not worker.run_once()
+    with fresh_storage.read_sessions() as session:
+        assert get_round(session, seeded.project_id, rnd.id).status == "done"
+        assert get_job(session, rnd.job_id).status == "done"  # type: ignore[arg-type]
+
+
+def test_failed_jobs_are_marked_with_the_error_and_the_worker_goes_on(
+        fresh_storage: Storage, tmp_path: Path) -> None:
+    # items without the "text" field the text featurizer reads: the round must fail
+    seeded = new_project(fresh_storage, labels=["a", "b"],
+                         rows=[{"external_id": f"n{i}", "data": {"value": i}} for i in range(10)])
+    with fresh_storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, seeded.project_id, requested_by=None, reason="manual")
+        bad_import = enqueue_job(session, "import", {"path": str(tmp_path / "gone.jsonl")},
+                                 project_id=seeded.project_id).id
+        round_job = rnd.job_id
+    worker = Worker(fresh_storage)
+    assert worker.run_once()
+    assert worker.run_once()
+    assert not worker.run_once()
+    with fresh_storage.read_sessions() as session:
+        failed_round = get_round(session, seeded.project_id, rnd.id)
+        assert failed_round.status == "failed"
+        assert "text" in str(failed_round.error)
+        job = get_job(session, round_job)  # type: ignore[arg-type]
+        assert job.status == "failed"
+        assert job.error == failed_round.error
+        imp = get_job(session, bad_import)
+        assert imp.status == "failed"
+        assert "gone" in str(imp.error)
+
+
+def test_a_new_worker_picks_up_the_job_of_a_dead_one(fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    job_id = _queue_import(fresh_storage, seeded.project_id, n=5)
+    long_ago = utcnow() - timedelta(minutes=10)
+    with fresh_storage.sessions() as session, session.begin():
+        taken = claim_job(session, ["import"], "dead-worker", now=long_ago)
+        assert taken is not None
+        assert taken.id == job_id
+    worker = Worker(fresh_storage, worker_id="heir", stale_seconds=60)
+    assert worker.run_once()
+    with fresh_storage.read_sessions() as session:
+        job = get_job(session, job_id)
+        assert (job.status, job.worker_id, job.attempts) == ("done", "heir", 2)
+        assert job.result is not None
+        assert job.result["inserted"] == 5
+
+
+def test_a_live_job_is_not_taken_from_its_worker(fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    job_id = _queue_import(fresh_storage, seeded.project_id, n=5)
+    with fresh_storage.sessions() as session, session.begin():
+        assert claim_job(session, ["import"], "alive") is not None
+    assert not Worker(fresh_storage, stale_seconds=60).run_once()
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, job_id).worker_id == "alive"
+
+
+def test_run_forever_stops_when_asked(fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"],
+                         settings={"featurizer_params": {"n_components": 4}})
+    job_id = _queue_import(fresh_storage, seeded.project_id)
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(fresh_storage, poll_seconds=0.05).run_forever,
+                              args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with fresh_storage.read_sessions() as session:
+            if get_job(session, job_id).status == "done":
+                break
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, job_id).status == "done"
+
+
+def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend: str) -> None:
+    if backend != "sqlite":
+        return  # the signal handling does not depend on the database
+    env = {**os.environ, ENV_DATA_DIR: str(fresh_storage.location.data_dir),
+           ENV_DB: fresh_storage.location.db_url}
+    proc = subprocess.Popen([sys.executable, "-m", "activelabel", "worker"], env=env,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        seen = b""
+        while b"started" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.read() or b""
+            time.sleep(0.05)
+        assert b"started" in seen, seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_interrupted_job_is_given_back_to_the_queue(fresh_storage: Storage,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    job_id = _queue_import(fresh_storage, seeded.project_id, n=5)
+
+    def interrupted(*_: Any, **__: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker_module, "handler_for", lambda kind: interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(fresh_storage, worker_id="leaving").run_once()
+    with fresh_storage.read_sessions() as session:
+        job = get_job(session, job_id)
+        assert (job.status, job.worker_id) == ("queued", None)
+    monkeypatch.undo()
+    assert Worker(fresh_storage).run_once()
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, job_id).status == "done"
