@@ -107,6 +107,66 @@ def test_project_logic_and_below_know_no_http_or_processes(path: Path) -> None:
         )
 
 
+def _names_a_session(node: ast.expr) -> bool:
+    """``session``, ``caller.session``, ``self.read_session``...: a name ending in one."""
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return "session" in name
+
+
+def builds_queries(path: Path) -> list[str]:
+    """What in the file builds or runs a database query: SQLAlchemy's statement and SQL
+    expression constructors, and session calls that run statements."""
+    found = []
+    for name, _, names in imports_of(path):
+        if name.split(".")[0] == "sqlalchemy":
+            found += [f"imports {n} from {name}" for n in names if n in QUERY_BUILDERS]
+            if name in ("sqlalchemy.sql", "sqlalchemy.sql.expression") or (name == "sqlalchemy" and not names):
+                found.append(f"imports {name}")
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in QUERY_METHODS and _names_a_session(node.func.value)):
+            found.append(f"calls {ast.unparse(node.func)} (line {node.lineno})")
+    return found
+
+
+def _outside_query_homes(path: Path) -> bool:
+    return layer_of(module_name(path)) not in QUERY_HOMES
+
+
+@pytest.mark.parametrize("path", [p for p in modules() if _outside_query_homes(p)], ids=_ids)
+def test_only_the_store_and_the_project_logic_build_queries(path: Path) -> None:
+    assert builds_queries(path) == [], (
+        f"{_ids(path)} builds queries; move them to activelabel.labeling (or the store)"
+    )
+
+
+def _routes_and_cli() -> list[Path]:
+    return sorted([*SRC.joinpath("http", "routes").glob("*.py"), SRC / "cli.py"])
+
+
+@pytest.mark.parametrize("path", _routes_and_cli(), ids=_ids)
+def test_routes_and_the_cli_never_touch_the_tables(path: Path) -> None:
+    for name, _, _ in imports_of(path):
+        assert not name.startswith("activelabel.store.models"), (
+            f"{_ids(path)} imports {name}: call activelabel.labeling (or a store function) "
+            "instead of reading tables"
+        )
+
+
+def test_the_checks_catch_what_they_name(tmp_path: Path) -> None:
+    """A route that builds a query and reads a table fails the checks above."""
+    sample = SRC / "http" / "routes" / "health.py"
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from sqlalchemy import select\nfrom activelabel.store.models import Item\n"
+        "def f(caller):\n    return caller.session.execute(select(Item)).all()\n"
+    )
+    found = builds_queries(bad)
+    assert "imports select from sqlalchemy" in found
+    assert any("caller.session.execute" in f for f in found)
+    assert builds_queries(sample) == []
+
+
 def test_every_layer_module_exists() -> None:
     for names in LAYERS.values():
         for name in names:

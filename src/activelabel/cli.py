@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from activelabel.datasets import Dataset
+    from activelabel.labeling.stats import ProjectCounts
     from activelabel.simulation import SimulationResult, SimulationStep
     from activelabel.store import DataLocation, Storage
 
@@ -310,21 +311,13 @@ def _out() -> Console:
 
 def _project_id(session: Session, ref: str) -> int:
     """The id of the project named or numbered ``ref``."""
-    from sqlalchemy import select
+    from activelabel.labeling.projects import find_project
+    from activelabel.store import NotFound
 
-    from activelabel.store.models import Project
-
-    ref = ref.strip()
-    if ref.isdigit():
-        found = session.get(Project, int(ref))
-        if found is not None:
-            return found.id
-    row = session.execute(select(Project.id).where(Project.name == ref)).scalar_one_or_none()
-    if row is not None:
-        return int(row)
-    names = session.execute(select(Project.id, Project.name).order_by(Project.id).limit(20)).all()
-    known = ", ".join(f"{i} ({n})" for i, n in names) or "none yet"
-    raise BadInput(f"no project {ref!r}: give an id or a name; projects: {known}")
+    try:
+        return find_project(session, ref).id
+    except NotFound as exc:
+        raise BadInput(exc.message) from None
 
 
 @app.command()
@@ -553,26 +546,6 @@ def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
     return table
 
 
-def _project_counts(session: Session, project_id: int) -> dict[str, int]:
-    """Items per split, labeled items per split, and the pool backlog (unlabeled pool items)."""
-    from sqlalchemy import func, select
-
-    from activelabel.store.models import Item, Job
-
-    labeled = Item.n_labels > 0
-    counts = {f"items_{s}": 0 for s in ("pool", "holdout", "gold")}
-    counts.update({f"labeled_{s}": 0 for s in ("pool", "holdout", "gold")})
-    for split, total, done in session.execute(
-            select(Item.split, func.count(), func.count().filter(labeled))
-            .where(Item.project_id == project_id).group_by(Item.split)):
-        counts[f"items_{split}"], counts[f"labeled_{split}"] = int(total), int(done)
-    counts["backlog"] = counts["items_pool"] - counts["labeled_pool"]
-    counts["jobs_waiting"] = int(session.execute(
-        select(func.count()).select_from(Job).where(
-            Job.project_id == project_id, Job.status.in_(("queued", "running")))).scalar_one())
-    return counts
-
-
 @app.command()
 def status(
     project: Annotated[
@@ -582,6 +555,7 @@ def status(
     db: DbOption = None,
 ) -> None:
     """Progress, backlog and the last rounds, as tables."""
+    from activelabel.labeling.stats import project_counts
     from activelabel.store import list_projects, list_rounds
 
     console = _out()
@@ -595,10 +569,10 @@ def status(
             from activelabel.store import get_project
 
             proj = get_project(session, project_id)
-            counts = _project_counts(session, project_id)
+            counts = project_counts(session, project_id)
             console.print(_progress_table(proj.name, project_id, counts))
-            console.print(f"backlog: {counts['backlog']} pool items to label; "
-                          f"{counts['jobs_waiting']} jobs queued or running", highlight=False)
+            console.print(f"backlog: {counts.backlog} pool items to label; "
+                          f"{counts.jobs_waiting} jobs queued or running", highlight=False)
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
             for line in quality_lines(session, proj):
@@ -638,12 +612,12 @@ def quality_lines(session: Session, project: Any) -> list[str]:
     return lines
 
 
-def _progress_table(name: str, project_id: int, counts: Mapping[str, int]) -> Table:
+def _progress_table(name: str, project_id: int, counts: ProjectCounts) -> Table:
     table = Table(title=f"project {project_id}: {name}")
     for col in ("split", "items", "labeled", "unlabeled"):
         table.add_column(col, justify="left" if col == "split" else "right")
-    for split in ("pool", "holdout", "gold"):
-        total, done = counts[f"items_{split}"], counts[f"labeled_{split}"]
+    for split in counts.items:
+        total, done = counts.items[split], counts.labeled[split]
         pct = f" ({done / total:.0%})" if total else ""
         table.add_row(split, str(total), f"{done}{pct}", str(total - done))
     return table
@@ -651,6 +625,7 @@ def _progress_table(name: str, project_id: int, counts: Mapping[str, int]) -> Ta
 
 def projects_table(session: Session, projects: Sequence[Any]) -> Table:
     """Every project with its size, labels, backlog and last round."""
+    from activelabel.labeling.stats import project_counts
     from activelabel.store import list_rounds
 
     table = Table(title="projects")
@@ -659,15 +634,13 @@ def projects_table(session: Session, projects: Sequence[Any]) -> Table:
     if not projects:
         table.caption = "no projects yet: `activelabel demo` creates one"
     for proj in projects:
-        counts = _project_counts(session, proj.id)
+        counts = project_counts(session, proj.id)
         rounds = list_rounds(session, proj.id)
         last = rounds[-1] if rounds else None
         done = [r for r in rounds if r.status == "done"]
         accuracy = (done[-1].metrics or {}).get("accuracy") if done else None
-        items = sum(counts[f"items_{s}"] for s in ("pool", "holdout", "gold"))
-        labeled = sum(counts[f"labeled_{s}"] for s in ("pool", "holdout", "gold"))
-        table.add_row(str(proj.id), proj.name, proj.task, str(items), str(labeled),
-                      str(counts["backlog"]),
+        table.add_row(str(proj.id), proj.name, proj.task, str(counts.n_items),
+                      str(counts.n_labeled), str(counts.backlog),
                       "-" if last is None else f"{last.number} {last.status}", _fmt(accuracy))
     return table
 

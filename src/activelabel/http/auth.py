@@ -22,7 +22,6 @@ import anyio
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,6 +30,7 @@ from ..store import (
     Storage,
     project_access,
     project_with_role,
+    record_token_use,
     token_with_project,
     user_for_token,
 )
@@ -271,9 +271,7 @@ def _record_token_use(storage: Storage, touched: list[tuple[int, datetime]]) -> 
     """Best effort: store when tokens were last used (at most once a minute per token)."""
     try:
         with storage.sessions() as session, session.begin():
-            for token_id, when in touched:
-                session.execute(update(ApiToken).where(ApiToken.id == token_id)
-                                .values(last_used_at=when))
+            record_token_use(session, touched)
     except SQLAlchemyError as exc:  # never fail a read for this bookkeeping
         logger.warning("could not record token use: %s", exc)
 

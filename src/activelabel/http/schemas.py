@@ -22,6 +22,7 @@ from ..store.models import (
     ModelVersion,
     Project,
     Round,
+    Snapshot,
     User,
 )
 
@@ -724,6 +725,12 @@ def flag_out(flag: Flag) -> FlagOut:
     return FlagOut(id=flag.id, item_id=flag.item_id, user_id=flag.user_id, reason=flag.reason,
                    created_at=flag.created_at, resolved_at=flag.resolved_at,
                    resolved_by=flag.resolved_by, resolution_note=flag.resolution_note)
+
+
+def snapshot_out(s: Snapshot) -> SnapshotOut:
+    return SnapshotOut(id=s.id, content_hash=s.content_hash, model_version=s.model_version,
+                       guidelines_version=s.guidelines_version, n_items=s.n_items, note=s.note,
+                       created_by=s.created_by, created_at=s.created_at)
 
 
 def audit_out(event: AuditEvent) -> AuditOut:

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store import InvalidInput, Storage, current_labels, get_project
-from ..store.models import Annotation, Item, ModelVersion, Round, RoundSelection, User
+from ..store import InvalidInput, Storage, current_labels, get_project, item_provenance, usernames
+from ..store.models import Annotation, Item
+from .governance import audit_trail
 from .rounds import consensus
 
 __all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
@@ -44,20 +45,10 @@ def _iso(value: datetime | None) -> str | None:
 
 def _provenance(session: Session, item_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The latest round selection of each item: round number, strategy, score, model version."""
-    stmt = (select(RoundSelection.item_id, Round.number, RoundSelection.strategy,
-                   RoundSelection.score, ModelVersion.version)
-            .join(Round, Round.id == RoundSelection.round_id)
-            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
-            .where(RoundSelection.item_id.in_(item_ids)).order_by(Round.number))
-    return {int(i): {"round": n, "strategy": s, "score": sc, "model_version": v}
-            for i, n, s, sc, v in session.execute(stmt)}
-
-
-def _usernames(session: Session, user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    stmt = select(User.id, User.username).where(User.id.in_(sorted(user_ids)))
-    return {int(i): str(n) for i, n in session.execute(stmt)}
+    return {item_id: {"round": p.round, "strategy": p.strategy, "score": p.score,
+                      "model_version": p.model_version}
+            for item_id, found in item_provenance(session, item_ids).items()
+            for p in found[-1:]}
 
 
 def _annotation_details(session: Session, ids: list[int]) -> dict[int, tuple[int | None, int]]:
@@ -82,7 +73,7 @@ def export_rows(storage: Storage, project_id: int, *,
         for cur in labels:
             by_item.setdefault(int(cur.item_id), []).append(cur)
         details = _annotation_details(session, [int(c.annotation_id) for c in labels])
-        names = _usernames(session, {int(c.annotator_id) for c in labels}
+        names = usernames(session, {int(c.annotator_id) for c in labels}
                            | {u for _, u in details.values()})
         order = list(by_item)  # current_labels is sorted by row
         for start in range(0, len(order), PAGE_ITEMS):
@@ -190,22 +181,10 @@ def export_stream(storage: Storage, project_id: int, fmt: str, *,
 
 def _audit_rows(storage: Storage, project_id: int) -> Iterator[dict[str, Any]]:
     """Every audit event of the project, oldest first, page by page."""
-    from ..store.models import AuditEvent
-
-    last = 0
-    while True:
-        with storage.read_sessions() as session:
-            page = list(session.execute(
-                select(AuditEvent).where(AuditEvent.project_id == project_id,
-                                         AuditEvent.id > last)
-                .order_by(AuditEvent.id).limit(PAGE_ITEMS)).scalars())
-            rows = [{"id": e.id, "action": e.action, "entity": e.entity,
-                     "entity_id": e.entity_id, "actor_id": e.actor_id, "before": e.before,
-                     "after": e.after, "created_at": _iso(e.created_at)} for e in page]
-        yield from rows
-        if len(page) < PAGE_ITEMS:
-            return
-        last = page[-1].id
+    for e in audit_trail(storage, project_id):
+        yield {"id": e.id, "action": e.action, "entity": e.entity, "entity_id": e.entity_id,
+               "actor_id": e.actor_id, "before": e.before, "after": e.after,
+               "created_at": _iso(e.created_at)}
 
 
 def _governance_rows(storage: Storage, project_id: int, what: str) -> list[dict[str, Any]]:

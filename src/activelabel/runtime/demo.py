@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -30,11 +29,14 @@ from ..store import (
     count_items,
     create_project,
     create_user,
+    get_project_by_name,
+    get_round,
     get_user_by_name,
     item_ids_for_rows,
+    latest_round,
     set_password,
 )
-from ..store.models import Project, Round, User
+from ..store.models import ROUND_STATUSES, Project, User
 
 __all__ = ["DEMO_ADMIN", "DEMO_PROJECT", "HOLDOUT_SIZE", "DemoResult", "create_demo", "png_data_url"]
 
@@ -113,7 +115,7 @@ def _login(session: Session, folder: Path, password: str | None) -> tuple[User, 
 
 
 def _project(session: Session, admin: User) -> tuple[Project, bool]:
-    found = session.execute(select(Project).where(Project.name == DEMO_PROJECT)).scalar_one_or_none()
+    found = get_project_by_name(session, DEMO_PROJECT)
     if found is not None:
         return found, False
     project = create_project(session, DEMO_PROJECT, "classification",
@@ -143,9 +145,8 @@ def _seed_round(storage: Storage, project_id: int, admin_id: int) -> tuple[int, 
     from ..labeling.rounds import request_round
 
     with storage.sessions() as session, session.begin():
-        latest = session.execute(
-            select(Round).where(Round.project_id == project_id, Round.status != "failed")
-            .order_by(Round.number.desc()).limit(1)).scalar_one_or_none()
+        latest = latest_round(session, project_id,
+                              statuses=[s for s in ROUND_STATUSES if s != "failed"])
         if latest is None:
             latest, _ = request_round(session, project_id, requested_by=admin_id,
                                       reason="cold_start")
@@ -167,6 +168,6 @@ def create_demo(storage: Storage, *, password: str | None = None,
     if run_round and job_id is not None:
         run_job_inline(storage, job_id)
     with storage.read_sessions() as session:
-        status = session.execute(select(Round.status).where(Round.id == round_id)).scalar()
+        status = get_round(session, project_id, round_id).status
     return DemoResult(project_id, DEMO_ADMIN, known_password, created_project, created_user,
                       items, labeled, round_id, status)

@@ -25,12 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import update
-
-from ..store import DataLocation, Storage, finish_job, get_job
+from ..store import DataLocation, Storage, claim_job_by_id, finish_job, get_job
 from ..store.db import backend_of
 from ..store.errors import InvalidInput
-from ..store.models import Job, utcnow
+from ..store.models import Job
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
 from .worker import Heartbeat, handler_for, record_failure
 
@@ -237,14 +235,7 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
 def _claim_this(storage: Storage, job_id: int, worker_id: str) -> bool:
     """Take the queued job for ``worker_id``; False when a worker already has it."""
     with storage.sessions() as session, session.begin():
-        get_job(session, job_id)
-        now = utcnow()
-        claimed = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
-                    started_at=now, heartbeat_at=now)
-            .execution_options(synchronize_session=False))
-        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+        return claim_job_by_id(session, job_id, worker_id)
 
 
 def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:

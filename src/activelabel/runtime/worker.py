@@ -29,6 +29,7 @@ from ..store import (
     fail_job,
     fail_round,
     finish_job,
+    give_back_job,
     heartbeat,
     requeue_stale_jobs,
 )
@@ -202,10 +203,7 @@ class Worker:
         """Put an interrupted job back in the queue at once (another worker redoes it)."""
         try:
             with self.storage.sessions() as session, session.begin():
-                held = session.get(Job, job.id, populate_existing=True)
-                if held is not None and held.status == "running" and \
-                        held.worker_id == self.worker_id:
-                    held.status, held.worker_id, held.heartbeat_at = "queued", None, None
+                give_back_job(session, job.id, self.worker_id)
             log.info("job %s given back to the queue", job.id)
         except Exception:  # the stale-job sweep of the next worker requeues it anyway
             log.exception("could not give job %s back; it is requeued once stale", job.id)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from .errors import InvalidInput
 from .models import AuditEvent
 
-__all__ = ["list_audit", "record_audit"]
+__all__ = ["audit_after", "list_audit", "record_audit"]
 
 
 def record_audit(session: Session, action: str, entity: str, entity_id: Any = None, *,
@@ -51,4 +51,14 @@ def list_audit(session: Session, *, project_id: int | None = None, entity: str |
         stmt = stmt.where(AuditEvent.actor_id == actor_id)
     if before_id is not None:
         stmt = stmt.where(AuditEvent.id < before_id)
+    return list(session.execute(stmt).scalars())
+
+
+def audit_after(session: Session, project_id: int, after_id: int = 0, *,
+                limit: int = 1000) -> list[AuditEvent]:
+    """The project's events after id ``after_id``, oldest first: page through the whole
+    trail by passing the last id of the previous page."""
+    stmt = (select(AuditEvent).where(AuditEvent.project_id == project_id,
+                                     AuditEvent.id > after_id)
+            .order_by(AuditEvent.id).limit(limit))
     return list(session.execute(stmt).scalars())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -97,10 +97,23 @@ def list_decisions(session: Session, project_id: int) -> list[Decision]:
     return list(session.execute(stmt).scalars())
 
 
-def decisions_for_round(decisions: Sequence[Decision], number: int) -> list[Decision]:
+class _Logged(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def from_round(self) -> int | None: ...
+
+
+LoggedT = TypeVar("LoggedT", bound=_Logged)
+
+
+def decisions_for_round(decisions: Sequence[LoggedT], number: int) -> list[LoggedT]:
     """The decisions in force in round ``number``: per topic, the latest one logged from a round
-    at or before it."""
-    latest: dict[str, Decision] = {}
+    at or before it (``decisions`` as stored, or any objects with their id, topic and
+    from_round)."""
+    latest: dict[str, LoggedT] = {}
     for d in decisions:
         if (d.from_round or 1) <= number:
             latest[d.topic] = d

@@ -26,7 +26,9 @@ __all__ = [
     "content_hash",
     "count_items",
     "get_item",
+    "item_ids_by_external_id",
     "item_ids_for_rows",
+    "item_page",
     "iter_items",
     "set_gold",
 ]
@@ -237,3 +239,26 @@ def set_gold(session: Session, project_id: int, item_id: int, labels: Any) -> It
         raise InvalidInput(f"a classification project's gold answer is one label, got {gold}")
     item.gold_labels, item.split = gold, "gold"
     return item
+
+
+def item_page(session: Session, project_id: int, *, split: str | None = None, limit: int = 100,
+              after: int | None = None) -> list[Item]:
+    """Up to ``limit`` items by id, those after id ``after``, of ``split`` when given."""
+    stmt = select(Item).where(Item.project_id == project_id).order_by(Item.id).limit(limit)
+    if split is not None:
+        stmt = stmt.where(Item.split == split)
+    if after is not None:
+        stmt = stmt.where(Item.id > after)
+    return list(session.execute(stmt).scalars())
+
+
+def item_ids_by_external_id(session: Session, project_id: int,
+                            external_ids: Sequence[str]) -> dict[str, int]:
+    """External id -> item id of those of ``external_ids`` that are items of the project."""
+    out: dict[str, int] = {}
+    ids = list(dict.fromkeys(external_ids))
+    for start in range(0, len(ids), 1000):
+        stmt = select(Item.external_id, Item.id).where(
+            Item.project_id == project_id, Item.external_id.in_(ids[start:start + 1000]))
+        out.update({str(e): int(i) for e, i in session.execute(stmt)})
+    return out

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ._util import get_or_raise
@@ -16,10 +16,13 @@ from .models import JOB_KINDS, Job, utcnow
 
 __all__ = [
     "claim_job",
+    "claim_job_by_id",
+    "count_pending_jobs",
     "enqueue_job",
     "fail_job",
     "finish_job",
     "get_job",
+    "give_back_job",
     "heartbeat",
     "list_jobs",
     "requeue_stale_jobs",
@@ -133,3 +136,34 @@ def requeue_stale_jobs(session: Session, older_than_seconds: float, *, max_attem
             job.status, job.worker_id, job.heartbeat_at = "queued", None, None
     session.flush()
     return [job.id for job in jobs]
+
+
+def claim_job_by_id(session: Session, job_id: int, worker_id: str, *,
+                    now: datetime | None = None) -> bool:
+    """Take the queued job ``job_id`` for ``worker_id`` (running it in place); False when a
+    worker already has it (NotFound for an unknown job)."""
+    get_job(session, job_id)
+    now = now or utcnow()
+    claimed = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued")
+        .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
+                started_at=now, heartbeat_at=now)
+        .execution_options(synchronize_session=False))
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def give_back_job(session: Session, job_id: int, worker_id: str) -> bool:
+    """Put a job the worker holds back in the queue (another worker redoes it); False when the
+    worker no longer holds it."""
+    held = session.get(Job, job_id, populate_existing=True)
+    if held is None or held.status != "running" or held.worker_id != worker_id:
+        return False
+    held.status, held.worker_id, held.heartbeat_at = "queued", None, None
+    return True
+
+
+def count_pending_jobs(session: Session, project_id: int) -> int:
+    """The project's jobs queued or running."""
+    stmt = select(func.count()).select_from(Job).where(
+        Job.project_id == project_id, Job.status.in_(("queued", "running")))
+    return int(session.execute(stmt).scalar_one())

@@ -26,8 +26,10 @@ __all__ = [
     "add_member",
     "create_project",
     "get_project",
+    "get_project_by_name",
     "list_members",
     "list_projects",
+    "member_roles",
     "project_access",
     "project_with_role",
     "remove_member",
@@ -171,6 +173,16 @@ def create_project(session: Session, name: str, task: str, labels: Sequence[Any]
 
 def get_project(session: Session, project_id: int) -> Project:
     return get_or_raise(session, Project, project_id)
+
+
+def get_project_by_name(session: Session, name: str) -> Project | None:
+    return session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+
+
+def member_roles(session: Session, user_id: int) -> dict[int, str]:
+    """Project id -> the user's membership role, for every project the user is a member of."""
+    stmt = select(Membership.project_id, Membership.role).where(Membership.user_id == user_id)
+    return {int(p): str(r) for p, r in session.execute(stmt)}
 
 
 def list_projects(session: Session, user_id: int | None = None) -> list[Project]:

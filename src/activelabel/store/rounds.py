@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ PENDING_STATUSES = ("queued", "running")
 
 __all__ = [
     "PENDING_STATUSES",
+    "Provenance",
     "activate_model_version",
     "active_model_version",
     "create_model_version",
@@ -37,10 +39,13 @@ __all__ = [
     "finish_round",
     "get_model_version",
     "get_round",
+    "item_provenance",
     "last_finished_round",
     "last_finished_round_id",
+    "latest_round",
     "list_models",
     "list_rounds",
+    "model_version_numbers",
     "record_selection",
     "round_selections",
     "selection_rows",
@@ -257,3 +262,51 @@ def last_finished_round(session: Session, project_id: int) -> Round | None:
     """The project's latest finished round (the ranking being served), or None."""
     return session.execute(select(Round).where(
         Round.id.in_(last_finished_round_id(project_id)))).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Why an item was selected: the round (id and number), its rank and score there, the
+    strategy and the model version that scored it (None once the model is gone)."""
+
+    item_id: int
+    round_id: int
+    round: int
+    rank: int
+    score: float | None
+    strategy: str
+    model_version: int | None
+
+
+def item_provenance(session: Session, item_ids: Sequence[int]) -> dict[int, list[Provenance]]:
+    """Item id -> every round selection of the item, oldest round first (one query per
+    thousand items). The last entry is why the item is where it is now."""
+    out: dict[int, list[Provenance]] = {}
+    ids = list(item_ids)
+    for start in range(0, len(ids), 1000):
+        stmt = (select(RoundSelection.item_id, RoundSelection.round_id, Round.number,
+                       RoundSelection.rank, RoundSelection.score, RoundSelection.strategy,
+                       ModelVersion.version)
+                .join(Round, Round.id == RoundSelection.round_id)
+                .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
+                .where(RoundSelection.item_id.in_(ids[start:start + 1000]))
+                .order_by(RoundSelection.item_id, Round.number))
+        for row in session.execute(stmt):
+            out.setdefault(int(row[0]), []).append(Provenance(*row))
+    return out
+
+
+def model_version_numbers(session: Session, project_id: int) -> dict[int, int]:
+    """Model version id -> version number, for every model version of the project."""
+    stmt = select(ModelVersion.id, ModelVersion.version).where(
+        ModelVersion.project_id == project_id)
+    return {int(i): int(v) for i, v in session.execute(stmt)}
+
+
+def latest_round(session: Session, project_id: int, *,
+                 statuses: Sequence[str] | None = None) -> Round | None:
+    """The project's round with the highest number, among ``statuses`` when given."""
+    stmt = select(Round).where(Round.project_id == project_id)
+    if statuses is not None:
+        stmt = stmt.where(Round.status.in_(list(statuses)))
+    return session.execute(stmt.order_by(Round.number.desc()).limit(1)).scalar_one_or_none()

@@ -7,11 +7,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, String, bindparam, select
+from sqlalchemy import Select, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,10 +30,13 @@ __all__ = [
     "get_user_by_name",
     "hash_token",
     "list_tokens",
+    "list_users",
+    "record_token_use",
     "revoke_token",
     "set_password",
     "token_query",
     "user_for_token",
+    "usernames",
 ]
 
 TOKEN_PREFIX = "al_"
@@ -158,3 +162,24 @@ def revoke_token(session: Session, user_id: int, token_id: int, *,
     if token.revoked_at is None:
         token.revoked_at = now or utcnow()
     return token
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by id."""
+    return list(session.execute(select(User).order_by(User.id)).scalars())
+
+
+def usernames(session: Session, user_ids: Collection[int | None]) -> dict[int, str]:
+    """User id -> username of the given ids (None and unknown ids left out)."""
+    wanted = sorted({int(i) for i in user_ids if i is not None})
+    if not wanted:
+        return {}
+    stmt = select(User.id, User.username).where(User.id.in_(wanted))
+    return {int(i): str(name) for i, name in session.execute(stmt)}
+
+
+def record_token_use(session: Session, touched: Collection[tuple[int, datetime]]) -> None:
+    """Store when tokens were last used: ``(token id, when)`` pairs."""
+    for token_id, when in touched:
+        session.execute(update(ApiToken).where(ApiToken.id == token_id)
+                        .values(last_used_at=when))

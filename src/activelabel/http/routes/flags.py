@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ...store import flag_item, list_flags, record_audit, resolve_flag
-from ...store.models import Role
+from ...labeling.governance import resolve as resolve_flag
+from ...store import Role, flag_item, list_flags
 from ..auth import Reader, Writer
 from ..schemas import FlagIn, FlagOut, ResolveIn, flag_out
 
@@ -41,9 +41,4 @@ def resolve(project_id: int, flag_id: int, caller: Writer,
     """Mark a flag resolved, with an optional note (reviewers and owners)."""
     caller.project(project_id, "reviewer")
     note = None if body is None else body.note
-    flag = resolve_flag(caller.session, project_id, flag_id, caller.user.id, note)
-    record_audit(caller.session, "resolve", "flag", flag.id, project_id=project_id,
-                 actor_id=caller.user.id, before={"item_id": flag.item_id,
-                                                  "reason": flag.reason},
-                 after={"note": note})
-    return flag_out(flag)
+    return flag_out(resolve_flag(caller.session, project_id, flag_id, caller.user.id, note))

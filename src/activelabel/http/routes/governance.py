@@ -9,12 +9,11 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import select
 
+from ...labeling import governance as gov
 from ...labeling.calibration import calibration_report
-from ...labeling.featurize import forget_features
-from ...labeling.snapshots import read_snapshot, restore_snapshot, take_snapshot
-from ...store import InvalidInput, list_audit, record_audit
+from ...labeling.governance import DecisionView, audit_trail, decision_views, version_views
+from ...labeling.snapshots import read_snapshot, take_snapshot
 from ...store.governance import (
     add_decision,
     create_calibration,
@@ -22,12 +21,9 @@ from ...store.governance import (
     get_snapshot,
     list_calibrations,
     list_decisions,
-    list_project_versions,
     list_snapshots,
-    purge_items,
 )
-from ...store.models import Decision, Item, Snapshot, User
-from ..auth import Caller, Reader, Writer
+from ..auth import Reader, Writer
 from ..schemas import (
     CalibrationIn,
     CalibrationOut,
@@ -40,41 +36,21 @@ from ..schemas import (
     SnapshotIn,
     SnapshotOut,
     audit_out,
+    snapshot_out,
 )
 
 router = APIRouter(tags=["governance"])
 
 
-def _names(caller: Caller, ids: set[int | None]) -> dict[int, str]:
-    wanted = sorted(i for i in ids if i is not None)
-    if not wanted:
-        return {}
-    return dict(caller.session.execute(select(User.id, User.username).where(
-        User.id.in_(wanted))).all())
-
-
-def decision_outs(caller: Caller, decisions: list[Decision]) -> list[DecisionOut]:
-    names = _names(caller, {d.author_id for d in decisions})
-    return [DecisionOut(id=d.id, topic=d.topic, text=d.text, from_round=d.from_round,
-                        author=names.get(d.author_id or 0), created_at=d.created_at)
-            for d in decisions]
-
-
-def _snapshot_out(s: Snapshot) -> SnapshotOut:
-    return SnapshotOut(id=s.id, content_hash=s.content_hash, model_version=s.model_version,
-                       guidelines_version=s.guidelines_version, n_items=s.n_items, note=s.note,
-                       created_by=s.created_by, created_at=s.created_at)
+def decision_outs(decisions: list[DecisionView]) -> list[DecisionOut]:
+    return [DecisionOut(**vars(d)) for d in decisions]
 
 
 @router.get("/projects/{project_id}/versions", response_model=list[ProjectVersionOut])
 def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
     """Every version of the label set and guidelines, oldest first (any member)."""
     caller.project(project_id)
-    found = list_project_versions(caller.session, project_id)
-    names = _names(caller, {v.author_id for v in found})
-    return [ProjectVersionOut(version=v.version, labels=list(v.labels), guidelines=v.guidelines,
-                              author=names.get(v.author_id or 0), created_at=v.created_at)
-            for v in found]
+    return [ProjectVersionOut(**vars(v)) for v in version_views(caller.session, project_id)]
 
 
 @router.post("/projects/{project_id}/decisions", status_code=201, response_model=DecisionOut)
@@ -83,14 +59,15 @@ def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> Decision
     caller.project(project_id, "owner")
     decision = add_decision(caller.session, project_id, caller.user.id, body.topic, body.text,
                             from_round=body.from_round)
-    return decision_outs(caller, [decision])[0]
+    return decision_outs(decision_views(caller.session, [decision]))[0]
 
 
 @router.get("/projects/{project_id}/decisions", response_model=list[DecisionOut])
 def decisions(project_id: int, caller: Reader) -> list[DecisionOut]:
     """The decision log, oldest first (reviewers and owners)."""
     caller.project(project_id, "reviewer")
-    return decision_outs(caller, list_decisions(caller.session, project_id))
+    return decision_outs(decision_views(caller.session, list_decisions(caller.session,
+                                                                    project_id)))
 
 
 @router.post("/projects/{project_id}/snapshots", status_code=201, response_model=SnapshotOut)
@@ -99,7 +76,7 @@ def post_snapshot(project_id: int, caller: Writer,
     """Freeze the current labels (consensus and each annotator's) with their provenance to a
     hashed file. Owners only."""
     project, _ = caller.project(project_id, "owner")
-    return _snapshot_out(take_snapshot(caller.session, caller.storage, project,
+    return snapshot_out(take_snapshot(caller.session, caller.storage, project,
                                        created_by=caller.user.id,
                                        note=None if body is None else body.note))
 
@@ -108,7 +85,7 @@ def post_snapshot(project_id: int, caller: Writer,
 def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
     """The project's snapshots, oldest first (reviewers and owners)."""
     caller.project(project_id, "reviewer")
-    return [_snapshot_out(s) for s in list_snapshots(caller.session, project_id)]
+    return [snapshot_out(s) for s in list_snapshots(caller.session, project_id)]
 
 
 @router.get("/projects/{project_id}/snapshots/{snapshot_id}/export",
@@ -130,10 +107,7 @@ def restore(project_id: int, snapshot_id: int, caller: Writer) -> RestoreOut:
     """Re-apply the snapshot's labels as new revisions wherever they differ now; nothing is
     deleted. Owners only."""
     project, _ = caller.project(project_id, "owner")
-    result = restore_snapshot(caller.session, project, snapshot_id, caller.user.id)
-    record_audit(caller.session, "restore", "snapshot", snapshot_id, project_id=project_id,
-                 actor_id=caller.user.id, after=result)
-    return RestoreOut(**result)
+    return RestoreOut(**gov.restore(caller.session, project, snapshot_id, caller.user.id))
 
 
 @router.post("/projects/{project_id}/items/purge", response_model=PurgeOut)
@@ -142,18 +116,8 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
     and each purge is an audit event. Cached features are dropped (rebuilt without the
     payloads by the next round). Owners only."""
     caller.project(project_id, "owner")
-    ids = list(body.item_ids)
-    if body.external_ids:
-        found = dict(caller.session.execute(select(Item.external_id, Item.id).where(
-            Item.project_id == project_id, Item.external_id.in_(body.external_ids))).all())
-        unknown = [e for e in body.external_ids if e not in found]
-        if unknown:
-            raise InvalidInput(f"{len(unknown)} external_ids are not items of project "
-                               f"{project_id} (first: {unknown[:5]})")
-        ids += [found[e] for e in body.external_ids]
-    items = purge_items(caller.session, project_id, ids, actor_id=caller.user.id)
-    caller.session.flush()
-    forget_features(caller.storage, project_id)
+    items = gov.purge(caller.session, caller.storage, project_id, item_ids=body.item_ids,
+                  external_ids=body.external_ids, actor_id=caller.user.id)
     return PurgeOut(purged=[i.id for i in items])
 
 
@@ -162,19 +126,10 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
 def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
     """The whole audit trail of the project as JSONL, oldest first. Owners only."""
     caller.project(project_id, "owner")
-    events = []
-    before: int | None = None
-    while True:
-        page = list_audit(caller.session, project_id=project_id, before_id=before, limit=1000)
-        events += page
-        if len(page) < 1000:
-            break
-        before = page[-1].id
-    lines = [json.dumps(audit_out(e).model_dump(mode="json"), sort_keys=True) + "\n"
-             for e in reversed(events)]
 
     def chunks() -> Iterator[str]:
-        yield from lines
+        for event in audit_trail(caller.storage, project_id):
+            yield json.dumps(audit_out(event).model_dump(mode="json"), sort_keys=True) + "\n"
 
     return StreamingResponse(chunks(), media_type="application/x-ndjson", headers={
         "Content-Disposition": f'attachment; filename="project_{project_id}_audit.jsonl"'})

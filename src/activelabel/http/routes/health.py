@@ -6,7 +6,6 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ... import __version__
@@ -23,8 +22,7 @@ def health(request: Request) -> JSONResponse:
     """Liveness and database check, for load balancers and ``activelabel serve``."""
     storage = storage_of(request)
     try:
-        with storage.read_sessions() as session:
-            session.execute(text("SELECT 1"))
+        storage.ping()
     except SQLAlchemyError as exc:
         logger.error("health check: database unavailable: %s", exc)
         body = Health(status="error", database="unavailable", version=__version__)

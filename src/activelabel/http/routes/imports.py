@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...labeling.imports import enqueue_import, save_upload
-from ...store import InvalidInput, NotFound, get_job, list_jobs, require_role
-from ...store.models import SPLITS
+from ...store import SPLITS, InvalidInput, NotFound, get_job, list_jobs, require_role
 from ..auth import Caller, Reader
 from ..schemas import JobAccepted, JobOut, job_out
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
-from sqlalchemy import select
 
-from ...store import add_items, get_item, item_history, undo
-from ...store.models import Item, ModelVersion, Round, RoundSelection
-from ..auth import Caller, Reader, Writer
+from ...store import add_items, get_item, item_history, item_page, item_provenance, undo
+from ..auth import Reader, Writer
 from ..schemas import (
     ItemDetail,
     ItemPage,
@@ -62,24 +60,9 @@ def list_items(project_id: int, caller: Reader,
                                                   "page")] = None) -> ItemPage:
     """Items by id, a page at a time (reviewers and owners)."""
     caller.project(project_id, "reviewer")
-    stmt = select(Item).where(Item.project_id == project_id).order_by(Item.id).limit(limit)
-    if split is not None:
-        stmt = stmt.where(Item.split == split)
-    if after is not None:
-        stmt = stmt.where(Item.id > after)
-    items = list(caller.session.execute(stmt).scalars())
+    items = item_page(caller.session, project_id, split=split, limit=limit, after=after)
     return ItemPage(items=[item_out(i) for i in items],
                     next_after=items[-1].id if len(items) == limit else None)
-
-
-def _provenance(caller: Caller, item_id: int) -> list[ProvenanceOut]:
-    stmt = (select(RoundSelection, Round.number, ModelVersion.version)
-            .join(Round, Round.id == RoundSelection.round_id)
-            .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
-            .where(RoundSelection.item_id == item_id).order_by(Round.number))
-    return [ProvenanceOut(round_id=sel.round_id, round=number, rank=sel.rank, score=sel.score,
-                          strategy=sel.strategy, model_version=version)
-            for sel, number, version in caller.session.execute(stmt)]
 
 
 @router.get("/projects/{project_id}/items/{item_id}", response_model=ItemDetail)
@@ -91,7 +74,11 @@ def item(project_id: int, item_id: int, caller: Reader) -> ItemDetail:
     history = [revision_out(r) for r in item_history(caller.session, project_id, item_id)]
     current = [r for r in history if r.is_current and r.labels is not None]
     return ItemDetail(**item_out(found).model_dump(), history=history, current=current,
-                      provenance=_provenance(caller, item_id))
+                      provenance=[ProvenanceOut(round_id=p.round_id, round=p.round, rank=p.rank,
+                                                score=p.score, strategy=p.strategy,
+                                                model_version=p.model_version)
+                                  for p in item_provenance(caller.session, [item_id]).get(
+                                      item_id, [])])
 
 
 @router.post("/projects/{project_id}/items/{item_id}/undo", status_code=201,

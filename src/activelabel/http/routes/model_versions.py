@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ...labeling.rounds import request_rerank
-from ...store import activate_model_version, active_model_version, list_models, record_audit
+from ...labeling.versions import activate_version
+from ...store import list_models
 from ..auth import Reader, Writer
 from ..schemas import Activated, ModelOut, model_out
 
@@ -25,13 +25,7 @@ def activate(project_id: int, version: int, caller: Writer) -> Activated:
     """Make ``version`` the active model (e.g. roll back to an earlier one) and queue a round
     that re-scores the pool with it and re-ranks the queue. Owners only."""
     caller.project(project_id, "owner")
-    previous = active_model_version(caller.session, project_id)
-    before = None if previous is None else {"active_version": previous.version}
-    model = activate_model_version(caller.session, project_id, version)
-    record_audit(caller.session, "activate", "model_version", model.version,
-                 project_id=project_id, actor_id=caller.user.id, before=before,
-                 after={"active_version": model.version})
-    rnd, created = request_rerank(caller.session, project_id, model.version,
-                                  requested_by=caller.user.id)
+    model, rnd, created = activate_version(caller.session, project_id, version,
+                                           caller.user.id)
     return Activated(model=model_out(model), round_id=rnd.id, job_id=rnd.job_id,
                      created=created)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
+from ...labeling.governance import set_gold_answers
 from ...labeling.quality import agreement_report, annotator_report, label_table, relabel_advice
 from ...labeling.review import (
     REASONS,
@@ -15,7 +16,7 @@ from ...labeling.review import (
     review_queue,
 )
 from ...labeling.tasks import model_probs, suggestion
-from ...store import active_model_version, record_audit, set_gold
+from ...store import active_model_version
 from ..auth import Reader, Writer
 from ..schemas import (
     AgreementOut,
@@ -109,13 +110,9 @@ def post_gold(project_id: int, body: Annotated[list[GoldIn], Body(max_length=10_
     Gold items are mixed into annotators' tasks at the project's ``gold_rate``, never marked
     as gold to them. Owners only."""
     caller.project(project_id, "owner")
-    out = []
-    for entry in body:
-        item = set_gold(caller.session, project_id, entry.item_id, entry.labels)
-        record_audit(caller.session, "set_gold", "item", item.id, project_id=project_id,
-                     actor_id=caller.user.id, after={"gold_labels": item.gold_labels})
-        out.append(item_out(item))
-    return out
+    items = set_gold_answers(caller.session, project_id, caller.user.id,
+                             [(entry.item_id, entry.labels) for entry in body])
+    return [item_out(item) for item in items]
 
 
 @router.get("/projects/{project_id}/relabel", response_model=RelabelOut)

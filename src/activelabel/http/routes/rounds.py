@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
-from sqlalchemy import select
 
+from ...labeling.governance import decision_views
 from ...labeling.rounds import request_round
-from ...store import get_round, list_rounds, selection_rows
+from ...store import get_round, list_rounds, model_version_numbers, selection_rows
 from ...store.governance import decisions_for_round, list_decisions
-from ...store.models import ModelVersion
-from ..auth import Caller, Reader, Writer
+from ..auth import Reader, Writer
 from ..schemas import (
     RoundAccepted,
     RoundDetail,
@@ -24,13 +23,6 @@ from ..schemas import (
 from .governance import decision_outs
 
 router = APIRouter(tags=["rounds"])
-
-
-def _versions(caller: Caller, project_id: int) -> dict[int, int]:
-    """Model version id -> version number of the project."""
-    stmt = select(ModelVersion.id, ModelVersion.version).where(
-        ModelVersion.project_id == project_id)
-    return dict(caller.session.execute(stmt).all())
 
 
 @router.post("/projects/{project_id}/rounds", status_code=202, response_model=RoundAccepted)
@@ -48,10 +40,10 @@ def post_round(project_id: int, caller: Writer) -> RoundAccepted:
 def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
     """Every round of the project, oldest first (reviewers and owners)."""
     caller.project(project_id, "reviewer")
-    versions = _versions(caller, project_id)
-    log = list_decisions(caller.session, project_id)
+    versions = model_version_numbers(caller.session, project_id)
+    log = decision_views(caller.session, list_decisions(caller.session, project_id))
     return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)),
-                     decisions=decision_outs(caller, decisions_for_round(log, r.number)))
+                     decisions=decision_outs(decisions_for_round(log, r.number)))
             for r in list_rounds(caller.session, project_id)]
 
 
@@ -66,8 +58,8 @@ def round_(project_id: int, round_id: int, caller: Reader,
     model version, and the items it selected with their scores (reviewers and owners)."""
     caller.project(project_id, "reviewer")
     rnd = get_round(caller.session, project_id, round_id)
-    version = None if rnd.model_version_id is None else caller.session.execute(
-        select(ModelVersion.version).where(ModelVersion.id == rnd.model_version_id)).scalar()
+    version = None if rnd.model_version_id is None else model_version_numbers(
+        caller.session, project_id).get(rnd.model_version_id)
     selected = [SelectionOut(item_id=item_id, external_id=external_id, rank=rank, score=score,
                              strategy=strategy, model_version=model_version)
                 for item_id, external_id, rank, score, strategy, model_version

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
-from ...store import (
-    authenticate_password,
-    create_token,
-    create_user,
-    list_tokens,
-    record_audit,
-    revoke_token,
-)
-from ...store.errors import Forbidden
-from ...store.models import User
+from ...labeling.accounts import add_user as create_user
+from ...labeling.accounts import login as log_in
+from ...store import Forbidden, create_token, list_tokens, list_users, revoke_token
 from ..auth import Caller, Reader, Writer, storage_of
 from ..errors import Unauthorized
 from ..schemas import (
@@ -31,8 +23,6 @@ from ..schemas import (
 
 router = APIRouter(tags=["users"])
 
-LOGIN_TOKEN_NAME = "login"
-
 
 def _require_admin(caller: Caller) -> None:
     if not caller.is_admin:
@@ -43,20 +33,12 @@ def _require_admin(caller: Caller) -> None:
 @router.post("/auth/login", status_code=201, response_model=LoginOut)
 def login(body: LoginIn, request: Request) -> LoginOut:
     """Trade a username and password for a new API token (named "login")."""
-    storage = storage_of(request)
-    # The password check (argon2, deliberately slow) runs outside any write transaction.
-    with storage.read_sessions() as session:
-        user = authenticate_password(session, body.username, body.password)
-        user_id = None if user is None else user.id
-        session.rollback()
-    if user_id is None:
+    found = log_in(storage_of(request), body.username, body.password)
+    if found is None:
         raise Unauthorized("wrong username or password (or the account is disabled): check "
                            "them, or ask an admin to reset the password")
-    with storage.sessions() as session, session.begin():
-        _, plaintext = create_token(session, user_id, LOGIN_TOKEN_NAME)
-        found = session.get(User, user_id)
-        assert found is not None
-        return LoginOut(token=plaintext, user=user_out(found))
+    token, user = found
+    return LoginOut(token=token, user=user_out(user))
 
 
 @router.get("/me", response_model=UserOut)
@@ -69,19 +51,15 @@ def me(caller: Reader) -> UserOut:
 def add_user(body: UserIn, caller: Writer) -> UserOut:
     """Create a user (admins only). Without a password the user can only use API tokens."""
     _require_admin(caller)
-    user = create_user(caller.session, body.username, body.password, is_admin=body.is_admin)
-    caller.session.flush()
-    record_audit(caller.session, "create", "user", user.id, actor_id=caller.user.id,
-                 after={"username": user.username, "is_admin": bool(user.is_admin)})
-    return user_out(user)
+    return user_out(create_user(caller.session, caller.user.id, body.username, body.password,
+                                is_admin=body.is_admin))
 
 
 @router.get("/users", response_model=list[UserOut])
 def users(caller: Reader) -> list[UserOut]:
     """Every user (admins only)."""
     _require_admin(caller)
-    found = caller.session.execute(select(User).order_by(User.id)).scalars()
-    return [user_out(u) for u in found]
+    return [user_out(u) for u in list_users(caller.session)]
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated)

@@ -1,0 +1,144 @@
+"""Governance over a project: who wrote each decision and version, removing item payloads on
+request, re-applying a snapshot, the audit trail read whole, gold answers and flags resolved (each
+such change an audit event)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..store import (
+    InvalidInput,
+    Storage,
+    audit_after,
+    item_ids_by_external_id,
+    record_audit,
+    resolve_flag,
+    set_gold,
+    usernames,
+)
+from ..store.governance import list_project_versions, purge_items
+from ..store.models import AuditEvent, Decision, Flag, Item, Project
+from .featurize import forget_features
+from .snapshots import restore_snapshot
+
+__all__ = [
+    "AUDIT_PAGE",
+    "DecisionView",
+    "VersionView",
+    "audit_trail",
+    "decision_views",
+    "purge",
+    "resolve",
+    "restore",
+    "set_gold_answers",
+    "version_views",
+]
+
+#: Audit events read per query when the whole trail is read.
+AUDIT_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    id: int
+    topic: str
+    text: str
+    from_round: int | None
+    author: str | None
+    created_at: datetime
+
+
+def decision_views(session: Session, decisions: Sequence[Decision]) -> list[DecisionView]:
+    """Decisions with their authors' usernames."""
+    names = usernames(session, {d.author_id for d in decisions})
+    return [DecisionView(id=d.id, topic=d.topic, text=d.text, from_round=d.from_round,
+                         author=names.get(d.author_id or 0), created_at=d.created_at)
+            for d in decisions]
+
+
+@dataclass(frozen=True)
+class VersionView:
+    version: int
+    labels: list[Any]
+    guidelines: str
+    author: str | None
+    created_at: datetime
+
+
+def version_views(session: Session, project_id: int) -> list[VersionView]:
+    """Every version of the label set and guidelines, oldest first, with its author."""
+    found = list_project_versions(session, project_id)
+    names = usernames(session, {v.author_id for v in found})
+    return [VersionView(version=v.version, labels=list(v.labels), guidelines=v.guidelines,
+                        author=names.get(v.author_id or 0), created_at=v.created_at)
+            for v in found]
+
+
+def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequence[int],
+          external_ids: Sequence[str], actor_id: int) -> list[Item]:
+    """Remove the payloads of the items given by id or external id (each purge an audit
+    event) and drop the project's cached features, which the next round rebuilds without them."""
+    ids = list(item_ids)
+    if external_ids:
+        found = item_ids_by_external_id(session, project_id, external_ids)
+        unknown = [e for e in external_ids if e not in found]
+        if unknown:
+            raise InvalidInput(f"{len(unknown)} external_ids are not items of project "
+                               f"{project_id} (first: {unknown[:5]})")
+        ids += [found[e] for e in external_ids]
+    items = purge_items(session, project_id, ids, actor_id=actor_id)
+    session.flush()
+    forget_features(storage, project_id)
+    return items
+
+
+def restore(session: Session, project: Project, snapshot_id: int,
+            actor_id: int) -> dict[str, int]:
+    """Re-apply a snapshot's labels as new revisions where they differ (see
+    :func:`~activelabel.labeling.snapshots.restore_snapshot`), with an audit event."""
+    result = restore_snapshot(session, project, snapshot_id, actor_id)
+    record_audit(session, "restore", "snapshot", snapshot_id, project_id=project.id,
+                 actor_id=actor_id, after=result)
+    return result
+
+
+def audit_trail(storage: Storage, project_id: int) -> Iterator[AuditEvent]:
+    """Every audit event of the project, oldest first, read a page at a time with a read
+    session of its own (so a long trail streams in bounded memory)."""
+    last = 0
+    while True:
+        with storage.read_sessions() as session:
+            page = audit_after(session, project_id, last, limit=AUDIT_PAGE)
+            session.expunge_all()
+        yield from page
+        if len(page) < AUDIT_PAGE:
+            return
+        last = page[-1].id
+
+
+def set_gold_answers(session: Session, project_id: int, actor_id: int,
+                     answers: Sequence[tuple[int, list[Any] | None]]) -> list[Item]:
+    """Set the known answers of gold items (``None`` returns an item to the pool), each an
+    audit event."""
+    out = []
+    for item_id, labels in answers:
+        item = set_gold(session, project_id, item_id, labels)
+        record_audit(session, "set_gold", "item", item.id, project_id=project_id,
+                     actor_id=actor_id, after={"gold_labels": item.gold_labels})
+        out.append(item)
+    return out
+
+
+def resolve(session: Session, project_id: int, flag_id: int, actor_id: int,
+            note: str | None) -> Flag:
+    """Mark a flag resolved with an optional note the annotator sees, with an audit event."""
+    flag = resolve_flag(session, project_id, flag_id, actor_id, note)
+    record_audit(session, "resolve", "flag", flag.id, project_id=project_id,
+                 actor_id=actor_id, before={"item_id": flag.item_id, "reason": flag.reason},
+                 after={"note": note})
+    return flag

@@ -1,0 +1,112 @@
+"""A project's counts, one definition for the stats endpoint, ``activelabel status`` and the
+projects table: items and labeled items per split, the pool backlog, leases, the queue, open
+flags, waiting jobs, current labels per annotator and the last rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..store import count_pending_jobs, is_current_label
+from ..store.models import SPLITS, Annotation, Assignment, Flag, Item, Round, User, utcnow
+from ..store.queue import active_lease_filter
+
+__all__ = [
+    "LAST_ROUNDS",
+    "AnnotatorCount",
+    "ProjectCounts",
+    "labels_per_annotator",
+    "last_rounds",
+    "project_counts",
+]
+
+#: Rounds shown by the stats endpoint and ``activelabel status``.
+LAST_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    """Items and labeled items (with at least one current label) per split, and the work
+    waiting: leased items, queued unlabeled items, open flags, queued or running jobs."""
+
+    items: dict[str, int]
+    labeled: dict[str, int]
+    leased: int
+    queued: int
+    open_flags: int
+    jobs_waiting: int
+
+    @property
+    def n_items(self) -> int:
+        return sum(self.items.values())
+
+    @property
+    def n_labeled(self) -> int:
+        return sum(self.labeled.values())
+
+    @property
+    def backlog(self) -> int:
+        """Pool items nobody has labeled yet."""
+        return self.items["pool"] - self.labeled["pool"]
+
+
+def _per_split(session: Session, project_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    items = dict.fromkeys(SPLITS, 0)
+    labeled = dict.fromkeys(SPLITS, 0)
+    stmt = (select(Item.split, func.count(), func.count().filter(Item.n_labels > 0))
+            .where(Item.project_id == project_id).group_by(Item.split))
+    for split, total, done in session.execute(stmt):
+        items[split], labeled[split] = int(total), int(done)
+    return items, labeled
+
+
+def _queued(session: Session, project_id: int) -> int:
+    stmt = select(func.count()).select_from(Item).where(
+        Item.project_id == project_id, Item.queue_rank.is_not(None), Item.n_labels == 0)
+    return int(session.execute(stmt).scalar_one())
+
+
+def _leased(session: Session, project_id: int) -> int:
+    stmt = select(func.count(func.distinct(Assignment.item_id))).where(
+        Assignment.project_id == project_id, active_lease_filter(utcnow()))
+    return int(session.execute(stmt).scalar_one())
+
+
+def _open_flags(session: Session, project_id: int) -> int:
+    stmt = select(func.count()).select_from(Flag).where(
+        Flag.project_id == project_id, Flag.resolved_at.is_(None))
+    return int(session.execute(stmt).scalar_one())
+
+
+def project_counts(session: Session, project_id: int) -> ProjectCounts:
+    """The project's counts (see :class:`ProjectCounts`)."""
+    items, labeled = _per_split(session, project_id)
+    return ProjectCounts(items=items, labeled=labeled, leased=_leased(session, project_id),
+                         queued=_queued(session, project_id),
+                         open_flags=_open_flags(session, project_id),
+                         jobs_waiting=count_pending_jobs(session, project_id))
+
+
+@dataclass(frozen=True)
+class AnnotatorCount:
+    user_id: int
+    username: str
+    labels: int
+
+
+def labels_per_annotator(session: Session, project_id: int) -> list[AnnotatorCount]:
+    """Current labels per annotator, by username."""
+    stmt = (select(Annotation.annotator_id, User.username, func.count())
+            .join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.project_id == project_id, is_current_label())
+            .group_by(Annotation.annotator_id, User.username).order_by(User.username))
+    return [AnnotatorCount(int(uid), str(name), int(n)) for uid, name, n in session.execute(stmt)]
+
+
+def last_rounds(session: Session, project_id: int, n: int = LAST_ROUNDS) -> list[Round]:
+    """The project's ``n`` latest rounds, oldest first."""
+    stmt = (select(Round).where(Round.project_id == project_id)
+            .order_by(Round.number.desc()).limit(n))
+    return list(reversed(session.execute(stmt).scalars().all()))
