@@ -258,3 +258,21 @@ def test_simulate_attach_puts_the_random_curve_on_the_dashboard(
     with storage.read_sessions() as session:
         events = list_audit(session, project_id=project_id)
     assert any(e.action == "attach" and e.entity == "simulation" for e in events)
+
+
+def test_project_show_lists_every_setting_with_its_default(cli: Cli, project_id: int) -> None:
+    from activelabel.store import ProjectSettings
+
+    code, out, err = cli("project", "show", "news")
+    assert code == 0, err
+    assert "project 1: news (classification), labels: ham, spam" in out
+    assert "owner (owner)" in out
+    for name in ProjectSettings.model_fields:
+        assert name in out
+    assert "5 *" in out  # batch_size differs from its default
+    code, out, err = cli("projects", "show", str(project_id))
+    assert code == 0, err
+    code, _, err = cli("project", "show", "olds")
+    assert code == 2
+    assert "no project 'olds'" in err
+    assert "1 (news)" in err

@@ -286,10 +286,12 @@ SHOWN_REJECTED = 10
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
-projects_app = typer.Typer(help="List projects.", no_args_is_help=True)
+projects_app = typer.Typer(help="List projects, show one with its settings.",
+                           no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
-app.add_typer(projects_app, name="projects")
+app.add_typer(projects_app, name="project")
+app.add_typer(projects_app, name="projects", hidden=True)  # the plural reads as well
 
 
 def _settings(data_dir: Path | None, db: str | None) -> DataLocation:
@@ -584,6 +586,7 @@ def status(
 def quality_lines(session: Session, project: Any) -> list[str]:
     """Agreement against the project's target and gold alerts, as sentences."""
     from activelabel.labeling.quality import agreement_report, annotator_report, label_table
+    from activelabel.store import settings_of
 
     table = label_table(session, project)
     report = agreement_report(table, project)
@@ -608,7 +611,7 @@ def quality_lines(session: Session, project: Any) -> list[str]:
         if row.gold_alert and row.gold_accuracy is not None:
             lines.append(f"gold alert: {row.username} is right on {row.gold_accuracy:.0%} of "
                          f"{row.gold_n} gold items (alert below "
-                         f"{project.settings.get('gold_alert_below'):.0%})")
+                         f"{settings_of(project.settings).gold_alert_below or 0:.0%})")
     return lines
 
 
@@ -656,6 +659,50 @@ def projects_list(data_dir: DataDirOption = None, db: DbOption = None) -> None:
             _out().print(projects_table(session, list_projects(session)))
     finally:
         storage.close()
+
+
+@projects_app.command("show")
+def project_show(project: ProjectArg, data_dir: DataDirOption = None,
+                 db: DbOption = None) -> None:
+    """A project: task, labels, members, and every setting with its default and meaning."""
+    from activelabel.store import get_project, list_members
+
+    storage = _storage(data_dir, db)
+    try:
+        with storage.read_sessions() as session:
+            proj = get_project(session, _project_id(session, project))
+            members = [(u.username, role) for u, role in list_members(session, proj.id)]
+            console = _out()
+            console.print(f"project {proj.id}: {proj.name} ({proj.task}), labels: "
+                          f"{', '.join(map(str, proj.labels))}; guidelines version "
+                          f"{proj.guidelines_version}", highlight=False)
+            console.print("members: " + (", ".join(f"{n} ({r})" for n, r in members) or
+                                         "none"), highlight=False)
+            if proj.private_fields:
+                console.print("hidden from annotators: " + ", ".join(proj.private_fields),
+                              highlight=False)
+            console.print(settings_table(proj.settings))
+    finally:
+        storage.close()
+
+
+def settings_table(stored: Mapping[str, Any]) -> Table:
+    """Every project setting: its value (marked when it differs from the default), the
+    default, and what it does."""
+    from activelabel.store import ProjectSettings, settings_of
+
+    current = settings_of(stored)
+    table = Table(title="settings")
+    for col in ("setting", "value", "default", "what it does"):
+        table.add_column(col, overflow="fold")
+    for name, info in ProjectSettings.model_fields.items():
+        value = getattr(current, name)
+        default = info.get_default(call_default_factory=True)
+        shown = json.dumps(value)
+        table.add_row(name, shown if value == default else f"[bold]{shown}[/bold] *",
+                      json.dumps(default), info.description or "")
+    table.caption = "* changed from the default"
+    return table
 
 
 @users_app.command("create")

@@ -110,4 +110,5 @@ def test_gold_settings_are_validated(api: Api) -> None:
     for bad in ({"gold_rate": 1.5}, {"gold_alert_below": 0}, {"consensus": "vote"},
                 {"agreement_target": 2}):
         answer = api.patch(f"/projects/{pid}", owner, json={"settings": bad})
-        assert_error(answer, 400, "invalid_input")
+        error = assert_error(answer, 422, "invalid_input")
+        assert error["details"][0]["field"] == f"body.settings.{next(iter(bad))}"

@@ -179,7 +179,7 @@ def test_show_suggestions_off_hides_the_model_from_tasks(api: Api) -> None:
     assert [t["suggestion"] for t in tasks] == [None, None]
     assert tasks[0]["why"] is not None  # why it was chosen is still shown
     assert_error(api.patch(f"/projects/{pid}", owner, json={
-        "settings": {"show_suggestions": "no"}}), 400, "invalid_input")
+        "settings": {"show_suggestions": "no"}}), 422, "invalid_input")
 
 
 def test_labels_can_be_added_but_never_removed(api: Api) -> None:

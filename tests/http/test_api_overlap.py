@@ -64,5 +64,5 @@ def test_all_policy_is_the_default_and_bad_policies_are_refused(api: Api) -> Non
     owner = api.person("owner")
     other = api.project(owner)
     for bad in ({"overlap_policy": "some"}, {"overlap_share": 1.5}):
-        assert_error(api.patch(f"/projects/{other}", owner, json={"settings": bad}), 400,
+        assert_error(api.patch(f"/projects/{other}", owner, json={"settings": bad}), 422,
                      "invalid_input")

@@ -34,12 +34,15 @@ def test_project_validation_errors(api: Api) -> None:
                  409, "conflict")
     error = assert_error(api.post("/projects", owner, json={
         "name": unique("p"), "labels": ["a", "b"], "settings": {"strategy": "psychic"}}),
-        400, "invalid_input")
+        422, "invalid_input")
+    assert error["details"][0]["field"] == "body.settings.strategy"
     assert "psychic" in error["message"]
     assert "entropy" in error["message"]
-    assert_error(api.post("/projects", owner, json={
+    error = assert_error(api.post("/projects", owner, json={
         "name": unique("p"), "labels": ["a", "b"], "settings": {"batch_size": 0}}),
-        400, "invalid_input")
+        422, "invalid_input")
+    assert error["details"][0]["field"] == "body.settings.batch_size"
+    assert "greater than or equal to 1" in error["message"]
     assert_error(api.post("/projects", owner, json={"name": unique("p"), "labels": ["a", "a"]}),
                  400, "invalid_input")
     error = assert_error(api.post("/projects", owner, json={
@@ -88,9 +91,11 @@ def test_owners_change_settings_and_guidelines_with_validation(api: Api) -> None
     assert body["guidelines_version"] == 2
     assert body["private_fields"] == ["secret"]
     assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"overlap": -1}}),
-                 400, "invalid_input")
-    assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"nope": 1}}),
-                 400, "invalid_input")
+                 422, "invalid_input")
+    error = assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"nope": 1}}),
+                         422, "invalid_input")
+    assert "unknown settings nope" in error["message"]
+    assert "retrain_every_labels" in error["message"]  # says which ones exist
     assert_error(api.patch(f"/projects/{pid}", owner, json={}), 400, "invalid_input")
     assert api.get(f"/projects/{pid}", owner).json()["settings"]["overlap"] == 2
     for who in (reviewer, annotator):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from activelabel.http.web import PAGES, STATIC_DIR, TEMPLATES_DIR
@@ -62,3 +64,24 @@ def _wrapped(html: str, tag: str) -> bool:
     start = html.index(tag)
     before = html.rfind("<label", 0, start)
     return before != -1 and html.rfind("</label>", 0, start) < before
+
+
+def test_the_settings_form_is_made_from_the_settings_declaration(api: Api) -> None:
+    """Every project setting, and only those, has its field on the settings page, with the
+    title and bounds of its declaration."""
+    from activelabel.store import ProjectSettings
+
+    html = api.client.get("/projects/1/settings").text
+    shown = re.findall(r'data-setting="([a-z_]+)"', html)
+    assert shown == list(ProjectSettings.model_fields)
+    assert 'id="lease_seconds" name="lease_seconds" type="number" step="1" min="10" ' \
+           'max="604800"' in html
+    assert ">Batch size (items per round)</label>" in html
+    assert '<option>dawid_skene</option>' in html
+
+
+def test_the_openapi_schema_documents_every_setting(api: Api) -> None:
+    from activelabel.store import ProjectSettings
+
+    schema = api.client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schema["ProjectSettings"]["properties"]) == set(ProjectSettings.model_fields)

@@ -87,11 +87,11 @@ def test_create_project_validates_and_makes_creator_owner(session: Session, owne
     ("classification", ["a"], None, "at least 2"),
     ("classification", ["a", "b"], {"colour": 1}, "unknown settings colour"),
     ("classification", ["a", "b"], {"strategy": "magic"}, "unknown strategy"),
-    ("classification", ["a", "b"], {"overlap": 0}, "overlap must be a positive"),
+    ("classification", ["a", "b"], {"overlap": 0}, "settings.overlap: Input should be greater"),
     ("classification", ["a", "b"], {"model": "gpt"}, "unknown model"),
-    ("classification", ["a", "b"], {"label_budget": "lots"}, "label_budget must be"),
-    ("classification", ["a", "b"], {"label_budget": 0}, "label_budget must be"),
-    ("classification", ["a", "b"], {"target_accuracy": 1.5}, "target_accuracy must be"),
+    ("classification", ["a", "b"], {"label_budget": "lots"}, "settings.label_budget"),
+    ("classification", ["a", "b"], {"label_budget": 0}, "settings.label_budget"),
+    ("classification", ["a", "b"], {"target_accuracy": 1.5}, "settings.target_accuracy"),
 ])
 def test_create_project_rejects_bad_input(session: Session, task: str, labels: list[str],
                                           settings: dict[str, object] | None, match: str) -> None:

@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store import ActivelabelError, Conflict, Forbidden, InvalidInput, NotFound
+from ..store import (
+    ActivelabelError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidSettings,
+    NotFound,
+)
 
 __all__ = [
     "ApiError",
@@ -38,6 +45,7 @@ STATUS_OF: tuple[tuple[type[ActivelabelError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (Forbidden, 403),
+    (InvalidSettings, 422),
     (InvalidInput, 400),
 )
 _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -92,7 +100,7 @@ def status_of(exc: ActivelabelError) -> int:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ActivelabelError)
-    details = exc.details if isinstance(exc, ApiError) else None
+    details = exc.details if isinstance(exc, (ApiError, InvalidSettings)) else None
     headers = exc.headers if isinstance(exc, ApiError) else None
     return error_response(status_of(exc), exc.code, exc.message, details, headers)
 
@@ -105,7 +113,8 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, An
     """Pydantic errors as ``[{field, loc, message, type}]`` (JSON-safe; no echo of the input)."""
     return [{"field": _field(err.get("loc", ())), "loc": [str(p) if not isinstance(p, int)
                                                           else p for p in err.get("loc", ())],
-             "message": str(err.get("msg", "invalid value")), "type": str(err.get("type", ""))}
+             "message": str(err.get("msg", "invalid value")).removeprefix("Value error, "),
+             "type": str(err.get("type", ""))}
             for err in errors]
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
-from ..store import Revision
+from ..store import ProjectSettings, Revision, settings_of
 from ..store.models import (
     ApiToken,
     AuditEvent,
@@ -60,7 +60,8 @@ class ProjectIn(Body):
     task: Literal["classification", "multilabel"] = "classification"
     labels: Annotated[list[Label], Field(min_length=1, max_length=1000)]
     guidelines: Annotated[str, Field(max_length=200_000)] = ""
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: ProjectSettings = Field(default_factory=ProjectSettings, description=(
+        "Settings to set; those not given take their defaults."))
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
                               Field(max_length=1000)] = Field(default_factory=list)
 
@@ -73,7 +74,8 @@ class ProjectPatch(Body):
     labels: Annotated[list[Label] | None, Field(min_length=1, max_length=1000,
                                                 description="The new label set: every current "
                                                 "label kept, new ones appended.")] = None
-    settings: dict[str, Any] | None = None
+    settings: ProjectSettings | None = Field(None, description=(
+        "Settings to change, merged into the current ones."))
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
                               Field(max_length=1000)] = None
 
@@ -665,7 +667,7 @@ def project_out(project: Project, role: str) -> ProjectOut:
     return ProjectOut.model_validate({
         "id": project.id, "name": project.name, "task": project.task,
         "labels": list(project.labels), "guidelines": project.guidelines or "",
-        "guidelines_version": project.guidelines_version, "settings": dict(project.settings),
+        "guidelines_version": project.guidelines_version, "settings": settings_of(project.settings).model_dump(),
         "private_fields": list(project.private_fields or []), "created_by": project.created_by,
         "created_at": project.created_at, "role": role})
 

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ..features import Featurizer, TextFeaturizer, make_featurizer
-from ..store import Storage, count_items, get_project, iter_items
+from ..store import Storage, count_items, get_project, iter_items, settings_of
 
 __all__ = [
     "EMBEDDINGS",
@@ -224,7 +224,7 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     message names the field or setting to fix).
     """
     with storage.read_sessions() as session:
-        settings = dict(get_project(session, project_id).settings)
+        settings = settings_of(get_project(session, project_id).settings).model_dump()
         n_items = count_items(session, project_id)
     if n_items == 0:
         raise ValueError(f"project {project_id} has no items: import items first")

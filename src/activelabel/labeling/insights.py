@@ -30,6 +30,7 @@ from ..store import (
     current_labels,
     is_head,
     last_finished_round,
+    settings_of,
 )
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
 from .rounds import consensus, labels_since_round
@@ -85,7 +86,7 @@ def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, An
 def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:
     """Where labeling stands for the caller: the current batch, labels until the next model,
     the caller's own count and speed, and what the last round gained."""
-    every = int(project.settings.get("retrain_every_labels", 50))
+    every = settings_of(project.settings).retrain_every_labels
     labeled = count_labeled_items(session, project.id)
     last = last_finished_round(session, project.id)
     since = labels_since_round(session, last, project.id)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
-from ..store import Storage, current_labels
+from ..store import Storage, current_labels, settings_of
 from ..store.models import Annotation, Item, Project, User
 
 __all__ = [
@@ -140,7 +140,7 @@ def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
 
     ``target`` is the project's ``agreement_target``; ``below_target`` compares Krippendorff's
     alpha with it (pairs and labels carry their own ``below_target`` too)."""
-    target = project.settings.get("agreement_target")
+    target = settings_of(project.settings).agreement_target
     multi = table.multi()
     n_items = int(multi.sum())
     out: dict[str, Any] = {"n_items": n_items, "n_annotators": table.n_annotators,
@@ -242,7 +242,7 @@ def annotator_report(table: LabelTable, project: Project) -> list[AnnotatorQuali
     gold_index = {v: i for i, v in enumerate(table.values)}
     gold = np.asarray([-1 if g is None else gold_index.get(g, -2) for g in table.gold],
                       dtype=np.intp)
-    threshold = project.settings.get("gold_alert_below")
+    threshold = settings_of(project.settings).gold_alert_below
     out = []
     for a, (uid, name) in enumerate(zip(table.annotator_ids, table.usernames, strict=True)):
         mine = table.annotators == a
@@ -326,7 +326,7 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     keep = trained[np.isin(consensus[trained], np.flatnonzero(counts >= 2))]
     X = feats.X[rows[keep]]
     probs_train = q.out_of_sample_probs(X, consensus[keep], n_labels,
-                                        random_state=int(settings.get("random_state") or 0))
+                                        random_state=int(settings_of(settings).random_state))
     # Items without consensus: probabilities of a model fitted on every consensus item.
     probs = np.zeros((table.n_items, n_labels))
     probs[keep] = probs_train

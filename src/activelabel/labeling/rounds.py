@@ -49,6 +49,7 @@ from ..store import (
     record_audit,
     record_selection,
     round_due,
+    settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, utcnow
@@ -95,10 +96,9 @@ def _queued_round(session: Session, project_id: int) -> Round | None:
 
 def _new_round(session: Session, project: Project, payload: dict[str, Any],
                requested_by: int | None) -> Round:
-    settings = project.settings
-    strategy = str(payload.get("strategy") or settings.get("strategy", "cluster_margin"))
-    rnd = create_round(session, project.id, strategy=strategy,
-                       batch_size=int(settings.get("batch_size", 50)))
+    settings = settings_of(project.settings)
+    strategy = str(payload.get("strategy") or settings.strategy)
+    rnd = create_round(session, project.id, strategy=strategy, batch_size=settings.batch_size)
     job = enqueue_job(session, "round", {"round_id": rnd.id, **payload}, project_id=project.id)
     rnd.job_id = job.id
     session.flush()
@@ -167,7 +167,7 @@ def after_annotation(session: Session, project_id: int) -> Round | None:
     No second round is queued while one is queued or running (it will count those labels).
     """
     project = get_project(session, project_id)
-    every = int(project.settings.get("retrain_every_labels", 50))
+    every = settings_of(project.settings).retrain_every_labels
     due = round_due(session, project_id, every)
     if due.pending:
         return None
@@ -244,7 +244,7 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
         active = active_model_version(session, project_id)
         return _Snapshot(
             project_id=project_id, task=project.task, classes=list(project.labels),
-            settings=dict(project.settings), item_ids=np.asarray(ids, dtype=np.int64),
+            settings=settings_of(project.settings).model_dump(), item_ids=np.asarray(ids, dtype=np.int64),
             splits=np.asarray(splits, dtype=str), labels=labels,
             n_labels=count_labeled_items(session, project_id), label_watermark=watermark,
             active_version_id=None if active is None else active.id,
@@ -440,9 +440,9 @@ def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any]) -> str
 def _stopping(snap: _Snapshot, holdout: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every configured stopping rule's verdict on this round (recorded, never acted on)."""
     rules: list[StoppingRule] = []
-    if snap.settings.get("label_budget"):
+    if snap.settings["label_budget"] is not None:
         rules.append(Budget(int(snap.settings["label_budget"])))
-    if snap.settings.get("target_accuracy"):
+    if snap.settings["target_accuracy"] is not None:
         rules.append(TargetAccuracy(float(snap.settings["target_accuracy"])))
     state = RoundState(n_labeled=snap.n_labels, metrics={
         k: float(v) for k, v in holdout.items() if isinstance(v, float)})
@@ -533,7 +533,7 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     multilabel = snap.task == "multilabel"
     progress({"stage": "train", "n_train": int(rows.shape[0])})
     start = time.perf_counter()
-    name = str(snap.settings.get("model", "logistic_regression"))
+    name = str(snap.settings["model"])
     model = make_model(name, classes=snap.classes, random_state=seed, multilabel=multilabel)
     X_train = _rows(feats.X, rows)
     model.fit(X_train, y)
@@ -556,8 +556,8 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     tmp = _dump_artifact(storage, snap.project_id, {
         "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,
         "task": snap.task, "featurizer_settings": {
-            "featurizer": snap.settings.get("featurizer"),
-            "featurizer_params": snap.settings.get("featurizer_params")}})
+            "featurizer": snap.settings["featurizer"],
+            "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
                     _training_hash(snap, rows, y))
 
@@ -652,8 +652,8 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
                                  "select_s": 0.0}
     progress({"stage": "read", "round_id": round_id})
     snap = _snapshot(storage, project_id, number)
-    batch_size = int(snap.settings.get("batch_size", 50))
-    seed = int(snap.settings.get("random_state") or 0) + number
+    batch_size = int(snap.settings["batch_size"])
+    seed = int(snap.settings["random_state"]) + number
     progress({"stage": "featurize"})
     start = time.perf_counter()
     feats = ensure_features(storage, project_id)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ..store import ArrayStore, next_tasks
+from ..store import ArrayStore, next_tasks, settings_of
 from ..store.models import Project, Role
 
 __all__ = [
@@ -159,19 +159,18 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
                 user_id: int, n: int) -> list[TaskView]:
     """Lease up to ``n`` items of ``project`` to the user (their unexpired leases first, then
     the queue) and describe each as the user's ``role`` may see it."""
-    settings = project.settings
-    gold_rate = float(settings.get("gold_rate") or 0.0)
-    tasks = next_tasks(session, project.id, user_id, n,
-                       lease_seconds=int(settings.get("lease_seconds", 900)),
-                       overlap=int(settings.get("overlap", 1)), gold_rate=gold_rate,
-                       overlap_policy=str(settings.get("overlap_policy") or "all"),
-                       overlap_share=float(settings.get("overlap_share", 1.0)))
+    settings = settings_of(project.settings)
+    gold_rate = settings.gold_rate
+    tasks = next_tasks(session, project.id, user_id, n, lease_seconds=settings.lease_seconds,
+                       overlap=settings.overlap, gold_rate=gold_rate,
+                       overlap_policy=settings.overlap_policy,
+                       overlap_share=settings.overlap_share)
     if not tasks:
         return []
     annotator = not Role(role).at_least(Role.REVIEWER)
     hidden = hidden_fields(project, role)
     hide_why = annotator and gold_rate > 0
-    model = tasks[0].active_model_version if settings.get("show_suggestions", True) else None
+    model = tasks[0].active_model_version if settings.show_suggestions else None
     probs = None if model is None else model_probs(arrays, project.id)
     out: list[TaskView] = []
     for task in tasks:

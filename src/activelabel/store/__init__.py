@@ -57,7 +57,6 @@ from .jobs import (
 )
 from .models import ROLES, SPLITS, JobStatus, Role, RoundStatus
 from .projects import (
-    DEFAULT_SETTINGS,
     MAX_ID,
     add_member,
     create_project,
@@ -73,7 +72,6 @@ from .projects import (
     role_of,
     token_with_project,
     validate_labels,
-    validate_settings,
 )
 from .queue import Task, next_tasks, release_task
 from .rounds import (
@@ -98,6 +96,7 @@ from .rounds import (
     selection_rows,
     start_round,
 )
+from .settings import InvalidSettings, ProjectSettings, settings_of, validate_settings
 from .storage import DataLocation, Storage
 from .users import (
     authenticate_password,
@@ -115,7 +114,6 @@ from .users import (
 )
 
 __all__ = [
-    "DEFAULT_SETTINGS",
     "MAX_ID",
     "PENDING_STATUSES",
     "ROLES",
@@ -128,8 +126,10 @@ __all__ = [
     "Forbidden",
     "ImportResult",
     "InvalidInput",
+    "InvalidSettings",
     "JobStatus",
     "NotFound",
+    "ProjectSettings",
     "Provenance",
     "Revision",
     "Role",
@@ -221,6 +221,7 @@ __all__ = [
     "session_factory",
     "set_gold",
     "set_password",
+    "settings_of",
     "start_round",
     "token_with_project",
     "undo",

@@ -11,17 +11,15 @@ from sqlalchemy import Integer, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import MODEL_NAMES
-from ..strategies import DEFAULT_STRATEGY, STRATEGIES
 from ._util import get_or_raise
 from .db import dialect_of, upsert
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .governance import record_project_version
 from .models import ROLES, TASKS, ApiToken, Membership, Project, Role, User
+from .settings import validate_settings
 from .users import accept_token, hash_token, token_query
 
 __all__ = [
-    "DEFAULT_SETTINGS",
     "MAX_ID",
     "add_member",
     "create_project",
@@ -37,36 +35,7 @@ __all__ = [
     "role_of",
     "token_with_project",
     "validate_labels",
-    "validate_settings",
 ]
-
-#: Every project setting, with its default. Units are in the names.
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "strategy": DEFAULT_STRATEGY,
-    "model": "logistic_regression",
-    "featurizer": "text",
-    "featurizer_params": {},
-    "batch_size": 50,
-    "overlap": 1,
-    "retrain_every_labels": 50,
-    "lease_seconds": 900,
-    "target_accuracy": None,
-    "label_budget": None,
-    "random_state": 0,
-    # Show the model's suggestion and confidence to annotators (off: they label unbiased).
-    "show_suggestions": True,
-    # Quality: how consensus is reached, the agreement target (Krippendorff's alpha), gold.
-    "consensus": "majority",
-    # Which items get `overlap` annotators (others one): all, a share, or the uncertain ones.
-    "overlap_policy": "all",
-    "overlap_share": 1.0,
-    "agreement_target": None,
-    "gold_rate": 0.0,
-    "gold_alert_below": None,
-}
-CONSENSUS_METHODS = ("majority", "dawid_skene")
-_POSITIVE_INTS = ("batch_size", "overlap", "retrain_every_labels", "lease_seconds")
-
 
 def validate_labels(task: str, labels: Sequence[Any]) -> list[Any]:
     """Check the task and its label set: a non-empty list of distinct strings or integers."""
@@ -83,69 +52,6 @@ def validate_labels(task: str, labels: Sequence[Any]) -> list[Any]:
     if task == "classification" and len(labels) < 2:
         raise InvalidInput(f"classification needs at least 2 labels, got {len(labels)}")
     return list(labels)
-
-
-def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults merged with ``settings``; unknown keys and bad values raise InvalidInput."""
-    given = dict(settings or {})
-    unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise InvalidInput(f"unknown settings {', '.join(unknown)}: known ones are "
-                           f"{', '.join(sorted(DEFAULT_SETTINGS))}")
-    merged = {**DEFAULT_SETTINGS, **given}
-    if merged["strategy"] not in STRATEGIES:
-        raise InvalidInput(f"unknown strategy {merged['strategy']!r}: use one of "
-                           f"{', '.join(sorted(STRATEGIES))}")
-    if merged["model"] not in MODEL_NAMES:
-        raise InvalidInput(f"unknown model {merged['model']!r}: use one of "
-                           f"{', '.join(MODEL_NAMES)}")
-    for key in _POSITIVE_INTS:
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInput(f"setting {key} must be a positive integer, got {value!r}")
-    target = merged["target_accuracy"]
-    if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
-        raise InvalidInput(f"target_accuracy must be in (0, 1], got {target!r}")
-    budget = merged["label_budget"]
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                               or budget < 1):
-        raise InvalidInput(f"label_budget must be a positive number of labels or null, got "
-                           f"{budget!r}")
-    if not isinstance(merged["show_suggestions"], bool):
-        raise InvalidInput(f"show_suggestions must be true or false, got "
-                           f"{merged['show_suggestions']!r}")
-    _check_quality(merged)
-    if not isinstance(merged["featurizer_params"], dict):
-        raise InvalidInput("featurizer_params must be an object of keyword arguments")
-    return merged
-
-
-def _share(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_quality(merged: Mapping[str, Any]) -> None:
-    if merged["consensus"] not in CONSENSUS_METHODS:
-        raise InvalidInput(f"unknown consensus {merged['consensus']!r}: use one of "
-                           f"{', '.join(CONSENSUS_METHODS)}")
-    target = merged["agreement_target"]
-    if target is not None and not (_share(target) and -1 <= target <= 1):
-        raise InvalidInput(f"agreement_target (Krippendorff's alpha) must be in [-1, 1] or "
-                           f"null, got {target!r}")
-    if merged["overlap_policy"] not in ("all", "share", "uncertain"):
-        raise InvalidInput(f"unknown overlap_policy {merged['overlap_policy']!r}: use all, "
-                           "share (with overlap_share) or uncertain")
-    share = merged["overlap_share"]
-    if not (_share(share) and 0 <= share <= 1):
-        raise InvalidInput(f"overlap_share is the share of items that get `overlap` "
-                           f"annotators, in [0, 1]; got {share!r}")
-    rate = merged["gold_rate"]
-    if not (_share(rate) and 0 <= rate < 1):
-        raise InvalidInput(f"gold_rate is the share of tasks that are gold items, in [0, 1); "
-                           f"got {rate!r} (e.g. 0.1 for one in ten)")
-    alert = merged["gold_alert_below"]
-    if alert is not None and not (_share(alert) and 0 < alert <= 1):
-        raise InvalidInput(f"gold_alert_below is an accuracy in (0, 1] or null, got {alert!r}")
 
 
 def create_project(session: Session, name: str, task: str, labels: Sequence[Any], *,

@@ -34,7 +34,8 @@ def create(body: ProjectIn, caller: Writer) -> ProjectOut:
     """A new project; the caller becomes its owner. Settings not given take their defaults."""
     project = create_project(caller.session, caller.user, name=body.name, task=body.task,
                              labels=body.labels, guidelines=body.guidelines,
-                             settings=body.settings, private_fields=body.private_fields)
+                             settings=body.settings.model_dump(exclude_unset=True),
+                             private_fields=body.private_fields)
     return project_out(project, "owner")
 
 

