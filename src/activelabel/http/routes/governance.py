@@ -43,14 +43,15 @@ router = APIRouter(tags=["governance"])
 
 
 def decision_outs(decisions: list[DecisionView]) -> list[DecisionOut]:
-    return [DecisionOut(**vars(d)) for d in decisions]
+    return [DecisionOut(**d.model_dump()) for d in decisions]
 
 
 @router.get("/projects/{project_id}/versions", response_model=list[ProjectVersionOut])
 def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
     """Every version of the label set and guidelines, oldest first (any member)."""
     caller.project(project_id)
-    return [ProjectVersionOut(**vars(v)) for v in version_views(caller.session, project_id)]
+    return [ProjectVersionOut(**v.model_dump()) for v in version_views(caller.session,
+                                                                        project_id)]
 
 
 @router.post("/projects/{project_id}/decisions", status_code=201, response_model=DecisionOut)

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from ...labeling.tasks import TaskView, lease_tasks
 from ...store import release_task
 from ..auth import Caller, Turn, Writer
-from ..schemas import Suggestion, TaskItem, TaskOut, Why, json_response
+from ..schemas import TaskItem, TaskOut, json_response
 
 router = APIRouter(tags=["tasks"])
 
@@ -21,16 +21,10 @@ MAX_TASKS_PER_CALL = 100
 
 
 def _task_out(task: TaskView) -> TaskOut:
-    hint, why = task.suggestion, task.why
-    return TaskOut(
-        item=TaskItem(id=task.item_id, external_id=task.external_id, split=task.split,
-                      data=task.data),
-        suggestion=None if hint is None else Suggestion(
-            label=hint.label, confidence=hint.confidence, model_version=hint.model_version),
-        why=None if why is None else Why(
-            strategy=why.strategy, score=why.score, round=why.round, round_id=why.round_id,
-            rank=why.rank, model_version=why.model_version),
-        lease_expires_at=task.lease_expires_at)
+    return TaskOut(item=TaskItem(id=task.item_id, external_id=task.external_id,
+                                 split=task.split, data=task.data),
+                   suggestion=task.suggestion, why=task.why,
+                   lease_expires_at=task.lease_expires_at)
 
 
 _TASKS = TypeAdapter(list[TaskOut])
