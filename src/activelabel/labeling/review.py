@@ -24,18 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import InvalidInput, Storage, active_model_version, get_user_by_name, list_flags
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User
+from .consensus import Consensus
 from .quality import (
     LabelTable,
-    consensus_values,
     display_value,
     label_issue_scores,
     label_table,
     latest_revision_by_reviewer,
+    table_consensus,
 )
 from .tasks import model_probs
 
@@ -60,8 +62,7 @@ class ReviewEntry:
 @dataclass
 class _Context:
     table: LabelTable
-    consensus: Any
-    ties: Any
+    consensus: Consensus  # per item index, by the project's method
     reviewed: set[int]
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
     index: dict[int, int] = field(default_factory=dict)  # item id -> item index
@@ -80,9 +81,10 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     if len(pos) >= 2 and top < n:
         out.append(ReviewEntry(t.item_ids[i], "disagreement", (n - top) / n,
                                f"{n - top} of {n} annotators disagree with the majority"
-                               if not ctx.ties[i] else f"{n} annotators split with no majority",
+                               if not ctx.consensus.ties[i]
+                               else f"{n} annotators split with no majority",
                                [int(t.annotation_ids[p]) for p in pos]))
-    if ctx.ties[i]:
+    if ctx.consensus.ties[i]:
         split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
         out.append(ReviewEntry(t.item_ids[i], "tie", 1.0, f"no majority: {split}",
                                [int(t.annotation_ids[p]) for p in pos]))
@@ -122,7 +124,7 @@ def _label_based(session: Session, storage: Storage, project: Project, ctx: _Con
 
 def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[ReviewEntry]:
     t = ctx.table
-    scores = label_issue_scores(storage, t, np.asarray(ctx.consensus), dict(project.settings))
+    scores = label_issue_scores(storage, t, _value_indices(ctx), dict(project.settings))
     best: dict[int, ReviewEntry] = {}
     position = {int(a): p for p, a in enumerate(t.annotation_ids)}
     for ann_id, score in scores.items():
@@ -150,18 +152,18 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
     t = ctx.table
     out = []
     for i, pos in ctx.by_item.items():
-        c = int(ctx.consensus[i])
+        agreed = ctx.consensus.labels[i]
         row = t.rows[i]
-        if c < 0 or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
+        if agreed is None or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
             continue
         p = np.asarray(probs[row], dtype=np.float64)
         best = int(np.argmax(p))
         label = project.labels[best] if best < len(project.labels) else None
-        if label is None or label == t.values[c]:
+        if label is None or label == agreed:
             continue
         out.append(ReviewEntry(t.item_ids[i], "model_disagrees", float(p[best]),
                                f"model v{model.version} says {_fmt(label)} ({p[best]:.2f}); "
-                               f"the consensus is {_fmt(t.values[c])}",
+                               f"the consensus is {_fmt(agreed)}",
                                [int(t.annotation_ids[q]) for q in pos]))
     return out
 
@@ -183,13 +185,20 @@ def _flagged(session: Session, project_id: int) -> list[ReviewEntry]:
 
 def _context(session: Session, project: Project) -> _Context:
     table = label_table(session, project)
-    consensus, ties, _ = consensus_values(table, str(project.settings.get("consensus",
-                                                                          "majority")))
     by_item: dict[int, list[int]] = {}
     for p, i in enumerate(table.items.tolist()):
         by_item.setdefault(i, []).append(p)
-    return _Context(table, consensus, ties, latest_revision_by_reviewer(session, table.item_ids),
-                    by_item, {iid: i for i, iid in enumerate(table.item_ids)})
+    return _Context(table, table_consensus(table, project),
+                    latest_revision_by_reviewer(session, table.item_ids), by_item,
+                    {iid: i for i, iid in enumerate(table.item_ids)})
+
+
+def _value_indices(ctx: _Context) -> NDArray[np.intp]:
+    """(n_items,) index of each item's consensus among the table's values (-1: none, or a
+    multi-label consensus nobody gave as a whole)."""
+    index = {v: k for k, v in enumerate(ctx.table.values)}
+    return np.asarray([-1 if v is None or isinstance(v, list) else index.get(v, -1)
+                       for v in ctx.consensus.labels], dtype=np.intp)
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:
@@ -235,8 +244,8 @@ def _has_label(ctx: _Context, i: int | None, label: Any) -> bool:
         value = t.values[t.labels[p]]
         if value == label or (isinstance(value, tuple) and label in value):
             return True
-    c = int(ctx.consensus[i])
-    return c >= 0 and t.values[c] == label
+    agreed = ctx.consensus.labels[i]
+    return agreed == label or (isinstance(agreed, list) and label in agreed)
 
 
 def review_queue(session: Session, storage: Storage, project: Project, *,
@@ -274,12 +283,8 @@ def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dic
 
 
 def entry_consensus(ctx: _Context, item_id: int) -> Any:
-    t = ctx.table
     i = ctx.index.get(item_id)
-    if i is None:
-        return None
-    c = int(ctx.consensus[i])
-    return None if c < 0 else display_value(t.values[c])
+    return None if i is None else display_value(ctx.consensus.labels[i])
 
 
 def items_by_id(session: Session, item_ids: Sequence[int]) -> dict[int, Item]:
