@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
-from ..simulation import COMMITTEE_MEMBERS, COMMITTEE_STRATEGIES
 from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
 from ..store import (
     InvalidInput,
@@ -51,7 +50,14 @@ from ..store import (
 )
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, utcnow
-from ..strategies import STRATEGIES, KMeansSampling, get_strategy
+from ..strategies import (
+    COMMITTEE_MEMBERS,
+    COMMITTEE_STRATEGIES,
+    STRATEGIES,
+    KMeansSampling,
+    get_strategy,
+    strategy_inputs,
+)
 from .consensus import collect_votes, consensus_method, item_majority, votes_consensus
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 
@@ -345,20 +351,26 @@ class _Picked:
 def _select(snap: _Snapshot, strategy: str, k: int, probs: NDArray[np.float32] | None,
             feats: ProjectFeatures, train_rows: NDArray[np.intp], committee: Any,
             seed: int) -> _Picked:
-    """``k`` candidate rows by ``strategy``, computing only the inputs the strategy reads."""
+    """``k`` candidate rows by ``strategy``, computing only the inputs the strategy reads
+    (:func:`~activelabel.strategies.strategy_inputs`)."""
     pool = _candidates(snap)
     if pool.shape[0] == 0:
         return _Picked(pool, [], strategy)
-    cls = STRATEGIES[strategy]
-    kwargs: dict[str, Any] = {"embeddings": np.asarray(feats.embeddings[pool])}
-    if cls.needs_probs:
-        if strategy in COMMITTEE_STRATEGIES:
-            kwargs["probs"] = committee.predict_proba(_rows(feats.X, pool))
-        else:
-            assert probs is not None
-            kwargs["probs"] = _strategy_probs(probs[pool], snap.task == "multilabel")
-    if cls.needs_embeddings and train_rows.shape[0]:
-        kwargs["labeled_embeddings"] = np.asarray(feats.embeddings[train_rows])
+
+    def model_probs() -> NDArray[np.float64]:
+        assert probs is not None
+        return _strategy_probs(probs[pool], snap.task == "multilabel")
+
+    def committee_probs() -> Any:
+        return committee.predict_proba(_rows(feats.X, pool))
+
+    def labeled_embeddings() -> Any:
+        return np.asarray(feats.embeddings[train_rows])
+
+    kwargs = strategy_inputs(
+        STRATEGIES[strategy], embeddings=np.asarray(feats.embeddings[pool]), probs=model_probs,
+        committee_probs=None if committee is None else committee_probs,
+        labeled_embeddings=labeled_embeddings if train_rows.shape[0] else None)
     chosen = get_strategy(strategy).query(min(k, pool.shape[0]), random_state=seed, **kwargs)
     idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
     scores = [float(s) for s in np.asarray(chosen.scores)[:k]]
