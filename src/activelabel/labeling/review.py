@@ -1,17 +1,8 @@
 """The review queue: items a reviewer should look at, each with its reason and a score.
 
-Reasons (one entry per item and reason; scores in [0, 1], higher first):
-
-- ``disagreement``: two or more current labels that are not all the same; score = share of
-  annotators outside the majority.
-- ``tie``: no majority (the training set leaves the item out until it is resolved); score 1.
-- ``flagged``: an unresolved flag; score 1.
-- ``gold_miss``: a gold item some annotator labeled differently from its known answer; score =
-  share of its annotators who missed.
-- ``model_disagrees``: the active model's suggestion differs from the consensus; score = the
-  model's confidence in its own label.
-- ``label_issue``: cleanlab flags a label against cross-validated probabilities; score = 1 -
-  the out-of-sample probability of the given label.
+One entry per item and reason, scores in [0, 1], higher first; :class:`Reason` names each
+reason with the short text the review page shows and what it means (how it is scored). The
+consensus the reasons compare with is the project's (:mod:`.consensus`).
 
 An item leaves the label-based reasons once its newest revision is a reviewer's decision
 (accept, correct, reject) until an annotator labels it again; a flag leaves when resolved.
@@ -21,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -41,18 +33,72 @@ from .quality import (
 )
 from .tasks import model_probs
 
-__all__ = ["REASONS", "ReviewEntry", "review_queue"]
+__all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
 
-REASONS = ("label_issue", "disagreement", "flagged", "gold_miss", "model_disagrees", "tie")
+
+class Reason(str, Enum):
+    """Why an item is in the review queue; members are their names in the API (``?reason=``).
+
+    ``label`` is the short text the review page shows, ``description`` what the reason means
+    and how it is scored, ``priority`` its rank among entries of equal score (0 first)."""
+
+    LABEL_ISSUE = "label_issue"
+    DISAGREEMENT = "disagreement"
+    FLAGGED = "flagged"
+    GOLD_MISS = "gold_miss"
+    MODEL_DISAGREES = "model_disagrees"
+    TIE = "tie"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def label(self) -> str:
+        return _TEXT[self][0]
+
+    @property
+    def description(self) -> str:
+        return _TEXT[self][1]
+
+    @property
+    def priority(self) -> int:
+        return _PRIORITY.index(self)
+
+
+_TEXT: dict[Reason, tuple[str, str]] = {
+    Reason.LABEL_ISSUE: (
+        "likely label error",
+        "cleanlab flags a label against cross-validated probabilities; score = 1 - the "
+        "out-of-sample probability of the given label."),
+    Reason.DISAGREEMENT: (
+        "annotators disagree",
+        "two or more current labels that are not all the same; score = share of annotators "
+        "outside the majority."),
+    Reason.FLAGGED: ("flagged", "an unresolved flag; score 1."),
+    Reason.GOLD_MISS: (
+        "missed a gold item",
+        "a gold item some annotator labeled differently from its known answer; score = share "
+        "of its annotators who missed."),
+    Reason.MODEL_DISAGREES: (
+        "model disagrees",
+        "the active model's suggestion differs from the consensus; score = the model's "
+        "confidence in its own label."),
+    Reason.TIE: (
+        "tie",
+        "no majority among the current labels (majority vote leaves a single-label item out "
+        "of training until it is resolved; Dawid-Skene breaks the tie); score 1."),
+}
 #: Order of reasons among entries of equal score.
-_PRIORITY = {r: i for i, r in enumerate(
-    ("gold_miss", "tie", "disagreement", "label_issue", "model_disagrees", "flagged"))}
+_PRIORITY = (Reason.GOLD_MISS, Reason.TIE, Reason.DISAGREEMENT, Reason.LABEL_ISSUE,
+             Reason.MODEL_DISAGREES, Reason.FLAGGED)
+#: Reason names, as the API lists them.
+REASONS = tuple(r.value for r in Reason)
 
 
 @dataclass
 class ReviewEntry:
     item_id: int
-    reason: str
+    reason: Reason
     score: float
     detail: str
     annotation_ids: list[int] = field(default_factory=list)
@@ -79,14 +125,14 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     n, top = len(pos), int(counts.max())
     out = []
     if len(pos) >= 2 and top < n:
-        out.append(ReviewEntry(t.item_ids[i], "disagreement", (n - top) / n,
+        out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n,
                                f"{n - top} of {n} annotators disagree with the majority"
                                if not ctx.consensus.ties[i]
                                else f"{n} annotators split with no majority",
                                [int(t.annotation_ids[p]) for p in pos]))
     if ctx.consensus.ties[i]:
         split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
-        out.append(ReviewEntry(t.item_ids[i], "tie", 1.0, f"no majority: {split}",
+        out.append(ReviewEntry(t.item_ids[i], Reason.TIE, 1.0, f"no majority: {split}",
                                [int(t.annotation_ids[p]) for p in pos]))
     return out
 
@@ -99,25 +145,25 @@ def _gold_miss(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     missed = [p for p in pos if t.values[t.labels[p]] != gold]
     if not missed:
         return []
-    return [ReviewEntry(t.item_ids[i], "gold_miss", len(missed) / len(pos),
+    return [ReviewEntry(t.item_ids[i], Reason.GOLD_MISS, len(missed) / len(pos),
                         f"{len(missed)} of {len(pos)} annotators missed the gold answer "
                         f"{_fmt(gold)}", [int(t.annotation_ids[p]) for p in missed])]
 
 
 def _label_based(session: Session, storage: Storage, project: Project, ctx: _Context,
-                 wanted: set[str]) -> list[ReviewEntry]:
+                 wanted: set[Reason]) -> list[ReviewEntry]:
     out: list[ReviewEntry] = []
     t = ctx.table
     for i, pos in ctx.by_item.items():
         if t.item_ids[i] in ctx.reviewed:
             continue
-        if wanted & {"disagreement", "tie"}:
+        if wanted & {Reason.DISAGREEMENT, Reason.TIE}:
             out += [e for e in _disagreement(ctx, i, pos) if e.reason in wanted]
-        if "gold_miss" in wanted:
+        if Reason.GOLD_MISS in wanted:
             out += _gold_miss(ctx, i, pos)
-    if "label_issue" in wanted:
+    if Reason.LABEL_ISSUE in wanted:
         out += _label_issues(storage, project, ctx)
-    if "model_disagrees" in wanted:
+    if Reason.MODEL_DISAGREES in wanted:
         out += _model_disagrees(session, storage, project, ctx)
     return out
 
@@ -135,7 +181,7 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
         entry = best.get(item_id)
         if entry is None:
             entry = best[item_id] = ReviewEntry(
-                item_id, "label_issue", score,
+                item_id, Reason.LABEL_ISSUE, score,
                 f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
                 f"other labels gives it probability {1 - score:.2f}")
         entry.score = max(entry.score, score)
@@ -161,7 +207,7 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
         label = project.labels[best] if best < len(project.labels) else None
         if label is None or label == agreed:
             continue
-        out.append(ReviewEntry(t.item_ids[i], "model_disagrees", float(p[best]),
+        out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, float(p[best]),
                                f"model v{model.version} says {_fmt(label)} ({p[best]:.2f}); "
                                f"the consensus is {_fmt(agreed)}",
                                [int(t.annotation_ids[q]) for q in pos]))
@@ -178,7 +224,7 @@ def _flagged(session: Session, project_id: int) -> list[ReviewEntry]:
             continue
         seen.add(flag.item_id)
         by = names.get(flag.user_id, str(flag.user_id))
-        out.append(ReviewEntry(flag.item_id, "flagged", 1.0, f"flagged by {by}: {flag.reason}",
+        out.append(ReviewEntry(flag.item_id, Reason.FLAGGED, 1.0, f"flagged by {by}: {flag.reason}",
                                flag={"id": flag.id, "reason": flag.reason, "by": by}))
     return out
 
@@ -252,18 +298,18 @@ def review_queue(session: Session, storage: Storage, project: Project, *,
                  reason: str | None = None, annotator: str | None = None, label: Any = None,
                  round_number: int | None = None, limit: int = 100
                  ) -> tuple[list[ReviewEntry], _Context]:
-    """The ranked review queue (best first), filtered; see the module doc for the reasons."""
+    """The ranked review queue (best first), filtered; :class:`Reason` names the reasons."""
     if reason is not None and reason not in REASONS:
         raise InvalidInput(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
     if not 1 <= limit <= 500:
         raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
-    wanted = set(REASONS) if reason is None else {reason}
+    wanted = set(Reason) if reason is None else {Reason(reason)}
     ctx = _context(session, project)
     entries = _label_based(session, storage, project, ctx, wanted)
-    if "flagged" in wanted:
+    if Reason.FLAGGED in wanted:
         entries += _flagged(session, project.id)
     entries = _filter(session, entries, ctx, project, annotator, label, round_number)
-    entries.sort(key=lambda e: (-e.score, _PRIORITY[e.reason], e.item_id))
+    entries.sort(key=lambda e: (-e.score, e.reason.priority, e.item_id))
     return entries[:limit], ctx
 
 

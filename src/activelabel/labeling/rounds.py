@@ -49,7 +49,7 @@ from ..store import (
     round_due,
 )
 from ..store.db import dialect_of, for_update_skip_locked
-from ..store.models import Item, Job, Project, Round, utcnow
+from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
 from ..strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -95,7 +95,7 @@ def _project_is_free(session: Session, project_id: int) -> bool:
 
 
 def _queued_round(session: Session, project_id: int) -> Round | None:
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "queued")
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == RoundStatus.QUEUED)
             .order_by(Round.number).limit(1))
     return session.execute(stmt).scalar_one_or_none()
 
@@ -216,7 +216,7 @@ class _Snapshot:
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
     """Holdout metrics and labels of the last finished round before ``number`` that had them."""
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done",
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == RoundStatus.DONE,
                                 Round.number < number).order_by(Round.number.desc()))
     for rnd in session.execute(stmt).scalars():
         if rnd.metrics and rnd.metrics.get("accuracy") is not None:
@@ -226,7 +226,7 @@ def _previous_round(session: Session, project_id: int, number: int) -> dict[str,
 
 def _history(session: Session, project_id: int, number: int) -> list[RoundState]:
     stmt = (select(Round.n_labels_used, Round.metrics).where(
-        Round.project_id == project_id, Round.status == "done", Round.number < number)
+        Round.project_id == project_id, Round.status == RoundStatus.DONE, Round.number < number)
         .order_by(Round.number))
     return [RoundState(n_labeled=int(n or 0), metrics={
         k: float(v) for k, v in (m or {}).items() if isinstance(v, (int, float))})
@@ -479,9 +479,9 @@ def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
         raise InvalidInput(f"round job {job.id} has no project or round_id in its payload")
     with storage.sessions() as session, session.begin():
         rnd = get_round(session, job.project_id, int(payload["round_id"]))
-        if rnd.status in ("done", "failed"):
+        if rnd.status in (RoundStatus.DONE, RoundStatus.FAILED):
             return None
-        rnd.status, rnd.started_at, rnd.error = "running", utcnow(), None
+        rnd.status, rnd.started_at, rnd.error = RoundStatus.RUNNING, utcnow(), None
         return rnd.project_id, rnd.id, rnd.strategy, rnd.number
 
 

@@ -34,7 +34,7 @@ from ..store import (
     item_ids_for_rows,
     set_password,
 )
-from ..store.models import Project, Round, User
+from ..store.models import Project, Round, RoundStatus, User
 
 __all__ = ["DEMO_ADMIN", "DEMO_PROJECT", "HOLDOUT_SIZE", "DemoResult", "create_demo", "png_data_url"]
 
@@ -144,7 +144,7 @@ def _seed_round(storage: Storage, project_id: int, admin_id: int) -> tuple[int, 
 
     with storage.sessions() as session, session.begin():
         latest = session.execute(
-            select(Round).where(Round.project_id == project_id, Round.status != "failed")
+            select(Round).where(Round.project_id == project_id, Round.status != RoundStatus.FAILED)
             .order_by(Round.number.desc()).limit(1)).scalar_one_or_none()
         if latest is None:
             latest, _ = request_round(session, project_id, requested_by=admin_id,

@@ -30,7 +30,7 @@ from sqlalchemy import update
 from ..store import DataLocation, Storage, finish_job, get_job
 from ..store.db import backend_of
 from ..store.errors import InvalidInput
-from ..store.models import Job, utcnow
+from ..store.models import Job, JobStatus, utcnow
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
 from .worker import Heartbeat, handler_for, record_failure
 
@@ -240,8 +240,8 @@ def _claim_this(storage: Storage, job_id: int, worker_id: str) -> bool:
         get_job(session, job_id)
         now = utcnow()
         claimed = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
                     started_at=now, heartbeat_at=now)
             .execution_options(synchronize_session=False))
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
@@ -252,7 +252,7 @@ def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:
     while True:
         with storage.read_sessions() as session:
             job = get_job(session, job_id)
-            if job.status in ("done", "failed"):
+            if job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return job
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:.0f} s")

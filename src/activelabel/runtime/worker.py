@@ -32,7 +32,7 @@ from ..store import (
     heartbeat,
     requeue_stale_jobs,
 )
-from ..store.models import Job
+from ..store.models import Job, JobStatus
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -203,9 +203,9 @@ class Worker:
         try:
             with self.storage.sessions() as session, session.begin():
                 held = session.get(Job, job.id, populate_existing=True)
-                if held is not None and held.status == "running" and \
+                if held is not None and held.status == JobStatus.RUNNING and \
                         held.worker_id == self.worker_id:
-                    held.status, held.worker_id, held.heartbeat_at = "queued", None, None
+                    held.status, held.worker_id, held.heartbeat_at = JobStatus.QUEUED, None, None
             log.info("job %s given back to the queue", job.id)
         except Exception:  # the stale-job sweep of the next worker requeues it anyway
             log.exception("could not give job %s back; it is requeued once stale", job.id)
