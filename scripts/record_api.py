@@ -30,7 +30,8 @@ _TS_ANY = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.+]+")
 _VOLATILE_KEYS = {"created_at", "started_at", "finished_at", "last_used_at", "revoked_at",
                   "lease_expires_at", "resolved_at", "purged_at", "heartbeat_at", "seconds",
                   "token", "prefix", "path", "worker_id", "content_hash", "training_set_hash",
-                  "labels_per_hour", "median_seconds", "labeling_seconds"}
+                  "labels_per_hour", "median_seconds", "labeling_seconds",
+                  "progress"}  # a job's progress is whatever its last heartbeat wrote
 
 
 def _open(folder: Path, db: str | None) -> tuple[Any, Callable[..., Any], Callable[..., Any]]:

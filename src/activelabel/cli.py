@@ -432,7 +432,9 @@ def import_file(
 
 
 def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: str | None) -> None:
-    if status != "done":
+    from activelabel.store import JobStatus
+
+    if status != JobStatus.DONE:
         raise JobError(f"import job {job_id} {status}: {error or 'no error message'}")
     rejected = list(result.get("rejected") or [])
     count = int(result.get("rejected_count", len(rejected)))
@@ -497,6 +499,7 @@ def round_(
     """Request a round (train, evaluate, score, select); --wait runs it at once."""
     from activelabel.labeling.rounds import request_round
     from activelabel.runtime.server import run_job_inline
+    from activelabel.store import RoundStatus
 
     storage = _storage(data_dir, db)
     try:
@@ -516,7 +519,7 @@ def round_(
 
             rnd = get_round(session, project_id, round_id)
             _out().print(rounds_table([rnd], title=f"round {rnd.number}"))
-            if rnd.status != "done":
+            if rnd.status != RoundStatus.DONE:
                 raise JobError(f"round {rnd.number} {rnd.status}: {rnd.error or 'no message'}")
     finally:
         storage.close()
@@ -629,7 +632,7 @@ def _progress_table(name: str, project_id: int, counts: ProjectCounts) -> Table:
 def projects_table(session: Session, projects: Sequence[Any]) -> Table:
     """Every project with its size, labels, backlog and last round."""
     from activelabel.labeling.stats import project_counts
-    from activelabel.store import list_rounds
+    from activelabel.store import RoundStatus, list_rounds
 
     table = Table(title="projects")
     for col in ("id", "name", "task", "items", "labeled", "backlog", "last round", "accuracy"):
@@ -640,7 +643,7 @@ def projects_table(session: Session, projects: Sequence[Any]) -> Table:
         counts = project_counts(session, proj.id)
         rounds = list_rounds(session, proj.id)
         last = rounds[-1] if rounds else None
-        done = [r for r in rounds if r.status == "done"]
+        done = [r for r in rounds if r.status == RoundStatus.DONE]
         accuracy = (done[-1].metrics or {}).get("accuracy") if done else None
         table.add_row(str(proj.id), proj.name, proj.task, str(counts.n_items),
                       str(counts.n_labeled), str(counts.backlog),

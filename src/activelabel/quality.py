@@ -44,6 +44,7 @@ __all__ = [
     "find_label_issues",
     "fleiss_kappa",
     "krippendorff_alpha",
+    "multilabel_majority",
     "out_of_sample_probs",
     "reliability_matrix",
     "specific_agreement",
@@ -374,3 +375,21 @@ def active_learning_scores(labels_multiannotator: Sequence[Sequence[float]] | Fl
                          f"{p.shape[0]} rows of probs, got shape {matrix.shape}")
     labeled, unlabeled = get_active_learning_scores(matrix, p, probs_unlabeled)
     return np.asarray(labeled, dtype=np.float64), np.asarray(unlabeled, dtype=np.float64)
+
+
+def multilabel_majority(counts: NDArray[Any], n_raters: NDArray[Any]) -> NDArray[np.bool_]:
+    """Per-label majority vote of multi-label annotations: (n_items, n_labels), True where more
+    than half of the item's annotators gave the label (a tie leaves the label out).
+
+    ``counts`` (n_items, n_labels): how many annotators gave each label to each item;
+    ``n_raters`` (n_items,): how many annotators labeled the item (one who gave no label at all
+    counts too). An item without annotators gets no label."""
+    table = np.asarray(counts)
+    raters = np.asarray(n_raters)
+    if table.ndim != 2 or raters.shape != (table.shape[0],):
+        raise ValueError(f"counts must be (n_items, n_labels) and n_raters (n_items,); got "
+                         f"shapes {table.shape} and {raters.shape}")
+    if table.size and (table.min() < 0 or (table > raters[:, None]).any()):
+        raise ValueError("counts must be between 0 and the item's n_raters: an annotator gives "
+                         "each label at most once")
+    return np.asarray(2 * table > raters[:, None], dtype=bool)

@@ -24,7 +24,14 @@ from activelabel import metrics
 from activelabel.datasets import Dataset
 from activelabel.features import FeatureSet
 from activelabel.models import BootstrapCommittee, make_model
-from activelabel.strategies import STRATEGIES, cold_start, select
+from activelabel.strategies import (
+    COMMITTEE_MEMBERS,
+    COMMITTEE_STRATEGIES,
+    STRATEGIES,
+    cold_start,
+    select,
+    strategy_inputs,
+)
 
 __all__ = [
     "COMMITTEE_STRATEGIES",
@@ -36,12 +43,8 @@ __all__ = [
     "simulate",
 ]
 
-#: Strategies whose ``probs`` come from a bootstrap committee, shape (n_members, n_pool, n_classes).
-COMMITTEE_STRATEGIES = frozenset({"vote_entropy", "bald"})
 #: The target accuracy is this fraction of the full-data model's accuracy.
 TARGET_FRACTION = 0.95
-#: Members of the committee used by committee strategies.
-COMMITTEE_MEMBERS = 5
 
 IntArray = NDArray[np.intp]
 
@@ -362,25 +365,19 @@ def _query(
     seed: int,
     cfg: _Config,
 ) -> IntArray:
-    """Ask strategy ``name`` for ``k`` pool positions, computing only the inputs it reads."""
-    cls = STRATEGIES[name]
-    kwargs: dict[str, Any] = {}
-    if cls.needs_probs:
-        X_pool = split.X_train[pool]
-        if name in COMMITTEE_STRATEGIES:
-            committee = BootstrapCommittee(
-                cfg.make(classes, None),
-                n_members=COMMITTEE_MEMBERS,
-                classes=classes,
-                random_state=seed,
-            )
-            committee.fit(split.X_train[lab], split.y_train[lab].tolist())
-            kwargs["probs"] = committee.predict_proba(X_pool)
-        else:
-            kwargs["probs"] = clf.predict_proba(X_pool)
-    kwargs["embeddings"] = split.emb_train[pool]  # also tells random sampling the pool size
-    if cls.needs_embeddings:
-        kwargs["labeled_embeddings"] = split.emb_train[lab]
+    """Ask strategy ``name`` for ``k`` pool positions, computing only the inputs it reads
+    (:func:`~activelabel.strategies.strategy_inputs`)."""
+
+    def committee_probs() -> Any:
+        committee = BootstrapCommittee(cfg.make(classes, None), n_members=COMMITTEE_MEMBERS,
+                                       classes=classes, random_state=seed)
+        committee.fit(split.X_train[lab], split.y_train[lab].tolist())
+        return committee.predict_proba(split.X_train[pool])
+
+    kwargs = strategy_inputs(STRATEGIES[name], embeddings=split.emb_train[pool],
+                             probs=lambda: clf.predict_proba(split.X_train[pool]),
+                             committee_probs=committee_probs,
+                             labeled_embeddings=lambda: split.emb_train[lab])
     picked = np.asarray(select(name, k, random_state=seed, **kwargs), dtype=np.intp)
     return picked[:k]
 

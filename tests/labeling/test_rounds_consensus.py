@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from activelabel.labeling.rounds import _consensus_rows, _Snapshot, dawid_skene_consensus
+from activelabel.labeling.consensus import collect_votes, votes_consensus
+from activelabel.labeling.rounds import _consensus_rows, _Snapshot
 
 
 def _crowd() -> tuple[dict[int, list[list[str]]], dict[int, list[int]]]:
@@ -24,7 +25,9 @@ def _crowd() -> tuple[dict[int, list[list[str]]], dict[int, list[int]]]:
 
 def test_dawid_skene_breaks_a_tie_towards_the_reliable_annotator() -> None:
     labels, who = _crowd()
-    found = dawid_skene_consensus(labels, who, ["a", "b"])
+    votes = collect_votes(((r, w, given) for r in labels
+                           for w, given in zip(who[r], labels[r], strict=True)), ["a", "b"])
+    found = votes_consensus(votes, multilabel=False, method="dawid_skene").as_dict()
     assert found[30] == "a"
     assert all(found[r] == labels[r][0][0] for r in range(30))
 

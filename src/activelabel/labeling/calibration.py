@@ -19,7 +19,7 @@ from .. import quality as q
 from ..store import is_current_label
 from ..store.governance import get_calibration
 from ..store.models import Annotation, Project, User
-from .quality import value_key
+from .consensus import value_key
 
 __all__ = ["calibration_report"]
 

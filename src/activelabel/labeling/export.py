@@ -5,6 +5,10 @@ One row per labeled item: external id, payload (private fields left out unless a
 split, the consensus label(s), every current annotation (annotator, labels, when, how long)
 and why the item was selected (round number, strategy, score, model version). Items are read
 in pages with a read session, so memory stays at one page.
+
+The ``labels`` column is the consensus by the project's ``consensus`` setting, the same the
+rounds train on (:mod:`.consensus`): majority vote (null on a tie), or Dawid-Skene for a
+single-label project set to ``dawid_skene``; a multi-label project's per-label majority.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from ..store import InvalidInput, Storage, current_labels, get_project, item_provenance, usernames
 from ..store.models import Annotation, Item
+from .consensus import project_consensus
 from .governance import audit_trail
-from .rounds import consensus
 
 __all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
 
@@ -63,12 +67,14 @@ def _annotation_details(session: Session, ids: list[int]) -> dict[int, tuple[int
 
 def export_rows(storage: Storage, project_id: int, *,
                 include_private: bool = False) -> Iterator[dict[str, Any]]:
-    """One dict per labeled item, in row order (what every format writes)."""
+    """One dict per labeled item, in row order (what every format writes); ``labels`` is the
+    consensus by the project's method (:func:`.consensus.project_consensus`: majority vote,
+    or Dawid-Skene when the project's ``consensus`` is ``dawid_skene``)."""
     with storage.read_sessions() as session:
         project = get_project(session, project_id)
         private = set() if include_private else set(project.private_fields or [])
-        multilabel = project.task == "multilabel"
         labels = current_labels(session, project_id)
+        agreed = project_consensus(project, labels)
         by_item: dict[int, list[Any]] = {}
         for cur in labels:
             by_item.setdefault(int(cur.item_id), []).append(cur)
@@ -87,7 +93,7 @@ def export_rows(storage: Storage, project_id: int, *,
                 data = {k: v for k, v in (item.data or {}).items() if k not in private}
                 yield {
                     "external_id": item.external_id, "split": item.split, "data": data,
-                    "labels": consensus([c.labels for c in given], multilabel),
+                    "labels": agreed.of(item_id),
                     "annotations": [{
                         "annotator": names.get(int(c.annotator_id)),
                         "labels": list(c.labels), "created_at": _iso(c.created_at),

@@ -35,7 +35,7 @@ from ..store import (
 )
 from ..store.db import refresh_statistics
 from ..store.items import ANALYZE_AFTER_ROWS
-from ..store.models import SPLITS, Job, Round
+from ..store.models import SPLITS, Job, Round, RoundStatus
 from .rounds import request_round
 
 __all__ = [
@@ -255,7 +255,7 @@ def _after_import(storage: Storage, project_id: int, requested_by: int | None) -
         if count_labeled_items(session, project_id) > 0:
             return None
         done = session.execute(select(Round.id).where(
-            Round.project_id == project_id, Round.status == "done").limit(1)).first()
+            Round.project_id == project_id, Round.status == RoundStatus.DONE).limit(1)).first()
         if done is not None:
             return None
         rnd, _ = request_round(session, project_id, requested_by=requested_by,

@@ -33,7 +33,8 @@ from ..store import (
     settings_of,
 )
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
-from .rounds import consensus, labels_since_round
+from .consensus import project_consensus
+from .rounds import labels_since_round
 
 __all__ = [
     "NEIGHBOUR_CHUNK",
@@ -189,15 +190,12 @@ def nearest_rows(embeddings: NDArray[Any], query_row: int, candidates: NDArray[n
 
 
 def labeled_rows(session: Session, project: Project) -> dict[int, dict[str, Any]]:
-    """Row -> {item_id, external_id, label (consensus)} of every labeled item."""
-    by_row: dict[int, list[list[Any]]] = defaultdict(list)
-    ids: dict[int, tuple[int, str]] = {}
-    for cur in current_labels(session, project.id):
-        by_row[cur.row].append(cur.labels)
-        ids[cur.row] = (cur.item_id, cur.external_id)
-    multilabel = project.task == "multilabel"
-    return {row: {"item_id": ids[row][0], "external_id": ids[row][1],
-                  "label": consensus(labels, multilabel)} for row, labels in by_row.items()}
+    """Row -> {item_id, external_id, label} of every labeled item; ``label`` is the consensus
+    by the project's method (:func:`.consensus.project_consensus`)."""
+    found = current_labels(session, project.id)
+    agreed = project_consensus(project, found)
+    return {cur.row: {"item_id": cur.item_id, "external_id": cur.external_id,
+                      "label": agreed.of(cur.item_id)} for cur in found}
 
 
 # ---- dashboard -------------------------------------------------------------------------------

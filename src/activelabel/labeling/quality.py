@@ -1,8 +1,9 @@
 """A project's label quality: agreement, per-annotator accuracy (gold, consensus, Dawid-Skene),
 consensus labels, and suspected label errors, computed from the current labels.
 
-Plain functions over a session (no HTTP): the routes in ``api/quality.py`` and
-``activelabel status`` call them. The maths is in :mod:`activelabel.quality` (core).
+Plain functions over a session (no HTTP): the routes in ``http/routes/quality.py`` and
+``activelabel status`` call them. The maths is in :mod:`activelabel.quality` (core); the
+consensus, and the votes Dawid-Skene is fitted on, come from :mod:`.consensus`.
 
 Labels are compared as *values*: in a classification project the one label, in a multilabel
 project the whole set (two annotators agree on an item when they gave the same set).
@@ -22,30 +23,34 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
-from ..store import Storage, current_labels, settings_of
+from ..store import CurrentLabel, Storage, current_labels, settings_of
 from ..store.models import Annotation, Item, Project, User
+from .consensus import (
+    Consensus,
+    Votes,
+    collect_votes,
+    consensus_method,
+    dawid_skene,
+    value_key,
+    votes_consensus,
+)
 
 __all__ = [
     "AnnotatorQuality",
     "LabelTable",
     "agreement_report",
     "annotator_report",
-    "consensus_values",
+    "display_value",
     "label_issue_scores",
     "label_table",
+    "latest_revision_by_reviewer",
     "relabel_advice",
+    "table_consensus",
     "value_key",
 ]
 
 #: Fewest labeled items (and per class) before cross-validated label issues are computed.
 MIN_ITEMS_FOR_ISSUES = 10
-
-
-def value_key(labels: Sequence[Any]) -> Any:
-    """The value an annotation gives: its one label, or (multilabel) the sorted tuple."""
-    if len(labels) == 1:
-        return labels[0]
-    return tuple(sorted(labels, key=str))
 
 
 def _display(value: Any) -> Any:
@@ -54,39 +59,61 @@ def _display(value: Any) -> Any:
 
 @dataclass
 class LabelTable:
-    """The project's current labels in long form (one entry per item and annotator).
+    """The project's current labels in long form (one vote per item and annotator, as
+    :class:`~.consensus.Votes`) with what the reports show beside them.
 
-    ``items``/``annotators``/``labels`` index into ``item_ids``/``annotator_ids``/``values``.
+    ``items``/``annotators``/``labels`` index into ``item_ids``/``annotator_ids``/``values``;
+    ``rows``, ``splits`` and ``gold`` are per item, ``usernames`` per annotator and
+    ``annotation_ids`` per vote.
     """
 
     project_id: int
     task: str
-    item_ids: list[int]
+    votes: Votes
     rows: list[int]
     splits: list[str]
     gold: list[Any]  # per item: the gold value or None
-    annotator_ids: list[int]
     usernames: list[str]
-    values: list[Any]
     annotation_ids: NDArray[np.intp]
-    items: NDArray[np.intp]
-    annotators: NDArray[np.intp]
-    labels: NDArray[np.intp]
+
+    @property
+    def item_ids(self) -> list[int]:
+        return self.votes.keys
+
+    @property
+    def annotator_ids(self) -> list[int]:
+        return self.votes.annotator_keys
+
+    @property
+    def values(self) -> list[Any]:
+        return self.votes.values
+
+    @property
+    def items(self) -> NDArray[np.intp]:
+        return self.votes.items
+
+    @property
+    def annotators(self) -> NDArray[np.intp]:
+        return self.votes.annotators
+
+    @property
+    def labels(self) -> NDArray[np.intp]:
+        return self.votes.labels
 
     @property
     def n_items(self) -> int:
-        return len(self.item_ids)
+        return self.votes.n_items
 
     @property
     def n_annotators(self) -> int:
-        return len(self.annotator_ids)
+        return self.votes.n_annotators
 
     @property
     def n_classes(self) -> int:
-        return len(self.values)
+        return self.votes.n_values
 
     def counts(self) -> NDArray[np.int64]:
-        return q.count_table(self.items, self.labels, self.n_items, max(self.n_classes, 1))
+        return self.votes.counts()
 
     def multi(self) -> NDArray[np.bool_]:
         """(n_items,) items with two or more current labels."""
@@ -96,38 +123,21 @@ class LabelTable:
 def label_table(session: Session, project: Project) -> LabelTable:
     """Every current label of the project (withdrawn ones left out) as a :class:`LabelTable`."""
     found = current_labels(session, project.id)
-    values: list[Any] = [v for v in project.labels]
-    index: dict[Any, int] = {v: i for i, v in enumerate(values)}
-    item_index: dict[int, int] = {}
-    ann_index: dict[int, int] = {}
-    rows: list[int] = []
-    splits: list[str] = []
-    long: list[tuple[int, int, int, int]] = []
+    votes = collect_votes(((c.item_id, c.annotator_id, c.labels) for c in found),
+                          project.labels)
+    first: dict[int, CurrentLabel] = {}
     for cur in found:
-        key = value_key(cur.labels)
-        if key not in index:
-            index[key] = len(values)
-            values.append(key)
-        if cur.item_id not in item_index:
-            item_index[cur.item_id] = len(item_index)
-            rows.append(cur.row)
-            splits.append(cur.split)
-        ann_index.setdefault(cur.annotator_id, len(ann_index))
-        long.append((cur.annotation_id, item_index[cur.item_id], ann_index[cur.annotator_id],
-                     index[key]))
-    item_ids = list(item_index)
-    annotator_ids = list(ann_index)
+        first.setdefault(cur.item_id, cur)
     names = dict(session.execute(select(User.id, User.username).where(
-        User.id.in_(annotator_ids))).all()) if annotator_ids else {}
+        User.id.in_(votes.annotator_keys))).all()) if votes.annotator_keys else {}
     gold_of: dict[int, Any] = dict(session.execute(select(Item.id, Item.gold_labels).where(
         Item.project_id == project.id, Item.gold_labels.is_not(None))).all())
-    arr = np.asarray(long, dtype=np.intp).reshape(-1, 4)
     return LabelTable(
-        project_id=project.id, task=project.task, item_ids=item_ids, rows=rows, splits=splits,
-        gold=[None if gold_of.get(i) is None else value_key(gold_of[i]) for i in item_ids],
-        annotator_ids=annotator_ids, usernames=[names.get(a, str(a)) for a in annotator_ids],
-        values=values, annotation_ids=arr[:, 0], items=arr[:, 1], annotators=arr[:, 2],
-        labels=arr[:, 3])
+        project_id=project.id, task=project.task, votes=votes,
+        rows=[first[i].row for i in votes.keys], splits=[first[i].split for i in votes.keys],
+        gold=[None if gold_of.get(i) is None else value_key(gold_of[i]) for i in votes.keys],
+        usernames=[names.get(a, str(a)) for a in votes.annotator_keys],
+        annotation_ids=np.asarray([c.annotation_id for c in found], dtype=np.intp))
 
 
 def _num(x: float | None) -> float | None:
@@ -178,24 +188,10 @@ def _label_name(value: Any) -> Any:
     return "+".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def consensus_values(table: LabelTable, method: str = "majority") -> tuple[
-        NDArray[np.intp], NDArray[np.bool_], q.DawidSkene | None]:
-    """(n_items,) consensus value index (-1: none), (n_items,) ties, and the fitted
-    Dawid-Skene model when ``method`` is ``dawid_skene``.
-
-    Majority vote leaves ties without consensus; Dawid-Skene breaks them by the annotators'
-    estimated reliability (ties are still reported, for review)."""
-    vote = q.MajorityVote().fit(table.counts())
-    if method != "dawid_skene" or table.n_items == 0:
-        return vote.labels_, vote.ties_, None
-    ds = _dawid_skene(table)
-    return ds.labels_, vote.ties_, ds
-
-
-def _dawid_skene(table: LabelTable) -> q.DawidSkene:
-    return q.DawidSkene().fit(table.items, table.annotators, table.labels,
-                              n_items=table.n_items, n_annotators=table.n_annotators,
-                              n_classes=max(table.n_classes, 1))
+def table_consensus(table: LabelTable, project: Project) -> Consensus:
+    """The consensus of the table's items by the project's method (:mod:`.consensus`)."""
+    return votes_consensus(table.votes, multilabel=project.task == "multilabel",
+                           method=consensus_method(project.task, project.settings or {}))
 
 
 @dataclass(frozen=True)
@@ -238,7 +234,7 @@ def annotator_report(table: LabelTable, project: Project) -> list[AnnotatorQuali
         return []
     counts = table.counts()
     loo, loo_n = _leave_one_out(table, counts)
-    ds = _dawid_skene(table)
+    ds = dawid_skene(table.votes)
     gold_index = {v: i for i, v in enumerate(table.values)}
     gold = np.asarray([-1 if g is None else gold_index.get(g, -2) for g in table.gold],
                       dtype=np.intp)

@@ -1,17 +1,8 @@
 """The review queue: items a reviewer should look at, each with its reason and a score.
 
-Reasons (one entry per item and reason; scores in [0, 1], higher first):
-
-- ``disagreement``: two or more current labels that are not all the same; score = share of
-  annotators outside the majority.
-- ``tie``: no majority (the training set leaves the item out until it is resolved); score 1.
-- ``flagged``: an unresolved flag; score 1.
-- ``gold_miss``: a gold item some annotator labeled differently from its known answer; score =
-  share of its annotators who missed.
-- ``model_disagrees``: the active model's suggestion differs from the consensus; score = the
-  model's confidence in its own label.
-- ``label_issue``: cleanlab flags a label against cross-validated probabilities; score = 1 -
-  the out-of-sample probability of the given label.
+One entry per item and reason, scores in [0, 1], higher first; :class:`Reason` names each
+reason with the short text the review page shows and what it means (how it is scored). The
+consensus the reasons compare with is the project's (:mod:`.consensus`).
 
 An item leaves the label-based reasons once its newest revision is a reviewer's decision
 (accept, correct, reject) until an annotator labels it again; a flag leaves when resolved.
@@ -21,36 +12,93 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import InvalidInput, Storage, active_model_version, get_user_by_name, list_flags
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User
+from .consensus import Consensus
 from .quality import (
     LabelTable,
-    consensus_values,
     display_value,
     label_issue_scores,
     label_table,
     latest_revision_by_reviewer,
+    table_consensus,
 )
 from .tasks import model_probs
 
-__all__ = ["REASONS", "ReviewEntry", "review_queue"]
+__all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
 
-REASONS = ("label_issue", "disagreement", "flagged", "gold_miss", "model_disagrees", "tie")
+
+class Reason(str, Enum):
+    """Why an item is in the review queue; members are their names in the API (``?reason=``).
+
+    ``label`` is the short text the review page shows, ``description`` what the reason means
+    and how it is scored, ``priority`` its rank among entries of equal score (0 first)."""
+
+    LABEL_ISSUE = "label_issue"
+    DISAGREEMENT = "disagreement"
+    FLAGGED = "flagged"
+    GOLD_MISS = "gold_miss"
+    MODEL_DISAGREES = "model_disagrees"
+    TIE = "tie"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def label(self) -> str:
+        return _TEXT[self][0]
+
+    @property
+    def description(self) -> str:
+        return _TEXT[self][1]
+
+    @property
+    def priority(self) -> int:
+        return _PRIORITY.index(self)
+
+
+_TEXT: dict[Reason, tuple[str, str]] = {
+    Reason.LABEL_ISSUE: (
+        "likely label error",
+        "cleanlab flags a label against cross-validated probabilities; score = 1 - the "
+        "out-of-sample probability of the given label."),
+    Reason.DISAGREEMENT: (
+        "annotators disagree",
+        "two or more current labels that are not all the same; score = share of annotators "
+        "outside the majority."),
+    Reason.FLAGGED: ("flagged", "an unresolved flag; score 1."),
+    Reason.GOLD_MISS: (
+        "missed a gold item",
+        "a gold item some annotator labeled differently from its known answer; score = share "
+        "of its annotators who missed."),
+    Reason.MODEL_DISAGREES: (
+        "model disagrees",
+        "the active model's suggestion differs from the consensus; score = the model's "
+        "confidence in its own label."),
+    Reason.TIE: (
+        "tie",
+        "no majority among the current labels (majority vote leaves a single-label item out "
+        "of training until it is resolved; Dawid-Skene breaks the tie); score 1."),
+}
 #: Order of reasons among entries of equal score.
-_PRIORITY = {r: i for i, r in enumerate(
-    ("gold_miss", "tie", "disagreement", "label_issue", "model_disagrees", "flagged"))}
+_PRIORITY = (Reason.GOLD_MISS, Reason.TIE, Reason.DISAGREEMENT, Reason.LABEL_ISSUE,
+             Reason.MODEL_DISAGREES, Reason.FLAGGED)
+#: Reason names, as the API lists them.
+REASONS = tuple(r.value for r in Reason)
 
 
 @dataclass
 class ReviewEntry:
     item_id: int
-    reason: str
+    reason: Reason
     score: float
     detail: str
     annotation_ids: list[int] = field(default_factory=list)
@@ -60,8 +108,7 @@ class ReviewEntry:
 @dataclass
 class _Context:
     table: LabelTable
-    consensus: Any
-    ties: Any
+    consensus: Consensus  # per item index, by the project's method
     reviewed: set[int]
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
     index: dict[int, int] = field(default_factory=dict)  # item id -> item index
@@ -78,13 +125,14 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     n, top = len(pos), int(counts.max())
     out = []
     if len(pos) >= 2 and top < n:
-        out.append(ReviewEntry(t.item_ids[i], "disagreement", (n - top) / n,
+        out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n,
                                f"{n - top} of {n} annotators disagree with the majority"
-                               if not ctx.ties[i] else f"{n} annotators split with no majority",
+                               if not ctx.consensus.ties[i]
+                               else f"{n} annotators split with no majority",
                                [int(t.annotation_ids[p]) for p in pos]))
-    if ctx.ties[i]:
+    if ctx.consensus.ties[i]:
         split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
-        out.append(ReviewEntry(t.item_ids[i], "tie", 1.0, f"no majority: {split}",
+        out.append(ReviewEntry(t.item_ids[i], Reason.TIE, 1.0, f"no majority: {split}",
                                [int(t.annotation_ids[p]) for p in pos]))
     return out
 
@@ -97,32 +145,32 @@ def _gold_miss(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     missed = [p for p in pos if t.values[t.labels[p]] != gold]
     if not missed:
         return []
-    return [ReviewEntry(t.item_ids[i], "gold_miss", len(missed) / len(pos),
+    return [ReviewEntry(t.item_ids[i], Reason.GOLD_MISS, len(missed) / len(pos),
                         f"{len(missed)} of {len(pos)} annotators missed the gold answer "
                         f"{_fmt(gold)}", [int(t.annotation_ids[p]) for p in missed])]
 
 
 def _label_based(session: Session, storage: Storage, project: Project, ctx: _Context,
-                 wanted: set[str]) -> list[ReviewEntry]:
+                 wanted: set[Reason]) -> list[ReviewEntry]:
     out: list[ReviewEntry] = []
     t = ctx.table
     for i, pos in ctx.by_item.items():
         if t.item_ids[i] in ctx.reviewed:
             continue
-        if wanted & {"disagreement", "tie"}:
+        if wanted & {Reason.DISAGREEMENT, Reason.TIE}:
             out += [e for e in _disagreement(ctx, i, pos) if e.reason in wanted]
-        if "gold_miss" in wanted:
+        if Reason.GOLD_MISS in wanted:
             out += _gold_miss(ctx, i, pos)
-    if "label_issue" in wanted:
+    if Reason.LABEL_ISSUE in wanted:
         out += _label_issues(storage, project, ctx)
-    if "model_disagrees" in wanted:
+    if Reason.MODEL_DISAGREES in wanted:
         out += _model_disagrees(session, storage, project, ctx)
     return out
 
 
 def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[ReviewEntry]:
     t = ctx.table
-    scores = label_issue_scores(storage, t, np.asarray(ctx.consensus), dict(project.settings))
+    scores = label_issue_scores(storage, t, _value_indices(ctx), dict(project.settings))
     best: dict[int, ReviewEntry] = {}
     position = {int(a): p for p, a in enumerate(t.annotation_ids)}
     for ann_id, score in scores.items():
@@ -133,7 +181,7 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
         entry = best.get(item_id)
         if entry is None:
             entry = best[item_id] = ReviewEntry(
-                item_id, "label_issue", score,
+                item_id, Reason.LABEL_ISSUE, score,
                 f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
                 f"other labels gives it probability {1 - score:.2f}")
         entry.score = max(entry.score, score)
@@ -150,18 +198,18 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
     t = ctx.table
     out = []
     for i, pos in ctx.by_item.items():
-        c = int(ctx.consensus[i])
+        agreed = ctx.consensus.labels[i]
         row = t.rows[i]
-        if c < 0 or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
+        if agreed is None or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
             continue
         p = np.asarray(probs[row], dtype=np.float64)
         best = int(np.argmax(p))
         label = project.labels[best] if best < len(project.labels) else None
-        if label is None or label == t.values[c]:
+        if label is None or label == agreed:
             continue
-        out.append(ReviewEntry(t.item_ids[i], "model_disagrees", float(p[best]),
+        out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, float(p[best]),
                                f"model v{model.version} says {_fmt(label)} ({p[best]:.2f}); "
-                               f"the consensus is {_fmt(t.values[c])}",
+                               f"the consensus is {_fmt(agreed)}",
                                [int(t.annotation_ids[q]) for q in pos]))
     return out
 
@@ -176,20 +224,27 @@ def _flagged(session: Session, project_id: int) -> list[ReviewEntry]:
             continue
         seen.add(flag.item_id)
         by = names.get(flag.user_id, str(flag.user_id))
-        out.append(ReviewEntry(flag.item_id, "flagged", 1.0, f"flagged by {by}: {flag.reason}",
+        out.append(ReviewEntry(flag.item_id, Reason.FLAGGED, 1.0, f"flagged by {by}: {flag.reason}",
                                flag={"id": flag.id, "reason": flag.reason, "by": by}))
     return out
 
 
 def _context(session: Session, project: Project) -> _Context:
     table = label_table(session, project)
-    consensus, ties, _ = consensus_values(table, str(project.settings.get("consensus",
-                                                                          "majority")))
     by_item: dict[int, list[int]] = {}
     for p, i in enumerate(table.items.tolist()):
         by_item.setdefault(i, []).append(p)
-    return _Context(table, consensus, ties, latest_revision_by_reviewer(session, table.item_ids),
-                    by_item, {iid: i for i, iid in enumerate(table.item_ids)})
+    return _Context(table, table_consensus(table, project),
+                    latest_revision_by_reviewer(session, table.item_ids), by_item,
+                    {iid: i for i, iid in enumerate(table.item_ids)})
+
+
+def _value_indices(ctx: _Context) -> NDArray[np.intp]:
+    """(n_items,) index of each item's consensus among the table's values (-1: none, or a
+    multi-label consensus nobody gave as a whole)."""
+    index = {v: k for k, v in enumerate(ctx.table.values)}
+    return np.asarray([-1 if v is None or isinstance(v, list) else index.get(v, -1)
+                       for v in ctx.consensus.labels], dtype=np.intp)
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:
@@ -235,26 +290,26 @@ def _has_label(ctx: _Context, i: int | None, label: Any) -> bool:
         value = t.values[t.labels[p]]
         if value == label or (isinstance(value, tuple) and label in value):
             return True
-    c = int(ctx.consensus[i])
-    return c >= 0 and t.values[c] == label
+    agreed = ctx.consensus.labels[i]
+    return agreed == label or (isinstance(agreed, list) and label in agreed)
 
 
 def review_queue(session: Session, storage: Storage, project: Project, *,
                  reason: str | None = None, annotator: str | None = None, label: Any = None,
                  round_number: int | None = None, limit: int = 100
                  ) -> tuple[list[ReviewEntry], _Context]:
-    """The ranked review queue (best first), filtered; see the module doc for the reasons."""
+    """The ranked review queue (best first), filtered; :class:`Reason` names the reasons."""
     if reason is not None and reason not in REASONS:
         raise InvalidInput(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
     if not 1 <= limit <= 500:
         raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
-    wanted = set(REASONS) if reason is None else {reason}
+    wanted = set(Reason) if reason is None else {Reason(reason)}
     ctx = _context(session, project)
     entries = _label_based(session, storage, project, ctx, wanted)
-    if "flagged" in wanted:
+    if Reason.FLAGGED in wanted:
         entries += _flagged(session, project.id)
     entries = _filter(session, entries, ctx, project, annotator, label, round_number)
-    entries.sort(key=lambda e: (-e.score, _PRIORITY[e.reason], e.item_id))
+    entries.sort(key=lambda e: (-e.score, e.reason.priority, e.item_id))
     return entries[:limit], ctx
 
 
@@ -274,12 +329,8 @@ def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dic
 
 
 def entry_consensus(ctx: _Context, item_id: int) -> Any:
-    t = ctx.table
     i = ctx.index.get(item_id)
-    if i is None:
-        return None
-    c = int(ctx.consensus[i])
-    return None if c < 0 else display_value(t.values[c])
+    return None if i is None else display_value(ctx.consensus.labels[i])
 
 
 def items_by_id(session: Session, item_ids: Sequence[int]) -> dict[int, Item]:

@@ -12,8 +12,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
-from ..simulation import COMMITTEE_MEMBERS, COMMITTEE_STRATEGIES
 from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
 from ..store import (
     InvalidInput,
@@ -52,8 +50,16 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
-from ..store.models import Item, Job, Project, Round, utcnow
-from ..strategies import STRATEGIES, KMeansSampling, get_strategy
+from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
+from ..strategies import (
+    COMMITTEE_MEMBERS,
+    COMMITTEE_STRATEGIES,
+    STRATEGIES,
+    KMeansSampling,
+    get_strategy,
+    strategy_inputs,
+)
+from .consensus import collect_votes, consensus_method, item_majority, votes_consensus
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 
 __all__ = [
@@ -61,7 +67,6 @@ __all__ = [
     "SCORE_CHUNK",
     "after_annotation",
     "consensus",
-    "dawid_skene_consensus",
     "labels_since_round",
     "request_rerank",
     "request_round",
@@ -73,6 +78,8 @@ COLD_START_STRATEGY = "cold_start"
 #: Items scored per predict_proba call (bounds the temporaries of scoring a large pool).
 SCORE_CHUNK = 50_000
 Progress = Callable[[dict[str, Any]], None]
+#: One item's majority label (:func:`.consensus.item_majority`), under its earlier name here.
+consensus = item_majority
 
 
 # ---- requesting ------------------------------------------------------------------------------
@@ -89,7 +96,7 @@ def _project_is_free(session: Session, project_id: int) -> bool:
 
 
 def _queued_round(session: Session, project_id: int) -> Round | None:
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "queued")
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == RoundStatus.QUEUED)
             .order_by(Round.number).limit(1))
     return session.execute(stmt).scalar_one_or_none()
 
@@ -209,7 +216,7 @@ class _Snapshot:
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
     """Holdout metrics and labels of the last finished round before ``number`` that had them."""
-    stmt = (select(Round).where(Round.project_id == project_id, Round.status == "done",
+    stmt = (select(Round).where(Round.project_id == project_id, Round.status == RoundStatus.DONE,
                                 Round.number < number).order_by(Round.number.desc()))
     for rnd in session.execute(stmt).scalars():
         if rnd.metrics and rnd.metrics.get("accuracy") is not None:
@@ -219,7 +226,7 @@ def _previous_round(session: Session, project_id: int, number: int) -> dict[str,
 
 def _history(session: Session, project_id: int, number: int) -> list[RoundState]:
     stmt = (select(Round.n_labels_used, Round.metrics).where(
-        Round.project_id == project_id, Round.status == "done", Round.number < number)
+        Round.project_id == project_id, Round.status == RoundStatus.DONE, Round.number < number)
         .order_by(Round.number))
     return [RoundState(n_labeled=int(n or 0), metrics={
         k: float(v) for k, v in (m or {}).items() if isinstance(v, (int, float))})
@@ -259,54 +266,9 @@ def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
     return {int(r): list(g) for r, g in session.execute(stmt)}
 
 
-def consensus(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:
-    """The majority label of an item's current labels (None on a tie or no labels).
-
-    Single-label: the most frequent first label. Multi-label: the labels that more than half
-    of the annotators gave (a list, possibly empty).
-    """
-    if not annotations:
-        return None
-    if multilabel:
-        counts = Counter(x for labels in annotations for x in set(labels))
-        return sorted((x for x, c in counts.items() if 2 * c > len(annotations)), key=str)
-    firsts = Counter(labels[0] for labels in annotations if labels)
-    top = firsts.most_common(2)
-    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
-        return None
-    return top[0][0]
-
-
-def dawid_skene_consensus(labels: Mapping[int, Sequence[Sequence[Any]]],
-                          annotators: Mapping[int, Sequence[int]],
-                          classes: Sequence[Any]) -> dict[int, Any]:
-    """Row -> the Dawid-Skene label of single-label items (annotators' confusion matrices
-    estimated by EM over every current label), for the project setting
-    ``consensus: dawid_skene``. Ties of the majority vote are broken by the annotators'
-    estimated reliability."""
-    from ..quality import DawidSkene
-
-    index = {c: k for k, c in enumerate(classes)}
-    rows = sorted(labels)
-    people = sorted({a for r in rows for a in annotators.get(r, [])})
-    who = {a: w for w, a in enumerate(people)}
-    items, workers, given = [], [], []
-    for i, row in enumerate(rows):
-        for value, person in zip(labels[row], annotators.get(row, []), strict=False):
-            if value and value[0] in index:
-                items.append(i)
-                workers.append(who[person])
-                given.append(index[value[0]])
-    if not items:
-        return {}
-    ds = DawidSkene().fit(items, workers, given, n_items=len(rows), n_annotators=len(people),
-                          n_classes=len(classes))
-    return {row: classes[int(k)] for row, k in zip(rows, ds.labels_, strict=True) if k >= 0}
-
-
 def _consensus_rows(snap: _Snapshot) -> dict[int, Any]:
-    """Row -> training label: the consensus of the current labels (majority, or Dawid-Skene
-    by the project's ``consensus`` setting); a labeled gold item trains on its known answer."""
+    """Row -> training label: the consensus of the current labels by the project's method
+    (:mod:`.consensus`); a labeled gold item trains on its known answer."""
     out = _crowd_consensus(snap)
     multilabel = snap.task == "multilabel"
     for row, answer in snap.gold.items():
@@ -316,16 +278,14 @@ def _consensus_rows(snap: _Snapshot) -> dict[int, Any]:
 
 
 def _crowd_consensus(snap: _Snapshot) -> dict[int, Any]:
-    multilabel = snap.task == "multilabel"
-    if snap.settings.get("consensus") == "dawid_skene" and not multilabel:
-        found = dawid_skene_consensus(snap.labels, snap.annotators, snap.classes)
-        return {r: v for r, v in found.items() if r < snap.item_ids.shape[0]}
-    out: dict[int, Any] = {}
-    for row, given in snap.labels.items():
-        value = consensus(given, multilabel)
-        if value is not None and row < snap.item_ids.shape[0]:
-            out[row] = value
-    return out
+    votes = collect_votes(((row, who, given) for row, labels in snap.labels.items()
+                           for who, given in zip(snap.annotators[row], labels, strict=True)),
+                          snap.classes)
+    agreed = votes_consensus(votes, multilabel=snap.task == "multilabel",
+                             method=consensus_method(snap.task, snap.settings))
+    n = snap.item_ids.shape[0]
+    return {row: value for row, value in agreed.as_dict().items()
+            if value is not None and row < n}
 
 
 # ---- computing -------------------------------------------------------------------------------
@@ -391,20 +351,26 @@ class _Picked:
 def _select(snap: _Snapshot, strategy: str, k: int, probs: NDArray[np.float32] | None,
             feats: ProjectFeatures, train_rows: NDArray[np.intp], committee: Any,
             seed: int) -> _Picked:
-    """``k`` candidate rows by ``strategy``, computing only the inputs the strategy reads."""
+    """``k`` candidate rows by ``strategy``, computing only the inputs the strategy reads
+    (:func:`~activelabel.strategies.strategy_inputs`)."""
     pool = _candidates(snap)
     if pool.shape[0] == 0:
         return _Picked(pool, [], strategy)
-    cls = STRATEGIES[strategy]
-    kwargs: dict[str, Any] = {"embeddings": np.asarray(feats.embeddings[pool])}
-    if cls.needs_probs:
-        if strategy in COMMITTEE_STRATEGIES:
-            kwargs["probs"] = committee.predict_proba(_rows(feats.X, pool))
-        else:
-            assert probs is not None
-            kwargs["probs"] = _strategy_probs(probs[pool], snap.task == "multilabel")
-    if cls.needs_embeddings and train_rows.shape[0]:
-        kwargs["labeled_embeddings"] = np.asarray(feats.embeddings[train_rows])
+
+    def model_probs() -> NDArray[np.float64]:
+        assert probs is not None
+        return _strategy_probs(probs[pool], snap.task == "multilabel")
+
+    def committee_probs() -> Any:
+        return committee.predict_proba(_rows(feats.X, pool))
+
+    def labeled_embeddings() -> Any:
+        return np.asarray(feats.embeddings[train_rows])
+
+    kwargs = strategy_inputs(
+        STRATEGIES[strategy], embeddings=np.asarray(feats.embeddings[pool]), probs=model_probs,
+        committee_probs=None if committee is None else committee_probs,
+        labeled_embeddings=labeled_embeddings if train_rows.shape[0] else None)
     chosen = get_strategy(strategy).query(min(k, pool.shape[0]), random_state=seed, **kwargs)
     idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
     scores = [float(s) for s in np.asarray(chosen.scores)[:k]]
@@ -513,9 +479,9 @@ def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
         raise InvalidInput(f"round job {job.id} has no project or round_id in its payload")
     with storage.sessions() as session, session.begin():
         rnd = get_round(session, job.project_id, int(payload["round_id"]))
-        if rnd.status in ("done", "failed"):
+        if rnd.status in (RoundStatus.DONE, RoundStatus.FAILED):
             return None
-        rnd.status, rnd.started_at, rnd.error = "running", utcnow(), None
+        rnd.status, rnd.started_at, rnd.error = RoundStatus.RUNNING, utcnow(), None
         return rnd.project_id, rnd.id, rnd.strategy, rnd.number
 
 

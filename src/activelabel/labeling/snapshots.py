@@ -1,9 +1,12 @@
 """Snapshots: freeze the labeled dataset to a hashed JSONL file, export it, restore it.
 
 A snapshot file (``<data_dir>/snapshots/project_<id>/snapshot_<n>.jsonl``) holds one header
-line (provenance: guidelines version, label set, model version, content hash) and one line per
-labeled item: external id, payload without private fields, consensus, and each annotator's
-current labels. ``content_hash`` is the SHA-256 of the item lines, so two snapshots of the same
+line (provenance: guidelines version, label set, model version, consensus method, content
+hash) and one line per labeled item: external id, payload without private fields, consensus,
+and each annotator's current labels. The consensus follows the project's ``consensus``
+setting, as the rounds train (:mod:`.consensus`): majority vote (null on a tie), or
+Dawid-Skene for a single-label project set to ``dawid_skene``; the header's
+``consensus_method`` says which. ``content_hash`` is the SHA-256 of the item lines, so two snapshots of the same
 labels have the same hash and a changed file is detected before it is served or restored.
 
 Restoring re-applies the snapshot's labels as *new* revisions (a correction by the restoring
@@ -34,7 +37,7 @@ from ..store import (
 )
 from ..store.governance import create_snapshot, get_snapshot, list_snapshots
 from ..store.models import Item, Project, Snapshot, User, utcnow
-from .rounds import consensus
+from .consensus import consensus_method, project_consensus
 
 __all__ = ["read_snapshot", "restore_snapshot", "take_snapshot"]
 
@@ -45,13 +48,13 @@ def _folder(storage: Storage, project_id: int) -> Path:
 
 def _lines(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     found = current_labels(session, project.id)
+    agreed = project_consensus(project, found)
     by_item: dict[int, list[Any]] = {}
     for cur in found:
         by_item.setdefault(cur.item_id, []).append(cur)
     names = dict(session.execute(select(User.id, User.username).where(
         User.id.in_({c.annotator_id for c in found}))).all()) if found else {}
     private = set(project.private_fields or [])
-    multilabel = project.task == "multilabel"
     ids = sorted(by_item)
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
@@ -61,7 +64,7 @@ def _lines(session: Session, project: Project) -> Iterator[dict[str, Any]]:
             labels = by_item[item.id]
             yield {"item_id": item.id, "external_id": item.external_id, "split": item.split,
                    "data": {k: v for k, v in (item.data or {}).items() if k not in private},
-                   "consensus": consensus([c.labels for c in labels], multilabel),
+                   "consensus": agreed.of(item.id),
                    "annotations": [{"annotator": names.get(c.annotator_id),
                                     "annotator_id": c.annotator_id, "labels": list(c.labels),
                                     "annotation_id": c.annotation_id} for c in labels]}
@@ -74,7 +77,9 @@ def _dump(line: dict[str, Any]) -> str:
 def take_snapshot(session: Session, storage: Storage, project: Project, *,
                   created_by: int | None, note: str | None = None) -> Snapshot:
     """Freeze the current labels of the project to a file and record it (the caller commits;
-    a failed commit leaves an orphan file, never a record without its file)."""
+    a failed commit leaves an orphan file, never a record without its file). Each item's
+    ``consensus`` is by the project's method, named in the header's ``consensus_method``
+    (``majority`` or ``dawid_skene``; see the module doc)."""
     folder = _folder(storage, project.id)
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -97,6 +102,8 @@ def take_snapshot(session: Session, storage: Storage, project: Project, *,
                                "n_items": count, "labels": list(project.labels),
                                "task": project.task,
                                "guidelines_version": project.guidelines_version,
+                               "consensus_method": consensus_method(project.task,
+                                                                    project.settings or {}),
                                "model_version": None if model is None else model.version,
                                "note": note}}
         _with_header(body, target, _dump(header) + "\n")

@@ -36,7 +36,7 @@ from ..store import (
     latest_round,
     set_password,
 )
-from ..store.models import ROUND_STATUSES, Project, User
+from ..store.models import Project, RoundStatus, User
 
 __all__ = ["DEMO_ADMIN", "DEMO_PROJECT", "HOLDOUT_SIZE", "DemoResult", "create_demo", "png_data_url"]
 
@@ -146,7 +146,7 @@ def _seed_round(storage: Storage, project_id: int, admin_id: int) -> tuple[int, 
 
     with storage.sessions() as session, session.begin():
         latest = latest_round(session, project_id,
-                              statuses=[s for s in ROUND_STATUSES if s != "failed"])
+                              statuses=[s for s in RoundStatus if s != RoundStatus.FAILED])
         if latest is None:
             latest, _ = request_round(session, project_id, requested_by=admin_id,
                                       reason="cold_start")

@@ -28,7 +28,7 @@ from typing import Any
 from ..store import DataLocation, Storage, claim_job_by_id, finish_job, get_job
 from ..store.db import backend_of
 from ..store.errors import InvalidInput
-from ..store.models import Job
+from ..store.models import Job, JobStatus
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
 from .worker import Heartbeat, handler_for, record_failure
 
@@ -243,7 +243,7 @@ def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:
     while True:
         with storage.read_sessions() as session:
             job = get_job(session, job_id)
-            if job.status in ("done", "failed"):
+            if job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return job
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:.0f} s")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ._util import get_or_raise
 from .db import dialect_of, for_update_skip_locked
 from .errors import Conflict, InvalidInput
-from .models import JOB_KINDS, Job, utcnow
+from .models import JOB_KINDS, Job, JobStatus, utcnow
 
 __all__ = [
     "claim_job",
@@ -35,7 +35,7 @@ def enqueue_job(session: Session, kind: str, payload: Mapping[str, Any] | None =
                 project_id: int | None = None) -> Job:
     if kind not in JOB_KINDS:
         raise InvalidInput(f"unknown job kind {kind!r}: use one of {', '.join(JOB_KINDS)}")
-    job = Job(kind=kind, status="queued", payload=dict(payload or {}), project_id=project_id,
+    job = Job(kind=kind, status=JobStatus.QUEUED, payload=dict(payload or {}), project_id=project_id,
               attempts=0)
     session.add(job)
     session.flush()
@@ -67,14 +67,14 @@ def claim_job(session: Session, kinds: Collection[str], worker_id: str, *,
         raise InvalidInput("kinds is empty: pass the job kinds this worker runs, e.g. ['round']")
     now = now or utcnow()
     for _ in range(_CLAIM_ATTEMPTS):
-        stmt = (select(Job.id).where(Job.status == "queued", Job.kind.in_(sorted(kinds)))
+        stmt = (select(Job.id).where(Job.status == JobStatus.QUEUED, Job.kind.in_(sorted(kinds)))
                 .order_by(Job.id).limit(1))
         job_id = session.execute(for_update_skip_locked(stmt, dialect_of(session))).scalar()
         if job_id is None:
             return None
         claimed = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
                     started_at=now, heartbeat_at=now)
             .execution_options(synchronize_session=False))
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
@@ -86,7 +86,7 @@ def _own_running(session: Session, job_id: int, worker_id: str) -> Job:
     job = get_or_raise(session, Job, job_id)
     session.flush()
     session.refresh(job)  # another process may have requeued it
-    if job.status != "running" or job.worker_id != worker_id:
+    if job.status != JobStatus.RUNNING or job.worker_id != worker_id:
         raise Conflict(f"job {job_id} is {job.status} and held by {job.worker_id!r}, not by "
                        f"{worker_id!r}: it was requeued after missed heartbeats; drop it")
     return job
@@ -105,7 +105,7 @@ def heartbeat(session: Session, job_id: int, worker_id: str, *,
 def finish_job(session: Session, job_id: int, worker_id: str, *,
                result: Mapping[str, Any] | None = None, now: datetime | None = None) -> Job:
     job = _own_running(session, job_id, worker_id)
-    job.status, job.finished_at = "done", now or utcnow()
+    job.status, job.finished_at = JobStatus.DONE, now or utcnow()
     job.result = None if result is None else dict(result)
     return job
 
@@ -113,7 +113,7 @@ def finish_job(session: Session, job_id: int, worker_id: str, *,
 def fail_job(session: Session, job_id: int, worker_id: str, error: str, *,
              now: datetime | None = None) -> Job:
     job = _own_running(session, job_id, worker_id)
-    job.status, job.finished_at, job.error = "failed", now or utcnow(), error
+    job.status, job.finished_at, job.error = JobStatus.FAILED, now or utcnow(), error
     return job
 
 
@@ -125,15 +125,15 @@ def requeue_stale_jobs(session: Session, older_than_seconds: float, *, max_attem
         raise InvalidInput(f"older_than_seconds must be > 0, got {older_than_seconds}")
     now = now or utcnow()
     cutoff = now - timedelta(seconds=older_than_seconds)
-    stale = (select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)
+    stale = (select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
              .order_by(Job.id))
     jobs = list(session.execute(for_update_skip_locked(stale, dialect_of(session))).scalars())
     for job in jobs:
         if job.attempts >= max_attempts:
-            job.status, job.finished_at = "failed", now
+            job.status, job.finished_at = JobStatus.FAILED, now
             job.error = f"worker {job.worker_id} stopped answering; gave up after {job.attempts} attempts"
         else:
-            job.status, job.worker_id, job.heartbeat_at = "queued", None, None
+            job.status, job.worker_id, job.heartbeat_at = JobStatus.QUEUED, None, None
     session.flush()
     return [job.id for job in jobs]
 
@@ -145,8 +145,8 @@ def claim_job_by_id(session: Session, job_id: int, worker_id: str, *,
     get_job(session, job_id)
     now = now or utcnow()
     claimed = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "queued")
-        .values(status="running", worker_id=worker_id, attempts=Job.attempts + 1,
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
                 started_at=now, heartbeat_at=now)
         .execution_options(synchronize_session=False))
     return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
@@ -156,14 +156,14 @@ def give_back_job(session: Session, job_id: int, worker_id: str) -> bool:
     """Put a job the worker holds back in the queue (another worker redoes it); False when the
     worker no longer holds it."""
     held = session.get(Job, job_id, populate_existing=True)
-    if held is None or held.status != "running" or held.worker_id != worker_id:
+    if held is None or held.status != JobStatus.RUNNING or held.worker_id != worker_id:
         return False
-    held.status, held.worker_id, held.heartbeat_at = "queued", None, None
+    held.status, held.worker_id, held.heartbeat_at = JobStatus.QUEUED, None, None
     return True
 
 
 def count_pending_jobs(session: Session, project_id: int) -> int:
     """The project's jobs queued or running."""
     stmt = select(func.count()).select_from(Job).where(
-        Job.project_id == project_id, Job.status.in_(("queued", "running")))
+        Job.project_id == project_id, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
     return int(session.execute(stmt).scalar_one())

@@ -352,7 +352,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int | None] = _fk("projects.id", nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     payload: Mapped[dict[str, Any]]
     progress: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]
@@ -378,7 +378,7 @@ class Round(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = _fk("projects.id")
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=RoundStatus.QUEUED)
     job_id: Mapped[int | None] = _fk("jobs.id", nullable=True, ondelete="SET NULL")
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True))

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from ._util import lock_project
 from .db import dialect_of
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Item, ModelVersion, Round, RoundSelection, utcnow
+from .models import Item, ModelVersion, Round, RoundSelection, RoundStatus, utcnow
 
 #: Statuses of a round that is still to finish.
-PENDING_STATUSES = ("queued", "running")
+PENDING_STATUSES = (RoundStatus.QUEUED, RoundStatus.RUNNING)
 
 __all__ = [
     "PENDING_STATUSES",
@@ -61,7 +61,7 @@ def create_round(session: Session, project_id: int, *, strategy: str, batch_size
     lock_project(session, project_id)
     last = session.execute(select(func.max(Round.number)).where(
         Round.project_id == project_id)).scalar()
-    rnd = Round(project_id=project_id, number=(last or 0) + 1, status="queued",
+    rnd = Round(project_id=project_id, number=(last or 0) + 1, status=RoundStatus.QUEUED,
                 strategy=strategy, batch_size=batch_size, job_id=job_id)
     session.add(rnd)
     session.flush()
@@ -83,9 +83,9 @@ def list_rounds(session: Session, project_id: int) -> list[Round]:
 def start_round(session: Session, project_id: int, round_id: int, *,
                 now: datetime | None = None) -> Round:
     rnd = get_round(session, project_id, round_id)
-    if rnd.status != "queued":
+    if rnd.status != RoundStatus.QUEUED:
         raise Conflict(f"round {round_id} is {rnd.status}, only a queued round can start")
-    rnd.status, rnd.started_at = "running", now or utcnow()
+    rnd.status, rnd.started_at = RoundStatus.RUNNING, now or utcnow()
     return rnd
 
 
@@ -101,7 +101,7 @@ def finish_round(session: Session, project_id: int, round_id: int, *,
     rnd = get_round(session, project_id, round_id)
     if rnd.status not in PENDING_STATUSES:
         raise Conflict(f"round {round_id} is already {rnd.status}")
-    rnd.status, rnd.finished_at = "done", now or utcnow()
+    rnd.status, rnd.finished_at = RoundStatus.DONE, now or utcnow()
     rnd.model_version_id, rnd.n_labels_used = model_version_id, n_labels_used
     rnd.label_watermark = label_watermark
     rnd.metrics = None if metrics is None else dict(metrics)
@@ -113,7 +113,7 @@ def finish_round(session: Session, project_id: int, round_id: int, *,
 def fail_round(session: Session, project_id: int, round_id: int, error: str, *,
                now: datetime | None = None) -> Round:
     rnd = get_round(session, project_id, round_id)
-    rnd.status, rnd.finished_at, rnd.error = "failed", now or utcnow(), error
+    rnd.status, rnd.finished_at, rnd.error = RoundStatus.FAILED, now or utcnow(), error
     return rnd
 
 
@@ -254,7 +254,7 @@ def list_models(session: Session, project_id: int) -> list[ModelVersion]:
 
 def last_finished_round_id(project_id: int | ColumnElement[int]) -> Select[int]:
     """The id of the project's latest finished round, as a query to embed in others."""
-    return (select(Round.id).where(Round.project_id == project_id, Round.status == "done")
+    return (select(Round.id).where(Round.project_id == project_id, Round.status == RoundStatus.DONE)
             .order_by(Round.number.desc()).limit(1))
 
 

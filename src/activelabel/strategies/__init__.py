@@ -25,11 +25,14 @@ from ._base import QueryStrategy, Selection
 from .committee import BALD, VoteEntropy
 from .diversity import DensityWeighted, KCenterGreedy, KMeansSampling, cold_start
 from .hybrid import Badge, ClusterMargin
+from .inputs import COMMITTEE_MEMBERS, strategy_inputs
 from .random import RandomSampling
 from .uncertainty import Entropy, LeastConfidence, Margin, UncertaintySampling, uncertainty_scores
 
 __all__ = [
     "BALD",
+    "COMMITTEE_MEMBERS",
+    "COMMITTEE_STRATEGIES",
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Badge",
@@ -48,6 +51,7 @@ __all__ = [
     "cold_start",
     "get_strategy",
     "select",
+    "strategy_inputs",
     "uncertainty_scores",
 ]
 
@@ -65,6 +69,9 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     "cluster_margin": ClusterMargin,
     "badge": Badge,
 }
+
+#: Strategies whose ``probs`` come from a committee, shape (n_members, n_pool, n_classes).
+COMMITTEE_STRATEGIES = frozenset(name for name, cls in STRATEGIES.items() if cls.needs_committee)
 
 #: What a new project uses unless told otherwise: uncertainty for label efficiency, clustering
 #: so a batch is not a run of near-duplicates (see docs/benchmarks.md for the measurements).

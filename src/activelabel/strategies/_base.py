@@ -68,6 +68,8 @@ class QueryStrategy:
     #: Whether the strategy reads ``probs`` / ``embeddings``.
     needs_probs: bool = False
     needs_embeddings: bool = False
+    #: Whether its ``probs`` are a committee's, (n_members, n_pool, n_classes).
+    needs_committee: bool = False
 
     def query(
         self,

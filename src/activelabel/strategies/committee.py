@@ -33,6 +33,7 @@ def _entropy_rows(p: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
 
 class _Committee(QueryStrategy):
     needs_probs = True
+    needs_committee = True
 
     def _score(self, block: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         raise NotImplementedError

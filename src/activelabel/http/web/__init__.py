@@ -4,6 +4,11 @@ Pages carry no project data: each is a shell that reads the REST API with the to
 the login page (``Authorization: Bearer``), so a page shows an anonymous caller nothing but
 the login form. ``install_web(app)`` mounts the pages and ``/static``.
 
+Every page shell embeds the vocabulary the scripts read (:func:`vocabulary`: roles with their
+ranks, review reasons with their texts, job and round statuses) as JSON in
+``<script type="application/json" id="vocabulary">``; ``app.js`` exposes it as ``AL.ROLE``,
+``AL.RANK``, ``AL.REASONS`` and ``AL.STATUS``. No script or template keeps its own copy.
+
 Pages: ``/`` (login, then the project picker), ``/projects/new``, and per project ``label``,
 ``review``, ``dashboard`` and ``settings``.
 """
@@ -19,9 +24,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ... import __version__
+from ...labeling.review import Reason
+from ...store.models import JobStatus, Role, RoundStatus
 from ...store.settings import GROUPS, ProjectSettings
 
-__all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "web_router"]
+__all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "vocabulary", "web_router"]
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
@@ -70,10 +77,25 @@ def settings_form() -> list[tuple[str, list[dict[str, Any]]]]:
 _FORM = settings_form()
 
 
+def vocabulary() -> dict[str, list[dict[str, Any]]]:
+    """The names the pages' scripts compare and show, from the enums that define them: roles
+    (lowest first, with rank), review reasons (API order, with the short text, description and
+    priority), job and round statuses. Each member is ``{"name": "OWNER", "value": "owner",
+    ...}``."""
+    return {
+        "roles": [{"name": r.name, "value": r.value, "rank": r.rank} for r in Role],
+        "reasons": [{"name": r.name, "value": r.value, "label": r.label,
+                     "description": r.description, "priority": r.priority} for r in Reason],
+        "job_statuses": [{"name": s.name, "value": s.value} for s in JobStatus],
+        "round_statuses": [{"name": s.name, "value": s.value} for s in RoundStatus],
+    }
+
+
 def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
     featurizers = ProjectSettings.model_json_schema()["properties"]["featurizer"]["enum"]
     return {"page": page, "title": title, "project_id": project_id, "version": __version__,
-            "settings_form": _FORM, "featurizers": [k for k in featurizers if k != "sentence"]}
+            "settings_form": _FORM, "featurizers": [k for k in featurizers if k != "sentence"],
+            "Role": Role, "vocabulary": vocabulary()}
 
 
 @web_router.get("/", response_class=HTMLResponse)

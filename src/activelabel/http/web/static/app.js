@@ -111,7 +111,21 @@ const AL = (() => {
     return "k" + Date.now().toString(36) + Math.random().toString(36).slice(2);
   }
 
-  const RANK = { annotator: 0, reviewer: 1, owner: 2 };
+  /* The server's vocabulary (the page shell's JSON, from the Python enums): roles with ranks,
+     review reasons with their texts, job and round statuses. Nothing here keeps a copy. */
+  const VOCABULARY = JSON.parse(document.getElementById("vocabulary").textContent);
+  const byName = (members) => Object.freeze(Object.fromEntries(members.map((m) => [m.name, m.value])));
+  const ROLE = byName(VOCABULARY.roles);  /* e.g. ROLE.OWNER, the owner role's value */
+  const ROLES = Object.freeze(VOCABULARY.roles.map((r) => r.value));  /* lowest first */
+  const RANK = Object.freeze(Object.fromEntries(VOCABULARY.roles.map((r) => [r.value, r.rank])));
+  const REASON = byName(VOCABULARY.reasons);
+  const REASONS = Object.freeze(Object.fromEntries(VOCABULARY.reasons.map((r) => [r.value, Object.freeze(r)])));
+  const STATUS = Object.freeze({ job: byName(VOCABULARY.job_statuses), round: byName(VOCABULARY.round_statuses) });
+  /* Whether ``role`` may do what ``minimum`` may. */
+  const atLeast = (role, minimum) => role in RANK && RANK[role] >= RANK[minimum];
+  /* A consensus or suggestion as text: null is a tie, a list its labels joined. */
+  const labelText = (l) => (l === null || l === undefined ? REASONS[REASON.TIE].label : [].concat(l).join(", ") || "(none)");
+
   let projectPromise = null;
   /* The page's project (from data-project); fills the header and hides pages above the role. */
   function project() {
@@ -122,7 +136,7 @@ const AL = (() => {
       if (name) name.textContent = p.name;
       document.title = document.title.replace("·", "· " + p.name + " ·");
       document.querySelectorAll("[data-min-role]").forEach((a) => {
-        if (RANK[p.role] < RANK[a.dataset.minRole]) a.hidden = true;
+        if (!atLeast(p.role, a.dataset.minRole)) a.hidden = true;
       });
       return p;
     });
@@ -155,5 +169,6 @@ const AL = (() => {
   }
 
   return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
-           uuid, project, RANK, openDialog, closeDialog, isImage };
+           uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, labelText,
+           openDialog, closeDialog, isImage };
 })();

@@ -9,7 +9,7 @@
   const fill = (id, rows) => $(id).querySelector("tbody").replaceChildren(...rows);
 
   function curve(rounds) {
-    const done = rounds.filter((r) => r.status === "done" && r.metrics && r.metrics.accuracy !== undefined && r.metrics.accuracy !== null);
+    const done = rounds.filter((r) => r.status === AL.STATUS.round.DONE && r.metrics && r.metrics.accuracy !== undefined && r.metrics.accuracy !== null);
     const pts = (key) => done.map((r) => ({ x: r.metrics.n_train ?? r.n_labels_used, y: r.metrics[key] ?? null }));
     const series = [
       { name: "accuracy", key: "accuracy", points: pts("accuracy") },
@@ -23,7 +23,7 @@
   }
 
   function perRound(rounds) {
-    const done = rounds.filter((r) => r.status === "done");
+    const done = rounds.filter((r) => r.status === AL.STATUS.round.DONE);
     const cats = done.map((r) => String(r.number));
     Charts.bars($("chart-rounds"), { title: "Labels gathered per round", categories: cats,
       series: [{ name: "labels gathered", key: "labels_gathered", values: done.map((r) => r.labels_gathered) }], yLabel: "labels" });
@@ -91,7 +91,7 @@
   function models(list, role) {
     fill("models", [...list].reverse().map((m) => {
       const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
-        : role === "owner" ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
+        : AL.atLeast(role, AL.ROLE.OWNER) ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
           "aria-label": `Roll back to model version ${m.version}`, onclick: () => rollback(m.version) }, "Roll back to this")
         : AL.el("span", { class: "muted" }, "inactive");
       const x = m.metrics || {};
@@ -126,7 +126,7 @@
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
     agreement(dash.label_counts);
-    if (project.role === "owner") get("/audit?limit=50").then(audit).catch(() => {});
+    if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";
   }

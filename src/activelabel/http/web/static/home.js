@@ -13,11 +13,11 @@
     document.getElementById("no-projects").hidden = projects.length > 0;
     for (const p of projects) {
       const links = [AL.el("a", { class: "button primary", href: `/projects/${p.id}/label` }, "Label")];
-      if (AL.RANK[p.role] >= AL.RANK.reviewer) {
+      if (AL.atLeast(p.role, AL.ROLE.REVIEWER)) {
         links.push(AL.el("a", { class: "button", href: `/projects/${p.id}/review` }, "Review"));
         links.push(AL.el("a", { class: "button", href: `/projects/${p.id}/dashboard` }, "Dashboard"));
       }
-      if (p.role === "owner") links.push(AL.el("a", { class: "button", href: `/projects/${p.id}/settings` }, "Settings"));
+      if (AL.atLeast(p.role, AL.ROLE.OWNER)) links.push(AL.el("a", { class: "button", href: `/projects/${p.id}/settings` }, "Settings"));
       list.append(AL.el("li", { class: "card project" },
         AL.el("h2", {}, p.name),
         AL.el("p", { class: "muted" }, `${p.task} · ${p.labels.length} labels · your role: ${p.role}`),

@@ -163,7 +163,7 @@
     if (!current || current.item.id !== itemId) return;
     box.replaceChildren(...(found.length ? found.map((r) => AL.el("figure", { class: "related-item" },
       AL.renderData(r.data, { compact: true, alt: `labeled example ${r.external_id}` }),
-      AL.el("figcaption", {}, AL.el("strong", {}, r.label === null ? "tie" : [].concat(r.label).join(", ")),
+      AL.el("figcaption", {}, AL.el("strong", {}, AL.labelText(r.label)),
         AL.el("span", { class: "muted" }, ` · ${AL.fmt(r.similarity, 2)}`))))
       : [AL.el("p", { class: "muted" }, "No labeled items yet.")]));
   }

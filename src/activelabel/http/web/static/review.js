@@ -8,16 +8,15 @@
   const $ = (id) => document.getElementById(id);
   let project = null, items = [], focus = 0;
 
-  const labelText = (l) => (l === null || l === undefined ? "tie" : [].concat(l).join(", ") || "(none)");
-  const REASONS = { label_issue: "likely label error", disagreement: "annotators disagree", flagged: "flagged",
-    gold_miss: "missed a gold item", model_disagrees: "model disagrees", tie: "tie" };
+  const labelText = AL.labelText;
 
   async function loadFilters() {
     const [members, rounds] = await Promise.all([
       AL.api("GET", `/projects/${pid}/members`), AL.api("GET", `/projects/${pid}/rounds`)]);
     $("f-annotator").append(...members.map((m) => AL.el("option", { value: m.username }, m.username)));
     $("f-label").append(...project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
-    $("f-round").append(...rounds.filter((r) => r.status === "done").map((r) => AL.el("option", { value: String(r.number) }, `round ${r.number}`)));
+    $("f-reason").append(...Object.values(AL.REASONS).map((r) => AL.el("option", { value: r.value, title: r.description }, r.label)));
+    $("f-round").append(...rounds.filter((r) => r.status === AL.STATUS.round.DONE).map((r) => AL.el("option", { value: String(r.number) }, `round ${r.number}`)));
     const reason = new URLSearchParams(location.search).get("reason");
     if (reason) $("f-reason").value = reason;
   }
@@ -122,7 +121,7 @@
       class: "card review-item" + (i === focus ? " focused" : ""), tabindex: "0", dataset: { item: String(item.item_id), index: String(i) },
       "aria-label": `item ${item.external_id}`, onfocus: () => { focus = i; } },
       AL.el("div", { class: "row between" }, AL.el("h2", {}, `item ${item.external_id}`),
-        AL.el("span", { class: "row" }, item.reasons.map((r) => AL.el("span", { class: "badge bad", title: r.detail, dataset: { reason: r.reason } }, REASONS[r.reason] || r.reason)))),
+        AL.el("span", { class: "row" }, item.reasons.map((r) => AL.el("span", { class: "badge bad", title: r.detail, dataset: { reason: r.reason } }, AL.REASONS[r.reason] ? AL.REASONS[r.reason].label : r.reason)))),
       AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
       AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
         AL.renderData(item.data, { alt: `item ${item.external_id}` }),
@@ -166,7 +165,7 @@
   document.addEventListener("DOMContentLoaded", async () => {
     try {
       project = await AL.project();
-      if (AL.RANK[project.role] < AL.RANK.reviewer) {
+      if (!AL.atLeast(project.role, AL.ROLE.REVIEWER)) {
         document.querySelector("main").replaceChildren(AL.el("p", {}, "Review is for reviewers and owners."));
         return;
       }

@@ -92,7 +92,7 @@
     for (;;) {
       const j = await AL.api("GET", `/projects/${pid}/jobs/${job.job_id}`);
       const p = j.progress || {};
-      if (j.status === "done") {
+      if (j.status === AL.STATUS.job.DONE) {
         const r = j.result;
         status.textContent = `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) in ${AL.fmt(r.seconds, 1)} s.`;
         if (r.rejected && r.rejected.length) box.append(AL.el("div", { class: "table-wrap" }, AL.el("table", { id: "rejected" },
@@ -101,17 +101,20 @@
           AL.el("tbody", {}, r.rejected.map((x) => AL.el("tr", {}, AL.el("td", { class: "num" }, String(x.line)), AL.el("td", {}, x.reason)))))));
         return;
       }
-      if (j.status === "failed") { status.textContent = `The import failed: ${j.error}`; return; }
+      if (j.status === AL.STATUS.job.FAILED) { status.textContent = `The import failed: ${j.error}`; return; }
       status.textContent = `${j.status}: ${p.rows_seen ?? 0} rows read, ${p.inserted ?? 0} imported, ${p.rejected ?? 0} rejected…`;
       await new Promise((r) => setTimeout(r, 700));
     }
   }
 
+  /* One option per role, lowest first (the server's list), the role "selected" preselected. */
+  const roleOptions = (selected) => AL.ROLES.map((r) => AL.el("option", { value: r, selected: r === selected }, r));
+
   async function members() {
     const list = await AL.api("GET", `/projects/${pid}/members`);
     $("members").querySelector("tbody").replaceChildren(...list.map((m) => {
       const select = AL.el("select", { "aria-label": `role of ${m.username}`, onchange: () => setRole(m.username, select.value) },
-        ["annotator", "reviewer", "owner"].map((r) => AL.el("option", { selected: r === m.role }, r)));
+        roleOptions(m.role));
       return AL.el("tr", {}, AL.el("th", { scope: "row" }, m.username), AL.el("td", {}, select),
         AL.el("td", {}, AL.el("button", { type: "button", class: "danger", "aria-label": `remove ${m.username}`,
           onclick: () => removeMember(m.username) }, "Remove")));
@@ -141,7 +144,7 @@
 
   async function settingsPage() {
     const project = await AL.project();
-    if (project.role !== "owner") {
+    if (!AL.atLeast(project.role, AL.ROLE.OWNER)) {
       document.querySelector("main").replaceChildren(AL.el("p", {}, "Settings are for the project's owners."));
       return;
     }
@@ -150,6 +153,7 @@
     $("settings-form").addEventListener("submit", saveSettings);
     $("upload-form").addEventListener("submit", upload);
     $("run-round").addEventListener("click", runRound);
+    $("member-role").append(...roleOptions(null));
     $("member-form").addEventListener("submit", (ev) => { ev.preventDefault(); setRole($("member-name").value.trim(), $("member-role").value); });
     await Promise.all([members(), versions()]);
     document.body.dataset.loaded = "true";
