@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
-from ..store import is_current_label
+from ..store import is_current_label, usernames
 from ..store.governance import get_calibration
-from ..store.models import Annotation, Project, User
+from ..store.models import Annotation, Project
 from .consensus import value_key
 
 __all__ = ["calibration_report"]
@@ -54,8 +54,7 @@ def calibration_report(session: Session, project: Project, calibration_id: int
                        ) -> dict[str, Any]:
     cal, item_ids = get_calibration(session, project.id, calibration_id)
     heads = _heads(session, item_ids)
-    names = dict(session.execute(select(User.id, User.username).where(
-        User.id.in_({h.annotator_id for h in heads}))).all()) if heads else {}
+    names = usernames(session, {h.annotator_id for h in heads})
     values: list[Any] = list(project.labels)
     by_item: dict[int, dict[str, Any]] = {i: {} for i in item_ids}
     items: list[dict[str, Any]] = []

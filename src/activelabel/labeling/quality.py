@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
-from ..store import CurrentLabel, Storage, current_labels, settings_of
-from ..store.models import Annotation, Item, Project, User
+from ..store import CurrentLabel, Storage, current_labels, settings_of, usernames
+from ..store.models import Annotation, Item, Project
 from .consensus import (
     Consensus,
     Votes,
@@ -128,8 +128,7 @@ def label_table(session: Session, project: Project) -> LabelTable:
     first: dict[int, CurrentLabel] = {}
     for cur in found:
         first.setdefault(cur.item_id, cur)
-    names = dict(session.execute(select(User.id, User.username).where(
-        User.id.in_(votes.annotator_keys))).all()) if votes.annotator_keys else {}
+    names = usernames(session, votes.annotator_keys)
     gold_of: dict[int, Any] = dict(session.execute(select(Item.id, Item.gold_labels).where(
         Item.project_id == project.id, Item.gold_labels.is_not(None))).all())
     return LabelTable(

@@ -20,8 +20,15 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store import InvalidInput, Storage, active_model_version, get_user_by_name, list_flags
-from ..store.models import Annotation, Item, Project, Round, RoundSelection, User
+from ..store import (
+    InvalidInput,
+    Storage,
+    active_model_version,
+    get_user_by_name,
+    list_flags,
+    usernames,
+)
+from ..store.models import Annotation, Item, Project, Round, RoundSelection
 from .consensus import Consensus
 from .quality import (
     LabelTable,
@@ -216,8 +223,7 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
 
 def _flagged(session: Session, project_id: int) -> list[ReviewEntry]:
     flags = list_flags(session, project_id)
-    names = dict(session.execute(select(User.id, User.username).where(
-        User.id.in_({f.user_id for f in flags}))).all()) if flags else {}
+    names = usernames(session, {f.user_id for f in flags})
     out, seen = [], set()
     for flag in flags:
         if flag.item_id in seen:

@@ -34,9 +34,10 @@ from ..store import (
     annotate,
     current_labels,
     current_revision,
+    usernames,
 )
 from ..store.governance import create_snapshot, get_snapshot, list_snapshots
-from ..store.models import Item, Project, Snapshot, User, utcnow
+from ..store.models import Item, Project, Snapshot, utcnow
 from .consensus import consensus_method, project_consensus
 
 __all__ = ["read_snapshot", "restore_snapshot", "take_snapshot"]
@@ -52,8 +53,7 @@ def _lines(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     by_item: dict[int, list[Any]] = {}
     for cur in found:
         by_item.setdefault(cur.item_id, []).append(cur)
-    names = dict(session.execute(select(User.id, User.username).where(
-        User.id.in_({c.annotator_id for c in found}))).all()) if found else {}
+    names = usernames(session, {c.annotator_id for c in found})
     private = set(project.private_fields or [])
     ids = sorted(by_item)
     for start in range(0, len(ids), 1000):
