@@ -82,12 +82,12 @@ class ProjectSettings(BaseModel):
 
     strategy: str = _field(
         DEFAULT_STRATEGY, "Strategy", "Active learning",
-        "How a round picks the next batch: uncertainty, a committee, diversity, hybrids, or "
-        "random as the baseline (activelabel.STRATEGIES).",
+        "How a round picks the next batch: by the model's uncertainty, a committee's "
+        "disagreement, diversity, a hybrid of these, or at random (the baseline).",
         choices=sorted(STRATEGIES))
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
-        "The classifier trained each round (activelabel.models.MODEL_NAMES).",
+        "The classifier trained each round.",
         choices=MODEL_NAMES)
     featurizer: str = _field(
         "text", "Featurizer", "Active learning",
@@ -127,10 +127,11 @@ class ProjectSettings(BaseModel):
         "or Dawid-Skene (each annotator weighed by estimated reliability).")
     overlap_policy: Literal["all", "share", "uncertain"] = _field(
         "all", "Items with overlap", "Quality",
-        "Which items get `overlap` annotators (the others one): all, a share of them, or the "
-        "uncertain ones.")
+        "Which items get several annotators (the overlap; the others get one): all, a share "
+        "of them, or the ones the model is least sure about.")
     overlap_share: float = _field(1.0, "Share with overlap (0-1)", "Quality",
-                                  "Share of items that get `overlap` annotators (0-1).",
+                                  "Share of items that get several annotators, with the share "
+                                  "policy.",
                                   ge=0, le=1)
     agreement_target: float | None = _field(
         None, "Agreement target (alpha, empty: none)", "Quality",
