@@ -134,14 +134,18 @@ def simulate(
             repeats=repeats, test_size=test_size, random_state=random_state, model=model,
             on_step=on_step,
         )  # fmt: skip
-    _write_outputs(result, out)
+    drawn = _write_outputs(result, out)
     if attach is not None:
         _attach_simulation(attach, out / "results.json", data_dir, db)
     console = Console()
     if not console.is_terminal:  # piped: wide enough that the table does not wrap
         console = Console(width=160)
     console.print(results_table(result))
-    console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+    if drawn:
+        console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+    else:
+        console.print(f"wrote {out / 'results.json'}; learning_curves.png needs matplotlib: "
+                      "pip install 'activelabel[plot]'", markup=False, soft_wrap=True)
 
 
 def _attached_project(project: str, data_dir: Path | None, db: str | None) -> int:
@@ -204,13 +208,21 @@ class _Progress:
         self.progress.stop()
 
 
-def _write_outputs(result: SimulationResult, out: Path) -> None:
+def _write_outputs(result: SimulationResult, out: Path) -> bool:
+    """results.json, and learning_curves.png if matplotlib (the plot extra) is installed.
+
+    Returns whether the picture was drawn."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create output directory {out}: {exc.strerror}") from None
     (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
     plot_learning_curves(result, out / "learning_curves.png")
+    return True
 
 
 def results_table(result: SimulationResult) -> Table:
