@@ -11,7 +11,6 @@ from sqlalchemy import Integer, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import MODEL_NAMES
 from ..strategies import DEFAULT_STRATEGY, STRATEGIES
 from ._util import get_or_raise
 from .db import dialect_of, upsert
@@ -85,6 +84,8 @@ def validate_labels(task: str, labels: Sequence[Any]) -> list[Any]:
 
 def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults merged with ``settings``; unknown keys and bad values raise InvalidInput."""
+    from ..models import MODEL_NAMES  # here: scikit-learn loads only when settings are checked
+
     given = dict(settings or {})
     unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
     if unknown:
