@@ -101,7 +101,8 @@ def test_a_team_with_generated_passwords(tmp_path: Path, data_dir: Path,
             user = authenticate_password(session, name, row["password"])
             assert user is not None, name
             assert user.is_admin == (name == "bob")
-        roles = {(u, p): role_of(session, p, get_user_by_name(session, u).id)  # type: ignore[union-attr]
+        ids = {u.username: u.id for u in session.execute(select(User)).scalars()}
+        roles = {(u, p): role_of(session, p, ids[u])
                  for u in ("ann", "bob", "cy", "boss") for p in (1, 2)}
     assert roles == {("ann", 1): "reviewer", ("ann", 2): "annotator",
                      ("bob", 1): "annotator", ("bob", 2): "owner",

@@ -125,7 +125,9 @@ class TeamImport:
 
 
 def read_team(text: str, source: str = "team file") -> Team:
-    """Parse a team CSV (header row first); problems are collected, not raised."""
+    """Parse a team CSV (header row first). A header without ``username`` or with an unknown
+    column raises :class:`TeamFileError`; the rows' problems are collected in
+    :attr:`Team.problems` (:func:`import_team` raises them with those the database shows)."""
     reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     header = [(name or "").strip().lower() for name in reader.fieldnames or []]
     if "username" not in header:
