@@ -62,6 +62,25 @@ def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
+def test_simulate_without_matplotlib_writes_results_and_a_hint(tmp_path: Path) -> None:
+    """matplotlib is the optional plot extra: without it (its import made to fail here) the
+    run still writes results.json and says in one line how to get the picture."""
+    out = tmp_path / "run"
+    block = ("import sys; sys.modules['matplotlib'] = None; "
+             "from activelabel.cli import run; run()")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-c", block, "simulate", "--dataset", "wine", *SMALL_RUN, "--out",
+         str(out)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert json.loads((out / "results.json").read_text())["dataset"] == "wine"
+    assert not (out / "learning_curves.png").exists()
+    hint = [line for line in proc.stdout.splitlines() if "matplotlib" in line]
+    assert hint == [f"wrote {out / 'results.json'}; learning_curves.png needs matplotlib: "
+                    "pip install 'activelabel[plot]'"]
+
+
 def test_simulate_text_file(tmp_path: Path, shared_data: Path) -> None:
     data = tmp_path / "sms600.jsonl"
     with (shared_data / "sms_spam.jsonl").open(encoding="utf-8") as src:

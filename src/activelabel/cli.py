@@ -135,14 +135,18 @@ def simulate(
             repeats=repeats, test_size=test_size, random_state=random_state, model=model,
             on_step=on_step,
         )  # fmt: skip
-    _write_outputs(result, out)
+    drawn = _write_outputs(result, out)
     if attach is not None:
         _attach_simulation(attach, out / "results.json", data_dir, db)
     console = Console()
     if not console.is_terminal:  # piped: wide enough that the table does not wrap
         console = Console(width=160)
     console.print(results_table(result))
-    console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+    if drawn:
+        console.print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}")
+    else:
+        console.print(f"wrote {out / 'results.json'}; learning_curves.png needs matplotlib: "
+                      "pip install 'activelabel[plot]'", markup=False, soft_wrap=True)
 
 
 def _attached_project(project: str, data_dir: Path | None, db: str | None) -> int:
@@ -205,13 +209,21 @@ class _Progress:
         self.progress.stop()
 
 
-def _write_outputs(result: SimulationResult, out: Path) -> None:
+def _write_outputs(result: SimulationResult, out: Path) -> bool:
+    """results.json, and learning_curves.png if matplotlib (the plot extra) is installed.
+
+    Returns whether the picture was drawn."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create output directory {out}: {exc.strerror}") from None
     (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
     plot_learning_curves(result, out / "learning_curves.png")
+    return True
 
 
 def results_table(result: SimulationResult) -> Table:
@@ -733,6 +745,65 @@ def users_create(
     kind = "admin" if admin else "user"
     note = "" if password else "; no password: create a token with `activelabel tokens create`"
     typer.echo(f"created {kind} {name} (id {user_id}){note}")
+
+
+@users_app.command("import")
+def users_import(
+    team: Annotated[Path, typer.Argument(
+        help="CSV with a header: username, and optionally project + role, projects "
+             "(sms:annotator;news:reviewer), admin (true/false), password.",
+        show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", help="File for the generated passwords and tokens, created readable by you "
+                      "only.")] = Path("credentials.csv"),
+    tokens: Annotated[bool, typer.Option(
+        "--tokens", help="Give each new user an API token instead of a generated password (a "
+                         "password in the file is still set).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Create a team in one go: the missing users, their project roles, and their secrets in a
+    file. A bad row creates nothing; existing users only gain new memberships."""
+    from activelabel.labeling.team import TeamFileError, import_team_file
+
+    storage = _storage(data_dir, db)
+    try:
+        done = import_team_file(storage, team, out, tokens=tokens, force=force)
+    except TeamFileError as exc:
+        typer.echo(f"error: {exc.source}: {_plural(len(exc.problems), 'problem')}, nothing "
+                   "was created:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    finally:
+        storage.close()
+    for line in _team_summary(done, out):
+        typer.echo(line)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _team_summary(done: Any, out: Path) -> list[str]:
+    admins = f" ({_plural(len(done.admins), 'admin')})" if done.admins else ""
+    lines = [f"created {_plural(len(done.created), 'user')}{admins}"]
+    if done.existing:
+        lines.append(f"{_plural(len(done.existing), 'user')} already existed, left as they were "
+                     f"(only new memberships added): {', '.join(done.existing)}")
+    lines.append(f"added {_plural(len(done.memberships), 'membership')}")
+    lines += [f"kept {user} as {held} in {project} (the file says {asked}): change roles on "
+              "the project's settings page" for user, project, held, asked in done.kept]
+    if done.credentials:
+        n_pw = sum(c.password is not None for c in done.credentials)
+        n_tok = sum(c.token is not None for c in done.credentials)
+        lines.append(f"wrote {_plural(n_pw, 'password')} and {_plural(n_tok, 'token')} to {out} "
+                     "(readable by you only; they are not stored anywhere else)")
+    elif done.created:
+        lines.append(f"no secrets generated (every password was in the file): {out} not "
+                     "written")
+    return lines
 
 
 @tokens_app.command("create")

@@ -12,8 +12,9 @@ Agreement measures and where they come from:
 
 - Cohen's kappa per annotator pair: :func:`sklearn.metrics.cohen_kappa_score` over the items
   both labeled.
-- Fleiss' kappa: :func:`statsmodels.stats.inter_rater.fleiss_kappa` over the items that have the
-  most common number of labels (Fleiss assumes a fixed number of raters per item).
+- Fleiss' kappa (Fleiss 1971) in numpy, over the items that have the most common number of
+  labels (Fleiss assumes a fixed number of raters per item); it matches statsmodels'
+  ``fleiss_kappa`` to 1e-12 on the tables in tests/data/fleiss_reference.json.
 - Krippendorff's alpha (nominal, missing data allowed): :func:`krippendorff.alpha`.
 - Per label: the proportion of *specific agreement* (Uebersax): for label k, over all items,
   ``sum n_ik (n_ik - 1) / sum n_ik (n_i - 1)``: given that one annotator chose k, the chance
@@ -116,8 +117,6 @@ def fleiss_kappa(counts: NDArray[Any]) -> float | None:
 
     Fleiss assumes every item has the same number of raters: the items with the most common
     number of labels (at least 2) are used, the others left out. None without such items."""
-    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
-
     table = np.asarray(counts, dtype=np.int64)
     per_item = table.sum(axis=1)
     multi = per_item[per_item >= 2]
@@ -128,7 +127,20 @@ def fleiss_kappa(counts: NDArray[Any]) -> float | None:
     rows = table[per_item == m]
     if np.count_nonzero(rows.sum(axis=0)) == 1:
         return 1.0
-    return float(sm_fleiss(rows, method="fleiss"))
+    return _fleiss(rows)
+
+
+def _fleiss(rows: NDArray[np.int64]) -> float:
+    """Fleiss' kappa of a count table whose rows all sum to the same number of raters (>= 2).
+
+    kappa = (P - Pe) / (1 - Pe): P the mean over items of the share of agreeing rater pairs,
+    Pe the sum of squared class proportions (the agreement expected by chance)."""
+    table = rows.astype(np.float64)
+    n_raters = table.sum(axis=1).max()
+    p_class = table.sum(axis=0) / table.sum()
+    p_item = ((table * table).sum(axis=1) - n_raters) / (n_raters * (n_raters - 1.0))
+    p_chance = (p_class * p_class).sum()
+    return float((p_item.mean() - p_chance) / (1.0 - p_chance))
 
 
 @dataclass(frozen=True)

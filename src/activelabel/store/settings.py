@@ -26,9 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..features import FEATURIZER_KINDS, make_featurizer
-from ..models import MODEL_NAMES
-from ..strategies import DEFAULT_STRATEGY, STRATEGIES
+from ..strategies import DEFAULT_STRATEGY
 from .errors import InvalidInput
 
 __all__ = [
@@ -50,21 +48,42 @@ MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_SEED = 2**31 - 1
 
 
+def _strategy_names() -> list[str]:
+    from ..strategies import STRATEGIES
+
+    return sorted(STRATEGIES)
+
+
+def _model_names() -> list[str]:
+    from ..models import MODEL_NAMES  # scikit-learn: loaded when a setting is checked
+
+    return list(MODEL_NAMES)
+
+
+def _featurizer_names() -> list[str]:
+    from ..features import FEATURIZER_KINDS
+
+    return list(FEATURIZER_KINDS)
+
+
+#: Where the names of ``strategy``, ``model`` and ``featurizer`` come from (read when a value
+#: is checked or the schema is made, so that opening the store loads no scikit-learn).
+_REGISTRIES: dict[str, Any] = {"strategy": _strategy_names, "model": _model_names,
+                               "featurizer": _featurizer_names}
+
+
 def _field(default: Any, title: str, group: str, description: str, *,
-           choices: Any = None, **limits: Any) -> Any:
+           registry: str | None = None, **limits: Any) -> Any:
     """A setting: its default, title and description, the page section it belongs to, and
     (for names from a registry) the choices the settings page offers."""
-    extra: dict[str, Any] = {"group": group}
-    if choices is not None:
-        extra["enum"] = list(choices)
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["group"] = group
+        if registry is not None:
+            schema["enum"] = _REGISTRIES[registry]()
+
     return Field(default, title=title, description=description, json_schema_extra=extra,
                  **limits)
-
-
-#: Where the names of ``strategy``, ``model`` and ``featurizer`` come from.
-_REGISTRIES: dict[str, Any] = {"strategy": lambda: sorted(STRATEGIES),
-                               "model": lambda: list(MODEL_NAMES),
-                               "featurizer": lambda: list(FEATURIZER_KINDS)}
 
 
 class InvalidSettings(InvalidInput):
@@ -84,16 +103,16 @@ class ProjectSettings(BaseModel):
         DEFAULT_STRATEGY, "Strategy", "Active learning",
         "How a round picks the next batch: by the model's uncertainty, a committee's "
         "disagreement, diversity, a hybrid of these, or at random (the baseline).",
-        choices=sorted(STRATEGIES))
+        registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
         "The classifier trained each round.",
-        choices=MODEL_NAMES)
+        registry="model")
     featurizer: str = _field(
         "text", "Featurizer", "Active learning",
         "How items become features: text (TF-IDF and dense embeddings), numeric fields, image "
         "pixels, or sentence embeddings (the embeddings extra). A change rebuilds the features.",
-        choices=FEATURIZER_KINDS)
+        registry="featurizer")
     featurizer_params: dict[str, Any] = Field(
         default_factory=dict, title="Featurizer parameters",
         description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
@@ -178,6 +197,8 @@ class ProjectSettings(BaseModel):
         kind = info.data.get("featurizer")
         if kind is None:  # the featurizer itself was refused
             return value
+        from ..features import make_featurizer
+
         featurizer = type(make_featurizer(kind))
         try:
             inspect.signature(featurizer).bind(**value)

@@ -24,10 +24,12 @@ __all__ = [
     "TOKEN_PREFIX",
     "accept_token",
     "authenticate_password",
+    "check_username",
     "create_token",
     "create_user",
     "get_user",
     "get_user_by_name",
+    "hash_password",
     "hash_token",
     "list_tokens",
     "list_users",
@@ -52,7 +54,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _hash_password(password: str) -> str:
+def check_username(username: str) -> None:
+    """Raise :class:`InvalidInput` unless ``username`` is 1-64 letters, digits or ``_.@-``."""
+    if not _USERNAME.match(username):
+        raise InvalidInput(f"invalid username {username!r}: use 1-64 letters, digits or _.@-")
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash stored for ``password`` (at least 8 characters); deliberately slow,
+    tens of milliseconds, and free of the GIL, so many can be hashed on threads."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password too short: {len(password)} characters, "
                            f"use at least {MIN_PASSWORD_LENGTH}")
@@ -62,12 +72,11 @@ def _hash_password(password: str) -> str:
 def create_user(session: Session, username: str, password: str | None = None, *,
                 is_admin: bool = False) -> User:
     """Add a user; without a password the user can only authenticate with tokens."""
-    if not _USERNAME.match(username):
-        raise InvalidInput(f"invalid username {username!r}: use 1-64 letters, digits or _.@-")
+    check_username(username)
     if get_user_by_name(session, username) is not None:
         raise Conflict(f"user {username!r} already exists: pick another name")
     user = User(username=username, is_admin=is_admin, disabled=False,
-                password_hash=None if password is None else _hash_password(password))
+                password_hash=None if password is None else hash_password(password))
     try:
         with session.begin_nested():
             session.add(user)
@@ -85,7 +94,7 @@ def get_user_by_name(session: Session, username: str) -> User | None:
 
 
 def set_password(session: Session, user_id: int, password: str) -> None:
-    get_user(session, user_id).password_hash = _hash_password(password)
+    get_user(session, user_id).password_hash = hash_password(password)
 
 
 def authenticate_password(session: Session, username: str, password: str) -> User | None:

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from ._base import FloatArray, chunks
 
@@ -130,6 +128,10 @@ def fit_centroids(
     Centroids of a uniform sample estimate the pool's centroids well; fitting on a sample keeps
     the cost independent of the pool size. The caller assigns the full pool in one pass.
     """
+    # scikit-learn here, not at the top: `import activelabel.strategies` stays light
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     n = X.shape[0]
     rows = max(max_fit_rows, 4 * n_clusters)
     if n > rows:

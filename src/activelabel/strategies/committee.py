@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import entr
 
 from ._base import (
     QueryStrategy,
@@ -28,6 +27,8 @@ __all__ = ["BALD", "VoteEntropy"]
 
 
 def _entropy_rows(p: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    from scipy.special import entr  # here: `import activelabel.strategies` stays light
+
     return entr(p).sum(axis=-1)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import entr
 
 from ._base import (
     FloatArray,
@@ -71,6 +70,8 @@ def _margin_ml(pt: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
 
 
 def _entropy_ml(pt: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
+    from scipy.special import entr  # here: `import activelabel.strategies` stays light
+
     return ((entr(pt) + entr(1.0 - pt)) / np.log(2.0)).mean(axis=0)
 
 
