@@ -25,18 +25,14 @@ from activelabel.store import (
 )
 from activelabel.store.models import Item, Round, User
 from activelabel.store.users import user_for_token
-from tests.e2e._support import run_cli, service_db
-from tests.store.conftest import BACKENDS, pg_admin  # noqa: F401  (fixture used by new_engine)
+from tests.support.databases import BACKENDS
+from tests.support.processes import run_cli
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    """A new database per test (``db_url``, tests/conftest.py): the commands commit."""
     return str(request.param)
-
-
-@pytest.fixture
-def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from service_db(backend, request, tmp_path)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 from activelabel.client import Client
 from activelabel.runtime.settings import resolve_location
 from activelabel.store import Storage, create_token, create_user
-from tests.e2e._support import ServerProcess, run_cli
+from tests.support.processes import ServerProcess, run_cli
 
 N_POOL, N_GOLD = 30, 6
 

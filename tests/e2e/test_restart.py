@@ -17,7 +17,7 @@ from activelabel.runtime.settings import resolve_location
 from activelabel.runtime.worker import STALE_SECONDS
 from activelabel.store import Storage, create_engine_for, create_token, create_user
 from activelabel.store.models import Job, utcnow
-from tests.e2e._support import ROUND_TIMEOUT, SEED, ServerProcess, import_sms, wait_until
+from tests.support.processes import ROUND_TIMEOUT, SEED, ServerProcess, import_sms, wait_until
 
 
 def admin_token(server: ServerProcess) -> str:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from activelabel.client import Client
-from tests.e2e._support import (
+from tests.support.processes import (
     ROUND_TIMEOUT,
     SEED,
     ServerProcess,

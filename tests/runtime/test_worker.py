@@ -23,10 +23,7 @@ from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import claim_job, enqueue_job, get_job, get_round, list_rounds
 from activelabel.store.models import utcnow
-
-from tests.labeling.engine_fixtures import backend, fresh_storage, new_project, pg_admin, text_rows
-
-__all__ = ["backend", "fresh_storage", "pg_admin"]
+from tests.support.projects import new_project, text_rows
 
 
 def _queue_import(storage: Storage, project_id: int, n: int = 20) -> int:
