@@ -4,6 +4,7 @@ Dawid-Skene recovering planted annotator noise, cleanlab finding planted label f
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,27 @@ def test_active_learning_scores_rank_a_contested_item_lowest() -> None:
     assert new.shape == (2,)
     assert int(np.argmin(scored)) == 2
     assert new[1] < new[0]
+
+
+def test_active_learning_scores_break_a_tie_the_same_way_every_time() -> None:
+    """Item 1 is a tie that cleanlab breaks at random (equal probabilities, class counts and
+    annotator agreement), and the pick moves every score: seeded inside, whatever the caller's
+    numpy global state, and that state is left as it was."""
+    labels = np.array([[0, 0], [0, 1], [1, 1]], dtype=float)
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95]])
+    unlabeled = np.array([[0.97, 0.03], [0.9, 0.1]])
+    answers = []
+    for seed in range(8):
+        np.random.seed(seed)  # noqa: NPY002  (the global state is what this test is about)
+        expected_next = np.random.random()  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            answers.append(active_learning_scores(labels, probs, unlabeled))
+        assert np.random.random() == expected_next  # noqa: NPY002  (the caller's stream goes on)
+    for scored, new in answers[1:]:
+        np.testing.assert_array_equal(scored, answers[0][0])
+        np.testing.assert_array_equal(new, answers[0][1])
 
 
 def test_label_issues_never_fork_a_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
