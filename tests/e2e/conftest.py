@@ -3,11 +3,13 @@ here, for ``db_url``) and a running server (helpers in :mod:`tests.support.proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from activelabel.client import Client
 from tests.support.databases import BACKENDS
 from tests.support.processes import ServerProcess
 
@@ -26,3 +28,10 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc.start()
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., Client]]:
+    """``connect(url, token)``: a :class:`Client` whose connections are closed at teardown."""
+    with contextlib.ExitStack() as opened:
+        yield lambda url, token=None: opened.enter_context(Client(url, token))

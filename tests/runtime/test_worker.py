@@ -151,6 +151,7 @@ def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
 
 
 def test_an_interrupted_job_is_given_back_to_the_queue(fresh_storage: Storage,
