@@ -4,7 +4,7 @@ Databases: ``backend`` runs a test on SQLite (a real file) and on the PostgreSQL
 database per test module; the store tests keep one per session and the end-to-end and CLI
 tests a new one per test (their conftest or module overrides ``backend`` with that scope).
 PostgreSQL unreachable: skipped with the reason, or failed when CI=true. Plain helpers are
-in :mod:`tests.support`.
+in :mod:`tests.support`. Every test of tests/e2e and tests/web is marked ``slow``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ from activelabel.store import Storage, create_engine_for
 from tests.support.databases import BACKENDS, PG_URL, new_database_url, new_storage, pg_error
 
 REPO = Path(__file__).resolve().parents[1]
+#: Folders whose every test runs real server processes or Chromium: all marked slow.
+SLOW_FOLDERS = {"e2e", "web"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 def _shared_data_dir() -> Path | None:

@@ -46,6 +46,7 @@ def check_results(out: Path, strategies: list[str]) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = cli("simulate", "--dataset", "wine", *SMALL_RUN, "--out", out)
@@ -62,6 +63,7 @@ def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
+@pytest.mark.slow
 def test_simulate_text_file(tmp_path: Path, shared_data: Path) -> None:
     data = tmp_path / "sms600.jsonl"
     with (shared_data / "sms_spam.jsonl").open(encoding="utf-8") as src:

@@ -78,6 +78,7 @@ def write_rows(path: Path, rows: list[Any]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_users_and_tokens_for_scripts(cli: Cli, storage: Storage, data_dir: Path,
                                       db_url: str) -> None:
     code, out, _ = cli("users", "create", "ann", "--password", "s3cret-pw", "--admin")

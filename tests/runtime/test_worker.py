@@ -129,6 +129,7 @@ def test_run_forever_stops_when_asked(fresh_storage: Storage) -> None:
         assert get_job(session, job_id).status == "done"
 
 
+@pytest.mark.slow
 def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend: str) -> None:
     if backend != "sqlite":
         return  # the signal handling does not depend on the database
