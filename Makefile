@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test install install-test lint typecheck bench clean browser screenshots
+.PHONY: run test test-fast install install-test lint typecheck bench clean browser screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ browser:
 
 test: lint browser
 	$(BIN)/pytest
+
+# The inner loop: everything but the tests marked slow (servers, Chromium, benchmarks).
+test-fast: install-test
+	$(BIN)/pytest -m "not slow"
 
 # Screenshots of the web app for the README, from a real demo server.
 screenshots: install-test browser

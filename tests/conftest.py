@@ -1,13 +1,35 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures that more than one test folder uses; each folder's conftest.py adds its own.
+
+Databases: ``backend`` runs a test on SQLite (a real file) and on the PostgreSQL server, one
+database per test module; the store tests keep one per session and the end-to-end and CLI
+tests a new one per test (their conftest or module overrides ``backend`` with that scope).
+PostgreSQL unreachable: skipped with the reason, or failed when CI=true. Plain helpers are
+in :mod:`tests.support`. Every test of tests/e2e and tests/web is marked ``slow``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+
+from activelabel.store import Storage, create_engine_for
+from tests.support.databases import BACKENDS, PG_URL, new_database_url, new_storage, pg_error
 
 REPO = Path(__file__).resolve().parents[1]
+#: Folders whose every test runs real server processes or Chromium: all marked slow.
+SLOW_FOLDERS = {"e2e", "web"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 def _shared_data_dir() -> Path | None:
@@ -30,3 +52,42 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    """An engine on the PostgreSQL server's test database, to make and drop schemas."""
+    error = pg_error()
+    if error is not None:
+        message = f"PostgreSQL at {PG_URL} is unreachable ({error}); set ACTIVELABEL_TEST_PG"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    engine = create_engine_for(PG_URL)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def engine_storage(backend: str, request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    """A migrated Storage on ``backend`` shared by a test module: tests make their own projects."""
+    yield from new_storage(backend, request, tmp_path_factory.mktemp("engine"))
+
+
+@pytest.fixture
+def fresh_storage(backend: str, request: pytest.FixtureRequest,
+                  tmp_path: Path) -> Iterator[Storage]:
+    """A new Storage for one test, for tests that look at every job of the database."""
+    yield from new_storage(backend, request, tmp_path)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a new, migrated database of ``backend`` for a process (server, command line)."""
+    yield from new_database_url(backend, request, tmp_path)

@@ -46,6 +46,7 @@ def check_results(out: Path, strategies: list[str]) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = cli("simulate", "--dataset", "wine", *SMALL_RUN, "--out", out)
@@ -81,6 +82,7 @@ def test_simulate_without_matplotlib_writes_results_and_a_hint(tmp_path: Path) -
                     "pip install 'activelabel[plot]'"]
 
 
+@pytest.mark.slow
 def test_simulate_text_file(tmp_path: Path, shared_data: Path) -> None:
     data = tmp_path / "sms600.jsonl"
     with (shared_data / "sms_spam.jsonl").open(encoding="utf-8") as src:

@@ -25,18 +25,14 @@ from activelabel.store import (
 )
 from activelabel.store.models import Item, Round, User
 from activelabel.store.users import user_for_token
-from tests.e2e._support import run_cli, service_db
-from tests.store.conftest import BACKENDS, pg_admin  # noqa: F401  (fixture used by new_engine)
+from tests.support.databases import BACKENDS
+from tests.support.processes import run_cli
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    """A new database per test (``db_url``, tests/conftest.py): the commands commit."""
     return str(request.param)
-
-
-@pytest.fixture
-def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from service_db(backend, request, tmp_path)
 
 
 @pytest.fixture
@@ -82,6 +78,7 @@ def write_rows(path: Path, rows: list[Any]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_users_and_tokens_for_scripts(cli: Cli, storage: Storage, data_dir: Path,
                                       db_url: str) -> None:
     code, out, _ = cli("users", "create", "ann", "--password", "s3cret-pw", "--admin")

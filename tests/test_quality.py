@@ -4,6 +4,7 @@ Dawid-Skene recovering planted annotator noise, cleanlab finding planted label f
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from activelabel.quality import (
     reliability_matrix,
     specific_agreement,
 )
+from tests.support.crowd import planted_crowd
+
+CROWD_KIT_REFERENCE = Path(__file__).parent / "data" / "dawid_skene_crowd_kit.json"
 
 # Three items, two raters: agree on 0, agree on 1, split.
 SMALL = reliability_matrix([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1], [0, 0, 1, 1, 0, 1], 3, 2)
@@ -156,23 +160,8 @@ def test_measures_ignore_the_order_of_items_and_the_names_of_classes(seed: int) 
         assert first == pytest.approx(second, nan_ok=True)
 
 
-def _planted_crowd(seed: int = 0, n_items: int = 300, k: int = 3,
-                   accuracy: tuple[float, ...] = (0.9, 0.88, 0.92, 0.9, 0.35)
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, k, n_items)
-    items, workers, labels = [], [], []
-    for w, acc in enumerate(accuracy):
-        right = rng.random(n_items) < acc
-        wrong = (truth + rng.integers(1, k, n_items)) % k
-        items += list(range(n_items))
-        workers += [w] * n_items
-        labels += np.where(right, truth, wrong).tolist()
-    return truth, np.array(items), np.array(workers), np.array(labels)
-
-
 def test_dawid_skene_recovers_a_planted_noisy_annotator() -> None:
-    truth, items, workers, labels = _planted_crowd()
+    truth, items, workers, labels = planted_crowd()
     ds = DawidSkene().fit(items, workers, labels, n_items=300, n_annotators=5, n_classes=3)
     acc = ds.accuracy_
     assert int(np.argmin(acc)) == 4
@@ -184,26 +173,27 @@ def test_dawid_skene_recovers_a_planted_noisy_annotator() -> None:
 
 
 def test_dawid_skene_agrees_with_crowd_kit() -> None:
-    """Step for step the same EM as crowd-kit (run only where crowd-kit is installed: it pulls
-    transformers and takes ~20 s to import, so it is no dependency of activelabel)."""
-    pd = pytest.importorskip("pandas")
-    crowdkit = pytest.importorskip("crowdkit.aggregation")
-    _, items, workers, labels = _planted_crowd(seed=1, n_items=120,
-                                               accuracy=(0.8, 0.7, 0.6, 0.5))
+    """Step for step the same EM as crowd-kit, whose answer on this crowd is saved in
+    tests/data (crowd-kit pulls transformers and takes ~20 s to import, so it is no dependency
+    of activelabel; scripts/crowd_kit_reference.py made the file and says how to remake it)."""
+    _, items, workers, labels = planted_crowd(seed=1, n_items=120,
+                                              accuracy=(0.8, 0.7, 0.6, 0.5))
     keep = np.random.default_rng(1).random(items.shape[0]) < 0.7  # missing labels too
     items, workers, labels = items[keep], workers[keep], labels[keep]
+    ref = json.loads(CROWD_KIT_REFERENCE.read_text())
+    assert [items.tolist(), workers.tolist(), labels.tolist()] == [
+        ref["items"], ref["workers"], ref["labels"]], \
+        "not the crowd crowd-kit was run on: rerun scripts/crowd_kit_reference.py"
     # A fixed number of iterations: the two stopping rules differ in when they fire.
+    assert (ref["n_iter"], ref["tol"]) == (8, "-inf")
     ours = DawidSkene(max_iter=8, tol=-np.inf).fit(items, workers, labels, n_items=120,
                                                     n_annotators=4, n_classes=3)
-    frame = pd.DataFrame({"task": items, "worker": workers, "label": labels})
-    ref = crowdkit.DawidSkene(n_iter=8, tol=-np.inf).fit(frame)
     seen = np.unique(items)
-    assert ours.labels_[seen].tolist() == ref.labels_.loc[seen].tolist()
-    ref_probs = ref.probas_.loc[seen, [0, 1, 2]].to_numpy()
-    assert ours.probs_[seen] == pytest.approx(ref_probs, abs=1e-9)
+    assert seen.tolist() == ref["tasks"]
+    assert ours.labels_[seen].tolist() == ref["task_labels"]
+    assert ours.probs_[seen] == pytest.approx(np.array(ref["task_probs"]), abs=1e-9)
     for w in range(4):
-        ref_err = (ref.errors_.loc[w].reindex(index=[0, 1, 2], columns=[0, 1, 2])
-                   .fillna(0).to_numpy())  # [given, true]
+        ref_err = np.array(ref["errors"][w])  # [given, true]
         np.testing.assert_allclose(ours.errors_[w].T, ref_err, atol=1e-9)
 
 
@@ -261,6 +251,27 @@ def test_active_learning_scores_rank_a_contested_item_lowest() -> None:
     assert new.shape == (2,)
     assert int(np.argmin(scored)) == 2
     assert new[1] < new[0]
+
+
+def test_active_learning_scores_break_a_tie_the_same_way_every_time() -> None:
+    """Item 1 is a tie that cleanlab breaks at random (equal probabilities, class counts and
+    annotator agreement), and the pick moves every score: seeded inside, whatever the caller's
+    numpy global state, and that state is left as it was."""
+    labels = np.array([[0, 0], [0, 1], [1, 1]], dtype=float)
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95]])
+    unlabeled = np.array([[0.97, 0.03], [0.9, 0.1]])
+    answers = []
+    for seed in range(8):
+        np.random.seed(seed)  # noqa: NPY002  (the global state is what this test is about)
+        expected_next = np.random.random()  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            answers.append(active_learning_scores(labels, probs, unlabeled))
+        assert np.random.random() == expected_next  # noqa: NPY002  (the caller's stream goes on)
+    for scored, new in answers[1:]:
+        np.testing.assert_array_equal(scored, answers[0][0])
+        np.testing.assert_array_equal(new, answers[0][1])
 
 
 def test_label_issues_never_fork_a_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,6 +140,7 @@ def test_labels_saved_vs_random_only_with_random() -> None:
     assert run(blobs(), strategies=["margin"], repeats=1).labels_saved_vs_random == {}
 
 
+@pytest.mark.slow
 def test_margin_beats_random_on_digits() -> None:
     ds = load_builtin("digits")
     result = simulate(

@@ -20,10 +20,7 @@ from activelabel.runtime.settings import resolve_location
 from activelabel.store import Storage, create_project, create_user, role_of
 from activelabel.store.models import AuditEvent, Membership, User
 from activelabel.store.users import authenticate_password, get_user_by_name, user_for_token
-from tests.e2e._support import run_cli
-from tests.labeling.engine_fixtures import backend, engine_storage, pg_admin
-
-__all__ = ["backend", "engine_storage", "pg_admin"]
+from tests.support.processes import run_cli
 
 
 def mode(path: Path) -> int:

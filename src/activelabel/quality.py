@@ -26,6 +26,8 @@ class), perfect observed agreement is reported as 1.0; too little data gives Non
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -369,6 +371,11 @@ def find_label_issues(labels: Any, probs: FloatArray) -> LabelIssues:
     return LabelIssues(ranked, 1.0 - sub[ranked, remap[ranked]])
 
 
+#: Seed of numpy's global random state while cleanlab breaks majority-vote ties with it.
+_TIE_SEED = 0
+_global_random_state = threading.Lock()
+
+
 def active_learning_scores(labels_multiannotator: Sequence[Sequence[float]] | FloatArray,
                            probs: FloatArray, probs_unlabeled: FloatArray | None = None,
                            ) -> tuple[FloatArray, FloatArray]:
@@ -377,7 +384,15 @@ def active_learning_scores(labels_multiannotator: Sequence[Sequence[float]] | Fl
     ``labels_multiannotator`` (n_labeled, n_annotators) class indices with NaN where an
     annotator gave none; ``probs`` (n_labeled, n_classes); ``probs_unlabeled``
     (n_unlabeled, n_classes). Lower is more informative: relabel a labeled item whose score is
-    below the best unlabeled ones, else label a new item."""
+    below the best unlabeled ones, else label a new item.
+
+    Deterministic: a majority-vote tie that the model, the class frequencies and the annotators'
+    agreement all leave open, cleanlab breaks with ``np.random.choice`` (numpy's global random
+    state; it takes no seed) and says so in a warning, and the pick changes the scores. The call
+    runs with that state seeded (with 0), that warning (no longer true)
+    dropped, and the caller's state put back after, under a lock so that two calls do not
+    interleave. Other code drawing from numpy's global state in another thread meanwhile would
+    draw from the seeded stream; nothing in activelabel draws from it."""
     from cleanlab.multiannotator import get_active_learning_scores
 
     matrix = np.asarray(labels_multiannotator, dtype=np.float64)
@@ -385,7 +400,15 @@ def active_learning_scores(labels_multiannotator: Sequence[Sequence[float]] | Fl
     if matrix.ndim != 2 or matrix.shape[0] != p.shape[0]:
         raise ValueError(f"labels_multiannotator must be (n, n_annotators) with n = "
                          f"{p.shape[0]} rows of probs, got shape {matrix.shape}")
-    labeled, unlabeled = get_active_learning_scores(matrix, p, probs_unlabeled)
+    with _global_random_state, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="breaking ties of examples .* by random",
+                                category=UserWarning, module="cleanlab")
+        caller_state = np.random.get_state()  # noqa: NPY002  (the state cleanlab draws from)
+        np.random.seed(_TIE_SEED)  # noqa: NPY002
+        try:
+            labeled, unlabeled = get_active_learning_scores(matrix, p, probs_unlabeled)
+        finally:
+            np.random.set_state(caller_state)  # noqa: NPY002
     return np.asarray(labeled, dtype=np.float64), np.asarray(unlabeled, dtype=np.float64)
 
 

@@ -1,24 +1,22 @@
-"""Fixtures of the end-to-end tests: a backend, a fresh database, a running server."""
+"""Fixtures of the end-to-end tests: a new database per test (``backend`` is function-scoped
+here, for ``db_url``) and a running server (helpers in :mod:`tests.support.processes`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e._support import ServerProcess, service_db
-from tests.store.conftest import BACKENDS, pg_admin  # noqa: F401  (fixture used by new_engine)
+from activelabel.client import Client
+from tests.support.databases import BACKENDS
+from tests.support.processes import ServerProcess
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from service_db(backend, request, tmp_path)
 
 
 @pytest.fixture
@@ -30,3 +28,10 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc.start()
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., Client]]:
+    """``connect(url, token)``: a :class:`Client` whose connections are closed at teardown."""
+    with contextlib.ExitStack() as opened:
+        yield lambda url, token=None: opened.enter_context(Client(url, token))

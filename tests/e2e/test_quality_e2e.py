@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from activelabel.client import Client
 from activelabel.runtime.settings import resolve_location
 from activelabel.store import Storage, create_token, create_user
-from tests.e2e._support import ServerProcess, run_cli
+from tests.support.processes import ServerProcess, run_cli
 
 N_POOL, N_GOLD = 30, 6
 
@@ -51,9 +52,10 @@ def _label_everything(client: Client, project_id: int, answer: Any) -> int:
     return done
 
 
-def test_a_careless_annotator_is_singled_out(server: ServerProcess, shared_data: Path) -> None:
+def test_a_careless_annotator_is_singled_out(server: ServerProcess, shared_data: Path,
+                                            connect: Callable[..., Client]) -> None:
     tokens = _people(server, ["lead", "ann_a", "ann_b", "careless", "rev"])
-    lead = Client(server.url, tokens["lead"])
+    lead = connect(server.url, tokens["lead"])
     project = lead.create_project("quality", ["ham", "spam"], settings={
         "overlap": 3, "gold_rate": 0.2, "gold_alert_below": 0.8, "agreement_target": 0.7,
         "retrain_every_labels": 10_000})
@@ -68,11 +70,11 @@ def test_a_careless_annotator_is_singled_out(server: ServerProcess, shared_data:
         lead.add_member(pid, name, "annotator")
     lead.add_member(pid, "rev", "reviewer")
 
-    careful = {n: Client(server.url, tokens[n]) for n in ("ann_a", "ann_b")}
+    careful = {n: connect(server.url, tokens[n]) for n in ("ann_a", "ann_b")}
     for client in careful.values():
         done = _label_everything(client, pid, lambda t: truth[t["item"]["external_id"]])
         assert done == N_POOL + N_GOLD
-    sloppy = Client(server.url, tokens["careless"])
+    sloppy = connect(server.url, tokens["careless"])
     seen_splits: set[str] = set()
     given: dict[str, str] = {}
 
@@ -110,7 +112,7 @@ def test_a_careless_annotator_is_singled_out(server: ServerProcess, shared_data:
     assert "gold alert: careless" in status.stdout
     assert "gold alert: ann_a" not in status.stdout
 
-    reviewer = Client(server.url, tokens["rev"])
+    reviewer = connect(server.url, tokens["rev"])
     queue = reviewer.review_queue(pid, reason="disagreement", limit=500)
     flagged_careless = [a for e in queue for a in e["annotations"]
                         if a["annotator"] == "careless"

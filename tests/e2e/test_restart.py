@@ -6,6 +6,7 @@ the queue then serves its seed batch. SQLite and PostgreSQL (fixtures in conftes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from activelabel.runtime.settings import resolve_location
 from activelabel.runtime.worker import STALE_SECONDS
 from activelabel.store import Storage, create_engine_for, create_token, create_user
 from activelabel.store.models import Job, utcnow
-from tests.e2e._support import ROUND_TIMEOUT, SEED, ServerProcess, import_sms, wait_until
+from tests.support.processes import ROUND_TIMEOUT, SEED, ServerProcess, import_sms, wait_until
 
 
 def admin_token(server: ServerProcess) -> str:
@@ -45,9 +46,9 @@ def stale_heartbeats(db_url: str) -> int:
 
 
 def test_crash_mid_round_loses_no_job(server: ServerProcess, shared_data: Path,
-                                      tmp_path: Path) -> None:
+                                      tmp_path: Path, connect: Callable[..., Client]) -> None:
     token = admin_token(server)
-    client = Client(server.url, token)
+    client = connect(server.url, token)
     project_id, _ = import_sms(client, shared_data, tmp_path, 5000)
 
     # The cold-start round featurizes 5000 texts: kill everything while it runs.
@@ -61,7 +62,7 @@ def test_crash_mid_round_loses_no_job(server: ServerProcess, shared_data: Path,
     assert stale_heartbeats(server.db) == 1
     server.start()
 
-    client = Client(server.url, token)
+    client = connect(server.url, token)
     finished = client.wait_for_round(project_id, rnd["id"], timeout=ROUND_TIMEOUT)
     assert finished["status"] == "done"
     tasks = client.next_tasks(project_id, n=SEED)

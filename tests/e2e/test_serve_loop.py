@@ -7,10 +7,11 @@ export. Both on SQLite and on PostgreSQL (a fresh schema each; fixtures in conft
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from activelabel.client import Client
-from tests.e2e._support import (
+from tests.support.processes import (
     ROUND_TIMEOUT,
     SEED,
     ServerProcess,
@@ -23,9 +24,10 @@ from tests.e2e._support import (
 )
 
 
-def test_whole_loop_over_http(server: ServerProcess, shared_data: Path, tmp_path: Path) -> None:
+def test_whole_loop_over_http(server: ServerProcess, shared_data: Path, tmp_path: Path,
+                              connect: Callable[..., Client]) -> None:
     token = make_token(server.data_dir, server.db, "lead", admin=True)
-    client = Client(server.url, token)
+    client = connect(server.url, token)
     assert client.health()
     project_id, oracle = import_sms(client, shared_data, tmp_path, 300)
 

@@ -20,7 +20,7 @@ from activelabel.runtime.server import (
 )
 from activelabel.runtime.settings import resolve_location
 from activelabel.store.errors import InvalidInput
-from tests.e2e._support import ServerProcess, child_env, wait_until
+from tests.support.processes import ServerProcess, child_env, wait_until
 
 
 def alive(pid: int) -> bool:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e._support import child_env
+from tests.support.processes import child_env
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "service_load.py"
 

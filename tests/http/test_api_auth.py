@@ -10,7 +10,7 @@ from sqlalchemy import update
 from activelabel.http.app import create_app
 from activelabel.store import create_user
 from activelabel.store.models import User
-from tests.http.conftest import Api, assert_error, unique
+from tests.support.api import Api, assert_error, unique
 
 
 def test_health_needs_no_credentials(api: Api) -> None:

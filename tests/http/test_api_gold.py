@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _gold_project(api: Api, *, gold_rate: float, n_pool: int = 16,

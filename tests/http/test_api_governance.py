@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from activelabel.http.app import create_app
 from activelabel.labeling.featurize import ensure_features
 from activelabel.store.models import AuditEvent
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _items(api: Api, pid: int, owner: Person) -> list[int]:

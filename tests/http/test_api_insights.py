@@ -21,7 +21,7 @@ from activelabel.store import (
     finish_round,
     record_selection,
 )
-from tests.http.conftest import Api, assert_error
+from tests.support.api import Api, assert_error
 
 
 def _item_ids(api: Api, pid: int, owner: object) -> list[int]:

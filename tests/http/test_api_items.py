@@ -7,7 +7,7 @@ from sqlalchemy import select
 from activelabel.labeling.imports import run_import
 from activelabel.store import create_round, finish_round, record_selection
 from activelabel.store.models import Job
-from tests.http.conftest import Api, assert_error
+from tests.support.api import Api, assert_error
 
 
 def test_post_items_reports_rejected_rows_and_duplicates(api: Api) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import update
 
 from activelabel.store.models import Item
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _drain(api: Api, pid: int, who: Person) -> set[int]:

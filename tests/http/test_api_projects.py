@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.http.conftest import Api, assert_error, unique
+from tests.support.api import Api, assert_error, unique
 
 
 def test_create_project_makes_the_caller_owner(api: Api) -> None:

@@ -18,7 +18,7 @@ from activelabel.store import (
     record_selection,
 )
 from activelabel.store.models import Item
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _items(api: Api, pid: int, owner: Person) -> list[int]:

@@ -15,7 +15,7 @@ from activelabel.store import (
     record_selection,
     start_round,
 )
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _label_all(api: Api, pid: int, who: Person, label: str) -> list[int]:

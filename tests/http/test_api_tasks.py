@@ -13,7 +13,7 @@ from activelabel.store import (
     finish_round,
     record_selection,
 )
-from tests.http.conftest import Api, Person, assert_error
+from tests.support.api import Api, Person, assert_error
 
 
 def _ids(tasks: list[dict]) -> list[int]:  # type: ignore[type-arg]

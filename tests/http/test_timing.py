@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from activelabel.http.middleware import ServerTiming
-from tests.http.conftest import Api
+from tests.support.api import Api
 
 TIMING = re.compile(r"^app;dur=(\d+\.\d)$")
 

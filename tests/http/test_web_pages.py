@@ -7,7 +7,7 @@ import re
 import pytest
 
 from activelabel.http.web import PAGES, STATIC_DIR, TEMPLATES_DIR
-from tests.http.conftest import Api
+from tests.support.api import Api
 
 
 @pytest.mark.parametrize("path", ["/", "/projects/new",

@@ -12,7 +12,7 @@ import pytest
 from activelabel.http.web import STATIC_DIR, TEMPLATES_DIR, vocabulary
 from activelabel.labeling.review import REASONS, Reason
 from activelabel.store.models import JobStatus, Role, RoundStatus
-from tests.http.conftest import Api
+from tests.support.api import Api
 
 #: Each kind of name the pages use, as the enums define it.
 KINDS = {"role": [r.value for r in Role], "reason": [r.value for r in Reason],

@@ -19,10 +19,7 @@ from activelabel.labeling.snapshots import read_snapshot, take_snapshot
 from activelabel.runtime.settings import Storage
 from activelabel.store import annotate, create_user, get_project, item_ids_for_rows
 from activelabel.store.models import Item, ModelVersion
-
-from .engine_fixtures import backend, engine_storage, new_project, pg_admin, run_job, text_rows
-
-__all__ = ["backend", "engine_storage", "pg_admin"]
+from tests.support.projects import new_project, run_job, text_rows
 
 N = 40
 #: Items 0-7: two careless annotators agree on the wrong label and outvote the reliable one.

@@ -14,18 +14,7 @@ from activelabel.labeling.export import export_stream
 from activelabel.labeling.rounds import request_round
 from activelabel.runtime.settings import Storage
 from activelabel.store import InvalidInput, NotFound, create_user
-
-from .engine_fixtures import (
-    backend,
-    engine_storage,
-    label_rows,
-    new_project,
-    pg_admin,
-    run_job,
-    text_rows,
-)
-
-__all__ = ["backend", "engine_storage", "pg_admin"]
+from tests.support.projects import label_rows, new_project, run_job, text_rows
 
 
 def _labeled_project(storage: Storage) -> tuple[Any, list[int]]:

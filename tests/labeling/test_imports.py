@@ -17,10 +17,7 @@ from activelabel.labeling.imports import enqueue_import, normalize_row, save_upl
 from activelabel.runtime.settings import Storage
 from activelabel.store import InvalidInput, count_items, list_rounds
 from activelabel.store.models import Item, Job
-
-from .engine_fixtures import backend, engine_storage, label_rows, new_project, pg_admin, run_job
-
-__all__ = ["backend", "engine_storage", "pg_admin"]
+from tests.support.projects import label_rows, new_project, run_job
 
 
 def _import(storage: Storage, project_id: int, path: Path, split: str | None = None

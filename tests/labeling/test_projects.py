@@ -19,16 +19,7 @@ from activelabel.store import (
     list_audit,
     role_of,
 )
-from tests.labeling.engine_fixtures import (
-    backend,
-    engine_storage,
-    label_rows,
-    new_project,
-    pg_admin,
-    text_rows,
-)
-
-__all__ = ["backend", "engine_storage", "pg_admin"]
+from tests.support.projects import label_rows, new_project, text_rows
 
 
 def test_find_project_by_id_then_by_name_and_unknown_lists_the_projects(

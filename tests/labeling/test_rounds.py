@@ -22,20 +22,7 @@ from activelabel.store import (
     round_selections,
 )
 from activelabel.store.models import Item, Job, ModelVersion
-
-from .engine_fixtures import (
-    backend,
-    digit_rows,
-    digits,
-    engine_storage,
-    label_rows,
-    new_project,
-    pg_admin,
-    run_job,
-    text_rows,
-)
-
-__all__ = ["backend", "digits", "engine_storage", "pg_admin"]
+from tests.support.projects import digit_rows, label_rows, new_project, run_job, text_rows
 
 Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 N, HOLDOUT, BATCH = 300, 60, 20

@@ -23,9 +23,7 @@ from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import claim_job, enqueue_job, get_job, get_round, list_rounds
 from activelabel.store.models import utcnow
-from tests.labeling.engine_fixtures import backend, fresh_storage, new_project, pg_admin, text_rows
-
-__all__ = ["backend", "fresh_storage", "pg_admin"]
+from tests.support.projects import new_project, text_rows
 
 
 def _queue_import(storage: Storage, project_id: int, n: int = 20) -> int:
@@ -131,6 +129,7 @@ def test_run_forever_stops_when_asked(fresh_storage: Storage) -> None:
         assert get_job(session, job_id).status == "done"
 
 
+@pytest.mark.slow
 def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend: str) -> None:
     if backend != "sqlite":
         return  # the signal handling does not depend on the database
@@ -153,6 +152,7 @@ def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
 
 
 def test_an_interrupted_job_is_given_back_to_the_queue(fresh_storage: Storage,

@@ -14,8 +14,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from activelabel.store import add_items, create_engine_for, create_project, migrate, session_factory
-
-from .conftest import PG_URL
+from tests.support.databases import PG_URL
 
 
 def rows(n: int):  # type: ignore[no-untyped-def]

@@ -28,8 +28,7 @@ from activelabel.store import (
 )
 from activelabel.store.annotations import is_current_label
 from activelabel.store.models import Annotation, Assignment, Item, Project, User
-
-from .conftest import make_items, make_users
+from tests.support.projects import make_items, make_users
 
 
 def test_label_completes_the_lease(session: Session, project: Project, owner: User) -> None:

@@ -23,8 +23,7 @@ from activelabel.store import (
 )
 from activelabel.store._util import lock_project
 from activelabel.store.models import Annotation, Assignment, Project, utcnow
-
-from .conftest import new_engine
+from tests.support.databases import new_engine
 
 N_THREADS = 8
 

@@ -50,14 +50,14 @@ def test_migrate_is_idempotent(fresh_engine: Engine) -> None:
 
 def test_concurrent_migrations_do_not_collide(backend: str, tmp_path: Path,
                                               request: pytest.FixtureRequest) -> None:
-    from .conftest import _drop_schema, _pg_schema_engine
+    from tests.support.databases import drop_schema, new_schema
 
     if backend == "sqlite":
         engines = [create_engine_for(f"sqlite:///{tmp_path / 'race.db'}") for _ in range(4)]
         schema = None
     else:
         admin = request.getfixturevalue("pg_admin")
-        first, schema = _pg_schema_engine(admin)
+        first, schema = new_schema(admin)
         engines = [first, *(create_engine_for(first.url.render_as_string(hide_password=False))
                             for _ in range(3))]
     errors: list[BaseException] = []
@@ -83,7 +83,7 @@ def test_concurrent_migrations_do_not_collide(backend: str, tmp_path: Path,
         for e in engines:
             e.dispose()
         if schema is not None:
-            _drop_schema(request.getfixturevalue("pg_admin"), schema)
+            drop_schema(request.getfixturevalue("pg_admin"), schema)
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_label_counts_are_backfilled_from_the_revisions(fresh_engine: Engine) ->
 
 @pytest.fixture
 def pg_only_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    from .conftest import new_engine
+    from tests.support.databases import new_engine
 
     yield from new_engine("postgresql", request, tmp_path)
 

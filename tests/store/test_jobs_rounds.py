@@ -40,8 +40,7 @@ from activelabel.store import (
     start_round,
 )
 from activelabel.store.models import Item, Project, User, utcnow
-
-from .conftest import make_items
+from tests.support.projects import make_items
 
 
 def test_jobs_are_claimed_once_in_order(session: Session, project: Project) -> None:

@@ -21,8 +21,7 @@ from activelabel.store import (
     release_task,
 )
 from activelabel.store.models import Project, User, utcnow
-
-from .conftest import make_items, make_users
+from tests.support.projects import make_items, make_users
 
 
 def ids(tasks: list) -> list[int]:  # type: ignore[type-arg]

@@ -8,8 +8,7 @@ import pytest
 
 import activelabel
 from activelabel.strategies import STRATEGIES, get_strategy
-
-from .conftest import make_pool
+from tests.support.pools import make_pool
 
 COMMITTEE = {"vote_entropy", "bald"}
 ALL = sorted(STRATEGIES)

@@ -1,131 +1,27 @@
-"""Fixtures of the browser tests: a real ``activelabel serve`` over the digits demo, users of
-each role, and Chromium (Debian's package) driven by Playwright.
+"""Fixtures of the browser tests: a real ``activelabel serve`` over the digits demo and
+Chromium (Debian's package) driven by Playwright (helpers in :mod:`tests.support.web`).
 
-The server and the browser are started once per session; each test makes its own users. Without Chromium the tests are
-skipped locally and fail in CI (``CI=true``), where ``make test`` installs it.
+The server and the browser are started once per session; each test makes its own users. Without
+Chromium the tests are skipped locally and fail in CI (``CI=true``), where ``make test`` installs it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e._support import ROUND_TIMEOUT, ServerProcess, run_cli, wait_until
-from tests.http.conftest import unique
-
-CHROMIUM = os.environ.get("ACTIVELABEL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ADMIN_PASSWORD = "demo-admin-password"
-PASSWORD = "password123"
-PROJECT = 1
-#: Items per round in the browser tests.
-BATCH = 200
-
-
-def chromium_or_skip() -> str:
-    """The Chromium executable; a skip locally when missing, a failure in CI."""
-    if Path(CHROMIUM).exists() or shutil.which("chromium"):
-        return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
-    message = (f"Chromium not found at {CHROMIUM}: install Debian's package "
-               "(apt-get install chromium); `make test` does")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@dataclass
-class Person:
-    username: str
-    password: str
-    token: str
-    role: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@dataclass
-class Site:
-    """The running demo server and a way to make members."""
-
-    url: str
-    admin: Person
-    process: ServerProcess
-
-    def api(self, method: str, path: str, who: Person | None = None,
-            **kwargs: Any) -> httpx.Response:
-        who = who or self.admin
-        return httpx.request(method, f"{self.url}/api/v1{path}", headers=who.headers,
-                             timeout=30, **kwargs)
-
-    def get(self, path: str, who: Person | None = None, **kw: Any) -> Any:
-        answer = self.api("GET", path, who, **kw)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def member(self, role: str) -> Person:
-        name = unique(role)
-        made = self.api("POST", "/users", json={"username": name, "password": PASSWORD})
-        assert made.status_code == 201, made.text
-        added = self.api("POST", f"/projects/{PROJECT}/members",
-                         json={"username": name, "role": role})
-        assert added.status_code == 201, added.text
-        return Person(name, PASSWORD, login(self.url, name, PASSWORD), role)
-
-
-def label_by_oracle(site: Site, who: Person, n: int) -> list[int]:
-    """Label ``n`` items from ``who``'s queue with their true digit; the item ids."""
-    from sklearn.datasets import load_digits
-
-    truth = load_digits().target
-    tasks = site.get(f"/projects/{PROJECT}/tasks/next", who, params={"n": n})
-    for task in tasks:
-        digit = str(truth[int(task["item"]["external_id"].split("-")[1])])
-        answer = site.api("POST", f"/projects/{PROJECT}/annotations", who, json={
-            "item_id": task["item"]["id"], "labels": [digit], "duration_ms": 1500})
-        assert answer.status_code == 201, answer.text
-    return [int(t["item"]["id"]) for t in tasks]
-
-
-def login(url: str, username: str, password: str) -> str:
-    answer = httpx.post(f"{url}/api/v1/auth/login", timeout=30,
-                        json={"username": username, "password": password})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["token"])
-
-
-def _widen_queue(site: Site) -> None:
-    """A queue of BATCH items (the demo's 20 would run dry with several annotators), and no
-    automatic rounds: the tests that need one ask for it."""
-    changed = site.api("PATCH", f"/projects/{PROJECT}", json={"settings": {
-        "batch_size": BATCH, "retrain_every_labels": 10_000}})
-    assert changed.status_code == 200, changed.text
-    run_round(site)
-
-
-def run_round(site: Site) -> dict[str, Any]:
-    """Ask for a round and wait until it is done; the round."""
-    asked = site.api("POST", f"/projects/{PROJECT}/rounds")
-    assert asked.status_code == 202, asked.text
-    round_id = asked.json()["round_id"]
-
-    def done() -> dict[str, Any] | None:
-        found = site.get(f"/projects/{PROJECT}/rounds/{round_id}?limit=0")
-        assert found["status"] != "failed", found
-        return found if found["status"] == "done" else None
-
-    return dict(wait_until(done, timeout=ROUND_TIMEOUT, poll=0.3, what="round done"))
+from tests.support.processes import ServerProcess, run_cli
+from tests.support.web import (
+    ADMIN_PASSWORD,
+    CHROMIUM_ARGS,
+    Person,
+    Site,
+    chromium_or_skip,
+    login,
+    widen_queue,
+)
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         admin = Person("admin", ADMIN_PASSWORD, login(server.url, "admin", ADMIN_PASSWORD),
                        "owner")
         built = Site(server.url, admin, server)
-        _widen_queue(built)
+        widen_queue(built)
         yield built
     finally:
         server.stop()
@@ -174,21 +70,3 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def log_in(page: Any, site: Site, who: Person, *, form: bool = False) -> None:
-    """Log in and land on the project list: through the login form, or (faster, for tests
-    about other pages) by storing ``who``'s token the way the login page does."""
-    if form:
-        page.goto(f"{site.url}/")
-        page.get_by_label("User name").fill(who.username)
-        page.get_by_label("Password").fill(who.password)
-        page.get_by_role("button", name="Log in").click()
-    else:
-        me = site.get("/me", who)
-        page.goto(f"{site.url}/static/app.css")  # same origin, no page script
-        page.evaluate("([token, user]) => { localStorage.setItem('activelabel.token', token);"
-                      " localStorage.setItem('activelabel.user', user); }",
-                      [who.token, json.dumps(me)])
-        page.goto(f"{site.url}/")
-    page.wait_for_selector("#project-list li")

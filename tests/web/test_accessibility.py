@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import PROJECT, Site, log_in
+from tests.support.web import PROJECT, Site, log_in
 
 PAGES = {"projects": "/", "label": f"/projects/{PROJECT}/label",
          "review": f"/projects/{PROJECT}/review",

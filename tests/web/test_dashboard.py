@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e._support import wait_until
-from tests.web.conftest import PROJECT, Site, label_by_oracle, log_in, run_round
+from tests.support.processes import wait_until
+from tests.support.web import PROJECT, Site, label_by_oracle, log_in, run_round
 
 
 @pytest.fixture(scope="module")

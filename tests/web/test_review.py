@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e._support import wait_until
-from tests.web.conftest import PROJECT, Site, log_in
+from tests.support.processes import wait_until
+from tests.support.web import PROJECT, Site, log_in
 
 
 def _history(site: Site, item_id: int) -> list[dict[str, Any]]:

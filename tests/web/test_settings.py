@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.http.conftest import unique
-from tests.web.conftest import PROJECT, Site, log_in
+from tests.support.api import unique
+from tests.support.web import PROJECT, Site, log_in
 
 
 def test_create_a_project_upload_and_configure_it(page: Any, site: Site,

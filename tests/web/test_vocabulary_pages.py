@@ -6,7 +6,7 @@ from typing import Any
 
 from activelabel.labeling.review import Reason
 from activelabel.store.models import Role
-from tests.web.conftest import PROJECT, Site, log_in
+from tests.support.web import PROJECT, Site, log_in
 
 
 def _options(page: Any, selector: str) -> list[list[str]]:

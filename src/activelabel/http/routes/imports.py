@@ -37,14 +37,15 @@ async def _form_file(request: Request) -> tuple[UploadFile, str | None]:
         raise InvalidInput("send the file as multipart/form-data with a field named 'file' "
                            "(curl -F file=@items.jsonl ...)")
     form = await request.form(max_files=1, max_fields=10)
-    upload = form.get("file")
+    upload, split = form.get("file"), form.get("split")
+    if isinstance(upload, UploadFile) and upload.filename and (
+            split is None or isinstance(split, str)):
+        return upload, (split or None)
+    await form.close()  # every file the form spooled: none is kept
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("no file in the form: send it in a field named 'file' with its "
                            "file name (curl -F file=@items.jsonl ...)")
-    split = form.get("split")
-    if split is not None and not isinstance(split, str):
-        raise InvalidInput("split must be a plain form field: pool, holdout or gold")
-    return upload, (split or None)
+    raise InvalidInput("split must be a plain form field: pool, holdout or gold")
 
 
 def _enqueue(caller: Caller, project_id: int, upload: UploadFile,

@@ -1,8 +1,8 @@
-"""Helpers for tests that run the service as real processes: databases, ports, the server.
+"""Helpers for tests that run the service as real processes: ports, the environment, the
+command line, the server and its workers, and SMS projects made through the API.
 
-Every database is new and empty: a SQLite file, or a fresh PostgreSQL schema dropped at
-teardown (``tests.store.conftest.new_engine``). Server processes start in their own session so
-that teardown can kill the server and its worker processes together.
+Server processes start in their own session so that teardown can kill the server and its
+worker processes together. Their databases come from :mod:`tests.support.databases`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,30 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from activelabel.client import Client
-from tests.store.conftest import new_engine
+
+__all__ = [
+    "ROUND_TIMEOUT",
+    "SEED",
+    "SRC",
+    "START_TIMEOUT",
+    "ServerProcess",
+    "child_env",
+    "done_rounds",
+    "free_port",
+    "import_sms",
+    "make_token",
+    "run_cli",
+    "task_external_id",
+    "task_item_id",
+    "wait_until",
+    "write_sms",
+]
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 #: Seconds a server gets to answer /api/v1/health after it starts.
@@ -31,12 +46,6 @@ START_TIMEOUT = 60.0
 #: Seed batch (the projects' batch_size) and how long a round may take.
 SEED = 20
 ROUND_TIMEOUT = 90
-
-
-def service_db(backend: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """URL of a new, migrated database of ``backend``; removed at teardown."""
-    for engine in new_engine(backend, request, folder):
-        yield engine.url.render_as_string(hide_password=False)
 
 
 def free_port() -> int:

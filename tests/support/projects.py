@@ -1,46 +1,36 @@
-"""Fixtures of the engine tests (rounds, imports, export, worker) on SQLite and PostgreSQL.
+"""Projects, users, items and labels made directly in the store, and jobs run in process.
 
-``engine_storage`` is a :class:`Storage` over a migrated database of the ``backend`` (a SQLite
-file, or a fresh PostgreSQL schema) shared by a test module: tests make their own projects.
-``fresh_storage`` is a new one per test, for tests that look at every job of the database.
+``make_users`` / ``make_items`` work inside a test's session (the store tests); the others
+take a :class:`Storage` and commit (the labeling and worker tests).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from sklearn.datasets import load_digits
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from activelabel.runtime.settings import resolve_location
 from activelabel.store import (
     Storage,
     add_items,
     annotate,
+    count_items,
     create_project,
     create_user,
     item_ids_for_rows,
 )
 from activelabel.store.models import Job, Project, User
-from tests.store.conftest import BACKENDS, _drop_schema, _pg_schema_engine, pg_admin
 
 __all__ = [
     "DIGIT_CLASSES",
     "Seeded",
-    "backend",
     "digit_rows",
-    "digits",
-    "engine_storage",
-    "fresh_storage",
     "label_rows",
-    "make_storage",
+    "make_items",
+    "make_users",
     "new_project",
-    "pg_admin",
     "run_job",
     "text_rows",
 ]
@@ -48,46 +38,19 @@ __all__ = [
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def make_users(session: Session, n: int, prefix: str = "u") -> list[User]:
+    return [create_user(session, f"{prefix}{i}_{uuid.uuid4().hex[:6]}") for i in range(n)]
 
 
-def make_storage(backend: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[Storage]:
-    """A migrated Storage in ``folder`` on ``backend``; its schema is dropped afterwards."""
-    if backend == "sqlite":
-        storage = Storage(resolve_location(folder))
-        yield storage
-        storage.close()
-        return
-    admin: Engine = request.getfixturevalue("pg_admin")
-    engine, schema = _pg_schema_engine(admin)
-    url = engine.url.render_as_string(hide_password=False)
-    engine.dispose()
-    storage = Storage(resolve_location(folder, url))
-    try:
-        yield storage
-    finally:
-        storage.close()
-        _drop_schema(admin, schema)
-
-
-@pytest.fixture(scope="module")
-def engine_storage(backend: str, request: pytest.FixtureRequest,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-    yield from make_storage(backend, request, tmp_path_factory.mktemp("engine"))
-
-
-@pytest.fixture
-def fresh_storage(backend: str, request: pytest.FixtureRequest,
-                  tmp_path: Path) -> Iterator[Storage]:
-    yield from make_storage(backend, request, tmp_path)
-
-
-@pytest.fixture(scope="session")
-def digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    bunch = load_digits()
-    return np.asarray(bunch.images, dtype=np.int64), np.asarray(bunch.target)
+def make_items(session: Session, project_id: int, n: int, start: int = 0,
+               split: str = "pool") -> list[int]:
+    """``n`` text items x{start}.. added to the project; their ids."""
+    result = add_items(session, project_id, [
+        {"external_id": f"x{start + i}", "data": {"text": f"item {start + i}"}, "split": split}
+        for i in range(n)])
+    assert result.inserted == n
+    total = count_items(session, project_id)
+    return item_ids_for_rows(session, project_id, range(total - n, total))
 
 
 class Seeded:
