@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from numpy.typing import NDArray
 
 from ..features import Featurizer, TextFeaturizer, make_featurizer
 from ..store import Storage, count_items, get_project, iter_items, settings_of
+from ..store.files import atomic_write
 
 __all__ = [
     "EMBEDDINGS",
@@ -132,20 +131,6 @@ def _fit_transform(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDA
     return transform_items(featurizer, records)
 
 
-def _atomic_write(target: Path, write: Callable[[Any], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _paths(storage: Storage, project_id: int) -> dict[str, Path]:
     folder = storage.arrays.project_dir(project_id)
     return {"meta": folder / _META, "featurizer": folder / _FEATURIZER,
@@ -184,15 +169,15 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
     paths = _paths(storage, project_id)
     sparse = sp.issparse(X)
     if sparse:
-        _atomic_write(paths["sparse"], lambda h: sp.save_npz(h, X, compressed=False))
+        atomic_write(paths["sparse"], lambda h: sp.save_npz(h, X, compressed=False))
         paths["dense"].unlink(missing_ok=True)
     else:
         storage.arrays.save(project_id, FEATURES, np.asarray(X, dtype=np.float32))
         paths["sparse"].unlink(missing_ok=True)
     storage.arrays.save(project_id, EMBEDDINGS, embeddings)
-    _atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
+    atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
     meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0])}
-    _atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
+    atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
 
 
 def forget_features(storage: Storage, project_id: int) -> None:

@@ -10,7 +10,6 @@ chunks of :data:`NEIGHBOUR_CHUNK`.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -32,6 +31,7 @@ from ..store import (
     last_finished_round,
     settings_of,
 )
+from ..store.files import atomic_write
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
 from .consensus import project_consensus
 from .rounds import labels_since_round
@@ -281,11 +281,8 @@ def attach_simulation(storage: Storage, project_id: int, results: Mapping[str, A
     """Keep the random-sampling curve of a simulation for the project's dashboard."""
     points = _random_points(results)
     path = simulation_path(storage, project_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"dataset": results.get("dataset"), "random": points}))
-    os.replace(tmp, path)
-    return path
+    body = json.dumps({"dataset": results.get("dataset"), "random": points}).encode()
+    return atomic_write(path, lambda handle: handle.write(body))
 
 
 def random_estimate(storage: Storage, project_id: int) -> list[dict[str, Any]] | None:

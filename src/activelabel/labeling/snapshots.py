@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from ..store import (
     current_revision,
     usernames,
 )
+from ..store.files import atomic_write
 from ..store.governance import create_snapshot, get_snapshot, list_snapshots
 from ..store.models import Item, Project, Snapshot, utcnow
 from .consensus import consensus_method, project_consensus
@@ -115,14 +117,12 @@ def take_snapshot(session: Session, storage: Storage, project: Project, *,
 
 
 def _with_header(body: Path, target: Path, header: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as out, open(body, encoding="utf-8") as src:
-        out.write(header)
-        for line in src:
-            out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, target)
+    def write(out: BinaryIO) -> None:
+        out.write(header.encode())
+        with open(body, "rb") as src:
+            shutil.copyfileobj(src, out)
+
+    atomic_write(target, write)
 
 
 def read_snapshot(snapshot: Snapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:

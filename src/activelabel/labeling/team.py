@@ -25,12 +25,11 @@ import csv
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,6 +42,7 @@ from ..store import (
     create_user,
     record_audit,
 )
+from ..store.files import atomic_write
 from ..store.models import ROLES, Membership, Project, User
 from ..store.users import MIN_PASSWORD_LENGTH, check_username, hash_password
 
@@ -373,22 +373,15 @@ def import_team_file(storage: Storage, team_file: Path, out: Path, *, tokens: bo
 
 def _place_secrets(out: Path, credentials: Sequence[Credential], *, force: bool) -> None:
     """Write to a private temporary file beside ``out``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+
+    def write(handle: BinaryIO) -> None:
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        write_credentials(text, credentials)
+        text.flush()
+        text.detach()  # the handle stays open: atomic_write syncs and closes it
+
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write_credentials(fh, credentials)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, out)
-        else:
-            os.link(tmp, out)  # fails if the file appeared meanwhile: never overwrite
-            os.unlink(tmp)
+        atomic_write(out, write, mode=0o600, overwrite=force)
     except FileExistsError:
-        os.unlink(tmp)
         raise InvalidInput(f"{out} appeared during the import: nothing was created; pass "
                            "--force or another --out") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,14 +6,14 @@ directory, fsync, ``os.replace``), so a reader sees the old array or the new one
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import atomic_write
 
 __all__ = ["ArrayStore"]
 
@@ -40,19 +40,8 @@ class ArrayStore:
         array = np.asarray(array)
         if array.dtype == object:
             raise ValueError(f"array {name!r} has dtype object: store numeric arrays only")
-        target = self.path(project_id, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic_write(self.path(project_id, name),
+                            lambda handle: np.save(handle, array, allow_pickle=False))
 
     def load(self, project_id: int, name: str, *, mmap: bool = True) -> np.ndarray[Any, Any] | None:
         """The stored array (read-only memory map when ``mmap``), or None when missing."""
