@@ -43,6 +43,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -351,13 +352,18 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _epoch(stamp: str | None) -> float | None:
+    """An ISO timestamp of the API as seconds since the epoch."""
+    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
+
+
 class Rounds:
     """Keeps rounds running back to back in a thread, for as long as the phase lasts: asks for
     a round, polls it until it ends, asks for the next. Records how long each was running."""
 
     def __init__(self, url: str, admin: str, pid: int) -> None:
         self.url, self.admin, self.pid = url, admin, pid
-        self.spans: list[tuple[float, float]] = []  # (seen running, ended) per finished round
+        self.spans: list[tuple[float, float]] = []  # (started, finished) per round, epoch s
         self.worker_s: list[float] = []  # each round's total_s as the worker timed it
         self.statuses: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -371,14 +377,13 @@ class Rounds:
                 self._follow(http, int(answer.get("round_id") or answer["id"]))
 
     def _follow(self, http: httpx.Client, round_id: int) -> None:
-        running_at = None
         while True:
             record = check(http.get(f"/projects/{self.pid}/rounds/{round_id}"))
-            now = time.perf_counter()
-            if record["status"] == "running" and running_at is None:
-                running_at = now
             if record["status"] in ("done", "failed"):
-                self.spans.append((running_at or now, now))
+                # The worker's own times (same machine, same clock): a round shorter than the
+                # polling interval still counts for what it ran.
+                ended = _epoch(record["finished_at"]) or time.time()
+                self.spans.append((_epoch(record["started_at"]) or ended, ended))
                 self.statuses[str(record["status"])] += 1
                 total = (record.get("timings") or {}).get("total_s")
                 if total is not None:
@@ -396,13 +401,14 @@ class Rounds:
         self._thread.join(timeout=600)
 
     def overlap(self, began: float, ended: float) -> float:
+        """Seconds of the span ``began`` - ``ended`` (epoch) during which a round ran."""
         return sum(max(0.0, min(ended, b) - max(began, a)) for a, b in self.spans)
 
 
 def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
           with_round: bool) -> PhaseResult:
     rounds = Rounds(ctx["url"], ctx["admin"], ctx["pid"]).start() if with_round else None
-    began = time.perf_counter()
+    began = time.time()
     tally, seconds = asyncio.run(run_annotators(ctx["url"], ctx["pid"], ctx["tokens"],
                                                 ctx["oracle"], args.annotations, args.seed,
                                                 args.think))
