@@ -9,12 +9,19 @@ Volatile values (times, tokens, durations, file paths) are replaced by placehold
 
     python scripts/record_api.py --out before.json
     python scripts/record_api.py --out after.json --compare before.json
+
+An older commit is recorded with this script copied into a worktree of it (it knows the layout
+before the split too): ``git worktree add /tmp/old COMMIT && cp scripts/record_api.py
+/tmp/old/scripts/ && cd /tmp/old && ACTIVELABEL_SHARED_DATA=<data folder> PYTHONPATH=src
+python scripts/record_api.py --out before.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -23,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "sms_spam.jsonl"
+DATA = Path(os.environ.get("ACTIVELABEL_SHARED_DATA") or REPO.parent / "shared" / "data"
+            ) / "sms_spam.jsonl"
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 _TS_ANY = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.+]+")
@@ -42,10 +50,12 @@ def _open(folder: Path, db: str | None) -> tuple[Any, Callable[..., Any], Callab
         from activelabel.runtime.worker import Worker
 
         storage = open_storage(folder, db)
-    except ImportError:
-        from activelabel.http.app import create_app  # type: ignore[no-redef]
-        from activelabel.runtime.settings import Settings, Storage  # type: ignore[attr-defined]
-        from activelabel.runtime.worker import Worker  # type: ignore[no-redef]
+    except ImportError:  # the layout before December 2026: one service package
+        service = "activelabel.service"  # spelled apart so that no rename of paths touches it
+        create_app = importlib.import_module(f"{service}.app").create_app
+        config = importlib.import_module(f"{service}.config")
+        Worker = importlib.import_module(f"{service}.worker").Worker
+        Settings, Storage = config.Settings, config.Storage
 
         storage = Storage(Settings.resolve(folder, db))
 

@@ -155,7 +155,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_created(tmp_path: Path, data_d
         "  line 3: password too short: 5 characters, use at least 8 (or leave it empty to have "
         "one generated)",
         "  line 4: username 'fine' is already on line 2: one row per user",
-        "  line 4: no project 'nope': give a project's name or id (`activelabel projects list` "
+        "  line 4: no project 'nope': give a project's name or id (`activelabel project list` "
         "shows them)",
         "  line 5: username is empty",
         "  line 6: role 'owner' without a project: fill the project column",
@@ -175,7 +175,7 @@ def test_the_secrets_file_is_never_overwritten_without_force(tmp_path: Path, dat
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: {out} already exists: pass --force to overwrite "
                                    "it, or --out another file (it would hold new passwords and "
-                                   "tokens)")
+                                   "tokens); nothing was created")
     assert out.read_text() == "earlier secrets\n"
     assert counts(storage) == before
     proc = run_cli("users", "import", team, "--out", out, "--force", data_dir=data_dir)
@@ -276,3 +276,28 @@ def test_import_team_with_a_bad_row_writes_nothing(engine_storage: Storage) -> N
     with storage.read_sessions() as session:
         assert get_user_by_name(session, good) is None
         assert get_user_by_name(session, dup) is None
+
+
+def test_the_same_project_twice_in_a_row_is_refused(tmp_path: Path, data_dir: Path,
+                                                    storage: Storage) -> None:
+    """By name and by id it is one project: one role per project."""
+    with storage.sessions() as session, session.begin():
+        owner = create_user(session, "founder")
+        project = create_project(session, "dup", "classification", ["a", "b"],
+                                 created_by=owner.id)
+        pid = project.id
+    team = write(tmp_path / "team.csv", f"username,projects\nivy,dup:annotator;{pid}:reviewer\n")
+    before = counts(storage)
+    proc = run_cli("users", "import", team, "--out", tmp_path / "c.csv", data_dir=data_dir)
+    assert proc.returncode == 2
+    assert "line 2: project 'dup' is given twice (by name and by id)" in proc.stderr
+    assert counts(storage) == before
+
+
+def test_a_rerun_without_new_secrets_needs_no_force(tmp_path: Path, data_dir: Path) -> None:
+    team = write(tmp_path / "team.csv", "username\nzoe\n")
+    out = tmp_path / "credentials.csv"
+    assert run_cli("users", "import", team, "--out", out, data_dir=data_dir).returncode == 0
+    again = run_cli("users", "import", team, "--out", out, data_dir=data_dir)
+    assert again.returncode == 0, again.stderr
+    assert list(read_secrets(out)) == ["zoe"]  # the first run's file, untouched

@@ -423,8 +423,10 @@ def import_file(
 
     if not file.is_file():
         raise BadInput(f"{file} is not a file: pass the path of a .jsonl, .csv or .parquet file")
-    if split is not None and split not in ("pool", "holdout", "gold"):
-        raise BadInput(f"--split {split!r} is not one of pool, holdout, gold")
+    from activelabel.store import SPLITS
+
+    if split is not None and split not in SPLITS:
+        raise BadInput(f"--split {split!r} is not one of {', '.join(SPLITS)}")
     storage = _storage(data_dir, db)
     try:
         with storage.sessions() as session:

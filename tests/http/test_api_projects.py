@@ -144,3 +144,26 @@ def test_members_add_list_remove(api: Api) -> None:
     actions = [(e["action"], e["entity"]) for e in api.get(f"/projects/{pid}/audit",
                                                            owner).json()]
     assert actions[:3] == [("remove", "member"), ("set_role", "member"), ("set_role", "member")]
+
+
+def test_a_settings_change_is_checked_against_the_project_it_changes(api: Api) -> None:
+    """A PATCH names what it changes; what depends on other settings (a featurizer's
+    parameters) is checked with the project's own settings, and refused as a 422 named like
+    every other."""
+    owner = api.person("owner")
+    pid = api.project(owner, settings={"featurizer": "image",
+                                       "featurizer_params": {"field": "pixels"}})
+    changed = api.patch(f"/projects/{pid}", owner,
+                        json={"settings": {"featurizer_params": {"field": "img",
+                                                                 "shape": [8, 8]}}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["settings"]["featurizer"] == "image"
+    assert changed.json()["settings"]["featurizer_params"] == {"field": "img", "shape": [8, 8]}
+    error = assert_error(api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"featurizer": "numeric"}}), 422, "invalid_input")
+    assert error["details"][0]["field"] == "body.settings.featurizer_params"
+    assert "numeric featurizer" in error["message"]
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["featurizer"] == "image"
+    error = assert_error(api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"batch_size": None}}), 422, "invalid_input")
+    assert error["details"][0]["field"] == "body.settings.batch_size"

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from activelabel.labeling.consensus import item_majority as consensus
 from activelabel.labeling.featurize import ensure_features
-from activelabel.labeling.rounds import after_annotation, consensus, request_rerank, request_round
+from activelabel.labeling.rounds import after_annotation, request_rerank, request_round
 from activelabel.runtime.settings import Storage
 from activelabel.store import (
     activate_model_version,

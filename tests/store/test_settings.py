@@ -4,14 +4,19 @@ settings page and the OpenAPI schema all come from the declaration."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
+from sqlalchemy import Engine, text
 
 from activelabel.features import FEATURIZER_KINDS
 from activelabel.models import MODEL_NAMES
@@ -19,6 +24,8 @@ from activelabel.store import (
     InvalidInput,
     InvalidSettings,
     ProjectSettings,
+    ProjectSettingsChange,
+    migrate,
     settings_of,
     validate_settings,
 )
@@ -127,3 +134,63 @@ def test_every_setting_has_a_title_a_description_and_a_page_section() -> None:
         assert prop.get("title"), name
         assert prop.get("description"), name
         assert prop.get("group"), name
+
+
+def test_featurizer_parameters_are_checked_by_their_types() -> None:
+    for params, says in (({"max_features": "lots"}, "max_features='lots' must be of type"),
+                         ({"ngram_range": 7}, "ngram_range=7 must be of type tuple[int, int]"),
+                         ({"sublinear_tf": "yes"}, "sublinear_tf")):
+        with pytest.raises(InvalidSettings, match=re.escape(says)):
+            validate_settings({"featurizer_params": params})
+    image = validate_settings({"featurizer": "image",
+                               "featurizer_params": {"field": "img", "shape": [8, 8]}})
+    assert image["featurizer_params"] == {"field": "img", "shape": [8, 8]}
+
+
+def test_a_change_names_only_what_changes() -> None:
+    """The body of a PATCH: no setting required, each checked alone, unknown names refused."""
+    change = ProjectSettingsChange.model_validate({"featurizer_params": {"shape": [8, 8]}})
+    assert change.model_dump(exclude_unset=True) == {"featurizer_params": {"shape": [8, 8]}}
+    assert ProjectSettingsChange.model_validate({"target_accuracy": None}).model_dump(
+        exclude_unset=True) == {"target_accuracy": None}
+    for bad in ({"batch_size": None}, {"colour": 1}, {"lease_seconds": 10**12}):
+        with pytest.raises(ValidationError):
+            ProjectSettingsChange.model_validate(bad)
+
+
+def test_a_stored_featurizer_is_kept_even_where_its_extra_is_missing() -> None:
+    """Whether an extra is installed is checked on write; a process without it reads the
+    project as it is (its round then fails saying what to install), never as text."""
+    read = settings_of({"featurizer": "sentence", "featurizer_params": {"field": "body"}})
+    assert (read.featurizer, read.featurizer_params) == ("sentence", {"field": "body"})
+
+
+def test_the_migration_rewrites_settings_older_versions_accepted(
+        fresh_engine: Engine) -> None:
+    """Revision 0006 replaces stored values that break a round with their defaults, fills in
+    the missing settings, and leaves an audit event; valid settings are left alone."""
+    engine = fresh_engine
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0005')"))
+        for name, settings in (("old", {"featurizer": "nope", "lease_seconds": 10**12,
+                                        "batch_size": 7}),
+                               ("fine", validate_settings({"batch_size": 9}))):
+            conn.execute(text(
+                "INSERT INTO projects (name, task, labels, guidelines, guidelines_version, "
+                "settings, private_fields, created_at) VALUES (:n, 'classification', "
+                ":labels, '', 1, :s, :p, :t)"), {
+                    "n": name, "labels": json.dumps(["a", "b"]), "s": json.dumps(settings),
+                    "p": "[]", "t": datetime.now(timezone.utc)})
+    migrate(engine)
+    with engine.connect() as conn:
+        stored = {n: json.loads(s) if isinstance(s, str) else s for n, s in conn.execute(
+            text("SELECT name, settings FROM projects"))}
+        events = conn.execute(text("SELECT action, entity, after FROM audit_events")).all()
+    assert stored["old"] == validate_settings({"batch_size": 7})
+    assert stored["fine"] == validate_settings({"batch_size": 9})
+    assert len(events) == 1
+    action, entity, after = events[0]
+    after = json.loads(after) if isinstance(after, str) else after
+    assert (action, entity, after["replaced"]) == ("normalize", "project",
+                                                   ["featurizer", "lease_seconds"])

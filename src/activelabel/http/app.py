@@ -1,6 +1,6 @@
 """The FastAPI application: routes under ``/api/v1``, OpenAPI at ``/docs``, one error shape.
 
-The web app's pages (``service/web``) are served from the same app, at ``/``.
+The web app's pages (``http/web``) are served from the same app, at ``/``.
 
 ``create_app(location)`` opens (and migrates) the storage and closes it at shutdown;
 ``create_app(storage=...)`` serves an already opened storage, which the caller keeps owning

@@ -34,7 +34,7 @@ from ..store import (
     token_with_project,
     user_for_token,
 )
-from ..store.models import ApiToken, Project, User
+from ..store.models import ApiToken, Project, Role, User
 from .errors import Unauthorized
 
 __all__ = [
@@ -79,7 +79,8 @@ class Caller:
     def is_admin(self) -> bool:
         return bool(self.user.is_admin)
 
-    def project(self, project_id: int, minimum: str = "annotator") -> tuple[Project, str]:
+    def project(self, project_id: int,
+                minimum: Role = Role.ANNOTATOR) -> tuple[Project, str]:
         """The project and the caller's effective role, at least ``minimum``.
 
         Admins act as owners. Non-members get NotFound (404: the project stays hidden), members

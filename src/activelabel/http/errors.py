@@ -100,7 +100,10 @@ def status_of(exc: ActivelabelError) -> int:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ActivelabelError)
-    details = exc.details if isinstance(exc, (ApiError, InvalidSettings)) else None
+    details = exc.details if isinstance(exc, ApiError) else None
+    if isinstance(exc, InvalidSettings):  # named as in the request, like every other 422
+        details = [{**d, "field": f"body.{d['field']}", "loc": ["body", *d["loc"]]}
+                   for d in exc.details]
     headers = exc.headers if isinstance(exc, ApiError) else None
     return error_response(status_of(exc), exc.code, exc.message, details, headers)
 

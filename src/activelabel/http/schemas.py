@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAda
 
 from ..labeling.governance import DecisionView, VersionView
 from ..labeling.tasks import Suggestion, Why
-from ..store import ProjectSettings, Revision, settings_of
+from ..store import (
+    ProjectSettings,
+    ProjectSettingsChange,
+    Revision,
+    Role,
+    TaskType,
+    settings_of,
+)
 from ..store.models import (
     ApiToken,
     AuditEvent,
@@ -29,7 +36,6 @@ from ..store.models import (
 )
 
 Label = StrictStr | StrictInt
-Role = Literal["owner", "reviewer", "annotator"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -59,7 +65,7 @@ class TokenIn(Body):
 
 class ProjectIn(Body):
     name: Name
-    task: Literal["classification", "multilabel"] = "classification"
+    task: TaskType = TaskType.CLASSIFICATION
     labels: Annotated[list[Label], Field(min_length=1, max_length=1000)]
     guidelines: Annotated[str, Field(max_length=200_000)] = ""
     settings: ProjectSettings = Field(default_factory=ProjectSettings, description=(
@@ -76,7 +82,7 @@ class ProjectPatch(Body):
     labels: Annotated[list[Label] | None, Field(min_length=1, max_length=1000,
                                                 description="The new label set: every current "
                                                 "label kept, new ones appended.")] = None
-    settings: ProjectSettings | None = Field(None, description=(
+    settings: ProjectSettingsChange | None = Field(None, description=(
         "Settings to change, merged into the current ones."))
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
                               Field(max_length=1000)] = None

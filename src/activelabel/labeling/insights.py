@@ -2,7 +2,7 @@
 under the active model, the nearest labeled items of an item, and per-round / per-annotator
 figures for the dashboard.
 
-Plain functions over a session and arrays; the routes in ``api/insights.py`` only check roles.
+Plain functions over a session and arrays; the routes in ``http/routes/insights.py`` only check roles.
 Nothing here builds an n x n matrix: nearest neighbours are computed against the labeled rows in
 chunks of :data:`NEIGHBOUR_CHUNK`.
 """
@@ -10,7 +10,8 @@ chunks of :data:`NEIGHBOUR_CHUNK`.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,12 +29,13 @@ from ..store import (
     count_labeled_items,
     current_labels,
     is_head,
+    label_watermark,
     last_finished_round,
     settings_of,
 )
 from ..store.files import atomic_write
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
-from .consensus import project_consensus
+from .consensus import consensus_method, project_consensus
 from .rounds import labels_since_round
 
 __all__ = [
@@ -189,13 +191,50 @@ def nearest_rows(embeddings: NDArray[Any], query_row: int, candidates: NDArray[n
     return [(int(rows[i]), float(sims[i])) for i in order]
 
 
+class _LabeledCache:
+    """:func:`labeled_rows` per project, until a label changes (every change appends a
+    revision, so the newest revision id says whether one did) or the consensus method or the
+    label set does: the labeling page asks for related items of every item it shows."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._data: OrderedDict[int, tuple[Any, dict[int, dict[str, Any]]]] = OrderedDict()
+
+    def get(self, project_id: int, key: Any) -> dict[int, dict[str, Any]] | None:
+        with self._lock:
+            hit = self._data.get(project_id)
+            if hit is None or hit[0] != key:
+                return None
+            self._data.move_to_end(project_id)
+            return hit[1]
+
+    def put(self, project_id: int, key: Any, value: dict[int, dict[str, Any]]) -> None:
+        with self._lock:
+            self._data[project_id] = (key, value)
+            self._data.move_to_end(project_id)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+_labeled = _LabeledCache()
+
+
 def labeled_rows(session: Session, project: Project) -> dict[int, dict[str, Any]]:
     """Row -> {item_id, external_id, label} of every labeled item; ``label`` is the consensus
-    by the project's method (:func:`.consensus.project_consensus`)."""
+    by the project's method (:func:`.consensus.project_consensus`). Kept until the labels
+    change (the caller must not change the answer)."""
+    key = (label_watermark(session, project.id), tuple(map(str, project.labels)),
+           consensus_method(project.task, project.settings or {}))
+    cached = _labeled.get(project.id, key)
+    if cached is not None:
+        return cached
     found = current_labels(session, project.id)
     agreed = project_consensus(project, found)
-    return {cur.row: {"item_id": cur.item_id, "external_id": cur.external_id,
+    rows = {cur.row: {"item_id": cur.item_id, "external_id": cur.external_id,
                       "label": agreed.of(cur.item_id)} for cur in found}
+    _labeled.put(project.id, key, rows)
+    return rows
 
 
 # ---- dashboard -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ..store import (
     record_audit,
     remove_member,
     role_of,
+    settings_of,
     validate_labels,
     validate_settings,
 )
@@ -121,7 +122,8 @@ def change_project(session: Session, project: Project, actor_id: int,
         relabeled = labels != list(project.labels)
         project.labels = labels
     if "settings" in given:
-        project.settings = validate_settings({**project.settings, **given["settings"]})
+        current = settings_of(project.settings).model_dump(mode="json")
+        project.settings = validate_settings({**current, **given["settings"]})
     if "private_fields" in given:
         project.private_fields = list(dict.fromkeys(given["private_fields"]))
     if "guidelines" in given and given["guidelines"] != project.guidelines:

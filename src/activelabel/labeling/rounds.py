@@ -59,14 +59,13 @@ from ..strategies import (
     get_strategy,
     strategy_inputs,
 )
-from .consensus import collect_votes, consensus_method, item_majority, votes_consensus
+from .consensus import collect_votes, consensus_method, votes_consensus
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 
 __all__ = [
     "COLD_START_STRATEGY",
     "SCORE_CHUNK",
     "after_annotation",
-    "consensus",
     "labels_since_round",
     "request_rerank",
     "request_round",
@@ -78,8 +77,6 @@ COLD_START_STRATEGY = "cold_start"
 #: Items scored per predict_proba call (bounds the temporaries of scoring a large pool).
 SCORE_CHUNK = 50_000
 Progress = Callable[[dict[str, Any]], None]
-#: One item's majority label (:func:`.consensus.item_majority`), under its earlier name here.
-consensus = item_majority
 
 
 # ---- requesting ------------------------------------------------------------------------------

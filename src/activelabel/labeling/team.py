@@ -43,7 +43,7 @@ from ..store import (
     record_audit,
 )
 from ..store.files import atomic_write
-from ..store.models import ROLES, Membership, Project, User
+from ..store.models import ROLES, Membership, Project, Role, User
 from ..store.users import MIN_PASSWORD_LENGTH, check_username, hash_password
 
 __all__ = [
@@ -189,13 +189,13 @@ def _memberships(value: dict[str, str], problems: list[str]) -> list[tuple[str, 
     pairs: list[tuple[str, str]] = []
     project, role = value.get("project", "").strip(), value.get("role", "").strip().lower()
     if project:
-        pairs.append((project, role or "annotator"))
+        pairs.append((project, role or Role.ANNOTATOR.value))
     elif role:
         problems.append(f"role {role!r} without a project: fill the project column")
     for part in value.get("projects", "").split(";"):
         if part.strip():
             name, _, part_role = part.rpartition(":") if ":" in part else (part, "", "")
-            pairs.append((name.strip(), part_role.strip().lower() or "annotator"))
+            pairs.append((name.strip(), part_role.strip().lower() or Role.ANNOTATOR.value))
     seen: set[str] = set()
     for name, pair_role in pairs:
         if pair_role not in ROLES:
@@ -237,8 +237,12 @@ def _check_against_database(session: Session, team: Team
     problems = list(team.problems)
     for row in team.rows:
         problems += [f"line {row.line}: no project {ref!r}: give a project's name or id "
-                     "(`activelabel projects list` shows them)"
+                     "(`activelabel project list` shows them)"
                      for ref, _ in row.memberships if ref and projects.get(ref) is None]
+        named = [found for ref, _ in row.memberships if (found := projects.get(ref)) is not None]
+        twice = sorted({p[1] for p in named if named.count(p) > 1})
+        problems += [f"line {row.line}: project {name!r} is given twice (by name and by id): "
+                     "one role per project" for name in twice]
     if problems:
         problems.sort(key=lambda p: int(p.split(":")[0].removeprefix("line ")))
         raise TeamFileError(team.source, problems)
@@ -340,13 +344,11 @@ def import_team_file(storage: Storage, team_file: Path, out: Path, *, tokens: bo
     """Import ``team_file`` in one transaction and write the generated secrets to ``out``.
 
     ``out`` is created readable and writable by its owner only (0600), and must not exist
-    unless ``force``. It is written in full before the transaction commits: if it cannot be
-    written, nothing is created; if the commit fails, it is removed again. Without generated
-    secrets (no new user, or every password given in the file) no file is written.
+    unless ``force`` (checked when there are secrets to write). It is written in full before
+    the transaction commits: if it cannot be written, nothing is created; if the commit fails,
+    it is removed again and a file it replaced is put back. Without generated secrets (no new
+    user, or every password given in the file) no file is written.
     """
-    if os.path.lexists(out) and not force:
-        raise InvalidInput(f"{out} already exists: pass --force to overwrite it, or --out "
-                           "another file (it would hold new passwords and tokens)")
     if not out.parent.is_dir():
         raise InvalidInput(f"cannot write {out}: no folder {out.parent}; create it first")
     try:
@@ -358,16 +360,25 @@ def import_team_file(storage: Storage, team_file: Path, out: Path, *, tokens: bo
                            f"{exc.start}): save it as UTF-8 CSV") from None
     team = read_team(text, team_file.name)
     placed = False
+    previous = out.with_name(f".{out.name}.previous")
+    kept = False
     try:
         with storage.sessions() as session, session.begin():
             result = import_team(session, team, tokens=tokens)
             if result.credentials:
+                if force and os.path.lexists(out):
+                    os.replace(out, previous)  # put back if the commit fails
+                    kept = True
                 _place_secrets(out, result.credentials, force=force)
                 placed = True
     except BaseException:
         if placed:
             out.unlink(missing_ok=True)
+        if kept:
+            os.replace(previous, out)
         raise
+    if kept:
+        previous.unlink(missing_ok=True)
     return result
 
 
@@ -383,5 +394,6 @@ def _place_secrets(out: Path, credentials: Sequence[Credential], *, force: bool)
     try:
         atomic_write(out, write, mode=0o600, overwrite=force)
     except FileExistsError:
-        raise InvalidInput(f"{out} appeared during the import: nothing was created; pass "
-                           "--force or another --out") from None
+        raise InvalidInput(f"{out} already exists: pass --force to overwrite it, or --out "
+                           "another file (it would hold new passwords and tokens); nothing "
+                           "was created") from None

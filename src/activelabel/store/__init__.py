@@ -55,7 +55,7 @@ from .jobs import (
     list_jobs,
     requeue_stale_jobs,
 )
-from .models import ROLES, SPLITS, JobStatus, Role, RoundStatus
+from .models import ROLES, SPLITS, TASKS, JobStatus, Role, RoundStatus, Split, TaskType
 from .projects import (
     MAX_ID,
     add_member,
@@ -96,7 +96,13 @@ from .rounds import (
     selection_rows,
     start_round,
 )
-from .settings import InvalidSettings, ProjectSettings, settings_of, validate_settings
+from .settings import (
+    InvalidSettings,
+    ProjectSettings,
+    ProjectSettingsChange,
+    settings_of,
+    validate_settings,
+)
 from .storage import DataLocation, Storage
 from .users import (
     authenticate_password,
@@ -118,6 +124,7 @@ __all__ = [
     "PENDING_STATUSES",
     "ROLES",
     "SPLITS",
+    "TASKS",
     "ActivelabelError",
     "ArrayStore",
     "Conflict",
@@ -130,14 +137,17 @@ __all__ = [
     "JobStatus",
     "NotFound",
     "ProjectSettings",
+    "ProjectSettingsChange",
     "Provenance",
     "Revision",
     "Role",
     "RoundDue",
     "RoundStatus",
     "RowError",
+    "Split",
     "Storage",
     "Task",
+    "TaskType",
     "activate_model_version",
     "active_model_version",
     "add_items",

@@ -59,6 +59,8 @@ __all__ = [
     "RoundSelection",
     "RoundStatus",
     "Snapshot",
+    "Split",
+    "TaskType",
     "UTCDateTime",
     "User",
     "utcnow",
@@ -108,10 +110,26 @@ class RoundStatus(_Named):
     FAILED = "failed"
 
 
-TASKS = ("classification", "multilabel")
+class TaskType(_Named):
+    """What annotators give an item: one label, or any number of labels."""
+
+    CLASSIFICATION = "classification"
+    MULTILABEL = "multilabel"
+
+
+class Split(_Named):
+    """What an item is for: the pool to label, the holdout to evaluate on, gold to check
+    annotators with."""
+
+    POOL = "pool"
+    HOLDOUT = "holdout"
+    GOLD = "gold"
+
+
+TASKS = tuple(t.value for t in TaskType)
 #: Role names, highest first (as error messages list them).
 ROLES = tuple(r.value for r in reversed(Role))
-SPLITS = ("pool", "holdout", "gold")
+SPLITS = tuple(s.value for s in Split)
 ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo")
 JOB_KINDS = ("round", "import")
 JOB_STATUSES = tuple(s.value for s in JobStatus)

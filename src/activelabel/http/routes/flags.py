@@ -39,6 +39,6 @@ def flags(project_id: int, caller: Reader,
 def resolve(project_id: int, flag_id: int, caller: Writer,
             body: ResolveIn | None = None) -> FlagOut:
     """Mark a flag resolved, with an optional note (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     note = None if body is None else body.note
     return flag_out(resolve_flag(caller.session, project_id, flag_id, caller.user.id, note))

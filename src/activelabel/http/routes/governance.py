@@ -14,6 +14,7 @@ from ...labeling import governance as gov
 from ...labeling.calibration import calibration_report
 from ...labeling.governance import DecisionView, audit_trail, decision_views, version_views
 from ...labeling.snapshots import read_snapshot, take_snapshot
+from ...store import Role
 from ...store.governance import (
     add_decision,
     create_calibration,
@@ -57,7 +58,7 @@ def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
 @router.post("/projects/{project_id}/decisions", status_code=201, response_model=DecisionOut)
 def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> DecisionOut:
     """Log why a strategy or rule was chosen, from which round on. Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     decision = add_decision(caller.session, project_id, caller.user.id, body.topic, body.text,
                             from_round=body.from_round)
     return decision_outs(decision_views(caller.session, [decision]))[0]
@@ -66,7 +67,7 @@ def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> Decision
 @router.get("/projects/{project_id}/decisions", response_model=list[DecisionOut])
 def decisions(project_id: int, caller: Reader) -> list[DecisionOut]:
     """The decision log, oldest first (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     return decision_outs(decision_views(caller.session, list_decisions(caller.session,
                                                                     project_id)))
 
@@ -76,7 +77,7 @@ def post_snapshot(project_id: int, caller: Writer,
                   body: SnapshotIn | None = None) -> SnapshotOut:
     """Freeze the current labels (consensus and each annotator's) with their provenance to a
     hashed file. Owners only."""
-    project, _ = caller.project(project_id, "owner")
+    project, _ = caller.project(project_id, Role.OWNER)
     return snapshot_out(take_snapshot(caller.session, caller.storage, project,
                                        created_by=caller.user.id,
                                        note=None if body is None else body.note))
@@ -85,7 +86,7 @@ def post_snapshot(project_id: int, caller: Writer,
 @router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
 def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
     """The project's snapshots, oldest first (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     return [snapshot_out(s) for s in list_snapshots(caller.session, project_id)]
 
 
@@ -95,7 +96,7 @@ def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
 def export_snapshot(project_id: int, snapshot_id: int, caller: Reader) -> FileResponse:
     """The snapshot's JSONL file (header line, then one line per item), after checking its
     content hash. Reviewers and owners."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     snapshot = get_snapshot(caller.session, project_id, snapshot_id)
     read_snapshot(snapshot)
     return FileResponse(Path(snapshot.path), media_type="application/x-ndjson",
@@ -107,7 +108,7 @@ def export_snapshot(project_id: int, snapshot_id: int, caller: Reader) -> FileRe
 def restore(project_id: int, snapshot_id: int, caller: Writer) -> RestoreOut:
     """Re-apply the snapshot's labels as new revisions wherever they differ now; nothing is
     deleted. Owners only."""
-    project, _ = caller.project(project_id, "owner")
+    project, _ = caller.project(project_id, Role.OWNER)
     return RestoreOut(**gov.restore(caller.session, project, snapshot_id, caller.user.id))
 
 
@@ -116,7 +117,7 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
     """Remove the payloads of items on request (data becomes ``{}``); their annotations stay
     and each purge is an audit event. Cached features are dropped (rebuilt without the
     payloads by the next round). Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     items = gov.purge(caller.session, caller.storage, project_id, item_ids=body.item_ids,
                   external_ids=body.external_ids, actor_id=caller.user.id)
     return PurgeOut(purged=[i.id for i in items])
@@ -126,7 +127,7 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
             responses={200: {"content": {"application/x-ndjson": {}}}})
 def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
     """The whole audit trail of the project as JSONL, oldest first. Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
 
     def chunks() -> Iterator[str]:
         for event in audit_trail(caller.storage, project_id):
@@ -141,7 +142,7 @@ def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
 def post_calibration(project_id: int, body: CalibrationIn, caller: Writer) -> CalibrationOut:
     """A calibration session: items every annotator labels (they skip the overlap limit in the
     queue). Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     cal = create_calibration(caller.session, project_id, body.name, body.item_ids,
                              caller.user.id)
     _, ids = get_calibration(caller.session, project_id, cal.id)
@@ -152,7 +153,7 @@ def post_calibration(project_id: int, body: CalibrationIn, caller: Writer) -> Ca
 @router.get("/projects/{project_id}/calibrations", response_model=list[CalibrationOut])
 def calibrations(project_id: int, caller: Reader) -> list[CalibrationOut]:
     """Calibration sessions, oldest first (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     out = []
     for cal in list_calibrations(caller.session, project_id):
         _, ids = get_calibration(caller.session, project_id, cal.id)
@@ -167,5 +168,5 @@ def calibration(project_id: int, calibration_id: int, caller: Reader) -> dict[st
     """Where annotators disagree on the session's items, and with whom: per item the labels
     and the guidelines version each annotator saw, per pair the agreement. Reviewers and
     owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     return calibration_report(caller.session, project, calibration_id)

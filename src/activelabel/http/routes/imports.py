@@ -15,7 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...labeling.imports import enqueue_import, save_upload
-from ...store import SPLITS, InvalidInput, NotFound, get_job, list_jobs, require_role
+from ...store import (
+    SPLITS,
+    InvalidInput,
+    JobStatus,
+    NotFound,
+    Role,
+    get_job,
+    list_jobs,
+    require_role,
+)
 from ..auth import Caller, Reader
 from ..schemas import JobAccepted, JobOut, job_out
 
@@ -72,7 +81,7 @@ async def post_import(project_id: int, request: Request, caller: Reader) -> JobA
     ``GET /projects/{id}/jobs/{job_id}``: progress, then counts and rejected rows with line
     numbers). Owners only."""
     # The role is checked in a read session: no write lock is held while the file arrives.
-    await run_in_threadpool(caller.project, project_id, "owner")
+    await run_in_threadpool(caller.project, project_id, Role.OWNER)
     upload, split = await _form_file(request)
     try:
         return await run_in_threadpool(_enqueue, caller, project_id, upload, split)
@@ -90,7 +99,7 @@ def _visible_job(caller: Caller, job_id: int, project_id: int | None = None) -> 
               or (job.project_id is None and not caller.is_admin))
     if not hidden and job is not None and job.project_id is not None:
         try:
-            require_role(caller.session, job.project_id, caller.user, "annotator")
+            require_role(caller.session, job.project_id, caller.user, Role.ANNOTATOR)
         except NotFound:
             hidden = True
     if hidden or job is None:
@@ -114,7 +123,7 @@ def project_job(project_id: int, job_id: int, caller: Reader) -> JobOut:
 
 @router.get("/projects/{project_id}/jobs", response_model=list[JobOut])
 def jobs(project_id: int, caller: Reader,
-         status: Annotated[str | None, Query(pattern="^(queued|running|done|failed)$")] = None,
+         status: JobStatus | None = None,
          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[JobOut]:
     """The project's jobs (imports, rounds), newest first (any member)."""
     caller.project(project_id)

@@ -27,7 +27,7 @@ from ...labeling.tasks import (
     hidden_fields,
     visible_data,
 )
-from ...store import get_item, list_rounds
+from ...store import Role, get_item, list_rounds
 from ..auth import Reader
 from ..schemas import Confidence, Dashboard, Progress, RelatedItem
 
@@ -50,7 +50,7 @@ def get_confidence(project_id: int, caller: Reader,
     """Histogram of the active model's confidence (largest class probability) over the
     unlabeled pool, and the same pool under the previous model when one was replaced.
     Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     arrays = caller.storage.arrays
     rows = unlabeled_pool_rows(caller.session, project_id)
     return Confidence.model_validate(confidence(
@@ -88,7 +88,7 @@ def dashboard(project_id: int, caller: Reader) -> Dashboard:
     """Per round: labels used and gathered, labeling time, holdout metrics, gain per 100
     labels and timings; per annotator: labels, last hour, median seconds per label; and how
     many labeled items each label has. Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     effort = round_effort(caller.session, project_id)
     simulated = random_estimate(caller.storage, project_id)
     rounds: list[dict[str, Any]] = []

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from ...store import add_items, get_item, item_history, item_page, item_provenance, undo
+from ...store import (
+    Role,
+    Split,
+    add_items,
+    get_item,
+    item_history,
+    item_page,
+    item_provenance,
+    undo,
+)
 from ..auth import Reader, Writer
 from ..schemas import (
     ItemDetail,
@@ -41,7 +50,7 @@ def post_items(project_id: int, rows: Rows, caller: Writer) -> ItemsAdded:
     """Add items. Bad rows are rejected with their position and the reason; rows whose
     external_id is already in the project are reported as duplicates, not added twice. The
     valid rows are stored even when others are rejected. Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     result = add_items(caller.session, project_id, rows)
     return ItemsAdded(
         inserted=result.inserted, duplicates=len(result.duplicates),
@@ -54,12 +63,12 @@ def post_items(project_id: int, rows: Rows, caller: Writer) -> ItemsAdded:
 
 @router.get("/projects/{project_id}/items", response_model=ItemPage)
 def list_items(project_id: int, caller: Reader,
-               split: Literal["pool", "holdout", "gold"] | None = None,
+               split: Split | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                after: Annotated[int | None, Query(ge=0, description="Last id of the previous "
                                                   "page")] = None) -> ItemPage:
     """Items by id, a page at a time (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     items = item_page(caller.session, project_id, split=split, limit=limit, after=after)
     return ItemPage(items=[item_out(i) for i in items],
                     next_after=items[-1].id if len(items) == limit else None)
@@ -69,7 +78,7 @@ def list_items(project_id: int, caller: Reader,
 def item(project_id: int, item_id: int, caller: Reader) -> ItemDetail:
     """One item with every revision of its labels (oldest first), the current ones, and the
     rounds that selected it (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     found = get_item(caller.session, project_id, item_id)
     history = [revision_out(r) for r in item_history(caller.session, project_id, item_id)]
     current = [r for r in history if r.is_current and r.labels is not None]
@@ -86,5 +95,5 @@ def item(project_id: int, item_id: int, caller: Reader) -> ItemDetail:
 def undo_label(project_id: int, item_id: int, caller: Writer) -> RevisionOut:
     """Withdraw the caller's current label on the item (a new revision without labels; the
     history keeps the old one). Any member."""
-    caller.project(project_id, "annotator")
+    caller.project(project_id, Role.ANNOTATOR)
     return annotation_out(undo(caller.session, project_id, caller.user.id, item_id))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import TypeAdapter
 
 from ...labeling.rounds import after_annotation
-from ...store import annotate, review
+from ...store import Role, annotate, review
 from ..auth import Caller, Turn, Writer
 from ..schemas import AnnotationIn, ReviewIn, RevisionOut, annotation_out, json_response
 
@@ -45,7 +45,7 @@ def post_review(project_id: int, annotation_id: int, body: ReviewIn,
     """A reviewer's verdict on a current revision: ``accept`` keeps its labels; a rejection
     with ``labels`` corrects them; a rejection without withdraws the label. ``reason`` is
     stored on the new revision. Reviewers and owners."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     revision = review(caller.session, project_id, caller.user.id, annotation_id,
                       accept=body.accept, labels=body.labels, client_key=body.client_key,
                       reason=body.reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...labeling.versions import activate_version
-from ...store import list_models
+from ...store import Role, list_models
 from ..auth import Reader, Writer
 from ..schemas import Activated, ModelOut, model_out
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["models"])
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
 def models(project_id: int, caller: Reader) -> list[ModelOut]:
     """Every model version of the project, oldest first (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     return [model_out(m) for m in list_models(caller.session, project_id)]
 
 
@@ -24,7 +24,7 @@ def models(project_id: int, caller: Reader) -> list[ModelOut]:
 def activate(project_id: int, version: int, caller: Writer) -> Activated:
     """Make ``version`` the active model (e.g. roll back to an earlier one) and queue a round
     that re-scores the pool with it and re-ranks the queue. Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     model, rnd, created = activate_version(caller.session, project_id, version,
                                            caller.user.id)
     return Activated(model=model_out(model), round_id=rnd.id, job_id=rnd.job_id,

@@ -13,7 +13,7 @@ from ...labeling.projects import (
     set_role,
     visible_projects,
 )
-from ...store import list_audit, list_members
+from ...store import Role, list_audit, list_members
 from ..auth import Reader, Writer
 from ..schemas import (
     AuditOut,
@@ -36,7 +36,7 @@ def create(body: ProjectIn, caller: Writer) -> ProjectOut:
                              labels=body.labels, guidelines=body.guidelines,
                              settings=body.settings.model_dump(exclude_unset=True),
                              private_fields=body.private_fields)
-    return project_out(project, "owner")
+    return project_out(project, Role.OWNER)
 
 
 @router.get("/projects", response_model=list[ProjectOut])
@@ -57,7 +57,7 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
     """Change the name, guidelines or labels (new ones appended, a label in use is never
     removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated) or
     private fields. Every change is in the audit trail with before and after. Owners only."""
-    found, role = caller.project(project_id, "owner")
+    found, role = caller.project(project_id, Role.OWNER)
     changed = change_project(caller.session, found, caller.user.id,
                              body.model_dump(exclude_unset=True))
     return project_out(changed, role)
@@ -66,7 +66,7 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
 @router.get("/projects/{project_id}/members", response_model=list[MemberOut])
 def members(project_id: int, caller: Reader) -> list[MemberOut]:
     """Members and their roles (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     return [MemberOut(user_id=u.id, username=u.username, role=role)  # type: ignore[arg-type]
             for u, role in list_members(caller.session, project_id)]
 
@@ -74,7 +74,7 @@ def members(project_id: int, caller: Reader) -> list[MemberOut]:
 @router.post("/projects/{project_id}/members", status_code=201, response_model=MemberOut)
 def put_member(project_id: int, body: MemberIn, caller: Writer) -> MemberOut:
     """Give a user a role in the project (replacing any earlier role). Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     user = set_role(caller.session, project_id, caller.user.id, body.username, body.role)
     return MemberOut(user_id=user.id, username=user.username, role=body.role)
 
@@ -83,7 +83,7 @@ def put_member(project_id: int, body: MemberIn, caller: Writer) -> MemberOut:
                response_class=Response)
 def delete_member(project_id: int, username: str, caller: Writer) -> Response:
     """Remove a member. Owners only; the last owner cannot be removed."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     remove_role(caller.session, project_id, caller.user.id, username)
     return Response(status_code=204)
 
@@ -93,6 +93,6 @@ def audit(project_id: int, caller: Reader,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
           before_id: Annotated[int | None, Query(ge=1)] = None) -> list[AuditOut]:
     """The project's audit trail, newest first (owners). Page with ``before_id``."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     return [audit_out(e) for e in list_audit(caller.session, project_id=project_id,
                                              before_id=before_id, limit=limit)]

@@ -16,7 +16,7 @@ from ...labeling.review import (
     review_queue,
 )
 from ...labeling.tasks import model_probs, suggestion
-from ...store import active_model_version
+from ...store import Role, active_model_version
 from ..auth import Reader, Writer
 from ..schemas import (
     AgreementOut,
@@ -59,7 +59,7 @@ def review(project_id: int, caller: Reader,
     """The ranked review queue, best first: one entry per item and reason, with the item,
     its current labels, the consensus, the model's suggestion and any open flag. Reviewers and
     owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     entries, ctx = review_queue(caller.session, caller.storage, project, reason=reason,
                                 annotator=annotator, label=_label_param(label, project.labels),
                                 round_number=round, limit=limit)
@@ -89,7 +89,7 @@ def agreement(project_id: int, caller: Reader) -> AgreementOut:
     """Krippendorff's alpha (nominal), Fleiss' kappa, Cohen's kappa per annotator pair and
     specific agreement per label, over the items with two or more current labels, against the
     project's ``agreement_target``. Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     return AgreementOut.model_validate(agreement_report(label_table(caller.session, project),
                                                         project))
 
@@ -98,7 +98,7 @@ def agreement(project_id: int, caller: Reader) -> AgreementOut:
 def annotators(project_id: int, caller: Reader) -> list[AnnotatorQualityOut]:
     """Per annotator: current labels, accuracy on gold items, agreement with the others'
     majority and Dawid-Skene's estimated accuracy. Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     rows = annotator_report(label_table(caller.session, project), project)
     return [AnnotatorQualityOut(**vars(r)) for r in rows]
 
@@ -109,7 +109,7 @@ def post_gold(project_id: int, body: Annotated[list[GoldIn], Body(max_length=10_
     """Set the known answers of gold items (``labels: null`` returns an item to the pool).
     Gold items are mixed into annotators' tasks at the project's ``gold_rate``, never marked
     as gold to them. Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     items = set_gold_answers(caller.session, project_id, caller.user.id,
                              [(entry.item_id, entry.labels) for entry in body])
     return [item_out(item) for item in items]
@@ -121,7 +121,7 @@ def relabel(project_id: int, caller: Reader,
     """Relabel an old item or label a new one? cleanlab's ActiveLab scores (lower: another
     label is worth more) for labeled items and unlabeled pool items, from the annotators'
     labels and the active model. Reviewers and owners."""
-    project, _ = caller.project(project_id, "reviewer")
+    project, _ = caller.project(project_id, Role.REVIEWER)
     model = active_model_version(caller.session, project_id)
     probs = None if model is None else model_probs(caller.storage.arrays, project_id)
     return RelabelOut.model_validate(relabel_advice(caller.session, caller.storage, project,

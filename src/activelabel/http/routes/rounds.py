@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from ...labeling.governance import decision_views
 from ...labeling.rounds import request_round
-from ...store import get_round, list_rounds, model_version_numbers, selection_rows
+from ...store import Role, get_round, list_rounds, model_version_numbers, selection_rows
 from ...store.governance import decisions_for_round, list_decisions
 from ..auth import Reader, Writer
 from ..schemas import (
@@ -29,7 +29,7 @@ router = APIRouter(tags=["rounds"])
 def post_round(project_id: int, caller: Writer) -> RoundAccepted:
     """Queue a round (train, evaluate on the holdout, score the pool, select the next batch).
     When a round is already queued, that one is returned (``created`` false). Owners only."""
-    caller.project(project_id, "owner")
+    caller.project(project_id, Role.OWNER)
     rnd, created = request_round(caller.session, project_id, requested_by=caller.user.id,
                                  reason="requested")
     return RoundAccepted(round_id=rnd.id, job_id=rnd.job_id, created=created,
@@ -39,7 +39,7 @@ def post_round(project_id: int, caller: Writer) -> RoundAccepted:
 @router.get("/projects/{project_id}/rounds", response_model=list[RoundOut])
 def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
     """Every round of the project, oldest first (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     versions = model_version_numbers(caller.session, project_id)
     log = decision_views(caller.session, list_decisions(caller.session, project_id))
     return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)),
@@ -56,7 +56,7 @@ def round_(project_id: int, round_id: int, caller: Reader,
            = 1000) -> Response:
     """A round: status, timings, holdout metrics, labels used, gain over the previous round,
     model version, and the items it selected with their scores (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     rnd = get_round(caller.session, project_id, round_id)
     version = None if rnd.model_version_id is None else model_version_numbers(
         caller.session, project_id).get(rnd.model_version_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...labeling.stats import labels_per_annotator, last_rounds, project_counts
-from ...store import active_model_version
+from ...store import Role, active_model_version
 from ..auth import Reader
 from ..schemas import AnnotatorCount, RoundSummary, Stats
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["stats"])
 @router.get("/projects/{project_id}/stats", response_model=Stats)
 def stats(project_id: int, caller: Reader) -> Stats:
     """Progress and backlog of the project (reviewers and owners)."""
-    caller.project(project_id, "reviewer")
+    caller.project(project_id, Role.REVIEWER)
     session = caller.session
     model = active_model_version(session, project_id)
     counts = project_counts(session, project_id)

@@ -75,6 +75,9 @@ def settings_form() -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 _FORM = settings_form()
+#: What the new-project form offers (the sentence featurizer needs an extra: chosen in settings).
+_FEATURIZERS = [k for k in ProjectSettings.model_json_schema()["properties"]["featurizer"]["enum"]
+                if k != "sentence"]
 
 
 def vocabulary() -> dict[str, list[dict[str, Any]]]:
@@ -92,9 +95,8 @@ def vocabulary() -> dict[str, list[dict[str, Any]]]:
 
 
 def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
-    featurizers = ProjectSettings.model_json_schema()["properties"]["featurizer"]["enum"]
     return {"page": page, "title": title, "project_id": project_id, "version": __version__,
-            "settings_form": _FORM, "featurizers": [k for k in featurizers if k != "sentence"],
+            "settings_form": _FORM, "featurizers": _FEATURIZERS,
             "Role": Role, "vocabulary": vocabulary()}
 
 
