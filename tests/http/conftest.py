@@ -14,9 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from activelabel.http.app import create_app
+from activelabel.http.config import ServerSettings
 from activelabel.store import Storage
 from tests.support.api import Api
 from tests.support.databases import new_storage
+
+EVERYONE_CREATES = ServerSettings(project_creators="everyone")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,8 @@ def api_storage(backend: str, request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="module")
 def api(api_storage: Storage) -> Iterator[Api]:
-    app = create_app(storage=api_storage)
+    # The owners these tests make are plain users: let them create projects (the default,
+    # admins only, is checked on its own in test_api_security.py).
+    app = create_app(storage=api_storage, settings=EVERYONE_CREATES)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, api_storage)

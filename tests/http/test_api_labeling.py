@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import text
 
 from activelabel.http.auth import _write_turn
+from activelabel.http.config import ServerSettings
 from tests.support.api import Api, Person, assert_error
 
 
@@ -124,8 +125,8 @@ def test_a_cancelled_turn_still_gives_its_connection_back(api: Api) -> None:
     owner = api.person("owner")
     pool = api.storage.engine.pool
     before = pool.checkedout()  # type: ignore[attr-defined]
-    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(storage=api.storage)),
-                              path_params={})
+    state = SimpleNamespace(storage=api.storage, settings=ServerSettings())
+    request = SimpleNamespace(app=SimpleNamespace(state=state), path_params={})
     credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=owner.token)
     ran: list[int] = []
 

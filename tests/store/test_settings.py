@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from activelabel.store import (
     settings_of,
     validate_settings,
 )
+from activelabel.store.db import alembic_config
 from activelabel.store.settings import MAX_LEASE_SECONDS, settings_table
 from activelabel.strategies import STRATEGIES
 
@@ -170,9 +172,8 @@ def test_the_migration_rewrites_settings_older_versions_accepted(
     """Revision 0006 replaces stored values that break a round with their defaults, fills in
     the missing settings, and leaves an audit event; valid settings are left alone."""
     engine = fresh_engine
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM alembic_version"))
-        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0005')"))
+    with engine.begin() as conn:  # back to the schema before 0006
+        command.downgrade(alembic_config(conn), "0005")
         for name, settings in (("old", {"featurizer": "nope", "lease_seconds": 10**12,
                                         "batch_size": 7}),
                                ("fine", validate_settings({"batch_size": 9}))):

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..store import DataLocation, Storage
+from .config import ServerSettings
 from .errors import error_body, install_error_handlers
 from .middleware import ServerTiming
 from .routes import API_PREFIX, api_router
@@ -40,10 +41,10 @@ _ERRORS = {status: {"description": description, "content": {"application/json": 
     )}
 
 
-def create_app(location: DataLocation | None = None, *,
-               storage: Storage | None = None) -> FastAPI:
+def create_app(location: DataLocation | None = None, *, storage: Storage | None = None,
+               settings: ServerSettings | None = None) -> FastAPI:
     """The API over ``storage``, or over a storage opened at ``location`` (closed with the
-    app)."""
+    app), with the server's ``settings`` (default: every default)."""
     if (location is None) == (storage is None):
         raise TypeError("create_app takes a location or an opened storage, not both or none")
     owned = storage is None
@@ -61,6 +62,7 @@ def create_app(location: DataLocation | None = None, *,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
                   lifespan=lifespan)
     app.state.storage = opened
+    app.state.settings = settings or ServerSettings()
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
     install_web(app)

@@ -35,6 +35,7 @@ from ..store import (
     user_for_token,
 )
 from ..store.models import ApiToken, Project, Role, User
+from .config import ServerSettings
 from .errors import Unauthorized
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Writer",
     "bearer",
     "reader",
+    "settings_of_app",
     "storage_of",
     "writer",
 ]
@@ -55,6 +57,12 @@ T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description=(
     "An API token (`activelabel tokens create NAME`, `POST /api/v1/tokens`) or the token "
     "returned by `POST /api/v1/auth/login`."))
+
+
+def settings_of_app(request: Request) -> ServerSettings:
+    """The server's settings (set by :func:`activelabel.http.app.create_app`)."""
+    settings: ServerSettings = request.app.state.settings
+    return settings
 
 
 def storage_of(request: Request) -> Storage:
@@ -70,6 +78,10 @@ class Caller:
     user: User
     session: Session
     storage: Storage
+    #: The server's settings.
+    settings: ServerSettings
+    #: The token the caller presented (what logging out revokes).
+    token: str = field(default="", repr=False)
     _loaded: list[Project] = field(default_factory=list, repr=False)
     #: The request path's project and the caller's membership role in it, read with the token.
     _prefetched: dict[int, tuple[Project | None, str | None]] = field(
@@ -130,7 +142,8 @@ def _authenticate(request: Request, session: Session, storage: Storage,
     if user is None:
         raise Unauthorized("invalid token: it is unknown, revoked, or its user is disabled; "
                            "log in again or create a new token")
-    return Caller(user, session, storage, _prefetched=prefetched)
+    return Caller(user, session, storage, settings_of_app(request), credentials.credentials,
+                  _prefetched=prefetched)
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -27,6 +27,7 @@ from ..store import (
     InvalidInput,
     InvalidSettings,
     NotFound,
+    TooManyAttempts,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ STATUS_OF: tuple[tuple[type[ActivelabelError], int], ...] = (
     (Conflict, 409),
     (Forbidden, 403),
     (InvalidSettings, 422),
+    (TooManyAttempts, 429),
     (InvalidInput, 400),
 )
 _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -104,7 +106,9 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidSettings):  # named as in the request, like every other 422
         details = [{**d, "field": f"body.{d['field']}", "loc": ["body", *d["loc"]]}
                    for d in exc.details]
-    headers = exc.headers if isinstance(exc, ApiError) else None
+    headers = dict(exc.headers) if isinstance(exc, ApiError) else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status_of(exc), exc.code, exc.message, details, headers)
 
 

@@ -61,6 +61,8 @@ class UserIn(Body):
 
 class TokenIn(Body):
     name: Annotated[str, Field(min_length=1, max_length=100)] = "api"
+    expires_in_days: Annotated[int | None, Field(ge=1, le=3650, description=(
+        "Days until the token stops working (null: it works until revoked)."))] = None
 
 
 class ProjectIn(Body):
@@ -172,6 +174,9 @@ class TokenOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(None, description=(
+        "Never valid after this (null: no end); a login's token also expires when unused for "
+        "the server's login_idle_minutes."))
 
 
 class TokenCreated(TokenOut):
@@ -644,7 +649,7 @@ def user_out(user: User) -> UserOut:
 def token_out(token: ApiToken) -> TokenOut:
     return TokenOut(id=token.id, name=token.name, prefix=token.prefix,
                     created_at=token.created_at, last_used_at=token.last_used_at,
-                    revoked_at=token.revoked_at)
+                    revoked_at=token.revoked_at, expires_at=token.expires_at)
 
 
 def project_out(project: Project, role: str) -> ProjectOut:

@@ -180,8 +180,9 @@ def build_app(location: DataLocation) -> Any:
     are never walked, so these passes only see what requests created since.
     """
     from ..http.app import create_app
+    from ..http.config import server_settings_from_env
 
-    app = create_app(location)
+    app = create_app(location, settings=server_settings_from_env())
     gc.collect()
     gc.freeze()
     return app
@@ -202,6 +203,9 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
     processes (:func:`default_processes` when None) until interrupted, then stop the workers."""
     import uvicorn
 
+    from ..http.config import server_settings_from_env
+
+    server_settings_from_env()  # a bad ACTIVELABEL_* setting stops here, before anything starts
     if processes is None:
         processes = default_processes(location.db_url)
     if processes < 1:

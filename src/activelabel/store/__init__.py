@@ -27,7 +27,14 @@ from .annotations import (
 from .arrays import ArrayStore
 from .audit import audit_after, list_audit, record_audit
 from .db import create_engine_for, default_url, migrate, session_factory
-from .errors import ActivelabelError, Conflict, Forbidden, InvalidInput, NotFound
+from .errors import (
+    ActivelabelError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+)
 from .flags import flag_item, list_flags, resolve_flag
 from .items import (
     ImportResult,
@@ -55,6 +62,7 @@ from .jobs import (
     list_jobs,
     requeue_stale_jobs,
 )
+from .logins import LoginPolicy, clear_login_failures, login_wait, record_login_failure
 from .models import ROLES, SPLITS, TASKS, JobStatus, Role, RoundStatus, Split, TaskType
 from .projects import (
     MAX_ID,
@@ -135,6 +143,7 @@ __all__ = [
     "InvalidInput",
     "InvalidSettings",
     "JobStatus",
+    "LoginPolicy",
     "NotFound",
     "ProjectSettings",
     "ProjectSettingsChange",
@@ -148,6 +157,7 @@ __all__ = [
     "Storage",
     "Task",
     "TaskType",
+    "TooManyAttempts",
     "activate_model_version",
     "active_model_version",
     "add_items",
@@ -157,6 +167,7 @@ __all__ = [
     "authenticate_password",
     "claim_job",
     "claim_job_by_id",
+    "clear_login_failures",
     "content_hash",
     "count_items",
     "count_labeled_items",
@@ -208,6 +219,7 @@ __all__ = [
     "list_tokens",
     "list_users",
     "lock_project",
+    "login_wait",
     "member_roles",
     "migrate",
     "model_version_numbers",
@@ -215,6 +227,7 @@ __all__ = [
     "project_access",
     "project_with_role",
     "record_audit",
+    "record_login_failure",
     "record_selection",
     "record_token_use",
     "release_task",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ActivelabelError", "Conflict", "Forbidden", "InvalidInput", "NotFound"]
+__all__ = ["ActivelabelError", "Conflict", "Forbidden", "InvalidInput", "NotFound", "TooManyAttempts"]
 
 
 class ActivelabelError(Exception):
@@ -37,3 +37,13 @@ class Forbidden(ActivelabelError):
     """The caller is known but lacks the role for this call."""
 
     code = "forbidden"
+
+
+class TooManyAttempts(ActivelabelError):
+    """Too many failed attempts (logins): the caller must wait ``retry_after`` seconds."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

@@ -50,6 +50,7 @@ __all__ = [
     "Item",
     "Job",
     "JobStatus",
+    "LoginFailure",
     "Membership",
     "ModelVersion",
     "Project",
@@ -215,8 +216,25 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: Never valid after this (None: no end).
+    expires_at: Mapped[datetime | None]
+    #: Expires when unused for this long (None: never idles out): login tokens.
+    idle_seconds: Mapped[int | None]
 
     __table_args__ = (Index(None, "user_id"),)
+
+
+class LoginFailure(Base):
+    """A wrong password: who was tried, from where, when (what login throttling counts)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "username", "at"), Index(None, "address", "at"))
 
 
 class Project(Base):

@@ -112,14 +112,20 @@ def authenticate_password(session: Session, username: str, password: str) -> Use
     return user
 
 
-def create_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, str]:
-    """New API token: returns the row and the plaintext, which is never stored nor shown again."""
+def create_token(session: Session, user_id: int, name: str, *,
+                 expires_at: datetime | None = None,
+                 idle_seconds: int | None = None) -> tuple[ApiToken, str]:
+    """New API token: returns the row and the plaintext, which is never stored nor shown again.
+    It is never valid after ``expires_at`` and, with ``idle_seconds``, expires when unused for
+    that long (a login's token)."""
     get_user(session, user_id)
     if not name or len(name) > 100:
         raise InvalidInput(f"token name must be 1-100 characters, got {len(name)}")
+    if idle_seconds is not None and idle_seconds < 60:
+        raise InvalidInput(f"idle_seconds must be at least 60, got {idle_seconds}")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user_id, name=name, token_hash=hash_token(plaintext),
-                     prefix=plaintext[:10])
+                     prefix=plaintext[:10], expires_at=expires_at, idle_seconds=idle_seconds)
     session.add(token)
     session.flush()
     return token, plaintext
@@ -136,13 +142,19 @@ def token_query() -> Select[ApiToken, User]:
 
 def accept_token(token: ApiToken, user: User, digest: str, *,
                  now: datetime | None = None) -> bool:
-    """Whether the token read by :func:`token_query` is valid (unrevoked, its user enabled);
-    records when it was last used (at most once per :data:`LAST_USED_RESOLUTION`)."""
+    """Whether the token read by :func:`token_query` is valid (unrevoked, unexpired, not idle
+    for longer than it may be, its user enabled); records when it was last used (at most once
+    per :data:`LAST_USED_RESOLUTION`, which also restarts its idle clock)."""
     if not hmac.compare_digest(token.token_hash, digest):
         return False
     if token.revoked_at is not None or user.disabled:
         return False
     now = now or utcnow()
+    if token.expires_at is not None and now >= token.expires_at:
+        return False
+    if token.idle_seconds is not None and (
+            now - (token.last_used_at or token.created_at)).total_seconds() > token.idle_seconds:
+        return False
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
     return True

@@ -13,7 +13,7 @@ from ...labeling.projects import (
     set_role,
     visible_projects,
 )
-from ...store import Role, list_audit, list_members
+from ...store import Forbidden, Role, list_audit, list_members
 from ..auth import Reader, Writer
 from ..schemas import (
     AuditOut,
@@ -31,7 +31,12 @@ router = APIRouter(tags=["projects"])
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 def create(body: ProjectIn, caller: Writer) -> ProjectOut:
-    """A new project; the caller becomes its owner. Settings not given take their defaults."""
+    """A new project; the caller becomes its owner. Settings not given take their defaults.
+    Admins only, unless the server's ``project_creators`` is ``everyone``."""
+    if caller.settings.project_creators == "admins" and not caller.is_admin:
+        raise Forbidden(f"only admins create projects on this server; {caller.user.username} "
+                        "is not one: ask an admin (or the server's operator may set "
+                        "ACTIVELABEL_PROJECT_CREATORS=everyone)")
     project = create_project(caller.session, caller.user, name=body.name, task=body.task,
                              labels=body.labels, guidelines=body.guidelines,
                              settings=body.settings.model_dump(exclude_unset=True),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ...labeling.accounts import add_user as create_user
+from ...labeling.accounts import drop_token, new_token
 from ...labeling.accounts import login as log_in
-from ...store import Forbidden, create_token, list_tokens, list_users, revoke_token
-from ..auth import Caller, Reader, Writer, storage_of
+from ...labeling.accounts import logout as log_out
+from ...store import Forbidden, list_tokens, list_users
+from ..auth import Caller, Reader, Writer, settings_of_app, storage_of
 from ..errors import Unauthorized
 from ..schemas import (
     LoginIn,
@@ -30,15 +32,29 @@ def _require_admin(caller: Caller) -> None:
                         "(activelabel users create NAME --admin makes one)")
 
 
-@router.post("/auth/login", status_code=201, response_model=LoginOut)
+@router.post("/auth/login", status_code=201, response_model=LoginOut, responses={
+    429: {"description": "Too many wrong passwords for this user or from this address; "
+                         "Retry-After says how many seconds to wait."}})
 def login(body: LoginIn, request: Request) -> LoginOut:
-    """Trade a username and password for a new API token (named "login")."""
-    found = log_in(storage_of(request), body.username, body.password)
+    """Trade a username and password for a new API token (named "login"). The token expires
+    when unused for the server's ``login_idle_minutes`` and at the latest ``login_max_days``
+    after the login. Repeated wrong passwords for a username or from an address make each
+    further attempt wait, then lock it for a while (429 with ``Retry-After``)."""
+    address = request.client.host if request.client is not None else "unknown"
+    found = log_in(storage_of(request), body.username, body.password, address=address,
+                   rules=settings_of_app(request).login_rules())
     if found is None:
         raise Unauthorized("wrong username or password (or the account is disabled): check "
                            "them, or ask an admin to reset the password")
     token, user = found
     return LoginOut(token=token, user=user_out(user))
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response)
+def logout(caller: Writer) -> Response:
+    """Revoke the token of this request: it stops working at once."""
+    log_out(caller.session, caller.user, caller.token)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserOut)
@@ -64,8 +80,11 @@ def users(caller: Reader) -> list[UserOut]:
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated)
 def add_token(caller: Writer, body: TokenIn | None = None) -> TokenCreated:
-    """A new API token of the caller; the plaintext is shown only in this answer."""
-    token, plaintext = create_token(caller.session, caller.user.id, (body or TokenIn()).name)
+    """A new API token of the caller; the plaintext is shown only in this answer. It works
+    until revoked, or ``expires_in_days``."""
+    given = body or TokenIn()
+    token, plaintext = new_token(caller.session, caller.user, given.name,
+                                 expires_in_days=given.expires_in_days)
     return TokenCreated(**token_out(token).model_dump(), token=plaintext)
 
 
@@ -78,5 +97,5 @@ def tokens(caller: Reader) -> list[TokenOut]:
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
 def delete_token(token_id: int, caller: Writer) -> Response:
     """Revoke one of the caller's tokens (others' tokens are 404)."""
-    revoke_token(caller.session, caller.user.id, token_id)
+    drop_token(caller.session, caller.user, token_id)
     return Response(status_code=204)

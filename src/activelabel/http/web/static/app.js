@@ -150,7 +150,12 @@ const AL = (() => {
     if (u && token()) {
       who.textContent = u.username;
       out.hidden = false;
-      out.addEventListener("click", () => { logout(); location.assign("/"); });
+      out.addEventListener("click", async () => {
+        /* The server revokes the token: it stops working everywhere it was copied to. */
+        try { await api("POST", "/auth/logout", undefined, { noRedirect: true }); } catch { /* offline: forget it here */ }
+        logout();
+        location.assign("/");
+      });
     }
     if (body().dataset.project && !token()) toLogin();
   }

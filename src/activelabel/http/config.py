@@ -1,0 +1,84 @@
+"""The server's settings, declared once: who may create projects, how logins are throttled and
+how long they last, how large a request may be.
+
+:class:`ServerSettings` is the one declaration (type, default, bounds, what each does). The
+processes read it from ``ACTIVELABEL_<NAME>`` environment variables (``runtime.settings``),
+``create_app(settings=...)`` takes it, the README's table is made from it
+(``scripts/settings_table.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..labeling.accounts import LoginRules
+from ..store import InvalidInput, LoginPolicy
+
+__all__ = ["ENV_PREFIX", "ServerSettings", "server_settings_from_env"]
+
+#: Environment variables ``ACTIVELABEL_<SETTING NAME IN CAPITALS>`` set the server's settings.
+ENV_PREFIX = "ACTIVELABEL_"
+MIB = 1 << 20
+
+
+class ServerSettings(BaseModel):
+    """Every setting of a server (the API processes). Units are in the names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_creators: Literal["admins", "everyone"] = Field(
+        default="admins", description="Who may create projects: admins only, or every user.")
+    login_idle_minutes: int = Field(
+        default=12 * 60, ge=1, le=90 * 24 * 60, description=(
+            "A login token unused for this long expires (each use restarts the clock)."))
+    login_max_days: int = Field(
+        default=30, ge=1, le=365, description=(
+            "A login token expires this long after the login, used or not."))
+    login_free_failures: int = Field(
+        default=5, ge=1, le=1000, description=(
+            "Wrong passwords for one username, or from one address, before each further "
+            "attempt has to wait (1 s, then doubling)."))
+    login_lockout_failures: int = Field(
+        default=20, ge=2, le=10_000, description=(
+            "Wrong passwords after which the username or address is locked until the window "
+            "passes."))
+    login_window_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How far back wrong passwords count.")
+    max_body_bytes: int = Field(
+        default=16 * MIB, ge=1024, le=1 << 40, description=(
+            "The largest request body (a file upload excepted); larger ones get 413."))
+    max_upload_bytes: int = Field(
+        default=4096 * MIB, ge=1024, le=1 << 42, description=(
+            "The largest file upload (POST .../imports); larger ones get 413."))
+
+
+    def login_rules(self) -> LoginRules:
+        """How logins are throttled and how long their tokens last, as these settings say."""
+        return LoginRules(
+            policy=LoginPolicy(free=self.login_free_failures,
+                               lockout=self.login_lockout_failures,
+                               window=timedelta(minutes=self.login_window_minutes)),
+            idle=timedelta(minutes=self.login_idle_minutes),
+            lifetime=timedelta(days=self.login_max_days))
+
+def server_settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
+    """The settings given as ``ACTIVELABEL_<NAME>`` variables, the others at their defaults;
+    InvalidInput names a variable whose value is refused and what it allows."""
+    env = os.environ if environ is None else environ
+    given: dict[str, Any] = {}
+    for name in ServerSettings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw:
+            given[name] = raw.strip()  # numbers from their text, as the declaration types them
+    try:
+        return ServerSettings.model_validate(given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}"
+                             for e in exc.errors() if e.get("loc"))
+        raise InvalidInput(f"invalid server settings: {problems}") from None
+

@@ -1,0 +1,158 @@
+"""Who may do what, and for how long: project creation (admins by default), throttled logins,
+logout that revokes, tokens that expire, and the audit entries of logins and tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from activelabel.http.app import create_app
+from activelabel.http.config import ServerSettings, server_settings_from_env
+from activelabel.store import InvalidInput, Storage, create_user, list_audit, user_for_token
+from activelabel.store.models import AuditEvent, utcnow
+from activelabel.store.users import create_token
+from tests.support.api import Api, assert_error, unique
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def strict(api_storage: Storage) -> Iterator[Api]:
+    """The API as a server with its default settings, but logins throttled after 2 failures
+    and locked after 4 (fewer argon2 checks for the test to wait for)."""
+    settings = ServerSettings(login_free_failures=2, login_lockout_failures=4)
+    address = (f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}",
+               50000)  # each test its own client address: failures are counted per address
+    with TestClient(create_app(storage=api_storage, settings=settings),
+                    raise_server_exceptions=False, client=address) as client:
+        yield Api(client, api_storage)
+
+
+def _user(storage: Storage, *, admin: bool = False) -> str:
+    name = unique("user")
+    with storage.sessions() as session, session.begin():
+        create_user(session, name, PASSWORD, is_admin=admin)
+    return name
+
+
+def _login(api: Api, username: str, password: str = PASSWORD) -> httpx.Response:
+    return api.client.post("/api/v1/auth/login", json={"username": username,
+                                                        "password": password})
+
+
+def test_only_admins_create_projects_unless_the_server_says_everyone(strict: Api) -> None:
+    user, admin = strict.person("plain"), strict.person("root", admin=True)
+    error = assert_error(strict.post("/projects", user, json={"name": unique("p"),
+                                                              "labels": ["a", "b"]}),
+                         403, "forbidden")
+    assert "ACTIVELABEL_PROJECT_CREATORS=everyone" in error["message"]
+    assert strict.post("/projects", admin, json={"name": unique("p"),
+                                                 "labels": ["a", "b"]}).status_code == 201
+    everyone = ServerSettings(project_creators="everyone")
+    with TestClient(create_app(storage=strict.storage, settings=everyone)) as client:
+        made = client.post("/api/v1/projects", headers=user.headers,
+                           json={"name": unique("p"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+
+
+def test_wrong_passwords_wait_then_lock_and_a_right_one_clears_them(strict: Api) -> None:
+    name = _user(strict.storage)
+    for _ in range(2):  # free failures
+        assert_error(_login(strict, name, "wrong"), 401, "unauthorized")
+    waiting = _login(strict, name, "wrong")
+    error = assert_error(waiting, 429, "too_many_requests")
+    assert int(waiting.headers["retry-after"]) >= 1
+    assert "wait" in error["message"]
+    # Even the right password waits: a guesser cannot tell it from a wrong one.
+    assert_error(_login(strict, name), 429, "too_many_requests")
+
+
+def test_the_lockout_lasts_until_failures_leave_the_window(api_storage: Storage) -> None:
+    from activelabel.store import LoginPolicy, login_wait, record_login_failure
+
+    policy = LoginPolicy(free=2, lockout=4, window=timedelta(minutes=15))
+    name = unique("victim")
+    start = utcnow()
+    with api_storage.sessions() as session, session.begin():
+        for k in range(4):
+            record_login_failure(session, name, "10.0.0.1", policy,
+                                 now=start + timedelta(seconds=k))
+        locked = login_wait(session, name, "10.9.9.9", policy, now=start + timedelta(minutes=1))
+        later = login_wait(session, name, "10.9.9.9", policy, now=start + timedelta(minutes=16))
+        by_address = login_wait(session, unique("other"), "10.0.0.1", policy,
+                                now=start + timedelta(minutes=1))
+    assert 13 * 60 < locked <= 14 * 60 + 1  # until the 1st of the 4 leaves the window
+    assert later == 0
+    assert by_address > 0  # the address is throttled whatever name it tries
+
+
+def test_unknown_usernames_are_answered_and_counted_like_known_ones(strict: Api) -> None:
+    ghost = unique("ghost")
+    for _ in range(2):
+        assert_error(_login(strict, ghost, "x"), 401, "unauthorized")
+    assert_error(_login(strict, ghost, "x"), 429, "too_many_requests")
+
+
+def test_a_login_token_expires_when_idle_and_logging_out_revokes_it(strict: Api) -> None:
+    name = _user(strict.storage)
+    answer = _login(strict, name)
+    assert answer.status_code == 201, answer.text
+    token = answer.json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert strict.client.get("/api/v1/me", headers=headers).status_code == 200
+    mine = strict.client.get("/api/v1/tokens", headers=headers).json()
+    assert mine[0]["expires_at"] is not None  # at most login_max_days
+    with strict.storage.sessions() as session, session.begin():
+        now = utcnow()
+        assert user_for_token(session, token, now=now + timedelta(hours=11)) is not None
+        # Used an hour ago: the idle clock restarted then, so 11 more hours are fine...
+        assert user_for_token(session, token, now=now + timedelta(hours=22)) is not None
+        # ...but 13 hours without use are not.
+        assert user_for_token(session, token, now=now + timedelta(hours=35)) is None
+    assert strict.client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    assert_error(strict.client.get("/api/v1/me", headers=headers), 401, "unauthorized")
+    actions = [(e.action, e.entity) for e in list_audit_of(strict.storage)]
+    assert ("login", "user") in actions
+    assert ("logout", "token") in actions
+
+
+def list_audit_of(storage: Storage) -> list[AuditEvent]:
+    with storage.read_sessions() as session:
+        return list(list_audit(session, limit=200))
+
+
+def test_api_tokens_may_expire_and_their_creation_and_revocation_are_audited(
+        strict: Api) -> None:
+    person = strict.person("scripter")
+    made = strict.post("/tokens", person, json={"name": "nightly", "expires_in_days": 7})
+    assert made.status_code == 201, made.text
+    assert made.json()["expires_at"] is not None
+    token = made.json()["token"]
+    with strict.storage.sessions() as session, session.begin():
+        assert user_for_token(session, token, now=utcnow() + timedelta(days=6)) is not None
+        assert user_for_token(session, token, now=utcnow() + timedelta(days=8)) is None
+        endless, _ = create_token(session, person.id, "forever")
+        endless_id = endless.id
+    assert strict.delete(f"/tokens/{endless_id}", person).status_code == 204
+    assert_error(strict.post("/tokens", person, json={"expires_in_days": 0}), 422,
+                 "invalid_input")
+    events = [(e.action, e.entity, e.actor_id) for e in list_audit_of(strict.storage)]
+    assert ("create", "token", person.id) in events
+    assert ("revoke", "token", person.id) in events
+
+
+def test_server_settings_come_from_the_environment() -> None:
+    settings = server_settings_from_env({"ACTIVELABEL_PROJECT_CREATORS": "everyone",
+                                         "ACTIVELABEL_LOGIN_IDLE_MINUTES": "30",
+                                         "ACTIVELABEL_DATA_DIR": "/elsewhere"})
+    assert (settings.project_creators, settings.login_idle_minutes) == ("everyone", 30)
+    assert server_settings_from_env({}) == ServerSettings()
+    with pytest.raises(InvalidInput, match="ACTIVELABEL_LOGIN_IDLE_MINUTES"):
+        server_settings_from_env({"ACTIVELABEL_LOGIN_IDLE_MINUTES": "soon"})
+    with pytest.raises(InvalidInput, match="ACTIVELABEL_PROJECT_CREATORS"):
+        server_settings_from_env({"ACTIVELABEL_PROJECT_CREATORS": "anyone"})
