@@ -10,6 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from activelabel.http.app import create_app
 from activelabel.http.config import ServerSettings, server_settings_from_env
@@ -156,3 +157,105 @@ def test_server_settings_come_from_the_environment() -> None:
         server_settings_from_env({"ACTIVELABEL_LOGIN_IDLE_MINUTES": "soon"})
     with pytest.raises(InvalidInput, match="ACTIVELABEL_PROJECT_CREATORS"):
         server_settings_from_env({"ACTIVELABEL_PROJECT_CREATORS": "anyone"})
+
+
+def test_annotators_label_what_they_were_handed_unless_labeling_is_free(strict: Api) -> None:
+    owner = strict.person("owner", admin=True)
+    pid = strict.project(owner, n_items=6, settings={"free_labeling": False})
+    annotator = strict.member(pid, "annotator")
+    reviewer = strict.member(pid, "reviewer")
+    items = [i["id"] for i in strict.get(f"/projects/{pid}/items", owner).json()["items"]]
+    handed = [t["item"]["id"] for t in
+              strict.get(f"/projects/{pid}/tasks/next?n=2", annotator).json()]
+    other = next(i for i in items if i not in handed)
+    error = assert_error(strict.post(f"/projects/{pid}/annotations", annotator,
+                                     json={"item_id": other, "labels": ["pos"]}),
+                         403, "forbidden")
+    assert "tasks/next" in error["message"]
+    first = strict.post(f"/projects/{pid}/annotations", annotator,
+                        json={"item_id": handed[0], "labels": ["pos"], "client_key": "k1"})
+    assert first.status_code == 201, first.text
+    again = strict.post(f"/projects/{pid}/annotations", annotator,  # a retry: the same row
+                        json={"item_id": handed[0], "labels": ["pos"], "client_key": "k1"})
+    assert again.json()["id"] == first.json()["id"]
+    fixed = strict.post(f"/projects/{pid}/annotations", annotator,  # a correction: allowed
+                        json={"item_id": handed[0], "labels": ["neg"]})
+    assert fixed.status_code == 201, fixed.text
+    # A lease that ran out still counts (the label is the annotator's work); one given back
+    # does not.
+    with strict.storage.sessions() as session, session.begin():
+        session.execute(text("UPDATE assignments SET expires_at = :past WHERE item_id = :i"),
+                        {"past": utcnow() - timedelta(hours=1), "i": handed[1]})
+    late = strict.post(f"/projects/{pid}/annotations", annotator,
+                       json={"item_id": handed[1], "labels": ["pos"]})
+    assert late.status_code == 201, late.text
+    assert strict.post(f"/projects/{pid}/annotations", reviewer,
+                       json={"item_id": other, "labels": ["neg"]}).status_code == 201
+    strict.patch(f"/projects/{pid}", owner, json={"settings": {"free_labeling": True}})
+    assert strict.post(f"/projects/{pid}/annotations", annotator,
+                       json={"item_id": other, "labels": ["pos"]}).status_code == 201
+
+
+def test_bodies_beyond_the_limits_get_413_before_they_are_parsed(api_storage: Storage) -> None:
+    settings = ServerSettings(max_body_bytes=2048, max_upload_bytes=4096,
+                              project_creators="everyone")
+    with TestClient(create_app(storage=api_storage, settings=settings),
+                    raise_server_exceptions=False) as client:
+        api = Api(client, api_storage)
+        owner = api.person("owner")
+        pid = api.project(owner)
+        big = [{"external_id": f"x{i}", "data": {"text": "y" * 100}} for i in range(40)]
+        error = assert_error(api.post(f"/projects/{pid}/items", owner, json=big), 413,
+                             "too_large")
+        assert "ACTIVELABEL_MAX_BODY_BYTES" in error["message"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b"["
+            for i in range(40):
+                yield (b"," if i else b"") + b'{"external_id": "c%d", "data": {"t": "%s"}}' % (
+                    i, b"z" * 100)
+            yield b"]"
+
+        streamed = client.post(f"/api/v1/projects/{pid}/items", content=chunks(),
+                               headers={**owner.headers, "content-type": "application/json"})
+        assert_error(streamed, 413, "too_large")
+        upload = client.post(f"/api/v1/projects/{pid}/imports", headers=owner.headers,
+                             files={"file": ("rows.jsonl", b'{"external_id":"u","data":{}}\n'
+                                             * 200)})
+        error = assert_error(upload, 413, "too_large")
+        assert "ACTIVELABEL_MAX_UPLOAD_BYTES" in error["message"]
+        small = client.post(f"/api/v1/projects/{pid}/imports", headers=owner.headers,
+                            files={"file": ("rows.jsonl", b'{"external_id":"u","data":{}}\n')})
+        assert small.status_code == 202, small.text
+        assert api.get(f"/projects/{pid}/items", owner).json()["items"] == []  # nothing stored
+
+
+@pytest.mark.parametrize("huge", [2**31, 2**63, 10**30])
+def test_ids_beyond_the_database_range_are_refused_never_a_500(api: Api, huge: int) -> None:
+    """Every route with an id in its path (read from the OpenAPI schema), called by an admin
+    with one id beyond the id columns' range: 422 (404 for a project, which does not exist),
+    never a database error."""
+    admin = api.person("root", admin=True)
+    pid = api.project(admin, n_items=1)
+    seen = 0
+    for template, operations in api.client.get("/openapi.json").json()["paths"].items():
+        names = [p.split("}")[0] for p in template.split("{")[1:]]
+        for method in sorted(m.upper() for m in operations):
+            for bad in [n for n in names if n.endswith("_id") or n == "version"]:
+                path = template.removeprefix("/api/v1")
+                for name in names:
+                    value = huge if name == bad else (pid if name == "project_id" else 1)
+                    value = "someone" if name == "username" else value
+                    path = path.replace("{" + name + "}", str(value))
+                answer = api.request(method, path, admin, json={})
+                assert answer.status_code < 500, (method, path, answer.text)
+                # A project beyond the range does not exist (404), unless the body is refused
+                # first (the empty body sent here); any other id beyond it is a 422.
+                expected = {404, 422} if bad == "project_id" else {422}
+                assert answer.status_code in expected, (method, path, answer.text)
+                seen += 1
+    assert seen > 30
+    for body in ({"item_id": huge, "labels": ["pos"]},):
+        assert_error(api.post(f"/projects/{pid}/annotations", admin, json=body), 422,
+                     "invalid_input")
+    assert_error(api.get(f"/projects/{pid}/items?after={huge}", admin), 422, "invalid_input")

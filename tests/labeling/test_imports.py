@@ -153,3 +153,25 @@ def test_normalize_row_shapes() -> None:
     assert normalize_row({"text": "t"}, "gold")["split"] == "gold"
     with pytest.raises(ValueError, match="outside data"):
         normalize_row({"external_id": "x", "data": {"a": 1}, "extra": 2}, None)
+
+
+def test_one_unreadable_row_never_fails_the_import(engine_storage: Storage) -> None:
+    """A lone surrogate in JSONL, a byte that is no UTF-8 in a CSV, a NUL in an id: each a
+    rejected row with its line; every other row is stored."""
+    seeded = new_project(engine_storage, labels=["x", "y"])
+    jsonl = b"\n".join([b'{"external_id": "j1", "data": {"text": "fine"}}',
+                        b'{"external_id": "j2", "data": {"text": "bad \\ud800 text"}}',
+                        b'{"external_id": "j3\\u0000", "data": {"text": "nul"}}',
+                        b'{"external_id": "j4", "data": {"text": "fine too"}}'])
+    result = _import(engine_storage, seeded.project_id,
+                     _upload(engine_storage, seeded.project_id, "rows.jsonl", jsonl))
+    assert (result["inserted"], result["rejected_count"]) == (2, 2)
+    assert sorted(r["line"] for r in result["rejected"]) == [2, 3]
+    csv_bytes = b"external_id,text\nc1,fine\nc2,caf\xff\nc3,also fine\n"
+    result = _import(engine_storage, seeded.project_id,
+                     _upload(engine_storage, seeded.project_id, "rows.csv", csv_bytes))
+    assert (result["inserted"], result["rejected_count"]) == (2, 1)
+    assert result["rejected"][0]["line"] == 3
+    assert "encoding" in result["rejected"][0]["reason"]
+    with engine_storage.read_sessions() as session:
+        assert count_items(session, seeded.project_id) == 4

@@ -89,3 +89,27 @@ def test_a_bulk_insert_refreshes_the_planner_statistics(session: Session, projec
         "SELECT c.reltuples FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace "
         "WHERE c.relname = 'items' AND s.nspname = current_schema()")).scalar_one()
     assert tuples >= n  # ANALYZE counted the rows (-1 or 0 before)
+
+
+def test_rows_a_database_cannot_hold_are_rejected_and_the_others_stored(
+        session: Session, project: Project) -> None:
+    """A lone surrogate in the data or the id, a NUL in the id, a payload beyond the limit:
+    each a rejected row with its reason; the good rows around them go in (on both databases:
+    PostgreSQL refuses NUL in text, and no database stores a lone surrogate)."""
+    from activelabel.store.items import MAX_ITEM_BYTES
+
+    rows = [{"external_id": "ok1", "data": {"text": "fine"}},
+            {"external_id": "bad-text", "data": {"text": "broken \ud800 text"}},
+            {"external_id": "bad\x00id", "data": {"text": "x"}},
+            {"external_id": "bad\udfffid", "data": {"text": "x"}},
+            {"external_id": "huge", "data": {"text": "x" * (MAX_ITEM_BYTES + 1)}},
+            {"external_id": "ok2", "data": {"text": "also fine"}}]
+    result = add_items(session, project.id, rows)
+    assert result.inserted == 2
+    reasons = {e.index: e.reason for e in result.rejected}
+    assert set(reasons) == {1, 2, 3, 4}
+    assert "not valid Unicode" in reasons[1]
+    assert "NUL" in reasons[2]
+    assert "lone surrogate" in reasons[3]
+    assert "more than the" in reasons[4]
+    assert count_items(session, project.id) == 2

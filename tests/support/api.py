@@ -68,9 +68,15 @@ class Api:
 
     def project(self, owner: Person, *, labels: list[Any] | None = None,
                 n_items: int = 0, **body: Any) -> int:
-        """A project of ``owner`` (POST /projects) with ``n_items`` pool items x0..x{n-1}."""
+        """A project of ``owner`` (POST /projects) with ``n_items`` pool items x0..x{n-1}.
+
+        Its annotators may label any item (``free_labeling``), as most tests label chosen
+        items directly; pass ``settings={"free_labeling": False, ...}`` to test the queue's
+        hold on what annotators label."""
+        settings = {"free_labeling": True, **body.pop("settings", {})}
         answer = self.post("/projects", owner, json={
-            "name": unique("p"), "labels": labels or ["pos", "neg"], **body})
+            "name": unique("p"), "labels": labels or ["pos", "neg"], "settings": settings,
+            **body})
         assert answer.status_code == 201, answer.text
         pid = int(answer.json()["id"])
         if n_items:

@@ -121,10 +121,11 @@ def login(url: str, username: str, password: str) -> str:
 
 
 def widen_queue(site: Site) -> None:
-    """A queue of BATCH items (the demo's 20 would run dry with several annotators), and no
-    automatic rounds: the tests that need one ask for it."""
+    """A queue of BATCH items (the demo's 20 would run dry with several annotators), no
+    automatic rounds (the tests that need one ask for it), and free labeling: tests stage
+    disagreements by having a second annotator label the items handed to a first."""
     changed = site.api("PATCH", f"/projects/{PROJECT}", json={"settings": {
-        "batch_size": BATCH, "retrain_every_labels": 10_000}})
+        "batch_size": BATCH, "retrain_every_labels": 10_000, "free_labeling": True}})
     assert changed.status_code == 200, changed.text
     run_round(site)
 

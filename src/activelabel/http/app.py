@@ -18,7 +18,7 @@ from .. import __version__
 from ..store import DataLocation, Storage
 from .config import ServerSettings
 from .errors import error_body, install_error_handlers
-from .middleware import ServerTiming
+from .middleware import BodyLimit, ServerTiming
 from .routes import API_PREFIX, api_router
 from .web import install_web
 
@@ -66,5 +66,6 @@ def create_app(location: DataLocation | None = None, *, storage: Storage | None 
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
     install_web(app)
+    app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)
     return app

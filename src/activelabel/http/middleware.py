@@ -8,11 +8,16 @@ tell the server's own time from the time a request spent queued or in the client
 
 from __future__ import annotations
 
+import re
 import time
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ServerTiming"]
+from .errors import error_response
+
+__all__ = ["BodyLimit", "ServerTiming"]
 
 
 class ServerTiming:
@@ -35,3 +40,73 @@ class ServerTiming:
             await send(message)
 
         await self.app(scope, receive, timed_send)
+
+
+class _TooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when the body passes the limit: an HTTP error, so that a
+    route reading the body (FastAPI turns other errors there into 400s) answers 413."""
+
+    def __init__(self, limit: int, upload: bool) -> None:
+        super().__init__(413, _message(limit, upload))
+        self.limit, self.upload = limit, upload
+
+
+class BodyLimit:
+    """Requests larger than the server's ``max_body_bytes`` (file uploads: ``max_upload_bytes``)
+    get a 413 before their body is parsed: by their Content-Length when they state one, else
+    as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        settings = scope["app"].state.settings
+        upload = bool(_UPLOAD.match(scope.get("path", "")))
+        limit = int(settings.max_upload_bytes if upload else settings.max_body_bytes)
+        stated = dict(scope.get("headers") or []).get(b"content-length")
+        if stated is not None and stated.isdigit() and int(stated) > limit:
+            await _too_large(limit, upload)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit, upload)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await _too_large(limit, upload)(scope, receive, send)
+
+
+#: File uploads, whose limit is ``max_upload_bytes``.
+_UPLOAD = re.compile(r"^/api/v1/projects/[^/]+/imports$")
+
+
+def _message(limit: int, upload: bool) -> str:
+    what = "file uploads" if upload else "request bodies"
+    setting = "MAX_UPLOAD_BYTES" if upload else "MAX_BODY_BYTES"
+    hint = ("split the file, or raise the limit" if upload else
+            "send fewer items per request (a file import takes any number), or raise the limit")
+    return (f"the request is larger than the {limit:,} bytes this server takes for {what}: "
+            f"{hint} (ACTIVELABEL_{setting})")
+
+
+def _too_large(limit: int, upload: bool) -> JSONResponse:
+    return error_response(413, "too_large", _message(limit, upload))

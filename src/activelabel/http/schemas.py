@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Response
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
 
 from ..labeling.governance import DecisionView, VersionView
 from ..labeling.tasks import Suggestion, Why
 from ..store import (
+    MAX_ID,
     ProjectSettings,
     ProjectSettingsChange,
     Revision,
@@ -36,6 +37,8 @@ from ..store.models import (
 )
 
 Label = StrictStr | StrictInt
+#: An id in a path: a number the id columns hold (beyond them: 422, never a database error).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -96,7 +99,7 @@ class MemberIn(Body):
 
 
 class AnnotationIn(Body):
-    item_id: Annotated[int, Field(ge=1)]
+    item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     labels: Annotated[list[Label], Field(max_length=1000)]
     duration_ms: Annotated[int | None, Field(ge=0, le=86_400_000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
@@ -115,7 +118,7 @@ class ReviewIn(Body):
 class GoldIn(Body):
     """The known answer of an item (null: no longer gold)."""
 
-    item_id: Annotated[int, Field(ge=1)]
+    item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     labels: Annotated[list[Label] | None, Field(max_length=1000)]
 
 
@@ -124,7 +127,7 @@ class DecisionIn(Body):
         "What the decision is about, e.g. 'strategy', 'consensus', 'gold_rate'."))]
     text: Annotated[str, Field(min_length=1, max_length=20_000, description="What was "
                                "decided and why.")]
-    from_round: Annotated[int | None, Field(ge=1, description="First round it applies to "
+    from_round: Annotated[int | None, Field(ge=1, le=MAX_ID, description="First round it applies to "
                                             "(default: the next one).")] = None
 
 
@@ -135,7 +138,7 @@ class SnapshotIn(Body):
 class PurgeIn(Body):
     """Items whose payloads are removed: by id, by external id, or both."""
 
-    item_ids: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=10_000)] = Field(
+    item_ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(max_length=10_000)] = Field(
         default_factory=list)
     external_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]],
                             Field(max_length=10_000)] = Field(default_factory=list)
@@ -143,12 +146,12 @@ class PurgeIn(Body):
 
 class CalibrationIn(Body):
     name: Name
-    item_ids: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1,
+    item_ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(min_length=1,
                                                                    max_length=1000)]
 
 
 class FlagIn(Body):
-    item_id: Annotated[int, Field(ge=1)]
+    item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     reason: Annotated[str, Field(min_length=1, max_length=5000)]
 
 

@@ -124,7 +124,9 @@ def _jsonl(path: Path) -> Iterator[Parsed]:
 
 
 def _csv(path: Path) -> Iterator[Parsed]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    # Undecodable bytes become lone surrogates: the row holding them is rejected (with its
+    # line), the rest of the file goes in.
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames:
             return

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ._util import get_or_raise, item_in_project, item_missing
 from .db import dialect_of, insert_ignore
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import Annotation, Assignment, Item, Project, Round, User, utcnow
 from .rounds import PENDING_STATUSES, last_finished_round_id
 
@@ -160,34 +160,40 @@ _WRITTEN = ("project_id", "item_id", "annotator_id", "user_id", "kind", "labels"
 
 
 @functools.cache
-def _item_twin_head_query(keyed: bool) -> Select[int, Annotation, bool]:
+def _item_twin_head_query(keyed: bool) -> Select[int, Annotation, bool, bool]:
     """The item (if it is in the project) with the head of the user's chain on it and, when
     ``keyed``, the user's revision with the client key: one row per revision found, one row
-    with no revision when neither exists, no row when the item is not in the project. Built
+    with no revision when neither exists, no row when the item is not in the project; each
+    row also says whether the item was handed to the user (a lease not given back). Built
     once; parameters ``project_id``, ``item_id``, ``user_id`` (and ``client_key``)."""
     head = and_(Annotation.item_id == bindparam("item_id"),
                 Annotation.annotator_id == bindparam("user_id"), is_head())
     on = head if not keyed else or_(head, and_(Annotation.user_id == bindparam("user_id"),
                                                Annotation.client_key == bindparam("client_key")))
-    return (select(Item.id, Annotation, head.label("is_head")).outerjoin(Annotation, on)
+    leased = exists().where(Assignment.item_id == Item.id,
+                            Assignment.user_id == bindparam("user_id"),
+                            Assignment.released_at.is_(None))
+    return (select(Item.id, Annotation, head.label("is_head"), leased.label("leased"))
+            .outerjoin(Annotation, on)
             .where(Item.id == bindparam("item_id"), Item.project_id == bindparam("project_id")))
 
 
 def _item_twin_head(session: Session, project_id: int, user_id: int, client_key: str | None,
-                    item_id: int) -> tuple[Annotation | None, Annotation | None]:
-    """The user's revision with ``client_key`` (if any) and the head of the user's chain on
-    the item (if any), in one query that also checks the item is in the project."""
+                    item_id: int) -> tuple[Annotation | None, Annotation | None, bool]:
+    """The user's revision with ``client_key`` (if any), the head of the user's chain on the
+    item (if any) and whether the item was handed to the user, in one query that also checks
+    the item is in the project."""
     params: dict[str, Any] = {"project_id": project_id, "item_id": item_id, "user_id": user_id}
     if client_key is not None:
         params["client_key"] = client_key
     rows = session.execute(_item_twin_head_query(client_key is not None), params).all()
     if not rows:
         raise NotFound(item_missing(project_id, item_id))
-    found = [(r, bool(current)) for _, r, current in rows if r is not None]
+    found = [(r, bool(current)) for _, r, current, _ in rows if r is not None]
     twin = next((r for r, _ in found if client_key is not None and r.user_id == user_id
                  and r.client_key == client_key), None)
     return (_twin_check(twin, client_key, item_id),
-            next((r for r, current in found if current), None))
+            next((r for r, current in found if current), None), bool(rows[0].leased))
 
 
 @functools.cache
@@ -289,7 +295,8 @@ def _target(session: Session, item: Item, supersedes: int) -> Annotation:
 def annotate(session: Session, project_id: int, user_id: int, item_id: int, labels: Any, *,
              duration_ms: int | None = None, client_key: str | None = None,
              supersedes: int | None = None, round_id: int | None = None,
-             reason: str | None = None, now: datetime | None = None) -> Annotation:
+             reason: str | None = None, now: datetime | None = None,
+             require_lease: bool = False) -> Annotation:
     """Append the user's label for the item and complete the user's lease on it.
 
     Without ``supersedes`` a first label starts the user's chain and a later one corrects the
@@ -297,10 +304,18 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
     revision extends that revision's chain; a revision already superseded raises Conflict.
     A repeated ``client_key`` of the same user returns the existing row unchanged.
     ``round_id`` defaults to the latest finished round (the ranking being served).
+    With ``require_lease`` a first label is refused (Forbidden) unless the item was handed to
+    the user (a lease, even an expired one, not given back): what keeps the project's overlap
+    and gold mixing whole when annotators label through the API.
     """
     project = get_or_raise(session, Project, project_id)
     if supersedes is None:
-        twin, target = _item_twin_head(session, project_id, user_id, client_key, item_id)
+        twin, target, leased = _item_twin_head(session, project_id, user_id, client_key,
+                                               item_id)
+        if require_lease and twin is None and target is None and not leased:
+            raise Forbidden(f"item {item_id} was not handed to you: label the items "
+                            "GET /projects/{id}/tasks/next gives you (an owner may allow "
+                            "labeling any item with the setting free_labeling)")
     else:
         item = item_in_project(session, project_id, item_id)
         twin, target = _by_client_key(session, user_id, client_key, item_id), None

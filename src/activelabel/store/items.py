@@ -37,6 +37,8 @@ DEFAULT_BATCH_SIZE = 5000
 #: Rows inserted at once after which the planner statistics are refreshed (the queue plans by them).
 ANALYZE_AFTER_ROWS = 1000
 MAX_EXTERNAL_ID = 255
+#: The largest payload an item holds (its data as JSON, UTF-8): more is a rejected row.
+MAX_ITEM_BYTES = 1 << 20
 _FIELDS = frozenset({"external_id", "data", "split", "gold_labels"})
 _COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at",
             "gold_labels")
@@ -101,6 +103,13 @@ def _check_row(row: Any, labels: Sequence[Any] = ()) -> tuple[str, Mapping[str, 
         ext = str(ext)
     if not ext or len(ext) > MAX_EXTERNAL_ID or ext.isspace():
         raise ValueError(f"external_id must have 1-{MAX_EXTERNAL_ID} characters, got {len(ext)}")
+    if "\x00" in ext:
+        raise ValueError("external_id holds a NUL character: ids are text")
+    try:
+        ext.encode()
+    except UnicodeEncodeError:
+        raise ValueError("external_id holds a lone surrogate (such as \\ud800), which is not "
+                         "text: fix the file's encoding") from None
     data = row.get("data")
     if not isinstance(data, Mapping):
         raise ValueError("data must be an object, e.g. {\"text\": \"...\"}")
@@ -139,9 +148,23 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
         if ext in known:
             result.duplicates.append(RowError(index, "external_id already in the project", ext))
             continue
-        known.add(ext)
         text = _canonical(data)
-        values.append((project_id, ext, text, split, hashlib.sha256(text.encode()).hexdigest(),
+        try:
+            encoded = text.encode()
+        except UnicodeEncodeError as exc:
+            result.rejected.append(RowError(index, f"data holds text that is not valid Unicode "
+                                            f"({exc.reason} at character {exc.start}): a lone "
+                                            "surrogate such as \\ud800; fix the file's "
+                                            "encoding", ext))
+            continue
+        if len(encoded) > MAX_ITEM_BYTES:
+            result.rejected.append(RowError(index, f"data is {len(encoded):,} bytes, more than "
+                                            f"the {MAX_ITEM_BYTES:,} an item may hold: keep "
+                                            "large content in files and store their address",
+                                            ext))
+            continue
+        known.add(ext)
+        values.append((project_id, ext, text, split, hashlib.sha256(encoded).hexdigest(),
                        next_row + len(values), created,
                        None if gold is None else json.dumps(gold)))
     bulk_insert(session, cast(Table, Item.__table__), _COLUMNS, values)

@@ -168,6 +168,11 @@ class ProjectSettings(BaseModel):
         None, "Gold alert below (empty: none)", "Quality",
         "Gold accuracy under which an annotator is flagged.",
         gt=0, le=1)
+    free_labeling: bool = _field(
+        False, "annotators may label any item, not only those handed to them",
+        "Annotators see",
+        "Whether annotators may label items the queue did not hand them (off: the overlap and "
+        "the gold mixed into their tasks hold). Reviewers and owners always may.")
     show_suggestions: bool = _field(
         True, "the model's suggestion and confidence", "Annotators see",
         "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
@@ -342,14 +347,17 @@ def _allowed(name: str, schema: Mapping[str, Any]) -> str:
     return "; or ".join(parts)
 
 
-def settings_table() -> str:
-    """The README's settings table (Markdown), made from :class:`ProjectSettings`."""
-    schema = ProjectSettings.model_json_schema()
+def settings_table(declaration: type[BaseModel] = ProjectSettings,
+                   prefix: str = "") -> str:
+    """A README table (Markdown) of a settings declaration (default: the project settings);
+    ``prefix`` goes before each name (an environment variable's)."""
+    schema = declaration.model_json_schema()
     lines = ["| setting | default | allowed | what it does |", "|---|---|---|---|"]
-    for name, info in ProjectSettings.model_fields.items():
+    for name, info in declaration.model_fields.items():
         default = info.get_default(call_default_factory=True)
         shown = "empty" if default is None else f"`{_json(default)}`"
-        lines.append(f"| `{name}` | {shown} | {_allowed(name, schema)} | "
+        shown_name = f"{prefix}{name.upper()}" if prefix else name
+        lines.append(f"| `{shown_name}` | {shown} | {_allowed(name, schema)} | "
                      f"{info.description} |")
     return "\n".join(lines) + "\n"
 

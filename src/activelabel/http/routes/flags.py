@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...labeling.governance import resolve as resolve_flag
-from ...store import Role, flag_item, list_flags
+from ...store import MAX_ID, Role, flag_item, list_flags
 from ..auth import Reader, Writer
-from ..schemas import FlagIn, FlagOut, ResolveIn, flag_out
+from ..schemas import FlagIn, FlagOut, PathId, ResolveIn, flag_out
 
 router = APIRouter(tags=["flags"])
 
@@ -25,7 +25,7 @@ def post_flag(project_id: int, body: FlagIn, caller: Writer) -> FlagOut:
 @router.get("/projects/{project_id}/flags", response_model=list[FlagOut])
 def flags(project_id: int, caller: Reader,
           unresolved_only: bool = True,
-          item_id: Annotated[int | None, Query(ge=1)] = None) -> list[FlagOut]:
+          item_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[FlagOut]:
     """Flags of the project (reviewers and owners see all, annotators their own)."""
     _, role = caller.project(project_id)
     found = list_flags(caller.session, project_id, unresolved_only=unresolved_only,
@@ -36,7 +36,7 @@ def flags(project_id: int, caller: Reader,
 
 
 @router.post("/projects/{project_id}/flags/{flag_id}/resolve", response_model=FlagOut)
-def resolve(project_id: int, flag_id: int, caller: Writer,
+def resolve(project_id: int, flag_id: PathId, caller: Writer,
             body: ResolveIn | None = None) -> FlagOut:
     """Mark a flag resolved, with an optional note (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)

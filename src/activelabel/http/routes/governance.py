@@ -30,6 +30,7 @@ from ..schemas import (
     CalibrationOut,
     DecisionIn,
     DecisionOut,
+    PathId,
     ProjectVersionOut,
     PurgeIn,
     PurgeOut,
@@ -93,7 +94,7 @@ def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
 @router.get("/projects/{project_id}/snapshots/{snapshot_id}/export",
             response_class=FileResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}})
-def export_snapshot(project_id: int, snapshot_id: int, caller: Reader) -> FileResponse:
+def export_snapshot(project_id: int, snapshot_id: PathId, caller: Reader) -> FileResponse:
     """The snapshot's JSONL file (header line, then one line per item), after checking its
     content hash. Reviewers and owners."""
     caller.project(project_id, Role.REVIEWER)
@@ -105,7 +106,7 @@ def export_snapshot(project_id: int, snapshot_id: int, caller: Reader) -> FileRe
 
 @router.post("/projects/{project_id}/snapshots/{snapshot_id}/restore",
              response_model=RestoreOut)
-def restore(project_id: int, snapshot_id: int, caller: Writer) -> RestoreOut:
+def restore(project_id: int, snapshot_id: PathId, caller: Writer) -> RestoreOut:
     """Re-apply the snapshot's labels as new revisions wherever they differ now; nothing is
     deleted. Owners only."""
     project, _ = caller.project(project_id, Role.OWNER)
@@ -164,7 +165,7 @@ def calibrations(project_id: int, caller: Reader) -> list[CalibrationOut]:
 
 
 @router.get("/projects/{project_id}/calibrations/{calibration_id}")
-def calibration(project_id: int, calibration_id: int, caller: Reader) -> dict[str, object]:
+def calibration(project_id: int, calibration_id: PathId, caller: Reader) -> dict[str, object]:
     """Where annotators disagree on the session's items, and with whom: per item the labels
     and the guidelines version each annotator saw, per pair the agreement. Reviewers and
     owners."""

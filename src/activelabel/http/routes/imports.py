@@ -26,7 +26,7 @@ from ...store import (
     require_role,
 )
 from ..auth import Caller, Reader
-from ..schemas import JobAccepted, JobOut, job_out
+from ..schemas import JobAccepted, JobOut, PathId, job_out
 
 router = APIRouter(tags=["imports and jobs"])
 logger = logging.getLogger("activelabel.http")
@@ -89,7 +89,7 @@ async def post_import(project_id: int, request: Request, caller: Reader) -> JobA
         await upload.close()
 
 
-def _visible_job(caller: Caller, job_id: int, project_id: int | None = None) -> JobOut:
+def _visible_job(caller: Caller, job_id: PathId, project_id: int | None = None) -> JobOut:
     """The job when the caller may see it (a member of its project, or an admin), else 404."""
     try:
         job = get_job(caller.session, job_id)
@@ -109,13 +109,13 @@ def _visible_job(caller: Caller, job_id: int, project_id: int | None = None) -> 
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def job(job_id: int, caller: Reader) -> JobOut:
+def job(job_id: PathId, caller: Reader) -> JobOut:
     """A job's status, progress, result and error (members of its project)."""
     return _visible_job(caller, job_id)
 
 
 @router.get("/projects/{project_id}/jobs/{job_id}", response_model=JobOut)
-def project_job(project_id: int, job_id: int, caller: Reader) -> JobOut:
+def project_job(project_id: int, job_id: PathId, caller: Reader) -> JobOut:
     """Same as ``GET /jobs/{job_id}``, for a job of this project."""
     caller.project(project_id)
     return _visible_job(caller, job_id, project_id)

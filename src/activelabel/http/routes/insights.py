@@ -29,7 +29,7 @@ from ...labeling.tasks import (
 )
 from ...store import Role, get_item, list_rounds
 from ..auth import Reader
-from ..schemas import Confidence, Dashboard, Progress, RelatedItem
+from ..schemas import Confidence, Dashboard, PathId, Progress, RelatedItem
 
 router = APIRouter(tags=["insights"])
 
@@ -59,7 +59,7 @@ def get_confidence(project_id: int, caller: Reader,
 
 
 @router.get("/projects/{project_id}/items/{item_id}/related", response_model=list[RelatedItem])
-def related(project_id: int, item_id: int, caller: Reader,
+def related(project_id: int, item_id: PathId, caller: Reader,
             k: Annotated[int, Query(ge=1, le=50)] = 5) -> list[RelatedItem]:
     """The ``k`` labeled items nearest to the item in the project's embeddings, with their
     consensus label (null on a tie) and cosine similarity; empty before the first features

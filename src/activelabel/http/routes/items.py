@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from ...store import (
+    MAX_ID,
     Role,
     Split,
     add_items,
@@ -21,6 +22,7 @@ from ..schemas import (
     ItemDetail,
     ItemPage,
     ItemsAdded,
+    PathId,
     ProvenanceOut,
     RevisionOut,
     RowReport,
@@ -65,7 +67,7 @@ def post_items(project_id: int, rows: Rows, caller: Writer) -> ItemsAdded:
 def list_items(project_id: int, caller: Reader,
                split: Split | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               after: Annotated[int | None, Query(ge=0, description="Last id of the previous "
+               after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Last id of the previous "
                                                   "page")] = None) -> ItemPage:
     """Items by id, a page at a time (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
@@ -75,7 +77,7 @@ def list_items(project_id: int, caller: Reader,
 
 
 @router.get("/projects/{project_id}/items/{item_id}", response_model=ItemDetail)
-def item(project_id: int, item_id: int, caller: Reader) -> ItemDetail:
+def item(project_id: int, item_id: PathId, caller: Reader) -> ItemDetail:
     """One item with every revision of its labels (oldest first), the current ones, and the
     rounds that selected it (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
@@ -92,7 +94,7 @@ def item(project_id: int, item_id: int, caller: Reader) -> ItemDetail:
 
 @router.post("/projects/{project_id}/items/{item_id}/undo", status_code=201,
              response_model=RevisionOut)
-def undo_label(project_id: int, item_id: int, caller: Writer) -> RevisionOut:
+def undo_label(project_id: int, item_id: PathId, caller: Writer) -> RevisionOut:
     """Withdraw the caller's current label on the item (a new revision without labels; the
     history keeps the old one). Any member."""
     caller.project(project_id, Role.ANNOTATOR)

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from ...labeling.versions import activate_version
 from ...store import Role, list_models
 from ..auth import Reader, Writer
-from ..schemas import Activated, ModelOut, model_out
+from ..schemas import Activated, ModelOut, PathId, model_out
 
 router = APIRouter(tags=["models"])
 
@@ -21,7 +21,7 @@ def models(project_id: int, caller: Reader) -> list[ModelOut]:
 
 @router.post("/projects/{project_id}/models/{version}/activate", status_code=202,
              response_model=Activated)
-def activate(project_id: int, version: int, caller: Writer) -> Activated:
+def activate(project_id: int, version: PathId, caller: Writer) -> Activated:
     """Make ``version`` the active model (e.g. roll back to an earlier one) and queue a round
     that re-scores the pool with it and re-ranks the queue. Owners only."""
     caller.project(project_id, Role.OWNER)

@@ -13,7 +13,7 @@ from ...labeling.projects import (
     set_role,
     visible_projects,
 )
-from ...store import Forbidden, Role, list_audit, list_members
+from ...store import MAX_ID, Forbidden, Role, list_audit, list_members
 from ..auth import Reader, Writer
 from ..schemas import (
     AuditOut,
@@ -96,7 +96,7 @@ def delete_member(project_id: int, username: str, caller: Writer) -> Response:
 @router.get("/projects/{project_id}/audit", response_model=list[AuditOut])
 def audit(project_id: int, caller: Reader,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          before_id: Annotated[int | None, Query(ge=1)] = None) -> list[AuditOut]:
+          before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[AuditOut]:
     """The project's audit trail, newest first (owners). Page with ``before_id``."""
     caller.project(project_id, Role.OWNER)
     return [audit_out(e) for e in list_audit(caller.session, project_id=project_id,

@@ -16,7 +16,7 @@ from ...labeling.review import (
     review_queue,
 )
 from ...labeling.tasks import model_probs, suggestion
-from ...store import Role, active_model_version
+from ...store import MAX_ID, Role, active_model_version
 from ..auth import Reader, Writer
 from ..schemas import (
     AgreementOut,
@@ -53,7 +53,7 @@ def review(project_id: int, caller: Reader,
            annotator: Annotated[str | None, Query(min_length=1, max_length=64,
                                                   description="Username")] = None,
            label: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-           round: Annotated[int | None, Query(ge=1, description="Number of the round that "
+           round: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Number of the round that "
                                               "selected the item")] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewEntryOut]:
     """The ranked review queue, best first: one entry per item and reason, with the item,

@@ -13,6 +13,7 @@ from ...store import Role, get_round, list_rounds, model_version_numbers, select
 from ...store.governance import decisions_for_round, list_decisions
 from ..auth import Reader, Writer
 from ..schemas import (
+    PathId,
     RoundAccepted,
     RoundDetail,
     RoundOut,
@@ -51,7 +52,7 @@ _ROUND = TypeAdapter(RoundDetail)
 
 
 @router.get("/projects/{project_id}/rounds/{round_id}", response_model=RoundDetail)
-def round_(project_id: int, round_id: int, caller: Reader,
+def round_(project_id: int, round_id: PathId, caller: Reader,
            limit: Annotated[int, Query(ge=0, le=100_000, description="Selected items shown")]
            = 1000) -> Response:
     """A round: status, timings, holdout metrics, labels used, gain over the previous round,

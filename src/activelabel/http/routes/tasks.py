@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from ...labeling.tasks import TaskView, lease_tasks
 from ...store import release_task
 from ..auth import Caller, Turn, Writer
-from ..schemas import TaskItem, TaskOut, json_response
+from ..schemas import PathId, TaskItem, TaskOut, json_response
 
 router = APIRouter(tags=["tasks"])
 
@@ -50,7 +50,7 @@ def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
 
 
 @router.post("/projects/{project_id}/tasks/{item_id}/release")
-def release(project_id: int, item_id: int, caller: Writer) -> dict[str, Any]:
+def release(project_id: int, item_id: PathId, caller: Writer) -> dict[str, Any]:
     """Give a leased item back to the queue before its lease expires (any member; 404 when
     the caller holds no active lease on it)."""
     caller.project(project_id)

@@ -14,6 +14,7 @@ from ..errors import Unauthorized
 from ..schemas import (
     LoginIn,
     LoginOut,
+    PathId,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -95,7 +96,7 @@ def tokens(caller: Reader) -> list[TokenOut]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
-def delete_token(token_id: int, caller: Writer) -> Response:
+def delete_token(token_id: PathId, caller: Writer) -> Response:
     """Revoke one of the caller's tokens (others' tokens are 404)."""
     drop_token(caller.session, caller.user, token_id)
     return Response(status_code=204)
