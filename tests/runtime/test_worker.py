@@ -173,3 +173,34 @@ def test_an_interrupted_job_is_given_back_to_the_queue(fresh_storage: Storage,
     assert Worker(fresh_storage).run_once()
     with fresh_storage.read_sessions() as session:
         assert get_job(session, job_id).status == "done"
+
+
+def test_a_worker_whose_job_was_taken_over_stops_at_its_next_report(
+        fresh_storage: Storage) -> None:
+    """A worker that missed its heartbeats (a stalled machine) finds at its next progress
+    report that its job went to another worker, and stops: never two runs at once."""
+    from activelabel.runtime.worker import Heartbeat, JobLost
+    from activelabel.store import requeue_stale_jobs
+
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    job_id = _queue_import(fresh_storage, seeded.project_id, n=5)
+    with fresh_storage.sessions() as session, session.begin():
+        assert claim_job(session, ["import"], "stalled",
+                         now=utcnow() - timedelta(minutes=5)) is not None
+    with Heartbeat(fresh_storage, job_id, "stalled", interval=3600) as beat:
+        beat.progress({"stage": "read"})  # still its own: nothing happens
+        with fresh_storage.sessions() as session, session.begin():
+            assert requeue_stale_jobs(session, 1, now=utcnow() + timedelta(minutes=1)) == [job_id]
+            assert claim_job(session, ["import"], "heir") is not None
+        with pytest.raises(JobLost, match="another worker"):
+            beat.progress({"stage": "write"})
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, job_id).worker_id == "heir"
+
+
+def test_heartbeats_come_often_enough_to_requeue_a_dead_workers_job_in_seconds() -> None:
+    from activelabel.runtime.worker import HEARTBEAT_SECONDS, REQUEUE_EVERY_SECONDS, STALE_SECONDS
+
+    assert STALE_SECONDS <= 15
+    assert STALE_SECONDS >= 5 * HEARTBEAT_SECONDS  # a few missed beats are not a death
+    assert REQUEUE_EVERY_SECONDS <= STALE_SECONDS / 2

@@ -629,6 +629,7 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
                       int(payload["model_version"]), progress, timings)
     else:
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
+    progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)

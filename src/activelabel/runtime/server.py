@@ -30,7 +30,7 @@ from ..store.db import backend_of
 from ..store.errors import InvalidInput
 from ..store.models import Job, JobStatus
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
-from .worker import Heartbeat, handler_for, record_failure
+from .worker import Heartbeat, JobLost, handler_for, record_failure
 
 __all__ = [
     "WorkerProcesses",
@@ -271,6 +271,8 @@ def run_job_inline(storage: Storage, job_id: int, *,
     try:
         with Heartbeat(storage, job_id, worker_id, on_progress=on_progress) as beat:
             result = handler(storage, job, progress=beat.progress)
+    except JobLost:  # a worker took it over: wait for that worker instead
+        return _wait_done(storage, job_id, timeout)
     except BaseException as exc:
         record_failure(storage, job, worker_id, exc)
         if not isinstance(exc, Exception):

@@ -40,6 +40,7 @@ __all__ = [
     "JOB_KINDS",
     "STALE_SECONDS",
     "Heartbeat",
+    "JobLost",
     "Worker",
     "handler_for",
     "main",
@@ -49,11 +50,11 @@ __all__ = [
 log = logging.getLogger("activelabel.worker")
 
 #: Seconds between two heartbeats of a running job.
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 2.0
 #: A running job whose heartbeat is older than this belongs to a dead worker.
-STALE_SECONDS = 60.0
+STALE_SECONDS = 15.0
 #: Seconds between two sweeps for stale jobs.
-REQUEUE_EVERY_SECONDS = 30.0
+REQUEUE_EVERY_SECONDS = 5.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
 JOB_KINDS = ("round", "import")
@@ -71,6 +72,10 @@ def handler_for(kind: str) -> Handler:
 
         return run_import
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
+
+
+class JobLost(Exception):
+    """The job was requeued and claimed by another worker: stop running it here."""
 
 
 class Heartbeat:
@@ -103,11 +108,19 @@ class Heartbeat:
                 log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
 
     def progress(self, values: Mapping[str, Any]) -> None:
+        """Report progress: written at most every 0.5 s, and at once when the job enters a
+        new stage. JobLost when the job was given to another worker meanwhile (this worker
+        missed its heartbeats): the handler stops there, so a job never runs twice at once
+        past its next report (a round reports before it writes anything)."""
+        new_stage = values.get("stage") != (self.latest or {}).get("stage")
         self.latest = dict(values)
         if self.on_progress is not None:
             self.on_progress(values)
-        if time.monotonic() - self._written >= PROGRESS_SECONDS:
+        if new_stage or time.monotonic() - self._written >= PROGRESS_SECONDS:
             self._beat()
+        if self.lost:
+            raise JobLost(f"job {self.job_id} was given to another worker after missed "
+                          "heartbeats; this worker stops it")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -185,6 +198,9 @@ class Worker:
             with Heartbeat(self.storage, job.id, self.worker_id,
                            self.heartbeat_seconds) as beat:
                 result = handler(self.storage, job, progress=beat.progress)
+        except JobLost as exc:  # another worker has it now: not a failure of the job
+            log.warning("%s", exc)
+            return
         except Exception as exc:
             self._fail(job, exc)
             return
