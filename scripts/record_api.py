@@ -39,7 +39,7 @@ _VOLATILE_KEYS = {"created_at", "started_at", "finished_at", "last_used_at", "re
                   "lease_expires_at", "resolved_at", "purged_at", "heartbeat_at", "seconds",
                   "token", "prefix", "path", "worker_id", "content_hash", "training_set_hash",
                   "labels_per_hour", "median_seconds", "labeling_seconds",
-                  "progress"}  # a job's progress is whatever its last heartbeat wrote
+                  "progress", "disk_free_bytes"}  # a job's progress is whatever its last heartbeat wrote
 
 
 def _open(folder: Path, db: str | None) -> tuple[Any, Callable[..., Any], Callable[..., Any]]:

@@ -259,3 +259,45 @@ def test_ids_beyond_the_database_range_are_refused_never_a_500(api: Api, huge: i
         assert_error(api.post(f"/projects/{pid}/annotations", admin, json=body), 422,
                      "invalid_input")
     assert_error(api.get(f"/projects/{pid}/items?after={huge}", admin), 422, "invalid_input")
+
+
+def test_a_full_disk_is_a_507_and_health_says_so(api_storage: Storage) -> None:
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    app = create_app(storage=api_storage)
+
+    @app.get("/api/v1/full-db")
+    def full_db() -> None:
+        raise OperationalError("INSERT ...", {}, Exception("database or disk is full"))
+
+    @app.get("/api/v1/full-fs")
+    def full_fs() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("/api/v1/full-db", "/api/v1/full-fs"):
+            error = assert_error(client.get(path), 507, "insufficient_storage")
+            assert "disk is full" in error["message"]
+        healthy = client.get("/api/v1/health").json()
+        assert (healthy["status"], healthy["disk"], healthy["database"]) == ("ok", "ok", "ok")
+        assert healthy["disk_free_bytes"] > 0
+    tight = ServerSettings(min_free_disk_bytes=1 << 50)  # more than any disk has free
+    with TestClient(create_app(storage=api_storage, settings=tight)) as client:
+        answer = client.get("/api/v1/health")
+    assert answer.status_code == 503
+    assert (answer.json()["status"], answer.json()["disk"]) == ("error", "full")
+
+
+def test_health_tells_a_stalled_worker(fresh_storage: Storage) -> None:
+    from activelabel.labeling.health import server_health
+    from activelabel.store import enqueue_job
+
+    assert server_health(fresh_storage, min_free_bytes=0).worker == "idle"
+    with fresh_storage.sessions() as session, session.begin():
+        enqueue_job(session, "round", {})
+    later = utcnow() + timedelta(minutes=5)
+    found = server_health(fresh_storage, min_free_bytes=0, now=later)
+    assert found.worker == "stalled"
+    assert found.oldest_queued_job_at is not None

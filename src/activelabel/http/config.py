@@ -52,6 +52,10 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(
         default=16 * MIB, ge=1024, le=1 << 40, description=(
             "The largest request body (a file upload excepted); larger ones get 413."))
+    min_free_disk_bytes: int = Field(
+        default=64 * MIB, ge=0, le=1 << 50, description=(
+            "Free space the data folder's disk must keep: below it /health answers 503 with "
+            "disk full."))
     max_upload_bytes: int = Field(
         default=4096 * MIB, ge=1024, le=1 << 42, description=(
             "The largest file upload (POST .../imports); larger ones get 413."))

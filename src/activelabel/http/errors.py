@@ -9,6 +9,7 @@ that is logged with its stack trace while the client only learns that it happene
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -53,7 +54,7 @@ STATUS_OF: tuple[tuple[type[ActivelabelError], int], ...] = (
 _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large",
                415: "unsupported_media_type", 422: "invalid_input", 429: "too_many_requests",
-               503: "unavailable"}
+               503: "unavailable", 507: "insufficient_storage"}
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -159,8 +160,29 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
                           "(a concurrent request): reload and retry")
 
 
+#: What a database (or the file system) says when its disk is full.
+_DISK_FULL = ("database or disk is full", "no space left on device", "could not extend file",
+              "disk full")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (a database error, an OSError) says the disk is full."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(sign in text for sign in _DISK_FULL)
+
+
+def disk_full_response() -> JSONResponse:
+    return error_response(507, "insufficient_storage", "the server's disk is full: nothing "
+                          "was stored; free space on the data folder's (or the database's) "
+                          "disk, then retry")
+
+
 async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    if is_disk_full(exc):
+        return disk_full_response()
     return error_response(503, "unavailable", "the database is busy or unreachable: retry in "
                           "a moment; if it persists, check the server log")
 
@@ -200,7 +222,12 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc) and not started:
+                logger.error("disk full on %s %s: %s", scope.get("method"), scope.get("path"),
+                             exc)
+                await disk_full_response()(scope, receive, send)
+                return
             logger.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise

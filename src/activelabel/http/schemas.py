@@ -524,9 +524,18 @@ class RelabelOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
+    status: str = Field(description="ok, or error when the database or the disk fails.")
+    database: str = Field(description="ok or unavailable.")
     version: str
+    disk: str | None = Field(None, description=(
+        "ok, or full when the data folder's disk has less free space than the server's "
+        "min_free_disk_bytes (writes then answer 507)."))
+    disk_free_bytes: int | None = None
+    worker: str | None = Field(None, description=(
+        "ok (a job is running), idle, or stalled (a job has waited minutes with none "
+        "running: no worker is taking jobs)."))
+    oldest_queued_job_at: datetime | None = None
+    last_round_at: datetime | None = None
 
 
 class AnnotatorCount(BaseModel):
