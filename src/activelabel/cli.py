@@ -366,6 +366,41 @@ def serve(
 
 
 @app.command()
+def backup(
+    out: Annotated[Path, typer.Option(help="The backup file to write (.tar.gz).",
+                                      show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Back up the database and the data folder's files into one file, while the server runs."""
+    from activelabel.runtime.backup import make_backup
+
+    storage = _storage(data_dir, db)
+    try:
+        info = make_backup(storage, out, overwrite=force)
+    finally:
+        storage.close()
+    typer.echo(f"wrote {info.path} ({info.database} database at revision {info.revision}, "
+               f"{info.files} files, {info.bytes:,} bytes)")
+
+
+@app.command()
+def restore(
+    backup_file: Annotated[Path, typer.Argument(help="A file `activelabel backup` wrote.",
+                                                show_default=False)],
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Restore a backup into a new data folder (and an empty database), then migrate it."""
+    from activelabel.runtime.backup import restore_backup
+
+    info = restore_backup(backup_file, _settings(data_dir, db))
+    typer.echo(f"restored {info.path} ({info.database} database, {info.files} files); "
+               "start the server on it with `activelabel serve` and the same --data-dir/--db")
+
+
+@app.command()
 def worker(data_dir: DataDirOption = None, db: DbOption = None) -> None:
     """Run background jobs (rounds, imports) until stopped; `serve` starts one for you."""
     from activelabel.runtime.worker import main as run_worker
