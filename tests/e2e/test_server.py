@@ -152,3 +152,27 @@ def test_the_served_app_starts_with_its_heap_frozen(tmp_path: Path) -> None:
     finally:
         gc.unfreeze()
         app.state.storage.close()
+
+
+def test_metrics_count_the_requests_of_every_api_process(tmp_path: Path) -> None:
+    """With two API processes a scrape reaches one of them, yet counts every request."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.support.processes import make_token
+
+    db = f"sqlite:///{tmp_path / 'activelabel.db'}"
+    server = ServerProcess(tmp_path, db, processes=2, workers=0).start()
+    try:
+        token = make_token(tmp_path, db, "ops", admin=True)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            for _ in range(40):  # new connections: spread over both processes
+                assert httpx.get(f"{server.url}/api/v1/me", headers=headers).status_code == 200
+            text = client.get("/metrics").text
+        counted = sum(s.value for f in text_string_to_metric_families(text)
+                      for s in f.samples if s.name.endswith("_count")
+                      and s.labels.get("route") == "/api/v1/me")
+        assert counted == 40
+    finally:
+        server.stop()

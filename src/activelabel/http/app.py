@@ -18,6 +18,7 @@ from .. import __version__
 from ..store import DataLocation, Storage
 from .config import ServerSettings
 from .errors import error_body, install_error_handlers
+from .metrics import router as metrics_router
 from .middleware import BodyLimit, ServerTiming
 from .routes import API_PREFIX, api_router
 from .web import install_web
@@ -65,6 +66,7 @@ def create_app(location: DataLocation | None = None, *, storage: Storage | None 
     app.state.settings = settings or ServerSettings()
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+    app.include_router(metrics_router, responses=_ERRORS)  # type: ignore[arg-type]
     install_web(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)

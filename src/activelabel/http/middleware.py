@@ -16,12 +16,15 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
+from .metrics import observe_request
+from .routes import API_PREFIX
 
 __all__ = ["BodyLimit", "ServerTiming"]
 
 
 class ServerTiming:
-    """Adds ``server-timing: app;dur=<milliseconds>`` to every HTTP response."""
+    """Adds ``server-timing: app;dur=<milliseconds>`` to every HTTP response, and counts the
+    time in the request histogram of ``/metrics`` by route template (never the ids)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,9 +37,11 @@ class ServerTiming:
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                dur = (time.perf_counter() - began) * 1000
+                seconds = time.perf_counter() - began
                 message["headers"] = [*message.get("headers", ()),
-                                      (b"server-timing", f"app;dur={dur:.1f}".encode())]
+                                      (b"server-timing", f"app;dur={seconds * 1000:.1f}".encode())]
+                route = _template(scope)
+                observe_request(scope.get("method", ""), route, int(message["status"]), seconds)
             await send(message)
 
         await self.app(scope, receive, timed_send)
@@ -110,3 +115,14 @@ def _message(limit: int, upload: bool) -> str:
 
 def _too_large(limit: int, upload: bool) -> JSONResponse:
     return error_response(413, "too_large", _message(limit, upload))
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template (``/api/v1/projects/{project_id}/...``)."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "unmatched"
+    path = str(scope.get("path", ""))
+    if path.startswith(API_PREFIX) and not template.startswith(API_PREFIX):
+        return API_PREFIX + template  # a router's routes keep their own part of the path
+    return str(template)

@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from .. import __version__
 from ..store import DataLocation, InvalidInput, Storage, create_engine_for, migrate
-from ..store.db import backend_of
+from ..store.db import backend_of, holds_projects, schema_revision
 
 __all__ = ["FOLDERS", "BackupInfo", "make_backup", "restore_backup"]
 
@@ -60,15 +59,6 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _revision(url: str) -> str | None:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    finally:
-        engine.dispose()
 
 
 def _pg_args(url: str) -> tuple[list[str], str | None]:
@@ -147,7 +137,7 @@ def make_backup(storage: Storage, out: Path, *, overwrite: bool = False) -> Back
                         for p in _files(location.data_dir)})
         manifest: dict[str, Any] = {
             "activelabel": __version__, "database": backend_of(location.db_url),
-            "database_file": db_file, "revision": _revision(location.db_url),
+            "database_file": db_file, "revision": schema_revision(location.db_url),
             "created_at": datetime.now(timezone.utc).isoformat(),
             "files": {name: _sha256(path) for name, path in entries.items()}}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -172,22 +162,11 @@ def _read_manifest(archive: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
-def _has_projects(url: str) -> bool:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as conn:
-            return bool(conn.execute(text("SELECT 1 FROM projects LIMIT 1")).first())
-    except Exception:  # no such table: an empty database
-        return False
-    finally:
-        engine.dispose()
-
-
 def restore_backup(backup: Path, location: DataLocation) -> BackupInfo:
     """Restore ``backup`` into ``location`` (a fresh data folder and an empty database)."""
     if not backup.is_file():
         raise InvalidInput(f"no backup file {backup}")
-    if _has_projects(location.db_url):
+    if holds_projects(location.db_url):
         raise InvalidInput(f"the database at {location.safe_db_url()} already holds projects: "
                            "restore into a new data folder (and an empty database)")
     with tempfile.TemporaryDirectory(prefix="activelabel-restore-") as tmp, \

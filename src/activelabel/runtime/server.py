@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..store import DataLocation, Storage, claim_job_by_id, finish_job, get_job
@@ -171,6 +173,15 @@ class WorkerProcesses:
                 proc.wait()
 
 
+def _metrics_dir(location: DataLocation) -> Path:
+    """An empty folder where the API processes keep their request histograms (``/metrics``
+    from any of them reports all)."""
+    folder = location.data_dir / ".metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def build_app(location: DataLocation) -> Any:
     """The API over ``location``, with the heap built so far frozen out of the collector.
 
@@ -225,7 +236,8 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
                                     timeout_keep_alive=KEEP_ALIVE_SECONDS)
             uvicorn.Server(config).run()
         else:  # uvicorn's own supervisor; the children build the app from the environment
-            os.environ.update({ENV_DATA_DIR: str(location.data_dir), ENV_DB: location.db_url})
+            os.environ.update({ENV_DATA_DIR: str(location.data_dir), ENV_DB: location.db_url,
+                               "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(location))})
             uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port,
                         workers=processes, log_level=log_level, timeout_graceful_shutdown=5,
                         timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -339,3 +339,27 @@ def refresh_statistics(session: Session, table: str) -> None:
 
 
 _ANALYZABLE = frozenset({"items", "annotations", "assignments"})
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration revision of the database at ``url`` (None before the first)."""
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def holds_projects(url: str) -> bool:
+    """Whether the database at ``url`` holds any project (False for an empty database)."""
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT 1 FROM projects LIMIT 1")).first() is not None
+    except SQLAlchemyError:  # no such table: an empty database
+        return False
+    finally:
+        engine.dispose()
