@@ -39,6 +39,17 @@ _ERRORS = {status: {"description": description, "content": {"application/json": 
          "No or invalid credentials."),
         (403, "forbidden", "this needs the owner role in project 1", "Wrong role."),
         (404, "not_found", "project 1 does not exist", "Unknown, or not visible to the caller."),
+        (400, "invalid_input", "a classification project takes exactly one label, got 0",
+         "Well-formed, but refused by a rule the schema cannot express (the message says "
+         "which and how to fix it)."),
+        (409, "conflict", "revision 7 was superseded meanwhile: reload the item's history",
+         "Clashes with the current state (a concurrent change, a duplicate)."),
+        (413, "too_large", "the request is larger than the 16,777,216 bytes this server takes",
+         "The body is larger than the server's limit."),
+        (503, "unavailable", "the database is busy or unreachable: retry in a moment",
+         "The database does not answer; retry."),
+        (507, "insufficient_storage", "the server's disk is full: nothing was stored",
+         "The server's disk is full; nothing was stored."),
     )}
 
 
