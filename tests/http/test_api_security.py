@@ -301,3 +301,34 @@ def test_health_tells_a_stalled_worker(fresh_storage: Storage) -> None:
     found = server_health(fresh_storage, min_free_bytes=0, now=later)
     assert found.worker == "stalled"
     assert found.oldest_queued_job_at is not None
+
+
+def test_no_path_answers_anonymous_callers_or_outsiders(api: Api) -> None:
+    """Every operation of the schema: without credentials 401 (but the health check and the
+    login); an authenticated user who is no member of the project never learns it exists
+    (404, or 422 for a body refused before the project is looked at), never 2xx or 403."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    outsider = api.person("outsider")
+    paths = api.client.get("/openapi.json").json()["paths"]
+    open_paths = {"/api/v1/health", "/api/v1/auth/login"}
+    checked = 0
+    for template, operations in paths.items():
+        path = template.removeprefix("/api/v1")
+        for name in ("project_id", "item_id", "round_id", "job_id", "flag_id", "snapshot_id",
+                     "calibration_id", "annotation_id", "token_id", "version"):
+            path = path.replace("{" + name + "}", str(pid) if name == "project_id" else "1")
+        path = path.replace("{username}", owner.username)
+        for method in operations:
+            if template in open_paths:
+                continue
+            if not template.startswith("/api/v1"):  # /metrics
+                anonymous = api.client.request(method.upper(), template)
+            else:
+                anonymous = api.request(method.upper(), path, json={})
+            assert anonymous.status_code == 401, (method, path, anonymous.text)
+            if "{project_id}" in template:
+                answer = api.request(method.upper(), path, outsider, json={})
+                assert answer.status_code in (404, 422), (method, path, answer.text)
+            checked += 1
+    assert checked > 50
