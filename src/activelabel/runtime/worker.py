@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import signal
 import socket
@@ -247,7 +248,10 @@ class _Interrupted(BaseException):
 
 def main(location: DataLocation) -> None:
     """Run a worker on ``location`` until SIGTERM or SIGINT (the job in hand is finished)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from ..http.config import server_settings_from_env
+    from .logs import logging_config
+
+    logging.config.dictConfig(logging_config(server_settings_from_env().log_format))
     storage = Storage(location)
     stop = threading.Event()
 
