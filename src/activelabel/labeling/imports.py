@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import re
 import shutil
 import time
@@ -33,10 +34,12 @@ from ..store import (
     get_project,
     record_audit,
     save_checkpoint,
+    settings_of,
 )
 from ..store.db import refresh_statistics
-from ..store.items import ANALYZE_AFTER_ROWS
+from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
 from ..store.models import SPLITS, Job, Round, RoundStatus
+from .drift import import_drift
 from .rounds import request_round
 
 __all__ = [
@@ -49,6 +52,8 @@ __all__ = [
     "run_import",
     "save_upload",
 ]
+
+log = logging.getLogger("activelabel.imports")
 
 #: File extension -> format name.
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -270,6 +275,7 @@ class _Tally:
     rejected_count: int = 0
     rows_seen: int = 0
     last_line: int = 0
+    first_row: int | None = None  # the project's next free row when the import began
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicate_examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -283,7 +289,8 @@ class _Tally:
                 "duplicates": self.duplicates, "rejected": self.rejected_count}
 
     def checkpoint(self) -> dict[str, Any]:
-        return {**self.counts(), "last_line": self.last_line, "rejected_rows": self.rejected,
+        return {**self.counts(), "last_line": self.last_line, "first_row": self.first_row,
+                "rejected_rows": self.rejected,
                 "duplicate_examples": self.duplicate_examples}
 
     @classmethod
@@ -295,6 +302,7 @@ class _Tally:
                    rejected_count=int(checkpoint["rejected"]),
                    rows_seen=int(checkpoint["rows_seen"]),
                    last_line=int(checkpoint["last_line"]),
+                   first_row=checkpoint.get("first_row"),
                    rejected=list(checkpoint.get("rejected_rows", [])),
                    duplicate_examples=list(checkpoint.get("duplicate_examples", [])))
 
@@ -352,6 +360,9 @@ def run_import(storage: Storage, job: Job, *,
     split = payload.get("split")
     start = last_report = time.perf_counter()
     tally = _Tally.resumed(payload.get("checkpoint"))
+    if tally.first_row is None:
+        with storage.read_sessions() as session:
+            tally.first_row = next_free_row(session, int(job.project_id))
     skip_through = tally.last_line  # a resumed job: these rows were counted when committed
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -380,10 +391,32 @@ def run_import(storage: Storage, job: Job, *,
     if tally.inserted >= ANALYZE_AFTER_ROWS:
         with storage.sessions() as session, session.begin():
             refresh_statistics(session, "items")
-    round_id = None
+    round_id = drift = drift_round_id = None
     if tally.inserted:
         round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"))
+        if round_id is None:
+            drift, drift_round_id = _check_drift(storage, int(job.project_id),
+                                                 int(tally.first_row or 0))
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
-            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id}
+            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
+            "drift": drift, "drift_round_id": drift_round_id}
+
+
+def _check_drift(storage: Storage, project_id: int, first_row: int
+                 ) -> tuple[dict[str, Any] | None, int | None]:
+    """The new items' drift (:func:`labeling.drift.import_drift`) and the round it queued
+    (``retrain_on_drift``); a failing check is logged, never fails the import."""
+    try:
+        drift = import_drift(storage, project_id, first_row)
+    except Exception:
+        log.warning("drift check of project %s failed", project_id, exc_info=True)
+        return None, None
+    if drift is None or not drift["shifted"]:
+        return drift, None
+    with storage.sessions() as session, session.begin():
+        if not settings_of(get_project(session, project_id).settings).retrain_on_drift:
+            return drift, None
+        rnd, _ = request_round(session, project_id, requested_by=None, reason="drift")
+        return drift, rnd.id
