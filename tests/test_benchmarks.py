@@ -66,3 +66,12 @@ def test_request_cpu_reports_cpu_per_labeling_cycle() -> None:
     assert done.returncode == 0, done.stderr
     assert "CPU ms/cycle" in done.stdout
     assert "median CPU" in done.stdout
+
+
+def test_soak_kills_server_worker_and_database_and_loses_nothing() -> None:
+    done = run("soak.py", "--minutes", "1", "--annotators", "6", "--items", "600",
+               "--kill-every", "6", "--db-down", "2", "--think-ms", "200,600")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| lost | doubled |" in done.stdout
+    for event in ("server killed", "worker killed", "database crashed"):
+        assert event in done.stdout, done.stdout
