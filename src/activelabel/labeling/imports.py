@@ -28,6 +28,7 @@ from ..store import (
     Storage,
     add_items,
     content_hash,
+    count_items,
     count_labeled_items,
     enqueue_job,
     get_project,
@@ -36,6 +37,7 @@ from ..store import (
 from ..store.db import refresh_statistics
 from ..store.items import ANALYZE_AFTER_ROWS
 from ..store.models import SPLITS, Job, Round, RoundStatus
+from .ranking import place_new_items
 from .rounds import request_round
 
 __all__ = [
@@ -59,7 +61,8 @@ MAX_REPORTED_REJECTS = 1000
 PROGRESS_SECONDS = 0.5
 _COPY_CHUNK = 1 << 20
 _ID_KEYS = ("external_id", "id")
-_META_KEYS = frozenset({"external_id", "id", "split"})
+_META_KEYS = frozenset({"external_id", "id", "split", "gold_labels", "gold_label"})
+_GOLD_KEYS = ("gold_labels", "gold_label")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 #: ``(line, row)`` for a parsed row, ``(line, error message)`` for one that could not be read.
@@ -185,7 +188,9 @@ def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:
 def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     """``{external_id, data, split}`` from an input row; raises ValueError with the reason.
 
-    Without a ``data`` key the other fields (minus external_id/id/split) are the payload.
+    Without a ``data`` key the other fields (minus external_id/id/split and the gold answer)
+    are the payload. ``gold_labels`` (or ``gold_label``) makes the row a gold item with that
+    known answer.
     Without an external id, one is derived from the payload's content hash, so importing
     the same file again reports duplicates instead of doubling the items.
     """
@@ -206,10 +211,17 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     ext = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), None)
     if ext is None:
         ext = "sha256:" + content_hash(data)
-    split = row.get("split") or default_split or "pool"
+    given = [k for k in _GOLD_KEYS if row.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError("give the gold answer once: gold_labels or gold_label, not both")
+    split = row.get("split") or (None if given else default_split) or (
+        "gold" if given else "pool")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    return {"external_id": ext, "data": data, "split": split}
+    out = {"external_id": ext, "data": data, "split": split}
+    if given:  # checked against the project's labels by add_items (a per-row error)
+        out["gold_labels"] = row[given[0]]
+    return out
 
 
 # ---- running ---------------------------------------------------------------------------------
@@ -282,6 +294,8 @@ def run_import(storage: Storage, job: Job, *,
     fmt = str(payload.get("format") or _format_of(path.name))
     split = payload.get("split")
     project_id = int(job.project_id)
+    with storage.read_sessions() as session:
+        first_row = count_items(session, project_id)  # rows are dense: the next free one
     start = last_report = time.perf_counter()
     tally = _Tally()
     rows: list[dict[str, Any]] = []
@@ -309,9 +323,12 @@ def run_import(storage: Storage, job: Job, *,
         with storage.sessions() as session, session.begin():
             refresh_statistics(session, "items")
     round_id = None
+    placed = 0
     if tally.inserted:
+        placed = place_new_items(storage, project_id, first_row)
         round_id = _after_import(storage, project_id, payload.get("requested_by"))
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
-            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id}
+            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
+            "ranked_by_model": placed}
