@@ -245,3 +245,27 @@ def test_asking_again_hands_back_gold_mixed_tasks_in_the_same_order(
         assert len(gold & set(first)) == 2
         again = ids(next_tasks(session, project.id, annotator.id, 6, gold_rate=0.3))
         assert again == first
+
+
+def test_write_ranking_in_bulk_keeps_the_queue_indexes(session: Session, project: Project,
+                                                       owner: User,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write (SQLite: indexes dropped and rebuilt in the transaction) leaves every
+    rank written and the queue's indexes in place."""
+    from sqlalchemy import inspect
+
+    import activelabel.store.queue as queue_module
+    from activelabel.store.queue import SCORED_BASE, write_ranking
+
+    monkeypatch.setattr(queue_module, "REBUILD_FROM_ROWS", 3)
+    items = make_items(session, project.id, 8)
+    ranks = [SCORED_BASE + r for r in (5, 3, 7, 1, 0, 2, 6, 4)]
+    assert write_ranking(session, project.id, list(range(8)), ranks) == 8
+    session.expire_all()
+    assert [session.get(Item, i).queue_rank for i in items] == ranks  # type: ignore[union-attr]
+    names = {i["name"] for i in inspect(session.connection()).get_indexes("items")}
+    assert {"ix_items_unlabeled_queue", "ix_items_project_id_queue_rank_row"} <= names
+    order = sorted(range(8), key=lambda r: ranks[r])
+    assert ids(next_tasks(session, project.id, owner.id, 8)) == [items[r] for r in order]
+    with pytest.raises(InvalidInput, match="one each"):
+        write_ranking(session, project.id, [0, 1], [1.0])

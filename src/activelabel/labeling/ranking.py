@@ -22,15 +22,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import Storage, active_model_version
+from ..store.db import dialect_of
 from ..store.files import atomic_write
 from ..store.models import Item, Project
 from ..store.queue import KEY_BITS, RANDOM_BASE, SCORED_BASE, queue_keys, write_ranking
 
-__all__ = ["Ranking", "full_ranking", "margins", "place_new_items", "save_ranking_meta"]
+__all__ = ["Ranking", "full_ranking", "margins", "place_new_items", "save_ranking_meta",
+           "write_full_ranking"]
 
 #: Rows whose margin is computed at once (bounds the temporaries on a large pool).
 _CHUNK = 100_000
 _META = "ranking.json"
+#: Ranks written per transaction on PostgreSQL (its UPDATE locks the rows it writes, and
+#: claims skip locked rows: short transactions keep the rest of the pool claimable).
+PG_WRITE_CHUNK = 50_000
 _MARGINS = "ranking_margins"
 
 
@@ -85,6 +90,19 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
     k = int(batch_rows.shape[0])
     ranks[order] = SCORED_BASE + k + np.arange(rows.shape[0], dtype=np.float64)
     return Ranking(rows.astype(np.int64), ranks, m[pool_order], k)
+
+
+def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> None:
+    """Write the ranks behind the batch (after the round's record, which wrote the batch):
+    SQLite in one transaction (indexes rebuilt, :func:`write_ranking`), PostgreSQL in
+    transactions of :data:`PG_WRITE_CHUNK` rows."""
+    with storage.sessions() as session:
+        chunk = (PG_WRITE_CHUNK if dialect_of(session) == "postgresql"
+                 else max(1, ranking.rows.shape[0]))
+    for start in range(0, ranking.rows.shape[0], chunk):
+        with storage.sessions() as session, session.begin():
+            write_ranking(session, project_id, ranking.rows[start:start + chunk],
+                          ranking.ranks[start:start + chunk])
 
 
 def save_ranking_meta(storage: Storage, project_id: int, ranking: Ranking,

@@ -51,7 +51,6 @@ from ..store import (
 )
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
-from ..store.queue import write_ranking
 from ..strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -63,7 +62,7 @@ from ..strategies import (
 from .consensus import collect_votes, consensus_method, votes_consensus
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 from .payoff import audit_curve, audit_rows
-from .ranking import Ranking, full_ranking, save_ranking_meta
+from .ranking import full_ranking, save_ranking_meta, write_full_ranking
 from .stats import labels_spent
 
 __all__ = [
@@ -567,7 +566,7 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
 
 
 def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
-            reason: str, ranking: Ranking | None = None) -> dict[str, Any]:
+            reason: str) -> dict[str, Any]:
     """One short write transaction: model version, selection (= the queue), round results."""
     metrics: dict[str, Any] = {**out.holdout, "n_train": out.n_train, "reason": reason,
                                "n_candidates": int(_candidates(snap).shape[0])}
@@ -593,8 +592,6 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             mv_id = get_model_version(session, snap.project_id, version).id
         record_selection(session, snap.project_id, round_id, item_ids, out.picked.scores,
                          model_version_id=mv_id, strategy=out.picked.strategy)
-        if ranking is not None:  # the rest of the pool behind the batch, by the model
-            write_ranking(session, snap.project_id, ranking.rows, ranking.ranks)
         out.timings["write_s"] = time.perf_counter() - start
         finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
                      n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
@@ -657,7 +654,10 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
         timings["rank_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - started
     try:
-        return _record(storage, snap, round_id, out, str(payload.get("reason", "")), ranking)
+        result = _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+        if ranking is not None:  # the rest of the pool behind the batch, by the model
+            write_full_ranking(storage, project_id, ranking)
+        return result
     finally:
         if out.artifact_tmp is not None:
             out.artifact_tmp.unlink(missing_ok=True)
