@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 
 LAYERS = {
     "client": ["client"],
-    "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift"],
+    "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift",
+             "estimates"],
     "loop": ["simulation", "datasets"],
     "store": ["store"],
     "labeling": ["labeling"],

@@ -249,3 +249,32 @@ def test_an_import_taken_over_by_another_worker_stores_nothing_more(
         imports_module.run_import(engine_storage, job, progress=lambda _: None)
     with engine_storage.read_sessions() as session:
         assert count_items(session, seeded.project_id) == 0
+
+
+def test_gold_labels_on_import_make_gold_items_and_bad_answers_are_row_errors(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["spam", "ham"])
+    lines = [
+        json.dumps({"external_id": "g1", "text": "win money", "gold_labels": ["spam"]}),
+        json.dumps({"external_id": "g2", "data": {"text": "see you"}, "gold_label": "ham"}),
+        json.dumps({"external_id": "g3", "text": "hello", "gold_label": "eggs"}),
+        json.dumps({"external_id": "g4", "text": "both", "gold_label": "ham",
+                    "gold_labels": ["ham"]}),
+        json.dumps({"external_id": "g5", "text": "two", "gold_labels": ["ham", "spam"]}),
+        json.dumps({"external_id": "p1", "text": "plain"}),
+    ]
+    path = _upload(engine_storage, seeded.project_id, "gold.jsonl", "\n".join(lines).encode())
+    result = _import(engine_storage, seeded.project_id, path)
+    assert result["inserted"] == 3
+    reasons = {r["line"]: r["reason"] for r in result["rejected"]}
+    assert set(reasons) == {3, 4, 5}
+    assert "drawn from ['spam', 'ham']" in reasons[3]
+    assert "not both" in reasons[4]
+    assert "one label" in reasons[5]
+    with engine_storage.read_sessions() as session:
+        items = {i.external_id: i for i in session.execute(
+            select(Item).where(Item.project_id == seeded.project_id)).scalars()}
+    assert (items["g1"].split, items["g1"].gold_labels, items["g1"].data) == (
+        "gold", ["spam"], {"text": "win money"})
+    assert (items["g2"].split, items["g2"].gold_labels) == ("gold", ["ham"])
+    assert (items["p1"].split, items["p1"].gold_labels) == ("pool", None)

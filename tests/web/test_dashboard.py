@@ -50,6 +50,10 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
     backlog = page.eval_on_selector_all("#chart-backlog rect.col",
                                         "els => els.map(e => Number(e.dataset.value))")
     assert backlog == [stats["queued"], stats["leased"], stats["labeled"], stats["open_flags"]]
+    headline = page.inner_text("#payoff-headline")
+    assert f"labels spent {stats['payoff']['labels_spent']}" in headline
+    if stats["payoff"]["accuracy"] is not None:
+        assert f"{100 * stats['payoff']['accuracy']:.1f}%" in headline
 
     conf = site.get(f"/projects/{PROJECT}/confidence", params={"bins": 20})
     for which in ("current", "previous"):

@@ -555,6 +555,31 @@ class RoundSummary(BaseModel):
     finished_at: datetime | None
 
 
+class Payoff(BaseModel):
+    """What active learning pays, measured on audit draws (uniformly random tasks)."""
+
+    audit_share: float
+    audit_draws: int = Field(description="Items drawn for the audit so far.")
+    audit_labels: int = Field(description="Labeled audit draws the estimate reads.")
+    model_version: int | None
+    accuracy: float | None = Field(description="The active model's accuracy on the audit "
+                                   "labels: an unbiased estimate of its accuracy on the pool.")
+    low: float = Field(description="Lower end of the confidence interval.")
+    high: float = Field(description="Upper end of the confidence interval.")
+    confidence: float
+    interval: str = Field(description="How the interval is computed (Wilson score).")
+    labels_spent: int = Field(description="Pool labels (holdout and gold left out).")
+    n_train: int | None = Field(description="Labels the active model trained on.")
+    random_curve: list[list[float]] = Field(
+        description="[labels, accuracy] of a model trained on the audit labels alone.")
+    random_labels_needed: int | None = Field(
+        description="Random labels the same accuracy needed, read off the random curve.")
+    random_extrapolated: bool | None = Field(
+        description="Whether that count lies beyond the curve (a power-law fit).")
+    target_accuracy: float | None
+    to_target: float | None = Field(description="target_accuracy minus the estimate.")
+
+
 class Stats(BaseModel):
     project_id: int
     items: dict[str, int] = Field(description="Items per split, and 'total'.")
@@ -566,6 +591,7 @@ class Stats(BaseModel):
     active_model_version: int | None
     labels_per_annotator: list[AnnotatorCount]
     last_rounds: list[RoundSummary]
+    payoff: Payoff
 
 
 class BatchProgress(BaseModel):

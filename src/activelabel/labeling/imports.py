@@ -40,6 +40,7 @@ from ..store.db import refresh_statistics
 from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
 from ..store.models import SPLITS, Job, Round, RoundStatus
 from .drift import import_drift
+from .ranking import place_new_items
 from .rounds import request_round
 
 __all__ = [
@@ -65,7 +66,8 @@ MAX_REPORTED_REJECTS = 1000
 PROGRESS_SECONDS = 0.5
 _COPY_CHUNK = 1 << 20
 _ID_KEYS = ("external_id", "id")
-_META_KEYS = frozenset({"external_id", "id", "split"})
+_META_KEYS = frozenset({"external_id", "id", "split", "gold_labels", "gold_label"})
+_GOLD_KEYS = ("gold_labels", "gold_label")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 #: ``(line, row)`` for a parsed row, ``(line, error message)`` for one that could not be read.
@@ -232,7 +234,9 @@ def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:
 def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     """``{external_id, data, split}`` from an input row; raises ValueError with the reason.
 
-    Without a ``data`` key the other fields (minus external_id/id/split) are the payload.
+    Without a ``data`` key the other fields (minus external_id/id/split and the gold answer)
+    are the payload. ``gold_labels`` (or ``gold_label``) makes the row a gold item with that
+    known answer.
     Without an external id, one is derived from the payload's content hash, so importing
     the same file again reports duplicates instead of doubling the items.
     """
@@ -257,10 +261,17 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
         except UnicodeEncodeError as exc:
             raise ValueError(f"data holds text that is not valid Unicode ({exc.reason}): a "
                              "lone surrogate such as \\ud800; fix the file's encoding") from None
-    split = row.get("split") or default_split or "pool"
+    given = [k for k in _GOLD_KEYS if row.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError("give the gold answer once: gold_labels or gold_label, not both")
+    split = row.get("split") or (None if given else default_split) or (
+        "gold" if given else "pool")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    return {"external_id": ext, "data": data, "split": split}
+    out = {"external_id": ext, "data": data, "split": split}
+    if given:  # checked against the project's labels by add_items (a per-row error)
+        out["gold_labels"] = row[given[0]]
+    return out
 
 
 # ---- running ---------------------------------------------------------------------------------
@@ -392,16 +403,18 @@ def run_import(storage: Storage, job: Job, *,
         with storage.sessions() as session, session.begin():
             refresh_statistics(session, "items")
     round_id = drift = drift_round_id = None
+    placed = 0
     if tally.inserted:
+        first_row = int(tally.first_row or 0)
+        placed = place_new_items(storage, int(job.project_id), first_row)
         round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"))
         if round_id is None:
-            drift, drift_round_id = _check_drift(storage, int(job.project_id),
-                                                 int(tally.first_row or 0))
+            drift, drift_round_id = _check_drift(storage, int(job.project_id), first_row)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
             "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
-            "drift": drift, "drift_round_id": drift_round_id}
+            "ranked_by_model": placed, "drift": drift, "drift_round_id": drift_round_id}
 
 
 def _check_drift(storage: Storage, project_id: int, first_row: int

@@ -37,6 +37,7 @@ from ..store.files import atomic_write
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
 from .consensus import consensus_method, project_consensus
 from .rounds import labels_since_round
+from .stats import own_counts
 
 __all__ = [
     "NEIGHBOUR_CHUNK",
@@ -71,19 +72,7 @@ def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dic
 
 
 def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, Any]:
-    """The user's current labels, labels in the last hour, and labels per hour of labeling
-    time (from the submitted durations)."""
-    mine = (Annotation.project_id == project_id, Annotation.annotator_id == user_id,
-            Annotation.labels.is_not(None))
-    total = session.execute(select(func.count()).where(*mine, is_head())).scalar_one()
-    hour_ago = utcnow() - timedelta(hours=1)
-    last_hour = session.execute(select(func.count()).where(
-        *mine, Annotation.kind == "label", Annotation.created_at >= hour_ago)).scalar_one()
-    n_timed, spent_ms = session.execute(select(func.count(Annotation.duration_ms),
-                                               func.sum(Annotation.duration_ms)).where(
-        *mine, Annotation.kind == "label", Annotation.duration_ms.is_not(None))).one()
-    per_hour = (3_600_000.0 * int(n_timed) / float(spent_ms)) if spent_ms else None
-    return {"labels": int(total), "last_hour": int(last_hour), "labels_per_hour": per_hour}
+    return own_counts(session, project_id, user_id)
 
 
 def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:

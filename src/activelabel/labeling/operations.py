@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from ..store import JobStatus, RoundStatus
 from ..store.models import Annotation, Assignment, Item, Job, Project, Round, utcnow
-from ..store.queue import active_lease_filter
+from ..store.queue import SCORED_BASE, active_lease_filter
 from .drift import latest_drift, staleness
+from .stats import SPENT_SPLIT
 
 __all__ = ["PACE_WINDOW", "ProjectGauges", "project_gauges"]
 
@@ -50,14 +51,15 @@ def project_gauges(session: Session, *, now: datetime | None = None) -> list[Pro
     now = now or utcnow()
     unlabeled = Item.n_labels == 0
     queued = _by_project(session, select(Item.project_id, func.count()).where(
-        unlabeled, Item.queue_rank.is_not(None)).group_by(Item.project_id))
+        unlabeled, Item.queue_rank < SCORED_BASE).group_by(Item.project_id))
     open_items = _by_project(session, select(Item.project_id, func.count()).where(
         unlabeled, Item.split == "pool").group_by(Item.project_id))
     leased = _by_project(session, select(Assignment.project_id, func.count()).where(
         active_lease_filter(now)).group_by(Assignment.project_id))
-    recent = _by_project(session, select(Annotation.project_id, func.count()).where(
-        Annotation.kind == "label", Annotation.created_at >= now - PACE_WINDOW)
-        .group_by(Annotation.project_id))
+    recent = _by_project(session, select(Annotation.project_id, func.count())
+                         .join(Item, Item.id == Annotation.item_id).where(
+        Annotation.kind == "label", Annotation.created_at >= now - PACE_WINDOW,
+        Item.split == SPENT_SPLIT).group_by(Annotation.project_id))
     waiting = _by_project(session, select(Job.project_id, func.count()).where(
         Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)), Job.project_id.is_not(None))
         .group_by(Job.project_id))

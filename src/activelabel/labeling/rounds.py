@@ -62,6 +62,9 @@ from ..strategies import (
 from .consensus import collect_votes, consensus_method, votes_consensus
 from .drift import round_drift
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
+from .payoff import audit_curve, audit_rows
+from .ranking import full_ranking, save_ranking_meta, write_full_ranking
+from .stats import labels_spent
 
 __all__ = [
     "COLD_START_STRATEGY",
@@ -211,6 +214,7 @@ class _Snapshot:
     gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
     label_watermark: int = 0  # the newest revision id when the labels were read
     items_known: int | None = None  # items the previous finished round ranked
+    audit: list[int] = field(default_factory=list)  # audit draws' rows, in draw order
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -252,11 +256,12 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             project_id=project_id, task=project.task, classes=list(project.labels),
             settings=settings_of(project.settings).model_dump(), item_ids=np.asarray(ids, dtype=np.int64),
             splits=np.asarray(splits, dtype=str), labels=labels,
-            n_labels=count_labeled_items(session, project_id), label_watermark=watermark,
+            n_labels=labels_spent(session, project_id), label_watermark=watermark,
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
-            gold=_gold_answers(session, project_id), items_known=_items_known(session, project_id))
+            gold=_gold_answers(session, project_id), audit=audit_rows(session, project_id),
+            items_known=_items_known(session, project_id))
 
 
 def _items_known(session: Session, project_id: int) -> int | None:
@@ -397,7 +402,9 @@ def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int) -> _
 
 
 def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.intp], list[Any]]:
-    rows = sorted(r for r in truth if snap.splits[r] != "holdout")
+    """Labeled pool rows (holdout, gold and audit draws measure, they do not train)."""
+    audit = set(snap.audit)
+    rows = sorted(r for r in truth if snap.splits[r] == "pool" and r not in audit)
     return np.asarray(rows, dtype=np.intp), [truth[r] for r in rows]
 
 
@@ -515,7 +522,10 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                                        n_members=COMMITTEE_MEMBERS, classes=snap.classes,
                                        random_state=seed).fit(X_train, y)
     timings["train_s"] = time.perf_counter() - start
-    holdout = _evaluate(model, feats.X, snap, truth)
+    holdout: dict[str, Any] = _evaluate(model, feats.X, snap, truth)
+    if not multilabel:  # what random sampling buys, from the audit draws alone
+        holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
+            name, classes=snap.classes, random_state=seed))
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
     probs = _score(model, feats.X, feats.n_items)
@@ -565,7 +575,8 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
     if strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # no committee is stored with a version
     truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
-    train_rows = truth_rows[snap.splits[truth_rows] != "holdout"] if truth_rows.size else truth_rows
+    train_rows = truth_rows[snap.splits[truth_rows] == "pool"] if truth_rows.size else truth_rows
+    train_rows = train_rows[~np.isin(train_rows, snap.audit)]
     picked = _select(snap, strategy, batch_size, probs, feats, train_rows, None, seed)
     timings["select_s"] = time.perf_counter() - start
     holdout = {k: v for k, v in mv_metrics.items() if k in ("accuracy", "macro_f1", "ece")}
@@ -592,7 +603,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
                 training_set_hash=out.training_hash, n_train=out.n_train,
-                metrics={k: v for k, v in out.holdout.items()})
+                metrics={k: v for k, v in out.holdout.items() if k != "random_curve"})
             target = _model_path(storage, snap.project_id, mv.version)
             os.replace(out.artifact_tmp, target)
             mv.artifact_path = str(target)
@@ -654,9 +665,20 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))
+    ranking = None
+    if out.probs is not None:
+        start = time.perf_counter()
+        ranking = full_ranking(snap.splits, out.picked.rows, out.probs,
+                               multilabel=snap.task == "multilabel",
+                               seed=int(snap.settings["random_state"]), project_id=project_id)
+        save_ranking_meta(storage, project_id, ranking, number)
+        timings["rank_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - started
     try:
-        return _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+        result = _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+        if ranking is not None:  # the rest of the pool behind the batch, by the model
+            write_full_ranking(storage, project_id, ranking)
+        return result
     finally:
         if out.artifact_tmp is not None:
             out.artifact_tmp.unlink(missing_ok=True)

@@ -195,6 +195,14 @@ class ProjectSettings(BaseModel):
         None, "Gold alert below (empty: none)", "Quality",
         "Gold accuracy under which an annotator is flagged.",
         gt=0, le=1)
+    # ---- the queue: audit draws (issue 16) ----
+    audit_share: float = _field(
+        0.05, "Audit draws among tasks (0-0.5)", "Quality",
+        "Share of tasks drawn uniformly at random from the unlabeled pool (annotators cannot "
+        "tell them apart). Their labels give an unbiased estimate of the model's accuracy with "
+        "error bars and what random sampling would have needed; they do not train the model.",
+        ge=0, le=0.5)
+
     free_labeling: bool = _field(
         False, "annotators may label any item, not only those handed to them",
         "Annotators see",

@@ -74,6 +74,18 @@
     $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
   }
 
+  function payoffLine(p) {
+    const pct = (x) => `${(100 * x).toFixed(1)}%`;
+    const head = [];
+    if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
+    else head.push(`Accuracy now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
+    head.push(`labels spent ${p.labels_spent}`);
+    if (p.random_labels_needed !== null) head.push(`random sampling would have needed about ${p.random_labels_needed}${p.random_extrapolated ? " (extrapolated)" : ""}`);
+    if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
+    $("payoff-headline").textContent = head.join(" · ");
+    $("payoff-note").textContent = "Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. Interval: Wilson score.";
+  }
+
   function backlog(stats) {
     const inReview = stats.open_flags;
     Charts.bars($("chart-backlog"), { title: "Backlog", categories: ["queued", "leased", "labeled", "in review"],
@@ -143,6 +155,7 @@
     confidence(conf);
     driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);
+    if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
     agreement(dash.label_counts);

@@ -146,7 +146,7 @@
         AL.el("span", { class: "muted" }, ` (model v${task.suggestion.model_version})`));
     } else sug.textContent = "No model yet: this item comes from the first, diverse batch.";
     const w = task.why;
-    $("why").textContent = w ? `${w.strategy}${w.score !== null ? ` (score ${AL.fmt(w.score)})` : ""}, rank ${w.rank + 1} of round ${w.round ?? "–"}${w.model_version ? `, model v${w.model_version}` : ""}` : "Not selected by a round (queue order).";
+    $("why").textContent = !w ? "–" : w.detail ? `${w.detail}${w.score !== null ? `, score ${AL.fmt(w.score)}` : ""}${w.model_version ? `, model v${w.model_version}` : ""}` : `${w.strategy}, rank ${(w.rank ?? 0) + 1} of round ${w.round ?? "–"}`;
     renderRelated(task.item.id);
   }
 
