@@ -31,11 +31,11 @@ from ..store import (
     is_head,
     label_watermark,
     last_finished_round,
-    settings_of,
 )
 from ..store.files import atomic_write
 from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
 from .consensus import consensus_method, project_consensus
+from .pace import retrain_after
 from .rounds import labels_since_round
 
 __all__ = [
@@ -89,9 +89,9 @@ def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, An
 def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:
     """Where labeling stands for the caller: the current batch, labels until the next model,
     the caller's own count and speed, and what the last round gained."""
-    every = settings_of(project.settings).retrain_every_labels
     labeled = count_labeled_items(session, project.id)
     last = last_finished_round(session, project.id)
+    every = retrain_after(project, last)
     since = labels_since_round(session, last, project.id)
     pending = session.execute(select(Round.number).where(
         Round.project_id == project.id, Round.status.in_(PENDING_STATUSES))

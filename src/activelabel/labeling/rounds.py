@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
+from ..pace import EARLY_STRATEGY, schedule_strategy
 from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
 from ..store import (
     InvalidInput,
@@ -50,7 +51,9 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
+from ..store.governance import add_decision
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
+from ..store.settings import AUTO_STRATEGY
 from ..strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -61,6 +64,7 @@ from ..strategies import (
 )
 from .consensus import collect_votes, consensus_method, votes_consensus
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
+from .pace import cadence_plan, plan_record, retrain_after
 
 __all__ = [
     "COLD_START_STRATEGY",
@@ -102,7 +106,8 @@ def _new_round(session: Session, project: Project, payload: dict[str, Any],
                requested_by: int | None) -> Round:
     settings = settings_of(project.settings)
     strategy = str(payload.get("strategy") or settings.strategy)
-    rnd = create_round(session, project.id, strategy=strategy, batch_size=settings.batch_size)
+    batch = settings.batch_size if isinstance(settings.batch_size, int) else 50  # auto: at run
+    rnd = create_round(session, project.id, strategy=strategy, batch_size=batch)
     job = enqueue_job(session, "round", {"round_id": rnd.id, **payload}, project_id=project.id)
     rnd.job_id = job.id
     session.flush()
@@ -165,13 +170,15 @@ def labels_since_round(session: Session, last: Round | None, project_id: int, *,
 
 def after_annotation(session: Session, project_id: int) -> Round | None:
     """Queue a round (reason ``retrain_every_labels``) once the items labeled since the last
-    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``;
-    None otherwise.
+    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``
+    (``auto``: what the last round planned, :func:`.pace.retrain_after`); None otherwise.
 
     No second round is queued while one is queued or running (it will count those labels).
     """
     project = get_project(session, project_id)
     every = settings_of(project.settings).retrain_every_labels
+    if not isinstance(every, int):
+        every = retrain_after(project, last_finished_round(session, project_id))
     due = round_due(session, project_id, every)
     if due.pending:
         return None
@@ -209,6 +216,8 @@ class _Snapshot:
     annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
     gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
     label_watermark: int = 0  # the newest revision id when the labels were read
+    plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
+    scheduled_before: str | None = None  # strategy: auto, the last round's choice
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -246,6 +255,10 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             labels.setdefault(int(cur.row), []).append(list(cur.labels))
             annotators.setdefault(int(cur.row), []).append(int(cur.annotator_id))
         active = active_model_version(session, project_id)
+        settings = settings_of(project.settings)
+        plan, pace, seconds = cadence_plan(session, project)
+        last = last_finished_round(session, project_id)
+        before = ((last.metrics or {}).get("schedule") or {}).get("strategy") if last else None
         return _Snapshot(
             project_id=project_id, task=project.task, classes=list(project.labels),
             settings=settings_of(project.settings).model_dump(), item_ids=np.asarray(ids, dtype=np.int64),
@@ -254,7 +267,9 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
-            gold=_gold_answers(session, project_id))
+            gold=_gold_answers(session, project_id),
+            plan=plan_record(plan, pace, seconds, settings.max_model_lag),
+            scheduled_before=before if isinstance(before, str) else None)
 
 
 def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
@@ -466,6 +481,22 @@ class _Outcome:
     model_version: int | None = None  # rerank: the existing version used
     n_train: int = 0
     training_hash: str | None = None
+    schedule: dict[str, Any] | None = None  # strategy: auto, what it chose and why
+
+
+def _schedule(snap: _Snapshot, y: list[Any], holdout: Mapping[str, Any]) -> dict[str, Any]:
+    """``strategy: auto``: the strategy for this round by the model's maturity, and why."""
+    counts = dict.fromkeys(map(str, snap.classes), 0)
+    for label in y:
+        for one in (label if isinstance(label, list) else [label]):
+            if str(one) in counts:
+                counts[str(one)] += 1
+    accuracies = [h.metrics.get("accuracy") for h in snap.history]
+    accuracies.append(holdout.get("accuracy"))
+    name, why = schedule_strategy(list(counts.values()), accuracies,
+                                  previous=snap.scheduled_before)
+    return {"strategy": name, "reason": why, "previous": snap.scheduled_before,
+            "switched": name != snap.scheduled_before}
 
 
 def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
@@ -512,6 +543,10 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     probs = _score(model, feats.X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
+    schedule = None
+    if strategy == AUTO_STRATEGY:
+        schedule = _schedule(snap, y, holdout)
+        strategy = schedule["strategy"]
     if committee is None and strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # committees need single-label classes: closest uncertainty rule
     picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
@@ -522,7 +557,7 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
             "featurizer": snap.settings["featurizer"],
             "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
-                    _training_hash(snap, rows, y))
+                    _training_hash(snap, rows, y), schedule)
 
 
 def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
@@ -545,6 +580,8 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
     probs = _score(artifact["model"], X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
+    if strategy == AUTO_STRATEGY:
+        strategy = snap.scheduled_before or EARLY_STRATEGY
     if strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # no committee is stored with a version
     truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
@@ -563,6 +600,10 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
     stopping = _stopping(snap, out.holdout)
     metrics["stopping"] = stopping
     metrics["stop"] = any(d["stop"] for d in stopping)
+    metrics["pace"] = {**snap.plan, "batch_size": len(out.picked.rows) or snap.plan.get(
+        "batch_size")}
+    if out.schedule is not None:
+        metrics["schedule"] = out.schedule
     item_ids = [int(snap.item_ids[r]) for r in out.picked.rows]
     start = time.perf_counter()
     with storage.sessions() as session, session.begin():
@@ -583,10 +624,16 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
         record_selection(session, snap.project_id, round_id, item_ids, out.picked.scores,
                          model_version_id=mv_id, strategy=out.picked.strategy)
         out.timings["write_s"] = time.perf_counter() - start
-        finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
-                     n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
-                     metrics=metrics, gain=_gain(snap, out.holdout),
-                     timings={k: round(v, 4) for k, v in out.timings.items()})
+        rnd = finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
+                           n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
+                           metrics=metrics, gain=_gain(snap, out.holdout),
+                           timings={k: round(v, 4) for k, v in out.timings.items()})
+        rnd.batch_size = max(len(item_ids), 1)
+        if out.schedule is not None and out.schedule["switched"]:
+            add_decision(session, snap.project_id, None, "strategy",
+                         f"strategy auto: {out.schedule['strategy']} from round {rnd.number}"
+                         + (f" (was {out.schedule['previous']})" if out.schedule["previous"]
+                            else "") + f": {out.schedule['reason']}", from_round=rnd.number)
     return {"round_id": round_id, "selected": len(item_ids), "model_version": version,
             "strategy": out.picked.strategy, "metrics": metrics}
 
@@ -615,7 +662,7 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
                                  "select_s": 0.0}
     progress({"stage": "read", "round_id": round_id})
     snap = _snapshot(storage, project_id, number)
-    batch_size = int(snap.settings["batch_size"])
+    batch_size = int(snap.plan["batch_size"])
     seed = int(snap.settings["random_state"]) + number
     progress({"stage": "featurize"})
     start = time.perf_counter()
