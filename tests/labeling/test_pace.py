@@ -90,6 +90,10 @@ def test_auto_batch_and_cadence_follow_pace_and_round_duration(engine_storage: S
         assert plan["round_seconds"] == pytest.approx(60)
         assert (plan["batch_size"], plan["retrain_after"]) == (60, 30)
         assert rnd.batch_size == 60
+        # every round's verdicts: stable predictions against the model before, uncertainty
+        verdicts = {d["rule"] for d in (rnd.metrics or {})["stopping"]}
+        assert verdicts == {"stabilizing_predictions", "low_uncertainty"}
+        assert 0 <= (rnd.metrics or {})["pool_uncertainty_mean"] <= 1
     label_rows(engine_storage, seeded, list(range(100, 129)),
                [str(int(target[r])) for r in range(100, 129)])
     with engine_storage.sessions() as session, session.begin():

@@ -25,7 +25,16 @@ from sqlalchemy.orm import Session
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
 from ..pace import EARLY_STRATEGY, schedule_strategy
-from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
+from ..stopping import (
+    KAPPA_METRIC,
+    Budget,
+    LowUncertainty,
+    RoundState,
+    StabilizingPredictions,
+    StoppingRule,
+    TargetAccuracy,
+    stop_set_kappa,
+)
 from ..store import (
     InvalidInput,
     Storage,
@@ -415,15 +424,49 @@ def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any]) -> str
     return digest.hexdigest()
 
 
-def _stopping(snap: _Snapshot, holdout: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every configured stopping rule's verdict on this round (recorded, never acted on)."""
+#: Items of the stop set (evenly spaced rows) whose predictions successive models compare.
+STOP_SET_SIZE = 5000
+#: Mean pool uncertainty (1 - the top probability) under which the low-uncertainty rule stops.
+LOW_UNCERTAINTY_MEAN = 0.05
+
+
+def _stop_signals(snap: _Snapshot, old: NDArray[Any] | None,
+                  new: NDArray[np.float32]) -> dict[str, Any]:
+    """The new model's uncertainty over the unlabeled pool and its kappa with the model before
+    on the stop set (what the stable-predictions and low-uncertainty rules read)."""
+    multilabel = snap.task == "multilabel"
+    pool = _candidates(snap)
+    pool = pool[pool < new.shape[0]]
+    out: dict[str, Any] = {"pool_uncertainty": 1.0 - _strategy_probs(new[pool], multilabel)
+                           .max(axis=1) if pool.size else np.zeros(0)}
+    if old is not None and old.ndim == 2 and old.shape[1] == new.shape[1]:
+        n = min(old.shape[0], new.shape[0])
+        rows = np.unique(np.linspace(0, n - 1, min(n, STOP_SET_SIZE)).astype(np.intp))
+
+        def predicted(p: NDArray[Any]) -> NDArray[Any]:
+            return np.asarray(p >= 0.5) if multilabel else np.argmax(p, axis=1)
+
+        if rows.size:
+            out[KAPPA_METRIC] = stop_set_kappa(predicted(old[rows]), predicted(new[rows]))
+    return out
+
+
+def _stopping(snap: _Snapshot, holdout: Mapping[str, Any],
+              signals: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every stopping rule's verdict on this round (recorded, never acted on): the budget and
+    the target when set, stable predictions and low pool uncertainty always."""
+    signals = signals or {}
     rules: list[StoppingRule] = []
     if snap.settings["label_budget"] is not None:
         rules.append(Budget(int(snap.settings["label_budget"])))
     if snap.settings["target_accuracy"] is not None:
         rules.append(TargetAccuracy(float(snap.settings["target_accuracy"])))
-    state = RoundState(n_labeled=snap.n_labels, metrics={
-        k: float(v) for k, v in holdout.items() if isinstance(v, float)})
+    rules += [StabilizingPredictions(), LowUncertainty(LOW_UNCERTAINTY_MEAN, "mean")]
+    metrics = {k: float(v) for k, v in holdout.items() if isinstance(v, float)}
+    if signals.get(KAPPA_METRIC) is not None:
+        metrics[KAPPA_METRIC] = float(signals[KAPPA_METRIC])
+    state = RoundState(n_labeled=snap.n_labels, metrics=metrics,
+                       pool_uncertainty=signals.get("pool_uncertainty"))
     history = [*snap.history, state]
     return [{"rule": d.rule, "stop": d.stop, "reason": d.reason}
             for d in (rule.check(history) for rule in rules)]
@@ -482,6 +525,7 @@ class _Outcome:
     n_train: int = 0
     training_hash: str | None = None
     schedule: dict[str, Any] | None = None  # strategy: auto, what it chose and why
+    signals: dict[str, Any] = field(default_factory=dict)  # for the stopping rules
 
 
 def _schedule(snap: _Snapshot, y: list[Any], holdout: Mapping[str, Any]) -> dict[str, Any]:
@@ -597,7 +641,12 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
     """One short write transaction: model version, selection (= the queue), round results."""
     metrics: dict[str, Any] = {**out.holdout, "n_train": out.n_train, "reason": reason,
                                "n_candidates": int(_candidates(snap).shape[0])}
-    stopping = _stopping(snap, out.holdout)
+    stopping = _stopping(snap, out.holdout, out.signals)
+    if out.signals.get(KAPPA_METRIC) is not None:
+        metrics[KAPPA_METRIC] = round(float(out.signals[KAPPA_METRIC]), 6)
+    uncertainty = out.signals.get("pool_uncertainty")
+    if uncertainty is not None and len(uncertainty):
+        metrics["pool_uncertainty_mean"] = round(float(np.mean(uncertainty)), 6)
     metrics["stopping"] = stopping
     metrics["stop"] = any(d["stop"] for d in stopping)
     metrics["pace"] = {**snap.plan, "batch_size": len(out.picked.rows) or snap.plan.get(
@@ -678,6 +727,8 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
+        out.signals = _stop_signals(snap, storage.arrays.load(project_id, "probs", mmap=False),
+                                    out.probs)
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))
