@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,39 @@ def test_forecast_says_why_not():
 def test_forecast_refuses_a_bad_target():
     with pytest.raises(ValueError, match="target"):
         forecast_labels([1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4], 1.5)
+
+
+@pytest.mark.slow
+def test_forecast_covers_the_labels_a_simulation_needed(shared_data: Path) -> None:
+    """Simulate random sampling on ag_news; fit on the first 8 points of each repeat and
+    forecast the labels to an accuracy halfway to where the run ended; the interval covers
+    the labels the run needed (first point of the 3-point running mean at the target) in most
+    repeats."""
+    from collections import defaultdict
+
+    from activelabel.datasets import load_file
+    from activelabel.simulation import SimulationStep, simulate
+
+    curves: dict[int, list[tuple[int, float]]] = defaultdict(list)
+
+    def keep(step: SimulationStep) -> None:
+        curves[step.repeat].append((step.n_labeled, step.accuracy))
+
+    simulate(load_file(shared_data / "ag_news_test.jsonl"), strategies=["random"], seed_size=20,
+             batch_size=20, budget=300, repeats=4, random_state=0, model="naive_bayes",
+             on_step=keep)
+    k, covered, tried = 8, 0, 0
+    for points in curves.values():
+        n = np.asarray([p[0] for p in points], dtype=float)
+        acc = np.asarray([p[1] for p in points])
+        smooth = np.convolve(acc, np.ones(3) / 3, mode="same")
+        smooth[[0, -1]] = acc[[0, -1]]
+        target = float(smooth[k - 1] + 0.5 * (smooth[-1] - smooth[k - 1]))
+        needed = n[int(np.argmax(smooth >= target))]
+        f = forecast_labels(n[:k], acc[:k], target)
+        if f.reached:
+            continue
+        tried += 1
+        covered += f.low is not None and f.low <= needed <= (f.high or math.inf)
+    assert tried >= 3
+    assert covered >= tried / 2

@@ -204,25 +204,44 @@ def _curve(n: Any, a: float, b: float, c: float) -> Any:
     return a - b * np.power(n, -c)
 
 
-def _fit(n: np.ndarray, y: np.ndarray) -> tuple[float, float, float] | None:
-    from scipy.optimize import curve_fit
-
-    b0 = max(float(y.max() - y.min()), 0.05) * float(n.min()) ** 0.5
-    try:
-        params, _ = curve_fit(_curve, n, y, p0=(min(float(y.max()) + 0.05, 1.0), b0, 0.5),
-                              bounds=([0.0, 0.0, 0.05], [1.0, np.inf, 3.0]), maxfev=5000)
-    except (RuntimeError, ValueError):
-        return None
-    a, b, c = (float(p) for p in params)
-    return (a, b, c) if all(math.isfinite(p) for p in (a, b, c)) else None
+#: Exponents ``c`` the fit tries (for each, ``a`` and ``b`` are linear least squares).
+EXPONENTS = np.geomspace(0.05, 3.0, 120)
 
 
-def _needed(params: tuple[float, float, float], target: float, cap: float) -> float:
-    a, b, c = params
-    if a <= target:
-        return math.inf
-    n = (b / (a - target)) ** (1.0 / c) if b > 0 else 1.0
-    return n if n <= cap else math.inf
+def _fits(n: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """(rows, 3) least-squares (a, b, c) of ``a - b * n^-c`` for each row of ``Y`` (rows, m),
+    with 0 <= a <= 1 and b >= 0: for each exponent of :data:`EXPONENTS` the linear fit in
+    (a, b), then the exponent with the least squared error."""
+    x = np.power(n[None, :], -EXPONENTS[:, None])  # (C, m)
+    xm = x.mean(axis=1, keepdims=True)
+    xc = x - xm
+    ym = Y.mean(axis=1, keepdims=True)  # (R, 1)
+    sxx = np.sum(xc**2, axis=1)  # (C,)
+    sxy = (Y - ym) @ xc.T  # (R, C)
+    b = np.maximum(-sxy / np.where(sxx > 0, sxx, 1.0), 0.0)  # y = a - b x
+    a = ym + b * xm[:, 0][None, :]
+    over = a > 1.0  # a capped at 1: b from the fit with a fixed
+    if over.any():
+        bb = np.maximum(((1.0 - Y) @ x.T) / np.sum(x**2, axis=1)[None, :], 0.0)
+        a, b = np.where(over, 1.0, a), np.where(over, bb, b)
+    a = np.clip(a, 0.0, 1.0)
+    # sum over points of (y - a + b x)^2, expanded: no (R, C, m) temporary
+    syx = Y @ x.T
+    sse = (np.sum(Y**2, axis=1)[:, None] - 2 * a * Y.sum(axis=1)[:, None] + 2 * b * syx
+           + n.shape[0] * a**2 - 2 * a * b * x.sum(axis=1)[None, :]
+           + b**2 * np.sum(x**2, axis=1)[None, :])
+    best = np.argmin(sse, axis=1)
+    rows = np.arange(Y.shape[0])
+    return np.stack([a[rows, best], b[rows, best], EXPONENTS[best]], axis=1)
+
+
+def _needed_all(params: np.ndarray, target: float, cap: float) -> np.ndarray:
+    """Labels at which each fitted curve reaches ``target``; inf when never (or beyond
+    ``cap``)."""
+    a, b, c = params[:, 0], params[:, 1], params[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n = np.where(b > 0, np.power(b / (a - target), 1.0 / c), 1.0)
+    return np.where((a > target) & np.isfinite(n) & (n <= cap), n, np.inf)
 
 
 def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target: float, *,
@@ -230,8 +249,8 @@ def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target
                     cap_factor: float = 100.0, random_state: int = 0) -> Forecast:
     """Labels (total) to reach ``target`` accuracy: the inverse power law fitted on the
     points, and a ``level`` interval from refits on the fitted curve plus normal noise of the
-    residuals' spread (their sum of squares over the points less the three parameters). A forecast beyond
-    ``cap_factor`` times the labels seen counts as out of reach."""
+    residuals' spread (their sum of squares over the points less the three parameters).
+    A forecast beyond ``cap_factor`` times the labels seen counts as out of reach."""
     if not 0 < target <= 1:
         raise ValueError(f"target must be in (0, 1], got {target!r}")
     pts = sorted({float(n): float(a) for n, a in zip(n_labels, accuracy, strict=True)
@@ -246,19 +265,16 @@ def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target
                         "with a holdout accuracy)")
     n = np.asarray([p[0] for p in pts])
     y = np.asarray([p[1] for p in pts])
-    params = _fit(n, y)
-    if params is None:
-        return Forecast(target, None, None, None, "the learning curve could not be fitted")
+    fit = _fits(n, y[None, :])[0]
+    params = (float(fit[0]), float(fit[1]), float(fit[2]))
     cap = cap_factor * float(n.max())
-    point = _needed(params, target, cap)
+    point = float(_needed_all(fit[None, :], target, cap)[0])
     fitted = _curve(n, *params)
     dof = max(n.shape[0] - 3, 1)
     sigma = max(math.sqrt(float(np.sum((y - fitted) ** 2)) / dof), 1e-4)
     rng = np.random.default_rng(random_state)
-    draws = []
-    for _ in range(n_boot):
-        refit = _fit(n, fitted + rng.normal(0.0, sigma, size=n.shape[0]))
-        draws.append(math.inf if refit is None else _needed(refit, target, cap))
+    noisy = fitted[None, :] + rng.normal(0.0, sigma, size=(n_boot, n.shape[0]))
+    draws = _needed_all(_fits(n, noisy), target, cap)
     d = np.minimum(np.asarray(draws), 2.0 * cap)  # out of reach: beyond the cap
     tail = (1.0 - level) / 2.0
     lo_q, hi_q = (float(q) for q in np.quantile(d, [tail, 1.0 - tail]))
