@@ -113,7 +113,9 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
     rules = page.eval_on_selector_all("#verdicts li[data-rule]",
                                       "els => els.map(e => e.dataset.rule)")
     assert rules == [v["rule"] for v in outlook["verdicts"]]
-    assert page.inner_text("#forecast-text") == outlook["forecast"]["text"]
+    # the time at the team's pace moves with the clock: compare what precedes it
+    shown = page.inner_text("#forecast-text")
+    assert shown.split(", about")[0] == outlook["forecast"]["text"].split(", about")[0]
     pace = page.inner_text("#pace")
     assert f"{outlook['pace']['retrain_after']} labels" in pace
     assert "labels behind" in pace

@@ -649,8 +649,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
         metrics["pool_uncertainty_mean"] = round(float(np.mean(uncertainty)), 6)
     metrics["stopping"] = stopping
     metrics["stop"] = any(d["stop"] for d in stopping)
-    metrics["pace"] = {**snap.plan, "batch_size": len(out.picked.rows) or snap.plan.get(
-        "batch_size")}
+    metrics["pace"] = dict(snap.plan)
     if out.schedule is not None:
         metrics["schedule"] = out.schedule
     item_ids = [int(snap.item_ids[r]) for r in out.picked.rows]
@@ -677,7 +676,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
                            n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
                            metrics=metrics, gain=_gain(snap, out.holdout),
                            timings={k: round(v, 4) for k, v in out.timings.items()})
-        rnd.batch_size = max(len(item_ids), 1)
+        rnd.batch_size = int(snap.plan.get("batch_size") or rnd.batch_size)  # auto: planned
         if out.schedule is not None and out.schedule["switched"]:
             add_decision(session, snap.project_id, None, "strategy",
                          f"strategy auto: {out.schedule['strategy']} from round {rnd.number}"
