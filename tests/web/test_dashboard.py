@@ -58,6 +58,11 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
         assert bins == conf[which]["counts"], which
     assert sum(conf["current"]["counts"]) == conf["current"]["n"] > 1000
 
+    stale = dash["staleness"]
+    assert page.locator("#stale-line").inner_text().endswith(
+        f"Model v{stale['model_version']}: {stale['labels_since']} labels and "
+        f"{stale['new_items']} items since it was trained, 0 h ago.")
+
     models = site.get(f"/projects/{PROJECT}/models")
     assert page.locator("#models tbody tr").count() == len(models)
     assert page.locator("#audit tbody tr").count() > 0  # the owner sees the audit trail

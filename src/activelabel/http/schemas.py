@@ -643,11 +643,41 @@ class Throughput(BaseModel):
     median_seconds: float | None
 
 
+class DriftOut(BaseModel):
+    """The newest drift report: new items against the training data (see activelabel.drift)."""
+
+    source: Literal["round", "import"]
+    round_number: int | None = None
+    job_id: int | None = None
+    shifted: bool
+    reasons: list[str]
+    n_reference: int
+    n_new: int
+    first_new_row: int
+    confidence_psi: float | None = None
+    confidence_p: float | None = None
+    embedding_psi: float | None = None
+    embedding_p: float | None = None
+
+
+class StalenessOut(BaseModel):
+    """How far the active model is behind: labels and items since it was trained, its age."""
+
+    stale: bool
+    reasons: list[str]
+    labels_since: int
+    new_items: int
+    seconds_since: float
+    model_version: int
+
+
 class Dashboard(BaseModel):
     project_id: int
     rounds: list[RoundEffort]
     annotators: list[Throughput]
     label_counts: dict[str, int]
+    drift: DriftOut | None = None
+    staleness: StalenessOut | None = None
 
 
 class PaceOut(BaseModel):

@@ -1,6 +1,7 @@
 """What operators watch, per project, read at once from the database (so every API process of a
 server reports the same numbers): the queue, leases, labeling pace, rounds and their duration,
-the model's holdout accuracy, waiting and failed jobs."""
+the model's holdout accuracy, drift of new items and staleness of the model, waiting and failed
+jobs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..store import JobStatus, RoundStatus
 from ..store.models import Annotation, Assignment, Item, Job, Project, Round, utcnow
 from ..store.queue import active_lease_filter
+from .drift import latest_drift, staleness
 
 __all__ = ["PACE_WINDOW", "ProjectGauges", "project_gauges"]
 
@@ -33,6 +35,10 @@ class ProjectGauges:
     holdout_accuracy: float | None
     jobs_waiting: int
     jobs_failed: int
+    drift_psi: dict[str, float]  # view (confidence, embedding) -> PSI of the newest report
+    drift_shifted: bool | None  # None: no report yet
+    model_stale: bool | None  # None: no model yet
+    model_labels_behind: int | None  # labels since the active model was trained
 
 
 def _by_project(session: Session, stmt: object) -> dict[int, int]:
@@ -67,6 +73,8 @@ def project_gauges(session: Session, *, now: datetime | None = None) -> list[Pro
         latest[rnd.project_id] = rnd
     out = []
     for pid, name in session.execute(select(Project.id, Project.name).order_by(Project.id)):
+        drift = latest_drift(session, pid)
+        stale = staleness(session, pid, now=now)
         last = latest.get(pid)
         accuracy = None if last is None else (last.metrics or {}).get("accuracy")
         seconds = None if last is None else (last.timings or {}).get("total_s")
@@ -77,5 +85,11 @@ def project_gauges(session: Session, *, now: datetime | None = None) -> list[Pro
             rounds=rounds.get(pid, {}),
             last_round_seconds=None if seconds is None else float(seconds),
             holdout_accuracy=None if accuracy is None else float(accuracy),
-            jobs_waiting=waiting.get(pid, 0), jobs_failed=failed.get(pid, 0)))
+            jobs_waiting=waiting.get(pid, 0), jobs_failed=failed.get(pid, 0),
+            drift_psi={} if drift is None else {
+                view: float(drift[f"{view}_psi"]) for view in ("confidence", "embedding")
+                if drift.get(f"{view}_psi") is not None},
+            drift_shifted=None if drift is None else bool(drift["shifted"]),
+            model_stale=None if stale is None else bool(stale["stale"]),
+            model_labels_behind=None if stale is None else int(stale["labels_since"])))
     return out

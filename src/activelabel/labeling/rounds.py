@@ -72,6 +72,7 @@ from ..strategies import (
     strategy_inputs,
 )
 from .consensus import collect_votes, consensus_method, votes_consensus
+from .drift import round_drift
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 from .pace import cadence_plan, plan_record, retrain_after
 
@@ -225,6 +226,7 @@ class _Snapshot:
     annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
     gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
     label_watermark: int = 0  # the newest revision id when the labels were read
+    items_known: int | None = None  # items the previous finished round ranked
     plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
     scheduled_before: str | None = None  # strategy: auto, the last round's choice
 
@@ -276,9 +278,15 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
-            gold=_gold_answers(session, project_id),
+            gold=_gold_answers(session, project_id), items_known=_items_known(session, project_id),
             plan=plan_record(plan, pace, seconds, settings.max_model_lag),
             scheduled_before=before if isinstance(before, str) else None)
+
+
+def _items_known(session: Session, project_id: int) -> int | None:
+    last = last_finished_round(session, project_id)
+    known = None if last is None else (last.metrics or {}).get("n_items")
+    return None if known is None else int(known)
 
 
 def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
@@ -524,6 +532,7 @@ class _Outcome:
     model_version: int | None = None  # rerank: the existing version used
     n_train: int = 0
     training_hash: str | None = None
+    drift: dict[str, Any] | None = None  # items imported since the previous round
     schedule: dict[str, Any] | None = None  # strategy: auto, what it chose and why
     signals: dict[str, Any] = field(default_factory=dict)  # for the stopping rules
 
@@ -595,13 +604,21 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
         strategy = "entropy"  # committees need single-label classes: closest uncertainty rule
     picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
     timings["select_s"] = time.perf_counter() - start
+    drift = None
+    first_new = snap.items_known
+    if first_new is not None:
+        start = time.perf_counter()
+        labeled = np.asarray(sorted(snap.labels), dtype=np.intp)
+        drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
+                            snap.settings, seed)
+        timings["drift_s"] = time.perf_counter() - start
     tmp = _dump_artifact(storage, snap.project_id, {
         "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,
         "task": snap.task, "featurizer_settings": {
             "featurizer": snap.settings["featurizer"],
             "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
-                    _training_hash(snap, rows, y), schedule)
+                    _training_hash(snap, rows, y), drift, schedule)
 
 
 def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
@@ -640,7 +657,10 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             reason: str) -> dict[str, Any]:
     """One short write transaction: model version, selection (= the queue), round results."""
     metrics: dict[str, Any] = {**out.holdout, "n_train": out.n_train, "reason": reason,
-                               "n_candidates": int(_candidates(snap).shape[0])}
+                               "n_candidates": int(_candidates(snap).shape[0]),
+                               "n_items": int(snap.item_ids.shape[0])}
+    if out.drift is not None:
+        metrics["drift"] = out.drift
     stopping = _stopping(snap, out.holdout, out.signals)
     if out.signals.get(KAPPA_METRIC) is not None:
         metrics[KAPPA_METRIC] = round(float(out.signals[KAPPA_METRIC]), 6)

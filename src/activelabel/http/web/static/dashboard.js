@@ -55,6 +55,25 @@
     $("confidence-note").textContent = note.join("; ");
   }
 
+  function driftAndStaleness(drift, stale) {
+    const psi = (v) => (v === null || v === undefined ? "–" : AL.fmt(v));
+    if (stale) {
+      const days = stale.seconds_since / 86400;
+      $("stale-line").replaceChildren(
+        AL.el("span", { class: stale.stale ? "badge bad" : "badge ok" }, stale.stale ? "stale" : "current"),
+        ` Model v${stale.model_version}: ${stale.labels_since} labels and ${stale.new_items} items since it was trained, ${days < 1 ? Math.round(days * 24) + " h" : AL.fmt(days) + " days"} ago.`);
+    }
+    const reasons = [...(stale && stale.stale ? stale.reasons.map((r) => "Stale: " + r) : [])];
+    if (drift) {
+      const where = drift.source === "round" ? `round ${drift.round_number}` : `import job ${drift.job_id}`;
+      $("drift-line").replaceChildren(
+        AL.el("span", { class: drift.shifted ? "badge bad" : "badge ok" }, drift.shifted ? "shift" : "no shift"),
+        ` ${drift.n_new} new items against ${drift.n_reference} (${where}): PSI of confidence ${psi(drift.confidence_psi)}, of features ${psi(drift.embedding_psi)}.`);
+      reasons.push(...drift.reasons.map((r) => "Drift: " + r));
+    }
+    $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
+  }
+
   function backlog(stats) {
     const inReview = stats.open_flags;
     Charts.bars($("chart-backlog"), { title: "Backlog", categories: ["queued", "leased", "labeled", "in review"],
@@ -142,6 +161,7 @@
     curve(dash.rounds);
     perRound(dash.rounds);
     confidence(conf);
+    driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
