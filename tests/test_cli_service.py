@@ -208,6 +208,11 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
     assert "12 (20%)" in out
     assert "backlog: 48" in out
     assert "last rounds" in out
+    assert "pace: 12.0 labels/min from 1 active annotators" in out
+    assert "stopping rules (round 1): keep labeling" in out
+    assert "go on: no pool uncertainty" not in out  # the round scored the pool
+    assert "low_uncertainty" not in out
+    assert "forecast: no target accuracy set" in out
     code, out, _ = cli("projects", "list")
     assert code == 0
     assert "news" in out

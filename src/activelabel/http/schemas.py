@@ -706,6 +706,53 @@ class Dashboard(BaseModel):
     staleness: StalenessOut | None = None
 
 
+class PaceOut(BaseModel):
+    labels_per_minute: float = Field(description="Training labels per minute of the "
+                                     "annotators active in the last 15 minutes.")
+    active_annotators: int
+    round_seconds: float | None = Field(description="Expected duration of the next round.")
+    batch_size: int | None = Field(description="The last round's batch.")
+    batch_auto: bool
+    retrain_after: int = Field(description="Labels since the last round that queue the next.")
+    cadence_auto: bool
+    labels_behind: int = Field(description="Labels given since the last round read them.")
+    max_model_lag: int
+    plan: str | None = Field(description="How the last round sized its batch and cadence.")
+
+
+class VerdictOut(BaseModel):
+    rule: str
+    stop: bool
+    reason: str
+
+
+class ForecastOut(BaseModel):
+    target: float | None
+    labels_now: int = Field(description="Training labels of the last evaluated round.")
+    labels: int | None = Field(description="Training labels at which the fitted learning "
+                               "curve reaches the target.")
+    more: int | None
+    low: int | None = Field(description="The 90% interval's low end (labels in total).")
+    high: int | None = Field(description="Its high end; empty: out of reach in the interval.")
+    low_more: int | None = None
+    high_more: int | None = None
+    minutes: float | None = Field(description="The labels still needed at the team's pace.")
+    reached: bool
+    text: str
+
+
+class Outlook(BaseModel):
+    project_id: int
+    round: int | None = Field(description="The last finished round.")
+    pace: PaceOut
+    verdicts: list[VerdictOut] = Field(description="The last round's stopping rules.")
+    stop: bool = Field(description="Whether any stopping rule says stop.")
+    strategy: str
+    forecast: ForecastOut
+    prefetch: int | None = Field(description="Tasks the caller's page keeps ahead, from "
+                                 "their own pace.")
+
+
 # ---- conversions -------------------------------------------------------------------------------
 
 

@@ -55,10 +55,14 @@ MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_SEED = 2**31 - 1
 
 
+#: ``strategy`` value for the schedule of :func:`activelabel.pace.schedule_strategy`.
+AUTO_STRATEGY = "auto"
+
+
 def _strategy_names() -> list[str]:
     from ..strategies import STRATEGIES
 
-    return sorted(STRATEGIES)
+    return [*sorted(STRATEGIES), AUTO_STRATEGY]
 
 
 def _model_names() -> list[str]:
@@ -109,7 +113,9 @@ class ProjectSettings(BaseModel):
     strategy: str = _field(
         DEFAULT_STRATEGY, "Strategy", "Active learning",
         "How a round picks the next batch: by the model's uncertainty, a committee's "
-        "disagreement, diversity, a hybrid of these, or at random (the baseline).",
+        "disagreement, diversity, a hybrid of these, or at random (the baseline); auto: "
+        "representative (k-means) while the model is immature, cluster-margin once it "
+        "matures, each switch in the decision log.",
         registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
@@ -124,13 +130,16 @@ class ProjectSettings(BaseModel):
         default_factory=dict, title="Featurizer parameters",
         description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
         "in another field.", json_schema_extra={"group": "Active learning"})
-    batch_size: int = _field(50, "Batch size (items per round)", "Active learning",
-                             "Items a round puts at the head of the queue.", ge=1, le=10_000)
-    retrain_every_labels: int = _field(
-        50, "Retrain every (labels)", "Active learning",
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
+        50, "Batch size (items per round, or auto)", "Active learning",
+        "Items a round puts at the head of the queue; auto: what the team labels during "
+        "two rounds at its measured pace.")
+    retrain_every_labels: Annotated[int, Field(ge=1, le=10**9)] | Literal["auto"] = _field(
+        50, "Retrain every (labels, or auto)", "Active learning",
         "Items labeled (or relabeled) since the last round read the labels that trigger the "
-        "next round (a number above the pool's size: rounds only on request).", ge=1,
-        le=10**9)
+        "next round (a number above the pool's size: rounds only on request); auto: when "
+        "the ranked batch left is what the team labels during one round, or when the model "
+        "is max_model_lag labels behind.")
     overlap: int = _field(1, "Overlap (annotators per item)", "Active learning",
                           "Annotators who label each item.", ge=1, le=50)
     lease_seconds: int = _field(
@@ -140,6 +149,11 @@ class ProjectSettings(BaseModel):
     random_state: int = _field(0, "Random seed", "Active learning",
                                "Seed of the rounds' training and sampling.",
                                ge=0, le=MAX_SEED)
+    # ---- pace: rounds sized and timed to the team ----
+    max_model_lag: int = _field(
+        500, "Max model lag (labels)", "Active learning",
+        "With retrain_every_labels auto: a round is queued at the latest when this many "
+        "labels were given since the last round read them.", ge=1, le=10**9)
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)
@@ -237,6 +251,17 @@ class ProjectSettings(BaseModel):
                              "'activelabel[embeddings]' on the server and its workers, or pick "
                              "text")
         return value
+
+    @field_validator("batch_size", "retrain_every_labels", mode="wrap")
+    @classmethod
+    def _count_or_auto(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        """A whole number within the field's bounds, or "auto"."""
+        try:
+            return handler(value)
+        except ValidationError:
+            top = 10_000 if info.field_name == "batch_size" else 10**9
+            raise ValueError(f"must be a whole number from 1 to {top}, or \"auto\"; got "
+                             f"{value!r}") from None
 
     @field_validator("featurizer_params")
     @classmethod
@@ -372,6 +397,8 @@ def _allowed(name: str, schema: Mapping[str, Any]) -> str:
     for option in prop.get("anyOf", [prop]):
         if option.get("type") == "null":
             parts.append("empty")
+        elif "const" in option:
+            parts.append(f"`{_json(option['const'])}`")
         elif "enum" in option or "enum" in prop:
             parts.append(", ".join(f"`{v}`" for v in option.get("enum", prop.get("enum"))))
         else:

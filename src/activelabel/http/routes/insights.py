@@ -17,6 +17,7 @@ from ...labeling.insights import (
     label_counts,
     labeled_rows,
     nearest_rows,
+    outlook,
     progress,
     random_estimate,
     round_effort,
@@ -30,7 +31,7 @@ from ...labeling.tasks import (
 )
 from ...store import Role, get_item, list_rounds
 from ..auth import Reader
-from ..schemas import Confidence, Dashboard, DriftOut, PathId, Progress, RelatedItem
+from ..schemas import Confidence, Dashboard, DriftOut, Outlook, PathId, Progress, RelatedItem
 
 router = APIRouter(tags=["insights"])
 
@@ -43,6 +44,15 @@ def get_progress(project_id: int, caller: Reader) -> Progress:
     the last round's holdout scores and gain. Any member."""
     project, _ = caller.project(project_id)
     return Progress.model_validate(progress(caller.session, project, caller.user.id))
+
+
+@router.get("/projects/{project_id}/outlook", response_model=Outlook)
+def get_outlook(project_id: int, caller: Reader) -> Outlook:
+    """The team's pace and the batch and cadence it sets, the last round's stopping verdicts,
+    the forecast of labels (and time) to ``target_accuracy``, and the caller's suggested
+    prefetch. Any member."""
+    project, _ = caller.project(project_id)
+    return Outlook.model_validate(outlook(caller.session, project, caller.user.id))
 
 
 @router.get("/projects/{project_id}/confidence", response_model=Confidence)

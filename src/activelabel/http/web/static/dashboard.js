@@ -147,6 +147,26 @@
       AL.el("td", {}, AL.el("code", {}, JSON.stringify(e.after || e.before || {}).slice(0, 160))))));
   }
 
+  /* The team's pace and the cadence it sets, the last round's stopping verdicts, the forecast. */
+  function outlook(o) {
+    const p = o.pace;
+    const auto = (on) => (on ? " (auto)" : "");
+    const rows = [
+      ["pace", `${AL.fmt(p.labels_per_minute, 1)} labels/min, ${p.active_annotators} active annotator${p.active_annotators === 1 ? "" : "s"}`],
+      ["round duration", p.round_seconds === null ? "no round yet" : `${AL.fmt(p.round_seconds, 1)} s`],
+      ["batch", `${p.batch_size ?? "–"}${auto(p.batch_auto)}`],
+      ["next round after", `${p.retrain_after} labels${auto(p.cadence_auto)}`],
+      ["model lag", `${p.labels_behind} labels behind (max ${p.max_model_lag})`],
+      ["strategy", o.strategy],
+    ];
+    $("pace").replaceChildren(...rows.flatMap(([k, v]) => [AL.el("dt", {}, k), AL.el("dd", {}, v)]));
+    if (p.plan) $("pace").append(AL.el("dt", {}, "plan"), AL.el("dd", { class: "muted" }, p.plan));
+    $("forecast-text").textContent = o.forecast.text;
+    $("verdicts").replaceChildren(...(o.verdicts.length ? o.verdicts.map((v) => AL.el("li", { class: v.stop ? "stop" : "go", dataset: { rule: v.rule } },
+      AL.el("strong", {}, v.stop ? "stop" : "go on"), ` ${v.rule.replaceAll("_", " ")}: ${v.reason}`))
+      : [AL.el("li", { class: "muted" }, o.round === null ? "no round yet" : "no verdicts recorded")]));
+  }
+
   async function load() {
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
@@ -158,6 +178,7 @@
     if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
+    get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();

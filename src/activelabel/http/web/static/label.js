@@ -5,7 +5,7 @@
 (() => {
   const pid = document.body.dataset.project;
   const OUTBOX = `activelabel.outbox.${pid}`;
-  const PREFETCH = 10;
+  let PREFETCH = 10;  // the server's suggestion follows the annotator's own pace (outlook)
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -436,6 +436,18 @@
       AL.toast(`A new model is ready (round ${lr.number})${lr.gain ? `: accuracy ${lr.gain.accuracy >= 0 ? "+" : ""}${(100 * lr.gain.accuracy).toFixed(1)} points` : ""}.`);
     }
     state.lastRound = p.round;
+    refreshOutlook();
+  }
+
+  /* The last round's stopping verdicts and the forecast to the target, and this annotator's
+     prefetch, from the outlook. */
+  async function refreshOutlook() {
+    let o;
+    try { o = await AL.api("GET", `/projects/${pid}/outlook`); } catch { return; }
+    if (o.prefetch) PREFETCH = o.prefetch;
+    const stops = o.verdicts.filter((v) => v.stop).map((v) => v.reason);
+    $("outlook").textContent = stops.length ? `Stopping rules say stop: ${stops.join("; ")}`
+      : (o.forecast.target !== null ? `Forecast: ${o.forecast.text}` : "");
   }
 
   // ---- the caller's flags and the reviewers' notes on them -------------------------------------
