@@ -41,7 +41,7 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     page.wait_for_selector("#versions li[data-version='2']", state="attached")
     assert "labels: good, bad, mixed" in page.text_content("#versions li[data-version='2']")
     page.get_by_label("Strategy").select_option("entropy")
-    page.get_by_label("Batch size (items per round)").fill("15")
+    page.get_by_label("Batch size (items per round, or auto)").fill("15")
     page.get_by_label("Target accuracy", exact=False).fill("0.9")
     page.get_by_label("the model's suggestion and confidence").uncheck()
     page.get_by_label("Gold items among tasks (0-1)").fill("0.1")
@@ -56,9 +56,9 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
             settings["show_suggestions"]) == ("entropy", 15, 0.9, False)
     assert (settings["gold_rate"], settings["agreement_target"]) == (0.1, 0.7)
 
-    page.get_by_label("Batch size (items per round)").fill("0")  # the form refuses it
+    page.get_by_label("Batch size (items per round, or auto)").fill("0")  # the form refuses it
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is False
-    page.get_by_label("Batch size (items per round)").fill("auto")  # a count, or auto
+    page.get_by_label("Batch size (items per round, or auto)").fill("auto")  # a count, or auto
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is True
     page.get_by_role("button", name="Save settings").click()
     for _ in range(100):  # the toast is still up from the last save: poll the project
@@ -66,7 +66,7 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
             break
         page.wait_for_timeout(50)
     assert site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto"
-    page.get_by_label("Batch size (items per round)").fill("15")
+    page.get_by_label("Batch size (items per round, or auto)").fill("15")
     page.get_by_label("Labels (one per line", exact=False).fill("good\nmixed")
     page.get_by_role("button", name="Save project").click()  # the server refuses it
     page.wait_for_selector("#project-error:has-text('labels can be added, not removed')")
