@@ -59,6 +59,7 @@ def test_result_has_the_required_json_shape(wine_result: Any) -> None:
         "strategies": ["random", "margin", "kcenter"], "seed_size": 10, "batch_size": 7,
         "budget": 38, "repeats": 2, "test_size": 0.3, "random_state": 0,
         "model": "logistic_regression", "model_params": {"calibrate": False},
+        "featurizer": "auto",
     }  # fmt: skip
     assert set(doc["curves"]) == {"random", "margin", "kcenter"}
     for points in doc["curves"].values():
@@ -220,3 +221,36 @@ def test_model_params_reach_the_model_and_the_config() -> None:
     assert plain.config["model_params"] == {"calibrate": False}
     assert small.config["model_params"] == {"C": 1e-4}
     assert plain.curves["margin"] != small.curves["margin"]
+
+
+def test_featurizer_and_its_parameters_reach_the_features_and_the_config() -> None:
+    digits = load_builtin("digits")
+    params: dict[str, Any] = {"strategies": ["random"], "budget": 20, "repeats": 1}
+    pixels = run(digits, **params)
+    scaled = run(digits, featurizer="numeric", **params)
+    assert pixels.config["featurizer"] == "auto"
+    assert "featurizer_params" not in pixels.config
+    assert scaled.config["featurizer"] == "numeric"
+    assert pixels.curves["random"] != scaled.curves["random"]  # standardized, not [0, 1] pixels
+    ds = blobs()
+    picked = run(ds, featurizer="numeric", featurizer_params={"fields": [0, 1]}, **params)
+    assert picked.config["featurizer_params"] == {"fields": [0, 1]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"featurizer": "text"}, "the text featurizer does not fit numeric data"),
+        ({"featurizer": "words"}, "unknown featurizer 'words'"),
+        ({"featurizer": "numeric", "featurizer_params": {"colour": 1}},
+         "bad featurizer parameters for numeric"),
+        ({"model": "svm"}, "unknown model 'svm'"),
+        ({"model_params": {"C": -1}}, "bad parameters for model 'logistic_regression'"),
+        ({"model_params": {"depth": 3}}, "bad parameters for model 'logistic_regression'"),
+    ],
+)
+def test_bad_featurizer_or_model_is_refused_before_any_work(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(blobs(), **overrides)
