@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
 from activelabel.datasets import Dataset, load_builtin
+from activelabel.models import MODEL_NAMES
 from activelabel.simulation import SimulationStep, curve_grid, simulate
 
 REQUIRED_POINT_KEYS = {"n_labeled", "accuracy", "accuracy_std", "macro_f1", "ece"}
@@ -221,6 +222,14 @@ def test_model_params_reach_the_model_and_the_config() -> None:
     assert plain.config["model_params"] == {"calibrate": False}
     assert small.config["model_params"] == {"C": 1e-4}
     assert plain.curves["margin"] != small.curves["margin"]
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_model_passes_the_check_and_runs(model: str) -> None:
+    params = {"n_estimators": 5} if model == "random_forest" else {}
+    result = run(blobs(60), strategies=["margin"], budget=20, repeats=1, model=model,
+                 model_params=params)
+    assert result.config["model"] == model
 
 
 def test_featurizer_and_its_parameters_reach_the_features_and_the_config() -> None:

@@ -275,9 +275,8 @@ def _check_model(cfg: _Config) -> None:
         raise ValueError(f"unknown model {cfg.model!r}; choose from: {', '.join(MODEL_NAMES)}")
     try:
         estimator = cfg.make([0, 1], cfg.random_state).estimator
-        check = getattr(estimator, "_validate_params", None)  # scikit-learn's bounds
-        if check is not None:
-            check()
+        if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's declared bounds
+            estimator._validate_params()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad parameters for model {cfg.model!r}: {exc}") from None
 
