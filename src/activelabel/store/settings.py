@@ -141,6 +141,16 @@ class ProjectSettings(BaseModel):
     random_state: int = _field(0, "Random seed", "Active learning",
                                "Seed of the rounds' training and sampling.",
                                ge=0, le=MAX_SEED)
+
+    # ---- model: what the round's strategy values (issue 16) ----
+    class_weights: dict[str, float] = Field(
+        default_factory=dict, title="Class weights",
+        description="Value of each label to the team, e.g. {\"spam\": 3}: items the model "
+        "thinks belong to a heavier label move up the batch (strategies that read the model's "
+        "probabilities; the others ignore it). Labels left out weigh 1.",
+        json_schema_extra={"group": "Active learning"})
+    # ---- end of model ----
+
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)
@@ -178,14 +188,6 @@ class ProjectSettings(BaseModel):
     show_suggestions: bool = _field(
         True, "the model's suggestion and confidence", "Annotators see",
         "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
-
-    # ---- model: what the round's strategy values (issue 16) ----
-    class_weights: dict[str, float] = Field(
-        default_factory=dict, title="Class weights",
-        description="Value of each label to the team, e.g. {\"spam\": 3}: items the model "
-        "thinks belong to a heavier label move up the batch (strategies that read the model's "
-        "probabilities; the others ignore it). Labels left out weigh 1.",
-        json_schema_extra={"group": "Active learning"})
 
     @model_validator(mode="before")
     @classmethod
