@@ -66,3 +66,22 @@ def test_request_cpu_reports_cpu_per_labeling_cycle() -> None:
     assert done.returncode == 0, done.stderr
     assert "CPU ms/cycle" in done.stdout
     assert "median CPU" in done.stdout
+
+
+def test_cadence_reports_auto_against_fixed(tmp_path: Path) -> None:
+    out = tmp_path / "cadence.json"
+    done = run("cadence.py", "--minutes", "30", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = {(r["pace"], r["setting"]): r for r in json.loads(out.read_text())["rows"]}
+    fast_fixed, fast_auto = rows[(60.0, "fixed 50/50")], rows[(60.0, "auto")]
+    assert fast_auto["dry_labels"] < fast_fixed["dry_labels"] / 10
+    assert all(r["lag_max"] <= r["max_model_lag"] for r in rows.values())
+
+
+def test_soak_kills_server_worker_and_database_and_loses_nothing() -> None:
+    done = run("soak.py", "--minutes", "1", "--annotators", "6", "--items", "600",
+               "--kill-every", "6", "--db-down", "2", "--think-ms", "200,600")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| lost | doubled |" in done.stdout
+    for event in ("server killed", "worker killed", "database crashed"):
+        assert event in done.stdout, done.stdout

@@ -150,6 +150,22 @@ def test_import_wait_reports_counts_and_rejected_rows(cli: Cli, project_id: int,
     assert count == 30
 
 
+def test_an_import_that_cannot_be_read_is_a_sentence_not_a_traceback(
+        cli: Cli, project_id: int, tmp_path: Path) -> None:
+    broken = tmp_path / "rows.parquet"
+    broken.write_bytes(b"PAR1 but nothing else")
+    code, out, err = cli("import", str(project_id), broken, "--wait")
+    assert code == 1
+    assert "is not a Parquet file that can be read" in err
+    assert "Traceback" not in out + err
+    csv_path = tmp_path / "latin1.csv"
+    csv_path.write_bytes("external_id,text\nx1,caf\u00e9\n".encode("latin-1"))
+    code, out, err = cli("import", str(project_id), csv_path, "--wait")
+    assert code == 0, err
+    assert "line 2: column 'text' holds byte 0xe9, which is not UTF-8" in out
+    assert "Traceback" not in out + err
+
+
 def test_import_without_wait_queues_a_job(cli: Cli, project_id: int, tmp_path: Path) -> None:
     path = write_rows(tmp_path / "rows.jsonl", [{"external_id": "a", "data": {"text": "hi"}}])
     code, out, _ = cli("import", "news", path)
@@ -192,6 +208,11 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
     assert "12 (20%)" in out
     assert "backlog: 48" in out
     assert "last rounds" in out
+    assert "pace: 12.0 labels/min from 1 active annotators" in out
+    assert "stopping rules (round 1): keep labeling" in out
+    assert "go on: no pool uncertainty" not in out  # the round scored the pool
+    assert "low_uncertainty" not in out
+    assert "forecast: no target accuracy set" in out
     code, out, _ = cli("projects", "list")
     assert code == 0
     assert "news" in out

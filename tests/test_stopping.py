@@ -199,3 +199,17 @@ def test_check_stopping_returns_only_decisions_that_stop() -> None:
 def test_history_must_hold_round_states() -> None:
     with pytest.raises(TypeError, match="RoundState"):
         Budget(10).check([{"n_labeled": 10}])  # type: ignore[list-item]
+
+
+def test_stabilizing_predictions_reads_recorded_kappas() -> None:
+    from activelabel.stopping import KAPPA_METRIC
+
+    rule = StabilizingPredictions(threshold=0.9, window=2)
+    steady = [RoundState(10), RoundState(20, {KAPPA_METRIC: 0.95}),
+              RoundState(30, {KAPPA_METRIC: 0.97})]
+    assert rule.check(steady).stop
+    moving = [*steady[:2], RoundState(30, {KAPPA_METRIC: 0.5})]
+    decision = rule.check(moving)
+    assert not decision.stop
+    assert "0.950, 0.500" in decision.reason
+    assert not rule.check(steady[1:2]).stop  # one kappa is not enough

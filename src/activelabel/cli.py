@@ -661,10 +661,29 @@ def status(
                           f"{counts.jobs_waiting} jobs queued or running", highlight=False)
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
-            for line in quality_lines(session, proj):
+            for line in quality_lines(session, proj) + outlook_lines(session, proj):
                 console.print(line, highlight=False)
     finally:
         storage.close()
+
+
+def outlook_lines(session: Session, project: Any) -> list[str]:
+    """The team's pace and cadence, the last round's stopping verdicts and the forecast."""
+    from activelabel.labeling.insights import outlook
+
+    o = outlook(session, project)
+    p = o["pace"]
+    auto = {True: " (auto)", False: ""}
+    lines = [f"pace: {p['labels_per_minute']:.1f} labels/min from {p['active_annotators']} "
+             f"active annotators; batch {p['batch_size'] or '-'}{auto[p['batch_auto']]}, next "
+             f"round after {p['retrain_after']} labels{auto[p['cadence_auto']]}; model "
+             f"{p['labels_behind']} labels behind (max {p['max_model_lag']})"]
+    if o["round"] is not None:
+        lines.append(f"stopping rules (round {o['round']}): "
+                     + ("STOP" if o["stop"] else "keep labeling"))
+        lines += [f"  {'stop' if v['stop'] else 'go on'}: {v['reason']}" for v in o["verdicts"]]
+    lines.append(f"forecast: {o['forecast']['text']}")
+    return lines
 
 
 def quality_lines(session: Session, project: Any) -> list[str]:

@@ -24,6 +24,7 @@ from activelabel import metrics
 from activelabel.datasets import Dataset
 from activelabel.features import FeatureSet
 from activelabel.models import MODEL_NAMES, BootstrapCommittee, make_model
+from activelabel.pace import schedule_strategy
 from activelabel.strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -45,6 +46,8 @@ __all__ = [
 
 #: The target accuracy is this fraction of the full-data model's accuracy.
 TARGET_FRACTION = 0.95
+#: The strategy schedule (:func:`activelabel.pace.schedule_strategy`), as a project's "auto".
+AUTO = "auto"
 
 IntArray = NDArray[np.intp]
 
@@ -251,10 +254,11 @@ def _check_config(
     names = tuple(dict.fromkeys(s for s in strategies if s))
     if not names:
         raise ValueError(f"no strategies given; choose from: {', '.join(STRATEGIES)}")
-    unknown = [s for s in names if s not in STRATEGIES]
+    unknown = [s for s in names if s not in STRATEGIES and s != AUTO]
     if unknown:
         raise ValueError(
-            f"unknown strategy {', '.join(map(repr, unknown))}; choose from: {', '.join(STRATEGIES)}"
+            f"unknown strategy {', '.join(map(repr, unknown))}; choose from: "
+            f"{', '.join([*STRATEGIES, AUTO])}"
         )
     _check_int("seed size", seed_size, 1)
     _check_int("batch size", batch_size, 1)
@@ -358,6 +362,7 @@ def _run_strategy(
     labeled[split.seed] = True
     stop = min(cfg.budget, labeled.shape[0])
     rows: list[tuple[float, float, float, float]] = []
+    scheduled: str | None = None  # strategy auto: the schedule's last choice
     while True:
         lab = np.flatnonzero(labeled)
         clf = cfg.make(classes, rs)
@@ -370,7 +375,12 @@ def _run_strategy(
         pool = np.flatnonzero(~labeled)
         k = min(cfg.batch_size, stop - lab.shape[0], pool.shape[0])
         seed = int(rng.integers(2**31 - 1))
-        picked = _query(split, name, k, clf, lab, pool, classes, seed, cfg)
+        if name == AUTO:  # the test set stands in for the holdout
+            counts = np.bincount(split.y_train[lab], minlength=n_classes)
+            scheduled, _ = schedule_strategy(counts.tolist(), [r[1] for r in rows],
+                                             previous=scheduled)
+        picked = _query(split, scheduled if name == AUTO and scheduled else name, k, clf,
+                        lab, pool, classes, seed, cfg)
         labeled[pool[picked]] = True
 
 

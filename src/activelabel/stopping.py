@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from sklearn.metrics import cohen_kappa_score
 
 __all__ = [
+    "KAPPA_METRIC",
     "Budget",
     "LowUncertainty",
     "RoundState",
@@ -25,7 +26,18 @@ __all__ = [
     "StoppingRule",
     "TargetAccuracy",
     "check_stopping",
+    "stop_set_kappa",
 ]
+
+
+#: A round's metric: Cohen's kappa between its model's and the previous model's predictions on
+#: the stop set.
+KAPPA_METRIC = "stop_set_kappa"
+
+
+def stop_set_kappa(previous: NDArray[Any], current: NDArray[Any]) -> float:
+    """Cohen's kappa between two models' predicted labels on the same stop set."""
+    return _kappa(np.asarray(previous).reshape(-1), np.asarray(current).reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -159,7 +171,8 @@ class StabilizingPredictions(StoppingRule):
     Cohen's kappa is computed between the stop-set predictions of each pair of successive
     rounds that have them; the rule stops when the last ``window`` kappas are all
     ``>= threshold`` (so it needs ``window + 1`` models). Multi-label predictions are compared
-    label by label (flattened).
+    label by label (flattened). Rounds that recorded their kappa with the model before them
+    (``metrics[KAPPA_METRIC]``) need no predictions.
     """
 
     name = "stabilizing_predictions"
@@ -173,12 +186,19 @@ class StabilizingPredictions(StoppingRule):
         self._last(history)
         preds = [s.stop_set_predictions for s in history if s.stop_set_predictions is not None]
         need = self.window + 1
+        recorded = [s.metrics.get(KAPPA_METRIC) for s in history[-self.window:]]
+        if len(preds) < need and len(recorded) == self.window and all(
+                _is_number(k) for k in recorded):
+            return self._verdict([float(k) for k in recorded if k is not None], need)
         if len(preds) < need:
             return self._decide(
                 False,
                 f"need stop-set predictions from {need} models to compare, have {len(preds)}",
             )
-        kappas = _successive_kappas([np.asarray(p).reshape(-1) for p in preds[-need:]])
+        return self._verdict(
+            _successive_kappas([np.asarray(p).reshape(-1) for p in preds[-need:]]), need)
+
+    def _verdict(self, kappas: list[float], need: int) -> StopDecision:
         shown = ", ".join(f"{k:.3f}" for k in kappas)
         where = f"between the last {need} models on the stop set"
         if all(k >= self.threshold for k in kappas):

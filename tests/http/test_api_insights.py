@@ -161,6 +161,9 @@ def test_dashboard_reports_rounds_annotators_and_labels(api: Api) -> None:
     assert by_name[ann.username]["labels"] == 2
     assert by_name[ann.username]["median_seconds"] == 2.0
     assert got["label_counts"] == {"pos": 2, "neg": 1}
+    assert got["drift"] is None  # no items arrived after the round
+    stale = got["staleness"]
+    assert (stale["stale"], stale["labels_since"], stale["new_items"]) == (False, 3, 0)
     assert_error(api.get(f"/projects/{pid}/dashboard", ann), 403, "forbidden")
 
 

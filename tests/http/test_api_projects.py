@@ -42,7 +42,7 @@ def test_project_validation_errors(api: Api) -> None:
         "name": unique("p"), "labels": ["a", "b"], "settings": {"batch_size": 0}}),
         422, "invalid_input")
     assert error["details"][0]["field"] == "body.settings.batch_size"
-    assert "greater than or equal to 1" in error["message"]
+    assert "whole number from 1 to 10000" in error["message"]
     assert_error(api.post("/projects", owner, json={"name": unique("p"), "labels": ["a", "a"]}),
                  400, "invalid_input")
     error = assert_error(api.post("/projects", owner, json={

@@ -27,9 +27,12 @@ def test_next_tasks_lease_items_and_validate_n(api: Api) -> None:
     answer = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2})
     assert answer.status_code == 200, answer.text
     tasks = answer.json()
-    assert [t["item"]["external_id"] for t in tasks] == ["x0", "x1"]
-    assert all(t["lease_expires_at"] and t["suggestion"] is None and t["why"] is None
-               for t in tasks)
+    items = api.get(f"/projects/{pid}/items", owner).json()["items"]
+    by_rank = [i["external_id"] for i in sorted(items, key=lambda i: (i["queue_rank"], i["id"]))]
+    assert [t["item"]["external_id"] for t in tasks] == by_rank[:2]  # seeded, not file order
+    assert all(t["lease_expires_at"] and t["suggestion"] is None for t in tasks)
+    assert all(t["why"]["ranked_by"] == "random" and t["why"]["detail"] ==
+               "random order before the first model (seeded)" for t in tasks)
     # Asking again renews the same leases instead of handing out more items.
     assert _ids(api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2}).json()) == _ids(tasks)
     for bad in ("0", "101", "many", "-1"):
@@ -80,14 +83,16 @@ def test_private_fields_are_hidden_from_annotators_only(api: Api) -> None:
     for who in (rev, owner):
         data = [t["item"]["data"] for t in
                 api.get(f"/projects/{pid}/tasks/next", who, params={"n": 3}).json()]
-        assert [d["secret"] for d in data] == ["s0", "s1", "s2"]
+        assert sorted(d["secret"] for d in data) == ["s0", "s1", "s2"]
 
 
 def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=4, labels=["pos", "neg", "neutral"])
     ann = api.member(pid, "annotator")
-    ids = [i["id"] for i in api.get(f"/projects/{pid}/items", owner).json()["items"]]
+    items = api.get(f"/projects/{pid}/items", owner).json()["items"]
+    ids = [i["id"] for i in items]
+    keys = {i["id"]: i["queue_rank"] for i in items}
     with api.storage.sessions() as session, session.begin():
         rnd = create_round(session, pid, strategy="margin", batch_size=2)
         model = create_model_version(session, pid, round_id=rnd.id)
@@ -100,15 +105,18 @@ def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
                      dtype=np.float32)
     api.storage.arrays.save(pid, "probs", probs)
     tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json()
-    assert _ids(tasks) == [ids[3], ids[1], ids[0]]  # ranked first, then by row
+    third = min((ids[0], ids[2]), key=lambda i: (keys[i], i))
+    assert _ids(tasks) == [ids[3], ids[1], third]  # ranked first, then by seeded key
     assert tasks[0]["why"] == {"strategy": "margin", "score": 0.75, "round": number,
-                               "round_id": round_id, "rank": 0, "model_version": version}
+                               "round_id": round_id, "rank": 0, "model_version": version,
+                               "ranked_by": "strategy",
+                               "detail": f"picked by round {number}'s strategy margin (rank 1)"}
     assert tasks[1]["why"]["rank"] == 1
-    assert tasks[2]["why"] is None
+    assert tasks[2]["why"]["ranked_by"] == "random"  # no ranking was written behind the batch
     assert tasks[0]["suggestion"]["label"] == "pos"
     assert abs(tasks[0]["suggestion"]["confidence"] - 0.6) < 1e-6
     assert tasks[1]["suggestion"]["label"] == "neutral"
-    assert tasks[2]["suggestion"]["label"] == "neg"
+    assert tasks[2]["suggestion"]["label"] == ("neg" if third == ids[0] else "neutral")
     assert {t["suggestion"]["model_version"] for t in tasks} == {version}
     # A replaced probability file is picked up (new round, new scores).
     api.storage.arrays.save(pid, "probs", probs[:, ::-1].copy())

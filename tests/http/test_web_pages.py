@@ -76,7 +76,9 @@ def test_the_settings_form_is_made_from_the_settings_declaration(api: Api) -> No
     assert shown == list(ProjectSettings.model_fields)
     assert 'id="lease_seconds" name="lease_seconds" type="number" step="1" min="10" ' \
            'max="604800"' in html
-    assert ">Batch size (items per round)</label>" in html
+    assert ">Batch size (items per round, or auto)</label>" in html
+    assert 'id="batch_size" name="batch_size" inputmode="numeric" pattern="[1-9][0-9]*|auto"' \
+        in html  # a count or "auto"
     assert '<option>dawid_skene</option>' in html
 
 

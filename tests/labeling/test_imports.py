@@ -15,7 +15,7 @@ from sqlalchemy import select
 import activelabel.labeling.imports as imports_module
 from activelabel.labeling.imports import enqueue_import, normalize_row, save_upload
 from activelabel.runtime.settings import Storage
-from activelabel.store import InvalidInput, count_items, list_rounds
+from activelabel.store import Conflict, InvalidInput, count_items, list_rounds
 from activelabel.store.models import Item, Job
 from tests.support.projects import label_rows, new_project, run_job
 
@@ -171,7 +171,110 @@ def test_one_unreadable_row_never_fails_the_import(engine_storage: Storage) -> N
     result = _import(engine_storage, seeded.project_id,
                      _upload(engine_storage, seeded.project_id, "rows.csv", csv_bytes))
     assert (result["inserted"], result["rejected_count"]) == (2, 1)
-    assert result["rejected"][0]["line"] == 3
-    assert "encoding" in result["rejected"][0]["reason"]
+    assert result["rejected"] == [{"line": 3, "reason": "column 'text' holds byte 0xff, "
+                                   "which is not UTF-8: save the file as UTF-8"}]
+    no_ids = b'{"text": "fine, hashed"}\n{"text": "bad \\ud800, hashed"}\n'
+    result = _import(engine_storage, seeded.project_id,
+                     _upload(engine_storage, seeded.project_id, "hashed.jsonl", no_ids))
+    assert (result["inserted"], result["rejected_count"]) == (1, 1)
+    assert "lone surrogate" in result["rejected"][0]["reason"]
+    bad_header = b"external_id,t\x93xt\nh1,one\n"
+    result = _import(engine_storage, seeded.project_id,
+                     _upload(engine_storage, seeded.project_id, "header.csv", bad_header))
+    assert result["rejected"][0]["reason"].startswith("the header of column 2 holds byte 0x93")
     with engine_storage.read_sessions() as session:
-        assert count_items(session, seeded.project_id) == 4
+        assert count_items(session, seeded.project_id) == 5
+
+
+def test_a_file_that_is_not_parquet_fails_its_job_with_a_sentence(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["x", "y"])
+    path = _upload(engine_storage, seeded.project_id, "rows.parquet", b"not parquet at all")
+    with pytest.raises(InvalidInput, match="is not a Parquet file that can be read"):
+        _import(engine_storage, seeded.project_id, path)
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 between two batches: nothing after it runs."""
+
+
+def test_an_import_resumed_after_a_kill_counts_every_row_exactly_once(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports_module, "BATCH_ROWS", 5)
+    monkeypatch.setattr(imports_module, "PROGRESS_SECONDS", 0.0)
+    seeded = new_project(engine_storage, labels=["x", "y"],
+                         rows=[{"external_id": "r3", "data": {"text": "already here"}}])
+    lines = [json.dumps({"external_id": f"r{i}", "data": {"text": f"t {i}"}}) for i in range(23)]
+    lines[8] = "{bad json"
+    lines[17] = json.dumps({"external_id": "r17", "data": "not an object"})
+    path = _upload(engine_storage, seeded.project_id, "rows.jsonl", "\n".join(lines).encode())
+    with engine_storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, seeded.project_id, path, requested_by=None).id
+
+    reports: list[dict[str, Any]] = []
+
+    def killed_after_two_batches(values: dict[str, Any]) -> None:
+        reports.append(values)
+        if len(reports) == 2:  # the second batch is committed; the third is read, then the kill
+            raise _Killed
+
+    with engine_storage.sessions() as session:
+        job = session.get(Job, job_id)
+    with pytest.raises(_Killed):
+        imports_module.run_import(engine_storage, job, progress=killed_after_two_batches)
+    with engine_storage.read_sessions() as session:
+        assert count_items(session, seeded.project_id) == 1 + 10 - 1  # r3 was there already
+    result = run_job(engine_storage, job_id)  # the restarted worker resumes the job
+    assert (result["inserted"], result["duplicates"], result["rejected_count"],
+            result["rows_seen"]) == (23 - 1 - 2, 1, 2, 23)
+    assert [r["line"] for r in result["rejected"]] == [9, 18]
+    assert result["duplicate_examples"] == [{"line": 4, "external_id": "r3"}]
+    with engine_storage.read_sessions() as session:
+        assert count_items(session, seeded.project_id) == 1 + 20
+
+
+def test_an_import_taken_over_by_another_worker_stores_nothing_more(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports_module, "BATCH_ROWS", 5)
+    seeded = new_project(engine_storage, labels=["x", "y"])
+    rows = "\n".join(json.dumps({"external_id": f"r{i}", "data": {"t": i}}) for i in range(12))
+    path = _upload(engine_storage, seeded.project_id, "rows.jsonl", rows.encode())
+    with engine_storage.sessions() as session, session.begin():
+        job = enqueue_import(session, seeded.project_id, path, requested_by=None)
+        job.status, job.worker_id = "running", "worker-b"  # requeued, then claimed by b
+        session.flush()
+        session.expunge(job)
+    job.worker_id = "worker-a"  # what the stalled worker a still holds
+    with pytest.raises(Conflict, match="held by 'worker-b'"):
+        imports_module.run_import(engine_storage, job, progress=lambda _: None)
+    with engine_storage.read_sessions() as session:
+        assert count_items(session, seeded.project_id) == 0
+
+
+def test_gold_labels_on_import_make_gold_items_and_bad_answers_are_row_errors(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["spam", "ham"])
+    lines = [
+        json.dumps({"external_id": "g1", "text": "win money", "gold_labels": ["spam"]}),
+        json.dumps({"external_id": "g2", "data": {"text": "see you"}, "gold_label": "ham"}),
+        json.dumps({"external_id": "g3", "text": "hello", "gold_label": "eggs"}),
+        json.dumps({"external_id": "g4", "text": "both", "gold_label": "ham",
+                    "gold_labels": ["ham"]}),
+        json.dumps({"external_id": "g5", "text": "two", "gold_labels": ["ham", "spam"]}),
+        json.dumps({"external_id": "p1", "text": "plain"}),
+    ]
+    path = _upload(engine_storage, seeded.project_id, "gold.jsonl", "\n".join(lines).encode())
+    result = _import(engine_storage, seeded.project_id, path)
+    assert result["inserted"] == 3
+    reasons = {r["line"]: r["reason"] for r in result["rejected"]}
+    assert set(reasons) == {3, 4, 5}
+    assert "drawn from ['spam', 'ham']" in reasons[3]
+    assert "not both" in reasons[4]
+    assert "one label" in reasons[5]
+    with engine_storage.read_sessions() as session:
+        items = {i.external_id: i for i in session.execute(
+            select(Item).where(Item.project_id == seeded.project_id)).scalars()}
+    assert (items["g1"].split, items["g1"].gold_labels, items["g1"].data) == (
+        "gold", ["spam"], {"text": "win money"})
+    assert (items["g2"].split, items["g2"].gold_labels) == ("gold", ["ham"])
+    assert (items["p1"].split, items["p1"].gold_labels) == ("pool", None)

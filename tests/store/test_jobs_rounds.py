@@ -40,6 +40,7 @@ from activelabel.store import (
     start_round,
 )
 from activelabel.store.models import Item, Project, User, utcnow
+from activelabel.store.queue import RANDOM_BASE
 from tests.support.projects import make_items
 
 
@@ -88,8 +89,10 @@ def test_rounds_selection_sets_the_queue(session: Session, project: Project) -> 
                      model_version_id=model.id)
     record_selection(session, project.id, r2.id, [items[0]], [0.9])
     ranks = {i: session.get(Item, i).queue_rank for i in items}  # type: ignore[union-attr]
-    assert ranks == {items[0]: 0.0, items[1]: None, items[2]: None, items[3]: None,
-                     items[4]: None}
+    keys = {i: session.get(Item, i).queue_key for i in items}  # type: ignore[union-attr]
+    assert all(k is not None and k >= RANDOM_BASE for k in keys.values())
+    # Out of the batch: back to the seeded random key written at import.
+    assert ranks == {**keys, items[0]: 0.0}
     sel = round_selections(session, r1.id)
     assert [(s.item_id, s.rank, s.model_version_id) for s in sel] == [
         (items[3], 0, model.id), (items[1], 1, model.id)]
@@ -169,8 +172,9 @@ def test_each_ranking_replaces_the_last_exactly(session: Session, owner: User,
     session.expire_all()
     ranks = {i: session.get(Item, i).queue_rank for i in items}  # type: ignore[union-attr]
     last = {items[i]: float(rank) for rank, i in enumerate(rankings[-1])}
-    assert ranks == {i: last.get(i) for i in items}
+    keys = {i: session.get(Item, i).queue_key for i in items}  # type: ignore[union-attr]
+    assert ranks == {i: last.get(i, keys[i]) for i in items}
     record_selection(session, project.id, create_round(
         session, project.id, strategy="entropy", batch_size=4).id, [])
     session.expire_all()
-    assert all(session.get(Item, i).queue_rank is None for i in items)  # type: ignore[union-attr]
+    assert all(session.get(Item, i).queue_rank == keys[i] for i in items)  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from activelabel.store import (
     record_selection,
     release_task,
 )
-from activelabel.store.models import Project, User, utcnow
+from activelabel.store.models import Item, Project, User, utcnow
 from tests.support.projects import make_items, make_users
 
 
@@ -28,17 +28,33 @@ def ids(tasks: list) -> list[int]:  # type: ignore[type-arg]
     return [t.item.id for t in tasks]
 
 
-def test_ranked_items_come_first_then_row_order(session: Session, project: Project,
-                                                owner: User) -> None:
+def by_key(session: Session, items: list[int]) -> list[int]:
+    """The items in the queue's order before any model: by their seeded random key."""
+    keys = {i: session.get(Item, i).queue_key for i in items}  # type: ignore[union-attr]
+    return sorted(items, key=lambda i: (keys[i], i))
+
+
+def test_ranked_items_come_first_then_the_seeded_random_order(
+        session: Session, project: Project, owner: User) -> None:
     items = make_items(session, project.id, 6)
     rnd = create_round(session, project.id, strategy="margin", batch_size=2)
     record_selection(session, project.id, rnd.id, [items[4], items[2]], [0.9, 0.8])
     tasks = next_tasks(session, project.id, owner.id, 4)
-    assert ids(tasks) == [items[4], items[2], items[0], items[1]]
+    rest = by_key(session, [items[0], items[1], items[3], items[5]])
+    assert ids(tasks) == [items[4], items[2], *rest[:2]]
     assert tasks[0].selection is not None
     assert tasks[0].selection.score == pytest.approx(0.9)
     assert tasks[0].selection.strategy == "margin"
     assert tasks[2].selection is None
+    assert [t.ranked_by for t in tasks] == ["random"] * 4  # the round has not finished
+
+
+def test_the_order_before_any_model_is_seeded_not_file_order(
+        session: Session, project: Project, owner: User) -> None:
+    items = make_items(session, project.id, 40)
+    tasks = next_tasks(session, project.id, owner.id, 40)
+    assert ids(tasks) == by_key(session, items) != items
+    assert {t.ranked_by for t in tasks} == {"random"}
 
 
 def test_own_unexpired_leases_are_given_back_first(session: Session, project: Project,
@@ -47,12 +63,12 @@ def test_own_unexpired_leases_are_given_back_first(session: Session, project: Pr
     first = next_tasks(session, project.id, owner.id, 2)
     again = next_tasks(session, project.id, owner.id, 3)
     assert ids(again)[:2] == ids(first)
-    assert ids(again)[2] == items[2]
+    assert ids(again)[2] == by_key(session, items)[2]
     assert again[0].expires_at >= first[0].expires_at
 
 
 def test_overlap_limits_holders_and_labels_count(session: Session, project: Project) -> None:
-    items = make_items(session, project.id, 2)
+    items = by_key(session, make_items(session, project.id, 2))
     a, b, c = make_users(session, 3)
     assert ids(next_tasks(session, project.id, a.id, 1, overlap=2)) == [items[0]]
     assert ids(next_tasks(session, project.id, b.id, 1, overlap=2)) == [items[0]]
@@ -66,7 +82,7 @@ def test_labeled_items_are_skipped_and_queue_exhausts(session: Session, project:
     items = make_items(session, project.id, 3)
     annotate(session, project.id, owner.id, items[0], "pos")
     tasks = next_tasks(session, project.id, owner.id, 10, overlap=3)
-    assert ids(tasks) == items[1:]
+    assert ids(tasks) == by_key(session, items[1:])
 
 
 def test_expired_leases_are_free_again(session: Session, project: Project) -> None:
@@ -100,8 +116,8 @@ def test_splits_filter_and_argument_checks(session: Session, project: Project,
 
 
 def test_claims_with_an_overlap_of_one_read_only_the_unlabeled_items(tmp_path: Path) -> None:
-    """SQLite's plan for both queue passes (ranked, then by row) uses the partial index of
-    unlabeled items, so however many items are finished, a claim never visits them."""
+    """SQLite's plan for the queue pass uses the partial index of unlabeled items, so however
+    many items are finished, a claim never visits them."""
     from activelabel.store import add_items, create_engine_for, migrate, session_factory
 
     engine = create_engine_for(f"sqlite:///{tmp_path / 'plan.db'}")
@@ -109,7 +125,8 @@ def test_claims_with_an_overlap_of_one_read_only_the_unlabeled_items(tmp_path: P
     statements: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.startswith("SELECT items.id") and "ORDER BY" in statement:
+        if statement.startswith("SELECT items.id") and "ORDER BY" in statement \
+                and "ranking_round" not in statement:
             statements.append((statement, params))
 
     try:
@@ -126,7 +143,7 @@ def test_claims_with_an_overlap_of_one_read_only_the_unlabeled_items(tmp_path: P
     finally:
         engine.dispose()
     queue_passes = [p for p in plans if "calibration" not in p]
-    assert len(queue_passes) == 2, plans
+    assert len(queue_passes) == 1, plans  # every item has a rank: the first pass finds it
     assert all("ix_items_unlabeled_queue" in p for p in queue_passes), queue_passes
 
 
@@ -160,7 +177,7 @@ def test_a_claim_reads_the_queue_and_writes_its_leases_in_few_statements(
         session: Session, project: Project, owner: User) -> None:
     """PostgreSQL: own leases, one queue pass (ranked items, then the rest), one statement
     that re-counts the locked candidates and leases them, then the tasks. SQLite: the queue
-    in two passes (it sorts NULL ranks first) and the leases' insert. No calibration pass
+    pass (every item has a rank) and the leases' insert. No calibration pass
     without calibration sessions."""
     items = make_items(session, project.id, 6)
     rnd = create_round(session, project.id, strategy="margin", batch_size=1)
@@ -168,9 +185,9 @@ def test_a_claim_reads_the_queue_and_writes_its_leases_in_few_statements(
     project_id, user_id = project.id, owner.id  # loaded again after the selection's expiry
     with _statements(session) as seen:
         tasks = next_tasks(session, project_id, user_id, 3)
-    assert ids(tasks) == [items[3], items[0], items[1]]
+    assert ids(tasks) == [items[3], *by_key(session, [i for i in items if i != items[3]])[:2]]
     postgresql = session.get_bind().dialect.name == "postgresql"
-    assert len(seen) == (4 if postgresql else 5), "\n".join(s[:90] for s, _ in seen)
+    assert len(seen) == 4, "\n".join(s[:90] for s, _ in seen)
     assert not _calibration_passes(seen)
     if postgresql:
         [claim] = [s for s, _ in seen if s.startswith("INSERT INTO assignments")]
@@ -189,7 +206,7 @@ def test_projects_with_calibration_sessions_get_the_calibration_pass(
     project_id, user_id = project.id, annotator.id
     with _statements(session) as seen:
         tasks = next_tasks(session, project_id, user_id, 2)
-    assert ids(tasks) == [items[2], items[0]]
+    assert ids(tasks) == [items[2], by_key(session, [items[0], items[1], items[3]])[0]]
     assert _calibration_passes(seen)
 
 
@@ -228,3 +245,27 @@ def test_asking_again_hands_back_gold_mixed_tasks_in_the_same_order(
         assert len(gold & set(first)) == 2
         again = ids(next_tasks(session, project.id, annotator.id, 6, gold_rate=0.3))
         assert again == first
+
+
+def test_write_ranking_in_bulk_keeps_the_queue_indexes(session: Session, project: Project,
+                                                       owner: User,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write (SQLite: indexes dropped and rebuilt in the transaction) leaves every
+    rank written and the queue's indexes in place."""
+    from sqlalchemy import inspect
+
+    import activelabel.store.queue as queue_module
+    from activelabel.store.queue import SCORED_BASE, write_ranking
+
+    monkeypatch.setattr(queue_module, "REBUILD_FROM_ROWS", 3)
+    items = make_items(session, project.id, 8)
+    ranks = [SCORED_BASE + r for r in (5, 3, 7, 1, 0, 2, 6, 4)]
+    assert write_ranking(session, project.id, list(range(8)), ranks) == 8
+    session.expire_all()
+    assert [session.get(Item, i).queue_rank for i in items] == ranks  # type: ignore[union-attr]
+    names = {i["name"] for i in inspect(session.connection()).get_indexes("items")}
+    assert {"ix_items_unlabeled_queue", "ix_items_project_id_queue_rank_row"} <= names
+    order = sorted(range(8), key=lambda r: ranks[r])
+    assert ids(next_tasks(session, project.id, owner.id, 8)) == [items[r] for r in order]
+    with pytest.raises(InvalidInput, match="one each"):
+        write_ranking(session, project.id, [0, 1], [1.0])

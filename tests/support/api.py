@@ -72,8 +72,9 @@ class Api:
 
         Its annotators may label any item (``free_labeling``), as most tests label chosen
         items directly; pass ``settings={"free_labeling": False, ...}`` to test the queue's
-        hold on what annotators label."""
-        settings = {"free_labeling": True, **body.pop("settings", {})}
+        hold on what annotators label. Audit draws are off (``audit_share`` 0) so that the
+        queue's order is the ranking's; pass ``audit_share`` to test them."""
+        settings = {"free_labeling": True, "audit_share": 0.0, **body.pop("settings", {})}
         answer = self.post("/projects", owner, json={
             "name": unique("p"), "labels": labels or ["pos", "neg"], "settings": settings,
             **body})

@@ -50,6 +50,10 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
     backlog = page.eval_on_selector_all("#chart-backlog rect.col",
                                         "els => els.map(e => Number(e.dataset.value))")
     assert backlog == [stats["queued"], stats["leased"], stats["labeled"], stats["open_flags"]]
+    headline = page.inner_text("#payoff-headline")
+    assert f"labels spent {stats['payoff']['labels_spent']}" in headline
+    if stats["payoff"]["accuracy"] is not None:
+        assert f"{100 * stats['payoff']['accuracy']:.1f}%" in headline
 
     conf = site.get(f"/projects/{PROJECT}/confidence", params={"bins": 20})
     for which in ("current", "previous"):
@@ -57,6 +61,11 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
                                          "els => els.map(e => Number(e.dataset.count))")
         assert bins == conf[which]["counts"], which
     assert sum(conf["current"]["counts"]) == conf["current"]["n"] > 1000
+
+    stale = dash["staleness"]
+    assert page.locator("#stale-line").inner_text().endswith(
+        f"Model v{stale['model_version']}: {stale['labels_since']} labels and "
+        f"{stale['new_items']} items since it was trained, 0 h ago.")
 
     models = site.get(f"/projects/{PROJECT}/models")
     assert page.locator("#models tbody tr").count() == len(models)
@@ -102,3 +111,20 @@ def test_agreement_per_label_comes_from_the_agreement_report(page: Any, trained:
         assert abs(value - (report["per_label"][label]["agreement"] or 0)) < 1e-9
     assert "Krippendorff's alpha" in page.inner_text("#agreement-note")
     page.wait_for_selector(f"#annotators tr[data-annotator='{first.username}']")
+
+
+def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) -> None:
+    site = trained
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("#verdicts li[data-rule]")
+    outlook = site.get(f"/projects/{PROJECT}/outlook")
+    rules = page.eval_on_selector_all("#verdicts li[data-rule]",
+                                      "els => els.map(e => e.dataset.rule)")
+    assert rules == [v["rule"] for v in outlook["verdicts"]]
+    # the time at the team's pace moves with the clock: compare what precedes it
+    shown = page.inner_text("#forecast-text")
+    assert shown.split(", about")[0] == outlook["forecast"]["text"].split(", about")[0]
+    pace = page.inner_text("#pace")
+    assert f"{outlook['pace']['retrain_after']} labels" in pace
+    assert "labels behind" in pace

@@ -58,6 +58,14 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
 
     page.get_by_label("Batch size (items per round)").fill("0")  # the form refuses it
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is False
+    page.get_by_label("Batch size (items per round)").fill("auto")  # a count, or auto
+    assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is True
+    page.get_by_role("button", name="Save settings").click()
+    for _ in range(100):  # the toast is still up from the last save: poll the project
+        if site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto":
+            break
+        page.wait_for_timeout(50)
+    assert site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto"
     page.get_by_label("Batch size (items per round)").fill("15")
     page.get_by_label("Labels (one per line", exact=False).fill("good\nmixed")
     page.get_by_role("button", name="Save project").click()  # the server refuses it

@@ -52,6 +52,10 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(
         default=16 * MIB, ge=1024, le=1 << 40, description=(
             "The largest request body (a file upload excepted); larger ones get 413."))
+    log_format: Literal["text", "json"] = Field(
+        default="text", description=(
+            "The API and worker processes' log lines: text, or one JSON object a line (for "
+            "log collectors); either way each line of a request carries its request id."))
     min_free_disk_bytes: int = Field(
         default=64 * MIB, ge=0, le=1 << 50, description=(
             "Free space the data folder's disk must keep: below it /health answers 503 with "

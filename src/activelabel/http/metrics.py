@@ -76,6 +76,19 @@ class _ProjectsCollector(Collector):
         }
         rounds = GaugeMetricFamily("activelabel_rounds", "Rounds by status.",
                                    labels=[*labels, "status"])
+        drift_psi = GaugeMetricFamily(
+            "activelabel_drift_psi", "Population stability index of the newest items against "
+            "the training data (view: confidence or embedding).", labels=[*labels, "view"])
+        drift = {
+            "shifted": GaugeMetricFamily("activelabel_drift_shifted",
+                                         "1 when the newest drift report found a shift.",
+                                         labels=labels),
+            "stale": GaugeMetricFamily("activelabel_model_stale",
+                                       "1 when the active model is stale.", labels=labels),
+            "behind": GaugeMetricFamily("activelabel_model_labels_behind",
+                                        "Labels that arrived since the active model was "
+                                        "trained.", labels=labels),
+        }
         for g in found:
             key = [str(g.project_id), g.name]
             gauges["queued"].add_metric(key, g.queued)
@@ -90,8 +103,18 @@ class _ProjectsCollector(Collector):
                 gauges["accuracy"].add_metric(key, g.holdout_accuracy)
             for status, n in sorted(g.rounds.items()):
                 rounds.add_metric([*key, status], n)
+            for view, value in sorted(g.drift_psi.items()):
+                drift_psi.add_metric([*key, view], value)
+            if g.drift_shifted is not None:
+                drift["shifted"].add_metric(key, float(g.drift_shifted))
+            if g.model_stale is not None:
+                drift["stale"].add_metric(key, float(g.model_stale))
+            if g.model_labels_behind is not None:
+                drift["behind"].add_metric(key, g.model_labels_behind)
         yield from gauges.values()
         yield rounds
+        yield drift_psi
+        yield from drift.values()
 
 
 def _registry(storage: Storage) -> CollectorRegistry:

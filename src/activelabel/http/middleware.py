@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from contextvars import ContextVar
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -19,12 +21,23 @@ from .errors import error_response
 from .metrics import observe_request
 from .routes import API_PREFIX
 
-__all__ = ["BodyLimit", "ServerTiming"]
+__all__ = ["BodyLimit", "ServerTiming", "current_request_id"]
+
+
+_REQUEST_ID: ContextVar[str | None] = ContextVar("activelabel_request_id", default=None)
+#: An incoming X-Request-Id is kept when it looks like one (a proxy's); else a new one.
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def current_request_id() -> str | None:
+    """The id of the request being answered (for log lines), None outside requests."""
+    return _REQUEST_ID.get()
 
 
 class ServerTiming:
-    """Adds ``server-timing: app;dur=<milliseconds>`` to every HTTP response, and counts the
-    time in the request histogram of ``/metrics`` by route template (never the ids)."""
+    """Adds ``server-timing: app;dur=<milliseconds>`` and ``x-request-id`` to every HTTP
+    response, counts the time in the request histogram of ``/metrics`` by route template
+    (never the ids), and makes the request's id what its log lines carry."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,17 +47,24 @@ class ServerTiming:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _GOOD_ID.match(given) else uuid.uuid4().hex[:16]
+        token = _REQUEST_ID.set(request_id)
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seconds = time.perf_counter() - began
                 message["headers"] = [*message.get("headers", ()),
-                                      (b"server-timing", f"app;dur={seconds * 1000:.1f}".encode())]
+                                      (b"server-timing", f"app;dur={seconds * 1000:.1f}".encode()),
+                                      (b"x-request-id", request_id.encode())]
                 route = _template(scope)
                 observe_request(scope.get("method", ""), route, int(message["status"]), seconds)
             await send(message)
 
-        await self.app(scope, receive, timed_send)
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            _REQUEST_ID.reset(token)
 
 
 class _TooLarge(StarletteHTTPException):

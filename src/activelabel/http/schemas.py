@@ -555,6 +555,31 @@ class RoundSummary(BaseModel):
     finished_at: datetime | None
 
 
+class Payoff(BaseModel):
+    """What active learning pays, measured on audit draws (uniformly random tasks)."""
+
+    audit_share: float
+    audit_draws: int = Field(description="Items drawn for the audit so far.")
+    audit_labels: int = Field(description="Labeled audit draws the estimate reads.")
+    model_version: int | None
+    accuracy: float | None = Field(description="The active model's accuracy on the audit "
+                                   "labels: an unbiased estimate of its accuracy on the pool.")
+    low: float = Field(description="Lower end of the confidence interval.")
+    high: float = Field(description="Upper end of the confidence interval.")
+    confidence: float
+    interval: str = Field(description="How the interval is computed (Wilson score).")
+    labels_spent: int = Field(description="Pool labels (holdout and gold left out).")
+    n_train: int | None = Field(description="Labels the active model trained on.")
+    random_curve: list[list[float]] = Field(
+        description="[labels, accuracy] of a model trained on the audit labels alone.")
+    random_labels_needed: int | None = Field(
+        description="Random labels the same accuracy needed, read off the random curve.")
+    random_extrapolated: bool | None = Field(
+        description="Whether that count lies beyond the curve (a power-law fit).")
+    target_accuracy: float | None
+    to_target: float | None = Field(description="target_accuracy minus the estimate.")
+
+
 class Stats(BaseModel):
     project_id: int
     items: dict[str, int] = Field(description="Items per split, and 'total'.")
@@ -566,6 +591,7 @@ class Stats(BaseModel):
     active_model_version: int | None
     labels_per_annotator: list[AnnotatorCount]
     last_rounds: list[RoundSummary]
+    payoff: Payoff
 
 
 class BatchProgress(BaseModel):
@@ -643,11 +669,88 @@ class Throughput(BaseModel):
     median_seconds: float | None
 
 
+class DriftOut(BaseModel):
+    """The newest drift report: new items against the training data (see activelabel.drift)."""
+
+    source: Literal["round", "import"]
+    round_number: int | None = None
+    job_id: int | None = None
+    shifted: bool
+    reasons: list[str]
+    n_reference: int
+    n_new: int
+    first_new_row: int
+    confidence_psi: float | None = None
+    confidence_p: float | None = None
+    embedding_psi: float | None = None
+    embedding_p: float | None = None
+
+
+class StalenessOut(BaseModel):
+    """How far the active model is behind: labels and items since it was trained, its age."""
+
+    stale: bool
+    reasons: list[str]
+    labels_since: int
+    new_items: int
+    seconds_since: float
+    model_version: int
+
+
 class Dashboard(BaseModel):
     project_id: int
     rounds: list[RoundEffort]
     annotators: list[Throughput]
     label_counts: dict[str, int]
+    drift: DriftOut | None = None
+    staleness: StalenessOut | None = None
+
+
+class PaceOut(BaseModel):
+    labels_per_minute: float = Field(description="Training labels per minute of the "
+                                     "annotators active in the last 15 minutes.")
+    active_annotators: int
+    round_seconds: float | None = Field(description="Expected duration of the next round.")
+    batch_size: int | None = Field(description="The last round's batch.")
+    batch_auto: bool
+    retrain_after: int = Field(description="Labels since the last round that queue the next.")
+    cadence_auto: bool
+    labels_behind: int = Field(description="Labels given since the last round read them.")
+    max_model_lag: int
+    plan: str | None = Field(description="How the last round sized its batch and cadence.")
+
+
+class VerdictOut(BaseModel):
+    rule: str
+    stop: bool
+    reason: str
+
+
+class ForecastOut(BaseModel):
+    target: float | None
+    labels_now: int = Field(description="Training labels of the last evaluated round.")
+    labels: int | None = Field(description="Training labels at which the fitted learning "
+                               "curve reaches the target.")
+    more: int | None
+    low: int | None = Field(description="The 90% interval's low end (labels in total).")
+    high: int | None = Field(description="Its high end; empty: out of reach in the interval.")
+    low_more: int | None = None
+    high_more: int | None = None
+    minutes: float | None = Field(description="The labels still needed at the team's pace.")
+    reached: bool
+    text: str
+
+
+class Outlook(BaseModel):
+    project_id: int
+    round: int | None = Field(description="The last finished round.")
+    pace: PaceOut
+    verdicts: list[VerdictOut] = Field(description="The last round's stopping rules.")
+    stop: bool = Field(description="Whether any stopping rule says stop.")
+    strategy: str
+    forecast: ForecastOut
+    prefetch: int | None = Field(description="Tasks the caller's page keeps ahead, from "
+                                 "their own pace.")
 
 
 # ---- conversions -------------------------------------------------------------------------------

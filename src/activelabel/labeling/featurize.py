@@ -33,11 +33,14 @@ __all__ = [
     "EMBEDDINGS",
     "FEATURES",
     "ProjectFeatures",
+    "cached_features",
     "ensure_features",
     "feature_fingerprint",
+    "featurize_records",
     "forget_features",
     "load_featurizer",
     "project_records",
+    "slim_record",
     "transform_items",
 ]
 
@@ -85,7 +88,7 @@ def _featurizer_for(settings: Mapping[str, Any]) -> Featurizer:
                          "fix the project settings") from exc
 
 
-def _slim(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
+def slim_record(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
     """The part of an item's payload the featurizer reads (less memory for wide payloads).
     A purged item (payload ``{}``) reads as an empty text."""
     field = getattr(featurizer, "field", None)
@@ -99,7 +102,7 @@ def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> list[
     out: list[Any] = []
     with storage.read_sessions() as session:
         for batch in iter_items(session, project_id, batch_size=READ_BATCH):
-            out.extend(_slim(featurizer, row.data or {}) for row in batch)
+            out.extend(slim_record(featurizer, row.data or {}) for row in batch)
     return out
 
 
@@ -129,6 +132,14 @@ def _fit_transform(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDA
         return sp.csr_matrix(fs.X, dtype=np.float32), np.asarray(fs.embeddings, np.float32)
     featurizer.fit(records)
     return transform_items(featurizer, records)
+
+
+def featurize_records(settings: Mapping[str, Any], payloads: list[Mapping[str, Any]]) -> Any:
+    """Features (``X``) of item payloads with a featurizer of the project's settings fitted on
+    just these payloads (a sample compared on equal terms; nothing is cached)."""
+    featurizer = _featurizer_for(settings)
+    X, _ = _fit_transform(featurizer, [slim_record(featurizer, p) for p in payloads])
+    return X
 
 
 def _paths(storage: Storage, project_id: int) -> dict[str, Path]:
@@ -178,6 +189,15 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
     atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
     meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0])}
     atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
+
+
+def cached_features(storage: Storage, project_id: int) -> ProjectFeatures | None:
+    """The cached features as they are (built for the items of the last round), or None."""
+    try:
+        meta = json.loads(_paths(storage, project_id)["meta"].read_text())
+    except (OSError, ValueError):
+        return None
+    return _load_cached(storage, project_id, str(meta.get("fingerprint")))
 
 
 def forget_features(storage: Storage, project_id: int) -> None:

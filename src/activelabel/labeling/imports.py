@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import re
 import shutil
 import time
@@ -32,10 +33,14 @@ from ..store import (
     enqueue_job,
     get_project,
     record_audit,
+    save_checkpoint,
+    settings_of,
 )
 from ..store.db import refresh_statistics
-from ..store.items import ANALYZE_AFTER_ROWS
+from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
 from ..store.models import SPLITS, Job, Round, RoundStatus
+from .drift import import_drift
+from .ranking import place_new_items
 from .rounds import request_round
 
 __all__ = [
@@ -49,6 +54,8 @@ __all__ = [
     "save_upload",
 ]
 
+log = logging.getLogger("activelabel.imports")
+
 #: File extension -> format name.
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 #: Rows handed to ``add_items`` (and committed) at once.
@@ -59,7 +66,8 @@ MAX_REPORTED_REJECTS = 1000
 PROGRESS_SECONDS = 0.5
 _COPY_CHUNK = 1 << 20
 _ID_KEYS = ("external_id", "id")
-_META_KEYS = frozenset({"external_id", "id", "split"})
+_META_KEYS = frozenset({"external_id", "id", "split", "gold_labels", "gold_label"})
+_GOLD_KEYS = ("gold_labels", "gold_label")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 #: ``(line, row)`` for a parsed row, ``(line, error message)`` for one that could not be read.
@@ -142,7 +150,32 @@ def _csv(path: Path) -> Iterator[Parsed]:
                 yield reader.line_num, None, (f"row has {len(record) - 1 + len(record[None])} "
                                               f"fields, the header has {len(record) - 1}")
                 continue
+            bad = _undecodable(record)
+            if bad is not None:
+                yield reader.line_num, None, bad
+                continue
             yield reader.line_num, _csv_row(record), None
+
+
+def _undecodable(record: Mapping[str | None, Any]) -> str | None:
+    """Why a CSV record read with ``surrogateescape`` holds bytes that are not UTF-8, or None."""
+    for position, (key, value) in enumerate(record.items(), start=1):
+        for where, text in (("the header of column", key), ("column", value)):
+            bad = _escaped_byte(text)
+            if bad is None:
+                continue
+            name = f"{position}" if _escaped_byte(key) is not None else repr(key)
+            return f"{where} {name} holds byte 0x{bad:02x}, which is not UTF-8: save the file as UTF-8"
+    return None
+
+
+def _escaped_byte(text: Any) -> int | None:
+    """The first undecodable byte ``surrogateescape`` kept in ``text``, or None."""
+    if isinstance(text, str):
+        for char in text:
+            if "\udc80" <= char <= "\udcff":
+                return ord(char) - 0xDC00
+    return None
 
 
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -156,11 +189,27 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parquet(path: Path) -> Iterator[Parsed]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     line = 0
-    with pq.ParquetFile(path) as reader:
-        for batch in reader.iter_batches(batch_size=BATCH_ROWS):
+    try:
+        opened = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(f"{path.name} is not a Parquet file that can be read ({exc}): "
+                           "write it again with pyarrow or pandas, or upload JSONL or CSV"
+                           ) from None
+    with opened as reader:
+        batches = reader.iter_batches(batch_size=BATCH_ROWS)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise InvalidInput(f"{path.name} cannot be read after row {line} ({exc}): rows "
+                                   "already stored stay; write the file again and import it "
+                                   "(they are then reported as duplicates)") from None
             for record in batch.to_pylist():
                 line += 1
                 if isinstance(record.get("data"), str):
@@ -185,7 +234,9 @@ def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:
 def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     """``{external_id, data, split}`` from an input row; raises ValueError with the reason.
 
-    Without a ``data`` key the other fields (minus external_id/id/split) are the payload.
+    Without a ``data`` key the other fields (minus external_id/id/split and the gold answer)
+    are the payload. ``gold_labels`` (or ``gold_label``) makes the row a gold item with that
+    known answer.
     Without an external id, one is derived from the payload's content hash, so importing
     the same file again reports duplicates instead of doubling the items.
     """
@@ -205,11 +256,22 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
         raise ValueError("row has no payload: give data {...} or fields besides the id")
     ext = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), None)
     if ext is None:
-        ext = "sha256:" + content_hash(data)
-    split = row.get("split") or default_split or "pool"
+        try:
+            ext = "sha256:" + content_hash(data)
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"data holds text that is not valid Unicode ({exc.reason}): a "
+                             "lone surrogate such as \\ud800; fix the file's encoding") from None
+    given = [k for k in _GOLD_KEYS if row.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError("give the gold answer once: gold_labels or gold_label, not both")
+    split = row.get("split") or (None if given else default_split) or (
+        "gold" if given else "pool")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    return {"external_id": ext, "data": data, "split": split}
+    out = {"external_id": ext, "data": data, "split": split}
+    if given:  # checked against the project's labels by add_items (a per-row error)
+        out["gold_labels"] = row[given[0]]
+    return out
 
 
 # ---- running ---------------------------------------------------------------------------------
@@ -217,10 +279,14 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
 
 @dataclass
 class _Tally:
+    """What an import has done so far; kept in the job's checkpoint with every batch."""
+
     inserted: int = 0
     duplicates: int = 0
     rejected_count: int = 0
     rows_seen: int = 0
+    last_line: int = 0
+    first_row: int | None = None  # the project's next free row when the import began
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicate_examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -233,22 +299,44 @@ class _Tally:
         return {"rows_seen": self.rows_seen, "inserted": self.inserted,
                 "duplicates": self.duplicates, "rejected": self.rejected_count}
 
+    def checkpoint(self) -> dict[str, Any]:
+        return {**self.counts(), "last_line": self.last_line, "first_row": self.first_row,
+                "rejected_rows": self.rejected,
+                "duplicate_examples": self.duplicate_examples}
 
-def _flush(storage: Storage, project_id: int, rows: list[dict[str, Any]], lines: list[int],
+    @classmethod
+    def resumed(cls, checkpoint: Mapping[str, Any] | None) -> _Tally:
+        """The tally a killed run committed last (a fresh one when it committed nothing)."""
+        if not checkpoint:
+            return cls()
+        return cls(inserted=int(checkpoint["inserted"]), duplicates=int(checkpoint["duplicates"]),
+                   rejected_count=int(checkpoint["rejected"]),
+                   rows_seen=int(checkpoint["rows_seen"]),
+                   last_line=int(checkpoint["last_line"]),
+                   first_row=checkpoint.get("first_row"),
+                   rejected=list(checkpoint.get("rejected_rows", [])),
+                   duplicate_examples=list(checkpoint.get("duplicate_examples", [])))
+
+
+def _flush(storage: Storage, job: Job, rows: list[dict[str, Any]], lines: list[int],
            tally: _Tally) -> None:
-    """Insert one batch in its own transaction (committed: a crash keeps what was imported)."""
-    if not rows:
-        return
+    """Insert one batch and the job's checkpoint in one transaction: a crash keeps both or
+    neither, so a resumed import neither re-reads stored rows as duplicates nor loses a count."""
+    done = _Tally.resumed(tally.checkpoint())  # applied to ``tally`` only once committed
     with storage.sessions() as session, session.begin():
-        result = add_items(session, project_id, rows, batch_size=len(rows), refresh_stats=False)
-    tally.inserted += result.inserted
-    tally.duplicates += len(result.duplicates)
-    for dup in result.duplicates:
-        if len(tally.duplicate_examples) < MAX_REPORTED_REJECTS:
-            tally.duplicate_examples.append({"line": lines[dup.index],
-                                             "external_id": dup.external_id})
-    for bad in result.rejected:
-        tally.reject(lines[bad.index], bad.reason)
+        if rows:
+            result = add_items(session, int(job.project_id or 0), rows, batch_size=len(rows),
+                               refresh_stats=False)
+            done.inserted += result.inserted
+            done.duplicates += len(result.duplicates)
+            for dup in result.duplicates:
+                if len(done.duplicate_examples) < MAX_REPORTED_REJECTS:
+                    done.duplicate_examples.append({"line": lines[dup.index],
+                                                    "external_id": dup.external_id})
+            for bad in result.rejected:
+                done.reject(lines[bad.index], bad.reason)
+        save_checkpoint(session, job.id, job.worker_id, done.checkpoint())
+    tally.__dict__.update(done.__dict__)
 
 
 def _after_import(storage: Storage, project_id: int, requested_by: int | None) -> int | None:
@@ -281,13 +369,19 @@ def run_import(storage: Storage, job: Job, *,
         raise InvalidInput(f"import file {path} is gone: upload the file again")
     fmt = str(payload.get("format") or _format_of(path.name))
     split = payload.get("split")
-    project_id = int(job.project_id)
     start = last_report = time.perf_counter()
-    tally = _Tally()
+    tally = _Tally.resumed(payload.get("checkpoint"))
+    if tally.first_row is None:
+        with storage.read_sessions() as session:
+            tally.first_row = next_free_row(session, int(job.project_id))
+    skip_through = tally.last_line  # a resumed job: these rows were counted when committed
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
     for line, raw, error in read_rows(path, fmt):
+        if line <= skip_through:
+            continue
         tally.rows_seen += 1
+        tally.last_line = line
         if error is not None:
             tally.reject(line, error)
             continue
@@ -297,21 +391,45 @@ def run_import(storage: Storage, job: Job, *,
         except ValueError as exc:
             tally.reject(line, str(exc))
         if len(rows) >= BATCH_ROWS:
-            _flush(storage, project_id, rows, lines, tally)
+            _flush(storage, job, rows, lines, tally)
             rows, lines = [], []
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
                 progress(tally.counts())
                 last_report = now
-    _flush(storage, project_id, rows, lines, tally)
+    _flush(storage, job, rows, lines, tally)
     progress(tally.counts())
     if tally.inserted >= ANALYZE_AFTER_ROWS:
         with storage.sessions() as session, session.begin():
             refresh_statistics(session, "items")
-    round_id = None
+    round_id = drift = drift_round_id = None
+    placed = 0
     if tally.inserted:
-        round_id = _after_import(storage, project_id, payload.get("requested_by"))
+        first_row = int(tally.first_row or 0)
+        placed = place_new_items(storage, int(job.project_id), first_row)
+        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"))
+        if round_id is None:
+            drift, drift_round_id = _check_drift(storage, int(job.project_id), first_row)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
-            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id}
+            "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
+            "ranked_by_model": placed, "drift": drift, "drift_round_id": drift_round_id}
+
+
+def _check_drift(storage: Storage, project_id: int, first_row: int
+                 ) -> tuple[dict[str, Any] | None, int | None]:
+    """The new items' drift (:func:`labeling.drift.import_drift`) and the round it queued
+    (``retrain_on_drift``); a failing check is logged, never fails the import."""
+    try:
+        drift = import_drift(storage, project_id, first_row)
+    except Exception:
+        log.warning("drift check of project %s failed", project_id, exc_info=True)
+        return None, None
+    if drift is None or not drift["shifted"]:
+        return drift, None
+    with storage.sessions() as session, session.begin():
+        if not settings_of(get_project(session, project_id).settings).retrain_on_drift:
+            return drift, None
+        rnd, _ = request_round(session, project_id, requested_by=None, reason="drift")
+        return drift, rnd.id

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..pace import forecast_labels
 from ..store import (
     PENDING_STATUSES,
     InvalidInput,
@@ -34,19 +35,33 @@ from ..store import (
     settings_of,
 )
 from ..store.files import atomic_write
-from ..store.models import Annotation, Item, Project, Round, RoundSelection, User, utcnow
+from ..store.models import (
+    Annotation,
+    Item,
+    Project,
+    Round,
+    RoundSelection,
+    RoundStatus,
+    User,
+    utcnow,
+)
 from .consensus import consensus_method, project_consensus
+from .pace import project_pace, recent_round_seconds, retrain_after, suggested_prefetch
 from .rounds import labels_since_round
+from .stats import own_counts
 
 __all__ = [
     "NEIGHBOUR_CHUNK",
     "annotator_throughput",
     "confidence",
+    "forecast",
     "histogram",
     "label_counts",
     "labeled_rows",
+    "learning_curve",
     "max_confidence",
     "nearest_rows",
+    "outlook",
     "progress",
     "round_effort",
     "unlabeled_pool_rows",
@@ -71,27 +86,15 @@ def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dic
 
 
 def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, Any]:
-    """The user's current labels, labels in the last hour, and labels per hour of labeling
-    time (from the submitted durations)."""
-    mine = (Annotation.project_id == project_id, Annotation.annotator_id == user_id,
-            Annotation.labels.is_not(None))
-    total = session.execute(select(func.count()).where(*mine, is_head())).scalar_one()
-    hour_ago = utcnow() - timedelta(hours=1)
-    last_hour = session.execute(select(func.count()).where(
-        *mine, Annotation.kind == "label", Annotation.created_at >= hour_ago)).scalar_one()
-    n_timed, spent_ms = session.execute(select(func.count(Annotation.duration_ms),
-                                               func.sum(Annotation.duration_ms)).where(
-        *mine, Annotation.kind == "label", Annotation.duration_ms.is_not(None))).one()
-    per_hour = (3_600_000.0 * int(n_timed) / float(spent_ms)) if spent_ms else None
-    return {"labels": int(total), "last_hour": int(last_hour), "labels_per_hour": per_hour}
+    return own_counts(session, project_id, user_id)
 
 
 def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:
     """Where labeling stands for the caller: the current batch, labels until the next model,
     the caller's own count and speed, and what the last round gained."""
-    every = settings_of(project.settings).retrain_every_labels
     labeled = count_labeled_items(session, project.id)
     last = last_finished_round(session, project.id)
+    every = retrain_after(project, last)
     since = labels_since_round(session, last, project.id)
     pending = session.execute(select(Round.number).where(
         Round.project_id == project.id, Round.status.in_(PENDING_STATUSES))
@@ -340,3 +343,98 @@ def interpolate(points: Sequence[Mapping[str, Any]], n_labeled: float, key: str)
     if not xs or not xs[0] <= n_labeled <= xs[-1]:
         return None
     return float(np.interp(n_labeled, xs, ys))
+
+
+# ---- pace, stopping verdicts and the forecast ------------------------------------------------
+
+
+def _about(n: float) -> str:
+    """``n`` to two significant figures with thousands separators: 1,234 -> 1,200."""
+    if n < 10:
+        return str(max(round(n), 0))
+    digits = len(str(int(n))) - 2
+    return f"{int(round(n, -digits)):,}"
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 90:
+        return f"{max(round(minutes), 1)} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.0f} h" if minutes >= 600 else f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.0f} days"
+
+
+def learning_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
+    """(training labels, holdout accuracy) of every finished round that has both."""
+    stmt = (select(Round.metrics).where(Round.project_id == project_id,
+                                        Round.status == RoundStatus.DONE)
+            .order_by(Round.number))
+    points = []
+    for metrics in session.execute(stmt).scalars():
+        n, acc = (metrics or {}).get("n_train"), (metrics or {}).get("accuracy")
+        if isinstance(n, int) and n > 0 and isinstance(acc, int | float):
+            points.append((n, float(acc)))
+    return points
+
+
+def forecast(points: Sequence[tuple[int, float]], target: float | None,
+             labels_per_minute: float | None) -> dict[str, Any]:
+    """Labels (and at the team's pace, time) to reach ``target``, said plainly."""
+    out: dict[str, Any] = {"target": target, "labels_now": points[-1][0] if points else 0,
+                           "labels": None, "more": None, "low": None, "high": None,
+                           "minutes": None, "reached": False}
+    if target is None:
+        return {**out, "text": "no target accuracy set: set target_accuracy to forecast"}
+    fc = forecast_labels([p[0] for p in points], [p[1] for p in points], target)
+    now = out["labels_now"]
+    out.update(labels=fc.labels, low=fc.low, high=fc.high, reached=fc.reached)
+    if fc.reached:
+        return {**out, "more": 0, "text": f"target accuracy {target:g} reached"}
+    if fc.labels is None:
+        return {**out, "text": fc.reason}
+    more = max(fc.labels - now, 0)
+    low = None if fc.low is None else max(fc.low - now, 0)
+    high = None if fc.high is None else max(fc.high - now, 0)
+    span = f"{_about(low or 0)}-{_about(high)}" if high is not None else \
+        f"{_about(low or 0)} or far more"
+    text = f"about {_about(more)} more labels ({span}) to reach accuracy {target:g}"
+    if labels_per_minute:
+        out["minutes"] = more / labels_per_minute
+        text += f", about {_duration(out['minutes'])} at the team's pace"
+    return {**out, "more": more, "low_more": low, "high_more": high, "text": text}
+
+
+def outlook(session: Session, project: Project, user_id: int | None = None) -> dict[str, Any]:
+    """The team's pace and the cadence it sets, the last round's stopping verdicts, and the
+    forecast to the target accuracy (what the dashboard, the labeling page and ``activelabel
+    status`` show)."""
+    settings = settings_of(project.settings)
+    last = last_finished_round(session, project.id)
+    pace = project_pace(session, project.id)
+    plan = dict(((last.metrics or {}).get("pace") or {}) if last is not None else {})
+    metrics = (last.metrics or {}) if last is not None else {}
+    return {
+        "project_id": project.id,
+        "round": None if last is None else last.number,
+        "pace": {
+            "labels_per_minute": round(pace.labels_per_minute, 3),
+            "active_annotators": pace.active_annotators,
+            "round_seconds": recent_round_seconds(session, project.id),
+            "batch_size": plan.get("batch_size") or (last.batch_size if last else None),
+            "batch_auto": settings.batch_size == "auto",
+            "retrain_after": retrain_after(project, last),
+            "cadence_auto": settings.retrain_every_labels == "auto",
+            "labels_behind": max(labels_since_round(session, last, project.id), 0),
+            "max_model_lag": settings.max_model_lag,
+            "plan": plan.get("reason"),
+        },
+        "verdicts": [{"rule": str(d.get("rule")), "stop": bool(d.get("stop")),
+                      "reason": str(d.get("reason"))} for d in metrics.get("stopping") or []],
+        "stop": bool(metrics.get("stop")),
+        "strategy": (metrics.get("schedule") or {}).get("strategy") or (
+            last.strategy if last is not None else settings.strategy),
+        "forecast": forecast(learning_curve(session, project.id), settings.target_accuracy,
+                             pace.labels_per_minute or None),
+        "prefetch": None if user_id is None else suggested_prefetch(session, project.id,
+                                                                      user_id),
+    }

@@ -24,7 +24,17 @@ from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
-from ..stopping import Budget, RoundState, StoppingRule, TargetAccuracy
+from ..pace import EARLY_STRATEGY, schedule_strategy
+from ..stopping import (
+    KAPPA_METRIC,
+    Budget,
+    LowUncertainty,
+    RoundState,
+    StabilizingPredictions,
+    StoppingRule,
+    TargetAccuracy,
+    stop_set_kappa,
+)
 from ..store import (
     InvalidInput,
     Storage,
@@ -50,7 +60,9 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
+from ..store.governance import add_decision
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
+from ..store.settings import AUTO_STRATEGY
 from ..strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -60,7 +72,12 @@ from ..strategies import (
     strategy_inputs,
 )
 from .consensus import collect_votes, consensus_method, votes_consensus
+from .drift import round_drift
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
+from .pace import cadence_plan, plan_record, retrain_after
+from .payoff import audit_curve, audit_rows
+from .ranking import full_ranking, save_ranking_meta, write_full_ranking
+from .stats import labels_spent
 
 __all__ = [
     "COLD_START_STRATEGY",
@@ -102,7 +119,8 @@ def _new_round(session: Session, project: Project, payload: dict[str, Any],
                requested_by: int | None) -> Round:
     settings = settings_of(project.settings)
     strategy = str(payload.get("strategy") or settings.strategy)
-    rnd = create_round(session, project.id, strategy=strategy, batch_size=settings.batch_size)
+    batch = settings.batch_size if isinstance(settings.batch_size, int) else 50  # auto: at run
+    rnd = create_round(session, project.id, strategy=strategy, batch_size=batch)
     job = enqueue_job(session, "round", {"round_id": rnd.id, **payload}, project_id=project.id)
     rnd.job_id = job.id
     session.flush()
@@ -165,13 +183,15 @@ def labels_since_round(session: Session, last: Round | None, project_id: int, *,
 
 def after_annotation(session: Session, project_id: int) -> Round | None:
     """Queue a round (reason ``retrain_every_labels``) once the items labeled since the last
-    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``;
-    None otherwise.
+    finished round (:func:`labels_since_round`) reach the project's ``retrain_every_labels``
+    (``auto``: what the last round planned, :func:`.pace.retrain_after`); None otherwise.
 
     No second round is queued while one is queued or running (it will count those labels).
     """
     project = get_project(session, project_id)
     every = settings_of(project.settings).retrain_every_labels
+    if not isinstance(every, int):
+        every = retrain_after(project, last_finished_round(session, project_id))
     due = round_due(session, project_id, every)
     if due.pending:
         return None
@@ -209,6 +229,10 @@ class _Snapshot:
     annotators: dict[int, list[int]] = field(default_factory=dict)  # row -> who, as labels
     gold: dict[int, list[Any]] = field(default_factory=dict)  # row -> known answer
     label_watermark: int = 0  # the newest revision id when the labels were read
+    items_known: int | None = None  # items the previous finished round ranked
+    audit: list[int] = field(default_factory=list)  # audit draws' rows, in draw order
+    plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
+    scheduled_before: str | None = None  # strategy: auto, the last round's choice
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -246,15 +270,28 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             labels.setdefault(int(cur.row), []).append(list(cur.labels))
             annotators.setdefault(int(cur.row), []).append(int(cur.annotator_id))
         active = active_model_version(session, project_id)
+        settings = settings_of(project.settings)
+        plan, pace, seconds = cadence_plan(session, project)
+        last = last_finished_round(session, project_id)
+        before = ((last.metrics or {}).get("schedule") or {}).get("strategy") if last else None
         return _Snapshot(
             project_id=project_id, task=project.task, classes=list(project.labels),
             settings=settings_of(project.settings).model_dump(), item_ids=np.asarray(ids, dtype=np.int64),
             splits=np.asarray(splits, dtype=str), labels=labels,
-            n_labels=count_labeled_items(session, project_id), label_watermark=watermark,
+            n_labels=labels_spent(session, project_id), label_watermark=watermark,
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
-            gold=_gold_answers(session, project_id))
+            gold=_gold_answers(session, project_id), audit=audit_rows(session, project_id),
+            items_known=_items_known(session, project_id),
+            plan=plan_record(plan, pace, seconds, settings.max_model_lag),
+            scheduled_before=before if isinstance(before, str) else None)
+
+
+def _items_known(session: Session, project_id: int) -> int | None:
+    last = last_finished_round(session, project_id)
+    known = None if last is None else (last.metrics or {}).get("n_items")
+    return None if known is None else int(known)
 
 
 def _gold_answers(session: Session, project_id: int) -> dict[int, list[Any]]:
@@ -400,7 +437,9 @@ def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int) -> _
 
 
 def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.intp], list[Any]]:
-    rows = sorted(r for r in truth if snap.splits[r] != "holdout")
+    """Labeled pool rows (holdout, gold and audit draws measure, they do not train)."""
+    audit = set(snap.audit)
+    rows = sorted(r for r in truth if snap.splits[r] == "pool" and r not in audit)
     return np.asarray(rows, dtype=np.intp), [truth[r] for r in rows]
 
 
@@ -411,15 +450,49 @@ def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any]) -> str
     return digest.hexdigest()
 
 
-def _stopping(snap: _Snapshot, holdout: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every configured stopping rule's verdict on this round (recorded, never acted on)."""
+#: Items of the stop set (evenly spaced rows) whose predictions successive models compare.
+STOP_SET_SIZE = 5000
+#: Mean pool uncertainty (1 - the top probability) under which the low-uncertainty rule stops.
+LOW_UNCERTAINTY_MEAN = 0.05
+
+
+def _stop_signals(snap: _Snapshot, old: NDArray[Any] | None,
+                  new: NDArray[np.float32]) -> dict[str, Any]:
+    """The new model's uncertainty over the unlabeled pool and its kappa with the model before
+    on the stop set (what the stable-predictions and low-uncertainty rules read)."""
+    multilabel = snap.task == "multilabel"
+    pool = _candidates(snap)
+    pool = pool[pool < new.shape[0]]
+    out: dict[str, Any] = {"pool_uncertainty": 1.0 - _strategy_probs(new[pool], multilabel)
+                           .max(axis=1) if pool.size else np.zeros(0)}
+    if old is not None and old.ndim == 2 and old.shape[1] == new.shape[1]:
+        n = min(old.shape[0], new.shape[0])
+        rows = np.unique(np.linspace(0, n - 1, min(n, STOP_SET_SIZE)).astype(np.intp))
+
+        def predicted(p: NDArray[Any]) -> NDArray[Any]:
+            return np.asarray(p >= 0.5) if multilabel else np.argmax(p, axis=1)
+
+        if rows.size:
+            out[KAPPA_METRIC] = stop_set_kappa(predicted(old[rows]), predicted(new[rows]))
+    return out
+
+
+def _stopping(snap: _Snapshot, holdout: Mapping[str, Any],
+              signals: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every stopping rule's verdict on this round (recorded, never acted on): the budget and
+    the target when set, stable predictions and low pool uncertainty always."""
+    signals = signals or {}
     rules: list[StoppingRule] = []
     if snap.settings["label_budget"] is not None:
         rules.append(Budget(int(snap.settings["label_budget"])))
     if snap.settings["target_accuracy"] is not None:
         rules.append(TargetAccuracy(float(snap.settings["target_accuracy"])))
-    state = RoundState(n_labeled=snap.n_labels, metrics={
-        k: float(v) for k, v in holdout.items() if isinstance(v, float)})
+    rules += [StabilizingPredictions(), LowUncertainty(LOW_UNCERTAINTY_MEAN, "mean")]
+    metrics = {k: float(v) for k, v in holdout.items() if isinstance(v, float)}
+    if signals.get(KAPPA_METRIC) is not None:
+        metrics[KAPPA_METRIC] = float(signals[KAPPA_METRIC])
+    state = RoundState(n_labeled=snap.n_labels, metrics=metrics,
+                       pool_uncertainty=signals.get("pool_uncertainty"))
     history = [*snap.history, state]
     return [{"rule": d.rule, "stop": d.stop, "reason": d.reason}
             for d in (rule.check(history) for rule in rules)]
@@ -477,6 +550,24 @@ class _Outcome:
     model_version: int | None = None  # rerank: the existing version used
     n_train: int = 0
     training_hash: str | None = None
+    drift: dict[str, Any] | None = None  # items imported since the previous round
+    schedule: dict[str, Any] | None = None  # strategy: auto, what it chose and why
+    signals: dict[str, Any] = field(default_factory=dict)  # for the stopping rules
+
+
+def _schedule(snap: _Snapshot, y: list[Any], holdout: Mapping[str, Any]) -> dict[str, Any]:
+    """``strategy: auto``: the strategy for this round by the model's maturity, and why."""
+    counts = dict.fromkeys(map(str, snap.classes), 0)
+    for label in y:
+        for one in (label if isinstance(label, list) else [label]):
+            if str(one) in counts:
+                counts[str(one)] += 1
+    accuracies = [h.metrics.get("accuracy") for h in snap.history]
+    accuracies.append(holdout.get("accuracy"))
+    name, why = schedule_strategy(list(counts.values()), accuracies,
+                                  previous=snap.scheduled_before)
+    return {"strategy": name, "reason": why, "previous": snap.scheduled_before,
+            "switched": name != snap.scheduled_before}
 
 
 def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
@@ -517,23 +608,38 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                                        n_members=COMMITTEE_MEMBERS, classes=snap.classes,
                                        random_state=seed).fit(X_train, y)
     timings["train_s"] = time.perf_counter() - start
-    holdout = _evaluate(model, feats.X, snap, truth)
+    holdout: dict[str, Any] = _evaluate(model, feats.X, snap, truth)
+    if not multilabel:  # what random sampling buys, from the audit draws alone
+        holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
+            name, classes=snap.classes, random_state=seed))
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
     probs = _score(model, feats.X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
+    schedule = None
+    if strategy == AUTO_STRATEGY:
+        schedule = _schedule(snap, y, holdout)
+        strategy = schedule["strategy"]
     if committee is None and strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # committees need single-label classes: closest uncertainty rule
     picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
     timings["select_s"] = time.perf_counter() - start
+    drift = None
+    first_new = snap.items_known
+    if first_new is not None:
+        start = time.perf_counter()
+        labeled = np.asarray(sorted(snap.labels), dtype=np.intp)
+        drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
+                            snap.settings, seed)
+        timings["drift_s"] = time.perf_counter() - start
     tmp = _dump_artifact(storage, snap.project_id, {
         "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,
         "task": snap.task, "featurizer_settings": {
             "featurizer": snap.settings["featurizer"],
             "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
-                    _training_hash(snap, rows, y))
+                    _training_hash(snap, rows, y), drift, schedule)
 
 
 def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
@@ -556,10 +662,13 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
     probs = _score(artifact["model"], X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
+    if strategy == AUTO_STRATEGY:
+        strategy = snap.scheduled_before or EARLY_STRATEGY
     if strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # no committee is stored with a version
     truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
-    train_rows = truth_rows[snap.splits[truth_rows] != "holdout"] if truth_rows.size else truth_rows
+    train_rows = truth_rows[snap.splits[truth_rows] == "pool"] if truth_rows.size else truth_rows
+    train_rows = train_rows[~np.isin(train_rows, snap.audit)]
     picked = _select(snap, strategy, batch_size, probs, feats, train_rows, None, seed)
     timings["select_s"] = time.perf_counter() - start
     holdout = {k: v for k, v in mv_metrics.items() if k in ("accuracy", "macro_f1", "ece")}
@@ -570,10 +679,21 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             reason: str) -> dict[str, Any]:
     """One short write transaction: model version, selection (= the queue), round results."""
     metrics: dict[str, Any] = {**out.holdout, "n_train": out.n_train, "reason": reason,
-                               "n_candidates": int(_candidates(snap).shape[0])}
-    stopping = _stopping(snap, out.holdout)
+                               "n_candidates": int(_candidates(snap).shape[0]),
+                               "n_items": int(snap.item_ids.shape[0])}
+    if out.drift is not None:
+        metrics["drift"] = out.drift
+    stopping = _stopping(snap, out.holdout, out.signals)
+    if out.signals.get(KAPPA_METRIC) is not None:
+        metrics[KAPPA_METRIC] = round(float(out.signals[KAPPA_METRIC]), 6)
+    uncertainty = out.signals.get("pool_uncertainty")
+    if uncertainty is not None and len(uncertainty):
+        metrics["pool_uncertainty_mean"] = round(float(np.mean(uncertainty)), 6)
     metrics["stopping"] = stopping
     metrics["stop"] = any(d["stop"] for d in stopping)
+    metrics["pace"] = dict(snap.plan)
+    if out.schedule is not None:
+        metrics["schedule"] = out.schedule
     item_ids = [int(snap.item_ids[r]) for r in out.picked.rows]
     start = time.perf_counter()
     with storage.sessions() as session, session.begin():
@@ -583,7 +703,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
                 training_set_hash=out.training_hash, n_train=out.n_train,
-                metrics={k: v for k, v in out.holdout.items()})
+                metrics={k: v for k, v in out.holdout.items() if k != "random_curve"})
             target = _model_path(storage, snap.project_id, mv.version)
             os.replace(out.artifact_tmp, target)
             mv.artifact_path = str(target)
@@ -594,10 +714,16 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
         record_selection(session, snap.project_id, round_id, item_ids, out.picked.scores,
                          model_version_id=mv_id, strategy=out.picked.strategy)
         out.timings["write_s"] = time.perf_counter() - start
-        finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
-                     n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
-                     metrics=metrics, gain=_gain(snap, out.holdout),
-                     timings={k: round(v, 4) for k, v in out.timings.items()})
+        rnd = finish_round(session, snap.project_id, round_id, model_version_id=mv_id,
+                           n_labels_used=snap.n_labels, label_watermark=snap.label_watermark,
+                           metrics=metrics, gain=_gain(snap, out.holdout),
+                           timings={k: round(v, 4) for k, v in out.timings.items()})
+        rnd.batch_size = int(snap.plan.get("batch_size") or rnd.batch_size)  # auto: planned
+        if out.schedule is not None and out.schedule["switched"]:
+            add_decision(session, snap.project_id, None, "strategy",
+                         f"strategy auto: {out.schedule['strategy']} from round {rnd.number}"
+                         + (f" (was {out.schedule['previous']})" if out.schedule["previous"]
+                            else "") + f": {out.schedule['reason']}", from_round=rnd.number)
     return {"round_id": round_id, "selected": len(item_ids), "model_version": version,
             "strategy": out.picked.strategy, "metrics": metrics}
 
@@ -626,7 +752,7 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
                                  "select_s": 0.0}
     progress({"stage": "read", "round_id": round_id})
     snap = _snapshot(storage, project_id, number)
-    batch_size = int(snap.settings["batch_size"])
+    batch_size = int(snap.plan["batch_size"])
     seed = int(snap.settings["random_state"]) + number
     progress({"stage": "featurize"})
     start = time.perf_counter()
@@ -642,12 +768,25 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
+        out.signals = _stop_signals(snap, storage.arrays.load(project_id, "probs", mmap=False),
+                                    out.probs)
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))
+    ranking = None
+    if out.probs is not None:
+        start = time.perf_counter()
+        ranking = full_ranking(snap.splits, out.picked.rows, out.probs,
+                               multilabel=snap.task == "multilabel",
+                               seed=int(snap.settings["random_state"]), project_id=project_id)
+        save_ranking_meta(storage, project_id, ranking, number)
+        timings["rank_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - started
     try:
-        return _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+        result = _record(storage, snap, round_id, out, str(payload.get("reason", "")))
+        if ranking is not None:  # the rest of the pool behind the batch, by the model
+            write_full_ranking(storage, project_id, ranking)
+        return result
     finally:
         if out.artifact_tmp is not None:
             out.artifact_tmp.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from ..store import ArrayStore, next_tasks, settings_of
 from ..store.models import Project, Role
+from ..store.queue import SCORED_BASE, Task
 
 __all__ = [
     "PREVIOUS_PROBS_ARRAY",
@@ -39,6 +40,7 @@ __all__ = [
     "model_probs",
     "suggestion",
     "visible_data",
+    "why_of",
 ]
 
 #: Name of the array of the active model's class probabilities (row = item.row).
@@ -131,14 +133,45 @@ def visible_data(data: Mapping[str, Any], hidden: frozenset[str]) -> dict[str, A
 
 
 class Why(BaseModel):
-    """Why an item was chosen: the round's strategy, the item's score and rank, the model."""
+    """Why an item was chosen: what ranked it (``ranked_by``: ``strategy``, ``model_score``,
+    ``random`` or ``audit``), in words (``detail``), and the round, strategy, score, rank and
+    model behind it (None where nothing did)."""
 
     strategy: str
     score: float | None
     round: int | None
-    round_id: int
-    rank: int
+    round_id: int | None
+    rank: int | None
     model_version: int | None
+    ranked_by: str = "strategy"
+    detail: str = ""
+
+
+def why_of(task: Task, *, reveal_audit: bool = True) -> Why:
+    """What ranked the task's item, from its queue rank and the round that wrote the ranking.
+    Without ``reveal_audit`` an audit draw reads as what its queue rank says (annotators
+    cannot tell audit draws apart; owners and reviewers see them)."""
+    kind, sel, last = task.ranked_by, task.selection, task.ranking_round
+    if kind == "audit" and not reveal_audit:
+        kind = task.queue_ranked_by
+    if kind == "strategy" and sel is not None:
+        return Why(strategy=sel.strategy, score=sel.score, round=task.round_number,
+                   round_id=sel.round_id, rank=sel.rank, model_version=task.model_version,
+                   ranked_by=kind, detail=f"picked by round {task.round_number}'s strategy "
+                   f"{sel.strategy} (rank {sel.rank + 1})")
+    if kind == "model_score" and last is not None:
+        rank = int((task.item.queue_rank or SCORED_BASE) - SCORED_BASE)
+        return Why(strategy="model_score", score=None, round=last[1], round_id=last[0],
+                   rank=rank, model_version=last[2], ranked_by=kind,
+                   detail=f"ranked behind round {last[1]}'s batch by the model's score "
+                   f"(rank {rank + 1})")
+    if kind == "audit":
+        return Why(strategy="audit", score=None, round=None, round_id=None, rank=None,
+                   model_version=None, ranked_by=kind,
+                   detail="drawn uniformly at random from the pool for the audit")
+    return Why(strategy="random", score=None, round=None, round_id=None, rank=None,
+               model_version=None, ranked_by="random",
+               detail="random order before the first model (seeded)")
 
 
 @dataclass(frozen=True)
@@ -163,7 +196,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     tasks = next_tasks(session, project.id, user_id, n, lease_seconds=settings.lease_seconds,
                        overlap=settings.overlap, gold_rate=gold_rate,
                        overlap_policy=settings.overlap_policy,
-                       overlap_share=settings.overlap_share)
+                       overlap_share=settings.overlap_share,
+                       audit_share=settings.audit_share)
     if not tasks:
         return []
     annotator = not Role(role).at_least(Role.REVIEWER)
@@ -173,10 +207,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     probs = None if model is None else model_probs(arrays, project.id)
     out: list[TaskView] = []
     for task in tasks:
-        item, sel = task.item, task.selection
-        why = None if sel is None or hide_why else Why(
-            strategy=sel.strategy, score=sel.score, round=task.round_number,
-            round_id=sel.round_id, rank=sel.rank, model_version=task.model_version)
+        item = task.item
+        why = None if hide_why else why_of(task, reveal_audit=not annotator)
         out.append(TaskView(
             item_id=item.id, external_id=item.external_id,
             split="pool" if annotator and item.split == "gold" else item.split,

@@ -31,6 +31,7 @@ from ..store import DataLocation, Storage, claim_job_by_id, finish_job, get_job
 from ..store.db import backend_of
 from ..store.errors import InvalidInput
 from ..store.models import Job, JobStatus
+from .logs import logging_config
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
 from .worker import Heartbeat, JobLost, handler_for, record_failure
 
@@ -49,6 +50,9 @@ STOP_GRACE_SECONDS = 10.0
 #: two calls, so a browser or client reusing its connection does not race the server closing it
 #: (uvicorn's 5 s default); longer than the 60 s idle timeout of common proxies, too.
 KEEP_ALIVE_SECONDS = 75
+#: Seconds an API process may take to start (import the app, open the database) and to
+#: answer its supervisor's ping.
+CHILD_START_SECONDS = 60
 #: Restarts of a crashing worker per minute before giving up on it.
 MAX_RESTARTS_PER_MINUTE = 5
 #: The ``nice`` of the worker processes ``serve`` starts: on a machine with few cores,
@@ -216,7 +220,8 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
 
     from ..http.config import server_settings_from_env
 
-    server_settings_from_env()  # a bad ACTIVELABEL_* setting stops here, before anything starts
+    # A bad ACTIVELABEL_* setting stops here, before anything starts.
+    logs = logging_config(server_settings_from_env().log_format, log_level)
     if processes is None:
         processes = default_processes(location.db_url)
     if processes < 1:
@@ -232,20 +237,35 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
     try:
         if processes == 1:
             config = uvicorn.Config(build_app(location), host=host, port=port,
-                                    log_level=log_level, timeout_graceful_shutdown=5,
+                                    log_level=log_level, log_config=logs,
+                                    timeout_graceful_shutdown=5,
                                     timeout_keep_alive=KEEP_ALIVE_SECONDS)
             uvicorn.Server(config).run()
         else:  # uvicorn's own supervisor; the children build the app from the environment
             os.environ.update({ENV_DATA_DIR: str(location.data_dir), ENV_DB: location.db_url,
                                "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(location))})
             uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port,
-                        workers=processes, log_level=log_level, timeout_graceful_shutdown=5,
-                        timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                        workers=processes, log_level=log_level, log_config=logs,
+                        timeout_graceful_shutdown=5,
+                        timeout_keep_alive=KEEP_ALIVE_SECONDS, **_supervisor_options())
     finally:
         pool.stop()
 
 
 # ---- running one job in this process -------------------------------------------------------
+
+
+def _supervisor_options() -> dict[str, Any]:
+    """uvicorn's supervisor kills a child that does not answer its ping within
+    ``timeout_worker_healthcheck`` (5 s), which a child still importing the app on a busy
+    machine may miss, again and again; the API processes get ``CHILD_START_SECONDS``."""
+    import inspect
+
+    import uvicorn
+
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        return {"timeout_worker_healthcheck": CHILD_START_SECONDS}
+    return {}
 
 
 def _claim_this(storage: Storage, job_id: int, worker_id: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import signal
 import socket
@@ -55,6 +56,8 @@ HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 15.0
 #: Seconds between two sweeps for stale jobs.
 REQUEUE_EVERY_SECONDS = 5.0
+#: Seconds between two checks for stale models (``retrain_when_stale``).
+STALE_MODELS_EVERY_SECONDS = 60.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
 JOB_KINDS = ("round", "import")
@@ -167,6 +170,7 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
         self._last_sweep = float("-inf")
+        self._last_model_check = float("-inf")
 
     def requeue_stale(self) -> list[int]:
         """Put the jobs of dead workers (no heartbeat for ``stale_seconds``) back in the queue."""
@@ -177,6 +181,14 @@ class Worker:
             log.info("requeued stale jobs %s", ids)
         return ids
 
+    def queue_stale_models(self) -> list[int]:
+        """Queue a round for every project whose model is stale and asks for it."""
+        from ..labeling.drift import request_stale_rounds
+
+        self._last_model_check = time.monotonic()
+        with self.storage.sessions() as session, session.begin():
+            return request_stale_rounds(session)
+
     def _claim(self) -> Job | None:
         with self.storage.sessions() as session, session.begin():
             return claim_job(session, JOB_KINDS, self.worker_id)
@@ -185,6 +197,8 @@ class Worker:
         """Claim one job and run it to the end; False when the queue is empty."""
         if time.monotonic() - self._last_sweep >= REQUEUE_EVERY_SECONDS:
             self.requeue_stale()
+        if time.monotonic() - self._last_model_check >= STALE_MODELS_EVERY_SECONDS:
+            self.queue_stale_models()
         job = self._claim()
         if job is None:
             return False
@@ -247,7 +261,10 @@ class _Interrupted(BaseException):
 
 def main(location: DataLocation) -> None:
     """Run a worker on ``location`` until SIGTERM or SIGINT (the job in hand is finished)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from ..http.config import server_settings_from_env
+    from .logs import logging_config
+
+    logging.config.dictConfig(logging_config(server_settings_from_env().log_format))
     storage = Storage(location)
     stop = threading.Event()
 

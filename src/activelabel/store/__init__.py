@@ -61,6 +61,7 @@ from .jobs import (
     heartbeat,
     list_jobs,
     requeue_stale_jobs,
+    save_checkpoint,
 )
 from .logins import LoginPolicy, clear_login_failures, login_wait, record_login_failure
 from .models import ROLES, SPLITS, TASKS, JobStatus, Role, RoundStatus, Split, TaskType
@@ -240,6 +241,7 @@ __all__ = [
     "role_of",
     "round_due",
     "round_selections",
+    "save_checkpoint",
     "selection_rows",
     "session_factory",
     "set_gold",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -17,6 +18,8 @@ from ._util import item_in_project, lock_project
 from .db import bind_value, bulk_insert, dialect_of, in_values, refresh_statistics
 from .errors import InvalidInput
 from .models import SPLITS, Item, utcnow
+from .queue import queue_keys
+from .settings import settings_of
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -41,7 +44,7 @@ MAX_EXTERNAL_ID = 255
 MAX_ITEM_BYTES = 1 << 20
 _FIELDS = frozenset({"external_id", "data", "split", "gold_labels"})
 _COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at",
-            "gold_labels")
+            "gold_labels", "queue_key", "queue_rank")
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,8 @@ def _check_gold(row: Mapping[str, Any], labels: Sequence[Any]) -> list[Any] | No
     return list(gold)
 
 
-def _check_row(row: Any, labels: Sequence[Any] = ()) -> tuple[str, Mapping[str, Any], str,
-                                                              list[Any] | None]:
+def _check_row(row: Any, labels: Sequence[Any] = (), single: bool = False
+               ) -> tuple[str, Mapping[str, Any], str, list[Any] | None]:
     """(external_id, data, split, gold labels) of a valid row; raises ValueError with the
     reason. A row with ``gold_labels`` (its known answer) is a gold item."""
     if not isinstance(row, Mapping):
@@ -114,6 +117,8 @@ def _check_row(row: Any, labels: Sequence[Any] = ()) -> tuple[str, Mapping[str, 
     if not isinstance(data, Mapping):
         raise ValueError("data must be an object, e.g. {\"text\": \"...\"}")
     gold = _check_gold(row, labels)
+    if single and gold is not None and len(gold) != 1:
+        raise ValueError(f"a classification project's gold answer is one label, got {gold}")
     split = row.get("split") or ("gold" if gold is not None else "pool")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
@@ -132,12 +137,13 @@ def _existing_ids(session: Session, project_id: int, ids: Sequence[str]) -> set[
 
 
 def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]],
-                  next_row: int, result: ImportResult, labels: Sequence[Any] = ()) -> int:
+                  next_row: int, result: ImportResult, labels: Sequence[Any] = (),
+                  seed: int = 0, single: bool = False) -> int:
     """Validate and insert one batch of (input index, row); returns the next free row number."""
     valid: list[tuple[int, str, Mapping[str, Any], str, list[Any] | None]] = []
     for index, raw in batch:
         try:
-            valid.append((index, *_check_row(raw, labels)))
+            valid.append((index, *_check_row(raw, labels, single)))
         except ValueError as exc:
             ext = raw.get("external_id") if isinstance(raw, Mapping) else None
             result.rejected.append(RowError(index, str(exc), None if ext is None else str(ext)))
@@ -167,9 +173,19 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
         values.append((project_id, ext, text, split, hashlib.sha256(encoded).hexdigest(),
                        next_row + len(values), created,
                        None if gold is None else json.dumps(gold)))
+    # Seeded random keys: the queue's order until a model ranks the items.
+    keys = queue_keys(seed, project_id, np.arange(next_row, next_row + len(values))).tolist()
+    values = [(*v, key, key) for v, key in zip(values, keys, strict=True)]
     bulk_insert(session, cast(Table, Item.__table__), _COLUMNS, values)
     result.inserted += len(values)
     return next_row + len(values)
+
+
+def next_free_row(session: Session, project_id: int) -> int:
+    """The row the project's next item gets (rows are dense, in import order)."""
+    return int(session.execute(
+        select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
+    ).scalar_one())
 
 
 def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
@@ -187,14 +203,15 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     """
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
-    labels = list(lock_project(session, project_id).labels)
-    next_row = session.execute(
-        select(func.coalesce(func.max(Item.row) + 1, 0)).where(Item.project_id == project_id)
-    ).scalar_one()
+    project = lock_project(session, project_id)
+    labels = list(project.labels)
+    seed = settings_of(project.settings).random_state
+    next_row = next_free_row(session, project_id)
     result = ImportResult()
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
-        next_row = _insert_batch(session, project_id, batch, next_row, result, labels)
+        next_row = _insert_batch(session, project_id, batch, next_row, result, labels, seed,
+                                 project.task == "classification")
     if refresh_stats and result.inserted >= ANALYZE_AFTER_ROWS:
         refresh_statistics(session, "items")
     return result
@@ -212,15 +229,16 @@ def count_items(session: Session, project_id: int, split: str | None = None) -> 
 
 
 def iter_items(session: Session, project_id: int, *, batch_size: int = 10_000,
-               with_data: bool = True) -> Iterator[list[Row[Any]]]:
-    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages).
+               with_data: bool = True, from_row: int = 0) -> Iterator[list[Row[Any]]]:
+    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages),
+    from row ``from_row`` on.
 
     Memory stays at one batch: featurize a million items without loading them all.
     """
     columns: list[Any] = [Item.id, Item.row, Item.external_id, Item.split]
     if with_data:
         columns.append(Item.data)
-    last = -1
+    last = from_row - 1
     while True:
         stmt = (select(*columns).where(Item.project_id == project_id, Item.row > last)
                 .order_by(Item.row).limit(batch_size))

@@ -26,6 +26,7 @@ __all__ = [
     "heartbeat",
     "list_jobs",
     "requeue_stale_jobs",
+    "save_checkpoint",
 ]
 
 _CLAIM_ATTEMPTS = 5
@@ -100,6 +101,20 @@ def heartbeat(session: Session, job_id: int, worker_id: str, *,
     if progress is not None:
         job.progress = dict(progress)
     return job
+
+
+def save_checkpoint(session: Session, job_id: int, worker_id: str | None,
+                    checkpoint: Mapping[str, Any]) -> None:
+    """Keep where a job has got to (``payload["checkpoint"]``) in the caller's transaction, so
+    the work committed with it and the checkpoint stand or fall together; a resumed job starts
+    from it. Conflict when the job is no longer held by ``worker_id`` (``None``: a job run in
+    place, never claimed), and the caller's transaction must then roll back."""
+    job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
+    if job is None or job.worker_id != worker_id:
+        holder = None if job is None else job.worker_id
+        raise Conflict(f"job {job_id} is held by {holder!r}, not by {worker_id!r}: it was "
+                       "requeued after missed heartbeats; drop it")
+    job.payload = {**(job.payload or {}), "checkpoint": dict(checkpoint)}
 
 
 def finish_job(session: Session, job_id: int, worker_id: str, *,

@@ -279,7 +279,14 @@ class Item(Base):
     split: Mapped[str] = mapped_column(String(16), default="pool")
     content_hash: Mapped[str] = mapped_column(String(64))
     row: Mapped[int] = mapped_column(Integer)
+    #: Place in the queue, lowest first: a round's batch (0..k-1), then the rest of the
+    #: ranking the round wrote; ``queue_key`` before any model (store.queue.RANDOM_BASE).
     queue_rank: Mapped[float | None] = mapped_column(Float)
+    #: Seeded random key written at import (>= store.queue.RANDOM_BASE): the order before the
+    #: first model, and what audit draws sample by.
+    queue_key: Mapped[float | None] = mapped_column(Float)
+    #: When the item was drawn for an audit (uniformly at random from the unlabeled pool).
+    audit_drawn_at: Mapped[datetime | None]
     #: How many annotators' current revisions carry a label: kept by every revision written
     #: (store.annotations), so that the queue skips finished items without counting labels.
     n_labels: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -297,6 +304,8 @@ class Item(Base):
         # finished items cost nothing however many there are.
         Index(None, "project_id", "queue_rank", "row"),
         Index("ix_items_unlabeled_queue", "project_id", "queue_rank", "row",
+              sqlite_where=text("n_labels = 0"), postgresql_where=text("n_labels = 0")),
+        Index("ix_items_audit_draw", "project_id", "queue_key",
               sqlite_where=text("n_labels = 0"), postgresql_where=text("n_labels = 0")),
         _one_of("split", SPLITS, "split"),
     )

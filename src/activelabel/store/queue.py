@@ -10,6 +10,7 @@ and the counts are re-read after the lock (a fresh snapshot); on SQLite the writ
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import secrets
 from collections.abc import Collection, Sequence
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     DateTime,
+    Float,
     Integer,
     Select,
     Table,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -53,18 +57,23 @@ from .models import (
     ModelVersion,
     Round,
     RoundSelection,
+    RoundStatus,
     utcnow,
 )
 
 __all__ = [
     "MAX_TASKS",
     "OVERLAP_POLICIES",
+    "RANDOM_BASE",
+    "SCORED_BASE",
     "OverlapPolicy",
     "Task",
     "active_lease_filter",
     "gold_due",
     "next_tasks",
+    "queue_keys",
     "release_task",
+    "write_ranking",
 ]
 
 MAX_TASKS = 200
@@ -76,6 +85,80 @@ _SPREAD = 37
 #: Extra candidates locked per claim attempt, for those a concurrent claim filled meanwhile.
 _SLACK = 8
 _ATTEMPTS = 4
+#: Ranks at or above this are seeded random keys (``Item.queue_key``): the order before the
+#: first model. A round writes positions below it. Keys are ``RANDOM_BASE + 40-bit hash``.
+RANDOM_BASE = float(2 ** 50)
+#: Ranks from this up to RANDOM_BASE: the pool ranked by the model's score behind a round's
+#: batch (``SCORED_BASE + position``); below it, the round's batch itself (0..k-1).
+SCORED_BASE = float(2 ** 40)
+KEY_BITS = 40
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def queue_keys(seed: int, project_id: int, rows: Any) -> np.ndarray[Any, Any]:
+    """Seeded random queue keys of item ``rows`` (float64, in ``[RANDOM_BASE, 2 * RANDOM_BASE)``):
+    a splitmix64 hash of (seed, project, row), so a row's key never depends on the batch."""
+    with np.errstate(over="ignore"):
+        x = (np.asarray(rows, dtype=np.uint64)
+             + np.uint64((seed * 0x9E3779B1 + project_id * 0x85EBCA77) & 0xFFFFFFFFFFFFFFFF))
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+        x = x ^ (x >> np.uint64(31))
+    return RANDOM_BASE + (x >> np.uint64(64 - KEY_BITS)).astype(np.float64)
+
+
+#: Rows from which SQLite rewrites ranks with the queue's indexes dropped and rebuilt (one
+#: sort instead of a random index update per row: 1M rows in seconds, not a minute).
+REBUILD_FROM_ROWS = 20_000
+
+
+def write_ranking(session: Session, project_id: int, rows: Any, ranks: Any) -> int:
+    """``queue_rank = ranks[i]`` for the items at ``rows[i]``, in bulk. PostgreSQL: one
+    ``UPDATE ... FROM unnest`` of two arrays. SQLite: ``executemany`` over the (project, row)
+    index; from :data:`REBUILD_FROM_ROWS` rows, a temporary table joined by ``UPDATE ... FROM``
+    with the indexes on ``queue_rank`` dropped and rebuilt in the same transaction (readers
+    keep their snapshot). Returns the number of rows given. The caller commits."""
+    row_list = np.asarray(rows, dtype=np.int64).tolist()
+    rank_list = np.asarray(ranks, dtype=np.float64).tolist()
+    if len(row_list) != len(rank_list):
+        raise InvalidInput(f"{len(row_list)} rows for {len(rank_list)} ranks: give one each")
+    if not row_list:
+        return 0
+    if dialect_of(session) == "postgresql":
+        session.execute(text(
+            "UPDATE items SET queue_rank = v.rank FROM unnest(CAST(:rows AS integer[]), "
+            "CAST(:ranks AS double precision[])) AS v(row, rank) "
+            "WHERE items.project_id = :pid AND items.row = v.row"),
+            {"rows": row_list, "ranks": rank_list, "pid": project_id})
+        return len(row_list)
+    conn = session.connection()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        if len(row_list) < REBUILD_FROM_ROWS:
+            cursor.executemany(
+                "UPDATE items SET queue_rank = ? WHERE project_id = ? AND row = ?",
+                list(zip(rank_list, itertools.repeat(project_id), row_list)))
+            return len(row_list)
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS _ranks "
+                       "(row INTEGER PRIMARY KEY, rank REAL NOT NULL)")
+        cursor.execute("DELETE FROM _ranks")
+        cursor.executemany("INSERT INTO _ranks VALUES (?, ?)",
+                           list(zip(row_list, rank_list, strict=True)))
+        indexes = [i for i in cast(Table, Item.__table__).indexes
+                   if "queue_rank" in i.columns]
+        for index in indexes:
+            index.drop(conn)
+        cursor.execute("UPDATE items SET queue_rank = _ranks.rank FROM _ranks "
+                       "WHERE items.project_id = ? AND items.row = _ranks.row", (project_id,))
+        for index in indexes:
+            index.create(conn)
+        cursor.execute("DELETE FROM _ranks")
+    finally:
+        cursor.close()
+    return len(row_list)
 
 
 @dataclass(frozen=True)
@@ -91,6 +174,30 @@ class Task:
     model_version: int | None = None
     #: The project's active model version when the item was leased (what suggests a label).
     active_model_version: int | None = None
+    #: The latest finished round (id, number, model version): what wrote the queue's ranking.
+    ranking_round: tuple[int, int, int | None] | None = None
+
+    @property
+    def ranked_by(self) -> str:
+        """What put the item where it was: ``strategy`` (the latest round's batch),
+        ``model_score`` (behind that batch, by the model's score), ``random`` (the seeded
+        order before the first model), ``audit`` (drawn uniformly at random for the audit)."""
+        if self.item.audit_drawn_at is not None and self.item.n_labels == 0:
+            return "audit"
+        return self.queue_ranked_by
+
+    @property
+    def queue_ranked_by(self) -> str:
+        """What the item's queue rank says ranked it (:attr:`ranked_by` without audits)."""
+        rank = self.item.queue_rank
+        if rank is None or rank >= RANDOM_BASE:
+            return "random"
+        if rank >= SCORED_BASE:
+            return "model_score"
+        if self.selection is not None and self.ranking_round is not None \
+                and self.selection.round_id == self.ranking_round[0]:
+            return "strategy"
+        return "random"
 
 
 def active_lease_filter(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
@@ -113,7 +220,8 @@ def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str
 def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
                lease_seconds: int = 900, overlap: int = 1, now: datetime | None = None,
                splits: Collection[str] | None = None, gold_rate: float = 0.0,
-               overlap_policy: str = "all", overlap_share: float = 1.0) -> list[Task]:
+               overlap_policy: str = "all", overlap_share: float = 1.0,
+               audit_share: float = 0.0) -> list[Task]:
     """Up to ``n`` items leased to the user: first the user's own unexpired leases (renewed),
     then new items by ``queue_rank`` (ranked first, lowest rank first) and then ``row``.
 
@@ -130,12 +238,18 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
     ``overlap_policy`` says which items get ``overlap`` annotators (the others get one):
     ``all``; ``share`` (a fixed, spread-out ``overlap_share`` of the items, by row number);
     ``uncertain`` (the items a round put at the head of the queue: the strategy's most
-    informative picks).
+    informative picks, ranks below :data:`SCORED_BASE`).
+
+    With ``audit_share`` > 0, each new task is, with that probability, an audit draw: an
+    unlabeled pool item drawn uniformly at random (:func:`_draw_audit`), marked
+    ``audit_drawn_at`` and put at a random place among the others.
     """
     _check_args(n, lease_seconds, overlap, splits)
     policy = OverlapPolicy(overlap, overlap_policy, overlap_share)
     if not 0 <= gold_rate < 1:
         raise InvalidInput(f"gold_rate must be in [0, 1), got {gold_rate}")
+    if not 0 <= audit_share <= 0.5:
+        raise InvalidInput(f"audit_share must be in [0, 0.5], got {audit_share}")
     now = now or utcnow()
     lease = _Lease(project_id, user_id, now, now + timedelta(seconds=lease_seconds))
     own, calibration = _renew_own(session, lease, n)
@@ -143,17 +257,20 @@ def next_tasks(session: Session, project_id: int, user_id: int, n: int, *,
     if len(own) < n:
         need = n - len(own)
         gold = min(need, gold_due(session, project_id, user_id, need, gold_rate, now))
-        # On PostgreSQL the claim writes its leases itself, except with gold: gold items go
-        # among the others at random places, and a renewal hands leases back in the order
-        # they were written, so then the leases are written once mixed.
-        write = not gold and dialect_of(session) == "postgresql"
+        audits = _audit_draws(need - gold, audit_share, splits)
+        # On PostgreSQL the claim writes its leases itself, except with gold or audit draws:
+        # those go among the others at random places, and a renewal hands leases back in the
+        # order they were written, so then the leases are written once mixed.
+        write = not gold and not audits and dialect_of(session) == "postgresql"
         gold_ids = (_claim(session, lease, gold, OverlapPolicy(GOLD_OVERLAP), {"gold"},
                            set(own), False, False) if gold else [])
+        audit_ids = (_draw_audit(session, lease, audits, policy, {*own, *gold_ids})
+                     if audits else [])
         others = (set(splits or SPLITS) - {"gold"}) if gold_rate > 0 else splits
-        new = _claim(session, lease, need - len(gold_ids), policy, others, {*own, *gold_ids},
-                     calibration, write)
+        new = _claim(session, lease, need - len(gold_ids) - len(audit_ids), policy, others,
+                     {*own, *gold_ids, *audit_ids}, calibration, write)
         if not write:
-            new = _mix(new, gold_ids)
+            new = _mix(_mix(new, gold_ids), audit_ids)
             if new:
                 session.execute(insert(Assignment), [
                     {"project_id": project_id, "item_id": i, "user_id": user_id,
@@ -181,6 +298,37 @@ def _mix(items: list[int], gold: list[int]) -> list[int]:
     for item_id in gold:
         out.insert(secrets.randbelow(len(out) + 1), item_id)
     return out
+
+
+def _audit_draws(n: int, share: float, splits: Collection[str] | None) -> int:
+    """How many of ``n`` new tasks are audit draws: each one with probability ``share``."""
+    if share <= 0 or n <= 0 or (splits is not None and "pool" not in splits):
+        return 0
+    return sum(secrets.randbelow(1 << 30) < share * (1 << 30) for _ in range(n))
+
+
+def _draw_audit(session: Session, lease: _Lease, n: int, overlap: OverlapPolicy,
+                seen: set[int]) -> list[int]:
+    """Up to ``n`` unlabeled pool items drawn uniformly at random, marked as audit draws.
+
+    The queue keys are independent uniform draws written at import, so the first free item
+    at or after a uniform threshold (wrapping around) is a uniformly random item of the
+    unlabeled pool, found by the (project, queue_key) index of unlabeled items.
+    """
+    picked: list[int] = []
+    for _ in range(n):
+        threshold = RANDOM_BASE + secrets.randbelow(1 << KEY_BITS)
+        for low in (threshold, 0.0):
+            found = _claim(session, lease, 1, overlap, {"pool"}, {*seen, *picked}, False,
+                           False, passes=("audit",), extra={"key_from": low})
+            if found:
+                picked += found
+                break
+    if picked:
+        session.execute(update(Item).where(Item.id.in_(picked))
+                        .values(audit_drawn_at=lease.now)
+                        .execution_options(synchronize_session=False))
+    return picked
 
 
 def gold_due(session: Session, project_id: int, user_id: int, n: int, gold_rate: float,
@@ -268,13 +416,14 @@ def _needed(shape: str) -> Any:
     if shape in ("one", "all"):
         return overlap
     picked = ((Item.row * _SPREAD) % 100 < bindparam("share_pct", type_=Integer)
-              if shape == "share" else Item.queue_rank.is_not(None))
+              if shape == "share" else Item.queue_rank < SCORED_BASE)
     return case((picked, overlap), else_=1)
 
 
 def _claim(session: Session, lease: _Lease, need: int, overlap: OverlapPolicy,
            splits: Collection[str] | None, seen: set[int], with_calibration: bool,
-           write: bool) -> list[int]:
+           write: bool, *, passes: tuple[str, ...] | None = None,
+           extra: dict[str, Any] | None = None) -> list[int]:
     """Lock candidates, keep those still below the overlap under the lock.
 
     With ``write`` (PostgreSQL only), the leases of the items kept are written by the
@@ -286,7 +435,7 @@ def _claim(session: Session, lease: _Lease, need: int, overlap: OverlapPolicy,
     for _ in range(_ATTEMPTS):
         want = need - len(picked)
         candidates = _candidates(session, lease, want + (0 if serialised else _SLACK), overlap,
-                                 splits, seen, with_calibration)
+                                 splits, seen, with_calibration, passes, extra)
         if not candidates:
             break
         seen.update(candidates)
@@ -353,27 +502,34 @@ def _candidates_query(dialect: str, name: str, shape: str, by_split: bool,
         where.append(Item.id.not_in(bindparam("skip", expanding=True)))
     if name == "calibration":  # driven by the (few) calibration items, not by the pool
         where.append(Item.id.in_(select(CalibrationItem.item_id)))
+    elif name == "audit":  # unlabeled pool items from a random key on (ix_items_audit_draw)
+        where += [Item.n_labels == literal_column("0"), ~exists().where(
+            Assignment.item_id == Item.id, active_lease_filter(_NOW)),
+            Item.queue_key >= bindparam("key_from", type_=Float)]
     else:
         where += _below_overlap(shape)
         if name != "queue":
             where.append(Item.queue_rank.is_not(None) if name == "ranked"
                          else Item.queue_rank.is_(None))
-    order = _CALIBRATION_ORDER if name == "calibration" else _QUEUE_ORDER
+    order = (_CALIBRATION_ORDER if name == "calibration" else
+             (Item.queue_key,) if name == "audit" else _QUEUE_ORDER)
     stmt = select(Item.id).where(*where).order_by(*order).limit(bindparam("limit"))
     return for_update_skip_locked(stmt, dialect)
 
 
 def _candidates(session: Session, lease: _Lease, limit: int, overlap: OverlapPolicy,
-                splits: Collection[str] | None, seen: set[int],
-                with_calibration: bool) -> list[int]:
+                splits: Collection[str] | None, seen: set[int], with_calibration: bool,
+                passes: tuple[str, ...] | None = None,
+                extra: dict[str, Any] | None = None) -> list[int]:
     """Ids of up to ``limit`` items that look free (not the user's, not held by them, below
-    the overlap), pass by pass (:data:`_QUEUE_PASSES`); locked on PostgreSQL."""
+    the overlap), pass by pass (:data:`_QUEUE_PASSES`, or ``passes``); locked on
+    PostgreSQL."""
     dialect = dialect_of(session)
-    params = {**lease.params(), **overlap.params()}
+    params = {**lease.params(), **overlap.params(), **(extra or {})}
     if splits is not None:
         params["splits"] = sorted(splits)
     found: list[int] = []
-    passes = _QUEUE_PASSES[dialect]
+    passes = passes or _QUEUE_PASSES[dialect]
     for name in ("calibration", *passes) if with_calibration else passes:
         skip = seen | set(found)
         stmt = _candidates_query(dialect, name, overlap.shape, splits is not None, bool(skip))
@@ -416,15 +572,22 @@ def _still_free(session: Session, lease: _Lease, candidates: Sequence[int], want
 
 #: The active model of the item's project, for the tasks' suggestions.
 _ACTIVE = aliased(ModelVersion, name="active_model")
+#: The project's latest finished round (what wrote the ranking) and its model.
+_LAST = aliased(Round, name="ranking_round")
+_LAST_MODEL = aliased(ModelVersion, name="ranking_model")
 
 
 @functools.cache
-def _tasks_query() -> Select[Item, RoundSelection, int, int, int]:
+def _tasks_query() -> Select[Item, RoundSelection, int, int, int, int, int, int]:
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     latest = (select(RoundSelection.item_id, func.max(RoundSelection.round_id).label("round_id"))
               .where(RoundSelection.item_id.in_(ids)).group_by(RoundSelection.item_id)
               .subquery())
-    return (select(Item, RoundSelection, Round.number, ModelVersion.version, _ACTIVE.version)
+    last_id = (select(Round.id).where(Round.project_id == Item.project_id,
+                                      Round.status == RoundStatus.DONE)
+               .order_by(Round.number.desc()).limit(1).correlate(Item).scalar_subquery())
+    return (select(Item, RoundSelection, Round.number, ModelVersion.version, _ACTIVE.version,
+                   _LAST.id, _LAST.number, _LAST_MODEL.version)
             .outerjoin(latest, latest.c.item_id == Item.id)
             .outerjoin(RoundSelection, and_(RoundSelection.item_id == Item.id,
                                             RoundSelection.round_id == latest.c.round_id))
@@ -432,6 +595,8 @@ def _tasks_query() -> Select[Item, RoundSelection, int, int, int]:
             .outerjoin(ModelVersion, ModelVersion.id == RoundSelection.model_version_id)
             .outerjoin(_ACTIVE, and_(_ACTIVE.project_id == Item.project_id,
                                      _ACTIVE.is_active.is_(True)))
+            .outerjoin(_LAST, _LAST.id == last_id)
+            .outerjoin(_LAST_MODEL, _LAST_MODEL.id == _LAST.model_version_id)
             .where(Item.id.in_(ids)))
 
 
@@ -439,9 +604,10 @@ def _tasks(session: Session, item_ids: list[int], expires: datetime) -> list[Tas
     """The items with why each was chosen (the latest round that ranked it), in one query."""
     if not item_ids:
         return []
-    found = {item.id: Task(item, expires, sel, number, version, active)
-             for item, sel, number, version, active in session.execute(
-                 _tasks_query(), {"ids": item_ids})}
+    found = {item.id: Task(item, expires, sel, number, version, active,
+                           None if last_id is None else (last_id, last_number, last_version))
+             for item, sel, number, version, active, last_id, last_number, last_version
+             in session.execute(_tasks_query(), {"ids": item_ids})}
     return [found[i] for i in item_ids]
 
 

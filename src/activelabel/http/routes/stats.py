@@ -1,14 +1,15 @@
 """Project statistics: items per split, labeled, leased, queued, labels per annotator, the last
-rounds. What dashboards show (``activelabel status`` reads the same counts)."""
+rounds, the payoff measured on audit draws. What dashboards show (``activelabel status`` reads the same counts)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ...labeling.payoff import payoff
 from ...labeling.stats import labels_per_annotator, last_rounds, project_counts
 from ...store import Role, active_model_version
 from ..auth import Reader
-from ..schemas import AnnotatorCount, RoundSummary, Stats
+from ..schemas import AnnotatorCount, Payoff, RoundSummary, Stats
 
 router = APIRouter(tags=["stats"])
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["stats"])
 @router.get("/projects/{project_id}/stats", response_model=Stats)
 def stats(project_id: int, caller: Reader) -> Stats:
     """Progress and backlog of the project (reviewers and owners)."""
-    caller.project(project_id, Role.REVIEWER)
+    project, _ = caller.project(project_id, Role.REVIEWER)
     session = caller.session
     model = active_model_version(session, project_id)
     counts = project_counts(session, project_id)
@@ -31,4 +32,5 @@ def stats(project_id: int, caller: Reader) -> Stats:
                  active_model_version=None if model is None else model.version,
                  labels_per_annotator=[AnnotatorCount(**vars(a))
                                        for a in labels_per_annotator(session, project_id)],
-                 last_rounds=rounds)
+                 last_rounds=rounds,
+                 payoff=Payoff(**payoff(session, caller.storage.arrays, project)))

@@ -50,7 +50,11 @@ def _form_field(name: str, prop: dict[str, Any]) -> dict[str, Any]:
                              "help": prop.get("description", ""),
                              "nullable": len(options) < len(prop.get("anyOf", [prop]))}
     choices = prop.get("enum") or option.get("enum")
-    if choices:
+    words = [o["const"] for o in options if "const" in o]  # e.g. a count or "auto"
+    if words and option.get("type") == "integer":
+        field.update(kind="number", words=words, integer=True,
+                     min=option.get("minimum"), max=option.get("maximum"))
+    elif choices:
         field.update(kind="select", options=list(choices))
     elif option.get("type") == "boolean":
         field["kind"] = "checkbox"

@@ -55,6 +55,37 @@
     $("confidence-note").textContent = note.join("; ");
   }
 
+  function driftAndStaleness(drift, stale) {
+    const psi = (v) => (v === null || v === undefined ? "–" : AL.fmt(v));
+    if (stale) {
+      const days = stale.seconds_since / 86400;
+      $("stale-line").replaceChildren(
+        AL.el("span", { class: stale.stale ? "badge bad" : "badge ok" }, stale.stale ? "stale" : "current"),
+        ` Model v${stale.model_version}: ${stale.labels_since} labels and ${stale.new_items} items since it was trained, ${days < 1 ? Math.round(days * 24) + " h" : AL.fmt(days) + " days"} ago.`);
+    }
+    const reasons = [...(stale && stale.stale ? stale.reasons.map((r) => "Stale: " + r) : [])];
+    if (drift) {
+      const where = drift.source === "round" ? `round ${drift.round_number}` : `import job ${drift.job_id}`;
+      $("drift-line").replaceChildren(
+        AL.el("span", { class: drift.shifted ? "badge bad" : "badge ok" }, drift.shifted ? "shift" : "no shift"),
+        ` ${drift.n_new} new items against ${drift.n_reference} (${where}): PSI of confidence ${psi(drift.confidence_psi)}, of features ${psi(drift.embedding_psi)}.`);
+      reasons.push(...drift.reasons.map((r) => "Drift: " + r));
+    }
+    $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
+  }
+
+  function payoffLine(p) {
+    const pct = (x) => `${(100 * x).toFixed(1)}%`;
+    const head = [];
+    if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
+    else head.push(`Accuracy now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
+    head.push(`labels spent ${p.labels_spent}`);
+    if (p.random_labels_needed !== null) head.push(`random sampling would have needed about ${p.random_labels_needed}${p.random_extrapolated ? " (extrapolated)" : ""}`);
+    if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
+    $("payoff-headline").textContent = head.join(" · ");
+    $("payoff-note").textContent = "Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. Interval: Wilson score.";
+  }
+
   function backlog(stats) {
     const inReview = stats.open_flags;
     Charts.bars($("chart-backlog"), { title: "Backlog", categories: ["queued", "leased", "labeled", "in review"],
@@ -116,15 +147,38 @@
       AL.el("td", {}, AL.el("code", {}, JSON.stringify(e.after || e.before || {}).slice(0, 160))))));
   }
 
+  /* The team's pace and the cadence it sets, the last round's stopping verdicts, the forecast. */
+  function outlook(o) {
+    const p = o.pace;
+    const auto = (on) => (on ? " (auto)" : "");
+    const rows = [
+      ["pace", `${AL.fmt(p.labels_per_minute, 1)} labels/min, ${p.active_annotators} active annotator${p.active_annotators === 1 ? "" : "s"}`],
+      ["round duration", p.round_seconds === null ? "no round yet" : `${AL.fmt(p.round_seconds, 1)} s`],
+      ["batch", `${p.batch_size ?? "–"}${auto(p.batch_auto)}`],
+      ["next round after", `${p.retrain_after} labels${auto(p.cadence_auto)}`],
+      ["model lag", `${p.labels_behind} labels behind (max ${p.max_model_lag})`],
+      ["strategy", o.strategy],
+    ];
+    $("pace").replaceChildren(...rows.flatMap(([k, v]) => [AL.el("dt", {}, k), AL.el("dd", {}, v)]));
+    if (p.plan) $("pace").append(AL.el("dt", {}, "plan"), AL.el("dd", { class: "muted" }, p.plan));
+    $("forecast-text").textContent = o.forecast.text;
+    $("verdicts").replaceChildren(...(o.verdicts.length ? o.verdicts.map((v) => AL.el("li", { class: v.stop ? "stop" : "go", dataset: { rule: v.rule } },
+      AL.el("strong", {}, v.stop ? "stop" : "go on"), ` ${v.rule.replaceAll("_", " ")}: ${v.reason}`))
+      : [AL.el("li", { class: "muted" }, o.round === null ? "no round yet" : "no verdicts recorded")]));
+  }
+
   async function load() {
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
     curve(dash.rounds);
     perRound(dash.rounds);
     confidence(conf);
+    driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);
+    if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     models(mods, project.role);
+    get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();

@@ -5,7 +5,7 @@
 (() => {
   const pid = document.body.dataset.project;
   const OUTBOX = `activelabel.outbox.${pid}`;
-  const PREFETCH = 10;
+  let PREFETCH = 10;  // the server's suggestion follows the annotator's own pace (outlook)
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -146,7 +146,7 @@
         AL.el("span", { class: "muted" }, ` (model v${task.suggestion.model_version})`));
     } else sug.textContent = "No model yet: this item comes from the first, diverse batch.";
     const w = task.why;
-    $("why").textContent = w ? `${w.strategy}${w.score !== null ? ` (score ${AL.fmt(w.score)})` : ""}, rank ${w.rank + 1} of round ${w.round ?? "–"}${w.model_version ? `, model v${w.model_version}` : ""}` : "Not selected by a round (queue order).";
+    $("why").textContent = !w ? "–" : w.detail ? `${w.detail}${w.score !== null ? `, score ${AL.fmt(w.score)}` : ""}${w.model_version ? `, model v${w.model_version}` : ""}` : `${w.strategy}, rank ${(w.rank ?? 0) + 1} of round ${w.round ?? "–"}`;
     renderRelated(task.item.id);
   }
 
@@ -436,6 +436,18 @@
       AL.toast(`A new model is ready (round ${lr.number})${lr.gain ? `: accuracy ${lr.gain.accuracy >= 0 ? "+" : ""}${(100 * lr.gain.accuracy).toFixed(1)} points` : ""}.`);
     }
     state.lastRound = p.round;
+    refreshOutlook();
+  }
+
+  /* The last round's stopping verdicts and the forecast to the target, and this annotator's
+     prefetch, from the outlook. */
+  async function refreshOutlook() {
+    let o;
+    try { o = await AL.api("GET", `/projects/${pid}/outlook`); } catch { return; }
+    if (o.prefetch) PREFETCH = o.prefetch;
+    const stops = o.verdicts.filter((v) => v.stop).map((v) => v.reason);
+    $("outlook").textContent = stops.length ? `Stopping rules say stop: ${stops.join("; ")}`
+      : (o.forecast.target !== null ? `Forecast: ${o.forecast.text}` : "");
   }
 
   // ---- the caller's flags and the reviewers' notes on them -------------------------------------

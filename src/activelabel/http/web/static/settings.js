@@ -23,6 +23,7 @@
     for (const box of settingBoxes()) {
       const name = box.dataset.setting, input = $(name);
       if (box.dataset.kind === "checkbox") out[name] = input.checked;
+      else if (box.dataset.kind === "number" && input.dataset.words && input.dataset.words.split(" ").includes(input.value.trim())) out[name] = input.value.trim();
       else if (box.dataset.kind === "number") out[name] = input.value === "" ? null : Number(input.value);
       else if (box.dataset.kind === "json") {
         try { out[name] = JSON.parse(input.value.trim() || "{}"); }

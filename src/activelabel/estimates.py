@@ -1,0 +1,134 @@
+"""Estimates from audit draws: items drawn uniformly at random from the unlabeled pool.
+
+The model's accuracy on the pool is estimated by its accuracy on the audit labels (none of
+them trains it), with a Wilson score interval; a model trained on the audit labels alone, at
+growing counts, traces what random sampling buys (:func:`random_sampling_curve`), and
+:func:`labels_needed` reads off how many random labels reach a given accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "AccuracyEstimate",
+    "accuracy_estimate",
+    "curve_counts",
+    "labels_needed",
+    "random_sampling_curve",
+    "wilson_interval",
+]
+
+
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2.0))
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (``(0, 1)`` when ``n`` is 0)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return 0.0, 1.0
+    z = _z(confidence)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, min(p, centre - half))
+    high = 1.0 if successes == n else min(1.0, max(p, centre + half))
+    return low, high
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    """Accuracy on ``n`` random draws, with its ``confidence`` interval [low, high]."""
+
+    accuracy: float | None
+    low: float
+    high: float
+    n: int
+    confidence: float
+
+
+def accuracy_estimate(correct: ArrayLike, confidence: float = 0.95) -> AccuracyEstimate:
+    """The share of ``correct`` (booleans, one per audit label) and its Wilson interval."""
+    hits = np.asarray(correct, dtype=bool).ravel()
+    n = int(hits.shape[0])
+    k = int(hits.sum())
+    low, high = wilson_interval(k, n, confidence)
+    return AccuracyEstimate(k / n if n else None, low, high, n, confidence)
+
+
+def curve_counts(n: int, *, smallest: int = 10, held_out: int = 10) -> list[int]:
+    """Label counts for the random-sampling curve: doubling from ``smallest`` while at least
+    ``held_out`` labels stay out to evaluate on."""
+    counts: list[int] = []
+    m = smallest
+    while m <= n - held_out:
+        counts.append(m)
+        m *= 2
+    if counts and counts[-1] < n - held_out:
+        counts.append(n - held_out)
+    return counts
+
+
+def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
+                          make_model: Callable[[], Any]) -> list[tuple[int, float]]:
+    """``(m, accuracy)`` for each ``m`` in ``counts``: a model trained on the first ``m``
+    random draws (``X``, ``y`` in draw order), scored on the draws after them. A prefix
+    holding one class predicts that class."""
+    labels = np.asarray(list(y), dtype=object)
+    out: list[tuple[int, float]] = []
+    for m in counts:
+        if not 0 < m < labels.shape[0]:
+            continue
+        train, test = labels[:m], labels[m:]
+        if len(set(train.tolist())) < 2:
+            predicted = np.full(test.shape[0], train[0], dtype=object)
+        else:
+            model = make_model()
+            model.fit(X[:m], train.tolist())
+            predicted = np.asarray(model.predict(X[m:]), dtype=object)
+        out.append((int(m), float(np.mean(predicted == test))))
+    return out
+
+
+def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float) -> tuple[float, bool] | None:
+    """Random labels needed to reach ``accuracy`` on the curve, and whether that is an
+    extrapolation. Within the curve: linear interpolation on its running maximum. Beyond it:
+    a power law of the error rate, ``err(m) = a * m ** -b``, fitted in log-log space to the
+    curve's points (None when it does not decrease)."""
+    points = sorted((int(m), float(a)) for m, a in curve)
+    if not points:
+        return None
+    ms = np.asarray([m for m, _ in points], dtype=np.float64)
+    acc = np.maximum.accumulate(np.asarray([a for _, a in points], dtype=np.float64))
+    if accuracy <= acc[0]:
+        return float(ms[0]), False
+    if accuracy <= acc[-1]:
+        j = int(np.searchsorted(acc, accuracy, side="left"))
+        lo, hi = j - 1, j
+        if acc[hi] == acc[lo]:
+            return float(ms[hi]), False
+        t = (accuracy - acc[lo]) / (acc[hi] - acc[lo])
+        return float(ms[lo] + t * (ms[hi] - ms[lo])), False
+    err = 1.0 - np.asarray([a for _, a in points], dtype=np.float64)
+    keep = err > 0
+    if keep.sum() < 2 or accuracy >= 1.0:
+        return None
+    slope, intercept = np.polyfit(np.log(ms[keep]), np.log(err[keep]), 1)
+    if slope >= 0:
+        return None
+    m = math.exp((math.log(1.0 - accuracy) - intercept) / slope)
+    return float(m), True

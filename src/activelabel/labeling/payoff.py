@@ -1,0 +1,115 @@
+"""What active learning pays, measured on audit draws (tasks drawn uniformly at random from
+the unlabeled pool, :func:`activelabel.store.queue.next_tasks`).
+
+The active model never trains on audit labels, so its accuracy on them estimates its accuracy
+on the pool without bias; a model trained on the audit labels alone traces random sampling's
+learning curve (computed by each round, :func:`audit_curve`), which says how many random
+labels the model's accuracy would have cost. The maths is in :mod:`activelabel.estimates`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..estimates import accuracy_estimate, curve_counts, labels_needed, random_sampling_curve
+from ..store import ArrayStore, active_model_version, is_current_label, settings_of
+from ..store.models import Annotation, Item, Project, Round, RoundStatus
+from .stats import labels_spent
+from .tasks import model_probs
+
+__all__ = ["MIN_CURVE_LABELS", "audit_curve", "audit_rows", "payoff"]
+
+#: Audit labels needed before a round traces the random-sampling curve.
+MIN_CURVE_LABELS = 20
+CONFIDENCE = 0.95
+
+
+def audit_rows(session: Session, project_id: int) -> list[int]:
+    """Rows of the project's audit draws, in the order they were drawn."""
+    stmt = (select(Item.row).where(Item.project_id == project_id,
+                                   Item.audit_drawn_at.is_not(None))
+            .order_by(Item.audit_drawn_at, Item.id))
+    return [int(r) for r in session.execute(stmt).scalars()]
+
+
+def audit_curve(X: Any, rows: Sequence[int], truth: Mapping[int, Any],
+                make_model: Callable[[], Any]) -> list[list[float]]:
+    """``[[labels, accuracy], ...]`` of a model trained on the first audit labels, scored on
+    the later ones (empty below :data:`MIN_CURVE_LABELS` labeled draws)."""
+    labeled = [r for r in rows if r in truth and r < X.shape[0]]
+    if len(labeled) < MIN_CURVE_LABELS:
+        return []
+    index = np.asarray(labeled, dtype=np.intp)
+    y = [truth[r] for r in labeled]
+    counts = curve_counts(len(y), held_out=max(10, len(y) // 5))
+    return [[m, acc] for m, acc in random_sampling_curve(X[index], y, counts, make_model)]
+
+
+def _audit_answers(session: Session, project_id: int) -> dict[int, Any]:
+    """Row -> the majority of the current labels of each labeled audit draw (ties left out)."""
+    stmt = (select(Item.row, Annotation.labels).join(Annotation, Annotation.item_id == Item.id)
+            .where(Item.project_id == project_id, Item.audit_drawn_at.is_not(None),
+                   is_current_label()))
+    votes: dict[int, Counter[Any]] = {}
+    for row, labels in session.execute(stmt):
+        key = tuple(sorted(map(str, labels))) if len(labels) != 1 else labels[0]
+        votes.setdefault(int(row), Counter())[key] += 1
+    out: dict[int, Any] = {}
+    for row, counter in votes.items():
+        top = counter.most_common(2)
+        if len(top) == 1 or top[0][1] > top[1][1]:
+            out[row] = top[0][0]
+    return out
+
+
+def _predicted(project: Project, probs: np.ndarray[Any, Any], rows: list[int]) -> list[Any]:
+    labels = list(project.labels)
+    p = np.asarray(probs[np.asarray(rows, dtype=np.intp)], dtype=np.float64)
+    if project.task == "multilabel":
+        return [tuple(sorted(str(labels[j]) for j in np.flatnonzero(q >= 0.5))) for q in p]
+    return [labels[int(j)] for j in p.argmax(axis=1)]
+
+
+def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
+    """The dashboard's headline: the active model's accuracy on the audit labels with its 95%
+    Wilson interval, the labels spent, the random labels the same accuracy needed (from the
+    latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the
+    distance to ``target_accuracy``."""
+    settings = settings_of(project.settings)
+    answers = _audit_answers(session, project.id)
+    active = active_model_version(session, project.id)
+    probs = None if active is None else model_probs(arrays, project.id)
+    rows = [] if probs is None else sorted(r for r in answers if r < probs.shape[0])
+    hits = (np.asarray(_predicted(project, probs, rows), dtype=object)
+            == np.asarray([answers[r] for r in rows], dtype=object)) if rows and probs is not None \
+        else np.zeros(0, dtype=bool)
+    est = accuracy_estimate(hits, CONFIDENCE)
+    last = session.execute(select(Round.metrics).where(
+        Round.project_id == project.id, Round.status == RoundStatus.DONE)
+        .order_by(Round.number.desc()).limit(1)).scalar_one_or_none() or {}
+    curve = [(int(m), float(a)) for m, a in last.get("random_curve") or []]
+    needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
+    target = settings.target_accuracy
+    return {
+        "audit_share": settings.audit_share,
+        "audit_draws": len(audit_rows(session, project.id)),
+        "audit_labels": est.n,
+        "model_version": None if active is None else active.version,
+        "accuracy": est.accuracy, "low": est.low, "high": est.high,
+        "confidence": est.confidence, "interval": "wilson",
+        "labels_spent": labels_spent(session, project.id),
+        "n_train": None if active is None else active.n_train,
+        "random_curve": [[m, a] for m, a in curve],
+        "random_labels_needed": None if needed is None else round(needed[0]),
+        "random_extrapolated": None if needed is None else needed[1],
+        "target_accuracy": target,
+        "to_target": None if target is None or est.accuracy is None
+        else round(float(target) - est.accuracy, 6),
+    }
+

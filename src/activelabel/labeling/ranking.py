@@ -1,0 +1,184 @@
+"""The whole queue ordered after every round, and items imported later placed in it.
+
+A round with a model writes a rank for every item of the project: its batch first (ranks
+0..k-1, written with the selection), then every other item at ``SCORED_BASE + position``:
+pool items by the model's margin (top two probabilities' gap, most uncertain first),
+holdout and gold items at seeded random places among them. Before any model the queue
+follows the random keys written at import (``Item.queue_key``). Items imported after a round
+are scored by the active model in the import job and take the place their margin earns
+(:func:`place_new_items`).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import Storage, active_model_version
+from ..store.db import dialect_of
+from ..store.files import atomic_write
+from ..store.models import Item, Project
+from ..store.queue import KEY_BITS, RANDOM_BASE, SCORED_BASE, queue_keys, write_ranking
+
+__all__ = ["Ranking", "full_ranking", "margins", "place_new_items", "save_ranking_meta",
+           "write_full_ranking"]
+
+#: Rows whose margin is computed at once (bounds the temporaries on a large pool).
+_CHUNK = 100_000
+_META = "ranking.json"
+#: Ranks written per transaction on PostgreSQL (its UPDATE locks the rows it writes, and
+#: claims skip locked rows: short transactions keep the rest of the pool claimable).
+PG_WRITE_CHUNK = 50_000
+_MARGINS = "ranking_margins"
+
+
+def margins(probs: NDArray[Any], multilabel: bool) -> NDArray[np.float64]:
+    """Per row, the gap between the two most likely classes (multi-label: twice the least
+    certain label's distance from 0.5); small = uncertain."""
+    out = np.empty(probs.shape[0], dtype=np.float64)
+    for start in range(0, probs.shape[0], _CHUNK):
+        p = np.asarray(probs[start:start + _CHUNK], dtype=np.float64)
+        if multilabel:
+            out[start:start + p.shape[0]] = 2.0 * np.abs(p - 0.5).min(axis=1)
+        elif p.shape[1] == 1:
+            out[start:start + p.shape[0]] = 1.0
+        else:
+            top = -np.partition(-p, 1, axis=1)[:, :2]
+            out[start:start + p.shape[0]] = top[:, 0] - top[:, 1]
+    out[~np.isfinite(out)] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Ranks of the items behind a round's batch: ``rows`` (array-store rows) get ``ranks``;
+    ``sorted_margins`` are the ranked pool items' margins in queue order (for imports)."""
+
+    rows: NDArray[np.int64]
+    ranks: NDArray[np.float64]
+    sorted_margins: NDArray[np.float64]
+    batch: int
+
+
+def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: NDArray[Any],
+                 *, multilabel: bool, seed: int, project_id: int) -> Ranking:
+    """Every row outside ``batch_rows`` ranked behind the batch: pool rows by margin
+    (ascending, ties by row), other splits at seeded random places. O(n log n), no n x n."""
+    n = min(splits.shape[0], probs.shape[0])
+    behind = np.ones(n, dtype=bool)
+    batch_rows = np.asarray(batch_rows, dtype=np.intp)
+    behind[batch_rows[batch_rows < n]] = False
+    rows = np.flatnonzero(behind)
+    pool = splits[rows] == "pool"
+    m = margins(probs[rows[pool]], multilabel) if pool.any() else np.empty(0)
+    frac = np.empty(rows.shape[0], dtype=np.float64)
+    pool_order = np.argsort(m, kind="stable")
+    place = np.empty(pool_order.shape[0], dtype=np.float64)
+    place[pool_order] = (np.arange(pool_order.shape[0]) + 0.5) / max(pool_order.shape[0], 1)
+    frac[pool] = place
+    others = rows[~pool]
+    frac[~pool] = (queue_keys(seed, project_id, others) - RANDOM_BASE) / float(2 ** KEY_BITS)
+    order = np.argsort(frac, kind="stable")
+    ranks = np.empty(rows.shape[0], dtype=np.float64)
+    k = int(batch_rows.shape[0])
+    ranks[order] = SCORED_BASE + k + np.arange(rows.shape[0], dtype=np.float64)
+    return Ranking(rows.astype(np.int64), ranks, m[pool_order], k)
+
+
+def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> None:
+    """Write the ranks behind the batch (after the round's record, which wrote the batch):
+    SQLite in one transaction (indexes rebuilt, :func:`write_ranking`), PostgreSQL in
+    transactions of :data:`PG_WRITE_CHUNK` rows."""
+    with storage.sessions() as session:
+        chunk = (PG_WRITE_CHUNK if dialect_of(session) == "postgresql"
+                 else max(1, ranking.rows.shape[0]))
+    for start in range(0, ranking.rows.shape[0], chunk):
+        with storage.sessions() as session, session.begin():
+            write_ranking(session, project_id, ranking.rows[start:start + chunk],
+                          ranking.ranks[start:start + chunk])
+
+
+def save_ranking_meta(storage: Storage, project_id: int, ranking: Ranking,
+                      round_number: int) -> None:
+    """Keep what an import needs to place new items: the ranked margins and the ranking's
+    shape (batch size, items behind it, the round that wrote it)."""
+    storage.arrays.save(project_id, _MARGINS, ranking.sorted_margins)
+    meta = {"batch": ranking.batch, "behind": int(ranking.rows.shape[0]),
+            "round": int(round_number)}
+    path = storage.arrays.project_dir(project_id) / _META
+    atomic_write(path, lambda h: h.write(json.dumps(meta).encode()))
+
+
+def _load_meta(storage: Storage, project_id: int) -> dict[str, Any] | None:
+    try:
+        meta: dict[str, Any] = json.loads(
+            (storage.arrays.project_dir(project_id) / _META).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta
+
+
+def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
+    """Score the items from ``first_row`` on with the active model and give each the rank its
+    margin earns in the current ranking (between the ranked items of nearest margin); other
+    splits keep their random key. Returns how many items were placed (0 without a model, or
+    when the active model's features are no longer the cached ones)."""
+    from .featurize import load_featurizer, transform_items
+
+    meta = _load_meta(storage, project_id)
+    sorted_margins = storage.arrays.load(project_id, _MARGINS, mmap=False)
+    with storage.read_sessions() as session:
+        project = session.get(Project, project_id)
+        active = active_model_version(session, project_id)
+        if project is None or active is None or not active.artifact_path or meta is None \
+                or sorted_margins is None or sorted_margins.shape[0] == 0:
+            return 0
+        featurizer = load_featurizer(storage, project_id)
+        if featurizer is None:
+            return 0
+        new = _new_pool_items(session, project_id, first_row)
+        multilabel = project.task == "multilabel"
+    if not new:
+        return 0
+    try:
+        with open(active.artifact_path, "rb") as handle:
+            artifact = pickle.load(handle)  # written by labeling.rounds
+    except OSError:
+        return 0
+    if artifact.get("fingerprint") != _features_fingerprint(storage, project_id):
+        return 0  # the cached featurizer is not the one the model was trained on
+    field = getattr(featurizer, "field", None)
+    records = [{field: data.get(field)} if isinstance(field, str) else data
+               for _, data in new]
+    X, _ = transform_items(featurizer, records)
+    probs = np.asarray(artifact["model"].predict_proba(X), dtype=np.float64)
+    m = margins(probs, multilabel)
+    position = np.searchsorted(sorted_margins, m, side="left") / sorted_margins.shape[0]
+    ranks = SCORED_BASE + int(meta["batch"]) + position * int(meta["behind"]) - 0.5
+    rows = np.asarray([row for row, _ in new], dtype=np.int64)
+    with storage.sessions() as session, session.begin():
+        return write_ranking(session, project_id, rows, ranks)
+
+
+def _features_fingerprint(storage: Storage, project_id: int) -> str | None:
+    try:
+        meta = json.loads((storage.arrays.project_dir(project_id) / "features.json").read_text())
+    except (OSError, ValueError):
+        return None
+    found = meta.get("fingerprint")
+    return None if found is None else str(found)
+
+
+def _new_pool_items(session: Session, project_id: int,
+                    first_row: int) -> list[tuple[int, dict[str, Any]]]:
+    stmt = (select(Item.row, Item.data).where(Item.project_id == project_id,
+                                              Item.row >= first_row, Item.split == "pool")
+            .order_by(Item.row))
+    return [(int(r), dict(d or {})) for r, d in session.execute(stmt)]

@@ -1,0 +1,290 @@
+"""The team's pace, rounds sized and timed to it, the strategy schedule and the forecast.
+
+Plain numbers and arrays in, plain numbers out (no I/O):
+
+- :func:`team_pace`: labels per minute of the annotators active lately, from label timestamps.
+- :func:`round_seconds`: the expected duration of the next round from the last ones.
+- :func:`plan_cadence`: the batch size and the labels that trigger the next round, so that the
+  ranked batch lasts until the next model is ready and the model is never more than
+  ``max_model_lag`` labels behind.
+- :func:`prefetch_for`: tasks an annotator's page keeps ahead, from their own pace.
+- :func:`schedule_strategy`: representative while the model is immature, hybrid uncertainty
+  once it matures (labels per class, holdout accuracy stable between rounds).
+- :func:`forecast_labels`: labels to reach a target accuracy from an inverse power law
+  ``acc = a - b * n^-c`` fitted on (labels, accuracy) points, with a parametric bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "EARLY_STRATEGY",
+    "MATURE_STRATEGY",
+    "Cadence",
+    "Forecast",
+    "Pace",
+    "forecast_labels",
+    "plan_cadence",
+    "prefetch_for",
+    "round_seconds",
+    "schedule_strategy",
+    "team_pace",
+]
+
+#: Strategy of ``strategy: auto`` while the model is immature (representative, diverse).
+EARLY_STRATEGY = "kmeans"
+#: Strategy of ``strategy: auto`` once the model is mature (hybrid uncertainty).
+MATURE_STRATEGY = "cluster_margin"
+
+
+# ---- pace ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Labels per minute of the team (sum over active annotators) and of each of them."""
+
+    labels_per_minute: float
+    active_annotators: int
+    per_annotator: dict[int, float] = field(default_factory=dict)
+    window_s: float = 0.0
+
+
+def team_pace(timestamps: ArrayLike, annotators: ArrayLike, now: float, *,
+              window_s: float = 900.0, idle_s: float = 300.0, min_span_s: float = 60.0) -> Pace:
+    """Pace from label times (seconds) and who gave each label.
+
+    An annotator is active when their last label is at most ``idle_s`` old; their pace is their
+    labels within the last ``window_s`` over the time since the first of them (at least
+    ``min_span_s``, so a burst of two labels is not read as hundreds a minute). Labels in the
+    future of ``now`` count as given now.
+    """
+    t = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    who = np.asarray(annotators).reshape(-1)
+    if t.shape != who.shape:
+        raise ValueError(f"timestamps and annotators differ in length: {t.shape[0]} and "
+                         f"{who.shape[0]}")
+    if not (window_s > 0 and idle_s > 0 and min_span_s > 0):
+        raise ValueError("window_s, idle_s and min_span_s must be positive")
+    t = np.minimum(t, now)
+    keep = np.isfinite(t) & (t >= now - window_s)
+    t, who = t[keep], who[keep]
+    per: dict[int, float] = {}
+    for person in np.unique(who):
+        mine = t[who == person]
+        if now - mine.max() > idle_s:
+            continue
+        span = min(max(now - mine.min(), min_span_s), window_s)
+        per[int(person)] = 60.0 * mine.shape[0] / span
+    return Pace(float(sum(per.values())), len(per), per, float(window_s))
+
+
+def round_seconds(durations: Sequence[float], *, last: int = 5) -> float | None:
+    """Expected duration of the next round: the 75th percentile of the last ``last`` finished
+    rounds' durations (None without any)."""
+    d = np.asarray([x for x in durations if x is not None and math.isfinite(x) and x >= 0],
+                   dtype=np.float64)[-last:]
+    if d.shape[0] == 0:
+        return None
+    return float(np.percentile(d, 75))
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """A round's batch size and the labels since it that queue the next one, with why."""
+
+    batch_size: int
+    retrain_after: int
+    labels_per_round: float  # the team's labels while one round runs
+    reason: str
+
+
+def plan_cadence(labels_per_minute: float | None, seconds_per_round: float | None, *,
+                 max_model_lag: int, default_batch: int = 50, margin: float = 2.0,
+                 min_batch: int = 10, max_batch: int = 5000) -> Cadence:
+    """Batch and trigger from the pace and the round duration.
+
+    While a round runs the team labels ``during = pace * duration``. The batch is ``margin *
+    during`` (bounded by ``min_batch`` and ``max_batch``); the next round is queued once the
+    ranked remainder of the batch falls to ``during`` (what the team labels before the next
+    model is ready), or once the model is ``max_model_lag`` labels behind, whichever comes
+    first. Without a measured pace or a finished round: ``default_batch``.
+    """
+    if max_model_lag < 1 or min_batch < 1 or max_batch < min_batch or margin < 1:
+        raise ValueError("need max_model_lag >= 1, 1 <= min_batch <= max_batch, margin >= 1")
+    if not labels_per_minute or seconds_per_round is None or labels_per_minute <= 0:
+        batch = int(min(max(default_batch, min_batch), max_batch))
+        trigger = max(1, min(batch, max_model_lag))
+        return Cadence(batch, trigger, 0.0, "no measured pace or round yet: the default batch")
+    during = labels_per_minute * seconds_per_round / 60.0
+    batch = int(min(max(math.ceil(margin * during), min_batch), max_batch))
+    remainder_rule = max(1, batch - math.ceil(during))
+    trigger = max(1, min(remainder_rule, max_model_lag))
+    why = (f"{labels_per_minute:.1f} labels/min x {seconds_per_round:.0f} s a round = "
+           f"{during:.0f} labels while a round runs; batch {margin:g}x that")
+    if batch in (min_batch, max_batch) and batch != math.ceil(margin * during):
+        why += f", bounded to {batch}"
+    why += (f"; next round after {trigger} labels" +
+            (f" (max model lag {max_model_lag})" if trigger == max_model_lag else ""))
+    return Cadence(batch, trigger, float(during), why)
+
+
+def prefetch_for(labels_per_minute: float | None, *, lead_s: float = 60.0, lo: int = 3,
+                 hi: int = 30, default: int = 10) -> int:
+    """Tasks an annotator's page keeps ahead: what they label in ``lead_s`` (bounded)."""
+    if not labels_per_minute or labels_per_minute <= 0 or not math.isfinite(labels_per_minute):
+        return default
+    return int(min(max(math.ceil(labels_per_minute * lead_s / 60.0), lo), hi))
+
+
+# ---- strategy schedule -----------------------------------------------------------------------
+
+
+def schedule_strategy(labels_per_class: Sequence[int], accuracies: Sequence[float | None], *,
+                      previous: str | None = None, min_per_class: int = 5,
+                      stable_within: float = 0.02) -> tuple[str, str]:
+    """(strategy, reason) for ``strategy: auto``.
+
+    Mature once every class has ``min_per_class`` labels and the holdout accuracy of the last
+    two rounds moved by at most ``stable_within`` (without holdout accuracies: twice
+    ``min_per_class`` labels per class). A schedule that reached :data:`MATURE_STRATEGY` keeps
+    it.
+    """
+    if previous == MATURE_STRATEGY:
+        return MATURE_STRATEGY, "the model matured in an earlier round"
+    counts = [int(c) for c in labels_per_class]
+    fewest = min(counts) if counts else 0
+    if fewest < min_per_class:
+        return EARLY_STRATEGY, (f"immature: the rarest class has {fewest} labels "
+                                f"(< {min_per_class})")
+    acc = [float(a) for a in accuracies if a is not None and math.isfinite(a)]
+    if len(acc) >= 2:
+        moved = abs(acc[-1] - acc[-2])
+        if moved <= stable_within:
+            return MATURE_STRATEGY, (f"mature: every class has >= {min_per_class} labels and "
+                                     f"holdout accuracy moved {moved:.3f} (<= "
+                                     f"{stable_within:g}) between the last rounds")
+        return EARLY_STRATEGY, (f"immature: holdout accuracy still moves ({moved:.3f} > "
+                                f"{stable_within:g} between the last rounds)")
+    if not acc and fewest >= 2 * min_per_class:
+        return MATURE_STRATEGY, (f"mature: every class has >= {2 * min_per_class} labels "
+                                 "(no holdout accuracy to check)")
+    return EARLY_STRATEGY, "immature: fewer than two rounds with a holdout accuracy"
+
+
+# ---- forecast --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Labels (in total) at which the fitted curve reaches ``target``, with an interval.
+
+    ``labels`` is None when there is no forecast (``reason`` says why); ``high`` is None when
+    the target is out of reach in more than a tenth of the bootstrap fits. ``params`` are the
+    fitted (a, b, c).
+    """
+
+    target: float
+    labels: int | None
+    low: int | None
+    high: int | None
+    reason: str
+    params: tuple[float, float, float] | None = None
+    reached: bool = False
+
+
+def _curve(n: Any, a: float, b: float, c: float) -> Any:
+    return a - b * np.power(n, -c)
+
+
+#: Exponents ``c`` the fit tries (for each, ``a`` and ``b`` are linear least squares).
+EXPONENTS = np.geomspace(0.05, 3.0, 120)
+
+
+def _fits(n: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """(rows, 3) least-squares (a, b, c) of ``a - b * n^-c`` for each row of ``Y`` (rows, m),
+    with 0 <= a <= 1 and b >= 0: for each exponent of :data:`EXPONENTS` the linear fit in
+    (a, b), then the exponent with the least squared error."""
+    x = np.power(n[None, :], -EXPONENTS[:, None])  # (C, m)
+    xm = x.mean(axis=1, keepdims=True)
+    xc = x - xm
+    ym = Y.mean(axis=1, keepdims=True)  # (R, 1)
+    sxx = np.sum(xc**2, axis=1)  # (C,)
+    sxy = (Y - ym) @ xc.T  # (R, C)
+    b = np.maximum(-sxy / np.where(sxx > 0, sxx, 1.0), 0.0)  # y = a - b x
+    a = ym + b * xm[:, 0][None, :]
+    over = a > 1.0  # a capped at 1: b from the fit with a fixed
+    if over.any():
+        bb = np.maximum(((1.0 - Y) @ x.T) / np.sum(x**2, axis=1)[None, :], 0.0)
+        a, b = np.where(over, 1.0, a), np.where(over, bb, b)
+    a = np.clip(a, 0.0, 1.0)
+    # sum over points of (y - a + b x)^2, expanded: no (R, C, m) temporary
+    syx = Y @ x.T
+    sse = (np.sum(Y**2, axis=1)[:, None] - 2 * a * Y.sum(axis=1)[:, None] + 2 * b * syx
+           + n.shape[0] * a**2 - 2 * a * b * x.sum(axis=1)[None, :]
+           + b**2 * np.sum(x**2, axis=1)[None, :])
+    best = np.argmin(sse, axis=1)
+    rows = np.arange(Y.shape[0])
+    return np.stack([a[rows, best], b[rows, best], EXPONENTS[best]], axis=1)
+
+
+def _needed_all(params: np.ndarray, target: float, cap: float) -> np.ndarray:
+    """Labels at which each fitted curve reaches ``target``; inf when never (or beyond
+    ``cap``)."""
+    a, b, c = params[:, 0], params[:, 1], params[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n = np.where(b > 0, np.power(b / (a - target), 1.0 / c), 1.0)
+    return np.where((a > target) & np.isfinite(n) & (n <= cap), n, np.inf)
+
+
+def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target: float, *,
+                    min_points: int = 4, n_boot: int = 200, level: float = 0.9,
+                    cap_factor: float = 100.0, random_state: int = 0) -> Forecast:
+    """Labels (total) to reach ``target`` accuracy: the inverse power law fitted on the
+    points, and a ``level`` interval from refits on the fitted curve plus normal noise of the
+    residuals' spread (their sum of squares over the points less the three parameters).
+    A forecast beyond ``cap_factor`` times the labels seen counts as out of reach."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target!r}")
+    pts = sorted({float(n): float(a) for n, a in zip(n_labels, accuracy, strict=True)
+                  if n is not None and a is not None and math.isfinite(float(a))
+                  and float(n) > 0}.items())
+    if pts and pts[-1][1] >= target:
+        n_last = int(pts[-1][0])
+        return Forecast(target, n_last, n_last, n_last, "target reached", reached=True)
+    if len(pts) < min_points:
+        return Forecast(target, None, None, None,
+                        f"not enough rounds to forecast yet ({len(pts)} of {min_points} "
+                        "with a holdout accuracy)")
+    n = np.asarray([p[0] for p in pts])
+    y = np.asarray([p[1] for p in pts])
+    fit = _fits(n, y[None, :])[0]
+    params = (float(fit[0]), float(fit[1]), float(fit[2]))
+    cap = cap_factor * float(n.max())
+    point = float(_needed_all(fit[None, :], target, cap)[0])
+    fitted = _curve(n, *params)
+    dof = max(n.shape[0] - 3, 1)
+    sigma = max(math.sqrt(float(np.sum((y - fitted) ** 2)) / dof), 1e-4)
+    rng = np.random.default_rng(random_state)
+    noisy = fitted[None, :] + rng.normal(0.0, sigma, size=(n_boot, n.shape[0]))
+    draws = _needed_all(_fits(n, noisy), target, cap)
+    d = np.minimum(np.asarray(draws), 2.0 * cap)  # out of reach: beyond the cap
+    tail = (1.0 - level) / 2.0
+    lo_q, hi_q = (float(q) for q in np.quantile(d, [tail, 1.0 - tail]))
+    low = None if lo_q > cap else max(math.ceil(lo_q), int(n.max()))
+    high = None if hi_q > cap else max(math.ceil(hi_q), int(n.max()))
+    if not math.isfinite(point):
+        return Forecast(target, None, low, None,
+                        f"the fitted curve levels off at {params[0]:.3f}, below the target "
+                        f"{target:g}", params)
+    labels = max(math.ceil(point), int(n.max()))
+    low = labels if low is None else min(low, labels)
+    high = None if high is None else max(high, labels)
+    return Forecast(target, labels, low, high, "inverse power law fit", params)

@@ -1,0 +1,98 @@
+"""Audit draws: a share of tasks drawn uniformly at random, hidden from annotators, kept out of
+training; the payoff estimated from their labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from activelabel.labeling.payoff import payoff
+from activelabel.labeling.rounds import request_round
+from activelabel.labeling.tasks import lease_tasks
+from activelabel.runtime.settings import Storage
+from activelabel.store import (
+    add_member,
+    annotate,
+    create_user,
+    get_project,
+    get_round,
+    next_tasks,
+)
+from activelabel.store.models import Item
+from tests.support.projects import digit_rows, new_project, run_job
+
+Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
+
+
+def _round(storage: Storage, project_id: int) -> dict[str, Any]:
+    with storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
+        job_id = rnd.job_id
+    assert job_id is not None
+    return run_job(storage, job_id)
+
+
+def test_a_share_of_tasks_are_uniform_audit_draws_hidden_from_annotators(
+        engine_storage: Storage, digits: Arrays) -> None:
+    images, _ = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, 400),
+                         settings={"audit_share": 0.5})
+    pid = seeded.project_id
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, pid, seeded.owner_id, 200, audit_share=0.5)
+        drawn = [t for t in tasks if t.ranked_by == "audit"]
+        assert 60 <= len(drawn) <= 140  # Binomial(200, 0.5)
+        assert all(t.item.audit_drawn_at is not None for t in drawn)
+        assert all(t.item.audit_drawn_at is None for t in tasks if t not in drawn)
+        assert len({t.item.id for t in tasks}) == 200
+    with engine_storage.sessions() as session, session.begin():
+        annotator = create_user(session, "auditee")
+        add_member(session, pid, annotator.id, "annotator")
+        project = get_project(session, pid)
+        views = lease_tasks(session, engine_storage.arrays, project, "annotator",
+                            annotator.id, 100)
+        assert views
+        assert all(v.why is not None and v.why.ranked_by != "audit" for v in views)
+        assert all("audit" not in v.why.detail for v in views if v.why is not None)
+        owner_views = lease_tasks(session, engine_storage.arrays, project, "owner",
+                                  seeded.owner_id, 200)
+        assert any(v.why is not None and v.why.ranked_by == "audit" for v in owner_views)
+
+
+def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
+                                                      digits: Arrays) -> None:
+    images, target = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, 600), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": 40,
+        "strategy": "margin", "target_accuracy": 0.99})
+    pid = seeded.project_id
+    _round(engine_storage, pid)  # cold start
+
+    def label(tasks: list[Any]) -> None:
+        for t in tasks:
+            annotate(session, pid, seeded.owner_id, t.item.id, [str(int(target[t.item.row]))])
+
+    with engine_storage.sessions() as session, session.begin():
+        label(next_tasks(session, pid, seeded.owner_id, 40))  # the seed batch
+        label(next_tasks(session, pid, seeded.owner_id, 120, audit_share=0.5))
+        n_audit = session.execute(select(Item.id).where(
+            Item.project_id == pid, Item.audit_drawn_at.is_not(None))).all()
+    result = _round(engine_storage, pid)
+    with engine_storage.read_sessions() as session:
+        rnd = get_round(session, pid, result["round_id"])
+        metrics = rnd.metrics or {}
+        assert metrics["n_train"] == 160 - len(n_audit)  # audit labels do not train
+        assert rnd.n_labels_used == 160  # but they are labels spent
+        curve = metrics["random_curve"]
+        assert [m for m, _ in curve][:2] == [10, 20]
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["audit_labels"] == found["audit_draws"] == len(n_audit)
+    assert found["interval"] == "wilson"
+    assert found["low"] <= found["accuracy"] <= found["high"]
+    assert 0.5 < found["accuracy"] <= 1.0
+    assert found["labels_spent"] == 160
+    assert found["random_curve"] == curve
+    assert found["random_labels_needed"] is not None
+    assert found["to_target"] == round(0.99 - found["accuracy"], 6)

@@ -1,0 +1,118 @@
+"""The whole queue ranked after a round: batch, then every other item by the model's score;
+items imported later placed by the active model; never file order."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from activelabel.labeling.imports import enqueue_import, save_upload
+from activelabel.labeling.ranking import full_ranking, margins
+from activelabel.labeling.rounds import request_round
+from activelabel.labeling.tasks import why_of
+from activelabel.runtime.settings import Storage
+from activelabel.store import next_tasks, round_selections
+from activelabel.store.models import Item
+from activelabel.store.queue import RANDOM_BASE, SCORED_BASE
+from tests.support.projects import digit_rows, label_rows, new_project, run_job
+
+Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
+N, HOLDOUT, BATCH = 200, 40, 10
+
+
+def _round(storage: Storage, project_id: int) -> int:
+    with storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
+        job_id = rnd.job_id
+    assert job_id is not None
+    return int(run_job(storage, job_id)["round_id"])
+
+
+def _ranks(storage: Storage, project_id: int) -> dict[int, tuple[float, str, int]]:
+    """row -> (queue rank, split, labels)."""
+    with storage.read_sessions() as session:
+        return {int(r): (float(q), str(s), int(n)) for r, q, s, n in session.execute(
+            select(Item.row, Item.queue_rank, Item.split, Item.n_labels)
+            .where(Item.project_id == project_id))}
+
+
+def test_full_ranking_puts_pool_by_margin_and_other_splits_among_them() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1.0, 1.0, 1.0], size=1000).astype(np.float32)
+    splits = np.where(np.arange(1000) % 10 == 0, "holdout", "pool")
+    batch = np.array([5, 7, 9])
+    ranking = full_ranking(splits, batch, probs, multilabel=False, seed=1, project_id=1)
+    assert ranking.rows.shape[0] == 997
+    assert not set(ranking.rows.tolist()) & {5, 7, 9}
+    assert sorted(ranking.ranks.tolist()) == (SCORED_BASE + 3 + np.arange(997)).tolist()
+    order = ranking.rows[np.argsort(ranking.ranks)]
+    pool = [r for r in order if splits[r] == "pool"]
+    m = margins(probs, False)
+    assert np.all(np.diff(m[pool]) >= 0)  # most uncertain first
+    place = {int(r): i for i, r in enumerate(order)}
+    held = sorted(place[r] for r in order if splits[r] == "holdout")
+    assert held[0] < 100
+    assert held[-1] > 897
+    assert np.all(np.diff(ranking.sorted_margins) >= 0)
+
+
+def test_margins_of_multilabel_and_single_class_rows() -> None:
+    p = np.array([[0.9, 0.45], [0.2, 0.1]])
+    assert np.allclose(margins(p, True), [0.1, 0.6])
+    assert np.allclose(margins(np.array([[1.0]]), False), [1.0])
+
+
+def test_after_a_round_every_item_is_ranked_and_tasks_say_why(engine_storage: Storage,
+                                                              digits: Arrays) -> None:
+    images, target = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, N, HOLDOUT), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": BATCH,
+        "strategy": "margin"})
+    pid = seeded.project_id
+    before = _ranks(engine_storage, pid)
+    assert all(q >= RANDOM_BASE for q, _, _ in before.values())  # seeded keys from import
+    cold = _round(engine_storage, pid)
+    with engine_storage.read_sessions() as session:
+        seed_ids = [s.item_id for s in round_selections(session, cold)]
+        seed_rows = [session.get(Item, i).row for i in seed_ids]  # type: ignore[union-attr]
+    after_cold = _ranks(engine_storage, pid)
+    assert sorted(after_cold[r][0] for r in seed_rows) == list(range(BATCH))
+    assert sum(q >= RANDOM_BASE for q, _, _ in after_cold.values()) == N - BATCH
+    label_rows(engine_storage, seeded, seed_rows + list(range(N - HOLDOUT, N - HOLDOUT // 2)),
+               [str(int(target[r])) for r in
+                seed_rows + list(range(N - HOLDOUT, N - HOLDOUT // 2))])
+    _round(engine_storage, pid)
+    ranks = _ranks(engine_storage, pid)
+    assert all(q < RANDOM_BASE for q, _, _ in ranks.values())  # nothing left unranked
+    assert sorted(q for q, _, _ in ranks.values() if q < SCORED_BASE) == list(range(BATCH))
+    probs = engine_storage.arrays.load(pid, "probs")
+    assert probs is not None
+    behind = sorted((q, r) for r, (q, s, n) in ranks.items()
+                    if q >= SCORED_BASE and s == "pool")
+    m = margins(probs, False)[[r for _, r in behind]]
+    assert np.all(np.diff(m) >= 0)
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, pid, seeded.owner_id, BATCH + 20)
+        kinds = [t.ranked_by for t in tasks]
+        assert kinds[:BATCH] == ["strategy"] * BATCH
+        assert kinds[BATCH:] == ["model_score"] * 20
+        why = why_of(tasks[-1])
+        assert why.detail.startswith("ranked behind round 2's batch by the model's score")
+        assert why.model_version == 1
+        rows = [t.item.row for t in tasks[BATCH:]]
+    assert rows != sorted(rows)  # not file order
+    # Imported after the round: scored by the active model and placed by their margin.
+    lines = [json.dumps({**row, "external_id": f"new{i}"})
+             for i, row in enumerate(digit_rows(images[N:N + 30], 30))]
+    path = save_upload(engine_storage, pid, "more.jsonl", io.BytesIO("\n".join(lines).encode()))
+    with engine_storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, pid, path, requested_by=None).id
+    assert run_job(engine_storage, job_id)["ranked_by_model"] == 30
+    ranks = _ranks(engine_storage, pid)
+    new = [ranks[r][0] for r in range(N, N + 30)]
+    assert all(SCORED_BASE <= q < RANDOM_BASE for q in new)
+    assert len(set(new)) > 5  # placed by margin, not bunched at one place

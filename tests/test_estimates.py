@@ -1,0 +1,80 @@
+"""Audit estimates: the Wilson interval covers the true accuracy in most repeats; the random
+curve and the labels random sampling needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import LogisticRegression
+
+from activelabel.estimates import (
+    accuracy_estimate,
+    curve_counts,
+    labels_needed,
+    random_sampling_curve,
+    wilson_interval,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(p=st.floats(0.02, 0.98), n=st.integers(30, 400), seed=st.integers(0, 2**32 - 1))
+def test_the_interval_covers_the_true_pool_accuracy_in_most_repeats(p: float, n: int,
+                                                                    seed: int) -> None:
+    """A pool whose model is right on a share ``p`` of items; ``n`` uniform audit draws, 300
+    times: the 95% interval holds the pool's accuracy in about 95% of them (at least 88%)."""
+    rng = np.random.default_rng(seed)
+    pool = rng.random(20_000) < p
+    truth = float(pool.mean())
+    covered = 0
+    for _ in range(300):
+        draws = pool[rng.integers(0, pool.shape[0], n)]
+        est = accuracy_estimate(draws)
+        covered += est.low <= truth <= est.high
+    assert covered / 300 >= 0.88
+
+
+@given(k=st.integers(0, 500), extra=st.integers(0, 500))
+def test_the_interval_holds_the_estimate_and_stays_in_0_1(k: int, extra: int) -> None:
+    n = k + extra
+    low, high = wilson_interval(k, n)
+    assert 0.0 <= low <= high <= 1.0
+    if n:
+        assert low <= k / n <= high
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_bad_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(5, 3)
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_interval(1, 3, confidence=1.0)
+    assert accuracy_estimate([]).accuracy is None
+
+
+def test_random_curve_rises_and_labels_needed_reads_it() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int).tolist()
+    counts = curve_counts(len(y), held_out=200)
+    assert counts == [10, 20, 40, 80, 160, 320, 400]
+    curve = random_sampling_curve(X, y, counts, lambda: LogisticRegression())
+    assert [m for m, _ in curve] == counts
+    assert curve[-1][1] > 0.9
+    assert curve[-1][1] >= curve[0][1]
+    needed, extrapolated = labels_needed(curve, curve[2][1]) or (0, True)
+    assert needed <= 40
+    assert not extrapolated
+    beyond = labels_needed([(10, 0.6), (20, 0.7), (40, 0.775)], 0.85)
+    assert beyond is not None
+    assert beyond[1]
+    assert beyond[0] > 40
+    assert labels_needed([], 0.5) is None
+    assert labels_needed([(10, 0.5)], 0.9) is None
+
+
+def test_a_one_class_prefix_predicts_that_class() -> None:
+    X = np.zeros((6, 2))
+    assert random_sampling_curve(X, ["a", "a", "b", "a", "b", "a"], [2], LogisticRegression) == [
+        (2, 0.5)]
