@@ -56,6 +56,7 @@ def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     assert doc["config"] == {
         "strategies": ["random", "margin"], "seed_size": 10, "batch_size": 10, "budget": 20,
         "repeats": 2, "test_size": 0.3, "random_state": 0, "model": "logistic_regression",
+        "featurizer": "auto",
     }  # fmt: skip
     assert [p["n_labeled"] for p in doc["curves"]["margin"]] == [10, 20]
     assert "final accuracy" in proc.stdout
@@ -93,6 +94,18 @@ def test_simulate_text_file(tmp_path: Path, shared_data: Path) -> None:
     doc = check_results(out, ["random", "margin"])
     assert doc["dataset"] == "sms600"
     assert doc["config"]["model"] == "naive_bayes"
+
+
+def test_simulate_takes_the_featurizer_and_model_parameters(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["simulate", "--dataset", "wine", *SMALL_RUN, "--out", str(out),
+                 "--featurizer", "numeric", "--featurizer-param", "fields=[0, 1, 2]",
+                 "--model-param", "C=0.5", "--model-param", "calibrate=auto"])
+    assert code == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["featurizer"] == "numeric"
+    assert config["featurizer_params"] == {"fields": [0, 1, 2]}
+    assert config["model_params"] == {"C": 0.5, "calibrate": "auto"}
 
 
 def test_default_strategies(tmp_path: Path) -> None:
@@ -157,6 +170,13 @@ def bad_input_files(tmp_path: Path) -> None:
         (["--dataset", "wine", "--batch-size", "0"], "error: batch size must be at least 1, got 0"),
         (["--dataset", "wine", "--budget", "5"], "error: budget must be at least 20, got 5"),
         (["--dataset", "wine", "--bogus"], "error: No such option: --bogus"),
+        (["--dataset", "wine", "--model-param", "C"], "error: --model-param wants KEY=VALUE"),
+        (["--dataset", "wine", "--model-param", "C=-1"],
+         "error: bad parameters for model 'logistic_regression'"),
+        (["--dataset", "wine", "--featurizer", "sentence"],
+         "error: the sentence featurizer does not fit numeric data"),
+        (["--dataset", "wine", "--featurizer-param", "=2"],
+         "error: --featurizer-param wants KEY=VALUE"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

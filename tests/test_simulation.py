@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
 from activelabel.datasets import Dataset, load_builtin
+from activelabel.models import MODEL_NAMES
 from activelabel.simulation import SimulationStep, curve_grid, simulate
 
 REQUIRED_POINT_KEYS = {"n_labeled", "accuracy", "accuracy_std", "macro_f1", "ece"}
@@ -59,6 +60,7 @@ def test_result_has_the_required_json_shape(wine_result: Any) -> None:
         "strategies": ["random", "margin", "kcenter"], "seed_size": 10, "batch_size": 7,
         "budget": 38, "repeats": 2, "test_size": 0.3, "random_state": 0,
         "model": "logistic_regression", "model_params": {"calibrate": False},
+        "featurizer": "auto",
     }  # fmt: skip
     assert set(doc["curves"]) == {"random", "margin", "kcenter"}
     for points in doc["curves"].values():
@@ -220,3 +222,44 @@ def test_model_params_reach_the_model_and_the_config() -> None:
     assert plain.config["model_params"] == {"calibrate": False}
     assert small.config["model_params"] == {"C": 1e-4}
     assert plain.curves["margin"] != small.curves["margin"]
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_model_passes_the_check_and_runs(model: str) -> None:
+    params = {"n_estimators": 5} if model == "random_forest" else {}
+    result = run(blobs(60), strategies=["margin"], budget=20, repeats=1, model=model,
+                 model_params=params)
+    assert result.config["model"] == model
+
+
+def test_featurizer_and_its_parameters_reach_the_features_and_the_config() -> None:
+    digits = load_builtin("digits")
+    params: dict[str, Any] = {"strategies": ["random"], "budget": 20, "repeats": 1}
+    pixels = run(digits, **params)
+    scaled = run(digits, featurizer="numeric", **params)
+    assert pixels.config["featurizer"] == "auto"
+    assert "featurizer_params" not in pixels.config
+    assert scaled.config["featurizer"] == "numeric"
+    assert pixels.curves["random"] != scaled.curves["random"]  # standardized, not [0, 1] pixels
+    ds = blobs()
+    picked = run(ds, featurizer="numeric", featurizer_params={"fields": [0, 1]}, **params)
+    assert picked.config["featurizer_params"] == {"fields": [0, 1]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"featurizer": "text"}, "the text featurizer does not fit numeric data"),
+        ({"featurizer": "words"}, "unknown featurizer 'words'"),
+        ({"featurizer": "numeric", "featurizer_params": {"colour": 1}},
+         "bad featurizer parameters for numeric"),
+        ({"model": "svm"}, "unknown model 'svm'"),
+        ({"model_params": {"C": -1}}, "bad parameters for model 'logistic_regression'"),
+        ({"model_params": {"depth": 3}}, "bad parameters for model 'logistic_regression'"),
+    ],
+)
+def test_bad_featurizer_or_model_is_refused_before_any_work(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(blobs(), **overrides)

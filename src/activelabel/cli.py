@@ -101,6 +101,20 @@ def simulate(
     model: Annotated[
         str, typer.Option(help="logistic_regression, random_forest, naive_bayes or sgd.")
     ] = "logistic_regression",
+    model_param: Annotated[
+        list[str] | None,
+        typer.Option(help="A model parameter as KEY=VALUE (VALUE read as JSON, else text), "
+                     "e.g. C=10 or calibrate=auto; repeatable."),
+    ] = None,
+    featurizer: Annotated[
+        str,
+        typer.Option(help="auto (the data's default: TF-IDF for text), text, sentence "
+                     "(the embeddings extra), numeric or image."),
+    ] = "auto",
+    featurizer_param: Annotated[
+        list[str] | None,
+        typer.Option(help="A featurizer parameter as KEY=VALUE, e.g. min_df=2; repeatable."),
+    ] = None,
     attach: Annotated[
         str | None,
         typer.Option(help="Project (id or name) whose dashboard shows this simulation's "
@@ -133,6 +147,9 @@ def simulate(
         result = run_simulation(
             ds, strategies=names, seed_size=seed_size, batch_size=batch_size, budget=budget,
             repeats=repeats, test_size=test_size, random_state=random_state, model=model,
+            model_params=_key_values("--model-param", model_param),
+            featurizer=featurizer,
+            featurizer_params=_key_values("--featurizer-param", featurizer_param),
             on_step=on_step,
         )  # fmt: skip
     drawn = _write_outputs(result, out)
@@ -147,6 +164,21 @@ def simulate(
     else:
         console.print(f"wrote {out / 'results.json'}; learning_curves.png needs matplotlib: "
                       "pip install 'activelabel[plot]'", markup=False, soft_wrap=True)
+
+
+def _key_values(option: str, items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` options as a dict; a VALUE that parses as JSON is that value, else text."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{option} wants KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key.strip()] = value
+    return out
 
 
 def _attached_project(project: str, data_dir: Path | None, db: str | None) -> int:

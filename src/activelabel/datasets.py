@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from activelabel.features import FeatureSet, ImageFeaturizer, NumericFeaturizer, TextFeaturizer
+from activelabel.features import FEATURIZER_KINDS, FeatureSet, make_featurizer
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -80,19 +80,39 @@ class Dataset:
         counts = np.bincount(self.y, minlength=self.n_classes)
         return {c: int(n) for c, n in zip(self.classes, counts, strict=True)}
 
-    def features(self) -> FeatureSet:
-        """Fit the featurizer of this kind on all rows: ``X`` for the model, dense embeddings.
+    def features(self, featurizer: str = "auto", **params: Any) -> FeatureSet:
+        """Fit a featurizer on all rows: ``X`` for the model, dense embeddings.
 
-        Text: TF-IDF and its SVD; image: pixels scaled to [0, 1]; numeric: standardized columns.
+        ``featurizer``: ``"auto"`` (the kind's default: TF-IDF and its SVD for text, pixels
+        scaled to [0, 1] for images, standardized columns for numeric data), or a kind of
+        :func:`~activelabel.features.make_featurizer`: ``"text"`` or ``"sentence"`` (text
+        data), ``"image"`` (images), ``"numeric"`` (numeric data, or an image's pixels).
+        ``params`` go to the featurizer. ValueError when the kind does not fit the data.
         """
-        if self.kind == "text":
+        kind = {"text": "text", "image": "image"}.get(self.kind, "numeric") \
+            if featurizer == "auto" else featurizer
+        if kind not in FEATURIZER_KINDS:
+            raise ValueError(f"unknown featurizer {featurizer!r}; choose auto or one of "
+                             f"{', '.join(FEATURIZER_KINDS)}")
+        fits = {"text": ("text",), "sentence": ("text",), "image": ("image",),
+                "numeric": ("numeric", "image")}[kind]
+        if self.kind not in fits:
+            raise ValueError(f"the {kind} featurizer does not fit {self.kind} data "
+                             f"({self.name}); use auto or one for {self.kind} data")
+        try:
+            made = make_featurizer(kind, **params)
+        except TypeError as exc:
+            raise ValueError(f"bad featurizer parameters for {kind}: {exc}") from None
+        if kind in ("text", "sentence"):
             assert self.records is not None
-            return TextFeaturizer(field=self.text_field).fit_transform(self.records)
-        if self.kind == "image":
+            if "field" not in params:
+                made = make_featurizer(kind, **{"field": self.text_field, **params})
+            return made.fit_transform(self.records)
+        if kind == "image":
             assert self.images is not None
-            return ImageFeaturizer().fit_transform(self.images)
+            return made.fit_transform(self.images)
         assert self.X is not None
-        return NumericFeaturizer().fit_transform(self.X)
+        return made.fit_transform(self.X)
 
 
 # ---- scikit-learn's bundled datasets -------------------------------------------------------------

@@ -23,14 +23,17 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
+from sklearn.utils._param_validation import StrOptions
 
 __all__ = [
     "CALIBRATION_CV_FOLDS",
     "CALIBRATION_MIN_LABELS",
     "CALIBRATION_MIN_PER_CLASS",
+    "DEFAULT_C",
     "MODEL_NAMES",
     "BootstrapCommittee",
     "Classifier",
+    "LabelLogistic",
     "NaiveBayes",
     "make_model",
 ]
@@ -41,6 +44,12 @@ CALIBRATION_CV_FOLDS = 3
 CALIBRATION_MIN_PER_CLASS = 3
 #: ``calibrate="auto"`` also waits for this many labels in all; below it the sigmoid fit is noise.
 CALIBRATION_MIN_LABELS = 30
+
+#: Inverse L2 strength of the default model. With balanced class weights and no intercept,
+#: accuracy at 30 to 3,000 random labels varies by under 0.02 between C=10 and C=100 on
+#: sms_spam, ag_news, clinc150 and digits; C=1 (the scikit-learn default) under-fits
+#: many-class TF-IDF (clinc150, 1,000 labels: 0.09 against 0.65).
+DEFAULT_C = 30.0
 
 #: Bootstrap draws tried per committee member to see at least two classes.
 _MAX_BOOTSTRAP_RETRIES = 20
@@ -78,6 +87,45 @@ class NaiveBayes(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> NDArray[Any]:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+class LabelLogistic(LogisticRegression):  # type: ignore[misc]
+    """Logistic regression fitted on the feature columns the labeled rows use.
+
+    A column that is zero in every training row has no gradient and gets weight 0, so fitting
+    on the non-zero columns of a sparse ``X`` (a few thousand of a 50,000-term TF-IDF
+    vocabulary) gives the same model, faster; ``coef_`` is scattered back to the full width.
+    Parameters of :class:`~sklearn.linear_model.LogisticRegression`, except that
+    ``fit_intercept`` may also be ``"auto"``: none for sparse ``X`` (L2-normalised TF-IDF rows;
+    an intercept learns the labeled set's class mix, which active learning skews), one for
+    dense ``X`` (features need not be centred).
+    """
+
+    _parameter_constraints: dict[str, Any] = {  # noqa: RUF012
+        **LogisticRegression._parameter_constraints,
+        "fit_intercept": ["boolean", StrOptions({"auto"})],
+    }
+
+    def fit(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> LabelLogistic:
+        params = self.get_params(deep=False)
+        if params["fit_intercept"] == "auto":
+            params["fit_intercept"] = not sp.issparse(X)
+        inner = LogisticRegression(**params)
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            cols = np.unique(X.indices)
+            inner.fit(X[:, cols], y, sample_weight=sample_weight)
+            coef = np.zeros((inner.coef_.shape[0], X.shape[1]), dtype=inner.coef_.dtype)
+            coef[:, cols] = inner.coef_
+        else:
+            inner.fit(X, y, sample_weight=sample_weight)
+            coef = inner.coef_
+        self.classes_ = inner.classes_
+        self.coef_ = coef
+        self.intercept_ = inner.intercept_
+        self.n_iter_ = inner.n_iter_
+        self.n_features_in_ = int(X.shape[1])
+        return self
 
 
 def _min_value(X: Any) -> float:
@@ -430,15 +478,24 @@ def _log_loss_sum(probs: FloatArray, truth: IntArray) -> float:
     return float(-np.log(np.clip(picked, 1e-15, 1.0)).sum())
 
 
+#: Parameters of the default model (``make_model("logistic_regression")``): no intercept on
+#: sparse features (see :class:`LabelLogistic`), classes weighted by their inverse frequency
+#: among the labels. Measured (random labels, TF-IDF, ``benchmarks/label_efficiency.py``):
+#: dropping the intercept lifts clinc150 at 300 labels from 0.26 to 0.37 and ag_news at 100
+#: from 0.60 to 0.65; the class weights lift sms_spam at 300 from 0.93 to 0.95.
+DEFAULT_LOGISTIC = {"C": DEFAULT_C, "fit_intercept": "auto", "class_weight": "balanced",
+                    "max_iter": 1000}
+
+
 def _default_estimator() -> LogisticRegression:
-    return LogisticRegression(max_iter=1000)
+    return LabelLogistic(**DEFAULT_LOGISTIC)
 
 
 # ---- factory ---------------------------------------------------------------------------------
 
 
 def _logistic_regression(random_state: int | None, params: dict[str, Any]) -> Any:
-    return LogisticRegression(**{"max_iter": 1000, "random_state": random_state, **params})
+    return LabelLogistic(**{**DEFAULT_LOGISTIC, "random_state": random_state, **params})
 
 
 def _random_forest(random_state: int | None, params: dict[str, Any]) -> Any:
@@ -463,6 +520,11 @@ def _sgd(random_state: int | None, params: dict[str, Any]) -> Any:
     )
 
 
+#: Calibration each named model gets unless ``calibrate`` is given: the default logistic
+#: regression is never calibrated, so its probabilities keep one character from the first
+#: label on (``"auto"`` switches a sigmoid on once every class has 3 labels).
+_DEFAULT_CALIBRATION: dict[str, Calibrate] = {"logistic_regression": False}
+
 _FACTORIES = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
@@ -478,13 +540,16 @@ def make_model(
     *,
     classes: Sequence[Hashable] | None = None,
     random_state: int | None = None,
-    calibrate: Calibrate = "auto",
+    calibrate: Calibrate | None = None,
     multilabel: bool = False,
     **params: Any,
 ) -> Classifier:
     """A :class:`Classifier` around a named estimator; ``params`` go to the estimator.
 
-    Names: ``"logistic_regression"`` (lbfgs, max_iter=1000), ``"random_forest"`` (200 trees),
+    ``calibrate=None``: the model's own default (``False`` for logistic regression, ``"auto"``
+    for the others). Names: ``"logistic_regression"`` (:class:`LabelLogistic`: lbfgs,
+    ``C=DEFAULT_C``, no intercept on sparse features, balanced class weights, uncalibrated; pass ``C=1.0,
+    fit_intercept=True, class_weight=None, calibrate="auto"`` for the scikit-learn defaults), ``"random_forest"`` (200 trees),
     ``"naive_bayes"`` (:class:`NaiveBayes`: multinomial for non-negative features, else
     Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``).
     """
@@ -494,7 +559,7 @@ def make_model(
     return Classifier(
         factory(random_state, dict(params)),
         classes=classes,
-        calibrate=calibrate,
+        calibrate=_DEFAULT_CALIBRATION.get(name, "auto") if calibrate is None else calibrate,
         multilabel=multilabel,
         random_state=random_state,
     )

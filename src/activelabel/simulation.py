@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from activelabel import metrics
 from activelabel.datasets import Dataset
 from activelabel.features import FeatureSet
-from activelabel.models import BootstrapCommittee, make_model
+from activelabel.models import MODEL_NAMES, BootstrapCommittee, make_model
 from activelabel.pace import schedule_strategy
 from activelabel.strategies import (
     COMMITTEE_MEMBERS,
@@ -136,6 +136,8 @@ class _Config:
     random_state: int
     model: str
     model_params: dict[str, Any] = field(default_factory=dict)
+    featurizer: str = "auto"
+    featurizer_params: dict[str, Any] = field(default_factory=dict)
 
     def make(self, classes: list[int], random_state: int | None) -> Any:
         """A fresh, unfitted model over ``classes``."""
@@ -170,21 +172,27 @@ def simulate(
     on_step: Callable[[SimulationStep], None] | None = None,
     features: FeatureSet | None = None,
     model_params: Mapping[str, Any] | None = None,
+    featurizer: str = "auto",
+    featurizer_params: Mapping[str, Any] | None = None,
 ) -> SimulationResult:
     """Run the active-learning loop with an oracle for each strategy, ``repeats`` times.
 
     ``budget`` counts every label, the seed batch included; the last batch is clipped to it and a
-    run stops early when the pool runs out. ``features`` may be passed to reuse a featurization
-    (default: ``dataset.features()``); ``model_params`` go to :func:`~activelabel.models.make_model`
-    (e.g. ``{"calibrate": False}``). Raises ValueError with a one-line message on bad input.
+    run stops early when the pool runs out. ``featurizer`` and ``featurizer_params`` choose the
+    features (:meth:`~activelabel.datasets.Dataset.features`); ``features`` may be passed instead
+    to reuse a featurization. ``model`` is a name of :data:`~activelabel.models.MODEL_NAMES` and
+    ``model_params`` go to :func:`~activelabel.models.make_model` (e.g. ``{"C": 10}``,
+    ``{"calibrate": "auto"}``). Raises ValueError with a one-line message on bad input.
     """
     cfg = _check_config(
         strategies, seed_size, batch_size, budget, repeats, test_size, random_state, model
     )
-    if model_params:
-        cfg = replace(cfg, model_params=dict(model_params))
+    cfg = replace(cfg, model_params=dict(model_params or {}), featurizer=featurizer,
+                  featurizer_params=dict(featurizer_params or {}))
+    _check_model(cfg)
     n_train = _check_dataset(dataset, cfg)
-    feats = features if features is not None else dataset.features()
+    feats = features if features is not None else dataset.features(
+        cfg.featurizer, **cfg.featurizer_params)
     grid = curve_grid(cfg.seed_size, cfg.batch_size, cfg.budget, n_train)
     progress = _Progress(on_step, cfg.repeats * len(cfg.strategies) * len(grid))
     runs: dict[str, list[NDArray[np.float64]]] = {s: [] for s in cfg.strategies}
@@ -263,6 +271,18 @@ def _check_config(
     return _Config(
         names, seed_size, batch_size, budget, repeats, float(test_size), int(random_state), model
     )
+
+
+def _check_model(cfg: _Config) -> None:
+    """The model name is known and takes ``model_params`` (checked before any work)."""
+    if cfg.model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {cfg.model!r}; choose from: {', '.join(MODEL_NAMES)}")
+    try:
+        estimator = cfg.make([0, 1], cfg.random_state).estimator
+        if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's declared bounds
+            estimator._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad parameters for model {cfg.model!r}: {exc}") from None
 
 
 def _check_int(what: str, value: int, minimum: int) -> None:
@@ -445,11 +465,13 @@ def _summarize(
 
 
 def _config_dict(cfg: _Config) -> dict[str, Any]:
-    """Every parameter of the run; ``model_params`` only when some were given."""
+    """Every parameter of the run; ``model_params`` and ``featurizer_params`` only when some
+    were given."""
     out = asdict(cfg)
     out["strategies"] = list(cfg.strategies)
-    if not out["model_params"]:
-        del out["model_params"]
+    for optional in ("model_params", "featurizer_params"):
+        if not out[optional]:
+            del out[optional]
     return out
 
 

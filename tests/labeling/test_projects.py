@@ -92,3 +92,18 @@ def test_counts_per_split_backlog_and_labeled(engine_storage: Storage) -> None:
     assert counts.labeled == {"pool": 2, "holdout": 2, "gold": 0}
     assert (counts.n_items, counts.n_labeled, counts.backlog) == (12, 4, 7)
     assert counts.open_flags == 0
+
+
+def test_class_weights_must_name_the_project_labels_on_create_and_change(
+        engine_storage: Storage) -> None:
+    with pytest.raises(InvalidInput, match="labels the project does not have: c"):
+        new_project(engine_storage, labels=["a", "b"], settings={"class_weights": {"c": 2}})
+    seeded = new_project(engine_storage, labels=["a", "b"], settings={"class_weights": {"a": 2}})
+    with engine_storage.sessions() as session, session.begin():
+        project = get_project(session, seeded.project_id)
+        with pytest.raises(InvalidInput, match="labels the project does not have: c"):
+            change_project(session, project, seeded.owner_id,
+                           {"settings": {"class_weights": {"c": 2}}})
+        change_project(session, project, seeded.owner_id,
+                       {"labels": ["a", "b", "c"], "settings": {"class_weights": {"c": 2}}})
+        assert project.settings["class_weights"] == {"c": 2.0}

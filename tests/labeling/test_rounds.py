@@ -246,3 +246,18 @@ def test_request_round_for_a_missing_project_is_not_found(engine_storage: Storag
 
     with engine_storage.sessions() as session, session.begin(), pytest.raises(NotFound):
         request_round(session, 999_999, requested_by=None, reason="manual")
+
+
+def test_class_weights_raise_the_weighted_label_in_the_batch(engine_storage: Storage,
+                                                             digits: Arrays) -> None:
+    _, target = digits
+    picked: dict[str, int] = {}
+    for name, weights in (("plain", {}), ("weighted", {"3": 100.0})):
+        seeded = _digits_project(engine_storage, digits, class_weights=weights)
+        seed = _round(engine_storage, seeded.project_id, "cold_start")
+        seed_rows = _selected_rows(engine_storage, seeded.project_id, seed)
+        label_rows(engine_storage, seeded, seed_rows, [str(int(target[r])) for r in seed_rows])
+        rows = _selected_rows(engine_storage, seeded.project_id, _round(engine_storage,
+                                                                        seeded.project_id))
+        picked[name] = sum(int(target[r]) == 3 for r in rows)
+    assert picked["weighted"] >= picked["plain"] + 3, picked

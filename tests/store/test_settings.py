@@ -198,3 +198,14 @@ def test_the_migration_rewrites_settings_older_versions_accepted(
     after = json.loads(after) if isinstance(after, str) else after
     assert (action, entity, after["replaced"]) == ("normalize", "project",
                                                    ["featurizer", "lease_seconds"])
+
+
+def test_class_weights_are_positive_and_name_the_project_labels() -> None:
+    stored = validate_settings({"class_weights": {"spam": 3, "ham": 0.5}}, ["ham", "spam"])
+    assert stored["class_weights"] == {"spam": 3.0, "ham": 0.5}
+    assert validate_settings({"class_weights": {"7": 2}}, [7, 8])["class_weights"] == {"7": 2.0}
+    with pytest.raises(InvalidSettings, match="labels the project does not have: eggs"):
+        validate_settings({"class_weights": {"eggs": 2}}, ["ham", "spam"])
+    for bad in (0, -1, float("inf"), "2", True, 1e7):
+        with pytest.raises(InvalidSettings, match=r"settings\.class_weights"):
+            validate_settings({"class_weights": {"spam": bad}}, ["ham", "spam"])

@@ -123,7 +123,7 @@ def change_project(session: Session, project: Project, actor_id: int,
         project.labels = labels
     if "settings" in given:
         current = settings_of(project.settings).model_dump(mode="json")
-        project.settings = validate_settings({**current, **given["settings"]})
+        project.settings = validate_settings({**current, **given["settings"]}, project.labels)
     if "private_fields" in given:
         project.private_fields = list(dict.fromkeys(given["private_fields"]))
     if "guidelines" in given and given["guidelines"] != project.guidelines:

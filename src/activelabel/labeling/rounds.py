@@ -405,10 +405,21 @@ def _select(snap: _Snapshot, strategy: str, k: int, probs: NDArray[np.float32] |
         STRATEGIES[strategy], embeddings=np.asarray(feats.embeddings[pool]), probs=model_probs,
         committee_probs=None if committee is None else committee_probs,
         labeled_embeddings=labeled_embeddings if train_rows.shape[0] else None)
-    chosen = get_strategy(strategy).query(min(k, pool.shape[0]), random_state=seed, **kwargs)
+    chosen = get_strategy(strategy).query(min(k, pool.shape[0]), random_state=seed,
+                                          class_weights=_class_weights(snap, strategy),
+                                          **kwargs)
     idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
     scores = [float(s) for s in np.asarray(chosen.scores)[:k]]
     return _Picked(pool[idx], list(scores), strategy)
+
+
+def _class_weights(snap: _Snapshot, strategy: str) -> NDArray[np.float64] | None:
+    """The ``class_weights`` setting as one weight per class (1 for labels it leaves out), for
+    single-label strategies that read probabilities; None when unset or not read."""
+    weights = snap.settings.get("class_weights") or {}
+    if not weights or snap.task == "multilabel" or not STRATEGIES[strategy].needs_probs:
+        return None
+    return np.asarray([float(weights.get(str(c), 1.0)) for c in snap.classes])
 
 
 def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int) -> _Picked:

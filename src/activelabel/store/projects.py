@@ -60,9 +60,11 @@ def create_project(session: Session, name: str, task: str, labels: Sequence[Any]
     """New project; its creator (if given) becomes its owner."""
     if not name or len(name) > 200:
         raise InvalidInput(f"project name must be 1-200 characters, got {len(name)}")
-    project = Project(name=name, task=task, labels=validate_labels(task, labels),
+    labels = validate_labels(task, labels)
+    project = Project(name=name, task=task, labels=labels,
                       guidelines=guidelines, guidelines_version=1,
-                      settings=validate_settings(settings), private_fields=list(private_fields),
+                      settings=validate_settings(settings, labels),
+                      private_fields=list(private_fields),
                       created_by=created_by)
     if session.execute(select(Project.id).where(Project.name == name)).first() is not None:
         raise Conflict(f"project {name!r} already exists: pick another name")

