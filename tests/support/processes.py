@@ -192,12 +192,15 @@ def done_rounds(client: Client, project_id: int) -> list[dict[str, Any]]:
 
 def import_sms(client: Client, shared_data: Path, folder: Path, n: int,
                settings: dict[str, Any] | None = None) -> tuple[int, dict[str, str]]:
-    """A new project with ``n`` SMS rows imported through the API; (project id, oracle)."""
+    """A new project with ``n`` SMS rows imported through the API; (project id, oracle).
+
+    No audit draws (``audit_share`` 0) unless ``settings`` asks: the tests read the order the
+    rounds give, and a random 5% of draws would mix into it (tests/labeling/test_payoff.py)."""
     oracle = write_sms(shared_data, folder / "sms.jsonl", n)
     project = client.create_project(
         "sms", ["ham", "spam"], guidelines="Is the message spam?",
         settings={"featurizer": "text", "batch_size": SEED, "retrain_every_labels": 10_000,
-                  **(settings or {})})
+                  "audit_share": 0.0, **(settings or {})})
     job = client.upload(project["id"], folder / "sms.jsonl")
     finished = client.wait_for_job(project["id"], job, timeout=60)
     assert finished["result"]["inserted"] == n
