@@ -33,7 +33,7 @@ __all__ = [
     "EMBEDDINGS",
     "FEATURES",
     "ProjectFeatures",
-    "cached_features",
+    "cached_fingerprint",
     "ensure_features",
     "feature_fingerprint",
     "featurize_records",
@@ -191,13 +191,15 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
     atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
 
 
-def cached_features(storage: Storage, project_id: int) -> ProjectFeatures | None:
-    """The cached features as they are (built for the items of the last round), or None."""
+def cached_fingerprint(storage: Storage, project_id: int) -> str | None:
+    """The fingerprint of the cached features (what the active model was trained on when it
+    matches the model's), or None when nothing is cached."""
     try:
         meta = json.loads(_paths(storage, project_id)["meta"].read_text())
     except (OSError, ValueError):
         return None
-    return _load_cached(storage, project_id, str(meta.get("fingerprint")))
+    found = meta.get("fingerprint")
+    return None if found is None else str(found)
 
 
 def forget_features(storage: Storage, project_id: int) -> None:

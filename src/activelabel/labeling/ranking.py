@@ -130,7 +130,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     margin earns in the current ranking (between the ranked items of nearest margin); other
     splits keep their random key. Returns how many items were placed (0 without a model, or
     when the active model's features are no longer the cached ones)."""
-    from .featurize import load_featurizer, transform_items
+    from .featurize import cached_fingerprint, load_featurizer, transform_items
 
     meta = _load_meta(storage, project_id)
     sorted_margins = storage.arrays.load(project_id, _MARGINS, mmap=False)
@@ -152,7 +152,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
             artifact = pickle.load(handle)  # written by labeling.rounds
     except OSError:
         return 0
-    if artifact.get("fingerprint") != _features_fingerprint(storage, project_id):
+    if artifact.get("fingerprint") != cached_fingerprint(storage, project_id):
         return 0  # the cached featurizer is not the one the model was trained on
     field = getattr(featurizer, "field", None)
     records = [{field: data.get(field)} if isinstance(field, str) else data
@@ -165,15 +165,6 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     rows = np.asarray([row for row, _ in new], dtype=np.int64)
     with storage.sessions() as session, session.begin():
         return write_ranking(session, project_id, rows, ranks)
-
-
-def _features_fingerprint(storage: Storage, project_id: int) -> str | None:
-    try:
-        meta = json.loads((storage.arrays.project_dir(project_id) / "features.json").read_text())
-    except (OSError, ValueError):
-        return None
-    found = meta.get("fingerprint")
-    return None if found is None else str(found)
 
 
 def _new_pool_items(session: Session, project_id: int,
