@@ -104,7 +104,8 @@ def test_two_api_hosts_and_a_worker_apart_share_one_queue(db_url: str, tmp_path:
                 return found if all(r["status"] == "done" for r in found) else None
 
             rounds = wait_until(all_done, ROUND_TIMEOUT, what="the rounds the labels queued")
-            assert len(rounds) >= 3, rounds  # the cold start, then one per 60 labels
+            # the cold start, then what the labels queued (one round at a time, every 60 labels)
+            assert len(rounds) >= 2, rounds
             export = other.export(project_id, tmp_path / "export.jsonl")
         exported: Counter[tuple[str, str]] = Counter()
         for row in Path(export).read_text().splitlines():
