@@ -67,7 +67,7 @@ def test_a_planted_shift_is_found_in_confidence_and_in_feature_space() -> None:
     assert report.embedding_psi > 0.25
     assert report.embedding_p is not None
     assert report.embedding_p < 1e-6
-    assert len(report.reasons) == 2
+    assert len(report.reasons) == 3  # confidence, a direction, the classifier
     assert report.as_dict()["n_new"] == 200
 
 
@@ -105,3 +105,36 @@ def test_staleness_by_labels_and_by_age() -> None:
                          max_labels=500, max_days=7) == []
     assert stale_reasons(labels_since=10**6, seconds_since=10**9, new_items=5,
                          max_labels=None, max_days=None) == []
+
+
+def test_new_classes_among_many_are_found_by_the_classifier_test() -> None:
+    """A shift spread over many directions (new classes among many, as in clinc150): each
+    principal direction barely moves, a classifier over every feature tells them apart."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(100, 300))
+
+    def sample(classes: np.ndarray, n: int) -> np.ndarray:
+        return centres[rng.choice(classes, n)] + rng.normal(scale=1.5, size=(n, 300))
+
+    old, new = np.arange(50), np.arange(50, 100)
+    ref, same, shifted = sample(old, 800), sample(old, 400), sample(new, 400)
+    moved = drift_report(features_reference=ref, features_new=shifted)
+    assert moved.shifted
+    assert moved.domain_auc is not None
+    assert moved.domain_auc > 0.8
+    assert any("classifier" in r for r in moved.reasons)
+    alike = drift_report(features_reference=ref, features_new=same)
+    assert not alike.shifted
+    assert alike.domain_auc is not None
+    assert alike.domain_auc < 0.6
+
+
+def test_one_feature_column_leaves_the_confidence_view_only() -> None:
+    rng = np.random.default_rng(5)
+    report = drift_report(confidence_reference=rng.beta(5, 2, 300),
+                          confidence_new=rng.beta(5, 2, 200),
+                          features_reference=rng.normal(size=(300, 1)),
+                          features_new=rng.normal(size=(200, 1)))
+    assert report.confidence_psi is not None
+    assert report.embedding_psi is None
+    assert report.domain_auc is None

@@ -441,3 +441,14 @@ def test_label_logistic_fits_used_columns_only_and_matches_logistic_regression()
     assert ours.coef_.shape == plain.coef_.shape
     np.testing.assert_array_equal(ours.coef_[:, -500:], 0.0)
     np.testing.assert_allclose(ours.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+
+
+def test_default_model_fits_labels_whose_texts_share_no_feature() -> None:
+    """Labeled rows with no non-zero feature (texts with no word of the vocabulary) train a
+    model that answers with the class prior instead of failing the round."""
+    X = sp.csr_matrix((4, 6), dtype=np.float64)
+    model = make_model("logistic_regression", classes=["a", "b"])
+    model.fit(X, ["a", "a", "b", "a"])
+    probs = model.predict_proba(sp.random(3, 6, density=0.5, format="csr", random_state=0))
+    assert probs.shape == (3, 2)
+    assert np.allclose(probs.sum(axis=1), 1.0)

@@ -526,6 +526,16 @@ def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: s
         typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
     if count > SHOWN_REJECTED:
         typer.echo(f"  ... and {count - SHOWN_REJECTED} more rejected rows")
+    drift = result.get("drift")
+    if drift:
+        if drift.get("shifted"):
+            queued = result.get("drift_round_id")
+            typer.echo("the new items differ from the training data: " +
+                       "; ".join(drift.get("reasons") or []) +
+                       (f" (round {queued} queued)" if queued else ""))
+        else:
+            typer.echo(f"the new items look like the training data (feature PSI "
+                       f"{float(drift.get('embedding_psi') or 0):.2f})")
 
 
 class JobError(Exception):

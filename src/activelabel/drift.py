@@ -7,7 +7,12 @@ last ranked) and new items:
 - the features projected on the first principal directions of both samples together (a
   truncated SVD, so sparse TF-IDF works as well as dense embeddings).
 
-Each is measured by the population stability index (PSI, bins at the reference's deciles;
+A third view reads every feature at once: a classifier trained to tell new items from the
+reference (the classifier two-sample test, :func:`domain_auc`); an out-of-fold AUC of
+``DOMAIN_AUC_ALERT`` or more with p < ``p_alert`` is a shift. It finds what the first
+directions miss, such as new classes among many (a shift spread over many directions).
+
+The first two are measured by the population stability index (PSI, bins at the reference's deciles;
 under 0.1 little change, 0.1-0.25 some, above 0.25 a major shift) and by the two-sample
 Kolmogorov-Smirnov test (for the projections, the smallest p-value times the number of
 directions, Bonferroni). A shift is reported when a PSI reaches ``psi_alert`` and its test's
@@ -28,8 +33,10 @@ from numpy.typing import NDArray
 __all__ = [
     "MAX_SAMPLE",
     "DriftReport",
+    "domain_auc",
     "drift_report",
     "ks_pvalue",
+    "max_confidence",
     "project_rows",
     "psi",
     "stale_reasons",
@@ -37,6 +44,10 @@ __all__ = [
 
 #: Rows of each side used for the statistics (a seeded subsample above it).
 MAX_SAMPLE = 20_000
+#: AUC of the classifier two-sample test from which new items count as shifted.
+DOMAIN_AUC_ALERT = 0.7
+#: Rows a side the classifier two-sample test reads (a seeded subsample above it).
+DOMAIN_ROWS = 5_000
 #: Principal directions of the reference the features are projected on.
 DIRECTIONS = 5
 _BINS = 10
@@ -101,6 +112,45 @@ def project_rows(reference: Any, current: Any, *, directions: int = DIRECTIONS,
     return projected[:n_ref], projected[n_ref:]
 
 
+def domain_auc(reference: Any, current: Any, *, seed: int = 0,
+               max_rows: int = DOMAIN_ROWS) -> tuple[float, float]:
+    """The classifier two-sample test: (AUC, p-value) of a logistic regression telling
+    ``current`` rows from ``reference`` rows, scored out of fold (3 folds), the p-value from
+    the Mann-Whitney U test of those scores. AUC near 0.5: the two samples look alike; it sees
+    every feature at once, where a shift spread over many directions (new classes among many)
+    leaves each principal direction almost unmoved. At most ``max_rows`` rows a side."""
+    import scipy.sparse as sp
+    from scipy.stats import mannwhitneyu
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(seed)
+    ref_rows = np.sort(rng.permutation(reference.shape[0])[:max_rows])
+    cur_rows = np.sort(rng.permutation(current.shape[0])[:max_rows])
+    if ref_rows.size < 3 or cur_rows.size < 3:
+        return 0.5, 1.0
+    sparse = sp.issparse(reference) or sp.issparse(current)
+    X = (sp.vstack([reference[ref_rows], current[cur_rows]], format="csr") if sparse
+         else np.vstack([np.asarray(reference)[ref_rows], np.asarray(current)[cur_rows]]))
+    y = np.r_[np.zeros(ref_rows.size), np.ones(cur_rows.size)]
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200)
+    scores = cross_val_predict(model, X, y, cv=folds, method="decision_function")
+    auc = float(roc_auc_score(y, scores))
+    p_value = float(mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater").pvalue)
+    return auc, p_value
+
+
+def max_confidence(probs: NDArray[Any], multilabel: bool) -> NDArray[np.float64]:
+    """Per row, the model's confidence in its own answer: the largest class probability, or
+    for multilabel the least certain label's max(p, 1 - p). ``probs`` is (n, n_classes)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if multilabel:
+        return np.min(np.maximum(p, 1.0 - p), axis=1)
+    return np.max(p, axis=1)
+
+
 @dataclass
 class DriftReport:
     """The shift between a reference sample and new items (see the module's docstring)."""
@@ -111,6 +161,8 @@ class DriftReport:
     confidence_p: float | None = None
     embedding_psi: float | None = None
     embedding_p: float | None = None
+    domain_auc: float | None = None
+    domain_p: float | None = None
     shifted: bool = False
     reasons: list[str] = field(default_factory=list)
 
@@ -142,7 +194,8 @@ def drift_report(*, confidence_reference: NDArray[Any] | None = None,
                 report.reasons.append(
                     f"the model's confidence on new items moved (PSI {report.confidence_psi:.2f})")
     if features_reference is not None and features_new is not None \
-            and features_reference.shape[0] >= 3 and features_new.shape[0] > 0:
+            and features_reference.shape[0] >= 3 and features_new.shape[0] > 0 \
+            and features_reference.shape[1] >= 2:  # one column: the confidence view only
         ref_rows = _sample(features_reference.shape[0], rng)
         new_rows = _sample(features_new.shape[0], rng)
         ref_x, new_x = project_rows(features_reference[ref_rows], features_new[new_rows],
@@ -156,6 +209,11 @@ def drift_report(*, confidence_reference: NDArray[Any] | None = None,
         if report.embedding_psi >= psi_alert and report.embedding_p < p_alert:
             report.reasons.append(f"new items lie elsewhere in feature space "
                                   f"(PSI {report.embedding_psi:.2f} along direction {worst + 1})")
+        auc, p_auc = domain_auc(features_reference[ref_rows], features_new[new_rows], seed=seed)
+        report.domain_auc, report.domain_p = auc, p_auc
+        if auc >= DOMAIN_AUC_ALERT and p_auc < p_alert:
+            report.reasons.append(f"a classifier tells new items from the training data "
+                                  f"(AUC {auc:.2f})")
     report.n_reference, report.n_new = sizes
     report.shifted = bool(report.reasons)
     return report

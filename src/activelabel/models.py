@@ -111,9 +111,9 @@ class LabelLogistic(LogisticRegression):  # type: ignore[misc]
         if params["fit_intercept"] == "auto":
             params["fit_intercept"] = not sp.issparse(X)
         inner = LogisticRegression(**params)
-        if sp.issparse(X):
+        cols = np.unique(sp.csr_matrix(X).indices) if sp.issparse(X) else None
+        if cols is not None and cols.size:
             X = sp.csr_matrix(X)
-            cols = np.unique(X.indices)
             inner.fit(X[:, cols], y, sample_weight=sample_weight)
             coef = np.zeros((inner.coef_.shape[0], X.shape[1]), dtype=inner.coef_.dtype)
             coef[:, cols] = inner.coef_

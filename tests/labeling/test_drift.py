@@ -23,7 +23,7 @@ from activelabel.labeling.rounds import request_round
 from activelabel.runtime.server import run_job_inline
 from activelabel.runtime.settings import Storage
 from activelabel.store import list_rounds
-from activelabel.store.models import ModelVersion
+from activelabel.store.models import ModelVersion, Round
 from tests.support.projects import Seeded, label_rows, new_project, run_job
 
 CLASSES = ["Business", "Sci/Tech", "Sports", "World"]
@@ -140,10 +140,14 @@ def test_a_stale_model_is_flagged_and_queues_a_round(trained: Any) -> None:
         fresh = staleness(session, seeded.project_id)
     assert fresh is not None
     assert not fresh["stale"]
-    with storage.sessions() as session, session.begin():  # the model is now 8 days old
+    with storage.sessions() as session, session.begin():  # the model and its round: 8 days old
         for mv in session.execute(select(ModelVersion).where(
                 ModelVersion.project_id == seeded.project_id)).scalars():
             mv.created_at = mv.created_at - timedelta(days=8)
+        for rnd in session.execute(select(Round).where(
+                Round.project_id == seeded.project_id)).scalars():
+            if rnd.finished_at is not None:
+                rnd.finished_at = rnd.finished_at - timedelta(days=8)
     with storage.read_sessions() as session:
         old_but_nothing_new = staleness(session, seeded.project_id)
     assert old_but_nothing_new is not None
@@ -152,8 +156,13 @@ def test_a_stale_model_is_flagged_and_queues_a_round(trained: Any) -> None:
     with storage.sessions() as session, session.begin():
         state = staleness(session, seeded.project_id)
         assert state is not None
-        assert state["stale"]
+        assert state["stale"], state
         assert "8.0 days old" in state["reasons"][0]
         queued = request_stale_rounds(session)
         assert len(queued) == 1
         assert request_stale_rounds(session) == []  # one round at a time
+        rnd = session.get(Round, queued[0])
+        assert rnd is not None
+        rnd.status = "failed"  # the stale round failed: no new one every minute
+        session.flush()
+        assert request_stale_rounds(session) == []

@@ -684,6 +684,8 @@ class DriftOut(BaseModel):
     confidence_p: float | None = None
     embedding_psi: float | None = None
     embedding_p: float | None = None
+    domain_auc: float | None = None
+    domain_p: float | None = None
 
 
 class StalenessOut(BaseModel):

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..drift import MAX_SAMPLE, drift_report, stale_reasons
+from ..drift import MAX_SAMPLE, drift_report, max_confidence, stale_reasons
 from ..store import (
     Storage,
     active_model_version,
@@ -43,15 +43,13 @@ __all__ = ["import_drift", "latest_drift", "request_stale_rounds", "round_drift"
 log = logging.getLogger("activelabel.drift")
 
 
-def _confidence(probs: NDArray[Any]) -> NDArray[np.float64]:
-    return np.asarray(probs, dtype=np.float64).max(axis=1)
-
-
 def round_drift(X: Any, probs: NDArray[Any], splits: NDArray[np.str_],
                 train_rows: NDArray[np.intp], labeled_rows: NDArray[np.intp], first_new_row: int,
-                settings: Mapping[str, Any], seed: int) -> dict[str, Any] | None:
+                settings: Mapping[str, Any], seed: int, *, multilabel: bool = False
+                ) -> dict[str, Any] | None:
     """The drift of the unlabeled pool items from row ``first_new_row`` on (imported since the
-    previous round), or None when there are none (or no training items to compare with)."""
+    previous round), or None when there are none (or no training items to compare with).
+    Each side is subsampled (``MAX_SAMPLE`` rows) before its features are sliced."""
     n = int(probs.shape[0])
     unlabeled = np.ones(n, dtype=bool)
     unlabeled[labeled_rows[labeled_rows < n]] = False
@@ -60,9 +58,12 @@ def round_drift(X: Any, probs: NDArray[Any], splits: NDArray[np.str_],
     old = np.flatnonzero(pool & (np.arange(n) < first_new_row))
     if new.size == 0 or train_rows.size < 3:
         return None
+    rng = np.random.default_rng(seed)
+    old, new = _sampled(old, rng), _sampled(new, rng)
+    train_rows = _sampled(np.asarray(train_rows), rng)
     report = drift_report(
-        confidence_reference=_confidence(probs[old]) if old.size else None,
-        confidence_new=_confidence(probs[new]),
+        confidence_reference=max_confidence(probs[old], multilabel) if old.size else None,
+        confidence_new=max_confidence(probs[new], multilabel),
         features_reference=X[train_rows], features_new=X[new],
         psi_alert=float(settings["drift_psi_alert"]), p_alert=float(settings["drift_p_alert"]),
         seed=seed)
@@ -80,7 +81,7 @@ def _payloads(session: Session, project_id: int, rows: NDArray[np.int64]) -> lis
     return out
 
 
-def _sampled(rows: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
+def _sampled(rows: NDArray[Any], rng: np.random.Generator) -> NDArray[Any]:
     if rows.size <= MAX_SAMPLE:
         return rows
     return np.sort(rng.choice(rows, size=MAX_SAMPLE, replace=False))
@@ -133,7 +134,8 @@ def staleness(session: Session, project_id: int, *, now: datetime | None = None
     last = last_finished_round(session, project_id)
     if mv is None or last is None or last.finished_at is None:
         return None
-    trained = _aware(mv.created_at)
+    # A re-activated older version starts its watch when its re-ranking round finished.
+    trained = max(_aware(mv.created_at), _aware(last.finished_at))
     seconds = max((_aware(now or utcnow()) - trained).total_seconds(), 0.0)
     labels = labels_since_round(session, last, project_id)
     known = (last.metrics or {}).get("n_items")  # items the last round ranked
@@ -163,6 +165,10 @@ def request_stale_rounds(session: Session) -> list[int]:
     for project_id in list(ids):
         if not settings_of(get_project(session, project_id).settings).retrain_when_stale:
             continue
+        newest = session.execute(select(Round.status).where(Round.project_id == project_id)
+                                 .order_by(Round.number.desc()).limit(1)).scalar()
+        if newest == RoundStatus.FAILED:
+            continue  # the owner looks at the failure first: no new round a minute
         state = staleness(session, project_id)
         if state is None or not state["stale"]:
             continue

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..drift import max_confidence
 from ..pace import forecast_labels
 from ..store import (
     PENDING_STATUSES,
@@ -118,15 +119,6 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
 
 
 # ---- confidence of the pool ------------------------------------------------------------------
-
-
-def max_confidence(probs: NDArray[Any], multilabel: bool) -> NDArray[np.float64]:
-    """Per row, the model's confidence in its own answer: the largest class probability, or
-    for multilabel the least certain label's max(p, 1 - p). ``probs`` is (n, n_classes)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if multilabel:
-        return np.min(np.maximum(p, 1.0 - p), axis=1)
-    return np.max(p, axis=1)
 
 
 def histogram(values: NDArray[np.float64], bins: int) -> list[int]:

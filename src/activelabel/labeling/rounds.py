@@ -8,6 +8,7 @@ short transaction at the end, so annotators keep getting tasks and saving labels
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import tempfile
@@ -78,6 +79,8 @@ from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
 from .stats import labels_spent
+
+log = logging.getLogger("activelabel.rounds")
 
 __all__ = [
     "COLD_START_STRATEGY",
@@ -630,8 +633,11 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     if first_new is not None:
         start = time.perf_counter()
         labeled = np.asarray(sorted(snap.labels), dtype=np.intp)
-        drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
-                            snap.settings, seed)
+        try:  # a report, never a reason for the round to fail
+            drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
+                                snap.settings, seed, multilabel=multilabel)
+        except Exception:
+            log.warning("drift of project %s not measured", snap.project_id, exc_info=True)
         timings["drift_s"] = time.perf_counter() - start
     tmp = _dump_artifact(storage, snap.project_id, {
         "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,

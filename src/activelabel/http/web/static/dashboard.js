@@ -68,7 +68,7 @@
       const where = drift.source === "round" ? `round ${drift.round_number}` : `import job ${drift.job_id}`;
       $("drift-line").replaceChildren(
         AL.el("span", { class: drift.shifted ? "badge bad" : "badge ok" }, drift.shifted ? "shift" : "no shift"),
-        ` ${drift.n_new} new items against ${drift.n_reference} (${where}): PSI of confidence ${psi(drift.confidence_psi)}, of features ${psi(drift.embedding_psi)}.`);
+        ` ${drift.n_new} new items against ${drift.n_reference} (${where}): PSI of confidence ${psi(drift.confidence_psi)}, of features ${psi(drift.embedding_psi)}; a classifier tells them apart with AUC ${psi(drift.domain_auc)}.`);
       reasons.push(...drift.reasons.map((r) => "Drift: " + r));
     }
     $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
