@@ -96,3 +96,19 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     assert found["random_curve"] == curve
     assert found["random_labels_needed"] is not None
     assert found["to_target"] == round(0.99 - found["accuracy"], 6)
+
+
+def test_hits_compare_each_audit_answer_with_the_models() -> None:
+    from types import SimpleNamespace
+
+    from activelabel.labeling.payoff import _hits
+
+    multi = SimpleNamespace(labels=["a", "b", "c"], task="multilabel")
+    probs = np.array([[0.9, 0.1, 0.1], [0.9, 0.8, 0.1], [0.1, 0.1, 0.7]])
+    answers = {0: ["a"], 1: ["b", "a"], 2: ["a"]}  # the last one wrong
+    assert _hits(multi, probs, [0, 1, 2], answers).tolist() == [True, True, False]
+    single = SimpleNamespace(labels=["a", "b", "c"], task="classification")
+    assert _hits(single, probs, [0, 1, 2], {0: "a", 1: "a", 2: "c"}).tolist() == [
+        True, True, True]
+    other_labels = SimpleNamespace(labels=["a", "b"], task="classification")
+    assert _hits(other_labels, probs, [0], {0: "a"}).size == 0  # a model of another label set

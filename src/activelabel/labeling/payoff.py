@@ -9,7 +9,6 @@ labels the model's accuracy would have cost. The maths is in :mod:`activelabel.e
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..estimates import accuracy_estimate, curve_counts, labels_needed, random_sampling_curve
 from ..store import ArrayStore, active_model_version, is_current_label, settings_of
 from ..store.models import Annotation, Item, Project, Round, RoundStatus
+from .consensus import item_majority
 from .stats import labels_spent
 from .tasks import model_probs
 
@@ -51,29 +51,39 @@ def audit_curve(X: Any, rows: Sequence[int], truth: Mapping[int, Any],
     return [[m, acc] for m, acc in random_sampling_curve(X[index], y, counts, make_model)]
 
 
-def _audit_answers(session: Session, project_id: int) -> dict[int, Any]:
-    """Row -> the majority of the current labels of each labeled audit draw (ties left out)."""
+def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
+    """Row -> the majority of the current labels of each labeled audit draw, as training
+    counts a majority (:func:`~activelabel.labeling.consensus.item_majority`: per label for
+    multi-label; ties left out)."""
     stmt = (select(Item.row, Annotation.labels).join(Annotation, Annotation.item_id == Item.id)
-            .where(Item.project_id == project_id, Item.audit_drawn_at.is_not(None),
+            .where(Item.project_id == project.id, Item.audit_drawn_at.is_not(None),
                    is_current_label()))
-    votes: dict[int, Counter[Any]] = {}
+    per_row: dict[int, list[list[Any]]] = {}
     for row, labels in session.execute(stmt):
-        key = tuple(sorted(map(str, labels))) if len(labels) != 1 else labels[0]
-        votes.setdefault(int(row), Counter())[key] += 1
+        per_row.setdefault(int(row), []).append(list(labels))
+    multilabel = project.task == "multilabel"
     out: dict[int, Any] = {}
-    for row, counter in votes.items():
-        top = counter.most_common(2)
-        if len(top) == 1 or top[0][1] > top[1][1]:
-            out[row] = top[0][0]
+    for row, given in per_row.items():
+        answer = item_majority(given, multilabel)
+        if answer is not None:
+            out[row] = answer
     return out
 
 
-def _predicted(project: Project, probs: np.ndarray[Any, Any], rows: list[int]) -> list[Any]:
+def _hits(project: Project, probs: np.ndarray[Any, Any], rows: list[int],
+          answers: Mapping[int, Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per audit row, whether the model's answer is the people's; none when the model was
+    trained on another label set."""
     labels = list(project.labels)
+    if not rows or probs.shape[1] != len(labels):
+        return np.zeros(0, dtype=bool)
     p = np.asarray(probs[np.asarray(rows, dtype=np.intp)], dtype=np.float64)
     if project.task == "multilabel":
-        return [tuple(sorted(str(labels[j]) for j in np.flatnonzero(q >= 0.5))) for q in p]
-    return [labels[int(j)] for j in p.argmax(axis=1)]
+        return np.asarray([sorted(str(labels[j]) for j in np.flatnonzero(q >= 0.5))
+                           == sorted(map(str, answers[r])) for q, r in zip(p, rows, strict=True)],
+                          dtype=bool)
+    return np.asarray([labels[int(j)] == answers[r]
+                       for j, r in zip(p.argmax(axis=1), rows, strict=True)], dtype=bool)
 
 
 def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
@@ -82,13 +92,11 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the
     distance to ``target_accuracy``."""
     settings = settings_of(project.settings)
-    answers = _audit_answers(session, project.id)
+    answers = _audit_answers(session, project)
     active = active_model_version(session, project.id)
     probs = None if active is None else model_probs(arrays, project.id)
     rows = [] if probs is None else sorted(r for r in answers if r < probs.shape[0])
-    hits = (np.asarray(_predicted(project, probs, rows), dtype=object)
-            == np.asarray([answers[r] for r in rows], dtype=object)) if rows and probs is not None \
-        else np.zeros(0, dtype=bool)
+    hits = np.zeros(0, dtype=bool) if probs is None else _hits(project, probs, rows, answers)
     est = accuracy_estimate(hits, CONFIDENCE)
     last = session.execute(select(Round.metrics).where(
         Round.project_id == project.id, Round.status == RoundStatus.DONE)

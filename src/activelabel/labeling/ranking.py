@@ -162,6 +162,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     m = margins(probs, multilabel)
     position = np.searchsorted(sorted_margins, m, side="left") / sorted_margins.shape[0]
     ranks = SCORED_BASE + int(meta["batch"]) + position * int(meta["behind"]) - 0.5
+    ranks = np.maximum(ranks, SCORED_BASE + int(meta["batch"]))  # behind the batch, never in it
     rows = np.asarray([row for row, _ in new], dtype=np.int64)
     with storage.sessions() as session, session.begin():
         return write_ranking(session, project_id, rows, ranks)

@@ -785,13 +785,13 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
         ranking = full_ranking(snap.splits, out.picked.rows, out.probs,
                                multilabel=snap.task == "multilabel",
                                seed=int(snap.settings["random_state"]), project_id=project_id)
-        save_ranking_meta(storage, project_id, ranking, number)
         timings["rank_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - started
     try:
         result = _record(storage, snap, round_id, out, str(payload.get("reason", "")))
         if ranking is not None:  # the rest of the pool behind the batch, by the model
             write_full_ranking(storage, project_id, ranking)
+            save_ranking_meta(storage, project_id, ranking, number)  # what imports place by
         return result
     finally:
         if out.artifact_tmp is not None:

@@ -149,8 +149,10 @@ class Why(BaseModel):
 
 def why_of(task: Task, *, reveal_audit: bool = True) -> Why:
     """What ranked the task's item, from its queue rank and the round that wrote the ranking.
-    Without ``reveal_audit`` an audit draw reads as what its queue rank says (annotators
-    cannot tell audit draws apart; owners and reviewers see them)."""
+    Without ``reveal_audit`` an audit draw reads as what its queue rank says, and no task
+    ranked by the model's score shows its rank (a draw from deep in the pool would stand out
+    among the ranks of the queue's head): annotators cannot tell audit draws apart; owners and
+    reviewers see them."""
     kind, sel, last = task.ranked_by, task.selection, task.ranking_round
     if kind == "audit" and not reveal_audit:
         kind = task.queue_ranked_by
@@ -161,10 +163,10 @@ def why_of(task: Task, *, reveal_audit: bool = True) -> Why:
                    f"{sel.strategy} (rank {sel.rank + 1})")
     if kind == "model_score" and last is not None:
         rank = int((task.item.queue_rank or SCORED_BASE) - SCORED_BASE)
+        shown = f" (rank {rank + 1})" if reveal_audit else ""
         return Why(strategy="model_score", score=None, round=last[1], round_id=last[0],
-                   rank=rank, model_version=last[2], ranked_by=kind,
-                   detail=f"ranked behind round {last[1]}'s batch by the model's score "
-                   f"(rank {rank + 1})")
+                   rank=rank if reveal_audit else None, model_version=last[2], ranked_by=kind,
+                   detail=f"ranked behind round {last[1]}'s batch by the model's score{shown}")
     if kind == "audit":
         return Why(strategy="audit", score=None, round=None, round_id=None, rank=None,
                    model_version=None, ranked_by=kind,

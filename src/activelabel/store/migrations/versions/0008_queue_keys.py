@@ -40,6 +40,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # 0007 reads any queue_rank as "picked by a round": the ranks behind the batch (from
+    # 2**40) and the import keys (from 2**50) go back to none.
+    op.execute("UPDATE items SET queue_rank = NULL WHERE queue_rank >= 1099511627776")
     op.drop_index('ix_items_audit_draw', table_name='items')
     op.drop_column('items', 'audit_drawn_at')
     op.drop_column('items', 'queue_key')
