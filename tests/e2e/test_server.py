@@ -176,3 +176,14 @@ def test_metrics_count_the_requests_of_every_api_process(tmp_path: Path) -> None
         assert counted == 40
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_a_child_whose_server_died_while_it_started_ends_itself() -> None:
+    """A ``serve`` killed while an API child was still importing dies before the child asks for
+    the parent-death signal, which then never comes: the child sees it is no longer that
+    server's child and ends as the signal would have ended it."""
+    code = ("import time; from activelabel.runtime.server import _die_with_parent; "
+            "_die_with_parent(1); time.sleep(60)")  # pid 1 is not this child's parent
+    proc = subprocess.run([sys.executable, "-c", code], timeout=30)
+    assert proc.returncode == -signal.SIGTERM

@@ -14,6 +14,7 @@ PostgreSQL: :func:`default_processes`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import shutil
@@ -92,9 +93,18 @@ def check_port(host: str, port: int) -> None:
                                "--port, or stop what is using it") from None
 
 
-def _die_with_parent() -> None:
+#: The ``serve`` process an API child belongs to (set by ``serve`` for the children it starts).
+ENV_SERVE_PID = "ACTIVELABEL_SERVE_PID"
+
+
+def _die_with_parent(parent: int | None) -> None:
     """Ask Linux to send this process SIGTERM when its parent dies (best effort; nothing
-    elsewhere): a ``serve`` killed outright leaves no worker or API process behind."""
+    elsewhere): a ``serve`` killed outright leaves no worker or API process behind.
+
+    A parent that died before the request (a ``serve`` killed while this child was still
+    starting) sends nothing: when the process is no longer ``parent``'s child, it sends
+    itself the signal the parent's death would have.
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -103,17 +113,19 @@ def _die_with_parent() -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _worker_preexec(parent: int) -> None:  # pragma: no cover - runs between fork and exec
     """Ignore Ctrl-C (the server stops its workers with SIGTERM, letting a job end cleanly),
     lower the worker's CPU priority (a round never slows the answers to annotators down), and
     end the worker with the server (:func:`_die_with_parent`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
 class WorkerProcesses:
@@ -135,7 +147,7 @@ class WorkerProcesses:
         env = {**os.environ, ENV_DATA_DIR: str(self.location.data_dir),
                ENV_DB: self.location.db_url}
         return subprocess.Popen([sys.executable, "-m", "activelabel", "worker"], env=env,
-                                preexec_fn=_worker_preexec)
+                                preexec_fn=functools.partial(_worker_preexec, os.getpid()))
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.n)]
@@ -207,7 +219,8 @@ def app_from_env() -> Any:
     """The API for settings taken from the environment (each ``--processes`` child calls it;
     the child ends with the ``serve`` that started it, which uvicorn's supervisor does not
     see to when it is killed outright)."""
-    _die_with_parent()
+    serve_pid = os.environ.get(ENV_SERVE_PID, "")
+    _die_with_parent(int(serve_pid) if serve_pid.isdigit() else None)
     return build_app(resolve_location())
 
 
@@ -243,6 +256,7 @@ def serve(location: DataLocation, *, host: str = "127.0.0.1", port: int = 8000, 
             uvicorn.Server(config).run()
         else:  # uvicorn's own supervisor; the children build the app from the environment
             os.environ.update({ENV_DATA_DIR: str(location.data_dir), ENV_DB: location.db_url,
+                               ENV_SERVE_PID: str(os.getpid()),
                                "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(location))})
             uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port,
                         workers=processes, log_level=log_level, log_config=logs,
