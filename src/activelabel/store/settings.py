@@ -236,6 +236,18 @@ class ProjectSettings(BaseModel):
     show_suggestions: bool = _field(
         True, "the model's suggestion and confidence", "Annotators see",
         "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
+    # ---- scale: rounds on Ray (issue 20) ----
+    ray_above_items: int | None = _field(
+        None, "Score on Ray from (items, empty: never)", "Scale",
+        "Rounds of a project with at least this many items score and select on Ray (the "
+        "scale extra): the features as Parquet shards beside the arrays, one task per shard; "
+        "RAY_ADDRESS in the server's environment names a cluster, else the worker starts a "
+        "local Ray. Empty: rounds score in the worker process.", ge=1, le=10**12)
+    ray_neighbors: int | None = _field(
+        None, "On Ray, candidates near labeled items (neighbours, empty: all)", "Scale",
+        "With rounds on Ray: only the nearest neighbours of each labeled item (this many per "
+        "shard, faiss HNSW) are candidates for the batch; every item is still scored for the "
+        "queue. Empty: every unlabeled pool item is a candidate.", ge=1, le=100_000)
 
     @model_validator(mode="before")
     @classmethod
