@@ -149,8 +149,11 @@ def child_ray(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    # Ray lowers its workers' priority (nice 15) by default: on a busy machine they would
+    # then get less CPU than the one-process path; the comparison runs both at nice 0.
+    env = {**os.environ, "RAY_worker_niceness": "0"}
     done = subprocess.run([sys.executable, __file__, "_child", kind, json.dumps(spec)],
-                          capture_output=True, text=True, check=False, timeout=3600)
+                          capture_output=True, text=True, check=False, timeout=3600, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{kind} child failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

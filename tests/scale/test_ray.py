@@ -60,3 +60,20 @@ def _peak_rss_mb_of_a_fresh_task() -> float:
 
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def test_a_process_without_ray_starts_a_local_one_on_first_use() -> None:
+    """What a worker process does on its first round on Ray (no RAY_ADDRESS): a local Ray,
+    kept for the next call."""
+    import subprocess
+    import sys
+
+    code = ("from activelabel.scale.cluster import connect\n"
+            "ray = connect(num_cpus=1)\n"
+            "assert connect() is ray\n"
+            "print(ray.cluster_resources()['CPU'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1.0"
