@@ -15,6 +15,8 @@ from activelabel.scale import ScaleQuery, score_and_select
 
 from .conftest import blobs
 
+pytestmark = pytest.mark.slow  # a Ray of its own, seconds per test
+
 
 def fitted(X: Any, y: Any) -> Any:
     return make_model("logistic_regression", classes=[0, 1, 2], random_state=0).fit(X[:60],

@@ -51,6 +51,7 @@ def _second_round(storage: Storage, **settings: Any) -> tuple[Any, list[tuple[in
     return seeded, _batch(storage, seeded.project_id, second)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["margin", "cluster_margin"])
 def test_a_round_on_ray_is_the_round_in_one_process(ray_local: Any, engine_storage: Storage,
                                                     strategy: str) -> None:
