@@ -72,3 +72,24 @@ def test_below_the_threshold_the_round_stays_in_the_process(engine_storage: Stor
     seeded, batch = _second_round(engine_storage, strategy="margin", ray_above_items=N + 1)
     assert len(batch) == BATCH
     assert not list(engine_storage.arrays.project_dir(seeded.project_id).glob("shards-*"))
+
+
+def test_shards_are_written_once_per_features(engine_storage: Storage) -> None:
+    """The same features reuse their shards; new features replace them."""
+    from activelabel.labeling.featurize import ProjectFeatures
+    from activelabel.labeling.scaled import project_shards
+    from activelabel.scale import read_shard
+
+    X = np.arange(50, dtype=np.float32).reshape(25, 2)
+    first = ProjectFeatures(X, X, "aaaa", rebuilt=True, seconds=0.0)
+    folder = project_shards(engine_storage, 987_001, first, shard_rows=10)
+    shards = sorted(folder.glob("*.parquet"))
+    assert len(shards) == 3
+    stamp = shards[0].stat().st_mtime_ns
+    assert project_shards(engine_storage, 987_001, first, shard_rows=10) == folder
+    assert shards[0].stat().st_mtime_ns == stamp  # not written again
+    second = ProjectFeatures(X * 2, X * 2, "bbbb", rebuilt=True, seconds=0.0)
+    newer = project_shards(engine_storage, 987_001, second, shard_rows=10)
+    assert newer != folder
+    assert not folder.exists()  # the old features' shards are gone
+    np.testing.assert_array_equal(read_shard(sorted(newer.glob("*.parquet"))[2]).X, X[20:] * 2)
