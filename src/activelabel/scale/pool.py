@@ -210,7 +210,9 @@ def map_shard(path: str | Path, q: ScaleQuery, shard_no: int = 0) -> ShardResult
     elif STRATEGIES[name].needs_probs:
         raw = all_probs[cand] if all_probs is not None else _predict(q.model, shard.X[cand])
         probs = strategy_probs(raw, q.multilabel)
-    emb = np.ascontiguousarray(shard.embeddings[cand])
+    # the candidates' embeddings are copied only for a strategy that reads them on the shard
+    emb = (np.ascontiguousarray(shard.embeddings[cand]) if STRATEGIES[name].needs_embeddings
+           else None)
     if cand.shape[0] == 0:
         picked, scores = np.empty(0, dtype=np.intp), np.empty(0)
     elif name == "random":  # uniform keys: the smallest k of the merge are a uniform sample
@@ -225,7 +227,8 @@ def map_shard(path: str | Path, q: ScaleQuery, shard_no: int = 0) -> ShardResult
     return ShardResult(
         rows=shard.rows[cand[picked]], scores=scores,
         probs=None if probs is None else (probs[:, picked] if committee else probs[picked]),
-        embeddings=emb[picked], n_rows=len(shard), n_scored=int(n_scored),
+        embeddings=np.ascontiguousarray(shard.embeddings[cand[picked]]) if emb is None
+        else emb[picked], n_rows=len(shard), n_scored=int(n_scored),
         seconds=time.perf_counter() - started, pid=os.getpid(), peak_rss_mb=_peak_rss_mb(),
         all_rows=shard.rows if q.keep_probs else None, all_probs=all_probs)
 
