@@ -15,6 +15,7 @@ LAYERS = {
     "client": ["client"],
     "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift",
              "estimates", "pace"],
+    "scale": ["scale"],
     "loop": ["simulation", "datasets"],
     "store": ["store"],
     "labeling": ["labeling"],
@@ -22,8 +23,11 @@ LAYERS = {
     "runtime": ["runtime"],
     "cli": ["cli", "__main__"],
 }
-ORDER = ["client", "core", "loop", "store", "labeling", "http", "runtime", "cli"]
-CORE_FORBIDDEN = {"typer", "rich", "matplotlib", "sqlalchemy", "fastapi", "httpx", "requests"}
+#: scale (pools on Ray) sits right above the core: it imports the core only, and the project
+#: logic hands a big round's scoring to it.
+ORDER = ["client", "core", "scale", "loop", "store", "labeling", "http", "runtime", "cli"]
+CORE_FORBIDDEN = {"typer", "rich", "matplotlib", "sqlalchemy", "fastapi", "httpx", "requests",
+                  "ray", "faiss"}
 #: Libraries of HTTP and of processes, which the project logic (and everything below) never sees.
 WEB_AND_PROCESS = {"fastapi", "starlette", "uvicorn", "typer", "rich", "multipart"}
 #: What builds a query in SQLAlchemy: statement constructors and SQL expressions.

@@ -31,7 +31,8 @@ HELP_BOUND_S = 0.8
 #: Imported only inside the functions that need them.
 HEAVY = ["sklearn", "sklearn.cluster", "scipy", "scipy.sparse", "scipy.special", "pandas",
          "pyarrow", "matplotlib", "cleanlab", "statsmodels", "krippendorff", "torch",
-         "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "argon2", "psycopg"]
+         "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "argon2", "psycopg",
+         "ray", "faiss"]
 
 
 def best_of_3(args: list[str]) -> float:

@@ -78,6 +78,7 @@ from .featurize import ProjectFeatures, ensure_features, project_records, transf
 from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
+from .scaled import on_ray, score_on_ray
 from .stats import labels_spent
 
 log = logging.getLogger("activelabel.rounds")
@@ -416,6 +417,19 @@ def _select(snap: _Snapshot, strategy: str, k: int, probs: NDArray[np.float32] |
     return _Picked(pool[idx], list(scores), strategy)
 
 
+def _select_on_ray(storage: Storage, snap: _Snapshot, strategy: str, k: int, model: Any,
+                   feats: ProjectFeatures, train_rows: NDArray[np.intp], committee: Any,
+                   seed: int) -> tuple[NDArray[np.float32], _Picked]:
+    """What ``_score`` and :func:`_select` do, on Ray (``ray_above_items``): every item's
+    probabilities and the batch, one task per shard of the pool (:mod:`.scaled`)."""
+    probs, rows, scores = score_on_ray(
+        storage, snap.project_id, feats, model, strategy=strategy, k=k,
+        candidates=_candidates(snap), labeled_rows=train_rows, settings=snap.settings,
+        committee=committee, class_weights=_class_weights(snap, strategy),
+        multilabel=snap.task == "multilabel", seed=seed)
+    return probs, _Picked(rows, [float(s) for s in scores], strategy)
+
+
 def _class_weights(snap: _Snapshot, strategy: str) -> NDArray[np.float64] | None:
     """The ``class_weights`` setting as one weight per class (1 for labels it leaves out), for
     single-label strategies that read probabilities; None when unset or not read."""
@@ -617,7 +631,8 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
             name, classes=snap.classes, random_state=seed))
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
-    probs = _score(model, feats.X, feats.n_items)
+    ray = on_ray(snap.settings, feats.n_items)  # scored with the selection, on Ray
+    probs = None if ray else _score(model, feats.X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
     schedule = None
@@ -626,8 +641,13 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
         strategy = schedule["strategy"]
     if committee is None and strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # committees need single-label classes: closest uncertainty rule
-    picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
+    if ray:
+        probs, picked = _select_on_ray(storage, snap, strategy, batch_size, model, feats, rows,
+                                       committee, seed)
+    else:
+        picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
     timings["select_s"] = time.perf_counter() - start
+    assert probs is not None
     drift = None
     first_new = snap.items_known
     if first_new is not None:

@@ -156,6 +156,19 @@ class ProjectSettings(BaseModel):
         500, "Max model lag (labels)", "Active learning",
         "With retrain_every_labels auto: a round is queued at the latest when this many "
         "labels were given since the last round read them.", ge=1, le=10**9)
+    # ---- scale: rounds on Ray (issue 20) ----
+    ray_above_items: int | None = _field(
+        None, "Score on Ray from (items, empty: never)", "Active learning",
+        "Rounds of a project with at least this many items score and select on Ray (the "
+        "scale extra): the features as Parquet shards beside the arrays, one task per shard; "
+        "RAY_ADDRESS in the server's environment names a cluster, else the worker starts a "
+        "local Ray. Empty: rounds score in the worker process.", ge=1, le=10**12)
+    ray_neighbors: int | None = _field(
+        None, "On Ray, candidates near labeled items (neighbours, empty: all)",
+        "Active learning",
+        "With rounds on Ray: only the nearest neighbours of each labeled item (this many per "
+        "shard, faiss HNSW) are candidates for the batch; every item is still scored for the "
+        "queue. Empty: every unlabeled pool item is a candidate.", ge=1, le=100_000)
     # ---- model: what the round's strategy values (issue 16) ----
     class_weights: dict[str, float] = Field(
         default_factory=dict, title="Class weights",
@@ -236,7 +249,6 @@ class ProjectSettings(BaseModel):
     show_suggestions: bool = _field(
         True, "the model's suggestion and confidence", "Annotators see",
         "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
-
     @model_validator(mode="before")
     @classmethod
     def _known_names(cls, data: Any) -> Any:
