@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.web import PROJECT, Site, log_in
+from tests.support.api import unique
+from tests.support.web import PROJECT, Site, axe_violations, log_in
 
 PAGES = {"projects": "/", "label": f"/projects/{PROJECT}/label",
          "review": f"/projects/{PROJECT}/review",
@@ -36,3 +37,57 @@ def test_pages_are_labelled_focusable_and_fit(page: Any, site: Site, name: str,
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("", "none"), f"no visible focus on {name}"
+
+
+def _empty_project(site: Site) -> int:
+    made = site.api("POST", "/projects", json={"name": unique("empty"), "labels": ["ham", "spam"]})
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
+#: Page states with what to wait for before axe-core looks: (path, selector shown when ready).
+STATES: dict[str, tuple[str, str]] = {
+    "projects": ("/", "#project-list li"),
+    "new": ("/projects/new", "form"),
+    "label": (f"/projects/{PROJECT}/label", "#choices button"),
+    "review": (f"/projects/{PROJECT}/review", "body[data-state=ready]"),
+    "dashboard": (f"/projects/{PROJECT}/dashboard", "body[data-state=ready]"),
+    "settings": (f"/projects/{PROJECT}/settings", "body[data-state=ready]"),
+    "missing page": (f"/projects/{PROJECT}/nowhere", "h1"),
+    "missing project": ("/projects/99999/label", "#page-state:not([hidden])"),
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_axe_finds_no_violation(page: Any, site: Site, state: str) -> None:
+    """axe-core (every rule, every impact) on each page once its content is in."""
+    log_in(page, site, site.admin)
+    path, ready = STATES[state]
+    page.goto(site.url + path)
+    page.wait_for_selector(ready)
+    assert axe_violations(page) == []
+
+
+def test_axe_on_login_grid_dialog_and_empty_project(page: Any, site: Site) -> None:
+    """The states a page reaches only by acting: the login form, the batch grid, the keys
+    dialog, an empty project's label page (owner) and its dashboard."""
+    page.goto(site.url + "/")
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.locator("#logout").is_hidden()
+    assert axe_violations(page) == [], "login"
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/label")
+    page.wait_for_selector("#choices button")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    assert axe_violations(page) == [], "grid"
+    page.keyboard.press("?")
+    page.wait_for_selector("#keys-dialog[open]")
+    assert axe_violations(page) == [], "keys dialog"
+    empty = _empty_project(site)
+    page.goto(f"{site.url}/projects/{empty}/label")
+    page.wait_for_selector("#upload-link")
+    assert axe_violations(page) == [], "empty project"
+    page.goto(f"{site.url}/projects/{empty}/dashboard")
+    page.wait_for_selector("body[data-state=ready]")
+    assert axe_violations(page) == [], "empty dashboard"

@@ -615,6 +615,7 @@ class LastRound(BaseModel):
 
 class Progress(BaseModel):
     project_id: int
+    items: int = Field(description="Items in the project (0: nothing imported yet).")
     labeled: int
     round: int | None = Field(description="The last finished round (whose batch is served).")
     batch: BatchProgress

@@ -183,10 +183,13 @@
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";
+    AL.markReady();
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    load().catch((err) => AL.toast(err.message, "bad"));
-    setInterval(() => load().catch(() => {}), 30000);
-  });
+  function start() {
+    load().then(() => setInterval(() => load().catch(() => {}), 30000))
+      .catch((err) => AL.failed(err, start));
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
 })();
