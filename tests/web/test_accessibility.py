@@ -91,3 +91,61 @@ def test_axe_on_login_grid_dialog_and_empty_project(page: Any, site: Site) -> No
     page.goto(f"{site.url}/projects/{empty}/dashboard")
     page.wait_for_selector("body[data-state=ready]")
     assert axe_violations(page) == [], "empty dashboard"
+
+
+def test_clear_states_instead_of_loading_forever(page: Any, site: Site) -> None:
+    """A missing project says so; an annotator of an empty project is told nothing is there
+    yet (not that a round trains), its owner gets "Upload data", then "Start labeling" on the
+    dashboard once items are in; a page above the caller's role says no access; a server
+    error offers a retry that works."""
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/99999/label")
+    page.wait_for_selector("#page-state[data-kind=missing]")
+    assert "Not found" in page.inner_text("#page-state")
+    assert page.is_hidden("#page-body")
+
+    empty = _empty_project(site)
+    page.goto(f"{site.url}/projects/{empty}/label")
+    page.wait_for_selector("#upload-link")
+    assert "no items yet" in page.inner_text("#empty")
+    assert "round" not in page.inner_text("#empty")
+    page.goto(f"{site.url}/projects/{empty}/dashboard")
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.is_hidden("#start-card")
+    added = site.api("POST", f"/projects/{empty}/items",
+                     json=[{"external_id": "m1", "data": {"text": "win a prize now"}}])
+    assert added.status_code in (200, 201), added.text
+    page.reload()
+    page.wait_for_selector("#start-labeling")
+    page.click("#start-labeling")
+    page.wait_for_url(f"**/projects/{empty}/label")
+
+    annotator = site.member("annotator")
+    bare = _empty_project(site)
+    assert site.api("POST", f"/projects/{bare}/members",
+                    json={"username": annotator.username, "role": "annotator"}).status_code == 201
+    log_in(page, site, annotator)
+    page.goto(f"{site.url}/projects/{bare}/label")
+    page.wait_for_selector("#empty:has-text('Nothing to label yet')")
+    assert page.locator("#upload-link").count() == 0
+    page.goto(f"{site.url}/projects/{bare}/dashboard")
+    page.wait_for_selector("#page-state[data-kind=forbidden]")
+    assert axe_violations(page) == []
+
+    failures = {"n": 0}
+
+    def fail_once(route: Any) -> None:
+        failures["n"] += 1
+        if failures["n"] == 1:
+            route.fulfill(status=500, content_type="application/json",
+                          body='{"error": {"code": "internal", "message": "the database is busy"}}')
+        else:
+            route.continue_()
+
+    page.route(f"**/api/v1/projects/{PROJECT}", fail_once)
+    page.goto(f"{site.url}/projects/{PROJECT}/label")
+    page.wait_for_selector("#page-state[data-kind=error]")
+    assert "the database is busy" in page.inner_text("#page-state")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Try again").click()
+    page.wait_for_selector("#choices button")

@@ -167,6 +167,12 @@
       : [AL.el("li", { class: "muted" }, o.round === null ? "no round yet" : "no verdicts recorded")]));
   }
 
+  /* A project with items and no labels yet: the way to its first task. */
+  function startCard(p) {
+    $("start-card").hidden = !(p.items > 0 && p.labeled === 0);
+    $("start-text").textContent = `${p.items} item${p.items === 1 ? "" : "s"} imported, none labeled yet.`;
+  }
+
   async function load() {
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
@@ -181,6 +187,7 @@
     get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
+    startCard(await get("/progress"));
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";
     AL.markReady();
