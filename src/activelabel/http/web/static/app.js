@@ -142,18 +142,18 @@ const AL = (() => {
     const rows = [];
     for (const [k, v] of entries) {
       if (isImage(v)) box.append(el("img", { src: v, alt: opts.alt || ("item field " + k), class: "item-image" }));
-      else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dataset: { field: k } }, v));
+      else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dir: "auto", dataset: { field: k } }, v));
       else if (Array.isArray(v) && hasImage) continue; /* raw pixels beside the picture */
       else rows.push([k, v]);
     }
     if (rows.length && !opts.compact) {
       const table = el("table", { class: "fields" },
         el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k),
-          el("td", {}, Array.isArray(v) ? (v.length > 12 ? `[${v.length} values]` : JSON.stringify(v))
+          el("td", { dir: "auto" }, Array.isArray(v) ? (v.length > 12 ? `[${v.length} values]` : JSON.stringify(v))
             : (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)))))));
       box.append(table);
     } else if (rows.length && !box.childNodes.length) {
-      box.append(el("p", { class: "item-text" }, rows.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
+      box.append(el("p", { class: "item-text", dir: "auto" }, rows.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
     }
     return box;
   }

@@ -281,6 +281,35 @@
     $("empty").replaceChildren(AL.el("h2", { id: "empty-title" }, head), AL.el("p", { class: "muted" }, text), upload);
   }
 
+  /* Pictures in a frame that zooms (buttons, + and - keys) and pans (drag, or scroll). */
+  let zoom = 1;
+  function zoomable(box) {
+    const img = box.querySelector("img.item-image");
+    if (!img) return box;
+    const frame = AL.el("div", { class: "zoom-frame", id: "zoom-frame", tabindex: "0", role: "region", "aria-label": "Picture: drag or scroll to pan" });
+    const row = AL.el("div", { class: "zoom-row" });
+    img.replaceWith(row);
+    frame.append(img);
+    const apply = () => setZoom(zoom);
+    const tools = AL.el("div", { class: "zoom-tools" },
+      AL.el("button", { type: "button", id: "zoom-out", "aria-keyshortcuts": "-", onclick: () => setZoom(zoom / 1.5) }, "Zoom out ", AL.el("kbd", {}, "-")),
+      AL.el("span", { id: "zoom-level", "aria-live": "polite" }, ""),
+      AL.el("button", { type: "button", id: "zoom-in", "aria-keyshortcuts": "+", onclick: () => setZoom(zoom * 1.5) }, "Zoom in ", AL.el("kbd", {}, "+")));
+    let drag = null;
+    frame.addEventListener("pointerdown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, l: frame.scrollLeft, t: frame.scrollTop }; });
+    frame.addEventListener("pointermove", (ev) => { if (drag) { frame.scrollLeft = drag.l - (ev.clientX - drag.x); frame.scrollTop = drag.t - (ev.clientY - drag.y); } });
+    for (const end of ["pointerup", "pointerleave"]) frame.addEventListener(end, () => { drag = null; });
+    row.append(frame, tools);
+    setTimeout(apply);
+    return box;
+  }
+  function setZoom(value) {
+    zoom = Math.max(0.5, Math.min(8, value));
+    const img = document.querySelector("#zoom-frame img");
+    if (img) img.style.setProperty("--zoom", String(zoom));
+    if ($("zoom-level")) $("zoom-level").textContent = `${Math.round(100 * zoom)}%`;
+  }
+
   function renderSingle() {
     const task = state.queue[0];
     renderEmpty(!task);
@@ -288,7 +317,7 @@
     if (!task) { renderSide(null); return; }
     if ($("item").dataset.item !== String(task.item.id)) {
       $("item").dataset.item = String(task.item.id);
-      $("item").replaceChildren(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}` }),
+      $("item").replaceChildren(zoomable(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}` })),
         AL.el("p", { class: "muted" }, `item ${task.item.external_id}`));
       state.shownAt = Date.now();
       renderSide(task);
@@ -342,7 +371,7 @@
     const chosen = new Set(picked || []);
     const s = shownSuggestion(task, !!picked);
     const text = AL.renderData(task.item.data, { compact: true, alt: `item ${task.item.external_id}` });
-    const long = task.item.data && Object.values(task.item.data).some((v) => typeof v === "string" && v.length > 140);
+    const long = task.item.data && Object.values(task.item.data).some((v) => typeof v === "string" && v.length > 140 && !AL.isImage(v));
     return AL.el("div", {
       class: "cell" + (i === state.focus ? " focused" : "") + (picked ? " labeled" : ""), role: "gridcell",
       tabindex: i === state.focus ? "0" : "-1", "aria-selected": picked ? "true" : "false",
@@ -597,6 +626,8 @@
     else if (key === "f" || key === "F") { ev.preventDefault(); openFlag(); }
     else if (key === "g" || key === "G") { ev.preventDefault(); setMode(state.mode === "grid" ? "single" : "grid"); }
     else if (key === "?") { ev.preventDefault(); AL.openDialog($("keys-dialog")); }
+    else if ((key === "+" || key === "=") && state.mode === "single") { ev.preventDefault(); setZoom(zoom * 1.5); }
+    else if (key === "-" && state.mode === "single") { ev.preventDefault(); setZoom(zoom / 1.5); }
     else if ((key === "a" || key === "A") && state.mode === "grid" && current()) { ev.preventDefault(); acceptGroup(groupKey(current())); }
     else if (state.mode === "grid" && key.startsWith("Arrow")) {
       ev.preventDefault();
@@ -618,7 +649,7 @@
     if (!current()) render();
     const b = p.batch;
     $("batch-progress").textContent = p.round === null ? "No round yet"
-      : `Round ${p.round}: ${b.labeled} of ${b.selected} done`;
+      : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
     $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
       : `${p.labels_since_round} of ${p.retrain_every_labels} to the next model`;
