@@ -149,3 +149,79 @@ def test_clear_states_instead_of_loading_forever(page: Any, site: Site) -> None:
     assert axe_violations(page) == []
     page.get_by_role("button", name="Try again").click()
     page.wait_for_selector("#choices button")
+
+
+FOCUSABLE = """() => [...document.querySelectorAll(
+    'a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+  .filter(e => !(e.type === 'radio' && !e.checked))  // a radio group is one stop (arrows)
+  .filter(e => !e.disabled && e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden'
+               && !e.closest('dialog:not([open]), [hidden], details:not([open]) > :not(summary)'))
+  .map(e => e.id || e.getAttribute('href') || e.dataset.label || e.outerHTML.slice(0, 80))"""
+
+
+def _tab_through(page: Any, limit: int = 400) -> list[str]:
+    """Focus stops met pressing Tab from the top of the page until focus comes round."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    seen: list[str] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        here = page.evaluate("""() => { const e = document.activeElement;
+          return e === document.body ? null
+            : (e.id || e.getAttribute('href') || e.dataset.label || e.outerHTML.slice(0, 80)); }""")
+        if here is None or (seen and here == seen[0]):
+            break
+        seen.append(here)
+    return seen
+
+
+@pytest.mark.parametrize("state", ["projects", "label", "review", "dashboard", "settings"])
+def test_keyboard_reaches_every_control(page: Any, site: Site, state: str) -> None:
+    """Tab alone reaches every visible control of the page (the grid's cells by arrows, one
+    stop for the grid), in a cycle without a trap."""
+    log_in(page, site, site.admin)
+    path, ready = STATES[state]
+    page.goto(site.url + path)
+    page.wait_for_selector(ready)
+    reached = set(_tab_through(page))
+    missing = [c for c in page.evaluate(FOCUSABLE) if c not in reached]
+    assert missing == [], f"not reachable by Tab on {state}: {missing[:10]}"
+
+
+def test_keyboard_only_login_label_and_grid(page: Any, site: Site) -> None:
+    """From the login form to a stored label and back out, without the mouse."""
+    annotator = site.member("annotator")
+    page.goto(site.url + "/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.keyboard.type(annotator.username)  # the user name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(annotator.password)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#project-list li")
+    page.focus("#project-list a.button.primary")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#choices button")
+    item = page.get_attribute("#item", "data-item")
+    page.keyboard.press("4")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{item}'")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell][tabindex='0']:focus")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.dataset.index") == "1"
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    page.wait_for_selector("#keys-dialog[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#keys-dialog", state="hidden")
+
+
+@pytest.mark.parametrize("state", ["projects", "label", "review", "dashboard", "settings"])
+def test_axe_in_dark_mode(page: Any, site: Site, state: str) -> None:
+    """Dark mode (the system's preference) keeps every contrast axe-core checks."""
+    page.emulate_media(color_scheme="dark")
+    log_in(page, site, site.admin)
+    path, ready = STATES[state]
+    page.goto(site.url + path)
+    page.wait_for_selector(ready)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 20, 25)"
+    assert axe_violations(page) == []
