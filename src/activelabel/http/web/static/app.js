@@ -37,7 +37,6 @@ const AL = (() => {
       let text = "";
       if (self.offline) text = `Offline: the server cannot be reached.${n ? n + "; they are sent as soon as it answers." : " Checking again every half second."}`;
       else if (reconnecting && waiting) text = `Reconnecting: sending${n}…`;
-      else if (waiting) text = `${n.trim()}, being sent…`;
       box.dataset.kind = self.offline ? "offline" : reconnecting ? "reconnecting" : "waiting";
       box.textContent = text;
       box.hidden = !text;

@@ -697,10 +697,33 @@
   }
 
   // ---- start ----------------------------------------------------------------------------------
+  /* Task types with a widget of their own (spans: spans.js) take over the stage: the page
+     loads /static/<task>.js, which registers ``window.ALRenderers[task] = { mount(ctx) }``;
+     ``ctx`` holds the project, the stage element, ``fetchTasks(n)`` and ``submit(task, labels,
+     durationMs)`` (through this page's outbox, so offline labels wait and are never doubled). */
+  function loadScript(src) {
+    return new Promise((resolve, reject) => document.head.append(AL.el("script", { src, onload: resolve, onerror: reject })));
+  }
+  async function ownRenderer(project) {
+    if (project.task === "classification" || project.task === "multilabel") return false;
+    try { await loadScript(`/static/${encodeURIComponent(project.task)}.js`); } catch { return false; }
+    const renderer = (window.ALRenderers || {})[project.task];
+    if (!renderer) return false;
+    renderer.mount({ project, stage: $("stage"), api: AL,
+      fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
+      submit: (task, labels, durationMs) => submitTask(task, labels, durationMs) });
+    return true;
+  }
+
   async function start() {
     let project;
     try { project = await AL.project(); } catch (err) { AL.failed(err, start); return; }
     state.project = project;
+    if (await ownRenderer(project)) {
+      showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);
+      AL.markReady();
+      return;
+    }
     state.labels = project.labels;
     state.multilabel = project.task === "multilabel";
     assignKeys();
