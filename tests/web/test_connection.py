@@ -40,3 +40,25 @@ def test_offline_banner_and_labels_sent_when_the_server_returns(page: Any, site:
     for item, label in zip(items, ["3", "5"], strict=True):
         history = site.get(f"/projects/{PROJECT}/items/{item}")["history"]
         assert [r["labels"] for r in history if r["username"] == annotator.username] == [[label]]
+
+
+def test_a_page_that_could_not_reach_the_server_loads_when_it_answers(page: Any,
+                                                                      site: Site) -> None:
+    """The project could not be read (the connection dropped): the page shows the error
+    state, then, the health endpoint answering, loads by itself without a click."""
+    log_in(page, site, site.admin)
+    calls = {"n": 0}
+
+    def drop_first(route: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(f"**/api/v1/projects/{PROJECT}", drop_first)
+    page.goto(f"{site.url}/projects/{PROJECT}/label")
+    page.wait_for_selector("#choices button", timeout=10_000)
+    assert calls["n"] == 2
+    assert page.is_hidden("#page-state")
+    page.wait_for_selector("#connection", state="hidden")

@@ -210,9 +210,14 @@ const AL = (() => {
     else if (err.status === 403) showState("forbidden", "No access",
       `Your role in this project does not open this page (${err.message}).`,
       [id ? { href: `/projects/${id}/label`, text: "Label instead", primary: true } : back, back]);
-    else showState("error", "The server did not answer",
-      `${err.message}. Your work on this page is kept; try again in a moment.`,
-      [{ text: "Try again", primary: true, onclick: () => { hideState(); projectPromise = null; retry(); } }, back]);
+    else {
+      let done = false;
+      const again = () => { if (done) return; done = true; hideState(); projectPromise = null; retry(); };
+      showState("error", "The server did not answer",
+        `${err.message}. Your work on this page is kept; this page tries again when the server is back.`,
+        [{ text: "Try again", primary: true, onclick: again }, back]);
+      if (err.status === 0) connection.onBack(again);  // unreachable: retried on its return
+    }
   }
   /* The page has its content (tests and screenshots wait for it). */
   function markReady() { body().dataset.state = "ready"; }
