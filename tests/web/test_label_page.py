@@ -188,6 +188,10 @@ def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:
     page.wait_for_selector("#choices button[data-label=intent_13][aria-pressed=true]")
     page.keyboard.press("g")
     page.wait_for_selector("#grid [role=gridcell]")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/tasks/next" in r.url else None)
+    page.wait_for_timeout(1000)
+    assert len(asked) <= 1, f"a small queue asked for tasks {len(asked)} times in a second"
     long_cell = page.locator("#grid [role=gridcell]", has_text="a very long message")
     clamped = long_cell.bounding_box()["height"]
     long_cell.get_by_role("button", name="Show all").click()

@@ -95,13 +95,18 @@
       const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
       const held = new Set([...state.queue, ...state.grid].map((t) => t.item.id));
       const pendingIds = new Set(readOutbox().map((x) => x.item_id));
+      let added = 0;
       for (const t of tasks) {
         const id = t.item.id;
         if (held.has(id) || state.done.has(id) || pendingIds.has(id)) continue;
         if (state.skipped.has(id)) { release(id); continue; }
         state.queue.push(t);
         held.add(id);
+        added += 1;
       }
+      // nothing new (a small or drained queue): no topping up for a while, or every render
+      // would ask again at once; the page's 5 s check still looks for new items
+      state.dryUntil = added ? 0 : Date.now() + 5000;
     } catch (err) {
       if (!err.network) AL.toast(err.message, "bad");
     } finally {
@@ -115,6 +120,7 @@
   }
 
   function topUp() {
+    if (Date.now() < (state.dryUntil || 0)) return;
     const have = state.mode === "grid" ? state.queue.length : state.queue.length - 1;
     if (have < Math.ceil(want() / 2)) fetchMore();
   }
