@@ -2,8 +2,10 @@
 
 Starts ``activelabel demo`` and ``activelabel serve`` on a free port over a temporary data
 folder, labels a few batches with the digits' true labels (two rounds train on them), then
-logs in with Chromium (Debian's package, driven by Playwright) and saves
-``docs/screenshots/label.png`` and ``docs/screenshots/dashboard.png`` at 1280x800.
+logs in with Chromium (Debian's package, driven by Playwright) and saves in
+``docs/screenshots/``: ``label.png``, ``grid.png``, ``review.png`` and ``dashboard.png`` at
+1280x800, ``phone.png`` (the labeling page at 390x844) and ``dark.png`` (the labeling page
+in dark mode).
 
     python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 """
@@ -75,6 +77,11 @@ class Api:
         answer.raise_for_status()
         return answer.json()
 
+    def settings(self, **values: Any) -> None:
+        answer = httpx.patch(self.base, headers=self.headers, json={"settings": values},
+                             timeout=60)
+        answer.raise_for_status()
+
 
 def label_batch(api: Api, truth: Any, n: int, *, wrong_every: int = 0) -> None:
     """Label ``n`` queued items with their true digit (every ``wrong_every``-th one wrong)."""
@@ -107,30 +114,64 @@ def prepare(api: Api) -> None:
     api.post("/flags", {"item_id": task["item"]["id"], "reason": "could be a 1 or a 7"})
 
 
-def shoot(url: str, out: Path, chromium: str) -> None:
+def _label_page(page: Any, url: str) -> None:
+    page.goto(f"{url}/projects/{PROJECT}/label")
+    page.wait_for_selector("#choices button")
+    page.wait_for_selector("#related figure")
+
+
+def _choose_true_digit(page: Any) -> None:
+    from sklearn.datasets import load_digits
+
+    shown = page.inner_text("#item p.muted").split("-")[-1]  # "item digit-0494"
+    page.keyboard.press(f"Digit{int(load_digits().target[int(shown)])}")  # the true digit
+    page.wait_for_timeout(500)
+
+
+def _log_in(page: Any, url: str) -> None:
+    page.goto(url + "/")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("#project-list li")
+
+
+def shoot(url: str, api: Api, out: Path, chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(url + "/")
-        page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_selector("#project-list li")
-        page.goto(f"{url}/projects/{PROJECT}/label")
-        page.wait_for_selector("#choices button")
-        page.wait_for_selector("#related figure")
-        from sklearn.datasets import load_digits
-
-        shown = page.inner_text("#item p.muted").split("-")[-1]  # "item digit-0494"
-        page.keyboard.press(f"Digit{int(load_digits().target[int(shown)])}")  # the true digit
-        page.wait_for_timeout(500)
+        _log_in(page, url)
+        _label_page(page, url)  # the default: the suggestion once the annotator has chosen
+        _choose_true_digit(page)
         page.screenshot(path=str(out / "label.png"))
+        api.settings(suggestion_display="always")
+        _label_page(page, url)
+        page.keyboard.press("g")
+        page.wait_for_selector("#grid [role=gridcell]")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / "grid.png"))
+        page.goto(f"{url}/projects/{PROJECT}/review")
+        page.wait_for_selector("body[data-state=ready]")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / "review.png"))
         page.goto(f"{url}/projects/{PROJECT}/dashboard")
         page.wait_for_selector("body[data-loaded=true]")
         page.wait_for_timeout(500)
         page.screenshot(path=str(out / "dashboard.png"))
+        for name, options in [("phone", {"viewport": {"width": 390, "height": 844},
+                                         "device_scale_factor": 2}),
+                              ("dark", {"viewport": {"width": 1280, "height": 800},
+                                        "color_scheme": "dark"})]:
+            context = browser.new_context(**options)
+            other = context.new_page()
+            _log_in(other, url)
+            _label_page(other, url)
+            other.wait_for_timeout(500)
+            other.screenshot(path=str(out / f"{name}.png"))
+            context.close()
+        api.settings(suggestion_display="after_answer")
         browser.close()
 
 
@@ -152,12 +193,13 @@ def main() -> None:
             wait_healthy(url, server)
             token = httpx.post(f"{url}/api/v1/auth/login", timeout=30, json={
                 "username": "admin", "password": PASSWORD}).json()["token"]
-            prepare(Api(url, token))
-            shoot(url, args.out, args.chromium)
+            api = Api(url, token)
+            prepare(api)
+            shoot(url, api, args.out, args.chromium)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-    print(f"saved {args.out / 'label.png'} and {args.out / 'dashboard.png'}")
+    print(f"saved label, grid, review, dashboard, phone and dark .png in {args.out}")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ def test_purge_removes_payloads_keeps_labels_and_audits(api: Api) -> None:
     assert [r["labels"] for r in item["current"]] == [["pos"]]
     event = api.get(f"/projects/{pid}/audit", owner).json()[0]
     assert event["action"] == "purge"
+    assert event["actor"] == owner.username
     assert event["before"] == {"external_id": "x0", "fields": ["secret", "text"]}
     assert "item 0" not in json.dumps(event)
     assert_error(api.post(f"/projects/{pid}/items/purge", owner, json={"external_ids": ["zz"]}),

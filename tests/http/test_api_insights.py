@@ -56,6 +56,7 @@ def test_progress_counts_the_batch_the_next_round_and_the_caller(api: Api) -> No
     ann = api.member(pid, "annotator")
     ids = _item_ids(api, pid, owner)
     empty = api.get(f"/projects/{pid}/progress", ann).json()
+    assert empty["items"] == 6
     assert empty["round"] is None
     assert empty["batch"] == {"selected": 0, "labeled": 0}
     assert empty["labels_to_next_round"] == 5
@@ -78,6 +79,12 @@ def test_progress_counts_the_batch_the_next_round_and_the_caller(api: Api) -> No
     api.post(f"/projects/{pid}/items/{ids[1]}/undo", ann)
     assert api.get(f"/projects/{pid}/progress", ann).json()["me"]["labels"] == 1
     assert_error(api.get(f"/projects/{pid}/progress", api.person("out")), 404, "not_found")
+
+
+def test_progress_of_a_project_without_items_says_so(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=0)
+    assert api.get(f"/projects/{pid}/progress", owner).json()["items"] == 0
 
 
 def test_confidence_histograms_cover_the_unlabeled_pool(api: Api) -> None:
@@ -183,6 +190,28 @@ def test_show_suggestions_off_hides_the_model_from_tasks(api: Api) -> None:
     assert tasks[0]["why"] is not None  # why it was chosen is still shown
     assert_error(api.patch(f"/projects/{pid}", owner, json={
         "settings": {"show_suggestions": "no"}}), 422, "invalid_input")
+
+
+def test_suggestion_display_never_hides_the_model_and_keys_name_known_labels(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    ids = _item_ids(api, pid, owner)
+    _round_with_model(api, pid, ids, np.array([[0.9, 0.1], [0.2, 0.8]]))
+    ann = api.member(pid, "annotator")
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["suggestion_display"] == \
+        "after_answer"
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2}).json()
+    assert [t["suggestion"]["label"] for t in tasks] == ["pos", "neg"]  # the page holds it back
+    changed = api.patch(f"/projects/{pid}", owner, json={"settings": {
+        "suggestion_display": "never", "label_keys": {"pos": "p", "neg": "n"},
+        "label_colors": {"pos": "#1a7f37"}}})
+    assert changed.status_code == 200, changed.text
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2}).json()
+    assert [t["suggestion"] for t in tasks] == [None, None]
+    assert_error(api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"label_keys": {"maybe": "m"}}}), 422, "invalid_input")
+    assert_error(api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"label_colors": {"maybe": "#000000"}}}), 422, "invalid_input")
 
 
 def test_labels_can_be_added_but_never_removed(api: Api) -> None:

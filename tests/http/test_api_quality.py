@@ -255,7 +255,15 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     first = entries[0]
     assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9)}
     assert first["score"] == pytest.approx(0.9)
-    assert first["detail"] == "model v1 says 'neg' (0.90); the consensus is 'pos'"
+    assert first["detail"] == "model version 1 says 'neg' (0.90); the consensus is 'pos'"
+    with api.storage.sessions() as session, session.begin():  # a model a round trained
+        rnd = create_round(session, pid, strategy="margin", batch_size=1)
+        create_model_version(session, pid, round_id=rnd.id)
+        activate_model_version(session, pid, 2)
+        number = rnd.number
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "model_disagrees"}).json()
+    assert entries[0]["detail"].startswith(f"the model of round {number} says 'neg'")
 
 
 def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:

@@ -115,6 +115,10 @@ def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
     assert tasks[2]["why"]["ranked_by"] == "random"  # no ranking was written behind the batch
     assert tasks[0]["suggestion"]["label"] == "pos"
     assert abs(tasks[0]["suggestion"]["confidence"] - 0.6) < 1e-6
+    # the runner-up (what the model hesitates over) and the round that trained the model
+    assert tasks[0]["suggestion"]["runner_up"] == "neg"
+    assert abs(tasks[0]["suggestion"]["runner_up_confidence"] - 0.3) < 1e-6
+    assert {t["suggestion"]["model_round"] for t in tasks} == {number}
     assert tasks[1]["suggestion"]["label"] == "neutral"
     assert tasks[2]["suggestion"]["label"] == ("neg" if third == ids[0] else "neutral")
     assert {t["suggestion"]["model_version"] for t in tasks} == {version}

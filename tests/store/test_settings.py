@@ -65,6 +65,13 @@ def test_defaults_are_filled_in_and_given_values_kept() -> None:
     ({"gold_rate": 1}, "settings.gold_rate", "less than 1"),
     ({"consensus": "vote"}, "settings.consensus", "'majority' or 'dawid_skene'"),
     ({"show_suggestions": "no"}, "settings.show_suggestions", "valid boolean"),
+    ({"suggestion_display": "first"}, "settings.suggestion_display", "'after_answer'"),
+    ({"suggestion_min_confidence": 1.5}, "settings.suggestion_min_confidence",
+     "less than or equal to 1"),
+    ({"label_keys": {"spam": "s"}}, "settings.label_keys", "refused: {'spam': 's'}"),
+    ({"label_keys": {"spam": "xy"}}, "settings.label_keys", "one character"),
+    ({"label_keys": {"spam": "x", "ham": "X"}}, "settings.label_keys", "several labels"),
+    ({"label_colors": {"spam": "red"}}, "settings.label_colors", "#rrggbb"),
 ])
 def test_bad_values_are_refused_naming_the_setting(given: dict[str, Any], field: str,
                                                    says: str) -> None:

@@ -109,8 +109,11 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
-    def start(self) -> ServerProcess:
-        self.port = free_port()
+    def start(self, *, same_port: bool = False) -> ServerProcess:
+        """Start (again: on a new free port, or with ``same_port`` where it was, as a
+        restarted server that its open pages reach again)."""
+        if not same_port:
+            self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(self.data_dir),
                 "--db", self.db, "--port", str(self.port), "--workers", str(self.workers),

@@ -28,6 +28,8 @@ __all__ = [
     "PROJECT",
     "Person",
     "Site",
+    "axe_source",
+    "axe_violations",
     "chromium_or_skip",
     "label_by_oracle",
     "log_in",
@@ -160,3 +162,28 @@ def log_in(page: Any, site: Site, who: Person, *, form: bool = False) -> None:
                       [who.token, json.dumps(me)])
         page.goto(f"{site.url}/")
     page.wait_for_selector("#project-list li")
+
+
+def axe_source() -> str:
+    """axe-core's ``axe.min.js`` (the npm package, as shipped inside the
+    ``axe-playwright-python`` test dependency), or the file ``ACTIVELABEL_AXE`` names."""
+    named = os.environ.get("ACTIVELABEL_AXE")
+    if named:
+        return Path(named).read_text(encoding="utf-8")
+    import axe_playwright_python
+
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(encoding="utf-8")
+
+
+def axe_violations(page: Any) -> list[str]:
+    """Every axe-core violation (any impact) on the page as it is now, one line each: rule,
+    impact and the first nodes' selectors."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=axe_source())
+    found = page.evaluate("""async () => {
+      const r = await axe.run(document, {resultTypes: ['violations']});
+      return r.violations.map(v => `${v.id} (${v.impact}): ${v.help}: ` +
+        v.nodes.slice(0, 4).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '')
+          .replace(/\\s+/g, ' ').slice(0, 160)).join(' | '));
+    }""")
+    return list(found)

@@ -70,6 +70,11 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
     models = site.get(f"/projects/{PROJECT}/models")
     assert page.locator("#models tbody tr").count() == len(models)
     assert page.locator("#audit tbody tr").count() > 0  # the owner sees the audit trail
+    trail = page.inner_text("#audit tbody")
+    assert "admin" in trail  # who, by name
+    assert "user 1" not in trail
+    assert "{" not in trail  # changes as "field: before → after", not JSON
+    assert "→" in trail
 
 
 def test_rollback_button_activates_an_older_model(page: Any, trained: Site) -> None:

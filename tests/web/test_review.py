@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.processes import wait_until
 from tests.support.web import PROJECT, Site, log_in
 
@@ -79,4 +81,19 @@ def test_annotators_cannot_review(page: Any, site: Site) -> None:
     annotator = site.member("annotator")
     log_in(page, site, annotator)
     page.goto(f"{site.url}/projects/{PROJECT}/review")
-    page.wait_for_selector("main:has-text('Review is for reviewers and owners')")
+    page.wait_for_selector("#page-state[data-kind=forbidden]:has-text('Review is for reviewers and owners')")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_show_filter_is_not_cut_off(page: Any, site: Site, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 800})
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    page.wait_for_selector("body[data-state=ready]")
+    room, text = page.eval_on_selector("#f-reason", """s => {
+      const c = document.createElement('canvas').getContext('2d');
+      c.font = getComputedStyle(s).font;
+      const longest = Math.max(...[...s.options].map(o => c.measureText(o.text).width));
+      return [s.clientWidth, longest];
+    }""")
+    assert room >= text + 24, f"the Show select is {room} px wide for {text:.0f} px of text"

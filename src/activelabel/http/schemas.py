@@ -389,6 +389,7 @@ class AuditOut(BaseModel):
     entity: str
     entity_id: str | None
     actor_id: int | None
+    actor: str | None = Field(None, description="The actor's user name (None: the system).")
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     created_at: datetime
@@ -615,6 +616,7 @@ class LastRound(BaseModel):
 
 class Progress(BaseModel):
     project_id: int
+    items: int = Field(description="Items in the project (0: nothing imported yet).")
     labeled: int
     round: int | None = Field(description="The last finished round (whose batch is served).")
     batch: BatchProgress
@@ -841,10 +843,10 @@ def snapshot_out(s: Snapshot) -> SnapshotOut:
                        created_by=s.created_by, created_at=s.created_at)
 
 
-def audit_out(event: AuditEvent) -> AuditOut:
+def audit_out(event: AuditEvent, actor: str | None = None) -> AuditOut:
     return AuditOut(id=event.id, action=event.action, entity=event.entity,
-                    entity_id=event.entity_id, actor_id=event.actor_id, before=event.before,
-                    after=event.after, created_at=event.created_at)
+                    entity_id=event.entity_id, actor_id=event.actor_id, actor=actor,
+                    before=event.before, after=event.after, created_at=event.created_at)
 
 
 def json_response(adapter: TypeAdapter[Any], value: Any, status_code: int = 200) -> Response:

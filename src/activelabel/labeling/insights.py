@@ -101,8 +101,11 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
         Round.project_id == project.id, Round.status.in_(PENDING_STATUSES))
         .order_by(Round.number).limit(1)).scalar_one_or_none()
     metrics = (last.metrics or {}) if last is not None else {}
+    items = session.execute(select(func.count()).select_from(Item).where(
+        Item.project_id == project.id)).scalar_one()
     return {
         "project_id": project.id,
+        "items": int(items),
         "labeled": labeled,
         "round": None if last is None else last.number,
         "batch": _batch_progress(session, project.id, last),

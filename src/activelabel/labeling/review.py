@@ -204,6 +204,9 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
         return []
     t = ctx.table
     out = []
+    trained = session.get(Round, model.round_id) if model.round_id is not None else None
+    name = (f"the model of round {trained.number}" if trained is not None
+            else f"model version {model.version}")
     for i, pos in ctx.by_item.items():
         agreed = ctx.consensus.labels[i]
         row = t.rows[i]
@@ -215,7 +218,7 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
         if label is None or label == agreed:
             continue
         out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, float(p[best]),
-                               f"model v{model.version} says {_fmt(label)} ({p[best]:.2f}); "
+                               f"{name} says {_fmt(label)} ({p[best]:.2f}); "
                                f"the consensus is {_fmt(agreed)}",
                                [int(t.annotation_ids[q]) for q in pos]))
     return out

@@ -99,12 +99,18 @@ class Suggestion(BaseModel):
     label: Any
     confidence: float
     model_version: int
+    #: The round that trained the model (pages speak of "the model of round 3"), when known.
+    model_round: int | None = None
+    #: Single label: the second most likely label and its probability (why an item is hard).
+    runner_up: Any = None
+    runner_up_confidence: float | None = None
 
 
 def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
-               version: int) -> Suggestion | None:
-    """The model's label for the item (single label: the most likely class; multilabel: the
-    labels at p >= 0.5) and its confidence; None when ``probs`` does not fit the project."""
+               version: int, model_round: int | None = None) -> Suggestion | None:
+    """The model's label for the item (single label: the most likely class and the runner-up;
+    multilabel: the labels at p >= 0.5) and its confidence; None when ``probs`` does not fit
+    the project."""
     labels = list(project.labels)
     if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
         return None
@@ -114,9 +120,15 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
     if project.task == "multilabel":
         chosen = [label for label, q in zip(labels, p, strict=True) if q >= 0.5]
         confidence = float(np.min(np.maximum(p, 1.0 - p)))
-        return Suggestion(label=chosen, confidence=confidence, model_version=version)
-    best = int(np.argmax(p))
-    return Suggestion(label=labels[best], confidence=float(p[best]), model_version=version)
+        return Suggestion(label=chosen, confidence=confidence, model_version=version,
+                          model_round=model_round)
+    order = np.argsort(-p, kind="stable")
+    best = int(order[0])
+    second = int(order[1]) if len(order) > 1 else None
+    return Suggestion(label=labels[best], confidence=float(p[best]), model_version=version,
+                      model_round=model_round,
+                      runner_up=None if second is None else labels[second],
+                      runner_up_confidence=None if second is None else float(p[second]))
 
 
 def hidden_fields(project: Project, role: str) -> frozenset[str]:
@@ -176,6 +188,16 @@ def why_of(task: Task, *, reveal_audit: bool = True) -> Why:
                detail="random order before the first model (seeded)")
 
 
+def _model_round(task: Task, version: int) -> int | None:
+    """The number of the round that trained model ``version``, when the task knows it."""
+    last = task.ranking_round
+    if last is not None and last[2] == version:
+        return last[1]
+    if task.model_version == version:
+        return task.round_number
+    return None
+
+
 @dataclass(frozen=True)
 class TaskView:
     """One leased item as its annotator sees it."""
@@ -205,7 +227,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     annotator = not Role(role).at_least(Role.REVIEWER)
     hidden = hidden_fields(project, role)
     hide_why = annotator and gold_rate > 0
-    model = tasks[0].active_model_version if settings.show_suggestions else None
+    shown = settings.show_suggestions and settings.suggestion_display != "never"
+    model = tasks[0].active_model_version if shown else None
     probs = None if model is None else model_probs(arrays, project.id)
     out: list[TaskView] = []
     for task in tasks:
@@ -215,6 +238,7 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
             item_id=item.id, external_id=item.external_id,
             split="pool" if annotator and item.split == "gold" else item.split,
             data=visible_data(item.data, hidden),
-            suggestion=None if model is None else suggestion(project, probs, item.row, model),
+            suggestion=None if model is None else suggestion(
+                project, probs, item.row, model, _model_round(task, model)),
             why=why, lease_expires_at=task.expires_at))
     return out

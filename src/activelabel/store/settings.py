@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import re
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -55,6 +56,10 @@ MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_SEED = 2**31 - 1
 #: The largest class weight (the ratio between labels is what counts).
 MAX_CLASS_WEIGHT = 1e6
+#: Keys the labeling page keeps for itself (submit, skip, flag, grid, undo, accept, help).
+RESERVED_KEYS = frozenset({"s", "f", "g", "z", "a", "?", "/", " "})
+_RESERVED_TEXT = " ".join(sorted("space" if k == " " else k for k in RESERVED_KEYS))
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 #: ``strategy`` value for the schedule of :func:`activelabel.pace.schedule_strategy`.
@@ -97,6 +102,17 @@ def _field(default: Any, title: str, group: str, description: str, *,
 
     return Field(default, title=title, description=description, json_schema_extra=extra,
                  **limits)
+
+
+def _known_labels(value: Mapping[str, Any], info: ValidationInfo, what: str) -> None:
+    """Refuse names that are not the project's labels (when the labels are known)."""
+    labels = (info.context or {}).get("labels")
+    if labels is None:
+        return
+    unknown = sorted(set(value) - {str(label) for label in labels})
+    if unknown:
+        raise ValueError(f"{what} name labels the project does not have: {', '.join(unknown)}; "
+                         f"its labels are {', '.join(str(label) for label in labels)}")
 
 
 class InvalidSettings(InvalidInput):
@@ -249,6 +265,32 @@ class ProjectSettings(BaseModel):
     show_suggestions: bool = _field(
         True, "the model's suggestion and confidence", "Annotators see",
         "Whether annotators see the model's suggestion and confidence (off: no anchoring).")
+    # ---- anchoring and the labeling page (issue 21) ----
+    suggestion_display: Literal["always", "after_answer", "never"] = _field(
+        "after_answer", "When the suggestion shows", "Annotators see",
+        "always: beside the item (fastest; the grid groups by it and accepts a group at once); "
+        "after_answer: once the annotator has chosen, to compare before submitting (the "
+        "default: a suggestion seen first pulls answers towards the model, and the items a "
+        "round picks are the ones it most often gets wrong); never: not at all.")
+    suggestion_min_confidence: float | None = _field(
+        None, "Hide suggestions below this confidence (0-1, empty: twice chance)",
+        "Annotators see",
+        "Suggestions less sure than this are not shown. Empty: twice the chance level "
+        "(2 / number of labels), at most 0.6.", ge=0, le=1)
+    related_examples: Literal["varied", "nearest"] = _field(
+        "varied", "Related examples", "Annotators see",
+        "varied: the nearest labeled items, at most two of any one label (a row of one label "
+        "is a second suggestion); nearest: the nearest ones whatever their labels.")
+    label_keys: dict[str, str] = _field(
+        {}, "Keys of labels (JSON: label to key)", "Annotators see",
+        "A key for any label, e.g. {\"spam\": \"x\"}; labels without one get 1-9 and 0 (or "
+        "their own digit), the rest are chosen by typing their name. Keys are single "
+        f"characters other than {_RESERVED_TEXT} (the page's own keys).")
+    label_colors: dict[str, str] = _field(
+        {}, "Colours of labels (JSON: label to #rrggbb)", "Annotators see",
+        "A colour for any label on the labeling and review pages; others get one of a "
+        "palette in label order.")
+
     @model_validator(mode="before")
     @classmethod
     def _known_names(cls, data: Any) -> Any:
@@ -292,6 +334,34 @@ class ProjectSettings(BaseModel):
                                  f"{', '.join(unknown)}; its labels are "
                                  f"{', '.join(str(label) for label in labels)}")
         return {k: float(w) for k, w in value.items()}
+
+    @field_validator("label_keys")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """One printable character per label, none reserved, no key for two labels."""
+        bad = {k: v for k, v in value.items()
+               if not (isinstance(v, str) and len(v) == 1 and v.isprintable())
+               or v.lower() in RESERVED_KEYS}
+        if bad:
+            raise ValueError(f"a label's key is one character other than {_RESERVED_TEXT}; "
+                             f"refused: {bad}")
+        twice = sorted({v for v in value.values()
+                        if sum(w.lower() == v.lower() for w in value.values()) > 1})
+        if twice:
+            raise ValueError(f"keys {', '.join(twice)} are given to several labels: give each "
+                             "label its own key")
+        _known_labels(value, info, "label keys")
+        return value
+
+    @field_validator("label_colors")
+    @classmethod
+    def _label_colors(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """Colours as #rrggbb, keyed by the project's labels."""
+        bad = {k: v for k, v in value.items() if not (isinstance(v, str) and _COLOR.match(v))}
+        if bad:
+            raise ValueError(f"label colours are written #rrggbb (e.g. #1a7f37); refused: {bad}")
+        _known_labels(value, info, "label colours")
+        return value
 
     @field_validator("batch_size", "retrain_every_labels", mode="wrap")
     @classmethod

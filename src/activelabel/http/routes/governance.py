@@ -132,7 +132,8 @@ def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
 
     def chunks() -> Iterator[str]:
         for event in audit_trail(caller.storage, project_id):
-            yield json.dumps(audit_out(event).model_dump(mode="json"), sort_keys=True) + "\n"
+            row = audit_out(event).model_dump(mode="json", exclude={"actor"})
+            yield json.dumps(row, sort_keys=True) + "\n"
 
     return StreamingResponse(chunks(), media_type="application/x-ndjson", headers={
         "Content-Disposition": f'attachment; filename="project_{project_id}_audit.jsonl"'})

@@ -13,7 +13,7 @@ from ...labeling.projects import (
     set_role,
     visible_projects,
 )
-from ...store import MAX_ID, Forbidden, Role, list_audit, list_members
+from ...store import MAX_ID, Forbidden, Role, list_audit, list_members, usernames
 from ..auth import Reader, Writer
 from ..schemas import (
     AuditOut,
@@ -99,5 +99,7 @@ def audit(project_id: int, caller: Reader,
           before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[AuditOut]:
     """The project's audit trail, newest first (owners). Page with ``before_id``."""
     caller.project(project_id, Role.OWNER)
-    return [audit_out(e) for e in list_audit(caller.session, project_id=project_id,
-                                             before_id=before_id, limit=limit)]
+    events = list_audit(caller.session, project_id=project_id, before_id=before_id, limit=limit)
+    names = usernames(caller.session, {e.actor_id for e in events})
+    return [audit_out(e, names.get(e.actor_id) if e.actor_id is not None else None)
+            for e in events]

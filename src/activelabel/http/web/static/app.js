@@ -21,6 +21,55 @@ const AL = (() => {
     constructor(status, message, network) { super(message); this.status = status; this.network = network; }
   }
 
+  /* The connection to the server, shown in a banner: offline (a request could not reach the
+     server), reconnecting (it answers again; waiting labels are being sent) and how many
+     labels wait on this device. While offline the health endpoint is asked twice a second,
+     so the pages learn of the server's return within a second and send what waits at once. */
+  const connection = (() => {
+    const POLL_MS = 500;
+    const listeners = [];
+    let poller = null, waiting = 0, reconnecting = false;
+    const self = { offline: false };
+    function banner() {
+      const box = document.getElementById("connection");
+      if (!box) return;
+      const n = waiting ? ` ${waiting} label${waiting === 1 ? "" : "s"} waiting on this device` : "";
+      let text = "";
+      if (self.offline) text = `Offline: the server cannot be reached.${n ? n + "; they are sent as soon as it answers." : " Checking again every half second."}`;
+      else if (reconnecting && waiting) text = `Reconnecting: sending${n}…`;
+      box.dataset.kind = self.offline ? "offline" : reconnecting ? "reconnecting" : "waiting";
+      box.textContent = text;
+      box.hidden = !text;
+    }
+    async function probe() {
+      try {
+        const res = await fetch("/api/v1/health", { cache: "no-store" });
+        if (res.ok) back();
+      } catch { /* still down */ }
+    }
+    function lost() {
+      if (self.offline) return;
+      self.offline = true;
+      banner();
+      poller = setInterval(probe, POLL_MS);
+    }
+    function back() {
+      if (!self.offline) return;
+      self.offline = false;
+      clearInterval(poller);
+      reconnecting = true;
+      banner();
+      for (const f of listeners) f();
+    }
+    self.lost = lost;
+    self.ok = () => { if (self.offline) back(); };
+    self.onBack = (f) => listeners.push(f);
+    self.setWaiting = (n) => { waiting = n; if (!n) reconnecting = false; banner(); };
+    window.addEventListener("offline", lost);
+    window.addEventListener("online", probe);
+    return self;
+  })();
+
   /* One API call. Network failures raise ApiError with network=true (callers may retry). */
   async function api(method, path, data, opts = {}) {
     const headers = { "Accept": "application/json" };
@@ -33,8 +82,10 @@ const AL = (() => {
     try {
       res = await fetch("/api/v1" + path, { method, headers, body: payload, signal: opts.signal });
     } catch (err) {
+      if (!(opts.signal && opts.signal.aborted)) connection.lost();
       throw new ApiError(0, "the server could not be reached: " + err.message, true);
     }
+    connection.ok();
     if (res.status === 401 && !opts.noRedirect) { logout(); toLogin(); throw new ApiError(401, "log in again", false); }
     const text = await res.text();
     let json = null;
@@ -90,18 +141,18 @@ const AL = (() => {
     const rows = [];
     for (const [k, v] of entries) {
       if (isImage(v)) box.append(el("img", { src: v, alt: opts.alt || ("item field " + k), class: "item-image" }));
-      else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dataset: { field: k } }, v));
+      else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dir: "auto", dataset: { field: k } }, v));
       else if (Array.isArray(v) && hasImage) continue; /* raw pixels beside the picture */
       else rows.push([k, v]);
     }
     if (rows.length && !opts.compact) {
       const table = el("table", { class: "fields" },
         el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k),
-          el("td", {}, Array.isArray(v) ? (v.length > 12 ? `[${v.length} values]` : JSON.stringify(v))
+          el("td", { dir: "auto" }, Array.isArray(v) ? (v.length > 12 ? `[${v.length} values]` : JSON.stringify(v))
             : (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)))))));
       box.append(table);
     } else if (rows.length && !box.childNodes.length) {
-      box.append(el("p", { class: "item-text" }, rows.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
+      box.append(el("p", { class: "item-text", dir: "auto" }, rows.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
     }
     return box;
   }
@@ -126,6 +177,51 @@ const AL = (() => {
   /* A consensus or suggestion as text: null is a tie, a list its labels joined. */
   const labelText = (l) => (l === null || l === undefined ? REASONS[REASON.TIE].label : [].concat(l).join(", ") || "(none)");
 
+  /* Page states: what a page shows instead of its content when there is nothing to show
+     (empty project), no way in (no access, not found) or no answer (server error, with a
+     retry). ``actions`` are links {href, text} or buttons {text, onclick}. */
+  function showState(kind, title, text, actions = []) {
+    const box = document.getElementById("page-state");
+    const pageBody = document.getElementById("page-body");
+    if (!box) return;
+    box.dataset.kind = kind;
+    box.setAttribute("role", kind === "error" ? "alert" : "status");
+    box.replaceChildren(AL.el("h1", { id: "page-state-title" }, title), AL.el("p", {}, text),
+      AL.el("div", { class: "row" }, actions.map((a) => (a.href
+        ? AL.el("a", { class: "button" + (a.primary ? " primary" : ""), href: a.href }, a.text)
+        : AL.el("button", { type: "button", class: a.primary ? "primary" : null, onclick: a.onclick }, a.text)))));
+    box.hidden = false;
+    if (pageBody) pageBody.hidden = true;
+    markReady();
+  }
+  function hideState() {
+    const box = document.getElementById("page-state");
+    const pageBody = document.getElementById("page-body");
+    if (box) box.hidden = true;
+    if (pageBody) pageBody.hidden = false;
+  }
+  /* A page failed to load: not found, no access, or the server did not answer (a retry). */
+  function failed(err, retry) {
+    const back = { href: "/", text: "Back to the projects" };
+    const id = body().dataset.project;
+    if (err.status === 404) showState("missing", "Not found", id
+      ? `There is no project ${id}, or you are not one of its members. Ask its owner to add you.`
+      : `Not found: ${err.message}`, [back]);
+    else if (err.status === 403) showState("forbidden", "No access",
+      `Your role in this project does not open this page (${err.message}).`,
+      [id ? { href: `/projects/${id}/label`, text: "Label instead", primary: true } : back, back]);
+    else {
+      let done = false;
+      const again = () => { if (done) return; done = true; hideState(); projectPromise = null; retry(); };
+      showState("error", "The server did not answer",
+        `${err.message}. Your work on this page is kept; this page tries again when the server is back.`,
+        [{ text: "Try again", primary: true, onclick: again }, back]);
+      if (err.status === 0) connection.onBack(again);  // unreachable: retried on its return
+    }
+  }
+  /* The page has its content (tests and screenshots wait for it). */
+  function markReady() { body().dataset.state = "ready"; }
+
   let projectPromise = null;
   /* The page's project (from data-project); fills the header and hides pages above the role. */
   function project() {
@@ -140,23 +236,29 @@ const AL = (() => {
       });
       return p;
     });
+    projectPromise.catch(() => { projectPromise = null; });
     return projectPromise;
   }
 
-  function initHeader() {
+  /* Who is logged in and "Log out", once the page knows the token works (never beside the
+     login form). */
+  function showWho() {
     const u = user();
     const who = document.getElementById("who");
     const out = document.getElementById("logout");
-    if (u && token()) {
-      who.textContent = u.username;
-      out.hidden = false;
-      out.addEventListener("click", async () => {
-        /* The server revokes the token: it stops working everywhere it was copied to. */
-        try { await api("POST", "/auth/logout", undefined, { noRedirect: true }); } catch { /* offline: forget it here */ }
-        logout();
-        location.assign("/");
-      });
-    }
+    if (!u || !token() || !out.hidden) return;
+    who.textContent = u.username;
+    out.hidden = false;
+  }
+
+  function initHeader() {
+    document.getElementById("logout").addEventListener("click", async () => {
+      /* The server revokes the token: it stops working everywhere it was copied to. */
+      try { await api("POST", "/auth/logout", undefined, { noRedirect: true }); } catch { /* offline: forget it here */ }
+      logout();
+      location.assign("/");
+    });
+    if (body().dataset.page !== "home") showWho();
     if (body().dataset.project && !token()) toLogin();
   }
   document.addEventListener("DOMContentLoaded", initHeader);
@@ -175,5 +277,5 @@ const AL = (() => {
 
   return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
            uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, labelText,
-           openDialog, closeDialog, isImage };
+           openDialog, closeDialog, isImage, showState, hideState, failed, markReady, showWho, connection };
 })();

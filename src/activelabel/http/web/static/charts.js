@@ -50,7 +50,7 @@ const Charts = (() => {
 
   function table(caption, head, rows) {
     return AL.el("details", {}, AL.el("summary", {}, "Numbers"),
-      AL.el("div", { class: "table-wrap" }, AL.el("table", { class: "chart-data" },
+      AL.el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption }, AL.el("table", { class: "chart-data" },
         AL.el("caption", { class: "visually-hidden" }, caption),
         AL.el("thead", {}, AL.el("tr", {}, head.map((h) => AL.el("th", { scope: "col" }, h)))),
         AL.el("tbody", {}, rows.map((r) => AL.el("tr", {}, r.map((c, j) => AL.el(j ? "td" : "th", j ? { class: "num" } : { scope: "row" }, fmt(c)))))))));

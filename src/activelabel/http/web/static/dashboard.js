@@ -142,9 +142,25 @@
 
   function audit(events) {
     $("audit-box").hidden = false;
-    fill("audit", events.map((e) => AL.el("tr", {}, cell(AL.when(e.created_at)), cell(e.actor_id === null ? "system" : "user " + e.actor_id),
+    fill("audit", events.map((e) => AL.el("tr", { dataset: { event: String(e.id) } }, cell(AL.when(e.created_at)),
+      cell(e.actor_id === null ? "system" : e.actor || `user ${e.actor_id}`),
       cell(e.action), cell(`${e.entity} ${e.entity_id ?? ""}`),
-      AL.el("td", {}, AL.el("code", {}, JSON.stringify(e.after || e.before || {}).slice(0, 160))))));
+      AL.el("td", { class: "change" }, changeList(e.before, e.after)))));
+  }
+
+  /* An audit event's change as "field: before → after" lines; nested values as short text. */
+  const short = (v) => {
+    if (v === null || v === undefined) return "–";
+    const text = typeof v === "object" ? (Array.isArray(v) ? v.map(short).join(", ") : Object.entries(v).map(([k, x]) => `${k} ${short(x)}`).join(", ")) : String(v);
+    return text.length > 80 ? text.slice(0, 79) + "…" : text;
+  };
+  function changeList(before, after) {
+    const b = before || {}, a = after || {};
+    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+    const rows = keys.filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]) || !before || !after).slice(0, 8).map((k) =>
+      AL.el("li", {}, AL.el("span", { class: "muted" }, `${k.replaceAll("_", " ")}: `),
+        before && after ? `${short(b[k])} → ${short(a[k])}` : short(after ? a[k] : b[k])));
+    return rows.length ? AL.el("ul", { class: "changes" }, rows) : "–";
   }
 
   /* The team's pace and the cadence it sets, the last round's stopping verdicts, the forecast. */
@@ -167,6 +183,12 @@
       : [AL.el("li", { class: "muted" }, o.round === null ? "no round yet" : "no verdicts recorded")]));
   }
 
+  /* A project with items and no labels yet: the way to its first task. */
+  function startCard(p) {
+    $("start-card").hidden = !(p.items > 0 && p.labeled === 0);
+    $("start-text").textContent = `${p.items} item${p.items === 1 ? "" : "s"} imported, none labeled yet.`;
+  }
+
   async function load() {
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
@@ -181,12 +203,16 @@
     get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
+    startCard(await get("/progress"));
     $("dash-updated").textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = "true";
+    AL.markReady();
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    load().catch((err) => AL.toast(err.message, "bad"));
-    setInterval(() => load().catch(() => {}), 30000);
-  });
+  function start() {
+    load().then(() => setInterval(() => load().catch(() => {}), 30000))
+      .catch((err) => AL.failed(err, start));
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
 })();

@@ -8,6 +8,7 @@
     const projects = await AL.api("GET", "/projects");
     if (safeNext) { location.assign(safeNext); return; }
     document.getElementById("projects").hidden = false;
+    AL.showWho();
     const list = document.getElementById("project-list");
     list.replaceChildren();
     document.getElementById("no-projects").hidden = projects.length > 0;
@@ -23,10 +24,12 @@
         AL.el("p", { class: "muted" }, `${p.task} · ${p.labels.length} labels · your role: ${p.role}`),
         AL.el("div", { class: "row" }, links)));
     }
+    AL.markReady();
   }
 
   function showLogin() {
     document.getElementById("login").hidden = false;
+    AL.markReady();
     document.getElementById("username").focus();
   }
 
@@ -45,7 +48,11 @@
         error.textContent = err.status === 401 ? "Wrong user name or password." : err.message;
       }
     });
-    if (AL.token()) showProjects().catch(() => { AL.logout(); showLogin(); });
+    const start = () => showProjects().catch((err) => {
+      if (err.network) AL.failed(err, start);
+      else { AL.logout(); showLogin(); }
+    });
+    if (AL.token()) start();
     else showLogin();
   });
 })();

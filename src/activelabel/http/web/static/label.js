@@ -7,6 +7,7 @@
   const OUTBOX = `activelabel.outbox.${pid}`;
   let PREFETCH = 10;  // the server's suggestion follows the annotator's own pace (outlook)
   const $ = (id) => document.getElementById(id);
+  const Connection = AL.connection;
 
   const state = {
     project: null, labels: [], multilabel: false,
@@ -18,13 +19,15 @@
     history: [],          // submissions, newest last: {key, item_id, task, labels}
     mode: "single", grid: [], picks: new Map(), focus: 0, gridSize: 20,
     fetching: false, sending: false, retryDelay: 500, retryTimer: null,
-    related: new Map(), lastRound: undefined,
+    related: new Map(), lastRound: undefined, expanded: new Set(), filter: "",
+    keys: null, byKey: new Map(), progress: null,
   };
 
   // ---- outbox ---------------------------------------------------------------------------------
   const readOutbox = () => { try { return JSON.parse(localStorage.getItem(OUTBOX) || "[]"); } catch { return []; } };
   const writeOutbox = (list) => { localStorage.setItem(OUTBOX, JSON.stringify(list)); showOutbox(list); };
   function showOutbox(list = readOutbox()) {
+    Connection.setWaiting(list.length);
     $("outbox").textContent = list.length ? `${list.length} submission${list.length > 1 ? "s" : ""} waiting to be sent…` : "";
   }
 
@@ -71,6 +74,8 @@
     }
   }
   window.addEventListener("online", flush);
+  /* The server is back: send what waits now (no back-off), then fetch items again. */
+  Connection.onBack(() => { state.retryDelay = 500; flush(); if (!current()) fetchMore(); });
 
   function waitSent(key) {
     return new Promise((resolve) => {
@@ -90,13 +95,18 @@
       const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
       const held = new Set([...state.queue, ...state.grid].map((t) => t.item.id));
       const pendingIds = new Set(readOutbox().map((x) => x.item_id));
+      let added = 0;
       for (const t of tasks) {
         const id = t.item.id;
         if (held.has(id) || state.done.has(id) || pendingIds.has(id)) continue;
         if (state.skipped.has(id)) { release(id); continue; }
         state.queue.push(t);
         held.add(id);
+        added += 1;
       }
+      // nothing new (a small or drained queue): no topping up for a while, or every render
+      // would ask again at once; the page's 5 s check still looks for new items
+      state.dryUntil = added ? 0 : Date.now() + 5000;
     } catch (err) {
       if (!err.network) AL.toast(err.message, "bad");
     } finally {
@@ -110,44 +120,126 @@
   }
 
   function topUp() {
+    if (Date.now() < (state.dryUntil || 0)) return;
     const have = state.mode === "grid" ? state.queue.length : state.queue.length - 1;
     if (have < Math.ceil(want() / 2)) fetchMore();
   }
 
   // ---- rendering ------------------------------------------------------------------------------
-  // Labels that are themselves the digits 0-9 get their own digit as key; others 1..9, 0.
-  const ownDigits = () => state.labels.length <= 10 && state.labels.every((l) => /^\d$/.test(String(l)));
-  const keyOf = (i) => (ownDigits() ? String(state.labels[i]) : i < 9 ? String(i + 1) : i === 9 ? "0" : null);
+  const PALETTE = ["#0b5cad", "#1a7f37", "#9a6700", "#8250df", "#c62828", "#0a7b83", "#bc4c00", "#57606a", "#bf3989", "#4d6b00"];
+  const settings = () => (state.project && state.project.settings) || {};
 
-  function choiceButtons(task, chosen, onPick, mini) {
-    const suggested = task && task.suggestion ? [].concat(task.suggestion.label) : [];
-    return state.labels.map((label, i) => {
-      const key = keyOf(i);
+  /* Each label's key: the project's own (label_keys), else the label's own digit when every
+     label is a digit, else 1-9 and 0 in label order; the rest are found by typing. */
+  function assignKeys() {
+    const own = settings().label_keys || {};
+    const keys = new Map();
+    const used = new Set(Object.values(own).map((k) => k.toLowerCase()));
+    for (const l of state.labels) if (own[String(l)]) keys.set(l, own[String(l)]);
+    const digits = state.labels.length <= 10 && state.labels.every((l) => /^\d$/.test(String(l)));
+    const free = [..."1234567890"].filter((k) => !used.has(k));
+    for (const l of state.labels) {
+      if (keys.has(l)) continue;
+      if (digits && !used.has(String(l))) keys.set(l, String(l));
+      else if (!digits && free.length) keys.set(l, free.shift());
+    }
+    state.keys = keys;
+    state.byKey = new Map([...keys].map(([l, k]) => [k.toLowerCase(), l]));
+  }
+  const keyOf = (label) => (state.keys ? state.keys.get(label) || null : null);
+  const colorOf = (label) => {
+    const own = (settings().label_colors || {})[String(label)];
+    return own || PALETTE[Math.max(0, state.labels.indexOf(label)) % PALETTE.length];
+  };
+
+  /* The suggestion the page may show for ``task``: none when the project hides it (never,
+     or after_answer before an answer) or when the model is less sure than the threshold. */
+  const threshold = () => settings().suggestion_min_confidence ?? Math.min(0.6, 2 / Math.max(1, state.labels.length));
+  const display = () => (settings().show_suggestions === false ? "never" : settings().suggestion_display || "after_answer");
+  function shownSuggestion(task, answered) {
+    const s = task && task.suggestion;
+    if (!s || display() === "never" || s.confidence < threshold()) return null;
+    if (display() === "after_answer" && !answered) return null;
+    return s;
+  }
+  const modelName = (s) => (s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
+
+  function choiceButtons(task, chosen, onPick, mini, answered) {
+    const shown = shownSuggestion(task, answered);
+    const suggested = shown ? [].concat(shown.label) : [];
+    const filter = mini ? "" : state.filter;
+    return state.labels.filter((label) => !filter || String(label).toLowerCase().includes(filter)).map((label) => {
+      const key = keyOf(label);
+      const isSuggested = suggested.includes(label);
       const b = AL.el("button", {
-        type: "button", class: (mini ? "" : "choice") + (suggested.includes(label) ? " suggested" : ""),
+        type: "button", class: (mini ? "mini" : "choice") + (isSuggested ? " suggested" : ""),
         "aria-pressed": chosen.has(label) ? "true" : "false",
-        "aria-keyshortcuts": mini ? null : key,
-        "aria-label": mini ? `label ${label}` : null,
+        "aria-keyshortcuts": mini || !key ? null : key,
+        style: `--label-color:${colorOf(label)}`,
         dataset: { label: String(label) },
         onclick: (ev) => { ev.stopPropagation(); onPick(label); },
-      }, key && !mini ? AL.el("kbd", {}, key) : null, key && !mini ? " " : null, String(label));
+      }, key && !mini ? AL.el("kbd", {}, key) : null, key && !mini ? " " : null, String(label),
+      isSuggested && !mini ? AL.el("span", { class: "tag" }, " model") : null);
       return b;
     });
   }
 
+  /* The suggestion line above the labels: the model's label, how sure it is and which model. */
+  function renderSuggestion(task) {
+    const line = $("suggestion");
+    const answered = state.chosen.size > 0;
+    const s = shownSuggestion(task, answered);
+    const raw = task && task.suggestion;
+    if (s) {
+      const label = AL.labelText(s.label);
+      const agree = answered ? ([].concat(s.label).every((l) => state.chosen.has(l)) ? " · you agree" : " · you chose otherwise: check before submitting") : "";
+      line.replaceChildren(AL.el("span", { class: "tag strong" }, "Model suggests"), " ",
+        AL.el("strong", { id: "suggested-label", style: `--label-color:${colorOf([].concat(s.label)[0])}`, class: "swatch" }, label),
+        ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
+    } else if (display() === "never") line.textContent = "";
+    else if (!raw) line.textContent = "No model suggestion for this item.";
+    else if (raw.confidence < threshold()) line.textContent = "The model has no confident guess for this item.";
+    else line.textContent = "The model's suggestion shows once you have chosen.";
+  }
+
+  /* Why the item was picked, in a labeler's words; the strategy and numbers on demand. */
+  function whyText(task) {
+    const w = task.why, s = task.suggestion;
+    if (!w) return "Picked by the project's queue.";
+    if (w.ranked_by === "audit") return "Drawn at random to check how good the model is.";
+    if (w.ranked_by === "random" || !w.model_version) return "Part of a varied first sample, before any model.";
+    const named = s && s.runner_up !== null && s.runner_up !== undefined && shownSuggestion(task, state.chosen.size > 0);
+    const diversity = /k_?center|kmeans|k_means|coreset|density|representative/.test(w.strategy || "");
+    if (diversity) return "Unlike the items labeled so far: it covers new ground.";
+    if (named && s.confidence - (s.runner_up_confidence ?? 0) < 0.25)
+      return `The model cannot decide between ${s.label} and ${s.runner_up}.`;
+    if (named) return `The model leans to ${AL.labelText(s.label)} but is not sure.`;
+    return "The model is unsure about this item.";
+  }
+
   function renderSide(task) {
-    const sug = $("suggestion");
-    if (!task) { sug.textContent = "–"; $("why").textContent = "–"; $("related").replaceChildren(); return; }
-    if (state.project.settings.show_suggestions === false) sug.textContent = "Suggestions are turned off for this project.";
-    else if (task.suggestion) {
-      const label = [].concat(task.suggestion.label).join(", ") || "(none)";
-      sug.replaceChildren(AL.el("strong", { id: "suggested-label" }, label), " · confidence ",
-        AL.el("span", { id: "suggested-confidence" }, AL.pct(task.suggestion.confidence)),
-        AL.el("span", { class: "muted" }, ` (model v${task.suggestion.model_version})`));
-    } else sug.textContent = "No model yet: this item comes from the first, diverse batch.";
+    if (!task) { $("why").textContent = "–"; $("why-more").textContent = ""; $("related").replaceChildren(); return; }
+    renderSuggestion(task);
+    $("why").textContent = whyText(task);
     const w = task.why;
-    $("why").textContent = !w ? "–" : w.detail ? `${w.detail}${w.score !== null ? `, score ${AL.fmt(w.score)}` : ""}${w.model_version ? `, model v${w.model_version}` : ""}` : `${w.strategy}, rank ${(w.rank ?? 0) + 1} of round ${w.round ?? "–"}`;
+    $("why-more").textContent = !w ? "–" : [w.detail, w.score !== null && w.score !== undefined ? `score ${AL.fmt(w.score)}` : null,
+      w.model_version ? `scored by the model of round ${w.round ?? "–"}` : null].filter(Boolean).join("; ");
     renderRelated(task.item.id);
+  }
+
+  /* Related labeled items; unless the project asks for the nearest ones whatever their label,
+     at most two of any one label (six of one label would be a second suggestion). */
+  function varied(found, k) {
+    if (settings().related_examples === "nearest") return found.slice(0, k);
+    const per = new Map(), out = [];
+    for (const r of found) {
+      const key = AL.labelText(r.label);
+      if ((per.get(key) || 0) >= 2) continue;
+      per.set(key, (per.get(key) || 0) + 1);
+      out.push(r);
+      if (out.length === k) break;
+    }
+    return out;
   }
 
   async function renderRelated(itemId) {
@@ -155,7 +247,7 @@
     let found = state.related.get(itemId);
     if (!found) {
       box.replaceChildren(AL.el("p", { class: "muted" }, "Loading…"));
-      try { found = await AL.api("GET", `/projects/${pid}/items/${itemId}/related?k=6`); }
+      try { found = varied(await AL.api("GET", `/projects/${pid}/items/${itemId}/related?k=24`), 6); }
       catch { found = []; }
       state.related.set(itemId, found);
     }
@@ -163,29 +255,83 @@
     if (!current || current.item.id !== itemId) return;
     box.replaceChildren(...(found.length ? found.map((r) => AL.el("figure", { class: "related-item" },
       AL.renderData(r.data, { compact: true, alt: `labeled example ${r.external_id}` }),
-      AL.el("figcaption", {}, AL.el("strong", {}, AL.labelText(r.label)),
-        AL.el("span", { class: "muted" }, ` · ${AL.fmt(r.similarity, 2)}`))))
+      AL.el("figcaption", {}, AL.el("strong", { class: "swatch", style: `--label-color:${colorOf([].concat(r.label)[0])}` }, AL.labelText(r.label)),
+        AL.el("span", { class: "muted" }, ` · ${AL.fmt(r.similarity, 2)} alike`))))
       : [AL.el("p", { class: "muted" }, "No labeled items yet.")]));
+  }
+
+  /* Why there is nothing to label: offline, no items yet (owners upload, annotators wait),
+     every item labeled, or a round choosing the next ones. */
+  function emptyText() {
+    const p = state.progress;
+    const owner = state.project && AL.atLeast(state.project.role, AL.ROLE.OWNER);
+    if (Connection.offline) return ["The server cannot be reached.", "Items come back when it answers; your labels wait on this device and are sent then."];
+    if (p && p.items === 0) return owner
+      ? ["This project has no items yet.", "Upload data to start labeling."]
+      : ["Nothing to label yet.", "The project's owner has not uploaded any items; this page checks again every few seconds."];
+    if (p && p.round_pending !== null) return ["The next items are being chosen.", `Round ${p.round_pending} is training; new items arrive shortly and this page checks every few seconds.`];
+    if (p && p.items > 0 && p.labeled >= p.items) return ["Every item is labeled.", "Nothing is left in this project's queue."];
+    return ["No items for you right now.", "Other annotators hold the remaining items; this page checks again every few seconds."];
+  }
+
+  function renderEmpty(isEmpty) {
+    $("empty").hidden = !isEmpty;
+    if (!isEmpty) return;
+    const [head, text] = emptyText();
+    const owner = state.project && AL.atLeast(state.project.role, AL.ROLE.OWNER);
+    const upload = owner && state.progress && state.progress.items === 0
+      ? AL.el("a", { class: "button primary", href: `/projects/${pid}/settings#h-upload`, id: "upload-link" }, "Upload data") : null;
+    const key = head + text + (upload ? "u" : "");
+    if ($("empty").dataset.key === key) return;
+    $("empty").dataset.key = key;
+    $("empty").replaceChildren(AL.el("h2", { id: "empty-title" }, head), AL.el("p", { class: "muted" }, text), upload);
+  }
+
+  /* Pictures in a frame that zooms (buttons, + and - keys) and pans (drag, or scroll). */
+  let zoom = 1;
+  function zoomable(box) {
+    const img = box.querySelector("img.item-image");
+    if (!img) return box;
+    const frame = AL.el("div", { class: "zoom-frame", id: "zoom-frame", tabindex: "0", role: "region", "aria-label": "Picture: drag or scroll to pan" });
+    const row = AL.el("div", { class: "zoom-row" });
+    img.replaceWith(row);
+    frame.append(img);
+    const apply = () => setZoom(zoom);
+    const tools = AL.el("div", { class: "zoom-tools" },
+      AL.el("button", { type: "button", id: "zoom-out", "aria-keyshortcuts": "-", onclick: () => setZoom(zoom / 1.5) }, "Zoom out ", AL.el("kbd", {}, "-")),
+      AL.el("span", { id: "zoom-level", "aria-live": "polite" }, ""),
+      AL.el("button", { type: "button", id: "zoom-in", "aria-keyshortcuts": "+", onclick: () => setZoom(zoom * 1.5) }, "Zoom in ", AL.el("kbd", {}, "+")));
+    let drag = null;
+    frame.addEventListener("pointerdown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, l: frame.scrollLeft, t: frame.scrollTop }; });
+    frame.addEventListener("pointermove", (ev) => { if (drag) { frame.scrollLeft = drag.l - (ev.clientX - drag.x); frame.scrollTop = drag.t - (ev.clientY - drag.y); } });
+    for (const end of ["pointerup", "pointerleave"]) frame.addEventListener(end, () => { drag = null; });
+    row.append(frame, tools);
+    setTimeout(apply);
+    return box;
+  }
+  function setZoom(value) {
+    zoom = Math.max(0.5, Math.min(8, value));
+    const img = document.querySelector("#zoom-frame img");
+    if (img) img.style.setProperty("--zoom", String(zoom));
+    if ($("zoom-level")) $("zoom-level").textContent = `${Math.round(100 * zoom)}%`;
   }
 
   function renderSingle() {
     const task = state.queue[0];
-    $("empty").hidden = !!task;
+    renderEmpty(!task);
     $("single").hidden = !task;
     if (!task) { renderSide(null); return; }
     if ($("item").dataset.item !== String(task.item.id)) {
       $("item").dataset.item = String(task.item.id);
-      $("item").replaceChildren(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}` }),
+      $("item").replaceChildren(zoomable(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}` })),
         AL.el("p", { class: "muted" }, `item ${task.item.external_id}`));
       state.shownAt = Date.now();
       renderSide(task);
     }
-    const pick = (label) => {
-      if (state.multilabel) state.chosen.has(label) ? state.chosen.delete(label) : state.chosen.add(label);
-      else state.chosen = new Set([label]);
-      renderSingle();
-    };
-    $("choices").replaceChildren(...choiceButtons(task, state.chosen, pick, false));
+    const pick = (label) => choose(label);
+    $("choices").replaceChildren(...choiceButtons(task, state.chosen, pick, false, state.chosen.size > 0));
+    renderSuggestion(task);
+    $("why").textContent = whyText(task);
   }
 
   function fillGrid() {
@@ -196,40 +342,96 @@
     }
     while (state.grid.length < state.gridSize && state.queue.length) state.grid.push(state.queue.shift());
     // similar items side by side: grouped by the model's suggestion, most confident first
+    const groupOf = (t) => groupKey(t);
     state.grid.sort((a, b) => {
-      const la = a.suggestion ? String(a.suggestion.label) : "", lb = b.suggestion ? String(b.suggestion.label) : "";
-      if (la !== lb) return la < lb ? -1 : 1;
+      const la = groupOf(a), lb = groupOf(b);
+      if (la !== lb) return la === "" ? 1 : lb === "" ? -1 : state.labels.indexOf(la) - state.labels.indexOf(lb) || (la < lb ? -1 : 1);
       return (b.suggestion ? b.suggestion.confidence : 0) - (a.suggestion ? a.suggestion.confidence : 0);
     });
   }
 
+  /* The grid's groups: by the model's (confident enough) suggestion unless the project shows
+     none; "" holds the items without one. */
+  function groupKey(task) {
+    if (display() === "never" || state.multilabel) return "";
+    const s = task.suggestion;
+    return s && s.confidence >= threshold() ? s.label : "";
+  }
+
+  function groupHeader(key, tasks, index) {
+    const open = tasks.filter((t) => !state.picks.has(t.item.id)).length;
+    const named = display() === "always";
+    const title = key === "" ? (display() === "never" || state.multilabel ? "Items" : "No confident suggestion")
+      : named ? `Model suggests ${key}` : `Group ${index + 1} (alike by the model)`;
+    const accept = key !== "" && named ? AL.el("button", { type: "button", class: "accept-group",
+      dataset: { group: String(key) }, onclick: (ev) => { ev.stopPropagation(); acceptGroup(key); } },
+    `Accept ${key} for ${open} item${open === 1 ? "" : "s"}`, AL.el("kbd", {}, "A")) : null;
+    return AL.el("div", { role: "row", class: "group-head" },
+      AL.el("div", { role: "columnheader", class: "group-title", "aria-colspan": "1" },
+        AL.el("h2", { style: key !== "" && named ? `--label-color:${colorOf(key)}` : null, class: key !== "" && named ? "swatch" : null }, title),
+        AL.el("span", { class: "muted" }, ` ${tasks.length} item${tasks.length === 1 ? "" : "s"}`), " ", accept));
+  }
+
+  function gridCell(task, i) {
+    const picked = state.picks.get(task.item.id);
+    const chosen = new Set(picked || []);
+    const s = shownSuggestion(task, !!picked);
+    const text = AL.renderData(task.item.data, { compact: true, alt: `item ${task.item.external_id}` });
+    const long = task.item.data && Object.values(task.item.data).some((v) => typeof v === "string" && v.length > 140 && !AL.isImage(v));
+    return AL.el("div", {
+      class: "cell" + (i === state.focus ? " focused" : "") + (picked ? " labeled" : ""), role: "gridcell",
+      tabindex: i === state.focus ? "0" : "-1", "aria-selected": picked ? "true" : "false",
+      dataset: { item: String(task.item.id), index: String(i) },
+      onclick: () => { state.focus = i; renderGrid(); focusCell(); },
+    }, AL.el("div", { class: "clamp" + (state.expanded.has(task.item.id) ? " open" : "") }, text),
+    long ? AL.el("button", { type: "button", class: "linkish expand", "aria-expanded": state.expanded.has(task.item.id) ? "true" : "false",
+      onclick: (ev) => { ev.stopPropagation(); toggleExpand(task.item.id); } }, state.expanded.has(task.item.id) ? "Show less" : "Show all") : null,
+    s ? AL.el("p", { class: "cell-suggestion" }, "model: ", AL.el("strong", { class: "swatch", style: `--label-color:${colorOf([].concat(s.label)[0])}` }, AL.labelText(s.label)), ` ${AL.pct(s.confidence)}`) : null,
+    AL.el("div", { class: "pick" }, picked ? picked.join(", ") : ""),
+    AL.el("div", { class: "mini-choices" }, choiceButtons(task, chosen, (label) => {
+      state.focus = i; pickGrid(label, false);
+    }, true, !!picked)));
+  }
+
+  function toggleExpand(itemId) {
+    if (state.expanded.has(itemId)) state.expanded.delete(itemId); else state.expanded.add(itemId);
+    renderGrid();
+  }
+
   function renderGrid() {
     fillGrid();
-    $("empty").hidden = state.grid.length > 0;
+    renderEmpty(state.grid.length === 0);
     $("gridview").hidden = state.grid.length === 0;
     state.focus = Math.min(state.focus, Math.max(0, state.grid.length - 1));
-    const cells = state.grid.map((task, i) => {
-      const picked = state.picks.get(task.item.id);
-      const chosen = new Set(picked || []);
-      const cell = AL.el("div", {
-        class: "cell" + (i === state.focus ? " focused" : ""), role: "gridcell", tabindex: i === state.focus ? "0" : "-1",
-        "aria-label": `item ${task.item.external_id}${picked ? ", labeled " + picked.join(", ") : ""}`,
-        dataset: { item: String(task.item.id), index: String(i) },
-        onclick: () => { state.focus = i; renderGrid(); focusCell(); },
-      }, AL.renderData(task.item.data, { compact: true, alt: `item ${task.item.external_id}` }),
-      AL.el("div", { class: "pick" }, picked ? picked.join(", ") : ""),
-      AL.el("div", { class: "mini-choices" }, choiceButtons(task, chosen, (label) => {
-        state.focus = i; pickGrid(label, false);
-      }, true)));
-      return cell;
+    const groups = [];
+    state.grid.forEach((task, i) => {
+      const key = groupKey(task);
+      if (!groups.length || groups[groups.length - 1].key !== key) groups.push({ key, tasks: [], cells: [] });
+      groups[groups.length - 1].tasks.push(task);
+      groups[groups.length - 1].cells.push(gridCell(task, i));
     });
-    $("grid").replaceChildren(...cells);
+    const scrollY = window.scrollY;
+    $("grid").replaceChildren(...groups.flatMap((g, n) => [groupHeader(g.key, g.tasks, n),
+      AL.el("div", { role: "row", class: "group-cells", dataset: { group: String(g.key) } }, g.cells)]));
+    window.scrollTo(0, scrollY);
     if (state.grid[state.focus]) renderSide(state.grid[state.focus]);
+  }
+
+  /* Every item of a group not labeled yet gets the group's suggested label. */
+  function acceptGroup(key) {
+    if (key === "" || display() !== "always") return;
+    const targets = state.grid.filter((t) => groupKey(t) === key && !state.picks.has(t.item.id));
+    for (const t of targets) state.picks.set(t.item.id, [key]);
+    AL.toast(`${targets.length} item${targets.length === 1 ? "" : "s"} labeled ${key}: Enter submits them.`);
+    renderGrid();
+    focusCell();
   }
 
   function focusCell() {
     const cell = $("grid").querySelector(`[data-index="${state.focus}"]`);
-    if (cell) cell.focus();
+    if (!cell) return;
+    cell.focus({ preventScroll: true });  // the progress line stays in view
+    cell.scrollIntoView({ block: "nearest" });
   }
 
   function render() {
@@ -368,12 +570,38 @@
   }
 
   // ---- keyboard -------------------------------------------------------------------------------
-  function digitIndex(ev) {
+  /* The label a key press names: the project's keys, digits by their physical key (any
+     keyboard layout), or none. */
+  function labelOfKey(ev) {
     const m = /^(?:Digit|Numpad)(\d)$/.exec(ev.code || "");
-    const d = m ? m[1] : (/^\d$/.test(ev.key) ? ev.key : null);
-    if (d === null) return -1;
-    if (ownDigits()) return state.labels.findIndex((l) => String(l) === d);
-    return d === "0" ? 9 : Number(d) - 1;
+    const k = (ev.key || "").length === 1 ? ev.key.toLowerCase() : null;
+    if (k && state.byKey.has(k)) return state.byKey.get(k);
+    if (m && state.byKey.has(m[1])) return state.byKey.get(m[1]);
+    return undefined;
+  }
+
+  /* Single mode: choose (or, multilabel, toggle) a label; the suggestion may show now. */
+  function choose(label) {
+    if (state.multilabel) state.chosen.has(label) ? state.chosen.delete(label) : state.chosen.add(label);
+    else state.chosen = new Set([label]);
+    renderSingle();
+  }
+
+  /* Many labels: the filter box narrows the buttons; Enter there picks the first match. */
+  function setupFilter() {
+    const many = state.labels.length > 10;
+    $("label-filter-box").hidden = !many;
+    if (!many) return;
+    const box = $("label-filter");
+    box.addEventListener("input", () => { state.filter = box.value.trim().toLowerCase(); renderSingle(); });
+    box.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        const first = $("choices").querySelector("button[data-label]");
+        if (first) choose(state.labels.find((l) => String(l) === first.dataset.label));
+        box.value = ""; state.filter = ""; box.blur(); renderSingle();
+      } else if (ev.key === "Escape") { box.value = ""; state.filter = ""; box.blur(); renderSingle(); }
+    });
   }
 
   function onKey(ev) {
@@ -381,20 +609,21 @@
     const t = ev.target;
     if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const idx = digitIndex(ev);
-    if (idx >= 0) {
-      if (idx < 0 || idx >= state.labels.length) return;
+    const label = labelOfKey(ev);
+    if (label !== undefined) {
       ev.preventDefault();
-      const label = state.labels[idx];
       if (state.mode === "grid") pickGrid(label, ev.shiftKey);
-      else {
-        if (state.multilabel) state.chosen.has(label) ? state.chosen.delete(label) : state.chosen.add(label);
-        else state.chosen = new Set([label]);
-        renderSingle();
-      }
+      else choose(label);
       return;
     }
     const key = ev.key;
+    const filterOn = !$("label-filter-box").hidden && state.mode === "single";
+    if (filterOn && (key === "/" || (key.length === 1 && /\p{L}/u.test(key) && !"sfgzaSFGZA".includes(key)))) {
+      ev.preventDefault();  // type to find a label
+      $("label-filter").focus();
+      if (key !== "/") { $("label-filter").value += key; state.filter = $("label-filter").value.toLowerCase(); renderSingle(); }
+      return;
+    }
     if (key === "Enter") {
       if (t && (t.tagName === "A" || (t.tagName === "BUTTON" && !t.dataset.label && t.closest(".actions")))) return;
       ev.preventDefault(); submit();
@@ -403,6 +632,9 @@
     else if (key === "f" || key === "F") { ev.preventDefault(); openFlag(); }
     else if (key === "g" || key === "G") { ev.preventDefault(); setMode(state.mode === "grid" ? "single" : "grid"); }
     else if (key === "?") { ev.preventDefault(); AL.openDialog($("keys-dialog")); }
+    else if ((key === "+" || key === "=") && state.mode === "single") { ev.preventDefault(); setZoom(zoom * 1.5); }
+    else if (key === "-" && state.mode === "single") { ev.preventDefault(); setZoom(zoom / 1.5); }
+    else if ((key === "a" || key === "A") && state.mode === "grid" && current()) { ev.preventDefault(); acceptGroup(groupKey(current())); }
     else if (state.mode === "grid" && key.startsWith("Arrow")) {
       ev.preventDefault();
       const cols = Math.max(1, Math.round($("grid").clientWidth / (($("grid").firstElementChild || {}).offsetWidth || 160)));
@@ -419,9 +651,11 @@
   async function refreshProgress() {
     let p;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
+    state.progress = p;
+    if (!current()) render();
     const b = p.batch;
     $("batch-progress").textContent = p.round === null ? "No round yet"
-      : `Round ${p.round}: ${b.labeled} of ${b.selected} done`;
+      : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
     $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
       : `${p.labels_since_round} of ${p.retrain_every_labels} to the next model`;
@@ -469,12 +703,37 @@
   }
 
   // ---- start ----------------------------------------------------------------------------------
-  document.addEventListener("DOMContentLoaded", async () => {
+  /* Task types with a widget of their own (spans: spans.js) take over the stage: the page
+     loads /static/<task>.js, which registers ``window.ALRenderers[task] = { mount(ctx) }``;
+     ``ctx`` holds the project, the stage element, ``fetchTasks(n)`` and ``submit(task, labels,
+     durationMs)`` (through this page's outbox, so offline labels wait and are never doubled). */
+  function loadScript(src) {
+    return new Promise((resolve, reject) => document.head.append(AL.el("script", { src, onload: resolve, onerror: reject })));
+  }
+  async function ownRenderer(project) {
+    if (project.task === "classification" || project.task === "multilabel") return false;
+    try { await loadScript(`/static/${encodeURIComponent(project.task)}.js`); } catch { return false; }
+    const renderer = (window.ALRenderers || {})[project.task];
+    if (!renderer) return false;
+    renderer.mount({ project, stage: $("stage"), api: AL,
+      fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
+      submit: (task, labels, durationMs) => submitTask(task, labels, durationMs) });
+    return true;
+  }
+
+  async function start() {
     let project;
-    try { project = await AL.project(); } catch (err) { AL.toast(err.message, "bad"); return; }
+    try { project = await AL.project(); } catch (err) { AL.failed(err, start); return; }
     state.project = project;
+    if (await ownRenderer(project)) {
+      showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);
+      AL.markReady();
+      return;
+    }
     state.labels = project.labels;
     state.multilabel = project.task === "multilabel";
+    assignKeys();
+    setupFilter();
     $("guidelines").textContent = project.guidelines || "No guidelines yet.";
     $("guidelines-version").textContent = `(version ${project.guidelines_version})`;
     $("submit").addEventListener("click", submit);
@@ -493,11 +752,14 @@
     for (const e of readOutbox()) state.done.add(e.item_id);
     showOutbox();
     flush();  // what a previous page left unsent
-    refreshProgress();
+    await refreshProgress();
     refreshFlags();
     setInterval(refreshProgress, 15000);
     setInterval(refreshFlags, 30000);
     setInterval(() => { if (!current()) fetchMore(); }, 5000);
     await fetchMore();
-  });
+    AL.markReady();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
 })();

@@ -127,9 +127,11 @@
         AL.renderData(item.data, { alt: `item ${item.external_id}` }),
         AL.el("div", { style: "flex:1;min-width:240px" },
           AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
-            item.suggestion ? ` · model: ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)})` : ""),
+            item.suggestion ? ` · the project's current model says ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)} sure)` : ""),
+          item.reasons.some((r) => r.reason === AL.REASON.LABEL_ISSUE) ? AL.el("p", { class: "muted model-note" },
+            "The label check above uses a model trained on the other labels, without this item; the current model has seen it.") : null,
           item.annotations.length ? AL.el("div", {},
-            AL.el("div", { class: "table-wrap" }, AL.el("table", {}, AL.el("tbody", {}, item.annotations.map((a) => annotationRow(item, a))))),
+            AL.el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `labels of item ${item.external_id || item.item_id}` }, AL.el("table", {}, AL.el("tbody", {}, item.annotations.map((a) => annotationRow(item, a))))),
             AL.el("label", { for: `why-${item.item_id}` }, "Reason for a rejection or correction (optional)"),
             AL.el("input", { id: `why-${item.item_id}` })) : null,
           item.annotations.length ? null : labelIt(item),
@@ -162,17 +164,21 @@
     }
   }
 
-  document.addEventListener("DOMContentLoaded", async () => {
+  async function start() {
     try {
       project = await AL.project();
       if (!AL.atLeast(project.role, AL.ROLE.REVIEWER)) {
-        document.querySelector("main").replaceChildren(AL.el("p", {}, "Review is for reviewers and owners."));
+        AL.showState("forbidden", "No access", "Review is for reviewers and owners.",
+          [{ href: `/projects/${project.id}/label`, text: "Label instead", primary: true }]);
         return;
       }
       await loadFilters();
       $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); focus = 0; load(); });
       document.addEventListener("keydown", onKey);
       await load();
-    } catch (err) { AL.toast(err.message, "bad"); }
-  });
+      AL.markReady();
+    } catch (err) { AL.failed(err, start); }
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
 })();

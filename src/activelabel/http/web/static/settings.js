@@ -96,7 +96,7 @@
       if (j.status === AL.STATUS.job.DONE) {
         const r = j.result;
         status.textContent = `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) in ${AL.fmt(r.seconds, 1)} s.`;
-        if (r.rejected && r.rejected.length) box.append(AL.el("div", { class: "table-wrap" }, AL.el("table", { id: "rejected" },
+        if (r.rejected && r.rejected.length) box.append(AL.el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Rejected rows" }, AL.el("table", { id: "rejected" },
           AL.el("caption", {}, "Rejected rows"),
           AL.el("thead", {}, AL.el("tr", {}, AL.el("th", { scope: "col" }, "line"), AL.el("th", { scope: "col" }, "reason"))),
           AL.el("tbody", {}, r.rejected.map((x) => AL.el("tr", {}, AL.el("td", { class: "num" }, String(x.line)), AL.el("td", {}, x.reason)))))));
@@ -146,7 +146,8 @@
   async function settingsPage() {
     const project = await AL.project();
     if (!AL.atLeast(project.role, AL.ROLE.OWNER)) {
-      document.querySelector("main").replaceChildren(AL.el("p", {}, "Settings are for the project's owners."));
+      AL.showState("forbidden", "No access", "Settings are for the project's owners.",
+        [{ href: `/projects/${project.id}/label`, text: "Label instead", primary: true }]);
       return;
     }
     fillProject(project);
@@ -158,6 +159,7 @@
     $("member-form").addEventListener("submit", (ev) => { ev.preventDefault(); setRole($("member-name").value.trim(), $("member-role").value); });
     await Promise.all([members(), versions()]);
     document.body.dataset.loaded = "true";
+    AL.markReady();
   }
 
   function newPage() {
@@ -171,13 +173,16 @@
         guidelines: $("guidelines").value, settings: { featurizer, featurizer_params: field ? { field } : {} } };
       try {
         const p = await AL.api("POST", "/projects", body);
-        location.assign(`/projects/${p.id}/settings`);
+        location.assign(`/projects/${p.id}/settings#h-upload`);  // straight to the upload card
       } catch (err) { $("new-error").textContent = err.message; }
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     if (document.body.dataset.page === "new") newPage();
-    else settingsPage().catch((err) => AL.toast(err.message, "bad"));
+    else {
+      const start = () => settingsPage().catch((err) => AL.failed(err, start));
+      start();
+    }
   });
 })();

@@ -1,0 +1,213 @@
+"""The labeling page's display under the project's control, in Chromium: when the model's
+suggestion shows (always, after an answer, never; not below a confidence), how it is marked,
+why an item was picked in a labeler's words, related examples of several labels, the grid
+grouped by suggestion with a group accepted at once, what stays above the fold at 1280x800
+and 390x844, and text, keys, colours, zoom and dark mode."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.api import unique
+from tests.support.processes import wait_until
+from tests.support.web import (
+    PROJECT,
+    Person,
+    Site,
+    axe_violations,
+    label_by_oracle,
+    log_in,
+    run_round,
+)
+
+LABEL_PAGE = f"/projects/{PROJECT}/label"
+DEFAULTS = {"suggestion_display": "after_answer", "suggestion_min_confidence": None,
+            "related_examples": "varied"}
+
+
+@pytest.fixture(scope="module")
+def modelled(site: Site) -> Site:
+    """A model trained on true labels, so that tasks carry suggestions."""
+    if not site.get(f"/projects/{PROJECT}/models"):
+        label_by_oracle(site, site.member("annotator"), 60)
+        run_round(site)
+    return site
+
+
+@pytest.fixture
+def shown(modelled: Site) -> Iterator[Any]:
+    """Set the demo project's display settings for one test; the defaults come back after."""
+    site = modelled
+
+    def set_(**settings: Any) -> None:
+        changed = site.api("PATCH", f"/projects/{PROJECT}", json={"settings": settings})
+        assert changed.status_code == 200, changed.text
+
+    try:
+        yield set_
+    finally:
+        set_(**DEFAULTS)
+
+
+def _open(page: Any, site: Site, who: Person) -> None:
+    log_in(page, site, who)
+    page.goto(site.url + LABEL_PAGE)
+    page.wait_for_selector("#choices button")
+
+
+def test_after_answer_the_suggestion_shows_once_a_label_is_chosen(page: Any, site: Site,
+                                                                  shown: Any) -> None:
+    shown(suggestion_display="after_answer", suggestion_min_confidence=0)
+    _open(page, site, site.member("annotator"))
+    assert page.locator("#suggested-label").count() == 0
+    assert page.locator("#choices .suggested").count() == 0
+    assert "once you have chosen" in page.inner_text("#suggestion")
+    assert "decide between" not in page.inner_text("#why")  # names no label before the answer
+    page.keyboard.press("3")
+    page.wait_for_selector("#suggested-label")
+    marked = page.locator("#choices .suggested")
+    assert marked.count() == 1
+    assert "model" in marked.inner_text().lower()  # a word on the button, not a thin line
+    assert page.eval_on_selector("#choices .suggested", "b => getComputedStyle(b).outlineStyle") \
+        == "dashed"
+    assert "model of round" in page.inner_text("#suggestion")  # one numbering for models
+
+
+def test_always_never_and_the_confidence_threshold(page: Any, site: Site, shown: Any) -> None:
+    annotator = site.member("annotator")
+    shown(suggestion_display="always", suggestion_min_confidence=0)
+    _open(page, site, annotator)
+    page.wait_for_selector("#suggested-label")
+    why = page.inner_text("#why")
+    for jargon in ["rank", "score", "cluster", "margin"]:
+        assert jargon not in why
+    page.click("#why-details summary")
+    assert "round" in page.inner_text("#why-more")  # the details on demand
+    page.wait_for_selector("#related figure")
+    shown_labels = page.eval_on_selector_all("#related figcaption strong",
+                                             "els => els.map(e => e.textContent)")
+    assert max(Counter(shown_labels).values()) <= 2, shown_labels
+
+    shown(suggestion_display="always", suggestion_min_confidence=1)
+    page.reload()
+    page.wait_for_selector("#choices button")
+    assert page.locator("#suggested-label").count() == 0
+    assert "no confident guess" in page.inner_text("#suggestion")
+
+    shown(suggestion_display="never")
+    page.reload()
+    page.wait_for_selector("#choices button")
+    assert page.inner_text("#suggestion").strip() == ""
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+    assert [t["suggestion"] for t in tasks] == [None, None, None]
+
+
+def test_grid_groups_by_suggestion_and_accepts_a_group(page: Any, site: Site,
+                                                       shown: Any) -> None:
+    shown(suggestion_display="always", suggestion_min_confidence=0)
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    page.select_option("#grid-size", "20")
+    page.wait_for_function("document.querySelectorAll('#grid [role=gridcell]').length === 20")
+    heads = page.locator("#grid .group-head h2").all_inner_texts()
+    assert heads
+    assert all(h.startswith("Model suggests") for h in heads)
+    assert page.locator("#grid .cell-suggestion").count() == 20  # the suggestion in each cell
+    first = page.locator("#grid .group-cells").first
+    group = first.get_attribute("data-group")
+    size = first.locator("[role=gridcell]").count()
+    page.locator("#grid .accept-group").first.click()
+    picks = first.locator(".pick").all_inner_texts()
+    assert picks == [group] * size
+    page.keyboard.press("Enter")
+    wait_until(lambda: site.get(f"/projects/{PROJECT}/progress", annotator)["me"]["labels"]
+               == size, timeout=20, what="the group's labels stored")
+    assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
+def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown: Any,
+                                                   viewport: tuple[int, int]) -> None:
+    width, height = viewport
+    shown(suggestion_display="always", suggestion_min_confidence=0)
+    page.set_viewport_size({"width": width, "height": height})
+    _open(page, site, site.member("annotator"))
+    page.wait_for_selector("#suggested-label")
+    for what in ["#item img", "#suggestion", "#choices button:last-child", "#submit"]:
+        box = page.locator(what).bounding_box()
+        assert box is not None
+        assert box["y"] + box["height"] <= height, f"{what} ends at {box} of {height} px"
+    item_top = page.locator("#item").bounding_box()["y"]
+    # A new model arrives with long news: the progress line does not grow.
+    page.evaluate("""() => {
+      document.getElementById('last-gain').textContent =
+        'Model of round 12: accuracy 93.4% (+4.2 points) after 1,240 labels from 6 annotators';
+      document.getElementById('next-model').textContent = 'Round 13 is training…';
+      document.getElementById('outlook').textContent = 'Forecast: about 800 more labels';
+    }""")
+    assert page.locator("#item").bounding_box()["y"] == item_top
+    if width < 500:  # phone: every button of the grid is at least 44 px
+        page.keyboard.press("g")
+        page.wait_for_selector("#grid [role=gridcell]")
+        sizes = page.eval_on_selector_all(
+            "#grid button", "bs => bs.map(b => [b.offsetWidth, b.offsetHeight])")
+        assert sizes
+        assert min(min(s) for s in sizes) >= 44, sizes
+
+
+def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:
+    labels = [f"intent_{i:02d}" for i in range(14)] + ["spam"]
+    made = site.api("POST", "/projects", json={
+        "name": unique("text"), "labels": labels,
+        "settings": {"label_keys": {"spam": "x"}, "label_colors": {"spam": "#c62828"}}})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": "ar", "data": {"text": "مرحبا بكم في المتجر، هل تريد شراء هذا؟"}},
+            {"external_id": "long", "data": {"text": "a very long message " * 30}}]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    assert page.get_attribute("#item .item-text", "dir") == "auto"
+    spam = page.locator("#choices button[data-label=spam]")
+    assert "x" in spam.inner_text()
+    assert "#c62828" in (spam.get_attribute("style") or "")
+    page.keyboard.press("x")
+    page.wait_for_selector("#choices button[data-label=spam][aria-pressed=true]")
+    assert page.is_visible("#label-filter")  # more than ten labels: type to find one
+    page.keyboard.press("i")  # typing a letter starts the search
+    page.keyboard.type("ntent_13")
+    assert page.locator("#choices button").count() == 1
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#choices button[data-label=intent_13][aria-pressed=true]")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/tasks/next" in r.url else None)
+    page.wait_for_timeout(1000)
+    assert len(asked) <= 1, f"a small queue asked for tasks {len(asked)} times in a second"
+    long_cell = page.locator("#grid [role=gridcell]", has_text="a very long message")
+    clamped = long_cell.bounding_box()["height"]
+    long_cell.get_by_role("button", name="Show all").click()
+    assert page.locator("#grid [role=gridcell]", has_text="a very long message") \
+        .bounding_box()["height"] > clamped
+    assert axe_violations(page) == []
+
+
+def test_image_zoom_and_dark_mode(page: Any, site: Site) -> None:
+    page.emulate_media(color_scheme="dark")
+    _open(page, site, site.member("annotator"))
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 20, 25)", background
+    assert axe_violations(page) == []
+    before = page.locator("#item img").bounding_box()["width"]
+    page.keyboard.press("+")
+    assert page.locator("#item img").bounding_box()["width"] > before * 1.4
+    page.keyboard.press("-")
+    assert abs(page.locator("#item img").bounding_box()["width"] - before) < 2
