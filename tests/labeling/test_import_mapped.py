@@ -1,0 +1,246 @@
+"""Mapped imports: existing labels with provenance, predictions and vectors go in with their
+items, every value checked per row, nothing half-imported, a resumed import counts exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+import activelabel.labeling.imports as imports_module
+from activelabel.labeling.consensus import project_consensus
+from activelabel.labeling.imports import enqueue_import, preview_import, save_upload
+from activelabel.labeling.vectors import import_vector_file, load_vectors
+from activelabel.runtime.settings import Storage
+from activelabel.store import InvalidInput, count_items, current_labels, get_project
+from activelabel.store.models import Annotation, Item, Job, Prediction, User
+from tests.support.projects import label_rows, new_project, run_job
+
+MAPPING = {"columns": {"id": "external_id", "text": "content", "label": "label",
+                       "who": "annotator", "when": "label_time", "pred": "prediction",
+                       "p": "prediction_score", "vec": "vector", "note": "private"}}
+
+
+def _row(i: int, **changes: Any) -> dict[str, Any]:
+    row = {"id": f"m{i}", "text": f"text {i}", "label": "spam" if i % 2 else "ham",
+           "who": f"ann{i % 2}", "when": f"2024-03-0{1 + i % 9}T10:00:00Z",
+           "pred": "spam", "p": 0.8, "vec": [float(i), 1.0, 2.0], "note": f"n{i}"}
+    row.update(changes)
+    return row
+
+
+def _import(storage: Storage, project_id: int, rows: list[Any],
+            mapping: dict[str, Any] | None = MAPPING) -> dict[str, Any]:
+    text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
+    path = save_upload(storage, project_id, "rows.jsonl", io.BytesIO(text.encode()))
+    with storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, project_id, path, requested_by=None,
+                                mapping=mapping).id
+    return {**run_job(storage, job_id), "_job_id": job_id}
+
+
+def test_existing_labels_predictions_and_vectors_go_in_with_their_items(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    with engine_storage.sessions() as session, session.begin():
+        session.add(User(username="ann0"))  # a user of that name: the label is theirs
+    result = _import(engine_storage, seeded.project_id, [_row(i) for i in range(4)])
+    assert (result["inserted"], result["labels"], result["predictions"], result["vectors"]) == (
+        4, 4, 4, 4)
+    pid = seeded.project_id
+    with engine_storage.read_sessions() as session:
+        items = {i.external_id: i for i in session.execute(
+            select(Item).where(Item.project_id == pid)).scalars()}
+        assert items["m1"].data == {"text": "text 1"}  # the answer is not in the payload
+        assert items["m1"].private == {"note": "n1"}
+        assert items["m1"].n_labels == 1
+        revisions = session.execute(
+            select(Annotation, User.username).join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.project_id == pid).order_by(Annotation.item_id)).all()
+        assert {a.kind for a, _ in revisions} == {"imported"}
+        assert {a.source_job_id for a, _ in revisions} == {result["_job_id"]}
+        by_item = {a.item_id: (a, name) for a, name in revisions}
+        m1, name1 = by_item[items["m1"].id]
+        assert (m1.labels, m1.source_annotator, name1) == (["spam"], "ann1", "imported:ann1")
+        assert m1.created_at.isoformat() == "2024-03-02T10:00:00+00:00"
+        assert by_item[items["m0"].id][1] == "ann0"  # an existing user's own label
+        disabled = session.execute(select(User.disabled, User.password_hash).where(
+            User.username == "imported:ann1")).one()
+        assert tuple(disabled) == (True, None)  # cannot log in
+        predictions = session.execute(select(Prediction).where(
+            Prediction.project_id == pid)).scalars().all()
+        assert sorted((p.labels[0], p.score) for p in predictions) == [("spam", 0.8)] * 4
+        # Training, consensus and agreement read them like any current label.
+        current = current_labels(session, pid)
+        assert len(current) == 4
+        consensus = project_consensus(get_project(session, pid), current)
+        assert consensus.of(items["m1"].id) == "spam"
+    vectors = load_vectors(engine_storage, pid, 4)
+    assert vectors is not None
+    assert vectors.missing == 0
+    assert vectors.vectors[items["m3"].row].tolist() == [3.0, 1.0, 2.0]
+
+
+def test_a_person_correcting_an_imported_label_appends_a_revision(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    _import(engine_storage, seeded.project_id, [_row(1)])
+    label_rows(engine_storage, seeded, [0], ["ham"])  # the owner's own label beside it
+    with engine_storage.read_sessions() as session:
+        current = current_labels(session, seeded.project_id)
+        rows = session.execute(select(Annotation.kind).where(
+            Annotation.project_id == seeded.project_id).order_by(Annotation.id)).scalars()
+        assert list(rows) == ["imported", "label"]
+        assert sorted(c.labels[0] for c in current) == ["ham", "spam"]
+
+
+def test_every_mapped_value_is_checked_per_row_and_bad_rows_leave_nothing(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    rows: list[Any] = [
+        _row(0),
+        _row(1, label="eggs"),                  # unknown label
+        _row(2, vec=[1.0, 2.0]),                # wrong length
+        _row(3, vec=[1.0, float("nan"), 2.0]),  # NaN (json writes NaN)
+        _row(4, p=1.5),                         # score outside [0, 1]
+        _row(5, when="last tuesday"),           # bad time
+        _row(6, pred="maybe"),                  # unknown predicted label
+        "{broken",
+        _row(8),
+    ]
+    result = _import(engine_storage, seeded.project_id, rows)
+    reasons = {r["line"]: r["reason"] for r in result["rejected"]}
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8]
+    assert "unknown labels ['eggs']" in reasons[2]
+    assert "has 2 values, the project's vectors have 3" in reasons[3]
+    assert "NaN" in reasons[4]
+    assert "outside [0, 1]" in reasons[5]
+    assert "ISO-8601" in reasons[6]
+    assert "prediction: unknown labels ['maybe']" in reasons[7]
+    assert (result["inserted"], result["labels"], result["predictions"], result["vectors"]) == (
+        2, 2, 2, 2)
+    with engine_storage.read_sessions() as session:
+        stored = set(session.execute(select(Item.external_id).where(
+            Item.project_id == seeded.project_id)).scalars())
+        assert stored == {"m0", "m8"}
+        n_predictions = session.execute(select(Prediction.item_id).where(
+            Prediction.project_id == seeded.project_id)).scalars().all()
+        assert len(n_predictions) == 2
+
+
+def test_gold_rejected_by_the_store_drops_the_rows_labels_too(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    mapping = {"columns": {**MAPPING["columns"], "gold": "gold"}}
+    result = _import(engine_storage, seeded.project_id,
+                     [_row(0, gold="nope"), _row(1, gold="spam")], mapping)
+    assert result["inserted"] == 1
+    assert result["labels"] == 1
+    assert [r["line"] for r in result["rejected"]] == [1]
+
+
+def test_a_resumed_mapped_import_counts_exactly(engine_storage: Storage,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports_module, "BATCH_ROWS", 4)
+    monkeypatch.setattr(imports_module, "PROGRESS_SECONDS", 0.0)
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    rows = [_row(i) for i in range(14)]
+    rows[5] = _row(5, label="eggs")
+    path = save_upload(engine_storage, seeded.project_id, "rows.jsonl",
+                       io.BytesIO("\n".join(json.dumps(r) for r in rows).encode()))
+    with engine_storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, seeded.project_id, path, requested_by=None,
+                                mapping=MAPPING).id
+
+    class Killed(BaseException):
+        pass
+
+    def kill_after_two(values: dict[str, Any]) -> None:
+        if values["inserted"] >= 7:
+            raise Killed
+
+    with engine_storage.sessions() as session:
+        job = session.get(Job, job_id)
+    with pytest.raises(Killed):
+        imports_module.run_import(engine_storage, job, progress=kill_after_two)
+    result = run_job(engine_storage, job_id)
+    assert (result["inserted"], result["labels"], result["predictions"], result["vectors"],
+            result["rejected_count"], result["rows_seen"]) == (13, 13, 13, 13, 1, 14)
+    with engine_storage.read_sessions() as session:
+        assert count_items(session, seeded.project_id) == 13
+        n = session.execute(select(Annotation.id).where(
+            Annotation.project_id == seeded.project_id)).scalars().all()
+        assert len(n) == 13
+    vectors = load_vectors(engine_storage, seeded.project_id, 13)
+    assert vectors is not None
+    assert vectors.missing == 0
+
+
+def test_the_preview_proposes_and_the_mapping_is_kept_for_the_next_upload(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    sms = Path("/work/shared/data/sms_spam.jsonl")
+    content = sms.read_bytes() if sms.exists() else b"\n".join(
+        json.dumps({"id": f"s{i}", "text": "t", "label": "ham"}).encode() for i in range(30))
+    path = save_upload(engine_storage, seeded.project_id, "sms.jsonl", io.BytesIO(content))
+    with engine_storage.read_sessions() as session:
+        preview = preview_import(session, seeded.project_id, path)
+    roles = {p["column"]: p["role"] for p in preview["proposal"]}
+    assert roles == {"id": "external_id", "text": "content", "label": "label"}
+    assert len(preview["rows"]) == 20
+    # An import with no mapping never shows the answer: it stays private.
+    with engine_storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, seeded.project_id, path, requested_by=None).id
+    result = run_job(engine_storage, job_id)
+    assert result["labels"] == 0
+    with engine_storage.read_sessions() as session:
+        item = session.execute(select(Item).where(Item.project_id == seeded.project_id)
+                               .limit(1)).scalar_one()
+        assert set(item.data) == {"text"}
+        assert set(item.private or {}) == {"label"}
+    # A mapping given is kept: the next preview starts from it.
+    with engine_storage.sessions() as session, session.begin():
+        enqueue_import(session, seeded.project_id, path, requested_by=None,
+                       mapping={"columns": {"label": "label"}})
+    with engine_storage.read_sessions() as session:
+        again = preview_import(session, seeded.project_id, path)
+    saved = {p["column"]: p["reason"] for p in again["proposal"]}
+    assert "saved mapping" in saved["label"]
+    with engine_storage.sessions() as session, session.begin(), pytest.raises(
+            InvalidInput, match="not one of"):
+        enqueue_import(session, seeded.project_id, path, requested_by=None,
+                       mapping={"columns": {"label": "shown"}})
+
+
+def test_a_vector_file_aligned_by_external_id(engine_storage: Storage, tmp_path: Path) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"],
+                         rows=[{"external_id": f"v{i}", "data": {"text": f"t{i}"}}
+                               for i in range(5)])
+    pid = seeded.project_id
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "v.npy", array)
+    (tmp_path / "ids.txt").write_text("v4\nv0\nv2\n")
+    done = import_vector_file(engine_storage, pid, tmp_path / "v.npy", tmp_path / "ids.txt")
+    assert done == {"stored": 3, "dim": 4, "items_without_vector": 2}
+    stored = load_vectors(engine_storage, pid, 5)
+    assert stored is not None
+    assert stored.present.tolist() == [True, False, True, False, True]
+    assert stored.vectors[4].tolist() == array[0].tolist()
+    bad = array.copy()
+    bad[1, 2] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    (tmp_path / "ids2.txt").write_text("v1\nv3\nnope\n")
+    with pytest.raises(InvalidInput) as caught:
+        import_vector_file(engine_storage, pid, tmp_path / "bad.npy", tmp_path / "ids2.txt")
+    assert "NaN" in str(caught.value)
+    assert "'nope' is no item" in str(caught.value)
+    assert load_vectors(engine_storage, pid, 5).present.tolist() == [  # type: ignore[union-attr]
+        True, False, True, False, True]  # nothing written
+    np.save(tmp_path / "short.npy", np.ones((1, 3), np.float32))
+    (tmp_path / "one.txt").write_text("v1\n")
+    with pytest.raises(InvalidInput, match="have 3 values, the project's have 4"):
+        import_vector_file(engine_storage, pid, tmp_path / "short.npy", tmp_path / "one.txt")
