@@ -78,7 +78,9 @@ __all__ = [
     "preview_import",
     "read_rows",
     "run_import",
+    "save_mapping",
     "save_upload",
+    "upload_path",
 ]
 
 log = logging.getLogger("activelabel.imports")
@@ -132,6 +134,20 @@ def save_upload(storage: Storage, project_id: int, filename: str, stream: Binary
     return target
 
 
+_UPLOAD_NAME = re.compile(r"^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,100}$")
+
+
+def upload_path(storage: Storage, project_id: int, upload: str) -> Path:
+    """The saved upload named ``upload`` (what :func:`save_upload` returned, its name) of the
+    project; InvalidInput when there is none."""
+    folder = storage.location.uploads_dir / f"project_{int(project_id)}"
+    path = folder / upload
+    if not _UPLOAD_NAME.match(upload) or not path.is_file():
+        raise InvalidInput(f"no upload {upload!r} in project {project_id}: upload the file "
+                           "first (POST /projects/{id}/uploads) and use the name it returns")
+    return path
+
+
 def enqueue_import(session: Session, project_id: int, path: Path, *, requested_by: int | None,
                    split: str | None = None, mapping: Mapping[str, Any] | None = None) -> Job:
     """Queue an import job of the saved file ``path``; ``split`` applies to rows naming none.
@@ -156,6 +172,21 @@ def enqueue_import(session: Session, project_id: int, path: Path, *, requested_b
     record_audit(session, "request", "import", job.id, project_id=project_id,
                  actor_id=requested_by, after=payload)
     return job
+
+
+def save_mapping(session: Session, project_id: int, mapping: Mapping[str, Any], *,
+                 actor_id: int | None) -> dict[str, Any]:
+    """Check ``mapping`` and keep it as the project's (what the next upload starts from)."""
+    project = get_project(session, project_id)
+    try:
+        checked = check_mapping(mapping)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    before = project.import_mapping
+    project.import_mapping = checked
+    record_audit(session, "change", "import_mapping", project_id, project_id=project_id,
+                 actor_id=actor_id, before=before, after=checked)
+    return checked
 
 
 def _mapping_for(project: Project, path: Path, fmt: str,
@@ -590,9 +621,15 @@ def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
     tally.__dict__.update(done.__dict__)
 
 
-def _after_import(storage: Storage, project_id: int, requested_by: int | None) -> int | None:
-    """Queue the cold-start round of a project with no labels and no finished round."""
+def _after_import(storage: Storage, project_id: int, requested_by: int | None,
+                  labels: int = 0) -> int | None:
+    """Queue the cold-start round of a project with no labels and no finished round, or a
+    round that trains on the labels the import brought."""
     with storage.sessions() as session, session.begin():
+        if labels:
+            rnd, _ = request_round(session, project_id, requested_by=requested_by,
+                                   reason="imported_labels")
+            return rnd.id
         if count_labeled_items(session, project_id) > 0:
             return None
         done = session.execute(select(Round.id).where(
@@ -662,7 +699,8 @@ def run_import(storage: Storage, job: Job, *,
     if tally.inserted:
         first_row = int(tally.first_row or 0)
         placed = place_new_items(storage, int(job.project_id), first_row)
-        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"))
+        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"),
+                                 tally.labels)
         if round_id is None:
             drift, drift_round_id = _check_drift(storage, int(job.project_id), first_row)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
