@@ -14,11 +14,12 @@ from sqlalchemy import select
 
 import activelabel.labeling.imports as imports_module
 from activelabel.labeling.consensus import project_consensus
+from activelabel.labeling.featurize import ensure_features
 from activelabel.labeling.imports import enqueue_import, preview_import, save_upload
 from activelabel.labeling.vectors import import_vector_file, load_vectors
 from activelabel.runtime.settings import Storage
 from activelabel.store import InvalidInput, count_items, current_labels, get_project
-from activelabel.store.models import Annotation, Item, Job, Prediction, User
+from activelabel.store.models import Annotation, Item, Job, Prediction, Round, User
 from tests.support.projects import label_rows, new_project, run_job
 
 MAPPING = {"columns": {"id": "external_id", "text": "content", "label": "label",
@@ -244,3 +245,38 @@ def test_a_vector_file_aligned_by_external_id(engine_storage: Storage, tmp_path:
     (tmp_path / "one.txt").write_text("v1\n")
     with pytest.raises(InvalidInput, match="have 3 values, the project's have 4"):
         import_vector_file(engine_storage, pid, tmp_path / "short.npy", tmp_path / "one.txt")
+
+
+def test_a_round_trains_and_selects_on_the_projects_own_vectors(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"],
+                         settings={"featurizer": "vectors", "batch_size": 3})
+    rng = np.random.default_rng(0)
+    rows = [_row(i, vec=rng.normal(size=3).round(4).tolist(),
+                 label=None if i >= 8 else ("spam" if i % 2 else "ham"))
+            for i in range(30)]
+    result = _import(engine_storage, seeded.project_id, rows)
+    assert (result["labels"], result["vectors"]) == (8, 30)
+    round_id = result["cold_start_round_id"]  # a round that trains on the imported labels
+    assert round_id is not None
+    with engine_storage.read_sessions() as session:
+        job_id = session.get(Round, round_id).job_id  # type: ignore[union-attr]
+    run_job(engine_storage, job_id)
+    with engine_storage.read_sessions() as session:
+        done = session.get(Round, round_id)
+        assert done is not None
+        assert (done.status, done.n_labels_used) == ("done", 8)
+
+    feats = ensure_features(engine_storage, seeded.project_id)
+    stored = load_vectors(engine_storage, seeded.project_id, 30)
+    assert stored is not None
+    assert np.allclose(feats.embeddings, stored.vectors)
+
+
+def test_the_vectors_featurizer_names_items_without_a_vector(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"],
+                         settings={"featurizer": "vectors"})
+    rows = [_row(i) for i in range(3)]
+    rows[1].pop("vec")
+    _import(engine_storage, seeded.project_id, rows)
+    with pytest.raises(ValueError, match="1 of 3 items have no vector"):
+        ensure_features(engine_storage, seeded.project_id)
