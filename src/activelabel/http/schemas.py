@@ -891,6 +891,8 @@ class ImportPreview(BaseModel):
     mapping: ImportMapping
     saved_mapping: ImportMapping | None
     labels: list[Any]
+    #: The roles a column may have.
+    roles: list[str]
 
 
 class VectorsStored(BaseModel):

@@ -56,6 +56,7 @@ from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free
 from ..store.models import SPLITS, Job, Project, Round, RoundStatus
 from .drift import import_drift
 from .mapping import (
+    ROLES,
     apply_mapping,
     check_mapping,
     check_vector,
@@ -248,7 +249,8 @@ def preview_import(session: Session, project_id: int, path: Path,
     return {"upload": Path(path).name, "format": fmt, "canonical": canonical,
             "columns": columns, "rows": rows, "rejected": errors, "proposal": proposal,
             "mapping": {"columns": {p["column"]: p["role"] for p in proposal}},
-            "saved_mapping": project.import_mapping, "labels": list(project.labels)}
+            "saved_mapping": project.import_mapping, "labels": list(project.labels),
+            "roles": list(ROLES)}
 
 
 # ---- reading ---------------------------------------------------------------------------------
