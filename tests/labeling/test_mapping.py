@@ -110,7 +110,7 @@ def test_times_and_vectors_are_checked() -> None:
     assert parse_time(0) == "1970-01-01T00:00:00+00:00"
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_time("yesterday")
-    assert check_vector([1, 2.5], 2) == [1.0, 2.5]
+    assert check_vector([1, 2.5], 2).tolist() == [1.0, 2.5]
     with pytest.raises(ValueError, match="NaN"):
         check_vector([1.0, float("nan")], 2)
     with pytest.raises(ValueError, match="has 3 values, the project's vectors have 2"):

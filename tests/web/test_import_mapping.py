@@ -9,23 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.api import unique
+from tests.support.processes import wait_until
 from tests.support.web import Site, log_in
 
 SMS = Path("/work/shared/data/sms_spam.jsonl")
 
 
-def _axe_violations(page: Any) -> list[str]:
-    """Every axe-core violation on the page as it is now (axe.min.js of the
-    ``axe-playwright-python`` test dependency)."""
+def _axe_violations(page: Any, within: str = "document") -> list[str]:
+    """Every axe-core violation on the page as it is now, or in the element ``within``
+    selects (axe.min.js of the ``axe-playwright-python`` test dependency)."""
     import axe_playwright_python
 
     source = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text("utf-8")
     page.add_script_tag(content=source)
-    return list(page.evaluate("""async () => {
-      const r = await axe.run(document, {resultTypes: ['violations']});
+    return list(page.evaluate("""async (within) => {
+      const context = within === "document" ? document : document.querySelector(within);
+      const r = await axe.run(context, {resultTypes: ['violations']});
       return r.violations.map(v => `${v.id} (${v.impact}): ${v.help}: ` +
         v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(' | '));
-    }"""))
+    }""", within))
 
 
 def _sms_rows(tmp_path: Path, n: int = 300) -> Path:
@@ -94,3 +96,30 @@ def test_upload_preview_mapping_and_a_label_page_without_the_answer(
     assert shown.strip()
     assert "label" not in shown  # no "label | ham" under the text
     assert "|" not in shown
+
+
+def test_the_dashboard_compares_imported_predictions_with_people(
+        page: Any, site: Site, tmp_path: Path) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("pred"), "labels": ["ham", "spam"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"id": f"p{i}", "text": f"message {i}", "label": "spam" if i < 3 else "ham",
+             "pred": "spam", "score": 0.9} for i in range(6)]
+    path = tmp_path / "pred.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mapping = {"columns": {"id": "external_id", "text": "content", "label": "label",
+                           "pred": "prediction", "score": "prediction_score"}}
+    with path.open("rb") as handle:
+        sent = site.api("POST", f"/projects/{pid}/imports", files={"file": handle},
+                        data={"mapping": json.dumps(mapping)})
+    assert sent.status_code == 202, sent.text
+    job_id = sent.json()["job_id"]
+    wait_until(lambda: site.get(f"/jobs/{job_id}")["status"] == "done", timeout=120,
+               poll=0.3, what="import done")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/dashboard")
+    page.wait_for_selector("#predictions-card")
+    text = page.inner_text("#predictions-card")
+    assert "agree with people's labels on 3 (50.0%)" in text
+    assert page.locator("#predictions-table tbody tr").count() == 1
+    assert _axe_violations(page, "#predictions-card") == []  # the rest is the dashboard's

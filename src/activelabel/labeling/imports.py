@@ -427,7 +427,7 @@ class _Extras:
 
     labels: list[tuple[list[Any], str | None, datetime | None]]
     predictions: list[tuple[list[Any], float | None, str | None]]
-    vector: list[float] | None
+    vector: Any  # a float32 vector (labeling.mapping.check_vector) or None
 
 
 def _check_labels(value: Any, rules: _Rules, what: str) -> list[Any]:

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 __all__ = [
     "ANSWER_NAMES",
     "ROLES",
@@ -245,25 +248,26 @@ def parse_time(value: Any) -> str:
     return moment.astimezone(timezone.utc).isoformat()
 
 
-def check_vector(value: Any, dim: int | None) -> list[float]:
-    """``value`` as a list of finite floats of length ``dim`` (any length when None); raises
-    ValueError saying what is wrong."""
-    if isinstance(value, str):
-        raise ValueError("vector is text: give a list of numbers, e.g. [0.1, 0.2]")
+def check_vector(value: Any, dim: int | None) -> NDArray[np.float32]:
+    """``value`` as a float32 vector of finite values and length ``dim`` (any length when
+    None); raises ValueError saying what is wrong."""
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ValueError(f"vector is {type(value).__name__}: give a list of numbers, e.g. "
+                         "[0.1, 0.2]")
     try:
-        floats = [float(x) for x in value]
+        array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"vector must be a list of numbers, got {type(value).__name__}"
                          ) from None
-    if any(isinstance(x, bool) for x in value):
-        raise ValueError("vector holds true/false: give numbers")
-    if not floats:
+    if array.ndim != 1:
+        raise ValueError(f"vector must be a flat list of numbers, got shape {array.shape}")
+    if not array.size:
         raise ValueError("vector is empty")
-    if not all(math.isfinite(x) for x in floats):
+    if not np.isfinite(array).all():
         raise ValueError("vector holds NaN or infinity: give finite numbers")
-    if dim is not None and len(floats) != dim:
-        raise ValueError(f"vector has {len(floats)} values, the project's vectors have {dim}")
-    return floats
+    if dim is not None and array.size != dim:
+        raise ValueError(f"vector has {array.size} values, the project's vectors have {dim}")
+    return array.astype(np.float32)
 
 
 def _as_list(value: Any) -> list[Any]:
