@@ -19,7 +19,15 @@ from activelabel.labeling.imports import enqueue_import, preview_import, save_up
 from activelabel.labeling.vectors import import_vector_file, load_vectors
 from activelabel.runtime.settings import Storage
 from activelabel.store import InvalidInput, count_items, current_labels, get_project
-from activelabel.store.models import Annotation, Item, Job, Prediction, Round, User
+from activelabel.store.models import (
+    Annotation,
+    Item,
+    Job,
+    Prediction,
+    Round,
+    RoundSelection,
+    User,
+)
 from tests.support.projects import label_rows, new_project, run_job
 
 MAPPING = {"columns": {"id": "external_id", "text": "content", "label": "label",
@@ -280,3 +288,25 @@ def test_the_vectors_featurizer_names_items_without_a_vector(engine_storage: Sto
     _import(engine_storage, seeded.project_id, rows)
     with pytest.raises(ValueError, match="1 of 3 items have no vector"):
         ensure_features(engine_storage, seeded.project_id)
+
+
+def test_a_cold_start_reads_imported_scores_as_priors(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["ham", "spam"], settings={"batch_size": 3})
+    mapping = {"columns": {"id": "external_id", "text": "content", "pred": "prediction",
+                           "p": "prediction_score"}}
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+    rows = [{"id": f"c{i}", "text": f"{words[i % 6]} {words[(i * 5) % 6]} {i}", "pred": "ham",
+             "p": 0.55 if i % 3 == 0 else 0.99} for i in range(40)]
+    result = _import(engine_storage, seeded.project_id, rows, mapping)
+    round_id = result["cold_start_round_id"]
+    with engine_storage.read_sessions() as session:
+        job_id = session.get(Round, round_id).job_id  # type: ignore[union-attr]
+    run_job(engine_storage, job_id)
+    with engine_storage.read_sessions() as session:
+        picked = session.execute(select(Item.external_id, RoundSelection.strategy)
+                                 .join(RoundSelection, RoundSelection.item_id == Item.id)
+                                 .where(RoundSelection.round_id == round_id)).all()
+    assert len(picked) == 3
+    assert {s for _, s in picked} == {"cold_start_priors"}
+    # From the 4 x 3 least sure: 14 items have 0.55, the others 0.99.
+    assert {e for e, _ in picked} <= {f"c{i}" for i in range(40) if i % 3 == 0}

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from ..store import current_labels, get_project
+from ..store import Storage, current_labels, get_project
 from ..store.imported import imported_counts, prediction_rows, predictions_of
 from ..store.models import Project
 from .consensus import project_consensus
 from .tasks import Suggestion
 
-__all__ = ["imported_suggestions", "prediction_comparison"]
+__all__ = ["imported_suggestions", "prediction_comparison", "prediction_priors"]
 
 
 def imported_suggestions(session: Session, project: Project, item_ids: Sequence[int]
@@ -72,3 +74,19 @@ def prediction_comparison(session: Session, project_id: int) -> dict[str, Any]:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def prediction_priors(storage: Storage, project_id: int, n_items: int
+                      ) -> NDArray[np.float64] | None:
+    """The imported predictions' scores by item row (NaN where an item has none, or its
+    prediction no score): what a cold start reads as priors; None without any."""
+    with storage.read_sessions() as session:
+        predicted = prediction_rows(session, project_id)
+    scored = [(row, score) for _, row, _, score in predicted
+              if score is not None and row < n_items]
+    if not scored:
+        return None
+    out = np.full(n_items, np.nan)
+    rows, scores = zip(*scored, strict=True)
+    out[np.asarray(rows, dtype=np.intp)] = np.asarray(scores, dtype=np.float64)
+    return out
