@@ -310,3 +310,19 @@ def test_a_cold_start_reads_imported_scores_as_priors(engine_storage: Storage) -
     assert {s for _, s in picked} == {"cold_start_priors"}
     # From the 4 x 3 least sure: 14 items have 0.55, the others 0.99.
     assert {e for e, _ in picked} <= {f"c{i}" for i in range(40) if i % 3 == 0}
+
+
+def test_a_purge_removes_the_private_fields_too(engine_storage: Storage) -> None:
+    from activelabel.store.governance import purge_items
+
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    _import(engine_storage, seeded.project_id, [_row(0)])
+    with engine_storage.sessions() as session, session.begin():
+        item = session.execute(select(Item).where(
+            Item.project_id == seeded.project_id)).scalar_one()
+        assert item.private == {"note": "n0"}
+        purge_items(session, seeded.project_id, [item.id], actor_id=None)
+    with engine_storage.read_sessions() as session:
+        item = session.execute(select(Item).where(
+            Item.project_id == seeded.project_id)).scalar_one()
+        assert (item.data, item.private) == ({}, None)
