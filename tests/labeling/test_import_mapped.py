@@ -326,3 +326,22 @@ def test_a_purge_removes_the_private_fields_too(engine_storage: Storage) -> None
         item = session.execute(select(Item).where(
             Item.project_id == seeded.project_id)).scalar_one()
         assert (item.data, item.private) == ({}, None)
+
+
+def test_imported_labels_count_in_agreement_beside_people(engine_storage: Storage) -> None:
+    from activelabel.labeling.quality import agreement_report, label_table
+
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    rows = [_row(i, who="vendor") for i in range(10)]  # a labeling vendor's answers
+    _import(engine_storage, seeded.project_id, rows)
+    people = ["spam" if i % 2 else "ham" for i in range(10)]
+    people[0] = "spam"  # one disagreement
+    label_rows(engine_storage, seeded, list(range(10)), people)
+    with engine_storage.read_sessions() as session:
+        project = get_project(session, seeded.project_id)
+        report = agreement_report(label_table(session, project), project)
+    assert (report["n_items"], report["n_annotators"]) == (10, 2)
+    pair = report["cohen_kappa_pairs"][0]
+    assert "imported:vendor" in (pair["a"], pair["b"])
+    assert pair["n"] == 10
+    assert pair["kappa"] < 1.0  # the one disagreement counts
