@@ -345,3 +345,17 @@ def test_imported_labels_count_in_agreement_beside_people(engine_storage: Storag
     assert "imported:vendor" in (pair["a"], pair["b"])
     assert pair["n"] == 10
     assert pair["kappa"] < 1.0  # the one disagreement counts
+
+
+def test_a_csv_label_cell_is_the_projects_label_value(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=[0, 1, 2])
+    text = "id,text,label\nn1,one,1\nn2,two,2\nn3,three,7\n"
+    path = save_upload(engine_storage, seeded.project_id, "rows.csv", io.BytesIO(text.encode()))
+    with engine_storage.sessions() as session, session.begin():
+        job_id = enqueue_import(session, seeded.project_id, path, requested_by=None,
+                                mapping={"columns": {"label": "label"}}).id
+    result = run_job(engine_storage, job_id)
+    assert (result["inserted"], result["labels"]) == (2, 2)
+    assert [r["line"] for r in result["rejected"]] == [4]
+    with engine_storage.read_sessions() as session:
+        assert sorted(c.labels[0] for c in current_labels(session, seeded.project_id)) == [1, 2]

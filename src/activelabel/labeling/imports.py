@@ -431,7 +431,11 @@ class _Extras:
 
 
 def _check_labels(value: Any, rules: _Rules, what: str) -> list[Any]:
+    """The labels of a cell as the project's own values (a CSV's text "3" is the label 3)."""
     labels = value if isinstance(value, list) else [value]
+    by_text = {str(label): label for label in rules.labels}
+    labels = [x if isinstance(x, (bool, dict, list)) or x in rules.labels
+              else by_text.get(str(x), x) for x in labels]
     unknown = [x for x in labels if isinstance(x, (bool, dict, list)) or x not in rules.labels]
     if unknown:
         raise ValueError(f"{what}: unknown labels {unknown[:5]!r}; the project's labels are "
