@@ -90,6 +90,12 @@ def test_apply_mapping_makes_a_canonical_row() -> None:
     multi = apply_mapping({"t": "x", "label": '["a", "b"]'}, {"columns": {"label": "label"}},
                           ["a", "b"])
     assert multi["annotations"][0]["labels"] == ["a", "b"]
+    split = apply_mapping({"t": "x", "label": "a; b"}, {"columns": {"label": "label"}},
+                          ["a", "b", "c|d"])
+    assert split["annotations"][0]["labels"] == ["a", "b"]
+    whole = apply_mapping({"t": "x", "label": "c|d"}, {"columns": {"label": "label"}},
+                          ["a", "b", "c|d"])
+    assert whole["annotations"][0]["labels"] == ["c|d"]  # a label itself is not split
 
 
 @pytest.mark.parametrize(("mapping", "message"), [

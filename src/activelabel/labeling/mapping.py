@@ -16,6 +16,7 @@ why it proposes each role.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -270,19 +271,24 @@ def check_vector(value: Any, dim: int | None) -> NDArray[np.float32]:
     return array.astype(np.float32)
 
 
-def _as_list(value: Any) -> list[Any]:
-    """A label cell as a list of labels: a list stays, a JSON-looking or ``;``/``|`` separated
-    text of a CSV splits, a scalar is one label."""
+def _as_list(value: Any, labels: Sequence[Any] = ()) -> list[Any]:
+    """A label cell as a list of labels: a list stays, a JSON list in text (a CSV cell) is
+    read, a text that is no label but holds ``;`` or ``|`` is split (``a;b``), a scalar is
+    one label."""
     if isinstance(value, list):
         return value
-    if isinstance(value, str) and value.startswith("["):
-        import json
-
+    if not isinstance(value, str):
+        return [value]
+    if value.startswith("["):
         try:
             parsed = json.loads(value)
         except ValueError:
             return [value]
         return parsed if isinstance(parsed, list) else [value]
+    if value not in {str(x) for x in labels}:
+        for separator in (";", "|"):
+            if separator in value:
+                return [part.strip() for part in value.split(separator) if part.strip()]
     return [value]
 
 
@@ -340,7 +346,7 @@ def apply_mapping(row: Any, mapping: Mapping[str, Any], labels: Sequence[Any]
             if out["gold_labels"] is not None:
                 raise ValueError("give the gold answer once: gold_labels or gold_label, "
                                  "not both")
-            out["gold_labels"] = _as_list(value)
+            out["gold_labels"] = _as_list(value, labels)
         elif role == "label":
             label = value
         elif role == "vector":
@@ -351,7 +357,7 @@ def apply_mapping(row: Any, mapping: Mapping[str, Any], labels: Sequence[Any]
         time = extra.get("label_time")
         annotator = extra.get("annotator")
         out["annotations"].append({
-            "labels": _as_list(label),
+            "labels": _as_list(label, labels),
             "annotator": None if annotator in (None, "") else str(annotator),
             "created_at": None if time in (None, "") else time})
     prediction = extra.get("prediction")
@@ -359,7 +365,7 @@ def apply_mapping(row: Any, mapping: Mapping[str, Any], labels: Sequence[Any]
         score = extra.get("prediction_score")
         model = extra.get("prediction_model")
         out["predictions"].append({
-            "labels": _as_list(prediction), "score": None if score in (None, "") else score,
+            "labels": _as_list(prediction, labels), "score": None if score in (None, "") else score,
             "model": None if model in (None, "") else str(model)})
     if not out["private"]:
         del out["private"]
