@@ -312,20 +312,25 @@ def test_a_cold_start_reads_imported_scores_as_priors(engine_storage: Storage) -
     assert {e for e, _ in picked} <= {f"c{i}" for i in range(40) if i % 3 == 0}
 
 
-def test_a_purge_removes_the_private_fields_too(engine_storage: Storage) -> None:
-    from activelabel.store.governance import purge_items
+def test_a_purge_removes_the_private_fields_and_the_vector_too(engine_storage: Storage) -> None:
+    from activelabel.labeling.governance import purge
 
     seeded = new_project(engine_storage, labels=["ham", "spam"])
-    _import(engine_storage, seeded.project_id, [_row(0)])
+    _import(engine_storage, seeded.project_id, [_row(0), _row(1)])
     with engine_storage.sessions() as session, session.begin():
         item = session.execute(select(Item).where(
-            Item.project_id == seeded.project_id)).scalar_one()
-        assert item.private == {"note": "n0"}
-        purge_items(session, seeded.project_id, [item.id], actor_id=None)
+            Item.project_id == seeded.project_id, Item.external_id == "m1")).scalar_one()
+        assert item.private == {"note": "n1"}
+        purge(session, engine_storage, seeded.project_id, item_ids=[item.id], external_ids=[],
+              actor_id=seeded.owner_id)
+    vectors = load_vectors(engine_storage, seeded.project_id, 2)
+    assert vectors is not None
+    assert vectors.vectors[item.row].tolist() == [0.0, 0.0, 0.0]
+    assert vectors.vectors[1 - item.row].tolist() != [0.0, 0.0, 0.0]
     with engine_storage.read_sessions() as session:
-        item = session.execute(select(Item).where(
-            Item.project_id == seeded.project_id)).scalar_one()
-        assert (item.data, item.private) == ({}, None)
+        purged = session.get(Item, item.id)
+        assert purged is not None
+        assert (purged.data, purged.private) == ({}, None)
 
 
 def test_imported_labels_count_in_agreement_beside_people(engine_storage: Storage) -> None:

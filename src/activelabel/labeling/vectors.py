@@ -34,6 +34,7 @@ __all__ = [
     "ProjectVectors",
     "import_vector_file",
     "load_vectors",
+    "purge_vectors",
     "vector_dim",
     "write_vectors",
 ]
@@ -142,6 +143,17 @@ def load_vectors(storage: Storage, project_id: int, n_items: int) -> ProjectVect
             head = np.memmap(data, dtype=np.float32, mode="r", shape=(stored_rows, dim))
             vectors[:stored_rows] = head[:n_items]
     return ProjectVectors(np.asarray(vectors), present)
+
+
+def purge_vectors(storage: Storage, project_id: int, rows: Sequence[int]) -> None:
+    """Overwrite the vectors of purged items with zeros (as a purged text reads empty): an
+    embedding could give the removed content back."""
+    dim = vector_dim(storage, project_id)
+    if dim is None or not len(rows):
+        return
+    order = np.sort(np.asarray(rows, dtype=np.int64))
+    write_vectors(storage, project_id, order.tolist(),
+                  np.zeros((len(order), dim), dtype=np.float32), [True] * len(order))
 
 
 # ---- a file of vectors aligned by external id ------------------------------------------------
