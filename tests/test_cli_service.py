@@ -23,7 +23,7 @@ from activelabel.store import (
     create_user,
     item_ids_for_rows,
 )
-from activelabel.store.models import Item, Round, User
+from activelabel.store.models import Item, Project, Round, User
 from activelabel.store.users import user_for_token
 from tests.support.databases import BACKENDS
 from tests.support.processes import run_cli
@@ -294,3 +294,42 @@ def test_project_show_lists_every_setting_with_its_default(cli: Cli, project_id:
     assert code == 2
     assert "no project 'olds'" in err
     assert "1 (news)" in err
+
+
+def test_import_preview_and_mapping_bring_labels_predictions_and_vectors(
+        cli: Cli, project_id: int, storage: Storage, tmp_path: Path) -> None:
+    rows = [{"id": f"s{i}", "text": f"message {i}", "label": "spam" if i % 2 else "ham",
+             "annotator": "ann", "pred": "ham", "score": 0.9, "emb": [float(i), 1.0]}
+            for i in range(8)]
+    rows[3]["label"] = "eggs"
+    path = write_rows(tmp_path / "sms.jsonl", rows)
+    code, out, err = cli("import", "news", path, "--preview")
+    assert code == 0, err
+    assert "label: label - looks like an answer" in out
+    assert "(looks like an answer)" in out
+    with storage.read_sessions() as session:
+        assert session.execute(select(func.count()).select_from(Item)).scalar_one() == 0
+    code, out, err = cli("import", "news", path, "--wait", "--proposed", "--map", "pred=ignore",
+                         "--map", "score=ignore")
+    assert code == 0, err
+    assert "7 inserted, 0 duplicates, 1 rejected" in out
+    assert "with them: 7 existing labels, 7 vectors" in out
+    assert "line 4: existing label: unknown labels ['eggs']" in out
+    with storage.read_sessions() as session:
+        item = session.execute(select(Item).where(Item.external_id == "s1")).scalar_one()
+        assert item.data == {"text": "message 1"}
+        saved = session.get(Project, project_id)
+        assert saved is not None
+        assert saved.import_mapping["columns"]["pred"] == "ignore"
+    assert cli("import", "news", path, "--map", "label")[2].startswith("error: --map 'label'")
+    import numpy as np
+
+    np.save(tmp_path / "v.npy", np.ones((2, 2), dtype=np.float32))
+    (tmp_path / "ids.txt").write_text("s0\ns2\n")
+    code, out, err = cli("vectors", "news", tmp_path / "v.npy", "--ids", tmp_path / "ids.txt")
+    assert code == 0, err
+    assert "2 vectors of 2 values stored; 0 items have none" in out
+    (tmp_path / "bad.txt").write_text("s0\nnope\n")
+    code, _, err = cli("vectors", "news", tmp_path / "v.npy", "--ids", tmp_path / "bad.txt")
+    assert code == 2
+    assert "'nope' is no item" in err

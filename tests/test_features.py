@@ -287,3 +287,19 @@ def test_text_fit_transform_equals_fit_then_transform(news: list[dict[str, Any]]
     twice = TextFeaturizer(n_components=10).fit(news[:100]).transform(news[:100])
     assert (once.X != twice.X).nnz == 0
     np.testing.assert_allclose(once.embeddings, twice.embeddings, atol=1e-5)
+
+
+def test_the_vectors_featurizer_passes_own_embeddings_through() -> None:
+    from activelabel.features import VectorFeaturizer, make_featurizer
+
+    records = [[3.0, 4.0], [0.0, 1.0]]
+    fs = make_featurizer("vectors").fit_transform(records)
+    assert fs.X.dtype == np.float32
+    assert fs.embeddings.tolist() == records
+    unit = VectorFeaturizer(normalize=True).fit_transform(records)
+    assert unit.X[0].tolist() == pytest.approx([0.6, 0.8])
+    fitted = VectorFeaturizer().fit(records)
+    with pytest.raises(ValueError, match="vectors have 3 values, fitted on 2"):
+        fitted.transform([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="record 1 holds NaN"):
+        fitted.transform([[1.0, 2.0], [float("nan"), 0.0]])

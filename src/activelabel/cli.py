@@ -481,11 +481,24 @@ def import_file(
         str | None, typer.Option(help="pool, holdout or gold for rows that name no split.")
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Import now, here, and report.")] = False,
+    preview: Annotated[bool, typer.Option(
+        "--preview", help="Show the columns found and the role proposed for each, import "
+                          "nothing.")] = False,
+    proposed: Annotated[bool, typer.Option(
+        "--proposed", help="Import with the proposed mapping (existing labels, predictions, "
+                           "vectors as --preview shows), --map changing it.")] = False,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="COLUMN=ROLE (repeat): content, private, label, annotator, label_time, "
+                      "gold, prediction, prediction_score, prediction_model, vector, split, "
+                      "external_id, ignore.")] = None,
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Import items from a file: queued for the worker, or run at once with --wait."""
-    from activelabel.labeling.imports import enqueue_import, save_upload
+    """Import items from a file: queued for the worker, or run at once with --wait.
+
+    Without --map or --proposed the project's saved mapping applies (else answer-like
+    columns are kept private and the rest shown); a mapping given is saved for next time."""
+    from activelabel.labeling.imports import enqueue_import, preview_import, save_upload
     from activelabel.runtime.server import run_job_inline
 
     if not file.is_file():
@@ -494,14 +507,27 @@ def import_file(
 
     if split is not None and split not in SPLITS:
         raise BadInput(f"--split {split!r} is not one of {', '.join(SPLITS)}")
+    overrides = _column_roles(map_ or [])
     storage = _storage(data_dir, db)
     try:
         with storage.sessions() as session:
             project_id = _project_id(session, project)
         with file.open("rb") as stream:
             saved = save_upload(storage, project_id, file.name, stream)
+        mapping: dict[str, Any] | None = None
+        if preview or proposed:
+            with storage.read_sessions() as session:
+                shown = preview_import(session, project_id, saved)
+            if preview:
+                saved.unlink(missing_ok=True)
+                _show_proposal(shown)
+                return
+            mapping = {"columns": {**shown["mapping"]["columns"], **overrides}}
+        elif overrides:
+            mapping = {"columns": overrides}
         with storage.sessions() as session, session.begin():
-            job_id = enqueue_import(session, project_id, saved, requested_by=None, split=split).id
+            job_id = enqueue_import(session, project_id, saved, requested_by=None, split=split,
+                                    mapping=mapping).id
         if not wait:
             typer.echo(f"import job {job_id} queued for project {project_id}; "
                        "`activelabel serve` or `activelabel worker` runs it")
@@ -510,6 +536,54 @@ def import_file(
     finally:
         storage.close()
     _report_import(job_id, job.status, job.result or {}, job.error)
+
+
+def _column_roles(pairs: list[str]) -> dict[str, str]:
+    """``--map COLUMN=ROLE`` options as a mapping's columns (roles checked at enqueue)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, role = pair.rpartition("=")
+        if not sep or not column or not role:
+            raise BadInput(f"--map {pair!r} is not COLUMN=ROLE, e.g. --map label=label")
+        out[column] = role
+    return out
+
+
+def _show_proposal(preview: Mapping[str, Any]) -> None:
+    typer.echo(f"{len(preview['rows'])} rows read, columns: {', '.join(preview['columns'])}")
+    for p in preview["proposal"]:
+        warn = "  (looks like an answer)" if p["answer_like"] else ""
+        typer.echo(f"  {p['column']}: {p['role']} - {p['reason']}{warn}")
+    roles = " ".join(f"--map {p['column']}={p['role']}" for p in preview["proposal"])
+    typer.echo(f"import with --proposed, or name the roles: {roles}")
+
+
+@app.command()
+def vectors(
+    project: ProjectArg,
+    file: Annotated[Path, typer.Argument(help=".npy (with --ids) or .parquet (external_id, "
+                                              "vector) file.", show_default=False)],
+    ids: Annotated[Path | None, typer.Option(help="With a .npy: the external ids, one a "
+                                                  "line, in the array's row order.")] = None,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Store the project's own embeddings, aligned by external id (the ``vectors``
+    featurizer reads them); nothing is stored when a vector is wrong."""
+    from activelabel.labeling.vectors import import_vector_file
+
+    for path in (file, ids):
+        if path is not None and not path.is_file():
+            raise BadInput(f"{path} is not a file")
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session:
+            project_id = _project_id(session, project)
+        done = import_vector_file(storage, project_id, file, ids)
+    finally:
+        storage.close()
+    typer.echo(f"{done['stored']} vectors of {done['dim']} values stored; "
+               f"{done['items_without_vector']} items have none")
 
 
 def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: str | None) -> None:
@@ -522,6 +596,10 @@ def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: s
     typer.echo(f"import job {job_id} done: {result.get('inserted', 0)} inserted, "
                f"{result.get('duplicates', 0)} duplicates, {count} rejected"
                f" in {float(result.get('seconds') or 0):.1f} s")
+    extras = [f"{result[k]} {k.replace('labels', 'existing labels')}"
+              for k in ("labels", "predictions", "vectors") if result.get(k)]
+    if extras:
+        typer.echo("with them: " + ", ".join(extras))
     for row in rejected[:SHOWN_REJECTED]:
         typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
     if count > SHOWN_REJECTED:

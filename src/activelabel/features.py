@@ -473,6 +473,45 @@ def _load_sentence_model(device: str | None) -> Any:
         ) from exc
 
 
+# ---- precomputed vectors ---------------------------------------------------------------------
+
+
+class VectorFeaturizer(Featurizer):
+    """A team's own embeddings: each record is one item's vector (a sequence of numbers);
+    ``X`` and ``embeddings`` are the vectors as float32, L2-normalised when ``normalize``.
+
+    Fitting records the dimension; vectors of another length, or with NaN or infinity, are
+    refused with the record's index.
+    """
+
+    def __init__(self, normalize: bool = False) -> None:
+        self.normalize = normalize
+
+    def _matrix(self, records: Any) -> F32:
+        array = np.asarray(records, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] < 1:
+            raise ValueError(f"vectors must be (n_items, n_dims), got shape {array.shape}")
+        bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+        if bad.size:
+            raise ValueError(f"record {int(bad[0])} holds NaN or infinity ({bad.size} records "
+                             "do): store finite vectors")
+        if self.normalize:
+            norms = np.linalg.norm(array, axis=1, keepdims=True)
+            array = (array / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        return array
+
+    def fit(self, records: Any) -> VectorFeaturizer:
+        self.dim_ = int(self._matrix(records).shape[1])
+        return self
+
+    def transform(self, records: Any) -> FeatureSet:
+        self._check_fitted("dim_")
+        array = self._matrix(records)
+        if array.shape[1] != self.dim_:
+            raise ValueError(f"vectors have {array.shape[1]} values, fitted on {self.dim_}")
+        return FeatureSet(X=array, embeddings=array)
+
+
 # ---- factory ---------------------------------------------------------------------------------
 
 _KINDS: dict[str, type[Featurizer]] = {
@@ -480,13 +519,15 @@ _KINDS: dict[str, type[Featurizer]] = {
     "numeric": NumericFeaturizer,
     "image": ImageFeaturizer,
     "sentence": SentenceEmbeddingFeaturizer,
+    "vectors": VectorFeaturizer,
 }
 #: Kinds accepted by :func:`make_featurizer`.
 FEATURIZER_KINDS: tuple[str, ...] = tuple(_KINDS)
 
 
 def make_featurizer(kind: str, **params: Any) -> Featurizer:
-    """A featurizer by kind ("text", "numeric", "image", "sentence"); ``params`` go to it."""
+    """A featurizer by kind ("text", "numeric", "image", "sentence", "vectors"); ``params``
+    go to it."""
     cls = _KINDS.get(kind)
     if cls is None:
         raise ValueError(f"unknown featurizer kind {kind!r}; choose one of {', '.join(_KINDS)}")

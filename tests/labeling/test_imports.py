@@ -115,7 +115,7 @@ def test_progress_is_reported_and_a_cold_start_round_requested(
     seen = result["_progress"]
     assert len(seen) >= 4
     assert seen[-1] == {"rows_seen": 30, "inserted": 30, "duplicates": 0,
-                                           "rejected": 0}
+                        "rejected": 0, "labels": 0, "predictions": 0, "vectors": 0}
     assert [p["inserted"] for p in seen] == sorted(p["inserted"] for p in seen)
     with engine_storage.read_sessions() as session:
         rounds = list_rounds(session, seeded.project_id)

@@ -405,7 +405,7 @@ class ReviewAnnotation(BaseModel):
 
 class ReviewSuggestion(BaseModel):
     label: Any
-    confidence: float
+    confidence: float | None
 
 
 class ReviewFlag(BaseModel):
@@ -856,3 +856,69 @@ def json_response(adapter: TypeAdapter[Any], value: Any, status_code: int = 200)
     return Response(adapter.dump_json(value, by_alias=True), status_code=status_code,
                     media_type="application/json")
 
+
+class ImportMapping(BaseModel):
+    """A column mapping: each column's role (content, private, label, annotator, label_time,
+    gold, prediction, prediction_score, prediction_model, vector, split, external_id,
+    ignore)."""
+
+    columns: dict[str, str]
+
+
+class ImportRequest(BaseModel):
+    """Import a saved upload with this mapping (default: the project's saved one)."""
+
+    mapping: ImportMapping | None = None
+    split: Literal["pool", "holdout", "gold"] | None = None
+
+
+class ColumnProposalOut(BaseModel):
+    column: str
+    role: str
+    reason: str
+    answer_like: bool
+    samples: list[Any]
+
+
+class ImportPreview(BaseModel):
+    """A saved upload's first rows, its columns and the role proposed for each, with why."""
+
+    upload: str
+    format: str
+    canonical: bool
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    proposal: list[ColumnProposalOut]
+    mapping: ImportMapping
+    saved_mapping: ImportMapping | None
+    labels: list[Any]
+    #: The roles a column may have.
+    roles: list[str]
+
+
+class VectorsStored(BaseModel):
+    stored: int
+    dim: int
+    items_without_vector: int
+
+
+class PredictionLabelComparison(BaseModel):
+    label: str
+    compared: int
+    agree: int
+    agreement: float
+
+
+class PredictionComparison(BaseModel):
+    """Imported predictions against people's labels (consensus) on the items with both."""
+
+    predictions: int
+    predicted_items: int
+    imported_labels: int
+    compared: int
+    agree: int
+    agreement: float | None
+    per_label: list[PredictionLabelComparison]
+    mean_score_when_agreeing: float | None
+    mean_score_when_disagreeing: float | None

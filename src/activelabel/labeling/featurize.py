@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from ..features import Featurizer, TextFeaturizer, make_featurizer
+from ..features import Featurizer, TextFeaturizer, VectorFeaturizer, make_featurizer
 from ..store import Storage, count_items, get_project, iter_items, settings_of
 from ..store.files import atomic_write
 
@@ -73,8 +73,9 @@ class ProjectFeatures:
 def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
     """Hex digest of what the cached features depend on: item count and featurizer settings."""
     key = json.dumps({"n_items": int(n_items), "featurizer": settings.get("featurizer", "text"),
-                      "params": settings.get("featurizer_params") or {}}, sort_keys=True,
-                     default=str)
+                      "params": settings.get("featurizer_params") or {},
+                      **({"vectors": settings["vectors_stamp"]} if "vectors_stamp" in settings
+                         else {})}, sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -97,13 +98,48 @@ def slim_record(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
     return data
 
 
-def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> list[Any]:
-    """Every item's payload (slimmed), in row order, read page by page with a read session."""
+def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> Any:
+    """Every item's payload (slimmed), in row order, read page by page with a read session;
+    for the ``vectors`` featurizer, every item's stored vector."""
+    if isinstance(featurizer, VectorFeaturizer):
+        return _stored_vectors(storage, project_id)
     out: list[Any] = []
     with storage.read_sessions() as session:
         for batch in iter_items(session, project_id, batch_size=READ_BATCH):
             out.extend(slim_record(featurizer, row.data or {}) for row in batch)
     return out
+
+
+def _stored_vectors(storage: Storage, project_id: int) -> NDArray[np.float32]:
+    """The project's own vectors, one per item in row order; ValueError when items lack one."""
+    from .vectors import load_vectors
+
+    with storage.read_sessions() as session:
+        n_items = count_items(session, project_id)
+    stored = load_vectors(storage, project_id, n_items)
+    if stored is None:
+        raise ValueError(f"project {project_id} has no vectors: the vectors featurizer reads "
+                         "the project's own embeddings (map a vector column on import, or "
+                         "`activelabel vectors` / POST .../vectors), or choose another "
+                         "featurizer")
+    if stored.missing:
+        first = np.flatnonzero(~stored.present)[:5].tolist()
+        raise ValueError(f"{stored.missing} of {n_items} items have no vector (rows {first}): "
+                         "store their vectors or choose another featurizer")
+    return stored.vectors
+
+
+def _vectors_stamp(storage: Storage, project_id: int) -> str:
+    """What changes when the project's vectors do (size and time of their files)."""
+    folder = storage.arrays.project_dir(project_id)
+    parts = []
+    for name in ("vectors.f32", "vectors.mask"):
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            continue
+        parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return ",".join(parts)
 
 
 def _chunks(records: list[Any]) -> Iterator[list[Any]]:
@@ -233,6 +269,8 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     with storage.read_sessions() as session:
         settings = settings_of(get_project(session, project_id).settings).model_dump()
         n_items = count_items(session, project_id)
+    if settings.get("featurizer") == "vectors":  # new vectors for the same items: rebuild
+        settings["vectors_stamp"] = _vectors_stamp(storage, project_id)
     if n_items == 0:
         raise ValueError(f"project {project_id} has no items: import items first")
     fingerprint = feature_fingerprint(n_items, settings)

@@ -25,6 +25,7 @@ from ..store.governance import list_project_versions, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
 from .featurize import forget_features
 from .snapshots import restore_snapshot
+from .vectors import purge_vectors
 
 __all__ = [
     "AUDIT_PAGE",
@@ -96,6 +97,7 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     items = purge_items(session, project_id, ids, actor_id=actor_id)
     session.flush()
     forget_features(storage, project_id)
+    purge_vectors(storage, project_id, [item.row for item in items])
     return items
 
 

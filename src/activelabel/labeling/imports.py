@@ -1,5 +1,13 @@
 """Imports: uploads saved to disk by chunks, then streamed into the items table as a job.
 
+Rows of flat files (JSONL, CSV, Parquet) go through the project's column mapping
+(:mod:`labeling.mapping`), which makes each one a *canonical row*: ``external_id``, ``data``
+(shown to annotators), ``private``, ``split``, ``gold_labels``, ``annotations`` (existing
+labels, with their annotator and time), ``predictions`` (labels, score, model) and
+``vector``. Formats in ``CANONICAL_FORMATS`` yield canonical rows themselves. Every value of
+a row is checked before anything is stored, and a row's item, labels, predictions and
+vector go in together, in the transaction of its batch, or not at all.
+
 JSONL is read line by line, CSV with the csv module, Parquet by record batches, so memory
 stays at one batch whatever the file size. Bad rows (bad JSON, no payload, a payload that is
 not an object, an unknown split) are reported with their line number and never stop the
@@ -18,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,27 +46,52 @@ from ..store import (
     settings_of,
 )
 from ..store.db import refresh_statistics
-from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
-from ..store.models import SPLITS, Job, Round, RoundStatus
+from ..store.imported import (
+    ImportedLabel,
+    ImportedPrediction,
+    add_imported_labels,
+    add_predictions,
+)
+from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
+from ..store.models import SPLITS, Job, Project, Round, RoundStatus
 from .drift import import_drift
+from .mapping import (
+    ROLES,
+    apply_mapping,
+    check_mapping,
+    check_vector,
+    parse_time,
+    propose_mapping,
+    samples_of,
+)
 from .ranking import place_new_items
 from .rounds import request_round
+from .vectors import vector_dim, write_vectors
 
 __all__ = [
     "BATCH_ROWS",
+    "CANONICAL_FORMATS",
     "FORMATS",
     "MAX_REPORTED_REJECTS",
+    "PREVIEW_ROWS",
     "enqueue_import",
     "normalize_row",
+    "preview_import",
     "read_rows",
     "run_import",
+    "save_mapping",
     "save_upload",
+    "upload_path",
 ]
 
 log = logging.getLogger("activelabel.imports")
 
 #: File extension -> format name.
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+#: Formats whose readers yield canonical rows (no column mapping).
+CANONICAL_FORMATS: set[str] = set()
+#: Rows a preview reads.
+PREVIEW_ROWS = 20
 #: Rows handed to ``add_items`` (and committed) at once.
 BATCH_ROWS = 5000
 #: Rejected rows listed in a job's result (all are counted).
@@ -101,20 +135,122 @@ def save_upload(storage: Storage, project_id: int, filename: str, stream: Binary
     return target
 
 
+_UPLOAD_NAME = re.compile(r"^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,100}$")
+
+
+def upload_path(storage: Storage, project_id: int, upload: str) -> Path:
+    """The saved upload named ``upload`` (what :func:`save_upload` returned, its name) of the
+    project; InvalidInput when there is none."""
+    folder = storage.location.uploads_dir / f"project_{int(project_id)}"
+    path = folder / upload
+    if not _UPLOAD_NAME.match(upload) or not path.is_file():
+        raise InvalidInput(f"no upload {upload!r} in project {project_id}: upload the file "
+                           "first (POST /projects/{id}/uploads) and use the name it returns")
+    return path
+
+
 def enqueue_import(session: Session, project_id: int, path: Path, *, requested_by: int | None,
-                   split: str | None = None) -> Job:
-    """Queue an import job of the saved file ``path``; ``split`` applies to rows naming none."""
-    get_project(session, project_id)
+                   split: str | None = None, mapping: Mapping[str, Any] | None = None) -> Job:
+    """Queue an import job of the saved file ``path``; ``split`` applies to rows naming none.
+
+    A flat file's rows go through ``mapping`` (checked, then kept as the project's mapping
+    for the next upload); without one, through the project's saved mapping, else through
+    the proposal for the file's first rows limited to what needs no decision: answer-like
+    columns private, the rest content (existing labels, predictions and vectors are imported
+    only under a mapping that names them).
+    """
+    project = get_project(session, project_id)
     fmt = _format_of(str(path))
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}")
     if not Path(path).is_file():
         raise InvalidInput(f"{path} is not a file: save the upload first (save_upload)")
-    payload = {"path": str(path), "format": fmt, "split": split, "requested_by": requested_by}
+    payload: dict[str, Any] = {"path": str(path), "format": fmt, "split": split,
+                               "requested_by": requested_by}
+    if fmt not in CANONICAL_FORMATS:
+        payload["mapping"] = _mapping_for(project, Path(path), fmt, mapping)
     job = enqueue_job(session, "import", payload, project_id=project_id)
     record_audit(session, "request", "import", job.id, project_id=project_id,
                  actor_id=requested_by, after=payload)
     return job
+
+
+def save_mapping(session: Session, project_id: int, mapping: Mapping[str, Any], *,
+                 actor_id: int | None) -> dict[str, Any]:
+    """Check ``mapping`` and keep it as the project's (what the next upload starts from)."""
+    project = get_project(session, project_id)
+    try:
+        checked = check_mapping(mapping)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    before = project.import_mapping
+    project.import_mapping = checked
+    record_audit(session, "change", "import_mapping", project_id, project_id=project_id,
+                 actor_id=actor_id, before=before, after=checked)
+    return checked
+
+
+def _mapping_for(project: Project, path: Path, fmt: str,
+                 mapping: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The mapping a flat import runs with (see :func:`enqueue_import`)."""
+    if mapping is not None:
+        try:
+            checked = check_mapping(mapping)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if checked != project.import_mapping:
+            project.import_mapping = checked
+        return checked
+    if project.import_mapping:
+        return check_mapping(project.import_mapping)
+    columns, samples = _preview_rows(path, fmt)
+    proposal = propose_mapping(columns, samples, list(project.labels))
+    return {"columns": {p.column: (p.role if p.role in _IMPLICIT_ROLES else "private")
+                        for p in proposal}}
+
+
+#: Roles an import given no mapping assigns on its own.
+_IMPLICIT_ROLES = frozenset({"content", "private", "external_id", "split", "gold"})
+
+
+def _preview_rows(path: Path, fmt: str, n: int = PREVIEW_ROWS
+                  ) -> tuple[list[str], dict[str, list[Any]]]:
+    rows: list[Mapping[str, Any]] = []
+    for _line, row, error in read_rows(path, fmt):
+        if error is None and isinstance(row, Mapping):
+            rows.append(row)
+        if len(rows) >= n:
+            break
+    return samples_of(rows)
+
+
+def preview_import(session: Session, project_id: int, path: Path,
+                   n: int = PREVIEW_ROWS) -> dict[str, Any]:
+    """The first ``n`` rows of a saved upload, its columns with sampled values, and the
+    proposed role of each column with the reason (the project's saved mapping first): what
+    the owner confirms or changes before the import."""
+    project = get_project(session, project_id)
+    fmt = _format_of(str(path))
+    if not Path(path).is_file():
+        raise InvalidInput(f"{Path(path).name} is not an upload of this project: upload it again")
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for line, row, error in read_rows(Path(path), fmt):
+        if error is not None or not isinstance(row, Mapping):
+            errors.append({"line": line, "reason": error or "row is not an object"})
+        else:
+            rows.append({"line": line, "row": dict(row)})
+        if len(rows) + len(errors) >= n:
+            break
+    canonical = fmt in CANONICAL_FORMATS
+    columns, samples = samples_of([r["row"] for r in rows])
+    proposal = [] if canonical else [p.as_dict() for p in propose_mapping(
+        columns, samples, list(project.labels), project.import_mapping)]
+    return {"upload": Path(path).name, "format": fmt, "canonical": canonical,
+            "columns": columns, "rows": rows, "rejected": errors, "proposal": proposal,
+            "mapping": {"columns": {p["column"]: p["role"] for p in proposal}},
+            "saved_mapping": project.import_mapping, "labels": list(project.labels),
+            "roles": list(ROLES)}
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -194,7 +330,9 @@ def _parquet(path: Path) -> Iterator[Parsed]:
 
     line = 0
     try:
-        opened = pq.ParquetFile(path)
+        # Without pre-buffering: pyarrow keeps the pre-buffered column chunks of every row
+        # group read, so memory grew with the file (77 MB a row group of 384-float vectors).
+        opened = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInput(f"{path.name} is not a Parquet file that can be read ({exc}): "
                            "write it again with pyarrow or pandas, or upload JSONL or CSV"
@@ -274,6 +412,109 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     return out
 
 
+# ---- canonical rows --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a row's values are checked against: the project's labels and task."""
+
+    labels: tuple[Any, ...]
+    single: bool
+
+
+@dataclass
+class _Extras:
+    """What comes with a row's item: its existing labels, predictions and vector."""
+
+    labels: list[tuple[list[Any], str | None, datetime | None]]
+    predictions: list[tuple[list[Any], float | None, str | None]]
+    vector: Any  # a float32 vector (labeling.mapping.check_vector) or None
+
+
+def _check_labels(value: Any, rules: _Rules, what: str) -> list[Any]:
+    """The labels of a cell as the project's own values (a CSV's text "3" is the label 3)."""
+    labels = value if isinstance(value, list) else [value]
+    by_text = {str(label): label for label in rules.labels}
+    labels = [x if isinstance(x, (bool, dict, list)) or x in rules.labels
+              else by_text.get(str(x), x) for x in labels]
+    unknown = [x for x in labels if isinstance(x, (bool, dict, list)) or x not in rules.labels]
+    if unknown:
+        raise ValueError(f"{what}: unknown labels {unknown[:5]!r}; the project's labels are "
+                         f"{list(rules.labels)}")
+    if len(set(map(str, labels))) != len(labels):
+        raise ValueError(f"{what}: labels repeat a value: {labels!r}")
+    if rules.single and len(labels) != 1:
+        raise ValueError(f"{what}: a classification project takes exactly one label, got "
+                         f"{len(labels)}")
+    return list(labels)
+
+
+def _check_annotations(entries: Any, rules: _Rules
+                       ) -> list[tuple[list[Any], str | None, datetime | None]]:
+    if not isinstance(entries, list):
+        raise ValueError("annotations must be a list of {labels, annotator, created_at}")
+    out: list[tuple[list[Any], str | None, datetime | None]] = []
+    seen: set[str | None] = set()
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "labels" not in entry:
+            raise ValueError("each annotation is an object with labels")
+        labels = _check_labels(entry["labels"], rules, "existing label")
+        who = entry.get("annotator")
+        if who is not None and (not isinstance(who, str) or not who.strip() or len(who) > 200):
+            raise ValueError(f"annotator {who!r} must be a name of 1-200 characters")
+        if who in seen:
+            raise ValueError(f"annotator {who or '(none given)'!r} labels the item twice: keep "
+                             "one label per annotator and item")
+        seen.add(who)
+        when = entry.get("created_at")
+        moment = None if when in (None, "") else datetime.fromisoformat(parse_time(when))
+        out.append((labels, who, moment))
+    return out
+
+
+def _check_predictions(entries: Any, rules: _Rules
+                       ) -> list[tuple[list[Any], float | None, str | None]]:
+    if not isinstance(entries, list):
+        raise ValueError("predictions must be a list of {labels, score, model}")
+    out: list[tuple[list[Any], float | None, str | None]] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "labels" not in entry:
+            raise ValueError("each prediction is an object with labels")
+        labels = _check_labels(entry["labels"], rules, "prediction")
+        score = entry.get("score")
+        if score is not None:
+            try:
+                score = float(score)
+            except (TypeError, ValueError):
+                raise ValueError(f"prediction score {score!r} is not a number") from None
+            if isinstance(entry.get("score"), bool) or not 0.0 <= score <= 1.0:
+                raise ValueError(f"prediction score {entry.get('score')!r} is outside [0, 1]")
+        model = entry.get("model")
+        out.append((labels, score, None if model is None else str(model)[:200]))
+    return out
+
+
+def prepare_row(row: Any, default_split: str | None, rules: _Rules, dim: int | None
+                ) -> tuple[dict[str, Any], _Extras]:
+    """The item row for ``add_items`` and what comes with it, from a canonical row; every
+    value is checked (raises ValueError with the reason)."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"row must be a JSON object, got {type(row).__name__}")
+    item = normalize_row({k: row[k] for k in ("external_id", "data", "split", "gold_labels")
+                          if row.get(k) is not None}, default_split)
+    private = row.get("private")
+    if private:
+        if not isinstance(private, Mapping):
+            raise ValueError("private must be an object")
+        item["private"] = dict(private)
+    vector = row.get("vector")
+    extras = _Extras(_check_annotations(row.get("annotations") or [], rules),
+                     _check_predictions(row.get("predictions") or [], rules),
+                     None if vector is None else check_vector(vector, dim))
+    return item, extras
+
+
 # ---- running ---------------------------------------------------------------------------------
 
 
@@ -287,6 +528,10 @@ class _Tally:
     rows_seen: int = 0
     last_line: int = 0
     first_row: int | None = None  # the project's next free row when the import began
+    labels: int = 0
+    predictions: int = 0
+    vectors: int = 0
+    vector_dim: int | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicate_examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -297,11 +542,13 @@ class _Tally:
 
     def counts(self) -> dict[str, Any]:
         return {"rows_seen": self.rows_seen, "inserted": self.inserted,
-                "duplicates": self.duplicates, "rejected": self.rejected_count}
+                "duplicates": self.duplicates, "rejected": self.rejected_count,
+                "labels": self.labels, "predictions": self.predictions,
+                "vectors": self.vectors}
 
     def checkpoint(self) -> dict[str, Any]:
         return {**self.counts(), "last_line": self.last_line, "first_row": self.first_row,
-                "rejected_rows": self.rejected,
+                "vector_dim": self.vector_dim, "rejected_rows": self.rejected,
                 "duplicate_examples": self.duplicate_examples}
 
     @classmethod
@@ -314,15 +561,57 @@ class _Tally:
                    rows_seen=int(checkpoint["rows_seen"]),
                    last_line=int(checkpoint["last_line"]),
                    first_row=checkpoint.get("first_row"),
+                   labels=int(checkpoint.get("labels", 0)),
+                   predictions=int(checkpoint.get("predictions", 0)),
+                   vectors=int(checkpoint.get("vectors", 0)),
+                   vector_dim=checkpoint.get("vector_dim"),
                    rejected=list(checkpoint.get("rejected_rows", [])),
                    duplicate_examples=list(checkpoint.get("duplicate_examples", [])))
 
 
-def _flush(storage: Storage, job: Job, rows: list[dict[str, Any]], lines: list[int],
-           tally: _Tally) -> None:
-    """Insert one batch and the job's checkpoint in one transaction: a crash keeps both or
-    neither, so a resumed import neither re-reads stored rows as duplicates nor loses a count."""
+@dataclass
+class _Batch:
+    """Rows read since the last flush: the item rows, their lines and what comes with them."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    extras: list[_Extras | None] = field(default_factory=list)
+
+
+def _store_extras(storage: Storage, session: Session, job: Job, batch: _Batch,
+                  stored: list[tuple[int, str, int]], done: _Tally) -> None:
+    """The labels, predictions and vectors of the rows just inserted (same transaction)."""
+    project_id = int(job.project_id or 0)
+    kept = [(batch.extras[index], ext, row) for index, ext, row in stored]
+    if not any(e is not None for e, _, _ in kept):
+        return
+    ids = item_ids_by_external_id(session, project_id, [ext for _, ext, _ in kept])
+    labels = [ImportedLabel(ids[ext], list(lab), who, when)
+              for e, ext, _ in kept if e is not None for lab, who, when in e.labels]
+    predictions = [ImportedPrediction(ids[ext], list(lab), score, model)
+                   for e, ext, _ in kept if e is not None for lab, score, model in e.predictions]
+    done.labels += add_imported_labels(session, project_id, job.id, labels)
+    done.predictions += add_predictions(session, project_id, job.id, predictions)
+    with_vector = [e is not None and e.vector is not None for e, _, _ in kept]
+    if any(with_vector) or vector_dim(storage, project_id) is not None:
+        import numpy as np
+
+        dim = done.vector_dim or vector_dim(storage, project_id)
+        matrix = None if not any(with_vector) else np.zeros((len(kept), int(dim or 0)),
+                                                             dtype=np.float32)
+        for i, (e, _, _) in enumerate(kept):
+            if matrix is not None and e is not None and e.vector is not None:
+                matrix[i] = e.vector
+        write_vectors(storage, project_id, [row for _, _, row in kept], matrix, with_vector)
+        done.vectors += sum(with_vector)
+
+
+def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
+    """Insert one batch (items with their labels, predictions and vectors) and the job's
+    checkpoint in one transaction: a crash keeps both or neither, so a resumed import neither
+    re-reads stored rows as duplicates nor loses a count."""
     done = _Tally.resumed(tally.checkpoint())  # applied to ``tally`` only once committed
+    rows, lines = batch.rows, batch.lines
     with storage.sessions() as session, session.begin():
         if rows:
             result = add_items(session, int(job.project_id or 0), rows, batch_size=len(rows),
@@ -335,13 +624,20 @@ def _flush(storage: Storage, job: Job, rows: list[dict[str, Any]], lines: list[i
                                                     "external_id": dup.external_id})
             for bad in result.rejected:
                 done.reject(lines[bad.index], bad.reason)
+            _store_extras(storage, session, job, batch, result.stored, done)
         save_checkpoint(session, job.id, job.worker_id, done.checkpoint())
     tally.__dict__.update(done.__dict__)
 
 
-def _after_import(storage: Storage, project_id: int, requested_by: int | None) -> int | None:
-    """Queue the cold-start round of a project with no labels and no finished round."""
+def _after_import(storage: Storage, project_id: int, requested_by: int | None,
+                  labels: int = 0) -> int | None:
+    """Queue the cold-start round of a project with no labels and no finished round, or a
+    round that trains on the labels the import brought."""
     with storage.sessions() as session, session.begin():
+        if labels:
+            rnd, _ = request_round(session, project_id, requested_by=requested_by,
+                                   reason="imported_labels")
+            return rnd.id
         if count_labeled_items(session, project_id) > 0:
             return None
         done = session.execute(select(Round.id).where(
@@ -375,8 +671,13 @@ def run_import(storage: Storage, job: Job, *,
         with storage.read_sessions() as session:
             tally.first_row = next_free_row(session, int(job.project_id))
     skip_through = tally.last_line  # a resumed job: these rows were counted when committed
-    rows: list[dict[str, Any]] = []
-    lines: list[int] = []
+    mapping = payload.get("mapping")
+    with storage.read_sessions() as session:
+        project = get_project(session, int(job.project_id))
+        rules = _Rules(tuple(project.labels), project.task == "classification")
+    if tally.vector_dim is None:
+        tally.vector_dim = vector_dim(storage, int(job.project_id))
+    batch = _Batch()
     for line, raw, error in read_rows(path, fmt):
         if line <= skip_through:
             continue
@@ -386,18 +687,17 @@ def run_import(storage: Storage, job: Job, *,
             tally.reject(line, error)
             continue
         try:
-            rows.append(normalize_row(raw, split))
-            lines.append(line)
+            _read_row(raw, split, mapping, fmt in CANONICAL_FORMATS, rules, tally, batch, line)
         except ValueError as exc:
             tally.reject(line, str(exc))
-        if len(rows) >= BATCH_ROWS:
-            _flush(storage, job, rows, lines, tally)
-            rows, lines = [], []
+        if len(batch.rows) >= BATCH_ROWS:
+            _flush(storage, job, batch, tally)
+            batch = _Batch()
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
                 progress(tally.counts())
                 last_report = now
-    _flush(storage, job, rows, lines, tally)
+    _flush(storage, job, batch, tally)
     progress(tally.counts())
     if tally.inserted >= ANALYZE_AFTER_ROWS:
         with storage.sessions() as session, session.begin():
@@ -407,14 +707,34 @@ def run_import(storage: Storage, job: Job, *,
     if tally.inserted:
         first_row = int(tally.first_row or 0)
         placed = place_new_items(storage, int(job.project_id), first_row)
-        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"))
+        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"),
+                                 tally.labels)
         if round_id is None:
             drift, drift_round_id = _check_drift(storage, int(job.project_id), first_row)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
+            "labels": tally.labels, "predictions": tally.predictions, "vectors": tally.vectors,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
             "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
             "ranked_by_model": placed, "drift": drift, "drift_round_id": drift_round_id}
+
+
+def _read_row(raw: Any, split: str | None, mapping: Mapping[str, Any] | None, canonical: bool,
+              rules: _Rules, tally: _Tally, batch: _Batch, line: int) -> None:
+    """Add one read row to ``batch``: a legacy job (no mapping) normalizes it as before; a
+    mapped or canonical one goes through :func:`prepare_row`."""
+    if mapping is None and not canonical:
+        batch.rows.append(normalize_row(raw, split))
+        batch.extras.append(None)
+    else:
+        if not canonical:
+            raw = apply_mapping(raw, mapping or {}, rules.labels)
+        item, extras = prepare_row(raw, split, rules, tally.vector_dim)
+        if extras.vector is not None and tally.vector_dim is None:
+            tally.vector_dim = len(extras.vector)
+        batch.rows.append(item)
+        batch.extras.append(extras)
+    batch.lines.append(line)
 
 
 def _check_drift(storage: Storage, project_id: int, first_row: int

@@ -77,6 +77,7 @@ from .drift import round_drift
 from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
 from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
+from .predictions import prediction_priors
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
 from .scaled import on_ray, score_on_ray
 from .stats import labels_spent
@@ -95,6 +96,10 @@ __all__ = [
 
 #: Strategy recorded for seed batches picked from features alone.
 COLD_START_STRATEGY = "cold_start"
+#: Strategy recorded for seed batches picked among what imported predictions were least
+#: sure of (their scores as priors), from that many times the batch.
+PRIOR_COLD_START_STRATEGY = "cold_start_priors"
+PRIOR_SHORTLIST = 4
 #: Items scored per predict_proba call (bounds the temporaries of scoring a large pool).
 SCORE_CHUNK = 50_000
 Progress = Callable[[dict[str, Any]], None]
@@ -439,18 +444,29 @@ def _class_weights(snap: _Snapshot, strategy: str) -> NDArray[np.float64] | None
     return np.asarray([float(weights.get(str(c), 1.0)) for c in snap.classes])
 
 
-def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int) -> _Picked:
+def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int,
+                priors: NDArray[np.float64] | None = None) -> _Picked:
     """Seed batch from the embeddings of unlabeled pool items (k-means: representative and
-    diverse, as :func:`activelabel.strategies.cold_start`, keeping its cluster-size scores)."""
+    diverse, as :func:`activelabel.strategies.cold_start`, keeping its cluster-size scores).
+
+    With ``priors`` (the imported predictions' scores by row, NaN where none) covering at
+    least ``k`` candidates, the k-means runs over the ``PRIOR_SHORTLIST * k`` candidates the
+    imported model was least sure of: diverse items where a label teaches most."""
     pool = _candidates(snap)
     if pool.shape[0] == 0:
         return _Picked(pool, [], COLD_START_STRATEGY)
+    strategy = COLD_START_STRATEGY
+    if priors is not None and priors.shape[0] >= feats.n_items:
+        scores = priors[pool]
+        known = np.isfinite(scores)
+        if int(known.sum()) >= k:
+            order = np.argsort(scores[known], kind="stable")[:PRIOR_SHORTLIST * k]
+            pool, strategy = pool[known][order], PRIOR_COLD_START_STRATEGY
     chosen = KMeansSampling().query(min(k, pool.shape[0]),
                                     embeddings=np.asarray(feats.embeddings[pool]),
                                     random_state=seed)
     idx = np.asarray(chosen.indices, dtype=np.intp)[:k]
-    return _Picked(pool[idx], [float(s) for s in np.asarray(chosen.scores)[:k]],
-                   COLD_START_STRATEGY)
+    return _Picked(pool[idx], [float(s) for s in np.asarray(chosen.scores)[:k]], strategy)
 
 
 def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.intp], list[Any]]:
@@ -609,7 +625,8 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     if rows.shape[0] == 0:
         progress({"stage": "cold_start"})
         start = time.perf_counter()
-        picked = _cold_start(snap, feats, batch_size, seed)
+        picked = _cold_start(snap, feats, batch_size, seed,
+                             prediction_priors(storage, snap.project_id, feats.n_items))
         timings["select_s"] = time.perf_counter() - start
         return _Outcome(picked, {}, timings)
     multilabel = snap.task == "multilabel"

@@ -94,16 +94,19 @@ def model_probs(arrays: ArrayStore, project_id: int) -> np.ndarray[Any, Any] | N
 
 class Suggestion(BaseModel):
     """The model's answer for one item: a label (multilabel: a list), its confidence and the
-    model version it comes from."""
+    model version it comes from. Before the project has a model, an imported prediction
+    (``source`` ``imported``, version 0, ``model`` its name, confidence its score if any)."""
 
     label: Any
-    confidence: float
+    confidence: float | None
     model_version: int
     #: The round that trained the model (pages speak of "the model of round 3"), when known.
     model_round: int | None = None
     #: Single label: the second most likely label and its probability (why an item is hard).
     runner_up: Any = None
     runner_up_confidence: float | None = None
+    source: str = "model"
+    model: str | None = None
 
 
 def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
@@ -230,6 +233,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     shown = settings.show_suggestions and settings.suggestion_display != "never"
     model = tasks[0].active_model_version if shown else None
     probs = None if model is None else model_probs(arrays, project.id)
+    imported = (_imported_suggestions(session, project, [t.item.id for t in tasks])
+                if settings.show_suggestions and model is None else {})
     out: list[TaskView] = []
     for task in tasks:
         item = task.item
@@ -238,7 +243,15 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
             item_id=item.id, external_id=item.external_id,
             split="pool" if annotator and item.split == "gold" else item.split,
             data=visible_data(item.data, hidden),
-            suggestion=None if model is None else suggestion(
-                project, probs, item.row, model, _model_round(task, model)),
+            suggestion=(imported.get(item.id) if model is None else suggestion(
+                project, probs, item.row, model, _model_round(task, model))),
             why=why, lease_expires_at=task.expires_at))
     return out
+
+
+def _imported_suggestions(session: Session, project: Project, item_ids: list[int]
+                          ) -> dict[int, Suggestion]:
+    """The imported predictions of the items as suggestions (before the first model)."""
+    from .predictions import imported_suggestions  # it builds on this module's Suggestion
+
+    return imported_suggestions(session, project, item_ids)

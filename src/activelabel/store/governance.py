@@ -191,7 +191,8 @@ def list_calibrations(session: Session, project_id: int) -> list[CalibrationSess
 
 def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
                 actor_id: int | None, now: datetime | None = None) -> list[Item]:
-    """Remove the payloads of the items on request (data becomes ``{}``, ``purged_at`` set);
+    """Remove the payloads of the items on request (data becomes ``{}``, private fields go,
+    ``purged_at`` set);
     annotations and the audit trail stay. Each purge writes an audit event naming the item
     and the fields removed (never their values)."""
     ids = list(dict.fromkeys(int(i) for i in item_ids))
@@ -200,9 +201,10 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
     items = [item_in_project(session, project_id, i) for i in ids]
     when = now or utcnow()
     for item in items:
-        fields: list[Any] = sorted(item.data or {})
+        fields: list[Any] = sorted({*(item.data or {}), *(item.private or {})})
         # The hash of a short payload could be guessed back: it goes too.
         item.data, item.purged_at, item.content_hash = {}, when, content_hash({})
+        item.private = None
         record_audit(session, "purge", "item", item.id, project_id=project_id,
                      actor_id=actor_id, before={"external_id": item.external_id,
                                                 "fields": fields},

@@ -42,9 +42,9 @@ ANALYZE_AFTER_ROWS = 1000
 MAX_EXTERNAL_ID = 255
 #: The largest payload an item holds (its data as JSON, UTF-8): more is a rejected row.
 MAX_ITEM_BYTES = 1 << 20
-_FIELDS = frozenset({"external_id", "data", "split", "gold_labels"})
+_FIELDS = frozenset({"external_id", "data", "split", "gold_labels", "private"})
 _COLUMNS = ("project_id", "external_id", "data", "split", "content_hash", "row", "created_at",
-            "gold_labels", "queue_key", "queue_rank")
+            "gold_labels", "private", "queue_key", "queue_rank")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class ImportResult:
     inserted: int = 0
     rejected: list[RowError] = field(default_factory=list)
     duplicates: list[RowError] = field(default_factory=list)
+    #: ``(input index, external id, row)`` of every inserted row.
+    stored: list[tuple[int, str, int]] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
@@ -125,6 +127,9 @@ def _check_row(row: Any, labels: Sequence[Any] = (), single: bool = False
     if gold is not None and split != "gold":
         raise ValueError(f"a row with gold_labels is a gold item: drop split {split!r} or "
                          "set it to 'gold'")
+    private = row.get("private")
+    if private is not None and not isinstance(private, Mapping):
+        raise ValueError("private must be an object of fields never shown to annotators")
     return ext, data, split, gold
 
 
@@ -141,10 +146,13 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
                   seed: int = 0, single: bool = False) -> int:
     """Validate and insert one batch of (input index, row); returns the next free row number."""
     valid: list[tuple[int, str, Mapping[str, Any], str, list[Any] | None]] = []
+    private: dict[int, str] = {}
     for index, raw in batch:
         try:
             valid.append((index, *_check_row(raw, labels, single)))
-        except ValueError as exc:
+            if raw.get("private"):
+                private[index] = _canonical(raw["private"])
+        except (ValueError, TypeError) as exc:
             ext = raw.get("external_id") if isinstance(raw, Mapping) else None
             result.rejected.append(RowError(index, str(exc), None if ext is None else str(ext)))
     known = _existing_ids(session, project_id, [v[1] for v in valid])
@@ -170,9 +178,10 @@ def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]
                                             ext))
             continue
         known.add(ext)
+        result.stored.append((index, ext, next_row + len(values)))
         values.append((project_id, ext, text, split, hashlib.sha256(encoded).hexdigest(),
                        next_row + len(values), created,
-                       None if gold is None else json.dumps(gold)))
+                       None if gold is None else json.dumps(gold), private.get(index)))
     # Seeded random keys: the queue's order until a model ranks the items.
     keys = queue_keys(seed, project_id, np.arange(next_row, next_row + len(values))).tolist()
     values = [(*v, key, key) for v, key in zip(values, keys, strict=True)]

@@ -53,6 +53,7 @@ __all__ = [
     "LoginFailure",
     "Membership",
     "ModelVersion",
+    "Prediction",
     "Project",
     "ProjectVersion",
     "Role",
@@ -131,7 +132,9 @@ TASKS = tuple(t.value for t in TaskType)
 #: Role names, highest first (as error messages list them).
 ROLES = tuple(r.value for r in reversed(Role))
 SPLITS = tuple(s.value for s in Split)
-ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo")
+#: ``imported``: a label that came with an import (its provenance in ``source_job_id`` and
+#: ``source_annotator``), never written by a person through the app.
+ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo", "imported")
 JOB_KINDS = ("round", "import")
 JOB_STATUSES = tuple(s.value for s in JobStatus)
 ROUND_STATUSES = tuple(s.value for s in RoundStatus)
@@ -248,6 +251,8 @@ class Project(Base):
     guidelines_version: Mapped[int] = mapped_column(Integer, default=1)
     settings: Mapped[dict[str, Any]]
     private_fields: Mapped[list[Any]]
+    #: The column mapping of flat imports (labeling.mapping), reused by the next upload.
+    import_mapping: Mapped[dict[str, Any] | None]
     created_by: Mapped[int | None] = _fk("users.id", nullable=True, ondelete="SET NULL")
     created_at: Mapped[datetime] = _created()
 
@@ -292,6 +297,8 @@ class Item(Base):
     n_labels: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     #: The known answer of a gold item (a list of labels), never shown to annotators.
     gold_labels: Mapped[list[Any] | None]
+    #: Fields kept with the item that nobody labeling it sees (an import's private columns).
+    private: Mapped[dict[str, Any] | None]
     #: When the payload was removed on request (data is then ``{}``); annotations stay.
     purged_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
@@ -359,6 +366,11 @@ class Annotation(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     #: The project's guidelines version when the revision was written.
     guidelines_version: Mapped[int | None] = mapped_column(Integer)
+    #: The import job an ``imported`` revision came with (its id: jobs are never deleted
+    #: but with their project, and so are its annotations).
+    source_job_id: Mapped[int | None] = mapped_column(Integer)
+    #: The annotator the imported file named (kept as text: it need not be a user).
+    source_annotator: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -371,6 +383,24 @@ class Annotation(Base):
         Index(None, "item_id", "annotator_id"),
         _one_of("kind", ANNOTATION_KINDS, "kind"),
     )
+
+
+class Prediction(Base):
+    """A model's guess imported with an item (labels, score, model name): the suggestion
+    before a model of the project exists, the first round's prior, compared with people."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    item_id: Mapped[int] = _fk("items.id")
+    labels: Mapped[list[Any]]
+    score: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(200))
+    source_job_id: Mapped[int | None] = _fk("jobs.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "item_id"), Index(None, "project_id", "id"))
 
 
 class Flag(Base):

@@ -7,14 +7,27 @@ uploads folder (never held whole in memory) and a worker imports it.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ...labeling.imports import enqueue_import, save_upload
+from ...labeling.imports import (
+    enqueue_import,
+    preview_import,
+    save_mapping,
+    save_upload,
+    upload_path,
+)
+from ...labeling.mapping import check_mapping
+from ...labeling.predictions import prediction_comparison
+from ...labeling.vectors import import_vector_file
 from ...store import (
     SPLITS,
     InvalidInput,
@@ -25,8 +38,18 @@ from ...store import (
     list_jobs,
     require_role,
 )
-from ..auth import Caller, Reader
-from ..schemas import JobAccepted, JobOut, PathId, job_out
+from ..auth import Caller, Reader, Writer
+from ..schemas import (
+    ImportMapping,
+    ImportPreview,
+    ImportRequest,
+    JobAccepted,
+    JobOut,
+    PathId,
+    PredictionComparison,
+    VectorsStored,
+    job_out,
+)
 
 router = APIRouter(tags=["imports and jobs"])
 logger = logging.getLogger("activelabel.http")
@@ -37,28 +60,49 @@ _UPLOAD_DOC: dict[str, Any] = {
             "file": {"type": "string", "format": "binary",
                      "description": "A .jsonl/.ndjson, .csv or .parquet file of items."},
             "split": {"type": "string", "enum": list(SPLITS),
-                      "description": "Split of rows that name none (default pool)."}}}}}}}
+                      "description": "Split of rows that name none (default pool)."},
+            "mapping": {"type": "string",
+                        "description": "The column mapping as JSON, "
+                                       '{"columns": {"<column>": "<role>"}} (default: the '
+                                       "project's saved mapping, else answer-like columns "
+                                       "private and the rest content)."}}}}}}}
 
 
 async def _form_file(request: Request) -> tuple[UploadFile, str | None]:
+    upload, split, _mapping = await _form_fields(request)
+    return upload, split
+
+
+async def _form_fields(request: Request) -> tuple[UploadFile, str | None, str | None]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidInput("send the file as multipart/form-data with a field named 'file' "
                            "(curl -F file=@items.jsonl ...)")
     form = await request.form(max_files=1, max_fields=10)
-    upload, split = form.get("file"), form.get("split")
+    upload, split, mapping = form.get("file"), form.get("split"), form.get("mapping")
     if isinstance(upload, UploadFile) and upload.filename and (
-            split is None or isinstance(split, str)):
-        return upload, (split or None)
+            split is None or isinstance(split, str)) and (
+            mapping is None or isinstance(mapping, str)):
+        return upload, (split or None), (mapping or None)
     await form.close()  # every file the form spooled: none is kept
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("no file in the form: send it in a field named 'file' with its "
                            "file name (curl -F file=@items.jsonl ...)")
-    raise InvalidInput("split must be a plain form field: pool, holdout or gold")
+    raise InvalidInput("split and mapping must be plain form fields")
+
+
+def _mapping_field(text: str | None) -> dict[str, Any] | None:
+    """The form's ``mapping`` field (JSON text), checked."""
+    if text is None:
+        return None
+    try:
+        return check_mapping(json.loads(text))
+    except ValueError as exc:
+        raise InvalidInput(f"mapping: {exc}") from None
 
 
 def _enqueue(caller: Caller, project_id: int, upload: UploadFile,
-             split: str | None) -> JobAccepted:
+             split: str | None, mapping: dict[str, Any] | None = None) -> JobAccepted:
     """Stream the upload to the uploads folder, then queue its job in a short transaction."""
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}")
@@ -67,7 +111,7 @@ def _enqueue(caller: Caller, project_id: int, upload: UploadFile,
     try:
         with caller.storage.sessions() as session, session.begin():
             job = enqueue_import(session, project_id, path, requested_by=caller.user.id,
-                                 split=split)
+                                 split=split, mapping=mapping)
             return JobAccepted(job_id=job.id, status=job.status)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -82,11 +126,136 @@ async def post_import(project_id: int, request: Request, caller: Reader) -> JobA
     numbers). Owners only."""
     # The role is checked in a read session: no write lock is held while the file arrives.
     await run_in_threadpool(caller.project, project_id, Role.OWNER)
-    upload, split = await _form_file(request)
+    upload, split, mapping = await _form_fields(request)
     try:
-        return await run_in_threadpool(_enqueue, caller, project_id, upload, split)
+        return await run_in_threadpool(_enqueue, caller, project_id, upload, split,
+                                       _mapping_field(mapping))
     finally:
         await upload.close()
+
+
+def _save_and_preview(caller: Caller, project_id: int, upload: UploadFile) -> ImportPreview:
+    assert upload.filename is not None
+    path = save_upload(caller.storage, project_id, upload.filename, upload.file)
+    try:
+        with caller.storage.read_sessions() as session:
+            return ImportPreview(**preview_import(session, project_id, path))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+@router.post("/projects/{project_id}/uploads", status_code=201, response_model=ImportPreview,
+             openapi_extra=_UPLOAD_DOC)
+async def post_upload(project_id: int, request: Request, caller: Reader) -> ImportPreview:
+    """Upload a file to import after a look: the first rows, the columns found with sampled
+    values, and the role proposed for each column with the reason (answer-like columns are
+    never proposed as content). Import it with ``POST /projects/{id}/uploads/{upload}/import``
+    and a mapping. Owners only."""
+    await run_in_threadpool(caller.project, project_id, Role.OWNER)
+    upload, _split, _mapping = await _form_fields(request)
+    try:
+        return await run_in_threadpool(_save_and_preview, caller, project_id, upload)
+    finally:
+        await upload.close()
+
+
+@router.get("/projects/{project_id}/uploads/{upload}", response_model=ImportPreview)
+def get_upload(project_id: int, upload: str, caller: Reader) -> ImportPreview:
+    """The preview of a saved upload again (with the project's saved mapping). Owners only."""
+    caller.project(project_id, Role.OWNER)
+    path = upload_path(caller.storage, project_id, upload)
+    return ImportPreview(**preview_import(caller.session, project_id, path))
+
+
+@router.post("/projects/{project_id}/uploads/{upload}/import", status_code=202,
+             response_model=JobAccepted)
+def import_upload(project_id: int, upload: str, body: ImportRequest,
+                  caller: Writer) -> JobAccepted:
+    """Import a saved upload with ``mapping`` (default: the project's saved mapping), which
+    the project keeps for the next upload. Owners only."""
+    caller.project(project_id, Role.OWNER)
+    path = upload_path(caller.storage, project_id, upload)
+    mapping = None if body.mapping is None else body.mapping.model_dump()
+    job = enqueue_import(caller.session, project_id, path, requested_by=caller.user.id,
+                         split=body.split, mapping=mapping)
+    return JobAccepted(job_id=job.id, status=job.status)
+
+
+@router.get("/projects/{project_id}/import-mapping", response_model=ImportMapping | None)
+def get_mapping(project_id: int, caller: Reader) -> ImportMapping | None:
+    """The project's saved column mapping (null before the first mapped import)."""
+    project, _ = caller.project(project_id, Role.OWNER)
+    return None if not project.import_mapping else ImportMapping(**project.import_mapping)
+
+
+@router.put("/projects/{project_id}/import-mapping", response_model=ImportMapping)
+def put_mapping(project_id: int, body: ImportMapping, caller: Writer) -> ImportMapping:
+    """Change the saved mapping the next uploads start from. Owners only."""
+    caller.project(project_id, Role.OWNER)
+    return ImportMapping(**save_mapping(caller.session, project_id, body.model_dump(),
+                                        actor_id=caller.user.id))
+
+
+def _store_vectors(caller: Caller, project_id: int, vectors: UploadFile,
+                   ids: UploadFile | None) -> VectorsStored:
+    assert vectors.filename is not None
+    folder = caller.storage.location.uploads_dir / f"project_{int(project_id)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=Path(vectors.filename).suffix,
+                                         delete=False) as out:
+            saved.append(Path(out.name))
+            shutil.copyfileobj(vectors.file, out, 1 << 20)
+        ids_path = None
+        if ids is not None:
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".txt", delete=False) as out:
+                saved.append(Path(out.name))
+                shutil.copyfileobj(ids.file, out, 1 << 20)
+            ids_path = saved[-1]
+        return VectorsStored(**import_vector_file(caller.storage, project_id, saved[0],
+                                                  ids_path))
+    finally:
+        for path in saved:
+            path.unlink(missing_ok=True)
+
+
+@router.post("/projects/{project_id}/vectors", response_model=VectorsStored,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": {"schema": {
+                     "type": "object", "required": ["file"], "properties": {
+                         "file": {"type": "string", "format": "binary",
+                                  "description": "A .npy array (items x dimensions) or a "
+                                                 ".parquet file with external_id and vector."},
+                         "ids": {"type": "string", "format": "binary",
+                                 "description": "With a .npy: the external ids, one a line."},
+                     }}}}}})
+async def post_vectors(project_id: int, request: Request, caller: Reader) -> VectorsStored:
+    """Store the project's own embeddings, aligned by external id: every vector is checked
+    (dimension, finite values, known ids) and none is stored when one is wrong. The
+    ``vectors`` featurizer then feeds them to the strategies and models. Owners only."""
+    await run_in_threadpool(caller.project, project_id, Role.OWNER)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidInput("send the vectors as multipart/form-data: a field 'file' (and "
+                           "'ids' with a .npy)")
+    form = await request.form(max_files=2, max_fields=4)
+    try:
+        vectors, ids = form.get("file"), form.get("ids")
+        if not isinstance(vectors, UploadFile) or not vectors.filename:
+            raise InvalidInput("no file in the form: send the vectors in a field named 'file'")
+        if ids is not None and not isinstance(ids, UploadFile):
+            raise InvalidInput("ids must be a file: one external id a line")
+        return await run_in_threadpool(_store_vectors, caller, project_id, vectors, ids)
+    finally:
+        await form.close()
+
+
+@router.get("/projects/{project_id}/predictions/comparison", response_model=PredictionComparison)
+def predictions_comparison(project_id: int, caller: Reader) -> PredictionComparison:
+    """How the imported predictions compare with people's labels (reviewers and owners)."""
+    caller.project(project_id, Role.REVIEWER)
+    return PredictionComparison(**prediction_comparison(caller.session, project_id))
 
 
 def _visible_job(caller: Caller, job_id: PathId, project_id: int | None = None) -> JobOut:

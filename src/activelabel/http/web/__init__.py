@@ -36,7 +36,8 @@ STATIC_DIR = HERE / "static"
 #: Per-project pages: path segment -> (template, title).
 PAGES = {"label": ("label.html", "Label"), "review": ("review.html", "Review"),
          "dashboard": ("dashboard.html", "Dashboard"),
-         "settings": ("settings.html", "Settings")}
+         "settings": ("settings.html", "Settings"),
+         "import": ("new.html", "Import data")}
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 web_router = APIRouter(include_in_schema=False)

@@ -158,11 +158,14 @@
   const display = () => (settings().show_suggestions === false ? "never" : settings().suggestion_display || "after_answer");
   function shownSuggestion(task, answered) {
     const s = task && task.suggestion;
-    if (!s || display() === "never" || s.confidence < threshold()) return null;
+    if (!s || display() === "never" || unsure(s)) return null;
     if (display() === "after_answer" && !answered) return null;
     return s;
   }
-  const modelName = (s) => (s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
+  /* An imported prediction without a score is shown as given: there is nothing to compare. */
+  const unsure = (s) => s.confidence !== null && s.confidence !== undefined && s.confidence < threshold();
+  const modelName = (s) => (s.source === "imported" ? `imported prediction${s.model ? " of " + s.model : ""}`
+    : s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
 
   function choiceButtons(task, chosen, onPick, mini, answered) {
     const shown = shownSuggestion(task, answered);
@@ -195,10 +198,11 @@
       const agree = answered ? ([].concat(s.label).every((l) => state.chosen.has(l)) ? " · you agree" : " · you chose otherwise: check before submitting") : "";
       line.replaceChildren(AL.el("span", { class: "tag strong" }, "Model suggests"), " ",
         AL.el("strong", { id: "suggested-label", style: `--label-color:${colorOf([].concat(s.label)[0])}`, class: "swatch" }, label),
-        ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
+        s.confidence === null || s.confidence === undefined ? ` (${modelName(s)})${agree}`
+          : ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
     } else if (display() === "never") line.textContent = "";
     else if (!raw) line.textContent = "No model suggestion for this item.";
-    else if (raw.confidence < threshold()) line.textContent = "The model has no confident guess for this item.";
+    else if (unsure(raw)) line.textContent = "The model has no confident guess for this item.";
     else line.textContent = "The model's suggestion shows once you have chosen.";
   }
 
@@ -280,7 +284,7 @@
     const [head, text] = emptyText();
     const owner = state.project && AL.atLeast(state.project.role, AL.ROLE.OWNER);
     const upload = owner && state.progress && state.progress.items === 0
-      ? AL.el("a", { class: "button primary", href: `/projects/${pid}/settings#h-upload`, id: "upload-link" }, "Upload data") : null;
+      ? AL.el("a", { class: "button primary", href: `/projects/${pid}/import`, id: "upload-link" }, "Upload data") : null;
     const key = head + text + (upload ? "u" : "");
     if ($("empty").dataset.key === key) return;
     $("empty").dataset.key = key;
@@ -355,7 +359,7 @@
   function groupKey(task) {
     if (display() === "never" || state.multilabel) return "";
     const s = task.suggestion;
-    return s && s.confidence >= threshold() ? s.label : "";
+    return s && !unsure(s) ? s.label : "";
   }
 
   function groupHeader(key, tasks, index) {

@@ -173,7 +173,7 @@
         guidelines: $("guidelines").value, settings: { featurizer, featurizer_params: field ? { field } : {} } };
       try {
         const p = await AL.api("POST", "/projects", body);
-        location.assign(`/projects/${p.id}/settings#h-upload`);  // straight to the upload card
+        location.assign(`/projects/${p.id}/import`);
       } catch (err) { $("new-error").textContent = err.message; }
     });
   }
