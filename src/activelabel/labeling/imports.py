@@ -40,11 +40,15 @@ from ..store.db import refresh_statistics
 from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
 from ..store.models import SPLITS, Job, Round, RoundStatus
 from .drift import import_drift
+from .formats.huggingface import read_huggingface
+from .formats.labelstudio import read_labelstudio
+from .formats.spacy import read_spacy
 from .ranking import place_new_items
 from .rounds import request_round
 
 __all__ = [
     "BATCH_ROWS",
+    "CANONICAL_FORMATS",
     "FORMATS",
     "MAX_REPORTED_REJECTS",
     "enqueue_import",
@@ -56,8 +60,13 @@ __all__ = [
 
 log = logging.getLogger("activelabel.imports")
 
-#: File extension -> format name.
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+#: File extension -> format name (a double extension such as ``.spacy.jsonl`` wins over
+#: its last part).
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
+           ".json": "labelstudio", ".spacy.jsonl": "spacy", ".zip": "huggingface"}
+#: Formats whose readers yield canonical rows (``external_id``, ``data``, ``split``,
+#: ``gold_labels``, ``annotations``, ``predictions``): they skip the column mapping.
+CANONICAL_FORMATS = {"labelstudio", "spacy", "huggingface"}
 #: Rows handed to ``add_items`` (and committed) at once.
 BATCH_ROWS = 5000
 #: Rejected rows listed in a job's result (all are counted).
@@ -76,7 +85,8 @@ Parsed = tuple[int, Any, str | None]
 
 def _format_of(name: str) -> str:
     suffix = Path(name).suffix.lower()
-    fmt = FORMATS.get(suffix)
+    fmt = next((f for s, f in FORMATS.items() if s.count(".") > 1 and name.lower().endswith(s)),
+               None) or FORMATS.get(suffix)
     if fmt is None:
         raise InvalidInput(f"file {name!r} has extension {suffix or '(none)'!r}: upload a "
                            f"{', '.join(sorted(FORMATS))} file")
@@ -219,7 +229,8 @@ def _parquet(path: Path) -> Iterator[Parsed]:
 
 
 _READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
-    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "labelstudio": read_labelstudio,
+    "spacy": read_spacy, "huggingface": read_huggingface}
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:
@@ -271,6 +282,15 @@ def normalize_row(row: Any, default_split: str | None) -> dict[str, Any]:
     out = {"external_id": ext, "data": data, "split": split}
     if given:  # checked against the project's labels by add_items (a per-row error)
         out["gold_labels"] = row[given[0]]
+    return out
+
+
+def _item_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The item part of a canonical row (its annotations and predictions are stored by the
+    column mapping's import)."""
+    out = {k: row[k] for k in ("data", "split", "gold_labels") if row.get(k) is not None}
+    if row.get("external_id") is not None:
+        out["external_id"] = row["external_id"]
     return out
 
 
@@ -386,7 +406,7 @@ def run_import(storage: Storage, job: Job, *,
             tally.reject(line, error)
             continue
         try:
-            rows.append(normalize_row(raw, split))
+            rows.append(normalize_row(_item_of(raw) if fmt in CANONICAL_FORMATS else raw, split))
             lines.append(line)
         except ValueError as exc:
             tally.reject(line, str(exc))
