@@ -132,6 +132,13 @@ def test_predict_gives_the_model_answer_with_its_confidence(api: Api) -> None:
     # A known item reads the stored probabilities: the task found by meta.external_id
     # gets the same answer as the task found by the content of its data.
     assert results[3] == results[0]
+    # An item imported after the round (no stored probabilities yet) runs through the model.
+    added = api.post(f"/projects/{pid}/items", owner, json=[
+        {"external_id": "late", "data": {"text": "awful terrible dire late"}}])
+    assert added.json()["inserted"] == 1
+    late = _ls(api, "POST", pid, "/predict", owner, json={
+        "tasks": [{"id": 9, "data": {"text": "x"}, "meta": {"external_id": "late"}}]})
+    assert late.json()["results"][0]["result"][0]["value"] == {"choices": ["neg"]}
     # The answer annotators are shown for that item.
     lease = api.get(f"/projects/{pid}/tasks/next", owner, params={"n": 16}).json()
     shown = next(t["suggestion"] for t in lease if t["item"]["id"] == known["id"])

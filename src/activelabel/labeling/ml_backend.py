@@ -73,7 +73,8 @@ __all__ = [
 #: Webhook events that carry an annotation.
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED")
 _TRAINING_EVENT = "START_TRAINING"
-MAX_TASKS = 1000
+#: Tasks one /predict may send (Label Studio sends a page of tasks at a time).
+MAX_TASKS = 10_000
 _NAME = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 
@@ -267,6 +268,11 @@ def _prediction(project: Project, probs: Any, row: int, version: int,
             "score": hint.confidence, "model_version": _version_name(version)}
 
 
+def _payload(item: Item | None, task: Mapping[str, Any], n: int) -> Mapping[str, Any]:
+    """What the model reads for a task: its item's data, else the task's."""
+    return dict(item.data or {}) if item is not None else _data_of(task, f"task {n + 1}")
+
+
 def _tasks_of(tasks: Any) -> list[Mapping[str, Any]]:
     if isinstance(tasks, Mapping):
         tasks = [tasks]
@@ -292,17 +298,20 @@ def predict(session: Session, storage: Storage, project: Project, tasks: Any,
         return {"results": []}
     items = _match(session, project.id, checked)
     stored = model_probs(storage.arrays, project.id)
-    unknown = [n for n, item in enumerate(items) if item is None]
+    known = 0 if stored is None else int(stored.shape[0])
+    # Tasks that are no item here, and items imported after the round scored the pool.
+    unscored = [n for n, item in enumerate(items) if item is None or int(item.row) >= known]
     fresh = _model_probs(storage, project, model.artifact_path,
-                         [_data_of(checked[n], f"task {n + 1}") for n in unknown])
-    fresh_row = {n: i for i, n in enumerate(unknown)}
+                         [_payload(items[n], checked[n], n) for n in unscored])
+    fresh_row = {n: i for i, n in enumerate(unscored)}
+    use = controls or DEFAULT_CONTROLS
     results = []
     for n, item in enumerate(items):
-        use = controls or DEFAULT_CONTROLS
-        if item is not None:
-            results.append(_prediction(project, stored, int(item.row), model.version, use))
-        else:
+        if n in fresh_row:
             results.append(_prediction(project, fresh, fresh_row[n], model.version, use))
+        else:
+            assert item is not None
+            results.append(_prediction(project, stored, int(item.row), model.version, use))
     return {"results": results}
 
 
