@@ -162,39 +162,49 @@ def _data_of(task: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     return data
 
 
-def _candidates(task: Mapping[str, Any], where: str) -> list[tuple[str, bool]]:
-    """External ids the task may have here, each with whether its content must match."""
+def _candidates(task: Mapping[str, Any], where: str) -> list[tuple[str, str | None]]:
+    """External ids the task may have here, each with the content hash its item must have
+    (None: any)."""
     _data_of(task, where)
     meta = task.get("meta") if isinstance(task.get("meta"), Mapping) else {}
     assert isinstance(meta, Mapping)
-    out: list[tuple[str, bool]] = []
+    digest = _hash(task)  # content that cannot be hashed matches by its ids only
+    out: list[tuple[str, str | None]] = []
     if meta.get("external_id") not in (None, ""):
-        out.append((str(meta["external_id"]), False))
-    if task.get("id") not in (None, ""):
-        out.append((str(task["id"]), True))
-    digest = _hash(task)  # content that cannot be hashed matches by id only
+        out.append((str(meta["external_id"]), None))
+    if task.get("id") not in (None, "") and digest is not None:
+        out.append((str(task["id"]), digest))
     if digest is not None:
-        out.append(("sha256:" + digest, False))
+        out.append(("sha256:" + digest, None))
     return out
 
 
+@dataclass(frozen=True)
+class _Found:
+    """An item a task matched: its id, its row in the array store."""
+
+    id: int
+    row: int
+
+
 def _match(session: Session, project_id: int, tasks: Sequence[Mapping[str, Any]],
-           where: str = "task") -> list[Item | None]:
+           where: str = "task") -> list[_Found | None]:
     """The item of each task (None when the project has none)."""
     wanted = [_candidates(t, f"{where} {n}") for n, t in enumerate(tasks, start=1)]
     ids = list({ext for found in wanted for ext, _ in found})
-    items: dict[str, Item] = {}
+    items: dict[str, tuple[_Found, str]] = {}
     for start in range(0, len(ids), 1000):
-        stmt = select(Item).where(Item.project_id == project_id,
-                                  Item.external_id.in_(ids[start:start + 1000]))
-        items.update({i.external_id: i for i in session.execute(stmt).scalars()})
-    out: list[Item | None] = []
-    for task, found in zip(tasks, wanted, strict=True):
+        stmt = select(Item.external_id, Item.id, Item.row, Item.content_hash).where(
+            Item.project_id == project_id, Item.external_id.in_(ids[start:start + 1000]))
+        items.update({str(e): (_Found(int(i), int(r)), str(h))
+                      for e, i, r, h in session.execute(stmt)})
+    out: list[_Found | None] = []
+    for found in wanted:
         match = None
-        for ext, check in found:
-            item = items.get(ext)
-            if item is not None and (not check or item.content_hash == _hash(task)):
-                match = item
+        for ext, digest in found:
+            hit = items.get(ext)
+            if hit is not None and (digest is None or hit[1] == digest):
+                match = hit[0]
                 break
         out.append(match)
     return out
@@ -268,9 +278,16 @@ def _prediction(project: Project, probs: Any, row: int, version: int,
             "score": hint.confidence, "model_version": _version_name(version)}
 
 
-def _payload(item: Item | None, task: Mapping[str, Any], n: int) -> Mapping[str, Any]:
-    """What the model reads for a task: its item's data, else the task's."""
-    return dict(item.data or {}) if item is not None else _data_of(task, f"task {n + 1}")
+def _payloads(session: Session, items: list[_Found | None], tasks: list[Mapping[str, Any]],
+              which: list[int]) -> list[Mapping[str, Any]]:
+    """What the model reads for the tasks at ``which``: their item's data, else the task's."""
+    ids = [item.id for n in which if (item := items[n]) is not None]
+    data: dict[int, Any] = {}
+    if ids:
+        data = {int(i): d for i, d in session.execute(
+            select(Item.id, Item.data).where(Item.id.in_(ids)))}
+    return [dict(data.get(item.id) or {}) if (item := items[n]) is not None
+            else _data_of(tasks[n], f"task {n + 1}") for n in which]
 
 
 def _tasks_of(tasks: Any) -> list[Mapping[str, Any]]:
@@ -300,9 +317,9 @@ def predict(session: Session, storage: Storage, project: Project, tasks: Any,
     stored = model_probs(storage.arrays, project.id)
     known = 0 if stored is None else int(stored.shape[0])
     # Tasks that are no item here, and items imported after the round scored the pool.
-    unscored = [n for n, item in enumerate(items) if item is None or int(item.row) >= known]
+    unscored = [n for n, item in enumerate(items) if item is None or item.row >= known]
     fresh = _model_probs(storage, project, model.artifact_path,
-                         [_payload(items[n], checked[n], n) for n in unscored])
+                         _payloads(session, items, checked, unscored))
     fresh_row = {n: i for i, n in enumerate(unscored)}
     use = controls or DEFAULT_CONTROLS
     results = []
@@ -311,7 +328,7 @@ def predict(session: Session, storage: Storage, project: Project, tasks: Any,
             results.append(_prediction(project, fresh, fresh_row[n], model.version, use))
         else:
             assert item is not None
-            results.append(_prediction(project, stored, int(item.row), model.version, use))
+            results.append(_prediction(project, stored, item.row, model.version, use))
     return {"results": results}
 
 
@@ -363,7 +380,7 @@ def _when(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _item_for(session: Session, project: Project, task: Mapping[str, Any]) -> Item:
+def _item_for(session: Session, project: Project, task: Mapping[str, Any]) -> _Found:
     """The task's item, added to the pool when the project does not have it yet."""
     found = _match(session, project.id, [task], where="the webhook's task")[0]
     if found is not None:
