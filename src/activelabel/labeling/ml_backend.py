@@ -56,7 +56,7 @@ from ..store import (
     undo,
 )
 from ..store.models import Item, Project
-from .formats.labelstudio import labels_of_result, result_of
+from .formats.labelstudio import annotator_name, labels_of_result, result_of
 from .rounds import after_annotation, request_round
 from .tasks import model_probs, suggestion
 
@@ -75,6 +75,8 @@ ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DEL
 _TRAINING_EVENT = "START_TRAINING"
 #: Tasks one /predict may send (Label Studio sends a page of tasks at a time).
 MAX_TASKS = 10_000
+#: The longest labeling config read.
+MAX_CONFIG_CHARS = 200_000
 _NAME = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 
@@ -98,6 +100,9 @@ def parse_label_config(config: str | None) -> Controls | None:
     empty config); InvalidInput when it is not XML or has neither."""
     if not config or not config.strip():
         return None
+    if len(config) > MAX_CONFIG_CHARS:
+        raise InvalidInput(f"the labeling config has {len(config):,} characters: at most "
+                           f"{MAX_CONFIG_CHARS:,} are read")
     try:
         root = ET.fromstring(config)
     except ET.ParseError as exc:
@@ -336,19 +341,11 @@ def predict(session: Session, storage: Storage, project: Project, tasks: Any,
 
 
 def _annotator_name(annotation: Mapping[str, Any]) -> str:
-    who = annotation.get("completed_by")
-    if isinstance(who, Mapping):
-        for key in ("email", "username"):
-            if who.get(key):
-                return str(who[key])
-        who = who.get("id")
-    name = annotation.get("created_username")
-    if isinstance(name, str) and name.strip():
-        return name.rsplit(",", 1)[0].strip() or name.strip()
-    if isinstance(who, (int, str)) and not isinstance(who, bool) and who != "":
-        return f"label-studio-user-{who}"
-    raise InvalidInput("the annotation names no annotator (completed_by): send the "
-                       "annotation as Label Studio's webhook does")
+    name = annotator_name(annotation)
+    if name is None:
+        raise InvalidInput("the annotation names no annotator (completed_by): send the "
+                           "annotation as Label Studio's webhook does")
+    return name
 
 
 def _annotator(session: Session, project: Project, name: str, actor_id: int) -> int:

@@ -29,6 +29,7 @@ from ._common import ExportContext, ExportRow, Parsed, iter_json_array, span_of
 
 __all__ = [
     "CONTROL_NAME",
+    "annotator_name",
     "label_config",
     "labels_of_result",
     "read_labelstudio",
@@ -100,7 +101,7 @@ def _annotations(value: Any) -> list[dict[str, Any]]:
         if ann.get("was_cancelled"):
             continue  # a skipped task: no label given
         out.append({"labels": labels_of_result(ann.get("result"), f"annotation {n}"),
-                    "annotator": _annotator(ann),
+                    "annotator": annotator_name(ann),
                     "created_at": _text_or_none(ann.get("created_at"))})
     return out
 
@@ -124,7 +125,7 @@ def _text_or_none(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _annotator(ann: Mapping[str, Any]) -> str | None:
+def annotator_name(ann: Mapping[str, Any]) -> str | None:
     """The annotator's name as Label Studio wrote it: the user object's email (or username),
     ``created_username`` ("email, id"), else ``label-studio-user-<id>``."""
     who = ann.get("completed_by")
