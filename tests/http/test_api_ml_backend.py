@@ -200,6 +200,16 @@ def test_webhook_records_labels_per_label_studio_annotator(api: Api) -> None:
     assert deleted.json()["result"]["withdrawn"] is True
     with api.storage.read_sessions() as session:
         assert [c.annotator_id for c in current_labels(session, pid)] == [member.id]
+    # Label Studio's delete webhook names the annotations by id only.
+    bulk = _ls(api, "POST", pid, "/webhook", owner, json={
+        "action": "ANNOTATIONS_DELETED", "project": {"id": 7},
+        "annotations": [{"id": 32}, {"id": 31}, {"id": 999}]})
+    assert bulk.status_code == 201, bulk.text
+    assert bulk.json()["result"]["withdrawn"] == 1  # 31 was withdrawn already, 999 unknown
+    with api.storage.read_sessions() as session:
+        assert current_labels(session, pid) == []
+    assert_error(_ls(api, "POST", pid, "/webhook", owner, json={
+        "action": "ANNOTATIONS_DELETED", "annotations": [{"id": "x"}]}), 400, "invalid_input")
 
 
 def test_webhook_events_and_bad_bodies(api: Api) -> None:

@@ -55,7 +55,7 @@ from ..store import (
     role_of,
     undo,
 )
-from ..store.models import Item, Project
+from ..store.models import Annotation, Item, Project
 from .formats.labelstudio import annotator_name, labels_of_result, result_of
 from .rounds import after_annotation, request_round
 from .tasks import model_probs, suggestion
@@ -73,6 +73,8 @@ __all__ = [
 #: Webhook events that carry an annotation.
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED")
 _TRAINING_EVENT = "START_TRAINING"
+#: Label Studio's webhook for deleted annotations: their ids only.
+_BULK_DELETE_EVENT = "ANNOTATIONS_DELETED"
 #: Tasks one /predict may send (Label Studio sends a page of tasks at a time).
 MAX_TASKS = 10_000
 #: The longest labeling config read.
@@ -392,11 +394,41 @@ def _item_for(session: Session, project: Project, task: Mapping[str, Any]) -> _F
     return found
 
 
+def _withdraw(session: Session, project_id: int, item_id: int, user_id: int) -> int | None:
+    """Withdraw the user's current label on the item; the new revision's id (None: none)."""
+    head = current_revision(session, item_id, user_id)
+    if head is None or head.labels is None:
+        return None
+    return int(undo(session, project_id, user_id, item_id).id)
+
+
+def _withdraw_by_ids(session: Session, project_id: int, given: Any) -> dict[str, Any]:
+    """``ANNOTATIONS_DELETED`` (``annotations: [{"id"}]``): withdraw the labels those Label
+    Studio annotations gave (found by the key their webhook stored them with)."""
+    if not isinstance(given, list) or not all(
+            isinstance(a, Mapping) and isinstance(a.get("id"), int)
+            and not isinstance(a.get("id"), bool) for a in given):
+        raise InvalidInput("ANNOTATIONS_DELETED needs annotations: [{\"id\": ...}, ...]")
+    withdrawn = []
+    for entry in given:
+        stmt = (select(Annotation.item_id, Annotation.annotator_id)
+                .where(Annotation.project_id == project_id,
+                       Annotation.client_key.like(f"ls:{int(entry['id'])}:%"))
+                .order_by(Annotation.id.desc()).limit(1))
+        found = session.execute(stmt).first()
+        if found is not None:
+            revision = _withdraw(session, project_id, int(found[0]), int(found[1]))
+            if revision is not None:
+                withdrawn.append(revision)
+    return {"withdrawn": len(withdrawn), "revision_ids": withdrawn}
+
+
 def record_event(session: Session, project: Project, payload: Any,
                  actor_id: int) -> tuple[int, dict[str, Any]]:
     """(HTTP status, answer) of a Label Studio webhook: an annotation created or updated
-    becomes a revision of its annotator's label, a deleted one withdraws it,
-    ``START_TRAINING`` queues a round; other events are acknowledged and ignored."""
+    becomes a revision of its annotator's label, a deleted one withdraws it (also
+    ``ANNOTATIONS_DELETED``, which names the annotations by id), ``START_TRAINING`` queues a
+    round; other events are acknowledged and ignored."""
     if not isinstance(payload, Mapping) or not isinstance(payload.get("action"), str):
         raise InvalidInput("a webhook is {\"action\": \"ANNOTATION_CREATED\", \"annotation\": "
                            "{...}, \"task\": {...}}: the action is missing")
@@ -405,6 +437,9 @@ def record_event(session: Session, project: Project, payload: Any,
         rnd, created = request_round(session, project.id, requested_by=actor_id,
                                      reason="label_studio")
         return 201, {"status": "ok", "result": {"round_id": rnd.id, "queued": created}}
+    if action == _BULK_DELETE_EVENT:
+        return 201, {"status": "ok", "result": _withdraw_by_ids(session, project.id,
+                                                               payload.get("annotations"))}
     if action not in ANNOTATION_EVENTS:
         return 200, {"status": "Unknown event"}
     annotation, task = payload.get("annotation"), payload.get("task")
@@ -413,12 +448,9 @@ def record_event(session: Session, project: Project, payload: Any,
     item = _item_for(session, project, task)
     user_id = _annotator(session, project, _annotator_name(annotation), actor_id)
     if action == "ANNOTATION_DELETED" or annotation.get("was_cancelled"):
-        head = current_revision(session, item.id, user_id)
-        if head is None or head.labels is None:
-            return 201, {"status": "ok", "result": {"item_id": item.id, "withdrawn": False}}
-        revision = undo(session, project.id, user_id, item.id)
-        return 201, {"status": "ok", "result": {"item_id": item.id, "revision_id": revision.id,
-                                                "withdrawn": True}}
+        undone = _withdraw(session, project.id, item.id, user_id)
+        return 201, {"status": "ok", "result": {"item_id": item.id, "revision_id": undone,
+                                                "withdrawn": undone is not None}}
     try:
         labels = labels_of_result(annotation.get("result"), "the annotation")
     except ValueError as exc:
