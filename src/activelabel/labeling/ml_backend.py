@@ -369,6 +369,14 @@ def _annotator(session: Session, project: Project, name: str, actor_id: int) -> 
     return int(user.id)
 
 
+def _duration_ms(lead_time: Any) -> int | None:
+    """Label Studio's ``lead_time`` (seconds) in milliseconds; None when it is no duration."""
+    if isinstance(lead_time, bool) or not isinstance(lead_time, (int, float)):
+        return None
+    ms = float(lead_time) * 1000
+    return int(ms) if 0 <= ms < 2**31 else None  # NaN fails both comparisons
+
+
 def _when(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -385,7 +393,11 @@ def _item_for(session: Session, project: Project, task: Mapping[str, Any]) -> _F
     if found is not None:
         return found
     data = dict(_data_of(task, "the webhook's task"))
-    ext = "sha256:" + content_hash(data)
+    digest = _hash({"data": data})
+    if digest is None:
+        raise InvalidInput("the task's data cannot be stored: it holds text that is not "
+                           "valid Unicode (a lone surrogate such as \\ud800)")
+    ext = "sha256:" + digest
     result = add_items(session, project.id, [{"external_id": ext, "data": data}])
     if result.rejected:
         raise InvalidInput(f"the task cannot be added as an item: {result.rejected[0].reason}")
@@ -461,7 +473,7 @@ def record_event(session: Session, project: Project, payload: Any,
     lead = annotation.get("lead_time")
     revision = annotate(
         session, project.id, user_id, item.id, labels, client_key=client_key,
-        duration_ms=int(lead * 1000) if isinstance(lead, (int, float)) and lead >= 0 else None,
+        duration_ms=_duration_ms(lead),
         reason=f"Label Studio annotation {key}" if key is not None else "Label Studio",
         now=_when(annotation.get("updated_at") or annotation.get("created_at")))
     queued = after_annotation(session, project.id)
