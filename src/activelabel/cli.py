@@ -625,7 +625,8 @@ def export(
     project: ProjectArg,
     out: Annotated[Path, typer.Option(help="File to write.", show_default=False)],
     format: Annotated[
-        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")
+        str | None, typer.Option("--format", help="jsonl, csv, parquet, labelstudio, huggingface "
+                                 "or spacy (default: from --out).")
     ] = None,
     include_private: Annotated[
         bool, typer.Option("--include-private", help="Keep the project's private fields.")
@@ -634,11 +635,12 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Write the labels with provenance (round, strategy, score, model) to a file."""
-    from activelabel.labeling.export import export_stream
+    from activelabel.labeling.export import EXPORT_FORMATS, export_stream
 
-    fmt = format or {".csv": "csv", ".parquet": "parquet"}.get(out.suffix.lower(), "jsonl")
-    if fmt not in ("jsonl", "csv", "parquet"):
-        raise BadInput(f"--format {fmt!r} is not one of jsonl, csv, parquet")
+    fmt = format or {".csv": "csv", ".parquet": "parquet", ".json": "labelstudio",
+                     ".zip": "huggingface"}.get(out.suffix.lower(), "jsonl")
+    if fmt not in EXPORT_FORMATS:
+        raise BadInput(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
     storage = _storage(data_dir, db)
     partial = out.with_name(out.name + ".part")
     try:

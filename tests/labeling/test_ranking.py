@@ -103,9 +103,11 @@ def test_after_a_round_every_item_is_ranked_and_tasks_say_why(engine_storage: St
         why = why_of(tasks[-1])
         assert why.detail.startswith("ranked behind round 2's batch by the model's score")
         assert why.model_version == 1
-        assert why.rank is not None and f"(rank {why.rank + 1})" in why.detail
+        assert why.rank is not None
+        assert f"(rank {why.rank + 1})" in why.detail
         hidden = why_of(tasks[-1], reveal_audit=False)  # what an annotator sees
-        assert hidden.rank is None and "(rank" not in hidden.detail
+        assert hidden.rank is None
+        assert "(rank" not in hidden.detail
         assert hidden.detail.startswith("ranked behind round 2's batch by the model's score")
         rows = [t.item.row for t in tasks[BATCH:]]
     assert rows != sorted(rows)  # not file order

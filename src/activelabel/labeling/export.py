@@ -1,5 +1,6 @@
 """Export: the labeled items of a project with their provenance, streamed as JSONL, CSV or
-Parquet.
+Parquet, or in another tool's format (:mod:`.formats`): a Label Studio JSON export, a
+Hugging Face dataset folder (zipped) or spaCy-style JSONL.
 
 One row per labeled item: external id, payload (private fields left out unless asked for),
 split, the consensus label(s), every current annotation (annotator, labels, when, how long)
@@ -18,24 +19,41 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store import InvalidInput, Storage, current_labels, get_project, item_provenance, usernames
-from ..store.models import Annotation, Item
+from ..store import (
+    InvalidInput,
+    Storage,
+    active_model_version,
+    current_labels,
+    get_project,
+    item_provenance,
+    settings_of,
+    usernames,
+)
+from ..store.models import Annotation, Item, Project
 from .consensus import project_consensus
+from .formats import ExportContext
+from .formats.huggingface import write_huggingface
+from .formats.labelstudio import write_labelstudio
+from .formats.spacy import write_spacy
 from .governance import audit_trail
 
-__all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
+__all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_context", "export_rows",
+           "export_stream"]
 
 #: Format -> (media type, file extension).
 EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"),
                   "csv": ("text/csv; charset=utf-8", "csv"),
-                  "parquet": ("application/vnd.apache.parquet", "parquet")}
+                  "parquet": ("application/vnd.apache.parquet", "parquet"),
+                  "labelstudio": ("application/json", "json"),
+                  "huggingface": ("application/zip", "hf.zip"),
+                  "spacy": ("application/x-ndjson", "spacy.jsonl")}
 #: Items loaded per query.
 PAGE_ITEMS = 1000
 _CSV_COLUMNS = ("external_id", "split", "data", "labels", "annotations", "round", "strategy",
@@ -165,7 +183,72 @@ def _parquet(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         os.unlink(name)
 
 
-_WRITERS = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+Writer = Callable[[Iterator[dict[str, Any]], ExportContext], Iterator[bytes]]
+_WRITERS: dict[str, Writer] = {
+    "jsonl": lambda rows, ctx: _jsonl(rows), "csv": lambda rows, ctx: _csv(rows),
+    "parquet": lambda rows, ctx: _parquet(rows), "labelstudio": write_labelstudio,
+    "huggingface": write_huggingface, "spacy": write_spacy}
+
+
+def _text_field(project: Project) -> str:
+    params = settings_of(project.settings).featurizer_params or {}
+    field = params.get("field")
+    return field if isinstance(field, str) and field else "text"
+
+
+def _agreement(session: Session, project: Project) -> dict[str, Any]:
+    """The agreement figures a dataset card shows (empty below two doubly labeled items)."""
+    from .quality import agreement_report, label_table
+
+    if project.task not in ("classification", "multilabel"):
+        return {}
+    report = agreement_report(label_table(session, project), project)
+    if report["krippendorff_alpha"] is None:
+        return {}
+    return {"items labeled by two or more annotators": report["n_items"],
+            "annotators": report["n_annotators"],
+            "Krippendorff's alpha (nominal)": round(report["krippendorff_alpha"], 4),
+            "Fleiss' kappa": None if report["fleiss_kappa"] is None
+            else round(report["fleiss_kappa"], 4)}
+
+
+def _suggestions(storage: Storage, project_id: int
+                 ) -> Callable[[list[str]], dict[str, tuple[list[Any], float, int]]]:
+    """external ids -> the active model's (labels, confidence, version) for those items."""
+    from .tasks import model_probs, suggestion
+
+    def lookup(external_ids: list[str]) -> dict[str, tuple[list[Any], float, int]]:
+        with storage.read_sessions() as session:
+            project = get_project(session, project_id)
+            model = active_model_version(session, project_id)
+            probs = None if model is None else model_probs(storage.arrays, project_id)
+            if model is None or probs is None:
+                return {}
+            rows = session.execute(select(Item.external_id, Item.row).where(
+                Item.project_id == project_id, Item.external_id.in_(external_ids)))
+            out = {}
+            for ext, row in rows:
+                hint = suggestion(project, probs, int(row), model.version)
+                if hint is not None and hint.confidence is not None:
+                    labels = hint.label if isinstance(hint.label, list) else [hint.label]
+                    out[str(ext)] = (labels, hint.confidence, hint.model_version)
+            return out
+
+    return lookup
+
+
+def export_context(storage: Storage, project_id: int, *,
+                   agreement: bool = False) -> ExportContext:
+    """What the tool formats need to know of the project besides its rows (the agreement
+    between annotators, which reads every label, only when asked for: a dataset card)."""
+    with storage.read_sessions() as session:
+        project = get_project(session, project_id)
+        return ExportContext(
+            project_id=project_id, name=project.name, task=project.task,
+            labels=list(project.labels), guidelines_version=project.guidelines_version,
+            license=settings_of(project.settings).dataset_license,
+            text_field=_text_field(project), agreement=_agreement(session, project) if agreement else {},
+            suggestions=_suggestions(storage, project_id))
 
 
 def export_stream(storage: Storage, project_id: int, fmt: str, *,
@@ -178,11 +261,10 @@ def export_stream(storage: Storage, project_id: int, fmt: str, *,
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use one of "
                            f"{', '.join(EXPORT_FORMATS)}")
-    with storage.read_sessions() as session:
-        get_project(session, project_id)
+    ctx = export_context(storage, project_id, agreement=fmt == "huggingface")
     media, ext = EXPORT_FORMATS[fmt]
     rows = export_rows(storage, project_id, include_private=include_private)
-    return _WRITERS[fmt](rows), media, f"project_{project_id}_labels.{ext}"
+    return _WRITERS[fmt](rows, ctx), media, f"project_{project_id}_labels.{ext}"
 
 
 def _audit_rows(storage: Storage, project_id: int) -> Iterator[dict[str, Any]]:

@@ -55,6 +55,9 @@ from ..store.imported import (
 from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
 from ..store.models import SPLITS, Job, Project, Round, RoundStatus
 from .drift import import_drift
+from .formats.huggingface import read_huggingface
+from .formats.labelstudio import read_labelstudio
+from .formats.spacy import read_spacy
 from .mapping import (
     ROLES,
     apply_mapping,
@@ -86,10 +89,13 @@ __all__ = [
 
 log = logging.getLogger("activelabel.imports")
 
-#: File extension -> format name.
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-#: Formats whose readers yield canonical rows (no column mapping).
-CANONICAL_FORMATS: set[str] = set()
+#: File extension -> format name (a double extension such as ``.spacy.jsonl`` wins over
+#: its last part).
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
+           ".json": "labelstudio", ".spacy.jsonl": "spacy", ".zip": "huggingface"}
+#: Formats whose readers yield canonical rows (``external_id``, ``data``, ``split``,
+#: ``gold_labels``, ``annotations``, ``predictions``): they skip the column mapping.
+CANONICAL_FORMATS = {"labelstudio", "spacy", "huggingface"}
 #: Rows a preview reads.
 PREVIEW_ROWS = 20
 #: Rows handed to ``add_items`` (and committed) at once.
@@ -110,7 +116,8 @@ Parsed = tuple[int, Any, str | None]
 
 def _format_of(name: str) -> str:
     suffix = Path(name).suffix.lower()
-    fmt = FORMATS.get(suffix)
+    fmt = next((f for s, f in FORMATS.items() if s.count(".") > 1 and name.lower().endswith(s)),
+               None) or FORMATS.get(suffix)
     if fmt is None:
         raise InvalidInput(f"file {name!r} has extension {suffix or '(none)'!r}: upload a "
                            f"{', '.join(sorted(FORMATS))} file")
@@ -357,7 +364,8 @@ def _parquet(path: Path) -> Iterator[Parsed]:
 
 
 _READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
-    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "labelstudio": read_labelstudio,
+    "spacy": read_spacy, "huggingface": read_huggingface}
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:

@@ -256,6 +256,11 @@ class ProjectSettings(BaseModel):
         "tell them apart). Their labels give an unbiased estimate of the model's accuracy with "
         "error bars and what random sampling would have needed; they do not train the model.",
         ge=0, le=0.5)
+    dataset_license: str = _field(
+        "unknown", "Licence of the exported dataset", "Quality",
+        "The licence a Hugging Face export's dataset card declares (an SPDX id such as "
+        "cc-by-4.0, or unknown).", min_length=1, max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
     free_labeling: bool = _field(
         False, "annotators may label any item, not only those handed to them",

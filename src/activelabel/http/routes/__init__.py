@@ -16,6 +16,7 @@ from . import (
     insights,
     items,
     labeling,
+    ml_backend,
     model_versions,
     projects,
     quality,
@@ -32,5 +33,5 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter()
 # Routers are matched in order: the annotators' calls, most of the traffic, come first.
 for _module in (tasks, labeling, health, users, projects, items, imports, flags, rounds,
-                model_versions, export, stats, quality, governance, insights):
+                model_versions, export, stats, quality, governance, insights, ml_backend):
     api_router.include_router(_module.router)

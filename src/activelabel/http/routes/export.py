@@ -1,4 +1,5 @@
-"""Export: the project's labels with provenance, streamed as JSONL, CSV or Parquet."""
+"""Export: the project's labels with provenance, streamed as JSONL, CSV or Parquet, or as a
+Label Studio JSON export, a Hugging Face dataset folder (zip) or spaCy-style JSONL."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ router = APIRouter(tags=["export"])
 @router.get("/projects/{project_id}/export", response_class=StreamingResponse,
             responses={200: {"description": "The file, streamed.",
                              "content": {"application/x-ndjson": {}, "text/csv": {},
-                                         "application/vnd.apache.parquet": {}}}})
+                                         "application/vnd.apache.parquet": {},
+                                         "application/json": {}, "application/zip": {}}}})
 def export(project_id: int, caller: Reader,
-           format: Annotated[str, Query(description="jsonl, csv or parquet")] = "jsonl",
+           format: Annotated[str, Query(description="jsonl, csv, parquet, labelstudio "
+                                         "(Label Studio JSON), huggingface (a dataset "
+                                         "folder with its card, zipped) or spacy "
+                                         "(spaCy-style JSONL)")] = "jsonl",
            include_private: Annotated[bool, Query(description="Keep private fields "
                                                   "(owners only)")] = False,
            ) -> StreamingResponse:
