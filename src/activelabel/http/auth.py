@@ -23,7 +23,7 @@ import anyio
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -347,6 +347,13 @@ def _run_group(storage: Storage, group: list[_Job]) -> None:
                 for job in group:
                     results.append(job.run(session))
                     session.expire_all()
+        except OperationalError as exc:
+            if storage.engine.dialect.name == "sqlite":
+                # Locked past the busy timeout, disk full, I/O: each turn alone would wait
+                # and fail the same way, one after the other.
+                for job in group:
+                    job.state, job.error = "failed", exc
+                return
         except Exception:  # each turn runs again alone and keeps its own error
             pass
         else:
