@@ -98,6 +98,8 @@ class PhaseResult:
     empty_next: int
     errors: int
     round_overlap_s: float | None = None
+    #: The machine's 1-minute load average as the phase ended (other work shares the cores).
+    load: float | None = None
     round_status: str | None = None
     rounds_done: int | None = None
     rounds_failed: int | None = None
@@ -443,7 +445,7 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], with_round: 
         duplicate_handouts=duplicates(tally, args.overlap),
         lost_annotations=lost(ctx["settings"], ctx["url"], ctx["admin"], ctx["pid"],
                               ctx["acked"] + tally.acked, ctx["folder"]),
-        empty_next=tally.empty, errors=len(tally.errors))
+        empty_next=tally.empty, errors=len(tally.errors), load=round(os.getloadavg()[0], 1))
     ctx["acked"] += tally.acked
     for message, count in Counter(tally.errors).most_common(3):
         print(f"  {name}: {count} x {message}", file=sys.stderr)
@@ -466,7 +468,7 @@ def table(results: list[PhaseResult], backend: str) -> str:
             ("annotate p99 ms", "annotate_p99_ms"), ("next app p99", "next_server_p99_ms"),
             ("annotate app p99", "annotate_server_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
             ("lost", "lost_annotations"), ("errors", "errors"),
-            ("round overlap s", "round_overlap_s")]
+            ("round overlap s", "round_overlap_s"), ("load", "load")]
     rows = [[h for h, _ in cols]] + [
         ["-" if getattr(r, k) is None else str(getattr(r, k)) for _, k in cols] for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
