@@ -306,9 +306,11 @@ class _Job:
 
 
 #: How many turns one trip may run in one transaction, by dialect. SQLite runs one writer at a
-#: time: turns that wait for it share its trip and commit. On PostgreSQL a longer transaction
-#: holds its rows' locks longer, so groups stay small.
-GROUP_LIMITS = {"sqlite": 32, "postgresql": 8}
+#: time: turns that wait for it share its trip and commit. PostgreSQL runs each turn alone: a
+#: group's transaction holds the item rows it leased and labeled until its last turn, and a
+#: round re-ranking those items waited for them (groups of 8 made 2 of 11 rounds fail under
+#: load, none alone).
+GROUP_LIMITS = {"sqlite": 32, "postgresql": 1}
 _queues: RunVar[dict[int, list[_Job]]] = RunVar("activelabel_turns_waiting")
 
 
