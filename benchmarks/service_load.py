@@ -3,9 +3,9 @@
 Starts ``activelabel serve`` (with its worker) as a real process on SQLite or PostgreSQL, seeds a
 project with ``--items`` synthetic two-class texts, then runs ``--annotators`` simulated
 annotators at once, each looping: ask for the next task, think (``--think-ms``, default a uniform
-1-4 s: a quick human), annotate it. ``--think-ms 0,0`` measures capacity instead: every
-annotator sends its next call the moment the last one returns. Two phases
-of ``--annotations`` labels each:
+1-4 s: a quick human), annotate it. ``--no-pause`` (``--think-ms 0,0``) measures capacity
+instead: every annotator sends its next call the moment the last one returns. Two phases
+of ``--annotations`` labels each (or of ``--seconds`` each, whichever ends first):
 
 - ``idle``: nothing else runs;
 - ``round running``: rounds (featurize, train, score the whole pool, select) run in the worker
@@ -13,6 +13,12 @@ of ``--annotations`` labels each:
   says for how many seconds of the phase one was running.
 
 Annotators arrive at random moments of one think time (not all in the same millisecond).
+
+``--sweep 20,50,200`` replaces the two phases by one idle phase per number of annotators (the
+first N of them), to see whether throughput holds as the team grows. ``--baseline DIR`` runs
+the whole measurement (a fresh server, data and seed round) with another checkout's ``src``
+too (a worktree of an earlier commit), alternating with this one ``--repeats`` times, so that
+both see the same machine; the table says which code each row measured.
 
 Reported per phase: throughput, p50 / p99 latency of next-task and annotate, duplicate
 hand-outs (an item handed to more annotators than the project's overlap) and lost annotations
@@ -22,6 +28,8 @@ status is 1 otherwise.
     python benchmarks/service_load.py                                   # SQLite in a temp dir
     python benchmarks/service_load.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
     python benchmarks/service_load.py --quick                           # smoke test
+    python benchmarks/service_load.py --no-pause --sweep 20,50,200 --seconds 30 \
+        --baseline /work/wt/base                                        # capacity, before/after
 
 On PostgreSQL the run uses a new schema, dropped afterwards (``--keep`` keeps it).
 """
@@ -73,6 +81,8 @@ class PhaseResult:
     """What one phase measured."""
 
     phase: str
+    code: str
+    annotators: int
     annotations: int
     seconds: float
     throughput_per_s: float
@@ -88,6 +98,8 @@ class PhaseResult:
     empty_next: int
     errors: int
     round_overlap_s: float | None = None
+    #: The machine's 1-minute load average as the phase ended (other work shares the cores).
+    load: float | None = None
     round_status: str | None = None
     rounds_done: int | None = None
     rounds_failed: int | None = None
@@ -99,6 +111,8 @@ class Tally:
     """Shared by the annotators of one phase (one event loop: no locks needed)."""
 
     target: int
+    #: ``time.perf_counter()`` at which the phase ends even short of its target.
+    until: float = float("inf")
     acked: list[tuple[int, str, int]] = field(default_factory=list)  # (item, user, annotation)
     handouts: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     next_ms: list[float] = field(default_factory=list)
@@ -110,7 +124,7 @@ class Tally:
 
     @property
     def done(self) -> bool:
-        return len(self.acked) >= self.target
+        return len(self.acked) >= self.target or time.perf_counter() >= self.until
 
 
 # ---- the server --------------------------------------------------------------------------------
@@ -125,11 +139,12 @@ def free_port() -> int:
 class Server:
     """``python -m activelabel serve`` in its own process group, killed on exit."""
 
-    def __init__(self, data_dir: Path, db: str, log: Path, processes: int | None = None) -> None:
+    def __init__(self, data_dir: Path, db: str, log: Path, processes: int | None = None,
+                 src: Path = REPO / "src") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIVELABEL_")}
-        env["PYTHONPATH"] = str(REPO / "src")
+        env["PYTHONPATH"] = str(src)
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "activelabel", "serve", "--data-dir", str(data_dir),
@@ -291,12 +306,14 @@ def server_ms(response: httpx.Response) -> float:
 
 
 async def run_annotators(url: str, pid: int, tokens: dict[str, str], oracle: dict[str, str],
-                         target: int, seed: int,
-                         think: tuple[float, float]) -> tuple[Tally, float]:
+                         target: int, seed: int, think: tuple[float, float],
+                         seconds: float | None = None) -> tuple[Tally, float]:
     tally = Tally(target)
     limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens))
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         start = time.perf_counter()
+        if seconds is not None:
+            tally.until = start + seconds
         await asyncio.gather(*(
             annotator(http, pid, name, token, oracle, tally, random.Random(seed + i), think)
             for i, (name, token) in enumerate(tokens.items())))
@@ -405,16 +422,19 @@ class Rounds:
         return sum(max(0.0, min(ended, b) - max(began, a)) for a, b in self.spans)
 
 
-def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
-          with_round: bool) -> PhaseResult:
+def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], with_round: bool,
+          annotators: int | None = None) -> PhaseResult:
+    """One phase with the first ``annotators`` annotators (all by default)."""
+    tokens = dict(list(ctx["tokens"].items())[:annotators])
     rounds = Rounds(ctx["url"], ctx["admin"], ctx["pid"]).start() if with_round else None
     began = time.time()
-    tally, seconds = asyncio.run(run_annotators(ctx["url"], ctx["pid"], ctx["tokens"],
+    tally, seconds = asyncio.run(run_annotators(ctx["url"], ctx["pid"], tokens,
                                                 ctx["oracle"], args.annotations, args.seed,
-                                                args.think))
+                                                args.think, args.seconds))
     ended = began + seconds
     result = PhaseResult(
-        phase=name, annotations=len(tally.acked), seconds=round(seconds, 2),
+        phase=name, code=ctx["code"], annotators=len(tokens), annotations=len(tally.acked),
+        seconds=round(seconds, 2),
         throughput_per_s=round(len(tally.acked) / seconds, 1),
         next_p50_ms=round(percentile(tally.next_ms, 50), 1),
         next_p99_ms=round(percentile(tally.next_ms, 99), 1),
@@ -425,7 +445,7 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
         duplicate_handouts=duplicates(tally, args.overlap),
         lost_annotations=lost(ctx["settings"], ctx["url"], ctx["admin"], ctx["pid"],
                               ctx["acked"] + tally.acked, ctx["folder"]),
-        empty_next=tally.empty, errors=len(tally.errors))
+        empty_next=tally.empty, errors=len(tally.errors), load=round(os.getloadavg()[0], 1))
     ctx["acked"] += tally.acked
     for message, count in Counter(tally.errors).most_common(3):
         print(f"  {name}: {count} x {message}", file=sys.stderr)
@@ -441,13 +461,14 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any],
 
 
 def table(results: list[PhaseResult], backend: str) -> str:
-    cols = [("phase", "phase"), ("labels", "annotations"), ("s", "seconds"),
+    cols = [("code", "code"), ("phase", "phase"), ("annotators", "annotators"),
+            ("labels", "annotations"), ("s", "seconds"),
             ("labels/s", "throughput_per_s"), ("next p50 ms", "next_p50_ms"),
             ("next p99 ms", "next_p99_ms"), ("annotate p50 ms", "annotate_p50_ms"),
             ("annotate p99 ms", "annotate_p99_ms"), ("next app p99", "next_server_p99_ms"),
             ("annotate app p99", "annotate_server_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
             ("lost", "lost_annotations"), ("errors", "errors"),
-            ("round overlap s", "round_overlap_s")]
+            ("round overlap s", "round_overlap_s"), ("load", "load")]
     rows = [[h for h, _ in cols]] + [
         ["-" if getattr(r, k) is None else str(getattr(r, k)) for _, k in cols] for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
@@ -464,11 +485,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary folder)")
     parser.add_argument("--items", type=int, default=20_000, help="pool size")
     parser.add_argument("--annotators", type=int, default=50)
-    parser.add_argument("--annotations", type=int, default=2000, help="labels per phase")
+    parser.add_argument("--annotations", type=int, default=None,
+                        help="labels per phase (default 2000; with --seconds, no limit)")
     parser.add_argument("--overlap", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--think-ms", default="1000,4000",
                         help="LO,HI: each annotator thinks a uniform LO-HI ms before labeling")
+    parser.add_argument("--no-pause", action="store_true",
+                        help="capacity: no thinking at all (--think-ms 0,0)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="end each phase after this many seconds, even short of "
+                             "--annotations")
+    parser.add_argument("--sweep", default=None,
+                        help="N1,N2,...: one idle phase per number of annotators instead of "
+                             "the two phases (e.g. 20,50,200)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout (e.g. a worktree of an earlier commit) measured "
+                             "the same way, alternating with this one")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="with --baseline: how many times each checkout runs")
     parser.add_argument("--processes", type=int, default=None,
                         help="API processes of the server (activelabel serve --processes; "
                              "default: serve's own, 1 on SQLite and 2 on PostgreSQL)")
@@ -478,9 +513,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the data folder / PG schema")
     args = parser.parse_args(argv)
+    if args.annotations is None:
+        args.annotations = 2000 if args.seconds is None else 10**9
     if args.quick:
         args.items, args.annotators, args.annotations = 2000, 10, 100
         args.think_ms = "5,20"
+    if args.no_pause:
+        args.think_ms = "0,0"
+    args.sweep = _sweep(parser, args.sweep)
+    if args.sweep:
+        args.annotators = max(args.sweep)
+        args.no_round = True
+    if args.seconds is not None and args.seconds <= 0:
+        parser.error("--seconds must be > 0")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.baseline is not None and not (args.baseline / "src" / "activelabel").is_dir():
+        parser.error(f"--baseline {args.baseline}: no src/activelabel there (give a checkout)")
     try:
         low, high = (float(x) / 1000 for x in args.think_ms.split(","))
     except ValueError:
@@ -490,40 +539,77 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.think = (low, high)
     if min(args.items, args.annotators, args.annotations, args.overlap) < 1:
         parser.error("--items, --annotators, --annotations and --overlap must be >= 1")
-    if args.annotations * 2 > args.items:
-        parser.error("--items must be at least twice --annotations (two phases)")
+    phases = len(args.sweep) if args.sweep else 1 if args.no_round else 2
+    if args.seconds is None and args.annotations * phases > args.items:
+        parser.error(f"--items must be at least {phases} times --annotations ({phases} phases)")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def _sweep(parser: argparse.ArgumentParser, given: str | None) -> list[int]:
+    """``--sweep N1,N2,...`` as a list of positive numbers (empty without the option)."""
+    if given is None:
+        return []
+    try:
+        counts = [int(x) for x in given.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--sweep takes numbers of annotators like 20,50,200, got {given!r}")
+    if not counts or min(counts) < 1:
+        parser.error(f"--sweep needs at least one number of annotators >= 1, got {given!r}")
+    return counts
+
+
+def run(args: argparse.Namespace, code: str, src: Path) -> list[PhaseResult]:
+    """The whole measurement with the package in ``src``: fresh data, server, seed round and
+    the phases; ``code`` names the checkout in the table."""
     folder = Path(tempfile.mkdtemp(prefix="al-load-"))
     db, schema = args.db or f"sqlite:///{folder / 'activelabel.db'}", None
-    backend = "postgresql" if db.startswith("postgres") else "sqlite"
-    if backend == "postgresql":
+    if db.startswith("postgres"):
         db, schema = pg_schema(args.db)
     location = resolve_location(folder / "data", db)
     server = None
+    results: list[PhaseResult] = []
     try:
         Storage(location).close()  # migrate before the users are written
         admin, tokens = make_users(location, args.annotators)
-        server = Server(location.data_dir, db, folder / "server.log", args.processes)
+        server = Server(location.data_dir, db, folder / "server.log", args.processes, src)
         rows, oracle = make_items(args.items, args.seed)
         t0 = time.perf_counter()
         pid = seed_project(server.url, admin, list(tokens), rows, args.overlap)
-        print(f"seeded {args.items} items in {time.perf_counter() - t0:.1f} s; "
+        print(f"{code}: seeded {args.items} items in {time.perf_counter() - t0:.1f} s; "
               f"{args.annotators} annotators, {args.annotations} labels per phase",
               file=sys.stderr)
         ctx = {"url": server.url, "admin": admin, "tokens": tokens, "oracle": oracle,
-               "pid": pid, "settings": location, "folder": folder, "acked": []}
-        results = [phase("idle", args, ctx, with_round=False)]
-        if not args.no_round:
-            results.append(phase("round running", args, ctx, with_round=True))
+               "pid": pid, "settings": location, "folder": folder, "acked": [], "code": code}
+        if args.sweep:
+            for count in args.sweep:
+                results.append(phase(f"idle, {count}", args, ctx, False, count))
+                print(table(results[-1:], code), file=sys.stderr)
+        else:
+            results.append(phase("idle", args, ctx, with_round=False))
+            if not args.no_round:
+                results.append(phase("round running", args, ctx, with_round=True))
     finally:
         if server is not None:
             server.stop()
         if schema is not None and not args.keep:
             drop_schema(args.db, schema)
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backend = "postgresql" if (args.db or "").startswith("postgres") else "sqlite"
+    checkouts = [("this", REPO / "src")]
+    if args.baseline is not None:
+        checkouts = [("baseline", args.baseline.resolve() / "src"), *checkouts]
+    results: list[PhaseResult] = []
+    for _ in range(args.repeats):
+        for code, src in checkouts:
+            results += run(args, code, src)
     print(table(results, backend))
     for r in results:
         if r.round_status is not None:
@@ -532,12 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.write_text(json.dumps({"backend": backend, "config": {
             k: getattr(args, k) for k in ("items", "annotators", "annotations", "overlap",
-                                          "think_ms", "processes")},
+                                          "think_ms", "processes", "seconds", "sweep")},
             "phases": [asdict(r) for r in results]}, indent=2) + "\n")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
     bad = [r for r in results if r.duplicate_handouts or r.lost_annotations or r.rounds_failed]
     return 1 if bad else 0
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+import itertools
 from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import pytest
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import text
 
-from activelabel.http.auth import _write_turn
+from activelabel.http.auth import _semaphore, _write_turn
 from activelabel.http.config import ServerSettings
+from activelabel.store import Conflict, create_token, list_tokens
 from tests.support.api import Api, Person, assert_error
 
 
@@ -119,29 +121,121 @@ def test_the_labeling_calls_give_their_connection_back_whatever_they_answer(api:
     assert [h["labels"] for h in history] == [["pos"]]  # the refused calls stored nothing
 
 
-def test_a_cancelled_turn_still_gives_its_connection_back(api: Api) -> None:
-    """A request cancelled between authentication and its work (shutdown, a timeout) closes
-    its session: on SQLite a leaked one would hold the write lock."""
+def test_a_cancelled_turn_opens_nothing_and_a_turn_runs_once(api: Api) -> None:
+    """A request cancelled before its work runs (shutdown, a timeout) leaves no session open
+    (on SQLite a leaked one would hold the write lock): the turn opens its session in the
+    trip that runs the work. A turn runs at most once."""
     owner = api.person("owner")
     pool = api.storage.engine.pool
     before = pool.checkedout()  # type: ignore[attr-defined]
     state = SimpleNamespace(storage=api.storage, settings=ServerSettings())
-    request = SimpleNamespace(app=SimpleNamespace(state=state), path_params={})
+    request = SimpleNamespace(app=SimpleNamespace(state=state), path_params={},
+                              state=SimpleNamespace())
     credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=owner.token)
     ran: list[int] = []
 
     async def cancelled() -> None:
         with anyio.CancelScope() as scope:
-            async with asynccontextmanager(_write_turn)(request, credentials) as turn:  # type: ignore[arg-type]
-                scope.cancel()
-                await turn.run(lambda caller: ran.append(caller.user.id))
+            turn = await _write_turn(request, credentials)  # type: ignore[arg-type]
+            scope.cancel()
+            await turn.run(lambda caller: ran.append(caller.user.id))
+
+    async def twice() -> None:
+        turn = await _write_turn(request, credentials)  # type: ignore[arg-type]
+        await turn.run(lambda caller: ran.append(caller.user.id))
+        with pytest.raises(RuntimeError, match="already ran"):
+            await turn.run(lambda caller: ran.append(caller.user.id))
 
     anyio.run(cancelled)
     assert ran == []
     assert pool.checkedout() == before  # type: ignore[attr-defined]
+    anyio.run(twice)
+    assert ran == [owner.id]
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
     with api.storage.sessions() as session, session.begin():  # the write lock is free
         session.execute(text("UPDATE users SET disabled = disabled WHERE id = :id"),
                         {"id": owner.id})
+
+
+def _queued_turns(api: Api, people: list[Person], work: Any) -> list[Any]:
+    """Run one turn per person, all queued while the write slot is taken (so that they wait
+    together); each outcome is the work's result or the error it raised."""
+    state = SimpleNamespace(storage=api.storage, settings=ServerSettings())
+    request = SimpleNamespace(app=SimpleNamespace(state=state), path_params={},
+                              state=SimpleNamespace())
+    outcomes: list[Any] = [None] * len(people)
+
+    async def one(i: int, who: Person) -> None:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=who.token)
+        turn = await _write_turn(request, credentials)  # type: ignore[arg-type]
+        try:
+            outcomes[i] = await turn.run(lambda caller: work(i, caller))
+        except Exception as exc:
+            outcomes[i] = exc
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks, _semaphore(api.storage, "write"):
+            for i, who in enumerate(people):
+                tasks.start_soon(one, i, who)
+            await anyio.sleep(0.05)  # every turn waits for the slot
+
+    anyio.run(main)
+    return outcomes
+
+
+def test_turns_waiting_together_share_one_commit_and_a_failure_is_its_own(api: Api) -> None:
+    """Group commit (SQLite): turns that wait for the write slot at once run in one
+    transaction; when one of them fails, the others' writes are still stored and only its
+    own are not."""
+    people = [api.person("grp") for _ in range(4)]
+
+    counter = itertools.count()
+
+    def token(i: int, caller: Any) -> tuple[int, str]:
+        create_token(caller.session, caller.user.id, f"t{i}")
+        return caller.session.info.setdefault("trip", next(counter)), caller.user.username
+
+    together = _queued_turns(api, people, token)
+    assert [name for _, name in together] == [p.username for p in people]
+    # SQLite: one trip, one transaction; PostgreSQL runs each turn alone (GROUP_LIMITS).
+    trips = 1 if api.storage.engine.dialect.name == "sqlite" else len(people)
+    assert len({session for session, _ in together}) == trips
+
+    def second(i: int, caller: Any) -> str:
+        create_token(caller.session, caller.user.id, "second")
+        if i == 2:
+            raise Conflict("this turn fails after writing")
+        return str(caller.user.username)
+
+    outcomes = _queued_turns(api, people, second)
+    assert isinstance(outcomes[2], Conflict)
+    assert [outcomes[i] for i in (0, 1, 3)] == [people[i].username for i in (0, 1, 3)]
+    with api.storage.sessions() as session:
+        names = {p.username: [t.name for t in list_tokens(session, p.id)] for p in people}
+    assert names == {p.username: ["test", f"t{i}"] + ([] if i == 2 else ["second"])
+                     for i, p in enumerate(people)}
+    assert api.storage.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_the_labeling_calls_check_the_token_before_the_input(api: Api) -> None:
+    """tasks/next and annotations check their token in the trip that runs their work, after
+    FastAPI has validated the input: a bad or missing token still gets 401 whatever the
+    input, a good one with a bad input 422."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=1)
+    ann = api.member(pid, "annotator")
+    wrong = Person(0, "nobody", "al_wrong")
+    bad_body = {"item_id": 1, "labels": ["pos"], "duration_ms": -5}
+    for who in (wrong, None):
+        assert_error(api.get(f"/projects/{pid}/tasks/next", who, params={"n": 1}), 401,
+                     "unauthorized")
+        assert_error(api.get(f"/projects/{pid}/tasks/next", who, params={"n": 0}), 401,
+                     "unauthorized")
+        assert_error(_annotate(api, pid, wrong, 1, ["pos"]), 401, "unauthorized")
+        assert_error(api.post(f"/projects/{pid}/annotations", who, json=bad_body), 401,
+                     "unauthorized")
+    assert api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 0}).status_code == 422
+    assert api.post(f"/projects/{pid}/annotations", ann, json=bad_body).status_code == 422
 
 
 def test_review_and_undo(api: Api) -> None:

@@ -216,3 +216,19 @@ def test_class_weights_are_positive_and_name_the_project_labels() -> None:
     for bad in (0, -1, float("inf"), "2", True, 1e7):
         with pytest.raises(InvalidSettings, match=r"settings\.class_weights"):
             validate_settings({"class_weights": {"spam": bad}}, ["ham", "spam"])
+
+
+def test_stored_settings_are_typed_once_and_each_reader_gets_its_own_dropped_list() -> None:
+    """Settings are validated once per stored value (every request reads them): the same
+    stored value gives the same typed settings, another value other settings, and what one
+    reader does to the list of dropped names is not what the next one reads."""
+    from activelabel.store.settings import normalize_settings
+
+    stored = {"batch_size": 37, "no_such_setting": 1}
+    first, dropped = normalize_settings(stored)
+    dropped.append("mine")
+    again, dropped_again = normalize_settings(dict(stored))
+    assert again is first
+    assert dropped_again == ["no_such_setting"]
+    other, _ = normalize_settings({"batch_size": 38})
+    assert (first.batch_size, other.batch_size) == (37, 38)

@@ -126,8 +126,13 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, An
             for err in errors]
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # A route whose token is checked with its work (``auth.Turn``) has not checked it yet:
+    # a bad token gets 401 before anything is said about the input.
+    refusal = getattr(request.state, "token_refusal", None)
+    if refusal is not None and (refused := await refusal()) is not None:
+        return await _domain_error(request, refused)
     details = validation_details(list(exc.errors()))
     shown = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""

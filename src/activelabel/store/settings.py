@@ -15,7 +15,9 @@ import inspect
 import json
 import logging
 import re
+import threading
 import typing
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -473,8 +475,34 @@ def settings_of(stored: Mapping[str, Any] | None) -> ProjectSettings:
 _warned: set[str] = set()
 
 
+#: Stored settings already typed, by their JSON: every request reads its project's settings,
+#: and validating them costs more than the rest of a label's Python (the settings are frozen,
+#: so one typed copy serves every reader).
+_TYPED: OrderedDict[str, tuple[ProjectSettings, list[str]]] = OrderedDict()
+_TYPED_SIZE = 256
+_typed_lock = threading.Lock()
+
+
 def normalize_settings(stored: Mapping[str, Any] | None) -> tuple[ProjectSettings, list[str]]:
     """(the stored settings typed, the names whose stored values were left for defaults)."""
+    try:
+        key = json.dumps(stored, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys of mixed types: not cached
+        return _normalize(stored)
+    with _typed_lock:
+        found = _TYPED.get(key)
+        if found is not None:
+            _TYPED.move_to_end(key)
+            return found[0], list(found[1])
+    typed, dropped = _normalize(stored)
+    with _typed_lock:
+        _TYPED[key] = (typed, list(dropped))
+        while len(_TYPED) > _TYPED_SIZE:
+            _TYPED.popitem(last=False)
+    return typed, dropped
+
+
+def _normalize(stored: Mapping[str, Any] | None) -> tuple[ProjectSettings, list[str]]:
     given = {k: v for k, v in (stored or {}).items() if k in ProjectSettings.model_fields}
     dropped = sorted(set(stored or {}) - set(given))
     for _ in range(len(given) + 1):
