@@ -92,7 +92,8 @@ class RemoteModel:
                                    "model_url to the model server's base URL")
         return cls(url=str(url), timeout_seconds=float(settings.get("model_timeout_seconds")
                                                        or 30.0),
-                   auth_header=settings.get("model_auth_header"))
+                   auth_header=settings.get("model_auth_header"),
+                   max_response_bytes=MAX_RESPONSE_BYTES)
 
     # ---- the two calls ---------------------------------------------------------------
 
