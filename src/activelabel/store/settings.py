@@ -152,7 +152,8 @@ class ProjectSettings(BaseModel):
     featurizer: str = _field(
         "text", "Featurizer", "Active learning",
         "How items become features: text (TF-IDF and dense embeddings), numeric fields, image "
-        "pixels, or sentence embeddings (the embeddings extra). A change rebuilds the features.",
+        "pixels, or sentence embeddings (the embeddings extra, or the model package alone: "
+        "docs/models.md). A change rebuilds the features.",
         registry="featurizer")
     featurizer_params: dict[str, Any] = Field(
         default_factory=dict, title="Featurizer parameters",
