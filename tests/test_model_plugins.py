@@ -106,3 +106,17 @@ def test_an_entry_point_names_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
         check_plugin("team_broken")
     with pytest.raises(ValueError, match="no installed package offers the model 'nobody'"):
         check_plugin("nobody")
+
+
+def test_a_simulation_compares_strategies_with_a_plugin_model() -> None:
+    from activelabel.datasets import load_builtin
+    from activelabel.simulation import simulate
+
+    before = len(plugin_models.FITTED)
+    result = simulate(load_builtin("wine"), strategies=["random", "margin"], seed_size=10,
+                      batch_size=10, budget=30, repeats=1, model=CENTROID)
+    assert len(plugin_models.FITTED) > before  # the plugin was trained, not a built-in
+    assert result.curves["margin"][-1].accuracy > 0.6
+    with pytest.raises(ValueError, match=r"an activelabel\.models entry point or an import path"):
+        simulate(load_builtin("wine"), strategies=["random"], seed_size=10, batch_size=10,
+                 budget=30, repeats=1, model="nope")
