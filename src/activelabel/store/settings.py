@@ -78,6 +78,12 @@ REMOTE_MODEL = "http"
 SECRET_SETTINGS = ("model_auth_header",)
 
 
+def _builtin_models() -> tuple[str, ...]:
+    from ..models import MODEL_NAMES
+
+    return (*MODEL_NAMES, REMOTE_MODEL)
+
+
 def _model_names() -> list[str]:
     from ..models import MODEL_NAMES, plugin_names  # scikit-learn: loaded when checked
 
@@ -281,8 +287,11 @@ class ProjectSettings(BaseModel):
         path (``module:factory``: imported and checked when set, not when read back)."""
         name = str(info.field_name)
         stored = bool(info.context and info.context.get("stored"))
-        if name == "model" and ":" in value:
-            return _model_import_path(value, stored=stored)
+        if name == "model":
+            if ":" in value:
+                return _model_import_path(value, stored=stored)
+            if stored or value in _builtin_models():  # no scan of the installed packages
+                return value
         choices = _REGISTRIES[name]()
         if value not in choices:
             raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(choices)}")
