@@ -42,6 +42,7 @@ __all__ = [
     "NaiveBayes",
     "check_plugin",
     "is_import_path",
+    "is_valid_import_path",
     "make_model",
     "plugin_estimator",
     "plugin_names",
@@ -614,6 +615,11 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-
 def is_import_path(name: str) -> bool:
     """Whether a model name is an import path (``module:attribute``) rather than a name."""
     return ":" in name
+
+
+def is_valid_import_path(name: str) -> bool:
+    """Whether ``name`` has the form ``module.path:attribute`` (nothing imported)."""
+    return bool(_IMPORT_PATH.match(name))
 
 
 def plugin_names() -> list[str]:

@@ -3,6 +3,8 @@ worker), the checks when it is set, and the served model's settings with its sec
 
 from __future__ import annotations
 
+import sys
+
 from fastapi.testclient import TestClient
 
 from activelabel.http.app import create_app
@@ -90,3 +92,22 @@ def test_the_served_models_secret_is_never_shown_back_in_full(api: Api) -> None:
         assert "Token abc" not in str(event)
     listed = api.get("/projects", owner).json()
     assert SECRET not in str(listed)
+
+
+def test_a_refused_import_path_is_never_imported(api: Api) -> None:
+    """Importing runs the module's code: not before the caller's right to it is checked."""
+    path = "tests.support.never_imported:Model"
+    owner = api.person("owner")
+    pid = api.project(owner)
+    annotator = api.member(pid, "annotator")
+    assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {"model": path}}),
+                 403, "forbidden")
+    assert_error(api.patch(f"/projects/{pid}", annotator, json={"settings": {"model": path}}),
+                 403, "forbidden")
+    assert api.patch(f"/projects/{pid}", json={"settings": {"model": path}}).status_code == 401
+    assert_error(api.post("/projects", owner, json={
+        "name": "nope", "labels": ["a", "b"], "settings": {"model": path}}), 403, "forbidden")
+    assert "tests.support.never_imported" not in sys.modules
+    error = assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {
+        "model": "not a path:x"}}), 422, "invalid_input")
+    assert "not of the form module.path:factory" in error["message"]

@@ -288,8 +288,9 @@ class ProjectSettings(BaseModel):
         name = str(info.field_name)
         stored = bool(info.context and info.context.get("stored"))
         if name == "model":
-            if ":" in value:
-                return _model_import_path(value, stored=stored)
+            if ":" in value:  # imported only where the caller's right to it was checked
+                imports = bool(info.context and info.context.get("import_models"))
+                return _model_import_path(value, check=imports and not stored)
             if stored or value in _builtin_models():  # no scan of the installed packages
                 return value
         choices = _REGISTRIES[name]()
@@ -367,11 +368,16 @@ class ProjectSettings(BaseModel):
         return _check_params(kind, value)
 
 
-def _model_import_path(value: str, *, stored: bool) -> str:
-    """A model named by import path: importable, giving a classifier (checked when set)."""
-    from ..models import check_plugin
+def _model_import_path(value: str, *, check: bool) -> str:
+    """A model named by import path: of the form module:factory, and with ``check`` importable
+    and giving a classifier. Importing runs the module's code, so a request's body is checked
+    for the form only; :func:`validate_settings` imports, called once the caller may."""
+    from ..models import check_plugin, is_valid_import_path
 
-    if not stored:
+    if not is_valid_import_path(value):
+        raise ValueError(f"model import path {value!r} is not of the form module.path:factory "
+                         "(e.g. mypkg.models:make_classifier)")
+    if check:
         check_plugin(value)  # ValueError says what failed
     return value
 
@@ -450,8 +456,11 @@ def validate_settings(settings: Mapping[str, Any] | None,
                       labels: Sequence[Any] | None = None) -> dict[str, Any]:
     """The settings with every default filled in, as stored; :class:`InvalidSettings` (an
     InvalidInput) names each refused field and what it allows. ``labels``: the project's
-    label set, which ``class_weights`` must name from."""
-    context = None if labels is None else {"labels": list(labels)}
+    label set, which ``class_weights`` must name from. A model import path is imported and
+    checked here: call it once the caller may name one (``labeling.projects``)."""
+    context: dict[str, Any] = {"import_models": True}
+    if labels is not None:
+        context["labels"] = list(labels)
     try:
         return ProjectSettings.model_validate(dict(settings or {}), context=context
                                               ).model_dump(mode="json")
