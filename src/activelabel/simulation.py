@@ -23,7 +23,13 @@ from sklearn.model_selection import train_test_split
 from activelabel import metrics
 from activelabel.datasets import Dataset
 from activelabel.features import FeatureSet
-from activelabel.models import MODEL_NAMES, BootstrapCommittee, make_model
+from activelabel.models import (
+    MODEL_NAMES,
+    BootstrapCommittee,
+    is_import_path,
+    make_model,
+    plugin_names,
+)
 from activelabel.pace import schedule_strategy
 from activelabel.strategies import (
     COMMITTEE_MEMBERS,
@@ -275,8 +281,10 @@ def _check_config(
 
 def _check_model(cfg: _Config) -> None:
     """The model name is known and takes ``model_params`` (checked before any work)."""
-    if cfg.model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {cfg.model!r}; choose from: {', '.join(MODEL_NAMES)}")
+    if cfg.model not in MODEL_NAMES and not is_import_path(cfg.model) \
+            and cfg.model not in plugin_names():
+        raise ValueError(f"unknown model {cfg.model!r}; choose from: {', '.join(MODEL_NAMES)}, "
+                         "an activelabel.models entry point or an import path module:factory")
     try:
         estimator = cfg.make([0, 1], cfg.random_state).estimator
         if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's declared bounds

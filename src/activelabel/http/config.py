@@ -63,6 +63,18 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         default=4096 * MIB, ge=1024, le=1 << 42, description=(
             "The largest file upload (POST .../imports); larger ones get 413."))
+    model_import_prefixes: str = Field(
+        default="", max_length=10_000, description=(
+            "Comma-separated module prefixes (e.g. `teamlib.models,acme`) whose models project "
+            "owners may name by import path (module:factory); the worker runs that code. "
+            "Empty: only server admins may; `*`: any module."))
+
+    def permits_model_import(self, path: str) -> bool:
+        """Whether a project owner (not an admin) may set the model import path ``path``:
+        its module is one of ``model_import_prefixes`` or inside one."""
+        module = path.partition(":")[0]
+        prefixes = [p.strip() for p in self.model_import_prefixes.split(",") if p.strip()]
+        return any(p == "*" or module == p or module.startswith(p + ".") for p in prefixes)
 
 
     def login_rules(self) -> LoginRules:

@@ -35,6 +35,7 @@ from ..store.models import (
     Snapshot,
     User,
 )
+from ..store.settings import public_settings
 
 Label = StrictStr | StrictInt
 #: An id in a path: a number the id columns hold (beyond them: 422, never a database error).
@@ -775,7 +776,7 @@ def project_out(project: Project, role: str) -> ProjectOut:
     return ProjectOut.model_validate({
         "id": project.id, "name": project.name, "task": project.task,
         "labels": list(project.labels), "guidelines": project.guidelines or "",
-        "guidelines_version": project.guidelines_version, "settings": settings_of(project.settings).model_dump(),
+        "guidelines_version": project.guidelines_version, "settings": public_settings(settings_of(project.settings).model_dump()),
         "private_fields": list(project.private_fields or []), "created_by": project.created_by,
         "created_at": project.created_at, "role": role})
 

@@ -8,7 +8,7 @@ them); a project always keeps an owner; every change is in the audit trail with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ..store import (
     MAX_ID,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     add_member,
@@ -35,9 +36,11 @@ from ..store import (
 from ..store import create_project as store_create_project
 from ..store.governance import record_project_version
 from ..store.models import Project, Role, User
+from ..store.settings import SECRET_SETTINGS, mask_secret, public_settings
 
 __all__ = [
     "EDITABLE",
+    "ModelImportCheck",
     "change_project",
     "create_project",
     "extend_labels",
@@ -50,20 +53,50 @@ __all__ = [
 #: What an owner may change with :func:`change_project`.
 EDITABLE = ("name", "guidelines", "labels", "settings", "private_fields")
 
+#: Whether the caller may name a model by this import path (``module:factory``): the worker
+#: imports and runs that code, so the server decides who may (``http`` passes admins and
+#: ``ACTIVELABEL_MODEL_IMPORT_PREFIXES``); None: nobody.
+ModelImportCheck = Callable[[str], bool]
+
+
+def _check_model_import(settings: Mapping[str, Any], current: str | None,
+                        may_import: ModelImportCheck | None) -> None:
+    """Forbidden when the settings name a new model import path the caller may not set."""
+    model = settings.get("model")
+    if not isinstance(model, str) or ":" not in model or model == current:
+        return
+    if may_import is None or not may_import(model):
+        raise Forbidden(f"the model {model!r} is an import path, and the worker would run its "
+                        "code: only server admins may set one, or owners when the server's "
+                        "ACTIVELABEL_MODEL_IMPORT_PREFIXES covers its module; ask an admin, or "
+                        "pick a built-in model or one an installed package offers")
+
+
+def _keep_secrets(given: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """A secret sent back as the API shows it (masked) keeps its stored value."""
+    out = dict(given)
+    for name in SECRET_SETTINGS:
+        if name in out and current.get(name) and out[name] == mask_secret(current[name]):
+            out[name] = current[name]
+    return out
+
 
 def _state(project: Project) -> dict[str, Any]:
     """The editable state of a project, for the audit trail."""
     return {"name": project.name, "guidelines_version": project.guidelines_version,
             "labels": list(project.labels),
-            "settings": dict(project.settings),
+            "settings": public_settings(project.settings),
             "private_fields": list(project.private_fields or [])}
 
 
 def create_project(session: Session, creator: User, *, name: str, task: str,
                    labels: Sequence[Any], guidelines: str = "",
                    settings: Mapping[str, Any] | None = None,
-                   private_fields: Sequence[str] = ()) -> Project:
-    """A new project; ``creator`` becomes its owner. Settings not given take their defaults."""
+                   private_fields: Sequence[str] = (),
+                   may_import: ModelImportCheck | None = None) -> Project:
+    """A new project; ``creator`` becomes its owner. Settings not given take their defaults.
+    A model import path needs ``may_import`` to allow it (Forbidden otherwise)."""
+    _check_model_import(settings or {}, None, may_import)
     project = store_create_project(session, name, task, labels, guidelines=guidelines,
                                    settings=settings, private_fields=private_fields,
                                    created_by=creator.id)
@@ -101,10 +134,13 @@ def _rename(session: Session, project: Project, name: str) -> None:
 
 
 def change_project(session: Session, project: Project, actor_id: int,
-                   changes: Mapping[str, Any]) -> Project:
+                   changes: Mapping[str, Any], *,
+                   may_import: ModelImportCheck | None = None) -> Project:
     """Apply an owner's ``changes`` (any of :data:`EDITABLE`; None values are left as they
-    are): settings are merged into the current ones and validated; new labels or guidelines
-    make a new version of the label set and guidelines. One audit event with before and after."""
+    are): settings are merged into the current ones and validated (a new model import path
+    needs ``may_import`` to allow it; a secret sent back masked keeps its value); new labels
+    or guidelines make a new version of the label set and guidelines. One audit event with
+    before and after (secrets masked)."""
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(unknown)}: send any of "
@@ -123,7 +159,9 @@ def change_project(session: Session, project: Project, actor_id: int,
         project.labels = labels
     if "settings" in given:
         current = settings_of(project.settings).model_dump(mode="json")
-        project.settings = validate_settings({**current, **given["settings"]}, project.labels)
+        _check_model_import(given["settings"], current.get("model"), may_import)
+        changed = _keep_secrets(given["settings"], current)
+        project.settings = validate_settings({**current, **changed}, project.labels)
     if "private_fields" in given:
         project.private_fields = list(dict.fromkeys(given["private_fields"]))
     if "guidelines" in given and given["guidelines"] != project.guidelines:

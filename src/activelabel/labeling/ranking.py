@@ -154,6 +154,8 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         return 0
     if artifact.get("fingerprint") != cached_fingerprint(storage, project_id):
         return 0  # the cached featurizer is not the one the model was trained on
+    if artifact.get("model") is None:
+        return 0  # a model served elsewhere: the next round scores the new items
     field = getattr(featurizer, "field", None)
     records = [{field: data.get(field)} if isinstance(field, str) else data
                for _, data in new]

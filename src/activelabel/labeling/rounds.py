@@ -7,6 +7,7 @@ short transaction at the end, so annotators keep getting tasks and saving labels
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -63,7 +64,7 @@ from ..store import (
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.governance import add_decision
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
-from ..store.settings import AUTO_STRATEGY
+from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
     COMMITTEE_MEMBERS,
     COMMITTEE_STRATEGIES,
@@ -79,6 +80,7 @@ from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .predictions import prediction_priors
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
+from .remote_model import RemoteModel, RemoteModelError, item_pages, training_items
 from .scaled import on_ray, score_on_ray
 from .stats import labels_spent
 
@@ -629,6 +631,9 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                              prediction_priors(storage, snap.project_id, feats.n_items))
         timings["select_s"] = time.perf_counter() - start
         return _Outcome(picked, {}, timings)
+    if snap.settings["model"] == REMOTE_MODEL:
+        return _remote_train_round(storage, snap, feats, strategy, batch_size, seed,
+                                   (rows, y, truth), progress, timings)
     multilabel = snap.task == "multilabel"
     progress({"stage": "train", "n_train": int(rows.shape[0])})
     start = time.perf_counter()
@@ -665,22 +670,112 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
         picked = _select(snap, strategy, batch_size, probs, feats, rows, committee, seed)
     timings["select_s"] = time.perf_counter() - start
     assert probs is not None
-    drift = None
-    first_new = snap.items_known
-    if first_new is not None:
-        start = time.perf_counter()
-        labeled = np.asarray(sorted(snap.labels), dtype=np.intp)
-        try:  # a report, never a reason for the round to fail
-            drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
-                                snap.settings, seed, multilabel=multilabel)
-        except Exception:
-            log.warning("drift of project %s not measured", snap.project_id, exc_info=True)
-        timings["drift_s"] = time.perf_counter() - start
+    drift = _drift(snap, feats, probs, rows, seed, timings)
     tmp = _dump_artifact(storage, snap.project_id, {
         "model": model, "fingerprint": feats.fingerprint, "classes": snap.classes,
         "task": snap.task, "featurizer_settings": {
             "featurizer": snap.settings["featurizer"],
             "featurizer_params": snap.settings["featurizer_params"]}})
+    return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
+                    _training_hash(snap, rows, y), drift, schedule)
+
+
+def _drift(snap: _Snapshot, feats: ProjectFeatures, probs: NDArray[np.float32],
+           rows: NDArray[np.intp], seed: int, timings: dict[str, float]) -> dict[str, Any] | None:
+    """The drift report of the items imported since the previous round (None: first round,
+    or not measured: a report, never a reason for the round to fail)."""
+    first_new = snap.items_known
+    if first_new is None:
+        return None
+    start = time.perf_counter()
+    labeled = np.asarray(sorted(snap.labels), dtype=np.intp)
+    drift = None
+    try:
+        drift = round_drift(feats.X, probs, snap.splits, rows, labeled, first_new,
+                            snap.settings, seed, multilabel=snap.task == "multilabel")
+    except Exception:
+        log.warning("drift of project %s not measured", snap.project_id, exc_info=True)
+    timings["drift_s"] = time.perf_counter() - start
+    return drift
+
+
+# ---- a model served elsewhere (model: http) ---------------------------------------------------
+
+
+class _ScoredRows:
+    """Probabilities already computed for every row, looked up by row (``X`` holds row
+    numbers), so the holdout is evaluated exactly as a built-in model's."""
+
+    def __init__(self, probs: NDArray[np.float32]) -> None:
+        self.probs = probs
+
+    def predict_proba(self, X: Any) -> NDArray[np.float32]:
+        return self.probs[np.asarray(X, dtype=np.intp)[:, 0]]
+
+
+def _remote_project(snap: _Snapshot) -> dict[str, Any]:
+    return {"id": snap.project_id, "task": snap.task, "labels": list(snap.classes)}
+
+
+def _remote_scores(storage: Storage, remote: RemoteModel, model_id: str | None,
+                   snap: _Snapshot, n_items: int
+                   ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+    """(probabilities, embeddings or None) of every item from the model server, page by page."""
+    probs: list[NDArray[np.float32]] = []
+    vectors: list[NDArray[np.float32] | None] = []
+    for page in item_pages(storage, snap.project_id, n_items):
+        p, e = remote.predict(_remote_project(snap), model_id, page, snap.classes,
+                              multilabel=snap.task == "multilabel")
+        probs.append(p)
+        vectors.append(e)
+    if sum(p.shape[0] for p in probs) != n_items:
+        raise RemoteModelError(f"the project has {n_items} items but "
+                               f"{sum(p.shape[0] for p in probs)} were read for {remote.url}")
+    if all(v is None for v in vectors):
+        return np.concatenate(probs), None
+    if any(v is None for v in vectors) or len({v.shape[1] for v in vectors if v is not None}) > 1:
+        raise RemoteModelError(f"model server {remote.url}/predict: embeddings must be given "
+                               "for every item or none, all of one length")
+    return np.concatenate(probs), np.concatenate([v for v in vectors if v is not None])
+
+
+def _remote_train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures,
+                        strategy: str, batch_size: int, seed: int,
+                        labeled: tuple[NDArray[np.intp], list[Any], dict[int, Any]],
+                        progress: Progress, timings: dict[str, float]) -> _Outcome:
+    """Train and score with the model served at ``model_url`` (:mod:`.remote_model`); then
+    evaluate, select and record as with a built-in model. The server's embeddings, when it
+    gives them, replace the features' for the strategies."""
+    rows, y, truth = labeled
+    remote = RemoteModel.from_settings(snap.settings)
+    progress({"stage": "train", "n_train": int(rows.shape[0]), "model_url": remote.url})
+    start = time.perf_counter()
+    items = training_items(storage, snap.project_id, rows.tolist(), y,
+                           multilabel=snap.task == "multilabel")
+    model_id = remote.train(_remote_project(snap), items)
+    timings["train_s"] = time.perf_counter() - start
+    progress({"stage": "score", "n_items": feats.n_items, "model_url": remote.url})
+    start = time.perf_counter()
+    probs, embeddings = _remote_scores(storage, remote, model_id, snap, feats.n_items)
+    timings["score_s"] = time.perf_counter() - start
+    holdout: dict[str, Any] = _evaluate(_ScoredRows(probs), np.arange(feats.n_items)[:, None],
+                                        snap, truth)
+    start = time.perf_counter()
+    schedule = None
+    if strategy == AUTO_STRATEGY:
+        schedule = _schedule(snap, y, holdout)
+        strategy = schedule["strategy"]
+    if strategy in COMMITTEE_STRATEGIES:
+        strategy = "entropy"  # one served model, no committee: closest uncertainty rule
+    chosen = feats if embeddings is None else dataclasses.replace(feats, embeddings=embeddings)
+    picked = _select(snap, strategy, batch_size, probs, chosen, rows, None, seed)
+    timings["select_s"] = time.perf_counter() - start
+    drift = _drift(snap, feats, probs, rows, seed, timings)
+    tmp = _dump_artifact(storage, snap.project_id, {
+        "model": None, "remote": {"url": remote.url, "model_id": model_id},
+        "fingerprint": feats.fingerprint, "classes": snap.classes, "task": snap.task,
+        "featurizer_settings": {"featurizer": snap.settings["featurizer"],
+                                "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
                     _training_hash(snap, rows, y), drift, schedule)
 
@@ -702,7 +797,12 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
         X, _ = transform_items(featurizer, project_records(storage, snap.project_id, featurizer))
     progress({"stage": "score", "n_items": feats.n_items, "model_version": version})
     start = time.perf_counter()
-    probs = _score(artifact["model"], X, feats.n_items)
+    remote = artifact.get("remote")
+    if remote is not None:  # a served model: its server scores the pool again
+        client = RemoteModel.from_settings({**snap.settings, "model_url": remote["url"]})
+        probs, _ = _remote_scores(storage, client, remote.get("model_id"), snap, feats.n_items)
+    else:
+        probs = _score(artifact["model"], X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
     if strategy == AUTO_STRATEGY:

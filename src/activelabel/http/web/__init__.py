@@ -59,6 +59,8 @@ def _form_field(name: str, prop: dict[str, Any]) -> dict[str, Any]:
         field.update(kind="select", options=list(choices))
     elif option.get("type") == "boolean":
         field["kind"] = "checkbox"
+    elif option.get("type") == "string":  # e.g. model_url: a line of text, empty for none
+        field["kind"] = "text"
     elif option.get("type") in ("integer", "number"):
         field.update(kind="number", step="1" if option["type"] == "integer" else "any",
                      min=option.get("minimum", option.get("exclusiveMinimum")),

@@ -14,7 +14,11 @@
       const input = $(box.dataset.setting), value = s[box.dataset.setting];
       if (box.dataset.kind === "checkbox") input.checked = value === true;
       else if (box.dataset.kind === "json") input.value = JSON.stringify(value ?? {});
-      else input.value = value ?? "";
+      else {
+        /* a value the list does not offer (a model named by import path) stays selected */
+        if (box.dataset.kind === "select" && value != null && ![...input.options].some((o) => o.value === String(value))) input.append(AL.el("option", {}, String(value)));
+        input.value = value ?? "";
+      }
     }
   }
 
@@ -28,7 +32,8 @@
       else if (box.dataset.kind === "json") {
         try { out[name] = JSON.parse(input.value.trim() || "{}"); }
         catch { throw new Error(`${box.querySelector("label").textContent.trim()}: not valid JSON, e.g. {"field": "text"}`); }
-      } else out[name] = input.value;
+      } else if (box.dataset.kind === "text") out[name] = input.value.trim() === "" && box.dataset.nullable ? null : input.value.trim();
+      else out[name] = input.value;
     }
     return out;
   }
