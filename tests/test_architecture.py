@@ -14,8 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 LAYERS = {
     "client": ["client"],
     "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift",
-             "estimates", "pace"],
-    "loop": ["simulation", "datasets"],
+             "estimates", "pace", "spans", "sequence"],
+    "loop": ["simulation", "datasets", "span_simulation"],
     "store": ["store"],
     "labeling": ["labeling"],
     "http": ["http"],
