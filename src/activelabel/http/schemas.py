@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing only from 3.12
 
 from ..labeling.governance import DecisionView, VersionView
 from ..labeling.tasks import Suggestion, Why
@@ -37,6 +38,20 @@ from ..store.models import (
 )
 
 Label = StrictStr | StrictInt
+
+
+class SpanLabel(TypedDict):
+    """A span of a span project's item: character offsets into its text (end exclusive) and
+    the entity type; checked against the item's text and tokens when stored."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    start: Annotated[StrictInt, Field(ge=0, le=10**9)]
+    end: Annotated[StrictInt, Field(ge=1, le=10**9)]
+    label: StrictStr
+
+
+#: What an annotation holds: labels of a classification, or spans of a span project.
+Answer = Label | SpanLabel
 #: An id in a path: a number the id columns hold (beyond them: 422, never a database error).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -100,7 +115,7 @@ class MemberIn(Body):
 
 class AnnotationIn(Body):
     item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
-    labels: Annotated[list[Label], Field(max_length=1000)]
+    labels: Annotated[list[Answer], Field(max_length=1000)]
     duration_ms: Annotated[int | None, Field(ge=0, le=86_400_000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
 
@@ -109,7 +124,7 @@ class ReviewIn(Body):
     """Accept the revision, or reject it with corrected ``labels`` (or none: withdrawn)."""
 
     accept: bool
-    labels: Annotated[list[Label] | None, Field(max_length=1000)] = None
+    labels: Annotated[list[Answer] | None, Field(max_length=1000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
     reason: Annotated[str | None, Field(max_length=5000, description=(
         "Why: stored on the new revision, shown in the item's history."))] = None
@@ -119,7 +134,7 @@ class GoldIn(Body):
     """The known answer of an item (null: no longer gold)."""
 
     item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
-    labels: Annotated[list[Label] | None, Field(max_length=1000)]
+    labels: Annotated[list[Answer] | None, Field(max_length=1000)]
 
 
 class DecisionIn(Body):

@@ -12,7 +12,12 @@ from .errors import InvalidInput
 from .models import Project
 from .settings import settings_of
 
-__all__ = ["check_item_spans", "check_span_item"]
+__all__ = ["InvalidSpans", "check_item_spans", "check_span_item"]
+
+
+class InvalidSpans(InvalidInput):
+    """Spans that do not fit their item (outside the text, across token boundaries,
+    overlapping, of an unknown type): a well-formed request whose content is refused (422)."""
 
 
 def check_span_item(data: Mapping[str, Any]) -> None:
@@ -33,4 +38,4 @@ def check_item_spans(project: Project, data: Mapping[str, Any], labels: Any) -> 
         return check_spans(labels, text, offsets, [str(x) for x in project.labels],
                            allow_overlap=settings_of(project.settings).span_overlap)
     except SpanError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidSpans(str(exc)) from None
