@@ -473,6 +473,7 @@
     let project;
     try { project = await AL.project(); } catch (err) { AL.toast(err.message, "bad"); return; }
     state.project = project;
+    if (project.task === "spans" && window.ALSpans) { window.ALSpans.start(project); return; }  // spans.js
     state.labels = project.labels;
     state.multilabel = project.task === "multilabel";
     $("guidelines").textContent = project.guidelines || "No guidelines yet.";
