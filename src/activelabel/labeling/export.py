@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..store import InvalidInput, Storage, current_labels, get_project, item_provenance, usernames
 from ..store.models import Annotation, Item
 from .consensus import project_consensus
+from .formats.conll import write_conll, write_span_jsonl
 from .governance import audit_trail
 
 __all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "export_stream"]
@@ -35,7 +36,12 @@ __all__ = ["EXPORT_FORMATS", "PAGE_ITEMS", "export_bundle", "export_rows", "expo
 #: Format -> (media type, file extension).
 EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"),
                   "csv": ("text/csv; charset=utf-8", "csv"),
-                  "parquet": ("application/vnd.apache.parquet", "parquet")}
+                  "parquet": ("application/vnd.apache.parquet", "parquet"),
+                  # span projects only (formats.conll)
+                  "conll": ("text/plain; charset=utf-8", "conll"),
+                  "spans_jsonl": ("application/x-ndjson", "spans.jsonl")}
+#: Formats that write spans: for span projects only.
+SPAN_EXPORT_FORMATS = frozenset({"conll", "spans_jsonl"})
 #: Items loaded per query.
 PAGE_ITEMS = 1000
 _CSV_COLUMNS = ("external_id", "split", "data", "labels", "annotations", "round", "strategy",
@@ -165,7 +171,8 @@ def _parquet(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         os.unlink(name)
 
 
-_WRITERS = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+_WRITERS = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "conll": write_conll,
+            "spans_jsonl": write_span_jsonl}
 
 
 def export_stream(storage: Storage, project_id: int, fmt: str, *,
@@ -179,7 +186,11 @@ def export_stream(storage: Storage, project_id: int, fmt: str, *,
         raise InvalidInput(f"unknown export format {fmt!r}: use one of "
                            f"{', '.join(EXPORT_FORMATS)}")
     with storage.read_sessions() as session:
-        get_project(session, project_id)
+        task = get_project(session, project_id).task
+    if (fmt in SPAN_EXPORT_FORMATS) != (task == "spans") and fmt not in ("jsonl", "csv"):
+        raise InvalidInput(f"format {fmt!r} is for span projects only" if task != "spans"
+                           else f"a span project exports as jsonl, csv, conll or spans_jsonl, "
+                           f"not {fmt!r}")
     media, ext = EXPORT_FORMATS[fmt]
     rows = export_rows(storage, project_id, include_private=include_private)
     return _WRITERS[fmt](rows), media, f"project_{project_id}_labels.{ext}"

@@ -40,6 +40,7 @@ from ..store.db import refresh_statistics
 from ..store.items import ANALYZE_AFTER_ROWS, next_free_row
 from ..store.models import SPLITS, Job, Round, RoundStatus
 from .drift import import_drift
+from .formats.conll import read_conll, read_span_jsonl
 from .ranking import place_new_items
 from .rounds import request_round
 
@@ -57,7 +58,9 @@ __all__ = [
 log = logging.getLogger("activelabel.imports")
 
 #: File extension -> format name.
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
+           # span projects (formats.conll): CoNLL / IOB, and JSONL with character offsets
+           ".conll": "conll", ".iob": "conll", ".bio": "conll", ".spans": "spans_jsonl"}
 #: Rows handed to ``add_items`` (and committed) at once.
 BATCH_ROWS = 5000
 #: Rejected rows listed in a job's result (all are counted).
@@ -219,7 +222,8 @@ def _parquet(path: Path) -> Iterator[Parsed]:
 
 
 _READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
-    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet}
+    "jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "conll": read_conll,
+    "spans_jsonl": read_span_jsonl}
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:

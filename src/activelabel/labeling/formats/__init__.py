@@ -1,0 +1,1 @@
+"""Readers and writers of structured formats (canonical import rows, export files)."""
