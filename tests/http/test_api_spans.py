@@ -4,6 +4,7 @@ entity" as an empty list, corrections as revisions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.support.api import Api, Person, assert_error
@@ -109,3 +110,32 @@ def test_reviewer_corrections_of_spans_are_checked_too(api: Api) -> None:
                     json={"accept": False, "labels": [span(0, 3, "person"), span(13, 26)]})
     assert good.status_code in (200, 201), good.text
     assert good.json()["labels"] == [span(0, 3, "person"), span(13, 26)]
+
+
+def test_span_agreement_consensus_and_review_reasons(api: Api) -> None:
+    owner = api.person("owner")
+    pid, (a, b) = _span_project(api, owner)
+    first, second, third = (api.member(pid, "annotator") for _ in range(3))
+    # item a: all three mark Ann; two say "New York City" is a location, one "York City"
+    for who, place in ((first, span(13, 26)), (second, span(13, 26)), (third, span(17, 26))):
+        assert _annotate(api, pid, who, a, [span(0, 3, "person"), place]).status_code == 201
+    # item b: two annotators agree on Rome
+    for who in (first, second):
+        assert _annotate(api, pid, who, b, [span(13, 17)]).status_code == 201
+    agreement = api.get(f"/projects/{pid}/agreement", owner).json()
+    spans = agreement["span_agreement"]
+    assert spans["n_items"] == 2
+    assert spans["items_agreeing"] == 1
+    assert spans["per_type"]["person"] == 1.0
+    # location: pairs on a share 1 of 2 (once) and 0 of 2 (twice), b shares 1 of 2:
+    # 2 * 2 shared of 4 * 2 given
+    assert spans["per_type"]["location"] == 0.5
+    exported = {r["external_id"]: r["labels"] for r in
+                (json.loads(line) for line in
+                 api.get(f"/projects/{pid}/export", owner, params={"format": "jsonl"})
+                 .text.splitlines())}
+    assert exported["a"] == [span(0, 3, "person"), span(13, 26)]  # voted
+    queue = api.get(f"/projects/{pid}/review", owner, params={"reason": "disagreement"}).json()
+    assert [e["external_id"] for e in queue] == ["a"]
+    assert "17-26 location (1 of 3, boundary or type)" in queue[0]["detail"]
+    assert queue[0]["consensus"] == [span(0, 3, "person"), span(13, 26)]

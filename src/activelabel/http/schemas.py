@@ -472,6 +472,9 @@ class AgreementOut(BaseModel):
     target: float | None = Field(description="The project's agreement_target (compared with "
                                  "Krippendorff's alpha).")
     below_target: bool
+    span_agreement: dict[str, Any] | None = Field(None, description=(
+        "Span projects: span-level F1 between annotators (exact start, end and type), micro "
+        "(f1) and per entity type, over items with two or more annotators."))
 
 
 class AnnotatorQualityOut(BaseModel):

@@ -51,7 +51,10 @@ DAWID_SKENE = "dawid_skene"
 
 
 def value_key(labels: Sequence[Any]) -> Any:
-    """The value an annotation gives: its one label, or (several or none) the sorted tuple."""
+    """The value an annotation gives: its one label, or (several or none) the sorted tuple;
+    spans (a span project's answer) as the sorted tuple of their (start, end, label)."""
+    if labels and isinstance(labels[0], Mapping):
+        return tuple(sorted(span_key(s) for s in labels))
     if len(labels) == 1:
         return labels[0]
     return tuple(sorted(labels, key=str))
@@ -217,6 +220,23 @@ def span_consensus(current: Iterable[CurrentLabel], *, allow_overlap: bool = Fal
                for s in vote_spans(answers[k], allow_overlap=allow_overlap)] for k in keys]
     ties = np.asarray([_half_vote(answers[k]) for k in keys], dtype=bool)
     return Consensus("span_vote", keys, labels, ties)
+
+
+def votes_span_consensus(votes: Votes, *, allow_overlap: bool = False) -> Consensus:
+    """:func:`span_consensus` over :class:`Votes` whose values are span tuples
+    (:func:`value_key`), keyed as the votes are."""
+    answers: dict[int, list[list[dict[str, Any]]]] = {}
+    for i, v in zip(votes.items.tolist(), votes.labels.tolist(), strict=True):
+        value = votes.values[v]
+        spans = [{"start": a, "end": b, "label": c} for a, b, c in value] \
+            if isinstance(value, tuple) else []
+        answers.setdefault(i, []).append(spans)
+    labels = [[{k: s[k] for k in ("start", "end", "label")}
+               for s in vote_spans(answers.get(i, []), allow_overlap=allow_overlap)]
+              for i in range(votes.n_items)]
+    ties = np.asarray([_half_vote(answers.get(i, [])) for i in range(votes.n_items)],
+                      dtype=bool)
+    return Consensus("span_vote", list(votes.keys), labels, ties)
 
 
 def _half_vote(answers: list[list[Any]]) -> bool:
