@@ -132,3 +132,17 @@ def test_spans_by_keyboard_and_suggestions_accepted(page: Any, site: Site) -> No
     stored = wait_until(lambda: _history(site, pid, third) or None, timeout=30, what="stored")
     ext3 = site.get(f"/projects/{pid}/items/{third}")["external_id"]
     assert all(span in truth[ext3] for span in stored[-1])
+
+    # 4. the review page shows where annotators' spans differ: the owner gives the first
+    # sentence one span only, the annotator's other span is marked as not given by everyone
+    items = {i["id"]: i for i in site.get(f"/projects/{pid}/items", params={"limit": 100})
+             ["items"]}
+    owner_spans = [truth[items[first]["external_id"]][0]]
+    assert site.api("POST", f"/projects/{pid}/annotations", json={
+        "item_id": first, "labels": owner_spans}).status_code == 201
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/review")
+    box = page.locator(f"article[data-item='{first}'] .span-diff")
+    box.wait_for()
+    assert box.locator(".missed").count() >= 1
+    assert "annotators' spans differ" in page.inner_text(f"article[data-item='{first}']")

@@ -292,19 +292,24 @@ window.ALSpans = (() => {
   }
 
   /* Where annotators' spans differ on one item: each annotator's spans, the ones not everyone
-     gave underlined. ``revisions`` are the current labels {annotator_id, labels}. */
+     gave underlined. ``revisions`` are the current labels {annotator, labels}. */
   function review(item, revisions) {
     const { text } = tokensOf(item.data || {});
     const key = (s) => `${s.start}:${s.end}:${s.label}`;
     const counts = new Map();
     for (const r of revisions) for (const s of r.labels || []) counts.set(key(s), (counts.get(key(s)) || 0) + 1);
-    return AL.el("div", { class: "span-diff" }, revisions.map((r) => AL.el("p", {},
-      AL.el("strong", {}, `annotator ${r.annotator_id}: `),
+    addStyle([...new Set(revisions.flatMap((r) => (r.labels || []).map((s) => s.label)))]);
+    return AL.el("div", { class: "span-diff", "aria-label": "Spans by annotator" }, revisions.map((r) => AL.el("p", {},
+      AL.el("strong", {}, `${r.annotator}: `),
       (r.labels || []).length ? (r.labels || []).map((s) => AL.el("span", {
         class: "legend-type" + (counts.get(key(s)) < revisions.length ? " missed" : ""), dataset: { type: s.label },
         title: counts.get(key(s)) < revisions.length ? "not given by every annotator" : "agreed" },
       `${text.slice(s.start, s.end)} (${s.label})`, " ")) : AL.el("span", { class: "muted" }, "no entity"))));
   }
 
-  return { start, review, tokensOf };
+  /* Whether a label list is a span project's answer (a list of {start, end, label}). */
+  const isSpans = (l) => Array.isArray(l) && l.length > 0 && l.every((s) => s && typeof s === "object" && "start" in s);
+  const spansText = (l) => l.map((s) => `${s.label} ${s.start}-${s.end}`).join(", ");
+
+  return { start, review, tokensOf, isSpans, spansText };
 })();
