@@ -174,7 +174,7 @@ class ProjectSettings(BaseModel):
         "uncertain tokens), the summed token entropy spread over clusters of sentences so a "
         "batch does not ask about one entity again and again, or at random.")
     span_overlap: bool = _field(
-        False, "spans may overlap", "Annotators see",
+        False, "spans may overlap", "Active learning",
         "Span projects: whether an annotation may hold spans that overlap (nested or "
         "crossing entities); off: overlapping spans are refused.")
 
