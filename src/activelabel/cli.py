@@ -190,7 +190,7 @@ def _simulate_spans(data: Path | None, strategies: str | None, seed_size: int,
                        "split} rows")
     try:
         spans_data = load_span_dataset(data)
-        names = [s.strip() for s in (strategies or "random,diverse_token_entropy").split(",")
+        names = [s.strip() for s in (strategies or "random,sequence_least_confidence").split(",")
                  if s.strip()]
         err = Console(stderr=True)
         result = simulate_spans(

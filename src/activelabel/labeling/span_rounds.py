@@ -208,7 +208,7 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     predictions = _predictions(pred, sents, classes)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    name = str(settings.get("span_strategy") or "diverse_token_entropy")
+    name = str(settings.get("span_strategy") or "sequence_least_confidence")
     picked: NDArray[np.intp] = candidates[:0]
     scores: list[float | None] = []
     if candidates.size:

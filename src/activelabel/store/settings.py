@@ -166,9 +166,10 @@ class ProjectSettings(BaseModel):
     # ---- end of model ----
 
     # ---- span projects (task "spans") ----
-    span_strategy: Literal["diverse_token_entropy", "token_entropy_sum", "token_entropy_mean",
-                           "sequence_least_confidence", "uncertain_tokens", "random"] = _field(
-        "diverse_token_entropy", "Span strategy", "Active learning",
+    span_strategy: Literal["sequence_least_confidence", "diverse_token_entropy",
+                           "token_entropy_sum", "token_entropy_mean", "uncertain_tokens",
+                           "random"] = _field(
+        "sequence_least_confidence", "Span strategy", "Active learning",
         "Span projects: how a round picks sentences, by the sequence model's uncertainty "
         "(least confidence of the best sequence, token entropy summed or averaged, count of "
         "uncertain tokens), the summed token entropy spread over clusters of sentences so a "
