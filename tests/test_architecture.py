@@ -14,9 +14,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 LAYERS = {
     "client": ["client"],
     "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift",
-             "estimates", "pace", "minilm"],
+             "estimates", "pace", "minilm", "spans", "sequence"],
     "scale": ["scale"],
-    "loop": ["simulation", "datasets"],
+    "loop": ["simulation", "datasets", "span_simulation"],
     "store": ["store"],
     "labeling": ["labeling"],
     "http": ["http"],

@@ -85,3 +85,24 @@ def test_soak_kills_server_worker_and_database_and_loses_nothing() -> None:
     assert "| lost | doubled |" in done.stdout
     for event in ("server killed", "worker killed", "database crashed"):
         assert event in done.stdout, done.stdout
+
+
+def test_spans_reports_f1_per_strategy_and_round_time(tmp_path: Path) -> None:
+    data = tmp_path / "toy.jsonl"
+    names = ["Anna", "Boris", "Chen", "Dara", "Emil", "Farah"]
+    with data.open("w") as out:
+        for i in range(80):
+            name = names[i % 6]
+            text = f"yesterday {name} called" if i % 2 else "it rained"
+            spans = [{"start": 10, "end": 10 + len(name), "label": "person"}] if i % 2 else []
+            out.write(json.dumps({"text": text, "spans": spans,
+                                  "split": "test" if i >= 60 else "train"}) + "\n")
+    report = tmp_path / "spans.json"
+    done = run("spans.py", "--data", str(data), "--strategies", "random,diverse_token_entropy",
+               "--seed-size", "10", "--batch-size", "10", "--round-pool", "60",
+               "--round-labeled", "20", "--out", str(report))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(report.read_text())
+    assert set(result["simulation"]["curves"]) == {"random", "diverse_token_entropy"}
+    assert {r["strategy"] for r in result["round"]} == {"random", "diverse_token_entropy"}
+    assert "reaches random's full F1 at" in done.stdout

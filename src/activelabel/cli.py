@@ -120,11 +120,23 @@ def simulate(
         typer.Option(help="Project (id or name) whose dashboard shows this simulation's "
                      "random-sampling curve beside its own learning curve."),
     ] = None,
+    task: Annotated[
+        str, typer.Option(help="classification, or spans: --data is JSONL of {text, tokens?, "
+                          "spans, split} (train sentences the pool, test ones measure); a CRF "
+                          "per round, entity-level micro-F1; sequence strategies.")
+    ] = "classification",
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
     """Replay active learning on a fully labeled dataset and compare strategies."""
     from activelabel.simulation import simulate as run_simulation
+
+    if task == "spans":
+        _simulate_spans(data, strategies, seed_size, batch_size, budget, repeats,
+                        random_state, out)
+        return
+    if task != "classification":
+        raise BadInput(f"--task is classification or spans, got {task!r}")
 
     ds = _load_dataset(dataset, data, text_field, label_field)
     names = [s.strip() for s in (strategies or default_strategies()).split(",") if s.strip()]
@@ -164,6 +176,42 @@ def simulate(
     else:
         console.print(f"wrote {out / 'results.json'}; learning_curves.png needs matplotlib: "
                       "pip install 'activelabel[plot]'", markup=False, soft_wrap=True)
+
+
+def _simulate_spans(data: Path | None, strategies: str | None, seed_size: int,
+                    batch_size: int, budget: int, repeats: int, random_state: int,
+                    out: Path) -> None:
+    """``simulate --task spans``: entity F1 against labeled sentences per sequence strategy."""
+    from activelabel.span_simulation import load_span_dataset, simulate_spans
+    from activelabel.spans import SpanError
+
+    if data is None:
+        raise BadInput("--task spans needs --data: a JSONL file of {text, tokens?, spans, "
+                       "split} rows")
+    try:
+        spans_data = load_span_dataset(data)
+        names = [s.strip() for s in (strategies or "random,sequence_least_confidence").split(",")
+                 if s.strip()]
+        err = Console(stderr=True)
+        result = simulate_spans(
+            spans_data, names, seed_size=seed_size, batch_size=batch_size, budget=budget,
+            repeats=repeats, seed=random_state,
+            on_step=lambda name, n, i, f1: err.print(f"{name}: {n} sentences, F1 {f1:.3f}"))
+    except (SpanError, ValueError, OSError) as exc:
+        raise BadInput(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
+    table = Table(title=f"{result.dataset}: entity micro-F1 on {result.n_test} test sentences "
+                  f"(full pool of {result.n_pool}: {result.full_f1:.3f})")
+    table.add_column("strategy")
+    for point in next(iter(result.curves.values())):
+        table.add_column(f"{int(point['n_labeled'])}", justify="right")
+    table.add_column("round s", justify="right")
+    for name, curve in result.curves.items():
+        table.add_row(name, *[f"{p['f1']:.3f}" for p in curve],
+                      f"{result.round_seconds[name]:.1f}")
+    Console(width=200).print(table)
+    Console().print(f"wrote {out / 'results.json'}")
 
 
 def _key_values(option: str, items: list[str] | None) -> dict[str, Any]:

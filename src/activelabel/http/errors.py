@@ -30,6 +30,7 @@ from ..store import (
     NotFound,
     TooManyAttempts,
 )
+from ..store.spans import InvalidSpans
 
 __all__ = [
     "ApiError",
@@ -48,6 +49,7 @@ STATUS_OF: tuple[tuple[type[ActivelabelError], int], ...] = (
     (Conflict, 409),
     (Forbidden, 403),
     (InvalidSettings, 422),
+    (InvalidSpans, 422),
     (TooManyAttempts, 429),
     (InvalidInput, 400),
 )

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing only from 3.12
 
 from ..labeling.governance import DecisionView, VersionView
 from ..labeling.tasks import Suggestion, Why
@@ -38,6 +39,20 @@ from ..store.models import (
 from ..store.settings import public_settings
 
 Label = StrictStr | StrictInt
+
+
+class SpanLabel(TypedDict):
+    """A span of a span project's item: character offsets into its text (end exclusive) and
+    the entity type; checked against the item's text and tokens when stored."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    start: Annotated[StrictInt, Field(ge=0, le=10**9)]
+    end: Annotated[StrictInt, Field(ge=1, le=10**9)]
+    label: StrictStr
+
+
+#: What an annotation holds: labels of a classification, or spans of a span project.
+Answer = Label | SpanLabel
 #: An id in a path: a number the id columns hold (beyond them: 422, never a database error).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -101,7 +116,7 @@ class MemberIn(Body):
 
 class AnnotationIn(Body):
     item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
-    labels: Annotated[list[Label], Field(max_length=1000)]
+    labels: Annotated[list[Answer], Field(max_length=1000)]
     duration_ms: Annotated[int | None, Field(ge=0, le=86_400_000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
 
@@ -110,7 +125,7 @@ class ReviewIn(Body):
     """Accept the revision, or reject it with corrected ``labels`` (or none: withdrawn)."""
 
     accept: bool
-    labels: Annotated[list[Label] | None, Field(max_length=1000)] = None
+    labels: Annotated[list[Answer] | None, Field(max_length=1000)] = None
     client_key: Annotated[str | None, Field(min_length=1, max_length=100)] = None
     reason: Annotated[str | None, Field(max_length=5000, description=(
         "Why: stored on the new revision, shown in the item's history."))] = None
@@ -120,7 +135,7 @@ class GoldIn(Body):
     """The known answer of an item (null: no longer gold)."""
 
     item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
-    labels: Annotated[list[Label] | None, Field(max_length=1000)]
+    labels: Annotated[list[Answer] | None, Field(max_length=1000)]
 
 
 class DecisionIn(Body):
@@ -459,6 +474,9 @@ class AgreementOut(BaseModel):
     target: float | None = Field(description="The project's agreement_target (compared with "
                                  "Krippendorff's alpha).")
     below_target: bool
+    span_agreement: dict[str, Any] | None = Field(None, description=(
+        "Span projects: span-level F1 between annotators (exact start, end and type), micro "
+        "(f1) and per entity type, over items with two or more annotators."))
 
 
 class AnnotatorQualityOut(BaseModel):

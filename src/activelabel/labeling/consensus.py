@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import quality as q
+from ..spans import span_key, vote_spans
 from ..store import CurrentLabel
 from ..store.models import Project
 
@@ -50,7 +51,10 @@ DAWID_SKENE = "dawid_skene"
 
 
 def value_key(labels: Sequence[Any]) -> Any:
-    """The value an annotation gives: its one label, or (several or none) the sorted tuple."""
+    """The value an annotation gives: its one label, or (several or none) the sorted tuple;
+    spans (a span project's answer) as the sorted tuple of their (start, end, label)."""
+    if labels and isinstance(labels[0], Mapping):
+        return tuple(sorted(span_key(s) for s in labels))
     if len(labels) == 1:
         return labels[0]
     return tuple(sorted(labels, key=str))
@@ -193,11 +197,54 @@ def _values(votes: Votes, chosen: NDArray[np.intp]) -> list[Any]:
 def project_consensus(project: Project, current: Iterable[CurrentLabel]) -> Consensus:
     """The consensus of every labeled item of ``project`` (keys: item ids) from its current
     labels (:func:`activelabel.store.current_labels`), by the project's method."""
+    if project.task == "spans":
+        return span_consensus(current, allow_overlap=bool((project.settings or {}).get(
+            "span_overlap")))
     votes = collect_votes(((c.item_id, c.annotator_id, c.labels) for c in current),
                           project.labels)
     multilabel = project.task == "multilabel"
     return votes_consensus(votes, multilabel=multilabel,
                            method=consensus_method(project.task, project.settings or {}))
+
+
+def span_consensus(current: Iterable[CurrentLabel], *, allow_overlap: bool = False
+                   ) -> Consensus:
+    """Span projects: each item's spans given by more than half of its annotators
+    (:func:`activelabel.spans.vote_spans`); ``ties`` marks items where some span had exactly
+    half of the votes (left out, worth a reviewer's look)."""
+    answers: dict[Any, list[list[Any]]] = {}
+    for c in current:
+        answers.setdefault(c.item_id, []).append(list(c.labels))
+    keys = list(answers)
+    labels = [[{k: s[k] for k in ("start", "end", "label")}
+               for s in vote_spans(answers[k], allow_overlap=allow_overlap)] for k in keys]
+    ties = np.asarray([_half_vote(answers[k]) for k in keys], dtype=bool)
+    return Consensus("span_vote", keys, labels, ties)
+
+
+def votes_span_consensus(votes: Votes, *, allow_overlap: bool = False) -> Consensus:
+    """:func:`span_consensus` over :class:`Votes` whose values are span tuples
+    (:func:`value_key`), keyed as the votes are."""
+    answers: dict[int, list[list[dict[str, Any]]]] = {}
+    for i, v in zip(votes.items.tolist(), votes.labels.tolist(), strict=True):
+        value = votes.values[v]
+        spans = [{"start": a, "end": b, "label": c} for a, b, c in value] \
+            if isinstance(value, tuple) else []
+        answers.setdefault(i, []).append(spans)
+    labels = [[{k: s[k] for k in ("start", "end", "label")}
+               for s in vote_spans(answers.get(i, []), allow_overlap=allow_overlap)]
+              for i in range(votes.n_items)]
+    ties = np.asarray([_half_vote(answers.get(i, [])) for i in range(votes.n_items)],
+                      dtype=bool)
+    return Consensus("span_vote", list(votes.keys), labels, ties)
+
+
+def _half_vote(answers: list[list[Any]]) -> bool:
+    counts: dict[tuple[int, int, str], int] = {}
+    for answer in answers:
+        for key in {span_key(s) for s in answer}:
+            counts[key] = counts.get(key, 0) + 1
+    return any(2 * n == len(answers) for n in counts.values())
 
 
 def item_majority(annotations: Sequence[Sequence[Any]], multilabel: bool) -> Any:

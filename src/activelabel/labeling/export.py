@@ -39,6 +39,7 @@ from ..store import (
 from ..store.models import Annotation, Item, Project
 from .consensus import project_consensus
 from .formats import ExportContext
+from .formats.conll import write_conll, write_span_jsonl
 from .formats.huggingface import write_huggingface
 from .formats.labelstudio import write_labelstudio
 from .formats.spacy import write_spacy
@@ -53,7 +54,14 @@ EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"),
                   "parquet": ("application/vnd.apache.parquet", "parquet"),
                   "labelstudio": ("application/json", "json"),
                   "huggingface": ("application/zip", "hf.zip"),
-                  "spacy": ("application/x-ndjson", "spacy.jsonl")}
+                  "spacy": ("application/x-ndjson", "spacy.jsonl"),
+                  # span projects only (formats.conll)
+                  "conll": ("text/plain; charset=utf-8", "conll"),
+                  "spans_jsonl": ("application/x-ndjson", "spans.jsonl")}
+#: Formats that write spans: for span projects only.
+SPAN_EXPORT_FORMATS = frozenset({"conll", "spans_jsonl"})
+#: Other formats that carry a span project's labels.
+SPAN_READY_FORMATS = frozenset({"jsonl", "csv", "labelstudio", "spacy"})
 #: Items loaded per query.
 PAGE_ITEMS = 1000
 _CSV_COLUMNS = ("external_id", "split", "data", "labels", "annotations", "round", "strategy",
@@ -187,7 +195,9 @@ Writer = Callable[[Iterator[dict[str, Any]], ExportContext], Iterator[bytes]]
 _WRITERS: dict[str, Writer] = {
     "jsonl": lambda rows, ctx: _jsonl(rows), "csv": lambda rows, ctx: _csv(rows),
     "parquet": lambda rows, ctx: _parquet(rows), "labelstudio": write_labelstudio,
-    "huggingface": write_huggingface, "spacy": write_spacy}
+    "huggingface": write_huggingface, "spacy": write_spacy,
+    "conll": lambda rows, ctx: write_conll(rows),
+    "spans_jsonl": lambda rows, ctx: write_span_jsonl(rows)}
 
 
 def _text_field(project: Project) -> str:
@@ -261,6 +271,14 @@ def export_stream(storage: Storage, project_id: int, fmt: str, *,
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use one of "
                            f"{', '.join(EXPORT_FORMATS)}")
+    with storage.read_sessions() as session:
+        task = get_project(session, project_id).task
+    if fmt in SPAN_EXPORT_FORMATS and task != "spans":
+        raise InvalidInput(f"format {fmt!r} is for span projects only")
+    if task == "spans" and fmt not in SPAN_EXPORT_FORMATS | SPAN_READY_FORMATS:
+        raise InvalidInput(f"a span project exports as "
+                           f"{', '.join(sorted(SPAN_EXPORT_FORMATS | SPAN_READY_FORMATS))}, "
+                           f"not {fmt!r}")
     ctx = export_context(storage, project_id, agreement=fmt == "huggingface")
     media, ext = EXPORT_FORMATS[fmt]
     rows = export_rows(storage, project_id, include_private=include_private)

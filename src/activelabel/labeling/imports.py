@@ -55,6 +55,7 @@ from ..store.imported import (
 from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
 from ..store.models import SPLITS, Job, Project, Round, RoundStatus
 from .drift import import_drift
+from .formats.conll import read_conll, read_span_jsonl
 from .formats.huggingface import read_huggingface
 from .formats.labelstudio import read_labelstudio
 from .formats.spacy import read_spacy
@@ -92,10 +93,12 @@ log = logging.getLogger("activelabel.imports")
 #: File extension -> format name (a double extension such as ``.spacy.jsonl`` wins over
 #: its last part).
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
-           ".json": "labelstudio", ".spacy.jsonl": "spacy", ".zip": "huggingface"}
+           ".json": "labelstudio", ".spacy.jsonl": "spacy", ".zip": "huggingface",
+           # span projects (formats.conll): CoNLL / IOB, and JSONL with character offsets
+           ".conll": "conll", ".iob": "conll", ".bio": "conll", ".spans": "spans_jsonl"}
 #: Formats whose readers yield canonical rows (``external_id``, ``data``, ``split``,
 #: ``gold_labels``, ``annotations``, ``predictions``): they skip the column mapping.
-CANONICAL_FORMATS = {"labelstudio", "spacy", "huggingface"}
+CANONICAL_FORMATS = {"labelstudio", "spacy", "huggingface", "conll", "spans_jsonl"}
 #: Rows a preview reads.
 PREVIEW_ROWS = 20
 #: Rows handed to ``add_items`` (and committed) at once.
@@ -365,7 +368,8 @@ def _parquet(path: Path) -> Iterator[Parsed]:
 
 _READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
     "jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "labelstudio": read_labelstudio,
-    "spacy": read_spacy, "huggingface": read_huggingface}
+    "spacy": read_spacy, "huggingface": read_huggingface, "conll": read_conll,
+    "spans_jsonl": read_span_jsonl}
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[Parsed]:

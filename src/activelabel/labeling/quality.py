@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
+from ..spans import span_agreement
 from ..store import CurrentLabel, Storage, current_labels, settings_of, usernames
 from ..store.models import Annotation, Item, Project
 from .consensus import (
@@ -33,6 +34,7 @@ from .consensus import (
     dawid_skene,
     value_key,
     votes_consensus,
+    votes_span_consensus,
 )
 
 __all__ = [
@@ -156,6 +158,8 @@ def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
                            "krippendorff_alpha": None, "fleiss_kappa": None,
                            "cohen_kappa_pairs": [], "per_label": {}, "target": target,
                            "below_target": False}
+    if table.task == "spans":  # span-level F1 between annotators, micro and per type
+        out["span_agreement"] = span_agreement(_span_answers(table))
     if n_items < 2:
         return out
     k = max(table.n_classes, 1)
@@ -183,12 +187,27 @@ def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
     return out
 
 
+def _span_answers(table: LabelTable) -> list[list[list[dict[str, Any]]]]:
+    """Per item, each annotator's spans (from the table's span-tuple values)."""
+    answers: dict[int, list[list[dict[str, Any]]]] = {}
+    for i, v in zip(table.items.tolist(), table.labels.tolist(), strict=True):
+        value = table.values[v]
+        answers.setdefault(i, []).append(
+            [{"start": a, "end": b, "label": c} for a, b, c in value]
+            if isinstance(value, tuple) else [])
+    return list(answers.values())
+
+
 def _label_name(value: Any) -> Any:
     return "+".join(map(str, value)) if isinstance(value, tuple) else value
 
 
 def table_consensus(table: LabelTable, project: Project) -> Consensus:
-    """The consensus of the table's items by the project's method (:mod:`.consensus`)."""
+    """The consensus of the table's items by the project's method (:mod:`.consensus`);
+    span projects: span voting."""
+    if project.task == "spans":
+        return votes_span_consensus(table.votes, allow_overlap=bool(
+            (project.settings or {}).get("span_overlap")))
     return votes_consensus(table.votes, multilabel=project.task == "multilabel",
                            method=consensus_method(project.task, project.settings or {}))
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..spans import span_differences
 from ..store import (
     InvalidInput,
     Storage,
@@ -38,9 +39,13 @@ from .quality import (
     latest_revision_by_reviewer,
     table_consensus,
 )
+from .span_rounds import SPAN_PREDICTIONS
 from .tasks import model_probs
 
 __all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
+
+#: A predicted span counts as sure when every token's marginal is at least this.
+SURE_SPAN = 0.9
 
 
 class Reason(str, Enum):
@@ -133,6 +138,7 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     out = []
     if len(pos) >= 2 and top < n:
         out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n,
+                               _span_detail(t, pos) if t.task == "spans" else
                                f"{n - top} of {n} annotators disagree with the majority"
                                if not ctx.consensus.ties[i]
                                else f"{n} annotators split with no majority",
@@ -141,6 +147,47 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
         split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
         out.append(ReviewEntry(t.item_ids[i], Reason.TIE, 1.0, f"no majority: {split}",
                                [int(t.annotation_ids[p]) for p in pos]))
+    return out
+
+
+def _span_detail(t: LabelTable, pos: list[int]) -> str:
+    """Where annotators' spans differ: each span not everyone gave, with its votes."""
+    answers = [[{"start": a, "end": b, "label": c} for a, b, c in t.values[t.labels[p]]]
+               if isinstance(t.values[t.labels[p]], tuple) else [] for p in pos]
+    diffs = span_differences(answers)
+    shown = "; ".join(f"{d['start']}-{d['end']} {d['label']} ({d['votes']} of {d['n']}"
+                      f"{', boundary or type' if d['kind'] == 'boundary_or_type' else ''})"
+                      for d in diffs[:5])
+    return f"annotators' spans differ on {len(diffs)} span{'s' if len(diffs) != 1 else ''}: " \
+        f"{shown}"
+
+
+def _span_errors(storage: Storage, project: Project, ctx: _Context,
+                 version: int) -> list[ReviewEntry]:
+    """Likely span errors: spans the model is sure of (every token's marginal at least
+    SURE_SPAN) that the consensus leaves out or types differently."""
+    predicted = storage.arrays.load(project.id, SPAN_PREDICTIONS, mmap=False)
+    if predicted is None or predicted.ndim != 2 or predicted.shape[1] != 5:
+        return []
+    t = ctx.table
+    out = []
+    for i, pos in ctx.by_item.items():
+        agreed = ctx.consensus.labels[i]
+        if agreed is None or t.item_ids[i] in ctx.reviewed:
+            continue
+        row = t.rows[i]
+        lo, hi = np.searchsorted(predicted[:, 0], [row, row + 1])
+        given = {(s["start"], s["end"], s["label"]) for s in agreed}
+        sure = [(int(p[1]), int(p[2]), project.labels[int(p[3])], float(p[4]))
+                for p in predicted[lo:hi] if p[4] >= SURE_SPAN and int(p[3]) < len(project.labels)]
+        missed = [m for m in sure if m[:3] not in given]
+        if missed:
+            best = max(missed, key=lambda m: m[3])
+            out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, best[3],
+                                   f"model v{version} is sure of {len(missed)} span(s) the "
+                                   f"labels leave out or type otherwise, e.g. {best[0]}-{best[1]} "
+                                   f"{best[2]} ({best[3]:.2f})",
+                                   [int(t.annotation_ids[q]) for q in pos]))
     return out
 
 
@@ -199,6 +246,8 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
 def _model_disagrees(session: Session, storage: Storage, project: Project,
                      ctx: _Context) -> list[ReviewEntry]:
     model = active_model_version(session, project.id)
+    if model is not None and project.task == "spans":
+        return _span_errors(storage, project, ctx, model.version)
     probs = None if model is None else model_probs(storage.arrays, project.id)
     if model is None or probs is None or project.task != "classification":
         return []

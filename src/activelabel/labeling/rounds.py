@@ -82,6 +82,7 @@ from .predictions import prediction_priors
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
 from .remote_model import RemoteModel, RemoteModelError, item_pages, training_items
 from .scaled import on_ray, score_on_ray
+from .span_rounds import SPAN_PREDICTIONS, span_round
 from .stats import labels_spent
 
 log = logging.getLogger("activelabel.rounds")
@@ -619,9 +620,30 @@ def _begin(storage: Storage, job: Job) -> tuple[int, int, str, int] | None:
         return rnd.project_id, rnd.id, rnd.strategy, rnd.number
 
 
+def _span_outcome(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, batch_size: int,
+                  seed: int, progress: Progress, timings: dict[str, float]) -> _Outcome:
+    """Span projects: the CRF round of :mod:`.span_rounds`, recorded as any round."""
+    out = span_round(storage, snap.project_id, item_ids=snap.item_ids, splits=snap.splits,
+                     labels=snap.labels, gold=snap.gold, audit=snap.audit,
+                     candidates=_candidates(snap), embeddings=feats.embeddings,
+                     settings=snap.settings, batch_size=batch_size, seed=seed,
+                     progress=progress, timings=timings)
+    picked = _Picked(out.rows, out.scores, out.strategy)
+    if out.model is None or out.predictions is None:
+        return _Outcome(picked, {}, timings)
+    storage.arrays.save(snap.project_id, SPAN_PREDICTIONS, out.predictions)
+    tmp = _dump_artifact(storage, snap.project_id, {
+        "model": out.model, "fingerprint": feats.fingerprint, "classes": snap.classes,
+        "task": snap.task})
+    return _Outcome(picked, out.holdout, timings, out.probs, tmp, None, out.n_train,
+                    out.training_hash)
+
+
 def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
                  batch_size: int, seed: int, progress: Progress, timings: dict[str, float]
                  ) -> _Outcome:
+    if snap.task == "spans":
+        return _span_outcome(storage, snap, feats, batch_size, seed, progress, timings)
     truth = _consensus_rows(snap)
     rows, y = _training_set(snap, truth)
     if rows.shape[0] == 0:
@@ -904,7 +926,7 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
     if feats.n_items != snap.item_ids.shape[0]:  # items imported meanwhile: align to features
         n = min(feats.n_items, snap.item_ids.shape[0])
         snap.item_ids, snap.splits = snap.item_ids[:n], snap.splits[:n]
-    if payload.get("model_version") is not None:
+    if payload.get("model_version") is not None and snap.task != "spans":  # spans: retrain
         out = _rerank(storage, snap, feats, strategy, batch_size, seed,
                       int(payload["model_version"]), progress, timings)
     else:

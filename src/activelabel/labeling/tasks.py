@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..store import ArrayStore, next_tasks, settings_of
 from ..store.models import Project, Role
 from ..store.queue import SCORED_BASE, Task
+from .span_rounds import SPAN_PREDICTIONS, span_suggestion
 
 __all__ = [
     "PREVIOUS_PROBS_ARRAY",
@@ -110,11 +111,16 @@ class Suggestion(BaseModel):
 
 
 def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
-               version: int, model_round: int | None = None) -> Suggestion | None:
+               version: int, model_round: int | None = None,
+               span_predictions: np.ndarray[Any, Any] | None = None) -> Suggestion | None:
     """The model's label for the item (single label: the most likely class and the runner-up;
-    multilabel: the labels at p >= 0.5) and its confidence; None when ``probs`` does not fit
-    the project."""
+    multilabel: the labels at p >= 0.5; spans: the predicted spans, from ``span_predictions``)
+    and its confidence; None when ``probs`` does not fit the project."""
     labels = list(project.labels)
+    if project.task == "spans":  # the model's spans, each with its confidence
+        found = span_suggestion(span_predictions, probs, row, labels)
+        return None if found is None else Suggestion(label=found[0], confidence=found[1],
+                                                     model_version=version)
     if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
         return None
     p = np.asarray(probs[row], dtype=np.float64)
@@ -235,6 +241,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     probs = None if model is None else model_probs(arrays, project.id)
     imported = (_imported_suggestions(session, project, [t.item.id for t in tasks])
                 if settings.show_suggestions and model is None else {})
+    spans = None if model is None or project.task != "spans" else arrays.load(
+        project.id, SPAN_PREDICTIONS, mmap=False)
     out: list[TaskView] = []
     for task in tasks:
         item = task.item
@@ -244,7 +252,7 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
             split="pool" if annotator and item.split == "gold" else item.split,
             data=visible_data(item.data, hidden),
             suggestion=(imported.get(item.id) if model is None else suggestion(
-                project, probs, item.row, model, _model_round(task, model))),
+                project, probs, item.row, model, _model_round(task, model), spans)),
             why=why, lease_expires_at=task.expires_at))
     return out
 

@@ -37,6 +37,7 @@ from .db import dialect_of, insert_ignore
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import Annotation, Assignment, Item, Project, Round, User, utcnow
 from .rounds import PENDING_STATUSES, last_finished_round_id
+from .spans import check_item_spans
 
 __all__ = [
     "CurrentLabel",
@@ -106,8 +107,12 @@ class CurrentLabel:
     created_at: datetime
 
 
-def _check_labels(project: Project, labels: Any) -> list[Any]:
-    """Labels as a list, validated against the project's label set and task."""
+def _check_labels(project: Project, labels: Any, item: Item | None = None) -> list[Any]:
+    """Labels as a list, validated against the project's label set and task (a span
+    project's spans against the item's text and tokens)."""
+    if project.task == "spans":
+        assert item is not None, "span labels are checked against their item"
+        return check_item_spans(project, item.data, labels)
     if isinstance(labels, (str, int)) and not isinstance(labels, bool):
         labels = [labels]
     if not isinstance(labels, Sequence) or isinstance(labels, bytes):
@@ -321,7 +326,8 @@ def annotate(session: Session, project_id: int, user_id: int, item_id: int, labe
         twin, target = _by_client_key(session, user_id, client_key, item_id), None
     if twin is not None:
         return twin
-    checked = _check_labels(project, labels)
+    checked = _check_labels(project, labels, item_in_project(session, project_id, item_id)
+                            if project.task == "spans" else None)
     if duration_ms is not None and duration_ms < 0:
         raise InvalidInput(f"duration_ms must be >= 0, got {duration_ms}")
     if supersedes is not None:
@@ -356,7 +362,7 @@ def review(session: Session, project_id: int, reviewer_id: int, annotation_id: i
     if accept:
         kind, new_labels = "review_accept", target.labels
     elif labels is not None:
-        kind, new_labels = "correction", _check_labels(project, labels)
+        kind, new_labels = "correction", _check_labels(project, labels, item)
     else:
         kind, new_labels = "review_reject", None
     return _append(session, {

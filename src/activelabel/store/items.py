@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from ._util import item_in_project, lock_project
 from .db import bind_value, bulk_insert, dialect_of, in_values, refresh_statistics
 from .errors import InvalidInput
-from .models import SPLITS, Item, utcnow
+from .models import SPLITS, Item, Project, utcnow
 from .queue import queue_keys
 from .settings import settings_of
+from .spans import check_item_spans, check_span_item
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -92,7 +93,21 @@ def _check_gold(row: Mapping[str, Any], labels: Sequence[Any]) -> list[Any] | No
     return list(gold)
 
 
-def _check_row(row: Any, labels: Sequence[Any] = (), single: bool = False
+def _span_gold(project: Project, row: Mapping[str, Any], data: Mapping[str, Any]
+               ) -> list[Any] | None:
+    """A span project's item: its text must tokenize, its gold answer (spans, possibly
+    none) must fit the text."""
+    check_span_item(data)
+    if row.get("gold_labels") is None:
+        return None
+    try:
+        return check_item_spans(project, data, row["gold_labels"])
+    except InvalidInput as exc:
+        raise ValueError(f"gold_labels: {exc}") from None
+
+
+def _check_row(row: Any, labels: Sequence[Any] = (), single: bool = False,
+               span_project: Project | None = None
                ) -> tuple[str, Mapping[str, Any], str, list[Any] | None]:
     """(external_id, data, split, gold labels) of a valid row; raises ValueError with the
     reason. A row with ``gold_labels`` (its known answer) is a gold item."""
@@ -118,7 +133,8 @@ def _check_row(row: Any, labels: Sequence[Any] = (), single: bool = False
     data = row.get("data")
     if not isinstance(data, Mapping):
         raise ValueError("data must be an object, e.g. {\"text\": \"...\"}")
-    gold = _check_gold(row, labels)
+    gold = (_check_gold(row, labels) if span_project is None
+            else _span_gold(span_project, row, data))
     if single and gold is not None and len(gold) != 1:
         raise ValueError(f"a classification project's gold answer is one label, got {gold}")
     split = row.get("split") or ("gold" if gold is not None else "pool")
@@ -143,13 +159,14 @@ def _existing_ids(session: Session, project_id: int, ids: Sequence[str]) -> set[
 
 def _insert_batch(session: Session, project_id: int, batch: list[tuple[int, Any]],
                   next_row: int, result: ImportResult, labels: Sequence[Any] = (),
-                  seed: int = 0, single: bool = False) -> int:
+                  seed: int = 0, single: bool = False,
+                  span_project: Project | None = None) -> int:
     """Validate and insert one batch of (input index, row); returns the next free row number."""
     valid: list[tuple[int, str, Mapping[str, Any], str, list[Any] | None]] = []
     private: dict[int, str] = {}
     for index, raw in batch:
         try:
-            valid.append((index, *_check_row(raw, labels, single)))
+            valid.append((index, *_check_row(raw, labels, single, span_project)))
             if raw.get("private"):
                 private[index] = _canonical(raw["private"])
         except (ValueError, TypeError) as exc:
@@ -220,7 +237,8 @@ def add_items(session: Session, project_id: int, rows: Iterable[Any], *,
     numbered = enumerate(rows)
     while batch := list(islice(numbered, batch_size)):
         next_row = _insert_batch(session, project_id, batch, next_row, result, labels, seed,
-                                 project.task == "classification")
+                                 project.task == "classification",
+                                 project if project.task == "spans" else None)
     if refresh_stats and result.inserted >= ANALYZE_AFTER_ROWS:
         refresh_statistics(session, "items")
     return result
@@ -280,6 +298,9 @@ def set_gold(session: Session, project_id: int, item_id: int, labels: Any) -> It
     project = lock_project(session, project_id)
     if labels is None:
         item.gold_labels, item.split = None, "pool"
+        return item
+    if project.task == "spans":
+        item.gold_labels, item.split = check_item_spans(project, item.data, labels), "gold"
         return item
     try:
         gold = _check_gold({"gold_labels": labels}, project.labels)

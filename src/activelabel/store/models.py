@@ -113,10 +113,12 @@ class RoundStatus(_Named):
 
 
 class TaskType(_Named):
-    """What annotators give an item: one label, or any number of labels."""
+    """What annotators give an item: one label, any number of labels, or spans of its text
+    (``{start, end, label}`` character offsets; the labels are the entity types)."""
 
     CLASSIFICATION = "classification"
     MULTILABEL = "multilabel"
+    SPANS = "spans"
 
 
 class Split(_Named):

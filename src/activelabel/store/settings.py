@@ -229,6 +229,20 @@ class ProjectSettings(BaseModel):
         json_schema_extra={"group": "Active learning"})
     # ---- end of model ----
 
+    # ---- span projects (task "spans") ----
+    span_strategy: Literal["sequence_least_confidence", "diverse_token_entropy",
+                           "token_entropy_sum", "token_entropy_mean", "uncertain_tokens",
+                           "random"] = _field(
+        "sequence_least_confidence", "Span strategy", "Active learning",
+        "Span projects: how a round picks sentences, by the sequence model's uncertainty "
+        "(least confidence of the best sequence, token entropy summed or averaged, count of "
+        "uncertain tokens), the summed token entropy spread over clusters of sentences so a "
+        "batch does not ask about one entity again and again, or at random.")
+    span_overlap: bool = _field(
+        False, "spans may overlap", "Active learning",
+        "Span projects: whether an annotation may hold spans that overlap (nested or "
+        "crossing entities); off: overlapping spans are refused.")
+
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)

@@ -1,5 +1,6 @@
 """Structured formats other tools read and write: Label Studio JSON, a Hugging Face parquet
-folder and spaCy-style JSONL.
+folder, spaCy-style JSONL, and for span projects CoNLL / IOB and JSONL with character
+offsets (`conll`).
 
 Each module has a reader yielding ``(line, row, error)`` like the readers of
 :mod:`activelabel.labeling.imports`, whose rows are *canonical rows* (``external_id``,

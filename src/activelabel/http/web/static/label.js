@@ -729,6 +729,9 @@
     let project;
     try { project = await AL.project(); } catch (err) { AL.failed(err, start); return; }
     state.project = project;
+    if (project.task === "spans" && window.ALSpans) {  // spans.js, loaded by the page
+      window.ALSpans.start(project); AL.markReady(); return;
+    }
     if (await ownRenderer(project)) {
       showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);
       AL.markReady();

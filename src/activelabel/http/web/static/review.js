@@ -8,7 +8,7 @@
   const $ = (id) => document.getElementById(id);
   let project = null, items = [], focus = 0;
 
-  const labelText = AL.labelText;
+  const labelText = (l) => (window.ALSpans && ALSpans.isSpans(l) ? ALSpans.spansText(l) : AL.labelText(l));
 
   async function loadFilters() {
     const [members, rounds] = await Promise.all([
@@ -125,6 +125,7 @@
       AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
       AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
         AL.renderData(item.data, { alt: `item ${item.external_id}` }),
+        window.ALSpans && item.annotations.some((a) => ALSpans.isSpans(a.labels)) ? ALSpans.review(item, item.annotations) : null,
         AL.el("div", { style: "flex:1;min-width:240px" },
           AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
             item.suggestion ? ` · the project's current model says ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)} sure)` : ""),

@@ -1,0 +1,53 @@
+"""Every page-facing GET of a span project answers (no 500) after labels and a trained
+round: the dashboards, stats, review and exports read spans as they read labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.labeling.test_span_rounds import sentence
+from tests.support.api import Api
+
+PATHS = ["", "/agreement", "/annotators", "/audit", "/confidence", "/dashboard", "/decisions",
+         "/export?format=jsonl", "/export?format=csv", "/export?format=conll",
+         "/export?format=spans_jsonl", "/export/bundle", "/flags", "/items", "/jobs",
+         "/members", "/models", "/outlook", "/progress", "/relabel", "/review", "/rounds",
+         "/stats", "/versions", "/tasks/next", "/calibrations", "/snapshots"]
+
+
+def test_span_project_pages_answer(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, labels=["person", "location"], task="spans",
+                      settings={"batch_size": 10, "retrain_every_labels": 10_000})
+    rows: list[dict[str, Any]] = []
+    truth = {}
+    for i in range(40):
+        text, spans = sentence(i)
+        rows.append({"external_id": f"s{i}", "data": {"text": text},
+                     "split": "holdout" if i >= 32 else "pool"})
+        truth[f"s{i}"] = spans
+    assert api.post(f"/projects/{pid}/items", owner, json=rows).json()["inserted"] == 40
+    second = api.member(pid, "annotator")
+    items = api.get(f"/projects/{pid}/items", owner, params={"limit": 100}).json()["items"]
+    for item in items[:20] + items[32:]:
+        for who in (owner, second):
+            answer = api.post(f"/projects/{pid}/annotations", who, json={
+                "item_id": item["id"], "labels": truth[item["external_id"]]})
+            assert answer.status_code == 201, answer.text
+    _round(api, pid, owner)
+    for path in PATHS:
+        answer = api.get(f"/projects/{pid}{path}", owner)
+        assert answer.status_code < 500, (path, answer.text[:500])
+        assert answer.status_code == 200, (path, answer.text[:300])
+
+
+def _round(api: Api, pid: int, owner: Any) -> None:
+    from activelabel.labeling.rounds import request_round
+    from tests.support.projects import run_job
+
+    with api.storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="test")
+        job_id = rnd.job_id
+    assert job_id is not None
+    result = run_job(api.storage, job_id)
+    assert result["model_version"] is not None

@@ -1,0 +1,148 @@
+"""The labeling page of a span project in Chromium: entities marked by keyboard only (move,
+extend with Shift, a number key sets the type, undo), the model's spans accepted one by one
+and all at once, and what is stored is what the page showed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.api import unique
+from tests.support.processes import ROUND_TIMEOUT, wait_until
+from tests.support.web import PASSWORD, Person, Site, log_in, login
+
+TYPES = ["person", "location"]
+PEOPLE = ["Anna", "Boris", "Chen", "Dara", "Emil", "Farah"]
+PLACES = ["Paris", "Lagos", "Quito", "Oslo", "Hanoi", "Perth"]
+
+
+def sentence(i: int) -> tuple[str, list[dict[str, Any]]]:
+    """"i met <person> in <place> today ." with its two spans."""
+    person, place = PEOPLE[i % 6], PLACES[(i // 6) % 6]
+    text = f"i met {person} in {place} today ."
+    at = 10 + len(person)
+    return text, [{"start": 6, "end": 6 + len(person), "label": "person"},
+                  {"start": at, "end": at + len(place), "label": "location"}]
+
+
+def _span_project(site: Site) -> tuple[int, Person, dict[str, list[dict[str, Any]]]]:
+    made = site.api("POST", "/projects", json={
+        "name": unique("spans"), "task": "spans", "labels": TYPES,
+        "settings": {"batch_size": 10, "retrain_every_labels": 10_000, "free_labeling": True,
+                     "audit_share": 0.0, "span_strategy": "token_entropy_sum"}})
+    assert made.status_code == 201, made.text
+    pid = int(made.json()["id"])
+    truth = {}
+    rows = []
+    for i in range(36):
+        text, spans = sentence(i)
+        rows.append({"external_id": f"s{i}", "data": {"text": text}})
+        truth[f"s{i}"] = spans
+    added = site.api("POST", f"/projects/{pid}/items", json=rows)
+    assert added.json()["inserted"] == 36, added.text
+    # the owner labels twelve sentences, then a round trains the first model
+    items = site.get(f"/projects/{pid}/items", params={"limit": 100})["items"]
+    for item in items[:12]:
+        answer = site.api("POST", f"/projects/{pid}/annotations", json={
+            "item_id": item["id"], "labels": truth[item["external_id"]]})
+        assert answer.status_code == 201, answer.text
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    round_id = asked.json()["round_id"]
+
+    def done() -> bool:
+        found = site.get(f"/projects/{pid}/rounds/{round_id}?limit=0")
+        assert found["status"] != "failed", found
+        return bool(found["status"] == "done")
+
+    wait_until(done, timeout=ROUND_TIMEOUT, poll=0.3, what="span round done")
+    name = unique("tagger")
+    assert site.api("POST", "/users", json={"username": name, "password": PASSWORD}
+                    ).status_code == 201
+    assert site.api("POST", f"/projects/{pid}/members",
+                    json={"username": name, "role": "annotator"}).status_code == 201
+    return pid, Person(name, PASSWORD, login(site.url, name, PASSWORD), "annotator"), truth
+
+
+def _history(site: Site, pid: int, item_id: int) -> list[Any]:
+    return [r["labels"] for r in site.get(f"/projects/{pid}/items/{item_id}")["history"]]
+
+
+def _shown(page: Any) -> int:
+    page.wait_for_selector("#span-text .tok")
+    return int(page.get_attribute("#item", "data-item"))
+
+
+def test_spans_by_keyboard_and_suggestions_accepted(page: Any, site: Site) -> None:
+    pid, tagger, truth = _span_project(site)
+    log_in(page, site, tagger)
+    page.goto(f"{site.url}/projects/{pid}/label")
+
+    # 1. the model's spans are shown as suggestions; A accepts them all, Enter submits
+    first = _shown(page)
+    page.wait_for_selector("#suggested-spans li")
+    suggested = page.locator("#suggested-spans li").count()
+    assert suggested >= 1
+    page.keyboard.press("a")
+    page.wait_for_selector("#suggested-spans li", state="detached")
+    assert page.locator("#my-spans li").count() == suggested
+    page.keyboard.press("Enter")
+    second = wait_until(lambda: _shown(page) if _shown(page) != first else None, timeout=30,
+                        what="next sentence")
+    stored = wait_until(lambda: _history(site, pid, first) or None, timeout=30, what="stored")
+    assert len(stored[-1]) == suggested
+
+    # 2. by keyboard alone: → → to the person, 1; → → to the place, 2; undo and redo it;
+    # (the suggestions are left as they are: only what the annotator marked is stored)
+    ext = site.get(f"/projects/{pid}/items/{second}")["external_id"]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("1")
+    page.wait_for_selector("#my-spans li[data-label=person]")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("2")
+    page.wait_for_selector("#my-spans li[data-label=location]")
+    page.keyboard.press("z")
+    page.wait_for_selector("#my-spans li[data-label=location]", state="detached")
+    page.keyboard.press("2")
+    page.wait_for_selector("#my-spans li[data-label=location]")
+    page.keyboard.press("Enter")
+    third = wait_until(lambda: _shown(page) if _shown(page) != second else None, timeout=30,
+                       what="third sentence")
+    stored = wait_until(lambda: _history(site, pid, second) or None, timeout=30, what="stored")
+    assert stored[-1] == truth[ext]
+
+    # 3. Shift extends a selection over two tokens; one suggestion accepted with its button
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("1")  # "<person> in" as one (wrong) person span
+    li = page.locator("#my-spans li[data-label=person]")
+    li.wait_for()
+    text = site.get(f"/projects/{pid}/items/{third}")["data"]["text"]
+    start, end = int(li.get_attribute("data-start")), int(li.get_attribute("data-end"))
+    assert text[start:end].endswith(" in")
+    page.keyboard.press("x")  # removed again
+    page.wait_for_selector("#my-spans li", state="detached")
+    if page.locator("#suggested-spans li .accept-one").count():
+        page.locator("#suggested-spans li .accept-one").first.click()
+        page.wait_for_selector("#my-spans li")
+    page.keyboard.press("Enter")
+    wait_until(lambda: _shown(page) != third or None, timeout=30, what="fourth sentence")
+    stored = wait_until(lambda: _history(site, pid, third) or None, timeout=30, what="stored")
+    ext3 = site.get(f"/projects/{pid}/items/{third}")["external_id"]
+    assert all(span in truth[ext3] for span in stored[-1])
+
+    # 4. the review page shows where annotators' spans differ: the owner gives the first
+    # sentence one span only, the annotator's other span is marked as not given by everyone
+    items = {i["id"]: i for i in site.get(f"/projects/{pid}/items", params={"limit": 100})
+             ["items"]}
+    owner_spans = [truth[items[first]["external_id"]][0]]
+    assert site.api("POST", f"/projects/{pid}/annotations", json={
+        "item_id": first, "labels": owner_spans}).status_code == 201
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/review")
+    box = page.locator(f"article[data-item='{first}'] .span-diff")
+    box.wait_for()
+    assert box.locator(".missed").count() >= 1
+    assert "annotators' spans differ" in page.inner_text(f"article[data-item='{first}']")
