@@ -155,7 +155,7 @@ def test_an_import_that_cannot_be_read_is_a_sentence_not_a_traceback(
     broken = tmp_path / "rows.parquet"
     broken.write_bytes(b"PAR1 but nothing else")
     code, out, err = cli("import", str(project_id), broken, "--wait")
-    assert code == 1
+    assert code == 2, (out, err)  # found by the upload's preview: bad input, nothing queued
     assert "is not a Parquet file that can be read" in err
     assert "Traceback" not in out + err
     csv_path = tmp_path / "latin1.csv"
