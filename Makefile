@@ -39,8 +39,13 @@ lint: install-test
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-test: lint browser
-	$(BIN)/pytest
+# axe-core for the accessibility checks of the browser tests: the npm package, in .axe/.
+AXE := .axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --prefix .axe --no-audit --no-fund --silent axe-core@4
+
+test: lint browser $(AXE)
+	ACTIVELABEL_AXE=$(AXE) $(BIN)/pytest
 
 # The inner loop: everything but the tests marked slow (servers, Chromium, benchmarks).
 test-fast: install-test
@@ -55,4 +60,4 @@ bench: install
 	$(BIN)/python benchmarks/label_efficiency.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs .axe .pytest_cache .mypy_cache .ruff_cache

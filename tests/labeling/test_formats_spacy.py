@@ -15,8 +15,6 @@ from activelabel.labeling.imports import _format_of
 from activelabel.runtime.settings import Storage
 from tests.support.projects import label_rows, new_project
 
-WNUT = Path("/work/shared/data/wnut17.jsonl")
-
 
 def test_label_cats_and_spans_lines() -> None:
     assert line_to_row({"text": "hi", "label": "greet"})["annotations"] == [
@@ -58,10 +56,9 @@ def test_reader_gives_line_numbers(tmp_path: Path) -> None:
     assert _format_of("plain.jsonl") == "jsonl"
 
 
-@pytest.mark.skipif(not WNUT.exists(), reason="shared data not here")
-def test_wnut17_spans_read() -> None:
+def test_wnut17_spans_read(shared_data: Path) -> None:
     parsed = []
-    for line, row, error in read_spacy(WNUT):
+    for line, row, error in read_spacy(shared_data / "wnut17.jsonl"):
         assert error is None, (line, error)
         parsed.append(row)
         if len(parsed) == 200:

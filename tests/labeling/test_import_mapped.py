@@ -190,11 +190,9 @@ def test_a_resumed_mapped_import_counts_exactly(engine_storage: Storage,
 
 
 def test_the_preview_proposes_and_the_mapping_is_kept_for_the_next_upload(
-        engine_storage: Storage) -> None:
+        engine_storage: Storage, shared_data: Path) -> None:
     seeded = new_project(engine_storage, labels=["ham", "spam"])
-    sms = Path("/work/shared/data/sms_spam.jsonl")
-    content = sms.read_bytes() if sms.exists() else b"\n".join(
-        json.dumps({"id": f"s{i}", "text": "t", "label": "ham"}).encode() for i in range(30))
+    content = (shared_data / "sms_spam.jsonl").read_bytes()
     path = save_upload(engine_storage, seeded.project_id, "sms.jsonl", io.BytesIO(content))
     with engine_storage.read_sessions() as session:
         preview = preview_import(session, seeded.project_id, path)

@@ -164,12 +164,19 @@ def log_in(page: Any, site: Site, who: Person, *, form: bool = False) -> None:
     page.wait_for_selector("#project-list li")
 
 
+#: Where ``make test`` installs the axe-core npm package.
+AXE_NPM = Path(__file__).resolve().parents[2] / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
 def axe_source() -> str:
-    """axe-core's ``axe.min.js`` (the npm package, as shipped inside the
-    ``axe-playwright-python`` test dependency), or the file ``ACTIVELABEL_AXE`` names."""
+    """axe-core's ``axe.min.js``: the file ``ACTIVELABEL_AXE`` names, else the npm package
+    ``make test`` installs in ``.axe/``, else the same file as shipped inside the
+    ``axe-playwright-python`` test dependency (a run without make)."""
     named = os.environ.get("ACTIVELABEL_AXE")
     if named:
         return Path(named).read_text(encoding="utf-8")
+    if AXE_NPM.exists():
+        return AXE_NPM.read_text(encoding="utf-8")
     import axe_playwright_python
 
     return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(encoding="utf-8")

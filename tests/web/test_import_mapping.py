@@ -10,18 +10,13 @@ from typing import Any
 
 from tests.support.api import unique
 from tests.support.processes import wait_until
-from tests.support.web import Site, log_in
-
-SMS = Path("/work/shared/data/sms_spam.jsonl")
+from tests.support.web import Site, axe_source, log_in
 
 
 def _axe_violations(page: Any, within: str = "document") -> list[str]:
     """Every axe-core violation on the page as it is now, or in the element ``within``
-    selects (axe.min.js of the ``axe-playwright-python`` test dependency)."""
-    import axe_playwright_python
-
-    source = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text("utf-8")
-    page.add_script_tag(content=source)
+    selects (:func:`tests.support.web.axe_source`)."""
+    page.add_script_tag(content=axe_source())
     return list(page.evaluate("""async (within) => {
       const context = within === "document" ? document : document.querySelector(within);
       const r = await axe.run(context, {resultTypes: ['violations']});
@@ -30,21 +25,16 @@ def _axe_violations(page: Any, within: str = "document") -> list[str]:
     }""", within))
 
 
-def _sms_rows(tmp_path: Path, n: int = 300) -> Path:
-    """The first ``n`` rows of the SMS file (a stand-in of the same shape without it)."""
+def _sms_rows(tmp_path: Path, shared_data: Path, n: int = 300) -> Path:
+    """The first ``n`` rows of the SMS file."""
     out = tmp_path / "sms_spam.jsonl"
-    if SMS.exists():
-        with SMS.open() as handle:
-            out.write_text("".join(line for _, line in zip(range(n), handle, strict=False)))
-    else:
-        out.write_text("".join(json.dumps({"id": f"sms-{i}", "text": f"message {i}",
-                                           "label": "spam" if i % 7 == 0 else "ham"}) + "\n"
-                               for i in range(n)))
+    with (shared_data / "sms_spam.jsonl").open() as handle:
+        out.write_text("".join(line for _, line in zip(range(n), handle, strict=False)))
     return out
 
 
 def test_upload_preview_mapping_and_a_label_page_without_the_answer(
-        page: Any, site: Site, tmp_path: Path) -> None:
+        page: Any, site: Site, tmp_path: Path, shared_data: Path) -> None:
     log_in(page, site, site.admin)
     page.get_by_role("link", name="New project").click()
     page.get_by_label("Name").fill(unique("sms"))
@@ -55,7 +45,7 @@ def test_upload_preview_mapping_and_a_label_page_without_the_answer(
     page.wait_for_selector("body[data-loaded=true]")
     pid = int(page.url.split("/")[-2])
 
-    page.get_by_label("File (JSONL, CSV or Parquet)").set_input_files(str(_sms_rows(tmp_path)))
+    page.get_by_label("File (JSONL, CSV or Parquet)").set_input_files(str(_sms_rows(tmp_path, shared_data)))
     page.get_by_role("button", name="Preview").click()
     page.wait_for_selector("#mapping tbody tr[data-column=label]")
     label_role = page.get_by_label("role of column label")

@@ -41,7 +41,7 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     page.wait_for_selector("#guidelines-version:has-text('version 2')")
     page.wait_for_selector("#versions li[data-version='2']", state="attached")
     assert "labels: good, bad, mixed" in page.text_content("#versions li[data-version='2']")
-    page.get_by_label("Strategy").select_option("entropy")
+    page.get_by_label("Strategy", exact=True).select_option("entropy")
     page.get_by_label("Batch size (items per round, or auto)").fill("15")
     page.get_by_label("Target accuracy", exact=False).fill("0.9")
     page.get_by_label("the model's suggestion and confidence").uncheck()

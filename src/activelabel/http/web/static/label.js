@@ -415,9 +415,11 @@
       groups[groups.length - 1].cells.push(gridCell(task, i));
     });
     const scrollY = window.scrollY;
+    const hadFocus = $("grid").contains(document.activeElement);  // keep a keyboard user's place
     $("grid").replaceChildren(...groups.flatMap((g, n) => [groupHeader(g.key, g.tasks, n),
       AL.el("div", { role: "row", class: "group-cells", dataset: { group: String(g.key) } }, g.cells)]));
     window.scrollTo(0, scrollY);
+    if (hadFocus) focusCell();
     if (state.grid[state.focus]) renderSide(state.grid[state.focus]);
   }
 
