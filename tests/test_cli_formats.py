@@ -62,8 +62,11 @@ def test_import_a_label_studio_export_and_export_every_format(
         assert code == 0, err
         assert f"({fmt}," in out
     tasks = json.loads((tmp_path / "tasks.json").read_text())
-    assert [t["meta"]["external_id"] for t in tasks] == ["101", "102"]
+    # The file's own labels came in (101: two annotators, 105: one; 102's was skipped), beside
+    # the two labels given here.
+    assert [t["meta"]["external_id"] for t in tasks] == ["101", "102", "105"]
+    assert [len(t["annotations"]) for t in tasks] == [3, 1, 1]
     with zipfile.ZipFile(tmp_path / "dataset.zip") as bundle:
         assert "README.md" in bundle.namelist()
     lines = [json.loads(x) for x in (tmp_path / "lines.jsonl").read_text().splitlines()]
-    assert [x["label"] for x in lines] == ["Positive", "Negative"]
+    assert [x["label"] for x in lines] == ["Positive", "Negative", "Negative"]  # by majority
