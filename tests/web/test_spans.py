@@ -146,3 +146,17 @@ def test_spans_by_keyboard_and_suggestions_accepted(page: Any, site: Site) -> No
     box.wait_for()
     assert box.locator(".missed").count() >= 1
     assert "annotators' spans differ" in page.inner_text(f"article[data-item='{first}']")
+
+
+def test_span_settings_show_on_span_projects_only(page: Any, site: Site) -> None:
+    """The settings page offers the span settings to a span project, and not to a
+    classification project (whose form would otherwise hold settings it never reads)."""
+    made = {task: site.api("POST", "/projects", json={
+        "name": unique(task), "task": task, "labels": ["person", "location"]}).json()["id"]
+        for task in ("spans", "classification")}
+    log_in(page, site, site.admin)
+    for task, pid in made.items():
+        page.goto(f"{site.url}/projects/{pid}/settings")
+        page.wait_for_selector("body[data-loaded=true]")
+        for name in ("span_strategy", "span_overlap"):
+            assert page.locator(f"[data-setting={name}]").is_visible() == (task == "spans")

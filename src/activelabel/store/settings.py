@@ -110,14 +110,18 @@ _REGISTRIES: dict[str, Any] = {"strategy": _strategy_names, "model": _model_name
 
 
 def _field(default: Any, title: str, group: str, description: str, *,
-           registry: str | None = None, **limits: Any) -> Any:
-    """A setting: its default, title and description, the page section it belongs to, and
-    (for names from a registry) the choices the settings page offers."""
+           registry: str | None = None, tasks: tuple[str, ...] | None = None,
+           **limits: Any) -> Any:
+    """A setting: its default, title and description, the page section it belongs to,
+    (for names from a registry) the choices the settings page offers, and (``tasks``) the
+    task types it concerns when not every one (the page shows it to those projects only)."""
 
     def extra(schema: dict[str, Any]) -> None:
         schema["group"] = group
         if registry is not None:
             schema["enum"] = _REGISTRIES[registry]()
+        if tasks is not None:
+            schema["tasks"] = list(tasks)
 
     return Field(default, title=title, description=description, json_schema_extra=extra,
                  **limits)
@@ -237,11 +241,12 @@ class ProjectSettings(BaseModel):
         "Span projects: how a round picks sentences, by the sequence model's uncertainty "
         "(least confidence of the best sequence, token entropy summed or averaged, count of "
         "uncertain tokens), the summed token entropy spread over clusters of sentences so a "
-        "batch does not ask about one entity again and again, or at random.")
+        "batch does not ask about one entity again and again, or at random.",
+        tasks=("spans",))
     span_overlap: bool = _field(
         False, "spans may overlap", "Active learning",
         "Span projects: whether an annotation may hold spans that overlap (nested or "
-        "crossing entities); off: overlapping spans are refused.")
+        "crossing entities); off: overlapping spans are refused.", tasks=("spans",))
 
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",

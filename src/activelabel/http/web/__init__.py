@@ -49,7 +49,8 @@ def _form_field(name: str, prop: dict[str, Any]) -> dict[str, Any]:
     option = options[0] if options else prop
     field: dict[str, Any] = {"name": name, "label": prop.get("title", name),
                              "help": prop.get("description", ""),
-                             "nullable": len(options) < len(prop.get("anyOf", [prop]))}
+                             "nullable": len(options) < len(prop.get("anyOf", [prop])),
+                             "tasks": " ".join(prop.get("tasks", []))}
     choices = prop.get("enum") or option.get("enum")
     words = [o["const"] for o in options if "const" in o]  # e.g. a count or "auto"
     if words and option.get("type") == "integer":

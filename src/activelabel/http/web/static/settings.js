@@ -44,6 +44,9 @@
     $("guidelines").value = p.guidelines;
     $("guidelines-version").textContent = `(version ${p.guidelines_version})`;
     fillSettings(p.settings);
+    // Settings of other task types (e.g. span settings on a classification project) stay hidden.
+    for (const box of document.querySelectorAll(".setting[data-tasks]"))
+      box.hidden = !box.dataset.tasks.split(" ").includes(p.task);
     $("private_fields").value = (p.private_fields || []).join(", ");
   }
 
