@@ -123,3 +123,13 @@ def test_times_and_vectors_are_checked() -> None:
         check_vector([1, 2, 3], 2)
     with pytest.raises(ValueError, match="list of numbers"):
         check_vector(["a", "b"], None)
+
+
+def test_a_split_column_of_other_names_is_proposed_private_not_split() -> None:
+    """A dataset's own train / test column would refuse every row as split: it is kept
+    private, and the reason names the values."""
+    ours = propose_mapping(["t", "split"], {"t": ["x"], "split": ["pool", "holdout"]}, ["a"])
+    theirs = propose_mapping(["t", "split"], {"t": ["x"], "split": ["train", "test"]}, ["a"])
+    assert [p.role for p in ours] == ["content", "split"]
+    assert [p.role for p in theirs] == ["content", "private"]
+    assert "train" in theirs[1].reason

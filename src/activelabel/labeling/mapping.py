@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..store.models import SPLITS
+
 __all__ = [
     "ANSWER_NAMES",
     "ROLES",
@@ -131,7 +133,11 @@ def _propose_one(column: str, values: Sequence[Any], labels: Sequence[Any],
     if name in _ID_NAMES and "external_id" not in taken:
         return "external_id", "named like an item id: repeated imports skip known ids"
     if name == "split":
-        return "split", "named split: pool, holdout or gold"
+        other = sorted({str(v) for v in values if v not in (None, "")} - set(SPLITS))
+        if not other:
+            return "split", "named split: pool, holdout or gold"
+        return "private", (f"named split, but holds {', '.join(other[:3])} (a split is pool, "
+                           "holdout or gold): kept private, so its rows are not refused")
     if name in _GOLD_NAMES:
         return "gold", "named like a gold answer: the item becomes a gold item"
     if _is_vector(values):
