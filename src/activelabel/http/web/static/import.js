@@ -49,7 +49,7 @@
     preview = p;
     $("mapping-card").hidden = false;
     const saved = p.saved_mapping ? " Roles start from the project's saved mapping." : "";
-    $("mapping-note").textContent = `${p.rows.length} rows read from ${p.upload} (${p.format}); ${p.columns.length} columns.${saved}`;
+    $("mapping-note").textContent = `${p.rows.length} rows read from ${p.upload.replace(/^[0-9a-f]{12}-/, "")} (${p.format}); ${p.columns.length} columns.${saved}`;
     $("mapping").querySelector("tbody").replaceChildren(...p.proposal.map(mappingRow));
     rowsTable();
     $("import-result").replaceChildren();
