@@ -149,6 +149,10 @@ def test_import_validation_and_roles(api: Api) -> None:
                  400, "invalid_input")
     assert_error(api.post(f"/projects/{pid}/imports", owner, files=file,
                           data={"split": "train"}), 400, "invalid_input")
+    # A refused mapping is refused before the file is kept: no upload left behind.
+    assert_error(api.post(f"/projects/{pid}/imports", owner, files=file,
+                          data={"mapping": '{"columns": {"data": "nonsense"}}'}),
+                 400, "invalid_input")
     assert_error(api.post(f"/projects/{pid}/imports", api.member(pid, "reviewer"), files=file),
                  403, "forbidden")
     assert_error(api.post(f"/projects/{pid}/imports", api.person("out"), files=file),

@@ -11,6 +11,8 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,13 +108,20 @@ def _enqueue(caller: Caller, project_id: int, upload: UploadFile,
     """Stream the upload to the uploads folder, then queue its job in a short transaction."""
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    with _saved(caller, project_id, upload) as path, \
+            caller.storage.sessions() as session, session.begin():
+        job = enqueue_import(session, project_id, path, requested_by=caller.user.id,
+                             split=split, mapping=mapping)
+        return JobAccepted(job_id=job.id, status=job.status)
+
+
+@contextmanager
+def _saved(caller: Caller, project_id: int, upload: UploadFile) -> Iterator[Path]:
+    """The upload saved to the uploads folder; removed again when what follows fails."""
     assert upload.filename is not None
     path = save_upload(caller.storage, project_id, upload.filename, upload.file)
     try:
-        with caller.storage.sessions() as session, session.begin():
-            job = enqueue_import(session, project_id, path, requested_by=caller.user.id,
-                                 split=split, mapping=mapping)
-            return JobAccepted(job_id=job.id, status=job.status)
+        yield path
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -135,14 +144,8 @@ async def post_import(project_id: int, request: Request, caller: Reader) -> JobA
 
 
 def _save_and_preview(caller: Caller, project_id: int, upload: UploadFile) -> ImportPreview:
-    assert upload.filename is not None
-    path = save_upload(caller.storage, project_id, upload.filename, upload.file)
-    try:
-        with caller.storage.read_sessions() as session:
-            return ImportPreview(**preview_import(session, project_id, path))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    with _saved(caller, project_id, upload) as path, caller.storage.read_sessions() as session:
+        return ImportPreview(**preview_import(session, project_id, path))
 
 
 @router.post("/projects/{project_id}/uploads", status_code=201, response_model=ImportPreview,
