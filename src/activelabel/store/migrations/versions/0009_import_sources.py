@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from activelabel.store.migration_ops import replace_check
+
 revision: str = '0009'
 down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
@@ -24,29 +26,6 @@ _NEW_KINDS = ("kind IN ('label', 'correction', 'review_accept', 'review_reject',
               "'imported')")
 
 
-def _kinds(old: str, new: str) -> None:
-    """Replace the annotation kinds' check. SQLite cannot alter a check and rebuilding the
-    table would break its self-reference (``supersedes_id``) with foreign keys on, so the
-    table's stored definition is edited in place, as SQLite documents for checks (the rows
-    already stored satisfy both checks: nothing on disk changes)."""
-    if op.get_bind().dialect.name != "sqlite":
-        op.drop_constraint(op.f('ck_annotations_kind'), 'annotations', type_='check')
-        op.create_check_constraint('kind', 'annotations', sa.text(new))
-        return
-    bind = op.get_bind()
-    version = int(bind.exec_driver_sql("PRAGMA schema_version").scalar_one())
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.execute(sa.text("UPDATE sqlite_master SET sql = replace(sql, :old, :new) "
-                         "WHERE type = 'table' AND name = 'annotations'"),
-                 {"old": old, "new": new})
-    bind.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
-    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
-    found = bind.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' "
-                                 "AND name = 'annotations'")).scalar_one()
-    if new not in found:
-        raise RuntimeError(f"the annotations table's check of kinds was not found: {found}")
-
-
 def upgrade() -> None:
     op.add_column('projects', sa.Column('import_mapping', sa.JSON(), nullable=True))
     op.add_column('items', sa.Column('private', sa.JSON(), nullable=True))
@@ -55,7 +34,7 @@ def upgrade() -> None:
     op.add_column('annotations', sa.Column('source_job_id', sa.Integer(), nullable=True))
     op.add_column('annotations', sa.Column('source_annotator', sa.String(length=255),
                                            nullable=True))
-    _kinds(_OLD_KINDS, _NEW_KINDS)
+    replace_check('annotations', 'kind', _OLD_KINDS, _NEW_KINDS)
     op.create_table(
         'predictions',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -87,7 +66,7 @@ def downgrade() -> None:
     op.drop_table('predictions')
     # Before 0009 there is no imported kind: imported labels stay, as labels.
     op.execute("UPDATE annotations SET kind = 'label' WHERE kind = 'imported'")
-    _kinds(_NEW_KINDS, _OLD_KINDS)
+    replace_check('annotations', 'kind', _NEW_KINDS, _OLD_KINDS)
     op.drop_column('annotations', 'source_annotator')
     op.drop_column('annotations', 'source_job_id')
     op.drop_column('items', 'private')

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
+from activelabel.store.migration_ops import replace_check
+
 revision: str = '0010'
 down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
@@ -25,30 +27,8 @@ _OLD = "task IN ('classification', 'multilabel')"
 _NEW = "task IN ('classification', 'multilabel', 'spans')"
 
 
-def _sqlite_rewrite(before: str, after: str) -> None:
-    conn = op.get_bind()
-    sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND "
-                            "name = 'projects'")).scalar_one()
-    if before not in sql:
-        raise RuntimeError(f"projects table has no constraint {before!r} to change: {sql}")
-    version = int(conn.execute(text("PRAGMA schema_version")).scalar_one())
-    conn.execute(text("PRAGMA writable_schema = ON"))
-    conn.execute(text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND "
-                      "name = 'projects'"), {"sql": sql.replace(before, after)})
-    conn.execute(text(f"PRAGMA schema_version = {version + 1}"))
-    conn.execute(text("PRAGMA writable_schema = OFF"))
-
-
-def _change(before: str, after: str) -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        _sqlite_rewrite(before, after)
-        return
-    op.drop_constraint(op.f('ck_projects_task'), 'projects', type_='check')
-    op.create_check_constraint(op.f('ck_projects_task'), 'projects', after)
-
-
 def upgrade() -> None:
-    _change(_OLD, _NEW)
+    replace_check('projects', 'task', _OLD, _NEW)
 
 
 def downgrade() -> None:
@@ -56,4 +36,4 @@ def downgrade() -> None:
                              ).scalar_one():
         raise RuntimeError("span projects exist: delete them (or export them) before "
                            "downgrading below revision 0010")
-    _change(_NEW, _OLD)
+    replace_check('projects', 'task', _NEW, _OLD)
