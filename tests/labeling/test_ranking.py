@@ -12,24 +12,21 @@ from sqlalchemy import select
 
 from activelabel.labeling.imports import enqueue_import, save_upload
 from activelabel.labeling.ranking import full_ranking, margins
-from activelabel.labeling.rounds import request_round
 from activelabel.labeling.tasks import why_of
 from activelabel.runtime.settings import Storage
 from activelabel.store import next_tasks, round_selections
 from activelabel.store.models import Item
 from activelabel.store.queue import RANDOM_BASE, SCORED_BASE
-from tests.support.projects import digit_rows, label_rows, new_project, run_job
+from tests.support.projects import (
+    digit_rows,
+    label_rows,
+    new_project,
+    request_and_run_round,
+    run_job,
+)
 
 Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 N, HOLDOUT, BATCH = 200, 40, 10
-
-
-def _round(storage: Storage, project_id: int) -> int:
-    with storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
-        job_id = rnd.job_id
-    assert job_id is not None
-    return int(run_job(storage, job_id)["round_id"])
 
 
 def _ranks(storage: Storage, project_id: int) -> dict[int, tuple[float, str, int]]:
@@ -75,7 +72,7 @@ def test_after_a_round_every_item_is_ranked_and_tasks_say_why(engine_storage: St
     pid = seeded.project_id
     before = _ranks(engine_storage, pid)
     assert all(q >= RANDOM_BASE for q, _, _ in before.values())  # seeded keys from import
-    cold = _round(engine_storage, pid)
+    cold = request_and_run_round(engine_storage, pid)["round_id"]
     with engine_storage.read_sessions() as session:
         seed_ids = [s.item_id for s in round_selections(session, cold)]
         seed_rows = [session.get(Item, i).row for i in seed_ids]  # type: ignore[union-attr]
@@ -85,7 +82,7 @@ def test_after_a_round_every_item_is_ranked_and_tasks_say_why(engine_storage: St
     label_rows(engine_storage, seeded, seed_rows + list(range(N - HOLDOUT, N - HOLDOUT // 2)),
                [str(int(target[r])) for r in
                 seed_rows + list(range(N - HOLDOUT, N - HOLDOUT // 2))])
-    _round(engine_storage, pid)
+    request_and_run_round(engine_storage, pid)
     ranks = _ranks(engine_storage, pid)
     assert all(q < RANDOM_BASE for q, _, _ in ranks.values())  # nothing left unranked
     assert sorted(q for q, _, _ in ranks.values() if q < SCORED_BASE) == list(range(BATCH))

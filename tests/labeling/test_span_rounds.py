@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from activelabel.labeling.rounds import request_round
 from activelabel.labeling.span_rounds import SPAN_PREDICTIONS, span_truth
 from activelabel.labeling.tasks import lease_tasks
 from activelabel.runtime.settings import Storage
 from activelabel.store import annotate, get_project, item_ids_for_rows, round_selections
-from tests.support.projects import new_project, run_job
+from tests.support.projects import new_project, request_and_run_round
 
 TYPES = ["person", "location"]
 PEOPLE = ["Anna", "Boris", "Chen", "Dara", "Emil", "Farah"]
@@ -45,14 +44,6 @@ def _rows(n: int, holdout: int) -> tuple[list[dict[str, Any]], list[list[dict[st
     return rows, truth
 
 
-def _round(storage: Storage, project_id: int) -> dict[str, Any]:
-    with storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, project_id, requested_by=None, reason="test")
-        job_id = rnd.job_id
-    assert job_id is not None
-    return run_job(storage, job_id)
-
-
 def _label(storage: Storage, project_id: int, user_id: int, rows: list[int],
            truth: list[list[dict[str, Any]]]) -> None:
     with storage.sessions() as session, session.begin():
@@ -67,7 +58,7 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
                          settings={"batch_size": 20, "span_strategy": "diverse_token_entropy",
                                    "audit_share": 0.0})
     pid = seeded.project_id
-    cold = _round(engine_storage, pid)
+    cold = request_and_run_round(engine_storage, pid)
     assert cold["strategy"] == "entity_cold_start"
     assert cold["model_version"] is None
     with engine_storage.read_sessions() as session:
@@ -80,7 +71,7 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
     # sentences that name someone carry entity cues: the cold start prefers them
     assert sum(bool(truth[r]) for r in picked_rows) >= 15
     _label(engine_storage, pid, seeded.owner_id, picked_rows + list(range(120, 160)), truth)
-    trained = _round(engine_storage, pid)
+    trained = request_and_run_round(engine_storage, pid)
     assert trained["strategy"] == "diverse_token_entropy"
     assert trained["model_version"] == 1
     metrics = trained["metrics"]

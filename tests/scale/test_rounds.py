@@ -9,21 +9,17 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from activelabel.labeling.rounds import request_round
 from activelabel.runtime.settings import Storage
 from activelabel.store import get_round, round_selections
 from activelabel.store.models import Item
-from tests.support.projects import digit_rows, label_rows, new_project, run_job
+from tests.support.projects import (
+    digit_rows,
+    label_rows,
+    new_project,
+    request_and_run_round,
+)
 
 N, HOLDOUT, BATCH = 300, 60, 20
-
-
-def _round(storage: Storage, project_id: int) -> int:
-    with storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
-        job_id = rnd.job_id
-    assert job_id is not None
-    return int(run_job(storage, job_id)["round_id"])
 
 
 def _batch(storage: Storage, project_id: int, round_id: int) -> list[tuple[int, float]]:
@@ -39,12 +35,13 @@ def _second_round(storage: Storage, **settings: Any) -> tuple[Any, list[tuple[in
     seeded = new_project(storage, rows=digit_rows(images, N, HOLDOUT), settings={
         "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": BATCH,
         **settings})
-    seed = _round(storage, seeded.project_id)  # cold start: features only, no model
+    # cold start: features only, no model
+    seed = request_and_run_round(storage, seeded.project_id)["round_id"]
     seed_rows = [r for r, _ in _batch(storage, seeded.project_id, seed)]
     holdout = list(range(N - HOLDOUT, N))
     label_rows(storage, seeded, seed_rows + holdout,
                [str(int(target[r])) for r in seed_rows + holdout])
-    second = _round(storage, seeded.project_id)
+    second = request_and_run_round(storage, seeded.project_id)["round_id"]
     with storage.read_sessions() as session:
         rnd = get_round(session, seeded.project_id, second)
         assert rnd.status == "done", rnd.error

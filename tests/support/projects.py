@@ -99,6 +99,18 @@ def label_rows(storage: Storage, seeded: Seeded, rows: list[int], labels: list[A
                      label if isinstance(label, list) else [label])
 
 
+def request_and_run_round(storage: Storage, project_id: int,
+                          reason: str = "manual") -> dict[str, Any]:
+    """Request a round of the project and run it here; the round job's result."""
+    from activelabel.labeling.rounds import request_round
+
+    with storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, project_id, requested_by=None, reason=reason)
+        job_id = rnd.job_id
+    assert job_id is not None
+    return run_job(storage, job_id)
+
+
 def run_job(storage: Storage, job_id: int) -> dict[str, Any]:
     """Run a queued job's handler here (no claim): what a worker does, minus the bookkeeping."""
     from activelabel.labeling.imports import run_import
