@@ -166,8 +166,11 @@ def _read_vector_file(path: Path, ids_path: Path | None) -> tuple[list[str], NDA
     if suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"{path.name} is not a .npy array ({exc})") from None
+        except (OSError, ValueError):
+            # numpy's own message may advise loading pickles: nothing here ever does.
+            raise InvalidInput(f"{path.name} is not a numeric .npy array: save the vectors "
+                               "with numpy.save(path, array) (float, items x dimensions)"
+                               ) from None
         if ids_path is None:
             raise InvalidInput("a .npy file of vectors needs its external ids: a text file "
                                "with one id a line, in the array's row order")
