@@ -252,7 +252,7 @@ def test_a_vector_file_aligned_by_external_id(engine_storage: Storage, tmp_path:
     with pytest.raises(InvalidInput, match="have 3 values, the project's have 4"):
         import_vector_file(engine_storage, pid, tmp_path / "short.npy", tmp_path / "one.txt")
     (tmp_path / "junk.npy").write_bytes(b"not an array")  # numpy would advise unpickling
-    with pytest.raises(InvalidInput, match="not a numeric .npy array: save the vectors") as bad:
+    with pytest.raises(InvalidInput, match=r"not a numeric \.npy array: save the vectors") as bad:
         import_vector_file(engine_storage, pid, tmp_path / "junk.npy", tmp_path / "one.txt")
     assert "pickle" not in str(bad.value)
 
