@@ -127,9 +127,12 @@ def test_times_and_vectors_are_checked() -> None:
 
 def test_a_split_column_of_other_names_is_proposed_private_not_split() -> None:
     """A dataset's own train / test column would refuse every row as split: it is kept
-    private, and the reason names the values."""
+    private, and the reason names the values; a column of our splits with one unknown value
+    stays the split (that row is refused, the others keep their split)."""
     ours = propose_mapping(["t", "split"], {"t": ["x"], "split": ["pool", "holdout"]}, ["a"])
+    typo = propose_mapping(["t", "split"], {"t": ["x"], "split": ["pool", "nowhere"]}, ["a"])
     theirs = propose_mapping(["t", "split"], {"t": ["x"], "split": ["train", "test"]}, ["a"])
     assert [p.role for p in ours] == ["content", "split"]
+    assert [p.role for p in typo] == ["content", "split"]  # the bad row alone is refused
     assert [p.role for p in theirs] == ["content", "private"]
     assert "train" in theirs[1].reason

@@ -133,11 +133,12 @@ def _propose_one(column: str, values: Sequence[Any], labels: Sequence[Any],
     if name in _ID_NAMES and "external_id" not in taken:
         return "external_id", "named like an item id: repeated imports skip known ids"
     if name == "split":
-        other = sorted({str(v) for v in values if v not in (None, "")} - set(SPLITS))
-        if not other:
+        given = {str(v) for v in values if v not in (None, "")}
+        if not given or given & set(SPLITS):  # a row's unknown split is that row's error
             return "split", "named split: pool, holdout or gold"
-        return "private", (f"named split, but holds {', '.join(other[:3])} (a split is pool, "
-                           "holdout or gold): kept private, so its rows are not refused")
+        return "private", (f"named split, but holds {', '.join(sorted(given)[:3])} and no pool, "
+                           "holdout or gold (another dataset's splits): kept private, so its "
+                           "rows are not refused")
     if name in _GOLD_NAMES:
         return "gold", "named like a gold answer: the item becomes a gold item"
     if _is_vector(values):
