@@ -4,15 +4,27 @@ project's span strategy; the model's spans come back as suggestions with the tas
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
+import pytest
 
+from activelabel.labeling.rounds import request_rerank
 from activelabel.labeling.span_rounds import SPAN_PREDICTIONS, span_truth
 from activelabel.labeling.tasks import lease_tasks
 from activelabel.runtime.settings import Storage
-from activelabel.store import annotate, get_project, item_ids_for_rows, round_selections
-from tests.support.projects import new_project, request_and_run_round
+from activelabel.sequence import CrfTagger
+from activelabel.store import (
+    InvalidInput,
+    activate_model_version,
+    annotate,
+    get_project,
+    item_ids_for_rows,
+    list_models,
+    round_selections,
+)
+from tests.support.projects import new_project, request_and_run_round, run_job
 
 TYPES = ["person", "location"]
 PEOPLE = ["Anna", "Boris", "Chen", "Dara", "Emil", "Farah"]
@@ -107,3 +119,63 @@ def test_training_spans_are_voted_and_gold_overrides() -> None:
     labels = {0: [[a, b], [a], [a, b]], 1: [[a], [b]], 2: [[]]}
     assert span_truth(labels, {}) == {0: [a, b], 1: [], 2: []}
     assert span_truth(labels, {1: [b]}) == {0: [a, b], 1: [b], 2: []}
+
+
+def test_rerank_with_a_stored_span_model_trains_nothing(engine_storage: Storage,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rolling back to an older span model re-tags the pool with its stored CRF: no training,
+    no new version, its spans are the suggestions again and its batch the head of the queue."""
+    rows, truth = _rows(120, 30)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 15, "audit_share": 0.0})
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, list(range(0, 20)) + list(range(90, 120)),
+           truth)
+    first = request_and_run_round(engine_storage, pid)
+    assert first["model_version"] == 1
+    v1_spans = engine_storage.arrays.load(pid, SPAN_PREDICTIONS, mmap=False)
+    _label(engine_storage, pid, seeded.owner_id, list(range(20, 26)), truth)
+    second = request_and_run_round(engine_storage, pid)
+    assert second["model_version"] == 2
+    with engine_storage.sessions() as session, session.begin():
+        v1_id = activate_model_version(session, pid, 1).id
+        rnd, _ = request_rerank(session, pid, 1, requested_by=seeded.owner_id)
+        job_id = rnd.job_id
+    assert job_id is not None
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a re-ranking round trained a model")
+
+    monkeypatch.setattr(CrfTagger, "fit", no_training)
+    result = run_job(engine_storage, job_id)
+    assert result["model_version"] == 1
+    assert "train" not in [p.get("stage") for p in result["_progress"]]
+    assert result["metrics"]["entity_f1"] == first["metrics"]["entity_f1"]
+    np.testing.assert_array_equal(
+        engine_storage.arrays.load(pid, SPAN_PREDICTIONS, mmap=False), v1_spans)
+    with engine_storage.read_sessions() as session:
+        assert [m.version for m in list_models(session, pid)] == [1, 2]
+        sels = round_selections(session, result["round_id"])
+        assert len(sels) == 15
+        assert {s.model_version_id for s in sels} == {v1_id}
+
+
+def test_rerank_refuses_a_version_that_holds_no_span_model(engine_storage: Storage) -> None:
+    rows, truth = _rows(60, 10)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, list(range(0, 20)) + list(range(50, 60)),
+           truth)
+    request_and_run_round(engine_storage, pid)
+    with engine_storage.read_sessions() as session:
+        path = list_models(session, pid)[0].artifact_path
+    assert path is not None
+    with open(path, "wb") as fh:
+        pickle.dump({"model": "not a tagger", "task": "spans"}, fh)
+    with engine_storage.sessions() as session, session.begin():
+        rnd, _ = request_rerank(session, pid, 1, requested_by=None)
+        job_id = rnd.job_id
+    assert job_id is not None
+    with pytest.raises(InvalidInput, match="holds no span model"):
+        run_job(engine_storage, job_id)

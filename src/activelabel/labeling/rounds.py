@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
 from ..pace import EARLY_STRATEGY, schedule_strategy
+from ..sequence import CrfTagger
 from ..stopping import (
     KAPPA_METRIC,
     Budget,
@@ -639,6 +640,42 @@ def _span_outcome(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, bat
                     out.training_hash)
 
 
+def _stored_artifact(storage: Storage, project_id: int, version: int
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model ``version``'s stored artifact and holdout metrics (a clear error when its file
+    is gone)."""
+    with storage.read_sessions() as session:
+        mv = get_model_version(session, project_id, version)
+        path, mv_metrics = mv.artifact_path, dict(mv.metrics or {})
+    if not path or not Path(path).exists():
+        raise InvalidInput(f"model version {version} has no artifact on disk ({path}); "
+                           "activate a version whose file exists, or request a new round")
+    return _load_artifact(path), mv_metrics
+
+
+def _span_rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
+                 batch_size: int, seed: int, version: int, progress: Progress,
+                 timings: dict[str, float]) -> _Outcome:
+    """Span projects: tag the pool with a stored version's CRF and select again (no
+    training); its spans become the suggestions again."""
+    artifact, mv_metrics = _stored_artifact(storage, snap.project_id, version)
+    if not isinstance(artifact.get("model"), CrfTagger):
+        raise InvalidInput(f"model version {version} holds no span model; activate a version "
+                           "trained by a span round, or request a new round")
+    out = span_round(storage, snap.project_id, item_ids=snap.item_ids, splits=snap.splits,
+                     labels=snap.labels, gold=snap.gold, audit=snap.audit,
+                     candidates=_candidates(snap), embeddings=feats.embeddings,
+                     settings=snap.settings, batch_size=batch_size, seed=seed,
+                     progress=progress, timings=timings, tagger=artifact["model"])
+    assert out.predictions is not None
+    storage.arrays.save(snap.project_id, SPAN_PREDICTIONS, out.predictions)
+    holdout = {k: v for k, v in mv_metrics.items() if k in (
+        "accuracy", "macro_f1", "ece", "entity_f1", "entity_precision", "entity_recall",
+        "n_holdout")}
+    return _Outcome(_Picked(out.rows, out.scores, out.strategy), holdout, timings, out.probs,
+                    None, version)
+
+
 def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
                  batch_size: int, seed: int, progress: Progress, timings: dict[str, float]
                  ) -> _Outcome:
@@ -806,13 +843,7 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
             batch_size: int, seed: int, version: int, progress: Progress,
             timings: dict[str, float]) -> _Outcome:
     """Score the pool with a stored model version and select again (no training)."""
-    with storage.read_sessions() as session:
-        mv = get_model_version(session, snap.project_id, version)
-        path, mv_metrics = mv.artifact_path, dict(mv.metrics or {})
-    if not path or not Path(path).exists():
-        raise InvalidInput(f"model version {version} has no artifact on disk ({path}); "
-                           "activate a version whose file exists, or request a new round")
-    artifact = _load_artifact(path)
+    artifact, mv_metrics = _stored_artifact(storage, snap.project_id, version)
     X = feats.X
     if artifact.get("fingerprint") != feats.fingerprint and artifact.get("featurizer"):
         featurizer = artifact["featurizer"]
@@ -926,9 +957,10 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
     if feats.n_items != snap.item_ids.shape[0]:  # items imported meanwhile: align to features
         n = min(feats.n_items, snap.item_ids.shape[0])
         snap.item_ids, snap.splits = snap.item_ids[:n], snap.splits[:n]
-    if payload.get("model_version") is not None and snap.task != "spans":  # spans: retrain
-        out = _rerank(storage, snap, feats, strategy, batch_size, seed,
-                      int(payload["model_version"]), progress, timings)
+    if payload.get("model_version") is not None:
+        out = (_span_rerank if snap.task == "spans" else _rerank)(
+            storage, snap, feats, strategy, batch_size, seed, int(payload["model_version"]),
+            progress, timings)
     else:
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)

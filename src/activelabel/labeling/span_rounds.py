@@ -178,8 +178,12 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
                gold: Mapping[int, Sequence[Any]], audit: Sequence[int],
                candidates: NDArray[np.intp], embeddings: Any, settings: Mapping[str, Any],
                batch_size: int, seed: int, progress: Progress,
-               timings: dict[str, float]) -> SpanRound:
-    """Cold start (no labeled pool sentence yet) or train, evaluate, tag and select."""
+               timings: dict[str, float], tagger: CrfTagger | None = None) -> SpanRound:
+    """Cold start (no labeled pool sentence yet) or train, evaluate, tag and select.
+
+    With ``tagger`` (a stored model version's CRF: a re-ranking round) nothing is trained:
+    the pool is tagged with it and the batch picked again; the holdout metrics are the
+    version's own (left empty here) and no new model is returned."""
     with storage.read_sessions() as session:
         classes = list(get_project(session, project_id).labels)
     n = int(item_ids.shape[0])
@@ -187,6 +191,9 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     truth = span_truth(labels, gold, allow_overlap=bool(settings.get("span_overlap")))
     audit_rows = set(audit)
     train = sorted(r for r in truth if r < n and splits[r] == "pool" and r not in audit_rows)
+    if tagger is not None:
+        return _tag_and_select(tagger, sents, candidates, embeddings, classes, settings,
+                               batch_size, seed, progress, timings)
     if not train:
         progress({"stage": "cold_start"})
         start = time.perf_counter()
@@ -201,6 +208,20 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     timings["train_s"] = time.perf_counter() - start
     holdout = _holdout(tagger, sents, [r for r in sorted(truth)
                                        if r < n and splits[r] == "holdout"], truth)
+    out = _tag_and_select(tagger, sents, candidates, embeddings, classes, settings, batch_size,
+                          seed, progress, timings)
+    out.holdout, out.model, out.n_train = holdout, tagger, len(train)
+    out.training_hash = _training_hash(item_ids, train, truth)
+    return out
+
+
+def _tag_and_select(tagger: CrfTagger, sents: _Sentences, candidates: NDArray[np.intp],
+                    embeddings: Any, classes: Sequence[Any], settings: Mapping[str, Any],
+                    batch_size: int, seed: int, progress: Progress,
+                    timings: dict[str, float]) -> SpanRound:
+    """Tag the whole pool with ``tagger`` and pick the batch by the project's span strategy
+    (the round's model, metrics and training hash are the caller's to fill in)."""
+    n = len(sents.tokens)
     progress({"stage": "score", "n_items": n})
     start = time.perf_counter()
     pred = tagger.predict_marginals(sents.tokens)
@@ -218,8 +239,7 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
         picked = candidates[np.asarray(chosen.indices, dtype=np.intp)]
         scores = [float(s) for s in chosen.scores]
     timings["select_s"] = time.perf_counter() - start
-    return SpanRound(picked, scores, name, holdout, probs, predictions, tagger, len(train),
-                     _training_hash(item_ids, train, truth))
+    return SpanRound(picked, scores, name, {}, probs, predictions)
 
 
 def span_suggestion(predictions: NDArray[Any] | None, probs: NDArray[Any] | None, row: int,
