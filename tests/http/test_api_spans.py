@@ -139,3 +139,25 @@ def test_span_agreement_consensus_and_review_reasons(api: Api) -> None:
     assert [e["external_id"] for e in queue] == ["a"]
     assert "17-26 location (1 of 3, boundary or type)" in queue[0]["detail"]
     assert queue[0]["consensus"] == [span(0, 3, "person"), span(13, 26)]
+
+
+def test_the_review_filter_by_label_matches_span_types(api: Api) -> None:
+    """A span answer is a list of spans: the review queue's label filter keeps the items
+    where some annotator's span (or the consensus's) has that type."""
+    owner = api.person("owner")
+    pid, (a, b) = _span_project(api, owner)
+    first, second = (api.member(pid, "annotator") for _ in range(2))
+    assert _annotate(api, pid, first, a, [span(0, 3, "person")]).status_code == 201
+    assert _annotate(api, pid, second, a, [span(0, 3, "person"), span(13, 26)]).status_code == 201
+    assert _annotate(api, pid, first, b, [span(13, 17)]).status_code == 201
+    assert _annotate(api, pid, second, b, []).status_code == 201
+
+    def filtered(label: str) -> list[str]:
+        found = api.get(f"/projects/{pid}/review", owner, params={"label": label})
+        assert found.status_code == 200, found.text
+        return sorted({e["external_id"] for e in found.json()})
+
+    assert filtered("person") == ["a"]
+    assert filtered("location") == ["a", "b"]
+    assert_error(api.get(f"/projects/{pid}/review", owner, params={"label": "date"}), 400,
+                 "invalid_input")

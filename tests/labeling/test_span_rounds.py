@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from activelabel.labeling.review import review_queue
 from activelabel.labeling.rounds import request_rerank
 from activelabel.labeling.span_rounds import SPAN_PREDICTIONS, span_truth
 from activelabel.labeling.tasks import lease_tasks
@@ -179,3 +180,33 @@ def test_rerank_refuses_a_version_that_holds_no_span_model(engine_storage: Stora
     assert job_id is not None
     with pytest.raises(InvalidInput, match="holds no span model"):
         run_job(engine_storage, job_id)
+
+
+def test_review_filter_by_label_matches_the_models_spans_on_model_reasons(
+        engine_storage: Storage) -> None:
+    """A holdout sentence labeled with its person only: the model is sure of the place too,
+    so "model disagrees" lists it, and a filter on "location" keeps that entry although no
+    annotator gave a place (the model's span carries the type)."""
+    rows, truth = _rows(120, 30)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, list(range(0, 40)) + list(range(90, 118)),
+           truth)
+    target = 118  # even: names a person and a place
+    assert len(truth[target]) == 2
+    with engine_storage.sessions() as session, session.begin():
+        [item_id] = item_ids_for_rows(session, pid, [target])
+        annotate(session, pid, seeded.owner_id, item_id, truth[target][:1])
+    request_and_run_round(engine_storage, pid)
+    with engine_storage.sessions() as session:
+        project = get_project(session, pid)
+        model, _ = review_queue(session, engine_storage, project, reason="model_disagrees")
+        assert item_id in [e.item_id for e in model]
+        by_type = {label: [(e.item_id, e.reason.value) for e in review_queue(
+            session, engine_storage, project, label=label, limit=500)[0]]
+            for label in TYPES}
+    assert (item_id, "model_disagrees") in by_type["location"]
+    assert (item_id, "model_disagrees") in by_type["person"]  # the annotator's person span
+    entry = next(e for e in model if e.item_id == item_id)
+    assert entry.model_labels == ["location"]

@@ -115,6 +115,9 @@ class ReviewEntry:
     detail: str
     annotation_ids: list[int] = field(default_factory=list)
     flag: dict[str, Any] | None = None
+    #: Span projects, a model's reason: the types of the predicted spans it is about (what a
+    #: filter by label matches besides the annotators' spans).
+    model_labels: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -187,7 +190,8 @@ def _span_errors(storage: Storage, project: Project, ctx: _Context,
                                    f"model v{version} is sure of {len(missed)} span(s) the "
                                    f"labels leave out or type otherwise, e.g. {best[0]}-{best[1]} "
                                    f"{best[2]} ({best[3]:.2f})",
-                                   [int(t.annotation_ids[q]) for q in pos]))
+                                   [int(t.annotation_ids[q]) for q in pos],
+                                   model_labels=sorted({m[2] for m in missed}, key=str)))
     return out
 
 
@@ -330,7 +334,8 @@ def _filter(session: Session, entries: list[ReviewEntry], ctx: _Context, project
     if label is not None:
         if label not in project.labels:
             raise InvalidInput(f"label {label!r} is not one of {project.labels}")
-        entries = [e for e in entries if _has_label(ctx, index.get(e.item_id), label)]
+        entries = [e for e in entries if label in e.model_labels
+                   or _has_label(ctx, index.get(e.item_id), label)]
     return entries
 
 
@@ -341,15 +346,25 @@ def _item_annotations(ctx: _Context, i: int | None) -> list[int]:
 
 
 def _has_label(ctx: _Context, i: int | None, label: Any) -> bool:
+    """Whether any current label of item ``i`` or its consensus carries ``label``: the label
+    itself, one of a multi-label answer's, or the type of one of a span answer's spans."""
     if i is None:
         return False
     t = ctx.table
     for p in ctx.by_item.get(i, []):
-        value = t.values[t.labels[p]]
-        if value == label or (isinstance(value, tuple) and label in value):
+        if _carries(t.values[t.labels[p]], label, spans=t.task == "spans"):
             return True
-    agreed = ctx.consensus.labels[i]
-    return agreed == label or (isinstance(agreed, list) and label in agreed)
+    return _carries(ctx.consensus.labels[i], label, spans=t.task == "spans")
+
+
+def _carries(value: Any, label: Any, *, spans: bool) -> bool:
+    if spans:  # a table value: ((start, end, type), ...); a consensus: [{start, end, label}]
+        if not isinstance(value, (tuple, list)):
+            return False
+        return any((s.get("label") if isinstance(s, dict) else s[2]) == label
+                   for s in value if isinstance(s, dict) or
+                   (isinstance(s, (tuple, list)) and len(s) == 3))
+    return value == label or (isinstance(value, (tuple, list)) and label in value)
 
 
 def review_queue(session: Session, storage: Storage, project: Project, *,
