@@ -24,7 +24,8 @@ def sentence(i: int) -> tuple[str, list[dict[str, Any]]]:
                   {"start": at, "end": at + len(place), "label": "location"}]
 
 
-def _span_project(site: Site) -> tuple[int, Person, dict[str, list[dict[str, Any]]]]:
+def _span_project(site: Site, *, train: bool = True
+                  ) -> tuple[int, Person, dict[str, list[dict[str, Any]]]]:
     made = site.api("POST", "/projects", json={
         "name": unique("spans"), "task": "spans", "labels": TYPES,
         "settings": {"batch_size": 10, "retrain_every_labels": 10_000, "free_labeling": True,
@@ -41,7 +42,7 @@ def _span_project(site: Site) -> tuple[int, Person, dict[str, list[dict[str, Any
     assert added.json()["inserted"] == 36, added.text
     # the owner labels twelve sentences, then a round trains the first model
     items = site.get(f"/projects/{pid}/items", params={"limit": 100})["items"]
-    for item in items[:12]:
+    for item in items[:12] if train else []:
         answer = site.api("POST", f"/projects/{pid}/annotations", json={
             "item_id": item["id"], "labels": truth[item["external_id"]]})
         assert answer.status_code == 201, answer.text
@@ -54,7 +55,8 @@ def _span_project(site: Site) -> tuple[int, Person, dict[str, list[dict[str, Any
         assert found["status"] != "failed", found
         return bool(found["status"] == "done")
 
-    wait_until(done, timeout=ROUND_TIMEOUT, poll=0.3, what="span round done")
+    if train:
+        wait_until(done, timeout=ROUND_TIMEOUT, poll=0.3, what="span round done")
     name = unique("tagger")
     assert site.api("POST", "/users", json={"username": name, "password": PASSWORD}
                     ).status_code == 201
@@ -160,3 +162,83 @@ def test_span_settings_show_on_span_projects_only(page: Any, site: Site) -> None
         page.wait_for_selector("body[data-loaded=true]")
         for name in ("span_strategy", "span_overlap"):
             assert page.locator(f"[data-setting={name}]").is_visible() == (task == "spans")
+
+
+def _outbox_empty(pid: int) -> str:
+    return f"JSON.parse(localStorage.getItem('activelabel.outbox.{pid}') || '[]').length === 0"
+
+
+def test_span_labels_wait_offline_and_arrive_once_when_the_server_returns(
+        page: Any, site: Site) -> None:
+    """Span answers go through the labeling page's outbox: with the server stopped, the
+    annotator labels prefetched sentences, the banner counts them, an answer taken back
+    before it was sent is never stored, and on the server's return each arrives once. The
+    review page's label filter then finds items by their spans' types."""
+    pid, tagger, truth = _span_project(site, train=False)
+    log_in(page, site, tagger)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    first = _shown(page)
+    page.wait_for_function("document.querySelectorAll('#span-text .tok').length > 0")
+    page.wait_for_timeout(500)  # the rest of the prefetched batch
+    site.process.stop()
+    labeled: dict[int, list[dict[str, Any]]] = {}
+    try:
+        shown = first
+        for _ in range(2):  # person (1) and place (2), by keyboard
+            for key in ["ArrowRight", "ArrowRight", "1", "ArrowRight", "ArrowRight", "2"]:
+                page.keyboard.press(key)
+            page.wait_for_selector("#my-spans li[data-label=location]")
+            labeled[shown] = [{k: int(li.get_attribute(f"data-{k}")) if k != "label"
+                               else li.get_attribute("data-label") for k in ("start", "end", "label")}
+                              for li in page.locator("#my-spans li").all()]
+            page.keyboard.press("Enter")
+            before = shown
+            shown = wait_until(lambda b=before: _shown(page) if _shown(page) != b else None,
+                               timeout=10, what="next prefetched sentence")
+        # a third: the person only, submitted, then taken back while it waits unsent, and
+        # submitted again as "no entity"
+        third = shown
+        for key in ["ArrowRight", "ArrowRight", "1"]:
+            page.keyboard.press(key)
+        page.wait_for_selector("#my-spans li[data-label=person]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#connection[data-kind=offline]:has-text('3 labels waiting')")
+        page.keyboard.press("z")
+        page.wait_for_function(f"document.querySelector('#item').dataset.item === '{third}'")
+        page.wait_for_selector("#connection:has-text('2 labels waiting')")
+        page.wait_for_selector("#my-spans li", state="detached")
+        page.keyboard.press("Enter")
+        labeled[third] = []
+        page.wait_for_selector("#connection[data-kind=offline]:has-text('3 labels waiting')")
+        assert "Offline" in page.inner_text("#connection")
+        page.wait_for_timeout(3000)
+    finally:
+        site.process.start(same_port=True)
+    page.wait_for_function(_outbox_empty(pid), timeout=10_000)
+    page.wait_for_selector("#connection", state="hidden")
+    items = {i["id"]: i["external_id"] for i in
+             site.get(f"/projects/{pid}/items", params={"limit": 100})["items"]}
+    for item_id, spans in labeled.items():
+        history = site.get(f"/projects/{pid}/items/{item_id}")["history"]
+        assert [r["labels"] for r in history if r["username"] == tagger.username] == [spans]
+        if spans:
+            assert spans == truth[items[item_id]]
+
+    # the review page's label filter: the owner disagrees on the first sentence (its person
+    # only) and on the third (a person where the annotator saw none)
+    ext3 = items[third]
+    for item_id, spans in ((first, truth[items[first]][:1]), (third, truth[ext3][:1])):
+        assert site.api("POST", f"/projects/{pid}/annotations", json={
+            "item_id": item_id, "labels": spans}).status_code == 201
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    for label, expected in (("location", {first}), ("person", {first, third})):
+        page.select_option("#f-label", label)
+        page.click("#filters button[type=submit]")
+        page.wait_for_function(
+            f"document.body.dataset.loaded === 'true' && document.querySelectorAll("
+            f"'article[data-item]').length === {len(expected)}")
+        shown_items = {int(a.get_attribute("data-item"))
+                       for a in page.locator("article[data-item]").all()}
+        assert shown_items == expected, label

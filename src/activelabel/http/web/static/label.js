@@ -21,6 +21,7 @@
     fetching: false, sending: false, retryDelay: 500, retryTimer: null,
     related: new Map(), lastRound: undefined, expanded: new Set(), filter: "",
     keys: null, byKey: new Map(), progress: null,
+    own: false,           // a task type's own widget (spans.js) holds the stage
   };
 
   // ---- outbox ---------------------------------------------------------------------------------
@@ -84,11 +85,24 @@
     });
   }
 
+  /* Take one submission back: dropped from the outbox while it waits unsent (nothing was
+     stored: false), else, once the server has it, withdrawn there by a new revision (true). */
+  async function withdraw(key, itemId) {
+    const waiting = readOutbox();
+    if (waiting.some((x) => x.client_key === key) && inFlight !== key) {
+      writeOutbox(waiting.filter((x) => x.client_key !== key));
+      return false;
+    }
+    await waitSent(key);
+    await AL.api("POST", `/projects/${pid}/items/${itemId}/undo`);
+    return true;
+  }
+
   // ---- tasks ----------------------------------------------------------------------------------
   const want = () => (state.mode === "grid" ? state.gridSize + PREFETCH : PREFETCH);
 
   async function fetchMore() {
-    if (state.fetching) return;
+    if (state.fetching || state.own) return;
     state.fetching = true;
     try {
       const n = Math.min(100, state.queue.length + state.grid.length + want());
@@ -441,6 +455,7 @@
   }
 
   function render() {
+    if (state.own) return;
     $("single").hidden = state.mode !== "single";
     $("gridview").hidden = state.mode !== "grid";
     if (state.mode === "single") renderSingle(); else renderGrid();
@@ -453,6 +468,7 @@
     state.done.add(task.item.id);
     state.history.push({ key: entry.client_key, item_id: task.item.id, task, labels });
     enqueue(entry);
+    return entry.client_key;
   }
 
   function submit() {
@@ -502,14 +518,8 @@
   async function undo() {
     const last = state.history.pop();
     if (!last) { AL.toast("Nothing to undo."); return; }
-    const waiting = readOutbox();
-    if (waiting.some((x) => x.client_key === last.key) && inFlight !== last.key) {
-      writeOutbox(waiting.filter((x) => x.client_key !== last.key));  // never sent: nothing stored
-    } else {
-      await waitSent(last.key);
-      try { await AL.api("POST", `/projects/${pid}/items/${last.item_id}/undo`); }
-      catch (err) { AL.toast(`Undo failed: ${err.message}`, "bad"); state.history.push(last); return; }
-    }
+    try { await withdraw(last.key, last.item_id); }
+    catch (err) { AL.toast(`Undo failed: ${err.message}`, "bad"); state.history.push(last); return; }
     state.done.delete(last.item_id);
     if (state.mode === "grid") {
       state.grid.unshift(last.task);
@@ -711,8 +721,21 @@
   // ---- start ----------------------------------------------------------------------------------
   /* Task types with a widget of their own (spans: spans.js) take over the stage: the page
      loads /static/<task>.js, which registers ``window.ALRenderers[task] = { mount(ctx) }``;
-     ``ctx`` holds the project, the stage element, ``fetchTasks(n)`` and ``submit(task, labels,
-     durationMs)`` (through this page's outbox, so offline labels wait and are never doubled). */
+     ``ctx`` holds the project, the stage element, ``fetchTasks(n)``, ``submit(task, labels,
+     durationMs)`` (through this page's outbox, so offline labels wait and are never doubled;
+     returns the submission's key), ``withdraw(key, itemId)`` (undo) and ``pending()`` (the
+     item ids still waiting to be sent). */
+  function widgetContext(project) {
+    state.own = true;
+    return { project, stage: $("stage"), api: AL,
+      fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
+      submit: (task, labels, durationMs) => submitTask(task, labels, durationMs),
+      withdraw, pending: () => readOutbox().map((x) => x.item_id) };
+  }
+  function startOwn() {
+    showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);
+    AL.markReady();
+  }
   function loadScript(src) {
     return new Promise((resolve, reject) => document.head.append(AL.el("script", { src, onload: resolve, onerror: reject })));
   }
@@ -721,9 +744,7 @@
     try { await loadScript(`/static/${encodeURIComponent(project.task)}.js`); } catch { return false; }
     const renderer = (window.ALRenderers || {})[project.task];
     if (!renderer) return false;
-    renderer.mount({ project, stage: $("stage"), api: AL,
-      fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
-      submit: (task, labels, durationMs) => submitTask(task, labels, durationMs) });
+    renderer.mount(widgetContext(project));
     return true;
   }
 
@@ -732,13 +753,9 @@
     try { project = await AL.project(); } catch (err) { AL.failed(err, start); return; }
     state.project = project;
     if (project.task === "spans" && window.ALSpans) {  // spans.js, loaded by the page
-      window.ALSpans.start(project); AL.markReady(); return;
+      window.ALSpans.start(project, widgetContext(project)); startOwn(); return;
     }
-    if (await ownRenderer(project)) {
-      showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);
-      AL.markReady();
-      return;
-    }
+    if (await ownRenderer(project)) { startOwn(); return; }
     state.labels = project.labels;
     state.multilabel = project.task === "multilabel";
     assignKeys();

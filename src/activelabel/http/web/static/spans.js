@@ -1,12 +1,15 @@
 /* Span labeling (projects with task "spans"): the labeling page hands such projects to
-   ALSpans.start(project). The text is shown as tokens (the item's own tokens, or the server's
+   ALSpans.start(project, page), ``page`` being its widget context (label.js): tasks come from
+   ``page.fetchTasks``, submissions go through the page's outbox (``page.submit``: kept on this
+   device while the server cannot be reached, sent with the same client_key on its return, so
+   none is lost or stored twice) and undo through ``page.withdraw``. The text is shown as tokens (the item's own tokens, or the server's
    tokenizer: activelabel.spans.TOKEN_PATTERN); the annotator marks entities by keyboard or mouse.
 
    Keys: ←/→ move over tokens, Shift+←/→ extend the selection, a number key gives the selection
    that entity type, X (or Delete) removes the span under the cursor, Y / N accept / reject the
    model's suggested span under the cursor, A accepts every suggestion, Z (or Backspace) undoes
    the last change, Enter submits (no span: "no entity"), S skips. Mouse: click a token, shift-click
-   or drag to extend. Submissions carry a client_key, so a retry never stores a second revision.
+   or drag to extend.
    ALSpans.review(container, item, revisions) renders where annotators' spans differ. */
 "use strict";
 window.ALSpans = (() => {
@@ -50,7 +53,7 @@ window.ALSpans = (() => {
       ${rules.join("\n")}`));
   }
 
-  function start(project) {
+  function start(project, page) {
     const pid = project.id;
     const types = project.labels.map(String);
     const allowOverlap = !!(project.settings && project.settings.span_overlap);
@@ -180,33 +183,26 @@ window.ALSpans = (() => {
       if (st.fetching) return;
       st.fetching = true;
       try {
-        const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=5`);
-        for (const t of tasks) if (!st.done.has(t.item.id) && !st.queue.some((q) => q.item.id === t.item.id)
+        const tasks = await page.fetchTasks(5);
+        const waiting = new Set(page.pending());  // submitted, not sent yet (e.g. before a reload)
+        for (const t of tasks) if (!st.done.has(t.item.id) && !waiting.has(t.item.id)
+          && !st.queue.some((q) => q.item.id === t.item.id)
           && !(st.task && st.task.item.id === t.item.id)) st.queue.push(t);
-      } catch (err) { AL.toast(err.message, "bad"); }
+      } catch (err) { if (!err.network) AL.toast(err.message, "bad"); }  // offline: the banner says so
       finally { st.fetching = false; }
       if (!st.task && st.queue.length) show(st.queue.shift());
       else if (!st.task) render();
     }
     function next() { show(st.queue.shift()); if (st.queue.length < 2) fetchMore(); }
 
-    async function submit() {
+    function submit() {
       const task = st.task;
       if (!task) return;
-      const body = { item_id: task.item.id, labels: st.spans.map((s) => ({ start: s.start, end: s.end, label: s.label })),
-                     client_key: AL.uuid(), duration_ms: Math.max(0, Date.now() - st.shownAt) };
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await AL.api("POST", `/projects/${pid}/annotations`, body);
-          break;
-        } catch (err) {
-          if (!err.network || attempt >= 4) { AL.toast(err.message, "bad"); return; }
-          await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
-        }
-      }
+      const labels = st.spans.map((s) => ({ start: s.start, end: s.end, label: s.label }));
+      const key = page.submit(task, labels, Date.now() - st.shownAt);
       st.done.add(task.item.id);
-      st.history.push(task);
-      AL.toast(body.labels.length ? `${body.labels.length} span${body.labels.length > 1 ? "s" : ""} saved.` : "Saved: no entity.");
+      st.history.push({ task, key });
+      AL.toast(labels.length ? `${labels.length} span${labels.length > 1 ? "s" : ""} submitted.` : "Submitted: no entity.");
       next();
     }
     async function undo() {
@@ -214,12 +210,14 @@ window.ALSpans = (() => {
       if (last) { st.spans = last.spans; st.suggested = last.suggested; render(); return; }
       const prev = st.history.pop();
       if (!prev) { AL.toast("Nothing to undo."); return; }
-      try { await AL.api("POST", `/projects/${pid}/items/${prev.item.id}/undo`); }
-      catch (err) { AL.toast(err.message, "bad"); st.history.push(prev); return; }
-      st.done.delete(prev.item.id);
+      let stored;
+      try { stored = await page.withdraw(prev.key, prev.task.item.id); }
+      catch (err) { AL.toast(`Undo failed: ${err.message}`, "bad"); st.history.push(prev); return; }
+      st.done.delete(prev.task.item.id);
       if (st.task) st.queue.unshift(st.task);
-      show(prev);
-      AL.toast("Your last submission was withdrawn (a new revision; nothing is deleted).");
+      show(prev.task);
+      AL.toast(stored ? "Your last submission was withdrawn (a new revision; nothing is deleted)."
+        : "Your last submission was taken back before it was sent.");
     }
     function skip() {
       if (!st.task) return;
@@ -288,6 +286,7 @@ window.ALSpans = (() => {
     $("keys-close").addEventListener("click", () => AL.closeDialog($("keys-dialog")));
     $("guidelines").textContent = project.guidelines || "No guidelines yet.";
     setInterval(() => { if (!st.task) fetchMore(); }, 5000);
+    AL.connection.onBack(() => { if (!st.task) fetchMore(); });  // the server answers again
     fetchMore();
   }
 
