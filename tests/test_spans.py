@@ -3,6 +3,8 @@ agreement between annotators and consensus by span voting."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from activelabel.spans import (
     spans_to_tags,
     tags_to_spans,
     tokenize,
+    unitizing_alpha,
     vote_spans,
 )
 
@@ -178,3 +181,49 @@ def test_span_differences_name_boundary_and_missed_disagreements() -> None:
 def test_entity_cues_count_names_not_sentence_starts() -> None:
     assert entity_cues(["The", "view", "from", "Empire", "State", "@bob", "."]) == 3
     assert entity_cues(["i", "am", "here", ".", "Then", "home"]) == 0
+
+
+def _unit(begin: int, length: int, label: str) -> dict[str, Any]:
+    return {"start": begin, "end": begin + length, "label": label}
+
+
+def test_unitizing_alpha_reproduces_krippendorffs_worked_example() -> None:
+    """Krippendorff (2004, Content Analysis 2nd ed., p. 254): two coders unitize the
+    continuum 150-450 into units of types c and k. The book's figures: for c observed
+    disagreement .0144, expected .0532, alpha .7286; for k 0, .0490 and 1; alpha_U .859."""
+    i = [_unit(225, 70, "c"), _unit(370, 30, "c"), _unit(180, 60, "k"), _unit(300, 50, "k")]
+    j = [_unit(220, 80, "c"), _unit(355, 20, "c"), _unit(400, 20, "c"), _unit(180, 60, "k"),
+         _unit(300, 50, "k")]
+    out = unitizing_alpha([i, j], 300, begin=150)
+    assert out["observed"]["c"] == pytest.approx(0.0144, abs=5e-5)
+    assert out["expected"]["c"] == pytest.approx(0.0532, abs=5e-5)
+    assert out["per_type"]["c"] == pytest.approx(0.7286, abs=5e-5)
+    assert out["observed"]["k"] == 0
+    assert out["expected"]["k"] == pytest.approx(0.0490, abs=5e-5)
+    assert out["per_type"]["k"] == 1.0
+    assert out["alpha"] == pytest.approx(0.859, abs=5e-4)
+    # the coders' order does not matter
+    assert unitizing_alpha([j, i], 300, begin=150) == out
+
+
+def test_unitizing_alpha_distances_and_edges() -> None:
+    same = [_unit(0, 4, "person"), _unit(10, 5, "location")]
+    assert unitizing_alpha([same, same, same], 30)["alpha"] == 1.0
+    shifted = [_unit(1, 4, "person"), _unit(10, 5, "location")]
+    missed = [_unit(10, 5, "location")]
+    near = unitizing_alpha([same, shifted], 30)
+    far = unitizing_alpha([same, missed], 30)
+    assert 0 < near["alpha"] < 1
+    assert far["per_type"]["person"] < near["per_type"]["person"]  # a missed unit costs more
+    assert near["per_type"]["location"] == 1.0
+    # no unit at all: nothing to disagree on
+    assert unitizing_alpha([[], []], 10) == {"alpha": None, "per_type": {}, "observed": {},
+                                             "expected": {}}
+    with pytest.raises(ValueError, match="two or more coders"):
+        unitizing_alpha([same], 30)
+    with pytest.raises(ValueError, match="positive length"):
+        unitizing_alpha([same, same], 0)
+    with pytest.raises(SpanError, match="overlap another of the same coder"):
+        unitizing_alpha([[_unit(0, 4, "person"), _unit(2, 4, "person")], same], 30)
+    with pytest.raises(SpanError, match="leave the continuum"):
+        unitizing_alpha([[_unit(28, 4, "person")], same], 30)

@@ -34,6 +34,7 @@ __all__ = [
     "spans_to_tags",
     "tags_to_spans",
     "tokenize",
+    "unitizing_alpha",
     "vote_spans",
 ]
 
@@ -297,6 +298,100 @@ def span_agreement(annotations: Iterable[Sequence[Sequence[Mapping[str, Any]]]]
     total = sum(given.values())
     return {"f1": sum(shared.values()) / total if total else None, "per_type": per,
             "n_items": n_items, "n_pairs": n_pairs, "items_agreeing": agreeing}
+
+
+def _segments(spans: Sequence[Mapping[str, Any]], label: str, begin: int, end: int
+              ) -> list[tuple[int, int, bool]]:
+    """One coder's continuum for one type: ``(start, end, is_unit)`` sections in order, the
+    coder's spans of that type as units and what lies between them as gaps."""
+    units = sorted((int(s["start"]), int(s["end"])) for s in spans if s["label"] == label)
+    out: list[tuple[int, int, bool]] = []
+    at = begin
+    for start, stop in units:
+        if start < at or stop > end or start >= stop:
+            raise SpanError(f"{label} spans {start}-{stop} overlap another of the same coder or "
+                            f"leave the continuum {begin}-{end}: unitizing alpha needs each "
+                            "coder's spans of one type apart and inside it")
+        if start > at:
+            out.append((at, start, False))
+        out.append((start, stop, True))
+        at = stop
+    if at < end:
+        out.append((at, end, False))
+    return out
+
+
+def _distance(g: tuple[int, int, bool], h: tuple[int, int, bool]) -> int:
+    """Krippendorff's squared distance between two coders' overlapping sections: two units,
+    the squared differences of their starts and of their ends; a unit inside the other
+    coder's gap, its squared length; anything else 0."""
+    if g[2] and h[2]:
+        return (g[0] - h[0]) ** 2 + (g[1] - h[1]) ** 2
+    if g[2] and h[0] <= g[0] and g[1] <= h[1]:
+        return (g[1] - g[0]) ** 2
+    if h[2] and g[0] <= h[0] and h[1] <= g[1]:
+        return (h[1] - h[0]) ** 2
+    return 0
+
+
+def unitizing_alpha(coders: Sequence[Sequence[Mapping[str, Any]]], length: int, *,
+                    begin: int = 0, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Krippendorff's alpha for unitizing (alpha_U: Krippendorff 1995, "On the reliability of
+    unitizing continuous data"; Content Analysis, 2nd ed. 2004, section 11.6): how well
+    ``m`` coders agree on where the units of each type lie on one continuum
+    ``[begin, begin + length)`` and what lies between them, chance-corrected.
+
+    ``coders`` holds each coder's spans ``{start, end, label}`` (a coder's spans of one type
+    may not overlap). Per type c, each coder's continuum is cut into c units and gaps; the
+    observed disagreement sums, over ordered pairs of coders and their overlapping sections,
+    the squared distance (two units: squared differences of starts and of ends; a unit
+    inside a gap: its squared length), divided by ``m (m - 1) L**2``. The expected
+    disagreement places every c unit at every position of every gap long enough to hold it
+    and beside every other c unit:
+
+        De_c = 2/L * sum_u [(N_c - 1) (2 l^3 - 3 l^2 + l) / 3 + l^2 sum_{gaps >= l} (gap - l + 1)]
+               / (m L (m L - 1) - sum_u l (l - 1))
+
+    Returns ``{"alpha", "per_type": {type: alpha}, "observed", "expected"}`` (per type: the
+    disagreements); alpha is ``1 - sum Do / sum De`` over the types, None where no unit was
+    given (nothing to disagree on)."""
+    m = len(coders)
+    if m < 2:
+        raise ValueError(f"unitizing alpha needs two or more coders, got {m}")
+    if length < 1:
+        raise ValueError(f"the continuum needs a positive length, got {length}")
+    end = begin + length
+    types = sorted({str(s["label"]) for c in coders for s in c} | set(labels or ()))
+    observed: dict[str, float] = {}
+    expected: dict[str, float] = {}
+    for label in types:
+        cuts = [_segments(c, label, begin, end) for c in coders]
+        units = [b - a for sections in cuts for a, b, unit in sections if unit]
+        if not units:
+            continue
+        gaps = sorted(b - a for sections in cuts for a, b, unit in sections if not unit)
+        total = 0
+        for i in range(m):
+            for j in range(m):
+                if i == j:
+                    continue
+                for g in cuts[i]:
+                    for h in cuts[j]:
+                        if g[0] < h[1] and h[0] < g[1]:
+                            total += _distance(g, h)
+        observed[label] = total / (m * (m - 1) * length ** 2)
+        n_c = len(units)
+        spread = 0
+        for ln in units:
+            fits = sum(gap - ln + 1 for gap in gaps if gap >= ln)
+            spread += (n_c - 1) * (2 * ln ** 3 - 3 * ln ** 2 + ln) // 3 + ln ** 2 * fits
+        pairs = m * length * (m * length - 1) - sum(ln * (ln - 1) for ln in units)
+        expected[label] = 2 * spread / length / pairs if pairs > 0 else 0.0
+    per_type = {k: (1 - observed[k] / expected[k] if expected[k] > 0 else None)
+                for k in observed}
+    de = sum(expected.values())
+    return {"alpha": 1 - sum(observed.values()) / de if de > 0 else None,
+            "per_type": per_type, "observed": observed, "expected": expected}
 
 
 def vote_spans(answers: Sequence[Sequence[Mapping[str, Any]]], *, min_share: float = 0.5,
