@@ -130,6 +130,16 @@ def test_span_agreement_consensus_and_review_reasons(api: Api) -> None:
     # location: pairs on a share 1 of 2 (once) and 0 of 2 (twice), b shares 1 of 2:
     # 2 * 2 shared of 4 * 2 given
     assert spans["per_type"]["location"] == 0.5
+    # unitizing alpha: per pair over the items both labeled (a and b for the first two, who
+    # agree; a alone with the third); not over all three, who did not all label b
+    unitizing = spans["unitizing_alpha"]
+    assert unitizing["n_items"] == 2
+    assert unitizing["alpha"] is None
+    pairs = {(p["a"], p["b"]): p for p in unitizing["pairs"]}
+    assert pairs[(first.username, second.username)] == {
+        "a": first.username, "b": second.username, "alpha": 1.0, "n": 2}
+    assert pairs[(first.username, third.username)]["n"] == 1
+    assert 0 < pairs[(first.username, third.username)]["alpha"] < 1
     exported = {r["external_id"]: r["labels"] for r in
                 (json.loads(line) for line in
                  api.get(f"/projects/{pid}/export", owner, params={"format": "jsonl"})
@@ -159,5 +169,13 @@ def test_the_review_filter_by_label_matches_span_types(api: Api) -> None:
 
     assert filtered("person") == ["a"]
     assert filtered("location") == ["a", "b"]
+    # the same two annotators labeled both items: unitizing alpha over both of them
+    unitizing = api.get(f"/projects/{pid}/agreement", owner).json()["span_agreement"][
+        "unitizing_alpha"]
+    assert unitizing["n_items"] == 2
+    assert unitizing["per_type"]["person"] == 1.0  # both marked Ann alone
+    assert unitizing["alpha"] < unitizing["per_type"]["person"]
+    assert unitizing["per_type"]["location"] < 0.5  # one place each, neither shared
+    assert [p["alpha"] for p in unitizing["pairs"]] == [unitizing["alpha"]]
     assert_error(api.get(f"/projects/{pid}/review", owner, params={"label": "date"}), 400,
                  "invalid_input")

@@ -476,7 +476,9 @@ class AgreementOut(BaseModel):
     below_target: bool
     span_agreement: dict[str, Any] | None = Field(None, description=(
         "Span projects: span-level F1 between annotators (exact start, end and type), micro "
-        "(f1) and per entity type, over items with two or more annotators."))
+        "(f1) and per entity type, over items with two or more annotators; "
+        "unitizing_alpha: Krippendorff's alpha for unitizing per annotator pair (pairs) and "
+        "over all annotators (alpha, per_type) when they all labeled the same items."))
 
 
 class AnnotatorQualityOut(BaseModel):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import quality as q
-from ..spans import span_agreement
+from ..spans import SpanError, item_tokens, span_agreement, unitizing_alpha
 from ..store import CurrentLabel, Storage, current_labels, settings_of, usernames
 from ..store.models import Annotation, Item, Project
 from .consensus import (
@@ -77,6 +78,9 @@ class LabelTable:
     gold: list[Any]  # per item: the gold value or None
     usernames: list[str]
     annotation_ids: NDArray[np.intp]
+    #: Span projects: item id -> length of its text (the continuum of unitizing alpha), for
+    #: the items with two or more current labels.
+    text_lengths: dict[int, int] = field(default_factory=dict)
 
     @property
     def item_ids(self) -> list[int]:
@@ -133,12 +137,24 @@ def label_table(session: Session, project: Project) -> LabelTable:
     names = usernames(session, votes.annotator_keys)
     gold_of: dict[int, Any] = dict(session.execute(select(Item.id, Item.gold_labels).where(
         Item.project_id == project.id, Item.gold_labels.is_not(None))).all())
+    lengths: dict[int, int] = {}
+    if project.task == "spans":
+        counted = np.bincount(votes.items, minlength=votes.n_items)
+        shared = [votes.keys[i] for i in np.flatnonzero(counted >= 2).tolist()]
+        for start in range(0, len(shared), 500):
+            for item_id, data in session.execute(select(Item.id, Item.data).where(
+                    Item.id.in_(shared[start:start + 500]))):
+                try:
+                    lengths[item_id] = len(item_tokens(data or {})[0])
+                except SpanError:
+                    continue  # no text any more (purged): left out of unitizing alpha
     return LabelTable(
         project_id=project.id, task=project.task, votes=votes,
         rows=[first[i].row for i in votes.keys], splits=[first[i].split for i in votes.keys],
         gold=[None if gold_of.get(i) is None else value_key(gold_of[i]) for i in votes.keys],
         usernames=[names.get(a, str(a)) for a in votes.annotator_keys],
-        annotation_ids=np.asarray([c.annotation_id for c in found], dtype=np.intp))
+        annotation_ids=np.asarray([c.annotation_id for c in found], dtype=np.intp),
+        text_lengths=lengths)
 
 
 def _num(x: float | None) -> float | None:
@@ -160,6 +176,7 @@ def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
                            "below_target": False}
     if table.task == "spans":  # span-level F1 between annotators, micro and per type
         out["span_agreement"] = span_agreement(_span_answers(table))
+        out["span_agreement"]["unitizing_alpha"] = _unitizing(table)
     if n_items < 2:
         return out
     k = max(table.n_classes, 1)
@@ -184,6 +201,50 @@ def agreement_report(table: LabelTable, project: Project) -> dict[str, Any]:
         "agreement": _num(share[c]), "n": int(n[c]), "below_target": below(_num(share[c]))}
         for c in range(table.n_classes) if n[c] > 0}
     out["below_target"] = below(alpha)
+    return out
+
+
+def _unitizing(table: LabelTable) -> dict[str, Any]:
+    """Krippendorff's unitizing alpha over the items with two or more annotators, each
+    item's text a section of one continuum (the items one after the other). Per pair of
+    annotators over the items both labeled (``pairs``); over all annotators (``alpha``,
+    ``per_type``) when every such item has the same annotators, as the measure needs every
+    coder to unitize the whole continuum (None otherwise)."""
+    by_item: dict[int, dict[int, list[dict[str, Any]]]] = {}
+    for i, a, v in zip(table.items.tolist(), table.annotators.tolist(), table.labels.tolist(),
+                       strict=True):
+        value = table.values[v]
+        by_item.setdefault(i, {})[a] = ([{"start": s, "end": e, "label": c} for s, e, c in value]
+                                        if isinstance(value, tuple) else [])
+    shared = {i: coders for i, coders in sorted(by_item.items())
+              if len(coders) >= 2 and table.text_lengths.get(table.item_ids[i])}
+    out: dict[str, Any] = {"alpha": None, "per_type": {}, "pairs": [], "n_items": len(shared)}
+
+    def over(items: list[int], who: Sequence[int]) -> dict[str, Any]:
+        coders: list[list[dict[str, Any]]] = [[] for _ in who]
+        at = 0
+        for i in items:
+            for k, a in enumerate(who):
+                coders[k] += [{**s, "start": s["start"] + at, "end": s["end"] + at}
+                              for s in shared[i][a]]
+            at += table.text_lengths[table.item_ids[i]]
+        return unitizing_alpha(coders, at)
+
+    try:
+        people = sorted({a for coders in shared.values() for a in coders})
+        for a, b in combinations(people, 2):
+            both = [i for i, coders in shared.items() if a in coders and b in coders]
+            if both:
+                pair = over(both, [a, b])
+                out["pairs"].append({"a": table.usernames[a], "b": table.usernames[b],
+                                     "alpha": pair["alpha"], "n": len(both)})
+        groups = {frozenset(coders) for coders in shared.values()}
+        if len(groups) == 1:
+            whole = over(list(shared), sorted(next(iter(groups))))
+            out["alpha"], out["per_type"] = whole["alpha"], whole["per_type"]
+    except SpanError as exc:  # a project that allows overlapping spans of one type
+        out = {"alpha": None, "per_type": {}, "pairs": [], "n_items": len(shared),
+               "unavailable": str(exc)}
     return out
 
 
