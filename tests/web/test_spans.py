@@ -4,6 +4,7 @@ and all at once, and what is stored is what the page showed."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.support.api import unique
@@ -214,7 +215,9 @@ def test_span_labels_wait_offline_and_arrive_once_when_the_server_returns(
         page.wait_for_timeout(3000)
     finally:
         site.process.start(same_port=True)
-    page.wait_for_function(_outbox_empty(pid), timeout=10_000)
+    back = time.monotonic()
+    page.wait_for_function(_outbox_empty(pid), timeout=5000)
+    print(f"waiting span labels sent {time.monotonic() - back:.2f} s after the server returned")
     page.wait_for_selector("#connection", state="hidden")
     items = {i["id"]: i["external_id"] for i in
              site.get(f"/projects/{pid}/items", params={"limit": 100})["items"]}
