@@ -185,6 +185,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_created(tmp_path: Path, data_d
     assert list(tmp_path.glob(".credentials.csv.*")) == []
 
 
+@pytest.mark.slow
 def test_the_secrets_file_is_never_overwritten_without_force(tmp_path: Path, data_dir: Path,
                                                              storage: Storage) -> None:
     team = write(tmp_path / "team.csv", "username\neve\n")
