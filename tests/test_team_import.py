@@ -134,11 +134,11 @@ def test_tokens_instead_of_generated_passwords(tmp_path: Path, data_dir: Path,
 
 
 def test_a_team_of_fifty_takes_seconds(tmp_path: Path, storage: Storage) -> None:
-    """50 users with 75 memberships in one transaction: about 0.5 s here with tokens. With
-    generated passwords argon2 adds 0.15-0.35 s a password on two threads (5-18 s in all,
-    docs/benchmarks.md), which no code of ours can shorten; one command per user and token,
-    the way before this import, took 4.4 minutes for 50. The bound catches a slow step per
-    user (a password hashed for a token user, a process or a commit each)."""
+    """50 users with 75 memberships in one transaction with tokens: 0.5 s here, 3.3 s in a busy
+    full test run. With generated passwords argon2 adds 0.15-0.35 s a password on two threads
+    (5-18 s in all, docs/benchmarks.md), which no code of ours can shorten; one command per
+    user and token, the way before this import, took 4.4 minutes for 50. The bound catches a
+    slow step per user (a password hashed for a token user, a process or a commit each)."""
     rows = [f"person{i:02d},{'sms:annotator;news:reviewer' if i % 2 else 'sms:reviewer'}"
             for i in range(50)]
     team = write(tmp_path / "team.csv", "username,projects\n" + "\n".join(rows) + "\n")
