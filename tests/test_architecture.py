@@ -36,6 +36,8 @@ QUERY_BUILDERS = {"select", "insert", "update", "delete", "text", "func", "and_"
                   "union", "union_all", "tuple_", "true", "false", "null"}
 #: Session methods that run a statement or load rows by key.
 QUERY_METHODS = {"execute", "scalar", "scalars", "query", "get", "get_one", "merge"}
+#: Of those, the ones no other object of ours has: a call of them on anything runs a statement.
+STATEMENT_METHODS = {"execute", "scalar", "scalars", "get_one", "exec_driver_sql"}
 #: Where queries may be built.
 QUERY_HOMES = {"store", "labeling"}
 
@@ -67,6 +69,12 @@ def imports_of(path: Path) -> list[tuple[str, bool, list[str]]]:
                 found.append((f"activelabel.{base}", True, names))
             elif node.module:
                 found.append((node.module, node.module.startswith("activelabel"), names))
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ast.unparse(node.func) in ("importlib.import_module", "import_module",
+                                             "__import__")):
+            name = node.args[0].value  # a module named by a literal is imported all the same
+            found.append((name, name.startswith("activelabel"), []))
     return found
 
 
@@ -127,11 +135,40 @@ def builds_queries(path: Path) -> list[str]:
             found += [f"imports {n} from {name}" for n in names if n in QUERY_BUILDERS]
             if name in ("sqlalchemy.sql", "sqlalchemy.sql.expression") or (name == "sqlalchemy" and not names):
                 found.append(f"imports {name}")
-    for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in QUERY_METHODS and _names_a_session(node.func.value)):
+    tree = ast.parse(path.read_text())
+    aliases = _session_aliases(tree)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        receiver = node.func.value
+        on_session = _names_a_session(receiver) or (
+            isinstance(receiver, ast.Name) and receiver.id in aliases)
+        if (node.func.attr in STATEMENT_METHODS
+                or (node.func.attr in QUERY_METHODS and on_session)):
             found.append(f"calls {ast.unparse(node.func)} (line {node.lineno})")
     return found
+
+
+def _session_aliases(tree: ast.AST) -> set[str]:
+    """Names bound to a session under another name: ``db = caller.session``,
+    ``with storage.session() as db``."""
+    def is_session(value: ast.expr | None) -> bool:
+        if isinstance(value, ast.Call):
+            value = value.func
+        return value is not None and isinstance(value, ast.Attribute | ast.Name) and (
+            "session" in (value.attr if isinstance(value, ast.Attribute) else value.id).lower())
+
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and is_session(node.value):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif (isinstance(node, ast.AnnAssign) and is_session(node.value)
+              and isinstance(node.target, ast.Name)):
+            names.add(node.target.id)
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            names |= {item.optional_vars.id for item in node.items
+                      if is_session(item.context_expr) and isinstance(item.optional_vars, ast.Name)}
+    return names
 
 
 def _outside_query_homes(path: Path) -> bool:
@@ -170,6 +207,19 @@ def test_the_checks_catch_what_they_name(tmp_path: Path) -> None:
     assert "imports select from sqlalchemy" in found
     assert any("caller.session.execute" in f for f in found)
     assert builds_queries(sample) == []
+    # A session under another name, a statement run on anything, an import by a literal name.
+    hidden = tmp_path / "hidden.py"
+    hidden.write_text(
+        "import importlib\n"
+        "def f(caller, stmt, key):\n    db = caller.session\n    return db.get(stmt, key)\n"
+        "def g(storage, stmt):\n    with storage.session() as s:\n        return s.query(stmt)\n"
+        "def h(conn, stmt):\n    return conn.execute(stmt)\n"
+        "app = importlib.import_module('activelabel.http.app')\n"
+    )
+    found = builds_queries(hidden)
+    assert sorted(f.split(" (")[0] for f in found) == ["calls conn.execute", "calls db.get",
+                                                         "calls s.query"]
+    assert ("activelabel.http.app", True, []) in imports_of(hidden)
 
 
 def test_every_layer_module_exists() -> None:

@@ -64,6 +64,7 @@ def test_simulate_builtin_writes_results_and_plot(tmp_path: Path) -> None:
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
 
+@pytest.mark.slow
 def test_simulate_without_matplotlib_writes_results_and_a_hint(tmp_path: Path) -> None:
     """matplotlib is the optional plot extra: without it (its import made to fail here) the
     run still writes results.json and says in one line how to get the picture."""

@@ -40,6 +40,7 @@ def test_psi_grows_with_the_shift_and_reads_as_documented() -> None:
         psi(ref, np.array([]))
 
 
+@pytest.mark.slow
 def test_same_distribution_is_rarely_called_a_shift() -> None:
     rng = np.random.default_rng(1)
     shifted = 0

@@ -399,6 +399,7 @@ def _many_class_text(n_classes: int, n_per_class: int, seed: int) -> tuple[sp.cs
     return sp.csr_matrix(sp.diags(1.0 / norms) @ X), y
 
 
+@pytest.mark.slow
 def test_default_model_beats_the_old_default_with_many_classes_and_few_labels() -> None:
     X, y = _many_class_text(100, 3, seed=0)
     X_test, y_test = _many_class_text(100, 10, seed=1)

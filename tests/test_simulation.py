@@ -100,6 +100,7 @@ def test_labels_to_target_is_the_first_point_reaching_the_target(wine_result: An
         assert len(wine_result.labels_to_target_per_repeat[name]) == 2
 
 
+@pytest.mark.slow
 def test_deterministic_under_random_state(wine: Dataset) -> None:
     a = run(wine, random_state=3).to_dict()
     b = run(wine, random_state=3).to_dict()
@@ -110,6 +111,7 @@ def test_deterministic_under_random_state(wine: Dataset) -> None:
     assert a["curves"] != c["curves"]
 
 
+@pytest.mark.slow
 def test_strategy_results_do_not_depend_on_the_other_strategies(wine: Dataset) -> None:
     alone = run(wine, strategies=["random"])
     together = run(wine, strategies=["margin", "random"])
@@ -122,6 +124,7 @@ def test_pool_exhaustion_stops_early() -> None:
     assert [p.n_labeled for p in result.curves["margin"]] == [5, 15, 25, 30]
 
 
+@pytest.mark.slow
 def test_committee_strategies_run() -> None:
     result = run(blobs(), strategies=["vote_entropy", "bald"], repeats=1)
     for points in result.curves.values():

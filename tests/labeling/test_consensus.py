@@ -1,5 +1,5 @@
 """One consensus everywhere: a project's export, snapshot, training set, related examples,
-label counts and review queue all follow its ``consensus`` setting (SQLite and PostgreSQL)."""
+label counts, review queue and the payoff's audit answers all follow its ``consensus`` setting (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from activelabel.labeling.consensus import item_majority
 from activelabel.labeling.export import export_rows
 from activelabel.labeling.insights import label_counts, labeled_rows
+from activelabel.labeling.payoff import _audit_answers
 from activelabel.labeling.review import entry_consensus, review_queue
 from activelabel.labeling.rounds import request_round
 from activelabel.labeling.snapshots import read_snapshot, take_snapshot
 from activelabel.runtime.settings import Storage
 from activelabel.store import annotate, create_user, get_project, item_ids_for_rows
-from activelabel.store.models import Item, ModelVersion
+from activelabel.store.models import Item, ModelVersion, utcnow
 from tests.support.projects import new_project, run_job, text_rows
 
 N = 40
@@ -106,6 +107,15 @@ def test_every_reader_of_the_labels_follows_the_consensus_setting(
         trained = session.execute(select(ModelVersion.training_set_hash).where(
             ModelVersion.project_id == pid)).scalar_one()
     assert trained == _training_hash(expected)
+
+    # The payoff scores the model on audit draws against the same consensus.
+    with engine_storage.sessions() as session, session.begin():
+        session.execute(update(Item).where(Item.project_id == pid).values(
+            audit_drawn_at=utcnow()))
+    with engine_storage.read_sessions() as session:
+        audited = _audit_answers(session, get_project(session, pid))
+    row_of = {item_id: row for row, item_id in item_of.items()}
+    assert audited == {row_of[i]: v for i, v in expected.items()}
 
 
 def test_a_multilabel_project_takes_the_per_label_majority_everywhere(

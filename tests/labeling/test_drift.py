@@ -26,6 +26,9 @@ from activelabel.store import list_rounds
 from activelabel.store.models import ModelVersion, Round
 from tests.support.projects import Seeded, label_rows, new_project, run_job
 
+#: Every test trains on the news dataset and runs rounds: 8-22 s each on a busy two-core machine.
+pytestmark = pytest.mark.slow
+
 CLASSES = ["Business", "Sci/Tech", "Sports", "World"]
 
 

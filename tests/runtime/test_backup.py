@@ -106,6 +106,7 @@ def test_a_damaged_backup_is_refused_and_restores_nothing(
         make_backup(fresh_storage, good)
 
 
+@pytest.mark.slow
 def test_backup_and_restore_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert run_cli("demo", "--password", "pw-123456", data_dir=data, timeout=180

@@ -9,6 +9,7 @@ import logging
 import logging.config
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from activelabel.http.app import create_app
@@ -46,6 +47,7 @@ def test_each_log_line_of_a_request_carries_its_id(fresh_storage: Storage) -> No
     assert shouts[0]["logger"] == "activelabel.test.requests"
 
 
+@pytest.mark.slow
 def test_the_server_and_its_worker_log_json_when_told(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'activelabel.db'}"
     server = ServerProcess(tmp_path, db, env={"ACTIVELABEL_LOG_FORMAT": "json"}).start()

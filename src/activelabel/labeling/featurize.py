@@ -71,8 +71,9 @@ class ProjectFeatures:
 
 
 def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
-    """Hex digest of what the cached features depend on: item count and featurizer settings."""
-    key = json.dumps({"n_items": int(n_items), "featurizer": settings.get("featurizer", "text"),
+    """Hex digest of what the cached features depend on: item count and featurizer settings
+    (``settings``: every setting, as ``settings_of(...).model_dump()`` gives them)."""
+    key = json.dumps({"n_items": int(n_items), "featurizer": settings["featurizer"],
                       "params": settings.get("featurizer_params") or {},
                       **({"vectors": settings["vectors_stamp"]} if "vectors_stamp" in settings
                          else {})}, sort_keys=True, default=str)
@@ -80,7 +81,7 @@ def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
 
 
 def _featurizer_for(settings: Mapping[str, Any]) -> Featurizer:
-    kind = str(settings.get("featurizer", "text"))
+    kind = str(settings["featurizer"])
     params = dict(settings.get("featurizer_params") or {})
     try:
         return make_featurizer(kind, **params)

@@ -55,7 +55,7 @@ from ..store import (
     role_of,
     undo,
 )
-from ..store.models import Annotation, Item, Project
+from ..store.models import Annotation, Item, Project, Role
 from .formats.labelstudio import annotator_name, labels_of_result, result_of
 from .rounds import after_annotation, request_round
 from .tasks import model_probs, suggestion
@@ -365,7 +365,7 @@ def _annotator(session: Session, project: Project, name: str, actor_id: int) -> 
                      actor_id=actor_id, after={"username": username,
                                                "label_studio_annotator": name})
     if role_of(session, project.id, user.id) is None:
-        add_member(session, project.id, user.id, "annotator")
+        add_member(session, project.id, user.id, Role.ANNOTATOR)
     return int(user.id)
 
 

@@ -17,9 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..estimates import accuracy_estimate, curve_counts, labels_needed, random_sampling_curve
-from ..store import ArrayStore, active_model_version, is_current_label, settings_of
+from ..store import (
+    ArrayStore,
+    active_model_version,
+    current_labels,
+    is_current_label,
+    settings_of,
+)
 from ..store.models import Annotation, Item, Project, Round, RoundStatus
-from .consensus import item_majority
+from .consensus import DAWID_SKENE, consensus_method, item_majority, project_consensus
 from .stats import labels_spent
 from .tasks import model_probs
 
@@ -52,9 +58,18 @@ def audit_curve(X: Any, rows: Sequence[int], truth: Mapping[int, Any],
 
 
 def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
-    """Row -> the majority of the current labels of each labeled audit draw, as training
-    counts a majority (:func:`~activelabel.labeling.consensus.item_majority`: per label for
-    multi-label; ties left out)."""
+    """Row -> the consensus of the current labels of each labeled audit draw, by the
+    project's method as training counts it (:mod:`.consensus`): the majority
+    (:func:`~activelabel.labeling.consensus.item_majority`: per label for multi-label; ties
+    left out), or Dawid-Skene fitted on every current label of the project."""
+    if consensus_method(project.task, project.settings or {}) == DAWID_SKENE:
+        rows = {int(i): int(r) for i, r in session.execute(select(Item.id, Item.row).where(
+            Item.project_id == project.id, Item.audit_drawn_at.is_not(None)))}
+        if not rows:
+            return {}
+        agreed = project_consensus(project, current_labels(session, project.id))
+        return {rows[i]: v for i, v in agreed.as_dict().items()
+                if i in rows and v is not None}
     stmt = (select(Item.row, Annotation.labels).join(Annotation, Annotation.item_id == Item.id)
             .where(Item.project_id == project.id, Item.audit_drawn_at.is_not(None),
                    is_current_label()))

@@ -85,13 +85,12 @@ class RemoteModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RemoteModel:
         """The client a project's settings describe (``model_url``, ``model_timeout_seconds``,
-        ``model_auth_header``)."""
+        ``model_auth_header``; every setting, as ``settings_of(...).model_dump()`` gives them)."""
         url = settings.get("model_url")
         if not url:
             raise RemoteModelError("the project's model is http but model_url is empty: set "
                                    "model_url to the model server's base URL")
-        return cls(url=str(url), timeout_seconds=float(settings.get("model_timeout_seconds")
-                                                       or 30.0),
+        return cls(url=str(url), timeout_seconds=float(settings["model_timeout_seconds"]),
                    auth_header=settings.get("model_auth_header"),
                    max_response_bytes=MAX_RESPONSE_BYTES)
 

@@ -74,7 +74,7 @@ def create_project(session: Session, name: str, task: str, labels: Sequence[Any]
     except IntegrityError as exc:
         raise Conflict(f"project {name!r} already exists: pick another name") from exc
     if created_by is not None:
-        add_member(session, project.id, created_by, "owner")
+        add_member(session, project.id, created_by, Role.OWNER)
     record_project_version(session, project, created_by)
     return project
 
@@ -178,7 +178,7 @@ def _access(project_id: int, project: Project | None, member_role: str | None, u
             minimum: str) -> tuple[Project, str]:
     if project is None:
         raise NotFound(_missing(project_id))
-    role = "owner" if user.is_admin else member_role
+    role = Role.OWNER.value if user.is_admin else member_role
     if role is None:  # the same answer as a missing project: its existence stays hidden
         raise NotFound(_missing(project_id))
     if not Role(role).at_least(minimum):
