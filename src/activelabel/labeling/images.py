@@ -221,7 +221,10 @@ def load_pixels(path: Path, shape: Sequence[int] | None) -> np.ndarray[Any, Any]
     with Image.open(path) as opened:
         image = ImageOps.exif_transpose(opened)
         mode = "RGB" if len(shape) == 3 and shape[2] == 3 else "L"
-        image = image.convert(mode).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+        # Shrinking averages each target pixel's area (BOX); growing interpolates.
+        shrink = shape[1] <= image.width and shape[0] <= image.height
+        image = image.convert(mode).resize(
+            (shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
         pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(shape)
 
@@ -403,13 +406,15 @@ def _zip_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
         for member in members:
             name = member.filename.replace("\\", "/")
             relative = PurePosixPath(name)
-            if _hidden(relative):
+            escapes = relative.is_absolute() or ".." in relative.parts \
+                or ":" in relative.parts[0]
+            if not escapes and _hidden(relative):
                 continue
             line += 1
             if line <= skip:
                 unpacked += min(member.file_size, rules.max_file_bytes)
                 continue
-            if relative.is_absolute() or ".." in relative.parts or ":" in relative.parts[0]:
+            if escapes:
                 yield line, None, f"{name}: a path outside the archive (absolute or with ..)"
                 continue
             if member.flag_bits & 0x1:
