@@ -81,13 +81,15 @@ def test_folder_import_copies_checked_images_and_labels_from_folders(
     items = _items(engine_storage, seeded.project_id)
     ref = items["0/digit_0000.png"].data["image"]
     assert is_image_ref(ref)
-    assert ref["media_type"] == "image/png" and (ref["width"], ref["height"]) == (64, 64)
+    assert ref["media_type"] == "image/png"
+    assert (ref["width"], ref["height"]) == (64, 64)
     stored = image_path(engine_storage, seeded.project_id, ref)
     assert stored.read_bytes() == (folder / "0" / "digit_0000.png").read_bytes()
     assert stored.name.startswith(ref["image_file"])
     # Importing it again doubles nothing; without labels from folders cats/c.png goes in.
     again = _run(engine_storage, seeded.project_id, "image_folder", str(folder), rules)
-    assert again["inserted"] == 1 and again["duplicates"] == 20
+    assert again["inserted"] == 1
+    assert again["duplicates"] == 20
 
 
 def test_folder_refusals(engine_storage: Storage, tmp_path: Path) -> None:
@@ -144,7 +146,8 @@ def test_zip_import_is_slip_and_bomb_safe(engine_storage: Storage) -> None:
     rules = ImageRules(max_file_bytes=25_000, max_pixels=1_000_000)
     result = _run(engine_storage, seeded.project_id, "image_zip", str(path), rules,
                   labels_from_folders=True)
-    assert result["inserted"] == 6 and result["labels"] == 6, result["rejected"]
+    assert result["inserted"] == 6, result["rejected"]
+    assert result["labels"] == 6
     reasons = {r.split(": ", 1)[0]: r for r in _reasons(result)}
     assert set(reasons) == {"../evil.png", "/abs.png", "big.png", "large.bmp", "junk.png",
                             "photo.tiff"}, reasons
@@ -205,11 +208,13 @@ def test_list_of_paths_and_urls(engine_storage: Storage, tmp_path: Path) -> None
     assert "outside the prefixes" in lines[8]
     assert "no path or URL in column 'image'" in lines[9]
     items = _items(engine_storage, seeded.project_id)
-    assert items["p0"].data["note"] == "kept" and is_image_ref(items["p0"].data["image"])
+    assert items["p0"].data["note"] == "kept"
+    assert is_image_ref(items["p0"].data["image"])
     assert items[str(paths[1])].split == "holdout"
     # Without URL prefixes and roots nothing is read.
     none = _run(engine_storage, seeded.project_id, "image_list", str(path), ImageRules())
-    assert none["inserted"] == 0 and none["rejected_count"] == len(rows)
+    assert none["inserted"] == 0
+    assert none["rejected_count"] == len(rows)
 
 
 def test_url_allowed_needs_a_boundary() -> None:
@@ -232,11 +237,13 @@ def test_thumbnail_and_pixels(engine_storage: Storage, tmp_path: Path) -> None:
     thumb = thumbnail(engine_storage, seeded.project_id, ref, 64)
     assert thumb == thumbnail(engine_storage, seeded.project_id, ref, 64)  # cached
     with Image.open(thumb) as opened:
-        assert opened.format == "WEBP" and max(opened.size) == 64
+        assert opened.format == "WEBP"
+        assert max(opened.size) == 64
     with pytest.raises(InvalidInput, match="size"):
         thumbnail(engine_storage, seeded.project_id, ref, 300)
     pixels = load_pixels(image_path(engine_storage, seeded.project_id, ref), (8, 8))
-    assert pixels.shape == (8, 8) and pixels.dtype == np.uint8
+    assert pixels.shape == (8, 8)
+    assert pixels.dtype == np.uint8
     expected = 255 - np.clip(digits()[0][0] / 16.0, 0, 1) * 255
     assert np.abs(pixels.astype(float) - expected).max() < 2  # 8x8 blocks back to 8x8
     assert load_pixels(image_path(engine_storage, seeded.project_id, ref), (4, 6, 3)).shape \
@@ -268,8 +275,10 @@ def test_a_round_on_file_images(engine_storage: Storage, tmp_path: Path) -> None
          labels_from_folders=True, split="holdout")
     feats = ensure_features(engine_storage, seeded.project_id)
     assert feats.X.shape == (700, 256)
-    assert 0.0 <= float(feats.X.min()) and float(feats.X.max()) <= 1.0
+    assert float(feats.X.min()) >= 0.0
+    assert float(feats.X.max()) <= 1.0
     result = request_and_run_round(engine_storage, seeded.project_id)
-    assert result["metrics"]["n_train"] == 300 and result["selected"] == 20
+    assert result["metrics"]["n_train"] == 300
+    assert result["selected"] == 20
     assert result["metrics"]["n_holdout"] == 100
     assert result["metrics"]["accuracy"] > 0.8  # 16 x 16 grey pixels of the PNGs
