@@ -23,13 +23,14 @@ featurizer reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -71,6 +72,9 @@ THUMB_SIZES = (64, 128, 256, 512)
 DEFAULT_PIXEL_SHAPE = (32, 32)
 #: The annotator name of labels taken from the folder layout.
 FOLDER_ANNOTATOR = "folder"
+#: Threads storing images at once, and images read ahead (a zip's are held in memory).
+IMPORT_THREADS = 4
+IMPORT_WINDOW = 8
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1 << 16
 
@@ -364,18 +368,50 @@ def _folder_files(root: Path) -> Iterator[tuple[PurePosixPath, Path]]:
             yield PurePosixPath(path.relative_to(root).as_posix()), path
 
 
-def _stored_row(storage: Storage, project_id: int, rules: ImageRules, name: str,
-                read: Any, external_id: str, label: Any = None, extra: Any = None,
-                split: Any = None, annotator: str = FOLDER_ANNOTATOR) -> tuple[Any, str | None]:
-    try:
-        ref = store_image(storage, project_id, read(), name, rules)
-    except ValueError as exc:
-        return None, f"{name}: {exc}"
-    return _row(ref, external_id, label, annotator, extra, split), None
+Task = Callable[[], tuple[Any, "str | None"]]
+
+
+def _task(storage: Storage, project_id: int, rules: ImageRules, name: str,
+          read: Callable[[], bytes], external_id: str, label: Any = None, extra: Any = None,
+          split: Any = None, annotator: str = FOLDER_ANNOTATOR) -> Task:
+    """What reads, checks and stores one image (run on a thread): ``(row, None)`` or
+    ``(None, "<name>: <reason>")``."""
+    def run() -> tuple[Any, str | None]:
+        try:
+            ref = store_image(storage, project_id, read(), name, rules)
+        except ValueError as exc:
+            return None, f"{name}: {exc}"
+        except OSError as exc:
+            return None, f"{name}: cannot be read ({exc.strerror or exc})"
+        return _row(ref, external_id, label, annotator, extra, split), None
+    return run
+
+
+def _failed(message: str) -> Task:
+    return lambda: (None, message)
+
+
+def _ordered(tasks: Iterator[tuple[int, Task]]) -> Iterator[Parsed]:
+    """The tasks run on ``IMPORT_THREADS`` threads (reading, decoding and the fsync of each
+    stored file overlap), their results yielded in the order of the lines."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(IMPORT_THREADS, thread_name_prefix="images") as pool:
+        pending: deque[tuple[int, Future[tuple[Any, str | None]]]] = deque()
+        for line, task in tasks:
+            pending.append((line, pool.submit(task)))
+            while len(pending) >= IMPORT_WINDOW:
+                done_line, future = pending.popleft()
+                yield (done_line, *future.result())
+        while pending:
+            done_line, future = pending.popleft()
+            yield (done_line, *future.result())
 
 
 def _folder_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
-                 rules: ImageRules, labels: Sequence[Any], skip: int) -> Iterator[Parsed]:
+                 rules: ImageRules, labels: Sequence[Any], skip: int
+                 ) -> Iterator[tuple[int, Task]]:
     root = allowed_folder(str(payload["path"]), rules)
     by_folder = bool(payload.get("labels_from_folders"))
     for line, (relative, path) in enumerate(_folder_files(root), start=1):
@@ -383,15 +419,15 @@ def _folder_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
             continue
         label, problem = _folder_label(relative, labels) if by_folder else (None, None)
         if problem is not None:
-            yield line, None, f"{relative}: {problem}"
+            yield line, _failed(f"{relative}: {problem}")
             continue
-        row, error = _stored_row(storage, project_id, rules, str(relative),
-                                 lambda p=path: _read_file(p, rules), str(relative), label)
-        yield line, row, error
+        yield line, _task(storage, project_id, rules, str(relative),
+                          functools.partial(_read_file, path, rules), str(relative), label)
 
 
 def _zip_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
-              rules: ImageRules, labels: Sequence[Any], skip: int) -> Iterator[Parsed]:
+              rules: ImageRules, labels: Sequence[Any], skip: int
+              ) -> Iterator[tuple[int, Task]]:
     path = Path(str(payload["path"]))
     by_folder = bool(payload.get("labels_from_folders"))
     try:
@@ -415,18 +451,18 @@ def _zip_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
                 unpacked += min(member.file_size, rules.max_file_bytes)
                 continue
             if escapes:
-                yield line, None, f"{name}: a path outside the archive (absolute or with ..)"
+                yield line, _failed(f"{name}: a path outside the archive (absolute or with ..)")
                 continue
             if member.flag_bits & 0x1:
-                yield line, None, f"{name}: encrypted: zip the images without a password"
+                yield line, _failed(f"{name}: encrypted: zip the images without a password")
                 continue
             if unpacked >= rules.max_zip_bytes:
-                yield line, None, (f"{name}: the zip unpacks to more than the "
-                                   f"{rules.max_zip_bytes:,} bytes allowed; split it")
+                yield line, _failed(f"{name}: the zip unpacks to more than the "
+                                    f"{rules.max_zip_bytes:,} bytes allowed; split it")
                 continue
             label, problem = _folder_label(relative, labels) if by_folder else (None, None)
             if problem is not None:
-                yield line, None, f"{name}: {problem}"
+                yield line, _failed(f"{name}: {problem}")
                 continue
 
             def read(m: zipfile.ZipInfo = member) -> bytes:
@@ -443,12 +479,18 @@ def _zip_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
                 unpacked += len(data)
                 return data
 
-            row, error = _stored_row(storage, project_id, rules, name, read, name, label)
-            yield line, row, error
+            try:  # read here, in order: the per-zip cap counts exactly
+                data = read()
+            except ValueError as exc:
+                yield line, _failed(f"{name}: {exc}")
+                continue
+            yield line, _task(storage, project_id, rules, name, functools.partial(bytes, data),
+                              name, label)
 
 
 def _list_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
-               rules: ImageRules, labels: Sequence[Any], skip: int) -> Iterator[Parsed]:
+               rules: ImageRules, labels: Sequence[Any], skip: int
+               ) -> Iterator[tuple[int, Task]]:
     from .imports import read_rows
 
     path = Path(str(payload["path"]))
@@ -458,15 +500,15 @@ def _list_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
         if line <= skip:
             continue
         if error is not None:
-            yield line, None, error
+            yield line, _failed(error)
             continue
         if not isinstance(raw, Mapping):
-            yield line, None, "row is not an object"
+            yield line, _failed("row is not an object")
             continue
         source = raw.get(column)
         if not isinstance(source, str) or not source.strip():
-            yield line, None, (f"no path or URL in column {column!r}: name the column with "
-                               "the images' paths or URLs")
+            yield line, _failed(f"no path or URL in column {column!r}: name the column with "
+                                "the images' paths or URLs")
             continue
         source = source.strip()
         external_id = str(raw.get("external_id") or raw.get("id") or source)[:500]
@@ -478,18 +520,17 @@ def _list_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
                 return _fetch(p, rules)
         else:
             if not rules.roots:
-                yield line, None, (f"{source}: this server reads no local files "
-                                   "(ACTIVELABEL_IMAGE_ROOTS is empty)")
+                yield line, _failed(f"{source}: this server reads no local files "
+                                    "(ACTIVELABEL_IMAGE_ROOTS is empty)")
                 continue
             if not Path(source).is_absolute():
-                yield line, None, f"{source}: give an absolute path on the server, or a URL"
+                yield line, _failed(f"{source}: give an absolute path on the server, or a URL")
                 continue
 
             def read(p: str = source) -> bytes:
                 return _read_file(Path(p), rules)
-        row, problem = _stored_row(storage, project_id, rules, source, read, external_id,
-                                   label, extra, raw.get("split"), annotator="list")
-        yield line, row, problem
+        yield line, _task(storage, project_id, rules, source, read, external_id, label, extra,
+                          raw.get("split"), annotator="list")
 
 
 def image_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
@@ -501,7 +542,7 @@ def image_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
     readers = {"image_folder": _folder_rows, "image_zip": _zip_rows, "image_list": _list_rows}
     if fmt not in readers:
         raise InvalidInput(f"unknown image import {fmt!r}: one of {', '.join(IMAGE_IMPORTS)}")
-    return readers[str(fmt)](storage, project_id, payload, rules, labels, skip)
+    return _ordered(readers[str(fmt)](storage, project_id, payload, rules, labels, skip))
 
 
 def enqueue_image_import(session: Session, project_id: int, fmt: str, source: str, *,
