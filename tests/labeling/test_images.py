@@ -282,3 +282,25 @@ def test_a_round_on_file_images(engine_storage: Storage, tmp_path: Path) -> None
     assert result["selected"] == 20
     assert result["metrics"]["n_holdout"] == 100
     assert result["metrics"]["accuracy"] > 0.8  # 16 x 16 grey pixels of the PNGs
+
+
+def test_own_vectors_match_image_items_by_path(engine_storage: Storage, tmp_path: Path) -> None:
+    """The team's own embeddings of the files, keyed by each file's path in the folder."""
+    from activelabel.labeling.vectors import import_vector_file
+
+    paths = write_digit_folder(tmp_path / "d", 8)
+    seeded = new_project(engine_storage, labels=DIGITS, settings={"featurizer": "vectors"})
+    _run(engine_storage, seeded.project_id, "image_folder", str(tmp_path / "d"),
+         ImageRules(roots=(str(tmp_path),)))
+    ids = [p.relative_to(tmp_path / "d").as_posix() for p in paths]
+    vectors = np.arange(len(ids) * 5, dtype=np.float32).reshape(len(ids), 5)
+    np.save(tmp_path / "v.npy", vectors)
+    (tmp_path / "ids.txt").write_text("\n".join(ids))
+    stored = import_vector_file(engine_storage, seeded.project_id, tmp_path / "v.npy",
+                                tmp_path / "ids.txt")
+    assert stored["stored"] == 8
+    feats = ensure_features(engine_storage, seeded.project_id)
+    by_row = {i.row: i.external_id for i in _items(engine_storage, seeded.project_id).values()}
+    row = next(r for r, ext in by_row.items() if ext == ids[3])
+    assert feats.X.shape == (8, 5)
+    assert np.allclose(feats.X[row], vectors[3])
