@@ -304,3 +304,25 @@ def test_own_vectors_match_image_items_by_path(engine_storage: Storage, tmp_path
     row = next(r for r, ext in by_row.items() if ext == ids[3])
     assert feats.X.shape == (8, 5)
     assert np.allclose(feats.X[row], vectors[3])
+
+
+def test_purge_removes_the_image_files_of_its_items(engine_storage: Storage,
+                                                    tmp_path: Path) -> None:
+    from activelabel.labeling.governance import purge
+
+    paths = write_digit_folder(tmp_path / "d", 3)
+    (tmp_path / "d" / "copy.png").write_bytes(paths[1].read_bytes())  # same content twice
+    seeded = new_project(engine_storage, labels=DIGITS)
+    rules = ImageRules(roots=(str(tmp_path),))
+    _run(engine_storage, seeded.project_id, "image_folder", str(tmp_path / "d"), rules)
+    items = _items(engine_storage, seeded.project_id)
+    gone, shared = items["0/digit_0000.png"], items["1/digit_0001.png"]
+    gone_file = image_path(engine_storage, seeded.project_id, gone.data["image"])
+    shared_file = image_path(engine_storage, seeded.project_id, shared.data["image"])
+    thumb = thumbnail(engine_storage, seeded.project_id, gone.data["image"], 64)
+    with engine_storage.sessions() as session, session.begin():
+        purge(session, engine_storage, seeded.project_id, item_ids=[gone.id, shared.id],
+              external_ids=[], actor_id=seeded.owner_id)
+    assert not gone_file.exists()
+    assert not thumb.exists()
+    assert shared_file.exists()  # copy.png still shows it

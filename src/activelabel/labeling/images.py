@@ -50,6 +50,7 @@ __all__ = [
     "ImageRules",
     "allowed_folder",
     "enqueue_image_import",
+    "forget_images",
     "image_path",
     "image_ref",
     "image_rows",
@@ -574,3 +575,25 @@ def enqueue_image_import(session: Session, project_id: int, fmt: str, source: st
     record_audit(session, "request", "import", job.id, project_id=project_id,
                  actor_id=requested_by, after=payload)
     return job
+
+
+def forget_images(session: Session, storage: Storage, project_id: int,
+                  refs: Sequence[Mapping[str, Any]]) -> int:
+    """Delete the stored files (and thumbnails) of ``refs`` that no item of the project
+    refers to any more (after a purge emptied their items); how many files went."""
+    from sqlalchemy import String, cast, select
+
+    from ..store.models import Item
+
+    removed = 0
+    for sha in sorted({str(r["image_file"]) for r in refs if is_image_ref(r)}):
+        still = session.execute(select(Item.id).where(
+            Item.project_id == project_id,
+            cast(Item.data, String).like(f"%{sha}%")).limit(1)).first()
+        if still is not None:
+            continue  # the same content under another item
+        folder = images_dir(storage, project_id)
+        for path in [*(folder / sha[:2]).glob(f"{sha}.*"), *(folder / "thumbs").glob(f"{sha}-*")]:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
