@@ -5,6 +5,7 @@ with zoom and pan, labeled by keyboard, thumbnails in the grid; axe-core finds n
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ PASSWORD = "image-admin-password"
 
 
 @pytest.fixture(scope="module")
-def image_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, int]]:
-    """A server allowed to read one folder of 60 digit PNGs, a project importing them."""
+def image_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, int, Path]]:
+    """A server allowed to read one folder of 60 digit PNGs, and an empty project."""
     folder = tmp_path_factory.mktemp("images")
     root = folder / "allowed"
     write_digit_folder(root / "digits", 60)
@@ -38,14 +39,7 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site,
                                                              "shape": [16, 16]},
                 "batch_size": 20, "audit_share": 0.0}})
         assert created.status_code == 201, created.text
-        pid = int(created.json()["id"])
-        job = site.api("POST", f"/projects/{pid}/images/folder",
-                       json={"path": str(root / "digits")})
-        assert job.status_code == 202, job.text
-        url = f"/projects/{pid}/jobs/{job.json()['job_id']}"
-        wait_until(lambda: site.get(url)["status"] == "done", timeout=60, what="import done")
-        assert site.get(url)["result"]["inserted"] == 60
-        yield site, pid
+        yield site, int(created.json()["id"]), root
     finally:
         server.stop()
 
@@ -54,11 +48,20 @@ def _shown_item(page: Any) -> int:
     return int(page.get_attribute("#item", "data-item"))
 
 
-def test_image_folder_project_labeled_in_the_browser(page: Any,
-                                                     image_site: tuple[Site, int]) -> None:
-    site, pid = image_site
+def test_image_folder_project_labeled_in_the_browser(
+        page: Any, image_site: tuple[Site, int, Path], tmp_path: Path) -> None:
+    site, pid, root = image_site
     log_in(page, site, site.admin)
-    page.goto(f"{site.url}/projects/{pid}/label")
+    page.goto(f"{site.url}/projects/{pid}/import")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.get_by_label("Or a folder on the server").fill(str(tmp_path))
+    page.get_by_role("button", name="Import images").click()
+    page.wait_for_selector("#images-error:has-text('outside the folders')")
+    page.get_by_label("Or a folder on the server").fill(str(root / "digits"))
+    page.get_by_role("button", name="Import images").click()
+    page.wait_for_selector("#images-result:has-text('Imported 60 items')", timeout=60_000)
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="Start labeling").click()
     page.wait_for_selector("#choices button")
     picture = "#zoom-frame img.file-image[data-loaded=true]"
     page.wait_for_selector(picture)
