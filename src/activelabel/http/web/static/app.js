@@ -151,7 +151,7 @@ const AL = (() => {
         img.addEventListener("load", () => { img.dataset.loaded = "true"; URL.revokeObjectURL(url); }, { once: true });
         img.src = url;
       })
-      .catch(() => { img.alt = alt + " (the picture could not be loaded)"; img.dataset.loaded = "failed"; });
+      .catch(() => { img.alt = alt + " (the picture could not be loaded)"; img.dataset.loaded = "error"; });
     return img;
   }
 
