@@ -326,3 +326,13 @@ def test_purge_removes_the_image_files_of_its_items(engine_storage: Storage,
     assert not gone_file.exists()
     assert not thumb.exists()
     assert shared_file.exists()  # copy.png still shows it
+
+
+def test_a_text_featurizer_on_image_items_says_what_to_set(engine_storage: Storage,
+                                                           tmp_path: Path) -> None:
+    write_digit_folder(tmp_path / "d", 3)
+    seeded = new_project(engine_storage, labels=DIGITS)  # the default featurizer: text
+    _run(engine_storage, seeded.project_id, "image_folder", str(tmp_path / "d"),
+         ImageRules(roots=(str(tmp_path),)))
+    with pytest.raises(ValueError, match="featurizer to image"):
+        ensure_features(engine_storage, seeded.project_id)

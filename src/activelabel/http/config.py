@@ -86,8 +86,9 @@ class ServerSettings(BaseModel):
         default=2048 * MIB, ge=1024, le=1 << 42, description=(
             "The most a zip of images may unpack to; the files past it are rejected rows."))
     image_max_pixels: int = Field(
-        default=89_478_485, ge=1024, le=1 << 32, description=(
-            "The most pixels an imported image may have (decompression-bomb guard)."))
+        default=89_478_485, ge=1024, le=89_478_485, description=(
+            "The most pixels an imported image may have (decompression-bomb guard; at most "
+            "Pillow's own bound, the default)."))
 
     def image_rules(self) -> ImageRules:
         """What image imports may read, as these settings say."""

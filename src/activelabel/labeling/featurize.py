@@ -127,6 +127,15 @@ def slim_record(featurizer: Featurizer, data: Mapping[str, Any],
         value = data.get(field, "" if not data else None)
         if pixels is not None and isinstance(value, Mapping) and "image_file" in value:
             value = pixels(value)
+        elif value is None and not isinstance(featurizer, ImageFeaturizer):
+            image = next((k for k, v in data.items()
+                          if isinstance(v, Mapping) and "image_file" in v), None)
+            if image is not None:
+                raise ValueError(
+                    f"the items are image files (field {image!r}) but the featurizer reads "
+                    f"field {field!r}: set the project's featurizer to image "
+                    f'({{"featurizer": "image", "featurizer_params": {{"field": "{image}", '
+                    '"shape": [32, 32]}}), or to vectors with the team\'s own embeddings')
         return {field: value}
     return data
 
