@@ -58,3 +58,15 @@ def test_import_a_folder_a_zip_and_a_list_of_images(cli: Cli, digits_project: in
     code, _, err = cli("import", "digits", tmp_path / "nothing.txt", "--images")
     assert code == 2
     assert "not a folder" in err
+
+
+def test_demo_images_imports_the_digits_as_png_files(cli: Cli, storage: Storage,  # noqa: F811
+                                                     data_dir: Path) -> None:  # noqa: F811
+    code, out, err = cli("demo", "--images", "--password", "demo-password-1")
+    assert code == 0, err
+    assert '"Digits demo (PNG files)" (created): 1797 items, 300 holdout items labeled' in out
+    assert "done" in out
+    assert len(list((data_dir / "demo-images").rglob("*.png"))) == 1797
+    code, out, err = cli("demo", "--images")
+    assert code == 0, err
+    assert "(already there): 1797 items" in out

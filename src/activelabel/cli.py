@@ -497,17 +497,21 @@ def demo(
     ] = None,
     url: Annotated[str, typer.Option(help="Address printed for the server.")] = (
         "http://127.0.0.1:8000"),
+    images: Annotated[bool, typer.Option(
+        "--images", help="The digits as PNG files imported from a folder (a project of its "
+                         "own, \"Digits demo (PNG files)\").")] = False,
 ) -> None:
     """Create a demo project from scikit-learn's digits, an admin user and the seed batch."""
-    from activelabel.runtime.demo import create_demo
+    from activelabel.runtime.demo import DEMO_FILES_PROJECT, DEMO_PROJECT, create_demo
 
     storage = _storage(data_dir, db)
     try:
-        result = create_demo(storage, password=password)
+        result = create_demo(storage, password=password, files=images)
     finally:
         storage.close()
     state = "created" if result.created_project else "already there"
-    typer.echo(f"project {result.project_id} \"Digits demo\" ({state}): {result.items} items, "
+    name = DEMO_FILES_PROJECT if images else DEMO_PROJECT
+    typer.echo(f"project {result.project_id} \"{name}\" ({state}): {result.items} items, "
                f"{result.holdout_labeled} holdout items labeled, seed round "
                f"{result.round_id} {result.round_status}")
     typer.echo(f"open {url.rstrip('/')}/ in a browser  (API docs: {url.rstrip('/')}/docs)")
