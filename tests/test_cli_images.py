@@ -31,6 +31,7 @@ def _count(storage: Storage, project_id: int) -> int:  # noqa: F811
             Item.project_id == project_id)).scalar_one())
 
 
+@pytest.mark.slow
 def test_import_a_folder_a_zip_and_a_list_of_images(cli: Cli, digits_project: int,  # noqa: F811
                                                     storage: Storage, tmp_path: Path) -> None:  # noqa: F811
     paths = write_digit_folder(tmp_path / "digits", 15)
@@ -60,6 +61,7 @@ def test_import_a_folder_a_zip_and_a_list_of_images(cli: Cli, digits_project: in
     assert "not a folder" in err
 
 
+@pytest.mark.slow
 def test_demo_images_imports_the_digits_as_png_files(cli: Cli, storage: Storage,  # noqa: F811
                                                      data_dir: Path) -> None:  # noqa: F811
     code, out, err = cli("demo", "--images", "--password", "demo-password-1")
