@@ -66,6 +66,7 @@ def test_folder_import_copies_checked_images_and_labels_from_folders(
     outside = tmp_path / "secret.png"
     outside.write_bytes(digit_png(digits()[0][1]))
     os.symlink(outside, folder / "2" / "link.png")
+    os.symlink(tmp_path, folder / "looped")
     seeded = new_project(engine_storage, labels=DIGITS)
     rules = ImageRules(roots=(str(root),))
     result = _run(engine_storage, seeded.project_id, "image_folder", str(folder), rules,
@@ -73,7 +74,8 @@ def test_folder_import_copies_checked_images_and_labels_from_folders(
     assert result["inserted"] == 20, result["rejected"]
     assert result["labels"] == 20
     reasons = _reasons(result)
-    assert len(reasons) == 4, reasons
+    assert len(reasons) == 5, reasons
+    assert any(r.startswith("looped: a link to a folder") for r in reasons)
     assert any(r.startswith("3/broken.png: ") and "damaged" in r for r in reasons)
     assert any(r.startswith("notes.txt: ") and "not an image" in r for r in reasons)
     assert any(r.startswith("cats/c.png: ") and "not a label" in r for r in reasons)
@@ -90,6 +92,7 @@ def test_folder_import_copies_checked_images_and_labels_from_folders(
     again = _run(engine_storage, seeded.project_id, "image_folder", str(folder), rules)
     assert again["inserted"] == 1
     assert again["duplicates"] == 20
+    assert again["rejected_count"] == 4
 
 
 def test_folder_refusals(engine_storage: Storage, tmp_path: Path) -> None:

@@ -362,7 +362,8 @@ def _folder_files(root: Path) -> Iterator[tuple[PurePosixPath, Path]]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(folder)
-        for name in sorted(files):
+        linked = [d for d in dirs if (base / d).is_symlink()]  # reported, not followed
+        for name in sorted([*files, *linked]):
             if name.startswith("."):
                 continue
             path = base / name
@@ -417,6 +418,10 @@ def _folder_rows(storage: Storage, project_id: int, payload: Mapping[str, Any],
     by_folder = bool(payload.get("labels_from_folders"))
     for line, (relative, path) in enumerate(_folder_files(root), start=1):
         if line <= skip:
+            continue
+        if path.is_dir():
+            yield line, _failed(f"{relative}: a link to a folder, not followed: import that "
+                                "folder on its own")
             continue
         label, problem = _folder_label(relative, labels) if by_folder else (None, None)
         if problem is not None:
