@@ -497,17 +497,21 @@ def demo(
     ] = None,
     url: Annotated[str, typer.Option(help="Address printed for the server.")] = (
         "http://127.0.0.1:8000"),
+    images: Annotated[bool, typer.Option(
+        "--images", help="The digits as PNG files imported from a folder (a project of its "
+                         "own, \"Digits demo (PNG files)\").")] = False,
 ) -> None:
     """Create a demo project from scikit-learn's digits, an admin user and the seed batch."""
-    from activelabel.runtime.demo import create_demo
+    from activelabel.runtime.demo import DEMO_FILES_PROJECT, DEMO_PROJECT, create_demo
 
     storage = _storage(data_dir, db)
     try:
-        result = create_demo(storage, password=password)
+        result = create_demo(storage, password=password, files=images)
     finally:
         storage.close()
     state = "created" if result.created_project else "already there"
-    typer.echo(f"project {result.project_id} \"Digits demo\" ({state}): {result.items} items, "
+    name = DEMO_FILES_PROJECT if images else DEMO_PROJECT
+    typer.echo(f"project {result.project_id} \"{name}\" ({state}): {result.items} items, "
                f"{result.holdout_labeled} holdout items labeled, seed round "
                f"{result.round_id} {result.round_status}")
     typer.echo(f"open {url.rstrip('/')}/ in a browser  (API docs: {url.rstrip('/')}/docs)")
@@ -524,7 +528,9 @@ def _show_progress(values: Mapping[str, Any]) -> None:
 @app.command("import")
 def import_file(
     project: ProjectArg,
-    file: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help=(
+        "JSONL, CSV or Parquet file; a folder of images; with --images a zip of images or a "
+        "CSV / JSONL list of image paths or URLs."), show_default=False)],
     split: Annotated[
         str | None, typer.Option(help="pool, holdout or gold for rows that name no split.")
     ] = None,
@@ -539,16 +545,31 @@ def import_file(
         "--map", help="COLUMN=ROLE (repeat): content, private, label, annotator, label_time, "
                       "gold, prediction, prediction_score, prediction_model, vector, split, "
                       "external_id, ignore.")] = None,
+    images: Annotated[bool, typer.Option(
+        "--images", help="FILE is a zip of images, or a CSV / JSONL list whose --column "
+                         "holds image paths or URLs (a folder is always images).")] = False,
+    labels_from_folders: Annotated[bool, typer.Option(
+        "--labels-from-folders", help="Images: a subfolder named after a label gives its "
+                                      "files that label.")] = False,
+    column: Annotated[str, typer.Option(
+        help="Images from a list: the column of paths or URLs.")] = "image",
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
     """Import items from a file: queued for the worker, or run at once with --wait.
 
     Without --map or --proposed the project's saved mapping applies (else answer-like
-    columns are kept private and the rest shown); a mapping given is saved for next time."""
+    columns are kept private and the rest shown); a mapping given is saved for next time.
+
+    Images (a folder, or --images) are checked and copied into the data folder; the command
+    reads any local file you can, URLs only under ACTIVELABEL_IMAGE_URL_PREFIXES."""
     from activelabel.labeling.imports import enqueue_import, preview_import, save_upload
     from activelabel.runtime.server import run_job_inline
 
+    if file.is_dir() or images:
+        _import_images(project, file, split=split, wait=wait, by_folder=labels_from_folders,
+                       column=column, data_dir=data_dir, db=db)
+        return
     if not file.is_file():
         raise BadInput(f"{file} is not a file: pass the path of a .jsonl, .csv or .parquet file")
     from activelabel.store import SPLITS
@@ -576,6 +597,52 @@ def import_file(
         with storage.sessions() as session, session.begin():
             job_id = enqueue_import(session, project_id, saved, requested_by=None, split=split,
                                     mapping=mapping).id
+        if not wait:
+            typer.echo(f"import job {job_id} queued for project {project_id}; "
+                       "`activelabel serve` or `activelabel worker` runs it")
+            return
+        job = run_job_inline(storage, job_id, on_progress=_show_progress)
+    finally:
+        storage.close()
+    _report_import(job_id, job.status, job.result or {}, job.error)
+
+
+def _import_images(project: str, source: Path, *, split: str | None, wait: bool,
+                   by_folder: bool, column: str, data_dir: Path | None, db: str | None) -> None:
+    """``activelabel import`` of a folder, a zip or a list of images."""
+    from dataclasses import replace
+
+    from activelabel.http.config import server_settings_from_env
+    from activelabel.labeling.images import enqueue_image_import
+    from activelabel.labeling.imports import save_upload
+    from activelabel.runtime.server import run_job_inline
+
+    source = source.expanduser().resolve()
+    if source.is_dir():
+        fmt = "image_folder"
+    elif source.suffix.lower() == ".zip":
+        fmt = "image_zip"
+    elif source.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+        fmt = "image_list"
+    else:
+        raise BadInput(f"{source} is not a folder, a .zip or a .csv / .jsonl list of images")
+    if not source.exists():
+        raise BadInput(f"{source} does not exist")
+    # The command runs as someone who reads the files anyway: local paths are not limited.
+    rules = replace(server_settings_from_env().image_rules(),
+                    roots=(str(source),) if fmt == "image_folder" else (source.anchor,))
+    storage = _storage(data_dir, db)
+    try:
+        with storage.sessions() as session:
+            project_id = _project_id(session, project)
+        path = str(source)
+        if fmt != "image_folder":
+            with source.open("rb") as stream:
+                path = str(save_upload(storage, project_id, source.name, stream))
+        with storage.sessions() as session, session.begin():
+            job_id = enqueue_image_import(session, project_id, fmt, path, rules=rules,
+                                          requested_by=None, split=split,
+                                          labels_from_folders=by_folder, column=column).id
         if not wait:
             typer.echo(f"import job {job_id} queued for project {project_id}; "
                        "`activelabel serve` or `activelabel worker` runs it")

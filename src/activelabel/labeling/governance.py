@@ -21,9 +21,11 @@ from ..store import (
     set_gold,
     usernames,
 )
+from ..store._util import item_in_project
 from ..store.governance import list_project_versions, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
 from .featurize import forget_features
+from .images import forget_images, is_image_ref
 from .snapshots import restore_snapshot
 from .vectors import purge_vectors
 
@@ -94,8 +96,11 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
             raise InvalidInput(f"{len(unknown)} external_ids are not items of project "
                                f"{project_id} (first: {unknown[:5]})")
         ids += [found[e] for e in external_ids]
+    images = [value for i in ids for value in (item_in_project(session, project_id, int(i)).data
+                                                or {}).values() if is_image_ref(value)]
     items = purge_items(session, project_id, ids, actor_id=actor_id)
     session.flush()
+    forget_images(session, storage, project_id, images)  # image files go with their items
     forget_features(storage, project_id)
     purge_vectors(storage, project_id, [item.row for item in items])
     return items

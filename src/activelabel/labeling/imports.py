@@ -59,6 +59,7 @@ from .formats.conll import read_conll, read_span_jsonl
 from .formats.huggingface import read_huggingface
 from .formats.labelstudio import read_labelstudio
 from .formats.spacy import read_spacy
+from .images import IMAGE_IMPORTS, image_rows
 from .mapping import (
     ROLES,
     apply_mapping,
@@ -673,9 +674,10 @@ def run_import(storage: Storage, job: Job, *,
     if job.project_id is None or not payload.get("path"):
         raise InvalidInput(f"import job {job.id} has no project or path in its payload")
     path = Path(str(payload["path"]))
-    if not path.is_file():
-        raise InvalidInput(f"import file {path} is gone: upload the file again")
     fmt = str(payload.get("format") or _format_of(path.name))
+    images = fmt in IMAGE_IMPORTS
+    if not (path.is_dir() if fmt == "image_folder" else path.is_file()):
+        raise InvalidInput(f"import file {path} is gone: upload the file again")
     split = payload.get("split")
     start = last_report = time.perf_counter()
     tally = _Tally.resumed(payload.get("checkpoint"))
@@ -690,7 +692,9 @@ def run_import(storage: Storage, job: Job, *,
     if tally.vector_dim is None:
         tally.vector_dim = vector_dim(storage, int(job.project_id))
     batch = _Batch()
-    for line, raw, error in read_rows(path, fmt):
+    rows = (image_rows(storage, int(job.project_id), payload, rules.labels, skip_through)
+            if images else read_rows(path, fmt))
+    for line, raw, error in rows:
         if line <= skip_through:
             continue
         tally.rows_seen += 1
@@ -699,7 +703,8 @@ def run_import(storage: Storage, job: Job, *,
             tally.reject(line, error)
             continue
         try:
-            _read_row(raw, split, mapping, fmt in CANONICAL_FORMATS, rules, tally, batch, line)
+            _read_row(raw, split, mapping, images or fmt in CANONICAL_FORMATS, rules, tally,
+                      batch, line)
         except ValueError as exc:
             tally.reject(line, str(exc))
         if len(batch.rows) >= BATCH_ROWS:

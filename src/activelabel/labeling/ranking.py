@@ -130,7 +130,13 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     margin earns in the current ranking (between the ranked items of nearest margin); other
     splits keep their random key. Returns how many items were placed (0 without a model, or
     when the active model's features are no longer the cached ones)."""
-    from .featurize import cached_fingerprint, load_featurizer, transform_items
+    from .featurize import (
+        cached_fingerprint,
+        load_featurizer,
+        pixel_reader,
+        slim_record,
+        transform_items,
+    )
 
     meta = _load_meta(storage, project_id)
     sorted_margins = storage.arrays.load(project_id, _MARGINS, mmap=False)
@@ -156,9 +162,8 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         return 0  # the cached featurizer is not the one the model was trained on
     if artifact.get("model") is None:
         return 0  # a model served elsewhere: the next round scores the new items
-    field = getattr(featurizer, "field", None)
-    records = [{field: data.get(field)} if isinstance(field, str) else data
-               for _, data in new]
+    pixels = pixel_reader(storage, project_id, featurizer)
+    records = [slim_record(featurizer, data, pixels) for _, data in new]
     X, _ = transform_items(featurizer, records)
     probs = np.asarray(artifact["model"].predict_proba(X), dtype=np.float64)
     m = margins(probs, multilabel)

@@ -4,7 +4,9 @@ Each item carries the 8x8 grey image twice: ``image`` (pixel values 0-16, what t
 featurizer reads) and ``png`` (a data URL the labeling page shows as a picture). The true digit
 is never stored on pool items; 300 holdout items are labeled by the admin so that every round
 reports holdout accuracy. The cold-start round runs at once, so the queue is ready when the
-server starts. Running the demo again changes nothing that exists (no duplicate items, labels
+server starts. ``activelabel demo --images`` makes ``Digits demo (PNG files)`` instead: the
+digits written as PNG files and imported from that folder (holdout labels from the folder
+names), the way a team's own images come in. Running the demo again changes nothing that exists (no duplicate items, labels
 or rounds).
 """
 
@@ -38,9 +40,10 @@ from ..store import (
 )
 from ..store.models import Project, RoundStatus, User
 
-__all__ = ["DEMO_ADMIN", "DEMO_PROJECT", "HOLDOUT_SIZE", "DemoResult", "create_demo", "png_data_url"]
+__all__ = ["DEMO_ADMIN", "DEMO_FILES_PROJECT", "DEMO_PROJECT", "HOLDOUT_SIZE", "DemoResult", "create_demo", "png_data_url"]
 
 DEMO_PROJECT = "Digits demo"
+DEMO_FILES_PROJECT = "Digits demo (PNG files)"
 DEMO_ADMIN = "admin"
 HOLDOUT_SIZE = 300
 LOGIN_FILE = "demo-login.txt"
@@ -50,6 +53,9 @@ GUIDELINES = ("Which digit (0-9) is written in the picture? Pick the digit you w
               "flag the item when it could honestly be two digits.")
 SETTINGS: dict[str, Any] = {"featurizer": "image", "featurizer_params": {"field": "image"},
                             "batch_size": 20, "retrain_every_labels": 20}
+#: The PNG files (64 x 64) read back as 16 x 16 grey pixels.
+FILES_SETTINGS: dict[str, Any] = {**SETTINGS, "featurizer_params": {"field": "image",
+                                                                    "shape": [16, 16]}}
 
 
 @dataclass(frozen=True)
@@ -72,16 +78,21 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
         ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png_data_url(image: np.ndarray[Any, Any], max_value: float = 16.0, scale: int = SCALE) -> str:
-    """A grey image (H, W) as a ``data:image/png;base64,...`` URL, ink dark on white."""
+def png_bytes(image: np.ndarray[Any, Any], max_value: float = 16.0, scale: int = SCALE) -> bytes:
+    """A grey image (H, W) as a PNG file, ink dark on white, each pixel scale x scale."""
     grey = 255 - np.clip(np.asarray(image, dtype=np.float64) / max_value, 0, 1) * 255
     pixels = np.kron(grey.round().astype(np.uint8), np.ones((scale, scale), dtype=np.uint8))
     height, width = pixels.shape
     raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
-    png = (b"\x89PNG\r\n\x1a\n"
-           + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-           + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return (b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b""))
+
+
+def png_data_url(image: np.ndarray[Any, Any], max_value: float = 16.0, scale: int = SCALE) -> str:
+    """A grey image (H, W) as a ``data:image/png;base64,...`` URL, ink dark on white."""
+    return "data:image/png;base64," + base64.b64encode(
+        png_bytes(image, max_value, scale)).decode("ascii")
 
 
 def _digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -114,13 +125,15 @@ def _login(session: Session, folder: Path, password: str | None) -> tuple[User, 
     return user, (lines[1] if len(lines) > 1 else None), created
 
 
-def _project(session: Session, admin: User) -> tuple[Project, bool]:
-    found = get_project_by_name(session, DEMO_PROJECT)
+def _project(session: Session, admin: User, files: bool = False) -> tuple[Project, bool]:
+    name = DEMO_FILES_PROJECT if files else DEMO_PROJECT
+    found = get_project_by_name(session, name)
     if found is not None:
         return found, False
-    project = create_project(session, DEMO_PROJECT, "classification",
+    project = create_project(session, name, "classification",
                              [str(d) for d in range(10)], guidelines=GUIDELINES,
-                             settings=SETTINGS, created_by=admin.id)
+                             settings=FILES_SETTINGS if files else SETTINGS,
+                             created_by=admin.id)
     return project, True
 
 
@@ -153,11 +166,56 @@ def _seed_round(storage: Storage, project_id: int, admin_id: int) -> tuple[int, 
         return latest.id, latest.job_id
 
 
-def create_demo(storage: Storage, *, password: str | None = None,
-                run_round: bool = True) -> DemoResult:
-    """Create (or find) the demo admin, project, items and holdout labels; run the seed round."""
+def _fill_files(storage: Storage, project_id: int) -> int:
+    """The digits as PNG files in ``<data folder>/demo-images`` (holdout in folders named
+    after their digit), imported as image files (once); returns the holdout labels."""
+    from ..labeling.images import ImageRules, enqueue_image_import
     from .server import run_job_inline
 
+    images, targets, holdout = _digits()
+    with storage.read_sessions() as session:
+        if count_items(session, project_id) > 0:
+            return int(holdout.sum())
+    root = storage.location.data_dir / "demo-images"
+    for i in range(len(images)):
+        folder = root / "holdout" / str(int(targets[i])) if holdout[i] else root / "pool"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"digit-{i:04d}.png").write_bytes(png_bytes(images[i], scale=8))
+    rules = ImageRules(roots=(str(root),))
+    for part, split in (("holdout", "holdout"), ("pool", None)):
+        with storage.sessions() as session, session.begin():
+            job = enqueue_image_import(session, project_id, "image_folder", str(root / part),
+                                       rules=rules, requested_by=None, split=split,
+                                       labels_from_folders=split == "holdout")
+            job_id = job.id
+        run_job_inline(storage, job_id)
+    return int(holdout.sum())
+
+
+def create_demo(storage: Storage, *, password: str | None = None,
+                run_round: bool = True, files: bool = False) -> DemoResult:
+    """Create (or find) the demo admin, project, items and holdout labels; run the seed round.
+
+    With ``files`` the project is ``Digits demo (PNG files)``: the digits written as PNG
+    files and imported from that folder, as a team's own images would be."""
+    from .server import run_job_inline
+
+    if files:
+        with storage.sessions() as session, session.begin():
+            admin, known_password, created_user = _login(session, storage.location.data_dir,
+                                                          password)
+            project, created_project = _project(session, admin, files=True)
+            project_id, admin_id = project.id, admin.id
+        labeled = _fill_files(storage, project_id)
+        with storage.read_sessions() as session:
+            items = count_items(session, project_id)
+        round_id, job_id = _seed_round(storage, project_id, admin_id)
+        if run_round and job_id is not None:
+            run_job_inline(storage, job_id)
+        with storage.read_sessions() as session:
+            status = get_round(session, project_id, round_id).status
+        return DemoResult(project_id, DEMO_ADMIN, known_password, created_project,
+                          created_user, items, labeled, round_id, status)
     with storage.sessions() as session, session.begin():
         admin, known_password, created_user = _login(session, storage.location.data_dir, password)
         project, created_project = _project(session, admin)

@@ -12,6 +12,7 @@ from . import (
     flags,
     governance,
     health,
+    images,
     imports,
     insights,
     items,
@@ -33,5 +34,5 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter()
 # Routers are matched in order: the annotators' calls, most of the traffic, come first.
 for _module in (tasks, labeling, health, users, projects, items, imports, flags, rounds,
-                model_versions, export, stats, quality, governance, insights, ml_backend):
+                model_versions, export, stats, quality, governance, insights, ml_backend, images):
     api_router.include_router(_module.router)

@@ -133,14 +133,37 @@ const AL = (() => {
   const isImage = (v) => typeof v === "string" && (/^data:image\//.test(v) || /^https?:\/\/\S+\.(png|jpe?g|gif|webp|svg)(\?\S*)?$/i.test(v));
   const isLongText = (k, v) => typeof v === "string" && (v.length > 60 || /^(text|body|content|message|title|sentence)$/i.test(k));
 
+  /* A stored image file (imported from a folder, zip or list): {image_file: sha256, ...}. */
+  const isFileImage = (v) => !!v && typeof v === "object" && typeof v.image_file === "string" && /^[0-9a-f]{64}$/.test(v.image_file);
+  /* Its <img>: an <img> cannot send the login's token, so the picture (or its thumbnail) is
+     fetched with it and shown from a blob URL; opts.src names the item {project, item}. */
+  function fileImage(k, v, opts) {
+    const alt = opts.alt || ("item field " + k);
+    const small = v.width && v.height && Math.max(v.width, v.height) <= 128;  /* pixel art stays sharp */
+    const img = el("img", { alt, class: "item-image file-image" + (small ? "" : " photo"), width: v.width ? String(v.width) : null, height: v.height ? String(v.height) : null, dataset: { field: k } });
+    if (!opts.src) return img;
+    const thumb = opts.thumb !== undefined ? opts.thumb : !!opts.compact;
+    const path = `/api/v1/projects/${opts.src.project}/items/${opts.src.item}/${thumb ? "thumbnail" : "image"}?field=${encodeURIComponent(k)}`;
+    const headers = token() ? { Authorization: "Bearer " + token() } : {};
+    fetch(path, { headers }).then((res) => (res.ok ? res.blob() : Promise.reject(new Error(String(res.status)))))
+      .then((blob) => {
+        const url = URL.createObjectURL(blob);
+        img.addEventListener("load", () => { img.dataset.loaded = "true"; URL.revokeObjectURL(url); }, { once: true });
+        img.src = url;
+      })
+      .catch(() => { img.alt = alt + " (the picture could not be loaded)"; img.dataset.loaded = "error"; });
+    return img;
+  }
+
   /* An item's data: pictures as images, long text as paragraphs, other fields as a table. */
   function renderData(data, opts = {}) {
     const box = el("div", { class: "item-data" + (opts.compact ? " compact" : "") });
     const entries = Object.entries(data || {});
-    const hasImage = entries.some(([, v]) => isImage(v));
+    const hasImage = entries.some(([, v]) => isImage(v) || isFileImage(v));
     const rows = [];
     for (const [k, v] of entries) {
-      if (isImage(v)) box.append(el("img", { src: v, alt: opts.alt || ("item field " + k), class: "item-image" }));
+      if (isFileImage(v)) box.append(fileImage(k, v, opts));
+      else if (isImage(v)) box.append(el("img", { src: v, alt: opts.alt || ("item field " + k), class: "item-image" }));
       else if (isLongText(k, v)) box.append(el("p", { class: "item-text", dir: "auto", dataset: { field: k } }, v));
       else if (Array.isArray(v) && hasImage) continue; /* raw pixels beside the picture */
       else rows.push([k, v]);
@@ -277,5 +300,5 @@ const AL = (() => {
 
   return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
            uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, labelText,
-           openDialog, closeDialog, isImage, showState, hideState, failed, markReady, showWho, connection };
+           openDialog, closeDialog, isImage, isFileImage, showState, hideState, failed, markReady, showWho, connection };
 })();

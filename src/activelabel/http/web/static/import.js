@@ -69,8 +69,7 @@
       `${r.labels ?? 0} existing labels, ${r.predictions ?? 0} predictions and ${r.vectors ?? 0} vectors.`;
   }
 
-  async function follow(jobId) {
-    const box = $("import-result");
+  async function follow(jobId, box = $("import-result")) {
     const status = AL.el("p", { id: "import-progress" }, "Queued…");
     box.replaceChildren(status);
     for (;;) {
@@ -103,6 +102,28 @@
     await follow(job.job_id);
   }
 
+  /* Images: a zip upload, else a folder on the server. */
+  async function importImages(ev) {
+    ev.preventDefault();
+    $("images-error").textContent = "";
+    const zip = $("images-zip").files[0], folder = $("images-folder").value.trim();
+    const split = $("images-split").value || null, labels = $("images-labels").checked;
+    if (!zip && !folder) { $("images-error").textContent = "Choose a zip of images, or give a folder on the server."; return; }
+    let job;
+    try {
+      if (zip) {
+        const form = new FormData();
+        form.append("file", zip);
+        form.append("labels_from_folders", labels ? "true" : "false");
+        if (split) form.append("split", split);
+        job = await AL.api("POST", `/projects/${pid}/images/zip`, form);
+      } else {
+        job = await AL.api("POST", `/projects/${pid}/images/folder`, { path: folder, split, labels_from_folders: labels });
+      }
+    } catch (err) { $("images-error").textContent = err.message; return; }
+    await follow(job.job_id, $("images-result"));
+  }
+
   document.addEventListener("DOMContentLoaded", async () => {
     if (document.body.dataset.page !== "import") return;
     if (!AL.token()) { location.assign(`/?next=/projects/${pid}/import`); return; }
@@ -113,6 +134,7 @@
     }
     $("preview-form").addEventListener("submit", upload);
     $("import-form").addEventListener("submit", startImport);
+    $("images-form").addEventListener("submit", importImages);
     document.body.dataset.loaded = "true";
   });
 })();

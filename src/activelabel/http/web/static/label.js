@@ -272,7 +272,7 @@
     const current = state.mode === "single" ? state.queue[0] : state.grid[state.focus];
     if (!current || current.item.id !== itemId) return;
     box.replaceChildren(...(found.length ? found.map((r) => AL.el("figure", { class: "related-item" },
-      AL.renderData(r.data, { compact: true, alt: `labeled example ${r.external_id}` }),
+      AL.renderData(r.data, { compact: true, alt: `labeled example ${r.external_id}`, src: { project: pid, item: r.item_id } }),
       AL.el("figcaption", {}, AL.el("strong", { class: "swatch", style: `--label-color:${colorOf([].concat(r.label)[0])}` }, AL.labelText(r.label)),
         AL.el("span", { class: "muted" }, ` · ${AL.fmt(r.similarity, 2)} alike`))))
       : [AL.el("p", { class: "muted" }, "No labeled items yet.")]));
@@ -341,7 +341,7 @@
     if (!task) { renderSide(null); return; }
     if ($("item").dataset.item !== String(task.item.id)) {
       $("item").dataset.item = String(task.item.id);
-      $("item").replaceChildren(zoomable(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}` })),
+      $("item").replaceChildren(zoomable(AL.renderData(task.item.data, { alt: `item ${task.item.external_id}`, src: { project: pid, item: task.item.id } })),
         AL.el("p", { class: "muted" }, `item ${task.item.external_id}`));
       state.shownAt = Date.now();
       renderSide(task);
@@ -394,7 +394,7 @@
     const picked = state.picks.get(task.item.id);
     const chosen = new Set(picked || []);
     const s = shownSuggestion(task, !!picked);
-    const text = AL.renderData(task.item.data, { compact: true, alt: `item ${task.item.external_id}` });
+    const text = AL.renderData(task.item.data, { compact: true, alt: `item ${task.item.external_id}`, src: { project: pid, item: task.item.id } });
     const long = task.item.data && Object.values(task.item.data).some((v) => typeof v === "string" && v.length > 140 && !AL.isImage(v));
     return AL.el("div", {
       class: "cell" + (i === state.focus ? " focused" : "") + (picked ? " labeled" : ""), role: "gridcell",

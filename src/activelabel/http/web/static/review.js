@@ -124,7 +124,7 @@
         AL.el("span", { class: "row" }, item.reasons.map((r) => AL.el("span", { class: "badge bad", title: r.detail, dataset: { reason: r.reason } }, AL.REASONS[r.reason] ? AL.REASONS[r.reason].label : r.reason)))),
       AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
       AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
-        AL.renderData(item.data, { alt: `item ${item.external_id}` }),
+        AL.renderData(item.data, { alt: `item ${item.external_id}`, src: { project: pid, item: item.item_id }, thumb: true }),
         window.ALSpans && item.annotations.some((a) => ALSpans.isSpans(a.labels)) ? ALSpans.review(item, item.annotations) : null,
         AL.el("div", { style: "flex:1;min-width:240px" },
           AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
