@@ -97,6 +97,9 @@ def test_always_never_and_the_confidence_threshold(page: Any, site: Site, shown:
     page.wait_for_selector("#choices button")
     assert page.locator("#suggested-label").count() == 0
     assert "no confident guess" in page.inner_text("#suggestion")
+    # the threshold is the server's: the tasks carry no suggestion the page would hide
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+    assert [t["suggestion"] for t in tasks] == [None, None, None]
 
     shown(suggestion_display="never")
     page.reload()

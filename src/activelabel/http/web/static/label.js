@@ -153,17 +153,15 @@
   };
 
   /* The suggestion the page may show for ``task``: none when the project hides it (never,
-     or after_answer before an answer) or when the model is less sure than the threshold. */
-  const threshold = () => settings().suggestion_min_confidence ?? Math.min(0.6, 2 / Math.max(1, state.labels.length));
+     or after_answer before an answer). The server hands out no suggestion less sure than the
+     project's threshold (suggestion_min_confidence): the page has no threshold of its own. */
   const display = () => (settings().show_suggestions === false ? "never" : settings().suggestion_display || "after_answer");
   function shownSuggestion(task, answered) {
     const s = task && task.suggestion;
-    if (!s || display() === "never" || unsure(s)) return null;
+    if (!s || display() === "never") return null;
     if (display() === "after_answer" && !answered) return null;
     return s;
   }
-  /* An imported prediction without a score is shown as given: there is nothing to compare. */
-  const unsure = (s) => s.confidence !== null && s.confidence !== undefined && s.confidence < threshold();
   const modelName = (s) => (s.source === "imported" ? `imported prediction${s.model ? " of " + s.model : ""}`
     : s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
 
@@ -201,8 +199,8 @@
         s.confidence === null || s.confidence === undefined ? ` (${modelName(s)})${agree}`
           : ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
     } else if (display() === "never") line.textContent = "";
-    else if (!raw) line.textContent = "No model suggestion for this item.";
-    else if (unsure(raw)) line.textContent = "The model has no confident guess for this item.";
+    else if (!raw) line.textContent = (task && task.why && task.why.model_version) || (state.progress && state.progress.round !== null)
+      ? "The model has no confident guess for this item." : "No model suggestion for this item.";
     else line.textContent = "The model's suggestion shows once you have chosen.";
   }
 
@@ -359,7 +357,7 @@
   function groupKey(task) {
     if (display() === "never" || state.multilabel) return "";
     const s = task.suggestion;
-    return s && !unsure(s) ? s.label : "";
+    return s ? s.label : "";
   }
 
   function groupHeader(key, tasks, index) {
