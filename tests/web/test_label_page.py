@@ -134,6 +134,49 @@ def test_grid_groups_by_suggestion_and_accepts_a_group(page: Any, site: Site,
     assert axe_violations(page) == []
 
 
+def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: Site,
+                                                               shown: Any) -> None:
+    shown(suggestion_display="after_answer", suggestion_min_confidence=0)
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    page.select_option("#grid-size", "20")
+    page.wait_for_function("document.querySelectorAll('#grid [role=gridcell]').length === 20")
+    # Similar items together, but nothing names the model's label before an answer.
+    heads = page.locator("#grid .group-head h2").all_inner_texts()
+    assert len(heads) >= 2
+    assert heads == [f"Group {n}: similar items" for n in range(1, len(heads) + 1)]
+    assert "model" not in page.inner_text("#grid").lower()
+    assert page.locator("#grid .cell-suggestion, #grid .suggested").count() == 0
+    groups = page.locator("#grid .group-cells")
+    assert [groups.nth(n).get_attribute("data-group") for n in range(groups.count())] == [
+        f"group {n}" for n in range(1, len(heads) + 1)]
+    sizes = [groups.nth(n).locator("[role=gridcell]").count() for n in range(groups.count())]
+    assert sizes == sorted(sizes, reverse=True)  # a group's place says nothing of its label
+    assert "similar ones grouped" in (page.get_attribute("#grid", "aria-label") or "")
+    # A on a focused item goes to its group's label picker.
+    page.locator("#grid [role=gridcell]").first.click()
+    page.keyboard.press("a")
+    assert page.evaluate("document.activeElement.id") == "group-pick-1"
+    # The picker labels the whole group; its items then show the model's label to compare.
+    page.locator("#grid .accept-group").first.click()
+    assert "Choose a label" in page.inner_text("#toast")
+    assert page.locator("#grid .group-cells").first.locator(".pick").all_inner_texts() == \
+        [""] * sizes[0]
+    page.select_option("#group-pick-1", "3")
+    page.locator("#grid .accept-group").first.click()
+    first = page.locator("#grid .group-cells").first
+    assert first.locator(".pick").all_inner_texts() == ["3"] * sizes[0]
+    assert first.locator(".cell-suggestion").count() == sizes[0]
+    assert "model suggests" in page.locator("#grid .group-head").first.inner_text()
+    assert "model suggests" not in page.locator("#grid .group-head").nth(1).inner_text()
+    assert axe_violations(page) == []
+    page.keyboard.press("Enter")
+    wait_until(lambda: site.get(f"/projects/{PROJECT}/progress", annotator)["me"]["labels"]
+               == sizes[0], timeout=20, what="the group's labels stored")
+
+
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
 def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown: Any,
                                                    viewport: tuple[int, int]) -> None:
