@@ -41,8 +41,8 @@ __all__ = [
     "Suggestion",
     "TaskView",
     "Why",
-    "hidden_fields",
     "confident",
+    "hidden_fields",
     "lease_tasks",
     "min_confidence",
     "model_probs",
@@ -127,7 +127,8 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
     if project.task == "spans":  # the model's spans, each with its confidence
         found = span_suggestion(span_predictions, probs, row, labels)
         return None if found is None else Suggestion(label=found[0], confidence=found[1],
-                                                     model_version=version)
+                                                     model_version=version,
+                                                     model_round=model_round)
     if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
         return None
     p = np.asarray(probs[row], dtype=np.float64)
