@@ -45,3 +45,20 @@ def test_new_project_to_the_first_item_in_under_a_minute(page: Any, site: Site, 
     assert page.locator("#choices button").all_inner_texts() == ["1 ham", "2 spam"]
     assert site.get(f"/projects/{pid}/progress")["items"] == ROWS
     assert axe_violations(page) == []
+
+
+def test_a_refused_upload_says_why_and_hides_its_progress(page: Any, site: Site,
+                                                          tmp_path: Path) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("bad"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a table\n")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{made.json()['id']}/import")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.get_by_label("File (JSONL, CSV or Parquet)").set_input_files(str(bad))
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_function("document.getElementById('preview-error').textContent.length > 0")
+    assert page.is_hidden("#upload-progress")
+    assert page.inner_text("#upload-status") == ""
+    assert page.is_hidden("#mapping-card")
