@@ -210,6 +210,30 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
         assert min(min(s) for s in sizes) >= 44, sizes
 
 
+def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: Site) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("seed"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"s{i}", "data": {"text": f"message number {i} about {i % 7}"}}
+            for i in range(40)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    round_id = asked.json()["round_id"]
+    seed = wait_until(lambda: (lambda r: r if r["status"] in ("done", "failed") else None)(
+        site.get(f"/projects/{pid}/rounds/{round_id}?limit=0")), timeout=120, poll=0.3,
+        what="the seed round done")
+    assert seed["status"] == "done"
+    assert seed["model_version"] is None  # a seed batch, no model trained
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    page.wait_for_function("document.getElementById('batch-progress').textContent"
+                           ".startsWith('Round')")  # the progress is known
+    assert page.inner_text("#suggestion") == "No model suggestion for this item."
+    assert "varied first sample" in page.inner_text("#why")
+
+
 def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:
     labels = [f"intent_{i:02d}" for i in range(14)] + ["spam"]
     made = site.api("POST", "/projects", json={

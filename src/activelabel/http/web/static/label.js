@@ -199,9 +199,16 @@
         s.confidence === null || s.confidence === undefined ? ` (${modelName(s)})${agree}`
           : ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
     } else if (display() === "never") line.textContent = "";
-    else if (!raw) line.textContent = (task && task.why && task.why.model_version) || (state.progress && state.progress.round !== null)
-      ? "The model has no confident guess for this item." : "No model suggestion for this item.";
+    else if (!raw) line.textContent = hasModel(task) ? "The model has no confident guess for this item." : "No model suggestion for this item.";
     else line.textContent = "The model's suggestion shows once you have chosen.";
+  }
+
+  /* Whether a trained model stands behind the tasks (the seed round trains none): the task
+     says so, else (gold mixed in: no "why" for annotators) the last round's holdout score. */
+  function hasModel(task) {
+    if (task && task.why) return !!task.why.model_version;
+    const last = state.progress && state.progress.last_round;
+    return !!(last && last.accuracy !== null && last.accuracy !== undefined);
   }
 
   /* Why the item was picked, in a labeler's words; the strategy and numbers on demand. */
