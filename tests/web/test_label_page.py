@@ -198,6 +198,9 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
       document.getElementById('outlook').textContent = 'Forecast: about 800 more labels';
     }""")
     assert page.locator("#item").bounding_box()["y"] == item_top
+    card = page.locator("#progress").bounding_box()
+    bar = page.locator("#progress .bar").bounding_box()
+    assert bar["x"] + bar["width"] <= card["x"] + card["width"], (bar, card)  # not cut off
     if width < 500:  # phone: every button of the grid is at least 44 px
         page.keyboard.press("g")
         page.wait_for_selector("#grid [role=gridcell]")
@@ -232,6 +235,9 @@ def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: 
                            ".startsWith('Round')")  # the progress is known
     assert page.inner_text("#suggestion") == "No model suggestion for this item."
     assert "varied first sample" in page.inner_text("#why")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    assert page.locator("#grid .group-head h2").all_inner_texts() == ["Items"]
 
 
 def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:

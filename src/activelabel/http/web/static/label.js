@@ -388,7 +388,7 @@
     const named = display() === "always";
     const count = AL.el("span", { class: "muted" }, ` ${tasks.length} item${tasks.length === 1 ? "" : "s"}`);
     if (key === "") {
-      const title = display() === "never" || state.multilabel ? "Items" : "No confident suggestion";
+      const title = display() === "never" || state.multilabel || !tasks.some(hasModel) ? "Items" : "No confident suggestion";
       return groupRow(AL.el("h2", {}, title), count);
     }
     if (named) {
