@@ -177,6 +177,23 @@ def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: 
                == sizes[0], timeout=20, what="the group's labels stored")
 
 
+def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any, modelled: Site) -> None:
+    site = modelled
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    now = site.get(f"/projects/{PROJECT}/progress", annotator)["round"]
+    page.wait_for_function(f"document.getElementById('batch-progress').textContent"
+                           f".startsWith(\"Round {now}'s batch\")")
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+    assert tasks[1]["why"]["round"] == now  # the next item in hand: this round's batch
+    run_round(site)  # a newer round finishes while the annotator holds these items
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")  # the next item, still of the earlier round
+    page.wait_for_function(f"document.getElementById('batch-progress').textContent"
+                           f".startsWith(\"Round {now}'s item · round {now + 1}:\")",
+                           timeout=20_000)
+
+
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
 def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown: Any,
                                                    viewport: tuple[int, int]) -> None:

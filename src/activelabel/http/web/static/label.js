@@ -229,6 +229,7 @@
   function renderSide(task) {
     if (!task) { $("why").textContent = "–"; $("why-more").textContent = ""; $("related").replaceChildren(); return; }
     renderSuggestion(task);
+    showBatch();
     $("why").textContent = whyText(task);
     const w = task.why;
     $("why-more").textContent = !w ? "–" : [w.detail, w.score !== null && w.score !== undefined ? `score ${AL.fmt(w.score)}` : null,
@@ -517,6 +518,7 @@
     $("single").hidden = state.mode !== "single";
     $("gridview").hidden = state.mode !== "grid";
     if (state.mode === "single") renderSingle(); else renderGrid();
+    showBatch();
     topUp();
   }
 
@@ -727,15 +729,28 @@
   let progressTimer = null;
   function refreshProgressSoon() { clearTimeout(progressTimer); progressTimer = setTimeout(refreshProgress, 400); }
 
+  /* The batch line: the last round's batch, and when the item in hand was picked by an
+     earlier round (leased before the new round finished), that round too. */
+  function showBatch() {
+    const p = state.progress;
+    if (!p) return;
+    const b = p.batch;
+    const task = current();
+    const mine = task && task.why && task.why.ranked_by === "strategy" ? task.why.round : null;
+    const earlier = p.round !== null && mine !== null && mine !== undefined && mine < p.round;
+    const text = p.round === null ? "No round yet"
+      : earlier ? `Round ${mine}'s item · round ${p.round}: ${b.labeled}/${b.selected} labeled`
+        : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
+    if ($("batch-progress").textContent !== text) $("batch-progress").textContent = text;
+    $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
+  }
+
   async function refreshProgress() {
     let p;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
     state.progress = p;
     if (!current()) render();
-    const b = p.batch;
-    $("batch-progress").textContent = p.round === null ? "No round yet"
-      : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
-    $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
+    showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
       : `${p.labels_since_round} of ${p.retrain_every_labels} to the next model`;
     const speed = p.me.labels_per_hour ? ` · ${Math.round(p.me.labels_per_hour)}/hour` : "";
