@@ -257,6 +257,34 @@ def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: 
     assert page.locator("#grid .group-head h2").all_inner_texts() == ["Items"]
 
 
+def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("long"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"l{i}", "data": {"text": f"message {i} " + "about the parking garage"
+                                                        " and the weather today " * (8 + i % 3)}}
+            for i in range(30)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    items = site.get(f"/projects/{pid}/items", params={"limit": 30})["items"]
+    for n, item in enumerate(items[:10]):
+        answer = site.api("POST", f"/projects/{pid}/annotations", json={
+            "item_id": item["id"], "labels": ["a" if n % 2 else "b"], "duration_ms": 900})
+        assert answer.status_code == 201, answer.text
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    wait_until(lambda: site.get(f"/projects/{pid}/rounds/{asked.json()['round_id']}?limit=0")
+               ["status"] == "done", timeout=120, poll=0.3, what="the round done")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#related figure")
+    heights = page.eval_on_selector_all("#related figure .item-text",
+                                        "els => els.map(e => e.getBoundingClientRect().height)")
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
+                         "'#related .item-text')).lineHeight) || 20")
+    assert heights
+    assert max(heights) <= 4 * line + 2, (heights, line)  # four lines at most, not the essay
+
+
 def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:
     labels = [f"intent_{i:02d}" for i in range(14)] + ["spam"]
     made = site.api("POST", "/projects", json={
