@@ -156,10 +156,12 @@
 
   function audit(events) {
     $("audit-box").hidden = false;
+    // people named in a change ("requested_by": 1) by the names the trail knows them by
+    const names = new Map(events.filter((e) => e.actor_id !== null && e.actor).map((e) => [e.actor_id, e.actor]));
     fill("audit", events.map((e) => AL.el("tr", { dataset: { event: String(e.id) } }, cell(AL.when(e.created_at)),
       cell(e.actor_id === null ? "system" : e.actor || `user ${e.actor_id}`),
       cell(e.action), cell(`${e.entity} ${e.entity_id ?? ""}`),
-      AL.el("td", { class: "change" }, changeList(e.before, e.after)))));
+      AL.el("td", { class: "change" }, changeList(e.before, e.after, names)))));
   }
 
   /* An audit event's change as "field: before → after" lines; nested values as short text. */
@@ -168,12 +170,15 @@
     const text = typeof v === "object" ? (Array.isArray(v) ? v.map(short).join(", ") : Object.entries(v).map(([k, x]) => `${k} ${short(x)}`).join(", ")) : String(v);
     return text.length > 80 ? text.slice(0, 79) + "…" : text;
   };
-  function changeList(before, after) {
+  const PERSON = /(_by|^user_id|^annotator_id|^reviewer_id|^actor_id)$/;
+  function changeList(before, after, names = new Map()) {
     const b = before || {}, a = after || {};
     const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+    const val = (k, v) => (PERSON.test(k) && typeof v === "number" ? names.get(v) || `user ${v}` : short(v));
+    const label = (k) => (PERSON.test(k) ? k.replace(/_id$/, "") : k).replaceAll("_", " ");
     const rows = keys.filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]) || !before || !after).slice(0, 8).map((k) =>
-      AL.el("li", {}, AL.el("span", { class: "muted" }, `${k.replaceAll("_", " ")}: `),
-        before && after ? `${short(b[k])} → ${short(a[k])}` : short(after ? a[k] : b[k])));
+      AL.el("li", {}, AL.el("span", { class: "muted" }, `${label(k)}: `),
+        before && after ? `${val(k, b[k])} → ${val(k, a[k])}` : val(k, after ? a[k] : b[k])));
     return rows.length ? AL.el("ul", { class: "changes" }, rows) : "–";
   }
 
