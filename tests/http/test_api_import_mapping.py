@@ -74,6 +74,12 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
             continue
         assert task["suggestion"]["source"] == "imported"
         assert task["suggestion"]["label"] in ("ham", "spam")
+    # "never" holds for imported predictions as for a model's
+    never = api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
+    assert never.status_code == 200, never.text
+    again = api.get(f"/projects/{pid}/tasks/next", annotator, params={"n": 5}).json()
+    assert again
+    assert [t["suggestion"] for t in again] == [None] * len(again)
     comparison = api.get(f"/projects/{pid}/predictions/comparison", owner).json()
     agree = sum(r["label"] == r["pred"] for r in ROWS[:6])
     assert (comparison["compared"], comparison["agree"]) == (6, agree)
