@@ -34,7 +34,7 @@ def _run(api: Api, job_id: int) -> dict[str, Any]:
 
 def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, labels=["ham", "spam"])
+    pid = api.project(owner, labels=["ham", "spam"], settings={"suggestion_min_confidence": 0.575})
     annotator = api.member(pid, "annotator")
     answer = api.post(f"/projects/{pid}/uploads", owner, files=_file(ROWS))
     assert answer.status_code == 201, answer.text
@@ -66,10 +66,20 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     # The label page's tasks: no answer in the data; the prediction as the suggestion.
     tasks = api.get(f"/projects/{pid}/tasks/next", annotator, params={"n": 5}).json()
     assert tasks
+    score = {r["id"]: r["score"] for r in ROWS}
     for task in tasks:
         assert set(task["item"]["data"]) == {"text"}
+        if score[task["item"]["external_id"]] < 0.575:  # less sure than the project's threshold
+            assert task["suggestion"] is None
+            continue
         assert task["suggestion"]["source"] == "imported"
         assert task["suggestion"]["label"] in ("ham", "spam")
+    # "never" holds for imported predictions as for a model's
+    never = api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
+    assert never.status_code == 200, never.text
+    again = api.get(f"/projects/{pid}/tasks/next", annotator, params={"n": 5}).json()
+    assert again
+    assert [t["suggestion"] for t in again] == [None] * len(again)
     comparison = api.get(f"/projects/{pid}/predictions/comparison", owner).json()
     agree = sum(r["label"] == r["pred"] for r in ROWS[:6])
     assert (comparison["compared"], comparison["agree"]) == (6, agree)

@@ -88,7 +88,8 @@ def test_private_fields_are_hidden_from_annotators_only(api: Api) -> None:
 
 def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, n_items=4, labels=["pos", "neg", "neutral"])
+    pid = api.project(owner, n_items=4, labels=["pos", "neg", "neutral"],
+                      settings={"suggestion_min_confidence": 0})
     ann = api.member(pid, "annotator")
     items = api.get(f"/projects/{pid}/items", owner).json()["items"]
     ids = [i["id"] for i in items]
@@ -156,3 +157,49 @@ def test_concurrent_callers_never_share_an_item_beyond_the_overlap(api: Api) -> 
     assert sum(given for _, given in results) >= 8
     labeled = api.get(f"/projects/{pid}/stats", owner).json()["labeled"]
     assert labeled == sum(given for _, given in results)
+
+
+def _trained(api: Api, pid: int, probs: np.ndarray) -> None:  # type: ignore[type-arg]
+    """An active model of a finished round whose probabilities are ``probs``."""
+    with api.storage.sessions() as session, session.begin():
+        rnd = create_round(session, pid, strategy="margin", batch_size=1)
+        model = create_model_version(session, pid, round_id=rnd.id)
+        activate_model_version(session, pid, model.version)
+        finish_round(session, pid, rnd.id, model_version_id=model.id, n_labels_used=0)
+    api.storage.arrays.save(pid, "probs", probs.astype(np.float32))
+
+
+def test_no_suggestion_below_the_confidence_threshold_is_handed_out(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, labels=["a", "b", "c", "d"], settings={"overlap": 3})
+    ann, rev = api.member(pid, "annotator"), api.member(pid, "reviewer")
+    _trained(api, pid, np.array([[0.45, 0.25, 0.2, 0.1], [0.55, 0.15, 0.15, 0.15],
+                                 [0.25, 0.25, 0.25, 0.25], [0.1, 0.1, 0.1, 0.7]]))
+
+    def confidences(who: Person) -> dict[str, float | None]:
+        tasks = api.get(f"/projects/{pid}/tasks/next", who, params={"n": 4}).json()
+        assert len(tasks) == 4
+        return {t["item"]["external_id"]: None if t["suggestion"] is None
+                else round(t["suggestion"]["confidence"], 2) for t in tasks}
+
+    # four labels: chance is 0.25, the default threshold twice that (0.5), for every role
+    for who in (ann, rev, owner):
+        assert confidences(who) == {"x0": None, "x1": 0.55, "x2": None, "x3": 0.7}
+    changed = api.patch(f"/projects/{pid}", owner,
+                        json={"settings": {"suggestion_min_confidence": 0.6}})
+    assert changed.status_code == 200, changed.text
+    assert confidences(ann) == {"x0": None, "x1": None, "x2": None, "x3": 0.7}
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_min_confidence": 0}})
+    assert None not in confidences(ann).values()
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
+    assert set(confidences(ann).values()) == {None}
+
+
+def test_the_default_threshold_is_at_most_0_6(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=3, labels=["yes", "no"])
+    ann = api.member(pid, "annotator")
+    _trained(api, pid, np.array([[0.59, 0.41], [0.6, 0.4], [0.2, 0.8]]))
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json()
+    got = {t["item"]["external_id"]: t["suggestion"] and t["suggestion"]["label"] for t in tasks}
+    assert got == {"x0": None, "x1": "yes", "x2": "no"}  # twice chance (1.0) capped at 0.6

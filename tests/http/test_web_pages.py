@@ -33,6 +33,24 @@ def test_unknown_pages_and_project_root(api: Api) -> None:
     assert moved.headers["location"] == "/projects/7/label"
 
 
+def test_a_browser_asking_for_a_missing_page_gets_the_not_found_page(api: Api) -> None:
+    html = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/nope", "/projects/1/label/extra", "/static-nope/x.js"):
+        page = api.client.get(path, headers=html)
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Not found" in page.text
+        assert "Back to the projects" in page.text
+    # API callers keep the one error shape, under /api whatever they accept
+    for path, headers in (("/nope", {}), ("/api/v1/nope", html),
+                          ("/nope", {"accept": "application/json"})):
+        error = api.client.get(path, headers=headers)
+        assert error.status_code == 404
+        assert error.json()["error"]["code"] == "not_found"
+    assert api.client.post("/nope", headers=html).json()["error"]["code"] == "not_found"
+    assert api.client.get("/api/v1/projects/1/annotations", headers=html).status_code == 405
+
+
 def test_static_files_and_templates_are_package_data(api: Api) -> None:
     for name in ("app.js", "app.css", "label.js", "charts.js", "dashboard.js", "settings.js"):
         answer = api.client.get(f"/static/{name}")

@@ -47,7 +47,9 @@ def test_a_plugin_model_drives_rounds_like_a_built_in_one(engine_storage: Storag
     images, target = digits
     seeded = new_project(engine_storage, rows=digit_rows(images, N, HOLDOUT), settings={
         "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": BATCH,
-        "strategy": "margin", "model": CENTROID, "audit_share": 0.0})
+        "strategy": "margin", "model": CENTROID, "audit_share": 0.0,
+        # the smallest margins come first: every suggestion shown, however unsure
+        "suggestion_min_confidence": 0})
     seed = run_round(engine_storage, seeded.project_id)
     assert seed.status == "done", seed.error
     seed_rows = _selected_rows(engine_storage, seed.id)

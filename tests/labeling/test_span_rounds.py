@@ -105,6 +105,9 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
                             seeded.owner_id, 5)
     named = [t for t in tasks if t.suggestion is not None and t.suggestion.label]
     assert named, "the model's spans come with the tasks"
+    # named by the round that trained the model, as every suggestion is (the cold start was
+    # round 1, this one round 2)
+    assert {t.suggestion.model_round for t in named if t.suggestion is not None} == {2}
     for task in named:
         assert task.suggestion is not None
         text = task.data["text"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -62,13 +63,18 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
         assert bins == conf[which]["counts"], which
     assert sum(conf["current"]["counts"]) == conf["current"]["n"] > 1000
 
+    # One numbering: models are named by the round that trained them, nowhere "v2".
     stale = dash["staleness"]
-    assert page.locator("#stale-line").inner_text().endswith(
-        f"Model v{stale['model_version']}: {stale['labels_since']} labels and "
-        f"{stale['new_items']} items since it was trained, 0 h ago.")
-
     models = site.get(f"/projects/{PROJECT}/models")
+    number = {r["id"]: r["number"] for r in dash["rounds"]}
+    active = next(m for m in models if m["version"] == stale["model_version"])
+    assert page.locator("#stale-line").inner_text().endswith(
+        f"The model of round {number[active['round_id']]}: {stale['labels_since']} labels and "
+        f"{stale['new_items']} items since it was trained, 0 h ago.")
     assert page.locator("#models tbody tr").count() == len(models)
+    assert sorted(page.locator("#models tbody th").all_inner_texts()) == sorted(
+        f"round {number[m['round_id']]}" for m in models)
+    assert not re.search(r"\b[Mm]odel v\d|\bv\d+\b", page.inner_text("main"))
     assert page.locator("#audit tbody tr").count() > 0  # the owner sees the audit trail
     trail = page.inner_text("#audit tbody")
     assert "admin" in trail  # who, by name
@@ -85,8 +91,10 @@ def test_rollback_button_activates_an_older_model(page: Any, trained: Site) -> N
     models = site.get(f"/projects/{PROJECT}/models")
     older = models[0]["version"]
     assert not models[0]["is_active"]
+    trained_by = next(r["number"] for r in site.get(f"/projects/{PROJECT}/rounds")
+                      if r["id"] == models[0]["round_id"])
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name=f"Roll back to model version {older}").click()
+    page.get_by_role("button", name=f"Roll back to the model of round {trained_by}").click()
     wait_until(lambda: next(m for m in site.get(f"/projects/{PROJECT}/models")
                             if m["version"] == older)["is_active"], timeout=20,
                what="older model active")

@@ -113,3 +113,10 @@ def test_the_dashboard_compares_imported_predictions_with_people(
     assert "agree with people's labels on 3 (50.0%)" in text
     assert page.locator("#predictions-table tbody tr").count() == 1
     assert _axe_violations(page, "#predictions-card") == []  # the rest is the dashboard's
+    # the audit trail names who asked for the import, not their user id
+    page.wait_for_selector("#audit tbody tr")
+    imported = page.eval_on_selector_all(
+        "#audit tbody tr", "rows => rows.filter(r => r.cells[3].textContent.startsWith('import '))"
+        ".map(r => r.cells[4].innerText)")
+    assert imported
+    assert all("requested by: admin" in change for change in imported), imported

@@ -97,6 +97,9 @@ def test_always_never_and_the_confidence_threshold(page: Any, site: Site, shown:
     page.wait_for_selector("#choices button")
     assert page.locator("#suggested-label").count() == 0
     assert "no confident guess" in page.inner_text("#suggestion")
+    # the threshold is the server's: the tasks carry no suggestion the page would hide
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+    assert [t["suggestion"] for t in tasks] == [None, None, None]
 
     shown(suggestion_display="never")
     page.reload()
@@ -131,6 +134,66 @@ def test_grid_groups_by_suggestion_and_accepts_a_group(page: Any, site: Site,
     assert axe_violations(page) == []
 
 
+def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: Site,
+                                                               shown: Any) -> None:
+    shown(suggestion_display="after_answer", suggestion_min_confidence=0)
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    page.select_option("#grid-size", "20")
+    page.wait_for_function("document.querySelectorAll('#grid [role=gridcell]').length === 20")
+    # Similar items together, but nothing names the model's label before an answer.
+    heads = page.locator("#grid .group-head h2").all_inner_texts()
+    assert len(heads) >= 2
+    assert heads == [f"Group {n}: similar items" for n in range(1, len(heads) + 1)]
+    assert "model" not in page.inner_text("#grid").lower()
+    assert page.locator("#grid .cell-suggestion, #grid .suggested").count() == 0
+    groups = page.locator("#grid .group-cells")
+    assert [groups.nth(n).get_attribute("data-group") for n in range(groups.count())] == [
+        f"group {n}" for n in range(1, len(heads) + 1)]
+    sizes = [groups.nth(n).locator("[role=gridcell]").count() for n in range(groups.count())]
+    assert sizes == sorted(sizes, reverse=True)  # a group's place says nothing of its label
+    assert "similar ones grouped" in (page.get_attribute("#grid", "aria-label") or "")
+    # A on a focused item goes to its group's label picker.
+    page.locator("#grid [role=gridcell]").first.click()
+    page.keyboard.press("a")
+    assert page.evaluate("document.activeElement.id") == "group-pick-1"
+    # The picker labels the whole group; its items then show the model's label to compare.
+    page.locator("#grid .accept-group").first.click()
+    assert "Choose a label" in page.inner_text("#toast")
+    assert page.locator("#grid .group-cells").first.locator(".pick").all_inner_texts() == \
+        [""] * sizes[0]
+    page.select_option("#group-pick-1", "3")
+    page.locator("#grid .accept-group").first.click()
+    first = page.locator("#grid .group-cells").first
+    assert first.locator(".pick").all_inner_texts() == ["3"] * sizes[0]
+    assert first.locator(".cell-suggestion").count() == sizes[0]
+    assert "model suggests" in page.locator("#grid .group-head").first.inner_text()
+    assert "model suggests" not in page.locator("#grid .group-head").nth(1).inner_text()
+    assert axe_violations(page) == []
+    page.keyboard.press("Enter")
+    wait_until(lambda: site.get(f"/projects/{PROJECT}/progress", annotator)["me"]["labels"]
+               == sizes[0], timeout=20, what="the group's labels stored")
+
+
+def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any, modelled: Site) -> None:
+    site = modelled
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    now = site.get(f"/projects/{PROJECT}/progress", annotator)["round"]
+    page.wait_for_function(f"document.getElementById('batch-progress').textContent"
+                           f".startsWith(\"Round {now}'s batch\")")
+    tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+    assert tasks[1]["why"]["round"] == now  # the next item in hand: this round's batch
+    run_round(site)  # a newer round finishes while the annotator holds these items
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")  # the next item, still of the earlier round
+    page.wait_for_function(f"document.getElementById('batch-progress').textContent"
+                           f".startsWith(\"Round {now}'s item · round {now + 1}:\")",
+                           timeout=20_000)
+
+
 @pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)])
 def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown: Any,
                                                    viewport: tuple[int, int]) -> None:
@@ -152,6 +215,9 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
       document.getElementById('outlook').textContent = 'Forecast: about 800 more labels';
     }""")
     assert page.locator("#item").bounding_box()["y"] == item_top
+    card = page.locator("#progress").bounding_box()
+    bar = page.locator("#progress .bar").bounding_box()
+    assert bar["x"] + bar["width"] <= card["x"] + card["width"], (bar, card)  # not cut off
     if width < 500:  # phone: every button of the grid is at least 44 px
         page.keyboard.press("g")
         page.wait_for_selector("#grid [role=gridcell]")
@@ -162,6 +228,61 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
             "#grid button", "bs => bs.map(b => [b.offsetWidth, b.offsetHeight])")
         assert sizes
         assert min(min(s) for s in sizes) >= 44, sizes
+
+
+def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: Site) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("seed"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"s{i}", "data": {"text": f"message number {i} about {i % 7}"}}
+            for i in range(40)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    round_id = asked.json()["round_id"]
+    seed = wait_until(lambda: (lambda r: r if r["status"] in ("done", "failed") else None)(
+        site.get(f"/projects/{pid}/rounds/{round_id}?limit=0")), timeout=120, poll=0.3,
+        what="the seed round done")
+    assert seed["status"] == "done"
+    assert seed["model_version"] is None  # a seed batch, no model trained
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    page.wait_for_function("document.getElementById('batch-progress').textContent"
+                           ".startsWith('Round')")  # the progress is known
+    assert page.inner_text("#suggestion") == "No model suggestion for this item."
+    assert "varied first sample" in page.inner_text("#why")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    assert page.locator("#grid .group-head h2").all_inner_texts() == ["Items"]
+
+
+def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
+    made = site.api("POST", "/projects", json={"name": unique("long"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"l{i}", "data": {"text": f"message {i} " + "about the parking garage"
+                                                        " and the weather today " * (8 + i % 3)}}
+            for i in range(30)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    items = site.get(f"/projects/{pid}/items", params={"limit": 30})["items"]
+    for n, item in enumerate(items[:10]):
+        answer = site.api("POST", f"/projects/{pid}/annotations", json={
+            "item_id": item["id"], "labels": ["a" if n % 2 else "b"], "duration_ms": 900})
+        assert answer.status_code == 201, answer.text
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    wait_until(lambda: site.get(f"/projects/{pid}/rounds/{asked.json()['round_id']}?limit=0")
+               ["status"] == "done", timeout=120, poll=0.3, what="the round done")
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#related figure")
+    heights = page.eval_on_selector_all("#related figure .item-text",
+                                        "els => els.map(e => e.getBoundingClientRect().height)")
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
+                         "'#related .item-text')).lineHeight) || 20")
+    assert heights
+    assert max(heights) <= 4 * line + 2, (heights, line)  # four lines at most, not the essay
 
 
 def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:

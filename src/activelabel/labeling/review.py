@@ -166,9 +166,10 @@ def _span_detail(t: LabelTable, pos: list[int]) -> str:
 
 
 def _span_errors(storage: Storage, project: Project, ctx: _Context,
-                 version: int) -> list[ReviewEntry]:
-    """Likely span errors: spans the model is sure of (every token's marginal at least
-    SURE_SPAN) that the consensus leaves out or types differently."""
+                 model: str) -> list[ReviewEntry]:
+    """Likely span errors: spans the model (named ``model``: "the model of round 3") is sure
+    of (every token's marginal at least SURE_SPAN) that the consensus leaves out or types
+    differently."""
     predicted = storage.arrays.load(project.id, SPAN_PREDICTIONS, mmap=False)
     if predicted is None or predicted.ndim != 2 or predicted.shape[1] != 5:
         return []
@@ -187,7 +188,7 @@ def _span_errors(storage: Storage, project: Project, ctx: _Context,
         if missed:
             best = max(missed, key=lambda m: m[3])
             out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, best[3],
-                                   f"model v{version} is sure of {len(missed)} span(s) the "
+                                   f"{model} is sure of {len(missed)} span(s) the "
                                    f"labels leave out or type otherwise, e.g. {best[0]}-{best[1]} "
                                    f"{best[2]} ({best[3]:.2f})",
                                    [int(t.annotation_ids[q]) for q in pos],
@@ -250,16 +251,18 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
 def _model_disagrees(session: Session, storage: Storage, project: Project,
                      ctx: _Context) -> list[ReviewEntry]:
     model = active_model_version(session, project.id)
-    if model is not None and project.task == "spans":
-        return _span_errors(storage, project, ctx, model.version)
-    probs = None if model is None else model_probs(storage.arrays, project.id)
-    if model is None or probs is None or project.task != "classification":
+    if model is None:
         return []
-    t = ctx.table
-    out = []
     trained = session.get(Round, model.round_id) if model.round_id is not None else None
     name = (f"the model of round {trained.number}" if trained is not None
             else f"model version {model.version}")
+    if project.task == "spans":
+        return _span_errors(storage, project, ctx, name)
+    probs = model_probs(storage.arrays, project.id)
+    if probs is None or project.task != "classification":
+        return []
+    t = ctx.table
+    out = []
     for i, pos in ctx.by_item.items():
         agreed = ctx.consensus.labels[i]
         row = t.rows[i]

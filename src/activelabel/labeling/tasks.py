@@ -6,6 +6,11 @@ annotators; reviewers and owners see everything. Gold items look like pool items
 annotators: their split reads ``pool`` and, in a project that mixes gold in (``gold_rate`` >
 0), no task shows annotators ``why`` it was chosen (a gold item has no round behind it).
 
+Suggestions are handed out only as the project says: none under ``suggestion_display``
+``never`` or with ``show_suggestions`` off, and none less sure than :func:`min_confidence`
+(the page shows what it gets: one threshold, here). A span project's suggestions are kept
+whatever the whole tagging's probability: each span carries its own confidence.
+
 The active model's class probabilities live in the array store (``probs``, one row per
 ``Item.row``); :func:`model_probs` keeps them memory-mapped between requests and reopens them
 when a round replaces the file.
@@ -25,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ..store import ArrayStore, next_tasks, settings_of
+from ..store import ArrayStore, ProjectSettings, next_tasks, settings_of
 from ..store.models import Project, Role
 from ..store.queue import SCORED_BASE, Task
 from .span_rounds import SPAN_PREDICTIONS, span_suggestion
@@ -36,8 +41,10 @@ __all__ = [
     "Suggestion",
     "TaskView",
     "Why",
+    "confident",
     "hidden_fields",
     "lease_tasks",
+    "min_confidence",
     "model_probs",
     "suggestion",
     "visible_data",
@@ -120,7 +127,8 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
     if project.task == "spans":  # the model's spans, each with its confidence
         found = span_suggestion(span_predictions, probs, row, labels)
         return None if found is None else Suggestion(label=found[0], confidence=found[1],
-                                                     model_version=version)
+                                                     model_version=version,
+                                                     model_round=model_round)
     if probs is None or probs.ndim != 2 or probs.shape[1] != len(labels) or row >= len(probs):
         return None
     p = np.asarray(probs[row], dtype=np.float64)
@@ -138,6 +146,23 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
                       model_round=model_round,
                       runner_up=None if second is None else labels[second],
                       runner_up_confidence=None if second is None else float(p[second]))
+
+
+def min_confidence(settings: ProjectSettings, n_labels: int) -> float:
+    """The confidence under which no suggestion is handed out: the project's
+    ``suggestion_min_confidence``, else twice the chance level (2 / number of labels), at most
+    0.6."""
+    if settings.suggestion_min_confidence is not None:
+        return settings.suggestion_min_confidence
+    return min(0.6, 2.0 / max(1, n_labels))
+
+
+def confident(hint: Suggestion | None, threshold: float) -> Suggestion | None:
+    """``hint`` when it is at least ``threshold`` sure (or carries no confidence, as an imported
+    prediction without a score), else None."""
+    if hint is None or hint.confidence is None or hint.confidence >= threshold:
+        return hint
+    return None
 
 
 def hidden_fields(project: Project, role: str) -> frozenset[str]:
@@ -240,7 +265,10 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     model = tasks[0].active_model_version if shown else None
     probs = None if model is None else model_probs(arrays, project.id)
     imported = (_imported_suggestions(session, project, [t.item.id for t in tasks])
-                if settings.show_suggestions and model is None else {})
+                if shown and model is None else {})
+    # spans: each suggested span carries its own confidence, the page shows them all
+    threshold = 0.0 if project.task == "spans" else min_confidence(settings,
+                                                                    len(project.labels))
     spans = None if model is None or project.task != "spans" else arrays.load(
         project.id, SPAN_PREDICTIONS, mmap=False)
     out: list[TaskView] = []
@@ -251,8 +279,8 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
             item_id=item.id, external_id=item.external_id,
             split="pool" if annotator and item.split == "gold" else item.split,
             data=visible_data(item.data, hidden),
-            suggestion=(imported.get(item.id) if model is None else suggestion(
-                project, probs, item.row, model, _model_round(task, model), spans)),
+            suggestion=confident(imported.get(item.id) if model is None else suggestion(
+                project, probs, item.row, model, _model_round(task, model), spans), threshold),
             why=why, lease_expires_at=task.expires_at))
     return out
 

@@ -15,13 +15,15 @@ Pages: ``/`` (login, then the project picker), ``/projects/new``, and per projec
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...labeling.review import Reason
@@ -135,6 +137,22 @@ def project_page(request: Request, project_id: int, page: str) -> HTMLResponse:
 
 
 def install_web(app: FastAPI) -> None:
-    """Serve the pages and their static files from ``app``."""
+    """Serve the pages and their static files from ``app``; a browser asking for a page that
+    does not exist (GET outside ``/api``, accepting HTML) gets the "Not found" page, every
+    other caller the API's error shape. Call it after the error handlers are installed."""
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web_router)
+    api_error = app.exception_handlers.get(StarletteHTTPException)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if (isinstance(exc, StarletteHTTPException) and exc.status_code == 404
+                and request.method == "GET" and not request.url.path.startswith("/api/")
+                and "text/html" in request.headers.get("accept", "")):
+            return templates.TemplateResponse(request, "missing.html",
+                                              _context("missing", "Not found"), status_code=404)
+        assert api_error is not None
+        answer = api_error(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    if api_error is not None:
+        app.add_exception_handler(StarletteHTTPException, not_found)

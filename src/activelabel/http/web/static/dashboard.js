@@ -55,13 +55,26 @@
     $("confidence-note").textContent = note.join("; ");
   }
 
+  /* Models are named by the round that trained them ("the model of round 3"), as on every
+     page; a model no round trained keeps its version number. */
+  let roundOfModel = new Map();
+  function modelName(version, capital) {
+    const n = roundOfModel.get(version);
+    const name = n ? `model of round ${n}` : `model version ${version}`;
+    return (capital ? "The " : "the ") + name;
+  }
+  function learnRounds(mods, rounds) {
+    const number = new Map(rounds.map((r) => [r.id, r.number]));
+    roundOfModel = new Map(mods.map((m) => [m.version, number.get(m.round_id)]));
+  }
+
   function driftAndStaleness(drift, stale) {
     const psi = (v) => (v === null || v === undefined ? "–" : AL.fmt(v));
     if (stale) {
       const days = stale.seconds_since / 86400;
       $("stale-line").replaceChildren(
         AL.el("span", { class: stale.stale ? "badge bad" : "badge ok" }, stale.stale ? "stale" : "current"),
-        ` Model v${stale.model_version}: ${stale.labels_since} labels and ${stale.new_items} items since it was trained, ${days < 1 ? Math.round(days * 24) + " h" : AL.fmt(days) + " days"} ago.`);
+        ` ${modelName(stale.model_version, true)}: ${stale.labels_since} labels and ${stale.new_items} items since it was trained, ${days < 1 ? Math.round(days * 24) + " h" : AL.fmt(days) + " days"} ago.`);
     }
     const reasons = [...(stale && stale.stale ? stale.reasons.map((r) => "Stale: " + r) : [])];
     if (drift) {
@@ -123,29 +136,32 @@
     fill("models", [...list].reverse().map((m) => {
       const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
         : AL.atLeast(role, AL.ROLE.OWNER) ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
-          "aria-label": `Roll back to model version ${m.version}`, onclick: () => rollback(m.version) }, "Roll back to this")
+          "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back to this")
         : AL.el("span", { class: "muted" }, "inactive");
       const x = m.metrics || {};
-      return AL.el("tr", { dataset: { version: String(m.version) } }, AL.el("th", { scope: "row" }, "v" + m.version),
-        cell(m.round_id), cell(m.n_train, 1), cell(x.accuracy, 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
+      const n = roundOfModel.get(m.version);
+      return AL.el("tr", { dataset: { version: String(m.version) } }, AL.el("th", { scope: "row" }, n ? `round ${n}` : `version ${m.version}`),
+        cell(m.n_train, 1), cell(x.accuracy, 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
     }));
   }
 
   async function rollback(version) {
-    if (!confirm(`Make model version ${version} the active model and re-rank the queue with it?`)) return;
+    if (!confirm(`Make ${modelName(version)} the active model and re-rank the queue with it?`)) return;
     try {
       await AL.api("POST", `/projects/${pid}/models/${version}/activate`);
-      AL.toast(`Model v${version} is active; the queue is being re-ranked.`);
+      AL.toast(`${modelName(version, true)} is active; the queue is being re-ranked.`);
       load();
     } catch (err) { AL.toast(err.message, "bad"); }
   }
 
   function audit(events) {
     $("audit-box").hidden = false;
+    // people named in a change ("requested_by": 1) by the names the trail knows them by
+    const names = new Map(events.filter((e) => e.actor_id !== null && e.actor).map((e) => [e.actor_id, e.actor]));
     fill("audit", events.map((e) => AL.el("tr", { dataset: { event: String(e.id) } }, cell(AL.when(e.created_at)),
       cell(e.actor_id === null ? "system" : e.actor || `user ${e.actor_id}`),
       cell(e.action), cell(`${e.entity} ${e.entity_id ?? ""}`),
-      AL.el("td", { class: "change" }, changeList(e.before, e.after)))));
+      AL.el("td", { class: "change" }, changeList(e.before, e.after, names)))));
   }
 
   /* An audit event's change as "field: before → after" lines; nested values as short text. */
@@ -154,12 +170,15 @@
     const text = typeof v === "object" ? (Array.isArray(v) ? v.map(short).join(", ") : Object.entries(v).map(([k, x]) => `${k} ${short(x)}`).join(", ")) : String(v);
     return text.length > 80 ? text.slice(0, 79) + "…" : text;
   };
-  function changeList(before, after) {
+  const PERSON = /(_by|^user_id|^annotator_id|^reviewer_id|^actor_id)$/;
+  function changeList(before, after, names = new Map()) {
     const b = before || {}, a = after || {};
     const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+    const val = (k, v) => (PERSON.test(k) && typeof v === "number" ? names.get(v) || `user ${v}` : short(v));
+    const label = (k) => (PERSON.test(k) ? k.replace(/_id$/, "") : k).replaceAll("_", " ");
     const rows = keys.filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]) || !before || !after).slice(0, 8).map((k) =>
-      AL.el("li", {}, AL.el("span", { class: "muted" }, `${k.replaceAll("_", " ")}: `),
-        before && after ? `${short(b[k])} → ${short(a[k])}` : short(after ? a[k] : b[k])));
+      AL.el("li", {}, AL.el("span", { class: "muted" }, `${label(k)}: `),
+        before && after ? `${val(k, b[k])} → ${val(k, a[k])}` : val(k, after ? a[k] : b[k])));
     return rows.length ? AL.el("ul", { class: "changes" }, rows) : "–";
   }
 
@@ -192,6 +211,7 @@
   async function load() {
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
+    learnRounds(mods, dash.rounds);
     curve(dash.rounds);
     perRound(dash.rounds);
     confidence(conf);

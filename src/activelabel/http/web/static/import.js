@@ -53,14 +53,47 @@
     $("mapping").querySelector("tbody").replaceChildren(...p.proposal.map(mappingRow));
     rowsTable();
     $("import-result").replaceChildren();
+    $("h-mapping").scrollIntoView({ block: "start" });  // the next step in view
+  }
+
+  /* The upload with its progress (fetch cannot tell how much of a body is sent): the bytes
+     sent in a progress bar, then "reading" while the server proposes the roles. */
+  function send(path, form, file) {
+    const bar = $("upload-progress"), text = $("upload-status");
+    const kb = (n) => `${Math.round(n / 1024).toLocaleString()} kB`;
+    bar.hidden = false; bar.value = 0; bar.max = file.size || 1;
+    text.textContent = `Uploading ${file.name}: 0 of ${kb(file.size)}…`;
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/v1" + path);
+      xhr.setRequestHeader("Accept", "application/json");
+      if (AL.token()) xhr.setRequestHeader("Authorization", "Bearer " + AL.token());
+      xhr.upload.addEventListener("progress", (ev) => {
+        bar.value = ev.loaded;
+        text.textContent = ev.loaded >= (ev.total || file.size)
+          ? `Uploaded ${kb(file.size)}: reading the columns…` : `Uploading ${file.name}: ${kb(ev.loaded)} of ${kb(ev.total || file.size)}…`;
+      });
+      xhr.addEventListener("load", () => {
+        let json = null;
+        try { json = JSON.parse(xhr.responseText); } catch { json = null; }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          bar.value = bar.max;
+          text.textContent = `Uploaded ${file.name} (${kb(file.size)}).`;
+          resolve(json);
+        } else reject(new Error(json && json.error ? json.error.message : `the upload was refused (HTTP ${xhr.status})`));
+      });
+      xhr.addEventListener("error", () => reject(new Error("the server could not be reached: try again")));
+      xhr.send(form);
+    }).catch((err) => { bar.hidden = true; text.textContent = ""; throw err; });
   }
 
   async function upload(ev) {
     ev.preventDefault();
     $("preview-error").textContent = "";
+    const file = $("import-file").files[0];
     const form = new FormData();
-    form.append("file", $("import-file").files[0]);
-    try { render(await AL.api("POST", `/projects/${pid}/uploads`, form)); }
+    form.append("file", file);
+    try { render(await send(`/projects/${pid}/uploads`, form, file)); }
     catch (err) { $("preview-error").textContent = err.message; }
   }
 
@@ -81,7 +114,9 @@
           AL.el("caption", {}, "Rejected rows"),
           AL.el("thead", {}, AL.el("tr", {}, AL.el("th", { scope: "col" }, "line"), AL.el("th", { scope: "col" }, "reason"))),
           AL.el("tbody", {}, j.result.rejected.map((x) => AL.el("tr", {}, AL.el("td", { class: "num" }, String(x.line)), AL.el("td", {}, x.reason)))))));
-        box.append(AL.el("p", {}, AL.el("a", { href: `/projects/${pid}/label` }, "Start labeling")));
+        const go = AL.el("a", { href: `/projects/${pid}/label`, class: "button primary", id: "start-labeling" }, "Start labeling");
+        box.append(AL.el("p", {}, go));
+        go.focus();  // the next step, for the keyboard too
         document.body.dataset.imported = "true";
         return;
       }

@@ -167,17 +167,15 @@
   };
 
   /* The suggestion the page may show for ``task``: none when the project hides it (never,
-     or after_answer before an answer) or when the model is less sure than the threshold. */
-  const threshold = () => settings().suggestion_min_confidence ?? Math.min(0.6, 2 / Math.max(1, state.labels.length));
+     or after_answer before an answer). The server hands out no suggestion less sure than the
+     project's threshold (suggestion_min_confidence): the page has no threshold of its own. */
   const display = () => (settings().show_suggestions === false ? "never" : settings().suggestion_display || "after_answer");
   function shownSuggestion(task, answered) {
     const s = task && task.suggestion;
-    if (!s || display() === "never" || unsure(s)) return null;
+    if (!s || display() === "never") return null;
     if (display() === "after_answer" && !answered) return null;
     return s;
   }
-  /* An imported prediction without a score is shown as given: there is nothing to compare. */
-  const unsure = (s) => s.confidence !== null && s.confidence !== undefined && s.confidence < threshold();
   const modelName = (s) => (s.source === "imported" ? `imported prediction${s.model ? " of " + s.model : ""}`
     : s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
 
@@ -215,9 +213,16 @@
         s.confidence === null || s.confidence === undefined ? ` (${modelName(s)})${agree}`
           : ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
     } else if (display() === "never") line.textContent = "";
-    else if (!raw) line.textContent = "No model suggestion for this item.";
-    else if (unsure(raw)) line.textContent = "The model has no confident guess for this item.";
+    else if (!raw) line.textContent = hasModel(task) ? "The model has no confident guess for this item." : "No model suggestion for this item.";
     else line.textContent = "The model's suggestion shows once you have chosen.";
+  }
+
+  /* Whether a trained model stands behind the tasks (the seed round trains none): the task
+     says so, else (gold mixed in: no "why" for annotators) the last round's holdout score. */
+  function hasModel(task) {
+    if (task && task.why) return !!task.why.model_version;
+    const last = state.progress && state.progress.last_round;
+    return !!(last && last.accuracy !== null && last.accuracy !== undefined);
   }
 
   /* Why the item was picked, in a labeler's words; the strategy and numbers on demand. */
@@ -238,6 +243,7 @@
   function renderSide(task) {
     if (!task) { $("why").textContent = "–"; $("why-more").textContent = ""; $("related").replaceChildren(); return; }
     renderSuggestion(task);
+    showBatch();
     $("why").textContent = whyText(task);
     const w = task.why;
     $("why-more").textContent = !w ? "–" : [w.detail, w.score !== null && w.score !== undefined ? `score ${AL.fmt(w.score)}` : null,
@@ -359,36 +365,72 @@
       state.queue.unshift(...extra);
     }
     while (state.grid.length < state.gridSize && state.queue.length) state.grid.push(state.queue.shift());
-    // similar items side by side: grouped by the model's suggestion, most confident first
-    const groupOf = (t) => groupKey(t);
+    // similar items side by side: grouped by the model's suggestion, most confident first.
+    // Shown suggestions: groups in label order. After an answer: biggest group first, so that
+    // a group's place says nothing of the label the model gives it.
+    const size = new Map(), first = new Map();
+    for (const t of state.grid) {
+      const k = groupKey(t);
+      size.set(k, (size.get(k) || 0) + 1);
+      first.set(k, Math.min(first.get(k) ?? Infinity, t.item.id));
+    }
+    const named = display() === "always";
     state.grid.sort((a, b) => {
-      const la = groupOf(a), lb = groupOf(b);
-      if (la !== lb) return la === "" ? 1 : lb === "" ? -1 : state.labels.indexOf(la) - state.labels.indexOf(lb) || (la < lb ? -1 : 1);
+      const la = groupKey(a), lb = groupKey(b);
+      if (la !== lb) {
+        if (la === "" || lb === "") return la === "" ? 1 : -1;
+        if (named) return state.labels.indexOf(la) - state.labels.indexOf(lb) || (la < lb ? -1 : 1);
+        return size.get(lb) - size.get(la) || first.get(la) - first.get(lb);
+      }
       return (b.suggestion ? b.suggestion.confidence : 0) - (a.suggestion ? a.suggestion.confidence : 0);
     });
   }
 
-  /* The grid's groups: by the model's (confident enough) suggestion unless the project shows
-     none; "" holds the items without one. */
+  /* The grid's groups: by the model's (confident enough: the server sends no other)
+     suggestion unless the project shows none; "" holds the items without one. */
   function groupKey(task) {
     if (display() === "never" || state.multilabel) return "";
     const s = task.suggestion;
-    return s && !unsure(s) ? s.label : "";
+    return s ? s.label : "";
   }
 
+  /* A group's header. Suggestions shown: "Model suggests 4" with a button accepting 4 for the
+     group. After an answer: a neutral name ("Group 2: similar items") and a picker of every
+     label to label the group at once; the model's label is named only once each of the
+     group's items has the annotator's answer (to compare, as on the one-item view). */
   function groupHeader(key, tasks, index) {
     const open = tasks.filter((t) => !state.picks.has(t.item.id)).length;
     const named = display() === "always";
-    const title = key === "" ? (display() === "never" || state.multilabel ? "Items" : "No confident suggestion")
-      : named ? `Model suggests ${key}` : `Group ${index + 1} (alike by the model)`;
-    const accept = key !== "" && named ? AL.el("button", { type: "button", class: "accept-group",
-      dataset: { group: String(key) }, onclick: (ev) => { ev.stopPropagation(); acceptGroup(key); } },
-    `Accept ${key} for ${open} item${open === 1 ? "" : "s"}`, AL.el("kbd", {}, "A")) : null;
-    return AL.el("div", { role: "row", class: "group-head" },
-      AL.el("div", { role: "columnheader", class: "group-title", "aria-colspan": "1" },
-        AL.el("h2", { style: key !== "" && named ? `--label-color:${colorOf(key)}` : null, class: key !== "" && named ? "swatch" : null }, title),
-        AL.el("span", { class: "muted" }, ` ${tasks.length} item${tasks.length === 1 ? "" : "s"}`), " ", accept));
+    const count = AL.el("span", { class: "muted" }, ` ${tasks.length} item${tasks.length === 1 ? "" : "s"}`);
+    if (key === "") {
+      const title = display() === "never" || state.multilabel || !tasks.some(hasModel) ? "Items" : "No confident suggestion";
+      return groupRow(AL.el("h2", {}, title), count);
+    }
+    if (named) {
+      const accept = AL.el("button", { type: "button", class: "accept-group",
+        dataset: { group: String(key) }, onclick: (ev) => { ev.stopPropagation(); acceptGroup(key); } },
+      `Accept ${key} for ${open} item${open === 1 ? "" : "s"}`, AL.el("kbd", {}, "A"));
+      return groupRow(AL.el("h2", { style: `--label-color:${colorOf(key)}`, class: "swatch" }, `Model suggests ${key}`),
+        count, " ", accept);
+    }
+    const name = `Group ${index + 1}`;
+    const reveal = open === 0 ? AL.el("span", { class: "group-model" }, " · model suggests ",
+      AL.el("strong", { class: "swatch", style: `--label-color:${colorOf(key)}` }, AL.labelText(key))) : null;
+    const id = `group-pick-${index + 1}`;
+    const picker = open === 0 ? null : AL.el("span", { class: "group-picker" },
+      AL.el("select", { id, class: "group-pick", "aria-label": `Label the ${open} open item${open === 1 ? "" : "s"} of ${name} as`,
+        onclick: (ev) => ev.stopPropagation(), onkeydown: (ev) => {
+          if (ev.key === "Enter") { ev.preventDefault(); ev.stopPropagation(); labelGroup(key, ev.target.value, id); }
+        } },
+      AL.el("option", { value: "" }, "Label this group as…"),
+      ...state.labels.map((l) => AL.el("option", { value: String(l) }, String(l)))),
+      AL.el("button", { type: "button", class: "accept-group", dataset: { groupIndex: String(index + 1) },
+        onclick: (ev) => { ev.stopPropagation(); labelGroup(key, $(id).value, id); } },
+      `Label ${open} item${open === 1 ? "" : "s"}`));
+    return groupRow(AL.el("h2", {}, `${name}: similar items`), count, reveal, " ", picker);
   }
+  const groupRow = (...children) => AL.el("div", { role: "row", class: "group-head" },
+    AL.el("div", { role: "columnheader", class: "group-title", "aria-colspan": "1" }, ...children));
 
   function gridCell(task, i) {
     const picked = state.picks.get(task.item.id);
@@ -418,6 +460,15 @@
 
   function renderGrid() {
     fillGrid();
+    const named = display() === "always";
+    const help = named ? "accept the model's suggestion for the focused item's group" : "choose a label for the focused item's group";
+    if ($("grid-help").dataset.mode !== String(named)) {
+      $("grid-help").dataset.mode = String(named);
+      $("grid-help").replaceChildren("A label's key: label the focused item and move on · ", AL.el("kbd", {}, "Shift"),
+        "+key: label every item not labeled yet · ", AL.el("kbd", {}, "A"), `: ${help} · arrows move · `,
+        AL.el("kbd", {}, "Enter"), " submits the labeled ones.");
+      $("grid").setAttribute("aria-label", named ? "Batch of items, grouped by the model's suggestion" : "Batch of items, similar ones grouped");
+    }
     renderEmpty(state.grid.length === 0);
     $("gridview").hidden = state.grid.length === 0;
     state.focus = Math.min(state.focus, Math.max(0, state.grid.length - 1));
@@ -431,10 +482,33 @@
     const scrollY = window.scrollY;
     const hadFocus = $("grid").contains(document.activeElement);  // keep a keyboard user's place
     $("grid").replaceChildren(...groups.flatMap((g, n) => [groupHeader(g.key, g.tasks, n),
-      AL.el("div", { role: "row", class: "group-cells", dataset: { group: String(g.key) } }, g.cells)]));
+      AL.el("div", { role: "row", class: "group-cells",
+        dataset: { group: display() === "always" ? String(g.key) : g.key === "" ? "" : `group ${n + 1}` } }, g.cells)]));
     window.scrollTo(0, scrollY);
     if (hadFocus) focusCell();
     if (state.grid[state.focus]) renderSide(state.grid[state.focus]);
+  }
+
+  /* After an answer: every item of the group not labeled yet gets the label the annotator
+     picked for the group (none picked: say so and stay on the picker). */
+  function labelGroup(key, value, pickerId) {
+    const label = state.labels.find((l) => String(l) === value);
+    if (label === undefined) { AL.toast("Choose a label for the group first."); $(pickerId).focus(); return; }
+    const targets = state.grid.filter((t) => groupKey(t) === key && !state.picks.has(t.item.id));
+    for (const t of targets) state.picks.set(t.item.id, [label]);
+    AL.toast(`${targets.length} item${targets.length === 1 ? "" : "s"} labeled ${label}: Enter submits them.`);
+    renderGrid();
+    focusCell();
+  }
+
+  /* A: accept the focused item's group (suggestions shown), or go to its label picker. */
+  function groupAction(key) {
+    if (key === "") return;
+    if (display() === "always") { acceptGroup(key); return; }
+    const row = $("grid").querySelector(`[data-index="${state.focus}"]`);
+    const head = row && row.closest(".group-cells") && row.closest(".group-cells").previousElementSibling;
+    const picker = head && head.querySelector("select.group-pick");
+    if (picker) picker.focus();
   }
 
   /* Every item of a group not labeled yet gets the group's suggested label. */
@@ -459,6 +533,7 @@
     $("single").hidden = state.mode !== "single";
     $("gridview").hidden = state.mode !== "grid";
     if (state.mode === "single") renderSingle(); else renderGrid();
+    showBatch();
     topUp();
   }
 
@@ -650,7 +725,7 @@
     else if (key === "?") { ev.preventDefault(); AL.openDialog($("keys-dialog")); }
     else if ((key === "+" || key === "=") && state.mode === "single") { ev.preventDefault(); setZoom(zoom * 1.5); }
     else if (key === "-" && state.mode === "single") { ev.preventDefault(); setZoom(zoom / 1.5); }
-    else if ((key === "a" || key === "A") && state.mode === "grid" && current()) { ev.preventDefault(); acceptGroup(groupKey(current())); }
+    else if ((key === "a" || key === "A") && state.mode === "grid" && current()) { ev.preventDefault(); groupAction(groupKey(current())); }
     else if (state.mode === "grid" && key.startsWith("Arrow")) {
       ev.preventDefault();
       const cols = Math.max(1, Math.round($("grid").clientWidth / (($("grid").firstElementChild || {}).offsetWidth || 160)));
@@ -664,15 +739,28 @@
   let progressTimer = null;
   function refreshProgressSoon() { clearTimeout(progressTimer); progressTimer = setTimeout(refreshProgress, 400); }
 
+  /* The batch line: the last round's batch, and when the item in hand was picked by an
+     earlier round (leased before the new round finished), that round too. */
+  function showBatch() {
+    const p = state.progress;
+    if (!p) return;
+    const b = p.batch;
+    const task = current();
+    const mine = task && task.why && task.why.ranked_by === "strategy" ? task.why.round : null;
+    const earlier = p.round !== null && mine !== null && mine !== undefined && mine < p.round;
+    const text = p.round === null ? "No round yet"
+      : earlier ? `Round ${mine}'s item · round ${p.round}: ${b.labeled}/${b.selected} labeled`
+        : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
+    if ($("batch-progress").textContent !== text) $("batch-progress").textContent = text;
+    $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
+  }
+
   async function refreshProgress() {
     let p;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
     state.progress = p;
     if (!current()) render();
-    const b = p.batch;
-    $("batch-progress").textContent = p.round === null ? "No round yet"
-      : `Round ${p.round}'s batch: ${b.labeled} of ${b.selected} labeled`;
-    $("batch-bar").style.width = b.selected ? `${Math.min(100, (100 * b.labeled) / b.selected)}%` : "0";
+    showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
       : `${p.labels_since_round} of ${p.retrain_every_labels} to the next model`;
     const speed = p.me.labels_per_hour ? ` · ${Math.round(p.me.labels_per_hour)}/hour` : "";

@@ -135,7 +135,7 @@ window.ALSpans = (() => {
       if (!st.task || !st.task.suggestion) { box.textContent = "No model yet: mark the entities you see."; return; }
       const text = st.tokens.text;
       box.replaceChildren(
-        AL.el("span", {}, `Model v${st.task.suggestion.model_version}, whole tagging `, AL.el("strong", {}, AL.pct(st.task.suggestion.confidence))),
+        AL.el("span", {}, `${st.task.suggestion.model_round ? "The model of round " + st.task.suggestion.model_round : "The model"}, whole tagging `, AL.el("strong", {}, AL.pct(st.task.suggestion.confidence))),
         AL.el("ul", { class: "span-list", id: "suggested-spans" }, st.suggested.map((s) => AL.el("li", { dataset: { start: String(s.start), end: String(s.end) } },
           AL.el("span", { class: "legend-type", dataset: { type: s.label } }, text.slice(s.start, s.end)),
           AL.el("span", { class: "type-tag" }, ` ${s.label} ${s.confidence !== undefined ? AL.pct(s.confidence) : ""} `),
