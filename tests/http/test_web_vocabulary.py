@@ -11,7 +11,7 @@ import pytest
 
 from activelabel.http.web import STATIC_DIR, TEMPLATES_DIR, vocabulary
 from activelabel.labeling.review import REASONS, Reason
-from activelabel.store.models import JobStatus, Role, RoundStatus
+from activelabel.store.models import JobStatus, Role, RoundStatus, TaskType
 from tests.support.api import Api
 
 #: Each kind of name the pages use, as the enums define it.
@@ -96,3 +96,10 @@ def test_the_check_finds_the_copies_it_looks_for() -> None:
     assert _copies("x.html", '<option value="gold_miss">missed</option>')
     assert _copies("review.js", 'if (p.role === "annotator") {}')  # allowed only in its place
     assert not _copies("x.js", "rounds.filter((r) => r.status === AL.STATUS.round.DONE);")
+
+
+def test_the_new_project_form_offers_every_task_type_of_the_enum(api: Api) -> None:
+    html = api.client.get("/projects/new").text
+    offered = re.findall(r'<option value="([a-z]+)">\1 \(', html)
+    assert offered == [t.value for t in TaskType]
+    assert "spans" in offered

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...labeling.review import Reason
-from ...store.models import JobStatus, Role, RoundStatus
+from ...store.models import JobStatus, Role, RoundStatus, TaskType
 from ...store.settings import GROUPS, ProjectSettings
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATES_DIR", "install_web", "vocabulary", "web_router"]
@@ -104,9 +104,16 @@ def vocabulary() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+#: The task types the new-project form offers, in the enum's order, with what annotators give.
+_TASKS = [(t.value, {TaskType.CLASSIFICATION: "one label per item",
+                     TaskType.MULTILABEL: "any number of labels",
+                     TaskType.SPANS: "spans of the text; the labels are entity types"}[t])
+          for t in TaskType]
+
+
 def _context(page: str, title: str, project_id: int | None = None) -> dict[str, Any]:
     return {"page": page, "title": title, "project_id": project_id, "version": __version__,
-            "settings_form": _FORM, "featurizers": _FEATURIZERS,
+            "settings_form": _FORM, "featurizers": _FEATURIZERS, "tasks": _TASKS,
             "Role": Role, "vocabulary": vocabulary()}
 
 
