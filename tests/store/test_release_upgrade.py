@@ -33,7 +33,8 @@ def test_a_database_of_release_0_1_0_migrates_forward_intact(tmp_path: Path) -> 
     try:
         # Every migration since ran, up to the newest, and the schema is the models' own.
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert head is not None and head > "0005"
+        assert head is not None
+        assert head > "0005"
         assert schema_revision(default_url(folder)) == head
         with storage.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
