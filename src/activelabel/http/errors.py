@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,6 +144,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", message, details)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema documents for the request's path (the most literal of
+    the templates it matches: ``items/purge`` before ``items/{item_id}``); empty for a path the
+    schema does not hold. Starlette's 405 names only the methods of the first route of the path,
+    where one path may have a route per method."""
+    app = request.app
+    templates = getattr(app.state, "allow_templates", None)
+    if templates is None:
+        templates = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            literal = sum(1 for part in template.split("/") if part and "{" not in part)
+            templates.append((re.compile(pattern), literal,
+                              sorted(m.upper() for m in operations)))
+        app.state.allow_templates = templates
+    found = [(literal, methods) for pattern, literal, methods in templates
+             if pattern.fullmatch(request.scope["path"])]
+    return max(found)[1] if found else []
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -156,6 +177,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     headers = dict(exc.headers) if exc.headers else None
+    if status == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     if status == 401:
         headers = {**BEARER_CHALLENGE, **(headers or {})}
     return error_response(status, code, message, headers=headers)
