@@ -332,3 +332,16 @@ def test_no_path_answers_anonymous_callers_or_outsiders(api: Api) -> None:
                 assert answer.status_code in (404, 422), (method, path, answer.text)
             checked += 1
     assert checked > 50
+
+
+def test_a_setting_out_of_its_range_is_a_422_and_the_queue_keeps_working(api: Api) -> None:
+    """A lease of 10^12 s was once stored, and every tasks/next then failed with an overflow."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    for huge in (10**12, 2**63, 10**30):
+        error = assert_error(api.patch(f"/projects/{pid}", owner,
+                                       json={"settings": {"lease_seconds": huge}}),
+                             422, "invalid_input")
+        assert "lease_seconds" in error["message"]
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["lease_seconds"] <= 7 * 86_400
+    assert api.get(f"/projects/{pid}/tasks/next?n=1", owner).status_code == 200
