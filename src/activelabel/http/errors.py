@@ -3,7 +3,8 @@
 Every error answer is ``{"error": {"code", "message", "details"?}}``: a stable snake_case
 ``code``, a ``message`` that says what is wrong and how to fix it, and optional ``details``
 (e.g. the invalid fields of a request). Domain errors of the store map to their status here,
-request validation errors to 422, unknown routes to 404, and anything unexpected to a 500
+request validation errors to 422, values the database cannot store (a NUL in text on
+PostgreSQL) to 400, unknown routes to 404, and anything unexpected to a 500
 that is logged with its stack trace while the client only learns that it happened.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -190,6 +191,21 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
                           "(a concurrent request): reload and retry")
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value of the request the database refuses to hold (PostgreSQL: a NUL character in
+    text): the caller's input, so a 400 (a rule the schema does not express) that says
+    which, never the SQL."""
+    logger.warning("data error on %s %s: %s", request.method, request.url.path, exc)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    if "nul" in reason.lower() or "0x00" in reason:
+        message = ("text may not hold the NUL character (\\u0000, byte 0x00): the database "
+                   "cannot store it; remove it from the request and retry")
+    else:
+        message = (f"the request holds a value the database cannot store ({reason}): fix that "
+                   "value and retry")
+    return error_response(400, "invalid_input", message)
+
+
 #: What a database (or the file system) says when its disk is full.
 _DISK_FULL = ("database or disk is full", "no space left on device", "could not extend file",
               "disk full")
@@ -223,6 +239,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _operational_error)
     app.add_middleware(CatchAllMiddleware)
 
