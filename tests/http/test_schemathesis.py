@@ -1,15 +1,13 @@
 """Every endpoint of the OpenAPI schema, called with generated requests (schemathesis): no
 answer is a 5xx, and every answer is one the schema documents, with the shape it documents.
 
-The calls come from an admin (who may do everything) on a server whose projects anyone may
-create; each call of the logout endpoint brings a token of its own (made for that call), so
-that logging out never revokes the run's."""
+On SQLite and on PostgreSQL, the calls come from an admin (who may do everything) on a server
+whose projects anyone may create; each call of the logout endpoint brings a token of its own
+(made for that call), so that logging out never revokes the run's."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +18,8 @@ from schemathesis import checks
 
 from activelabel.http.app import create_app
 from activelabel.http.config import ServerSettings
-from activelabel.runtime.settings import open_storage
-from activelabel.store import add_items, create_project, create_token, create_user
+from activelabel.store import Storage, add_items, create_project, create_token, create_user
+from tests.support.databases import new_storage
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +38,14 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
 
 
 @pytest.fixture(scope="module")
-def app_schema() -> Iterator[Any]:
-    folder = Path(tempfile.mkdtemp(prefix="activelabel-schemathesis-"))
-    storage = open_storage(folder)
+def app_schema(backend: str, request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The app on each database (PostgreSQL refuses values SQLite stores: a NUL in text)."""
+    for storage in new_storage(backend, request, tmp_path_factory.mktemp("schemathesis")):
+        yield from _schema(storage)
+
+
+def _schema(storage: Storage) -> Iterator[Any]:
     with storage.sessions() as session, session.begin():
         admin = create_user(session, "root", is_admin=True)
         session.flush()
@@ -56,7 +59,6 @@ def app_schema() -> Iterator[Any]:
     app = create_app(storage=storage, settings=ServerSettings(project_creators="everyone"))
     _made.update(storage=storage, app=app)
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    storage.close()
 
 
 def _throwaway_headers() -> dict[str, str]:
