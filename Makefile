@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast install install-test lint typecheck bench clean browser screenshots
+.PHONY: run test test-fast install install-test lint typecheck bench clean browser pgclient screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,16 @@ lint: install-test
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# The PostgreSQL backup tests run pg_dump and pg_restore; install the client tools when missing.
+pgclient:
+	@command -v pg_dump >/dev/null || (apt-get update && apt-get install -y postgresql-client)
+
 # axe-core for the accessibility checks of the browser tests: the npm package, in .axe/.
 AXE := .axe/node_modules/axe-core/axe.min.js
 $(AXE):
 	npm install --prefix .axe --no-audit --no-fund --silent axe-core@4
 
-test: lint browser $(AXE)
+test: lint browser pgclient $(AXE)
 	ACTIVELABEL_AXE=$(AXE) $(BIN)/pytest
 
 # The inner loop: everything but the tests marked slow (servers, Chromium, benchmarks).

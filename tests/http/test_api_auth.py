@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -200,3 +201,20 @@ def test_a_project_path_still_refuses_revoked_tokens_and_disabled_users_and_admi
     [token] = api.get("/tokens", member).json()
     assert api.delete(f"/tokens/{token['id']}", member).status_code in (200, 204)
     assert_error(api.get(f"/projects/{pid}/tasks/next", member), 401, "unauthorized")
+
+
+def test_a_405_names_every_method_of_its_path_in_allow(api: Api) -> None:
+    """Each path of the schema, called with a method it does not have: 405, and Allow lists
+    exactly the methods the schema documents for it (where one path has a route per method)."""
+    admin = api.person("admin", admin=True)
+    checked = 0
+    for template, operations in api.client.get("/openapi.json").json()["paths"].items():
+        documented = sorted(m.upper() for m in operations)
+        method = next(m for m in ("PUT", "PATCH", "DELETE", "POST", "GET")
+                      if m not in documented)
+        path = re.sub(r"\{[a-z_]+\}", "1", template)
+        answer = api.client.request(method, path, headers=admin.headers)
+        assert answer.status_code == 405, (method, path, answer.text)
+        assert sorted(answer.headers["allow"].split(", ")) == documented, (path, answer.headers)
+        checked += 1
+    assert checked > 50

@@ -332,3 +332,41 @@ def test_no_path_answers_anonymous_callers_or_outsiders(api: Api) -> None:
                 assert answer.status_code in (404, 422), (method, path, answer.text)
             checked += 1
     assert checked > 50
+
+
+def test_a_setting_out_of_its_range_is_a_422_and_the_queue_keeps_working(api: Api) -> None:
+    """A lease of 10^12 s was once stored, and every tasks/next then failed with an overflow."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2)
+    for huge in (10**12, 2**63, 10**30):
+        error = assert_error(api.patch(f"/projects/{pid}", owner,
+                                       json={"settings": {"lease_seconds": huge}}),
+                             422, "invalid_input")
+        assert "lease_seconds" in error["message"]
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["lease_seconds"] <= 7 * 86_400
+    assert api.get(f"/projects/{pid}/tasks/next?n=1", owner).status_code == 200
+
+
+def test_a_nul_character_in_any_text_is_refused_never_a_500(api: Api, backend: str) -> None:
+    """PostgreSQL cannot store a NUL in text: every such request is a 400 that says so (SQLite
+    stores it), never a database error. Logins included: the wrong username is recorded."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=1)
+    item = api.get(f"/projects/{pid}/items", owner).json()["items"][0]["id"]
+    nul = "a\u0000b"
+    calls = [("POST", "/projects", {"name": nul, "labels": ["pos", "neg"]}),
+             ("PATCH", f"/projects/{pid}", {"guidelines": nul}),
+             ("POST", f"/projects/{pid}/flags", {"item_id": item, "reason": nul}),
+             ("POST", f"/projects/{pid}/decisions", {"topic": nul, "text": "t"}),
+             ("POST", f"/projects/{pid}/annotations",
+              {"item_id": item, "labels": ["pos"], "client_key": nul}),
+             ("POST", "/tokens", {"name": nul}),
+             ("POST", f"/projects/{pid}/calibrations", {"name": nul, "item_ids": [item]})]
+    for method, path, body in calls:
+        answer = api.request(method, path, owner, json=body)
+        assert answer.status_code < 500, (method, path, answer.text)
+        if backend == "postgresql":
+            error = assert_error(answer, 400, "invalid_input")
+            assert "NUL" in error["message"], error
+    login = api.client.post("/api/v1/auth/login", json={"username": nul, "password": "x"})
+    assert login.status_code in ({400} if backend == "postgresql" else {401}), login.text

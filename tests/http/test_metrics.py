@@ -39,3 +39,34 @@ def test_metrics_are_for_admins(api: Api) -> None:
     assert_error(api.client.get("/metrics"), 401, "unauthorized")
     assert_error(api.client.get("/metrics", headers=api.person("plain").headers), 403,
                  "forbidden")
+
+
+def test_metrics_report_rounds_their_duration_the_model_accuracy_and_failed_jobs(
+        api: Api) -> None:
+    from activelabel.store import claim_job_by_id, enqueue_job, fail_job
+    from tests.support.projects import label_rows, new_project, request_and_run_round, text_rows
+
+    rows = text_rows(40)
+    for row in rows[30:]:
+        row["split"] = "holdout"
+    seeded = new_project(api.storage, labels=["a", "b"], rows=rows)
+    labeled = list(range(10)) + list(range(30, 40))
+    label_rows(api.storage, seeded, labeled, ["a", "b"] * 10)
+    request_and_run_round(api.storage, seeded.project_id)
+    with api.storage.sessions() as session, session.begin():
+        job_id = enqueue_job(session, "round", {}, project_id=seeded.project_id).id
+    with api.storage.sessions() as session, session.begin():
+        assert claim_job_by_id(session, job_id, "metrics-test")
+        fail_job(session, job_id, "metrics-test", "planted failure")
+    found = _families(api.client.get("/metrics", headers=api.person("root", admin=True).headers
+                                     ).text)
+    pid = str(seeded.project_id)
+
+    def mine(name: str) -> dict[str, float]:
+        return {labels.get("status", ""): value for labels, value in found[name]
+                if labels.get("project_id") == pid}
+
+    assert mine("activelabel_rounds")["done"] == 1
+    assert 0 < mine("activelabel_last_round_seconds")[""] < 600
+    assert 0 <= mine("activelabel_model_holdout_accuracy")[""] <= 1
+    assert mine("activelabel_jobs_failed")[""] == 1

@@ -7,11 +7,16 @@ import json
 import shutil
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
 from activelabel.labeling.export import export_rows
 from activelabel.labeling.rounds import request_round
 from activelabel.labeling.tasks import lease_tasks
 from activelabel.store import DataLocation, Storage, get_project, list_audit, list_rounds
-from activelabel.store.db import default_url, schema_revision
+from activelabel.store.db import alembic_config, default_url, schema_revision
+from activelabel.store.models import Base
 from tests.support.projects import run_job
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -26,7 +31,14 @@ def test_a_database_of_release_0_1_0_migrates_forward_intact(tmp_path: Path) -> 
     assert schema_revision(default_url(folder)) == "0005"
     storage = Storage(DataLocation(folder.resolve(), default_url(folder)))  # migrates
     try:
-        assert schema_revision(default_url(folder)) != "0005"
+        # Every migration since ran, up to the newest, and the schema is the models' own.
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert head is not None
+        assert head > "0005"
+        assert schema_revision(default_url(folder)) == head
+        with storage.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
         assert list(export_rows(storage, pid)) == facts["export"]  # every label, as it was
         with storage.sessions() as session, session.begin():
             project = get_project(session, pid)

@@ -3,7 +3,8 @@
 Every error answer is ``{"error": {"code", "message", "details"?}}``: a stable snake_case
 ``code``, a ``message`` that says what is wrong and how to fix it, and optional ``details``
 (e.g. the invalid fields of a request). Domain errors of the store map to their status here,
-request validation errors to 422, unknown routes to 404, and anything unexpected to a 500
+request validation errors to 422, values the database cannot store (a NUL in text on
+PostgreSQL) to 400, unknown routes to 404, and anything unexpected to a 500
 that is logged with its stack trace while the client only learns that it happened.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,6 +145,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", message, details)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema documents for the request's path (the most literal of
+    the templates it matches: ``items/purge`` before ``items/{item_id}``); empty for a path the
+    schema does not hold. Starlette's 405 names only the methods of the first route of the path,
+    where one path may have a route per method."""
+    app = request.app
+    templates = getattr(app.state, "allow_templates", None)
+    if templates is None:
+        templates = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            literal = sum(1 for part in template.split("/") if part and "{" not in part)
+            templates.append((re.compile(pattern), literal,
+                              sorted(m.upper() for m in operations)))
+        app.state.allow_templates = templates
+    found = [(literal, methods) for pattern, literal, methods in templates
+             if pattern.fullmatch(request.scope["path"])]
+    return max(found)[1] if found else []
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -156,6 +178,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     headers = dict(exc.headers) if exc.headers else None
+    if status == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     if status == 401:
         headers = {**BEARER_CHALLENGE, **(headers or {})}
     return error_response(status, code, message, headers=headers)
@@ -165,6 +189,21 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("integrity error on %s %s: %s", request.method, request.url.path, exc)
     return error_response(409, "conflict", "the change clashes with data written meanwhile "
                           "(a concurrent request): reload and retry")
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value of the request the database refuses to hold (PostgreSQL: a NUL character in
+    text): the caller's input, so a 400 (a rule the schema does not express) that says
+    which, never the SQL."""
+    logger.warning("data error on %s %s: %s", request.method, request.url.path, exc)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    if "nul" in reason.lower() or "0x00" in reason:
+        message = ("text may not hold the NUL character (\\u0000, byte 0x00): the database "
+                   "cannot store it; remove it from the request and retry")
+    else:
+        message = (f"the request holds a value the database cannot store ({reason}): fix that "
+                   "value and retry")
+    return error_response(400, "invalid_input", message)
 
 
 #: What a database (or the file system) says when its disk is full.
@@ -200,6 +239,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _operational_error)
     app.add_middleware(CatchAllMiddleware)
 
