@@ -27,7 +27,7 @@ def test_pages_are_shells_without_data(api: Api, path: str) -> None:
 
 def test_unknown_pages_and_project_root(api: Api) -> None:
     assert api.client.get("/projects/1/nope").status_code == 404
-    assert api.client.get("/projects/abc/label").status_code == 422
+    assert api.client.get("/projects/abc/label").status_code == 404  # no such page
     moved = api.client.get("/projects/7", follow_redirects=False)
     assert moved.status_code == 307
     assert moved.headers["location"] == "/projects/7/label"
@@ -35,7 +35,8 @@ def test_unknown_pages_and_project_root(api: Api) -> None:
 
 def test_a_browser_asking_for_a_missing_page_gets_the_not_found_page(api: Api) -> None:
     html = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-    for path in ("/nope", "/projects/1/label/extra", "/static-nope/x.js"):
+    for path in ("/nope", "/projects/1/label/extra", "/static-nope/x.js", "/projects/abc/label",
+                 "/projects/abc", f"/projects/{2**70}/label", "/projects/0/review"):
         page = api.client.get(path, headers=html)
         assert page.status_code == 404, path
         assert page.headers["content-type"].startswith("text/html")

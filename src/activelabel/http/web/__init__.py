@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...labeling.review import Reason
+from ...store import MAX_ID
 from ...store.models import JobStatus, Role, RoundStatus, TaskType
 from ...store.settings import GROUPS, ProjectSettings
 
@@ -128,19 +129,33 @@ def new_project(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "new.html", _context("new", "New project"))
 
 
+def _project_number(raw: str) -> int | None:
+    """A page's project id: a plain number in the id column's range, else None (no such page)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID else None
+
+
+def _missing(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "missing.html", _context("missing", "Not found"),
+                                      status_code=404)
+
+
 @web_router.get("/projects/{project_id}", response_class=RedirectResponse)
-def project_home(project_id: int) -> RedirectResponse:
-    return RedirectResponse(f"/projects/{project_id}/label", status_code=307)
+def project_home(request: Request, project_id: str) -> Response:
+    number = _project_number(project_id)
+    if number is None:
+        return _missing(request)
+    return RedirectResponse(f"/projects/{number}/label", status_code=307)
 
 
 @web_router.get("/projects/{project_id}/{page}", response_class=HTMLResponse)
-def project_page(request: Request, project_id: int, page: str) -> HTMLResponse:
-    found = PAGES.get(page)
-    if found is None:
-        return templates.TemplateResponse(request, "missing.html",
-                                          _context("missing", "Not found"), status_code=404)
+def project_page(request: Request, project_id: str, page: str) -> HTMLResponse:
+    """A project's page shell; an id that is no number, or a page that does not exist, gets
+    the "Not found" page (a browser would otherwise show the API's JSON error)."""
+    found, number = PAGES.get(page), _project_number(project_id)
+    if found is None or number is None:
+        return _missing(request)
     template, title = found
-    return templates.TemplateResponse(request, template, _context(page, title, project_id))
+    return templates.TemplateResponse(request, template, _context(page, title, number))
 
 
 def install_web(app: FastAPI) -> None:
@@ -155,8 +170,7 @@ def install_web(app: FastAPI) -> None:
         if (isinstance(exc, StarletteHTTPException) and exc.status_code == 404
                 and request.method == "GET" and not request.url.path.startswith("/api/")
                 and "text/html" in request.headers.get("accept", "")):
-            return templates.TemplateResponse(request, "missing.html",
-                                              _context("missing", "Not found"), status_code=404)
+            return _missing(request)
         assert api_error is not None
         answer = api_error(request, exc)
         return await answer if inspect.isawaitable(answer) else answer
