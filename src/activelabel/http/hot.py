@@ -86,7 +86,11 @@ class HotCalls:
     async def _annotate(self, scope: Scope, receive: Receive, send: Send,
                         project_id: int) -> None:
         token = _token(scope)
-        body, complete = await _body(receive)
+        try:
+            body, complete = await _body(receive)
+        except Exception as exc:  # past the body limit (413), as the route would answer
+            await _answer(Request(scope, receive), send, _raise(exc))
+            return
         if token is not None and complete and _is_json(scope):
             try:
                 payload = AnnotationIn.model_validate_json(body)
@@ -182,6 +186,12 @@ async def _answer(request: Request, send: Send, work: Callable[[], Awaitable[Res
             raise
         response = await handler(request, exc)
     await response(request.scope, request.receive, send)
+
+
+def _raise(exc: Exception) -> Callable[[], Awaitable[Response]]:
+    async def raised() -> Response:
+        raise exc
+    return raised
 
 
 def _handler(request: Request, exc: Exception) -> Any:
