@@ -219,6 +219,11 @@ def test_bodies_beyond_the_limits_get_413_before_they_are_parsed(api_storage: St
         streamed = client.post(f"/api/v1/projects/{pid}/items", content=chunks(),
                                headers={**owner.headers, "content-type": "application/json"})
         assert_error(streamed, 413, "too_large")
+        # The same for an annotation, whose ordinary calls skip the router (http.hot).
+        label = client.post(f"/api/v1/projects/{pid}/annotations", content=(
+            b'{"item_id": 1, "labels": ["%s"]}' % (b"z" * 100) for _ in range(30)),
+            headers={**owner.headers, "content-type": "application/json"})
+        assert_error(label, 413, "too_large")
         upload = client.post(f"/api/v1/projects/{pid}/imports", headers=owner.headers,
                              files={"file": ("rows.jsonl", b'{"external_id":"u","data":{}}\n'
                                              * 200)})

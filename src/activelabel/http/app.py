@@ -18,6 +18,7 @@ from .. import __version__
 from ..store import DataLocation, Storage
 from .config import ServerSettings
 from .errors import error_body, install_error_handlers
+from .hot import HotCalls
 from .metrics import router as metrics_router
 from .middleware import BodyLimit, ServerTiming
 from .routes import API_PREFIX, api_router
@@ -75,6 +76,7 @@ def create_app(location: DataLocation | None = None, *, storage: Storage | None 
                   lifespan=lifespan)
     app.state.storage = opened
     app.state.settings = settings or ServerSettings()
+    app.add_middleware(HotCalls)  # the innermost: inside the catch-all, body limit and timing
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
     app.include_router(metrics_router, responses=_ERRORS)  # type: ignore[arg-type]

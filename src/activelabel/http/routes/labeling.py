@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from ...labeling.rounds import after_annotation
 from ...store import Role, annotate, review, settings_of
-from ..auth import Caller, Turn, Writer
+from ..auth import Caller, Turn, Writer, WriteTurn
 from ..schemas import AnnotationIn, PathId, ReviewIn, RevisionOut, annotation_out, json_response
 
 router = APIRouter(tags=["annotations"])
@@ -27,6 +27,12 @@ async def post_annotation(project_id: int, body: AnnotationIn, turn: Turn) -> Re
     every ``retrain_every_labels`` new labels a round is queued. Any member; an annotator's
     first label on an item needs the item handed to them (``tasks/next``), unless the
     project's ``free_labeling`` is on (403 otherwise)."""
+    return await answer_annotation(turn, project_id, body)
+
+
+async def answer_annotation(turn: WriteTurn, project_id: int, body: AnnotationIn) -> Response:
+    """The answer of ``POST annotations`` (this route's, and :mod:`..hot`'s for ordinary
+    calls)."""
     return await turn.run(lambda caller: json_response(
         _REVISION, _annotate(caller, project_id, body), status_code=201))
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from ...labeling.tasks import TaskView, lease_tasks
 from ...store import release_task
-from ..auth import Caller, Turn, Writer
+from ..auth import Caller, Turn, Writer, WriteTurn
 from ..schemas import PathId, TaskItem, TaskOut, json_response
 
 router = APIRouter(tags=["tasks"])
@@ -40,6 +40,11 @@ async def next_(project_id: int, turn: Turn,
     annotators are not biased). An item is leased to at most ``overlap`` annotators at once; leases
     expire after ``lease_seconds`` (project settings). Fewer than ``n`` (or none) means the
     queue is exhausted for the caller right now. Any member."""
+    return await answer_next(turn, project_id, n)
+
+
+async def answer_next(turn: WriteTurn, project_id: int, n: int) -> Response:
+    """The answer of ``tasks/next`` (this route's, and :mod:`..hot`'s for ordinary calls)."""
     return await turn.run(lambda caller: json_response(_TASKS, _next(caller, project_id, n)))
 
 
