@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from ...labeling.export import export_bundle, export_stream
 from ...store import Forbidden, Role
 from ..auth import Reader
+from ..schemas import PathId
 
 router = APIRouter(tags=["export"])
 
@@ -20,7 +21,7 @@ router = APIRouter(tags=["export"])
                              "content": {"application/x-ndjson": {}, "text/csv": {},
                                          "application/vnd.apache.parquet": {},
                                          "application/json": {}, "application/zip": {}}}})
-def export(project_id: int, caller: Reader,
+def export(project_id: PathId, caller: Reader,
            format: Annotated[str, Query(description="jsonl, csv, parquet, labelstudio "
                                          "(Label Studio JSON), huggingface (a dataset "
                                          "folder with its card, zipped) or spacy "
@@ -44,7 +45,7 @@ def export(project_id: int, caller: Reader,
 @router.get("/projects/{project_id}/export/bundle", response_class=StreamingResponse,
             responses={200: {"description": "A zip file, streamed.",
                              "content": {"application/zip": {}}}})
-def export_with_audit(project_id: int, caller: Reader,
+def export_with_audit(project_id: PathId, caller: Reader,
                       include_private: Annotated[bool, Query(description="Keep private "
                                                              "fields")] = False,
                       ) -> StreamingResponse:
