@@ -72,12 +72,18 @@ class LsSetupIn(BaseModel):
     extra_params: dict[str, Any] | str | None = None
 
 
+#: A Label Studio task: its data object is what is matched and predicted (the rule stated for
+#: clients; the answer of a task without one is a 400 naming it).
+LsTask = Annotated[dict[str, Any], Field(json_schema_extra={
+    "required": ["data"], "properties": {"data": {"type": "object", "minProperties": 1}}})]
+
+
 class LsPredictIn(BaseModel):
     """What Label Studio sends to ``/predict``."""
 
     model_config = ConfigDict(extra="allow")
 
-    tasks: list[dict[str, Any]] | dict[str, Any] = Field(
+    tasks: list[LsTask] | LsTask = Field(
         description="Label Studio tasks: {id, data, meta, ...}")
     label_config: str | None = None
     project: str | int | None = None
@@ -111,10 +117,14 @@ def ls_predict(project_id: PathId, body: LsPredictIn, caller: LsReader) -> dict[
     return predict(caller.session, caller.storage, project, body.tasks, body.label_config)
 
 
-@router.post("/webhook", status_code=201)
+@router.post("/webhook", status_code=201, responses={200: {
+    "description": "An event this backend does not act on: acknowledged and ignored.",
+    "content": {"application/json": {"schema": {"type": "object"}}}}})
 def ls_webhook(project_id: PathId, caller: LsWriter,
-               body: Annotated[dict[str, Any], Body(description="A Label Studio webhook: "
-                                                    "{action, annotation, task, project}")],
+               body: Annotated[dict[str, Any], Body(
+                   description="A Label Studio webhook: {action, annotation, task, project}",
+                   json_schema_extra={"required": ["action"],
+                                      "properties": {"action": {"type": "string"}}})],
                ) -> JSONResponse:
     """An annotation created or updated in Label Studio becomes a revision of its
     annotator's label (the annotator's account ``ls.<email>`` is made on first sight unless a
