@@ -13,9 +13,11 @@ from fastapi import Path, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictInt,
     StrictStr,
+    Tag,
     TypeAdapter,
     model_validator,
 )
@@ -69,8 +71,11 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 #: A user name as the users table takes it.
 Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
                                 description="1-64 letters, digits or _.@-")]
-#: One label of a project's label set: a non-empty string or an integer.
-ProjectLabel = Annotated[StrictStr, Field(min_length=1)] | StrictInt
+#: One label of a project's label set: a non-empty string or an integer (an error names the
+#: kind tried by the value's type: ``labels.0.str``, ``labels.0.int``).
+ProjectLabel = Annotated[
+    Annotated[StrictStr, Field(min_length=1), Tag("str")] | Annotated[StrictInt, Tag("int")],
+    Discriminator(lambda v: "int" if isinstance(v, int) and not isinstance(v, bool) else "str")]
 
 
 def _at_least_one_of(*fields: str, lists: bool = False) -> dict[str, Any]:
