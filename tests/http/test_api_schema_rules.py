@@ -61,3 +61,17 @@ def test_what_the_schema_admits_is_taken(api: Api) -> None:
         assert answer.status_code == 201, answer.text
     named = api.post("/users", admin, json={"username": unique("a.b@c-d")})
     assert named.status_code == 201, named.text
+
+
+def test_uploads_say_which_file_names_they_take(api: Api) -> None:
+    """A multipart schema cannot bind a file name to its endings: the descriptions say them."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path, endings in (("imports", (".jsonl", ".csv", ".parquet", ".spans", ".zip")),
+                          ("uploads", (".ndjson", ".json", ".conll")),
+                          ("images/zip", (".zip",)),
+                          ("images/list", (".csv", ".jsonl", ".ndjson")),
+                          ("vectors", (".npy", ".parquet"))):
+        body = paths[f"/api/v1/projects/{{project_id}}/{path}"]["post"]["requestBody"]
+        said = body["content"]["multipart/form-data"]["schema"]["properties"]["file"][
+            "description"]
+        assert all(ending in said for ending in endings), (path, said)

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...labeling.imports import (
+    FORMATS,
     enqueue_import,
     preview_import,
     save_mapping,
@@ -60,7 +61,9 @@ _UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary",
-                     "description": "A .jsonl/.ndjson, .csv or .parquet file of items."},
+                     "description": "A file of items; its name ends in one of "
+                                    + ", ".join(sorted(FORMATS)) + " (the ending picks "
+                                    "the reader; span formats for span projects)."},
             "split": {"type": "string", "enum": list(SPLITS),
                       "description": "Split of rows that name none (default pool)."},
             "mapping": {"type": "string",
