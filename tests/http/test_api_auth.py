@@ -108,8 +108,11 @@ def test_only_admins_create_and_list_users(api: Api) -> None:
                                          "password": "long enough"}).status_code == 201
     assert_error(api.post("/users", admin, json={"username": name, "password": "long enough"}),
                  409, "conflict")
-    assert_error(api.post("/users", admin, json={"username": unique("x"), "password": "short"}),
-                 400, "invalid_input")
+    short = assert_error(api.post("/users", admin, json={"username": unique("x"),
+                                                         "password": "short"}),
+                         422, "invalid_input")
+    assert "body.password" in short["message"]
+    assert "at least 8 characters" in short["message"]
     assert_error(api.post("/users", plain, json={"username": unique("y")}), 403, "forbidden")
     assert_error(api.get("/users", plain), 403, "forbidden")
 
@@ -179,12 +182,13 @@ def test_the_project_read_with_the_token_keeps_every_access_rule(api: Api) -> No
     assert api.get("/projects/abc/tasks/next", annotator).status_code == 422
 
 
-def test_project_ids_beyond_the_id_range_are_401_or_404_never_500(api: Api) -> None:
+def test_project_ids_beyond_the_id_range_are_401_or_422_never_500(api: Api) -> None:
     owner = api.person("owner")
     for pid in (2**31, 2**63, 10**30):
         assert_error(api.get(f"/projects/{pid}/tasks/next",
                              headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
-        assert_error(api.get(f"/projects/{pid}/tasks/next", owner), 404, "not_found")
+        error = assert_error(api.get(f"/projects/{pid}/tasks/next", owner), 422, "invalid_input")
+        assert "project_id" in error["message"]
 
 
 def test_a_project_path_still_refuses_revoked_tokens_and_disabled_users_and_admits_admins(

@@ -59,8 +59,10 @@ def test_exports_in_tool_formats(api: Api) -> None:
     annotator = api.member(pid, "annotator")
     assert_error(api.get(f"/projects/{pid}/export", annotator, params={"format": "spacy"}),
                  403, "forbidden")
-    assert_error(api.get(f"/projects/{pid}/export", owner, params={"format": "yaml"}),
-                 400, "invalid_input")
+    unknown = assert_error(api.get(f"/projects/{pid}/export", owner,
+                                   params={"format": "yaml"}), 422, "invalid_input")
+    assert "format" in unknown["message"]
+    assert "spacy" in unknown["message"]
 
 
 def test_licence_setting_is_checked(api: Api) -> None:

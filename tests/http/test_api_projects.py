@@ -96,7 +96,10 @@ def test_owners_change_settings_and_guidelines_with_validation(api: Api) -> None
                          422, "invalid_input")
     assert "unknown settings nope" in error["message"]
     assert "retrain_every_labels" in error["message"]  # says which ones exist
-    assert_error(api.patch(f"/projects/{pid}", owner, json={}), 400, "invalid_input")
+    for nothing in ({}, {"name": None}):
+        error = assert_error(api.patch(f"/projects/{pid}", owner, json=nothing), 422,
+                             "invalid_input")
+        assert "nothing to change: send at least one of name" in error["message"]
     assert api.get(f"/projects/{pid}", owner).json()["settings"]["overlap"] == 2
     for who in (reviewer, annotator):
         assert_error(api.patch(f"/projects/{pid}", who, json={"guidelines": "x"}),

@@ -142,7 +142,7 @@ def test_export_streams_labels_with_provenance_in_every_format(api: Api) -> None
     assert parquet.status_code == 200
     assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 3
     error = assert_error(api.get(f"/projects/{pid}/export", owner, params={"format": "xml"}),
-                         400, "invalid_input")
+                         422, "invalid_input")
     assert "jsonl" in error["message"]
     assert_error(api.get(f"/projects/{pid}/export", ann), 403, "forbidden")
     assert_error(api.get(f"/projects/{pid}/export", api.person("out")), 404, "not_found")

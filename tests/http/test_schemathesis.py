@@ -28,13 +28,55 @@ _made: dict[str, Any] = {}
 #: Generated requests per operation (bounded: the run stays in the minutes).
 EXAMPLES = 25
 #: What every answer must hold: no 5xx; a documented status, content type and headers; a body
-#: of the documented shape; the documented methods in Allow; schema-invalid requests refused
-#: (not checked: that every schema-valid request is accepted: the business rules, e.g. a
-#: classification label is exactly one, refuse some the schema cannot tell from the others).
+#: of the documented shape; the documented methods in Allow; schema-invalid requests refused;
+#: schema-valid requests accepted (but where ACCEPTANCE_UNCHECKED says why not).
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance,
           checks.response_headers_conformance, checks.allow_header_conformance,
-          checks.negative_data_rejection]
+          checks.negative_data_rejection, checks.positive_data_acceptance]
+_UPLOAD = ("the file's extension picks its reader, and a multipart schema cannot bind a file "
+           "name to extensions (the description lists them): a generated name is refused")
+#: Operations a schema-valid request of which may still be refused, and why: a rule the
+#: schema cannot state (it depends on the stored data, or on a file's name).
+ACCEPTANCE_UNCHECKED = {
+    ("POST", "/api/v1/projects/{project_id}/annotations"):
+        "a label must be one of the project's labels, their count fit its task",
+    ("POST", "/api/v1/projects/{project_id}/gold"):
+        "a label must be one of the project's labels, their count fit its task",
+    ("GET", "/api/v1/projects/{project_id}/export"):
+        "conll and spans_jsonl are for span projects only (the run's project classifies)",
+    ("DELETE", "/api/v1/projects/{project_id}/members/{username}"):
+        "the user must be a member of the project",
+    ("GET", "/api/v1/projects/{project_id}/uploads/{upload}"):
+        "the upload must be one the project holds",
+    ("POST", "/api/v1/projects/{project_id}/uploads/{upload}/import"):
+        "the upload must be one the project holds",
+    ("POST", "/api/v1/projects/{project_id}/annotations/{annotation_id}/review"):
+        "a label must be one of the project's labels, their count fit its task",
+    ("GET", "/api/v1/projects/{project_id}/review"):
+        "the label to filter by must be one of the project's labels",
+    ("POST", "/api/v1/projects/{project_id}/members"): "the user must exist",
+    ("POST", "/api/v1/projects/{project_id}/items/purge"):
+        "the external ids must be the project's items'",
+    ("PUT", "/api/v1/projects/{project_id}/import-mapping"):
+        "a role such as label or content takes one column only",
+    ("POST", "/api/v1/projects/{project_id}/ls-ml/setup"):
+        "the label_config must be a Label Studio labeling config (XML) naming the labels",
+    ("POST", "/api/v1/projects"):
+        "the settings are checked against what the server has installed (the sentence "
+        "featurizer needs its extra) and against the labels (label_keys)",
+    ("PATCH", "/api/v1/projects/{project_id}"):
+        "labels are appended, never removed; settings as for a new project",
+    ("POST", "/api/v1/projects/{project_id}/ls-ml/predict"):
+        "a task of an item must match it (ids, content hash)",
+    ("POST", "/api/v1/projects/{project_id}/ls-ml/webhook"):
+        "an annotation event needs Label Studio's annotation and task, labels of the project",
+    ("POST", "/api/v1/projects/{project_id}/imports"): _UPLOAD,
+    ("POST", "/api/v1/projects/{project_id}/uploads"): _UPLOAD,
+    ("POST", "/api/v1/projects/{project_id}/vectors"): _UPLOAD,
+    ("POST", "/api/v1/projects/{project_id}/images/zip"): _UPLOAD,
+    ("POST", "/api/v1/projects/{project_id}/images/list"): _UPLOAD,
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +111,34 @@ def _throwaway_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {plaintext}"}
 
 
+def _whole_floats(value: Any) -> bool:
+    """Whether a number with a fraction part of 0 is written as a float (285.0) in value."""
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_whole_floats(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_whole_floats(v) for v in value)
+    return False
+
+
 def _check(operation: Any, credentials: Callable[[], dict[str, str]]) -> str | None:
     """Call one operation with generated requests: None, or what failed."""
     # Revoking the run's own token would leave every later call a 401: any other id.
+    # JSON Schema's integer admits 285.0, which the API's whole numbers (strict: never a float
+    # or a boolean) refuse: such bodies are left out.
     cases = operation.as_strategy().filter(
-        lambda case: str((case.path_parameters or {}).get("token_id")) != _token["id"])
+        lambda case: str((case.path_parameters or {}).get("token_id")) != _token["id"]
+        and not _whole_floats(case.body))
+
+    unchecked = (operation.method.upper(), operation.path) in ACCEPTANCE_UNCHECKED
+    run_checks = [c for c in CHECKS if not (unchecked and c is checks.positive_data_acceptance)]
 
     @given(case=cases)
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
-        case.call_and_validate(headers=credentials(), checks=CHECKS)
+        case.call_and_validate(headers=credentials(), checks=run_checks)
 
     try:
         run()
@@ -104,5 +163,6 @@ def test_no_endpoint_answers_a_5xx_or_off_its_schema(app_schema: Any) -> None:
             failures.append(failure)
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
     assert "/api/v1/auth/logout" in paths
+    assert {path for _, path in ACCEPTANCE_UNCHECKED} <= paths  # no reason outlives its route
     with TestClient(_made["app"]) as client:  # the run's own token outlived every call
         assert client.get("/api/v1/me", headers=headers).status_code == 200

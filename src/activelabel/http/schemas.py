@@ -10,10 +10,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
 from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing only from 3.12
 
 from ..labeling.governance import DecisionView, VersionView
+from ..labeling.mapping import ROLES as COLUMN_ROLES
 from ..labeling.tasks import Suggestion, Why
 from ..store import (
     MAX_ID,
@@ -37,6 +48,7 @@ from ..store.models import (
     User,
 )
 from ..store.settings import public_settings
+from ..store.users import MIN_PASSWORD_LENGTH
 
 Label = StrictStr | StrictInt
 
@@ -56,6 +68,22 @@ Answer = Label | SpanLabel
 #: An id in a path: a number the id columns hold (beyond them: 422, never a database error).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+#: A user name as the users table takes it.
+Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+                                description="1-64 letters, digits or _.@-")]
+#: One label of a project's label set: a non-empty string or an integer (an error names the
+#: kind tried by the value's type: ``labels.0.str``, ``labels.0.int``).
+ProjectLabel = Annotated[
+    Annotated[StrictStr, Field(min_length=1), Tag("str")] | Annotated[StrictInt, Tag("int")],
+    Discriminator(lambda v: "int" if isinstance(v, int) and not isinstance(v, bool) else "str")]
+
+
+def _at_least_one_of(*fields: str, lists: bool = False) -> dict[str, Any]:
+    """JSON schema of a body that needs one of these fields given (not null; a non-empty list
+    where ``lists``): what a validator of the model checks, stated for clients."""
+    given: dict[str, Any] = {"minItems": 1} if lists else {"not": {"type": "null"}}
+    return {"minProperties": 1,
+            "anyOf": [{"required": [f], "properties": {f: given}} for f in fields]}
 
 
 class Body(BaseModel):
@@ -73,8 +101,10 @@ class LoginIn(Body):
 
 
 class UserIn(Body):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    password: Annotated[str | None, Field(max_length=1024)] = None
+    username: Username
+    password: Annotated[str | None, Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024,
+                                          description="None: the user can only use API "
+                                          "tokens")] = None
     is_admin: bool = False
 
 
@@ -85,28 +115,58 @@ class TokenIn(Body):
 
 
 class ProjectIn(Body):
+    """A new project; a classification (the default task) needs at least 2 labels."""
+
+    model_config = ConfigDict(json_schema_extra={
+        # The task defaults to classification: absent or classification, at least 2 labels.
+        "if": {"anyOf": [{"not": {"required": ["task"]}},
+                         {"required": ["task"], "properties": {"task": {"const": "classification"}}}]},
+        "then": {"properties": {"labels": {"minItems": 2}}}})
+
     name: Name
     task: TaskType = TaskType.CLASSIFICATION
-    labels: Annotated[list[Label], Field(min_length=1, max_length=1000)]
+    labels: Annotated[list[ProjectLabel], Field(
+        min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True},
+        description="Distinct labels (a classification takes at least 2).")]
     guidelines: Annotated[str, Field(max_length=200_000)] = ""
     settings: ProjectSettings = Field(default_factory=ProjectSettings, description=(
         "Settings to set; those not given take their defaults."))
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
                               Field(max_length=1000)] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _enough_labels(self) -> ProjectIn:
+        if self.task == TaskType.CLASSIFICATION and len(self.labels) < 2:
+            raise ValueError(f"classification needs at least 2 labels, got {len(self.labels)}")
+        return self
+
+
+_PATCHABLE = ("name", "guidelines", "labels", "settings", "private_fields")
+
 
 class ProjectPatch(Body):
-    """Fields to change; ``settings`` is merged into the current settings."""
+    """Fields to change (at least one, not null); ``settings`` is merged into the current
+    settings."""
+
+    model_config = ConfigDict(json_schema_extra=_at_least_one_of(*_PATCHABLE))
 
     name: Name | None = None
     guidelines: Annotated[str | None, Field(max_length=200_000)] = None
-    labels: Annotated[list[Label] | None, Field(min_length=1, max_length=1000,
+    labels: Annotated[list[ProjectLabel] | None, Field(min_length=1, max_length=1000,
+                                                json_schema_extra={"uniqueItems": True},
                                                 description="The new label set: every current "
                                                 "label kept, new ones appended.")] = None
     settings: ProjectSettingsChange | None = Field(None, description=(
         "Settings to change, merged into the current ones."))
     private_fields: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
                               Field(max_length=1000)] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ProjectPatch:
+        if all(getattr(self, name) is None for name in _PATCHABLE):
+            raise ValueError("nothing to change: send at least one of "
+                             + ", ".join(_PATCHABLE))
+        return self
 
 
 class MemberIn(Body):
@@ -152,12 +212,21 @@ class SnapshotIn(Body):
 
 
 class PurgeIn(Body):
-    """Items whose payloads are removed: by id, by external id, or both."""
+    """Items whose payloads are removed: by id, by external id, or both (at least one)."""
+
+    model_config = ConfigDict(json_schema_extra=_at_least_one_of(
+        "item_ids", "external_ids", lists=True))
 
     item_ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(max_length=10_000)] = Field(
         default_factory=list)
     external_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]],
                             Field(max_length=10_000)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> PurgeIn:
+        if not self.item_ids and not self.external_ids:
+            raise ValueError("give at least one item to purge (item_ids or external_ids)")
+        return self
 
 
 class CalibrationIn(Body):
@@ -883,7 +952,7 @@ class ImportMapping(BaseModel):
     gold, prediction, prediction_score, prediction_model, vector, split, external_id,
     ignore)."""
 
-    columns: dict[str, str]
+    columns: dict[str, Annotated[str, Field(pattern="^(" + "|".join(COLUMN_ROLES) + ")$")]]
 
 
 class ImportRequest(BaseModel):

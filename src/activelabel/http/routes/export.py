@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ...labeling.export import export_bundle, export_stream
+from ...labeling.export import EXPORT_FORMATS, export_bundle, export_stream
 from ...store import Forbidden, Role
 from ..auth import Reader
+from ..schemas import PathId
 
 router = APIRouter(tags=["export"])
 
@@ -19,12 +20,16 @@ router = APIRouter(tags=["export"])
             responses={200: {"description": "The file, streamed.",
                              "content": {"application/x-ndjson": {}, "text/csv": {},
                                          "application/vnd.apache.parquet": {},
-                                         "application/json": {}, "application/zip": {}}}})
-def export(project_id: int, caller: Reader,
+                                         "application/json": {}, "application/zip": {},
+                                         "text/plain": {}}}})
+def export(project_id: PathId, caller: Reader,
            format: Annotated[str, Query(description="jsonl, csv, parquet, labelstudio "
                                          "(Label Studio JSON), huggingface (a dataset "
                                          "folder with its card, zipped) or spacy "
-                                         "(spaCy-style JSONL)")] = "jsonl",
+                                         "(spaCy-style JSONL); for span projects also "
+                                         "conll and spans_jsonl",
+                                         pattern="^(" + "|".join(EXPORT_FORMATS) + ")$",
+                                         )] = "jsonl",
            include_private: Annotated[bool, Query(description="Keep private fields "
                                                   "(owners only)")] = False,
            ) -> StreamingResponse:
@@ -44,7 +49,7 @@ def export(project_id: int, caller: Reader,
 @router.get("/projects/{project_id}/export/bundle", response_class=StreamingResponse,
             responses={200: {"description": "A zip file, streamed.",
                              "content": {"application/zip": {}}}})
-def export_with_audit(project_id: int, caller: Reader,
+def export_with_audit(project_id: PathId, caller: Reader,
                       include_private: Annotated[bool, Query(description="Keep private "
                                                              "fields")] = False,
                       ) -> StreamingResponse:

@@ -15,7 +15,7 @@ router = APIRouter(tags=["flags"])
 
 
 @router.post("/projects/{project_id}/flags", status_code=201, response_model=FlagOut)
-def post_flag(project_id: int, body: FlagIn, caller: Writer) -> FlagOut:
+def post_flag(project_id: PathId, body: FlagIn, caller: Writer) -> FlagOut:
     """Flag an item with the reason (any member)."""
     caller.project(project_id)
     return flag_out(flag_item(caller.session, project_id, body.item_id, caller.user.id,
@@ -23,7 +23,7 @@ def post_flag(project_id: int, body: FlagIn, caller: Writer) -> FlagOut:
 
 
 @router.get("/projects/{project_id}/flags", response_model=list[FlagOut])
-def flags(project_id: int, caller: Reader,
+def flags(project_id: PathId, caller: Reader,
           unresolved_only: bool = True,
           item_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[FlagOut]:
     """Flags of the project (reviewers and owners see all, annotators their own)."""
@@ -36,7 +36,7 @@ def flags(project_id: int, caller: Reader,
 
 
 @router.post("/projects/{project_id}/flags/{flag_id}/resolve", response_model=FlagOut)
-def resolve(project_id: int, flag_id: PathId, caller: Writer,
+def resolve(project_id: PathId, flag_id: PathId, caller: Writer,
             body: ResolveIn | None = None) -> FlagOut:
     """Mark a flag resolved, with an optional note (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)

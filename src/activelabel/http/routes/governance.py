@@ -49,7 +49,7 @@ def decision_outs(decisions: list[DecisionView]) -> list[DecisionOut]:
 
 
 @router.get("/projects/{project_id}/versions", response_model=list[ProjectVersionOut])
-def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
+def versions(project_id: PathId, caller: Reader) -> list[ProjectVersionOut]:
     """Every version of the label set and guidelines, oldest first (any member)."""
     caller.project(project_id)
     return [ProjectVersionOut(**v.model_dump()) for v in version_views(caller.session,
@@ -57,7 +57,7 @@ def versions(project_id: int, caller: Reader) -> list[ProjectVersionOut]:
 
 
 @router.post("/projects/{project_id}/decisions", status_code=201, response_model=DecisionOut)
-def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> DecisionOut:
+def post_decision(project_id: PathId, body: DecisionIn, caller: Writer) -> DecisionOut:
     """Log why a strategy or rule was chosen, from which round on. Owners only."""
     caller.project(project_id, Role.OWNER)
     decision = add_decision(caller.session, project_id, caller.user.id, body.topic, body.text,
@@ -66,7 +66,7 @@ def post_decision(project_id: int, body: DecisionIn, caller: Writer) -> Decision
 
 
 @router.get("/projects/{project_id}/decisions", response_model=list[DecisionOut])
-def decisions(project_id: int, caller: Reader) -> list[DecisionOut]:
+def decisions(project_id: PathId, caller: Reader) -> list[DecisionOut]:
     """The decision log, oldest first (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     return decision_outs(decision_views(caller.session, list_decisions(caller.session,
@@ -74,7 +74,7 @@ def decisions(project_id: int, caller: Reader) -> list[DecisionOut]:
 
 
 @router.post("/projects/{project_id}/snapshots", status_code=201, response_model=SnapshotOut)
-def post_snapshot(project_id: int, caller: Writer,
+def post_snapshot(project_id: PathId, caller: Writer,
                   body: SnapshotIn | None = None) -> SnapshotOut:
     """Freeze the current labels (consensus and each annotator's) with their provenance to a
     hashed file. Owners only."""
@@ -85,7 +85,7 @@ def post_snapshot(project_id: int, caller: Writer,
 
 
 @router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])
-def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
+def snapshots(project_id: PathId, caller: Reader) -> list[SnapshotOut]:
     """The project's snapshots, oldest first (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     return [snapshot_out(s) for s in list_snapshots(caller.session, project_id)]
@@ -94,7 +94,7 @@ def snapshots(project_id: int, caller: Reader) -> list[SnapshotOut]:
 @router.get("/projects/{project_id}/snapshots/{snapshot_id}/export",
             response_class=FileResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}})
-def export_snapshot(project_id: int, snapshot_id: PathId, caller: Reader) -> FileResponse:
+def export_snapshot(project_id: PathId, snapshot_id: PathId, caller: Reader) -> FileResponse:
     """The snapshot's JSONL file (header line, then one line per item), after checking its
     content hash. Reviewers and owners."""
     caller.project(project_id, Role.REVIEWER)
@@ -106,7 +106,7 @@ def export_snapshot(project_id: int, snapshot_id: PathId, caller: Reader) -> Fil
 
 @router.post("/projects/{project_id}/snapshots/{snapshot_id}/restore",
              response_model=RestoreOut)
-def restore(project_id: int, snapshot_id: PathId, caller: Writer) -> RestoreOut:
+def restore(project_id: PathId, snapshot_id: PathId, caller: Writer) -> RestoreOut:
     """Re-apply the snapshot's labels as new revisions wherever they differ now; nothing is
     deleted. Owners only."""
     project, _ = caller.project(project_id, Role.OWNER)
@@ -114,7 +114,7 @@ def restore(project_id: int, snapshot_id: PathId, caller: Writer) -> RestoreOut:
 
 
 @router.post("/projects/{project_id}/items/purge", response_model=PurgeOut)
-def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
+def purge(project_id: PathId, body: PurgeIn, caller: Writer) -> PurgeOut:
     """Remove the payloads of items on request (data becomes ``{}``); their annotations stay
     and each purge is an audit event. Cached features are dropped (rebuilt without the
     payloads by the next round). Owners only."""
@@ -126,7 +126,7 @@ def purge(project_id: int, body: PurgeIn, caller: Writer) -> PurgeOut:
 
 @router.get("/projects/{project_id}/audit/export", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}})
-def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
+def audit_export(project_id: PathId, caller: Reader) -> StreamingResponse:
     """The whole audit trail of the project as JSONL, oldest first. Owners only."""
     caller.project(project_id, Role.OWNER)
 
@@ -141,7 +141,7 @@ def audit_export(project_id: int, caller: Reader) -> StreamingResponse:
 
 @router.post("/projects/{project_id}/calibrations", status_code=201,
              response_model=CalibrationOut)
-def post_calibration(project_id: int, body: CalibrationIn, caller: Writer) -> CalibrationOut:
+def post_calibration(project_id: PathId, body: CalibrationIn, caller: Writer) -> CalibrationOut:
     """A calibration session: items every annotator labels (they skip the overlap limit in the
     queue). Owners only."""
     caller.project(project_id, Role.OWNER)
@@ -153,7 +153,7 @@ def post_calibration(project_id: int, body: CalibrationIn, caller: Writer) -> Ca
 
 
 @router.get("/projects/{project_id}/calibrations", response_model=list[CalibrationOut])
-def calibrations(project_id: int, caller: Reader) -> list[CalibrationOut]:
+def calibrations(project_id: PathId, caller: Reader) -> list[CalibrationOut]:
     """Calibration sessions, oldest first (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     out = []
@@ -166,7 +166,7 @@ def calibrations(project_id: int, caller: Reader) -> list[CalibrationOut]:
 
 
 @router.get("/projects/{project_id}/calibrations/{calibration_id}")
-def calibration(project_id: int, calibration_id: PathId, caller: Reader) -> dict[str, object]:
+def calibration(project_id: PathId, calibration_id: PathId, caller: Reader) -> dict[str, object]:
     """Where annotators disagree on the session's items, and with whom: per item the labels
     and the guidelines version each annotator saw, per pair the agreement. Reviewers and
     owners."""

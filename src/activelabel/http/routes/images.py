@@ -33,17 +33,23 @@ router = APIRouter(tags=["images"])
 #: A week: a stored image's content never changes (its name is its SHA-256).
 CACHE_SECONDS = 7 * 24 * 3600
 
-_FORM_DOC: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+def _form_doc(extensions: tuple[str, ...]) -> dict[str, Any]:
+    """The multipart body of an upload whose file name ends in one of ``extensions``."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"], "properties": {
-            "file": {"type": "string", "format": "binary"},
+            "file": {"type": "string", "format": "binary",
+                     "description": "Its name ends in " + " or ".join(extensions) + "."},
             "split": {"type": "string", "enum": list(SPLITS)},
             "labels_from_folders": {"type": "string", "enum": ["true", "false"]},
             "column": {"type": "string"}}}}}}}
 
 
+_ZIP = (".zip",)
+_LIST = (".csv", ".jsonl", ".ndjson")
+
+
 @router.post("/projects/{project_id}/images/folder", status_code=202, response_model=JobAccepted)
-def import_folder(project_id: int, body: ImageFolderRequest, caller: Writer) -> JobAccepted:
+def import_folder(project_id: PathId, body: ImageFolderRequest, caller: Writer) -> JobAccepted:
     """Import every image of a folder on the server (subfolders included, hidden files
     skipped); each is copied into the project's data folder. Only under the folders the
     server's admin allows (ACTIVELABEL_IMAGE_ROOTS; none: 403). Owners only."""
@@ -106,23 +112,22 @@ async def _upload_import(project_id: int, request: Request, caller: Caller, fmt:
 
 
 @router.post("/projects/{project_id}/images/zip", status_code=202, response_model=JobAccepted,
-             openapi_extra=_FORM_DOC)
-async def import_zip(project_id: int, request: Request, caller: Reader) -> JobAccepted:
+             openapi_extra=_form_doc(_ZIP))
+async def import_zip(project_id: PathId, request: Request, caller: Reader) -> JobAccepted:
     """Upload a zip of images (folders inside name labels with ``labels_from_folders``);
     every image is checked and stored, a bad one is a rejected row with its name. Owners
     only."""
-    return await _upload_import(project_id, request, caller, "image_zip", (".zip",))
+    return await _upload_import(project_id, request, caller, "image_zip", _ZIP)
 
 
 @router.post("/projects/{project_id}/images/list", status_code=202, response_model=JobAccepted,
-             openapi_extra=_FORM_DOC)
-async def import_list(project_id: int, request: Request, caller: Reader) -> JobAccepted:
+             openapi_extra=_form_doc(_LIST))
+async def import_list(project_id: PathId, request: Request, caller: Reader) -> JobAccepted:
     """Upload a CSV or JSONL whose ``column`` (default ``image``) holds a path on the server
     (under ACTIVELABEL_IMAGE_ROOTS) or a URL (under ACTIVELABEL_IMAGE_URL_PREFIXES); other
     columns: ``external_id``, ``split``, ``label``, the rest shown beside the image. Owners
     only."""
-    return await _upload_import(project_id, request, caller, "image_list",
-                                (".csv", ".jsonl", ".ndjson"))
+    return await _upload_import(project_id, request, caller, "image_list", _LIST)
 
 
 def _served(request: Request, path: Any, media_type: str, etag: str) -> Response:
@@ -139,7 +144,7 @@ Field = Annotated[str, Query(min_length=1, max_length=200, description="The payl
 
 @router.get("/projects/{project_id}/items/{item_id}/image", response_class=Response,
             responses={200: {"content": {"image/*": {}}}, 304: {"description": "Not modified"}})
-def item_image(project_id: int, item_id: PathId, request: Request, caller: Reader,
+def item_image(project_id: PathId, item_id: PathId, request: Request, caller: Reader,
                field: Field = "image") -> Response:
     """The item's stored image as imported (any member of the project)."""
     caller.project(project_id, Role.ANNOTATOR)
@@ -152,7 +157,7 @@ def item_image(project_id: int, item_id: PathId, request: Request, caller: Reade
 
 @router.get("/projects/{project_id}/items/{item_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/webp": {}}}, 304: {"description": "Not modified"}})
-def item_thumbnail(project_id: int, item_id: PathId, request: Request, caller: Reader,
+def item_thumbnail(project_id: PathId, item_id: PathId, request: Request, caller: Reader,
                    field: Field = "image",
                    size: Annotated[int, Query(description="Longest side in pixels: "
                                               + ", ".join(map(str, THUMB_SIZES)))] = 256

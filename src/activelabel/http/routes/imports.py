@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...labeling.imports import (
+    FORMATS,
     enqueue_import,
     preview_import,
     save_mapping,
@@ -60,7 +61,9 @@ _UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary",
-                     "description": "A .jsonl/.ndjson, .csv or .parquet file of items."},
+                     "description": "A file of items; its name ends in one of "
+                                    + ", ".join(sorted(FORMATS)) + " (the ending picks "
+                                    "the reader; span formats for span projects)."},
             "split": {"type": "string", "enum": list(SPLITS),
                       "description": "Split of rows that name none (default pool)."},
             "mapping": {"type": "string",
@@ -129,7 +132,7 @@ def _saved(caller: Caller, project_id: int, upload: UploadFile) -> Iterator[Path
 
 @router.post("/projects/{project_id}/imports", status_code=202, response_model=JobAccepted,
              openapi_extra=_UPLOAD_DOC)
-async def post_import(project_id: int, request: Request, caller: Reader) -> JobAccepted:
+async def post_import(project_id: PathId, request: Request, caller: Reader) -> JobAccepted:
     """Upload a JSONL, CSV or Parquet file of items; a background job imports it (poll
     ``GET /projects/{id}/jobs/{job_id}``: progress, then counts and rejected rows with line
     numbers). Owners only."""
@@ -150,7 +153,7 @@ def _save_and_preview(caller: Caller, project_id: int, upload: UploadFile) -> Im
 
 @router.post("/projects/{project_id}/uploads", status_code=201, response_model=ImportPreview,
              openapi_extra=_UPLOAD_DOC)
-async def post_upload(project_id: int, request: Request, caller: Reader) -> ImportPreview:
+async def post_upload(project_id: PathId, request: Request, caller: Reader) -> ImportPreview:
     """Upload a file to import after a look: the first rows, the columns found with sampled
     values, and the role proposed for each column with the reason (answer-like columns are
     never proposed as content). Import it with ``POST /projects/{id}/uploads/{upload}/import``
@@ -164,7 +167,7 @@ async def post_upload(project_id: int, request: Request, caller: Reader) -> Impo
 
 
 @router.get("/projects/{project_id}/uploads/{upload}", response_model=ImportPreview)
-def get_upload(project_id: int, upload: str, caller: Reader) -> ImportPreview:
+def get_upload(project_id: PathId, upload: str, caller: Reader) -> ImportPreview:
     """The preview of a saved upload again (with the project's saved mapping). Owners only."""
     caller.project(project_id, Role.OWNER)
     path = upload_path(caller.storage, project_id, upload)
@@ -173,7 +176,7 @@ def get_upload(project_id: int, upload: str, caller: Reader) -> ImportPreview:
 
 @router.post("/projects/{project_id}/uploads/{upload}/import", status_code=202,
              response_model=JobAccepted)
-def import_upload(project_id: int, upload: str, body: ImportRequest,
+def import_upload(project_id: PathId, upload: str, body: ImportRequest,
                   caller: Writer) -> JobAccepted:
     """Import a saved upload with ``mapping`` (default: the project's saved mapping), which
     the project keeps for the next upload. Owners only."""
@@ -186,14 +189,14 @@ def import_upload(project_id: int, upload: str, body: ImportRequest,
 
 
 @router.get("/projects/{project_id}/import-mapping", response_model=ImportMapping | None)
-def get_mapping(project_id: int, caller: Reader) -> ImportMapping | None:
+def get_mapping(project_id: PathId, caller: Reader) -> ImportMapping | None:
     """The project's saved column mapping (null before the first mapped import)."""
     project, _ = caller.project(project_id, Role.OWNER)
     return None if not project.import_mapping else ImportMapping(**project.import_mapping)
 
 
 @router.put("/projects/{project_id}/import-mapping", response_model=ImportMapping)
-def put_mapping(project_id: int, body: ImportMapping, caller: Writer) -> ImportMapping:
+def put_mapping(project_id: PathId, body: ImportMapping, caller: Writer) -> ImportMapping:
     """Change the saved mapping the next uploads start from. Owners only."""
     caller.project(project_id, Role.OWNER)
     return ImportMapping(**save_mapping(caller.session, project_id, body.model_dump(),
@@ -234,7 +237,7 @@ def _store_vectors(caller: Caller, project_id: int, vectors: UploadFile,
                          "ids": {"type": "string", "format": "binary",
                                  "description": "With a .npy: the external ids, one a line."},
                      }}}}}})
-async def post_vectors(project_id: int, request: Request, caller: Reader) -> VectorsStored:
+async def post_vectors(project_id: PathId, request: Request, caller: Reader) -> VectorsStored:
     """Store the project's own embeddings, aligned by external id: every vector is checked
     (dimension, finite values, known ids) and none is stored when one is wrong. The
     ``vectors`` featurizer then feeds them to the strategies and models. Owners only."""
@@ -255,7 +258,7 @@ async def post_vectors(project_id: int, request: Request, caller: Reader) -> Vec
 
 
 @router.get("/projects/{project_id}/predictions/comparison", response_model=PredictionComparison)
-def predictions_comparison(project_id: int, caller: Reader) -> PredictionComparison:
+def predictions_comparison(project_id: PathId, caller: Reader) -> PredictionComparison:
     """How the imported predictions compare with people's labels (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     return PredictionComparison(**prediction_comparison(caller.session, project_id))
@@ -287,14 +290,14 @@ def job(job_id: PathId, caller: Reader) -> JobOut:
 
 
 @router.get("/projects/{project_id}/jobs/{job_id}", response_model=JobOut)
-def project_job(project_id: int, job_id: PathId, caller: Reader) -> JobOut:
+def project_job(project_id: PathId, job_id: PathId, caller: Reader) -> JobOut:
     """Same as ``GET /jobs/{job_id}``, for a job of this project."""
     caller.project(project_id)
     return _visible_job(caller, job_id, project_id)
 
 
 @router.get("/projects/{project_id}/jobs", response_model=list[JobOut])
-def jobs(project_id: int, caller: Reader,
+def jobs(project_id: PathId, caller: Reader,
          status: JobStatus | None = None,
          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[JobOut]:
     """The project's jobs (imports, rounds), newest first (any member)."""

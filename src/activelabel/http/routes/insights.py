@@ -38,7 +38,7 @@ router = APIRouter(tags=["insights"])
 
 
 @router.get("/projects/{project_id}/progress", response_model=Progress)
-def get_progress(project_id: int, caller: Reader) -> Progress:
+def get_progress(project_id: PathId, caller: Reader) -> Progress:
     """Labeling progress for the caller: the current batch (selected / labeled), labels until
     the next round (``retrain_every_labels``), the caller's own count and labels per hour, and
     the last round's holdout scores and gain. Any member."""
@@ -47,7 +47,7 @@ def get_progress(project_id: int, caller: Reader) -> Progress:
 
 
 @router.get("/projects/{project_id}/outlook", response_model=Outlook)
-def get_outlook(project_id: int, caller: Reader) -> Outlook:
+def get_outlook(project_id: PathId, caller: Reader) -> Outlook:
     """The team's pace and the batch and cadence it sets, the last round's stopping verdicts,
     the forecast of labels (and time) to ``target_accuracy``, and the caller's suggested
     prefetch. Any member."""
@@ -56,7 +56,7 @@ def get_outlook(project_id: int, caller: Reader) -> Outlook:
 
 
 @router.get("/projects/{project_id}/confidence", response_model=Confidence)
-def get_confidence(project_id: int, caller: Reader,
+def get_confidence(project_id: PathId, caller: Reader,
                    bins: Annotated[int, Query(ge=2, le=100)] = 20) -> Confidence:
     """Histogram of the active model's confidence (largest class probability) over the
     unlabeled pool, and the same pool under the previous model when one was replaced.
@@ -70,7 +70,7 @@ def get_confidence(project_id: int, caller: Reader,
 
 
 @router.get("/projects/{project_id}/items/{item_id}/related", response_model=list[RelatedItem])
-def related(project_id: int, item_id: PathId, caller: Reader,
+def related(project_id: PathId, item_id: PathId, caller: Reader,
             k: Annotated[int, Query(ge=1, le=50)] = 5) -> list[RelatedItem]:
     """The ``k`` labeled items nearest to the item in the project's embeddings, with their
     consensus label (null on a tie) and cosine similarity; empty before the first features
@@ -95,7 +95,7 @@ def related(project_id: int, item_id: PathId, caller: Reader,
 
 
 @router.get("/projects/{project_id}/dashboard", response_model=Dashboard)
-def dashboard(project_id: int, caller: Reader) -> Dashboard:
+def dashboard(project_id: PathId, caller: Reader) -> Dashboard:
     """Per round: labels used and gathered, labeling time, holdout metrics, gain per 100
     labels and timings; per annotator: labels, last hour, median seconds per label; how
     many labeled items each label has; the newest drift report of new items and whether the

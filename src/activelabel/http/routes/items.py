@@ -48,7 +48,7 @@ def _report(index: int, reason: str, external_id: str | None) -> RowReport:
 
 
 @router.post("/projects/{project_id}/items", response_model=ItemsAdded)
-def post_items(project_id: int, rows: Rows, caller: Writer) -> ItemsAdded:
+def post_items(project_id: PathId, rows: Rows, caller: Writer) -> ItemsAdded:
     """Add items. Bad rows are rejected with their position and the reason; rows whose
     external_id is already in the project are reported as duplicates, not added twice. The
     valid rows are stored even when others are rejected. Owners only."""
@@ -64,7 +64,7 @@ def post_items(project_id: int, rows: Rows, caller: Writer) -> ItemsAdded:
 
 
 @router.get("/projects/{project_id}/items", response_model=ItemPage)
-def list_items(project_id: int, caller: Reader,
+def list_items(project_id: PathId, caller: Reader,
                split: Split | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Last id of the previous "
@@ -77,7 +77,7 @@ def list_items(project_id: int, caller: Reader,
 
 
 @router.get("/projects/{project_id}/items/{item_id}", response_model=ItemDetail)
-def item(project_id: int, item_id: PathId, caller: Reader) -> ItemDetail:
+def item(project_id: PathId, item_id: PathId, caller: Reader) -> ItemDetail:
     """One item with every revision of its labels (oldest first), the current ones, and the
     rounds that selected it (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
@@ -94,7 +94,7 @@ def item(project_id: int, item_id: PathId, caller: Reader) -> ItemDetail:
 
 @router.post("/projects/{project_id}/items/{item_id}/undo", status_code=201,
              response_model=RevisionOut)
-def undo_label(project_id: int, item_id: PathId, caller: Writer) -> RevisionOut:
+def undo_label(project_id: PathId, item_id: PathId, caller: Writer) -> RevisionOut:
     """Withdraw the caller's current label on the item (a new revision without labels; the
     history keeps the old one). Any member."""
     caller.project(project_id, Role.ANNOTATOR)

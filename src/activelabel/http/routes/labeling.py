@@ -21,7 +21,7 @@ _REVISION = TypeAdapter(RevisionOut)
 
 
 @router.post("/projects/{project_id}/annotations", status_code=201, response_model=RevisionOut)
-async def post_annotation(project_id: int, body: AnnotationIn, turn: Turn) -> Response:
+async def post_annotation(project_id: PathId, body: AnnotationIn, turn: Turn) -> Response:
     """Store the caller's labels for an item and complete their lease on it. A later call for
     the same item corrects the caller's label (a new revision superseding the old one). After
     every ``retrain_every_labels`` new labels a round is queued. Any member; an annotator's
@@ -49,7 +49,7 @@ def _annotate(caller: Caller, project_id: int, body: AnnotationIn) -> RevisionOu
 
 @router.post("/projects/{project_id}/annotations/{annotation_id}/review", status_code=201,
              response_model=RevisionOut)
-def post_review(project_id: int, annotation_id: PathId, body: ReviewIn,
+def post_review(project_id: PathId, annotation_id: PathId, body: ReviewIn,
                 caller: Writer) -> RevisionOut:
     """A reviewer's verdict on a current revision: ``accept`` keeps its labels; a rejection
     with ``labels`` corrects them; a rejection without withdraws the label. ``reason`` is

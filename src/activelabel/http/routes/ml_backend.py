@@ -26,6 +26,7 @@ from ...labeling.ml_backend import health, predict, record_event, setup
 from ...store import Role
 from ..auth import Caller, ReadSlot, WriteSlot, _reader, _writer
 from ..errors import Unauthorized
+from ..schemas import PathId
 
 router = APIRouter(prefix="/projects/{project_id}/ls-ml", tags=["label studio ml backend"])
 
@@ -71,12 +72,18 @@ class LsSetupIn(BaseModel):
     extra_params: dict[str, Any] | str | None = None
 
 
+#: A Label Studio task: its data object is what is matched and predicted (the rule stated for
+#: clients; the answer of a task without one is a 400 naming it).
+LsTask = Annotated[dict[str, Any], Field(json_schema_extra={
+    "required": ["data"], "properties": {"data": {"type": "object", "minProperties": 1}}})]
+
+
 class LsPredictIn(BaseModel):
     """What Label Studio sends to ``/predict``."""
 
     model_config = ConfigDict(extra="allow")
 
-    tasks: list[dict[str, Any]] | dict[str, Any] = Field(
+    tasks: list[LsTask] | LsTask = Field(
         description="Label Studio tasks: {id, data, meta, ...}")
     label_config: str | None = None
     project: str | int | None = None
@@ -86,14 +93,14 @@ class LsPredictIn(BaseModel):
 
 @router.get("/health")
 @router.get("/")
-def ls_health(project_id: int, caller: LsReader) -> dict[str, Any]:
+def ls_health(project_id: PathId, caller: LsReader) -> dict[str, Any]:
     """``{"status": "UP", "model_class", "model_version"}``. Reviewers and owners."""
     project, _ = caller.project(project_id, Role.REVIEWER)
     return health(caller.session, project)
 
 
 @router.post("/setup")
-def ls_setup(project_id: int, body: LsSetupIn, caller: LsReader) -> dict[str, Any]:
+def ls_setup(project_id: PathId, body: LsSetupIn, caller: LsReader) -> dict[str, Any]:
     """Check the Label Studio project's labeling config against this project's task and
     labels (400 with what differs); answers the model version. Reviewers and owners."""
     project, _ = caller.project(project_id, Role.REVIEWER)
@@ -101,7 +108,7 @@ def ls_setup(project_id: int, body: LsSetupIn, caller: LsReader) -> dict[str, An
 
 
 @router.post("/predict")
-def ls_predict(project_id: int, body: LsPredictIn, caller: LsReader) -> dict[str, Any]:
+def ls_predict(project_id: PathId, body: LsPredictIn, caller: LsReader) -> dict[str, Any]:
     """``{"results": [{"result", "score", "model_version"}]}``, one per task in order, from
     the active model (stored probabilities, or the model run on a task that is no item here);
     ``score`` is the model's confidence (1 - uncertainty). Empty before the first model.
@@ -110,10 +117,14 @@ def ls_predict(project_id: int, body: LsPredictIn, caller: LsReader) -> dict[str
     return predict(caller.session, caller.storage, project, body.tasks, body.label_config)
 
 
-@router.post("/webhook", status_code=201)
-def ls_webhook(project_id: int, caller: LsWriter,
-               body: Annotated[dict[str, Any], Body(description="A Label Studio webhook: "
-                                                    "{action, annotation, task, project}")],
+@router.post("/webhook", status_code=201, responses={200: {
+    "description": "An event this backend does not act on: acknowledged and ignored.",
+    "content": {"application/json": {"schema": {"type": "object"}}}}})
+def ls_webhook(project_id: PathId, caller: LsWriter,
+               body: Annotated[dict[str, Any], Body(
+                   description="A Label Studio webhook: {action, annotation, task, project}",
+                   json_schema_extra={"required": ["action"],
+                                      "properties": {"action": {"type": "string"}}})],
                ) -> JSONResponse:
     """An annotation created or updated in Label Studio becomes a revision of its
     annotator's label (the annotator's account ``ls.<email>`` is made on first sight unless a

@@ -13,7 +13,7 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
-def models(project_id: int, caller: Reader) -> list[ModelOut]:
+def models(project_id: PathId, caller: Reader) -> list[ModelOut]:
     """Every model version of the project, oldest first (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     return [model_out(m) for m in list_models(caller.session, project_id)]
@@ -21,7 +21,7 @@ def models(project_id: int, caller: Reader) -> list[ModelOut]:
 
 @router.post("/projects/{project_id}/models/{version}/activate", status_code=202,
              response_model=Activated)
-def activate(project_id: int, version: PathId, caller: Writer) -> Activated:
+def activate(project_id: PathId, version: PathId, caller: Writer) -> Activated:
     """Make ``version`` the active model (e.g. roll back to an earlier one) and queue a round
     that re-scores the pool with it and re-ranks the queue. Owners only."""
     caller.project(project_id, Role.OWNER)

@@ -20,6 +20,7 @@ from ..schemas import (
     AuditOut,
     MemberIn,
     MemberOut,
+    PathId,
     ProjectIn,
     ProjectOut,
     ProjectPatch,
@@ -59,14 +60,14 @@ def projects(caller: Reader) -> list[ProjectOut]:
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-def project(project_id: int, caller: Reader) -> ProjectOut:
+def project(project_id: PathId, caller: Reader) -> ProjectOut:
     """One project (any member)."""
     found, role = caller.project(project_id)
     return project_out(found, role)
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
-def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
+def update(project_id: PathId, body: ProjectPatch, caller: Writer) -> ProjectOut:
     """Change the name, guidelines or labels (new ones appended, a label in use is never
     removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated) or
     private fields. Every change is in the audit trail with before and after. Owners only."""
@@ -77,7 +78,7 @@ def update(project_id: int, body: ProjectPatch, caller: Writer) -> ProjectOut:
 
 
 @router.get("/projects/{project_id}/members", response_model=list[MemberOut])
-def members(project_id: int, caller: Reader) -> list[MemberOut]:
+def members(project_id: PathId, caller: Reader) -> list[MemberOut]:
     """Members and their roles (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     return [MemberOut(user_id=u.id, username=u.username, role=role)  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ def members(project_id: int, caller: Reader) -> list[MemberOut]:
 
 
 @router.post("/projects/{project_id}/members", status_code=201, response_model=MemberOut)
-def put_member(project_id: int, body: MemberIn, caller: Writer) -> MemberOut:
+def put_member(project_id: PathId, body: MemberIn, caller: Writer) -> MemberOut:
     """Give a user a role in the project (replacing any earlier role). Owners only."""
     caller.project(project_id, Role.OWNER)
     user = set_role(caller.session, project_id, caller.user.id, body.username, body.role)
@@ -94,7 +95,7 @@ def put_member(project_id: int, body: MemberIn, caller: Writer) -> MemberOut:
 
 @router.delete("/projects/{project_id}/members/{username}", status_code=204,
                response_class=Response)
-def delete_member(project_id: int, username: str, caller: Writer) -> Response:
+def delete_member(project_id: PathId, username: str, caller: Writer) -> Response:
     """Remove a member. Owners only; the last owner cannot be removed."""
     caller.project(project_id, Role.OWNER)
     remove_role(caller.session, project_id, caller.user.id, username)
@@ -102,7 +103,7 @@ def delete_member(project_id: int, username: str, caller: Writer) -> Response:
 
 
 @router.get("/projects/{project_id}/audit", response_model=list[AuditOut])
-def audit(project_id: int, caller: Reader,
+def audit(project_id: PathId, caller: Reader,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
           before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> list[AuditOut]:
     """The project's audit trail, newest first (owners). Page with ``before_id``."""

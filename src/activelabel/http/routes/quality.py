@@ -23,6 +23,7 @@ from ..schemas import (
     AnnotatorQualityOut,
     GoldIn,
     ItemOut,
+    PathId,
     RelabelOut,
     ReviewAnnotation,
     ReviewEntryOut,
@@ -47,7 +48,7 @@ def _label_param(value: str | None, labels: list[Any]) -> Any:
 
 
 @router.get("/projects/{project_id}/review", response_model=list[ReviewEntryOut])
-def review(project_id: int, caller: Reader,
+def review(project_id: PathId, caller: Reader,
            reason: Annotated[str | None, Query(pattern=_REASON_PATTERN, description=(
                "One of " + ", ".join(REASONS) + "; omitted: every reason"))] = None,
            annotator: Annotated[str | None, Query(min_length=1, max_length=64,
@@ -85,7 +86,7 @@ def review(project_id: int, caller: Reader,
 
 
 @router.get("/projects/{project_id}/agreement", response_model=AgreementOut)
-def agreement(project_id: int, caller: Reader) -> AgreementOut:
+def agreement(project_id: PathId, caller: Reader) -> AgreementOut:
     """Krippendorff's alpha (nominal), Fleiss' kappa, Cohen's kappa per annotator pair and
     specific agreement per label, over the items with two or more current labels, against the
     project's ``agreement_target``. Reviewers and owners."""
@@ -95,7 +96,7 @@ def agreement(project_id: int, caller: Reader) -> AgreementOut:
 
 
 @router.get("/projects/{project_id}/annotators", response_model=list[AnnotatorQualityOut])
-def annotators(project_id: int, caller: Reader) -> list[AnnotatorQualityOut]:
+def annotators(project_id: PathId, caller: Reader) -> list[AnnotatorQualityOut]:
     """Per annotator: current labels, accuracy on gold items, agreement with the others'
     majority and Dawid-Skene's estimated accuracy. Reviewers and owners."""
     project, _ = caller.project(project_id, Role.REVIEWER)
@@ -104,7 +105,7 @@ def annotators(project_id: int, caller: Reader) -> list[AnnotatorQualityOut]:
 
 
 @router.post("/projects/{project_id}/gold", response_model=list[ItemOut])
-def post_gold(project_id: int, body: Annotated[list[GoldIn], Body(max_length=10_000)],
+def post_gold(project_id: PathId, body: Annotated[list[GoldIn], Body(max_length=10_000)],
               caller: Writer) -> list[ItemOut]:
     """Set the known answers of gold items (``labels: null`` returns an item to the pool).
     Gold items are mixed into annotators' tasks at the project's ``gold_rate``, never marked
@@ -116,7 +117,7 @@ def post_gold(project_id: int, body: Annotated[list[GoldIn], Body(max_length=10_
 
 
 @router.get("/projects/{project_id}/relabel", response_model=RelabelOut)
-def relabel(project_id: int, caller: Reader,
+def relabel(project_id: PathId, caller: Reader,
             limit: Annotated[int, Query(ge=1, le=500)] = 20) -> RelabelOut:
     """Relabel an old item or label a new one? cleanlab's ActiveLab scores (lower: another
     label is worth more) for labeled items and unlabeled pool items, from the annotators'

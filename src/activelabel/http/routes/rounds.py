@@ -27,7 +27,7 @@ router = APIRouter(tags=["rounds"])
 
 
 @router.post("/projects/{project_id}/rounds", status_code=202, response_model=RoundAccepted)
-def post_round(project_id: int, caller: Writer) -> RoundAccepted:
+def post_round(project_id: PathId, caller: Writer) -> RoundAccepted:
     """Queue a round (train, evaluate on the holdout, score the pool, select the next batch).
     When a round is already queued, that one is returned (``created`` false). Owners only."""
     caller.project(project_id, Role.OWNER)
@@ -38,7 +38,7 @@ def post_round(project_id: int, caller: Writer) -> RoundAccepted:
 
 
 @router.get("/projects/{project_id}/rounds", response_model=list[RoundOut])
-def rounds(project_id: int, caller: Reader) -> list[RoundOut]:
+def rounds(project_id: PathId, caller: Reader) -> list[RoundOut]:
     """Every round of the project, oldest first (reviewers and owners)."""
     caller.project(project_id, Role.REVIEWER)
     versions = model_version_numbers(caller.session, project_id)
@@ -52,7 +52,7 @@ _ROUND = TypeAdapter(RoundDetail)
 
 
 @router.get("/projects/{project_id}/rounds/{round_id}", response_model=RoundDetail)
-def round_(project_id: int, round_id: PathId, caller: Reader,
+def round_(project_id: PathId, round_id: PathId, caller: Reader,
            limit: Annotated[int, Query(ge=0, le=100_000, description="Selected items shown")]
            = 1000) -> Response:
     """A round: status, timings, holdout metrics, labels used, gain over the previous round,

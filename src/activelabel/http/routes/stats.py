@@ -9,13 +9,13 @@ from ...labeling.payoff import payoff
 from ...labeling.stats import labels_per_annotator, last_rounds, project_counts
 from ...store import Role, active_model_version
 from ..auth import Reader
-from ..schemas import AnnotatorCount, Payoff, RoundSummary, Stats
+from ..schemas import AnnotatorCount, PathId, Payoff, RoundSummary, Stats
 
 router = APIRouter(tags=["stats"])
 
 
 @router.get("/projects/{project_id}/stats", response_model=Stats)
-def stats(project_id: int, caller: Reader) -> Stats:
+def stats(project_id: PathId, caller: Reader) -> Stats:
     """Progress and backlog of the project (reviewers and owners)."""
     project, _ = caller.project(project_id, Role.REVIEWER)
     session = caller.session

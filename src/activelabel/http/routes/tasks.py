@@ -31,7 +31,7 @@ _TASKS = TypeAdapter(list[TaskOut])
 
 
 @router.get("/projects/{project_id}/tasks/next", response_model=list[TaskOut])
-async def next_(project_id: int, turn: Turn,
+async def next_(project_id: PathId, turn: Turn,
                 n: Annotated[int, Query(ge=1, le=MAX_TASKS_PER_CALL,
                                         description="How many tasks (1-100)")] = 10) -> Response:
     """Lease up to ``n`` items to the caller: first the caller's unexpired leases (renewed),
@@ -55,7 +55,7 @@ def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
 
 
 @router.post("/projects/{project_id}/tasks/{item_id}/release")
-def release(project_id: int, item_id: PathId, caller: Writer) -> dict[str, Any]:
+def release(project_id: PathId, item_id: PathId, caller: Writer) -> dict[str, Any]:
     """Give a leased item back to the queue before its lease expires (any member; 404 when
     the caller holds no active lease on it)."""
     caller.project(project_id)
