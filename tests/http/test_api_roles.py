@@ -9,13 +9,19 @@ role here. Anonymous callers and outsiders are checked in test_api_security.py."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core import NOT_SET
 
+from activelabel.http.app import create_app
+from activelabel.http.config import ServerSettings
+from activelabel.store import Storage
 from tests.support.api import Api
 
 ROLES = ("annotator", "reviewer", "owner")
@@ -42,6 +48,11 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/projects/{project_id}/import-mapping"): "owner",
     ("PUT", "/projects/{project_id}/import-mapping"): "owner",
     ("POST", "/projects/{project_id}/vectors"): "owner",
+    ("POST", "/projects/{project_id}/images/folder"): "owner",
+    ("POST", "/projects/{project_id}/images/zip"): "owner",
+    ("POST", "/projects/{project_id}/images/list"): "owner",
+    ("GET", "/projects/{project_id}/items/{item_id}/image"): "annotator",
+    ("GET", "/projects/{project_id}/items/{item_id}/thumbnail"): "annotator",
     ("GET", "/projects/{project_id}/predictions/comparison"): "reviewer",
     ("GET", "/projects/{project_id}/jobs/{job_id}"): "annotator",
     ("GET", "/projects/{project_id}/jobs"): "annotator",
@@ -98,6 +109,16 @@ def _accepted_request(operation: Any) -> Any:
 
     draw()
     return drawn[0]
+
+
+@pytest.fixture
+def api(api_storage: Storage, tmp_path: Path) -> Iterator[Api]:
+    """The API with an image folder the server may read: a folder import is then refused
+    by role, not by the server's own setting (403 for everyone)."""
+    settings = ServerSettings(project_creators="everyone", image_roots=str(tmp_path))
+    with TestClient(create_app(storage=api_storage, settings=settings),
+                    raise_server_exceptions=False) as client:
+        yield Api(client, api_storage)
 
 
 @pytest.mark.slow
