@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..store import MAX_ID
 from .auth import WriteTurn
 from .routes import API_PREFIX
 from .routes.labeling import answer_annotation
@@ -65,13 +66,13 @@ class HotCalls:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
-            if method == "GET" and (found := _NEXT.match(path)):
+            if method == "GET" and (found := _NEXT.match(path)) and _in_range(found):
                 n = _count(scope.get("query_string", b""))
                 token = _token(scope)
                 if n is not None and token is not None:
                     await self._next(scope, receive, send, int(found.group(1)), n, token)
                     return
-            elif method == "POST" and (found := _ANNOTATE.match(path)):
+            elif method == "POST" and (found := _ANNOTATE.match(path)) and _in_range(found):
                 await self._annotate(scope, receive, send, int(found.group(1)))
                 return
         await self.app(scope, receive, send)
@@ -104,6 +105,12 @@ class HotCalls:
                     WriteTurn(request, token), project_id, payload))
                 return
         await self.app(scope, _replay(body, complete, receive), send)
+
+
+def _in_range(found: re.Match[str]) -> bool:
+    """Whether the path's project id is one the id column can hold (else the route answers
+    422, as for any id out of range)."""
+    return 1 <= int(found.group(1)) <= MAX_ID
 
 
 def _count(query: bytes) -> int | None:
