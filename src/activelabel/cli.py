@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -564,7 +564,6 @@ def import_file(
     Images (a folder, or --images) are checked and copied into the data folder; the command
     reads any local file you can, URLs only under ACTIVELABEL_IMAGE_URL_PREFIXES."""
     from activelabel.labeling.imports import enqueue_import, preview_import, save_upload
-    from activelabel.runtime.server import run_job_inline
 
     if file.is_dir() or images:
         _import_images(project, file, split=split, wait=wait, by_folder=labels_from_folders,
@@ -594,17 +593,10 @@ def import_file(
             mapping = {"columns": {**shown["mapping"]["columns"], **overrides}}
         elif overrides:
             mapping = {"columns": overrides}
-        with storage.sessions() as session, session.begin():
-            job_id = enqueue_import(session, project_id, saved, requested_by=None, split=split,
-                                    mapping=mapping).id
-        if not wait:
-            typer.echo(f"import job {job_id} queued for project {project_id}; "
-                       "`activelabel serve` or `activelabel worker` runs it")
-            return
-        job = run_job_inline(storage, job_id, on_progress=_show_progress)
+        _queue_or_run(storage, project_id, wait, lambda session: enqueue_import(
+            session, project_id, saved, requested_by=None, split=split, mapping=mapping).id)
     finally:
         storage.close()
-    _report_import(job_id, job.status, job.result or {}, job.error)
 
 
 def _import_images(project: str, source: Path, *, split: str | None, wait: bool,
@@ -615,7 +607,6 @@ def _import_images(project: str, source: Path, *, split: str | None, wait: bool,
     from activelabel.http.config import server_settings_from_env
     from activelabel.labeling.images import enqueue_image_import
     from activelabel.labeling.imports import save_upload
-    from activelabel.runtime.server import run_job_inline
 
     source = source.expanduser().resolve()
     if source.is_dir():
@@ -639,17 +630,26 @@ def _import_images(project: str, source: Path, *, split: str | None, wait: bool,
         if fmt != "image_folder":
             with source.open("rb") as stream:
                 path = str(save_upload(storage, project_id, source.name, stream))
-        with storage.sessions() as session, session.begin():
-            job_id = enqueue_image_import(session, project_id, fmt, path, rules=rules,
-                                          requested_by=None, split=split,
-                                          labels_from_folders=by_folder, column=column).id
-        if not wait:
-            typer.echo(f"import job {job_id} queued for project {project_id}; "
-                       "`activelabel serve` or `activelabel worker` runs it")
-            return
-        job = run_job_inline(storage, job_id, on_progress=_show_progress)
+        _queue_or_run(storage, project_id, wait, lambda session: enqueue_image_import(
+            session, project_id, fmt, path, rules=rules, requested_by=None, split=split,
+            labels_from_folders=by_folder, column=column).id)
     finally:
         storage.close()
+
+
+def _queue_or_run(storage: Storage, project_id: int, wait: bool,
+                  enqueue: Callable[[Session], int]) -> None:
+    """Queue an import job (``enqueue`` returns its id in a transaction), then run it here and
+    report it, or without ``wait`` say who will run it."""
+    from activelabel.runtime.server import run_job_inline
+
+    with storage.sessions() as session, session.begin():
+        job_id = enqueue(session)
+    if not wait:
+        typer.echo(f"import job {job_id} queued for project {project_id}; "
+                   "`activelabel serve` or `activelabel worker` runs it")
+        return
+    job = run_job_inline(storage, job_id, on_progress=_show_progress)
     _report_import(job_id, job.status, job.result or {}, job.error)
 
 
