@@ -128,7 +128,7 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
         engine_storage: Storage, digits: Arrays, monkeypatch: Any) -> None:
     """PostgreSQL writes the ranking in short transactions around the leased items (what an
     annotation updates next), then those, skipping a row an annotation holds locked until it
-    commits; every row ends with its rank. SQLite: short transactions, same result."""
+    commits; every row ends with its rank. SQLite: one transaction, same result."""
     images, _ = digits
     seeded = new_project(engine_storage, rows=digit_rows(images, 60))
     pid = seeded.project_id
@@ -147,14 +147,6 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
 
     monkeypatch.setattr(ranking_module, "PG_WRITE_CHUNK", 7)
     monkeypatch.setattr(ranking_module, "write_ranking_locked_rows", spy)
-    monkeypatch.setattr(ranking_module, "SQLITE_WRITE_CHUNK", 7)
-    chunks: list[int] = []
-
-    def sqlite_spy(session: Any, project_id: int, r: Any, k: Any) -> int:
-        chunks.append(len(r))
-        return queue_module.write_ranking(session, project_id, r, k)
-
-    monkeypatch.setattr(ranking_module, "write_ranking", sqlite_spy)
     locked, release = threading.Event(), threading.Event()
 
     def annotation_in_flight() -> None:  # holds the leased item's row, as a label count does
@@ -182,6 +174,5 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
         assert calls[0][:2] == (sorted(leased), False)
         assert calls[0][2] == sorted(leased[1:])
         assert calls[-1] == ([leased[0]], True, [leased[0]])
-    else:  # one transaction per chunk: an annotation waits for one chunk at most
+    else:
         assert calls == []
-        assert chunks == [7] * 8 + [4]

@@ -29,7 +29,6 @@ from ..store.models import Item, Project, utcnow
 from ..store.queue import (
     KEY_BITS,
     RANDOM_BASE,
-    REBUILD_FROM_ROWS,
     SCORED_BASE,
     queue_keys,
     write_ranking,
@@ -47,10 +46,6 @@ _META = "ranking.json"
 #: commit: an annotation's label count on one of them waits, a claim skips them. 2,000 rows
 #: are a few tens of milliseconds (a 20,000-row transaction held annotations ~0.5 s).
 PG_WRITE_CHUNK = 2_000
-#: Ranks written per transaction on SQLite below :data:`REBUILD_FROM_ROWS` (its one write lock:
-#: an annotation waits for the transaction in progress, not for the whole ranking). From
-#: there on, one transaction that rebuilds the queue's indexes (a minute become seconds).
-SQLITE_WRITE_CHUNK = 2_000
 #: Tries, ``_LEASED_PAUSE`` seconds apart, at the leased items' rows without waiting for the
 #: annotations writing them; then one write that waits (the ranking always ends complete).
 _LEASED_TRIES = 5
@@ -114,21 +109,16 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
 def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> None:
     """Write the ranks behind the batch (after the round's record, which wrote the batch).
 
-    SQLite: transactions of :data:`SQLITE_WRITE_CHUNK` rows, or from :data:`REBUILD_FROM_ROWS`
-    rows one (indexes rebuilt, :func:`write_ranking`). PostgreSQL: transactions of
-    :data:`PG_WRITE_CHUNK` rows that leave out the items someone holds a lease on (those an
-    annotation updates next); those few rows are written last, a row an annotation holds
+    SQLite: one transaction (indexes rebuilt, :func:`write_ranking`). PostgreSQL: transactions
+    of :data:`PG_WRITE_CHUNK` rows that leave out the items someone holds a lease on (those
+    an annotation updates next); those few rows are written last, a row an annotation holds
     locked skipped and tried again, then waited for. Every row ends with its rank."""
     with storage.sessions() as session:
         postgres = dialect_of(session) == "postgresql"
     rows, ranks = ranking.rows, ranking.ranks
     if not postgres:
-        chunk = (SQLITE_WRITE_CHUNK if rows.shape[0] < REBUILD_FROM_ROWS
-                 else max(1, rows.shape[0]))
-        for start in range(0, rows.shape[0], chunk):
-            with storage.sessions() as session, session.begin():
-                write_ranking(session, project_id, rows[start:start + chunk],
-                              ranks[start:start + chunk])
+        with storage.sessions() as session, session.begin():
+            write_ranking(session, project_id, rows, ranks)
         return
     left: list[NDArray[np.int64]] = []
     for start in range(0, rows.shape[0], PG_WRITE_CHUNK):
