@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from activelabel.labeling import ranking as ranking_module
 from activelabel.labeling.imports import enqueue_import, save_upload
-from activelabel.labeling.ranking import full_ranking, margins
+from activelabel.labeling.ranking import Ranking, full_ranking, margins, write_full_ranking
 from activelabel.labeling.tasks import why_of
 from activelabel.runtime.settings import Storage
 from activelabel.store import next_tasks, round_selections
+from activelabel.store import queue as queue_module
 from activelabel.store.models import Item
 from activelabel.store.queue import RANDOM_BASE, SCORED_BASE
 from tests.support.projects import (
@@ -119,3 +122,57 @@ def test_after_a_round_every_item_is_ranked_and_tasks_say_why(engine_storage: St
     new = [ranks[r][0] for r in range(N, N + 30)]
     assert all(SCORED_BASE <= q < RANDOM_BASE for q in new)
     assert len(set(new)) > 5  # placed by margin, not bunched at one place
+
+
+def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
+        engine_storage: Storage, digits: Arrays, monkeypatch: Any) -> None:
+    """PostgreSQL writes the ranking in short transactions around the leased items (what an
+    annotation updates next), then those, skipping a row an annotation holds locked until it
+    commits; every row ends with its rank. SQLite: one transaction, same result."""
+    images, _ = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, 60))
+    pid = seeded.project_id
+    with engine_storage.sessions() as session, session.begin():
+        leased = [t.item.row for t in next_tasks(session, pid, seeded.owner_id, 3)]
+        held_id = int(session.scalar(select(Item.id).where(Item.project_id == pid,
+                                                           Item.row == leased[0])))
+    rows = np.arange(60, dtype=np.int64)
+    ranking = Ranking(rows, SCORED_BASE + 59.0 - rows, np.empty(0), 0)
+    calls: list[tuple[list[int], bool, list[int]]] = []
+
+    def spy(session: Any, project_id: int, r: Any, k: Any, *, wait: bool) -> set[int]:
+        done = queue_module.write_ranking_locked_rows(session, project_id, r, k, wait=wait)
+        calls.append((sorted(int(x) for x in r), wait, sorted(done)))
+        return done
+
+    monkeypatch.setattr(ranking_module, "PG_WRITE_CHUNK", 7)
+    monkeypatch.setattr(ranking_module, "write_ranking_locked_rows", spy)
+    locked, release = threading.Event(), threading.Event()
+
+    def annotation_in_flight() -> None:  # holds the leased item's row, as a label count does
+        with engine_storage.sessions() as session, session.begin():
+            session.execute(update(Item).where(Item.id == held_id)
+                            .values(n_labels=Item.n_labels))
+            locked.set()
+            release.wait(10)
+
+    postgres = engine_storage.engine.dialect.name == "postgresql"
+    holder = threading.Thread(target=annotation_in_flight)
+    if postgres:
+        holder.start()
+        assert locked.wait(10)
+        threading.Timer(0.3, release.set).start()
+    try:
+        write_full_ranking(engine_storage, pid, ranking)
+    finally:
+        release.set()
+        if postgres:
+            holder.join()
+    assert {r: q for r, (q, _, _) in _ranks(engine_storage, pid).items()} == {
+        int(r): SCORED_BASE + 59.0 - r for r in rows}
+    if postgres:  # only the leased rows were left to the end; the locked one skipped, waited
+        assert calls[0][:2] == (sorted(leased), False)
+        assert calls[0][2] == sorted(leased[1:])
+        assert calls[-1] == ([leased[0]], True, [leased[0]])
+    else:
+        assert calls == []

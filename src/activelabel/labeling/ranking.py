@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,16 @@ from sqlalchemy.orm import Session
 from ..store import Storage, active_model_version
 from ..store.db import dialect_of
 from ..store.files import atomic_write
-from ..store.models import Item, Project
-from ..store.queue import KEY_BITS, RANDOM_BASE, SCORED_BASE, queue_keys, write_ranking
+from ..store.models import Item, Project, utcnow
+from ..store.queue import (
+    KEY_BITS,
+    RANDOM_BASE,
+    SCORED_BASE,
+    queue_keys,
+    write_ranking,
+    write_ranking_locked_rows,
+    write_ranking_unleased,
+)
 
 __all__ = ["Ranking", "full_ranking", "margins", "place_new_items", "save_ranking_meta",
            "write_full_ranking"]
@@ -33,9 +42,14 @@ __all__ = ["Ranking", "full_ranking", "margins", "place_new_items", "save_rankin
 #: Rows whose margin is computed at once (bounds the temporaries on a large pool).
 _CHUNK = 100_000
 _META = "ranking.json"
-#: Ranks written per transaction on PostgreSQL (its UPDATE locks the rows it writes, and
-#: claims skip locked rows: short transactions keep the rest of the pool claimable).
-PG_WRITE_CHUNK = 50_000
+#: Ranks written per transaction on PostgreSQL. Its UPDATE locks the rows it writes until the
+#: commit: an annotation's label count on one of them waits, a claim skips them. 2,000 rows
+#: are a few tens of milliseconds (a 20,000-row transaction held annotations ~0.5 s).
+PG_WRITE_CHUNK = 2_000
+#: Tries, ``_LEASED_PAUSE`` seconds apart, at the leased items' rows without waiting for the
+#: annotations writing them; then one write that waits (the ranking always ends complete).
+_LEASED_TRIES = 5
+_LEASED_PAUSE = 0.02
 _MARGINS = "ranking_margins"
 
 
@@ -93,16 +107,38 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
 
 
 def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> None:
-    """Write the ranks behind the batch (after the round's record, which wrote the batch):
-    SQLite in one transaction (indexes rebuilt, :func:`write_ranking`), PostgreSQL in
-    transactions of :data:`PG_WRITE_CHUNK` rows."""
+    """Write the ranks behind the batch (after the round's record, which wrote the batch).
+
+    SQLite: one transaction (indexes rebuilt, :func:`write_ranking`). PostgreSQL: transactions
+    of :data:`PG_WRITE_CHUNK` rows that leave out the items someone holds a lease on (those
+    an annotation updates next); those few rows are written last, a row an annotation holds
+    locked skipped and tried again, then waited for. Every row ends with its rank."""
     with storage.sessions() as session:
-        chunk = (PG_WRITE_CHUNK if dialect_of(session) == "postgresql"
-                 else max(1, ranking.rows.shape[0]))
-    for start in range(0, ranking.rows.shape[0], chunk):
+        postgres = dialect_of(session) == "postgresql"
+    rows, ranks = ranking.rows, ranking.ranks
+    if not postgres:
         with storage.sessions() as session, session.begin():
-            write_ranking(session, project_id, ranking.rows[start:start + chunk],
-                          ranking.ranks[start:start + chunk])
+            write_ranking(session, project_id, rows, ranks)
+        return
+    left: list[NDArray[np.int64]] = []
+    for start in range(0, rows.shape[0], PG_WRITE_CHUNK):
+        part = rows[start:start + PG_WRITE_CHUNK]
+        with storage.sessions() as session, session.begin():
+            done = write_ranking_unleased(session, project_id, part,
+                                          ranks[start:start + PG_WRITE_CHUNK], utcnow())
+        if len(done) < part.shape[0]:
+            left.append(start + np.flatnonzero(~np.isin(part, list(done))))
+    if not left:
+        return
+    todo = np.concatenate(left)
+    for attempt in range(_LEASED_TRIES + 1):
+        with storage.sessions() as session, session.begin():
+            done = write_ranking_locked_rows(session, project_id, rows[todo], ranks[todo],
+                                             wait=attempt == _LEASED_TRIES)
+        todo = todo[~np.isin(rows[todo], list(done))]
+        if todo.shape[0] == 0 or attempt == _LEASED_TRIES:
+            return  # rows still left on the waiting write: items no longer in the project
+        time.sleep(_LEASED_PAUSE)
 
 
 def save_ranking_meta(storage: Storage, project_id: int, ranking: Ranking,

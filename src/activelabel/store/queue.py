@@ -74,6 +74,8 @@ __all__ = [
     "queue_keys",
     "release_task",
     "write_ranking",
+    "write_ranking_locked_rows",
+    "write_ranking_unleased",
 ]
 
 MAX_TASKS = 200
@@ -159,6 +161,52 @@ def write_ranking(session: Session, project_id: int, rows: Any, ranks: Any) -> i
     finally:
         cursor.close()
     return len(row_list)
+
+
+_PG_RANKS = ("FROM unnest(CAST(:rows AS integer[]), CAST(:ranks AS double precision[])) "
+             "AS v(row, rank) WHERE items.project_id = :pid AND items.row = v.row")
+
+
+def _rank_params(project_id: int, rows: Any, ranks: Any) -> dict[str, Any]:
+    row_list = np.asarray(rows, dtype=np.int64).tolist()
+    rank_list = np.asarray(ranks, dtype=np.float64).tolist()
+    if len(row_list) != len(rank_list):
+        raise InvalidInput(f"{len(row_list)} rows for {len(rank_list)} ranks: give one each")
+    return {"rows": row_list, "ranks": rank_list, "pid": project_id}
+
+
+def write_ranking_unleased(session: Session, project_id: int, rows: Any, ranks: Any,
+                           now: datetime) -> set[int]:
+    """PostgreSQL: :func:`write_ranking` for the rows whose item nobody holds a lease on at
+    ``now``; returns the rows written. The leased items are those an annotation is about to
+    update (its label count): left out, a long ranking write never makes one wait."""
+    params = _rank_params(project_id, rows, ranks)
+    if not params["rows"]:
+        return set()
+    written = session.execute(text(
+        f"UPDATE items SET queue_rank = v.rank {_PG_RANKS} AND NOT EXISTS (SELECT 1 FROM "
+        "assignments a WHERE a.item_id = items.id AND a.released_at IS NULL "
+        "AND a.completed_at IS NULL AND a.expires_at > :now) RETURNING items.row"),
+        {**params, "now": now}).scalars()
+    return {int(r) for r in written}
+
+
+def write_ranking_locked_rows(session: Session, project_id: int, rows: Any, ranks: Any, *,
+                              wait: bool) -> set[int]:
+    """PostgreSQL: :func:`write_ranking` for the rows no other transaction holds locked
+    (``wait=False``: ``FOR NO KEY UPDATE SKIP LOCKED``, an annotation in flight is not waited
+    for) or for all of them (``wait=True``); returns the rows written."""
+    params = _rank_params(project_id, rows, ranks)
+    if not params["rows"]:
+        return set()
+    lock = "FOR NO KEY UPDATE OF items" + ("" if wait else " SKIP LOCKED")
+    written = session.execute(text(
+        "WITH locked AS (SELECT items.id, v.rank FROM items JOIN unnest(CAST(:rows AS "
+        "integer[]), CAST(:ranks AS double precision[])) AS v(row, rank) ON items.row = v.row "
+        f"WHERE items.project_id = :pid {lock}) "
+        "UPDATE items SET queue_rank = locked.rank FROM locked WHERE items.id = locked.id "
+        "RETURNING items.row"), params).scalars()
+    return {int(r) for r in written}
 
 
 @dataclass(frozen=True)
