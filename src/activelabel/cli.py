@@ -190,7 +190,9 @@ def _simulate_spans(data: Path | None, strategies: str | None, seed_size: int,
                        "split} rows")
     try:
         spans_data = load_span_dataset(data)
-        names = [s.strip() for s in (strategies or "random,sequence_least_confidence").split(",")
+        from activelabel.labeling.span_rounds import SPAN_STRATEGY_DEFAULT
+
+        names = [s.strip() for s in (strategies or f"random,{SPAN_STRATEGY_DEFAULT}").split(",")
                  if s.strip()]
         err = Console(stderr=True)
         result = simulate_spans(

@@ -40,6 +40,7 @@ from ..spans import (
     vote_spans,
 )
 from ..store import Storage, get_project, iter_items
+from ..store.settings import ProjectSettings
 from ..strategies.sequence import SEQUENCE_STRATEGIES, EntityColdStart
 
 __all__ = ["SPAN_PREDICTIONS", "SpanRound", "span_round", "span_suggestion", "span_truth"]
@@ -50,6 +51,9 @@ SPAN_PREDICTIONS = "span_predictions"
 SPAN_COLD_START = "entity_cold_start"
 
 Progress = Callable[[dict[str, Any]], None]
+
+#: The span strategy of a project that names none: the declaration's default.
+SPAN_STRATEGY_DEFAULT = str(ProjectSettings.model_fields["span_strategy"].default)
 
 
 @dataclass
@@ -229,7 +233,7 @@ def _tag_and_select(tagger: CrfTagger, sents: _Sentences, candidates: NDArray[np
     predictions = _predictions(pred, sents, classes)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    name = str(settings.get("span_strategy") or "sequence_least_confidence")
+    name = str(settings.get("span_strategy") or SPAN_STRATEGY_DEFAULT)
     picked: NDArray[np.intp] = candidates[:0]
     scores: list[float | None] = []
     if candidates.size:

@@ -237,7 +237,7 @@ class ProjectSettings(BaseModel):
     span_strategy: Literal["sequence_least_confidence", "diverse_token_entropy",
                            "token_entropy_sum", "token_entropy_mean", "uncertain_tokens",
                            "random"] = _field(
-        "sequence_least_confidence", "Span strategy", "Active learning",
+        "uncertain_tokens", "Span strategy", "Active learning",
         "Span projects: how a round picks sentences, by the sequence model's uncertainty "
         "(least confidence of the best sequence, token entropy summed or averaged, count of "
         "uncertain tokens), the summed token entropy spread over clusters of sentences so a "
