@@ -59,6 +59,16 @@ def _open(page: Any, site: Site, who: Person) -> None:
     page.wait_for_selector("#choices button")
 
 
+def _open_grid(page: Any, site: Site, who: Person, size: int = 20) -> None:
+    """The label page in grid mode (G), showing ``size`` items."""
+    _open(page, site, who)
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid [role=gridcell]")
+    page.select_option("#grid-size", str(size))
+    page.wait_for_function(
+        f"document.querySelectorAll('#grid [role=gridcell]').length === {size}")
+
+
 def test_after_answer_the_suggestion_shows_once_a_label_is_chosen(page: Any, site: Site,
                                                                   shown: Any) -> None:
     shown(suggestion_display="after_answer", suggestion_min_confidence=0)
@@ -113,11 +123,7 @@ def test_grid_groups_by_suggestion_and_accepts_a_group(page: Any, site: Site,
                                                        shown: Any) -> None:
     shown(suggestion_display="always", suggestion_min_confidence=0)
     annotator = site.member("annotator")
-    _open(page, site, annotator)
-    page.keyboard.press("g")
-    page.wait_for_selector("#grid [role=gridcell]")
-    page.select_option("#grid-size", "20")
-    page.wait_for_function("document.querySelectorAll('#grid [role=gridcell]').length === 20")
+    _open_grid(page, site, annotator)
     heads = page.locator("#grid .group-head h2").all_inner_texts()
     assert heads
     assert all(h.startswith("Model suggests") for h in heads)
@@ -138,11 +144,7 @@ def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: 
                                                                shown: Any) -> None:
     shown(suggestion_display="after_answer", suggestion_min_confidence=0)
     annotator = site.member("annotator")
-    _open(page, site, annotator)
-    page.keyboard.press("g")
-    page.wait_for_selector("#grid [role=gridcell]")
-    page.select_option("#grid-size", "20")
-    page.wait_for_function("document.querySelectorAll('#grid [role=gridcell]').length === 20")
+    _open_grid(page, site, annotator)
     # Similar items together, but nothing names the model's label before an answer.
     heads = page.locator("#grid .group-head h2").all_inner_texts()
     assert len(heads) >= 2
