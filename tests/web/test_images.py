@@ -91,7 +91,8 @@ def test_image_folder_project_labeled_in_the_browser(
         assert current[0]["labels"] == [digit]
 
     page.keyboard.press("g")  # the grid shows thumbnails
-    page.wait_for_selector("#grid .cell img.file-image[data-loaded=true]")
-    first = page.locator("#grid .cell img.file-image").first
+    loaded = "#grid .cell img.file-image[data-loaded=true]"
+    page.wait_for_selector(loaded)
+    first = page.locator(loaded).first  # thumbnails arrive one by one: a loaded one
     assert first.get_attribute("src").startswith("blob:")
     assert axe_violations(page) == []
