@@ -128,7 +128,8 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
         engine_storage: Storage, digits: Arrays, monkeypatch: Any) -> None:
     """PostgreSQL writes the ranking in short transactions around the leased items (what an
     annotation updates next), then those, skipping a row an annotation holds locked until it
-    commits; every row ends with its rank. SQLite: one transaction, same result."""
+    commits; every row ends with its rank. SQLite: short transactions with a pause between
+    them (the API's writers get the one write lock there), one from ``REBUILD_FROM_ROWS``."""
     images, _ = digits
     seeded = new_project(engine_storage, rows=digit_rows(images, 60))
     pid = seeded.project_id
@@ -145,8 +146,17 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
         calls.append((sorted(int(x) for x in r), wait, sorted(done)))
         return done
 
+    sqlite_writes: list[int] = []
+
+    def sqlite_spy(session: Any, project_id: int, r: Any, k: Any) -> int:
+        assert session.in_transaction()
+        sqlite_writes.append(len(r))
+        return queue_module.write_ranking(session, project_id, r, k)
+
     monkeypatch.setattr(ranking_module, "PG_WRITE_CHUNK", 7)
+    monkeypatch.setattr(ranking_module, "SQLITE_WRITE_CHUNK", 7)
     monkeypatch.setattr(ranking_module, "write_ranking_locked_rows", spy)
+    monkeypatch.setattr(ranking_module, "write_ranking", sqlite_spy)
     locked, release = threading.Event(), threading.Event()
 
     def annotation_in_flight() -> None:  # holds the leased item's row, as a label count does
@@ -174,5 +184,11 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
         assert calls[0][:2] == (sorted(leased), False)
         assert calls[0][2] == sorted(leased[1:])
         assert calls[-1] == ([leased[0]], True, [leased[0]])
+        assert sqlite_writes == []
     else:
         assert calls == []
+        assert sqlite_writes == [7] * 8 + [4]
+        sqlite_writes.clear()  # a pool this size from REBUILD_FROM_ROWS on: one transaction
+        monkeypatch.setattr(ranking_module, "REBUILD_FROM_ROWS", 60)
+        write_full_ranking(engine_storage, pid, ranking)
+        assert sqlite_writes == [60]

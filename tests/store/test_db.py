@@ -113,6 +113,46 @@ def test_sqlite_write_sessions_take_the_lock_and_readonly_ones_do_not(tmp_path: 
     engine.dispose()
 
 
+def test_a_waiting_writer_gets_in_between_another_process_s_short_transactions(
+        tmp_path: Path) -> None:
+    """A long write made of short transactions with a pause after each (a round's ranking on
+    SQLite) must not hold the API's writers up for the whole write: each gets the lock at the
+    next pause. SQLite's own busy handler polls ever more rarely (up to every 100 ms) and
+    missed the pauses; the writers waited for the whole write."""
+    engine = create_engine_for(default_url(tmp_path))
+    migrate(engine)
+    holder = sqlite3.connect(tmp_path / "activelabel.db", timeout=30, isolation_level=None,
+                             check_same_thread=False)
+    chunk, pause, chunks = 0.12, 0.01, 16
+    stop = threading.Event()
+
+    def long_write() -> None:
+        for _ in range(chunks):
+            holder.execute("BEGIN IMMEDIATE")
+            time.sleep(chunk)
+            holder.execute("COMMIT")
+            time.sleep(pause)
+        stop.set()
+
+    thread = threading.Thread(target=long_write)
+    thread.start()
+    waits: list[float] = []
+    writers = session_factory(engine)
+    time.sleep(0.12)
+    while not stop.is_set() and len(waits) < 8:
+        began = time.monotonic()
+        with writers() as session, session.begin():
+            session.execute(select(1))  # BEGIN IMMEDIATE: waits for the lock
+            waits.append(time.monotonic() - began)
+        time.sleep(0.053)  # start again at another point of the holder's cycle
+    thread.join()
+    holder.close()
+    engine.dispose()
+    assert len(waits) == 8
+    # At most the rest of one chunk and the poll's gap (a loaded machine: some slack).
+    assert max(waits) < chunk + 0.06, [round(w * 1000) for w in waits]
+
+
 def test_url_forms(tmp_path: Path) -> None:
     assert create_engine_for("postgresql://u@h:5432/d").dialect.driver == "psycopg"
     with pytest.raises(ValueError, match="in-memory"):

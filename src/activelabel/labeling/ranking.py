@@ -29,6 +29,7 @@ from ..store.models import Item, Project, utcnow
 from ..store.queue import (
     KEY_BITS,
     RANDOM_BASE,
+    REBUILD_FROM_ROWS,
     SCORED_BASE,
     queue_keys,
     write_ranking,
@@ -50,6 +51,13 @@ PG_WRITE_CHUNK = 2_000
 #: annotations writing them; then one write that waits (the ranking always ends complete).
 _LEASED_TRIES = 5
 _LEASED_PAUSE = 0.02
+#: SQLite: ranks written per transaction below ``REBUILD_FROM_ROWS``, and the pause after
+#: each commit. SQLite has one write lock; the pause is longer than the gap between a
+#: waiting writer's polls (``store.db.SQLITE_BEGIN_TRY_MS``), so the annotations that queued
+#: up behind a chunk get the lock before the next one (one 20,000-row transaction held them
+#: up 120-330 ms while rounds ran).
+SQLITE_WRITE_CHUNK = 2_000
+SQLITE_WRITE_PAUSE = 0.01
 _MARGINS = "ranking_margins"
 
 
@@ -109,7 +117,9 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
 def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> None:
     """Write the ranks behind the batch (after the round's record, which wrote the batch).
 
-    SQLite: one transaction (indexes rebuilt, :func:`write_ranking`). PostgreSQL: transactions
+    SQLite: transactions of :data:`SQLITE_WRITE_CHUNK` rows with a pause after each (from
+    ``REBUILD_FROM_ROWS`` rows, one transaction that rebuilds the indexes, far faster on a
+    large pool: :func:`write_ranking`). PostgreSQL: transactions
     of :data:`PG_WRITE_CHUNK` rows that leave out the items someone holds a lease on (those
     an annotation updates next); those few rows are written last, a row an annotation holds
     locked skipped and tried again, then waited for. Every row ends with its rank."""
@@ -117,8 +127,13 @@ def write_full_ranking(storage: Storage, project_id: int, ranking: Ranking) -> N
         postgres = dialect_of(session) == "postgresql"
     rows, ranks = ranking.rows, ranking.ranks
     if not postgres:
-        with storage.sessions() as session, session.begin():
-            write_ranking(session, project_id, rows, ranks)
+        step = rows.shape[0] if rows.shape[0] >= REBUILD_FROM_ROWS else SQLITE_WRITE_CHUNK
+        for start in range(0, rows.shape[0], step):
+            if start:
+                time.sleep(SQLITE_WRITE_PAUSE)
+            with storage.sessions() as session, session.begin():
+                write_ranking(session, project_id, rows[start:start + step],
+                              ranks[start:start + step])
         return
     left: list[NDArray[np.int64]] = []
     for start in range(0, rows.shape[0], PG_WRITE_CHUNK):

@@ -64,6 +64,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6163746C6162  # "actlab"
 #: How long a SQLite connection waits for the write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long one try at SQLite's write lock (``BEGIN IMMEDIATE``) waits in SQLite's own busy
+#: handler before the next try. The handler sleeps longer the longer it has waited (1, 2, 5,
+#: 10 ... then 100 ms between polls), so a writer that has waited a while polls so rarely
+#: that it misses the moments another process's chunked writes leave the lock free, and a
+#: long write made in short transactions still holds it up for the whole write. Short tries,
+#: started again until :data:`SQLITE_BUSY_TIMEOUT_MS`, keep it polling every few ms.
+SQLITE_BEGIN_TRY_MS = 10
 #: A pooled PostgreSQL connection idle this long is pinged before it is handed out.
 PING_AFTER_IDLE_S = 5.0
 _READONLY = "activelabel_readonly"
@@ -178,8 +185,31 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    readonly = conn.get_execution_options().get(_READONLY, False)
-    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+    if conn.get_execution_options().get(_READONLY, False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    begin_immediate(dbapi)
+
+
+def begin_immediate(dbapi_connection: Any) -> None:
+    """``BEGIN IMMEDIATE`` on a SQLite driver connection, waiting for the write lock up to
+    :data:`SQLITE_BUSY_TIMEOUT_MS` in tries of :data:`SQLITE_BEGIN_TRY_MS` (see there why).
+    The connection's busy timeout is back to :data:`SQLITE_BUSY_TIMEOUT_MS` afterwards, for
+    the statements of the transaction."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BEGIN_TRY_MS}")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def session_factory(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
