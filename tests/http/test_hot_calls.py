@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from activelabel.http import hot
 from tests.support.api import Api, assert_error
@@ -120,3 +121,37 @@ def test_annotation_ordinary_calls_are_hot_and_the_rest_routed(api: Api,
                       headers={"Content-Type": "text/plain"})
     assert routed.status_code == 422
     assert hot_calls["annotate"] == 7
+
+
+def test_a_lease_commits_without_waiting_for_the_disk_and_a_label_waits(api: Api) -> None:
+    """``tasks/next`` (hot or routed) commits its lease with ``synchronous_commit = off`` on
+    PostgreSQL: a lease lost in a database crash is harmless. A label's commit waits for the
+    disk as ever. SQLite: neither statement exists there."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, settings={"free_labeling": False})
+    ann = api.member(pid, "annotator")
+    seen: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = api.storage.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        fast = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 1})
+        leases = [s for s in seen if "synchronous_commit" in s]
+        seen.clear()
+        routed = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 1, "x": "1"})
+        routed_leases = [s for s in seen if "synchronous_commit" in s]
+        seen.clear()
+        item = fast.json()[0]["item"]["id"]
+        label = api.post(f"/projects/{pid}/annotations", ann,
+                         json={"item_id": item, "labels": ["pos"]})
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert fast.status_code == routed.status_code == 200
+    assert label.status_code == 201, label.text
+    postgres = engine.dialect.name == "postgresql"
+    assert leases == routed_leases == (["SET LOCAL synchronous_commit = off"] if postgres else [])
+    assert not [s for s in seen if "synchronous_commit" in s]
+    assert any("INSERT INTO annotations" in s for s in seen), seen

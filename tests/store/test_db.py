@@ -15,7 +15,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
 from activelabel.store import create_engine_for, default_url, migrate, session_factory
-from activelabel.store.db import alembic_config, for_update_skip_locked, upsert
+from activelabel.store.db import (
+    alembic_config,
+    commit_without_waiting_for_flush,
+    for_update_skip_locked,
+    upsert,
+)
 from activelabel.store.models import Base, Item, Membership
 
 
@@ -283,3 +288,17 @@ def test_a_connection_back_moments_ago_is_not_pinged_and_a_dead_one_heals_the_po
     with pytest.raises(OperationalError):
         _backend_pid(pg_only_engine)
     assert _backend_pid(pg_only_engine) != first
+
+
+def test_commit_without_waiting_for_flush_holds_for_its_transaction_only(engine: Engine) -> None:
+    factory = session_factory(engine)
+    postgres = engine.dialect.name == "postgresql"
+    with factory() as session, session.begin():
+        commit_without_waiting_for_flush(session)
+        if postgres:
+            assert session.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    with factory() as session, session.begin():
+        if postgres:
+            assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        else:  # nothing to set: SQLite's commits in WAL mode never wait for a sync
+            assert session.execute(text("PRAGMA synchronous")).scalar() == 1

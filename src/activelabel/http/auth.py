@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from ..store import (
     MAX_ID,
     Storage,
+    commit_without_waiting_for_flush,
     project_access,
     project_with_role,
     record_token_use,
@@ -234,16 +235,20 @@ class WriteTurn:
         self.credentials = credentials
         self.ran = False
 
-    async def run(self, work: Callable[[Caller], T]) -> T:
+    async def run(self, work: Callable[[Caller], T], *, durable: bool = True) -> T:
         """Authenticate, ``work(caller)``, then commit (rollback if anything raises), in a
         worker thread holding the write slot, maybe in one transaction with the turns that
         waited for the slot beside it. The session is opened and closed in the trip: a request
-        cancelled before it leaves nothing open and runs nothing."""
+        cancelled before it leaves nothing open and runs nothing.
+
+        ``durable=False`` is for work whose loss in a crash of the database server is
+        harmless (a lease): when every turn of the transaction says so, its commit does not
+        wait for the log to reach the disk (:func:`~..store.db.commit_without_waiting_for_flush`)."""
         if self.ran:
             raise RuntimeError("this turn already ran")
         self.ran = True
         storage = storage_of(self.request)
-        job = _Job(self, work)
+        job = _Job(self, work, durable)
         waiting = _waiting(storage)
         waiting.append(job)
         try:
@@ -286,6 +291,8 @@ class _Job:
 
     turn: WriteTurn
     work: Callable[[Caller], object]
+    #: False: losing the work in a database crash is harmless (see :meth:`WriteTurn.run`).
+    durable: bool = True
     #: ``waiting`` for a trip, ``taken`` by one, ``done`` (``result``) or ``failed`` (``error``).
     state: str = "waiting"
     result: object = None
@@ -345,6 +352,7 @@ def _run_group(storage: Storage, group: list[_Job]) -> None:
     if len(group) > 1:
         try:
             with storage.sessions() as session, _committed(session):
+                _no_flush_wait_unless_durable(session, group)
                 results = []
                 for job in group:
                     results.append(job.run(session))
@@ -365,10 +373,16 @@ def _run_group(storage: Storage, group: list[_Job]) -> None:
     for job in group:
         try:
             with storage.sessions() as session, _committed(session):
+                _no_flush_wait_unless_durable(session, [job])
                 job.result = job.run(session)
             job.state = "done"
         except Exception as exc:  # raised again by the turn's own request
             job.state, job.error = "failed", exc
+
+
+def _no_flush_wait_unless_durable(session: Session, jobs: list[_Job]) -> None:
+    if not any(job.durable for job in jobs):
+        commit_without_waiting_for_flush(session)
 
 
 async def _write_turn(request: Request, credentials: Credentials) -> WriteTurn:

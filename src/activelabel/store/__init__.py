@@ -26,7 +26,13 @@ from .annotations import (
 )
 from .arrays import ArrayStore
 from .audit import audit_after, list_audit, record_audit
-from .db import create_engine_for, default_url, migrate, session_factory
+from .db import (
+    commit_without_waiting_for_flush,
+    create_engine_for,
+    default_url,
+    migrate,
+    session_factory,
+)
 from .errors import (
     ActivelabelError,
     Conflict,
@@ -169,6 +175,7 @@ __all__ = [
     "claim_job",
     "claim_job_by_id",
     "clear_login_failures",
+    "commit_without_waiting_for_flush",
     "content_hash",
     "count_items",
     "count_labeled_items",
