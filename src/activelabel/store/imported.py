@@ -12,12 +12,13 @@ item stay two labels (what agreement and consensus count).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from .db import bind_value, bulk_insert, dialect_of, insert_ignore
@@ -124,11 +125,20 @@ _PREDICTION_COLUMNS = ("project_id", "item_id", "labels", "score", "model", "sou
                        "created_at")
 
 
+#: A project found to hold no imported prediction is not asked again for this long by this
+#: process: ``tasks/next`` asks on every call until a project's first model, and most projects
+#: have none. Predictions this process stores show at once, another's (the worker's import)
+#: within this time.
+NO_PREDICTIONS_RECHECK_S = 5.0
+_none_until: dict[tuple[int, int], float] = {}
+
+
 def add_predictions(session: Session, project_id: int, job_id: int | None,
                     predictions: Sequence[ImportedPrediction]) -> int:
     """Store the imported predictions; returns how many."""
     if not predictions:
         return 0
+    _none_until.pop((id(session.get_bind()), project_id), None)
     now = bind_value(session, cast(Table, Prediction.__table__).c.created_at, utcnow())
     rows = [(project_id, p.item_id, json.dumps(p.labels), p.score, p.model, job_id, now)
             for p in predictions]
@@ -138,8 +148,12 @@ def add_predictions(session: Session, project_id: int, job_id: int | None,
 
 def predictions_of(session: Session, project_id: int, item_ids: Sequence[int]
                    ) -> dict[int, Prediction]:
-    """The newest imported prediction of each of ``item_ids`` that has one."""
+    """The newest imported prediction of each of ``item_ids`` that has one (no query for a
+    project lately found to hold none: :data:`NO_PREDICTIONS_RECHECK_S`)."""
     out: dict[int, Prediction] = {}
+    key = (id(session.get_bind()), project_id)
+    if _none_until.get(key, 0.0) > time.monotonic():
+        return out
     ids = list(dict.fromkeys(int(i) for i in item_ids))
     for start in range(0, len(ids), 1000):
         stmt = (select(Prediction).where(Prediction.project_id == project_id,
@@ -147,6 +161,9 @@ def predictions_of(session: Session, project_id: int, item_ids: Sequence[int]
                 .order_by(Prediction.id))
         for prediction in session.execute(stmt).scalars():
             out[prediction.item_id] = prediction
+    if not out and not session.execute(
+            select(exists().where(Prediction.project_id == project_id))).scalar():
+        _none_until[key] = time.monotonic() + NO_PREDICTIONS_RECHECK_S
     return out
 
 
