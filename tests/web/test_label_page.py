@@ -179,18 +179,45 @@ def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: 
                == sizes[0], timeout=20, what="the group's labels stored")
 
 
-def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any, modelled: Site) -> None:
+@pytest.fixture
+def no_audit_draws(modelled: Site) -> Iterator[Site]:
+    """No audit draws among the tasks handed out during the test (the project's share comes
+    back after). An audit draw reads to an annotator as what its queue rank says, mostly
+    "ranked behind the batch by the model's score": one in the second place of a page's
+    tasks (1 run in 20 at the default 5%) is no item of the round's batch."""
     site = modelled
+    share = site.get(f"/projects/{PROJECT}")["settings"]["audit_share"]
+
+    def set_(value: float) -> None:
+        changed = site.api("PATCH", f"/projects/{PROJECT}",
+                           json={"settings": {"audit_share": value}})
+        assert changed.status_code == 200, changed.text
+
+    set_(0.0)
+    try:
+        yield site
+    finally:
+        set_(share)
+
+
+def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any,
+                                                            no_audit_draws: Site) -> None:
+    site = no_audit_draws
     annotator = site.member("annotator")
     _open(page, site, annotator)
     now = site.get(f"/projects/{PROJECT}/progress", annotator)["round"]
     page.wait_for_function(f"document.getElementById('batch-progress').textContent"
                            f".startsWith(\"Round {now}'s batch\")")
+    # The page's tasks, renewed in the order it holds them (its own leases come first).
     tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
-    assert tasks[1]["why"]["round"] == now  # the next item in hand: this round's batch
+    assert page.get_attribute("#item", "data-item") == str(tasks[0]["item"]["id"])
+    # the next item in hand: picked by this round's strategy, in its batch
+    assert (tasks[1]["why"]["ranked_by"], tasks[1]["why"]["round"]) == ("strategy", now)
     run_round(site)  # a newer round finishes while the annotator holds these items
     page.keyboard.press("3")
     page.keyboard.press("Enter")  # the next item, still of the earlier round
+    page.wait_for_function(f"document.getElementById('item').dataset.item === "
+                           f"'{tasks[1]['item']['id']}'")
     page.wait_for_function(f"document.getElementById('batch-progress').textContent"
                            f".startsWith(\"Round {now}'s item · round {now + 1}:\")",
                            timeout=20_000)
