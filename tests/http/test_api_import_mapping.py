@@ -34,7 +34,8 @@ def _run(api: Api, job_id: int) -> dict[str, Any]:
 
 def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, labels=["ham", "spam"], settings={"suggestion_min_confidence": 0.575})
+    pid = api.project(owner, labels=["ham", "spam"], settings={
+        "suggestion_min_confidence": 0.575, "suggestion_display": "always"})
     annotator = api.member(pid, "annotator")
     answer = api.post(f"/projects/{pid}/uploads", owner, files=_file(ROWS))
     assert answer.status_code == 201, answer.text
@@ -76,6 +77,15 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
             continue
         assert task["suggestion"]["source"] == "imported"
         assert task["suggestion"]["label"] in ("ham", "spam")
+    # after_answer: the imported prediction comes with the answer, not with the task
+    later = api.patch(f"/projects/{pid}", owner, json={"settings": {
+        "suggestion_display": "after_answer"}})
+    assert later.status_code == 200, later.text
+    held = api.get(f"/projects/{pid}/tasks/next", annotator, params={"n": 5}).json()
+    assert [t["suggestion"] for t in held] == [None] * len(held)
+    answered = api.post(f"/projects/{pid}/tasks/suggestions", annotator, json={"answers": [
+        {"item_id": t["item"]["id"], "labels": ["ham"]} for t in tasks]}).json()
+    assert [a["suggestion"] for a in answered] == [t["suggestion"] for t in tasks]
     # "never" holds for imported predictions as for a model's
     never = api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
     assert never.status_code == 200, never.text
