@@ -52,9 +52,15 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     assert_error(api.get(f"/projects/{pid}/uploads/{upload}", annotator), 403, "forbidden")
     assert_error(api.post(f"/projects/{pid}/uploads", annotator, files=_file(ROWS)),
                  403, "forbidden")
-    assert_error(api.get(f"/projects/{pid}/uploads/..x.jsonl", owner), 400, "invalid_input")
-    assert_error(api.get(f"/projects/{pid}/uploads/0123456789ab-none.jsonl", owner),
-                 400, "invalid_input")
+    # A name the project holds no upload under: not found, however it is spelled.
+    for unknown in ("..x.jsonl", "0123456789ab-none.jsonl"):
+        error = assert_error(api.get(f"/projects/{pid}/uploads/{unknown}", owner),
+                             404, "not_found")
+        assert f"no upload {unknown!r} in project {pid}: upload the file first" \
+            in error["message"]
+        error = assert_error(api.post(f"/projects/{pid}/uploads/{unknown}/import", owner,
+                                      json={}), 404, "not_found")
+        assert f"no upload {unknown!r}" in error["message"]
     bad = api.post(f"/projects/{pid}/uploads/{upload}/import", owner,
                    json={"mapping": {"columns": {"label": "shown"}}})
     message = assert_error(bad, 422, "invalid_input")["message"]
