@@ -513,6 +513,10 @@ class ReviewAnnotation(BaseModel):
 class ReviewSuggestion(BaseModel):
     label: Any
     confidence: float | None
+    #: The active model behind it, and the round that trained that model (pages speak of
+    #: "the model of round 3"; None for a model no round trained).
+    model_version: int | None = None
+    model_round: int | None = None
 
 
 class ReviewFlag(BaseModel):
