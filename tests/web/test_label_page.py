@@ -256,11 +256,12 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
     if width < 500:  # phone: every button of the grid is at least 44 px
         page.keyboard.press("g")
         page.wait_for_selector("#grid [role=gridcell]")
-        # Measured once the grid is laid out (a refill may redraw it right after it shows).
-        page.wait_for_function("() => { const bs = [...document.querySelectorAll('#grid button')];"
-                               " return bs.length > 0 && bs.every(b => b.offsetWidth > 0); }")
-        sizes = page.eval_on_selector_all(
-            "#grid button", "bs => bs.map(b => [b.offsetWidth, b.offsetHeight])")
+        # Measured once the grid is laid out, in the same turn as the check (a refill may
+        # redraw it right after it shows, even between two calls from here).
+        sizes = page.wait_for_function(
+            "() => { const bs = [...document.querySelectorAll('#grid button')];"
+            " return bs.length > 0 && bs.every(b => b.offsetWidth > 0)"
+            " && bs.map(b => [b.offsetWidth, b.offsetHeight]); }").json_value()
         assert sizes
         assert min(min(s) for s in sizes) >= 44, sizes
 
