@@ -166,18 +166,25 @@ def test_wait_for_round_polls_until_done_and_raises_on_failure() -> None:
 
 
 def test_export_streams_to_the_file_or_writes_nothing(tmp_path: Path) -> None:
+    pattern = ("String should match pattern "
+               "'^(jsonl|csv|parquet|labelstudio|huggingface|spacy|conll|spans_jsonl)$'")
     rows = b"".join(json.dumps({"external_id": f"x{i}"}).encode() + b"\n" for i in range(1000))
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.params["format"] == "xml":
-            return error(400, "invalid_input", "format must be jsonl, csv or parquet")
+        if request.url.params["format"] == "xml":  # the API's answer: the query's pattern
+            return error(422, "invalid_input", f"invalid request: query.format: {pattern}. Fix "
+                         "the listed fields; the schema of every endpoint is at /docs",
+                         [{"field": "query.format", "loc": ["query", "format"],
+                           "message": pattern, "type": "string_pattern_mismatch"}])
         return httpx.Response(200, content=iter([rows[:5000], rows[5000:]]))
 
     c = Client(BASE, "tok", transport=httpx.MockTransport(handler))
     out = c.export(1, tmp_path / "labels.jsonl")
     assert out.read_bytes() == rows
-    with pytest.raises(ApiError, match="format must be"):
+    with pytest.raises(ApiError, match=r"query\.format") as refused:
         c.export(1, tmp_path / "labels.xml", format="xml")
+    assert (refused.value.status, refused.value.code) == (422, "invalid_input")
+    assert refused.value.details[0]["field"] == "query.format"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl"]
 
 

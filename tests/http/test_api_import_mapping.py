@@ -34,7 +34,8 @@ def _run(api: Api, job_id: int) -> dict[str, Any]:
 
 def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, labels=["ham", "spam"], settings={"suggestion_min_confidence": 0.575})
+    pid = api.project(owner, labels=["ham", "spam"], settings={
+        "suggestion_min_confidence": 0.575, "suggestion_display": "always"})
     annotator = api.member(pid, "annotator")
     answer = api.post(f"/projects/{pid}/uploads", owner, files=_file(ROWS))
     assert answer.status_code == 201, answer.text
@@ -51,9 +52,15 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     assert_error(api.get(f"/projects/{pid}/uploads/{upload}", annotator), 403, "forbidden")
     assert_error(api.post(f"/projects/{pid}/uploads", annotator, files=_file(ROWS)),
                  403, "forbidden")
-    assert_error(api.get(f"/projects/{pid}/uploads/..x.jsonl", owner), 400, "invalid_input")
-    assert_error(api.get(f"/projects/{pid}/uploads/0123456789ab-none.jsonl", owner),
-                 400, "invalid_input")
+    # A name the project holds no upload under: not found, however it is spelled.
+    for unknown in ("..x.jsonl", "0123456789ab-none.jsonl"):
+        error = assert_error(api.get(f"/projects/{pid}/uploads/{unknown}", owner),
+                             404, "not_found")
+        assert f"no upload {unknown!r} in project {pid}: upload the file first" \
+            in error["message"]
+        error = assert_error(api.post(f"/projects/{pid}/uploads/{unknown}/import", owner,
+                                      json={}), 404, "not_found")
+        assert f"no upload {unknown!r}" in error["message"]
     bad = api.post(f"/projects/{pid}/uploads/{upload}/import", owner,
                    json={"mapping": {"columns": {"label": "shown"}}})
     message = assert_error(bad, 422, "invalid_input")["message"]
@@ -76,6 +83,15 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
             continue
         assert task["suggestion"]["source"] == "imported"
         assert task["suggestion"]["label"] in ("ham", "spam")
+    # after_answer: the imported prediction comes with the answer, not with the task
+    later = api.patch(f"/projects/{pid}", owner, json={"settings": {
+        "suggestion_display": "after_answer"}})
+    assert later.status_code == 200, later.text
+    held = api.get(f"/projects/{pid}/tasks/next", annotator, params={"n": 5}).json()
+    assert [t["suggestion"] for t in held] == [None] * len(held)
+    answered = api.post(f"/projects/{pid}/tasks/suggestions", annotator, json={"answers": [
+        {"item_id": t["item"]["id"], "labels": ["ham"]} for t in tasks]}).json()
+    assert [a["suggestion"] for a in answered] == [t["suggestion"] for t in tasks]
     # "never" holds for imported predictions as for a model's
     never = api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
     assert never.status_code == 200, never.text

@@ -176,7 +176,7 @@ def test_dashboard_reports_rounds_annotators_and_labels(api: Api) -> None:
 
 def test_show_suggestions_off_hides_the_model_from_tasks(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, n_items=2)
+    pid = api.project(owner, n_items=2, settings={"suggestion_display": "always"})
     ids = _item_ids(api, pid, owner)
     _round_with_model(api, pid, ids, np.array([[0.9, 0.1], [0.2, 0.8]]))
     ann = api.member(pid, "annotator")
@@ -201,7 +201,11 @@ def test_suggestion_display_never_hides_the_model_and_keys_name_known_labels(api
     assert api.get(f"/projects/{pid}", owner).json()["settings"]["suggestion_display"] == \
         "after_answer"
     tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 2}).json()
-    assert [t["suggestion"]["label"] for t in tasks] == ["pos", "neg"]  # the page holds it back
+    assert [t["suggestion"] for t in tasks] == [None, None]  # it comes with the answer
+    assert [t["group"] for t in tasks] == [1, 2]
+    answered = api.post(f"/projects/{pid}/tasks/suggestions", ann, json={"answers": [
+        {"item_id": t["item"]["id"], "labels": ["neg"]} for t in tasks]}).json()
+    assert [a["suggestion"]["label"] for a in answered] == ["pos", "neg"]
     changed = api.patch(f"/projects/{pid}", owner, json={"settings": {
         "suggestion_display": "never", "label_keys": {"pos": "p", "neg": "n"},
         "label_colors": {"pos": "#1a7f37"}}})

@@ -115,6 +115,26 @@ def test_owners_change_settings_and_guidelines_with_validation(api: Api) -> None
     assert_error(api.get(f"/projects/{pid}/audit", reviewer), 403, "forbidden")
 
 
+def test_a_whole_number_written_as_a_float_is_that_number(api: Api) -> None:
+    """Integer settings take 285.0 as 285 (stored as an int); 285.5 is refused, named."""
+    owner = api.person("owner")
+    pid = api.project(owner)
+    whole = api.patch(f"/projects/{pid}", owner, json={"settings": {
+        "batch_size": 285.0, "lease_seconds": 600.0}})
+    assert whole.status_code == 200, whole.text
+    assert '"batch_size":285,' in whole.text  # an int, not 285.0
+    assert '"lease_seconds":600,' in whole.text
+    stored = api.get(f"/projects/{pid}", owner).json()["settings"]
+    assert (stored["batch_size"], stored["lease_seconds"]) == (285, 600)
+    for bad, says in [({"batch_size": 285.5}, "settings.batch_size: must be a whole number"),
+                      ({"lease_seconds": 600.5},
+                       "settings.lease_seconds: must be a whole number; got 600.5")]:
+        error = assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": bad}),
+                             422, "invalid_input")
+        assert says in error["message"], error
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["batch_size"] == 285
+
+
 def test_members_add_list_remove(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner)
@@ -142,8 +162,11 @@ def test_members_add_list_remove(api: Api) -> None:
     assert_error(api.delete(f"/projects/{pid}/members/{owner.username}", owner), 409, "conflict")
     assert api.delete(f"/projects/{pid}/members/{ann.username}", owner).status_code == 204
     assert_error(api.get(f"/projects/{pid}", ann), 404, "not_found")
-    assert_error(api.delete(f"/projects/{pid}/members/{ann.username}", owner),
-                 400, "invalid_input")
+    for gone in (ann.username, "nobody-at-all"):  # no longer a member; no such user
+        error = assert_error(api.delete(f"/projects/{pid}/members/{gone}", owner),
+                             404, "not_found")
+        assert f"{gone!r} is not a member of project {pid}: list the members" \
+            in error["message"]
     actions = [(e["action"], e["entity"]) for e in api.get(f"/projects/{pid}/audit",
                                                            owner).json()]
     assert actions[:3] == [("remove", "member"), ("set_role", "member"), ("set_role", "member")]

@@ -253,7 +253,8 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
                       params={"reason": "model_disagrees"}).json()
     assert {e["item_id"] for e in entries} == {items[0], items[1], items[4]}
     first = entries[0]
-    assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9)}
+    assert first["suggestion"] == {"label": "neg", "confidence": pytest.approx(0.9),
+                                   "model_version": 1, "model_round": None}  # no round's
     assert first["score"] == pytest.approx(0.9)
     assert first["detail"] == "model version 1 says 'neg' (0.90); the consensus is 'pos'"
     with api.storage.sessions() as session, session.begin():  # a model a round trained
@@ -264,6 +265,9 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     entries = api.get(f"/projects/{pid}/review", owner,
                       params={"reason": "model_disagrees"}).json()
     assert entries[0]["detail"].startswith(f"the model of round {number} says 'neg'")
+    # the round of the model behind the predictions, for the page to name it
+    assert {(e["suggestion"]["model_version"], e["suggestion"]["model_round"])
+            for e in entries} == {(2, number)}
 
 
 def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:

@@ -29,6 +29,7 @@ ROLES = ("annotator", "reviewer", "owner")
 MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/projects/{project_id}/tasks/next"): "annotator",
     ("POST", "/projects/{project_id}/tasks/{item_id}/release"): "annotator",
+    ("POST", "/projects/{project_id}/tasks/suggestions"): "annotator",
     ("POST", "/projects/{project_id}/annotations"): "annotator",
     ("POST", "/projects/{project_id}/annotations/{annotation_id}/review"): "reviewer",
     ("GET", "/projects/{project_id}"): "annotator",

@@ -89,7 +89,7 @@ def test_private_fields_are_hidden_from_annotators_only(api: Api) -> None:
 def test_tasks_carry_suggestion_and_why_from_the_latest_round(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=4, labels=["pos", "neg", "neutral"],
-                      settings={"suggestion_min_confidence": 0})
+                      settings={"suggestion_min_confidence": 0, "suggestion_display": "always"})
     ann = api.member(pid, "annotator")
     items = api.get(f"/projects/{pid}/items", owner).json()["items"]
     ids = [i["id"] for i in items]
@@ -171,7 +171,8 @@ def _trained(api: Api, pid: int, probs: np.ndarray) -> None:  # type: ignore[typ
 
 def test_no_suggestion_below_the_confidence_threshold_is_handed_out(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, n_items=4, labels=["a", "b", "c", "d"], settings={"overlap": 3})
+    pid = api.project(owner, n_items=4, labels=["a", "b", "c", "d"],
+                      settings={"overlap": 3, "suggestion_display": "always"})
     ann, rev = api.member(pid, "annotator"), api.member(pid, "reviewer")
     _trained(api, pid, np.array([[0.45, 0.25, 0.2, 0.1], [0.55, 0.15, 0.15, 0.15],
                                  [0.25, 0.25, 0.25, 0.25], [0.1, 0.1, 0.1, 0.7]]))
@@ -197,9 +198,77 @@ def test_no_suggestion_below_the_confidence_threshold_is_handed_out(api: Api) ->
 
 def test_the_default_threshold_is_at_most_0_6(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, n_items=3, labels=["yes", "no"])
+    pid = api.project(owner, n_items=3, labels=["yes", "no"],
+                      settings={"suggestion_display": "always"})
     ann = api.member(pid, "annotator")
     _trained(api, pid, np.array([[0.59, 0.41], [0.6, 0.4], [0.2, 0.8]]))
     tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 3}).json()
     got = {t["item"]["external_id"]: t["suggestion"] and t["suggestion"]["label"] for t in tasks}
     assert got == {"x0": None, "x1": "yes", "x2": "no"}  # twice chance (1.0) capped at 0.6
+
+
+def test_after_answer_an_annotator_gets_the_suggestion_with_an_answer_only(api: Api) -> None:
+    """Under after_answer (the default) an annotator's tasks carry no suggestion (the
+    browser's developer tools would show it), only a group number shared by the tasks the
+    model gives one label; the suggestion comes back for an answered item, as a task under
+    always would carry it. Reviewers and owners get it with their tasks."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=5, labels=["a", "b", "c"], settings={"overlap": 3})
+    ann, rev = api.member(pid, "annotator"), api.member(pid, "reviewer")
+    _trained(api, pid, np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.34, 0.33, 0.33],
+                                 [0.1, 0.9, 0.0], [0.9, 0.05, 0.05]]))
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["suggestion_display"] == \
+        "after_answer"
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 5}).json()
+    assert [t["suggestion"] for t in tasks] == [None] * 5
+    assert '"label"' not in api.get(f"/projects/{pid}/tasks/next", ann,
+                                    params={"n": 5}).text  # nowhere in the payload
+    group = {t["item"]["external_id"]: t["group"] for t in tasks}
+    # x0 and x3 (b), x1 and x4 (a): one number each, named in order of first appearance;
+    # x2 is below the threshold (twice chance: 0.67), so in no group
+    order = [t["group"] for t in tasks if t["group"] is not None]
+    assert list(dict.fromkeys(order)) == [1, 2]  # numbered as they first appear
+    assert group["x0"] == group["x3"] != group["x1"] == group["x4"]
+    assert group["x2"] is None
+    assert {g for g in group.values() if g is not None} == {1, 2}
+    ids = {t["item"]["external_id"]: t["item"]["id"] for t in tasks}
+    # the answer (any of the project's labels) brings the suggestion; nothing is stored
+    answered = api.post(f"/projects/{pid}/tasks/suggestions", ann, json={"answers": [
+        {"item_id": ids["x0"], "labels": ["c"]}, {"item_id": ids["x2"], "labels": ["a"]},
+        {"item_id": ids["x4"], "labels": ["a"]}]})
+    assert answered.status_code == 200, answered.text
+    got = {a["item_id"]: a["suggestion"] for a in answered.json()}
+    assert got[ids["x2"]] is None
+    assert (got[ids["x0"]]["label"], got[ids["x4"]]["label"]) == ("b", "a")
+    assert abs(got[ids["x0"]]["confidence"] - 0.8) < 1e-6
+    assert got[ids["x0"]]["model_round"] == 1  # the page names the model by its round
+    assert api.get(f"/projects/{pid}/stats", owner).json()["labeled"] == 0
+    # the same suggestion an owner's (or a reviewer's) task carries
+    for who in (owner, rev):
+        theirs = api.get(f"/projects/{pid}/tasks/next", who, params={"n": 5}).json()
+        carried = {t["item"]["id"]: t["suggestion"] for t in theirs}
+        assert carried[ids["x0"]] == got[ids["x0"]]
+        assert {t["group"] for t in theirs} == {None}
+    # under always the annotator's tasks carry it; under never the answer brings none
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "always"}})
+    always = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 5}).json()
+    assert {t["item"]["id"]: t["suggestion"] for t in always}[ids["x0"]] == got[ids["x0"]]
+    assert {t["group"] for t in always} == {None}
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "never"}})
+    never = api.post(f"/projects/{pid}/tasks/suggestions", ann, json={"answers": [
+        {"item_id": ids["x0"], "labels": ["b"]}]})
+    assert never.json() == [{"item_id": ids["x0"], "suggestion": None}]
+    # an answer is one the project takes, about one of its items
+    error = assert_error(api.post(f"/projects/{pid}/tasks/suggestions", ann, json={
+        "answers": [{"item_id": ids["x0"], "labels": ["z"]}]}), 400, "invalid_input")
+    assert "unknown labels ['z']" in error["message"]
+    assert_error(api.post(f"/projects/{pid}/tasks/suggestions", ann, json={
+        "answers": [{"item_id": ids["x0"], "labels": ["a", "b"]}]}), 400, "invalid_input")
+    other = api.project(owner, n_items=1, labels=["a", "b", "c"])
+    foreign = api.get(f"/projects/{other}/items", owner).json()["items"][0]["id"]
+    assert_error(api.post(f"/projects/{pid}/tasks/suggestions", ann, json={
+        "answers": [{"item_id": foreign, "labels": ["a"]}]}), 404, "not_found")
+    assert_error(api.post(f"/projects/{pid}/tasks/suggestions", ann, json={"answers": []}),
+                 422, "invalid_input")
+    assert_error(api.post(f"/projects/{pid}/tasks/suggestions", api.person("out"), json={
+        "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}), 404, "not_found")

@@ -45,6 +45,8 @@ ACCEPTANCE_UNCHECKED = {
         "a label must be one of the project's labels, their count fit its task",
     ("GET", "/api/v1/projects/{project_id}/export"):
         "conll and spans_jsonl are for span projects only (the run's project classifies)",
+    ("POST", "/api/v1/projects/{project_id}/tasks/suggestions"):
+        "the items must be the project's, the labels chosen its labels",
     ("DELETE", "/api/v1/projects/{project_id}/members/{username}"):
         "the user must be a member of the project",
     ("GET", "/api/v1/projects/{project_id}/uploads/{upload}"):

@@ -86,7 +86,7 @@ def test_a_plugin_model_drives_rounds_like_a_built_in_one(engine_storage: Storag
     assert np.allclose(sorted(margins), margins, atol=1e-6)  # smallest margins first
     with engine_storage.sessions() as session, session.begin():
         project = get_project(session, seeded.project_id)
-        tasks = lease_tasks(session, engine_storage.arrays, project, "annotator",
+        tasks = lease_tasks(session, engine_storage.arrays, project, "owner",
                             seeded.owner_id, 3)
     row = picked[0]
     assert tasks[0].suggestion is not None

@@ -104,7 +104,7 @@ def test_a_served_model_drives_rounds(engine_storage: Storage, digits: Arrays,
     assert pickle.loads(raw)["remote"] == {"url": server.url, "model_id": predict["model_id"]}
     with engine_storage.sessions() as session, session.begin():
         project = get_project(session, seeded.project_id)
-        tasks = lease_tasks(session, engine_storage.arrays, project, "annotator",
+        tasks = lease_tasks(session, engine_storage.arrays, project, "owner",
                             seeded.owner_id, 1)
     assert tasks[0].suggestion is not None
     assert tasks[0].suggestion.label == str(int(np.argmax(probs[picked[0]])))

@@ -55,6 +55,9 @@ def test_defaults_are_filled_in_and_given_values_kept() -> None:
     ({"featurizer_params": []}, "settings.featurizer_params", "dictionary"),
     ({"batch_size": 0}, "settings.batch_size", "whole number from 1 to 10000, or \"auto\""),
     ({"batch_size": 2.5}, "settings.batch_size", "whole number"),
+    ({"batch_size": 285.5}, "settings.batch_size", "got 285.5"),
+    ({"lease_seconds": 600.5}, "settings.lease_seconds", "must be a whole number; got 600.5"),
+    ({"label_budget": float("inf")}, "settings.label_budget", "whole number; got inf"),
     ({"batch_size": "5"}, "settings.batch_size", "got '5'"),
     ({"retrain_every_labels": "often"}, "settings.retrain_every_labels", "or \"auto\""),
     ({"overlap": True}, "settings.overlap", "valid integer"),
@@ -80,6 +83,20 @@ def test_bad_values_are_refused_naming_the_setting(given: dict[str, Any], field:
     assert isinstance(caught.value, InvalidInput)
     assert [d["field"] for d in caught.value.details] == [field]
     assert says in caught.value.message
+
+
+def test_a_whole_number_written_as_a_float_is_stored_as_int() -> None:
+    """A client that writes every number as a float (285.0) means the whole number."""
+    stored = validate_settings({"batch_size": 285.0, "lease_seconds": 600.0,
+                                "label_budget": 1000.0, "retrain_every_labels": 50.0})
+    for name, value in [("batch_size", 285), ("lease_seconds", 600), ("label_budget", 1000),
+                        ("retrain_every_labels", 50)]:
+        assert stored[name] == value
+        assert type(stored[name]) is int, name
+    assert type(validate_settings({"target_accuracy": 1.0})["target_accuracy"]) is float
+    assert ProjectSettingsChange.model_validate({"overlap": 2.0}).overlap == 2
+    with pytest.raises(InvalidSettings, match="valid integer"):
+        validate_settings({"overlap": True})  # a boolean is not a number here
 
 
 def test_the_sentence_featurizer_needs_its_extra() -> None:

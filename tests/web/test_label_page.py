@@ -72,7 +72,12 @@ def _open_grid(page: Any, site: Site, who: Person, size: int = 20) -> None:
 def test_after_answer_the_suggestion_shows_once_a_label_is_chosen(page: Any, site: Site,
                                                                   shown: Any) -> None:
     shown(suggestion_display="after_answer", suggestion_min_confidence=0)
-    _open(page, site, site.member("annotator"))
+    annotator = site.member("annotator")
+    _open(page, site, annotator)
+    # what the browser holds names no label: the suggestion comes with the answer
+    held = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 10})
+    assert held
+    assert all(t["suggestion"] is None and t["group"] for t in held)
     assert page.locator("#suggested-label").count() == 0
     assert page.locator("#choices .suggested").count() == 0
     assert "once you have chosen" in page.inner_text("#suggestion")
@@ -170,6 +175,7 @@ def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: 
     page.locator("#grid .accept-group").first.click()
     first = page.locator("#grid .group-cells").first
     assert first.locator(".pick").all_inner_texts() == ["3"] * sizes[0]
+    page.wait_for_selector("#grid .group-head .group-model")  # the answers brought it
     assert first.locator(".cell-suggestion").count() == sizes[0]
     assert "model suggests" in page.locator("#grid .group-head").first.inner_text()
     assert "model suggests" not in page.locator("#grid .group-head").nth(1).inner_text()
@@ -179,18 +185,45 @@ def test_grid_after_answer_groups_neutrally_and_labels_a_group(page: Any, site: 
                == sizes[0], timeout=20, what="the group's labels stored")
 
 
-def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any, modelled: Site) -> None:
+@pytest.fixture
+def no_audit_draws(modelled: Site) -> Iterator[Site]:
+    """No audit draws among the tasks handed out during the test (the project's share comes
+    back after). An audit draw reads to an annotator as what its queue rank says, mostly
+    "ranked behind the batch by the model's score": one in the second place of a page's
+    tasks (1 run in 20 at the default 5%) is no item of the round's batch."""
     site = modelled
+    share = site.get(f"/projects/{PROJECT}")["settings"]["audit_share"]
+
+    def set_(value: float) -> None:
+        changed = site.api("PATCH", f"/projects/{PROJECT}",
+                           json={"settings": {"audit_share": value}})
+        assert changed.status_code == 200, changed.text
+
+    set_(0.0)
+    try:
+        yield site
+    finally:
+        set_(share)
+
+
+def test_the_batch_line_names_the_round_of_the_item_in_hand(page: Any,
+                                                            no_audit_draws: Site) -> None:
+    site = no_audit_draws
     annotator = site.member("annotator")
     _open(page, site, annotator)
     now = site.get(f"/projects/{PROJECT}/progress", annotator)["round"]
     page.wait_for_function(f"document.getElementById('batch-progress').textContent"
                            f".startsWith(\"Round {now}'s batch\")")
+    # The page's tasks, renewed in the order it holds them (its own leases come first).
     tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
-    assert tasks[1]["why"]["round"] == now  # the next item in hand: this round's batch
+    assert page.get_attribute("#item", "data-item") == str(tasks[0]["item"]["id"])
+    # the next item in hand: picked by this round's strategy, in its batch
+    assert (tasks[1]["why"]["ranked_by"], tasks[1]["why"]["round"]) == ("strategy", now)
     run_round(site)  # a newer round finishes while the annotator holds these items
     page.keyboard.press("3")
     page.keyboard.press("Enter")  # the next item, still of the earlier round
+    page.wait_for_function(f"document.getElementById('item').dataset.item === "
+                           f"'{tasks[1]['item']['id']}'")
     page.wait_for_function(f"document.getElementById('batch-progress').textContent"
                            f".startsWith(\"Round {now}'s item · round {now + 1}:\")",
                            timeout=20_000)
@@ -223,17 +256,20 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
     if width < 500:  # phone: every button of the grid is at least 44 px
         page.keyboard.press("g")
         page.wait_for_selector("#grid [role=gridcell]")
-        # Measured once the grid is laid out (a refill may redraw it right after it shows).
-        page.wait_for_function("() => { const bs = [...document.querySelectorAll('#grid button')];"
-                               " return bs.length > 0 && bs.every(b => b.offsetWidth > 0); }")
-        sizes = page.eval_on_selector_all(
-            "#grid button", "bs => bs.map(b => [b.offsetWidth, b.offsetHeight])")
+        # Measured once the grid is laid out, in the same turn as the check (a refill may
+        # redraw it right after it shows, even between two calls from here).
+        sizes = page.wait_for_function(
+            "() => { const bs = [...document.querySelectorAll('#grid button')];"
+            " return bs.length > 0 && bs.every(b => b.offsetWidth > 0)"
+            " && bs.map(b => [b.offsetWidth, b.offsetHeight]); }").json_value()
         assert sizes
         assert min(min(s) for s in sizes) >= 44, sizes
 
 
 def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: Site) -> None:
-    made = site.api("POST", "/projects", json={"name": unique("seed"), "labels": ["a", "b"]})
+    # no audit draws: the owner's first task would then say "Drawn at random" (1 run in 20)
+    made = site.api("POST", "/projects", json={"name": unique("seed"), "labels": ["a", "b"],
+                                               "settings": {"audit_share": 0}})
     assert made.status_code == 201, made.text
     pid = made.json()["id"]
     rows = [{"external_id": f"s{i}", "data": {"text": f"message number {i} about {i % 7}"}}

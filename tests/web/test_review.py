@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import wait_until
-from tests.support.web import PROJECT, Site, log_in
+from tests.support.web import PROJECT, Site, label_by_oracle, log_in, run_round
 
 
 def _history(site: Site, item_id: int) -> list[dict[str, Any]]:
@@ -75,6 +75,38 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     page.goto(f"{site.url}/projects/{PROJECT}/label")
     page.wait_for_selector("#my-flags li .note")
     assert "reviewer: It is a 5: the top bar is flat." in page.inner_text("#my-flags")
+
+
+def test_the_review_names_the_model_by_its_round(page: Any, site: Site) -> None:
+    """As the dashboard and the labeling page do: "the model of round N" says what."""
+    if not site.get(f"/projects/{PROJECT}/models"):
+        label_by_oracle(site, site.member("annotator"), 60)
+        run_round(site)
+    (active,) = [m for m in site.get(f"/projects/{PROJECT}/models") if m["is_active"]]
+    number = site.get(f"/projects/{PROJECT}/rounds/{active['round_id']}?limit=0")["number"]
+    first, second = site.member("annotator"), site.member("annotator")
+    (task,) = site.get(f"/projects/{PROJECT}/tasks/next", first, params={"n": 1})
+    item_id = int(task["item"]["id"])
+    for who, digit in ((first, "3"), (second, "5")):
+        answer = site.api("POST", f"/projects/{PROJECT}/annotations", who,
+                          json={"item_id": item_id, "labels": [digit]})
+        assert answer.status_code == 201, answer.text
+    entries = site.get(f"/projects/{PROJECT}/review", params={
+        "reason": "disagreement", "annotator": second.username})
+    (entry,) = [e for e in entries if e["item_id"] == item_id]
+    assert (entry["suggestion"]["model_version"], entry["suggestion"]["model_round"]) == (
+        active["version"], number)
+    log_in(page, site, site.member("reviewer"))
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.get_by_label("Annotator", exact=True).select_option(second.username)
+    page.get_by_label("Show", exact=True).select_option("disagreement")
+    page.get_by_role("button", name="Apply").click()
+    card = page.locator(f"article[data-item='{item_id}']")
+    page.wait_for_selector(f"article[data-item='{item_id}'] .consensus")
+    text = card.inner_text()
+    assert f"the model of round {number} says {entry['suggestion']['label']}" in text, text
+    assert "current model" not in text
 
 
 def test_annotators_cannot_review(page: Any, site: Site) -> None:

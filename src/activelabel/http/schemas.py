@@ -372,9 +372,31 @@ class TaskItem(BaseModel):
 
 class TaskOut(BaseModel):
     item: TaskItem
+    #: None under ``after_answer`` for annotators: it comes with their answer
+    #: (``POST tasks/suggestions``).
     suggestion: Suggestion | None
     why: Why | None
     lease_expires_at: datetime
+    group: int | None = Field(None, description=(
+        "Under suggestion_display after_answer, for annotators (whose tasks then carry no "
+        "suggestion): the tasks of this answer whose suggestions name one label share this "
+        "number (1, 2, ... in order of first appearance), so similar items can be shown "
+        "together; null without a confident suggestion and in the other modes."))
+
+
+class AnsweredItem(Body):
+    item_id: Annotated[int, Field(ge=1, le=MAX_ID)]
+    #: The labels the annotator chose (checked as an annotation's are); nothing is stored.
+    labels: Annotated[list[Answer], Field(max_length=1000)]
+
+
+class AnswersIn(Body):
+    answers: Annotated[list[AnsweredItem], Field(min_length=1, max_length=100)]
+
+
+class AnsweredSuggestion(BaseModel):
+    item_id: int
+    suggestion: Suggestion | None
 
 
 class JobOut(BaseModel):
@@ -491,6 +513,10 @@ class ReviewAnnotation(BaseModel):
 class ReviewSuggestion(BaseModel):
     label: Any
     confidence: float | None
+    #: The active model behind it, and the round that trained that model (pages speak of
+    #: "the model of round 3"; None for a model no round trained).
+    model_version: int | None = None
+    model_round: int | None = None
 
 
 class ReviewFlag(BaseModel):

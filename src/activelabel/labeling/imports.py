@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from ..store import (
     InvalidInput,
+    NotFound,
     Storage,
     add_items,
     content_hash,
@@ -151,11 +152,11 @@ _UPLOAD_NAME = re.compile(r"^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,100}$")
 
 def upload_path(storage: Storage, project_id: int, upload: str) -> Path:
     """The saved upload named ``upload`` (what :func:`save_upload` returned, its name) of the
-    project; InvalidInput when there is none."""
+    project; NotFound when there is none."""
     folder = storage.location.uploads_dir / f"project_{int(project_id)}"
     path = folder / upload
     if not _UPLOAD_NAME.match(upload) or not path.is_file():
-        raise InvalidInput(f"no upload {upload!r} in project {project_id}: upload the file "
+        raise NotFound(f"no upload {upload!r} in project {project_id}: upload the file "
                            "first (POST /projects/{id}/uploads) and use the name it returns")
     return path
 

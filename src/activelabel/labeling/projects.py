@@ -201,11 +201,12 @@ def set_role(session: Session, project_id: int, actor_id: int, username: str,
 
 
 def remove_role(session: Session, project_id: int, actor_id: int, username: str) -> None:
-    """Remove a member; the last owner cannot be removed."""
+    """Remove a member (NotFound when ``username`` is none); the last owner cannot be
+    removed."""
     user = get_user_by_name(session, username)
     role = None if user is None else role_of(session, project_id, user.id)
     if user is None or role is None:
-        raise InvalidInput(f"{username!r} is not a member of project {project_id}: list the "
+        raise NotFound(f"{username!r} is not a member of project {project_id}: list the "
                            "members first")
     if role == Role.OWNER and _owners(session, project_id) <= 1:
         raise Conflict(f"{username} is the last owner of project {project_id}: make someone "

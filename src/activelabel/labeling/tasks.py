@@ -9,7 +9,11 @@ annotators: their split reads ``pool`` and, in a project that mixes gold in (``g
 Suggestions are handed out only as the project says: none under ``suggestion_display``
 ``never`` or with ``show_suggestions`` off, and none less sure than :func:`min_confidence`
 (the page shows what it gets: one threshold, here). A span project's suggestions are kept
-whatever the whole tagging's probability: each span carries its own confidence.
+whatever the whole tagging's probability: each span carries its own confidence. Under
+``after_answer`` an annotator's tasks carry no suggestion (what the browser receives, its
+developer tools show): only ``group``, a number shared by the tasks of one answer that names
+no label, so that the grid can put similar items together. The suggestion of an item comes
+with the annotator's answer (:func:`answered_suggestions`), before it is submitted.
 
 The active model's class probabilities live in the array store (``probs``, one row per
 ``Item.row``); :func:`model_probs` keeps them memory-mapped between requests and reopens them
@@ -30,7 +34,16 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ..store import ArrayStore, ProjectSettings, next_tasks, settings_of
+from ..store import (
+    ArrayStore,
+    ProjectSettings,
+    active_model_version,
+    get_item,
+    get_round,
+    next_tasks,
+    settings_of,
+)
+from ..store.annotations import check_labels
 from ..store.models import Project, Role
 from ..store.queue import SCORED_BASE, Task
 from .span_rounds import SPAN_PREDICTIONS, span_suggestion
@@ -41,6 +54,8 @@ __all__ = [
     "Suggestion",
     "TaskView",
     "Why",
+    "active_model",
+    "answered_suggestions",
     "confident",
     "hidden_fields",
     "lease_tasks",
@@ -49,6 +64,7 @@ __all__ = [
     "suggestion",
     "visible_data",
     "why_of",
+    "withholds_suggestions",
 ]
 
 #: Name of the array of the active model's class probabilities (row = item.row).
@@ -243,6 +259,17 @@ class TaskView:
     suggestion: Suggestion | None
     why: Why | None
     lease_expires_at: datetime
+    #: Under ``after_answer``, for annotators: the tasks of this answer whose suggestions
+    #: name one label share a number (1, 2, ... in order of first appearance); None without
+    #: a confident suggestion, and in the other modes (the suggestion itself is sent).
+    group: int | None = None
+
+
+def withholds_suggestions(settings: ProjectSettings, project: Project, role: str) -> bool:
+    """Whether ``role``'s tasks carry no suggestion until an answer: annotators of a project
+    showing them ``after_answer`` (a span project's page starts from the model's spans)."""
+    return (settings.suggestion_display == "after_answer" and project.task != "spans"
+            and not Role(role).at_least(Role.REVIEWER))
 
 
 def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: str,
@@ -271,18 +298,63 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
                                                                     len(project.labels))
     spans = None if model is None or project.task != "spans" else arrays.load(
         project.id, SPAN_PREDICTIONS, mmap=False)
+    withheld = withholds_suggestions(settings, project, role)
+    groups: dict[str, int] = {}
     out: list[TaskView] = []
     for task in tasks:
         item = task.item
         why = None if hide_why else why_of(task, reveal_audit=not annotator)
+        hint = confident(imported.get(item.id) if model is None else suggestion(
+            project, probs, item.row, model, _model_round(task, model), spans), threshold)
+        group = None
+        if withheld and hint is not None:
+            group = groups.setdefault(repr(hint.label), len(groups) + 1)
         out.append(TaskView(
             item_id=item.id, external_id=item.external_id,
             split="pool" if annotator and item.split == "gold" else item.split,
             data=visible_data(item.data, hidden),
-            suggestion=confident(imported.get(item.id) if model is None else suggestion(
-                project, probs, item.row, model, _model_round(task, model), spans), threshold),
-            why=why, lease_expires_at=task.expires_at))
+            suggestion=None if withheld else hint,
+            why=why, lease_expires_at=task.expires_at, group=group))
     return out
+
+
+def answered_suggestions(session: Session, arrays: ArrayStore, project: Project,
+                         answers: list[tuple[int, Any]]) -> list[tuple[int, Suggestion | None]]:
+    """Each answered item's suggestion, as its task would have carried it (the active model's,
+    or an imported prediction before any; None below the project's threshold, and for every
+    item when the project shows none): ``answers`` are (item id, the labels the caller chose),
+    checked as an annotation's labels are (NotFound for an item of another project)."""
+    settings = settings_of(project.settings)
+    items = []
+    for item_id, labels in answers:
+        item = get_item(session, project.id, item_id)
+        check_labels(project, labels, item)
+        items.append(item)
+    if not settings.show_suggestions or settings.suggestion_display == "never":
+        return [(item.id, None) for item in items]
+    active = active_model(session, project.id)
+    threshold = 0.0 if project.task == "spans" else min_confidence(settings,
+                                                                    len(project.labels))
+    if active is None:
+        imported = _imported_suggestions(session, project, [item.id for item in items])
+        return [(item.id, confident(imported.get(item.id), threshold)) for item in items]
+    version, model_round = active
+    probs = model_probs(arrays, project.id)
+    spans = None if project.task != "spans" else arrays.load(project.id, SPAN_PREDICTIONS,
+                                                              mmap=False)
+    return [(item.id, confident(suggestion(project, probs, item.row, version, model_round,
+                                           spans), threshold))
+            for item in items]
+
+
+def active_model(session: Session, project_id: int) -> tuple[int, int | None] | None:
+    """The project's active model: its version and the number of the round that trained it
+    (None for a model no round trained); None before the first model."""
+    model = active_model_version(session, project_id)
+    if model is None:
+        return None
+    return model.version, (None if model.round_id is None
+                           else get_round(session, project_id, model.round_id).number)
 
 
 def _imported_suggestions(session: Session, project: Project, item_ids: list[int]

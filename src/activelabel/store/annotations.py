@@ -44,6 +44,7 @@ __all__ = [
     "Revision",
     "RoundDue",
     "annotate",
+    "check_labels",
     "count_labeled_items",
     "count_labeled_since",
     "current_labels",
@@ -127,6 +128,12 @@ def _check_labels(project: Project, labels: Any, item: Item | None = None) -> li
         raise InvalidInput(f"a classification project takes exactly one label, got "
                            f"{len(labels)}; use a multilabel project for several")
     return list(labels)
+
+
+def check_labels(project: Project, labels: Any, item: Item | None = None) -> list[Any]:
+    """``labels`` as a list when the project takes them for ``item`` (an annotation's check);
+    InvalidInput says what is wrong."""
+    return _check_labels(project, labels, item)
 
 
 def _is_superseded(session: Session, annotation_id: int) -> int | None:

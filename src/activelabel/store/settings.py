@@ -127,6 +127,34 @@ def _field(default: Any, title: str, group: str, description: str, *,
                  **limits)
 
 
+def _takes_int(annotation: Any) -> bool:
+    """Whether a setting's type holds whole numbers and no other numbers (``int``, ``int |
+    None``, a bounded ``int`` or ``"auto"``): a float there is refused unless it is whole."""
+    found: set[Any] = set()
+
+    def walk(kind: Any) -> None:
+        if typing.get_origin(kind) is Annotated:
+            walk(typing.get_args(kind)[0])
+        elif typing.get_args(kind) and typing.get_origin(kind) is not Literal:
+            for part in typing.get_args(kind):
+                walk(part)
+        else:
+            found.add(kind)
+
+    walk(annotation)
+    return int in found and float not in found and not any(
+        typing.get_origin(k) in (dict, list) for k in found)
+
+
+def _whole_floats_as_int(data: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
+    """``data`` with each whole float (285.0) of an integer setting as the int it names (a
+    client that writes every number as a float, JavaScript's JSON of a computed value, means
+    285); a float with a fraction is left for the field's check to refuse."""
+    whole = {k: int(v) for k, v in data.items() if type(v) is float and v.is_integer()
+             and k in fields and _takes_int(fields[k].annotation)}
+    return {**data, **whole} if whole else data
+
+
 def _known_labels(value: Mapping[str, Any], info: ValidationInfo, what: str) -> None:
     """Refuse names that are not the project's labels (when the labels are known)."""
     labels = (info.context or {}).get("labels")
@@ -144,6 +172,10 @@ class InvalidSettings(InvalidInput):
     def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.details = details
+
+
+#: Integer settings that also take "auto" (their own message names both).
+_COUNT_OR_AUTO = ("batch_size", "retrain_every_labels")
 
 
 class ProjectSettings(BaseModel):
@@ -358,6 +390,7 @@ class ProjectSettings(BaseModel):
             if unknown:
                 raise ValueError(f"unknown settings {', '.join(unknown)}: known ones are "
                                  f"{', '.join(cls.model_fields)}")
+            return _whole_floats_as_int(data, cls.model_fields)
         return data
 
     @field_validator("strategy", "model", "featurizer")
@@ -455,7 +488,18 @@ class ProjectSettings(BaseModel):
         _known_labels(value, info, "label colours")
         return value
 
-    @field_validator("batch_size", "retrain_every_labels", mode="wrap")
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _whole_number(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        """An integer setting given a number with a fraction says so (whole floats were made
+        ints before: :func:`_whole_floats_as_int`)."""
+        name = info.field_name
+        if (type(value) is float and name is not None and name not in _COUNT_OR_AUTO
+                and _takes_int(cls.model_fields[name].annotation)):
+            raise ValueError(f"must be a whole number; got {value!r}")
+        return handler(value)
+
+    @field_validator(*_COUNT_OR_AUTO, mode="wrap")
     @classmethod
     def _count_or_auto(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
         """A whole number within the field's bounds, or "auto"."""

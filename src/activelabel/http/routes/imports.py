@@ -168,7 +168,8 @@ async def post_upload(project_id: PathId, request: Request, caller: Reader) -> I
 
 @router.get("/projects/{project_id}/uploads/{upload}", response_model=ImportPreview)
 def get_upload(project_id: PathId, upload: str, caller: Reader) -> ImportPreview:
-    """The preview of a saved upload again (with the project's saved mapping). Owners only."""
+    """The preview of a saved upload again (with the project's saved mapping); 404 for a
+    name the project holds no upload under. Owners only."""
     caller.project(project_id, Role.OWNER)
     path = upload_path(caller.storage, project_id, upload)
     return ImportPreview(**preview_import(caller.session, project_id, path))
@@ -179,7 +180,8 @@ def get_upload(project_id: PathId, upload: str, caller: Reader) -> ImportPreview
 def import_upload(project_id: PathId, upload: str, body: ImportRequest,
                   caller: Writer) -> JobAccepted:
     """Import a saved upload with ``mapping`` (default: the project's saved mapping), which
-    the project keeps for the next upload. Owners only."""
+    the project keeps for the next upload; 404 for a name the project holds no upload
+    under. Owners only."""
     caller.project(project_id, Role.OWNER)
     path = upload_path(caller.storage, project_id, upload)
     mapping = None if body.mapping is None else body.mapping.model_dump()

@@ -96,7 +96,8 @@ def put_member(project_id: PathId, body: MemberIn, caller: Writer) -> MemberOut:
 @router.delete("/projects/{project_id}/members/{username}", status_code=204,
                response_class=Response)
 def delete_member(project_id: PathId, username: str, caller: Writer) -> Response:
-    """Remove a member. Owners only; the last owner cannot be removed."""
+    """Remove a member (404 when the user is not one). Owners only; the last owner cannot
+    be removed."""
     caller.project(project_id, Role.OWNER)
     remove_role(caller.session, project_id, caller.user.id, username)
     return Response(status_code=204)

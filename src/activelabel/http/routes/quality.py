@@ -15,7 +15,7 @@ from ...labeling.review import (
     items_by_id,
     review_queue,
 )
-from ...labeling.tasks import model_probs, suggestion
+from ...labeling.tasks import active_model, model_probs, suggestion
 from ...store import MAX_ID, Role, active_model_version
 from ..auth import Reader, Writer
 from ..schemas import (
@@ -58,20 +58,20 @@ def review(project_id: PathId, caller: Reader,
                                               "selected the item")] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ReviewEntryOut]:
     """The ranked review queue, best first: one entry per item and reason, with the item,
-    its current labels, the consensus, the model's suggestion and any open flag. Reviewers and
-    owners."""
+    its current labels, the consensus, the active model's suggestion (with the round that
+    trained that model) and any open flag. Reviewers and owners."""
     project, _ = caller.project(project_id, Role.REVIEWER)
     entries, ctx = review_queue(caller.session, caller.storage, project, reason=reason,
                                 annotator=annotator, label=_label_param(label, project.labels),
                                 round_number=round, limit=limit)
     items = items_by_id(caller.session, sorted({e.item_id for e in entries}))
-    model = active_model_version(caller.session, project_id)
+    model = active_model(caller.session, project_id)
     probs = None if model is None else model_probs(caller.storage.arrays, project_id)
     open_flags = {e.item_id: e.flag for e in entries if e.flag is not None}
     out = []
     for entry in entries:
         item = items[entry.item_id]
-        hint = None if model is None else suggestion(project, probs, item.row, model.version)
+        hint = None if model is None else suggestion(project, probs, item.row, *model)
         flag = entry.flag or open_flags.get(entry.item_id)
         out.append(ReviewEntryOut(
             item_id=item.id, external_id=item.external_id, reason=entry.reason,
@@ -79,8 +79,9 @@ def review(project_id: PathId, caller: Reader,
             annotations=[ReviewAnnotation(**a)
                          for a in entry_annotations(caller.session, ctx, item.id)],
             consensus=entry_consensus(ctx, item.id),
-            suggestion=None if hint is None else ReviewSuggestion(label=hint.label,
-                                                                  confidence=hint.confidence),
+            suggestion=None if hint is None else ReviewSuggestion(
+                label=hint.label, confidence=hint.confidence, model_version=hint.model_version,
+                model_round=hint.model_round),
             flag=None if flag is None else ReviewFlag(**flag)))
     return out
 

@@ -10,10 +10,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 
-from ...labeling.tasks import TaskView, lease_tasks
+from ...labeling.tasks import TaskView, answered_suggestions, lease_tasks
 from ...store import release_task
-from ..auth import Caller, Turn, Writer, WriteTurn
-from ..schemas import PathId, TaskItem, TaskOut, json_response
+from ..auth import Caller, Reader, Turn, Writer, WriteTurn
+from ..schemas import (
+    AnsweredSuggestion,
+    AnswersIn,
+    PathId,
+    TaskItem,
+    TaskOut,
+    json_response,
+)
 
 router = APIRouter(tags=["tasks"])
 
@@ -24,7 +31,7 @@ def _task_out(task: TaskView) -> TaskOut:
     return TaskOut(item=TaskItem(id=task.item_id, external_id=task.external_id,
                                  split=task.split, data=task.data),
                    suggestion=task.suggestion, why=task.why,
-                   lease_expires_at=task.lease_expires_at)
+                   lease_expires_at=task.lease_expires_at, group=task.group)
 
 
 _TASKS = TypeAdapter(list[TaskOut])
@@ -36,8 +43,10 @@ async def next_(project_id: PathId, turn: Turn,
                                         description="How many tasks (1-100)")] = 10) -> Response:
     """Lease up to ``n`` items to the caller: first the caller's unexpired leases (renewed),
     then the queue (the latest round's ranking first). Each comes with the model's suggestion
-    and why it was chosen (no suggestion when the project's ``show_suggestions`` is off, so
-    annotators are not biased). An item is leased to at most ``overlap`` annotators at once; leases
+    and why it was chosen (no suggestion when the project's ``show_suggestions`` is off or
+    ``suggestion_display`` is never, so annotators are not biased; under ``after_answer`` an
+    annotator's tasks carry none either, only ``group``: the suggestion comes with the
+    answer, ``POST tasks/suggestions``). An item is leased to at most ``overlap`` annotators at once; leases
     expire after ``lease_seconds`` (project settings). Fewer than ``n`` (or none) means the
     queue is exhausted for the caller right now. Any member."""
     return await answer_next(turn, project_id, n)
@@ -55,6 +64,21 @@ def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
     project, role = caller.project(project_id)
     return [_task_out(task) for task in lease_tasks(caller.session, caller.storage.arrays,
                                                     project, role, caller.user.id, n)]
+
+
+@router.post("/projects/{project_id}/tasks/suggestions",
+             response_model=list[AnsweredSuggestion])
+def suggestions_after_answers(project_id: PathId, body: AnswersIn,
+                              caller: Reader) -> list[AnsweredSuggestion]:
+    """The model's suggestion for each item the caller has answered (the labels chosen, not
+    yet submitted: nothing is stored), to compare before submitting: what the labeling page
+    shows under ``suggestion_display`` after_answer, where tasks carry none. The same
+    suggestion a task carries otherwise (null below the project's threshold, and always
+    under never or with show_suggestions off). Any member."""
+    project, _ = caller.project(project_id)
+    found = answered_suggestions(caller.session, caller.storage.arrays, project,
+                                 [(a.item_id, a.labels) for a in body.answers])
+    return [AnsweredSuggestion(item_id=item_id, suggestion=hint) for item_id, hint in found]
 
 
 @router.post("/projects/{project_id}/tasks/{item_id}/release")

@@ -21,6 +21,7 @@
     fetching: false, sending: false, retryDelay: 500, retryTimer: null,
     related: new Map(), lastRound: undefined, expanded: new Set(), filter: "",
     keys: null, byKey: new Map(), progress: null,
+    fetches: 0,           // answers of tasks/next so far (their group numbers are their own)
     own: false,           // a task type's own widget (spans.js) holds the stage
   };
 
@@ -107,8 +108,16 @@
     try {
       const n = Math.min(100, state.queue.length + state.grid.length + want());
       const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
-      const held = new Set([...state.queue, ...state.grid].map((t) => t.item.id));
+      const inHand = new Map([...state.queue, ...state.grid].map((t) => [t.item.id, t]));
+      const held = new Set(inHand.keys());
       const pendingIds = new Set(readOutbox().map((x) => x.item_id));
+      // after_answer: a group number holds within one answer (which renews the items in
+      // hand too: they take this answer's numbers)
+      const fetch = ++state.fetches;
+      for (const t of tasks) {
+        t.groupKey = t.group === null || t.group === undefined ? null : `${fetch}.${t.group}`;
+        if (inHand.has(t.item.id)) inHand.get(t.item.id).groupKey = t.groupKey;
+      }
       let added = 0;
       for (const t of tasks) {
         const id = t.item.id;
@@ -168,7 +177,8 @@
 
   /* The suggestion the page may show for ``task``: none when the project hides it (never,
      or after_answer before an answer). The server hands out no suggestion less sure than the
-     project's threshold (suggestion_min_confidence): the page has no threshold of its own. */
+     project's threshold (suggestion_min_confidence): the page has no threshold of its own.
+     Under after_answer an annotator's tasks carry none: it comes with the answer (reveal). */
   const display = () => (settings().show_suggestions === false ? "never" : settings().suggestion_display || "after_answer");
   function shownSuggestion(task, answered) {
     const s = task && task.suggestion;
@@ -176,6 +186,34 @@
     if (display() === "after_answer" && !answered) return null;
     return s;
   }
+  /* Whether the server holds the task's suggestion back until an answer (after_answer, for
+     annotators: the task names only its group) and the answer has not brought it yet. */
+  const awaitingAnswer = (task) => !!task && task.groupKey !== null && task.groupKey !== undefined && !task.revealed;
+
+  /* after_answer: send the annotator's answers (chosen, not submitted) for the suggestions
+     of ``entries`` ([task, labels] pairs), then show them. */
+  const revealing = new Set();
+  async function reveal(entries) {
+    const wanted = entries.filter(([t, labels]) => awaitingAnswer(t) && labels.length && !revealing.has(t.item.id));
+    if (!wanted.length) return;
+    for (const [t] of wanted) revealing.add(t.item.id);
+    try {
+      const found = await AL.api("POST", `/projects/${pid}/tasks/suggestions`, {
+        answers: wanted.map(([t, labels]) => ({ item_id: t.item.id, labels })) });
+      const byId = new Map(found.map((a) => [a.item_id, a.suggestion]));
+      for (const [t] of wanted) if (byId.has(t.item.id)) { t.suggestion = byId.get(t.item.id); t.revealed = true; }
+    } catch (err) {
+      if (!err.network) AL.toast(err.message, "bad");
+      return;
+    } finally {
+      for (const [t] of wanted) revealing.delete(t.item.id);
+    }
+    if (state.mode === "grid") renderGrid(); else if (wanted.some(([t]) => t === state.queue[0])) renderSingle();
+  }
+  function revealPicked() {
+    reveal(state.grid.filter((t) => state.picks.has(t.item.id)).map((t) => [t, state.picks.get(t.item.id)]));
+  }
+
   const modelName = (s) => (s.source === "imported" ? `imported prediction${s.model ? " of " + s.model : ""}`
     : s.model_round ? `the model of round ${s.model_round}` : `model version ${s.model_version}`);
 
@@ -213,7 +251,7 @@
         s.confidence === null || s.confidence === undefined ? ` (${modelName(s)})${agree}`
           : ` (${AL.pct(s.confidence)} sure, ${modelName(s)})${agree}`);
     } else if (display() === "never") line.textContent = "";
-    else if (!raw) line.textContent = hasModel(task) ? "The model has no confident guess for this item." : "No model suggestion for this item.";
+    else if (!raw && !awaitingAnswer(task)) line.textContent = hasModel(task) ? "The model has no confident guess for this item." : "No model suggestion for this item.";
     else line.textContent = "The model's suggestion shows once you have chosen.";
   }
 
@@ -382,14 +420,19 @@
         if (named) return state.labels.indexOf(la) - state.labels.indexOf(lb) || (la < lb ? -1 : 1);
         return size.get(lb) - size.get(la) || first.get(la) - first.get(lb);
       }
+      // within a group: the most confident first when shown; else as handed out (a reveal
+      // must not move the cells under the annotator's keys)
+      if (!named) return 0;
       return (b.suggestion ? b.suggestion.confidence : 0) - (a.suggestion ? a.suggestion.confidence : 0);
     });
   }
 
   /* The grid's groups: by the model's (confident enough: the server sends no other)
-     suggestion unless the project shows none; "" holds the items without one. */
+     suggestion unless the project shows none; "" holds the items without one. Under
+     after_answer an annotator's tasks carry a group number instead (no label). */
   function groupKey(task) {
     if (display() === "never" || state.multilabel) return "";
+    if (task.groupKey !== null && task.groupKey !== undefined) return task.groupKey;
     const s = task.suggestion;
     return s ? s.label : "";
   }
@@ -414,8 +457,9 @@
         count, " ", accept);
     }
     const name = `Group ${index + 1}`;
-    const reveal = open === 0 ? AL.el("span", { class: "group-model" }, " · model suggests ",
-      AL.el("strong", { class: "swatch", style: `--label-color:${colorOf(key)}` }, AL.labelText(key))) : null;
+    const known = open === 0 ? tasks.map((t) => shownSuggestion(t, true)).find(Boolean) : null;
+    const revealed = known ? AL.el("span", { class: "group-model" }, " · model suggests ",
+      AL.el("strong", { class: "swatch", style: `--label-color:${colorOf([].concat(known.label)[0])}` }, AL.labelText(known.label))) : null;
     const id = `group-pick-${index + 1}`;
     const picker = open === 0 ? null : AL.el("span", { class: "group-picker" },
       AL.el("select", { id, class: "group-pick", "aria-label": `Label the ${open} open item${open === 1 ? "" : "s"} of ${name} as`,
@@ -427,7 +471,7 @@
       AL.el("button", { type: "button", class: "accept-group", dataset: { groupIndex: String(index + 1) },
         onclick: (ev) => { ev.stopPropagation(); labelGroup(key, $(id).value, id); } },
       `Label ${open} item${open === 1 ? "" : "s"}`));
-    return groupRow(AL.el("h2", {}, `${name}: similar items`), count, reveal, " ", picker);
+    return groupRow(AL.el("h2", {}, `${name}: similar items`), count, revealed, " ", picker);
   }
   const groupRow = (...children) => AL.el("div", { role: "row", class: "group-head" },
     AL.el("div", { role: "columnheader", class: "group-title", "aria-colspan": "1" }, ...children));
@@ -499,6 +543,7 @@
     AL.toast(`${targets.length} item${targets.length === 1 ? "" : "s"} labeled ${label}: Enter submits them.`);
     renderGrid();
     focusCell();
+    revealPicked();
   }
 
   /* A: accept the focused item's group (suggestions shown), or go to its label picker. */
@@ -588,6 +633,7 @@
     }
     renderGrid();
     focusCell();
+    revealPicked();
   }
 
   async function undo() {
@@ -676,6 +722,8 @@
     if (state.multilabel) state.chosen.has(label) ? state.chosen.delete(label) : state.chosen.add(label);
     else state.chosen = new Set([label]);
     renderSingle();
+    const task = state.queue[0];
+    if (task && state.chosen.size) reveal([[task, state.labels.filter((l) => state.chosen.has(l))]]);
   }
 
   /* Many labels: the filter box narrows the buttons; Enter there picks the first match. */

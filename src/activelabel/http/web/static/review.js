@@ -116,6 +116,11 @@
     return AL.el("p", { class: "row" }, "Nobody labeled it yet: ", pick);
   }
 
+  /* Models are named by the round that trained them ("the model of round 3"), as on every
+     page; a model no round trained keeps its version number. */
+  const modelName = (s) => (s.model_round ? `the model of round ${s.model_round}`
+    : s.model_version ? `model version ${s.model_version}` : "the active model");
+
   function card(item, i) {
     return AL.el("article", {
       class: "card review-item" + (i === focus ? " focused" : ""), tabindex: "0", dataset: { item: String(item.item_id), index: String(i) },
@@ -128,9 +133,9 @@
         window.ALSpans && item.annotations.some((a) => ALSpans.isSpans(a.labels)) ? ALSpans.review(item, item.annotations) : null,
         AL.el("div", { style: "flex:1;min-width:240px" },
           AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
-            item.suggestion ? ` · the project's current model says ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)} sure)` : ""),
+            item.suggestion ? ` · ${modelName(item.suggestion)} says ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)} sure)` : ""),
           item.reasons.some((r) => r.reason === AL.REASON.LABEL_ISSUE) ? AL.el("p", { class: "muted model-note" },
-            "The label check above uses a model trained on the other labels, without this item; the current model has seen it.") : null,
+            `The label check above uses a model trained on the other labels, without this item; ${item.suggestion ? modelName(item.suggestion) : "the active model"} has seen it.`) : null,
           item.annotations.length ? AL.el("div", {},
             AL.el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `labels of item ${item.external_id || item.item_id}` }, AL.el("table", {}, AL.el("tbody", {}, item.annotations.map((a) => annotationRow(item, a))))),
             AL.el("label", { for: `why-${item.item_id}` }, "Reason for a rejection or correction (optional)"),
