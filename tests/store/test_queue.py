@@ -234,6 +234,39 @@ def test_the_postgresql_queue_pass_walks_the_unlabeled_index_without_sorting(
     assert "Sort" not in plan, plan
 
 
+def test_a_claim_reads_only_the_open_leases_however_many_labels_were_made(
+        session: Session, project: Project, owner: User) -> None:
+    """Every label leaves a finished lease behind. PostgreSQL read the whole leases table for
+    each claim (twice: anyone's lease, the caller's), so a hand-out cost more with every label
+    the database held; the partial index of open leases keeps it to the few open ones."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's planner probes the leases by item (the test above)")
+    from sqlalchemy import insert, text
+
+    from activelabel.store.models import Assignment
+
+    items = make_items(session, project.id, 3000)
+    now = utcnow()
+    session.execute(insert(Assignment), [
+        {"project_id": project.id, "item_id": i, "user_id": owner.id, "leased_at": now,
+         "expires_at": now, "completed_at": now} for i in items[:2500]])
+    session.execute(text("ANALYZE assignments"))
+    project_id, user_id = project.id, owner.id
+    with _statements(session) as seen:
+        next_tasks(session, project_id, user_id, 1)
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    claims = [(s, p) for s, p in seen if "FROM items" in s and "assignments" in s
+              and ("FOR NO KEY UPDATE" in s or s.startswith("INSERT INTO assignments"))]
+    assert len(claims) == 2, [s[:80] for s, _ in seen]  # the queue pass and the re-count
+    for sql, params in claims:
+        with raw.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Seq Scan on assignments" not in plan, plan
+        assert "ix_assignments_open" in plan, plan
+
+
 def test_asking_again_hands_back_gold_mixed_tasks_in_the_same_order(
         session: Session, project: Project) -> None:
     """Renewed leases come back in the order they were written: with gold mixed in, that is

@@ -337,6 +337,11 @@ class Assignment(Base):
     __table_args__ = (
         Index(None, "item_id", "expires_at"),
         Index(None, "project_id", "user_id", "expires_at"),
+        # The open leases only (a few per annotator, however many labels the project has):
+        # what every claim asks about each candidate item (migration 0011).
+        Index("ix_assignments_open", "item_id", "user_id", "expires_at",
+              sqlite_where=text("released_at IS NULL AND completed_at IS NULL"),
+              postgresql_where=text("released_at IS NULL AND completed_at IS NULL")),
     )
 
 
