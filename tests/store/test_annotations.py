@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from activelabel.store import (
@@ -193,6 +193,35 @@ def test_round_due_reads_pending_rounds_and_labels_since_the_last_one(
     assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=None)
     with pytest.raises(InvalidInput, match="at_least"):
         round_due(session, project.id, 0)
+
+
+def test_round_due_reads_no_revision_while_the_ids_since_the_watermark_are_too_few(
+        session: Session, project: Project, owner: User) -> None:
+    """Revision ids only grow: while the newest is closer to the watermark than ``at_least``,
+    no count runs (a project labeling far from its next round read every label since the
+    last one on each annotation). Other projects' revisions widen the gap, not the answer."""
+    items = make_items(session, project.id, 6)
+    annotate(session, project.id, owner.id, items[0], "pos")
+    first = create_round(session, project.id, strategy="entropy", batch_size=2)
+    finish_round(session, project.id, first.id, n_labels_used=1,
+                 label_watermark=label_watermark(session, project.id))
+    other = create_project(session, "other_" + project.name, "classification", ["pos", "neg"])
+    elsewhere = make_items(session, other.id, 3)
+    for i in range(3):
+        annotate(session, project.id, owner.id, items[1 + i], "pos")
+        annotate(session, other.id, owner.id, elsewhere[i], "neg")
+    assert round_due(session, project.id, 3) == RoundDue(pending=False, reached=True)
+    assert round_due(session, project.id, 4) == RoundDue(pending=False, reached=False)
+    assert round_due(session, project.id, 10**9) == RoundDue(pending=False, reached=False)
+    if session.get_bind().dialect.name == "postgresql":
+        from activelabel.store.annotations import _round_due_query
+
+        query = _round_due_query().params(project_id=project.id, at_least=10**9)
+        sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(session.execute(
+            text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql)).scalars())
+        # The bounded count and the exact one (their scans of annotations) never ran.
+        assert plan.count("never executed") >= 2, plan
 
 
 #: One write: (kind, item index, person index, label or None for a withdrawal).

@@ -478,12 +478,19 @@ def _round_due_query() -> Select[bool, int | None, bool]:
     # exact count, which checks that each label is still current, runs only once the bound
     # allows a round. Without the bound, each annotation would read every label since the
     # last round (all of them in a project whose rounds are far apart).
+    # Before that: revision ids only grow, so fewer than ``at_least`` of them lie between the
+    # watermark and the project's newest revision when their difference is smaller; that
+    # reads one index entry, and the bounded count runs only as a round comes near (with a
+    # large ``retrain_every_labels``, counting read thousands of entries per annotation).
+    newest = (select(func.max(Annotation.id)).where(Annotation.project_id == project_id)
+              .scalar_subquery())
     recent = (select(Annotation.id).where(Annotation.project_id == project_id,
                                           Annotation.id > watermark)
               .limit(at_least).subquery())
     revisions = select(func.count()).select_from(recent).scalar_subquery()
     exact = _labeled_since(project_id, watermark).scalar_subquery()
-    reached = case((revisions < at_least, false()), else_=exact >= at_least)
+    reached = case((newest - watermark < at_least, false()),
+                   (revisions < at_least, false()), else_=exact >= at_least)
     return select(pending, watermark, reached)
 
 
