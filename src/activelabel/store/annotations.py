@@ -482,8 +482,8 @@ def _round_due_query() -> Select[bool, int | None, bool]:
     # watermark and the project's newest revision when their difference is smaller; that
     # reads one index entry, and the bounded count runs only as a round comes near (with a
     # large ``retrain_every_labels``, counting read thousands of entries per annotation).
-    newest = (select(func.max(Annotation.id)).where(Annotation.project_id == project_id)
-              .scalar_subquery())
+    newest = (select(Annotation.id).where(Annotation.project_id == project_id)
+              .order_by(Annotation.id.desc()).limit(1).scalar_subquery())
     recent = (select(Annotation.id).where(Annotation.project_id == project_id,
                                           Annotation.id > watermark)
               .limit(at_least).subquery())
