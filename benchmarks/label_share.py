@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import label_counts as lc
+from activelabel import simulation
 from activelabel.simulation import simulate
 from activelabel.strategies import STRATEGIES as REGISTRY
 from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k
@@ -194,6 +195,20 @@ def table(out_dir: Path, strategies: list[str]) -> str:
     return "\n".join(lines)
 
 
+def show_schedule() -> None:
+    """Print every decision of the strategy schedule to stderr."""
+    schedule = simulation.schedule_strategy
+
+    def logged(counts: list[int], accuracies: list[float], *, previous: str | None = None
+               ) -> tuple[str, str]:
+        choice = schedule(counts, accuracies, previous=previous)
+        print(f"  auto: {sum(counts)} labels, rarest class {min(counts)}: {choice[0]}",
+              file=sys.stderr, flush=True)
+        return choice
+
+    simulation.schedule_strategy = logged  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", default="A,B")
@@ -203,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--out-dir", type=Path, default=OUT_DIR)
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--show-schedule", action="store_true",
+                   help="print each round of `auto`: labels, the rarest class's, its choice")
     args = p.parse_args(argv)
+    if args.show_schedule:
+        show_schedule()
     REGISTRY[ClusterMarginBalanced.name] = ClusterMarginBalanced
     strategies = [s for s in args.strategies.split(",") if s]
     if "random" not in strategies:
