@@ -22,6 +22,7 @@ predicted classes.
 
     python benchmarks/label_share.py --setups A,B --repeats 5
     python benchmarks/label_share.py --table-only
+    python benchmarks/label_share.py --rerun auto  # after a change to the schedule
 """
 
 from __future__ import annotations
@@ -105,10 +106,12 @@ def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
 
 
 def run_one(setup: str, name: str, repeat: int, strategies: list[str],
-            out_dir: Path) -> None:
+            out_dir: Path, rerun: frozenset[str] = frozenset()) -> None:
+    """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
+    again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
     done = json.loads(path.read_text()) if path.exists() else {"curves": {}}
-    todo = [s for s in strategies if s not in done["curves"]]
+    todo = [s for s in strategies if s not in done["curves"] or s in rerun]
     if not todo:
         return
     full = lc.load(name, lc.DATA_DIR)
@@ -202,7 +205,8 @@ def show_schedule() -> None:
     def logged(counts: list[int], accuracies: list[float], *, previous: str | None = None
                ) -> tuple[str, str]:
         choice = schedule(counts, accuracies, previous=previous)
-        print(f"  auto: {sum(counts)} labels, rarest class {min(counts)}: {choice[0]}",
+        print(f"  auto: {sum(counts)} labels, rarest class {min(counts)}: {choice[0]} "
+              f"({choice[1]})",
               file=sys.stderr, flush=True)
         return choice
 
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--out-dir", type=Path, default=OUT_DIR)
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--rerun", default="",
+                   help="strategies to run again though stored (e.g. after changing one)")
     p.add_argument("--show-schedule", action="store_true",
                    help="print each round of `auto`: labels, the rarest class's, its choice")
     args = p.parse_args(argv)
@@ -235,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.first_repeat, args.repeats):
             for setup in args.setups.split(","):
                 for name in names:
-                    run_one(setup, name, repeat, strategies, args.out_dir)
+                    run_one(setup, name, repeat, strategies, args.out_dir,
+                            frozenset(x for x in args.rerun.split(",") if x))
     print(table(args.out_dir, strategies))
     return 0
 
