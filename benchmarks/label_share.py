@@ -32,6 +32,7 @@ import json
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,16 @@ class ClusterMarginBalanced(ClusterMargin):
 
 
 STRATEGIES = ("random", "cluster_margin", "margin", "badge", "auto", ClusterMarginBalanced.name)
+#: Version of a strategy whose rule changed: a stored run of another version is stale, run again
+#: and left out of the tables. auto 2: mature once the labels reach 5 a class on average (1: once
+#: the rarest class had 5).
+VERSIONS = {"auto": 2}
+
+
+def current(run: dict[str, Any], strategy: str) -> bool:
+    """Whether ``run`` holds ``strategy``'s curve from its current version."""
+    return (strategy in run["curves"]
+            and run.get("versions", {}).get(strategy, 1) == VERSIONS.get(strategy, 1))
 
 
 def pool_size(n_rows: int) -> int:
@@ -111,7 +122,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
     done = json.loads(path.read_text()) if path.exists() else {"curves": {}}
-    todo = [s for s in strategies if s not in done["curves"] or s in rerun]
+    todo = [s for s in strategies if not current(done, s) or s in rerun]
     if not todo:
         return
     full = lc.load(name, lc.DATA_DIR)
@@ -127,6 +138,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     for s, points in result.curves.items():
         done["curves"][s] = [[p.n_labeled, p.accuracy] for p in points]
         done.setdefault("seconds", {})[s] = result.seconds[s]
+        done.setdefault("versions", {})[s] = VERSIONS.get(s, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(done) + "\n")
     print(f"  {setup} {name} r{repeat} {','.join(todo)}: {time.perf_counter() - t0:.0f} s",
@@ -141,6 +153,7 @@ def table(out_dir: Path, strategies: list[str]) -> str:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for path in sorted(out_dir.glob("*.json")):
         run = json.loads(path.read_text())
+        run["curves"] = {s: c for s, c in run["curves"].items() if current(run, s)}
         runs.setdefault((run["setup"], run["dataset"]), []).append(run)
     shown = [s for s in strategies if s != "random"]
     lines = []
@@ -174,8 +187,11 @@ def table(out_dir: Path, strategies: list[str]) -> str:
                 cell = fmt(mean)
                 if mean is not None and mean <= lc.MAX_SHARE:
                     cell = f"**{cell}**"
-                cells.append(f"{cell} ({fmt(each[0])}-{fmt(each[-1])})"
-                             if len(each) > 1 else cell)
+                if len(each) > 1:
+                    cell += f" ({fmt(each[0])}-{fmt(each[-1])})"
+                if len(own) < len(reps):  # fewer repeats than the table's column says
+                    cell += f" [{len(own)} rep.]"
+                cells.append(cell)
             held = " (held out)" if lc.SPECS[name].held_out else ""
             n_at = lc.MAX_SHARE * r0["budget"]
             accs = []
@@ -213,6 +229,12 @@ def show_schedule() -> None:
     simulation.schedule_strategy = logged  # type: ignore[assignment]
 
 
+def schedule_with(stable_within: float) -> None:
+    """Run ``auto`` with another holdout stability threshold (``1`` leaves the count alone)."""
+    simulation.schedule_strategy = partial(  # type: ignore[assignment]
+        simulation.schedule_strategy, stable_within=stable_within)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", default="A,B")
@@ -226,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="strategies to run again though stored (e.g. after changing one)")
     p.add_argument("--show-schedule", action="store_true",
                    help="print each round of `auto`: labels, the rarest class's, its choice")
+    p.add_argument("--stable-within", type=float, default=None,
+                   help="auto's holdout stability threshold (default: the library's); use "
+                        "with its own --out-dir, the stored auto runs are the default's")
     args = p.parse_args(argv)
+    if args.stable_within is not None:
+        schedule_with(args.stable_within)
     if args.show_schedule:
         show_schedule()
     REGISTRY[ClusterMarginBalanced.name] = ClusterMarginBalanced

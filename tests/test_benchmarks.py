@@ -178,3 +178,19 @@ def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
         6, probs=p, embeddings=X, random_state=0)
     assert set(pred[plain.indices]) == {0}
     assert set(pred[balanced.indices]) == {0, 1, 2}
+
+
+def test_label_share_leaves_out_auto_runs_of_the_old_schedule(tmp_path: Path) -> None:
+    ls = _label_share()
+    curve = [[100, 0.5], [300, 0.8]]
+    old = {"setup": "A", "dataset": "digits", "repeat": 0, "rows": 1797, "pool": 1257,
+           "seed_size": 50, "batch_size": 50, "budget": 300,
+           "curves": {"random": curve, "auto": [[100, 0.5], [300, 0.2]]}}
+    assert ls.current(old, "random")
+    assert not ls.current(old, "auto")  # stored before the schedule's version
+    (tmp_path / "A_digits_r0.json").write_text(json.dumps(old))
+    row = next(line for line in ls.table(tmp_path, ["random", "auto"]).splitlines()
+               if line.startswith("| digits"))
+    assert row.endswith("| 0.800 |  |")  # random's full-budget accuracy, no auto cell
+    new = dict(old, versions={"auto": ls.VERSIONS["auto"]})
+    assert ls.current(new, "auto")
