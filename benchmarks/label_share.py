@@ -180,8 +180,12 @@ def table(out_dir: Path, strategies: list[str]) -> str:
                     cells.append("")
                     continue
                 m = min(c.shape[0] for c, _ in own)
+                ref_mean = random_mean  # random's over the same repeats as the loop's
+                if len(own) < len(reps):
+                    k = min(ref.shape[0] for _, ref in own)
+                    ref_mean = np.mean([ref[:k] for _, ref in own], axis=0)
                 mean = lc.share_of_budget(np.mean([c[:m] for c, _ in own], axis=0),
-                                          random_mean)
+                                          ref_mean)
                 each = sorted((lc.share_of_budget(c, ref) for c, ref in own),
                               key=lambda v: 9.0 if v is None else v)
                 cell = fmt(mean)
