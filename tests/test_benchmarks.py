@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,66 @@ def test_spans_reads_an_iob_corpus_and_says_how_to_get_hironsan() -> None:
         done = run("spans.py", "--hironsan", "--skip-curves")
         assert done.returncode != 0
         assert "pip install hironsancorpus" in done.stderr
+
+
+def _label_share() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_label_share", BENCH / "label_share.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_label_share_large_pool_rule_keeps_the_budget_within_a_fifth_of_the_pool() -> None:
+    ls = _label_share()
+    got = {name: ls.large_pool_spec(ls.lc.SPECS[name], rows) for name, rows in
+           [("clinc150", 23_700), ("ag_news", 7_600), ("sms_spam", 5_574),
+            ("wnut17_type", 2_043), ("digits", 1_797)]}
+    assert {n: (s.seed_size, s.batch_size, s.budget) for n, s in got.items()} == {
+        "clinc150": (100, 200, 3000), "ag_news": (100, 100, 1000), "sms_spam": (50, 50, 750),
+        "wnut17_type": (25, 25, 275), "digits": (25, 25, 250)}
+    for name, s in got.items():
+        rows = {"clinc150": 23_700, "ag_news": 7_600, "sms_spam": 5_574,
+                "wnut17_type": 2_043, "digits": 1_797}[name]
+        assert s.budget <= 0.2 * ls.pool_size(rows)
+        assert s.max_rows is None
+    assert ls.setup_spec("A", "clinc150", 23_700) == ls.lc.SPECS["clinc150"]
+
+
+def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
+    import numpy as np
+
+    from activelabel.strategies.hybrid import ClusterMargin
+
+    ls = _label_share()
+    n = 90
+    pred = np.repeat([0, 1, 2], n // 3)
+    gap = np.where(pred == 0, 0.01, np.where(pred == 1, 0.3, 0.5))  # class 0 most confused
+    p = np.full((n, 3), 0.0)
+    p[np.arange(n), pred] = 0.5 + gap / 2
+    p[np.arange(n), (pred + 1) % 3] = 0.5 - gap / 2
+    X = np.random.default_rng(0).normal(size=(n, 4))
+    plain = ClusterMargin(candidate_factor=2).query(6, probs=p, embeddings=X, random_state=0)
+    balanced = ls.ClusterMarginBalanced(candidate_factor=2).query(
+        6, probs=p, embeddings=X, random_state=0)
+    assert set(pred[plain.indices]) == {0}
+    assert set(pred[balanced.indices]) == {0, 1, 2}
+
+
+def test_label_share_leaves_out_auto_runs_of_the_old_schedule(tmp_path: Path) -> None:
+    ls = _label_share()
+    curve = [[100, 0.5], [300, 0.8]]
+    old = {"setup": "A", "dataset": "digits", "repeat": 0, "rows": 1797, "pool": 1257,
+           "seed_size": 50, "batch_size": 50, "budget": 300,
+           "curves": {"random": curve, "auto": [[100, 0.5], [300, 0.2]]}}
+    assert ls.current(old, "random")
+    assert not ls.current(old, "auto")  # stored before the schedule's version
+    (tmp_path / "A_digits_r0.json").write_text(json.dumps(old))
+    row = next(line for line in ls.table(tmp_path, ["random", "auto"]).splitlines()
+               if line.startswith("| digits"))
+    assert row.endswith("| 0.800 |  |")  # random's full-budget accuracy, no auto cell
+    new = dict(old, versions={"auto": ls.VERSIONS["auto"]})
+    assert ls.current(new, "auto")

@@ -115,6 +115,40 @@ def test_schedule_starts_representative_and_moves_to_hybrid():
     assert schedule_strategy([10, 12], [])[0] == MATURE_STRATEGY  # no holdout: more labels
 
 
+def test_schedule_with_many_classes_counts_labels_not_the_rarest_class():
+    # 151 classes, 141 of them with 6 labels and 10 still without one: mature once stable
+    counts = [6] * 141 + [0] * 10
+    name, why = schedule_strategy(counts, [0.50, 0.51])
+    assert name == MATURE_STRATEGY
+    assert "846 labels for 151 classes" in why
+    # 4 labels a class on average: 604 of the 755 needed
+    name, why = schedule_strategy([4] * 151, [0.50, 0.51])
+    assert name == EARLY_STRATEGY
+    assert "604 labels for 151 classes" in why
+    assert "755" in why
+    assert schedule_strategy([5] * 151, [0.50, 0.51])[0] == MATURE_STRATEGY
+
+
+def test_schedule_with_a_class_rare_in_the_pool():
+    # a 1% class that representative sampling never reaches does not hold the switch back
+    assert schedule_strategy([300, 2], [0.95, 0.95])[0] == MATURE_STRATEGY
+    assert schedule_strategy([300, 0], [], previous=EARLY_STRATEGY)[0] == MATURE_STRATEGY
+    # but the holdout accuracy must still be stable
+    assert schedule_strategy([300, 2], [0.90, 0.95])[0] == EARLY_STRATEGY
+
+
+def test_schedule_without_classes_stays_representative():
+    assert schedule_strategy([], [0.5, 0.5])[0] == EARLY_STRATEGY
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.data(),
+       st.lists(st.one_of(st.none(), st.floats(0, 1)), max_size=4))
+def test_schedule_more_labels_never_turn_mature_back(counts, data, accuracies):
+    more = [c + data.draw(st.integers(0, 40)) for c in counts]
+    if schedule_strategy(counts, accuracies)[0] == MATURE_STRATEGY:
+        assert schedule_strategy(more, accuracies)[0] == MATURE_STRATEGY
+
+
 def _law(n, a=0.9, b=2.0, c=0.5):
     return a - b * np.power(n, -c)
 

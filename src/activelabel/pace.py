@@ -9,7 +9,7 @@ Plain numbers and arrays in, plain numbers out (no I/O):
   ``max_model_lag`` labels behind.
 - :func:`prefetch_for`: tasks an annotator's page keeps ahead, from their own pace.
 - :func:`schedule_strategy`: representative while the model is immature, hybrid uncertainty
-  once it matures (labels per class, holdout accuracy stable between rounds).
+  once it matures (labels per class on average, holdout accuracy stable between rounds).
 - :func:`forecast_labels`: labels to reach a target accuracy from an inverse power law
   ``acc = a - b * n^-c`` fitted on (labels, accuracy) points, with a parametric bootstrap.
 """
@@ -152,30 +152,37 @@ def schedule_strategy(labels_per_class: Sequence[int], accuracies: Sequence[floa
                       stable_within: float = 0.02) -> tuple[str, str]:
     """(strategy, reason) for ``strategy: auto``.
 
-    Mature once every class has ``min_per_class`` labels and the holdout accuracy of the last
-    two rounds moved by at most ``stable_within`` (without holdout accuracies: twice
-    ``min_per_class`` labels per class). A schedule that reached :data:`MATURE_STRATEGY` keeps
-    it.
+    Mature once the labels reach ``min_per_class`` per class on average (``min_per_class`` x
+    the classes in all, however they are spread over the classes) and the holdout accuracy of
+    the last two rounds moved by at most ``stable_within`` (without holdout accuracies: twice
+    that many labels). The count is the labels', not the rarest class's: with many classes,
+    or one class rare in the pool, the rarest class reaches ``min_per_class`` late or never
+    while representative sampling has long stopped helping. A schedule that reached
+    :data:`MATURE_STRATEGY` keeps it, so more labels never turn it back.
     """
     if previous == MATURE_STRATEGY:
         return MATURE_STRATEGY, "the model matured in an earlier round"
     counts = [int(c) for c in labels_per_class]
-    fewest = min(counts) if counts else 0
-    if fewest < min_per_class:
-        return EARLY_STRATEGY, (f"immature: the rarest class has {fewest} labels "
-                                f"(< {min_per_class})")
+    n_classes = max(len(counts), 1)
+    total = sum(counts)
+    needed = min_per_class * n_classes
+    if total < needed:
+        return EARLY_STRATEGY, (f"immature: {total} labels for {n_classes} classes (< "
+                                f"{min_per_class} a class on average: {needed})")
     acc = [float(a) for a in accuracies if a is not None and math.isfinite(a)]
     if len(acc) >= 2:
         moved = abs(acc[-1] - acc[-2])
         if moved <= stable_within:
-            return MATURE_STRATEGY, (f"mature: every class has >= {min_per_class} labels and "
-                                     f"holdout accuracy moved {moved:.3f} (<= "
-                                     f"{stable_within:g}) between the last rounds")
+            return MATURE_STRATEGY, (f"mature: {total} labels for {n_classes} classes (>= "
+                                     f"{min_per_class} a class on average) and holdout "
+                                     f"accuracy moved {moved:.3f} (<= {stable_within:g}) "
+                                     "between the last rounds")
         return EARLY_STRATEGY, (f"immature: holdout accuracy still moves ({moved:.3f} > "
                                 f"{stable_within:g} between the last rounds)")
-    if not acc and fewest >= 2 * min_per_class:
-        return MATURE_STRATEGY, (f"mature: every class has >= {2 * min_per_class} labels "
-                                 "(no holdout accuracy to check)")
+    if not acc and total >= 2 * needed:
+        return MATURE_STRATEGY, (f"mature: {total} labels for {n_classes} classes (>= "
+                                 f"{2 * min_per_class} a class on average; no holdout "
+                                 "accuracy to check)")
     return EARLY_STRATEGY, "immature: fewer than two rounds with a holdout accuracy"
 
 

@@ -1,0 +1,282 @@
+"""Share of random sampling's budget per set and strategy, with the label-count budgets and with
+budgets small against the pool.
+
+Two setups, the same strategies, seeds and splits in each:
+
+- ``A``: ``benchmarks/label_counts.py``'s sets, subsampling and seed / batch / budget unchanged.
+- ``B`` (large pool): no subsampling, and one rule for every set: the budget is at most a fifth
+  of the pool (the 70% training split); the batch is a tenth of that cap rounded down to a
+  multiple of 25 (at least 25), never more than A's batch; the seed batch is at most one
+  batch; the budget is A's budget or the largest multiple of the batch within the cap,
+  whichever is smaller.
+
+Each (setup, set, repeat) runs :func:`activelabel.simulation.simulate` with one repeat and
+``random_state`` = the repeat (the same split and k-means seed batch as repeat ``r`` of
+``label_counts.py``) and is written to ``--out-dir`` as JSON; runs already there are skipped, so
+several processes may share the work. The table reads every JSON in ``--out-dir``: the share of
+random's full-budget accuracy (mean curve over repeats, as ``label_counts.py``), and in
+brackets the range of the per-repeat shares (each repeat against its own random run); then
+every loop's mean accuracy at 0.6 x the budget. Besides the library's strategies it runs
+``cluster_margin_balanced`` (defined here): cluster-margin with candidates spread over the
+predicted classes.
+
+    python benchmarks/label_share.py --setups A,B --repeats 5
+    python benchmarks/label_share.py --table-only
+    python benchmarks/label_share.py --rerun auto  # after a change to the schedule
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import label_counts as lc
+from activelabel import simulation
+from activelabel.simulation import simulate
+from activelabel.strategies import STRATEGIES as REGISTRY
+from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k
+from activelabel.strategies._geometry import fit_centroids
+from activelabel.strategies.hybrid import ClusterMargin, _assign, _round_robin
+from activelabel.strategies.uncertainty import scores_of_checked
+
+POOL_SHARE = 0.2  # setup B: the budget is at most this share of the pool
+TEST_SIZE = 0.3
+OUT_DIR = Path(__file__).resolve().parent / "out" / "label_share"
+
+
+class ClusterMarginBalanced(ClusterMargin):
+    """Cluster-margin whose candidates are spread over the predicted classes: the candidate
+    order takes the most uncertain item predicted as each class, then the second of each, and
+    so on (by margin within a round), so a many-class pool's candidates are not all from the
+    few most confused classes. Clustering and the round-robin are cluster-margin's."""
+
+    name = "cluster_margin_balanced"
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        k = check_k(k)
+        p = as_probs(probs)
+        X = as_embeddings(embeddings, n_rows=p.shape[0])
+        scores = scores_of_checked(p, "margin")
+        order = np.argsort(-scores, kind="stable")  # most uncertain first
+        pred = p.argmax(axis=1)[order]
+        rank = np.empty_like(order)  # place among the items predicted as the same class
+        for c in np.unique(pred):
+            members = np.flatnonzero(pred == c)
+            rank[members] = np.arange(members.shape[0])
+        n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
+        cand = order[np.lexsort((np.arange(order.shape[0]), rank))][:n_cand]
+        if n_cand <= k:
+            return Selection(cand, scores[cand])
+        Xc = np.ascontiguousarray(X[cand])
+        centroids = fit_centroids(Xc, k, as_rng(random_state), max_iter=self.max_iter)
+        idx = cand[_round_robin(_assign(Xc, centroids), k)]
+        return Selection(idx, scores[idx])
+
+
+STRATEGIES = ("random", "cluster_margin", "margin", "badge", "auto", ClusterMarginBalanced.name)
+#: Version of a strategy whose rule changed: a stored run of another version is stale, run again
+#: and left out of the tables. auto 2: mature once the labels reach 5 a class on average (1: once
+#: the rarest class had 5).
+VERSIONS = {"auto": 2}
+
+
+def current(run: dict[str, Any], strategy: str) -> bool:
+    """Whether ``run`` holds ``strategy``'s curve from its current version."""
+    return (strategy in run["curves"]
+            and run.get("versions", {}).get(strategy, 1) == VERSIONS.get(strategy, 1))
+
+
+def pool_size(n_rows: int) -> int:
+    """Rows in the training split (scikit-learn rounds the test share up)."""
+    return n_rows - int(np.ceil(TEST_SIZE * n_rows))
+
+
+def large_pool_spec(spec: lc.Spec, n_rows: int) -> lc.Spec:
+    """Setup B's seed / batch / budget for a set of ``n_rows`` rows (not subsampled)."""
+    cap = int(POOL_SHARE * pool_size(n_rows))
+    batch = min(spec.batch_size, max(25, cap // 10 // 25 * 25))
+    budget = min(spec.budget, cap // batch * batch)
+    return replace(spec, seed_size=min(spec.seed_size, batch), batch_size=batch,
+                   budget=budget, max_rows=None)
+
+
+def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
+    spec = lc.SPECS[name]
+    return spec if setup == "A" else large_pool_spec(spec, n_rows)
+
+
+def run_one(setup: str, name: str, repeat: int, strategies: list[str],
+            out_dir: Path, rerun: frozenset[str] = frozenset()) -> None:
+    """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
+    again (their stored curves replaced)."""
+    path = out_dir / f"{setup}_{name}_r{repeat}.json"
+    done = json.loads(path.read_text()) if path.exists() else {"curves": {}}
+    todo = [s for s in strategies if not current(done, s) or s in rerun]
+    if not todo:
+        return
+    full = lc.load(name, lc.DATA_DIR)
+    spec = setup_spec(setup, name, len(full))
+    ds = lc.subsample(full, spec.max_rows) if setup == "A" else full
+    t0 = time.perf_counter()
+    result = simulate(ds, strategies=todo, seed_size=spec.seed_size,
+                      batch_size=spec.batch_size, budget=spec.budget, repeats=1,
+                      test_size=TEST_SIZE, random_state=repeat, features=ds.features("auto"))
+    done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
+                 "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,
+                 "batch_size": spec.batch_size, "budget": spec.budget})
+    for s, points in result.curves.items():
+        done["curves"][s] = [[p.n_labeled, p.accuracy] for p in points]
+        done.setdefault("seconds", {})[s] = result.seconds[s]
+        done.setdefault("versions", {})[s] = VERSIONS.get(s, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(done) + "\n")
+    print(f"  {setup} {name} r{repeat} {','.join(todo)}: {time.perf_counter() - t0:.0f} s",
+          file=sys.stderr, flush=True)
+
+
+def fmt(share: float | None) -> str:
+    return "n.r." if share is None else f"{share:.2f}"
+
+
+def table(out_dir: Path, strategies: list[str]) -> str:
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in sorted(out_dir.glob("*.json")):
+        run = json.loads(path.read_text())
+        run["curves"] = {s: c for s, c in run["curves"].items() if current(run, s)}
+        runs.setdefault((run["setup"], run["dataset"]), []).append(run)
+    shown = [s for s in strategies if s != "random"]
+    lines = []
+    at_share: list[str] = []  # mean accuracy at MAX_SHARE x budget, per set and loop
+    for setup in ("A", "B"):
+        lines += ["", f"Setup {setup}", "",
+                  "| set | rows | pool | seed / batch / budget | budget / pool | repeats | "
+                  "random's acc. | " + " | ".join(shown) + " |",
+                  "|---|---:|---:|---|---:|---:|---:|" + "---:|" * len(shown)]
+        for name in lc.SPECS:
+            reps = [r for r in runs.get((setup, name), []) if "random" in r["curves"]]
+            if not reps:
+                continue
+            r0 = reps[0]
+            curves = {s: [np.asarray(r["curves"][s]) for r in reps if s in r["curves"]]
+                      for s in strategies}
+            n = min(c.shape[0] for c in curves["random"])
+            random_mean = np.mean([c[:n] for c in curves["random"]], axis=0)
+            cells = []
+            for s in shown:
+                own = [(np.asarray(r["curves"][s]), np.asarray(r["curves"]["random"]))
+                       for r in reps if s in r["curves"]]
+                if not own:
+                    cells.append("")
+                    continue
+                m = min(c.shape[0] for c, _ in own)
+                ref_mean = random_mean  # random's over the same repeats as the loop's
+                if len(own) < len(reps):
+                    k = min(ref.shape[0] for _, ref in own)
+                    ref_mean = np.mean([ref[:k] for _, ref in own], axis=0)
+                mean = lc.share_of_budget(np.mean([c[:m] for c, _ in own], axis=0),
+                                          ref_mean)
+                each = sorted((lc.share_of_budget(c, ref) for c, ref in own),
+                              key=lambda v: 9.0 if v is None else v)
+                cell = fmt(mean)
+                if mean is not None and mean <= lc.MAX_SHARE:
+                    cell = f"**{cell}**"
+                if len(each) > 1:
+                    cell += f" ({fmt(each[0])}-{fmt(each[-1])})"
+                if len(own) < len(reps):  # fewer repeats than the table's column says
+                    cell += f" [{len(own)} rep.]"
+                cells.append(cell)
+            held = " (held out)" if lc.SPECS[name].held_out else ""
+            n_at = lc.MAX_SHARE * r0["budget"]
+            accs = []
+            for s in strategies:
+                m = min((c.shape[0] for c in curves[s]), default=0)
+                a = lc.accuracy_at(np.mean([c[:m] for c in curves[s]], axis=0), int(n_at)) \
+                    if m else None
+                accs.append("" if a is None else f"{a:.3f}")
+            at_share.append(f"| {setup} | {name}{held} | {n_at:,.0f} | "
+                            f"{random_mean[-1, 1]:.3f} | " + " | ".join(accs) + " |")
+            lines.append(
+                f"| {name}{held} | {r0['rows']:,} | {r0['pool']:,} | {r0['seed_size']} / "
+                f"{r0['batch_size']} / {r0['budget']:,} | {r0['budget'] / r0['pool']:.0%} | "
+                f"{len(reps)} | {random_mean[-1, 1]:.3f} | " + " | ".join(cells) + " |")
+    lines += ["", f"Mean accuracy at {lc.MAX_SHARE:g} x the budget (a loop meets the bar when "
+              "it has random's full-budget accuracy there)", "",
+              "| setup | set | labels | random's full-budget acc. | "
+              + " | ".join(strategies) + " |",
+              "|---|---|---:|---:|" + "---:|" * len(strategies), *at_share]
+    return "\n".join(lines)
+
+
+def show_schedule() -> None:
+    """Print every decision of the strategy schedule to stderr."""
+    schedule = simulation.schedule_strategy
+
+    def logged(counts: list[int], accuracies: list[float], *, previous: str | None = None
+               ) -> tuple[str, str]:
+        choice = schedule(counts, accuracies, previous=previous)
+        print(f"  auto: {sum(counts)} labels, rarest class {min(counts)}: {choice[0]} "
+              f"({choice[1]})",
+              file=sys.stderr, flush=True)
+        return choice
+
+    simulation.schedule_strategy = logged  # type: ignore[assignment]
+
+
+def schedule_with(stable_within: float) -> None:
+    """Run ``auto`` with another holdout stability threshold (``1`` leaves the count alone)."""
+    simulation.schedule_strategy = partial(  # type: ignore[assignment]
+        simulation.schedule_strategy, stable_within=stable_within)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--setups", default="A,B")
+    p.add_argument("--datasets", default=",".join(lc.SPECS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--first-repeat", type=int, default=0)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--rerun", default="",
+                   help="strategies to run again though stored (e.g. after changing one)")
+    p.add_argument("--show-schedule", action="store_true",
+                   help="print each round of `auto`: labels, the rarest class's, its choice")
+    p.add_argument("--stable-within", type=float, default=None,
+                   help="auto's holdout stability threshold (default: the library's); use "
+                        "with its own --out-dir, the stored auto runs are the default's")
+    args = p.parse_args(argv)
+    if args.stable_within is not None:
+        schedule_with(args.stable_within)
+    if args.show_schedule:
+        show_schedule()
+    REGISTRY[ClusterMarginBalanced.name] = ClusterMarginBalanced
+    strategies = [s for s in args.strategies.split(",") if s]
+    if "random" not in strategies:
+        strategies.insert(0, "random")
+    names = [n for n in args.datasets.split(",") if n]
+    unknown = sorted(set(names) - set(lc.SPECS))
+    if unknown:
+        raise SystemExit(f"error: unknown dataset {unknown}; choose from {', '.join(lc.SPECS)}")
+    if not args.table_only:
+        for repeat in range(args.first_repeat, args.repeats):
+            for setup in args.setups.split(","):
+                for name in names:
+                    run_one(setup, name, repeat, strategies, args.out_dir,
+                            frozenset(x for x in args.rerun.split(",") if x))
+    print(table(args.out_dir, strategies))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
