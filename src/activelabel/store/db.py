@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -174,15 +174,22 @@ def _enable_wal(cursor: Any) -> None:
     """Switch the file to WAL. While another connection switches a new file, SQLite answers
     "database is locked" at once (its busy handler does not cover this), so wait and retry, up
     to the busy timeout."""
+    _retry_while_locked(lambda: cursor.execute("PRAGMA journal_mode = WAL"), pause=0.02)
+
+
+def _retry_while_locked(statement: Callable[[], Any], *, pause: float) -> None:
+    """Run ``statement`` until SQLite no longer answers "database is locked", ``pause``
+    seconds apart, up to :data:`SQLITE_BUSY_TIMEOUT_MS`."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            statement()
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.02)
+            if pause:
+                time.sleep(pause)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -199,16 +206,9 @@ def begin_immediate(dbapi_connection: Any) -> None:
     :data:`SQLITE_BUSY_TIMEOUT_MS` in tries of :data:`SQLITE_BEGIN_TRY_MS` (see there why).
     The connection's busy timeout is back to :data:`SQLITE_BUSY_TIMEOUT_MS` afterwards, for
     the statements of the transaction."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BEGIN_TRY_MS}")
-    try:
-        while True:
-            try:
-                dbapi_connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
+    try:  # each try waits SQLITE_BEGIN_TRY_MS in SQLite's handler: no pause of its own
+        _retry_while_locked(lambda: dbapi_connection.execute("BEGIN IMMEDIATE"), pause=0.0)
     finally:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
