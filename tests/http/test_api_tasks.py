@@ -272,3 +272,15 @@ def test_after_answer_an_annotator_gets_the_suggestion_with_an_answer_only(api: 
                  422, "invalid_input")
     assert_error(api.post(f"/projects/{pid}/tasks/suggestions", api.person("out"), json={
         "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}), 404, "not_found")
+    # an annotator asks about the items handed to them only (as they label only those), so
+    # the suggestions of the rest of the pool stay out of reach; free_labeling lifts it
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"free_labeling": False}})
+    other_ann = api.member(pid, "annotator")
+    assert api.post(f"/projects/{pid}/tasks/suggestions", ann, json={
+        "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}).status_code == 200
+    refused = assert_error(api.post(f"/projects/{pid}/tasks/suggestions", other_ann, json={
+        "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}), 403, "forbidden")
+    assert "not handed to you" in refused["message"]
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"free_labeling": True}})
+    assert api.post(f"/projects/{pid}/tasks/suggestions", other_ann, json={
+        "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}).status_code == 200

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ..store import (
     ArrayStore,
+    Forbidden,
     ProjectSettings,
     active_model_version,
     get_item,
@@ -43,7 +44,7 @@ from ..store import (
     next_tasks,
     settings_of,
 )
-from ..store.annotations import check_labels
+from ..store.annotations import check_labels, items_handed_to
 from ..store.models import Project, Role
 from ..store.queue import SCORED_BASE, Task
 from .span_rounds import SPAN_PREDICTIONS, span_suggestion
@@ -318,18 +319,27 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     return out
 
 
-def answered_suggestions(session: Session, arrays: ArrayStore, project: Project,
-                         answers: list[tuple[int, Any]]) -> list[tuple[int, Suggestion | None]]:
+def answered_suggestions(session: Session, arrays: ArrayStore, project: Project, role: str,
+                         user_id: int, answers: list[tuple[int, Any]]
+                         ) -> list[tuple[int, Suggestion | None]]:
     """Each answered item's suggestion, as its task would have carried it (the active model's,
     or an imported prediction before any; None below the project's threshold, and for every
     item when the project shows none): ``answers`` are (item id, the labels the caller chose),
-    checked as an annotation's labels are (NotFound for an item of another project)."""
+    checked as an annotation's labels are (NotFound for an item of another project). An
+    annotator asks only about items handed to them or labeled by them (Forbidden otherwise,
+    as a label on such an item is), unless the project's ``free_labeling`` is on."""
     settings = settings_of(project.settings)
     items = []
     for item_id, labels in answers:
         item = get_item(session, project.id, item_id)
         check_labels(project, labels, item)
         items.append(item)
+    if not settings.free_labeling and not Role(role).at_least(Role.REVIEWER):
+        handed = items_handed_to(session, user_id, [item.id for item in items])
+        strangers = [item.id for item in items if item.id not in handed]
+        if strangers:
+            raise Forbidden(f"item {strangers[0]} was not handed to you: ask about the items "
+                            "GET /projects/{id}/tasks/next gives you")
     if not settings.show_suggestions or settings.suggestion_display == "never":
         return [(item.id, None) for item in items]
     active = active_model(session, project.id)

@@ -8,7 +8,7 @@ revision nobody supersedes) is the annotator's current label; ``labels`` NULL me
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -188,6 +188,20 @@ def _item_twin_head_query(keyed: bool) -> Select[int, Annotation, bool, bool]:
     return (select(Item.id, Annotation, head.label("is_head"), leased.label("leased"))
             .outerjoin(Annotation, on)
             .where(Item.id == bindparam("item_id"), Item.project_id == bindparam("project_id")))
+
+
+def items_handed_to(session: Session, user_id: int, item_ids: Collection[int]) -> set[int]:
+    """Of ``item_ids``, those handed to the user (a lease not given back, even expired) or
+    labeled by them: what an annotator may ask about an item's suggestion."""
+    ids = list(set(item_ids))
+    if not ids:
+        return set()
+    leased = select(Assignment.item_id).where(Assignment.item_id.in_(ids),
+                                              Assignment.user_id == user_id,
+                                              Assignment.released_at.is_(None))
+    labeled = select(Annotation.item_id).where(Annotation.item_id.in_(ids),
+                                               Annotation.annotator_id == user_id)
+    return {int(i) for i in session.execute(leased.union(labeled)).scalars()}
 
 
 def _item_twin_head(session: Session, project_id: int, user_id: int, client_key: str | None,

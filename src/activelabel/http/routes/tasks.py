@@ -74,10 +74,11 @@ def suggestions_after_answers(project_id: PathId, body: AnswersIn,
     yet submitted: nothing is stored), to compare before submitting: what the labeling page
     shows under ``suggestion_display`` after_answer, where tasks carry none. The same
     suggestion a task carries otherwise (null below the project's threshold, and always
-    under never or with show_suggestions off). Any member."""
-    project, _ = caller.project(project_id)
-    found = answered_suggestions(caller.session, caller.storage.arrays, project,
-                                 [(a.item_id, a.labels) for a in body.answers])
+    under never or with show_suggestions off). Any member; an annotator only about the items
+    handed to them or labeled by them (403 otherwise, unless free_labeling is on)."""
+    project, role = caller.project(project_id)
+    found = answered_suggestions(caller.session, caller.storage.arrays, project, role,
+                                 caller.user.id, [(a.item_id, a.labels) for a in body.answers])
     return [AnsweredSuggestion(item_id=item_id, suggestion=hint) for item_id, hint in found]
 
 
