@@ -97,6 +97,9 @@ def test_a_whole_number_written_as_a_float_is_stored_as_int() -> None:
     assert ProjectSettingsChange.model_validate({"overlap": 2.0}).overlap == 2
     with pytest.raises(InvalidSettings, match="valid integer"):
         validate_settings({"overlap": True})  # a boolean is not a number here
+    # beyond what a float names exactly: refused as written, not as a 301-digit int
+    with pytest.raises(InvalidSettings, match=r"got 1e\+300$"):
+        validate_settings({"batch_size": 1e300})
 
 
 def test_the_sentence_featurizer_needs_its_extra() -> None:

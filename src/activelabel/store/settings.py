@@ -149,9 +149,11 @@ def _takes_int(annotation: Any) -> bool:
 def _whole_floats_as_int(data: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
     """``data`` with each whole float (285.0) of an integer setting as the int it names (a
     client that writes every number as a float, JavaScript's JSON of a computed value, means
-    285); a float with a fraction is left for the field's check to refuse."""
+    285); a float with a fraction, or beyond 2**53 (where floats no longer name every whole
+    number: 1e300 would read back as a 301-digit int), is left for the field's check to
+    refuse as written."""
     whole = {k: int(v) for k, v in data.items() if type(v) is float and v.is_integer()
-             and k in fields and _takes_int(fields[k].annotation)}
+             and abs(v) <= 2.0 ** 53 and k in fields and _takes_int(fields[k].annotation)}
     return {**data, **whole} if whole else data
 
 
