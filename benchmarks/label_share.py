@@ -117,7 +117,8 @@ def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
 
 
 def run_one(setup: str, name: str, repeat: int, strategies: list[str],
-            out_dir: Path, rerun: frozenset[str] = frozenset()) -> None:
+            out_dir: Path, rerun: frozenset[str] = frozenset(),
+            featurizer_params: dict[str, Any] | None = None) -> None:
     """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
     again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
@@ -131,8 +132,10 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     t0 = time.perf_counter()
     result = simulate(ds, strategies=todo, seed_size=spec.seed_size,
                       batch_size=spec.batch_size, budget=spec.budget, repeats=1,
-                      test_size=TEST_SIZE, random_state=repeat, features=ds.features("auto"))
+                      test_size=TEST_SIZE, random_state=repeat,
+                      features=ds.features("auto", **featurizer_params or {}))
     done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
+                 "featurizer_params": featurizer_params or {},
                  "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,
                  "batch_size": spec.batch_size, "budget": spec.budget})
     for s, points in result.curves.items():
@@ -255,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stable-within", type=float, default=None,
                    help="auto's holdout stability threshold (default: the library's); use "
                         "with its own --out-dir, the stored auto runs are the default's")
+    p.add_argument("--featurizer-params", type=json.loads, default=None,
+                   help="JSON keyword arguments of the data's featurizer (TF-IDF for text), "
+                        "e.g. '{\"char_ngrams\": [2, 5]}'; use with its own --out-dir")
     args = p.parse_args(argv)
     if args.stable_within is not None:
         schedule_with(args.stable_within)
@@ -273,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             for setup in args.setups.split(","):
                 for name in names:
                     run_one(setup, name, repeat, strategies, args.out_dir,
-                            frozenset(x for x in args.rerun.split(",") if x))
+                            frozenset(x for x in args.rerun.split(",") if x),
+                            args.featurizer_params)
     print(table(args.out_dir, strategies))
     return 0
 

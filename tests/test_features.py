@@ -69,6 +69,36 @@ def test_text_embeddings_group_similar_texts(
     assert (labels[nearest] == labels).mean() > 0.5  # chance is ~0.25 for 4 classes
 
 
+def test_text_char_ngrams_add_character_terms_beside_the_words(
+    news: list[dict[str, Any]],
+) -> None:
+    words = TextFeaturizer(n_components=20).fit(news[:600])
+    both = TextFeaturizer(n_components=20, char_ngrams=(2, 4)).fit(news[:600])
+    fs = both.transform([*news[600:700], {"text": "governmnet"}])  # misspelt: no word known
+    assert fs.X.format == "csr"
+    assert fs.X.dtype == np.float32
+    assert fs.X.shape[1] == both.vocabulary_size > words.vocabulary_size
+    np.testing.assert_allclose(sp.linalg.norm(fs.X, axis=1), 1.0, rtol=1e-5)
+    assert words.transform([{"text": "governmnet"}]).X.nnz == 0
+    assert fs.X[-1].nnz > 0  # its character n-grams are ("gov", "ment", ...)
+    # the words keep their place: the first columns are the word block, scaled by 1/sqrt(2)
+    w = words.transform(news[600:700]).X.toarray()
+    np.testing.assert_allclose(fs.X[:100, : w.shape[1]].toarray() * np.sqrt(2), w, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(fs.embeddings[:100], axis=1), 1.0, atol=1e-5)
+    again = pickle.loads(pickle.dumps(both)).transform(news[600:700])
+    np.testing.assert_array_equal(again.X.toarray(), fs.X[:100].toarray())
+
+
+def test_text_char_ngrams_are_checked_and_fit_a_handful_of_texts() -> None:
+    for bad in ((0, 3), (5, 2), (2, 11), "2-4", (2, 3, 4), (2.5, 4), (True, 3)):
+        with pytest.raises(ValueError, match=r"char_ngrams must be \(low, high\)"):
+            TextFeaturizer(char_ngrams=bad)
+    # two texts share no character n-gram: the in-two-texts rule gives way
+    fs = TextFeaturizer(char_ngrams=(3, 3)).fit_transform(["abc", "xyz"])
+    assert fs.X.shape[0] == 2
+    assert (sp.linalg.norm(fs.X, axis=1) > 0).all()
+
+
 def test_text_accepts_plain_strings_and_caps_components() -> None:
     texts = ["apple banana cherry", "banana cherry durian", "cherry durian elder"]
     fs = TextFeaturizer(n_components=100).fit_transform(texts)

@@ -37,6 +37,8 @@ __all__ = [
 F32 = NDArray[np.float32]
 #: Rows projected per pass of the SVD in ``TextFeaturizer.transform``.
 _CHUNK_ROWS = 65_536
+#: Longest character n-gram ``TextFeaturizer(char_ngrams=...)`` takes.
+CHAR_NGRAM_MAX = 10
 #: Images converted to float per pass of ``ImageFeaturizer.fit``.
 _IMAGE_FIT_CHUNK = 8192
 EMBEDDINGS_EXTRA_HINT = ("pip install 'activelabel[embeddings]' (with torch), or without torch "
@@ -139,6 +141,13 @@ class TextFeaturizer(Featurizer):
     ``k = min(n_components, vocabulary - 1, n_fit_rows - 1)``; when that is below 1 the
     embeddings are the L2-normalised dense TF-IDF itself. Records are dicts with a ``field``
     holding a string, or plain strings.
+
+    ``char_ngrams=(low, high)`` adds the character n-grams of that range within words
+    (``char_wb``, terms in at least 2 texts, at most ``max_features`` of them) beside the word
+    n-grams: each row is the two L2-normalised blocks side by side, normalised again, and the
+    SVD is fitted on that. It reads misspellings, inflections and short texts better
+    (clinc150, 3,000 random labels: 0.86 against 0.83 test accuracy) and active learning
+    gains more from it (docs/benchmarks.md), at 7 to 10 times the stored non-zeros per row.
     """
 
     def __init__(
@@ -150,7 +159,15 @@ class TextFeaturizer(Featurizer):
         sublinear_tf: bool = True,
         n_components: int = 100,
         random_state: int | None = 0,
+        char_ngrams: tuple[int, int] | None = None,
     ) -> None:
+        if char_ngrams is not None:
+            pair = list(char_ngrams) if isinstance(char_ngrams, list | tuple) else []
+            whole = all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            if not (len(pair) == 2 and whole and 1 <= pair[0] <= pair[1] <= CHAR_NGRAM_MAX):
+                raise ValueError(f"char_ngrams must be (low, high), whole numbers with 1 <= low "
+                                 f"<= high <= {CHAR_NGRAM_MAX}, got {char_ngrams!r}; e.g. [2, 5]")
+        self.char_ngrams = char_ngrams
         self.field = field
         self.max_features = max_features
         self.ngram_range = ngram_range
@@ -172,6 +189,9 @@ class TextFeaturizer(Featurizer):
         self._check_fitted("vectorizer_")
         texts = _texts(records, self.field)
         tfidf = sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
+        chars = getattr(self, "char_vectorizer_", None)  # None: fitted before char_ngrams
+        if chars is not None:
+            tfidf = _side_by_side(tfidf, chars.transform(texts))
         return FeatureSet(X=tfidf, embeddings=self._embed(tfidf))
 
     def _fit_texts(self, texts: list[str]) -> sp.csr_matrix:
@@ -192,6 +212,21 @@ class TextFeaturizer(Featurizer):
                 f"no terms found in the {len(texts)} texts of field {self.field!r} ({exc}); "
                 "check the field holds text, or lower min_df"
             ) from exc
+        self.char_vectorizer_: TfidfVectorizer | None = None
+        if self.char_ngrams is not None:
+            chars = None
+            for min_df in (2, 1):  # 1: no n-gram is in two texts (a handful of texts)
+                self.char_vectorizer_ = TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=tuple(self.char_ngrams), min_df=min_df,
+                    max_features=self.max_features, sublinear_tf=self.sublinear_tf,
+                    dtype=np.float32)
+                try:
+                    chars = self.char_vectorizer_.fit_transform(texts)
+                    break
+                except ValueError:
+                    continue
+            assert chars is not None  # the word terms were found, so are their characters
+            tfidf = _side_by_side(tfidf, chars)
         k = min(self.n_components, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
         self.svd_: TruncatedSVD | None = None
         if k >= 1:
@@ -213,7 +248,15 @@ class TextFeaturizer(Featurizer):
     def vocabulary_size(self) -> int:
         """Number of TF-IDF columns learned in ``fit``."""
         self._check_fitted("vectorizer_")
-        return len(self.vectorizer_.vocabulary_)
+        chars = getattr(self, "char_vectorizer_", None)
+        return len(self.vectorizer_.vocabulary_) + (0 if chars is None
+                                                    else len(chars.vocabulary_))
+
+
+def _side_by_side(words: Any, chars: Any) -> sp.csr_matrix:
+    """Word and character TF-IDF (each row L2-normalised) as one L2-normalised CSR row."""
+    both = sp.hstack([words, chars], format="csr", dtype=np.float32)
+    return sp.csr_matrix(normalize(both), dtype=np.float32)
 
 
 # ---- numeric ---------------------------------------------------------------------------------

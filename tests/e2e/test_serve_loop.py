@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from activelabel.client import Client
 from tests.support.processes import (
@@ -24,12 +27,16 @@ from tests.support.processes import (
 )
 
 
+@pytest.mark.parametrize("featurizer_params", [{}, {"char_ngrams": [2, 4]}],
+                         ids=["words", "words+chars"])
 def test_whole_loop_over_http(server: ServerProcess, shared_data: Path, tmp_path: Path,
-                              connect: Callable[..., Client]) -> None:
+                              connect: Callable[..., Client],
+                              featurizer_params: dict[str, Any]) -> None:
     token = make_token(server.data_dir, server.db, "lead", admin=True)
     client = connect(server.url, token)
     assert client.health()
-    project_id, oracle = import_sms(client, shared_data, tmp_path, 300)
+    project_id, oracle = import_sms(client, shared_data, tmp_path, 300,
+                                    {"featurizer_params": featurizer_params})
 
     # Cold start: the import queued a round that picks a diverse seed batch.
     seed_round = wait_until(lambda: done_rounds(client, project_id), ROUND_TIMEOUT,

@@ -171,9 +171,13 @@ def test_every_setting_has_a_title_a_description_and_a_page_section() -> None:
 def test_featurizer_parameters_are_checked_by_their_types() -> None:
     for params, says in (({"max_features": "lots"}, "max_features='lots' must be of type"),
                          ({"ngram_range": 7}, "ngram_range=7 must be of type tuple[int, int]"),
-                         ({"sublinear_tf": "yes"}, "sublinear_tf")):
+                         ({"sublinear_tf": "yes"}, "sublinear_tf"),
+                         ({"char_ngrams": [5, 2]}, "char_ngrams must be (low, high)"),
+                         ({"char_ngrams": "2-5"}, "char_ngrams='2-5' must be of type")):
         with pytest.raises(InvalidSettings, match=re.escape(says)):
             validate_settings({"featurizer_params": params})
+    text = validate_settings({"featurizer_params": {"char_ngrams": [2, 5]}})
+    assert text["featurizer_params"] == {"char_ngrams": [2, 5]}
     image = validate_settings({"featurizer": "image",
                                "featurizer_params": {"field": "img", "shape": [8, 8]}})
     assert image["featurizer_params"] == {"field": "img", "shape": [8, 8]}

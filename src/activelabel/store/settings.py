@@ -220,7 +220,9 @@ class ProjectSettings(BaseModel):
     featurizer_params: dict[str, Any] = Field(
         default_factory=dict, title="Featurizer parameters",
         description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
-        "in another field.", json_schema_extra={"group": "Active learning"})
+        "in another field, or {\"char_ngrams\": [2, 5]} to add character n-grams to text "
+        "(better models and label efficiency on short or misspelt text, at 7-10x the stored "
+        "features).", json_schema_extra={"group": "Active learning"})
     batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
         50, "Batch size (items per round, or auto)", "Active learning",
         "Items a round puts at the head of the queue; auto: what the team labels during "
@@ -589,6 +591,10 @@ def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         except ValidationError:
             raise ValueError(f"featurizer parameter {name}={value!r} must be of type "
                              f"{_type_name(hints[name])}") from None
+    try:  # values the constructor refuses (e.g. char_ngrams [5, 2])
+        make_featurizer(kind, **params)
+    except ValueError as exc:
+        raise ValueError(f"featurizer parameters {params}: {exc}") from None
     return params
 
 
