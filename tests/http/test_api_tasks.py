@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -362,6 +363,16 @@ def test_the_first_answer_before_the_suggestion_is_kept_and_counted(api: Api) ->
         "switched_to_suggestion": 1, "switched_share": 1.0}
     assert abs(row["changed_share"] - 2 / 3) < 1e-9
     assert_error(api.get(f"/projects/{pid}/anchoring", ann), 403, "forbidden")
+    # the export shows each kept blind answer beside the annotation it preceded
+    exported = [json.loads(line) for line in api.get(
+        f"/projects/{pid}/export", owner, params={"format": "jsonl"}).text.splitlines()]
+    blind_of = {row["external_id"]: [a.get("blind_answer") for a in row["annotations"]]
+                for row in exported}
+    version = first.json()[0]["suggestion"]["model_version"]
+    assert blind_of == {
+        "x0": [{"labels": ["c"], "suggested": ["b"], "model_version": version}],
+        "x1": [{"labels": ["a"], "suggested": ["a"], "model_version": version}],
+        "x2": [{"labels": ["a"], "suggested": None, "model_version": None}]}
     # under always the suggestion shows with the task: an answer then is not blind
     api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "always"}})
     assert api.get(f"/projects/{pid}/tasks/next", late, params={"n": 4}).status_code == 200
