@@ -71,6 +71,7 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/projects/{project_id}/review"): "reviewer",
     ("GET", "/projects/{project_id}/agreement"): "reviewer",
     ("GET", "/projects/{project_id}/annotators"): "reviewer",
+    ("GET", "/projects/{project_id}/anchoring"): "reviewer",
     ("POST", "/projects/{project_id}/gold"): "owner",
     ("GET", "/projects/{project_id}/relabel"): "reviewer",
     ("GET", "/projects/{project_id}/versions"): "annotator",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from activelabel.store import (
     activate_model_version,
+    blind_answers,
     create_model_version,
     create_round,
     finish_round,
@@ -232,7 +235,7 @@ def test_after_answer_an_annotator_gets_the_suggestion_with_an_answer_only(api: 
     assert group["x2"] is None
     assert {g for g in group.values() if g is not None} == {1, 2}
     ids = {t["item"]["external_id"]: t["item"]["id"] for t in tasks}
-    # the answer (any of the project's labels) brings the suggestion; nothing is stored
+    # the answer (any of the project's labels) brings the suggestion; no label is given
     answered = api.post(f"/projects/{pid}/tasks/suggestions", ann, json={"answers": [
         {"item_id": ids["x0"], "labels": ["c"]}, {"item_id": ids["x2"], "labels": ["a"]},
         {"item_id": ids["x4"], "labels": ["a"]}]})
@@ -284,3 +287,94 @@ def test_after_answer_an_annotator_gets_the_suggestion_with_an_answer_only(api: 
     api.patch(f"/projects/{pid}", owner, json={"settings": {"free_labeling": True}})
     assert api.post(f"/projects/{pid}/tasks/suggestions", other_ann, json={
         "answers": [{"item_id": ids["x0"], "labels": ["a"]}]}).status_code == 200
+
+
+def _blind(api: Api, pid: int) -> dict[tuple[int, int], list[str]]:
+    """The blind answers kept in the project: (user id, item id) -> labels."""
+    with api.storage.sessions() as session:
+        return {(r.user_id, r.item_id): r.labels for r in blind_answers(session, pid)}
+
+
+def test_the_first_answer_before_the_suggestion_is_kept_and_counted(api: Api) -> None:
+    """Under after_answer an annotator's first answer for an item is kept as their blind
+    answer; asking again with other labels keeps it (and brings the suggestion again); a
+    refused call keeps nothing; reviewers' answers (their tasks carry the suggestion) are not
+    blind. GET anchoring compares each with the label submitted after it."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, labels=["a", "b", "c"],
+                      settings={"overlap": 3, "free_labeling": False})
+    ann, rev, late = (api.member(pid, "annotator"), api.member(pid, "reviewer"),
+                      api.member(pid, "annotator"))
+    _trained(api, pid, np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.34, 0.33, 0.33],
+                                 [0.1, 0.9, 0.0]]))
+    tasks = api.get(f"/projects/{pid}/tasks/next", ann, params={"n": 4}).json()
+    ids = {t["item"]["id"]: t["item"]["external_id"] for t in tasks}
+    x = {name: item_id for item_id, name in ids.items()}
+    url = f"/projects/{pid}/tasks/suggestions"
+
+    def ask(who: Person, *answers: tuple[str, str]) -> Any:
+        return api.post(url, who, json={"answers": [
+            {"item_id": x[name], "labels": [label]} for name, label in answers]})
+
+    # refused calls keep nothing, not even the answers of the call that were fine
+    assert_error(ask(ann, ("x0", "c"), ("x1", "z")), 400, "invalid_input")
+    other = api.project(owner, n_items=1, labels=["a", "b", "c"])
+    foreign = api.get(f"/projects/{other}/items", owner).json()["items"][0]["id"]
+    assert_error(api.post(url, ann, json={"answers": [
+        {"item_id": x["x0"], "labels": ["c"]}, {"item_id": foreign, "labels": ["a"]}]}),
+        404, "not_found")
+    assert_error(api.post(url, ann, json={"answers": [
+        {"item_id": x["x0"], "labels": ["c"]}, {"item_id": x["x1"]}]}), 422, "invalid_input")
+    assert_error(ask(late, ("x0", "c")), 403, "forbidden")  # not handed to them
+    assert_error(ask(api.person("out"), ("x0", "c")), 404, "not_found")
+    assert _blind(api, pid) == {}
+    # the first answer is kept, with the suggestion it brought
+    first = ask(ann, ("x0", "c"), ("x1", "a"), ("x2", "a"))
+    assert first.status_code == 200, first.text
+    assert {ids[a["item_id"]]: a["suggestion"] and a["suggestion"]["label"]
+            for a in first.json()} == {"x0": "b", "x1": "a", "x2": None}
+    kept = {(ann.id, x["x0"]): ["c"], (ann.id, x["x1"]): ["a"], (ann.id, x["x2"]): ["a"]}
+    assert _blind(api, pid) == kept
+    # asked again with other labels: the suggestion comes again, the first answer stays
+    again = ask(ann, ("x0", "b"), ("x2", "b"))
+    assert again.status_code == 200, again.text
+    assert again.json()[0]["suggestion"] == first.json()[0]["suggestion"]
+    assert _blind(api, pid) == kept
+    # a reviewer's tasks carry the suggestion: their answer is not blind
+    assert ask(rev, ("x3", "a")).status_code == 200
+    assert _blind(api, pid) == kept
+    report = api.get(f"/projects/{pid}/anchoring", owner)
+    assert report.status_code == 200, report.text
+    assert report.json() == [{
+        "user_id": ann.id, "username": ann.username, "blind_answers": 3, "submitted": 0,
+        "changed": 0, "changed_share": None, "disagreed_with_suggestion": 0,
+        "switched_to_suggestion": 0, "switched_share": None}]
+    # x0: c before, b (the model's) submitted; x1: a kept (the model's too); x2: a, then c
+    # (no suggestion showed); the first label submitted counts, not a later correction
+    for name, label in (("x0", "b"), ("x1", "a"), ("x2", "c"), ("x0", "a")):
+        done = api.post(f"/projects/{pid}/annotations", ann,
+                        json={"item_id": x[name], "labels": [label]})
+        assert done.status_code == 201, done.text
+    [row] = api.get(f"/projects/{pid}/anchoring", rev).json()
+    assert {k: row[k] for k in ("blind_answers", "submitted", "changed",
+                                "disagreed_with_suggestion", "switched_to_suggestion",
+                                "switched_share")} == {
+        "blind_answers": 3, "submitted": 3, "changed": 2, "disagreed_with_suggestion": 1,
+        "switched_to_suggestion": 1, "switched_share": 1.0}
+    assert abs(row["changed_share"] - 2 / 3) < 1e-9
+    assert_error(api.get(f"/projects/{pid}/anchoring", ann), 403, "forbidden")
+    # the export shows each kept blind answer beside the annotation it preceded
+    exported = [json.loads(line) for line in api.get(
+        f"/projects/{pid}/export", owner, params={"format": "jsonl"}).text.splitlines()]
+    blind_of = {row["external_id"]: [a.get("blind_answer") for a in row["annotations"]]
+                for row in exported}
+    version = first.json()[0]["suggestion"]["model_version"]
+    assert blind_of == {
+        "x0": [{"labels": ["c"], "suggested": ["b"], "model_version": version}],
+        "x1": [{"labels": ["a"], "suggested": ["a"], "model_version": version}],
+        "x2": [{"labels": ["a"], "suggested": None, "model_version": None}]}
+    # under always the suggestion shows with the task: an answer then is not blind
+    api.patch(f"/projects/{pid}", owner, json={"settings": {"suggestion_display": "always"}})
+    assert api.get(f"/projects/{pid}/tasks/next", late, params={"n": 4}).status_code == 200
+    assert ask(late, ("x3", "a")).status_code == 200
+    assert _blind(api, pid) == kept

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from activelabel.store import (
+    NewBlindAnswer,
     add_items,
     annotate,
     claim_job,
@@ -19,10 +20,18 @@ from activelabel.store import (
     create_user,
     enqueue_job,
     next_tasks,
+    record_blind_answers,
     session_factory,
 )
 from activelabel.store._util import lock_project
-from activelabel.store.models import Annotation, Assignment, Project, utcnow
+from activelabel.store.models import (
+    Annotation,
+    Assignment,
+    BlindAnswer,
+    Item,
+    Project,
+    utcnow,
+)
 from tests.support.databases import new_engine
 
 N_THREADS = 8
@@ -113,6 +122,25 @@ def test_concurrent_retries_of_one_annotation_store_it_once(fresh_engine: Engine
     assert len(set(_run_threads(retry))) == 1
     with factory() as s:
         assert s.execute(select(func.count()).select_from(Annotation)).scalar() == 1
+
+
+def test_concurrent_first_blind_answers_of_one_annotator_keep_one(fresh_engine: Engine) -> None:
+    """The page may ask twice at once about one item: one answer is kept, no call fails."""
+    project_id, users = _setup(fresh_engine, 1)
+    factory = session_factory(fresh_engine)
+    with factory() as s:
+        item_id = s.execute(select(Item.id)).scalar_one()
+
+    def ask(i: int) -> int:
+        with factory() as s:
+            kept = record_blind_answers(s, project_id, users[0], [
+                NewBlindAnswer(item_id, ["a" if i % 2 else "b"], ["a"], 1)])
+            s.commit()
+            return kept
+
+    assert sorted(_run_threads(ask)) == [0] * (N_THREADS - 1) + [1]
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(BlindAnswer)).scalar() == 1
 
 
 def test_concurrent_first_labels_of_one_annotator_store_one_and_refuse_the_rest(

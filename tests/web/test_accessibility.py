@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import unique
-from tests.support.web import PROJECT, Site, axe_violations, log_in
+from tests.support.web import PASSWORD, PROJECT, Person, Site, axe_violations, log_in, login
 
 PAGES = {"projects": "/", "label": f"/projects/{PROJECT}/label",
          "review": f"/projects/{PROJECT}/review",
@@ -174,14 +174,56 @@ def _tab_through(page: Any, limit: int = 400) -> list[str]:
     return seen
 
 
+def _review_project(site: Site) -> int:
+    """A project of its own whose review queue holds the same three items whatever the other
+    tests labeled in the demo project: two labels that disagree, a labeled item flagged and a
+    flagged item nobody labeled (every kind of control the review page shows)."""
+    made = site.api("POST", "/projects", json={
+        "name": unique("review"), "labels": ["ham", "spam"],
+        "settings": {"free_labeling": True, "audit_share": 0}})
+    assert made.status_code == 201, made.text
+    pid = int(made.json()["id"])
+    added = site.api("POST", f"/projects/{pid}/items", json=[
+        {"external_id": f"r{i}", "data": {"text": f"message number {i}"}} for i in range(4)])
+    assert added.status_code in (200, 201), added.text
+    item = {i["external_id"]: i["id"] for i in site.get(f"/projects/{pid}/items")["items"]}
+    people = []
+    for _ in range(2):
+        name = unique("annotator")
+        assert site.api("POST", "/users", json={"username": name, "password": PASSWORD}
+                        ).status_code == 201
+        assert site.api("POST", f"/projects/{pid}/members",
+                        json={"username": name, "role": "annotator"}).status_code == 201
+        people.append(Person(name, PASSWORD, login(site.url, name, PASSWORD), "annotator"))
+    first, second = people
+    for who, external_id, label in ((first, "r0", "ham"), (second, "r0", "spam"),
+                                    (first, "r1", "ham")):
+        given = site.api("POST", f"/projects/{pid}/annotations", who,
+                         json={"item_id": item[external_id], "labels": [label]})
+        assert given.status_code == 201, given.text
+    for external_id in ("r1", "r2"):
+        flagged = site.api("POST", f"/projects/{pid}/flags", second,
+                           json={"item_id": item[external_id], "reason": "unclear"})
+        assert flagged.status_code == 201, flagged.text
+    return pid
+
+
 @pytest.mark.parametrize("state", ["projects", "label", "review", "dashboard", "settings"])
 def test_keyboard_reaches_every_control(page: Any, site: Site, state: str) -> None:
     """Tab alone reaches every visible control of the page (the grid's cells by arrows, one
-    stop for the grid), in a cycle without a trap."""
+    stop for the grid), in a cycle without a trap. The review page is a project's of its own
+    (:func:`_review_project`): the demo's queue grows with what the other tests label."""
     log_in(page, site, site.admin)
     path, ready = STATES[state]
+    if state == "review":
+        path = f"/projects/{_review_project(site)}/review"
     page.goto(site.url + path)
     page.wait_for_selector(ready)
+    if state == "review":
+        page.wait_for_selector("body[data-loaded=true]")
+        assert page.locator("article.review-item").count() == 3
+        assert (page.locator("button.accept").count(), page.locator("form.flag").count(),
+                page.locator("select[id^=label-]").count()) == (3, 2, 1)
     reached = set(_tab_through(page))
     missing = [c for c in page.evaluate(FOCUSABLE) if c not in reached]
     assert missing == [], f"not reachable by Tab on {state}: {missing[:10]}"

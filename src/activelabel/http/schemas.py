@@ -589,6 +589,25 @@ class AnnotatorQualityOut(BaseModel):
     gold_alert: bool = Field(description="gold_accuracy is below gold_alert_below.")
 
 
+class AnchoringOut(BaseModel):
+    """One annotator's answers given before the suggestion showed (after_answer), against the
+    first label they submitted after each."""
+
+    user_id: int
+    username: str
+    blind_answers: int = Field(description="Items answered before the suggestion showed.")
+    submitted: int = Field(description="Of those, items the annotator then labeled.")
+    changed: int = Field(description="Of those, items whose label differs from the answer "
+                         "given before the suggestion showed.")
+    changed_share: float | None = Field(description="changed / submitted.")
+    disagreed_with_suggestion: int = Field(description="Labeled items whose answer before the "
+                                           "suggestion differed from the suggestion shown.")
+    switched_to_suggestion: int = Field(description="Of those, items labeled as the "
+                                        "suggestion said.")
+    switched_share: float | None = Field(description="switched_to_suggestion / "
+                                         "disagreed_with_suggestion.")
+
+
 class DecisionOut(DecisionView):
     """A logged decision with its author's name."""
 

@@ -4,8 +4,11 @@ Hugging Face dataset folder (zipped) or spaCy-style JSONL.
 
 One row per labeled item: external id, payload (private fields left out unless asked for),
 split, the consensus label(s), every current annotation (annotator, labels, when, how long)
-and why the item was selected (round number, strategy, score, model version). Items are read
-in pages with a read session, so memory stays at one page.
+and why the item was selected (round number, strategy, score, model version). An annotation
+whose annotator answered before the suggestion showed (``suggestion_display`` after_answer)
+also carries ``blind_answer``: those labels, the suggestion they brought (``suggested``, null
+when none showed) and its ``model_version``. Items are read in pages with a read session, so
+memory stays at one page.
 
 The ``labels`` column is the consensus by the project's ``consensus`` setting, the same the
 rounds train on (:mod:`.consensus`): majority vote (null on a tie), or Dawid-Skene for a
@@ -27,9 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import (
+    BlindAnswerRow,
+    CurrentLabel,
     InvalidInput,
     Storage,
     active_model_version,
+    blind_answers,
     current_labels,
     get_project,
     item_provenance,
@@ -91,6 +97,20 @@ def _annotation_details(session: Session, ids: list[int]) -> dict[int, tuple[int
     return out
 
 
+def _annotation_entry(cur: CurrentLabel, names: dict[int, str],
+                      details: dict[int, tuple[int | None, int]],
+                      blind: BlindAnswerRow | None) -> dict[str, Any]:
+    """One current annotation of an export row (with the annotator's blind answer, if kept)."""
+    entry: dict[str, Any] = {
+        "annotator": names.get(int(cur.annotator_id)), "labels": list(cur.labels),
+        "created_at": _iso(cur.created_at),
+        "duration_ms": details.get(int(cur.annotation_id), (None, 0))[0]}
+    if blind is not None:
+        entry["blind_answer"] = {"labels": blind.labels, "suggested": blind.suggested,
+                                 "model_version": blind.model_version}
+    return entry
+
+
 def export_rows(storage: Storage, project_id: int, *,
                 include_private: bool = False) -> Iterator[dict[str, Any]]:
     """One dict per labeled item, in row order (what every format writes); ``labels`` is the
@@ -107,6 +127,7 @@ def export_rows(storage: Storage, project_id: int, *,
         details = _annotation_details(session, [int(c.annotation_id) for c in labels])
         names = usernames(session, {int(c.annotator_id) for c in labels}
                            | {u for _, u in details.values()})
+        blind = {(b.item_id, b.user_id): b for b in blind_answers(session, project_id)}
         order = list(by_item)  # current_labels is sorted by row
         for start in range(0, len(order), PAGE_ITEMS):
             page = order[start:start + PAGE_ITEMS]
@@ -120,10 +141,8 @@ def export_rows(storage: Storage, project_id: int, *,
                 yield {
                     "external_id": item.external_id, "split": item.split, "data": data,
                     "labels": agreed.of(item_id),
-                    "annotations": [{
-                        "annotator": names.get(int(c.annotator_id)),
-                        "labels": list(c.labels), "created_at": _iso(c.created_at),
-                        "duration_ms": details.get(int(c.annotation_id), (None, 0))[0]}
+                    "annotations": [_annotation_entry(
+                        c, names, details, blind.get((item_id, int(c.annotator_id))))
                         for c in given],
                     **why.get(item_id, {"round": None, "strategy": None, "score": None,
                                         "model_version": None})}

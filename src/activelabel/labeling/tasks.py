@@ -13,7 +13,8 @@ whatever the whole tagging's probability: each span carries its own confidence. 
 ``after_answer`` an annotator's tasks carry no suggestion (what the browser receives, its
 developer tools show): only ``group``, a number shared by the tasks of one answer that names
 no label, so that the grid can put similar items together. The suggestion of an item comes
-with the annotator's answer (:func:`answered_suggestions`), before it is submitted.
+with the annotator's answer (:func:`answered_suggestions`), before it is submitted; the first
+answer for an item is kept as the annotator's blind answer (:mod:`..store.blind`).
 
 The active model's class probabilities live in the array store (``probs``, one row per
 ``Item.row``); :func:`model_probs` keeps them memory-mapped between requests and reopens them
@@ -37,11 +38,13 @@ from sqlalchemy.orm import Session
 from ..store import (
     ArrayStore,
     Forbidden,
+    NewBlindAnswer,
     ProjectSettings,
     active_model_version,
     get_item,
     get_round,
     next_tasks,
+    record_blind_answers,
     settings_of,
 )
 from ..store.annotations import check_labels, items_handed_to
@@ -327,12 +330,18 @@ def answered_suggestions(session: Session, arrays: ArrayStore, project: Project,
     item when the project shows none): ``answers`` are (item id, the labels the caller chose),
     checked as an annotation's labels are (NotFound for an item of another project). An
     annotator asks only about items handed to them or labeled by them (Forbidden otherwise,
-    as a label on such an item is), unless the project's ``free_labeling`` is on."""
+    as a label on such an item is), unless the project's ``free_labeling`` is on.
+
+    Where the caller's tasks carry no suggestion (:func:`withholds_suggestions`, with
+    ``show_suggestions`` on), the labels chosen are the caller's blind answer: the first one
+    for an item is kept with the suggestion it brought (:func:`~..store.record_blind_answers`),
+    later ones are not. Nothing is kept when a check fails."""
     settings = settings_of(project.settings)
     items = []
+    chosen = []
     for item_id, labels in answers:
         item = get_item(session, project.id, item_id)
-        check_labels(project, labels, item)
+        chosen.append(check_labels(project, labels, item))
         items.append(item)
     if not settings.free_labeling and not Role(role).at_least(Role.REVIEWER):
         handed = items_handed_to(session, user_id, [item.id for item in items])
@@ -342,6 +351,25 @@ def answered_suggestions(session: Session, arrays: ArrayStore, project: Project,
                             "GET /projects/{id}/tasks/next gives you")
     if not settings.show_suggestions or settings.suggestion_display == "never":
         return [(item.id, None) for item in items]
+    found = _suggestions_of(session, arrays, project, settings, items)
+    if withholds_suggestions(settings, project, role):
+        record_blind_answers(session, project.id, user_id, [
+            NewBlindAnswer(item_id=item.id, labels=labels,
+                           suggested=None if hint is None else _as_list(hint.label),
+                           model_version=None if hint is None else hint.model_version)
+            for item, labels, (_, hint) in zip(items, chosen, found, strict=True)])
+    return found
+
+
+def _as_list(label: Any) -> list[Any]:
+    """A suggestion's label as an annotation's labels (a list)."""
+    return list(label) if isinstance(label, list) else [label]
+
+
+def _suggestions_of(session: Session, arrays: ArrayStore, project: Project,
+                    settings: ProjectSettings, items: list[Any]
+                    ) -> list[tuple[int, Suggestion | None]]:
+    """The suggestion each of ``items`` would carry as a task (shown suggestions only)."""
     active = active_model(session, project.id)
     threshold = 0.0 if project.task == "spans" else min_confidence(settings,
                                                                     len(project.labels))

@@ -26,6 +26,7 @@ from .annotations import (
 )
 from .arrays import ArrayStore
 from .audit import audit_after, list_audit, record_audit
+from .blind import BlindAnswerRow, NewBlindAnswer, blind_answers, record_blind_answers
 from .db import (
     commit_without_waiting_for_flush,
     create_engine_for,
@@ -142,6 +143,7 @@ __all__ = [
     "TASKS",
     "ActivelabelError",
     "ArrayStore",
+    "BlindAnswerRow",
     "Conflict",
     "CurrentLabel",
     "DataLocation",
@@ -151,6 +153,7 @@ __all__ = [
     "InvalidSettings",
     "JobStatus",
     "LoginPolicy",
+    "NewBlindAnswer",
     "NotFound",
     "ProjectSettings",
     "ProjectSettingsChange",
@@ -172,6 +175,7 @@ __all__ = [
     "annotate",
     "audit_after",
     "authenticate_password",
+    "blind_answers",
     "claim_job",
     "claim_job_by_id",
     "clear_login_failures",
@@ -235,6 +239,7 @@ __all__ = [
     "project_access",
     "project_with_role",
     "record_audit",
+    "record_blind_answers",
     "record_login_failure",
     "record_selection",
     "record_token_use",

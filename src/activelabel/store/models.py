@@ -43,6 +43,7 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Base",
+    "BlindAnswer",
     "CalibrationItem",
     "CalibrationSession",
     "Decision",
@@ -390,6 +391,27 @@ class Annotation(Base):
         Index(None, "item_id", "annotator_id"),
         _one_of("kind", ANNOTATION_KINDS, "kind"),
     )
+
+
+class BlindAnswer(Base):
+    """An annotator's answer given before the model's suggestion showed: the labels sent with
+    the first ``tasks/suggestions`` call for the item under ``suggestion_display``
+    after_answer, with the suggestion that call showed (``suggested``: its labels as a list,
+    NULL when none was confident enough; ``model_version`` 0 for an imported prediction).
+    One per (item, user), never updated nor deleted: later calls leave it as it is."""
+
+    __tablename__ = "blind_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = _fk("projects.id")
+    item_id: Mapped[int] = _fk("items.id")
+    user_id: Mapped[int] = _fk("users.id")
+    labels: Mapped[list[Any]]
+    suggested: Mapped[list[Any] | None]
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("item_id", "user_id"), Index(None, "project_id", "user_id"))
 
 
 class Prediction(Base):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
+from ...labeling.anchoring import anchoring_report
 from ...labeling.governance import set_gold_answers
 from ...labeling.quality import agreement_report, annotator_report, label_table, relabel_advice
 from ...labeling.review import (
@@ -20,6 +21,7 @@ from ...store import MAX_ID, Role, active_model_version
 from ..auth import Reader, Writer
 from ..schemas import (
     AgreementOut,
+    AnchoringOut,
     AnnotatorQualityOut,
     GoldIn,
     ItemOut,
@@ -103,6 +105,17 @@ def annotators(project_id: PathId, caller: Reader) -> list[AnnotatorQualityOut]:
     project, _ = caller.project(project_id, Role.REVIEWER)
     rows = annotator_report(label_table(caller.session, project), project)
     return [AnnotatorQualityOut(**vars(r)) for r in rows]
+
+
+@router.get("/projects/{project_id}/anchoring", response_model=list[AnchoringOut])
+def anchoring(project_id: PathId, caller: Reader) -> list[AnchoringOut]:
+    """Per annotator, the answers given before the model's suggestion showed (under
+    ``suggestion_display`` after_answer, the first ``tasks/suggestions`` answer for an item)
+    against the first label submitted after each: how many changed, and of those that
+    differed from the suggestion shown, how many were switched to it. Reviewers and
+    owners."""
+    caller.project(project_id, Role.REVIEWER)
+    return [AnchoringOut(**vars(r)) for r in anchoring_report(caller.session, project_id)]
 
 
 @router.post("/projects/{project_id}/gold", response_model=list[ItemOut])

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from ...labeling.tasks import TaskView, answered_suggestions, lease_tasks
 from ...store import release_task
-from ..auth import Caller, Reader, Turn, Writer, WriteTurn
+from ..auth import Caller, Turn, Writer, WriteTurn
 from ..schemas import (
     AnsweredSuggestion,
     AnswersIn,
@@ -69,13 +69,16 @@ def _next(caller: Caller, project_id: int, n: int) -> list[TaskOut]:
 @router.post("/projects/{project_id}/tasks/suggestions",
              response_model=list[AnsweredSuggestion])
 def suggestions_after_answers(project_id: PathId, body: AnswersIn,
-                              caller: Reader) -> list[AnsweredSuggestion]:
+                              caller: Writer) -> list[AnsweredSuggestion]:
     """The model's suggestion for each item the caller has answered (the labels chosen, not
-    yet submitted: nothing is stored), to compare before submitting: what the labeling page
-    shows under ``suggestion_display`` after_answer, where tasks carry none. The same
-    suggestion a task carries otherwise (null below the project's threshold, and always
-    under never or with show_suggestions off). Any member; an annotator only about the items
-    handed to them or labeled by them (403 otherwise, unless free_labeling is on)."""
+    yet submitted), to compare before submitting: what the labeling page shows under
+    ``suggestion_display`` after_answer, where tasks carry none. The same suggestion a task
+    carries otherwise (null below the project's threshold, and always under never or with
+    show_suggestions off). Under after_answer an annotator's first answer for an item is
+    kept as their blind answer, with the suggestion it brought (``GET anchoring`` counts
+    how often the label submitted then differs); asking again keeps the first. No label is
+    submitted. Any member; an annotator only about the items handed to them or labeled by
+    them (403 otherwise, unless free_labeling is on)."""
     project, role = caller.project(project_id)
     found = answered_suggestions(caller.session, caller.storage.arrays, project, role,
                                  caller.user.id, [(a.item_id, a.labels) for a in body.answers])
