@@ -194,3 +194,13 @@ def test_label_share_leaves_out_auto_runs_of_the_old_schedule(tmp_path: Path) ->
     assert row.endswith("| 0.800 |  |")  # random's full-budget accuracy, no auto cell
     new = dict(old, versions={"auto": ls.VERSIONS["auto"]})
     assert ls.current(new, "auto")
+
+
+def test_text_features_reports_what_character_ngrams_cost(shared_data: Path) -> None:
+    done = run("text_features.py", "--sizes", "300", "--data",
+               str(shared_data / "sms_spam.jsonl"))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| 300 ")]
+    assert [r[2].strip() for r in rows] == ["words", "words+chars"]
+    words, both = (float(r[4]) for r in rows)  # non-zeros per row
+    assert both > 3 * words

@@ -50,7 +50,8 @@ def test_text_tfidf_is_csr_float32_and_embeddings_normalised(news_features: Feat
 
 
 def test_text_transform_keeps_fitted_width(news: list[dict[str, Any]]) -> None:
-    featurizer = TextFeaturizer(n_components=20, max_features=3000).fit(news[:600])
+    featurizer = TextFeaturizer(n_components=20, max_features=3000, char_ngrams=None).fit(
+        news[:600])
     fitted = featurizer.transform(news[:600])
     later = featurizer.transform([*news[600:], {"text": "zzzunseen qqqwords"}])
     assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size == 3000
@@ -72,7 +73,7 @@ def test_text_embeddings_group_similar_texts(
 def test_text_char_ngrams_add_character_terms_beside_the_words(
     news: list[dict[str, Any]],
 ) -> None:
-    words = TextFeaturizer(n_components=20).fit(news[:600])
+    words = TextFeaturizer(n_components=20, char_ngrams=None).fit(news[:600])
     both = TextFeaturizer(n_components=20, char_ngrams=(2, 4)).fit(news[:600])
     fs = both.transform([*news[600:700], {"text": "governmnet"}])  # misspelt: no word known
     assert fs.X.format == "csr"
@@ -89,6 +90,28 @@ def test_text_char_ngrams_add_character_terms_beside_the_words(
     np.testing.assert_array_equal(again.X.toarray(), fs.X[:100].toarray())
 
 
+def test_text_char_ngrams_auto_up_to_a_pool_size(monkeypatch: pytest.MonkeyPatch,
+                                                  news: list[dict[str, Any]]) -> None:
+    assert TextFeaturizer().char_ngrams == "auto"
+    fitted = TextFeaturizer(n_components=5).fit(news[:50])
+    assert fitted.char_ngrams_ == features.CHAR_NGRAMS_AUTO
+    explicit = TextFeaturizer(n_components=5, char_ngrams=features.CHAR_NGRAMS_AUTO)
+    np.testing.assert_array_equal(fitted.transform(news[:50]).X.toarray(),
+                                  explicit.fit(news[:50]).transform(news[:50]).X.toarray())
+    monkeypatch.setattr(features, "CHAR_AUTO_MAX_TEXTS", 49)  # beyond it: words alone
+    big = TextFeaturizer(n_components=5).fit(news[:50])
+    assert big.char_ngrams_ is None
+    assert big.vocabulary_size == TextFeaturizer(n_components=5, char_ngrams=None).fit(
+        news[:50]).vocabulary_size
+
+
+def test_text_identical_texts_fit_without_warnings() -> None:
+    for texts in (["item 0", "item 1"], ["hello world", "hello world"]):  # zero variance
+        for chars in ("auto", None):
+            fs = TextFeaturizer(char_ngrams=chars).fit_transform(texts)
+            assert fs.embeddings.shape == (2, 1)
+
+
 def test_text_char_ngrams_are_checked_and_fit_a_handful_of_texts() -> None:
     for bad in ((0, 3), (5, 2), (2, 11), "2-4", (2, 3, 4), (2.5, 4), (True, 3)):
         with pytest.raises(ValueError, match=r"char_ngrams must be \(low, high\)"):
@@ -103,8 +126,10 @@ def test_text_accepts_plain_strings_and_caps_components() -> None:
     texts = ["apple banana cherry", "banana cherry durian", "cherry durian elder"]
     fs = TextFeaturizer(n_components=100).fit_transform(texts)
     assert fs.embeddings.shape == (3, 2)  # capped at n_rows - 1
-    one = TextFeaturizer().fit_transform(["solitary"])
+    one = TextFeaturizer(char_ngrams=None).fit_transform(["solitary"])
     assert one.embeddings.shape == (1, 1)
+    both = TextFeaturizer().fit_transform(["solitary"])  # 1 word, 30 character n-grams
+    assert both.embeddings.shape == (1, 31)
 
 
 def test_text_missing_field_names_record_and_fields_present() -> None:

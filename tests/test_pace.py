@@ -193,10 +193,10 @@ def test_forecast_refuses_a_bad_target():
 
 @pytest.mark.slow
 def test_forecast_covers_the_labels_a_simulation_needed(shared_data: Path) -> None:
-    """Simulate random sampling on ag_news; fit on the first 8 points of each repeat and
-    forecast the labels to an accuracy halfway to where the run ended; the interval covers
-    the labels the run needed (first point of the 3-point running mean at the target) in most
-    repeats."""
+    """Simulate random sampling on ag_news (the default model and features); fit on the first 8
+    points of each repeat and forecast the labels to an accuracy halfway to where the run
+    ended; the interval covers the labels the run needed (first point of the 3-point running
+    mean at the target) in most repeats."""
     from collections import defaultdict
 
     from activelabel.datasets import load_file
@@ -208,7 +208,7 @@ def test_forecast_covers_the_labels_a_simulation_needed(shared_data: Path) -> No
         curves[step.repeat].append((step.n_labeled, step.accuracy))
 
     simulate(load_file(shared_data / "ag_news_test.jsonl"), strategies=["random"], seed_size=20,
-             batch_size=20, budget=300, repeats=4, random_state=0, model="naive_bayes",
+             batch_size=20, budget=300, repeats=4, random_state=0,
              on_step=keep)
     k, covered, tried = 8, 0, 0
     for points in curves.values():

