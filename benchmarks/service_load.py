@@ -14,6 +14,11 @@ of ``--annotations`` labels each (or of ``--seconds`` each, whichever ends first
 
 Annotators arrive at random moments of one think time (not all in the same millisecond).
 
+``--after-answer`` runs the labeling page's flow under ``suggestion_display`` after_answer (the
+default): after thinking, each annotator sends the chosen label to ``POST tasks/suggestions``
+(which keeps it as their blind answer) and then annotates, three calls per item instead of
+two; the table adds that call's p99.
+
 ``--sweep 20,50,200`` replaces the two phases by one idle phase per number of annotators (the
 first N of them), to see whether throughput holds as the team grows. ``--baseline DIR`` runs
 the whole measurement (a fresh server, data and seed round) with another checkout's ``src``
@@ -69,6 +74,8 @@ from activelabel.runtime.settings import resolve_location  # noqa: E402
 from activelabel.store import DataLocation, Storage, create_token, create_user  # noqa: E402
 
 API = "/api/v1"
+#: ``--after-answer``: each annotator asks ``tasks/suggestions`` before annotating.
+AFTER_ANSWER = False
 LABELS = ("ham", "spam")
 _HAM = ("see you at lunch", "call me when you are home", "meeting moved to three",
         "thanks for the photos", "running late again", "dinner at mum's on sunday")
@@ -106,6 +113,8 @@ class PhaseResult:
     rounds_done: int | None = None
     rounds_failed: int | None = None
     round_seconds: float | None = None
+    #: ``--after-answer``: the p99 of ``POST tasks/suggestions`` (None without).
+    suggest_p99_ms: float | None = None
 
 
 @dataclass
@@ -121,6 +130,7 @@ class Tally:
     annotate_ms: list[float] = field(default_factory=list)
     next_server_ms: list[float] = field(default_factory=list)
     annotate_server_ms: list[float] = field(default_factory=list)
+    suggest_ms: list[float] = field(default_factory=list)
     empty: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -285,6 +295,14 @@ async def one_task(http: httpx.AsyncClient, pid: int, name: str, headers: dict[s
     item_id, ext = _task_item(tasks[0])
     tally.handouts[item_id].add(name)
     await asyncio.sleep(rng.uniform(*think))
+    if AFTER_ANSWER:  # the page shows the model's label once the annotator has chosen
+        t0 = time.perf_counter()
+        response = await http.post(f"{API}/projects/{pid}/tasks/suggestions", headers=headers,
+                                   json={"answers": [{"item_id": item_id,
+                                                      "labels": [oracle[ext]]}]})
+        tally.suggest_ms.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 200:
+            tally.errors.append(f"suggestions {response.status_code}: {response.text[:200]}")
     body = {"item_id": item_id, "labels": [oracle[ext]], "client_key": str(uuid.uuid4()),
             "duration_ms": rng.randint(800, 4000)}
     t0 = time.perf_counter()
@@ -458,7 +476,8 @@ def phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], with_round: 
         duplicate_handouts=duplicates(tally, args.overlap),
         lost_annotations=lost(ctx["settings"], ctx["url"], ctx["admin"], ctx["pid"],
                               ctx["acked"] + tally.acked, ctx["folder"]),
-        empty_next=tally.empty, errors=len(tally.errors), load=round(os.getloadavg()[0], 1))
+        empty_next=tally.empty, errors=len(tally.errors), load=round(os.getloadavg()[0], 1),
+        suggest_p99_ms=round(percentile(tally.suggest_ms, 99), 1) if tally.suggest_ms else None)
     ctx["acked"] += tally.acked
     for message, count in Counter(tally.errors).most_common(3):
         print(f"  {name}: {count} x {message}", file=sys.stderr)
@@ -479,7 +498,9 @@ def table(results: list[PhaseResult], backend: str) -> str:
             ("labels/s", "throughput_per_s"), ("next p50 ms", "next_p50_ms"),
             ("next p99 ms", "next_p99_ms"), ("annotate p50 ms", "annotate_p50_ms"),
             ("annotate p99 ms", "annotate_p99_ms"), ("next app p99", "next_server_p99_ms"),
-            ("annotate app p99", "annotate_server_p99_ms"), ("dup hand-outs", "duplicate_handouts"),
+            ("annotate app p99", "annotate_server_p99_ms"),
+            *([("suggest p99 ms", "suggest_p99_ms")] if AFTER_ANSWER else []),
+            ("dup hand-outs", "duplicate_handouts"),
             ("lost", "lost_annotations"), ("errors", "errors"),
             ("round overlap s", "round_overlap_s"), ("load", "load")]
     rows = [[h for h, _ in cols]] + [
@@ -523,9 +544,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2000 items, 10 annotators, 100 labels per phase")
     parser.add_argument("--no-round", action="store_true", help="skip the phase with a round")
+    parser.add_argument("--after-answer", action="store_true",
+                        help="the page's after_answer flow: POST tasks/suggestions with the "
+                             "chosen label before each annotation")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the data folder / PG schema")
     args = parser.parse_args(argv)
+    global AFTER_ANSWER
+    AFTER_ANSWER = args.after_answer
     if args.annotations is None:
         args.annotations = 2000 if args.seconds is None else 10**9
     if args.quick:
