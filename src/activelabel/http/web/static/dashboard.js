@@ -136,7 +136,7 @@
     fill("models", [...list].reverse().map((m) => {
       const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
         : AL.atLeast(role, AL.ROLE.OWNER) ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
-          "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back to this")
+          "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back")
         : AL.el("span", { class: "muted" }, "inactive");
       const x = m.metrics || {};
       const n = roundOfModel.get(m.version);
