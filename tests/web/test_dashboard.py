@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.api import unique
 from tests.support.processes import wait_until
-from tests.support.web import PROJECT, Site, label_by_oracle, log_in, run_round
+from tests.support.web import PROJECT, Site, axe_violations, label_by_oracle, log_in, run_round
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,80 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
     pace = page.inner_text("#pace")
     assert f"{outlook['pace']['retrain_after']} labels" in pace
     assert "labels behind" in pace
+
+
+def _rate(share: float | None) -> str:
+    return "–" if share is None else f"{round(100 * share)}%"
+
+
+def test_anchoring_table_counts_answers_changed_after_the_suggestion(page: Any,
+                                                                     trained: Site) -> None:
+    """An annotator answers three items before the suggestion shows (after_answer), then
+    submits the model's label on one, another label on one and the first answer on the last:
+    the dashboard's anchoring table shows the API's counts and rates, for that annotator."""
+    site = trained
+    before = site.get(f"/projects/{PROJECT}")["settings"]
+    kept = {k: before[k] for k in ("suggestion_display", "suggestion_min_confidence")}
+    changed = site.api("PATCH", f"/projects/{PROJECT}", json={"settings": {
+        "suggestion_display": "after_answer", "suggestion_min_confidence": 0}})
+    assert changed.status_code == 200, changed.text
+    try:
+        annotator = site.member("annotator")
+        tasks = site.get(f"/projects/{PROJECT}/tasks/next", annotator, params={"n": 3})
+        assert len(tasks) == 3
+        ids = [t["item"]["id"] for t in tasks]
+        asked = site.api("POST", f"/projects/{PROJECT}/tasks/suggestions", annotator,
+                         json={"answers": [{"item_id": i, "labels": ["0"]} for i in ids]})
+        assert asked.status_code == 200, asked.text
+        shown = {a["item_id"]: a["suggestion"]["label"] for a in asked.json()}
+        model = [shown[i] for i in ids]  # min confidence 0: every answer brings one
+        other = next(d for d in "123456789" if d != model[1])
+        for item_id, label in zip(ids, [model[0], other, "0"], strict=True):
+            done = site.api("POST", f"/projects/{PROJECT}/annotations", annotator,
+                            json={"item_id": item_id, "labels": [label]})
+            assert done.status_code == 201, done.text
+    finally:
+        restored = site.api("PATCH", f"/projects/{PROJECT}", json={"settings": kept})
+        assert restored.status_code == 200, restored.text
+    n_changed = int(model[0] != "0") + 1
+    disagreed = sum(m != "0" for m in model)
+    switched = int(model[0] != "0")
+    [row] = [r for r in site.get(f"/projects/{PROJECT}/anchoring")
+             if r["username"] == annotator.username]
+    assert (row["blind_answers"], row["submitted"], row["changed"],
+            row["disagreed_with_suggestion"], row["switched_to_suggestion"]) == (
+        3, 3, n_changed, disagreed, switched)
+
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    shown_row = page.locator(f"#anchoring tr[data-annotator='{annotator.username}']")
+    shown_row.wait_for()
+    assert shown_row.locator("th").inner_text() == annotator.username
+    cells = shown_row.locator("td").all_inner_texts()
+    assert cells == [str(x) for x in (3, 3, n_changed)] + [_rate(row["changed_share"])] + [
+        str(disagreed), str(switched), _rate(row["switched_share"])]
+    assert _rate(row["changed_share"]) == f"{round(100 * n_changed / 3)}%"
+    assert page.locator("#anchoring-empty").is_hidden()
+    assert "after_answer" in page.inner_text("#anchoring-note")
+    page.wait_for_selector("body[data-state=ready]")
+    assert axe_violations(page) == []
+
+
+def test_anchoring_empty_state_and_annotators_see_none(page: Any, site: Site) -> None:
+    """A project without answers given before the suggestion says so instead of a table;
+    an annotator's dashboard is closed to them and shows no anchoring either."""
+    made = site.api("POST", "/projects", json={"name": unique("blind"), "labels": ["a", "b"]})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/dashboard")
+    page.wait_for_selector("#anchoring-empty:visible")
+    assert page.locator("#anchoring-wrap").is_hidden()
+    assert axe_violations(page) == []
+
+    annotator = site.member("annotator")
+    log_in(page, site, annotator)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.locator("#anchoring-box").is_hidden()
+    assert page.locator("#anchoring tbody tr").count() == 0

@@ -1,4 +1,4 @@
-/* Owners' dashboard: learning curve, rounds, confidence, backlog, throughput, agreement,
+/* Owners' dashboard: learning curve, rounds, confidence, backlog, throughput, anchoring, agreement,
    model versions (with rollback) and the audit trail. Every figure comes from the REST API. */
 "use strict";
 (() => {
@@ -115,6 +115,20 @@
     }));
   }
 
+  /* Anchoring (GET /anchoring, reviewers and owners): per annotator, the answers given before
+     the suggestion showed, how many the label then submitted changed, and how many that
+     differed from the suggestion were switched to it. Hidden when the API does not answer. */
+  function anchoring(rows) {
+    const pct = (x) => AL.el("td", { class: "num" }, x === null || x === undefined ? "–" : `${Math.round(100 * x)}%`);
+    $("anchoring-box").hidden = false;
+    $("anchoring-empty").hidden = rows.length > 0;
+    $("anchoring-wrap").hidden = rows.length === 0;
+    fill("anchoring", rows.map((r) => AL.el("tr", { dataset: { annotator: r.username } },
+      AL.el("th", { scope: "row" }, r.username), cell(r.blind_answers, 1), cell(r.submitted, 1),
+      cell(r.changed, 1), pct(r.changed_share), cell(r.disagreed_with_suggestion, 1),
+      cell(r.switched_to_suggestion, 1), pct(r.switched_share))));
+  }
+
   async function agreement(labelCounts) {
     let ag = null;
     try { ag = await get("/agreement"); } catch { ag = null; }
@@ -136,7 +150,7 @@
     fill("models", [...list].reverse().map((m) => {
       const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
         : AL.atLeast(role, AL.ROLE.OWNER) ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
-          "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back to this")
+          "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back")
         : AL.el("span", { class: "muted" }, "inactive");
       const x = m.metrics || {};
       const n = roundOfModel.get(m.version);
@@ -219,6 +233,7 @@
     backlog(stats);
     if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
+    if (AL.atLeast(project.role, AL.ROLE.REVIEWER)) get("/anchoring").then(anchoring).catch(() => { $("anchoring-box").hidden = true; });
     models(mods, project.role);
     get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
