@@ -56,3 +56,21 @@ def test_more_concurrent_writers_than_threads_neither_stall_nor_fail(tmp_path: P
     assert idle["lost_annotations"] == 0
     # A stalled server answers after SQLite's 30 s busy timeout; a healthy one far sooner.
     assert idle["annotate_p99_ms"] < 20_000
+
+
+def test_the_after_answer_flow_keeps_a_blind_answer_per_label(tmp_path: Path) -> None:
+    """--after-answer: every label is preceded by tasks/suggestions, which succeeds (no error
+    under concurrent annotators) and shows in the table."""
+    out = tmp_path / "after.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--items", "1000", "--annotators", "20",
+                           "--annotations", "120", "--think-ms", "0,0", "--no-round",
+                           "--after-answer", "--out", str(out)],
+                          capture_output=True, text=True, env=child_env(), timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (idle,) = json.loads(out.read_text())["phases"]
+    assert idle["errors"] == 0, done.stderr
+    assert idle["annotations"] >= 120
+    assert idle["lost_annotations"] == 0
+    assert idle["suggest_p99_ms"] > 0
+    assert "suggest p99 ms" in done.stdout
