@@ -27,8 +27,8 @@ from tests.support.processes import (
 )
 
 
-@pytest.mark.parametrize("featurizer_params", [{}, {"char_ngrams": [2, 4]}],
-                         ids=["words", "words+chars"])
+@pytest.mark.parametrize("featurizer_params", [{}, {"char_ngrams": None}],
+                         ids=["default-features", "words-only"])
 def test_whole_loop_over_http(server: ServerProcess, shared_data: Path, tmp_path: Path,
                               connect: Callable[..., Client],
                               featurizer_params: dict[str, Any]) -> None:
