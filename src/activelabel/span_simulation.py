@@ -102,7 +102,7 @@ def sentence_vectors(texts: Sequence[str]) -> NDArray[np.float32]:
     """One dense vector per sentence (TF-IDF and its truncated SVD, as the text featurizer)."""
     from activelabel.features import TextFeaturizer
 
-    return TextFeaturizer(char_ngrams=None).fit_transform([{"text": t} for t in texts]).embeddings
+    return TextFeaturizer().fit_transform([{"text": t} for t in texts]).embeddings
 
 
 @dataclass
