@@ -3,6 +3,10 @@ consensus) that related examples and label counts come from, kept until the labe
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from activelabel.labeling.insights import labeled_rows
 from activelabel.labeling.projects import change_project
 from activelabel.store import Storage, get_project
@@ -28,3 +32,26 @@ def test_labeled_rows_follow_every_new_label_and_the_consensus_setting(
     with engine_storage.read_sessions() as session:
         method_changed = labeled_rows(session, get_project(session, seeded.project_id))
     assert method_changed is not later
+
+
+def test_the_forecast_is_fitted_once_per_learning_curve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every annotator's page asks the outlook after a few labels; the curve changes once a
+    round, so the forecast (hundreds of refits) is not fitted again for the same curve."""
+    from activelabel.labeling import insights
+
+    calls: list[int] = []
+    real = insights.forecast_labels
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(insights, "forecast_labels", counted)
+    insights._forecast_of.cache_clear()
+    curve = [(50, 0.61), (100, 0.70), (150, 0.74), (200, 0.77), (250, 0.785)]
+    first = insights.forecast(curve, 0.9, 10.0)
+    assert insights.forecast(list(curve), 0.9, 10.0) == first
+    assert len(calls) == 1
+    insights.forecast([*curve, (300, 0.80)], 0.9, 10.0)  # a new round: fitted again
+    insights.forecast(curve, 0.95, 10.0)  # another target
+    assert len(calls) == 3

@@ -9,6 +9,7 @@ chunks of :data:`NEIGHBOUR_CHUNK`.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import Counter, OrderedDict, defaultdict
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..drift import max_confidence
-from ..pace import forecast_labels
+from ..pace import Forecast, forecast_labels
 from ..store import (
     PENDING_STATUSES,
     InvalidInput,
@@ -372,6 +373,14 @@ def learning_curve(session: Session, project_id: int) -> list[tuple[int, float]]
     return points
 
 
+@functools.lru_cache(maxsize=256)
+def _forecast_of(points: tuple[tuple[int, float], ...], target: float) -> Forecast:
+    """:func:`forecast_labels` of the learning curve, kept while the curve is the same: the
+    outlook is asked after every few labels by every annotator's page, the curve changes once a
+    round (a forecast refits its curve hundreds of times, ~15-40 ms)."""
+    return forecast_labels([p[0] for p in points], [p[1] for p in points], target)
+
+
 def forecast(points: Sequence[tuple[int, float]], target: float | None,
              labels_per_minute: float | None) -> dict[str, Any]:
     """Labels (and at the team's pace, time) to reach ``target``, said plainly."""
@@ -380,7 +389,7 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
                            "minutes": None, "reached": False}
     if target is None:
         return {**out, "text": "no target accuracy set: set target_accuracy to forecast"}
-    fc = forecast_labels([p[0] for p in points], [p[1] for p in points], target)
+    fc = _forecast_of(tuple((int(n), float(a)) for n, a in points), float(target))
     now = out["labels_now"]
     out.update(labels=fc.labels, low=fc.low, high=fc.high, reached=fc.reached)
     if fc.reached:
