@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import child_env
 
@@ -42,14 +43,7 @@ def test_quick_load_run_reports_both_phases_clean(tmp_path: Path) -> None:
 def test_more_concurrent_writers_than_threads_neither_stall_nor_fail(tmp_path: Path) -> None:
     """60 annotators with no think time, more than the server's 40 request threads: every call
     succeeds (no 'database is locked' after a stall on the SQLite write lock)."""
-    out = tmp_path / "burst.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--items", "1000", "--annotators", "60",
-                           "--annotations", "240", "--think-ms", "0,0", "--no-round",
-                           "--out", str(out)],
-                          capture_output=True, text=True, env=child_env(), timeout=120,
-                          check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (idle,) = json.loads(out.read_text())["phases"]
+    done, (idle,) = _idle_run(tmp_path, "--annotators", "60", "--annotations", "240")
     assert idle["errors"] == 0, done.stderr
     assert idle["annotations"] >= 240
     assert idle["duplicate_handouts"] == 0
@@ -61,16 +55,21 @@ def test_more_concurrent_writers_than_threads_neither_stall_nor_fail(tmp_path: P
 def test_the_after_answer_flow_keeps_a_blind_answer_per_label(tmp_path: Path) -> None:
     """--after-answer: every label is preceded by tasks/suggestions, which succeeds (no error
     under concurrent annotators) and shows in the table."""
-    out = tmp_path / "after.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--items", "1000", "--annotators", "20",
-                           "--annotations", "120", "--think-ms", "0,0", "--no-round",
-                           "--after-answer", "--out", str(out)],
-                          capture_output=True, text=True, env=child_env(), timeout=120,
-                          check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (idle,) = json.loads(out.read_text())["phases"]
+    done, (idle,) = _idle_run(tmp_path, "--annotators", "20", "--annotations", "120",
+                              "--after-answer")
     assert idle["errors"] == 0, done.stderr
     assert idle["annotations"] >= 120
     assert idle["lost_annotations"] == 0
     assert idle["suggest_p99_ms"] > 0
     assert "suggest p99 ms" in done.stdout
+
+
+def _idle_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    """The script on 1,000 items, no think time, no round phase: (the process, its phases)."""
+    out = tmp_path / "load.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--items", "1000", "--think-ms", "0,0",
+                           "--no-round", *args, "--out", str(out)],
+                          capture_output=True, text=True, env=child_env(), timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, json.loads(out.read_text())["phases"]
