@@ -112,11 +112,7 @@ def test_spans_reports_f1_per_strategy_and_round_time(tmp_path: Path) -> None:
 def test_spans_reads_an_iob_corpus_and_says_how_to_get_hironsan() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_spans", BENCH / "spans.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("spans")
     corpus = ("東京\tX\tB-LOC\n都\tX\tI-LOC\nで\tX\tO\n\u3000\tX\tO\n山田\tX\tI-PSN\n\n"
               "5\tX\tB-DAT\n月\tX\tI-DAT\n\n")
     rows = module.iob_rows(corpus, 1, "toy")
@@ -133,15 +129,20 @@ def test_spans_reads_an_iob_corpus_and_says_how_to_get_hironsan() -> None:
         assert "pip install hironsancorpus" in done.stderr
 
 
-def _label_share() -> Any:
+def _bench_module(name: str) -> Any:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are no package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_label_share", BENCH / "label_share.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _label_share() -> Any:
+    return _bench_module("label_share")
 
 
 def test_label_share_large_pool_rule_keeps_the_budget_within_a_fifth_of_the_pool() -> None:
