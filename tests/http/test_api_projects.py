@@ -193,3 +193,19 @@ def test_a_settings_change_is_checked_against_the_project_it_changes(api: Api) -
     error = assert_error(api.patch(f"/projects/{pid}", owner, json={
         "settings": {"batch_size": None}}), 422, "invalid_input")
     assert error["details"][0]["field"] == "body.settings.batch_size"
+
+
+def test_character_ngrams_of_text_are_a_setting_checked_before_it_is_stored(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, settings={"featurizer_params": {"char_ngrams": [2, 4]}})
+    for bad in ([5, 2], "2-4", [2.5, 4], [2, 11]):
+        error = assert_error(api.patch(f"/projects/{pid}", owner, json={
+            "settings": {"featurizer_params": {"char_ngrams": bad}}}), 422, "invalid_input")
+        assert error["details"][0]["field"] == "body.settings.featurizer_params"
+        assert "char_ngrams" in error["message"]
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["featurizer_params"] == {
+        "char_ngrams": [2, 4]}
+    words = api.patch(f"/projects/{pid}", owner,
+                      json={"settings": {"featurizer_params": {"char_ngrams": None}}})
+    assert words.status_code == 200, words.text
+    assert words.json()["settings"]["featurizer_params"] == {"char_ngrams": None}
