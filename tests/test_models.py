@@ -453,3 +453,15 @@ def test_default_model_fits_labels_whose_texts_share_no_feature() -> None:
     probs = model.predict_proba(sp.random(3, 6, density=0.5, format="csr", random_state=0))
     assert probs.shape == (3, 2)
     assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_default_model_fits_one_label_a_class_without_warnings() -> None:
+    """Many classes with a label or two each is how a many-class project starts: the model
+    fits it quietly (scikit-learn would warn that ``y`` may be a regression target, once per
+    round, into the server's log and ``simulate``'s output)."""
+    import warnings
+
+    X, y = _many_class_text(40, 1, seed=6)  # scikit-learn warns from 21 labels on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_model(classes=list(range(40)), random_state=0).fit(X, y)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from importlib import metadata
@@ -122,14 +123,19 @@ class LabelLogistic(LogisticRegression):  # type: ignore[misc]
             params["fit_intercept"] = not sp.issparse(X)
         inner = LogisticRegression(**params)
         cols = np.unique(sp.csr_matrix(X).indices) if sp.issparse(X) else None
-        if cols is not None and cols.size:
-            X = sp.csr_matrix(X)
-            inner.fit(X[:, cols], y, sample_weight=sample_weight)
-            coef = np.zeros((inner.coef_.shape[0], X.shape[1]), dtype=inner.coef_.dtype)
-            coef[:, cols] = inner.coef_
-        else:
-            inner.fit(X, y, sample_weight=sample_weight)
-            coef = inner.coef_
+        with warnings.catch_warnings():
+            # many classes with a few labels each is the usual start of a many-class project,
+            # not a regression target in disguise
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater",
+                                    category=UserWarning)
+            if cols is not None and cols.size:
+                X = sp.csr_matrix(X)
+                inner.fit(X[:, cols], y, sample_weight=sample_weight)
+                coef = np.zeros((inner.coef_.shape[0], X.shape[1]), dtype=inner.coef_.dtype)
+                coef[:, cols] = inner.coef_
+            else:
+                inner.fit(X, y, sample_weight=sample_weight)
+                coef = inner.coef_
         self.classes_ = inner.classes_
         self.coef_ = coef
         self.intercept_ = inner.intercept_
