@@ -100,7 +100,7 @@ METHODS: dict[str, Method] = {
         Method("small-text:EmbeddingKMeans", "small-text", "EmbeddingKMeans", "kmeans", (_E, _L)),
         Method("scikit-activeml:margin", "scikit-activeml", "UncertaintySampling(margin_sampling)", "margin", (_P, _E, _L)),
         Method("scikit-activeml:CoreSet", "scikit-activeml", "CoreSet", "kcenter", (_E, _L)),
-        Method("scikit-activeml:TypiClust", "scikit-activeml", "TypiClust", "kmeans", (_E, _L)),
+        Method("scikit-activeml:TypiClust", "scikit-activeml", "TypiClust", "typiclust", (_E, _L)),
     ]
 }
 

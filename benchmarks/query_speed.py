@@ -50,7 +50,7 @@ PEER_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 POOLS_DIR = HERE / "out" / "pools"
 
 #: activelabel's strategy names, used when ``activelabel.strategies.STRATEGIES`` is not importable.
-ALL_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kcenter", "kmeans",
+ALL_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kcenter", "kmeans", "typiclust",
                   "density", "cluster_margin", "badge", "vote_entropy", "bald")
 UNCERTAINTY = frozenset({"least_confidence", "margin", "entropy"})
 N_FEATURES, N_CLASSES, N_MEMBERS, N_LABELED, N_BLOBS = 64, 10, 5, 100, 10

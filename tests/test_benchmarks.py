@@ -33,7 +33,8 @@ def test_query_speed_runs_every_strategy_and_the_numpy_bound(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())["rows"]
     names = {(r["library"], r["label"]) for r in rows}
-    for strategy in ("random", "margin", "kcenter", "kmeans", "density", "cluster_margin", "badge"):
+    for strategy in ("random", "margin", "kcenter", "kmeans", "typiclust", "density",
+                     "cluster_margin", "badge"):
         assert ("activelabel", strategy) in names
     assert any(r["library"] == "numpy" for r in rows)
     assert all(r["status"] == "ok" for r in rows), [r for r in rows if r["status"] != "ok"]

@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import activelabel
-from activelabel.strategies import DensityWeighted, KCenterGreedy, KMeansSampling, cold_start
+from activelabel.strategies import (
+    DensityWeighted,
+    KCenterGreedy,
+    KMeansSampling,
+    TypiClust,
+    cold_start,
+)
 from activelabel.strategies.diversity import pool_density
 
 
@@ -90,6 +96,54 @@ def test_kmeans_on_a_pool_of_duplicates_tops_up_to_k() -> None:
     X = np.repeat(np.eye(3, dtype=np.float32), 10, axis=0)
     idx = activelabel.select("kmeans", 5, embeddings=X, random_state=0)
     assert len(set(idx.tolist())) == 5
+
+
+def test_typiclust_picks_one_typical_item_per_blob_largest_first() -> None:
+    rng = np.random.default_rng(1)
+    sizes = [120, 90, 60, 40, 25]
+    centers = rng.normal(scale=50.0, size=(len(sizes), 5))
+    which = np.repeat(np.arange(len(sizes)), sizes)
+    X = (centers[which] + rng.normal(size=(which.shape[0], 5))).astype(np.float32)
+    sel = TypiClust().query(5, embeddings=X, random_state=0)
+    assert which[sel.indices].tolist() == [0, 1, 2, 3, 4]  # biggest cluster first
+    for i in sel.indices:  # the typical item: in the dense middle, not on the edge
+        members = X[which == which[i]]
+        dist = np.linalg.norm(members - members.mean(axis=0), axis=1)
+        assert np.linalg.norm(X[i] - members.mean(axis=0)) <= np.quantile(dist, 0.25)
+
+
+def test_typiclust_covers_the_blobs_no_label_covers() -> None:
+    """Blobs that hold labels come after every blob that holds none: with many classes and a
+    label or two each, the next labels go where the pool has no example yet."""
+    X, which = blobs(n_blobs=8, per_blob=60)
+    rng = np.random.default_rng(2)
+    labeled = np.concatenate([X[rng.choice(np.flatnonzero(which == b), 12, replace=False)]
+                              for b in (0, 1, 2)])
+    idx = activelabel.select("typiclust", 5, embeddings=X, labeled_embeddings=labeled,
+                             random_state=0)
+    assert set(which[idx].tolist()) <= {3, 4, 5, 6, 7}
+    assert len(idx) == len(set(idx.tolist())) == 5
+
+
+def test_typiclust_once_every_cluster_is_covered_takes_the_least_covered() -> None:
+    X, which = blobs(n_blobs=3, per_blob=80)
+    labeled = np.concatenate([X[which == 0][:1], X[which == 1][:6], X[which == 2][:6]])
+    sel = TypiClust(max_clusters=3).query(1, embeddings=X, labeled_embeddings=labeled,
+                                          random_state=0)
+    assert which[sel.indices[0]] == 0  # 80 items for 1 label, against 80 for 6
+
+
+def test_typiclust_samples_the_members_of_a_large_cluster() -> None:
+    X, which = blobs(n_blobs=3, per_blob=3000)
+    sel = TypiClust(max_cluster_rows=50).query(3, embeddings=X, random_state=0)
+    assert sorted(which[sel.indices].tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("params", [{"max_clusters": 0}, {"knn": 0}, {"max_cluster_rows": 1}])
+def test_typiclust_rejects_bad_parameters(params) -> None:
+    X, _ = blobs()
+    with pytest.raises(ValueError, match="typiclust needs"):
+        TypiClust(**params).query(3, embeddings=X)
 
 
 def test_cold_start_is_representative_not_the_first_rows() -> None:

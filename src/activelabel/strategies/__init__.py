@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from ._base import QueryStrategy, Selection
 from .committee import BALD, VoteEntropy
-from .diversity import DensityWeighted, KCenterGreedy, KMeansSampling, cold_start
+from .diversity import DensityWeighted, KCenterGreedy, KMeansSampling, TypiClust, cold_start
 from .hybrid import Badge, ClusterMargin
 from .inputs import COMMITTEE_MEMBERS, strategy_inputs
 from .random import RandomSampling
@@ -65,6 +65,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     "bald": BALD,
     "kcenter": KCenterGreedy,
     "kmeans": KMeansSampling,
+    "typiclust": TypiClust,
     "density": DensityWeighted,
     "cluster_margin": ClusterMargin,
     "badge": Badge,

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from ._base import FloatArray, chunks
 
 __all__ = [
+    "assign_to_centroids",
     "fit_centroids",
     "min_sq_dist_to_set",
     "nearest_member_per_cluster",
@@ -78,6 +79,18 @@ def min_sq_dist_to_set(
     for start, stop in chunks(X.shape[0], _block_rows(ref.shape[0])):
         d2 = _sq_dists_block(X[start:stop], sq_norms[start:stop], ref, ref_norms)
         out[start:stop] = d2.min(axis=1)
+    return out
+
+
+def assign_to_centroids(X: FloatArray, centroids: FloatArray) -> NDArray[np.intp]:
+    """The nearest centroid of every row of ``X``, shape (n,), in blocks of ~4M distances."""
+    centroids = centroids.astype(X.dtype, copy=False)
+    c_norms = row_sq_norms(centroids)
+    sq_norms = row_sq_norms(X)
+    out = np.empty(X.shape[0], dtype=np.intp)
+    for start, stop in chunks(X.shape[0], _block_rows(centroids.shape[0])):
+        d2 = _sq_dists_block(X[start:stop], sq_norms[start:stop], centroids, c_norms)
+        out[start:stop] = d2.argmin(axis=1)
     return out
 
 

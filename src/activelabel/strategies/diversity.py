@@ -1,4 +1,5 @@
-"""Diversity and representativeness: k-center greedy, k-means, density-weighted uncertainty."""
+"""Diversity and representativeness: k-center greedy, k-means, TypiClust, density-weighted
+uncertainty."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ._base import (
     weight_by_class_value,
 )
 from ._geometry import (
+    assign_to_centroids,
     fit_centroids,
     min_sq_dist_to_set,
     nearest_member_per_cluster,
@@ -28,7 +30,7 @@ from ._geometry import (
 )
 from .uncertainty import scores_of_checked
 
-__all__ = ["DensityWeighted", "KCenterGreedy", "KMeansSampling", "cold_start"]
+__all__ = ["DensityWeighted", "KCenterGreedy", "KMeansSampling", "TypiClust", "cold_start"]
 
 
 def _no_class_weights(name: str, class_weights: ArrayLike | None) -> None:
@@ -150,6 +152,115 @@ class KMeansSampling(QueryStrategy):
         if idx.shape[0] < k:  # duplicate-heavy pools can leave clusters empty
             idx, scores = _fill_by_distance(X, sq_norms, idx, scores, k)
         return Selection(idx, scores)
+
+
+class TypiClust(QueryStrategy):
+    """TypiClust (Hacohen, Dekel & Weinshall 2022): the most typical item of each uncovered
+    cluster, for budgets too small for a model's uncertainty to mean much.
+
+    1. k-means with ``labeled + k`` clusters (at most ``max_clusters``) over the pool and the
+       labeled items, fitted on a sample of at most ``max_fit_rows`` rows; every pool and
+       labeled item assigned to its nearest centroid in one chunked pass.
+    2. ``k`` times: the cluster with no labeled or picked item, largest first (once every
+       cluster holds one, the largest per labeled-or-picked item), and in it the most typical
+       item: the inverse of its mean distance to its ``knn`` nearest fellow members (among at
+       most ``max_cluster_rows`` members drawn from a large cluster).
+
+    With many classes and a few labels a class, this covers the pool's modes with items that
+    stand for them, where uncertainty sampling keeps to the classes already seen. The score of a
+    pick is its cluster's size per labeled-or-picked item before the pick. Memory stays linear:
+    distances are taken in blocks, and within one cluster of at most ``max_cluster_rows`` rows.
+    """
+
+    name = "typiclust"
+    needs_embeddings = True
+
+    def __init__(self, *, max_clusters: int = 500, knn: int = 20, max_cluster_rows: int = 2_000,
+                 max_fit_rows: int = 20_000, max_iter: int = 50) -> None:
+        self.max_clusters = max_clusters
+        self.knn = knn
+        self.max_cluster_rows = max_cluster_rows
+        self.max_fit_rows = max_fit_rows
+        self.max_iter = max_iter
+
+    def query(
+        self,
+        k: int,
+        *,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labeled_embeddings: ArrayLike | None = None,
+        class_weights: ArrayLike | None = None,
+        random_state: int | np.random.Generator | None = None,
+    ) -> Selection:
+        k = check_k(k)
+        _no_class_weights(self.name, class_weights)
+        if self.max_clusters < 1 or self.knn < 1 or self.max_cluster_rows < 2:
+            raise ValueError("typiclust needs max_clusters >= 1, knn >= 1 and "
+                             f"max_cluster_rows >= 2, got {self.max_clusters}, {self.knn}, "
+                             f"{self.max_cluster_rows}")
+        X = as_embeddings(self._require("embeddings", embeddings))
+        labeled = as_labeled_embeddings(labeled_embeddings, X.shape[1])
+        n = X.shape[0]
+        if k >= n:
+            return Selection(np.arange(n, dtype=np.intp), np.ones(n))
+        rng = as_rng(random_state)
+        n_labeled = 0 if labeled is None else labeled.shape[0]
+        n_clusters = int(min(n_labeled + k, max(self.max_clusters, k), n))
+        fit_on = X
+        if labeled is not None:
+            # the labeled items shape the clusters too (they are part of the data), but the fit
+            # samples at most max_fit_rows rows of both
+            fit_on = np.concatenate([X, labeled.astype(X.dtype, copy=False)])
+        centroids = fit_centroids(fit_on, n_clusters, rng, max_fit_rows=self.max_fit_rows,
+                                  max_iter=self.max_iter)
+        del fit_on
+        cluster = assign_to_centroids(X, centroids)
+        sizes = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
+        covered = np.zeros(n_clusters, dtype=np.float64)  # labeled or picked items per cluster
+        if labeled is not None:
+            covered += np.bincount(assign_to_centroids(labeled.astype(X.dtype, copy=False),
+                                                       centroids), minlength=n_clusters)
+        order = np.argsort(cluster, kind="stable")  # pool rows grouped by cluster
+        starts = np.searchsorted(cluster[order], np.arange(n_clusters + 1))
+        left = sizes.copy()  # members not picked yet
+        taken = np.zeros(n, dtype=bool)
+        picked: list[int] = []
+        scores: list[float] = []
+        for _ in range(k):
+            value = np.where(left > 0, sizes / (1.0 + covered), -np.inf)
+            uncovered = (covered == 0) & (left > 0)
+            if uncovered.any():
+                value = np.where(uncovered, value, -np.inf)
+            c = int(np.argmax(value))
+            members = order[starts[c]:starts[c + 1]]
+            members = members[~taken[members]]
+            if members.shape[0] > self.max_cluster_rows:
+                members = np.sort(rng.choice(members, self.max_cluster_rows, replace=False))
+            i = int(members[np.argmax(_typicality(X[members], self.knn))])
+            picked.append(i)
+            scores.append(float(value[c]))
+            taken[i] = True
+            covered[c] += 1
+            left[c] -= 1
+        return Selection(np.asarray(picked, dtype=np.intp), np.asarray(scores))
+
+
+def _typicality(X: FloatArray, knn: int) -> np.ndarray:
+    """Inverse mean distance of each row to its ``knn`` nearest other rows (all rows: 1)."""
+    m = X.shape[0]
+    if m <= 1:
+        return np.ones(m)
+    sq = row_sq_norms(X)
+    d2 = X @ X.T
+    d2 *= -2.0
+    d2 += sq[:, None]
+    d2 += sq[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, np.inf)
+    kk = min(knn, m - 1)
+    near = np.partition(d2, kk - 1, axis=1)[:, :kk]
+    return np.asarray(1.0 / (np.sqrt(near).mean(axis=1) + 1e-12))
 
 
 def _fill_by_distance(
