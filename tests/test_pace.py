@@ -106,35 +106,47 @@ def test_prefetch_follows_own_pace():
 
 
 def test_schedule_starts_representative_and_moves_to_hybrid():
-    assert schedule_strategy([1, 7], [None])[0] == EARLY_STRATEGY
-    assert schedule_strategy([6, 7], [0.6, 0.7])[0] == EARLY_STRATEGY  # still moving
-    name, why = schedule_strategy([6, 7], [0.70, 0.71])
+    name, why = schedule_strategy([1, 4], [None])
+    assert name == EARLY_STRATEGY == "typiclust"
+    assert "5 labels for 2 classes" in why
+    assert "average: 6" in why
+    name, why = schedule_strategy([3, 4], [0.6, 0.7])  # the count alone decides by default
+    assert name == MATURE_STRATEGY
+    assert "7 labels for 2 classes" in why
+    assert schedule_strategy([1, 1], [], previous=MATURE_STRATEGY)[0] == MATURE_STRATEGY
+
+
+def test_schedule_with_a_stability_check_waits_for_the_holdout():
+    check = {"stable_within": 0.02, "min_per_class": 5}
+    assert schedule_strategy([6, 7], [0.6, 0.7], **check)[0] == EARLY_STRATEGY  # still moving
+    name, why = schedule_strategy([6, 7], [0.70, 0.71], **check)
     assert name == MATURE_STRATEGY
     assert "moved 0.010" in why
-    assert schedule_strategy([1, 1], [], previous=MATURE_STRATEGY)[0] == MATURE_STRATEGY
-    assert schedule_strategy([10, 12], [])[0] == MATURE_STRATEGY  # no holdout: more labels
+    assert schedule_strategy([6, 7], [], **check)[0] == EARLY_STRATEGY
+    assert schedule_strategy([10, 12], [], **check)[0] == MATURE_STRATEGY  # no holdout: more
 
 
 def test_schedule_with_many_classes_counts_labels_not_the_rarest_class():
-    # 151 classes, 141 of them with 6 labels and 10 still without one: mature once stable
-    counts = [6] * 141 + [0] * 10
+    # 151 classes, 141 of them with 4 labels and 10 still without one
+    counts = [4] * 141 + [0] * 10
     name, why = schedule_strategy(counts, [0.50, 0.51])
     assert name == MATURE_STRATEGY
-    assert "846 labels for 151 classes" in why
-    # 4 labels a class on average: 604 of the 755 needed
-    name, why = schedule_strategy([4] * 151, [0.50, 0.51])
+    assert "564 labels for 151 classes" in why
+    # 2 labels a class on average: 302 of the 453 needed
+    name, why = schedule_strategy([2] * 151, [0.50, 0.51])
     assert name == EARLY_STRATEGY
-    assert "604 labels for 151 classes" in why
-    assert "755" in why
-    assert schedule_strategy([5] * 151, [0.50, 0.51])[0] == MATURE_STRATEGY
+    assert "302 labels for 151 classes" in why
+    assert "453" in why
+    assert schedule_strategy([3] * 151, [0.50, 0.51])[0] == MATURE_STRATEGY
+    assert schedule_strategy([4] * 151, [], min_per_class=5)[0] == EARLY_STRATEGY
 
 
 def test_schedule_with_a_class_rare_in_the_pool():
     # a 1% class that representative sampling never reaches does not hold the switch back
     assert schedule_strategy([300, 2], [0.95, 0.95])[0] == MATURE_STRATEGY
     assert schedule_strategy([300, 0], [], previous=EARLY_STRATEGY)[0] == MATURE_STRATEGY
-    # but the holdout accuracy must still be stable
-    assert schedule_strategy([300, 2], [0.90, 0.95])[0] == EARLY_STRATEGY
+    # with the stability check, the holdout accuracy must also be stable
+    assert schedule_strategy([300, 2], [0.90, 0.95], stable_within=0.02)[0] == EARLY_STRATEGY
 
 
 def test_schedule_without_classes_stays_representative():

@@ -123,7 +123,7 @@ def test_strategy_auto_starts_representative_and_logs_the_choice(engine_storage:
     _, target = digits
     seeded = _project(engine_storage, digits, strategy="auto", batch_size=20)
     _round(engine_storage, seeded.project_id)  # cold start
-    rows = list(range(0, 40)) + list(range(N - HOLDOUT, N))
+    rows = list(range(0, 20)) + list(range(N - HOLDOUT, N))  # 20 < 3 a class for 10
     label_rows(engine_storage, seeded, rows, [str(int(target[r])) for r in rows])
     second = _round(engine_storage, seeded.project_id)
     third = _round(engine_storage, seeded.project_id)

@@ -270,7 +270,7 @@
     if (w.ranked_by === "audit") return "Drawn at random to check how good the model is.";
     if (w.ranked_by === "random" || !w.model_version) return "Part of a varied first sample, before any model.";
     const named = s && s.runner_up !== null && s.runner_up !== undefined && shownSuggestion(task, state.chosen.size > 0);
-    const diversity = /k_?center|kmeans|k_means|coreset|density|representative/.test(w.strategy || "");
+    const diversity = /k_?center|kmeans|k_means|typiclust|coreset|density|representative/.test(w.strategy || "");
     if (diversity) return "Unlike the items labeled so far: it covers new ground.";
     if (named && s.confidence - (s.runner_up_confidence ?? 0) < 0.25)
       return `The model cannot decide between ${s.label} and ${s.runner_up}.`;
