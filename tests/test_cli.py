@@ -116,6 +116,7 @@ def test_default_strategies(tmp_path: Path) -> None:
     names = default_strategies().split(",")
     assert names[:2] == ["random", "margin"]
     assert DEFAULT_STRATEGY in names
+    assert "auto" in names  # what a new project uses
     assert len(names) == len(set(names))
 
 

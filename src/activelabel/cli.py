@@ -67,10 +67,12 @@ def _root(
 
 
 def default_strategies() -> str:
-    """``random,margin,`` plus the default strategy, without repeats."""
+    """``random,margin,`` the library's default strategy and a project's default (``auto``,
+    the schedule), without repeats."""
+    from activelabel.simulation import AUTO
     from activelabel.strategies import DEFAULT_STRATEGY
 
-    return ",".join(dict.fromkeys(["random", "margin", DEFAULT_STRATEGY]))
+    return ",".join(dict.fromkeys(["random", "margin", DEFAULT_STRATEGY, AUTO]))
 
 
 @app.command()
@@ -89,7 +91,7 @@ def simulate(
     strategies: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated strategies (default: random,margin,<default strategy>)."
+            help="Comma-separated strategies (default: random,margin,cluster_margin,auto)."
         ),
     ] = None,
     seed_size: Annotated[int, typer.Option(help="Labels in the cold-start seed batch.")] = 20,

@@ -35,7 +35,6 @@ from pydantic import (
     model_validator,
 )
 
-from ..strategies import DEFAULT_STRATEGY
 from .errors import InvalidInput
 
 __all__ = [
@@ -187,11 +186,12 @@ class ProjectSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     strategy: str = _field(
-        DEFAULT_STRATEGY, "Strategy", "Active learning",
+        AUTO_STRATEGY, "Strategy", "Active learning",
         "How a round picks the next batch: by the model's uncertainty, a committee's "
         "disagreement, diversity, a hybrid of these, or at random (the baseline); auto: "
-        "representative (k-means) while the model is immature, cluster-margin once it "
-        "matures, each switch in the decision log.",
+        "the typical item of each cluster no label covers (TypiClust) while the labels are "
+        "fewer than 3 a class on average, then cluster-margin, each switch in the decision "
+        "log.",
         registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
