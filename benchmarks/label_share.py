@@ -1,7 +1,7 @@
 """Share of random sampling's budget per set and strategy, with the label-count budgets and with
 budgets small against the pool.
 
-Two setups, the same strategies, seeds and splits in each:
+Three setups, the same strategies, seeds and splits in each:
 
 - ``A``: ``benchmarks/label_counts.py``'s sets, subsampling and seed / batch / budget unchanged.
 - ``B`` (large pool): no subsampling, and one rule for every set: the budget is at most a fifth
@@ -9,6 +9,9 @@ Two setups, the same strategies, seeds and splits in each:
   multiple of 25 (at least 25), never more than A's batch; the seed batch is at most one
   batch; the budget is A's budget or the largest multiple of the batch within the cap,
   whichever is smaller.
+- ``C`` (a new user's first run): ``activelabel simulate``'s defaults on every set, whole:
+  a seed batch of 20, batches of 10, a budget of 300 labels. With many classes this is one or
+  two labels a class, where a model's uncertainty says least.
 
 Each (setup, set, repeat) runs :func:`activelabel.simulation.simulate` with one repeat and
 ``random_state`` = the repeat (the same split and k-means seed batch as repeat ``r`` of
@@ -84,11 +87,13 @@ class ClusterMarginBalanced(ClusterMargin):
         return Selection(idx, scores[idx])
 
 
-STRATEGIES = ("random", "cluster_margin", "margin", "badge", "auto", ClusterMarginBalanced.name)
+STRATEGIES = ("random", "cluster_margin", "margin", "badge", "typiclust", "auto",
+              ClusterMarginBalanced.name)
 #: Version of a strategy whose rule changed: a stored run of another version is stale, run again
 #: and left out of the tables. auto 2: mature once the labels reach 5 a class on average (1: once
-#: the rarest class had 5).
-VERSIONS = {"auto": 2}
+#: the rarest class had 5); auto 4: TypiClust, not k-means sampling, while immature, and
+#: mature at 3 labels a class on average without a holdout stability check.
+VERSIONS = {"auto": 4}
 
 
 def current(run: dict[str, Any], strategy: str) -> bool:
@@ -111,9 +116,18 @@ def large_pool_spec(spec: lc.Spec, n_rows: int) -> lc.Spec:
                    budget=budget, max_rows=None)
 
 
+#: Setup C: the seed / batch / budget defaults of ``activelabel simulate``.
+CLI_DEFAULTS = (20, 10, 300)
+
+
 def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
     spec = lc.SPECS[name]
-    return spec if setup == "A" else large_pool_spec(spec, n_rows)
+    if setup == "A":
+        return spec
+    if setup == "C":
+        seed, batch, budget = CLI_DEFAULTS
+        return replace(spec, seed_size=seed, batch_size=batch, budget=budget, max_rows=None)
+    return large_pool_spec(spec, n_rows)
 
 
 def run_one(setup: str, name: str, repeat: int, strategies: list[str],
@@ -161,7 +175,7 @@ def table(out_dir: Path, strategies: list[str]) -> str:
     shown = [s for s in strategies if s != "random"]
     lines = []
     at_share: list[str] = []  # mean accuracy at MAX_SHARE x budget, per set and loop
-    for setup in ("A", "B"):
+    for setup in ("A", "B", "C"):
         lines += ["", f"Setup {setup}", "",
                   "| set | rows | pool | seed / batch / budget | budget / pool | repeats | "
                   "random's acc. | " + " | ".join(shown) + " |",
@@ -236,15 +250,15 @@ def show_schedule() -> None:
     simulation.schedule_strategy = logged  # type: ignore[assignment]
 
 
-def schedule_with(stable_within: float) -> None:
-    """Run ``auto`` with another holdout stability threshold (``1`` leaves the count alone)."""
+def schedule_with(**params: Any) -> None:
+    """Run ``auto`` with other schedule parameters (``stable_within``, ``min_per_class``)."""
     simulation.schedule_strategy = partial(  # type: ignore[assignment]
-        simulation.schedule_strategy, stable_within=stable_within)
+        simulation.schedule_strategy, **params)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--setups", default="A,B")
+    p.add_argument("--setups", default="A,B,C")
     p.add_argument("--datasets", default=",".join(lc.SPECS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--first-repeat", type=int, default=0)
@@ -258,12 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stable-within", type=float, default=None,
                    help="auto's holdout stability threshold (default: the library's); use "
                         "with its own --out-dir, the stored auto runs are the default's")
+    p.add_argument("--min-per-class", type=int, default=None,
+                   help="auto's maturity count, labels a class on average (default: the "
+                        "library's); use with its own --out-dir")
     p.add_argument("--featurizer-params", type=json.loads, default=None,
                    help="JSON keyword arguments of the data's featurizer (TF-IDF for text), "
                         "e.g. '{\"char_ngrams\": [2, 5]}'; use with its own --out-dir")
     args = p.parse_args(argv)
-    if args.stable_within is not None:
-        schedule_with(args.stable_within)
+    params = {k: v for k, v in (("stable_within", args.stable_within),
+                                ("min_per_class", args.min_per_class)) if v is not None}
+    if params:
+        schedule_with(**params)
     if args.show_schedule:
         show_schedule()
     REGISTRY[ClusterMarginBalanced.name] = ClusterMarginBalanced
@@ -274,9 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(lc.SPECS))
     if unknown:
         raise SystemExit(f"error: unknown dataset {unknown}; choose from {', '.join(lc.SPECS)}")
+    setups = [x for x in args.setups.split(",") if x]
+    if set(setups) - {"A", "B", "C"}:
+        raise SystemExit(f"error: unknown setup {sorted(set(setups) - {'A', 'B', 'C'})}; "
+                         "choose from A, B, C")
     if not args.table_only:
         for repeat in range(args.first_repeat, args.repeats):
-            for setup in args.setups.split(","):
+            for setup in setups:
                 for name in names:
                     run_one(setup, name, repeat, strategies, args.out_dir,
                             frozenset(x for x in args.rerun.split(",") if x),
