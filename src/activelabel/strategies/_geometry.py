@@ -66,6 +66,19 @@ def _sq_dists_block(
     return d2
 
 
+def _nearest_in_blocks(X: FloatArray, sq_norms: NDArray[np.floating[Any]], ref: FloatArray,
+                       *, index: bool) -> NDArray[Any]:
+    """Per row of ``X``, the squared distance to (``index``: the position of) its nearest row
+    of ``ref``, in blocks of at most ~4M distances."""
+    ref = ref.astype(X.dtype, copy=False)
+    ref_norms = row_sq_norms(ref)
+    out = np.empty(X.shape[0], dtype=np.intp if index else X.dtype)
+    for start, stop in chunks(X.shape[0], _block_rows(ref.shape[0])):
+        d2 = _sq_dists_block(X[start:stop], sq_norms[start:stop], ref, ref_norms)
+        out[start:stop] = d2.argmin(axis=1) if index else d2.min(axis=1)
+    return out
+
+
 def min_sq_dist_to_set(
     X: FloatArray, sq_norms: NDArray[np.floating[Any]], ref: FloatArray
 ) -> NDArray[np.floating[Any]]:
@@ -73,25 +86,12 @@ def min_sq_dist_to_set(
 
     Computed in blocks of at most ~4M distances, so memory stays O(n + m).
     """
-    ref = ref.astype(X.dtype, copy=False)
-    ref_norms = row_sq_norms(ref)
-    out = np.empty(X.shape[0], dtype=X.dtype)
-    for start, stop in chunks(X.shape[0], _block_rows(ref.shape[0])):
-        d2 = _sq_dists_block(X[start:stop], sq_norms[start:stop], ref, ref_norms)
-        out[start:stop] = d2.min(axis=1)
-    return out
+    return _nearest_in_blocks(X, sq_norms, ref, index=False)
 
 
 def assign_to_centroids(X: FloatArray, centroids: FloatArray) -> NDArray[np.intp]:
     """The nearest centroid of every row of ``X``, shape (n,), in blocks of ~4M distances."""
-    centroids = centroids.astype(X.dtype, copy=False)
-    c_norms = row_sq_norms(centroids)
-    sq_norms = row_sq_norms(X)
-    out = np.empty(X.shape[0], dtype=np.intp)
-    for start, stop in chunks(X.shape[0], _block_rows(centroids.shape[0])):
-        d2 = _sq_dists_block(X[start:stop], sq_norms[start:stop], centroids, c_norms)
-        out[start:stop] = d2.argmin(axis=1)
-    return out
+    return _nearest_in_blocks(X, row_sq_norms(X), centroids, index=True)
 
 
 def nearest_member_per_cluster(
