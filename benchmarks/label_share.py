@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show-schedule", action="store_true",
                    help="print each round of `auto`: labels, the rarest class's, its choice")
     p.add_argument("--stable-within", type=float, default=None,
-                   help="auto's holdout stability threshold (default: the library's); use "
+                   help="auto's holdout stability threshold (default: none, the library's); use "
                         "with its own --out-dir, the stored auto runs are the default's")
     p.add_argument("--min-per-class", type=int, default=None,
                    help="auto's maturity count, labels a class on average (default: the "

@@ -153,6 +153,11 @@ def test_schedule_without_classes_stays_representative():
     assert schedule_strategy([], [0.5, 0.5])[0] == EARLY_STRATEGY
 
 
+def test_schedule_refuses_a_count_below_one():
+    with pytest.raises(ValueError, match="min_per_class must be >= 1"):
+        schedule_strategy([0, 0], [], min_per_class=0)
+
+
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.data(),
        st.lists(st.one_of(st.none(), st.floats(0, 1)), max_size=4))
 def test_schedule_more_labels_never_turn_mature_back(counts, data, accuracies):

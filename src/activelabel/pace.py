@@ -42,7 +42,7 @@ __all__ = [
 #: Strategy of ``strategy: auto`` while the model is immature: the typical item of each cluster no
 #: label covers (TypiClust). k-means sampling was the early strategy before; with batches of 10
 #: it took the same central items round after round (clinc150, 300 labels: 0.24 accuracy
-#: against random sampling's 0.46; TypiClust 0.61).
+#: against random sampling's 0.46; docs/benchmarks.md, "A new user's first run").
 EARLY_STRATEGY = "typiclust"
 #: Strategy of ``strategy: auto`` once the model is mature (hybrid uncertainty).
 MATURE_STRATEGY = "cluster_margin"
@@ -171,6 +171,8 @@ def schedule_strategy(labels_per_class: Sequence[int], accuracies: Sequence[floa
     (docs/benchmarks.md), so it is off by default. A schedule that reached
     :data:`MATURE_STRATEGY` keeps it, so more labels never turn it back.
     """
+    if min_per_class < 1:
+        raise ValueError(f"min_per_class must be >= 1, got {min_per_class}")
     if previous == MATURE_STRATEGY:
         return MATURE_STRATEGY, "the model matured in an earlier round"
     counts = [int(c) for c in labels_per_class]
@@ -179,7 +181,7 @@ def schedule_strategy(labels_per_class: Sequence[int], accuracies: Sequence[floa
     needed = min_per_class * n_classes
     enough = (f"{total} labels for {n_classes} classes (>= {min_per_class} a class on "
               "average)")
-    if total < needed or not counts:
+    if total < needed:
         return EARLY_STRATEGY, (f"immature: {total} labels for {n_classes} classes (< "
                                 f"{min_per_class} a class on average: {needed})")
     if stable_within is None:

@@ -18,7 +18,7 @@ def _finished_round(api: Api, pid: int, n_train: int, accuracy: float,
         finish_round(session, pid, rnd.id, n_labels_used=n_train, label_watermark=0, metrics={
             "accuracy": accuracy, "n_train": n_train, "stopping": stopping or [],
             "stop": any(d["stop"] for d in stopping or []),
-            "schedule": {"strategy": "kmeans", "reason": "immature", "switched": True},
+            "schedule": {"strategy": "typiclust", "reason": "immature", "switched": True},
             "pace": {"batch_size": 20, "retrain_after": 12, "reason": "test plan"}})
 
 
@@ -50,7 +50,7 @@ def test_outlook_shows_verdicts_plan_and_a_forecast(api: Api) -> None:
     assert body["round"] == 5
     assert body["verdicts"] == verdict
     assert body["stop"] is False
-    assert body["strategy"] == "kmeans"
+    assert body["strategy"] == "typiclust"
     pace = body["pace"]
     assert (pace["batch_size"], pace["retrain_after"], pace["plan"]) == (20, 12, "test plan")
     assert pace["batch_auto"]

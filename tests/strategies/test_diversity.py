@@ -133,10 +133,38 @@ def test_typiclust_once_every_cluster_is_covered_takes_the_least_covered() -> No
     assert which[sel.indices[0]] == 0  # 80 items for 1 label, against 80 for 6
 
 
-def test_typiclust_samples_the_members_of_a_large_cluster() -> None:
+def test_typiclust_samples_the_members_of_a_large_cluster(monkeypatch) -> None:
+    from activelabel.strategies import diversity
+
+    seen: list[int] = []
+    typicality = diversity._typicality
+
+    def counted(X, knn):
+        seen.append(X.shape[0])
+        return typicality(X, knn)
+
+    monkeypatch.setattr(diversity, "_typicality", counted)
     X, which = blobs(n_blobs=3, per_blob=3000)
     sel = TypiClust(max_cluster_rows=50).query(3, embeddings=X, random_state=0)
     assert sorted(which[sel.indices].tolist()) == [0, 1, 2]
+    assert seen == [50, 50, 50]  # never a 3,000 x 3,000 block
+
+
+def test_typiclust_fits_on_a_sample_not_a_copy_of_the_pool(monkeypatch) -> None:
+    from activelabel.strategies import diversity
+
+    fitted: list[int] = []
+    fit = diversity.fit_centroids
+
+    def counted(X, n_clusters, rng, **kw):
+        fitted.append(X.shape[0])
+        return fit(X, n_clusters, rng, **kw)
+
+    monkeypatch.setattr(diversity, "fit_centroids", counted)
+    X, _ = blobs(n_blobs=4, per_blob=1000)
+    TypiClust(max_fit_rows=500).query(4, embeddings=X, labeled_embeddings=X[:30],
+                                      random_state=0)
+    assert fitted == [530]  # 500 pool rows and the 30 labeled, not the 4,000 of the pool
 
 
 @pytest.mark.parametrize("params", [{"max_clusters": 0}, {"knn": 0}, {"max_cluster_rows": 1}])

@@ -13,8 +13,10 @@ What a shard keeps and what the reduce does depends on the strategy:
   the pool's);
 - ``cluster_margin``: the shard's ``candidate_factor * k`` smallest margins, then cluster-margin
   on the merge: exactly the single-process batch, since it clusters those candidates only;
-- ``kcenter``, ``kmeans``, ``badge``: the strategy picks ``candidate_factor * k`` items in each
-  shard, then runs again on their union (two-level selection, as distributed k-center);
+- ``kcenter``, ``kmeans``, ``typiclust``, ``badge``: the strategy picks ``candidate_factor * k``
+  items in each shard, then runs again on their union (two-level selection, as distributed
+  k-center; for ``typiclust`` the second level clusters the candidates, whose cluster sizes
+  are candidate counts, not the pool's density);
 - ``random``: a seeded uniform key per item, smallest ``k`` keys: a uniform sample of the pool.
 
 The same functions run in-process (``executor="local"``, for a small pool or a check) and on

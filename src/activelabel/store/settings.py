@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..pace import MATURE_PER_CLASS
 from .errors import InvalidInput
 
 __all__ = [
@@ -190,8 +191,8 @@ class ProjectSettings(BaseModel):
         "How a round picks the next batch: by the model's uncertainty, a committee's "
         "disagreement, diversity, a hybrid of these, or at random (the baseline); auto: "
         "the typical item of each cluster no label covers (TypiClust) while the labels are "
-        "fewer than 3 a class on average, then cluster-margin, each switch in the decision "
-        "log.",
+        f"fewer than {MATURE_PER_CLASS} a class on average, then cluster-margin, each switch in "
+        "the decision log.",
         registry="strategy")
     model: str = _field(
         "logistic_regression", "Model", "Active learning",

@@ -207,12 +207,15 @@ class TypiClust(QueryStrategy):
         rng = as_rng(random_state)
         n_labeled = 0 if labeled is None else labeled.shape[0]
         n_clusters = int(min(n_labeled + k, max(self.max_clusters, k), n))
-        fit_on = X
+        # the fit sees a sample of the pool and the labeled items (part of the data too), each
+        # at most max_fit_rows rows: no copy of a large pool
+        rows = max(self.max_fit_rows, 4 * n_clusters)
+        fit_on = X if n <= rows else X[np.sort(rng.choice(n, size=rows, replace=False))]
         if labeled is not None:
-            # the labeled items shape the clusters too (they are part of the data), but the fit
-            # samples at most max_fit_rows rows of both
-            fit_on = np.concatenate([X, labeled.astype(X.dtype, copy=False)])
-        centroids = fit_centroids(fit_on, n_clusters, rng, max_fit_rows=self.max_fit_rows,
+            lab = labeled if n_labeled <= rows else labeled[rng.choice(n_labeled, size=rows,
+                                                                       replace=False)]
+            fit_on = np.concatenate([fit_on, lab.astype(X.dtype, copy=False)])
+        centroids = fit_centroids(fit_on, n_clusters, rng, max_fit_rows=fit_on.shape[0],
                                   max_iter=self.max_iter)
         del fit_on
         cluster = assign_to_centroids(X, centroids)
