@@ -266,6 +266,17 @@ def test_item_labels_and_suggestion_above_the_fold(page: Any, site: Site, shown:
         assert min(min(s) for s in sizes) >= 44, sizes
 
 
+def _round_done(site: Site, pid: int) -> dict[str, Any]:
+    asked = site.api("POST", f"/projects/{pid}/rounds")
+    assert asked.status_code == 202, asked.text
+    round_id = asked.json()["round_id"]
+    done = wait_until(lambda: (lambda r: r if r["status"] in ("done", "failed") else None)(
+        site.get(f"/projects/{pid}/rounds/{round_id}?limit=0")), timeout=120, poll=0.3,
+        what="the round done")
+    assert done["status"] == "done", done
+    return dict(done)
+
+
 def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: Site) -> None:
     # no audit draws: the owner's first task would then say "Drawn at random" (1 run in 20)
     made = site.api("POST", "/projects", json={"name": unique("seed"), "labels": ["a", "b"],
@@ -275,13 +286,7 @@ def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: 
     rows = [{"external_id": f"s{i}", "data": {"text": f"message number {i} about {i % 7}"}}
             for i in range(40)]
     assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
-    asked = site.api("POST", f"/projects/{pid}/rounds")
-    assert asked.status_code == 202, asked.text
-    round_id = asked.json()["round_id"]
-    seed = wait_until(lambda: (lambda r: r if r["status"] in ("done", "failed") else None)(
-        site.get(f"/projects/{pid}/rounds/{round_id}?limit=0")), timeout=120, poll=0.3,
-        what="the seed round done")
-    assert seed["status"] == "done"
+    seed = _round_done(site, pid)
     assert seed["model_version"] is None  # a seed batch, no model trained
     log_in(page, site, site.admin)
     page.goto(f"{site.url}/projects/{pid}/label")
@@ -293,6 +298,36 @@ def test_before_any_model_the_page_says_there_is_no_suggestion(page: Any, site: 
     page.keyboard.press("g")
     page.wait_for_selector("#grid [role=gridcell]")
     assert page.locator("#grid .group-head h2").all_inner_texts() == ["Items"]
+
+
+def test_an_early_auto_round_says_the_item_covers_new_ground(page: Any, site: Site) -> None:
+    """A new project's strategy (auto) starts with TypiClust: the page says the item stands
+    for ground no label covers yet, not that the model is unsure of it."""
+    labels = ["a", "b", "c", "d", "e"]
+    made = site.api("POST", "/projects", json={"name": unique("auto"), "labels": labels,
+                                               "settings": {"audit_share": 0,
+                                                            "batch_size": 5}})
+    assert made.status_code == 201, made.text
+    assert made.json()["settings"]["strategy"] == "auto"  # the default
+    pid = made.json()["id"]
+    rows = [{"external_id": f"t{i}", "data": {"text": f"note {i} on topic {labels[i % 5]} "
+                                                      f"and {i % 3}"}} for i in range(60)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    _round_done(site, pid)  # the seed batch
+    for task in site.get(f"/projects/{pid}/tasks/next", params={"n": 5}):
+        text = task["item"]["data"]["text"]
+        given = site.api("POST", f"/projects/{pid}/annotations",
+                         json={"item_id": task["item"]["id"], "labels": [text.split()[4]]})
+        assert given.status_code == 201, given.text
+    second = _round_done(site, pid)  # 5 labels, under 3 a class for 5 classes: TypiClust
+    assert second["strategy"] == "auto"
+    assert site.get(f"/projects/{pid}/tasks/next", params={"n": 1})[0]["why"]["strategy"] \
+        == "typiclust"
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    assert "covers new ground" in page.inner_text("#why")
+    assert "unsure" not in page.inner_text("#why")
 
 
 def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
