@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON keyword arguments of the data's featurizer (TF-IDF for text), "
                         "e.g. '{\"char_ngrams\": [2, 5]}'; use with its own --out-dir")
     args = p.parse_args(argv)
+    if args.min_per_class is not None and args.min_per_class < 1:
+        p.error(f"--min-per-class must be >= 1, got {args.min_per_class}")
     params = {k: v for k, v in (("stable_within", args.stable_within),
                                 ("min_per_class", args.min_per_class)) if v is not None}
     if params:

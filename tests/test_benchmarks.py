@@ -162,6 +162,18 @@ def test_label_share_large_pool_rule_keeps_the_budget_within_a_fifth_of_the_pool
     assert ls.setup_spec("A", "clinc150", 23_700) == ls.lc.SPECS["clinc150"]
 
 
+def test_label_share_setup_c_is_simulates_defaults_and_bad_flags_are_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ls = _label_share()
+    c = ls.setup_spec("C", "clinc150", 23_700)
+    assert (c.seed_size, c.batch_size, c.budget, c.max_rows) == (20, 10, 300, None)
+    for flags, said in ((["--setups", "A,D"], "unknown setup ['D']"),
+                        (["--min-per-class", "0"], "--min-per-class must be >= 1")):
+        with pytest.raises(SystemExit) as exited:
+            ls.main([*flags, "--table-only"])
+        assert said in f"{exited.value}{capsys.readouterr().err}"
+
+
 def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
     import numpy as np
 
