@@ -54,7 +54,8 @@ def test_text_transform_keeps_fitted_width(news: list[dict[str, Any]]) -> None:
         news[:600])
     fitted = featurizer.transform(news[:600])
     later = featurizer.transform([*news[600:], {"text": "zzzunseen qqqwords"}])
-    assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size == 3000
+    # the TF-IDF's 3,000 columns, then the 20 LSA columns (lsa_weight "auto")
+    assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size + 20 == 3020
     assert later.embeddings.shape[1] == fitted.embeddings.shape[1] == 20
     np.testing.assert_array_equal(later.embeddings[-1], 0.0)  # no known term: zero vector
 
@@ -73,8 +74,8 @@ def test_text_embeddings_group_similar_texts(
 def test_text_char_ngrams_add_character_terms_beside_the_words(
     news: list[dict[str, Any]],
 ) -> None:
-    words = TextFeaturizer(n_components=20, char_ngrams=None).fit(news[:600])
-    both = TextFeaturizer(n_components=20, char_ngrams=(2, 4)).fit(news[:600])
+    words = TextFeaturizer(n_components=20, char_ngrams=None, lsa_weight=None).fit(news[:600])
+    both = TextFeaturizer(n_components=20, char_ngrams=(2, 4), lsa_weight=None).fit(news[:600])
     fs = both.transform([*news[600:700], {"text": "governmnet"}])  # misspelt: no word known
     assert fs.X.format == "csr"
     assert fs.X.dtype == np.float32
@@ -88,6 +89,55 @@ def test_text_char_ngrams_add_character_terms_beside_the_words(
     np.testing.assert_allclose(np.linalg.norm(fs.embeddings[:100], axis=1), 1.0, atol=1e-5)
     again = pickle.loads(pickle.dumps(both)).transform(news[600:700])
     np.testing.assert_array_equal(again.X.toarray(), fs.X[:100].toarray())
+
+
+def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
+    news: list[dict[str, Any]],
+) -> None:
+    alone = TextFeaturizer(n_components=20, lsa_weight=None).fit(news[:600])
+    both = TextFeaturizer(n_components=20, lsa_weight=1.0).fit(news[:600])
+    assert alone.lsa_weight_ is None
+    assert TextFeaturizer(n_components=20).fit(news[:60]).lsa_weight_ == features.LSA_WEIGHT_AUTO
+    tf = alone.transform(news[600:700])
+    fs = both.transform([*news[600:700], {"text": ""}])
+    width = both.vocabulary_size
+    assert fs.X.format == "csr"
+    assert fs.X.dtype == np.float32
+    assert tf.X.shape[1] == width
+    assert fs.X.shape[1] == width + 20
+    np.testing.assert_allclose(sp.linalg.norm(fs.X[:100], axis=1), 1.0, rtol=1e-5)
+    # weight 1: each block keeps its L2 norm of 1, so both are scaled by 1/sqrt(2)
+    np.testing.assert_allclose(fs.X[:100, :width].toarray() * np.sqrt(2), tf.X.toarray(),
+                               atol=1e-5)
+    np.testing.assert_allclose(fs.X[:100, width:].toarray() * np.sqrt(2), fs.embeddings[:100],
+                               atol=1e-5)
+    np.testing.assert_array_equal(fs.embeddings[:100], tf.embeddings)  # embeddings unchanged
+    assert fs.X[-1].nnz == 0  # an empty text: no term, no LSA coordinates
+    heavy = TextFeaturizer(n_components=20, lsa_weight=3.0).fit(news[:600]).transform(news[:5])
+    lsa_share = sp.linalg.norm(heavy.X[:, width:], axis=1) ** 2
+    np.testing.assert_allclose(lsa_share, 9 / 10, rtol=1e-4)  # 3^2 / (1 + 3^2)
+    again = pickle.loads(pickle.dumps(both)).transform(news[600:700])
+    np.testing.assert_array_equal(again.X.toarray(), fs.X[:100].toarray())
+    old = pickle.loads(pickle.dumps(alone))
+    del old.__dict__["lsa_weight_"]  # pickled before lsa_weight: the TF-IDF alone, as then
+    np.testing.assert_array_equal(old.transform(news[600:700]).X.toarray(), tf.X.toarray())
+
+
+def test_text_lsa_weight_auto_up_to_a_pool_size_and_checked(
+        monkeypatch: pytest.MonkeyPatch, news: list[dict[str, Any]]) -> None:
+    assert TextFeaturizer().lsa_weight == "auto"
+    assert TextFeaturizer(n_components=5, lsa_weight=0).fit(news[:50]).lsa_weight_ is None
+    assert TextFeaturizer(n_components=5, lsa_weight=2).fit(news[:50]).lsa_weight_ == 2.0
+    monkeypatch.setattr(features, "CHAR_AUTO_MAX_TEXTS", 49)  # beyond it: the TF-IDF alone
+    big = TextFeaturizer(n_components=5).fit(news[:50])
+    assert big.lsa_weight_ is None
+    assert big.transform(news[:3]).X.shape[1] == big.vocabulary_size
+    for bad in (-1, float("nan"), float("inf"), "1", True, [1.0]):
+        with pytest.raises(ValueError, match="lsa_weight must be a finite number >= 0"):
+            TextFeaturizer(lsa_weight=bad)  # type: ignore[arg-type]
+    # one text: no SVD, the embeddings are the TF-IDF itself, so nothing is added
+    one = TextFeaturizer(lsa_weight=1.0).fit([{"text": "just one text"}])
+    assert one.lsa_weight_ is None
 
 
 def test_text_char_ngrams_auto_up_to_a_pool_size(monkeypatch: pytest.MonkeyPatch,
@@ -340,7 +390,9 @@ def test_text_transform_in_chunks_matches_one_pass(
 def test_text_fit_transform_equals_fit_then_transform(news: list[dict[str, Any]]) -> None:
     once = TextFeaturizer(n_components=10).fit_transform(news[:100])
     twice = TextFeaturizer(n_components=10).fit(news[:100]).transform(news[:100])
-    assert (once.X != twice.X).nnz == 0
+    # the same terms; the LSA block (and so each row's norm) up to float error
+    assert (once.X != 0).astype(int).nnz == (twice.X != 0).astype(int).nnz == once.X.nnz
+    np.testing.assert_allclose(once.X.toarray(), twice.X.toarray(), atol=1e-5)
     np.testing.assert_allclose(once.embeddings, twice.embeddings, atol=1e-5)
 
 

@@ -223,10 +223,12 @@ class ProjectSettings(BaseModel):
     featurizer_params: dict[str, Any] = Field(
         default_factory=dict, title="Featurizer parameters",
         description="Keyword arguments of the featurizer, e.g. {\"field\": \"body\"} for text "
-        "in another field. Text adds character n-grams (2-5) to the words while the project "
-        "holds at most 100,000 items (char_ngrams \"auto\"): more accurate models and fewer "
-        "labels for the same accuracy, at 12x the stored features; [low, high] sets them, "
-        "null leaves words alone.", json_schema_extra={"group": "Active learning"})
+        "in another field. Text adds character n-grams (2-5) to the words, and the pool's LSA "
+        "(the embeddings) beside them, while the project holds at most 100,000 items "
+        "(char_ngrams and lsa_weight \"auto\"): more accurate models and fewer labels for the "
+        "same accuracy, at 12x the stored features; char_ngrams [low, high] sets them, null "
+        "leaves words alone; lsa_weight a number >= 0 weighs the LSA, null leaves it out.",
+        json_schema_extra={"group": "Active learning"})
     batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
         50, "Batch size (items per round, or auto)", "Active learning",
         "Items a round puts at the head of the queue; auto: what the team labels during "
