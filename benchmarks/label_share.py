@@ -26,6 +26,10 @@ predicted classes.
     python benchmarks/label_share.py --setups A,B --repeats 5
     python benchmarks/label_share.py --table-only
     python benchmarks/label_share.py --rerun auto  # after a change to the schedule
+
+``--datasets`` also takes text sets made from the shared data that no default was tuned on
+(:data:`HELD_OUT_C`, setup C only): ag_news' Business and Sci/Tech rows, clinc150 cut to 10 and
+to 30 intents drawn at random, wnut17's sentences labeled by whether they hold an entity.
 """
 
 from __future__ import annotations
@@ -120,8 +124,52 @@ def large_pool_spec(spec: lc.Spec, n_rows: int) -> lc.Spec:
 CLI_DEFAULTS = (20, 10, 300)
 
 
+def _subset(ds: Any, name: str, keep_labels: set[str]) -> Any:
+    """The rows of ``ds`` whose label is in ``keep_labels``, as a set of its own."""
+    from activelabel.datasets import Dataset
+    keep = [i for i, y in enumerate(ds.y) if ds.classes[y] in keep_labels]
+    classes = tuple(sorted({ds.classes[ds.y[i]] for i in keep}))
+    y = np.asarray([classes.index(ds.classes[ds.y[i]]) for i in keep], dtype=np.intp)
+    return Dataset(name, "text", y, classes, records=[ds.records[i] for i in keep])
+
+
+def _clinc_intents(n: int) -> Any:
+    """clinc150 cut to ``n`` intents drawn at random (seeded), ``oos`` left out."""
+    ds = lc.load("clinc150", lc.DATA_DIR)
+    intents = sorted(c for c in ds.classes if c != "oos")
+    drawn = np.random.default_rng(123).choice(intents, size=n, replace=False)
+    return _subset(ds, f"clinc150_{n}", set(drawn.tolist()))
+
+
+def _wnut17_entity() -> Any:
+    """wnut17's sentences labeled by whether they hold a named entity (two classes)."""
+    from activelabel.datasets import Dataset
+    records, labels = [], []
+    for line in (lc.DATA_DIR / "wnut17.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        records.append({"text": row["text"]})
+        labels.append(int(bool(row["spans"])))
+    return Dataset("wnut17_entity", "text", np.asarray(labels, dtype=np.intp),
+                   ("no entity", "entity"), records=records)
+
+
+#: Text sets made from the shared data that no default was tuned on, run in setup C only.
+HELD_OUT_C = {
+    "ag_news_business_scitech": lambda: _subset(lc.load("ag_news", lc.DATA_DIR),
+                                                "ag_news_business_scitech",
+                                                {"Business", "Sci/Tech"}),
+    "clinc150_10": lambda: _clinc_intents(10),
+    "clinc150_30": lambda: _clinc_intents(30),
+    "wnut17_entity": _wnut17_entity,
+}
+
+
+def load_set(name: str) -> Any:
+    return HELD_OUT_C[name]() if name in HELD_OUT_C else lc.load(name, lc.DATA_DIR)
+
+
 def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
-    spec = lc.SPECS[name]
+    spec = lc.SPECS.get(name, lc.Spec(0, 0, 0, held_out=True))  # HELD_OUT_C: C only
     if setup == "A":
         return spec
     if setup == "C":
@@ -140,7 +188,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     todo = [s for s in strategies if not current(done, s) or s in rerun]
     if not todo:
         return
-    full = lc.load(name, lc.DATA_DIR)
+    full = load_set(name)
     spec = setup_spec(setup, name, len(full))
     ds = lc.subsample(full, spec.max_rows) if setup == "A" else full
     t0 = time.perf_counter()
@@ -180,7 +228,7 @@ def table(out_dir: Path, strategies: list[str]) -> str:
                   "| set | rows | pool | seed / batch / budget | budget / pool | repeats | "
                   "random's acc. | " + " | ".join(shown) + " |",
                   "|---|---:|---:|---|---:|---:|---:|" + "---:|" * len(shown)]
-        for name in lc.SPECS:
+        for name in [*lc.SPECS, *HELD_OUT_C]:
             reps = [r for r in runs.get((setup, name), []) if "random" in r["curves"]]
             if not reps:
                 continue
@@ -213,7 +261,7 @@ def table(out_dir: Path, strategies: list[str]) -> str:
                 if len(own) < len(reps):  # fewer repeats than the table's column says
                     cell += f" [{len(own)} rep.]"
                 cells.append(cell)
-            held = " (held out)" if lc.SPECS[name].held_out else ""
+            held = " (held out)" if name in HELD_OUT_C or lc.SPECS[name].held_out else ""
             n_at = lc.MAX_SHARE * r0["budget"]
             accs = []
             for s in strategies:
@@ -292,13 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     if "random" not in strategies:
         strategies.insert(0, "random")
     names = [n for n in args.datasets.split(",") if n]
-    unknown = sorted(set(names) - set(lc.SPECS))
+    known = [*lc.SPECS, *HELD_OUT_C]
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"error: unknown dataset {unknown}; choose from {', '.join(lc.SPECS)}")
+        raise SystemExit(f"error: unknown dataset {unknown}; choose from {', '.join(known)}")
     setups = [x for x in args.setups.split(",") if x]
     if set(setups) - {"A", "B", "C"}:
         raise SystemExit(f"error: unknown setup {sorted(set(setups) - {'A', 'B', 'C'})}; "
                          "choose from A, B, C")
+    c_only = sorted(set(names) & set(HELD_OUT_C))
+    if c_only and set(setups) - {"C"}:
+        raise SystemExit(f"error: {', '.join(c_only)} run in setup C only; pass --setups C")
     if not args.table_only:
         for repeat in range(args.first_repeat, args.repeats):
             for setup in setups:

@@ -168,10 +168,29 @@ def test_label_share_setup_c_is_simulates_defaults_and_bad_flags_are_refused(
     c = ls.setup_spec("C", "clinc150", 23_700)
     assert (c.seed_size, c.batch_size, c.budget, c.max_rows) == (20, 10, 300, None)
     for flags, said in ((["--setups", "A,D"], "unknown setup ['D']"),
-                        (["--min-per-class", "0"], "--min-per-class must be >= 1")):
+                        (["--min-per-class", "0"], "--min-per-class must be >= 1"),
+                        (["--setups", "A,C", "--datasets", "clinc150_30"],
+                         "clinc150_30 run in setup C only")):
         with pytest.raises(SystemExit) as exited:
             ls.main([*flags, "--table-only"])
         assert said in f"{exited.value}{capsys.readouterr().err}"
+
+
+def test_label_share_held_out_sets_are_made_from_the_shared_data() -> None:
+    import numpy as np
+
+    ls = _label_share()
+    pair = ls.load_set("ag_news_business_scitech")
+    assert pair.classes == ("Business", "Sci/Tech")
+    assert np.bincount(pair.y).tolist() == [1900, 1900]
+    thirty = ls.load_set("clinc150_30")
+    assert len(thirty.classes) == 30
+    assert "oos" not in thirty.classes
+    assert len(thirty) == 30 * 150
+    assert ls.load_set("clinc150_30").classes == thirty.classes  # the same draw every time
+    entity = ls.load_set("wnut17_entity")
+    assert len(entity) == 5690
+    assert 0.4 < entity.y.mean() < 0.5  # 45% of the sentences hold an entity
 
 
 def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
