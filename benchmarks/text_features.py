@@ -1,5 +1,8 @@
 """What the text featurizer's character n-grams cost: fit time, stored size and peak memory.
 
+The LSA block beside the TF-IDF (``lsa_weight``) is left out of both variants, so the figures
+are the n-grams' own; docs/benchmarks.md gives what the LSA adds.
+
 Texts are made from ``../shared/data/ag_news_test.jsonl`` (news, about 40 words) or another
 shared text file: row ``i`` is row ``i mod n`` with each word dropped with probability 0.15
 (seeded), so every text differs while the vocabulary stays that of real text. Each (size,
@@ -41,8 +44,8 @@ def measure(path: Path, n: int, chars: list[int] | None) -> dict[str, float]:
 
     texts = texts_like(path, n)
     started = time.perf_counter()
-    fs = TextFeaturizer(char_ngrams=None if chars is None else (chars[0], chars[1])
-                        ).fit_transform(texts)
+    fs = TextFeaturizer(char_ngrams=None if chars is None else (chars[0], chars[1]),
+                        lsa_weight=None).fit_transform(texts)  # the n-grams' cost alone
     seconds = time.perf_counter() - started
     X = fs.X
     return {"seconds": seconds, "nnz_per_row": X.nnz / n,

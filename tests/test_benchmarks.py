@@ -176,10 +176,12 @@ def test_label_share_setup_c_is_simulates_defaults_and_bad_flags_are_refused(
         assert said in f"{exited.value}{capsys.readouterr().err}"
 
 
-def test_label_share_held_out_sets_are_made_from_the_shared_data() -> None:
+def test_label_share_held_out_sets_are_made_from_the_shared_data(
+        shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     ls = _label_share()
+    monkeypatch.setattr(ls.lc, "DATA_DIR", shared_data)
     pair = ls.load_set("ag_news_business_scitech")
     assert pair.classes == ("Business", "Sci/Tech")
     assert np.bincount(pair.y).tolist() == [1900, 1900]

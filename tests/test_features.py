@@ -54,8 +54,8 @@ def test_text_transform_keeps_fitted_width(news: list[dict[str, Any]]) -> None:
         news[:600])
     fitted = featurizer.transform(news[:600])
     later = featurizer.transform([*news[600:], {"text": "zzzunseen qqqwords"}])
-    # the TF-IDF's 3,000 columns, then the 20 LSA columns (lsa_weight "auto")
-    assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size + 20 == 3020
+    # the TF-IDF's 3,000 columns, then the 20 LSA coordinates split by sign (lsa_weight "auto")
+    assert later.X.shape[1] == fitted.X.shape[1] == featurizer.vocabulary_size + 40 == 3040
     assert later.embeddings.shape[1] == fitted.embeddings.shape[1] == 20
     np.testing.assert_array_equal(later.embeddings[-1], 0.0)  # no known term: zero vector
 
@@ -104,13 +104,16 @@ def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
     assert fs.X.format == "csr"
     assert fs.X.dtype == np.float32
     assert tf.X.shape[1] == width
-    assert fs.X.shape[1] == width + 20
+    assert fs.X.shape[1] == width + 40
+    assert fs.X.data.min() > 0  # non-negative, as the TF-IDF alone: no stored zeros either
+    lsa = fs.X[:, width:].toarray()
+    assert not (lsa[:, 0::2] * lsa[:, 1::2]).any()  # a coordinate is one of its two columns
+    signed = lsa[:, 0::2] - lsa[:, 1::2]
     np.testing.assert_allclose(sp.linalg.norm(fs.X[:100], axis=1), 1.0, rtol=1e-5)
     # weight 1: each block keeps its L2 norm of 1, so both are scaled by 1/sqrt(2)
     np.testing.assert_allclose(fs.X[:100, :width].toarray() * np.sqrt(2), tf.X.toarray(),
                                atol=1e-5)
-    np.testing.assert_allclose(fs.X[:100, width:].toarray() * np.sqrt(2), fs.embeddings[:100],
-                               atol=1e-5)
+    np.testing.assert_allclose(signed[:100] * np.sqrt(2), fs.embeddings[:100], atol=1e-5)
     np.testing.assert_array_equal(fs.embeddings[:100], tf.embeddings)  # embeddings unchanged
     assert fs.X[-1].nnz == 0  # an empty text: no term, no LSA coordinates
     heavy = TextFeaturizer(n_components=20, lsa_weight=3.0).fit(news[:600]).transform(news[:5])
@@ -120,6 +123,7 @@ def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
     np.testing.assert_array_equal(again.X.toarray(), fs.X[:100].toarray())
     old = pickle.loads(pickle.dumps(alone))
     del old.__dict__["lsa_weight_"]  # pickled before lsa_weight: the TF-IDF alone, as then
+    del old.__dict__["lsa_weight"]
     np.testing.assert_array_equal(old.transform(news[600:700]).X.toarray(), tf.X.toarray())
 
 
@@ -132,8 +136,9 @@ def test_text_lsa_weight_auto_up_to_a_pool_size_and_checked(
     big = TextFeaturizer(n_components=5).fit(news[:50])
     assert big.lsa_weight_ is None
     assert big.transform(news[:3]).X.shape[1] == big.vocabulary_size
-    for bad in (-1, float("nan"), float("inf"), "1", True, [1.0]):
-        with pytest.raises(ValueError, match="lsa_weight must be a finite number >= 0"):
+    assert TextFeaturizer(lsa_weight=features.LSA_WEIGHT_MAX).lsa_weight == 100
+    for bad in (-1, float("nan"), float("inf"), 101, 10**400, "1", True, [1.0]):
+        with pytest.raises(ValueError, match="lsa_weight must be a number from 0 to 100"):
             TextFeaturizer(lsa_weight=bad)  # type: ignore[arg-type]
     # one text: no SVD, the embeddings are the TF-IDF itself, so nothing is added
     one = TextFeaturizer(lsa_weight=1.0).fit([{"text": "just one text"}])
@@ -382,9 +387,11 @@ def test_text_transform_in_chunks_matches_one_pass(
     news: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     featurizer = TextFeaturizer(n_components=10).fit(news[:200])
-    whole = featurizer.transform(news[:50]).embeddings
+    whole = featurizer.transform(news[:50])
     monkeypatch.setattr(features, "_CHUNK_ROWS", 7)
-    np.testing.assert_allclose(featurizer.transform(news[:50]).embeddings, whole, atol=1e-6)
+    chunked = featurizer.transform(news[:50])
+    np.testing.assert_allclose(chunked.embeddings, whole.embeddings, atol=1e-6)
+    np.testing.assert_allclose(chunked.X.toarray(), whole.X.toarray(), atol=1e-6)
 
 
 def test_text_fit_transform_equals_fit_then_transform(news: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -465,3 +466,21 @@ def test_default_model_fits_one_label_a_class_without_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_model(classes=list(range(40)), random_state=0).fit(X, y)
+
+
+def test_naive_bayes_on_default_text_features_stays_multinomial_and_sparse(
+        shared_data: Path) -> None:
+    """The LSA beside the TF-IDF is split by sign, so text features stay non-negative: naive
+    Bayes keeps its multinomial event model and never densifies the (wide) TF-IDF."""
+    import json
+
+    from activelabel.features import TextFeaturizer
+
+    rows = [json.loads(line) for line in
+            (shared_data / "ag_news_test.jsonl").read_text().splitlines()[:400]]
+    fs = TextFeaturizer(n_components=20).fit_transform(rows)
+    assert fs.X.shape[1] > 40  # the TF-IDF and the 2 x 20 LSA columns
+    y = np.array([r["label"] for r in rows])
+    nb = NaiveBayes().fit(fs.X[:300], y[:300])
+    assert isinstance(nb.estimator_, MultinomialNB)
+    assert np.mean(nb.predict(fs.X[300:]) == y[300:]) > 0.6  # 4 classes, chance 0.25

@@ -48,6 +48,8 @@ CHAR_AUTO_MAX_TEXTS = 100_000
 #: ``lsa_weight="auto"``: the weight of the LSA block beside the TF-IDF in ``X`` while the texts
 #: fitted are at most :data:`CHAR_AUTO_MAX_TEXTS` (none beyond: 100 stored values a row).
 LSA_WEIGHT_AUTO = 0.5
+#: Largest ``lsa_weight`` (at 10 the LSA already holds 99% of a row's squared norm).
+LSA_WEIGHT_MAX = 100.0
 #: Images converted to float per pass of ``ImageFeaturizer.fit``.
 _IMAGE_FIT_CHUNK = 8192
 EMBEDDINGS_EXTRA_HINT = ("pip install 'activelabel[embeddings]' (with torch), or without torch "
@@ -145,9 +147,9 @@ def _texts(records: Any, field: str) -> list[str]:
 class TextFeaturizer(Featurizer):
     """TF-IDF and its truncated SVD (LSA) for the model, the LSA for the embeddings.
 
-    ``X``: (n, vocabulary [+ k]) CSR float32: the TF-IDF (vocabulary learned in ``fit``, at
-    most ``max_features`` terms), and beside it, with ``lsa_weight``, the k LSA columns of the
-    embeddings (see below). ``embeddings``: (n, k) float32, L2-normalised rows, where
+    ``X``: (n, vocabulary [+ 2k]) CSR float32, non-negative: the TF-IDF (vocabulary learned in
+    ``fit``, at most ``max_features`` terms), and beside it, with ``lsa_weight``, the k LSA
+    coordinates of the embeddings split by sign (see below). ``embeddings``: (n, k) float32, L2-normalised rows, where
     ``k = min(n_components, vocabulary - 1, n_fit_rows - 1)``; when that is below 1 the
     embeddings are the L2-normalised dense TF-IDF itself. Records are dicts with a ``field``
     holding a string, or plain strings.
@@ -163,7 +165,10 @@ class TextFeaturizer(Featurizer):
     the range fitted (None for none).
 
     ``lsa_weight``: the embeddings beside the TF-IDF in ``X``, scaled by this weight (both
-    blocks L2-normalised, then each row again). The LSA is fitted on every text of the pool,
+    blocks L2-normalised, then each row again), each coordinate ``v`` as two columns
+    ``max(v, 0)`` and ``max(-v, 0)``: ``X`` stays non-negative (multinomial naive Bayes, chi2
+    and other count models keep working) at the same stored values, and a linear model reads
+    ``v`` as before. The LSA is fitted on every text of the pool,
     labeled or not, so it places a text that shares no term with the labeled ones near those on
     the same subject: the model learns more from few labels (300 random labels on ag_news: 0.81
     against 0.79 test accuracy; docs/benchmarks.md). ``"auto"`` (the default):
@@ -193,9 +198,10 @@ class TextFeaturizer(Featurizer):
                                  f"{char_ngrams!r}; e.g. [2, 5]")
         if lsa_weight != "auto" and lsa_weight is not None and not (
                 isinstance(lsa_weight, numbers.Real) and not isinstance(lsa_weight, bool)
-                and math.isfinite(lsa_weight) and lsa_weight >= 0):
-            raise ValueError(f"lsa_weight must be a finite number >= 0, \"auto\" or null, got "
-                             f"{lsa_weight!r}; e.g. 1.0, or null for the TF-IDF alone")
+                and 0 <= lsa_weight <= LSA_WEIGHT_MAX):  # NaN fails both comparisons
+            raise ValueError(f"lsa_weight must be a number from 0 to {LSA_WEIGHT_MAX:g}, "
+                             f"\"auto\" or null, got {lsa_weight!r}; e.g. 0.5, or null for the "
+                             "TF-IDF alone")
         self.char_ngrams = char_ngrams
         self.lsa_weight = lsa_weight
         self.field = field
@@ -276,11 +282,12 @@ class TextFeaturizer(Featurizer):
         return tfidf
 
     def _model_matrix(self, tfidf: sp.csr_matrix, embeddings: F32) -> sp.csr_matrix:
-        """``X``: the TF-IDF, and the weighted embeddings beside it when ``lsa_weight_``."""
+        """``X``: the TF-IDF, and the weighted embeddings beside it, split by sign, when
+        ``lsa_weight_``."""
         weight = getattr(self, "lsa_weight_", None)  # None: fitted before lsa_weight
         if not weight:
             return tfidf
-        return _side_by_side(tfidf, sp.csr_matrix(embeddings * np.float32(weight)))
+        return _side_by_side(tfidf, _split_by_sign(embeddings, weight))
 
     def _embed(self, tfidf: sp.csr_matrix) -> F32:
         """(n, k) L2-normalised float32 embeddings, projected in chunks of rows."""
@@ -305,7 +312,19 @@ def _side_by_side(left: Any, right: Any) -> sp.csr_matrix:
     """Two feature blocks (e.g. word and character TF-IDF, each row L2-normalised) as one
     L2-normalised CSR row."""
     both = sp.hstack([left, right], format="csr", dtype=np.float32)
-    return sp.csr_matrix(normalize(both), dtype=np.float32)
+    return sp.csr_matrix(normalize(both, copy=False), dtype=np.float32)
+
+
+def _split_by_sign(dense: F32, weight: float) -> sp.csr_matrix:
+    """``weight * dense`` as (n, 2d) non-negative CSR: column 2j holds ``max(v, 0)`` and
+    column 2j + 1 ``max(-v, 0)`` of coordinate j, so each non-zero value is stored once."""
+    n, d = dense.shape
+    scaled = np.asarray(dense, dtype=np.float32) * np.float32(weight)
+    nonzero = scaled != 0
+    cols = (2 * np.arange(d, dtype=np.int32))[None, :] + (scaled < 0)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
+    return sp.csr_matrix((np.abs(scaled[nonzero]), cols[nonzero], indptr), shape=(n, 2 * d))
 
 
 # ---- numeric ---------------------------------------------------------------------------------

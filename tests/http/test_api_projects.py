@@ -214,7 +214,7 @@ def test_character_ngrams_of_text_are_a_setting_checked_before_it_is_stored(api:
 def test_the_lsa_weight_of_text_is_a_setting_checked_before_it_is_stored(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, settings={"featurizer_params": {"lsa_weight": 0.5}})
-    for bad in (-1, "heavy", [1], True):
+    for bad in (-1, 101, 10**400, "heavy", [1], True):
         error = assert_error(api.patch(f"/projects/{pid}", owner, json={
             "settings": {"featurizer_params": {"lsa_weight": bad}}}), 422, "invalid_input")
         assert error["details"][0]["field"] == "body.settings.featurizer_params"
