@@ -227,7 +227,7 @@ class ProjectSettings(BaseModel):
         "(the embeddings) beside them, while the project holds at most 100,000 items "
         "(char_ngrams and lsa_weight \"auto\"): more accurate models and fewer labels for the "
         "same accuracy, at 12x the stored features; char_ngrams [low, high] sets them, null "
-        "leaves words alone; lsa_weight a number >= 0 weighs the LSA, null leaves it out.",
+        "leaves words alone; lsa_weight a number from 0 to 100 weighs the LSA, null leaves it out.",
         json_schema_extra={"group": "Active learning"})
     batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
         50, "Batch size (items per round, or auto)", "Active learning",
