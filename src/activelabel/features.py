@@ -43,7 +43,8 @@ CHAR_NGRAM_MAX = 10
 #: :data:`CHAR_AUTO_MAX_TEXTS`; none beyond, where they would cost too much memory.
 CHAR_NGRAMS_AUTO = (2, 5)
 #: Texts up to which ``char_ngrams="auto"`` adds character n-grams (100,000 news-length texts:
-#: about 400 MB of features, 1.5 GB at the peak of the fit, against 35 MB and 0.55 GB without).
+#: about 400 MB of features, 1.5 GB at the peak of the fit, against 35 MB and 0.55 GB without),
+#: and ``lsa_weight="auto"`` the LSA block (80 MB more at 100,000 texts).
 CHAR_AUTO_MAX_TEXTS = 100_000
 #: ``lsa_weight="auto"``: the weight of the LSA block beside the TF-IDF in ``X`` while the texts
 #: fitted are at most :data:`CHAR_AUTO_MAX_TEXTS` (none beyond: 100 stored values a row).
