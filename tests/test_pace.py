@@ -267,3 +267,12 @@ def test_forecast_covers_the_labels_a_simulation_needed(shared_data: Path) -> No
         covered += f.low is not None and f.low <= needed <= (f.high or math.inf)
     assert tried >= 3
     assert covered >= tried / 2
+
+
+def test_a_rerank_resumes_the_schedule_and_maps_an_older_early_strategy() -> None:
+    from activelabel.pace import EARLY_STRATEGY, MATURE_STRATEGY, resumed_strategy
+
+    assert resumed_strategy(MATURE_STRATEGY) == "cluster_margin"
+    assert resumed_strategy(EARLY_STRATEGY) == "typiclust"
+    assert resumed_strategy("kmeans") == "typiclust"  # the schedule of before 2026-12-05
+    assert resumed_strategy(None) == "typiclust"  # no round decided yet

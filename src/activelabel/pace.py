@@ -34,6 +34,7 @@ __all__ = [
     "forecast_labels",
     "plan_cadence",
     "prefetch_for",
+    "resumed_strategy",
     "round_seconds",
     "schedule_strategy",
     "team_pace",
@@ -154,6 +155,13 @@ def prefetch_for(labels_per_minute: float | None, *, lead_s: float = 60.0, lo: i
 
 
 # ---- strategy schedule -----------------------------------------------------------------------
+
+
+def resumed_strategy(previous: str | None) -> str:
+    """The schedule's strategy for a re-rank, which trains nothing to decide anew: the last
+    round's choice when it is :data:`MATURE_STRATEGY`, else :data:`EARLY_STRATEGY` (none yet,
+    or an older schedule's early strategy such as ``kmeans``)."""
+    return MATURE_STRATEGY if previous == MATURE_STRATEGY else EARLY_STRATEGY
 
 
 def schedule_strategy(labels_per_class: Sequence[int], accuracies: Sequence[float | None], *,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
 from ..models import BootstrapCommittee, make_model
-from ..pace import EARLY_STRATEGY, MATURE_STRATEGY, schedule_strategy
+from ..pace import resumed_strategy, schedule_strategy
 from ..sequence import CrfTagger
 from ..stopping import (
     KAPPA_METRIC,
@@ -858,9 +858,8 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
         probs = _score(artifact["model"], X, feats.n_items)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    if strategy == AUTO_STRATEGY:  # the schedule's last choice (an older schedule's: early)
-        strategy = (snap.scheduled_before if snap.scheduled_before == MATURE_STRATEGY
-                    else EARLY_STRATEGY)
+    if strategy == AUTO_STRATEGY:
+        strategy = resumed_strategy(snap.scheduled_before)
     if strategy in COMMITTEE_STRATEGIES:
         strategy = "entropy"  # no committee is stored with a version
     truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
