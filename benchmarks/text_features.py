@@ -45,7 +45,8 @@ def measure(path: Path, n: int, chars: list[int] | None) -> dict[str, float]:
     texts = texts_like(path, n)
     started = time.perf_counter()
     fs = TextFeaturizer(char_ngrams=None if chars is None else (chars[0], chars[1]),
-                        lsa_weight=None).fit_transform(texts)  # the n-grams' cost alone
+                        lsa_weight=None, sentence_weight=None,
+                        ).fit_transform(texts)  # the n-grams' cost alone
     seconds = time.perf_counter() - started
     X = fs.X
     return {"seconds": seconds, "nnz_per_row": X.nnz / n,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -91,3 +92,19 @@ def fresh_storage(backend: str, request: pytest.FixtureRequest,
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a new, migrated database of ``backend`` for a process (server, command line)."""
     yield from new_database_url(backend, request, tmp_path)
+
+
+@pytest.fixture
+def sentence_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many texts each call of the sentence model is given (the model still runs)."""
+    from activelabel import features
+
+    calls: list[int] = []
+    real = features.sentence_vectors
+
+    def counted(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(features, "sentence_vectors", counted)
+    return calls

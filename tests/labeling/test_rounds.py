@@ -203,7 +203,8 @@ def test_round_is_requested_after_retrain_every_labels_and_not_twice(
 
 def test_features_are_rebuilt_when_missing_or_stale(engine_storage: Storage) -> None:
     seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(40),
-                         settings={"featurizer": "text", "featurizer_params": {"n_components": 8}})
+                         settings={"featurizer": "text", "featurizer_params": {
+                             "n_components": 8, "sentence_weight": None}})
     first = ensure_features(engine_storage, seeded.project_id)
     assert first.rebuilt
     assert first.X.shape[0] == 40

@@ -31,9 +31,11 @@ from ..features import (
     TextFeaturizer,
     VectorFeaturizer,
     make_featurizer,
+    record_texts,
 )
 from ..store import Storage, count_items, get_project, iter_items, settings_of
 from ..store.files import atomic_write
+from . import sentences
 
 __all__ = [
     "EMBEDDINGS",
@@ -59,6 +61,10 @@ _FEATURIZER = "featurizer.pkl"
 TRANSFORM_CHUNK = 20_000
 #: Items read from the database per query.
 READ_BATCH = 10_000
+#: A span project's text featurizer without the blocks only a classifier reads, unless its
+#: settings ask for them: the tagger reads its own token features, and the cold start and the
+#: diversity read the LSA, as measured (docs/benchmarks.md, "Span labeling").
+SPAN_TEXT_DEFAULTS = {"lsa_weight": None, "sentence_weight": None}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
     key = json.dumps({"n_items": int(n_items), "featurizer": settings["featurizer"],
                       "params": settings.get("featurizer_params") or {},
                       **({"vectors": settings["vectors_stamp"]} if "vectors_stamp" in settings
+                         else {}),
+                      **({"sentences": settings["sentences"]} if "sentences" in settings
                          else {})}, sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -206,9 +214,11 @@ def transform_items(featurizer: Featurizer, records: list[Any]) -> tuple[Any, ND
     return X, np.concatenate(parts_e)
 
 
-def _fit_transform(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDArray[np.float32]]:
-    if isinstance(featurizer, TextFeaturizer):
-        fs = featurizer.fit_transform(records)  # vectorizes the texts once
+def _fit_transform(featurizer: Featurizer, records: list[Any],
+                   sentence_vectors: NDArray[np.float32] | None = None,
+                   ) -> tuple[Any, NDArray[np.float32]]:
+    if isinstance(featurizer, TextFeaturizer):  # vectorizes the texts once
+        fs = featurizer.fit_transform(records, sentence_vectors=sentence_vectors)
         return sp.csr_matrix(fs.X, dtype=np.float32), np.asarray(fs.embeddings, np.float32)
     featurizer.fit(records)
     return transform_items(featurizer, records)
@@ -291,6 +301,7 @@ def forget_features(storage: Storage, project_id: int) -> None:
     from a removed payload stays in the array store); the next round rebuilds them."""
     for path in _paths(storage, project_id).values():
         path.unlink(missing_ok=True)
+    sentences.forget(storage, project_id)
 
 
 def load_featurizer(storage: Storage, project_id: int) -> Featurizer | None:
@@ -315,12 +326,21 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     message names the field or setting to fix).
     """
     with storage.read_sessions() as session:
-        settings = settings_of(get_project(session, project_id).settings).model_dump()
+        project = get_project(session, project_id)
+        task = project.task
+        settings = settings_of(project.settings).model_dump()
         n_items = count_items(session, project_id)
+    if task == "spans" and settings["featurizer"] == "text":
+        settings["featurizer_params"] = {**SPAN_TEXT_DEFAULTS,
+                                         **(settings.get("featurizer_params") or {})}
     if settings.get("featurizer") == "vectors":  # new vectors for the same items: rebuild
         settings["vectors_stamp"] = _vectors_stamp(storage, project_id)
     if n_items == 0:
         raise ValueError(f"project {project_id} has no items: import items first")
+    wanted = sentences.wanted_weight(task, settings, n_items)
+    if wanted:  # whether the vectors are (or a build can make them) complete
+        settings["sentences"] = \
+            n_items - sentences.stored_rows(storage, project_id) <= sentences.INLINE_TEXTS
     fingerprint = feature_fingerprint(n_items, settings)
     cached = _load_cached(storage, project_id, fingerprint)
     if cached is not None:
@@ -328,9 +348,17 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     start = time.perf_counter()
     featurizer = _featurizer_for(settings)
     records = _records(storage, project_id, featurizer)
+    vectors = None
+    if wanted and isinstance(featurizer, TextFeaturizer):
+        vectors = sentences.complete_vectors(storage, project_id,
+                                             record_texts(records, featurizer.field))
+        settings["sentences"] = vectors is not None
+        if vectors is None:  # idle workers embed them; until then the features go without
+            featurizer = _featurizer_for({**settings, "featurizer_params": {
+                **(settings.get("featurizer_params") or {}), "sentence_weight": None}})
     # Items imported between the count and the read change the fingerprint: use what was read.
     fingerprint = feature_fingerprint(len(records), settings)
-    X, embeddings = _fit_transform(featurizer, records)
+    X, embeddings = _fit_transform(featurizer, records, vectors)
     del records
     _save(storage, project_id, X, embeddings, featurizer, fingerprint)
     return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

@@ -189,6 +189,13 @@ class Worker:
         with self.storage.sessions() as session, session.begin():
             return request_stale_rounds(session)
 
+    def idle_step(self) -> bool:
+        """With no job queued: a few seconds of the work no round waits for (the sentence
+        vectors of projects that lack them); False when there is none."""
+        from ..labeling.sentences import embed_step
+
+        return embed_step(self.storage)
+
     def _claim(self) -> Job | None:
         with self.storage.sessions() as session, session.begin():
             return claim_job(session, JOB_KINDS, self.worker_id)
@@ -247,7 +254,7 @@ class Worker:
         self.requeue_stale()
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                busy = self.run_once() or self.idle_step()
             except Exception:  # database away: wait and retry rather than die
                 log.exception("worker loop error; retrying")
                 busy = False

@@ -1,0 +1,250 @@
+"""A project's sentence vectors, computed once, apart from its rounds, and kept in the array store.
+
+Where the sentence model is installed, the text featurizer reads all-MiniLM-L6-v2's vectors
+beside the TF-IDF (:class:`~activelabel.features.TextFeaturizer`, ``sentence_weight``). The
+model reads 70 to 200 texts a second on two cores, so no round waits for a whole pool: a build
+of the features embeds at most :data:`INLINE_TEXTS` missing texts itself (a small project, or
+the items of a later import), and a worker with no job embeds the rest, a few seconds at a time
+(:func:`embed_step`, called by the worker loop). Until a project's vectors are complete its
+features are built without them; the first build after they are complete reads them.
+
+The vectors are appended to ``sentences.f32`` (float32, 384 a row, row = ``Item.row``) and,
+after them, their keys to ``sentence_keys.u64``: the first 8 bytes of each text's BLAKE2b
+digest, so a vector is used only for the text it was computed from, and a write cut short
+leaves at most vectors without keys (not read). A file lock per project keeps two processes
+from writing at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import features
+from ..store import Storage, count_items, get_project, iter_items, list_projects, settings_of
+
+__all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "complete_vectors", "embed_step", "forget",
+           "text_keys", "wanted_weight"]
+
+log = logging.getLogger("activelabel.sentences")
+
+SENTENCES = "sentences"
+KEYS = "sentence_keys"
+#: Missing texts a build of the features embeds itself (about 5 to 15 s on two cores); with
+#: more missing, the build goes without the vectors and idle workers embed them.
+INLINE_TEXTS = 1_000
+#: Texts embedded between two saves of an idle step.
+STEP_TEXTS = 256
+#: Seconds an idle worker spends embedding before it looks for jobs again.
+STEP_SECONDS = 5.0
+#: Seconds a project whose embedding failed is left alone by idle steps.
+_RETRY_SECONDS = 300.0
+#: Seconds idle steps wait before looking again after finding nothing to embed (a look
+#: counts every project's items).
+RESCAN_SECONDS = 30.0
+_failed: dict[tuple[str, int], float] = {}
+_quiet_until: dict[str, float] = {}
+
+
+def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
+    """One key per text: the first 8 bytes of its BLAKE2b digest."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "little") for t in texts),
+        dtype=np.uint64, count=len(texts))
+
+
+def wanted_weight(task: str, settings: Mapping[str, Any], n_items: int) -> float | None:
+    """The sentence weight a project's text features take at ``n_items`` items (None: none).
+    A span project's tagger reads its own token features: vectors only when its settings ask."""
+    if settings.get("featurizer") != "text":
+        return None
+    params = settings.get("featurizer_params") or {}
+    if task == "spans" and "sentence_weight" not in params:
+        return None
+    return features.resolve_sentence_weight(params.get("sentence_weight", "auto"), n_items)
+
+
+@contextlib.contextmanager
+def _locked(storage: Storage, project_id: int, *, wait: bool) -> Iterator[bool]:
+    """The project's sentence lock; yields False when ``wait`` is off and another has it."""
+    folder = storage.arrays.project_dir(project_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "sentences.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _files(storage: Storage, project_id: int) -> tuple[Path, Path]:
+    folder = storage.arrays.project_dir(project_id)
+    return folder / f"{SENTENCES}.f32", folder / f"{KEYS}.u64"
+
+
+_ROW_BYTES = features.SENTENCE_DIM * 4
+
+
+def stored_rows(storage: Storage, project_id: int) -> int:
+    """Rows of the stored vectors (not checked against the texts)."""
+    vectors, keys = _files(storage, project_id)
+    try:
+        return min(vectors.stat().st_size // _ROW_BYTES, keys.stat().st_size // 8)
+    except OSError:
+        return 0
+
+
+def _stored(storage: Storage, project_id: int) -> tuple[NDArray[np.float32], NDArray[np.uint64]]:
+    n = stored_rows(storage, project_id)
+    if n == 0:
+        return np.empty((0, features.SENTENCE_DIM), np.float32), np.empty(0, np.uint64)
+    vectors_path, keys_path = _files(storage, project_id)
+    vectors = np.fromfile(vectors_path, dtype=np.float32, count=n * features.SENTENCE_DIM)
+    keys = np.fromfile(keys_path, dtype=np.uint64, count=n)
+    return vectors.reshape(n, features.SENTENCE_DIM), keys
+
+
+def _cut(storage: Storage, project_id: int, rows: int) -> None:
+    """Keep the first ``rows`` vectors and keys (what lies beyond is not used)."""
+    for path, width in zip(_files(storage, project_id), (_ROW_BYTES, 8), strict=True):
+        if path.exists() and path.stat().st_size > rows * width:
+            os.truncate(path, rows * width)
+
+
+def _append(storage: Storage, project_id: int, vectors: NDArray[np.float32],
+            keys: NDArray[np.uint64]) -> None:
+    """Append rows after the stored ones (vectors first, then keys, each synced)."""
+    rows = stored_rows(storage, project_id)
+    _cut(storage, project_id, rows)
+    rows_data: tuple[bytes, bytes] = (np.ascontiguousarray(vectors, np.float32).tobytes(),
+                                      np.ascontiguousarray(keys, np.uint64).tobytes())
+    for path, data in zip(_files(storage, project_id), rows_data, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _valid_prefix(stored_keys: NDArray[np.uint64], keys: NDArray[np.uint64]) -> int:
+    n = min(stored_keys.shape[0], keys.shape[0])
+    differ = np.flatnonzero(stored_keys[:n] != keys[:n])
+    return int(differ[0]) if differ.size else n
+
+
+def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
+                     inline: int | None = None) -> NDArray[np.float32] | None:
+    """The vectors of ``texts`` (every item's, in row order) from the store, the missing ones
+    embedded and stored when at most ``inline`` (default :data:`INLINE_TEXTS`); None when more
+    are missing."""
+    inline = INLINE_TEXTS if inline is None else inline
+    keys = text_keys(texts)
+    with _locked(storage, project_id, wait=True):
+        vectors, stored_keys = _stored(storage, project_id)
+        valid = _valid_prefix(stored_keys, keys)
+        if valid < stored_keys.shape[0]:  # vectors of texts no longer there: dropped
+            _cut(storage, project_id, valid)
+        missing = len(texts) - valid
+        if missing > inline:
+            return None
+        if not missing:
+            return vectors[:valid]
+        new = features.sentence_vectors(list(texts[valid:]))
+        _append(storage, project_id, new, keys[valid:])
+        return np.concatenate([vectors[:valid], new])
+
+
+def forget(storage: Storage, project_id: int) -> None:
+    """Drop the project's stored vectors (a purge: nothing derived from a payload stays)."""
+    for path in _files(storage, project_id):
+        path.unlink(missing_ok=True)
+
+
+def _texts_from(storage: Storage, project_id: int, field: str, row: int,
+                limit: int) -> list[str]:
+    out: list[str] = []
+    with storage.read_sessions() as session:
+        for batch in iter_items(session, project_id, batch_size=min(limit, 10_000),
+                                from_row=row):
+            for item in batch:
+                value = (item.data or {}).get(field, "")
+                out.append(value if isinstance(value, str) else "")
+            if len(out) >= limit:
+                break
+    return out[:limit]
+
+
+def _pending(storage: Storage) -> list[tuple[int, str, int]]:
+    """(project id, text field, items) of the projects whose vectors are incomplete."""
+    out = []
+    with storage.read_sessions() as session:
+        for project in list_projects(session):
+            settings = settings_of(project.settings).model_dump()
+            n_items = count_items(session, project.id)
+            if n_items and wanted_weight(project.task, settings, n_items) and \
+                    stored_rows(storage, project.id) < n_items:
+                field = (settings.get("featurizer_params") or {}).get("field", "text")
+                out.append((project.id, str(field), n_items))
+    return out
+
+
+def embed_step(storage: Storage, seconds: float = STEP_SECONDS) -> bool:
+    """Embed the next texts of one project whose vectors are incomplete, for about
+    ``seconds``, saving after every :data:`STEP_TEXTS`; False when no project needs it (then
+    no look for :data:`RESCAN_SECONDS`) or the model is not installed. The texts are appended after the stored rows; a build of the
+    features checks every key and drops what does not match."""
+    if not features.sentence_model_installed():
+        return False
+    now = time.monotonic()
+    where = str(storage.arrays.root)
+    if now < _quiet_until.get(where, float("-inf")):
+        return False
+    for project_id, field, n_items in _pending(storage):
+        if now - _failed.get((where, project_id), -_RETRY_SECONDS) < _RETRY_SECONDS:
+            continue
+        with _locked(storage, project_id, wait=False) as mine:
+            if not mine:
+                continue
+            try:
+                _embed_for(storage, project_id, field, n_items, now + seconds)
+            except Exception:  # the next round's build says what is wrong with the texts
+                log.exception("sentence vectors of project %s failed; retried in %.0f s",
+                              project_id, _RETRY_SECONDS)
+                _failed[(where, project_id)] = now
+                continue
+        return True
+    _quiet_until[where] = now + RESCAN_SECONDS
+    return False
+
+
+def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
+               deadline: float) -> None:
+    rows = stored_rows(storage, project_id)
+    while rows < n_items:  # at least one step, then until the deadline
+        texts = _texts_from(storage, project_id, field, rows, STEP_TEXTS)
+        if not texts:
+            return
+        _append(storage, project_id, features.sentence_vectors(texts), text_keys(texts))
+        rows += len(texts)
+        if time.monotonic() >= deadline:
+            return
+    with storage.read_sessions() as session:  # a project deleted meanwhile: nothing kept
+        try:
+            get_project(session, project_id)
+        except Exception:
+            forget(storage, project_id)

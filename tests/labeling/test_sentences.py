@@ -1,0 +1,153 @@
+"""A project's sentence vectors: embedded once, by a build when few are missing, else by idle
+workers while the features go without them; only ever used for the text they came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from activelabel import features
+from activelabel.labeling import sentences
+from activelabel.labeling.featurize import ensure_features, forget_features
+from activelabel.runtime.settings import Storage
+from activelabel.runtime.worker import Worker
+from activelabel.store import add_items, get_project
+from tests.support.projects import new_project, text_rows
+
+pytest.importorskip(features.SENTENCE_MODEL_PACKAGE)
+
+
+@pytest.fixture(autouse=True)
+def _look_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sentences, "RESCAN_SECONDS", 0.0)
+
+
+@pytest.fixture
+def asked(sentence_calls: list[int]) -> list[int]:
+    return sentence_calls
+
+
+def _embed_all(storage: Storage) -> None:
+    """What earlier tests' projects (the same database) left to embed, embedded."""
+    while sentences.embed_step(storage):
+        pass
+
+
+def _texts(start: int, n: int) -> list[str]:
+    return [str(r["data"]["text"]) for r in text_rows(n, start=start)]
+
+
+def _set_params(storage: Storage, project_id: int, params: dict[str, Any]) -> None:
+    with storage.sessions() as session, session.begin():
+        project = get_project(session, project_id)
+        project.settings = {**(project.settings or {}), "featurizer_params": params}
+
+
+def test_a_growing_project_embeds_only_its_new_texts(engine_storage: Storage,
+                                                     asked: list[int]) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(40),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    first = ensure_features(engine_storage, pid)  # the default, with the model installed
+    assert first.embeddings.shape == (40, features.SENTENCE_DIM)
+    assert first.X.shape[1] > 2 * features.SENTENCE_DIM  # the TF-IDF, LSA and vectors
+    assert asked == [40]
+    with engine_storage.sessions() as session, session.begin():
+        add_items(session, pid, text_rows(5, start=40))
+    grown = ensure_features(engine_storage, pid)
+    assert grown.rebuilt
+    assert asked == [40, 5]  # the 40 read back, the 5 new ones embedded
+    np.testing.assert_allclose(grown.embeddings[:40], first.embeddings, atol=1e-6)
+    asked.clear()
+    np.testing.assert_allclose(grown.embeddings[40:], features.sentence_vectors(_texts(40, 5)),
+                               atol=1e-5)
+    asked.clear()
+    _set_params(engine_storage, pid, {"n_components": 6})  # a rebuild reuses every vector
+    assert ensure_features(engine_storage, pid).rebuilt
+    assert asked == []
+    # a vector stored for another text than the item's (key 10 changed): from there on again
+    keys_path = engine_storage.arrays.project_dir(pid) / "sentence_keys.u64"
+    keys = np.fromfile(keys_path, dtype=np.uint64)
+    keys[10] ^= np.uint64(1)
+    keys.tofile(keys_path)
+    _set_params(engine_storage, pid, {"n_components": 5})
+    again = ensure_features(engine_storage, pid)
+    assert asked == [35]
+    np.testing.assert_allclose(again.embeddings, grown.embeddings, atol=1e-5)
+    forget_features(engine_storage, pid)  # a purge: the vectors go with the features
+    assert sentences.stored_rows(engine_storage, pid) == 0
+
+
+def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    asked.clear()
+    monkeypatch.setattr(sentences, "INLINE_TEXTS", 10)
+    monkeypatch.setattr(sentences, "STEP_TEXTS", 16)
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(50),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    without = ensure_features(engine_storage, pid)
+    assert without.embeddings.shape == (50, 8)  # no round waits: the TF-IDF and LSA meanwhile
+    assert asked == []
+    assert not ensure_features(engine_storage, pid).rebuilt
+    worker = Worker(engine_storage)
+    assert worker.idle_step()  # 50 texts in steps of 16, saved after each
+    assert asked == [16, 16, 16, 2]
+    assert sentences.stored_rows(engine_storage, pid) == 50
+    assert not worker.idle_step()  # nothing left to embed
+    done = ensure_features(engine_storage, pid)  # the next build reads them
+    assert done.rebuilt
+    assert done.embeddings.shape == (50, features.SENTENCE_DIM)
+    assert asked == [16, 16, 16, 2]
+    np.testing.assert_allclose(done.embeddings, features.sentence_vectors(_texts(0, 50)),
+                               atol=1e-5)
+
+
+def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    asked.clear()
+    monkeypatch.setattr(sentences, "STEP_TEXTS", 4)
+    none = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
+                       settings={"featurizer_params": {"sentence_weight": None}})
+    digits = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
+                         settings={"featurizer": "numeric"})
+    wanted = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20))
+    assert sentences.embed_step(engine_storage, seconds=0.0)  # one step of 4, then time is up
+    assert asked == [4]
+    assert sentences.stored_rows(engine_storage, wanted.project_id) == 4
+    assert sentences.stored_rows(engine_storage, none.project_id) == 0
+    assert sentences.stored_rows(engine_storage, digits.project_id) == 0
+    while sentences.embed_step(engine_storage, seconds=0.0):
+        pass
+    assert sentences.stored_rows(engine_storage, wanted.project_id) == 20
+    monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
+    with engine_storage.sessions() as session, session.begin():
+        add_items(session, wanted.project_id, text_rows(3, start=20))
+    assert not sentences.embed_step(engine_storage)  # no model: nothing to do
+
+
+def test_span_projects_read_no_vectors_unless_asked(engine_storage: Storage) -> None:
+    assert sentences.wanted_weight("spans", {"featurizer": "text"}, 10) is None
+    assert sentences.wanted_weight(
+        "spans", {"featurizer": "text", "featurizer_params": {"sentence_weight": 2}}, 10) == 2.0
+    assert sentences.wanted_weight("single", {"featurizer": "text"}, 10) == \
+        features.SENTENCE_WEIGHT_AUTO
+    assert sentences.wanted_weight("single", {"featurizer": "text"},
+                                   features.SENTENCE_AUTO_MAX_TEXTS + 1) is None
+    assert sentences.wanted_weight("single", {"featurizer": "sentence"}, 10) is None
+
+
+def test_after_finding_nothing_idle_steps_wait_before_looking_again(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    monkeypatch.setattr(sentences, "RESCAN_SECONDS", 30.0)
+    assert not sentences.embed_step(engine_storage)  # nothing: no look for 30 s
+    later = new_project(engine_storage, labels=["a", "b"], rows=text_rows(5))
+    assert not sentences.embed_step(engine_storage)
+    monkeypatch.setattr(sentences, "_quiet_until", {})  # 30 s later
+    assert sentences.embed_step(engine_storage)
+    assert sentences.stored_rows(engine_storage, later.project_id) == 5
