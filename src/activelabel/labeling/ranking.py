@@ -179,8 +179,9 @@ def _load_meta(storage: Storage, project_id: int) -> dict[str, Any] | None:
 def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     """Score the items from ``first_row`` on with the active model and give each the rank its
     margin earns in the current ranking (between the ranked items of nearest margin); other
-    splits keep their random key. Returns how many items were placed (0 without a model, or
-    when the active model's features are no longer the cached ones)."""
+    splits keep their random key. Returns how many items were placed (0 without a model, when
+    the active model's features are no longer the cached ones, or when they read sentence
+    vectors and more than ``INLINE_TEXTS`` items came: the next round ranks those)."""
     from .featurize import (
         cached_fingerprint,
         load_featurizer,
@@ -188,6 +189,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         slim_record,
         transform_items,
     )
+    from .sentences import INLINE_TEXTS
 
     meta = _load_meta(storage, project_id)
     sorted_margins = storage.arrays.load(project_id, _MARGINS, mmap=False)
@@ -213,6 +215,8 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         return 0  # the cached featurizer is not the one the model was trained on
     if artifact.get("model") is None:
         return 0  # a model served elsewhere: the next round scores the new items
+    if getattr(featurizer, "sentence_weight_", None) and len(new) > INLINE_TEXTS:
+        return 0  # embedding them would hold the import for minutes: the next round ranks them
     pixels = pixel_reader(storage, project_id, featurizer)
     records = [slim_record(featurizer, data, pixels) for _, data in new]
     X, _ = transform_items(featurizer, records)

@@ -5,8 +5,10 @@ beside the TF-IDF (:class:`~activelabel.features.TextFeaturizer`, ``sentence_wei
 model reads 70 to 200 texts a second on two cores, so no round waits for a whole pool: a build
 of the features embeds at most :data:`INLINE_TEXTS` missing texts itself (a small project, or
 the items of a later import), and a worker with no job embeds the rest, a few seconds at a time
-(:func:`embed_step`, called by the worker loop). Until a project's vectors are complete its
-features are built without them; the first build after they are complete reads them.
+(:func:`embed_step`, called by the worker loop). While more are missing a project's features
+are built without them; the first build with at most that many missing embeds those and reads
+them all. Where the model fails (a broken install), builds go without it for a while and say
+so in the log.
 
 The vectors are appended to ``sentences.f32`` (float32, 384 a row, row = ``Item.row``) and,
 after them, their keys to ``sentence_keys.u64``: the first 8 bytes of each text's BLAKE2b
@@ -31,10 +33,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import features
-from ..store import Storage, count_items, get_project, iter_items, list_projects, settings_of
+from ..store import Storage, count_items, iter_items, list_projects, settings_of
 
-__all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "complete_vectors", "embed_step", "forget",
-           "text_keys", "wanted_weight"]
+__all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "can_complete", "complete_vectors", "embed_step",
+           "forget", "note_failure", "stored_rows", "text_keys", "wanted_weight"]
 
 log = logging.getLogger("activelabel.sentences")
 
@@ -157,8 +159,9 @@ def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
     with _locked(storage, project_id, wait=True):
         vectors, stored_keys = _stored(storage, project_id)
         valid = _valid_prefix(stored_keys, keys)
-        if valid < stored_keys.shape[0]:  # vectors of texts no longer there: dropped
+        if valid < min(stored_keys.shape[0], keys.shape[0]):  # another text there: dropped
             _cut(storage, project_id, valid)
+            vectors = vectors[:valid]
         missing = len(texts) - valid
         if missing > inline:
             return None
@@ -171,8 +174,30 @@ def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
 
 def forget(storage: Storage, project_id: int) -> None:
     """Drop the project's stored vectors (a purge: nothing derived from a payload stays)."""
-    for path in _files(storage, project_id):
-        path.unlink(missing_ok=True)
+    if not storage.arrays.project_dir(project_id).exists():
+        return
+    with _locked(storage, project_id, wait=True):
+        for path in _files(storage, project_id):
+            path.unlink(missing_ok=True)
+
+
+def can_complete(storage: Storage, project_id: int, n_items: int) -> bool:
+    """Whether a build can have every item's vector: at most :data:`INLINE_TEXTS` missing,
+    and the model did not fail for this project lately."""
+    if _recently_failed(storage, project_id):
+        return False
+    return n_items - stored_rows(storage, project_id) <= INLINE_TEXTS
+
+
+def note_failure(storage: Storage, project_id: int) -> None:
+    """The model failed on this project's texts: builds and idle steps leave them for
+    a while (:data:`_RETRY_SECONDS`)."""
+    _failed[(str(storage.arrays.root), project_id)] = time.monotonic()
+
+
+def _recently_failed(storage: Storage, project_id: int) -> bool:
+    at = _failed.get((str(storage.arrays.root), project_id))
+    return at is not None and time.monotonic() - at < _RETRY_SECONDS
 
 
 def _texts_from(storage: Storage, project_id: int, field: str, row: int,
@@ -215,7 +240,7 @@ def embed_step(storage: Storage, seconds: float = STEP_SECONDS) -> bool:
     if now < _quiet_until.get(where, float("-inf")):
         return False
     for project_id, field, n_items in _pending(storage):
-        if now - _failed.get((where, project_id), -_RETRY_SECONDS) < _RETRY_SECONDS:
+        if _recently_failed(storage, project_id):
             continue
         with _locked(storage, project_id, wait=False) as mine:
             if not mine:
@@ -225,7 +250,7 @@ def embed_step(storage: Storage, seconds: float = STEP_SECONDS) -> bool:
             except Exception:  # the next round's build says what is wrong with the texts
                 log.exception("sentence vectors of project %s failed; retried in %.0f s",
                               project_id, _RETRY_SECONDS)
-                _failed[(where, project_id)] = now
+                note_failure(storage, project_id)
                 continue
         return True
     _quiet_until[where] = now + RESCAN_SECONDS
@@ -243,8 +268,3 @@ def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
         rows += len(texts)
         if time.monotonic() >= deadline:
             return
-    with storage.read_sessions() as session:  # a project deleted meanwhile: nothing kept
-        try:
-            get_project(session, project_id)
-        except Exception:
-            forget(storage, project_id)

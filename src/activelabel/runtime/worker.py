@@ -61,6 +61,8 @@ STALE_MODELS_EVERY_SECONDS = 60.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
 JOB_KINDS = ("round", "import")
+#: Seconds the idle work waits after it failed.
+IDLE_PAUSE_SECONDS = 60.0
 Handler = Callable[..., dict[str, Any]]
 
 
@@ -171,6 +173,7 @@ class Worker:
         self.stale_seconds = stale_seconds
         self._last_sweep = float("-inf")
         self._last_model_check = float("-inf")
+        self._idle_paused_until = float("-inf")
 
     def requeue_stale(self) -> list[int]:
         """Put the jobs of dead workers (no heartbeat for ``stale_seconds``) back in the queue."""
@@ -192,9 +195,16 @@ class Worker:
     def idle_step(self) -> bool:
         """With no job queued: a few seconds of the work no round waits for (the sentence
         vectors of projects that lack them); False when there is none."""
+        if time.monotonic() < self._idle_paused_until:
+            return False
         from ..labeling.sentences import embed_step
 
-        return embed_step(self.storage)
+        try:
+            return embed_step(self.storage)
+        except Exception:  # never the worker's end: jobs go on, the idle work waits
+            log.exception("idle work failed; paused for %.0f s", IDLE_PAUSE_SECONDS)
+            self._idle_paused_until = time.monotonic() + IDLE_PAUSE_SECONDS
+            return False
 
     def _claim(self) -> Job | None:
         with self.storage.sessions() as session, session.begin():

@@ -533,7 +533,15 @@ class ProjectSettings(BaseModel):
         kind = info.data.get("featurizer")
         if kind is None:  # the featurizer was refused, or (a change) not given
             return value
-        return _check_params(kind, value)
+        checked = _check_params(kind, value)
+        weight = checked.get("sentence_weight")
+        stored = bool(info.context and info.context.get("stored"))
+        if kind == "text" and weight not in (None, "auto", 0) and not stored and \
+                not _sentence_model_installed():  # stored ones: the build says what is missing
+            from ..features import missing_model_message
+
+            raise ValueError(missing_model_message(weight))
+        return checked
 
 
 def _model_import_path(value: str, *, check: bool) -> str:
