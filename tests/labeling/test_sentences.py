@@ -3,6 +3,8 @@ workers while the features go without them; only ever used for the text they cam
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import numpy as np
@@ -10,11 +12,23 @@ import pytest
 
 from activelabel import features
 from activelabel.labeling import sentences
-from activelabel.labeling.featurize import ensure_features, featurize_records, forget_features
+from activelabel.labeling.featurize import (
+    ensure_features,
+    feature_settings,
+    featurize_records,
+    forget_features,
+)
+from activelabel.labeling.imports import enqueue_import, save_upload
 from activelabel.runtime.settings import Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import add_items, get_project
-from tests.support.projects import new_project, text_rows
+from tests.support.projects import (
+    label_rows,
+    new_project,
+    request_and_run_round,
+    run_job,
+    text_rows,
+)
 
 pytest.importorskip(features.SENTENCE_MODEL_PACKAGE)
 
@@ -131,15 +145,38 @@ def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(
     assert not sentences.embed_step(engine_storage)  # no model: nothing to do
 
 
-def test_span_projects_read_no_vectors_unless_asked(engine_storage: Storage) -> None:
-    assert sentences.wanted_weight("spans", {"featurizer": "text"}, 10) is None
-    assert sentences.wanted_weight(
-        "spans", {"featurizer": "text", "featurizer_params": {"sentence_weight": 2}}, 10) == 2.0
-    assert sentences.wanted_weight("single", {"featurizer": "text"}, 10) == \
-        features.SENTENCE_WEIGHT_AUTO
-    assert sentences.wanted_weight("single", {"featurizer": "text"},
-                                   features.SENTENCE_AUTO_MAX_TEXTS + 1) is None
-    assert sentences.wanted_weight("single", {"featurizer": "sentence"}, 10) is None
+def test_span_projects_read_no_vectors_unless_asked() -> None:
+    def wanted(task: str, settings: dict[str, Any], n: int = 10) -> float | None:
+        return sentences.wanted_weight(feature_settings(task, settings), n)
+
+    assert wanted("spans", {"featurizer": "text"}) is None  # the tagger reads its own
+    assert wanted("spans", {"featurizer": "text", "featurizer_params": {
+        "sentence_weight": 2}}) == 2.0
+    assert wanted("single", {"featurizer": "text"}) == features.SENTENCE_WEIGHT_AUTO
+    assert wanted("single", {"featurizer": "text"}, features.SENTENCE_AUTO_MAX_TEXTS + 1) is None
+    assert wanted("single", {"featurizer": "sentence"}) is None
+
+
+def test_an_import_places_a_few_new_texts_and_leaves_many_to_the_next_round(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(60),
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    pid = seeded.project_id
+    label_rows(engine_storage, seeded, list(range(20)),
+               ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(20)])
+    request_and_run_round(engine_storage, pid)
+    monkeypatch.setattr(sentences, "INLINE_TEXTS", 4)
+
+    def imported(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        lines = "\n".join(json.dumps({"external_id": r["external_id"], **r["data"]})
+                          for r in rows)
+        path = save_upload(engine_storage, pid, "more.jsonl", io.BytesIO(lines.encode()))
+        with engine_storage.sessions() as session, session.begin():
+            job_id = enqueue_import(session, pid, path, requested_by=None).id
+        return run_job(engine_storage, job_id)
+
+    assert imported(text_rows(3, start=60))["ranked_by_model"] == 3  # embedded and placed
+    assert imported(text_rows(5, start=63))["ranked_by_model"] == 0  # the next round ranks them
 
 
 def test_after_finding_nothing_idle_steps_wait_before_looking_again(

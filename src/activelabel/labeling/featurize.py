@@ -88,6 +88,15 @@ class ProjectFeatures:
         return int(self.embeddings.shape[0])
 
 
+def feature_settings(task: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A project's settings as its features read them: a span project's text featurizer takes
+    :data:`SPAN_TEXT_DEFAULTS` where its ``featurizer_params`` say nothing."""
+    if task != "spans" or settings.get("featurizer") != "text":
+        return dict(settings)
+    return {**settings, "featurizer_params": {**SPAN_TEXT_DEFAULTS,
+                                              **(settings.get("featurizer_params") or {})}}
+
+
 def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
     """Hex digest of what the cached features depend on: item count and featurizer settings
     (``settings``: every setting, as ``settings_of(...).model_dump()`` gives them)."""
@@ -338,14 +347,12 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
         task = project.task
         settings = settings_of(project.settings).model_dump()
         n_items = count_items(session, project_id)
-    if task == "spans" and settings["featurizer"] == "text":
-        settings["featurizer_params"] = {**SPAN_TEXT_DEFAULTS,
-                                         **(settings.get("featurizer_params") or {})}
+    settings = feature_settings(task, settings)
     if settings.get("featurizer") == "vectors":  # new vectors for the same items: rebuild
         settings["vectors_stamp"] = _vectors_stamp(storage, project_id)
     if n_items == 0:
         raise ValueError(f"project {project_id} has no items: import items first")
-    wanted = sentences.wanted_weight(task, settings, n_items)
+    wanted = sentences.wanted_weight(settings, n_items)
     if wanted:  # whether the vectors are (or a build can make them) complete
         settings["sentences"] = sentences.can_complete(storage, project_id, n_items)
     fingerprint = feature_fingerprint(n_items, settings)

@@ -66,14 +66,12 @@ def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
         dtype=np.uint64, count=len(texts))
 
 
-def wanted_weight(task: str, settings: Mapping[str, Any], n_items: int) -> float | None:
-    """The sentence weight a project's text features take at ``n_items`` items (None: none).
-    A span project's tagger reads its own token features: vectors only when its settings ask."""
+def wanted_weight(settings: Mapping[str, Any], n_items: int) -> float | None:
+    """The sentence weight a project's text features take at ``n_items`` items (None: none);
+    ``settings`` as its features read them (``featurize.feature_settings``)."""
     if settings.get("featurizer") != "text":
         return None
     params = settings.get("featurizer_params") or {}
-    if task == "spans" and "sentence_weight" not in params:
-        return None
     return features.resolve_sentence_weight(params.get("sentence_weight", "auto"), n_items)
 
 
@@ -216,12 +214,14 @@ def _texts_from(storage: Storage, project_id: int, field: str, row: int,
 
 def _pending(storage: Storage) -> list[tuple[int, str, int]]:
     """(project id, text field, items) of the projects whose vectors are incomplete."""
+    from .featurize import feature_settings  # featurize builds on this module
+
     out = []
     with storage.read_sessions() as session:
         for project in list_projects(session):
-            settings = settings_of(project.settings).model_dump()
+            settings = feature_settings(project.task, settings_of(project.settings).model_dump())
             n_items = count_items(session, project.id)
-            if n_items and wanted_weight(project.task, settings, n_items) and \
+            if n_items and wanted_weight(settings, n_items) and \
                     stored_rows(storage, project.id) < n_items:
                 field = (settings.get("featurizer_params") or {}).get("field", "text")
                 out.append((project.id, str(field), n_items))
