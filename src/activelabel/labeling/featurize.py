@@ -105,7 +105,10 @@ def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
                       **({"vectors": settings["vectors_stamp"]} if "vectors_stamp" in settings
                          else {}),
                       **({"sentences": settings["sentences"]} if "sentences" in settings
-                         else {})}, sort_keys=True, default=str)
+                         else {}),
+                      # vectors of another model version are embedded again (their keys differ)
+                      **({"sentence_model": featurizers.sentence_model_version()}
+                         if settings.get("sentences") else {})}, sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -12,8 +12,9 @@ so in the log.
 
 The vectors are appended to ``sentences.f32`` (float32, 384 a row, row = ``Item.row``) and,
 after them, their keys to ``sentence_keys.u64``: the first 8 bytes of each text's BLAKE2b
-digest, so a vector is used only for the text it was computed from, and a write cut short
-leaves at most vectors without keys (not read). A file lock per project keeps two processes
+digest keyed by the model's version, so a vector is used only for the text and the model it
+was computed from (a new model package embeds the project again, apart from its rounds as
+the first time), and a write cut short leaves at most vectors without keys (not read). A file lock per project keeps two processes
 from writing at once.
 """
 
@@ -58,11 +59,14 @@ _failed: dict[tuple[str, int], float] = {}
 _quiet_until: dict[str, float] = {}
 
 
-def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
-    """One key per text: the first 8 bytes of its BLAKE2b digest."""
+def text_keys(texts: Sequence[str], model: str | None = None) -> NDArray[np.uint64]:
+    """One key per text: the first 8 bytes of its BLAKE2b digest keyed by ``model`` (default:
+    the installed model's version, :func:`~activelabel.features.sentence_model_version`)."""
+    version = features.sentence_model_version() if model is None else model
+    key = hashlib.blake2b(version.encode("utf-8"), digest_size=32).digest()
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"),
-                                        digest_size=8).digest(), "little") for t in texts),
+        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8,
+                                        key=key).digest(), "little") for t in texts),
         dtype=np.uint64, count=len(texts))
 
 
