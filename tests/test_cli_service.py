@@ -218,6 +218,7 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
     assert "go on: no pool uncertainty" not in out  # the round scored the pool
     assert "low_uncertainty" not in out
     assert "forecast: no target accuracy set" in out
+    assert "features: text (built for 60 items)" in out
     code, out, _ = cli("projects", "list")
     assert code == 0
     assert "news" in out

@@ -870,7 +870,8 @@ def status(
                           f"{counts.jobs_waiting} jobs queued or running", highlight=False)
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
-            for line in quality_lines(session, proj) + outlook_lines(session, proj):
+            for line in (quality_lines(session, proj) + outlook_lines(session, proj)
+                         + [features_line(storage, session, proj)]):
                 console.print(line, highlight=False)
     finally:
         storage.close()
@@ -893,6 +894,17 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
         lines += [f"  {'stop' if v['stop'] else 'go on'}: {v['reason']}" for v in o["verdicts"]]
     lines.append(f"forecast: {o['forecast']['text']}")
     return lines
+
+
+def features_line(storage: Storage, session: Session, project: Any) -> str:
+    """What the model reads: the featurizer and, for text, the sentence vectors' progress."""
+    from activelabel.labeling.featurize import features_status
+
+    f = features_status(storage, session, project)
+    built = ("not built yet" if f["built_for"] is None
+             else f"built for {f['built_for']:,} items")
+    vectors = f["sentence_vectors"]
+    return f"features: {f['featurizer']} ({built})" + (f"; {vectors['text']}" if vectors else "")
 
 
 def quality_lines(session: Session, project: Any) -> list[str]:

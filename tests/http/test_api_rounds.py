@@ -171,4 +171,6 @@ def test_stats_count_items_labels_leases_and_rounds(api: Api) -> None:
                                               "labels": 1}]
     assert [r["status"] for r in stats["last_rounds"]] == ["queued"]
     assert stats["active_model_version"] is None
+    assert stats["features"]["featurizer"] == "text"
+    assert stats["features"]["built_for"] is None  # no round has built them yet
     assert_error(api.get(f"/projects/{pid}/stats", ann), 403, "forbidden")

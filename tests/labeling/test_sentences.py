@@ -15,6 +15,7 @@ from activelabel.labeling import sentences
 from activelabel.labeling.featurize import (
     ensure_features,
     feature_settings,
+    features_status,
     featurize_records,
     forget_features,
 )
@@ -148,6 +149,44 @@ def test_vectors_of_another_model_version_are_embedded_again_apart_from_the_roun
     assert again.rebuilt
     assert again.embeddings.shape == (30, features.SENTENCE_DIM)
     assert asked == [30]
+
+
+def test_the_status_says_how_far_the_vectors_are_and_whether_the_model_reads_them(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    monkeypatch.setattr(sentences, "INLINE_TEXTS", 10)
+    monkeypatch.setattr(sentences, "STEP_TEXTS", 24)
+    monkeypatch.setattr(sentences, "STEP_SECONDS", 0.0)  # one save of 24 a step
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+
+    def status() -> dict[str, Any]:
+        with engine_storage.read_sessions() as session:
+            return features_status(engine_storage, session, get_project(session, pid))
+
+    assert status()["built_for"] is None
+    assert status()["sentence_vectors"] == {
+        "embedded": 0, "items": 30, "in_model": False,
+        "text": "sentence vectors: 0 of 30 items embedded by idle workers; the rounds read "
+                "them once at most 10 are left"}
+    ensure_features(engine_storage, pid)
+    assert status()["built_for"] == 30
+    assert sentences.embed_step(engine_storage)
+    assert status()["sentence_vectors"]["text"] == (
+        "sentence vectors: 24 of 30 items embedded; the next round embeds the rest and reads "
+        "them")
+    assert sentences.embed_step(engine_storage)
+    assert status()["sentence_vectors"]["text"] == (
+        "sentence vectors: all 30 items embedded; the next round's model reads them")
+    ensure_features(engine_storage, pid)
+    assert status()["sentence_vectors"] == {
+        "embedded": 30, "items": 30, "in_model": True,
+        "text": "sentence vectors: read by the model (30 of 30 items embedded)"}
+    _set_params(engine_storage, pid, {"n_components": 8, "sentence_weight": None})
+    assert status()["sentence_vectors"] is not None  # stored ones are still reported
+    forget_features(engine_storage, pid)
+    assert status() == {"featurizer": "text", "built_for": None, "sentence_vectors": None}
 
 
 def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(

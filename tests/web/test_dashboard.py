@@ -52,6 +52,12 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
     backlog = page.eval_on_selector_all("#chart-backlog rect.col",
                                         "els => els.map(e => Number(e.dataset.value))")
     assert backlog == [stats["queued"], stats["leased"], stats["labeled"], stats["open_flags"]]
+    note = page.inner_text("#features-note")  # what the model reads, as the API says
+    features = stats["features"]
+    assert note.startswith(f"Features: {features['featurizer']} (built for "
+                           f"{features['built_for']:,} items)")
+    if features["sentence_vectors"]:
+        assert features["sentence_vectors"]["text"] in note
     headline = page.inner_text("#payoff-headline")
     assert f"labels spent {stats['payoff']['labels_spent']}" in headline
     if stats["payoff"]["accuracy"] is not None:

@@ -716,6 +716,23 @@ class Payoff(BaseModel):
     to_target: float | None = Field(description="target_accuracy minus the estimate.")
 
 
+class SentenceVectorsOut(BaseModel):
+    embedded: int = Field(description="Items whose sentence vector is stored.")
+    items: int
+    in_model: bool = Field(description="Whether the cached features (the last round's model) "
+                           "read them.")
+    text: str = Field(description="The same, as a sentence.")
+
+
+class FeaturesOut(BaseModel):
+    featurizer: str
+    built_for: int | None = Field(description="Items the cached features were built for (None: "
+                                  "none built yet).")
+    sentence_vectors: SentenceVectorsOut | None = Field(
+        description="Embedding progress of a text project whose features take sentence "
+                    "vectors (None: they take none).")
+
+
 class Stats(BaseModel):
     project_id: int
     items: dict[str, int] = Field(description="Items per split, and 'total'.")
@@ -728,6 +745,8 @@ class Stats(BaseModel):
     labels_per_annotator: list[AnnotatorCount]
     last_rounds: list[RoundSummary]
     payoff: Payoff
+    features: FeaturesOut = Field(description="What the model reads: the featurizer and, for "
+                                  "text, how many items have their sentence vectors.")
 
 
 class BatchProgress(BaseModel):

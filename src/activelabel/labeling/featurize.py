@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
 from .. import features as featurizers
 from ..features import (
@@ -38,6 +39,7 @@ from ..features import (
 )
 from ..store import Storage, count_items, get_project, iter_items, settings_of
 from ..store.files import atomic_write
+from ..store.models import Project
 from . import sentences
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "cached_fingerprint",
     "ensure_features",
     "feature_fingerprint",
+    "features_status",
     "featurize_records",
     "forget_features",
     "load_featurizer",
@@ -290,7 +293,7 @@ def _load_cached(storage: Storage, project_id: int, fingerprint: str) -> Project
 
 
 def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.float32],
-          featurizer: Featurizer, fingerprint: str) -> None:
+          featurizer: Featurizer, fingerprint: str, sentences_read: bool = False) -> None:
     paths = _paths(storage, project_id)
     sparse = sp.issparse(X)
     if sparse:
@@ -301,19 +304,57 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
         paths["sparse"].unlink(missing_ok=True)
     storage.arrays.save(project_id, EMBEDDINGS, embeddings)
     atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
-    meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0])}
+    meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0]),
+            "sentences": bool(sentences_read)}
     atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
+
+
+def _cached_meta(storage: Storage, project_id: int) -> dict[str, Any]:
+    try:
+        meta = json.loads(_paths(storage, project_id)["meta"].read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def cached_fingerprint(storage: Storage, project_id: int) -> str | None:
     """The fingerprint of the cached features (what the active model was trained on when it
     matches the model's), or None when nothing is cached."""
-    try:
-        meta = json.loads(_paths(storage, project_id)["meta"].read_text())
-    except (OSError, ValueError):
-        return None
-    found = meta.get("fingerprint")
+    found = _cached_meta(storage, project_id).get("fingerprint")
     return None if found is None else str(found)
+
+
+def features_status(storage: Storage, session: Session, project: Project) -> dict[str, Any]:
+    """What the project's model reads, for the dashboard and ``activelabel status``: the
+    featurizer, the items the cached features were built for (None: none built yet), and for
+    a text project whose features take sentence vectors (or that has some stored), how many of
+    its items have theirs and whether the cached features read them, with a sentence saying so.
+    Reads two file sizes and a small JSON file: cheap enough for every dashboard load."""
+    settings = feature_settings(project.task, settings_of(project.settings).model_dump())
+    n_items = count_items(session, project.id)
+    meta = _cached_meta(storage, project.id)
+    built = meta.get("n_items")
+    out: dict[str, Any] = {"featurizer": str(settings["featurizer"]),
+                           "built_for": int(built) if isinstance(built, int) else None,
+                           "sentence_vectors": None}
+    stored = min(sentences.stored_rows(storage, project.id), n_items)
+    if not n_items or not (sentences.wanted_weight(settings, n_items) or stored):
+        return out
+    read = bool(meta.get("sentences"))
+    if read:
+        text = f"sentence vectors: read by the model ({stored:,} of {n_items:,} items embedded)"
+    elif stored >= n_items:
+        text = (f"sentence vectors: all {n_items:,} items embedded; the next round's model "
+                "reads them")
+    elif n_items - stored <= sentences.INLINE_TEXTS:
+        text = (f"sentence vectors: {stored:,} of {n_items:,} items embedded; the next round "
+                "embeds the rest and reads them")
+    else:
+        text = (f"sentence vectors: {stored:,} of {n_items:,} items embedded by idle workers; "
+                f"the rounds read them once at most {sentences.INLINE_TEXTS:,} are left")
+    out["sentence_vectors"] = {"embedded": stored, "items": n_items, "in_model": read,
+                               "text": text}
+    return out
 
 
 def forget_features(storage: Storage, project_id: int) -> None:
@@ -387,5 +428,6 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     fingerprint = feature_fingerprint(len(records), settings)
     X, embeddings = _fit_transform(featurizer, records, vectors)
     del records
-    _save(storage, project_id, X, embeddings, featurizer, fingerprint)
+    _save(storage, project_id, X, embeddings, featurizer, fingerprint,
+          sentences_read=vectors is not None)
     return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

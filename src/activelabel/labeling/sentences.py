@@ -232,13 +232,15 @@ def _pending(storage: Storage) -> list[tuple[int, str, int]]:
     return out
 
 
-def embed_step(storage: Storage, seconds: float = STEP_SECONDS) -> bool:
+def embed_step(storage: Storage, seconds: float | None = None) -> bool:
     """Embed the next texts of one project whose vectors are incomplete, for about
-    ``seconds``, saving after every :data:`STEP_TEXTS`; False when no project needs it (then
-    no look for :data:`RESCAN_SECONDS`) or the model is not installed. The texts are appended after the stored rows; a build of the
-    features checks every key and drops what does not match."""
+    ``seconds`` (default :data:`STEP_SECONDS`), saving after every :data:`STEP_TEXTS`; False
+    when no project needs it (then no look for :data:`RESCAN_SECONDS`) or the model is not
+    installed. The texts are appended after the stored rows; a build of the features checks
+    every key and drops what does not match."""
     if not features.sentence_model_installed():
         return False
+    seconds = STEP_SECONDS if seconds is None else seconds
     now = time.monotonic()
     where = str(storage.arrays.root)
     if now < _quiet_until.get(where, float("-inf")):

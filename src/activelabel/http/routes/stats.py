@@ -1,15 +1,17 @@
 """Project statistics: items per split, labeled, leased, queued, labels per annotator, the last
-rounds, the payoff measured on audit draws. What dashboards show (``activelabel status`` reads the same counts)."""
+rounds, the payoff measured on audit draws, what the model reads. What dashboards show
+(``activelabel status`` reads the same counts)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ...labeling.featurize import features_status
 from ...labeling.payoff import payoff
 from ...labeling.stats import labels_per_annotator, last_rounds, project_counts
 from ...store import Role, active_model_version
 from ..auth import Reader
-from ..schemas import AnnotatorCount, PathId, Payoff, RoundSummary, Stats
+from ..schemas import AnnotatorCount, FeaturesOut, PathId, Payoff, RoundSummary, Stats
 
 router = APIRouter(tags=["stats"])
 
@@ -33,4 +35,6 @@ def stats(project_id: PathId, caller: Reader) -> Stats:
                  labels_per_annotator=[AnnotatorCount(**vars(a))
                                        for a in labels_per_annotator(session, project_id)],
                  last_rounds=rounds,
-                 payoff=Payoff(**payoff(session, caller.storage.arrays, project)))
+                 payoff=Payoff(**payoff(session, caller.storage.arrays, project)),
+                 features=FeaturesOut.model_validate(
+                     features_status(caller.storage, session, project)))

@@ -99,6 +99,15 @@
     $("payoff-note").textContent = "Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. Interval: Wilson score.";
   }
 
+  /* What the model reads: the featurizer and, for text, how far the sentence vectors are
+     (a round switches to them once they are in, so its featurize time jumps once). */
+  function featuresNote(f) {
+    if (!f) return;
+    const v = f.sentence_vectors;
+    $("features-note").textContent = `Features: ${f.featurizer}` + (f.built_for === null ? " (not built yet)" : ` (built for ${f.built_for.toLocaleString("en-US")} items)`) + (v ? `; ${v.text}.` : ".");
+    $("features-note").dataset.vectors = v ? (v.in_model ? "in-model" : "pending") : "none";
+  }
+
   function backlog(stats) {
     const inReview = stats.open_flags;
     Charts.bars($("chart-backlog"), { title: "Backlog", categories: ["queued", "leased", "labeled", "in review"],
@@ -231,6 +240,7 @@
     confidence(conf);
     driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);
+    featuresNote(stats.features);
     if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     if (AL.atLeast(project.role, AL.ROLE.REVIEWER)) get("/anchoring").then(anchoring).catch(() => { $("anchoring-box").hidden = true; });
