@@ -226,7 +226,7 @@ def test_span_projects_read_no_vectors_unless_asked() -> None:
 
 
 def test_an_import_places_a_few_new_texts_and_leaves_many_to_the_next_round(
-        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch, asked: list[int]) -> None:
     seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(60),
                          settings={"batch_size": 10, "audit_share": 0.0})
     pid = seeded.project_id
@@ -243,8 +243,16 @@ def test_an_import_places_a_few_new_texts_and_leaves_many_to_the_next_round(
             job_id = enqueue_import(session, pid, path, requested_by=None).id
         return run_job(engine_storage, job_id)
 
+    asked.clear()
     assert imported(text_rows(3, start=60))["ranked_by_model"] == 3  # embedded and placed
+    assert asked == [3]
+    assert sentences.stored_rows(engine_storage, pid) == 63  # kept for the next build
+    np.testing.assert_allclose(ensure_features(engine_storage, pid).embeddings[60:],
+                               features.sentence_vectors(_texts(60, 3)), atol=1e-5)
+    assert asked == [3, 3]  # the build embedded nothing (the 3 are the check's own)
+    asked.clear()
     assert imported(text_rows(5, start=63))["ranked_by_model"] == 0  # the next round ranks them
+    assert asked == []
 
 
 def test_after_finding_nothing_idle_steps_wait_before_looking_again(

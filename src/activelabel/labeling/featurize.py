@@ -219,12 +219,20 @@ def _chunks(records: list[Any]) -> Iterator[list[Any]]:
         yield records[start:start + TRANSFORM_CHUNK]
 
 
-def transform_items(featurizer: Featurizer, records: list[Any]) -> tuple[Any, NDArray[np.float32]]:
-    """(X, embeddings) of ``records`` with a fitted featurizer, transformed chunk by chunk."""
+def transform_items(featurizer: Featurizer, records: list[Any], *,
+                    sentence_vectors: NDArray[np.float32] | None = None,
+                    ) -> tuple[Any, NDArray[np.float32]]:
+    """(X, embeddings) of ``records`` with a fitted featurizer, transformed chunk by chunk;
+    ``sentence_vectors``: the records' vectors, embedded before (a text featurizer's)."""
     parts_x: list[Any] = []
     parts_e: list[NDArray[np.float32]] = []
-    for chunk in _chunks(records):
-        fs = featurizer.transform(chunk)
+    for start, chunk in zip(range(0, len(records), TRANSFORM_CHUNK), _chunks(records),
+                            strict=True):
+        if sentence_vectors is not None and isinstance(featurizer, TextFeaturizer):
+            fs = featurizer.transform(chunk, sentence_vectors=sentence_vectors[
+                start:start + len(chunk)])
+        else:
+            fs = featurizer.transform(chunk)
         parts_x.append(fs.X)
         parts_e.append(np.asarray(fs.embeddings, dtype=np.float32))
     if parts_x and sp.issparse(parts_x[0]):

@@ -182,6 +182,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     splits keep their random key. Returns how many items were placed (0 without a model, when
     the active model's features are no longer the cached ones, or when they read sentence
     vectors and more than ``INLINE_TEXTS`` items came: the next round ranks those)."""
+    from ..features import TextFeaturizer
     from .featurize import (
         cached_fingerprint,
         load_featurizer,
@@ -189,7 +190,7 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         slim_record,
         transform_items,
     )
-    from .sentences import INLINE_TEXTS
+    from .sentences import INLINE_TEXTS, vectors_from_row
 
     meta = _load_meta(storage, project_id)
     sorted_margins = storage.arrays.load(project_id, _MARGINS, mmap=False)
@@ -215,11 +216,17 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
         return 0  # the cached featurizer is not the one the model was trained on
     if artifact.get("model") is None:
         return 0  # a model served elsewhere: the next round scores the new items
-    if getattr(featurizer, "sentence_weight_", None) and len(new) > INLINE_TEXTS:
-        return 0  # embedding them would hold the import for minutes: the next round ranks them
+    vectors = None
+    if isinstance(featurizer, TextFeaturizer) and getattr(featurizer, "sentence_weight_",
+                                                          None):
+        if len(new) > INLINE_TEXTS:  # would hold the import for minutes: the next round ranks
+            return 0
+        # embedded once: stored for the next build as well (every new row, the pool's read)
+        every = vectors_from_row(storage, project_id, first_row, featurizer.field)
+        vectors = every[np.asarray([row - first_row for row, _ in new], dtype=np.intp)]
     pixels = pixel_reader(storage, project_id, featurizer)
     records = [slim_record(featurizer, data, pixels) for _, data in new]
-    X, _ = transform_items(featurizer, records)
+    X, _ = transform_items(featurizer, records, sentence_vectors=vectors)
     probs = np.asarray(artifact["model"].predict_proba(X), dtype=np.float64)
     m = margins(probs, multilabel)
     position = np.searchsorted(sorted_margins, m, side="left") / sorted_margins.shape[0]

@@ -37,7 +37,8 @@ from .. import features
 from ..store import Storage, count_items, iter_items, list_projects, settings_of
 
 __all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "can_complete", "complete_vectors", "embed_step",
-           "forget", "note_failure", "stored_rows", "text_keys", "wanted_weight"]
+           "forget", "note_failure", "stored_rows", "text_keys", "vectors_from_row",
+           "wanted_weight"]
 
 log = logging.getLogger("activelabel.sentences")
 
@@ -172,6 +173,19 @@ def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
         new = features.sentence_vectors(list(texts[valid:]))
         _append(storage, project_id, new, keys[valid:])
         return np.concatenate([vectors[:valid], new])
+
+
+def vectors_from_row(storage: Storage, project_id: int, first_row: int,
+                     field: str) -> NDArray[np.float32]:
+    """The vectors of the items from row ``first_row`` on (an import's new items), in row
+    order: embedded, and stored when the stored vectors end right before them (else the next
+    build or idle step stores them), so the next build does not embed them again."""
+    texts = _texts_from(storage, project_id, field, first_row, limit=2**62)
+    vectors = features.sentence_vectors(texts)
+    with _locked(storage, project_id, wait=True):
+        if texts and stored_rows(storage, project_id) == first_row:
+            _append(storage, project_id, vectors, text_keys(texts))
+    return vectors
 
 
 def forget(storage: Storage, project_id: int) -> None:
