@@ -20,8 +20,12 @@ several processes may share the work. The table reads every JSON in ``--out-dir`
 random's full-budget accuracy (mean curve over repeats, as ``label_counts.py``), and in
 brackets the range of the per-repeat shares (each repeat against its own random run); then
 every loop's mean accuracy at 0.6 x the budget. Besides the library's strategies it runs
-``cluster_margin_balanced`` (defined here): cluster-margin with candidates spread over the
-predicted classes.
+those of :data:`BENCHMARK_STRATEGIES` (defined here, tried against the sets the default
+misses): ``cluster_margin_balanced`` (candidates spread over the predicted classes),
+``softrank_margin`` and ``cluster_margin_softrank`` (margin drawn at random with probability
+1 / rank), ``cluster_margin_wide`` (30 candidates a pick) and ``cluster_margin_typiclust`` (30%
+of every batch by TypiClust). ``--model-params`` changes the default model's parameters and
+``--setup-c`` setup C's seed, batch and budget (each run with its own ``--out-dir``).
 
     python benchmarks/label_share.py --setups A,B --repeats 5
     python benchmarks/label_share.py --table-only
@@ -91,6 +95,92 @@ class ClusterMarginBalanced(ClusterMargin):
         return Selection(idx, scores[idx])
 
 
+def softrank_order(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The pool in the order of a draw without replacement with probability 1 / rank of
+    ``scores`` (highest first): the Gumbel top-k of ``-log(rank)`` (Kirsch et al. 2023,
+    "Stochastic batch acquisition", softrank with beta 1)."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(order.shape[0], dtype=np.float64)
+    ranks[order] = np.arange(1, order.shape[0] + 1)
+    return np.argsort(-(rng.gumbel(size=ranks.shape[0]) - np.log(ranks)), kind="stable")
+
+
+class SoftrankMargin(ClusterMargin):
+    """Margin sampling drawn by :func:`softrank_order`, not the top k: a batch that spreads
+    over the uncertain items instead of the k most uncertain."""
+
+    name = "softrank_margin"
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        k = check_k(k)
+        scores = scores_of_checked(as_probs(probs), "margin")
+        idx = softrank_order(scores, as_rng(random_state))[:k]
+        return Selection(idx, scores[idx])
+
+
+class ClusterMarginSoftrank(ClusterMargin):
+    """Cluster-margin whose candidates are drawn by :func:`softrank_order`."""
+
+    name = "cluster_margin_softrank"
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        k = check_k(k)
+        rng = as_rng(random_state)
+        p = as_probs(probs)
+        X = as_embeddings(embeddings, n_rows=p.shape[0])
+        scores = scores_of_checked(p, "margin")
+        n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
+        cand = softrank_order(scores, rng)[:n_cand]
+        cand = cand[np.argsort(-scores[cand], kind="stable")]
+        if n_cand <= k:
+            return Selection(cand, scores[cand])
+        Xc = np.ascontiguousarray(X[cand])
+        centroids = fit_centroids(Xc, k, rng, max_iter=self.max_iter)
+        idx = cand[_round_robin(_assign(Xc, centroids), k)]
+        return Selection(idx, scores[idx])
+
+
+class ClusterMarginWide(ClusterMargin):
+    """Cluster-margin over 30 candidates a pick (the library's: 10)."""
+
+    name = "cluster_margin_wide"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{"candidate_factor": 30.0, **params})
+
+
+class ClusterMarginTypiclust(ClusterMargin):
+    """Cluster-margin for 70% of each batch, TypiClust for the other 30%: representative
+    items kept in every batch, not only while the model is young."""
+
+    name = "cluster_margin_typiclust"
+    typical_share = 0.3
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        k = check_k(k)
+        rng = as_rng(random_state)
+        p = as_probs(probs)
+        X = as_embeddings(embeddings, n_rows=p.shape[0])
+        m = round(self.typical_share * k)
+        typical = (REGISTRY["typiclust"]().query(
+            m, embeddings=X, labeled_embeddings=labeled_embeddings, random_state=rng).indices
+            if m else np.zeros(0, dtype=np.intp))
+        rest = np.setdiff1d(np.arange(p.shape[0]), typical)
+        picked = ClusterMargin().query(k - m, probs=p[rest], embeddings=X[rest],
+                                       random_state=rng).indices
+        idx = np.concatenate([rest[picked], typical]).astype(np.intp)
+        return Selection(idx, scores_of_checked(p, "margin")[idx])
+
+
+#: Strategies defined here (not the library's), registered when the script runs.
+BENCHMARK_STRATEGIES = (ClusterMarginBalanced, SoftrankMargin, ClusterMarginSoftrank,
+                        ClusterMarginWide, ClusterMarginTypiclust)
 STRATEGIES = ("random", "cluster_margin", "margin", "badge", "typiclust", "auto",
               ClusterMarginBalanced.name)
 #: Version of a strategy whose rule changed: a stored run of another version is stale, run again
@@ -168,12 +258,13 @@ def load_set(name: str) -> Any:
     return HELD_OUT_C[name]() if name in HELD_OUT_C else lc.load(name, lc.DATA_DIR)
 
 
-def setup_spec(setup: str, name: str, n_rows: int) -> lc.Spec:
+def setup_spec(setup: str, name: str, n_rows: int,
+               setup_c: tuple[int, int, int] = CLI_DEFAULTS) -> lc.Spec:
     spec = lc.SPECS.get(name, lc.Spec(0, 0, 0, held_out=True))  # HELD_OUT_C: C only
     if setup == "A":
         return spec
     if setup == "C":
-        seed, batch, budget = CLI_DEFAULTS
+        seed, batch, budget = setup_c
         return replace(spec, seed_size=seed, batch_size=batch, budget=budget, max_rows=None)
     return large_pool_spec(spec, n_rows)
 
@@ -212,7 +303,8 @@ def set_features(ds: Any, featurizer: str, params: dict[str, Any], cache_dir: Pa
 def run_one(setup: str, name: str, repeat: int, strategies: list[str],
             out_dir: Path, rerun: frozenset[str] = frozenset(),
             featurizer_params: dict[str, Any] | None = None,
-            featurizer: str = "auto") -> None:
+            featurizer: str = "auto", model_params: dict[str, Any] | None = None,
+            setup_c: tuple[int, int, int] = CLI_DEFAULTS) -> None:
     """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
     again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
@@ -221,16 +313,18 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     if not todo:
         return
     full = load_set(name)
-    spec = setup_spec(setup, name, len(full))
+    spec = setup_spec(setup, name, len(full), setup_c)
     ds = lc.subsample(full, spec.max_rows) if setup == "A" else full
     t0 = time.perf_counter()
     features = set_features(ds, featurizer, featurizer_params or {},
                             out_dir.parent / "sentence_vectors")
     result = simulate(ds, strategies=todo, seed_size=spec.seed_size,
                       batch_size=spec.batch_size, budget=spec.budget, repeats=1,
-                      test_size=TEST_SIZE, random_state=repeat, features=features)
+                      test_size=TEST_SIZE, random_state=repeat, features=features,
+                      model_params=model_params)
     done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
                  "featurizer": featurizer, "featurizer_params": featurizer_params or {},
+                 "model_params": model_params or {},
                  "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,
                  "batch_size": spec.batch_size, "budget": spec.budget})
     for s, points in result.curves.items():
@@ -337,6 +431,20 @@ def schedule_with(**params: Any) -> None:
         simulation.schedule_strategy, **params)
 
 
+def _seed_batch_budget(text: str) -> tuple[int, int, int]:
+    """``SEED,BATCH,BUDGET`` as three positive integers, the budget at least the seed."""
+    try:
+        seed, batch, budget = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SEED,BATCH,BUDGET as three integers, e.g. 20,20,1000, got {text!r}"
+        ) from None
+    if min(seed, batch, budget) < 1 or budget < seed:
+        raise argparse.ArgumentTypeError(
+            f"seed, batch and budget must be >= 1 and the budget >= the seed, got {text!r}")
+    return seed, batch, budget
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", default="A,B,C")
@@ -364,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
                         "model installed, its vectors beside the TF-IDF); sentence: the "
                         "vectors alone. The vectors are cached beside --out-dir; use each "
                         "with its own --out-dir")
+    p.add_argument("--model-params", type=json.loads, default=None,
+                   help="JSON keyword arguments of the default model, e.g. "
+                        "'{\"fit_intercept\": true}'; use with its own --out-dir")
+    p.add_argument("--setup-c", type=_seed_batch_budget, default=None,
+                   metavar="SEED,BATCH,BUDGET",
+                   help="setup C's seed, batch and budget (default 20,10,300: simulate's); "
+                        "use with its own --out-dir")
     args = p.parse_args(argv)
     if args.featurizer == "sentence" and args.featurizer_params:
         p.error("--featurizer-params set the TF-IDF's parameters; the sentence featurizer "
@@ -376,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         schedule_with(**params)
     if args.show_schedule:
         show_schedule()
-    REGISTRY[ClusterMarginBalanced.name] = ClusterMarginBalanced
+    for extra in BENCHMARK_STRATEGIES:
+        REGISTRY[extra.name] = extra
     strategies = [s for s in args.strategies.split(",") if s]
     if "random" not in strategies:
         strategies.insert(0, "random")
@@ -398,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names:
                     run_one(setup, name, repeat, strategies, args.out_dir,
                             frozenset(x for x in args.rerun.split(",") if x),
-                            args.featurizer_params, args.featurizer)
+                            args.featurizer_params, args.featurizer, args.model_params,
+                            args.setup_c or CLI_DEFAULTS)
     print(table(args.out_dir, strategies))
     return 0
 

@@ -170,10 +170,33 @@ def test_label_share_setup_c_is_simulates_defaults_and_bad_flags_are_refused(
     for flags, said in ((["--setups", "A,D"], "unknown setup ['D']"),
                         (["--min-per-class", "0"], "--min-per-class must be >= 1"),
                         (["--setups", "A,C", "--datasets", "clinc150_30"],
-                         "clinc150_30 run in setup C only")):
+                         "clinc150_30 run in setup C only"),
+                        (["--setup-c", "20,10"], "expected SEED,BATCH,BUDGET"),
+                        (["--setup-c", "30,10,20"], "the budget >= the seed")):
         with pytest.raises(SystemExit) as exited:
             ls.main([*flags, "--table-only"])
         assert said in f"{exited.value}{capsys.readouterr().err}"
+
+
+def test_label_share_own_strategies_pick_k_distinct_pool_items() -> None:
+    import numpy as np
+
+    ls = _label_share()
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    for cls in ls.BENCHMARK_STRATEGIES:
+        picked = cls().query(12, probs=probs, embeddings=emb, labeled_embeddings=emb[:5],
+                             random_state=1).indices
+        assert len(set(picked.tolist())) == 12, cls.name
+        assert picked.min() >= 0
+        assert picked.max() < 300
+    # softrank draws the most uncertain items most often, not only them
+    scores = -np.abs(probs[:, 0] - probs[:, 1])
+    firsts = [int(ls.softrank_order(scores, np.random.default_rng(i))[0]) for i in range(200)]
+    top = int(np.argmax(scores))
+    assert 0.05 < firsts.count(top) / 200 < 0.5
+    assert len(set(firsts)) > 20
 
 
 def test_label_share_held_out_sets_are_made_from_the_shared_data(
