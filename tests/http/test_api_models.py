@@ -111,3 +111,69 @@ def test_a_refused_import_path_is_never_imported(api: Api) -> None:
     error = assert_error(api.patch(f"/projects/{pid}", owner, json={"settings": {
         "model": "not a path:x"}}), 422, "invalid_input")
     assert "not of the form module.path:factory" in error["message"]
+
+
+HOSTS = "models.internal, *.ML.example.com:8443"
+
+
+def test_a_model_url_on_a_host_the_server_does_not_allow_is_refused(api: Api) -> None:
+    restricted = ServerSettings(project_creators="everyone", model_hosts=HOSTS)
+    owner, admin = api.person("owner"), api.person("admin", admin=True)
+    with TestClient(create_app(storage=api.storage, settings=restricted)) as client:
+        hosts = Api(client, api.storage)
+        pid = hosts.project(owner)
+        for url, host in [("http://169.254.169.254/latest/meta-data", "169.254.169.254"),
+                          ("http://MODELS.internal.evil.com:9000/x",
+                           "models.internal.evil.com:9000"),
+                          ("https://ml.example.com:8443/x", "ml.example.com:8443"),
+                          ("https://a.ml.example.com/x", "a.ml.example.com")]:  # port 443
+            error = assert_error(hosts.patch(f"/projects/{pid}", owner, json={"settings": {
+                "model": "http", "model_url": url}}), 422, "invalid_input")
+            assert error["message"].startswith("invalid settings: settings.model_url: ")
+            assert f"the host {host} is not in ACTIVELABEL_MODEL_HOSTS (models.internal, " \
+                "*.ml.example.com:8443)" in error["message"], error
+            assert [d["field"] for d in error["details"]] == ["body.settings.model_url"]
+        # admins too: the list is the operator's, above every account
+        assert_error(hosts.patch(f"/projects/{pid}", admin, json={"settings": {
+            "model_url": "http://10.0.0.1:5432/"}}), 422, "invalid_input")
+        refused = assert_error(hosts.post("/projects", owner, json={
+            "name": "metadata", "labels": ["a", "b"], "settings": {
+                "model": "http", "model_url": "http://169.254.169.254/x"}}), 422, "invalid_input")
+        assert "169.254.169.254" in refused["message"]
+        with api.storage.read_sessions() as session:
+            assert get_project(session, pid).settings["model_url"] is None  # nothing stored
+        # an allowed host, exact (any case, any port) or under the wildcard's suffix and port
+        for url in ("http://Models.Internal:9000/spam", "https://a.b.ml.example.com:8443/m"):
+            answer = hosts.patch(f"/projects/{pid}", owner, json={"settings": {
+                "model": "http", "model_url": url}})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["settings"]["model_url"] == url
+        created = hosts.project(owner, settings={"model": "http",
+                                                 "model_url": "http://models.internal/x"})
+        assert hosts.get(f"/projects/{created}", owner).json()["settings"]["model_url"] \
+            == "http://models.internal/x"
+
+
+def test_a_model_url_stored_before_the_list_is_kept_and_not_checked_again(api: Api) -> None:
+    owner = api.person("owner")
+    stored = "http://169.254.169.254/x"
+    pid = api.project(owner, settings={"model": "http", "model_url": stored})
+    other = api.project(owner, settings={"model_url": stored})  # model still a built-in one
+    restricted = ServerSettings(project_creators="everyone", model_hosts=HOSTS)
+    with TestClient(create_app(storage=api.storage, settings=restricted)) as client:
+        hosts = Api(client, api.storage)
+        shown = hosts.get(f"/projects/{pid}", owner).json()["settings"]
+        assert shown["model_url"] == stored
+        # other settings change, also when the form sends the stored URL back unchanged
+        for body in ({"overlap": 2}, {**shown, "overlap": 3}):
+            answer = hosts.patch(f"/projects/{pid}", owner, json={"settings": body})
+            assert answer.status_code == 200, answer.text
+        # switching the model to http uses the stored URL: checked then
+        error = assert_error(hosts.patch(f"/projects/{other}", owner, json={"settings": {
+            "model": "http"}}), 422, "invalid_input")
+        assert "the host 169.254.169.254 is not in ACTIVELABEL_MODEL_HOSTS" in error["message"]
+        back = hosts.patch(f"/projects/{pid}", owner, json={"settings": {"model": "naive_bayes"}})
+        assert back.status_code == 200, back.text
+    with api.storage.read_sessions() as session:
+        for project_id in (pid, other):
+            assert get_project(session, project_id).settings["model_url"] == stored

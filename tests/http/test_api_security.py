@@ -159,6 +159,33 @@ def test_server_settings_come_from_the_environment() -> None:
         server_settings_from_env({"ACTIVELABEL_PROJECT_CREATORS": "anyone"})
 
 
+def test_the_model_hosts_setting_is_read_and_checked_at_start() -> None:
+    given = " Models.Internal, 10.0.0.5:9000,*.ML.example.com , [FD00::1]:8080,bücher.example,"
+    settings = server_settings_from_env({"ACTIVELABEL_MODEL_HOSTS": given})
+    assert settings.model_host_rules().entries == (
+        "models.internal", "10.0.0.5:9000", "*.ml.example.com", "[fd00::1]:8080",
+        "xn--bcher-kva.example")
+    assert server_settings_from_env({}).model_host_rules().entries == ()  # any host
+    bad = {"http://models.internal/": "write the host alone",
+           "*": "leave the list empty to allow any host",
+           "models.internal:0": "the port must be a number from 1 to 65535",
+           "models.internal:http": "the port must be a number from 1 to 65535",
+           "fd00::1": "write an IPv6 address in brackets",
+           "[fd00::zz]": "is not an IPv6 address",
+           "a*.example.com": "is not a host name",
+           "*.": "is not a host name",
+           "models..internal": "is not a host name",
+           "models internal": "is not a host name"}
+    for value, reason in bad.items():
+        with pytest.raises(InvalidInput) as caught:
+            server_settings_from_env({"ACTIVELABEL_MODEL_HOSTS": f"models.internal,{value}"})
+        message = str(caught.value)
+        assert message.startswith("invalid server settings: ACTIVELABEL_MODEL_HOSTS: "), message
+        assert reason in message, message
+        assert repr(value) in message, message
+        assert "Value error" not in message
+
+
 def test_annotators_label_what_they_were_handed_unless_labeling_is_free(strict: Api) -> None:
     owner = strict.person("owner", admin=True)
     pid = strict.project(owner, n_items=6, settings={"free_labeling": False})

@@ -1,6 +1,7 @@
 """A model served elsewhere over HTTP (``model: http``) driving real rounds through the worker's
 job runner, on SQLite and PostgreSQL; and the rounds it fails, with the URL and the reason,
-when its server is down, slow or breaks the protocol, while annotators keep getting tasks."""
+when its server is down, slow or breaks the protocol, while annotators keep getting tasks, or
+is on a host the server's ``model_hosts`` does not allow (redirects are not followed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pickle
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from activelabel.http.app import create_app
+from activelabel.http.config import ServerSettings
 from activelabel.labeling import remote_model
-from activelabel.labeling.rounds import request_rerank
+from activelabel.labeling.remote_model import ModelHosts, RemoteModel, RemoteModelError
+from activelabel.labeling.rounds import request_rerank, request_round
 from activelabel.labeling.tasks import lease_tasks
 from activelabel.runtime.server import run_job_inline
-from activelabel.store import Storage, create_token, get_project
+from activelabel.runtime.worker import Worker
+from activelabel.store import Storage, create_token, get_job, get_project, get_round
 from activelabel.store.models import Job, ModelVersion
 from tests.labeling.test_plugin_rounds import _selected_rows, run_round
 from tests.support.model_server import FAULTS, ModelServer
@@ -214,3 +219,133 @@ def test_a_server_breaking_the_protocol_fails_the_round_with_what_is_wrong(
     assert message in str(failed.error)
     assert len(served.calls) == 2  # a broken answer is not retried
     assert engine_storage.arrays.load(seeded.project_id, "probs") is None  # nothing recorded
+
+
+def test_model_hosts_match_names_ports_and_wildcards() -> None:
+    hosts = ModelHosts.parse("models.internal, 10.0.0.5:9000, *.ml.example.com:8443, [fd00::1]")
+    allowed = ["http://models.internal/x", "https://MODELS.Internal.:9000/x",
+               "http://10.0.0.5:9000/", "https://a.ml.example.com:8443/",
+               "https://a.b.ml.example.com:8443/m", "http://[fd00:0::1]:7000/"]
+    refused = ["http://169.254.169.254/latest", "http://models.internal.evil.com/",
+               "http://evilmodels.internal/", "http://10.0.0.5/", "http://10.0.0.5:9001/",
+               "https://ml.example.com:8443/", "https://a.ml.example.com/",
+               "http://a.ml.example.com:8080/",
+               "http://[fd00::2]/", "http://models.internal\\@evil.com/", "not a url"]
+    assert [u for u in allowed if not hosts.permits(u)] == []
+    assert [u for u in refused if hosts.permits(u)] == []
+    assert all(ModelHosts().permits(u) for u in allowed + refused[:-1])  # empty: any host
+    with pytest.raises(RemoteModelError, match=r"the host 169\.254\.169\.254 is not in "
+                       r"ACTIVELABEL_MODEL_HOSTS \(models\.internal, 10\.0\.0\.5:9000"):
+        RemoteModel("http://169.254.169.254/latest", hosts=hosts)
+
+
+def _queue_round(storage: Storage, project_id: int) -> int:
+    with storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
+        return int(rnd.id)
+
+
+def _finished(storage: Storage, project_id: int, round_id: int) -> tuple[str, str]:
+    """(status, error) of the round, which must be the same as its job's."""
+    with storage.read_sessions() as session:
+        rnd = get_round(session, project_id, round_id)
+        assert rnd.job_id is not None
+        job = get_job(session, rnd.job_id)
+        assert (job.status, job.error) == (rnd.status, rnd.error)
+        return str(rnd.status), str(rnd.error)
+
+
+def test_a_stored_model_url_the_server_does_not_allow_fails_the_round_before_any_call(
+        fresh_storage: Storage, digits: Arrays, server: ModelServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's model_url stored before the operator set ACTIVELABEL_MODEL_HOSTS: the
+    worker refuses to call it, the round fails saying how to fix it, nothing stored is lost."""
+    storage = fresh_storage
+    seeded = _served_project(storage, digits, server.url, n=120, holdout=20)
+    _label_seed(storage, seeded, digits, n=120, holdout=20)
+    port = server.url.split(":")[2].split("/")[0]
+    expected = (f"RemoteModelError: model server {server.url}: the host 127.0.0.1:{port} is "
+                "not in ACTIVELABEL_MODEL_HOSTS (models.internal, *.example.com), the hosts "
+                "this server's operator allows models to be served at, so the worker does not "
+                "call it: set the project's model_url to a model server on one of those hosts")
+    restricted = ServerSettings(model_hosts="models.internal, *.example.com")
+
+    # the worker process, with the server's settings
+    round_id = _queue_round(storage, seeded.project_id)
+    assert Worker(storage, worker_id="w-hosts", settings=restricted).run_once()
+    status, error = _finished(storage, seeded.project_id, round_id)
+    assert status == "failed"
+    assert error.startswith(expected), error
+    assert "adds the host to ACTIVELABEL_MODEL_HOSTS" in error
+
+    # a round run in this process (activelabel round --wait) reads the environment
+    monkeypatch.setenv("ACTIVELABEL_MODEL_HOSTS", "models.internal, *.example.com")
+    failed = run_round(storage, seeded.project_id)
+    assert failed.status == "failed"
+    assert str(failed.error).startswith(expected), failed.error
+    assert server.calls == []  # not one call reached the model server
+    assert storage.arrays.load(seeded.project_id, "probs") is None
+    with storage.read_sessions() as session:
+        assert get_project(session, seeded.project_id).settings["model_url"] == server.url
+
+    # the operator allows the host: the same stored settings train again
+    monkeypatch.setenv("ACTIVELABEL_MODEL_HOSTS", "models.internal, 127.0.0.1")
+    trained = run_round(storage, seeded.project_id)
+    assert trained.status == "done", trained.error
+    assert [p for p, _, _ in server.calls] == ["/model/train", "/model/predict"]
+
+    # and a rollback to that served version is refused once the host is no longer allowed
+    with storage.sessions() as session, session.begin():
+        version = session.get(ModelVersion, trained.model_version_id)
+        assert version is not None
+        rerank, _ = request_rerank(session, seeded.project_id, version.version,
+                                   requested_by=None)
+        job_id, rerank_id = rerank.job_id, rerank.id
+    assert job_id is not None
+    run_job_inline(storage, job_id, timeout=60, settings=restricted)
+    status, error = _finished(storage, seeded.project_id, rerank_id)
+    assert status == "failed"
+    assert error.startswith(expected), error
+    assert len(server.calls) == 2
+
+
+class _Redirector:
+    """Answers every POST with 307 to the same path at ``target`` (another host:port)."""
+
+    def __init__(self, target: str) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_response(307)
+                self.send_header("Location", target + self.path.removeprefix("/model"))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_redirect_from_an_allowed_host_is_not_followed(
+        engine_storage: Storage, digits: Arrays, server: ModelServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    redirector = _Redirector(server.url)
+    url = f"http://127.0.0.1:{redirector.port}/model"
+    try:
+        seeded = _served_project(engine_storage, digits, url, n=120, holdout=20)
+        _label_seed(engine_storage, seeded, digits, n=120, holdout=20)
+        monkeypatch.setenv("ACTIVELABEL_MODEL_HOSTS", f"127.0.0.1:{redirector.port}")
+        failed = run_round(engine_storage, seeded.project_id)
+    finally:
+        redirector.stop()
+    assert failed.status == "failed"
+    assert f"model server {url}/train: answered HTTP 307, a redirect to " \
+        f"'{server.url}/train', which is not followed" in str(failed.error), failed.error
+    assert server.calls == []  # the server behind the redirect was never called

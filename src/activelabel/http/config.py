@@ -1,5 +1,6 @@
 """The server's settings, declared once: who may create projects, how logins are throttled and
-how long they last, how large a request may be.
+how long they last, how large a request may be, what project owners may make the server read
+and call.
 
 :class:`ServerSettings` is the one declaration (type, default, bounds, what each does). The
 processes read it from ``ACTIVELABEL_<NAME>`` environment variables (``runtime.settings``),
@@ -14,10 +15,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..labeling.accounts import LoginRules
 from ..labeling.images import ImageRules
+from ..labeling.remote_model import ModelHosts
 from ..store import InvalidInput, LoginPolicy
 
 __all__ = ["ENV_PREFIX", "ServerSettings", "server_settings_from_env"]
@@ -69,6 +71,12 @@ class ServerSettings(BaseModel):
             "Comma-separated module prefixes (e.g. `teamlib.models,acme`) whose models project "
             "owners may name by import path (module:factory); the worker runs that code. "
             "Empty: only server admins may; `*`: any module."))
+    model_hosts: str = Field(
+        default="", max_length=10_000, description=(
+            "Comma-separated hosts a project's `model_url` (model `http`) may name, checked when "
+            "it is set and by the worker before it calls: host names or IP addresses (exact, any "
+            "case), `host:port`, `*.suffix` (any name under suffix), IPv6 in brackets. Empty: "
+            "any host."))
 
     image_roots: str = Field(
         default="", max_length=10_000, description=(
@@ -100,6 +108,16 @@ class ServerSettings(BaseModel):
                           max_zip_bytes=self.image_max_zip_bytes,
                           max_pixels=self.image_max_pixels)
 
+    @field_validator("model_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        ModelHosts.parse(value)  # ValueError naming the bad entry and what is allowed
+        return value
+
+    def model_host_rules(self) -> ModelHosts:
+        """The hosts a served model may be called at, as ``model_hosts`` says (none: any)."""
+        return ModelHosts.parse(self.model_hosts)
+
     def permits_model_import(self, path: str) -> bool:
         """Whether a project owner (not an admin) may set the model import path ``path``:
         its module is one of ``model_import_prefixes`` or inside one."""
@@ -129,7 +147,9 @@ def server_settings_from_env(environ: Mapping[str, str] | None = None) -> Server
     try:
         return ServerSettings.model_validate(given)
     except ValidationError as exc:
-        problems = "; ".join(f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}"
-                             for e in exc.errors() if e.get("loc"))
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors() if e.get("loc"))
         raise InvalidInput(f"invalid server settings: {problems}") from None
 

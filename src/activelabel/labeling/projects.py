@@ -36,7 +36,14 @@ from ..store import (
 from ..store import create_project as store_create_project
 from ..store.governance import record_project_version
 from ..store.models import Project, Role, User
-from ..store.settings import SECRET_SETTINGS, mask_secret, public_settings
+from ..store.settings import (
+    REMOTE_MODEL,
+    SECRET_SETTINGS,
+    InvalidSettings,
+    mask_secret,
+    public_settings,
+)
+from .remote_model import ModelHosts
 
 __all__ = [
     "EDITABLE",
@@ -72,6 +79,24 @@ def _check_model_import(settings: Mapping[str, Any], current: str | None,
                         "pick a built-in model or one an installed package offers")
 
 
+def _check_model_url(settings: Mapping[str, Any], current: Mapping[str, Any],
+                     hosts: ModelHosts | None) -> None:
+    """InvalidSettings (422) when the validated ``settings`` set a model_url, or switch the
+    model to http with one, whose host the server's ``model_hosts`` does not allow. A stored
+    URL sent back unchanged passes (the worker refuses to call it; nothing stored is changed)."""
+    url = settings.get("model_url")
+    if hosts is None or not url:
+        return
+    switched = settings.get("model") == REMOTE_MODEL and current.get("model") != REMOTE_MODEL
+    if (url == current.get("model_url") and not switched) or hosts.permits(url):
+        return
+    message = (f"{hosts.refusal(url)}: use a model server on one of those hosts, or ask the "
+               "server's operator to add this one")
+    raise InvalidSettings(f"invalid settings: settings.model_url: {message}", [
+        {"field": "settings.model_url", "loc": ["settings", "model_url"], "message": message,
+         "type": "model_host"}])
+
+
 def _keep_secrets(given: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
     """A secret sent back as the API shows it (masked) keeps its stored value."""
     out = dict(given)
@@ -93,10 +118,14 @@ def create_project(session: Session, creator: User, *, name: str, task: str,
                    labels: Sequence[Any], guidelines: str = "",
                    settings: Mapping[str, Any] | None = None,
                    private_fields: Sequence[str] = (),
-                   may_import: ModelImportCheck | None = None) -> Project:
+                   may_import: ModelImportCheck | None = None,
+                   model_hosts: ModelHosts | None = None) -> Project:
     """A new project; ``creator`` becomes its owner. Settings not given take their defaults.
-    A model import path needs ``may_import`` to allow it (Forbidden otherwise)."""
+    A model import path needs ``may_import`` to allow it (Forbidden otherwise); a model_url,
+    ``model_hosts`` (the server's; None: any host) to allow its host (InvalidSettings)."""
     _check_model_import(settings or {}, None, may_import)
+    if settings and settings.get("model_url") and model_hosts is not None and model_hosts.entries:
+        _check_model_url(validate_settings(settings, labels), {}, model_hosts)  # valid first
     project = store_create_project(session, name, task, labels, guidelines=guidelines,
                                    settings=settings, private_fields=private_fields,
                                    created_by=creator.id)
@@ -135,10 +164,12 @@ def _rename(session: Session, project: Project, name: str) -> None:
 
 def change_project(session: Session, project: Project, actor_id: int,
                    changes: Mapping[str, Any], *,
-                   may_import: ModelImportCheck | None = None) -> Project:
+                   may_import: ModelImportCheck | None = None,
+                   model_hosts: ModelHosts | None = None) -> Project:
     """Apply an owner's ``changes`` (any of :data:`EDITABLE`; None values are left as they
     are): settings are merged into the current ones and validated (a new model import path
-    needs ``may_import`` to allow it; a secret sent back masked keeps its value); new labels
+    needs ``may_import`` to allow it; a new model_url ``model_hosts``, the server's list, to
+    allow its host; a secret sent back masked keeps its value); new labels
     or guidelines make a new version of the label set and guidelines. One audit event with
     before and after (secrets masked)."""
     unknown = sorted(set(changes) - set(EDITABLE))
@@ -161,7 +192,9 @@ def change_project(session: Session, project: Project, actor_id: int,
         current = settings_of(project.settings).model_dump(mode="json")
         _check_model_import(given["settings"], current.get("model"), may_import)
         changed = _keep_secrets(given["settings"], current)
-        project.settings = validate_settings({**current, **changed}, project.labels)
+        merged = validate_settings({**current, **changed}, project.labels)
+        _check_model_url(merged, current, model_hosts)
+        project.settings = merged
     if "private_fields" in given:
         project.private_fields = list(dict.fromkeys(given["private_fields"]))
     if "guidelines" in given and given["guidelines"] != project.guidelines:

@@ -12,14 +12,18 @@ The protocol (docs/models.md) is two JSON calls on the project's ``model_url``:
 Every call has a timeout, is retried with back-off on connection errors, timeouts, 429 and 5xx
 answers, and reads at most :data:`MAX_RESPONSE_BYTES`; a call that still fails, or an answer
 that breaks the protocol, raises :class:`RemoteModelError` naming the URL and what went wrong.
+Redirects are not followed, and a client refuses a host the server's operator did not allow
+(:class:`ModelHosts`, the server setting ``model_hosts``) before it calls anything.
 The calls run in the worker's round, never in a request, so a slow or dead model server fails
 the round and never blocks annotators.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +40,10 @@ from ..store.models import Item
 __all__ = [
     "ATTEMPTS",
     "MAX_RESPONSE_BYTES",
+    "MODEL_HOSTS_ENV",
     "PREDICT_BATCH",
     "PROTOCOL_VERSION",
+    "ModelHosts",
     "RemoteModel",
     "RemoteModelError",
     "item_pages",
@@ -70,6 +76,143 @@ class _Retry(Exception):
     """A failed try worth another one."""
 
 
+# ---- which hosts a model may be served at ------------------------------------------------------
+
+#: The environment variable of the server setting ``model_hosts`` (named in the messages).
+MODEL_HOSTS_ENV = "ACTIVELABEL_MODEL_HOSTS"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_ALLOWED_FORMS = ("host names (models.internal), host:port (models.internal:9000) or *.suffix "
+                  "(*.models.example.com: any name under it), comma-separated")
+
+
+def _host_name(text: str, entry: str) -> str:
+    """``text`` as a URL's host reads (lower case, IDNA-encoded, no final dot); ValueError
+    naming ``entry`` when it is no host name or IP address."""
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(text[1:-1]))
+        except ValueError:
+            raise ValueError(f"{entry!r}: {text} is not an IPv6 address") from None
+    name = text.lower().rstrip(".")
+    if not name.isascii() and re.fullmatch(r"[\w.-]+", name):
+        try:  # an international name: as the URL's host reads, IDNA-encoded
+            name = httpx.URL(f"http://{name}/").raw_host.decode("ascii").rstrip(".")
+        except (httpx.InvalidURL, UnicodeError):
+            name = ""
+    if not _HOST_NAME.fullmatch(name):
+        raise ValueError(f"{entry!r} is not a host name; write {_ALLOWED_FORMS}")
+    return name
+
+
+def _url_host(url: str) -> tuple[str, int]:
+    """(host, port) a URL connects to, as httpx reads it (the port by default 80 or 443)."""
+    parsed = httpx.URL(url)
+    host = parsed.raw_host.decode("ascii").lower().rstrip(".")
+    if ":" in host:  # an IPv6 address: written in its one canonical form
+        host = str(ipaddress.IPv6Address(host.split("%")[0]))
+    return host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme, 0)
+
+
+@dataclass(frozen=True)
+class ModelHosts:
+    """The hosts a model served elsewhere may be called at: the server's ``model_hosts``.
+
+    Each entry is a host name or IP address (exact, case-insensitive; any port), ``host:port``
+    (that port only; the URL's port is 80 or 443 when it names none), or ``*.suffix`` (any name
+    ending in ``.suffix``, not ``suffix`` itself; ``*.suffix:port`` too). IPv6 addresses go in
+    brackets (``[fd00::1]:9000``). No entries: any host. The check reads the URL's host as
+    written, before any DNS lookup: a name allowed here reaches whatever address it resolves
+    to."""
+
+    entries: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> ModelHosts:
+        """The entries of a comma-separated list; ValueError naming a bad entry and what is
+        allowed."""
+        entries = []
+        for raw in text.split(","):
+            entry = raw.strip()
+            if entry:
+                entries.append(cls._entry(entry))
+        return cls(tuple(dict.fromkeys(entries)))
+
+    @staticmethod
+    def _entry(entry: str) -> str:
+        """One entry in its normal form (host names lower case, IDNA-encoded)."""
+        if "/" in entry or "@" in entry:
+            raise ValueError(f"{entry!r} is not a host name: write the host alone "
+                             "(models.internal, not http://models.internal/), as "
+                             f"{_ALLOWED_FORMS}")
+        if entry == "*":
+            raise ValueError("'*' alone is not an entry: leave the list empty to allow any "
+                             f"host, or write {_ALLOWED_FORMS}")
+        host, port, has_port = entry, "", False
+        if entry.startswith("["):
+            end = entry.find("]")
+            host, rest = entry[:end + 1], entry[end + 1:]
+            if end < 0 or (rest and not rest.startswith(":")):
+                raise ValueError(f"{entry!r}: write an IPv6 address as [address] or "
+                                 "[address]:port")
+            port, has_port = rest[1:], bool(rest)
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+            has_port = True
+        elif ":" in entry:
+            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. "
+                             "[fd00::1]:9000")
+        if has_port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+        wildcard = host.startswith("*.")
+        name = _host_name(host[2:] if wildcard else host, entry)
+        shown = f"[{name}]" if ":" in name else name
+        return ("*." if wildcard else "") + shown + (f":{int(port)}" if port else "")
+
+    def __str__(self) -> str:
+        return ", ".join(self.entries) if self.entries else "any host"
+
+    def permits(self, url: str) -> bool:
+        """Whether ``url``'s host (and port) is one of the entries; any URL when there are
+        none. A URL that cannot be read is not permitted by a list."""
+        if not self.entries:
+            return True
+        try:
+            host, port = _url_host(url)
+        except (httpx.InvalidURL, UnicodeError, ValueError):
+            return False
+        return any(self._matches(entry, host, port) for entry in self.entries)
+
+    @staticmethod
+    def _matches(entry: str, host: str, port: int) -> bool:
+        name, colon, given = entry.rpartition(":")
+        if colon and given.isdigit() and not entry.endswith("]"):  # host:port
+            if int(given) != port:
+                return False
+        else:
+            name = entry
+        name = name.removeprefix("[").removesuffix("]")
+        if name.startswith("*."):
+            return host.endswith(name[1:])
+        return host == name
+
+    def host_of(self, url: str) -> str:
+        """The host (and port, when the URL names one) of ``url`` as the messages show it."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            return repr(url)
+        host = parsed.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{parsed.port}" if parsed.port else host
+
+    def refusal(self, url: str) -> str:
+        """Why ``url`` may not be called, naming its host and the allowed list."""
+        return (f"the host {self.host_of(url)} is not in {MODEL_HOSTS_ENV} ({self}), the hosts "
+                "this server's operator allows models to be served at")
+
+
 @dataclass(frozen=True)
 class RemoteModel:
     """The client of one model server. ``auth_header`` is the Authorization header's value (a
@@ -81,18 +224,33 @@ class RemoteModel:
     attempts: int = ATTEMPTS
     backoff_seconds: float = BACKOFF_SECONDS
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    hosts: ModelHosts = field(default_factory=ModelHosts)
+
+    def __post_init__(self) -> None:
+        """A host the server does not allow is refused here, before any call (a project's
+        model_url stored before the operator set ``model_hosts``)."""
+        if not self.hosts.permits(self.url):
+            raise RemoteModelError(
+                f"model server {self.url}: {self.hosts.refusal(self.url)}, so the worker does "
+                "not call it: set the project's model_url to a model server on one of those "
+                "hosts (or its model to a built-in one), or the server's operator adds the "
+                f"host to {MODEL_HOSTS_ENV} and restarts the server and its workers")
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> RemoteModel:
+    def from_settings(cls, settings: Mapping[str, Any],
+                      hosts: ModelHosts | None = None) -> RemoteModel:
         """The client a project's settings describe (``model_url``, ``model_timeout_seconds``,
-        ``model_auth_header``; every setting, as ``settings_of(...).model_dump()`` gives them)."""
+        ``model_auth_header``; every setting, as ``settings_of(...).model_dump()`` gives them);
+        RemoteModelError when ``hosts`` (the server's ``model_hosts``) does not allow its
+        host."""
         url = settings.get("model_url")
         if not url:
             raise RemoteModelError("the project's model is http but model_url is empty: set "
                                    "model_url to the model server's base URL")
         return cls(url=str(url), timeout_seconds=float(settings["model_timeout_seconds"]),
                    auth_header=settings.get("model_auth_header"),
-                   max_response_bytes=MAX_RESPONSE_BYTES)
+                   max_response_bytes=MAX_RESPONSE_BYTES,
+                   hosts=ModelHosts() if hosts is None else hosts)
 
     # ---- the two calls ---------------------------------------------------------------
 
@@ -218,6 +376,11 @@ class RemoteModel:
                                headers=headers) as response:
                 if response.status_code in _RETRY_STATUSES:
                     raise _Retry(f"answered HTTP {response.status_code}")
+                if response.is_redirect:  # never followed: the allowed host is the one called
+                    raise self._error(path, f"answered HTTP {response.status_code}, a redirect "
+                                      f"to {response.headers.get('location')!r}, which is not "
+                                      "followed: set model_url to the model server's own "
+                                      "address")
                 if response.status_code != 200:
                     raise self._error(path, f"answered HTTP {response.status_code}; the "
                                       "protocol expects 200 with a JSON body")

@@ -81,7 +81,13 @@ from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .predictions import prediction_priors
 from .ranking import full_ranking, save_ranking_meta, write_full_ranking
-from .remote_model import RemoteModel, RemoteModelError, item_pages, training_items
+from .remote_model import (
+    ModelHosts,
+    RemoteModel,
+    RemoteModelError,
+    item_pages,
+    training_items,
+)
 from .scaled import on_ray, score_on_ray
 from .span_rounds import SPAN_PREDICTIONS, span_round
 from .stats import labels_spent
@@ -677,8 +683,8 @@ def _span_rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
 
 
 def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
-                 batch_size: int, seed: int, progress: Progress, timings: dict[str, float]
-                 ) -> _Outcome:
+                 batch_size: int, seed: int, progress: Progress, timings: dict[str, float],
+                 model_hosts: ModelHosts) -> _Outcome:
     if snap.task == "spans":
         return _span_outcome(storage, snap, feats, batch_size, seed, progress, timings)
     truth = _consensus_rows(snap)
@@ -692,7 +698,7 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
         return _Outcome(picked, {}, timings)
     if snap.settings["model"] == REMOTE_MODEL:
         return _remote_train_round(storage, snap, feats, strategy, batch_size, seed,
-                                   (rows, y, truth), progress, timings)
+                                   (rows, y, truth), progress, timings, model_hosts)
     multilabel = snap.task == "multilabel"
     progress({"stage": "train", "n_train": int(rows.shape[0])})
     start = time.perf_counter()
@@ -801,12 +807,14 @@ def _remote_scores(storage: Storage, remote: RemoteModel, model_id: str | None,
 def _remote_train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures,
                         strategy: str, batch_size: int, seed: int,
                         labeled: tuple[NDArray[np.intp], list[Any], dict[int, Any]],
-                        progress: Progress, timings: dict[str, float]) -> _Outcome:
+                        progress: Progress, timings: dict[str, float],
+                        model_hosts: ModelHosts) -> _Outcome:
     """Train and score with the model served at ``model_url`` (:mod:`.remote_model`); then
     evaluate, select and record as with a built-in model. The server's embeddings, when it
-    gives them, replace the features' for the strategies."""
+    gives them, replace the features' for the strategies. A host ``model_hosts`` does not
+    allow fails the round before any call."""
     rows, y, truth = labeled
-    remote = RemoteModel.from_settings(snap.settings)
+    remote = RemoteModel.from_settings(snap.settings, model_hosts)
     progress({"stage": "train", "n_train": int(rows.shape[0]), "model_url": remote.url})
     start = time.perf_counter()
     items = training_items(storage, snap.project_id, rows.tolist(), y,
@@ -841,7 +849,7 @@ def _remote_train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeature
 
 def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
             batch_size: int, seed: int, version: int, progress: Progress,
-            timings: dict[str, float]) -> _Outcome:
+            timings: dict[str, float], model_hosts: ModelHosts) -> _Outcome:
     """Score the pool with a stored model version and select again (no training)."""
     artifact, mv_metrics = _stored_artifact(storage, snap.project_id, version)
     X = feats.X
@@ -852,7 +860,8 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
     start = time.perf_counter()
     remote = artifact.get("remote")
     if remote is not None:  # a served model: its server scores the pool again
-        client = RemoteModel.from_settings({**snap.settings, "model_url": remote["url"]})
+        client = RemoteModel.from_settings({**snap.settings, "model_url": remote["url"]},
+                                           model_hosts)
         probs, _ = _remote_scores(storage, client, remote.get("model_id"), snap, feats.n_items)
     else:
         probs = _score(artifact["model"], X, feats.n_items)
@@ -932,12 +941,16 @@ def _keep_previous_probs(storage: Storage, project_id: int) -> None:
         storage.arrays.save(project_id, "probs_previous", old)
 
 
-def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, Any]:
+def run_round(storage: Storage, job: Job, *, progress: Progress,
+              model_hosts: ModelHosts | None = None) -> dict[str, Any]:
     """The worker's handler for a ``round`` job: cold start, train + select, or rerank.
 
     Heavy work runs outside write transactions; results are written in one short transaction.
     Raises on failure (the worker marks the job and the round failed with the message).
+    ``model_hosts``: the hosts a model served elsewhere may be called at (the server's
+    ``model_hosts``, which the worker passes; None: any host).
     """
+    hosts = ModelHosts() if model_hosts is None else model_hosts
     begun = _begin(storage, job)
     if begun is None:
         return {"skipped": "round already finished"}
@@ -957,12 +970,15 @@ def run_round(storage: Storage, job: Job, *, progress: Progress) -> dict[str, An
     if feats.n_items != snap.item_ids.shape[0]:  # items imported meanwhile: align to features
         n = min(feats.n_items, snap.item_ids.shape[0])
         snap.item_ids, snap.splits = snap.item_ids[:n], snap.splits[:n]
-    if payload.get("model_version") is not None:
-        out = (_span_rerank if snap.task == "spans" else _rerank)(
-            storage, snap, feats, strategy, batch_size, seed, int(payload["model_version"]),
-            progress, timings)
+    if payload.get("model_version") is not None and snap.task == "spans":
+        out = _span_rerank(storage, snap, feats, strategy, batch_size, seed,
+                           int(payload["model_version"]), progress, timings)
+    elif payload.get("model_version") is not None:
+        out = _rerank(storage, snap, feats, strategy, batch_size, seed,
+                      int(payload["model_version"]), progress, timings, hosts)
     else:
-        out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings)
+        out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings,
+                           hosts)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
         out.signals = _stop_signals(snap, storage.arrays.load(project_id, "probs", mmap=False),

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import DataLocation, Storage, claim_job_by_id, finish_job, get_job
 from ..store.db import backend_of
@@ -34,7 +34,10 @@ from ..store.errors import InvalidInput
 from ..store.models import Job, JobStatus
 from .logs import logging_config
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
-from .worker import Heartbeat, JobLost, handler_for, record_failure
+from .worker import Heartbeat, JobLost, handler_for, handler_options, record_failure
+
+if TYPE_CHECKING:
+    from ..http.config import ServerSettings
 
 __all__ = [
     "WorkerProcesses",
@@ -302,12 +305,15 @@ def _wait_done(storage: Storage, job_id: int, timeout: float | None) -> Job:
 
 def run_job_inline(storage: Storage, job_id: int, *,
                    on_progress: Callable[[Mapping[str, Any]], None] | None = None,
-                   timeout: float | None = None) -> Job:
+                   timeout: float | None = None,
+                   settings: ServerSettings | None = None) -> Job:
     """Run the queued job here and return it finished (status done or failed).
 
     When a worker process claimed it first, wait for that worker instead. A failing handler
-    marks the job (and its round) failed with the error, as the worker does.
+    marks the job (and its round) failed with the error, as the worker does. ``settings``:
+    the server's, as a worker reads them (by default from the ``ACTIVELABEL_*`` variables).
     """
+    options = handler_options("round", settings)  # a bad ACTIVELABEL_* setting stops here
     worker_id = f"inline-{socket.gethostname()}-{os.getpid()}"
     if not _claim_this(storage, job_id, worker_id):
         return _wait_done(storage, job_id, timeout)
@@ -316,7 +322,8 @@ def run_job_inline(storage: Storage, job_id: int, *,
     handler = handler_for(job.kind)
     try:
         with Heartbeat(storage, job_id, worker_id, on_progress=on_progress) as beat:
-            result = handler(storage, job, progress=beat.progress)
+            result = handler(storage, job, progress=beat.progress,
+                             **(options if job.kind == "round" else {}))
     except JobLost:  # a worker took it over: wait for that worker instead
         return _wait_done(storage, job_id, timeout)
     except BaseException as exc:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import (
     ActivelabelError,
@@ -36,6 +36,9 @@ from ..store import (
 )
 from ..store.models import Job
 
+if TYPE_CHECKING:
+    from ..http.config import ServerSettings
+
 __all__ = [
     "HEARTBEAT_SECONDS",
     "JOB_KINDS",
@@ -44,6 +47,7 @@ __all__ = [
     "JobLost",
     "Worker",
     "handler_for",
+    "handler_options",
     "main",
     "record_failure",
 ]
@@ -77,6 +81,19 @@ def handler_for(kind: str) -> Handler:
 
         return run_import
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
+
+
+def handler_options(kind: str, settings: ServerSettings | None = None) -> dict[str, Any]:
+    """What the handler of ``kind`` takes from the server's settings (``settings``, else the
+    ``ACTIVELABEL_*`` variables of this process): a round, the hosts a model served elsewhere
+    may be called at (``model_hosts``)."""
+    if kind != "round":
+        return {}
+    if settings is None:
+        from ..http.config import server_settings_from_env
+
+        settings = server_settings_from_env()
+    return {"model_hosts": settings.model_host_rules()}
 
 
 class JobLost(Exception):
@@ -160,11 +177,18 @@ def record_failure(storage: Storage, job: Job, worker_id: str, exc: BaseExceptio
 
 
 class Worker:
-    """Runs queued jobs of ``JOB_KINDS`` one at a time; ``run_once`` or ``run_forever``."""
+    """Runs queued jobs of ``JOB_KINDS`` one at a time; ``run_once`` or ``run_forever``.
+    ``settings``: the server's (by default read from the ``ACTIVELABEL_*`` variables)."""
 
     def __init__(self, storage: Storage, *, worker_id: str | None = None,
                  poll_seconds: float = 0.5, heartbeat_seconds: float = HEARTBEAT_SECONDS,
-                 stale_seconds: float = STALE_SECONDS) -> None:
+                 stale_seconds: float = STALE_SECONDS,
+                 settings: ServerSettings | None = None) -> None:
+        if settings is None:
+            from ..http.config import server_settings_from_env
+
+            settings = server_settings_from_env()
+        self.settings = settings
         self.storage = storage
         self.worker_id = worker_id or (f"{socket.gethostname()}-{os.getpid()}-"
                                        f"{uuid.uuid4().hex[:6]}")
@@ -228,7 +252,8 @@ class Worker:
             handler = handler_for(job.kind)
             with Heartbeat(self.storage, job.id, self.worker_id,
                            self.heartbeat_seconds) as beat:
-                result = handler(self.storage, job, progress=beat.progress)
+                result = handler(self.storage, job, progress=beat.progress,
+                                 **handler_options(job.kind, self.settings))
         except JobLost as exc:  # another worker has it now: not a failure of the job
             log.warning("%s", exc)
             return
@@ -281,7 +306,8 @@ def main(location: DataLocation) -> None:
     from ..http.config import server_settings_from_env
     from .logs import logging_config
 
-    logging.config.dictConfig(logging_config(server_settings_from_env().log_format))
+    settings = server_settings_from_env()  # a bad ACTIVELABEL_* setting stops here
+    logging.config.dictConfig(logging_config(settings.log_format))
     storage = Storage(location)
     stop = threading.Event()
 
@@ -295,7 +321,7 @@ def main(location: DataLocation) -> None:
     wanted = [sig for sig in (signal.SIGTERM, signal.SIGINT)
               if signal.getsignal(sig) is not signal.SIG_IGN]
     previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
-    worker = Worker(storage)
+    worker = Worker(storage, settings=settings)
     log.info("worker %s started (database %s)", worker.worker_id, location.safe_db_url())
     try:
         worker.run_forever(stop)

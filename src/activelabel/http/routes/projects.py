@@ -49,7 +49,8 @@ def create(body: ProjectIn, caller: Writer) -> ProjectOut:
                              labels=body.labels, guidelines=body.guidelines,
                              settings=body.settings.model_dump(exclude_unset=True),
                              private_fields=body.private_fields,
-                             may_import=_may_import(caller))
+                             may_import=_may_import(caller),
+                             model_hosts=caller.settings.model_host_rules())
     return project_out(project, Role.OWNER)
 
 
@@ -69,11 +70,13 @@ def project(project_id: PathId, caller: Reader) -> ProjectOut:
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update(project_id: PathId, body: ProjectPatch, caller: Writer) -> ProjectOut:
     """Change the name, guidelines or labels (new ones appended, a label in use is never
-    removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated) or
+    removed; either bumps guidelines_version and stores that version), settings (merged into the current ones and validated;
+    a new model_url on a host the server's ``model_hosts`` does not allow gets 422) or
     private fields. Every change is in the audit trail with before and after. Owners only."""
     found, role = caller.project(project_id, Role.OWNER)
     changed = change_project(caller.session, found, caller.user.id,
-                             body.model_dump(exclude_unset=True), may_import=_may_import(caller))
+                             body.model_dump(exclude_unset=True), may_import=_may_import(caller),
+                             model_hosts=caller.settings.model_host_rules())
     return project_out(changed, role)
 
 
