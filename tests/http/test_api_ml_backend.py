@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from activelabel import features
 from activelabel.store import current_labels, get_user_by_name, list_rounds, role_of
 from tests.support.api import Api, Person, assert_error
 from tests.support.projects import run_job
@@ -148,6 +149,25 @@ def test_predict_gives_the_model_answer_with_its_confidence(api: Api) -> None:
     shown = next(t["suggestion"] for t in lease if t["item"]["id"] == known["id"])
     assert results[0]["result"][0]["value"] == {"choices": [shown["label"]]}
     assert abs(results[0]["score"] - shown["confidence"]) < 1e-6  # float32 LSA, as above
+
+
+def test_predict_without_the_sentence_model_here_answers_what_it_can(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip(features.SENTENCE_MODEL_PACKAGE)
+    owner = api.person("owner")
+    pid, items = _trained_project(api, owner)  # its features read the sentence vectors
+
+    def missing(texts: list[str]) -> Any:
+        raise ImportError("sentence embeddings need the optional extra")
+
+    monkeypatch.setattr(features, "sentence_vectors", missing)  # as in a process without it
+    answer = _ls(api, "POST", pid, "/predict", owner, json={"tasks": [
+        {"id": 1, "data": {"text": "great good lovely new text"}},
+        {"id": 2, "data": {"other": 1}, "meta": {"external_id": items[10]["external_id"]}}]})
+    assert answer.status_code == 200, answer.text
+    new_text, known = answer.json()["results"]
+    assert new_text["result"] == []  # no model to read it here: no prediction, no error
+    assert known["result"][0]["value"] == {"choices": ["pos"]}  # the stored probabilities
 
 
 def _webhook(task: dict[str, Any], annotation: dict[str, Any],

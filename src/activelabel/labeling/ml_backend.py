@@ -26,6 +26,7 @@ import gives items without one).
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 import threading
@@ -257,12 +258,15 @@ class _LoadedModels:
 
 
 _loaded = _LoadedModels()
+log = logging.getLogger("activelabel.ml_backend")
 
 
 def _model_probs(storage: Storage, project: Project, artifact_path: str | None,
                  payloads: list[Mapping[str, Any]]) -> np.ndarray[Any, Any] | None:
     """The active model's probabilities for payloads that are not items (None when the
-    model cannot be run: no artifact, or features of another featurizer)."""
+    model cannot be run: no artifact, features of another featurizer, or features that read
+    sentence vectors where this process has no sentence model)."""
+    from ..features import EMBEDDINGS_EXTRA_HINT
     from .featurize import slim_record, transform_items
 
     if not payloads or not artifact_path:
@@ -271,7 +275,13 @@ def _model_probs(storage: Storage, project: Project, artifact_path: str | None,
     if loaded is None:
         return None
     model, featurizer = loaded
-    X, _ = transform_items(featurizer, [slim_record(featurizer, p) for p in payloads])
+    try:
+        X, _ = transform_items(featurizer, [slim_record(featurizer, p) for p in payloads])
+    except ImportError:  # the workers have the model, the API processes not: no answer
+        log.warning("project %s: its model reads sentence vectors and this process has no "
+                    "sentence model, so %d tasks get no prediction: %s", project.id,
+                    len(payloads), EMBEDDINGS_EXTRA_HINT)
+        return None
     return np.asarray(model.predict_proba(X), dtype=np.float64)
 
 
