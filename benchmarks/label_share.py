@@ -314,6 +314,13 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
         return
     full = load_set(name)
     spec = setup_spec(setup, name, len(full), setup_c)
+    asked = {"model_params": model_params or {}, "featurizer": featurizer,
+             "featurizer_params": featurizer_params or {}, "seed_size": spec.seed_size,
+             "batch_size": spec.batch_size, "budget": spec.budget}
+    other = {k: done[k] for k, v in asked.items() if k in done and done[k] != v}
+    if other:
+        raise SystemExit(f"error: {path} holds runs with {other}, not {asked}: give these "
+                         "flags their own --out-dir")
     ds = lc.subsample(full, spec.max_rows) if setup == "A" else full
     t0 = time.perf_counter()
     features = set_features(ds, featurizer, featurizer_params or {},
@@ -431,6 +438,18 @@ def schedule_with(**params: Any) -> None:
         simulation.schedule_strategy, **params)
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object of keyword arguments."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"C\": 3}}', got "
+                                         f"{text!r}")
+    return value
+
+
 def _seed_batch_budget(text: str) -> tuple[int, int, int]:
     """``SEED,BATCH,BUDGET`` as three positive integers, the budget at least the seed."""
     try:
@@ -464,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-per-class", type=int, default=None,
                    help="auto's maturity count, labels a class on average (default: the "
                         "library's); use with its own --out-dir")
-    p.add_argument("--featurizer-params", type=json.loads, default=None,
+    p.add_argument("--featurizer-params", type=_json_object, default=None,
                    help="JSON keyword arguments of the data's featurizer (TF-IDF for text), "
                         "e.g. '{\"char_ngrams\": [2, 5]}'; use with its own --out-dir")
     p.add_argument("--featurizer", choices=("auto", "sentence"), default="auto",
@@ -472,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                         "model installed, its vectors beside the TF-IDF); sentence: the "
                         "vectors alone. The vectors are cached beside --out-dir; use each "
                         "with its own --out-dir")
-    p.add_argument("--model-params", type=json.loads, default=None,
+    p.add_argument("--model-params", type=_json_object, default=None,
                    help="JSON keyword arguments of the default model, e.g. "
                         "'{\"fit_intercept\": true}'; use with its own --out-dir")
     p.add_argument("--setup-c", type=_seed_batch_budget, default=None,

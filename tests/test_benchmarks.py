@@ -172,7 +172,8 @@ def test_label_share_setup_c_is_simulates_defaults_and_bad_flags_are_refused(
                         (["--setups", "A,C", "--datasets", "clinc150_30"],
                          "clinc150_30 run in setup C only"),
                         (["--setup-c", "20,10"], "expected SEED,BATCH,BUDGET"),
-                        (["--setup-c", "30,10,20"], "the budget >= the seed")):
+                        (["--setup-c", "30,10,20"], "the budget >= the seed"),
+                        (["--model-params", "[1]"], "expected a JSON object")):
         with pytest.raises(SystemExit) as exited:
             ls.main([*flags, "--table-only"])
         assert said in f"{exited.value}{capsys.readouterr().err}"
@@ -197,6 +198,19 @@ def test_label_share_own_strategies_pick_k_distinct_pool_items() -> None:
     top = int(np.argmax(scores))
     assert 0.05 < firsts.count(top) / 200 < 0.5
     assert len(set(firsts)) > 20
+
+
+def test_label_share_refuses_to_mix_runs_of_other_flags_in_one_out_dir(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    ls = _label_share()
+    monkeypatch.setattr(ls.lc, "DATA_DIR", shared_data)
+    (tmp_path / "C_sms_spam_r0.json").write_text(json.dumps(
+        {"curves": {}, "model_params": {"C": 3}, "seed_size": 20, "batch_size": 10,
+         "budget": 300}))
+    with pytest.raises(SystemExit, match="give these flags their own --out-dir"):
+        ls.run_one("C", "sms_spam", 0, ["random"], tmp_path)
 
 
 def test_label_share_held_out_sets_are_made_from_the_shared_data(

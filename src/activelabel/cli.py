@@ -871,7 +871,7 @@ def status(
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
             for line in (quality_lines(session, proj) + outlook_lines(session, proj)
-                         + [features_line(storage, session, proj)]):
+                         + [features_line(storage, session, proj, counts.n_items)]):
                 console.print(line, highlight=False)
     finally:
         storage.close()
@@ -896,11 +896,11 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
     return lines
 
 
-def features_line(storage: Storage, session: Session, project: Any) -> str:
+def features_line(storage: Storage, session: Session, project: Any, n_items: int) -> str:
     """What the model reads: the featurizer and, for text, the sentence vectors' progress."""
     from activelabel.labeling.featurize import features_status
 
-    f = features_status(storage, session, project)
+    f = features_status(storage, session, project, n_items)
     built = ("not built yet" if f["built_for"] is None
              else f"built for {f['built_for']:,} items")
     vectors = f["sentence_vectors"]

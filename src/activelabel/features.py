@@ -8,7 +8,6 @@ model was trained on. ``FeatureSet.X`` is what the model trains on (scipy CSR or
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import os
@@ -710,16 +709,23 @@ def sentence_model_installed() -> bool:
     return importlib.util.find_spec(SENTENCE_MODEL_PACKAGE) is not None
 
 
-@functools.lru_cache(maxsize=1)
+_model_version: list[str] = []
+
+
 def sentence_model_version() -> str:
     """The installed sentence model's distribution and version (``""`` when not installed):
-    what a stored vector was computed with. Read once a process, as the model is loaded once."""
+    what a stored vector was computed with. Read once a process once found, as the model is
+    loaded once; looked for again while not installed."""
     from importlib import metadata
 
+    if _model_version:
+        return _model_version[0]
     try:
-        return f"{SENTENCE_MODEL_DISTRIBUTION}=={metadata.version(SENTENCE_MODEL_DISTRIBUTION)}"
+        found = metadata.version(SENTENCE_MODEL_DISTRIBUTION)
     except metadata.PackageNotFoundError:
         return ""
+    _model_version.append(f"{SENTENCE_MODEL_DISTRIBUTION}=={found}")
+    return _model_version[0]
 
 
 _loaded_models: dict[tuple[str | None, str], Any] = {}

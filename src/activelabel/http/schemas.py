@@ -726,11 +726,11 @@ class SentenceVectorsOut(BaseModel):
 
 class FeaturesOut(BaseModel):
     featurizer: str
-    built_for: int | None = Field(description="Items the cached features were built for (None: "
-                                  "none built yet).")
+    built_for: int | None = Field(description="Items the cached features of this featurizer "
+                                  "were built for (None: none built yet).")
     sentence_vectors: SentenceVectorsOut | None = Field(
         description="Embedding progress of a text project whose features take sentence "
-                    "vectors (None: they take none).")
+                    "vectors or that has some stored (None: neither).")
 
 
 class Stats(BaseModel):

@@ -47,6 +47,7 @@ __all__ = [
     "FEATURES",
     "ProjectFeatures",
     "cached_fingerprint",
+    "cached_sentence_model",
     "ensure_features",
     "feature_fingerprint",
     "features_status",
@@ -301,7 +302,8 @@ def _load_cached(storage: Storage, project_id: int, fingerprint: str) -> Project
 
 
 def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.float32],
-          featurizer: Featurizer, fingerprint: str, sentences_read: bool = False) -> None:
+          featurizer: Featurizer, fingerprint: str, kind: str,
+          sentences_read: bool = False) -> None:
     paths = _paths(storage, project_id)
     sparse = sp.issparse(X)
     if sparse:
@@ -313,7 +315,9 @@ def _save(storage: Storage, project_id: int, X: Any, embeddings: NDArray[np.floa
     storage.arrays.save(project_id, EMBEDDINGS, embeddings)
     atomic_write(paths["featurizer"], lambda h: pickle.dump(featurizer, h, protocol=5))
     meta = {"fingerprint": fingerprint, "sparse": sparse, "n_items": int(embeddings.shape[0]),
-            "sentences": bool(sentences_read)}
+            "featurizer": kind, "sentences": bool(sentences_read),
+            "sentence_model": (featurizers.sentence_model_version() if sentences_read
+                               else None)}
     atomic_write(paths["meta"], lambda h: h.write(json.dumps(meta).encode()))
 
 
@@ -332,29 +336,45 @@ def cached_fingerprint(storage: Storage, project_id: int) -> str | None:
     return None if found is None else str(found)
 
 
-def features_status(storage: Storage, session: Session, project: Project) -> dict[str, Any]:
+def cached_sentence_model(storage: Storage, project_id: int) -> str | None:
+    """The sentence model version the cached features read (None: they read no vectors)."""
+    found = _cached_meta(storage, project_id).get("sentence_model")
+    return None if found is None else str(found)
+
+
+def features_status(storage: Storage, session: Session, project: Project,
+                    n_items: int | None = None) -> dict[str, Any]:
     """What the project's model reads, for the dashboard and ``activelabel status``: the
-    featurizer, the items the cached features were built for (None: none built yet), and for
-    a text project whose features take sentence vectors (or that has some stored), how many of
-    its items have theirs and whether the cached features read them, with a sentence saying so.
-    Reads two file sizes and a small JSON file: cheap enough for every dashboard load."""
+    featurizer its settings name, the items the cached features of that featurizer were built
+    for (None: none built yet), and for a text project whose features take sentence vectors
+    (or that has some stored), how many of its items have theirs and whether the cached
+    features read them, with a sentence saying so. ``n_items``: the project's item count, when
+    the caller has it. Reads two file sizes and two small files: cheap enough for every
+    dashboard load."""
     settings = feature_settings(project.task, settings_of(project.settings).model_dump())
-    n_items = count_items(session, project.id)
+    kind = str(settings["featurizer"])
+    n_items = count_items(session, project.id) if n_items is None else n_items
     meta = _cached_meta(storage, project.id)
-    built = meta.get("n_items")
-    out: dict[str, Any] = {"featurizer": str(settings["featurizer"]),
+    built = meta.get("n_items") if meta.get("featurizer", kind) == kind else None
+    out: dict[str, Any] = {"featurizer": kind,
                            "built_for": int(built) if isinstance(built, int) else None,
                            "sentence_vectors": None}
     stored = min(sentences.stored_rows(storage, project.id), n_items)
-    if not n_items or not (sentences.wanted_weight(settings, n_items) or stored):
+    wanted = bool(n_items) and bool(sentences.wanted_weight(settings, n_items))
+    if not n_items or not (wanted or stored):
         return out
-    read = bool(meta.get("sentences"))
-    if read:
+    read = out["built_for"] is not None and bool(meta.get("sentences"))
+    if not wanted:
+        text = (f"sentence vectors: {stored:,} of {n_items:,} items stored, not read: "
+                f"sentence_weight is null, or \"auto\" past "
+                f"{featurizers.SENTENCE_AUTO_MAX_TEXTS:,} items or without the sentence model "
+                "where this server runs")
+    elif read:
         text = f"sentence vectors: read by the model ({stored:,} of {n_items:,} items embedded)"
     elif stored >= n_items:
         text = (f"sentence vectors: all {n_items:,} items embedded; the next round's model "
                 "reads them")
-    elif n_items - stored <= sentences.INLINE_TEXTS:
+    elif sentences.can_complete(storage, project.id, n_items):
         text = (f"sentence vectors: {stored:,} of {n_items:,} items embedded; the next round "
                 "embeds the rest and reads them")
     else:
@@ -437,5 +457,5 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     X, embeddings = _fit_transform(featurizer, records, vectors)
     del records
     _save(storage, project_id, X, embeddings, featurizer, fingerprint,
-          sentences_read=vectors is not None)
+          str(settings["featurizer"]), sentences_read=vectors is not None)
     return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

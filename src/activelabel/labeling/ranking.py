@@ -182,9 +182,10 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     splits keep their random key. Returns how many items were placed (0 without a model, when
     the active model's features are no longer the cached ones, or when they read sentence
     vectors and more than ``INLINE_TEXTS`` items came: the next round ranks those)."""
-    from ..features import TextFeaturizer
+    from ..features import TextFeaturizer, sentence_model_version
     from .featurize import (
         cached_fingerprint,
+        cached_sentence_model,
         load_featurizer,
         pixel_reader,
         slim_record,
@@ -219,10 +220,13 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     vectors = None
     if isinstance(featurizer, TextFeaturizer) and getattr(featurizer, "sentence_weight_",
                                                           None):
-        if len(new) > INLINE_TEXTS:  # would hold the import for minutes: the next round ranks
+        n_rows = new[-1][0] - first_row + 1  # every new row is embedded, the pool's read
+        if n_rows > INLINE_TEXTS:  # would hold the import for minutes: the next round ranks
             return 0
-        # embedded once: stored for the next build as well (every new row, the pool's read)
-        every = vectors_from_row(storage, project_id, first_row, featurizer.field)
+        if cached_sentence_model(storage, project_id) != sentence_model_version():
+            return 0  # the model read another model's vectors: the next round ranks them
+        # embedded once: stored for the next build as well
+        every = vectors_from_row(storage, project_id, first_row, n_rows, featurizer.field)
         vectors = every[np.asarray([row - first_row for row, _ in new], dtype=np.intp)]
     pixels = pixel_reader(storage, project_id, featurizer)
     records = [slim_record(featurizer, data, pixels) for _, data in new]

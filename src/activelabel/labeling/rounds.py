@@ -942,15 +942,14 @@ def _keep_previous_probs(storage: Storage, project_id: int) -> None:
 
 
 def run_round(storage: Storage, job: Job, *, progress: Progress,
-              model_hosts: ModelHosts | None = None) -> dict[str, Any]:
+              model_hosts: ModelHosts) -> dict[str, Any]:
     """The worker's handler for a ``round`` job: cold start, train + select, or rerank.
 
     Heavy work runs outside write transactions; results are written in one short transaction.
     Raises on failure (the worker marks the job and the round failed with the message).
     ``model_hosts``: the hosts a model served elsewhere may be called at (the server's
-    ``model_hosts``, which the worker passes; None: any host).
-    """
-    hosts = ModelHosts() if model_hosts is None else model_hosts
+    ``model_hosts``, which the worker passes; ``ModelHosts()``: any host). Required, so no
+    caller skips the operator's list by forgetting it."""
     begun = _begin(storage, job)
     if begun is None:
         return {"skipped": "round already finished"}
@@ -975,10 +974,10 @@ def run_round(storage: Storage, job: Job, *, progress: Progress,
                            int(payload["model_version"]), progress, timings)
     elif payload.get("model_version") is not None:
         out = _rerank(storage, snap, feats, strategy, batch_size, seed,
-                      int(payload["model_version"]), progress, timings, hosts)
+                      int(payload["model_version"]), progress, timings, model_hosts)
     else:
         out = _train_round(storage, snap, feats, strategy, batch_size, seed, progress, timings,
-                           hosts)
+                           model_hosts)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
         out.signals = _stop_signals(snap, storage.arrays.load(project_id, "probs", mmap=False),

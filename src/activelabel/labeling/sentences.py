@@ -12,9 +12,12 @@ so in the log.
 
 The vectors are appended to ``sentences.f32`` (float32, 384 a row, row = ``Item.row``) and,
 after them, their keys to ``sentence_keys.u64``: the first 8 bytes of each text's BLAKE2b
-digest keyed by the model's version, so a vector is used only for the text and the model it
-was computed from (a new model package embeds the project again, apart from its rounds as
-the first time), and a write cut short leaves at most vectors without keys (not read). A file lock per project keeps two processes
+digest, so a vector is used only for the text it was computed from, and a write cut short
+leaves at most vectors without keys (not read). ``sentences.model`` names the model version
+they were computed with: vectors of another version count as none and are dropped, under the
+lock, before anything is read or appended (a new model package embeds the project again,
+apart from its rounds as the first time; vectors stored before the version was recorded are
+taken as the installed version's). A file lock per project keeps two processes
 from writing at once.
 """
 
@@ -35,6 +38,7 @@ from numpy.typing import NDArray
 
 from .. import features
 from ..store import Storage, count_items, iter_items, list_projects, settings_of
+from ..store.files import atomic_write
 
 __all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "can_complete", "complete_vectors", "embed_step",
            "forget", "note_failure", "stored_rows", "text_keys", "vectors_from_row",
@@ -60,14 +64,11 @@ _failed: dict[tuple[str, int], float] = {}
 _quiet_until: dict[str, float] = {}
 
 
-def text_keys(texts: Sequence[str], model: str | None = None) -> NDArray[np.uint64]:
-    """One key per text: the first 8 bytes of its BLAKE2b digest keyed by ``model`` (default:
-    the installed model's version, :func:`~activelabel.features.sentence_model_version`)."""
-    version = features.sentence_model_version() if model is None else model
-    key = hashlib.blake2b(version.encode("utf-8"), digest_size=32).digest()
+def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
+    """One key per text: the first 8 bytes of its BLAKE2b digest."""
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8,
-                                        key=key).digest(), "little") for t in texts),
+        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "little") for t in texts),
         dtype=np.uint64, count=len(texts))
 
 
@@ -105,8 +106,40 @@ def _files(storage: Storage, project_id: int) -> tuple[Path, Path]:
 _ROW_BYTES = features.SENTENCE_DIM * 4
 
 
+def _model_file(storage: Storage, project_id: int) -> Path:
+    return storage.arrays.project_dir(project_id) / f"{SENTENCES}.model"
+
+
+def _recorded_model(storage: Storage, project_id: int) -> str | None:
+    """The model version the stored vectors were computed with (None: not recorded)."""
+    try:
+        return _model_file(storage, project_id).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _same_model(storage: Storage, project_id: int) -> None:
+    """Under the lock: drop the stored vectors when another model version computed them, and
+    record the installed version (vectors stored before it was recorded are taken as its)."""
+    current = features.sentence_model_version()
+    recorded = _recorded_model(storage, project_id)
+    if recorded == current:
+        return
+    if recorded is not None:
+        log.info("project %s: sentence vectors of %s dropped, %s embeds them again",
+                 project_id, recorded or "no model", current or "no model")
+        _cut(storage, project_id, 0)
+    path = _model_file(storage, project_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda h: h.write(current.encode("utf-8")))
+
+
 def stored_rows(storage: Storage, project_id: int) -> int:
-    """Rows of the stored vectors (not checked against the texts)."""
+    """Rows of the stored vectors (not checked against the texts; none when another model
+    version computed them)."""
+    recorded = _recorded_model(storage, project_id)
+    if recorded is not None and recorded != features.sentence_model_version():
+        return 0
     vectors, keys = _files(storage, project_id)
     try:
         return min(vectors.stat().st_size // _ROW_BYTES, keys.stat().st_size // 8)
@@ -160,6 +193,7 @@ def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
     inline = INLINE_TEXTS if inline is None else inline
     keys = text_keys(texts)
     with _locked(storage, project_id, wait=True):
+        _same_model(storage, project_id)
         vectors, stored_keys = _stored(storage, project_id)
         valid = _valid_prefix(stored_keys, keys)
         if valid < min(stored_keys.shape[0], keys.shape[0]):  # another text there: dropped
@@ -175,14 +209,15 @@ def complete_vectors(storage: Storage, project_id: int, texts: Sequence[str], *,
         return np.concatenate([vectors[:valid], new])
 
 
-def vectors_from_row(storage: Storage, project_id: int, first_row: int,
+def vectors_from_row(storage: Storage, project_id: int, first_row: int, rows: int,
                      field: str) -> NDArray[np.float32]:
-    """The vectors of the items from row ``first_row`` on (an import's new items), in row
-    order: embedded, and stored when the stored vectors end right before them (else the next
-    build or idle step stores them), so the next build does not embed them again."""
-    texts = _texts_from(storage, project_id, field, first_row, limit=2**62)
+    """The vectors of the ``rows`` items from row ``first_row`` on (an import's new items),
+    in row order: embedded, and stored when the stored vectors end right before them (else
+    the next build or idle step stores them), so the next build does not embed them again."""
+    texts = _texts_from(storage, project_id, field, first_row, limit=rows)
     vectors = features.sentence_vectors(texts)
     with _locked(storage, project_id, wait=True):
+        _same_model(storage, project_id)
         if texts and stored_rows(storage, project_id) == first_row:
             _append(storage, project_id, vectors, text_keys(texts))
     return vectors
@@ -193,7 +228,7 @@ def forget(storage: Storage, project_id: int) -> None:
     if not storage.arrays.project_dir(project_id).exists():
         return
     with _locked(storage, project_id, wait=True):
-        for path in _files(storage, project_id):
+        for path in (*_files(storage, project_id), _model_file(storage, project_id)):
             path.unlink(missing_ok=True)
 
 
@@ -279,6 +314,7 @@ def embed_step(storage: Storage, seconds: float | None = None) -> bool:
 
 def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
                deadline: float) -> None:
+    _same_model(storage, project_id)
     rows = stored_rows(storage, project_id)
     while rows < n_items:  # at least one step, then until the deadline
         texts = _texts_from(storage, project_id, field, rows, STEP_TEXTS)

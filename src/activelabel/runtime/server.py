@@ -313,7 +313,10 @@ def run_job_inline(storage: Storage, job_id: int, *,
     marks the job (and its round) failed with the error, as the worker does. ``settings``:
     the server's, as a worker reads them (by default from the ``ACTIVELABEL_*`` variables).
     """
-    options = handler_options("round", settings)  # a bad ACTIVELABEL_* setting stops here
+    if settings is None:  # a bad ACTIVELABEL_* setting stops here, before the job is claimed
+        from ..http.config import server_settings_from_env
+
+        settings = server_settings_from_env()
     worker_id = f"inline-{socket.gethostname()}-{os.getpid()}"
     if not _claim_this(storage, job_id, worker_id):
         return _wait_done(storage, job_id, timeout)
@@ -323,7 +326,7 @@ def run_job_inline(storage: Storage, job_id: int, *,
     try:
         with Heartbeat(storage, job_id, worker_id, on_progress=on_progress) as beat:
             result = handler(storage, job, progress=beat.progress,
-                             **(options if job.kind == "round" else {}))
+                             **handler_options(job.kind, settings))
     except JobLost:  # a worker took it over: wait for that worker instead
         return _wait_done(storage, job_id, timeout)
     except BaseException as exc:

@@ -37,4 +37,4 @@ def stats(project_id: PathId, caller: Reader) -> Stats:
                  last_rounds=rounds,
                  payoff=Payoff(**payoff(session, caller.storage.arrays, project)),
                  features=FeaturesOut.model_validate(
-                     features_status(caller.storage, session, project)))
+                     features_status(caller.storage, session, project, counts.n_items)))
