@@ -55,8 +55,7 @@ from activelabel import simulation
 from activelabel.simulation import simulate
 from activelabel.strategies import STRATEGIES as REGISTRY
 from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k
-from activelabel.strategies._geometry import fit_centroids
-from activelabel.strategies.hybrid import ClusterMargin, _assign, _round_robin
+from activelabel.strategies.hybrid import ClusterMargin
 from activelabel.strategies.uncertainty import scores_of_checked
 
 POOL_SHARE = 0.2  # setup B: the budget is at most this share of the pool
@@ -72,27 +71,15 @@ class ClusterMarginBalanced(ClusterMargin):
 
     name = "cluster_margin_balanced"
 
-    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
-              labeled_embeddings: Any = None, class_weights: Any = None,
-              random_state: Any = None) -> Selection:
-        k = check_k(k)
-        p = as_probs(probs)
-        X = as_embeddings(embeddings, n_rows=p.shape[0])
-        scores = scores_of_checked(p, "margin")
+    def _candidates(self, probs: Any, scores: Any, n_cand: int,
+                    rng: np.random.Generator) -> Any:
         order = np.argsort(-scores, kind="stable")  # most uncertain first
-        pred = p.argmax(axis=1)[order]
+        pred = probs.argmax(axis=1)[order]
         rank = np.empty_like(order)  # place among the items predicted as the same class
         for c in np.unique(pred):
             members = np.flatnonzero(pred == c)
             rank[members] = np.arange(members.shape[0])
-        n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
-        cand = order[np.lexsort((np.arange(order.shape[0]), rank))][:n_cand]
-        if n_cand <= k:
-            return Selection(cand, scores[cand])
-        Xc = np.ascontiguousarray(X[cand])
-        centroids = fit_centroids(Xc, k, as_rng(random_state), max_iter=self.max_iter)
-        idx = cand[_round_robin(_assign(Xc, centroids), k)]
-        return Selection(idx, scores[idx])
+        return order[np.lexsort((np.arange(order.shape[0]), rank))][:n_cand]
 
 
 def softrank_order(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -125,23 +112,10 @@ class ClusterMarginSoftrank(ClusterMargin):
 
     name = "cluster_margin_softrank"
 
-    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
-              labeled_embeddings: Any = None, class_weights: Any = None,
-              random_state: Any = None) -> Selection:
-        k = check_k(k)
-        rng = as_rng(random_state)
-        p = as_probs(probs)
-        X = as_embeddings(embeddings, n_rows=p.shape[0])
-        scores = scores_of_checked(p, "margin")
-        n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
+    def _candidates(self, probs: Any, scores: Any, n_cand: int,
+                    rng: np.random.Generator) -> Any:
         cand = softrank_order(scores, rng)[:n_cand]
-        cand = cand[np.argsort(-scores[cand], kind="stable")]
-        if n_cand <= k:
-            return Selection(cand, scores[cand])
-        Xc = np.ascontiguousarray(X[cand])
-        centroids = fit_centroids(Xc, k, rng, max_iter=self.max_iter)
-        idx = cand[_round_robin(_assign(Xc, centroids), k)]
-        return Selection(idx, scores[idx])
+        return cand[np.argsort(-scores[cand], kind="stable")]
 
 
 class ClusterMarginWide(ClusterMargin):

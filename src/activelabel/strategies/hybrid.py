@@ -67,14 +67,22 @@ class ClusterMargin(QueryStrategy):
         scores = scores_of_checked(p, "margin")
         scores = weight_by_class_value(scores, p, as_class_weights(class_weights, p.shape[1]))
         n_cand = min(p.shape[0], max(k, int(np.ceil(self.candidate_factor * k))))
-        cand = top_k(scores, n_cand)  # most uncertain first
-        if n_cand <= k:
+        rng = as_rng(random_state)
+        return self._spread(k, X, self._candidates(p, scores, n_cand, rng), scores, rng)
+
+    def _candidates(self, probs: FloatArray, scores: NDArray[np.float64], n_cand: int,
+                    rng: np.random.Generator) -> NDArray[np.intp]:
+        """The ``n_cand`` candidates, most uncertain first (a variant draws them otherwise)."""
+        return top_k(scores, n_cand)
+
+    def _spread(self, k: int, X: FloatArray, cand: NDArray[np.intp],
+                scores: NDArray[np.float64], rng: np.random.Generator) -> Selection:
+        """Steps 2 and 3: cluster the candidates into ``k`` groups, round-robin over them."""
+        if cand.shape[0] <= k:
             return Selection(cand, scores[cand])
         Xc = np.ascontiguousarray(X[cand])
-        centroids = fit_centroids(Xc, k, as_rng(random_state), max_iter=self.max_iter)
-        labels = _assign(Xc, centroids)
-        picked = _round_robin(labels, k)
-        idx = cand[picked]
+        centroids = fit_centroids(Xc, k, rng, max_iter=self.max_iter)
+        idx = cand[_round_robin(_assign(Xc, centroids), k)]
         return Selection(idx, scores[idx])
 
 
