@@ -101,6 +101,7 @@ def predict_latency(items: int, labels: int, per_call: int, repeats: int) -> dic
     from fastapi.testclient import TestClient
 
     from activelabel.http.app import create_app
+    from activelabel.labeling.remote_model import ModelHosts
     from activelabel.labeling.rounds import request_round, run_round
     from activelabel.runtime.settings import open_storage
     from activelabel.store import (
@@ -133,7 +134,7 @@ def predict_latency(items: int, labels: int, per_call: int, repeats: int) -> dic
         job_id = rnd.job_id
     with storage.sessions() as session:
         job = session.get(Job, job_id)
-    run_round(storage, job, progress=lambda _: None)
+    run_round(storage, job, progress=lambda _: None, model_hosts=ModelHosts())
     auth = {"Authorization": "Basic " + base64.b64encode(f"lead:{token}".encode()).decode()}
     known = [{"id": 10_000 + i, "data": {"text": rows[i]["text"]},
               "meta": {"external_id": f"s{i}"}} for i in range(labels, labels + per_call)]

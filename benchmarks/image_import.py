@@ -49,6 +49,7 @@ def render(root: Path) -> int:
 def run(backend: str, root: Path, db_url: str | None, data_dir: Path) -> dict[str, Any]:
     from activelabel.labeling.images import ImageRules, enqueue_image_import
     from activelabel.labeling.imports import run_import, save_upload
+    from activelabel.labeling.remote_model import ModelHosts
     from activelabel.labeling.rounds import request_round, run_round
     from activelabel.runtime.settings import resolve_location
     from activelabel.store import Storage, create_project
@@ -81,7 +82,7 @@ def run(backend: str, root: Path, db_url: str | None, data_dir: Path) -> dict[st
             row = session.get(Job, job_id)
         assert row is not None
         start = time.perf_counter()
-        result = run_round(storage, row, progress=lambda _: None)
+        result = run_round(storage, row, progress=lambda _: None, model_hosts=ModelHosts())
         return time.perf_counter() - start, result["metrics"]["accuracy"]
 
     out: dict[str, Any] = {"backend": backend}
