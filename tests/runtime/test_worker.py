@@ -129,6 +129,30 @@ def test_run_forever_stops_when_asked(fresh_storage: Storage) -> None:
         assert get_job(session, job_id).status == "done"
 
 
+def test_run_forever_does_idle_work_only_when_no_job_waits(
+        fresh_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"],
+                         settings={"featurizer_params": {"n_components": 4}})
+    job_id = _queue_import(fresh_storage, seeded.project_id)
+    seen: list[str] = []  # the job's status at each idle step
+    stop = threading.Event()
+
+    def idle_step(storage: Storage) -> bool:
+        with storage.read_sessions() as session:
+            seen.append(get_job(session, job_id).status)
+        if len(seen) >= 3:
+            stop.set()
+        return True  # work done: the loop looks for jobs again at once
+
+    monkeypatch.setattr("activelabel.labeling.sentences.embed_step", idle_step)
+    thread = threading.Thread(target=Worker(fresh_storage, poll_seconds=0.05).run_forever,
+                              args=(stop,))
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert seen[:3] == ["done", "done", "done"]  # the import first, then the idle work
+
+
 @pytest.mark.slow
 def test_worker_process_exits_cleanly_on_sigterm(fresh_storage: Storage, backend: str) -> None:
     if backend != "sqlite":
