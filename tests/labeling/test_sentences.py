@@ -151,6 +151,12 @@ def test_vectors_of_another_model_version_are_embedded_again_apart_from_the_roun
     asked.clear()
     assert ensure_features(engine_storage, pid).embeddings.shape == (30, features.SENTENCE_DIM)
     assert asked == []
+    with monkeypatch.context() as unknown:  # a process that cannot read the version drops none
+        unknown.setattr(features, "sentence_model_version", lambda: "")
+        assert sentences.stored_rows(engine_storage, pid) == 30
+        kept = ensure_features(engine_storage, pid)
+        assert kept.embeddings.shape == (30, features.SENTENCE_DIM)  # read, none embedded
+        assert asked == []
     _upgrade(monkeypatch)  # the model package is upgraded
     assert sentences.stored_rows(engine_storage, pid) == 0  # the old vectors count as none
     upgraded = ensure_features(engine_storage, pid)

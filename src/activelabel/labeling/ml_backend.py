@@ -266,7 +266,7 @@ def _model_probs(storage: Storage, project: Project, artifact_path: str | None,
     """The active model's probabilities for payloads that are not items (None when the
     model cannot be run: no artifact, features of another featurizer, or features that read
     sentence vectors where this process has no sentence model)."""
-    from ..features import EMBEDDINGS_EXTRA_HINT
+    from ..features import EMBEDDINGS_EXTRA_HINT, TextFeaturizer
     from .featurize import slim_record, transform_items
 
     if not payloads or not artifact_path:
@@ -278,6 +278,9 @@ def _model_probs(storage: Storage, project: Project, artifact_path: str | None,
     try:
         X, _ = transform_items(featurizer, [slim_record(featurizer, p) for p in payloads])
     except ImportError:  # the workers have the model, the API processes not: no answer
+        if not (isinstance(featurizer, TextFeaturizer)
+                and getattr(featurizer, "sentence_weight_", None)):
+            raise  # another missing package: the error says which
         log.warning("project %s: its model reads sentence vectors and this process has no "
                     "sentence model, so %d tasks get no prediction: %s", project.id,
                     len(payloads), EMBEDDINGS_EXTRA_HINT)

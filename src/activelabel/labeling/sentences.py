@@ -123,7 +123,7 @@ def _same_model(storage: Storage, project_id: int) -> None:
     record the installed version (vectors stored before it was recorded are taken as its)."""
     current = features.sentence_model_version()
     recorded = _recorded_model(storage, project_id)
-    if recorded == current:
+    if recorded == current or not current:  # no version to compare with: nothing dropped
         return
     if recorded is not None:
         log.info("project %s: sentence vectors of %s dropped, %s embeds them again",
@@ -138,7 +138,8 @@ def stored_rows(storage: Storage, project_id: int) -> int:
     """Rows of the stored vectors (not checked against the texts; none when another model
     version computed them)."""
     recorded = _recorded_model(storage, project_id)
-    if recorded is not None and recorded != features.sentence_model_version():
+    current = features.sentence_model_version()
+    if recorded is not None and current and recorded != current:
         return 0
     vectors, keys = _files(storage, project_id)
     try:
