@@ -168,6 +168,13 @@ def log_in(page: Any, site: Site, who: Person, *, form: bool = False) -> None:
 AXE_NPM = Path(__file__).resolve().parents[2] / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
+def shown_item(page: Any) -> int:
+    """The item on the labeling page, once one is shown (after a load or a reload the page
+    fetches its task first, and reading the attribute before then finds none)."""
+    page.wait_for_selector("#item[data-item]:not([data-item=''])")
+    return int(page.get_attribute("#item", "data-item"))
+
+
 def axe_source() -> str:
     """axe-core's ``axe.min.js``: the file ``ACTIVELABEL_AXE`` names, else the npm package
     ``make test`` installs in ``.axe/``, else the same file as shipped inside the

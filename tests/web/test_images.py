@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.images import write_digit_folder
 from tests.support.processes import ServerProcess, run_cli, wait_until
-from tests.support.web import Person, Site, axe_violations, log_in, login
+from tests.support.web import Person, Site, axe_violations, log_in, login, shown_item
 
 PASSWORD = "image-admin-password"
 
@@ -44,10 +44,6 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site,
         server.stop()
 
 
-def _shown_item(page: Any) -> int:
-    return int(page.get_attribute("#item", "data-item"))
-
-
 def test_image_folder_project_labeled_in_the_browser(
         page: Any, image_site: tuple[Site, int, Path], tmp_path: Path) -> None:
     site, pid, root = image_site
@@ -77,7 +73,7 @@ def test_image_folder_project_labeled_in_the_browser(
     labeled: dict[int, int] = {}
     for _ in range(6):
         page.wait_for_selector(picture)
-        item = _shown_item(page)
+        item = shown_item(page)
         digit = site.get(f"/projects/{pid}/items/{item}")["external_id"].split("/")[0]
         page.keyboard.press(digit)
         page.wait_for_selector(f"#choices button[aria-pressed=true][data-label='{digit}']")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.processes import wait_until
-from tests.support.web import PROJECT, Person, Site, log_in
+from tests.support.web import PROJECT, Person, Site, log_in, shown_item
 
 LABEL_PAGE = f"/projects/{PROJECT}/label"
 
@@ -19,10 +19,6 @@ def _open_label_page(page: Any, site: Site, who: Person) -> None:
 
 def _my_labels(site: Site, who: Person) -> int:
     return int(site.get(f"/projects/{PROJECT}/progress", who)["me"]["labels"])
-
-
-def _shown_item(page: Any) -> int:
-    return int(page.get_attribute("#item", "data-item"))
 
 
 def _press_label(page: Any, key: str) -> None:
@@ -57,7 +53,7 @@ def test_label_by_keyboard_undo_skip_and_flag(page: Any, site: Site) -> None:
 
     submitted = []
     for key in ["1", "2", "3", "4", "5"]:
-        item = _shown_item(page)
+        item = shown_item(page)
         _press_label(page, key)
         page.keyboard.press("Enter")
         page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{item}'")
@@ -76,11 +72,11 @@ def test_label_by_keyboard_undo_skip_and_flag(page: Any, site: Site) -> None:
     page.keyboard.press("Enter")  # label it again: a correction, not a second chain
     wait_until(lambda: _my_labels(site, annotator) == 5, timeout=20, what="relabel stored")
 
-    skipped = _shown_item(page)
+    skipped = shown_item(page)
     page.keyboard.press("s")
     page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{skipped}'")
 
-    flagged = _shown_item(page)
+    flagged = shown_item(page)
     page.keyboard.press("f")
     page.wait_for_selector("#flag-dialog[open]")
     page.keyboard.type("could be a 1 or a 7")
@@ -126,7 +122,7 @@ def test_a_submission_survives_a_dropped_connection(page: Any, site: Site) -> No
             route.fulfill(response=response)
 
     page.route("**/api/v1/projects/*/annotations", lose_the_answer)
-    item = _shown_item(page)
+    item = shown_item(page)
     _press_label(page, "8")
     page.keyboard.press("Enter")
     for _ in range(200):  # let Playwright run the route handler while waiting
@@ -141,7 +137,7 @@ def test_a_submission_survives_a_dropped_connection(page: Any, site: Site) -> No
     page.unroute("**/api/v1/projects/*/annotations")
 
     page.context.set_offline(True)  # offline: kept in localStorage, sent when back
-    offline_item = _shown_item(page)
+    offline_item = shown_item(page)
     _press_label(page, "9")
     page.keyboard.press("Enter")
     page.wait_for_selector("#outbox:has-text('1 submission waiting')")
@@ -155,7 +151,7 @@ def test_a_submission_survives_a_dropped_connection(page: Any, site: Site) -> No
 def test_unsent_submissions_are_sent_after_a_reload(page: Any, site: Site) -> None:
     annotator = site.member("annotator")
     _open_label_page(page, site, annotator)
-    item = _shown_item(page)
+    item = shown_item(page)
     page.route("**/api/v1/projects/*/annotations", lambda route: route.abort("failed"))
     _press_label(page, "4")
     page.keyboard.press("Enter")
@@ -165,4 +161,4 @@ def test_unsent_submissions_are_sent_after_a_reload(page: Any, site: Site) -> No
     page.wait_for_function("JSON.parse(localStorage.getItem('activelabel.outbox.1')).length === 0")
     history = site.get(f"/projects/{PROJECT}/items/{item}")["history"]
     assert [r["labels"] for r in history if r["username"] == annotator.username] == [["4"]]
-    assert _shown_item(page) != item
+    assert shown_item(page) != item
