@@ -19,10 +19,11 @@ from activelabel.labeling.featurize import (
     featurize_records,
     forget_features,
 )
+from activelabel.labeling.governance import purge
 from activelabel.labeling.imports import enqueue_import, save_upload
 from activelabel.runtime.settings import Storage
 from activelabel.runtime.worker import Worker
-from activelabel.store import add_items, get_project
+from activelabel.store import add_items, get_project, iter_items
 from tests.support.projects import (
     label_rows,
     new_project,
@@ -91,8 +92,67 @@ def test_a_growing_project_embeds_only_its_new_texts(engine_storage: Storage,
     again = ensure_features(engine_storage, pid)
     assert asked == [35]
     np.testing.assert_allclose(again.embeddings, grown.embeddings, atol=1e-5)
-    forget_features(engine_storage, pid)  # a purge: the vectors go with the features
-    assert sentences.stored_rows(engine_storage, pid) == 0
+
+
+def _stored_files(storage: Storage, pid: int) -> tuple[np.ndarray, np.ndarray]:
+    folder = storage.arrays.project_dir(pid)
+    vectors = np.fromfile(folder / "sentences.f32", dtype=np.float32)
+    return vectors.reshape(-1, features.SENTENCE_DIM), np.fromfile(folder / "sentence_keys.u64",
+                                                                   dtype=np.uint64)
+
+
+def test_a_purge_blanks_its_items_vectors_and_keeps_the_others(
+        engine_storage: Storage, asked: list[int]) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    before = ensure_features(engine_storage, pid)
+    assert asked == [30]
+    old_vectors, old_keys = _stored_files(engine_storage, pid)
+    with engine_storage.sessions() as session, session.begin():
+        ids = {item.row: item.id for batch in iter_items(session, pid) for item in batch}
+        purge(session, engine_storage, pid, item_ids=[ids[3], ids[7]], external_ids=[],
+              actor_id=seeded.owner_id)
+    vectors, keys = _stored_files(engine_storage, pid)
+    assert vectors.shape == (30, features.SENTENCE_DIM)  # no row dropped ...
+    assert not vectors[[3, 7]].any()  # ... the purged texts' vectors gone ...
+    assert (keys[[3, 7]] == sentences.text_keys([""])[0]).all()  # ... they read as empty
+    kept = np.setdiff1d(np.arange(30), [3, 7])
+    np.testing.assert_array_equal(vectors[kept], old_vectors[kept])
+    np.testing.assert_array_equal(keys[kept], old_keys[kept])
+    after = ensure_features(engine_storage, pid)  # rebuilt, reading the vectors, none embedded
+    assert after.rebuilt
+    assert asked == [30]
+    assert after.embeddings.shape == (30, features.SENTENCE_DIM)
+    np.testing.assert_allclose(after.embeddings[kept], before.embeddings[kept], atol=1e-6)
+    assert not after.embeddings[[3, 7]].any()
+    label_rows(engine_storage, seeded, list(range(12)),
+               ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(12)])
+    result = request_and_run_round(engine_storage, pid)  # the blank rows are no trouble
+    assert result["selected"] > 0
+
+
+def test_a_purge_cut_short_before_its_keys_embeds_from_that_row_again(
+        engine_storage: Storage, asked: list[int]) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    ensure_features(engine_storage, pid)
+    _, old_keys = _stored_files(engine_storage, pid)
+    with engine_storage.sessions() as session, session.begin():
+        item = next(item for batch in iter_items(session, pid) for item in batch
+                    if item.row == 12)
+        purge(session, engine_storage, pid, item_ids=[item.id], external_ids=[],
+              actor_id=seeded.owner_id)
+    keys_path = engine_storage.arrays.project_dir(pid) / "sentence_keys.u64"
+    keys = np.fromfile(keys_path, dtype=np.uint64)
+    keys[12] = old_keys[12]  # the vector blanked, the key write lost
+    keys.tofile(keys_path)
+    asked.clear()
+    rebuilt = ensure_features(engine_storage, pid)
+    assert asked == [8]  # rows 12-19 embedded again: row 12 as the empty text it now is
+    np.testing.assert_allclose(rebuilt.embeddings[12], features.sentence_vectors([""])[0],
+                               atol=1e-5)
 
 
 def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
@@ -248,8 +308,9 @@ def test_the_status_says_how_far_the_vectors_are_and_whether_the_model_reads_the
     _set_params(engine_storage, pid, {"n_components": 8, "sentence_weight": None})
     assert status()["sentence_vectors"]["text"].startswith(
         "sentence vectors: 30 of 30 items stored, not read: sentence_weight is null")
-    forget_features(engine_storage, pid)
-    assert status() == {"featurizer": "text", "built_for": None, "sentence_vectors": None}
+    forget_features(engine_storage, pid, [0])  # a purge: the features go, the vectors stay
+    assert status()["built_for"] is None
+    assert status()["sentence_vectors"]["embedded"] == 30
 
 
 def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(

@@ -17,7 +17,7 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -385,12 +385,13 @@ def features_status(storage: Storage, session: Session, project: Project,
     return out
 
 
-def forget_features(storage: Storage, project_id: int) -> None:
-    """Drop the cached features and featurizer of the project (after a purge, so nothing derived
-    from a removed payload stays in the array store); the next round rebuilds them."""
+def forget_features(storage: Storage, project_id: int, purged_rows: Sequence[int]) -> None:
+    """Drop the cached features and featurizer of the project and the stored sentence vectors
+    of the purged rows (after a purge, so nothing derived from a removed payload stays in the
+    array store); the next round rebuilds the features, with the other items' vectors."""
     for path in _paths(storage, project_id).values():
         path.unlink(missing_ok=True)
-    sentences.forget(storage, project_id)
+    sentences.purge_rows(storage, project_id, purged_rows)
 
 
 def load_featurizer(storage: Storage, project_id: int) -> Featurizer | None:

@@ -101,8 +101,9 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     items = purge_items(session, project_id, ids, actor_id=actor_id)
     session.flush()
     forget_images(session, storage, project_id, images)  # image files go with their items
-    forget_features(storage, project_id)
-    purge_vectors(storage, project_id, [item.row for item in items])
+    rows = [item.row for item in items]
+    forget_features(storage, project_id, rows)
+    purge_vectors(storage, project_id, rows)
     return items
 
 

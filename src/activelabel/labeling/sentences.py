@@ -41,7 +41,7 @@ from ..store import Storage, count_items, iter_items, list_projects, settings_of
 from ..store.files import atomic_write
 
 __all__ = ["INLINE_TEXTS", "KEYS", "SENTENCES", "can_complete", "complete_vectors", "embed_step",
-           "forget", "note_failure", "stored_rows", "text_keys", "vectors_from_row",
+           "note_failure", "purge_rows", "stored_rows", "text_keys", "vectors_from_row",
            "wanted_weight"]
 
 log = logging.getLogger("activelabel.sentences")
@@ -224,13 +224,36 @@ def vectors_from_row(storage: Storage, project_id: int, first_row: int, rows: in
     return vectors
 
 
-def forget(storage: Storage, project_id: int) -> None:
-    """Drop the project's stored vectors (a purge: nothing derived from a payload stays)."""
-    if not storage.arrays.project_dir(project_id).exists():
+def purge_rows(storage: Storage, project_id: int, rows: Sequence[int]) -> None:
+    """Overwrite the stored vectors of purged items (rows ``rows``) with zeros, keyed by the
+    empty text a purged item reads as: nothing derived from a removed payload stays, and the
+    project's other vectors are kept (a purge does not embed the project again, nor do its
+    next rounds go without the vectors meanwhile).
+
+    The vectors are written and synced before the keys: a write cut short leaves a purged
+    row's old key beside a zero vector, which no longer matches its (empty) text, so the next
+    build drops that row and those after it and embeds them again; never the old vector under
+    the new key."""
+    if not len(rows) or not storage.arrays.project_dir(project_id).exists():
         return
     with _locked(storage, project_id, wait=True):
-        for path in (*_files(storage, project_id), _model_file(storage, project_id)):
-            path.unlink(missing_ok=True)
+        _same_model(storage, project_id)
+        stored = stored_rows(storage, project_id)
+        hit = sorted({int(r) for r in rows if 0 <= int(r) < stored})
+        if not hit:
+            return
+        vectors_path, keys_path = _files(storage, project_id)
+        blank = bytes(_ROW_BYTES)
+        empty_key = text_keys([""]).tobytes()
+        for path, width, data in ((vectors_path, _ROW_BYTES, blank), (keys_path, 8, empty_key)):
+            with path.open("r+b") as handle:
+                for row in hit:
+                    handle.seek(row * width)
+                    handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        log.info("project %s: sentence vectors of %d purged items overwritten", project_id,
+                 len(hit))
 
 
 def can_complete(storage: Storage, project_id: int, n_items: int) -> bool:
