@@ -6,8 +6,9 @@ kept beside the database: ``embeddings.npy`` (dense float32, row = ``Item.row``)
 matrix as ``features.npy`` (dense featurizers) or ``features.npz`` (TF-IDF, sparse CSR, saved
 with :func:`scipy.sparse.save_npz`), the fitted featurizer (``featurizer.pkl``) and a small
 ``features.json`` holding the fingerprint they were built for. The fingerprint covers the item
-count and the featurizer settings, so the cache is rebuilt when a file is missing, new items
-were imported or the settings changed.
+count, the featurizer settings and the project's purge stamp, so the cache is rebuilt when a
+file is missing, new items were imported, the settings changed or payloads were purged (and
+no model trained on features from before a purge is taken for one of the rebuilt features).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import pickle
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +56,10 @@ __all__ = [
     "featurize_records",
     "forget_features",
     "load_featurizer",
+    "new_purge_stamp",
     "pixel_reader",
     "project_records",
+    "purge_stamp",
     "slim_record",
     "transform_items",
 ]
@@ -66,6 +70,7 @@ FEATURES = "features"
 EMBEDDINGS = "embeddings"
 _META = "features.json"
 _FEATURIZER = "featurizer.pkl"
+_PURGES = "purges"
 #: Items transformed per pass (bounds the temporaries of a transform).
 TRANSFORM_CHUNK = 20_000
 #: Items read from the database per query.
@@ -109,6 +114,9 @@ def feature_fingerprint(n_items: int, settings: Mapping[str, Any]) -> str:
                       **({"vectors": settings["vectors_stamp"]} if "vectors_stamp" in settings
                          else {}),
                       **({"sentences": settings["sentences"]} if "sentences" in settings
+                         else {}),
+                      # features from payloads read before a purge are not the current ones
+                      **({"purges": settings["purge_stamp"]} if settings.get("purge_stamp")
                          else {}),
                       # vectors of another model version are embedded again (their keys differ)
                       **({"sentence_model": featurizers.sentence_model_version()}
@@ -200,6 +208,25 @@ def _stored_vectors(storage: Storage, project_id: int) -> NDArray[np.float32]:
         raise ValueError(f"{stored.missing} of {n_items} items have no vector (rows {first}): "
                          "store their vectors or choose another featurizer")
     return stored.vectors
+
+
+def purge_stamp(storage: Storage, project_id: int) -> str:
+    """What changes with every purge of the project's payloads ("" before the first)."""
+    try:
+        return (storage.arrays.project_dir(project_id) / _PURGES).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def new_purge_stamp(storage: Storage, project_id: int) -> None:
+    """A purge of payloads happened: a new stamp, so features built from payloads read before
+    it match no fingerprint (a build under way does not save them; a model trained on the old
+    features is not applied to the rebuilt ones), and the cached features dropped."""
+    folder = storage.arrays.project_dir(project_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / _PURGES, lambda h: h.write(uuid.uuid4().hex.encode()))
+    for path in _paths(storage, project_id).values():
+        path.unlink(missing_ok=True)
 
 
 def _vectors_stamp(storage: Storage, project_id: int) -> str:
@@ -386,11 +413,11 @@ def features_status(storage: Storage, session: Session, project: Project,
 
 
 def forget_features(storage: Storage, project_id: int, purged_rows: Sequence[int]) -> None:
-    """Drop the cached features and featurizer of the project and the stored sentence vectors
-    of the purged rows (after a purge, so nothing derived from a removed payload stays in the
-    array store); the next round rebuilds the features, with the other items' vectors."""
-    for path in _paths(storage, project_id).values():
-        path.unlink(missing_ok=True)
+    """After a purge: the cached features and featurizer dropped under a new purge stamp, and
+    the stored sentence vectors of the purged rows blanked, so nothing derived from a removed
+    payload stays in the array store; the next round rebuilds the features, with the other
+    items' vectors. Call :func:`new_purge_stamp` again once the purge is committed."""
+    new_purge_stamp(storage, project_id)
     sentences.purge_rows(storage, project_id, purged_rows)
 
 
@@ -423,6 +450,7 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     settings = feature_settings(task, settings)
     if settings.get("featurizer") == "vectors":  # new vectors for the same items: rebuild
         settings["vectors_stamp"] = _vectors_stamp(storage, project_id)
+    settings["purge_stamp"] = purged = purge_stamp(storage, project_id)  # read before the items
     if n_items == 0:
         raise ValueError(f"project {project_id} has no items: import items first")
     wanted = sentences.wanted_weight(settings, n_items)
@@ -457,6 +485,10 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     fingerprint = feature_fingerprint(len(records), settings)
     X, embeddings = _fit_transform(featurizer, records, vectors)
     del records
-    _save(storage, project_id, X, embeddings, featurizer, fingerprint,
-          str(settings["featurizer"]), sentences_read=vectors is not None)
+    if purge_stamp(storage, project_id) == purged:
+        _save(storage, project_id, X, embeddings, featurizer, fingerprint,
+              str(settings["featurizer"]), sentences_read=vectors is not None)
+    else:  # payloads purged since they were read: this round uses them, nothing keeps them
+        log.info("project %s: payloads purged during the build, its features not kept",
+                 project_id)
     return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

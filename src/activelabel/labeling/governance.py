@@ -4,11 +4,13 @@ such change an audit event)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -24,7 +26,7 @@ from ..store import (
 from ..store._util import item_in_project
 from ..store.governance import list_project_versions, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
-from .featurize import forget_features
+from .featurize import forget_features, new_purge_stamp
 from .images import forget_images, is_image_ref
 from .snapshots import restore_snapshot
 from .vectors import purge_vectors
@@ -41,6 +43,8 @@ __all__ = [
     "set_gold_answers",
     "version_views",
 ]
+
+log = logging.getLogger("activelabel.governance")
 
 #: Audit events read per query when the whole trail is read.
 AUDIT_PAGE = 1000
@@ -87,7 +91,11 @@ def version_views(session: Session, project_id: int) -> list[VersionView]:
 def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequence[int],
           external_ids: Sequence[str], actor_id: int) -> list[Item]:
     """Remove the payloads of the items given by id or external id (each purge an audit
-    event) and drop the project's cached features, which the next round rebuilds without them."""
+    event) and drop the project's cached features, which the next round rebuilds without them.
+
+    The array store changes before the session commits, and the purge stamp changes again once
+    it has committed: a build that read the payloads before the commit keeps nothing, and no
+    model trained before the purge is taken for one of the rebuilt features."""
     ids = list(item_ids)
     if external_ids:
         found = item_ids_by_external_id(session, project_id, external_ids)
@@ -104,7 +112,17 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     rows = [item.row for item in items]
     forget_features(storage, project_id, rows)
     purge_vectors(storage, project_id, rows)
+    event.listen(session, "after_commit",
+                 lambda _session: _stamp_after_commit(storage, project_id), once=True)
     return items
+
+
+def _stamp_after_commit(storage: Storage, project_id: int) -> None:
+    try:
+        new_purge_stamp(storage, project_id)
+    except OSError:  # the purge is committed; the stamp set before the commit still differs
+        log.exception("project %s: the purge stamp could not be renewed after the commit",
+                      project_id)
 
 
 def restore(session: Session, project: Project, snapshot_id: int,

@@ -1,0 +1,98 @@
+"""A purge of payloads and the features derived from them: nothing built from a removed payload
+is kept, whenever the build that read it ran, and no model trained before the purge is taken
+for one of the features rebuilt after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from activelabel.labeling import featurize
+from activelabel.labeling.featurize import cached_fingerprint, ensure_features
+from activelabel.labeling.governance import purge
+from activelabel.runtime.settings import Storage
+from activelabel.store import iter_items
+from tests.support.projects import Seeded, label_rows, new_project, request_and_run_round, text_rows
+
+ROWS = 40
+PURGED_ROW = 5
+#: TF-IDF and LSA only: the same with the sentence model installed or not
+SETTINGS = {"featurizer_params": {"n_components": 8, "sentence_weight": None},
+            "audit_share": 0.0}
+
+
+def _project(storage: Storage) -> Seeded:
+    return new_project(storage, labels=["a", "b"], rows=text_rows(ROWS), settings=SETTINGS)
+
+
+def _purge_row(storage: Storage, seeded: Seeded, row: int, session: Any = None) -> None:
+    def run(s: Any) -> None:
+        item = next(i for batch in iter_items(s, seeded.project_id) for i in batch
+                    if i.row == row)
+        purge(s, storage, seeded.project_id, item_ids=[item.id], external_ids=[],
+              actor_id=seeded.owner_id)
+
+    if session is not None:
+        run(session)
+        return
+    with storage.sessions() as s, s.begin():
+        run(s)
+
+
+def _row(X: Any, row: int) -> np.ndarray:
+    return np.asarray(X[row].todense() if sp.issparse(X) else X[row]).ravel()
+
+
+def test_a_model_from_before_a_purge_is_not_taken_for_the_rebuilt_features(
+        engine_storage: Storage) -> None:
+    seeded = _project(engine_storage)
+    label_rows(engine_storage, seeded, list(range(12)),
+               ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(12)])
+    request_and_run_round(engine_storage, seeded.project_id)
+    trained_on = cached_fingerprint(engine_storage, seeded.project_id)
+    assert trained_on is not None
+    _purge_row(engine_storage, seeded, PURGED_ROW)
+    rebuilt = ensure_features(engine_storage, seeded.project_id)
+    assert rebuilt.rebuilt
+    assert not _row(rebuilt.X, PURGED_ROW).any()
+    # the TF-IDF and LSA were fitted again: the active model (trained on the old ones) must
+    # not score with them; its fingerprint says so to the ML backend and to import placement
+    assert rebuilt.fingerprint != trained_on
+    assert cached_fingerprint(engine_storage, seeded.project_id) != trained_on
+
+
+def test_a_build_that_read_the_payloads_before_a_purge_keeps_nothing(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = _project(engine_storage)
+    fit = featurize._fit_transform
+    purged: list[int] = []
+
+    def purge_during_the_build(*args: Any, **kwargs: Any) -> Any:
+        if not purged:  # the records are read; a purge commits before the build saves
+            _purge_row(engine_storage, seeded, PURGED_ROW)
+            purged.append(PURGED_ROW)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(featurize, "_fit_transform", purge_during_the_build)
+    during = ensure_features(engine_storage, seeded.project_id)
+    assert purged
+    assert _row(during.X, PURGED_ROW).any()  # this build read the payload ...
+    assert cached_fingerprint(engine_storage, seeded.project_id) is None  # ... and kept nothing
+    after = ensure_features(engine_storage, seeded.project_id)
+    assert after.rebuilt
+    assert not _row(after.X, PURGED_ROW).any()
+
+
+def test_a_build_between_a_purge_and_its_commit_keeps_nothing(engine_storage: Storage) -> None:
+    seeded = _project(engine_storage)
+    with engine_storage.sessions() as session, session.begin():
+        _purge_row(engine_storage, seeded, PURGED_ROW, session)
+        # not committed yet: a build now reads the payload as it was, and saves its features
+        between = ensure_features(engine_storage, seeded.project_id)
+        assert _row(between.X, PURGED_ROW).any()
+    after = ensure_features(engine_storage, seeded.project_id)  # the commit renewed the stamp
+    assert after.rebuilt
+    assert not _row(after.X, PURGED_ROW).any()
