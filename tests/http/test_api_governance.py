@@ -175,6 +175,22 @@ def test_purge_removes_payloads_keeps_labels_and_audits(api: Api) -> None:
     assert rebuilt.n_items == 2
 
 
+def test_a_purged_item_is_handed_out_no_more_not_even_to_who_held_it(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4)
+    holder, other = api.member(pid, "annotator"), api.member(pid, "annotator")
+    held = api.get(f"/projects/{pid}/tasks/next?n=2", holder).json()
+    purged = held[0]["item"]["id"]
+    answer = api.post(f"/projects/{pid}/items/purge", owner, json={"item_ids": [purged]})
+    assert answer.status_code == 200, answer.text
+    again = [t["item"]["id"] for t in api.get(f"/projects/{pid}/tasks/next?n=10", holder).json()]
+    assert purged not in again  # the lease ended with the payload ...
+    assert held[1]["item"]["id"] in again  # ... the other one is still theirs
+    rest = [t["item"]["id"] for t in api.get(f"/projects/{pid}/tasks/next?n=10", other).json()]
+    assert purged not in rest
+    assert len(again) + len(rest) == 3
+
+
 def test_audit_exports_as_jsonl_and_no_route_alters_it(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=2)

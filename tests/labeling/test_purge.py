@@ -14,7 +14,8 @@ from activelabel.labeling import featurize
 from activelabel.labeling.featurize import cached_fingerprint, ensure_features
 from activelabel.labeling.governance import purge
 from activelabel.runtime.settings import Storage
-from activelabel.store import iter_items
+from activelabel.store import iter_items, round_selections
+from activelabel.store.models import Round
 from tests.support.projects import Seeded, label_rows, new_project, request_and_run_round, text_rows
 
 ROWS = 40
@@ -96,3 +97,24 @@ def test_a_build_between_a_purge_and_its_commit_keeps_nothing(engine_storage: St
     after = ensure_features(engine_storage, seeded.project_id)  # the commit renewed the stamp
     assert after.rebuilt
     assert not _row(after.X, PURGED_ROW).any()
+
+
+def test_a_purged_item_is_neither_picked_nor_learned_from(engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(ROWS),
+                         settings={**SETTINGS, "strategy": "margin", "batch_size": 10})
+    label_rows(engine_storage, seeded, list(range(12)),
+               ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(12)])
+    for row in (3, 20, 21, 22):  # one labeled, three not
+        _purge_row(engine_storage, seeded, row)
+    done = request_and_run_round(engine_storage, seeded.project_id)
+    with engine_storage.read_sessions() as session:
+        rnd = session.get(Round, done["round_id"])
+        assert rnd is not None
+        rows = {i.id: i.row for batch in iter_items(session, seeded.project_id) for i in batch}
+        picked = [rows[s.item_id] for s in round_selections(session, rnd.id)]
+        metrics = dict(rnd.metrics or {})
+    # an emptied text is the most uncertain of all (it reads as nothing): never picked
+    assert len(picked) == 10
+    assert not {20, 21, 22} & set(picked)
+    assert metrics["n_train"] == 11  # the purged row's label is kept, not learned from
+    assert metrics["n_candidates"] == ROWS - 12 - 3

@@ -63,7 +63,7 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
-from ..store.governance import add_decision
+from ..store.governance import add_decision, purged_rows
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
@@ -252,6 +252,7 @@ class _Snapshot:
     audit: list[int] = field(default_factory=list)  # audit draws' rows, in draw order
     plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
     scheduled_before: str | None = None  # strategy: auto, the last round's choice
+    purged: NDArray[np.intp] = field(default_factory=lambda: np.empty(0, np.intp))  # rows
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -285,7 +286,12 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             splits.extend(str(r.split) for r in batch)
         labels: dict[int, list[list[Any]]] = {}
         annotators: dict[int, list[int]] = {}
+        # a purged item's labels stay (people's work), but its payload is gone: no round
+        # learns from it, measures with it or picks it
+        purged = set(purged_rows(session, project_id))
         for cur in current_labels(session, project_id):
+            if int(cur.row) in purged:
+                continue
             labels.setdefault(int(cur.row), []).append(list(cur.labels))
             annotators.setdefault(int(cur.row), []).append(int(cur.annotator_id))
         active = active_model_version(session, project_id)
@@ -301,7 +307,9 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             active_version_id=None if active is None else active.id,
             previous=_previous_round(session, project_id, number),
             history=_history(session, project_id, number), annotators=annotators,
-            gold=_gold_answers(session, project_id), audit=audit_rows(session, project_id),
+            gold=_gold_answers(session, project_id),
+            audit=[r for r in audit_rows(session, project_id) if r not in purged],
+            purged=np.asarray(sorted(purged), dtype=np.intp),
             items_known=_items_known(session, project_id),
             plan=plan_record(plan, pace, seconds, settings.max_model_lag),
             scheduled_before=before if isinstance(before, str) else None)
@@ -375,11 +383,11 @@ def _evaluate(model: Any, X: Any, snap: _Snapshot,
 
 
 def _candidates(snap: _Snapshot) -> NDArray[np.intp]:
-    """Rows a round may select: pool items nobody has a current label on."""
+    """Rows a round may select: pool items nobody has a current label on, not purged."""
     mask = snap.splits == "pool"
     labeled = np.fromiter(snap.labels.keys(), dtype=np.intp, count=len(snap.labels))
-    labeled = labeled[labeled < mask.shape[0]]
-    mask[labeled] = False
+    for rows in (labeled, snap.purged):
+        mask[rows[rows < mask.shape[0]]] = False
     return np.flatnonzero(mask)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ._util import get_or_raise, item_in_project
@@ -16,6 +16,7 @@ from .audit import record_audit
 from .errors import InvalidInput, NotFound
 from .items import content_hash
 from .models import (
+    Assignment,
     CalibrationItem,
     CalibrationSession,
     Decision,
@@ -40,6 +41,7 @@ __all__ = [
     "list_project_versions",
     "list_snapshots",
     "purge_items",
+    "purged_rows",
     "record_project_version",
 ]
 
@@ -192,9 +194,10 @@ def list_calibrations(session: Session, project_id: int) -> list[CalibrationSess
 def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
                 actor_id: int | None, now: datetime | None = None) -> list[Item]:
     """Remove the payloads of the items on request (data becomes ``{}``, private fields go,
-    ``purged_at`` set);
-    annotations and the audit trail stay. Each purge writes an audit event naming the item
-    and the fields removed (never their values)."""
+    ``purged_at`` set); annotations and the audit trail stay. Each purge writes an audit event
+    naming the item and the fields removed (never their values). A purged item leaves the
+    loop: its open leases end, the queue hands it out no more (:mod:`.queue`) and rounds
+    neither pick it nor learn from it (:func:`purged_rows`)."""
     ids = list(dict.fromkeys(int(i) for i in item_ids))
     if not ids:
         raise InvalidInput("give at least one item to purge (item_ids or external_ids)")
@@ -209,5 +212,16 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
                      actor_id=actor_id, before={"external_id": item.external_id,
                                                 "fields": fields},
                      after={"external_id": item.external_id, "purged_at": when.isoformat()})
+    session.execute(update(Assignment).where(Assignment.item_id.in_(ids),
+                                             Assignment.released_at.is_(None),
+                                             Assignment.completed_at.is_(None),
+                                             Assignment.expires_at > when)
+                    .values(expires_at=when).execution_options(synchronize_session=False))
     session.flush()
     return items
+
+
+def purged_rows(session: Session, project_id: int) -> list[int]:
+    """Array-store rows of the project's purged items."""
+    stmt = select(Item.row).where(Item.project_id == project_id, Item.purged_at.is_not(None))
+    return [int(r) for r in session.execute(stmt).scalars()]

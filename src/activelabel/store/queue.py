@@ -543,7 +543,8 @@ def _candidates_query(dialect: str, name: str, shape: str, by_split: bool,
                       skipping: bool) -> Select[Any]:
     """One pass of :func:`_candidates` (parameters ``limit``, ``splits``, ``skip`` and the
     policy's), locking what it reads on PostgreSQL."""
-    where: list[Any] = [Item.project_id == _PID, ~_mine(), ~_held()]
+    # a purged item (payload removed) is no task for anyone
+    where: list[Any] = [Item.project_id == _PID, Item.purged_at.is_(None), ~_mine(), ~_held()]
     if by_split:
         where.append(Item.split.in_(bindparam("splits", expanding=True)))
     if skipping:
@@ -596,7 +597,7 @@ def _still_free_query(shape: str, write: bool) -> Any:
     candidates = bindparam("candidates", type_=postgresql.ARRAY(Integer))
     calibration = exists().where(CalibrationItem.item_id == Item.id)
     free = (select(_PID, Item.id, _UID, _NOW, bindparam("expires", type_=DateTime(timezone=True)))
-            .where(Item.id == func.any(candidates), ~_mine(), ~_held(),
+            .where(Item.id == func.any(candidates), Item.purged_at.is_(None), ~_mine(), ~_held(),
                    or_(calibration, _lease_count() + Item.n_labels < _needed(shape)))
             .order_by(func.array_position(candidates, Item.id)).limit(bindparam("want")))
     if not write:
