@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from activelabel.labeling import featurize
 from activelabel.labeling.featurize import cached_fingerprint, ensure_features
 from activelabel.labeling.governance import purge
+from activelabel.labeling.stats import project_counts
 from activelabel.runtime.settings import Storage
 from activelabel.store import iter_items, round_selections
 from activelabel.store.models import Round
@@ -118,3 +119,16 @@ def test_a_purged_item_is_neither_picked_nor_learned_from(engine_storage: Storag
     assert not {20, 21, 22} & set(picked)
     assert metrics["n_train"] == 11  # the purged row's label is kept, not learned from
     assert metrics["n_candidates"] == ROWS - 12 - 3
+
+
+def test_the_backlog_leaves_out_the_items_purged_before_anyone_labeled_them(
+        engine_storage: Storage) -> None:
+    seeded = _project(engine_storage)
+    label_rows(engine_storage, seeded, [0, 1], ["a", "b"])
+    for row in (1, 7):  # one labeled, one not
+        _purge_row(engine_storage, seeded, row)
+    with engine_storage.read_sessions() as session:
+        counts = project_counts(session, seeded.project_id)
+    assert counts.n_items == ROWS
+    assert counts.labeled["pool"] == 2
+    assert counts.backlog == ROWS - 2 - 1

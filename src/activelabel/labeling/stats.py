@@ -41,7 +41,8 @@ LAST_ROUNDS = 5
 @dataclass(frozen=True)
 class ProjectCounts:
     """Items and labeled items (with at least one current label) per split, and the work
-    waiting: leased items, queued unlabeled items, open flags, queued or running jobs."""
+    waiting: leased items, queued unlabeled items, open flags, queued or running jobs; pool
+    items purged before anyone labeled them are no work (see :attr:`backlog`)."""
 
     items: dict[str, int]
     labeled: dict[str, int]
@@ -49,6 +50,7 @@ class ProjectCounts:
     queued: int
     open_flags: int
     jobs_waiting: int
+    purged_unlabeled: int = 0
 
     @property
     def n_items(self) -> int:
@@ -60,24 +62,30 @@ class ProjectCounts:
 
     @property
     def backlog(self) -> int:
-        """Pool items nobody has labeled yet."""
-        return self.items["pool"] - self.labeled["pool"]
+        """Pool items nobody has labeled yet (purged ones are handed out no more)."""
+        return self.items["pool"] - self.labeled["pool"] - self.purged_unlabeled
 
 
-def _per_split(session: Session, project_id: int) -> tuple[dict[str, int], dict[str, int]]:
+def _per_split(session: Session,
+               project_id: int) -> tuple[dict[str, int], dict[str, int], int]:
+    """Items and labeled items per split, and the unlabeled pool items purged."""
     items = dict.fromkeys(SPLITS, 0)
     labeled = dict.fromkeys(SPLITS, 0)
-    stmt = (select(Item.split, func.count(), func.count().filter(Item.n_labels > 0))
+    purged = 0
+    stmt = (select(Item.split, func.count(), func.count().filter(Item.n_labels > 0),
+                   func.count().filter(Item.n_labels == 0, Item.purged_at.is_not(None)))
             .where(Item.project_id == project_id).group_by(Item.split))
-    for split, total, done in session.execute(stmt):
+    for split, total, done, gone in session.execute(stmt):
         items[split], labeled[split] = int(total), int(done)
-    return items, labeled
+        purged += int(gone) if split == "pool" else 0
+    return items, labeled, purged
 
 
 def _queued(session: Session, project_id: int) -> int:
     """Unlabeled items of the latest round's batch (the head of the queue)."""
     stmt = select(func.count()).select_from(Item).where(
-        Item.project_id == project_id, Item.queue_rank < SCORED_BASE, Item.n_labels == 0)
+        Item.project_id == project_id, Item.queue_rank < SCORED_BASE, Item.n_labels == 0,
+        Item.purged_at.is_(None))
     return int(session.execute(stmt).scalar_one())
 
 
@@ -95,8 +103,9 @@ def _open_flags(session: Session, project_id: int) -> int:
 
 def project_counts(session: Session, project_id: int) -> ProjectCounts:
     """The project's counts (see :class:`ProjectCounts`)."""
-    items, labeled = _per_split(session, project_id)
-    return ProjectCounts(items=items, labeled=labeled, leased=_leased(session, project_id),
+    items, labeled, purged = _per_split(session, project_id)
+    return ProjectCounts(items=items, labeled=labeled, purged_unlabeled=purged,
+                         leased=_leased(session, project_id),
                          queued=_queued(session, project_id),
                          open_flags=_open_flags(session, project_id),
                          jobs_waiting=count_pending_jobs(session, project_id))
