@@ -125,6 +125,11 @@ def test_related_returns_the_nearest_labeled_items(api: Api) -> None:
     assert "secret" not in got[0]["data"]
     assert got[0]["data"]["text"] == "item 1"
     assert "secret" in api.get(f"/projects/{pid}/items/{ids[0]}/related", owner).json()[0]["data"]
+    purged = api.post(f"/projects/{pid}/items/purge", owner, json={"item_ids": [ids[1]]})
+    assert purged.status_code == 200, purged.text
+    api.storage.arrays.save(pid, "embeddings", emb)  # as rebuilt (the purge dropped them)
+    got = api.get(f"/projects/{pid}/items/{ids[0]}/related", ann, params={"k": 2}).json()
+    assert [r["item_id"] for r in got] == [ids[3], ids[2]]  # the purged one left out
 
 
 def test_nearest_rows_is_chunked_and_skips_the_query(monkeypatch: object) -> None:

@@ -69,12 +69,16 @@ def get_confidence(project_id: PathId, caller: Reader,
         arrays.load(project_id, PREVIOUS_PROBS_ARRAY), bins))
 
 
+#: Neighbours read beyond ``k``, in place of purged ones.
+RELATED_SPARE = 5
+
+
 @router.get("/projects/{project_id}/items/{item_id}/related", response_model=list[RelatedItem])
 def related(project_id: PathId, item_id: PathId, caller: Reader,
             k: Annotated[int, Query(ge=1, le=50)] = 5) -> list[RelatedItem]:
     """The ``k`` labeled items nearest to the item in the project's embeddings, with their
     consensus label (null on a tie) and cosine similarity; empty before the first features
-    are built. Private fields are removed for annotators. Any member."""
+    are built; purged items left out. Private fields are removed for annotators. Any member."""
     project, role = caller.project(project_id)
     item = get_item(caller.session, project_id, item_id)
     embeddings = caller.storage.arrays.load(project_id, EMBEDDINGS)
@@ -82,12 +86,16 @@ def related(project_id: PathId, item_id: PathId, caller: Reader,
         return []
     labeled = labeled_rows(caller.session, project)
     candidates = np.asarray(sorted(labeled), dtype=np.intp)
-    near = nearest_rows(embeddings, item.row, candidates, k)
+    near = nearest_rows(embeddings, item.row, candidates, k + RELATED_SPARE)
     hidden = hidden_fields(project, role)
     out: list[RelatedItem] = []
     for row, similarity in near:
         info = labeled[row]
         other = get_item(caller.session, project_id, info["item_id"])
+        if other.purged_at is not None:  # its payload is gone: nothing to show
+            continue
+        if len(out) == k:
+            break
         out.append(RelatedItem(item_id=info["item_id"], external_id=info["external_id"],
                                label=info["label"], similarity=similarity,
                                data=visible_data(other.data, hidden)))
