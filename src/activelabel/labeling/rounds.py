@@ -63,7 +63,7 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
-from ..store.governance import add_decision, purged_rows
+from ..store.governance import add_decision
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
@@ -281,14 +281,15 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
         watermark = label_watermark(session, project_id)
         ids: list[int] = []
         splits: list[str] = []
+        # a purged item's labels stay (people's work), but its payload is gone: no round
+        # learns from it, measures with it or picks it
+        purged: set[int] = set()
         for batch in iter_items(session, project_id, with_data=False):
             ids.extend(int(r.id) for r in batch)
             splits.extend(str(r.split) for r in batch)
+            purged.update(int(r.row) for r in batch if r.purged_at is not None)
         labels: dict[int, list[list[Any]]] = {}
         annotators: dict[int, list[int]] = {}
-        # a purged item's labels stay (people's work), but its payload is gone: no round
-        # learns from it, measures with it or picks it
-        purged = set(purged_rows(session, project_id))
         for cur in current_labels(session, project_id):
             if int(cur.row) in purged:
                 continue

@@ -41,7 +41,6 @@ __all__ = [
     "list_project_versions",
     "list_snapshots",
     "purge_items",
-    "purged_rows",
     "record_project_version",
 ]
 
@@ -197,7 +196,7 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
     ``purged_at`` set); annotations and the audit trail stay. Each purge writes an audit event
     naming the item and the fields removed (never their values). A purged item leaves the
     loop: its open leases end, the queue hands it out no more (:mod:`.queue`) and rounds
-    neither pick it nor learn from it (:func:`purged_rows`)."""
+    neither pick it nor learn from it (``labeling.rounds``)."""
     ids = list(dict.fromkeys(int(i) for i in item_ids))
     if not ids:
         raise InvalidInput("give at least one item to purge (item_ids or external_ids)")
@@ -220,8 +219,3 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
     session.flush()
     return items
 
-
-def purged_rows(session: Session, project_id: int) -> list[int]:
-    """Array-store rows of the project's purged items."""
-    stmt = select(Item.row).where(Item.project_id == project_id, Item.purged_at.is_not(None))
-    return [int(r) for r in session.execute(stmt).scalars()]

@@ -257,12 +257,12 @@ def count_items(session: Session, project_id: int, split: str | None = None) -> 
 
 def iter_items(session: Session, project_id: int, *, batch_size: int = 10_000,
                with_data: bool = True, from_row: int = 0) -> Iterator[list[Row[Any]]]:
-    """Batches of rows ``(id, row, external_id, split[, data])`` in ``row`` order (keyset pages),
-    from row ``from_row`` on.
+    """Batches of rows ``(id, row, external_id, split, purged_at[, data])`` in ``row`` order
+    (keyset pages), from row ``from_row`` on.
 
     Memory stays at one batch: featurize a million items without loading them all.
     """
-    columns: list[Any] = [Item.id, Item.row, Item.external_id, Item.split]
+    columns: list[Any] = [Item.id, Item.row, Item.external_id, Item.split, Item.purged_at]
     if with_data:
         columns.append(Item.data)
     last = from_row - 1
