@@ -218,4 +218,3 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
                     .values(expires_at=when).execution_options(synchronize_session=False))
     session.flush()
     return items
-
