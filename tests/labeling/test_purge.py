@@ -4,6 +4,8 @@ for one of the features rebuilt after it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +15,12 @@ import scipy.sparse as sp
 from activelabel.labeling import featurize
 from activelabel.labeling.featurize import cached_fingerprint, ensure_features
 from activelabel.labeling.governance import purge
+from activelabel.labeling.snapshots import read_snapshot, take_snapshot
 from activelabel.labeling.stats import project_counts
 from activelabel.runtime.settings import Storage
-from activelabel.store import iter_items, round_selections
-from activelabel.store.models import Round
+from activelabel.store import get_project, iter_items, list_audit, round_selections
+from activelabel.store.governance import get_snapshot
+from activelabel.store.models import Round, Snapshot
 from tests.support.projects import Seeded, label_rows, new_project, request_and_run_round, text_rows
 
 ROWS = 40
@@ -132,3 +136,65 @@ def test_the_backlog_leaves_out_the_items_purged_before_anyone_labeled_them(
     assert counts.n_items == ROWS
     assert counts.labeled["pool"] == 2
     assert counts.backlog == ROWS - 2 - 1
+
+
+def _snapshot(storage: Storage, seeded: Seeded) -> tuple[int, Path]:
+    with storage.sessions() as session, session.begin():
+        snap = take_snapshot(session, storage, get_project(session, seeded.project_id),
+                             created_by=None)
+        return snap.id, Path(snap.path)
+
+
+def _stored_snapshot(storage: Storage, seeded: Seeded, snapshot_id: int) -> Snapshot:
+    with storage.read_sessions() as session:
+        snap = get_snapshot(session, seeded.project_id, snapshot_id)
+        session.expunge(snap)
+        return snap
+
+
+def test_a_purge_empties_the_item_in_every_snapshot_and_keeps_them_verifiable(
+        engine_storage: Storage) -> None:
+    seeded = _project(engine_storage)
+    label_rows(engine_storage, seeded, [0, 1, 2], ["a", "b", "a"])
+    first, first_file = _snapshot(engine_storage, seeded)
+    label_rows(engine_storage, seeded, [3], ["b"])
+    second, second_file = _snapshot(engine_storage, seeded)
+    secret = json.dumps(text_rows(2)[1]["data"]["text"])  # the text of row 1
+    assert secret in first_file.read_text()
+    _purge_row(engine_storage, seeded, 1)
+    for snapshot_id, old_file, n_lines in ((first, first_file, 3), (second, second_file, 4)):
+        snap = _stored_snapshot(engine_storage, seeded, snapshot_id)
+        header, lines = read_snapshot(snap)  # the content hash checks out
+        assert len(lines) == n_lines
+        assert not old_file.exists()
+        assert secret not in Path(snap.path).read_text()
+        by_row = {line["external_id"]: line for line in lines}
+        assert by_row["t1"]["data"] == {}
+        assert by_row["t1"]["consensus"] == "b"  # the labels stay
+        assert by_row["t0"]["data"] == text_rows(1)[0]["data"]
+        assert header["content_hash"] == snap.content_hash
+        assert header["redacted"][0]["items"] == 1
+        assert header["redacted"][0]["content_hash_before"] != snap.content_hash
+    with engine_storage.read_sessions() as session:
+        events = [e for e in list_audit(session, project_id=seeded.project_id, entity="snapshot")
+                  if e.action == "redact"]
+    assert sorted(int(e.entity_id) for e in events) == [first, second]
+
+
+def test_a_purge_rolled_back_leaves_the_snapshots_as_they_were(engine_storage: Storage) -> None:
+    seeded = _project(engine_storage)
+    label_rows(engine_storage, seeded, [0, 1], ["a", "b"])
+    snapshot_id, snapshot_file = _snapshot(engine_storage, seeded)
+    before = _stored_snapshot(engine_storage, seeded, snapshot_id)
+
+    def purge_then_fail() -> None:
+        with engine_storage.sessions() as session, session.begin():
+            _purge_row(engine_storage, seeded, 1, session)
+            raise RuntimeError("the purge's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        purge_then_fail()
+    after = _stored_snapshot(engine_storage, seeded, snapshot_id)
+    assert (after.content_hash, after.path) == (before.content_hash, before.path)
+    assert sorted(snapshot_file.parent.iterdir()) == [snapshot_file]  # the new file is gone
+    read_snapshot(after)

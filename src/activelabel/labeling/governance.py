@@ -28,7 +28,7 @@ from ..store.governance import list_project_versions, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
 from .featurize import forget_features, new_purge_stamp
 from .images import forget_images, is_image_ref
-from .snapshots import restore_snapshot
+from .snapshots import redact_snapshots, restore_snapshot
 from .vectors import purge_vectors
 
 __all__ = [
@@ -109,6 +109,7 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     items = purge_items(session, project_id, ids, actor_id=actor_id)
     session.flush()
     forget_images(session, storage, project_id, images)  # image files go with their items
+    redact_snapshots(session, project_id, [item.id for item in items], actor_id=actor_id)
     rows = [item.row for item in items]
     forget_features(storage, project_id, rows)
     purge_vectors(storage, project_id, rows)

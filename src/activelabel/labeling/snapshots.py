@@ -12,20 +12,26 @@ labels have the same hash and a changed file is detected before it is served or 
 Restoring re-applies the snapshot's labels as *new* revisions (a correction by the restoring
 owner, with the reason ``restore snapshot N``) wherever an annotator's current label differs;
 nothing is deleted, and labels made after the snapshot by others stay as they are.
+
+A purge of payloads reaches the snapshots too (:func:`redact_snapshots`): a snapshot holding a
+purged item is written again with that item's payload emptied (its labels kept), under a new
+content hash recorded in the database, in the header (``redacted``, with the hash before)
+and as an audit event; the old file is removed once the purge commits.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -35,6 +41,7 @@ from ..store import (
     annotate,
     current_labels,
     current_revision,
+    record_audit,
     usernames,
 )
 from ..store.files import atomic_write
@@ -42,7 +49,7 @@ from ..store.governance import create_snapshot, get_snapshot, list_snapshots
 from ..store.models import Item, Project, Snapshot, utcnow
 from .consensus import consensus_method, project_consensus
 
-__all__ = ["read_snapshot", "restore_snapshot", "take_snapshot"]
+__all__ = ["read_snapshot", "redact_snapshots", "restore_snapshot", "take_snapshot"]
 
 
 def _folder(storage: Storage, project_id: int) -> Path:
@@ -169,3 +176,87 @@ def restore_snapshot(session: Session, project: Project, snapshot_id: int,
             restored += 1
     return {"snapshot_id": snapshot.id, "restored": restored, "unchanged": unchanged,
             "missing": missing}
+
+
+def _holds_payload_of(path: Path, item_ids: Collection[int]) -> bool:
+    """Whether the snapshot file has a line of one of ``item_ids`` with a payload left."""
+    with open(path, encoding="utf-8") as handle:
+        handle.readline()  # the header
+        for text in handle:
+            line = json.loads(text)
+            if int(line["item_id"]) in item_ids and line.get("data"):
+                return True
+    return False
+
+
+def _redacted_copy(snapshot: Snapshot, item_ids: Collection[int]) -> tuple[Path, str, int]:
+    """A new file of the snapshot with the payloads of ``item_ids`` emptied: (its path, its
+    content hash, lines emptied)."""
+    path = Path(snapshot.path)
+    digest = hashlib.sha256()
+    emptied = 0
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot.", suffix=".tmp", dir=path.parent)
+    body = Path(tmp)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out, open(path, encoding="utf-8") as src:
+            header = json.loads(src.readline())
+            for text in src:
+                line = json.loads(text)
+                if int(line["item_id"]) in item_ids and line.get("data"):
+                    line["data"] = {}
+                    text = _dump(line) + "\n"
+                    emptied += 1
+                digest.update(text.encode())
+                out.write(text)
+        content_hash = digest.hexdigest()
+        info = header.setdefault("snapshot", {})
+        info.setdefault("redacted", []).append({
+            "at": utcnow().isoformat(), "items": emptied,
+            "content_hash_before": snapshot.content_hash})
+        info["content_hash"] = content_hash
+        target = path.parent / f"{path.stem.rsplit('_', 1)[0]}_{content_hash[:12]}.jsonl"
+        _with_header(body, target, _dump(header) + "\n")
+    finally:
+        body.unlink(missing_ok=True)
+    return target, content_hash, emptied
+
+
+def _when_ended(session: Session, committed: Callable[[], None],
+                rolled_back: Callable[[], None]) -> None:
+    """Run ``committed`` once the session's transaction commits, or ``rolled_back`` once it
+    rolls back (whichever comes first; the other never runs)."""
+    ended: list[bool] = []
+
+    def on(then: Callable[[], None]) -> Callable[[Session], None]:
+        def listener(_session: Session) -> None:
+            if not ended:
+                ended.append(True)
+                then()
+        return listener
+
+    event.listen(session, "after_commit", on(committed))
+    event.listen(session, "after_rollback", on(rolled_back))
+
+
+def redact_snapshots(session: Session, project_id: int, item_ids: Collection[int], *,
+                     actor_id: int | None) -> int:
+    """Empty the payloads of ``item_ids`` (purged) in the project's snapshot files; the
+    number of snapshots written again (see the module doc). Each one's new file is written
+    before the session commits, and its record points to it: the old file is removed once the
+    transaction commits, the new one if it rolls back, so the record always has its file."""
+    wanted = {int(i) for i in item_ids}
+    changed = 0
+    for snapshot in list_snapshots(session, project_id):
+        path = Path(snapshot.path)
+        if not path.exists() or not _holds_payload_of(path, wanted):
+            continue
+        target, content_hash, emptied = _redacted_copy(snapshot, wanted)
+        record_audit(session, "redact", "snapshot", snapshot.id, project_id=project_id,
+                     actor_id=actor_id, before={"content_hash": snapshot.content_hash},
+                     after={"content_hash": content_hash, "items_emptied": emptied})
+        snapshot.content_hash, snapshot.path = content_hash, str(target)
+        _when_ended(session, functools.partial(path.unlink, missing_ok=True),
+                    functools.partial(target.unlink, missing_ok=True))
+        changed += 1
+    session.flush()
+    return changed
