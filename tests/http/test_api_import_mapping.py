@@ -56,8 +56,8 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
     for unknown in ("..x.jsonl", "0123456789ab-none.jsonl"):
         error = assert_error(api.get(f"/projects/{pid}/uploads/{unknown}", owner),
                              404, "not_found")
-        assert f"no upload {unknown!r} in project {pid}: upload the file first" \
-            in error["message"]
+        assert f"no upload {unknown!r} in project {pid} (an upload is removed once its " \
+            "import is done): upload the file" in error["message"]
         error = assert_error(api.post(f"/projects/{pid}/uploads/{unknown}/import", owner,
                                       json={}), 404, "not_found")
         assert f"no upload {unknown!r}" in error["message"]

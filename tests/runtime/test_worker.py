@@ -19,6 +19,7 @@ import pytest
 import activelabel.runtime.worker as worker_module
 from activelabel.labeling.imports import enqueue_import, save_upload
 from activelabel.labeling.rounds import request_round
+from activelabel.runtime.server import run_job_inline
 from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import claim_job, enqueue_job, get_job, get_round, list_rounds
@@ -53,6 +54,30 @@ def test_worker_runs_an_import_then_its_cold_start_round(fresh_storage: Storage)
     with fresh_storage.read_sessions() as session:
         assert get_round(session, seeded.project_id, rnd.id).status == "done"
         assert get_job(session, rnd.job_id).status == "done"  # type: ignore[arg-type]
+
+
+def test_an_import_done_removes_its_upload_and_never_the_users_own_file(
+        fresh_storage: Storage, tmp_path: Path) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    uploaded = _queue_import(fresh_storage, seeded.project_id)
+    own = tmp_path / "mine.jsonl"  # a file named directly, not saved as an upload
+    own.write_text("\n".join(json.dumps(r) for r in text_rows(5, start=20)))
+    with fresh_storage.sessions() as session, session.begin():
+        enqueue_import(session, seeded.project_id, own, requested_by=None)
+        upload = Path(str(get_job(session, uploaded).payload["path"]))  # type: ignore[index]
+    assert upload.is_file()
+    worker = Worker(fresh_storage)
+    assert worker.run_once()
+    assert not upload.exists()  # its rows are in the database, where a purge reaches them
+    assert worker.run_once()
+    assert own.is_file()
+    with fresh_storage.read_sessions() as session:
+        assert [get_job(session, uploaded).status] == ["done"]
+    inline = _queue_import(fresh_storage, seeded.project_id, n=3)  # `import --wait` runs it here
+    with fresh_storage.read_sessions() as session:
+        upload = Path(str(get_job(session, inline).payload["path"]))  # type: ignore[index]
+    assert run_job_inline(fresh_storage, inline).status == "done"
+    assert not upload.exists()
 
 
 def test_failed_jobs_are_marked_with_the_error_and_the_worker_goes_on(

@@ -80,6 +80,7 @@ __all__ = [
     "FORMATS",
     "MAX_REPORTED_REJECTS",
     "PREVIEW_ROWS",
+    "discard_upload",
     "enqueue_import",
     "normalize_row",
     "preview_import",
@@ -147,6 +148,25 @@ def save_upload(storage: Storage, project_id: int, filename: str, stream: Binary
     return target
 
 
+def discard_upload(storage: Storage, job: Job) -> bool:
+    """After an import job is done: remove its file when it is an upload this server saved
+    (under the uploads folder; a file or folder named some other way is the user's and
+    stays). Its rows are in the database now, where a purge reaches them; the copy would keep
+    every payload a purge removes, and the disk it takes. True when a file was removed."""
+    raw = (job.payload or {}).get("path")
+    if job.kind != "import" or not raw:
+        return False
+    path = Path(str(raw))
+    try:
+        inside = path.resolve().is_relative_to(storage.location.uploads_dir.resolve())
+    except OSError:
+        return False
+    if not inside or not path.is_file():
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -156,8 +176,9 @@ def upload_path(storage: Storage, project_id: int, upload: str) -> Path:
     folder = storage.location.uploads_dir / f"project_{int(project_id)}"
     path = folder / upload
     if not _UPLOAD_NAME.match(upload) or not path.is_file():
-        raise NotFound(f"no upload {upload!r} in project {project_id}: upload the file "
-                           "first (POST /projects/{id}/uploads) and use the name it returns")
+        raise NotFound(f"no upload {upload!r} in project {project_id} (an upload is removed "
+                       "once its import is done): upload the file (POST "
+                       "/projects/{id}/uploads) and use the name it returns")
     return path
 
 

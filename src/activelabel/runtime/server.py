@@ -34,7 +34,14 @@ from ..store.errors import InvalidInput
 from ..store.models import Job, JobStatus
 from .logs import logging_config
 from .settings import ENV_DATA_DIR, ENV_DB, resolve_location
-from .worker import Heartbeat, JobLost, handler_for, handler_options, record_failure
+from .worker import (
+    Heartbeat,
+    JobLost,
+    after_done,
+    handler_for,
+    handler_options,
+    record_failure,
+)
 
 if TYPE_CHECKING:
     from ..http.config import ServerSettings
@@ -336,4 +343,5 @@ def run_job_inline(storage: Storage, job_id: int, *,
     else:
         with storage.sessions() as session, session.begin():
             finish_job(session, job_id, worker_id, result=result)
+        after_done(storage, job)
     return _wait_done(storage, job_id, 5)

@@ -46,6 +46,7 @@ __all__ = [
     "Heartbeat",
     "JobLost",
     "Worker",
+    "after_done",
     "handler_for",
     "handler_options",
     "main",
@@ -81,6 +82,19 @@ def handler_for(kind: str) -> Handler:
 
         return run_import
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
+
+
+def after_done(storage: Storage, job: Job) -> None:
+    """What follows a job's success once it is recorded: an import's uploaded file goes
+    (``labeling.imports.discard_upload``). A failure here is logged, never the job's."""
+    if job.kind != "import":
+        return
+    from ..labeling.imports import discard_upload
+
+    try:
+        discard_upload(storage, job)
+    except OSError:
+        log.exception("job %s: its uploaded file could not be removed", job.id)
 
 
 def handler_options(kind: str, settings: ServerSettings | None = None) -> dict[str, Any]:
@@ -267,6 +281,7 @@ class Worker:
             with self.storage.sessions() as session, session.begin():
                 finish_job(session, job.id, self.worker_id, result=result)
             log.info("job %s done", job.id)
+            after_done(self.storage, job)
         except Conflict:
             log.warning("job %s finished but was requeued meanwhile; its result is dropped",
                         job.id)
