@@ -17,7 +17,7 @@ from activelabel.labeling.featurize import (
     feature_settings,
     features_status,
     featurize_records,
-    forget_features,
+    new_purge_stamp,
 )
 from activelabel.labeling.governance import purge
 from activelabel.labeling.imports import enqueue_import, save_upload
@@ -130,6 +130,22 @@ def test_a_purge_blanks_its_items_vectors_and_keeps_the_others(
                ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(12)])
     result = request_and_run_round(engine_storage, pid)  # the blank rows are no trouble
     assert result["selected"] > 0
+
+
+def test_a_build_that_read_a_text_before_its_purge_keeps_the_blank_row(
+        engine_storage: Storage, asked: list[int]) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
+                         settings={"featurizer_params": {"n_components": 8}})
+    pid = seeded.project_id
+    ensure_features(engine_storage, pid)
+    asked.clear()
+    sentences.purge_rows(engine_storage, pid, [5])  # the purge committed meanwhile
+    read_before = _texts(0, 20)  # row 5 still holds its text in what this build read
+    vectors = sentences.complete_vectors(engine_storage, pid, read_before)
+    assert vectors is not None
+    assert asked == []  # nothing cut, nothing embedded again (the old text least of all)
+    assert not vectors[5].any()
+    assert sentences.stored_rows(engine_storage, pid) == 20
 
 
 def test_a_purge_cut_short_before_its_keys_embeds_from_that_row_again(
@@ -308,7 +324,7 @@ def test_the_status_says_how_far_the_vectors_are_and_whether_the_model_reads_the
     _set_params(engine_storage, pid, {"n_components": 8, "sentence_weight": None})
     assert status()["sentence_vectors"]["text"].startswith(
         "sentence vectors: 30 of 30 items stored, not read: sentence_weight is null")
-    forget_features(engine_storage, pid, [0])  # a purge: the features go, the vectors stay
+    new_purge_stamp(engine_storage, pid)  # a purge: the features go, the vectors stay
     assert status()["built_for"] is None
     assert status()["sentence_vectors"]["embedded"] == 30
 

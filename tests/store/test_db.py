@@ -13,12 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.orm import Session
 
 from activelabel.store import create_engine_for, default_url, migrate, session_factory
 from activelabel.store.db import (
     alembic_config,
     commit_without_waiting_for_flush,
     for_update_skip_locked,
+    on_transaction_end,
     upsert,
 )
 from activelabel.store.models import Base, Item, Membership
@@ -302,3 +304,38 @@ def test_commit_without_waiting_for_flush_holds_for_its_transaction_only(engine:
             assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
         else:  # nothing to set: SQLite's commits in WAL mode never wait for a sync
             assert session.execute(text("PRAGMA synchronous")).scalar() == 1
+
+
+def test_on_transaction_end_runs_once_for_the_outer_transaction_not_its_savepoints(
+        engine: Engine) -> None:
+    seen: list[str] = []
+
+    def watch(session: Session) -> None:
+        on_transaction_end(session, committed=lambda: seen.append("committed"),
+                           rolled_back=lambda: seen.append("rolled back"))
+
+    with Session(engine) as session, session.begin():
+        watch(session)
+        with session.begin_nested():  # a savepoint released: not the end
+            pass
+        nested = session.begin_nested()
+        nested.rollback()  # a savepoint rolled back: not the end either
+        assert seen == []
+    assert seen == ["committed"]
+    seen.clear()
+    with Session(engine) as session:
+        session.begin()
+        watch(session)
+        session.rollback()
+    assert seen == ["rolled back"]
+    seen.clear()
+    with Session(engine) as session:
+        session.begin()
+        watch(session)
+    assert seen == ["rolled back"]  # closed without a commit
+
+    def fails() -> None:
+        raise OSError("a file could not be removed")
+
+    with Session(engine) as session, session.begin():  # logged, never raised into the commit
+        on_transaction_end(session, committed=fails, rolled_back=fails)

@@ -19,7 +19,7 @@ import logging
 import pickle
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,6 @@ __all__ = [
     "feature_fingerprint",
     "features_status",
     "featurize_records",
-    "forget_features",
     "load_featurizer",
     "new_purge_stamp",
     "pixel_reader",
@@ -220,8 +219,9 @@ def purge_stamp(storage: Storage, project_id: int) -> str:
 
 def new_purge_stamp(storage: Storage, project_id: int) -> None:
     """A purge of payloads happened: a new stamp, so features built from payloads read before
-    it match no fingerprint (a build under way does not save them; a model trained on the old
-    features is not applied to the rebuilt ones), and the cached features dropped."""
+    it match no fingerprint (a build under way does not keep them; a model trained on the old
+    features is not applied to the rebuilt ones), and the cached features and featurizer
+    dropped (the next round rebuilds them). A purge renews it before and after its commit."""
     folder = storage.arrays.project_dir(project_id)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / _PURGES, lambda h: h.write(uuid.uuid4().hex.encode()))
@@ -412,15 +412,6 @@ def features_status(storage: Storage, session: Session, project: Project,
     return out
 
 
-def forget_features(storage: Storage, project_id: int, purged_rows: Sequence[int]) -> None:
-    """After a purge: the cached features and featurizer dropped under a new purge stamp, and
-    the stored sentence vectors of the purged rows blanked, so nothing derived from a removed
-    payload stays in the array store; the next round rebuilds the features, with the other
-    items' vectors. Call :func:`new_purge_stamp` again once the purge is committed."""
-    new_purge_stamp(storage, project_id)
-    sentences.purge_rows(storage, project_id, purged_rows)
-
-
 def load_featurizer(storage: Storage, project_id: int) -> Featurizer | None:
     """The featurizer fitted for the cached features, or None when none was saved."""
     path = _paths(storage, project_id)["featurizer"]
@@ -488,7 +479,10 @@ def ensure_features(storage: Storage, project_id: int) -> ProjectFeatures:
     if purge_stamp(storage, project_id) == purged:
         _save(storage, project_id, X, embeddings, featurizer, fingerprint,
               str(settings["featurizer"]), sentences_read=vectors is not None)
-    else:  # payloads purged since they were read: this round uses them, nothing keeps them
+    if purge_stamp(storage, project_id) != purged:  # also if a purge came during the save
+        # payloads purged since they were read: this round uses them, nothing keeps them
         log.info("project %s: payloads purged during the build, its features not kept",
                  project_id)
+        for path in _paths(storage, project_id).values():
+            path.unlink(missing_ok=True)
     return ProjectFeatures(X, embeddings, fingerprint, True, time.perf_counter() - start)

@@ -4,13 +4,11 @@ such change an audit event)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -23,10 +21,12 @@ from ..store import (
     set_gold,
     usernames,
 )
-from ..store._util import item_in_project
+from ..store._util import item_in_project, lock_project
+from ..store.db import on_transaction_end
 from ..store.governance import list_project_versions, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
-from .featurize import forget_features, new_purge_stamp
+from . import sentences
+from .featurize import new_purge_stamp
 from .images import forget_images, is_image_ref
 from .snapshots import redact_snapshots, restore_snapshot
 from .vectors import purge_vectors
@@ -43,8 +43,6 @@ __all__ = [
     "set_gold_answers",
     "version_views",
 ]
-
-log = logging.getLogger("activelabel.governance")
 
 #: Audit events read per query when the whole trail is read.
 AUDIT_PAGE = 1000
@@ -93,9 +91,12 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     """Remove the payloads of the items given by id or external id (each purge an audit
     event) and drop the project's cached features, which the next round rebuilds without them.
 
-    The array store changes before the session commits, and the purge stamp changes again once
-    it has committed: a build that read the payloads before the commit keeps nothing, and no
-    model trained before the purge is taken for one of the rebuilt features."""
+    Snapshots are redacted, user vectors blanked and the purge stamp renewed before the
+    session commits; once it has committed the stamp is renewed again and the stored sentence
+    vectors of the purged rows are blanked: a build that read the payloads before the commit
+    keeps nothing, and no model trained before the purge is taken for one of the rebuilt
+    features."""
+    lock_project(session, project_id)  # one purge or snapshot of the project at a time
     ids = list(item_ids)
     if external_ids:
         found = item_ids_by_external_id(session, project_id, external_ids)
@@ -111,19 +112,17 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     forget_images(session, storage, project_id, images)  # image files go with their items
     redact_snapshots(session, project_id, [item.id for item in items], actor_id=actor_id)
     rows = [item.row for item in items]
-    forget_features(storage, project_id, rows)
+    new_purge_stamp(storage, project_id)
     purge_vectors(storage, project_id, rows)
-    event.listen(session, "after_commit",
-                 lambda _session: _stamp_after_commit(storage, project_id), once=True)
-    return items
 
-
-def _stamp_after_commit(storage: Storage, project_id: int) -> None:
-    try:
+    def committed() -> None:
         new_purge_stamp(storage, project_id)
-    except OSError:  # the purge is committed; the stamp set before the commit still differs
-        log.exception("project %s: the purge stamp could not be renewed after the commit",
-                      project_id)
+        # after the commit: a build that read a text before it finds the blank row (its key is
+        # the empty text's) and keeps it, and a rolled back purge blanks nothing
+        sentences.purge_rows(storage, project_id, rows)
+
+    on_transaction_end(session, committed=committed, rolled_back=lambda: None)
+    return items
 
 
 def restore(session: Session, project: Project, snapshot_id: int,

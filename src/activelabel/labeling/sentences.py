@@ -72,6 +72,10 @@ def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
         dtype=np.uint64, count=len(texts))
 
 
+#: The key of the empty text: what a purged row is stored under (see :func:`purge_rows`).
+_EMPTY_KEY = text_keys([""])[0]
+
+
 def wanted_weight(settings: Mapping[str, Any], n_items: int) -> float | None:
     """The sentence weight a project's text features take at ``n_items`` items (None: none);
     ``settings`` as its features read them (``featurize.feature_settings``)."""
@@ -181,8 +185,11 @@ def _append(storage: Storage, project_id: int, vectors: NDArray[np.float32],
 
 
 def _valid_prefix(stored_keys: NDArray[np.uint64], keys: NDArray[np.uint64]) -> int:
+    """Rows from the first on whose stored vector is their text's; a purged row (blanked,
+    keyed by the empty text) counts whatever text was read, as a build that read its text
+    before the purge committed still has it: the blank row is kept, not embedded again."""
     n = min(stored_keys.shape[0], keys.shape[0])
-    differ = np.flatnonzero(stored_keys[:n] != keys[:n])
+    differ = np.flatnonzero((stored_keys[:n] != keys[:n]) & (stored_keys[:n] != _EMPTY_KEY))
     return int(differ[0]) if differ.size else n
 
 
@@ -230,10 +237,10 @@ def purge_rows(storage: Storage, project_id: int, rows: Sequence[int]) -> None:
     project's other vectors are kept (a purge does not embed the project again, nor do its
     next rounds go without the vectors meanwhile).
 
-    The vectors are written and synced before the keys: a write cut short leaves a purged
-    row's old key beside a zero vector, which no longer matches its (empty) text, so the next
-    build drops that row and those after it and embeds them again; never the old vector under
-    the new key."""
+    Called once the purge has committed. The vectors are written and synced before the keys:
+    a write cut short leaves a purged row's old key beside a zero vector, which no longer
+    matches its (empty) text, so the next build drops that row and those after it and embeds
+    them again; never the old vector under the new key."""
     if not len(rows) or not storage.arrays.project_dir(project_id).exists():
         return
     with _locked(storage, project_id, wait=True):
@@ -244,7 +251,7 @@ def purge_rows(storage: Storage, project_id: int, rows: Sequence[int]) -> None:
             return
         vectors_path, keys_path = _files(storage, project_id)
         blank = bytes(_ROW_BYTES)
-        empty_key = text_keys([""]).tobytes()
+        empty_key = np.asarray([_EMPTY_KEY], dtype=np.uint64).tobytes()
         for path, width, data in ((vectors_path, _ROW_BYTES, blank), (keys_path, 8, empty_key)):
             with path.open("r+b") as handle:
                 for row in hit:

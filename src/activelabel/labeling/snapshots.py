@@ -27,11 +27,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import (
@@ -44,6 +44,8 @@ from ..store import (
     record_audit,
     usernames,
 )
+from ..store._util import lock_project
+from ..store.db import on_transaction_end
 from ..store.files import atomic_write
 from ..store.governance import create_snapshot, get_snapshot, list_snapshots
 from ..store.models import Item, Project, Snapshot, utcnow
@@ -89,6 +91,7 @@ def take_snapshot(session: Session, storage: Storage, project: Project, *,
     a failed commit leaves an orphan file, never a record without its file). Each item's
     ``consensus`` is by the project's method, named in the header's ``consensus_method``
     (``majority`` or ``dawid_skene``; see the module doc)."""
+    lock_project(session, project.id)  # not beside a purge of the project (its redaction)
     folder = _folder(storage, project.id)
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -221,29 +224,14 @@ def _redacted_copy(snapshot: Snapshot, item_ids: Collection[int]) -> tuple[Path,
     return target, content_hash, emptied
 
 
-def _when_ended(session: Session, committed: Callable[[], None],
-                rolled_back: Callable[[], None]) -> None:
-    """Run ``committed`` once the session's transaction commits, or ``rolled_back`` once it
-    rolls back (whichever comes first; the other never runs)."""
-    ended: list[bool] = []
-
-    def on(then: Callable[[], None]) -> Callable[[Session], None]:
-        def listener(_session: Session) -> None:
-            if not ended:
-                ended.append(True)
-                then()
-        return listener
-
-    event.listen(session, "after_commit", on(committed))
-    event.listen(session, "after_rollback", on(rolled_back))
-
-
 def redact_snapshots(session: Session, project_id: int, item_ids: Collection[int], *,
                      actor_id: int | None) -> int:
     """Empty the payloads of ``item_ids`` (purged) in the project's snapshot files; the
     number of snapshots written again (see the module doc). Each one's new file is written
     before the session commits, and its record points to it: the old file is removed once the
-    transaction commits, the new one if it rolls back, so the record always has its file."""
+    transaction commits, the new one if it does not, so the record always has its file. The
+    caller holds the project's lock (:func:`~activelabel.store._util.lock_project`), as
+    :func:`take_snapshot` does: two purges, or a purge and a snapshot, never interleave."""
     wanted = {int(i) for i in item_ids}
     changed = 0
     for snapshot in list_snapshots(session, project_id):
@@ -255,8 +243,8 @@ def redact_snapshots(session: Session, project_id: int, item_ids: Collection[int
                      actor_id=actor_id, before={"content_hash": snapshot.content_hash},
                      after={"content_hash": content_hash, "items_emptied": emptied})
         snapshot.content_hash, snapshot.path = content_hash, str(target)
-        _when_ended(session, functools.partial(path.unlink, missing_ok=True),
-                    functools.partial(target.unlink, missing_ok=True))
+        on_transaction_end(session, committed=functools.partial(path.unlink, missing_ok=True),
+                           rolled_back=functools.partial(target.unlink, missing_ok=True))
         changed += 1
     session.flush()
     return changed

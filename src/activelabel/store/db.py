@@ -11,6 +11,7 @@ deferred ``BEGIN`` and never block writers. PostgreSQL is chosen by URL
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "insert_ignore",
     "is_postgresql",
     "migrate",
+    "on_transaction_end",
     "refresh_statistics",
     "session_factory",
     "upsert",
@@ -409,3 +411,33 @@ def holds_projects(url: str) -> bool:
         return False
     finally:
         engine.dispose()
+
+
+_log = logging.getLogger("activelabel.store")
+
+
+def on_transaction_end(session: Session, *, committed: Callable[[], None],
+                       rolled_back: Callable[[], None]) -> None:
+    """Run ``committed`` once the session's outermost transaction commits, else
+    ``rolled_back`` once it ends without committing (rolled back, or closed); savepoints do
+    not count. What they do is outside the transaction (files): an error there is logged,
+    never raised into the commit that already happened."""
+    done: list[bool] = []
+
+    def run(then: Callable[[], None]) -> None:
+        done.append(True)
+        try:
+            then()
+        except Exception:
+            _log.exception("after the transaction: %s failed", getattr(then, "__name__", then))
+
+    def on_commit(current: Session) -> None:
+        if not done and not current.in_nested_transaction():
+            run(committed)
+
+    def on_end(_current: Session, transaction: SessionTransaction) -> None:
+        if not done and transaction.parent is None and not transaction.nested:
+            run(rolled_back)
+
+    event.listen(session, "after_commit", on_commit)
+    event.listen(session, "after_transaction_end", on_end)
