@@ -80,6 +80,27 @@ def test_an_import_done_removes_its_upload_and_never_the_users_own_file(
     assert not upload.exists()
 
 
+def test_an_upload_with_rejected_rows_or_another_import_waiting_is_kept(
+        fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    lines = [json.dumps(r) for r in text_rows(4)] + ["{not json"]
+    path = save_upload(fresh_storage, seeded.project_id, "rows.jsonl",
+                       io.BytesIO("\n".join(lines).encode()))
+    with fresh_storage.sessions() as session, session.begin():
+        first = enqueue_import(session, seeded.project_id, path, requested_by=None).id
+    assert run_job_inline(fresh_storage, first).result["rejected_count"] == 1  # type: ignore[index]
+    assert path.is_file()  # to be imported again, once mended
+    clean = save_upload(fresh_storage, seeded.project_id, "more.jsonl", io.BytesIO(
+        "\n".join(json.dumps(r) for r in text_rows(3, start=10)).encode()))
+    with fresh_storage.sessions() as session, session.begin():
+        ids = [enqueue_import(session, seeded.project_id, clean, requested_by=None).id
+               for _ in range(2)]
+    run_job_inline(fresh_storage, ids[0])
+    assert clean.is_file()  # the second import of it still waits
+    run_job_inline(fresh_storage, ids[1])
+    assert not clean.exists()
+
+
 def test_failed_jobs_are_marked_with_the_error_and_the_worker_goes_on(
         fresh_storage: Storage, tmp_path: Path) -> None:
     # items without the "text" field the text featurizer reads: the round must fail

@@ -54,7 +54,7 @@ from ..store.imported import (
     add_predictions,
 )
 from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
-from ..store.models import SPLITS, Job, Project, Round, RoundStatus
+from ..store.models import SPLITS, Job, JobStatus, Project, Round, RoundStatus
 from .drift import import_drift
 from .formats.conll import read_conll, read_span_jsonl
 from .formats.huggingface import read_huggingface
@@ -148,15 +148,24 @@ def save_upload(storage: Storage, project_id: int, filename: str, stream: Binary
     return target
 
 
-def discard_upload(storage: Storage, job: Job) -> bool:
+def discard_upload(storage: Storage, job: Job, result: Mapping[str, Any]) -> bool:
     """After an import job is done: remove its file when it is an upload this server saved
     (under the uploads folder; a file or folder named some other way is the user's and
-    stays). Its rows are in the database now, where a purge reaches them; the copy would keep
-    every payload a purge removes, and the disk it takes. True when a file was removed."""
+    stays), every row of it went in, and no other import queued or running reads it. Its rows
+    are in the database now, where a purge reaches them; the copy would keep every payload a
+    purge removes, and the disk it takes. An import with rejected rows keeps its upload, to
+    be imported again with another mapping. ``result``: the job's. True when a file was
+    removed."""
     raw = (job.payload or {}).get("path")
-    if job.kind != "import" or not raw:
+    if job.kind != "import" or not raw or result.get("rejected_count"):
         return False
     path = Path(str(raw))
+    with storage.read_sessions() as session:
+        others = session.execute(select(Job.payload).where(
+            Job.kind == "import", Job.id != job.id, Job.project_id == job.project_id,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))).scalars()
+        if any(str((p or {}).get("path")) == str(raw) for p in others):
+            return False
     try:
         inside = path.resolve().is_relative_to(storage.location.uploads_dir.resolve())
     except OSError:

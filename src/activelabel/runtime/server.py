@@ -343,5 +343,5 @@ def run_job_inline(storage: Storage, job_id: int, *,
     else:
         with storage.sessions() as session, session.begin():
             finish_job(session, job_id, worker_id, result=result)
-        after_done(storage, job)
+        after_done(storage, job, result)
     return _wait_done(storage, job_id, 5)

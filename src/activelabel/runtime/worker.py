@@ -84,16 +84,17 @@ def handler_for(kind: str) -> Handler:
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
 
 
-def after_done(storage: Storage, job: Job) -> None:
-    """What follows a job's success once it is recorded: an import's uploaded file goes
-    (``labeling.imports.discard_upload``). A failure here is logged, never the job's."""
+def after_done(storage: Storage, job: Job, result: Mapping[str, Any]) -> None:
+    """What follows a job's success once it is recorded (``result``: the job's): an import's
+    uploaded file goes (``labeling.imports.discard_upload``). A failure here is logged, never
+    the job's."""
     if job.kind != "import":
         return
     from ..labeling.imports import discard_upload
 
     try:
-        discard_upload(storage, job)
-    except OSError:
+        discard_upload(storage, job, result)
+    except Exception:  # the job is done and recorded; the file waits
         log.exception("job %s: its uploaded file could not be removed", job.id)
 
 
@@ -281,7 +282,7 @@ class Worker:
             with self.storage.sessions() as session, session.begin():
                 finish_job(session, job.id, self.worker_id, result=result)
             log.info("job %s done", job.id)
-            after_done(self.storage, job)
+            after_done(self.storage, job, result)
         except Conflict:
             log.warning("job %s finished but was requeued meanwhile; its result is dropped",
                         job.id)
