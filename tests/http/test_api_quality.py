@@ -268,6 +268,12 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     # the round of the model behind the predictions, for the page to name it
     assert {(e["suggestion"]["model_version"], e["suggestion"]["model_round"])
             for e in entries} == {(2, number)}
+    # a purged item: the model saw nothing of it, so it suspects its label no more
+    assert api.post(f"/projects/{pid}/items/purge", owner,
+                    json={"item_ids": [items[1]]}).status_code == 200
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "model_disagrees"}).json()
+    assert {e["item_id"] for e in entries} == {items[0], items[4]}
 
 
 def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:

@@ -385,8 +385,24 @@ def review_queue(session: Session, storage: Storage, project: Project, *,
     if Reason.FLAGGED in wanted:
         entries += _flagged(session, project.id)
     entries = _filter(session, entries, ctx, project, annotator, label, round_number)
+    entries = _without_purged_suspects(session, entries)
     entries.sort(key=lambda e: (-e.score, e.reason.priority, e.item_id))
     return entries[:limit], ctx
+
+
+#: Reasons a model gives from an item's features: a purged item's read as an empty text.
+_MODEL_REASONS = frozenset({Reason.LABEL_ISSUE, Reason.MODEL_DISAGREES})
+
+
+def _without_purged_suspects(session: Session, entries: list[ReviewEntry]) -> list[ReviewEntry]:
+    """``entries`` but a model's suspicion of a purged item (its payload gone, the model saw
+    nothing of it: its label is not wrong for that); people's reasons stay."""
+    suspects = sorted({e.item_id for e in entries if e.reason in _MODEL_REASONS})
+    purged: set[int] = set()
+    for start in range(0, len(suspects), 1000):
+        purged.update(session.execute(select(Item.id).where(
+            Item.id.in_(suspects[start:start + 1000]), Item.purged_at.is_not(None))).scalars())
+    return [e for e in entries if not (e.reason in _MODEL_REASONS and e.item_id in purged)]
 
 
 def entry_annotations(session: Session, ctx: _Context, item_id: int) -> list[dict[str, Any]]:
