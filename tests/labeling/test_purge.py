@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sqlalchemy import select
 
 from activelabel.labeling import featurize
 from activelabel.labeling.featurize import cached_fingerprint, ensure_features
@@ -20,7 +21,7 @@ from activelabel.labeling.stats import project_counts
 from activelabel.runtime.settings import Storage
 from activelabel.store import get_project, iter_items, list_audit, round_selections
 from activelabel.store.governance import get_snapshot
-from activelabel.store.models import Round, Snapshot
+from activelabel.store.models import Item, Round, Snapshot
 from tests.support.projects import Seeded, label_rows, new_project, request_and_run_round, text_rows
 
 ROWS = 40
@@ -198,3 +199,25 @@ def test_a_purge_rolled_back_leaves_the_snapshots_as_they_were(engine_storage: S
     assert (after.content_hash, after.path) == (before.content_hash, before.path)
     assert sorted(snapshot_file.parent.iterdir()) == [snapshot_file]  # the new file is gone
     read_snapshot(after)
+
+
+def test_a_purged_item_leaves_the_queue_order_and_rounds_rank_it_no_more(
+        engine_storage: Storage) -> None:
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(ROWS),
+                         settings={**SETTINGS, "strategy": "margin", "batch_size": 5})
+    label_rows(engine_storage, seeded, list(range(10)),
+               ["a" if "alpha" in r["data"]["text"] else "b" for r in text_rows(10)])
+    request_and_run_round(engine_storage, seeded.project_id)
+    _purge_row(engine_storage, seeded, 30)
+
+    def order_of(row: int) -> tuple[Any, Any]:
+        with engine_storage.read_sessions() as session:
+            item = next(i for i in session.execute(select(Item).where(
+                Item.project_id == seeded.project_id, Item.row == row)).scalars())
+            return item.queue_rank, item.queue_key
+
+    assert order_of(30) == (None, None)  # no claim or audit draw walks past it
+    assert order_of(31)[0] is not None
+    request_and_run_round(engine_storage, seeded.project_id)  # ranks the pool again
+    assert order_of(30) == (None, None)
+    assert order_of(31)[0] is not None

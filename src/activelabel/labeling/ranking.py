@@ -90,13 +90,17 @@ class Ranking:
 
 
 def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: NDArray[Any],
-                 *, multilabel: bool, seed: int, project_id: int) -> Ranking:
-    """Every row outside ``batch_rows`` ranked behind the batch: pool rows by margin
-    (ascending, ties by row), other splits at seeded random places. O(n log n), no n x n."""
+                 *, multilabel: bool, seed: int, project_id: int,
+                 left_out: NDArray[np.intp] | None = None) -> Ranking:
+    """Every row outside ``batch_rows`` and ``left_out`` (purged items: no rank, no task)
+    ranked behind the batch: pool rows by margin (ascending, ties by row), other splits at
+    seeded random places. O(n log n), no n x n."""
     n = min(splits.shape[0], probs.shape[0])
     behind = np.ones(n, dtype=bool)
+    for skip in (np.asarray(batch_rows, dtype=np.intp),
+                 np.asarray(left_out if left_out is not None else [], dtype=np.intp)):
+        behind[skip[skip < n]] = False
     batch_rows = np.asarray(batch_rows, dtype=np.intp)
-    behind[batch_rows[batch_rows < n]] = False
     rows = np.flatnonzero(behind)
     pool = splits[rows] == "pool"
     m = margins(probs[rows[pool]], multilabel) if pool.any() else np.empty(0)

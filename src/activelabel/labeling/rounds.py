@@ -999,7 +999,8 @@ def run_round(storage: Storage, job: Job, *, progress: Progress,
         start = time.perf_counter()
         ranking = full_ranking(snap.splits, out.picked.rows, out.probs,
                                multilabel=snap.task == "multilabel",
-                               seed=int(snap.settings["random_state"]), project_id=project_id)
+                               seed=int(snap.settings["random_state"]), project_id=project_id,
+                               left_out=snap.purged)
         timings["rank_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - started
     try:

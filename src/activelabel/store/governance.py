@@ -207,6 +207,8 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
         # The hash of a short payload could be guessed back: it goes too.
         item.data, item.purged_at, item.content_hash = {}, when, content_hash({})
         item.private = None
+        # out of the queue's order and the audit draws' (rounds leave it unranked)
+        item.queue_rank = item.queue_key = None
         record_audit(session, "purge", "item", item.id, project_id=project_id,
                      actor_id=actor_id, before={"external_id": item.external_id,
                                                 "fields": fields},
