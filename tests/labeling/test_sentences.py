@@ -25,6 +25,7 @@ from activelabel.runtime.settings import Storage
 from activelabel.runtime.worker import Worker
 from activelabel.store import add_items, get_project, iter_items
 from tests.support.projects import (
+    Seeded,
     label_rows,
     new_project,
     request_and_run_round,
@@ -132,12 +133,17 @@ def test_a_purge_blanks_its_items_vectors_and_keeps_the_others(
     assert result["selected"] > 0
 
 
+def _embedded_project(storage: Storage, n: int) -> Seeded:
+    """A project of ``n`` texts whose features (and sentence vectors) are built."""
+    seeded = new_project(storage, labels=["a", "b"], rows=text_rows(n),
+                         settings={"featurizer_params": {"n_components": 8}})
+    ensure_features(storage, seeded.project_id)
+    return seeded
+
+
 def test_a_build_that_read_a_text_before_its_purge_keeps_the_blank_row(
         engine_storage: Storage, asked: list[int]) -> None:
-    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
-                         settings={"featurizer_params": {"n_components": 8}})
-    pid = seeded.project_id
-    ensure_features(engine_storage, pid)
+    pid = _embedded_project(engine_storage, 20).project_id
     asked.clear()
     sentences.purge_rows(engine_storage, pid, [5])  # the purge committed meanwhile
     read_before = _texts(0, 20)  # row 5 still holds its text in what this build read
@@ -150,10 +156,8 @@ def test_a_build_that_read_a_text_before_its_purge_keeps_the_blank_row(
 
 def test_a_purge_cut_short_before_its_keys_embeds_from_that_row_again(
         engine_storage: Storage, asked: list[int]) -> None:
-    seeded = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20),
-                         settings={"featurizer_params": {"n_components": 8}})
+    seeded = _embedded_project(engine_storage, 20)
     pid = seeded.project_id
-    ensure_features(engine_storage, pid)
     _, old_keys = _stored_files(engine_storage, pid)
     with engine_storage.sessions() as session, session.begin():
         item = next(item for batch in iter_items(session, pid) for item in batch
