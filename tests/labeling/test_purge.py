@@ -199,6 +199,10 @@ def test_a_purge_rolled_back_leaves_the_snapshots_as_they_were(engine_storage: S
     assert (after.content_hash, after.path) == (before.content_hash, before.path)
     assert sorted(snapshot_file.parent.iterdir()) == [snapshot_file]  # the new file is gone
     read_snapshot(after)
+    _purge_row(engine_storage, seeded, 10)  # in no snapshot: none written again
+    untouched = _stored_snapshot(engine_storage, seeded, snapshot_id)
+    assert (untouched.content_hash, untouched.path) == (before.content_hash, before.path)
+    assert sorted(snapshot_file.parent.iterdir()) == [snapshot_file]
 
 
 def test_a_purged_item_leaves_the_queue_order_and_rounds_rank_it_no_more(

@@ -181,20 +181,10 @@ def restore_snapshot(session: Session, project: Project, snapshot_id: int,
             "missing": missing}
 
 
-def _holds_payload_of(path: Path, item_ids: Collection[int]) -> bool:
-    """Whether the snapshot file has a line of one of ``item_ids`` with a payload left."""
-    with open(path, encoding="utf-8") as handle:
-        handle.readline()  # the header
-        for text in handle:
-            line = json.loads(text)
-            if int(line["item_id"]) in item_ids and line.get("data"):
-                return True
-    return False
-
-
-def _redacted_copy(snapshot: Snapshot, item_ids: Collection[int]) -> tuple[Path, str, int]:
+def _redacted_copy(snapshot: Snapshot,
+                   item_ids: Collection[int]) -> tuple[Path, str, int] | None:
     """A new file of the snapshot with the payloads of ``item_ids`` emptied: (its path, its
-    content hash, lines emptied)."""
+    content hash, lines emptied); None when it holds no payload of theirs (one pass)."""
     path = Path(snapshot.path)
     digest = hashlib.sha256()
     emptied = 0
@@ -211,6 +201,8 @@ def _redacted_copy(snapshot: Snapshot, item_ids: Collection[int]) -> tuple[Path,
                     emptied += 1
                 digest.update(text.encode())
                 out.write(text)
+        if not emptied:
+            return None
         content_hash = digest.hexdigest()
         info = header.setdefault("snapshot", {})
         info.setdefault("redacted", []).append({
@@ -236,9 +228,10 @@ def redact_snapshots(session: Session, project_id: int, item_ids: Collection[int
     changed = 0
     for snapshot in list_snapshots(session, project_id):
         path = Path(snapshot.path)
-        if not path.exists() or not _holds_payload_of(path, wanted):
+        copy = _redacted_copy(snapshot, wanted) if path.exists() else None
+        if copy is None:
             continue
-        target, content_hash, emptied = _redacted_copy(snapshot, wanted)
+        target, content_hash, emptied = copy
         record_audit(session, "redact", "snapshot", snapshot.id, project_id=project_id,
                      actor_id=actor_id, before={"content_hash": snapshot.content_hash},
                      after={"content_hash": content_hash, "items_emptied": emptied})
