@@ -225,3 +225,20 @@ def test_a_purged_item_leaves_the_queue_order_and_rounds_rank_it_no_more(
     request_and_run_round(engine_storage, seeded.project_id)  # ranks the pool again
     assert order_of(30) == (None, None)
     assert order_of(31)[0] is not None
+
+
+def test_a_purged_image_reads_as_a_blank_one(engine_storage: Storage) -> None:
+    rows = [{"external_id": f"p{i}", "data": {"image": [[i % 3, 1, 0], [2, i % 5, 1]]}}
+            for i in range(12)]
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=rows,
+                         settings={"featurizer": "image", "audit_share": 0.0})
+    ensure_features(engine_storage, seeded.project_id)
+    _purge_row(engine_storage, seeded, 4)
+    rebuilt = ensure_features(engine_storage, seeded.project_id)  # it raised: '' is no image
+    assert rebuilt.rebuilt
+    assert rebuilt.n_items == 12
+    blank = new_project(engine_storage, labels=["a", "b"],
+                        rows=[{"external_id": "z", "data": {"image": [[0, 0, 0], [0, 0, 0]]}},
+                              *rows[:1]], settings={"featurizer": "image"})
+    zero = ensure_features(engine_storage, blank.project_id)
+    np.testing.assert_allclose(_row(rebuilt.X, 4), _row(zero.X, 0), atol=1e-6)

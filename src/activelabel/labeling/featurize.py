@@ -183,11 +183,39 @@ def _records(storage: Storage, project_id: int, featurizer: Featurizer) -> Any:
     if isinstance(featurizer, VectorFeaturizer):
         return _stored_vectors(storage, project_id)
     out: list[Any] = []
+    purged: list[int] = []
     pixels = pixel_reader(storage, project_id, featurizer)
     with storage.read_sessions() as session:
         for batch in iter_items(session, project_id, batch_size=READ_BATCH):
-            out.extend(slim_record(featurizer, row.data or {}, pixels) for row in batch)
+            for row in batch:
+                if row.purged_at is not None:
+                    purged.append(len(out))
+                out.append(slim_record(featurizer, row.data or {}, pixels))
+    if purged and not isinstance(featurizer, TextFeaturizer):
+        # a purged item reads as blank: another item's record with every value zero or empty
+        # (an image's pixels, a row's numbers), so that non-text featurizers read it too
+        left = set(purged)
+        model = next((r for i, r in enumerate(out) if i not in left), None)
+        if model is not None:
+            blank = _blank_like(model)
+            for i in purged:
+                out[i] = blank
     return out
+
+
+def _blank_like(value: Any) -> Any:
+    """``value`` with every number 0 and every string empty, its shape kept."""
+    if isinstance(value, Mapping):
+        return {k: _blank_like(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_blank_like(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return np.zeros_like(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return 0
+    return "" if isinstance(value, str) else value
 
 
 def _stored_vectors(storage: Storage, project_id: int) -> NDArray[np.float32]:
