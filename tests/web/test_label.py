@@ -163,29 +163,3 @@ def test_unsent_submissions_are_sent_after_a_reload(page: Any, site: Site) -> No
     assert [r["labels"] for r in history if r["username"] == annotator.username] == [["4"]]
     assert shown_item(page) != item
 
-
-def test_items_purged_while_held_keep_the_label_given_and_are_not_shown_again(
-        page: Any, site: Site) -> None:
-    annotator = site.member("annotator")
-    _open_label_page(page, site, annotator)
-    item = shown_item(page)
-    held = [t["item"]["id"] for t in site.get(f"/projects/{PROJECT}/tasks/next?n=3", annotator)]
-    assert held[0] == item  # the page's own leases, the shown one first
-    purged = site.api("POST", f"/projects/{PROJECT}/items/purge",
-                      json={"item_ids": [item, held[1]]})
-    assert purged.status_code == 200, purged.text
-    _press_label(page, "7")  # the annotator labels what is on screen, unaware
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{item}'")
-    page.wait_for_function("JSON.parse(localStorage.getItem('activelabel.outbox.1')).length === 0")
-    history = site.get(f"/projects/{PROJECT}/items/{item}")["history"]
-    assert [r["labels"] for r in history if r["username"] == annotator.username] == [["7"]]
-    page.reload()  # the page asks the server again: the purged lease is not handed back
-    shown = [shown_item(page)]
-    for key in ["1", "2", "3"]:
-        _press_label(page, key)
-        page.keyboard.press("Enter")
-        page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{shown[-1]}'")
-        shown.append(shown_item(page))
-    assert held[1] not in shown
-    assert page.is_hidden("#connection")  # nothing went wrong, as far as the annotator sees
