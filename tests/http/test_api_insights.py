@@ -3,8 +3,11 @@ the show_suggestions setting."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from activelabel.labeling.insights import (
     attach_simulation,
@@ -21,6 +24,7 @@ from activelabel.store import (
     finish_round,
     record_selection,
 )
+from activelabel.store.models import Assignment, utcnow
 from tests.support.api import Api, assert_error
 
 
@@ -79,6 +83,34 @@ def test_progress_counts_the_batch_the_next_round_and_the_caller(api: Api) -> No
     api.post(f"/projects/{pid}/items/{ids[1]}/undo", ann)
     assert api.get(f"/projects/{pid}/progress", ann).json()["me"]["labels"] == 1
     assert_error(api.get(f"/projects/{pid}/progress", api.person("out")), 404, "not_found")
+
+
+def test_progress_lists_the_items_the_caller_holds_and_no_other(api: Api) -> None:
+    """``me.holding``: the caller's live leases, oldest first; a label, a release, a purge
+    or an expiry ends one, and another member's leases are not listed."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=8)
+    ann = api.member(pid, "annotator")
+
+    def holding(who: object) -> list[int]:
+        return list(api.get(f"/projects/{pid}/progress", who).json()["me"]["holding"])
+
+    assert holding(ann) == []
+    mine = [t["item"]["id"] for t in api.get(f"/projects/{pid}/tasks/next", ann,
+                                              params={"n": 5}).json()]
+    theirs = [t["item"]["id"] for t in api.get(f"/projects/{pid}/tasks/next", owner,
+                                                params={"n": 2}).json()]
+    assert holding(ann) == mine
+    assert holding(owner) == theirs
+    _label(api, pid, ann, mine[0], "pos")
+    assert api.post(f"/projects/{pid}/tasks/{mine[1]}/release", ann).status_code == 200
+    assert api.post(f"/projects/{pid}/items/purge", owner,
+                    json={"item_ids": [mine[2]]}).status_code == 200
+    with api.storage.sessions() as session, session.begin():
+        session.execute(update(Assignment).where(Assignment.item_id == mine[3])
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert holding(ann) == [mine[4]]
+    assert holding(owner) == theirs
 
 
 def test_progress_of_a_project_without_items_says_so(api: Api) -> None:

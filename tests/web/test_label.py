@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.api import unique
 from tests.support.processes import wait_until
 from tests.support.web import PROJECT, Person, Site, log_in, shown_item
 
@@ -163,3 +164,53 @@ def test_unsent_submissions_are_sent_after_a_reload(page: Any, site: Site) -> No
     assert [r["labels"] for r in history if r["username"] == annotator.username] == [["4"]]
     assert shown_item(page) != item
 
+
+
+def _label_shown(page: Any, key: str) -> int:
+    """Label what the page shows with the label of ``key``; the item it showed."""
+    item = shown_item(page)
+    page.keyboard.press(key)
+    page.wait_for_selector("#choices button[aria-pressed=true]")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#item').dataset.item !== '{item}'")
+    return item
+
+
+def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
+        page: Any, site: Site) -> None:
+    """The owner purges items the page holds: the one on screen takes its label (people's
+    work, kept in its history), the ones waiting in the page's buffer are never shown."""
+    # a project of its own: a purge drops the project's cached features until its next round
+    made = site.api("POST", "/projects", json={"name": unique("purge"), "labels": ["a", "b"],
+                                               "settings": {"audit_share": 0}})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"p{i}", "data": {"text": f"a note numbered {i}"}} for i in range(40)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    item = shown_item(page)
+    holding = site.get(f"/projects/{pid}/progress")["me"]["holding"]
+    assert holding[0] == item  # the page's buffer, the shown item first
+    assert len(holding) >= 6, holding
+    gone = [holding[2], holding[4]]
+    purged = site.api("POST", f"/projects/{pid}/items/purge", json={"item_ids": [item, *gone]})
+    assert purged.status_code == 200, purged.text
+    assert site.get(f"/projects/{pid}/progress")["me"]["holding"] == \
+        [i for i in holding if i not in (item, *gone)]
+
+    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
+        assert _label_shown(page, "1") == item  # labeled on screen, unaware of the purge
+    shown = [shown_item(page)]  # holding[1]: on screen before the page heard of the purge
+    for _ in range(5):
+        _label_shown(page, "2")
+        shown.append(shown_item(page))
+    assert shown[0] == holding[1]
+    assert not set(gone) & set(shown), (gone, shown)
+    assert shown[1:3] == [holding[3], holding[5]]  # the buffer's order, less the purged
+    page.wait_for_function(f"JSON.parse(localStorage.getItem('activelabel.outbox.{pid}'))"
+                           ".length === 0")
+    history = site.get(f"/projects/{pid}/items/{item}")["history"]
+    assert [r["labels"] for r in history if r["kind"] == "label"] == [["a"]]
+    assert page.is_hidden("#connection")  # nothing went wrong, as far as the annotator sees

@@ -758,6 +758,11 @@ class OwnProgress(BaseModel):
     labels: int = Field(description="The caller's current labels in the project.")
     last_hour: int
     labels_per_hour: float | None = Field(description="From the submitted durations.")
+    holding: list[int] = Field(
+        default_factory=list,
+        description="Ids of the items leased to the caller now, oldest lease first (at most "
+                    "200): a labeling page drops from its buffer the items no longer among "
+                    "them (purged, or the lease ran out and another annotator took the item).")
 
 
 class LastRound(BaseModel):

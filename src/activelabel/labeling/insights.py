@@ -31,6 +31,7 @@ from ..store import (
     Storage,
     count_labeled_items,
     current_labels,
+    held_items,
     is_head,
     label_watermark,
     last_finished_round,
@@ -114,7 +115,8 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
         "labels_since_round": max(since, 0),
         "labels_to_next_round": max(every - since, 0),
         "round_pending": pending,
-        "me": _own_counts(session, project.id, user_id),
+        "me": {**_own_counts(session, project.id, user_id),
+               "holding": held_items(session, project.id, user_id)},
         "last_round": None if last is None else {
             "number": last.number, "accuracy": metrics.get("accuracy"),
             "macro_f1": metrics.get("macro_f1"), "gain": last.gain,

@@ -89,7 +89,7 @@ from .projects import (
     token_with_project,
     validate_labels,
 )
-from .queue import Task, next_tasks, release_task
+from .queue import Task, held_items, next_tasks, release_task
 from .rounds import (
     PENDING_STATUSES,
     Provenance,
@@ -210,6 +210,7 @@ __all__ = [
     "get_user_by_name",
     "give_back_job",
     "heartbeat",
+    "held_items",
     "is_current_label",
     "is_head",
     "item_history",

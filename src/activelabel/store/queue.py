@@ -70,6 +70,7 @@ __all__ = [
     "Task",
     "active_lease_filter",
     "gold_due",
+    "held_items",
     "next_tasks",
     "queue_keys",
     "release_task",
@@ -252,6 +253,18 @@ def active_lease_filter(now: datetime | ColumnElement[datetime]) -> ColumnElemen
     """Assignments still holding their item at ``now``."""
     return and_(Assignment.released_at.is_(None), Assignment.completed_at.is_(None),
                 Assignment.expires_at > now)
+
+
+def held_items(session: Session, project_id: int, user_id: int, *,
+               limit: int = MAX_TASKS) -> list[int]:
+    """The items leased to the user now (oldest lease first, at most ``limit``), without
+    renewing them: what a labeling page may still show from its buffer."""
+    rows = session.execute(
+        select(Assignment.item_id)
+        .where(Assignment.project_id == project_id, Assignment.user_id == user_id,
+               active_lease_filter(utcnow()))
+        .order_by(Assignment.leased_at, Assignment.id).limit(limit)).scalars()
+    return list(dict.fromkeys(int(i) for i in rows))
 
 
 def _check_args(n: int, lease_seconds: int, overlap: int, splits: Collection[str] | None) -> None:

@@ -105,12 +105,18 @@
   async function fetchMore() {
     if (state.fetching || state.own) return;
     state.fetching = true;
+    state.fetchesStarted = (state.fetchesStarted || 0) + 1;
     try {
-      const n = Math.min(100, state.queue.length + state.grid.length + want());
+      // the server hands back the caller's own leases first: asking for every item in hand
+      // (and those labeled but not yet sent, still leased) brings each one back that is still
+      // held, so one missing from the answer has lost its lease
+      const pendingIds = new Set(readOutbox().map((x) => x.item_id));
+      const inHandCount = state.queue.length + state.grid.length + pendingIds.size;
+      const n = Math.min(100, inHandCount + want());
       const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
+      if (inHandCount <= n) dropLost(new Set(tasks.map((t) => t.item.id)));
       const inHand = new Map([...state.queue, ...state.grid].map((t) => [t.item.id, t]));
       const held = new Set(inHand.keys());
-      const pendingIds = new Set(readOutbox().map((x) => x.item_id));
       // after_answer: a group number holds within one answer (which renews the items in
       // hand too: they take this answer's numbers)
       const fetch = ++state.fetches;
@@ -136,6 +142,18 @@
       state.fetching = false;
     }
     render();
+  }
+
+  /* Items waiting in the buffer (not on screen, not brought back by an undo) whose lease the
+     server no longer holds for this annotator: purged by the project's owner, or expired while
+     the page sat idle (and maybe taken by someone else). They are not shown: a label for them
+     would teach nothing (purged) or label an item twice. Checked at each task fetch and each
+     progress refresh (15 s). */
+  function dropLost(held) {
+    const shown = current();
+    const before = state.queue.length;
+    state.queue = state.queue.filter((t) => t === shown || t.undone || held.has(t.item.id));
+    if (state.queue.length < before) topUp();
   }
 
   function release(itemId) {
@@ -642,6 +660,7 @@
     try { await withdraw(last.key, last.item_id); }
     catch (err) { AL.toast(`Undo failed: ${err.message}`, "bad"); state.history.push(last); return; }
     state.done.delete(last.item_id);
+    last.task.undone = true;  // back in hand though its lease closed with the label
     if (state.mode === "grid") {
       state.grid.unshift(last.task);
       state.picks.set(last.item_id, last.labels);
@@ -805,8 +824,12 @@
 
   async function refreshProgress() {
     let p;
+    const fetchesBefore = state.fetchesStarted;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
     state.progress = p;
+    // no task fetch began or ran meanwhile: the server's list covers everything in hand
+    if (!state.own && !state.fetching && state.fetchesStarted === fetchesBefore && p.me.holding)
+      dropLost(new Set(p.me.holding));
     if (!current()) render();
     showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
