@@ -17,12 +17,20 @@ from typing import Any
 import pytest
 
 import activelabel.runtime.worker as worker_module
-from activelabel.labeling.imports import enqueue_import, save_upload
+from activelabel.http.config import ServerSettings
+from activelabel.labeling.imports import enqueue_import, save_upload, upload_path
 from activelabel.labeling.rounds import request_round
 from activelabel.runtime.server import run_job_inline
 from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
 from activelabel.runtime.worker import Worker
-from activelabel.store import claim_job, enqueue_job, get_job, get_round, list_rounds
+from activelabel.store import (
+    NotFound,
+    claim_job,
+    enqueue_job,
+    get_job,
+    get_round,
+    list_rounds,
+)
 from activelabel.store.models import utcnow
 from tests.support.projects import new_project, text_rows
 
@@ -99,6 +107,44 @@ def test_an_upload_with_rejected_rows_or_another_import_waiting_is_kept(
     assert clean.is_file()  # the second import of it still waits
     run_job_inline(fresh_storage, ids[1])
     assert not clean.exists()
+
+
+def test_uploads_unused_for_the_keep_hours_are_swept_unless_an_import_reads_them(
+        fresh_storage: Storage) -> None:
+    seeded = new_project(fresh_storage, labels=["a", "b"])
+    pid = seeded.project_id
+
+    def saved(name: str) -> Path:
+        return save_upload(fresh_storage, pid, name, io.BytesIO(b'{"text": "x"}\n'))
+
+    def age(path: Path, hours: float) -> None:
+        then = time.time() - hours * 3600
+        os.utime(path, (then, then))
+
+    never_imported, rejected, waiting, previewed, fresh = (
+        saved(f"{n}.jsonl") for n in ("preview", "rejected", "waiting", "again", "fresh"))
+    half_written = never_imported.with_name("0123456789ab-cut.jsonl.part")
+    half_written.write_bytes(b'{"text"')
+    with fresh_storage.sessions() as session, session.begin():
+        queued = enqueue_import(session, pid, waiting, requested_by=None).id
+    for path in (never_imported, rejected, waiting, previewed, half_written):
+        age(path, 25)
+    age(fresh, 23)
+    assert upload_path(fresh_storage, pid, previewed.name) == previewed  # a use: kept
+    worker = Worker(fresh_storage, settings=ServerSettings(upload_keep_hours=24))
+    assert worker.run_once()  # the sweep, then the queued import
+    assert not never_imported.exists()
+    assert not rejected.exists()
+    assert not half_written.exists()
+    assert previewed.is_file()
+    assert fresh.is_file()
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, queued).status == "done"  # read before the sweep took it
+    assert not waiting.exists()  # then removed as any upload imported in full
+    with pytest.raises(NotFound, match="upload_keep_hours"):
+        upload_path(fresh_storage, pid, never_imported.name)
+    age(previewed, 25)
+    assert worker.sweep_uploads() == [previewed]
 
 
 def test_failed_jobs_are_marked_with_the_error_and_the_worker_goes_on(

@@ -66,6 +66,12 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         default=4096 * MIB, ge=1024, le=1 << 42, description=(
             "The largest file upload (POST .../imports); larger ones get 413."))
+    upload_keep_hours: int = Field(
+        default=7 * 24, ge=1, le=10 * 365 * 24, description=(
+            "An uploaded file no import took in full (a preview never imported, an import "
+            "with rejected rows) is removed by the worker once unused this long (a preview or "
+            "an import of it counts as a use); a file an import queued or running reads "
+            "stays."))
     model_import_prefixes: str = Field(
         default="", max_length=10_000, description=(
             "Comma-separated module prefixes (e.g. `teamlib.models,acme`) whose models project "

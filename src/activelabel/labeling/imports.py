@@ -20,6 +20,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -88,6 +89,7 @@ __all__ = [
     "run_import",
     "save_mapping",
     "save_upload",
+    "sweep_uploads",
     "upload_path",
 ]
 
@@ -160,12 +162,8 @@ def discard_upload(storage: Storage, job: Job, result: Mapping[str, Any]) -> boo
     if job.kind != "import" or not raw or result.get("rejected_count"):
         return False
     path = Path(str(raw))
-    with storage.read_sessions() as session:
-        others = session.execute(select(Job.payload).where(
-            Job.kind == "import", Job.id != job.id, Job.project_id == job.project_id,
-            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))).scalars()
-        if any(str((p or {}).get("path")) == str(raw) for p in others):
-            return False
+    if _resolved(path) in _read_by_imports(storage, but=job.id):
+        return False
     try:
         inside = path.resolve().is_relative_to(storage.location.uploads_dir.resolve())
     except OSError:
@@ -174,6 +172,49 @@ def discard_upload(storage: Storage, job: Job, result: Mapping[str, Any]) -> boo
         return False
     path.unlink(missing_ok=True)
     return True
+
+
+def sweep_uploads(storage: Storage, keep_seconds: float, *,
+                  now: float | None = None) -> list[Path]:
+    """Remove the files of the uploads folder last used more than ``keep_seconds`` ago (saved,
+    previewed or named by an import: :func:`upload_path` marks each use) that no queued or
+    running import reads: previews never imported, imports with rejected rows nobody took up
+    again, and what a cut-short upload left (``.part``). Run by the worker; returns the files
+    removed."""
+    root = storage.location.uploads_dir
+    if not root.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - keep_seconds
+    old = []
+    for path in root.glob("project_*/*"):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path)
+    if not old:
+        return []
+    in_use = _read_by_imports(storage)
+    removed = []
+    for path in old:
+        if _resolved(path) not in in_use:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _resolved(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
+
+
+def _read_by_imports(storage: Storage, *, but: int | None = None) -> set[str]:
+    """The files the queued and running imports read (resolved), job ``but`` left out."""
+    with storage.read_sessions() as session:
+        payloads = session.execute(select(Job.payload).where(
+            Job.kind == "import", Job.id != (but if but is not None else -1),
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))).scalars()
+        return {_resolved(Path(str(p["path"]))) for p in payloads if p and p.get("path")}
 
 
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,100}$")
@@ -186,8 +227,11 @@ def upload_path(storage: Storage, project_id: int, upload: str) -> Path:
     path = folder / upload
     if not _UPLOAD_NAME.match(upload) or not path.is_file():
         raise NotFound(f"no upload {upload!r} in project {project_id} (an upload is removed "
-                       "once its import is done): upload the file (POST "
-                       "/projects/{id}/uploads) and use the name it returns")
+                       "once its import is done, or once unused for the server's "
+                       "upload_keep_hours): upload the file (POST /projects/{id}/uploads) "
+                       "and use the name it returns")
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the sweep of unused uploads counts from here
     return path
 
 

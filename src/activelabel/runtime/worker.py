@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..store import (
@@ -63,6 +64,8 @@ STALE_SECONDS = 15.0
 REQUEUE_EVERY_SECONDS = 5.0
 #: Seconds between two checks for stale models (``retrain_when_stale``).
 STALE_MODELS_EVERY_SECONDS = 60.0
+#: Seconds between two sweeps of unused uploads (``upload_keep_hours``).
+UPLOAD_SWEEP_EVERY_SECONDS = 3600.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
 JOB_KINDS = ("round", "import")
@@ -212,6 +215,7 @@ class Worker:
         self.stale_seconds = stale_seconds
         self._last_sweep = float("-inf")
         self._last_model_check = float("-inf")
+        self._last_upload_sweep = float("-inf")
         self._idle_paused_until = float("-inf")
 
     def requeue_stale(self) -> list[int]:
@@ -230,6 +234,23 @@ class Worker:
         self._last_model_check = time.monotonic()
         with self.storage.sessions() as session, session.begin():
             return request_stale_rounds(session)
+
+    def sweep_uploads(self) -> list[Path]:
+        """Remove the uploads unused for the server's ``upload_keep_hours`` that no import
+        reads; a failure is logged (the files wait for the next sweep)."""
+        from ..labeling.imports import sweep_uploads
+
+        self._last_upload_sweep = time.monotonic()
+        try:
+            removed = sweep_uploads(self.storage, self.settings.upload_keep_hours * 3600.0)
+        except Exception:
+            log.exception("the sweep of unused uploads failed; it runs again in %.0f s",
+                          UPLOAD_SWEEP_EVERY_SECONDS)
+            return []
+        if removed:
+            log.info("removed %d upload(s) unused for %d hours: %s", len(removed),
+                     self.settings.upload_keep_hours, ", ".join(p.name for p in removed))
+        return removed
 
     def idle_step(self) -> bool:
         """With no job queued: a few seconds of the work no round waits for (the sentence
@@ -255,6 +276,8 @@ class Worker:
             self.requeue_stale()
         if time.monotonic() - self._last_model_check >= STALE_MODELS_EVERY_SECONDS:
             self.queue_stale_models()
+        if time.monotonic() - self._last_upload_sweep >= UPLOAD_SWEEP_EVERY_SECONDS:
+            self.sweep_uploads()
         job = self._claim()
         if job is None:
             return False
