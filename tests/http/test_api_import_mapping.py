@@ -57,7 +57,8 @@ def test_upload_preview_mapping_and_what_annotators_see(api: Api) -> None:
         error = assert_error(api.get(f"/projects/{pid}/uploads/{unknown}", owner),
                              404, "not_found")
         assert f"no upload {unknown!r} in project {pid} (an upload is removed once its " \
-            "import is done): upload the file" in error["message"]
+            "import is done, or once unused for the server's upload_keep_hours): upload " \
+            "the file" in error["message"]
         error = assert_error(api.post(f"/projects/{pid}/uploads/{unknown}/import", owner,
                                       json={}), 404, "not_found")
         assert f"no upload {unknown!r}" in error["message"]
