@@ -192,6 +192,11 @@ def test_label_share_own_strategies_pick_k_distinct_pool_items() -> None:
         assert len(set(picked.tolist())) == 12, cls.name
         assert picked.min() >= 0
         assert picked.max() < 300
+    # info_gain: after a pick, an item in the same direction is worth less than before
+    X = np.eye(8)[rng.integers(0, 8, size=300)] + 0.01 * rng.normal(size=(300, 8))
+    flat = np.full((300, 3), 1 / 3)
+    picked = ls.InfoGain().query(8, probs=flat, embeddings=X, random_state=0).indices
+    assert sorted(int(np.argmax(np.abs(X[i]))) for i in picked) == list(range(8))
     # softrank draws the most uncertain items most often, not only them
     scores = -np.abs(probs[:, 0] - probs[:, 1])
     firsts = [int(ls.softrank_order(scores, np.random.default_rng(i))[0]) for i in range(200)]
