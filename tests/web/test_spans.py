@@ -245,3 +245,28 @@ def test_span_labels_wait_offline_and_arrive_once_when_the_server_returns(
         shown_items = {int(a.get_attribute("data-item"))
                        for a in page.locator("article[data-item]").all()}
         assert shown_items == expected, label
+
+
+def test_a_sentence_purged_while_waiting_in_the_page_is_not_shown(page: Any, site: Site
+                                                                  ) -> None:
+    pid, tagger, _ = _span_project(site, train=False)
+    log_in(page, site, tagger)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    first = _shown(page)
+    holding = site.get(f"/projects/{pid}/progress", tagger)["me"]["holding"]
+    assert holding[0] == first  # the page's five: one shown, four waiting
+    assert len(holding) == 5
+    last = holding[4]
+    purged = site.api("POST", f"/projects/{pid}/items/purge", json={"item_ids": [last]})
+    assert purged.status_code == 200, purged.text
+    shown = [first]
+    for n in range(4):  # Enter: submitted, no entity
+        if n == 2:  # the queue runs low: the page asks for more, and hears of the purge
+            with page.expect_response(lambda r: "/tasks/next" in r.url):
+                page.keyboard.press("Enter")
+        else:
+            page.keyboard.press("Enter")
+        shown.append(wait_until(lambda: _shown(page) if _shown(page) != shown[-1] else None,
+                                timeout=30, what="next sentence"))
+    assert shown[:4] == holding[:4]
+    assert last not in shown

@@ -183,8 +183,15 @@ window.ALSpans = (() => {
       if (st.fetching) return;
       st.fetching = true;
       try {
-        const tasks = await page.fetchTasks(5);
         const waiting = new Set(page.pending());  // submitted, not sent yet (e.g. before a reload)
+        const inHand = st.queue.length + (st.task ? 1 : 0) + waiting.size;
+        const tasks = await page.fetchTasks(5);
+        // the caller's own leases come back first: with every item in hand asked for, one
+        // missing from the answer lost its lease (purged, or run out): not shown
+        if (inHand <= 5) {
+          const held = new Set(tasks.map((t) => t.item.id));
+          st.queue = st.queue.filter((q) => q.undone || held.has(q.item.id));
+        }
         for (const t of tasks) if (!st.done.has(t.item.id) && !waiting.has(t.item.id)
           && !st.queue.some((q) => q.item.id === t.item.id)
           && !(st.task && st.task.item.id === t.item.id)) st.queue.push(t);
@@ -214,6 +221,7 @@ window.ALSpans = (() => {
       try { stored = await page.withdraw(prev.key, prev.task.item.id); }
       catch (err) { AL.toast(`Undo failed: ${err.message}`, "bad"); st.history.push(prev); return; }
       st.done.delete(prev.task.item.id);
+      prev.task.undone = true;  // back in hand though its lease closed with the submission
       if (st.task) st.queue.unshift(st.task);
       show(prev.task);
       AL.toast(stored ? "Your last submission was withdrawn (a new revision; nothing is deleted)."
