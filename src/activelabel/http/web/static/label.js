@@ -5,6 +5,7 @@
 (() => {
   const pid = document.body.dataset.project;
   const OUTBOX = `activelabel.outbox.${pid}`;
+  const HOLDING_LISTED = 200;  // the most leases the progress lists (MAX_TASKS)
   let PREFETCH = 10;  // the server's suggestion follows the annotator's own pace (outlook)
   const $ = (id) => document.getElementById(id);
   const Connection = AL.connection;
@@ -827,9 +828,11 @@
     const fetchesBefore = state.fetchesStarted;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
     state.progress = p;
-    // no task fetch began or ran meanwhile: the server's list covers everything in hand
-    if (!state.own && !state.fetching && state.fetchesStarted === fetchesBefore && p.me.holding)
-      dropLost(new Set(p.me.holding));
+    // no task fetch began or ran meanwhile, and the list is whole (the server lists 200 at
+    // most): it covers everything in hand
+    const holding = p.me.holding;
+    if (!state.own && !state.fetching && state.fetchesStarted === fetchesBefore && holding
+        && holding.length < HOLDING_LISTED) dropLost(new Set(holding));
     if (!current()) render();
     showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
