@@ -3,6 +3,7 @@ and a submission that survives a dropped connection without being stored twice."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.support.api import unique
@@ -214,3 +215,38 @@ def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
     history = site.get(f"/projects/{pid}/items/{item}")["history"]
     assert [r["labels"] for r in history if r["kind"] == "label"] == [["a"]]
     assert page.is_hidden("#connection")  # nothing went wrong, as far as the annotator sees
+
+
+def test_a_buffer_left_idle_past_its_leases_is_not_shown_once_others_took_them(
+        page: Any, site: Site) -> None:
+    """The page sat idle past its leases and a colleague took the items waiting in its
+    buffer: the next progress refresh drops them, and the annotator labels none of them."""
+    made = site.api("POST", "/projects", json={"name": unique("idle"), "labels": ["a", "b"],
+                                               "settings": {"audit_share": 0,
+                                                            "lease_seconds": 10}})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    rows = [{"external_id": f"q{i}", "data": {"text": f"a line numbered {i}"}} for i in range(60)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    colleague = site.member("annotator")
+    assert site.api("POST", f"/projects/{pid}/members", json={
+        "username": colleague.username, "role": "annotator"}).status_code == 201
+    page.clock.install()  # the page's timers run when the test says; the server's clock is real
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    first = shown_item(page)
+    buffered = site.get(f"/projects/{pid}/progress")["me"]["holding"][1:]
+    assert len(buffered) >= 5, buffered
+    time.sleep(11)  # the leases run out while the page sits idle
+    taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
+                                                params={"n": len(buffered) + 1})}
+    assert set(buffered) <= taken  # the colleague got what the page was keeping
+    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
+        page.clock.run_for(16_000)  # the page's progress refresh (every 15 s)
+    assert _label_shown(page, "1") == first  # on screen: kept, its label stored
+    shown = []
+    for _ in range(3):
+        page.clock.run_for(6_000)  # the page's check for tasks when it has none (5 s)
+        shown.append(_label_shown(page, "1"))
+    assert not taken & set(shown), (taken, shown)
