@@ -177,39 +177,56 @@ def _label_shown(page: Any, key: str) -> int:
     return item
 
 
+def _text_project(site: Site, name: str, n: int = 60, **settings: Any
+                  ) -> tuple[int, Person]:
+    """A two-label text project of its own (a purge drops a project's cached features until
+    its next round: the demo the other tests share is left alone) and a new annotator of it
+    (the demo's admin has a pace of its own, which sets the page's prefetch)."""
+    made = site.api("POST", "/projects", json={"name": unique(name), "labels": ["a", "b"],
+                                               "settings": {"audit_share": 0, **settings}})
+    assert made.status_code == 201, made.text
+    pid = int(made.json()["id"])
+    rows = [{"external_id": f"{name}{i}", "data": {"text": f"a line numbered {i}"}}
+            for i in range(n)]
+    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    who = site.member("annotator")
+    assert site.api("POST", f"/projects/{pid}/members", json={
+        "username": who.username, "role": "annotator"}).status_code == 201
+    return pid, who
+
+
+def _refresh_progress(page: Any, pid: int) -> None:
+    """Run the page's timers to its next progress refresh (every 15 s) and wait for it."""
+    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
+        page.clock.run_for(16_000)
+
+
 def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
         page: Any, site: Site) -> None:
     """The owner purges items the page holds: the one on screen takes its label (people's
     work, kept in its history), the ones waiting in the page's buffer are never shown."""
-    # a project of its own: a purge drops the project's cached features until its next round
-    made = site.api("POST", "/projects", json={"name": unique("purge"), "labels": ["a", "b"],
-                                               "settings": {"audit_share": 0}})
-    assert made.status_code == 201, made.text
-    pid = made.json()["id"]
-    rows = [{"external_id": f"p{i}", "data": {"text": f"a note numbered {i}"}} for i in range(40)]
-    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
-    log_in(page, site, site.admin)
+    pid, annotator = _text_project(site, "purge")
+    page.clock.install()  # the page's timers run when the test says
+    log_in(page, site, annotator)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     item = shown_item(page)
-    holding = site.get(f"/projects/{pid}/progress")["me"]["holding"]
+    holding = site.get(f"/projects/{pid}/progress", annotator)["me"]["holding"]
     assert holding[0] == item  # the page's buffer, the shown item first
     assert len(holding) >= 6, holding
     gone = [holding[2], holding[4]]
     purged = site.api("POST", f"/projects/{pid}/items/purge", json={"item_ids": [item, *gone]})
     assert purged.status_code == 200, purged.text
-    assert site.get(f"/projects/{pid}/progress")["me"]["holding"] == \
+    assert site.get(f"/projects/{pid}/progress", annotator)["me"]["holding"] == \
         [i for i in holding if i not in (item, *gone)]
-
-    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
-        assert _label_shown(page, "1") == item  # labeled on screen, unaware of the purge
-    shown = [shown_item(page)]  # holding[1]: on screen before the page heard of the purge
-    for _ in range(5):
+    _refresh_progress(page, pid)
+    assert _label_shown(page, "1") == item  # on screen: labeled, the annotator unaware
+    shown = [shown_item(page)]
+    for _ in range(3):
         _label_shown(page, "2")
         shown.append(shown_item(page))
-    assert shown[0] == holding[1]
     assert not set(gone) & set(shown), (gone, shown)
-    assert shown[1:3] == [holding[3], holding[5]]  # the buffer's order, less the purged
+    assert shown[:3] == [holding[1], holding[3], holding[5]]  # the buffer's order, less those
     page.wait_for_function(f"JSON.parse(localStorage.getItem('activelabel.outbox.{pid}'))"
                            ".length === 0")
     history = site.get(f"/projects/{pid}/items/{item}")["history"]
@@ -221,32 +238,54 @@ def test_a_buffer_left_idle_past_its_leases_is_not_shown_once_others_took_them(
         page: Any, site: Site) -> None:
     """The page sat idle past its leases and a colleague took the items waiting in its
     buffer: the next progress refresh drops them, and the annotator labels none of them."""
-    made = site.api("POST", "/projects", json={"name": unique("idle"), "labels": ["a", "b"],
-                                               "settings": {"audit_share": 0,
-                                                            "lease_seconds": 10}})
-    assert made.status_code == 201, made.text
-    pid = made.json()["id"]
-    rows = [{"external_id": f"q{i}", "data": {"text": f"a line numbered {i}"}} for i in range(60)]
-    assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
+    pid, annotator = _text_project(site, "idle", lease_seconds=10)
     colleague = site.member("annotator")
     assert site.api("POST", f"/projects/{pid}/members", json={
         "username": colleague.username, "role": "annotator"}).status_code == 201
     page.clock.install()  # the page's timers run when the test says; the server's clock is real
-    log_in(page, site, site.admin)
+    log_in(page, site, annotator)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     first = shown_item(page)
-    buffered = site.get(f"/projects/{pid}/progress")["me"]["holding"][1:]
+    buffered = site.get(f"/projects/{pid}/progress", annotator)["me"]["holding"][1:]
     assert len(buffered) >= 5, buffered
     time.sleep(11)  # the leases run out while the page sits idle
     taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
                                                 params={"n": len(buffered) + 1})}
     assert set(buffered) <= taken  # the colleague got what the page was keeping
-    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
-        page.clock.run_for(16_000)  # the page's progress refresh (every 15 s)
+    _refresh_progress(page, pid)
     assert _label_shown(page, "1") == first  # on screen: kept, its label stored
     shown = []
     for _ in range(3):
         page.clock.run_for(6_000)  # the page's check for tasks when it has none (5 s)
         shown.append(_label_shown(page, "1"))
     assert not taken & set(shown), (taken, shown)
+
+
+def test_grid_cells_whose_lease_ended_leave_the_grid_unless_labeled(
+        page: Any, site: Site) -> None:
+    pid, annotator = _text_project(site, "grid")
+    page.clock.install()  # the page's timers run when the test says
+    log_in(page, site, annotator)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    page.keyboard.press("g")
+    page.wait_for_selector("#grid .cell")
+    cells = [int(c) for c in page.eval_on_selector_all(
+        "#grid .cell", "els => els.map(e => e.dataset.item)")]
+    assert len(cells) >= 4, cells
+    page.keyboard.press("1")  # the focused cell (the first) is labeled, focus moves on
+    page.wait_for_selector("#grid .cell.labeled")
+    focused = int(page.get_attribute("#grid .cell.focused", "data-item"))
+    labeled = int(page.get_attribute("#grid .cell.labeled", "data-item"))
+    others = [c for c in cells if c not in (focused, labeled)]
+    purged = site.api("POST", f"/projects/{pid}/items/purge",
+                      json={"item_ids": [labeled, focused, others[0]]})
+    assert purged.status_code == 200, purged.text
+    _refresh_progress(page, pid)
+    page.wait_for_function(f"!document.querySelector('#grid .cell[data-item=\"{others[0]}\"]')")
+    left = {int(c) for c in page.eval_on_selector_all(
+        "#grid .cell", "els => els.map(e => e.dataset.item)")}
+    assert {labeled, focused} <= left  # the annotator's pick and the focused cell stay
+    assert set(others[1:]) <= left
+    assert others[0] not in left

@@ -108,14 +108,17 @@
     state.fetching = true;
     state.fetchesStarted = (state.fetchesStarted || 0) + 1;
     try {
-      // the server hands back the caller's own leases first: asking for every item in hand
-      // (and those labeled but not yet sent, still leased) brings each one back that is still
-      // held, so one missing from the answer has lost its lease
+      // the server hands back the caller's own leases first, then new ones: asking for every
+      // item in hand (and those labeled but not yet sent, still leased) and more brings back
+      // each one still held
       const pendingIds = new Set(readOutbox().map((x) => x.item_id));
       const inHandCount = state.queue.length + state.grid.length + pendingIds.size;
       const n = Math.min(100, inHandCount + want());
       const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
-      if (inHandCount <= n) dropLost(new Set(tasks.map((t) => t.item.id)));
+      // a short answer holds every lease of the caller; a full one may leave some out (a
+      // second tab's, say): then the progress's list of leases decides, asked for at once
+      if (tasks.length < n) dropLost(new Set(tasks.map((t) => t.item.id)));
+      else refreshProgressSoon();
       const inHand = new Map([...state.queue, ...state.grid].map((t) => [t.item.id, t]));
       const held = new Set(inHand.keys());
       // after_answer: a group number holds within one answer (which renews the items in
@@ -152,9 +155,17 @@
      progress refresh (15 s). */
   function dropLost(held) {
     const shown = current();
-    const before = state.queue.length;
-    state.queue = state.queue.filter((t) => t === shown || t.undone || held.has(t.item.id));
-    if (state.queue.length < before) topUp();
+    const kept = (t) => t === shown || t.undone || held.has(t.item.id);
+    const before = state.queue.length + state.grid.length;
+    state.queue = state.queue.filter(kept);
+    // the grid: a cell already given a label stays too (the annotator's choice, not sent yet)
+    state.grid = state.grid.filter((t) => kept(t) || state.picks.has(t.item.id));
+    if (state.queue.length + state.grid.length === before) return;
+    if (state.mode === "grid") {
+      state.focus = Math.max(0, state.grid.indexOf(shown));
+      render();
+      focusCell();
+    } else topUp();
   }
 
   function release(itemId) {
@@ -826,13 +837,18 @@
   async function refreshProgress() {
     let p;
     const fetchesBefore = state.fetchesStarted;
+    const idle = !state.fetching;
+    const hook = state.holdingHook ? state.holdingHook.begin() : null;
     try { p = await AL.api("GET", `/projects/${pid}/progress`); } catch { return; }
     state.progress = p;
-    // no task fetch began or ran meanwhile, and the list is whole (the server lists 200 at
-    // most): it covers everything in hand
+    // no task fetch ran while the server read the leases, and the list is whole (the server
+    // lists 200 at most): it covers everything in hand
     const holding = p.me.holding;
-    if (!state.own && !state.fetching && state.fetchesStarted === fetchesBefore && holding
-        && holding.length < HOLDING_LISTED) dropLost(new Set(holding));
+    if (holding && holding.length < HOLDING_LISTED) {
+      if (state.holdingHook) state.holdingHook.end(hook, new Set(holding));
+      else if (!state.own && idle && !state.fetching && state.fetchesStarted === fetchesBefore)
+        dropLost(new Set(holding));
+    }
     if (!current()) render();
     showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
@@ -892,7 +908,10 @@
     return { project, stage: $("stage"), api: AL,
       fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
       submit: (task, labels, durationMs) => submitTask(task, labels, durationMs),
-      withdraw, pending: () => readOutbox().map((x) => x.item_id) };
+      withdraw, pending: () => readOutbox().map((x) => x.item_id),
+      /* ``hook.begin()`` before each progress request, ``hook.end(token, held)`` with the
+         ids of the items the caller holds (the widget drops the others it keeps waiting) */
+      onHolding: (hook) => { state.holdingHook = hook; } };
   }
   function startOwn() {
     showOutbox(); flush(); refreshProgress(); setInterval(refreshProgress, 15000);

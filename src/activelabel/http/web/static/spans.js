@@ -59,7 +59,8 @@ window.ALSpans = (() => {
     const allowOverlap = !!(project.settings && project.settings.span_overlap);
     const showSuggestions = !project.settings || project.settings.show_suggestions !== false;
     const st = { queue: [], task: null, tokens: null, spans: [], suggested: [], anchor: 0, cursor: 0,
-                 edits: [], history: [], shownAt: Date.now(), done: new Set(), fetching: false };
+                 edits: [], history: [], shownAt: Date.now(), done: new Set(), fetching: false,
+                 fetches: 0 };
     addStyle(types);
     document.querySelectorAll("input[name=mode], #grid-size").forEach((n) => { n.disabled = true; });
     $("gridview").hidden = true;
@@ -183,15 +184,12 @@ window.ALSpans = (() => {
       if (st.fetching) return;
       st.fetching = true;
       try {
-        const waiting = new Set(page.pending());  // submitted, not sent yet (e.g. before a reload)
-        const inHand = st.queue.length + (st.task ? 1 : 0) + waiting.size;
+        st.fetches += 1;
         const tasks = await page.fetchTasks(5);
-        // the caller's own leases come back first: with every item in hand asked for, one
-        // missing from the answer lost its lease (purged, or run out): not shown
-        if (inHand <= 5) {
-          const held = new Set(tasks.map((t) => t.item.id));
-          st.queue = st.queue.filter((q) => q.undone || held.has(q.item.id));
-        }
+        const waiting = new Set(page.pending());  // submitted, not sent yet (e.g. before a reload)
+        // the caller's own leases come back first: a short answer holds them all, so a
+        // sentence waiting here and missing from it lost its lease (purged, or run out)
+        if (tasks.length < 5) dropLost(new Set(tasks.map((t) => t.item.id)));
         for (const t of tasks) if (!st.done.has(t.item.id) && !waiting.has(t.item.id)
           && !st.queue.some((q) => q.item.id === t.item.id)
           && !(st.task && st.task.item.id === t.item.id)) st.queue.push(t);
@@ -201,6 +199,14 @@ window.ALSpans = (() => {
       else if (!st.task) render();
     }
     function next() { show(st.queue.shift()); if (st.queue.length < 2) fetchMore(); }
+    /* Sentences waiting here whose lease the caller no longer holds are not shown: purged, or
+       run out while the page sat idle (maybe taken by another). Checked at a task fetch and,
+       through the page's progress refresh, every 15 s and after each submission. */
+    function dropLost(held) { st.queue = st.queue.filter((q) => q.undone || held.has(q.item.id)); }
+    page.onHolding({
+      begin: () => (st.fetching ? null : st.fetches),
+      end: (token, held) => { if (token !== null && !st.fetching && token === st.fetches) dropLost(held); },
+    });
 
     function submit() {
       const task = st.task;
