@@ -121,8 +121,14 @@ def test_uploads_unused_for_the_keep_hours_are_swept_unless_an_import_reads_them
         then = time.time() - hours * 3600
         os.utime(path, (then, then))
 
-    never_imported, rejected, waiting, previewed, fresh = (
-        saved(f"{n}.jsonl") for n in ("preview", "rejected", "waiting", "again", "fresh"))
+    never_imported, waiting, previewed, fresh = (
+        saved(f"{n}.jsonl") for n in ("preview", "waiting", "again", "fresh"))
+    rejected = save_upload(fresh_storage, pid, "rejected.jsonl",
+                           io.BytesIO(b'{"text": "fine"}\n{not json\n'))
+    with fresh_storage.sessions() as session, session.begin():
+        first = enqueue_import(session, pid, rejected, requested_by=None).id
+    assert run_job_inline(fresh_storage, first).result["rejected_count"] == 1  # type: ignore[index]
+    assert rejected.is_file()  # kept after its import, to be imported again
     half_written = never_imported.with_name("0123456789ab-cut.jsonl.part")
     half_written.write_bytes(b'{"text"')
     with fresh_storage.sessions() as session, session.begin():
@@ -132,7 +138,9 @@ def test_uploads_unused_for_the_keep_hours_are_swept_unless_an_import_reads_them
     age(fresh, 23)
     assert upload_path(fresh_storage, pid, previewed.name) == previewed  # a use: kept
     worker = Worker(fresh_storage, settings=ServerSettings(upload_keep_hours=24))
-    assert worker.run_once()  # the sweep, then the queued import
+    assert worker.run_once()  # the sweep, then the queued jobs (an import, a round)
+    while worker.run_once():
+        pass
     assert not never_imported.exists()
     assert not rejected.exists()
     assert not half_written.exists()

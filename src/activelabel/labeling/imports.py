@@ -195,9 +195,17 @@ def sweep_uploads(storage: Storage, keep_seconds: float, *,
     in_use = _read_by_imports(storage)
     removed = []
     for path in old:
-        if _resolved(path) not in in_use:
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        if _resolved(path) in in_use:
+            continue
+        try:  # used again since the scan (an import of it queued meanwhile touched it): kept
+            if path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except OSError as exc:  # gone meanwhile, or not ours to remove: the others go on
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("upload %s could not be removed: %s", path, exc)
+            continue
+        removed.append(path)
     return removed
 
 
