@@ -205,6 +205,32 @@ def test_label_share_own_strategies_pick_k_distinct_pool_items() -> None:
     assert len(set(firsts)) > 20
 
 
+def test_label_share_interval_covers_the_repeats_spread(tmp_path: Path) -> None:
+    import json
+
+    ls = _label_share()
+    labels = [20, 100, 180, 300]
+
+    def curve(reach: int) -> list[list[float]]:
+        """Random sampling's full-budget accuracy (0.9) from point ``reach`` on."""
+        accs = [0.5, 0.6, 0.7, 0.7]
+        accs[reach:] = [0.9] * (4 - reach)
+        return [[n, a] for n, a in zip(labels, accs, strict=True)]
+
+    for r, (early, late) in enumerate([(1, 2), (2, 2), (2, 2), (2, 3)]):
+        (tmp_path / f"C_sms_spam_r{r}.json").write_text(json.dumps({
+            "setup": "C", "dataset": "sms_spam", "curves": {
+                "random": curve(3), "margin": curve(early), "entropy": curve(late)}}))
+    text = ls.share_intervals(tmp_path, ["random", "margin", "entropy"], n_boot=400)
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("| sms_spam |")}
+    assert rows["margin"][2:] == ["4", "0.60", "0.60-0.60", "100%"]  # 0.9 by 180 in each
+    share, interval, at_bar = rows["entropy"][3:]
+    assert share == "1.00"  # the mean curve: 0.85 at 180 labels
+    assert interval == "0.60-1.00"
+    assert 15 < int(at_bar.rstrip("%")) < 50  # no late repeat drawn: (3/4)^4 of the draws
+
+
 def test_label_share_refuses_to_mix_runs_of_other_flags_in_one_out_dir(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
