@@ -289,3 +289,28 @@ def test_grid_cells_whose_lease_ended_leave_the_grid_unless_labeled(
     assert {labeled, focused} <= left  # the annotator's pick and the focused cell stay
     assert set(others[1:]) <= left
     assert others[0] not in left
+
+
+def test_after_the_page_slept_past_its_leases_the_next_item_is_not_one_they_held(
+        page: Any, site: Site) -> None:
+    """The page's timers stopped (a laptop asleep, a tab in the background) past its leases,
+    and a colleague took the items it kept: the next item shown is none of them, though no
+    progress refresh ran (each task's lease end is checked before it is shown)."""
+    pid, annotator = _text_project(site, "slept", lease_seconds=10)
+    colleague = site.member("annotator")
+    assert site.api("POST", f"/projects/{pid}/members", json={
+        "username": colleague.username, "role": "annotator"}).status_code == 201
+    page.clock.install()
+    log_in(page, site, annotator)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    page.wait_for_selector("#choices button")
+    first = shown_item(page)
+    now = page.evaluate("Date.now()")
+    page.clock.pause_at(now + 500)  # no timer of the page runs from here on
+    time.sleep(11)  # the leases run out
+    taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
+                                                params={"n": 20})}
+    assert first in taken
+    page.clock.set_system_time(now + 12_000)  # the page wakes: its clock moved, no timer ran
+    assert _label_shown(page, "1") == first  # on screen: kept, its label stored
+    assert shown_item(page) not in taken

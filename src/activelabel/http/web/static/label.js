@@ -126,8 +126,14 @@
       const fetch = ++state.fetches;
       for (const t of tasks) {
         t.groupKey = t.group === null || t.group === undefined ? null : `${fetch}.${t.group}`;
-        if (inHand.has(t.item.id)) inHand.get(t.item.id).groupKey = t.groupKey;
+        if (inHand.has(t.item.id)) {
+          inHand.get(t.item.id).groupKey = t.groupKey;
+          inHand.get(t.item.id).lease_expires_at = t.lease_expires_at;  // renewed
+        }
       }
+      // the server's clock against this one: a lease taken now ends lease_seconds from now
+      const leaseMs = 1000 * (settings().lease_seconds || 0);
+      if (tasks.length && leaseMs) state.skew = Date.parse(tasks[0].lease_expires_at) - leaseMs - Date.now();
       let added = 0;
       for (const t of tasks) {
         const id = t.item.id;
@@ -166,6 +172,14 @@
       render();
       focusCell();
     } else topUp();
+  }
+
+  /* Whether ``task``'s lease has ended by the server's clock (as last estimated): checked when
+     a task is about to be shown, so that an item whose lease ran out while the page slept
+     (timers stopped, no progress heard) is not shown; it is dropped unseen. */
+  function leaseGone(task) {
+    if (task.undone || !task.lease_expires_at || state.skew === undefined) return false;
+    return Date.parse(task.lease_expires_at) <= Date.now() + state.skew;
   }
 
   function release(itemId) {
@@ -409,6 +423,8 @@
   }
 
   function renderSingle() {
+    while (state.queue.length && $("item").dataset.item !== String(state.queue[0].item.id)
+           && leaseGone(state.queue[0])) state.queue.shift();
     const task = state.queue[0];
     renderEmpty(!task);
     $("single").hidden = !task;
@@ -432,7 +448,10 @@
       for (const t of extra) state.picks.delete(t.item.id);
       state.queue.unshift(...extra);
     }
-    while (state.grid.length < state.gridSize && state.queue.length) state.grid.push(state.queue.shift());
+    while (state.grid.length < state.gridSize && state.queue.length) {
+      const next = state.queue.shift();
+      if (!leaseGone(next)) state.grid.push(next);
+    }
     // similar items side by side: grouped by the model's suggestion, most confident first.
     // Shown suggestions: groups in label order. After an answer: biggest group first, so that
     // a group's place says nothing of the label the model gives it.
