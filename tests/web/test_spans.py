@@ -269,3 +269,28 @@ def test_sentences_purged_while_waiting_in_the_page_are_not_shown(page: Any, sit
                                 timeout=30, what="next sentence"))
     assert shown[:3] == [first, holding[2], holding[3]]
     assert not set(gone) & set(shown), (gone, shown)
+
+
+def test_after_the_page_slept_past_its_leases_no_sentence_others_took_is_shown(
+        page: Any, site: Site) -> None:
+    pid, tagger, _ = _span_project(site, train=False)
+    changed = site.api("PATCH", f"/projects/{pid}", json={"settings": {"lease_seconds": 10}})
+    assert changed.status_code == 200, changed.text
+    colleague = site.member("annotator")
+    assert site.api("POST", f"/projects/{pid}/members", json={
+        "username": colleague.username, "role": "annotator"}).status_code == 201
+    page.clock.install()
+    log_in(page, site, tagger)
+    page.goto(f"{site.url}/projects/{pid}/label")
+    first = _shown(page)
+    now = page.evaluate("Date.now()")
+    page.clock.pause_at(now + 500)  # no timer of the page runs from here on
+    time.sleep(11)  # the leases run out
+    taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
+                                                params={"n": 20})}
+    assert first in taken
+    page.clock.set_system_time(now + 12_000)  # the page wakes: its clock moved, no timer ran
+    page.keyboard.press("Enter")  # the sentence on screen: submitted, no entity
+    after = wait_until(lambda: _shown(page) if _shown(page) != first else None, timeout=30,
+                       what="next sentence")
+    assert after not in taken

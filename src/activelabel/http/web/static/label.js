@@ -131,9 +131,7 @@
           inHand.get(t.item.id).lease_expires_at = t.lease_expires_at;  // renewed
         }
       }
-      // the server's clock against this one: a lease taken now ends lease_seconds from now
-      const leaseMs = 1000 * (settings().lease_seconds || 0);
-      if (tasks.length && leaseMs) state.skew = Date.parse(tasks[0].lease_expires_at) - leaseMs - Date.now();
+      noteSkew(tasks);
       let added = 0;
       for (const t of tasks) {
         const id = t.item.id;
@@ -172,6 +170,13 @@
       render();
       focusCell();
     } else topUp();
+  }
+
+  /* The server's clock against this one, from a fetch's answer: a lease granted or renewed
+     now ends lease_seconds from now. */
+  function noteSkew(tasks) {
+    const leaseMs = 1000 * (settings().lease_seconds || 0);
+    if (tasks.length && leaseMs) state.skew = Date.parse(tasks[0].lease_expires_at) - leaseMs - Date.now();
   }
 
   /* Whether ``task``'s lease has ended by the server's clock (as last estimated): checked when
@@ -925,7 +930,12 @@
   function widgetContext(project) {
     state.own = true;
     return { project, stage: $("stage"), api: AL,
-      fetchTasks: (n) => AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`),
+      fetchTasks: async (n) => {
+        const tasks = await AL.api("GET", `/projects/${pid}/tasks/next?n=${n}`);
+        noteSkew(tasks);
+        return tasks;
+      },
+      leaseGone,
       submit: (task, labels, durationMs) => submitTask(task, labels, durationMs),
       withdraw, pending: () => readOutbox().map((x) => x.item_id),
       /* ``hook.begin()`` before each progress request, ``hook.end(token, held)`` with the

@@ -190,6 +190,10 @@ window.ALSpans = (() => {
         // the caller's own leases come back first: a short answer holds them all, so a
         // sentence waiting here and missing from it lost its lease (purged, or run out)
         if (tasks.length < 5) dropLost(new Set(tasks.map((t) => t.item.id)));
+        for (const t of tasks) {  // leases in hand renewed: their new end
+          const had = st.queue.find((q) => q.item.id === t.item.id);
+          if (had) had.lease_expires_at = t.lease_expires_at;
+        }
         for (const t of tasks) if (!st.done.has(t.item.id) && !waiting.has(t.item.id)
           && !st.queue.some((q) => q.item.id === t.item.id)
           && !(st.task && st.task.item.id === t.item.id)) st.queue.push(t);
@@ -198,7 +202,12 @@ window.ALSpans = (() => {
       if (!st.task && st.queue.length) show(st.queue.shift());
       else if (!st.task) render();
     }
-    function next() { show(st.queue.shift()); if (st.queue.length < 2) fetchMore(); }
+    function next() {
+      // a sentence whose lease ended (the page slept past it) is skipped unseen
+      while (st.queue.length && page.leaseGone(st.queue[0])) st.queue.shift();
+      show(st.queue.shift());
+      if (st.queue.length < 2) fetchMore();
+    }
     /* Sentences waiting here whose lease the caller no longer holds are not shown: purged, or
        run out while the page sat idle (maybe taken by another). Checked at a task fetch and,
        through the page's progress refresh, every 15 s and after each submission. */
