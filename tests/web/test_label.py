@@ -196,9 +196,11 @@ def _text_project(site: Site, name: str, n: int = 60, **settings: Any
 
 
 def _refresh_progress(page: Any, pid: int) -> None:
-    """Run the page's timers to its next progress refresh (every 15 s) and wait for it."""
-    with page.expect_response(lambda r: r.url.endswith(f"/projects/{pid}/progress")):
+    """Run the page's timers to its next progress refresh (every 15 s) and wait for its
+    answer (that request's: one sent earlier may still be on its way)."""
+    with page.expect_request(lambda r: r.url.endswith(f"/projects/{pid}/progress")) as sent:
         page.clock.run_for(16_000)
+    assert sent.value.response() is not None
 
 
 def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
