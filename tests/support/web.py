@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,25 @@ def axe_violations(page: Any) -> list[str]:
           .replace(/\\s+/g, ' ').slice(0, 160)).join(' | '));
     }""")
     return list(found)
+
+
+def add_member(site: Site, pid: int, role: str = "annotator") -> Person:
+    """A new user made a member of project ``pid`` (and of the demo, as :meth:`Site.member`)."""
+    who = site.member(role)
+    added = site.api("POST", f"/projects/{pid}/members",
+                     json={"username": who.username, "role": role})
+    assert added.status_code == 201, added.text
+    return who
+
+
+def sleep_past_leases(page: Any, site: Site, pid: int, colleague: Person) -> set[int]:
+    """The page's timers stopped (its clock paused) while the project's 10-second leases run
+    out and ``colleague`` takes up to 20 items; then the page's clock moves on, no timer run.
+    The ids the colleague took."""
+    now = page.evaluate("Date.now()")
+    page.clock.pause_at(now + 500)
+    time.sleep(11)
+    taken = {int(t["item"]["id"]) for t in site.get(f"/projects/{pid}/tasks/next", colleague,
+                                                     params={"n": 20})}
+    page.clock.set_system_time(now + 12_000)
+    return taken

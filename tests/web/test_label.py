@@ -8,7 +8,15 @@ from typing import Any
 
 from tests.support.api import unique
 from tests.support.processes import wait_until
-from tests.support.web import PROJECT, Person, Site, log_in, shown_item
+from tests.support.web import (
+    PROJECT,
+    Person,
+    Site,
+    add_member,
+    log_in,
+    shown_item,
+    sleep_past_leases,
+)
 
 LABEL_PAGE = f"/projects/{PROJECT}/label"
 
@@ -189,10 +197,7 @@ def _text_project(site: Site, name: str, n: int = 60, **settings: Any
     rows = [{"external_id": f"{name}{i}", "data": {"text": f"a line numbered {i}"}}
             for i in range(n)]
     assert site.api("POST", f"/projects/{pid}/items", json=rows).status_code in (200, 201)
-    who = site.member("annotator")
-    assert site.api("POST", f"/projects/{pid}/members", json={
-        "username": who.username, "role": "annotator"}).status_code == 201
-    return pid, who
+    return pid, add_member(site, pid)
 
 
 def _refresh_progress(page: Any, pid: int) -> None:
@@ -241,9 +246,7 @@ def test_a_buffer_left_idle_past_its_leases_is_not_shown_once_others_took_them(
     """The page sat idle past its leases and a colleague took the items waiting in its
     buffer: the next progress refresh drops them, and the annotator labels none of them."""
     pid, annotator = _text_project(site, "idle", lease_seconds=10)
-    colleague = site.member("annotator")
-    assert site.api("POST", f"/projects/{pid}/members", json={
-        "username": colleague.username, "role": "annotator"}).status_code == 201
+    colleague = add_member(site, pid)
     page.clock.install()  # the page's timers run when the test says; the server's clock is real
     log_in(page, site, annotator)
     page.goto(f"{site.url}/projects/{pid}/label")
@@ -299,20 +302,13 @@ def test_after_the_page_slept_past_its_leases_the_next_item_is_not_one_they_held
     and a colleague took the items it kept: the next item shown is none of them, though no
     progress refresh ran (each task's lease end is checked before it is shown)."""
     pid, annotator = _text_project(site, "slept", lease_seconds=10)
-    colleague = site.member("annotator")
-    assert site.api("POST", f"/projects/{pid}/members", json={
-        "username": colleague.username, "role": "annotator"}).status_code == 201
+    colleague = add_member(site, pid)
     page.clock.install()
     log_in(page, site, annotator)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     first = shown_item(page)
-    now = page.evaluate("Date.now()")
-    page.clock.pause_at(now + 500)  # no timer of the page runs from here on
-    time.sleep(11)  # the leases run out
-    taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
-                                                params={"n": 20})}
+    taken = sleep_past_leases(page, site, pid, colleague)
     assert first in taken
-    page.clock.set_system_time(now + 12_000)  # the page wakes: its clock moved, no timer ran
     assert _label_shown(page, "1") == first  # on screen: kept, its label stored
     assert shown_item(page) not in taken

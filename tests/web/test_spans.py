@@ -9,7 +9,15 @@ from typing import Any
 
 from tests.support.api import unique
 from tests.support.processes import ROUND_TIMEOUT, wait_until
-from tests.support.web import PASSWORD, Person, Site, log_in, login
+from tests.support.web import (
+    PASSWORD,
+    Person,
+    Site,
+    add_member,
+    log_in,
+    login,
+    sleep_past_leases,
+)
 
 TYPES = ["person", "location"]
 PEOPLE = ["Anna", "Boris", "Chen", "Dara", "Emil", "Farah"]
@@ -279,20 +287,13 @@ def test_after_the_page_slept_past_its_leases_no_sentence_others_took_is_shown(
     pid, tagger, _ = _span_project(site, train=False)
     changed = site.api("PATCH", f"/projects/{pid}", json={"settings": {"lease_seconds": 10}})
     assert changed.status_code == 200, changed.text
-    colleague = site.member("annotator")
-    assert site.api("POST", f"/projects/{pid}/members", json={
-        "username": colleague.username, "role": "annotator"}).status_code == 201
+    colleague = add_member(site, pid)
     page.clock.install()
     log_in(page, site, tagger)
     page.goto(f"{site.url}/projects/{pid}/label")
     first = _shown(page)
-    now = page.evaluate("Date.now()")
-    page.clock.pause_at(now + 500)  # no timer of the page runs from here on
-    time.sleep(11)  # the leases run out
-    taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
-                                                params={"n": 20})}
+    taken = sleep_past_leases(page, site, pid, colleague)
     assert first in taken
-    page.clock.set_system_time(now + 12_000)  # the page wakes: its clock moved, no timer ran
     page.keyboard.press("Enter")  # the sentence on screen: submitted, no entity
     after = wait_until(lambda: _shown(page) if _shown(page) != first else None, timeout=30,
                        what="next sentence")
