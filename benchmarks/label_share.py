@@ -24,8 +24,10 @@ those of :data:`BENCHMARK_STRATEGIES` (defined here, tried against the sets the 
 misses): ``cluster_margin_balanced`` (candidates spread over the predicted classes),
 ``softrank_margin`` and ``cluster_margin_softrank`` (margin drawn at random with probability
 1 / rank), ``cluster_margin_wide`` (30 candidates a pick), ``cluster_margin_typiclust`` (30%
-of every batch by TypiClust) and ``info_gain`` (uncertainty times what the labels so far leave
-unknown about the item's direction, BAIT-like). ``--model-params`` changes the default model's parameters and
+of every batch by TypiClust), ``info_gain`` (uncertainty times what the labels so far leave
+unknown about the item's direction, BAIT-like) ``cal`` / ``cal_labels`` (contrastive:
+the items whose probabilities differ most from their labeled neighbours') and
+``smooth_margin`` (the margin of probabilities averaged over pool neighbours). ``--model-params`` changes the default model's parameters and
 ``--setup-c`` setup C's seed, batch and budget (each run with its own ``--out-dir``).
 
     python benchmarks/label_share.py --setups A,B --repeats 5
@@ -55,7 +57,7 @@ import label_counts as lc
 from activelabel import simulation
 from activelabel.simulation import simulate
 from activelabel.strategies import STRATEGIES as REGISTRY
-from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k
+from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k, top_k
 from activelabel.strategies.hybrid import ClusterMargin
 from activelabel.strategies.uncertainty import scores_of_checked
 
@@ -193,6 +195,86 @@ class InfoGain(ClusterMargin):
         return Selection(idx, u[idx])
 
 
+class Contrastive(ClusterMargin):
+    """Contrastive active learning (CAL, Margatina et al. 2021): each pool item's score is the
+    mean KL divergence from the model's probabilities at its ``k_nn`` nearest labeled items
+    (cosine over the embeddings) to its own, so the picks are the items the model sees unlike
+    their labeled neighbours; the top k. ``from_labels`` reads the neighbours' labels instead
+    of the model's probabilities at them (the mean cross-entropy of the item's probabilities
+    against them). The library's strategies are not given the labeled items' probabilities
+    or labels: :func:`_query_with_labeled` hands them over (:data:`LABELED`) in the
+    simulation. Without them (nothing labeled yet), cluster-margin."""
+
+    name = "cal"
+    k_nn = 10
+    from_labels = False
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        k = check_k(k)
+        p = as_probs(probs).astype(np.float64)
+        X = as_embeddings(embeddings, n_rows=p.shape[0])
+        n_lab = 0 if labeled_embeddings is None else len(labeled_embeddings)
+        if not n_lab or LABELED.get("n") != n_lab:
+            return super().query(k, probs=p, embeddings=X, random_state=random_state)
+        sims = _unit_rows(X) @ _unit_rows(labeled_embeddings).T
+        kk = min(self.k_nn, n_lab)
+        near = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]  # pool x kk labeled positions
+        logp = np.log(np.clip(p, 1e-9, 1.0))
+        if self.from_labels:
+            score = -np.take_along_axis(logp, LABELED["labels"][near], axis=1).mean(axis=1)
+        else:
+            q = np.clip(LABELED["probs"], 1e-9, 1.0)[near]  # pool x kk x classes
+            score = (q * (np.log(q) - logp[:, None, :])).sum(axis=2).mean(axis=1)
+        idx = top_k(score, k)
+        return Selection(idx, score[idx])
+
+
+class ContrastiveLabels(Contrastive):
+    """CAL against the labeled neighbours' labels (:class:`Contrastive`)."""
+
+    name = "cal_labels"
+    from_labels = True
+
+
+class SmoothMargin(ClusterMargin):
+    """Cluster-margin over candidates ranked by the margin of smoothed probabilities: each
+    pool item's averaged with its ``k_nn`` nearest pool items' (cosine over the embeddings,
+    computed a block of rows at a time), so an ambiguous item among confident neighbours
+    (label noise, an outlier) ranks below a region the boundary runs through."""
+
+    name = "smooth_margin"
+    k_nn = 10
+
+    def query(self, k: int, *, probs: Any = None, embeddings: Any = None,
+              labeled_embeddings: Any = None, class_weights: Any = None,
+              random_state: Any = None) -> Selection:
+        p = as_probs(probs).astype(np.float64)
+        X = as_embeddings(embeddings, n_rows=p.shape[0])
+        U = _unit_rows(X)
+        kk = min(self.k_nn, p.shape[0] - 1)
+        smooth = p.copy()
+        for a in range(0, U.shape[0], 2048):
+            near = np.argpartition(-(U[a:a + 2048] @ U.T), kk, axis=1)[:, :kk + 1]  # self too
+            smooth[a:a + 2048] = p[near].mean(axis=1)
+        return super().query(k, probs=smooth, embeddings=X, random_state=random_state)
+
+
+#: The labeled items' predicted probabilities and labels for :class:`Contrastive`, set by
+#: :func:`_query_with_labeled` before each query of the simulation.
+LABELED: dict[str, Any] = {}
+_library_query = simulation._query
+
+
+def _query_with_labeled(split: Any, name: str, k: int, clf: Any, lab: Any, *args: Any) -> Any:
+    LABELED.clear()
+    if issubclass(REGISTRY[name], Contrastive):
+        LABELED.update(n=len(lab), probs=clf.predict_proba(split.X_train[lab]),
+                       labels=np.asarray(split.y_train[lab]))
+    return _library_query(split, name, k, clf, lab, *args)
+
+
 def _unit_rows(X: Any) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
@@ -200,7 +282,8 @@ def _unit_rows(X: Any) -> np.ndarray:
 
 #: Strategies defined here (not the library's), registered when the script runs.
 BENCHMARK_STRATEGIES = (ClusterMarginBalanced, SoftrankMargin, ClusterMarginSoftrank,
-                        ClusterMarginWide, ClusterMarginTypiclust, InfoGain)
+                        ClusterMarginWide, ClusterMarginTypiclust, InfoGain, Contrastive,
+                        ContrastiveLabels, SmoothMargin)
 STRATEGIES = ("random", "cluster_margin", "margin", "badge", "typiclust", "auto",
               ClusterMarginBalanced.name)
 #: Version of a strategy whose rule changed: a stored run of another version is stale, run again
@@ -596,13 +679,17 @@ def main(argv: list[str] | None = None) -> int:
     if c_only and set(setups) - {"C"}:
         raise SystemExit(f"error: {', '.join(c_only)} run in setup C only; pass --setups C")
     if not args.table_only:
-        for repeat in range(args.first_repeat, args.repeats):
-            for setup in setups:
-                for name in names:
-                    run_one(setup, name, repeat, strategies, args.out_dir,
-                            frozenset(x for x in args.rerun.split(",") if x),
-                            args.featurizer_params, args.featurizer, args.model_params,
-                            args.setup_c or CLI_DEFAULTS)
+        simulation._query = _query_with_labeled
+        try:
+            for repeat in range(args.first_repeat, args.repeats):
+                for setup in setups:
+                    for name in names:
+                        run_one(setup, name, repeat, strategies, args.out_dir,
+                                frozenset(x for x in args.rerun.split(",") if x),
+                                args.featurizer_params, args.featurizer, args.model_params,
+                                args.setup_c or CLI_DEFAULTS)
+        finally:
+            simulation._query = _library_query
     print(table(args.out_dir, strategies))
     if args.interval:
         print(share_intervals(args.out_dir, strategies))

@@ -197,6 +197,30 @@ def test_label_share_own_strategies_pick_k_distinct_pool_items() -> None:
     flat = np.full((300, 3), 1 / 3)
     picked = ls.InfoGain().query(8, probs=flat, embeddings=X, random_state=0).indices
     assert sorted(int(np.argmax(np.abs(X[i]))) for i in picked) == list(range(8))
+    # cal: the picks are the items whose probabilities differ most from their labeled
+    # neighbours' (the model's probabilities there, or their labels)
+    lab = emb[:20]
+    own = np.tile([0.9, 0.05, 0.05], (300, 1))
+    own[[40, 70, 99]] = [0.05, 0.9, 0.05]  # unlike every labeled item, though confident
+    ls.LABELED.update(n=20, probs=np.tile([0.9, 0.05, 0.05], (20, 1)),
+                      labels=np.zeros(20, dtype=np.intp))
+    try:
+        for cls in (ls.Contrastive, ls.ContrastiveLabels):
+            picked = cls().query(3, probs=own, embeddings=emb, labeled_embeddings=lab,
+                                 random_state=0).indices
+            assert sorted(picked.tolist()) == [40, 70, 99], cls.name
+    finally:
+        ls.LABELED.clear()
+    # smooth_margin: an uncertain item among confident neighbours ranks below an uncertain
+    # cluster (ten near copies of one direction, each unsure)
+    X = rng.normal(size=(300, 8))
+    X[:10] = X[0] + 0.01 * rng.normal(size=(10, 8))
+    sure = np.tile([0.98, 0.01, 0.01], (300, 1))
+    sure[:10] = [0.4, 0.35, 0.25]
+    sure[200] = [0.34, 0.33, 0.33]  # the most uncertain item, alone
+    picked = ls.SmoothMargin(candidate_factor=1).query(5, probs=sure, embeddings=X,
+                                                      random_state=0).indices
+    assert set(picked.tolist()) < set(range(10))
     # softrank draws the most uncertain items most often, not only them
     scores = -np.abs(probs[:, 0] - probs[:, 1])
     firsts = [int(ls.softrank_order(scores, np.random.default_rng(i))[0]) for i in range(200)]
