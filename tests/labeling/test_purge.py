@@ -18,11 +18,19 @@ from activelabel.labeling.featurize import cached_fingerprint, ensure_features
 from activelabel.labeling.governance import purge
 from activelabel.labeling.snapshots import read_snapshot, take_snapshot
 from activelabel.labeling.stats import project_counts
+from activelabel.labeling.versions import activate_version
 from activelabel.runtime.settings import Storage
-from activelabel.store import get_project, iter_items, list_audit, round_selections
+from activelabel.store import Conflict, get_project, iter_items, list_audit, round_selections
 from activelabel.store.governance import get_snapshot
-from activelabel.store.models import Item, Round, Snapshot
-from tests.support.projects import Seeded, label_rows, new_project, request_and_run_round, text_rows
+from activelabel.store.models import Item, ModelVersion, Round, Snapshot
+from tests.support.projects import (
+    Seeded,
+    label_rows,
+    new_project,
+    request_and_run_round,
+    run_job,
+    text_rows,
+)
 
 ROWS = 40
 PURGED_ROW = 5
@@ -242,3 +250,102 @@ def test_a_purged_image_reads_as_a_blank_one(engine_storage: Storage) -> None:
                               *rows[:1]], settings={"featurizer": "image"})
     zero = ensure_features(engine_storage, blank.project_id)
     np.testing.assert_allclose(_row(rebuilt.X, 4), _row(zero.X, 0), atol=1e-6)
+
+
+SECRET = "Zqxjvquorblemark"
+
+
+def _holding_secret(storage: Storage) -> list[str]:
+    """Files of the data folder (a SQLite database and its log among them) that hold the
+    secret word in any case (a span model keeps words in lower case)."""
+    root = storage.location.data_dir
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and SECRET.lower().encode() in p.read_bytes().lower())
+
+
+def test_no_byte_of_a_purged_text_is_left_in_the_data_folder(engine_storage: Storage) -> None:
+    rows = text_rows(ROWS)
+    rows[PURGED_ROW]["data"]["text"] = f"alpha {SECRET} beta " + "filler " * 40
+    seeded = new_project(engine_storage, labels=["a", "b"], rows=rows, settings=SETTINGS)
+    label_rows(engine_storage, seeded, list(range(12)), ["a", "b"] * 6)
+    request_and_run_round(engine_storage, seeded.project_id)
+    assert _holding_secret(engine_storage)  # the database (SQLite), features, ...
+    _purge_row(engine_storage, seeded, PURGED_ROW)
+    # with SQLite, the write-ahead log held the old payload until the purge folded it in
+    assert _holding_secret(engine_storage) == []
+    request_and_run_round(engine_storage, seeded.project_id)
+    assert _holding_secret(engine_storage) == []
+
+
+def _span_project(storage: Storage) -> tuple[Seeded, list[Any]]:
+    from tests.labeling.test_span_rounds import TYPES, _rows
+
+    rows, truth = _rows(60, 20)
+    rows[3]["data"]["text"] = f"i met {SECRET} in Paris today"
+    truth[3] = [{"start": 6, "end": 6 + len(SECRET), "label": "person"}]
+    seeded = new_project(storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    return seeded, truth
+
+
+def _versions(storage: Storage, project_id: int) -> dict[int, tuple[str | None, bool]]:
+    with storage.read_sessions() as session:
+        return {mv.version: (mv.artifact_path, mv.is_active)
+                for mv in session.execute(select(ModelVersion).where(
+                    ModelVersion.project_id == project_id)).scalars()}
+
+
+def test_a_purge_removes_the_span_models_that_may_have_learned_the_items_words(
+        engine_storage: Storage) -> None:
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [0, 1, 2, 4, 5, 6, *range(40, 60)], truth)
+    assert request_and_run_round(engine_storage, pid)["model_version"] == 1
+    _label(engine_storage, pid, seeded.owner_id, [3, 7, 8], truth)  # the secret sentence
+    assert request_and_run_round(engine_storage, pid)["model_version"] == 2
+    before = _versions(engine_storage, pid)
+    assert [p for p in _holding_secret(engine_storage) if p.startswith("models/")] == [
+        f"models/project_{pid}/v2.pkl"]  # a span model keeps the words it trained on
+    _purge_row(engine_storage, seeded, 3)
+    after = _versions(engine_storage, pid)
+    assert after[1] == before[1]  # trained before the first label of the item: kept
+    assert after[2] == (None, True)  # its file gone, the version kept in the history
+    assert not Path(str(before[2][0])).exists()
+    assert _holding_secret(engine_storage) == []
+    with engine_storage.read_sessions() as session:
+        forgot = [e for e in list_audit(session, project_id=pid) if e.action == "forget"]
+        queued = session.execute(select(Round).where(Round.project_id == pid,
+                                                     Round.status == "queued")).scalars().all()
+    assert [(e.entity, (e.after or {})["version"]) for e in forgot] == [("model_version", 2)]
+    assert len(queued) == 1  # a round to train a model without the purged sentence
+    with engine_storage.sessions() as session, session.begin(), \
+            pytest.raises(Conflict, match="removed by a purge"):
+        activate_version(session, pid, 2, seeded.owner_id)
+    trained = run_job(engine_storage, int(queued[0].job_id or 0))
+    assert trained["model_version"] == 3
+    assert _holding_secret(engine_storage) == []
+
+
+def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activelabel.labeling import rounds
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [*range(10), *range(40, 60)], truth)
+    train = rounds.span_round
+
+    def purge_while_training(*args: Any, **kwargs: Any) -> Any:
+        out = train(*args, **kwargs)  # trained on the secret sentence's words
+        _purge_row(engine_storage, seeded, 3)
+        return out
+
+    monkeypatch.setattr(rounds, "span_round", purge_while_training)
+    done = request_and_run_round(engine_storage, pid)
+    assert done["model_version"] is None
+    assert "purged while the round ran" in done["metrics"]["model_discarded"]
+    assert _versions(engine_storage, pid) == {}
+    assert _holding_secret(engine_storage) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,12 +23,13 @@ from ..store import (
     usernames,
 )
 from ..store._util import item_in_project, lock_project
-from ..store.db import on_transaction_end
-from ..store.governance import list_project_versions, purge_items
+from ..store.db import on_transaction_end, truncate_wal
+from ..store.governance import list_project_versions, models_trained_on, purge_items
 from ..store.models import AuditEvent, Decision, Flag, Item, Project
 from . import sentences
 from .featurize import new_purge_stamp
 from .images import forget_images, is_image_ref
+from .rounds import request_round
 from .snapshots import redact_snapshots, restore_snapshot
 from .vectors import purge_vectors
 
@@ -95,8 +97,11 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     session commits; once it has committed the stamp is renewed again and the stored sentence
     vectors of the purged rows are blanked: a build that read the payloads before the commit
     keeps nothing, and no model trained before the purge is taken for one of the rebuilt
-    features."""
-    lock_project(session, project_id)  # one purge or snapshot of the project at a time
+    features. A span project's model files that may have learned from the items' labels are
+    removed (a span model keeps the words of the sentences it trained on; a round is queued
+    to train one without them), and a SQLite database's write-ahead log, which still holds
+    the old payloads, is folded into the file (whose freed space SQLite overwrites)."""
+    project = lock_project(session, project_id)  # one purge or snapshot of the project at a time
     ids = list(item_ids)
     if external_ids:
         found = item_ids_by_external_id(session, project_id, external_ids)
@@ -114,15 +119,44 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     rows = [item.row for item in items]
     new_purge_stamp(storage, project_id)
     purge_vectors(storage, project_id, rows)
+    forgotten = (_forget_span_models(session, project_id, [item.id for item in items], actor_id)
+                 if project.task == "spans" else [])
 
     def committed() -> None:
         new_purge_stamp(storage, project_id)
         # after the commit: a build that read a text before it finds the blank row (its key is
         # the empty text's) and keeps it, and a rolled back purge blanks nothing
         sentences.purge_rows(storage, project_id, rows)
+        for path in forgotten:
+            path.unlink(missing_ok=True)
+        truncate_wal(storage.engine)
 
     on_transaction_end(session, committed=committed, rolled_back=lambda: None)
     return items
+
+
+#: Set in a model version's metrics when a purge removed its file.
+FORGOTTEN = "removed_by_purge"
+
+
+def _forget_span_models(session: Session, project_id: int, item_ids: Sequence[int],
+                        actor_id: int) -> list[Path]:
+    """Take the files of the span model versions that may have learned from labels of
+    ``item_ids`` off their versions (each an audit event ``forget``); the caller removes the
+    files once the purge commits. The versions stay in the history, without a file (no
+    rollback to them). When the active version is among them, a round is queued to train a
+    model without the purged items."""
+    paths = []
+    for mv in models_trained_on(session, project_id, item_ids):
+        paths.append(Path(str(mv.artifact_path)))
+        mv.artifact_path = None
+        mv.metrics = {**(mv.metrics or {}), FORGOTTEN: "trained on labels of purged items"}
+        record_audit(session, "forget", "model_version", mv.id, project_id=project_id,
+                     actor_id=actor_id, after={"version": mv.version,
+                                               "reason": "trained on labels of purged items"})
+        if mv.is_active:
+            request_round(session, project_id, requested_by=actor_id, reason="purge")
+    return paths
 
 
 def restore(session: Session, project: Project, snapshot_id: int,

@@ -76,7 +76,13 @@ from ..strategies import (
 )
 from .consensus import collect_votes, consensus_method, votes_consensus
 from .drift import round_drift
-from .featurize import ProjectFeatures, ensure_features, project_records, transform_items
+from .featurize import (
+    ProjectFeatures,
+    ensure_features,
+    project_records,
+    purge_stamp,
+    transform_items,
+)
 from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .predictions import prediction_priors
@@ -253,6 +259,7 @@ class _Snapshot:
     plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
     scheduled_before: str | None = None  # strategy: auto, the last round's choice
     purged: NDArray[np.intp] = field(default_factory=lambda: np.empty(0, np.intp))  # rows
+    purge_stamp: str = ""  # the project's purge stamp before anything was read
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -275,6 +282,7 @@ def _history(session: Session, project_id: int, number: int) -> list[RoundState]
 
 
 def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
+    stamp = purge_stamp(storage, project_id)
     with storage.read_sessions() as session:
         project = get_project(session, project_id)
         # Before the labels: every revision up to the watermark is among what follows.
@@ -313,7 +321,7 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             purged=np.asarray(sorted(purged), dtype=np.intp),
             items_known=_items_known(session, project_id),
             plan=plan_record(plan, pace, seconds, settings.max_model_lag),
-            scheduled_before=before if isinstance(before, str) else None)
+            scheduled_before=before if isinstance(before, str) else None, purge_stamp=stamp)
 
 
 def _items_known(session: Session, project_id: int) -> int | None:
@@ -913,6 +921,14 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
     with storage.sessions() as session, session.begin():
         mv_id: int | None = None
         version: int | None = out.model_version
+        if out.artifact_tmp is not None and snap.task == "spans" and _purged_since(
+                session, storage, snap):
+            # a span model keeps the words of the sentences it trained on, and a purge since
+            # the labels were read may have removed some of them: the model is not kept
+            out.artifact_tmp.unlink(missing_ok=True)
+            out.artifact_tmp = None
+            metrics["model_discarded"] = ("items were purged while the round ran; the next "
+                                          "round trains without them")
         if out.artifact_tmp is not None:
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
@@ -940,6 +956,13 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
                             else "") + f": {out.schedule['reason']}", from_round=rnd.number)
     return {"round_id": round_id, "selected": len(item_ids), "model_version": version,
             "strategy": out.picked.strategy, "metrics": metrics}
+
+
+def _purged_since(session: Session, storage: Storage, snap: _Snapshot) -> bool:
+    """Whether a purge of the project committed (or is under way) since ``snap`` was read;
+    the project's lock orders the answer with the purge's transaction."""
+    lock_project(session, snap.project_id)
+    return purge_stamp(storage, snap.project_id) != snap.purge_stamp
 
 
 def _keep_previous_probs(storage: Storage, project_id: int) -> None:

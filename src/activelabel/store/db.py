@@ -169,7 +169,44 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     _enable_wal(cursor)
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA synchronous = NORMAL")
+    # freed space (an emptied payload's old bytes) is overwritten with zeros, whatever the
+    # library's build default: a purge leaves nothing of the payload in the file
+    cursor.execute("PRAGMA secure_delete = ON")
     cursor.close()
+
+
+#: How long :func:`truncate_wal` waits for readers of older snapshots to finish.
+WAL_TRUNCATE_WAIT_MS = 2000
+
+
+def truncate_wal(engine: Engine) -> bool:
+    """Fold a SQLite database's write-ahead log into the file and empty the log (where the
+    pages written before, old payloads among them, stay until overwritten); True when done.
+    Waits up to :data:`WAL_TRUNCATE_WAIT_MS` for readers of older snapshots, else leaves the
+    log for SQLite's own checkpoints and says so in the log. PostgreSQL: nothing to do here
+    (True)."""
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.execute(f"PRAGMA busy_timeout = {WAL_TRUNCATE_WAIT_MS}")
+        try:
+            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            _log.warning("the write-ahead log was not truncated (%s): it is folded into the "
+                        "database by SQLite's next checkpoints", exc)
+            return False
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if busy:
+            _log.warning("the write-ahead log was not truncated: readers of older snapshots "
+                        "held it past %d ms; SQLite's next checkpoints fold it in",
+                        WAL_TRUNCATE_WAIT_MS)
+        return not busy
+    finally:
+        raw.close()
 
 
 def _enable_wal(cursor: Any) -> None:

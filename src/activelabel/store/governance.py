@@ -16,11 +16,13 @@ from .audit import record_audit
 from .errors import InvalidInput, NotFound
 from .items import content_hash
 from .models import (
+    Annotation,
     Assignment,
     CalibrationItem,
     CalibrationSession,
     Decision,
     Item,
+    ModelVersion,
     Project,
     ProjectVersion,
     Round,
@@ -40,6 +42,7 @@ __all__ = [
     "list_decisions",
     "list_project_versions",
     "list_snapshots",
+    "models_trained_on",
     "purge_items",
     "record_project_version",
 ]
@@ -220,3 +223,20 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
                     .values(expires_at=when).execution_options(synchronize_session=False))
     session.flush()
     return items
+
+
+def models_trained_on(session: Session, project_id: int,
+                      item_ids: Sequence[int]) -> list[ModelVersion]:
+    """The project's model versions with a stored file that may have been trained on labels
+    of ``item_ids``: those created since the first label given to any of them (a version
+    created later than a label may not have read it; none created before can have)."""
+    if not item_ids:
+        return []
+    first = session.execute(select(func.min(Annotation.created_at)).where(
+        Annotation.project_id == project_id,
+        Annotation.item_id.in_([int(i) for i in item_ids]))).scalar_one_or_none()
+    if first is None:
+        return []
+    return list(session.execute(select(ModelVersion).where(
+        ModelVersion.project_id == project_id, ModelVersion.artifact_path.is_not(None),
+        ModelVersion.created_at >= first).order_by(ModelVersion.version)).scalars())

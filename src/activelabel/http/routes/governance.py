@@ -117,7 +117,9 @@ def restore(project_id: PathId, snapshot_id: PathId, caller: Writer) -> RestoreO
 def purge(project_id: PathId, body: PurgeIn, caller: Writer) -> PurgeOut:
     """Remove the payloads of items on request (data becomes ``{}``); their annotations stay
     and each purge is an audit event. Cached features are dropped (rebuilt without the
-    payloads by the next round). Owners only."""
+    payloads by the next round), snapshots redacted, and a span project's model files that
+    may have learned from the items removed (a round is queued when the active one goes).
+    Owners only."""
     caller.project(project_id, Role.OWNER)
     items = gov.purge(caller.session, caller.storage, project_id, item_ids=body.item_ids,
                   external_ids=body.external_ids, actor_id=caller.user.id)
