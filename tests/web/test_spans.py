@@ -298,3 +298,26 @@ def test_after_the_page_slept_past_its_leases_no_sentence_others_took_is_shown(
     after = wait_until(lambda: _shown(page) if _shown(page) != first else None, timeout=30,
                        what="next sentence")
     assert after not in taken
+
+
+def test_a_span_model_a_purge_removed_shows_so_and_offers_no_roll_back(page: Any, site: Site
+                                                                       ) -> None:
+    pid, _, _ = _span_project(site)
+    [first] = site.get(f"/projects/{pid}/models")
+    labeled = [i["id"] for i in site.get(f"/projects/{pid}/items", params={"limit": 12})["items"]]
+    purged = site.api("POST", f"/projects/{pid}/items/purge", json={"item_ids": labeled[:1]})
+    assert purged.status_code == 200, purged.text
+    # the model that learned the purged sentence's words loses its file; a round trains anew
+    models = wait_until(lambda: (lambda m: m if len(m) == 2 and m[1]["is_active"] else None)(
+        site.get(f"/projects/{pid}/models")), timeout=ROUND_TIMEOUT, what="a model without it")
+    assert models[0]["version"] == first["version"]
+    assert "purged" in models[0]["metrics"]["removed_by_purge"]
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    row = page.locator(f"#models tr[data-version='{first['version']}']")
+    assert "removed by a purge" in row.inner_text()
+    assert row.get_by_role("button").count() == 0
+    assert page.locator(f"#models tr[data-version='{models[1]['version']}'] .badge.ok").count()
+    refused = site.api("POST", f"/projects/{pid}/models/{first['version']}/activate")
+    assert refused.status_code == 409, refused.text

@@ -157,11 +157,14 @@
 
   function models(list, role) {
     fill("models", [...list].reverse().map((m) => {
-      const state = m.is_active ? AL.el("span", { class: "badge ok" }, "active")
+      const x = m.metrics || {};
+      // a span model whose file a purge removed (it may have learned the purged words)
+      const gone = x.removed_by_purge ? AL.el("span", { class: "muted", title: x.removed_by_purge }, "removed by a purge") : null;
+      const state = m.is_active ? AL.el("span", {}, AL.el("span", { class: "badge ok" }, "active"), gone && " ", gone)
+        : gone ? gone
         : AL.atLeast(role, AL.ROLE.OWNER) ? AL.el("button", { type: "button", class: "rollback", dataset: { version: String(m.version) },
           "aria-label": `Roll back to ${modelName(m.version)}`, onclick: () => rollback(m.version) }, "Roll back")
         : AL.el("span", { class: "muted" }, "inactive");
-      const x = m.metrics || {};
       const n = roundOfModel.get(m.version);
       return AL.el("tr", { dataset: { version: String(m.version) } }, AL.el("th", { scope: "row" }, n ? `round ${n}` : `version ${m.version}`),
         cell(m.n_train, 1), cell(x.accuracy, 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
