@@ -5,13 +5,14 @@ for one of the features rebuilt after it."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from activelabel.labeling import featurize
 from activelabel.labeling.featurize import cached_fingerprint, ensure_features
@@ -20,9 +21,16 @@ from activelabel.labeling.snapshots import read_snapshot, take_snapshot
 from activelabel.labeling.stats import project_counts
 from activelabel.labeling.versions import activate_version
 from activelabel.runtime.settings import Storage
-from activelabel.store import Conflict, get_project, iter_items, list_audit, round_selections
+from activelabel.store import (
+    Conflict,
+    get_project,
+    item_ids_for_rows,
+    iter_items,
+    list_audit,
+    round_selections,
+)
 from activelabel.store.governance import get_snapshot
-from activelabel.store.models import Item, ModelVersion, Round, Snapshot
+from activelabel.store.models import Annotation, Item, ModelVersion, Round, Snapshot
 from tests.support.projects import (
     Seeded,
     label_rows,
@@ -295,6 +303,14 @@ def _versions(storage: Storage, project_id: int) -> dict[int, tuple[str | None, 
                     ModelVersion.project_id == project_id)).scalars()}
 
 
+def _later_label_times(storage: Storage, project_id: int, row: int) -> None:
+    """The item's labels stamped an hour ahead (an imported file's own times may be)."""
+    with storage.sessions() as session, session.begin():
+        [item_id] = item_ids_for_rows(session, project_id, [row])
+        session.execute(update(Annotation).where(Annotation.item_id == item_id).values(
+            created_at=datetime.now(UTC) + timedelta(hours=1)))
+
+
 def test_a_purge_removes_the_span_models_that_may_have_learned_the_items_words(
         engine_storage: Storage) -> None:
     from tests.labeling.test_span_rounds import _label
@@ -304,10 +320,12 @@ def test_a_purge_removes_the_span_models_that_may_have_learned_the_items_words(
     _label(engine_storage, pid, seeded.owner_id, [0, 1, 2, 4, 5, 6, *range(40, 60)], truth)
     assert request_and_run_round(engine_storage, pid)["model_version"] == 1
     _label(engine_storage, pid, seeded.owner_id, [3, 7, 8], truth)  # the secret sentence
+    _later_label_times(engine_storage, pid, 3)  # the versions are told by revision, not clock
     assert request_and_run_round(engine_storage, pid)["model_version"] == 2
     before = _versions(engine_storage, pid)
     assert [p for p in _holding_secret(engine_storage) if p.startswith("models/")] == [
         f"models/project_{pid}/v2.pkl"]  # a span model keeps the words it trained on
+    _purge_row(engine_storage, seeded, 45)  # a holdout sentence: no model trained on it
     _purge_row(engine_storage, seeded, 3)
     after = _versions(engine_storage, pid)
     assert after[1] == before[1]  # trained before the first label of the item: kept
@@ -326,11 +344,34 @@ def test_a_purge_removes_the_span_models_that_may_have_learned_the_items_words(
     trained = run_job(engine_storage, int(queued[0].job_id or 0))
     assert trained["model_version"] == 3
     assert _holding_secret(engine_storage) == []
+    _purge_row(engine_storage, seeded, 3)  # again: nothing new to forget
+    assert _versions(engine_storage, pid)[3][0] is not None
+
+
+def test_a_rollback_queued_to_a_model_a_purge_removed_trains_instead(
+        engine_storage: Storage) -> None:
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [*range(8), *range(40, 60)], truth)
+    request_and_run_round(engine_storage, pid)
+    _label(engine_storage, pid, seeded.owner_id, [8, 9], truth)
+    request_and_run_round(engine_storage, pid)
+    with engine_storage.sessions() as session, session.begin():
+        _, rerank, _ = activate_version(session, pid, 1, seeded.owner_id)  # queued, not run
+        job_id = int(rerank.job_id or 0)
+    _purge_row(engine_storage, seeded, 3)  # both models learned it
+    assert {v: path for v, (path, _) in _versions(engine_storage, pid).items()} == {
+        1: None, 2: None}
+    done = run_job(engine_storage, job_id)  # the rollback's round trains a new model instead
+    assert done["model_version"] == 3
+    assert _holding_secret(engine_storage) == []
 
 
 def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
         engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    from activelabel.labeling import rounds
+    from activelabel.labeling import governance, rounds
     from tests.labeling.test_span_rounds import _label
 
     seeded, truth = _span_project(engine_storage)
@@ -340,7 +381,11 @@ def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
 
     def purge_while_training(*args: Any, **kwargs: Any) -> Any:
         out = train(*args, **kwargs)  # trained on the secret sentence's words
-        _purge_row(engine_storage, seeded, 3)
+        # committed, its after-commit work not done yet (no new purge stamp): the round
+        # must see the purge in the database itself
+        with monkeypatch.context() as m:
+            m.setattr(governance, "new_purge_stamp", lambda *a: None)
+            _purge_row(engine_storage, seeded, 3)
         return out
 
     monkeypatch.setattr(rounds, "span_round", purge_while_training)
@@ -348,4 +393,36 @@ def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
     assert done["model_version"] is None
     assert "purged while the round ran" in done["metrics"]["model_discarded"]
     assert _versions(engine_storage, pid) == {}
-    assert _holding_secret(engine_storage) == []
+    assert not [p for p in _holding_secret(engine_storage) if p.startswith("models/")]
+
+
+def test_sqlite_overwrites_freed_bytes(engine_storage: Storage) -> None:
+    if engine_storage.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    with engine_storage.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar_one() == 1
+
+
+def test_a_log_readers_held_is_emptied_by_the_worker_later(fresh_storage: Storage) -> None:
+    import sqlite3
+
+    from activelabel.labeling.governance import wal_fold_pending
+    from activelabel.runtime.worker import Worker
+
+    if fresh_storage.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    rows = text_rows(ROWS)
+    rows[PURGED_ROW]["data"]["text"] = f"alpha {SECRET} beta"
+    seeded = new_project(fresh_storage, labels=["a", "b"], rows=rows, settings=SETTINGS)
+    reader = sqlite3.connect(fresh_storage.location.data_dir / "activelabel.db",
+                             isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM items").fetchone()  # holds an older snapshot
+    _purge_row(fresh_storage, seeded, PURGED_ROW)
+    assert wal_fold_pending(fresh_storage)
+    assert "activelabel.db-wal" in _holding_secret(fresh_storage)
+    reader.execute("COMMIT")
+    reader.close()
+    assert Worker(fresh_storage).fold_wal()
+    assert not wal_fold_pending(fresh_storage)
+    assert _holding_secret(fresh_storage) == []

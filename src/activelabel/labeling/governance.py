@@ -25,11 +25,11 @@ from ..store import (
 from ..store._util import item_in_project, lock_project
 from ..store.db import on_transaction_end, truncate_wal
 from ..store.governance import list_project_versions, models_trained_on, purge_items
-from ..store.models import AuditEvent, Decision, Flag, Item, Project
+from ..store.models import AuditEvent, Decision, Flag, Item, Project, Split
 from . import sentences
 from .featurize import new_purge_stamp
 from .images import forget_images, is_image_ref
-from .rounds import request_round
+from .rounds import queued_rerank, request_training
 from .snapshots import redact_snapshots, restore_snapshot
 from .vectors import purge_vectors
 
@@ -100,7 +100,8 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     features. A span project's model files that may have learned from the items' labels are
     removed (a span model keeps the words of the sentences it trained on; a round is queued
     to train one without them), and a SQLite database's write-ahead log, which still holds
-    the old payloads, is folded into the file (whose freed space SQLite overwrites)."""
+    the old payloads, is folded into the file (whose freed space SQLite overwrites) once the
+    purge commits (:func:`fold_wal`)."""
     project = lock_project(session, project_id)  # one purge or snapshot of the project at a time
     ids = list(item_ids)
     if external_ids:
@@ -110,8 +111,13 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
             raise InvalidInput(f"{len(unknown)} external_ids are not items of project "
                                f"{project_id} (first: {unknown[:5]})")
         ids += [found[e] for e in external_ids]
-    images = [value for i in ids for value in (item_in_project(session, project_id, int(i)).data
-                                                or {}).values() if is_image_ref(value)]
+    found_items = [item_in_project(session, project_id, int(i)) for i in ids]
+    images = [value for item in found_items for value in (item.data or {}).values()
+              if is_image_ref(value)]
+    # what a span model may have learned: the labels of items purged now (not again), which
+    # rounds train on (the holdout's only measure)
+    learned = [item.id for item in found_items
+               if item.purged_at is None and item.split != Split.HOLDOUT]
     items = purge_items(session, project_id, ids, actor_id=actor_id)
     session.flush()
     forget_images(session, storage, project_id, images)  # image files go with their items
@@ -119,17 +125,17 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     rows = [item.row for item in items]
     new_purge_stamp(storage, project_id)
     purge_vectors(storage, project_id, rows)
-    forgotten = (_forget_span_models(session, project_id, [item.id for item in items], actor_id)
-                 if project.task == "spans" else [])
+    if project.task == "spans":
+        _forget_span_models(session, storage, project_id, learned, actor_id)
 
     def committed() -> None:
         new_purge_stamp(storage, project_id)
-        # after the commit: a build that read a text before it finds the blank row (its key is
-        # the empty text's) and keeps it, and a rolled back purge blanks nothing
-        sentences.purge_rows(storage, project_id, rows)
-        for path in forgotten:
-            path.unlink(missing_ok=True)
-        truncate_wal(storage.engine)
+        try:
+            # after the commit: a build that read a text before it finds the blank row (its
+            # key is the empty text's) and keeps it, and a rolled back purge blanks nothing
+            sentences.purge_rows(storage, project_id, rows)
+        finally:
+            fold_wal(storage)
 
     on_transaction_end(session, committed=committed, rolled_back=lambda: None)
     return items
@@ -139,24 +145,51 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
 FORGOTTEN = "removed_by_purge"
 
 
-def _forget_span_models(session: Session, project_id: int, item_ids: Sequence[int],
-                        actor_id: int) -> list[Path]:
-    """Take the files of the span model versions that may have learned from labels of
-    ``item_ids`` off their versions (each an audit event ``forget``); the caller removes the
-    files once the purge commits. The versions stay in the history, without a file (no
-    rollback to them). When the active version is among them, a round is queued to train a
-    model without the purged items."""
-    paths = []
+def _forget_span_models(session: Session, storage: Storage, project_id: int,
+                        item_ids: Sequence[int], actor_id: int) -> None:
+    """Remove the files of the span model versions that may have learned from labels of
+    ``item_ids`` (each an audit event ``forget``). The versions stay in the history, marked
+    :data:`FORGOTTEN` (no rollback to them). When the active one is among them, a round is
+    queued to train a model without the purged items. The files go at once, not at the
+    commit: a crash in between leaves no copy behind, and should the purge roll back, a
+    version whose file is gone only cannot score again (the next round trains a new one)."""
+    forgotten: set[int] = set()
+    active = False
     for mv in models_trained_on(session, project_id, item_ids):
-        paths.append(Path(str(mv.artifact_path)))
+        Path(str(mv.artifact_path)).unlink(missing_ok=True)
         mv.artifact_path = None
         mv.metrics = {**(mv.metrics or {}), FORGOTTEN: "trained on labels of purged items"}
         record_audit(session, "forget", "model_version", mv.id, project_id=project_id,
                      actor_id=actor_id, after={"version": mv.version,
                                                "reason": "trained on labels of purged items"})
-        if mv.is_active:
-            request_round(session, project_id, requested_by=actor_id, reason="purge")
-    return paths
+        forgotten.add(mv.version)
+        active = active or mv.is_active
+    # a queued rollback to one of them would fail: it trains instead
+    if active or queued_rerank(session, project_id) in forgotten:
+        request_training(session, project_id, requested_by=actor_id, reason="purge",
+                         not_versions=forgotten)
+
+
+#: A file the purge leaves when SQLite's write-ahead log could not be emptied at once: the
+#: worker tries again (:func:`fold_wal`).
+WAL_PENDING = "wal-fold-pending"
+
+
+def fold_wal(storage: Storage) -> bool:
+    """Fold a SQLite database's write-ahead log into the file and empty it
+    (:func:`~activelabel.store.db.truncate_wal`), or leave :data:`WAL_PENDING` in the data
+    folder for the worker to try again; True when done (always on PostgreSQL)."""
+    marker = storage.location.data_dir / WAL_PENDING
+    if truncate_wal(storage.engine):
+        marker.unlink(missing_ok=True)
+        return True
+    marker.touch()
+    return False
+
+
+def wal_fold_pending(storage: Storage) -> bool:
+    """Whether a purge left the write-ahead log to fold (:func:`fold_wal`)."""
+    return (storage.location.data_dir / WAL_PENDING).exists()
 
 
 def restore(session: Session, project: Project, snapshot_id: int,

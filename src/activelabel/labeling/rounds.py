@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
@@ -63,7 +63,7 @@ from ..store import (
     settings_of,
 )
 from ..store.db import dialect_of, for_update_skip_locked
-from ..store.governance import add_decision
+from ..store.governance import LABELS_UPTO, add_decision
 from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
@@ -80,7 +80,6 @@ from .featurize import (
     ProjectFeatures,
     ensure_features,
     project_records,
-    purge_stamp,
     transform_items,
 )
 from .pace import cadence_plan, plan_record, retrain_after
@@ -166,6 +165,32 @@ def request_round(session: Session, project_id: int, *, requested_by: int | None
     if queued is not None:
         return queued, False
     return _new_round(session, project, {"reason": reason}, requested_by), True
+
+
+def request_training(session: Session, project_id: int, *, requested_by: int | None,
+                     reason: str, not_versions: set[int]) -> Round:
+    """Queue a round that trains (as :func:`request_round`); a queued re-rank with one of
+    ``not_versions`` (model versions that can no longer score: their file is gone) becomes
+    that round instead of running and failing. The caller commits."""
+    project = lock_project(session, project_id)
+    queued = _queued_round(session, project_id)
+    if queued is None:
+        return _new_round(session, project, {"reason": reason}, requested_by)
+    job = session.get(Job, queued.job_id) if queued.job_id is not None else None
+    rerank = queued_rerank(session, project_id)
+    if job is not None and rerank in not_versions:
+        job.payload = {"round_id": queued.id, "reason": reason}
+        record_audit(session, "request", "round", queued.id, project_id=project_id,
+                     actor_id=requested_by, before={"model_version": rerank},
+                     after={"number": queued.number, "job_id": job.id, "reason": reason})
+    return queued
+
+
+def queued_rerank(session: Session, project_id: int) -> int | None:
+    """The model version the project's queued round re-ranks with (a rollback), if any."""
+    queued = _queued_round(session, project_id)
+    version = None if queued is None else _job_payload(session, queued).get("model_version")
+    return version if isinstance(version, int) else None
 
 
 def request_rerank(session: Session, project_id: int, version: int, *,
@@ -259,7 +284,6 @@ class _Snapshot:
     plan: dict[str, Any] = field(default_factory=dict)  # batch and cadence (metrics["pace"])
     scheduled_before: str | None = None  # strategy: auto, the last round's choice
     purged: NDArray[np.intp] = field(default_factory=lambda: np.empty(0, np.intp))  # rows
-    purge_stamp: str = ""  # the project's purge stamp before anything was read
 
 
 def _previous_round(session: Session, project_id: int, number: int) -> dict[str, Any] | None:
@@ -282,7 +306,6 @@ def _history(session: Session, project_id: int, number: int) -> list[RoundState]
 
 
 def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
-    stamp = purge_stamp(storage, project_id)
     with storage.read_sessions() as session:
         project = get_project(session, project_id)
         # Before the labels: every revision up to the watermark is among what follows.
@@ -321,7 +344,7 @@ def _snapshot(storage: Storage, project_id: int, number: int) -> _Snapshot:
             purged=np.asarray(sorted(purged), dtype=np.intp),
             items_known=_items_known(session, project_id),
             plan=plan_record(plan, pace, seconds, settings.max_model_lag),
-            scheduled_before=before if isinstance(before, str) else None, purge_stamp=stamp)
+            scheduled_before=before if isinstance(before, str) else None)
 
 
 def _items_known(session: Session, project_id: int) -> int | None:
@@ -922,7 +945,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
         mv_id: int | None = None
         version: int | None = out.model_version
         if out.artifact_tmp is not None and snap.task == "spans" and _purged_since(
-                session, storage, snap):
+                session, snap):
             # a span model keeps the words of the sentences it trained on, and a purge since
             # the labels were read may have removed some of them: the model is not kept
             out.artifact_tmp.unlink(missing_ok=True)
@@ -933,7 +956,9 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
                 training_set_hash=out.training_hash, n_train=out.n_train,
-                metrics={k: v for k, v in out.holdout.items() if k != "random_curve"})
+                metrics={**{k: v for k, v in out.holdout.items() if k != "random_curve"},
+                         # no label newer than this can be in the model (a purge asks)
+                         LABELS_UPTO: label_watermark(session, snap.project_id)})
             target = _model_path(storage, snap.project_id, mv.version)
             os.replace(out.artifact_tmp, target)
             mv.artifact_path = str(target)
@@ -958,11 +983,14 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             "strategy": out.picked.strategy, "metrics": metrics}
 
 
-def _purged_since(session: Session, storage: Storage, snap: _Snapshot) -> bool:
-    """Whether a purge of the project committed (or is under way) since ``snap`` was read;
-    the project's lock orders the answer with the purge's transaction."""
+def _purged_since(session: Session, snap: _Snapshot) -> bool:
+    """Whether items of the project were purged since ``snap`` read them (a purge is never
+    undone, so the count tells); the project's lock orders the answer with a purge's
+    transaction, committed or not."""
     lock_project(session, snap.project_id)
-    return purge_stamp(storage, snap.project_id) != snap.purge_stamp
+    purged = session.execute(select(func.count()).select_from(Item).where(
+        Item.project_id == snap.project_id, Item.purged_at.is_not(None))).scalar_one()
+    return int(purged) > int(snap.purged.shape[0])
 
 
 def _keep_previous_probs(storage: Storage, project_id: int) -> None:

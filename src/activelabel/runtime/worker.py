@@ -66,6 +66,8 @@ REQUEUE_EVERY_SECONDS = 5.0
 STALE_MODELS_EVERY_SECONDS = 60.0
 #: Seconds between two sweeps of unused uploads (``upload_keep_hours``).
 UPLOAD_SWEEP_EVERY_SECONDS = 3600.0
+#: How often the worker tries again to empty SQLite's write-ahead log after a purge could not.
+WAL_FOLD_EVERY_SECONDS = 10.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
 JOB_KINDS = ("round", "import")
@@ -216,6 +218,7 @@ class Worker:
         self._last_sweep = float("-inf")
         self._last_model_check = float("-inf")
         self._last_upload_sweep = float("-inf")
+        self._last_wal_fold = float("-inf")
         self._idle_paused_until = float("-inf")
 
     def requeue_stale(self) -> list[int]:
@@ -252,6 +255,21 @@ class Worker:
                      self.settings.upload_keep_hours, ", ".join(p.name for p in removed))
         return removed
 
+    def fold_wal(self) -> bool:
+        """Empty SQLite's write-ahead log where a purge could not (readers held it): the
+        purged payloads' old bytes go with it; True when nothing is left to do."""
+        from ..labeling.governance import fold_wal, wal_fold_pending
+
+        self._last_wal_fold = time.monotonic()
+        if not wal_fold_pending(self.storage):
+            return True
+        try:
+            return fold_wal(self.storage)
+        except Exception:
+            log.exception("emptying the write-ahead log after a purge failed; tried again in "
+                          "%.0f s", WAL_FOLD_EVERY_SECONDS)
+            return False
+
     def idle_step(self) -> bool:
         """With no job queued: a few seconds of the work no round waits for (the sentence
         vectors of projects that lack them); False when there is none."""
@@ -278,6 +296,8 @@ class Worker:
             self.queue_stale_models()
         if time.monotonic() - self._last_upload_sweep >= UPLOAD_SWEEP_EVERY_SECONDS:
             self.sweep_uploads()
+        if time.monotonic() - self._last_wal_fold >= WAL_FOLD_EVERY_SECONDS:
+            self.fold_wal()
         job = self._claim()
         if job is None:
             return False

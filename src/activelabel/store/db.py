@@ -175,16 +175,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-#: How long :func:`truncate_wal` waits for readers of older snapshots to finish.
-WAL_TRUNCATE_WAIT_MS = 2000
+#: How long :func:`truncate_wal` waits for readers of older snapshots to finish (writers
+#: wait meanwhile).
+WAL_TRUNCATE_WAIT_MS = 250
 
 
 def truncate_wal(engine: Engine) -> bool:
     """Fold a SQLite database's write-ahead log into the file and empty the log (where the
     pages written before, old payloads among them, stay until overwritten); True when done.
-    Waits up to :data:`WAL_TRUNCATE_WAIT_MS` for readers of older snapshots, else leaves the
-    log for SQLite's own checkpoints and says so in the log. PostgreSQL: nothing to do here
-    (True)."""
+    Waits up to :data:`WAL_TRUNCATE_WAIT_MS` for readers of older snapshots, else False (try
+    again later: SQLite's own checkpoints do not empty the file). PostgreSQL: nothing to do
+    here (True)."""
     if engine.dialect.name != "sqlite":
         return True
     raw = engine.raw_connection()
@@ -195,15 +196,13 @@ def truncate_wal(engine: Engine) -> bool:
         try:
             busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         except sqlite3.OperationalError as exc:
-            _log.warning("the write-ahead log was not truncated (%s): it is folded into the "
-                        "database by SQLite's next checkpoints", exc)
+            _log.warning("the write-ahead log was not emptied (%s); tried again later", exc)
             return False
         finally:
             driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if busy:
-            _log.warning("the write-ahead log was not truncated: readers of older snapshots "
-                        "held it past %d ms; SQLite's next checkpoints fold it in",
-                        WAL_TRUNCATE_WAIT_MS)
+            _log.info("the write-ahead log was not emptied: readers of older snapshots held "
+                      "it past %d ms; tried again later", WAL_TRUNCATE_WAIT_MS)
         return not busy
     finally:
         raw.close()

@@ -31,6 +31,7 @@ from .models import (
 )
 
 __all__ = [
+    "LABELS_UPTO",
     "MAX_TOPIC",
     "add_decision",
     "create_calibration",
@@ -225,18 +226,27 @@ def purge_items(session: Session, project_id: int, item_ids: Sequence[int], *,
     return items
 
 
+#: A model version's metrics key: the newest revision id of the project when its round was
+#: recorded, an upper bound of the labels the round can have read.
+LABELS_UPTO = "labels_upto"
+
+
 def models_trained_on(session: Session, project_id: int,
                       item_ids: Sequence[int]) -> list[ModelVersion]:
     """The project's model versions with a stored file that may have been trained on labels
-    of ``item_ids``: those created since the first label given to any of them (a version
-    created later than a label may not have read it; none created before can have)."""
+    of ``item_ids``: those whose round was recorded after the first label given to any of
+    them (revision ids, never clocks: an imported label keeps its file's time), and those
+    that did not record it (:data:`LABELS_UPTO`)."""
     if not item_ids:
         return []
-    first = session.execute(select(func.min(Annotation.created_at)).where(
+    first = session.execute(select(func.min(Annotation.id)).where(
         Annotation.project_id == project_id,
         Annotation.item_id.in_([int(i) for i in item_ids]))).scalar_one_or_none()
     if first is None:
         return []
-    return list(session.execute(select(ModelVersion).where(
-        ModelVersion.project_id == project_id, ModelVersion.artifact_path.is_not(None),
-        ModelVersion.created_at >= first).order_by(ModelVersion.version)).scalars())
+    stored = session.execute(select(ModelVersion).where(
+        ModelVersion.project_id == project_id, ModelVersion.artifact_path.is_not(None)
+    ).order_by(ModelVersion.version)).scalars()
+    return [mv for mv in stored
+            if not isinstance((mv.metrics or {}).get(LABELS_UPTO), int)
+            or (mv.metrics or {})[LABELS_UPTO] >= first]
