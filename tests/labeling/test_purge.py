@@ -30,7 +30,7 @@ from activelabel.store import (
     round_selections,
 )
 from activelabel.store.governance import get_snapshot
-from activelabel.store.models import Annotation, Item, ModelVersion, Round, Snapshot
+from activelabel.store.models import Annotation, Item, Job, ModelVersion, Round, Snapshot
 from tests.support.projects import (
     Seeded,
     label_rows,
@@ -426,3 +426,82 @@ def test_a_log_readers_held_is_emptied_by_the_worker_later(fresh_storage: Storag
     assert Worker(fresh_storage).fold_wal()
     assert not wal_fold_pending(fresh_storage)
     assert _holding_secret(fresh_storage) == []
+
+
+def _job_payloads(storage: Storage, project_id: int) -> list[dict[str, Any]]:
+    with storage.read_sessions() as session:
+        rounds = session.execute(select(Round).where(
+            Round.project_id == project_id, Round.status == "queued").order_by(Round.number)
+        ).scalars().all()
+        return [dict(session.get(Job, r.job_id).payload or {}) for r in rounds]  # type: ignore[union-attr]
+
+
+def test_a_purge_that_removes_the_active_model_always_gets_a_training_round(
+        engine_storage: Storage) -> None:
+    from activelabel.store import activate_model_version
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [0, 1, 2, 4, *range(40, 60)], truth)
+    request_and_run_round(engine_storage, pid)  # v1, before the secret sentence's label
+    _label(engine_storage, pid, seeded.owner_id, [3, 5], truth)
+    request_and_run_round(engine_storage, pid)  # v2 learned it
+    with engine_storage.sessions() as session, session.begin():
+        _, rerank, _ = activate_version(session, pid, 1, seeded.owner_id)  # queued rollback
+        # ... while a round already running makes v2 active again
+        activate_model_version(session, pid, 2)
+    _purge_row(engine_storage, seeded, 3)
+    # v1 is kept, but re-ranking with it would leave the active v2 without a file: it trains
+    assert [p.get("model_version") for p in _job_payloads(engine_storage, pid)] == [None]
+    assert run_job(engine_storage, int(rerank.job_id or 0))["model_version"] == 3
+
+
+def test_a_rollback_a_worker_holds_already_is_followed_by_a_training_round(
+        engine_storage: Storage) -> None:
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [*range(8), *range(40, 60)], truth)
+    request_and_run_round(engine_storage, pid)
+    request_and_run_round(engine_storage, pid)
+    with engine_storage.sessions() as session, session.begin():
+        _, rerank, _ = activate_version(session, pid, 1, seeded.owner_id)
+        job = session.get(Job, rerank.job_id)
+        assert job is not None
+        job.status = "running"  # claimed by a worker, its payload read
+    _purge_row(engine_storage, seeded, 3)
+    payloads = _job_payloads(engine_storage, pid)
+    assert [p.get("model_version") for p in payloads] == [1, None]  # a training round after
+    assert run_job(engine_storage, _queued_job(engine_storage, pid, 1))["model_version"] == 3
+
+
+def _queued_job(storage: Storage, project_id: int, index: int) -> int:
+    with storage.read_sessions() as session:
+        rounds = session.execute(select(Round).where(
+            Round.project_id == project_id, Round.status == "queued").order_by(Round.number)
+        ).scalars().all()
+        return int(rounds[index].job_id or 0)
+
+
+def test_a_purge_of_items_a_span_round_did_not_learn_from_keeps_its_model(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activelabel.labeling import rounds
+    from tests.labeling.test_span_rounds import _label
+
+    seeded, truth = _span_project(engine_storage)
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, [*range(10), *range(40, 60)], truth)
+    train = rounds.span_round
+
+    def purge_while_training(*args: Any, **kwargs: Any) -> Any:
+        out = train(*args, **kwargs)
+        _purge_row(engine_storage, seeded, 30)  # never labeled
+        _purge_row(engine_storage, seeded, 45)  # the holdout's: measured, not learned
+        return out
+
+    monkeypatch.setattr(rounds, "span_round", purge_while_training)
+    done = request_and_run_round(engine_storage, pid)
+    assert done["model_version"] == 1
+    assert "model_discarded" not in done["metrics"]

@@ -4,6 +4,7 @@ such change an audit event)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +128,8 @@ def purge(session: Session, storage: Storage, project_id: int, *, item_ids: Sequ
     purge_vectors(storage, project_id, rows)
     if project.task == "spans":
         _forget_span_models(session, storage, project_id, learned, actor_id)
+    if storage.engine.dialect.name == "sqlite":  # before the commit: a crash after it
+        (storage.location.data_dir / WAL_PENDING).touch()  # leaves the worker its work
 
     def committed() -> None:
         new_purge_stamp(storage, project_id)
@@ -167,8 +170,10 @@ def _forget_span_models(session: Session, storage: Storage, project_id: int,
     # a queued rollback to one of them would fail: it trains instead
     if active or queued_rerank(session, project_id) in forgotten:
         request_training(session, project_id, requested_by=actor_id, reason="purge",
-                         not_versions=forgotten)
+                         not_versions=forgotten, active_gone=active)
 
+
+log = logging.getLogger("activelabel.governance")
 
 #: A file the purge leaves when SQLite's write-ahead log could not be emptied at once: the
 #: worker tries again (:func:`fold_wal`).
@@ -180,11 +185,16 @@ def fold_wal(storage: Storage) -> bool:
     (:func:`~activelabel.store.db.truncate_wal`), or leave :data:`WAL_PENDING` in the data
     folder for the worker to try again; True when done (always on PostgreSQL)."""
     marker = storage.location.data_dir / WAL_PENDING
-    if truncate_wal(storage.engine):
+    try:
+        done = truncate_wal(storage.engine)
+    except Exception:  # never the purge's failure: the worker tries again
+        log.exception("emptying the write-ahead log failed; the worker tries again")
+        done = False
+    if done:
         marker.unlink(missing_ok=True)
-        return True
-    marker.touch()
-    return False
+    elif storage.engine.dialect.name == "sqlite":
+        marker.touch()
+    return done
 
 
 def wal_fold_pending(storage: Storage) -> bool:

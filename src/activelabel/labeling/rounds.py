@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
@@ -64,7 +64,7 @@ from ..store import (
 )
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.governance import LABELS_UPTO, add_decision
-from ..store.models import Item, Job, Project, Round, RoundStatus, utcnow
+from ..store.models import Item, Job, JobStatus, Project, Round, RoundStatus, utcnow
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
     COMMITTEE_MEMBERS,
@@ -168,21 +168,26 @@ def request_round(session: Session, project_id: int, *, requested_by: int | None
 
 
 def request_training(session: Session, project_id: int, *, requested_by: int | None,
-                     reason: str, not_versions: set[int]) -> Round:
-    """Queue a round that trains (as :func:`request_round`); a queued re-rank with one of
-    ``not_versions`` (model versions that can no longer score: their file is gone) becomes
-    that round instead of running and failing. The caller commits."""
+                     reason: str, not_versions: set[int], active_gone: bool) -> Round:
+    """Queue a round that trains (as :func:`request_round`). A queued re-rank (a rollback)
+    that can no longer do its work, because its version is among ``not_versions`` (their
+    files are gone) or because ``active_gone`` (the active model lost its file and a re-rank
+    would leave it so), becomes that round while no worker holds its job; one a worker holds
+    already gets a training round after it. The caller commits."""
     project = lock_project(session, project_id)
     queued = _queued_round(session, project_id)
     if queued is None:
         return _new_round(session, project, {"reason": reason}, requested_by)
-    job = session.get(Job, queued.job_id) if queued.job_id is not None else None
     rerank = queued_rerank(session, project_id)
-    if job is not None and rerank in not_versions:
-        job.payload = {"round_id": queued.id, "reason": reason}
-        record_audit(session, "request", "round", queued.id, project_id=project_id,
-                     actor_id=requested_by, before={"model_version": rerank},
-                     after={"number": queued.number, "job_id": job.id, "reason": reason})
+    if rerank is None or not (active_gone or rerank in not_versions):
+        return queued  # a training round is queued already, or the re-rank still serves
+    job = session.get(Job, queued.job_id) if queued.job_id is not None else None
+    if job is None or job.status != JobStatus.QUEUED:
+        return _new_round(session, project, {"reason": reason}, requested_by)
+    job.payload = {"round_id": queued.id, "reason": reason}
+    record_audit(session, "request", "round", queued.id, project_id=project_id,
+                 actor_id=requested_by, before={"model_version": rerank},
+                 after={"number": queued.number, "job_id": job.id, "reason": reason})
     return queued
 
 
@@ -615,8 +620,13 @@ def _dump_artifact(storage: Storage, project_id: int, artifact: dict[str, Any]) 
 
 
 def _load_artifact(path: str) -> dict[str, Any]:
-    with open(path, "rb") as handle:
-        artifact: dict[str, Any] = pickle.load(handle)  # written by this module
+    try:
+        with open(path, "rb") as handle:
+            artifact: dict[str, Any] = pickle.load(handle)  # written by this module
+    except FileNotFoundError as exc:  # removed since its version was read (a purge)
+        raise InvalidInput(f"the model file {path} is gone (removed by a purge of items it "
+                           "may have learned from); activate another version, or request "
+                           "a new round") from exc
     return artifact
 
 
@@ -952,6 +962,7 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             out.artifact_tmp = None
             metrics["model_discarded"] = ("items were purged while the round ran; the next "
                                           "round trains without them")
+            request_round(session, snap.project_id, requested_by=None, reason="purge")
         if out.artifact_tmp is not None:
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
@@ -984,13 +995,14 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
 
 
 def _purged_since(session: Session, snap: _Snapshot) -> bool:
-    """Whether items of the project were purged since ``snap`` read them (a purge is never
-    undone, so the count tells); the project's lock orders the answer with a purge's
-    transaction, committed or not."""
+    """Whether labeled pool items of ``snap`` (what a span round trains on) were purged
+    since it read them; the project's lock orders the answer with a purge's transaction,
+    committed or not."""
     lock_project(session, snap.project_id)
-    purged = session.execute(select(func.count()).select_from(Item).where(
-        Item.project_id == snap.project_id, Item.purged_at.is_not(None))).scalar_one()
-    return int(purged) > int(snap.purged.shape[0])
+    rows = session.execute(select(Item.row).where(
+        Item.project_id == snap.project_id, Item.purged_at.is_not(None))).scalars()
+    new = set(map(int, rows)) - set(snap.purged.tolist())
+    return any(r in snap.labels and snap.splits[r] != "holdout" for r in new)
 
 
 def _keep_previous_probs(storage: Storage, project_id: int) -> None:
