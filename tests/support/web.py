@@ -213,6 +213,33 @@ def add_member(site: Site, pid: int, role: str = "annotator") -> Person:
     return who
 
 
+def watch_progress(page: Any, pid: int) -> list[int]:
+    """Count the progress requests of project ``pid`` the page sends (call it before the
+    page opens): ``[count]``, for :func:`refresh_progress`."""
+    sent = [0]
+
+    def seen(request: Any) -> None:
+        if request.url.endswith(f"/projects/{pid}/progress"):
+            sent[0] += 1
+
+    page.on("request", seen)
+    return sent
+
+
+def refresh_progress(page: Any, pid: int, sent: list[int]) -> None:
+    """Run the page's timers to its next progress refresh (every 15 s) and wait until the
+    page has read the answer of every progress request it sent (``body[data-progress-read]``;
+    a response Playwright saw may not have reached the page's code yet)."""
+    before = sent[0]
+    page.clock.run_for(16_000)
+
+    def read() -> bool:
+        return sent[0] > before and int(
+            page.get_attribute("body", "data-progress-read") or 0) >= sent[0]
+
+    wait_until(read, timeout=15, poll=0.05, what=f"the page read its progress ({pid})")
+
+
 def sleep_past_leases(page: Any, site: Site, pid: int, colleague: Person) -> set[int]:
     """The page's timers stopped (its clock paused) while the project's 10-second leases run
     out and ``colleague`` takes up to 20 items; then the page's clock moves on, no timer run.

@@ -14,8 +14,10 @@ from tests.support.web import (
     Site,
     add_member,
     log_in,
+    refresh_progress,
     shown_item,
     sleep_past_leases,
+    watch_progress,
 )
 
 LABEL_PAGE = f"/projects/{PROJECT}/label"
@@ -200,14 +202,6 @@ def _text_project(site: Site, name: str, n: int = 60, **settings: Any
     return pid, add_member(site, pid)
 
 
-def _refresh_progress(page: Any, pid: int) -> None:
-    """Run the page's timers to its next progress refresh (every 15 s) and wait for its
-    answer (that request's: one sent earlier may still be on its way)."""
-    with page.expect_request(lambda r: r.url.endswith(f"/projects/{pid}/progress")) as sent:
-        page.clock.run_for(16_000)
-    assert sent.value.response() is not None
-
-
 def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
         page: Any, site: Site) -> None:
     """The owner purges items the page holds: the one on screen takes its label (people's
@@ -215,6 +209,7 @@ def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
     pid, annotator = _text_project(site, "purge")
     page.clock.install()  # the page's timers run when the test says
     log_in(page, site, annotator)
+    sent = watch_progress(page, pid)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     item = shown_item(page)
@@ -226,7 +221,7 @@ def test_items_purged_from_the_buffer_are_not_shown_and_a_purged_label_is_kept(
     assert purged.status_code == 200, purged.text
     assert site.get(f"/projects/{pid}/progress", annotator)["me"]["holding"] == \
         [i for i in holding if i not in (item, *gone)]
-    _refresh_progress(page, pid)
+    refresh_progress(page, pid, sent)
     assert _label_shown(page, "1") == item  # on screen: labeled, the annotator unaware
     shown = [shown_item(page)]
     for _ in range(3):
@@ -249,6 +244,7 @@ def test_a_buffer_left_idle_past_its_leases_is_not_shown_once_others_took_them(
     colleague = add_member(site, pid)
     page.clock.install()  # the page's timers run when the test says; the server's clock is real
     log_in(page, site, annotator)
+    sent = watch_progress(page, pid)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     first = shown_item(page)
@@ -258,7 +254,7 @@ def test_a_buffer_left_idle_past_its_leases_is_not_shown_once_others_took_them(
     taken = {t["item"]["id"] for t in site.get(f"/projects/{pid}/tasks/next", colleague,
                                                 params={"n": len(buffered) + 1})}
     assert set(buffered) <= taken  # the colleague got what the page was keeping
-    _refresh_progress(page, pid)
+    refresh_progress(page, pid, sent)
     assert _label_shown(page, "1") == first  # on screen: kept, its label stored
     shown = []
     for _ in range(3):
@@ -272,6 +268,7 @@ def test_grid_cells_whose_lease_ended_leave_the_grid_unless_labeled(
     pid, annotator = _text_project(site, "grid")
     page.clock.install()  # the page's timers run when the test says
     log_in(page, site, annotator)
+    sent = watch_progress(page, pid)
     page.goto(f"{site.url}/projects/{pid}/label")
     page.wait_for_selector("#choices button")
     page.keyboard.press("g")
@@ -287,7 +284,7 @@ def test_grid_cells_whose_lease_ended_leave_the_grid_unless_labeled(
     purged = site.api("POST", f"/projects/{pid}/items/purge",
                       json={"item_ids": [labeled, focused, others[0]]})
     assert purged.status_code == 200, purged.text
-    _refresh_progress(page, pid)
+    refresh_progress(page, pid, sent)
     page.wait_for_function(f"!document.querySelector('#grid .cell[data-item=\"{others[0]}\"]')")
     left = {int(c) for c in page.eval_on_selector_all(
         "#grid .cell", "els => els.map(e => e.dataset.item)")}

@@ -16,7 +16,9 @@ from tests.support.web import (
     add_member,
     log_in,
     login,
+    refresh_progress,
     sleep_past_leases,
+    watch_progress,
 )
 
 TYPES = ["person", "location"]
@@ -260,6 +262,7 @@ def test_sentences_purged_while_waiting_in_the_page_are_not_shown(page: Any, sit
     pid, tagger, _ = _span_project(site, train=False)
     page.clock.install()  # the page's timers run when the test says
     log_in(page, site, tagger)
+    sent = watch_progress(page, pid)
     page.goto(f"{site.url}/projects/{pid}/label")
     first = _shown(page)
     holding = site.get(f"/projects/{pid}/progress", tagger)["me"]["holding"]
@@ -268,11 +271,7 @@ def test_sentences_purged_while_waiting_in_the_page_are_not_shown(page: Any, sit
     gone = [holding[1], holding[4]]
     purged = site.api("POST", f"/projects/{pid}/items/purge", json={"item_ids": gone})
     assert purged.status_code == 200, purged.text
-    # the page's progress refresh (every 15 s), and that request's answer (the one the page
-    # sent as it opened may still be on its way, with the leases before the purge)
-    with page.expect_request(lambda r: r.url.endswith(f"/projects/{pid}/progress")) as sent:
-        page.clock.run_for(16_000)
-    assert sent.value.response() is not None
+    refresh_progress(page, pid, sent)  # the page's refresh (every 15 s), read by the page
     shown = [first]
     for _ in range(3):  # Enter: submitted, no entity
         page.keyboard.press("Enter")

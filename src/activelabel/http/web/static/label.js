@@ -873,6 +873,8 @@
       else if (!state.own && idle && !state.fetching && state.fetchesStarted === fetchesBefore)
         dropLost(new Set(holding));
     }
+    // how many progress answers the page has read (what it holds is checked by then)
+    document.body.dataset.progressRead = String((state.progressRead = (state.progressRead || 0) + 1));
     if (!current()) render();
     showBatch();
     $("next-model").textContent = p.round_pending !== null ? `Round ${p.round_pending} is training…`
