@@ -369,31 +369,44 @@ def test_a_rollback_queued_to_a_model_a_purge_removed_trains_instead(
     assert _holding_secret(engine_storage) == []
 
 
-def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
-        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+def _round_purging_while_it_trains(storage: Storage, monkeypatch: pytest.MonkeyPatch,
+                                   rows: list[int]) -> dict[str, Any]:
+    """A span round (the secret sentence labeled) during whose training ``rows`` are purged:
+    committed, their after-commit work not done yet (no new purge stamp), so that the round
+    must see the purge in the database itself. The round's result."""
     from activelabel.labeling import governance, rounds
     from tests.labeling.test_span_rounds import _label
 
-    seeded, truth = _span_project(engine_storage)
-    pid = seeded.project_id
-    _label(engine_storage, pid, seeded.owner_id, [*range(10), *range(40, 60)], truth)
+    seeded, truth = _span_project(storage)
+    _label(storage, seeded.project_id, seeded.owner_id, [*range(10), *range(40, 60)], truth)
     train = rounds.span_round
 
     def purge_while_training(*args: Any, **kwargs: Any) -> Any:
-        out = train(*args, **kwargs)  # trained on the secret sentence's words
-        # committed, its after-commit work not done yet (no new purge stamp): the round
-        # must see the purge in the database itself
+        out = train(*args, **kwargs)
         with monkeypatch.context() as m:
             m.setattr(governance, "new_purge_stamp", lambda *a: None)
-            _purge_row(engine_storage, seeded, 3)
+            for row in rows:
+                _purge_row(storage, seeded, row)
         return out
 
     monkeypatch.setattr(rounds, "span_round", purge_while_training)
-    done = request_and_run_round(engine_storage, pid)
+    return request_and_run_round(storage, seeded.project_id)
+
+
+def test_a_span_round_that_read_the_labels_before_a_purge_keeps_no_model(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _round_purging_while_it_trains(engine_storage, monkeypatch, [3])  # it learned 3
     assert done["model_version"] is None
     assert "purged while the round ran" in done["metrics"]["model_discarded"]
-    assert _versions(engine_storage, pid) == {}
     assert not [p for p in _holding_secret(engine_storage) if p.startswith("models/")]
+
+
+def test_a_purge_of_items_a_span_round_did_not_learn_from_keeps_its_model(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30 was never labeled; 45 is the holdout's (measured, not learned)
+    done = _round_purging_while_it_trains(engine_storage, monkeypatch, [30, 45])
+    assert done["model_version"] == 1
+    assert "model_discarded" not in done["metrics"]
 
 
 def test_sqlite_overwrites_freed_bytes(engine_storage: Storage) -> None:
@@ -428,12 +441,14 @@ def test_a_log_readers_held_is_emptied_by_the_worker_later(fresh_storage: Storag
     assert _holding_secret(fresh_storage) == []
 
 
-def _job_payloads(storage: Storage, project_id: int) -> list[dict[str, Any]]:
+def _queued(storage: Storage, project_id: int) -> list[tuple[int, dict[str, Any]]]:
+    """The project's queued rounds, oldest first: (job id, job payload)."""
     with storage.read_sessions() as session:
-        rounds = session.execute(select(Round).where(
+        found = session.execute(select(Round).where(
             Round.project_id == project_id, Round.status == "queued").order_by(Round.number)
         ).scalars().all()
-        return [dict(session.get(Job, r.job_id).payload or {}) for r in rounds]  # type: ignore[union-attr]
+        jobs = [session.get(Job, r.job_id) for r in found]
+        return [(j.id, dict(j.payload or {})) for j in jobs if j is not None]
 
 
 def test_a_purge_that_removes_the_active_model_always_gets_a_training_round(
@@ -453,7 +468,7 @@ def test_a_purge_that_removes_the_active_model_always_gets_a_training_round(
         activate_model_version(session, pid, 2)
     _purge_row(engine_storage, seeded, 3)
     # v1 is kept, but re-ranking with it would leave the active v2 without a file: it trains
-    assert [p.get("model_version") for p in _job_payloads(engine_storage, pid)] == [None]
+    assert [p.get("model_version") for _, p in _queued(engine_storage, pid)] == [None]
     assert run_job(engine_storage, int(rerank.job_id or 0))["model_version"] == 3
 
 
@@ -472,36 +487,6 @@ def test_a_rollback_a_worker_holds_already_is_followed_by_a_training_round(
         assert job is not None
         job.status = "running"  # claimed by a worker, its payload read
     _purge_row(engine_storage, seeded, 3)
-    payloads = _job_payloads(engine_storage, pid)
-    assert [p.get("model_version") for p in payloads] == [1, None]  # a training round after
-    assert run_job(engine_storage, _queued_job(engine_storage, pid, 1))["model_version"] == 3
-
-
-def _queued_job(storage: Storage, project_id: int, index: int) -> int:
-    with storage.read_sessions() as session:
-        rounds = session.execute(select(Round).where(
-            Round.project_id == project_id, Round.status == "queued").order_by(Round.number)
-        ).scalars().all()
-        return int(rounds[index].job_id or 0)
-
-
-def test_a_purge_of_items_a_span_round_did_not_learn_from_keeps_its_model(
-        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    from activelabel.labeling import rounds
-    from tests.labeling.test_span_rounds import _label
-
-    seeded, truth = _span_project(engine_storage)
-    pid = seeded.project_id
-    _label(engine_storage, pid, seeded.owner_id, [*range(10), *range(40, 60)], truth)
-    train = rounds.span_round
-
-    def purge_while_training(*args: Any, **kwargs: Any) -> Any:
-        out = train(*args, **kwargs)
-        _purge_row(engine_storage, seeded, 30)  # never labeled
-        _purge_row(engine_storage, seeded, 45)  # the holdout's: measured, not learned
-        return out
-
-    monkeypatch.setattr(rounds, "span_round", purge_while_training)
-    done = request_and_run_round(engine_storage, pid)
-    assert done["model_version"] == 1
-    assert "model_discarded" not in done["metrics"]
+    queued = _queued(engine_storage, pid)
+    assert [p.get("model_version") for _, p in queued] == [1, None]  # a training round after
+    assert run_job(engine_storage, queued[1][0])["model_version"] == 3
