@@ -467,6 +467,10 @@ def backup(
         storage.close()
     typer.echo(f"wrote {info.path} ({info.database} database at revision {info.revision}, "
                f"{info.files} files, {info.bytes:,} bytes)")
+    if info.skipped:
+        typer.echo(f"left out {len(info.skipped)} file(s) the server removed while the backup "
+                   f"ran (a purge, a deleted project): {', '.join(info.skipped[:5])}"
+                   + (" ..." if len(info.skipped) > 5 else ""))
 
 
 @app.command()

@@ -7,6 +7,12 @@ format, of the schema the server uses) and the data folder's files that are not 
 database: arrays (features, probabilities), model versions, snapshots, attached simulations.
 Upload spools (``uploads/``) are transient and left out.
 
+The server keeps running meanwhile: each file is opened once and its checksum taken from the
+bytes written into the archive, so a file the server replaces meanwhile (it writes a new file
+and renames it over the old) goes in whole, old or new, and matches its checksum; a file it
+removes after the listing (a purge, a deleted project) is left out and named in the manifest's
+``skipped``.
+
 Restoring checks every file against the manifest, refuses a target that already holds
 projects, restores the database (SQLite: the file; PostgreSQL: ``pg_restore`` into the
 target database, which must be empty), puts the files back, and migrates the schema forward
@@ -16,6 +22,7 @@ when the backup came from an older version.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import sqlite3
@@ -51,6 +58,37 @@ class BackupInfo:
     revision: str | None
     files: int
     bytes: int
+    #: Files listed but removed by the server before they could be read (make_backup only).
+    skipped: tuple[str, ...] = ()
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file read through, every byte read fed to ``digest``."""
+
+    def __init__(self, handle: io.BufferedReader, digest: Any) -> None:
+        self._handle, self._digest = handle, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+
+def _add_file(archive: tarfile.TarFile, name: str, path: Path) -> str | None:
+    """Add ``path`` as ``name``: one open, so the bytes archived are the ones hashed even when
+    the file is replaced meanwhile; its SHA-256, or None when it is gone."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        info = archive.gettarinfo(arcname=name, fileobj=handle)  # the open file's size
+        digest = hashlib.sha256()
+        archive.addfile(info, _HashingReader(handle, digest))
+    return digest.hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -135,20 +173,32 @@ def make_backup(storage: Storage, out: Path, *, overwrite: bool = False) -> Back
         entries = {db_file: folder / db_file}
         entries.update({str(p.relative_to(location.data_dir)): p
                         for p in _files(location.data_dir)})
-        manifest: dict[str, Any] = {
-            "activelabel": __version__, "database": backend_of(location.db_url),
-            "database_file": db_file, "revision": schema_revision(location.db_url),
-            "created_at": datetime.now(timezone.utc).isoformat(),
-            "files": {name: _sha256(path) for name, path in entries.items()}}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        digests: dict[str, str] = {}
+        skipped: list[str] = []
         partial = out.with_name(out.name + ".part")
-        with tarfile.open(partial, "w:gz") as archive:
-            archive.add(folder / MANIFEST, arcname=MANIFEST)
-            for name, path in entries.items():
-                archive.add(path, arcname=name)
+        try:
+            with tarfile.open(partial, "w:gz") as archive:
+                for name, path in entries.items():
+                    digest = _add_file(archive, name, path)
+                    if digest is None:
+                        skipped.append(name)
+                    else:
+                        digests[name] = digest
+                manifest: dict[str, Any] = {
+                    "activelabel": __version__, "database": backend_of(location.db_url),
+                    "database_file": db_file, "revision": schema_revision(location.db_url),
+                    "created_at": datetime.now(timezone.utc).isoformat(),
+                    "files": digests, "skipped": skipped}
+                data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+                info = tarfile.TarInfo(MANIFEST)
+                info.size, info.mtime = len(data), int(datetime.now(timezone.utc).timestamp())
+                archive.addfile(info, io.BytesIO(data))
+        except BaseException:
+            partial.unlink(missing_ok=True)  # no half-written backup left behind
+            raise
         partial.replace(out)
-    return BackupInfo(out, manifest["database"], manifest["revision"], len(entries),
-                      out.stat().st_size)
+    return BackupInfo(out, manifest["database"], manifest["revision"], len(digests),
+                      out.stat().st_size, tuple(skipped))
 
 
 def _read_manifest(archive: tarfile.TarFile) -> dict[str, Any]:
