@@ -3,6 +3,8 @@ curve and the labels random sampling needs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -78,3 +80,21 @@ def test_a_one_class_prefix_predicts_that_class() -> None:
     X = np.zeros((6, 2))
     assert random_sampling_curve(X, ["a", "a", "b", "a", "b", "a"], [2], LogisticRegression) == [
         (2, 0.5)]
+
+
+def test_the_random_curve_hands_each_fit_the_unlabeled_rows_it_is_given() -> None:
+    """The audit curve's models self-train as the round's model does (like for like)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(int).tolist()
+    pool = rng.normal(size=(50, 3))
+    seen: list[int | None] = []
+
+    class Spy(LogisticRegression):  # type: ignore[misc]
+        def fit(self, X: Any, y: Any, unlabeled: Any = None) -> Spy:
+            seen.append(None if unlabeled is None else unlabeled.shape[0])
+            return super().fit(X, y)  # type: ignore[no-any-return]
+
+    random_sampling_curve(X, y, [10, 20], Spy, unlabeled=pool)
+    random_sampling_curve(X, y, [10], Spy)
+    assert seen == [50, 50, None]

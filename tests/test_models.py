@@ -19,10 +19,12 @@ from sklearn.svm import LinearSVC
 from activelabel.models import (
     CALIBRATION_MIN_LABELS,
     MODEL_NAMES,
+    PSEUDO_LABEL_POOL,
     BootstrapCommittee,
     Classifier,
     NaiveBayes,
     make_model,
+    pseudo_label_rows,
 )
 
 
@@ -484,3 +486,100 @@ def test_naive_bayes_on_default_text_features_stays_multinomial_and_sparse(
     nb = NaiveBayes().fit(fs.X[:300], y[:300])
     assert isinstance(nb.estimator_, MultinomialNB)
     assert np.mean(nb.predict(fs.X[300:]) == y[300:]) > 0.6  # 4 classes, chance 0.25
+
+
+# ---- self-training (pseudo_labels) -----------------------------------------------------------
+
+
+def _few_labels_and_a_pool(seed: int = 0) -> tuple[np.ndarray, list[Any], np.ndarray]:
+    """Three blobs: 2 labels each, 300 unlabeled rows each."""
+    X, y = _blobs(302, ["a", "b", "c"], seed=seed)
+    labeled = np.r_[0, 1, 302, 303, 604, 605]
+    pool = np.setdiff1d(np.arange(len(y)), labeled)
+    return X[labeled], [y[i] for i in labeled], X[pool]
+
+
+def test_self_training_learns_the_surest_pool_rows_of_each_class_as_that_class() -> None:
+    X, y, pool = _few_labels_and_a_pool()
+    classes = ["a", "b", "c"]
+    clf = make_model(classes=classes, pseudo_labels=2, random_state=0)
+    clf.fit(X, y, unlabeled=pool)
+    assert clf.n_pseudo_ == 3 * 4  # ceil(2 * 6 labels / 3 classes) a class
+    plain = make_model(classes=classes, pseudo_labels=0, random_state=0).fit(X, y)
+    probs = plain.predict_proba(pool)
+    surest = [np.flatnonzero(probs.argmax(axis=1) == j) for j in range(3)]
+    surest = [rows[np.argsort(-probs[rows, j], kind="stable")[:4]] for j, rows in enumerate(surest)]
+    take = np.sort(np.concatenate(surest))
+    by_hand = make_model(classes=classes, pseudo_labels=0, random_state=0).fit(
+        np.vstack([X, pool[take]]), y + [classes[j] for j in probs[take].argmax(axis=1)])
+    assert np.allclose(clf.predict_proba(pool), by_hand.predict_proba(pool))
+    assert not np.allclose(clf.predict_proba(pool), plain.predict_proba(pool))
+
+
+def test_self_training_is_off_at_zero_without_unlabeled_rows_and_for_multilabel() -> None:
+    X, y, pool = _few_labels_and_a_pool()
+    plain = make_model(classes=["a", "b", "c"], pseudo_labels=0, random_state=0).fit(X, y)
+    at_zero = make_model(classes=["a", "b", "c"], pseudo_labels=0, random_state=0)
+    at_zero.fit(X, y, unlabeled=pool)
+    assert at_zero.n_pseudo_ == 0
+    assert np.array_equal(at_zero.predict_proba(pool), plain.predict_proba(pool))
+    without = make_model(classes=["a", "b", "c"], random_state=0).fit(X, y)
+    assert without.n_pseudo_ == 0
+    assert np.array_equal(without.predict_proba(pool), plain.predict_proba(pool))
+    empty = make_model(classes=["a", "b", "c"], random_state=0).fit(X, y, unlabeled=pool[:0])
+    assert empty.n_pseudo_ == 0
+    multi = make_model(classes=["a", "b", "c"], multilabel=True, pseudo_labels=1)
+    multi.fit(X, [[label] for label in y], unlabeled=pool)
+    assert multi.n_pseudo_ == 0
+
+
+def test_self_training_changes_the_model_and_is_the_default_of_logistic_regression() -> None:
+    X, y, pool = _few_labels_and_a_pool()
+    default = make_model(classes=["a", "b", "c"], random_state=0)
+    assert default.pseudo_labels == 1.0
+    assert make_model("naive_bayes").pseudo_labels == 0.0
+    default.fit(X, y, unlabeled=pool)
+    assert default.n_pseudo_ == 3 * 2
+    plain = make_model(classes=["a", "b", "c"], pseudo_labels=0, random_state=0).fit(X, y)
+    assert not np.allclose(default.predict_proba(pool), plain.predict_proba(pool))
+    # surer of the pool after learning its surest rows (the blobs are well apart)
+    assert default.predict_proba(pool).max(axis=1).mean() > plain.predict_proba(
+        pool).max(axis=1).mean()
+
+
+def test_self_training_on_sparse_rows_only_from_classes_present() -> None:
+    texts = ["good great fine", "great good", "bad awful", "awful bad poor"]
+    pool_texts = ["good fine great nice", "bad poor awful", "great", "poor", "fine nice"] * 4
+    vec = TfidfVectorizer().fit(texts + pool_texts)
+    clf = make_model(classes=["pos", "neg", "other"], pseudo_labels=1, random_state=0)
+    clf.fit(vec.transform(texts), ["pos", "pos", "neg", "neg"], unlabeled=vec.transform(pool_texts))
+    assert clf.n_pseudo_ == 2 * 2  # ceil(4 / 3) for each of the two classes labeled
+    assert clf.predict_proba(vec.transform(pool_texts))[:, 2].max() == 0.0
+
+
+@pytest.mark.parametrize("value", [-1, 10.5, True, "1", None])
+def test_bad_pseudo_label_shares_are_refused(value: Any) -> None:
+    if value is None:  # None asks for the model's default
+        assert make_model(pseudo_labels=None).pseudo_labels == 1.0
+        return
+    with pytest.raises(ValueError, match="pseudo_labels must be a number from 0"):
+        make_model(pseudo_labels=value)
+
+
+def test_unlabeled_rows_of_other_features_are_refused() -> None:
+    X, y, pool = _few_labels_and_a_pool()
+    clf = make_model(classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match="unlabeled has 4 features, X has 5"):
+        clf.fit(X, y, unlabeled=pool[:, :4])
+
+
+def test_pseudo_label_rows_keep_small_pools_and_sample_large_ones() -> None:
+    small = np.arange(0, 2 * PSEUDO_LABEL_POOL, 2)[:PSEUDO_LABEL_POOL]
+    assert pseudo_label_rows(small, 0) is small
+    large = np.arange(3 * PSEUDO_LABEL_POOL) * 3
+    picked = pseudo_label_rows(large, 7)
+    assert picked.shape == (PSEUDO_LABEL_POOL,)
+    assert np.all(np.diff(picked) > 0)
+    assert np.isin(picked, large).all()
+    assert np.array_equal(picked, pseudo_label_rows(large, 7))
+    assert not np.array_equal(picked, pseudo_label_rows(large, 8))

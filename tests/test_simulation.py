@@ -266,3 +266,28 @@ def test_bad_featurizer_or_model_is_refused_before_any_work(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         run(blobs(), **overrides)
+
+
+def test_each_fit_self_trains_on_the_unlabeled_pool_unless_turned_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulation trains as a project's round does: the default model learns
+    pseudo-labels from the pool items not labeled yet; ``pseudo_labels`` 0 hands it none."""
+    from activelabel import models
+
+    seen: list[tuple[int, int | None]] = []
+    fit = models.Classifier.fit
+
+    def spy(self: Any, X: Any, y: Any, unlabeled: Any = None) -> Any:
+        seen.append((X.shape[0], None if unlabeled is None else unlabeled.shape[0]))
+        return fit(self, X, y, unlabeled=unlabeled)
+
+    monkeypatch.setattr(models.Classifier, "fit", spy)
+    ds = blobs(200)
+    run(ds, strategies=["random"], repeats=1, model_params={})
+    pool = 140  # 200 rows, 30% tested
+    loop = [s for s in seen if s[0] < pool]  # the full-data fit aside
+    assert [n for n, _ in loop] == [10, 20, 30, 40]
+    assert all(u == pool - n for n, u in loop)
+    seen.clear()
+    run(ds, strategies=["random"], repeats=1, model_params={"pseudo_labels": 0})
+    assert {u for _, u in seen} == {None}

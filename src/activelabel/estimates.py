@@ -84,10 +84,12 @@ def curve_counts(n: int, *, smallest: int = 10, held_out: int = 10) -> list[int]
 
 
 def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
-                          make_model: Callable[[], Any]) -> list[tuple[int, float]]:
+                          make_model: Callable[[], Any], *,
+                          unlabeled: Any = None) -> list[tuple[int, float]]:
     """``(m, accuracy)`` for each ``m`` in ``counts``: a model trained on the first ``m``
     random draws (``X``, ``y`` in draw order), scored on the draws after them. A prefix
-    holding one class predicts that class."""
+    holding one class predicts that class. ``unlabeled``: passed to each fit (a
+    :class:`~activelabel.models.Classifier` self-training on it)."""
     labels = np.asarray(list(y), dtype=object)
     out: list[tuple[int, float]] = []
     for m in counts:
@@ -98,7 +100,8 @@ def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
             predicted = np.full(test.shape[0], train[0], dtype=object)
         else:
             model = make_model()
-            model.fit(X[:m], train.tolist())
+            extra = {} if unlabeled is None else {"unlabeled": unlabeled}
+            model.fit(X[:m], train.tolist(), **extra)
             predicted = np.asarray(model.predict(X[m:]), dtype=object)
         out.append((int(m), float(np.mean(predicted == test))))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import re
 import warnings
 from collections import Counter
@@ -271,13 +272,20 @@ class Classifier:
         probabilities; a label always (never) present in training gets a constant 1 (0) column.
     random_state:
         Seed passed to estimators that take one.
+    pseudo_labels:
+        Self-training, single-label only: when ``fit`` is given ``unlabeled`` rows, the model
+        fitted on the labels predicts them, takes for each class the rows it is surest are
+        of that class (``ceil(pseudo_labels * n_labels / n_classes)`` a class at most), and is
+        fitted again on the labels and those rows with their predicted class. ``0``: off.
+        Pseudo-labels are never labels: nothing outside the model sees them.
 
     With a single class among the labels no model is trained: that class is predicted with
     probability 1, so a loop can start from a one-class seed.
 
     Fitted attributes: ``classes_`` (list), ``models_`` (one fitted model per binary problem in
     multi-label mode, else a single entry; ``None`` where the prediction is constant),
-    ``present_`` (column indices of classes seen in training), ``calibrated_`` (bool).
+    ``present_`` (column indices of classes seen in training), ``calibrated_`` (bool),
+    ``n_pseudo_`` (rows the last fit learned with a predicted class; 0 without).
     """
 
     def __init__(
@@ -288,12 +296,14 @@ class Classifier:
         calibrate: Calibrate = "auto",
         multilabel: bool = False,
         random_state: int | None = None,
+        pseudo_labels: float = 0.0,
     ) -> None:
         self.estimator = estimator
         self.classes = classes
         self.calibrate = calibrate
         self.multilabel = multilabel
         self.random_state = random_state
+        self.pseudo_labels = pseudo_labels
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
@@ -301,12 +311,16 @@ class Classifier:
 
     # ---- fit ----------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> Classifier:
+    def fit(self, X: Any, y: Any, unlabeled: Any = None) -> Classifier:
         """Fit on ``X`` (n, n_features) and ``y``: n labels, or n label lists / an (n, C) 0/1
-        indicator when ``multilabel``. Returns ``self``."""
+        indicator when ``multilabel``. ``unlabeled``: rows of the same features without a
+        label, for ``pseudo_labels`` (ignored when it is 0 or the model is multi-label).
+        Returns ``self``."""
         if self.calibrate not in (True, False, "auto"):
             raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
+        check_pseudo_labels(self.pseudo_labels)
         X = _as_rows(X)
+        self.n_pseudo_ = 0
         if self.multilabel:
             return self._fit_multilabel(X, y)
         labels = list(y)
@@ -316,7 +330,34 @@ class Classifier:
         model, self.calibrated_ = self._fit_codes(X, codes, constant_ok=False)
         self.models_: list[Any] = [model]
         self.present_: IntArray = np.unique(codes)
+        if model is not None and self.pseudo_labels > 0 and unlabeled is not None:
+            self._self_train(X, codes, _as_rows(unlabeled))
         return self
+
+    def _self_train(self, X: Any, codes: IntArray, unlabeled: Any) -> None:
+        """Fit again on the labels and, for each class, the unlabeled rows the model is surest
+        are of it (their predicted class as the label)."""
+        if _n_rows(unlabeled) == 0:
+            return
+        if unlabeled.shape[1] != X.shape[1]:
+            raise ValueError(f"unlabeled has {unlabeled.shape[1]} features, X has {X.shape[1]}: "
+                             "pass rows of the same features")
+        probs = self.predict_proba(unlabeled)
+        predicted, sure = probs.argmax(axis=1), probs.max(axis=1)
+        per_class = math.ceil(self.pseudo_labels * codes.shape[0] / len(self.classes_))
+        taken = []
+        for code in self.present_:
+            rows = np.flatnonzero(predicted == code)
+            taken.append(rows[np.argsort(-sure[rows], kind="stable")[:per_class]])
+        take = np.sort(np.concatenate(taken))
+        if take.shape[0] == 0:
+            return
+        both = (sp.vstack([X, unlabeled[take]], format="csr") if sp.issparse(X)
+                else np.vstack([X, np.asarray(unlabeled[take])]))
+        model, self.calibrated_ = self._fit_codes(
+            both, np.concatenate([codes, predicted[take]]), constant_ok=False)
+        self.models_ = [model]
+        self.n_pseudo_ = int(take.shape[0])
 
     def _resolve_classes(self, labels: list[Hashable]) -> list[Hashable]:
         if self.classes is not None:
@@ -562,6 +603,34 @@ def _sgd(random_state: int | None, params: dict[str, Any]) -> Any:
 #: label on (``"auto"`` switches a sigmoid on once every class has 3 labels).
 _DEFAULT_CALIBRATION: dict[str, Calibrate] = {"logistic_regression": False}
 
+#: Pseudo-labels per label each named model learns from when its fit is given unlabeled rows
+#: (:class:`Classifier`'s ``pseudo_labels``); measured for the default logistic regression
+#: (docs/benchmarks.md, "Self-training"), off for the others.
+_DEFAULT_PSEUDO_LABELS: dict[str, float] = {"logistic_regression": 1.0}
+#: Most unlabeled rows a round hands the model to pseudo-label (a seeded sample beyond it):
+#: the surest rows of a class are among the surest of a large random sample, at a bounded cost.
+PSEUDO_LABEL_POOL = 20_000
+#: Largest ``pseudo_labels`` accepted.
+MAX_PSEUDO_LABELS = 10.0
+
+
+def check_pseudo_labels(value: Any) -> float:
+    """``value`` as a pseudo-label share, or ValueError saying what is accepted."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value <= MAX_PSEUDO_LABELS):
+        raise ValueError(f"pseudo_labels must be a number from 0 (off) to {MAX_PSEUDO_LABELS:g} "
+                         f"(pseudo-labels per label), got {value!r}")
+    return float(value)
+
+
+def pseudo_label_rows(rows: NDArray[np.intp], random_state: int | None) -> NDArray[np.intp]:
+    """The unlabeled ``rows`` to hand a fit: all, or a seeded sample of
+    :data:`PSEUDO_LABEL_POOL` of them (sorted)."""
+    if rows.shape[0] <= PSEUDO_LABEL_POOL:
+        return rows
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(rows, PSEUDO_LABEL_POOL, replace=False))
+
 _FACTORIES = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
@@ -579,6 +648,7 @@ def make_model(
     random_state: int | None = None,
     calibrate: Calibrate | None = None,
     multilabel: bool = False,
+    pseudo_labels: float | None = None,
     **params: Any,
 ) -> Classifier:
     """A :class:`Classifier` around a named estimator; ``params`` go to the estimator.
@@ -588,7 +658,8 @@ def make_model(
     ``C=DEFAULT_C``, no intercept on sparse features, balanced class weights, uncalibrated; pass ``C=1.0,
     fit_intercept=True, class_weight=None, calibrate="auto"`` for the scikit-learn defaults), ``"random_forest"`` (200 trees),
     ``"naive_bayes"`` (:class:`NaiveBayes`: multinomial for non-negative features, else
-    Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``).
+    Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``). ``pseudo_labels=None``: the
+    model's own default (1 for logistic regression, 0 for the others; see :class:`Classifier`).
     """
     factory = _FACTORIES.get(name)
     if factory is not None:
@@ -601,12 +672,15 @@ def make_model(
     if calibrate is None:  # calibration clones the estimator: scikit-learn's get_params
         calibrate = _DEFAULT_CALIBRATION.get(name, "auto") if hasattr(
             estimator, "get_params") else False
+    if pseudo_labels is None:
+        pseudo_labels = _DEFAULT_PSEUDO_LABELS.get(name, 0.0)
     return Classifier(
         estimator,
         classes=classes,
         calibrate=calibrate,
         multilabel=multilabel,
         random_state=random_state,
+        pseudo_labels=check_pseudo_labels(pseudo_labels),
     )
 
 

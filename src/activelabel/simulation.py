@@ -29,6 +29,7 @@ from activelabel.models import (
     is_import_path,
     make_model,
     plugin_names,
+    pseudo_label_rows,
 )
 from activelabel.pace import schedule_strategy
 from activelabel.strategies import (
@@ -374,7 +375,9 @@ def _run_strategy(
     while True:
         lab = np.flatnonzero(labeled)
         clf = cfg.make(classes, rs)
-        clf.fit(split.X_train[lab], split.y_train[lab])
+        unlabeled = None if clf.pseudo_labels == 0 else split.X_train[
+            pseudo_label_rows(np.flatnonzero(~labeled), rs)]
+        clf.fit(split.X_train[lab], split.y_train[lab], unlabeled=unlabeled)
         scores = metrics.evaluate(clf.predict_proba(split.X_test), split.y_test)
         rows.append((lab.shape[0], scores["accuracy"], scores["macro_f1"], scores["ece"]))
         report(int(lab.shape[0]), float(scores["accuracy"]))

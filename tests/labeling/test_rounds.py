@@ -262,3 +262,49 @@ def test_class_weights_raise_the_weighted_label_in_the_batch(engine_storage: Sto
                                                                         seeded.project_id))
         picked[name] = sum(int(target[r]) == 3 for r in rows)
     assert picked["weighted"] >= picked["plain"] + 3, picked
+
+
+def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
+        engine_storage: Storage, digits: Arrays, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Self-training: the round's model also learns the pool items it is surest of, with
+    their predicted class; only unlabeled pool items (never holdout), none stored as a label,
+    and the training-label count unchanged. ``pseudo_labels`` 0 turns it off."""
+    from activelabel.labeling import rounds
+    from activelabel.store.models import Annotation
+
+    _, target = digits
+    handed: list[np.ndarray[Any, Any]] = []
+    sample = rounds.pseudo_label_rows
+
+    def spy(rows: np.ndarray[Any, Any], random_state: int | None) -> np.ndarray[Any, Any]:
+        handed.append(rows)
+        return sample(rows, random_state)
+
+    monkeypatch.setattr(rounds, "pseudo_label_rows", spy)
+    found: dict[str, Any] = {}
+    for name, settings in (("default", {}), ("off", {"pseudo_labels": 0})):
+        handed.clear()
+        seeded = _digits_project(engine_storage, digits, **settings)
+        seed = _round(engine_storage, seeded.project_id, "cold_start")
+        seed_rows = _selected_rows(engine_storage, seeded.project_id, seed)
+        holdout = list(range(N - HOLDOUT, N))
+        label_rows(engine_storage, seeded, seed_rows + holdout,
+                   [str(int(target[r])) for r in seed_rows + holdout])
+        with engine_storage.read_sessions() as session:
+            before = len(session.execute(select(Annotation.id)).all())
+        round_id = _round(engine_storage, seeded.project_id)
+        with engine_storage.read_sessions() as session:
+            rnd = get_round(session, seeded.project_id, round_id)
+            assert rnd.status == "done", rnd.error
+            assert len(session.execute(select(Annotation.id)).all()) == before
+            found[name] = dict(rnd.metrics or {})
+        found[name]["present"] = len({int(target[r]) for r in seed_rows})
+        assert found[name]["n_train"] == BATCH
+        if name == "default":
+            assert len(handed) == 1
+            assert set(handed[0].tolist()) == set(range(N - HOLDOUT)) - set(seed_rows)
+        else:
+            assert handed == []
+    # ceil(20 labels / 10 classes) = 2 for each class the labels hold
+    assert found["default"]["pseudo_labels"] == found["default"]["present"] * 2
+    assert found["off"]["pseudo_labels"] == 0

@@ -75,6 +75,10 @@ def test_defaults_are_filled_in_and_given_values_kept() -> None:
     ({"label_keys": {"spam": "xy"}}, "settings.label_keys", "one character"),
     ({"label_keys": {"spam": "x", "ham": "X"}}, "settings.label_keys", "several labels"),
     ({"label_colors": {"spam": "red"}}, "settings.label_colors", "#rrggbb"),
+    ({"pseudo_labels": -1}, "settings.pseudo_labels", "from 0 (off) to 10"),
+    ({"pseudo_labels": 11}, "settings.pseudo_labels", "or \"auto\"; got 11"),
+    ({"pseudo_labels": "many"}, "settings.pseudo_labels", "got 'many'"),
+    ({"pseudo_labels": True}, "settings.pseudo_labels", "got True"),
 ])
 def test_bad_values_are_refused_naming_the_setting(given: dict[str, Any], field: str,
                                                    says: str) -> None:

@@ -45,16 +45,18 @@ def audit_rows(session: Session, project_id: int) -> list[int]:
 
 
 def audit_curve(X: Any, rows: Sequence[int], truth: Mapping[int, Any],
-                make_model: Callable[[], Any]) -> list[list[float]]:
+                make_model: Callable[[], Any], *, unlabeled: Any = None) -> list[list[float]]:
     """``[[labels, accuracy], ...]`` of a model trained on the first audit labels, scored on
-    the later ones (empty below :data:`MIN_CURVE_LABELS` labeled draws)."""
+    the later ones (empty below :data:`MIN_CURVE_LABELS` labeled draws); ``unlabeled`` goes
+    to each fit, as the round's model had it (self-training)."""
     labeled = [r for r in rows if r in truth and r < X.shape[0]]
     if len(labeled) < MIN_CURVE_LABELS:
         return []
     index = np.asarray(labeled, dtype=np.intp)
     y = [truth[r] for r in labeled]
     counts = curve_counts(len(y), held_out=max(10, len(y) // 5))
-    return [[m, acc] for m, acc in random_sampling_curve(X[index], y, counts, make_model)]
+    curve = random_sampling_curve(X[index], y, counts, make_model, unlabeled=unlabeled)
+    return [[m, acc] for m, acc in curve]
 
 
 def _audit_answers(session: Session, project: Project) -> dict[int, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
-from ..models import BootstrapCommittee, make_model
+from ..models import BootstrapCommittee, make_model, pseudo_label_rows
 from ..pace import resumed_strategy, schedule_strategy
 from ..sequence import CrfTagger
 from ..stopping import (
@@ -524,6 +524,13 @@ def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int,
     return _Picked(pool[idx], [float(s) for s in np.asarray(chosen.scores)[:k]], strategy)
 
 
+def _pseudo_labels(settings: dict[str, Any]) -> float | None:
+    """The ``pseudo_labels`` setting for :func:`~activelabel.models.make_model` (None: the
+    model's own default)."""
+    value = settings.get("pseudo_labels", "auto")
+    return None if value == "auto" else float(value)
+
+
 def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.intp], list[Any]]:
     """Labeled pool rows (holdout, gold and audit draws measure, they do not train)."""
     audit = set(snap.audit)
@@ -753,9 +760,13 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     progress({"stage": "train", "n_train": int(rows.shape[0])})
     start = time.perf_counter()
     name = str(snap.settings["model"])
-    model = make_model(name, classes=snap.classes, random_state=seed, multilabel=multilabel)
+    pseudo = _pseudo_labels(snap.settings)
+    model = make_model(name, classes=snap.classes, random_state=seed, multilabel=multilabel,
+                       pseudo_labels=pseudo)
     X_train = _rows(feats.X, rows)
-    model.fit(X_train, y)
+    unlabeled = None if multilabel or model.pseudo_labels == 0 else _rows(
+        feats.X, pseudo_label_rows(_candidates(snap), seed))
+    model.fit(X_train, y, unlabeled=unlabeled)
     committee = None
     if strategy in COMMITTEE_STRATEGIES and not multilabel:
         committee = BootstrapCommittee(make_model(name, classes=snap.classes).estimator,
@@ -763,9 +774,12 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                                        random_state=seed).fit(X_train, y)
     timings["train_s"] = time.perf_counter() - start
     holdout: dict[str, Any] = _evaluate(model, feats.X, snap, truth)
-    if not multilabel:  # what random sampling buys, from the audit draws alone
+    holdout["pseudo_labels"] = model.n_pseudo_
+    if not multilabel:  # what random sampling buys, from the audit draws alone (the same
+        # model, pseudo-labels and all, so the comparison is like for like)
         holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
-            name, classes=snap.classes, random_state=seed))
+            name, classes=snap.classes, random_state=seed, pseudo_labels=pseudo),
+            unlabeled=unlabeled)
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
     ray = on_ray(snap.settings, feats.n_items)  # scored with the selection, on Ray

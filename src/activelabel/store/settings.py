@@ -280,6 +280,13 @@ class ProjectSettings(BaseModel):
         "thinks belong to a heavier label move up the batch (strategies that read the model's "
         "probabilities; the others ignore it). Labels left out weigh 1.",
         json_schema_extra={"group": "Active learning"})
+    pseudo_labels: Annotated[float, Field(ge=0, le=10)] | Literal["auto"] = _field(
+        "auto", "Pseudo-labels per label (self-training, or auto)", "Active learning",
+        "Single-label projects: once a round's model is trained on the labels, it labels the "
+        "unlabeled pool items it is surest of (for each class, up to this many per label "
+        "spread over the classes) and is trained again on both. They are never labels: "
+        "nothing but that model sees them, and the rounds' metrics count them apart. auto: "
+        "the model's own (1 for logistic_regression, off for the others); 0: off.")
     # ---- end of model ----
 
     # ---- span projects (task "spans") ----
@@ -525,6 +532,15 @@ class ProjectSettings(BaseModel):
             top = 10_000 if info.field_name == "batch_size" else 10**9
             raise ValueError(f"must be a whole number from 1 to {top}, or \"auto\"; got "
                              f"{value!r}") from None
+
+    @field_validator("pseudo_labels", mode="wrap")
+    @classmethod
+    def _share_or_auto(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError("must be a number from 0 (off) to 10 (pseudo-labels per label), "
+                             f"or \"auto\"; got {value!r}") from None
 
     @field_validator("featurizer_params")
     @classmethod
