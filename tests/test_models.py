@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -7,6 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
@@ -19,12 +22,15 @@ from sklearn.svm import LinearSVC
 from activelabel.models import (
     CALIBRATION_MIN_LABELS,
     MODEL_NAMES,
+    PSEUDO_FULL_UNTIL,
     PSEUDO_LABEL_POOL,
+    PSEUDO_NONE_FROM,
     BootstrapCommittee,
     Classifier,
     NaiveBayes,
     make_model,
     pseudo_label_rows,
+    pseudo_label_share,
 )
 
 
@@ -583,3 +589,29 @@ def test_pseudo_label_rows_keep_small_pools_and_sample_large_ones() -> None:
     assert np.isin(picked, large).all()
     assert np.array_equal(picked, pseudo_label_rows(large, 7))
     assert not np.array_equal(picked, pseudo_label_rows(large, 8))
+
+
+@given(st.floats(0, 10), st.integers(0, 2_000))
+def test_the_pseudo_label_share_is_full_while_labels_are_few_and_fades_to_none(
+        share: float, n: int) -> None:
+    got = pseudo_label_share(share, n)
+    assert 0.0 <= got <= share
+    if n <= PSEUDO_FULL_UNTIL:
+        assert got == share
+    if n >= PSEUDO_NONE_FROM:
+        assert got == 0.0
+    assert pseudo_label_share(share, n + 1) <= got  # never grows with the labels
+
+
+def test_with_many_labels_the_model_learns_from_the_labels_alone() -> None:
+    X, y = _blobs(400, ["a", "b"], seed=3)
+    pool, _ = _blobs(300, ["a", "b"], seed=4)
+    half = PSEUDO_FULL_UNTIL + (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL) // 2
+    fading = make_model(classes=["a", "b"], random_state=0)
+    fading.fit(np.vstack([X[:half // 2], X[400:400 + half - half // 2]]),
+               y[:half // 2] + y[400:400 + half - half // 2], unlabeled=pool)
+    assert fading.n_pseudo_ == 2 * math.ceil(0.5 * half / 2)
+    many = make_model(classes=["a", "b"], random_state=0)
+    many.fit(X, y, unlabeled=pool)
+    assert len(y) >= PSEUDO_NONE_FROM
+    assert many.n_pseudo_ == 0

@@ -275,8 +275,10 @@ class Classifier:
     pseudo_labels:
         Self-training, single-label only: when ``fit`` is given ``unlabeled`` rows, the model
         fitted on the labels predicts them, takes for each class the rows it is surest are
-        of that class (``ceil(pseudo_labels * n_labels / n_classes)`` a class at most), and is
-        fitted again on the labels and those rows with their predicted class. ``0``: off.
+        of that class (``ceil(share * n_labels / n_classes)`` a class at most, ``share`` =
+        :func:`pseudo_label_share`: ``pseudo_labels`` up to 300 labels, fading to none at
+        600), and is fitted again on the labels and those rows with their predicted class.
+        ``0``: off.
         Pseudo-labels are never labels: nothing outside the model sees them.
 
     With a single class among the labels no model is trained: that class is predicted with
@@ -342,9 +344,12 @@ class Classifier:
         if unlabeled.shape[1] != X.shape[1]:
             raise ValueError(f"unlabeled has {unlabeled.shape[1]} features, X has {X.shape[1]}: "
                              "pass rows of the same features")
+        share = pseudo_label_share(self.pseudo_labels, codes.shape[0])
+        if share == 0:
+            return
         probs = self.predict_proba(unlabeled)
         predicted, sure = probs.argmax(axis=1), probs.max(axis=1)
-        per_class = math.ceil(self.pseudo_labels * codes.shape[0] / len(self.classes_))
+        per_class = math.ceil(share * codes.shape[0] / len(self.classes_))
         taken = []
         for code in self.present_:
             rows = np.flatnonzero(predicted == code)
@@ -612,6 +617,20 @@ _DEFAULT_PSEUDO_LABELS: dict[str, float] = {"logistic_regression": 1.0}
 PSEUDO_LABEL_POOL = 20_000
 #: Largest ``pseudo_labels`` accepted.
 MAX_PSEUDO_LABELS = 10.0
+#: Self-training pays while the labels are few and costs once they are many (measured:
+#: docs/benchmarks.md, "Self-training"): the full share up to this many labels, ...
+PSEUDO_FULL_UNTIL = 300
+#: ... fading linearly to none at this many (the model then learns from the labels alone).
+PSEUDO_NONE_FROM = 600
+
+
+def pseudo_label_share(pseudo_labels: float, n_labels: int) -> float:
+    """Pseudo-labels per label a fit on ``n_labels`` labels learns: ``pseudo_labels`` up to
+    :data:`PSEUDO_FULL_UNTIL` labels, fading linearly to 0 at :data:`PSEUDO_NONE_FROM`."""
+    if n_labels <= PSEUDO_FULL_UNTIL:
+        return float(pseudo_labels)
+    fade = (PSEUDO_NONE_FROM - n_labels) / (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL)
+    return float(pseudo_labels) * max(0.0, fade)
 
 
 def check_pseudo_labels(value: Any) -> float:

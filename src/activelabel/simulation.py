@@ -30,6 +30,7 @@ from activelabel.models import (
     make_model,
     plugin_names,
     pseudo_label_rows,
+    pseudo_label_share,
 )
 from activelabel.pace import schedule_strategy
 from activelabel.strategies import (
@@ -375,8 +376,8 @@ def _run_strategy(
     while True:
         lab = np.flatnonzero(labeled)
         clf = cfg.make(classes, rs)
-        unlabeled = None if clf.pseudo_labels == 0 else split.X_train[
-            pseudo_label_rows(np.flatnonzero(~labeled), rs)]
+        unlabeled = None if pseudo_label_share(clf.pseudo_labels, lab.shape[0]) == 0 else (
+            split.X_train[pseudo_label_rows(np.flatnonzero(~labeled), rs)])
         clf.fit(split.X_train[lab], split.y_train[lab], unlabeled=unlabeled)
         scores = metrics.evaluate(clf.predict_proba(split.X_test), split.y_test)
         rows.append((lab.shape[0], scores["accuracy"], scores["macro_f1"], scores["ece"]))

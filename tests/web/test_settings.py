@@ -67,6 +67,19 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
             break
         page.wait_for_timeout(50)
     assert site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto"
+    pseudo = page.get_by_label("Pseudo-labels per label (self-training, or auto)")
+    assert pseudo.input_value() == "auto"  # a share, or auto
+    pseudo.fill("0.5")
+    assert page.eval_on_selector("#pseudo_labels", "e => e.validity.valid") is True
+    page.get_by_role("button", name="Save settings").click()
+    for _ in range(100):
+        if site.get(f"/projects/{pid}")["settings"]["pseudo_labels"] == 0.5:
+            break
+        page.wait_for_timeout(50)
+    assert site.get(f"/projects/{pid}")["settings"]["pseudo_labels"] == 0.5
+    pseudo.fill("many")
+    assert page.eval_on_selector("#pseudo_labels", "e => e.validity.valid") is False
+    pseudo.fill("auto")
     page.get_by_label("Batch size (items per round, or auto)").fill("15")
     page.get_by_label("Labels (one per line", exact=False).fill("good\nmixed")
     page.get_by_role("button", name="Save project").click()  # the server refuses it

@@ -56,8 +56,8 @@ def _form_field(name: str, prop: dict[str, Any]) -> dict[str, Any]:
                              "tasks": " ".join(prop.get("tasks", []))}
     choices = prop.get("enum") or option.get("enum")
     words = [o["const"] for o in options if "const" in o]  # e.g. a count or "auto"
-    if words and option.get("type") == "integer":
-        field.update(kind="number", words=words, integer=True,
+    if words and option.get("type") in ("integer", "number"):  # e.g. pseudo_labels: 1.5
+        field.update(kind="number", words=words, integer=option["type"] == "integer",
                      min=option.get("minimum"), max=option.get("maximum"))
     elif choices:
         field.update(kind="select", options=list(choices))
