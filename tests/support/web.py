@@ -169,6 +169,17 @@ def log_in(page: Any, site: Site, who: Person, *, form: bool = False) -> None:
 AXE_NPM = Path(__file__).resolve().parents[2] / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
+def save_settings(page: Any, site: Site, pid: int, name: str, value: Any) -> None:
+    """Press Save settings and wait until the project holds ``value`` for setting ``name``
+    (the toast may still be up from an earlier save, so the project is polled)."""
+    page.get_by_role("button", name="Save settings").click()
+    for _ in range(100):
+        if site.get(f"/projects/{pid}")["settings"][name] == value:
+            break
+        page.wait_for_timeout(50)
+    assert site.get(f"/projects/{pid}")["settings"][name] == value
+
+
 def shown_item(page: Any) -> int:
     """The item on the labeling page, once one is shown (after a load or a reload the page
     fetches its task first, and reading the attribute before then finds none)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.api import unique
-from tests.support.web import PROJECT, Site, log_in
+from tests.support.web import PROJECT, Site, log_in, save_settings
 
 
 def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
@@ -61,22 +61,12 @@ def test_create_a_project_upload_and_configure_it(page: Any, site: Site,
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is False
     page.get_by_label("Batch size (items per round, or auto)").fill("auto")  # a count, or auto
     assert page.eval_on_selector("#batch_size", "e => e.validity.valid") is True
-    page.get_by_role("button", name="Save settings").click()
-    for _ in range(100):  # the toast is still up from the last save: poll the project
-        if site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto":
-            break
-        page.wait_for_timeout(50)
-    assert site.get(f"/projects/{pid}")["settings"]["batch_size"] == "auto"
+    save_settings(page, site, pid, "batch_size", "auto")
     pseudo = page.get_by_label("Pseudo-labels per label (self-training, or auto)")
     assert pseudo.input_value() == "auto"  # a share, or auto
     pseudo.fill("0.5")
     assert page.eval_on_selector("#pseudo_labels", "e => e.validity.valid") is True
-    page.get_by_role("button", name="Save settings").click()
-    for _ in range(100):
-        if site.get(f"/projects/{pid}")["settings"]["pseudo_labels"] == 0.5:
-            break
-        page.wait_for_timeout(50)
-    assert site.get(f"/projects/{pid}")["settings"]["pseudo_labels"] == 0.5
+    save_settings(page, site, pid, "pseudo_labels", 0.5)
     pseudo.fill("many")
     assert page.eval_on_selector("#pseudo_labels", "e => e.validity.valid") is False
     pseudo.fill("auto")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.api import unique
-from tests.support.web import Site, log_in
+from tests.support.web import Site, log_in, save_settings
 
 PLUGIN = "sklearn.naive_bayes:GaussianNB"
 SECRET = "Bearer served-model-secret-0042"
@@ -44,12 +44,7 @@ def test_the_settings_page_keeps_a_plugin_model_and_the_served_models_secret(
     assert SECRET not in page.content()
 
     page.get_by_label("Overlap (annotators per item)").fill("3")  # the masked value goes back
-    page.get_by_role("button", name="Save settings").click()
-    for _ in range(100):
-        if site.get(f"/projects/{pid}")["settings"]["overlap"] == 3:
-            break
-        page.wait_for_timeout(50)
-    assert site.get(f"/projects/{pid}")["settings"]["overlap"] == 3
+    save_settings(page, site, pid, "overlap", 3)
     # still the secret: the mask stored in its place would show as "****" (under 12 characters)
     assert site.get(f"/projects/{pid}")["settings"]["model_auth_header"] == "****0042"
     events = site.get(f"/projects/{pid}/audit")
