@@ -291,6 +291,9 @@ STRATEGIES = ("random", "cluster_margin", "margin", "badge", "typiclust", "auto"
 #: the rarest class had 5); auto 4: TypiClust, not k-means sampling, while immature, and
 #: mature at 3 labels a class on average without a holdout stability check.
 VERSIONS = {"auto": 4}
+#: Version of the library's default model: a stored run of another one is refused (its
+#: out-dir mixes models). 2: the default logistic regression self-trains (pseudo_labels).
+MODEL_VERSION = 2
 
 
 def current(run: dict[str, Any], strategy: str) -> bool:
@@ -421,6 +424,9 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
              "featurizer_params": featurizer_params or {}, "seed_size": spec.seed_size,
              "batch_size": spec.batch_size, "budget": spec.budget}
     other = {k: done[k] for k, v in asked.items() if k in done and done[k] != v}
+    if done["curves"] and done.get("model_version", 1) != MODEL_VERSION:  # an older library's
+        other["model_version"] = done.get("model_version", 1)
+    asked["model_version"] = MODEL_VERSION
     if other:
         raise SystemExit(f"error: {path} holds runs with {other}, not {asked}: give these "
                          "flags their own --out-dir")
@@ -433,6 +439,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
                       test_size=TEST_SIZE, random_state=repeat, features=features,
                       model_params=model_params)
     done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
+                 "model_version": MODEL_VERSION,
                  "featurizer": featurizer, "featurizer_params": featurizer_params or {},
                  "model_params": model_params or {},
                  "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,

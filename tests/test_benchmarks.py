@@ -266,6 +266,12 @@ def test_label_share_refuses_to_mix_runs_of_other_flags_in_one_out_dir(
          "budget": 300}))
     with pytest.raises(SystemExit, match="give these flags their own --out-dir"):
         ls.run_one("C", "sms_spam", 0, ["random"], tmp_path)
+    # curves of an older default model (no model_version): refused too, not mixed in
+    (tmp_path / "C_sms_spam_r0.json").write_text(json.dumps(
+        {"curves": {"random": [[20, 0.9]]}, "model_params": {}, "seed_size": 20,
+         "batch_size": 10, "budget": 300}))
+    with pytest.raises(SystemExit, match="'model_version': 1"):
+        ls.run_one("C", "sms_spam", 0, ["random", "auto"], tmp_path)
 
 
 def test_label_share_held_out_sets_are_made_from_the_shared_data(

@@ -29,6 +29,7 @@ from activelabel.models import (
     Classifier,
     NaiveBayes,
     make_model,
+    pseudo_label_fade,
     pseudo_label_rows,
     pseudo_label_share,
 )
@@ -560,7 +561,6 @@ def test_self_training_on_sparse_rows_only_from_classes_present() -> None:
     clf = make_model(classes=["pos", "neg", "other"], pseudo_labels=1, random_state=0)
     clf.fit(vec.transform(texts), ["pos", "pos", "neg", "neg"], unlabeled=vec.transform(pool_texts))
     assert clf.n_pseudo_ == 2 * 2  # ceil(4 / 3) for each of the two classes labeled
-    assert clf.predict_proba(vec.transform(pool_texts))[:, 2].max() == 0.0
 
 
 @pytest.mark.parametrize("value", [-1, 10.5, True, "1", None])
@@ -575,8 +575,27 @@ def test_bad_pseudo_label_shares_are_refused(value: Any) -> None:
 def test_unlabeled_rows_of_other_features_are_refused() -> None:
     X, y, pool = _few_labels_and_a_pool()
     clf = make_model(classes=["a", "b", "c"])
-    with pytest.raises(ValueError, match="unlabeled has 4 features, X has 5"):
+    with pytest.raises(ValueError, match=r"unlabeled \(dense, 4 features\) must be rows of X's "
+                       r"features \(dense, 5\)"):
         clf.fit(X, y, unlabeled=pool[:, :4])
+    with pytest.raises(ValueError, match=r"unlabeled \(sparse, 5 features\)"):
+        clf.fit(X, y, unlabeled=sp.csr_matrix(pool))
+
+
+def test_a_calibrated_fit_learns_from_the_labels_alone() -> None:
+    """A calibrator fitted on the model's own guesses would make it over-confident."""
+    X, y = _blobs(30, ["a", "b"], seed=1)
+    pool, _ = _blobs(200, ["a", "b"], seed=2)
+    forced = make_model("random_forest", classes=["a", "b"], calibrate=True, pseudo_labels=1,
+                        random_state=0, n_estimators=10)
+    forced.fit(X, y, unlabeled=pool)
+    assert forced.calibrated_
+    assert forced.n_pseudo_ == 0
+    plain = make_model("random_forest", classes=["a", "b"], calibrate=False, pseudo_labels=1,
+                       random_state=0, n_estimators=10)
+    plain.fit(X, y, unlabeled=pool)
+    assert plain.n_pseudo_ == 60
+    assert not plain.calibrated_
 
 
 def test_pseudo_label_rows_keep_small_pools_and_sample_large_ones() -> None:
@@ -610,8 +629,24 @@ def test_with_many_labels_the_model_learns_from_the_labels_alone() -> None:
     fading = make_model(classes=["a", "b"], random_state=0)
     fading.fit(np.vstack([X[:half // 2], X[400:400 + half - half // 2]]),
                y[:half // 2] + y[400:400 + half - half // 2], unlabeled=pool)
-    assert fading.n_pseudo_ == 2 * math.ceil(0.5 * half / 2)
+    assert fading.n_pseudo_ == math.ceil(0.5 * 2 * math.ceil(half / 2))  # the surest half
     many = make_model(classes=["a", "b"], random_state=0)
     many.fit(X, y, unlabeled=pool)
     assert len(y) >= PSEUDO_NONE_FROM
     assert many.n_pseudo_ == 0
+
+
+def test_the_fade_is_linear_in_the_pseudo_labels_however_many_classes() -> None:
+    """With 150 classes a class's share rounds up to one row: the fade keeps the surest
+    share of all the rows taken, so it does not wait until the last label."""
+    rng = np.random.default_rng(0)
+    classes = list(range(150))
+    centres = rng.normal(0, 10, size=(150, 8))
+    n = PSEUDO_FULL_UNTIL + 9 * (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL) // 10  # fade 0.1
+    y = [i % 150 for i in range(n)]
+    X = centres[y] + rng.normal(size=(n, 8))
+    pool = centres[np.arange(3000) % 150] + rng.normal(size=(3000, 8))
+    clf = make_model(classes=classes, random_state=0, C=1.0).fit(X, y, unlabeled=pool)
+    full = 150 * math.ceil(n / 150)
+    assert clf.n_pseudo_ == math.ceil(pseudo_label_fade(n) * full)
+    assert clf.n_pseudo_ < full // 5

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+import numbers
 import re
 import warnings
 from collections import Counter
@@ -275,9 +276,10 @@ class Classifier:
     pseudo_labels:
         Self-training, single-label only: when ``fit`` is given ``unlabeled`` rows, the model
         fitted on the labels predicts them, takes for each class the rows it is surest are
-        of that class (``ceil(share * n_labels / n_classes)`` a class at most, ``share`` =
-        :func:`pseudo_label_share`: ``pseudo_labels`` up to 300 labels, fading to none at
-        600), and is fitted again on the labels and those rows with their predicted class.
+        of that class (``ceil(pseudo_labels * n_labels / n_classes)`` a class at most; from
+        300 labels on only the surest share of them, fading linearly to none at 600:
+        :func:`pseudo_label_fade`), and is fitted again, uncalibrated, on the labels and those
+        rows with their predicted class. A fit calibrated on the labels stays as it is.
         ``0``: off.
         Pseudo-labels are never labels: nothing outside the model sees them.
 
@@ -338,29 +340,31 @@ class Classifier:
 
     def _self_train(self, X: Any, codes: IntArray, unlabeled: Any) -> None:
         """Fit again on the labels and, for each class, the unlabeled rows the model is surest
-        are of it (their predicted class as the label)."""
-        if _n_rows(unlabeled) == 0:
+        are of it (their predicted class as the label). A calibrated fit is kept as it is:
+        a calibrator fitted on the model's own guesses would make it over-confident."""
+        fade = pseudo_label_fade(codes.shape[0])
+        if _n_rows(unlabeled) == 0 or fade == 0 or self.calibrated_:
             return
-        if unlabeled.shape[1] != X.shape[1]:
-            raise ValueError(f"unlabeled has {unlabeled.shape[1]} features, X has {X.shape[1]}: "
-                             "pass rows of the same features")
-        share = pseudo_label_share(self.pseudo_labels, codes.shape[0])
-        if share == 0:
-            return
+        if unlabeled.shape[1] != X.shape[1] or sp.issparse(unlabeled) != sp.issparse(X):
+            raise ValueError(f"unlabeled ({'sparse' if sp.issparse(unlabeled) else 'dense'}, "
+                             f"{unlabeled.shape[1]} features) must be rows of X's features "
+                             f"({'sparse' if sp.issparse(X) else 'dense'}, {X.shape[1]})")
         probs = self.predict_proba(unlabeled)
         predicted, sure = probs.argmax(axis=1), probs.max(axis=1)
-        per_class = math.ceil(share * codes.shape[0] / len(self.classes_))
+        per_class = math.ceil(self.pseudo_labels * codes.shape[0] / len(self.classes_))
         taken = []
         for code in self.present_:
             rows = np.flatnonzero(predicted == code)
             taken.append(rows[np.argsort(-sure[rows], kind="stable")[:per_class]])
-        take = np.sort(np.concatenate(taken))
+        take = np.concatenate(taken)
+        keep = math.ceil(fade * take.shape[0])  # fading: the surest of them, however many classes
+        take = np.sort(take[np.argsort(-sure[take], kind="stable")[:keep]])
         if take.shape[0] == 0:
             return
         both = (sp.vstack([X, unlabeled[take]], format="csr") if sp.issparse(X)
                 else np.vstack([X, np.asarray(unlabeled[take])]))
-        model, self.calibrated_ = self._fit_codes(
-            both, np.concatenate([codes, predicted[take]]), constant_ok=False)
+        model, _ = self._fit_codes(both, np.concatenate([codes, predicted[take]]),
+                                   constant_ok=False, calibrate=False)
         self.models_ = [model]
         self.n_pseudo_ = int(take.shape[0])
 
@@ -372,11 +376,12 @@ class Classifier:
         except TypeError as exc:
             raise ValueError(f"labels must be hashable (str or int): {exc}") from exc
 
-    def _fit_codes(self, X: Any, codes: IntArray, *, constant_ok: bool) -> tuple[Any, bool]:
+    def _fit_codes(self, X: Any, codes: IntArray, *, constant_ok: bool,
+                   calibrate: bool = True) -> tuple[Any, bool]:
         """Fit one estimator on integer codes; ``(None, False)`` when one class is present.
 
         ``constant_ok``: a single class is expected (a multi-label column) even when
-        ``calibrate=True``."""
+        ``calibrate=True``. ``calibrate=False``: the plain estimator, whatever the setting."""
         counts = np.bincount(codes)
         counts = counts[counts > 0]
         if counts.shape[0] < 2:
@@ -388,7 +393,7 @@ class Classifier:
             return None, False
         base = self.estimator if self.estimator is not None else _default_estimator()
         estimator = _seeded(base, self.random_state)
-        mode = self._calibration_mode(estimator, counts)
+        mode = self._calibration_mode(estimator, counts) if calibrate else "off"
         if mode == "off":
             if not hasattr(estimator, "predict_proba"):
                 raise TypeError(
@@ -624,22 +629,27 @@ PSEUDO_FULL_UNTIL = 300
 PSEUDO_NONE_FROM = 600
 
 
-def pseudo_label_share(pseudo_labels: float, n_labels: int) -> float:
-    """Pseudo-labels per label a fit on ``n_labels`` labels learns: ``pseudo_labels`` up to
+def pseudo_label_fade(n_labels: int) -> float:
+    """Share of its pseudo-labels a fit on ``n_labels`` labels keeps: 1 up to
     :data:`PSEUDO_FULL_UNTIL` labels, fading linearly to 0 at :data:`PSEUDO_NONE_FROM`."""
     if n_labels <= PSEUDO_FULL_UNTIL:
-        return float(pseudo_labels)
-    fade = (PSEUDO_NONE_FROM - n_labels) / (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL)
-    return float(pseudo_labels) * max(0.0, fade)
+        return 1.0
+    return max(0.0, (PSEUDO_NONE_FROM - n_labels) / (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL))
+
+
+def pseudo_label_share(pseudo_labels: float, n_labels: int) -> float:
+    """Pseudo-labels per label a fit on ``n_labels`` labels learns (0: none)."""
+    return float(pseudo_labels) * pseudo_label_fade(n_labels)
 
 
 def check_pseudo_labels(value: Any) -> float:
     """``value`` as a pseudo-label share, or ValueError saying what is accepted."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            0 <= value <= MAX_PSEUDO_LABELS):
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(
+        value, bool | np.bool_) else math.nan
+    if not 0 <= number <= MAX_PSEUDO_LABELS:
         raise ValueError(f"pseudo_labels must be a number from 0 (off) to {MAX_PSEUDO_LABELS:g} "
                          f"(pseudo-labels per label), got {value!r}")
-    return float(value)
+    return number
 
 
 def pseudo_label_rows(rows: NDArray[np.intp], random_state: int | None) -> NDArray[np.intp]:

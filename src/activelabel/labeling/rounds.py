@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
-from ..models import BootstrapCommittee, make_model, pseudo_label_rows, pseudo_label_share
+from ..models import BootstrapCommittee, make_model, pseudo_label_rows
 from ..pace import resumed_strategy, schedule_strategy
 from ..sequence import CrfTagger
 from ..stopping import (
@@ -764,8 +764,9 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     model = make_model(name, classes=snap.classes, random_state=seed, multilabel=multilabel,
                        pseudo_labels=pseudo)
     X_train = _rows(feats.X, rows)
-    unlabeled = None if multilabel or pseudo_label_share(
-        model.pseudo_labels, rows.shape[0]) == 0 else _rows(
+    # the pool's unlabeled items for self-training: this fit's (while its labels are few) and
+    # the random-sampling curve's, whose fits on the audit labels are fewer still
+    unlabeled = None if multilabel or model.pseudo_labels == 0 else _rows(
         feats.X, pseudo_label_rows(_candidates(snap), seed))
     model.fit(X_train, y, unlabeled=unlabeled)
     committee = None
