@@ -69,9 +69,14 @@ def test_crash_mid_round_loses_no_job(server: ServerProcess, shared_data: Path,
     assert len(tasks) == SEED
     assert {t["why"]["round"] for t in tasks} == {finished["number"]}
     engine = create_engine_for(server.db)
-    try:
+
+    def jobs() -> list[tuple[Any, ...]]:
         with engine.connect() as conn:
-            jobs = conn.execute(select(Job.kind, Job.status, Job.attempts).order_by(Job.id)).all()
+            return [tuple(j) for j in conn.execute(
+                select(Job.kind, Job.status, Job.attempts).order_by(Job.id)).all()]
+
+    expected = [("import", "done", 1), ("round", "done", 2)]
+    try:  # the worker closes the job just after the round's commit: wait for it
+        wait_until(lambda: jobs() == expected, 30, what=f"jobs {expected}")
     finally:
         engine.dispose()
-    assert [tuple(j) for j in jobs] == [("import", "done", 1), ("round", "done", 2)]
