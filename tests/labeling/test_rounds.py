@@ -281,9 +281,18 @@ def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
         return sample(rows, random_state)
 
     monkeypatch.setattr(rounds, "pseudo_label_rows", spy)
+    curve_pool: list[Any] = []  # what the payoff's random-sampling curve trains with
+    curve = rounds.audit_curve
+
+    def curve_spy(*args: Any, unlabeled: Any = None) -> Any:
+        curve_pool.append(None if unlabeled is None else unlabeled.shape[0])
+        return curve(*args, unlabeled=unlabeled)
+
+    monkeypatch.setattr(rounds, "audit_curve", curve_spy)
     found: dict[str, Any] = {}
     for name, settings in (("default", {}), ("off", {"pseudo_labels": 0})):
         handed.clear()
+        curve_pool.clear()
         seeded = _digits_project(engine_storage, digits, **settings)
         seed = _round(engine_storage, seeded.project_id, "cold_start")
         seed_rows = _selected_rows(engine_storage, seeded.project_id, seed)
@@ -303,8 +312,10 @@ def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
         if name == "default":
             assert len(handed) == 1
             assert set(handed[0].tolist()) == set(range(N - HOLDOUT)) - set(seed_rows)
+            assert curve_pool == [len(handed[0])]  # like for like with the round's model
         else:
             assert handed == []
+            assert curve_pool == [None]
     # ceil(20 labels / 10 classes) = 2 for each class the labels hold
     assert found["default"]["pseudo_labels"] == found["default"]["present"] * 2
     assert found["off"]["pseudo_labels"] == 0
