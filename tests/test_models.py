@@ -650,3 +650,16 @@ def test_the_fade_is_linear_in_the_pseudo_labels_however_many_classes() -> None:
     full = 150 * math.ceil(n / 150)
     assert clf.n_pseudo_ == math.ceil(pseudo_label_fade(n) * full)
     assert clf.n_pseudo_ < full // 5
+
+
+def test_the_setting_says_the_fade_and_the_defaults_the_models_use() -> None:
+    """The settings declaration does not import the models (scikit-learn loads late), so its
+    words are checked against the constants here."""
+    from activelabel.store.settings import ProjectSettings
+
+    said = str(ProjectSettings.model_fields["pseudo_labels"].description)
+    assert f"up to {PSEUDO_FULL_UNTIL} labels, fading to none at {PSEUDO_NONE_FROM}" in said
+    assert make_model("logistic_regression").pseudo_labels == 1.0
+    assert "1 for logistic_regression, off for the others" in said
+    assert all(make_model(name).pseudo_labels == 0 for name in MODEL_NAMES
+               if name != "logistic_regression")
