@@ -27,7 +27,8 @@ misses): ``cluster_margin_balanced`` (candidates spread over the predicted class
 of every batch by TypiClust), ``info_gain`` (uncertainty times what the labels so far leave
 unknown about the item's direction, BAIT-like) ``cal`` / ``cal_labels`` (contrastive:
 the items whose probabilities differ most from their labeled neighbours') and
-``smooth_margin`` (the margin of probabilities averaged over pool neighbours). ``--model-params`` changes the default model's parameters and
+``smooth_margin`` (the margin of probabilities averaged over pool neighbours). ``--model-params`` changes the default model's parameters, ``--pseudo-label-mix`` how its
+self-training splits the pseudo-labels over the classes, and
 ``--setup-c`` setup C's seed, batch and budget (each run with its own ``--out-dir``).
 
     python benchmarks/label_share.py --setups A,B --repeats 5
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -55,6 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import label_counts as lc
 from activelabel import simulation
+from activelabel.models import Classifier
 from activelabel.simulation import simulate
 from activelabel.strategies import STRATEGIES as REGISTRY
 from activelabel.strategies._base import Selection, as_embeddings, as_probs, as_rng, check_k, top_k
@@ -64,6 +67,28 @@ from activelabel.strategies.uncertainty import scores_of_checked
 POOL_SHARE = 0.2  # setup B: the budget is at most this share of the pool
 TEST_SIZE = 0.3
 OUT_DIR = Path(__file__).resolve().parent / "out" / "label_share"
+PSEUDO_LABEL_MIXES = ("equal", "pool", "labels", "min")
+_EQUAL_COUNTS = Classifier._pseudo_label_counts
+
+
+def pseudo_label_mix(mix: str) -> None:
+    """Set how the default model's self-training splits its pseudo-labels over the classes
+    (``--pseudo-label-mix``): ``equal`` (the library's, the same count a class), ``pool`` (by
+    the model's predicted class mix over the unlabeled rows), ``labels`` (by the labels'
+    class mix) or ``min`` (by the predicted mix, never more than the equal count)."""
+    if mix == "equal":
+        Classifier._pseudo_label_counts = _EQUAL_COUNTS  # type: ignore[method-assign]
+        return
+
+    def counts(self: Classifier, codes: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        n_classes = len(self.classes_)
+        mix_of = np.bincount(codes if mix == "labels" else predicted, minlength=n_classes)
+        total = self.pseudo_labels * codes.shape[0]
+        by_mix = np.ceil(total * mix_of / mix_of.sum()).astype(np.intp)
+        return np.minimum(by_mix, math.ceil(total / n_classes)) if mix == "min" else by_mix
+
+    Classifier._pseudo_label_counts = counts  # type: ignore[method-assign]
+
 
 
 class ClusterMarginBalanced(ClusterMargin):
@@ -410,7 +435,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
             out_dir: Path, rerun: frozenset[str] = frozenset(),
             featurizer_params: dict[str, Any] | None = None,
             featurizer: str = "auto", model_params: dict[str, Any] | None = None,
-            setup_c: tuple[int, int, int] = CLI_DEFAULTS) -> None:
+            setup_c: tuple[int, int, int] = CLI_DEFAULTS, mix: str = "equal") -> None:
     """Run the strategies missing from the (setup, set, repeat) JSON, and those of ``rerun``
     again (their stored curves replaced)."""
     path = out_dir / f"{setup}_{name}_r{repeat}.json"
@@ -420,9 +445,12 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
         return
     full = load_set(name)
     spec = setup_spec(setup, name, len(full), setup_c)
-    asked = {"model_params": model_params or {}, "featurizer": featurizer,
+    asked = {"model_params": model_params or {}, "pseudo_label_mix": mix,
+             "featurizer": featurizer,
              "featurizer_params": featurizer_params or {}, "seed_size": spec.seed_size,
              "batch_size": spec.batch_size, "budget": spec.budget}
+    if done["curves"]:
+        done.setdefault("pseudo_label_mix", "equal")  # runs stored before the flag
     other = {k: done[k] for k, v in asked.items() if k in done and done[k] != v}
     if done["curves"] and done.get("model_version", 1) != MODEL_VERSION:  # an older library's
         other["model_version"] = done.get("model_version", 1)
@@ -441,7 +469,7 @@ def run_one(setup: str, name: str, repeat: int, strategies: list[str],
     done.update({"setup": setup, "dataset": name, "repeat": repeat, "rows": len(ds),
                  "model_version": MODEL_VERSION,
                  "featurizer": featurizer, "featurizer_params": featurizer_params or {},
-                 "model_params": model_params or {},
+                 "model_params": model_params or {}, "pseudo_label_mix": mix,
                  "pool": result.dataset_info["n_train"], "seed_size": spec.seed_size,
                  "batch_size": spec.batch_size, "budget": spec.budget})
     for s, points in result.curves.items():
@@ -652,6 +680,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-params", type=_json_object, default=None,
                    help="JSON keyword arguments of the default model, e.g. "
                         "'{\"fit_intercept\": true}'; use with its own --out-dir")
+    p.add_argument("--pseudo-label-mix", choices=PSEUDO_LABEL_MIXES, default="equal",
+                   help="how self-training splits its pseudo-labels over the classes: equal "
+                        "(the library's), pool (the predicted mix of the unlabeled rows), "
+                        "labels (the labels' mix), min (pool, at most equal); use with its "
+                        "own --out-dir")
     p.add_argument("--setup-c", type=_seed_batch_budget, default=None,
                    metavar="SEED,BATCH,BUDGET",
                    help="setup C's seed, batch and budget (default 20,10,300: simulate's); "
@@ -668,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule_with(**params)
     if args.show_schedule:
         show_schedule()
+    pseudo_label_mix(args.pseudo_label_mix)
     for extra in BENCHMARK_STRATEGIES:
         REGISTRY[extra.name] = extra
     strategies = [s for s in args.strategies.split(",") if s]
@@ -694,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
                         run_one(setup, name, repeat, strategies, args.out_dir,
                                 frozenset(x for x in args.rerun.split(",") if x),
                                 args.featurizer_params, args.featurizer, args.model_params,
-                                args.setup_c or CLI_DEFAULTS)
+                                args.setup_c or CLI_DEFAULTS, args.pseudo_label_mix)
         finally:
             simulation._query = _library_query
     print(table(args.out_dir, strategies))

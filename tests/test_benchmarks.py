@@ -272,6 +272,32 @@ def test_label_share_refuses_to_mix_runs_of_other_flags_in_one_out_dir(
          "batch_size": 10, "budget": 300}))
     with pytest.raises(SystemExit, match="'model_version': 1"):
         ls.run_one("C", "sms_spam", 0, ["random", "auto"], tmp_path)
+    # runs stored before --pseudo-label-mix are the library's equal split
+    (tmp_path / "C_sms_spam_r0.json").write_text(json.dumps(
+        {"curves": {"random": [[20, 0.9]]}, "model_params": {}, "seed_size": 20,
+         "batch_size": 10, "budget": 300, "model_version": ls.MODEL_VERSION}))
+    with pytest.raises(SystemExit, match="'pseudo_label_mix': 'equal'"):
+        ls.run_one("C", "sms_spam", 0, ["random", "auto"], tmp_path, mix="pool")
+
+
+def test_label_share_pseudo_label_mixes_split_the_share_by_the_class_mix() -> None:
+    import numpy as np
+
+    from activelabel.models import Classifier
+
+    ls = _label_share()
+    clf = Classifier(pseudo_labels=1)
+    clf.classes_ = ["a", "b", "c"]
+    codes = np.repeat([0, 1, 2], [6, 3, 1])  # ten labels
+    predicted = np.repeat([0, 1, 2], [70, 20, 10])  # the pool's predicted mix
+    want = {"equal": [4, 4, 4], "pool": [7, 2, 1], "labels": [6, 3, 1], "min": [4, 2, 1]}
+    try:
+        for mix, counts in want.items():
+            ls.pseudo_label_mix(mix)
+            assert clf._pseudo_label_counts(codes, predicted).tolist() == counts, mix
+    finally:
+        ls.pseudo_label_mix("equal")
+    assert Classifier._pseudo_label_counts is ls._EQUAL_COUNTS
 
 
 def test_label_share_held_out_sets_are_made_from_the_shared_data(
