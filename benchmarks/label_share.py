@@ -90,7 +90,6 @@ def pseudo_label_mix(mix: str) -> None:
     Classifier._pseudo_label_counts = counts  # type: ignore[method-assign]
 
 
-
 class ClusterMarginBalanced(ClusterMargin):
     """Cluster-margin whose candidates are spread over the predicted classes: the candidate
     order takes the most uncertain item predicted as each class, then the second of each, and
@@ -731,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.setup_c or CLI_DEFAULTS, args.pseudo_label_mix)
         finally:
             simulation._query = _library_query
+            pseudo_label_mix("equal")  # the library's split again, for a caller of main()
     print(table(args.out_dir, strategies))
     if args.interval:
         print(share_intervals(args.out_dir, strategies))

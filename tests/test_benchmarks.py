@@ -298,6 +298,8 @@ def test_label_share_pseudo_label_mixes_split_the_share_by_the_class_mix() -> No
     finally:
         ls.pseudo_label_mix("equal")
     assert Classifier._pseudo_label_counts is ls._EQUAL_COUNTS
+    ls.main(["--pseudo-label-mix", "pool", "--repeats", "0", "--datasets", "sms_spam"])
+    assert Classifier._pseudo_label_counts is ls._EQUAL_COUNTS  # main() leaves no patch
 
 
 def test_label_share_held_out_sets_are_made_from_the_shared_data(
