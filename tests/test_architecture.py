@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activelabel"
 LAYERS = {
     "client": ["client"],
     "core": ["strategies", "models", "features", "metrics", "stopping", "quality", "drift",
-             "estimates", "pace", "minilm", "spans", "sequence"],
+             "estimates", "pace", "minilm", "spans", "sequence", "samples"],
     "scale": ["scale"],
     "loop": ["simulation", "datasets", "span_simulation"],
     "store": ["store"],

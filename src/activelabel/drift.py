@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .samples import sorted_sample
+
 __all__ = [
     "MAX_SAMPLE",
     "DriftReport",
@@ -78,12 +80,6 @@ def ks_pvalue(reference: NDArray[Any], current: NDArray[Any]) -> float:
     from scipy.stats import ks_2samp
 
     return float(ks_2samp(np.ravel(reference), np.ravel(current)).pvalue)
-
-
-def _sample(n: int, rng: np.random.Generator) -> NDArray[np.intp]:
-    if n <= MAX_SAMPLE:
-        return np.arange(n, dtype=np.intp)
-    return np.sort(rng.choice(n, size=MAX_SAMPLE, replace=False)).astype(np.intp)
 
 
 def project_rows(reference: Any, current: Any, *, directions: int = DIRECTIONS,
@@ -187,7 +183,8 @@ def drift_report(*, confidence_reference: NDArray[Any] | None = None,
         ref = np.asarray(confidence_reference, dtype=np.float64).ravel()
         new = np.asarray(confidence_new, dtype=np.float64).ravel()
         if ref.size and new.size:
-            ref, new = ref[_sample(ref.size, rng)], new[_sample(new.size, rng)]
+            ref = ref[sorted_sample(ref.size, MAX_SAMPLE, rng)]
+            new = new[sorted_sample(new.size, MAX_SAMPLE, rng)]
             report.confidence_psi, report.confidence_p = psi(ref, new), ks_pvalue(ref, new)
             sizes = [ref.size, new.size]
             if report.confidence_psi >= psi_alert and report.confidence_p < p_alert:
@@ -196,8 +193,8 @@ def drift_report(*, confidence_reference: NDArray[Any] | None = None,
     if features_reference is not None and features_new is not None \
             and features_reference.shape[0] >= 3 and features_new.shape[0] > 0 \
             and features_reference.shape[1] >= 2:  # one column: the confidence view only
-        ref_rows = _sample(features_reference.shape[0], rng)
-        new_rows = _sample(features_new.shape[0], rng)
+        ref_rows = sorted_sample(features_reference.shape[0], MAX_SAMPLE, rng)
+        new_rows = sorted_sample(features_new.shape[0], MAX_SAMPLE, rng)
         ref_x, new_x = project_rows(features_reference[ref_rows], features_new[new_rows],
                                     seed=seed)
         scores = [psi(ref_x[:, j], new_x[:, j]) for j in range(ref_x.shape[1])]

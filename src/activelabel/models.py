@@ -32,6 +32,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
 from sklearn.utils._param_validation import StrOptions
 
+from .samples import sorted_sample
+
 __all__ = [
     "CALIBRATION_CV_FOLDS",
     "CALIBRATION_MIN_LABELS",
@@ -663,10 +665,7 @@ def check_pseudo_labels(value: Any) -> float:
 def pseudo_label_rows(rows: NDArray[np.intp], random_state: int | None) -> NDArray[np.intp]:
     """The unlabeled ``rows`` to hand a fit: all, or a seeded sample of
     :data:`PSEUDO_LABEL_POOL` of them (sorted)."""
-    if rows.shape[0] <= PSEUDO_LABEL_POOL:
-        return rows
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(rows, PSEUDO_LABEL_POOL, replace=False))
+    return sorted_sample(rows, PSEUDO_LABEL_POOL, np.random.default_rng(random_state))
 
 _FACTORIES = {
     "logistic_regression": _logistic_regression,

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..drift import MAX_SAMPLE, drift_report, max_confidence, stale_reasons
+from ..samples import sorted_sample
 from ..store import (
     Storage,
     active_model_version,
@@ -59,8 +60,8 @@ def round_drift(X: Any, probs: NDArray[Any], splits: NDArray[np.str_],
     if new.size == 0 or train_rows.size < 3:
         return None
     rng = np.random.default_rng(seed)
-    old, new = _sampled(old, rng), _sampled(new, rng)
-    train_rows = _sampled(np.asarray(train_rows), rng)
+    old, new = sorted_sample(old, MAX_SAMPLE, rng), sorted_sample(new, MAX_SAMPLE, rng)
+    train_rows = sorted_sample(np.asarray(train_rows), MAX_SAMPLE, rng)
     report = drift_report(
         confidence_reference=max_confidence(probs[old], multilabel) if old.size else None,
         confidence_new=max_confidence(probs[new], multilabel),
@@ -79,12 +80,6 @@ def _payloads(session: Session, project_id: int, rows: NDArray[np.int64]) -> lis
             select(Item.data).where(Item.project_id == project_id, Item.row.in_(chunk))
             .order_by(Item.row)).scalars())
     return out
-
-
-def _sampled(rows: NDArray[Any], rng: np.random.Generator) -> NDArray[Any]:
-    if rows.size <= MAX_SAMPLE:
-        return rows
-    return np.sort(rng.choice(rows, size=MAX_SAMPLE, replace=False))
 
 
 def import_drift(storage: Storage, project_id: int, first_row: int) -> dict[str, Any] | None:
@@ -109,7 +104,8 @@ def import_drift(storage: Storage, project_id: int, first_row: int) -> dict[str,
         if trained.size < 3 or new.size == 0:
             return None
         rng = np.random.default_rng(settings.random_state)
-        trained, new = _sampled(trained, rng), _sampled(new, rng)
+        trained = sorted_sample(trained, MAX_SAMPLE, rng)
+        new = sorted_sample(new, MAX_SAMPLE, rng)
         payloads = _payloads(session, project_id, trained) + _payloads(session, project_id, new)
     X = featurize_records(settings.model_dump(), payloads, storage, project_id)
     report = drift_report(features_reference=X[:trained.size], features_new=X[trained.size:],

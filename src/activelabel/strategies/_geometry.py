@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..samples import sorted_sample
 from ._base import FloatArray, chunks
 
 __all__ = [
@@ -147,11 +148,7 @@ def fit_centroids(
 
     n = X.shape[0]
     rows = max(max_fit_rows, 4 * n_clusters)
-    if n > rows:
-        sample = np.sort(rng.choice(n, size=rows, replace=False))
-        fit_on = X[sample]
-    else:
-        fit_on = X
+    fit_on = X if n <= rows else X[sorted_sample(n, rows, rng)]
     seed = int(rng.integers(0, 2**31 - 1))
     km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():

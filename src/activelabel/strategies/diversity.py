@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..samples import sorted_sample
 from ._base import (
     FloatArray,
     QueryStrategy,
@@ -210,7 +211,7 @@ class TypiClust(QueryStrategy):
         # the fit sees a sample of the pool and the labeled items (part of the data too), each
         # at most max_fit_rows rows: no copy of a large pool
         rows = max(self.max_fit_rows, 4 * n_clusters)
-        fit_on = X if n <= rows else X[np.sort(rng.choice(n, size=rows, replace=False))]
+        fit_on = X if n <= rows else X[sorted_sample(n, rows, rng)]
         if labeled is not None:
             lab = labeled if n_labeled <= rows else labeled[rng.choice(n_labeled, size=rows,
                                                                        replace=False)]
@@ -238,8 +239,7 @@ class TypiClust(QueryStrategy):
             c = int(np.argmax(value))
             members = order[starts[c]:starts[c + 1]]
             members = members[~taken[members]]
-            if members.shape[0] > self.max_cluster_rows:
-                members = np.sort(rng.choice(members, self.max_cluster_rows, replace=False))
+            members = sorted_sample(members, self.max_cluster_rows, rng)
             i = int(members[np.argmax(_typicality(X[members], self.knn))])
             picked.append(i)
             scores.append(float(value[c]))
