@@ -319,3 +319,33 @@ def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
     # ceil(20 labels / 10 classes) = 2 for each class the labels hold
     assert found["default"]["pseudo_labels"] == found["default"]["present"] * 2
     assert found["off"]["pseudo_labels"] == 0
+
+
+def test_a_rounds_self_training_fades_with_its_training_labels_and_stops_past_600(
+        engine_storage: Storage, digits: Arrays) -> None:
+    """Past 300 training labels a round keeps only the surest share of its pseudo-labels
+    (fading to none at 600), counted on the training labels alone: the holdout's labels do
+    not move the fade."""
+    from activelabel.models import PSEUDO_NONE_FROM
+
+    _, target = digits
+    n, holdout = 1000, 60
+    images, _ = digits
+    found: dict[int, dict[str, Any]] = {}
+    for n_train in (450, PSEUDO_NONE_FROM + 50):
+        seeded = new_project(engine_storage, rows=digit_rows(images, n, holdout), settings={
+            "featurizer": "image", "featurizer_params": {"field": "image"},
+            "batch_size": BATCH, "strategy": "margin"})
+        rows = list(range(n_train)) + list(range(n - holdout, n))
+        label_rows(engine_storage, seeded, rows, [str(int(target[r])) for r in rows])
+        round_id = _round(engine_storage, seeded.project_id)
+        with engine_storage.read_sessions() as session:
+            rnd = get_round(session, seeded.project_id, round_id)
+            assert rnd.status == "done", rnd.error
+            found[n_train] = dict(rnd.metrics or {})
+        assert found[n_train]["n_train"] == n_train
+    # 450 labels: fade (600 - 450) / 300 = 0.5 of at most 45 a class (a few classes have
+    # fewer than 45 predicted among the 490 unlabeled items); with the holdout's 60 labels
+    # counted the fade would be 0.3, at most ceil(0.3 * 510) = 153 pseudo-labels
+    assert 153 < found[450]["pseudo_labels"] <= 225, found[450]
+    assert found[PSEUDO_NONE_FROM + 50]["pseudo_labels"] == 0
