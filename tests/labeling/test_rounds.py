@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +308,18 @@ def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
             assert rnd.status == "done", rnd.error
             assert len(session.execute(select(Annotation.id)).all()) == before
             found[name] = dict(rnd.metrics or {})
+            item_of = {i.row: i.id for i in session.execute(
+                select(Item).where(Item.project_id == seeded.project_id)).scalars()}
+            trained = session.execute(select(ModelVersion.training_set_hash).where(
+                ModelVersion.project_id == seeded.project_id)).scalar_one()
+        # the hash names what the fit learned from: the labels, and the pool it was handed
+        digest = hashlib.sha256()
+        for r in sorted(seed_rows):
+            digest.update(f"{item_of[r]}:{str(int(target[r]))!r};".encode())
+        if name == "default":
+            digest.update(b"unlabeled:")
+            digest.update(np.asarray([item_of[r] for r in handed[0]], dtype="<i8").tobytes())
+        assert trained == digest.hexdigest()
         found[name]["present"] = len({int(target[r]) for r in seed_rows})
         assert found[name]["n_train"] == BATCH
         if name == "default":

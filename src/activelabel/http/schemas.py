@@ -468,7 +468,9 @@ class ModelOut(BaseModel):
     n_train: int
     metrics: dict[str, Any] | None
     is_active: bool
-    training_set_hash: str | None
+    training_set_hash: str | None = Field(
+        description="SHA-256 of what the model learned from: each training item's id and its "
+                    "label, and, when it learned pseudo-labels, the pool items it was handed")
     created_at: datetime
 
 

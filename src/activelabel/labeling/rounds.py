@@ -538,10 +538,17 @@ def _training_set(snap: _Snapshot, truth: dict[int, Any]) -> tuple[NDArray[np.in
     return np.asarray(rows, dtype=np.intp), [truth[r] for r in rows]
 
 
-def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any]) -> str:
+def _training_hash(snap: _Snapshot, rows: NDArray[np.intp], y: list[Any],
+                   unlabeled: NDArray[np.intp] | None = None) -> str:
+    """SHA-256 of what a fit learned from: each training item's id and label, in row order,
+    then, for a fit that learned pseudo-labels, the ids of the unlabeled pool items it was
+    handed (the same labels beside another pool make another model)."""
     digest = hashlib.sha256()
     for r, label in zip(rows.tolist(), y, strict=True):
         digest.update(f"{int(snap.item_ids[r])}:{label!r};".encode())
+    if unlabeled is not None:
+        digest.update(b"unlabeled:")
+        digest.update(np.asarray(snap.item_ids[unlabeled], dtype="<i8").tobytes())
     return digest.hexdigest()
 
 
@@ -766,8 +773,9 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     X_train = _rows(feats.X, rows)
     # the pool's unlabeled items for self-training: this fit's (while its labels are few) and
     # the random-sampling curve's, whose fits on the audit labels are fewer still
-    unlabeled = None if multilabel or model.pseudo_labels == 0 else _rows(
-        feats.X, pseudo_label_rows(_candidates(snap), seed))
+    pool_rows = None if multilabel or model.pseudo_labels == 0 else pseudo_label_rows(
+        _candidates(snap), seed)
+    unlabeled = None if pool_rows is None else _rows(feats.X, pool_rows)
     model.fit(X_train, y, unlabeled=unlabeled)
     committee = None
     if strategy in COMMITTEE_STRATEGIES and not multilabel:
@@ -808,7 +816,8 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
             "featurizer": snap.settings["featurizer"],
             "featurizer_params": snap.settings["featurizer_params"]}})
     return _Outcome(picked, holdout, timings, probs, tmp, None, int(rows.shape[0]),
-                    _training_hash(snap, rows, y), drift, schedule)
+                    _training_hash(snap, rows, y, pool_rows if model.n_pseudo_ else None),
+                    drift, schedule)
 
 
 def _drift(snap: _Snapshot, feats: ProjectFeatures, probs: NDArray[np.float32],
