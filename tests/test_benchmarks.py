@@ -319,6 +319,12 @@ def test_label_share_held_out_sets_are_made_from_the_shared_data(
     entity = ls.load_set("wnut17_entity")
     assert len(entity) == 5690
     assert 0.4 < entity.y.mean() < 0.5  # 45% of the sentences hold an entity
+    seventy_seven = ls.load_set("clinc150_77")
+    assert len(seventy_seven.classes) == 77
+    assert "oos" not in seventy_seven.classes
+    three = ls.load_set("ag_news_no_sports")
+    assert three.classes == ("Business", "Sci/Tech", "World")
+    assert np.bincount(three.y).tolist() == [1900, 1900, 1900]
 
 
 def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
@@ -339,6 +345,30 @@ def test_label_share_balanced_candidates_cover_every_predicted_class() -> None:
         6, probs=p, embeddings=X, random_state=0)
     assert set(pred[plain.indices]) == {0}
     assert set(pred[balanced.indices]) == {0, 1, 2}
+
+
+def test_label_share_records_each_runs_environment_and_a_table_of_several_says_so(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activelabel.features import TextFeaturizer
+
+    ls = _label_share()
+    monkeypatch.setattr(ls.lc, "DATA_DIR", shared_data)
+    monkeypatch.setattr(ls, "set_features", lambda ds, *a: TextFeaturizer(
+        field=ds.text_field, sentence_weight=None).fit_transform(ds.records))
+    ls.run_one("C", "sms_spam", 0, ["random"], tmp_path, setup_c=(20, 10, 40))
+    run = json.loads((tmp_path / "C_sms_spam_r0.json").read_text())
+    env = run["environment"]["random"]
+    assert env["numpy"]
+    assert env["scikit-learn"]
+    assert env["python"]
+    assert "Note:" not in ls.table(tmp_path, ["random"])  # one environment
+    older = dict(run, repeat=1)
+    older.pop("environment")  # stored before environments were recorded
+    (tmp_path / "C_sms_spam_r1.json").write_text(json.dumps(older))
+    note = ls.table(tmp_path, ["random"]).splitlines()[-1]
+    assert note.startswith("Note: these runs come from 2 environments")
+    assert "unknown" in note
+    assert env["scikit-learn"] in note
 
 
 def test_label_share_leaves_out_auto_runs_of_the_old_schedule(tmp_path: Path) -> None:
