@@ -667,6 +667,7 @@ def pseudo_label_rows(rows: NDArray[np.intp], random_state: int | None) -> NDArr
     :data:`PSEUDO_LABEL_POOL` of them (sorted)."""
     return sorted_sample(rows, PSEUDO_LABEL_POOL, np.random.default_rng(random_state))
 
+
 _FACTORIES = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
