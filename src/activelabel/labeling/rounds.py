@@ -428,6 +428,11 @@ def _candidates(snap: _Snapshot) -> NDArray[np.intp]:
     return np.flatnonzero(mask)
 
 
+def _unaudited(rows: NDArray[np.intp], audit: list[int]) -> NDArray[np.intp]:
+    """``rows`` without the audit draws, in their order."""
+    return rows[~np.isin(rows, np.asarray(audit, dtype=np.intp))]
+
+
 def _strategy_probs(probs: NDArray[np.float32], multilabel: bool) -> NDArray[np.float64]:
     """Rows summing to 1 for the strategies. Multi-label: the item's least certain label as a
     binary distribution ``[0.5 + u, 0.5 - u]``, ``u = min_j |p_j - 0.5|``."""
@@ -772,9 +777,11 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                        pseudo_labels=pseudo)
     X_train = _rows(feats.X, rows)
     # the pool's unlabeled items for self-training: this fit's (while its labels are few) and
-    # the random-sampling curve's, whose fits on the audit labels are fewer still
+    # the random-sampling curve's, whose fits on the audit labels are fewer still. Audit draws
+    # not answered yet are left out: they measure the model, so it must not learn its own
+    # guess for them (that would make the payoff's estimate partly one of its training fit)
     pool_rows = None if multilabel or model.pseudo_labels == 0 else pseudo_label_rows(
-        _candidates(snap), seed)
+        _unaudited(_candidates(snap), snap.audit), seed)
     unlabeled = None if pool_rows is None else _rows(feats.X, pool_rows)
     model.fit(X_train, y, unlabeled=unlabeled)
     committee = None
@@ -948,7 +955,7 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
         strategy = "entropy"  # no committee is stored with a version
     truth_rows = np.asarray(sorted(_consensus_rows(snap)), dtype=np.intp)
     train_rows = truth_rows[snap.splits[truth_rows] == "pool"] if truth_rows.size else truth_rows
-    train_rows = train_rows[~np.isin(train_rows, snap.audit)]
+    train_rows = _unaudited(train_rows, snap.audit)
     picked = _select(snap, strategy, batch_size, probs, feats, train_rows, None, seed)
     timings["select_s"] = time.perf_counter() - start
     holdout = {k: v for k, v in mv_metrics.items() if k in ("accuracy", "macro_f1", "ece")}

@@ -283,8 +283,8 @@ class ProjectSettings(BaseModel):
     pseudo_labels: Annotated[float, Field(ge=0, le=10)] | Literal["auto"] = _field(
         "auto", "Pseudo-labels per label (self-training, or auto)", "Active learning",
         "Single-label projects: once a round's model is trained on the labels, it labels the "
-        "unlabeled pool items it is surest of (for each class, up to this many per label "
-        "spread over the classes) and is trained again on both, up to 300 labels, fading to "
+        "unlabeled pool items it is surest of, audit draws aside (for each class, up to this "
+        "many per label spread over the classes) and is trained again on both, up to 300 labels, fading to "
         "none at 600 (where it stops paying). They are never labels: "
         "nothing but that model sees them, and the rounds' metrics count them apart. auto: "
         "the model's own (1 for logistic_regression, off for the others); 0: off.")
