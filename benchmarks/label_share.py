@@ -624,6 +624,7 @@ def share_intervals(out_dir: Path, strategies: list[str], n_boot: int = 2000,
             lines.append(f"| {name} | {s} | {len(pairs)} | {fmt(_finite(whole))} | "
                          f"{fmt(_finite(lo))}-{fmt(_finite(hi))} | "
                          f"{np.mean(boots <= lc.MAX_SHARE + 1e-9):.0%} |")
+    lines += environments_note([run for group in runs.values() for run in group])
     return "\n".join(lines)
 
 

@@ -369,6 +369,14 @@ def test_label_share_records_each_runs_environment_and_a_table_of_several_says_s
     assert note.startswith("Note: these runs come from 2 environments")
     assert "unknown" in note
     assert env["scikit-learn"] in note
+    # the interval table over the same runs says so too (a second loop: random's own curves)
+    for path in tmp_path.glob("C_sms_spam_r*.json"):
+        stored = json.loads(path.read_text())
+        stored["curves"]["margin"] = stored["curves"]["random"]
+        path.write_text(json.dumps(stored))
+    intervals = ls.share_intervals(tmp_path, ["random", "margin"], n_boot=20).splitlines()
+    assert intervals[-3].startswith("| sms_spam | margin | 2 |")
+    assert intervals[-1] == note
 
 
 def test_label_share_leaves_out_auto_runs_of_the_old_schedule(tmp_path: Path) -> None:
