@@ -15,3 +15,20 @@ def digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """The 1797 8x8 digit images (int64) and their classes."""
     bunch = load_digits()
     return np.asarray(bunch.images, dtype=np.int64), np.asarray(bunch.target)
+
+
+@pytest.fixture
+def handed_pool(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray[Any, Any]]:
+    """The unlabeled pool rows each round hands its model to pseudo-label, in order (the
+    rounds still sample them as usual)."""
+    from activelabel.labeling import rounds
+
+    handed: list[np.ndarray[Any, Any]] = []
+    sample = rounds.pseudo_label_rows
+
+    def spy(rows: np.ndarray[Any, Any], random_state: int | None) -> np.ndarray[Any, Any]:
+        handed.append(rows)
+        return sample(rows, random_state)
+
+    monkeypatch.setattr(rounds, "pseudo_label_rows", spy)
+    return handed

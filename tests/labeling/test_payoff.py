@@ -119,12 +119,10 @@ def test_hits_compare_each_audit_answer_with_the_models() -> None:
 
 
 def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
-        engine_storage: Storage, digits: Arrays, monkeypatch: Any) -> None:
+        engine_storage: Storage, digits: Arrays, handed_pool: list[Any]) -> None:
     """Self-training learns the model's own guesses for unlabeled pool items; an audit draw
     waiting for its answer is one, but it measures the model, so the round leaves it out of
     the rows it hands the fit (and the random-sampling curve's fits)."""
-    from activelabel.labeling import rounds
-
     images, target = digits
     seeded = new_project(engine_storage, rows=digit_rows(images, 400), settings={
         "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": 40,
@@ -139,20 +137,13 @@ def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
         drawn = [t.item.row for t in next_tasks(session, pid, seeded.owner_id, 80,
                                                 audit_share=0.5) if t.ranked_by == "audit"]
     assert drawn  # Binomial(80, 0.5) draws, none answered
-    handed: list[np.ndarray[Any, Any]] = []
-    sample = rounds.pseudo_label_rows
-
-    def spy(rows: np.ndarray[Any, Any], random_state: int | None) -> np.ndarray[Any, Any]:
-        handed.append(rows)
-        return sample(rows, random_state)
-
-    monkeypatch.setattr(rounds, "pseudo_label_rows", spy)
+    assert handed_pool == []  # the cold start hands none
     result = _round(engine_storage, pid)
     with engine_storage.read_sessions() as session:
         rnd = get_round(session, pid, result["round_id"])
         assert rnd.status == "done", rnd.error
         pool_rows = {i.row for i in session.execute(select(Item).where(
             Item.project_id == pid, Item.split == "pool")).scalars()}
-    assert len(handed) == 1
+    assert len(handed_pool) == 1
     # every unlabeled pool item but the audit draws waiting for their answers
-    assert set(handed[0].tolist()) == pool_rows - set(answered) - set(drawn)
+    assert set(handed_pool[0].tolist()) == pool_rows - set(answered) - set(drawn)

@@ -266,7 +266,8 @@ def test_class_weights_raise_the_weighted_label_in_the_batch(engine_storage: Sto
 
 
 def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
-        engine_storage: Storage, digits: Arrays, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine_storage: Storage, digits: Arrays, monkeypatch: pytest.MonkeyPatch,
+        handed_pool: list[np.ndarray[Any, Any]]) -> None:
     """Self-training: the round's model also learns the pool items it is surest of, with
     their predicted class; only unlabeled pool items (never holdout), none stored as a label,
     and the training-label count unchanged. ``pseudo_labels`` 0 turns it off."""
@@ -274,14 +275,7 @@ def test_a_round_learns_pseudo_labels_from_unlabeled_pool_items_and_stores_none(
     from activelabel.store.models import Annotation
 
     _, target = digits
-    handed: list[np.ndarray[Any, Any]] = []
-    sample = rounds.pseudo_label_rows
-
-    def spy(rows: np.ndarray[Any, Any], random_state: int | None) -> np.ndarray[Any, Any]:
-        handed.append(rows)
-        return sample(rows, random_state)
-
-    monkeypatch.setattr(rounds, "pseudo_label_rows", spy)
+    handed = handed_pool
     curve_pool: list[Any] = []  # what the payoff's random-sampling curve trains with
     curve = rounds.audit_curve
 
