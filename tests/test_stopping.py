@@ -213,3 +213,20 @@ def test_stabilizing_predictions_reads_recorded_kappas() -> None:
     assert not decision.stop
     assert "0.950, 0.500" in decision.reason
     assert not rule.check(steady[1:2]).stop  # one kappa is not enough
+
+
+def test_stabilizing_predictions_counts_the_models_its_recorded_kappas_compared() -> None:
+    """A project's rounds record each kappa with the model before and store no predictions:
+    short of the window, the verdict counts the models those kappas compared, not 0."""
+    from activelabel.stopping import KAPPA_METRIC
+
+    rule = StabilizingPredictions(window=3)
+    cold, first = RoundState(0), RoundState(20)  # the cold start, the first model
+    history = [cold, first, RoundState(40, {KAPPA_METRIC: 0.8}),
+               RoundState(60, {KAPPA_METRIC: 0.9})]
+    assert rule.check(history).reason.endswith("from 4 models to compare, have 3")
+    assert rule.check(history[:3]).reason.endswith("from 4 models to compare, have 2")
+    assert rule.check(history[:2]).reason.endswith("from 4 models to compare, have 0")
+    # a round without a kappa (the model before it another kind) starts the count again
+    broken = [*history, RoundState(80), RoundState(100, {KAPPA_METRIC: 0.99})]
+    assert rule.check(broken).reason.endswith("from 4 models to compare, have 2")

@@ -165,6 +165,17 @@ def _successive_kappas(predictions: list[NDArray[Any]]) -> list[float]:
     return [_kappa(a, b) for a, b in pairwise(predictions)]
 
 
+def _compared_models(history: Sequence[RoundState]) -> int:
+    """Models compared on the stop set by the kappas the last rounds recorded in a row (each
+    with the model before it): 0 when the last round recorded none."""
+    run = 0
+    for state in reversed(history):
+        if not _is_number(state.metrics.get(KAPPA_METRIC)):
+            break
+        run += 1
+    return run + 1 if run else 0
+
+
 class StabilizingPredictions(StoppingRule):
     """Stop when successive models agree on a fixed stop set (Bloodgood & Vijay-Shanker 2009).
 
@@ -192,9 +203,8 @@ class StabilizingPredictions(StoppingRule):
             return self._verdict([float(k) for k in recorded if k is not None], need)
         if len(preds) < need:
             return self._decide(
-                False,
-                f"need stop-set predictions from {need} models to compare, have {len(preds)}",
-            )
+                False, f"need stop-set predictions from {need} models to compare, have "
+                       f"{max(len(preds), _compared_models(history))}")
         return self._verdict(
             _successive_kappas([np.asarray(p).reshape(-1) for p in preds[-need:]]), need)
 
