@@ -99,6 +99,11 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     # when the audited accuracy is beyond the curve's reach, as a small audit's 1.0 may be).
     needed = labels_needed([(int(m), float(a)) for m, a in curve], found["accuracy"])
     assert found["random_labels_needed"] == (None if needed is None else round(needed[0]))
+    # and at the interval's ends, so a reader sees what the count is worth
+    ends = [labels_needed([(int(m), float(a)) for m, a in curve], found[k])
+            for k in ("low", "high")]
+    assert found["random_labels_range"] == (None if needed is None else [
+        None if end is None else round(end[0]) for end in ends])
     assert found["to_target"] == round(0.99 - found["accuracy"], 6)
 
 

@@ -150,6 +150,34 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
     assert "labels behind" in pace
 
 
+@pytest.mark.parametrize(("needed", "extrapolated", "ends", "shown"), [
+    (68, True, [30, None], "random sampling would have needed about 68 (extrapolated) (30 to "
+                           "more than the curve tells within the interval)"),
+    (120, False, [80, 200], "random sampling would have needed about 120 (80 to 200 within the "
+                            "interval)"),
+])
+def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
+        page: Any, trained: Site, needed: int, extrapolated: bool, ends: list[int | None],
+        shown: str) -> None:
+    """The count random sampling would have needed is read at the accuracy's interval too:
+    with few audit labels the range says what the single number is worth."""
+    import json
+
+    site = trained
+    stats = site.get(f"/projects/{PROJECT}/stats")
+    payoff = {**stats["payoff"], "accuracy": 0.9, "low": 0.76, "high": 0.96, "audit_labels": 38,
+              "random_labels_needed": needed, "random_extrapolated": extrapolated,
+              "random_labels_range": ends}
+    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": payoff})))
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    headline = page.inner_text("#payoff-headline")
+    assert "Accuracy now 90.0% (95% interval 76.0%–96.0%, 38 audit labels)" in headline
+    assert shown in headline
+
+
 def _rate(share: float | None) -> str:
     return "–" if share is None else f"{round(100 * share)}%"
 

@@ -714,6 +714,9 @@ class Payoff(BaseModel):
         description="Random labels the same accuracy needed, read off the random curve.")
     random_extrapolated: bool | None = Field(
         description="Whether that count lies beyond the curve (a power-law fit).")
+    random_labels_range: list[int | None] | None = Field(
+        default=None, description="The same count for the interval's low and high ends "
+        "(null at an end the curve cannot reach): how far the count can be trusted.")
     target_accuracy: float | None
     to_target: float | None = Field(description="target_accuracy minus the estimate.")
 

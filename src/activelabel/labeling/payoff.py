@@ -106,8 +106,8 @@ def _hits(project: Project, probs: np.ndarray[Any, Any], rows: list[int],
 def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
     """The dashboard's headline: the active model's accuracy on the audit labels with its 95%
     Wilson interval, the labels spent, the random labels the same accuracy needed (from the
-    latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the
-    distance to ``target_accuracy``."""
+    latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the same
+    count at the interval's two ends, and the distance to ``target_accuracy``."""
     settings = settings_of(project.settings)
     answers = _audit_answers(session, project)
     active = active_model_version(session, project.id)
@@ -120,6 +120,8 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         .order_by(Round.number.desc()).limit(1)).scalar_one_or_none() or {}
     curve = [(int(m), float(a)) for m, a in last.get("random_curve") or []]
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
+    # the same read at the interval's ends: what the count is worth with this many audit labels
+    ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
     target = settings.target_accuracy
     return {
         "audit_share": settings.audit_share,
@@ -133,6 +135,8 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "random_curve": [[m, a] for m, a in curve],
         "random_labels_needed": None if needed is None else round(needed[0]),
         "random_extrapolated": None if needed is None else needed[1],
+        "random_labels_range": None if needed is None else [
+            None if end is None else round(end[0]) for end in ends],
         "target_accuracy": target,
         "to_target": None if target is None or est.accuracy is None
         else round(float(target) - est.accuracy, 6),
