@@ -178,6 +178,40 @@ def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
     assert shown in headline
 
 
+def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
+                                                                     trained: Site) -> None:
+    """Without a shell: the payoff's random-sampling curve (traced from the audit labels) and
+    the model's audited accuracy are on the learning curve; short of the labels it needs, the
+    note says how many are in."""
+    import json
+
+    site = trained
+    stats = site.get(f"/projects/{PROJECT}/stats")
+    curve = [[10, 0.4], [20, 0.55], [40, 0.7]]
+    shown = {**stats["payoff"], "accuracy": 0.9, "low": 0.8, "high": 0.95, "n_train": 120,
+             "audit_labels": 50, "random_curve": curve}
+    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": shown})))
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert _points(page, "random_audit") == [(10.0, 0.4), (20.0, 0.55), (40.0, 0.7)]
+    assert _points(page, "audit_accuracy") == [(120.0, 0.9)]
+    assert page.inner_text("#curve-note").startswith("Random sampling from the audit labels")
+    assert axe_violations(page) == []
+
+    few = {**stats["payoff"], "audit_share": 0.05, "audit_labels": 7, "random_curve": []}
+    page.unroute(f"**/api/v1/projects/{PROJECT}/stats")
+    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": few})))
+    page.reload()
+    page.wait_for_selector("body[data-loaded=true]")
+    assert _points(page, "random_audit") == []
+    assert page.inner_text("#curve-note").startswith(
+        f"Random sampling's curve appears here once {few['curve_min_labels']} audit labels are "
+        "in (7 so far)")
+
+
 def _rate(share: float | None) -> str:
     return "–" if share is None else f"{round(100 * share)}%"
 

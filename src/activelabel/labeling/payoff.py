@@ -133,6 +133,7 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "labels_spent": labels_spent(session, project.id),
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
+        "curve_min_labels": MIN_CURVE_LABELS,
         "random_labels_needed": None if needed is None else round(needed[0]),
         "random_extrapolated": None if needed is None else needed[1],
         "random_labels_range": None if needed is None else [

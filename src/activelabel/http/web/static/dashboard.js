@@ -8,7 +8,10 @@
   const cell = (v, num) => AL.el("td", num ? { class: "num" } : {}, v === null || v === undefined ? "–" : typeof v === "number" ? AL.fmt(v) : v);
   const fill = (id, rows) => $(id).querySelector("tbody").replaceChildren(...rows);
 
-  function curve(rounds) {
+  /* The holdout's scores per round; beside them random sampling's accuracy, simulated
+     (`simulate --attach`) or, without a shell, traced from the audit labels (the payoff's
+     curve) with the active model's audited accuracy at its training labels. */
+  function curve(rounds, payoff) {
     const done = rounds.filter((r) => r.status === AL.STATUS.round.DONE && r.metrics && r.metrics.accuracy !== undefined && r.metrics.accuracy !== null);
     const pts = (key) => done.map((r) => ({ x: r.metrics.n_train ?? r.n_labels_used, y: r.metrics[key] ?? null }));
     const series = [
@@ -17,9 +20,19 @@
       { name: "calibration error (ECE)", key: "ece", points: pts("ece") },
     ];
     const random = pts("random_accuracy");
-    if (random.some((p) => p.y !== null)) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
-    Charts.line($("chart-curve"), { title: "Holdout scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
-    $("curve-note").textContent = random.some((p) => p.y !== null) ? "" : "No random-sampling estimate yet: `activelabel simulate ... --strategies random,... --attach PROJECT` adds one.";
+    const simulated = random.some((p) => p.y !== null);
+    if (simulated) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
+    const audited = ((payoff && payoff.random_curve) || []).map(([m, a]) => ({ x: m, y: a }));
+    if (audited.length) series.push({ name: "random sampling (audit labels)", key: "random_audit", points: audited, dashed: true });
+    if (audited.length && payoff.accuracy !== null && payoff.n_train !== null) {
+      series.push({ name: "model now (audit estimate)", key: "audit_accuracy", points: [{ x: payoff.n_train, y: payoff.accuracy }] });
+    }
+    Charts.line($("chart-curve"), { title: "Scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
+    let note = "";
+    if (!simulated && audited.length) note = "Random sampling from the audit labels: the project's model trained on the first audit labels and scored on the later ones (each point an estimate from a few of them; see Payoff).";
+    else if (!simulated && payoff && payoff.audit_share > 0) note = `Random sampling's curve appears here once ${payoff.curve_min_labels} audit labels are in (${payoff.audit_labels} so far); \`activelabel simulate ... --strategies random,... --attach PROJECT\` adds a simulated one.`;
+    else if (!simulated) note = "No random-sampling estimate yet: set audit_share, or `activelabel simulate ... --strategies random,... --attach PROJECT` adds one.";
+    $("curve-note").textContent = note;
   }
 
   function perRound(rounds) {
@@ -247,7 +260,7 @@
     const project = await AL.project();
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
     learnRounds(mods, dash.rounds);
-    curve(dash.rounds);
+    curve(dash.rounds, stats.payoff);
     perRound(dash.rounds);
     confidence(conf);
     driftAndStaleness(dash.drift, dash.staleness);
