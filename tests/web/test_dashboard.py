@@ -151,7 +151,7 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
 
 
 @pytest.mark.parametrize(("needed", "extrapolated", "ends", "shown"), [
-    (68, True, [30, None], "random sampling would have needed about 68 (extrapolated) (30 to "
+    (68, True, [30, None], "random sampling would have needed about 68 (extrapolated; 30 to "
                            "more than the curve tells within the interval)"),
     (120, False, [80, 200], "random sampling would have needed about 120 (80 to 200 within the "
                             "interval)"),

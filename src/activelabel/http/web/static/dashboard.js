@@ -100,13 +100,13 @@
     $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
   }
 
-  /* The random labels needed at the accuracy interval's two ends: " (30 to 250 within the
-     interval)", or to "more than the curve tells" where an end is out of its reach. */
+  /* The random labels needed at the accuracy interval's two ends: "30 to 250 within the
+     interval", or to "more than the curve tells" where an end is out of its reach. */
   function rangeText(range) {
     if (!range) return "";
     const [low, high] = range;
     if (low === null && high === null) return "";
-    return ` (${low === null ? "?" : low} to ${high === null ? "more than the curve tells" : high} within the interval)`;
+    return `${low === null ? "?" : low} to ${high === null ? "more than the curve tells" : high} within the interval`;
   }
 
   function payoffLine(p) {
@@ -115,7 +115,10 @@
     if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
     else head.push(`Accuracy now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
-    if (p.random_labels_needed !== null) head.push(`random sampling would have needed about ${p.random_labels_needed}${p.random_extrapolated ? " (extrapolated)" : ""}${rangeText(p.random_labels_range)}`);
+    if (p.random_labels_needed !== null) {
+      const notes = [p.random_extrapolated ? "extrapolated" : "", rangeText(p.random_labels_range)].filter(Boolean);
+      head.push(`random sampling would have needed about ${p.random_labels_needed}${notes.length ? ` (${notes.join("; ")})` : ""}`);
+    }
     if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
     $("payoff-headline").textContent = head.join(" · ");
     $("payoff-note").textContent = "Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. Interval: Wilson score.";
