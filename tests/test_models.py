@@ -21,13 +21,17 @@ from sklearn.svm import LinearSVC
 
 from activelabel.models import (
     CALIBRATION_MIN_LABELS,
+    DEFAULT_C,
+    FEW_LABELS_C,
     MODEL_NAMES,
     PSEUDO_FULL_UNTIL,
     PSEUDO_LABEL_POOL,
     PSEUDO_NONE_FROM,
     BootstrapCommittee,
     Classifier,
+    LabelLogistic,
     NaiveBayes,
+    c_for_labels,
     make_model,
     pseudo_label_fade,
     pseudo_label_rows,
@@ -620,6 +624,47 @@ def test_the_pseudo_label_share_is_full_while_labels_are_few_and_fades_to_none(
     if n >= PSEUDO_NONE_FROM:
         assert got == 0.0
     assert pseudo_label_share(share, n + 1) <= got  # never grows with the labels
+
+
+@given(st.integers(0, 2_000))
+def test_the_default_c_is_stronger_while_labels_are_few_and_follows_the_fade(n: int) -> None:
+    c = c_for_labels(n)
+    assert FEW_LABELS_C <= c <= DEFAULT_C
+    if n <= PSEUDO_FULL_UNTIL:
+        assert c == FEW_LABELS_C
+    if n >= PSEUDO_NONE_FROM:
+        assert c == DEFAULT_C
+    assert c_for_labels(n + 1) >= c  # never falls with the labels
+    assert math.isclose(c, DEFAULT_C - (DEFAULT_C - FEW_LABELS_C) * pseudo_label_fade(n))
+
+
+def test_the_default_model_is_regularised_for_its_labels_not_its_pseudo_labels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``C="auto"`` is resolved from the number of labels, in the fit on the labels and in the
+    refit with pseudo-labels (which doubles the rows but adds no label); fitted alone, a
+    ``LabelLogistic`` reads its rows as the labels."""
+    seen: list[tuple[int, float]] = []
+    fit = LogisticRegression.fit
+
+    def spy(self: Any, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        seen.append((X.shape[0], self.C))
+        return fit(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    X, y = _blobs(225, ["a", "b"], seed=5)  # 450 labels: C halfway from 10 to 30
+    pool, _ = _blobs(300, ["a", "b"], seed=6)
+    clf = make_model(classes=["a", "b"], random_state=0).fit(X, y, unlabeled=pool)
+    assert clf.n_pseudo_ > 0
+    assert [c for _, c in seen] == [c_for_labels(450)] * 2 == [20.0] * 2
+    assert seen[1][0] == 450 + clf.n_pseudo_
+    seen.clear()
+    LabelLogistic(C="auto").fit(X[::3], y[::3])  # 150 rows of both classes
+    assert seen == [(150, FEW_LABELS_C)]
+    seen.clear()
+    make_model(classes=["a", "b"], C=3.0).fit(X, y)  # a C given is kept
+    assert [c for _, c in seen] == [3.0]
+    with pytest.raises(ValueError, match="C"):
+        LabelLogistic(C="many").fit(X, y)
 
 
 def test_with_many_labels_the_model_learns_from_the_labels_alone() -> None:

@@ -40,11 +40,13 @@ __all__ = [
     "CALIBRATION_MIN_PER_CLASS",
     "DEFAULT_C",
     "ENTRY_POINT_GROUP",
+    "FEW_LABELS_C",
     "MODEL_NAMES",
     "BootstrapCommittee",
     "Classifier",
     "LabelLogistic",
     "NaiveBayes",
+    "c_for_labels",
     "check_plugin",
     "is_import_path",
     "is_valid_import_path",
@@ -60,11 +62,19 @@ CALIBRATION_MIN_PER_CLASS = 3
 #: ``calibrate="auto"`` also waits for this many labels in all; below it the sigmoid fit is noise.
 CALIBRATION_MIN_LABELS = 30
 
-#: Inverse L2 strength of the default model. With balanced class weights and no intercept,
-#: accuracy at 30 to 3,000 random labels varies by under 0.02 between C=10 and C=100 on
-#: sms_spam, ag_news, clinc150 and digits; C=1 (the scikit-learn default) under-fits
-#: many-class TF-IDF (clinc150, 1,000 labels: 0.09 against 0.65).
+#: Inverse L2 strength of the default model once its labels are many (``C="auto"``: from
+#: :data:`PSEUDO_NONE_FROM` labels). With balanced class weights and no intercept, accuracy at
+#: 30 to 3,000 random labels varies by under 0.02 between C=10 and C=100 on sms_spam,
+#: ag_news, clinc150 and digits; C=1 (the scikit-learn default) under-fits many-class TF-IDF
+#: (clinc150, 1,000 labels: 0.09 against 0.65); C=10 costs clinc150 0.004 from 1,100 random
+#: labels on (docs/benchmarks.md, "Stronger regularisation while the labels are few").
 DEFAULT_C = 30.0
+#: ``C="auto"`` while the labels are few (up to :data:`PSEUDO_FULL_UNTIL`, rising linearly to
+#: :data:`DEFAULT_C` at :data:`PSEUDO_NONE_FROM`, the span where the model also learns its own
+#: pseudo-labels): with 300 labels or fewer it lifts `auto` at 180 labels on the skewed and the
+#: overlapping sets (wnut17_type +0.014, ag_news without Sports +0.003) and leaves the
+#: many-class ones level (same section).
+FEW_LABELS_C = 10.0
 
 #: Bootstrap draws tried per committee member to see at least two classes.
 _MAX_BOOTSTRAP_RETRIES = 20
@@ -113,18 +123,23 @@ class LabelLogistic(LogisticRegression):  # type: ignore[misc]
     Parameters of :class:`~sklearn.linear_model.LogisticRegression`, except that
     ``fit_intercept`` may also be ``"auto"``: none for sparse ``X`` (L2-normalised TF-IDF rows;
     an intercept learns the labeled set's class mix, which active learning skews), one for
-    dense ``X`` (features need not be centred).
+    dense ``X`` (features need not be centred); and ``C`` may be ``"auto"``:
+    :func:`c_for_labels` of the labels (a :class:`Classifier` passes their number; fitted
+    alone, the rows of ``X``).
     """
 
     _parameter_constraints: dict[str, Any] = {  # noqa: RUF012
         **LogisticRegression._parameter_constraints,
         "fit_intercept": ["boolean", StrOptions({"auto"})],
+        "C": [*LogisticRegression._parameter_constraints["C"], StrOptions({"auto"})],
     }
 
     def fit(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> LabelLogistic:
         params = self.get_params(deep=False)
         if params["fit_intercept"] == "auto":
             params["fit_intercept"] = not sp.issparse(X)
+        if params["C"] == "auto":  # fitted alone: its rows are the labels (see c_for_labels)
+            params["C"] = c_for_labels(int(X.shape[0]))
         inner = LogisticRegression(**params)
         cols = np.unique(sp.csr_matrix(X).indices) if sp.issparse(X) else None
         with warnings.catch_warnings():
@@ -366,7 +381,8 @@ class Classifier:
         both = (sp.vstack([X, unlabeled[take]], format="csr") if sp.issparse(X)
                 else np.vstack([X, np.asarray(unlabeled[take])]))
         model, _ = self._fit_codes(both, np.concatenate([codes, predicted[take]]),
-                                   constant_ok=False, calibrate=False)
+                                   constant_ok=False, calibrate=False,
+                                   n_labels=codes.shape[0])
         self.models_ = [model]
         self.n_pseudo_ = int(take.shape[0])
 
@@ -387,11 +403,13 @@ class Classifier:
             raise ValueError(f"labels must be hashable (str or int): {exc}") from exc
 
     def _fit_codes(self, X: Any, codes: IntArray, *, constant_ok: bool,
-                   calibrate: bool = True) -> tuple[Any, bool]:
+                   calibrate: bool = True, n_labels: int | None = None) -> tuple[Any, bool]:
         """Fit one estimator on integer codes; ``(None, False)`` when one class is present.
 
         ``constant_ok``: a single class is expected (a multi-label column) even when
-        ``calibrate=True``. ``calibrate=False``: the plain estimator, whatever the setting."""
+        ``calibrate=True``. ``calibrate=False``: the plain estimator, whatever the setting.
+        ``n_labels``: the labels among the rows (the rest pseudo-labels; default all), which
+        a ``C="auto"`` logistic regression is regularised for."""
         counts = np.bincount(codes)
         counts = counts[counts > 0]
         if counts.shape[0] < 2:
@@ -403,6 +421,8 @@ class Classifier:
             return None, False
         base = self.estimator if self.estimator is not None else _default_estimator()
         estimator = _seeded(base, self.random_state)
+        if isinstance(estimator, LabelLogistic) and estimator.C == "auto":
+            estimator.set_params(C=c_for_labels(codes.shape[0] if n_labels is None else n_labels))
         mode = self._calibration_mode(estimator, counts) if calibrate else "off"
         if mode == "off":
             if not hasattr(estimator, "predict_proba"):
@@ -581,7 +601,7 @@ def _log_loss_sum(probs: FloatArray, truth: IntArray) -> float:
 #: among the labels. Measured (random labels, TF-IDF, ``benchmarks/label_efficiency.py``):
 #: dropping the intercept lifts clinc150 at 300 labels from 0.26 to 0.37 and ag_news at 100
 #: from 0.60 to 0.65; the class weights lift sms_spam at 300 from 0.93 to 0.95.
-DEFAULT_LOGISTIC = {"C": DEFAULT_C, "fit_intercept": "auto", "class_weight": "balanced",
+DEFAULT_LOGISTIC = {"C": "auto", "fit_intercept": "auto", "class_weight": "balanced",
                     "max_iter": 1000}
 
 
@@ -647,6 +667,12 @@ def pseudo_label_fade(n_labels: int) -> float:
     return max(0.0, (PSEUDO_NONE_FROM - n_labels) / (PSEUDO_NONE_FROM - PSEUDO_FULL_UNTIL))
 
 
+def c_for_labels(n_labels: int) -> float:
+    """The default model's ``C`` for ``n_labels`` labels: :data:`FEW_LABELS_C` while they are
+    few, rising with the pseudo-labels' fade to :data:`DEFAULT_C`."""
+    return FEW_LABELS_C + (DEFAULT_C - FEW_LABELS_C) * (1.0 - pseudo_label_fade(n_labels))
+
+
 def pseudo_label_share(pseudo_labels: float, n_labels: int) -> float:
     """Pseudo-labels per label a fit on ``n_labels`` labels learns (0: none)."""
     return float(pseudo_labels) * pseudo_label_fade(n_labels)
@@ -692,7 +718,7 @@ def make_model(
 
     ``calibrate=None``: the model's own default (``False`` for logistic regression, ``"auto"``
     for the others). Names: ``"logistic_regression"`` (:class:`LabelLogistic`: lbfgs,
-    ``C=DEFAULT_C``, no intercept on sparse features, balanced class weights, uncalibrated; pass ``C=1.0,
+    ``C="auto"`` (:func:`c_for_labels`), no intercept on sparse features, balanced class weights, uncalibrated; pass ``C=1.0,
     fit_intercept=True, class_weight=None, calibrate="auto"`` for the scikit-learn defaults), ``"random_forest"`` (200 trees),
     ``"naive_bayes"`` (:class:`NaiveBayes`: multinomial for non-negative features, else
     Gaussian), ``"sgd"`` (``SGDClassifier(loss="log_loss")``). ``pseudo_labels=None``: the
