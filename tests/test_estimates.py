@@ -76,6 +76,27 @@ def test_random_curve_rises_and_labels_needed_reads_it() -> None:
     assert labels_needed([(10, 0.5)], 0.9) is None
 
 
+def test_labels_needed_is_not_read_far_beyond_the_curve() -> None:
+    """A power law through a short, low curve (a many-class project's first audit labels)
+    would name any number; past MAX_EXTRAPOLATION times the curve's last labels it names
+    none."""
+    from activelabel.estimates import MAX_EXTRAPOLATION
+
+    short = [(10, 0.05), (20, 0.1)]
+    assert labels_needed(short, 0.75) is None  # the fit says 969,158-like figures
+    near = labels_needed(short, 0.15)
+    assert near is not None
+    assert near[1]
+    assert 20 < near[0] <= MAX_EXTRAPOLATION * 20
+    # the bound sits where the fit crosses it: just under it a count, just over it none
+    err = np.log([0.95, 0.9])
+    slope = (err[1] - err[0]) / (np.log(20) - np.log(10))
+    at_reach = 1 - np.exp(err[1] + slope * (np.log(MAX_EXTRAPOLATION * 20) - np.log(20)))
+    assert labels_needed(short, at_reach - 1e-6) is not None
+    assert labels_needed(short, at_reach + 1e-6) is None
+    assert labels_needed(short, 0.75, reach=1e9) is not None  # a caller may read farther
+
+
 def test_a_one_class_prefix_predicts_that_class() -> None:
     X = np.zeros((6, 2))
     assert random_sampling_curve(X, ["a", "a", "b", "a", "b", "a"], [2], LogisticRegression) == [

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "MAX_EXTRAPOLATION",
     "AccuracyEstimate",
     "accuracy_estimate",
     "curve_counts",
@@ -107,11 +108,19 @@ def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
     return out
 
 
-def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float) -> tuple[float, bool] | None:
+#: Farthest a power law fitted on the random-sampling curve is read: this many times the curve's
+#: last labels (two more doublings of its counts). Beyond, a fit on a few noisy points says
+#: nothing (a 151-class project's first 41 audit labels "needed" 969,158 labels).
+MAX_EXTRAPOLATION = 4.0
+
+
+def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float, *,
+                  reach: float = MAX_EXTRAPOLATION) -> tuple[float, bool] | None:
     """Random labels needed to reach ``accuracy`` on the curve, and whether that is an
     extrapolation. Within the curve: linear interpolation on its running maximum. Beyond it:
     a power law of the error rate, ``err(m) = a * m ** -b``, fitted in log-log space to the
-    curve's points (None when it does not decrease)."""
+    curve's points; None when it does not decrease, or when it would need more than ``reach``
+    times the curve's last labels (the curve cannot tell yet)."""
     points = sorted((int(m), float(a)) for m, a in curve)
     if not points:
         return None
@@ -134,4 +143,6 @@ def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float) -> tuple[
     if slope >= 0:
         return None
     m = math.exp((math.log(1.0 - accuracy) - intercept) / slope)
+    if m > reach * ms[-1]:
+        return None
     return float(m), True

@@ -178,6 +178,25 @@ def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
     assert shown in headline
 
 
+def test_payoff_headline_says_when_the_curve_cannot_tell_yet(page: Any, trained: Site) -> None:
+    import json
+
+    site = trained
+    stats = site.get(f"/projects/{PROJECT}/stats")
+    payoff = {**stats["payoff"], "accuracy": 0.75, "low": 0.6, "high": 0.86, "audit_labels": 41,
+              "random_curve": [[10, 0.05], [20, 0.1]], "random_labels_needed": None,
+              "random_extrapolated": None, "random_labels_range": None}
+    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": payoff})))
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    headline = page.inner_text("#payoff-headline")
+    assert ("random sampling's curve (up to 20 audit labels) cannot tell yet what it would "
+            "have needed") in headline
+    assert "would have needed about" not in headline
+
+
 def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
                                                                      trained: Site) -> None:
     """Without a shell: the payoff's random-sampling curve (traced from the audit labels) and

@@ -115,6 +115,10 @@
     if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
     else head.push(`Accuracy now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
+    const traced = p.random_curve || [];
+    if (p.random_labels_needed === null && p.accuracy !== null && traced.length) {
+      head.push(`random sampling's curve (up to ${traced[traced.length - 1][0]} audit labels) cannot tell yet what it would have needed`);
+    }
     if (p.random_labels_needed !== null) {
       const notes = [p.random_extrapolated ? "extrapolated" : "", rangeText(p.random_labels_range)].filter(Boolean);
       head.push(`random sampling would have needed about ${p.random_labels_needed}${notes.length ? ` (${notes.join("; ")})` : ""}`);
