@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -26,6 +27,21 @@ def _points(page: Any, series: str) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in page.eval_on_selector_all(
         f"#chart-curve circle[data-series='{series}']",
         "els => els.map(e => [e.dataset.x, e.dataset.y])")]
+
+
+def _open_with_payoff(page: Any, site: Site, payoff: dict[str, Any]) -> dict[str, Any]:
+    """Open the dashboard as the admin with the stats' payoff replaced by ``payoff``'s keys
+    (the page's request is answered in the browser); returns the payoff shown."""
+    stats = site.get(f"/projects/{PROJECT}/stats")
+    shown = {**stats["payoff"], **payoff}
+    body = json.dumps({**stats, "payoff": shown})
+    page.unroute(f"**/api/v1/projects/{PROJECT}/stats")
+    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    return shown
 
 
 def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None:
@@ -161,36 +177,20 @@ def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
         shown: str) -> None:
     """The count random sampling would have needed is read at the accuracy's interval too:
     with few audit labels the range says what the single number is worth."""
-    import json
-
-    site = trained
-    stats = site.get(f"/projects/{PROJECT}/stats")
-    payoff = {**stats["payoff"], "accuracy": 0.9, "low": 0.76, "high": 0.96, "audit_labels": 38,
-              "random_labels_needed": needed, "random_extrapolated": extrapolated,
-              "random_labels_range": ends}
-    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": payoff})))
-    log_in(page, site, site.admin)
-    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
-    page.wait_for_selector("body[data-loaded=true]")
+    _open_with_payoff(page, trained, {
+        "accuracy": 0.9, "low": 0.76, "high": 0.96, "audit_labels": 38,
+        "random_labels_needed": needed, "random_extrapolated": extrapolated,
+        "random_labels_range": ends})
     headline = page.inner_text("#payoff-headline")
     assert "Accuracy now 90.0% (95% interval 76.0%–96.0%, 38 audit labels)" in headline
     assert shown in headline
 
 
 def test_payoff_headline_says_when_the_curve_cannot_tell_yet(page: Any, trained: Site) -> None:
-    import json
-
-    site = trained
-    stats = site.get(f"/projects/{PROJECT}/stats")
-    payoff = {**stats["payoff"], "accuracy": 0.75, "low": 0.6, "high": 0.86, "audit_labels": 41,
-              "random_curve": [[10, 0.05], [20, 0.1]], "random_labels_needed": None,
-              "random_extrapolated": None, "random_labels_range": None}
-    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": payoff})))
-    log_in(page, site, site.admin)
-    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
-    page.wait_for_selector("body[data-loaded=true]")
+    _open_with_payoff(page, trained, {
+        "accuracy": 0.75, "low": 0.6, "high": 0.86, "audit_labels": 41,
+        "random_curve": [[10, 0.05], [20, 0.1]], "random_labels_needed": None,
+        "random_extrapolated": None, "random_labels_range": None})
     headline = page.inner_text("#payoff-headline")
     assert ("random sampling's curve (up to 20 audit labels) cannot tell yet what it would "
             "have needed") in headline
@@ -202,29 +202,16 @@ def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
     """Without a shell: the payoff's random-sampling curve (traced from the audit labels) and
     the model's audited accuracy are on the learning curve; short of the labels it needs, the
     note says how many are in."""
-    import json
-
-    site = trained
-    stats = site.get(f"/projects/{PROJECT}/stats")
     curve = [[10, 0.4], [20, 0.55], [40, 0.7]]
-    shown = {**stats["payoff"], "accuracy": 0.9, "low": 0.8, "high": 0.95, "n_train": 120,
-             "audit_labels": 50, "random_curve": curve}
-    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": shown})))
-    log_in(page, site, site.admin)
-    page.goto(f"{site.url}/projects/{PROJECT}/dashboard")
-    page.wait_for_selector("body[data-loaded=true]")
+    _open_with_payoff(page, trained, {"accuracy": 0.9, "low": 0.8, "high": 0.95,
+                                      "n_train": 120, "audit_labels": 50, "random_curve": curve})
     assert _points(page, "random_audit") == [(10.0, 0.4), (20.0, 0.55), (40.0, 0.7)]
     assert _points(page, "audit_accuracy") == [(120.0, 0.9)]
     assert page.inner_text("#curve-note").startswith("Random sampling from the audit labels")
     assert axe_violations(page) == []
 
-    few = {**stats["payoff"], "audit_share": 0.05, "audit_labels": 7, "random_curve": []}
-    page.unroute(f"**/api/v1/projects/{PROJECT}/stats")
-    page.route(f"**/api/v1/projects/{PROJECT}/stats", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**stats, "payoff": few})))
-    page.reload()
-    page.wait_for_selector("body[data-loaded=true]")
+    few = _open_with_payoff(page, trained, {"audit_share": 0.05, "audit_labels": 7,
+                                            "random_curve": []})
     assert _points(page, "random_audit") == []
     assert page.inner_text("#curve-note").startswith(
         f"Random sampling's curve appears here once {few['curve_min_labels']} audit labels are "
