@@ -119,3 +119,26 @@ def test_the_random_curve_hands_each_fit_the_unlabeled_rows_it_is_given() -> Non
     random_sampling_curve(X, y, [10, 20], Spy, unlabeled=pool)
     random_sampling_curve(X, y, [10], Spy)
     assert seen == [50, 50, None]
+
+
+@given(st.lists(st.floats(0.0, 0.99), min_size=2, max_size=6),
+       st.floats(0.0, 0.999), st.floats(0.0, 0.999))
+def test_labels_needed_never_falls_as_the_accuracy_rises(
+        accuracies: list[float], a: float, b: float) -> None:
+    """The count grows with the accuracy asked (so the interval's ends bracket the count),
+    an extrapolation is never below the curve's last labels, and a nearly flat fit does not
+    overflow (it is beyond reach)."""
+    curve = [(10 * 2 ** i, acc) for i, acc in enumerate(accuracies)]
+    low, high = sorted((a, b))
+    at_low, at_high = labels_needed(curve, low), labels_needed(curve, high)
+    if at_low is not None and at_high is not None:
+        assert at_high[0] >= at_low[0] - 1e-9
+    if at_low is None and low > max(accuracies):
+        assert at_high is None  # beyond the curve's reach stays beyond it
+    for found in (at_low, at_high):
+        if found is not None and found[1]:
+            assert curve[-1][0] <= found[0] <= 4 * curve[-1][0]
+
+
+def test_labels_needed_of_a_nearly_flat_curve_is_beyond_reach() -> None:
+    assert labels_needed([(10, 0.5), (20, 0.5000001)], 0.99) is None  # overflowed before

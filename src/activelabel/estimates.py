@@ -119,8 +119,9 @@ def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float, *,
     """Random labels needed to reach ``accuracy`` on the curve, and whether that is an
     extrapolation. Within the curve: linear interpolation on its running maximum. Beyond it:
     a power law of the error rate, ``err(m) = a * m ** -b``, fitted in log-log space to the
-    curve's points; None when it does not decrease, or when it would need more than ``reach``
-    times the curve's last labels (the curve cannot tell yet)."""
+    curve's points, and never fewer than the curve's last labels; None when it does not
+    decrease, or when it would need more than ``reach`` times the curve's last labels (the
+    curve cannot tell yet). Never decreases as ``accuracy`` grows."""
     points = sorted((int(m), float(a)) for m, a in curve)
     if not points:
         return None
@@ -142,7 +143,8 @@ def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float, *,
     slope, intercept = np.polyfit(np.log(ms[keep]), np.log(err[keep]), 1)
     if slope >= 0:
         return None
-    m = math.exp((math.log(1.0 - accuracy) - intercept) / slope)
-    if m > reach * ms[-1]:
+    log_m = (math.log(1.0 - accuracy) - intercept) / slope  # in logs: a flat fit overflows
+    if log_m > math.log(reach * ms[-1]):
         return None
-    return float(m), True
+    # above the curve's best accuracy needs at least its last labels, however the fit runs
+    return max(math.exp(log_m), float(ms[-1])), True
