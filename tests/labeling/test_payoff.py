@@ -35,6 +35,15 @@ def _round(storage: Storage, project_id: int) -> dict[str, Any]:
     return run_job(storage, job_id)
 
 
+def _cold_started(storage: Storage, images: Any, n: int, **settings: Any) -> Any:
+    """A project of ``n`` digit images (margin, batches of 40) past its cold-start round."""
+    seeded = new_project(storage, rows=digit_rows(images, n), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": 40,
+        "strategy": "margin", **settings})
+    _round(storage, seeded.project_id)
+    return seeded
+
+
 def test_a_share_of_tasks_are_uniform_audit_draws_hidden_from_annotators(
         engine_storage: Storage, digits: Arrays) -> None:
     images, _ = digits
@@ -65,11 +74,8 @@ def test_a_share_of_tasks_are_uniform_audit_draws_hidden_from_annotators(
 def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
                                                       digits: Arrays) -> None:
     images, target = digits
-    seeded = new_project(engine_storage, rows=digit_rows(images, 600), settings={
-        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": 40,
-        "strategy": "margin", "target_accuracy": 0.99})
+    seeded = _cold_started(engine_storage, images, 600, target_accuracy=0.99)
     pid = seeded.project_id
-    _round(engine_storage, pid)  # cold start
 
     def label(tasks: list[Any]) -> None:
         for t in tasks:
@@ -129,11 +135,8 @@ def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
     waiting for its answer is one, but it measures the model, so the round leaves it out of
     the rows it hands the fit (and the random-sampling curve's fits)."""
     images, target = digits
-    seeded = new_project(engine_storage, rows=digit_rows(images, 400), settings={
-        "featurizer": "image", "featurizer_params": {"field": "image"}, "batch_size": 40,
-        "strategy": "margin", "audit_share": 0.5})
+    seeded = _cold_started(engine_storage, images, 400, audit_share=0.5)
     pid = seeded.project_id
-    _round(engine_storage, pid)  # cold start
     with engine_storage.sessions() as session, session.begin():
         seed_batch = next_tasks(session, pid, seeded.owner_id, 40)
         for t in seed_batch:  # answered
