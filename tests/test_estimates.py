@@ -14,10 +14,13 @@ from sklearn.linear_model import LogisticRegression
 from activelabel.estimates import (
     accuracy_estimate,
     curve_counts,
+    f1_estimate,
     labels_needed,
+    micro_f1,
     random_sampling_curve,
     wilson_interval,
 )
+from activelabel.spans import entity_scores
 
 
 @settings(max_examples=15, deadline=None)
@@ -35,6 +38,62 @@ def test_the_interval_covers_the_true_pool_accuracy_in_most_repeats(p: float, n:
         est = accuracy_estimate(draws)
         covered += est.low <= truth <= est.high
     assert covered / 300 >= 0.88
+
+
+def _sentence_counts(rng: np.random.Generator, n: int, recall: float,
+                     precision: float) -> np.ndarray[Any, Any]:
+    """(n, 3) per-sentence entity counts (found right, true, predicted) of a tagger that finds
+    each entity with ``recall`` and adds a false one with probability ``1 - precision``;
+    most sentences name nobody, as tweets do."""
+    true = rng.poisson(0.6, n)
+    hit = rng.binomial(true, recall)
+    false = rng.binomial(hit + 1, 1 - precision)
+    return np.stack([hit, true, hit + false], axis=1)
+
+
+@settings(max_examples=6, deadline=None)
+@given(recall=st.floats(0.2, 0.95), precision=st.floats(0.3, 0.95), n=st.integers(60, 300),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_f1_interval_covers_the_pool_f1_in_most_repeats(recall: float, precision: float,
+                                                            n: int, seed: int) -> None:
+    """Entity F1 is a ratio of sums over sentences: ``n`` uniform audit sentences, 100 times,
+    and the bootstrap's 95% interval holds the pool's micro F1 in most of them."""
+    rng = np.random.default_rng(seed)
+    pool = _sentence_counts(rng, 20_000, recall, precision)
+    truth = micro_f1(*pool.sum(axis=0))
+    covered = 0
+    for i in range(100):
+        est = f1_estimate(pool[rng.integers(0, pool.shape[0], n)], seed=i)
+        covered += est.low <= truth <= est.high
+    assert covered >= 85
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 60), seed=st.integers(0, 2**32 - 1))
+def test_the_f1_estimate_is_micro_f1_inside_its_interval(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counts = _sentence_counts(rng, n, 0.7, 0.8)
+    est = f1_estimate(counts)
+    assert est.n == n
+    if n == 0:
+        assert est.accuracy is None
+        return
+    assert est.accuracy is not None
+    assert 0.0 <= est.low <= est.accuracy <= est.high <= 1.0
+    assert est.accuracy == pytest.approx(micro_f1(*counts.sum(axis=0)))
+    assert f1_estimate(counts) == est  # seeded: the same labels give the same interval
+
+
+def test_micro_f1_is_entity_scores_f1() -> None:
+    person = {"start": 0, "end": 3, "label": "person"}
+    place = {"start": 7, "end": 12, "label": "location"}
+    other = {"start": 7, "end": 12, "label": "person"}
+    true, pred = [[person, place], [], [place]], [[person, other], [place], [place]]
+    hit, n_true, n_pred = 2, 3, 4
+    assert micro_f1(hit, n_true, n_pred) == pytest.approx(entity_scores(true, pred)["f1"])
+    assert micro_f1(0, 0, 0) == 1.0  # nothing to find, nothing found
+    with pytest.raises(ValueError, match="confidence"):
+        f1_estimate([[1, 1, 1]], confidence=1.5)
 
 
 @given(k=st.integers(0, 500), extra=st.integers(0, 500))

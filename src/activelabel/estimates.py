@@ -18,10 +18,14 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "MAX_EXTRAPOLATION",
+    "MIN_CURVE_LABELS",
     "AccuracyEstimate",
     "accuracy_estimate",
+    "audit_curve_counts",
     "curve_counts",
+    "f1_estimate",
     "labels_needed",
+    "micro_f1",
     "random_sampling_curve",
     "wilson_interval",
 ]
@@ -71,6 +75,41 @@ def accuracy_estimate(correct: ArrayLike, confidence: float = 0.95) -> AccuracyE
     return AccuracyEstimate(k / n if n else None, low, high, n, confidence)
 
 
+def micro_f1(hit: float, true: float, pred: float) -> float:
+    """Micro F1 from entity counts: ``2 * hit / (true + pred)``; 1.0 when there is nothing to
+    find and nothing is found."""
+    return 2.0 * hit / (true + pred) if true + pred else 1.0
+
+
+#: Bootstrap resamples of :func:`f1_estimate`, drawn this many at a time (memory stays linear).
+F1_RESAMPLES, _F1_CHUNK = 2000, 200
+
+
+def f1_estimate(counts: ArrayLike, confidence: float = 0.95, *,
+                seed: int = 0) -> AccuracyEstimate:
+    """Micro F1 over ``n`` audit sentences from their ``(n, 3)`` counts (entities found right,
+    true, predicted), with a percentile bootstrap interval over the sentences (seeded, so the
+    same labels give the same interval). F1 is a ratio, not a share: the Wilson interval does
+    not apply, the bootstrap does."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    c = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    n = int(c.shape[0])
+    if n == 0:
+        return AccuracyEstimate(None, 0.0, 1.0, 0, confidence)
+    point = micro_f1(*c.sum(axis=0))
+    rng = np.random.default_rng(seed)
+    scores = []
+    for start in range(0, F1_RESAMPLES, _F1_CHUNK):
+        size = min(_F1_CHUNK, F1_RESAMPLES - start)
+        sums = c[rng.integers(0, n, size=(size, n))].sum(axis=1)  # (size, 3)
+        denom = sums[:, 1] + sums[:, 2]
+        scores.append(np.where(denom > 0, 2.0 * sums[:, 0] / np.maximum(denom, 1e-300), 1.0))
+    low, high = np.quantile(np.concatenate(scores), [(1 - confidence) / 2, (1 + confidence) / 2])
+    return AccuracyEstimate(point, float(min(low, point)), float(max(high, point)), n,
+                            confidence)
+
+
 def curve_counts(n: int, *, smallest: int = 10, held_out: int = 10) -> list[int]:
     """Label counts for the random-sampling curve: doubling from ``smallest`` while at least
     ``held_out`` labels stay out to evaluate on."""
@@ -82,6 +121,17 @@ def curve_counts(n: int, *, smallest: int = 10, held_out: int = 10) -> list[int]
     if counts and counts[-1] < n - held_out:
         counts.append(n - held_out)
     return counts
+
+
+#: Audit labels needed before a round traces the random-sampling curve.
+MIN_CURVE_LABELS = 20
+
+
+def audit_curve_counts(n: int) -> list[int]:
+    """The training counts of the random-sampling curve over ``n`` labeled audit draws (the
+    first ``m`` train, the rest score): none below :data:`MIN_CURVE_LABELS`, and a fifth of
+    the draws (at least 10) always left to score on."""
+    return [] if n < MIN_CURVE_LABELS else curve_counts(n, held_out=max(10, n // 5))
 
 
 def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from activelabel.labeling.payoff import payoff
 from activelabel.labeling.review import review_queue
 from activelabel.labeling.rounds import request_rerank
 from activelabel.labeling.span_rounds import SPAN_PREDICTIONS, span_truth
@@ -23,6 +24,7 @@ from activelabel.store import (
     get_project,
     item_ids_for_rows,
     list_models,
+    next_tasks,
     round_selections,
 )
 from tests.support.projects import new_project, request_and_run_round, run_job
@@ -115,6 +117,45 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
             assert text[span["start"]:span["end"]] in PEOPLE + PLACES
             assert span["label"] in TYPES
             assert 0 < span["confidence"] <= 1
+
+
+def test_span_payoff_is_entity_f1_on_audit_draws(engine_storage: Storage) -> None:
+    """A span project's audit labels measure its model (entity F1 over the audit sentences,
+    with a bootstrap interval) and trace random sampling's curve; they never train it."""
+    rows, truth = _rows(300, 20)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 20, "audit_share": 0.5,
+                                   "target_accuracy": 0.9})
+    pid, owner = seeded.project_id, seeded.owner_id
+    _label(engine_storage, pid, owner, list(range(280, 300)), truth)  # the holdout
+    request_and_run_round(engine_storage, pid)  # the cold start
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, pid, owner, 120, audit_share=0.5)
+        audit = [t.item for t in tasks if t.ranked_by == "audit"]
+        assert len(audit) >= 40  # Binomial(120, 0.5)
+        for t in tasks:
+            annotate(session, pid, owner, t.item.id, truth[t.item.row])
+        # an annotator who says "no entity" where there are two (the model finds them)
+        wrong = next(item for item in audit if truth[item.row])
+        annotate(session, pid, owner, wrong.id, [])
+    trained = request_and_run_round(engine_storage, pid)
+    assert trained["metrics"]["n_train"] == 120 - len(audit)
+    curve = trained["metrics"]["random_curve"]
+    assert [m for m, _ in curve][:2] == [10, 20]
+    assert all(0.0 <= a <= 1.0 for _, a in curve)
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["measure"] == "entity_f1"
+    assert found["interval"] == "bootstrap"
+    assert found["audit_labels"] == found["audit_draws"] == len(audit)
+    assert found["random_curve"] == curve
+    # the toy pattern is learned: every audit entity is found, and the two the mislabeled
+    # sentence left out count as false positives
+    entities = sum(len(truth[item.row]) for item in audit) - 2
+    assert found["accuracy"] == pytest.approx(2 * entities / (2 * entities + 2))
+    assert found["low"] <= found["accuracy"] <= found["high"] <= 1.0
+    assert found["to_target"] is None  # the target names holdout accuracy, not this measure
+    assert found["target_accuracy"] == 0.9
 
 
 def test_training_spans_are_voted_and_gold_overrides() -> None:

@@ -197,6 +197,24 @@ def test_payoff_headline_says_when_the_curve_cannot_tell_yet(page: Any, trained:
     assert "would have needed about" not in headline
 
 
+def test_span_payoff_names_its_measure(page: Any, trained: Site) -> None:
+    """A span project's payoff is entity F1: the headline, the note and the learning curve's
+    audit series say so (not the holdout's token accuracy)."""
+    _open_with_payoff(page, trained, {
+        "measure": "entity_f1", "interval": "bootstrap", "accuracy": 0.62, "low": 0.5,
+        "high": 0.72,
+        "audit_labels": 60, "n_train": 300, "random_curve": [[10, 0.3], [20, 0.4], [48, 0.5]],
+        "to_target": None})
+    headline = page.inner_text("#payoff-headline")
+    assert "Entity F1 now 62.0% (95% interval 50.0%–72.0%, 60 audit labels)" in headline
+    assert "Accuracy now" not in headline
+    note = page.inner_text("#payoff-note")
+    assert "bootstrap over the sentences" in note
+    assert "Wilson" not in note
+    assert "random sampling (audit labels, entity F1)" in page.inner_text("#chart-curve")
+    assert _points(page, "audit_accuracy") == [(300.0, 0.62)]
+
+
 def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
                                                                      trained: Site) -> None:
     """Without a shell: the payoff's random-sampling curve (traced from the audit labels) and

@@ -700,12 +700,18 @@ class Payoff(BaseModel):
     audit_draws: int = Field(description="Items drawn for the audit so far.")
     audit_labels: int = Field(description="Labeled audit draws the estimate reads.")
     model_version: int | None
-    accuracy: float | None = Field(description="The active model's accuracy on the audit "
-                                   "labels: an unbiased estimate of its accuracy on the pool.")
+    measure: str = Field("accuracy", description=(
+        "What accuracy, the curve and the counts measure: 'accuracy' (the share of audit "
+        "labels the model gives) or, for span projects, 'entity_f1' (micro F1 over the audit "
+        "sentences' entities: start, end and type)."))
+    accuracy: float | None = Field(description="The active model's score on the audit "
+                                   "labels (see measure): an estimate of its score on the "
+                                   "pool (unbiased for accuracy; F1 is a ratio of sums).")
     low: float = Field(description="Lower end of the confidence interval.")
     high: float = Field(description="Upper end of the confidence interval.")
     confidence: float
-    interval: str = Field(description="How the interval is computed (Wilson score).")
+    interval: str = Field(description="How the interval is computed: 'wilson' (Wilson score, "
+                          "accuracy) or 'bootstrap' (percentile, over the audit sentences).")
     labels_spent: int = Field(description="Pool labels (holdout and gold left out).")
     n_train: int | None = Field(description="Labels the active model trained on.")
     random_curve: list[list[float]] = Field(
@@ -720,7 +726,8 @@ class Payoff(BaseModel):
         default=None, description="The same count for the interval's low and high ends "
         "(null at an end the curve cannot reach): how far the count can be trusted.")
     target_accuracy: float | None
-    to_target: float | None = Field(description="target_accuracy minus the estimate.")
+    to_target: float | None = Field(description="target_accuracy minus the estimate (null "
+                                    "when measure is not accuracy).")
 
 
 class SentenceVectorsOut(BaseModel):

@@ -16,7 +16,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..estimates import accuracy_estimate, curve_counts, labels_needed, random_sampling_curve
+from ..estimates import (
+    MIN_CURVE_LABELS,
+    AccuracyEstimate,
+    accuracy_estimate,
+    audit_curve_counts,
+    f1_estimate,
+    labels_needed,
+    random_sampling_curve,
+)
 from ..store import (
     ArrayStore,
     active_model_version,
@@ -26,14 +34,17 @@ from ..store import (
 )
 from ..store.models import Annotation, Item, Project, Round, RoundStatus
 from .consensus import DAWID_SKENE, consensus_method, item_majority, project_consensus
+from .span_rounds import SPAN_PREDICTIONS, entity_counts, predicted_spans, span_truth
 from .stats import labels_spent
 from .tasks import model_probs
 
 __all__ = ["MIN_CURVE_LABELS", "audit_curve", "audit_rows", "payoff"]
 
-#: Audit labels needed before a round traces the random-sampling curve.
-MIN_CURVE_LABELS = 20
 CONFIDENCE = 0.95
+#: What the payoff measures: a classifier's accuracy (a share of the audit labels: Wilson
+#: interval), or (task ``spans``) the model's entity F1, micro over the audit sentences'
+#: entities (a ratio: bootstrap interval over the sentences).
+ACCURACY, ENTITY_F1 = "accuracy", "entity_f1"
 
 
 def audit_rows(session: Session, project_id: int) -> list[int]:
@@ -50,11 +61,11 @@ def audit_curve(X: Any, rows: Sequence[int], truth: Mapping[int, Any],
     the later ones (empty below :data:`MIN_CURVE_LABELS` labeled draws); ``unlabeled`` goes
     to each fit, as the round's model had it (self-training)."""
     labeled = [r for r in rows if r in truth and r < X.shape[0]]
-    if len(labeled) < MIN_CURVE_LABELS:
+    counts = audit_curve_counts(len(labeled))
+    if not counts:
         return []
     index = np.asarray(labeled, dtype=np.intp)
     y = [truth[r] for r in labeled]
-    counts = curve_counts(len(y), held_out=max(10, len(y) // 5))
     curve = random_sampling_curve(X[index], y, counts, make_model, unlabeled=unlabeled)
     return [[m, acc] for m, acc in curve]
 
@@ -63,7 +74,8 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
     """Row -> the consensus of the current labels of each labeled audit draw, by the
     project's method as training counts it (:mod:`.consensus`): the majority
     (:func:`~activelabel.labeling.consensus.item_majority`: per label for multi-label; ties
-    left out), or Dawid-Skene fitted on every current label of the project."""
+    left out), or Dawid-Skene fitted on every current label of the project; for spans, the
+    annotators' spans by vote (:func:`~.span_rounds.span_truth`)."""
     if consensus_method(project.task, project.settings or {}) == DAWID_SKENE:
         rows = {int(i): int(r) for i, r in session.execute(select(Item.id, Item.row).where(
             Item.project_id == project.id, Item.audit_drawn_at.is_not(None)))}
@@ -78,6 +90,9 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
     per_row: dict[int, list[list[Any]]] = {}
     for row, labels in session.execute(stmt):
         per_row.setdefault(int(row), []).append(list(labels))
+    if project.task == "spans":
+        return dict(span_truth(per_row, {}, allow_overlap=bool(
+            settings_of(project.settings).span_overlap)))
     multilabel = project.task == "multilabel"
     out: dict[int, Any] = {}
     for row, given in per_row.items():
@@ -103,18 +118,33 @@ def _hits(project: Project, probs: np.ndarray[Any, Any], rows: list[int],
                        for j, r in zip(p.argmax(axis=1), rows, strict=True)], dtype=bool)
 
 
+def _estimate(project: Project, arrays: ArrayStore, probs: np.ndarray[Any, Any] | None,
+              rows: list[int], answers: Mapping[int, Any]) -> AccuracyEstimate:
+    """The active model's score on the audit rows: accuracy, or a span model's entity F1
+    (from its stored spans); no rows without a model."""
+    if probs is None or project.task != "spans":
+        return accuracy_estimate(np.zeros(0, dtype=bool) if probs is None
+                                 else _hits(project, probs, rows, answers), CONFIDENCE)
+    spans = arrays.load(project.id, SPAN_PREDICTIONS, mmap=False)
+    if spans is None or spans.ndim != 2 or spans.shape[1] != 5:  # no span model's arrays
+        return f1_estimate(np.zeros((0, 3)), CONFIDENCE)
+    found = predicted_spans(spans, rows, list(project.labels))
+    return f1_estimate([entity_counts(answers[r], found[r]) for r in rows], CONFIDENCE)
+
+
 def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
     """The dashboard's headline: the active model's accuracy on the audit labels with its 95%
     Wilson interval, the labels spent, the random labels the same accuracy needed (from the
     latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the same
-    count at the interval's two ends, and the distance to ``target_accuracy``."""
+    count at the interval's two ends, and the distance to ``target_accuracy``. A span project
+    measures entity F1 (``measure`` says which; a bootstrap interval), which the target does
+    not name: its distance to the target is null."""
     settings = settings_of(project.settings)
     answers = _audit_answers(session, project)
     active = active_model_version(session, project.id)
     probs = None if active is None else model_probs(arrays, project.id)
     rows = [] if probs is None else sorted(r for r in answers if r < probs.shape[0])
-    hits = np.zeros(0, dtype=bool) if probs is None else _hits(project, probs, rows, answers)
-    est = accuracy_estimate(hits, CONFIDENCE)
+    est = _estimate(project, arrays, probs, rows, answers)
     last = session.execute(select(Round.metrics).where(
         Round.project_id == project.id, Round.status == RoundStatus.DONE)
         .order_by(Round.number.desc()).limit(1)).scalar_one_or_none() or {}
@@ -122,14 +152,17 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
     # the same read at the interval's ends: what the count is worth with this many audit labels
     ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
+    measure = ENTITY_F1 if project.task == "spans" else ACCURACY
     target = settings.target_accuracy
     return {
         "audit_share": settings.audit_share,
         "audit_draws": len(audit_rows(session, project.id)),
         "audit_labels": est.n,
         "model_version": None if active is None else active.version,
+        "measure": measure,
         "accuracy": est.accuracy, "low": est.low, "high": est.high,
-        "confidence": est.confidence, "interval": "wilson",
+        "confidence": est.confidence,
+        "interval": "wilson" if measure == ACCURACY else "bootstrap",
         "labels_spent": labels_spent(session, project.id),
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
@@ -139,7 +172,7 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "random_labels_range": None if needed is None else [
             None if end is None else round(end[0]) for end in ends],
         "target_accuracy": target,
-        "to_target": None if target is None or est.accuracy is None
+        "to_target": None if target is None or est.accuracy is None or measure != ACCURACY
         else round(float(target) - est.accuracy, 6),
     }
 

@@ -9,7 +9,11 @@ result as any round's. What the rest of the system reads stays the same shape:
   dashboard's confidence read a span model as they read a classifier;
 - ``span_predictions`` (m, 5) in the array store: ``row, start, end, type index,
   confidence`` of every span the model predicts (sorted by row), what the labeling page
-  shows as suggestions (:func:`span_suggestion`).
+  shows as suggestions (:func:`span_suggestion`) and the payoff reads (:func:`predicted_spans`).
+
+The payoff of a span project measures the model's entity F1 on the audit sentences (each
+sentence's counts from :func:`entity_counts`), and the round traces random sampling's curve in
+that measure (:func:`span_audit_curve`).
 
 Training labels are the consensus of the annotators' spans by voting
 (:func:`activelabel.spans.vote_spans`); a labeled gold item trains on its known answer.
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..estimates import audit_curve_counts, micro_f1
 from ..sequence import CrfTagger, SequencePredictions
 from ..spans import (
     SpanError,
@@ -43,7 +48,8 @@ from ..store import Storage, get_project, iter_items
 from ..store.settings import ProjectSettings
 from ..strategies.sequence import SEQUENCE_STRATEGIES, EntityColdStart
 
-__all__ = ["SPAN_PREDICTIONS", "SpanRound", "span_round", "span_suggestion", "span_truth"]
+__all__ = ["SPAN_PREDICTIONS", "SpanRound", "entity_counts", "predicted_spans", "span_audit_curve",
+           "span_round", "span_suggestion", "span_truth"]
 
 #: Array-store name of the active model's predicted spans.
 SPAN_PREDICTIONS = "span_predictions"
@@ -115,6 +121,50 @@ def _training_hash(item_ids: NDArray[np.int64], rows: Sequence[int],
     for r in rows:
         digest.update(f"{int(item_ids[r])}:{sorted(span_key(s) for s in truth[r])!r};".encode())
     return digest.hexdigest()
+
+
+def entity_counts(true: Sequence[Mapping[str, Any]],
+                  found: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """One sentence's entities found right (start, end and type), true and predicted: what
+    micro F1 sums (as :func:`~activelabel.spans.entity_scores` counts them)."""
+    t, p = set(map(span_key, true)), set(map(span_key, found))
+    return len(t & p), len(t), len(p)
+
+
+def predicted_spans(predictions: NDArray[Any], rows: Sequence[int],
+                    classes: Sequence[Any]) -> dict[int, list[dict[str, Any]]]:
+    """Row -> the spans the model predicts there (none: an empty list; each with its
+    confidence), from the stored ``span_predictions``."""
+    return {row: _row_spans(predictions, row, classes) for row in rows}
+
+
+def _row_spans(predictions: NDArray[Any], row: int,
+               classes: Sequence[Any]) -> list[dict[str, Any]]:
+    """The predicted spans of the item at ``row``, each with its confidence."""
+    lo, hi = np.searchsorted(predictions[:, 0], [row, row + 1])
+    return [{"start": int(p[1]), "end": int(p[2]), "label": classes[int(p[3])],
+             "confidence": round(float(p[4]), 4)}
+            for p in predictions[lo:hi] if 0 <= int(p[3]) < len(classes)]
+
+
+def span_audit_curve(tokens: Sequence[Sequence[str]], offsets: Sequence[list[tuple[int, int]]],
+                     rows: Sequence[int], truth: Mapping[int, Sequence[Mapping[str, Any]]]
+                     ) -> list[list[float]]:
+    """``[[labels, entity F1], ...]`` of a CRF trained on the first labeled audit draws
+    (``rows`` in draw order), scored on the later ones (micro F1,
+    :func:`~activelabel.estimates.micro_f1`); empty below
+    :data:`~activelabel.estimates.MIN_CURVE_LABELS` labeled draws."""
+    labeled = [r for r in rows if r in truth and r < len(tokens)]
+    curve: list[list[float]] = []
+    for m in audit_curve_counts(len(labeled)):
+        train, test = labeled[:m], labeled[m:]
+        tagger = CrfTagger().fit([tokens[r] for r in train],
+                                 [spans_to_tags(offsets[r], truth[r]) for r in train])
+        found = tagger.predict([tokens[r] for r in test])
+        counts = np.asarray([entity_counts(truth[r], tags_to_spans(offsets[r], t))
+                             for r, t in zip(test, found, strict=True)]).reshape(-1, 3)
+        curve.append([m, micro_f1(*counts.sum(axis=0))])
+    return curve
 
 
 def _holdout(tagger: CrfTagger, sents: _Sentences, rows: list[int],
@@ -212,6 +262,7 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     timings["train_s"] = time.perf_counter() - start
     holdout = _holdout(tagger, sents, [r for r in sorted(truth)
                                        if r < n and splits[r] == "holdout"], truth)
+    holdout["random_curve"] = span_audit_curve(sents.tokens, sents.offsets, audit, truth)
     out = _tag_and_select(tagger, sents, candidates, embeddings, classes, settings, batch_size,
                           seed, progress, timings)
     out.holdout, out.model, out.n_train = holdout, tagger, len(train)
@@ -253,8 +304,4 @@ def span_suggestion(predictions: NDArray[Any] | None, probs: NDArray[Any] | None
     if predictions is None or probs is None or predictions.ndim != 2 or \
             predictions.shape[1] != 5 or probs.ndim != 2 or row >= probs.shape[0]:
         return None
-    lo, hi = np.searchsorted(predictions[:, 0], [row, row + 1])
-    spans = [{"start": int(p[1]), "end": int(p[2]), "label": classes[int(p[3])],
-              "confidence": round(float(p[4]), 4)}
-             for p in predictions[lo:hi] if 0 <= int(p[3]) < len(classes)]
-    return spans, float(probs[row, 0])
+    return _row_spans(predictions, row, classes), float(probs[row, 0])

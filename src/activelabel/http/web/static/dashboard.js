@@ -23,9 +23,11 @@
     const simulated = random.some((p) => p.y !== null);
     if (simulated) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
     const audited = ((payoff && payoff.random_curve) || []).map(([m, a]) => ({ x: m, y: a }));
-    if (audited.length) series.push({ name: "random sampling (audit labels)", key: "random_audit", points: audited, dashed: true });
+    // a span project's audit measures entity F1, not the holdout's token accuracy
+    const f1 = payoff && payoff.measure === "entity_f1" ? ", entity F1" : "";
+    if (audited.length) series.push({ name: `random sampling (audit labels${f1})`, key: "random_audit", points: audited, dashed: true });
     if (audited.length && payoff.accuracy !== null && payoff.n_train !== null) {
-      series.push({ name: "model now (audit estimate)", key: "audit_accuracy", points: [{ x: payoff.n_train, y: payoff.accuracy }] });
+      series.push({ name: `model now (audit estimate${f1})`, key: "audit_accuracy", points: [{ x: payoff.n_train, y: payoff.accuracy }] });
     }
     Charts.line($("chart-curve"), { title: "Scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
     let note = "";
@@ -113,7 +115,7 @@
     const pct = (x) => `${(100 * x).toFixed(1)}%`;
     const head = [];
     if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
-    else head.push(`Accuracy now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
+    else head.push(`${p.measure === "entity_f1" ? "Entity F1 now" : "Accuracy now"} ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
     const traced = p.random_curve || [];
     if (p.random_labels_needed === null && p.accuracy !== null && traced.length) {
@@ -125,7 +127,8 @@
     }
     if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
     $("payoff-headline").textContent = head.join(" · ");
-    $("payoff-note").textContent = "Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. Interval: Wilson score.";
+    const how = p.measure === "entity_f1" ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences." : "Interval: Wilson score.";
+    $("payoff-note").textContent = `Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. ${how}`;
   }
 
   /* What the model reads: the featurizer and, for text, how far the sentence vectors are
