@@ -134,27 +134,34 @@ def audit_curve_counts(n: int) -> list[int]:
     return [] if n < MIN_CURVE_LABELS else curve_counts(n, held_out=max(10, n // 5))
 
 
+def _answer_key(answer: Any) -> Any:
+    """What two answers must share to be the same: the label, or a multi-label answer's set."""
+    return tuple(sorted(map(str, answer))) if isinstance(answer, list | tuple) else answer
+
+
 def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
                           make_model: Callable[[], Any], *,
                           unlabeled: Any = None) -> list[tuple[int, float]]:
     """``(m, accuracy)`` for each ``m`` in ``counts``: a model trained on the first ``m``
-    random draws (``X``, ``y`` in draw order), scored on the draws after them. A prefix
-    holding one class predicts that class. ``unlabeled``: passed to each fit (a
+    random draws (``X``, ``y`` in draw order), scored on the draws after them. A multi-label
+    answer (a list) is right when the model gives its labels exactly. A prefix holding one
+    answer predicts that answer. ``unlabeled``: passed to each fit (a
     :class:`~activelabel.models.Classifier` self-training on it)."""
-    labels = np.asarray(list(y), dtype=object)
+    answers = list(y)
+    keys = [_answer_key(a) for a in answers]
     out: list[tuple[int, float]] = []
     for m in counts:
-        if not 0 < m < labels.shape[0]:
+        if not 0 < m < len(answers):
             continue
-        train, test = labels[:m], labels[m:]
-        if len(set(train.tolist())) < 2:
-            predicted = np.full(test.shape[0], train[0], dtype=object)
+        if len(set(keys[:m])) < 2:
+            predicted = [keys[0]] * (len(answers) - m)
         else:
             model = make_model()
             extra = {} if unlabeled is None else {"unlabeled": unlabeled}
-            model.fit(X[:m], train.tolist(), **extra)
-            predicted = np.asarray(model.predict(X[m:]), dtype=object)
-        out.append((int(m), float(np.mean(predicted == test))))
+            model.fit(X[:m], answers[:m], **extra)
+            predicted = [_answer_key(p) for p in model.predict(X[m:])]
+        out.append((int(m), float(np.mean([p == k for p, k in zip(predicted, keys[m:],
+                                                                    strict=True)]))))
     return out
 
 

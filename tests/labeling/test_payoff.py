@@ -22,7 +22,7 @@ from activelabel.store import (
     next_tasks,
 )
 from activelabel.store.models import Item
-from tests.support.projects import digit_rows, new_project, run_job
+from tests.support.projects import digit_rows, new_project, run_job, text_rows
 
 Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 
@@ -155,3 +155,35 @@ def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
     assert len(handed_pool) == 1
     # every unlabeled pool item but the audit draws waiting for their answers
     assert set(handed_pool[0].tolist()) == pool_rows - set(answered) - set(drawn)
+
+
+def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
+        engine_storage: Storage) -> None:
+    """Multi-label audit answers (label sets) train the curve's models and score them as
+    the payoff does: right when the model gives the set exactly."""
+    groups = {"alpha": "a", "beta": "a", "gamma": "g", "delta": "g", "omega": "o", "sigma": "o"}
+
+    def answer(text: str) -> list[str]:
+        return sorted({groups[w] for w in text.split()[:2]})
+
+    rows = text_rows(400)
+    seeded = new_project(engine_storage, labels=["a", "g", "o"], task="multilabel", rows=rows,
+                         settings={"batch_size": 20, "strategy": "entropy",
+                                   "audit_share": 0.5})
+    pid = seeded.project_id
+    _round(engine_storage, pid)  # the cold start
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, pid, seeded.owner_id, 160, audit_share=0.5)
+        n_audit = sum(t.ranked_by == "audit" for t in tasks)
+        for t in tasks:
+            annotate(session, pid, seeded.owner_id, t.item.id,
+                     answer(rows[t.item.row]["data"]["text"]))
+    result = _round(engine_storage, pid)
+    curve = result["metrics"]["random_curve"]
+    assert [m for m, _ in curve][:3] == [10, 20, 40]
+    assert curve[-1][1] > 0.8  # two words name the set: learned from the audit labels alone
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["audit_labels"] == n_audit
+    assert found["random_curve"] == curve
+    assert found["accuracy"] is not None and found["accuracy"] > 0.8

@@ -792,11 +792,11 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     timings["train_s"] = time.perf_counter() - start
     holdout: dict[str, Any] = _evaluate(model, feats.X, snap, truth)
     holdout["pseudo_labels"] = model.n_pseudo_
-    if not multilabel:  # what random sampling buys, from the audit draws alone (the same
-        # model, pseudo-labels and all, so the comparison is like for like)
-        holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
-            name, classes=snap.classes, random_state=seed, pseudo_labels=pseudo),
-            unlabeled=unlabeled)
+    # what random sampling buys, from the audit draws alone (the same model, pseudo-labels
+    # and all, so the comparison is like for like)
+    holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
+        name, classes=snap.classes, random_state=seed, multilabel=multilabel,
+        pseudo_labels=pseudo), unlabeled=unlabeled)
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
     ray = on_ray(snap.settings, feats.n_items)  # scored with the selection, on Ray
