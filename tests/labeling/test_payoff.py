@@ -186,4 +186,5 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
         found = payoff(session, engine_storage.arrays, get_project(session, pid))
     assert found["audit_labels"] == n_audit
     assert found["random_curve"] == curve
-    assert found["accuracy"] is not None and found["accuracy"] > 0.8
+    assert found["accuracy"] is not None
+    assert found["accuracy"] > 0.8

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from activelabel.http.app import create_app
 from activelabel.http.config import ServerSettings
 from activelabel.labeling import remote_model
+from activelabel.labeling.payoff import payoff
 from activelabel.labeling.remote_model import ModelHosts, RemoteModel, RemoteModelError
 from activelabel.labeling.rounds import request_rerank, request_round
 from activelabel.labeling.tasks import lease_tasks
@@ -122,6 +123,17 @@ def test_a_served_model_drives_rounds(engine_storage: Storage, digits: Arrays,
     assert run_job_inline(engine_storage, job_id, timeout=60).status == "done"
     assert [path for path, _, _ in server.calls[2:]] == ["/model/predict"]
     assert server.calls[2][1]["model_id"] == predict["model_id"]
+
+
+def test_the_payoff_of_a_served_model_traces_no_curve(engine_storage: Storage, digits: Arrays,
+                                                     server: ModelServer) -> None:
+    """A model served over HTTP trains where it runs, never on the audit labels alone: the
+    payoff says no curve will come (null), not that one comes at 20 audit labels."""
+    seeded = _served_project(engine_storage, digits, server.url, audit_share=0.1)
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, seeded.project_id))
+    assert found["curve_min_labels"] is None
+    assert found["random_curve"] == []
 
 
 def test_a_server_failing_its_first_calls_is_retried(engine_storage: Storage, digits: Arrays

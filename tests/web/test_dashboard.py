@@ -235,6 +235,10 @@ def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
         f"Random sampling's curve appears here once {few['curve_min_labels']} audit labels are "
         "in (7 so far)")
 
+    _open_with_payoff(page, trained, {"audit_share": 0.05, "audit_labels": 40,
+                                      "random_curve": [], "curve_min_labels": None})
+    assert "served over HTTP" in page.inner_text("#curve-note")  # never "appears once ..."
+
 
 def _rate(share: float | None) -> str:
     return "–" if share is None else f"{round(100 * share)}%"

@@ -716,8 +716,10 @@ class Payoff(BaseModel):
     n_train: int | None = Field(description="Labels the active model trained on.")
     random_curve: list[list[float]] = Field(
         description="[labels, accuracy] of a model trained on the audit labels alone.")
-    curve_min_labels: int = Field(
-        description="Audit labels a round needs before it traces the curve.")
+    curve_min_labels: int | None = Field(
+        description="Audit labels a round needs before it traces the curve; null when the "
+        "project's model is served over HTTP (trained where it runs, never on the audit "
+        "labels alone): no curve is traced.")
     random_labels_needed: int | None = Field(
         description="Random labels the same accuracy needed, read off the random curve.")
     random_extrapolated: bool | None = Field(

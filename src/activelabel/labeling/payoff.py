@@ -33,6 +33,7 @@ from ..store import (
     settings_of,
 )
 from ..store.models import Annotation, Item, Project, Round, RoundStatus
+from ..store.settings import REMOTE_MODEL
 from .consensus import DAWID_SKENE, consensus_method, item_majority, project_consensus
 from .span_rounds import SPAN_PREDICTIONS, entity_counts, predicted_spans, span_truth
 from .stats import labels_spent
@@ -166,7 +167,8 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "labels_spent": labels_spent(session, project.id),
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
-        "curve_min_labels": MIN_CURVE_LABELS,
+        # a model served over HTTP trains where it runs: no round fits it on the audit labels
+        "curve_min_labels": None if settings.model == REMOTE_MODEL else MIN_CURVE_LABELS,
         "random_labels_needed": None if needed is None else round(needed[0]),
         "random_extrapolated": None if needed is None else needed[1],
         "random_labels_range": None if needed is None else [
