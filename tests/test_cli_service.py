@@ -218,6 +218,8 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
     assert "go on: no pool uncertainty" not in out  # the round scored the pool
     assert "low_uncertainty" not in out
     assert "forecast: no target accuracy set" in out
+    assert ("payoff: no audit labels yet (5.0% of tasks are drawn at random to measure the "
+            "model); 12 labels spent") in out
     assert "features: text (built for 60 items)" in out
     code, out, _ = cli("projects", "list")
     assert code == 0
@@ -235,6 +237,31 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
 
     assert pq.read_table(tmp_path / "labels.parquet").num_rows == 12
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
+    from activelabel.cli import payoff_line
+
+    base = {"audit_share": 0.05, "audit_labels": 38, "measure": "accuracy", "accuracy": 0.89,
+            "low": 0.76, "high": 0.96, "confidence": 0.95, "labels_spent": 351,
+            "random_curve": [[10, 0.5], [28, 0.8]], "random_labels_needed": 68,
+            "random_extrapolated": True, "random_labels_range": [32, 160],
+            "target_accuracy": 0.95, "to_target": 0.06}
+    assert payoff_line(base) == (
+        "payoff: accuracy 89.0% (95% interval 76.0%-96.0%, 38 audit labels); 351 labels "
+        "spent; random sampling would have needed about 68 (extrapolated; 32 to 160 within "
+        "the interval); 6.0% below the target 95.0%")
+    unread = payoff_line({**base, "random_labels_needed": None, "random_extrapolated": None,
+                          "random_labels_range": None, "to_target": -0.01})
+    assert ("random sampling's curve (up to 28 audit labels) cannot tell yet what it would "
+            "have needed; target 95.0% reached") in unread
+    spans = payoff_line({**base, "measure": "entity_f1", "random_labels_range": [32, None],
+                         "random_extrapolated": False, "to_target": None})
+    assert spans.startswith("payoff: entity F1 89.0% (95% interval")
+    assert "about 68 (32 to more than the curve tells within the interval)" in spans
+    assert "target" not in spans
+    off = payoff_line({**base, "audit_share": 0.0, "audit_labels": 0, "accuracy": None})
+    assert off == "payoff: audit draws are off (audit_share 0): nothing measures the model"
 
 
 def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

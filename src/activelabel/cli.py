@@ -874,8 +874,11 @@ def status(
                           f"{counts.jobs_waiting} jobs queued or running", highlight=False)
             console.print(rounds_table(list_rounds(session, project_id)[-5:],
                                        title="last rounds"))
+            from activelabel.labeling.payoff import payoff
+
             for line in (quality_lines(session, proj) + outlook_lines(session, proj)
-                         + [features_line(storage, session, proj, counts.n_items)]):
+                         + [payoff_line(payoff(session, storage.arrays, proj)),
+                            features_line(storage, session, proj, counts.n_items)]):
                 console.print(line, highlight=False)
     finally:
         storage.close()
@@ -898,6 +901,40 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
         lines += [f"  {'stop' if v['stop'] else 'go on'}: {v['reason']}" for v in o["verdicts"]]
     lines.append(f"forecast: {o['forecast']['text']}")
     return lines
+
+
+def payoff_line(p: Mapping[str, Any]) -> str:
+    """The dashboard's payoff headline as one line: the model's score on the audit labels
+    with its interval, the labels spent, what random sampling would have needed, the target."""
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    if not p["audit_share"] and not p["audit_labels"]:
+        return "payoff: audit draws are off (audit_share 0): nothing measures the model"
+    if p["accuracy"] is None:
+        return (f"payoff: no audit labels yet ({pct(p['audit_share'])} of tasks are drawn at "
+                f"random to measure the model); {p['labels_spent']} labels spent")
+    measure = "entity F1" if p.get("measure") == "entity_f1" else "accuracy"
+    parts = [f"payoff: {measure} {pct(p['accuracy'])} ({p['confidence']:.0%} interval "
+             f"{pct(p['low'])}-{pct(p['high'])}, {p['audit_labels']} audit labels)",
+             f"{p['labels_spent']} labels spent"]
+    needed, curve = p["random_labels_needed"], p["random_curve"]
+    if needed is not None:
+        low, high = p["random_labels_range"] or (None, None)
+        notes = ["extrapolated"] if p["random_extrapolated"] else []
+        if low is not None or high is not None:
+            notes.append(f"{'?' if low is None else low} to "
+                         f"{'more than the curve tells' if high is None else high} within "
+                         "the interval")
+        parts.append(f"random sampling would have needed about {needed}"
+                     + (f" ({'; '.join(notes)})" if notes else ""))
+    elif curve:
+        parts.append(f"random sampling's curve (up to {int(curve[-1][0])} audit labels) "
+                     "cannot tell yet what it would have needed")
+    if p["to_target"] is not None:
+        parts.append(f"{pct(p['to_target'])} below the target {pct(p['target_accuracy'])}"
+                     if p["to_target"] > 0 else f"target {pct(p['target_accuracy'])} reached")
+    return "; ".join(parts)
 
 
 def features_line(storage: Storage, session: Session, project: Any, n_items: int) -> str:
