@@ -221,12 +221,15 @@ def test_stabilizing_predictions_counts_the_models_its_recorded_kappas_compared(
     from activelabel.stopping import KAPPA_METRIC
 
     rule = StabilizingPredictions(window=3)
-    cold, first = RoundState(0), RoundState(20)  # the cold start, the first model
-    history = [cold, first, RoundState(40, {KAPPA_METRIC: 0.8}),
+    # the cold start, then the first model (it scored the pool: a round records its pool
+    # uncertainty only with a model)
+    cold, first = RoundState(0), RoundState(20, pool_uncertainty=np.array([0.4, 0.2]))
+    history = [cold, RoundState(20), RoundState(40, {KAPPA_METRIC: 0.8}),
                RoundState(60, {KAPPA_METRIC: 0.9})]
     assert rule.check(history).reason.endswith("from 4 models to compare, have 3")
     assert rule.check(history[:3]).reason.endswith("from 4 models to compare, have 2")
-    assert rule.check(history[:2]).reason.endswith("from 4 models to compare, have 0")
+    assert rule.check([cold, first]).reason.endswith("from 4 models to compare, have 1")
+    assert rule.check([cold]).reason.endswith("from 4 models to compare, have 0")
     # a round without a kappa (the model before it another kind) starts the count again
     broken = [*history, RoundState(80), RoundState(100, {KAPPA_METRIC: 0.99})]
     assert rule.check(broken).reason.endswith("from 4 models to compare, have 2")

@@ -167,13 +167,16 @@ def _successive_kappas(predictions: list[NDArray[Any]]) -> list[float]:
 
 def _compared_models(history: Sequence[RoundState]) -> int:
     """Models compared on the stop set by the kappas the last rounds recorded in a row (each
-    with the model before it): 0 when the last round recorded none."""
+    with the model before it); when the last round recorded none, 1 if it scored the pool
+    (it has a model, the first of a new run) and 0 if not (a cold start)."""
     run = 0
     for state in reversed(history):
         if not _is_number(state.metrics.get(KAPPA_METRIC)):
             break
         run += 1
-    return run + 1 if run else 0
+    if run:
+        return run + 1
+    return int(bool(history) and history[-1].pool_uncertainty is not None)
 
 
 class StabilizingPredictions(StoppingRule):

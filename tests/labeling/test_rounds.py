@@ -105,6 +105,8 @@ def test_round_trains_evaluates_on_holdout_and_ranks_the_queue(engine_storage: S
         fired = {d["rule"] for d in metrics["stopping"] if d["stop"]}
         assert fired == {"budget", "target_accuracy"}
         assert metrics["stop"] is True
+        [stable] = [d for d in metrics["stopping"] if d["rule"] == "stabilizing_predictions"]
+        assert stable["reason"].endswith("to compare, have 1")  # the first model
         model = session.get(ModelVersion, rnd.model_version_id)
         assert model is not None
         assert model.is_active
