@@ -218,8 +218,8 @@ def test_round_status_and_export(cli: Cli, project_id: int, storage: Storage,
     assert "go on: no pool uncertainty" not in out  # the round scored the pool
     assert "low_uncertainty" not in out
     assert "forecast: no target accuracy set" in out
-    assert ("payoff: no audit labels yet (5.0% of tasks are drawn at random to measure the "
-            "model); 12 labels spent") in out
+    assert ("payoff: no audit labels yet: 5.0% of tasks are drawn at random to measure the "
+            "model; 12 labels spent") in out
     assert "features: text (built for 60 items)" in out
     code, out, _ = cli("projects", "list")
     assert code == 0
@@ -260,8 +260,10 @@ def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
     assert spans.startswith("payoff: entity F1 89.0% (95% interval")
     assert "about 68 (32 to more than the curve tells within the interval)" in spans
     assert "target" not in spans
-    off = payoff_line({**base, "audit_share": 0.0, "audit_labels": 0, "accuracy": None})
-    assert off == "payoff: audit draws are off (audit_share 0): nothing measures the model"
+    off = payoff_line({**base, "audit_share": 0.0, "audit_labels": 0, "accuracy": None,
+                       "note": "audit draws are off (audit_share 0): nothing measures the model"})
+    assert off == ("payoff: audit draws are off (audit_share 0): nothing measures the model; "
+                   "351 labels spent")
 
 
 def test_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

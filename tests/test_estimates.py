@@ -73,25 +73,41 @@ def test_the_f1_interval_covers_the_pool_f1_in_most_repeats(recall: float, preci
 def test_the_f1_estimate_is_micro_f1_inside_its_interval(n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     counts = _sentence_counts(rng, n, 0.7, 0.8)
-    est = f1_estimate(counts)
+    est = f1_estimate(counts, min_entities=1)
     assert est.n == n
-    if n == 0:
+    if counts[:, 1].sum() == 0:
         assert est.accuracy is None
+        assert (est.low, est.high) == (0.0, 1.0)
         return
     assert est.accuracy is not None
     assert 0.0 <= est.low <= est.accuracy <= est.high <= 1.0
     assert est.accuracy == pytest.approx(micro_f1(*counts.sum(axis=0)))
-    assert f1_estimate(counts) == est  # seeded: the same labels give the same interval
+    assert f1_estimate(counts, min_entities=1) == est  # seeded: same labels, same interval
+
+
+def test_no_f1_is_given_from_a_handful_of_entities() -> None:
+    """Three right sentences would bootstrap to [1, 1]: below 20 true entities the estimate
+    says nothing rather than something sure."""
+    three = [[1, 1, 1]] * 3
+    assert f1_estimate(three).accuracy is None
+    assert (f1_estimate(three).low, f1_estimate(three).high) == (0.0, 1.0)
+    assert f1_estimate([[0, 0, 0]] * 50).accuracy is None  # no entity anywhere
+    enough = [[1, 1, 1]] * 19 + [[0, 1, 1]]
+    est = f1_estimate(enough)
+    assert est.accuracy == pytest.approx(micro_f1(19, 20, 20))
+    assert est.low < est.accuracy  # one miss in twenty: the interval is not a point
 
 
 def test_micro_f1_is_entity_scores_f1() -> None:
+    from activelabel.labeling.span_rounds import entity_counts
+
     person = {"start": 0, "end": 3, "label": "person"}
     place = {"start": 7, "end": 12, "label": "location"}
     other = {"start": 7, "end": 12, "label": "person"}
-    true, pred = [[person, place], [], [place]], [[person, other], [place], [place]]
-    hit, n_true, n_pred = 2, 3, 4
-    assert micro_f1(hit, n_true, n_pred) == pytest.approx(entity_scores(true, pred)["f1"])
-    assert micro_f1(0, 0, 0) == 1.0  # nothing to find, nothing found
+    for true, pred in ([[person, place], [], [place]], [[person, other], [place], [place]]), \
+            ([[]], [[]]), ([[person]], [[]]), ([[]], [[place]]):
+        counts = np.asarray([entity_counts(t, p) for t, p in zip(true, pred, strict=True)])
+        assert micro_f1(*counts.sum(axis=0)) == pytest.approx(entity_scores(true, pred)["f1"])
     with pytest.raises(ValueError, match="confidence"):
         f1_estimate([[1, 1, 1]], confidence=1.5)
 

@@ -909,11 +909,8 @@ def payoff_line(p: Mapping[str, Any]) -> str:
     def pct(x: float) -> str:
         return f"{100 * x:.1f}%"
 
-    if not p["audit_share"] and not p["audit_labels"]:
-        return "payoff: audit draws are off (audit_share 0): nothing measures the model"
     if p["accuracy"] is None:
-        return (f"payoff: no audit labels yet ({pct(p['audit_share'])} of tasks are drawn at "
-                f"random to measure the model); {p['labels_spent']} labels spent")
+        return f"payoff: {p.get('note') or 'no score yet'}; {p['labels_spent']} labels spent"
     measure = "entity F1" if p.get("measure") == "entity_f1" else "accuracy"
     parts = [f"payoff: {measure} {pct(p['accuracy'])} ({p['confidence']:.0%} interval "
              f"{pct(p['low'])}-{pct(p['high'])}, {p['audit_labels']} audit labels)",

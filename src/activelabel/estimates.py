@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "F1_MIN_ENTITIES",
     "MAX_EXTRAPOLATION",
     "MIN_CURVE_LABELS",
     "AccuracyEstimate",
@@ -76,35 +77,43 @@ def accuracy_estimate(correct: ArrayLike, confidence: float = 0.95) -> AccuracyE
 
 
 def micro_f1(hit: float, true: float, pred: float) -> float:
-    """Micro F1 from entity counts: ``2 * hit / (true + pred)``; 1.0 when there is nothing to
-    find and nothing is found."""
-    return 2.0 * hit / (true + pred) if true + pred else 1.0
+    """Micro F1 from entity counts: ``2 * hit / (true + pred)``; 0.0 when there is nothing to
+    find and nothing is found (as :func:`activelabel.spans.entity_scores` and seqeval)."""
+    return 2.0 * hit / (true + pred) if true + pred else 0.0
 
 
-#: Bootstrap resamples of :func:`f1_estimate`, drawn this many at a time (memory stays linear).
-F1_RESAMPLES, _F1_CHUNK = 2000, 200
+#: Bootstrap resamples of :func:`f1_estimate`.
+F1_RESAMPLES = 2000
+#: Entities the audit sentences must hold before :func:`f1_estimate` gives an F1: below, a
+#: handful of sentences make an interval that looks sure and is not (a bootstrap of 3 right
+#: sentences is [1, 1]).
+F1_MIN_ENTITIES = 20
+#: Resampled values held at once (memory stays linear in the sentences).
+_F1_CHUNK_VALUES = 1_000_000
 
 
-def f1_estimate(counts: ArrayLike, confidence: float = 0.95, *,
-                seed: int = 0) -> AccuracyEstimate:
+def f1_estimate(counts: ArrayLike, confidence: float = 0.95, *, seed: int = 0,
+                min_entities: int = F1_MIN_ENTITIES) -> AccuracyEstimate:
     """Micro F1 over ``n`` audit sentences from their ``(n, 3)`` counts (entities found right,
     true, predicted), with a percentile bootstrap interval over the sentences (seeded, so the
     same labels give the same interval). F1 is a ratio, not a share: the Wilson interval does
-    not apply, the bootstrap does."""
+    not apply, the bootstrap does. No F1 (None, interval [0, 1]) while the sentences hold
+    fewer than ``min_entities`` true entities."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     c = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
     n = int(c.shape[0])
-    if n == 0:
-        return AccuracyEstimate(None, 0.0, 1.0, 0, confidence)
+    if n == 0 or c[:, 1].sum() < max(1, min_entities):
+        return AccuracyEstimate(None, 0.0, 1.0, n, confidence)
     point = micro_f1(*c.sum(axis=0))
     rng = np.random.default_rng(seed)
+    chunk = max(1, _F1_CHUNK_VALUES // (3 * n))
     scores = []
-    for start in range(0, F1_RESAMPLES, _F1_CHUNK):
-        size = min(_F1_CHUNK, F1_RESAMPLES - start)
+    for start in range(0, F1_RESAMPLES, chunk):
+        size = min(chunk, F1_RESAMPLES - start)
         sums = c[rng.integers(0, n, size=(size, n))].sum(axis=1)  # (size, 3)
         denom = sums[:, 1] + sums[:, 2]
-        scores.append(np.where(denom > 0, 2.0 * sums[:, 0] / np.maximum(denom, 1e-300), 1.0))
+        scores.append(np.where(denom > 0, 2.0 * sums[:, 0] / np.maximum(denom, 1e-300), 0.0))
     low, high = np.quantile(np.concatenate(scores), [(1 - confidence) / 2, (1 + confidence) / 2])
     return AccuracyEstimate(point, float(min(low, point)), float(max(high, point)), n,
                             confidence)

@@ -118,6 +118,23 @@ def test_owners_change_settings_and_guidelines_with_validation(api: Api) -> None
     assert_error(api.get(f"/projects/{pid}/audit", reviewer), 403, "forbidden")
 
 
+def test_labels_are_added_at_the_end_never_removed_or_reordered(api: Api) -> None:
+    """Models and their stored predictions name labels by position: a reordered set would
+    show every suggestion and audit hit under another label."""
+    owner = api.person("owner")
+    pid = api.project(owner, labels=["ham", "spam"])
+    for given, message in ((["spam", "ham"], "not reordered"),
+                           (["spam", "ham", "promo"], "not reordered"),
+                           (["ham"], "not removed")):
+        error = assert_error(api.patch(f"/projects/{pid}", owner, json={"labels": given}),
+                             400, "invalid_input")
+        assert message in error["message"], (given, error)
+    assert api.get(f"/projects/{pid}", owner).json()["labels"] == ["ham", "spam"]
+    added = api.patch(f"/projects/{pid}", owner, json={"labels": ["ham", "spam", "promo"]})
+    assert added.status_code == 200, added.text
+    assert added.json()["labels"] == ["ham", "spam", "promo"]
+
+
 def test_a_whole_number_written_as_a_float_is_that_number(api: Api) -> None:
     """Integer settings take 285.0 as 285 (stored as an int); 285.5 is refused, named."""
     owner = api.person("owner")

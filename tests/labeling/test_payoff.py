@@ -9,8 +9,9 @@ import numpy as np
 from sqlalchemy import select
 
 from activelabel.estimates import labels_needed
+from activelabel.labeling.governance import purge
 from activelabel.labeling.payoff import payoff
-from activelabel.labeling.rounds import request_round
+from activelabel.labeling.rounds import request_rerank, request_round
 from activelabel.labeling.tasks import lease_tasks
 from activelabel.runtime.settings import Storage
 from activelabel.store import (
@@ -111,6 +112,49 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     assert found["random_labels_range"] == (None if needed is None else [
         None if end is None else round(end[0]) for end in ends])
     assert found["to_target"] == round(0.99 - found["accuracy"], 6)
+
+    # a re-ranking round trains nothing and traces no curve: the payoff keeps the last one
+    with engine_storage.sessions() as session, session.begin():
+        rnd, _ = request_rerank(session, pid, found["model_version"], requested_by=None)
+        job_id = rnd.job_id
+    assert job_id is not None
+    reranked = run_job(engine_storage, job_id)
+    assert "random_curve" not in reranked["metrics"]
+    with engine_storage.read_sessions() as session:
+        again = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert again["random_curve"] == curve
+    # a purged audit draw is gone from the draws, the labels and the estimate
+    with engine_storage.sessions() as session, session.begin():
+        audited = session.execute(select(Item).where(
+            Item.project_id == pid, Item.audit_drawn_at.is_not(None))).scalars().first()
+        assert audited is not None
+        purge(session, engine_storage, pid, item_ids=[audited.id], external_ids=[],
+              actor_id=seeded.owner_id)
+    with engine_storage.read_sessions() as session:
+        after = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert after["audit_draws"] == after["audit_labels"] == len(n_audit) - 1
+
+
+def test_labeled_audit_draws_without_a_model_say_so(engine_storage: Storage,
+                                                    digits: Arrays) -> None:
+    images, target = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, 200), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "audit_share": 0.5})
+    pid = seeded.project_id
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["note"] == ("no audit labels yet: 50.0% of tasks are drawn at random to "
+                             "measure the model")
+    with engine_storage.sessions() as session, session.begin():
+        tasks = next_tasks(session, pid, seeded.owner_id, 40, audit_share=0.5)
+        audit = [t for t in tasks if t.ranked_by == "audit"]
+        for t in audit:
+            annotate(session, pid, seeded.owner_id, t.item.id, [str(int(target[t.item.row]))])
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["accuracy"] is None
+    assert found["audit_labels"] == len(audit) > 0  # labeled, though no model reads them yet
+    assert found["note"] == f"{len(audit)} audit labels in; no model to measure yet"
 
 
 def test_hits_compare_each_audit_answer_with_the_models() -> None:

@@ -156,6 +156,15 @@ def test_span_payoff_is_entity_f1_on_audit_draws(engine_storage: Storage) -> Non
     assert found["low"] <= found["accuracy"] <= found["high"] <= 1.0
     assert found["to_target"] is None  # the target names holdout accuracy, not this measure
     assert found["target_accuracy"] == 0.9
+    assert found["audit_entities"] == entities  # the answers' entities (the people's)
+    assert found["note"] is None
+
+
+def test_span_payoff_waits_for_enough_entities() -> None:
+    from activelabel.labeling.payoff import ENTITY_F1, _note
+
+    assert _note(ENTITY_F1, 0.05, 12, 7, True) == (
+        "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20")
 
 
 def test_training_spans_are_voted_and_gold_overrides() -> None:

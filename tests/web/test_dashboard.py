@@ -214,6 +214,31 @@ def test_span_payoff_names_its_measure(page: Any, trained: Site) -> None:
     assert "random sampling (audit labels, entity F1)" in page.inner_text("#chart-curve")
     assert _points(page, "audit_accuracy") == [(300.0, 0.62)]
 
+    _open_with_payoff(page, trained, {
+        "measure": "entity_f1", "accuracy": None, "audit_labels": 12, "audit_entities": 7,
+        "note": "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20"})
+    assert page.inner_text("#payoff-headline").startswith(
+        "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20.")
+
+
+def test_span_rounds_draw_the_holdouts_entity_f1(page: Any, trained: Site) -> None:
+    """A span round's accuracy is the share of tokens tagged right; its entity F1 is drawn
+    beside it, and the accuracy series says which accuracy it is."""
+    dash = trained.get(f"/projects/{PROJECT}/dashboard")
+    scored = [r for r in dash["rounds"] if r["status"] == "done"
+              and r["metrics"].get("accuracy") is not None]
+    for i, r in enumerate(scored):
+        r["metrics"]["entity_f1"] = 0.3 + 0.1 * i
+    body = json.dumps(dash)
+    page.route(f"**/api/v1/projects/{PROJECT}/dashboard", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    log_in(page, trained, trained.admin)
+    page.goto(f"{trained.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    got = _points(page, "entity_f1")
+    assert [y for _, y in got] == pytest.approx([0.3 + 0.1 * i for i in range(len(scored))])
+    assert "token accuracy" in page.inner_text("#chart-curve")
+
 
 def test_learning_curve_draws_random_sampling_from_the_audit_labels(page: Any,
                                                                      trained: Site) -> None:

@@ -698,7 +698,10 @@ class Payoff(BaseModel):
 
     audit_share: float
     audit_draws: int = Field(description="Items drawn for the audit so far.")
-    audit_labels: int = Field(description="Labeled audit draws the estimate reads.")
+    audit_labels: int = Field(description="Labeled audit draws (purged items left out).")
+    audit_entities: int | None = Field(None, description=(
+        "Span projects: the entities the labeled audit sentences hold (entity F1 is measured "
+        "from 20); null for the other tasks."))
     model_version: int | None
     measure: str = Field("accuracy", description=(
         "What accuracy, the curve and the counts measure: 'accuracy' (the share of audit "
@@ -710,6 +713,9 @@ class Payoff(BaseModel):
     low: float = Field(description="Lower end of the confidence interval.")
     high: float = Field(description="Upper end of the confidence interval.")
     confidence: float
+    note: str | None = Field(None, description=(
+        "Why there is no score yet (no audit labels, no model, too few entities), as the "
+        "dashboard and `activelabel status` print it; null when there is one."))
     interval: str = Field(description="How the interval is computed: 'wilson' (Wilson score, "
                           "accuracy) or 'bootstrap' (percentile, over the audit sentences).")
     labels_spent: int = Field(description="Pool labels (holdout and gold left out).")

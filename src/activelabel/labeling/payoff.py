@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..estimates import (
+    F1_MIN_ENTITIES,
     MIN_CURVE_LABELS,
     AccuracyEstimate,
     accuracy_estimate,
@@ -51,7 +52,7 @@ ACCURACY, ENTITY_F1 = "accuracy", "entity_f1"
 def audit_rows(session: Session, project_id: int) -> list[int]:
     """Rows of the project's audit draws, in the order they were drawn."""
     stmt = (select(Item.row).where(Item.project_id == project_id,
-                                   Item.audit_drawn_at.is_not(None))
+                                   Item.audit_drawn_at.is_not(None), Item.purged_at.is_(None))
             .order_by(Item.audit_drawn_at, Item.id))
     return [int(r) for r in session.execute(stmt).scalars()]
 
@@ -76,10 +77,12 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
     project's method as training counts it (:mod:`.consensus`): the majority
     (:func:`~activelabel.labeling.consensus.item_majority`: per label for multi-label; ties
     left out), or Dawid-Skene fitted on every current label of the project; for spans, the
-    annotators' spans by vote (:func:`~.span_rounds.span_truth`)."""
+    annotators' spans by vote (:func:`~.span_rounds.span_truth`: a span kept by more than
+    half of them, as training reads it). Purged items are left out."""
     if consensus_method(project.task, project.settings or {}) == DAWID_SKENE:
         rows = {int(i): int(r) for i, r in session.execute(select(Item.id, Item.row).where(
-            Item.project_id == project.id, Item.audit_drawn_at.is_not(None)))}
+            Item.project_id == project.id, Item.audit_drawn_at.is_not(None),
+            Item.purged_at.is_(None)))}
         if not rows:
             return {}
         agreed = project_consensus(project, current_labels(session, project.id))
@@ -87,7 +90,7 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
                 if i in rows and v is not None}
     stmt = (select(Item.row, Annotation.labels).join(Annotation, Annotation.item_id == Item.id)
             .where(Item.project_id == project.id, Item.audit_drawn_at.is_not(None),
-                   is_current_label()))
+                   Item.purged_at.is_(None), is_current_label()))
     per_row: dict[int, list[list[Any]]] = {}
     for row, labels in session.execute(stmt):
         per_row.setdefault(int(row), []).append(list(labels))
@@ -112,7 +115,7 @@ def _hits(project: Project, probs: np.ndarray[Any, Any], rows: list[int],
         return np.zeros(0, dtype=bool)
     p = np.asarray(probs[np.asarray(rows, dtype=np.intp)], dtype=np.float64)
     if project.task == "multilabel":
-        return np.asarray([sorted(str(labels[j]) for j in np.flatnonzero(q >= 0.5))
+        return np.asarray([sorted(str(labels[j]) for j in np.flatnonzero(q > 0.5))
                            == sorted(map(str, answers[r])) for q, r in zip(p, rows, strict=True)],
                           dtype=bool)
     return np.asarray([labels[int(j)] == answers[r]
@@ -133,42 +136,77 @@ def _estimate(project: Project, arrays: ArrayStore, probs: np.ndarray[Any, Any] 
     return f1_estimate([entity_counts(answers[r], found[r]) for r in rows], CONFIDENCE)
 
 
+def _last_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
+    """The random-sampling curve of the latest round that traced one (a re-ranking round
+    trains nothing and traces none)."""
+    stmt = (select(Round.metrics).where(Round.project_id == project_id,
+                                        Round.status == RoundStatus.DONE)
+            .order_by(Round.number.desc()))
+    for metrics in session.execute(stmt).scalars():
+        curve = (metrics or {}).get("random_curve")
+        if curve:
+            return [(int(m), float(a)) for m, a in curve]
+    return []
+
+
+def _note(measure: str, audit_share: float, n_labels: int, entities: int | None,
+          has_model: bool) -> str:
+    """Why there is no score yet."""
+    if n_labels == 0:
+        if not audit_share:
+            return "audit draws are off (audit_share 0): nothing measures the model"
+        return (f"no audit labels yet: {100 * audit_share:.1f}% of tasks are drawn at random "
+                "to measure the model")
+    if not has_model:
+        return f"{n_labels} audit labels in; no model to measure yet"
+    if measure == ENTITY_F1 and entities is not None and entities < F1_MIN_ENTITIES:
+        return (f"{n_labels} audit sentences labeled, holding {entities} entities: entity F1 is "
+                f"measured from {F1_MIN_ENTITIES}")
+    return ("the active model's answers do not fit the project's labels (trained on another "
+            "label set): the next round's model is measured")
+
+
 def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
     """The dashboard's headline: the active model's accuracy on the audit labels with its 95%
     Wilson interval, the labels spent, the random labels the same accuracy needed (from the
-    latest round's random-sampling curve; ``extrapolated`` beyond its last point) and the same
-    count at the interval's two ends, and the distance to ``target_accuracy``. A span project
+    latest random-sampling curve; ``extrapolated`` beyond its last point) and the same count
+    at the interval's two ends, and the distance to ``target_accuracy``. A span project
     measures entity F1 (``measure`` says which; a bootstrap interval), which the target does
-    not name: its distance to the target is null."""
+    not name: its distance to the target is null. ``note`` says why there is no score yet."""
     settings = settings_of(project.settings)
     answers = _audit_answers(session, project)
     active = active_model_version(session, project.id)
     probs = None if active is None else model_probs(arrays, project.id)
-    rows = [] if probs is None else sorted(r for r in answers if r < probs.shape[0])
-    est = _estimate(project, arrays, probs, rows, answers)
-    last = session.execute(select(Round.metrics).where(
-        Round.project_id == project.id, Round.status == RoundStatus.DONE)
-        .order_by(Round.number.desc()).limit(1)).scalar_one_or_none() or {}
-    curve = [(int(m), float(a)) for m, a in last.get("random_curve") or []]
+    labeled = sorted(answers) if probs is None else sorted(r for r in answers
+                                                           if r < probs.shape[0])
+    est = _estimate(project, arrays, probs, [] if probs is None else labeled, answers)
+    curve = _last_curve(session, project.id)
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
     # the same read at the interval's ends: what the count is worth with this many audit labels
     ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
-    measure = ENTITY_F1 if project.task == "spans" else ACCURACY
+    spans = project.task == "spans"
+    measure = ENTITY_F1 if spans else ACCURACY
+    entities = sum(len(answers[r]) for r in labeled) if spans else None
     target = settings.target_accuracy
     return {
         "audit_share": settings.audit_share,
         "audit_draws": len(audit_rows(session, project.id)),
-        "audit_labels": est.n,
+        "audit_labels": len(labeled),
+        "audit_entities": entities,
         "model_version": None if active is None else active.version,
         "measure": measure,
         "accuracy": est.accuracy, "low": est.low, "high": est.high,
         "confidence": est.confidence,
         "interval": "wilson" if measure == ACCURACY else "bootstrap",
+        "note": None if est.accuracy is not None else _note(
+            measure, settings.audit_share, len(labeled), entities, probs is not None),
         "labels_spent": labels_spent(session, project.id),
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
         # a model served over HTTP trains where it runs: no round fits it on the audit labels
-        "curve_min_labels": None if settings.model == REMOTE_MODEL else MIN_CURVE_LABELS,
+        # (span projects always train their own CRF)
+        "curve_min_labels": None if settings.model == REMOTE_MODEL and not spans
+        else MIN_CURVE_LABELS,
         "random_labels_needed": None if needed is None else round(needed[0]),
         "random_extrapolated": None if needed is None else needed[1],
         "random_labels_range": None if needed is None else [
@@ -177,4 +215,3 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "to_target": None if target is None or est.accuracy is None or measure != ACCURACY
         else round(float(target) - est.accuracy, 6),
     }
-

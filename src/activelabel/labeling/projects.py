@@ -146,11 +146,16 @@ def visible_projects(session: Session, user: User) -> list[tuple[Project, str]]:
 
 def extend_labels(task: str, current: list[Any], given: list[Any]) -> list[Any]:
     """The new label set: it must keep every current label (labels already given to items
-    stay meaningful) and may append new ones."""
+    stay meaningful), in its place (a model's probabilities and stored predictions name
+    labels by position), and may append new ones."""
     missing = [x for x in current if x not in given]
     if missing:
         raise InvalidInput(f"labels can be added, not removed: keep {missing[:5]!r} in the "
                            "list (annotations use them)")
+    if list(given[:len(current)]) != list(current):
+        raise InvalidInput(f"labels can be added at the end, not reordered: keep {current!r} "
+                           "first, in this order (the models read labels by position), then "
+                           "the new ones")
     return validate_labels(task, given)
 
 

@@ -19,6 +19,11 @@
       { name: "macro-F1", key: "macro_f1", points: pts("macro_f1") },
       { name: "calibration error (ECE)", key: "ece", points: pts("ece") },
     ];
+    // span rounds: the holdout's entity F1 (their accuracy is the share of tokens tagged right)
+    if (done.some((r) => r.metrics.entity_f1 !== undefined && r.metrics.entity_f1 !== null)) {
+      series[0].name = "token accuracy";
+      series.splice(1, 0, { name: "entity F1", key: "entity_f1", points: pts("entity_f1") });
+    }
     const random = pts("random_accuracy");
     const simulated = random.some((p) => p.y !== null);
     if (simulated) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
@@ -115,7 +120,7 @@
   function payoffLine(p) {
     const pct = (x) => `${(100 * x).toFixed(1)}%`;
     const head = [];
-    if (p.accuracy === null) head.push(`No audit labels yet: ${pct(p.audit_share)} of tasks are drawn at random to measure the model.`);
+    if (p.accuracy === null) head.push(p.note ? `${p.note[0].toUpperCase()}${p.note.slice(1)}.` : "No score yet.");
     else head.push(`${p.measure === "entity_f1" ? "Entity F1 now" : "Accuracy now"} ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
     const traced = p.random_curve || [];
