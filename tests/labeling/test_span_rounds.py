@@ -90,6 +90,7 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
     assert trained["strategy"] == "diverse_token_entropy"
     assert trained["model_version"] == 1
     metrics = trained["metrics"]
+    assert "stop_set_kappa" not in metrics  # the first model: nothing before it to compare
     assert metrics["n_holdout"] == 40
     assert metrics["entity_f1"] > 0.8  # the toy pattern is easy
     assert metrics["n_train"] == 20
@@ -167,6 +168,24 @@ def test_span_payoff_waits_for_enough_entities() -> None:
         "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20")
 
 
+def test_stable_predictions_compare_the_two_span_models_tags() -> None:
+    """Two span models are compared by the BIO tags they give the stop set's tokens, not by
+    how sure each is of its tagging: the same confidence with other spans is not stable."""
+    from activelabel.labeling.span_rounds import _stop_kappa
+
+    offsets = [[(0, 3), (4, 9), (10, 12), (13, 18)], [(0, 4), (5, 7)], [(0, 2)]]
+    rows = np.arange(3, dtype=np.intp)
+    # row, start, end, type index, confidence
+    old = np.array([[0, 0, 3, 0, 0.9], [0, 13, 18, 1, 0.9], [1, 0, 4, 0, 0.8]])
+    same = old.copy()
+    moved = np.array([[0, 0, 9, 0, 0.9], [0, 13, 18, 0, 0.9], [1, 0, 4, 0, 0.8]])
+    assert _stop_kappa(old, same, offsets, rows) == 1.0
+    kappa = _stop_kappa(old, moved, offsets, rows)
+    assert kappa is not None
+    assert kappa < 0.7  # two of the seven tokens tagged otherwise, one span typed otherwise
+    assert _stop_kappa(None, moved, offsets, rows) is None  # no model before
+
+
 def test_training_spans_are_voted_and_gold_overrides() -> None:
     a = {"start": 0, "end": 4, "label": "person"}
     b = {"start": 6, "end": 9, "label": "location"}
@@ -191,6 +210,7 @@ def test_rerank_with_a_stored_span_model_trains_nothing(engine_storage: Storage,
     _label(engine_storage, pid, seeded.owner_id, list(range(20, 26)), truth)
     second = request_and_run_round(engine_storage, pid)
     assert second["model_version"] == 2
+    assert -1.0 <= second["metrics"]["stop_set_kappa"] <= 1.0  # its tags against v1's
     with engine_storage.sessions() as session, session.begin():
         v1_id = activate_model_version(session, pid, 1).id
         rnd, _ = request_rerank(session, pid, 1, requested_by=seeded.owner_id)

@@ -563,6 +563,11 @@ STOP_SET_SIZE = 5000
 LOW_UNCERTAINTY_MEAN = 0.05
 
 
+def _stop_rows(n: int) -> NDArray[np.intp]:
+    """The stop set: at most :data:`STOP_SET_SIZE` evenly spaced rows of the first ``n``."""
+    return np.unique(np.linspace(0, n - 1, min(n, STOP_SET_SIZE)).astype(np.intp))
+
+
 def _stop_signals(snap: _Snapshot, old: NDArray[Any] | None,
                   new: NDArray[np.float32]) -> dict[str, Any]:
     """The new model's uncertainty over the unlabeled pool and its kappa with the model before
@@ -572,9 +577,10 @@ def _stop_signals(snap: _Snapshot, old: NDArray[Any] | None,
     pool = pool[pool < new.shape[0]]
     out: dict[str, Any] = {"pool_uncertainty": 1.0 - _strategy_probs(new[pool], multilabel)
                            .max(axis=1) if pool.size else np.zeros(0)}
+    if snap.task == "spans":  # the span round compared the two models' tags (stop_kappa)
+        return out
     if old is not None and old.ndim == 2 and old.shape[1] == new.shape[1]:
-        n = min(old.shape[0], new.shape[0])
-        rows = np.unique(np.linspace(0, n - 1, min(n, STOP_SET_SIZE)).astype(np.intp))
+        rows = _stop_rows(min(old.shape[0], new.shape[0]))
 
         def predicted(p: NDArray[Any]) -> NDArray[Any]:
             return np.asarray(p >= 0.5) if multilabel else np.argmax(p, axis=1)
@@ -703,7 +709,8 @@ def _span_outcome(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, bat
                      labels=snap.labels, gold=snap.gold, audit=snap.audit,
                      candidates=_candidates(snap), embeddings=feats.embeddings,
                      settings=snap.settings, batch_size=batch_size, seed=seed,
-                     progress=progress, timings=timings)
+                     progress=progress, timings=timings,
+                     **_span_stop_inputs(storage, snap))
     picked = _Picked(out.rows, out.scores, out.strategy)
     if out.model is None or out.predictions is None:
         return _Outcome(picked, {}, timings)
@@ -712,7 +719,17 @@ def _span_outcome(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, bat
         "model": out.model, "fingerprint": feats.fingerprint, "classes": snap.classes,
         "task": snap.task})
     return _Outcome(picked, out.holdout, timings, out.probs, tmp, None, out.n_train,
-                    out.training_hash)
+                    out.training_hash, signals=_span_kappa(out.stop_kappa))
+
+
+def _span_stop_inputs(storage: Storage, snap: _Snapshot) -> dict[str, Any]:
+    """The model before's span predictions and the stop set, for the span round's kappa."""
+    return {"previous": storage.arrays.load(snap.project_id, SPAN_PREDICTIONS, mmap=False),
+            "stop_rows": _stop_rows(int(snap.item_ids.shape[0]))}
+
+
+def _span_kappa(kappa: float | None) -> dict[str, Any]:
+    return {} if kappa is None else {KAPPA_METRIC: kappa}
 
 
 def _stored_artifact(storage: Storage, project_id: int, version: int
@@ -741,14 +758,15 @@ def _span_rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                      labels=snap.labels, gold=snap.gold, audit=snap.audit,
                      candidates=_candidates(snap), embeddings=feats.embeddings,
                      settings=snap.settings, batch_size=batch_size, seed=seed,
-                     progress=progress, timings=timings, tagger=artifact["model"])
+                     progress=progress, timings=timings, tagger=artifact["model"],
+                     **_span_stop_inputs(storage, snap))
     assert out.predictions is not None
     storage.arrays.save(snap.project_id, SPAN_PREDICTIONS, out.predictions)
     holdout = {k: v for k, v in mv_metrics.items() if k in (
         "accuracy", "macro_f1", "ece", "entity_f1", "entity_precision", "entity_recall",
         "n_holdout")}
     return _Outcome(_Picked(out.rows, out.scores, out.strategy), holdout, timings, out.probs,
-                    None, version)
+                    None, version, signals=_span_kappa(out.stop_kappa))
 
 
 def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,
@@ -1084,8 +1102,8 @@ def run_round(storage: Storage, job: Job, *, progress: Progress,
                            model_hosts)
     progress({"stage": "record"})  # still this worker's job? (nothing is written before)
     if out.probs is not None:
-        out.signals = _stop_signals(snap, storage.arrays.load(project_id, "probs", mmap=False),
-                                    out.probs)
+        out.signals = {**out.signals, **_stop_signals(
+            snap, storage.arrays.load(project_id, "probs", mmap=False), out.probs)}
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))

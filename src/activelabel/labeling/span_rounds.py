@@ -44,6 +44,7 @@ from ..spans import (
     tags_to_spans,
     vote_spans,
 )
+from ..stopping import stop_set_kappa
 from ..store import Storage, get_project, iter_items
 from ..store.settings import ProjectSettings
 from ..strategies.sequence import SEQUENCE_STRATEGIES, EntityColdStart
@@ -77,6 +78,9 @@ class SpanRound:
     model: CrfTagger | None = None
     n_train: int = 0
     training_hash: str | None = None
+    #: Cohen's kappa of the BIO tags this model and the one before give the stop set's tokens
+    #: (None without a model before): what "stable predictions" compares for spans
+    stop_kappa: float | None = None
 
 
 @dataclass
@@ -232,12 +236,15 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
                gold: Mapping[int, Sequence[Any]], audit: Sequence[int],
                candidates: NDArray[np.intp], embeddings: Any, settings: Mapping[str, Any],
                batch_size: int, seed: int, progress: Progress,
-               timings: dict[str, float], tagger: CrfTagger | None = None) -> SpanRound:
+               timings: dict[str, float], tagger: CrfTagger | None = None,
+               previous: NDArray[Any] | None = None,
+               stop_rows: NDArray[np.intp] | None = None) -> SpanRound:
     """Cold start (no labeled pool sentence yet) or train, evaluate, tag and select.
 
     With ``tagger`` (a stored model version's CRF: a re-ranking round) nothing is trained:
     the pool is tagged with it and the batch picked again; the holdout metrics are the
-    version's own (left empty here) and no new model is returned."""
+    version's own (left empty here) and no new model is returned. ``previous``: the model
+    before's ``span_predictions``, compared with this one's on ``stop_rows``."""
     with storage.read_sessions() as session:
         classes = list(get_project(session, project_id).labels)
     n = int(item_ids.shape[0])
@@ -246,8 +253,10 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     audit_rows = set(audit)
     train = sorted(r for r in truth if r < n and splits[r] == "pool" and r not in audit_rows)
     if tagger is not None:
-        return _tag_and_select(tagger, sents, candidates, embeddings, classes, settings,
-                               batch_size, seed, progress, timings)
+        out = _tag_and_select(tagger, sents, candidates, embeddings, classes, settings,
+                              batch_size, seed, progress, timings)
+        out.stop_kappa = _stop_kappa(previous, out.predictions, sents.offsets, stop_rows)
+        return out
     if not train:
         progress({"stage": "cold_start"})
         start = time.perf_counter()
@@ -267,7 +276,28 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
                           seed, progress, timings)
     out.holdout, out.model, out.n_train = holdout, tagger, len(train)
     out.training_hash = _training_hash(item_ids, train, truth)
+    out.stop_kappa = _stop_kappa(previous, out.predictions, sents.offsets, stop_rows)
     return out
+
+
+def _stop_kappa(previous: NDArray[Any] | None, current: NDArray[Any] | None,
+                offsets: Sequence[list[tuple[int, int]]],
+                rows: NDArray[np.intp] | None) -> float | None:
+    """Cohen's kappa of the BIO tags two span models give the tokens of the stop set's
+    ``rows`` (their stored ``span_predictions``); None without both."""
+    if previous is None or current is None or rows is None or previous.ndim != 2 or \
+            previous.shape[1] != 5 or current.ndim != 2 or current.shape[1] != 5:
+        return None
+    rows = rows[rows < len(offsets)]
+    if not rows.size:
+        return None
+
+    def tags(predictions: NDArray[Any]) -> list[str]:
+        types = [str(t) for t in range(int(predictions[:, 3].max(initial=0)) + 1)]
+        return [tag for r in rows for tag in spans_to_tags(
+            offsets[r], _row_spans(predictions, int(r), types))]
+
+    return stop_set_kappa(np.asarray(tags(previous)), np.asarray(tags(current)))
 
 
 def _tag_and_select(tagger: CrfTagger, sents: _Sentences, candidates: NDArray[np.intp],
