@@ -120,6 +120,7 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     assert job_id is not None
     reranked = run_job(engine_storage, job_id)
     assert "random_curve" not in reranked["metrics"]
+    assert "stop_set_kappa" not in reranked["metrics"]  # no new model to compare
     with engine_storage.read_sessions() as session:
         again = payoff(session, engine_storage.arrays, get_project(session, pid))
     assert again["random_curve"] == curve

@@ -130,9 +130,14 @@ def test_the_payoff_of_a_served_model_traces_no_curve(engine_storage: Storage, d
     """A model served over HTTP trains where it runs, never on the audit labels alone: the
     payoff says no curve will come (null), not that one comes at 20 audit labels."""
     seeded = _served_project(engine_storage, digits, server.url, audit_share=0.1)
+    with engine_storage.sessions() as session, session.begin():
+        # a curve a round traced before the project moved to the served model
+        rnd, _ = request_round(session, seeded.project_id, requested_by=None, reason="manual")
+        rnd.status, rnd.metrics = "done", {"random_curve": [[10, 0.5], [20, 0.7]]}
     with engine_storage.read_sessions() as session:
         found = payoff(session, engine_storage.arrays, get_project(session, seeded.project_id))
     assert found["curve_min_labels"] is None
+    assert found["random_curve"] == []  # not this model's curve
 
 
 def test_a_server_failing_its_first_calls_is_retried(engine_storage: Storage, digits: Arrays

@@ -20,6 +20,7 @@ from activelabel.sequence import CrfTagger
 from activelabel.store import (
     InvalidInput,
     activate_model_version,
+    add_items,
     annotate,
     get_project,
     item_ids_for_rows,
@@ -161,11 +162,41 @@ def test_span_payoff_is_entity_f1_on_audit_draws(engine_storage: Storage) -> Non
     assert found["note"] is None
 
 
-def test_span_payoff_waits_for_enough_entities() -> None:
-    from activelabel.labeling.payoff import ENTITY_F1, _note
+def test_span_payoff_waits_for_enough_entities(engine_storage: Storage) -> None:
+    """Six audit sentences naming two entities each: a bootstrap of twelve entities would look
+    surer than it is, so there is no F1 yet, and the note says what it waits for."""
+    rows, truth = _rows(200, 0)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows,
+                         settings={"batch_size": 20, "audit_share": 0.5})
+    pid, owner = seeded.project_id, seeded.owner_id
+    _label(engine_storage, pid, owner, list(range(0, 40)), truth)
+    request_and_run_round(engine_storage, pid)  # a model
+    with engine_storage.sessions() as session, session.begin():
+        audit = [t.item for t in next_tasks(session, pid, owner, 60, audit_share=0.5)
+                 if t.ranked_by == "audit"]
+        named = [item for item in audit if truth[item.row]][:6]
+        assert len(named) == 6
+        for item in named:
+            annotate(session, pid, owner, item.id, truth[item.row])
+    with engine_storage.read_sessions() as session:
+        found = payoff(session, engine_storage.arrays, get_project(session, pid))
+    assert found["audit_labels"] == 6
+    assert found["audit_entities"] == 12
+    assert found["accuracy"] is None
+    assert found["note"] == (
+        "6 audit sentences labeled, holding 12 entities: entity F1 is measured from 20")
 
-    assert _note(ENTITY_F1, 0.05, 12, 7, True) == (
-        "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20")
+
+def test_payoff_notes_say_why_there_is_no_score() -> None:
+    from activelabel.labeling.payoff import ACCURACY, ENTITY_F1, _note
+
+    assert _note(ACCURACY, 0.05, 0, None, True, 4) == (
+        "4 audit labels on items the active model has not scored yet: the next round "
+        "measures them")
+    assert _note(ACCURACY, 0.0, 0, None, False) == (
+        "audit draws are off (audit_share 0): nothing measures the model")
+    assert "trained on another label set" in _note(ACCURACY, 0.05, 9, None, True, 9)
+    assert "predictions are not stored" in _note(ENTITY_F1, 0.05, 30, 40, True, 30)
 
 
 def test_stable_predictions_compare_the_two_span_models_tags() -> None:
@@ -184,6 +215,34 @@ def test_stable_predictions_compare_the_two_span_models_tags() -> None:
     assert kappa is not None
     assert kappa < 0.7  # two of the seven tokens tagged otherwise, one span typed otherwise
     assert _stop_kappa(None, moved, offsets, rows) is None  # no model before
+
+
+def test_the_span_stop_set_is_what_the_model_before_tagged(engine_storage: Storage) -> None:
+    """Items imported since the last round were never tagged by the model before: they are
+    not in the stop set (else a model identical to the one before reads as unstable), and the
+    recorded kappa is the two models' tags compared on the rest."""
+    from activelabel.labeling.span_rounds import _stop_kappa
+    from activelabel.spans import item_tokens
+
+    rows, truth = _rows(160, 20)
+    seeded = new_project(engine_storage, labels=TYPES, task="spans", rows=rows[:100],
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    pid = seeded.project_id
+    _label(engine_storage, pid, seeded.owner_id, list(range(0, 30)), truth)
+    assert request_and_run_round(engine_storage, pid)["model_version"] == 1
+    with engine_storage.sessions() as session, session.begin():
+        add_items(session, pid, [{**r, "split": "pool"} for r in rows[100:140]])
+    same = request_and_run_round(engine_storage, pid)  # the same labels: the same CRF
+    assert same["metrics"]["stop_set_kappa"] == 1.0
+    v2 = engine_storage.arrays.load(pid, SPAN_PREDICTIONS, mmap=False)
+    assert v2 is not None
+    assert set(v2[:, 0].astype(int)) & set(range(100, 140))  # it tagged the new items too
+    _label(engine_storage, pid, seeded.owner_id, list(range(30, 50)), truth)
+    moved = request_and_run_round(engine_storage, pid)
+    v3 = engine_storage.arrays.load(pid, SPAN_PREDICTIONS, mmap=False)
+    offsets = [item_tokens(r["data"])[1] for r in rows[:140]]
+    expected = _stop_kappa(v2, v3, offsets, np.arange(140, dtype=np.intp))
+    assert moved["metrics"]["stop_set_kappa"] == pytest.approx(expected)
 
 
 def test_training_spans_are_voted_and_gold_overrides() -> None:
@@ -223,6 +282,8 @@ def test_rerank_with_a_stored_span_model_trains_nothing(engine_storage: Storage,
     monkeypatch.setattr(CrfTagger, "fit", no_training)
     result = run_job(engine_storage, job_id)
     assert result["model_version"] == 1
+    # a re-ranking round has no new model: stable predictions has nothing to compare
+    assert "stop_set_kappa" not in result["metrics"]
     assert "train" not in [p.get("stage") for p in result["_progress"]]
     assert result["metrics"]["entity_f1"] == first["metrics"]["entity_f1"]
     np.testing.assert_array_equal(

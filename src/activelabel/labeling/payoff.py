@@ -150,8 +150,12 @@ def _last_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
 
 
 def _note(measure: str, audit_share: float, n_labels: int, entities: int | None,
-          has_model: bool) -> str:
-    """Why there is no score yet."""
+          has_model: bool, n_answers: int = 0) -> str:
+    """Why there is no score yet (``n_labels``: the labeled audit draws the active model
+    scored; ``n_answers``: all of them)."""
+    if n_labels == 0 and n_answers and has_model:
+        return (f"{n_answers} audit labels on items the active model has not scored yet: the "
+                "next round measures them")
     if n_labels == 0:
         if not audit_share:
             return "audit draws are off (audit_share 0): nothing measures the model"
@@ -162,6 +166,9 @@ def _note(measure: str, audit_share: float, n_labels: int, entities: int | None,
     if measure == ENTITY_F1 and entities is not None and entities < F1_MIN_ENTITIES:
         return (f"{n_labels} audit sentences labeled, holding {entities} entities: entity F1 is "
                 f"measured from {F1_MIN_ENTITIES}")
+    if measure == ENTITY_F1:
+        return ("the active span model's predictions are not stored: the next round's model is "
+                "measured")
     return ("the active model's answers do not fit the project's labels (trained on another "
             "label set): the next round's model is measured")
 
@@ -180,11 +187,14 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     labeled = sorted(answers) if probs is None else sorted(r for r in answers
                                                            if r < probs.shape[0])
     est = _estimate(project, arrays, probs, [] if probs is None else labeled, answers)
-    curve = _last_curve(session, project.id)
+    spans = project.task == "spans"
+    # a model served over HTTP trains where it runs: no round fits it on the audit labels
+    # (span projects always train their own CRF), and a curve from before it is not its own
+    traced = not (settings.model == REMOTE_MODEL and not spans)
+    curve = _last_curve(session, project.id) if traced else []
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
     # the same read at the interval's ends: what the count is worth with this many audit labels
     ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
-    spans = project.task == "spans"
     measure = ENTITY_F1 if spans else ACCURACY
     entities = sum(len(answers[r]) for r in labeled) if spans else None
     target = settings.target_accuracy
@@ -199,14 +209,12 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "confidence": est.confidence,
         "interval": "wilson" if measure == ACCURACY else "bootstrap",
         "note": None if est.accuracy is not None else _note(
-            measure, settings.audit_share, len(labeled), entities, probs is not None),
+            measure, settings.audit_share, len(labeled), entities, probs is not None,
+            len(answers)),
         "labels_spent": labels_spent(session, project.id),
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
-        # a model served over HTTP trains where it runs: no round fits it on the audit labels
-        # (span projects always train their own CRF)
-        "curve_min_labels": None if settings.model == REMOTE_MODEL and not spans
-        else MIN_CURVE_LABELS,
+        "curve_min_labels": MIN_CURVE_LABELS if traced else None,
         "random_labels_needed": None if needed is None else round(needed[0]),
         "random_extrapolated": None if needed is None else needed[1],
         "random_labels_range": None if needed is None else [

@@ -583,7 +583,7 @@ def _stop_signals(snap: _Snapshot, old: NDArray[Any] | None,
         rows = _stop_rows(min(old.shape[0], new.shape[0]))
 
         def predicted(p: NDArray[Any]) -> NDArray[Any]:
-            return np.asarray(p >= 0.5) if multilabel else np.argmax(p, axis=1)
+            return np.asarray(p > 0.5) if multilabel else np.argmax(p, axis=1)
 
         if rows.size:
             out[KAPPA_METRIC] = stop_set_kappa(predicted(old[rows]), predicted(new[rows]))
@@ -723,9 +723,13 @@ def _span_outcome(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, bat
 
 
 def _span_stop_inputs(storage: Storage, snap: _Snapshot) -> dict[str, Any]:
-    """The model before's span predictions and the stop set, for the span round's kappa."""
+    """The model before's span predictions and the stop set, for the span round's kappa: the
+    rows that model tagged (its ``probs``, saved with its spans, say how many), as the
+    classifier's stop set is; an item imported since reads as untagged there."""
+    before = storage.arrays.load(snap.project_id, "probs")
+    tagged = 0 if before is None else int(before.shape[0])
     return {"previous": storage.arrays.load(snap.project_id, SPAN_PREDICTIONS, mmap=False),
-            "stop_rows": _stop_rows(int(snap.item_ids.shape[0]))}
+            "stop_rows": _stop_rows(min(tagged, int(snap.item_ids.shape[0])))}
 
 
 def _span_kappa(kappa: float | None) -> dict[str, Any]:
@@ -1104,6 +1108,8 @@ def run_round(storage: Storage, job: Job, *, progress: Progress,
     if out.probs is not None:
         out.signals = {**out.signals, **_stop_signals(
             snap, storage.arrays.load(project_id, "probs", mmap=False), out.probs)}
+        if out.model_version is not None:  # a re-ranking round: no new model to compare
+            out.signals.pop(KAPPA_METRIC, None)
         _keep_previous_probs(storage, project_id)
         storage.arrays.save(project_id, "probs", out.probs)
         storage.arrays.save(project_id, "scores", 1.0 - out.probs.max(axis=1))

@@ -141,7 +141,7 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
                version: int, model_round: int | None = None,
                span_predictions: np.ndarray[Any, Any] | None = None) -> Suggestion | None:
     """The model's label for the item (single label: the most likely class and the runner-up;
-    multilabel: the labels at p >= 0.5; spans: the predicted spans, from ``span_predictions``)
+    multilabel: the labels above p = 0.5; spans: the predicted spans, from ``span_predictions``)
     and its confidence; None when ``probs`` does not fit the project."""
     labels = list(project.labels)
     if project.task == "spans":  # the model's spans, each with its confidence
@@ -155,7 +155,7 @@ def suggestion(project: Project, probs: np.ndarray[Any, Any] | None, row: int,
     if not np.all(np.isfinite(p)):
         return None
     if project.task == "multilabel":
-        chosen = [label for label, q in zip(labels, p, strict=True) if q >= 0.5]
+        chosen = [label for label, q in zip(labels, p, strict=True) if q > 0.5]
         confidence = float(np.min(np.maximum(p, 1.0 - p)))
         return Suggestion(label=chosen, confidence=confidence, model_version=version,
                           model_round=model_round)
