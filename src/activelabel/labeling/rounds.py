@@ -762,15 +762,14 @@ def _span_rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
                      labels=snap.labels, gold=snap.gold, audit=snap.audit,
                      candidates=_candidates(snap), embeddings=feats.embeddings,
                      settings=snap.settings, batch_size=batch_size, seed=seed,
-                     progress=progress, timings=timings, tagger=artifact["model"],
-                     **_span_stop_inputs(storage, snap))
+                     progress=progress, timings=timings, tagger=artifact["model"])
     assert out.predictions is not None
     storage.arrays.save(snap.project_id, SPAN_PREDICTIONS, out.predictions)
     holdout = {k: v for k, v in mv_metrics.items() if k in (
         "accuracy", "macro_f1", "ece", "entity_f1", "entity_precision", "entity_recall",
         "n_holdout")}
     return _Outcome(_Picked(out.rows, out.scores, out.strategy), holdout, timings, out.probs,
-                    None, version, signals=_span_kappa(out.stop_kappa))
+                    None, version)
 
 
 def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy: str,

@@ -244,7 +244,7 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     With ``tagger`` (a stored model version's CRF: a re-ranking round) nothing is trained:
     the pool is tagged with it and the batch picked again; the holdout metrics are the
     version's own (left empty here) and no new model is returned. ``previous``: the model
-    before's ``span_predictions``, compared with this one's on ``stop_rows``."""
+    before's ``span_predictions``, compared with a new model's on ``stop_rows``."""
     with storage.read_sessions() as session:
         classes = list(get_project(session, project_id).labels)
     n = int(item_ids.shape[0])
@@ -252,11 +252,9 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     truth = span_truth(labels, gold, allow_overlap=bool(settings.get("span_overlap")))
     audit_rows = set(audit)
     train = sorted(r for r in truth if r < n and splits[r] == "pool" and r not in audit_rows)
-    if tagger is not None:
-        out = _tag_and_select(tagger, sents, candidates, embeddings, classes, settings,
-                              batch_size, seed, progress, timings)
-        out.stop_kappa = _stop_kappa(previous, out.predictions, sents.offsets, stop_rows)
-        return out
+    if tagger is not None:  # a re-ranking round: no new model, nothing to compare
+        return _tag_and_select(tagger, sents, candidates, embeddings, classes, settings,
+                               batch_size, seed, progress, timings)
     if not train:
         progress({"stage": "cold_start"})
         start = time.perf_counter()
