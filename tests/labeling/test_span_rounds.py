@@ -21,7 +21,9 @@ from activelabel.store import (
     InvalidInput,
     activate_model_version,
     add_items,
+    add_member,
     annotate,
+    create_user,
     get_project,
     item_ids_for_rows,
     list_models,
@@ -172,12 +174,17 @@ def test_span_payoff_waits_for_enough_entities(engine_storage: Storage) -> None:
     _label(engine_storage, pid, owner, list(range(0, 40)), truth)
     request_and_run_round(engine_storage, pid)  # a model
     with engine_storage.sessions() as session, session.begin():
-        audit = [t.item for t in next_tasks(session, pid, owner, 60, audit_share=0.5)
+        audit = [t.item for t in next_tasks(session, pid, owner, 150, audit_share=0.5)
                  if t.ranked_by == "audit"]
-        named = [item for item in audit if truth[item.row]][:6]
-        assert len(named) == 6
+        named = [item for item in audit if truth[item.row]][:7]
+        assert len(named) == 7
         for item in named:
             annotate(session, pid, owner, item.id, truth[item.row])
+        # a second annotator sees no entity in the last one: each of its spans has half of
+        # the votes, a tie, left out as a classifier's ties are
+        other = create_user(session, "second")
+        add_member(session, pid, other.id, "annotator")
+        annotate(session, pid, other.id, named[-1].id, [])
     with engine_storage.read_sessions() as session:
         found = payoff(session, engine_storage.arrays, get_project(session, pid))
     assert found["audit_labels"] == 6

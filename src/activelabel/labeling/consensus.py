@@ -42,6 +42,7 @@ __all__ = [
     "dawid_skene",
     "item_majority",
     "project_consensus",
+    "span_tie",
     "value_key",
     "votes_consensus",
 ]
@@ -218,7 +219,7 @@ def span_consensus(current: Iterable[CurrentLabel], *, allow_overlap: bool = Fal
     keys = list(answers)
     labels = [[{k: s[k] for k in ("start", "end", "label")}
                for s in vote_spans(answers[k], allow_overlap=allow_overlap)] for k in keys]
-    ties = np.asarray([_half_vote(answers[k]) for k in keys], dtype=bool)
+    ties = np.asarray([span_tie(answers[k]) for k in keys], dtype=bool)
     return Consensus("span_vote", keys, labels, ties)
 
 
@@ -234,12 +235,13 @@ def votes_span_consensus(votes: Votes, *, allow_overlap: bool = False) -> Consen
     labels = [[{k: s[k] for k in ("start", "end", "label")}
                for s in vote_spans(answers.get(i, []), allow_overlap=allow_overlap)]
               for i in range(votes.n_items)]
-    ties = np.asarray([_half_vote(answers.get(i, [])) for i in range(votes.n_items)],
+    ties = np.asarray([span_tie(answers.get(i, [])) for i in range(votes.n_items)],
                       dtype=bool)
     return Consensus("span_vote", list(votes.keys), labels, ties)
 
 
-def _half_vote(answers: list[list[Any]]) -> bool:
+def span_tie(answers: list[list[Any]]) -> bool:
+    """Whether some span of one item's answers has exactly half of their votes (a tie)."""
     counts: dict[tuple[int, int, str], int] = {}
     for answer in answers:
         for key in {span_key(s) for s in answer}:

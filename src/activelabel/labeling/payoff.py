@@ -35,7 +35,13 @@ from ..store import (
 )
 from ..store.models import Annotation, Item, Project, Round, RoundStatus
 from ..store.settings import REMOTE_MODEL
-from .consensus import DAWID_SKENE, consensus_method, item_majority, project_consensus
+from .consensus import (
+    DAWID_SKENE,
+    consensus_method,
+    item_majority,
+    project_consensus,
+    span_tie,
+)
 from .span_rounds import SPAN_PREDICTIONS, entity_counts, predicted_spans, span_truth
 from .stats import labels_spent
 from .tasks import model_probs
@@ -78,7 +84,8 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
     (:func:`~activelabel.labeling.consensus.item_majority`: per label for multi-label; ties
     left out), or Dawid-Skene fitted on every current label of the project; for spans, the
     annotators' spans by vote (:func:`~.span_rounds.span_truth`: a span kept by more than
-    half of them, as training reads it). Purged items are left out."""
+    half of them, as training reads it; an item where a span has exactly half of the votes
+    left out). Purged items are left out."""
     if consensus_method(project.task, project.settings or {}) == DAWID_SKENE:
         rows = {int(i): int(r) for i, r in session.execute(select(Item.id, Item.row).where(
             Item.project_id == project.id, Item.audit_drawn_at.is_not(None),
@@ -94,9 +101,10 @@ def _audit_answers(session: Session, project: Project) -> dict[int, Any]:
     per_row: dict[int, list[list[Any]]] = {}
     for row, labels in session.execute(stmt):
         per_row.setdefault(int(row), []).append(list(labels))
-    if project.task == "spans":
-        return dict(span_truth(per_row, {}, allow_overlap=bool(
-            settings_of(project.settings).span_overlap)))
+    if project.task == "spans":  # ties left out, as a classifier's are
+        voted = span_truth(per_row, {}, allow_overlap=bool(
+            settings_of(project.settings).span_overlap))
+        return {r: v for r, v in voted.items() if not span_tie(per_row[r])}
     multilabel = project.task == "multilabel"
     out: dict[int, Any] = {}
     for row, given in per_row.items():
