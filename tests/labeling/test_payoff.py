@@ -233,3 +233,50 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
     assert found["random_curve"] == curve
     assert found["accuracy"] is not None
     assert found["accuracy"] > 0.8
+
+
+def label_audit_draws(storage: Storage, seeded: Any, target: Any, n_tasks: int = 80) -> int:
+    """Hand out ``n_tasks`` tasks at audit share 0.5 and label the audit draws among them (a
+    digits project's true labels); returns how many."""
+    with storage.sessions() as session, session.begin():
+        audit = [t for t in next_tasks(session, seeded.project_id, seeded.owner_id, n_tasks,
+                                       audit_share=0.5) if t.ranked_by == "audit"]
+        for t in audit:
+            annotate(session, seeded.project_id, seeded.owner_id, t.item.id,
+                     [str(int(target[t.item.row]))])
+    assert len(audit) >= 20
+    return len(audit)
+
+
+def done_rounds(storage: Storage, project_id: int, metrics: list[dict[str, Any]]) -> None:
+    """Rounds recorded as done with these metrics, in order (what the payoff reads)."""
+    with storage.sessions() as session, session.begin():
+        for m in metrics:
+            rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
+            rnd.status, rnd.metrics = "done", m
+
+
+def test_the_payoff_looks_a_few_rounds_back_for_a_curve(engine_storage: Storage,
+                                                        digits: Arrays) -> None:
+    """Re-ranking rounds trace no curve: the one before them is shown, within the last
+    CURVE_LOOKBACK rounds (each stats request reads at most those)."""
+    from activelabel.labeling.payoff import CURVE_LOOKBACK
+
+    images, target = digits
+    seeded = new_project(engine_storage, rows=digit_rows(images, 300), settings={
+        "featurizer": "image", "featurizer_params": {"field": "image"}, "audit_share": 0.5})
+    pid = seeded.project_id
+    curve = [[10, 0.5], [20, 0.7]]
+    done_rounds(engine_storage, pid, [{"random_curve": curve}])
+    with engine_storage.read_sessions() as session:  # fewer than 20 audit labels: none read
+        assert payoff(session, engine_storage.arrays, get_project(session, pid))[
+            "random_curve"] == []
+    label_audit_draws(engine_storage, seeded, target)
+    done_rounds(engine_storage, pid, [{}] * (CURVE_LOOKBACK - 1))
+    with engine_storage.read_sessions() as session:
+        assert payoff(session, engine_storage.arrays, get_project(session, pid))[
+            "random_curve"] == curve
+    done_rounds(engine_storage, pid, [{}])
+    with engine_storage.read_sessions() as session:
+        assert payoff(session, engine_storage.arrays, get_project(session, pid))[
+            "random_curve"] == []

@@ -28,6 +28,7 @@ from activelabel.runtime.server import run_job_inline
 from activelabel.runtime.worker import Worker
 from activelabel.store import Storage, create_token, get_job, get_project, get_round
 from activelabel.store.models import Job, ModelVersion
+from tests.labeling.test_payoff import done_rounds, label_audit_draws
 from tests.labeling.test_plugin_rounds import _selected_rows, run_round
 from tests.support.model_server import FAULTS, ModelServer
 from tests.support.projects import Seeded, digit_rows, label_rows, new_project
@@ -130,10 +131,9 @@ def test_the_payoff_of_a_served_model_traces_no_curve(engine_storage: Storage, d
     """A model served over HTTP trains where it runs, never on the audit labels alone: the
     payoff says no curve will come (null), not that one comes at 20 audit labels."""
     seeded = _served_project(engine_storage, digits, server.url, audit_share=0.1)
-    with engine_storage.sessions() as session, session.begin():
-        # a curve a round traced before the project moved to the served model
-        rnd, _ = request_round(session, seeded.project_id, requested_by=None, reason="manual")
-        rnd.status, rnd.metrics = "done", {"random_curve": [[10, 0.5], [20, 0.7]]}
+    label_audit_draws(engine_storage, seeded, digits[1])  # enough for a curve to be read
+    # a curve a round traced before the project moved to the served model
+    done_rounds(engine_storage, seeded.project_id, [{"random_curve": [[10, 0.5], [20, 0.7]]}])
     with engine_storage.read_sessions() as session:
         found = payoff(session, engine_storage.arrays, get_project(session, seeded.project_id))
     assert found["curve_min_labels"] is None

@@ -144,12 +144,18 @@ def _estimate(project: Project, arrays: ArrayStore, probs: np.ndarray[Any, Any] 
     return f1_estimate([entity_counts(answers[r], found[r]) for r in rows], CONFIDENCE)
 
 
+#: Rounds back from the latest that the payoff looks through for a traced curve: a run of
+#: re-ranking rounds is short, and every `GET .../stats` would otherwise read every round's
+#: metrics of a project that never traces one (audit draws off).
+CURVE_LOOKBACK = 20
+
+
 def _last_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
     """The random-sampling curve of the latest round that traced one (a re-ranking round
-    trains nothing and traces none)."""
+    trains nothing and traces none), within the last :data:`CURVE_LOOKBACK` rounds."""
     stmt = (select(Round.metrics).where(Round.project_id == project_id,
                                         Round.status == RoundStatus.DONE)
-            .order_by(Round.number.desc()))
+            .order_by(Round.number.desc()).limit(CURVE_LOOKBACK))
     for metrics in session.execute(stmt).scalars():
         curve = (metrics or {}).get("random_curve")
         if curve:
@@ -199,7 +205,9 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     # a model served over HTTP trains where it runs: no round fits it on the audit labels
     # (span projects always train their own CRF), and a curve from before it is not its own
     traced = not (settings.model == REMOTE_MODEL and not spans)
-    curve = _last_curve(session, project.id) if traced else []
+    # no round traces a curve from fewer labeled audit draws: nothing to look for
+    curve = (_last_curve(session, project.id)
+             if traced and len(answers) >= MIN_CURVE_LABELS else [])
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
     # the same read at the interval's ends: what the count is worth with this many audit labels
     ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
