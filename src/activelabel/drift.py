@@ -35,6 +35,7 @@ from .samples import sorted_sample
 __all__ = [
     "MAX_SAMPLE",
     "DriftReport",
+    "answer_confidence",
     "domain_auc",
     "drift_report",
     "ks_pvalue",
@@ -136,6 +137,15 @@ def domain_auc(reference: Any, current: Any, *, seed: int = 0,
     auc = float(roc_auc_score(y, scores))
     p_value = float(mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater").pvalue)
     return auc, p_value
+
+
+def answer_confidence(probs: NDArray[Any], task: str) -> NDArray[np.float64]:
+    """Per row, the model's confidence in its own answer for a project of ``task``: a span
+    model's probability of its tagging (the first of its two columns), else
+    :func:`max_confidence`."""
+    if task == "spans":
+        return np.asarray(probs, dtype=np.float64)[:, 0]
+    return max_confidence(probs, task == "multilabel")
 
 
 def max_confidence(probs: NDArray[Any], multilabel: bool) -> NDArray[np.float64]:

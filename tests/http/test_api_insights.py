@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
+from activelabel.drift import answer_confidence
 from activelabel.labeling.insights import (
     attach_simulation,
     histogram,
@@ -183,6 +184,10 @@ def test_confidence_helpers() -> None:
     assert histogram(np.array([0.0, 0.5, 1.0, 0.99]), 2) == [1, 3]
     assert list(max_confidence(np.array([[0.2, 0.8]]), False)) == [0.8]
     assert list(max_confidence(np.array([[0.9, 0.4]]), True)) == [0.6]
+    # a span model's first column is the probability of its tagging: 0.3 is unsure
+    assert list(answer_confidence(np.array([[0.3, 0.7]]), "spans")) == [0.3]
+    assert list(answer_confidence(np.array([[0.3, 0.7]]), "classification")) == [0.7]
+    assert list(answer_confidence(np.array([[0.9, 0.4]]), "multilabel")) == [0.6]
 
 
 def test_dashboard_reports_rounds_annotators_and_labels(api: Api) -> None:

@@ -17,7 +17,8 @@ PATHS = ["", "/agreement", "/annotators", "/audit", "/confidence", "/dashboard",
 
 def test_span_project_pages_answer(api: Api) -> None:
     owner = api.person("owner")
-    pid = api.project(owner, labels=["person", "location"], task="spans",
+    # three types, two columns of a span model's probabilities
+    pid = api.project(owner, labels=["person", "location", "organization"], task="spans",
                       settings={"batch_size": 10, "retrain_every_labels": 10_000})
     rows: list[dict[str, Any]] = []
     truth = {}
@@ -39,6 +40,20 @@ def test_span_project_pages_answer(api: Api) -> None:
         answer = api.get(f"/projects/{pid}{path}", owner)
         assert answer.status_code < 500, (path, answer.text[:500])
         assert answer.status_code == 200, (path, answer.text[:300])
+    # what the dashboard draws: labeled sentences holding each entity type (every other
+    # sentence names a person and a place), and the model's confidence over the 12
+    # unlabeled pool sentences (a span model's probability of its tagging)
+    labeled = [truth[i["external_id"]] for i in items[:20] + items[32:]]
+    with_entities = sum(1 for spans in labeled if spans)
+    assert 0 < with_entities < len(labeled)
+    counts = api.get(f"/projects/{pid}/dashboard", owner).json()["label_counts"]
+    assert counts == {"person": with_entities, "location": with_entities, "organization": 0}
+    confidence = api.get(f"/projects/{pid}/confidence", owner, params={"bins": 5}).json()
+    assert confidence["current"] is not None, confidence
+    assert confidence["current"]["n"] == 12
+    probs = api.storage.arrays.load(pid, "probs")
+    pool = [i["row"] for i in items[20:32]]
+    assert abs(confidence["current"]["mean"] - float(probs[pool, 0].mean())) < 1e-6
 
 
 def _round(api: Api, pid: int, owner: Any) -> None:

@@ -318,5 +318,15 @@ def test_a_span_model_a_purge_removed_shows_so_and_offers_no_roll_back(page: Any
     assert "removed by a purge" in row.inner_text()
     assert row.get_by_role("button").count() == 0
     assert page.locator(f"#models tr[data-version='{models[1]['version']}'] .badge.ok").count()
+    # the pool's confidence is the span model's probability of its tagging (it read "no
+    # model yet"), and the labeled sentences count per entity type (they read 0 each)
+    chart = page.locator("#chart-confidence svg")
+    assert "tagging" in (chart.get_attribute("aria-label") or "")
+    assert chart.locator("rect.bin[data-series='current']").count() == 20
+    counts = page.locator("#chart-agreement rect.col[data-series='label_counts']")
+    assert {c.get_attribute("data-category"): c.get_attribute("data-value")
+            for c in counts.all()} == {"person": "12", "location": "12"}
+    # no holdout: the empty gain chart says what it needs
+    assert "split" in page.locator("#gain-note").inner_text()
     refused = site.api("POST", f"/projects/{pid}/models/{first['version']}/activate")
     assert refused.status_code == 409, refused.text

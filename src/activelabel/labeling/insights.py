@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..drift import max_confidence
+from ..drift import answer_confidence, max_confidence
 from ..pace import Forecast, forecast_labels
 from ..store import (
     PENDING_STATUSES,
@@ -141,12 +141,12 @@ def unlabeled_pool_rows(session: Session, project_id: int) -> NDArray[np.intp]:
     return np.asarray(sorted(rows), dtype=np.intp)
 
 
-def _summary(probs: NDArray[Any] | None, rows: NDArray[np.intp], multilabel: bool,
+def _summary(probs: NDArray[Any] | None, rows: NDArray[np.intp], task: str,
              n_classes: int, bins: int) -> dict[str, Any] | None:
     if probs is None or probs.ndim != 2 or probs.shape[1] != n_classes:
         return None
     rows = rows[rows < probs.shape[0]]
-    conf = max_confidence(probs[rows], multilabel) if rows.size else np.zeros(0)
+    conf = answer_confidence(probs[rows], task) if rows.size else np.zeros(0)
     return {"counts": histogram(conf, bins), "n": int(conf.shape[0]),
             "mean": None if conf.size == 0 else float(conf.mean()),
             "median": None if conf.size == 0 else float(np.median(conf))}
@@ -155,13 +155,13 @@ def _summary(probs: NDArray[Any] | None, rows: NDArray[np.intp], multilabel: boo
 def confidence(project: Project, rows: NDArray[np.intp], probs: NDArray[Any] | None,
                previous: NDArray[Any] | None, bins: int) -> dict[str, Any]:
     """Histograms of the confidence over the unlabeled pool ``rows``: under the active model
-    (``probs``) and under the model before it (``previous``), or None where missing."""
-    multilabel = project.task == "multilabel"
-    n_classes = len(project.labels)
+    (``probs``) and under the model before it (``previous``), or None where missing. A span
+    model's ``probs`` are ``[P(its tagging), 1 - P]`` (:mod:`.span_rounds`)."""
+    n_classes = 2 if project.task == "spans" else len(project.labels)
     edges = [round(i / bins, 6) for i in range(bins + 1)]
     return {"bins": bins, "edges": edges,
-            "current": _summary(probs, rows, multilabel, n_classes, bins),
-            "previous": _summary(previous, rows, multilabel, n_classes, bins)}
+            "current": _summary(probs, rows, project.task, n_classes, bins),
+            "previous": _summary(previous, rows, project.task, n_classes, bins)}
 
 
 # ---- related examples ------------------------------------------------------------------------
@@ -277,10 +277,14 @@ def annotator_throughput(session: Session, project_id: int) -> list[dict[str, An
 
 
 def label_counts(session: Session, project: Project) -> dict[str, int]:
-    """How often each label is the consensus of a labeled item (label -> items)."""
+    """How often each label is the consensus of a labeled item (label -> items); in a span
+    project, how many labeled sentences hold an entity of each type."""
     counts: Counter[str] = Counter()
     for info in labeled_rows(session, project).values():
         label = info["label"]
+        if project.task == "spans":
+            counts.update({str(span["label"]) for span in label or []})
+            continue
         for one in (label if isinstance(label, list) else [label]):
             counts[str(one)] += 1
     return {str(label): counts.get(str(label), 0) for label in project.labels}

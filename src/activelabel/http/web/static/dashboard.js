@@ -51,6 +51,11 @@
     const withGain = done.filter((r) => r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined);
     Charts.bars($("chart-gain"), { title: "Accuracy gain per 100 labels", categories: withGain.map((r) => String(r.number)),
       series: [{ name: "gain per 100 labels (points)", key: "gain", values: withGain.map((r) => 100 * r.gain.per_100_labels) }], yLabel: "points" });
+    // the gain is the holdout accuracy's change between successive models
+    const measured = done.some((r) => r.metrics && r.metrics.accuracy !== null && r.metrics.accuracy !== undefined);
+    $("gain-note").textContent = withGain.length || !done.length ? ""
+      : measured ? "The gain shows from the second model measured on the holdout."
+      : "Measured on the holdout, which has no labeled items: import items with \"split\": \"holdout\" and label them (the Payoff measures the model on the audit draws).";
     const t = (r, k) => (r.timings && r.timings[k]) || 0;
     Charts.bars($("chart-latency"), { title: "Round latency", categories: cats, stacked: true, yLabel: "seconds", series: [
       { name: "featurize", key: "featurize_s", values: done.map((r) => t(r, "featurize_s")) },
@@ -65,11 +70,13 @@
       cell(r.timings ? r.timings.train_s : null, 1), cell(r.timings ? r.timings.score_s : null, 1), cell(r.timings ? r.timings.select_s : null, 1))));
   }
 
-  function confidence(c) {
+  function confidence(c, task) {
     const series = [];
     if (c.previous) series.push({ name: "previous model", key: "previous", counts: c.previous.counts, color: "#8a949e", outline: true });
     if (c.current) series.push({ name: "current model", key: "current", counts: c.current.counts, color: "#0b5cad" });
-    Charts.histogram($("chart-confidence"), { title: "Max class probability over the unlabeled pool", edges: c.edges, series, xLabel: "confidence" });
+    // a span model's confidence is the probability of its whole tagging of a sentence
+    const title = task === "spans" ? "Probability of the model's tagging over the unlabeled pool" : "Max class probability over the unlabeled pool";
+    Charts.histogram($("chart-confidence"), { title, edges: c.edges, series, xLabel: task === "spans" ? "P(tagging)" : "confidence" });
     const note = [];
     if (c.current) note.push(`${c.current.n} unlabeled items, median confidence ${AL.fmt(c.current.median)}`);
     if (c.current && c.previous && c.previous.median !== null) note.push(`was ${AL.fmt(c.previous.median)} under the previous model`);
@@ -278,7 +285,7 @@
     learnRounds(mods, dash.rounds);
     curve(dash.rounds, stats.payoff);
     perRound(dash.rounds);
-    confidence(conf);
+    confidence(conf, project.task);
     driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);
     featuresNote(stats.features);
