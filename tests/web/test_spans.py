@@ -14,6 +14,7 @@ from tests.support.web import (
     Person,
     Site,
     add_member,
+    axe_violations,
     log_in,
     login,
     refresh_progress,
@@ -159,6 +160,60 @@ def test_spans_by_keyboard_and_suggestions_accepted(page: Any, site: Site) -> No
     box.wait_for()
     assert box.locator(".missed").count() >= 1
     assert "annotators' spans differ" in page.inner_text(f"article[data-item='{first}']")
+
+
+def test_a_reviewer_corrects_spans_to_the_models_or_to_no_entity(page: Any, site: Site
+                                                                  ) -> None:
+    """The review page speaks of spans by their words, shows the model's spans, and corrects
+    a span label to them or to "no entity" (its correction select offered the entity types,
+    which a span project refuses)."""
+    pid, tagger, truth = _span_project(site)
+    items = site.get(f"/projects/{pid}/items", params={"limit": 100})["items"]
+    # unlabeled sentences: on the first the tagger sees no entity, on the second the person
+    # only; the owner gives both spans on each
+    first, second = items[20], items[21]
+    for item, given in ((first, []), (second, truth[second["external_id"]][:1])):
+        assert site.api("POST", f"/projects/{pid}/annotations", tagger, json={
+            "item_id": item["id"], "labels": given}).status_code == 201
+        assert site.api("POST", f"/projects/{pid}/annotations", json={
+            "item_id": item["id"], "labels": truth[item["external_id"]]}).status_code == 201
+    [entry] = [e for e in site.get(f"/projects/{pid}/review", params={"limit": 500})
+               if e["item_id"] == first["id"] and e["reason"] == "disagreement"]
+    model = [{k: s[k] for k in ("start", "end", "label")} for s in entry["suggestion"]["label"]]
+    assert model, entry  # the model of twelve such sentences tags this one
+    tagger_id = next(r["annotator_id"] for r in site.get(
+        f"/projects/{pid}/items/{first['id']}")["history"] if r["username"] == tagger.username)
+
+    def tagger_labels(item_id: int) -> Any:
+        history = site.get(f"/projects/{pid}/items/{item_id}")["history"]
+        return next(r for r in history if r["annotator_id"] == tagger_id and r["is_current"])
+
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    card = page.locator(f"article[data-item='{first['id']}']")
+    text = first["data"]["text"]
+    words = text[model[0]["start"]:model[0]["end"]]
+    assert f"{words} ({model[0]['label']})" in card.inner_text()
+    row = card.locator(f"tr[data-annotation]:has(th:text-is('{tagger.username}'))")
+    assert row.locator("td.given").inner_text() == "no entity"
+    assert axe_violations(page) == [], "span review"
+    # "no entity" corrected to the model's spans (no entity is no correction of it)
+    options = row.locator("select option").all_inner_texts()
+    assert options[1].startswith("the model's spans: ")
+    assert "no entity" not in options
+    row.locator("select").select_option(index=1)
+    page.wait_for_function("document.body.dataset.loaded === 'true'")
+    corrected = wait_until(lambda: (lambda r: r if r["kind"] == "correction" else None)(
+        tagger_labels(first["id"])), timeout=30, what="the correction")
+    assert corrected["labels"] == model
+    # the person alone corrected to no entity
+    row = page.locator(f"article[data-item='{second['id']}'] "
+                       f"tr[data-annotation]:has(th:text-is('{tagger.username}'))")
+    row.locator("select").select_option(label="no entity")
+    corrected = wait_until(lambda: (lambda r: r if r["kind"] == "correction" else None)(
+        tagger_labels(second["id"])), timeout=30, what="the second correction")
+    assert corrected["labels"] == []
 
 
 def test_span_settings_show_on_span_projects_only(page: Any, site: Site) -> None:

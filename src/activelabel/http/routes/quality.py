@@ -16,6 +16,7 @@ from ...labeling.review import (
     items_by_id,
     review_queue,
 )
+from ...labeling.span_rounds import SPAN_PREDICTIONS
 from ...labeling.tasks import active_model, model_probs, suggestion
 from ...store import MAX_ID, Role, active_model_version
 from ..auth import Reader, Writer
@@ -69,11 +70,13 @@ def review(project_id: PathId, caller: Reader,
     items = items_by_id(caller.session, sorted({e.item_id for e in entries}))
     model = active_model(caller.session, project_id)
     probs = None if model is None else model_probs(caller.storage.arrays, project_id)
+    spans = None if model is None or project.task != "spans" else caller.storage.arrays.load(
+        project_id, SPAN_PREDICTIONS, mmap=False)
     open_flags = {e.item_id: e.flag for e in entries if e.flag is not None}
     out = []
     for entry in entries:
         item = items[entry.item_id]
-        hint = None if model is None else suggestion(project, probs, item.row, *model)
+        hint = None if model is None else suggestion(project, probs, item.row, *model, spans)
         flag = entry.flag or open_flags.get(entry.item_id)
         out.append(ReviewEntryOut(
             item_id=item.id, external_id=item.external_id, reason=entry.reason,

@@ -8,7 +8,23 @@
   const $ = (id) => document.getElementById(id);
   let project = null, items = [], focus = 0;
 
-  const labelText = (l) => (window.ALSpans && ALSpans.isSpans(l) ? ALSpans.spansText(l) : AL.labelText(l));
+  const spans = () => project.task === "spans";
+  /* A label as text; a span project's spans as their words and types, read from the item. */
+  const labelText = (l, data) => (spans() && window.ALSpans ? ALSpans.spansText(l, data || {})
+    : AL.labelText(l));
+
+  /* What a reviewer may correct a label to: a label of the project, or in a span project the
+     spans the model gives the item or none ("no entity"); [text, labels] pairs. */
+  function corrections(item, given) {
+    if (!spans()) return project.labels.map((l) => [String(l), [l]]);
+    const key = (l) => JSON.stringify((l || []).map((x) => [x.start, x.end, x.label]));
+    const out = [];
+    const model = item.suggestion && Array.isArray(item.suggestion.label) ? item.suggestion.label : null;
+    if (model && model.length && key(model) !== key(given))
+      out.push([`the model's spans: ${labelText(model, item.data)}`, model.map((x) => ({ start: x.start, end: x.end, label: x.label }))]);
+    if (!given || given.length) out.push(["no entity", []]);
+    return out;
+  }
 
   async function loadFilters() {
     const [members, rounds] = await Promise.all([
@@ -76,15 +92,24 @@
       { client_key: AL.uuid(), reason, ...body }), message);
   }
 
-  function annotationRow(item, ann) {
-    const correct = AL.el("select", { "aria-label": `correct the label of ${ann.annotator}` },
-      AL.el("option", { value: "" }, "correct to…"), project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
-    correct.addEventListener("change", () => {
-      const label = project.labels.find((l) => String(l) === correct.value);
-      if (label !== undefined) review(item, ann, { accept: false, labels: [label] }, `Corrected to ${label}.`);
+  /* A select of the corrections; ``act(labels, text)`` runs on a choice. */
+  function correctionSelect(item, given, attrs, prompt, act) {
+    const options = corrections(item, given);
+    const pick = AL.el("select", attrs, AL.el("option", { value: "" }, prompt),
+      options.map(([text], i) => AL.el("option", { value: String(i) }, text)));
+    pick.disabled = !options.length;
+    pick.addEventListener("change", () => {
+      const chosen = options[Number(pick.value)];
+      if (pick.value !== "" && chosen) act(chosen[1], chosen[0]);
     });
+    return pick;
+  }
+
+  function annotationRow(item, ann) {
+    const correct = correctionSelect(item, ann.labels, { "aria-label": `correct the label of ${ann.annotator}` }, "correct to…",
+      (labels, text) => review(item, ann, { accept: false, labels }, `Corrected to ${text}.`));
     return AL.el("tr", { dataset: { annotation: String(ann.annotation_id) } },
-      AL.el("th", { scope: "row" }, ann.annotator), AL.el("td", { class: "given" }, labelText(ann.labels)),
+      AL.el("th", { scope: "row" }, ann.annotator), AL.el("td", { class: "given" }, labelText(ann.labels, item.data)),
       AL.el("td", {}, ann.kind),
       AL.el("td", { class: "row" },
         AL.el("button", { type: "button", class: "accept", "aria-label": `accept ${ann.annotator}'s label`,
@@ -106,13 +131,9 @@
 
   /* An item nobody labeled yet (e.g. flagged and skipped): the reviewer may label it. */
   function labelIt(item) {
-    const pick = AL.el("select", { id: `label-${item.item_id}`, "aria-label": `label item ${item.external_id} yourself` },
-      AL.el("option", { value: "" }, "label it…"), project.labels.map((l) => AL.el("option", { value: String(l) }, String(l))));
-    pick.addEventListener("change", () => {
-      const label = project.labels.find((l) => String(l) === pick.value);
-      if (label !== undefined) act(() => AL.api("POST", `/projects/${pid}/annotations`,
-        { item_id: item.item_id, labels: [label], client_key: AL.uuid() }), `Labeled ${label}.`);
-    });
+    const pick = correctionSelect(item, null, { id: `label-${item.item_id}`, "aria-label": `label item ${item.external_id} yourself` }, "label it…",
+      (labels, text) => act(() => AL.api("POST", `/projects/${pid}/annotations`,
+        { item_id: item.item_id, labels, client_key: AL.uuid() }), `Labeled ${text}.`));
     return AL.el("p", { class: "row" }, "Nobody labeled it yet: ", pick);
   }
 
@@ -130,10 +151,10 @@
       AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
       AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
         AL.renderData(item.data, { alt: `item ${item.external_id}`, src: { project: pid, item: item.item_id }, thumb: true }),
-        window.ALSpans && item.annotations.some((a) => ALSpans.isSpans(a.labels)) ? ALSpans.review(item, item.annotations) : null,
+        spans() && window.ALSpans && item.annotations.length ? ALSpans.review(item, item.annotations) : null,
         AL.el("div", { style: "flex:1;min-width:240px" },
-          AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus) : "no label yet"),
-            item.suggestion ? ` · ${modelName(item.suggestion)} says ${labelText(item.suggestion.label)} (${AL.pct(item.suggestion.confidence)} sure)` : ""),
+          AL.el("p", {}, "Consensus: ", AL.el("strong", { class: "consensus" }, item.annotations.length ? labelText(item.consensus, item.data) : "no label yet"),
+            item.suggestion ? ` · ${modelName(item.suggestion)} says ${labelText(item.suggestion.label, item.data)} (${AL.pct(item.suggestion.confidence)} sure${spans() ? " of its whole tagging" : ""})` : ""),
           item.reasons.some((r) => r.reason === AL.REASON.LABEL_ISSUE) ? AL.el("p", { class: "muted model-note" },
             `The label check above uses a model trained on the other labels, without this item; ${item.suggestion ? modelName(item.suggestion) : "the active model"} has seen it.`) : null,
           item.annotations.length ? AL.el("div", {},
@@ -163,7 +184,7 @@
     const ann = item.annotations[0];
     if (ev.key === "a") { ev.preventDefault(); review(item, ann, { accept: true }, "Accepted."); }
     else if (ev.key === "r") { ev.preventDefault(); review(item, ann, { accept: false }, "Rejected."); }
-    else if (/^\d$/.test(ev.key)) {
+    else if (/^\d$/.test(ev.key) && !spans()) {
       const digits = project.labels.every((l) => /^\d$/.test(String(l)));
       const label = digits ? project.labels.find((l) => String(l) === ev.key) : project.labels[ev.key === "0" ? 9 : Number(ev.key) - 1];
       if (label !== undefined) { ev.preventDefault(); review(item, ann, { accept: false, labels: [label] }, `Corrected to ${label}.`); }

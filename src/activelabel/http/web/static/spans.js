@@ -329,9 +329,14 @@ window.ALSpans = (() => {
       `${text.slice(s.start, s.end)} (${s.label})`, " ")) : AL.el("span", { class: "muted" }, "no entity"))));
   }
 
-  /* Whether a label list is a span project's answer (a list of {start, end, label}). */
-  const isSpans = (l) => Array.isArray(l) && l.length > 0 && l.every((s) => s && typeof s === "object" && "start" in s);
-  const spansText = (l) => l.map((s) => `${s.label} ${s.start}-${s.end}`).join(", ");
+  /* Spans as their words and types ("Ann (person), New York (location)"); "no entity"
+     for none. ``data`` is the item's data (its text), without it the character offsets. */
+  const spansText = (l, data) => {
+    if (!Array.isArray(l)) return AL.labelText(l);
+    if (!l.length) return "no entity";
+    const text = data ? tokensOf(data).text : "";
+    return l.map((s) => (text ? `${text.slice(s.start, s.end)} (${s.label})` : `${s.label} ${s.start}-${s.end}`)).join(", ");
+  };
 
-  return { start, review, tokensOf, isSpans, spansText };
+  return { start, review, tokensOf, spansText };
 })();
