@@ -218,16 +218,24 @@ def test_a_reviewer_corrects_spans_to_the_models_or_to_no_entity(page: Any, site
 
 def test_span_settings_show_on_span_projects_only(page: Any, site: Site) -> None:
     """The settings page offers the span settings to a span project, and not to a
-    classification project (whose form would otherwise hold settings it never reads)."""
+    classification project, nor a classifier's settings to a span project (its rounds train
+    a CRF): each form holds only settings its project reads."""
     made = {task: site.api("POST", "/projects", json={
         "name": unique(task), "task": task, "labels": ["person", "location"]}).json()["id"]
-        for task in ("spans", "classification")}
+        for task in ("spans", "classification", "multilabel")}
     log_in(page, site, site.admin)
     for task, pid in made.items():
         page.goto(f"{site.url}/projects/{pid}/settings")
         page.wait_for_selector("body[data-loaded=true]")
         for name in ("span_strategy", "span_overlap"):
             assert page.locator(f"[data-setting={name}]").is_visible() == (task == "spans")
+        for name in ("strategy", "model", "model_url", "class_weights"):
+            assert page.locator(f"[data-setting={name}]").is_visible() == (task != "spans")
+        for name in ("pseudo_labels", "consensus"):  # single-label projects
+            assert page.locator(f"[data-setting={name}]").is_visible() == (
+                task == "classification"), (task, name)
+        for name in ("featurizer", "batch_size", "audit_share"):  # every task
+            assert page.locator(f"[data-setting={name}]").is_visible(), (task, name)
 
 
 def _outbox_empty(pid: int) -> str:

@@ -113,6 +113,11 @@ _REGISTRIES: dict[str, Any] = {"strategy": _strategy_names, "model": _model_name
                                "featurizer": _featurizer_names}
 
 
+#: The tasks a classifier serves; a span project's rounds train a CRF and read only the
+#: settings marked for it (``span_strategy``, ``span_overlap``) and the shared ones.
+CLASSIFIERS = ("classification", "multilabel")
+
+
 def _field(default: Any, title: str, group: str, description: str, *,
            registry: str | None = None, tasks: tuple[str, ...] | None = None,
            **limits: Any) -> Any:
@@ -196,26 +201,29 @@ class ProjectSettings(BaseModel):
         "the typical item of each cluster no label covers (TypiClust) while the labels are "
         f"fewer than {MATURE_PER_CLASS} a class on average, then cluster-margin, each switch in "
         "the decision log.",
-        registry="strategy")
+        registry="strategy", tasks=CLASSIFIERS)
     model: str = _field(
         "logistic_regression", "Model", "Active learning",
         "The classifier trained each round: a built-in one, a model an installed package "
         "offers (entry point activelabel.models), an import path module:factory (server "
         "admins, or prefixes in ACTIVELABEL_MODEL_IMPORT_PREFIXES), or http: the model served "
         "at model_url (docs/models.md).",
-        registry="model")
+        registry="model", tasks=CLASSIFIERS)
     model_url: str | None = _field(
         None, "Model URL (model http)", "Active learning",
         "Base URL of the model served elsewhere (model http): the worker posts the labeled "
-        "items to <url>/train and the items to score to <url>/predict.", max_length=2000)
+        "items to <url>/train and the items to score to <url>/predict.", max_length=2000,
+        tasks=CLASSIFIERS)
     model_timeout_seconds: float = _field(
         30.0, "Model timeout (seconds)", "Active learning",
         "How long the worker waits for each answer of the model at model_url (each call is "
-        "tried 3 times, with back-off) before the round fails.", gt=0, le=3600)
+        "tried 3 times, with back-off) before the round fails.", gt=0, le=3600,
+        tasks=CLASSIFIERS)
     model_auth_header: str | None = _field(
         None, "Model Authorization header", "Active learning",
         "Value of the Authorization header sent to model_url, e.g. \"Bearer <token>\"; a "
-        "secret: the API shows only its last 4 characters.", max_length=4000)
+        "secret: the API shows only its last 4 characters.", max_length=4000,
+        tasks=CLASSIFIERS)
     featurizer: str = _field(
         "text", "Featurizer", "Active learning",
         "How items become features: text (TF-IDF of words and character n-grams, the pool's "
@@ -279,7 +287,7 @@ class ProjectSettings(BaseModel):
         description="Value of each label to the team, e.g. {\"spam\": 3}: items the model "
         "thinks belong to a heavier label move up the batch (strategies that read the model's "
         "probabilities; the others ignore it). Labels left out weigh 1.",
-        json_schema_extra={"group": "Active learning"})
+        json_schema_extra={"group": "Active learning", "tasks": list(CLASSIFIERS)})
     pseudo_labels: Annotated[float, Field(ge=0, le=10)] | Literal["auto"] = _field(
         "auto", "Pseudo-labels per label (self-training, or auto)", "Active learning",
         "Single-label projects: once a round's model is trained on the labels, it labels the "
@@ -287,7 +295,8 @@ class ProjectSettings(BaseModel):
         "many per label spread over the classes) and is trained again on both, up to 300 labels, fading to "
         "none at 600 (where it stops paying). They are never labels: "
         "nothing but that model sees them, and the rounds' metrics count them apart. auto: "
-        "the model's own (1 for logistic_regression, off for the others); 0: off.")
+        "the model's own (1 for logistic_regression, off for the others); 0: off.",
+        tasks=("classification",))
     # ---- end of model ----
 
     # ---- span projects (task "spans") ----
@@ -341,7 +350,8 @@ class ProjectSettings(BaseModel):
     consensus: Literal["majority", "dawid_skene"] = _field(
         "majority", "Consensus", "Quality",
         "How an item's labels become its label for training, export and review: majority vote, "
-        "or Dawid-Skene (each annotator weighed by estimated reliability).")
+        "or Dawid-Skene (each annotator weighed by estimated reliability).",
+        tasks=("classification",))
     overlap_policy: Literal["all", "share", "uncertain"] = _field(
         "all", "Items with overlap", "Quality",
         "Which items get several annotators (the overlap; the others get one): all, a share "
