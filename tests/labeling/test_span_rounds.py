@@ -25,6 +25,7 @@ from activelabel.store import (
     annotate,
     create_user,
     get_project,
+    get_round,
     item_ids_for_rows,
     list_models,
     next_tasks,
@@ -91,6 +92,8 @@ def test_span_rounds_cold_start_train_select_and_suggest(engine_storage: Storage
     _label(engine_storage, pid, seeded.owner_id, picked_rows + list(range(120, 160)), truth)
     trained = request_and_run_round(engine_storage, pid)
     assert trained["strategy"] == "diverse_token_entropy"
+    with engine_storage.read_sessions() as session:  # the round's record (it read "auto")
+        assert get_round(session, pid, trained["round_id"]).strategy == "diverse_token_entropy"
     assert trained["model_version"] == 1
     metrics = trained["metrics"]
     assert "stop_set_kappa" not in metrics  # the first model: nothing before it to compare

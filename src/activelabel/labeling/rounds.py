@@ -142,7 +142,9 @@ def _queued_round(session: Session, project_id: int) -> Round | None:
 def _new_round(session: Session, project: Project, payload: dict[str, Any],
                requested_by: int | None) -> Round:
     settings = settings_of(project.settings)
-    strategy = str(payload.get("strategy") or settings.strategy)
+    # a span project's rounds pick by its span strategy (``strategy`` is a classifier's)
+    strategy = str(payload.get("strategy") or (
+        settings.span_strategy if project.task == "spans" else settings.strategy))
     batch = settings.batch_size if isinstance(settings.batch_size, int) else 50  # auto: at run
     rnd = create_round(session, project.id, strategy=strategy, batch_size=batch)
     job = enqueue_job(session, "round", {"round_id": rnd.id, **payload}, project_id=project.id)
