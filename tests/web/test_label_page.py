@@ -334,7 +334,9 @@ def test_an_early_auto_round_says_the_item_covers_new_ground(page: Any, site: Si
 
 
 def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
-    made = site.api("POST", "/projects", json={"name": unique("long"), "labels": ["a", "b"]})
+    long_label = "restaurant_reviews_and_recommendations"  # wider than a related example
+    made = site.api("POST", "/projects", json={"name": unique("long"),
+                                               "labels": [long_label, "b"]})
     assert made.status_code == 201, made.text
     pid = made.json()["id"]
     rows = [{"external_id": f"l{i}", "data": {"text": f"message {i} " + "about the parking garage"
@@ -344,7 +346,7 @@ def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
     items = site.get(f"/projects/{pid}/items", params={"limit": 30})["items"]
     for n, item in enumerate(items[:10]):
         answer = site.api("POST", f"/projects/{pid}/annotations", json={
-            "item_id": item["id"], "labels": ["a" if n % 2 else "b"], "duration_ms": 900})
+            "item_id": item["id"], "labels": [long_label if n % 2 else "b"], "duration_ms": 900})
         assert answer.status_code == 201, answer.text
     asked = site.api("POST", f"/projects/{pid}/rounds")
     assert asked.status_code == 202, asked.text
@@ -359,6 +361,11 @@ def test_long_related_examples_are_clamped(page: Any, site: Site) -> None:
                          "'#related .item-text')).lineHeight) || 20")
     assert heights
     assert max(heights) <= 4 * line + 2, (heights, line)  # four lines at most, not the essay
+    # a long label wraps inside its example (it ran over the next one)
+    overflow = page.eval_on_selector_all("#related figure", """els => els.map(f => {
+        const s = f.querySelector('figcaption strong').getBoundingClientRect();
+        return s.right - f.getBoundingClientRect().right; })""")
+    assert max(overflow) <= 1, overflow
 
 
 def test_text_keys_colours_filter_and_grid_clamp(page: Any, site: Site) -> None:
