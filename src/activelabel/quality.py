@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -305,16 +305,19 @@ class DawidSkene:
 
 
 def out_of_sample_probs(X: Any, y: Any, n_classes: int, *, estimator: Any = None,
-                        n_splits: int = 5, random_state: int = 0) -> FloatArray:
+                        make: Callable[[], Any] | None = None, n_splits: int = 5,
+                        random_state: int = 0) -> FloatArray:
     """(n_samples, n_classes) probabilities of each sample from a model that never saw it.
 
     Stratified ``n_splits``-fold cross-validation (fewer folds when the rarest class is
-    smaller) of ``estimator`` (default: logistic regression) via
-    :func:`sklearn.model_selection.cross_val_predict`. ``y`` holds class indices
-    0..n_classes-1; classes missing from ``y`` get probability 0."""
+    smaller) of ``estimator`` (default: logistic regression; its ``classes_`` place its
+    columns), or of a new model from ``make`` per fold whose ``predict_proba`` gives all
+    ``n_classes`` columns (an :class:`activelabel.models.Classifier` over classes
+    ``0..n_classes-1``). ``y`` holds class indices 0..n_classes-1; classes missing from ``y``
+    get probability 0."""
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
 
     target = np.asarray(y, dtype=np.intp)
     if target.shape[0] != X.shape[0]:
@@ -327,12 +330,18 @@ def out_of_sample_probs(X: Any, y: Any, n_classes: int, *, estimator: Any = None
     if folds < 2:
         raise ValueError("every labeled class needs at least 2 items for cross-validation: "
                          f"class counts are {np.bincount(target)[present].tolist()}")
-    model = clone(estimator) if estimator is not None else LogisticRegression(max_iter=1000)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    remap = np.searchsorted(present, target)
-    probs = cross_val_predict(model, X, remap, cv=cv, method="predict_proba")
     out = np.zeros((target.shape[0], n_classes))
-    out[:, present] = probs
+    for train, test in cv.split(np.zeros((target.shape[0], 1)), target):
+        if make is not None:
+            model, columns = make(), np.arange(n_classes)
+        else:
+            model = (clone(estimator) if estimator is not None
+                     else LogisticRegression(max_iter=1000))
+        model.fit(X[train], target[train])
+        if make is None:
+            columns = np.asarray(model.classes_, dtype=np.intp)
+        out[np.ix_(test, columns)] = np.asarray(model.predict_proba(X[test]))
     return out
 
 
