@@ -129,3 +129,23 @@ def test_the_show_filter_is_not_cut_off(page: Any, site: Site, width: int) -> No
       return [s.clientWidth, longest];
     }""")
     assert room >= text + 24, f"the Show select is {room} px wide for {text:.0f} px of text"
+
+
+def test_the_page_says_it_reads_the_queue_while_the_label_check_runs(page: Any, site: Site
+                                                                     ) -> None:
+    """The queue's label check trains the project's model: while it runs, the page says so
+    (it showed the filters over an empty page)."""
+    held: list[Any] = []
+    page.route("**/api/v1/projects/*/review?*", lambda route: held.append(route))
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    for _ in range(300):  # Playwright runs the route's callback while the page is waited on
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page never asked for the queue"
+    assert "Reading the review queue" in page.inner_text("#review-count")
+    held[0].continue_()
+    page.unroute("**/api/v1/projects/*/review?*")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert "to review" in page.inner_text("#review-count")

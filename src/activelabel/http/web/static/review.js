@@ -70,6 +70,8 @@
 
   async function load() {
     document.body.dataset.loaded = "false";
+    // the label check trains the project's model on the labels: seconds on a large project
+    if (!items.length) $("review-count").textContent = "Reading the review queue (the label check trains a model)…";
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
