@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from sklearn.linear_model import LogisticRegression
 
 from activelabel import quality as q
 from activelabel.features import make_featurizer
-from activelabel.models import make_model
+from activelabel.labeling.quality import issue_model
+from activelabel.store import settings_of
 
 SHARED = Path(os.environ.get(
     "ACTIVELABEL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -49,9 +49,8 @@ def load_pool() -> tuple[list[str], np.ndarray, list[str]]:
 def checkers(n_classes: int) -> dict[str, dict[str, Any]]:
     return {
         "plain logistic regression": {"estimator": LogisticRegression(max_iter=1000)},
-        "the project's model": {"make": partial(make_model, "logistic_regression",
-                                                classes=list(range(n_classes)),
-                                                random_state=0, pseudo_labels=0.0)},
+        # what the server's check trains for a project of the default settings
+        "the project's model": {"make": issue_model(settings_of({}), n_classes)},
     }
 
 

@@ -17,7 +17,7 @@ from activelabel.store import (
     create_round,
     record_selection,
 )
-from activelabel.store.models import Item
+from activelabel.store.models import Item, Project
 from tests.support.api import Api, Person, assert_error
 
 
@@ -240,6 +240,15 @@ def test_label_issues_rank_planted_flips_first(api: Api, shared_data: Path) -> N
     assert [e["score"] for e in entries] == sorted((e["score"] for e in entries), reverse=True)
     assert entries[0]["detail"].startswith("the label ")
     assert entries[0]["annotations"][0]["annotator"] == ann.username
+    # a stored model that no longer loads (a plugin since uninstalled): the default model
+    # checks the labels (the queue answered 500)
+    with api.storage.sessions() as session, session.begin():
+        project = session.get(Project, pid)
+        assert project is not None
+        project.settings = {**(project.settings or {}), "model": "gone_plugin"}
+    again = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"})
+    assert again.status_code == 200, again.text
+    assert {e["external_id"] for e in again.json()} == found
 
 
 def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_data: Path

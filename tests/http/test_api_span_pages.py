@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
+
+from activelabel.store.models import Round
 from tests.labeling.test_span_rounds import sentence
 from tests.support.api import Api
 
@@ -51,6 +54,12 @@ def test_span_project_pages_answer(api: Api) -> None:
     confidence = api.get(f"/projects/{pid}/confidence", owner, params={"bins": 5}).json()
     assert confidence["current"] is not None, confidence
     assert confidence["current"]["n"] == 12
+    # the span strategy picks, not the classifier's strategy setting ("auto")
+    span_strategy = api.get(f"/projects/{pid}", owner).json()["settings"]["span_strategy"]
+    assert api.get(f"/projects/{pid}/outlook", owner).json()["strategy"] == span_strategy
+    with api.storage.sessions() as session, session.begin():  # as rounds recorded it before
+        session.execute(update(Round).where(Round.project_id == pid).values(strategy="auto"))
+    assert api.get(f"/projects/{pid}/outlook", owner).json()["strategy"] == span_strategy
     probs = api.storage.arrays.load(pid, "probs")
     pool = [i["row"] for i in items[20:32]]
     assert abs(confidence["current"]["mean"] - float(probs[pool, 0].mean())) < 1e-6

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from activelabel.labeling.consensus import item_majority
+from activelabel.labeling.consensus import (
+    DAWID_SKENE,
+    MAJORITY,
+    SPAN_VOTE,
+    consensus_method,
+    item_majority,
+)
 from activelabel.labeling.export import export_rows
 from activelabel.labeling.insights import label_counts, labeled_rows
 from activelabel.labeling.payoff import _audit_answers
@@ -146,3 +152,14 @@ def test_a_multilabel_project_takes_the_per_label_majority_everywhere(
     assert header["consensus_method"] == "majority"  # Dawid-Skene is for single labels
     assert {row_of[line["item_id"]]: line["consensus"] for line in lines} == expected
     assert in_review == expected  # every item is disputed; the review shows the same consensus
+
+
+def test_the_consensus_setting_is_a_single_label_projects() -> None:
+    """Dawid-Skene is a single-label project's choice; a span project votes on spans (it took
+    the setting: the payoff then kept tied spans and snapshots named Dawid-Skene)."""
+    chosen = {"consensus": DAWID_SKENE}
+    assert consensus_method("classification", chosen) == DAWID_SKENE
+    assert consensus_method("multilabel", chosen) == MAJORITY
+    assert consensus_method("spans", chosen) == SPAN_VOTE
+    assert consensus_method("spans", {}) == SPAN_VOTE
+    assert consensus_method("classification", {}) == MAJORITY

@@ -35,6 +35,7 @@ from ..store.models import Project
 __all__ = [
     "DAWID_SKENE",
     "MAJORITY",
+    "SPAN_VOTE",
     "Consensus",
     "Votes",
     "collect_votes",
@@ -49,6 +50,8 @@ __all__ = [
 
 MAJORITY = "majority"
 DAWID_SKENE = "dawid_skene"
+#: A span project's consensus: each span given by more than half of the annotators.
+SPAN_VOTE = "span_vote"
 
 
 def value_key(labels: Sequence[Any]) -> Any:
@@ -122,8 +125,11 @@ def collect_votes(entries: Iterable[tuple[Hashable, Hashable, Sequence[Any]]],
 
 def consensus_method(task: str, settings: Mapping[str, Any]) -> str:
     """The method a project's consensus follows: its ``consensus`` setting for single-label
-    projects, the per-label majority for multi-label ones."""
-    if task != "multilabel" and settings.get("consensus") == DAWID_SKENE:
+    projects, the per-label majority for multi-label ones, the span vote for span ones (the
+    setting is a single-label project's: a span project's form does not offer it)."""
+    if task == "spans":
+        return SPAN_VOTE
+    if task == "classification" and settings.get("consensus") == DAWID_SKENE:
         return DAWID_SKENE
     return MAJORITY
 
@@ -220,7 +226,7 @@ def span_consensus(current: Iterable[CurrentLabel], *, allow_overlap: bool = Fal
     labels = [[{k: s[k] for k in ("start", "end", "label")}
                for s in vote_spans(answers[k], allow_overlap=allow_overlap)] for k in keys]
     ties = np.asarray([span_tie(answers[k]) for k in keys], dtype=bool)
-    return Consensus("span_vote", keys, labels, ties)
+    return Consensus(SPAN_VOTE, keys, labels, ties)
 
 
 def votes_span_consensus(votes: Votes, *, allow_overlap: bool = False) -> Consensus:
@@ -237,7 +243,7 @@ def votes_span_consensus(votes: Votes, *, allow_overlap: bool = False) -> Consen
               for i in range(votes.n_items)]
     ties = np.asarray([span_tie(answers.get(i, [])) for i in range(votes.n_items)],
                       dtype=bool)
-    return Consensus("span_vote", list(votes.keys), labels, ties)
+    return Consensus(SPAN_VOTE, list(votes.keys), labels, ties)
 
 
 def span_tie(answers: list[list[Any]]) -> bool:

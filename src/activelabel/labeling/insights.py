@@ -441,8 +441,10 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
         "verdicts": [{"rule": str(d.get("rule")), "stop": bool(d.get("stop")),
                       "reason": str(d.get("reason"))} for d in metrics.get("stopping") or []],
         "stop": bool(metrics.get("stop")),
-        "strategy": (metrics.get("schedule") or {}).get("strategy") or (
-            last.strategy if last is not None else settings.strategy),
+        # a span project picks by its span strategy (rounds before it was recorded: "auto")
+        "strategy": settings.span_strategy if project.task == "spans" else (
+            (metrics.get("schedule") or {}).get("strategy")
+            or (last.strategy if last is not None else settings.strategy)),
         "forecast": forecast(learning_curve(session, project.id), settings.target_accuracy,
                              pace.labels_per_minute or None),
         "prefetch": None if user_id is None else suggested_prefetch(session, project.id,

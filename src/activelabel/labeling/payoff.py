@@ -42,7 +42,7 @@ from .consensus import (
     project_consensus,
     span_tie,
 )
-from .span_rounds import SPAN_PREDICTIONS, entity_counts, predicted_spans, span_truth
+from .span_rounds import entity_counts, predicted_spans, span_predictions, span_truth
 from .stats import labels_spent
 from .tasks import model_probs
 
@@ -137,8 +137,8 @@ def _estimate(project: Project, arrays: ArrayStore, probs: np.ndarray[Any, Any] 
     if probs is None or project.task != "spans":
         return accuracy_estimate(np.zeros(0, dtype=bool) if probs is None
                                  else _hits(project, probs, rows, answers), CONFIDENCE)
-    spans = arrays.load(project.id, SPAN_PREDICTIONS, mmap=False)
-    if spans is None or spans.ndim != 2 or spans.shape[1] != 5:  # no span model's arrays
+    spans = span_predictions(arrays, project.id, project.task)
+    if spans is None:  # no span model's arrays
         return f1_estimate(np.zeros((0, 3)), CONFIDENCE)
     found = predicted_spans(spans, rows, list(project.labels))
     return f1_estimate([entity_counts(answers[r], found[r]) for r in rows], CONFIDENCE)

@@ -39,7 +39,7 @@ from .quality import (
     latest_revision_by_reviewer,
     table_consensus,
 )
-from .span_rounds import SPAN_PREDICTIONS
+from .span_rounds import span_predictions
 from .tasks import model_probs
 
 __all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
@@ -170,8 +170,8 @@ def _span_errors(storage: Storage, project: Project, ctx: _Context,
     """Likely span errors: spans the model (named ``model``: "the model of round 3") is sure
     of (every token's marginal at least SURE_SPAN) that the consensus leaves out or types
     differently."""
-    predicted = storage.arrays.load(project.id, SPAN_PREDICTIONS, mmap=False)
-    if predicted is None or predicted.ndim != 2 or predicted.shape[1] != 5:
+    predicted = span_predictions(storage.arrays, project.id, project.task)
+    if predicted is None:
         return []
     t = ctx.table
     out = []

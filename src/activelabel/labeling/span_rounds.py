@@ -45,12 +45,12 @@ from ..spans import (
     vote_spans,
 )
 from ..stopping import stop_set_kappa
-from ..store import Storage, get_project, iter_items
+from ..store import ArrayStore, Storage, get_project, iter_items
 from ..store.settings import ProjectSettings
 from ..strategies.sequence import SEQUENCE_STRATEGIES, EntityColdStart
 
 __all__ = ["SPAN_PREDICTIONS", "SpanRound", "entity_counts", "predicted_spans", "span_audit_curve",
-           "span_round", "span_suggestion", "span_truth"]
+           "span_predictions", "span_round", "span_suggestion", "span_truth"]
 
 #: Array-store name of the active model's predicted spans.
 SPAN_PREDICTIONS = "span_predictions"
@@ -323,6 +323,16 @@ def _tag_and_select(tagger: CrfTagger, sents: _Sentences, candidates: NDArray[np
         scores = [float(s) for s in chosen.scores]
     timings["select_s"] = time.perf_counter() - start
     return SpanRound(picked, scores, name, {}, probs, predictions)
+
+
+def span_predictions(arrays: ArrayStore, project_id: int, task: str) -> NDArray[Any] | None:
+    """The active span model's predicted spans (``row, start, end, type index, confidence``
+    rows, sorted by row) as the array store holds them; None for a project of another task,
+    before a span model, or for an array of another shape."""
+    if task != "spans":
+        return None
+    found = arrays.load(project_id, SPAN_PREDICTIONS, mmap=False)
+    return found if found is not None and found.ndim == 2 and found.shape[1] == 5 else None
 
 
 def span_suggestion(predictions: NDArray[Any] | None, probs: NDArray[Any] | None, row: int,

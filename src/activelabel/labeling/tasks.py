@@ -50,7 +50,7 @@ from ..store import (
 from ..store.annotations import check_labels, items_handed_to
 from ..store.models import Project, Role
 from ..store.queue import SCORED_BASE, Task
-from .span_rounds import SPAN_PREDICTIONS, span_suggestion
+from .span_rounds import span_predictions, span_suggestion
 
 __all__ = [
     "PREVIOUS_PROBS_ARRAY",
@@ -300,8 +300,7 @@ def lease_tasks(session: Session, arrays: ArrayStore, project: Project, role: st
     # spans: each suggested span carries its own confidence, the page shows them all
     threshold = 0.0 if project.task == "spans" else min_confidence(settings,
                                                                     len(project.labels))
-    spans = None if model is None or project.task != "spans" else arrays.load(
-        project.id, SPAN_PREDICTIONS, mmap=False)
+    spans = None if model is None else span_predictions(arrays, project.id, project.task)
     withheld = withholds_suggestions(settings, project, role)
     groups: dict[str, int] = {}
     out: list[TaskView] = []
@@ -378,8 +377,7 @@ def _suggestions_of(session: Session, arrays: ArrayStore, project: Project,
         return [(item.id, confident(imported.get(item.id), threshold)) for item in items]
     version, model_round = active
     probs = model_probs(arrays, project.id)
-    spans = None if project.task != "spans" else arrays.load(project.id, SPAN_PREDICTIONS,
-                                                              mmap=False)
+    spans = span_predictions(arrays, project.id, project.task)
     return [(item.id, confident(suggestion(project, probs, item.row, version, model_round,
                                            spans), threshold))
             for item in items]

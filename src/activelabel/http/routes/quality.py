@@ -16,7 +16,7 @@ from ...labeling.review import (
     items_by_id,
     review_queue,
 )
-from ...labeling.span_rounds import SPAN_PREDICTIONS
+from ...labeling.span_rounds import span_predictions
 from ...labeling.tasks import active_model, model_probs, suggestion
 from ...store import MAX_ID, Role, active_model_version
 from ..auth import Reader, Writer
@@ -70,8 +70,8 @@ def review(project_id: PathId, caller: Reader,
     items = items_by_id(caller.session, sorted({e.item_id for e in entries}))
     model = active_model(caller.session, project_id)
     probs = None if model is None else model_probs(caller.storage.arrays, project_id)
-    spans = None if model is None or project.task != "spans" else caller.storage.arrays.load(
-        project_id, SPAN_PREDICTIONS, mmap=False)
+    spans = None if model is None else span_predictions(caller.storage.arrays, project_id,
+                                                          project.task)
     open_flags = {e.item_id: e.flag for e in entries if e.flag is not None}
     out = []
     for entry in entries:

@@ -43,7 +43,7 @@
     $("curve-note").textContent = note;
   }
 
-  function perRound(rounds) {
+  function perRound(rounds, stats) {
     const done = rounds.filter((r) => r.status === AL.STATUS.round.DONE);
     const cats = done.map((r) => String(r.number));
     Charts.bars($("chart-rounds"), { title: "Labels gathered per round", categories: cats,
@@ -52,10 +52,10 @@
     Charts.bars($("chart-gain"), { title: "Accuracy gain per 100 labels", categories: withGain.map((r) => String(r.number)),
       series: [{ name: "gain per 100 labels (points)", key: "gain", values: withGain.map((r) => 100 * r.gain.per_100_labels) }], yLabel: "points" });
     // the gain is the holdout accuracy's change between successive models
-    const measured = done.some((r) => r.metrics && r.metrics.accuracy !== null && r.metrics.accuracy !== undefined);
+    const holdout = stats && stats.items ? stats.items.holdout : null;
     $("gain-note").textContent = withGain.length || !done.length ? ""
-      : measured ? "The gain shows from the second model measured on the holdout."
-      : "Measured on the holdout, which has no labeled items: import items with \"split\": \"holdout\" and label them (the Payoff measures the model on the audit draws).";
+      : holdout === 0 ? "Measured on the holdout, and the project has none: import items with \"split\": \"holdout\" and label them (the Payoff measures the model on the audit draws)."
+      : "The gain shows from the second model measured on the labeled holdout items.";
     const t = (r, k) => (r.timings && r.timings[k]) || 0;
     Charts.bars($("chart-latency"), { title: "Round latency", categories: cats, stacked: true, yLabel: "seconds", series: [
       { name: "featurize", key: "featurize_s", values: done.map((r) => t(r, "featurize_s")) },
@@ -284,7 +284,7 @@
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
     learnRounds(mods, dash.rounds);
     curve(dash.rounds, stats.payoff);
-    perRound(dash.rounds);
+    perRound(dash.rounds, stats);
     confidence(conf, project.task);
     driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);

@@ -16,7 +16,10 @@
   /* What a reviewer may correct a label to: a label of the project, or in a span project the
      spans the model gives the item or none ("no entity"); [text, labels] pairs. */
   function corrections(item, given) {
-    if (!spans()) return project.labels.map((l) => [String(l), [l]]);
+    if (!spans()) {  // every label but the one given (no correction to what it is)
+      const same = (l) => Array.isArray(given) && given.length === 1 && String(given[0]) === String(l);
+      return project.labels.filter((l) => !same(l)).map((l) => [String(l), [l]]);
+    }
     const key = (l) => JSON.stringify((l || []).map((x) => [x.start, x.end, x.label]));
     const out = [];
     const model = item.suggestion && Array.isArray(item.suggestion.label) ? item.suggestion.label : null;
@@ -70,8 +73,10 @@
 
   async function load() {
     document.body.dataset.loaded = "false";
-    // the label check trains the project's model on the labels: seconds on a large project
-    if (!items.length) $("review-count").textContent = "Reading the review queue (the label check trains a model)…";
+    // the label check (single-label projects) trains the project's model on the labels:
+    // seconds on a large project
+    const checks = project.task === "classification" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
+    if (!items.length) $("review-count").textContent = `Reading the review queue${checks ? " (the label check trains a model on the labels)" : ""}…`;
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
@@ -98,10 +103,10 @@
   function correctionSelect(item, given, attrs, prompt, act) {
     const options = corrections(item, given);
     const pick = AL.el("select", attrs, AL.el("option", { value: "" }, prompt),
-      options.map(([text], i) => AL.el("option", { value: String(i) }, text)));
+      options.map(([text]) => AL.el("option", { value: text }, text)));
     pick.disabled = !options.length;
     pick.addEventListener("change", () => {
-      const chosen = options[Number(pick.value)];
+      const chosen = options.find(([text]) => text === pick.value);
       if (pick.value !== "" && chosen) act(chosen[1], chosen[0]);
     });
     return pick;
