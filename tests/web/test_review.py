@@ -32,6 +32,7 @@ def test_review_accept_correct_and_resolve_a_flag(page: Any, site: Site) -> None
     log_in(page, site, reviewer)
     page.goto(f"{site.url}/projects/{PROJECT}/review")
     page.wait_for_selector("body[data-loaded=true]")
+    assert page.locator("#keys-correct").is_visible()  # a label project: digits correct
     page.get_by_label("Annotator", exact=True).select_option(second.username)
     page.get_by_label("Show", exact=True).select_option("disagreement")
     page.get_by_role("button", name="Apply").click()

@@ -198,6 +198,7 @@ def test_a_reviewer_corrects_spans_to_the_models_or_to_no_entity(page: Any, site
     row = card.locator(f"tr[data-annotation]:has(th:text-is('{tagger.username}'))")
     assert row.locator("td.given").inner_text() == "no entity"
     assert axe_violations(page) == [], "span review"
+    assert not page.locator("#keys-correct").is_visible()  # number keys correct no span
     # "no entity" corrected to the model's spans (no entity is no correction of it)
     options = row.locator("select option").all_inner_texts()
     assert options[1].startswith("the model's spans: ")

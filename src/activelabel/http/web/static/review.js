@@ -206,6 +206,7 @@
           [{ href: `/projects/${project.id}/label`, text: "Label instead", primary: true }]);
         return;
       }
+      $("keys-correct").hidden = spans();  // a span label is corrected with the select
       await loadFilters();
       $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); focus = 0; load(); });
       document.addEventListener("keydown", onKey);
