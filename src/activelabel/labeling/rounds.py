@@ -94,7 +94,7 @@ from .remote_model import (
     training_items,
 )
 from .scaled import on_ray, score_on_ray
-from .span_rounds import SPAN_PREDICTIONS, span_round
+from .span_rounds import SPAN_PREDICTIONS, span_predictions, span_round
 from .stats import labels_spent
 
 log = logging.getLogger("activelabel.rounds")
@@ -730,7 +730,7 @@ def _span_stop_inputs(storage: Storage, snap: _Snapshot) -> dict[str, Any]:
     classifier's stop set is; an item imported since reads as untagged there."""
     before = storage.arrays.load(snap.project_id, "probs")
     tagged = 0 if before is None else int(before.shape[0])
-    return {"previous": storage.arrays.load(snap.project_id, SPAN_PREDICTIONS, mmap=False),
+    return {"previous": span_predictions(storage.arrays, snap.project_id, snap.task),
             "stop_rows": _stop_rows(min(tagged, int(snap.item_ids.shape[0])))}
 
 
