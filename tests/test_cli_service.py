@@ -260,6 +260,8 @@ def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
     assert spans.startswith("payoff: entity F1 89.0% (95% interval")
     assert "about 68 (32 to more than the curve tells within the interval)" in spans
     assert "target" not in spans
+    multi = payoff_line({**base, "measure": "label_f1", "to_target": None})
+    assert multi.startswith("payoff: label F1 89.0% (95% interval")
     off = payoff_line({**base, "audit_share": 0.0, "audit_labels": 0, "accuracy": None,
                        "note": "audit draws are off (audit_share 0): nothing measures the model"})
     assert off == ("payoff: audit draws are off (audit_share 0): nothing measures the model; "

@@ -15,6 +15,7 @@ from activelabel.estimates import (
     accuracy_estimate,
     curve_counts,
     f1_estimate,
+    label_set_counts,
     labels_needed,
     micro_f1,
     random_sampling_curve,
@@ -176,6 +177,28 @@ def test_a_one_class_prefix_predicts_that_class() -> None:
     X = np.zeros((6, 2))
     assert random_sampling_curve(X, ["a", "a", "b", "a", "b", "a"], [2], LogisticRegression) == [
         (2, 0.5)]
+
+
+def test_a_multilabel_random_curve_scores_label_f1() -> None:
+    """Label sets, most of them empty: a model that gives no label is scored 0, not the
+    share of empty sets it matches (the payoff's measure, micro F1 over the labels)."""
+    X = np.zeros((12, 2))
+    y: list[list[str]] = [[] for _ in range(12)]
+    y[5], y[9] = ["a"], ["a", "b"]
+    assert random_sampling_curve(X, y, [4], LogisticRegression) == [(4, 0.0)]
+
+    class Given:  # gives "a" to every item
+        def fit(self, X: Any, y: Any) -> Given:
+            return self
+
+        def predict(self, X: Any) -> list[list[str]]:
+            return [["a"]] * len(X)
+
+    # after 2: 10 items given "a", 2 of them hold it, 3 true labels -> 2 * 2 / (3 + 10)
+    y[0] = ["b"]
+    assert random_sampling_curve(X, y, [2], Given) == [(2, pytest.approx(4 / 13))]
+    assert label_set_counts([["a"], []], [["a", "b"], ["c"]]).tolist() == [[1, 2, 1],
+                                                                           [0, 1, 0]]
 
 
 def test_the_random_curve_hands_each_fit_the_unlabeled_rows_it_is_given() -> None:

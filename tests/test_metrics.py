@@ -137,9 +137,21 @@ def test_evaluate_multilabel() -> None:
     assert scores["accuracy"] == pytest.approx(2 / 3)  # row 2 predicts label 0 wrongly
     # label 0: tp 1 fp 1 -> F1 2/3; label 1: F1 1; label 2 never true nor predicted: left out
     assert scores["macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)
+    # micro over the (item, label) pairs: 3 found of 3 true, 4 given
+    assert scores["label_f1"] == pytest.approx(2 * 3 / (3 + 4))
     flat = probs.reshape(-1)
     binary = np.column_stack([1 - flat, flat])
     assert scores["ece"] == pytest.approx(expected_calibration_error(binary, Y.reshape(-1)))
+
+
+def test_label_f1_does_not_reward_a_model_that_gives_no_label() -> None:
+    """Most items without a label: giving none is right on the subset accuracy's count."""
+    Y = np.zeros((10, 3), dtype=int)
+    Y[:3, 0] = 1
+    scores = evaluate_multilabel(np.full((10, 3), 0.1), Y)
+    assert scores["accuracy"] == pytest.approx(0.7)
+    assert scores["label_f1"] == 0.0
+    assert evaluate_multilabel(np.full((2, 3), 0.1), np.zeros((2, 3), int))["label_f1"] == 0.0
 
 
 def test_evaluate_multilabel_validates_shape() -> None:

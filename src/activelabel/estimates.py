@@ -25,6 +25,7 @@ __all__ = [
     "audit_curve_counts",
     "curve_counts",
     "f1_estimate",
+    "label_set_counts",
     "labels_needed",
     "micro_f1",
     "random_sampling_curve",
@@ -143,6 +144,16 @@ def audit_curve_counts(n: int) -> list[int]:
     return [] if n < MIN_CURVE_LABELS else curve_counts(n, held_out=max(10, n // 5))
 
 
+def label_set_counts(predicted: Sequence[Any], truth: Sequence[Any]) -> np.ndarray[Any, Any]:
+    """``(n, 3)`` counts of multi-label answers for :func:`f1_estimate` and
+    :func:`micro_f1`: per item, the labels both give, the true labels, the predicted ones."""
+    out = np.zeros((len(truth), 3), dtype=np.float64)
+    for i, (p, t) in enumerate(zip(predicted, truth, strict=True)):
+        got, want = set(map(str, p)), set(map(str, t))
+        out[i] = (len(got & want), len(want), len(got))
+    return out
+
+
 def _answer_key(answer: Any) -> Any:
     """What two answers must share to be the same: the label, or a multi-label answer's set."""
     return tuple(sorted(map(str, answer))) if isinstance(answer, list | tuple) else answer
@@ -151,13 +162,15 @@ def _answer_key(answer: Any) -> Any:
 def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
                           make_model: Callable[[], Any], *,
                           unlabeled: Any = None) -> list[tuple[int, float]]:
-    """``(m, accuracy)`` for each ``m`` in ``counts``: a model trained on the first ``m``
-    random draws (``X``, ``y`` in draw order), scored on the draws after them. A multi-label
-    answer (a list) is right when the model gives its labels exactly. A prefix holding one
-    answer predicts that answer. ``unlabeled``: passed to each fit (a
-    :class:`~activelabel.models.Classifier` self-training on it)."""
+    """``(m, score)`` for each ``m`` in ``counts``: a model trained on the first ``m``
+    random draws (``X``, ``y`` in draw order), scored on the draws after them: accuracy, or
+    for multi-label answers (lists) micro F1 over the labels, as the payoff measures them (a
+    share of label sets given exactly rewards a model that gives none where most items have
+    none). A prefix holding one answer predicts that answer. ``unlabeled``: passed to each
+    fit (a :class:`~activelabel.models.Classifier` self-training on it)."""
     answers = list(y)
     keys = [_answer_key(a) for a in answers]
+    multilabel = any(isinstance(a, list | tuple) for a in answers)
     out: list[tuple[int, float]] = []
     for m in counts:
         if not 0 < m < len(answers):
@@ -169,8 +182,11 @@ def random_sampling_curve(X: Any, y: Sequence[Any], counts: Sequence[int],
             extra = {} if unlabeled is None else {"unlabeled": unlabeled}
             model.fit(X[:m], answers[:m], **extra)
             predicted = [_answer_key(p) for p in model.predict(X[m:])]
-        out.append((int(m), float(np.mean([p == k for p, k in zip(predicted, keys[m:],
-                                                                    strict=True)]))))
+        if multilabel:
+            score = micro_f1(*label_set_counts(predicted, keys[m:]).sum(axis=0))
+        else:
+            score = float(np.mean([p == k for p, k in zip(predicted, keys[m:], strict=True)]))
+        out.append((int(m), float(score)))
     return out
 
 

@@ -132,9 +132,11 @@ def evaluate_multilabel(probs: ArrayLike, Y_true: ArrayLike, n_bins: int = 15) -
     """Multi-label scores of ``probs`` (n, n_labels) against the 0/1 ``Y_true`` (n, n_labels).
 
     A label is predicted when its probability is above 0.5. ``accuracy``: subset accuracy
-    (every label of the item right); ``macro_f1``: mean F1 over the labels that are true or
-    predicted somewhere (0.0 when none is); ``ece``: calibration error over all n * n_labels
-    probabilities, each read as a binary prediction.
+    (every label of the item right); ``label_f1``: micro F1 over the (item, label) pairs
+    (0.0 when nothing is true or predicted), the measure where most items carry few labels or
+    none (there a model that gives none scores the subset accuracy); ``macro_f1``: mean F1
+    over the labels that are true or predicted somewhere (0.0 when none is); ``ece``:
+    calibration error over all n * n_labels probabilities, each read as a binary prediction.
     """
     p = _check_probs(probs)
     Y = np.asarray(Y_true)
@@ -151,8 +153,10 @@ def evaluate_multilabel(probs: ArrayLike, Y_true: ArrayLike, n_bins: int = 15) -
     flat = p.reshape(-1)
     confidence = np.maximum(flat, 1.0 - flat)
     correct = ((flat > 0.5) == (Y.reshape(-1) == 1)).astype(np.float64)
+    hits, true, given = int((pred & Y).sum()), int(Y.sum()), int(pred.sum())
     return {
         "accuracy": float(np.mean((pred == Y).all(axis=1))),
+        "label_f1": 2.0 * hits / (true + given) if true + given else 0.0,
         "macro_f1": f1,
         "ece": _binned_gap(confidence, correct, n_bins),
     }

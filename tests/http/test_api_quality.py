@@ -325,6 +325,44 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
     assert {e["item_id"] for e in entries} == {items[0], items[4]}
 
 
+def test_a_multilabel_models_sure_labels_put_an_item_up_for_review(api: Api) -> None:
+    """A label the model is sure applies that the consensus leaves out, or sure does not
+    apply that it gives: the entry names them, and the model's labels are the correction."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, labels=["a", "b", "c"], task="multilabel")
+    ann = api.member(pid, "annotator")
+    items = _items(api, pid, owner)
+    for item_id, labels in zip(items, [["a"], ["a", "b"], [], ["c"]], strict=True):
+        answer = api.post(f"/projects/{pid}/annotations", ann,
+                          json={"item_id": item_id, "labels": labels})
+        assert answer.status_code == 201, answer.text
+    with api.storage.sessions() as session, session.begin():
+        create_model_version(session, pid)
+        activate_model_version(session, pid, 1)
+    api.storage.arrays.save(pid, "probs", np.array([
+        [0.95, 0.2, 0.3],    # 'a' as given: nothing to say
+        [0.97, 0.05, 0.1],   # sure 'b' does not apply
+        [0.1, 0.92, 0.6],    # sure of 'b', which nobody gave ('c' at 0.6 is not sure)
+        [0.5, 0.5, 0.85]],   # 'c' likely, not sure: nothing to say
+        dtype=np.float32))
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "model_disagrees"}).json()
+    assert [e["item_id"] for e in entries] == [items[1], items[2]]  # the surer first
+    assert entries[0]["score"] == pytest.approx(0.95)
+    assert entries[0]["detail"] == (
+        "model version 1 says 'b' does not apply (0.05); the consensus is ['a', 'b']")
+    assert entries[1]["detail"] == "model version 1 says 'b' applies (0.92); the consensus is []"
+    assert entries[1]["suggestion"]["label"] == ["b", "c"]
+    # a reviewer's correction to the model's labels takes the item out of the queue
+    annotation = entries[1]["annotations"][0]["annotation_id"]
+    done = api.post(f"/projects/{pid}/annotations/{annotation}/review", owner,
+                    json={"accept": False, "labels": ["b", "c"]})
+    assert done.status_code in (200, 201), done.text
+    entries = api.get(f"/projects/{pid}/review", owner,
+                      params={"reason": "model_disagrees"}).json()
+    assert [e["item_id"] for e in entries] == [items[1]]
+
+
 def test_relabel_advice_prefers_a_contested_item_over_a_confident_new_one(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=5, settings={"overlap": 3})

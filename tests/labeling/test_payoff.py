@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from activelabel.estimates import labels_needed
@@ -163,15 +164,36 @@ def test_hits_compare_each_audit_answer_with_the_models() -> None:
 
     from activelabel.labeling.payoff import _hits
 
-    multi = SimpleNamespace(labels=["a", "b", "c"], task="multilabel")
     probs = np.array([[0.9, 0.1, 0.1], [0.9, 0.8, 0.1], [0.1, 0.1, 0.7]])
-    answers = {0: ["a"], 1: ["b", "a"], 2: ["a"]}  # the last one wrong
-    assert _hits(multi, probs, [0, 1, 2], answers).tolist() == [True, True, False]
     single = SimpleNamespace(labels=["a", "b", "c"], task="classification")
     assert _hits(single, probs, [0, 1, 2], {0: "a", 1: "a", 2: "c"}).tolist() == [
         True, True, True]
     other_labels = SimpleNamespace(labels=["a", "b"], task="classification")
     assert _hits(other_labels, probs, [0], {0: "a"}).size == 0  # a model of another label set
+
+
+def test_a_multilabel_model_is_measured_by_label_f1() -> None:
+    """Micro F1 over the audit items' labels, with a bootstrap interval: a model that gives
+    no label is not right on the items that have none (their share would read 80% here)."""
+    from types import SimpleNamespace
+
+    from activelabel.labeling.payoff import _estimate
+
+    multi = SimpleNamespace(labels=["a", "b", "c"], task="multilabel")
+    rows = list(range(100))
+    answers = {r: (["a", "b"] if r % 10 == 0 else ["c"] if r % 10 == 5 else []) for r in rows}
+    silent = np.full((100, 3), 0.2)
+    found = _estimate(multi, None, silent, rows, answers)  # type: ignore[arg-type]
+    assert found.accuracy == 0.0
+    sure = np.zeros((100, 3))
+    for r, labels in answers.items():
+        sure[r, [multi.labels.index(x) for x in labels]] = 0.9
+    sure[1, 2] = 0.7  # one label given that no annotator gave: 30 found, 30 true, 31 given
+    found = _estimate(multi, None, sure, rows, answers)  # type: ignore[arg-type]
+    assert found.accuracy == pytest.approx(60 / 61)
+    assert found.low < found.accuracy <= found.high == 1.0
+    few = {r: answers[r] for r in rows[:40]}  # 12 labels: fewer than F1 is measured from
+    assert _estimate(multi, None, sure, rows[:40], few).accuracy is None  # type: ignore[arg-type]
 
 
 def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
@@ -205,7 +227,7 @@ def test_audit_draws_not_answered_yet_are_never_pseudo_labeled(
 def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
         engine_storage: Storage) -> None:
     """Multi-label audit answers (label sets) train the curve's models and score them as
-    the payoff does: right when the model gives the set exactly."""
+    the payoff does: micro F1 over the labels."""
     groups = {"alpha": "a", "beta": "a", "gamma": "g", "delta": "g", "omega": "o", "sigma": "o"}
 
     def answer(text: str) -> list[str]:
@@ -230,6 +252,10 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
     with engine_storage.read_sessions() as session:
         found = payoff(session, engine_storage.arrays, get_project(session, pid))
     assert found["audit_labels"] == n_audit
+    assert found["measure"] == "label_f1"
+    assert found["interval"] == "bootstrap"
+    assert found["audit_entities"] is None
+    assert found["audit_positives"] >= n_audit  # every text names one set or two
     assert found["random_curve"] == curve
     assert found["accuracy"] is not None
     assert found["accuracy"] > 0.8

@@ -221,6 +221,33 @@ def test_span_payoff_names_its_measure(page: Any, trained: Site) -> None:
         "12 audit sentences labeled, holding 7 entities: entity F1 is measured from 20.")
 
 
+def test_multilabel_payoff_and_rounds_name_label_f1(page: Any, trained: Site) -> None:
+    """A multi-label project's payoff is label F1 (a share of label sets given exactly
+    rewards a model that gives none): the headline, the note, the curve's audit series; its
+    rounds' holdout label F1 is drawn beside their exact-set accuracy."""
+    dash = trained.get(f"/projects/{PROJECT}/dashboard")
+    scored = [r for r in dash["rounds"] if r["status"] == "done"
+              and r["metrics"].get("accuracy") is not None]
+    for i, r in enumerate(scored):
+        r["metrics"]["label_f1"] = 0.2 + 0.1 * i
+    body = json.dumps(dash)
+    page.route(f"**/api/v1/projects/{PROJECT}/dashboard", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    _open_with_payoff(page, trained, {
+        "measure": "label_f1", "interval": "bootstrap", "accuracy": 0.41, "low": 0.3,
+        "high": 0.5, "audit_labels": 80, "audit_positives": 40, "n_train": 500,
+        "random_curve": [[10, 0.0], [20, 0.1], [40, 0.2]], "to_target": None})
+    headline = page.inner_text("#payoff-headline")
+    assert "Label F1 now 41.0% (95% interval 30.0%–50.0%, 80 audit labels)" in headline
+    assert "Accuracy now" not in headline
+    assert "micro over the audit items' labels" in page.inner_text("#payoff-note")
+    chart = page.inner_text("#chart-curve")
+    assert "random sampling (audit labels, label F1)" in chart
+    assert "exact-set accuracy" in chart
+    assert [y for _, y in _points(page, "label_f1")] == pytest.approx(
+        [0.2 + 0.1 * i for i in range(len(scored))])
+
+
 def test_span_rounds_draw_the_holdouts_entity_f1(page: Any, trained: Site) -> None:
     """A span round's accuracy is the share of tokens tagged right; its entity F1 is drawn
     beside it, and the accuracy series says which accuracy it is."""

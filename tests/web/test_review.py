@@ -150,3 +150,53 @@ def test_the_page_says_it_reads_the_queue_while_the_label_check_runs(page: Any, 
     page.unroute("**/api/v1/projects/*/review?*")
     page.wait_for_selector("body[data-loaded=true]")
     assert "to review" in page.inner_text("#review-count")
+
+
+def test_a_multilabel_label_is_corrected_a_label_at_a_time(page: Any, site: Site) -> None:
+    """A multi-label answer is corrected to the given labels with one added or taken out, or
+    to none (the select offered single labels only: no way to a set of two, nor to none);
+    a number key adds or takes out its label."""
+    made = site.api("POST", "/projects", json={
+        "name": "tweets", "task": "multilabel", "labels": ["person", "place", "brand"],
+        "settings": {"overlap": 2, "free_labeling": True, "audit_share": 0.0}})
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    added = site.api("POST", f"/projects/{pid}/items", json=[
+        {"external_id": f"t{i}", "data": {"text": f"tweet {i}"}} for i in range(3)])
+    assert added.json()["inserted"] == 3, added.text
+    other = site.member("annotator")
+    assert site.api("POST", f"/projects/{pid}/members", json={
+        "username": other.username, "role": "annotator"}).status_code == 201
+    items = [i["id"] for i in site.get(f"/projects/{pid}/items")["items"]]
+    for who, labels in ((site.admin, ["person"]), (other, ["person", "place"])):
+        for item_id in items[:2]:
+            answer = site.api("POST", f"/projects/{pid}/annotations", who,
+                              json={"item_id": item_id, "labels": labels})
+            assert answer.status_code == 201, answer.text
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{pid}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.inner_text("#keys-correct") == "number keys add or take out a label · "
+    card = page.locator(f"article[data-item='{items[0]}']")
+    page.wait_for_selector(f"article[data-item='{items[0]}']")
+    pick = card.get_by_label(f"correct the label of {other.username}")
+    options = pick.locator("option").all_inner_texts()
+    assert options[1:] == ["without person", "without place", "with brand", "no label"]
+    pick.select_option("with brand")
+    wait_until(lambda: site.get(f"/projects/{pid}/items/{items[0]}")["history"][-1]["kind"]
+               == "correction", timeout=60, what="corrected")
+    current = site.get(f"/projects/{pid}/items/{items[0]}")["current"]
+    assert sorted(map(sorted, (r["labels"] for r in current))) == [
+        ["brand", "person", "place"], ["person"]]
+
+    page.wait_for_selector(f"article[data-item='{items[0]}']", state="detached")
+    page.wait_for_selector(f"article[data-item='{items[1]}']")
+    page.locator(f"article[data-item='{items[1]}']").focus()
+    first = site.get(f"/projects/{pid}/review")[0]
+    assert first["item_id"] == items[1]
+    given = sorted(first["annotations"][0]["labels"])
+    page.keyboard.press("1")  # person: taken out of the first annotation's labels
+    wait_until(lambda: site.get(f"/projects/{pid}/items/{items[1]}")["history"][-1]["kind"]
+               == "correction", timeout=60, what="corrected by key")
+    history = site.get(f"/projects/{pid}/items/{items[1]}")["history"]
+    assert sorted(history[-1]["labels"]) == [x for x in given if x != "person"]

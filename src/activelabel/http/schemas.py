@@ -702,10 +702,14 @@ class Payoff(BaseModel):
     audit_entities: int | None = Field(None, description=(
         "Span projects: the entities the labeled audit sentences hold (entity F1 is measured "
         "from 20); null for the other tasks."))
+    audit_positives: int | None = Field(None, description=(
+        "What F1 counts: the entities (span projects) or the labels (multi-label projects) "
+        "the labeled audit items hold (F1 is measured from 20); null for classification."))
     model_version: int | None
     measure: str = Field("accuracy", description=(
         "What accuracy, the curve and the counts measure: 'accuracy' (the share of audit "
-        "labels the model gives) or, for span projects, 'entity_f1' (micro F1 over the audit "
+        "labels the model gives); for multi-label projects 'label_f1' (micro F1 over the "
+        "audit items' labels); for span projects 'entity_f1' (micro F1 over the audit "
         "sentences' entities: start, end and type)."))
     accuracy: float | None = Field(description="The active model's score on the audit "
                                    "labels (see measure): an estimate of its score on the "
@@ -714,14 +718,15 @@ class Payoff(BaseModel):
     high: float = Field(description="Upper end of the confidence interval.")
     confidence: float
     note: str | None = Field(None, description=(
-        "Why there is no score yet (no audit labels, no model, too few entities), as the "
+        "Why there is no score yet (no audit labels, no model, too few entities or labels for F1), as the "
         "dashboard and `activelabel status` print it; null when there is one."))
     interval: str = Field(description="How the interval is computed: 'wilson' (Wilson score, "
-                          "accuracy) or 'bootstrap' (percentile, over the audit sentences).")
+                          "accuracy) or 'bootstrap' (percentile, over the audit items: F1).")
     labels_spent: int = Field(description="Pool labels (holdout and gold left out).")
     n_train: int | None = Field(description="Labels the active model trained on.")
     random_curve: list[list[float]] = Field(
-        description="[labels, accuracy] of a model trained on the audit labels alone.")
+        description="[labels, score] of a model trained on the audit labels alone (the "
+        "score named by measure).")
     curve_min_labels: int | None = Field(
         description="Audit labels a round needs before it traces the curve; null when the "
         "project's model is served over HTTP (trained where it runs, never on the audit "

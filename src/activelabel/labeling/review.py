@@ -46,6 +46,9 @@ __all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
 
 #: A predicted span counts as sure when every token's marginal is at least this.
 SURE_SPAN = 0.9
+#: A multi-label model is sure a label applies at this probability, sure it does not at one
+#: minus it.
+SURE_LABEL = 0.9
 
 
 class Reason(str, Enum):
@@ -94,7 +97,8 @@ _TEXT: dict[Reason, tuple[str, str]] = {
     Reason.MODEL_DISAGREES: (
         "model disagrees",
         "the active model's suggestion differs from the consensus; score = the model's "
-        "confidence in its own label."),
+        "confidence in its own label (multi-label: in the surest label it gives or denies "
+        "against the consensus, from 0.9; spans: in the surest span the consensus lacks)."),
     Reason.TIE: (
         "tie",
         "no majority among the current labels (majority vote leaves a single-label item out "
@@ -259,8 +263,10 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
     if project.task == "spans":
         return _span_errors(storage, project, ctx, name)
     probs = model_probs(storage.arrays, project.id)
-    if probs is None or project.task != "classification":
+    if probs is None or probs.ndim != 2 or probs.shape[1] != len(project.labels):
         return []
+    if project.task == "multilabel":
+        return _label_set_errors(probs, project, ctx, name)
     t = ctx.table
     out = []
     for i, pos in ctx.by_item.items():
@@ -277,6 +283,38 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
                                f"{name} says {_fmt(label)} ({p[best]:.2f}); "
                                f"the consensus is {_fmt(agreed)}",
                                [int(t.annotation_ids[q]) for q in pos]))
+    return out
+
+
+def _label_set_errors(probs: Any, project: Project, ctx: _Context,
+                      model: str) -> list[ReviewEntry]:
+    """Likely multi-label errors: labels the model (named ``model``) is sure of (probability
+    at least SURE_LABEL) that the consensus leaves out, or sure do not apply (at most
+    1 - SURE_LABEL) that it gives; scored by the surest of them, with the model's labels
+    (above 0.5) as the correction it offers."""
+    t = ctx.table
+    labels = list(project.labels)
+    out = []
+    for i, pos in ctx.by_item.items():
+        agreed = ctx.consensus.labels[i]
+        row = t.rows[i]
+        if agreed is None or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
+            continue
+        p = np.asarray(probs[row], dtype=np.float64)
+        given = {str(x) for x in agreed}
+        added = [(labels[j], float(p[j])) for j in np.flatnonzero(p >= SURE_LABEL)
+                 if str(labels[j]) not in given]
+        dropped = [(labels[j], float(1 - p[j])) for j in np.flatnonzero(p <= 1 - SURE_LABEL)
+                   if str(labels[j]) in given]
+        if not added and not dropped:
+            continue
+        said = ([f"{_fmt(x)} applies ({q:.2f})" for x, q in added]
+                + [f"{_fmt(x)} does not apply ({1 - q:.2f})" for x, q in dropped])
+        out.append(ReviewEntry(
+            t.item_ids[i], Reason.MODEL_DISAGREES, max(q for _, q in added + dropped),
+            f"{model} says {'; '.join(said)}; the consensus is {_fmt(list(agreed))}",
+            [int(t.annotation_ids[q]) for q in pos],
+            model_labels=[labels[j] for j in np.flatnonzero(p > 0.5)]))
     return out
 
 

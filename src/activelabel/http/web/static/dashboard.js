@@ -7,6 +7,8 @@
   const get = (path) => AL.api("GET", `/projects/${pid}${path}`);
   const cell = (v, num) => AL.el("td", num ? { class: "num" } : {}, v === null || v === undefined ? "–" : typeof v === "number" ? AL.fmt(v) : v);
   const fill = (id, rows) => $(id).querySelector("tbody").replaceChildren(...rows);
+  // what the payoff measures, where it is not accuracy
+  const MEASURE_NAMES = { entity_f1: "entity F1", label_f1: "label F1" };
 
   /* The holdout's scores per round; beside them random sampling's accuracy, simulated
      (`simulate --attach`) or, without a shell, traced from the audit labels (the payoff's
@@ -24,12 +26,17 @@
       series[0].name = "token accuracy";
       series.splice(1, 0, { name: "entity F1", key: "entity_f1", points: pts("entity_f1") });
     }
+    // multi-label rounds: the holdout's label F1 (their accuracy gives each label set exactly)
+    if (done.some((r) => r.metrics.label_f1 !== undefined && r.metrics.label_f1 !== null)) {
+      series[0].name = "exact-set accuracy";
+      series.splice(1, 0, { name: "label F1", key: "label_f1", points: pts("label_f1") });
+    }
     const random = pts("random_accuracy");
     const simulated = random.some((p) => p.y !== null);
     if (simulated) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
     const audited = ((payoff && payoff.random_curve) || []).map(([m, a]) => ({ x: m, y: a }));
-    // a span project's audit measures entity F1, not the holdout's token accuracy
-    const f1 = payoff && payoff.measure === "entity_f1" ? ", entity F1" : "";
+    // a span project's audit measures entity F1, a multi-label one's label F1
+    const f1 = payoff && MEASURE_NAMES[payoff.measure] ? `, ${MEASURE_NAMES[payoff.measure]}` : "";
     if (audited.length) series.push({ name: `random sampling (audit labels${f1})`, key: "random_audit", points: audited, dashed: true });
     if (audited.length && payoff.accuracy !== null && payoff.n_train !== null) {
       series.push({ name: `model now (audit estimate${f1})`, key: "audit_accuracy", points: [{ x: payoff.n_train, y: payoff.accuracy }] });
@@ -128,7 +135,7 @@
     const pct = (x) => `${(100 * x).toFixed(1)}%`;
     const head = [];
     if (p.accuracy === null) head.push(p.note ? `${p.note[0].toUpperCase()}${p.note.slice(1)}.` : "No score yet.");
-    else head.push(`${p.measure === "entity_f1" ? "Entity F1 now" : "Accuracy now"} ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
+    else head.push(`${MEASURE_NAMES[p.measure] ? `${MEASURE_NAMES[p.measure][0].toUpperCase()}${MEASURE_NAMES[p.measure].slice(1)} now` : "Accuracy now"} ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
     const traced = p.random_curve || [];
     if (p.random_labels_needed === null && p.accuracy !== null && traced.length) {
@@ -140,7 +147,9 @@
     }
     if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
     $("payoff-headline").textContent = head.join(" · ");
-    const how = p.measure === "entity_f1" ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences." : "Interval: Wilson score.";
+    const how = p.measure === "entity_f1" ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences."
+      : p.measure === "label_f1" ? "Label F1: micro over the audit items' labels, each found when the model gives it (probability above 0.5) and the annotators did. Interval: bootstrap over the items."
+      : "Interval: Wilson score.";
     $("payoff-note").textContent = `Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. ${how}`;
   }
 

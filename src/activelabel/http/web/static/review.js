@@ -13,9 +13,30 @@
   const labelText = (l, data) => (spans() && window.ALSpans ? ALSpans.spansText(l, data || {})
     : AL.labelText(l));
 
-  /* What a reviewer may correct a label to: a label of the project, or in a span project the
-     spans the model gives the item or none ("no entity"); [text, labels] pairs. */
+  const multi = () => project.task === "multilabel";
+  /* A multi-label answer with ``label`` added or taken out, in the project's label order. */
+  const toggled = (given, label) => {
+    const has = (given || []).some((x) => String(x) === String(label));
+    return project.labels.filter((l) => String(l) === String(label) ? !has : (given || []).some((x) => String(x) === String(l)));
+  };
+
+  /* What a reviewer may correct a label to: a label of the project; in a multi-label project
+     the model's labels, the given ones with one label added or taken out, or none; in a span
+     project the spans the model gives the item or none ("no entity"); [text, labels] pairs. */
   function corrections(item, given) {
+    if (multi()) {
+      const key = (l) => JSON.stringify((l || []).map(String).sort());
+      const out = [];
+      const model = item.suggestion && Array.isArray(item.suggestion.label) ? item.suggestion.label : null;
+      if (model && (given === null || key(model) !== key(given)))
+        out.push([`the model's labels: ${model.length ? model.map(String).join(", ") : "none"}`, model]);
+      for (const l of project.labels) {
+        const has = (given || []).some((x) => String(x) === String(l));
+        out.push([`${has ? "without" : "with"} ${l}`, toggled(given, l)]);
+      }
+      if (given === null || given.length) out.push(["no label", []]);
+      return out;
+    }
     if (!spans()) {  // every label but the one given (no correction to what it is)
       const same = (l) => Array.isArray(given) && given.length === 1 && String(given[0]) === String(l);
       return project.labels.filter((l) => !same(l)).map((l) => [String(l), [l]]);
@@ -194,7 +215,11 @@
     else if (/^\d$/.test(ev.key) && !spans()) {
       const digits = project.labels.every((l) => /^\d$/.test(String(l)));
       const label = digits ? project.labels.find((l) => String(l) === ev.key) : project.labels[ev.key === "0" ? 9 : Number(ev.key) - 1];
-      if (label !== undefined) { ev.preventDefault(); review(item, ann, { accept: false, labels: [label] }, `Corrected to ${label}.`); }
+      if (label === undefined) return;
+      ev.preventDefault();
+      // a multi-label answer: the key adds its label or takes it out
+      const labels = multi() ? toggled(ann.labels, label) : [label];
+      review(item, ann, { accept: false, labels }, `Corrected to ${multi() ? labelText(labels) : label}.`);
     }
   }
 
@@ -207,6 +232,7 @@
         return;
       }
       $("keys-correct").hidden = spans();  // a span label is corrected with the select
+      if (multi()) $("keys-correct").textContent = "number keys add or take out a label · ";
       await loadFilters();
       $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); focus = 0; load(); });
       document.addEventListener("keydown", onKey);
