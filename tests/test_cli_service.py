@@ -167,6 +167,15 @@ def test_an_import_that_cannot_be_read_is_a_sentence_not_a_traceback(
     assert "Traceback" not in out + err
 
 
+def test_an_auto_round_names_the_strategy_its_schedule_ran() -> None:
+    from activelabel.cli import round_strategy
+
+    assert round_strategy("auto", {"schedule": {"strategy": "cluster_margin"}}) == (
+        "auto: cluster_margin")
+    assert round_strategy("margin", {}) == "margin"
+    assert round_strategy("auto", {"schedule": None}) == "auto"  # a round before the schedule
+
+
 def test_import_without_wait_queues_a_job(cli: Cli, project_id: int, tmp_path: Path) -> None:
     path = write_rows(tmp_path / "rows.jsonl", [{"external_id": "a", "data": {"text": "hi"}}])
     code, out, _ = cli("import", "news", path)

@@ -827,6 +827,13 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def round_strategy(strategy: str, metrics: Mapping[str, Any]) -> str:
+    """A round's strategy as the dashboard shows it: an ``auto`` round names the strategy
+    its schedule ran ("auto: cluster_margin")."""
+    ran = (metrics.get("schedule") or {}).get("strategy")
+    return f"{strategy}: {ran}" if ran and ran != strategy else strategy
+
+
 def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
     """One row per round: status, labels used, holdout metrics, gain, timings."""
     table = Table(title=title)
@@ -838,7 +845,8 @@ def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
         delta = gain.get("accuracy")
         table.add_row(
             str(rnd.number), rnd.status + (f" ({rnd.error[:40]})" if rnd.error else ""),
-            rnd.strategy, _fmt(rnd.n_labels_used), _fmt(metrics.get("accuracy")),
+            round_strategy(rnd.strategy, metrics), _fmt(rnd.n_labels_used),
+            _fmt(metrics.get("accuracy")),
             _fmt(metrics.get("macro_f1")), _fmt(metrics.get("ece")),
             "-" if delta is None else f"{delta:+.3f}", _fmt(timings.get("train_s"), 2),
             _fmt(timings.get("total_s"), 2))

@@ -59,6 +59,12 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
         assert [x for x, _ in got] == [x for x, _ in expected], key
         assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(got, expected, strict=True))
 
+    for r in dash["rounds"]:  # an `auto` round names the strategy its schedule ran
+        ran = (r["metrics"].get("schedule") or {}).get("strategy")
+        shown = page.inner_text(f"#rounds tr[data-round='{r['number']}'] td:nth-of-type(2)")
+        assert shown == (f"{r['strategy']}: {ran}" if ran and ran != r["strategy"]
+                         else r["strategy"])
+
     gathered = page.eval_on_selector_all("#chart-rounds rect.col",
                                          "els => els.map(e => Number(e.dataset.value))")
     assert gathered == [r["labels_gathered"] for r in dash["rounds"] if r["status"] == "done"]

@@ -7,6 +7,11 @@
   const get = (path) => AL.api("GET", `/projects/${pid}${path}`);
   const cell = (v, num) => AL.el("td", num ? { class: "num" } : {}, v === null || v === undefined ? "–" : typeof v === "number" ? AL.fmt(v) : v);
   const fill = (id, rows) => $(id).querySelector("tbody").replaceChildren(...rows);
+  // a round of the `auto` schedule: the strategy it ran ("auto: cluster_margin")
+  const roundStrategy = (r) => {
+    const ran = r.metrics && r.metrics.schedule ? r.metrics.schedule.strategy : null;
+    return ran && ran !== r.strategy ? `${r.strategy}: ${ran}` : r.strategy;
+  };
   // what the payoff measures, where it is not accuracy
   const MEASURE_NAMES = { entity_f1: "entity F1", label_f1: "label F1" };
 
@@ -70,7 +75,7 @@
       { name: "score", key: "score_s", values: done.map((r) => t(r, "score_s")) },
       { name: "select", key: "select_s", values: done.map((r) => t(r, "select_s")) }] });
     fill("rounds", [...rounds].reverse().map((r) => AL.el("tr", { dataset: { round: String(r.number) } },
-      AL.el("th", { scope: "row" }, String(r.number)), cell(r.status), cell(r.strategy), cell(r.n_labels_used, 1),
+      AL.el("th", { scope: "row" }, String(r.number)), cell(r.status), cell(roundStrategy(r)), cell(r.n_labels_used, 1),
       cell(r.labels_gathered, 1), cell(r.labeling_seconds === null ? null : r.labeling_seconds / 60, 1),
       cell(r.metrics.accuracy, 1), cell(r.metrics.macro_f1, 1), cell(r.metrics.ece, 1),
       cell(r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined ? 100 * r.gain.per_100_labels : null, 1),
