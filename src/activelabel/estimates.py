@@ -17,7 +17,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "ACCURACY",
+    "CURVE_MEASURE",
+    "ENTITY_F1",
     "F1_MIN_ENTITIES",
+    "LABEL_F1",
     "MAX_EXTRAPOLATION",
     "MIN_CURVE_LABELS",
     "AccuracyEstimate",
@@ -152,6 +156,13 @@ def label_set_counts(predicted: Sequence[Any], truth: Sequence[Any]) -> np.ndarr
         got, want = set(map(str, p)), set(map(str, t))
         out[i] = (len(got & want), len(want), len(got))
     return out
+
+
+#: What an audit score and a random-sampling curve measure: a classifier's accuracy, a
+#: multi-label model's label F1 (micro over the items' labels), a span model's entity F1;
+#: a round records its curve's measure under ``CURVE_MEASURE``.
+ACCURACY, LABEL_F1, ENTITY_F1 = "accuracy", "label_f1", "entity_f1"
+CURVE_MEASURE = "random_curve_measure"
 
 
 def _answer_key(answer: Any) -> Any:

@@ -353,6 +353,10 @@ def test_a_multilabel_models_sure_labels_put_an_item_up_for_review(api: Api) -> 
         "model version 1 says 'b' does not apply (0.05); the consensus is ['a', 'b']")
     assert entries[1]["detail"] == "model version 1 says 'b' applies (0.92); the consensus is []"
     assert entries[1]["suggestion"]["label"] == ["b", "c"]
+    # filtered by label: the labels an entry is about ('c' at 0.6 is not one)
+    by_c = api.get(f"/projects/{pid}/review", owner,
+                   params={"reason": "model_disagrees", "label": "c"}).json()
+    assert by_c == []
     # a reviewer's correction to the model's labels takes the item out of the queue
     annotation = entries[1]["annotations"][0]["annotation_id"]
     done = api.post(f"/projects/{pid}/annotations/{annotation}/review", owner,

@@ -257,6 +257,7 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
     assert found["audit_entities"] is None
     assert found["audit_positives"] >= n_audit  # every text names one set or two
     assert found["random_curve"] == curve
+    assert result["metrics"]["random_curve_measure"] == "label_f1"
     assert found["accuracy"] is not None
     assert found["accuracy"] > 0.8
 
@@ -280,6 +281,31 @@ def done_rounds(storage: Storage, project_id: int, metrics: list[dict[str, Any]]
         for m in metrics:
             rnd, _ = request_round(session, project_id, requested_by=None, reason="manual")
             rnd.status, rnd.metrics = "done", m
+
+
+def test_a_curve_of_another_measure_is_not_read(engine_storage: Storage) -> None:
+    """A multi-label project's rounds before label F1 traced exact-set accuracy (recorded
+    without a measure): its label F1 is not read against that curve, which would say random
+    sampling needed a handful of labels."""
+    from activelabel.labeling.payoff import _last_curve
+
+    seeded = new_project(engine_storage, labels=["a", "g", "o"], task="multilabel",
+                         rows=text_rows(40))
+    pid = seeded.project_id
+    old, new = [[10, 0.64], [20, 0.65]], [[10, 0.0], [20, 0.1]]
+    done_rounds(engine_storage, pid, [{"random_curve": old}])
+    with engine_storage.read_sessions() as session:
+        assert _last_curve(session, pid, "label_f1") == []
+        assert _last_curve(session, pid, "accuracy") == [(10, 0.64), (20, 0.65)]
+    done_rounds(engine_storage, pid, [{"random_curve": new, "random_curve_measure": "label_f1"},
+                                      {}])
+    with engine_storage.read_sessions() as session:
+        assert _last_curve(session, pid, "label_f1") == [(10, 0.0), (20, 0.1)]
+        # a label F1 curve is not an accuracy curve: the one before it is read
+        assert _last_curve(session, pid, "accuracy") == [(10, 0.64), (20, 0.65)]
+    done_rounds(engine_storage, pid, [{"random_curve": new}])  # a span round's, untagged
+    with engine_storage.read_sessions() as session:
+        assert _last_curve(session, pid, "entity_f1") == [(10, 0.0), (20, 0.1)]
 
 
 def test_the_payoff_looks_a_few_rounds_back_for_a_curve(engine_storage: Storage,

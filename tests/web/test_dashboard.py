@@ -44,6 +44,20 @@ def _open_with_payoff(page: Any, site: Site, payoff: dict[str, Any]) -> dict[str
     return shown
 
 
+def _rounds_with(page: Any, site: Site, key: str, start: float) -> list[dict[str, Any]]:
+    """Answer the page's dashboard request with every scored round given ``key`` in its
+    metrics (``start``, then 0.1 more a round); returns those rounds."""
+    dash = site.get(f"/projects/{PROJECT}/dashboard")
+    scored = [r for r in dash["rounds"] if r["status"] == "done"
+              and r["metrics"].get("accuracy") is not None]
+    for i, r in enumerate(scored):
+        r["metrics"][key] = start + 0.1 * i
+    body = json.dumps(dash)
+    page.route(f"**/api/v1/projects/{PROJECT}/dashboard", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    return scored
+
+
 def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None:
     site = trained
     log_in(page, site, site.admin)
@@ -231,14 +245,7 @@ def test_multilabel_payoff_and_rounds_name_label_f1(page: Any, trained: Site) ->
     """A multi-label project's payoff is label F1 (a share of label sets given exactly
     rewards a model that gives none): the headline, the note, the curve's audit series; its
     rounds' holdout label F1 is drawn beside their exact-set accuracy."""
-    dash = trained.get(f"/projects/{PROJECT}/dashboard")
-    scored = [r for r in dash["rounds"] if r["status"] == "done"
-              and r["metrics"].get("accuracy") is not None]
-    for i, r in enumerate(scored):
-        r["metrics"]["label_f1"] = 0.2 + 0.1 * i
-    body = json.dumps(dash)
-    page.route(f"**/api/v1/projects/{PROJECT}/dashboard", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=body))
+    scored = _rounds_with(page, trained, "label_f1", 0.2)
     _open_with_payoff(page, trained, {
         "measure": "label_f1", "interval": "bootstrap", "accuracy": 0.41, "low": 0.3,
         "high": 0.5, "audit_labels": 80, "audit_positives": 40, "n_train": 500,
@@ -257,14 +264,7 @@ def test_multilabel_payoff_and_rounds_name_label_f1(page: Any, trained: Site) ->
 def test_span_rounds_draw_the_holdouts_entity_f1(page: Any, trained: Site) -> None:
     """A span round's accuracy is the share of tokens tagged right; its entity F1 is drawn
     beside it, and the accuracy series says which accuracy it is."""
-    dash = trained.get(f"/projects/{PROJECT}/dashboard")
-    scored = [r for r in dash["rounds"] if r["status"] == "done"
-              and r["metrics"].get("accuracy") is not None]
-    for i, r in enumerate(scored):
-        r["metrics"]["entity_f1"] = 0.3 + 0.1 * i
-    body = json.dumps(dash)
-    page.route(f"**/api/v1/projects/{PROJECT}/dashboard", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=body))
+    scored = _rounds_with(page, trained, "entity_f1", 0.3)
     log_in(page, trained, trained.admin)
     page.goto(f"{trained.url}/projects/{PROJECT}/dashboard")
     page.wait_for_selector("body[data-loaded=true]")

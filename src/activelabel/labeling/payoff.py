@@ -17,7 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..estimates import (
+    ACCURACY,
+    CURVE_MEASURE,
+    ENTITY_F1,
     F1_MIN_ENTITIES,
+    LABEL_F1,
     MIN_CURVE_LABELS,
     AccuracyEstimate,
     accuracy_estimate,
@@ -56,7 +60,6 @@ CONFIDENCE = 0.95
 #: interval over the items). A share of label sets given exactly is no measure where most
 #: items carry no label: a model that gives none scores it (wnut17's entity types, 64% of
 #: tweets with none: 20 random labels "reached" a 500-label model's 65%).
-ACCURACY, LABEL_F1, ENTITY_F1 = "accuracy", "label_f1", "entity_f1"
 MEASURES = {"classification": ACCURACY, "multilabel": LABEL_F1, "spans": ENTITY_F1}
 
 
@@ -170,15 +173,20 @@ def _estimate(project: Project, arrays: ArrayStore, probs: np.ndarray[Any, Any] 
 CURVE_LOOKBACK = 20
 
 
-def _last_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
-    """The random-sampling curve of the latest round that traced one (a re-ranking round
-    trains nothing and traces none), within the last :data:`CURVE_LOOKBACK` rounds."""
+def _last_curve(session: Session, project_id: int, measure: str) -> list[tuple[int, float]]:
+    """The random-sampling curve of the latest round that traced one of ``measure`` (a
+    re-ranking round trains nothing and traces none), within the last
+    :data:`CURVE_LOOKBACK` rounds. A curve recorded without its measure is a span round's
+    entity F1 or a classifier's accuracy (a multi-label project's exact label sets, read
+    against its label F1 no more)."""
     stmt = (select(Round.metrics).where(Round.project_id == project_id,
                                         Round.status == RoundStatus.DONE)
             .order_by(Round.number.desc()).limit(CURVE_LOOKBACK))
     for metrics in session.execute(stmt).scalars():
         curve = (metrics or {}).get("random_curve")
-        if curve:
+        traced = (metrics or {}).get(CURVE_MEASURE) or (
+            ENTITY_F1 if measure == ENTITY_F1 else ACCURACY)
+        if curve and traced == measure:
             return [(int(m), float(a)) for m, a in curve]
     return []
 
@@ -231,12 +239,12 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     # (span projects always train their own CRF), and a curve from before it is not its own
     traced = not (settings.model == REMOTE_MODEL and not spans)
     # no round traces a curve from fewer labeled audit draws: nothing to look for
-    curve = (_last_curve(session, project.id)
+    measure = MEASURES[project.task]
+    curve = (_last_curve(session, project.id, measure)
              if traced and len(answers) >= MIN_CURVE_LABELS else [])
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
     # the same read at the interval's ends: what the count is worth with this many audit labels
     ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
-    measure = MEASURES[project.task]
     # what F1 counts: the audit answers' entities, or a multi-label project's labels
     positives = None if measure == ACCURACY else sum(len(answers[r]) for r in labeled)
     target = settings.target_accuracy

@@ -10,7 +10,7 @@ An item leaves the label-based reasons once its newest revision is a reviewer's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -263,18 +263,14 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
     if project.task == "spans":
         return _span_errors(storage, project, ctx, name)
     probs = model_probs(storage.arrays, project.id)
-    if probs is None or probs.ndim != 2 or probs.shape[1] != len(project.labels):
+    if probs is None:
         return []
-    if project.task == "multilabel":
-        return _label_set_errors(probs, project, ctx, name)
+    if project.task == "multilabel":  # a model of the project's labels (none added since)
+        return ([] if probs.ndim != 2 or probs.shape[1] != len(project.labels)
+                else _label_set_errors(probs, project, ctx, name))
     t = ctx.table
     out = []
-    for i, pos in ctx.by_item.items():
-        agreed = ctx.consensus.labels[i]
-        row = t.rows[i]
-        if agreed is None or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
-            continue
-        p = np.asarray(probs[row], dtype=np.float64)
+    for i, pos, agreed, p in _scored_consensus(ctx, probs):
         best = int(np.argmax(p))
         label = project.labels[best] if best < len(project.labels) else None
         if label is None or label == agreed:
@@ -286,25 +282,34 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
     return out
 
 
-def _label_set_errors(probs: Any, project: Project, ctx: _Context,
-                      model: str) -> list[ReviewEntry]:
-    """Likely multi-label errors: labels the model (named ``model``) is sure of (probability
-    at least SURE_LABEL) that the consensus leaves out, or sure do not apply (at most
-    1 - SURE_LABEL) that it gives; scored by the surest of them, with the model's labels
-    (above 0.5) as the correction it offers."""
+def _scored_consensus(ctx: _Context, probs: Any) -> Iterator[tuple[int, list[int], Any,
+                                                                    NDArray[np.float64]]]:
+    """(item index, its positions, its consensus, the model's probabilities) of every item
+    not reviewed yet with a consensus and a row the model scored."""
     t = ctx.table
-    labels = list(project.labels)
-    out = []
     for i, pos in ctx.by_item.items():
         agreed = ctx.consensus.labels[i]
         row = t.rows[i]
         if agreed is None or row >= probs.shape[0] or t.item_ids[i] in ctx.reviewed:
             continue
-        p = np.asarray(probs[row], dtype=np.float64)
+        yield i, pos, agreed, np.asarray(probs[row], dtype=np.float64)
+
+
+def _label_set_errors(probs: Any, project: Project, ctx: _Context,
+                      model: str) -> list[ReviewEntry]:
+    """Likely multi-label errors: labels the model (named ``model``) is sure of (probability
+    at least SURE_LABEL) that the consensus leaves out, or sure do not apply (at most
+    1 - SURE_LABEL) that it gives; scored by the surest of them (``model_labels``: the labels
+    it is sure of, for the queue's filter by label)."""
+    t = ctx.table
+    labels = list(project.labels)
+    out = []
+    for i, pos, agreed, p in _scored_consensus(ctx, probs):
+        # float32 as stored: 0.9 reads 0.89999998, so the thresholds allow for it
         given = {str(x) for x in agreed}
-        added = [(labels[j], float(p[j])) for j in np.flatnonzero(p >= SURE_LABEL)
+        added = [(labels[j], float(p[j])) for j in np.flatnonzero(p >= SURE_LABEL - 1e-6)
                  if str(labels[j]) not in given]
-        dropped = [(labels[j], float(1 - p[j])) for j in np.flatnonzero(p <= 1 - SURE_LABEL)
+        dropped = [(labels[j], float(1 - p[j])) for j in np.flatnonzero(p <= 1 - SURE_LABEL + 1e-6)
                    if str(labels[j]) in given]
         if not added and not dropped:
             continue
@@ -314,7 +319,7 @@ def _label_set_errors(probs: Any, project: Project, ctx: _Context,
             t.item_ids[i], Reason.MODEL_DISAGREES, max(q for _, q in added + dropped),
             f"{model} says {'; '.join(said)}; the consensus is {_fmt(list(agreed))}",
             [int(t.annotation_ids[q]) for q in pos],
-            model_labels=[labels[j] for j in np.flatnonzero(p > 0.5)]))
+            model_labels=[x for x, _ in added]))
     return out
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
+from ..estimates import ACCURACY, CURVE_MEASURE, LABEL_F1
 from ..models import BootstrapCommittee, make_model, pseudo_label_rows
 from ..pace import resumed_strategy, schedule_strategy
 from ..sequence import CrfTagger
@@ -820,6 +821,8 @@ def _train_round(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, stra
     holdout["random_curve"] = audit_curve(feats.X, snap.audit, truth, lambda: make_model(
         name, classes=snap.classes, random_state=seed, multilabel=multilabel,
         pseudo_labels=pseudo), unlabeled=unlabeled)
+    # what the curve scores (the payoff reads a curve of its own measure only)
+    holdout[CURVE_MEASURE] = LABEL_F1 if multilabel else ACCURACY
     progress({"stage": "score", "n_items": feats.n_items})
     start = time.perf_counter()
     ray = on_ray(snap.settings, feats.n_items)  # scored with the selection, on Ray
@@ -1022,7 +1025,8 @@ def _record(storage: Storage, snap: _Snapshot, round_id: int, out: _Outcome,
             mv = create_model_version(
                 session, snap.project_id, round_id=round_id, parent_id=snap.active_version_id,
                 training_set_hash=out.training_hash, n_train=out.n_train,
-                metrics={**{k: v for k, v in out.holdout.items() if k != "random_curve"},
+                metrics={**{k: v for k, v in out.holdout.items()
+                            if k not in ("random_curve", CURVE_MEASURE)},
                          # no label newer than this can be in the model (a purge asks)
                          LABELS_UPTO: label_watermark(session, snap.project_id)})
             target = _model_path(storage, snap.project_id, mv.version)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..estimates import audit_curve_counts, micro_f1
+from ..estimates import CURVE_MEASURE, ENTITY_F1, audit_curve_counts, micro_f1
 from ..sequence import CrfTagger, SequencePredictions
 from ..spans import (
     SpanError,
@@ -270,6 +270,7 @@ def span_round(storage: Storage, project_id: int, *, item_ids: NDArray[np.int64]
     holdout = _holdout(tagger, sents, [r for r in sorted(truth)
                                        if r < n and splits[r] == "holdout"], truth)
     holdout["random_curve"] = span_audit_curve(sents.tokens, sents.offsets, audit, truth)
+    holdout[CURVE_MEASURE] = ENTITY_F1
     out = _tag_and_select(tagger, sents, candidates, embeddings, classes, settings, batch_size,
                           seed, progress, timings)
     out.holdout, out.model, out.n_train = holdout, tagger, len(train)

@@ -49,7 +49,7 @@
     Charts.line($("chart-curve"), { title: "Scores against labels", series, xLabel: "training labels", yLabel: "score", yMin: 0, yMax: 1 });
     let note = "";
     if (!simulated && audited.length) note = "Random sampling from the audit labels: the project's model trained on the first audit labels and scored on the later ones (each point an estimate from a few of them; see Payoff).";
-    else if (!simulated && payoff && payoff.curve_min_labels === null) note = "This project's model is served over HTTP and trains where it runs, so no round traces random sampling's curve from the audit labels (the payoff still measures its accuracy on them); `activelabel simulate ... --strategies random,... --attach PROJECT` adds a simulated one.";
+    else if (!simulated && payoff && payoff.curve_min_labels === null) note = "This project's model is served over HTTP and trains where it runs, so no round traces random sampling's curve from the audit labels (the payoff still measures the model on them); `activelabel simulate ... --strategies random,... --attach PROJECT` adds a simulated one.";
     else if (!simulated && payoff && payoff.audit_share > 0) note = `Random sampling's curve appears here once ${payoff.curve_min_labels} audit labels are in (${payoff.audit_labels} so far); \`activelabel simulate ... --strategies random,... --attach PROJECT\` adds a simulated one.`;
     else if (!simulated) note = "No random-sampling estimate yet: set audit_share, or `activelabel simulate ... --strategies random,... --attach PROJECT` adds one.";
     $("curve-note").textContent = note;

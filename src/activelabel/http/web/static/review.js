@@ -28,8 +28,9 @@
       const key = (l) => JSON.stringify((l || []).map(String).sort());
       const out = [];
       const model = item.suggestion && Array.isArray(item.suggestion.label) ? item.suggestion.label : null;
-      if (model && (given === null || key(model) !== key(given)))
-        out.push([`the model's labels: ${model.length ? model.map(String).join(", ") : "none"}`, model]);
+      // (the model giving none is the "no label" below)
+      if (model && model.length && (given === null || key(model) !== key(given)))
+        out.push([`the model's labels: ${model.map(String).join(", ")}`, model]);
       for (const l of project.labels) {
         const has = (given || []).some((x) => String(x) === String(l));
         out.push([`${has ? "without" : "with"} ${l}`, toggled(given, l)]);
