@@ -919,8 +919,9 @@ def payoff_line(p: Mapping[str, Any]) -> str:
 
     if p["accuracy"] is None:
         return f"payoff: {p.get('note') or 'no score yet'}; {p['labels_spent']} labels spent"
-    measure = {"entity_f1": "entity F1", "label_f1": "label F1"}.get(p.get("measure", ""),
-                                                                      "accuracy")
+    from .estimates import MEASURE_NAMES
+
+    measure = MEASURE_NAMES.get(p.get("measure", ""), "accuracy")
     parts = [f"payoff: {measure} {pct(p['accuracy'])} ({p['confidence']:.0%} interval "
              f"{pct(p['low'])}-{pct(p['high'])}, {p['audit_labels']} audit labels)",
              f"{p['labels_spent']} labels spent"]

@@ -23,7 +23,9 @@ __all__ = [
     "F1_MIN_ENTITIES",
     "LABEL_F1",
     "MAX_EXTRAPOLATION",
+    "MEASURE_NAMES",
     "MIN_CURVE_LABELS",
+    "TASK_MEASURES",
     "AccuracyEstimate",
     "accuracy_estimate",
     "audit_curve_counts",
@@ -163,6 +165,12 @@ def label_set_counts(predicted: Sequence[Any], truth: Sequence[Any]) -> np.ndarr
 #: a round records its curve's measure under ``CURVE_MEASURE``.
 ACCURACY, LABEL_F1, ENTITY_F1 = "accuracy", "label_f1", "entity_f1"
 CURVE_MEASURE = "random_curve_measure"
+#: A task's score: what the payoff measures, and what ``target_accuracy`` and its forecast
+#: read on the holdout (a multi-label holdout's exact label sets and a span holdout's tokens
+#: are right for a model that gives nothing wherever most items hold nothing).
+TASK_MEASURES = {"classification": ACCURACY, "multilabel": LABEL_F1, "spans": ENTITY_F1}
+#: Each measure as a sentence names it.
+MEASURE_NAMES = {ACCURACY: "accuracy", LABEL_F1: "label F1", ENTITY_F1: "entity F1"}
 
 
 def _answer_key(answer: Any) -> Any:

@@ -12,11 +12,12 @@ from tests.support.api import Api, assert_error
 
 
 def _finished_round(api: Api, pid: int, n_train: int, accuracy: float,
-                    stopping: list[dict[str, Any]] | None = None) -> None:
+                    stopping: list[dict[str, Any]] | None = None,
+                    **scores: float) -> None:
     with api.storage.sessions() as session, session.begin():
         rnd = create_round(session, pid, strategy="auto", batch_size=20)
         finish_round(session, pid, rnd.id, n_labels_used=n_train, label_watermark=0, metrics={
-            "accuracy": accuracy, "n_train": n_train, "stopping": stopping or [],
+            "accuracy": accuracy, **scores, "n_train": n_train, "stopping": stopping or [],
             "stop": any(d["stop"] for d in stopping or []),
             "schedule": {"strategy": "typiclust", "reason": "immature", "switched": True},
             "pace": {"batch_size": 20, "retrain_after": 12, "reason": "test plan"}})
@@ -65,6 +66,22 @@ def test_outlook_shows_verdicts_plan_and_a_forecast(api: Api) -> None:
                     forecast["text"])
     assert "at the team's pace" in forecast["text"]
     assert body["prefetch"] == 3
+
+
+def test_a_multilabel_forecast_reads_the_holdouts_label_f1(api: Api) -> None:
+    """The target names a multi-label project's label F1, not its exact label sets (which a
+    model giving no label meets wherever most items hold none): here exact sets at 0.9
+    throughout would say the 0.85 target is reached."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=2, task="multilabel", labels=["a", "b"],
+                      settings={"target_accuracy": 0.85})
+    for n in (50, 100, 200, 400, 800):
+        _finished_round(api, pid, n, 0.9, label_f1=float(0.9 - 2.0 * n ** -0.5))
+    forecast = api.get(f"/projects/{pid}/outlook", owner).json()["forecast"]
+    assert not forecast["reached"]
+    assert np.isclose(forecast["labels"], 1600, rtol=0.02)
+    assert forecast["text"].startswith("about 8")
+    assert "to reach label F1 0.85" in forecast["text"]
 
 
 def test_outlook_is_for_members(api: Api) -> None:

@@ -236,7 +236,7 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
     rows = text_rows(400)
     seeded = new_project(engine_storage, labels=["a", "g", "o"], task="multilabel", rows=rows,
                          settings={"batch_size": 20, "strategy": "entropy",
-                                   "audit_share": 0.5})
+                                   "audit_share": 0.5, "target_accuracy": 0.9})
     pid = seeded.project_id
     _round(engine_storage, pid)  # the cold start
     with engine_storage.sessions() as session, session.begin():
@@ -258,6 +258,8 @@ def test_a_multilabel_project_traces_random_sampling_from_its_audit_labels(
     assert found["audit_positives"] >= n_audit  # every text names one set or two
     assert found["random_curve"] == curve
     assert result["metrics"]["random_curve_measure"] == "label_f1"
+    (rule,) = [v for v in result["metrics"]["stopping"] if v["rule"] == "target_accuracy"]
+    assert rule["reason"].startswith("no holdout label_f1")  # the target names label F1
     assert found["accuracy"] is not None
     assert found["accuracy"] > 0.8
 

@@ -161,8 +161,12 @@ def test_span_payoff_is_entity_f1_on_audit_draws(engine_storage: Storage) -> Non
     entities = sum(len(truth[item.row]) for item in audit) - 2
     assert found["accuracy"] == pytest.approx(2 * entities / (2 * entities + 2))
     assert found["low"] <= found["accuracy"] <= found["high"] <= 1.0
-    assert found["to_target"] is None  # the target names holdout accuracy, not this measure
+    # the target names the task's score: entity F1, on the holdout and in the payoff
+    assert found["to_target"] == pytest.approx(0.9 - found["accuracy"], abs=1e-6)
     assert found["target_accuracy"] == 0.9
+    (rule,) = [v for v in trained["metrics"]["stopping"] if v["rule"] == "target_accuracy"]
+    f1 = trained["metrics"]["entity_f1"]
+    assert rule["reason"].startswith(f"holdout entity_f1 {f1:.3f}")
     assert found["audit_entities"] == entities  # the answers' entities (the people's)
     assert found["note"] is None
 

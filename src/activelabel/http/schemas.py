@@ -739,8 +739,8 @@ class Payoff(BaseModel):
         default=None, description="The same count for the interval's low and high ends "
         "(null at an end the curve cannot reach): how far the count can be trusted.")
     target_accuracy: float | None
-    to_target: float | None = Field(description="target_accuracy minus the estimate (null "
-                                    "when measure is not accuracy).")
+    to_target: float | None = Field(description="target_accuracy minus the estimate (the "
+                                    "target names the measure's score).")
 
 
 class SentenceVectorsOut(BaseModel):

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..drift import answer_confidence, max_confidence
+from ..estimates import ACCURACY, MEASURE_NAMES, TASK_MEASURES
 from ..pace import Forecast, forecast_labels
 from ..store import (
     PENDING_STATUSES,
@@ -366,14 +367,16 @@ def _duration(minutes: float) -> str:
     return f"{minutes / 1440:.0f} days"
 
 
-def learning_curve(session: Session, project_id: int) -> list[tuple[int, float]]:
-    """(training labels, holdout accuracy) of every finished round that has both."""
+def learning_curve(session: Session, project_id: int,
+                   measure: str = ACCURACY) -> list[tuple[int, float]]:
+    """(training labels, holdout ``measure``: the task's score) of every finished round that
+    has both."""
     stmt = (select(Round.metrics).where(Round.project_id == project_id,
                                         Round.status == RoundStatus.DONE)
             .order_by(Round.number))
     points = []
     for metrics in session.execute(stmt).scalars():
-        n, acc = (metrics or {}).get("n_train"), (metrics or {}).get("accuracy")
+        n, acc = (metrics or {}).get("n_train"), (metrics or {}).get(measure)
         if isinstance(n, int) and n > 0 and isinstance(acc, int | float):
             points.append((n, float(acc)))
     return points
@@ -388,8 +391,10 @@ def _forecast_of(points: tuple[tuple[int, float], ...], target: float) -> Foreca
 
 
 def forecast(points: Sequence[tuple[int, float]], target: float | None,
-             labels_per_minute: float | None) -> dict[str, Any]:
-    """Labels (and at the team's pace, time) to reach ``target``, said plainly."""
+             labels_per_minute: float | None, measure: str = ACCURACY) -> dict[str, Any]:
+    """Labels (and at the team's pace, time) to reach ``target`` of ``measure`` (the
+    points' score), said plainly."""
+    name = MEASURE_NAMES.get(measure, measure)
     out: dict[str, Any] = {"target": target, "labels_now": points[-1][0] if points else 0,
                            "labels": None, "more": None, "low": None, "high": None,
                            "minutes": None, "reached": False}
@@ -399,7 +404,7 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
     now = out["labels_now"]
     out.update(labels=fc.labels, low=fc.low, high=fc.high, reached=fc.reached)
     if fc.reached:
-        return {**out, "more": 0, "text": f"target accuracy {target:g} reached"}
+        return {**out, "more": 0, "text": f"target {name} {target:g} reached"}
     if fc.labels is None:
         return {**out, "text": fc.reason}
     more = max(fc.labels - now, 0)
@@ -407,7 +412,7 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
     high = None if fc.high is None else max(fc.high - now, 0)
     span = f"{_about(low or 0)}-{_about(high)}" if high is not None else \
         f"{_about(low or 0)} or far more"
-    text = f"about {_about(more)} more labels ({span}) to reach accuracy {target:g}"
+    text = f"about {_about(more)} more labels ({span}) to reach {name} {target:g}"
     if labels_per_minute:
         out["minutes"] = more / labels_per_minute
         text += f", about {_duration(out['minutes'])} at the team's pace"
@@ -419,6 +424,7 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
     forecast to the target accuracy (what the dashboard, the labeling page and ``activelabel
     status`` show)."""
     settings = settings_of(project.settings)
+    measure = TASK_MEASURES[project.task]  # what the target names
     last = last_finished_round(session, project.id)
     pace = project_pace(session, project.id)
     plan = dict(((last.metrics or {}).get("pace") or {}) if last is not None else {})
@@ -445,8 +451,8 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
         "strategy": settings.span_strategy if project.task == "spans" else (
             (metrics.get("schedule") or {}).get("strategy")
             or (last.strategy if last is not None else settings.strategy)),
-        "forecast": forecast(learning_curve(session, project.id), settings.target_accuracy,
-                             pace.labels_per_minute or None),
+        "forecast": forecast(learning_curve(session, project.id, measure),
+                             settings.target_accuracy, pace.labels_per_minute or None, measure),
         "prefetch": None if user_id is None else suggested_prefetch(session, project.id,
                                                                       user_id),
     }

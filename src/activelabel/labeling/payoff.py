@@ -23,6 +23,7 @@ from ..estimates import (
     F1_MIN_ENTITIES,
     LABEL_F1,
     MIN_CURVE_LABELS,
+    TASK_MEASURES,
     AccuracyEstimate,
     accuracy_estimate,
     audit_curve_counts,
@@ -60,7 +61,7 @@ CONFIDENCE = 0.95
 #: interval over the items). A share of label sets given exactly is no measure where most
 #: items carry no label: a model that gives none scores it (wnut17's entity types, 64% of
 #: tweets with none: 20 random labels "reached" a 500-label model's 65%).
-MEASURES = {"classification": ACCURACY, "multilabel": LABEL_F1, "spans": ENTITY_F1}
+MEASURES = TASK_MEASURES
 
 
 def audit_rows(session: Session, project_id: int) -> list[int]:
@@ -225,8 +226,7 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     at the interval's two ends, and the distance to ``target_accuracy``. A multi-label
     project measures label F1 and a span project entity F1 (``measure`` says which; a
     bootstrap interval; ``audit_positives``: the labels or entities the audit answers hold),
-    which the target does not name: their distance to the target is null. ``note`` says why
-    there is no score yet."""
+    the score their target names too. ``note`` says why there is no score yet."""
     settings = settings_of(project.settings)
     answers = _audit_answers(session, project)
     active = active_model_version(session, project.id)
@@ -271,6 +271,6 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "random_labels_range": None if needed is None else [
             None if end is None else round(end[0]) for end in ends],
         "target_accuracy": target,
-        "to_target": None if target is None or est.accuracy is None or measure != ACCURACY
-        else round(float(target) - est.accuracy, 6),
+        "to_target": None if target is None or est.accuracy is None
+        else round(float(target) - float(est.accuracy), 6),
     }

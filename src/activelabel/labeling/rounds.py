@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import metrics as metric_fns
-from ..estimates import ACCURACY, CURVE_MEASURE, LABEL_F1
+from ..estimates import ACCURACY, CURVE_MEASURE, LABEL_F1, TASK_MEASURES
 from ..models import BootstrapCommittee, make_model, pseudo_label_rows
 from ..pace import resumed_strategy, schedule_strategy
 from ..sequence import CrfTagger
@@ -602,7 +602,8 @@ def _stopping(snap: _Snapshot, holdout: Mapping[str, Any],
     if snap.settings["label_budget"] is not None:
         rules.append(Budget(int(snap.settings["label_budget"])))
     if snap.settings["target_accuracy"] is not None:
-        rules.append(TargetAccuracy(float(snap.settings["target_accuracy"])))
+        rules.append(TargetAccuracy(float(snap.settings["target_accuracy"]),
+                                    metric=TASK_MEASURES[snap.task]))
     rules += [StabilizingPredictions(), LowUncertainty(LOW_UNCERTAINTY_MEAN, "mean")]
     metrics = {k: float(v) for k, v in holdout.items() if isinstance(v, float)}
     if signals.get(KAPPA_METRIC) is not None:

@@ -316,7 +316,9 @@ class ProjectSettings(BaseModel):
 
     target_accuracy: float | None = _field(
         None, "Target accuracy (0-1, empty: none)", "Stopping rules",
-        "Stopping rule reported with every round: the holdout accuracy to reach.", gt=0, le=1)
+        "Stopping rule reported with every round, and the forecast's goal: the holdout score "
+        "to reach (accuracy; for multi-label projects label F1, for span projects entity "
+        "F1: micro over the labels or the entities).", gt=0, le=1)
     label_budget: int | None = _field(
         None, "Label budget (empty: none)", "Stopping rules",
         "Stopping rule reported with every round: the labels the team may spend.", ge=1,
