@@ -20,8 +20,10 @@ from activelabel.quality import (
     cohen_kappa_pairs,
     count_table,
     find_label_issues,
+    find_missing_labels,
     fleiss_kappa,
     krippendorff_alpha,
+    multilabel_out_of_sample_probs,
     out_of_sample_probs,
     reliability_matrix,
     specific_agreement,
@@ -290,3 +292,45 @@ def test_label_issues_never_fork_a_process_pool(monkeypatch: pytest.MonkeyPatch)
     probs[np.arange(300), labels] += 1.0
     probs /= probs.sum(axis=1, keepdims=True)
     find_label_issues(labels, probs)
+
+
+def test_missing_labels_are_found_out_of_fold() -> None:
+    """Three labels, each a threshold on a feature; the first left out of 15 sets that hold
+    it (a forgotten label): a model that never saw a set is sure of the label it lacks."""
+    from functools import partial
+
+    from activelabel.models import make_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    Y = np.stack([X[:, 0] > 0.3, X[:, 1] > 0.5, X[:, 2] > 1.0], axis=1).astype(np.int8)
+    missed = rng.choice(np.flatnonzero(Y[:, 0] == 1), 15, replace=False)
+    noisy = Y.copy()
+    noisy[missed, 0] = 0
+    make = partial(make_model, "logistic_regression", classes=[0, 1, 2], multilabel=True,
+                   calibrate=False)
+    probs = multilabel_out_of_sample_probs(X, noisy, make)
+    assert probs.shape == (400, 3)
+    rows, labels, sure = find_missing_labels(noisy, probs)
+    assert len(set(rows.tolist()) & set(missed.tolist())) >= 8
+    assert len(set(rows.tolist()) - set(missed.tolist())) <= 3
+    assert set(labels[np.isin(rows, missed)].tolist()) == {0}
+    assert np.all(sure >= 0.9)
+    assert np.all(np.diff(sure) <= 0)
+    assert np.all(noisy[rows, labels] == 0)  # a label the set lacks
+
+
+def test_find_missing_labels_checks_its_input() -> None:
+    Y = np.array([[1, 0], [0, 0]])
+    rows, labels, sure = find_missing_labels(Y, np.array([[0.99, 0.95], [0.2, 0.1]]))
+    assert rows.tolist() == [0]
+    assert labels.tolist() == [1]
+    assert sure.tolist() == [0.95]
+    assert find_missing_labels(Y, np.array([[1.0, 1.0], [1.0, 1.0]]), sure=1.0)[0].tolist() == [
+        0, 1]
+    with pytest.raises(ValueError, match="shape"):
+        find_missing_labels(Y, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="sure"):
+        find_missing_labels(Y, np.zeros((2, 2)), sure=0)
+    with pytest.raises(ValueError, match="indicator"):
+        multilabel_out_of_sample_probs(np.zeros((3, 2)), np.zeros((2, 2)), lambda: None)

@@ -58,6 +58,7 @@ __all__ = [
     "label_issue_scores",
     "label_table",
     "latest_revision_by_reviewer",
+    "missing_label_scores",
     "relabel_advice",
     "table_consensus",
     "value_key",
@@ -356,14 +357,14 @@ class _IssueCache:
     def __init__(self, size: int = 16) -> None:
         self._lock = threading.Lock()
         self._size = size
-        self._data: OrderedDict[int, tuple[Any, dict[int, float]]] = OrderedDict()
+        self._data: OrderedDict[int, tuple[Any, dict[int, Any]]] = OrderedDict()
 
-    def get(self, project_id: int, key: Any) -> dict[int, float] | None:
+    def get(self, project_id: int, key: Any) -> dict[int, Any] | None:
         with self._lock:
             hit = self._data.get(project_id)
             return hit[1] if hit is not None and hit[0] == key else None
 
-    def put(self, project_id: int, key: Any, value: dict[int, float]) -> None:
+    def put(self, project_id: int, key: Any, value: dict[int, Any]) -> None:
         with self._lock:
             self._data[project_id] = (key, value)
             self._data.move_to_end(project_id)
@@ -390,18 +391,105 @@ def label_issue_scores(storage: Storage, table: LabelTable, consensus: NDArray[n
     if table.task != "classification" or table.items.shape[0] == 0:
         return {}
     project_settings = settings_of(settings)
-    # the labels, what the check's model and features are, and which database they are in
-    key = (int(table.annotation_ids.max()), int(table.annotation_ids.shape[0]),
-           int(table.annotation_ids.sum()), project_settings.model,
-           project_settings.random_state, project_settings.featurizer,
-           repr(sorted(project_settings.featurizer_params.items())),
-           storage.location.db_url, str(storage.location.data_dir))
+    key = _issue_key(storage, table, project_settings)
     cached = _issues.get(table.project_id, key)
     if cached is not None:
         return cached
     result = _compute_issues(storage, table, consensus, settings, ensure_features)
     _issues.put(table.project_id, key, result)
     return result
+
+
+def _issue_key(storage: Storage, table: LabelTable, project_settings: ProjectSettings) -> Any:
+    """What the label check's answer depends on: the labels, the check's model and features'
+    settings, and which database they are in."""
+    return (int(table.annotation_ids.max()), int(table.annotation_ids.shape[0]),
+            int(table.annotation_ids.sum()), project_settings.model,
+            project_settings.random_state, project_settings.featurizer,
+            repr(sorted(project_settings.featurizer_params.items())),
+            storage.location.db_url, str(storage.location.data_dir))
+
+
+def missing_label_scores(storage: Storage, table: LabelTable, agreed: Sequence[Any],
+                         labels: Sequence[Any], settings: dict[str, Any]
+                         ) -> dict[int, tuple[float, Any]]:
+    """A multi-label project's label check: annotation id -> (probability, label) for the
+    current label sets that likely leave a label out: the project's model, out of fold on the
+    items' consensus sets (``agreed`` per item; None: no consensus, left out of training and
+    scored by a model fitted on the rest), is sure of a label the set lacks
+    (:func:`activelabel.quality.find_missing_labels`). Cached as :func:`label_issue_scores`."""
+    from .featurize import ensure_features
+
+    if table.task != "multilabel" or table.items.shape[0] == 0:
+        return {}
+    project_settings = settings_of(settings)
+    key = ("missing", _issue_key(storage, table, project_settings))
+    cached = _issues.get(table.project_id, key)
+    if cached is not None:
+        return cached
+    result = _compute_missing(storage, table, agreed, labels, project_settings,
+                              ensure_features)
+    _issues.put(table.project_id, key, result)
+    return result
+
+
+def _compute_missing(storage: Storage, table: LabelTable, agreed: Sequence[Any],
+                     labels: Sequence[Any], project_settings: ProjectSettings,
+                     ensure: Any) -> dict[int, tuple[float, Any]]:
+    index = {str(v): j for j, v in enumerate(labels)}
+    trained = np.asarray([i for i, a in enumerate(agreed) if a is not None], dtype=np.intp)
+    if trained.size < MIN_ITEMS_FOR_ISSUES or len(labels) < 2:
+        return {}
+    Y = np.zeros((table.n_items, len(labels)), dtype=np.int8)
+    for i in trained.tolist():
+        Y[i, [index[str(x)] for x in agreed[i] if str(x) in index]] = 1
+    X = _features_of(storage, table, ensure)
+    if X is None:
+        return {}
+    seed = int(project_settings.random_state)
+    make, probs_train = _out_of_fold(table, project_settings, len(labels), lambda make: (
+        q.multilabel_out_of_sample_probs(X[trained], Y[trained], make, random_state=seed)),
+        multilabel=True)
+    probs = np.zeros((table.n_items, len(labels)))
+    probs[trained] = probs_train
+    rest = np.setdiff1d(np.arange(table.n_items), trained)
+    if rest.size:
+        probs[rest] = make().fit(X[trained], Y[trained]).predict_proba(X[rest])
+    # each annotation's own set against its item's probabilities
+    given = np.zeros((table.annotation_ids.shape[0], len(labels)), dtype=np.int8)
+    for p, v in enumerate(table.labels.tolist()):
+        value = table.values[v]  # a label, or a set's sorted tuple
+        members = value if isinstance(value, tuple | list) else (value,)
+        given[p, [index[str(x)] for x in members if str(x) in index]] = 1
+    found, label, sure = q.find_missing_labels(given, probs[table.items])
+    ids = table.annotation_ids
+    return {int(ids[r]): (float(s), labels[int(j)])
+            for r, j, s in zip(found, label, sure, strict=True)}
+
+
+def _features_of(storage: Storage, table: LabelTable, ensure: Any) -> Any:
+    """The features of the table's items (in its order); None where they cannot be read."""
+    try:
+        feats = ensure(storage, table.project_id)
+    except ValueError:
+        return None
+    rows = np.asarray(table.rows, dtype=np.intp)
+    return None if rows.max() >= feats.n_items else feats.X[rows]
+
+
+def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels: int,
+                 probs_of: Callable[[Callable[[], Any]], Any], *,
+                 multilabel: bool = False) -> tuple[Callable[[], Any], Any]:
+    """``(make, probs_of(make))`` with the check's model (:func:`issue_model`), or with the
+    default model where the project's fails (a plugin gone or failing on a fold)."""
+    make = issue_model(project_settings, n_labels, multilabel=multilabel)
+    try:
+        return make, probs_of(make)
+    except Exception:
+        log.warning("label check of project %s: model %r failed, the default checks instead",
+                    table.project_id, project_settings.model, exc_info=True)
+        make = issue_model(project_settings, n_labels, default=True, multilabel=multilabel)
+        return make, probs_of(make)
 
 
 def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
@@ -411,25 +499,15 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     counts = np.bincount(consensus[trained], minlength=n_labels)
     if trained.size < MIN_ITEMS_FOR_ISSUES or np.count_nonzero(counts >= 2) < 2:
         return {}
-    try:
-        feats = ensure(storage, table.project_id)
-    except ValueError:
-        return {}
-    rows = np.asarray(table.rows, dtype=np.intp)
-    if rows.max() >= feats.n_items:
+    every = _features_of(storage, table, ensure)
+    if every is None:
         return {}
     keep = trained[np.isin(consensus[trained], np.flatnonzero(counts >= 2))]
-    X, y = feats.X[rows[keep]], consensus[keep]
+    X, y = every[keep], consensus[keep]
     project_settings = settings_of(settings)
     seed = int(project_settings.random_state)
-    make = issue_model(project_settings, n_labels)
-    try:
-        probs_train = q.out_of_sample_probs(X, y, n_labels, make=make, random_state=seed)
-    except Exception:  # a plugin model gone or failing on a fold: the default model checks
-        log.warning("label check of project %s: model %r failed, the default checks instead",
-                    table.project_id, project_settings.model, exc_info=True)
-        make = issue_model(project_settings, n_labels, default=True)
-        probs_train = q.out_of_sample_probs(X, y, n_labels, make=make, random_state=seed)
+    make, probs_train = _out_of_fold(table, project_settings, n_labels, lambda make: (
+        q.out_of_sample_probs(X, y, n_labels, make=make, random_state=seed)))
     # Items without consensus: probabilities of a model fitted on every consensus item.
     probs = np.zeros((table.n_items, n_labels))
     probs[keep] = probs_train
@@ -437,7 +515,7 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     if rest.size:
         model = make()
         model.fit(X, y)
-        probs[rest] = model.predict_proba(feats.X[rows[rest]])
+        probs[rest] = model.predict_proba(every[rest])
     single = table.labels < n_labels
     given = table.labels[single]
     issues = q.find_label_issues(given, probs[table.items[single]])
@@ -445,8 +523,8 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     return {int(ids[i]): float(s) for i, s in zip(issues.indices, issues.scores, strict=True)}
 
 
-def issue_model(settings: ProjectSettings, n_labels: int, *,
-                default: bool = False) -> Callable[[], Any]:
+def issue_model(settings: ProjectSettings, n_labels: int, *, default: bool = False,
+                multilabel: bool = False) -> Callable[[], Any]:
     """A factory of new models of the project's kind over label indices ``0..n_labels-1``
     (a served model's stand-in, and with ``default`` every project's: the default model),
     trained as the rounds train it but on the labels alone and uncalibrated (calibration
@@ -459,7 +537,8 @@ def issue_model(settings: ProjectSettings, n_labels: int, *,
     fallback = ProjectSettings.model_fields["model"].default
     name = fallback if default or settings.model == REMOTE_MODEL else settings.model
     return partial(make_model, name, classes=list(range(n_labels)), calibrate=False,
-                   random_state=int(settings.random_state), pseudo_labels=0.0)
+                   random_state=int(settings.random_state), pseudo_labels=0.0,
+                   multilabel=multilabel)
 
 
 def latest_revision_by_reviewer(session: Session, item_ids: Sequence[int]) -> set[int]:

@@ -10,7 +10,7 @@ An item leaves the label-based reasons once its newest revision is a reviewer's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -37,6 +37,7 @@ from .quality import (
     label_issue_scores,
     label_table,
     latest_revision_by_reviewer,
+    missing_label_scores,
     table_consensus,
 )
 from .span_rounds import span_predictions
@@ -84,7 +85,8 @@ _TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LABEL_ISSUE: (
         "likely label error",
         "cleanlab flags a label against cross-validated probabilities; score = 1 - the "
-        "out-of-sample probability of the given label."),
+        "out-of-sample probability of the given label (multi-label: a label the set leaves "
+        "out that the cross-validated model gives at least 0.9; score = that probability)."),
     Reason.DISAGREEMENT: (
         "annotators disagree",
         "two or more current labels that are not all the same; score = share of annotators "
@@ -233,20 +235,37 @@ def _label_based(session: Session, storage: Storage, project: Project, ctx: _Con
 
 def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[ReviewEntry]:
     t = ctx.table
+    if project.task == "multilabel":  # sets that likely leave a label out
+        found = missing_label_scores(storage, t, ctx.consensus.labels, list(project.labels),
+                                     dict(project.settings))
+        return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()),
+                             lambda item_id, ann_id, p, score: ReviewEntry(
+            item_id, Reason.LABEL_ISSUE, score,
+            f"{_fmt(found[ann_id][1])} looks left out: a model trained on the other labels "
+            f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]))
     scores = label_issue_scores(storage, t, _value_indices(ctx), dict(project.settings))
-    best: dict[int, ReviewEntry] = {}
+    return _one_per_item(ctx, scores.items(), lambda item_id, ann_id, p, score: ReviewEntry(
+        item_id, Reason.LABEL_ISSUE, score,
+        f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
+        f"other labels gives it probability {1 - score:.2f}"))
+
+
+def _one_per_item(ctx: _Context, scored: Iterable[tuple[int, float]],
+                  make: Callable[[int, int, int, float], ReviewEntry]) -> list[ReviewEntry]:
+    """One entry per item not reviewed yet for the scored annotations ((annotation id,
+    score) pairs): ``make(item id, annotation id, its position, score)`` for the item's
+    first, raised to its best score, holding every one of them."""
+    t = ctx.table
     position = {int(a): p for p, a in enumerate(t.annotation_ids)}
-    for ann_id, score in scores.items():
+    best: dict[int, ReviewEntry] = {}
+    for ann_id, score in scored:
         p = position[ann_id]
         item_id = t.item_ids[int(t.items[p])]
         if item_id in ctx.reviewed:
             continue
         entry = best.get(item_id)
         if entry is None:
-            entry = best[item_id] = ReviewEntry(
-                item_id, Reason.LABEL_ISSUE, score,
-                f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
-                f"other labels gives it probability {1 - score:.2f}")
+            entry = best[item_id] = make(item_id, ann_id, p, score)
         entry.score = max(entry.score, score)
         entry.annotation_ids.append(ann_id)
     return list(best.values())

@@ -95,9 +95,9 @@
 
   async function load() {
     document.body.dataset.loaded = "false";
-    // the label check (single-label projects) trains the project's model on the labels:
+    // the label check (classifier projects) trains the project's model on the labels:
     // seconds on a large project
-    const checks = project.task === "classification" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
+    const checks = project.task !== "spans" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
     if (!items.length) $("review-count").textContent = `Reading the review queue${checks ? " (the label check trains a model on the labels)" : ""}…`;
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
