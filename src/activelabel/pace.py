@@ -358,7 +358,8 @@ def _first_rounds_at(params: np.ndarray, last_noise: np.ndarray, rho: float, sig
 
 def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target: float, *,
                     min_points: int = 4, n_boot: int = 200, level: float = 0.9,
-                    cap_factor: float = 100.0, random_state: int = 0) -> Forecast:
+                    cap_factor: float = 100.0, random_state: int = 0,
+                    measure: str = "accuracy") -> Forecast:
     """Labels (total) to reach ``target`` accuracy: the inverse power law fitted on the
     points, and a ``level`` interval for the labels at which a round's accuracy first reaches
     the target: refits on the fitted curve plus autocorrelated (AR(1)) noise of the
@@ -366,7 +367,8 @@ def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target
     noise continued (:func:`_first_rounds_at`). A learning curve's points are not independent
     draws around the law, and its rounds reach a target by their noise as well as by the
     curve; leaving both out made the interval too narrow. A forecast beyond ``cap_factor``
-    times the labels seen counts as out of reach."""
+    times the labels seen counts as out of reach. ``measure``: what the points score, as
+    the reasons name it (a multi-label project's "label F1")."""
     if not 0 < target <= 1:
         raise ValueError(f"target must be in (0, 1], got {target!r}")
     pts = sorted({float(n): float(a) for n, a in zip(n_labels, accuracy, strict=True)
@@ -378,7 +380,7 @@ def forecast_labels(n_labels: Sequence[float], accuracy: Sequence[float], target
     if len(pts) < min_points:
         return Forecast(target, None, None, None,
                         f"not enough rounds to forecast yet ({len(pts)} of {min_points} "
-                        "with a holdout accuracy)")
+                        f"with a holdout {measure})")
     n = np.asarray([p[0] for p in pts])
     y = np.asarray([p[1] for p in pts])
     fit = _fits(n, y[None, :])[0]

@@ -75,6 +75,9 @@ def test_a_multilabel_forecast_reads_the_holdouts_label_f1(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, n_items=2, task="multilabel", labels=["a", "b"],
                       settings={"target_accuracy": 0.85})
+    _finished_round(api, pid, 50, 0.9)  # a round before label F1 was recorded: no point
+    early = api.get(f"/projects/{pid}/outlook", owner).json()["forecast"]
+    assert early["text"] == "not enough rounds to forecast yet (0 of 4 with a holdout label F1)"
     for n in (50, 100, 200, 400, 800):
         _finished_round(api, pid, n, 0.9, label_f1=float(0.9 - 2.0 * n ** -0.5))
     forecast = api.get(f"/projects/{pid}/outlook", owner).json()["forecast"]

@@ -358,3 +358,36 @@ def test_a_rounds_self_training_fades_with_its_training_labels_and_stops_past_60
     # counted the fade would be 0.3, at most ceil(0.3 * 510) = 153 pseudo-labels
     assert 153 < found[450]["pseudo_labels"] <= 225, found[450]
     assert found[PSEUDO_NONE_FROM + 50]["pseudo_labels"] == 0
+
+
+def test_a_multilabel_rerank_keeps_the_target_verdict_on_label_f1(engine_storage: Storage
+                                                                    ) -> None:
+    """The target names a multi-label project's holdout label F1: a training round reads it,
+    and a re-ranking round of that model (a rollback) reads the same, as the model holds it
+    (it was read as missing: the re-rank kept accuracy, macro-F1 and ECE only)."""
+    groups = {"alpha": "a", "beta": "a", "gamma": "g", "delta": "g", "omega": "o", "sigma": "o"}
+    rows = text_rows(120)
+    for i, row in enumerate(rows):
+        row["split"] = "holdout" if i >= 80 else "pool"
+    seeded = new_project(engine_storage, labels=["a", "g", "o"], task="multilabel", rows=rows,
+                         settings={"batch_size": 10, "audit_share": 0.0,
+                                   "target_accuracy": 0.5})
+    answers = [sorted({groups[w] for w in r["data"]["text"].split()[:2]}) for r in rows]
+    labeled = list(range(40)) + list(range(80, 120))
+    label_rows(engine_storage, seeded, labeled, [answers[r] for r in labeled])
+    trained = _round(engine_storage, seeded.project_id)
+    with engine_storage.sessions() as session, session.begin():
+        first = get_round(session, seeded.project_id, trained)
+        f1 = (first.metrics or {})["label_f1"]
+        verdict = next(v for v in (first.metrics or {})["stopping"]
+                       if v["rule"] == "target_accuracy")
+        version = max(m.version for m in list_models(session, seeded.project_id))
+        rnd, _ = request_rerank(session, seeded.project_id, version, requested_by=None)
+        job_id = rnd.job_id
+    assert verdict["reason"].startswith(f"holdout label_f1 {f1:.3f}")
+    assert job_id is not None
+    again = run_job(engine_storage, job_id)
+    with engine_storage.read_sessions() as session:
+        metrics = get_round(session, seeded.project_id, again["round_id"]).metrics or {}
+    assert metrics["label_f1"] == f1
+    assert next(v for v in metrics["stopping"] if v["rule"] == "target_accuracy") == verdict

@@ -383,11 +383,13 @@ def learning_curve(session: Session, project_id: int,
 
 
 @functools.lru_cache(maxsize=256)
-def _forecast_of(points: tuple[tuple[int, float], ...], target: float) -> Forecast:
+def _forecast_of(points: tuple[tuple[int, float], ...], target: float,
+                 measure: str = "accuracy") -> Forecast:
     """:func:`forecast_labels` of the learning curve, kept while the curve is the same: the
     outlook is asked after every few labels by every annotator's page, the curve changes once a
     round (a forecast refits its curve hundreds of times, ~15-40 ms)."""
-    return forecast_labels([p[0] for p in points], [p[1] for p in points], target)
+    return forecast_labels([p[0] for p in points], [p[1] for p in points], target,
+                           measure=measure)
 
 
 def forecast(points: Sequence[tuple[int, float]], target: float | None,
@@ -400,7 +402,7 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
                            "minutes": None, "reached": False}
     if target is None:
         return {**out, "text": "no target accuracy set: set target_accuracy to forecast"}
-    fc = _forecast_of(tuple((int(n), float(a)) for n, a in points), float(target))
+    fc = _forecast_of(tuple((int(n), float(a)) for n, a in points), float(target), name)
     now = out["labels_now"]
     out.update(labels=fc.labels, low=fc.low, high=fc.high, reached=fc.reached)
     if fc.reached:

@@ -985,7 +985,9 @@ def _rerank(storage: Storage, snap: _Snapshot, feats: ProjectFeatures, strategy:
     train_rows = _unaudited(train_rows, snap.audit)
     picked = _select(snap, strategy, batch_size, probs, feats, train_rows, None, seed)
     timings["select_s"] = time.perf_counter() - start
-    holdout = {k: v for k, v in mv_metrics.items() if k in ("accuracy", "macro_f1", "ece")}
+    # the model's holdout scores, the task's own (a multi-label label F1) with them
+    holdout = {k: v for k, v in mv_metrics.items()
+               if k in ("accuracy", "macro_f1", "ece", "label_f1", "n_holdout")}
     return _Outcome(picked, holdout, timings, probs, None, version)
 
 
