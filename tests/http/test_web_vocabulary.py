@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from activelabel.estimates import ACCURACY, MEASURE_NAMES
 from activelabel.http.web import STATIC_DIR, TEMPLATES_DIR, vocabulary
 from activelabel.labeling.review import REASONS, Reason
 from activelabel.store.models import JobStatus, Role, RoundStatus, TaskType
@@ -16,7 +17,9 @@ from tests.support.api import Api
 
 #: Each kind of name the pages use, as the enums define it.
 KINDS = {"role": [r.value for r in Role], "reason": [r.value for r in Reason],
-         "status": sorted({s.value for s in JobStatus} | {s.value for s in RoundStatus})}
+         "status": sorted({s.value for s in JobStatus} | {s.value for s in RoundStatus}),
+         # "accuracy" is also every metric's key: the F1 measures are the task's words
+         "measure": [m for m in MEASURE_NAMES if m != ACCURACY]}
 #: Quoted words that are not the vocabulary, where they stand: the dashboard's backlog chart
 #: calls items waiting in the task queue "queued" (an item's state, not a job's or a round's
 #: status); the review page's filter sends the query parameter ``annotator`` (a username).
@@ -59,6 +62,9 @@ def test_every_page_shell_embeds_the_vocabulary_of_the_enums(api: Api, path: str
     assert {s["value"] for s in embedded["job_statuses"]} == {"queued", "running", "done",
                                                               "failed"}
     assert {s["value"] for s in embedded["round_statuses"]} == {s.value for s in RoundStatus}
+    assert {m["value"]: m["label"] for m in embedded["measures"]} == {
+        "accuracy": "accuracy", "label_f1": "label F1", "entity_f1": "entity F1"}
+    assert {m["name"] for m in embedded["measures"]} == {"ACCURACY", "LABEL_F1", "ENTITY_F1"}
     if path.startswith("/projects/"):  # the role a tab needs comes from the enum as well
         assert 'data-min-role="reviewer"' in html
         assert 'data-min-role="owner"' in html
@@ -96,6 +102,7 @@ def test_the_check_finds_the_copies_it_looks_for() -> None:
     assert _copies("x.html", '<option value="gold_miss">missed</option>')
     assert _copies("review.js", 'if (p.role === "annotator") {}')  # allowed only in its place
     assert not _copies("x.js", "rounds.filter((r) => r.status === AL.STATUS.round.DONE);")
+    assert _copies("x.js", 'if (p.measure === "label_f1") {}')
 
 
 def test_the_new_project_form_offers_every_task_type_of_the_enum(api: Api) -> None:

@@ -61,7 +61,6 @@ CONFIDENCE = 0.95
 #: interval over the items). A share of label sets given exactly is no measure where most
 #: items carry no label: a model that gives none scores it (wnut17's entity types, 64% of
 #: tweets with none: 20 random labels "reached" a 500-label model's 65%).
-MEASURES = TASK_MEASURES
 
 
 def audit_rows(session: Session, project_id: int) -> list[int]:
@@ -239,7 +238,7 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     # (span projects always train their own CRF), and a curve from before it is not its own
     traced = not (settings.model == REMOTE_MODEL and not spans)
     # no round traces a curve from fewer labeled audit draws: nothing to look for
-    measure = MEASURES[project.task]
+    measure = TASK_MEASURES[project.task]
     curve = (_last_curve(session, project.id, measure)
              if traced and len(answers) >= MIN_CURVE_LABELS else [])
     needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)

@@ -186,7 +186,8 @@ const AL = (() => {
   }
 
   /* The server's vocabulary (the page shell's JSON, from the Python enums): roles with ranks,
-     review reasons with their texts, job and round statuses. Nothing here keeps a copy. */
+     review reasons with their texts, job and round statuses, measures. Nothing here keeps a
+     copy. */
   const VOCABULARY = JSON.parse(document.getElementById("vocabulary").textContent);
   const byName = (members) => Object.freeze(Object.fromEntries(members.map((m) => [m.name, m.value])));
   const ROLE = byName(VOCABULARY.roles);  /* e.g. ROLE.OWNER, the owner role's value */
@@ -195,6 +196,9 @@ const AL = (() => {
   const REASON = byName(VOCABULARY.reasons);
   const REASONS = Object.freeze(Object.fromEntries(VOCABULARY.reasons.map((r) => [r.value, Object.freeze(r)])));
   const STATUS = Object.freeze({ job: byName(VOCABULARY.job_statuses), round: byName(VOCABULARY.round_statuses) });
+  /* What a payoff or a round's holdout measures: MEASURE.LABEL_F1 is its value, MEASURES its words. */
+  const MEASURE = byName(VOCABULARY.measures);
+  const MEASURES = Object.freeze(Object.fromEntries(VOCABULARY.measures.map((m) => [m.value, m.label])));
   /* Whether ``role`` may do what ``minimum`` may. */
   const atLeast = (role, minimum) => role in RANK && RANK[role] >= RANK[minimum];
   /* A consensus or suggestion as text: null is a tie, a list its labels joined. */
@@ -299,6 +303,6 @@ const AL = (() => {
   }
 
   return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
-           uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, labelText,
+           uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, MEASURE, MEASURES, labelText,
            openDialog, closeDialog, isImage, isFileImage, showState, hideState, failed, markReady, showWho, connection };
 })();

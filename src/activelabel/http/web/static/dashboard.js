@@ -12,8 +12,8 @@
     const ran = r.metrics && r.metrics.schedule ? r.metrics.schedule.strategy : null;
     return ran && ran !== r.strategy ? `${r.strategy}: ${ran}` : r.strategy;
   };
-  // what the payoff measures, where it is not accuracy
-  const MEASURE_NAMES = { entity_f1: "entity F1", label_f1: "label F1" };
+  // what the payoff measures, where it is not accuracy, in words ("label F1")
+  const f1Name = (measure) => (measure && measure !== AL.MEASURE.ACCURACY ? AL.MEASURES[measure] : null);
 
   /* The holdout's scores per round; beside them random sampling's accuracy, simulated
      (`simulate --attach`) or, without a shell, traced from the audit labels (the payoff's
@@ -27,21 +27,18 @@
       { name: "calibration error (ECE)", key: "ece", points: pts("ece") },
     ];
     // span rounds: the holdout's entity F1 (their accuracy is the share of tokens tagged right)
-    if (done.some((r) => r.metrics.entity_f1 !== undefined && r.metrics.entity_f1 !== null)) {
-      series[0].name = "token accuracy";
-      series.splice(1, 0, { name: "entity F1", key: "entity_f1", points: pts("entity_f1") });
-    }
     // multi-label rounds: the holdout's label F1 (their accuracy gives each label set exactly)
-    if (done.some((r) => r.metrics.label_f1 !== undefined && r.metrics.label_f1 !== null)) {
-      series[0].name = "exact-set accuracy";
-      series.splice(1, 0, { name: "label F1", key: "label_f1", points: pts("label_f1") });
+    for (const [key, accuracy] of [[AL.MEASURE.ENTITY_F1, "token accuracy"], [AL.MEASURE.LABEL_F1, "exact-set accuracy"]]) {
+      if (!done.some((r) => r.metrics[key] !== undefined && r.metrics[key] !== null)) continue;
+      series[0].name = accuracy;
+      series.splice(1, 0, { name: AL.MEASURES[key], key, points: pts(key) });
     }
     const random = pts("random_accuracy");
     const simulated = random.some((p) => p.y !== null);
     if (simulated) series.push({ name: "random sampling (simulated)", key: "random_accuracy", points: random, dashed: true });
     const audited = ((payoff && payoff.random_curve) || []).map(([m, a]) => ({ x: m, y: a }));
     // a span project's audit measures entity F1, a multi-label one's label F1
-    const f1 = payoff && MEASURE_NAMES[payoff.measure] ? `, ${MEASURE_NAMES[payoff.measure]}` : "";
+    const f1 = payoff && f1Name(payoff.measure) ? `, ${f1Name(payoff.measure)}` : "";
     if (audited.length) series.push({ name: `random sampling (audit labels${f1})`, key: "random_audit", points: audited, dashed: true });
     if (audited.length && payoff.accuracy !== null && payoff.n_train !== null) {
       series.push({ name: `model now (audit estimate${f1})`, key: "audit_accuracy", points: [{ x: payoff.n_train, y: payoff.accuracy }] });
@@ -140,7 +137,7 @@
     const pct = (x) => `${(100 * x).toFixed(1)}%`;
     const head = [];
     if (p.accuracy === null) head.push(p.note ? `${p.note[0].toUpperCase()}${p.note.slice(1)}.` : "No score yet.");
-    else head.push(`${MEASURE_NAMES[p.measure] ? `${MEASURE_NAMES[p.measure][0].toUpperCase()}${MEASURE_NAMES[p.measure].slice(1)} now` : "Accuracy now"} ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
+    else head.push(`${(([first, ...rest]) => first.toUpperCase() + rest.join(""))(f1Name(p.measure) || "accuracy")} now ${pct(p.accuracy)} (95% interval ${pct(p.low)}–${pct(p.high)}, ${p.audit_labels} audit labels)`);
     head.push(`labels spent ${p.labels_spent}`);
     const traced = p.random_curve || [];
     if (p.random_labels_needed === null && p.accuracy !== null && traced.length) {
@@ -152,8 +149,8 @@
     }
     if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
     $("payoff-headline").textContent = head.join(" · ");
-    const how = p.measure === "entity_f1" ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences."
-      : p.measure === "label_f1" ? "Label F1: micro over the audit items' labels, each found when the model gives it (probability above 0.5) and the annotators did. Interval: bootstrap over the items."
+    const how = p.measure === AL.MEASURE.ENTITY_F1 ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences."
+      : p.measure === AL.MEASURE.LABEL_F1 ? "Label F1: micro over the audit items' labels, each found when the model gives it (probability above 0.5) and the annotators did. Interval: bootstrap over the items."
       : "Interval: Wilson score.";
     $("payoff-note").textContent = `Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. ${how}`;
   }
