@@ -379,3 +379,36 @@ def test_import_preview_and_mapping_bring_labels_predictions_and_vectors(
     code, _, err = cli("vectors", "news", tmp_path / "v.npy", "--ids", tmp_path / "bad.txt")
     assert code == 2
     assert "'nope' is no item" in err
+
+
+def test_the_rounds_table_names_the_tasks_score() -> None:
+    """A multi-label project's rounds show their label F1 and its gain (a round recorded
+    before the gain named its measure shows none); a classifier's, its accuracy."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from activelabel.cli import rounds_table
+
+    def shown(task: str, *rounds: SimpleNamespace) -> str:
+        console = Console(width=200, record=True)
+        console.print(rounds_table(rounds, task))
+        return console.export_text()
+
+    def rnd(number: int, gain: dict[str, Any]) -> SimpleNamespace:
+        return SimpleNamespace(number=number, status="done", error=None, strategy="margin",
+                               n_labels_used=40, timings={}, gain=gain, metrics={
+                                   "accuracy": 0.612, "macro_f1": 0.3, "label_f1": 0.437})
+
+    old = rnd(1, {"accuracy": 0.111})
+    new = rnd(2, {"accuracy": 0.111, "measure": "label_f1", "score": 0.052})
+    table = shown("multilabel", old, new)
+    assert "gain (label F1)" in table
+    row = {cells[1]: line for line in table.splitlines()
+           if len(cells := line.split()) > 1 and cells[1] in ("1", "2")}
+    assert all(v in row["2"] for v in ("0.437", "+0.052"))
+    assert "0.612" not in row["2"]
+    assert "0.437" in row["1"]
+    assert "+0.111" not in row["1"]
+    classifier = shown("classification", old)
+    assert all(v in classifier for v in ("gain (accuracy)", "0.612", "+0.111"))

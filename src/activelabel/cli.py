@@ -809,10 +809,11 @@ def round_(
             raise JobError(f"round {round_id} has no job to run")
         run_job_inline(storage, job_id, on_progress=_show_progress)
         with storage.read_sessions() as session:
-            from activelabel.store import get_round
+            from activelabel.store import get_project, get_round
 
             rnd = get_round(session, project_id, round_id)
-            _out().print(rounds_table([rnd], title=f"round {rnd.number}"))
+            task = get_project(session, project_id).task
+            _out().print(rounds_table([rnd], task, title=f"round {rnd.number}"))
             if rnd.status != RoundStatus.DONE:
                 raise JobError(f"round {rnd.number} {rnd.status}: {rnd.error or 'no message'}")
     finally:
@@ -834,19 +835,25 @@ def round_strategy(strategy: str, metrics: Mapping[str, Any]) -> str:
     return f"{strategy}: {ran}" if ran and ran != strategy else strategy
 
 
-def rounds_table(rounds: Sequence[Any], title: str = "rounds") -> Table:
-    """One row per round: status, labels used, holdout metrics, gain, timings."""
+def rounds_table(rounds: Sequence[Any], task: str, title: str = "rounds") -> Table:
+    """One row per round: status, labels used, holdout metrics (the task's score first:
+    accuracy, a multi-label project's label F1, a span project's entity F1), its gain, timings."""
+    from activelabel.estimates import MEASURE_NAMES, TASK_MEASURES
+    from activelabel.labeling.insights import task_gain
+
+    measure = TASK_MEASURES[task]
+    name = MEASURE_NAMES[measure]
     table = Table(title=title)
-    for col in ("round", "status", "strategy", "labels used", "accuracy", "macro-F1", "ECE",
-                "gain (acc)", "train s", "total s"):  # fmt: skip
+    for col in ("round", "status", "strategy", "labels used", name, "macro-F1", "ECE",
+                f"gain ({name})", "train s", "total s"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("status", "strategy") else "right")
     for rnd in rounds:
-        metrics, gain, timings = rnd.metrics or {}, rnd.gain or {}, rnd.timings or {}
-        delta = gain.get("accuracy")
+        metrics, timings = rnd.metrics or {}, rnd.timings or {}
+        delta = (task_gain(rnd.gain, task) or {}).get("score")
         table.add_row(
             str(rnd.number), rnd.status + (f" ({rnd.error[:40]})" if rnd.error else ""),
             round_strategy(rnd.strategy, metrics), _fmt(rnd.n_labels_used),
-            _fmt(metrics.get("accuracy")),
+            _fmt(metrics.get(measure)),
             _fmt(metrics.get("macro_f1")), _fmt(metrics.get("ece")),
             "-" if delta is None else f"{delta:+.3f}", _fmt(timings.get("train_s"), 2),
             _fmt(timings.get("total_s"), 2))
@@ -880,7 +887,7 @@ def status(
             console.print(_progress_table(proj.name, project_id, counts))
             console.print(f"backlog: {counts.backlog} pool items to label; "
                           f"{counts.jobs_waiting} jobs queued or running", highlight=False)
-            console.print(rounds_table(list_rounds(session, project_id)[-5:],
+            console.print(rounds_table(list_rounds(session, project_id)[-5:], proj.task,
                                        title="last rounds"))
             from activelabel.labeling.payoff import payoff
 
@@ -1000,11 +1007,12 @@ def _progress_table(name: str, project_id: int, counts: ProjectCounts) -> Table:
 
 def projects_table(session: Session, projects: Sequence[Any]) -> Table:
     """Every project with its size, labels, backlog and last round."""
+    from activelabel.estimates import ACCURACY, MEASURE_NAMES, TASK_MEASURES
     from activelabel.labeling.stats import project_counts
     from activelabel.store import RoundStatus, list_rounds
 
     table = Table(title="projects")
-    for col in ("id", "name", "task", "items", "labeled", "backlog", "last round", "accuracy"):
+    for col in ("id", "name", "task", "items", "labeled", "backlog", "last round", "score"):
         table.add_column(col, justify="left" if col in ("name", "task", "last round") else "right")
     if not projects:
         table.caption = "no projects yet: `activelabel demo` creates one"
@@ -1013,10 +1021,14 @@ def projects_table(session: Session, projects: Sequence[Any]) -> Table:
         rounds = list_rounds(session, proj.id)
         last = rounds[-1] if rounds else None
         done = [r for r in rounds if r.status == RoundStatus.DONE]
-        accuracy = (done[-1].metrics or {}).get("accuracy") if done else None
+        # the last model's holdout score: accuracy, or the task's F1 named
+        measure = TASK_MEASURES[proj.task]
+        score = (done[-1].metrics or {}).get(measure) if done else None
+        shown = _fmt(score) if measure == ACCURACY or score is None \
+            else f"{_fmt(score)} {MEASURE_NAMES[measure]}"
         table.add_row(str(proj.id), proj.name, proj.task, str(counts.n_items),
                       str(counts.n_labeled), str(counts.backlog),
-                      "-" if last is None else f"{last.number} {last.status}", _fmt(accuracy))
+                      "-" if last is None else f"{last.number} {last.status}", shown)
     return table
 
 

@@ -39,17 +39,19 @@ def _label(api: Api, pid: int, who: object, item_id: int, label: str, ms: int = 
     assert answer.status_code == 201, answer.text
 
 
-def _round_with_model(api: Api, pid: int, selected: list[int], probs: np.ndarray) -> int:
+def _round_with_model(api: Api, pid: int, selected: list[int], probs: np.ndarray, *,
+                      metrics: dict[str, object] | None = None,
+                      gain: dict[str, object] | None = None, strategy: str = "margin") -> int:
     """A finished round that selected ``selected`` with an active model and its probs."""
     with api.storage.sessions() as session, session.begin():
-        rnd = create_round(session, pid, strategy="margin", batch_size=len(selected))
+        rnd = create_round(session, pid, strategy=strategy, batch_size=len(selected))
         model = create_model_version(session, pid, round_id=rnd.id)
         activate_model_version(session, pid, model.version)
         record_selection(session, pid, rnd.id, selected, [0.5] * len(selected),
                          model_version_id=model.id)
         finish_round(session, pid, rnd.id, model_version_id=model.id, n_labels_used=0,
-                     metrics={"accuracy": 0.8, "macro_f1": 0.7, "ece": 0.1},
-                     gain={"accuracy": 0.05, "per_100_labels": 1.0})
+                     metrics=metrics or {"accuracy": 0.8, "macro_f1": 0.7, "ece": 0.1},
+                     gain=gain or {"accuracy": 0.05, "per_100_labels": 1.0})
         number = rnd.number
     api.storage.arrays.save(pid, "probs", probs.astype(np.float32))
     return int(number)
@@ -318,3 +320,41 @@ def test_interpolation_and_a_simulation_without_random_is_refused(api: Api) -> N
         attach_simulation(api.storage, 1, {"curves": {"margin": curve}})
     with pytest.raises(InvalidInput, match="n_labeled"):
         attach_simulation(api.storage, 1, {"curves": {"random": [{"accuracy": 1}]}})
+
+
+def test_a_multilabel_projects_rounds_report_its_label_f1(api: Api) -> None:
+    """The dashboard and the labeling page's progress name a multi-label round's label F1 and
+    its gain in it, and what an `auto` round ran; the rest of a round's record stays out."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, task="multilabel")
+    ids = _item_ids(api, pid, owner)
+    metrics = {"accuracy": 0.6, "macro_f1": 0.3, "ece": 0.1, "label_f1": 0.45,
+               "n_train": 40, "schedule": {"strategy": "cluster_margin", "reason": "long"},
+               "stopping": [{"rule": "budget", "stop": False, "reason": "r"}],
+               "random_curve": [[10, 0.1]]}
+    gain = {"accuracy": -0.1, "macro_f1": 0.0, "measure": "label_f1", "score": 0.05,
+            "per_100_labels": 0.25, "labels_added": 20}
+    number = _round_with_model(api, pid, ids, np.full((4, 2), 0.5), metrics=metrics,
+                               gain=gain, strategy="auto")
+    got = api.get(f"/projects/{pid}/dashboard", owner).json()
+    assert got["measure"] == "label_f1"
+    (rnd,) = got["rounds"]
+    assert rnd["metrics"] == {"accuracy": 0.6, "macro_f1": 0.3, "ece": 0.1, "label_f1": 0.45,
+                              "n_train": 40, "schedule": {"strategy": "cluster_margin"}}
+    assert rnd["gain"] == gain
+    last = api.get(f"/projects/{pid}/progress", owner).json()["last_round"]
+    assert (last["number"], last["measure"], last["score"]) == (number, "label_f1", 0.45)
+    assert last["gain"]["score"] == 0.05
+
+
+def test_an_older_multilabel_gain_names_no_label_f1(api: Api) -> None:
+    """A round recorded before gains named their measure measured accuracy: a multi-label
+    project's dashboard does not show it as a label F1 gain."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=4, task="multilabel")
+    _round_with_model(api, pid, _item_ids(api, pid, owner), np.full((4, 2), 0.5))
+    (rnd,) = api.get(f"/projects/{pid}/dashboard", owner).json()["rounds"]
+    assert rnd["gain"]["per_100_labels"] is None
+    assert (rnd["gain"]["measure"], rnd["gain"]["score"]) == ("label_f1", None)
+    got = api.get(f"/projects/{pid}/progress", owner).json()["last_round"]
+    assert (got["measure"], got["score"], got["gain"]["score"]) == ("label_f1", None, None)

@@ -69,4 +69,8 @@ def test_metrics_report_rounds_their_duration_the_model_accuracy_and_failed_jobs
     assert mine("activelabel_rounds")["done"] == 1
     assert 0 < mine("activelabel_last_round_seconds")[""] < 600
     assert 0 <= mine("activelabel_model_holdout_accuracy")[""] <= 1
+    # the task's score, named: a classifier's is its accuracy
+    assert {labels["measure"]: value for labels, value in found["activelabel_model_holdout_score"]
+            if labels["project_id"] == pid} == {"accuracy": mine(
+                "activelabel_model_holdout_accuracy")[""]}
     assert mine("activelabel_jobs_failed")[""] == 1

@@ -391,3 +391,57 @@ def test_a_multilabel_rerank_keeps_the_target_verdict_on_label_f1(engine_storage
         metrics = get_round(session, seeded.project_id, again["round_id"]).metrics or {}
     assert metrics["label_f1"] == f1
     assert next(v for v in metrics["stopping"] if v["rule"] == "target_accuracy") == verdict
+
+
+def test_a_multilabel_rounds_gain_is_its_label_f1s(engine_storage: Storage) -> None:
+    """A round's gain is the change of the task's score: a multi-label project's label F1
+    (the exact-set accuracy it measured moves where the label F1 does not, and the reverse),
+    per 100 labels added."""
+    groups = {"alpha": "a", "beta": "a", "gamma": "g", "delta": "g", "omega": "o", "sigma": "o"}
+    rows = text_rows(140)
+    for i, row in enumerate(rows):
+        row["split"] = "holdout" if i >= 100 else "pool"
+    seeded = new_project(engine_storage, labels=["a", "g", "o"], task="multilabel", rows=rows,
+                         settings={"batch_size": 10, "audit_share": 0.0})
+    answers = [sorted({groups[w] for w in r["data"]["text"].split()[:2]}) for r in rows]
+    first = list(range(10)) + list(range(100, 140))
+    label_rows(engine_storage, seeded, first, [answers[r] for r in first])
+    one = _round(engine_storage, seeded.project_id)
+    label_rows(engine_storage, seeded, list(range(10, 60)), answers[10:60])
+    two = _round(engine_storage, seeded.project_id)
+    with engine_storage.read_sessions() as session:
+        before = get_round(session, seeded.project_id, one).metrics or {}
+        after = get_round(session, seeded.project_id, two)
+        gain = after.gain or {}
+        metrics = after.metrics or {}
+    assert gain["measure"] == "label_f1"
+    assert gain["score"] == pytest.approx(metrics["label_f1"] - before["label_f1"])
+    assert gain["labels_added"] == 50
+    assert gain["per_100_labels"] == pytest.approx(100 * gain["score"] / 50)
+    assert gain["accuracy"] == pytest.approx(metrics["accuracy"] - before["accuracy"])
+    from activelabel.labeling.operations import project_gauges
+
+    with engine_storage.read_sessions() as session:  # /metrics's gauge names it too
+        [gauges] = [g for g in project_gauges(session) if g.project_id == seeded.project_id]
+    assert (gauges.holdout_measure, gauges.holdout_score) == ("label_f1", metrics["label_f1"])
+
+
+@pytest.mark.parametrize(("gain", "task", "expected"), [
+    # recorded before the gain named its measure: accuracy, a classifier's score
+    ({"accuracy": 0.1, "per_100_labels": 0.5}, "classification",
+     {"accuracy": 0.1, "per_100_labels": 0.5, "measure": "accuracy", "score": 0.1}),
+    # ... and not a multi-label or span project's: nothing is said of their score
+    ({"accuracy": 0.1, "per_100_labels": 0.5}, "multilabel",
+     {"accuracy": 0.1, "per_100_labels": None, "measure": "label_f1", "score": None}),
+    ({"accuracy": 0.1, "per_100_labels": 0.5}, "spans",
+     {"accuracy": 0.1, "per_100_labels": None, "measure": "entity_f1", "score": None}),
+    ({"accuracy": 0.1, "measure": "label_f1", "score": 0.2, "per_100_labels": 1.0},
+     "multilabel",
+     {"accuracy": 0.1, "measure": "label_f1", "score": 0.2, "per_100_labels": 1.0}),
+    (None, "spans", None),
+])
+def test_task_gain_names_the_score_of_older_rounds(gain: dict[str, Any] | None, task: str,
+                                                   expected: dict[str, Any] | None) -> None:
+    from activelabel.labeling.insights import task_gain
+
+    assert task_gain(gain, task) == expected

@@ -6,6 +6,7 @@ and 390x844, and text, keys, colours, zoom and dark mode."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -418,3 +419,27 @@ def test_image_zoom_and_dark_mode(page: Any, site: Site) -> None:
     assert page.locator("#item img").bounding_box()["width"] > before * 1.4
     page.keyboard.press("-")
     assert abs(page.locator("#item img").bounding_box()["width"] - before) < 2
+
+
+def test_the_last_model_line_names_the_tasks_score(page: Any, modelled: Site) -> None:
+    """The progress line reads the last round's score in the task's measure: the real
+    answer's accuracy, and a multi-label answer's label F1 and its gain in points (it read
+    'accuracy' whatever the task)."""
+    site, annotator = modelled, modelled.member("annotator")
+    _open(page, site, annotator)
+    real = site.get(f"/projects/{PROJECT}/progress", annotator)["last_round"]
+    assert real["measure"] == "accuracy"
+    page.wait_for_function("document.getElementById('last-gain').textContent !== ''")
+    assert page.inner_text("#last-gain").startswith(
+        f"Model of round {real['number']}: accuracy {100 * real['score']:.1f}%")
+    body = site.get(f"/projects/{PROJECT}/progress", annotator)
+    body["last_round"] = {**real, "accuracy": 0.612, "measure": "label_f1", "score": 0.437,
+                          "gain": {"accuracy": -0.1, "measure": "label_f1", "score": 0.052,
+                                   "per_100_labels": 0.26, "labels_added": 20}}
+    page.route(f"**/api/v1/projects/{PROJECT}/progress", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(body)))
+    page.reload()
+    page.wait_for_selector("#choices button")
+    page.wait_for_function("document.getElementById('last-gain').textContent.includes('F1')")
+    assert page.inner_text("#last-gain") == (
+        f"Model of round {real['number']}: label F1 43.7% (+5.2 points)")

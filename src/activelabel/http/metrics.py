@@ -69,6 +69,10 @@ class _ProjectsCollector(Collector):
             "accuracy": GaugeMetricFamily("activelabel_model_holdout_accuracy",
                                           "Holdout accuracy of the last finished round.",
                                           labels=labels),
+            "score": GaugeMetricFamily(
+                "activelabel_model_holdout_score", "Holdout score of the last finished round "
+                "in the task's measure (accuracy; label_f1 multi-label; entity_f1 spans).",
+                labels=[*labels, "measure"]),
             "waiting": GaugeMetricFamily("activelabel_jobs_waiting",
                                          "Jobs queued or running.", labels=labels),
             "failed": GaugeMetricFamily("activelabel_jobs_failed",
@@ -101,6 +105,8 @@ class _ProjectsCollector(Collector):
                 gauges["seconds"].add_metric(key, g.last_round_seconds)
             if g.holdout_accuracy is not None:
                 gauges["accuracy"].add_metric(key, g.holdout_accuracy)
+            if g.holdout_score is not None:
+                gauges["score"].add_metric([*key, g.holdout_measure], g.holdout_score)
             for status, n in sorted(g.rounds.items()):
                 rounds.add_metric([*key, status], n)
             for view, value in sorted(g.drift_psi.items()):

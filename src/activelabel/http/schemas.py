@@ -796,7 +796,12 @@ class LastRound(BaseModel):
     number: int
     accuracy: float | None
     macro_f1: float | None
-    gain: dict[str, Any] | None
+    measure: str = Field(description="The task's score: accuracy, label_f1 (multi-label) or "
+                         "entity_f1 (spans).")
+    score: float | None = Field(description="The round's holdout score in that measure.")
+    gain: dict[str, Any] | None = Field(description="The change since the previous measured "
+                                        "model: accuracy, macro_f1, score (the task's measure), "
+                                        "per_100_labels (of score), labels_added.")
     finished_at: datetime | None
 
 
@@ -889,6 +894,8 @@ class StalenessOut(BaseModel):
 
 class Dashboard(BaseModel):
     project_id: int
+    measure: str = Field(description="The task's score, what each round's gain measures: "
+                         "accuracy, label_f1 (multi-label) or entity_f1 (spans).")
     rounds: list[RoundEffort]
     annotators: list[Throughput]
     label_counts: dict[str, int]

@@ -68,6 +68,7 @@ __all__ = [
     "outlook",
     "progress",
     "round_effort",
+    "task_gain",
     "unlabeled_pool_rows",
 ]
 
@@ -91,6 +92,18 @@ def _batch_progress(session: Session, project_id: int, rnd: Round | None) -> dic
 
 def _own_counts(session: Session, project_id: int, user_id: int) -> dict[str, Any]:
     return own_counts(session, project_id, user_id)
+
+
+def task_gain(gain: Mapping[str, Any] | None, task: str) -> dict[str, Any] | None:
+    """A round's gain with the task's score named: rounds from before the gain recorded its
+    ``measure`` measured accuracy, which is the score of a classification project and not
+    of a multi-label or span one (their ``score`` and ``per_100_labels`` are then None)."""
+    if gain is None or "measure" in gain:
+        return None if gain is None else dict(gain)
+    measure = TASK_MEASURES[task]
+    if measure == ACCURACY:
+        return {**gain, "measure": measure, "score": gain.get("accuracy")}
+    return {**gain, "measure": measure, "score": None, "per_100_labels": None}
 
 
 def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]:
@@ -120,7 +133,9 @@ def progress(session: Session, project: Project, user_id: int) -> dict[str, Any]
                "holding": held_items(session, project.id, user_id)},
         "last_round": None if last is None else {
             "number": last.number, "accuracy": metrics.get("accuracy"),
-            "macro_f1": metrics.get("macro_f1"), "gain": last.gain,
+            "macro_f1": metrics.get("macro_f1"), "measure": TASK_MEASURES[project.task],
+            "score": metrics.get(TASK_MEASURES[project.task]),
+            "gain": task_gain(last.gain, project.task),
             "finished_at": last.finished_at},
     }
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..estimates import TASK_MEASURES
 from ..store import JobStatus, RoundStatus
 from ..store.models import Annotation, Assignment, Item, Job, Project, Round, utcnow
 from ..store.queue import SCORED_BASE, active_lease_filter
@@ -34,6 +35,8 @@ class ProjectGauges:
     rounds: dict[str, int]  # status -> rounds
     last_round_seconds: float | None
     holdout_accuracy: float | None
+    holdout_measure: str  # the task's score: accuracy, label_f1, entity_f1
+    holdout_score: float | None
     jobs_waiting: int
     jobs_failed: int
     drift_psi: dict[str, float]  # view (confidence, embedding) -> PSI of the newest report
@@ -74,11 +77,14 @@ def project_gauges(session: Session, *, now: datetime | None = None) -> list[Pro
                                .order_by(Round.project_id, Round.number)).scalars():
         latest[rnd.project_id] = rnd
     out = []
-    for pid, name in session.execute(select(Project.id, Project.name).order_by(Project.id)):
+    for pid, name, task in session.execute(select(Project.id, Project.name, Project.task)
+                                           .order_by(Project.id)):
         drift = latest_drift(session, pid)
         stale = staleness(session, pid, now=now)
         last = latest.get(pid)
         accuracy = None if last is None else (last.metrics or {}).get("accuracy")
+        measure = TASK_MEASURES[task]
+        score = None if last is None else (last.metrics or {}).get(measure)
         seconds = None if last is None else (last.timings or {}).get("total_s")
         out.append(ProjectGauges(
             project_id=pid, name=name, queued=queued.get(pid, 0),
@@ -87,6 +93,7 @@ def project_gauges(session: Session, *, now: datetime | None = None) -> list[Pro
             rounds=rounds.get(pid, {}),
             last_round_seconds=None if seconds is None else float(seconds),
             holdout_accuracy=None if accuracy is None else float(accuracy),
+            holdout_measure=measure, holdout_score=None if score is None else float(score),
             jobs_waiting=waiting.get(pid, 0), jobs_failed=failed.get(pid, 0),
             drift_psi={} if drift is None else {
                 view: float(drift[f"{view}_psi"]) for view in ("confidence", "embedding")

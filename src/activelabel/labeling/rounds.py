@@ -616,15 +616,23 @@ def _stopping(snap: _Snapshot, holdout: Mapping[str, Any],
 
 
 def _gain(snap: _Snapshot, holdout: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the holdout's scores moved since the previous measured model: ``score`` is the
+    task's own (``measure``: accuracy, a multi-label label F1, a span entity F1), and
+    ``per_100_labels`` is that change per 100 labels added (None where the previous round
+    did not measure it)."""
     prev = snap.previous
     if prev is None or holdout.get("accuracy") is None:
         return None
     before = prev["metrics"]
     d_acc = float(holdout["accuracy"]) - float(before.get("accuracy") or 0.0)
     d_f1 = float(holdout.get("macro_f1") or 0.0) - float(before.get("macro_f1") or 0.0)
+    measure = TASK_MEASURES[snap.task]
+    now, then = holdout.get(measure), before.get(measure)
+    d_score = None if now is None or then is None else float(now) - float(then)
     added = snap.n_labels - int(prev["n_labels"])
-    return {"accuracy": d_acc, "macro_f1": d_f1,
-            "per_100_labels": None if added <= 0 else 100.0 * d_acc / added,
+    return {"accuracy": d_acc, "macro_f1": d_f1, "measure": measure, "score": d_score,
+            "per_100_labels": None if added <= 0 or d_score is None
+            else 100.0 * d_score / added,
             "labels_added": added}
 
 

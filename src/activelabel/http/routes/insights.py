@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query
 
+from ...estimates import TASK_MEASURES
 from ...labeling.drift import latest_drift, staleness
 from ...labeling.featurize import EMBEDDINGS
 from ...labeling.insights import (
@@ -21,6 +22,7 @@ from ...labeling.insights import (
     progress,
     random_estimate,
     round_effort,
+    task_gain,
     unlabeled_pool_rows,
 )
 from ...labeling.tasks import (
@@ -102,6 +104,13 @@ def related(project_id: PathId, item_id: PathId, caller: Reader,
     return out
 
 
+#: A round's metrics the dashboard draws: the holdout's scores (a multi-label project's label
+#: F1, a span project's entity F1 beside accuracy), the training labels and random sampling's
+#: simulated scores.
+_DASHBOARD_METRICS = frozenset({"accuracy", "macro_f1", "ece", "n_train", "random_accuracy",
+                                "random_macro_f1", *TASK_MEASURES.values()})
+
+
 @router.get("/projects/{project_id}/dashboard", response_model=Dashboard)
 def dashboard(project_id: PathId, caller: Reader) -> Dashboard:
     """Per round: labels used and gathered, labeling time, holdout metrics, gain per 100
@@ -118,18 +127,19 @@ def dashboard(project_id: PathId, caller: Reader) -> Dashboard:
         if simulated and metrics.get("n_train") is not None:
             for key in ("accuracy", "macro_f1"):
                 metrics[f"random_{key}"] = interpolate(simulated, metrics["n_train"], key)
+        shown = {k: v for k, v in metrics.items() if k in _DASHBOARD_METRICS}
+        schedule = metrics.get("schedule")
+        if isinstance(schedule, dict) and schedule.get("strategy"):  # what an `auto` round ran
+            shown["schedule"] = {"strategy": schedule["strategy"]}
         rounds.append({"id": rnd.id, "number": rnd.number, "status": rnd.status,
                        "strategy": rnd.strategy, "n_labels_used": rnd.n_labels_used,
                        "labels_gathered": spent.get("labels", 0),
                        "labeling_seconds": spent.get("seconds"),
-                       "metrics": {k: v for k, v in metrics.items()
-                                   if k in ("accuracy", "macro_f1", "ece", "n_train",
-                                            "random_accuracy", "random_macro_f1")},
-                       "gain": rnd.gain, "timings": rnd.timings,
-                       "finished_at": rnd.finished_at})
+                       "metrics": shown, "gain": task_gain(rnd.gain, project.task),
+                       "timings": rnd.timings, "finished_at": rnd.finished_at})
     drift = latest_drift(caller.session, project_id)
     return Dashboard.model_validate({
-        "project_id": project_id, "rounds": rounds,
+        "project_id": project_id, "measure": TASK_MEASURES[project.task], "rounds": rounds,
         "annotators": annotator_throughput(caller.session, project_id),
         "label_counts": label_counts(caller.session, project),
         "drift": None if drift is None else {k: v for k, v in drift.items()

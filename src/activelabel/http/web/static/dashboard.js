@@ -52,15 +52,18 @@
     $("curve-note").textContent = note;
   }
 
-  function perRound(rounds, stats) {
+  function perRound(rounds, stats, measure) {
     const done = rounds.filter((r) => r.status === AL.STATUS.round.DONE);
     const cats = done.map((r) => String(r.number));
     Charts.bars($("chart-rounds"), { title: "Labels gathered per round", categories: cats,
       series: [{ name: "labels gathered", key: "labels_gathered", values: done.map((r) => r.labels_gathered) }], yLabel: "labels" });
+    // the gain is the change of the holdout's score (the task's: accuracy, a multi-label
+    // project's label F1, a span project's entity F1) between successive models
+    const name = AL.MEASURES[measure] || "accuracy";
     const withGain = done.filter((r) => r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined);
-    Charts.bars($("chart-gain"), { title: "Accuracy gain per 100 labels", categories: withGain.map((r) => String(r.number)),
+    Charts.bars($("chart-gain"), { title: `${name[0].toUpperCase()}${name.slice(1)} gain per 100 labels`, categories: withGain.map((r) => String(r.number)),
       series: [{ name: "gain per 100 labels (points)", key: "gain", values: withGain.map((r) => 100 * r.gain.per_100_labels) }], yLabel: "points" });
-    // the gain is the holdout accuracy's change between successive models
+    $("rounds-score").textContent = name;
     const holdout = stats && stats.items ? stats.items.holdout : null;
     $("gain-note").textContent = withGain.length || !done.length ? ""
       : holdout === 0 ? "Measured on the holdout, and the project has none: import items with \"split\": \"holdout\" and label them (the Payoff measures the model on the audit draws)."
@@ -74,7 +77,7 @@
     fill("rounds", [...rounds].reverse().map((r) => AL.el("tr", { dataset: { round: String(r.number) } },
       AL.el("th", { scope: "row" }, String(r.number)), cell(r.status), cell(roundStrategy(r)), cell(r.n_labels_used, 1),
       cell(r.labels_gathered, 1), cell(r.labeling_seconds === null ? null : r.labeling_seconds / 60, 1),
-      cell(r.metrics.accuracy, 1), cell(r.metrics.macro_f1, 1), cell(r.metrics.ece, 1),
+      cell(r.metrics[measure], 1), cell(r.metrics.macro_f1, 1), cell(r.metrics.ece, 1),
       cell(r.gain && r.gain.per_100_labels !== null && r.gain.per_100_labels !== undefined ? 100 * r.gain.per_100_labels : null, 1),
       cell(r.timings ? r.timings.train_s : null, 1), cell(r.timings ? r.timings.score_s : null, 1), cell(r.timings ? r.timings.select_s : null, 1))));
   }
@@ -295,7 +298,7 @@
     const [dash, stats, conf, mods] = await Promise.all([get("/dashboard"), get("/stats"), get("/confidence?bins=20"), get("/models")]);
     learnRounds(mods, dash.rounds);
     curve(dash.rounds, stats.payoff);
-    perRound(dash.rounds, stats);
+    perRound(dash.rounds, stats, dash.measure);
     confidence(conf, project.task);
     driftAndStaleness(dash.drift, dash.staleness);
     backlog(stats);

@@ -882,12 +882,16 @@
     const speed = p.me.labels_per_hour ? ` · ${Math.round(p.me.labels_per_hour)}/hour` : "";
     $("my-count").textContent = `You: ${p.me.labels} labels${speed}`;
     const lr = p.last_round;
-    if (lr && lr.accuracy !== null && lr.accuracy !== undefined) {
-      const gain = lr.gain && lr.gain.accuracy !== undefined ? ` (${lr.gain.accuracy >= 0 ? "+" : ""}${(100 * lr.gain.accuracy).toFixed(1)} points)` : "";
-      $("last-gain").textContent = `Model of round ${lr.number}: accuracy ${AL.pct(lr.accuracy)}${gain}`;
+    // the task's score (accuracy; a multi-label project's label F1, a span project's entity
+    // F1) and what it moved since the previous model, in points
+    const measure = lr ? AL.MEASURES[lr.measure] || "accuracy" : "";
+    const moved = lr && lr.gain && lr.gain.score !== null && lr.gain.score !== undefined
+      ? `${lr.gain.score >= 0 ? "+" : ""}${(100 * lr.gain.score).toFixed(1)} points` : "";
+    if (lr && lr.score !== null && lr.score !== undefined) {
+      $("last-gain").textContent = `Model of round ${lr.number}: ${measure} ${AL.pct(lr.score)}${moved ? ` (${moved})` : ""}`;
     } else $("last-gain").textContent = "";
     if (state.lastRound !== undefined && p.round !== state.lastRound && lr) {
-      AL.toast(`A new model is ready (round ${lr.number})${lr.gain ? `: accuracy ${lr.gain.accuracy >= 0 ? "+" : ""}${(100 * lr.gain.accuracy).toFixed(1)} points` : ""}.`);
+      AL.toast(`A new model is ready (round ${lr.number})${moved ? `: ${measure} ${moved}` : ""}.`);
     }
     state.lastRound = p.round;
     refreshOutlook();
