@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -403,3 +404,15 @@ def test_text_features_reports_what_character_ngrams_cost(shared_data: Path) -> 
     assert [r[2].strip() for r in rows] == ["words", "words+chars"]
     words, both = (float(r[4]) for r in rows)  # non-zeros per row
     assert both > 3 * words
+
+
+def test_review_latency_times_the_read_and_the_workers_check(shared_data: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "review_latency.py"), "--items", "400", "--labels", "60",
+         "--repeats", "2"], capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "ACTIVELABEL_SHARED_DATA": str(shared_data)})
+    assert done.returncode == 0, done.stderr
+    [row] = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| 400 ")]
+    read, check = row[3].strip(), row[4].strip()
+    assert float(read.split()[0]) < 5
+    assert check != "-"  # the queue asked for a check, and it ran as a worker runs it

@@ -19,6 +19,7 @@ from activelabel.store import (
 )
 from activelabel.store.models import Item, Project
 from tests.support.api import Api, Person, assert_error
+from tests.support.projects import run_label_checks
 
 
 def _items(api: Api, pid: int, owner: Person) -> list[int]:
@@ -30,6 +31,14 @@ def _label(api: Api, pid: int, who: Person, item_id: int, label: Any) -> dict[st
                       json={"item_id": item_id, "labels": [label]})
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
+
+
+def _checked(api: Api, pid: int, who: Person, **params: Any) -> list[dict[str, Any]]:
+    """The review queue once the label check it asks for has run (a worker's job)."""
+    asked = api.get(f"/projects/{pid}/review", who, params=params)
+    assert asked.status_code == 200, asked.text
+    assert len(run_label_checks(api.storage, pid)) == 1
+    return list(api.get(f"/projects/{pid}/review", who, params=params).json())
 
 
 # Three annotators on six items: a and b agree everywhere, c disagrees on items 2, 4 and 5.
@@ -231,8 +240,7 @@ def test_label_issues_rank_planted_flips_first(api: Api, shared_data: Path) -> N
         truth = "pos" if r["label"] == "spam" else "neg"
         label = ({"pos": "neg", "neg": "pos"}[truth]) if r["id"] in flipped else truth
         _label(api, pid, ann, ids[r["id"]], label)
-    entries = api.get(f"/projects/{pid}/review", owner,
-                      params={"reason": "label_issue"}).json()
+    entries = _checked(api, pid, owner, reason="label_issue")
     found = {e["external_id"] for e in entries}
     recall = len(found & flipped) / len(flipped)
     print(f"label_issue recall on 200 sms with 6 flips: {recall:.2f} ({len(found)} flagged)")
@@ -246,9 +254,9 @@ def test_label_issues_rank_planted_flips_first(api: Api, shared_data: Path) -> N
         project = session.get(Project, pid)
         assert project is not None
         project.settings = {**(project.settings or {}), "model": "gone_plugin"}
-    again = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"})
-    assert again.status_code == 200, again.text
-    assert {e["external_id"] for e in again.json()} == found
+    again = _checked(api, pid, owner, reason="label_issue")
+    assert {e["external_id"] for e in again} == found
+    assert api.get(f"/projects/{pid}/label-check", owner).json()["job"]["status"] == "done"
 
 
 def test_multilabel_label_check_finds_forgotten_labels(api: Api, shared_data: Path) -> None:
@@ -287,8 +295,7 @@ def test_multilabel_label_check_finds_forgotten_labels(api: Api, shared_data: Pa
         answer = api.post(f"/projects/{pid}/annotations", ann,
                           json={"item_id": ids[r["id"]], "labels": given})
         assert answer.status_code == 201, answer.text
-    entries = api.get(f"/projects/{pid}/review", owner,
-                      params={"reason": "label_issue", "limit": 500}).json()
+    entries = _checked(api, pid, owner, reason="label_issue", limit=500)
     found = {e["external_id"] for e in entries}
     print(f"multi-label label check: {len(entries)} flagged of {len(rows)}, "
           f"{len(found & forgotten)} of the {len(forgotten)} forgotten persons")
@@ -333,8 +340,7 @@ def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_dat
         if r["id"] in flipped:
             label = intents[(intents.index(label) + 1) % len(intents)]
         _label(api, pid, ann, ids[r["id"]], label)
-    entries = api.get(f"/projects/{pid}/review", owner,
-                      params={"reason": "label_issue", "limit": 500}).json()
+    entries = _checked(api, pid, owner, reason="label_issue", limit=500)
     ranked = [e["external_id"] for e in entries]
     first = set(ranked[:len(flipped)])
     print(f"label_issue with 40 intents: {len(entries)} flagged, "
@@ -454,3 +460,81 @@ def test_review_queue_filters_by_the_round_that_selected_the_item(api: Api) -> N
     assert api.get(f"/projects/{pid}/review", owner, params={"round": 2}).json() == []
     assert_error(api.get(f"/projects/{pid}/review", owner, params={"limit": 501}), 422,
                  "invalid_input")
+
+
+def test_the_label_check_runs_as_a_job_and_never_on_the_request(
+        api: Api, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review queue reads the newest label check and asks a worker for one of the
+    current labels (one queued at a time; none again on labels a check failed on); its
+    findings show once the check has run, and stay, marked stale, while labels change."""
+    from activelabel.labeling import quality
+
+    owner = api.person("owner")
+    pid = api.project(owner)
+    rows = []
+    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
+        rows = [json.loads(line) for _, line in zip(range(80), handle, strict=False)]
+    api.post(f"/projects/{pid}/items", owner, json=[
+        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
+    ann = api.member(pid, "annotator")
+    ids = {i["external_id"]: i["id"] for i in api.get(
+        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    spam = {r["id"] for r in rows if r["label"] == "spam"}
+    flipped = {next(iter(sorted(spam))), next(r["id"] for r in rows if r["id"] not in spam)}
+    for r in rows[:-1]:
+        truth = "pos" if r["id"] in spam else "neg"
+        _label(api, pid, ann, ids[r["id"]], ({"pos": "neg", "neg": "pos"}[truth]
+                                              if r["id"] in flipped else truth))
+    status = f"/projects/{pid}/label-check"
+    assert api.get(status, owner).json() == {
+        "state": "not_yet", "labels": 79, "labels_checked": None, "flagged": 0,
+        "finished_at": None, "job": None}
+    assert_error(api.get(status, ann), 403, "forbidden")
+
+    def trained(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the review request trained a model")
+
+    monkeypatch.setattr(quality, "_out_of_fold", trained)
+    for _ in range(2):  # the request asks once; a check already queued reads later labels
+        assert api.get(f"/projects/{pid}/review", owner,
+                       params={"reason": "label_issue"}).json() == []
+    job = api.get(status, owner).json()["job"]
+    assert job["status"] == "queued"
+    monkeypatch.undo()
+    assert run_label_checks(api.storage, pid) == [
+        {"labels": 79, "flagged": api.get(status, owner).json()["flagged"], "kept": True}]
+    done = api.get(status, owner).json()
+    assert (done["state"], done["labels_checked"], done["job"]["status"]) == (
+        "up_to_date", 79, "done")
+    assert done["flagged"] > 0
+    found = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"}).json()
+    assert len(found) == done["flagged"]
+    assert run_label_checks(api.storage, pid) == []  # current: nothing asked
+
+    # a new label: the findings stay, marked stale, and a check of the new labels is asked
+    _label(api, pid, ann, ids[rows[-1]["id"]], "pos" if rows[-1]["id"] in spam else "neg")
+    again = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"}).json()
+    assert [e["item_id"] for e in again] == [e["item_id"] for e in found]
+    stale = api.get(status, owner).json()
+    assert (stale["state"], stale["labels"], stale["labels_checked"]) == ("outdated", 80, 79)
+    assert stale["job"]["status"] == "queued"
+
+    # a check that fails is not asked again on the same labels
+    monkeypatch.setattr(quality, "_compute_issues", trained)
+    with pytest.raises(AssertionError):
+        run_label_checks(api.storage, pid)
+    monkeypatch.undo()
+    failed = api.get(status, owner).json()
+    assert (failed["state"], failed["job"]["status"]) == ("outdated", "failed")
+    assert "trained a model" in failed["job"]["error"]
+    api.get(f"/projects/{pid}/review", owner)
+    assert api.get(status, owner).json()["job"]["id"] == failed["job"]["id"]
+
+
+def test_a_span_project_has_no_label_check(api: Api) -> None:
+    owner = api.person("owner")
+    pid = api.project(owner, labels=["PER", "LOC"], task="spans")
+    assert api.get(f"/projects/{pid}/review", owner).json() == []
+    assert api.get(f"/projects/{pid}/label-check", owner).json() == {
+        "state": "not_applicable", "labels": 0, "labels_checked": None, "flagged": 0,
+        "finished_at": None, "job": None}

@@ -11,6 +11,7 @@ import pytest
 
 from activelabel.estimates import ACCURACY, MEASURE_NAMES
 from activelabel.http.web import STATIC_DIR, TEMPLATES_DIR, vocabulary
+from activelabel.labeling.quality import CHECK_STATES
 from activelabel.labeling.review import REASONS, Reason
 from activelabel.store.models import JobStatus, Role, RoundStatus, TaskType
 from tests.support.api import Api
@@ -19,7 +20,8 @@ from tests.support.api import Api
 KINDS = {"role": [r.value for r in Role], "reason": [r.value for r in Reason],
          "status": sorted({s.value for s in JobStatus} | {s.value for s in RoundStatus}),
          # "accuracy" is also every metric's key: the F1 measures are the task's words
-         "measure": [m for m in MEASURE_NAMES if m != ACCURACY]}
+         "measure": [m for m in MEASURE_NAMES if m != ACCURACY],
+         "check state": list(CHECK_STATES.values())}
 #: Quoted words that are not the vocabulary, where they stand: the dashboard's backlog chart
 #: calls items waiting in the task queue "queued" (an item's state, not a job's or a round's
 #: status); the review page's filter sends the query parameter ``annotator`` (a username).
@@ -65,6 +67,9 @@ def test_every_page_shell_embeds_the_vocabulary_of_the_enums(api: Api, path: str
     assert {m["value"]: m["label"] for m in embedded["measures"]} == {
         "accuracy": "accuracy", "label_f1": "label F1", "entity_f1": "entity F1"}
     assert {m["name"] for m in embedded["measures"]} == {"ACCURACY", "LABEL_F1", "ENTITY_F1"}
+    assert {s["name"]: s["value"] for s in embedded["check_states"]} == {
+        "CURRENT": "up_to_date", "STALE": "outdated", "NONE": "not_yet",
+        "OFF": "not_applicable"}
     if path.startswith("/projects/"):  # the role a tab needs comes from the enum as well
         assert 'data-min-role="reviewer"' in html
         assert 'data-min-role="owner"' in html

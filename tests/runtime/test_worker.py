@@ -32,7 +32,7 @@ from activelabel.store import (
     list_rounds,
 )
 from activelabel.store.models import utcnow
-from tests.support.projects import new_project, text_rows
+from tests.support.projects import label_rows, new_project, text_rows
 
 
 def _queue_import(storage: Storage, project_id: int, n: int = 20) -> int:
@@ -328,3 +328,37 @@ def test_heartbeats_come_often_enough_to_requeue_a_dead_workers_job_in_seconds()
     assert STALE_SECONDS <= 15
     assert STALE_SECONDS >= 5 * HEARTBEAT_SECONDS  # a few missed beats are not a death
     assert REQUEUE_EVERY_SECONDS <= STALE_SECONDS / 2
+
+
+def test_worker_runs_the_label_check_the_review_queue_asks_for(fresh_storage: Storage) -> None:
+    """A ``label_check`` job: the worker checks the labels and keeps the result the review
+    queue reads (up to date with the labels it read)."""
+    from activelabel.labeling.quality import (
+        CHECK_CURRENT,
+        CHECK_NONE,
+        label_table,
+        read_label_check,
+        request_label_check,
+    )
+    from activelabel.store import get_project
+
+    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 4}})
+    label_rows(fresh_storage, seeded, list(range(24)), ["a", "b"] * 12)
+    with fresh_storage.read_sessions() as session:
+        project = get_project(session, seeded.project_id)
+        check = read_label_check(fresh_storage, project, label_table(session, project))
+    assert check.state == CHECK_NONE
+    assert check.key is not None
+    job_id = request_label_check(fresh_storage, seeded.project_id, check.key)
+    assert job_id is not None
+    assert request_label_check(fresh_storage, seeded.project_id, check.key) is None  # queued
+    worker = Worker(fresh_storage, worker_id="w-test")
+    assert worker.run_once()
+    with fresh_storage.read_sessions() as session:
+        job = get_job(session, job_id)
+        assert (job.status, job.result["labels"]) == ("done", 24)  # type: ignore[index]
+        project = get_project(session, seeded.project_id)
+        check = read_label_check(fresh_storage, project, label_table(session, project))
+    assert (check.state, check.labels_checked) == (CHECK_CURRENT, 24)
+    assert not worker.run_once()

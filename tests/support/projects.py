@@ -111,6 +111,37 @@ def request_and_run_round(storage: Storage, project_id: int,
     return run_job(storage, job_id)
 
 
+def run_label_checks(storage: Storage, project_id: int) -> list[dict[str, Any]]:
+    """Run the project's queued label checks as a worker does (claimed, run, recorded done
+    or failed); their results."""
+    from sqlalchemy import select
+
+    from activelabel.labeling.quality import LABEL_CHECK, run_label_check
+    from activelabel.store import claim_job_by_id, fail_job, finish_job
+
+    with storage.read_sessions() as session:
+        queued = list(session.execute(select(Job.id).where(
+            Job.project_id == project_id, Job.kind == LABEL_CHECK,
+            Job.status == "queued").order_by(Job.id)).scalars())
+    results = []
+    for job_id in queued:
+        with storage.sessions() as session, session.begin():
+            assert claim_job_by_id(session, job_id, "tests")
+            job = session.get(Job, job_id)
+            assert job is not None
+            session.expunge(job)
+        try:
+            result = run_label_check(storage, job)
+        except Exception as err:
+            with storage.sessions() as session, session.begin():
+                fail_job(session, job_id, "tests", str(err))
+            raise
+        with storage.sessions() as session, session.begin():
+            finish_job(session, job_id, "tests", result=result)
+        results.append(result)
+    return results
+
+
 def run_job(storage: Storage, job_id: int) -> dict[str, Any]:
     """Run a queued job's handler here (no claim): what a worker does, minus the bookkeeping."""
     from activelabel.labeling.imports import run_import
@@ -123,6 +154,10 @@ def run_job(storage: Storage, job_id: int) -> dict[str, Any]:
     seen: list[dict[str, Any]] = []
     if job.kind == "round":  # any host: the tests' model servers run on this machine
         result = run_round(storage, job, progress=seen.append, model_hosts=ModelHosts())
+    elif job.kind == "label_check":
+        from activelabel.labeling.quality import run_label_check
+
+        result = run_label_check(storage, job, progress=seen.append)
     else:
         result = run_import(storage, job, progress=seen.append)
     result["_progress"] = seen

@@ -132,10 +132,8 @@ def test_the_show_filter_is_not_cut_off(page: Any, site: Site, width: int) -> No
     assert room >= text + 24, f"the Show select is {room} px wide for {text:.0f} px of text"
 
 
-def test_the_page_says_it_reads_the_queue_while_the_label_check_runs(page: Any, site: Site
-                                                                     ) -> None:
-    """The queue's label check trains the project's model: while it runs, the page says so
-    (it showed the filters over an empty page)."""
+def test_the_page_says_it_reads_the_queue_while_it_is_read(page: Any, site: Site) -> None:
+    """While the queue is read, the page says so (it showed the filters over an empty page)."""
     held: list[Any] = []
     page.route("**/api/v1/projects/*/review?*", lambda route: held.append(route))
     log_in(page, site, site.admin)
@@ -150,6 +148,37 @@ def test_the_page_says_it_reads_the_queue_while_the_label_check_runs(page: Any, 
     page.unroute("**/api/v1/projects/*/review?*")
     page.wait_for_selector("body[data-loaded=true]")
     assert "to review" in page.inner_text("#review-count")
+
+
+def test_the_label_check_runs_in_the_worker_and_its_findings_follow(page: Any, site: Site
+                                                                    ) -> None:
+    """New labels: the queue is read at once (the request trains no model), the page says
+    the label check is reading them, and once the server's worker has checked them their
+    findings are a click away (the page never reads the queue again by itself)."""
+    label_by_oracle(site, site.member("annotator"), 12)  # labels the last check did not read
+    before = site.get(f"/projects/{PROJECT}/label-check")
+    assert before["state"] != "up_to_date"
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")
+    page.wait_for_selector("body[data-loaded=true]")
+    note = page.locator("#label-check-text")
+    page.wait_for_function(
+        "() => document.getElementById('label-check-text').textContent.includes("
+        "'every label checked') || !document.getElementById('label-check-show').hidden",
+        timeout=120_000)
+    if page.locator("#label-check-show").is_visible():  # checked after the queue was read
+        page.get_by_role("button", name="Show its findings").click()
+        page.wait_for_selector("body[data-loaded=true]")
+        page.wait_for_function("() => document.getElementById('label-check-text')"
+                               ".textContent.includes('every label checked')")
+    after = site.get(f"/projects/{PROJECT}/label-check")
+    assert after["state"] == "up_to_date"
+    assert after["job"]["status"] == "done"
+    assert after["labels_checked"] == after["labels"] > before["labels"] - 1
+    assert f"{after['flagged']} label" in note.inner_text()
+    shown = page.locator("[data-reason='label_issue']").count()
+    listed = site.get(f"/projects/{PROJECT}/review", params={"limit": 100})
+    assert shown == sum(e["reason"] == "label_issue" for e in listed)
 
 
 def test_a_multilabel_label_is_corrected_a_label_at_a_time(page: Any, site: Site) -> None:

@@ -527,6 +527,24 @@ class ReviewFlag(BaseModel):
     by: str
 
 
+class LabelCheckJob(BaseModel):
+    id: int
+    status: str
+    error: str | None
+
+
+class LabelCheckOut(BaseModel):
+    state: str = Field(description="up_to_date: the newest check read the current labels; "
+                       "outdated: earlier labels (the review queue asks for a newer check); "
+                       "not_yet: no check yet; not_applicable: the task has no label check "
+                       "(spans).")
+    labels: int = Field(description="Current labels of the project.")
+    labels_checked: int | None = Field(description="Labels the newest check read.")
+    flagged: int = Field(description="Current labels the newest check put up.")
+    finished_at: str | None
+    job: LabelCheckJob | None = Field(description="The newest label-check job.")
+
+
 class ReviewEntryOut(BaseModel):
     """One item to review for one reason; act with POST .../annotations/{id}/review or
     POST .../flags/{id}/resolve."""

@@ -11,13 +11,13 @@ project the whole set (two annotators agree on an item when they gave the same s
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +29,18 @@ from .. import quality as q
 from ..spans import SpanError, item_tokens, span_agreement, unitizing_alpha
 from ..store import (
     CurrentLabel,
+    InvalidInput,
+    JobStatus,
     ProjectSettings,
     Storage,
     current_labels,
+    enqueue_job,
+    get_project,
     settings_of,
     usernames,
 )
-from ..store.models import Annotation, Item, Project
+from ..store.files import atomic_write
+from ..store.models import Annotation, Item, Job, Project, utcnow
 from ..store.settings import REMOTE_MODEL
 from .consensus import (
     Consensus,
@@ -49,17 +54,23 @@ from .consensus import (
 )
 
 __all__ = [
+    "CHECK_STATES",
+    "LABEL_CHECK",
     "AnnotatorQuality",
+    "LabelCheck",
     "LabelTable",
     "agreement_report",
     "annotator_report",
+    "consensus_indices",
     "display_value",
     "issue_model",
-    "label_issue_scores",
+    "label_check_status",
     "label_table",
     "latest_revision_by_reviewer",
-    "missing_label_scores",
+    "read_label_check",
     "relabel_advice",
+    "request_label_check",
+    "run_label_check",
     "table_consensus",
     "value_key",
 ]
@@ -68,6 +79,8 @@ log = logging.getLogger("activelabel.quality")
 
 #: Fewest labeled items (and per class) before cross-validated label issues are computed.
 MIN_ITEMS_FOR_ISSUES = 10
+#: Tasks whose labels the label check reads (a span project's are not).
+CHECKED_TASKS = ("classification", "multilabel")
 
 
 def _display(value: Any) -> Any:
@@ -351,91 +364,163 @@ def annotator_report(table: LabelTable, project: Project) -> list[AnnotatorQuali
 # ---- label issues --------------------------------------------------------------------------
 
 
-class _IssueCache:
-    """Label-issue scores per project, recomputed when the labels or features change."""
-
-    def __init__(self, size: int = 16) -> None:
-        self._lock = threading.Lock()
-        self._size = size
-        self._data: OrderedDict[int, tuple[Any, dict[int, Any]]] = OrderedDict()
-
-    def get(self, project_id: int, key: Any) -> dict[int, Any] | None:
-        with self._lock:
-            hit = self._data.get(project_id)
-            return hit[1] if hit is not None and hit[0] == key else None
-
-    def put(self, project_id: int, key: Any, value: dict[int, Any]) -> None:
-        with self._lock:
-            self._data[project_id] = (key, value)
-            self._data.move_to_end(project_id)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+#: The label check's job kind, and the name of the file (in the project's array folder) its
+#: newest result is kept in.
+LABEL_CHECK = "label_check"
+_CHECK_FILE = "label_check.json"
+#: Label-check states: its result is of the current labels, of earlier labels (a newer check
+#: is asked for), there is none yet, or the project's task has no label check (spans).
+CHECK_CURRENT, CHECK_STALE, CHECK_NONE, CHECK_OFF = (
+    "up_to_date", "outdated", "not_yet", "not_applicable")
+CHECK_STATES = {"CURRENT": CHECK_CURRENT, "STALE": CHECK_STALE, "NONE": CHECK_NONE,
+                "OFF": CHECK_OFF}
 
 
-_issues = _IssueCache()
+@dataclass(frozen=True)
+class LabelCheck:
+    """The newest label check of a project, read against its current labels: ``found`` maps
+    the current annotations it put up to (suspicion, the label it is about: a left-out label
+    of a multi-label set, None for a single label that looks wrong)."""
+
+    state: str
+    found: dict[int, tuple[float, Any]]
+    key: str | None  # what the current labels' check depends on (None: no check)
+    labels_checked: int | None
+    finished_at: str | None
 
 
-def label_issue_scores(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
-                       settings: dict[str, Any]) -> dict[int, float]:
-    """Annotation id -> suspicion (1 - out-of-sample probability of its label) for the labels
-    cleanlab's confident learning flags.
+def check_key(table: LabelTable, settings: dict[str, Any]) -> str:
+    """What a label check's answer depends on: the current labels (their revisions), the
+    check's model and the features' settings."""
+    s = settings_of(settings)
+    ids = table.annotation_ids
+    return json.dumps([int(ids.max()) if ids.size else 0, int(ids.shape[0]), int(ids.sum()),
+                       s.model, s.random_state, s.featurizer,
+                       sorted((str(k), repr(v)) for k, v in s.featurizer_params.items())])
 
-    Each current single label is checked against 5-fold cross-validated probabilities of the
-    project's model (:func:`issue_model`) trained on its features and the items' consensus
-    labels (an item without
-    consensus is left out of training; its labels are still checked). Computed on demand and
-    cached until the labels, the model or the features' settings change. Empty when there are
-    too few labels to cross-validate."""
+
+def _check_path(storage: Storage, project_id: int) -> Path:
+    return storage.arrays.project_dir(project_id) / _CHECK_FILE
+
+
+def _read_check(storage: Storage, project_id: int) -> dict[str, Any] | None:
+    try:
+        stored = json.loads(_check_path(storage, project_id).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # unreadable: checked again
+        log.warning("label check of project %s unreadable", project_id, exc_info=True)
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def read_label_check(storage: Storage, project: Project, table: LabelTable) -> LabelCheck:
+    """The project's newest label check (a worker's ``label_check`` job computes it) with
+    what it found among the current labels; labels revised since it ran are left out."""
+    if project.task not in CHECKED_TASKS:
+        return LabelCheck(CHECK_OFF, {}, None, None, None)
+    # too few labels to check: no check is asked for (nor would it find anything)
+    key = check_key(table, dict(project.settings or {})) \
+        if table.annotation_ids.shape[0] >= MIN_ITEMS_FOR_ISSUES else None
+    stored = _read_check(storage, project.id)
+    if stored is None:
+        return LabelCheck(CHECK_NONE, {}, key, None, None)
+    present = set(table.annotation_ids.tolist())
+    found = {int(a): (float(score), label) for a, score, label in stored.get("found", [])
+             if int(a) in present}
+    state = CHECK_CURRENT if stored.get("key") == key else CHECK_STALE
+    return LabelCheck(state, found, key, stored.get("labels"), stored.get("finished_at"))
+
+
+def label_check_status(session: Session, storage: Storage, project: Project) -> dict[str, Any]:
+    """The label check as the review page shows it: its state against the current labels,
+    how many labels it read and put up, and its newest job (id, status, error)."""
+    table = label_table(session, project)
+    check = read_label_check(storage, project, table)
+    job = session.execute(select(Job).where(
+        Job.project_id == project.id, Job.kind == LABEL_CHECK)
+        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    return {"state": check.state, "labels": int(table.annotation_ids.shape[0]),
+            "labels_checked": check.labels_checked, "flagged": len(check.found),
+            "finished_at": check.finished_at,
+            "job": None if job is None else {"id": job.id, "status": job.status,
+                                             "error": job.error}}
+
+
+def request_label_check(storage: Storage, project_id: int, key: str) -> int | None:
+    """Queue a label check of the project's labels (the job's id) unless one is queued
+    (it reads the labels when it starts), one is running on these labels, or the last one
+    failed on them (asked again when the labels change)."""
+    with storage.sessions() as session, session.begin():
+        newest = session.execute(select(Job).where(
+            Job.project_id == project_id, Job.kind == LABEL_CHECK)
+            .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+        if newest is not None:
+            same = (newest.payload or {}).get("key") == key
+            if newest.status == JobStatus.QUEUED or (same and newest.status in (
+                    JobStatus.RUNNING, JobStatus.FAILED)):
+                return None
+            if newest.status == JobStatus.RUNNING and session.execute(select(Job.id).where(
+                    Job.project_id == project_id, Job.kind == LABEL_CHECK,
+                    Job.status == JobStatus.QUEUED).limit(1)).first() is not None:
+                return None
+        return int(enqueue_job(session, LABEL_CHECK, {"key": key}, project_id=project_id).id)
+
+
+def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, Any]], None]
+                    | None = None) -> dict[str, Any]:
+    """The ``label_check`` job: the project's model, out of fold on the items' consensus,
+    checks every current label (single labels that look wrong, :func:`_compute_issues`;
+    multi-label sets that leave a label out, :func:`_compute_missing`); the result is kept
+    for the review queue unless a check of later labels is already kept."""
     from .featurize import ensure_features
 
-    if table.task != "classification" or table.items.shape[0] == 0:
-        return {}
-    project_settings = settings_of(settings)
-    key = _issue_key(storage, table, project_settings)
-    cached = _issues.get(table.project_id, key)
-    if cached is not None:
-        return cached
-    result = _compute_issues(storage, table, consensus, settings, ensure_features)
-    _issues.put(table.project_id, key, result)
-    return result
+    if job.project_id is None:
+        raise InvalidInput(f"label check job {job.id} names no project")
+    with storage.read_sessions() as session:
+        project = get_project(session, job.project_id)
+        table = label_table(session, project)
+        consensus = table_consensus(table, project)
+        task, labels = project.task, list(project.labels)
+        settings = dict(project.settings or {})
+    if progress is not None:
+        progress({"stage": "check", "labels": int(table.annotation_ids.shape[0])})
+    found: dict[int, tuple[float, Any]] = {}
+    if table.items.shape[0] and task == "multilabel":
+        found = _compute_missing(storage, table, consensus.labels, labels,
+                                 settings_of(settings), ensure_features)
+    elif table.items.shape[0] and task == "classification":
+        found = {a: (score, None) for a, score in _compute_issues(
+            storage, table, consensus_indices(table, consensus), settings,
+            ensure_features).items()}
+    newest = int(table.annotation_ids.max()) if table.annotation_ids.size else 0
+    kept = _read_check(storage, job.project_id)
+    if kept is not None and int(kept.get("newest_label", 0)) > newest:
+        return {"labels": int(table.annotation_ids.shape[0]), "flagged": len(found),
+                "kept": False}  # a check of later labels finished first
+    result = {"key": check_key(table, settings), "labels": int(table.annotation_ids.shape[0]),
+              "newest_label": newest, "finished_at": utcnow().isoformat(),
+              "found": [[a, s, label] for a, (s, label) in sorted(found.items())]}
+    atomic_write(_check_path(storage, job.project_id),
+                 lambda h: h.write(json.dumps(result).encode()))
+    return {"labels": result["labels"], "flagged": len(found), "kept": True}
 
 
-def _issue_key(storage: Storage, table: LabelTable, project_settings: ProjectSettings) -> Any:
-    """What the label check's answer depends on: the labels, the check's model and features'
-    settings, and which database they are in."""
-    return (int(table.annotation_ids.max()), int(table.annotation_ids.shape[0]),
-            int(table.annotation_ids.sum()), project_settings.model,
-            project_settings.random_state, project_settings.featurizer,
-            repr(sorted(project_settings.featurizer_params.items())),
-            storage.location.db_url, str(storage.location.data_dir))
-
-
-def missing_label_scores(storage: Storage, table: LabelTable, agreed: Sequence[Any],
-                         labels: Sequence[Any], settings: dict[str, Any]
-                         ) -> dict[int, tuple[float, Any]]:
-    """A multi-label project's label check: annotation id -> (probability, label) for the
-    current label sets that likely leave a label out: the project's model, out of fold on the
-    items' consensus sets (``agreed`` per item; None: no consensus, left out of training and
-    scored by a model fitted on the rest), is sure of a label the set lacks
-    (:func:`activelabel.quality.find_missing_labels`). Cached as :func:`label_issue_scores`."""
-    from .featurize import ensure_features
-
-    if table.task != "multilabel" or table.items.shape[0] == 0:
-        return {}
-    project_settings = settings_of(settings)
-    key = ("missing", _issue_key(storage, table, project_settings))
-    cached = _issues.get(table.project_id, key)
-    if cached is not None:
-        return cached
-    result = _compute_missing(storage, table, agreed, labels, project_settings,
-                              ensure_features)
-    _issues.put(table.project_id, key, result)
-    return result
+def consensus_indices(table: LabelTable, consensus: Consensus) -> NDArray[np.intp]:
+    """(n_items,) index of each item's consensus among the table's values (-1: none, or a
+    multi-label consensus nobody gave as a whole)."""
+    index = {v: k for k, v in enumerate(table.values)}
+    return np.asarray([-1 if v is None or isinstance(v, list) else index.get(v, -1)
+                       for v in consensus.labels], dtype=np.intp)
 
 
 def _compute_missing(storage: Storage, table: LabelTable, agreed: Sequence[Any],
                      labels: Sequence[Any], project_settings: ProjectSettings,
                      ensure: Any) -> dict[int, tuple[float, Any]]:
+    """Annotation id -> (probability, label) for the current label sets that likely leave a
+    label out: the project's model, out of fold on the items' consensus sets (``agreed`` per
+    item; None: no consensus, left out of training and scored by a model fitted on the
+    rest), is sure of a label the set lacks (:func:`activelabel.quality.find_missing_labels`)."""
     index = {str(v): j for j, v in enumerate(labels)}
     trained = np.asarray([i for i, a in enumerate(agreed) if a is not None], dtype=np.intp)
     if trained.size < MIN_ITEMS_FOR_ISSUES or len(labels) < 2:
@@ -494,6 +579,12 @@ def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels:
 
 def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
                     settings: dict[str, Any], ensure: Any) -> dict[int, float]:
+    """Annotation id -> suspicion (1 - out-of-sample probability of its label) for the
+    single labels cleanlab's confident learning flags: each is checked against 5-fold
+    cross-validated probabilities of the project's model (:func:`issue_model`) trained on the
+    features and the items' consensus (``consensus``: indices into the table's values; an
+    item without one is left out of training, its labels still checked). Empty when there
+    are too few labels to cross-validate."""
     n_labels = len([v for v in table.values if not isinstance(v, tuple)])
     trained = np.flatnonzero(consensus >= 0)
     counts = np.bincount(consensus[trained], minlength=n_labels)

@@ -32,12 +32,15 @@ from ..store import (
 from ..store.models import Annotation, Item, Project, Round, RoundSelection
 from .consensus import Consensus
 from .quality import (
+    CHECK_NONE,
+    CHECK_STALE,
+    LabelCheck,
     LabelTable,
     display_value,
-    label_issue_scores,
     label_table,
     latest_revision_by_reviewer,
-    missing_label_scores,
+    read_label_check,
+    request_label_check,
     table_consensus,
 )
 from .span_rounds import span_predictions
@@ -133,6 +136,7 @@ class _Context:
     reviewed: set[int]
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
     index: dict[int, int] = field(default_factory=dict)  # item id -> item index
+    check: LabelCheck | None = None  # the label check read (when the reasons asked for it)
 
 
 def _fmt(value: Any) -> str:
@@ -234,17 +238,22 @@ def _label_based(session: Session, storage: Storage, project: Project, ctx: _Con
 
 
 def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[ReviewEntry]:
+    """What the newest label check found among the current labels; a check of the current
+    labels is asked of a worker when the newest is of earlier ones (its findings join the
+    queue when it is done: the request never trains a model)."""
     t = ctx.table
+    check = ctx.check = read_label_check(storage, project, t)
+    if check.state in (CHECK_NONE, CHECK_STALE) and check.key is not None:
+        request_label_check(storage, project.id, check.key)
+    found = check.found
     if project.task == "multilabel":  # sets that likely leave a label out
-        found = missing_label_scores(storage, t, ctx.consensus.labels, list(project.labels),
-                                     dict(project.settings))
         return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()),
                              lambda item_id, ann_id, p, score: ReviewEntry(
             item_id, Reason.LABEL_ISSUE, score,
             f"{_fmt(found[ann_id][1])} looks left out: a model trained on the other labels "
             f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]))
-    scores = label_issue_scores(storage, t, _value_indices(ctx), dict(project.settings))
-    return _one_per_item(ctx, scores.items(), lambda item_id, ann_id, p, score: ReviewEntry(
+    return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()),
+                         lambda item_id, ann_id, p, score: ReviewEntry(
         item_id, Reason.LABEL_ISSUE, score,
         f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
         f"other labels gives it probability {1 - score:.2f}"))
@@ -364,14 +373,6 @@ def _context(session: Session, project: Project) -> _Context:
     return _Context(table, table_consensus(table, project),
                     latest_revision_by_reviewer(session, table.item_ids), by_item,
                     {iid: i for i, iid in enumerate(table.item_ids)})
-
-
-def _value_indices(ctx: _Context) -> NDArray[np.intp]:
-    """(n_items,) index of each item's consensus among the table's values (-1: none, or a
-    multi-label consensus nobody gave as a whole)."""
-    index = {v: k for k, v in enumerate(ctx.table.values)}
-    return np.asarray([-1 if v is None or isinstance(v, list) else index.get(v, -1)
-                       for v in ctx.consensus.labels], dtype=np.intp)
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:

@@ -70,7 +70,7 @@ UPLOAD_SWEEP_EVERY_SECONDS = 3600.0
 WAL_FOLD_EVERY_SECONDS = 10.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
-JOB_KINDS = ("round", "import")
+JOB_KINDS = ("round", "import", "label_check")
 #: Seconds the idle work waits after it failed.
 IDLE_PAUSE_SECONDS = 60.0
 Handler = Callable[..., dict[str, Any]]
@@ -86,6 +86,10 @@ def handler_for(kind: str) -> Handler:
         from ..labeling.imports import run_import
 
         return run_import
+    if kind == "label_check":
+        from ..labeling.quality import run_label_check
+
+        return run_label_check
     raise ActivelabelError(f"unknown job kind {kind!r}: this worker runs {', '.join(JOB_KINDS)}")
 
 

@@ -138,7 +138,7 @@ SPLITS = tuple(s.value for s in Split)
 #: ``imported``: a label that came with an import (its provenance in ``source_job_id`` and
 #: ``source_annotator``), never written by a person through the app.
 ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo", "imported")
-JOB_KINDS = ("round", "import")
+JOB_KINDS = ("round", "import", "label_check")
 JOB_STATUSES = tuple(s.value for s in JobStatus)
 ROUND_STATUSES = tuple(s.value for s in RoundStatus)
 

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Body, Query
 
 from ...labeling.anchoring import anchoring_report
 from ...labeling.governance import set_gold_answers
-from ...labeling.quality import agreement_report, annotator_report, label_table, relabel_advice
+from ...labeling.quality import (
+    agreement_report,
+    annotator_report,
+    label_check_status,
+    label_table,
+    relabel_advice,
+)
 from ...labeling.review import (
     REASONS,
     entry_annotations,
@@ -26,6 +32,7 @@ from ..schemas import (
     AnnotatorQualityOut,
     GoldIn,
     ItemOut,
+    LabelCheckOut,
     PathId,
     RelabelOut,
     ReviewAnnotation,
@@ -89,6 +96,16 @@ def review(project_id: PathId, caller: Reader,
                 model_round=hint.model_round),
             flag=None if flag is None else ReviewFlag(**flag)))
     return out
+
+
+@router.get("/projects/{project_id}/label-check", response_model=LabelCheckOut)
+def label_check(project_id: PathId, caller: Reader) -> LabelCheckOut:
+    """The review queue's label check: whether its newest result read the current labels,
+    what it put up, and its newest job (a worker runs it; the review queue asks for one when
+    the labels changed). Reviewers and owners."""
+    project, _ = caller.project(project_id, Role.REVIEWER)
+    return LabelCheckOut.model_validate(label_check_status(caller.session, caller.storage,
+                                                           project))
 
 
 @router.get("/projects/{project_id}/agreement", response_model=AgreementOut)

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...estimates import MEASURE_NAMES
+from ...labeling.quality import CHECK_STATES
 from ...labeling.review import Reason
 from ...store import MAX_ID
 from ...store.models import JobStatus, Role, RoundStatus, TaskType
@@ -95,8 +96,8 @@ _FEATURIZERS = [k for k in ProjectSettings.model_json_schema()["properties"]["fe
 def vocabulary() -> dict[str, list[dict[str, Any]]]:
     """The names the pages' scripts compare and show, from the enums that define them: roles
     (lowest first, with rank), review reasons (API order, with the short text, description and
-    priority), job and round statuses, and what a payoff or a round's holdout measures (with
-    the words a sentence names it by). Each member is ``{"name": "OWNER", "value": "owner",
+    priority), job and round statuses, what a payoff or a round's holdout measures (with
+    the words a sentence names it by) and the label check's states. Each member is ``{"name": "OWNER", "value": "owner",
     ...}``."""
     return {
         "roles": [{"name": r.name, "value": r.value, "rank": r.rank} for r in Role],
@@ -106,6 +107,7 @@ def vocabulary() -> dict[str, list[dict[str, Any]]]:
         "round_statuses": [{"name": s.name, "value": s.value} for s in RoundStatus],
         "measures": [{"name": value.upper(), "value": value, "label": label}
                      for value, label in MEASURE_NAMES.items()],
+        "check_states": [{"name": name, "value": value} for name, value in CHECK_STATES.items()],
     }
 
 

@@ -199,6 +199,8 @@ const AL = (() => {
   /* What a payoff or a round's holdout measures: MEASURE.LABEL_F1 is its value, MEASURES its words. */
   const MEASURE = byName(VOCABULARY.measures);
   const MEASURES = Object.freeze(Object.fromEntries(VOCABULARY.measures.map((m) => [m.value, m.label])));
+  /* The review queue's label check: CHECK.CURRENT, STALE, NONE, OFF. */
+  const CHECK = byName(VOCABULARY.check_states);
   /* Whether ``role`` may do what ``minimum`` may. */
   const atLeast = (role, minimum) => role in RANK && RANK[role] >= RANK[minimum];
   /* A consensus or suggestion as text: null is a tie, a list its labels joined. */
@@ -303,6 +305,6 @@ const AL = (() => {
   }
 
   return { api, ApiError, token, user, setLogin, logout, el, toast, fmt, pct, when, renderData,
-           uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, MEASURE, MEASURES, labelText,
+           uuid, project, ROLE, ROLES, RANK, atLeast, REASON, REASONS, STATUS, MEASURE, MEASURES, CHECK, labelText,
            openDialog, closeDialog, isImage, isFileImage, showState, hideState, failed, markReady, showWho, connection };
 })();

@@ -93,16 +93,47 @@
     }
   }
 
+  /* The label check runs in a worker (it trains the project's model on the labels: seconds
+     on a large project): what the queue shows of it, whether a newer one is on its way, and,
+     once that is done, a button that reads the queue again (never by itself: a reviewer may
+     be typing in a card). */
+  let checkTimer = null, checkShown = null;
+  async function showCheck() {
+    clearTimeout(checkTimer);
+    const box = $("label-check");
+    const checks = project.task !== "spans" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
+    if (!checks) { box.hidden = true; return; }
+    let c;
+    try { c = await AL.api("GET", `/projects/${pid}/label-check`); } catch { return; }
+    const job = c.job ? c.job.status : null;
+    const working = job === AL.STATUS.job.QUEUED || job === AL.STATUS.job.RUNNING;
+    const when = c.finished_at ? ` (${new Date(c.finished_at).toLocaleTimeString()})` : "";
+    const put = `${c.flagged} label${c.flagged === 1 ? "" : "s"} put up`;
+    let text = "";
+    if (c.state === AL.CHECK.OFF) { box.hidden = true; return; }
+    if (c.state === AL.CHECK.CURRENT) text = `Label check: every label checked${when}, ${put}.`;
+    else if (c.state === AL.CHECK.STALE) text = `Label check: ${c.labels_checked} of the ${c.labels} labels checked${when}, ${put}; ${working ? "the rest are being checked." : job === AL.STATUS.job.FAILED ? `the last check failed (${c.job.error || "no message"}); it runs again when labels change.` : "the rest are checked when this queue is read again."}`;
+    else text = working ? `The label check is reading the ${c.labels} labels; what it finds joins this queue when it is done.`
+      : "No label check yet: it starts once enough labels are in.";
+    $("label-check-text").textContent = text;
+    box.hidden = false;
+    // a check finished since the queue was read: its findings are a reading away
+    const fresher = checkShown !== null && c.finished_at && c.finished_at !== checkShown;
+    $("label-check-show").hidden = !fresher;
+    if (working) checkTimer = setTimeout(showCheck, 3000);
+    return c;
+  }
+
   async function load() {
     document.body.dataset.loaded = "false";
-    // the label check (classifier projects) trains the project's model on the labels:
-    // seconds on a large project
-    const checks = project.task !== "spans" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
-    if (!items.length) $("review-count").textContent = `Reading the review queue${checks ? " (the label check trains a model on the labels)" : ""}…`;
+    if (!items.length) $("review-count").textContent = "Reading the review queue…";
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
     render();
+    checkShown = null;
+    const c = await showCheck();
+    checkShown = c && c.finished_at ? c.finished_at : "";
     document.body.dataset.loaded = "true";
   }
 
@@ -236,6 +267,7 @@
       if (multi()) $("keys-correct").textContent = "number keys add or take out a label · ";
       await loadFilters();
       $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); focus = 0; load(); });
+      $("label-check-show").addEventListener("click", () => load());
       document.addEventListener("keydown", onKey);
       await load();
       AL.markReady();

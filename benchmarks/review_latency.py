@@ -1,0 +1,139 @@
+"""How long a reviewer waits for the review queue while annotators keep labeling.
+
+A text project of clinc150's training texts (151 intents; ``--items`` of them) gets
+``--labels`` true labels through the REST API (an in-process app, SQLite in a fresh folder),
+then the review queue (``GET .../review?limit=100``) is read ``--repeats`` times, each time
+after one more label, as a reviewer's reloads are while a team labels. The table gives the
+seconds of each read: where the label check runs on the request, every read after a new label
+trains the project's model five times over; where a worker runs it (a ``label_check`` job),
+the read only asks for one. The seconds of that job, run here as a worker would, are given
+beside (no worker runs during the reads).
+
+The same script runs against an earlier checkout (``PYTHONPATH=<its src>``), so before and
+after are measured in one session:
+
+    python benchmarks/review_latency.py --labels 2000 --repeats 3
+    PYTHONPATH=/tmp/before/src python benchmarks/review_latency.py --labels 2000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHARED = Path(os.environ.get(
+    "ACTIVELABEL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def load_rows(n: int) -> list[dict[str, Any]]:
+    rows = []
+    with (SHARED / "clinc150.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row["split"] == "train":
+                rows.append(row)
+            if len(rows) == n:
+                break
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=15_000)
+    parser.add_argument("--labels", type=int, default=2_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from fastapi.testclient import TestClient
+
+    from activelabel.http.app import create_app
+    from activelabel.http.config import ServerSettings
+    from activelabel.runtime.settings import open_storage
+    from activelabel.store import create_token, create_user
+    from activelabel.store.models import Job
+
+    rows = load_rows(args.items)
+    intents = sorted({r["label"] for r in rows})
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(rows))
+    with tempfile.TemporaryDirectory() as folder:
+        storage = open_storage(folder)
+        with storage.sessions() as session, session.begin():
+            user = create_user(session, "bench", is_admin=True)
+            _, token = create_token(session, user.id, "bench")
+        headers = {"Authorization": f"Bearer {token}"}
+        app = create_app(storage=storage, settings=ServerSettings())
+        with TestClient(app) as client:
+            def call(method: str, path: str, **kw: Any) -> Any:
+                answer = client.request(method, "/api/v1" + path, headers=headers, **kw)
+                assert answer.status_code < 300, answer.text
+                return answer.json()
+
+            pid = call("POST", "/projects", json={
+                "name": "review latency", "labels": intents,
+                "settings": {"free_labeling": True, "audit_share": 0.0,
+                             "retrain_every_labels": 10**9}})["id"]
+            for start in range(0, len(rows), 2000):
+                call("POST", f"/projects/{pid}/items", json=[
+                    {"external_id": r["id"], "data": {"text": r["text"]}}
+                    for r in rows[start:start + 2000]])
+            ids: dict[str, int] = {}
+            after = None
+            while True:
+                page = call("GET", f"/projects/{pid}/items",
+                            params={"limit": 1000, **({} if after is None else {"after": after})})
+                ids.update({i["external_id"]: i["id"] for i in page["items"]})
+                if (after := page["next_after"]) is None:
+                    break
+
+            def label(k: int) -> None:
+                r = rows[int(order[k])]
+                call("POST", f"/projects/{pid}/annotations",
+                     json={"item_id": ids[r["id"]], "labels": [r["label"]]})
+
+            for k in range(args.labels):
+                label(k)
+            reads, checks = [], []
+            for rep in range(args.repeats):
+                label(args.labels + rep)  # a label since the last read
+                start = time.perf_counter()
+                call("GET", f"/projects/{pid}/review", params={"limit": 100})
+                reads.append(time.perf_counter() - start)
+                try:  # a worker's label check, where the queue asks for one
+                    from activelabel.labeling.quality import LABEL_CHECK, run_label_check
+                except ImportError:
+                    continue
+                with storage.sessions() as session:
+                    job = session.query(Job).filter(
+                        Job.project_id == pid, Job.kind == LABEL_CHECK,
+                        Job.status == "queued").order_by(Job.id.desc()).first()
+                    if job is not None:
+                        session.expunge(job)
+                if job is not None:
+                    start = time.perf_counter()
+                    run_label_check(storage, job)
+                    checks.append(time.perf_counter() - start)
+                    with storage.sessions() as session, session.begin():
+                        session.get(Job, job.id).status = "done"  # type: ignore[union-attr]
+        storage.close()
+
+    def fmt(xs: list[float]) -> str:
+        return "-" if not xs else f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
+
+    print("| items | labels | review read after a new label, s (median, range) | "
+          "label check job, s |")
+    print("|---:|---:|---|---|")
+    print(f"| {len(rows):,} | {args.labels:,} | {fmt(reads)} | {fmt(checks)} |")
+
+
+if __name__ == "__main__":
+    main()
