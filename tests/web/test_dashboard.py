@@ -84,6 +84,7 @@ def test_dashboard_charts_show_the_api_numbers(page: Any, trained: Site) -> None
     assert named >= 2, [r["metrics"] for r in dash["rounds"]]
     assert dash["measure"] == "accuracy"
     assert page.inner_text("#rounds-score") == "accuracy"
+    assert page.inner_text("#h-gain") == "Gain per 100 labels (accuracy points)"
     assert page.get_attribute("#chart-gain svg", "aria-label") == "Accuracy gain per 100 labels"
 
     gathered = page.eval_on_selector_all("#chart-rounds rect.col",
@@ -400,6 +401,8 @@ def test_a_multilabel_projects_gain_and_rounds_read_its_label_f1(page: Any,
     page.goto(f"{trained.url}/projects/{PROJECT}/dashboard")
     page.wait_for_selector("body[data-loaded=true]")
     assert page.inner_text("#rounds-score") == "label F1"
+    assert page.inner_text("#models-score") == "label F1"
+    assert page.inner_text("#h-gain") == "Gain per 100 labels (label F1 points)"
     assert page.get_attribute("#chart-gain svg", "aria-label") == "Label F1 gain per 100 labels"
     bars = page.eval_on_selector_all("#chart-gain rect.col",
                                      "els => els.map(e => Number(e.dataset.value))")
@@ -407,3 +410,15 @@ def test_a_multilabel_projects_gain_and_rounds_read_its_label_f1(page: Any,
     for i, r in enumerate(done):
         row = f"#rounds tr[data-round='{r['number']}']"
         assert page.inner_text(f"{row} td:nth-of-type(6)") == f"{0.3 + 0.01 * i:.3f}"
+
+
+def test_the_throughput_table_fits_its_card(page: Any, trained: Site) -> None:
+    """Seven columns: the card spans the dashboard's width (at a third of it the table
+    scrolled sideways and hid gold accuracy and agreement)."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, trained, trained.admin)
+    page.goto(f"{trained.url}/projects/{PROJECT}/dashboard")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.wait_for_selector("#annotators tbody tr")
+    widths = page.eval_on_selector("#annotators", "t => [t.scrollWidth, t.parentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths

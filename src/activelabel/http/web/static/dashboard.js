@@ -64,6 +64,8 @@
     Charts.bars($("chart-gain"), { title: `${name[0].toUpperCase()}${name.slice(1)} gain per 100 labels`, categories: withGain.map((r) => String(r.number)),
       series: [{ name: "gain per 100 labels (points)", key: "gain", values: withGain.map((r) => 100 * r.gain.per_100_labels) }], yLabel: "points" });
     $("rounds-score").textContent = name;
+    $("models-score").textContent = name;
+    $("gain-measure").textContent = name;
     const holdout = stats && stats.items ? stats.items.holdout : null;
     $("gain-note").textContent = withGain.length || !done.length ? ""
       : holdout === 0 ? "Measured on the holdout, and the project has none: import items with \"split\": \"holdout\" and label them (the Payoff measures the model on the audit draws)."
@@ -214,7 +216,7 @@
     }
   }
 
-  function models(list, role) {
+  function models(list, role, measure) {
     fill("models", [...list].reverse().map((m) => {
       const x = m.metrics || {};
       // a span model whose file a purge removed (it may have learned the purged words)
@@ -226,7 +228,7 @@
         : AL.el("span", { class: "muted" }, "inactive");
       const n = roundOfModel.get(m.version);
       return AL.el("tr", { dataset: { version: String(m.version) } }, AL.el("th", { scope: "row" }, n ? `round ${n}` : `version ${m.version}`),
-        cell(m.n_train, 1), cell(x.accuracy, 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
+        cell(m.n_train, 1), cell(x[measure], 1), cell(x.macro_f1, 1), cell(x.ece, 1), cell(AL.when(m.created_at)), AL.el("td", {}, state));
     }));
   }
 
@@ -306,7 +308,7 @@
     if (stats.payoff) payoffLine(stats.payoff);
     get("/annotators").catch(() => null).then((quality) => annotators(dash.annotators, quality));
     if (AL.atLeast(project.role, AL.ROLE.REVIEWER)) get("/anchoring").then(anchoring).catch(() => { $("anchoring-box").hidden = true; });
-    models(mods, project.role);
+    models(mods, project.role, dash.measure);
     get("/outlook").then(outlook).catch(() => {});
     agreement(dash.label_counts);
     if (AL.atLeast(project.role, AL.ROLE.OWNER)) get("/audit?limit=50").then(audit).catch(() => {});
