@@ -147,7 +147,13 @@ def test_span_agreement_consensus_and_review_reasons(api: Api) -> None:
     assert exported["a"] == [span(0, 3, "person"), span(13, 26)]  # voted
     queue = api.get(f"/projects/{pid}/review", owner, params={"reason": "disagreement"}).json()
     assert [e["external_id"] for e in queue] == ["a"]
-    assert "17-26 location (1 of 3, boundary or type)" in queue[0]["detail"]
+    # the spans in words (they were offsets: "17-26 location")
+    assert "'York City' location (1 of 3, boundary or type)" in queue[0]["detail"]
+    # an item whose payload a purge removed: its offsets (its words are gone)
+    purged = api.post(f"/projects/{pid}/items/purge", owner, json={"item_ids": [a]})
+    assert purged.status_code == 200, purged.text
+    after = api.get(f"/projects/{pid}/review", owner, params={"reason": "disagreement"}).json()
+    assert "17-26 location (1 of 3, boundary or type)" in after[0]["detail"]
     assert queue[0]["consensus"] == [span(0, 3, "person"), span(13, 26)]
 
 

@@ -358,3 +358,6 @@ def test_review_filter_by_label_matches_the_models_spans_on_model_reasons(
     assert (item_id, "model_disagrees") in by_type["person"]  # the annotator's person span
     entry = next(e for e in model if e.item_id == item_id)
     assert entry.model_labels == ["location"]
+    place = next(s for s in truth[target] if s["label"] == "location")
+    words = rows[target]["data"]["text"][place["start"]:place["end"]]
+    assert f"e.g. '{words}' location (" in entry.detail  # in words, not offsets

@@ -219,12 +219,6 @@ _WRITERS: dict[str, Writer] = {
     "spans_jsonl": lambda rows, ctx: write_span_jsonl(rows)}
 
 
-def _text_field(project: Project) -> str:
-    params = settings_of(project.settings).featurizer_params or {}
-    field = params.get("field")
-    return field if isinstance(field, str) and field else "text"
-
-
 def _agreement(session: Session, project: Project) -> dict[str, Any]:
     """The agreement figures a dataset card shows (empty below two doubly labeled items)."""
     from .quality import agreement_report, label_table
@@ -276,7 +270,7 @@ def export_context(storage: Storage, project_id: int, *,
             project_id=project_id, name=project.name, task=project.task,
             labels=list(project.labels), guidelines_version=project.guidelines_version,
             license=settings_of(project.settings).dataset_license,
-            text_field=_text_field(project), agreement=_agreement(session, project) if agreement else {},
+            text_field=settings_of(project.settings).text_field, agreement=_agreement(session, project) if agreement else {},
             suggestions=_suggestions(storage, project_id))
 
 

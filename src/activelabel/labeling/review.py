@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,14 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..spans import span_differences
+from ..spans import SpanError, item_tokens, span_differences
 from ..store import (
     InvalidInput,
     Storage,
     active_model_version,
     get_user_by_name,
     list_flags,
+    settings_of,
     usernames,
 )
 from ..store.models import Annotation, Item, Project, Round, RoundSelection
@@ -137,6 +139,16 @@ class _Context:
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
     index: dict[int, int] = field(default_factory=dict)  # item id -> item index
     check: LabelCheck | None = None  # the label check read (when the reasons asked for it)
+    # a span project's item texts by item id, read on first use (spans are shown as words)
+    texts: Callable[[], dict[int, str]] | None = None
+
+    def span_text(self, item_id: int, start: int, end: int, label: Any) -> str:
+        """A span as a reviewer reads it: its words in quotes and its type ('Paris'
+        location); its offsets where the item's text is gone (purged) or too short."""
+        text = None if self.texts is None else self.texts().get(item_id)
+        if text is None or end > len(text) or start >= end:
+            return f"{start}-{end} {label}"
+        return f"'{text[start:end]}' {label}"
 
 
 def _fmt(value: Any) -> str:
@@ -151,7 +163,7 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     out = []
     if len(pos) >= 2 and top < n:
         out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n,
-                               _span_detail(t, pos) if t.task == "spans" else
+                               _span_detail(ctx, i, pos) if t.task == "spans" else
                                f"{n - top} of {n} annotators disagree with the majority"
                                if not ctx.consensus.ties[i]
                                else f"{n} annotators split with no majority",
@@ -163,12 +175,14 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     return out
 
 
-def _span_detail(t: LabelTable, pos: list[int]) -> str:
+def _span_detail(ctx: _Context, i: int, pos: list[int]) -> str:
     """Where annotators' spans differ: each span not everyone gave, with its votes."""
+    t = ctx.table
     answers = [[{"start": a, "end": b, "label": c} for a, b, c in t.values[t.labels[p]]]
                if isinstance(t.values[t.labels[p]], tuple) else [] for p in pos]
     diffs = span_differences(answers)
-    shown = "; ".join(f"{d['start']}-{d['end']} {d['label']} ({d['votes']} of {d['n']}"
+    shown = "; ".join(f"{ctx.span_text(t.item_ids[i], d['start'], d['end'], d['label'])} "
+                      f"({d['votes']} of {d['n']}"
                       f"{', boundary or type' if d['kind'] == 'boundary_or_type' else ''})"
                       for d in diffs[:5])
     return f"annotators' spans differ on {len(diffs)} span{'s' if len(diffs) != 1 else ''}: " \
@@ -199,8 +213,8 @@ def _span_errors(storage: Storage, project: Project, ctx: _Context,
             best = max(missed, key=lambda m: m[3])
             out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, best[3],
                                    f"{model} is sure of {len(missed)} span(s) the "
-                                   f"labels leave out or type otherwise, e.g. {best[0]}-{best[1]} "
-                                   f"{best[2]} ({best[3]:.2f})",
+                                   f"labels leave out or type otherwise, e.g. "
+                                   f"{ctx.span_text(t.item_ids[i], *best[:3])} ({best[3]:.2f})",
                                    [int(t.annotation_ids[q]) for q in pos],
                                    model_labels=sorted({m[2] for m in missed}, key=str)))
     return out
@@ -370,9 +384,28 @@ def _context(session: Session, project: Project) -> _Context:
     by_item: dict[int, list[int]] = {}
     for p, i in enumerate(table.items.tolist()):
         by_item.setdefault(i, []).append(p)
-    return _Context(table, table_consensus(table, project),
-                    latest_revision_by_reviewer(session, table.item_ids), by_item,
-                    {iid: i for i, iid in enumerate(table.item_ids)})
+    ctx = _Context(table, table_consensus(table, project),
+                   latest_revision_by_reviewer(session, table.item_ids), by_item,
+                   {iid: i for i, iid in enumerate(table.item_ids)})
+    if project.task == "spans":
+        ctx.texts = cache(partial(_item_texts, session, project, table.item_ids))
+    return ctx
+
+
+def _item_texts(session: Session, project: Project, item_ids: Sequence[int]) -> dict[int, str]:
+    """The texts of a span project's items (its featurizer's ``field``; a purged item's is
+    gone), read in chunks."""
+    field = settings_of(project.settings).text_field
+    out: dict[int, str] = {}
+    ids = list(item_ids)
+    for start in range(0, len(ids), 1000):
+        for item_id, data in session.execute(select(Item.id, Item.data).where(
+                Item.id.in_(ids[start:start + 1000]), Item.purged_at.is_(None))):
+            try:
+                out[int(item_id)] = item_tokens(data or {}, field)[0]
+            except SpanError:
+                continue
+    return out
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:

@@ -468,6 +468,13 @@ class ProjectSettings(BaseModel):
                              "credentials in model_auth_header")
         return value.strip().rstrip("/")
 
+    @property
+    def text_field(self) -> str:
+        """The item field holding a text item's text: the featurizer's ``field``, else
+        ``text`` (a span project's tagger and exports read it too)."""
+        field = (self.featurizer_params or {}).get("field")
+        return field if isinstance(field, str) and field else "text"
+
     @model_validator(mode="after")
     def _http_model_has_url(self, info: ValidationInfo) -> ProjectSettings:
         """model http names its server (checked on whole settings, not on a change alone)."""
