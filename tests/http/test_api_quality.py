@@ -519,6 +519,19 @@ def test_the_label_check_runs_as_a_job_and_never_on_the_request(
     assert (stale["state"], stale["labels"], stale["labels_checked"]) == ("outdated", 80, 79)
     assert stale["job"]["status"] == "queued"
 
+    # an undone label (the current labels' newest id goes down): the next check is kept
+    # (it was thrown away as older, and a new one was asked on every read)
+    newest = api.get(f"/projects/{pid}/items/{ids[rows[-1]['id']]}", owner).json()
+    assert run_label_checks(api.storage, pid)[0]["kept"] is True
+    assert api.post(f"/projects/{pid}/items/{newest['id']}/undo", ann).status_code == 201
+    api.get(f"/projects/{pid}/review", owner)
+    assert run_label_checks(api.storage, pid)[0]["kept"] is True
+    assert api.get(status, owner).json()["state"] == "up_to_date"
+    _label(api, pid, ann, ids[rows[-1]["id"]], "pos" if rows[-1]["id"] in spam else "neg")
+    api.get(f"/projects/{pid}/review", owner)
+    stale = api.get(status, owner).json()
+    assert (stale["state"], stale["job"]["status"]) == ("outdated", "queued")
+
     # a check that fails is not asked again on the same labels
     monkeypatch.setattr(quality, "_compute_issues", trained)
     with pytest.raises(AssertionError):
@@ -538,3 +551,23 @@ def test_a_span_project_has_no_label_check(api: Api) -> None:
     assert api.get(f"/projects/{pid}/label-check", owner).json() == {
         "state": "not_applicable", "labels": 0, "labels_checked": None, "flagged": 0,
         "finished_at": None, "job": None}
+
+
+def test_a_review_read_never_fails_for_the_check_it_asks_for(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue is read even when asking for a label check cannot be written (a database
+    busy or gone for the write)."""
+    from sqlalchemy.exc import OperationalError
+
+    from activelabel.labeling import review
+
+    pid, owner, _, _ = _crowd(api)  # 18 labels: a check is asked for
+
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("INSERT INTO jobs", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(review, "request_label_check", busy)
+    answer = api.get(f"/projects/{pid}/review", owner)
+    assert answer.status_code == 200, answer.text
+    assert {e["reason"] for e in answer.json()} >= {"disagreement"}
+    assert api.get(f"/projects/{pid}/label-check", owner).json()["job"] is None

@@ -65,7 +65,9 @@ def test_request_round_and_read_it_back(api: Api) -> None:
     detail = api.get(f"/projects/{pid}/rounds/{round_id}", rev).json()
     assert detail["n_labels_used"] == 3
     assert detail["metrics"]["macro_f1"] == 0.7
-    assert detail["gain"] == {"accuracy": 0.05}
+    # recorded before gains named their measure: a classifier's is its accuracy
+    assert detail["gain"] == {"accuracy": 0.05, "measure": "accuracy", "score": 0.05}
+    assert listed[0]["gain"] == detail["gain"]
     assert set(detail["timings"]) == {"train_s", "score_s", "select_s"}
     assert [(s["external_id"], s["rank"], s["score"], s["model_version"])
             for s in detail["selected"]] == [("x2", 0, 0.9, 1), ("x0", 1, 0.7, 1)]

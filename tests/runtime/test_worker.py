@@ -362,3 +362,61 @@ def test_worker_runs_the_label_check_the_review_queue_asks_for(fresh_storage: St
         check = read_label_check(fresh_storage, project, label_table(session, project))
     assert (check.state, check.labels_checked) == (CHECK_CURRENT, 24)
     assert not worker.run_once()
+
+
+def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> None:
+    """A worker takes a queued round before an older label check (a check of a large
+    project takes minutes; the round keeps the annotators' queue ranked)."""
+    from activelabel.store import claim_job, enqueue_job
+
+    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(12))
+    with fresh_storage.sessions() as session, session.begin():
+        check = enqueue_job(session, "label_check", {}, project_id=seeded.project_id).id
+        later = enqueue_job(session, "round", {}, project_id=seeded.project_id).id
+    with fresh_storage.sessions() as session, session.begin():
+        first = claim_job(session, ["round", "import", "label_check"], "w")
+        second = claim_job(session, ["round", "import", "label_check"], "w")
+    assert first is not None
+    assert second is not None
+    assert (first.id, second.id) == (later, check)
+
+
+def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Storage) -> None:
+    """The result file names its project and database: a data folder restored beside
+    another database (or a project id reused) reads as no check yet."""
+    import json as json_
+
+    from activelabel.labeling.quality import (
+        CHECK_CURRENT,
+        CHECK_NONE,
+        label_table,
+        read_label_check,
+        request_label_check,
+    )
+    from activelabel.store import get_project
+    from tests.support.projects import run_label_checks
+
+    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 4}})
+    label_rows(fresh_storage, seeded, list(range(24)), ["a", "b"] * 12)
+
+    def state() -> str:
+        with fresh_storage.read_sessions() as session:
+            project = get_project(session, seeded.project_id)
+            return read_label_check(fresh_storage, project, label_table(session, project)).state
+
+    with fresh_storage.read_sessions() as session:
+        project = get_project(session, seeded.project_id)
+        key = read_label_check(fresh_storage, project, label_table(session, project)).key
+    assert key is not None
+    request_label_check(fresh_storage, seeded.project_id, key)
+    run_label_checks(fresh_storage, seeded.project_id)
+    assert state() == CHECK_CURRENT
+    path = fresh_storage.arrays.project_dir(seeded.project_id) / "label_check.json"
+    kept = json_.loads(path.read_text())
+    path.write_text(json_.dumps({**kept, "database": "another"}))
+    assert state() == CHECK_NONE
+    path.write_text(json_.dumps({**kept, "project_id": seeded.project_id + 1}))
+    assert state() == CHECK_NONE
+    path.write_text("{not json")
+    assert state() == CHECK_NONE

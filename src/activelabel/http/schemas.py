@@ -24,6 +24,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing only from 3.12
 
 from ..labeling.governance import DecisionView, VersionView
+from ..labeling.insights import task_gain
 from ..labeling.mapping import ROLES as COLUMN_ROLES
 from ..labeling.tasks import Suggestion, Why
 from ..store import (
@@ -1027,10 +1028,13 @@ def job_out(job: Job) -> JobOut:
                   finished_at=job.finished_at)
 
 
-def round_fields(rnd: Round, model_version: int | None) -> dict[str, Any]:
+def round_fields(rnd: Round, model_version: int | None, task: str) -> dict[str, Any]:
+    """A round as the API shows it (its gain names the ``task``'s score: older rounds'
+    recorded accuracy alone, :func:`activelabel.labeling.insights.task_gain`)."""
     return {"id": rnd.id, "number": rnd.number, "status": rnd.status, "strategy": rnd.strategy,
             "batch_size": rnd.batch_size, "job_id": rnd.job_id, "model_version": model_version,
-            "n_labels_used": rnd.n_labels_used, "metrics": rnd.metrics, "gain": rnd.gain,
+            "n_labels_used": rnd.n_labels_used, "metrics": rnd.metrics,
+            "gain": task_gain(rnd.gain, task),
             "timings": rnd.timings, "error": rnd.error, "created_at": rnd.created_at,
             "started_at": rnd.started_at, "finished_at": rnd.finished_at}
 

@@ -11,6 +11,7 @@ project the whole set (two annotators agree on an item when they gave the same s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from ..store import (
     current_labels,
     enqueue_job,
     get_project,
+    label_watermark,
     settings_of,
     usernames,
 )
@@ -403,7 +405,14 @@ def _check_path(storage: Storage, project_id: int) -> Path:
     return storage.arrays.project_dir(project_id) / _CHECK_FILE
 
 
+def _database_id(storage: Storage) -> str:
+    """Which database a kept check belongs to (a digest: the URL may hold a password)."""
+    return hashlib.sha256(storage.location.db_url.encode()).hexdigest()[:16]
+
+
 def _read_check(storage: Storage, project_id: int) -> dict[str, Any] | None:
+    """The kept check of the project; None where there is none, it cannot be read, or it is
+    another database's (a data folder restored beside another database)."""
     try:
         stored = json.loads(_check_path(storage, project_id).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -411,7 +420,10 @@ def _read_check(storage: Storage, project_id: int) -> dict[str, Any] | None:
     except (OSError, ValueError):  # unreadable: checked again
         log.warning("label check of project %s unreadable", project_id, exc_info=True)
         return None
-    return stored if isinstance(stored, dict) else None
+    if not isinstance(stored, dict) or stored.get("project_id") != project_id or \
+            stored.get("database") != _database_id(storage):
+        return None
+    return stored
 
 
 def read_label_check(storage: Storage, project: Project, table: LabelTable) -> LabelCheck:
@@ -452,6 +464,9 @@ def request_label_check(storage: Storage, project_id: int, key: str) -> int | No
     (it reads the labels when it starts), one is running on these labels, or the last one
     failed on them (asked again when the labels change)."""
     with storage.sessions() as session, session.begin():
+        # two API processes asking at once: the second waits here and sees the first's job
+        # (PostgreSQL; SQLite's writes are serial already)
+        session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
         newest = session.execute(select(Job).where(
             Job.project_id == project_id, Job.kind == LABEL_CHECK)
             .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
@@ -479,6 +494,9 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         raise InvalidInput(f"label check job {job.id} names no project")
     with storage.read_sessions() as session:
         project = get_project(session, job.project_id)
+        # before the labels (every revision up to it is among what follows); it only grows,
+        # withdrawals and undos included, so it orders two checks' results
+        watermark = label_watermark(session, job.project_id)
         table = label_table(session, project)
         consensus = table_consensus(table, project)
         task, labels = project.task, list(project.labels)
@@ -493,13 +511,13 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         found = {a: (score, None) for a, score in _compute_issues(
             storage, table, consensus_indices(table, consensus), settings,
             ensure_features).items()}
-    newest = int(table.annotation_ids.max()) if table.annotation_ids.size else 0
     kept = _read_check(storage, job.project_id)
-    if kept is not None and int(kept.get("newest_label", 0)) > newest:
+    if kept is not None and int(kept.get("watermark", 0)) > watermark:
         return {"labels": int(table.annotation_ids.shape[0]), "flagged": len(found),
                 "kept": False}  # a check of later labels finished first
     result = {"key": check_key(table, settings), "labels": int(table.annotation_ids.shape[0]),
-              "newest_label": newest, "finished_at": utcnow().isoformat(),
+              "watermark": watermark, "project_id": job.project_id,
+              "database": _database_id(storage), "finished_at": utcnow().isoformat(),
               "found": [[a, s, label] for a, (s, label) in sorted(found.items())]}
     atomic_write(_check_path(storage, job.project_id),
                  lambda h: h.write(json.dumps(result).encode()))

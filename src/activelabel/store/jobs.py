@@ -6,13 +6,13 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from ._util import get_or_raise
 from .db import dialect_of, for_update_skip_locked
 from .errors import Conflict, InvalidInput
-from .models import JOB_KINDS, Job, JobStatus, utcnow
+from .models import JOB_KINDS, JOB_PRIORITY, Job, JobStatus, utcnow
 
 __all__ = [
     "claim_job",
@@ -59,7 +59,8 @@ def list_jobs(session: Session, *, project_id: int | None = None, status: str | 
 
 def claim_job(session: Session, kinds: Collection[str], worker_id: str, *,
               now: datetime | None = None) -> Job | None:
-    """Take the oldest queued job of ``kinds`` for this worker, or None when there is none.
+    """Take the oldest queued job of ``kinds`` for this worker (of the kinds first in
+    :data:`JOB_PRIORITY`), or None when there is none.
 
     The conditional UPDATE (status still 'queued') makes the claim atomic on any database;
     PostgreSQL also skips rows another worker is claiming instead of waiting for them.
@@ -68,8 +69,9 @@ def claim_job(session: Session, kinds: Collection[str], worker_id: str, *,
         raise InvalidInput("kinds is empty: pass the job kinds this worker runs, e.g. ['round']")
     now = now or utcnow()
     for _ in range(_CLAIM_ATTEMPTS):
+        priority = case(JOB_PRIORITY, value=Job.kind, else_=0)
         stmt = (select(Job.id).where(Job.status == JobStatus.QUEUED, Job.kind.in_(sorted(kinds)))
-                .order_by(Job.id).limit(1))
+                .order_by(priority, Job.id).limit(1))
         job_id = session.execute(for_update_skip_locked(stmt, dialect_of(session))).scalar()
         if job_id is None:
             return None

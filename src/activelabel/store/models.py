@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "ANNOTATION_KINDS",
     "JOB_KINDS",
+    "JOB_PRIORITY",
     "JOB_STATUSES",
     "ROLES",
     "ROUND_STATUSES",
@@ -139,6 +140,9 @@ SPLITS = tuple(s.value for s in Split)
 #: ``source_annotator``), never written by a person through the app.
 ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo", "imported")
 JOB_KINDS = ("round", "import", "label_check")
+#: Which queued jobs a worker takes first (lowest first, then the oldest): a label check
+#: (the review queue's, seconds to minutes) waits for the rounds and imports queued.
+JOB_PRIORITY = {"round": 0, "import": 0, "label_check": 1}
 JOB_STATUSES = tuple(s.value for s in JobStatus)
 ROUND_STATUSES = tuple(s.value for s in RoundStatus)
 

@@ -40,10 +40,10 @@ def post_round(project_id: PathId, caller: Writer) -> RoundAccepted:
 @router.get("/projects/{project_id}/rounds", response_model=list[RoundOut])
 def rounds(project_id: PathId, caller: Reader) -> list[RoundOut]:
     """Every round of the project, oldest first (reviewers and owners)."""
-    caller.project(project_id, Role.REVIEWER)
+    project, _ = caller.project(project_id, Role.REVIEWER)
     versions = model_version_numbers(caller.session, project_id)
     log = decision_views(caller.session, list_decisions(caller.session, project_id))
-    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0)),
+    return [RoundOut(**round_fields(r, versions.get(r.model_version_id or 0), project.task),
                      decisions=decision_outs(decisions_for_round(log, r.number)))
             for r in list_rounds(caller.session, project_id)]
 
@@ -57,7 +57,7 @@ def round_(project_id: PathId, round_id: PathId, caller: Reader,
            = 1000) -> Response:
     """A round: status, timings, holdout metrics, labels used, gain over the previous round,
     model version, and the items it selected with their scores (reviewers and owners)."""
-    caller.project(project_id, Role.REVIEWER)
+    project, _ = caller.project(project_id, Role.REVIEWER)
     rnd = get_round(caller.session, project_id, round_id)
     version = None if rnd.model_version_id is None else model_version_numbers(
         caller.session, project_id).get(rnd.model_version_id)
@@ -65,4 +65,4 @@ def round_(project_id: PathId, round_id: PathId, caller: Reader,
                              strategy=strategy, model_version=model_version)
                 for item_id, external_id, rank, score, strategy, model_version
                 in selection_rows(caller.session, round_id, limit)]
-    return json_response(_ROUND, RoundDetail(**round_fields(rnd, version), selected=selected))
+    return json_response(_ROUND, RoundDetail(**round_fields(rnd, version, project.task), selected=selected))

@@ -96,44 +96,56 @@
   /* The label check runs in a worker (it trains the project's model on the labels: seconds
      on a large project): what the queue shows of it, whether a newer one is on its way, and,
      once that is done, a button that reads the queue again (never by itself: a reviewer may
-     be typing in a card). */
-  let checkTimer = null, checkShown = null;
-  async function showCheck() {
-    clearTimeout(checkTimer);
-    const box = $("label-check");
-    const checks = project.task !== "spans" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
-    if (!checks) { box.hidden = true; return; }
-    let c;
-    try { c = await AL.api("GET", `/projects/${pid}/label-check`); } catch { return; }
+     be typing in a card). ``checkShown``: when the check whose findings are on the page
+     finished (read before the queue: a check finishing meanwhile shows the button). */
+  let checkTimer = null, checkCall = 0, checkShown = null, checkErrors = 0;
+  const checking = () => project.task !== "spans" && ["", AL.REASON.LABEL_ISSUE].includes($("f-reason").value);
+  const checkStatus = () => AL.api("GET", `/projects/${pid}/label-check`);
+
+  function checkText(c) {
     const job = c.job ? c.job.status : null;
-    const working = job === AL.STATUS.job.QUEUED || job === AL.STATUS.job.RUNNING;
     const when = c.finished_at ? ` (${new Date(c.finished_at).toLocaleTimeString()})` : "";
     const put = `${c.flagged} label${c.flagged === 1 ? "" : "s"} put up`;
-    let text = "";
+    const next = job === AL.STATUS.job.QUEUED ? "a check of the current labels waits for a worker."
+      : job === AL.STATUS.job.RUNNING ? "the current labels are being checked."
+      : job === AL.STATUS.job.FAILED ? `the last check failed (${c.job.error || "no message"}); it runs again when labels change.`
+      : "";
+    if (c.state === AL.CHECK.CURRENT) return `Label check: every label checked${when}, ${put}.`;
+    if (c.state === AL.CHECK.STALE) return `Label check of earlier labels${when}: ${put}; labels changed since${next ? `: ${next}` : "."}`;
+    return next ? `No label check yet: ${next}` : "No label check yet: it starts once enough labels are in.";
+  }
+
+  async function showCheck() {
+    const call = ++checkCall;  // an answer to an older call is not shown
+    clearTimeout(checkTimer);
+    const box = $("label-check");
+    if (!checking()) { box.hidden = true; return; }
+    let c;
+    try { c = await checkStatus(); checkErrors = 0; } catch {
+      if (call === checkCall) checkTimer = setTimeout(showCheck, Math.min(30000, 3000 * 2 ** ++checkErrors));
+      return;
+    }
+    if (call !== checkCall) return;
     if (c.state === AL.CHECK.OFF) { box.hidden = true; return; }
-    if (c.state === AL.CHECK.CURRENT) text = `Label check: every label checked${when}, ${put}.`;
-    else if (c.state === AL.CHECK.STALE) text = `Label check: ${c.labels_checked} of the ${c.labels} labels checked${when}, ${put}; ${working ? "the rest are being checked." : job === AL.STATUS.job.FAILED ? `the last check failed (${c.job.error || "no message"}); it runs again when labels change.` : "the rest are checked when this queue is read again."}`;
-    else text = working ? `The label check is reading the ${c.labels} labels; what it finds joins this queue when it is done.`
-      : "No label check yet: it starts once enough labels are in.";
-    $("label-check-text").textContent = text;
+    $("label-check-text").textContent = checkText(c);
     box.hidden = false;
-    // a check finished since the queue was read: its findings are a reading away
-    const fresher = checkShown !== null && c.finished_at && c.finished_at !== checkShown;
-    $("label-check-show").hidden = !fresher;
-    if (working) checkTimer = setTimeout(showCheck, 3000);
-    return c;
+    // a check finished since the findings on the page: they are a reading away
+    $("label-check-show").hidden = !(checkShown !== null && c.finished_at && c.finished_at !== checkShown);
+    const job = c.job ? c.job.status : null;
+    if (job === AL.STATUS.job.QUEUED || job === AL.STATUS.job.RUNNING) checkTimer = setTimeout(showCheck, 3000);
   }
 
   async function load() {
     document.body.dataset.loaded = "false";
     if (!items.length) $("review-count").textContent = "Reading the review queue…";
+    checkShown = null;
+    const before = checking() ? await checkStatus().catch(() => null) : null;
     items = group(await fetchQueue());
     $("review-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"} to review`;
     focus = Math.min(focus, Math.max(0, items.length - 1));
     render();
-    checkShown = null;
-    const c = await showCheck();
-    checkShown = c && c.finished_at ? c.finished_at : "";
+    checkShown = before && before.finished_at ? before.finished_at : "";
+    await showCheck();
     document.body.dataset.loaded = "true";
   }
 
