@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ import pytest
 import activelabel.runtime.worker as worker_module
 from activelabel.http.config import ServerSettings
 from activelabel.labeling.imports import enqueue_import, save_upload, upload_path
+from activelabel.labeling.quality import (
+    CHECK_CURRENT,
+    CHECK_NONE,
+    LabelCheck,
+    label_table,
+    read_label_check,
+    request_label_check,
+)
 from activelabel.labeling.rounds import request_round
 from activelabel.runtime.server import run_job_inline
 from activelabel.runtime.settings import ENV_DATA_DIR, ENV_DB, Storage
@@ -28,11 +37,12 @@ from activelabel.store import (
     claim_job,
     enqueue_job,
     get_job,
+    get_project,
     get_round,
     list_rounds,
 )
 from activelabel.store.models import utcnow
-from tests.support.projects import label_rows, new_project, text_rows
+from tests.support.projects import label_rows, new_project, run_label_checks, text_rows
 
 
 def _queue_import(storage: Storage, project_id: int, n: int = 20) -> int:
@@ -330,36 +340,36 @@ def test_heartbeats_come_often_enough_to_requeue_a_dead_workers_job_in_seconds()
     assert REQUEUE_EVERY_SECONDS <= STALE_SECONDS / 2
 
 
+def _labeled_for_a_check(storage: Storage) -> tuple[int, Callable[[], LabelCheck]]:
+    """A text project with 24 labels; the read of its kept label check."""
+    seeded = new_project(storage, labels=["a", "b"], rows=text_rows(30),
+                         settings={"featurizer_params": {"n_components": 4}})
+    label_rows(storage, seeded, list(range(24)), ["a", "b"] * 12)
+
+    def read() -> LabelCheck:
+        with storage.read_sessions() as session:
+            project = get_project(session, seeded.project_id)
+            return read_label_check(storage, project, label_table(session, project))
+
+    return seeded.project_id, read
+
+
 def test_worker_runs_the_label_check_the_review_queue_asks_for(fresh_storage: Storage) -> None:
     """A ``label_check`` job: the worker checks the labels and keeps the result the review
     queue reads (up to date with the labels it read)."""
-    from activelabel.labeling.quality import (
-        CHECK_CURRENT,
-        CHECK_NONE,
-        label_table,
-        read_label_check,
-        request_label_check,
-    )
-    from activelabel.store import get_project
-
-    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(30),
-                         settings={"featurizer_params": {"n_components": 4}})
-    label_rows(fresh_storage, seeded, list(range(24)), ["a", "b"] * 12)
-    with fresh_storage.read_sessions() as session:
-        project = get_project(session, seeded.project_id)
-        check = read_label_check(fresh_storage, project, label_table(session, project))
+    pid, read = _labeled_for_a_check(fresh_storage)
+    check = read()
     assert check.state == CHECK_NONE
     assert check.key is not None
-    job_id = request_label_check(fresh_storage, seeded.project_id, check.key)
+    job_id = request_label_check(fresh_storage, pid, check.key)
     assert job_id is not None
-    assert request_label_check(fresh_storage, seeded.project_id, check.key) is None  # queued
+    assert request_label_check(fresh_storage, pid, check.key) is None  # queued
     worker = Worker(fresh_storage, worker_id="w-test")
     assert worker.run_once()
     with fresh_storage.read_sessions() as session:
         job = get_job(session, job_id)
         assert (job.status, job.result["labels"]) == ("done", 24)  # type: ignore[index]
-        project = get_project(session, seeded.project_id)
-        check = read_label_check(fresh_storage, project, label_table(session, project))
+    check = read()
     assert (check.state, check.labels_checked) == (CHECK_CURRENT, 24)
     assert not worker.run_once()
 
@@ -367,8 +377,6 @@ def test_worker_runs_the_label_check_the_review_queue_asks_for(fresh_storage: St
 def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> None:
     """A worker takes a queued round before an older label check (a check of a large
     project takes minutes; the round keeps the annotators' queue ranked)."""
-    from activelabel.store import claim_job, enqueue_job
-
     seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(12))
     with fresh_storage.sessions() as session, session.begin():
         check = enqueue_job(session, "label_check", {}, project_id=seeded.project_id).id
@@ -384,39 +392,17 @@ def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> No
 def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Storage) -> None:
     """The result file names its project and database: a data folder restored beside
     another database (or a project id reused) reads as no check yet."""
-    import json as json_
-
-    from activelabel.labeling.quality import (
-        CHECK_CURRENT,
-        CHECK_NONE,
-        label_table,
-        read_label_check,
-        request_label_check,
-    )
-    from activelabel.store import get_project
-    from tests.support.projects import run_label_checks
-
-    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(30),
-                         settings={"featurizer_params": {"n_components": 4}})
-    label_rows(fresh_storage, seeded, list(range(24)), ["a", "b"] * 12)
-
-    def state() -> str:
-        with fresh_storage.read_sessions() as session:
-            project = get_project(session, seeded.project_id)
-            return read_label_check(fresh_storage, project, label_table(session, project)).state
-
-    with fresh_storage.read_sessions() as session:
-        project = get_project(session, seeded.project_id)
-        key = read_label_check(fresh_storage, project, label_table(session, project)).key
+    pid, read = _labeled_for_a_check(fresh_storage)
+    key = read().key
     assert key is not None
-    request_label_check(fresh_storage, seeded.project_id, key)
-    run_label_checks(fresh_storage, seeded.project_id)
-    assert state() == CHECK_CURRENT
-    path = fresh_storage.arrays.project_dir(seeded.project_id) / "label_check.json"
-    kept = json_.loads(path.read_text())
-    path.write_text(json_.dumps({**kept, "database": "another"}))
-    assert state() == CHECK_NONE
-    path.write_text(json_.dumps({**kept, "project_id": seeded.project_id + 1}))
-    assert state() == CHECK_NONE
+    request_label_check(fresh_storage, pid, key)
+    run_label_checks(fresh_storage, pid)
+    assert read().state == CHECK_CURRENT
+    path = fresh_storage.arrays.project_dir(pid) / "label_check.json"
+    kept = json.loads(path.read_text())
+    path.write_text(json.dumps({**kept, "database": "another"}))
+    assert read().state == CHECK_NONE
+    path.write_text(json.dumps({**kept, "project_id": pid + 1}))
+    assert read().state == CHECK_NONE
     path.write_text("{not json")
-    assert state() == CHECK_NONE
+    assert read().state == CHECK_NONE
