@@ -571,3 +571,23 @@ def test_a_review_read_never_fails_for_the_check_it_asks_for(
     assert answer.status_code == 200, answer.text
     assert {e["reason"] for e in answer.json()} >= {"disagreement"}
     assert api.get(f"/projects/{pid}/label-check", owner).json()["job"] is None
+
+
+def test_below_ten_labels_no_check_is_shown_or_asked(api: Api) -> None:
+    """Labels withdrawn below the check's minimum: the earlier check's findings go (they
+    stayed, marked outdated, with no check ever asked again)."""
+    owner = api.person("owner")
+    pid = api.project(owner, n_items=10)
+    ann = api.member(pid, "annotator")
+    ids = _items(api, pid, owner)
+    for n, item_id in enumerate(ids):
+        _label(api, pid, ann, item_id, "pos" if n % 2 else "neg")
+    api.get(f"/projects/{pid}/review", owner)
+    assert len(run_label_checks(api.storage, pid)) == 1
+    status = f"/projects/{pid}/label-check"
+    assert api.get(status, owner).json()["state"] == "up_to_date"
+    assert api.post(f"/projects/{pid}/items/{ids[-1]}/undo", ann).status_code == 201
+    api.get(f"/projects/{pid}/review", owner)
+    after = api.get(status, owner).json()
+    assert (after["state"], after["labels"], after["flagged"]) == ("not_yet", 9, 0)
+    assert after["job"]["status"] == "done"  # none asked

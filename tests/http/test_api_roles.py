@@ -69,6 +69,7 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/projects/{project_id}/export/bundle"): "owner",
     ("GET", "/projects/{project_id}/stats"): "reviewer",
     ("GET", "/projects/{project_id}/review"): "reviewer",
+    ("GET", "/projects/{project_id}/label-check"): "reviewer",
     ("GET", "/projects/{project_id}/agreement"): "reviewer",
     ("GET", "/projects/{project_id}/annotators"): "reviewer",
     ("GET", "/projects/{project_id}/anchoring"): "reviewer",

@@ -390,8 +390,9 @@ def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> No
 
 
 def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Storage) -> None:
-    """The result file names its project and database: a data folder restored beside
-    another database (or a project id reused) reads as no check yet."""
+    """The result file names its project (id and creation time): a data folder restored
+    beside another database reads as no check yet; a check done on these labels is not
+    asked again where its result cannot be read (it was, on every read of the queue)."""
     pid, read = _labeled_for_a_check(fresh_storage)
     key = read().key
     assert key is not None
@@ -400,9 +401,9 @@ def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Stora
     assert read().state == CHECK_CURRENT
     path = fresh_storage.arrays.project_dir(pid) / "label_check.json"
     kept = json.loads(path.read_text())
-    path.write_text(json.dumps({**kept, "database": "another"}))
-    assert read().state == CHECK_NONE
-    path.write_text(json.dumps({**kept, "project_id": pid + 1}))
+    assert kept["project"].startswith(f"{pid}@")
+    path.write_text(json.dumps({**kept, "project": f"{pid}@2020-01-01T00:00:00"}))
     assert read().state == CHECK_NONE
     path.write_text("{not json")
     assert read().state == CHECK_NONE
+    assert request_label_check(fresh_storage, pid, key) is None

@@ -429,8 +429,8 @@ class RoundOut(BaseModel):
     job_id: int | None
     model_version: int | None
     n_labels_used: int | None
-    metrics: dict[str, Any] | None
-    gain: dict[str, Any] | None
+    metrics: dict[str, Any] | None = Field(description="The holdout's scores (accuracy, macro_f1, ece; a multi-label project's label_f1, a span project's entity_f1), n_train, the stopping verdicts, an auto round's schedule, ...")
+    gain: dict[str, Any] | None = Field(description="The change since the previous measured model: accuracy, macro_f1, measure (the task's score: accuracy, label_f1 or entity_f1), score (its change; null where the previous round did not measure it), per_100_labels (of score), labels_added.")
     timings: dict[str, Any] | None
     error: str | None
     created_at: datetime
@@ -542,7 +542,7 @@ class LabelCheckOut(BaseModel):
     labels: int = Field(description="Current labels of the project.")
     labels_checked: int | None = Field(description="Labels the newest check read.")
     flagged: int = Field(description="Current labels the newest check put up.")
-    finished_at: str | None
+    finished_at: datetime | None
     job: LabelCheckJob | None = Field(description="The newest label-check job.")
 
 
@@ -818,9 +818,7 @@ class LastRound(BaseModel):
     measure: str = Field(description="The task's score: accuracy, label_f1 (multi-label) or "
                          "entity_f1 (spans).")
     score: float | None = Field(description="The round's holdout score in that measure.")
-    gain: dict[str, Any] | None = Field(description="The change since the previous measured "
-                                        "model: accuracy, macro_f1, score (the task's measure), "
-                                        "per_100_labels (of score), labels_added.")
+    gain: dict[str, Any] | None = Field(description="The change since the previous measured model: accuracy, macro_f1, measure (the task's score: accuracy, label_f1 or entity_f1), score (its change; null where the previous round did not measure it), per_100_labels (of score), labels_added.")
     finished_at: datetime | None
 
 
@@ -868,8 +866,11 @@ class RoundEffort(BaseModel):
     n_labels_used: int | None
     labels_gathered: int = Field(description="Labels submitted while its ranking was served.")
     labeling_seconds: float | None
-    metrics: dict[str, Any]
-    gain: dict[str, Any] | None
+    metrics: dict[str, Any] = Field(description="accuracy, macro_f1, ece, n_train, a "
+                                    "multi-label project's label_f1, a span project's "
+                                    "entity_f1, an auto round's schedule.strategy, and "
+                                    "random_accuracy / random_macro_f1 where simulated.")
+    gain: dict[str, Any] | None = Field(description="The change since the previous measured model: accuracy, macro_f1, measure (the task's score: accuracy, label_f1 or entity_f1), score (its change; null where the previous round did not measure it), per_100_labels (of score), labels_added.")
     timings: dict[str, Any] | None
     finished_at: datetime | None
 

@@ -11,7 +11,6 @@ project the whole set (two annotators agree on an item when they gave the same s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from ..store import (
     enqueue_job,
     get_project,
     label_watermark,
+    lock_project,
     settings_of,
     usernames,
 )
@@ -391,13 +391,16 @@ class LabelCheck:
     finished_at: str | None
 
 
-def check_key(table: LabelTable, settings: dict[str, Any]) -> str:
+def check_key(table: LabelTable, project: Project) -> str:
     """What a label check's answer depends on: the current labels (their revisions), the
-    check's model and the features' settings."""
+    project's labels and consensus method, the check's model and the features' settings."""
+    settings = dict(project.settings or {})
     s = settings_of(settings)
     ids = table.annotation_ids
     return json.dumps([int(ids.max()) if ids.size else 0, int(ids.shape[0]), int(ids.sum()),
-                       s.model, s.random_state, s.featurizer,
+                       [repr(v) for v in project.labels],
+                       consensus_method(project.task, settings), s.model, s.random_state,
+                       s.featurizer,
                        sorted((str(k), repr(v)) for k, v in s.featurizer_params.items())])
 
 
@@ -405,23 +408,23 @@ def _check_path(storage: Storage, project_id: int) -> Path:
     return storage.arrays.project_dir(project_id) / _CHECK_FILE
 
 
-def _database_id(storage: Storage) -> str:
-    """Which database a kept check belongs to (a digest: the URL may hold a password)."""
-    return hashlib.sha256(storage.location.db_url.encode()).hexdigest()[:16]
+def _project_mark(project: Project) -> str:
+    """What tells this project from another of the same id (a data folder restored beside
+    another database): its id and creation time, as every host reads them from the database."""
+    return f"{project.id}@{project.created_at.isoformat()}"
 
 
-def _read_check(storage: Storage, project_id: int) -> dict[str, Any] | None:
+def _read_check(storage: Storage, project: Project) -> dict[str, Any] | None:
     """The kept check of the project; None where there is none, it cannot be read, or it is
-    another database's (a data folder restored beside another database)."""
+    another project's."""
     try:
-        stored = json.loads(_check_path(storage, project_id).read_text(encoding="utf-8"))
+        stored = json.loads(_check_path(storage, project.id).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):  # unreadable: checked again
-        log.warning("label check of project %s unreadable", project_id, exc_info=True)
+        log.warning("label check of project %s unreadable", project.id, exc_info=True)
         return None
-    if not isinstance(stored, dict) or stored.get("project_id") != project_id or \
-            stored.get("database") != _database_id(storage):
+    if not isinstance(stored, dict) or stored.get("project") != _project_mark(project):
         return None
     return stored
 
@@ -431,10 +434,12 @@ def read_label_check(storage: Storage, project: Project, table: LabelTable) -> L
     what it found among the current labels; labels revised since it ran are left out."""
     if project.task not in CHECKED_TASKS:
         return LabelCheck(CHECK_OFF, {}, None, None, None)
-    # too few labels to check: no check is asked for (nor would it find anything)
-    key = check_key(table, dict(project.settings or {})) \
-        if table.annotation_ids.shape[0] >= MIN_ITEMS_FOR_ISSUES else None
-    stored = _read_check(storage, project.id)
+    if table.annotation_ids.shape[0] < MIN_ITEMS_FOR_ISSUES:
+        # too few labels to check: none is asked for, and an earlier one's findings (of
+        # labels since withdrawn) are not shown
+        return LabelCheck(CHECK_NONE, {}, None, None, None)
+    key = check_key(table, project)
+    stored = _read_check(storage, project)
     if stored is None:
         return LabelCheck(CHECK_NONE, {}, key, None, None)
     present = set(table.annotation_ids.tolist())
@@ -461,24 +466,29 @@ def label_check_status(session: Session, storage: Storage, project: Project) -> 
 
 def request_label_check(storage: Storage, project_id: int, key: str) -> int | None:
     """Queue a label check of the project's labels (the job's id) unless one is queued
-    (it reads the labels when it starts), one is running on these labels, or the last one
-    failed on them (asked again when the labels change)."""
-    with storage.sessions() as session, session.begin():
-        # two API processes asking at once: the second waits here and sees the first's job
-        # (PostgreSQL; SQLite's writes are serial already)
-        session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+    (it reads the labels when it starts), or the newest one ran, runs or failed on these
+    labels (asked again when the labels change)."""
+
+    def needed(session: Session) -> bool:
         newest = session.execute(select(Job).where(
             Job.project_id == project_id, Job.kind == LABEL_CHECK)
             .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
-        if newest is not None:
-            same = (newest.payload or {}).get("key") == key
-            if newest.status == JobStatus.QUEUED or (same and newest.status in (
-                    JobStatus.RUNNING, JobStatus.FAILED)):
-                return None
-            if newest.status == JobStatus.RUNNING and session.execute(select(Job.id).where(
-                    Job.project_id == project_id, Job.kind == LABEL_CHECK,
-                    Job.status == JobStatus.QUEUED).limit(1)).first() is not None:
-                return None
+        if newest is None:
+            return True
+        if newest.status == JobStatus.QUEUED or (newest.payload or {}).get("key") == key:
+            return False
+        return not (newest.status == JobStatus.RUNNING and session.execute(select(Job.id).where(
+            Job.project_id == project_id, Job.kind == LABEL_CHECK,
+            Job.status == JobStatus.QUEUED).limit(1)).first() is not None)
+
+    with storage.read_sessions() as session:  # most reads stop here, without a write
+        if not needed(session):
+            return None
+    with storage.sessions() as session, session.begin():
+        # two API processes asking at once: the second waits here and sees the first's job
+        lock_project(session, project_id)
+        if not needed(session):
+            return None
         return int(enqueue_job(session, LABEL_CHECK, {"key": key}, project_id=project_id).id)
 
 
@@ -501,6 +511,8 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         consensus = table_consensus(table, project)
         task, labels = project.task, list(project.labels)
         settings = dict(project.settings or {})
+        key, mark = check_key(table, project), _project_mark(project)
+        session.expunge(project)
     if progress is not None:
         progress({"stage": "check", "labels": int(table.annotation_ids.shape[0])})
     found: dict[int, tuple[float, Any]] = {}
@@ -511,13 +523,15 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         found = {a: (score, None) for a, score in _compute_issues(
             storage, table, consensus_indices(table, consensus), settings,
             ensure_features).items()}
-    kept = _read_check(storage, job.project_id)
+    kept = _read_check(storage, project)
     if kept is not None and int(kept.get("watermark", 0)) > watermark:
-        return {"labels": int(table.annotation_ids.shape[0]), "flagged": len(found),
-                "kept": False}  # a check of later labels finished first
-    result = {"key": check_key(table, settings), "labels": int(table.annotation_ids.shape[0]),
-              "watermark": watermark, "project_id": job.project_id,
-              "database": _database_id(storage), "finished_at": utcnow().isoformat(),
+        with storage.read_sessions() as session:  # a check of later labels finished first,
+            now = label_watermark(session, job.project_id)  # unless those labels are gone
+        if int(kept["watermark"]) <= now:  # (the database restored to an earlier state)
+            return {"labels": int(table.annotation_ids.shape[0]), "flagged": len(found),
+                    "kept": False}
+    result = {"key": key, "labels": int(table.annotation_ids.shape[0]),
+              "watermark": watermark, "project": mark, "finished_at": utcnow().isoformat(),
               "found": [[a, s, label] for a, (s, label) in sorted(found.items())]}
     atomic_write(_check_path(storage, job.project_id),
                  lambda h: h.write(json.dumps(result).encode()))

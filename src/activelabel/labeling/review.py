@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ from ..store import (
     active_model_version,
     get_user_by_name,
     list_flags,
-    settings_of,
     usernames,
 )
 from ..store.models import Annotation, Item, Project, Round, RoundSelection
@@ -133,6 +131,9 @@ class ReviewEntry:
     #: Span projects, a model's reason: the types of the predicted spans it is about (what a
     #: filter by label matches besides the annotators' spans).
     model_labels: list[Any] = field(default_factory=list)
+    #: Span projects: the spans ``detail`` names as ``{0}``, ``{1}``, ... ((start, end, type)),
+    #: written in words once the queue is cut to what it shows (:func:`_span_words`).
+    spans: list[tuple[int, int, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -143,16 +144,6 @@ class _Context:
     by_item: dict[int, list[int]]  # item index -> positions in the long arrays
     index: dict[int, int] = field(default_factory=dict)  # item id -> item index
     check: LabelCheck | None = None  # the label check read (when the reasons asked for it)
-    # a span project's item texts by item id, read on first use (spans are shown as words)
-    texts: Callable[[], dict[int, str]] | None = None
-
-    def span_text(self, item_id: int, start: int, end: int, label: Any) -> str:
-        """A span as a reviewer reads it: its words in quotes and its type ('Paris'
-        location); its offsets where the item's text is gone (purged) or too short."""
-        text = None if self.texts is None else self.texts().get(item_id)
-        if text is None or end > len(text) or start >= end:
-            return f"{start}-{end} {label}"
-        return f"'{text[start:end]}' {label}"
 
 
 def _fmt(value: Any) -> str:
@@ -166,12 +157,11 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     n, top = len(pos), int(counts.max())
     out = []
     if len(pos) >= 2 and top < n:
-        out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n,
-                               _span_detail(ctx, i, pos) if t.task == "spans" else
-                               f"{n - top} of {n} annotators disagree with the majority"
-                               if not ctx.consensus.ties[i]
-                               else f"{n} annotators split with no majority",
-                               [int(t.annotation_ids[p]) for p in pos]))
+        detail, spans = _span_detail(ctx, i, pos) if t.task == "spans" else (
+            f"{n - top} of {n} annotators disagree with the majority"
+            if not ctx.consensus.ties[i] else f"{n} annotators split with no majority", [])
+        out.append(ReviewEntry(t.item_ids[i], Reason.DISAGREEMENT, (n - top) / n, detail,
+                               [int(t.annotation_ids[p]) for p in pos], spans=spans))
     if ctx.consensus.ties[i]:
         split = ", ".join(f"{int(c)} {_fmt(t.values[k])}" for k, c in enumerate(counts) if c)
         out.append(ReviewEntry(t.item_ids[i], Reason.TIE, 1.0, f"no majority: {split}",
@@ -179,18 +169,18 @@ def _disagreement(ctx: _Context, i: int, pos: list[int]) -> list[ReviewEntry]:
     return out
 
 
-def _span_detail(ctx: _Context, i: int, pos: list[int]) -> str:
-    """Where annotators' spans differ: each span not everyone gave, with its votes."""
+def _span_detail(ctx: _Context, i: int, pos: list[int]) -> tuple[str, list[tuple[int, int, Any]]]:
+    """Where annotators' spans differ: each span not everyone gave, with its votes (the
+    detail with the spans as ``{k}``, and the spans)."""
     t = ctx.table
     answers = [[{"start": a, "end": b, "label": c} for a, b, c in t.values[t.labels[p]]]
                if isinstance(t.values[t.labels[p]], tuple) else [] for p in pos]
     diffs = span_differences(answers)
-    shown = "; ".join(f"{ctx.span_text(t.item_ids[i], d['start'], d['end'], d['label'])} "
-                      f"({d['votes']} of {d['n']}"
+    shown = "; ".join(f"{{{k}}} ({d['votes']} of {d['n']}"
                       f"{', boundary or type' if d['kind'] == 'boundary_or_type' else ''})"
-                      for d in diffs[:5])
-    return f"annotators' spans differ on {len(diffs)} span{'s' if len(diffs) != 1 else ''}: " \
-        f"{shown}"
+                      for k, d in enumerate(diffs[:5]))
+    return (f"annotators' spans differ on {len(diffs)} span{'s' if len(diffs) != 1 else ''}: "
+            f"{shown}", [(int(d["start"]), int(d["end"]), d["label"]) for d in diffs[:5]])
 
 
 def _span_errors(storage: Storage, project: Project, ctx: _Context,
@@ -217,10 +207,11 @@ def _span_errors(storage: Storage, project: Project, ctx: _Context,
             best = max(missed, key=lambda m: m[3])
             out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, best[3],
                                    f"{model} is sure of {len(missed)} span(s) the "
-                                   f"labels leave out or type otherwise, e.g. "
-                                   f"{ctx.span_text(t.item_ids[i], *best[:3])} ({best[3]:.2f})",
+                                   f"labels leave out or type otherwise, e.g. {{0}} "
+                                   f"({best[3]:.2f})",
                                    [int(t.annotation_ids[q]) for q in pos],
-                                   model_labels=sorted({m[2] for m in missed}, key=str)))
+                                   model_labels=sorted({m[2] for m in missed}, key=str),
+                                   spans=[best[:3]]))
     return out
 
 
@@ -392,28 +383,31 @@ def _context(session: Session, project: Project) -> _Context:
     by_item: dict[int, list[int]] = {}
     for p, i in enumerate(table.items.tolist()):
         by_item.setdefault(i, []).append(p)
-    ctx = _Context(table, table_consensus(table, project),
-                   latest_revision_by_reviewer(session, table.item_ids), by_item,
-                   {iid: i for i, iid in enumerate(table.item_ids)})
-    if project.task == "spans":
-        ctx.texts = cache(partial(_item_texts, session, project, table.item_ids))
-    return ctx
+    return _Context(table, table_consensus(table, project),
+                    latest_revision_by_reviewer(session, table.item_ids), by_item,
+                    {iid: i for i, iid in enumerate(table.item_ids)})
 
 
-def _item_texts(session: Session, project: Project, item_ids: Sequence[int]) -> dict[int, str]:
-    """The texts of a span project's items (its featurizer's ``field``; a purged item's is
-    gone), read in chunks."""
-    field = settings_of(project.settings).text_field
-    out: dict[int, str] = {}
-    ids = list(item_ids)
-    for start in range(0, len(ids), 1000):
+def _span_words(session: Session, entries: list[ReviewEntry]) -> None:
+    """The spans a span project's entries name, written in their words and type ('Paris'
+    location), read from the texts of those entries' items only (the queue as shown); a span
+    whose text is gone (a purged item) or does not cover it stays its offsets."""
+    wanted = sorted({e.item_id for e in entries if e.spans})
+    texts: dict[int, str] = {}
+    for start in range(0, len(wanted), 1000):
         for item_id, data in session.execute(select(Item.id, Item.data).where(
-                Item.id.in_(ids[start:start + 1000]), Item.purged_at.is_(None))):
+                Item.id.in_(wanted[start:start + 1000]), Item.purged_at.is_(None))):
             try:
-                out[int(item_id)] = item_tokens(data or {}, field)[0]
+                texts[int(item_id)] = item_tokens(data or {})[0]  # what spans are offsets in
             except SpanError:
                 continue
-    return out
+    for e in entries:
+        if not e.spans:
+            continue
+        text = texts.get(e.item_id)
+        e.detail = e.detail.format(*(
+            f"'{text[a:b]}' {label}" if text is not None and 0 <= a < b <= len(text)
+            else f"{a}-{b} {label}" for a, b, label in e.spans))
 
 
 def _round_items(session: Session, project_id: int, number: int) -> set[int]:
@@ -491,7 +485,9 @@ def review_queue(session: Session, storage: Storage, project: Project, *,
     entries = _filter(session, entries, ctx, project, annotator, label, round_number)
     entries = _without_purged_suspects(session, entries)
     entries.sort(key=lambda e: (-e.score, e.reason.priority, e.item_id))
-    return entries[:limit], ctx
+    entries = entries[:limit]
+    _span_words(session, entries)
+    return entries, ctx
 
 
 #: Reasons a model gives from an item's features: a purged item's read as an empty text.

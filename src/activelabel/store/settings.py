@@ -471,7 +471,7 @@ class ProjectSettings(BaseModel):
     @property
     def text_field(self) -> str:
         """The item field holding a text item's text: the featurizer's ``field``, else
-        ``text`` (a span project's tagger and exports read it too)."""
+        ``text`` (what the exports name as the text)."""
         field = (self.featurizer_params or {}).get("field")
         return field if isinstance(field, str) and field else "text"
 
