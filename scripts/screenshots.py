@@ -112,6 +112,14 @@ def prepare(api: Api) -> None:
     label_batch(api, truth, 7)  # part of the current batch done
     task = api.get("/tasks/next", n=1)[0]
     api.post("/flags", {"item_id": task["item"]["id"], "reason": "could be a 1 or a 7"})
+    # the review queue asks the worker for a label check of these labels: done before the
+    # review page is shown
+    api.get("/review")
+    deadline = time.monotonic() + 120
+    while api.get("/label-check")["state"] != "up_to_date":
+        if time.monotonic() > deadline:
+            raise SystemExit("the label check did not finish within 120 s")
+        time.sleep(0.5)
 
 
 def _label_page(page: Any, url: str) -> None:
