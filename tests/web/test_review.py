@@ -242,3 +242,24 @@ def test_a_multilabel_label_is_corrected_a_label_at_a_time(page: Any, site: Site
                == "correction", timeout=60, what="corrected by key")
     history = site.get(f"/projects/{pid}/items/{items[1]}")["history"]
     assert sorted(history[-1]["labels"]) == [x for x in given if x != "person"]
+
+
+def test_a_tie_is_worded_once(page: Any, site: Site) -> None:
+    """Two annotators split on an item: its card carries both badges and says how they split
+    once (it also said "2 annotators split with no majority")."""
+    first, second = site.member("annotator"), site.member("annotator")
+    [task] = site.get(f"/projects/{PROJECT}/tasks/next", first, params={"n": 1})
+    item_id = int(task["item"]["id"])
+    for who, digit in ((first, "2"), (second, "6")):
+        assert site.api("POST", f"/projects/{PROJECT}/annotations", who, json={
+            "item_id": item_id, "labels": [digit]}).status_code == 201
+    log_in(page, site, site.admin)
+    page.goto(f"{site.url}/projects/{PROJECT}/review")  # every reason
+    page.wait_for_selector("body[data-loaded=true]")
+    card = page.locator(f"article[data-item='{item_id}']")
+    card.wait_for()
+    badges = card.locator(".badge[data-reason]").evaluate_all("els => els.map(e => e.dataset.reason)")
+    assert {"tie", "disagreement"} <= set(badges)
+    said = card.locator("ul.reasons li").all_inner_texts()
+    assert "no majority: 1 '2', 1 '6'" in said
+    assert not any("split with no majority" in line for line in said)

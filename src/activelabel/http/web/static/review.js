@@ -69,6 +69,11 @@
     return q.toString();
   }
 
+  /* The reasons a card words: a tie says how the annotators split, so the disagreement
+     beside it ("2 annotators split with no majority") is not said again (its badge stays). */
+  const said = (reasons) => reasons.some((r) => r.reason === AL.REASON.TIE)
+    ? reasons.filter((r) => r.reason !== AL.REASON.DISAGREEMENT) : reasons;
+
   /* One card per item: the queue has one entry per item and reason. */
   function group(entries) {
     const byItem = new Map();
@@ -220,7 +225,7 @@
       "aria-label": `item ${item.external_id}`, onfocus: () => { focus = i; } },
       AL.el("div", { class: "row between" }, AL.el("h2", {}, `item ${item.external_id}`),
         AL.el("span", { class: "row" }, item.reasons.map((r) => AL.el("span", { class: "badge bad", title: r.detail, dataset: { reason: r.reason } }, AL.REASONS[r.reason] ? AL.REASONS[r.reason].label : r.reason)))),
-      AL.el("ul", { class: "muted reasons" }, item.reasons.map((r) => AL.el("li", {}, r.detail))),
+      AL.el("ul", { class: "muted reasons" }, said(item.reasons).map((r) => AL.el("li", {}, r.detail))),
       AL.el("div", { class: "row", style: "align-items:flex-start;gap:16px" },
         AL.renderData(item.data, { alt: `item ${item.external_id}`, src: { project: pid, item: item.item_id }, thumb: true }),
         spans() && window.ALSpans && item.annotations.length ? ALSpans.review(item, item.annotations) : null,
