@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from activelabel.store import (
     create_round,
     record_selection,
 )
-from activelabel.store.models import Item, Project
+from activelabel.store.models import Item, Job, Project
 from tests.support.api import Api, Person, assert_error
 from tests.support.projects import run_label_checks
 
@@ -31,6 +32,14 @@ def _label(api: Api, pid: int, who: Person, item_id: int, label: Any) -> dict[st
                       json={"item_id": item_id, "labels": [label]})
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
+
+
+@pytest.fixture(autouse=True)
+def _checks_never_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A label check may follow the last at once (the rest between checks has its test)."""
+    from activelabel.labeling import quality
+
+    monkeypatch.setattr(quality, "CHECK_REST_FACTOR", 0.0)
 
 
 def _checked(api: Api, pid: int, who: Person, **params: Any) -> list[dict[str, Any]]:
@@ -486,21 +495,24 @@ def test_the_label_check_runs_as_a_job_and_never_on_the_request(
         _label(api, pid, ann, ids[r["id"]], ({"pos": "neg", "neg": "pos"}[truth]
                                               if r["id"] in flipped else truth))
     status = f"/projects/{pid}/label-check"
-    assert api.get(status, owner).json() == {
-        "state": "not_yet", "labels": 79, "labels_checked": None, "flagged": 0,
-        "finished_at": None, "job": None}
     assert_error(api.get(status, ann), 403, "forbidden")
 
     def trained(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the review request trained a model")
 
+    out_of_fold, compute_issues = quality._out_of_fold, quality._compute_issues
     monkeypatch.setattr(quality, "_out_of_fold", trained)
     for _ in range(2):  # the request asks once; a check already queued reads later labels
         assert api.get(f"/projects/{pid}/review", owner,
                        params={"reason": "label_issue"}).json() == []
-    job = api.get(status, owner).json()["job"]
-    assert job["status"] == "queued"
-    monkeypatch.undo()
+    first = api.get(status, owner).json()
+    assert first == {"state": "not_yet", "labels": 79, "labels_checked": None, "flagged": 0,
+                     "finished_at": None, "next_check_after": None,
+                     "job": {"id": first["job"]["id"], "status": "queued", "error": None}}
+    with api.storage.read_sessions() as session:  # one asked
+        assert session.query(Job).filter(Job.project_id == pid,
+                                         Job.kind == "label_check").count() == 1
+    monkeypatch.setattr(quality, "_out_of_fold", out_of_fold)
     assert run_label_checks(api.storage, pid) == [
         {"labels": 79, "flagged": api.get(status, owner).json()["flagged"], "kept": True}]
     done = api.get(status, owner).json()
@@ -536,7 +548,7 @@ def test_the_label_check_runs_as_a_job_and_never_on_the_request(
     monkeypatch.setattr(quality, "_compute_issues", trained)
     with pytest.raises(AssertionError):
         run_label_checks(api.storage, pid)
-    monkeypatch.undo()
+    monkeypatch.setattr(quality, "_compute_issues", compute_issues)
     failed = api.get(status, owner).json()
     assert (failed["state"], failed["job"]["status"]) == ("outdated", "failed")
     assert "trained a model" in failed["job"]["error"]
@@ -550,7 +562,7 @@ def test_a_span_project_has_no_label_check(api: Api) -> None:
     assert api.get(f"/projects/{pid}/review", owner).json() == []
     assert api.get(f"/projects/{pid}/label-check", owner).json() == {
         "state": "not_applicable", "labels": 0, "labels_checked": None, "flagged": 0,
-        "finished_at": None, "job": None}
+        "finished_at": None, "next_check_after": None, "job": None}
 
 
 def test_a_review_read_never_fails_for_the_check_it_asks_for(
@@ -559,18 +571,20 @@ def test_a_review_read_never_fails_for_the_check_it_asks_for(
     busy or gone for the write)."""
     from sqlalchemy.exc import OperationalError
 
-    from activelabel.labeling import review
+    from activelabel.labeling import quality
 
     pid, owner, _, _ = _crowd(api)  # 18 labels: a check is asked for
 
     def busy(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("INSERT INTO jobs", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(review, "request_label_check", busy)
+    monkeypatch.setattr(quality, "request_label_check", busy)
     answer = api.get(f"/projects/{pid}/review", owner)
     assert answer.status_code == 200, answer.text
     assert {e["reason"] for e in answer.json()} >= {"disagreement"}
-    assert api.get(f"/projects/{pid}/label-check", owner).json()["job"] is None
+    status = api.get(f"/projects/{pid}/label-check", owner)  # it asks as well
+    assert status.status_code == 200, status.text
+    assert status.json()["job"] is None
 
 
 def test_below_ten_labels_no_check_is_shown_or_asked(api: Api) -> None:
@@ -591,3 +605,36 @@ def test_below_ten_labels_no_check_is_shown_or_asked(api: Api) -> None:
     after = api.get(status, owner).json()
     assert (after["state"], after["labels"], after["flagged"]) == ("not_yet", 9, 0)
     assert after["job"]["status"] == "done"  # none asked
+
+
+def test_label_checks_rest_four_times_their_duration(api: Api,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a check, the next waits four times its duration (checks take at most a fifth
+    of a worker's time however often the queue is read); the status says until when, and a
+    read after that asks for it."""
+    from datetime import timedelta
+
+    from activelabel.labeling import quality
+    from activelabel.store.models import Job, utcnow
+
+    monkeypatch.setattr(quality, "CHECK_REST_FACTOR", 4.0)
+    pid, owner, people, items = _crowd(api)
+    api.get(f"/projects/{pid}/review", owner)
+    assert len(run_label_checks(api.storage, pid)) == 1
+    finished = utcnow()
+    with api.storage.sessions() as session, session.begin():  # a check of 30 s, just done
+        job = session.query(Job).filter(Job.project_id == pid, Job.kind == "label_check").one()
+        job.started_at, job.finished_at = finished - timedelta(seconds=30), finished
+    _label(api, pid, people["c"], items[0], "neg")  # the labels change
+    api.get(f"/projects/{pid}/review", owner)
+    status = api.get(f"/projects/{pid}/label-check", owner).json()
+    assert (status["state"], status["job"]["status"]) == ("outdated", "done")  # none asked
+    rest = datetime.fromisoformat(status["next_check_after"])
+    assert abs((rest - finished).total_seconds() - 120) < 1
+    with api.storage.sessions() as session, session.begin():  # the rest is over
+        job = session.query(Job).filter(Job.project_id == pid, Job.kind == "label_check").one()
+        job.started_at, job.finished_at = (finished - timedelta(seconds=200),
+                                           finished - timedelta(seconds=170))
+    status = api.get(f"/projects/{pid}/label-check", owner).json()  # the status asks too
+    assert status["next_check_after"] is None
+    assert status["job"]["status"] == "queued"

@@ -543,6 +543,9 @@ class LabelCheckOut(BaseModel):
     labels_checked: int | None = Field(description="Labels the newest check read.")
     flagged: int = Field(description="Current labels the newest check put up.")
     finished_at: datetime | None
+    next_check_after: datetime | None = Field(description="While the checks rest after the "
+                                              "last (four times its duration), when the next "
+                                              "may start: asked by a read after that time.")
     job: LabelCheckJob | None = Field(description="The newest label-check job.")
 
 

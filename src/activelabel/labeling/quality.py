@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from itertools import combinations
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .. import quality as q
@@ -63,6 +65,7 @@ __all__ = [
     "LabelTable",
     "agreement_report",
     "annotator_report",
+    "ask_label_check",
     "consensus_indices",
     "display_value",
     "issue_model",
@@ -376,6 +379,8 @@ CHECK_CURRENT, CHECK_STALE, CHECK_NONE, CHECK_OFF = (
     "up_to_date", "outdated", "not_yet", "not_applicable")
 CHECK_STATES = {"CURRENT": CHECK_CURRENT, "STALE": CHECK_STALE, "NONE": CHECK_NONE,
                 "OFF": CHECK_OFF}
+#: After a check, the next waits this many times its duration (see request_label_check).
+CHECK_REST_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -450,32 +455,73 @@ def read_label_check(storage: Storage, project: Project, table: LabelTable) -> L
 
 
 def label_check_status(session: Session, storage: Storage, project: Project) -> dict[str, Any]:
-    """The label check as the review page shows it: its state against the current labels,
-    how many labels it read and put up, and its newest job (id, status, error)."""
+    """The label check as the review page shows it: its state against the current labels
+    (asking for a check of them, as a read of the review queue does), how many labels it read
+    and put up, its newest job (id, status, error) and, while the checks rest, when the next
+    one may start."""
     table = label_table(session, project)
     check = read_label_check(storage, project, table)
-    job = session.execute(select(Job).where(
-        Job.project_id == project.id, Job.kind == LABEL_CHECK)
-        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    asked = None
+    if check.state in (CHECK_NONE, CHECK_STALE) and check.key is not None:
+        asked = ask_label_check(storage, project.id, check.key)
+    if asked is not None:  # (written apart from this read, which does not see it)
+        return {"state": check.state, "labels": int(table.annotation_ids.shape[0]),
+                "labels_checked": check.labels_checked, "flagged": len(check.found),
+                "finished_at": check.finished_at, "next_check_after": None,
+                "job": {"id": asked, "status": JobStatus.QUEUED, "error": None}}
+    job = _newest_check_job(session, project.id)
+    rest = _rest_until(job)
     return {"state": check.state, "labels": int(table.annotation_ids.shape[0]),
             "labels_checked": check.labels_checked, "flagged": len(check.found),
             "finished_at": check.finished_at,
+            "next_check_after": rest if check.state == CHECK_STALE and rest is not None
+            and rest > utcnow() and (job is None or (job.payload or {}).get("key") != check.key)
+            else None,
             "job": None if job is None else {"id": job.id, "status": job.status,
                                              "error": job.error}}
 
 
+def _newest_check_job(session: Session, project_id: int) -> Job | None:
+    return session.execute(select(Job).where(
+        Job.project_id == project_id, Job.kind == LABEL_CHECK)
+        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _rest_until(job: Job | None) -> datetime | None:
+    """Until when the checks rest after ``job`` (a finished check): CHECK_REST_FACTOR times
+    its duration after it finished."""
+    if job is None or job.status != JobStatus.DONE or job.started_at is None \
+            or job.finished_at is None:
+        return None
+    return job.finished_at + (job.finished_at - job.started_at) * CHECK_REST_FACTOR
+
+
+def ask_label_check(storage: Storage, project_id: int, key: str) -> int | None:
+    """:func:`request_label_check` for a read: a failure to write the job is logged, never
+    the read's."""
+    try:
+        return request_label_check(storage, project_id, key)
+    except SQLAlchemyError:
+        log.warning("project %s: a label check could not be asked for", project_id,
+                    exc_info=True)
+        return None
+
+
 def request_label_check(storage: Storage, project_id: int, key: str) -> int | None:
     """Queue a label check of the project's labels (the job's id) unless one is queued
-    (it reads the labels when it starts), or the newest one ran, runs or failed on these
-    labels (asked again when the labels change)."""
+    (it reads the labels when it starts), the newest one ran, runs or failed on these labels
+    (asked again when the labels change), or the checks rest after the last one (for
+    :data:`CHECK_REST_FACTOR` times its duration: checks take at most a fifth of a worker's
+    time, however often the queue is read; a round queued meanwhile waits for no check)."""
 
     def needed(session: Session) -> bool:
-        newest = session.execute(select(Job).where(
-            Job.project_id == project_id, Job.kind == LABEL_CHECK)
-            .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+        newest = _newest_check_job(session, project_id)
         if newest is None:
             return True
         if newest.status == JobStatus.QUEUED or (newest.payload or {}).get("key") == key:
+            return False
+        rest = _rest_until(newest)
+        if rest is not None and utcnow() < rest:  # the checks rest (asked again after)
             return False
         return not (newest.status == JobStatus.RUNNING and session.execute(select(Job.id).where(
             Job.project_id == project_id, Job.kind == LABEL_CHECK,

@@ -10,7 +10,6 @@ An item leaves the label-based reasons once its newest revision is a reviewer's 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,7 +18,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..spans import SpanError, item_tokens, span_differences
@@ -38,19 +36,17 @@ from .quality import (
     CHECK_STALE,
     LabelCheck,
     LabelTable,
+    ask_label_check,
     display_value,
     label_table,
     latest_revision_by_reviewer,
     read_label_check,
-    request_label_check,
     table_consensus,
 )
 from .span_rounds import span_predictions
 from .tasks import model_probs
 
 __all__ = ["REASONS", "Reason", "ReviewEntry", "review_queue"]
-
-log = logging.getLogger("activelabel.review")
 
 #: A predicted span counts as sure when every token's marginal is at least this.
 SURE_SPAN = 0.9
@@ -253,11 +249,7 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
     t = ctx.table
     check = ctx.check = read_label_check(storage, project, t)
     if check.state in (CHECK_NONE, CHECK_STALE) and check.key is not None:
-        try:  # a read of the queue never fails for the check it asks for
-            request_label_check(storage, project.id, check.key)
-        except SQLAlchemyError:
-            log.warning("project %s: a label check could not be asked for", project.id,
-                        exc_info=True)
+        ask_label_check(storage, project.id, check.key)
     found = check.found
     if project.task == "multilabel":  # sets that likely leave a label out
         return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()),

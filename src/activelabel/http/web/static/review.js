@@ -114,6 +114,7 @@
     const next = job === AL.STATUS.job.QUEUED ? "a check of the current labels waits for a worker."
       : job === AL.STATUS.job.RUNNING ? "the current labels are being checked."
       : job === AL.STATUS.job.FAILED ? `the last check failed (${c.job.error || "no message"}); it runs again when labels change.`
+      : c.next_check_after ? `the next check starts after ${new Date(c.next_check_after).toLocaleTimeString()} (checks rest four times as long as the last one took).`
       : "";
     if (c.state === AL.CHECK.CURRENT) return `Label check: every label checked${when}, ${put}.`;
     if (c.state === AL.CHECK.STALE) return `Label check of earlier labels${when}: ${put}; labels changed since${next ? `: ${next}` : "."}`;
@@ -138,6 +139,8 @@
     $("label-check-show").hidden = !(checkShown !== null && c.finished_at && c.finished_at !== checkShown);
     const job = c.job ? c.job.status : null;
     if (job === AL.STATUS.job.QUEUED || job === AL.STATUS.job.RUNNING) checkTimer = setTimeout(showCheck, 3000);
+    // the checks rest: read again once they may start (the read asks for one)
+    else if (c.next_check_after) checkTimer = setTimeout(showCheck, Math.max(1000, new Date(c.next_check_after) - Date.now() + 500));
   }
 
   async function load() {
