@@ -424,7 +424,7 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes for rounds and imports.")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes for rounds, imports and label checks.")] = 1,
     processes: Annotated[int | None, typer.Option(help=(
         "API processes (uvicorn workers); default 1 on SQLite, 2 on PostgreSQL (at most one "
         "per core)."))] = None,
