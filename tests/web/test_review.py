@@ -256,8 +256,11 @@ def test_a_tie_is_worded_once(page: Any, site: Site) -> None:
     log_in(page, site, site.admin)
     page.goto(f"{site.url}/projects/{PROJECT}/review")  # every reason
     page.wait_for_selector("body[data-loaded=true]")
+    # this item's entries (among many, the disagreement may rank below the first 100)
+    page.get_by_label("Annotator", exact=True).select_option(second.username)
+    page.get_by_role("button", name="Apply").click()
     card = page.locator(f"article[data-item='{item_id}']")
-    card.wait_for()
+    page.wait_for_selector(f"article[data-item='{item_id}'] .badge[data-reason='disagreement']")
     badges = card.locator(".badge[data-reason]").evaluate_all("els => els.map(e => e.dataset.reason)")
     assert {"tie", "disagreement"} <= set(badges)
     said = card.locator("ul.reasons li").all_inner_texts()

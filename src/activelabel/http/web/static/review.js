@@ -69,10 +69,15 @@
     return q.toString();
   }
 
-  /* The reasons a card words: a tie says how the annotators split, so the disagreement
-     beside it ("2 annotators split with no majority") is not said again (its badge stays). */
-  const said = (reasons) => reasons.some((r) => r.reason === AL.REASON.TIE)
-    ? reasons.filter((r) => r.reason !== AL.REASON.DISAGREEMENT) : reasons;
+  /* The reasons a card words: a tie and a disagreement on one item say the same once (both
+     badges stay): the tie's split of the labels ("no majority: 1 '2', 1 '6'"), or in a span
+     project the disagreement's spans in words ("'Oslo' location (1 of 2)"). */
+  const said = (reasons) => {
+    const kinds = new Set(reasons.map((r) => r.reason));
+    if (!kinds.has(AL.REASON.TIE) || !kinds.has(AL.REASON.DISAGREEMENT)) return reasons;
+    const quiet = spans() ? AL.REASON.TIE : AL.REASON.DISAGREEMENT;
+    return reasons.filter((r) => r.reason !== quiet);
+  };
 
   /* One card per item: the queue has one entry per item and reason. */
   function group(entries) {
