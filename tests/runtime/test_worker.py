@@ -340,6 +340,16 @@ def test_heartbeats_come_often_enough_to_requeue_a_dead_workers_job_in_seconds()
     assert REQUEUE_EVERY_SECONDS <= STALE_SECONDS / 2
 
 
+def test_the_worker_runs_every_kind_the_job_table_accepts() -> None:
+    from activelabel.store.models import JOB_KINDS, JOB_PRIORITY
+
+    # one list of kinds: a kind the store queues is one a worker claims and can run
+    assert worker_module.JOB_KINDS is JOB_KINDS
+    assert set(JOB_PRIORITY) == set(JOB_KINDS)
+    for kind in JOB_KINDS:
+        assert callable(worker_module.handler_for(kind))
+
+
 def _labeled_for_a_check(storage: Storage) -> tuple[int, Callable[[], LabelCheck]]:
     """A text project with 24 labels; the read of its kept label check."""
     seeded = new_project(storage, labels=["a", "b"], rows=text_rows(30),

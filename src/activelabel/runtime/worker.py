@@ -35,7 +35,7 @@ from ..store import (
     heartbeat,
     requeue_stale_jobs,
 )
-from ..store.models import Job
+from ..store.models import JOB_KINDS, Job
 
 if TYPE_CHECKING:
     from ..http.config import ServerSettings
@@ -70,7 +70,6 @@ UPLOAD_SWEEP_EVERY_SECONDS = 3600.0
 WAL_FOLD_EVERY_SECONDS = 10.0
 #: Least time between two progress writes to the job row.
 PROGRESS_SECONDS = 0.5
-JOB_KINDS = ("round", "import", "label_check")
 #: Seconds the idle work waits after it failed.
 IDLE_PAUSE_SECONDS = 60.0
 Handler = Callable[..., dict[str, Any]]
