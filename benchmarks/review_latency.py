@@ -7,7 +7,9 @@ after one more label, as a reviewer's reloads are while a team labels. The table
 seconds of each read: where the label check runs on the request, every read after a new label
 trains the project's model five times over; where a worker runs it (a ``label_check`` job),
 the read only asks for one. The seconds of that job, run here as a worker would, are given
-beside (no worker runs during the reads).
+beside (no worker runs during the reads), and those of the review page's poll of the check
+(``GET .../label-check``, every 3 s while a check is on its way): once after each new label,
+before the queue is read, and three times after the check.
 
 The same script runs against an earlier checkout (``PYTHONPATH=<its src>``), so before and
 after are measured in one session:
@@ -102,9 +104,12 @@ def main() -> None:
 
             for k in range(args.labels):
                 label(k)
-            reads, checks = [], []
+            reads, checks, polls, stale_polls = [], [], [], []
             for rep in range(args.repeats):
                 label(args.labels + rep)  # a label since the last read
+                start = time.perf_counter()
+                call("GET", f"/projects/{pid}/label-check")  # the labels changed since
+                stale_polls.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 call("GET", f"/projects/{pid}/review", params={"limit": 100})
                 reads.append(time.perf_counter() - start)
@@ -124,15 +129,20 @@ def main() -> None:
                     checks.append(time.perf_counter() - start)
                     with storage.sessions() as session, session.begin():
                         session.get(Job, job.id).status = "done"  # type: ignore[union-attr]
+                for _ in range(3):  # the review page's poll of the check (every 3 s)
+                    start = time.perf_counter()
+                    call("GET", f"/projects/{pid}/label-check")
+                    polls.append(time.perf_counter() - start)
         storage.close()
 
     def fmt(xs: list[float]) -> str:
         return "-" if not xs else f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
     print("| items | labels | review read after a new label, s (median, range) | "
-          "label check job, s |")
-    print("|---:|---:|---|---|")
-    print(f"| {len(rows):,} | {args.labels:,} | {fmt(reads)} | {fmt(checks)} |")
+          "label check job, s | the page's poll of the check, s: labels changed / checked |")
+    print("|---:|---:|---|---|---|")
+    print(f"| {len(rows):,} | {args.labels:,} | {fmt(reads)} | {fmt(checks)} | "
+          f"{fmt(stale_polls)} / {fmt(polls)} |")
 
 
 if __name__ == "__main__":

@@ -556,6 +556,57 @@ def test_the_label_check_runs_as_a_job_and_never_on_the_request(
     assert api.get(status, owner).json()["job"]["id"] == failed["job"]["id"]
 
 
+def test_the_check_status_never_reads_the_labels(
+        api: Api, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review page polls the check's status every few seconds while a check is on its
+    way: it tells the current labels from those checked by their revisions' mark, and counts
+    the labels put up that are current still, without reading the labels (which cost what a
+    review read costs); what it says matches the queue."""
+    from activelabel.labeling import quality
+
+    owner = api.person("owner")
+    pid = api.project(owner)
+    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
+        rows = [json.loads(line) for _, line in zip(range(60), handle, strict=False)]
+    api.post(f"/projects/{pid}/items", owner, json=[
+        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
+    ann = api.member(pid, "annotator")
+    ids = {i["external_id"]: i["id"] for i in api.get(
+        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    truth = {r["id"]: "pos" if r["label"] == "spam" else "neg" for r in rows}
+    flipped = [r["id"] for r in rows if r["label"] == "spam"][:2] + [
+        r["id"] for r in rows if r["label"] == "ham"][:2]
+    for r in rows:
+        _label(api, pid, ann, ids[r["id"]], ({"pos": "neg", "neg": "pos"}[truth[r["id"]]]
+                                              if r["id"] in flipped else truth[r["id"]]))
+    found = _checked(api, pid, owner, reason="label_issue")
+    assert len(found) >= 2
+
+    def read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the status read the labels")
+
+    status = f"/projects/{pid}/label-check"
+    with monkeypatch.context() as patched:
+        patched.setattr(quality, "current_labels", read)
+        done = api.get(status, owner).json()
+    assert (done["state"], done["labels"], done["labels_checked"], done["flagged"]) == (
+        "up_to_date", 60, 60, len(found))
+    # the first label put up is corrected by its annotator, the second withdrawn
+    first, second = found[0]["item_id"], found[1]["item_id"]
+    by_item = {v: k for k, v in ids.items()}
+    _label(api, pid, ann, first, truth[by_item[first]])
+    assert api.post(f"/projects/{pid}/items/{second}/undo", ann).status_code == 201
+    with monkeypatch.context() as patched:
+        patched.setattr(quality, "current_labels", read)
+        stale = api.get(status, owner).json()
+    assert (stale["state"], stale["labels"], stale["labels_checked"], stale["flagged"]) == (
+        "outdated", 59, 60, len(found) - 2)
+    assert stale["job"]["status"] == "queued"  # asked, as a read of the queue asks
+    queue = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"}).json()
+    assert len(queue) == stale["flagged"]
+    assert {first, second}.isdisjoint(e["item_id"] for e in queue)
+
+
 def test_a_span_project_has_no_label_check(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, labels=["PER", "LOC"], task="spans")

@@ -11,13 +11,16 @@ from sqlalchemy.orm import Session
 from activelabel.store import (
     Conflict,
     InvalidInput,
+    LabelsMark,
     RoundDue,
     annotate,
+    count_current,
     count_labeled_items,
     count_labeled_since,
     create_project,
     create_round,
     current_labels,
+    current_labels_mark,
     finish_round,
     item_history,
     label_watermark,
@@ -267,4 +270,44 @@ def test_item_label_counts_follow_every_kind_of_revision(session: Session, proje
         stored = dict(session.execute(select(Item.id, Item.n_labels).where(
             Item.id.in_(items))).all())
         assert stored == {i: counted.get(i, 0) for i in items}
+        example.rollback()
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=_WRITES)
+def test_the_labels_mark_changes_with_every_change_of_the_current_labels(
+        session: Session, project: Project,
+        writes: list[tuple[str, int, int, str | None]]) -> None:
+    """The mark read in one aggregate query is that of the current labels' revision ids;
+    whatever mix of labels, corrections, reviews and undos, two different sets of current
+    labels in one history never share a mark; ``count_current`` counts the current ones
+    among any revisions."""
+    with session.begin_nested() as example:
+        items = make_items(session, project.id, 3)
+        people = make_users(session, 3)
+        seen: dict[LabelsMark, frozenset[int]] = {}
+        for kind, i, p, label in writes:
+            item, person = items[i], people[p]
+            try:
+                if kind == "label" and label is not None:
+                    annotate(session, project.id, person.id, item, label)
+                elif kind == "undo":
+                    undo(session, project.id, person.id, item)
+                else:
+                    heads = [c for c in current_labels(session, project.id)
+                             if c.item_id == item]
+                    if heads:
+                        review(session, project.id, person.id, heads[0].annotation_id,
+                               accept=label == "pos", labels=None if label == "pos" else label)
+            except Conflict:
+                pass
+            current = frozenset(c.annotation_id for c in current_labels(session, project.id))
+            mark = current_labels_mark(session, project.id)
+            assert mark == LabelsMark.of(sorted(current))
+            assert seen.setdefault(mark, current) == current
+            every = session.execute(select(Annotation.id).where(
+                Annotation.project_id == project.id)).scalars().all()
+            assert count_current(session, project.id, every) == len(current)
+            assert count_current(session, project.id, list(current)[:1]) == min(1, len(current))
         example.rollback()

@@ -33,9 +33,12 @@ from ..store import (
     CurrentLabel,
     InvalidInput,
     JobStatus,
+    LabelsMark,
     ProjectSettings,
     Storage,
+    count_current,
     current_labels,
+    current_labels_mark,
     enqueue_job,
     get_project,
     label_watermark,
@@ -396,14 +399,12 @@ class LabelCheck:
     finished_at: str | None
 
 
-def check_key(table: LabelTable, project: Project) -> str:
-    """What a label check's answer depends on: the current labels (their revisions), the
+def check_key(mark: LabelsMark, project: Project) -> str:
+    """What a label check's answer depends on: the current labels (their revisions' mark), the
     project's labels and consensus method, the check's model and the features' settings."""
     settings = dict(project.settings or {})
     s = settings_of(settings)
-    ids = table.annotation_ids
-    return json.dumps([int(ids.max()) if ids.size else 0, int(ids.shape[0]), int(ids.sum()),
-                       [repr(v) for v in project.labels],
+    return json.dumps([mark.newest, mark.count, mark.total, [repr(v) for v in project.labels],
                        consensus_method(project.task, settings), s.model, s.random_state,
                        s.featurizer,
                        sorted((str(k), repr(v)) for k, v in s.featurizer_params.items())])
@@ -437,45 +438,60 @@ def _read_check(storage: Storage, project: Project) -> dict[str, Any] | None:
 def read_label_check(storage: Storage, project: Project, table: LabelTable) -> LabelCheck:
     """The project's newest label check (a worker's ``label_check`` job computes it) with
     what it found among the current labels; labels revised since it ran are left out."""
-    if project.task not in CHECKED_TASKS:
-        return LabelCheck(CHECK_OFF, {}, None, None, None)
-    if table.annotation_ids.shape[0] < MIN_ITEMS_FOR_ISSUES:
-        # too few labels to check: none is asked for, and an earlier one's findings (of
-        # labels since withdrawn) are not shown
-        return LabelCheck(CHECK_NONE, {}, None, None, None)
-    key = check_key(table, project)
-    stored = _read_check(storage, project)
+    state, key, stored = _check_of(storage, project, LabelsMark.of(table.annotation_ids))
     if stored is None:
-        return LabelCheck(CHECK_NONE, {}, key, None, None)
+        return LabelCheck(state, {}, key, None, None)
     present = set(table.annotation_ids.tolist())
     found = {int(a): (float(score), label) for a, score, label in stored.get("found", [])
              if int(a) in present}
-    state = CHECK_CURRENT if stored.get("key") == key else CHECK_STALE
     return LabelCheck(state, found, key, stored.get("labels"), stored.get("finished_at"))
+
+
+def _check_of(storage: Storage, project: Project, mark: LabelsMark
+              ) -> tuple[str, str | None, dict[str, Any] | None]:
+    """The state of the project's kept check against the current labels (``mark``), the key
+    of a check of them (None: none is asked for) and the kept check (None: none to show)."""
+    if project.task not in CHECKED_TASKS:
+        return CHECK_OFF, None, None
+    if mark.count < MIN_ITEMS_FOR_ISSUES:
+        # too few labels to check: none is asked for, and an earlier one's findings (of
+        # labels since withdrawn) are not shown
+        return CHECK_NONE, None, None
+    key = check_key(mark, project)
+    stored = _read_check(storage, project)
+    if stored is None:
+        return CHECK_NONE, key, None
+    return (CHECK_CURRENT if stored.get("key") == key else CHECK_STALE), key, stored
 
 
 def label_check_status(session: Session, storage: Storage, project: Project) -> dict[str, Any]:
     """The label check as the review page shows it: its state against the current labels
     (asking for a check of them, as a read of the review queue does), how many labels it read
     and put up, its newest job (id, status, error) and, while the checks rest, when the next
-    one may start."""
-    table = label_table(session, project)
-    check = read_label_check(storage, project, table)
+    one may start.
+
+    The review page polls it while a check is on its way, so it never reads the labels: their
+    mark (one aggregate query) tells whether the kept check is of them, and the labels it put
+    up are counted among the current ones by their revision ids."""
+    mark = current_labels_mark(session, project.id)
+    state, key, stored = _check_of(storage, project, mark)
+    put_up = [int(a) for a, _, _ in (stored or {}).get("found", [])]
+    out = {"state": state, "labels": mark.count,
+           "labels_checked": None if stored is None else stored.get("labels"),
+           "flagged": len(put_up) if state == CHECK_CURRENT
+           else count_current(session, project.id, put_up),
+           "finished_at": None if stored is None else stored.get("finished_at")}
     asked = None
-    if check.state in (CHECK_NONE, CHECK_STALE) and check.key is not None:
-        asked = ask_label_check(storage, project.id, check.key)
+    if state in (CHECK_NONE, CHECK_STALE) and key is not None:
+        asked = ask_label_check(storage, project.id, key)
     if asked is not None:  # (written apart from this read, which does not see it)
-        return {"state": check.state, "labels": int(table.annotation_ids.shape[0]),
-                "labels_checked": check.labels_checked, "flagged": len(check.found),
-                "finished_at": check.finished_at, "next_check_after": None,
+        return {**out, "next_check_after": None,
                 "job": {"id": asked, "status": JobStatus.QUEUED, "error": None}}
     job = _newest_check_job(session, project.id)
     rest = _rest_until(job)
-    return {"state": check.state, "labels": int(table.annotation_ids.shape[0]),
-            "labels_checked": check.labels_checked, "flagged": len(check.found),
-            "finished_at": check.finished_at,
-            "next_check_after": rest if check.state == CHECK_STALE and rest is not None
-            and rest > utcnow() and (job is None or (job.payload or {}).get("key") != check.key)
+    return {**out,
+            "next_check_after": rest if state == CHECK_STALE and rest is not None
+            and rest > utcnow() and (job is None or (job.payload or {}).get("key") != key)
             else None,
             "job": None if job is None else {"id": job.id, "status": job.status,
                                              "error": job.error}}
@@ -557,7 +573,8 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         consensus = table_consensus(table, project)
         task, labels = project.task, list(project.labels)
         settings = dict(project.settings or {})
-        key, mark = check_key(table, project), _project_mark(project)
+        key = check_key(LabelsMark.of(table.annotation_ids), project)
+        mark = _project_mark(project)
         session.expunge(project)
     if progress is not None:
         progress({"stage": "check", "labels": int(table.annotation_ids.shape[0])})
