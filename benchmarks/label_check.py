@@ -5,8 +5,9 @@ The pool is clinc150's training texts (151 intents), featurized as a text projec
 (``make_featurizer("text")``). Each repeat labels ``--labels`` pool items drawn at random (as
 a run's first rounds leave them: a few labels an intent, unevenly), flips ``--noise`` of them
 to another intent, and asks each checker for cleanlab's label issues over the out-of-fold
-probabilities (:func:`activelabel.quality.out_of_sample_probs`, five folds or fewer when the
-rarest intent is smaller). The table gives the time of the check, the out-of-fold accuracy
+probabilities (:func:`activelabel.quality.out_of_sample_probs`: five folds; an earlier
+checkout took fewer when the rarest intent was smaller), the server's check also temperature
+scaled (:func:`activelabel.quality.fit_temperature`). The table gives the time of the check, the out-of-fold accuracy
 against the given labels, the labels flagged, and how many of them (and of the first 20 the
 queue shows) are flips.
 
@@ -47,11 +48,15 @@ def load_pool() -> tuple[list[str], np.ndarray, list[str]]:
 
 
 def checkers(n_classes: int) -> dict[str, dict[str, Any]]:
-    return {
+    model = issue_model(settings_of({}), n_classes)
+    out: dict[str, dict[str, Any]] = {
         "plain logistic regression": {"estimator": LogisticRegression(max_iter=1000)},
         # what the server's check trains for a project of the default settings
-        "the project's model": {"make": issue_model(settings_of({}), n_classes)},
+        "the project's model": {"make": model},
     }
+    if hasattr(q, "fit_temperature"):  # (an earlier checkout has none)
+        out["the project's model, temperature scaled"] = {"make": model, "scaled": True}
+    return out
 
 
 def run(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
@@ -67,7 +72,11 @@ def run(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
     out = []
     for name, how in checkers(n_classes).items():
         start = time.perf_counter()
+        how = dict(how)
+        scaled = how.pop("scaled", False)
         probs = q.out_of_sample_probs(Xk, yk, n_classes, random_state=seed, **how)
+        if scaled:  # as the server's check (activelabel.labeling.quality)
+            probs = q.with_temperature(probs, q.fit_temperature(probs, yk))
         issues = q.find_label_issues(yk, probs)
         seconds = time.perf_counter() - start
         ranked = np.asarray(issues.indices, dtype=np.intp)

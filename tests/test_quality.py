@@ -21,12 +21,14 @@ from activelabel.quality import (
     count_table,
     find_label_issues,
     find_missing_labels,
+    fit_temperature,
     fleiss_kappa,
     krippendorff_alpha,
     multilabel_out_of_sample_probs,
     out_of_sample_probs,
     reliability_matrix,
     specific_agreement,
+    with_temperature,
 )
 from tests.support.crowd import planted_crowd
 
@@ -241,6 +243,66 @@ def test_cleanlab_finds_planted_label_flips_in_sms_spam(shared_data: Path) -> No
 def test_out_of_sample_probs_refuse_a_single_class() -> None:
     with pytest.raises(ValueError, match="at least 2 classes"):
         out_of_sample_probs(np.zeros((4, 2)), [1, 1, 1, 1], 3)
+
+
+def test_out_of_fold_models_train_on_four_fifths_when_some_classes_have_two_labels() -> None:
+    """Many classes of 2 labels beside larger ones (early in a run over many intents): five
+    folds still, so each model trains on about 4/5 of the labels (folds as few as the rarest
+    class trained each on half), and every fold's model sees every class."""
+    seen: list[tuple[int, set[int]]] = []
+
+    class Recorder:
+        def fit(self, X: Any, y: Any) -> Recorder:
+            seen.append((len(y), set(np.asarray(y).tolist())))
+            return self
+
+        def predict_proba(self, X: Any) -> Any:
+            return np.full((X.shape[0], 12), 1 / 12)
+
+    y = np.array([c for c in range(10) for _ in range(2)] + [10] * 20 + [11] * 20)
+    probs = out_of_sample_probs(np.zeros((y.shape[0], 3)), y, 12, make=Recorder)
+    assert probs.shape == (60, 12)
+    assert len(seen) == 5
+    assert all(n >= 0.75 * 60 for n, _ in seen)
+    assert all(classes == set(range(12)) for _, classes in seen)
+    with pytest.raises(ValueError, match="at least 2 items"):
+        out_of_sample_probs(np.zeros((41, 3)), np.r_[y[:40], 12], 13, make=Recorder)
+
+
+def test_fit_temperature_undoes_a_known_temperature() -> None:
+    """Labels drawn from softmax(logits), probabilities softmax(logits * t): the fit finds t,
+    a few wrong labels among the draws or not."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, size=(3000, 8))
+    true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(8, p=row) for row in true])
+    for t in (0.4, 1.0, 2.5):
+        given = np.exp(logits * t) / np.exp(logits * t).sum(axis=1, keepdims=True)
+        assert fit_temperature(given, labels) == pytest.approx(t, rel=0.1)
+        scaled = with_temperature(given, fit_temperature(given, labels))
+        assert np.allclose(scaled, true, atol=0.05)
+    assert fit_temperature(np.zeros((0, 3)) + 1, np.zeros(0, dtype=int)) == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3).filter(lambda r: sum(r) > 0),
+                min_size=1, max_size=20), st.floats(0.05, 20))
+def test_with_temperature_keeps_rows_order_and_zeros(rows: list[list[float]], t: float) -> None:
+    p = np.asarray(rows) / np.asarray(rows).sum(axis=1, keepdims=True)
+    out = with_temperature(p, t)
+    assert np.allclose(out.sum(axis=1), 1.0)
+    assert np.all(out[p == 0] == 0)
+    for a, b in zip(p, out, strict=True):  # each row's order of classes stays
+        assert np.all(np.diff(b[np.argsort(a, kind="stable")]) >= -1e-12)
+
+
+def test_temperature_refuses_what_is_not_probabilities() -> None:
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        with_temperature(np.array([[0.5, 0.5]]), 0.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        with_temperature(np.array([[0.0, 0.0]]), 1.0)
+    with pytest.raises(ValueError, match="n = 2 labels"):
+        fit_temperature(np.array([[0.5, 0.5]]), [0, 1])
 
 
 def test_active_learning_scores_rank_a_contested_item_lowest() -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "count_table",
     "find_label_issues",
     "find_missing_labels",
+    "fit_temperature",
     "fleiss_kappa",
     "krippendorff_alpha",
     "multilabel_majority",
@@ -53,6 +54,7 @@ __all__ = [
     "out_of_sample_probs",
     "reliability_matrix",
     "specific_agreement",
+    "with_temperature",
 ]
 
 IntArray = NDArray[np.intp]
@@ -311,12 +313,19 @@ def out_of_sample_probs(X: Any, y: Any, n_classes: int, *, estimator: Any = None
                         random_state: int = 0) -> FloatArray:
     """(n_samples, n_classes) probabilities of each sample from a model that never saw it.
 
-    Stratified ``n_splits``-fold cross-validation (fewer folds when the rarest class is
-    smaller) of ``estimator`` (default: logistic regression; its ``classes_`` place its
-    columns), or of a new model from ``make`` per fold whose ``predict_proba`` gives all
-    ``n_classes`` columns (an :class:`activelabel.models.Classifier` over classes
+    Stratified ``n_splits``-fold cross-validation (fewer folds only when no class has
+    ``n_splits`` samples) of ``estimator`` (default: logistic regression; its ``classes_``
+    place its columns), or of a new model from ``make`` per fold whose ``predict_proba`` gives
+    all ``n_classes`` columns (an :class:`activelabel.models.Classifier` over classes
     ``0..n_classes-1``). ``y`` holds class indices 0..n_classes-1; classes missing from ``y``
-    get probability 0."""
+    get probability 0.
+
+    Every class needs 2 samples, so that every fold trains on each; a rarer class than
+    ``n_splits`` then sits in fewer test folds. (Folds as few as the rarest class were: with
+    many classes of 2 or 3 labels each, as early in a run over 151 intents, each model trained
+    on half the labels: 71% out-of-fold accuracy against 79% with 5 folds, and the label check
+    put up 135 labels for 24 wrong ones, against 60 for 17, or 69 for 22 with
+    :func:`fit_temperature`.)"""
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -328,13 +337,18 @@ def out_of_sample_probs(X: Any, y: Any, n_classes: int, *, estimator: Any = None
     if present.shape[0] < 2:
         raise ValueError(f"out-of-sample probabilities need labels of at least 2 classes, "
                          f"got {present.shape[0]}")
-    folds = int(min(n_splits, np.bincount(target)[present].min()))
-    if folds < 2:
+    sizes = np.bincount(target)[present]
+    if sizes.min() < 2:
         raise ValueError("every labeled class needs at least 2 items for cross-validation: "
-                         f"class counts are {np.bincount(target)[present].tolist()}")
+                         f"class counts are {sizes.tolist()}")
+    folds = int(min(n_splits, sizes.max()))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     out = np.zeros((target.shape[0], n_classes))
-    for train, test in cv.split(np.zeros((target.shape[0], 1)), target):
+    with warnings.catch_warnings():  # "the least populated class has only 2 members": meant
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        splits = list(cv.split(np.zeros((target.shape[0], 1)), target))
+    for train, test in splits:
         if make is not None:
             model, columns = make(), np.arange(n_classes)
         else:
@@ -396,6 +410,52 @@ def find_missing_labels(Y: Any, probs: Any, sure: float = 0.9) -> tuple[IntArray
     rows = np.flatnonzero(best >= sure)
     rows = rows[np.argsort(-best[rows], kind="stable")]
     return rows.astype(np.intp), label[rows].astype(np.intp), best[rows]
+
+
+def fit_temperature(probs: Any, labels: Any, *,
+                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The one temperature ``T`` (within ``bounds``) that makes :func:`with_temperature`'s
+    rows likeliest to give ``labels`` (n,) class indices, which may hold a few wrong labels
+    (Guo et al. 2017, temperature scaling); 1.0 without labels. Out-of-fold probabilities of a
+    regularised model over many classes are flat (a given label's 0.02 beside the best class's
+    0.05, right label or not): scaled, a probability reads as the chance a label is right, and
+    a label check's suspicion as the chance it is wrong."""
+    from scipy.optimize import minimize_scalar
+
+    p = _probability_rows(probs)
+    given = np.asarray(labels, dtype=np.intp)
+    if p.shape[0] != given.shape[0]:
+        raise ValueError(f"probs must be (n, n_classes) with n = {given.shape[0]} labels, "
+                         f"got shape {p.shape}")
+    if not 0 < bounds[0] < bounds[1]:
+        raise ValueError(f"bounds must be 0 < low < high, got {bounds}")
+    if given.shape[0] == 0:
+        return 1.0
+    rows = np.arange(given.shape[0])
+    return float(minimize_scalar(
+        lambda t: -np.log(np.clip(with_temperature(p, t)[rows, given], _EPS, 1.0)).mean(),
+        bounds=bounds, method="bounded", options={"xatol": 1e-3}).x)
+
+
+def with_temperature(probs: Any, temperature: float) -> FloatArray:
+    """Rows of ``probs`` raised to ``1 / temperature`` and renormalised (below 1: sharper);
+    a class a row gives 0 (one its model never saw) keeps 0."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    p = _probability_rows(probs)
+    logp = np.log(p, where=p > 0, out=np.full(p.shape, -np.inf)) / temperature
+    if p.shape[0] == 0:
+        return p
+    z = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return np.asarray(z / z.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _probability_rows(probs: Any) -> FloatArray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or np.any(p < 0) or not np.all(p.sum(axis=1) > 0):
+        raise ValueError("probs must be (n, n_classes), non-negative, with a positive entry "
+                         "in every row")
+    return p
 
 
 @dataclass(frozen=True)

@@ -324,8 +324,9 @@ def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_dat
     """40 intents of clinc150 at 2 to 6 labels each, one label in 25 flipped: the label
     check asks the project's own model, so the flips rank first and the correct labels are
     not flagged by the dozen (a plain logistic regression on the same features learned next
-    to nothing from the half of the labels each fold has: it flagged 43 and ranked no flip
-    in its first 8; this check flags 11 and ranks 5 flips there)."""
+    to nothing from the half of the labels each fold had: it flagged 43 and ranked no flip
+    in its first 8; the project's model on half the labels flagged 11 and ranked 5 flips
+    there; on four fifths of them (five folds), temperature scaled, 9 and 7)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     with open(shared_data / "clinc150.jsonl", encoding="utf-8") as handle:
         for line in handle:
@@ -333,7 +334,7 @@ def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_dat
             if row["split"] == "train" and row["label"] != "oos":
                 rows.setdefault(row["label"], []).append(row)
     intents = sorted(rows)[:40]
-    # as a run hands them out: 2 to 6 labels an intent (two folds for the check)
+    # as a run hands them out: 2 to 6 labels an intent
     picked = [r for n, intent in enumerate(intents) for r in rows[intent][:3 + n % 4]]
     owner = api.person("owner")
     pid = api.project(owner, labels=intents)
@@ -354,8 +355,8 @@ def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_dat
     first = set(ranked[:len(flipped)])
     print(f"label_issue with 40 intents: {len(entries)} flagged, "
           f"{len(first & flipped)} of the first {len(flipped)} flipped")
-    assert len(first & flipped) >= 4
-    assert len(entries) <= 25
+    assert len(first & flipped) >= 6
+    assert len(entries) <= 20
 
 
 def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
@@ -471,6 +472,22 @@ def test_review_queue_filters_by_the_round_that_selected_the_item(api: Api) -> N
                  "invalid_input")
 
 
+def _sms_project(api: Api, shared_data: Path, n: int
+                 ) -> tuple[int, Person, Person, list[dict[str, Any]], dict[str, int]]:
+    """A project of the first ``n`` SMS texts (pid, owner, an annotator, the rows, their item
+    ids by external id)."""
+    owner = api.person("owner")
+    pid = api.project(owner)
+    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
+        rows = [json.loads(line) for _, line in zip(range(n), handle, strict=False)]
+    api.post(f"/projects/{pid}/items", owner, json=[
+        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
+    ann = api.member(pid, "annotator")
+    ids = {i["external_id"]: i["id"] for i in api.get(
+        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    return pid, owner, ann, rows, ids
+
+
 def test_the_label_check_runs_as_a_job_and_never_on_the_request(
         api: Api, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The review queue reads the newest label check and asks a worker for one of the
@@ -478,16 +495,7 @@ def test_the_label_check_runs_as_a_job_and_never_on_the_request(
     findings show once the check has run, and stay, marked stale, while labels change."""
     from activelabel.labeling import quality
 
-    owner = api.person("owner")
-    pid = api.project(owner)
-    rows = []
-    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
-        rows = [json.loads(line) for _, line in zip(range(80), handle, strict=False)]
-    api.post(f"/projects/{pid}/items", owner, json=[
-        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
-    ann = api.member(pid, "annotator")
-    ids = {i["external_id"]: i["id"] for i in api.get(
-        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    pid, owner, ann, rows, ids = _sms_project(api, shared_data, 80)
     spam = {r["id"] for r in rows if r["label"] == "spam"}
     flipped = {next(iter(sorted(spam))), next(r["id"] for r in rows if r["id"] not in spam)}
     for r in rows[:-1]:
@@ -564,15 +572,7 @@ def test_the_check_status_never_reads_the_labels(
     review read costs); what it says matches the queue."""
     from activelabel.labeling import quality
 
-    owner = api.person("owner")
-    pid = api.project(owner)
-    with open(shared_data / "sms_spam.jsonl", encoding="utf-8") as handle:
-        rows = [json.loads(line) for _, line in zip(range(60), handle, strict=False)]
-    api.post(f"/projects/{pid}/items", owner, json=[
-        {"external_id": r["id"], "data": {"text": r["text"]}} for r in rows])
-    ann = api.member(pid, "annotator")
-    ids = {i["external_id"]: i["id"] for i in api.get(
-        f"/projects/{pid}/items", owner, params={"limit": 1000}).json()["items"]}
+    pid, owner, ann, rows, ids = _sms_project(api, shared_data, 60)
     truth = {r["id"]: "pos" if r["label"] == "spam" else "neg" for r in rows}
     flipped = [r["id"] for r in rows if r["label"] == "spam"][:2] + [
         r["id"] for r in rows if r["label"] == "ham"][:2]

@@ -237,6 +237,27 @@ _WRITES = st.lists(st.tuples(st.sampled_from(["label", "review", "undo"]), st.in
                    max_size=25)
 
 
+def _write(session: Session, project_id: int, items: list[int], people: list[User],
+           write: tuple[str, int, int, str | None]) -> None:
+    """One of ``_WRITES``: a label, an undo, or a review (an accept for "pos", else a
+    correction) of the item's first current label; a conflict writes nothing (an undo
+    without a label)."""
+    kind, i, p, label = write
+    item, person = items[i], people[p]
+    try:
+        if kind == "label" and label is not None:
+            annotate(session, project_id, person.id, item, label)
+        elif kind == "undo":
+            undo(session, project_id, person.id, item)
+        else:
+            heads = [c for c in current_labels(session, project_id) if c.item_id == item]
+            if heads:
+                review(session, project_id, person.id, heads[0].annotation_id,
+                       accept=label == "pos", labels=None if label == "pos" else label)
+    except Conflict:
+        pass
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(writes=_WRITES)
@@ -248,21 +269,8 @@ def test_item_label_counts_follow_every_kind_of_revision(session: Session, proje
     with session.begin_nested() as example:  # each example starts from the same state
         items = make_items(session, project.id, 3)
         people = make_users(session, 3)
-        for kind, i, p, label in writes:
-            item, person = items[i], people[p]
-            try:
-                if kind == "label" and label is not None:
-                    annotate(session, project.id, person.id, item, label)
-                elif kind == "undo":
-                    undo(session, project.id, person.id, item)
-                else:
-                    heads = [c for c in current_labels(session, project.id)
-                             if c.item_id == item]
-                    if heads:
-                        review(session, project.id, person.id, heads[0].annotation_id,
-                               accept=label == "pos", labels=None if label == "pos" else label)
-            except Conflict:
-                pass  # e.g. undo without a label: nothing is written
+        for write in writes:
+            _write(session, project.id, items, people, write)
         counted = dict(session.execute(
             select(Annotation.item_id, func.count()).where(
                 Annotation.item_id.in_(items), is_current_label())
@@ -287,21 +295,8 @@ def test_the_labels_mark_changes_with_every_change_of_the_current_labels(
         items = make_items(session, project.id, 3)
         people = make_users(session, 3)
         seen: dict[LabelsMark, frozenset[int]] = {}
-        for kind, i, p, label in writes:
-            item, person = items[i], people[p]
-            try:
-                if kind == "label" and label is not None:
-                    annotate(session, project.id, person.id, item, label)
-                elif kind == "undo":
-                    undo(session, project.id, person.id, item)
-                else:
-                    heads = [c for c in current_labels(session, project.id)
-                             if c.item_id == item]
-                    if heads:
-                        review(session, project.id, person.id, heads[0].annotation_id,
-                               accept=label == "pos", labels=None if label == "pos" else label)
-            except Conflict:
-                pass
+        for write in writes:
+            _write(session, project.id, items, people, write)
             current = frozenset(c.annotation_id for c in current_labels(session, project.id))
             mark = current_labels_mark(session, project.id)
             assert mark == LabelsMark.of(sorted(current))

@@ -676,8 +676,9 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
                     settings: dict[str, Any], ensure: Any) -> dict[int, float]:
     """Annotation id -> suspicion (1 - out-of-sample probability of its label) for the
     single labels cleanlab's confident learning flags: each is checked against 5-fold
-    cross-validated probabilities of the project's model (:func:`issue_model`) trained on the
-    features and the items' consensus (``consensus``: indices into the table's values; an
+    cross-validated probabilities of the project's model (:func:`issue_model`), temperature
+    scaled (:func:`activelabel.quality.fit_temperature`), trained on the features and the
+    items' consensus (``consensus``: indices into the table's values; an
     item without one is left out of training, its labels still checked). Empty when there
     are too few labels to cross-validate."""
     n_labels = len([v for v in table.values if not isinstance(v, tuple)])
@@ -702,6 +703,9 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
         model = make()
         model.fit(X, y)
         probs[rest] = model.predict_proba(every[rest])
+    # probabilities that read as chances (fitted on the consensus, out of fold): a label's
+    # suspicion is then the chance it is wrong, comparable with the queue's other scores
+    probs = q.with_temperature(probs, q.fit_temperature(probs_train, y))
     single = table.labels < n_labels
     given = table.labels[single]
     issues = q.find_label_issues(given, probs[table.items[single]])
