@@ -357,6 +357,18 @@ def test_label_issues_with_many_intents_and_few_labels_each(api: Api, shared_dat
           f"{len(first & flipped)} of the first {len(flipped)} flipped")
     assert len(first & flipped) >= 6
     assert len(entries) <= 20
+    # each names the intent the check finds likelier: a flip's, mostly the one it came from
+    truth = {r["id"]: r["label"] for r in picked}
+    named = [e for e in entries if e["external_id"] in flipped
+             and e["detail"].endswith(f"finds '{truth[e['external_id']]}' likelier")]
+    print(f"{len(named)} of the flips flagged name their true intent")
+    assert len(named) >= 4
+    assert all(" likelier" in e["detail"] for e in entries)
+    # a filter by an intent holds the labels the check finds likelier to be it
+    some = next(e for e in named)
+    by_label = api.get(f"/projects/{pid}/review", owner,
+                       params={"reason": "label_issue", "label": truth[some["external_id"]]})
+    assert some["item_id"] in {e["item_id"] for e in by_label.json()}
 
 
 def test_model_disagreements_come_from_the_active_model(api: Api) -> None:

@@ -583,9 +583,8 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         found = _compute_missing(storage, table, consensus.labels, labels,
                                  settings_of(settings), ensure_features)
     elif table.items.shape[0] and task == "classification":
-        found = {a: (score, None) for a, score in _compute_issues(
-            storage, table, consensus_indices(table, consensus), settings,
-            ensure_features).items()}
+        found = _compute_issues(storage, table, consensus_indices(table, consensus), settings,
+                                ensure_features)
     kept = _read_check(storage, project)
     if kept is not None and int(kept.get("watermark", 0)) > watermark:
         with storage.read_sessions() as session:  # a check of later labels finished first,
@@ -673,8 +672,9 @@ def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels:
 
 
 def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
-                    settings: dict[str, Any], ensure: Any) -> dict[int, float]:
-    """Annotation id -> suspicion (1 - out-of-sample probability of its label) for the
+                    settings: dict[str, Any], ensure: Any) -> dict[int, tuple[float, Any]]:
+    """Annotation id -> (suspicion (1 - out-of-sample probability of its label), the label
+    the same probabilities make likeliest besides it) for the
     single labels cleanlab's confident learning flags: each is checked against 5-fold
     cross-validated probabilities of the project's model (:func:`issue_model`), temperature
     scaled (:func:`activelabel.quality.fit_temperature`), trained on the features and the
@@ -703,14 +703,19 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
         model = make()
         model.fit(X, y)
         probs[rest] = model.predict_proba(every[rest])
-    # probabilities that read as chances (fitted on the consensus, out of fold): a label's
-    # suspicion is then the chance it is wrong, comparable with the queue's other scores
+    # flat probabilities over many classes sharpened to fit the consensus (out of fold)
     probs = q.with_temperature(probs, q.fit_temperature(probs_train, y))
     single = table.labels < n_labels
     given = table.labels[single]
-    issues = q.find_label_issues(given, probs[table.items[single]])
+    rows = probs[table.items[single]]
+    issues = q.find_label_issues(given, rows)
     ids = table.annotation_ids[single]
-    return {int(ids[i]): float(s) for i, s in zip(issues.indices, issues.scores, strict=True)}
+    out: dict[int, tuple[float, Any]] = {}
+    for i, score in zip(issues.indices.tolist(), issues.scores.tolist(), strict=True):
+        other = rows[i].copy()
+        other[given[i]] = -1.0  # the likeliest label besides the one given
+        out[int(ids[i])] = (float(score), table.values[int(other.argmax())])
+    return out
 
 
 def issue_model(settings: ProjectSettings, n_labels: int, *, default: bool = False,

@@ -88,8 +88,9 @@ _TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LABEL_ISSUE: (
         "likely label error",
         "cleanlab flags a label against cross-validated probabilities; score = 1 - the "
-        "out-of-sample probability of the given label (multi-label: a label the set leaves "
-        "out that the cross-validated model gives at least 0.9; score = that probability)."),
+        "out-of-sample probability of the given label, and the detail names the label they "
+        "find likelier (multi-label: a label the set leaves out that the cross-validated "
+        "model gives at least 0.9; score = that probability)."),
     Reason.DISAGREEMENT: (
         "annotators disagree",
         "two or more current labels that are not all the same; score = share of annotators "
@@ -257,11 +258,16 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
             item_id, Reason.LABEL_ISSUE, score,
             f"{_fmt(found[ann_id][1])} looks left out: a model trained on the other labels "
             f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]))
-    return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()),
-                         lambda item_id, ann_id, p, score: ReviewEntry(
-        item_id, Reason.LABEL_ISSUE, score,
-        f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
-        f"other labels gives it probability {1 - score:.2f}"))
+    def wrong(item_id: int, ann_id: int, p: int, score: float) -> ReviewEntry:
+        likelier = found[ann_id][1]  # (None: a check kept before it named one)
+        return ReviewEntry(
+            item_id, Reason.LABEL_ISSUE, score,
+            f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
+            f"other labels gives it probability {1 - score:.2f}"
+            + ("" if likelier is None else f" and finds {_fmt(likelier)} likelier"),
+            model_labels=[] if likelier is None else [likelier])
+
+    return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()), wrong)
 
 
 def _one_per_item(ctx: _Context, scored: Iterable[tuple[int, float]],
