@@ -270,8 +270,7 @@ def test_out_of_fold_models_train_on_four_fifths_when_some_classes_have_two_labe
 
 
 def test_fit_temperature_undoes_a_known_temperature() -> None:
-    """Labels drawn from softmax(logits), probabilities softmax(logits * t): the fit finds t,
-    a few wrong labels among the draws or not."""
+    """Labels drawn from softmax(logits), probabilities softmax(logits * t): the fit finds t."""
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, size=(3000, 8))
     true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -282,6 +281,19 @@ def test_fit_temperature_undoes_a_known_temperature() -> None:
         scaled = with_temperature(given, fit_temperature(given, labels))
         assert np.allclose(scaled, true, atol=0.05)
     assert fit_temperature(np.zeros((0, 3)) + 1, np.zeros(0, dtype=int)) == 1.0
+
+
+def test_a_few_rows_all_right_leave_the_temperature_alone() -> None:
+    """Ten rows the model gets right: the likeliest temperature is the sharpest allowed, which
+    would read 0.6 / 0.4 as sure; below the rows needed the fit keeps 1, and above them the
+    bound keeps a 0.6 / 0.4 row from reading more than 0.9 sure."""
+    few = np.array([[0.6, 0.4], [0.45, 0.55]] * 5)
+    right = np.array([0, 1] * 5)
+    assert fit_temperature(few, right) == 1.0
+    many = np.tile(few, (10, 1))
+    t = fit_temperature(many, np.tile(right, 10))
+    assert t == pytest.approx(0.2, abs=0.01)
+    assert with_temperature(many, t)[0, 0] < 0.9
 
 
 @settings(max_examples=50, deadline=None)

@@ -619,6 +619,52 @@ def test_the_check_status_never_reads_the_labels(
     assert {first, second}.isdisjoint(e["item_id"] for e in queue)
 
 
+def test_a_check_of_an_earlier_method_reads_outdated_and_runs_again(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check kept before the check's method changed (an upgrade) is not shown as current:
+    the first read asks for one by the new method."""
+    from activelabel.labeling import quality
+
+    pid, owner, _, _ = _crowd(api)
+    monkeypatch.setattr(quality, "CHECK_VERSION", 1)
+    api.get(f"/projects/{pid}/review", owner)
+    assert len(run_label_checks(api.storage, pid)) == 1
+    status = f"/projects/{pid}/label-check"
+    assert api.get(status, owner).json()["state"] == "up_to_date"
+    monkeypatch.setattr(quality, "CHECK_VERSION", 2)
+    after = api.get(status, owner).json()
+    assert (after["state"], after["job"]["status"]) == ("outdated", "queued")
+    assert len(run_label_checks(api.storage, pid)) == 1
+    assert api.get(status, owner).json()["state"] == "up_to_date"
+
+
+def test_an_item_flagged_for_two_labels_names_both_likelier_labels(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two annotators' labels of one item flagged, each with its own likelier label: the one
+    entry of the item is found by a filter on either."""
+    from activelabel.labeling import quality
+
+    owner = api.person("owner")
+    pid = api.project(owner, labels=["a", "b", "c", "d"], n_items=12,
+                      settings={"overlap": 2})
+    first, second = api.member(pid, "annotator", "ann_1"), api.member(pid, "annotator", "ann_2")
+    items = _items(api, pid, owner)
+    given = [_label(api, pid, first, item, "a")["id"] for item in items]
+    other = _label(api, pid, second, items[0], "b")["id"]
+    planted = {given[0]: (0.9, "c"), other: (0.8, "d")}
+    monkeypatch.setattr(quality, "_compute_issues", lambda *args: planted)
+    api.get(f"/projects/{pid}/review", owner)
+    assert len(run_label_checks(api.storage, pid)) == 1
+    for label in ("c", "d"):
+        entries = api.get(f"/projects/{pid}/review", owner,
+                          params={"reason": "label_issue", "label": label}).json()
+        assert [e["item_id"] for e in entries] == [items[0]], label
+    entry = api.get(f"/projects/{pid}/review", owner, params={"reason": "label_issue"}).json()
+    assert [e["detail"] for e in entry] == [
+        "the label 'a' looks wrong: a model trained on the other labels gives it probability "
+        "0.10 and finds 'c' likelier"]
+
+
 def test_a_span_project_has_no_label_check(api: Api) -> None:
     owner = api.person("owner")
     pid = api.project(owner, labels=["PER", "LOC"], task="spans")

@@ -399,15 +399,22 @@ class LabelCheck:
     finished_at: str | None
 
 
+#: The label check's method: a kept check of another reads as outdated (and is run again).
+#: 2: five folds, temperature scaled, the likelier label named.
+CHECK_VERSION = 2
+
+
 def check_key(mark: LabelsMark, project: Project) -> str:
     """What a label check's answer depends on: the current labels (their revisions' mark), the
-    project's labels and consensus method, the check's model and the features' settings."""
+    project's labels and consensus method, the check's model, the features' settings and the
+    check's method (:data:`CHECK_VERSION`)."""
     settings = dict(project.settings or {})
     s = settings_of(settings)
     return json.dumps([mark.newest, mark.count, mark.total, [repr(v) for v in project.labels],
                        consensus_method(project.task, settings), s.model, s.random_state,
                        s.featurizer,
-                       sorted((str(k), repr(v)) for k, v in s.featurizer_params.items())])
+                       sorted((str(k), repr(v)) for k, v in s.featurizer_params.items()),
+                       CHECK_VERSION])
 
 
 def _check_path(storage: Storage, project_id: int) -> Path:
@@ -704,7 +711,11 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
         model.fit(X, y)
         probs[rest] = model.predict_proba(every[rest])
     # flat probabilities over many classes sharpened to fit the consensus (out of fold)
-    probs = q.with_temperature(probs, q.fit_temperature(probs_train, y))
+    try:
+        probs = q.with_temperature(probs, q.fit_temperature(probs_train, y))
+    except ValueError:  # a model's rows that are no probabilities (NaN, all 0): as they are
+        log.warning("label check of project %s: probabilities not scaled", table.project_id,
+                    exc_info=True)
     single = table.labels < n_labels
     given = table.labels[single]
     rows = probs[table.items[single]]

@@ -125,8 +125,9 @@ class ReviewEntry:
     detail: str
     annotation_ids: list[int] = field(default_factory=list)
     flag: dict[str, Any] | None = None
-    #: Span projects, a model's reason: the types of the predicted spans it is about (what a
-    #: filter by label matches besides the annotators' spans).
+    #: A model's reason: the labels it is about besides the annotators' (what a filter by
+    #: label matches): a span model's predicted types, the labels a label check finds
+    #: likelier or left out, those a multi-label model is sure of.
     model_labels: list[Any] = field(default_factory=list)
     #: Span projects: the spans ``detail`` names as ``{0}``, ``{1}``, ... ((start, end, type)),
     #: written in words once the queue is cut to what it shows (:func:`_span_words`).
@@ -257,7 +258,8 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
                              lambda item_id, ann_id, p, score: ReviewEntry(
             item_id, Reason.LABEL_ISSUE, score,
             f"{_fmt(found[ann_id][1])} looks left out: a model trained on the other labels "
-            f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]))
+            f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]),
+            also=lambda ann_id: [found[ann_id][1]])
     def wrong(item_id: int, ann_id: int, p: int, score: float) -> ReviewEntry:
         likelier = found[ann_id][1]  # (None: a check kept before it named one)
         return ReviewEntry(
@@ -267,14 +269,17 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
             + ("" if likelier is None else f" and finds {_fmt(likelier)} likelier"),
             model_labels=[] if likelier is None else [likelier])
 
-    return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()), wrong)
+    return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()), wrong,
+                         also=lambda ann_id: [x for x in [found[ann_id][1]] if x is not None])
 
 
 def _one_per_item(ctx: _Context, scored: Iterable[tuple[int, float]],
-                  make: Callable[[int, int, int, float], ReviewEntry]) -> list[ReviewEntry]:
+                  make: Callable[[int, int, int, float], ReviewEntry], *,
+                  also: Callable[[int], list[Any]] | None = None) -> list[ReviewEntry]:
     """One entry per item not reviewed yet for the scored annotations ((annotation id,
     score) pairs): ``make(item id, annotation id, its position, score)`` for the item's
-    first, raised to its best score, holding every one of them."""
+    first, raised to its best score, holding every one of them and, with ``also``, the labels
+    each is about among its ``model_labels`` (a filter by label finds any)."""
     t = ctx.table
     position = {int(a): p for p, a in enumerate(t.annotation_ids)}
     best: dict[int, ReviewEntry] = {}
@@ -288,6 +293,9 @@ def _one_per_item(ctx: _Context, scored: Iterable[tuple[int, float]],
             entry = best[item_id] = make(item_id, ann_id, p, score)
         entry.score = max(entry.score, score)
         entry.annotation_ids.append(ann_id)
+        for label in also(ann_id) if also is not None else []:
+            if label not in entry.model_labels:
+                entry.model_labels.append(label)
     return list(best.values())
 
 
