@@ -258,16 +258,15 @@ def _label_issues(storage: Storage, project: Project, ctx: _Context) -> list[Rev
                              lambda item_id, ann_id, p, score: ReviewEntry(
             item_id, Reason.LABEL_ISSUE, score,
             f"{_fmt(found[ann_id][1])} looks left out: a model trained on the other labels "
-            f"gives it probability {score:.2f}", model_labels=[found[ann_id][1]]),
-            also=lambda ann_id: [found[ann_id][1]])
+            f"gives it probability {score:.2f}"), also=lambda ann_id: [found[ann_id][1]])
+
     def wrong(item_id: int, ann_id: int, p: int, score: float) -> ReviewEntry:
         likelier = found[ann_id][1]  # (None: a check kept before it named one)
         return ReviewEntry(
             item_id, Reason.LABEL_ISSUE, score,
             f"the label {_fmt(t.values[t.labels[p]])} looks wrong: a model trained on the "
             f"other labels gives it probability {1 - score:.2f}"
-            + ("" if likelier is None else f" and finds {_fmt(likelier)} likelier"),
-            model_labels=[] if likelier is None else [likelier])
+            + ("" if likelier is None else f" and finds {_fmt(likelier)} likelier"))
 
     return _one_per_item(ctx, ((a, s) for a, (s, _) in found.items()), wrong,
                          also=lambda ann_id: [x for x in [found[ann_id][1]] if x is not None])
