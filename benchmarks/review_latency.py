@@ -6,10 +6,11 @@ then the review queue (``GET .../review?limit=100``) is read ``--repeats`` times
 after one more label, as a reviewer's reloads are while a team labels. The table gives the
 seconds of each read: where the label check runs on the request, every read after a new label
 trains the project's model five times over; where a worker runs it (a ``label_check`` job),
-the read only asks for one. The seconds of that job, run here as a worker would, are given
-beside (no worker runs during the reads), and those of the review page's poll of the check
-(``GET .../label-check``, every 3 s while a check is on its way): once after each new label,
-before the queue is read, and three times after the check.
+the read only asks for one. The seconds of that job, run here by a worker (none runs during
+the reads), are given beside, with how long a round asked for (``POST .../rounds``) once the
+check is under way waited for the worker (a worker runs one job at a time), and those of the
+review page's poll of the check (``GET .../label-check``, every 3 s while a check is on its
+way): once after each new label, before the queue is read, and three times after the check.
 
 The same script runs against an earlier checkout (``PYTHONPATH=<its src>``), so before and
 after are measured in one session:
@@ -25,6 +26,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,6 @@ def main() -> None:
     from activelabel.http.config import ServerSettings
     from activelabel.runtime.settings import open_storage
     from activelabel.store import create_token, create_user
-    from activelabel.store.models import Job
 
     rows = load_rows(args.items)
     intents = sorted({r["label"] for r in rows})
@@ -104,7 +105,7 @@ def main() -> None:
 
             for k in range(args.labels):
                 label(k)
-            reads, checks, polls, stale_polls = [], [], [], []
+            reads, checks, waits, polls, stale_polls = [], [], [], [], []
             for rep in range(args.repeats):
                 label(args.labels + rep)  # a label since the last read
                 start = time.perf_counter()
@@ -114,21 +115,12 @@ def main() -> None:
                 call("GET", f"/projects/{pid}/review", params={"limit": 100})
                 reads.append(time.perf_counter() - start)
                 try:  # a worker's label check, where the queue asks for one
-                    from activelabel.labeling.quality import LABEL_CHECK, run_label_check
+                    from activelabel.labeling.quality import LABEL_CHECK
                 except ImportError:
                     continue
-                with storage.sessions() as session:
-                    job = session.query(Job).filter(
-                        Job.project_id == pid, Job.kind == LABEL_CHECK,
-                        Job.status == "queued").order_by(Job.id.desc()).first()
-                    if job is not None:
-                        session.expunge(job)
-                if job is not None:
-                    start = time.perf_counter()
-                    run_label_check(storage, job)
-                    checks.append(time.perf_counter() - start)
-                    with storage.sessions() as session, session.begin():
-                        session.get(Job, job.id).status = "done"  # type: ignore[union-attr]
+                check = _claim(storage, LABEL_CHECK)
+                if check is not None:
+                    checks.append(_check_with_a_round(storage, check, call, pid, waits))
                 for _ in range(3):  # the review page's poll of the check (every 3 s)
                     start = time.perf_counter()
                     call("GET", f"/projects/{pid}/label-check")
@@ -139,10 +131,51 @@ def main() -> None:
         return "-" if not xs else f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
     print("| items | labels | review read after a new label, s (median, range) | "
-          "label check job, s | the page's poll of the check, s: labels changed / checked |")
-    print("|---:|---:|---|---|---|")
-    print(f"| {len(rows):,} | {args.labels:,} | {fmt(reads)} | {fmt(checks)} | "
+          "label check job, s | a round asked during the check waits, s | "
+          "the page's poll of the check, s: labels changed / checked |")
+    print("|---:|---:|---|---|---|---|")
+    print(f"| {len(rows):,} | {args.labels:,} | {fmt(reads)} | {fmt(checks)} | {fmt(waits)} | "
           f"{fmt(stale_polls)} / {fmt(polls)} |")
+
+
+def _claim(storage: Any, kind: str) -> Any:
+    """The newest queued job of ``kind``, claimed for the benchmark's worker (None: none)."""
+    from activelabel.store import claim_job
+
+    with storage.sessions() as session, session.begin():
+        job = claim_job(session, [kind], "bench")
+        if job is not None:
+            session.expunge(job)
+    return job
+
+
+def _check_with_a_round(storage: Any, check: Any, call: Any, pid: int,
+                        waits: list[float]) -> float:
+    """Run the claimed label check as a worker does, ask for a round once it has begun its
+    model fits (its progress says so, or 0.5 s in), and run the round when the worker is
+    free; the check's seconds (those of any round run inside it left out), and the round's
+    wait for a worker (from its job's creation to its start) appended to ``waits``."""
+    from activelabel.runtime.worker import Worker
+    from activelabel.store.models import Job
+
+    worker = Worker(storage, worker_id="bench")
+    thread = threading.Thread(target=worker._run, args=(check,))
+    start = time.perf_counter()
+    thread.start()
+    while thread.is_alive() and time.perf_counter() - start < 0.5:
+        with storage.read_sessions() as session:
+            if ((session.get(Job, check.id).progress or {}).get("fits") or 0) >= 1:
+                break
+        time.sleep(0.02)
+    round_job = call("POST", f"/projects/{pid}/rounds", json={})["job_id"]
+    thread.join()
+    while worker.run_once():  # the round, where the check did not run it
+        pass
+    with storage.read_sessions() as session:
+        done, queued = session.get(Job, check.id), session.get(Job, round_job)
+        waits.append((queued.started_at - queued.created_at).total_seconds())
+        took = (done.finished_at - done.started_at).total_seconds()
+        return took - float((done.result or {}).get("yielded_s") or 0.0)
 
 
 if __name__ == "__main__":

@@ -652,7 +652,7 @@ def test_an_item_flagged_for_two_labels_names_both_likelier_labels(
     given = [_label(api, pid, first, item, "a")["id"] for item in items]
     other = _label(api, pid, second, items[0], "b")["id"]
     planted = {given[0]: (0.9, "c"), other: (0.8, "d")}
-    monkeypatch.setattr(quality, "_compute_issues", lambda *args: planted)
+    monkeypatch.setattr(quality, "_compute_issues", lambda *args, **kwargs: planted)
     api.get(f"/projects/{pid}/review", owner)
     assert len(run_label_checks(api.storage, pid)) == 1
     for label in ("c", "d"):

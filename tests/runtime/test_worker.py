@@ -399,6 +399,58 @@ def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> No
     assert (first.id, second.id) == (later, check)
 
 
+def test_a_round_queued_while_a_label_check_runs_runs_between_its_model_fits(
+        fresh_storage: Storage) -> None:
+    """A worker in a label check (its five fits take minutes on a large project) runs a round
+    queued meanwhile at the check's next fit, then finishes the check; the checks' rest after
+    it leaves the round's time out."""
+    from activelabel.labeling.quality import CHECK_REST_FACTOR, _rest_until
+
+    pid, read = _labeled_for_a_check(fresh_storage)
+    key = read().key
+    assert key is not None
+    check_id = request_label_check(fresh_storage, pid, key)
+    worker = Worker(fresh_storage, worker_id="w-test")
+    check = worker._claim()
+    assert check is not None
+    assert check.id == check_id
+    with fresh_storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+        round_job = rnd.job_id
+    worker._run(check)
+    assert not worker.run_once()  # the round ran inside the check
+    with fresh_storage.read_sessions() as session:
+        done, ran = get_job(session, check_id), get_job(session, round_job)  # type: ignore[arg-type]
+        assert (done.status, ran.status) == ("done", "done")
+        assert done.started_at < ran.started_at <= ran.finished_at <= done.finished_at  # type: ignore[operator]
+        yielded = done.result["yielded_s"]  # type: ignore[index]
+        assert (ran.finished_at - ran.started_at).total_seconds() <= yielded  # type: ignore[operator]
+        assert yielded < (done.finished_at - done.started_at).total_seconds()  # type: ignore[operator]
+        took = done.finished_at - done.started_at - timedelta(seconds=yielded)  # type: ignore[operator]
+        assert _rest_until(done) == done.finished_at + took * CHECK_REST_FACTOR  # type: ignore[operator]
+        assert get_round(session, pid, rnd.id).status == "done"
+    assert read().state == CHECK_CURRENT
+
+
+def test_a_round_runs_no_job_inside_it(fresh_storage: Storage) -> None:
+    """Only a job of a later priority lets others run inside it: a round reports without
+    running the label check queued behind it."""
+    pid, read = _labeled_for_a_check(fresh_storage)
+    with fresh_storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+    worker = Worker(fresh_storage, worker_id="w-test")
+    first = worker._claim()
+    assert first is not None
+    assert first.id == rnd.job_id
+    key = read().key
+    assert key is not None
+    check_id = request_label_check(fresh_storage, pid, key)
+    worker._run(first)
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, check_id).status == "queued"  # type: ignore[arg-type]
+        assert "yielded_s" not in (get_job(session, rnd.job_id).result or {})  # type: ignore[arg-type]
+
+
 def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Storage) -> None:
     """The result file names its project (id and creation time): a data folder restored
     beside another database reads as no check yet; a check done on these labels is not

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import combinations
 from pathlib import Path
@@ -512,11 +512,14 @@ def _newest_check_job(session: Session, project_id: int) -> Job | None:
 
 def _rest_until(job: Job | None) -> datetime | None:
     """Until when the checks rest after ``job`` (a finished check): CHECK_REST_FACTOR times
-    its duration after it finished."""
+    its duration after it finished, less the rounds and imports its worker ran meanwhile
+    (``yielded_s`` of its result)."""
     if job is None or job.status != JobStatus.DONE or job.started_at is None \
             or job.finished_at is None:
         return None
-    return job.finished_at + (job.finished_at - job.started_at) * CHECK_REST_FACTOR
+    yielded = timedelta(seconds=float((job.result or {}).get("yielded_s") or 0.0))
+    took = max(job.finished_at - job.started_at - yielded, timedelta(0))
+    return job.finished_at + took * CHECK_REST_FACTOR
 
 
 def ask_label_check(storage: Storage, project_id: int, key: str) -> int | None:
@@ -535,7 +538,8 @@ def request_label_check(storage: Storage, project_id: int, key: str) -> int | No
     (it reads the labels when it starts), the newest one ran, runs or failed on these labels
     (asked again when the labels change), or the checks rest after the last one (for
     :data:`CHECK_REST_FACTOR` times its duration: checks take at most a fifth of a worker's
-    time, however often the queue is read; a round queued meanwhile waits for no check)."""
+    time, however often the queue is read; a round queued meanwhile waits for no check: the
+    worker runs it at the check's next model fit)."""
 
     def needed(session: Session) -> bool:
         newest = _newest_check_job(session, project_id)
@@ -583,15 +587,23 @@ def run_label_check(storage: Storage, job: Job, progress: Callable[[dict[str, An
         key = check_key(LabelsMark.of(table.annotation_ids), project)
         mark = _project_mark(project)
         session.expunge(project)
-    if progress is not None:
-        progress({"stage": "check", "labels": int(table.annotation_ids.shape[0])})
+    fits = 0
+
+    def between() -> None:  # before each model fit: the worker runs the rounds queued
+        nonlocal fits
+        if progress is not None:
+            progress({"stage": "check", "labels": int(table.annotation_ids.shape[0]),
+                      "fits": fits})
+        fits += 1
+
+    between()
     found: dict[int, tuple[float, Any]] = {}
     if table.items.shape[0] and task == "multilabel":
         found = _compute_missing(storage, table, consensus.labels, labels,
-                                 settings_of(settings), ensure_features)
+                                 settings_of(settings), ensure_features, between=between)
     elif table.items.shape[0] and task == "classification":
         found = _compute_issues(storage, table, consensus_indices(table, consensus), settings,
-                                ensure_features)
+                                ensure_features, between=between)
     kept = _read_check(storage, project)
     if kept is not None and int(kept.get("watermark", 0)) > watermark:
         with storage.read_sessions() as session:  # a check of later labels finished first,
@@ -617,11 +629,13 @@ def consensus_indices(table: LabelTable, consensus: Consensus) -> NDArray[np.int
 
 def _compute_missing(storage: Storage, table: LabelTable, agreed: Sequence[Any],
                      labels: Sequence[Any], project_settings: ProjectSettings,
-                     ensure: Any) -> dict[int, tuple[float, Any]]:
+                     ensure: Any, *, between: Callable[[], None] | None = None
+                     ) -> dict[int, tuple[float, Any]]:
     """Annotation id -> (probability, label) for the current label sets that likely leave a
     label out: the project's model, out of fold on the items' consensus sets (``agreed`` per
     item; None: no consensus, left out of training and scored by a model fitted on the
-    rest), is sure of a label the set lacks (:func:`activelabel.quality.find_missing_labels`)."""
+    rest), is sure of a label the set lacks (:func:`activelabel.quality.find_missing_labels`).
+    ``between`` is called before each model fit (see :func:`_out_of_fold`)."""
     index = {str(v): j for j, v in enumerate(labels)}
     trained = np.asarray([i for i, a in enumerate(agreed) if a is not None], dtype=np.intp)
     if trained.size < MIN_ITEMS_FOR_ISSUES or len(labels) < 2:
@@ -635,7 +649,7 @@ def _compute_missing(storage: Storage, table: LabelTable, agreed: Sequence[Any],
     seed = int(project_settings.random_state)
     make, probs_train = _out_of_fold(table, project_settings, len(labels), lambda make: (
         q.multilabel_out_of_sample_probs(X[trained], Y[trained], make, random_state=seed)),
-        multilabel=True)
+        multilabel=True, between=between)
     probs = np.zeros((table.n_items, len(labels)))
     probs[trained] = probs_train
     rest = np.setdiff1d(np.arange(table.n_items), trained)
@@ -664,22 +678,34 @@ def _features_of(storage: Storage, table: LabelTable, ensure: Any) -> Any:
 
 
 def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels: int,
-                 probs_of: Callable[[Callable[[], Any]], Any], *,
-                 multilabel: bool = False) -> tuple[Callable[[], Any], Any]:
+                 probs_of: Callable[[Callable[[], Any]], Any], *, multilabel: bool = False,
+                 between: Callable[[], None] | None = None) -> tuple[Callable[[], Any], Any]:
     """``(make, probs_of(make))`` with the check's model (:func:`issue_model`), or with the
-    default model where the project's fails (a plugin gone or failing on a fold)."""
-    make = issue_model(project_settings, n_labels, multilabel=multilabel)
+    default model where the project's fails (a plugin gone or failing on a fold).
+    ``between`` is called before each model ``make`` makes (the check's report: its worker
+    runs the rounds and imports queued meanwhile, so none waits for the check's end)."""
+
+    def reporting(make: Callable[[], Any]) -> Callable[[], Any]:
+        def each() -> Any:
+            if between is not None:
+                between()
+            return make()
+        return each
+
+    make = reporting(issue_model(project_settings, n_labels, multilabel=multilabel))
     try:
         return make, probs_of(make)
     except Exception:
         log.warning("label check of project %s: model %r failed, the default checks instead",
                     table.project_id, project_settings.model, exc_info=True)
-        make = issue_model(project_settings, n_labels, default=True, multilabel=multilabel)
+        make = reporting(issue_model(project_settings, n_labels, default=True,
+                                     multilabel=multilabel))
         return make, probs_of(make)
 
 
 def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.intp],
-                    settings: dict[str, Any], ensure: Any) -> dict[int, tuple[float, Any]]:
+                    settings: dict[str, Any], ensure: Any, *,
+                    between: Callable[[], None] | None = None) -> dict[int, tuple[float, Any]]:
     """Annotation id -> (suspicion (1 - out-of-sample probability of its label), the label
     the same probabilities make likeliest besides it) for the
     single labels cleanlab's confident learning flags: each is checked against 5-fold
@@ -687,7 +713,8 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     scaled (:func:`activelabel.quality.fit_temperature`), trained on the features and the
     items' consensus (``consensus``: indices into the table's values; an
     item without one is left out of training, its labels still checked). Empty when there
-    are too few labels to cross-validate."""
+    are too few labels to cross-validate. ``between`` is called before each model fit (see
+    :func:`_out_of_fold`)."""
     n_labels = len([v for v in table.values if not isinstance(v, tuple)])
     trained = np.flatnonzero(consensus >= 0)
     counts = np.bincount(consensus[trained], minlength=n_labels)
@@ -701,7 +728,7 @@ def _compute_issues(storage: Storage, table: LabelTable, consensus: NDArray[np.i
     project_settings = settings_of(settings)
     seed = int(project_settings.random_state)
     make, probs_train = _out_of_fold(table, project_settings, n_labels, lambda make: (
-        q.out_of_sample_probs(X, y, n_labels, make=make, random_state=seed)))
+        q.out_of_sample_probs(X, y, n_labels, make=make, random_state=seed)), between=between)
     # Items without consensus: probabilities of a model fitted on every consensus item.
     probs = np.zeros((table.n_items, n_labels))
     probs[keep] = probs_train

@@ -2,7 +2,9 @@
 
 A job is claimed atomically (one worker per job), heartbeated from a thread while it runs,
 and finished with its result or failed with the error message (its round too); a bad job
-never stops the worker. Jobs of a worker that stopped heartbeating are put back in the
+never stops the worker. A job of a later priority (a label check) lets the rounds and imports
+queued meanwhile run at each of its reports (between its model fits), so a round never waits
+for a check to end. Jobs of a worker that stopped heartbeating are put back in the
 queue at start and periodically, so a restart loses no job. SIGTERM / SIGINT stop the
 worker after the current job; a second signal gives the job back to the queue and exits.
 """
@@ -35,7 +37,7 @@ from ..store import (
     heartbeat,
     requeue_stale_jobs,
 )
-from ..store.models import JOB_KINDS, Job
+from ..store.models import JOB_KINDS, JOB_PRIORITY, Job
 
 if TYPE_CHECKING:
     from ..http.config import ServerSettings
@@ -72,6 +74,8 @@ WAL_FOLD_EVERY_SECONDS = 10.0
 PROGRESS_SECONDS = 0.5
 #: Seconds the idle work waits after it failed.
 IDLE_PAUSE_SECONDS = 60.0
+#: Least seconds between two looks for urgent jobs from within a job of a later priority.
+URGENT_EVERY_SECONDS = 0.5
 Handler = Callable[..., dict[str, Any]]
 
 
@@ -223,6 +227,8 @@ class Worker:
         self._last_upload_sweep = float("-inf")
         self._last_wal_fold = float("-inf")
         self._idle_paused_until = float("-inf")
+        self._last_urgent = float("-inf")
+        self._stop: threading.Event | None = None
 
     def requeue_stale(self) -> list[int]:
         """Put the jobs of dead workers (no heartbeat for ``stale_seconds``) back in the queue."""
@@ -287,9 +293,9 @@ class Worker:
             self._idle_paused_until = time.monotonic() + IDLE_PAUSE_SECONDS
             return False
 
-    def _claim(self) -> Job | None:
+    def _claim(self, kinds: tuple[str, ...] = JOB_KINDS) -> Job | None:
         with self.storage.sessions() as session, session.begin():
-            return claim_job(session, JOB_KINDS, self.worker_id)
+            return claim_job(session, kinds, self.worker_id)
 
     def run_once(self) -> bool:
         """Claim one job and run it to the end; False when the queue is empty."""
@@ -309,11 +315,15 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         log.info("job %s (%s) started", job.id, job.kind)
+        urgent = tuple(k for k in JOB_KINDS if JOB_PRIORITY[k] < JOB_PRIORITY[job.kind])
+        yielded = [0.0]
         try:
             handler = handler_for(job.kind)
             with Heartbeat(self.storage, job.id, self.worker_id,
                            self.heartbeat_seconds) as beat:
-                result = handler(self.storage, job, progress=beat.progress,
+                progress = beat.progress if not urgent else self._yielding(
+                    beat.progress, urgent, yielded)
+                result = handler(self.storage, job, progress=progress,
                                  **handler_options(job.kind, self.settings))
         except JobLost as exc:  # another worker has it now: not a failure of the job
             log.warning("%s", exc)
@@ -324,6 +334,8 @@ class Worker:
         except BaseException:  # interrupted (second SIGTERM, Ctrl-C): hand the job back
             self._give_back(job)
             raise
+        if yielded[0]:
+            result = {**result, "yielded_s": round(yielded[0], 3)}
         try:
             with self.storage.sessions() as session, session.begin():
                 finish_job(session, job.id, self.worker_id, result=result)
@@ -332,6 +344,28 @@ class Worker:
         except Conflict:
             log.warning("job %s finished but was requeued meanwhile; its result is dropped",
                         job.id)
+
+    def _yielding(self, report: Callable[[Mapping[str, Any]], None], kinds: tuple[str, ...],
+                  yielded: list[float]) -> Callable[[Mapping[str, Any]], None]:
+        """``report`` that then runs the jobs of ``kinds`` queued meanwhile (looked for at
+        most every :data:`URGENT_EVERY_SECONDS`), adding the seconds they took to
+        ``yielded[0]``: the job resumes after them."""
+
+        def progress(values: Mapping[str, Any]) -> None:
+            report(values)
+            if time.monotonic() - self._last_urgent < URGENT_EVERY_SECONDS or (
+                    self._stop is not None and self._stop.is_set()):
+                return
+            start, ran = time.monotonic(), False
+            while (job := self._claim(kinds)) is not None:
+                log.info("job %s (%s) runs before the rest of the job in hand", job.id, job.kind)
+                self._run(job)
+                ran = True
+            self._last_urgent = time.monotonic()
+            if ran:
+                yielded[0] += self._last_urgent - start
+
+        return progress
 
     def _give_back(self, job: Job) -> None:
         """Put an interrupted job back in the queue at once (another worker redoes it)."""
@@ -347,7 +381,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Run jobs until ``stop`` is set; the current job is finished first."""
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         self.requeue_stale()
         while not stop.is_set():
             try:
