@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine
 
@@ -92,6 +93,28 @@ def fresh_storage(backend: str, request: pytest.FixtureRequest,
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a new, migrated database of ``backend`` for a process (server, command line)."""
     yield from new_database_url(backend, request, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sentence_vectors_once() -> Iterator[None]:
+    """Each text's sentence vector is computed once per test process: the bundled model
+    (numpy) runs on the texts it has not seen, and a text seen before gets the vector it
+    gave then (many tests featurize the same shared texts; the model reads 20-40 a second).
+    The model itself is tested in test_minilm.py, on its own instances."""
+    from activelabel import features
+
+    seen: dict[str, Any] = {}
+    real = features._NumpyMiniLM.encode
+
+    def encode(self: Any, texts: list[str], batch_size: int = 32, **kw: Any) -> Any:
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        if new:
+            seen.update(zip(new, real(self, new, batch_size=batch_size, **kw), strict=True))
+        return np.stack([seen[t] for t in texts]) if texts else real(self, texts, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features._NumpyMiniLM, "encode", encode)
+        yield
 
 
 @pytest.fixture
