@@ -44,8 +44,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Chromium, for the tests of this folder: Playwright's sync API runs an event loop in
+    the thread until it stops, so it stops when they end (a test of another folder run after
+    them in the same process, as ``pytest tests/web tests/http`` does, calls asyncio.run)."""
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
