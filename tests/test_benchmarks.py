@@ -416,3 +416,4 @@ def test_review_latency_times_the_read_and_the_workers_check(shared_data: Path) 
     read, check = row[3].strip(), row[4].strip()
     assert float(read.split()[0]) < 5
     assert check != "-"  # the queue asked for a check, and it ran as a worker runs it
+    assert float(row[5].split()[0]) >= 0  # the wait of a round asked during the check
