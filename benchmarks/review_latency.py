@@ -139,7 +139,7 @@ def main() -> None:
 
 
 def _claim(storage: Any, kind: str) -> Any:
-    """The newest queued job of ``kind``, claimed for the benchmark's worker (None: none)."""
+    """The oldest queued job of ``kind``, claimed for the benchmark's worker (None: none)."""
     from activelabel.store import claim_job
 
     with storage.sessions() as session, session.begin():

@@ -100,7 +100,8 @@ def sentence_vectors_once() -> Iterator[None]:
     """Each text's sentence vector is computed once per test process: the bundled model
     (numpy) runs on the texts it has not seen, and a text seen before gets the vector it
     gave then (many tests featurize the same shared texts; the model reads 20-40 a second).
-    The model itself is tested in test_minilm.py, on its own instances."""
+    The encoder's batching is tested in test_minilm.py on its own instances; its packaged
+    model's vectors there are the model's still (computed once)."""
     from activelabel import features
 
     seen: dict[str, Any] = {}

@@ -432,6 +432,110 @@ def test_a_round_queued_while_a_label_check_runs_runs_between_its_model_fits(
     assert read().state == CHECK_CURRENT
 
 
+def test_the_check_reports_before_each_model_fit(fresh_storage: Storage) -> None:
+    """The check's reports, where its worker runs the rounds queued: one as it starts, then
+    one before each of its five cross-validation fits."""
+    from activelabel.labeling.quality import run_label_check
+
+    pid, read = _labeled_for_a_check(fresh_storage)
+    key = read().key
+    assert key is not None
+    check_id = request_label_check(fresh_storage, pid, key)
+    with fresh_storage.sessions() as session, session.begin():
+        job = claim_job(session, ["label_check"], "w-test")
+        assert job is not None
+        assert job.id == check_id
+        session.expunge(job)
+    reports: list[dict[str, Any]] = []
+    result = run_label_check(fresh_storage, job, progress=lambda values: reports.append(
+        dict(values)))
+    assert result["kept"]
+    fits = [r["fits"] for r in reports]
+    assert fits == list(range(len(fits)))
+    assert len(fits) >= 6
+
+
+def test_a_check_stopped_at_a_fit_is_no_failure_of_its_model(fresh_storage: Storage,
+                                                             caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    """A report that ends the job (lost to another worker, stopped) ends the check there: it
+    is not taken for the model failing, whose fallback would train the default model."""
+    from activelabel.labeling import quality
+    from activelabel.runtime.worker import JobLost
+
+    pid, _ = _labeled_for_a_check(fresh_storage)
+    with fresh_storage.read_sessions() as session:
+        project = get_project(session, pid)
+        table = label_table(session, project)
+        settings = quality.settings_of(dict(project.settings or {}))
+    tried: list[int] = []
+
+    def probs_of(make: Callable[[], Any]) -> Any:
+        tried.append(1)
+        return make()
+
+    def lost() -> None:
+        raise JobLost("job 1 was given to another worker")
+
+    with pytest.raises(JobLost):
+        quality._out_of_fold(table, settings, 2, probs_of, between=lost)
+    assert tried == [1]
+    assert "default checks instead" not in caplog.text
+
+
+def test_a_database_error_while_a_check_yields_leaves_the_check_to_go_on(
+        fresh_storage: Storage, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The worker cannot claim the queued round from within the check (the database away):
+    logged, and the check goes on with the project's model and ends done; the round waits."""
+    from sqlalchemy.exc import OperationalError
+
+    pid, read = _labeled_for_a_check(fresh_storage)
+    key = read().key
+    assert key is not None
+    check_id = request_label_check(fresh_storage, pid, key)
+    worker = Worker(fresh_storage, worker_id="w-test")
+    check = worker._claim()
+    assert check is not None
+    assert check.id == check_id
+    with fresh_storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+    real = worker_module.claim_job
+
+    def claim(session: Any, kinds: Any, worker_id: str, **kw: Any) -> Any:
+        if "label_check" not in kinds:
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return real(session, kinds, worker_id, **kw)
+
+    monkeypatch.setattr(worker_module, "claim_job", claim)
+    worker._run(check)
+    assert "could not be run" in caplog.text
+    assert "default checks instead" not in caplog.text
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, check_id).status == "done"  # type: ignore[arg-type]
+        assert get_job(session, rnd.job_id).status == "queued"  # type: ignore[arg-type]
+    assert read().state == CHECK_CURRENT
+
+
+def test_a_stopping_worker_runs_no_round_inside_the_check(fresh_storage: Storage) -> None:
+    """Asked to stop, the worker finishes the check in hand and starts nothing inside it."""
+    pid, read = _labeled_for_a_check(fresh_storage)
+    key = read().key
+    assert key is not None
+    request_label_check(fresh_storage, pid, key)
+    worker = Worker(fresh_storage, worker_id="w-test")
+    check = worker._claim()
+    assert check is not None
+    with fresh_storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+    worker._stop = threading.Event()
+    worker._stop.set()
+    worker._run(check)
+    with fresh_storage.read_sessions() as session:
+        assert get_job(session, check.id).status == "done"
+        assert get_job(session, rnd.job_id).status == "queued"  # type: ignore[arg-type]
+
+
 def test_a_round_runs_no_job_inside_it(fresh_storage: Storage) -> None:
     """Only a job of a later priority lets others run inside it: a round reports without
     running the label check queued behind it."""

@@ -1,7 +1,8 @@
 """Fixtures of the browser tests: a real ``activelabel serve`` over the digits demo and
 Chromium (Debian's package) driven by Playwright (helpers in :mod:`tests.support.web`).
 
-The server and the browser are started once per session; each test makes its own users. Without
+The server is started once per session and the browser once for this folder's tests; each test
+makes its own users. Without
 Chromium the tests are skipped locally and fail in CI (``CI=true``), where ``make test`` installs it.
 """
 

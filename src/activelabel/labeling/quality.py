@@ -685,10 +685,16 @@ def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels:
     ``between`` is called before each model ``make`` makes (the check's report: its worker
     runs the rounds and imports queued meanwhile, so none waits for the check's end)."""
 
+    stopped: list[BaseException] = []
+
     def reporting(make: Callable[[], Any]) -> Callable[[], Any]:
         def each() -> Any:
             if between is not None:
-                between()
+                try:
+                    between()
+                except BaseException as exc:  # the job's end (lost, stopped), not the model's
+                    stopped.append(exc)
+                    raise
             return make()
         return each
 
@@ -696,6 +702,8 @@ def _out_of_fold(table: LabelTable, project_settings: ProjectSettings, n_labels:
     try:
         return make, probs_of(make)
     except Exception:
+        if stopped:
+            raise
         log.warning("label check of project %s: model %r failed, the default checks instead",
                     table.project_id, project_settings.model, exc_info=True)
         make = reporting(issue_model(project_settings, n_labels, default=True,

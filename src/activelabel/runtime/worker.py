@@ -315,7 +315,8 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         log.info("job %s (%s) started", job.id, job.kind)
-        urgent = tuple(k for k in JOB_KINDS if JOB_PRIORITY[k] < JOB_PRIORITY[job.kind])
+        urgent = tuple(k for k in JOB_KINDS
+                       if JOB_PRIORITY.get(k, 0) < JOB_PRIORITY.get(job.kind, 0))
         yielded = [0.0]
         try:
             handler = handler_for(job.kind)
@@ -351,16 +352,23 @@ class Worker:
         most every :data:`URGENT_EVERY_SECONDS`), adding the seconds they took to
         ``yielded[0]``: the job resumes after them."""
 
+        def stopping() -> bool:
+            return self._stop is not None and self._stop.is_set()
+
         def progress(values: Mapping[str, Any]) -> None:
-            report(values)
-            if time.monotonic() - self._last_urgent < URGENT_EVERY_SECONDS or (
-                    self._stop is not None and self._stop.is_set()):
+            report(values)  # JobLost: the job in hand is another worker's now
+            if time.monotonic() - self._last_urgent < URGENT_EVERY_SECONDS or stopping():
                 return
             start, ran = time.monotonic(), False
-            while (job := self._claim(kinds)) is not None:
-                log.info("job %s (%s) runs before the rest of the job in hand", job.id, job.kind)
-                self._run(job)
-                ran = True
+            try:
+                while not stopping() and (job := self._claim(kinds)) is not None:
+                    log.info("job %s (%s) runs before the rest of the job in hand", job.id,
+                             job.kind)
+                    ran = True
+                    self._run(job)
+            except Exception:  # the database away: the job in hand goes on, its report too
+                log.exception("the jobs queued before the rest of the job in hand could not "
+                              "be run; they wait for the worker")
             self._last_urgent = time.monotonic()
             if ran:
                 yielded[0] += self._last_urgent - start
