@@ -78,6 +78,24 @@ def test_safetensors_are_read_as_written(tiny_model: Path) -> None:
     assert tensors["embeddings.LayerNorm.weight"].tolist() == [1.0] * 24
 
 
+def test_gelu_is_the_exact_ones_within_float32_rounding() -> None:
+    """The encoder's GELU (erf by Abramowitz & Stegun, by blocks of rows) against scipy's erf,
+    over a grid and random activations whose rows are no multiple of the block."""
+    from scipy.special import erf
+
+    from activelabel.minilm import _gelu
+
+    grid = np.linspace(-12, 12, 48_001, dtype=np.float32).reshape(-1, 1)
+    rng = np.random.default_rng(0)
+    activations = (rng.standard_normal((150, 1536)) * 4).astype(np.float32)
+    for x in (grid, activations, grid[:1]):
+        exact = 0.5 * x.astype(np.float64) * (1.0 + erf(x.astype(np.float64) / np.sqrt(2.0)))
+        ours = _gelu(x)
+        assert ours.dtype == np.float32
+        assert ours.shape == x.shape
+        np.testing.assert_allclose(ours, exact, rtol=0, atol=2e-6)
+
+
 def test_the_encoder_gives_unit_vectors_independent_of_batching(tiny_model: Path) -> None:
     model = MiniLM(tiny_model)
     texts = ["hello world", "a naive cafe, unaffable worlds!", "東京", "hello"]
