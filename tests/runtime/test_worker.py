@@ -364,6 +364,24 @@ def _labeled_for_a_check(storage: Storage) -> tuple[int, Callable[[], LabelCheck
     return seeded.project_id, read
 
 
+def _a_check_claimed_and_a_round_queued(storage: Storage) -> tuple[
+        Callable[[], LabelCheck], Worker, Any, Any]:
+    """A labeled project's label check claimed by a worker, then a round queued: (the read
+    of the check, the worker, the check's job, the round)."""
+    pid, read = _labeled_for_a_check(storage)
+    key = read().key
+    assert key is not None
+    check_id = request_label_check(storage, pid, key)
+    worker = Worker(storage, worker_id="w-test")
+    check = worker._claim()
+    assert check is not None
+    assert check.id == check_id
+    with storage.sessions() as session, session.begin():
+        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+        session.expunge(rnd)
+    return read, worker, check, rnd
+
+
 def test_worker_runs_the_label_check_the_review_queue_asks_for(fresh_storage: Storage) -> None:
     """A ``label_check`` job: the worker checks the labels and keeps the result the review
     queue reads (up to date with the labels it read)."""
@@ -406,17 +424,8 @@ def test_a_round_queued_while_a_label_check_runs_runs_between_its_model_fits(
     it leaves the round's time out."""
     from activelabel.labeling.quality import CHECK_REST_FACTOR, _rest_until
 
-    pid, read = _labeled_for_a_check(fresh_storage)
-    key = read().key
-    assert key is not None
-    check_id = request_label_check(fresh_storage, pid, key)
-    worker = Worker(fresh_storage, worker_id="w-test")
-    check = worker._claim()
-    assert check is not None
-    assert check.id == check_id
-    with fresh_storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
-        round_job = rnd.job_id
+    read, worker, check, rnd = _a_check_claimed_and_a_round_queued(fresh_storage)
+    check_id, round_job, pid = check.id, rnd.job_id, rnd.project_id
     worker._run(check)
     assert not worker.run_once()  # the round ran inside the check
     with fresh_storage.read_sessions() as session:
@@ -490,16 +499,8 @@ def test_a_database_error_while_a_check_yields_leaves_the_check_to_go_on(
     logged, and the check goes on with the project's model and ends done; the round waits."""
     from sqlalchemy.exc import OperationalError
 
-    pid, read = _labeled_for_a_check(fresh_storage)
-    key = read().key
-    assert key is not None
-    check_id = request_label_check(fresh_storage, pid, key)
-    worker = Worker(fresh_storage, worker_id="w-test")
-    check = worker._claim()
-    assert check is not None
-    assert check.id == check_id
-    with fresh_storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+    read, worker, check, rnd = _a_check_claimed_and_a_round_queued(fresh_storage)
+    check_id = check.id
     real = worker_module.claim_job
 
     def claim(session: Any, kinds: Any, worker_id: str, **kw: Any) -> Any:
@@ -519,21 +520,13 @@ def test_a_database_error_while_a_check_yields_leaves_the_check_to_go_on(
 
 def test_a_stopping_worker_runs_no_round_inside_the_check(fresh_storage: Storage) -> None:
     """Asked to stop, the worker finishes the check in hand and starts nothing inside it."""
-    pid, read = _labeled_for_a_check(fresh_storage)
-    key = read().key
-    assert key is not None
-    request_label_check(fresh_storage, pid, key)
-    worker = Worker(fresh_storage, worker_id="w-test")
-    check = worker._claim()
-    assert check is not None
-    with fresh_storage.sessions() as session, session.begin():
-        rnd, _ = request_round(session, pid, requested_by=None, reason="manual")
+    _, worker, check, rnd = _a_check_claimed_and_a_round_queued(fresh_storage)
     worker._stop = threading.Event()
     worker._stop.set()
     worker._run(check)
     with fresh_storage.read_sessions() as session:
         assert get_job(session, check.id).status == "done"
-        assert get_job(session, rnd.job_id).status == "queued"  # type: ignore[arg-type]
+        assert get_job(session, rnd.job_id).status == "queued"
 
 
 def test_a_round_runs_no_job_inside_it(fresh_storage: Storage) -> None:
@@ -552,7 +545,7 @@ def test_a_round_runs_no_job_inside_it(fresh_storage: Storage) -> None:
     worker._run(first)
     with fresh_storage.read_sessions() as session:
         assert get_job(session, check_id).status == "queued"  # type: ignore[arg-type]
-        assert "yielded_s" not in (get_job(session, rnd.job_id).result or {})  # type: ignore[arg-type]
+        assert "yielded_s" not in (get_job(session, rnd.job_id).result or {})
 
 
 def test_a_kept_label_check_of_another_database_is_not_read(fresh_storage: Storage) -> None:
