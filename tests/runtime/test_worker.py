@@ -417,11 +417,12 @@ def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> No
     assert (first.id, second.id) == (later, check)
 
 
-def test_a_round_queued_while_a_label_check_runs_runs_between_its_model_fits(
+def test_a_round_queued_while_a_label_check_runs_runs_at_the_checks_next_report(
         fresh_storage: Storage) -> None:
     """A worker in a label check (its five fits take minutes on a large project) runs a round
-    queued meanwhile at the check's next fit, then finishes the check; the checks' rest after
-    it leaves the round's time out."""
+    queued meanwhile at the check's next report, then finishes the check; the checks' rest
+    after it leaves the round's time out. (Here that report is the check's first, before its
+    fits; that it reports before each fit is the next test's.)"""
     from activelabel.labeling.quality import CHECK_REST_FACTOR, _rest_until
 
     read, worker, check, rnd = _a_check_claimed_and_a_round_queued(fresh_storage)
