@@ -51,8 +51,13 @@ AXE := .axe/node_modules/axe-core/axe.min.js
 $(AXE):
 	npm install --prefix .axe --no-audit --no-fund --silent axe-core@4
 
+# The test files run in parallel, one process per core (at most TEST_WORKERS); a file's tests
+# stay in one process, so its module fixtures (a server, Chromium) start once. Each process
+# keeps one BLAS thread: two processes on two cores, not two times two threads.
+TEST_WORKERS ?= 4
 test: lint browser pgclient $(AXE)
-	ACTIVELABEL_AXE=$(AXE) $(BIN)/pytest --durations=25
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 ACTIVELABEL_AXE=$(AXE) \
+		$(BIN)/pytest -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The inner loop: everything but the tests marked slow (servers, Chromium, benchmarks).
 test-fast: install-test
