@@ -386,6 +386,10 @@ def test_model_disagreements_come_from_the_active_model(api: Api) -> None:
                                    "model_version": 1, "model_round": None}  # no round's
     assert first["score"] == pytest.approx(0.9)
     assert first["detail"] == "model version 1 says 'neg' (0.90); the consensus is 'pos'"
+    assert first["proposed"] == ["neg"]  # the correction the page offers first
+    # a filter by the model's label finds the items it says are that label
+    assert {e["item_id"] for e in api.get(f"/projects/{pid}/review", owner, params={
+        "reason": "model_disagrees", "label": "neg"}).json()} == {items[0], items[1], items[4]}
     with api.storage.sessions() as session, session.begin():  # a model a round trained
         rnd = create_round(session, pid, strategy="margin", batch_size=1)
         create_model_version(session, pid, round_id=rnd.id)
@@ -663,6 +667,7 @@ def test_an_item_flagged_for_two_labels_names_both_likelier_labels(
     assert [e["detail"] for e in entry] == [
         "the label 'a' looks wrong: a model trained on the other labels gives it probability "
         "0.10 and finds 'c' likelier"]
+    assert [e["proposed"] for e in entry] == [["c", "d"]]  # the corrections offered first
 
 
 def test_a_span_project_has_no_label_check(api: Api) -> None:

@@ -563,6 +563,11 @@ class ReviewEntryOut(BaseModel):
     consensus: Any = None
     suggestion: ReviewSuggestion | None = None
     flag: ReviewFlag | None = None
+    proposed: list[Any] = Field(default_factory=list, description=(
+        "The labels this reason proposes beside the annotators' (what the review page offers "
+        "first as corrections): the label a label check finds likelier, or a multi-label "
+        "check's left-out label; the label a model gives against the consensus (span "
+        "projects: the types of the spans it is sure of)."))
 
 
 class PairKappaOut(BaseModel):

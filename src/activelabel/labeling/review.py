@@ -324,7 +324,7 @@ def _model_disagrees(session: Session, storage: Storage, project: Project,
         out.append(ReviewEntry(t.item_ids[i], Reason.MODEL_DISAGREES, float(p[best]),
                                f"{name} says {_fmt(label)} ({p[best]:.2f}); "
                                f"the consensus is {_fmt(agreed)}",
-                               [int(t.annotation_ids[q]) for q in pos]))
+                               [int(t.annotation_ids[q]) for q in pos], model_labels=[label]))
     return out
 
 

@@ -94,7 +94,7 @@ def review(project_id: PathId, caller: Reader,
             suggestion=None if hint is None else ReviewSuggestion(
                 label=hint.label, confidence=hint.confidence, model_version=hint.model_version,
                 model_round=hint.model_round),
-            flag=None if flag is None else ReviewFlag(**flag)))
+            flag=None if flag is None else ReviewFlag(**flag), proposed=entry.model_labels))
     return out
 
 

@@ -40,7 +40,10 @@
     }
     if (!spans()) {  // every label but the one given (no correction to what it is)
       const same = (l) => Array.isArray(given) && given.length === 1 && String(given[0]) === String(l);
-      return project.labels.filter((l) => !same(l)).map((l) => [String(l), [l]]);
+      const labels = project.labels.filter((l) => !same(l));
+      const first = proposers(item);  // what the label check and the model propose, first
+      return [...labels.filter((l) => first.has(String(l))), ...labels.filter((l) => !first.has(String(l)))]
+        .map((l) => [String(l), [l], first.get(String(l))]);
     }
     const key = (l) => JSON.stringify((l || []).map((x) => [x.start, x.end, x.label]));
     const out = [];
@@ -84,7 +87,7 @@
     const byItem = new Map();
     for (const e of entries) {
       const item = byItem.get(e.item_id) || { ...e, reasons: [], flags: [] };
-      item.reasons.push({ reason: e.reason, detail: e.detail, score: e.score });
+      item.reasons.push({ reason: e.reason, detail: e.detail, score: e.score, proposed: e.proposed });
       if (e.flag && !item.flags.some((f) => f.id === e.flag.id)) item.flags.push(e.flag);
       byItem.set(e.item_id, item);
     }
@@ -178,10 +181,22 @@
   }
 
   /* A select of the corrections; ``act(labels, text)`` runs on a choice. */
+  /* Who proposes which label of a single-label item (label -> words): the label check's
+     likelier label, then the model's, so that among many labels the likely correction is the
+     first option rather than one of a hundred. */
+  function proposers(item) {
+    const by = new Map();
+    for (const r of item.reasons)
+      if (r.reason === AL.REASON.LABEL_ISSUE) for (const l of r.proposed || []) if (!by.has(String(l))) by.set(String(l), "the label check finds it likelier");
+    if (item.suggestion && !Array.isArray(item.suggestion.label) && !by.has(String(item.suggestion.label)))
+      by.set(String(item.suggestion.label), `${modelName(item.suggestion)} says so`);
+    return by;
+  }
+
   function correctionSelect(item, given, attrs, prompt, act) {
     const options = corrections(item, given);
     const pick = AL.el("select", attrs, AL.el("option", { value: "" }, prompt),
-      options.map(([text]) => AL.el("option", { value: text }, text)));
+      options.map(([text, , why]) => AL.el("option", { value: text }, why ? `${text} (${why})` : text)));
     pick.disabled = !options.length;
     pick.addEventListener("change", () => {
       const chosen = options.find(([text]) => text === pick.value);
