@@ -62,9 +62,10 @@ SENTENCE_DIM = 384
 #: when the model package is installed and the texts fitted are at most
 #: :data:`SENTENCE_AUTO_MAX_TEXTS` (docs/benchmarks.md, "Sentence vectors in the text features").
 SENTENCE_WEIGHT_AUTO = 1.0
-#: Texts up to which ``sentence_weight="auto"`` embeds them: the model reads 70 to 200 texts a
-#: second on two cores, so 50,000 texts take 4 to 12 minutes once (later imports embed only
-#: the new texts); set ``sentence_weight`` to embed more.
+#: Texts up to which ``sentence_weight="auto"`` embeds them: the model reads 30 texts a second
+#: (news paragraphs, one thread) to 200 (text messages, two threads), so 50,000 texts take 4
+#: to 28 minutes once (later imports embed only the new texts); set ``sentence_weight`` to
+#: embed more.
 SENTENCE_AUTO_MAX_TEXTS = 50_000
 #: Largest ``sentence_weight`` (at 100 the sentence vectors are nearly the whole row).
 SENTENCE_WEIGHT_MAX = 100.0

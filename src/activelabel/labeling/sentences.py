@@ -2,10 +2,11 @@
 
 Where the sentence model is installed, the text featurizer reads all-MiniLM-L6-v2's vectors
 beside the TF-IDF (:class:`~activelabel.features.TextFeaturizer`, ``sentence_weight``). The
-model reads 70 to 200 texts a second on two cores, so no round waits for a whole pool: a build
-of the features embeds at most :data:`INLINE_TEXTS` missing texts itself (a small project, or
-the items of a later import), and a worker with no job embeds the rest, a few seconds at a time
-(:func:`embed_step`, called by the worker loop). While more are missing a project's features
+model reads 30 (news paragraphs, one thread) to 200 (text messages, two threads) texts a
+second, so no round waits for a whole pool: a build of the features embeds at most
+:data:`INLINE_TEXTS` missing texts itself (a small project, or the items of a later import),
+and a worker with no job embeds the rest, a few seconds at a time (:func:`embed_step`,
+called by the worker loop). While more are missing a project's features
 are built without them; the first build with at most that many missing embeds those and reads
 them all. Where the model fails (a broken install), builds go without it for a while and say
 so in the log.

@@ -241,7 +241,7 @@ class ProjectSettings(BaseModel):
         "leaves words alone; lsa_weight a number from 0 to 100 weighs the LSA, null leaves it "
         "out. Where the sentence model is installed, text also reads sentence vectors "
         "(sentence_weight \"auto\": at most 50,000 items; they then serve as the embeddings): "
-        "far more accurate with few labels, at 70-200 texts a second embedded once; a number "
+        "far more accurate with few labels, at 30-200 texts a second (long to short texts) embedded once; a number "
         "from 0 to 100 weighs them, null leaves them out.",
         json_schema_extra={"group": "Active learning"})
     batch_size: Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"] = _field(
