@@ -240,6 +240,23 @@ def test_cleanlab_finds_planted_label_flips_in_sms_spam(shared_data: Path) -> No
     assert np.all(np.diff(issues.scores) <= 1e-12)  # ranked most suspect first
 
 
+def test_a_class_given_once_is_quiet_and_never_flagged() -> None:
+    """Early in a many-class run dozens of classes have one label each: cleanlab warned of
+    every one (the worker's log full of warnings nothing could be done about; pytest reads a
+    warning as an error here). The check runs quietly, the class given once is never
+    flagged, and the other classes are checked as before."""
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([rng.integers(0, 3, 300), [3]])
+    probs = rng.dirichlet(np.ones(4), 301) * 0.2
+    probs[np.arange(300), labels[:300]] += 1.0
+    probs[5, :] = [0.0, 1.0, 0.0, 0.0]  # a label 0 the probabilities say is a 1
+    probs[300, :] = [1.0, 0.0, 0.0, 0.0]  # the one 3, which the probabilities say is a 0
+    probs /= probs.sum(axis=1, keepdims=True)
+    found = set(find_label_issues(labels, probs).indices.tolist())
+    assert 300 not in found
+    assert 5 in found
+
+
 def test_out_of_sample_probs_refuse_a_single_class() -> None:
     with pytest.raises(ValueError, match="at least 2 classes"):
         out_of_sample_probs(np.zeros((4, 2)), [1, 1, 1, 1], 3)

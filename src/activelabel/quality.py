@@ -479,7 +479,8 @@ def find_label_issues(labels: Any, probs: FloatArray) -> LabelIssues:
 
     ``labels`` (n,) class indices, ``probs`` (n, n_classes) out-of-sample probabilities
     (:func:`out_of_sample_probs`). Classes that nobody used are dropped before the call (cleanlab
-    needs every column to occur)."""
+    needs every column to occur). The one label of a class given once is never flagged:
+    cleanlab has no threshold of that class to judge it by."""
     from cleanlab.filter import find_label_issues as cl_find
 
     given = np.asarray(labels, dtype=np.intp)
@@ -494,9 +495,15 @@ def find_label_issues(labels: Any, probs: FloatArray) -> LabelIssues:
     sub = sub / np.maximum(sub.sum(axis=1, keepdims=True), _EPS)
     remap = np.searchsorted(present, given)
     # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork of a threaded
-    # process (the server answering other requests) can hang in the child for good.
-    ranked = np.asarray(cl_find(remap, sub, return_indices_ranked_by="self_confidence",
-                                n_jobs=1), dtype=np.intp)
+    # process (the server answering other requests) can hang in the child for good. A class
+    # given once has no threshold to judge it by: cleanlab warns of each such class, which a
+    # many-class project has dozens of early on (a worker's log full of them, saying nothing
+    # to act on); the docstring says it instead.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="May not flag all label issues in class",
+                                category=UserWarning, module="cleanlab")
+        ranked = np.asarray(cl_find(remap, sub, return_indices_ranked_by="self_confidence",
+                                    n_jobs=1), dtype=np.intp)
     return LabelIssues(ranked, 1.0 - sub[ranked, remap[ranked]])
 
 
