@@ -95,6 +95,30 @@ def test_cadence_batch_grows_with_pace():
     assert "60.0 labels/min" in fast.reason
 
 
+def test_with_overlap_the_pace_counts_items_too():
+    """Two annotators label the same 50 items (overlap 2): 100 labels, 50 items. Batches and
+    the trigger count items, so the plan counts the 50, not the 100 (before, with an overlap
+    of 2 each round came after twice the labels planned, the model twice as far behind)."""
+    now = 10_000.0
+    t = np.concatenate([now - np.arange(0, 600, 12.0)] * 2)
+    items = np.concatenate([np.arange(50)] * 2)
+    pace = team_pace(t, [1] * 50 + [2] * 50, now, items=items, window_s=600)
+    assert pace.labels_per_minute == pytest.approx(10, rel=0.05)
+    assert pace.labels_per_item == pytest.approx(2.0)
+    assert pace.items_per_minute == pytest.approx(5, rel=0.05)
+    assert team_pace(t, [1] * 100, now, window_s=600).labels_per_item == 1.0  # items unknown
+    one = plan_cadence(60, 60, max_model_lag=10_000)
+    two = plan_cadence(60, 60, max_model_lag=10_000, labels_per_item=2.0)
+    assert (one.batch_size, one.retrain_after) == (120, 60)
+    assert (two.batch_size, two.retrain_after) == (60, 30)
+    assert "30 items at 2.0 labels an item" in two.reason
+    assert two.reason.endswith("next round after 30 items")
+    with pytest.raises(ValueError, match="labels_per_item"):
+        plan_cadence(60, 60, max_model_lag=100, labels_per_item=0.5)
+    with pytest.raises(ValueError, match="differ in length"):
+        team_pace([1.0, 2.0], [1, 1], 3.0, items=[1])
+
+
 @given(st.one_of(st.none(), st.floats(0, 1_000)))
 def test_prefetch_is_bounded(rate):
     n = prefetch_for(rate, lo=3, hi=30)

@@ -906,7 +906,9 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
     o = outlook(session, project)
     p = o["pace"]
     auto = {True: " (auto)", False: ""}
-    lines = [f"pace: {p['labels_per_minute']:.1f} labels/min from {p['active_annotators']} "
+    per_item = p.get("labels_per_item") or 1.0
+    overlap = f" ({per_item:.1f} labels an item)" if per_item > 1.05 else ""
+    lines = [f"pace: {p['labels_per_minute']:.1f} labels/min{overlap} from {p['active_annotators']} "
              f"active annotators; batch {p['batch_size'] or '-'}{auto[p['batch_auto']]}, next "
              f"round after {p['retrain_after']} labels{auto[p['cadence_auto']]}; model "
              f"{p['labels_behind']} labels behind (max {p['max_model_lag']})"]

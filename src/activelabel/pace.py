@@ -59,33 +59,51 @@ MATURE_PER_CLASS = 3
 
 @dataclass(frozen=True)
 class Pace:
-    """Labels per minute of the team (sum over active annotators) and of each of them."""
+    """Labels per minute of the team (sum over active annotators) and of each of them, and
+    the labels an item takes (above 1 with overlap: every item handed to two annotators
+    takes two labels, so the team gets through half as many items as it gives labels)."""
 
     labels_per_minute: float
     active_annotators: int
     per_annotator: dict[int, float] = field(default_factory=dict)
     window_s: float = 0.0
+    labels_per_item: float = 1.0
+
+    @property
+    def items_per_minute(self) -> float:
+        """Items the team labels a minute: what a batch and a forecast are counted in."""
+        return self.labels_per_minute / self.labels_per_item
 
 
 def team_pace(timestamps: ArrayLike, annotators: ArrayLike, now: float, *,
-              window_s: float = 900.0, idle_s: float = 300.0, min_span_s: float = 60.0) -> Pace:
-    """Pace from label times (seconds) and who gave each label.
+              items: ArrayLike | None = None, window_s: float = 900.0, idle_s: float = 300.0,
+              min_span_s: float = 60.0) -> Pace:
+    """Pace from label times (seconds) and who gave each label (and, with ``items``, which
+    item each labels).
 
     An annotator is active when their last label is at most ``idle_s`` old; their pace is their
     labels within the last ``window_s`` over the time since the first of them (at least
     ``min_span_s``, so a burst of two labels is not read as hundreds a minute). Labels in the
-    future of ``now`` count as given now.
+    future of ``now`` count as given now. ``labels_per_item`` is the window's labels over the
+    items they label (1 without ``items``).
     """
     t = np.asarray(timestamps, dtype=np.float64).reshape(-1)
     who = np.asarray(annotators).reshape(-1)
     if t.shape != who.shape:
         raise ValueError(f"timestamps and annotators differ in length: {t.shape[0]} and "
                          f"{who.shape[0]}")
+    what = None if items is None else np.asarray(items).reshape(-1)
+    if what is not None and what.shape != t.shape:
+        raise ValueError(f"timestamps and items differ in length: {t.shape[0]} and "
+                         f"{what.shape[0]}")
     if not (window_s > 0 and idle_s > 0 and min_span_s > 0):
         raise ValueError("window_s, idle_s and min_span_s must be positive")
     t = np.minimum(t, now)
     keep = np.isfinite(t) & (t >= now - window_s)
     t, who = t[keep], who[keep]
+    per_item = 1.0
+    if what is not None and t.shape[0]:
+        per_item = max(t.shape[0] / np.unique(what[keep]).shape[0], 1.0)
     per: dict[int, float] = {}
     for person in np.unique(who):
         mine = t[who == person]
@@ -93,7 +111,7 @@ def team_pace(timestamps: ArrayLike, annotators: ArrayLike, now: float, *,
             continue
         span = min(max(now - mine.min(), min_span_s), window_s)
         per[int(person)] = 60.0 * mine.shape[0] / span
-    return Pace(float(sum(per.values())), len(per), per, float(window_s))
+    return Pace(float(sum(per.values())), len(per), per, float(window_s), float(per_item))
 
 
 def round_seconds(durations: Sequence[float], *, last: int = 5) -> float | None:
@@ -118,14 +136,16 @@ class Cadence:
 
 def plan_cadence(labels_per_minute: float | None, seconds_per_round: float | None, *,
                  max_model_lag: int, default_batch: int = 50, margin: float = 2.0,
-                 min_batch: int = 10, max_batch: int = 5000) -> Cadence:
-    """Batch and trigger from the pace and the round duration.
+                 min_batch: int = 10, max_batch: int = 5000,
+                 labels_per_item: float = 1.0) -> Cadence:
+    """Batch and trigger (in items) from the pace and the round duration.
 
-    While a round runs the team labels ``during = pace * duration``. The batch is ``margin *
-    during`` (bounded by ``min_batch`` and ``max_batch``); the next round is queued once the
-    ranked remainder of the batch falls to ``during`` (what the team labels before the next
-    model is ready), or once the model is ``max_model_lag`` labels behind, whichever comes
-    first. Without a measured pace or a finished round: ``default_batch``.
+    While a round runs the team labels ``during = pace * duration / labels_per_item`` items
+    (with overlap an item takes several labels). The batch is ``margin * during`` (bounded by
+    ``min_batch`` and ``max_batch``); the next round is queued once the ranked remainder of
+    the batch falls to ``during`` (what the team labels before the next model is ready), or
+    once the model is ``max_model_lag`` labeled items behind, whichever comes first. Without
+    a measured pace or a finished round: ``default_batch``.
     """
     if max_model_lag < 1 or min_batch < 1 or max_batch < min_batch or margin < 1:
         raise ValueError("need max_model_lag >= 1, 1 <= min_batch <= max_batch, margin >= 1")
@@ -133,15 +153,23 @@ def plan_cadence(labels_per_minute: float | None, seconds_per_round: float | Non
         batch = int(min(max(default_batch, min_batch), max_batch))
         trigger = max(1, min(batch, max_model_lag))
         return Cadence(batch, trigger, 0.0, "no measured pace or round yet: the default batch")
-    during = labels_per_minute * seconds_per_round / 60.0
+    if not (math.isfinite(labels_per_item) and labels_per_item >= 1):
+        raise ValueError(f"labels_per_item must be at least 1, got {labels_per_item}")
+    labels = labels_per_minute * seconds_per_round / 60.0
+    during = labels / labels_per_item
     batch = int(min(max(math.ceil(margin * during), min_batch), max_batch))
     remainder_rule = max(1, batch - math.ceil(during))
     trigger = max(1, min(remainder_rule, max_model_lag))
     why = (f"{labels_per_minute:.1f} labels/min x {seconds_per_round:.0f} s a round = "
-           f"{during:.0f} labels while a round runs; batch {margin:g}x that")
+           f"{labels:.0f} labels while a round runs")
+    unit = "labels"
+    if labels_per_item > 1.05:  # overlap: the batch and the trigger count items
+        why += f", {during:.0f} items at {labels_per_item:.1f} labels an item"
+        unit = "items"
+    why += f"; batch {margin:g}x that"
     if batch in (min_batch, max_batch) and batch != math.ceil(margin * during):
         why += f", bounded to {batch}"
-    why += (f"; next round after {trigger} labels" +
+    why += (f"; next round after {trigger} {unit}" +
             (f" (max model lag {max_model_lag})" if trigger == max_model_lag else ""))
     return Cadence(batch, trigger, float(during), why)
 

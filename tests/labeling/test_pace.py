@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from activelabel.labeling.insights import outlook
 from activelabel.labeling.pace import project_pace, retrain_after, suggested_prefetch
 from activelabel.labeling.rounds import after_annotation, request_round
 from activelabel.pace import EARLY_STRATEGY
@@ -101,6 +102,35 @@ def test_auto_batch_and_cadence_follow_pace_and_round_duration(engine_storage: S
     label_rows(engine_storage, seeded, [129], [str(int(target[129]))])
     with engine_storage.sessions() as session, session.begin():
         assert after_annotation(session, seeded.project_id) is not None
+
+
+def test_with_overlap_the_auto_cadence_counts_items(engine_storage: Storage,
+                                                    digits: Arrays) -> None:
+    """Overlap 2: two annotators label the same 15 items in a minute, 30 labels. A batch and
+    the trigger are items (the trigger counts items labeled since the round), so the plan
+    reads 15 items a minute: batch 30, next round after 15 items. Before, it read 30 labels
+    as 30 items, so a round came after twice the labels planned and the outlook's time to
+    the target was half what it takes."""
+    _, target = digits
+    seeded = _project(engine_storage, digits, batch_size="auto", retrain_every_labels="auto",
+                      max_model_lag=1000, strategy="margin", overlap=2, target_accuracy=0.99)
+    first = _round(engine_storage, seeded.project_id)
+    _last_round_took(engine_storage, first, 60.0)
+    with engine_storage.sessions() as session, session.begin():
+        other = create_user(session, "pace_overlap").id
+    rows = list(range(15))
+    values = [str(int(target[r])) for r in rows]
+    label_rows(engine_storage, seeded, rows, values)
+    label_rows(engine_storage, seeded, rows, values, user_id=other)
+    second = _round(engine_storage, seeded.project_id)
+    with engine_storage.read_sessions() as session:
+        plan = (get_round(session, seeded.project_id, second).metrics or {})["pace"]
+        assert plan["labels_per_minute"] == pytest.approx(30)
+        assert plan["labels_per_item"] == pytest.approx(2.0)
+        assert (plan["batch_size"], plan["retrain_after"]) == (30, 15)
+        assert plan["reason"].endswith("next round after 15 items")
+        pace = outlook(session, get_project(session, seeded.project_id))["pace"]
+        assert pace["labels_per_item"] == pytest.approx(2.0)
 
 
 def test_max_model_lag_caps_the_auto_cadence(engine_storage: Storage, digits: Arrays) -> None:

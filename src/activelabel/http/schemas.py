@@ -934,6 +934,10 @@ class Dashboard(BaseModel):
 class PaceOut(BaseModel):
     labels_per_minute: float = Field(description="Training labels per minute of the "
                                      "annotators active in the last 15 minutes.")
+    labels_per_item: float = Field(1.0, description=(
+        "Labels an item took in those 15 minutes (2 with an overlap of 2): batches, the "
+        "cadence and the forecast's time count items, at labels_per_minute / labels_per_item "
+        "a minute."))
     active_annotators: int
     round_seconds: float | None = Field(description="Expected duration of the next round.")
     batch_size: int | None = Field(description="The last round's batch.")

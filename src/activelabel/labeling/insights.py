@@ -408,9 +408,10 @@ def _forecast_of(points: tuple[tuple[int, float], ...], target: float,
 
 
 def forecast(points: Sequence[tuple[int, float]], target: float | None,
-             labels_per_minute: float | None, measure: str = ACCURACY) -> dict[str, Any]:
+             items_per_minute: float | None, measure: str = ACCURACY) -> dict[str, Any]:
     """Labels (and at the team's pace, time) to reach ``target`` of ``measure`` (the
-    points' score), said plainly."""
+    points' score: labeled items), said plainly; ``items_per_minute`` is the team's pace in
+    items (with overlap, fewer than its labels)."""
     name = MEASURE_NAMES.get(measure, measure)
     out: dict[str, Any] = {"target": target, "labels_now": points[-1][0] if points else 0,
                            "labels": None, "more": None, "low": None, "high": None,
@@ -430,8 +431,8 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
     span = f"{_about(low or 0)}-{_about(high)}" if high is not None else \
         f"{_about(low or 0)} or far more"
     text = f"about {_about(more)} more labels ({span}) to reach {name} {target:g}"
-    if labels_per_minute:
-        out["minutes"] = more / labels_per_minute
+    if items_per_minute:
+        out["minutes"] = more / items_per_minute
         text += f", about {_duration(out['minutes'])} at the team's pace"
     return {**out, "more": more, "low_more": low, "high_more": high, "text": text}
 
@@ -451,6 +452,7 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
         "round": None if last is None else last.number,
         "pace": {
             "labels_per_minute": round(pace.labels_per_minute, 3),
+            "labels_per_item": round(pace.labels_per_item, 3),
             "active_annotators": pace.active_annotators,
             "round_seconds": recent_round_seconds(session, project.id),
             "batch_size": plan.get("batch_size") or (last.batch_size if last else None),
@@ -469,7 +471,7 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
             (metrics.get("schedule") or {}).get("strategy")
             or (last.strategy if last is not None else settings.strategy)),
         "forecast": forecast(learning_curve(session, project.id, measure),
-                             settings.target_accuracy, pace.labels_per_minute or None, measure),
+                             settings.target_accuracy, pace.items_per_minute or None, measure),
         "prefetch": None if user_id is None else suggested_prefetch(session, project.id,
                                                                       user_id),
     }

@@ -42,9 +42,10 @@ def _seconds(when: datetime) -> float:
 def project_pace(session: Session, project_id: int, *, user_id: int | None = None,
                  now: datetime | None = None, window_s: float = PACE_WINDOW_S) -> Pace:
     """Labels per minute of the annotators active in the last ``window_s`` seconds (one of
-    them with ``user_id``), from the times of their training labels."""
+    them with ``user_id``), from the times of their training labels, and the labels an item
+    took among them."""
     now = now or utcnow()
-    stmt = (select(Annotation.created_at, Annotation.annotator_id)
+    stmt = (select(Annotation.created_at, Annotation.annotator_id, Annotation.item_id)
             .join(Item, Item.id == Annotation.item_id)
             .where(Annotation.project_id == project_id, Annotation.kind == "label",
                    Annotation.labels.is_not(None), Item.split == "pool",
@@ -53,9 +54,10 @@ def project_pace(session: Session, project_id: int, *, user_id: int | None = Non
     if user_id is not None:
         stmt = stmt.where(Annotation.annotator_id == user_id)
     rows = session.execute(stmt).all()
-    times = np.asarray([_seconds(t) for t, _ in rows], dtype=np.float64)
-    who = np.asarray([int(w) for _, w in rows], dtype=np.int64)
-    return team_pace(times, who, _seconds(now), window_s=window_s)
+    times = np.asarray([_seconds(t) for t, _, _ in rows], dtype=np.float64)
+    who = np.asarray([int(w) for _, w, _ in rows], dtype=np.int64)
+    items = np.asarray([int(i) for _, _, i in rows], dtype=np.int64)
+    return team_pace(times, who, _seconds(now), items=items, window_s=window_s)
 
 
 def recent_round_seconds(session: Session, project_id: int) -> float | None:
@@ -78,7 +80,7 @@ def cadence_plan(session: Session, project: Project, *,
     seconds = recent_round_seconds(session, project.id)
     fixed_batch = settings.batch_size if isinstance(settings.batch_size, int) else None
     plan = plan_cadence(pace.labels_per_minute, seconds, max_model_lag=settings.max_model_lag,
-                        default_batch=fixed_batch or 50)
+                        default_batch=fixed_batch or 50, labels_per_item=pace.labels_per_item)
     batch = fixed_batch or plan.batch_size
     every = settings.retrain_every_labels
     if isinstance(every, int):
@@ -95,6 +97,7 @@ def plan_record(plan: Cadence, pace: Pace, seconds: float | None,
                 max_model_lag: int) -> dict[str, Any]:
     """What a round keeps of its plan (``metrics["pace"]``)."""
     return {"labels_per_minute": round(pace.labels_per_minute, 3),
+            "labels_per_item": round(pace.labels_per_item, 3),
             "active_annotators": pace.active_annotators,
             "round_seconds": None if seconds is None else round(seconds, 3),
             "batch_size": plan.batch_size, "retrain_after": plan.retrain_after,
