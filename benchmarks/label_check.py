@@ -12,6 +12,14 @@ against the given labels, the labels flagged, and how many of them (and of the f
 queue shows) are flips.
 
     python benchmarks/label_check.py --repeats 3
+
+``--cuts`` asks instead what a stricter cut would flag on top of cleanlab's, for the server's
+checker only: a label flagged only where the likeliest other label is at least 5 (or 10) times
+as likely as the one given, or the one given is at most 0.05 (0.1) likely; with ``--data`` on
+ag_news or sms_spam as well (``--pool`` texts drawn from the set).
+
+    python benchmarks/label_check.py --cuts --noise 0.05 --labels 700,1500
+    python benchmarks/label_check.py --cuts --noise 0.05 --labels 300,1000 --data ag_news_test --pool 4000
 """
 
 from __future__ import annotations
@@ -35,14 +43,19 @@ SHARED = Path(os.environ.get(
     "ACTIVELABEL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def load_pool() -> tuple[list[str], np.ndarray, list[str]]:
+def load_pool(data: str = "clinc150", pool: int | None = None
+              ) -> tuple[list[str], np.ndarray, list[str]]:
+    """The set's texts (clinc150: its training split), ``pool`` of them drawn at random."""
     texts, labels = [], []
-    with (SHARED / "clinc150.jsonl").open(encoding="utf-8") as handle:
+    with (SHARED / f"{data}.jsonl").open(encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
-            if row["split"] == "train":
+            if row.get("split", "train") == "train":
                 texts.append(row["text"])
                 labels.append(row["label"])
+    if pool is not None and pool < len(texts):
+        keep = np.random.default_rng(0).permutation(len(texts))[:pool]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     classes = sorted(set(labels))
     return texts, np.searchsorted(classes, labels), classes
 
@@ -59,16 +72,44 @@ def checkers(n_classes: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
-        seed: int) -> list[dict[str, Any]]:
+def _labeled(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
+             seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``n_labels`` random pool items, ``noise`` of them flipped to another class, of the
+    classes given twice or more (as the check): features, given labels, which are flips."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(y.shape[0], size=n_labels, replace=False)
     given = y[rows].copy()
     flipped = rng.random(n_labels) < noise
     given[flipped] = (given[flipped] + rng.integers(1, n_classes, flipped.sum())) % n_classes
     counts = np.bincount(given, minlength=n_classes)
-    keep = np.isin(given, np.flatnonzero(counts >= 2))  # as the check: classes of 2 or more
-    Xk, yk, fk = X[rows[keep]], given[keep], flipped[keep]
+    keep = np.isin(given, np.flatnonzero(counts >= 2))
+    return X[rows[keep]], given[keep], flipped[keep]
+
+
+def cuts(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
+         seed: int) -> dict[str, tuple[int, int, int]]:
+    """Per cut: (flagged, flips flagged, flips) of the server's checker."""
+    Xk, yk, fk = _labeled(X, y, n_classes, n_labels, noise, seed)
+    probs = q.out_of_sample_probs(Xk, yk, n_classes, random_state=seed,
+                                  make=issue_model(settings_of({}), n_classes))
+    probs = q.with_temperature(probs, q.fit_temperature(probs, yk))
+    flagged = np.zeros(yk.shape[0], dtype=bool)
+    flagged[q.find_label_issues(yk, probs).indices] = True
+    given = probs[np.arange(yk.shape[0]), yk]
+    other = probs.copy()
+    other[np.arange(yk.shape[0]), yk] = -1.0
+    odds = other.max(axis=1) / np.maximum(given, 1e-12)
+    out = {"cleanlab's (the check)": flagged,
+           "and another label 5x as likely": flagged & (odds >= 5),
+           "and another label 10x as likely": flagged & (odds >= 10),
+           "and the one given at most 0.1 likely": flagged & (given <= 0.1),
+           "and the one given at most 0.05 likely": flagged & (given <= 0.05)}
+    return {k: (int(m.sum()), int((m & fk).sum()), int(fk.sum())) for k, m in out.items()}
+
+
+def run(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
+        seed: int) -> list[dict[str, Any]]:
+    Xk, yk, fk = _labeled(X, y, n_classes, n_labels, noise, seed)
     out = []
     for name, how in checkers(n_classes).items():
         start = time.perf_counter()
@@ -91,21 +132,41 @@ def run(X: Any, y: np.ndarray, n_classes: int, n_labels: int, noise: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--labels", type=int, default=700)
+    parser.add_argument("--labels", default="700", help="comma-separated label counts")
     parser.add_argument("--noise", default="0,0.1", help="comma-separated shares of flips")
+    parser.add_argument("--data", default="clinc150",
+                        choices=["clinc150", "ag_news_test", "sms_spam"])
+    parser.add_argument("--pool", type=int, default=None, help="texts drawn from the set")
+    parser.add_argument("--cuts", action="store_true",
+                        help="stricter cuts on top of cleanlab's, the server's checker only")
     args = parser.parse_args()
-    texts, y, classes = load_pool()
+    texts, y, classes = load_pool(args.data, args.pool)
     start = time.perf_counter()
     X = make_featurizer("text").fit_transform(texts).X
-    print(f"{len(texts)} texts, {len(classes)} intents, features {X.shape} "
-          f"in {time.perf_counter() - start:.0f} s; {args.labels} random labels a repeat")
+    sizes = [int(x) for x in args.labels.split(",")]
+    print(f"{args.data}: {len(texts)} texts, {len(classes)} classes, features {X.shape} "
+          f"in {time.perf_counter() - start:.0f} s; {sizes} random labels a repeat")
+    if args.cuts:
+        print("| labels | flips | cut | flagged | flips flagged | precision | recall |")
+        print("|---|---|---|---|---|---|---|")
+        for noise in (float(x) for x in args.noise.split(",")):
+            for n_labels in sizes:
+                sums: dict[str, np.ndarray] = {}
+                for seed in range(args.repeats):
+                    for name, counts in cuts(X, y, len(classes), n_labels, noise, seed).items():
+                        sums[name] = sums.get(name, np.zeros(3)) + counts
+                for name, (flagged, hits, flips) in sums.items():
+                    print(f"| {n_labels} | {noise:.0%} | {name} | {flagged / args.repeats:.1f} | "
+                          f"{hits / args.repeats:.1f} of {flips / args.repeats:.1f} | "
+                          f"{hits / max(flagged, 1):.2f} | {hits / max(flips, 1):.2f} |")
+        return
     print("| flips | checker | check s | out-of-fold accuracy | flagged | flips flagged | "
           "flips in the first 20 |")
     print("|---|---|---|---|---|---|---|")
     for noise in (float(x) for x in args.noise.split(",")):
         results: dict[str, list[dict[str, Any]]] = {}
         for seed in range(args.repeats):
-            for r in run(X, y, len(classes), args.labels, noise, seed):
+            for r in run(X, y, len(classes), sizes[0], noise, seed):
                 results.setdefault(r["checker"], []).append(r)
         for name, rs in results.items():
             def mean(key: str, rs: list[dict[str, Any]] = rs) -> float:
