@@ -52,6 +52,17 @@ def _embed_all(storage: Storage) -> None:
         pass
 
 
+def _no_job_queued(storage: Storage) -> None:
+    """The jobs earlier tests left queued in the module's database, taken out: a worker's
+    idle step ends early while a job is queued (no worker runs them here)."""
+    from sqlalchemy import delete
+
+    from activelabel.store.models import Job, JobStatus
+
+    with storage.sessions() as session, session.begin():
+        session.execute(delete(Job).where(Job.status == JobStatus.QUEUED))
+
+
 def _texts(start: int, n: int) -> list[str]:
     return [str(r["data"]["text"]) for r in text_rows(n, start=start)]
 
@@ -178,6 +189,7 @@ def test_a_purge_cut_short_before_its_keys_embeds_from_that_row_again(
 def test_many_missing_texts_are_embedded_by_idle_workers_not_by_the_round(
         engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     _embed_all(engine_storage)
+    _no_job_queued(engine_storage)
     asked.clear()
     monkeypatch.setattr(sentences, "INLINE_TEXTS", 10)
     monkeypatch.setattr(sentences, "STEP_TEXTS", 16)
@@ -357,6 +369,45 @@ def test_idle_steps_stop_at_their_time_and_skip_projects_without_vectors(
     assert not sentences.embed_step(engine_storage)  # no model: nothing to do
 
 
+def test_an_idle_step_ends_at_the_chunk_where_a_job_is_queued(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round asked while a worker embeds waits for the chunk in hand, not for the step:
+    in a served run of ag_news (news paragraphs, 30 a second) rounds waited 3-7 s for the
+    worker's chunks of 256 texts, the model that much further behind the team."""
+    from activelabel.runtime import worker as worker_module
+    from activelabel.store import enqueue_job
+    from activelabel.store.models import Job
+
+    _embed_all(engine_storage)
+    _no_job_queued(engine_storage)
+    asked.clear()
+    monkeypatch.setattr(sentences, "STEP_TEXTS", 4)
+    monkeypatch.setattr(sentences, "STEP_SECONDS", 600.0)  # the time alone would embed all
+    monkeypatch.setattr(worker_module, "URGENT_EVERY_SECONDS", 0.0)  # a look every chunk
+    pid = new_project(engine_storage, labels=["a", "b"], rows=text_rows(20)).project_id
+    append, queued = sentences._append, []
+
+    def append_then_ask(storage: Storage, project_id: int, *args: Any) -> None:
+        append(storage, project_id, *args)
+        if sentences.stored_rows(storage, project_id) == 8:  # asked during the second chunk
+            with storage.sessions() as session, session.begin():
+                queued.append(enqueue_job(session, "label_check", {"key": "k"},
+                                          project_id=project_id).id)
+
+    monkeypatch.setattr(sentences, "_append", append_then_ask)
+    worker = Worker(engine_storage)
+    try:
+        assert worker.idle_step()
+        assert asked == [4, 4]  # ended at the chunk the job was queued in
+        assert sentences.stored_rows(engine_storage, pid) == 8
+        assert worker.idle_step()  # the job still queued: one chunk a step
+        assert sentences.stored_rows(engine_storage, pid) == 12
+    finally:
+        with engine_storage.sessions() as session, session.begin():
+            for job_id in queued:  # (the module's database: no job left for later tests)
+                session.delete(session.get(Job, job_id))
+
+
 def test_span_projects_read_no_vectors_unless_asked() -> None:
     def wanted(task: str, settings: dict[str, Any], n: int = 10) -> float | None:
         return sentences.wanted_weight(feature_settings(task, settings), n)
@@ -450,7 +501,7 @@ def test_idle_work_that_fails_pauses_and_never_stops_the_worker(
         engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     tries: list[int] = []
 
-    def broken(storage: Storage, seconds: float = 0.0) -> bool:
+    def broken(storage: Storage, seconds: float = 0.0, **kwargs: Any) -> bool:
         tries.append(1)
         raise OSError("no locks on this file system")
 

@@ -247,7 +247,7 @@ def test_run_forever_does_idle_work_only_when_no_job_waits(
     seen: list[str] = []  # the job's status at each idle step
     stop = threading.Event()
 
-    def idle_step(storage: Storage) -> bool:
+    def idle_step(storage: Storage, **kwargs: Any) -> bool:
         with storage.read_sessions() as session:
             seen.append(get_job(session, job_id).status)
         if len(seen) >= 3:

@@ -30,7 +30,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,10 @@ KEYS = "sentence_keys"
 #: Missing texts a build of the features embeds itself (about 5 to 15 s on two cores); with
 #: more missing, the build goes without the vectors and idle workers embed them.
 INLINE_TEXTS = 1_000
-#: Texts embedded between two saves of an idle step.
-STEP_TEXTS = 256
+#: Texts embedded between two saves of an idle step, and between two looks for a queued job
+#: (about 2 s of news paragraphs on one thread, under a second of text messages): a round
+#: asked meanwhile waits for one such chunk at most.
+STEP_TEXTS = 64
 #: Seconds an idle worker spends embedding before it looks for jobs again.
 STEP_SECONDS = 5.0
 #: Seconds a project whose embedding failed is left alone by idle steps.
@@ -313,10 +315,12 @@ def _pending(storage: Storage) -> list[tuple[int, str, int]]:
     return out
 
 
-def embed_step(storage: Storage, seconds: float | None = None) -> bool:
+def embed_step(storage: Storage, seconds: float | None = None, *,
+               stop: Callable[[], bool] | None = None) -> bool:
     """Embed the next texts of one project whose vectors are incomplete, for about
-    ``seconds`` (default :data:`STEP_SECONDS`), saving after every :data:`STEP_TEXTS`; False
-    when no project needs it (then no look for :data:`RESCAN_SECONDS`) or the model is not
+    ``seconds`` (default :data:`STEP_SECONDS`), saving after every :data:`STEP_TEXTS`, and
+    ending early once ``stop()`` says so (a job is waiting for the worker); False when no
+    project needs it (then no look for :data:`RESCAN_SECONDS`) or the model is not
     installed. The texts are appended after the stored rows; a build of the features checks
     every key and drops what does not match."""
     if not features.sentence_model_installed():
@@ -333,7 +337,7 @@ def embed_step(storage: Storage, seconds: float | None = None) -> bool:
             if not mine:
                 continue
             try:
-                _embed_for(storage, project_id, field, n_items, now + seconds)
+                _embed_for(storage, project_id, field, n_items, now + seconds, stop)
             except Exception:  # the next round's build says what is wrong with the texts
                 log.exception("sentence vectors of project %s failed; retried in %.0f s",
                               project_id, _RETRY_SECONDS)
@@ -345,7 +349,7 @@ def embed_step(storage: Storage, seconds: float | None = None) -> bool:
 
 
 def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
-               deadline: float) -> None:
+               deadline: float, stop: Callable[[], bool] | None = None) -> None:
     _same_model(storage, project_id)
     rows = stored_rows(storage, project_id)
     while rows < n_items:  # at least one step, then until the deadline
@@ -354,5 +358,5 @@ def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
             return
         _append(storage, project_id, features.sentence_vectors(texts), text_keys(texts))
         rows += len(texts)
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (stop is not None and stop()):
             return

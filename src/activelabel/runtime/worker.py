@@ -35,6 +35,7 @@ from ..store import (
     finish_job,
     give_back_job,
     heartbeat,
+    job_waiting,
     requeue_stale_jobs,
 )
 from ..store.models import JOB_KINDS, JOB_PRIORITY, Job
@@ -281,16 +282,32 @@ class Worker:
 
     def idle_step(self) -> bool:
         """With no job queued: a few seconds of the work no round waits for (the sentence
-        vectors of projects that lack them); False when there is none."""
+        vectors of projects that lack them), ended early once a job is queued (looked for at
+        most every :data:`URGENT_EVERY_SECONDS`); False when there is none."""
         if time.monotonic() < self._idle_paused_until:
             return False
         from ..labeling.sentences import embed_step
 
         try:
-            return embed_step(self.storage)
+            return embed_step(self.storage, stop=self._job_queued)
         except Exception:  # never the worker's end: jobs go on, the idle work waits
             log.exception("idle work failed; paused for %.0f s", IDLE_PAUSE_SECONDS)
             self._idle_paused_until = time.monotonic() + IDLE_PAUSE_SECONDS
+            return False
+
+    def _job_queued(self) -> bool:
+        """Whether a job waits for this worker, or it is stopping (looked for at most every
+        :data:`URGENT_EVERY_SECONDS`; False between looks)."""
+        if self._stop is not None and self._stop.is_set():
+            return True
+        if time.monotonic() - self._last_urgent < URGENT_EVERY_SECONDS:
+            return False
+        self._last_urgent = time.monotonic()
+        try:
+            with self.storage.read_sessions() as session:
+                return job_waiting(session, JOB_KINDS)
+        except Exception:  # the database away: the step ends at its deadline, as before
+            log.exception("could not look for queued jobs during idle work")
             return False
 
     def _claim(self, kinds: tuple[str, ...] = JOB_KINDS) -> Job | None:

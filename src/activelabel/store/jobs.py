@@ -24,6 +24,7 @@ __all__ = [
     "get_job",
     "give_back_job",
     "heartbeat",
+    "job_waiting",
     "list_jobs",
     "requeue_stale_jobs",
     "save_checkpoint",
@@ -184,3 +185,11 @@ def count_pending_jobs(session: Session, project_id: int) -> int:
     stmt = select(func.count()).select_from(Job).where(
         Job.project_id == project_id, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
     return int(session.execute(stmt).scalar_one())
+
+
+def job_waiting(session: Session, kinds: Collection[str]) -> bool:
+    """Whether a job of ``kinds`` is queued (what a worker's idle work looks for between its
+    steps: one index probe)."""
+    stmt = select(Job.id).where(Job.status == JobStatus.QUEUED,
+                                Job.kind.in_(sorted(kinds))).limit(1)
+    return session.execute(stmt).first() is not None
