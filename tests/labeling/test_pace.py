@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from activelabel.labeling.insights import outlook
-from activelabel.labeling.pace import project_pace, retrain_after, suggested_prefetch
+from activelabel.labeling.pace import (
+    project_pace,
+    recent_round_seconds,
+    retrain_after,
+    suggested_prefetch,
+)
 from activelabel.labeling.rounds import after_annotation, request_round
 from activelabel.pace import EARLY_STRATEGY
 from activelabel.runtime.settings import Storage
@@ -43,7 +48,7 @@ def _last_round_took(storage: Storage, round_id: int, seconds: float) -> None:
         rnd = session.get(Round, round_id)
         assert rnd is not None
         assert rnd.finished_at is not None
-        rnd.started_at = rnd.finished_at - timedelta(seconds=seconds)
+        rnd.started_at = rnd.created_at = rnd.finished_at - timedelta(seconds=seconds)
 
 
 def test_pace_counts_training_labels_of_active_annotators(engine_storage: Storage,
@@ -131,6 +136,23 @@ def test_with_overlap_the_auto_cadence_counts_items(engine_storage: Storage,
         assert plan["reason"].endswith("next round after 15 items")
         pace = outlook(session, get_project(session, seeded.project_id))["pace"]
         assert pace["labels_per_item"] == pytest.approx(2.0)
+
+
+def test_a_round_counts_from_when_it_was_asked(engine_storage: Storage,
+                                               digits: Arrays) -> None:
+    """The team labels on while a round waits for a worker (behind idle embedding, an
+    import, a label check): in a served run rounds ran in 0.5 s after 3-7 s in the queue, and
+    the plan read 0 s a round. The duration the plan reads runs from the ask."""
+    seeded = _project(engine_storage, digits, batch_size="auto", strategy="margin")
+    first = _round(engine_storage, seeded.project_id)
+    with engine_storage.sessions() as session, session.begin():
+        rnd = session.get(Round, first)
+        assert rnd is not None
+        assert rnd.finished_at is not None
+        rnd.started_at = rnd.finished_at - timedelta(seconds=0.5)
+        rnd.created_at = rnd.finished_at - timedelta(seconds=6.5)
+    with engine_storage.read_sessions() as session:
+        assert recent_round_seconds(session, seeded.project_id) == pytest.approx(6.5)
 
 
 def test_max_model_lag_caps_the_auto_cadence(engine_storage: Storage, digits: Arrays) -> None:

@@ -939,7 +939,8 @@ class PaceOut(BaseModel):
         "cadence and the forecast's time count items, at labels_per_minute / labels_per_item "
         "a minute."))
     active_annotators: int
-    round_seconds: float | None = Field(description="Expected duration of the next round.")
+    round_seconds: float | None = Field(description=(
+        "Expected time from asking for the next round to its model (queued to finished)."))
     batch_size: int | None = Field(description="The last round's batch.")
     batch_auto: bool
     retrain_after: int = Field(description="Labels since the last round that queue the next.")

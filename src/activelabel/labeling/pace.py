@@ -61,13 +61,16 @@ def project_pace(session: Session, project_id: int, *, user_id: int | None = Non
 
 
 def recent_round_seconds(session: Session, project_id: int) -> float | None:
-    """Expected duration of the next round from the last finished ones (start to finish)."""
-    stmt = (select(Round.started_at, Round.finished_at)
+    """Expected time from asking for the next round to its model, from the last finished
+    rounds (queued to finished: the team labels on while a round waits for a worker too,
+    behind an import, a label check or another project's round)."""
+    stmt = (select(Round.created_at, Round.started_at, Round.finished_at)
             .where(Round.project_id == project_id, Round.status == RoundStatus.DONE,
                    Round.started_at.is_not(None), Round.finished_at.is_not(None))
             .order_by(Round.number.desc()).limit(LAST_ROUNDS))
-    durations = [_seconds(b) - _seconds(a) for a, b in session.execute(stmt)
-                 if a is not None and b is not None]
+    durations = [_seconds(done) - _seconds(asked or began)
+                 for asked, began, done in session.execute(stmt)
+                 if began is not None and done is not None]
     return round_seconds(durations[::-1], last=LAST_ROUNDS)
 
 
