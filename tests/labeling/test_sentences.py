@@ -408,6 +408,26 @@ def test_an_idle_step_ends_at_the_chunk_where_a_job_is_queued(
                 session.delete(session.get(Job, job_id))
 
 
+def test_a_chunk_is_what_the_model_reads_in_about_a_second(
+        engine_storage: Storage, asked: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk holds the texts the model read a second in the chunk before (at least 4, at
+    most STEP_TEXTS): a round asked meanwhile waits about a second, whether the texts are
+    text messages on a quiet machine or news paragraphs on a loaded one."""
+    _embed_all(engine_storage)
+    asked.clear()
+    pid = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30)).project_id
+    where = str(engine_storage.arrays.root)
+    monkeypatch.setitem(sentences._rate, where, 10.0)  # 10 texts a second last time
+    assert sentences.embed_step(engine_storage, seconds=0.0)
+    monkeypatch.setitem(sentences._rate, where, 0.5)
+    assert sentences.embed_step(engine_storage, seconds=0.0)
+    monkeypatch.setitem(sentences._rate, where, 1e6)
+    assert sentences.embed_step(engine_storage, seconds=0.0)
+    assert asked == [10, sentences.MIN_CHUNK_TEXTS, 30 - 10 - sentences.MIN_CHUNK_TEXTS]
+    assert sentences.stored_rows(engine_storage, pid) == 30
+    assert sentences._rate[where] > 0  # measured on the chunk just read
+
+
 def test_span_projects_read_no_vectors_unless_asked() -> None:
     def wanted(task: str, settings: dict[str, Any], n: int = 10) -> float | None:
         return sentences.wanted_weight(feature_settings(task, settings), n)

@@ -52,10 +52,15 @@ KEYS = "sentence_keys"
 #: Missing texts a build of the features embeds itself (about 5 to 15 s on two cores); with
 #: more missing, the build goes without the vectors and idle workers embed them.
 INLINE_TEXTS = 1_000
-#: Texts embedded between two saves of an idle step, and between two looks for a queued job
-#: (about 2 s of news paragraphs on one thread, under a second of text messages): a round
-#: asked meanwhile waits for one such chunk at most.
-STEP_TEXTS = 64
+#: Most texts embedded between two saves of an idle step, and between two looks for a
+#: queued job.
+STEP_TEXTS = 256
+#: Seconds a chunk of an idle step aims at: its texts are what the model read in that time
+#: in the chunk before (200 text messages on two quiet cores, 5 news paragraphs on a loaded
+#: one), so a round asked meanwhile waits about that long for the worker.
+CHUNK_SECONDS = 1.0
+#: Fewest texts a chunk embeds (each chunk saves, with two syncs).
+MIN_CHUNK_TEXTS = 4
 #: Seconds an idle worker spends embedding before it looks for jobs again.
 STEP_SECONDS = 5.0
 #: Seconds a project whose embedding failed is left alone by idle steps.
@@ -65,6 +70,8 @@ _RETRY_SECONDS = 300.0
 RESCAN_SECONDS = 30.0
 _failed: dict[tuple[str, int], float] = {}
 _quiet_until: dict[str, float] = {}
+#: Texts a second the model read in the last chunk, by data folder.
+_rate: dict[str, float] = {}
 
 
 def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
@@ -318,8 +325,9 @@ def _pending(storage: Storage) -> list[tuple[int, str, int]]:
 def embed_step(storage: Storage, seconds: float | None = None, *,
                stop: Callable[[], bool] | None = None) -> bool:
     """Embed the next texts of one project whose vectors are incomplete, for about
-    ``seconds`` (default :data:`STEP_SECONDS`), saving after every :data:`STEP_TEXTS`, and
-    ending early once ``stop()`` says so (a job is waiting for the worker); False when no
+    ``seconds`` (default :data:`STEP_SECONDS`) in chunks of about :data:`CHUNK_SECONDS`
+    (at most :data:`STEP_TEXTS`), each saved, and ending early at a chunk's end once
+    ``stop()`` says so (a job is waiting for the worker); False when no
     project needs it (then no look for :data:`RESCAN_SECONDS`) or the model is not
     installed. The texts are appended after the stored rows; a build of the features checks
     every key and drops what does not match."""
@@ -352,11 +360,18 @@ def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
                deadline: float, stop: Callable[[], bool] | None = None) -> None:
     _same_model(storage, project_id)
     rows = stored_rows(storage, project_id)
-    while rows < n_items:  # at least one step, then until the deadline
-        texts = _texts_from(storage, project_id, field, rows, STEP_TEXTS)
+    where = str(storage.arrays.root)
+    while rows < n_items:  # at least one chunk, then until the deadline
+        rate = _rate.get(where)
+        size = STEP_TEXTS if rate is None else int(
+            min(max(rate * CHUNK_SECONDS, MIN_CHUNK_TEXTS), STEP_TEXTS))
+        texts = _texts_from(storage, project_id, field, rows, size)
         if not texts:
             return
-        _append(storage, project_id, features.sentence_vectors(texts), text_keys(texts))
+        began = time.monotonic()
+        vectors = features.sentence_vectors(texts)
+        _rate[where] = len(texts) / max(time.monotonic() - began, 1e-3)
+        _append(storage, project_id, vectors, text_keys(texts))
         rows += len(texts)
         if time.monotonic() >= deadline or (stop is not None and stop()):
             return
