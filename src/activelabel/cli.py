@@ -908,10 +908,11 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
     auto = {True: " (auto)", False: ""}
     per_item = p.get("labels_per_item") or 1.0
     overlap = f" ({per_item:.1f} labels an item)" if per_item > 1.05 else ""
+    unit = "items" if overlap else "labels"  # (the trigger and the lag count labeled items)
     lines = [f"pace: {p['labels_per_minute']:.1f} labels/min{overlap} from {p['active_annotators']} "
              f"active annotators; batch {p['batch_size'] or '-'}{auto[p['batch_auto']]}, next "
-             f"round after {p['retrain_after']} labels{auto[p['cadence_auto']]}; model "
-             f"{p['labels_behind']} labels behind (max {p['max_model_lag']})"]
+             f"round after {p['retrain_after']} {unit}{auto[p['cadence_auto']]}; model "
+             f"{p['labels_behind']} {unit} behind (max {p['max_model_lag']})"]
     if o["round"] is not None:
         lines.append(f"stopping rules (round {o['round']}): "
                      + ("STOP" if o["stop"] else "keep labeling"))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from activelabel.cli import outlook_lines
 from activelabel.labeling.insights import outlook
 from activelabel.labeling.pace import (
     project_pace,
@@ -134,8 +135,12 @@ def test_with_overlap_the_auto_cadence_counts_items(engine_storage: Storage,
         assert plan["labels_per_item"] == pytest.approx(2.0)
         assert (plan["batch_size"], plan["retrain_after"]) == (30, 15)
         assert plan["reason"].endswith("next round after 15 items")
-        pace = outlook(session, get_project(session, seeded.project_id))["pace"]
+        project = get_project(session, seeded.project_id)
+        pace = outlook(session, project)["pace"]
         assert pace["labels_per_item"] == pytest.approx(2.0)
+        line = outlook_lines(session, project)[0]  # `activelabel status`
+        assert "labels/min (2.0 labels an item)" in line
+        assert "next round after 15 items (auto)" in line
 
 
 def test_a_round_counts_from_when_it_was_asked(engine_storage: Storage,
