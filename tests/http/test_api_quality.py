@@ -124,7 +124,8 @@ def test_review_queue_lists_disagreements_with_their_labels(api: Api) -> None:
     assert {e["item_id"] for e in entries} == {items[1], items[2], items[4], items[5]}
     first = entries[0]
     assert set(first) == {"item_id", "external_id", "reason", "score", "detail", "data",
-                          "annotations", "consensus", "suggestion", "flag"}
+                          "annotations", "consensus", "suggestion", "flag", "proposed"}
+    assert first["proposed"] == []  # a disagreement puts forward no label beyond the annotators'
     assert first["reason"] == "disagreement"
     assert first["detail"] == "1 of 3 annotators disagree with the majority"
     assert first["score"] == pytest.approx(1 / 3)
