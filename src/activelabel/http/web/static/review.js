@@ -41,8 +41,9 @@
     if (!spans()) {  // every label but the one given (no correction to what it is)
       const same = (l) => Array.isArray(given) && given.length === 1 && String(given[0]) === String(l);
       const labels = project.labels.filter((l) => !same(l));
-      const first = proposers(item);  // what the label check and the model propose, first
-      return [...labels.filter((l) => first.has(String(l))), ...labels.filter((l) => !first.has(String(l)))]
+      const first = proposers(item);  // what the label check and the model propose, first, in that order
+      const proposed = [...first.keys()].map((k) => labels.find((l) => String(l) === k)).filter((l) => l !== undefined);
+      return [...proposed, ...labels.filter((l) => !first.has(String(l)))]
         .map((l) => [String(l), [l], first.get(String(l))]);
     }
     const key = (l) => JSON.stringify((l || []).map((x) => [x.start, x.end, x.label]));
