@@ -46,6 +46,14 @@ def asked(sentence_calls: list[int]) -> list[int]:
     return sentence_calls
 
 
+@pytest.fixture(autouse=True)
+def _whole_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of STEP_TEXTS whatever the model's speed (the tests count chunks); the test of
+    the chunk's size sets it back."""
+    monkeypatch.setattr(sentences, "_rate", {})
+    monkeypatch.setattr(sentences, "CHUNK_SECONDS", 1e9)
+
+
 def _embed_all(storage: Storage) -> None:
     """What earlier tests' projects (the same database) left to embed, embedded."""
     while sentences.embed_step(storage):
@@ -415,16 +423,20 @@ def test_a_chunk_is_what_the_model_reads_in_about_a_second(
     text messages on a quiet machine or news paragraphs on a loaded one."""
     _embed_all(engine_storage)
     asked.clear()
-    pid = new_project(engine_storage, labels=["a", "b"], rows=text_rows(30)).project_id
-    where = str(engine_storage.arrays.root)
+    monkeypatch.setattr(sentences, "CHUNK_SECONDS", 1.0)
+    pid = new_project(engine_storage, labels=["a", "b"], rows=text_rows(40)).project_id
+    where = (str(engine_storage.arrays.root), pid)
+    assert sentences.embed_step(engine_storage, seconds=0.0)  # nothing measured yet
     monkeypatch.setitem(sentences._rate, where, 10.0)  # 10 texts a second last time
     assert sentences.embed_step(engine_storage, seconds=0.0)
     monkeypatch.setitem(sentences._rate, where, 0.5)
     assert sentences.embed_step(engine_storage, seconds=0.0)
     monkeypatch.setitem(sentences._rate, where, 1e6)
     assert sentences.embed_step(engine_storage, seconds=0.0)
-    assert asked == [10, sentences.MIN_CHUNK_TEXTS, 30 - 10 - sentences.MIN_CHUNK_TEXTS]
-    assert sentences.stored_rows(engine_storage, pid) == 30
+    first = int(sentences.FIRST_RATE)
+    assert asked == [first, 10, sentences.MIN_CHUNK_TEXTS,
+                     40 - first - 10 - sentences.MIN_CHUNK_TEXTS]
+    assert sentences.stored_rows(engine_storage, pid) == 40
     assert sentences._rate[where] > 0  # measured on the chunk just read
 
 

@@ -61,6 +61,9 @@ STEP_TEXTS = 256
 CHUNK_SECONDS = 1.0
 #: Fewest texts a chunk embeds (each chunk saves, with two syncs).
 MIN_CHUNK_TEXTS = 4
+#: Texts a second assumed for a project's first chunk in this process (news paragraphs on a
+#: loaded machine read about that many; shorter texts lift the next chunk).
+FIRST_RATE = 16.0
 #: Seconds an idle worker spends embedding before it looks for jobs again.
 STEP_SECONDS = 5.0
 #: Seconds a project whose embedding failed is left alone by idle steps.
@@ -70,8 +73,8 @@ _RETRY_SECONDS = 300.0
 RESCAN_SECONDS = 30.0
 _failed: dict[tuple[str, int], float] = {}
 _quiet_until: dict[str, float] = {}
-#: Texts a second the model read in the last chunk, by data folder.
-_rate: dict[str, float] = {}
+#: Texts a second the model read in the project's last chunk, by (data folder, project).
+_rate: dict[tuple[str, int], float] = {}
 
 
 def text_keys(texts: Sequence[str]) -> NDArray[np.uint64]:
@@ -360,11 +363,10 @@ def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
                deadline: float, stop: Callable[[], bool] | None = None) -> None:
     _same_model(storage, project_id)
     rows = stored_rows(storage, project_id)
-    where = str(storage.arrays.root)
+    where = (str(storage.arrays.root), project_id)
     while rows < n_items:  # at least one chunk, then until the deadline
-        rate = _rate.get(where)
-        size = STEP_TEXTS if rate is None else int(
-            min(max(rate * CHUNK_SECONDS, MIN_CHUNK_TEXTS), STEP_TEXTS))
+        rate = _rate.get(where, FIRST_RATE)
+        size = int(min(max(rate * CHUNK_SECONDS, MIN_CHUNK_TEXTS), STEP_TEXTS))
         texts = _texts_from(storage, project_id, field, rows, size)
         if not texts:
             return
