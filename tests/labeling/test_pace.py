@@ -12,6 +12,7 @@ from sqlalchemy import select
 from activelabel.cli import outlook_lines
 from activelabel.labeling.insights import outlook
 from activelabel.labeling.pace import (
+    MAX_QUEUE_WAIT_S,
     project_pace,
     recent_round_seconds,
     retrain_after,
@@ -158,6 +159,14 @@ def test_a_round_counts_from_when_it_was_asked(engine_storage: Storage,
         rnd.created_at = rnd.finished_at - timedelta(seconds=6.5)
     with engine_storage.read_sessions() as session:
         assert recent_round_seconds(session, seeded.project_id) == pytest.approx(6.5)
+    with engine_storage.sessions() as session, session.begin():  # the worker down an hour
+        rnd = session.get(Round, first)
+        assert rnd is not None
+        assert rnd.started_at is not None
+        rnd.created_at = rnd.started_at - timedelta(hours=1)
+    with engine_storage.read_sessions() as session:  # says nothing of the next round
+        assert recent_round_seconds(session, seeded.project_id) == pytest.approx(
+            0.5 + MAX_QUEUE_WAIT_S)
 
 
 def test_max_model_lag_caps_the_auto_cadence(engine_storage: Storage, digits: Arrays) -> None:

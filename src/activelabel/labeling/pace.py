@@ -18,6 +18,7 @@ from ..store import settings_of
 from ..store.models import Annotation, Item, Project, Round, RoundStatus, utcnow
 
 __all__ = [
+    "MAX_QUEUE_WAIT_S",
     "PACE_WINDOW_S",
     "cadence_plan",
     "plan_record",
@@ -31,6 +32,10 @@ __all__ = [
 PACE_WINDOW_S = 900.0
 #: Rounds whose durations predict the next one.
 LAST_ROUNDS = 5
+#: The most of a round's wait in the queue that its duration counts: a worker's chunk of idle
+#: work, a label check's fit or another project's round say what the next round will wait;
+#: a worker down for an hour, or a job requeued after a dead one, do not.
+MAX_QUEUE_WAIT_S = 60.0
 
 
 def _seconds(when: datetime) -> float:
@@ -63,12 +68,14 @@ def project_pace(session: Session, project_id: int, *, user_id: int | None = Non
 def recent_round_seconds(session: Session, project_id: int) -> float | None:
     """Expected time from asking for the next round to its model, from the last finished
     rounds (queued to finished: the team labels on while a round waits for a worker too,
-    behind an import, a label check or another project's round)."""
+    behind an import, a label check or another project's round; at most
+    :data:`MAX_QUEUE_WAIT_S` of the wait counts)."""
     stmt = (select(Round.created_at, Round.started_at, Round.finished_at)
             .where(Round.project_id == project_id, Round.status == RoundStatus.DONE,
                    Round.started_at.is_not(None), Round.finished_at.is_not(None))
             .order_by(Round.number.desc()).limit(LAST_ROUNDS))
-    durations = [_seconds(done) - _seconds(asked or began)
+    durations = [_seconds(done) - _seconds(began) + min(max(
+                     _seconds(began) - _seconds(asked or began), 0.0), MAX_QUEUE_WAIT_S)
                  for asked, began, done in session.execute(stmt)
                  if began is not None and done is not None]
     return round_seconds(durations[::-1], last=LAST_ROUNDS)
