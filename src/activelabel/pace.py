@@ -126,11 +126,11 @@ def round_seconds(durations: Sequence[float], *, last: int = 5) -> float | None:
 
 @dataclass(frozen=True)
 class Cadence:
-    """A round's batch size and the labels since it that queue the next one, with why."""
+    """A round's batch size and the labeled items since it that queue the next one, with why."""
 
     batch_size: int
     retrain_after: int
-    labels_per_round: float  # the team's labels while one round runs
+    labels_per_round: float  # the items the team labels while one round runs
     reason: str
 
 

@@ -55,3 +55,18 @@ def test_the_forecast_is_fitted_once_per_learning_curve(monkeypatch: pytest.Monk
     insights.forecast([*curve, (300, 0.80)], 0.9, 10.0)  # a new round: fitted again
     insights.forecast(curve, 0.95, 10.0)  # another target
     assert len(calls) == 3
+
+
+def test_with_overlap_the_forecast_says_items_and_their_time() -> None:
+    """The curve counts labeled items; with an overlap of 2 each takes two labels, so the
+    forecast says items, and its time is the items over the items a minute."""
+    from activelabel.labeling import insights
+
+    curve = [(50, 0.61), (100, 0.70), (150, 0.74), (200, 0.77), (250, 0.785)]
+    one = insights.forecast(curve, 0.9, 10.0)
+    two = insights.forecast(curve, 0.9, 5.0, labels_per_item=2.0)
+    assert one["more"] == two["more"] > 0
+    assert two["minutes"] == pytest.approx(2 * one["minutes"])
+    assert "more labels (" in one["text"]
+    assert "more labeled items (" in two["text"]
+    assert "2.0 labels an item" in two["text"]

@@ -943,9 +943,10 @@ class PaceOut(BaseModel):
         "Expected time from asking for the next round to its model (queued to finished)."))
     batch_size: int | None = Field(description="The last round's batch.")
     batch_auto: bool
-    retrain_after: int = Field(description="Labels since the last round that queue the next.")
+    retrain_after: int = Field(description="Items labeled since the last round that queue the "
+                               "next.")
     cadence_auto: bool
-    labels_behind: int = Field(description="Labels given since the last round read them.")
+    labels_behind: int = Field(description="Items labeled since the last round read the labels.")
     max_model_lag: int
     plan: str | None = Field(description="How the last round sized its batch and cadence.")
 

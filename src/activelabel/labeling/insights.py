@@ -408,10 +408,11 @@ def _forecast_of(points: tuple[tuple[int, float], ...], target: float,
 
 
 def forecast(points: Sequence[tuple[int, float]], target: float | None,
-             items_per_minute: float | None, measure: str = ACCURACY) -> dict[str, Any]:
+             items_per_minute: float | None, measure: str = ACCURACY, *,
+             labels_per_item: float = 1.0) -> dict[str, Any]:
     """Labels (and at the team's pace, time) to reach ``target`` of ``measure`` (the
     points' score: labeled items), said plainly; ``items_per_minute`` is the team's pace in
-    items (with overlap, fewer than its labels)."""
+    items (with overlap, fewer than its labels: ``labels_per_item`` an item)."""
     name = MEASURE_NAMES.get(measure, measure)
     out: dict[str, Any] = {"target": target, "labels_now": points[-1][0] if points else 0,
                            "labels": None, "more": None, "low": None, "high": None,
@@ -430,7 +431,10 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
     high = None if fc.high is None else max(fc.high - now, 0)
     span = f"{_about(low or 0)}-{_about(high)}" if high is not None else \
         f"{_about(low or 0)} or far more"
-    text = f"about {_about(more)} more labels ({span}) to reach {name} {target:g}"
+    text = (f"about {_about(more)} more labels ({span}) to reach {name} {target:g}"
+            if labels_per_item <= 1.05 else
+            f"about {_about(more)} more labeled items ({span}; {labels_per_item:.1f} labels "
+            f"an item) to reach {name} {target:g}")
     if items_per_minute:
         out["minutes"] = more / items_per_minute
         text += f", about {_duration(out['minutes'])} at the team's pace"
@@ -471,7 +475,8 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
             (metrics.get("schedule") or {}).get("strategy")
             or (last.strategy if last is not None else settings.strategy)),
         "forecast": forecast(learning_curve(session, project.id, measure),
-                             settings.target_accuracy, pace.items_per_minute or None, measure),
+                             settings.target_accuracy, pace.items_per_minute or None, measure,
+                             labels_per_item=pace.labels_per_item),
         "prefetch": None if user_id is None else suggested_prefetch(session, project.id,
                                                                       user_id),
     }
