@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--cuts", action="store_true",
                         help="stricter cuts on top of cleanlab's, the server's checker only")
     args = parser.parse_args()
+    if not args.cuts and "," in args.labels:
+        parser.error("--labels takes one count without --cuts (the checkers' table has no "
+                     "column for it)")
     texts, y, classes = load_pool(args.data, args.pool)
     start = time.perf_counter()
     X = make_featurizer("text").fit_transform(texts).X
