@@ -91,3 +91,17 @@ def test_settings_are_for_owners_only(page: Any, site: Site) -> None:
     page.wait_for_selector("main:has-text('Settings are for the project')")
     assert page.is_hidden("nav a[href$='/settings']")
     assert page.is_visible("nav a[href$='/dashboard']")
+
+
+def test_the_new_project_form_waits_for_its_script(page: Any, site: Site) -> None:
+    """Submitted before the page's script ran, the form went out as a GET of the page (the
+    fields in the address, no project made: a CI run under load met it). Its button is
+    enabled by the script."""
+    log_in(page, site, site.admin)
+    page.route("**/static/settings.js*", lambda route: route.abort())
+    page.goto(f"{site.url}/projects/new")
+    assert page.get_by_role("button", name="Create, then upload data").is_disabled()
+    page.unroute("**/static/settings.js*")
+    page.reload()
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.get_by_role("button", name="Create, then upload data").is_enabled()

@@ -184,6 +184,8 @@
         location.assign(`/projects/${p.id}/import`);
       } catch (err) { $("new-error").textContent = err.message; }
     });
+    $("new-submit").disabled = false;
+    document.body.dataset.loaded = "true";
   }
 
   document.addEventListener("DOMContentLoaded", () => {
