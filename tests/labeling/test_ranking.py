@@ -142,6 +142,8 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
     calls: list[tuple[list[int], bool, list[int]]] = []
 
     def spy(session: Any, project_id: int, r: Any, k: Any, *, wait: bool) -> set[int]:
+        if wait:  # the annotation commits while the waiting write waits (not before: a
+            threading.Timer(0.3, release.set).start()  # loaded machine is slow to get here)
         done = queue_module.write_ranking_locked_rows(session, project_id, r, k, wait=wait)
         calls.append((sorted(int(x) for x in r), wait, sorted(done)))
         return done
@@ -171,7 +173,6 @@ def test_full_ranking_write_leaves_leased_rows_last_and_ends_complete(
     if postgres:
         holder.start()
         assert locked.wait(10)
-        threading.Timer(0.3, release.set).start()
     try:
         write_full_ranking(engine_storage, pid, ranking)
     finally:
