@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from activelabel.pace import (
     EARLY_STRATEGY,
     MATURE_STRATEGY,
+    counts_items,
     forecast_labels,
     plan_cadence,
     prefetch_for,
@@ -115,6 +116,11 @@ def test_with_overlap_the_pace_counts_items_too():
     assert two.reason.endswith("next round after 30 items")
     with pytest.raises(ValueError, match="labels_per_item"):
         plan_cadence(60, 60, max_model_lag=100, labels_per_item=0.5)
+    # a relabel now and then is not overlap: the plan, the forecast, the dashboard and the
+    # CLI (through the outlook's "counts") all read this one rule
+    assert (counts_items(1.0), counts_items(1.04), counts_items(1.2)) == (False, False, True)
+    assert plan_cadence(60, 60, max_model_lag=10_000, labels_per_item=1.04).reason.endswith(
+        "labels")
     with pytest.raises(ValueError, match="differ in length"):
         team_pace([1.0, 2.0], [1, 1], 3.0, items=[1])
 

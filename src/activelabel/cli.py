@@ -906,9 +906,8 @@ def outlook_lines(session: Session, project: Any) -> list[str]:
     o = outlook(session, project)
     p = o["pace"]
     auto = {True: " (auto)", False: ""}
-    per_item = p.get("labels_per_item") or 1.0
-    overlap = f" ({per_item:.1f} labels an item)" if per_item > 1.05 else ""
-    unit = "items" if overlap else "labels"  # (the trigger and the lag count labeled items)
+    unit = p["counts"]  # the trigger and the lag count labeled items
+    overlap = f" ({p['labels_per_item']:.1f} labels an item)" if unit == "items" else ""
     lines = [f"pace: {p['labels_per_minute']:.1f} labels/min{overlap} from {p['active_annotators']} "
              f"active annotators; batch {p['batch_size'] or '-'}{auto[p['batch_auto']]}, next "
              f"round after {p['retrain_after']} {unit}{auto[p['cadence_auto']]}; model "

@@ -56,6 +56,16 @@ MATURE_PER_CLASS = 3
 
 # ---- pace ------------------------------------------------------------------------------------
 
+#: Labels an item above which the team's work is counted in items (overlap): below it, a
+#: relabel now and then, the labels and the items are the same count to a reader.
+OVERLAP_FROM = 1.05
+
+
+def counts_items(labels_per_item: float) -> bool:
+    """Whether batches, the trigger, the model's lag and the forecast are said in labeled
+    items rather than labels: with overlap, an item takes more than one label."""
+    return labels_per_item > OVERLAP_FROM
+
 
 @dataclass(frozen=True)
 class Pace:
@@ -163,7 +173,7 @@ def plan_cadence(labels_per_minute: float | None, seconds_per_round: float | Non
     why = (f"{labels_per_minute:.1f} labels/min x {seconds_per_round:.0f} s a round = "
            f"{labels:.0f} labels while a round runs")
     unit = "labels"
-    if labels_per_item > 1.05:  # overlap: the batch and the trigger count items
+    if counts_items(labels_per_item):  # overlap: the batch and the trigger count items
         why += f", {during:.0f} items at {labels_per_item:.1f} labels an item"
         unit = "items"
     why += f"; batch {margin:g}x that"

@@ -139,6 +139,7 @@ def test_with_overlap_the_auto_cadence_counts_items(engine_storage: Storage,
         project = get_project(session, seeded.project_id)
         pace = outlook(session, project)["pace"]
         assert pace["labels_per_item"] == pytest.approx(2.0)
+        assert pace["counts"] == "items"  # the dashboard and the CLI say so from this
         line = outlook_lines(session, project)[0]  # `activelabel status`
         assert "labels/min (2.0 labels an item)" in line
         assert "next round after 15 items (auto)" in line

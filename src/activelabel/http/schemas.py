@@ -27,6 +27,7 @@ from ..labeling.governance import DecisionView, VersionView
 from ..labeling.insights import task_gain
 from ..labeling.mapping import ROLES as COLUMN_ROLES
 from ..labeling.tasks import Suggestion, Why
+from ..pace import OVERLAP_FROM
 from ..store import (
     MAX_ID,
     ProjectSettings,
@@ -938,6 +939,9 @@ class PaceOut(BaseModel):
         "Labels an item took in those 15 minutes (2 with an overlap of 2): batches, the "
         "cadence and the forecast's time count items, at labels_per_minute / labels_per_item "
         "a minute."))
+    counts: Literal["labels", "items"] = Field("labels", description=(
+        "What batches, retrain_after and labels_behind count: 'items' when an item takes more "
+        f"than {OVERLAP_FROM} labels (overlap), else 'labels'."))
     active_annotators: int
     round_seconds: float | None = Field(description=(
         "Expected time from asking for the next round to its model (queued to finished)."))

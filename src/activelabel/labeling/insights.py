@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..drift import answer_confidence, max_confidence
 from ..estimates import ACCURACY, MEASURE_NAMES, TASK_MEASURES
-from ..pace import Forecast, forecast_labels
+from ..pace import Forecast, counts_items, forecast_labels
 from ..store import (
     PENDING_STATUSES,
     InvalidInput,
@@ -432,7 +432,7 @@ def forecast(points: Sequence[tuple[int, float]], target: float | None,
     span = f"{_about(low or 0)}-{_about(high)}" if high is not None else \
         f"{_about(low or 0)} or far more"
     text = (f"about {_about(more)} more labels ({span}) to reach {name} {target:g}"
-            if labels_per_item <= 1.05 else
+            if not counts_items(labels_per_item) else
             f"about {_about(more)} more labeled items ({span}; {labels_per_item:.1f} labels "
             f"an item) to reach {name} {target:g}")
     if items_per_minute:
@@ -457,6 +457,7 @@ def outlook(session: Session, project: Project, user_id: int | None = None) -> d
         "pace": {
             "labels_per_minute": round(pace.labels_per_minute, 3),
             "labels_per_item": round(pace.labels_per_item, 3),
+            "counts": "items" if counts_items(pace.labels_per_item) else "labels",
             "active_annotators": pace.active_annotators,
             "round_seconds": recent_round_seconds(session, project.id),
             "batch_size": plan.get("batch_size") or (last.batch_size if last else None),

@@ -273,9 +273,9 @@
   function outlook(o) {
     const p = o.pace;
     const auto = (on) => (on ? " (auto)" : "");
-    const unit = p.labels_per_item > 1.05 ? "items" : "labels";  // the trigger and lag count labeled items
+    const unit = p.counts;  // with overlap, the trigger and the lag count labeled items
     const rows = [
-      ["pace", `${AL.fmt(p.labels_per_minute, 1)} labels/min${p.labels_per_item > 1.05 ? ` (${AL.fmt(p.labels_per_item, 1)} labels an item)` : ""}, ${p.active_annotators} active annotator${p.active_annotators === 1 ? "" : "s"}`],
+      ["pace", `${AL.fmt(p.labels_per_minute, 1)} labels/min${unit === "items" ? ` (${AL.fmt(p.labels_per_item, 1)} labels an item)` : ""}, ${p.active_annotators} active annotator${p.active_annotators === 1 ? "" : "s"}`],
       ["round duration", p.round_seconds === null ? "no round yet" : `${AL.fmt(p.round_seconds, 1)} s`],
       ["batch", `${p.batch_size ?? "–"}${auto(p.batch_auto)}`],
       ["next round after", `${p.retrain_after} ${unit}${auto(p.cadence_auto)}`],
