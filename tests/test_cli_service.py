@@ -261,9 +261,15 @@ def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
         "spent; random sampling would have needed about 68 (extrapolated; 32 to 160 within "
         "the interval); 6.0% below the target 95.0%")
     unread = payoff_line({**base, "random_labels_needed": None, "random_extrapolated": None,
-                          "random_labels_range": None, "to_target": -0.01})
+                          "random_labels_range": None, "to_target": -0.01,
+                          "target_status": "reached_by_estimate"})
     assert ("random sampling's curve (up to 28 audit labels) cannot tell yet what it would "
-            "have needed; target 95.0% reached") in unread
+            "have needed; target 95.0% reached by the estimate, not yet by the interval (low "
+            "end 76.0%)") in unread
+    assert payoff_line({**base, "to_target": -0.01, "target_status": "reached"}).endswith(
+        "; target 95.0% reached")
+    assert payoff_line({**base, "target_status": "below_by_estimate"}).endswith(
+        "; 6.0% below the target 95.0% (the interval reaches it)")
     spans = payoff_line({**base, "measure": "entity_f1", "random_labels_range": [32, None],
                          "random_extrapolated": False, "to_target": None})
     assert spans.startswith("payoff: entity F1 89.0% (95% interval")

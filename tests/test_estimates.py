@@ -18,7 +18,9 @@ from activelabel.estimates import (
     label_set_counts,
     labels_needed,
     micro_f1,
+    random_labels,
     random_sampling_curve,
+    target_status,
     wilson_interval,
 )
 from activelabel.spans import entity_scores
@@ -240,3 +242,36 @@ def test_labels_needed_never_falls_as_the_accuracy_rises(
 
 def test_labels_needed_of_a_nearly_flat_curve_is_beyond_reach() -> None:
     assert labels_needed([(10, 0.5), (20, 0.5000001)], 0.99) is None  # overflowed before
+
+
+def test_an_extrapolated_count_is_given_only_when_the_interval_is_within_reach() -> None:
+    """A served ag_news run: 33 audit labels, 93.9% (80.4-98.3%), a curve to 23 labels. The
+    fit read "about 64" random labels (26 to more than the curve tells): a figure the curve
+    does not back, beside 603 labels spent. Past the curve a count needs both ends."""
+    curve = [(10, 0.33), (20, 0.63), (23, 0.8)]
+    assert labels_needed(curve, 0.939) is not None  # the fit names a count...
+    assert labels_needed(curve, 0.983) is None  # ...its high end none
+    assert random_labels(curve, 0.939, 0.804, 0.983) is None
+    bounded = random_labels(curve, 0.85, 0.7, 0.9)
+    assert bounded is not None
+    (needed, extrapolated), ends = bounded
+    assert extrapolated
+    assert ends[0] is not None and ends[1] is not None
+    assert ends[0] <= needed <= ends[1]
+    # read on the curve, the count stands with an open high end: it is measured there
+    inside = random_labels(curve, 0.7, 0.5, 0.983)
+    assert inside is not None
+    assert inside[0][1] is False
+    assert inside[1][1] is None
+    assert random_labels([], 0.9, 0.8, 0.95) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(acc=st.floats(0.0, 1.0), width=st.floats(0.0, 0.5), target=st.floats(0.0, 1.0))
+def test_the_target_is_reached_only_when_the_interval_says_so(acc: float, width: float,
+                                                              target: float) -> None:
+    low, high = max(acc - width, 0.0), min(acc + width, 1.0)
+    status = target_status(acc, low, high, target)
+    assert (status == "reached") == (low >= target)
+    assert status.startswith("reached") == (acc >= target)
+    assert (status == "below") == (high < target)

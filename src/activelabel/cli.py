@@ -947,9 +947,16 @@ def payoff_line(p: Mapping[str, Any]) -> str:
     elif curve:
         parts.append(f"random sampling's curve (up to {int(curve[-1][0])} audit labels) "
                      "cannot tell yet what it would have needed")
-    if p["to_target"] is not None:
-        parts.append(f"{pct(p['to_target'])} below the target {pct(p['target_accuracy'])}"
-                     if p["to_target"] > 0 else f"target {pct(p['target_accuracy'])} reached")
+    if p["to_target"] is not None:  # the dashboard's words (dashboard.js, targetText)
+        target = pct(p["target_accuracy"])
+        below = f"{pct(abs(p['to_target']))} below the target {target}"
+        parts.append({
+            "reached_by_estimate": f"target {target} reached by the estimate, not yet by the "
+                                   f"interval (low end {pct(p['low'])})",
+            "below_by_estimate": f"{below} (the interval reaches it)",
+            "below": below,
+        }.get(p.get("target_status") or ("below" if p["to_target"] > 0 else "reached"),
+              f"target {target} reached"))
     return "; ".join(parts)
 
 

@@ -34,7 +34,9 @@ __all__ = [
     "label_set_counts",
     "labels_needed",
     "micro_f1",
+    "random_labels",
     "random_sampling_curve",
+    "target_status",
     "wilson_interval",
 ]
 
@@ -249,3 +251,38 @@ def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float, *,
         return None
     # above the curve's best accuracy needs at least its last labels, however the fit runs
     return max(math.exp(log_m), float(ms[-1])), True
+
+
+def random_labels(curve: Sequence[tuple[int, float]], accuracy: float, low: float,
+                  high: float) -> tuple[tuple[float, bool], list[float | None]] | None:
+    """What the payoff says random sampling would have needed: ``((labels, extrapolated),
+    [labels at low, labels at high])`` for an accuracy and its interval, or None when the
+    curve cannot tell. An extrapolated count is given only when the interval's high end is
+    within the curve's reach too: past the curve, a fit on a few noisy points read at one
+    accuracy of an unbounded range is a figure the data does not back (a served ag_news run,
+    33 audit labels, 93.9% in 80.4-98.3%: "about 64" random labels, against 603 spent for
+    a model random sampling reaches with about a thousand)."""
+    needed = labels_needed(curve, accuracy)
+    if needed is None:
+        return None
+    ends = [labels_needed(curve, a) for a in (low, high)]
+    if needed[1] and ends[1] is None:
+        return None
+    return needed, [None if end is None else end[0] for end in ends]
+
+
+#: The target read against the audit estimate: the whole interval at or above it, the
+#: estimate at or above it (not its low end), the estimate below it (not the high end), the
+#: whole interval below it.
+TARGET_STATUSES = ("reached", "reached_by_estimate", "below_by_estimate", "below")
+
+
+def target_status(accuracy: float, low: float, high: float, target: float) -> str:
+    """Where the audit estimate and its interval stand against ``target`` (one of
+    :data:`TARGET_STATUSES`): a target reached by the estimate alone is not said to be
+    reached while the interval's low end is under it."""
+    if low >= target:
+        return "reached"
+    if accuracy >= target:
+        return "reached_by_estimate"
+    return "below_by_estimate" if high >= target else "below"

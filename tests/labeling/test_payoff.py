@@ -105,14 +105,17 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     assert found["random_curve"] == curve
     # What random sampling would need to reach the audited accuracy, read off the curve (None
     # when the audited accuracy is beyond the curve's reach, as a small audit's 1.0 may be).
-    needed = labels_needed([(int(m), float(a)) for m, a in curve], found["accuracy"])
-    assert found["random_labels_needed"] == (None if needed is None else round(needed[0]))
-    # and at the interval's ends, so a reader sees what the count is worth
-    ends = [labels_needed([(int(m), float(a)) for m, a in curve], found[k])
-            for k in ("low", "high")]
-    assert found["random_labels_range"] == (None if needed is None else [
+    points = [(int(m), float(a)) for m, a in curve]
+    needed = labels_needed(points, found["accuracy"])
+    # and at the interval's ends, so a reader sees what the count is worth (an extrapolation
+    # is given only with both ends)
+    ends = [labels_needed(points, found[k]) for k in ("low", "high")]
+    unread = needed is None or (needed[1] and ends[1] is None)
+    assert found["random_labels_needed"] == (None if unread else round(needed[0]))
+    assert found["random_labels_range"] == (None if unread else [
         None if end is None else round(end[0]) for end in ends])
     assert found["to_target"] == round(0.99 - found["accuracy"], 6)
+    assert found["target_status"] == ("below" if found["high"] < 0.99 else "below_by_estimate")
 
     # a re-ranking round trains nothing and traces no curve: the payoff keeps the last one
     with engine_storage.sessions() as session, session.begin():

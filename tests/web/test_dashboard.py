@@ -195,8 +195,10 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
 
 
 @pytest.mark.parametrize(("needed", "extrapolated", "ends", "shown"), [
-    (68, True, [30, None], "random sampling would have needed about 68 (extrapolated; 30 to "
-                           "more than the curve tells within the interval)"),
+    (68, True, [30, 160], "random sampling would have needed about 68 (extrapolated; 30 to "
+                          "160 within the interval)"),
+    (20, False, [12, None], "random sampling would have needed about 20 (12 to more than the "
+                            "curve tells within the interval)"),
     (120, False, [80, 200], "random sampling would have needed about 120 (80 to 200 within the "
                             "interval)"),
 ])
@@ -212,6 +214,26 @@ def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
     headline = page.inner_text("#payoff-headline")
     assert "Accuracy now 90.0% (95% interval 76.0%–96.0%, 38 audit labels)" in headline
     assert shown in headline
+
+
+@pytest.mark.parametrize(("status", "to_target", "shown"), [
+    ("reached", -0.05, "target 85.0% reached"),
+    ("reached_by_estimate", -0.05, "target 85.0% reached by the estimate, not yet by the "
+                                   "interval (low end 76.0%)"),
+    ("below_by_estimate", 0.03, "3.0% below the target 85.0% (the interval reaches it)"),
+    ("below", 0.03, "3.0% below the target 85.0%"),
+])
+def test_payoff_headline_reads_the_target_against_the_interval(
+        page: Any, trained: Site, status: str, to_target: float, shown: str) -> None:
+    """A served run said "target 85.0% reached" from 33 audit labels at 93.9% (80.4-98.3%):
+    reached by the estimate, not by the interval. The headline says which."""
+    _open_with_payoff(page, trained, {
+        "accuracy": 0.85 - to_target, "low": 0.76, "high": 0.96, "audit_labels": 38,
+        "target_accuracy": 0.85, "to_target": to_target, "target_status": status})
+    headline = page.inner_text("#payoff-headline")
+    assert headline.endswith(shown)
+    if status != "reached":
+        assert "target 85.0% reached ·" not in headline + " ·"
 
 
 def test_payoff_headline_says_when_the_curve_cannot_tell_yet(page: Any, trained: Site) -> None:

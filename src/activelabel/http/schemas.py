@@ -760,7 +760,9 @@ class Payoff(BaseModel):
         "project's model is served over HTTP (trained where it runs, never on the audit "
         "labels alone): no curve is traced.")
     random_labels_needed: int | None = Field(
-        description="Random labels the same accuracy needed, read off the random curve.")
+        description="Random labels the same accuracy needed, read off the random curve; "
+        "null when the curve cannot tell (beyond its reach, or an extrapolation whose "
+        "interval's high end is beyond it).")
     random_extrapolated: bool | None = Field(
         description="Whether that count lies beyond the curve (a power-law fit).")
     random_labels_range: list[int | None] | None = Field(
@@ -769,6 +771,11 @@ class Payoff(BaseModel):
     target_accuracy: float | None
     to_target: float | None = Field(description="target_accuracy minus the estimate (the "
                                     "target names the measure's score).")
+    target_status: Literal["reached", "reached_by_estimate", "below_by_estimate",
+                           "below"] | None = Field(None, description=(
+        "The target against the interval: 'reached' (its low end at or above it), "
+        "'reached_by_estimate' (the estimate, not the low end), 'below_by_estimate' (the "
+        "high end reaches it, not the estimate), 'below'; null without a target or a score."))
 
 
 class SentenceVectorsOut(BaseModel):

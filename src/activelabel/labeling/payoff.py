@@ -29,8 +29,9 @@ from ..estimates import (
     audit_curve_counts,
     f1_estimate,
     label_set_counts,
-    labels_needed,
+    random_labels,
     random_sampling_curve,
+    target_status,
 )
 from ..store import (
     ArrayStore,
@@ -221,8 +222,10 @@ def _note(measure: str, audit_share: float, n_labels: int, entities: int | None,
 def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, Any]:
     """The dashboard's headline: the active model's accuracy on the audit labels with its 95%
     Wilson interval, the labels spent, the random labels the same accuracy needed (from the
-    latest random-sampling curve; ``extrapolated`` beyond its last point) and the same count
-    at the interval's two ends, and the distance to ``target_accuracy``. A multi-label
+    latest random-sampling curve; ``extrapolated`` beyond its last point, given only when the
+    interval's high end is within reach too: :func:`~activelabel.estimates.random_labels`) and
+    the same count at the interval's two ends, and the distance to ``target_accuracy`` with
+    where the interval stands against it (``target_status``). A multi-label
     project measures label F1 and a span project entity F1 (``measure`` says which; a
     bootstrap interval; ``audit_positives``: the labels or entities the audit answers hold),
     the score their target names too. ``note`` says why there is no score yet."""
@@ -241,12 +244,15 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
     measure = TASK_MEASURES[project.task]
     curve = (_last_curve(session, project.id, measure)
              if traced and len(answers) >= MIN_CURVE_LABELS else [])
-    needed = None if est.accuracy is None else labels_needed(curve, est.accuracy)
-    # the same read at the interval's ends: what the count is worth with this many audit labels
-    ends = [None if est.accuracy is None else labels_needed(curve, a) for a in (est.low, est.high)]
+    # the count and the same read at the interval's ends: what it is worth with this many
+    # audit labels (none where an extrapolation's range has no high end)
+    read = None if est.accuracy is None else random_labels(curve, est.accuracy, est.low,
+                                                            est.high)
     # what F1 counts: the audit answers' entities, or a multi-label project's labels
     positives = None if measure == ACCURACY else sum(len(answers[r]) for r in labeled)
     target = settings.target_accuracy
+    read_target = None if target is None or est.accuracy is None else target_status(
+        est.accuracy, est.low, est.high, float(target))
     return {
         "audit_share": settings.audit_share,
         "audit_draws": len(audit_rows(session, project.id)),
@@ -265,11 +271,12 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
         "n_train": None if active is None else active.n_train,
         "random_curve": [[m, a] for m, a in curve],
         "curve_min_labels": MIN_CURVE_LABELS if traced else None,
-        "random_labels_needed": None if needed is None else round(needed[0]),
-        "random_extrapolated": None if needed is None else needed[1],
-        "random_labels_range": None if needed is None else [
-            None if end is None else round(end[0]) for end in ends],
+        "random_labels_needed": None if read is None else round(read[0][0]),
+        "random_extrapolated": None if read is None else read[0][1],
+        "random_labels_range": None if read is None else [
+            None if end is None else round(end) for end in read[1]],
         "target_accuracy": target,
         "to_target": None if target is None or est.accuracy is None
         else round(float(target) - float(est.accuracy), 6),
+        "target_status": read_target,
     }

@@ -138,6 +138,19 @@
     return `${low === null ? "?" : low} to ${high === null ? "more than the curve tells" : high} within the interval`;
   }
 
+  /* The target against the audit interval: reached only when its low end is (the same words
+     as `activelabel status`). */
+  function targetText(p, pct) {
+    const target = pct(p.target_accuracy);
+    const below = `${pct(Math.abs(p.to_target))} below the target ${target}`;
+    switch (p.target_status ?? (p.to_target > 0 ? "below" : "reached")) {
+      case "reached_by_estimate": return `target ${target} reached by the estimate, not yet by the interval (low end ${pct(p.low)})`;
+      case "below_by_estimate": return `${below} (the interval reaches it)`;
+      case "below": return below;
+      default: return `target ${target} reached`;
+    }
+  }
+
   function payoffLine(p) {
     const pct = (x) => `${(100 * x).toFixed(1)}%`;
     const head = [];
@@ -152,7 +165,7 @@
       const notes = [p.random_extrapolated ? "extrapolated" : "", rangeText(p.random_labels_range)].filter(Boolean);
       head.push(`random sampling would have needed about ${p.random_labels_needed}${notes.length ? ` (${notes.join("; ")})` : ""}`);
     }
-    if (p.to_target !== null) head.push(p.to_target > 0 ? `${pct(p.to_target)} below the target ${pct(p.target_accuracy)}` : `target ${pct(p.target_accuracy)} reached`);
+    if (p.to_target !== null) head.push(targetText(p, pct));
     $("payoff-headline").textContent = head.join(" · ");
     const how = p.measure === AL.MEASURE.ENTITY_F1 ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences."
       : p.measure === AL.MEASURE.LABEL_F1 ? "Label F1: micro over the audit items' labels, each found when the model gives it (probability above 0.5) and the annotators did. Interval: bootstrap over the items."
