@@ -894,6 +894,7 @@
       AL.toast(`A new model is ready (round ${lr.number})${moved ? `: ${measure} ${moved}` : ""}.`);
     }
     state.lastRound = p.round;
+    for (const id of ["next-model", "my-count", "last-gain"]) $(id).title = $(id).textContent;
     refreshOutlook();
   }
 
@@ -906,6 +907,7 @@
     const stops = o.verdicts.filter((v) => v.stop).map((v) => v.reason);
     $("outlook").textContent = stops.length ? `Stopping rules say stop: ${stops.join("; ")}`
       : (o.forecast.target !== null ? `Forecast: ${o.forecast.text}` : "");
+    $("outlook").title = $("outlook").textContent;
   }
 
   // ---- the caller's flags and the reviewers' notes on them -------------------------------------
