@@ -256,7 +256,8 @@ def test_an_extrapolated_count_is_given_only_when_the_interval_is_within_reach()
     assert bounded is not None
     (needed, extrapolated), ends = bounded
     assert extrapolated
-    assert ends[0] is not None and ends[1] is not None
+    assert ends[0] is not None
+    assert ends[1] is not None
     assert ends[0] <= needed <= ends[1]
     # read on the curve, the count stands with an open high end: it is measured there
     inside = random_labels(curve, 0.7, 0.5, 0.983)

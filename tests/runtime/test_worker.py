@@ -417,6 +417,37 @@ def test_a_label_check_waits_for_the_rounds_queued(fresh_storage: Storage) -> No
     assert (first.id, second.id) == (later, check)
 
 
+def test_a_label_check_waiting_a_minute_goes_before_the_rounds_queued_after_it(
+        fresh_storage: Storage) -> None:
+    """Where one worker serves several busy projects, a round may be queued whenever a job
+    ends, and a label check behind them waited as long as rounds kept coming. Past PRIORITY_AGING_SECONDS a check takes its
+    turn by age (the rounds then run at its fits)."""
+    from activelabel.store.jobs import PRIORITY_AGING_SECONDS
+    from activelabel.store.models import Job
+
+    seeded = new_project(fresh_storage, labels=["a", "b"], rows=text_rows(12))
+    kinds = ["round", "import", "label_check"]
+    with fresh_storage.sessions() as session, session.begin():
+        check = enqueue_job(session, "label_check", {}, project_id=seeded.project_id)
+        check.created_at = utcnow() - timedelta(seconds=PRIORITY_AGING_SECONDS - 5)
+        fresh = enqueue_job(session, "round", {}, project_id=seeded.project_id).id
+        check_id = check.id
+    with fresh_storage.sessions() as session, session.begin():
+        first = claim_job(session, kinds, "w")  # not yet aged: the round first
+        assert first is not None
+        assert first.id == fresh
+        later = enqueue_job(session, "round", {}, project_id=seeded.project_id).id
+        aged = session.get(Job, check_id)
+        assert aged is not None
+        aged.created_at = utcnow() - timedelta(seconds=PRIORITY_AGING_SECONDS + 1)
+    with fresh_storage.sessions() as session, session.begin():
+        second = claim_job(session, kinds, "w")
+        third = claim_job(session, kinds, "w")
+    assert second is not None
+    assert third is not None
+    assert (second.id, third.id) == (check_id, later)
+
+
 def test_a_round_queued_while_a_label_check_runs_runs_at_the_checks_next_report(
         fresh_storage: Storage) -> None:
     """A worker in a label check (its five fits take minutes on a large project) runs a round

@@ -58,10 +58,19 @@ def list_jobs(session: Session, *, project_id: int | None = None, status: str | 
     return list(session.execute(stmt).scalars())
 
 
+#: A job of a later kind in :data:`JOB_PRIORITY` queued this long is taken in its turn, by
+#: age: where a worker serves several busy projects (``auto`` cadence queues a round a few
+#: labels after the last), a round may be queued whenever a job ends, and a label check
+#: behind them waited as long as rounds kept coming. A check yields to the rounds queued at each of its model fits, so a
+#: round then waits one fit at most.
+PRIORITY_AGING_SECONDS = 60.0
+
+
 def claim_job(session: Session, kinds: Collection[str], worker_id: str, *,
               now: datetime | None = None) -> Job | None:
     """Take the oldest queued job of ``kinds`` for this worker (of the kinds first in
-    :data:`JOB_PRIORITY`), or None when there is none.
+    :data:`JOB_PRIORITY`, unless a later kind's job has waited
+    :data:`PRIORITY_AGING_SECONDS`), or None when there is none.
 
     The conditional UPDATE (status still 'queued') makes the claim atomic on any database;
     PostgreSQL also skips rows another worker is claiming instead of waiting for them.
@@ -70,7 +79,9 @@ def claim_job(session: Session, kinds: Collection[str], worker_id: str, *,
         raise InvalidInput("kinds is empty: pass the job kinds this worker runs, e.g. ['round']")
     now = now or utcnow()
     for _ in range(_CLAIM_ATTEMPTS):
-        priority = case(JOB_PRIORITY, value=Job.kind, else_=0)
+        aged = now - timedelta(seconds=PRIORITY_AGING_SECONDS)
+        priority = case((Job.created_at <= aged, 0),
+                        else_=case(JOB_PRIORITY, value=Job.kind, else_=0))
         stmt = (select(Job.id).where(Job.status == JobStatus.QUEUED, Job.kind.in_(sorted(kinds)))
                 .order_by(priority, Job.id).limit(1))
         job_id = session.execute(for_update_skip_locked(stmt, dialect_of(session))).scalar()

@@ -141,7 +141,8 @@ SPLITS = tuple(s.value for s in Split)
 ANNOTATION_KINDS = ("label", "correction", "review_accept", "review_reject", "undo", "imported")
 JOB_KINDS = ("round", "import", "label_check")
 #: Which queued jobs a worker takes first (lowest first, then the oldest): a label check
-#: (the review queue's, seconds to minutes) waits for the rounds and imports queued.
+#: (the review queue's, seconds to minutes) waits for the rounds and imports queued, for at
+#: most ``jobs.PRIORITY_AGING_SECONDS``.
 JOB_PRIORITY = {"round": 0, "import": 0, "label_check": 1}
 JOB_STATUSES = tuple(s.value for s in JobStatus)
 ROUND_STATUSES = tuple(s.value for s in RoundStatus)
