@@ -374,6 +374,33 @@ def _wnut17_entity() -> Any:
                    ("no entity", "entity"), records=records)
 
 
+def _clinc_oos() -> Any:
+    """clinc150's queries labeled in scope or out of scope: the 1,200 ``oos`` queries and
+    2,400 in-scope ones drawn at random (seeded) over the 150 intents (two classes)."""
+    from activelabel.datasets import Dataset
+    ds = lc.load("clinc150", lc.DATA_DIR)
+    oos = ds.classes.index("oos")
+    out = [i for i, y in enumerate(ds.y) if y == oos]
+    inside = np.random.default_rng(321).choice(
+        [i for i, y in enumerate(ds.y) if y != oos], size=2 * len(out), replace=False)
+    keep = sorted([*out, *inside.tolist()])
+    y = np.asarray([int(ds.y[i] == oos) for i in keep], dtype=np.intp)
+    return Dataset("clinc150_oos", "text", y, ("in scope", "out of scope"),
+                   records=[ds.records[i] for i in keep])
+
+
+def _wnut17_person() -> Any:
+    """wnut17's sentences labeled by whether they name a person (two classes)."""
+    from activelabel.datasets import Dataset
+    records, labels = [], []
+    for line in (lc.DATA_DIR / "wnut17.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        records.append({"text": row["text"]})
+        labels.append(int(any(s["label"] == "person" for s in row["spans"])))
+    return Dataset("wnut17_person", "text", np.asarray(labels, dtype=np.intp),
+                   ("no person", "person"), records=records)
+
+
 #: Text sets made from the shared data that no default was tuned on, run in setup C only.
 HELD_OUT_C = {
     "ag_news_business_scitech": lambda: _subset(lc.load("ag_news", lc.DATA_DIR),
@@ -387,6 +414,10 @@ HELD_OUT_C = {
     "clinc150_77": lambda: _clinc_intents(77),
     "ag_news_no_sports": lambda: _subset(lc.load("ag_news", lc.DATA_DIR), "ag_news_no_sports",
                                          {"World", "Business", "Sci/Tech"}),
+    # added 2026-12-07 (last), with every default set: a property of a query rather than its
+    # topic (out of scope or not), and a binary span-derived set beside entity-or-not
+    "clinc150_oos": _clinc_oos,
+    "wnut17_person": _wnut17_person,
 }
 
 

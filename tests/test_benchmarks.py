@@ -417,3 +417,22 @@ def test_review_latency_times_the_read_and_the_workers_check(shared_data: Path) 
     assert float(read.split()[0]) < 5
     assert check != "-"  # the queue asked for a check, and it ran as a worker runs it
     assert float(row[5].split()[0]) >= 0  # the wait of a round asked during the check
+
+
+def test_label_share_held_out_property_sets() -> None:
+    """Two sets asked about a property of a text, not its topic: clinc150's out-of-scope
+    queries against a seeded draw of twice as many in-scope ones, and wnut17's sentences that
+    name a person."""
+    import json
+
+    import numpy as np
+
+    ls = _label_share()
+    oos = ls.load_set("clinc150_oos")
+    assert oos.classes == ("in scope", "out of scope")
+    assert (len(oos.y), int(np.sum(oos.y))) == (3_600, 1_200)
+    assert oos.records == ls.load_set("clinc150_oos").records  # the same draw each time
+    person = ls.load_set("wnut17_person")
+    rows = [json.loads(x) for x in (ls.lc.DATA_DIR / "wnut17.jsonl").read_text().splitlines()]
+    assert person.y.tolist() == [int(any(s["label"] == "person" for s in r["spans"]))
+                                 for r in rows]
