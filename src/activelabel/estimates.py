@@ -260,8 +260,8 @@ def random_labels(curve: Sequence[tuple[int, float]], accuracy: float, low: floa
     curve cannot tell. An extrapolated count is given only when the interval's high end is
     within the curve's reach too: past the curve, a fit on a few noisy points read at one
     accuracy of an unbounded range is a figure the data does not back (a served ag_news run,
-    33 audit labels, 93.9% in 80.4-98.3%: "about 64" random labels, against 603 spent for
-    a model random sampling reaches with about a thousand)."""
+    33 audit labels, 93.9% in 80.4-98.3%: "about 64" random labels beside 603 spent, where
+    random sampling's measured curve on ag_news is at 0.83 with 1,000 labels)."""
     needed = labels_needed(curve, accuracy)
     if needed is None:
         return None

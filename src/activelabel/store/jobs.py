@@ -61,8 +61,8 @@ def list_jobs(session: Session, *, project_id: int | None = None, status: str | 
 #: A job of a later kind in :data:`JOB_PRIORITY` queued this long is taken in its turn, by
 #: age: where a worker serves several busy projects (``auto`` cadence queues a round a few
 #: labels after the last), a round may be queued whenever a job ends, and a label check
-#: behind them waited as long as rounds kept coming. A check yields to the rounds queued at each of its model fits, so a
-#: round then waits one fit at most.
+#: behind them waited as long as rounds kept coming. A check yields to the rounds queued at
+#: each of its model fits, so a round then waits one fit at most.
 PRIORITY_AGING_SECONDS = 60.0
 
 
