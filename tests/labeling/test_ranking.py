@@ -60,6 +60,28 @@ def test_full_ranking_puts_pool_by_margin_and_other_splits_among_them() -> None:
     assert np.all(np.diff(ranking.sorted_margins) >= 0)
 
 
+def test_a_model_of_one_class_ranks_the_pool_in_a_seeded_random_order() -> None:
+    """Every item scores alike under a model that has seen one class: ranked by row, the
+    queue behind the batch was the file's order (a sorted upload's next rows of the same
+    class). Equal margins go in a seeded random order; unequal ones still by margin."""
+    n = 2_000
+    probs = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (n, 1))
+    splits = np.full(n, "pool")
+
+    def queue(seed: int) -> list[int]:
+        ranking = full_ranking(splits, np.array([0, 1]), probs, multilabel=False, seed=seed,
+                               project_id=3)
+        return ranking.rows[np.argsort(ranking.ranks)].tolist()
+
+    first = queue(1)
+    assert sorted(first) == list(range(2, n))
+    assert np.median(first[:100]) > n / 4  # not the file's first rows
+    assert first == queue(1)  # reproducible
+    assert first != queue(2)
+    probs[500:510] = [0.5, 0.5]  # ten items the model is unsure of come first still
+    assert set(queue(1)[:10]) == set(range(500, 510))
+
+
 def test_margins_of_multilabel_and_single_class_rows() -> None:
     p = np.array([[0.9, 0.45], [0.2, 0.1]])
     assert np.allclose(margins(p, True), [0.1, 0.6])

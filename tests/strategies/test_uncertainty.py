@@ -49,6 +49,40 @@ def test_exact_ties_go_to_the_lower_index() -> None:
     assert activelabel.select("margin", 4, probs=probs).tolist() == [0, 1, 3, 4]
 
 
+@settings(max_examples=60, deadline=None)
+@given(prob_matrices(), st.sampled_from(["least_confidence", "margin", "entropy"]),
+       st.integers(1, 70), st.integers(0, 2**32 - 1))
+def test_with_a_seed_ties_are_drawn_at_random_and_the_scores_picked_are_the_same(
+        probs, measure, k, seed) -> None:
+    """A seed changes which of equal scores are picked and their order, never the scores."""
+    plain = activelabel.select(measure, k, probs=probs)
+    seeded = activelabel.select(measure, k, probs=probs, random_state=seed)
+    scores = uncertainty_scores(probs, measure)
+    assert np.array_equal(scores[seeded], scores[plain])
+    assert len(set(seeded.tolist())) == len(seeded)
+
+
+@pytest.mark.parametrize("name", ["margin", "entropy", "least_confidence", "cluster_margin",
+                                  "density"])
+def test_a_model_of_one_class_does_not_hand_out_the_pool_in_file_order(name: str) -> None:
+    """A seed batch of one class: the model gives that class probability 1 everywhere and
+    every item scores the same. The lower index is the file's order: a sorted upload's next
+    rows, of the same class, round after round (280 labels of a two-class set, none of the
+    second). With the round's seed the tied items are drawn at random."""
+    n, k = 3_000, 20
+    probs = np.tile([[1.0, 0.0]], (n, 1))
+    emb = np.random.default_rng(0).normal(size=(n, 8))
+    picks = [activelabel.select(name, k, probs=probs, embeddings=emb, random_state=seed)
+             for seed in range(5)]
+    for picked in picks:
+        assert len(set(picked.tolist())) == k
+        assert np.median(picked) > n / 4  # not the first rows: spread over the pool
+    assert len({tuple(sorted(p.tolist())) for p in picks}) == 5  # each seed its own draw
+    first = activelabel.select(name, k, probs=probs, embeddings=emb, random_state=7)
+    assert first.tolist() == activelabel.select(name, k, probs=probs, embeddings=emb,
+                                                random_state=7).tolist()  # reproducible
+
+
 def test_margin_breaks_ties_that_least_confidence_cannot() -> None:
     # same top probability, different runner-up: margin prefers the closer race
     probs = np.array([[0.5, 0.45, 0.05], [0.5, 0.25, 0.25]])

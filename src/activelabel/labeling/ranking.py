@@ -93,7 +93,8 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
                  *, multilabel: bool, seed: int, project_id: int,
                  left_out: NDArray[np.intp] | None = None) -> Ranking:
     """Every row outside ``batch_rows`` and ``left_out`` (purged items: no rank, no task)
-    ranked behind the batch: pool rows by margin (ascending, ties by row), other splits at
+    ranked behind the batch: pool rows by margin (ascending; equal margins in a seeded random
+    order, not the file's: a model of one class scores every item alike), other splits at
     seeded random places. O(n log n), no n x n."""
     n = min(splits.shape[0], probs.shape[0])
     behind = np.ones(n, dtype=bool)
@@ -106,6 +107,9 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
     m = margins(probs[rows[pool]], multilabel) if pool.any() else np.empty(0)
     frac = np.empty(rows.shape[0], dtype=np.float64)
     pool_order = np.argsort(m, kind="stable")
+    ordered = m[pool_order]
+    if ordered.shape[0] > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
+        pool_order = np.lexsort((queue_keys(seed, project_id, rows[pool]), m))
     place = np.empty(pool_order.shape[0], dtype=np.float64)
     place[pool_order] = (np.arange(pool_order.shape[0]) + 0.5) / max(pool_order.shape[0], 1)
     frac[pool] = place

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..strategies import STRATEGIES, get_strategy
-from ..strategies._base import Selection, top_k
+from ..strategies._base import Selection, tie_rng, top_k
 from .neighbors import neighbor_mask
 from .shards import Shard, list_shards, read_shard
 
@@ -249,8 +249,8 @@ def reduce_candidates(results: Sequence[ShardResult], q: ScaleQuery) -> Selectio
     order = np.argsort(rows, kind="stable")  # pool order: ties break as in one process
     rows = rows[order]
     scores = np.concatenate([r.scores for r in nonempty])[order]
-    if q.strategy in POINTWISE:
-        idx = top_k(scores, q.k)
+    if q.strategy in POINTWISE:  # equal scores in a seeded random order, as in one process
+        idx = top_k(scores, q.k, tie_rng(q.seed))
         out = np.zeros(idx.shape[0]) if q.strategy == "random" else scores[idx]
         return Selection(rows[idx].astype(np.intp), out)
     emb = np.concatenate([r.embeddings for r in nonempty])[order]

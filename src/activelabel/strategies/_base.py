@@ -18,6 +18,7 @@ __all__ = [
     "as_embeddings",
     "as_probs",
     "chunks",
+    "tie_rng",
     "top_k",
 ]
 
@@ -229,8 +230,21 @@ def chunks(n: int, size: int = CHUNK_ROWS) -> Iterator[tuple[int, int]]:
         yield start, min(start + size, n)
 
 
-def top_k(scores: NDArray[np.floating[Any]], k: int) -> IntArray:
-    """Indices of the ``k`` largest scores, best first; ties go to the lower index.
+def tie_rng(random_state: int | np.random.Generator | None) -> np.random.Generator | None:
+    """The generator :func:`top_k` breaks ties with: none without a seed (ties then go to
+    the lower index, reproducibly)."""
+    return None if random_state is None else as_rng(random_state)
+
+
+def top_k(scores: NDArray[np.floating[Any]], k: int,
+          rng: np.random.Generator | None = None) -> IntArray:
+    """Indices of the ``k`` largest scores, best first. Equal scores go to the lower index,
+    or with ``rng`` in a random order (drawn only when there are ties, so a run without any
+    reads the same random stream either way): a model that has seen one class scores every
+    item alike, and the lower index is the pool's order, the file's. A seed batch of one class
+    then handed out the file's next rows, round after round, of that class (a two-class set
+    whose 1,200 out-of-scope queries followed its 2,400 in-scope ones: 280 labels, none of the
+    second class).
 
     Runs in O(n + k log k): one ``argpartition`` then a sort of the ``k`` winners only.
     """
@@ -240,17 +254,23 @@ def top_k(scores: NDArray[np.floating[Any]], k: int) -> IntArray:
         return np.empty(0, dtype=np.intp)
     if k < n:
         part = np.argpartition(scores, n - k)[n - k :]
-        # argpartition breaks ties arbitrarily; items tied with the k-th score must be
-        # decided by index so that results do not depend on numpy's partition internals.
+        # argpartition breaks ties arbitrarily; items tied with the k-th score are decided
+        # by index (or at random with rng), never by numpy's partition internals.
         kth = scores[part].min()
         n_tied = np.count_nonzero(scores == kth)
         if n_tied > np.count_nonzero(scores[part] == kth):
             above = np.flatnonzero(scores > kth)
-            tied = np.flatnonzero(scores == kth)[: k - above.shape[0]]
+            tied = np.flatnonzero(scores == kth)
+            tied = (tied[: k - above.shape[0]] if rng is None
+                    else np.sort(rng.choice(tied, k - above.shape[0], replace=False)))
             part = np.concatenate([above, tied])
     else:
         part = np.arange(n)
-    order = np.lexsort((part, -scores[part]))
+    won = scores[part]
+    if rng is not None and np.unique(won).shape[0] < won.shape[0]:
+        order = np.lexsort((rng.permutation(part.shape[0]), -won))
+    else:
+        order = np.lexsort((part, -won))
     return part[order].astype(np.intp, copy=False)
 
 

@@ -19,6 +19,7 @@ from ._base import (
     as_committee_probs,
     check_k,
     chunks,
+    tie_rng,
     top_k,
     weight_by_class_value,
 )
@@ -58,7 +59,7 @@ class _Committee(QueryStrategy):
             scores[start:stop] = self._score(p[:, start:stop, :])
         if weights is not None:
             scores = weight_by_class_value(scores, p.mean(axis=0), weights)
-        idx = top_k(scores, k)
+        idx = top_k(scores, k, tie_rng(random_state))
         return Selection(idx, scores[idx])
 
 

@@ -18,6 +18,7 @@ from ._base import (
     as_rng,
     check_k,
     chunks,
+    tie_rng,
     top_k,
     weight_by_class_value,
 )
@@ -326,7 +327,7 @@ class DensityWeighted(QueryStrategy):
         scores = scores_of_checked(p, self.measure)
         scores *= pool_density(X) ** self.beta
         scores = weight_by_class_value(scores, p, as_class_weights(class_weights, p.shape[1]))
-        idx = top_k(scores, k)
+        idx = top_k(scores, k, tie_rng(random_state))
         return Selection(idx, scores[idx])
 
 

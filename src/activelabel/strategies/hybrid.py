@@ -72,8 +72,9 @@ class ClusterMargin(QueryStrategy):
 
     def _candidates(self, probs: FloatArray, scores: NDArray[np.float64], n_cand: int,
                     rng: np.random.Generator) -> NDArray[np.intp]:
-        """The ``n_cand`` candidates, most uncertain first (a variant draws them otherwise)."""
-        return top_k(scores, n_cand)
+        """The ``n_cand`` candidates, most uncertain first (a variant draws them otherwise;
+        equal scores in a random order, not the pool's)."""
+        return top_k(scores, n_cand, rng)
 
     def _spread(self, k: int, X: FloatArray, cand: NDArray[np.intp],
                 scores: NDArray[np.float64], rng: np.random.Generator) -> Selection:

@@ -214,7 +214,7 @@ def _spread(scores: NDArray[np.float64], X: Any, k: int, factor: float,
             rng: np.random.Generator) -> Selection:
     """The top ``factor * k`` by score, round-robin over k clusters of their vectors."""
     n_cand = min(scores.shape[0], max(k, int(np.ceil(factor * k))))
-    cand = top_k(scores, n_cand)
+    cand = top_k(scores, n_cand, rng)
     if n_cand <= k:
         return Selection(cand, scores[cand])
     Xc = np.ascontiguousarray(X[cand], dtype=np.float64)

@@ -21,6 +21,7 @@ from ._base import (
     as_probs,
     check_k,
     chunks,
+    tie_rng,
     top_k,
     weight_by_class_value,
 )
@@ -142,7 +143,7 @@ class UncertaintySampling(QueryStrategy):
         scores = scores_of_checked(p, self.measure, self.multilabel)
         weights = as_class_weights(class_weights, p.shape[1])
         scores = weight_by_class_value(scores, p, weights)
-        idx = top_k(scores, k)
+        idx = top_k(scores, k, tie_rng(random_state))
         return Selection(idx, scores[idx])
 
 
