@@ -690,6 +690,22 @@ def schedule_with(**params: Any) -> None:
         simulation.schedule_strategy, **params)
 
 
+def mature_with(name: str) -> None:
+    """Run ``auto`` with ``name`` where the schedule says the model is mature (the library's
+    :data:`~activelabel.pace.MATURE_STRATEGY`); its early phase unchanged."""
+    from activelabel.pace import MATURE_STRATEGY
+
+    base = simulation.schedule_strategy
+
+    def scheduled(counts: Any, accuracies: Any, *, previous: str | None = None,
+                  **params: Any) -> tuple[str, str]:
+        choice, why = base(counts, accuracies,
+                           previous=MATURE_STRATEGY if previous == name else previous, **params)
+        return (name if choice == MATURE_STRATEGY else choice), why
+
+    simulation.schedule_strategy = scheduled  # type: ignore[assignment]
+
+
 def _json_object(text: str) -> dict[str, Any]:
     """A JSON object of keyword arguments."""
     try:
@@ -753,6 +769,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(the library's), pool (the predicted mix of the unlabeled rows), "
                         "labels (the labels' mix), min (pool, at most equal); use with its "
                         "own --out-dir")
+    p.add_argument("--mature-strategy", default=None,
+                   help="auto's strategy once mature (default: the library's), e.g. "
+                        "cluster_margin_typiclust; use with its own --out-dir")
     p.add_argument("--setup-c", type=_seed_batch_budget, default=None,
                    metavar="SEED,BATCH,BUDGET",
                    help="setup C's seed, batch and budget (default 20,10,300: simulate's); "
@@ -772,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     pseudo_label_mix(args.pseudo_label_mix)
     for extra in BENCHMARK_STRATEGIES:
         REGISTRY[extra.name] = extra
+    if args.mature_strategy is not None:
+        if args.mature_strategy not in REGISTRY:
+            p.error(f"--mature-strategy: unknown strategy {args.mature_strategy!r}; one of "
+                    f"{', '.join(sorted(REGISTRY))}")
+        mature_with(args.mature_strategy)
     strategies = [s for s in args.strategies.split(",") if s]
     if "random" not in strategies:
         strategies.insert(0, "random")
