@@ -9,11 +9,18 @@ import threading
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 
 from activelabel.labeling import ranking as ranking_module
 from activelabel.labeling.imports import enqueue_import, save_upload
-from activelabel.labeling.ranking import Ranking, full_ranking, margins, write_full_ranking
+from activelabel.labeling.ranking import (
+    Ranking,
+    full_ranking,
+    margin_positions,
+    margins,
+    write_full_ranking,
+)
 from activelabel.labeling.tasks import why_of
 from activelabel.runtime.settings import Storage
 from activelabel.store import next_tasks, round_selections
@@ -80,6 +87,20 @@ def test_a_model_of_one_class_ranks_the_pool_in_a_seeded_random_order() -> None:
     assert first != queue(2)
     probs[500:510] = [0.5, 0.5]  # ten items the model is unsure of come first still
     assert set(queue(1)[:10]) == set(range(500, 510))
+
+
+def test_new_items_of_one_margin_spread_over_the_run_of_equal_margins() -> None:
+    """An import after a round places each new item beside the nearest ranked margin. Under
+    a model of one class every margin is the same: each new item went to the run's head, all
+    with one rank, then by row (the file's order). Within a run of equal margins the seeded
+    draw places it; elsewhere the nearest margin does."""
+    ranked = np.array([0.1, 0.2, 0.5, 0.5, 0.5, 0.5, 0.9])
+    draw = np.array([0.0, 0.5, 0.99, 0.3])
+    got = margin_positions(ranked, np.array([0.5, 0.5, 0.5, 0.3]), draw)
+    assert np.allclose(got[:3], (2 + 4 * draw[:3]) / 7)  # spread over the four 0.5s
+    assert got[3] == pytest.approx(2 / 7)  # between 0.2 and 0.5, whatever the draw
+    one_class = margin_positions(np.ones(1000), np.ones(5), np.array([.1, .3, .5, .7, .9]))
+    assert np.allclose(one_class, [.1, .3, .5, .7, .9])
 
 
 def test_margins_of_multilabel_and_single_class_rows() -> None:

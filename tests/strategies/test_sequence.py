@@ -112,3 +112,19 @@ def test_cold_start_prefers_sentences_with_entity_cues() -> None:
     sel = EntityColdStart().query(20, entity_cues=cues, embeddings=rng.normal(size=(300, 5)),
                                   random_state=0)
     assert (cues[sel.indices] > 0).all()
+
+
+@pytest.mark.parametrize("name", ["sequence_least_confidence", "token_entropy_sum",
+                                  "uncertain_tokens"])
+def test_a_tagger_sure_of_everything_does_not_hand_out_sentences_in_file_order(
+        name: str) -> None:
+    """Every sentence scored alike (a tagger that has seen one tag): the picks are a seeded
+    draw over the pool, not its first rows."""
+    n = 400
+    lengths = np.full(n, 3)
+    marg = np.tile([1.0, 0.0, 0.0], (3 * n, 1))
+    given = {"sequence_probs": np.ones(n), "token_probs": marg, "lengths": lengths}
+    picks = [SEQUENCE_STRATEGIES[name]().query(10, random_state=s, **given).indices
+             for s in (1, 2)]
+    assert np.median(picks[0]) > n / 4
+    assert sorted(picks[0].tolist()) != sorted(picks[1].tolist())

@@ -241,12 +241,25 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     X, _ = transform_items(featurizer, records, sentence_vectors=vectors)
     probs = np.asarray(artifact["model"].predict_proba(X), dtype=np.float64)
     m = margins(probs, multilabel)
-    position = np.searchsorted(sorted_margins, m, side="left") / sorted_margins.shape[0]
+    rows = np.asarray([row for row, _ in new], dtype=np.int64)
+    draw = (queue_keys(int(meta.get("round", 0)), project_id, rows) - RANDOM_BASE) / float(
+        2 ** KEY_BITS)
+    position = margin_positions(sorted_margins, m, draw)
     ranks = SCORED_BASE + int(meta["batch"]) + position * int(meta["behind"]) - 0.5
     ranks = np.maximum(ranks, SCORED_BASE + int(meta["batch"]))  # behind the batch, never in it
-    rows = np.asarray([row for row, _ in new], dtype=np.int64)
     with storage.sessions() as session, session.begin():
         return write_ranking(session, project_id, rows, ranks)
+
+
+def margin_positions(sorted_margins: NDArray[np.float64], m: NDArray[np.float64],
+                     draw: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Where items of margins ``m`` go among the ranked ones (0 to 1): beside the nearest
+    margin, and within a run of equal margins at the place ``draw`` (0 to 1, a seeded draw
+    per item) says, not all at its head (a model of one class gives every item one margin:
+    the new items would all go first, then by row, the file's order)."""
+    lo = np.searchsorted(sorted_margins, m, side="left")
+    hi = np.searchsorted(sorted_margins, m, side="right")
+    return (lo + (hi - lo) * draw) / max(sorted_margins.shape[0], 1)
 
 
 def _new_pool_items(session: Session, project_id: int,

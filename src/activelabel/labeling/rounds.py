@@ -66,6 +66,7 @@ from ..store import (
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.governance import LABELS_UPTO, add_decision
 from ..store.models import Item, Job, JobStatus, Project, Round, RoundStatus, utcnow
+from ..store.queue import queue_keys
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
     COMMITTEE_MEMBERS,
@@ -523,7 +524,9 @@ def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int,
         scores = priors[pool]
         known = np.isfinite(scores)
         if int(known.sum()) >= k:
-            order = np.argsort(scores[known], kind="stable")[:PRIOR_SHORTLIST * k]
+            # equal scores in a seeded random order, not the file's
+            order = np.lexsort((queue_keys(seed, snap.project_id, pool[known]),
+                                scores[known]))[:PRIOR_SHORTLIST * k]
             pool, strategy = pool[known][order], PRIOR_COLD_START_STRATEGY
     chosen = KMeansSampling().query(min(k, pool.shape[0]),
                                     embeddings=np.asarray(feats.embeddings[pool]),

@@ -13,6 +13,9 @@ What a shard keeps and what the reduce does depends on the strategy:
   the pool's);
 - ``cluster_margin``: the shard's ``candidate_factor * k`` smallest margins, then cluster-margin
   on the merge: exactly the single-process batch, since it clusters those candidates only;
+- with equal scores at the cut (a model of one class scores every item alike) both are a
+  seeded random choice among the tied, as in one process, but not the same choice: the reduce
+  draws among the shards' candidates, one process among every tied item;
 - ``kcenter``, ``kmeans``, ``typiclust``, ``badge``: the strategy picks ``candidate_factor * k``
   items in each shard, then runs again on their union (two-level selection, as distributed
   k-center; for ``typiclust`` the second level clusters the candidates, whose cluster sizes
@@ -246,10 +249,10 @@ def reduce_candidates(results: Sequence[ShardResult], q: ScaleQuery) -> Selectio
     if not nonempty:
         return Selection(np.empty(0, dtype=np.intp), np.empty(0))
     rows = np.concatenate([r.rows for r in nonempty])
-    order = np.argsort(rows, kind="stable")  # pool order: ties break as in one process
+    order = np.argsort(rows, kind="stable")  # pool order: one merge whatever shard ends first
     rows = rows[order]
     scores = np.concatenate([r.scores for r in nonempty])[order]
-    if q.strategy in POINTWISE:  # equal scores in a seeded random order, as in one process
+    if q.strategy in POINTWISE:  # equal scores in a seeded random order (not one process's)
         idx = top_k(scores, q.k, tie_rng(q.seed))
         out = np.zeros(idx.shape[0]) if q.strategy == "random" else scores[idx]
         return Selection(rows[idx].astype(np.intp), out)

@@ -119,8 +119,8 @@ class SequenceStrategy:
         return f"{type(self).__name__}({params})"
 
 
-def _best(scores: NDArray[np.float64], k: int) -> Selection:
-    idx = top_k(scores, min(k, scores.shape[0]))
+def _best(scores: NDArray[np.float64], k: int, rng: np.random.Generator) -> Selection:
+    idx = top_k(scores, min(k, scores.shape[0]), rng)
     return Selection(idx, scores[idx])
 
 
@@ -146,7 +146,7 @@ class SequenceLeastConfidence(SequenceStrategy):
         p = _as_vector(given["sequence_probs"], "sequence_probs")
         if p.size and (p.min() < 0 or p.max() > 1 + 1e-9):
             raise ValueError("sequence_probs must be probabilities in [0, 1]")
-        return _best(1.0 - p, k)
+        return _best(1.0 - p, k, rng)
 
 
 class TokenEntropy(SequenceStrategy):
@@ -164,7 +164,7 @@ class TokenEntropy(SequenceStrategy):
 
     def _query(self, k: int, given: dict[str, Any], rng: np.random.Generator) -> Selection:
         return _best(sentence_token_entropy(given["token_probs"], given["lengths"],
-                                            self.aggregate), k)
+                                            self.aggregate), k, rng)
 
 
 class UncertainTokens(SequenceStrategy):
@@ -185,7 +185,7 @@ class UncertainTokens(SequenceStrategy):
         counts = _per_sentence(unsure, n_tok)
         ent = sentence_token_entropy(p, n_tok)
         tie = ent / (1.0 + ent.max()) if ent.size else ent
-        return _best(counts + tie, k)
+        return _best(counts + tie, k, rng)
 
 
 class DiverseTokenEntropy(SequenceStrategy):
