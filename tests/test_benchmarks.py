@@ -419,7 +419,8 @@ def test_review_latency_times_the_read_and_the_workers_check(shared_data: Path) 
     assert float(row[5].split()[0]) >= 0  # the wait of a round asked during the check
 
 
-def test_label_share_held_out_property_sets() -> None:
+def test_label_share_held_out_property_sets(shared_data: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Two sets asked about a property of a text, not its topic: clinc150's out-of-scope
     queries against a seeded draw of twice as many in-scope ones, and wnut17's sentences that
     name a person."""
@@ -428,6 +429,7 @@ def test_label_share_held_out_property_sets() -> None:
     import numpy as np
 
     ls = _label_share()
+    monkeypatch.setattr(ls.lc, "DATA_DIR", shared_data)
     oos = ls.load_set("clinc150_oos")
     assert oos.classes == ("in scope", "out of scope")
     assert (len(oos.y), int(np.sum(oos.y))) == (3_600, 1_200)
