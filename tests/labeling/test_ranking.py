@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from activelabel.labeling import ranking as ranking_module
@@ -19,6 +21,7 @@ from activelabel.labeling.ranking import (
     full_ranking,
     margin_positions,
     margins,
+    seeded_order,
     write_full_ranking,
 )
 from activelabel.labeling.tasks import why_of
@@ -26,7 +29,7 @@ from activelabel.runtime.settings import Storage
 from activelabel.store import next_tasks, round_selections
 from activelabel.store import queue as queue_module
 from activelabel.store.models import Item
-from activelabel.store.queue import RANDOM_BASE, SCORED_BASE
+from activelabel.store.queue import RANDOM_BASE, SCORED_BASE, queue_keys
 from tests.support.projects import (
     digit_rows,
     label_rows,
@@ -87,6 +90,19 @@ def test_a_model_of_one_class_ranks_the_pool_in_a_seeded_random_order() -> None:
     assert first != queue(2)
     probs[500:510] = [0.5, 0.5]  # ten items the model is unsure of come first still
     assert set(queue(1)[:10]) == set(range(500, 510))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=0, max_size=60),
+       st.integers(0, 2**31 - 1))
+def test_seeded_order_sorts_by_value_then_by_the_rows_queue_keys(values: list[float],
+                                                                 seed: int) -> None:
+    """The order the queue and the cold-start shortlist read: ascending values, and within
+    equal values the rows' seeded keys (only the runs of ties are sorted again)."""
+    v = np.asarray(values, dtype=np.float64)
+    rows = np.arange(100, 100 + v.shape[0])
+    got = seeded_order(v, rows, seed, 7)
+    assert np.array_equal(got, np.lexsort((queue_keys(seed, 7, rows), v)))
 
 
 def test_new_items_of_one_margin_spread_over_the_run_of_equal_margins() -> None:

@@ -89,6 +89,31 @@ class Ranking:
     batch: int
 
 
+def queue_draws(seed: int, project_id: int, rows: Any) -> NDArray[np.float64]:
+    """A seeded draw in [0, 1) per row (the rows' queue keys, scaled)."""
+    return (queue_keys(seed, project_id, rows) - RANDOM_BASE) / float(2 ** KEY_BITS)
+
+
+def seeded_order(values: NDArray[Any], rows: NDArray[Any], seed: int,
+                 project_id: int) -> NDArray[np.intp]:
+    """Positions of ``values`` in ascending order, equal values in a seeded random order (by
+    the rows' queue keys) rather than the file's: a model of one class scores every item
+    alike. Only the runs of equal values are sorted again (saturated margins make long ones
+    on a large pool; a two-key sort of every row costs three times the one sort)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return order
+    tied = np.zeros(order.shape[0], dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    at = np.flatnonzero(tied)
+    run = order[at]  # runs stay in their places: sorted by value first, they do not mix
+    order[at] = run[np.lexsort((queue_keys(seed, project_id, rows[run]), values[run]))]
+    return order
+
+
 def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: NDArray[Any],
                  *, multilabel: bool, seed: int, project_id: int,
                  left_out: NDArray[np.intp] | None = None) -> Ranking:
@@ -106,15 +131,12 @@ def full_ranking(splits: NDArray[np.str_], batch_rows: NDArray[np.intp], probs: 
     pool = splits[rows] == "pool"
     m = margins(probs[rows[pool]], multilabel) if pool.any() else np.empty(0)
     frac = np.empty(rows.shape[0], dtype=np.float64)
-    pool_order = np.argsort(m, kind="stable")
-    ordered = m[pool_order]
-    if ordered.shape[0] > 1 and bool(np.any(ordered[1:] == ordered[:-1])):
-        pool_order = np.lexsort((queue_keys(seed, project_id, rows[pool]), m))
+    pool_order = seeded_order(m, rows[pool], seed, project_id)
     place = np.empty(pool_order.shape[0], dtype=np.float64)
     place[pool_order] = (np.arange(pool_order.shape[0]) + 0.5) / max(pool_order.shape[0], 1)
     frac[pool] = place
     others = rows[~pool]
-    frac[~pool] = (queue_keys(seed, project_id, others) - RANDOM_BASE) / float(2 ** KEY_BITS)
+    frac[~pool] = queue_draws(seed, project_id, others)
     order = np.argsort(frac, kind="stable")
     ranks = np.empty(rows.shape[0], dtype=np.float64)
     k = int(batch_rows.shape[0])
@@ -242,9 +264,8 @@ def place_new_items(storage: Storage, project_id: int, first_row: int) -> int:
     probs = np.asarray(artifact["model"].predict_proba(X), dtype=np.float64)
     m = margins(probs, multilabel)
     rows = np.asarray([row for row, _ in new], dtype=np.int64)
-    draw = (queue_keys(int(meta.get("round", 0)), project_id, rows) - RANDOM_BASE) / float(
-        2 ** KEY_BITS)
-    position = margin_positions(sorted_margins, m, draw)
+    position = margin_positions(sorted_margins, m,
+                                queue_draws(int(meta.get("round", 0)), project_id, rows))
     ranks = SCORED_BASE + int(meta["batch"]) + position * int(meta["behind"]) - 0.5
     ranks = np.maximum(ranks, SCORED_BASE + int(meta["batch"]))  # behind the batch, never in it
     with storage.sessions() as session, session.begin():

@@ -66,7 +66,6 @@ from ..store import (
 from ..store.db import dialect_of, for_update_skip_locked
 from ..store.governance import LABELS_UPTO, add_decision
 from ..store.models import Item, Job, JobStatus, Project, Round, RoundStatus, utcnow
-from ..store.queue import queue_keys
 from ..store.settings import AUTO_STRATEGY, REMOTE_MODEL
 from ..strategies import (
     COMMITTEE_MEMBERS,
@@ -87,7 +86,7 @@ from .featurize import (
 from .pace import cadence_plan, plan_record, retrain_after
 from .payoff import audit_curve, audit_rows
 from .predictions import prediction_priors
-from .ranking import full_ranking, save_ranking_meta, write_full_ranking
+from .ranking import full_ranking, save_ranking_meta, seeded_order, write_full_ranking
 from .remote_model import (
     ModelHosts,
     RemoteModel,
@@ -524,9 +523,8 @@ def _cold_start(snap: _Snapshot, feats: ProjectFeatures, k: int, seed: int,
         scores = priors[pool]
         known = np.isfinite(scores)
         if int(known.sum()) >= k:
-            # equal scores in a seeded random order, not the file's
-            order = np.lexsort((queue_keys(seed, snap.project_id, pool[known]),
-                                scores[known]))[:PRIOR_SHORTLIST * k]
+            order = seeded_order(scores[known], pool[known], seed,
+                                 snap.project_id)[:PRIOR_SHORTLIST * k]
             pool, strategy = pool[known][order], PRIOR_COLD_START_STRATEGY
     chosen = KMeansSampling().query(min(k, pool.shape[0]),
                                     embeddings=np.asarray(feats.embeddings[pool]),
