@@ -70,3 +70,45 @@ def test_whole_loop_over_http(server: ServerProcess, shared_data: Path, tmp_path
         assert row["strategy"]
         assert row["annotations"][0]["annotator"] == "lead"
         assert row["annotations"][0]["duration_ms"] == 1200
+
+
+def test_labels_of_one_class_first_do_not_hand_out_the_file_in_order(
+        server: ServerProcess, shared_data: Path, tmp_path: Path,
+        connect: Callable[..., Client]) -> None:
+    """A project's first labels are all one class (an import that carries 20 ham labels) and
+    its pool is sorted ham first, as an upload sorted by label is. The model knows one class
+    and scores every item alike; the tasks after its round are drawn over the pool, not its
+    first rows (before, ties went to the lower row: 50 hand-outs of 50 ham)."""
+    import httpx
+
+    token = make_token(server.data_dir, server.db, "lead", admin=True)
+    client = connect(server.url, token)
+    rows = [json.loads(line) for line in
+            (shared_data / "sms_spam.jsonl").read_text().splitlines()[:1500]]
+    ham = [r for r in rows if r["label"] == "ham"]
+    spam = [r for r in rows if r["label"] == "spam"]
+    oracle = {f"m{i}": r["label"] for i, r in enumerate(ham[20:] + spam)}
+    pool = tmp_path / "sorted.jsonl"
+    pool.write_text("".join(json.dumps({"id": f"m{i}", "text": r["text"]}) + "\n"
+                            for i, r in enumerate(ham[20:] + spam)))
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text("".join(json.dumps({"id": f"l{i}", "text": r["text"], "label": "ham"})
+                               + "\n" for i, r in enumerate(ham[:20])))
+    pid = int(client.create_project("sorted sms", ["ham", "spam"], settings={
+        "featurizer": "text", "batch_size": 20, "retrain_every_labels": 10_000,
+        "audit_share": 0.0})["id"])
+    client.wait_for_job(pid, client.upload(pid, pool), timeout=60)
+    with labeled.open("rb") as stream:
+        asked = httpx.post(f"{server.url}/api/v1/projects/{pid}/imports",
+                           headers={"Authorization": f"Bearer {token}"},
+                           files={"file": ("labeled.jsonl", stream)},
+                           data={"mapping": json.dumps({"columns": {"label": "label"}})})
+    assert asked.status_code == 202, asked.text
+    done = client.wait_for_job(pid, asked.json()["job_id"], timeout=60)
+    assert done["result"]["labels"] == 20
+    wait_until(lambda: any(r["n_labels_used"] == 20 for r in done_rounds(client, pid)),
+               ROUND_TIMEOUT, what="the round on the imported labels")
+    tasks = client.next_tasks(pid, n=50)
+    assert len(tasks) == 50
+    got = [oracle[task_external_id(t)] for t in tasks]
+    assert got.count("spam") >= 3, got  # the pool holds 13% spam, all of it at the end
