@@ -48,6 +48,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -362,16 +363,27 @@ def _clinc_intents(n: int) -> Any:
     return _subset(ds, f"clinc150_{n}", set(drawn.tolist()))
 
 
-def _wnut17_entity() -> Any:
-    """wnut17's sentences labeled by whether they hold a named entity (two classes)."""
+def _wnut17_binary(name: str, classes: tuple[str, str],
+                   has: Callable[[list[dict[str, Any]]], bool]) -> Any:
+    """wnut17's sentences labeled by whether their spans have a property (two classes)."""
     from activelabel.datasets import Dataset
     records, labels = [], []
     for line in (lc.DATA_DIR / "wnut17.jsonl").read_text().splitlines():
         row = json.loads(line)
         records.append({"text": row["text"]})
-        labels.append(int(bool(row["spans"])))
-    return Dataset("wnut17_entity", "text", np.asarray(labels, dtype=np.intp),
-                   ("no entity", "entity"), records=records)
+        labels.append(int(has(row["spans"])))
+    return Dataset(name, "text", np.asarray(labels, dtype=np.intp), classes, records=records)
+
+
+def _wnut17_entity() -> Any:
+    """wnut17's sentences labeled by whether they hold a named entity."""
+    return _wnut17_binary("wnut17_entity", ("no entity", "entity"), bool)
+
+
+def _wnut17_person() -> Any:
+    """wnut17's sentences labeled by whether they name a person."""
+    return _wnut17_binary("wnut17_person", ("no person", "person"),
+                          lambda spans: any(s["label"] == "person" for s in spans))
 
 
 def _clinc_oos() -> Any:
@@ -387,18 +399,6 @@ def _clinc_oos() -> Any:
     y = np.asarray([int(ds.y[i] == oos) for i in keep], dtype=np.intp)
     return Dataset("clinc150_oos", "text", y, ("in scope", "out of scope"),
                    records=[ds.records[i] for i in keep])
-
-
-def _wnut17_person() -> Any:
-    """wnut17's sentences labeled by whether they name a person (two classes)."""
-    from activelabel.datasets import Dataset
-    records, labels = [], []
-    for line in (lc.DATA_DIR / "wnut17.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        records.append({"text": row["text"]})
-        labels.append(int(any(s["label"] == "person" for s in row["spans"])))
-    return Dataset("wnut17_person", "text", np.asarray(labels, dtype=np.intp),
-                   ("no person", "person"), records=records)
 
 
 #: Text sets made from the shared data that no default was tuned on, run in setup C only.
