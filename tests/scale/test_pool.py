@@ -86,6 +86,26 @@ def test_random_is_uniform_over_the_pool_not_the_shards(tmp_path: Path) -> None:
     assert 6 <= np.mean(from_small) <= 14  # 50 per draw if shards counted alike
 
 
+class _OneClass:
+    """A model that has seen one class: every item scores alike."""
+
+    def predict_proba(self, X: Any) -> Any:
+        return np.tile(np.asarray([[1.0, 0.0]], dtype=np.float32), (X.shape[0], 1))
+
+
+@pytest.mark.parametrize("name", ["margin", "cluster_margin"])
+def test_shards_of_one_size_draw_their_ties_apart(pool: tuple[Any, Any, Path], name: str) -> None:
+    """Every item tied: each shard keeps a seeded draw of its own, not the same offsets as
+    every other shard of its size (one seed for all kept rows 0-19 + 500 s alike)."""
+    _, _, shards = pool
+    got = score_and_select(shards, ScaleQuery(name, 20, _OneClass(), seed=3), executor="local")
+    offsets = [frozenset((s.rows % 500).tolist()) for s in got.shards]
+    assert len(set(offsets)) == len(offsets)
+    assert len(got.rows) == len(set(got.rows.tolist())) == 20
+    again = score_and_select(shards, ScaleQuery(name, 20, _OneClass(), seed=3), executor="local")
+    np.testing.assert_array_equal(got.rows, again.rows)  # seeded
+
+
 def test_keep_probs_returns_every_row_and_a_small_pool_whole(pool: tuple[Any, Any, Path]) -> None:
     X, y, shards = pool
     model = fitted(X, y)

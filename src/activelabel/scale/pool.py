@@ -14,8 +14,9 @@ What a shard keeps and what the reduce does depends on the strategy:
 - ``cluster_margin``: the shard's ``candidate_factor * k`` smallest margins, then cluster-margin
   on the merge: exactly the single-process batch, since it clusters those candidates only;
 - with equal scores at the cut (a model of one class scores every item alike) both are a
-  seeded random choice among the tied, as in one process, but not the same choice: the reduce
-  draws among the shards' candidates, one process among every tied item;
+  seeded random choice among the tied, as in one process, but not the same choice: each shard
+  draws among its tied items with a seed of its own (:func:`shard_seed`), the reduce among the
+  shards' candidates, one process among every tied item;
 - ``kcenter``, ``kmeans``, ``typiclust``, ``badge``: the strategy picks ``candidate_factor * k``
   items in each shard, then runs again on their union (two-level selection, as distributed
   k-center; for ``typiclust`` the second level clusters the candidates, whose cluster sizes
@@ -190,9 +191,20 @@ def _candidate_rows(shard: Shard, q: ScaleQuery, keep: int) -> NDArray[np.intp]:
     return np.flatnonzero(free)
 
 
-def _query_kwargs(name: str, q: ScaleQuery, probs: Any, embeddings: Any) -> dict[str, Any]:
+def shard_seed(seed: int, shard_no: int) -> int:
+    """The seed a shard's strategy runs with: the query's own for the first shard (a pool of
+    one shard picks what one process picks), one drawn from both for the others, so shards of
+    one size do not make the same random choices (the same offsets among tied rows)."""
+    if shard_no == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, shard_no]).generate_state(1)[0])
+
+
+def _query_kwargs(name: str, q: ScaleQuery, probs: Any, embeddings: Any,
+                  seed: int | None = None) -> dict[str, Any]:
     cls = STRATEGIES[name]
-    kwargs: dict[str, Any] = {"embeddings": embeddings, "random_state": q.seed}
+    kwargs: dict[str, Any] = {"embeddings": embeddings,
+                              "random_state": q.seed if seed is None else seed}
     if cls.needs_probs:
         kwargs["probs"] = probs
         kwargs["class_weights"] = q.class_weights
@@ -226,7 +238,8 @@ def map_shard(path: str | Path, q: ScaleQuery, shard_no: int = 0) -> ShardResult
         scores = -keys[picked]
     else:
         sel = get_strategy(name).query(min(keep, cand.shape[0]),
-                                       **_query_kwargs(name, q, probs, emb))
+                                       **_query_kwargs(name, q, probs, emb,
+                                                       shard_seed(q.seed, shard_no)))
         picked, scores = np.asarray(sel.indices, dtype=np.intp), np.asarray(sel.scores, float)
     n_scored = shard.rows.shape[0] if q.keep_probs else cand.shape[0]
     return ShardResult(
