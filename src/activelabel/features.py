@@ -742,6 +742,12 @@ def _sentence_model(device: str | None = None, backend: str = "auto") -> Any:
         return _loaded_models[key]
 
 
+def load_sentence_model() -> None:
+    """Load the sentence model now (once a process), so that a caller timing
+    :func:`sentence_vectors` times the reading only, not the model's load."""
+    _sentence_model()
+
+
 def sentence_vectors(texts: list[str]) -> F32:
     """all-MiniLM-L6-v2's L2-normalised (n, 384) float32 vectors of ``texts`` (torch when it
     is installed with sentence-transformers, else numpy)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -438,6 +439,28 @@ def test_a_chunk_is_what_the_model_reads_in_about_a_second(
                      40 - first - 10 - sentences.MIN_CHUNK_TEXTS]
     assert sentences.stored_rows(engine_storage, pid) == 40
     assert sentences._rate[where] > 0  # measured on the chunk just read
+
+
+def test_the_models_load_is_not_timed_as_its_reading(
+        engine_storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's first chunk loads the model (seconds): the rate the next chunk is sized by
+    is the reading's, not the load's (it read 16 texts in the load's time: a chunk of 4)."""
+    _embed_all(engine_storage)
+    monkeypatch.setattr(sentences, "CHUNK_SECONDS", 1.0)
+    loaded: list[bool] = []
+
+    def slow_load() -> None:
+        if not loaded:
+            time.sleep(1.0)
+            loaded.append(True)
+
+    monkeypatch.setattr(features, "load_sentence_model", slow_load)
+    monkeypatch.setattr(features, "sentence_vectors",
+                        lambda texts: (slow_load(), np.zeros((len(texts), features.SENTENCE_DIM),
+                                                             dtype=np.float32))[1])
+    pid = new_project(engine_storage, labels=["a", "b"], rows=text_rows(40)).project_id
+    assert sentences.embed_step(engine_storage, seconds=0.0)
+    assert sentences._rate[(str(engine_storage.arrays.root), pid)] > 100  # texts a second
 
 
 def test_span_projects_read_no_vectors_unless_asked() -> None:

@@ -364,6 +364,9 @@ def _embed_for(storage: Storage, project_id: int, field: str, n_items: int,
     _same_model(storage, project_id)
     rows = stored_rows(storage, project_id)
     where = (str(storage.arrays.root), project_id)
+    # loaded before the first chunk is timed: its load (seconds) read as a slow model, and
+    # the next chunk was cut to a few texts
+    features.load_sentence_model()
     while rows < n_items:  # at least one chunk, then until the deadline
         rate = _rate.get(where, FIRST_RATE)
         size = int(min(max(rate * CHUNK_SECONDS, MIN_CHUNK_TEXTS), STEP_TEXTS))
