@@ -259,7 +259,7 @@ def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
     assert payoff_line(base) == (
         "payoff: accuracy 89.0% (95% interval 76.0%-96.0%, 38 audit labels); 351 labels "
         "spent; random sampling would have needed about 68 (extrapolated; 32 to 160 within "
-        "the interval); 6.0% below the target 95.0%")
+        "both intervals); 6.0% below the target 95.0%")
     unread = payoff_line({**base, "random_labels_needed": None, "random_extrapolated": None,
                           "random_labels_range": None, "to_target": -0.01,
                           "target_status": "reached_by_estimate"})
@@ -273,7 +273,7 @@ def test_the_payoff_line_says_what_the_dashboard_headline_says() -> None:
     spans = payoff_line({**base, "measure": "entity_f1", "random_labels_range": [32, None],
                          "random_extrapolated": False, "to_target": None})
     assert spans.startswith("payoff: entity F1 89.0% (95% interval")
-    assert "about 68 (32 to more than the curve tells within the interval)" in spans
+    assert "about 68 (32 to more than the curve tells within both intervals)" in spans
     assert "target" not in spans
     multi = payoff_line({**base, "measure": "label_f1", "to_target": None})
     assert multi.startswith("payoff: label F1 89.0% (95% interval")

@@ -13,7 +13,10 @@ from sklearn.linear_model import LogisticRegression
 
 from activelabel.estimates import (
     accuracy_estimate,
+    audit_curve_counts,
+    curve_bounds,
     curve_counts,
+    curve_draws,
     f1_estimate,
     label_set_counts,
     labels_needed,
@@ -265,6 +268,61 @@ def test_an_extrapolated_count_is_given_only_when_the_interval_is_within_reach()
     assert inside[0][1] is False
     assert inside[1][1] is None
     assert random_labels([], 0.9, 0.8, 0.95) is None
+
+
+def test_the_range_holds_the_curves_own_error() -> None:
+    """A served SMS run: 23 audit labels, the model 100% (85.7-100%), a curve of two points
+    scored on 13 and 10 draws, all right. Read on the points alone the range was "10 to 10":
+    ten random labels surely enough. Ten draws all right allow 72% too: the high end is open."""
+    curve = [(10, 1.0), (13, 1.0)]
+    assert curve_draws(curve) == 23
+    assert random_labels(curve, 1.0, 0.857, 1.0) == ((10.0, False), [10.0, 10.0])
+    read = random_labels(curve, 1.0, 0.857, 1.0, draws=23)
+    assert read is not None
+    assert read[0] == (10.0, False)
+    assert read[1] == [10.0, None]
+    worse, better = curve_bounds(curve, 23)
+    assert [m for m, _ in worse] == [10, 13]
+    assert worse[0][1] == pytest.approx(wilson_interval(13, 13)[0])
+    assert worse[1][1] == pytest.approx(wilson_interval(10, 10)[0])
+    assert better == [(10, 1.0), (13, 1.0)]
+
+
+@pytest.mark.parametrize("n", [*range(20, 120), 399, 400, 401, 1000, 5003])
+def test_curve_draws_finds_the_draws_a_curve_was_traced_from(n: int) -> None:
+    """The fewest draws whose curve ends where it does: n, or one fewer where n - 1 draws end
+    at the same count (never more draws than there were)."""
+    curve = [(m, 0.5) for m in audit_curve_counts(n)]
+    found = curve_draws(curve)
+    assert found is not None
+    assert found in (n, n - 1)
+    assert audit_curve_counts(found) == audit_curve_counts(n)
+    assert curve_draws([]) is None
+    assert curve_draws([(7, 0.5)]) is None  # no count of draws ends a curve at 7
+
+
+@settings(max_examples=80, deadline=None)
+@given(points=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+       acc=st.floats(0.0, 1.0), width=st.floats(0.0, 0.4), extra=st.integers(0, 200))
+def test_the_curves_error_only_widens_the_range(points: list[float], acc: float, width: float,
+                                                extra: int) -> None:
+    """Read with the curve's own intervals, the range holds the range read on its points."""
+    counts = [10 * 2**i for i in range(len(points))]
+    curve = list(zip(counts, points, strict=True))
+    draws = counts[-1] + 10 + extra
+    low, high = max(acc - width, 0.0), min(acc + width, 1.0)
+    plain = random_labels(curve, acc, low, high)
+    wide = random_labels(curve, acc, low, high, draws=draws)
+    if plain is None or wide is None:
+        return  # an extrapolated count needs its high end: either may leave the count out
+    assert wide[0] == plain[0]
+    (plain_low, plain_high), (wide_low, wide_high) = plain[1], wide[1]
+    if plain_low is not None:
+        assert wide_low is not None
+        assert wide_low <= plain_low + 1e-9
+    if wide_high is not None:
+        assert plain_high is not None
+        assert wide_high >= plain_high - 1e-9
 
 
 @settings(max_examples=60, deadline=None)

@@ -941,7 +941,7 @@ def payoff_line(p: Mapping[str, Any]) -> str:
         if low is not None or high is not None:
             notes.append(f"{'?' if low is None else low} to "
                          f"{'more than the curve tells' if high is None else high} within "
-                         "the interval")
+                         "both intervals")  # the model's and the curve's (dashboard.js)
         parts.append(f"random sampling would have needed about {needed}"
                      + (f" ({'; '.join(notes)})" if notes else ""))
     elif curve:

@@ -29,7 +29,9 @@ __all__ = [
     "AccuracyEstimate",
     "accuracy_estimate",
     "audit_curve_counts",
+    "curve_bounds",
     "curve_counts",
+    "curve_draws",
     "f1_estimate",
     "label_set_counts",
     "labels_needed",
@@ -253,19 +255,56 @@ def labels_needed(curve: Sequence[tuple[int, float]], accuracy: float, *,
     return max(math.exp(log_m), float(ms[-1])), True
 
 
+def curve_draws(curve: Sequence[tuple[int, float]]) -> int | None:
+    """The labeled audit draws a random-sampling curve was traced from: the fewest whose
+    :func:`audit_curve_counts` end at the curve's last point (two counts of draws can end
+    there; the fewer leave fewer to score, so the wider intervals). None for a curve no count
+    of draws gives."""
+    if not curve:
+        return None
+    last = int(curve[-1][0])
+    for n in range(last + 10, last + last // 4 + 20):
+        if audit_curve_counts(n)[-1:] == [last]:
+            return n
+    return None
+
+
+def curve_bounds(curve: Sequence[tuple[int, float]], draws: int,
+                 confidence: float = 0.95) -> tuple[list[tuple[int, float]],
+                                                    list[tuple[int, float]]]:
+    """The curve at its points' interval ends, ``(low curve, high curve)``: the point at
+    ``m`` labels was scored on the ``draws - m`` draws after them, a Wilson interval over
+    that many (for F1, read as a share of them: an approximation)."""
+    low: list[tuple[int, float]] = []
+    high: list[tuple[int, float]] = []
+    for m, score in curve:
+        n = max(int(draws) - int(m), 0)
+        lo, hi = wilson_interval(min(max(round(float(score) * n), 0), n), n, confidence)
+        low.append((int(m), lo))
+        high.append((int(m), hi))
+    return low, high
+
+
 def random_labels(curve: Sequence[tuple[int, float]], accuracy: float, low: float,
-                  high: float) -> tuple[tuple[float, bool], list[float | None]] | None:
+                  high: float, *, draws: int | None = None
+                  ) -> tuple[tuple[float, bool], list[float | None]] | None:
     """What the payoff says random sampling would have needed: ``((labels, extrapolated),
-    [labels at low, labels at high])`` for an accuracy and its interval, or None when the
-    curve cannot tell. An extrapolated count is given only when the interval's high end is
-    within the curve's reach too: past the curve, a fit on a few noisy points read at one
-    accuracy of an unbounded range is a figure the data does not back (a served ag_news run,
-    33 audit labels, 93.9% in 80.4-98.3%: "about 64" random labels beside 603 spent, where
-    random sampling's measured curve on ag_news is at 0.83 with 1,000 labels)."""
+    [fewest labels, most labels])`` for an accuracy and its interval, or None when the
+    curve cannot tell. With ``draws`` (the labeled audit draws the curve was traced from,
+    :func:`curve_draws`) the range holds the curve's own error too: its points were each
+    scored on a few draws (23 audit labels: points scored on 13 and 10 draws, all right, read
+    "10 to 10" random labels for a model at 100% in 85.7-100%). The fewest is read on the
+    curve's high ends at the interval's low end, the most on its low ends at the high end.
+    An extrapolated count is given only when the interval's high end is within the curve's
+    reach too: past the curve, a fit on a few noisy points read at one accuracy of an
+    unbounded range is a figure the data does not back (a served ag_news run, 33 audit
+    labels, 93.9% in 80.4-98.3%: "about 64" random labels beside 603 spent, where random
+    sampling's measured curve on ag_news is at 0.83 with 1,000 labels)."""
     needed = labels_needed(curve, accuracy)
     if needed is None:
         return None
-    ends = [labels_needed(curve, a) for a in (low, high)]
+    worse, better = curve_bounds(curve, draws) if draws is not None else (curve, curve)
+    ends = [labels_needed(better, low), labels_needed(worse, high)]
     if needed[1] and ends[1] is None:
         return None
     return needed, [None if end is None else end[0] for end in ends]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from activelabel.estimates import labels_needed
+from activelabel.estimates import curve_bounds, curve_draws, labels_needed
 from activelabel.labeling.governance import purge
 from activelabel.labeling.payoff import payoff
 from activelabel.labeling.rounds import request_rerank, request_round
@@ -109,7 +109,12 @@ def test_audit_labels_never_train_and_give_the_payoff(engine_storage: Storage,
     needed = labels_needed(points, found["accuracy"])
     # and at the interval's ends, so a reader sees what the count is worth (an extrapolation
     # is given only with both ends)
-    ends = [labels_needed(points, found[k]) for k in ("low", "high")]
+    # and the curve's own error: each point was scored on the draws after its labels
+    draws = curve_draws(points)
+    assert draws is not None
+    assert draws <= len(n_audit) <= draws + 1
+    worse, better = curve_bounds(points, draws)
+    ends = [labels_needed(better, found["low"]), labels_needed(worse, found["high"])]
     unread = needed is None or (needed[1] and ends[1] is None)
     assert found["random_labels_needed"] == (None if unread else round(needed[0]))
     assert found["random_labels_range"] == (None if unread else [

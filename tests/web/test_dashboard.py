@@ -196,11 +196,11 @@ def test_dashboard_shows_pace_verdicts_and_forecast(page: Any, trained: Site) ->
 
 @pytest.mark.parametrize(("needed", "extrapolated", "ends", "shown"), [
     (68, True, [30, 160], "random sampling would have needed about 68 (extrapolated; 30 to "
-                          "160 within the interval)"),
+                          "160 within both intervals)"),
     (20, False, [12, None], "random sampling would have needed about 20 (12 to more than the "
-                            "curve tells within the interval)"),
-    (120, False, [80, 200], "random sampling would have needed about 120 (80 to 200 within the "
-                            "interval)"),
+                            "curve tells within both intervals)"),
+    (120, False, [80, 200], "random sampling would have needed about 120 (80 to 200 within both "
+                            "intervals)"),
 ])
 def test_payoff_headline_gives_the_random_labels_at_the_intervals_ends(
         page: Any, trained: Site, needed: int, extrapolated: bool, ends: list[int | None],
@@ -261,6 +261,7 @@ def test_span_payoff_names_its_measure(page: Any, trained: Site) -> None:
     note = page.inner_text("#payoff-note")
     assert "bootstrap over the sentences" in note
     assert "Wilson" not in note
+    assert "each of its points is scored on the audit labels after its training labels" in note
     assert "random sampling (audit labels, entity F1)" in page.inner_text("#chart-curve")
     assert _points(page, "audit_accuracy") == [(300.0, 0.62)]
 

@@ -766,8 +766,10 @@ class Payoff(BaseModel):
     random_extrapolated: bool | None = Field(
         description="Whether that count lies beyond the curve (a power-law fit).")
     random_labels_range: list[int | None] | None = Field(
-        default=None, description="The same count for the interval's low and high ends "
-        "(null at an end the curve cannot reach): how far the count can be trusted.")
+        default=None, description="The fewest and the most random labels the score's "
+        "interval and the curve's own allow (each curve point scored on the audit labels "
+        "after its training labels; null at an end the curve cannot reach): how far the count "
+        "can be trusted.")
     target_accuracy: float | None
     to_target: float | None = Field(description="target_accuracy minus the estimate (the "
                                     "target names the measure's score).")

@@ -27,6 +27,7 @@ from ..estimates import (
     AccuracyEstimate,
     accuracy_estimate,
     audit_curve_counts,
+    curve_draws,
     f1_estimate,
     label_set_counts,
     random_labels,
@@ -246,8 +247,8 @@ def payoff(session: Session, arrays: ArrayStore, project: Project) -> dict[str, 
              if traced and len(answers) >= MIN_CURVE_LABELS else [])
     # the count and the same read at the interval's ends: what it is worth with this many
     # audit labels (none where an extrapolation's range has no high end)
-    read = None if est.accuracy is None else random_labels(curve, est.accuracy, est.low,
-                                                            est.high)
+    read = None if est.accuracy is None else random_labels(
+        curve, est.accuracy, est.low, est.high, draws=curve_draws(curve))
     # what F1 counts: the audit answers' entities, or a multi-label project's labels
     positives = None if measure == ACCURACY else sum(len(answers[r]) for r in labeled)
     target = settings.target_accuracy

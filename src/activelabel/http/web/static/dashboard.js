@@ -129,13 +129,14 @@
     $("drift-reasons").replaceChildren(...reasons.map((r) => AL.el("li", {}, r)));
   }
 
-  /* The random labels needed at the accuracy interval's two ends: "30 to 250 within the
-     interval", or to "more than the curve tells" where an end is out of its reach. */
+  /* The fewest and most random labels the accuracy's interval and the curve's own (its points
+     each scored on a few audit draws) allow: "30 to 250 within both intervals", or to "more
+     than the curve tells" where an end is out of its reach (as `activelabel status` says). */
   function rangeText(range) {
     if (!range) return "";
     const [low, high] = range;
     if (low === null && high === null) return "";
-    return `${low === null ? "?" : low} to ${high === null ? "more than the curve tells" : high} within the interval`;
+    return `${low === null ? "?" : low} to ${high === null ? "more than the curve tells" : high} within both intervals`;
   }
 
   /* The target against the audit interval: reached only when its low end is (the same words
@@ -170,7 +171,7 @@
     const how = p.measure === AL.MEASURE.ENTITY_F1 ? "Entity F1: micro over the audit sentences' entities, each found when the model gives its start, end and type as the annotators did. Interval: bootstrap over the sentences."
       : p.measure === AL.MEASURE.LABEL_F1 ? "Label F1: micro over the audit items' labels, each found when the model gives it (probability above 0.5) and the annotators did. Interval: bootstrap over the items."
       : "Interval: Wilson score.";
-    $("payoff-note").textContent = `Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. ${how}`;
+    $("payoff-note").textContent = `Measured on tasks drawn uniformly at random from the unlabeled pool (audit_share); the model never trains on them. ${how} The random labels' range reads this interval against the curve's own: each of its points is scored on the audit labels after its training labels.`;
   }
 
   /* What the model reads: the featurizer and, for text, how far the sentence vectors are
