@@ -24,7 +24,7 @@ from activelabel.store import (
     create_user,
     item_ids_for_rows,
 )
-from activelabel.store.models import Item, Project, Round, User
+from activelabel.store.models import Item, Job, Project, Round, User
 from activelabel.store.users import user_for_token
 from tests.support.databases import BACKENDS
 from tests.support.processes import run_cli
@@ -385,6 +385,32 @@ def test_import_preview_and_mapping_bring_labels_predictions_and_vectors(
     code, _, err = cli("vectors", "news", tmp_path / "v.npy", "--ids", tmp_path / "bad.txt")
     assert code == 2
     assert "'nope' is no item" in err
+
+
+def test_an_import_without_a_mapping_says_which_columns_it_kept_private(
+        cli: Cli, project_id: int, storage: Storage, tmp_path: Path) -> None:
+    """No mapping given and none saved: the file's answers stay private, and the import says
+    so and how to bring them (it said only "8 inserted": labels thought imported were not)."""
+    rows = [{"id": f"s{i}", "text": f"message {i}", "label": "spam" if i % 2 else "ham"}
+            for i in range(8)]
+    path = write_rows(tmp_path / "sms.jsonl", rows)
+    code, out, err = cli("import", "news", path, "--wait")
+    assert code == 0, err
+    assert "8 inserted" in out
+    assert ("kept private (stored with the items, never shown), not imported as their role: "
+            "label (proposed: label); to import them, give --proposed or --map label=label"
+            ) in out
+    with storage.read_sessions() as session:
+        job = session.execute(select(Job).where(Job.kind == "import")
+                              .order_by(Job.id.desc()).limit(1)).scalar_one()
+        assert job.payload["held_private"] == {"label": "label"}
+        assert (job.result or {})["held_private"] == {"label": "label"}
+    # with a mapping there is nothing held back to report
+    more = write_rows(tmp_path / "more.jsonl", [{**r, "id": f"t{i}"} for i, r in enumerate(rows)])
+    code, out, err = cli("import", "news", more, "--wait", "--proposed")
+    assert code == 0, err
+    assert "kept private" not in out
+    assert "with them: 8 existing labels" in out
 
 
 def test_the_rounds_table_names_the_tasks_score() -> None:

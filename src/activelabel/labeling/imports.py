@@ -262,7 +262,9 @@ def enqueue_import(session: Session, project_id: int, path: Path, *, requested_b
     payload: dict[str, Any] = {"path": str(path), "format": fmt, "split": split,
                                "requested_by": requested_by}
     if fmt not in CANONICAL_FORMATS:
-        payload["mapping"] = _mapping_for(project, Path(path), fmt, mapping)
+        payload["mapping"], held = _mapping_for(project, Path(path), fmt, mapping)
+        if held:  # said in the job's result: a file's answers left out without a word
+            payload["held_private"] = held
     job = enqueue_job(session, "import", payload, project_id=project_id)
     record_audit(session, "request", "import", job.id, project_id=project_id,
                  actor_id=requested_by, after=payload)
@@ -284,9 +286,11 @@ def save_mapping(session: Session, project_id: int, mapping: Mapping[str, Any], 
     return checked
 
 
-def _mapping_for(project: Project, path: Path, fmt: str,
-                 mapping: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The mapping a flat import runs with (see :func:`enqueue_import`)."""
+def _mapping_for(project: Project, path: Path, fmt: str, mapping: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The mapping a flat import runs with (see :func:`enqueue_import`), and the columns it
+    keeps private where the proposal gave them a role that needs a decision (column -> the
+    role proposed: existing labels, predictions, vectors)."""
     if mapping is not None:
         try:
             checked = check_mapping(mapping)
@@ -294,13 +298,14 @@ def _mapping_for(project: Project, path: Path, fmt: str,
             raise InvalidInput(str(exc)) from None
         if checked != project.import_mapping:
             project.import_mapping = checked
-        return checked
+        return checked, {}
     if project.import_mapping:
-        return check_mapping(project.import_mapping)
+        return check_mapping(project.import_mapping), {}
     columns, samples = _preview_rows(path, fmt)
     proposal = propose_mapping(columns, samples, list(project.labels))
+    held = {p.column: p.role for p in proposal if p.role not in _IMPLICIT_ROLES}
     return {"columns": {p.column: (p.role if p.role in _IMPLICIT_ROLES else "private")
-                        for p in proposal}}
+                        for p in proposal}}, held
 
 
 #: Roles an import given no mapping assigns on its own.
@@ -816,7 +821,8 @@ def run_import(storage: Storage, job: Job, *,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
             "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,
-            "ranked_by_model": placed, "drift": drift, "drift_round_id": drift_round_id}
+            "ranked_by_model": placed, "drift": drift, "drift_round_id": drift_round_id,
+            "held_private": dict(payload.get("held_private") or {})}
 
 
 def _read_row(raw: Any, split: str | None, mapping: Mapping[str, Any] | None, canonical: bool,
