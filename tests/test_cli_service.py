@@ -398,19 +398,23 @@ def test_an_import_without_a_mapping_says_which_columns_it_kept_private(
     assert code == 0, err
     assert "8 inserted" in out
     assert ("kept private (stored with the items, never shown), not imported as their role: "
-            "label (proposed: label); to import them, give --proposed or --map label=label"
-            ) in out
+            "label (proposed: label); to import them, import the file again with --proposed "
+            "or --map label=label (its items are not doubled: those already in take their "
+            "labels)") in out
     with storage.read_sessions() as session:
         job = session.execute(select(Job).where(Job.kind == "import")
                               .order_by(Job.id.desc()).limit(1)).scalar_one()
         assert job.payload["held_private"] == {"label": "label"}
         assert (job.result or {})["held_private"] == {"label": "label"}
-    # with a mapping there is nothing held back to report
-    more = write_rows(tmp_path / "more.jsonl", [{**r, "id": f"t{i}"} for i, r in enumerate(rows)])
-    code, out, err = cli("import", "news", more, "--wait", "--proposed")
+    # as it says: the same file with a mapping brings the labels, nothing held back
+    code, out, err = cli("import", "news", path, "--wait", "--proposed")
     assert code == 0, err
+    assert "0 inserted, 8 duplicates" in out
     assert "kept private" not in out
     assert "with them: 8 existing labels" in out
+    code, out, err = cli("import", "news", path, "--wait", "--proposed")
+    assert code == 0, err
+    assert "8 existing labels left out: their annotator had labeled the item already" in out
 
 
 def test_the_rounds_table_names_the_tasks_score() -> None:

@@ -723,14 +723,16 @@ def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: s
               for k in ("labels", "predictions", "vectors") if result.get(k)]
     if extras:
         typer.echo("with them: " + ", ".join(extras))
+    if result.get("labels_skipped"):
+        typer.echo(f"{result['labels_skipped']} existing labels left out: their annotator had "
+                   "labeled the item already (kept as it was)")
     held = dict(result.get("held_private") or {})
     if held:  # no mapping given, none saved: what the proposal would have imported
         typer.echo("kept private (stored with the items, never shown), not imported as "
                    "their role: " + ", ".join(f"{c} (proposed: {r})" for c, r in held.items())
-                   + "; to import them, give --proposed or --map " +
+                   + "; to import them, import the file again with --proposed or --map " +
                    " --map ".join(f"{c}={r}" for c, r in held.items()) +
-                   " when the items are first imported (a file imported again adds nothing "
-                   "to the items already in)")
+                   " (its items are not doubled: those already in take their labels)")
     for row in rejected[:SHOWN_REJECTED]:
         typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
     if count > SHOWN_REJECTED:

@@ -95,6 +95,101 @@ def test_existing_labels_predictions_and_vectors_go_in_with_their_items(
     assert vectors.vectors[items["m3"].row].tolist() == [3.0, 1.0, 2.0]
 
 
+def _revisions(storage: Storage, pid: int) -> list[tuple[str, str, list[Any], str]]:
+    """(external id, account, labels, kind) of every revision of the project, in order."""
+    with storage.read_sessions() as session:
+        return [(str(e), str(u), list(labels), str(kind)) for e, u, labels, kind in
+                session.execute(select(Item.external_id, User.username, Annotation.labels,
+                                       Annotation.kind)
+                                .join(Item, Item.id == Annotation.item_id)
+                                .join(User, User.id == Annotation.annotator_id)
+                                .where(Annotation.project_id == pid)
+                                .order_by(Annotation.id))]
+
+
+def test_a_file_imported_again_brings_its_labels_to_the_items_already_in(
+        engine_storage: Storage) -> None:
+    """Items first imported with their answers kept private (no mapping): the same file again
+    with a mapping adds the labels to those items (it reported 4 duplicates and added none);
+    a third time adds nothing, and a person's own label is never superseded."""
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    pid = seeded.project_id
+    rows = [_row(i) for i in range(4)]
+    first = _import(engine_storage, pid, rows, mapping=None)
+    assert (first["inserted"], first["labels"]) == (4, 0)
+    assert first["held_private"] == {"label": "label", "pred": "prediction", "vec": "vector"}
+    with engine_storage.sessions() as session, session.begin():  # a user of the file's name
+        if session.execute(select(User.id).where(User.username == "ann0")).first() is None:
+            session.add(User(username="ann0"))
+    label_rows(engine_storage, seeded, [0], ["spam"])
+    with engine_storage.read_sessions() as session:
+        owner = session.get(User, seeded.owner_id)
+        assert owner is not None
+        owner_name = owner.username
+    rows[2]["who"] = owner_name  # the owner labeled m0 only (row 0 of the pool)
+    again = _import(engine_storage, pid, rows)
+    assert (again["inserted"], again["duplicates"], again["labels"], again["labels_skipped"],
+            again["predictions"], again["vectors"]) == (0, 4, 4, 0, 0, 0)
+    assert again["cold_start_round_id"] is not None  # a round trains on them
+    before = _revisions(engine_storage, pid)
+    assert sorted(r[:3] for r in before if r[3] == "imported") == [
+        ("m0", "ann0", ["ham"]), ("m1", "imported:ann1", ["spam"]),
+        ("m2", owner_name, ["ham"]), ("m3", "imported:ann1", ["spam"])]
+    with engine_storage.read_sessions() as session:
+        assert sum(i.n_labels for i in session.execute(
+            select(Item).where(Item.project_id == pid)).scalars()) == 5
+    third = _import(engine_storage, pid, rows)
+    assert (third["labels"], third["labels_skipped"]) == (0, 4)
+    assert _revisions(engine_storage, pid) == before  # nothing doubled, nothing superseded
+    # the owner's own label of m0 (row 0), and a file naming the owner for it: left as it is
+    with engine_storage.read_sessions() as session:
+        m0 = session.execute(select(Item.id).where(Item.project_id == pid,
+                                                   Item.row == 0)).scalar_one()
+        m0_ext = session.get(Item, m0).external_id  # type: ignore[union-attr]
+    clash = _import(engine_storage, pid, [_row(int(m0_ext[1:]), who=owner_name, label="ham")])
+    assert (clash["labels"], clash["labels_skipped"]) == (0, 1)
+    with engine_storage.read_sessions() as session:
+        mine = [c for c in current_labels(session, pid) if c.item_id == m0
+                and c.annotator_id == seeded.owner_id]
+        assert [c.labels for c in mine] == [["spam"]]
+
+
+def test_one_row_per_item_and_annotator_keeps_every_annotators_label(
+        engine_storage: Storage) -> None:
+    """A long file (one row per label): the item goes in once, each annotator's label on it;
+    the same annotator twice keeps the first row's."""
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    pid = seeded.project_id
+    rows = [_row(1, who="ann1", label="spam"), _row(1, who="ann2", label="ham"),
+            _row(1, who="ann1", label="ham"), _row(2, who="ann2")]
+    result = _import(engine_storage, pid, rows)
+    assert (result["inserted"], result["duplicates"], result["labels"],
+            result["labels_skipped"]) == (2, 2, 3, 1)
+    assert sorted(r[:3] for r in _revisions(engine_storage, pid)) == [
+        ("m1", "imported:ann1", ["spam"]), ("m1", "imported:ann2", ["ham"]),
+        ("m2", "imported:ann2", ["ham"])]
+    with engine_storage.read_sessions() as session:
+        counts = {i.external_id: i.n_labels for i in session.execute(
+            select(Item).where(Item.project_id == pid)).scalars()}
+    assert counts == {"m1": 2, "m2": 1}
+
+
+def test_a_purged_item_takes_no_label_from_a_file(engine_storage: Storage) -> None:
+    from activelabel.labeling.governance import purge
+
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    pid = seeded.project_id
+    _import(engine_storage, pid, [_row(0), _row(1)], mapping=None)
+    with engine_storage.sessions() as session, session.begin():
+        item = session.execute(select(Item).where(Item.project_id == pid,
+                                                  Item.external_id == "m1")).scalar_one()
+        purge(session, engine_storage, pid, item_ids=[item.id], external_ids=[],
+              actor_id=seeded.owner_id)
+    result = _import(engine_storage, pid, [_row(0), _row(1)])
+    assert (result["labels"], result["labels_skipped"]) == (1, 1)
+    assert [r[0] for r in _revisions(engine_storage, pid)] == ["m0"]
+
+
 def test_a_person_correcting_an_imported_label_appends_a_revision(
         engine_storage: Storage) -> None:
     seeded = new_project(engine_storage, labels=["ham", "spam"])

@@ -71,6 +71,16 @@ def test_upload_preview_mapping_and_a_label_page_without_the_answer(
     assert "300 existing labels" in page.inner_text("#import-progress")
     assert site.get(f"/projects/{pid}/import-mapping")["columns"]["label"] == "label"
     assert _axe_violations(page) == []
+    # The same file again: no item doubled, every label already there left as it was.
+    page.get_by_label("File (JSONL, CSV or Parquet)").set_input_files(
+        str(_sms_rows(tmp_path, shared_data)))
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#mapping tbody tr[data-column=label]")
+    page.get_by_role("button", name="Import with these roles").click()
+    page.wait_for_selector("#import-progress:has-text('Imported 0 items')")
+    again = page.inner_text("#import-progress")
+    assert "300 duplicates" in again
+    assert "300 existing labels left out: their annotator had labeled the item already" in again
 
     # What annotators are handed holds no answer; imported labels count as labels.
     items = site.get(f"/projects/{pid}/items", params={"limit": 5})["items"]

@@ -25,7 +25,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ from ..store.imported import (
     ImportedLabel,
     ImportedPrediction,
     add_imported_labels,
+    add_labels_to_known_items,
     add_predictions,
 )
 from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
@@ -630,6 +631,7 @@ class _Tally:
     last_line: int = 0
     first_row: int | None = None  # the project's next free row when the import began
     labels: int = 0
+    labels_skipped: int = 0  # of items already in that their annotator had labeled
     predictions: int = 0
     vectors: int = 0
     vector_dim: int | None = None
@@ -648,7 +650,8 @@ class _Tally:
                 "vectors": self.vectors}
 
     def checkpoint(self) -> dict[str, Any]:
-        return {**self.counts(), "last_line": self.last_line, "first_row": self.first_row,
+        return {**self.counts(), "labels_skipped": self.labels_skipped,
+                "last_line": self.last_line, "first_row": self.first_row,
                 "vector_dim": self.vector_dim, "rejected_rows": self.rejected,
                 "duplicate_examples": self.duplicate_examples}
 
@@ -663,6 +666,7 @@ class _Tally:
                    last_line=int(checkpoint["last_line"]),
                    first_row=checkpoint.get("first_row"),
                    labels=int(checkpoint.get("labels", 0)),
+                   labels_skipped=int(checkpoint.get("labels_skipped", 0)),
                    predictions=int(checkpoint.get("predictions", 0)),
                    vectors=int(checkpoint.get("vectors", 0)),
                    vector_dim=checkpoint.get("vector_dim"),
@@ -707,6 +711,25 @@ def _store_extras(storage: Storage, session: Session, job: Job, batch: _Batch,
         done.vectors += sum(with_vector)
 
 
+def _store_known_labels(session: Session, job: Job, batch: _Batch,
+                        duplicates: Sequence[Any], done: _Tally) -> None:
+    """The labels of rows whose item is already in (same transaction): an earlier import of
+    the file, or an earlier row of it (one row per item and annotator). Added where their
+    annotator has not labeled the item; the rest counted in ``labels_skipped``. Predictions
+    and vectors go in with new items only."""
+    wanted = [(batch.extras[d.index], d.external_id) for d in duplicates
+              if batch.extras[d.index] is not None and batch.extras[d.index].labels]
+    if not wanted:
+        return
+    project_id = int(job.project_id or 0)
+    ids = item_ids_by_external_id(session, project_id, [ext for _, ext in wanted])
+    labels = [ImportedLabel(ids[ext], list(lab), who, when)
+              for e, ext in wanted if ext in ids for lab, who, when in e.labels]
+    added, skipped = add_labels_to_known_items(session, project_id, job.id, labels)
+    done.labels += added
+    done.labels_skipped += skipped
+
+
 def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
     """Insert one batch (items with their labels, predictions and vectors) and the job's
     checkpoint in one transaction: a crash keeps both or neither, so a resumed import neither
@@ -726,6 +749,7 @@ def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
             for bad in result.rejected:
                 done.reject(lines[bad.index], bad.reason)
             _store_extras(storage, session, job, batch, result.stored, done)
+            _store_known_labels(session, job, batch, result.duplicates, done)
         save_checkpoint(session, job.id, job.worker_id, done.checkpoint())
     tally.__dict__.update(done.__dict__)
 
@@ -816,8 +840,12 @@ def run_import(storage: Storage, job: Job, *,
                                  tally.labels)
         if round_id is None:
             drift, drift_round_id = _check_drift(storage, int(job.project_id), first_row)
+    elif tally.labels:  # labels for items already in: a round trains on them
+        round_id = _after_import(storage, int(job.project_id), payload.get("requested_by"),
+                                 tally.labels)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
-            "labels": tally.labels, "predictions": tally.predictions, "vectors": tally.vectors,
+            "labels": tally.labels, "labels_skipped": tally.labels_skipped,
+            "predictions": tally.predictions, "vectors": tally.vectors,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
             "seconds": round(time.perf_counter() - start, 3), "cold_start_round_id": round_id,

@@ -1,9 +1,9 @@
 """What an import brings with its items: existing labels as ``imported`` revisions with their
 provenance, and a model's predictions.
 
-An imported label is the root of its annotator's chain on a new item, so the invariants of
-:mod:`.annotations` hold: one chain root per (item, annotator), append-only, and the item's
-label count kept. The annotator is the user the file names when one has that name; a name
+An imported label is the root of its annotator's chain on an item (a new one, or one already
+in whose annotator has not labeled it yet), so the invariants of :mod:`.annotations` hold: one
+chain root per (item, annotator), append-only, and the item's label count kept. The annotator is the user the file names when one has that name; a name
 that is no user is kept as text (``source_annotator``) and its labels go to a disabled
 account ``imported:<name>`` that cannot log in, one per name, so two people's labels of one
 item stay two labels (what agreement and consensus count).
@@ -29,6 +29,7 @@ __all__ = [
     "ImportedLabel",
     "ImportedPrediction",
     "add_imported_labels",
+    "add_labels_to_known_items",
     "add_predictions",
     "import_annotators",
     "prediction_rows",
@@ -100,6 +101,45 @@ def add_imported_labels(session: Session, project_id: int, job_id: int | None,
     if not labels:
         return 0
     accounts = import_annotators(session, {x.annotator for x in labels})
+    return _insert_labels(session, project_id, job_id, labels, accounts)
+
+
+def add_labels_to_known_items(session: Session, project_id: int, job_id: int | None,
+                              labels: Sequence[ImportedLabel]) -> tuple[int, int]:
+    """Store the labels a file brings for items already in the project (imported before,
+    or earlier in the same file: one row per item and annotator): each as the root of its
+    annotator's chain, where that annotator has none on the item yet. Returns ``(added,
+    skipped)``: a label whose annotator already labeled the item (a person, an earlier
+    import of the same file) is left out, so nothing is doubled or superseded; a purged item
+    takes none."""
+    if not labels:
+        return 0, 0
+    accounts = import_annotators(session, {x.annotator for x in labels})
+    item_ids = sorted({x.item_id for x in labels})
+    taken: set[tuple[int, int]] = set()
+    live: set[int] = set()
+    for start in range(0, len(item_ids), 1000):
+        chunk = item_ids[start:start + 1000]
+        taken.update((int(i), int(a)) for i, a in session.execute(
+            select(Annotation.item_id, Annotation.annotator_id).distinct().where(
+                Annotation.item_id.in_(chunk),
+                Annotation.annotator_id.in_(sorted(set(accounts.values()))))))
+        live.update(int(i) for i in session.execute(select(Item.id).where(
+            Item.id.in_(chunk), Item.project_id == project_id,
+            Item.purged_at.is_(None))).scalars())
+    kept: list[ImportedLabel] = []
+    for x in labels:
+        key = (x.item_id, accounts[x.annotator])
+        if x.item_id in live and key not in taken:
+            taken.add(key)  # the same annotator twice in the file: the first row's
+            kept.append(x)
+    added = _insert_labels(session, project_id, job_id, kept, accounts) if kept else 0
+    return added, len(labels) - added
+
+
+def _insert_labels(session: Session, project_id: int, job_id: int | None,
+                   labels: Sequence[ImportedLabel], accounts: Mapping[str | None, int]) -> int:
+    """Insert each label as an ``imported`` chain root and count it on its item."""
     column = cast(Table, Annotation.__table__).c.created_at
     now = bind_value(session, column, utcnow())
     rows = [(project_id, x.item_id, accounts[x.annotator], accounts[x.annotator], "imported",

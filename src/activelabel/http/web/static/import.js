@@ -99,7 +99,8 @@
 
   function resultText(r) {
     return `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) with ` +
-      `${r.labels ?? 0} existing labels, ${r.predictions ?? 0} predictions and ${r.vectors ?? 0} vectors.`;
+      `${r.labels ?? 0} existing labels, ${r.predictions ?? 0} predictions and ${r.vectors ?? 0} vectors.` +
+      (r.labels_skipped ? ` ${r.labels_skipped} existing labels left out: their annotator had labeled the item already (kept as it was).` : "");
   }
 
   async function follow(jobId, box = $("import-result")) {
