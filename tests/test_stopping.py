@@ -68,7 +68,7 @@ def test_target_accuracy_other_metric_and_missing_metric() -> None:
     missing = rule.check([RoundState(10, {"accuracy": 0.99})])
     assert not missing.stop
     assert "no holdout macro_f1" in missing.reason
-    assert "accuracy" in missing.reason
+    assert 'label holdout items (imported with split "holdout")' in missing.reason
     assert not rule.check([]).stop
 
 

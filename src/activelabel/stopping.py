@@ -133,10 +133,10 @@ class TargetAccuracy(StoppingRule):
                 False, f"no round evaluated yet (target {self.metric} {self.target:g})"
             )
         value = last.metrics.get(self.metric)
-        if value is None or not math.isfinite(value):
-            have = ", ".join(sorted(last.metrics)) or "none"
+        if value is None or not math.isfinite(value):  # e.g. no labeled holdout item
             return self._decide(
-                False, f"no holdout {self.metric} in the last round (metrics: {have})"
+                False, f"no holdout {self.metric} in the last round: label holdout items "
+                "(imported with split \"holdout\") to measure it"
             )
         if value >= self.target:
             return self._decide(
