@@ -398,9 +398,9 @@ def test_an_import_without_a_mapping_says_which_columns_it_kept_private(
     assert code == 0, err
     assert "8 inserted" in out
     assert ("kept private (stored with the items, never shown), not imported as their role: "
-            "label (proposed: label); to import them, import the file again with --proposed "
-            "or --map label=label (its items are not doubled: those already in take their "
-            "labels)") in out
+            "label (proposed: label); to import the labels, import the file again with "
+            "--map label=label (its items are not doubled: those already in take the labels)"
+            ) in out
     with storage.read_sessions() as session:
         job = session.execute(select(Job).where(Job.kind == "import")
                               .order_by(Job.id.desc()).limit(1)).scalar_one()
@@ -414,7 +414,8 @@ def test_an_import_without_a_mapping_says_which_columns_it_kept_private(
     assert "with them: 8 existing labels" in out
     code, out, err = cli("import", "news", path, "--wait", "--proposed")
     assert code == 0, err
-    assert "8 existing labels left out: their annotator had labeled the item already" in out
+    assert ("8 existing labels of items already in left out: 8: its annotator had labeled "
+            "the item already (kept as it was)") in out
 
 
 def test_the_rounds_table_names_the_tasks_score() -> None:

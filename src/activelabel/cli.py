@@ -723,16 +723,25 @@ def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: s
               for k in ("labels", "predictions", "vectors") if result.get(k)]
     if extras:
         typer.echo("with them: " + ", ".join(extras))
-    if result.get("labels_skipped"):
-        typer.echo(f"{result['labels_skipped']} existing labels left out: their annotator had "
-                   "labeled the item already (kept as it was)")
     held = dict(result.get("held_private") or {})
     if held:  # no mapping given, none saved: what the proposal would have imported
+        import shlex
+
+        again = [f"--map {shlex.quote(f'{c}={r}')}" for c, r in held.items()
+                 if r in ("label", "annotator", "label_time")]
+        rest = [c for c, r in held.items() if r not in ("label", "annotator", "label_time")]
         typer.echo("kept private (stored with the items, never shown), not imported as "
                    "their role: " + ", ".join(f"{c} (proposed: {r})" for c, r in held.items())
-                   + "; to import them, import the file again with --proposed or --map " +
-                   " --map ".join(f"{c}={r}" for c, r in held.items()) +
-                   " (its items are not doubled: those already in take their labels)")
+                   + ("; to import the labels, import the file again with " + " ".join(again)
+                      + " (its items are not doubled: those already in take the labels)"
+                      if again else "")
+                   + (f"; {', '.join(rest)}: imported with new items only (--proposed or "
+                      "--map on their first import)" if rest else ""))
+    if result.get("labels_skipped"):
+        why = dict(result.get("labels_skipped_why") or {})
+        typer.echo(f"{result['labels_skipped']} existing labels of items already in left out"
+                   + (": " + "; ".join(f"{n}: {reason}" for reason, n in why.items())
+                      if why else ""))
     for row in rejected[:SHOWN_REJECTED]:
         typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
     if count > SHOWN_REJECTED:

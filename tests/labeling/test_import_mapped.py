@@ -107,17 +107,21 @@ def _revisions(storage: Storage, pid: int) -> list[tuple[str, str, list[Any], st
                                 .order_by(Annotation.id))]
 
 
+#: The file's answers and the rest kept private: the content is the text, as under MAPPING.
+PRIVATE = {"columns": {**MAPPING["columns"], **dict.fromkeys(
+    ("label", "who", "when", "pred", "p", "vec"), "private")}}
+
+
 def test_a_file_imported_again_brings_its_labels_to_the_items_already_in(
         engine_storage: Storage) -> None:
-    """Items first imported with their answers kept private (no mapping): the same file again
-    with a mapping adds the labels to those items (it reported 4 duplicates and added none);
-    a third time adds nothing, and a person's own label is never superseded."""
+    """Items first imported with their answers kept private: the same file again with a
+    mapping adds the labels to those items (it reported 4 duplicates and added none); a
+    third time adds nothing, and a person's own label is never superseded."""
     seeded = new_project(engine_storage, labels=["ham", "spam"])
     pid = seeded.project_id
     rows = [_row(i) for i in range(4)]
-    first = _import(engine_storage, pid, rows, mapping=None)
-    assert (first["inserted"], first["labels"]) == (4, 0)
-    assert first["held_private"] == {"label": "label", "pred": "prediction", "vec": "vector"}
+    first = _import(engine_storage, pid, rows, mapping=PRIVATE)
+    assert (first["inserted"], first["labels"], first["held_private"]) == (4, 0, {})
     with engine_storage.sessions() as session, session.begin():  # a user of the file's name
         if session.execute(select(User.id).where(User.username == "ann0")).first() is None:
             session.add(User(username="ann0"))
@@ -140,6 +144,7 @@ def test_a_file_imported_again_brings_its_labels_to_the_items_already_in(
             select(Item).where(Item.project_id == pid)).scalars()) == 5
     third = _import(engine_storage, pid, rows)
     assert (third["labels"], third["labels_skipped"]) == (0, 4)
+    assert third["labels_skipped_why"] == {imports_module.SKIP_LABELED: 4}
     assert _revisions(engine_storage, pid) == before  # nothing doubled, nothing superseded
     # the owner's own label of m0 (row 0), and a file naming the owner for it: left as it is
     with engine_storage.read_sessions() as session:
@@ -174,20 +179,58 @@ def test_one_row_per_item_and_annotator_keeps_every_annotators_label(
     assert counts == {"m1": 2, "m2": 1}
 
 
-def test_a_purged_item_takes_no_label_from_a_file(engine_storage: Storage) -> None:
+def test_items_purged_gold_audit_or_of_other_content_take_no_label_from_a_file(
+        engine_storage: Storage) -> None:
+    """A file's labels go to known items only where they are the same item and its labels
+    are the team's to add: not a purged item, a gold item (its checks count answers given in
+    the app), an audit draw (some draws labeled from a file would bias the estimate), nor
+    an item whose external id a row of other content shares (1..n ids of two files)."""
     from activelabel.labeling.governance import purge
 
     seeded = new_project(engine_storage, labels=["ham", "spam"])
     pid = seeded.project_id
-    _import(engine_storage, pid, [_row(0), _row(1)], mapping=None)
+    _import(engine_storage, pid, [_row(i) for i in range(5)], mapping=PRIVATE)
     with engine_storage.sessions() as session, session.begin():
-        item = session.execute(select(Item).where(Item.project_id == pid,
-                                                  Item.external_id == "m1")).scalar_one()
-        purge(session, engine_storage, pid, item_ids=[item.id], external_ids=[],
+        items = {i.external_id: i for i in session.execute(
+            select(Item).where(Item.project_id == pid)).scalars()}
+        purge(session, engine_storage, pid, item_ids=[items["m1"].id], external_ids=[],
               actor_id=seeded.owner_id)
-    result = _import(engine_storage, pid, [_row(0), _row(1)])
-    assert (result["labels"], result["labels_skipped"]) == (1, 1)
+        items["m2"].split, items["m2"].gold_labels = "gold", ["ham"]
+        items["m3"].audit_drawn_at = items["m3"].created_at  # drawn to measure the model
+    other = _row(4, text="another file's row 4")  # an id of another file, not this item
+    result = _import(engine_storage, pid, [_row(0), _row(1), _row(2), _row(3), other])
+    assert (result["labels"], result["labels_skipped"]) == (1, 4)
+    assert result["labels_skipped_why"] == {
+        imports_module.SKIP_PURGED: 1, imports_module.SKIP_GOLD: 1,
+        imports_module.SKIP_AUDIT: 1, imports_module.SKIP_OTHER_CONTENT: 1}
     assert [r[0] for r in _revisions(engine_storage, pid)] == ["m0"]
+
+
+def test_a_persons_label_committed_meanwhile_is_left_as_it_is(engine_storage: Storage) -> None:
+    """The file's label meets a chain its annotator started after the import read the
+    items (a person labeling at that moment): nothing is inserted for it, the rest go in,
+    and nothing fails."""
+    from activelabel.store.imported import ImportedLabel, add_labels_to_known_items
+
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    pid = seeded.project_id
+    _import(engine_storage, pid, [_row(0), _row(1)], mapping=PRIVATE)
+    label_rows(engine_storage, seeded, [0], ["spam"])  # the owner's label of row 0
+    with engine_storage.sessions() as session, session.begin():
+        owner = session.get(User, seeded.owner_id)
+        assert owner is not None
+        ids = {r: i for r, i in session.execute(select(Item.row, Item.id).where(
+            Item.project_id == pid))}
+        added = add_labels_to_known_items(session, pid, None, [
+            ImportedLabel(ids[0], ["ham"], owner.username, None),
+            ImportedLabel(ids[1], ["ham"], owner.username, None)])
+    assert added == 1
+    with engine_storage.read_sessions() as session:
+        mine = {c.item_id: c.labels for c in current_labels(session, pid)}
+        counts = {i: n for i, n in session.execute(select(Item.id, Item.n_labels).where(
+            Item.project_id == pid))}
+    assert mine == {ids[0]: ["spam"], ids[1]: ["ham"]}
+    assert counts == {ids[0]: 1, ids[1]: 1}
 
 
 def test_a_person_correcting_an_imported_label_appends_a_revision(

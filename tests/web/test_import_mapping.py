@@ -80,7 +80,8 @@ def test_upload_preview_mapping_and_a_label_page_without_the_answer(
     page.wait_for_selector("#import-progress:has-text('Imported 0 items')")
     again = page.inner_text("#import-progress")
     assert "300 duplicates" in again
-    assert "300 existing labels left out: their annotator had labeled the item already" in again
+    assert ("300 existing labels of items already in left out: 300: its annotator had "
+            "labeled the item already (kept as it was).") in again
 
     # What annotators are handed holds no answer; imported labels count as labels.
     items = site.get(f"/projects/{pid}/items", params={"limit": 5})["items"]

@@ -56,7 +56,7 @@ from ..store.imported import (
     add_predictions,
 )
 from ..store.items import ANALYZE_AFTER_ROWS, item_ids_by_external_id, next_free_row
-from ..store.models import SPLITS, Job, JobStatus, Project, Round, RoundStatus
+from ..store.models import SPLITS, Item, Job, JobStatus, Project, Round, RoundStatus
 from .drift import import_drift
 from .formats.conll import read_conll, read_span_jsonl
 from .formats.huggingface import read_huggingface
@@ -631,12 +631,18 @@ class _Tally:
     last_line: int = 0
     first_row: int | None = None  # the project's next free row when the import began
     labels: int = 0
-    labels_skipped: int = 0  # of items already in that their annotator had labeled
+    labels_skipped: int = 0  # of rows whose item is already in, left out
+    labels_skipped_why: dict[str, int] = field(default_factory=dict)
     predictions: int = 0
     vectors: int = 0
     vector_dim: int | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicate_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def skip_labels(self, why: str, n: int) -> None:
+        if n:
+            self.labels_skipped += n
+            self.labels_skipped_why[why] = self.labels_skipped_why.get(why, 0) + n
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_count += 1
@@ -651,6 +657,7 @@ class _Tally:
 
     def checkpoint(self) -> dict[str, Any]:
         return {**self.counts(), "labels_skipped": self.labels_skipped,
+                "labels_skipped_why": self.labels_skipped_why,
                 "last_line": self.last_line, "first_row": self.first_row,
                 "vector_dim": self.vector_dim, "rejected_rows": self.rejected,
                 "duplicate_examples": self.duplicate_examples}
@@ -667,6 +674,7 @@ class _Tally:
                    first_row=checkpoint.get("first_row"),
                    labels=int(checkpoint.get("labels", 0)),
                    labels_skipped=int(checkpoint.get("labels_skipped", 0)),
+                   labels_skipped_why=dict(checkpoint.get("labels_skipped_why", {})),
                    predictions=int(checkpoint.get("predictions", 0)),
                    vectors=int(checkpoint.get("vectors", 0)),
                    vector_dim=checkpoint.get("vector_dim"),
@@ -711,23 +719,54 @@ def _store_extras(storage: Storage, session: Session, job: Job, batch: _Batch,
         done.vectors += sum(with_vector)
 
 
+#: Why a label of a row whose item is already in was left out (``labels_skipped_why``).
+SKIP_OTHER_CONTENT = "the file's row holds other content than the item of its external id"
+SKIP_PURGED = "the item was purged"
+SKIP_GOLD = "the item is a gold item (its checks count answers given in the app)"
+SKIP_AUDIT = ("the item is an audit draw (a file's labels of some draws would bias the "
+              "payoff's estimate)")
+SKIP_LABELED = "its annotator had labeled the item already (kept as it was)"
+
+
 def _store_known_labels(session: Session, job: Job, batch: _Batch,
                         duplicates: Sequence[Any], done: _Tally) -> None:
     """The labels of rows whose item is already in (same transaction): an earlier import of
-    the file, or an earlier row of it (one row per item and annotator). Added where their
-    annotator has not labeled the item; the rest counted in ``labels_skipped``. Predictions
-    and vectors go in with new items only."""
-    wanted = [(batch.extras[d.index], d.external_id) for d in duplicates
+    the file, or an earlier row of it (one row per item and annotator). An item takes them
+    when the row holds its content (an external id of another file's item, ``1`` of two
+    CSV files, is not that item) and it is neither purged, gold nor an audit draw, each
+    where its annotator has not labeled it; the rest counted by reason in
+    ``labels_skipped_why``. Predictions and vectors go in with new items only."""
+    wanted = [(batch.extras[d.index], d.external_id, batch.rows[d.index].get("data"))
+              for d in duplicates
               if batch.extras[d.index] is not None and batch.extras[d.index].labels]
     if not wanted:
         return
     project_id = int(job.project_id or 0)
-    ids = item_ids_by_external_id(session, project_id, [ext for _, ext in wanted])
-    labels = [ImportedLabel(ids[ext], list(lab), who, when)
-              for e, ext in wanted if ext in ids for lab, who, when in e.labels]
-    added, skipped = add_labels_to_known_items(session, project_id, job.id, labels)
+    known: dict[str, Any] = {}
+    exts = sorted({str(ext) for _, ext, _ in wanted})
+    for start in range(0, len(exts), 1000):
+        known.update({str(r.external_id): r for r in session.execute(
+            select(Item.external_id, Item.id, Item.content_hash, Item.split, Item.purged_at,
+                   Item.audit_drawn_at).where(Item.project_id == project_id,
+                                              Item.external_id.in_(exts[start:start + 1000])))})
+    labels: list[ImportedLabel] = []
+    for extras, ext, data in wanted:
+        assert extras is not None
+        item = known.get(str(ext))
+        why = (SKIP_OTHER_CONTENT if item is None
+               else SKIP_PURGED if item.purged_at is not None  # (its content blanked)
+               else SKIP_OTHER_CONTENT if not isinstance(data, Mapping)
+               or content_hash(data) != item.content_hash
+               else SKIP_GOLD if item.split == "gold"
+               else SKIP_AUDIT if item.audit_drawn_at is not None else None)
+        if why is not None or item is None:
+            done.skip_labels(why or SKIP_OTHER_CONTENT, len(extras.labels))
+            continue
+        labels += [ImportedLabel(int(item.id), list(lab), who, when)
+                   for lab, who, when in extras.labels]
+    added = add_labels_to_known_items(session, project_id, job.id, labels)
     done.labels += added
-    done.labels_skipped += skipped
+    done.skip_labels(SKIP_LABELED, len(labels) - added)
 
 
 def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
@@ -845,6 +884,7 @@ def run_import(storage: Storage, job: Job, *,
                                  tally.labels)
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "labels": tally.labels, "labels_skipped": tally.labels_skipped,
+            "labels_skipped_why": tally.labels_skipped_why,
             "predictions": tally.predictions, "vectors": tally.vectors,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,

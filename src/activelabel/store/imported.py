@@ -105,36 +105,38 @@ def add_imported_labels(session: Session, project_id: int, job_id: int | None,
 
 
 def add_labels_to_known_items(session: Session, project_id: int, job_id: int | None,
-                              labels: Sequence[ImportedLabel]) -> tuple[int, int]:
-    """Store the labels a file brings for items already in the project (imported before,
-    or earlier in the same file: one row per item and annotator): each as the root of its
-    annotator's chain, where that annotator has none on the item yet. Returns ``(added,
-    skipped)``: a label whose annotator already labeled the item (a person, an earlier
-    import of the same file) is left out, so nothing is doubled or superseded; a purged item
-    takes none."""
+                              labels: Sequence[ImportedLabel]) -> int:
+    """Store labels a file brings for items already in the project (the caller has checked
+    the items take them): each as the root of its annotator's chain where that annotator
+    has none on the item yet; returns how many went in. A label whose annotator labeled the
+    item already (a person, an earlier import of the same file, an earlier row) is left out,
+    also when that person's label is committed while this runs (the chain root's unique
+    index: nothing is inserted for it, the import goes on), so nothing is doubled or
+    superseded."""
     if not labels:
-        return 0, 0
+        return 0
     accounts = import_annotators(session, {x.annotator for x in labels})
-    item_ids = sorted({x.item_id for x in labels})
-    taken: set[tuple[int, int]] = set()
-    live: set[int] = set()
-    for start in range(0, len(item_ids), 1000):
-        chunk = item_ids[start:start + 1000]
-        taken.update((int(i), int(a)) for i, a in session.execute(
-            select(Annotation.item_id, Annotation.annotator_id).distinct().where(
-                Annotation.item_id.in_(chunk),
-                Annotation.annotator_id.in_(sorted(set(accounts.values()))))))
-        live.update(int(i) for i in session.execute(select(Item.id).where(
-            Item.id.in_(chunk), Item.project_id == project_id,
-            Item.purged_at.is_(None))).scalars())
-    kept: list[ImportedLabel] = []
+    table = cast(Table, Annotation.__table__)
+    now = utcnow()
+    seen: set[tuple[int, int]] = set()
+    rows: list[dict[str, Any]] = []
     for x in labels:
         key = (x.item_id, accounts[x.annotator])
-        if x.item_id in live and key not in taken:
-            taken.add(key)  # the same annotator twice in the file: the first row's
-            kept.append(x)
-    added = _insert_labels(session, project_id, job_id, kept, accounts) if kept else 0
-    return added, len(labels) - added
+        if key in seen:  # the same annotator twice in the file: the first row's
+            continue
+        seen.add(key)
+        rows.append({"project_id": project_id, "item_id": x.item_id,
+                     "annotator_id": key[1], "user_id": key[1], "kind": "imported",
+                     "labels": list(x.labels), "source_job_id": job_id,
+                     "source_annotator": x.annotator,
+                     "created_at": now if x.created_at is None else x.created_at})
+    added: dict[int, int] = {}
+    stmt = insert_ignore(table, dialect_of(session)).returning(table.c.item_id)
+    for start in range(0, len(rows), 1000):
+        for item_id in session.execute(stmt, rows[start:start + 1000]).scalars():
+            added[int(item_id)] = added.get(int(item_id), 0) + 1
+    _count_labels(session, added)
+    return sum(added.values())
 
 
 def _insert_labels(session: Session, project_id: int, job_id: int | None,
@@ -150,6 +152,12 @@ def _insert_labels(session: Session, project_id: int, job_id: int | None,
     counts: dict[int, int] = {}
     for x in labels:
         counts[x.item_id] = counts.get(x.item_id, 0) + 1
+    _count_labels(session, counts)
+    return len(rows)
+
+
+def _count_labels(session: Session, counts: Mapping[int, int]) -> None:
+    """Add each item's new labels (item id -> how many) to its label count."""
     by_count: dict[int, list[int]] = {}
     for item_id, n in counts.items():
         by_count.setdefault(n, []).append(item_id)
@@ -158,7 +166,6 @@ def _insert_labels(session: Session, project_id: int, job_id: int | None,
             session.execute(update(Item).where(Item.id.in_(ids[start:start + 5000]))
                             .values(n_labels=Item.n_labels + n)
                             .execution_options(synchronize_session=False))
-    return len(rows)
 
 
 _PREDICTION_COLUMNS = ("project_id", "item_id", "labels", "score", "model", "source_job_id",

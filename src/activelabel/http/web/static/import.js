@@ -100,7 +100,8 @@
   function resultText(r) {
     return `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) with ` +
       `${r.labels ?? 0} existing labels, ${r.predictions ?? 0} predictions and ${r.vectors ?? 0} vectors.` +
-      (r.labels_skipped ? ` ${r.labels_skipped} existing labels left out: their annotator had labeled the item already (kept as it was).` : "");
+      (r.labels_skipped ? ` ${r.labels_skipped} existing labels of items already in left out: ` +
+        Object.entries(r.labels_skipped_why || {}).map(([why, n]) => `${n}: ${why}`).join("; ") + "." : "");
   }
 
   async function follow(jobId, box = $("import-result")) {
