@@ -391,23 +391,23 @@ def test_an_import_without_a_mapping_says_which_columns_it_kept_private(
         cli: Cli, project_id: int, storage: Storage, tmp_path: Path) -> None:
     """No mapping given and none saved: the file's answers stay private, and the import says
     so and how to bring them (it said only "8 inserted": labels thought imported were not)."""
-    rows = [{"id": f"s{i}", "text": f"message {i}", "label": "spam" if i % 2 else "ham"}
-            for i in range(8)]
+    rows = [{"id": f"s{i}", "text": f"message {i}", "label": "spam" if i % 2 else "ham",
+             "emb": [float(i), 1.0]} for i in range(8)]
     path = write_rows(tmp_path / "sms.jsonl", rows)
     code, out, err = cli("import", "news", path, "--wait")
     assert code == 0, err
     assert "8 inserted" in out
     assert ("kept private (stored with the items, never shown), not imported as their role: "
-            "label (proposed: label); to import the labels, import the file again with "
-            "--map label=label (its items are not doubled: those already in take the labels)"
-            ) in out
+            "label (proposed: label), emb (proposed: vector); to import the labels, import "
+            "the file again with --map label=label (its items are not doubled: those already "
+            "in take the labels); emb: imported with new items only") in out
     with storage.read_sessions() as session:
         job = session.execute(select(Job).where(Job.kind == "import")
                               .order_by(Job.id.desc()).limit(1)).scalar_one()
-        assert job.payload["held_private"] == {"label": "label"}
-        assert (job.result or {})["held_private"] == {"label": "label"}
-    # as it says: the same file with a mapping brings the labels, nothing held back
-    code, out, err = cli("import", "news", path, "--wait", "--proposed")
+        assert job.payload["held_private"] == {"label": "label", "emb": "vector"}
+        assert (job.result or {})["held_private"] == {"label": "label", "emb": "vector"}
+    # as it says: the same file with that --map brings the labels, nothing held back
+    code, out, err = cli("import", "news", path, "--wait", "--map", "label=label")
     assert code == 0, err
     assert "0 inserted, 8 duplicates" in out
     assert "kept private" not in out

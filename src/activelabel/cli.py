@@ -739,9 +739,10 @@ def _report_import(job_id: int, status: str, result: Mapping[str, Any], error: s
                       "--map on their first import)" if rest else ""))
     if result.get("labels_skipped"):
         why = dict(result.get("labels_skipped_why") or {})
+        words = dict(result.get("labels_skipped_reasons") or {})
         typer.echo(f"{result['labels_skipped']} existing labels of items already in left out"
-                   + (": " + "; ".join(f"{n}: {reason}" for reason, n in why.items())
-                      if why else ""))
+                   + (": " + "; ".join(f"{n}: {words.get(code, code)}"
+                                       for code, n in why.items()) if why else ""))
     for row in rejected[:SHOWN_REJECTED]:
         typer.echo(f"  line {row.get('line')}: {row.get('reason')}")
     if count > SHOWN_REJECTED:

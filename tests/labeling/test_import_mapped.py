@@ -114,49 +114,49 @@ PRIVATE = {"columns": {**MAPPING["columns"], **dict.fromkeys(
 
 def test_a_file_imported_again_brings_its_labels_to_the_items_already_in(
         engine_storage: Storage) -> None:
-    """Items first imported with their answers kept private: the same file again with a
-    mapping adds the labels to those items (it reported 4 duplicates and added none); a
-    third time adds nothing, and a person's own label is never superseded."""
+    """Items first imported with no mapping (their answers kept private, the annotator and
+    time columns shown): the same file again with a mapping adds the labels to those items
+    (it reported 4 duplicates and added none), the item's content still the row's under
+    the new mapping; a third time adds nothing, and a person's own label is never
+    superseded."""
     seeded = new_project(engine_storage, labels=["ham", "spam"])
     pid = seeded.project_id
-    rows = [_row(i) for i in range(4)]
-    first = _import(engine_storage, pid, rows, mapping=PRIVATE)
-    assert (first["inserted"], first["labels"], first["held_private"]) == (4, 0, {})
-    with engine_storage.sessions() as session, session.begin():  # a user of the file's name
-        if session.execute(select(User.id).where(User.username == "ann0")).first() is None:
-            session.add(User(username="ann0"))
-    label_rows(engine_storage, seeded, [0], ["spam"])
     with engine_storage.read_sessions() as session:
         owner = session.get(User, seeded.owner_id)
         assert owner is not None
         owner_name = owner.username
-    rows[2]["who"] = owner_name  # the owner labeled m0 only (row 0 of the pool)
+    rows = [_row(i) for i in range(4)]
+    rows[0]["who"] = owner_name  # the file names the owner for m0, which the owner labels
+    first = _import(engine_storage, pid, rows, mapping=None)
+    assert (first["inserted"], first["labels"]) == (4, 0)
+    assert first["held_private"] == {"label": "label", "pred": "prediction", "vec": "vector"}
+    with engine_storage.read_sessions() as session:
+        shown = session.execute(select(Item.data).where(Item.project_id == pid)).scalars()
+        assert {"text", "who", "when"} <= set(next(iter(shown)))  # content then, not now
+    with engine_storage.sessions() as session, session.begin():  # a user of the file's name
+        if session.execute(select(User.id).where(User.username == "ann0")).first() is None:
+            session.add(User(username="ann0"))
+    label_rows(engine_storage, seeded, [0], ["spam"])  # m0 (row 0), in the app
     again = _import(engine_storage, pid, rows)
     assert (again["inserted"], again["duplicates"], again["labels"], again["labels_skipped"],
-            again["predictions"], again["vectors"]) == (0, 4, 4, 0, 0, 0)
+            again["predictions"], again["vectors"]) == (0, 4, 3, 1, 0, 0)
+    assert again["labels_skipped_why"] == {imports_module.SKIP_LABELED: 1}
     assert again["cold_start_round_id"] is not None  # a round trains on them
     before = _revisions(engine_storage, pid)
     assert sorted(r[:3] for r in before if r[3] == "imported") == [
-        ("m0", "ann0", ["ham"]), ("m1", "imported:ann1", ["spam"]),
-        ("m2", owner_name, ["ham"]), ("m3", "imported:ann1", ["spam"])]
+        ("m1", "imported:ann1", ["spam"]), ("m2", "ann0", ["ham"]),
+        ("m3", "imported:ann1", ["spam"])]
     with engine_storage.read_sessions() as session:
         assert sum(i.n_labels for i in session.execute(
-            select(Item).where(Item.project_id == pid)).scalars()) == 5
+            select(Item).where(Item.project_id == pid)).scalars()) == 4
+        m0 = session.execute(select(Item.id).where(Item.project_id == pid,
+                                                   Item.external_id == "m0")).scalar_one()
+        mine = [c for c in current_labels(session, pid) if c.item_id == m0]
+        assert [(c.annotator_id, c.labels) for c in mine] == [(seeded.owner_id, ["spam"])]
     third = _import(engine_storage, pid, rows)
     assert (third["labels"], third["labels_skipped"]) == (0, 4)
     assert third["labels_skipped_why"] == {imports_module.SKIP_LABELED: 4}
     assert _revisions(engine_storage, pid) == before  # nothing doubled, nothing superseded
-    # the owner's own label of m0 (row 0), and a file naming the owner for it: left as it is
-    with engine_storage.read_sessions() as session:
-        m0 = session.execute(select(Item.id).where(Item.project_id == pid,
-                                                   Item.row == 0)).scalar_one()
-        m0_ext = session.get(Item, m0).external_id  # type: ignore[union-attr]
-    clash = _import(engine_storage, pid, [_row(int(m0_ext[1:]), who=owner_name, label="ham")])
-    assert (clash["labels"], clash["labels_skipped"]) == (0, 1)
-    with engine_storage.read_sessions() as session:
-        mine = [c for c in current_labels(session, pid) if c.item_id == m0
-                and c.annotator_id == seeded.owner_id]
-        assert [c.labels for c in mine] == [["spam"]]
 
 
 def test_one_row_per_item_and_annotator_keeps_every_annotators_label(
@@ -203,6 +203,8 @@ def test_items_purged_gold_audit_or_of_other_content_take_no_label_from_a_file(
     assert result["labels_skipped_why"] == {
         imports_module.SKIP_PURGED: 1, imports_module.SKIP_GOLD: 1,
         imports_module.SKIP_AUDIT: 1, imports_module.SKIP_OTHER_CONTENT: 1}
+    assert result["labels_skipped_reasons"][imports_module.SKIP_OTHER_CONTENT] == (
+        "the row holds other content than the item of its external id")
     assert [r[0] for r in _revisions(engine_storage, pid)] == ["m0"]
 
 

@@ -689,6 +689,7 @@ class _Batch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     extras: list[_Extras | None] = field(default_factory=list)
+    raws: list[Any] = field(default_factory=list)  # as read, before the mapping
 
 
 def _store_extras(storage: Storage, session: Session, job: Job, batch: _Batch,
@@ -719,13 +720,18 @@ def _store_extras(storage: Storage, session: Session, job: Job, batch: _Batch,
         done.vectors += sum(with_vector)
 
 
-#: Why a label of a row whose item is already in was left out (``labels_skipped_why``).
-SKIP_OTHER_CONTENT = "the file's row holds other content than the item of its external id"
-SKIP_PURGED = "the item was purged"
-SKIP_GOLD = "the item is a gold item (its checks count answers given in the app)"
-SKIP_AUDIT = ("the item is an audit draw (a file's labels of some draws would bias the "
-              "payoff's estimate)")
-SKIP_LABELED = "its annotator had labeled the item already (kept as it was)"
+#: Why a label of a row whose item is already in was left out: the keys of
+#: ``labels_skipped_why`` and what each means (``activelabel import`` and the import page
+#: say it in these words).
+SKIP_OTHER_CONTENT, SKIP_PURGED, SKIP_GOLD, SKIP_AUDIT, SKIP_LABELED = (
+    "other_content", "purged", "gold", "audit", "labeled")
+SKIP_REASONS = {
+    SKIP_OTHER_CONTENT: "the row holds other content than the item of its external id",
+    SKIP_PURGED: "the item was purged",
+    SKIP_GOLD: "a gold item (its checks count answers given in the app)",
+    SKIP_AUDIT: "an audit draw (a file's labels of some draws would bias the payoff)",
+    SKIP_LABELED: "its annotator had labeled the item already (kept as it was)",
+}
 
 
 def _store_known_labels(session: Session, job: Job, batch: _Batch,
@@ -736,37 +742,62 @@ def _store_known_labels(session: Session, job: Job, batch: _Batch,
     CSV files, is not that item) and it is neither purged, gold nor an audit draw, each
     where its annotator has not labeled it; the rest counted by reason in
     ``labels_skipped_why``. Predictions and vectors go in with new items only."""
-    wanted = [(batch.extras[d.index], d.external_id, batch.rows[d.index].get("data"))
-              for d in duplicates
+    wanted = [(batch.extras[d.index], d.external_id, batch.rows[d.index].get("data"),
+               batch.raws[d.index]) for d in duplicates
               if batch.extras[d.index] is not None and batch.extras[d.index].labels]
     if not wanted:
         return
     project_id = int(job.project_id or 0)
     known: dict[str, Any] = {}
-    exts = sorted({str(ext) for _, ext, _ in wanted})
+    exts = sorted({str(ext) for _, ext, _, _ in wanted})
     for start in range(0, len(exts), 1000):
         known.update({str(r.external_id): r for r in session.execute(
             select(Item.external_id, Item.id, Item.content_hash, Item.split, Item.purged_at,
                    Item.audit_drawn_at).where(Item.project_id == project_id,
                                               Item.external_id.in_(exts[start:start + 1000])))})
+    # rows whose content differs from their item's under this mapping: the item's content
+    # may still be the row's (a column shown then, an annotator's name now)
+    differ = sorted({int(known[str(ext)].id) for _, ext, data, _ in wanted
+                     if str(ext) in known and not _same_hash(data, known[str(ext)])})
+    stored: dict[int, Any] = {}
+    for start in range(0, len(differ), 1000):
+        stored.update({int(i): d for i, d in session.execute(select(Item.id, Item.data).where(
+            Item.id.in_(differ[start:start + 1000])))})
     labels: list[ImportedLabel] = []
-    for extras, ext, data in wanted:
+    for extras, ext, _, raw in wanted:
         assert extras is not None
         item = known.get(str(ext))
-        why = (SKIP_OTHER_CONTENT if item is None
-               else SKIP_PURGED if item.purged_at is not None  # (its content blanked)
-               else SKIP_OTHER_CONTENT if not isinstance(data, Mapping)
-               or content_hash(data) != item.content_hash
+        if item is None:
+            done.skip_labels(SKIP_OTHER_CONTENT, len(extras.labels))
+            continue
+        why = (SKIP_PURGED if item.purged_at is not None  # (its content blanked)
+               else SKIP_OTHER_CONTENT if int(item.id) in stored
+               and not _holds(raw, stored[int(item.id)])
                else SKIP_GOLD if item.split == "gold"
                else SKIP_AUDIT if item.audit_drawn_at is not None else None)
-        if why is not None or item is None:
-            done.skip_labels(why or SKIP_OTHER_CONTENT, len(extras.labels))
+        if why is not None:
+            done.skip_labels(why, len(extras.labels))
             continue
         labels += [ImportedLabel(int(item.id), list(lab), who, when)
                    for lab, who, when in extras.labels]
     added = add_labels_to_known_items(session, project_id, job.id, labels)
     done.labels += added
     done.skip_labels(SKIP_LABELED, len(labels) - added)
+
+
+def _same_hash(data: Any, item: Any) -> bool:
+    return isinstance(data, Mapping) and content_hash(data) == item.content_hash
+
+
+def _holds(raw: Any, content: Any) -> bool:
+    """Whether the file's row (as read, before its mapping) holds every field of an item's
+    stored content, at the top or in its ``data`` object: the same item imported before
+    under another mapping. An id another file's row shares (``1`` of two CSV files) holds
+    other values."""
+    if not isinstance(raw, Mapping) or not isinstance(content, Mapping) or not content:
+        return False
+    sources = [raw, *([raw["data"]] if isinstance(raw.get("data"), Mapping) else [])]
+    return any(all(k in src and src[k] == v for k, v in content.items()) for src in sources)
 
 
 def _flush(storage: Storage, job: Job, batch: _Batch, tally: _Tally) -> None:
@@ -885,6 +916,7 @@ def run_import(storage: Storage, job: Job, *,
     return {"inserted": tally.inserted, "duplicates": tally.duplicates,
             "labels": tally.labels, "labels_skipped": tally.labels_skipped,
             "labels_skipped_why": tally.labels_skipped_why,
+            "labels_skipped_reasons": {k: SKIP_REASONS[k] for k in tally.labels_skipped_why},
             "predictions": tally.predictions, "vectors": tally.vectors,
             "duplicate_examples": tally.duplicate_examples, "rejected": tally.rejected,
             "rejected_count": tally.rejected_count, "rows_seen": tally.rows_seen,
@@ -901,14 +933,14 @@ def _read_row(raw: Any, split: str | None, mapping: Mapping[str, Any] | None, ca
         batch.rows.append(normalize_row(raw, split))
         batch.extras.append(None)
     else:
-        if not canonical:
-            raw = apply_mapping(raw, mapping or {}, rules.labels)
-        item, extras = prepare_row(raw, split, rules, tally.vector_dim)
+        row = raw if canonical else apply_mapping(raw, mapping or {}, rules.labels)
+        item, extras = prepare_row(row, split, rules, tally.vector_dim)
         if extras.vector is not None and tally.vector_dim is None:
             tally.vector_dim = len(extras.vector)
         batch.rows.append(item)
         batch.extras.append(extras)
     batch.lines.append(line)
+    batch.raws.append(raw)
 
 
 def _check_drift(storage: Storage, project_id: int, first_row: int

@@ -101,7 +101,7 @@
     return `Imported ${r.inserted} items (${r.duplicates} duplicates, ${r.rejected_count} rejected rows) with ` +
       `${r.labels ?? 0} existing labels, ${r.predictions ?? 0} predictions and ${r.vectors ?? 0} vectors.` +
       (r.labels_skipped ? ` ${r.labels_skipped} existing labels of items already in left out: ` +
-        Object.entries(r.labels_skipped_why || {}).map(([why, n]) => `${n}: ${why}`).join("; ") + "." : "");
+        Object.entries(r.labels_skipped_why || {}).map(([code, n]) => `${n}: ${(r.labels_skipped_reasons || {})[code] || code}`).join("; ") + "." : "");
   }
 
   async function follow(jobId, box = $("import-result")) {
