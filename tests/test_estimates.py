@@ -288,7 +288,7 @@ def test_the_range_holds_the_curves_own_error() -> None:
     assert better == [(10, 1.0), (13, 1.0)]
 
 
-@pytest.mark.parametrize("n", [*range(20, 120), 399, 400, 401, 1000, 5003])
+@pytest.mark.parametrize("n", [*range(20, 120), 399, 400, 401, 1000, 5003, 20_002, 29_999])
 def test_curve_draws_finds_the_draws_a_curve_was_traced_from(n: int) -> None:
     """The fewest draws whose curve ends where it does: n, or one fewer where n - 1 draws end
     at the same count (never more draws than there were)."""

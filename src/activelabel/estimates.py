@@ -263,7 +263,10 @@ def curve_draws(curve: Sequence[tuple[int, float]]) -> int | None:
     if not curve:
         return None
     last = int(curve[-1][0])
-    for n in range(last + 10, last + last // 4 + 20):
+    # its last count is n - max(10, n // 5): n = last + 10 below 50 draws, else about 5/4 of
+    # it (a few candidates, not a search: the payoff reads it on every dashboard poll)
+    near = 5 * last // 4
+    for n in [last + 10, *range(max(near - 2, 50), near + 3)]:
         if audit_curve_counts(n)[-1:] == [last]:
             return n
     return None

@@ -3,8 +3,9 @@ provenance, and a model's predictions.
 
 An imported label is the root of its annotator's chain on an item (a new one, or one already
 in whose annotator has not labeled it yet), so the invariants of :mod:`.annotations` hold: one
-chain root per (item, annotator), append-only, and the item's label count kept. The annotator is the user the file names when one has that name; a name
-that is no user is kept as text (``source_annotator``) and its labels go to a disabled
+chain root per (item, annotator), append-only, and the item's label count kept. The
+annotator is the user the file names when one has that name; a name that is no user is kept
+as text (``source_annotator``) and its labels go to a disabled
 account ``imported:<name>`` that cannot log in, one per name, so two people's labels of one
 item stay two labels (what agreement and consensus count).
 """
