@@ -235,6 +235,25 @@ def test_a_persons_label_committed_meanwhile_is_left_as_it_is(engine_storage: St
     assert counts == {ids[0]: 1, ids[1]: 1}
 
 
+def test_a_column_the_mapping_leaves_out_takes_one_role_for_every_row(
+        engine_storage: Storage) -> None:
+    """``--map label=label`` names the label only: the text column is content on every row,
+    also where a text is a label's name (clinc150's "maybe", "yes": each such row was read
+    as an answer, kept private, and rejected as a row with no payload)."""
+    seeded = new_project(engine_storage, labels=["ham", "spam"])
+    rows = [{"id": "t1", "text": "free money", "label": "spam"},
+            {"id": "t2", "text": "ham", "label": "ham"}]
+    result = _import(engine_storage, seeded.project_id, rows,
+                     mapping={"columns": {"label": "label"}})
+    assert (result["inserted"], result["rejected_count"], result["labels"]) == (2, 0, 2)
+    with engine_storage.read_sessions() as session:
+        data = {i.external_id: i.data for i in session.execute(
+            select(Item).where(Item.project_id == seeded.project_id)).scalars()}
+        saved = get_project(session, seeded.project_id).import_mapping
+    assert data == {"t1": {"text": "free money"}, "t2": {"text": "ham"}}
+    assert saved == {"columns": {"label": "label"}}  # the owner's choice, kept as given
+
+
 def test_a_person_correcting_an_imported_label_appends_a_revision(
         engine_storage: Storage) -> None:
     seeded = new_project(engine_storage, labels=["ham", "spam"])
